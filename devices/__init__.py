@@ -1,0 +1,1 @@
+"""devices: filled in by later issues (see ../shared/DESIGN.md, Layout)."""

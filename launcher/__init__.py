@@ -1,0 +1,1 @@
+"""launcher: filled in by later issues (see ../shared/DESIGN.md, Layout)."""

@@ -1,0 +1,1 @@
+"""llvmtcg: guest machine code -> TCG-like IR -> LLVM IR -> native code."""

@@ -1,0 +1,1 @@
+"""Guest instruction-set frontends; one package per ISA."""

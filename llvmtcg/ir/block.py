@@ -1,0 +1,79 @@
+"""A block's IR (a list of ops) and its stable text form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from llvmtcg.ir.ops import OPS, OpDef, OpFlag
+from llvmtcg.ir.types import IRType, Temp
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    name: str
+    outputs: tuple[Temp, ...] = ()
+    inputs: tuple[Temp, ...] = ()
+    args: tuple[object, ...] = ()
+
+    @property
+    def definition(self) -> OpDef:
+        return OPS[self.name]
+
+    @property
+    def type(self) -> IRType | None:
+        temps = self.outputs + self.inputs
+        return temps[0].type if temps else None
+
+    def __str__(self) -> str:
+        if self.name == "insn_start":
+            return f" ---- {self.args[0]:#018x}"
+        if self.name == "call":
+            text = " call " + str(self.args[0])
+            operands = [str(t) for t in self.outputs] + ["<-"] + [str(t) for t in self.inputs]
+            return text + " " + ",".join(operands)
+        name = self.name
+        if self.definition.flags & OpFlag.TYPED and self.type is not None:
+            name = f"{name}_{self.type}"
+        operands = [str(t) for t in self.outputs + self.inputs]
+        operands += [_format_arg(a) for a in self.args]
+        return f" {name} {','.join(operands)}".rstrip()
+
+
+def _format_arg(arg: object) -> str:
+    if isinstance(arg, bool):
+        return str(int(arg))
+    if isinstance(arg, int):
+        return f"${arg:#x}"
+    return str(arg)
+
+
+@dataclass(slots=True)
+class Block:
+    """The IR of one translation block, as built by a frontend.
+
+    ``guest_ranges`` lists the guest bytes the block was translated from, as
+    (start, end) pairs; writes to them invalidate the block.
+    """
+
+    pc: int
+    ops: list[Op] = field(default_factory=list)
+    locals: list[Temp] = field(default_factory=list)
+    n_labels: int = 0
+    guest_size: int = 0
+    n_insns: int = 0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = f"tb_{self.pc:x}"
+
+    @property
+    def guest_ranges(self) -> list[tuple[int, int]]:
+        return [(self.pc, self.pc + max(self.guest_size, 1))]
+
+    def direct_targets(self) -> list[int]:
+        """Destinations of goto_tb exits, for translating regions ahead of time."""
+        return [op.args[1] for op in self.ops if op.name == "goto_tb"]
+
+    def __str__(self) -> str:
+        return f"IN {self.name} pc={self.pc:#x}\n" + "\n".join(str(op) for op in self.ops) + "\n"

@@ -1,0 +1,359 @@
+"""The API frontends use to emit IR for one block.
+
+Every method checks operand types when the op is built, so a frontend bug is reported
+at the instruction that caused it rather than as an LLVM verifier error later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llvmtcg.ir.block import Block, Op
+from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
+from llvmtcg.ir.types import (
+    I32,
+    I64,
+    AtomicOp,
+    Cond,
+    IRType,
+    Label,
+    MemOp,
+    Temp,
+    TempKind,
+    const,
+)
+
+
+class IRError(Exception):
+    """A malformed IR operation (wrong types, bad constant arguments, no terminator)."""
+
+
+
+def _check_field(name: str, type_: IRType, ofs: int, length: int) -> None:
+    if not (0 <= ofs and 0 < length and ofs + length <= type_.bits):
+        raise IRError(f"{name}: field ofs={ofs} len={length} does not fit {type_}")
+
+
+class _ControlAndMemoryOps:
+    """Ops with constant arguments, mixed types, control flow, memory and calls."""
+
+    def mul2(self, kind: str, lo: Temp, hi: Temp, a: Temp, b: Temp) -> None:
+        """(hi:lo) = a * b as a double-width product; kind is mulu2, muls2 or mulsu2
+        (mulsu2: a signed, b unsigned)."""
+        if kind not in ("mulu2", "muls2", "mulsu2"):
+            raise IRError(f"unknown wide multiply {kind}")
+        self._same_type(kind, (lo, hi, a, b))
+        self.emit(kind, (lo, hi), (a, b))
+
+    def extract(self, dst: Temp, src: Temp, ofs: int, length: int,
+                signed: bool = False) -> None:
+        """dst = bits [ofs, ofs+length) of src, zero- or sign-extended."""
+        name = "sextract" if signed else "extract"
+        self._same_type(name, (dst, src))
+        _check_field(name, dst.type, ofs, length)
+        self.emit(name, (dst,), (src,), (ofs, length))
+
+    def deposit(self, dst: Temp, base: Temp, field: Temp, ofs: int, length: int) -> None:
+        """dst = base with bits [ofs, ofs+length) replaced by the low bits of field."""
+        self._same_type("deposit", (dst, base, field))
+        _check_field("deposit", dst.type, ofs, length)
+        self.emit("deposit", (dst,), (base, field), (ofs, length))
+
+    def setcond(self, cond: Cond, dst: Temp, a: Temp, b: Temp) -> None:
+        """dst = 1 if (a cond b) else 0."""
+        self._same_type("setcond", (dst, a, b))
+        self.emit("setcond", (dst,), (a, b), (cond,))
+
+    def movcond(self, cond: Cond, dst: Temp, c1: Temp, c2: Temp,
+                v_true: Temp, v_false: Temp) -> None:
+        """dst = v_true if (c1 cond c2) else v_false."""
+        self._same_type("movcond", (c1, c2))
+        self._same_type("movcond", (dst, v_true, v_false))
+        self.emit("movcond", (dst,), (c1, c2, v_true, v_false), (cond,))
+
+    def ext_i32_i64(self, dst: Temp, src: Temp, signed: bool = True) -> None:
+        if dst.type is not I64 or src.type is not I32:
+            raise IRError("ext_i32_i64: needs an i64 destination and an i32 source")
+        self.emit("ext_i32_i64" if signed else "extu_i32_i64", (dst,), (src,))
+
+    def extr_i64_i32(self, dst: Temp, src: Temp, high: bool = False) -> None:
+        if dst.type is not I32 or src.type is not I64:
+            raise IRError("extr_i64_i32: needs an i32 destination and an i64 source")
+        self.emit("extrh_i64_i32" if high else "extrl_i64_i32", (dst,), (src,))
+
+    # -- control flow ----------------------------------------------------------------------
+    def set_label(self, label: Label) -> None:
+        self.emit("set_label", args=(label,))
+
+    def br(self, label: Label) -> None:
+        self.emit("br", args=(label,))
+
+    def brcond(self, cond: Cond, a: Temp, b: Temp, label: Label) -> None:
+        """Branch to label if (a cond b); otherwise continue with the next op."""
+        self._same_type("brcond", (a, b))
+        self.emit("brcond", (), (a, b), (cond, label))
+
+    def insn_start(self, pc: int) -> None:
+        """Mark the start of a guest instruction; faults report this pc."""
+        self.block.n_insns += 1
+        self.emit("insn_start", args=(pc,))
+
+    def goto_tb(self, slot: int, dest: int) -> None:
+        """Jump to the block at guest pc ``dest`` through chainable exit slot ``slot``.
+
+        Linked: a native tail jump. Not yet linked: set pc=dest and return to the run
+        loop, which links the slot.
+        """
+        if slot not in (0, 1):
+            raise IRError(f"goto_tb: slot {slot} is not 0 or 1")
+        if any(op.name == "goto_tb" and op.args[0] == slot for op in self.block.ops):
+            raise IRError(f"goto_tb: slot {slot} used twice in one block")
+        self.emit("goto_tb", args=(slot, dest))
+
+    def exit_tb(self, reason: ExitReason = ExitReason.LOOKUP) -> None:
+        """Return to the run loop with ``reason`` (cpu.pc must already be set)."""
+        if reason is ExitReason.CHAIN:
+            raise IRError("exit_tb: CHAIN exits are made by goto_tb")
+        self.emit("exit_tb", args=(ExitReason(reason),))
+
+    def lookup_and_goto_ptr(self) -> None:
+        """Jump to the block at cpu.pc via the jump cache, or return to the run loop."""
+        self.emit("lookup_and_goto_ptr")
+
+    def raise_exception(self, index: int, pc: int) -> None:
+        """Set pc and exception_index, and leave with EXCEPTION."""
+        self.mov(self.glob("pc"), const(I64, pc))
+        self.mov(self.glob("exception_index"), const(I32, index))
+        self.exit_tb(ExitReason.EXCEPTION)
+
+    # -- guest memory ----------------------------------------------------------------------
+    def qemu_ld(self, dst: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
+        """dst = guest memory at addr (extended to dst's type per memop's sign)."""
+        self._check_mem("qemu_ld", dst, addr, memop)
+        self.emit("qemu_ld", (dst,), (addr,), (memop, mmu_idx))
+
+    def qemu_st(self, value: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
+        """Store the low memop.size bytes of value at addr."""
+        self._check_mem("qemu_st", value, addr, memop)
+        self.emit("qemu_st", (), (value, addr), (memop, mmu_idx))
+
+    def atomic_cmpxchg(self, old: Temp, addr: Temp, expected: Temp, new: Temp,
+                       memop: MemOp, mmu_idx: int = 0) -> None:
+        """Atomically: old = mem; if old == expected (at memop width): mem = new."""
+        self._check_mem("atomic_cmpxchg", old, addr, memop)
+        self._same_type("atomic_cmpxchg", (old, expected, new))
+        self.emit("atomic_cmpxchg", (old,), (addr, expected, new), (memop.aligned(), mmu_idx))
+
+    def atomic_rmw(self, op: AtomicOp, old: Temp, addr: Temp, value: Temp,
+                   memop: MemOp, mmu_idx: int = 0) -> None:
+        """Atomically: old = mem; mem = op(old, value). Natural alignment is required."""
+        self._check_mem("atomic_rmw", old, addr, memop)
+        self._same_type("atomic_rmw", (old, value))
+        self.emit("atomic_rmw", (old,), (addr, value), (op, memop.aligned(), mmu_idx))
+
+    def _check_mem(self, name: str, value: Temp, addr: Temp, memop: MemOp) -> None:
+        if addr.type is not I64:
+            raise IRError(f"{name}: address {addr} must be i64")
+        if memop.bits > value.type.bits:
+            raise IRError(f"{name}: {memop} does not fit {value.type}")
+
+    # -- helpers ----------------------------------------------------------------------------
+    def call(self, helper: str, outputs: Sequence[Temp], inputs: Sequence[Temp]) -> None:
+        """Call a registered helper; outputs has zero or one temp."""
+        if len(outputs) > 1:
+            raise IRError(f"call {helper}: at most one result")
+        self.emit("call", tuple(outputs), tuple(inputs), (helper,))
+
+
+class Builder(_ControlAndMemoryOps):
+    """Emits ops into a :class:`Block`.
+
+    Args:
+        pc: the guest address of the block's first instruction.
+        globals_: CPU-state globals by name (from :class:`CpuLayout.globals`).
+    """
+
+    def __init__(self, pc: int, globals_: dict[str, Temp] | None = None) -> None:
+        self.block = Block(pc)
+        self.globals = dict(globals_ or {})
+        self.helper_signatures: dict[str, tuple[IRType | None, tuple[IRType, ...]]] = {}
+
+    # -- temps and labels -------------------------------------------------------------
+    def temp(self, type_: IRType = I64) -> Temp:
+        t = Temp(TempKind.LOCAL, type_, f"tmp{len(self.block.locals)}")
+        self.block.locals.append(t)
+        return t
+
+    def const(self, type_: IRType, value: int) -> Temp:
+        return const(type_, value)
+
+    def glob(self, name: str) -> Temp:
+        try:
+            return self.globals[name]
+        except KeyError:
+            raise IRError(f"no CPU-state global named {name!r}") from None
+
+    def label(self) -> Label:
+        label = Label(self.block.n_labels)
+        self.block.n_labels += 1
+        return label
+
+    # -- emission core ------------------------------------------------------------------
+    def emit(self, name: str, outputs: Sequence[Temp] = (), inputs: Sequence[Temp] = (),
+             args: Sequence[object] = ()) -> Op:
+        definition = OPS[name]
+        if definition.n_out >= 0 and len(outputs) != definition.n_out:
+            raise IRError(f"{name}: expected {definition.n_out} outputs, got {len(outputs)}")
+        if definition.n_in >= 0 and len(inputs) != definition.n_in:
+            raise IRError(f"{name}: expected {definition.n_in} inputs, got {len(inputs)}")
+        for out in outputs:
+            if out.kind is TempKind.CONST:
+                raise IRError(f"{name}: cannot write to constant {out}")
+        op = Op(name, tuple(outputs), tuple(inputs), tuple(args))
+        self.block.ops.append(op)
+        return op
+
+    def _same_type(self, name: str, temps: Sequence[Temp]) -> IRType:
+        types = {t.type for t in temps}
+        if len(types) != 1:
+            raise IRError(f"{name}: operand types differ: {', '.join(f'{t}:{t.type}' for t in temps)}")
+        return types.pop()
+
+    def _unary(self, name: str, dst: Temp, src: Temp) -> None:
+        self._same_type(name, (dst, src))
+        self.emit(name, (dst,), (src,))
+
+    def _binary(self, name: str, dst: Temp, a: Temp, b: Temp) -> None:
+        self._same_type(name, (dst, a, b))
+        self.emit(name, (dst,), (a, b))
+
+    def finish(self) -> Block:
+        """Validate and return the block: it must end with a block exit."""
+        ops = self.block.ops
+        if not ops or not ops[-1].definition.flags & OpFlag.TERMINATOR:
+            raise IRError(f"block {self.block.name} does not end with a block exit")
+        defined = {op.args[0] for op in ops if op.name == "set_label"}
+        for op in ops:
+            for arg in op.args:
+                if isinstance(arg, Label) and arg not in defined:
+                    raise IRError(f"{op}: label {arg} is never set")
+        return self.block
+
+    # -- moves and arithmetic -----------------------------------------------------------
+    def mov(self, dst: Temp, src: Temp) -> None:
+        self._unary("mov", dst, src)
+
+    def movi(self, dst: Temp, value: int) -> None:
+        self.mov(dst, const(dst.type, value))
+
+    # Generic one- and two-operand ops; semantics for every input are in ir/ops.py.
+    def neg(self, dst: Temp, src: Temp) -> None:
+        self._unary("neg", dst, src)
+
+    def not_(self, dst: Temp, src: Temp) -> None:
+        self._unary("not", dst, src)
+
+    def bswap16(self, dst: Temp, src: Temp) -> None:
+        self._unary("bswap16", dst, src)
+
+    def bswap32(self, dst: Temp, src: Temp) -> None:
+        self._unary("bswap32", dst, src)
+
+    def bswap64(self, dst: Temp, src: Temp) -> None:
+        self._unary("bswap64", dst, src)
+
+    def ctpop(self, dst: Temp, src: Temp) -> None:
+        self._unary("ctpop", dst, src)
+
+    def ext8s(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext8s", dst, src)
+
+    def ext8u(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext8u", dst, src)
+
+    def ext16s(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext16s", dst, src)
+
+    def ext16u(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext16u", dst, src)
+
+    def ext32s(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext32s", dst, src)
+
+    def ext32u(self, dst: Temp, src: Temp) -> None:
+        self._unary("ext32u", dst, src)
+
+    def add(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("add", dst, a, b)
+
+    def sub(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("sub", dst, a, b)
+
+    def mul(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("mul", dst, a, b)
+
+    def and_(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("and", dst, a, b)
+
+    def or_(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("or", dst, a, b)
+
+    def xor(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("xor", dst, a, b)
+
+    def andc(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("andc", dst, a, b)
+
+    def orc(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("orc", dst, a, b)
+
+    def eqv(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("eqv", dst, a, b)
+
+    def nand(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("nand", dst, a, b)
+
+    def nor(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("nor", dst, a, b)
+
+    def shl(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("shl", dst, a, b)
+
+    def shr(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("shr", dst, a, b)
+
+    def sar(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("sar", dst, a, b)
+
+    def rotl(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("rotl", dst, a, b)
+
+    def rotr(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("rotr", dst, a, b)
+
+    def div(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("div", dst, a, b)
+
+    def divu(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("divu", dst, a, b)
+
+    def rem(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("rem", dst, a, b)
+
+    def remu(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("remu", dst, a, b)
+
+    def mulsh(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("mulsh", dst, a, b)
+
+    def muluh(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("muluh", dst, a, b)
+
+    def clz(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("clz", dst, a, b)
+
+    def ctz(self, dst: Temp, a: Temp, b: Temp) -> None:
+        self._binary("ctz", dst, a, b)
+
+
+__all__ = ["Builder", "IRError", "I32", "I64"]

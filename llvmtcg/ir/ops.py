@@ -1,0 +1,92 @@
+"""The opcode table: every IR operation, its operand shape and its effects.
+
+Semantics are defined for every input (no op can produce LLVM undefined behaviour):
+
+* shifts and rotates use the count modulo the width;
+* ``div``/``divu`` by zero give all ones, ``rem``/``remu`` by zero give the dividend,
+  ``div`` of the most negative value by -1 gives the dividend and ``rem`` gives 0
+  (the RISC-V rules; other guests select their own results with ``movcond``);
+* ``clz``/``ctz`` take a second operand returned when the first is zero;
+* ``extract``/``sextract``/``deposit`` take their position and length as constants
+  checked when the op is built.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class OpFlag(enum.Flag):
+    NONE = 0
+    TYPED = enum.auto()  # printed with the type suffix of its first temp (add_i64)
+    TERMINATOR = enum.auto()  # control never falls through to the next op
+    SIDE_EFFECTS = enum.auto()  # memory, calls, control flow: never removed
+    MEMORY = enum.auto()  # guest memory access: may fault
+
+
+@dataclass(frozen=True, slots=True)
+class OpDef:
+    name: str
+    n_out: int
+    n_in: int
+    n_args: int  # non-temp arguments: conditions, memops, labels, helper names, ints
+    flags: OpFlag = OpFlag.TYPED
+
+
+def _defs(names: str, n_out: int, n_in: int, n_args: int = 0,
+          flags: OpFlag = OpFlag.TYPED) -> dict[str, OpDef]:
+    return {n: OpDef(n, n_out, n_in, n_args, flags) for n in names.split()}
+
+
+_FX = OpFlag.SIDE_EFFECTS
+_END = OpFlag.TERMINATOR | OpFlag.SIDE_EFFECTS
+
+OPS: dict[str, OpDef] = {
+    **_defs("mov neg not bswap16 bswap32 bswap64 ctpop", 1, 1),
+    **_defs("ext8s ext8u ext16s ext16u ext32s ext32u", 1, 1),
+    **_defs("add sub mul and or xor andc orc eqv nand nor", 1, 2),
+    **_defs("shl shr sar rotl rotr div divu rem remu mulsh muluh clz ctz", 1, 2),
+    **_defs("mulu2 muls2 mulsu2", 2, 2),
+    **_defs("extract sextract", 1, 1, 2),  # args: ofs, len
+    **_defs("deposit", 1, 2, 2),  # args: ofs, len
+    **_defs("setcond", 1, 2, 1),  # args: cond
+    **_defs("movcond", 1, 4, 1),  # inputs: c1, c2, v_true, v_false; args: cond
+    # Width changes between i32 and i64 (names carry both types).
+    **_defs("ext_i32_i64 extu_i32_i64 extrl_i64_i32 extrh_i64_i32", 1, 1, 0, OpFlag.NONE),
+    # Control flow inside a block.
+    **_defs("set_label", 0, 0, 1, _FX),
+    **_defs("br", 0, 0, 1, _END),
+    **_defs("brcond", 0, 2, 2, OpFlag.TYPED | _FX),  # args: cond, label
+    # Guest memory: args are (memop, mmu_idx).
+    **_defs("qemu_ld", 1, 1, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
+    **_defs("qemu_st", 0, 2, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
+    # Atomics return the old memory value. cmpxchg inputs: addr, expected, new.
+    **_defs("atomic_cmpxchg", 1, 3, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
+    **_defs("atomic_rmw", 1, 2, 3, OpFlag.TYPED | _FX | OpFlag.MEMORY),  # args: AtomicOp, memop, mmu
+    # Helper call: outputs/inputs vary; args: helper name.
+    "call": OpDef("call", -1, -1, 1, _FX),
+    "insn_start": OpDef("insn_start", 0, 0, 1, _FX),  # args: guest pc
+    # Block exits.
+    "goto_tb": OpDef("goto_tb", 0, 0, 2, _END),  # args: slot n, destination pc
+    "exit_tb": OpDef("exit_tb", 0, 0, 1, _END),  # args: ExitReason
+    "lookup_and_goto_ptr": OpDef("lookup_and_goto_ptr", 0, 0, 0, _END),
+}
+
+
+class ExitReason(enum.IntEnum):
+    """Why native code returned to the run loop: the low 3 bits of a block's result.
+
+    The upper bits carry a payload: for CHAIN, the address of the exit slot that was
+    empty, so the run loop can patch it.
+    """
+
+    LOOKUP = 0  # look up the block at cpu.pc (indirect jump missed the jump cache)
+    CHAIN = 1  # direct jump whose exit slot is not linked yet
+    EXCEPTION = 2  # cpu.exception_index is set (guest exception, fault, helper error)
+    REQUESTED = 3  # exit_request was set (timer, signal, stop, hook)
+    HALT = 4  # the guest is idle until an event (wfi)
+    SYSCALL = 5  # the guest made a system call; cpu.pc is the instruction after it
+
+
+EXIT_REASON_BITS = 3

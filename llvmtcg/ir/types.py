@@ -1,0 +1,175 @@
+"""Value types, temps, labels, conditions and MemOp: the atoms the IR is made of."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class IRType(enum.Enum):
+    I32 = 32
+    I64 = 64
+
+    @property
+    def bits(self) -> int:
+        return self.value
+
+    @property
+    def mask(self) -> int:
+        return (1 << self.value) - 1
+
+    def __str__(self) -> str:
+        return f"i{self.value}"
+
+
+I32 = IRType.I32
+I64 = IRType.I64
+
+
+class TempKind(enum.Enum):
+    GLOBAL = "global"  # backed by a field of the CPU state
+    LOCAL = "local"  # lives for one block (may be assigned several times)
+    CONST = "const"
+
+
+@dataclass(frozen=True, slots=True)
+class Temp:
+    """A typed IR value. Globals carry their CPU-state offset; constants their value."""
+
+    kind: TempKind
+    type: IRType
+    name: str
+    value: int = 0  # constants: the value, already masked to the type's width
+    offset: int = 0  # globals: byte offset in the CPU state
+
+    def __str__(self) -> str:
+        if self.kind is TempKind.CONST:
+            return f"${self.value:#x}"
+        return self.name
+
+    @property
+    def is_const(self) -> bool:
+        return self.kind is TempKind.CONST
+
+
+def const(type_: IRType, value: int) -> Temp:
+    """A constant temp; the value is reduced modulo 2**width (two's complement)."""
+    return Temp(TempKind.CONST, type_, "", value & type_.mask)
+
+
+def to_signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >> (bits - 1) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    index: int
+
+    def __str__(self) -> str:
+        return f"$L{self.index}"
+
+
+class Cond(enum.Enum):
+    """Comparison conditions (TCG's TCGCond); `u` suffix = unsigned."""
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    GE = "ge"
+    LE = "le"
+    GT = "gt"
+    LTU = "ltu"
+    GEU = "geu"
+    LEU = "leu"
+    GTU = "gtu"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def evaluate(self, a: int, b: int, bits: int) -> bool:
+        """Reference semantics, used by tests and constant folding."""
+        if self in (Cond.LT, Cond.GE, Cond.LE, Cond.GT):
+            a, b = to_signed(a, bits), to_signed(b, bits)
+        else:
+            a, b = a & ((1 << bits) - 1), b & ((1 << bits) - 1)
+        return {
+            Cond.EQ: a == b, Cond.NE: a != b,
+            Cond.LT: a < b, Cond.GE: a >= b, Cond.LE: a <= b, Cond.GT: a > b,
+            Cond.LTU: a < b, Cond.GEU: a >= b, Cond.LEU: a <= b, Cond.GTU: a > b,
+        }[self]
+
+
+class AtomicOp(enum.Enum):
+    XCHG = "xchg"
+    ADD = "add"
+    AND = "and"
+    OR = "or"
+    XOR = "xor"
+    SMIN = "smin"
+    SMAX = "smax"
+    UMIN = "umin"
+    UMAX = "umax"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class MemOp:
+    """Size, signedness, endianness and alignment of one guest memory access.
+
+    ``size_log2`` is 0..3 (1, 2, 4, 8 bytes). ``align_log2`` is the required
+    alignment (0 = byte aligned, i.e. misaligned accesses are allowed).
+    """
+
+    size_log2: int
+    signed: bool = False
+    big_endian: bool = False
+    align_log2: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.size_log2 <= 3:
+            raise ValueError(f"MemOp size_log2 {self.size_log2} out of range 0..3")
+        if not 0 <= self.align_log2 <= 3:
+            raise ValueError(f"MemOp align_log2 {self.align_log2} out of range 0..3")
+
+    @property
+    def size(self) -> int:
+        return 1 << self.size_log2
+
+    @property
+    def bits(self) -> int:
+        return 8 << self.size_log2
+
+    def aligned(self) -> MemOp:
+        """The same access with natural alignment required."""
+        return MemOp(self.size_log2, self.signed, self.big_endian, self.size_log2)
+
+    def encode(self) -> int:
+        """Pack into the small integer passed to slow-path helpers."""
+        return (self.size_log2 | (self.signed << 2) | (self.big_endian << 3)
+                | (self.align_log2 << 4))
+
+    @classmethod
+    def decode(cls, bits: int) -> MemOp:
+        return cls(bits & 3, bool(bits & 4), bool(bits & 8), (bits >> 4) & 3)
+
+    def __str__(self) -> str:
+        # TCG spelling: [al<N>+]{le,be}{u,s}{b,w,l,q}; bytes have no endianness.
+        sign = "s" if self.signed else "u"
+        width = "bwlq"[self.size_log2]
+        text = f"{sign}{width}" if self.size_log2 == 0 else (
+            f"{'be' if self.big_endian else 'le'}{sign}{width}")
+        if self.align_log2:
+            text = f"al{1 << self.align_log2}+{text}"
+        return text
+
+
+MO_UB = MemOp(0)
+MO_SB = MemOp(0, signed=True)
+MO_LEUW = MemOp(1)
+MO_LESW = MemOp(1, signed=True)
+MO_LEUL = MemOp(2)
+MO_LESL = MemOp(2, signed=True)
+MO_LEUQ = MemOp(3)

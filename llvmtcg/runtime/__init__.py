@@ -1,0 +1,1 @@
+"""The runtime: JIT engine, translation-block cache with chaining, softmmu, run loop."""

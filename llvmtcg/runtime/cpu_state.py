@@ -1,0 +1,86 @@
+"""The CPU state in native memory, read and written from Python by field name."""
+
+from __future__ import annotations
+
+import ctypes
+
+from llvmtcg.ir.cpu_layout import TLB_ENTRY_SIZE, TLB_INVALID, CpuLayout
+from llvmtcg.ir.types import I32
+
+_CTYPES_UNSIGNED = {32: ctypes.c_uint32, 64: ctypes.c_uint64}
+
+
+class CpuState:
+    """One CPU's state: a 64-byte aligned native buffer laid out by ``layout``.
+
+    Values are read and written as unsigned integers of the field's width.
+    """
+
+    def __init__(self, layout: CpuLayout) -> None:
+        self.layout = layout
+        self._buffer = ctypes.create_string_buffer(layout.size + 64)
+        self.address = (ctypes.addressof(self._buffer) + 63) // 64 * 64
+        self.tlb_flush()
+
+    def _cell(self, name: str, index: int = 0) -> ctypes._SimpleCData:
+        field = self.layout.fields[name]
+        if not 0 <= index < field.count:
+            raise IndexError(f"{name}[{index}] out of range (count {field.count})")
+        step = field.type.bits // 8
+        return _CTYPES_UNSIGNED[field.type.bits].from_address(
+            self.address + field.offset + index * step)
+
+    def get(self, name: str, index: int = 0) -> int:
+        return self._cell(name, index).value
+
+    def set(self, name: str, value: int, index: int = 0) -> None:
+        field = self.layout.fields[name]
+        self._cell(name, index).value = value & field.type.mask
+
+    def get_signed(self, name: str, index: int = 0) -> int:
+        bits = self.layout.fields[name].type.bits
+        v = self.get(name, index)
+        return v - (1 << bits) if v >> (bits - 1) else v
+
+    @property
+    def pc(self) -> int:
+        return self.get("pc")
+
+    @pc.setter
+    def pc(self, value: int) -> None:
+        self.set("pc", value)
+
+    def request_exit(self) -> None:
+        """Make native code stop at the next block entry (safe from any thread)."""
+        ctypes.c_int32.from_address(self.address + self.layout.offset("exit_request")).value = 1
+
+    @property
+    def exit_requested(self) -> bool:
+        return self.get("exit_request") != 0
+
+    def tlb_entry_address(self, mmu_idx: int, vaddr: int) -> int:
+        return self.address + self.layout.tlb_entry_offset(mmu_idx, vaddr)
+
+    def tlb_flush(self) -> None:
+        """Invalidate every TLB entry of every MMU index."""
+        layout = self.layout
+        start = self.address + layout.tlb_offset
+        ctypes.memset(start, 0xFF, layout.tlb_table_size * layout.n_mmu_idx)
+
+    def tlb_flush_page(self, vaddr: int) -> None:
+        for mmu_idx in range(self.layout.n_mmu_idx):
+            ctypes.memset(self.tlb_entry_address(mmu_idx, vaddr), 0xFF, TLB_ENTRY_SIZE)
+
+    def tlb_entry(self, mmu_idx: int, vaddr: int) -> tuple[int, int, int, int]:
+        """(addr_read, addr_write, addr_code, addend) of the entry vaddr maps to."""
+        arr = (ctypes.c_uint64 * 4).from_address(self.tlb_entry_address(mmu_idx, vaddr))
+        return arr[0], arr[1], arr[2], arr[3]
+
+    def set_tlb_entry(self, mmu_idx: int, vaddr: int, read: int, write: int, code: int,
+                      addend: int) -> None:
+        arr = (ctypes.c_uint64 * 4).from_address(self.tlb_entry_address(mmu_idx, vaddr))
+        arr[0], arr[1], arr[2] = read, write, code
+        arr[3] = addend & 0xFFFF_FFFF_FFFF_FFFF
+
+
+assert TLB_INVALID == 0xFFFF_FFFF_FFFF_FFFF and I32.bits == 32  # memset(0xFF) == invalid

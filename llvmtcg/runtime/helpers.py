@@ -1,0 +1,87 @@
+"""The helper registry: declarations with effect flags, bound to native addresses.
+
+Python helpers are wrapped in ctypes callbacks. A Python exception never crosses
+native frames: the wrapper records it on the running CPU, sets its helper status (so
+a MAY_RAISE call site leaves the block at once) and the exit request, and the run
+loop re-raises it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
+from llvmtcg.ir.types import I32, IRType
+
+_CTYPE = {I32: ctypes.c_uint32}
+
+
+def _ctype(t: IRType | None) -> Any:
+    if t is None:
+        return None
+    return _CTYPE.get(t, ctypes.c_uint64)
+
+
+class _CurrentCpu(threading.local):
+    cpu: Any = None
+
+
+current = _CurrentCpu()  # the Cpu whose native code is running on this thread
+
+
+@dataclass(slots=True)
+class RegisteredHelper:
+    decl: HelperDecl
+    address: int
+    keepalive: object = None  # the ctypes callback object, which must outlive the code
+
+
+class HelperRegistry:
+    def __init__(self) -> None:
+        self._helpers: dict[str, RegisteredHelper] = {}
+
+    def register(self, decl: HelperDecl, impl: Callable[..., int | None] | int) -> None:
+        """Declare a helper. ``impl`` is a native address or a Python callable; Python
+        callables taking the CPU (TAKES_CPU) get the running :class:`Cpu` first."""
+        if decl.name in self._helpers:
+            raise ValueError(f"helper {decl.name!r} registered twice")
+        if isinstance(impl, int):
+            self._helpers[decl.name] = RegisteredHelper(decl, impl)
+            return
+        argtypes = [ctypes.c_void_p] if decl.flags & HelperFlag.TAKES_CPU else []
+        argtypes += [_ctype(t) for t in decl.args]
+        prototype = ctypes.CFUNCTYPE(_ctype(decl.ret), *argtypes)
+        callback = prototype(_wrap_python(decl, impl))
+        address = ctypes.cast(callback, ctypes.c_void_p).value
+        self._helpers[decl.name] = RegisteredHelper(decl, address, callback)
+
+    def declarations(self) -> dict[str, HelperDecl]:
+        return {name: h.decl for name, h in self._helpers.items()}
+
+    def symbols(self) -> dict[str, int]:
+        return {h.decl.symbol: h.address for h in self._helpers.values()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._helpers
+
+
+def _wrap_python(decl: HelperDecl, impl: Callable[..., int | None]) -> Callable[..., int]:
+    takes_cpu = bool(decl.flags & HelperFlag.TAKES_CPU)
+    mask = decl.ret.mask if decl.ret else 0
+
+    def wrapper(*args: int) -> int:
+        cpu = current.cpu
+        try:
+            result = impl(cpu, *args[1:]) if takes_cpu else impl(*args)
+            return (result or 0) & mask
+        except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+            if cpu is None:
+                raise
+            cpu.record_helper_error(exc)
+            return 0
+
+    return wrapper

@@ -1,0 +1,352 @@
+"""Guest memory and the softmmu slow path.
+
+:class:`GuestMemory` is the page map of user mode (and of the embedding API): one host
+reservation with the guest address space inside it, plus MMIO regions served by Python
+callbacks. :class:`Softmmu` fills a CPU's TLB from an address translator (the page map
+here; a page-table walker in system mode) and performs the accesses the inline fast
+path cannot: TLB misses, MMIO, accesses crossing a page, writes to pages holding
+translated code, and faults.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ctypes
+import ctypes.util
+import mmap
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir.types import MemOp
+from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
+
+
+class Perm:
+    R = 1
+    W = 2
+    X = 4
+    RW = 3
+    RX = 5
+    RWX = 7
+
+
+class MmioHandler(Protocol):
+    """A device region: sees offsets only (TinyEMU style)."""
+
+    def read(self, offset: int, size: int) -> int: ...
+
+    def write(self, offset: int, size: int, value: int) -> None: ...
+
+
+@dataclass(slots=True)
+class Region:
+    start: int
+    end: int  # exclusive
+    perms: int
+    mmio: MmioHandler | None = None
+
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long]
+_libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_MAP_FIXED = 0x10
+_PROT_NONE = 0
+
+
+def _host_mmap(addr: int | None, size: int, prot: int, flags: int) -> int:
+    result = _libc.mmap(addr, size, prot, flags, -1, 0)
+    if result in (None, _MAP_FAILED):
+        raise OSError(ctypes.get_errno(), f"host mmap of {size:#x} bytes failed")
+    return result
+
+
+def page_floor(addr: int) -> int:
+    return addr & abi.PAGE_MASK
+
+
+def page_ceil(addr: int) -> int:
+    return (addr + abi.PAGE_SIZE - 1) & abi.PAGE_MASK
+
+
+class GuestMemory:
+    """A guest address space [0, size) reserved in host memory.
+
+    Guest address ``a`` lives at host address ``base + a``, so the TLB addend of every
+    RAM page is 0 relative to ``base`` (which blocks receive as ``%mem``). Unmapped
+    guest pages are PROT_NONE on the host; guest permissions are enforced by the TLB.
+
+    Args:
+        size: bytes of guest address space (reserved, not committed).
+    """
+
+    def __init__(self, size: int = 1 << 38) -> None:
+        if size <= 0 or size % abi.PAGE_SIZE:
+            raise ValueError("guest memory size must be a positive multiple of the page size")
+        self.size = size
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
+        self.base = _host_mmap(None, size, _PROT_NONE, flags)
+        self._starts: list[int] = []
+        self._regions: list[Region] = []
+        self.on_change: list[Callable[[int, int], None]] = []  # (start, end) listeners
+
+    def close(self) -> None:
+        if getattr(self, "base", 0):
+            _libc.munmap(self.base, self.size)
+            self.base = 0
+
+    def __del__(self) -> None:
+        self.close()
+
+    # -- the page map --------------------------------------------------------------------
+    def _check_range(self, start: int, size: int) -> int:
+        if start % abi.PAGE_SIZE or size <= 0:
+            raise ValueError(f"range {start:#x}+{size:#x} is not page aligned and non-empty")
+        end = start + page_ceil(size)
+        if start < 0 or end > self.size:
+            raise ValueError(f"range {start:#x}-{end:#x} is outside the guest address space "
+                             f"[0, {self.size:#x})")
+        return end
+
+    def _carve(self, start: int, end: int) -> None:
+        """Remove [start, end) from the region list, splitting regions at the edges."""
+        kept: list[Region] = []
+        for r in self._regions:
+            if r.end <= start or r.start >= end:
+                kept.append(r)
+                continue
+            if r.start < start:
+                kept.append(Region(r.start, start, r.perms, r.mmio))
+            if r.end > end:
+                kept.append(Region(end, r.end, r.perms, r.mmio))
+        kept.sort(key=lambda r: r.start)
+        self._regions = kept
+        self._starts = [r.start for r in kept]
+
+    def _insert(self, region: Region) -> None:
+        self._carve(region.start, region.end)
+        i = bisect.bisect(self._starts, region.start)
+        self._regions.insert(i, region)
+        self._starts.insert(i, region.start)
+        for listener in self.on_change:
+            listener(region.start, region.end)
+
+    def map(self, start: int, size: int, perms: int = Perm.RWX) -> None:
+        """Map zero-filled RAM at [start, start+size) (replacing what was there)."""
+        end = self._check_range(start, size)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED
+        _host_mmap(self.base + start, end - start, mmap.PROT_READ | mmap.PROT_WRITE, flags)
+        self._insert(Region(start, end, perms))
+
+    def map_mmio(self, start: int, size: int, handler: MmioHandler, perms: int = Perm.RW) -> None:
+        end = self._check_range(start, size)
+        self._release_host(start, end)
+        self._insert(Region(start, end, perms, handler))
+
+    def unmap(self, start: int, size: int) -> None:
+        end = self._check_range(start, size)
+        self._release_host(start, end)
+        self._carve(start, end)
+        for listener in self.on_change:
+            listener(start, end)
+
+    def protect(self, start: int, size: int, perms: int) -> None:
+        """Change guest permissions of mapped RAM in [start, start+size)."""
+        end = self._check_range(start, size)
+        pieces = [r for r in self._regions if r.start < end and r.end > start]
+        for r in pieces:
+            lo, hi = max(r.start, start), min(r.end, end)
+            self._insert(Region(lo, hi, perms, r.mmio))
+
+    def _release_host(self, start: int, end: int) -> None:
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED | _MAP_NORESERVE
+        _host_mmap(self.base + start, end - start, _PROT_NONE, flags)
+
+    def region(self, addr: int) -> Region | None:
+        i = bisect.bisect(self._starts, addr) - 1
+        if i >= 0 and addr < self._regions[i].end:
+            return self._regions[i]
+        return None
+
+    def regions(self) -> list[Region]:
+        return list(self._regions)
+
+    # -- the translator the softmmu uses ------------------------------------------------
+    def translate(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
+        """(region, host address of the page) for a guest access, or raise GuestFault."""
+        region = self.region(vaddr)
+        if region is None:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.UNMAPPED))
+        needed = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}[access]
+        if not region.perms & needed:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.PROTECTION))
+        return region, self.base + page_floor(vaddr)
+
+    # -- Python-side access (loaders, syscalls, the embedding API) ----------------------
+    def _host_span(self, addr: int, size: int, access: Access) -> int:
+        end = addr + size
+        pos = addr
+        while pos < end:
+            region, _ = self.translate(pos, access, 0)
+            if region.mmio is not None:
+                raise GuestFault(MemFault(pos, access, FaultKind.PROTECTION))
+            pos = region.end
+        return self.base + addr
+
+    def read(self, addr: int, size: int, *, check: Access = Access.READ) -> bytes:
+        """Guest bytes at addr; raises GuestFault unless every byte is readable RAM."""
+        if size == 0:
+            return b""
+        return ctypes.string_at(self._host_span(addr, size, check), size)
+
+    def write(self, addr: int, data: bytes, *, check: Access | None = Access.WRITE) -> None:
+        """Store bytes at addr. ``check=None`` ignores guest permissions (loaders)."""
+        if not data:
+            return
+        if check is None:
+            for pos in range(page_floor(addr), addr + len(data), abi.PAGE_SIZE):
+                if (r := self.region(pos)) is None or r.mmio is not None:
+                    raise GuestFault(MemFault(max(pos, addr), Access.WRITE, FaultKind.UNMAPPED))
+            host = self.base + addr
+        else:
+            host = self._host_span(addr, len(data), check)
+        ctypes.memmove(host, data, len(data))
+
+
+class CodeWriteListener(Protocol):
+    def page_has_code(self, page: int) -> bool: ...
+
+    def invalidate_range(self, start: int, end: int) -> int: ...
+
+
+class Softmmu:
+    """One CPU's TLB filling and slow paths.
+
+    Args:
+        cpu: the CPU state holding the TLB tables.
+        memory: the translator and host memory.
+        code: where writes to pages holding translations are reported.
+    """
+
+    def __init__(self, cpu: CpuState, memory: GuestMemory, code: CodeWriteListener) -> None:
+        self.cpu = cpu
+        self.memory = memory
+        self.code = code
+        self.mem_base = memory.base
+        self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0}
+
+    def fill(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
+        """Translate vaddr for access, install its page in the TLB, and return the
+        region and the host address of vaddr (0 for MMIO)."""
+        region, host_page = self.memory.translate(vaddr, access, mmu_idx)
+        page = page_floor(vaddr)
+        flags = abi.TLB_MMIO if region.mmio is not None else 0
+        invalid = abi.TLB_INVALID
+        read = page | flags if region.perms & Perm.R else invalid
+        write = page | flags if region.perms & Perm.W else invalid
+        if write != invalid and self.code.page_has_code(page):
+            write |= abi.TLB_NOTDIRTY
+        code = page | flags if region.perms & Perm.X else invalid
+        addend = 0 if region.mmio is not None else host_page - self.mem_base - page
+        self.cpu.set_tlb_entry(mmu_idx, vaddr, read, write, code, addend)
+        self.stats["fills"] += 1
+        host = 0 if region.mmio is not None else host_page + (vaddr - page)
+        return region, host
+
+    # -- accesses within one page ---------------------------------------------------------
+    def _read_page(self, addr: int, size: int, mmu_idx: int) -> int:
+        region, host = self.fill(addr, Access.READ, mmu_idx)
+        if region.mmio is not None:
+            return region.mmio.read(addr - region.start, size) & ((1 << (8 * size)) - 1)
+        return int.from_bytes(ctypes.string_at(host, size), "little")
+
+    def _write_page(self, addr: int, size: int, value: int, mmu_idx: int) -> None:
+        region, host = self.fill(addr, Access.WRITE, mmu_idx)
+        if region.mmio is not None:
+            region.mmio.write(addr - region.start, size, value & ((1 << (8 * size)) - 1))
+            return
+        page = page_floor(addr)
+        if self.code.page_has_code(page):
+            # Invalidate before the store completes, then refill: the page may now be
+            # free of translations and its writes can take the fast path again.
+            self.stats["code_writes"] += 1
+            self.code.invalidate_range(addr, addr + size)
+            self.fill(addr, Access.WRITE, mmu_idx)
+        ctypes.memmove(host, value.to_bytes(size, "little"), size)
+
+    @staticmethod
+    def _check_alignment(addr: int, memop: MemOp, access: Access) -> None:
+        if addr & ((1 << memop.align_log2) - 1):
+            raise GuestFault(MemFault(addr, access, FaultKind.MISALIGNED))
+
+    @staticmethod
+    def _crosses_page(addr: int, size: int) -> bool:
+        return (addr & (abi.PAGE_SIZE - 1)) + size > abi.PAGE_SIZE
+
+    # -- the slow paths (called from native code through softmmu callbacks) -------------
+    def load(self, addr: int, memop: MemOp, mmu_idx: int) -> int:
+        """The value of a guest load, byte-swapped and sign-extended to 64 bits."""
+        self.stats["slow_loads"] += 1
+        self._check_alignment(addr, memop, Access.READ)
+        size = memop.size
+        if self._crosses_page(addr, size):
+            first = abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1))
+            low = self._read_page(addr, first, mmu_idx)
+            high = self._read_page(addr + first, size - first, mmu_idx)
+            raw = low | (high << (8 * first))
+        else:
+            raw = self._read_page(addr, size, mmu_idx)
+        if memop.big_endian:
+            raw = int.from_bytes(raw.to_bytes(size, "little"), "big")
+        if memop.signed and raw >> (memop.bits - 1):
+            raw -= 1 << memop.bits
+        return raw & 0xFFFF_FFFF_FFFF_FFFF
+
+    def store(self, addr: int, value: int, memop: MemOp, mmu_idx: int) -> None:
+        self.stats["slow_stores"] += 1
+        self._check_alignment(addr, memop, Access.WRITE)
+        size = memop.size
+        value &= (1 << memop.bits) - 1
+        if memop.big_endian:
+            value = int.from_bytes(value.to_bytes(size, "big"), "little")
+        if self._crosses_page(addr, size):
+            first = abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1))
+            # Check both pages before writing either: a fault leaves memory unchanged.
+            self.memory.translate(addr, Access.WRITE, mmu_idx)
+            self.memory.translate(addr + first, Access.WRITE, mmu_idx)
+            self._write_page(addr, first, value & ((1 << (8 * first)) - 1), mmu_idx)
+            self._write_page(addr + first, size - first, value >> (8 * first), mmu_idx)
+        else:
+            self._write_page(addr, size, value, mmu_idx)
+
+    def probe_atomic(self, addr: int, memop: MemOp, mmu_idx: int) -> int:
+        """Make addr writable RAM in the TLB for an atomic access; return its addend."""
+        self._check_alignment(addr, memop, Access.WRITE)
+        self.memory.translate(addr, Access.READ, mmu_idx)
+        region, _ = self.fill(addr, Access.WRITE, mmu_idx)
+        if region.mmio is not None:
+            raise GuestFault(MemFault(addr, Access.WRITE, FaultKind.MMIO_ATOMIC))
+        if self.code.page_has_code(page_floor(addr)):
+            self.stats["code_writes"] += 1
+            self.code.invalidate_range(addr, addr + memop.size)
+        return self.cpu.tlb_entry(mmu_idx, addr)[3]
+
+    def fetch(self, addr: int, size: int, mmu_idx: int = 0) -> bytes:
+        """Guest code bytes for the translator (raises GuestFault if not executable)."""
+        out = b""
+        while size > 0:
+            chunk = min(size, abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1)))
+            region, host_page = self.memory.translate(addr, Access.FETCH, mmu_idx)
+            if region.mmio is not None:
+                raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.PROTECTION))
+            out += ctypes.string_at(host_page + (addr - page_floor(addr)), chunk)
+            addr += chunk
+            size -= chunk
+        return out

@@ -1,0 +1,1 @@
+"""machines: filled in by later issues (see ../shared/DESIGN.md, Layout)."""

@@ -1,0 +1,55 @@
+"""A hand-written 'frontend' for core tests: IR built by Python functions per pc."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llvmtcg.ir import I64, Block, Builder
+from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.helpers import HelperRegistry
+from llvmtcg.runtime.softmmu import GuestMemory, Perm
+
+LAYOUT = CpuLayout([("r", I64, 8)], n_mmu_idx=2, tlb_bits=8)
+CODE = 0x10000  # where test "code" lives (bytes are never decoded, only fetched)
+DATA = 0x40000
+
+
+@dataclass
+class HandFrontend:
+    """Blocks keyed by pc; each builder function emits the block's IR.
+
+    Translation fetches ``size`` guest bytes at the pc like a real frontend, so code
+    pages, fetch faults and self-modifying-code invalidation apply.
+    """
+
+    blocks: dict[int, tuple[Callable[[Builder], None], int]] = field(default_factory=dict)
+    translations: list[int] = field(default_factory=list)
+
+    def define(self, pc: int, size: int = 4) -> Callable[[Callable[[Builder], None]], None]:
+        def register(fn: Callable[[Builder], None]) -> None:
+            self.blocks[pc] = (fn, size)
+        return register
+
+    def translate(self, pc: int, fetch: Callable[[int, int], bytes]) -> Block:
+        fetch(pc, 1)  # raises GuestFault if pc is not executable
+        fn, size = self.blocks[pc]
+        b = Builder(pc, LAYOUT.globals())
+        fn(b)
+        block = b.finish()
+        block.guest_size = size
+        self.translations.append(pc)
+        return block
+
+
+def make_cpu(frontend: HandFrontend, helpers: HelperRegistry | None = None,
+             **kwargs) -> Cpu:
+    memory = GuestMemory(1 << 24)
+    memory.map(CODE, 0x10000, Perm.RX)
+    memory.map(DATA, 0x10000, Perm.RW)
+    return Cpu(LAYOUT, frontend, memory, helpers, **kwargs)
+
+
+def r(i: int) -> str:
+    return f"r[{i}]"
