@@ -216,7 +216,8 @@ class Builder(_ControlAndMemoryOps):
     def _same_type(self, name: str, temps: Sequence[Temp]) -> IRType:
         types = {t.type for t in temps}
         if len(types) != 1:
-            raise IRError(f"{name}: operand types differ: {', '.join(f'{t}:{t.type}' for t in temps)}")
+            described = ", ".join(f"{t}:{t.type}" for t in temps)
+            raise IRError(f"{name}: operand types differ: {described}")
         return types.pop()
 
     def _unary(self, name: str, dst: Temp, src: Temp) -> None:

@@ -377,7 +377,9 @@ def _bswap(lw: Lowering, op: Op) -> None:
     v = lw.read(op.inputs[0])
     narrow = v if bits == t.bits else lw._val(f"trunc {t} {v} to i{bits}")
     swapped = lw._val(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {narrow})")
-    lw.write(op.outputs[0], swapped if bits == t.bits else lw._val(f"zext i{bits} {swapped} to {t}"))
+    if bits < t.bits:
+        swapped = lw._val(f"zext i{bits} {swapped} to {t}")
+    lw.write(op.outputs[0], swapped)
 
 
 @_rule("extract", "sextract")

@@ -63,7 +63,8 @@ OPS: dict[str, OpDef] = {
     **_defs("qemu_st", 0, 2, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # Atomics return the old memory value. cmpxchg inputs: addr, expected, new.
     **_defs("atomic_cmpxchg", 1, 3, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
-    **_defs("atomic_rmw", 1, 2, 3, OpFlag.TYPED | _FX | OpFlag.MEMORY),  # args: AtomicOp, memop, mmu
+    # atomic_rmw args: AtomicOp, memop, mmu_idx.
+    **_defs("atomic_rmw", 1, 2, 3, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # Helper call: outputs/inputs vary; args: helper name.
     "call": OpDef("call", -1, -1, 1, _FX),
     "insn_start": OpDef("insn_start", 0, 0, 1, _FX),  # args: guest pc

@@ -21,7 +21,12 @@ from llvmtcg.log import Log
 from llvmtcg.runtime import helpers as helpers_mod
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import (
-    EXCP_HELPER_ERROR, EXCP_MEM_FAULT, EXCP_MISALIGNED, CpuExit, FaultKind, GuestFault,
+    EXCP_HELPER_ERROR,
+    EXCP_MEM_FAULT,
+    EXCP_MISALIGNED,
+    CpuExit,
+    FaultKind,
+    GuestFault,
     MemFault,
 )
 from llvmtcg.runtime.helpers import HelperRegistry

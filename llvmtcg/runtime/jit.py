@@ -91,7 +91,8 @@ class JitEngine:
         mpm.add_dead_store_elimination_pass()
         mpm.run(module, pb)
 
-    def compile(self, ir_text: str, exports: Iterable[str], blocks: Iterable[str] = ()) -> CompiledModule:
+    def compile(self, ir_text: str, exports: Iterable[str],
+                blocks: Iterable[str] = ()) -> CompiledModule:
         """Compile one module and return the addresses of ``exports``.
 
         Raises:
