@@ -109,11 +109,12 @@ class Cpu:
         helpers: helpers the frontend's IR calls.
         log: ``-d`` logging.
         max_region_blocks: blocks compiled together per translation miss.
+        optimize: the JIT tier (see :class:`JitEngine`).
     """
 
     def __init__(self, layout: CpuLayout, frontend: Frontend, memory: GuestMemory,
                  helpers: HelperRegistry | None = None, log: Log | None = None,
-                 max_region_blocks: int = 8, optimize: bool = True) -> None:
+                 max_region_blocks: int = 8, optimize: int = 0) -> None:
         self.log = log or Log()
         self.state = CpuState(layout)
         self.memory = memory

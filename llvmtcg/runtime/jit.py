@@ -57,16 +57,25 @@ class JitEngine:
     """Compiles LLVM IR text to native code.
 
     Args:
-        optimize: run the cheap optimisation pipeline (SROA, instcombine, simplifycfg).
+        optimize: 0 = the cheap tier (SROA, then FastISel codegen: ~1 ms per block);
+            1 = also instcombine, GVN, DSE and simplifycfg, with optimising codegen
+            (several times slower to compile; for hot code).
         log: where ``-d llvm`` and ``-d out_asm`` output goes.
     """
 
-    def __init__(self, optimize: bool = True, log: Log | None = None) -> None:
+    _PIPELINES = {
+        0: ("sroa",),
+        1: ("sroa", "instruction_combine", "new_gvn", "dead_store_elimination",
+            "simplify_cfg"),
+    }
+
+    def __init__(self, optimize: int = 0, log: Log | None = None) -> None:
         _init_llvm()
+        if optimize not in self._PIPELINES:
+            raise ValueError(f"optimize must be one of {sorted(self._PIPELINES)}")
         target = llvm.Target.from_default_triple()
-        # Cheap codegen: blocks are small and short-lived; hot code is recompiled later.
-        self.target_machine = target.create_target_machine(opt=1, reloc="pic",
-                                                           codemodel="default")
+        self.target_machine = target.create_target_machine(
+            opt=0 if optimize == 0 else 2, reloc="pic", codemodel="default")
         self.triple = llvm.get_process_triple()
         self.lljit = llvm.create_lljit_compiler(self.target_machine)
         self.optimize = optimize
@@ -82,13 +91,11 @@ class JitEngine:
     def _optimise(self, module: llvm.ModuleRef) -> None:
         # A fresh pass manager per module: llvmlite's prebuilt pipelines must not be
         # reused across modules.
-        pto = llvm.create_pipeline_tuning_options(speed_level=1)
+        pto = llvm.create_pipeline_tuning_options(speed_level=self.optimize)
         pb = llvm.create_pass_builder(self.target_machine, pto)
         mpm = llvm.create_new_module_pass_manager()
-        mpm.add_sroa_pass()
-        mpm.add_instruction_combine_pass()
-        mpm.add_simplify_cfg_pass()
-        mpm.add_dead_store_elimination_pass()
+        for name in self._PIPELINES[self.optimize]:
+            getattr(mpm, f"add_{name}_pass")()
         mpm.run(module, pb)
 
     def compile(self, ir_text: str, exports: Iterable[str],
@@ -106,9 +113,8 @@ class JitEngine:
             module = llvm.parse_assembly(ir_text)
             stage = "verify"
             module.verify()
-            if self.optimize:
-                stage = "optimise"
-                self._optimise(module)
+            stage = "optimise"
+            self._optimise(module)
             if self.log.enabled("llvm"):
                 self.log.write(f"LLVM IR for {', '.join(blocks)}:\n{module}")
             if self.log.enabled("out_asm"):

@@ -226,26 +226,33 @@ class CodeWriteListener(Protocol):
     def invalidate_range(self, start: int, end: int) -> int: ...
 
 
+Translator = Callable[[int, Access, int], tuple[Region, int]]
+
+
 class Softmmu:
     """One CPU's TLB filling and slow paths.
 
     Args:
         cpu: the CPU state holding the TLB tables.
-        memory: the translator and host memory.
+        memory: host memory (``%mem`` base) and the default translator.
         code: where writes to pages holding translations are reported.
+        translator: ``(vaddr, access, mmu_idx) -> (region, host page address)`` or
+            GuestFault; defaults to the page map. System mode plugs a page-table walk in.
     """
 
-    def __init__(self, cpu: CpuState, memory: GuestMemory, code: CodeWriteListener) -> None:
+    def __init__(self, cpu: CpuState, memory: GuestMemory, code: CodeWriteListener,
+                 translator: Translator | None = None) -> None:
         self.cpu = cpu
         self.memory = memory
         self.code = code
+        self.translate = translator or memory.translate
         self.mem_base = memory.base
         self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0}
 
     def fill(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """Translate vaddr for access, install its page in the TLB, and return the
         region and the host address of vaddr (0 for MMIO)."""
-        region, host_page = self.memory.translate(vaddr, access, mmu_idx)
+        region, host_page = self.translate(vaddr, access, mmu_idx)
         page = page_floor(vaddr)
         flags = abi.TLB_MMIO if region.mmio is not None else 0
         invalid = abi.TLB_INVALID
@@ -319,8 +326,8 @@ class Softmmu:
         if self._crosses_page(addr, size):
             first = abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1))
             # Check both pages before writing either: a fault leaves memory unchanged.
-            self.memory.translate(addr, Access.WRITE, mmu_idx)
-            self.memory.translate(addr + first, Access.WRITE, mmu_idx)
+            self.translate(addr, Access.WRITE, mmu_idx)
+            self.translate(addr + first, Access.WRITE, mmu_idx)
             self._write_page(addr, first, value & ((1 << (8 * first)) - 1), mmu_idx)
             self._write_page(addr + first, size - first, value >> (8 * first), mmu_idx)
         else:
@@ -329,7 +336,7 @@ class Softmmu:
     def probe_atomic(self, addr: int, memop: MemOp, mmu_idx: int) -> int:
         """Make addr writable RAM in the TLB for an atomic access; return its addend."""
         self._check_alignment(addr, memop, Access.WRITE)
-        self.memory.translate(addr, Access.READ, mmu_idx)
+        self.translate(addr, Access.READ, mmu_idx)
         region, _ = self.fill(addr, Access.WRITE, mmu_idx)
         if region.mmio is not None:
             raise GuestFault(MemFault(addr, Access.WRITE, FaultKind.MMIO_ATOMIC))
@@ -343,7 +350,7 @@ class Softmmu:
         out = b""
         while size > 0:
             chunk = min(size, abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1)))
-            region, host_page = self.memory.translate(addr, Access.FETCH, mmu_idx)
+            region, host_page = self.translate(addr, Access.FETCH, mmu_idx)
             if region.mmio is not None:
                 raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.PROTECTION))
             out += ctypes.string_at(host_page + (addr - page_floor(addr)), chunk)
