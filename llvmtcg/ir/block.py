@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 from llvmtcg.ir.ops import OPS, OpDef, OpFlag
@@ -40,6 +41,8 @@ class Op:
 
 
 def _format_arg(arg: object) -> str:
+    if isinstance(arg, enum.Enum):
+        return str(arg.name).lower() if isinstance(arg, int) else str(arg)
     if isinstance(arg, bool):
         return str(int(arg))
     if isinstance(arg, int):
