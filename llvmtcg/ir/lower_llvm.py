@@ -61,11 +61,14 @@ class Lowering:
     Args:
         layout: the CPU-state layout (field offsets, TLB geometry).
         helpers: declarations of the helpers blocks may call, by name.
+        count_insns: add each block's instruction count to ``insn_count`` on entry.
     """
 
-    def __init__(self, layout: abi.CpuLayout, helpers: Mapping[str, HelperDecl]) -> None:
+    def __init__(self, layout: abi.CpuLayout, helpers: Mapping[str, HelperDecl],
+                 count_insns: bool = False) -> None:
         self.layout = layout
         self.helpers = helpers
+        self.count_insns = count_insns
 
     # -- module ---------------------------------------------------------------------------
     def lower_module(self, blocks: Iterable[Block], triple: str = "") -> str:
@@ -130,6 +133,12 @@ class Lowering:
             f"  ret i64 {int(ExitReason.REQUESTED)}",
             "body:",
         ]
+        if self.count_insns and block.n_insns:
+            ic = self.layout.offset("insn_count")
+            head += [f"  %ic.p = getelementptr i8, ptr %cpu, i64 {ic}",
+                     "  %ic = load i64, ptr %ic.p, align 8",
+                     f"  %ic.new = add i64 %ic, {block.n_insns}",
+                     "  store i64 %ic.new, ptr %ic.p, align 8"]
         tail: list[str] = []
         for label, pc in (st.fault_pcs or {}).items():
             tail += [f"{label}:", *self._store_pc_lines(pc, label),

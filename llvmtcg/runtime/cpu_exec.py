@@ -116,6 +116,7 @@ class Cpu:
                  helpers: HelperRegistry | None = None, log: Log | None = None,
                  max_region_blocks: int = 8, optimize: int = 0) -> None:
         self.log = log or Log()
+        self.frontend = frontend
         self.state = CpuState(layout)
         self.memory = memory
         self.helpers = helpers or HelperRegistry()
@@ -124,7 +125,8 @@ class Cpu:
         self.jit.add_imports(self.helpers.symbols())
         self._enter_module: CompiledModule = self.jit.compile(_ENTER_IR, ["llvmtcg_enter"])
         self._enter = _ENTER_T(self._enter_module.addresses["llvmtcg_enter"])
-        lowering = Lowering(layout, self.helpers.declarations())
+        lowering = Lowering(layout, self.helpers.declarations(),
+                            count_insns=getattr(frontend, "counts_insns", False))
         self.tbs = TbCache(frontend, lowering, self.jit, self._fetch, self.log,
                            max_region_blocks)
         self.softmmu = Softmmu(self.state, memory, self.tbs)
@@ -147,6 +149,11 @@ class Cpu:
         self.state.set("exception_index", index)
         self.state.set("fault_addr", fault.addr)
         self.state.set("fault_access", int(fault.access))
+
+    def raise_exception(self, index: int) -> None:
+        """From a MAY_RAISE helper: leave the block with guest exception ``index``."""
+        self.state.set("exception_index", index)
+        self.state.set("helper_status", 1)
 
     def record_helper_error(self, exc: BaseException) -> None:
         if self.pending_error is None:

@@ -1,0 +1,91 @@
+"""RISC-V CPU model: state layout, extensions, exception causes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.ir.types import I32, I64
+
+# Guest registers after the runtime's fields. FP registers hold NaN-boxed singles.
+RISCV_FIELDS = (
+    ("x", I64, 32),
+    ("f", I64, 32),
+    ("frm", I32),  # dynamic rounding mode (fcsr[7:5])
+    ("fflags", I32),  # accrued exception flags (fcsr[4:0])
+    ("load_res", I64),  # LR/SC reservation address (-1: none)
+    ("load_val", I64),  # the value LR read, which SC compares against
+    ("badinsn", I64),  # the instruction word of the last illegal-instruction trap
+)
+
+LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=1, tlb_bits=10)
+MMU_USER = 0
+
+ABI_NAMES = ("zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 "
+             "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6").split()
+
+
+class Cause(enum.IntEnum):
+    """Synchronous exception causes (mcause values), used as exception_index."""
+
+    INSN_ADDR_MISALIGNED = 0
+    INSN_ACCESS_FAULT = 1
+    ILLEGAL_INSN = 2
+    BREAKPOINT = 3
+    LOAD_ADDR_MISALIGNED = 4
+    LOAD_ACCESS_FAULT = 5
+    STORE_ADDR_MISALIGNED = 6
+    STORE_ACCESS_FAULT = 7
+    U_ECALL = 8
+    INSN_PAGE_FAULT = 12
+    LOAD_PAGE_FAULT = 13
+    STORE_PAGE_FAULT = 15
+
+
+# Extensions a model may enable, with QEMU's -cpu property spellings.
+KNOWN_EXTENSIONS = ("i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zba", "zbb", "zbs")
+RV64GC = frozenset({"i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zba", "zbb", "zbs"})
+
+
+class CpuModelError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CpuModel:
+    """Which extensions the guest CPU implements (QEMU: ``-cpu rv64,zba=false``)."""
+
+    name: str = "rv64"
+    extensions: frozenset[str] = field(default=RV64GC)
+
+    def has(self, ext: str) -> bool:
+        return ext in self.extensions
+
+    @classmethod
+    def parse(cls, spec: str) -> CpuModel:
+        """Parse ``rv64[,ext=on|off|true|false]...``."""
+        name, *props = [p.strip() for p in spec.split(",") if p.strip()] or ["rv64"]
+        if name not in ("rv64", "any", "max"):
+            raise CpuModelError(f"unknown CPU model {name!r} (try rv64)")
+        exts = set(RV64GC)
+        for prop in props:
+            key, _, value = prop.partition("=")
+            key = key.lower()
+            if key not in KNOWN_EXTENSIONS:
+                raise CpuModelError(f"unknown CPU property {key!r} "
+                                    f"(known: {', '.join(KNOWN_EXTENSIONS)})")
+            if value.lower() in ("", "on", "true", "yes"):
+                exts.add(key)
+            elif value.lower() in ("off", "false", "no"):
+                exts.discard(key)
+            else:
+                raise CpuModelError(f"bad value {value!r} for CPU property {key!r}")
+        if "d" in exts and "f" not in exts:
+            raise CpuModelError("extension d requires f")
+        return cls(name, frozenset(exts))
+
+    @property
+    def hwcap(self) -> int:
+        """AT_HWCAP: one bit per single-letter extension (Linux's riscv convention)."""
+        return sum(1 << (ord(e) - ord("a")) for e in self.extensions if len(e) == 1)

@@ -1,0 +1,110 @@
+"""The RISC-V frontend: fetch, decode and translate one block of guest code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmtcg.frontends.riscv import (
+    RiscvDecoder,
+    insn_length,
+    trans_rva,
+    trans_rvb,
+    trans_rvf,
+    trans_rvi,
+    trans_rvm,
+    trans_system,
+)
+from llvmtcg.frontends.riscv.cpu import LAYOUT, CpuModel
+from llvmtcg.frontends.riscv.translate import (
+    GLOBALS,
+    MAX_INSNS_PER_BLOCK,
+    BlockEnd,
+    DisasContext,
+)
+from llvmtcg.ir import Block, Builder
+from llvmtcg.ir.cpu_layout import PAGE_SIZE
+from llvmtcg.log import Log
+from llvmtcg.runtime.exits import GuestFault
+from llvmtcg.runtime.helpers import HelperRegistry
+
+TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvb, trans_system)
+
+
+class RiscvFrontend:
+    """Translates RV64GC (+Zba/Zbb/Zbs) code for one CPU model.
+
+    Args:
+        model: the CPU model (which extensions are enabled).
+        log: ``-d in_asm`` output.
+    """
+
+    layout = LAYOUT
+    counts_insns = True  # instret is counted per block
+
+    def __init__(self, model: CpuModel | None = None, log: Log | None = None) -> None:
+        self.model = model or CpuModel()
+        self.log = log or Log()
+        self.decoder = RiscvDecoder(*TRANSLATOR_MODULES)
+        self._disassembler = None
+
+    def helpers(self) -> HelperRegistry:
+        """A registry holding every helper this frontend's IR calls."""
+        registry = HelperRegistry()
+        trans_system.register_helpers(registry)
+        trans_rvf.register_helpers(registry)
+        return registry
+
+    def reset(self, state) -> None:
+        """Architectural reset values of a user-mode CPU."""
+        state.set("load_res", -1)
+        state.set("frm", 0)
+        state.set("fflags", 0)
+
+    def translate(self, pc: int, fetch: Callable[[int, int], bytes]) -> Block:
+        b = Builder(pc, GLOBALS)
+        ctx = DisasContext(self.model, b, pc)
+        page_end = (pc & ~(PAGE_SIZE - 1)) + PAGE_SIZE
+        code = bytearray()
+        while True:
+            try:
+                first = int.from_bytes(fetch(ctx.pc, 2), "little")
+                length = insn_length(first)
+                insn = first if length == 2 else int.from_bytes(fetch(ctx.pc, 4), "little")
+            except GuestFault:
+                if b.block.n_insns == 0:
+                    raise  # the block's first instruction: the guest takes the fault
+                ctx.goto(0, ctx.pc)  # stop before it; it faults when executed
+                break
+            b.insn_start(ctx.pc)
+            ctx.insn, ctx.insn_len, ctx.next_pc = insn, length, ctx.pc + length
+            code += insn.to_bytes(length, "little")
+            if not self.decoder.dispatch(ctx, insn):
+                ctx.illegal()
+            if ctx.end is BlockEnd.NORETURN:
+                ctx.pc = ctx.next_pc
+                break
+            ctx.pc = ctx.next_pc
+            if b.block.n_insns >= MAX_INSNS_PER_BLOCK or ctx.pc >= page_end:
+                ctx.goto(0, ctx.pc)
+                break
+        block = b.finish()
+        block.guest_size = ctx.pc - pc
+        if self.log.enabled("in_asm"):
+            self.log.write(self.disassemble(bytes(code), pc))
+        return block
+
+    def disassemble(self, code: bytes, pc: int) -> str:
+        import capstone  # only needed for -d in_asm
+
+        if self._disassembler is None:
+            self._disassembler = capstone.Cs(
+                capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+        lines = [f"IN: {pc:#x}"]
+        offset = 0
+        for insn in self._disassembler.disasm(code, pc):
+            lines.append(f"0x{insn.address:016x}:  {insn.bytes[::-1].hex():>8}  "
+                         f"{insn.mnemonic} {insn.op_str}".rstrip())
+            offset += insn.size
+        if offset < len(code):  # capstone lacks some extensions (Zb*): show raw words
+            lines.append(f"0x{pc + offset:016x}:  {code[offset:].hex()}  (not disassembled)")
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,255 @@
+"""RV64I: base integer instructions."""
+
+from __future__ import annotations
+
+from llvmtcg.frontends.riscv.translate import (
+    PC,
+    BlockEnd,
+    DisasContext,
+    gen_arith,
+    gen_arith_imm,
+    gen_arith_w,
+    gen_branch,
+    gen_load,
+    gen_setcond,
+    gen_store,
+)
+from llvmtcg.ir import I64, Builder, Cond, MemOp, const
+
+MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def trans_lui(ctx: DisasContext, a) -> bool:
+    ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, a.imm))
+    return True
+
+
+def trans_auipc(ctx: DisasContext, a) -> bool:
+    ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, ctx.pc + a.imm))
+    return True
+
+
+def trans_jal(ctx: DisasContext, a) -> bool:
+    ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, ctx.next_pc))
+    ctx.goto(0, (ctx.pc + a.imm) & MASK64)
+    ctx.end = BlockEnd.NORETURN
+    return True
+
+
+def trans_jalr(ctx: DisasContext, a) -> bool:
+    b = ctx.builder
+    target = ctx.temp()
+    b.add(target, ctx.get_gpr(a.rs1), const(I64, a.imm))  # before rd is written: rd may be rs1
+    b.and_(PC, target, const(I64, ~1))
+    ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, ctx.next_pc))
+    b.lookup_and_goto_ptr()
+    ctx.end = BlockEnd.NORETURN
+    return True
+
+
+def trans_beq(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.EQ)
+
+
+def trans_bne(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.NE)
+
+
+def trans_blt(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.LT)
+
+
+def trans_bge(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.GE)
+
+
+def trans_bltu(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.LTU)
+
+
+def trans_bgeu(ctx: DisasContext, a) -> bool:
+    return gen_branch(ctx, a, Cond.GEU)
+
+
+def trans_lb(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(0, signed=True))
+
+
+def trans_lh(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(1, signed=True))
+
+
+def trans_lw(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(2, signed=True))
+
+
+def trans_ld(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(3))
+
+
+def trans_lbu(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(0))
+
+
+def trans_lhu(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(1))
+
+
+def trans_lwu(ctx: DisasContext, a) -> bool:
+    return gen_load(ctx, a, MemOp(2))
+
+
+def trans_sb(ctx: DisasContext, a) -> bool:
+    return gen_store(ctx, a, MemOp(0))
+
+
+def trans_sh(ctx: DisasContext, a) -> bool:
+    return gen_store(ctx, a, MemOp(1))
+
+
+def trans_sw(ctx: DisasContext, a) -> bool:
+    return gen_store(ctx, a, MemOp(2))
+
+
+def trans_sd(ctx: DisasContext, a) -> bool:
+    return gen_store(ctx, a, MemOp(3))
+
+
+def trans_addi(ctx: DisasContext, a) -> bool:
+    return gen_arith_imm(ctx, a, Builder.add)
+
+
+def trans_slti(ctx: DisasContext, a) -> bool:
+    return gen_setcond(ctx, a, Cond.LT, const(I64, a.imm))
+
+
+def trans_sltiu(ctx: DisasContext, a) -> bool:
+    return gen_setcond(ctx, a, Cond.LTU, const(I64, a.imm))
+
+
+def trans_xori(ctx: DisasContext, a) -> bool:
+    return gen_arith_imm(ctx, a, Builder.xor)
+
+
+def trans_ori(ctx: DisasContext, a) -> bool:
+    return gen_arith_imm(ctx, a, Builder.or_)
+
+
+def trans_andi(ctx: DisasContext, a) -> bool:
+    return gen_arith_imm(ctx, a, Builder.and_)
+
+
+def _shift_imm(ctx: DisasContext, a, op) -> bool:
+    op(ctx.builder, ctx.dest_gpr(a.rd), ctx.get_gpr(a.rs1), const(I64, a.shamt))
+    return True
+
+
+def trans_slli(ctx: DisasContext, a) -> bool:
+    return _shift_imm(ctx, a, Builder.shl)
+
+
+def trans_srli(ctx: DisasContext, a) -> bool:
+    return _shift_imm(ctx, a, Builder.shr)
+
+
+def trans_srai(ctx: DisasContext, a) -> bool:
+    return _shift_imm(ctx, a, Builder.sar)
+
+
+def trans_add(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.add)
+
+
+def trans_sub(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.sub)
+
+
+def trans_sll(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.shl)  # IR shifts take the count mod 64, as RV64 does
+
+
+def trans_slt(ctx: DisasContext, a) -> bool:
+    return gen_setcond(ctx, a, Cond.LT, ctx.get_gpr(a.rs2))
+
+
+def trans_sltu(ctx: DisasContext, a) -> bool:
+    return gen_setcond(ctx, a, Cond.LTU, ctx.get_gpr(a.rs2))
+
+
+def trans_xor(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.xor)
+
+
+def trans_srl(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.shr)
+
+
+def trans_sra(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.sar)
+
+
+def trans_or(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.or_)
+
+
+def trans_and(ctx: DisasContext, a) -> bool:
+    return gen_arith(ctx, a, Builder.and_)
+
+
+# -- RV64 word forms ----------------------------------------------------------------------
+
+def trans_addiw(ctx: DisasContext, a) -> bool:
+    return gen_arith_w(ctx, a, Builder.add, const(I64, a.imm))
+
+
+def _shift_w(ctx: DisasContext, a, kind: str, amount) -> bool:
+    """sllw/srlw/sraw and their immediates: shift the low word by amount & 31."""
+    b = ctx.builder
+    count = amount
+    if not amount.is_const:
+        count = ctx.temp()
+        b.and_(count, amount, const(I64, 31))
+    src = ctx.temp()
+    t = ctx.temp()
+    if kind == "sll":
+        b.shl(t, ctx.get_gpr(a.rs1), count)
+    elif kind == "srl":
+        b.ext32u(src, ctx.get_gpr(a.rs1))
+        b.shr(t, src, count)
+    else:
+        b.ext32s(src, ctx.get_gpr(a.rs1))
+        b.sar(t, src, count)
+    b.ext32s(ctx.dest_gpr(a.rd), t)
+    return True
+
+
+def trans_slliw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "sll", const(I64, a.shamt & 31))
+
+
+def trans_srliw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "srl", const(I64, a.shamt & 31))
+
+
+def trans_sraiw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "sra", const(I64, a.shamt & 31))
+
+
+def trans_addw(ctx: DisasContext, a) -> bool:
+    return gen_arith_w(ctx, a, Builder.add)
+
+
+def trans_subw(ctx: DisasContext, a) -> bool:
+    return gen_arith_w(ctx, a, Builder.sub)
+
+
+def trans_sllw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "sll", ctx.get_gpr(a.rs2))
+
+
+def trans_srlw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "srl", ctx.get_gpr(a.rs2))
+
+
+def trans_sraw(ctx: DisasContext, a) -> bool:
+    return _shift_w(ctx, a, "sra", ctx.get_gpr(a.rs2))

@@ -1,0 +1,144 @@
+"""RISC-V translation context and the generators the trans_* functions share.
+
+Register rules live here (STYLE.md #3): ``get_gpr`` returns the constant 0 for x0 and
+``set_gpr`` drops writes to it, so translators never test ``rd != 0``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llvmtcg.frontends.riscv.cpu import LAYOUT, MMU_USER, Cause, CpuModel
+from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, Temp, const
+
+GLOBALS = LAYOUT.globals()
+X = [GLOBALS[f"x[{i}]"] for i in range(32)]
+F = [GLOBALS[f"f[{i}]"] for i in range(32)]
+PC = GLOBALS["pc"]
+
+MAX_INSNS_PER_BLOCK = 128
+
+
+class BlockEnd(enum.Enum):
+    NEXT = "next"  # keep translating
+    TOO_MANY = "too_many"  # stop; the block falls through to ctx.next_pc
+    NORETURN = "noreturn"  # the block already ended with an exit
+
+
+@dataclass
+class DisasContext:
+    """State while translating one block."""
+
+    model: CpuModel
+    builder: Builder
+    pc: int  # address of the instruction being translated
+    next_pc: int = 0  # address of the next instruction
+    insn: int = 0  # the raw instruction word
+    insn_len: int = 4
+    end: BlockEnd = BlockEnd.NEXT
+    frm_checked: bool = False  # the dynamic rounding mode was validated in this block
+    scratch: list[Temp] = field(default_factory=list)
+
+    def has_ext(self, ext: str) -> bool:
+        return self.model.has(ext)
+
+    # -- registers --------------------------------------------------------------------
+    def get_gpr(self, reg: int) -> Temp:
+        return const(I64, 0) if reg == 0 else X[reg]
+
+    def set_gpr(self, reg: int, value: Temp) -> None:
+        if reg != 0:
+            self.builder.mov(X[reg], value)
+
+    def dest_gpr(self, reg: int) -> Temp:
+        """A temp to compute rd's value into (a scratch temp for x0)."""
+        return self.temp() if reg == 0 else X[reg]
+
+    def temp(self) -> Temp:
+        return self.builder.temp(I64)
+
+    # -- block exits -------------------------------------------------------------------
+    def goto(self, slot: int, dest: int) -> None:
+        self.builder.goto_tb(slot, dest)
+
+    def exit_with(self, reason: ExitReason, pc: int) -> None:
+        self.builder.mov(PC, const(I64, pc))
+        self.builder.exit_tb(reason)
+        self.end = BlockEnd.NORETURN
+
+    def raise_exception(self, cause: Cause) -> None:
+        self.builder.raise_exception(int(cause), self.pc)
+        self.end = BlockEnd.NORETURN
+
+    def illegal(self) -> None:
+        self.builder.mov(GLOBALS["badinsn"], const(I64, self.insn))
+        self.raise_exception(Cause.ILLEGAL_INSN)
+
+
+# -- shared generators (QEMU's gen_arith & co.) -------------------------------------------
+
+Binary = Callable[[Builder, Temp, Temp, Temp], None]
+
+
+def gen_arith(ctx: DisasContext, a, op: Binary) -> bool:
+    dst = ctx.dest_gpr(a.rd)
+    op(ctx.builder, dst, ctx.get_gpr(a.rs1), ctx.get_gpr(a.rs2))
+    return True
+
+
+def gen_arith_imm(ctx: DisasContext, a, op: Binary) -> bool:
+    dst = ctx.dest_gpr(a.rd)
+    op(ctx.builder, dst, ctx.get_gpr(a.rs1), const(I64, a.imm))
+    return True
+
+
+def gen_arith_w(ctx: DisasContext, a, op: Binary, src2: Temp | None = None) -> bool:
+    """A 32-bit operation: compute in 64 bits, sign-extend the low word."""
+    b = ctx.builder
+    t = ctx.temp()
+    op(b, t, ctx.get_gpr(a.rs1), ctx.get_gpr(a.rs2) if src2 is None else src2)
+    b.ext32s(ctx.dest_gpr(a.rd), t)
+    return True
+
+
+def gen_unary(ctx: DisasContext, a, fn: Callable[[Builder, Temp, Temp], None]) -> bool:
+    fn(ctx.builder, ctx.dest_gpr(a.rd), ctx.get_gpr(a.rs1))
+    return True
+
+
+def gen_setcond(ctx: DisasContext, a, cond: Cond, src2: Temp) -> bool:
+    ctx.builder.setcond(cond, ctx.dest_gpr(a.rd), ctx.get_gpr(a.rs1), src2)
+    return True
+
+
+def gen_branch(ctx: DisasContext, a, cond: Cond) -> bool:
+    b = ctx.builder
+    target = (ctx.pc + a.imm) & 0xFFFF_FFFF_FFFF_FFFF
+    taken = b.label()
+    b.brcond(cond, ctx.get_gpr(a.rs1), ctx.get_gpr(a.rs2), taken)
+    ctx.goto(1, ctx.next_pc)
+    b.set_label(taken)
+    if target & 2 and not ctx.has_ext("c"):
+        ctx.raise_exception(Cause.INSN_ADDR_MISALIGNED)
+    else:
+        ctx.goto(0, target)
+    ctx.end = BlockEnd.NORETURN
+    return True
+
+
+def gen_load(ctx: DisasContext, a, memop: MemOp) -> bool:
+    b = ctx.builder
+    addr = ctx.temp()
+    b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
+    b.qemu_ld(ctx.dest_gpr(a.rd), addr, memop, MMU_USER)
+    return True
+
+
+def gen_store(ctx: DisasContext, a, memop: MemOp) -> bool:
+    b = ctx.builder
+    addr = ctx.temp()
+    b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
+    b.qemu_st(ctx.get_gpr(a.rs2), addr, memop, MMU_USER)
+    return True
