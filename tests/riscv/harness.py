@@ -25,6 +25,7 @@ CODE = 0x10000
 DATA = 0x80000
 DATA_SIZE = 0x10000
 AS = "riscv64-linux-gnu-as"
+LD = "riscv64-linux-gnu-ld"
 OBJCOPY = "riscv64-linux-gnu-objcopy"
 MARCH = "rv64gc_zba_zbb_zbs"
 
@@ -34,13 +35,17 @@ needs_cross = pytest.mark.skipif(shutil.which(AS) is None,
 
 @functools.cache
 def assemble(source: str, march: str = MARCH) -> bytes:
-    """Flat binary of ``source`` followed by ebreak, assembled at address 0."""
+    """Flat binary of ``source`` followed by ebreak, linked to run at CODE."""
     with tempfile.TemporaryDirectory() as tmp:
-        src, obj, binary = Path(tmp, "s.S"), Path(tmp, "s.o"), Path(tmp, "s.bin")
+        src, obj, exe = Path(tmp, "s.S"), Path(tmp, "s.o"), Path(tmp, "s.elf")
+        binary = Path(tmp, "s.bin")
         src.write_text(f".option norelax\n.text\n{source}\nebreak\n")
         subprocess.run([AS, f"-march={march}", "-o", str(obj), str(src)], check=True,
                        capture_output=True)
-        subprocess.run([OBJCOPY, "-O", "binary", "-j", ".text", str(obj), str(binary)],
+        # Linking applies pc-relative relocations (la, call) for the load address.
+        subprocess.run([LD, f"-Ttext={CODE:#x}", "-e", f"{CODE:#x}", "-o", str(exe), str(obj)],
+                       check=True, capture_output=True)
+        subprocess.run([OBJCOPY, "-O", "binary", "-j", ".text", str(exe), str(binary)],
                        check=True)
         return binary.read_bytes()
 
@@ -72,6 +77,7 @@ def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",
     for reg, value in (regs or {}).items():
         state.set("x", value, reg)
     cpu.frontend.reset(state)
+    state.set("insn_count", 0)
     cpu.pc = CODE
     return cpu, cpu.run()
 
