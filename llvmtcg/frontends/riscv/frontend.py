@@ -28,6 +28,9 @@ from llvmtcg.runtime.exits import GuestFault
 from llvmtcg.runtime.helpers import HelperRegistry
 
 TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvb, trans_system)
+# Bound at import: a pattern without a translator, or a translator without a pattern,
+# is an import error.
+DECODER = RiscvDecoder(*TRANSLATOR_MODULES)
 
 
 class RiscvFrontend:
@@ -44,7 +47,7 @@ class RiscvFrontend:
     def __init__(self, model: CpuModel | None = None, log: Log | None = None) -> None:
         self.model = model or CpuModel()
         self.log = log or Log()
-        self.decoder = RiscvDecoder(*TRANSLATOR_MODULES)
+        self.decoder = DECODER
         self._disassembler = None
 
     def helpers(self) -> HelperRegistry:
