@@ -53,6 +53,7 @@ class _FnState:
     insn_pc: int = 0
     fault_pcs: dict[str, int] | None = None
     terminated: bool = False
+    field_ptrs: dict[int, str] | None = None  # CPU-state field pointers made in entry
 
 
 class Lowering:
@@ -62,17 +63,24 @@ class Lowering:
         layout: the CPU-state layout (field offsets, TLB geometry).
         helpers: declarations of the helpers blocks may call, by name.
         count_insns: add each block's instruction count to ``insn_count`` on entry.
+        inline_memory: expand every guest access's TLB probe inline (fast code) rather
+            than calling a shared accessor per MemOp (about half the LLVM IR for
+            memory-heavy blocks, so much faster to compile). Accessors a module calls
+            are listed in ``accessors_used``; :meth:`accessor_module` defines them.
     """
 
     def __init__(self, layout: abi.CpuLayout, helpers: Mapping[str, HelperDecl],
-                 count_insns: bool = False) -> None:
+                 count_insns: bool = False, inline_memory: bool = True) -> None:
         self.layout = layout
         self.helpers = helpers
         self.count_insns = count_insns
+        self.inline_memory = inline_memory
+        self.accessors_used: set[str] = set()
 
     # -- module ---------------------------------------------------------------------------
     def lower_module(self, blocks: Iterable[Block], triple: str = "") -> str:
         blocks = list(blocks)
+        self.accessors_used = set()
         out: list[str] = []
         if triple:
             out.append(f'target triple = "{triple}"')
@@ -91,8 +99,25 @@ class Lowering:
             params += [str(t) for t in decl.args]
             out.append(f"declare {ret} @{decl.symbol}({', '.join(params)}) "
                        f"{decl.llvm_attributes()}")
-        for b in blocks:
-            out.append(self.lower_function(b))
+        functions = [self.lower_function(b) for b in blocks]
+        for name in sorted(self.accessors_used):
+            out.append(_accessor_declaration(name))
+        return "\n".join(out + functions) + "\n"
+
+    def accessor_module(self, names: Iterable[str], triple: str = "") -> str:
+        """LLVM IR defining the out-of-line memory accessors ``names``."""
+        out = [f'target triple = "{triple}"'] if triple else []
+        out += [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
+                f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
+                f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind"]
+        for name in names:
+            kind, memop, mmu_idx = _parse_accessor_name(name)
+            ret, params = _ACCESSOR_SIGNATURES[kind]
+            self._st = _FnState(Block(0, name=name), [])
+            _accessor_body(self, kind, memop, mmu_idx)
+            out.append(f"define {ret} @{name}({params}) nounwind {{\nentry:")
+            out += self._st.lines
+            out.append("}")
         return "\n".join(out) + "\n"
 
     def _helper(self, name: str) -> HelperDecl:
@@ -103,7 +128,7 @@ class Lowering:
 
     # -- function -------------------------------------------------------------------------
     def lower_function(self, block: Block) -> str:
-        st = _FnState(block, [], fault_pcs={})
+        st = _FnState(block, [], fault_pcs={}, field_ptrs={})
         self._st = st
         name = _q(block.name)
         body: list[str] = []
@@ -122,6 +147,8 @@ class Lowering:
         head = [f"define i64 @{name}(ptr noalias %cpu, ptr %mem) nounwind {{", "entry:"]
         for t in block.locals:
             head.append(f"  %{t.name} = alloca {t.type}, align 8")
+        for offset, ptr in st.field_ptrs.items():
+            head.append(f"  {ptr} = getelementptr i8, ptr %cpu, i64 {offset}")
         er = self.layout.offset("exit_request")
         head += [
             f"  %er.p = getelementptr i8, ptr %cpu, i64 {er}",
@@ -172,7 +199,14 @@ class Lowering:
         self._st.terminated = True
 
     def _field_ptr(self, offset: int) -> str:
-        return self._val(f"getelementptr i8, ptr %cpu, i64 {offset}")
+        """A pointer to a CPU-state field, computed once in the entry block."""
+        ptrs = self._st.field_ptrs
+        if ptrs is None:
+            return self._val(f"getelementptr i8, ptr %cpu, i64 {offset}")
+        ptr = ptrs.get(offset)
+        if ptr is None:
+            ptr = ptrs[offset] = f"%fp{offset}"
+        return ptr
 
     def read(self, t: Temp) -> str:
         if t.kind is TempKind.CONST:
@@ -562,12 +596,106 @@ def _oi(memop: MemOp, mmu_idx: int) -> int:
     return abi.encode_oi(memop.encode(), mmu_idx)
 
 
+# -- out-of-line accessors (one per kind, MemOp and MMU index) --------------------------------
+
+_ACCESSOR_SIGNATURES = {
+    "ld": ("{ i64, i1 }", "ptr noalias %cpu, ptr %mem, i64 %addr"),
+    "st": ("i1", "ptr noalias %cpu, ptr %mem, i64 %addr, i64 %value"),
+    "at": ("{ ptr, i1 }", "ptr noalias %cpu, ptr %mem, i64 %addr"),
+}
+
+
+def accessor_name(kind: str, memop: MemOp, mmu_idx: int) -> str:
+    return f"llvmtcg_{kind}_{memop.encode():02x}_{mmu_idx}"
+
+
+def _parse_accessor_name(name: str) -> tuple[str, MemOp, int]:
+    _, kind, bits, mmu = name.split("_")
+    return kind, MemOp.decode(int(bits, 16)), int(mmu)
+
+
+def _accessor_declaration(name: str) -> str:
+    ret, params = _ACCESSOR_SIGNATURES[_parse_accessor_name(name)[0]]
+    types = ", ".join(p.split()[0] for p in params.split(", "))
+    return f"declare {ret} @{name}({types}) nounwind"
+
+
+def _branch_on_ok(lw: Lowering, ok: str) -> None:
+    cont = f"ok{lw._n()}"
+    lw._emit(f"br i1 {ok}, label %{cont}, label %{lw.fault_label()}")
+    lw._new_block(cont)
+
+
+def _ret_ok(lw: Lowering, ret: str, type_: str, value: str) -> None:
+    """Return {value, true} (aggregate constants cannot hold SSA values)."""
+    zero = "0" if type_ == "i64" else "null"
+    pair = lw._val(f"insertvalue {ret} {{ {type_} {zero}, i1 true }}, {type_} {value}, 0")
+    lw._emit(f"ret {ret} {pair}")
+
+
+def _accessor_body(lw: Lowering, kind: str, memop: MemOp, mmu_idx: int) -> None:
+    """The inline fast path and slow-path call, returning success instead of exiting."""
+    ret = _ACCESSOR_SIGNATURES[kind][0]
+    which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
+    hit, entry = _tlb_probe(lw, "%addr", memop, mmu_idx, which)
+    lw._emit(f"br i1 {hit}, label %fast, label %slow")
+    lw._new_block("fast")
+    ptr = _host_pointer(lw, "%addr", entry)
+    w = f"i{memop.bits}"
+    if kind == "ld":
+        raw = lw._val(f"load {w}, ptr {ptr}, align 1")
+        if memop.big_endian and memop.bits > 8:
+            raw = lw._val(f"call {w} @llvm.bswap.{w}({w} {raw})")
+        if memop.bits < 64:
+            raw = lw._val(f"{'sext' if memop.signed else 'zext'} {w} {raw} to i64")
+        _ret_ok(lw, ret, "i64", raw)
+    elif kind == "st":
+        narrow = "%value" if memop.bits == 64 else lw._val(f"trunc i64 %value to {w}")
+        if memop.big_endian and memop.bits > 8:
+            narrow = lw._val(f"call {w} @llvm.bswap.{w}({w} {narrow})")
+        lw._emit(f"store {w} {narrow}, ptr {ptr}, align 1")
+        lw._emit("ret i1 true")
+    else:
+        _ret_ok(lw, ret, "ptr", ptr)
+    lw._new_block("slow")
+    oi = _oi(memop, mmu_idx)
+    if kind == "ld":
+        status = lw._val(f"call i64 @{abi.SLOW_LOAD}(ptr %cpu, i64 %addr, i32 {oi})")
+    elif kind == "st":
+        status = lw._val(f"call i64 @{abi.SLOW_STORE}(ptr %cpu, i64 %addr, i64 %value, i32 {oi})")
+    else:
+        status = lw._val(f"call i64 @{abi.SLOW_PROBE}(ptr %cpu, i64 %addr, i32 {oi})")
+    bad = lw._val(f"icmp ne i64 {status}, 0")
+    lw._emit(f"br i1 {bad}, label %fail, label %done")
+    lw._new_block("done")
+    if kind == "st":
+        lw._emit("ret i1 true")
+    elif kind == "ld":
+        _ret_ok(lw, ret, "i64", lw.load_field("slow_value"))
+    else:
+        host = lw._val(f"getelementptr i8, ptr %mem, i64 {lw.load_field('slow_value')}")
+        host = lw._val(f"getelementptr i8, ptr {host}, i64 %addr")
+        _ret_ok(lw, ret, "ptr", host)
+    lw._new_block("fail")
+    lw._emit(f"ret {ret} zeroinitializer")
+
+
 @_rule("qemu_ld")
 def _qemu_ld(lw: Lowering, op: Op) -> None:
     dst = op.outputs[0]
     memop, mmu_idx = op.args
     t = dst.type
     addr = lw.read(op.inputs[0])
+    if not lw.inline_memory:
+        name = accessor_name("ld", memop, mmu_idx)
+        lw.accessors_used.add(name)
+        pair = lw._val(f"call {{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})")
+        _branch_on_ok(lw, lw._val(f"extractvalue {{ i64, i1 }} {pair}, 1"))
+        value = lw._val(f"extractvalue {{ i64, i1 }} {pair}, 0")
+        if t is I32:
+            value = lw._val(f"trunc i64 {value} to i32")
+        lw.write(dst, value)
+        return
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_READ)
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}")
@@ -599,6 +727,13 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     memop, mmu_idx = op.args
     value = lw.read(src)
     addr = lw.read(addr_temp)
+    if not lw.inline_memory:
+        name = accessor_name("st", memop, mmu_idx)
+        lw.accessors_used.add(name)
+        wide = value if src.type is I64 else lw._val(f"zext i32 {value} to i64")
+        ok = lw._val(f"call i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, i64 {wide})")
+        _branch_on_ok(lw, ok)
+        return
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}")
@@ -626,6 +761,12 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
     The probe helper returns the addend (in cpu.slow_value) rather than doing the
     access, so the operation itself is always one host atomic instruction.
     """
+    if not lw.inline_memory:
+        name = accessor_name("at", memop, mmu_idx)
+        lw.accessors_used.add(name)
+        pair = lw._val(f"call {{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})")
+        _branch_on_ok(lw, lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 1"))
+        return lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 0")
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}")

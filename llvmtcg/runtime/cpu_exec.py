@@ -125,8 +125,11 @@ class Cpu:
         self.jit.add_imports(self.helpers.symbols())
         self._enter_module: CompiledModule = self.jit.compile(_ENTER_IR, ["llvmtcg_enter"])
         self._enter = _ENTER_T(self._enter_module.addresses["llvmtcg_enter"])
+        # The cheap tier calls shared memory accessors (half the IR to compile); the
+        # optimising tier expands the TLB probe inline.
         lowering = Lowering(layout, self.helpers.declarations(),
-                            count_insns=getattr(frontend, "counts_insns", False))
+                            count_insns=getattr(frontend, "counts_insns", False),
+                            inline_memory=optimize >= 1)
         self.tbs = TbCache(frontend, lowering, self.jit, self._fetch, self.log,
                            max_region_blocks)
         self.softmmu = Softmmu(self.state, memory, self.tbs)

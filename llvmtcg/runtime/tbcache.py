@@ -88,6 +88,8 @@ class TbCache:
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
         self.jmp_cache_flush()
         self._names: dict[str, int] = {}
+        self._accessors: set[str] = set()
+        self._accessor_modules: list[CompiledModule] = []
         self.stats = {"translated": 0, "links": 0, "unlinks": 0, "invalidated": 0,
                       "released_modules": 0, "insns_translated": 0}
 
@@ -136,6 +138,7 @@ class TbCache:
 
     def _compile(self, blocks: list[Block]) -> list[TranslationBlock]:
         text = self.lowering.lower_module(blocks, self.jit.triple)
+        self._compile_accessors(self.lowering.accessors_used)
         exports = []
         for b in blocks:
             exports.append(b.name)
@@ -151,6 +154,17 @@ class TbCache:
             tbs.append(tb)
         module.live_blocks = len(tbs)
         return tbs
+
+    def _compile_accessors(self, names: set[str]) -> None:
+        """Compile the out-of-line memory accessors a module needs, once each."""
+        missing = sorted(names - self._accessors)
+        if not missing:
+            return
+        module = self.jit.compile(self.lowering.accessor_module(missing, self.jit.triple),
+                                  missing, missing)
+        self.jit.add_imports(module.addresses)
+        self._accessors.update(missing)
+        self._accessor_modules.append(module)
 
     @staticmethod
     def _slot_numbers(block: Block) -> list[int]:
