@@ -19,6 +19,7 @@ from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower_llvm import Lowering, slot_symbol
 from llvmtcg.log import Log
+from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.softmmu import page_floor
 
@@ -67,17 +68,19 @@ class TbCache:
         jit: the LLVM engine.
         fetch: reads guest code (the softmmu's fetch).
         max_region_blocks: how many blocks one translation miss may compile together.
+        code_cache: where compiled regions persist across runs (None: no disk cache).
     """
 
     def __init__(self, frontend: Frontend, lowering: Lowering, jit: JitEngine,
                  fetch: Callable[[int, int], bytes], log: Log | None = None,
-                 max_region_blocks: int = 8) -> None:
+                 max_region_blocks: int = 8, code_cache: CodeCache | None = None) -> None:
         self.frontend = frontend
         self.lowering = lowering
         self.jit = jit
         self.fetch = fetch
         self.log = log or Log()
         self.max_region_blocks = max_region_blocks
+        self.code_cache = code_cache
         self.by_pc: dict[int, TranslationBlock] = {}
         self.by_slot: dict[int, tuple[TranslationBlock, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
@@ -110,6 +113,29 @@ class TbCache:
         return block.name if count == 0 else f"{block.name}.{count}"
 
     def translate_region(self, pc: int) -> TranslationBlock:
+        tbs = self._load_cached(pc) if self.code_cache is not None else None
+        if tbs is None:
+            tbs = self._translate_and_compile(pc)
+        for tb in tbs:
+            for n, dest in tb.direct_targets.items():
+                target = self.by_pc.get(dest)
+                if target is not None:
+                    self.link(tb, n, target)
+        return tbs[0]
+
+    def _load_cached(self, pc: int) -> list[TranslationBlock] | None:
+        region = self.code_cache.lookup(pc, self.fetch)
+        if region is None:
+            return None
+        self._compile_accessors(set(region.accessors))
+        exports = [e for meta in region.blocks for e in self._symbols(meta)]
+        names = [meta.name for meta in region.blocks]
+        module = self.jit.load_object(region.object, exports, names)
+        # Blocks of the region translated meanwhile by other misses keep their code.
+        fresh = [m for m in region.blocks if m.pc == pc or m.pc not in self.by_pc]
+        return self._install(fresh, module)
+
+    def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
         blocks = [self.frontend.translate(pc, self.fetch)]  # errors here are the guest's
         seen = {pc}
         queue = list(blocks[0].direct_targets())
@@ -128,31 +154,40 @@ class TbCache:
             block.name = self._unique_name(block)
             if self.log.enabled("op"):
                 self.log.write(f"OP:\n{block}")
-        tbs = self._compile(blocks)
-        for tb in tbs:
-            for n, dest in tb.direct_targets.items():
-                target = self.by_pc.get(dest)
-                if target is not None:
-                    self.link(tb, n, target)
-        return tbs[0]
-
-    def _compile(self, blocks: list[Block]) -> list[TranslationBlock]:
+        metas = tuple(self._meta(b) for b in blocks)
         text = self.lowering.lower_module(blocks, self.jit.triple)
-        self._compile_accessors(self.lowering.accessors_used)
-        exports = []
-        for b in blocks:
-            exports.append(b.name)
-            exports += [slot_symbol(b.name, n) for n in self._slot_numbers(b)]
-        module = self.jit.compile(text, exports, [b.name for b in blocks])
+        accessors = set(self.lowering.accessors_used)
+        self._compile_accessors(accessors)
+        exports = [e for meta in metas for e in self._symbols(meta)]
+        module = self.jit.compile(text, exports, [m.name for m in metas])
+        if self.code_cache is not None and module.object is not None:
+            self.code_cache.store(metas, accessors, module.object, self.fetch)
+        module.object = None
+        return self._install(metas, module)
+
+    @staticmethod
+    def _meta(block: Block) -> BlockMeta:
+        slots = tuple(sorted({op.args[0] for op in block.ops if op.name == "goto_tb"}))
+        targets = tuple((op.args[0], op.args[1]) for op in block.ops if op.name == "goto_tb")
+        return BlockMeta(block.pc, block.name, tuple(block.guest_ranges), slots, targets,
+                         block.n_insns)
+
+    @staticmethod
+    def _symbols(meta: BlockMeta) -> list[str]:
+        return [meta.name] + [slot_symbol(meta.name, n) for n in meta.slots]
+
+    def _install(self, metas: Iterable[BlockMeta], module: CompiledModule
+                 ) -> list[TranslationBlock]:
         tbs = []
-        for b in blocks:
-            slots = {n: module.addresses[slot_symbol(b.name, n)] for n in self._slot_numbers(b)}
-            targets = {op.args[0]: op.args[1] for op in b.ops if op.name == "goto_tb"}
-            tb = TranslationBlock(b.pc, b.name, b.guest_ranges, module,
-                                  module.addresses[b.name], slots, targets, b.n_insns)
+        for m in metas:
+            slots = {n: module.addresses[slot_symbol(m.name, n)] for n in m.slots}
+            tb = TranslationBlock(m.pc, m.name, [tuple(r) for r in m.ranges], module,
+                                  module.addresses[m.name], slots, dict(m.targets), m.n_insns)
             self._insert(tb)
             tbs.append(tb)
         module.live_blocks = len(tbs)
+        if not tbs:
+            self.pending_release.append(module)
         return tbs
 
     def _compile_accessors(self, names: set[str]) -> None:
@@ -165,10 +200,6 @@ class TbCache:
         self.jit.add_imports(module.addresses)
         self._accessors.update(missing)
         self._accessor_modules.append(module)
-
-    @staticmethod
-    def _slot_numbers(block: Block) -> list[int]:
-        return sorted({op.args[0] for op in block.ops if op.name == "goto_tb"})
 
     def _insert(self, tb: TranslationBlock) -> None:
         old = self.by_pc.get(tb.pc)

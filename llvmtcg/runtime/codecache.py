@@ -1,0 +1,245 @@
+"""Persistent code cache: compiled regions on disk, keyed by the guest bytes they came from.
+
+An entry is one compiled module (a region of blocks). Its file name is
+``<first pc>.<digest of the region's guest bytes>`` inside a directory named by the
+translator fingerprint (llvmtcg's own source, llvmlite/LLVM, the host CPU, the guest
+CPU model and the translation options), so any change to any of those starts a new
+cache. On a translation miss at pc, the entries recorded for pc are checked by hashing
+the guest bytes their blocks cover *now*; a match is linked without running the
+frontend, the lowering or LLVM.
+
+Files are written to a temporary name and renamed, so concurrent processes never see
+a partial entry; each carries a SHA-256 of its contents, and a corrupt, truncated or
+unreadable entry is deleted and rebuilt, never run. The directory is bounded: when it
+grows past ``max_bytes`` the least recently used entries are evicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import llvmlite
+import llvmlite.binding as llvm
+
+MAGIC = b"LLVMTCG1"
+_HEADER = struct.Struct("<8sI")  # magic, metadata length
+DEFAULT_MAX_BYTES = 256 << 20
+ENV_DIR = "LLVMTCG_CACHE_DIR"
+
+
+def default_cache_dir() -> Path:
+    """$LLVMTCG_CACHE_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg."""
+    if os.environ.get(ENV_DIR):
+        return Path(os.environ[ENV_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "llvmtcg"
+
+
+_source_digest: str | None = None
+
+
+def source_digest() -> str:
+    """A digest of llvmtcg's own Python source: any code change starts a new cache."""
+    global _source_digest
+    if _source_digest is None:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256()
+        for path in sorted(root.rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+        _source_digest = h.hexdigest()
+    return _source_digest
+
+
+def fingerprint(*parts: object) -> str:
+    """The cache namespace for this translator, host and guest configuration."""
+    h = hashlib.sha256()
+    host = (llvm.get_process_triple(), llvm.get_host_cpu_name(),
+            llvm.get_host_cpu_features().flatten(), llvmlite.__version__)
+    for part in (source_digest(), *host, *parts):
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class BlockMeta:
+    """What the runtime needs to install one compiled block."""
+
+    pc: int
+    name: str
+    ranges: tuple[tuple[int, int], ...]
+    slots: tuple[int, ...]  # exit slot numbers (symbols are slot_symbol(name, n))
+    targets: tuple[tuple[int, int], ...]  # (slot, destination pc)
+    n_insns: int
+
+    @classmethod
+    def from_json(cls, data: dict) -> BlockMeta:
+        return cls(data["pc"], data["name"], tuple(map(tuple, data["ranges"])),
+                   tuple(data["slots"]), tuple(map(tuple, data["targets"])), data["n_insns"])
+
+
+@dataclass(frozen=True, slots=True)
+class CachedRegion:
+    blocks: tuple[BlockMeta, ...]
+    accessors: tuple[str, ...]
+    object: bytes
+
+
+def region_ranges(blocks: Iterable[BlockMeta]) -> list[tuple[int, int]]:
+    return sorted({r for b in blocks for r in b.ranges})
+
+
+class CodeCache:
+    """One process's view of the on-disk cache for one translator fingerprint.
+
+    Args:
+        directory: the cache root (see :func:`default_cache_dir`).
+        fingerprint: from :func:`fingerprint`.
+        max_bytes: evict least recently used entries beyond this total size.
+    """
+
+    def __init__(self, directory: Path, fingerprint: str,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.root = Path(directory)
+        self.dir = self.root / fingerprint
+        self.max_bytes = max_bytes
+        self.stats = {"hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0}
+        self._index: dict[int, list[str]] | None = None
+        self._stores_since_check = 0
+
+    def _entries(self) -> dict[int, list[str]]:
+        if self._index is None:
+            index: dict[int, list[str]] = {}
+            try:
+                names = os.listdir(self.dir)
+            except OSError:
+                names = []
+            for name in names:
+                pc_text, dot, digest = name.partition(".")
+                if dot and not name.endswith(".tmp"):
+                    try:
+                        index.setdefault(int(pc_text, 16), []).append(name)
+                    except ValueError:
+                        continue
+            self._index = index
+        return self._index
+
+    @staticmethod
+    def digest(ranges: Iterable[tuple[int, int]], read: Callable[[int, int], bytes]) -> str:
+        h = hashlib.sha256()
+        for start, end in ranges:
+            h.update(struct.pack("<QQ", start, end))
+            h.update(read(start, end - start))
+        return h.hexdigest()[:32]
+
+    def lookup(self, pc: int, read: Callable[[int, int], bytes]) -> CachedRegion | None:
+        """A cached region starting at pc whose guest bytes equal what ``read`` returns
+        now. ``read`` may raise (unmapped code): that entry does not match."""
+        for name in list(self._entries().get(pc, ())):
+            region = self._load(name)
+            if region is None:
+                continue
+            try:
+                current = self.digest(region_ranges(region.blocks), read)
+            except Exception:  # noqa: BLE001 - the guest code is not there any more
+                continue
+            if name.endswith("." + current):
+                self.stats["hits"] += 1
+                try:
+                    os.utime(self.dir / name)  # recently used: evicted last
+                except OSError:
+                    pass
+                return region
+        self.stats["misses"] += 1
+        return None
+
+    def _load(self, name: str) -> CachedRegion | None:
+        path = self.dir / name
+        try:
+            data = path.read_bytes()
+            magic, meta_len = _HEADER.unpack_from(data)
+            if magic != MAGIC or len(data) < _HEADER.size + meta_len + 32:
+                raise ValueError("bad header or truncated")
+            body, check = data[:-32], data[-32:]
+            if hashlib.sha256(body).digest() != check:
+                raise ValueError("checksum mismatch")
+            meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
+            blocks = tuple(BlockMeta.from_json(b) for b in meta["blocks"])
+            return CachedRegion(blocks, tuple(meta["accessors"]),
+                                body[_HEADER.size + meta_len:])
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            self.stats["corrupt"] += 1
+            self._forget(name)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+
+    def _forget(self, name: str) -> None:
+        index = self._entries()
+        try:
+            pc = int(name.partition(".")[0], 16)
+        except ValueError:
+            return
+        if name in index.get(pc, []):
+            index[pc].remove(name)
+
+    def store(self, blocks: tuple[BlockMeta, ...], accessors: Iterable[str], obj: bytes,
+              read: Callable[[int, int], bytes]) -> None:
+        """Write an entry (best effort: a full disk or read-only cache is not an error)."""
+        try:
+            digest = self.digest(region_ranges(blocks), read)
+        except Exception:  # noqa: BLE001 - code unmapped meanwhile: nothing to key on
+            return
+        name = f"{blocks[0].pc:x}.{digest}"
+        meta = json.dumps({"blocks": [asdict(b) for b in blocks],
+                           "accessors": sorted(accessors)}).encode()
+        body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(body + hashlib.sha256(body).digest())
+            os.replace(tmp, self.dir / name)
+        except OSError:
+            return
+        self._entries().setdefault(blocks[0].pc, []).append(name)
+        self.stats["stores"] += 1
+        self._stores_since_check += 1
+        if self._stores_since_check >= 64:
+            self._stores_since_check = 0
+            self.evict()
+
+    def evict(self) -> None:
+        """Delete least recently used entries (of every fingerprint) beyond max_bytes."""
+        files = []
+        for path in self.root.glob("*/*"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            files.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in files)
+        for _, size, path in sorted(files):
+            if total <= self.max_bytes:
+                break
+            try:
+                path.unlink()
+            except OSError:
+                continue
+            total -= size
+            self.stats["evicted"] += 1
+            if path.parent == self.dir:
+                self._forget(path.name)

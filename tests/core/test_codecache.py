@@ -1,0 +1,90 @@
+"""The persistent code cache: hits skip translation, bad entries are rebuilt, never run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from llvmtcg.ir import ExitReason
+from llvmtcg.runtime.codecache import CodeCache
+from tests.core.support import CODE, HandFrontend, make_cpu
+from tests.core.test_runtime import counting_loop
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_loop(cache_dir: Path, code: bytes = b"\x13\0\0\0" * 4, **kwargs):
+    fe = HandFrontend()
+    counting_loop(fe)
+    cpu = make_cpu(fe, cache_dir=cache_dir, **kwargs)
+    cpu.memory.protect(CODE, 0x1000, 7)
+    cpu.memory.write(CODE, code)
+    cpu.state.set("r", 1000, 1)
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    assert cpu.state.get("r", 0) == 1000
+    return fe, cpu
+
+
+def entries(cache_dir: Path) -> list[Path]:
+    return [p for p in cache_dir.glob("*/*") if not p.name.endswith(".tmp")]
+
+
+def test_second_run_links_cached_code_without_translating(tmp_path: Path) -> None:
+    fe, cpu = run_loop(tmp_path)
+    assert fe.translations == [CODE, CODE + 4]
+    assert cpu.tbs.code_cache.stats["stores"] == 1 and len(entries(tmp_path)) == 1
+    fe, cpu = run_loop(tmp_path)
+    assert fe.translations == []  # frontend, lowering and LLVM all skipped
+    assert cpu.tbs.code_cache.stats["hits"] == 1
+    assert cpu.jit.stats.get("loaded") == 1
+    assert cpu.stats.native_entries == 1  # the cached region came back linked
+
+
+def test_changed_guest_code_misses(tmp_path: Path) -> None:
+    run_loop(tmp_path)
+    fe, cpu = run_loop(tmp_path, code=b"\x93\0\0\0" * 4)
+    assert fe.translations == [CODE, CODE + 4]
+    assert cpu.tbs.code_cache.stats["hits"] == 0
+    assert len(entries(tmp_path)) == 2
+
+
+def test_corrupt_or_truncated_entries_are_ignored_and_rebuilt(tmp_path: Path) -> None:
+    run_loop(tmp_path)
+    (entry,) = entries(tmp_path)
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a flipped bit inside the object code
+    entry.write_bytes(bytes(data))
+    fe, cpu = run_loop(tmp_path)
+    assert fe.translations == [CODE, CODE + 4]
+    assert cpu.tbs.code_cache.stats["corrupt"] == 1
+    (entry,) = entries(tmp_path)  # rebuilt
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated
+    fe, cpu = run_loop(tmp_path)
+    assert fe.translations == [CODE, CODE + 4]
+    fe, _ = run_loop(tmp_path)
+    assert fe.translations == []
+
+
+def test_eviction_bounds_the_cache(tmp_path: Path) -> None:
+    for i in range(4):
+        run_loop(tmp_path, code=bytes([i]) * 16)
+    assert len(entries(tmp_path)) == 4
+    cache = CodeCache(tmp_path, "other", max_bytes=1)
+    cache.evict()
+    assert entries(tmp_path) == [] and cache.stats["evicted"] == 4
+
+
+def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[2])\n"
+        "from tests.core.test_codecache import run_loop\n"
+        "for i in range(6): run_loop(Path(sys.argv[1]), code=bytes([i % 3]) * 16)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), str(ROOT)])
+             for _ in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert 1 <= len(entries(tmp_path)) <= 3 * 3
+    fe, _ = run_loop(tmp_path, code=bytes([1]) * 16)
+    assert fe.translations == []
