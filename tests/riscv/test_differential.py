@@ -43,22 +43,36 @@ def explain(case: diffgen.Case, ours: bytes, theirs: bytes) -> str:
     if ours[:mem] != theirs[:mem]:
         at = next(i for i in range(mem) if ours[i] != theirs[i])
         return f"seed {case.seed}: scratch memory differs first at offset {at:#x}"
+    slots = [(f"x{r}", 8 * r) for r in diffgen.USABLE]
+    if case.fp:
+        slots += [("fcsr", 0)] + [(f"f{r}", diffgen.FP_OFF + 8 * r) for r in range(32)]
     for i, seq in enumerate(case.sequences):
         base = mem + i * diffgen.SEQ_STRIDE
-        for r in diffgen.USABLE:
-            a = int.from_bytes(ours[base + 8 * r:base + 8 * r + 8], "little")
-            b = int.from_bytes(theirs[base + 8 * r:base + 8 * r + 8], "little")
+        for reg, off in slots:
+            a = int.from_bytes(ours[base + off:base + off + 8], "little")
+            b = int.from_bytes(theirs[base + off:base + off + 8], "little")
             if a != b:
                 init = "\n".join(f"  x{n} = {case.inits[i][n]:#x}" for n in diffgen.USABLE)
-                return (f"seed {case.seed}, sequence {i}: x{r} is {a:#x}, qemu says {b:#x}\n"
+                if case.fp:
+                    init += f"\n  frm = {case.inits[i][0]}\n" + "\n".join(
+                        f"  f{n} = {case.inits[i][32 + n]:#x}" for n in range(32))
+                return (f"seed {case.seed}, sequence {i}: {reg} is {a:#x}, qemu says {b:#x}\n"
                         f"sequence:\n  " + "\n  ".join(seq) + f"\ninitial registers:\n{init}")
     return f"seed {case.seed}: outputs differ"
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_random_integer_sequences_match_qemu(seed: int, tmp_path: Path) -> None:
-    case = diffgen.make_case(seed)
-    theirs = qemu_output(case, tmp_path)
+def check(case: diffgen.Case, tmp: Path) -> None:
+    theirs = qemu_output(case, tmp)
     ours = our_output(case)
     assert len(theirs) == len(ours)
     assert ours == theirs, explain(case, ours, theirs)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_integer_sequences_match_qemu(seed: int, tmp_path: Path) -> None:
+    check(diffgen.make_case(seed), tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(1000, 1024))
+def test_random_fp_sequences_match_qemu(seed: int, tmp_path: Path) -> None:
+    check(diffgen.make_case(seed, fp=True), tmp_path)

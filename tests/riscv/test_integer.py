@@ -152,6 +152,15 @@ def test_zba_zbb_zbs() -> None:
     assert x(cpu, 30) == 0xFFFF_FFFF_FFFF_8001 and x(cpu, 31) == 0x8001
 
 
+@pytest.mark.parametrize(("value", "expected"), [
+    (0, 32), (1, 0), (0x8000_0000, 31), (0x1_0000_0000, 32),
+    (0x8000_0000_0000_0000, 32),  # qemu-riscv64 7.2 answers 63 here, against the spec
+    (0xFFFF_FFFF_0000_0100, 8)])
+def test_ctzw_counts_only_the_low_word(value: int, expected: int) -> None:
+    cpu = run_ok("ctzw a0, a1", regs={11: value})
+    assert x(cpu, 10) == expected
+
+
 def test_extension_guards_make_instructions_illegal() -> None:
     no_zbb = CpuModel.parse("rv64,zbb=false,m=off")
     for insn in ("clz a0, a1", "mul a0, a1, a2"):
