@@ -1,7 +1,8 @@
 # `make test` sets up a fresh machine (apt + pip) and runs the whole test suite.
+# `make run` installs llvmtcg and runs the example riscv64 program (examples/).
 PYTHON ?= python3
 
-.PHONY: setup test lint
+.PHONY: setup test lint install run
 
 setup:
 	bash scripts/setup.sh
@@ -12,3 +13,9 @@ test: setup
 
 lint:
 	$(PYTHON) -m ruff check .
+
+install:
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e .
+
+run: install
+	$(PYTHON) -m llvmtcg.user examples/hello-riscv64 $(ARGS)

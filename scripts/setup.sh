@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross make)
+APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -11,15 +11,18 @@ from llvmtcg.ir.types import (
     I64,
     AtomicOp,
     Cond,
+    FCond,
+    FFlag,
     IRType,
     Label,
     MemOp,
+    RoundingMode,
     Temp,
     TempKind,
     const,
 )
 
 __all__ = [
-    "AtomicOp", "Block", "Builder", "Cond", "ExitReason", "I32", "I64", "IRError",
-    "IRType", "Label", "MemOp", "Op", "Temp", "TempKind", "const",
+    "AtomicOp", "Block", "Builder", "Cond", "ExitReason", "FCond", "FFlag", "I32", "I64",
+    "IRError", "IRType", "Label", "MemOp", "Op", "RoundingMode", "Temp", "TempKind", "const",
 ]

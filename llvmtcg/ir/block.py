@@ -33,11 +33,26 @@ class Op:
             operands = [str(t) for t in self.outputs] + ["<-"] + [str(t) for t in self.inputs]
             return text + " " + ",".join(operands)
         name = self.name
-        if self.definition.flags & OpFlag.TYPED and self.type is not None:
+        if self.definition.flags & OpFlag.FLOAT:
+            name = f"{name}_{_float_suffix(self)}"
+        elif self.definition.flags & OpFlag.TYPED and self.type is not None:
             name = f"{name}_{self.type}"
         operands = [str(t) for t in self.outputs + self.inputs]
         operands += [_format_arg(a) for a in self.args]
         return f" {name} {','.join(operands)}".rstrip()
+
+
+_INT_RESULT = frozenset({"fsetcond", "fclass", "ftoi", "ftou"})
+_INT_OPERAND = frozenset({"itof", "utof"})
+
+
+def _float_suffix(op: Op) -> str:
+    """f32/f64 for float temps, i32/i64 for integers; result then operand if they differ
+    (fadd_f64, fcvt_f64_f32, ftoi_i64_f32, itof_f32_i32)."""
+    out, src = op.outputs[0], op.inputs[0]
+    result = ("i" if op.name in _INT_RESULT else "f") + str(out.type.bits)
+    operand = ("i" if op.name in _INT_OPERAND else "f") + str(src.type.bits)
+    return result if result == operand else f"{result}_{operand}"
 
 
 def _format_arg(arg: object) -> str:

@@ -15,9 +15,11 @@ from llvmtcg.ir.types import (
     I64,
     AtomicOp,
     Cond,
+    FCond,
     IRType,
     Label,
     MemOp,
+    RoundingMode,
     Temp,
     TempKind,
     const,
@@ -165,7 +167,99 @@ class _ControlAndMemoryOps:
         self.emit("call", tuple(outputs), tuple(inputs), (helper,))
 
 
-class Builder(_ControlAndMemoryOps):
+class _FloatOps:
+    """IEEE float ops on bit patterns (i32 = binary32, i64 = binary64); semantics in
+    ir/ops.py. ``rm`` is the rounding direction (RoundingMode.DYN: the dynamic mode)."""
+
+    def _check_rm(self, name: str, rm: object) -> None:
+        if not isinstance(rm, RoundingMode):
+            raise IRError(f"{name}: rounding mode {rm!r} is not a RoundingMode")
+
+    def _float_binary(self, name: str, dst: Temp, a: Temp, b: Temp, rm: RoundingMode) -> None:
+        self._same_type(name, (dst, a, b))
+        self._check_rm(name, rm)
+        self.emit(name, (dst,), (a, b), (rm,))
+
+    def fadd(self, dst: Temp, a: Temp, b: Temp, rm: RoundingMode) -> None:
+        self._float_binary("fadd", dst, a, b, rm)
+
+    def fsub(self, dst: Temp, a: Temp, b: Temp, rm: RoundingMode) -> None:
+        self._float_binary("fsub", dst, a, b, rm)
+
+    def fmul(self, dst: Temp, a: Temp, b: Temp, rm: RoundingMode) -> None:
+        self._float_binary("fmul", dst, a, b, rm)
+
+    def fdiv(self, dst: Temp, a: Temp, b: Temp, rm: RoundingMode) -> None:
+        self._float_binary("fdiv", dst, a, b, rm)
+
+    def fsqrt(self, dst: Temp, a: Temp, rm: RoundingMode) -> None:
+        self._same_type("fsqrt", (dst, a))
+        self._check_rm("fsqrt", rm)
+        self.emit("fsqrt", (dst,), (a,), (rm,))
+
+    def fma(self, dst: Temp, a: Temp, b: Temp, c: Temp, rm: RoundingMode) -> None:
+        """dst = a*b + c with a single rounding (invalid for 0*inf even if c is a qNaN)."""
+        self._same_type("fma", (dst, a, b, c))
+        self._check_rm("fma", rm)
+        self.emit("fma", (dst,), (a, b, c), (rm,))
+
+    def fmin(self, dst: Temp, a: Temp, b: Temp) -> None:
+        """IEEE 754-2019 minimumNumber (-0 < +0; a NaN operand yields the other)."""
+        self._same_type("fmin", (dst, a, b))
+        self.emit("fmin", (dst,), (a, b))
+
+    def fmax(self, dst: Temp, a: Temp, b: Temp) -> None:
+        """IEEE 754-2019 maximumNumber (-0 < +0; a NaN operand yields the other)."""
+        self._same_type("fmax", (dst, a, b))
+        self.emit("fmax", (dst,), (a, b))
+
+    def fsetcond(self, cond: FCond, dst: Temp, a: Temp, b: Temp) -> None:
+        """dst = 1 if (a cond b) else 0; dst may be i32 or i64."""
+        if not isinstance(cond, FCond):
+            raise IRError(f"fsetcond: condition {cond!r} is not an FCond")
+        self._same_type("fsetcond", (a, b))
+        self.emit("fsetcond", (dst,), (a, b), (cond,))
+
+    def fclass(self, dst: Temp, a: Temp) -> None:
+        """dst = one-hot class mask of a (order in ir/ops.py); dst may be i32 or i64."""
+        self.emit("fclass", (dst,), (a,))
+
+    def fcvt(self, dst: Temp, src: Temp, rm: RoundingMode = RoundingMode.RNE) -> None:
+        """Convert between binary32 and binary64 (the direction follows the types)."""
+        if dst.type is src.type:
+            raise IRError("fcvt: source and destination formats are the same")
+        self._check_rm("fcvt", rm)
+        self.emit("fcvt", (dst,), (src,), (rm,))
+
+    def itof(self, dst: Temp, src: Temp, rm: RoundingMode, signed: bool = True) -> None:
+        """dst (float) = the integer src (signed or unsigned, i32 or i64), rounded."""
+        self._check_rm("itof", rm)
+        self.emit("itof" if signed else "utof", (dst,), (src,), (rm,))
+
+    def ftoi(self, dst: Temp, flags: Temp, src: Temp, rm: RoundingMode,
+             signed: bool = True) -> None:
+        """dst (integer) = src rounded in rm, saturated; flags (i32) = FFlag bits."""
+        if flags.type is not I32:
+            raise IRError("ftoi: the flags output must be i32")
+        self._check_rm("ftoi", rm)
+        self.emit("ftoi" if signed else "ftou", (dst, flags), (src,), (rm,))
+
+
+    def fpenv_flags(self, dst: Temp) -> None:
+        """dst (i32) = FFlag bits raised in the host FP environment since last taken;
+        clears them."""
+        if dst.type is not I32:
+            raise IRError("fpenv_flags: the destination must be i32")
+        self.emit("fpenv_flags", (dst,))
+
+    def fpenv_round(self, src: Temp) -> None:
+        """Set the host's dynamic rounding mode to RoundingMode ordinal src (i32)."""
+        if src.type is not I32:
+            raise IRError("fpenv_round: the mode must be i32")
+        self.emit("fpenv_round", (), (src,))
+
+
+class Builder(_FloatOps, _ControlAndMemoryOps):
     """Emits ops into a :class:`Block`.
 
     Args:

@@ -31,6 +31,16 @@ TLB_NOTDIRTY = 1 << (PAGE_BITS - 3)  # page holds translated code: writes invali
 TLB_MMIO = 1 << (PAGE_BITS - 2)  # accesses go to a device callback
 TLB_INVALID = 0xFFFF_FFFF_FFFF_FFFF  # comparator of an empty entry: never matches
 
+# The page table lets accessors refill the TLB natively for identity-mapped guest RAM
+# (user mode's GuestMemory: host = %mem + vaddr, addend 0): one flag byte per guest page.
+# Anything else — no table, MMIO, stores to pages holding code, faults, page-crossing or
+# misaligned accesses — goes to the Python slow path.
+PAGE_R = 1
+PAGE_W = 2
+PAGE_X = 4
+PAGE_CODE = 8  # the page holds translated code (stores must invalidate it)
+PAGE_SLOW = 16  # always take the Python slow path (MMIO)
+
 # The jump cache: direct-mapped {guest_pc, host_fn} pairs in native memory.
 JMP_CACHE_BITS = 12
 JMP_CACHE_ENTRY_SIZE = 16
@@ -80,6 +90,10 @@ RUNTIME_FIELDS: tuple[tuple[str, IRType], ...] = (
     ("slow_value", I64),  # slow-path result (loaded value or host addend)
     ("jmp_cache", I64),  # host address of the jump cache
     ("insn_count", I64),  # guest instructions retired in completed blocks (optional)
+    ("page_table", I64),  # host address of the page-flag bytes (0: every miss goes to Python)
+    ("page_count", I64),  # entries in the page table
+    ("fp_env", I32),  # the guest's MXCSR whenever Python runs (see runtime/cpu_exec.py)
+    ("host_fp_env", I32),  # the host's MXCSR while native code runs, for callbacks
 )
 
 

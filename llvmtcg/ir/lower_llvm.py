@@ -9,6 +9,10 @@ allocas that SROA promotes.
 
 Lowering is a table: one function per opcode in ``_LOWER``. Every op is lowered so
 that no input produces LLVM undefined behaviour (see ir/ops.py for the semantics).
+Float ops live in ``lower_float.py``, which adds its rules to the same table. A block
+with float ops is a ``strictfp`` function: its float ops are constrained intrinsics
+and every call in it is a ``strictfp`` call, so LLVM neither folds nor reorders them
+across changes of the rounding mode.
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir import host_fp
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason
+from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason, OpFlag
 from llvmtcg.ir.types import I32, I64, AtomicOp, Cond, IRType, Label, MemOp, Temp, TempKind
 
 assert EXIT_REASON_BITS == 3  # exit slots are 8-byte aligned: their low 3 bits are free
@@ -53,6 +58,8 @@ class _FnState:
     insn_pc: int = 0
     fault_pcs: dict[str, int] | None = None
     terminated: bool = False
+    strictfp: bool = False  # the block has float ops
+    mxcsr_slot: bool = False  # the block reads or writes MXCSR through %mxcsr.p
     field_ptrs: dict[int, str] | None = None  # CPU-state field pointers made in entry
 
 
@@ -92,6 +99,7 @@ class Lowering:
         out.append(f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind")
         out.append(f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind")
         out.append(f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind")
+        out.append(f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind")
         for name in sorted(used_helpers):
             decl = self._helper(name)
             ret = str(decl.ret) if decl.ret else "void"
@@ -129,6 +137,7 @@ class Lowering:
     # -- function -------------------------------------------------------------------------
     def lower_function(self, block: Block) -> str:
         st = _FnState(block, [], fault_pcs={}, field_ptrs={})
+        st.strictfp = any(op.definition.flags & OpFlag.FLOAT for op in block.ops)
         self._st = st
         name = _q(block.name)
         body: list[str] = []
@@ -144,9 +153,12 @@ class Lowering:
             fn(self, op)
         if not st.terminated:
             raise LoweringError(f"{block.name}: falls off its end without a block exit")
-        head = [f"define i64 @{name}(ptr noalias %cpu, ptr %mem) nounwind {{", "entry:"]
+        attrs = "nounwind strictfp" if st.strictfp else "nounwind"
+        head = [f"define i64 @{name}(ptr noalias %cpu, ptr %mem) {attrs} {{", "entry:"]
         for t in block.locals:
             head.append(f"  %{t.name} = alloca {t.type}, align 8")
+        if st.mxcsr_slot:
+            head.append("  %mxcsr.p = alloca i32, align 4")
         for offset, ptr in st.field_ptrs.items():
             head.append(f"  {ptr} = getelementptr i8, ptr %cpu, i64 {offset}")
         er = self.layout.offset("exit_request")
@@ -177,6 +189,11 @@ class Lowering:
                 f"  store i64 {_signed(pc, 64)}, ptr %{tag}.pcp, align 8"]
 
     # -- emission helpers -------------------------------------------------------------------
+    @property
+    def call_attrs(self) -> str:
+        """Call-site attributes: in a strictfp function every call must be strictfp."""
+        return " strictfp" if self._st.strictfp else ""
+
     def _n(self) -> int:
         self._st.counter += 1
         return self._st.counter
@@ -328,7 +345,8 @@ def _rotate(lw: Lowering, op: Op) -> None:
     t = op.outputs[0].type
     a, b = lw.read(op.inputs[0]), lw.read(op.inputs[1])
     fn = "fshl" if op.name == "rotl" else "fshr"
-    lw.write(op.outputs[0], lw._val(f"call {t} @llvm.{fn}.{t}({t} {a}, {t} {a}, {t} {b})"))
+    lw.write(op.outputs[0], lw._val(f"call {t} @llvm.{fn}.{t}({t} {a}, {t} {a}, {t} {b})"
+                                    f"{lw.call_attrs}"))
 
 
 @_rule("div", "divu", "rem", "remu")
@@ -384,7 +402,8 @@ def _count_zeros(lw: Lowering, op: Op) -> None:
     t = op.outputs[0].type
     a, fallback = lw.read(op.inputs[0]), lw.read(op.inputs[1])
     # i1 false: the intrinsic is defined (= width) for zero; the op returns `fallback`.
-    n = lw._val(f"call {t} @llvm.{'ctlz' if op.name == 'clz' else 'cttz'}.{t}({t} {a}, i1 false)")
+    n = lw._val(f"call {t} @llvm.{'ctlz' if op.name == 'clz' else 'cttz'}.{t}({t} {a}, i1 false)"
+                f"{lw.call_attrs}")
     zero = lw._val(f"icmp eq {t} {a}, 0")
     lw.write(op.outputs[0], lw._val(f"select i1 {zero}, {t} {fallback}, {t} {n}"))
 
@@ -392,7 +411,8 @@ def _count_zeros(lw: Lowering, op: Op) -> None:
 @_rule("ctpop")
 def _ctpop(lw: Lowering, op: Op) -> None:
     t = op.outputs[0].type
-    lw.write(op.outputs[0], lw._val(f"call {t} @llvm.ctpop.{t}({t} {lw.read(op.inputs[0])})"))
+    lw.write(op.outputs[0], lw._val(f"call {t} @llvm.ctpop.{t}({t} {lw.read(op.inputs[0])})"
+                                    f"{lw.call_attrs}"))
 
 
 def _narrow_then_extend(lw: Lowering, value: str, t: IRType, bits: int, ext: str) -> str:
@@ -419,7 +439,7 @@ def _bswap(lw: Lowering, op: Op) -> None:
         raise LoweringError(f"{op.name} on {t}")
     v = lw.read(op.inputs[0])
     narrow = v if bits == t.bits else lw._val(f"trunc {t} {v} to i{bits}")
-    swapped = lw._val(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {narrow})")
+    swapped = lw._val(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {narrow}){lw.call_attrs}")
     if bits < t.bits:
         swapped = lw._val(f"zext i{bits} {swapped} to {t}")
     lw.write(op.outputs[0], swapped)
@@ -534,7 +554,7 @@ def _goto_tb(lw: Lowering, op: Op) -> None:
 
 
 def _tail_call(lw: Lowering, target: str) -> None:
-    r = lw._val(f"musttail call i64 {target}(ptr noalias %cpu, ptr %mem)")
+    r = lw._val(f"musttail call i64 {target}(ptr noalias %cpu, ptr %mem){lw.call_attrs}")
     lw._terminate(f"ret i64 {r}")
 
 
@@ -592,6 +612,10 @@ def _host_pointer(lw: Lowering, addr: str, entry: str) -> str:
     return lw._val(f"getelementptr i8, ptr %mem, i64 {offset}")
 
 
+def _bswap_value(lw: Lowering, value: str, bits: int) -> str:
+    return lw._val(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {value}){lw.call_attrs}")
+
+
 def _oi(memop: MemOp, mmu_idx: int) -> int:
     return abi.encode_oi(memop.encode(), mmu_idx)
 
@@ -633,12 +657,66 @@ def _ret_ok(lw: Lowering, ret: str, type_: str, value: str) -> None:
     lw._emit(f"ret {ret} {pair}")
 
 
+def _native_refill(lw: Lowering, kind: str, memop: MemOp, mmu_idx: int, entry: str) -> None:
+    """TLB miss: fill the entry from the page table and probe again, or go to ``slow``.
+
+    Only plain guest RAM with the access's permissions qualifies (and, for stores and
+    atomics, no translated code on the page); page-crossing and misaligned accesses
+    are left to the slow path, which splits them or raises the fault.
+    """
+    lw._new_block("refill")
+    table = lw.load_field("page_table")
+    count = lw.load_field("page_count")
+    page_index = lw._val(f"lshr i64 %addr, {abi.PAGE_BITS}")
+    in_table = lw._val(f"icmp ult i64 {page_index}, {count}")  # count is 0 without a table
+    offset_in_page = lw._val(f"and i64 %addr, {abi.PAGE_SIZE - 1}")
+    fits = lw._val(f"icmp ule i64 {offset_in_page}, {abi.PAGE_SIZE - memop.size}")
+    aligned = "true"
+    if memop.align_log2:
+        low = lw._val(f"and i64 %addr, {(1 << memop.align_log2) - 1}")
+        aligned = lw._val(f"icmp eq i64 {low}, 0")
+    candidate = lw._val(f"and i1 {in_table}, {fits}")
+    candidate = lw._val(f"and i1 {candidate}, {aligned}")
+    lw._emit(f"br i1 {candidate}, label %lookup, label %slow")
+    lw._new_block("lookup")
+    table_ptr = lw._val(f"inttoptr i64 {table} to ptr")
+    flag_ptr = lw._val(f"getelementptr i8, ptr {table_ptr}, i64 {page_index}")
+    flags = lw._val(f"zext i8 {lw._val(f'load i8, ptr {flag_ptr}, align 1')} to i64")
+    needed = {"ld": abi.PAGE_R, "st": abi.PAGE_W, "at": abi.PAGE_R | abi.PAGE_W}[kind]
+    forbidden = abi.PAGE_SLOW | (abi.PAGE_CODE if kind != "ld" else 0)
+    masked = lw._val(f"and i64 {flags}, {needed | forbidden}")
+    good = lw._val(f"icmp eq i64 {masked}, {needed}")
+    lw._emit(f"br i1 {good}, label %fill, label %slow")
+    lw._new_block("fill")
+    page = lw._val(f"and i64 %addr, {_signed(abi.PAGE_MASK, 64)}")
+
+    def tag(bit: int, extra: str = "") -> str:
+        has = lw._val(f"icmp ne i64 {lw._val(f'and i64 {flags}, {bit}')}, 0")
+        value = page
+        if extra:
+            value = lw._val(f"or i64 {page}, {extra}")
+        return lw._val(f"select i1 {has}, i64 {value}, i64 -1")
+
+    code_bit = lw._val(f"and i64 {flags}, {abi.PAGE_CODE}")
+    has_code = lw._val(f"icmp ne i64 {code_bit}, 0")
+    notdirty = lw._val(f"select i1 {has_code}, i64 {abi.TLB_NOTDIRTY}, i64 0")
+    for field_offset, value in ((abi.TLB_ADDR_READ, tag(abi.PAGE_R)),
+                                (abi.TLB_ADDR_WRITE, tag(abi.PAGE_W, notdirty)),
+                                (abi.TLB_ADDR_CODE, tag(abi.PAGE_X)), (abi.TLB_ADDEND, "0")):
+        ptr = lw._val(f"getelementptr i8, ptr {entry}, i64 {field_offset}")
+        lw._emit(f"store i64 {value}, ptr {ptr}, align 8")
+    lw._emit("br label %probe")
+
+
 def _accessor_body(lw: Lowering, kind: str, memop: MemOp, mmu_idx: int) -> None:
     """The inline fast path and slow-path call, returning success instead of exiting."""
     ret = _ACCESSOR_SIGNATURES[kind][0]
     which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
+    lw._emit("br label %probe")
+    lw._new_block("probe")
     hit, entry = _tlb_probe(lw, "%addr", memop, mmu_idx, which)
-    lw._emit(f"br i1 {hit}, label %fast, label %slow")
+    lw._emit(f"br i1 {hit}, label %fast, label %refill")
+    _native_refill(lw, kind, memop, mmu_idx, entry)
     lw._new_block("fast")
     ptr = _host_pointer(lw, "%addr", entry)
     w = f"i{memop.bits}"
@@ -689,7 +767,8 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
     if not lw.inline_memory:
         name = accessor_name("ld", memop, mmu_idx)
         lw.accessors_used.add(name)
-        pair = lw._val(f"call {{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})")
+        pair = lw._val(f"call {{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})"
+                       f"{lw.call_attrs}")
         _branch_on_ok(lw, lw._val(f"extractvalue {{ i64, i1 }} {pair}, 1"))
         value = lw._val(f"extractvalue {{ i64, i1 }} {pair}, 0")
         if t is I32:
@@ -703,12 +782,13 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
     ptr = _host_pointer(lw, addr, entry)
     raw = lw._val(f"load i{memop.bits}, ptr {ptr}, align 1")
     if memop.big_endian and memop.bits > 8:
-        raw = lw._val(f"call i{memop.bits} @llvm.bswap.i{memop.bits}(i{memop.bits} {raw})")
+        raw = _bswap_value(lw, raw, memop.bits)
     if memop.bits < t.bits:
         raw = lw._val(f"{'sext' if memop.signed else 'zext'} i{memop.bits} {raw} to {t}")
     lw._emit(f"br label %ld_done{k}")
     lw._new_block(f"ld_slow{k}")
-    status = lw._val(f"call i64 @{abi.SLOW_LOAD}(ptr %cpu, i64 {addr}, i32 {_oi(memop, mmu_idx)})")
+    status = lw._val(f"call i64 @{abi.SLOW_LOAD}(ptr %cpu, i64 {addr}, "
+                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
     lw.branch_on_status(status)
     slow_block = lw._st.lines[-1].rstrip(":")
     # The slow path returns the value already swapped and extended to 64 bits.
@@ -731,7 +811,8 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
         name = accessor_name("st", memop, mmu_idx)
         lw.accessors_used.add(name)
         wide = value if src.type is I64 else lw._val(f"zext i32 {value} to i64")
-        ok = lw._val(f"call i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, i64 {wide})")
+        ok = lw._val(f"call i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, i64 {wide})"
+                     f"{lw.call_attrs}")
         _branch_on_ok(lw, ok)
         return
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
@@ -743,13 +824,13 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     if memop.bits < src.type.bits:
         narrow = lw._val(f"trunc {src.type} {value} to i{memop.bits}")
     if memop.big_endian and memop.bits > 8:
-        narrow = lw._val(f"call i{memop.bits} @llvm.bswap.i{memop.bits}(i{memop.bits} {narrow})")
+        narrow = _bswap_value(lw, narrow, memop.bits)
     lw._emit(f"store i{memop.bits} {narrow}, ptr {ptr}, align 1")
     lw._emit(f"br label %st_done{k}")
     lw._new_block(f"st_slow{k}")
     wide = value if src.type is I64 else lw._val(f"zext i32 {value} to i64")
     status = lw._val(f"call i64 @{abi.SLOW_STORE}(ptr %cpu, i64 {addr}, i64 {wide}, "
-                     f"i32 {_oi(memop, mmu_idx)})")
+                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
     lw.branch_on_status(status)
     lw._emit(f"br label %st_done{k}")
     lw._new_block(f"st_done{k}")
@@ -764,7 +845,8 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
     if not lw.inline_memory:
         name = accessor_name("at", memop, mmu_idx)
         lw.accessors_used.add(name)
-        pair = lw._val(f"call {{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})")
+        pair = lw._val(f"call {{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})"
+                       f"{lw.call_attrs}")
         _branch_on_ok(lw, lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 1"))
         return lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 0")
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
@@ -775,7 +857,8 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
     fast_addend = lw._val(f"load i64, ptr {addend_ptr}, align 8")
     lw._emit(f"br label %at_go{k}")
     lw._new_block(f"at_slow{k}")
-    status = lw._val(f"call i64 @{abi.SLOW_PROBE}(ptr %cpu, i64 {addr}, i32 {_oi(memop, mmu_idx)})")
+    status = lw._val(f"call i64 @{abi.SLOW_PROBE}(ptr %cpu, i64 {addr}, "
+                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
     lw.branch_on_status(status)
     slow_block = lw._st.lines[-1].rstrip(":")
     slow_addend = lw.load_field("slow_value")
@@ -788,7 +871,7 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
 
 def _atomic_result(lw: Lowering, old: str, memop: MemOp, dst: Temp) -> None:
     if memop.big_endian and memop.bits > 8:
-        old = lw._val(f"call i{memop.bits} @llvm.bswap.i{memop.bits}(i{memop.bits} {old})")
+        old = _bswap_value(lw, old, memop.bits)
     if memop.bits < dst.type.bits:
         old = lw._val(f"{'sext' if memop.signed else 'zext'} i{memop.bits} {old} to {dst.type}")
     lw.write(dst, old)
@@ -799,7 +882,7 @@ def _atomic_operand(lw: Lowering, value: Temp, memop: MemOp) -> str:
     if memop.bits < value.type.bits:
         v = lw._val(f"trunc {value.type} {v} to i{memop.bits}")
     if memop.big_endian and memop.bits > 8:
-        v = lw._val(f"call i{memop.bits} @llvm.bswap.i{memop.bits}(i{memop.bits} {v})")
+        v = _bswap_value(lw, v, memop.bits)
     return v
 
 
@@ -852,7 +935,7 @@ def _call(lw: Lowering, op: Op) -> None:
     if decl.flags & HelperFlag.TAKES_CPU:
         args.append(f"ptr {decl.cpu_param_attributes()} %cpu".replace("  ", " "))
     args += [f"{t.type} {lw.read(t)}" for t in op.inputs]
-    call = f"call {decl.ret or 'void'} @{decl.symbol}({', '.join(args)})"
+    call = f"call {decl.ret or 'void'} @{decl.symbol}({', '.join(args)}){lw.call_attrs}"
     if op.outputs:
         lw.write(op.outputs[0], lw._val(call))
     else:
@@ -860,3 +943,7 @@ def _call(lw: Lowering, op: Op) -> None:
     if decl.flags & HelperFlag.MAY_RAISE:
         status = lw.load_field("helper_status", I32)
         lw.branch_on_status(lw._val(f"zext i32 {status} to i64"))
+
+
+# The float rules register themselves in _LOWER.
+from llvmtcg.ir import lower_float  # noqa: E402, F401, I001

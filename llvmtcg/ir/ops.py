@@ -9,6 +9,43 @@ Semantics are defined for every input (no op can produce LLVM undefined behaviou
 * ``clz``/``ctz`` take a second operand returned when the first is zero;
 * ``extract``/``sextract``/``deposit`` take their position and length as constants
   checked when the op is built.
+
+Floating point works on bit patterns: an i32 temp holds an IEEE 754 binary32, an i64
+temp a binary64. The ops are IEEE 754 operations, correctly rounded in the
+:class:`RoundingMode` given as their last argument (DYN: the host environment's current
+mode, which the run loop loads from the guest's dynamic mode). They raise their IEEE
+exceptions in the host FP environment, where the run loop collects them for the guest
+(``Cpu.run``), so they are never removed or reordered (SIDE_EFFECTS). Tininess is
+detected after rounding, and underflow is signalled only when the result is also
+inexact. Guest-specific rules are the frontend's business:
+
+* a NaN result is some quiet NaN (payload and sign unspecified): frontends that have
+  a canonical NaN select it;
+* ``fadd fsub fmul fdiv fsqrt``: as IEEE; ``fma`` (a*b+c, one rounding) also signals
+  invalid for 0*inf when c is a quiet NaN (RISC-V and AArch64 agree; x86 does not);
+* ``fmin``/``fmax``: IEEE 754-2019 minimumNumber/maximumNumber: -0 < +0, a NaN
+  operand yields the other operand, two NaNs yield a NaN, invalid only for a
+  signalling NaN operand;
+* ``fsetcond``: dst (any integer type) = 1 if the :class:`FCond` holds, else 0;
+* ``fclass``: dst (any integer type) = 1 << k, k the class of the operand in the order
+  -inf, -normal, -subnormal, -0, +0, +subnormal, +normal, +inf, signalling NaN, quiet
+  NaN; no exceptions;
+* ``fcvt``: between binary32 and binary64 (by the temps' types);
+* ``itof``/``utof``: signed/unsigned integer (i32 or i64) to float;
+* ``ftoi``/``ftou``: float to signed/unsigned integer of dst's width, rounded in the
+  given mode; a second output (i32) receives the exceptions as :class:`FFlag` bits
+  instead of the host environment: INVALID with a saturated result (the type's
+  minimum or maximum by the operand's sign, 0 for a NaN) when the rounded value does
+  not fit, else INEXACT if rounding changed the value. A negative value that rounds
+  to 0 is 0 for ``ftou`` (inexact only).
+
+Two ops reach the host FP environment itself, for guest instructions that read or write
+the guest's FP status and control (fflags/frm/fcsr, FPSR/FPCR) without a helper:
+
+* ``fpenv_flags``: dst (i32) = the exceptions (FFlag bits) float ops raised in the host
+  environment since they were last collected; clears them there;
+* ``fpenv_round``: makes src (i32, a RoundingMode ordinal: 0 RNE, 1 RTZ, 2 RDN, 3 RUP;
+  anything else RNE) the host's dynamic rounding mode, which DYN ops use.
 """
 
 from __future__ import annotations
@@ -23,6 +60,7 @@ class OpFlag(enum.Flag):
     TERMINATOR = enum.auto()  # control never falls through to the next op
     SIDE_EFFECTS = enum.auto()  # memory, calls, control flow: never removed
     MEMORY = enum.auto()  # guest memory access: may fault
+    FLOAT = enum.auto()  # float op: printed with f32/f64 suffixes (fadd_f64, ftoi_i64_f32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +78,7 @@ def _defs(names: str, n_out: int, n_in: int, n_args: int = 0,
 
 
 _FX = OpFlag.SIDE_EFFECTS
+_FP = OpFlag.FLOAT | OpFlag.SIDE_EFFECTS  # raise exceptions / read the rounding mode
 _END = OpFlag.TERMINATOR | OpFlag.SIDE_EFFECTS
 
 OPS: dict[str, OpDef] = {
@@ -65,6 +104,17 @@ OPS: dict[str, OpDef] = {
     **_defs("atomic_cmpxchg", 1, 3, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # atomic_rmw args: AtomicOp, memop, mmu_idx.
     **_defs("atomic_rmw", 1, 2, 3, OpFlag.TYPED | _FX | OpFlag.MEMORY),
+    # Floating point on bit patterns (semantics above); the last arg is a RoundingMode.
+    **_defs("fadd fsub fmul fdiv", 1, 2, 1, _FP),
+    **_defs("fsqrt", 1, 1, 1, _FP),
+    **_defs("fma", 1, 3, 1, _FP),
+    **_defs("fmin fmax", 1, 2, 0, _FP),
+    **_defs("fsetcond", 1, 2, 1, _FP),  # args: FCond
+    **_defs("fclass", 1, 1, 0, OpFlag.FLOAT),
+    **_defs("fcvt itof utof", 1, 1, 1, _FP),
+    **_defs("ftoi ftou", 2, 1, 1, _FP),  # outputs: value, flags (i32)
+    **_defs("fpenv_flags", 1, 0, 0, _FX),
+    **_defs("fpenv_round", 0, 1, 0, _FX),
     # Helper call: outputs/inputs vary; args: helper name.
     "call": OpDef("call", -1, -1, 1, _FX),
     "insn_start": OpDef("insn_start", 0, 0, 1, _FX),  # args: guest pc

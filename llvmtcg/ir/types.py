@@ -100,6 +100,56 @@ class Cond(enum.Enum):
         }[self]
 
 
+class RoundingMode(enum.Enum):
+    """Rounding direction of a float op (IEEE 754 roundTiesToEven, roundTowardZero,
+    roundTowardNegative, roundTowardPositive, roundTiesToAway), or DYN: the host
+    environment's current mode, which the run loop sets from the guest's dynamic mode
+    (see :meth:`llvmtcg.runtime.cpu_exec.Cpu.run`). The declaration order gives the
+    ordinals ``fpenv_round`` takes (0 RNE .. 4 RMM)."""
+
+    RNE = "rne"
+    RTZ = "rtz"
+    RDN = "rdn"
+    RUP = "rup"
+    RMM = "rmm"
+    DYN = "dyn"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class FCond(enum.Enum):
+    """Float comparisons. Quiet ones signal invalid only for a signalling NaN operand,
+    signalling ones for any NaN (IEEE 754 compareQuiet* / compareSignaling*). Every
+    condition but UNORD is false when an operand is a NaN."""
+
+    EQ = "eq"  # quiet equal
+    SEQ = "seq"  # signalling equal
+    LT = "lt"  # signalling less
+    LE = "le"  # signalling less or equal
+    QLT = "qlt"  # quiet less
+    QLE = "qle"  # quiet less or equal
+    UNORD = "uno"  # quiet unordered
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def signaling(self) -> bool:
+        return self in (FCond.SEQ, FCond.LT, FCond.LE)
+
+
+class FFlag(enum.IntFlag):
+    """IEEE exception flags, as float ops report them (SoftFloat's encoding, which is
+    also RISC-V's fflags layout)."""
+
+    INEXACT = 1
+    UNDERFLOW = 2
+    OVERFLOW = 4
+    DIVBYZERO = 8
+    INVALID = 16
+
+
 class AtomicOp(enum.Enum):
     XCHG = "xchg"
     ADD = "add"

@@ -11,14 +11,19 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir import host_fp
 from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.ir.helper_decl import HelperFlag
 from llvmtcg.ir.lower_llvm import Lowering
 from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason
-from llvmtcg.ir.types import MemOp
+from llvmtcg.ir.types import FFlag, MemOp, RoundingMode
 from llvmtcg.log import Log
 from llvmtcg.runtime import helpers as helpers_mod
+from llvmtcg.runtime import softfloat
+from llvmtcg.runtime.codecache import CodeCache, fingerprint
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import (
     EXCP_HELPER_ERROR,
@@ -76,20 +81,99 @@ _slow_store = _SLOW_STORE_T(lambda c, addr, value, oi:
                             _run_store(_cpus_by_address[c], addr, oi, value))
 _slow_probe = _SLOW_LOAD_T(lambda c, addr, oi: _run_probe(_cpus_by_address[c], addr, oi, None))
 
+_SOFTFLOAT_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint32,
+                                ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64)
+
+
+def _run_softfloat(c: int, info: int, a: int, b: int, x: int) -> int:
+    """Exact float op for what the host cannot round (see ir/host_fp.py). Its flags go
+    into cpu.fp_env, which the callback thunk loads back into MXCSR."""
+    cpu = _cpus_by_address[c]
+    try:
+        op, dst_bits, src_bits, rm = host_fp.decode_softfloat(info)
+        bits, flags = softfloat.run_op(op, dst_bits, src_bits, rm, a, b, x)
+    except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+        cpu.record_helper_error(exc)
+        return 0
+    if flags:
+        cpu.state.set("fp_env", cpu.state.get("fp_env") | host_fp.mxcsr_from_flags(flags))
+    return bits
+
+
+_softfloat = _SOFTFLOAT_T(_run_softfloat)
+
 SLOW_PATH_SYMBOLS = {
+    host_fp.SOFTFLOAT: ctypes.cast(_softfloat, ctypes.c_void_p).value,
     abi.SLOW_LOAD: ctypes.cast(_slow_load, ctypes.c_void_p).value,
     abi.SLOW_STORE: ctypes.cast(_slow_store, ctypes.c_void_p).value,
     abi.SLOW_PROBE: ctypes.cast(_slow_probe, ctypes.c_void_p).value,
 }
 
 # One native entry trampoline: a single ctypes prototype serves every block, and the
-# GIL is released while guest code runs.
+# GIL is released while guest code runs. It swaps the host's MXCSR for the guest's around
+# the call: guest float ops round in the guest's dynamic mode and raise their flags in
+# MXCSR, from where they return to cpu.fp_env for the run loop to collect.
 _ENTER_IR = """
-define i64 @llvmtcg_enter(ptr %fn, ptr %cpu, ptr %mem) {
+define i64 @llvmtcg_enter(ptr %fn, ptr %cpu, ptr %mem) {{
+  %host = getelementptr i8, ptr %cpu, i64 {host_fp_env}
+  %env = getelementptr i8, ptr %cpu, i64 {fp_env}
+  call void asm sideeffect "stmxcsr $0", "=*m,~{{memory}}"(ptr elementtype(i32) %host)
+  call void asm sideeffect "ldmxcsr $0", "*m,~{{memory}}"(ptr elementtype(i32) %env)
   %r = call i64 %fn(ptr %cpu, ptr %mem)
+  call void asm sideeffect "stmxcsr $0", "=*m,~{{memory}}"(ptr elementtype(i32) %env)
+  call void asm sideeffect "ldmxcsr $0", "*m,~{{memory}}"(ptr elementtype(i32) %host)
   ret i64 %r
-}
+}}
 """
+
+# Python callbacks (slow paths, Python helpers) are entered through native thunks that
+# do the reverse swap: the guest's MXCSR goes to cpu.fp_env and the host's is loaded,
+# so Python float code in a callback rounds as Python expects and its flags do not leak
+# into the guest; a callback may change cpu.fp_env (fcsr writes, soft-float flags), and
+# the thunk loads it back on return. Callbacks without the CPU pointer keep the guest's
+# MXCSR on the thunk's stack.
+_SLOW_PATH_SIGNATURES = {  # symbol: (result, parameters after the CPU pointer)
+    abi.SLOW_LOAD: ("i64", ("i64", "i32")),
+    abi.SLOW_STORE: ("i64", ("i64", "i64", "i32")),
+    abi.SLOW_PROBE: ("i64", ("i64", "i32")),
+    host_fp.SOFTFLOAT: ("i64", ("i32", "i64", "i64", "i64")),
+}
+_STMXCSR = 'call void asm sideeffect "stmxcsr $0", "=*m,~{memory}"(ptr elementtype(i32) '
+_LDMXCSR = 'call void asm sideeffect "ldmxcsr $0", "*m,~{memory}"(ptr elementtype(i32) '
+
+
+def _callback_thunk(layout: CpuLayout, name: str, target: int, ret: str,
+                    params: tuple[str, ...], takes_cpu: bool) -> str:
+    args = ", ".join([*(["ptr %cpu"] if takes_cpu else []),
+                      *(f"{t} %a{i}" for i, t in enumerate(params))])
+    lines = [f"define {ret} @{name}({args}) {{"]
+    if takes_cpu:
+        lines += [f"  %env = getelementptr i8, ptr %cpu, i64 {layout.offset('fp_env')}",
+                  f"  %host = getelementptr i8, ptr %cpu, i64 {layout.offset('host_fp_env')}"]
+    else:
+        lines += ["  %env = alloca i32, align 4", "  %host = alloca i32, align 4",
+                  f"  store i32 {host_fp.MXCSR_MASK_ALL}, ptr %host, align 4"]
+    call = f"call {ret} inttoptr (i64 {target} to ptr)({args})"
+    lines += [f"  {_STMXCSR}%env)", f"  {_LDMXCSR}%host)",
+              f"  %r = {call}" if ret != "void" else f"  {call}",
+              f"  {_LDMXCSR}%env)", f"  ret {ret} %r" if ret != "void" else "  ret void", "}"]
+    return "\n".join(lines)
+
+
+def _callback_thunks(layout: CpuLayout, helpers: HelperRegistry) -> dict[str, str]:
+    """symbol -> LLVM IR of its thunk (named ``<symbol>.thunk``)."""
+    thunks = {}
+    for symbol, (ret, params) in _SLOW_PATH_SIGNATURES.items():
+        thunks[symbol] = _callback_thunk(layout, f"{symbol}.thunk", SLOW_PATH_SYMBOLS[symbol],
+                                         ret, params, True)
+    for symbol, (decl, address) in helpers.python_helpers().items():
+        ret = str(decl.ret) if decl.ret else "void"
+        thunks[symbol] = _callback_thunk(layout, f"{symbol}.thunk", address, ret,
+                                         tuple(str(t) for t in decl.args),
+                                         bool(decl.flags & HelperFlag.TAKES_CPU))
+    return thunks
+
+
 _ENTER_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -102,6 +186,11 @@ class ExecStats:
 class Cpu:
     """One guest CPU: state, softmmu, translations and the run loop.
 
+    A frontend whose guest has floating point provides two hooks: ``fp_rounding(state)``
+    returns the guest's dynamic rounding mode (loaded into the host environment on every
+    entry to native code) and ``fp_accrue(state, flags)`` receives the IEEE exception
+    flags (:class:`FFlag`) guest float ops raised, after every return from native code.
+
     Args:
         layout: the CPU-state layout of the guest.
         frontend: translates guest code to IR.
@@ -110,30 +199,54 @@ class Cpu:
         log: ``-d`` logging.
         max_region_blocks: blocks compiled together per translation miss.
         optimize: the JIT tier (see :class:`JitEngine`).
+        cache_dir: keep compiled code in this persistent cache (None: no disk cache).
     """
 
     def __init__(self, layout: CpuLayout, frontend: Frontend, memory: GuestMemory,
                  helpers: HelperRegistry | None = None, log: Log | None = None,
-                 max_region_blocks: int = 8, optimize: int = 0) -> None:
+                 max_region_blocks: int = 8, optimize: int = 0,
+                 cache_dir: Path | None = None) -> None:
         self.log = log or Log()
         self.frontend = frontend
         self.state = CpuState(layout)
         self.memory = memory
         self.helpers = helpers or HelperRegistry()
         self.jit = JitEngine(optimize=optimize, log=self.log)
-        self.jit.add_imports(SLOW_PATH_SYMBOLS)
         self.jit.add_imports(self.helpers.symbols())
-        self._enter_module: CompiledModule = self.jit.compile(_ENTER_IR, ["llvmtcg_enter"])
-        self._enter = _ENTER_T(self._enter_module.addresses["llvmtcg_enter"])
+        thunks = _callback_thunks(layout, self.helpers)
+        enter_ir = _ENTER_IR.format(fp_env=layout.offset("fp_env"),
+                                    host_fp_env=layout.offset("host_fp_env"))
+        self._enter_module: CompiledModule = self.jit.compile(
+            "\n".join([enter_ir, *thunks.values()]),
+            ["llvmtcg_enter", *(f"{symbol}.thunk" for symbol in thunks)])
+        addresses = self._enter_module.addresses
+        self._enter = _ENTER_T(addresses["llvmtcg_enter"])
+        # Blocks call Python only through the thunks.
+        self.jit.add_imports({symbol: addresses[f"{symbol}.thunk"] for symbol in thunks})
+        # Optional frontend FP hooks: the guest's dynamic rounding mode, and where the
+        # exception flags its float ops raised are accrued.
+        self._fp_rounding = getattr(frontend, "fp_rounding", None)
+        self._fp_accrue = getattr(frontend, "fp_accrue", None)
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
         lowering = Lowering(layout, self.helpers.declarations(),
                             count_insns=getattr(frontend, "counts_insns", False),
                             inline_memory=optimize >= 1)
+        code_cache = None
+        if cache_dir is not None:
+            code_cache = CodeCache(cache_dir, fingerprint(
+                type(frontend).__qualname__, getattr(frontend, "model", None),
+                sorted((f.name, f.offset, f.count) for f in layout.fields.values()),
+                layout.tlb_bits, layout.n_mmu_idx, optimize, lowering.count_insns,
+                lowering.inline_memory, sorted(self.helpers.symbols())))
         self.tbs = TbCache(frontend, lowering, self.jit, self._fetch, self.log,
-                           max_region_blocks)
+                           max_region_blocks, code_cache)
         self.softmmu = Softmmu(self.state, memory, self.tbs)
         self.tbs.new_code_page.append(self.state.tlb_flush_page)
+        self.tbs.new_code_page.append(lambda page: memory.set_code_page(page, True))
+        self.tbs.code_page_freed.append(lambda page: memory.set_code_page(page, False))
+        self.state.set("page_table", memory.page_table)
+        self.state.set("page_count", memory.page_count)
         memory.on_change.append(self._memory_changed)
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
         self.stats = ExecStats()
@@ -228,7 +341,9 @@ class Cpu:
                         self.record_fault(fault.fault)
                         return self._exception_exit()
                 self.stats.native_entries += 1
+                state.set("fp_env", self._guest_fp_env())
                 result = self._enter(next_tb.entry, state.address, mem_base)
+                self._collect_fp_flags()
                 reason = ExitReason(result & _REASON_MASK)
                 self._count(reason)
                 if self.log.enabled("exec"):
@@ -262,6 +377,19 @@ class Cpu:
         finally:
             helpers_mod.current.cpu = previous
             tbs.release_pending()
+
+    # -- the guest's FP environment ------------------------------------------------------
+    def _guest_fp_env(self) -> int:
+        rounding = self._fp_rounding(self.state) if self._fp_rounding else RoundingMode.RNE
+        return host_fp.guest_mxcsr(rounding)
+
+    def _collect_fp_flags(self) -> None:
+        """Hand the exception flags guest float ops raised to the frontend's accrued
+        flags and clear them (the rounding control stays)."""
+        env = self.state.get("fp_env")
+        if env & host_fp.MXCSR_FLAGS and self._fp_accrue is not None:
+            self.state.set("fp_env", env & ~host_fp.MXCSR_FLAGS)
+            self._fp_accrue(self.state, FFlag(host_fp.flags_from_mxcsr(env)))
 
     def _exception_exit(self) -> CpuExit:
         state = self.state

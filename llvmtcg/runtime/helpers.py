@@ -62,6 +62,11 @@ class HelperRegistry:
     def declarations(self) -> dict[str, HelperDecl]:
         return {name: h.decl for name, h in self._helpers.items()}
 
+    def python_helpers(self) -> dict[str, tuple[HelperDecl, int]]:
+        """Helpers implemented in Python: symbol -> (declaration, callback address)."""
+        return {h.decl.symbol: (h.decl, h.address) for h in self._helpers.values()
+                if h.keepalive is not None}
+
     def symbols(self) -> dict[str, int]:
         return {h.decl.symbol: h.address for h in self._helpers.values()}
 

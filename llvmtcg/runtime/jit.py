@@ -7,6 +7,9 @@ library with its own ResourceTracker; releasing the tracker frees the code.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +26,26 @@ def _init_llvm() -> None:
     if not _initialised:
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
+        llvm.initialize_native_asmparser()  # inline asm (ldmxcsr/stmxcsr)
         _initialised = True
+
+
+def host_target() -> tuple[str, str]:
+    """(CPU name, feature string) code is generated for: the host's, so FP code gets
+    SSE4.1 rounding, FMA and AVX encodings where the host has them."""
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+@functools.cache
+def libm_symbols() -> dict[str, int]:
+    """libm entry points LLVM may call for float intrinsics the host lacks (fma without
+    FMA, floor/ceil/trunc without SSE4.1): all correctly rounded in glibc."""
+    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    names = [f"{base}{suffix}" for base in ("fma", "floor", "ceil", "trunc", "roundeven",
+                                            "nearbyint", "rint", "sqrt")
+             for suffix in ("", "f")]
+    return {n: ctypes.cast(getattr(libm, n), ctypes.c_void_p).value
+            for n in names if hasattr(libm, n)}
 
 
 class CompileError(Exception):
@@ -44,6 +66,7 @@ class CompiledModule:
     tracker: object | None
     live_blocks: int = 0
     object_size: int = 0
+    object: bytes | None = None  # the object code, kept until the code cache has it
     released: bool = field(default=False)
 
     def release(self) -> None:
@@ -74,13 +97,19 @@ class JitEngine:
         if optimize not in self._PIPELINES:
             raise ValueError(f"optimize must be one of {sorted(self._PIPELINES)}")
         target = llvm.Target.from_default_triple()
+        self.cpu_name, self.cpu_features = host_target()
+        # The large code model reaches constant pools (FP code has them) and imports
+        # through 64-bit absolute relocations: RuntimeDyld's PC-relative 32-bit ones
+        # overflow when a module's code and data land more than 2 GiB apart, which big
+        # guest-memory reservations make happen (docs/ARCHITECTURE.md, Floating point).
         self.target_machine = target.create_target_machine(
-            opt=0 if optimize == 0 else 2, reloc="pic", codemodel="default")
+            cpu=self.cpu_name, features=self.cpu_features,
+            opt=0 if optimize == 0 else 2, reloc="static", codemodel="large")
         self.triple = llvm.get_process_triple()
         self.lljit = llvm.create_lljit_compiler(self.target_machine)
         self.optimize = optimize
         self.log = log or Log()
-        self.imports: dict[str, int] = {}
+        self.imports: dict[str, int] = dict(libm_symbols())
         self._names = itertools.count()
         self.stats = {"modules": 0, "functions": 0}
 
@@ -123,16 +152,32 @@ class JitEngine:
             stage = "codegen"
             obj = self.target_machine.emit_object(module)
             stage = "link"
-            builder = llvm.JITLibraryBuilder().add_object_img(obj)
-            for name, address in self.imports.items():
-                builder.import_symbol(name, address)
-            for name in exports:
-                builder.export_symbol(name)
-            name = f"m{next(self._names)}"
-            tracker = builder.link(self.lljit, name)
+            tracker = self._link(obj, exports)
+            name = tracker.name
         except (RuntimeError, ValueError) as exc:
             raise CompileError(stage, blocks, str(exc)) from exc
         self.stats["modules"] += 1
         self.stats["functions"] += len(blocks)
         return CompiledModule(name, {e: tracker[e] for e in exports}, tracker,
+                              object_size=len(obj), object=obj)
+
+    def load_object(self, obj: bytes, exports: Iterable[str],
+                    blocks: Iterable[str] = ()) -> CompiledModule:
+        """Link previously compiled object code (from the code cache)."""
+        blocks = list(blocks) or ["<module>"]
+        exports = list(exports)
+        try:
+            tracker = self._link(obj, exports)
+        except (RuntimeError, ValueError) as exc:
+            raise CompileError("link", blocks, str(exc)) from exc
+        self.stats["loaded"] = self.stats.get("loaded", 0) + 1
+        return CompiledModule(tracker.name, {e: tracker[e] for e in exports}, tracker,
                               object_size=len(obj))
+
+    def _link(self, obj: bytes, exports: list[str]):
+        builder = llvm.JITLibraryBuilder().add_object_img(obj)
+        for name, address in self.imports.items():
+            builder.import_symbol(name, address)
+        for name in exports:
+            builder.export_symbol(name)
+        return builder.link(self.lljit, f"m{next(self._names)}")

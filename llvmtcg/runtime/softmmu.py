@@ -55,6 +55,11 @@ _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
                        ctypes.c_int, ctypes.c_long]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_libc_mremap = _libc.mremap
+_libc_mremap.restype = ctypes.c_void_p
+_libc_mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int,
+                         ctypes.c_void_p]
+_MREMAP_MAYMOVE, _MREMAP_FIXED = 1, 2
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
 _MAP_FIXED = 0x10
@@ -93,6 +98,12 @@ class GuestMemory:
         self.size = size
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
         self.base = _host_mmap(None, size, _PROT_NONE, flags)
+        # One flag byte per guest page (abi.PAGE_*), read by the native TLB refill; pages
+        # never mapped are never touched, so only used parts of it take memory.
+        self.page_count = size >> abi.PAGE_BITS
+        self.page_table = _host_mmap(None, self.page_count, mmap.PROT_READ | mmap.PROT_WRITE,
+                                     flags)
+        self._code_pages: set[int] = set()
         self._starts: list[int] = []
         self._regions: list[Region] = []
         self.on_change: list[Callable[[int, int], None]] = []  # (start, end) listeners
@@ -100,6 +111,7 @@ class GuestMemory:
     def close(self) -> None:
         if getattr(self, "base", 0):
             _libc.munmap(self.base, self.size)
+            _libc.munmap(self.page_table, self.page_count)
             self.base = 0
 
     def __del__(self) -> None:
@@ -129,14 +141,39 @@ class GuestMemory:
         kept.sort(key=lambda r: r.start)
         self._regions = kept
         self._starts = [r.start for r in kept]
+        self._set_page_flags(start, end, 0)
 
     def _insert(self, region: Region) -> None:
         self._carve(region.start, region.end)
         i = bisect.bisect(self._starts, region.start)
         self._regions.insert(i, region)
         self._starts.insert(i, region.start)
+        flags = region.perms & (abi.PAGE_R | abi.PAGE_W | abi.PAGE_X)
+        self._set_page_flags(region.start, region.end,
+                             flags | (abi.PAGE_SLOW if region.mmio is not None else 0))
         for listener in self.on_change:
             listener(region.start, region.end)
+
+    def _set_page_flags(self, start: int, end: int, flags: int) -> None:
+        first = start >> abi.PAGE_BITS
+        ctypes.memset(self.page_table + first, flags, (end - start) >> abi.PAGE_BITS)
+        for page in self._code_pages:
+            if start <= page < end:
+                self._flag_byte(page).value |= abi.PAGE_CODE
+
+    def _flag_byte(self, page: int) -> ctypes.c_uint8:
+        return ctypes.c_uint8.from_address(self.page_table + (page >> abi.PAGE_BITS))
+
+    def set_code_page(self, page: int, has_code: bool) -> None:
+        """Record whether a page holds translated code (its stores must be checked)."""
+        if not 0 <= page < self.size:
+            return
+        if has_code:
+            self._code_pages.add(page)
+            self._flag_byte(page).value |= abi.PAGE_CODE
+        else:
+            self._code_pages.discard(page)
+            self._flag_byte(page).value &= ~abi.PAGE_CODE & 0xFF
 
     def map(self, start: int, size: int, perms: int = Perm.RWX) -> None:
         """Map zero-filled RAM at [start, start+size) (replacing what was there)."""
@@ -144,6 +181,87 @@ class GuestMemory:
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_FIXED
         _host_mmap(self.base + start, end - start, mmap.PROT_READ | mmap.PROT_WRITE, flags)
         self._insert(Region(start, end, perms))
+
+    def map_host(self, start: int, size: int, perms: int, *, shared: bool = False,
+                 fd: int = -1, offset: int = 0, host_prot: int | None = None) -> None:
+        """Map [start, start+size) with a host mmap of its own: a file (``fd`` at
+        ``offset``) and/or shared memory (MAP_SHARED), so stores reach the file or the
+        processes that share it. ``host_prot`` defaults to read+write, which a shared
+        mapping of a read-only file refuses (the caller passes the guest's protection
+        then). Raises OSError with the host's errno when the host mmap fails.
+        """
+        end = self._check_range(start, size)
+        flags = (mmap.MAP_SHARED if shared else mmap.MAP_PRIVATE) | _MAP_FIXED
+        if fd < 0:
+            flags |= mmap.MAP_ANONYMOUS
+        prot = mmap.PROT_READ | mmap.PROT_WRITE if host_prot is None else host_prot
+        result = _libc.mmap(self.base + start, end - start, prot, flags, fd, offset)
+        if result in (None, _MAP_FAILED):
+            err = ctypes.get_errno()
+            raise OSError(err, f"host mmap of {end - start:#x} bytes failed")
+        self._insert(Region(start, end, perms))
+
+    def remap(self, old: int, old_size: int, new: int, new_size: int) -> None:
+        """Move and/or resize the mapping at [old, old+old_size) to [new, new+new_size)
+        with a host mremap, so its contents and backing (file, shared) stay the same.
+        The guest permissions are those of the page at ``old``. The destination must
+        be free except for the old range itself (growing in place: ``new == old``).
+        Raises OSError with the host's errno when the host refuses.
+        """
+        self._check_range(old, old_size)
+        end = self._check_range(new, new_size)
+        region = self.region(old)
+        if region is None:
+            raise OSError(14, f"no mapping at {old:#x}")  # EFAULT
+        perms = region.perms
+        old_end = old + page_ceil(old_size)
+        if new == old:
+            if end > old_end:  # release the host reservation the mapping grows into
+                _libc.munmap(self.base + old_end, end - old_end)
+            result = _libc_mremap(self.base + old, old_end - old, end - new, 0, 0)
+        else:
+            result = _libc_mremap(self.base + old, old_end - old, end - new,
+                                  _MREMAP_MAYMOVE | _MREMAP_FIXED, self.base + new)
+        if result in (None, _MAP_FAILED):
+            err = ctypes.get_errno()
+            if new == old and end > old_end:
+                self._release_host(old_end, end)
+            raise OSError(err, "host mremap failed")
+        if new != old:
+            self._release_host(old, old_end)  # keep the old range reserved
+            self._carve(old, old_end)
+            for listener in self.on_change:
+                listener(old, old_end)
+        self._insert(Region(new, end, perms))
+
+    def is_free(self, start: int, size: int) -> bool:
+        """True if no page of [start, start+size) is mapped (and the range fits)."""
+        end = start + page_ceil(size)
+        if start < 0 or end > self.size or size <= 0:
+            return False
+        i = bisect.bisect(self._starts, start) - 1
+        if i >= 0 and self._regions[i].end > start:
+            return False
+        return i + 1 >= len(self._regions) or self._regions[i + 1].start >= end
+
+    def find_free(self, size: int, low: int, high: int, align: int = abi.PAGE_SIZE) -> int | None:
+        """The highest ``align``-aligned start of ``size`` unmapped bytes inside
+        [low, high) (a top-down search, like Linux's mmap), or None."""
+        size = page_ceil(size)
+        top = min(high, self.size)
+        low = max(low, 0)
+        for r in reversed(self._regions):
+            if r.start >= top:
+                continue  # above the window
+            if r.end < top:  # a gap [r.end, top)
+                candidate = (top - size) & ~(align - 1)
+                if candidate >= max(r.end, low):
+                    return candidate
+            top = r.start
+            if top - size < low:
+                return None
+        candidate = (top - size) & ~(align - 1)
+        return candidate if candidate >= low else None
 
     def map_mmio(self, start: int, size: int, handler: MmioHandler, perms: int = Perm.RW) -> None:
         end = self._check_range(start, size)

@@ -85,7 +85,8 @@ class TbCache:
         self.by_slot: dict[int, tuple[TranslationBlock, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
-        self.new_code_page: list[Callable[[int], None]] = []  # TLB flush hooks
+        self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
+        self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
         n = 1 << abi.JMP_CACHE_BITS
         self.jmp_cache = (ctypes.c_uint64 * (2 * n))()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
@@ -273,6 +274,8 @@ class TbCache:
                 holders.discard(tb)
                 if not holders:
                     del self.by_page[page]
+                    for hook in self.code_page_freed:
+                        hook(page)
         i = abi.jmp_cache_index(tb.pc) * 2
         if self.jmp_cache[i] == tb.pc and self.jmp_cache[i + 1] == tb.entry:
             self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC

@@ -51,19 +51,21 @@ def assemble(source: str, march: str = MARCH) -> bytes:
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_cpu(model: CpuModel) -> Cpu:
+def _shared_cpu(model: CpuModel, optimize: int = 0) -> Cpu:
     frontend = RiscvFrontend(model)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x40000, Perm.RX)
     memory.map(DATA, DATA_SIZE, Perm.RW)
-    return Cpu(frontend.layout, frontend, memory, frontend.helpers())
+    return Cpu(frontend.layout, frontend, memory, frontend.helpers(), optimize=optimize)
 
 
 def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",
-        model: CpuModel | None = None, march: str = MARCH) -> tuple[Cpu, CpuExit]:
+        model: CpuModel | None = None, march: str = MARCH,
+        optimize: int = 0) -> tuple[Cpu, CpuExit]:
     """Assemble and run a snippet; registers x1..x31 from ``regs``; DATA filled from
-    ``data``. Returns the CPU and its exit (BREAKPOINT at the appended ebreak)."""
-    cpu = _shared_cpu(model or CpuModel())
+    ``data``; ``optimize`` picks the JIT tier. Returns the CPU and its exit (BREAKPOINT
+    at the appended ebreak)."""
+    cpu = _shared_cpu(model or CpuModel(), optimize)
     code = assemble(source, march)
     cpu.flush()
     cpu.memory.protect(CODE, 0x40000, Perm.RWX)

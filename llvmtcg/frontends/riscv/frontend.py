@@ -6,9 +6,11 @@ from collections.abc import Callable
 
 from llvmtcg.frontends.riscv import (
     RiscvDecoder,
+    fpu,
     insn_length,
     trans_rva,
     trans_rvb,
+    trans_rvd,
     trans_rvf,
     trans_rvi,
     trans_rvm,
@@ -27,7 +29,8 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.exits import GuestFault
 from llvmtcg.runtime.helpers import HelperRegistry
 
-TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvb, trans_system)
+TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvd, trans_rvb,
+                      trans_system)
 # Bound at import: a pattern without a translator, or a translator without a pattern,
 # is an import error.
 DECODER = RiscvDecoder(*TRANSLATOR_MODULES)
@@ -56,6 +59,10 @@ class RiscvFrontend:
         trans_system.register_helpers(registry)
         trans_rvf.register_helpers(registry)
         return registry
+
+    # The guest's FP environment, for the run loop (see runtime/cpu_exec.py).
+    fp_rounding = staticmethod(fpu.fp_rounding)
+    fp_accrue = staticmethod(fpu.fp_accrue)
 
     def reset(self, state) -> None:
         """Architectural reset values of a user-mode CPU."""

@@ -1,78 +1,132 @@
-"""RV64 F and D. Not translated yet: every F/D instruction is illegal until the
-floating-point work lands (see docs/ARCHITECTURE.md)."""
+"""RV64F: single-precision floating point (shared rules in fpu.py)."""
 
 from __future__ import annotations
 
+from llvmtcg.frontends.riscv import fpu
+from llvmtcg.frontends.riscv.fpu import SINGLE
 from llvmtcg.frontends.riscv.translate import DisasContext
+from llvmtcg.ir import Builder, FCond
 
 
 def register_helpers(registry) -> None:
-    """F/D helpers (none yet)."""
+    """F and D need no helpers of their own (the core's soft-float covers RMM)."""
 
 
-def _not_translated(ctx: DisasContext, a) -> bool:
-    return False
+def trans_flw(ctx: DisasContext, a) -> bool:
+    return fpu.gen_load(ctx, a, SINGLE)
 
 
-trans_fadd_d = _not_translated
-trans_fadd_s = _not_translated
-trans_fclass_d = _not_translated
-trans_fclass_s = _not_translated
-trans_fcvt_d_l = _not_translated
-trans_fcvt_d_lu = _not_translated
-trans_fcvt_d_s = _not_translated
-trans_fcvt_d_w = _not_translated
-trans_fcvt_d_wu = _not_translated
-trans_fcvt_l_d = _not_translated
-trans_fcvt_l_s = _not_translated
-trans_fcvt_lu_d = _not_translated
-trans_fcvt_lu_s = _not_translated
-trans_fcvt_s_d = _not_translated
-trans_fcvt_s_l = _not_translated
-trans_fcvt_s_lu = _not_translated
-trans_fcvt_s_w = _not_translated
-trans_fcvt_s_wu = _not_translated
-trans_fcvt_w_d = _not_translated
-trans_fcvt_w_s = _not_translated
-trans_fcvt_wu_d = _not_translated
-trans_fcvt_wu_s = _not_translated
-trans_fdiv_d = _not_translated
-trans_fdiv_s = _not_translated
-trans_feq_d = _not_translated
-trans_feq_s = _not_translated
-trans_fld = _not_translated
-trans_fle_d = _not_translated
-trans_fle_s = _not_translated
-trans_flt_d = _not_translated
-trans_flt_s = _not_translated
-trans_flw = _not_translated
-trans_fmadd_d = _not_translated
-trans_fmadd_s = _not_translated
-trans_fmax_d = _not_translated
-trans_fmax_s = _not_translated
-trans_fmin_d = _not_translated
-trans_fmin_s = _not_translated
-trans_fmsub_d = _not_translated
-trans_fmsub_s = _not_translated
-trans_fmul_d = _not_translated
-trans_fmul_s = _not_translated
-trans_fmv_d_x = _not_translated
-trans_fmv_w_x = _not_translated
-trans_fmv_x_d = _not_translated
-trans_fmv_x_w = _not_translated
-trans_fnmadd_d = _not_translated
-trans_fnmadd_s = _not_translated
-trans_fnmsub_d = _not_translated
-trans_fnmsub_s = _not_translated
-trans_fsd = _not_translated
-trans_fsgnj_d = _not_translated
-trans_fsgnj_s = _not_translated
-trans_fsgnjn_d = _not_translated
-trans_fsgnjn_s = _not_translated
-trans_fsgnjx_d = _not_translated
-trans_fsgnjx_s = _not_translated
-trans_fsqrt_d = _not_translated
-trans_fsqrt_s = _not_translated
-trans_fsub_d = _not_translated
-trans_fsub_s = _not_translated
-trans_fsw = _not_translated
+def trans_fsw(ctx: DisasContext, a) -> bool:
+    return fpu.gen_store(ctx, a, SINGLE)
+
+
+def trans_fmadd_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_fma(ctx, a, SINGLE, negate_product=False, negate_addend=False)
+
+
+def trans_fmsub_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_fma(ctx, a, SINGLE, negate_product=False, negate_addend=True)
+
+
+def trans_fnmsub_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_fma(ctx, a, SINGLE, negate_product=True, negate_addend=False)
+
+
+def trans_fnmadd_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_fma(ctx, a, SINGLE, negate_product=True, negate_addend=True)
+
+
+def trans_fadd_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_arith(ctx, a, SINGLE, Builder.fadd)
+
+
+def trans_fsub_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_arith(ctx, a, SINGLE, Builder.fsub)
+
+
+def trans_fmul_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_arith(ctx, a, SINGLE, Builder.fmul)
+
+
+def trans_fdiv_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_arith(ctx, a, SINGLE, Builder.fdiv)
+
+
+def trans_fsqrt_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_sqrt(ctx, a, SINGLE)
+
+
+def trans_fsgnj_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_sign_inject(ctx, a, SINGLE, "j")
+
+
+def trans_fsgnjn_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_sign_inject(ctx, a, SINGLE, "n")
+
+
+def trans_fsgnjx_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_sign_inject(ctx, a, SINGLE, "x")
+
+
+def trans_fmin_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_minmax(ctx, a, SINGLE, maximum=False)
+
+
+def trans_fmax_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_minmax(ctx, a, SINGLE, maximum=True)
+
+
+def trans_fcvt_w_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_to_int(ctx, a, SINGLE, 32, signed=True)
+
+
+def trans_fcvt_wu_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_to_int(ctx, a, SINGLE, 32, signed=False)
+
+
+def trans_fcvt_l_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_to_int(ctx, a, SINGLE, 64, signed=True)
+
+
+def trans_fcvt_lu_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_to_int(ctx, a, SINGLE, 64, signed=False)
+
+
+def trans_fcvt_s_w(ctx: DisasContext, a) -> bool:
+    return fpu.gen_from_int(ctx, a, SINGLE, 32, signed=True)
+
+
+def trans_fcvt_s_wu(ctx: DisasContext, a) -> bool:
+    return fpu.gen_from_int(ctx, a, SINGLE, 32, signed=False)
+
+
+def trans_fcvt_s_l(ctx: DisasContext, a) -> bool:
+    return fpu.gen_from_int(ctx, a, SINGLE, 64, signed=True)
+
+
+def trans_fcvt_s_lu(ctx: DisasContext, a) -> bool:
+    return fpu.gen_from_int(ctx, a, SINGLE, 64, signed=False)
+
+
+def trans_feq_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_compare(ctx, a, SINGLE, FCond.EQ)
+
+
+def trans_flt_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_compare(ctx, a, SINGLE, FCond.LT)
+
+
+def trans_fle_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_compare(ctx, a, SINGLE, FCond.LE)
+
+
+def trans_fclass_s(ctx: DisasContext, a) -> bool:
+    return fpu.gen_class(ctx, a, SINGLE)
+
+
+def trans_fmv_x_w(ctx: DisasContext, a) -> bool:
+    return fpu.gen_move_to_int(ctx, a, SINGLE)
+
+
+def trans_fmv_w_x(ctx: DisasContext, a) -> bool:
+    return fpu.gen_move_from_int(ctx, a, SINGLE)

@@ -1,12 +1,18 @@
-"""System instructions: ecall, ebreak, fence, fence.i, and Zicsr with the user CSRs."""
+"""System instructions: ecall, ebreak, fence, fence.i, and Zicsr with the user CSRs.
+
+The FP CSRs (fflags, frm, fcsr) are translated inline: GCC's inline sqrt brackets a
+compare with frflags/fsflags, so they are as hot as FP code. The counters go through
+a helper and end the block.
+"""
 
 from __future__ import annotations
 
 import time
 
 from llvmtcg.frontends.riscv.cpu import Cause
+from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
 from llvmtcg.frontends.riscv.translate import BlockEnd, DisasContext
-from llvmtcg.ir import I64, ExitReason, const
+from llvmtcg.ir import I32, I64, ExitReason, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 CSR_FFLAGS, CSR_FRM, CSR_FCSR = 0x001, 0x002, 0x003
@@ -27,17 +33,8 @@ def csr_helper(cpu, csr: int, value: int, op_and_write: int) -> int:
     operation (write/set/clear) and whether a write happens at all (bit 8): csrrs and
     csrrc with rs1=x0 only read, so read-only CSRs are legal there."""
     state = cpu.state
-    op, writes = op_and_write & 0xFF, bool(op_and_write >> 8)
-    fp = csr in (CSR_FFLAGS, CSR_FRM, CSR_FCSR)
-    if fp and not cpu.frontend.model.has("f"):
-        return _illegal(cpu)
-    if csr == CSR_FFLAGS:
-        old = state.get("fflags")
-    elif csr == CSR_FRM:
-        old = state.get("frm")
-    elif csr == CSR_FCSR:
-        old = (state.get("frm") << 5) | state.get("fflags")
-    elif csr == CSR_CYCLE:
+    writes = bool(op_and_write >> 8)
+    if csr == CSR_CYCLE:
         old = time.perf_counter_ns()
     elif csr == CSR_TIME:
         old = time.monotonic_ns() * TIMEBASE_HZ // 1_000_000_000
@@ -45,18 +42,8 @@ def csr_helper(cpu, csr: int, value: int, op_and_write: int) -> int:
         old = state.get("insn_count") - 1  # blocks count on entry; this insn is last
     else:
         return _illegal(cpu)
-    if not writes:
-        return old
-    if not fp:  # counters are read-only
+    if writes:  # counters are read-only
         return _illegal(cpu)
-    new = value if op == CSR_WRITE else (old | value if op == CSR_SET else old & ~value)
-    if csr == CSR_FFLAGS:
-        state.set("fflags", new & 0x1F)
-    elif csr == CSR_FRM:
-        state.set("frm", new & 0x7)
-    else:
-        state.set("fflags", new & 0x1F)
-        state.set("frm", (new >> 5) & 0x7)
     return old
 
 
@@ -91,6 +78,8 @@ def trans_fence_i(ctx: DisasContext, a) -> bool:
 def _csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     if not ctx.has_ext("zicsr"):
         return False
+    if a.csr in (CSR_FFLAGS, CSR_FRM, CSR_FCSR):
+        return _fp_csr(ctx, a, op, source, writes)
     b = ctx.builder
     old = ctx.temp()
     ctx.builder.mov(ctx.builder.glob("badinsn"), const(I64, ctx.insn))
@@ -101,6 +90,51 @@ def _csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     # count of this block: end the block after every CSR instruction.
     ctx.goto(0, ctx.next_pc)
     ctx.end = BlockEnd.NORETURN
+    return True
+
+
+def _fp_csr(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> bool:
+    """fflags, frm, fcsr. Flags raised since native code was entered are still in the
+    host environment: reading fflags first folds them in. Writing frm also sets the
+    host's dynamic rounding mode, and the next dyn-rm instruction checks frm again."""
+    if not ctx.has_ext("f"):
+        return False
+    b = ctx.builder
+    csr = a.csr
+    if csr != CSR_FRM:
+        raised = b.temp(I32)
+        b.fpenv_flags(raised)
+        b.or_(FFLAGS, FFLAGS, raised)
+    old = ctx.temp()
+    if csr == CSR_FFLAGS:
+        b.ext_i32_i64(old, FFLAGS, signed=False)
+    elif csr == CSR_FRM:
+        b.ext_i32_i64(old, FRM, signed=False)
+    else:
+        frm = ctx.temp()
+        b.ext_i32_i64(frm, FRM, signed=False)
+        b.ext_i32_i64(old, FFLAGS, signed=False)
+        b.deposit(old, old, frm, 5, 3)
+    if writes:
+        new, new32 = ctx.temp(), b.temp(I32)
+        if op == CSR_WRITE:
+            b.mov(new, source)
+        elif op == CSR_SET:
+            b.or_(new, old, source)
+        else:
+            b.andc(new, old, source)
+        b.extr_i64_i32(new32, new)
+        if csr == CSR_FFLAGS:
+            b.and_(FFLAGS, new32, const(I32, 0x1F))
+        elif csr == CSR_FRM:
+            b.and_(FRM, new32, const(I32, 0x7))
+        else:
+            b.and_(FFLAGS, new32, const(I32, 0x1F))
+            b.extract(FRM, new32, 5, 3)
+        if csr != CSR_FFLAGS:
+            b.fpenv_round(FRM)  # frm 4-7 load as RNE; dyn ops trap or take RMM copies
+            ctx.frm_checked, ctx.frm_is_rmm = False, None
+    ctx.set_gpr(a.rd, old)
     return True
 
 

@@ -39,6 +39,7 @@ class DisasContext:
     insn_len: int = 4
     end: BlockEnd = BlockEnd.NEXT
     frm_checked: bool = False  # the dynamic rounding mode was validated in this block
+    frm_is_rmm: Temp | None = None  # set by that check: nonzero if frm is ties-to-away
     scratch: list[Temp] = field(default_factory=list)
 
     def has_ext(self, ext: str) -> bool:

@@ -1,0 +1,109 @@
+"""The system call table: one handler per generic Linux syscall number.
+
+Handlers are plain functions ``handler(proc, *args) -> int`` registered with
+:func:`syscall`, which names the call and the kinds of its arguments (used by
+``-strace``). A handler returns the result or a negative errno; it may also raise
+:class:`SyscallError`, ``OSError`` (host errno) or ``GuestFault`` (a bad guest pointer:
+-EFAULT). Numbers without a handler return -ENOSYS, with a one-line warning under
+``-strace`` or ``-d unimp``.
+
+Argument kinds: ``int`` (signed), ``uint``, ``hex``, ``ptr``, ``fd``, ``dirfd``,
+``path`` (a guest string), ``oflags``, ``mode``, ``prot``, ``mflags``, ``sig``,
+``atflags``, ``clock``, ``how``. Result kinds: ``int``, ``ptr``, ``hex``, ``noreturn``.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from llvmtcg.runtime.exits import GuestFault
+from llvmtcg.user.syscalls.numbers import NAMES, NUMBERS
+
+if TYPE_CHECKING:
+    from llvmtcg.user.process import Process
+
+
+class SyscallError(Exception):
+    """Return ``-errno`` to the guest."""
+
+    def __init__(self, errno: int) -> None:
+        super().__init__(errno)
+        self.errno = errno
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallDef:
+    nr: int
+    name: str
+    args: tuple[str, ...]
+    ret: str
+    handler: Callable[..., int]
+
+
+TABLE: dict[int, SyscallDef] = {}
+
+
+def syscall(name: str, args: str = "", ret: str = "int") -> Callable:
+    """Register the decorated function as the handler of syscall ``name``."""
+    nr = NUMBERS[name]
+
+    def register(fn: Callable[..., int]) -> Callable[..., int]:
+        if nr in TABLE:
+            raise ValueError(f"syscall {name} registered twice")
+        TABLE[nr] = SyscallDef(nr, name, tuple(args.split()), ret, fn)
+        return fn
+
+    return register
+
+
+def dispatch(proc: Process, nr: int, args: tuple[int, ...]) -> int:
+    """Run syscall ``nr``; the value for the guest's a0 (negative errno on failure)."""
+    entry = TABLE.get(nr)
+    strace = proc.strace
+    if entry is None:
+        name = NAMES.get(nr, f"syscall_{nr}")
+        if strace is not None or proc.log.enabled("unimp"):
+            proc.log.write(f"{proc.pid} {name}: unimplemented syscall {nr}, returning -ENOSYS")
+        return -errno_mod.ENOSYS
+    call_args = args[:len(entry.args)]
+    prefix = strace.format_call(proc, entry, call_args) if strace is not None else ""
+    if strace is not None and entry.ret == "noreturn":
+        strace.write(prefix + "\n")
+    try:
+        result = entry.handler(proc, *call_args)
+    except SyscallError as e:
+        result = -e.errno
+    except GuestFault:
+        result = -errno_mod.EFAULT
+    except OSError as e:
+        result = -(e.errno or errno_mod.EIO)
+    if strace is not None:
+        if entry.ret == "noreturn":
+            strace.write(f"{proc.pid} {entry.name} = {strace.format_result('int', result)}\n")
+        else:
+            strace.write(f"{prefix} = {strace.format_result(entry.ret, result)}\n")
+    return result
+
+
+def strerror(err: int) -> str:
+    try:
+        return os.strerror(err)
+    except ValueError:
+        return f"errno {err}"
+
+
+def load_handlers() -> None:
+    """Import the handler modules (each registers its syscalls)."""
+    from llvmtcg.user.syscalls import (  # noqa: F401
+        clock,
+        files,
+        memory,
+        misc,
+        net,
+        proc,
+        signals,
+    )

@@ -1,0 +1,54 @@
+"""Time: clocks, sleeps, timers (timespec, timeval, itimerval and tms share the host's
+64-bit layouts)."""
+
+from __future__ import annotations
+
+from llvmtcg.runtime.exits import Access
+from llvmtcg.user import host
+from llvmtcg.user.syscalls import syscall
+
+
+@syscall("clock_gettime", "clock ptr")
+def sys_clock_gettime(proc, clock, tp):
+    result = host.call("clock_gettime", clock, proc.check(tp, 16, Access.WRITE))
+    return result
+
+
+@syscall("clock_getres", "clock ptr")
+def sys_clock_getres(proc, clock, res):
+    return host.call("clock_getres", clock, proc.check(res, 16, Access.WRITE) if res else 0)
+
+
+@syscall("gettimeofday", "ptr ptr")
+def sys_gettimeofday(proc, tv, tz):
+    return host.call("gettimeofday", proc.check(tv, 16, Access.WRITE) if tv else 0,
+                     proc.check(tz, 8, Access.WRITE) if tz else 0)
+
+
+@syscall("nanosleep", "ptr ptr")
+def sys_nanosleep(proc, req, rem):
+    return host.call("nanosleep", proc.check(req, 16),
+                     proc.check(rem, 16, Access.WRITE) if rem else 0)
+
+
+@syscall("clock_nanosleep", "clock hex ptr ptr")
+def sys_clock_nanosleep(proc, clock, flags, req, rem):
+    # clock_nanosleep returns a positive error number, not -1/errno.
+    return host.call("clock_nanosleep", clock, flags, proc.check(req, 16),
+                     proc.check(rem, 16, Access.WRITE) if rem else 0)
+
+
+@syscall("times", "ptr")
+def sys_times(proc, buf):
+    return host.call("times", proc.check(buf, 32, Access.WRITE) if buf else 0)
+
+
+@syscall("getitimer", "int ptr")
+def sys_getitimer(proc, which, value):
+    return host.call("getitimer", which, proc.check(value, 32, Access.WRITE))
+
+
+@syscall("setitimer", "int ptr ptr")
+def sys_setitimer(proc, which, new, old):
+    return host.call("setitimer", which, proc.check(new, 32) if new else 0,
+                     proc.check(old, 32, Access.WRITE) if old else 0)

@@ -1,0 +1,515 @@
+"""Files, directories and file descriptors.
+
+Guest fds are host fds. Most calls pass straight to the host with guest buffers
+translated to host addresses (after checking the guest may access them): the generic
+ABI shares open flags, errno values, ``struct statx``, ``linux_dirent64``, ``termios``,
+``statfs``, ``flock``, ``iovec`` and ``timespec`` with x86-64. ``struct stat`` differs and
+is converted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import struct
+
+from llvmtcg.runtime.exits import Access
+from llvmtcg.user import host
+from llvmtcg.user.syscalls import SyscallError, syscall
+
+AT_FDCWD = -100 & 0xFFFF_FFFF_FFFF_FFFF
+AT_EMPTY_PATH = 0x1000
+IOV_MAX = 1024
+
+_X86_STAT = struct.Struct("<QQQIIIiQqqqqqqqqq")  # struct stat on x86-64 (144 bytes)
+_X86_STAT_SIZE = 144
+_GENERIC_STAT = struct.Struct("<QQIIIIQQqiiqqQqQqQII")  # asm-generic struct stat (128)
+
+
+def convert_stat(raw: bytes) -> bytes:
+    (dev, ino, nlink, mode, uid, gid, _pad, rdev, size, blksize, blocks, atime, atime_ns,
+     mtime, mtime_ns, ctime, ctime_ns) = _X86_STAT.unpack_from(raw)
+    return _GENERIC_STAT.pack(dev, ino, mode, nlink, uid, gid, rdev, 0, size, blksize, 0,
+                              blocks, atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, 0, 0)
+
+
+def _proc_self_exe(proc, path: bytes) -> bytes | None:
+    """/proc/self/exe (and /proc/<our pid>/exe) name the guest program, not Python."""
+    if path in (b"/proc/self/exe", f"/proc/{proc.pid}/exe".encode()):
+        return os.fsencode(proc.exe_path)
+    return None
+
+
+# -- read/write -------------------------------------------------------------------------
+# A buffer that runs into an unmapped page transfers up to there, as on Linux.
+@syscall("read", "fd ptr uint")
+def sys_read(proc, fd, buf, count):
+    host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
+    result = host.call("read", fd, host_buf, usable)
+    if result > 0:
+        proc.wrote(buf, result)
+    return result
+
+
+@syscall("write", "fd ptr uint")
+def sys_write(proc, fd, buf, count):
+    host_buf, usable = proc.check_prefix(buf, count)
+    return host.call("write", fd, host_buf, usable)
+
+
+@syscall("pread64", "fd ptr uint int")
+def sys_pread64(proc, fd, buf, count, offset):
+    host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
+    result = host.call("pread64", fd, host_buf, usable, offset)
+    if result > 0:
+        proc.wrote(buf, result)
+    return result
+
+
+@syscall("pwrite64", "fd ptr uint int")
+def sys_pwrite64(proc, fd, buf, count, offset):
+    host_buf, usable = proc.check_prefix(buf, count)
+    return host.call("pwrite64", fd, host_buf, usable, offset)
+
+
+def host_iovec(proc, iov: int, iovcnt: int, access: Access):
+    """A host copy of a guest iovec array with translated buffers (and the guest's
+    (base, len) pairs, to invalidate code after a read)."""
+    if iovcnt > IOV_MAX:
+        raise SyscallError(errno.EINVAL)
+    raw = proc.read(iov, 16 * iovcnt)
+    pairs = [struct.unpack_from("<QQ", raw, 16 * i) for i in range(iovcnt)]
+    array = (ctypes.c_uint64 * (2 * iovcnt))()
+    for i, (base, length) in enumerate(pairs):
+        if length >> 63:
+            raise SyscallError(errno.EINVAL)
+        array[2 * i] = proc.check(base, length, access) if length else 0
+        array[2 * i + 1] = length
+    return array, pairs
+
+
+def _after_vector_read(proc, pairs, count: int) -> None:
+    for base, length in pairs:
+        if count <= 0:
+            break
+        proc.wrote(base, min(length, count))
+        count -= length
+
+
+@syscall("readv", "fd ptr int")
+def sys_readv(proc, fd, iov, iovcnt):
+    array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
+    result = host.call("readv", fd, ctypes.addressof(array), iovcnt)
+    _after_vector_read(proc, pairs, result)
+    return result
+
+
+@syscall("writev", "fd ptr int")
+def sys_writev(proc, fd, iov, iovcnt):
+    array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
+    return host.call("writev", fd, ctypes.addressof(array), iovcnt)
+
+
+@syscall("preadv", "fd ptr int int int")
+def sys_preadv(proc, fd, iov, iovcnt, lo, hi):
+    array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
+    result = host.call("preadv", fd, ctypes.addressof(array), iovcnt, lo, hi)
+    _after_vector_read(proc, pairs, result)
+    return result
+
+
+@syscall("pwritev", "fd ptr int int int")
+def sys_pwritev(proc, fd, iov, iovcnt, lo, hi):
+    array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
+    return host.call("pwritev", fd, ctypes.addressof(array), iovcnt, lo, hi)
+
+
+@syscall("lseek", "fd int int")
+def sys_lseek(proc, fd, offset, whence):
+    return host.call("lseek", fd, offset, whence)
+
+
+@syscall("sendfile", "fd fd ptr uint")
+def sys_sendfile(proc, out_fd, in_fd, offset, count):
+    off = proc.check(offset, 8, Access.WRITE) if offset else 0
+    return host.call("sendfile", out_fd, in_fd, off, count)
+
+
+@syscall("copy_file_range", "fd ptr fd ptr uint uint")
+def sys_copy_file_range(proc, fd_in, off_in, fd_out, off_out, length, flags):
+    a = proc.check(off_in, 8, Access.WRITE) if off_in else 0
+    b = proc.check(off_out, 8, Access.WRITE) if off_out else 0
+    return host.call("copy_file_range", fd_in, a, fd_out, b, length, flags)
+
+
+@syscall("splice", "fd ptr fd ptr uint hex")
+def sys_splice(proc, fd_in, off_in, fd_out, off_out, length, flags):
+    a = proc.check(off_in, 8, Access.WRITE) if off_in else 0
+    b = proc.check(off_out, 8, Access.WRITE) if off_out else 0
+    return host.call("splice", fd_in, a, fd_out, b, length, flags)
+
+
+# -- opening, closing, duplicating ------------------------------------------------------
+@syscall("openat", "dirfd path oflags mode")
+def sys_openat(proc, dirfd, pathname, flags, mode):
+    path = proc.read_path(pathname)
+    path = _proc_self_exe(proc, path) or path
+    return host.call("openat", dirfd, path, flags, mode)
+
+
+@syscall("close", "fd")
+def sys_close(proc, fd):
+    return host.call("close", fd)
+
+
+@syscall("close_range", "fd fd hex")
+def sys_close_range(proc, first, last, flags):
+    return host.call("close_range", first, last, flags)
+
+
+@syscall("dup", "fd")
+def sys_dup(proc, fd):
+    return host.call("dup", fd)
+
+
+@syscall("dup3", "fd fd oflags")
+def sys_dup3(proc, old, new, flags):
+    return host.call("dup3", old, new, flags)
+
+
+@syscall("pipe2", "ptr oflags")
+def sys_pipe2(proc, fds, flags):
+    proc.check(fds, 8, Access.WRITE)
+    buf, addr = host.buffer(8)
+    result = host.call("pipe2", addr, flags)
+    if result == 0:
+        proc.write(fds, buf.raw[:8])
+    return result
+
+
+@syscall("fcntl", "fd int hex")
+def sys_fcntl(proc, fd, cmd, arg):
+    if cmd in (5, 6, 7, 36, 37, 38):  # F_GETLK/F_SETLK/F_SETLKW and the OFD variants
+        return host.call("fcntl", fd, cmd, proc.check(arg, 32, Access.WRITE))
+    if cmd in (0, 1, 2, 3, 4, 8, 9, 10, 11, 1024, 1025, 1026, 1030, 1031, 1032, 1033, 1034):
+        return host.call("fcntl", fd, cmd, arg)
+    return -errno.EINVAL
+
+
+@syscall("flock", "fd int")
+def sys_flock(proc, fd, op):
+    return host.call("flock", fd, op)
+
+
+# Terminal ioctls: the generic numbers and structures match x86-64's.
+_IOCTL_ARG_SIZE = {
+    0x5401: 36, 0x5402: 36, 0x5403: 36, 0x5404: 36,  # TCGETS, TCSETS, TCSETSW, TCSETSF
+    0x5413: 8, 0x5414: 8,  # TIOCGWINSZ, TIOCSWINSZ
+    0x540F: 4, 0x5410: 4, 0x5429: 4,  # TIOCGPGRP, TIOCSPGRP, TIOCGSID
+    0x541B: 4, 0x5411: 4, 0x5421: 4, 0x5452: 4,  # FIONREAD, TIOCOUTQ, FIONBIO, FIOASYNC
+    0x80045430: 4, 0x40045431: 4,  # TIOCGPTN, TIOCSPTLCK
+}
+_IOCTL_NO_POINTER = {0x5409, 0x540A, 0x540B, 0x540E, 0x5422, 0x5450, 0x5451}
+# TCSBRK, TCXONC, TCFLSH, TIOCSCTTY, TIOCNOTTY, FIONCLEX, FIOCLEX
+
+
+@syscall("ioctl", "fd hex hex")
+def sys_ioctl(proc, fd, request, arg):
+    request &= 0xFFFF_FFFF
+    if request in _IOCTL_NO_POINTER:
+        return host.call("ioctl", fd, request, arg)
+    size = _IOCTL_ARG_SIZE.get(request)
+    if size is None:
+        if proc.log.enabled("unimp") or proc.strace is not None:
+            proc.log.write(f"{proc.pid} ioctl: unsupported request {request:#x}, "
+                           f"returning -ENOTTY")
+        return -errno.ENOTTY
+    result = host.call("ioctl", fd, request, proc.check(arg, size, Access.WRITE))
+    if result >= 0:
+        proc.wrote(arg, size)
+    return result
+
+
+# -- metadata ---------------------------------------------------------------------------
+def _stat_into(proc, result: int, raw, statbuf: int) -> int:
+    if result == 0:
+        proc.write(statbuf, convert_stat(raw.raw))
+    return result
+
+
+@syscall("fstat", "fd ptr")
+def sys_fstat(proc, fd, statbuf):
+    proc.check(statbuf, 128, Access.WRITE)
+    raw, addr = host.buffer(_X86_STAT_SIZE)
+    return _stat_into(proc, host.call("fstat", fd, addr), raw, statbuf)
+
+
+@syscall("newfstatat", "dirfd path ptr atflags")
+def sys_newfstatat(proc, dirfd, pathname, statbuf, flags):
+    path = proc.read_path(pathname)
+    path = _proc_self_exe(proc, path) or path
+    proc.check(statbuf, 128, Access.WRITE)
+    raw, addr = host.buffer(_X86_STAT_SIZE)
+    return _stat_into(proc, host.call("newfstatat", dirfd, path, addr, flags), raw, statbuf)
+
+
+@syscall("statx", "dirfd path atflags hex ptr")
+def sys_statx(proc, dirfd, pathname, flags, mask, statxbuf):
+    path = proc.read_path(pathname)
+    path = _proc_self_exe(proc, path) or path
+    result = host.call("statx", dirfd, path, flags, mask,
+                       proc.check(statxbuf, 256, Access.WRITE))
+    if result == 0:
+        proc.wrote(statxbuf, 256)
+    return result
+
+
+@syscall("statfs", "path ptr")
+def sys_statfs(proc, pathname, buf):
+    return host.call("statfs", proc.read_path(pathname), proc.check(buf, 120, Access.WRITE))
+
+
+@syscall("fstatfs", "fd ptr")
+def sys_fstatfs(proc, fd, buf):
+    return host.call("fstatfs", fd, proc.check(buf, 120, Access.WRITE))
+
+
+@syscall("getdents64", "fd ptr uint")
+def sys_getdents64(proc, fd, dirp, count):
+    result = host.call("getdents64", fd, proc.check(dirp, count, Access.WRITE), count)
+    if result > 0:
+        proc.wrote(dirp, result)
+    return result
+
+
+@syscall("readlinkat", "dirfd path ptr uint")
+def sys_readlinkat(proc, dirfd, pathname, buf, size):
+    path = proc.read_path(pathname)
+    target = _proc_self_exe(proc, path)
+    if target is not None:
+        data = target[:size]
+        proc.check(buf, len(data), Access.WRITE)
+        proc.write(buf, data)
+        return len(data)
+    result = host.call("readlinkat", dirfd, path, proc.check(buf, size, Access.WRITE), size)
+    if result > 0:
+        proc.wrote(buf, result)
+    return result
+
+
+@syscall("faccessat", "dirfd path mode")
+def sys_faccessat(proc, dirfd, pathname, mode):
+    return host.call("faccessat", dirfd, proc.read_path(pathname), mode)
+
+
+@syscall("faccessat2", "dirfd path mode atflags")
+def sys_faccessat2(proc, dirfd, pathname, mode, flags):
+    return host.call("faccessat2", dirfd, proc.read_path(pathname), mode, flags)
+
+
+@syscall("utimensat", "dirfd path ptr atflags")
+def sys_utimensat(proc, dirfd, pathname, times, flags):
+    path = proc.read_str(pathname) if pathname else None
+    tp = proc.check(times, 32) if times else 0
+    return host.call("utimensat", dirfd, path, tp, flags)
+
+
+# -- the namespace ----------------------------------------------------------------------
+@syscall("mkdirat", "dirfd path mode")
+def sys_mkdirat(proc, dirfd, pathname, mode):
+    return host.call("mkdirat", dirfd, proc.read_str(pathname), mode)
+
+
+@syscall("mknodat", "dirfd path mode hex")
+def sys_mknodat(proc, dirfd, pathname, mode, dev):
+    return host.call("mknodat", dirfd, proc.read_str(pathname), mode, dev)
+
+
+@syscall("unlinkat", "dirfd path atflags")
+def sys_unlinkat(proc, dirfd, pathname, flags):
+    return host.call("unlinkat", dirfd, proc.read_str(pathname), flags)
+
+
+@syscall("symlinkat", "path dirfd path")
+def sys_symlinkat(proc, target, dirfd, linkpath):
+    return host.call("symlinkat", proc.read_str(target), dirfd, proc.read_str(linkpath))
+
+
+@syscall("linkat", "dirfd path dirfd path atflags")
+def sys_linkat(proc, olddirfd, oldpath, newdirfd, newpath, flags):
+    return host.call("linkat", olddirfd, proc.read_str(oldpath), newdirfd,
+                     proc.read_str(newpath), flags)
+
+
+@syscall("renameat", "dirfd path dirfd path")
+def sys_renameat(proc, olddirfd, oldpath, newdirfd, newpath):
+    return host.call("renameat", olddirfd, proc.read_str(oldpath), newdirfd,
+                     proc.read_str(newpath))
+
+
+@syscall("renameat2", "dirfd path dirfd path hex")
+def sys_renameat2(proc, olddirfd, oldpath, newdirfd, newpath, flags):
+    return host.call("renameat2", olddirfd, proc.read_str(oldpath), newdirfd,
+                     proc.read_str(newpath), flags)
+
+
+@syscall("fchmod", "fd mode")
+def sys_fchmod(proc, fd, mode):
+    return host.call("fchmod", fd, mode)
+
+
+@syscall("fchmodat", "dirfd path mode")
+def sys_fchmodat(proc, dirfd, pathname, mode):
+    return host.call("fchmodat", dirfd, proc.read_str(pathname), mode)
+
+
+@syscall("fchown", "fd int int")
+def sys_fchown(proc, fd, uid, gid):
+    return host.call("fchown", fd, uid, gid)
+
+
+@syscall("fchownat", "dirfd path int int atflags")
+def sys_fchownat(proc, dirfd, pathname, uid, gid, flags):
+    return host.call("fchownat", dirfd, proc.read_str(pathname), uid, gid, flags)
+
+
+@syscall("truncate", "path int")
+def sys_truncate(proc, pathname, length):
+    return host.call("truncate", proc.read_str(pathname), length)
+
+
+@syscall("ftruncate", "fd int")
+def sys_ftruncate(proc, fd, length):
+    return host.call("ftruncate", fd, length)
+
+
+@syscall("fallocate", "fd int int int")
+def sys_fallocate(proc, fd, mode, offset, length):
+    return host.call("fallocate", fd, mode, offset, length)
+
+
+@syscall("fsync", "fd")
+def sys_fsync(proc, fd):
+    return host.call("fsync", fd)
+
+
+@syscall("fdatasync", "fd")
+def sys_fdatasync(proc, fd):
+    return host.call("fdatasync", fd)
+
+
+@syscall("sync")
+def sys_sync(proc):
+    return host.call("sync")
+
+
+@syscall("syncfs", "fd")
+def sys_syncfs(proc, fd):
+    return host.call("syncfs", fd)
+
+
+@syscall("fadvise64", "fd int int int")
+def sys_fadvise64(proc, fd, offset, length, advice):
+    return host.call("fadvise64", fd, offset, length, advice)
+
+
+@syscall("readahead", "fd int uint")
+def sys_readahead(proc, fd, offset, count):
+    return host.call("readahead", fd, offset, count)
+
+
+@syscall("umask", "mode")
+def sys_umask(proc, mask):
+    return host.call("umask", mask)
+
+
+@syscall("chdir", "path")
+def sys_chdir(proc, pathname):
+    return host.call("chdir", proc.read_str(pathname))
+
+
+@syscall("fchdir", "fd")
+def sys_fchdir(proc, fd):
+    return host.call("fchdir", fd)
+
+
+@syscall("chroot", "path")
+def sys_chroot(proc, pathname):
+    return host.call("chroot", proc.read_str(pathname))
+
+
+@syscall("getcwd", "ptr uint")
+def sys_getcwd(proc, buf, size):
+    result = host.call("getcwd", proc.check(buf, size, Access.WRITE), size)
+    if result > 0:
+        proc.wrote(buf, result)
+    return result
+
+
+@syscall("memfd_create", "path hex")
+def sys_memfd_create(proc, name, flags):
+    return host.call("memfd_create", proc.read_str(name, 249), flags)
+
+
+@syscall("eventfd2", "uint oflags")
+def sys_eventfd2(proc, initval, flags):
+    return host.call("eventfd2", initval, flags)
+
+
+# -- extended attributes ------------------------------------------------------------------
+def _xattr_get(name):
+    @syscall(name, "path path ptr uint")
+    def handler(proc, pathname, attr, value, size):
+        target = proc.read_str(pathname) if not name.startswith("f") else pathname
+        buf = proc.check(value, size, Access.WRITE) if size else 0
+        result = host.call(name, target, proc.read_str(attr), buf, size)
+        if result > 0 and size:
+            proc.wrote(value, result)
+        return result
+    return handler
+
+
+for _name in ("getxattr", "lgetxattr", "fgetxattr"):
+    _xattr_get(_name)
+
+
+def _xattr_list(name):
+    @syscall(name, "path ptr uint")
+    def handler(proc, pathname, listbuf, size):
+        target = proc.read_str(pathname) if not name.startswith("f") else pathname
+        buf = proc.check(listbuf, size, Access.WRITE) if size else 0
+        result = host.call(name, target, buf, size)
+        if result > 0 and size:
+            proc.wrote(listbuf, result)
+        return result
+    return handler
+
+
+for _name in ("listxattr", "llistxattr", "flistxattr"):
+    _xattr_list(_name)
+
+
+def _xattr_set(name):
+    @syscall(name, "path path ptr uint hex")
+    def handler(proc, pathname, attr, value, size, flags):
+        target = proc.read_str(pathname) if not name.startswith("f") else pathname
+        return host.call(name, target, proc.read_str(attr), proc.check(value, size), size,
+                         flags)
+    return handler
+
+
+for _name in ("setxattr", "lsetxattr", "fsetxattr"):
+    _xattr_set(_name)
+
+
+def _xattr_remove(name):
+    @syscall(name, "path path")
+    def handler(proc, pathname, attr):
+        target = proc.read_str(pathname) if not name.startswith("f") else pathname
+        return host.call(name, target, proc.read_str(attr))
+    return handler
+
+
+for _name in ("removexattr", "lremovexattr", "fremovexattr"):
+    _xattr_remove(_name)

@@ -1,0 +1,134 @@
+"""Socket basics. Socket addresses, ``msghdr`` and ``iovec`` share x86-64's layouts;
+pointers inside a ``msghdr`` are translated."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+
+from llvmtcg.runtime.exits import Access
+from llvmtcg.user import host
+from llvmtcg.user.syscalls import SyscallError, syscall
+from llvmtcg.user.syscalls.files import host_iovec
+
+
+def _addrlen_out(proc, addr, addrlen):
+    """(host addr, host addrlen ptr) for calls that write back an address."""
+    if not addr:
+        return 0, proc.check(addrlen, 4, Access.WRITE) if addrlen else 0
+    length = struct.unpack("<I", proc.read(addrlen, 4))[0]
+    return proc.check(addr, length, Access.WRITE), proc.check(addrlen, 4, Access.WRITE)
+
+
+@syscall("socket", "int int int")
+def sys_socket(proc, domain, kind, protocol):
+    return host.call("socket", domain, kind, protocol)
+
+
+@syscall("socketpair", "int int int ptr")
+def sys_socketpair(proc, domain, kind, protocol, sv):
+    return host.call("socketpair", domain, kind, protocol, proc.check(sv, 8, Access.WRITE))
+
+
+@syscall("bind", "fd ptr uint")
+def sys_bind(proc, fd, addr, addrlen):
+    return host.call("bind", fd, proc.check(addr, addrlen), addrlen)
+
+
+@syscall("connect", "fd ptr uint")
+def sys_connect(proc, fd, addr, addrlen):
+    return host.call("connect", fd, proc.check(addr, addrlen), addrlen)
+
+
+@syscall("listen", "fd int")
+def sys_listen(proc, fd, backlog):
+    return host.call("listen", fd, backlog)
+
+
+@syscall("accept", "fd ptr ptr")
+def sys_accept(proc, fd, addr, addrlen):
+    return host.call("accept", fd, *_addrlen_out(proc, addr, addrlen))
+
+
+@syscall("accept4", "fd ptr ptr oflags")
+def sys_accept4(proc, fd, addr, addrlen, flags):
+    return host.call("accept4", fd, *_addrlen_out(proc, addr, addrlen), flags)
+
+
+@syscall("getsockname", "fd ptr ptr")
+def sys_getsockname(proc, fd, addr, addrlen):
+    return host.call("getsockname", fd, *_addrlen_out(proc, addr, addrlen))
+
+
+@syscall("getpeername", "fd ptr ptr")
+def sys_getpeername(proc, fd, addr, addrlen):
+    return host.call("getpeername", fd, *_addrlen_out(proc, addr, addrlen))
+
+
+@syscall("sendto", "fd ptr uint hex ptr uint")
+def sys_sendto(proc, fd, buf, length, flags, addr, addrlen):
+    return host.call("sendto", fd, proc.check(buf, length), length, flags,
+                     proc.check(addr, addrlen) if addr else 0, addrlen)
+
+
+@syscall("recvfrom", "fd ptr uint hex ptr ptr")
+def sys_recvfrom(proc, fd, buf, length, flags, addr, addrlen):
+    h_addr, h_len = _addrlen_out(proc, addr, addrlen)
+    result = host.call("recvfrom", fd, proc.check(buf, length, Access.WRITE), length, flags,
+                       h_addr, h_len)
+    if result > 0:
+        proc.wrote(buf, result)
+    return result
+
+
+@syscall("setsockopt", "fd int int ptr uint")
+def sys_setsockopt(proc, fd, level, name, value, length):
+    return host.call("setsockopt", fd, level, name, proc.check(value, length) if value else 0,
+                     length)
+
+
+@syscall("getsockopt", "fd int int ptr ptr")
+def sys_getsockopt(proc, fd, level, name, value, length_addr):
+    length = struct.unpack("<I", proc.read(length_addr, 4))[0]
+    return host.call("getsockopt", fd, level, name, proc.check(value, length, Access.WRITE),
+                     proc.check(length_addr, 4, Access.WRITE))
+
+
+@syscall("shutdown", "fd int")
+def sys_shutdown(proc, fd, how):
+    return host.call("shutdown", fd, how)
+
+
+def _host_msghdr(proc, msg: int, access: Access):
+    name, namelen, iov, iovlen, control, controllen, flags = struct.unpack(
+        "<QI4xQQQQi4x", proc.read(msg, 56))
+    if iovlen > 1024:
+        raise SyscallError(errno.EMSGSIZE)
+    iov_array, pairs = host_iovec(proc, iov, iovlen, access)
+    header = struct.pack("<QI4xQQQQi4x", proc.check(name, namelen, access) if name else 0,
+                         namelen, ctypes.addressof(iov_array), iovlen,
+                         proc.check(control, controllen, access) if control else 0,
+                         controllen, flags)
+    buf = ctypes.create_string_buffer(header, 56)
+    return buf, iov_array, pairs
+
+
+@syscall("sendmsg", "fd ptr hex")
+def sys_sendmsg(proc, fd, msg, flags):
+    buf, _keep, _ = _host_msghdr(proc, msg, Access.READ)
+    return host.call("sendmsg", fd, ctypes.addressof(buf), flags)
+
+
+@syscall("recvmsg", "fd ptr hex")
+def sys_recvmsg(proc, fd, msg, flags):
+    buf, _keep, pairs = _host_msghdr(proc, msg, Access.WRITE)
+    result = host.call("recvmsg", fd, ctypes.addressof(buf), flags)
+    if result >= 0:
+        # namelen, controllen and flags come back in the header.
+        _, namelen, _, _, _, controllen, mflags = struct.unpack("<QI4xQQQQi4x", buf.raw[:56])
+        proc.write(msg + 8, struct.pack("<I", namelen))
+        proc.write(msg + 40, struct.pack("<Qi", controllen, mflags))
+        for base, length in pairs:
+            proc.wrote(base, length)
+    return result
