@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.user.support import REPO, SYSROOT, build, needs_cc, run_llvmtcg
+from tests.user.support import REPO, build, needs_cc, run_llvmtcg
 
 pytestmark = needs_cc
 
@@ -196,13 +196,6 @@ def test_log_in_asm_and_page(guest_build, tmp_path):
     err = ours.stderr.decode()
     assert "IN: 0x" in err and "ecall" in err
     assert "guest mappings:" in err
-
-
-def test_dynamic_with_sysroot_runs(guest_build, tmp_path):
-    prog = build(guest_build, "hello.c", "dynamic")
-    ours = run_llvmtcg(prog, options=["-L", SYSROOT], cwd=tmp_path)
-    assert ours.stdout == b"hello, world from riscv64\n" and ours.returncode == 0, \
-        ours.describe()
 
 
 def test_console_script_entry_point():
