@@ -107,17 +107,6 @@ def _code_cache_args(config: UserConfig) -> dict:
     return {"cache_dir": default_cache_dir()}
 
 
-class _StableReprModel(CpuModel):
-    """A CpuModel whose repr lists its extensions sorted. The code cache fingerprints
-    ``repr(frontend.model)``, and a frozenset's repr order changes with Python's hash
-    randomisation, so without this no two processes would share cache entries."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return f"CpuModel(name={self.name!r}, extensions={sorted(self.extensions)!r})"
-
-
 class RiscvSyscallAbi:
     """Where riscv64 Linux keeps syscall numbers, arguments and results."""
 
@@ -156,7 +145,7 @@ class Process:
         self.log = log
         self.strace = Strace(log.stream) if config.strace else None
         model = CpuModel.parse(config.cpu)
-        self.model = _StableReprModel(model.name, model.extensions)
+        self.model = model
         self.frontend = RiscvFrontend(self.model, log)
         self.abi = RiscvSyscallAbi
         self.memory = GuestMemory()

@@ -90,11 +90,20 @@ def llvmtcg_command(*options: str) -> list[str]:
     return [sys.executable, "-m", "llvmtcg.user", *options]
 
 
+def code_cache_dir() -> str:
+    """The emulator's code cache for test runs: $LLVMTCG_CACHE_DIR or the user's default
+    (not derived from the guests' HOME, which tests set to a path that must not exist)."""
+    from llvmtcg.runtime.codecache import default_cache_dir
+
+    return str(default_cache_dir())
+
+
 def run_llvmtcg(prog: Path | str, args: list[str] = (), *, options: list[str] = (),
                 cwd: Path | None = None, env: dict | None = None, stdin: bytes | None = None,
                 timeout: int = LLVMTCG_TIMEOUT) -> Run:
     full_env = dict(env if env is not None else TEST_ENV)
     full_env["PYTHONPATH"] = str(REPO)
+    full_env.setdefault("LLVMTCG_CACHE_DIR", code_cache_dir())
     r = subprocess.run(llvmtcg_command(*options, str(prog), *args), cwd=cwd, env=full_env,
                        input=stdin, capture_output=True, timeout=timeout)
     return Run(r.returncode, r.stdout, r.stderr)

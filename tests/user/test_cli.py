@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.user.support import REPO, build, needs_cc, run_llvmtcg
+from tests.user.support import REPO, build, code_cache_dir, needs_cc, run_llvmtcg
 
 pytestmark = needs_cc
 
@@ -18,7 +18,8 @@ pytestmark = needs_cc
 def cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "llvmtcg.user", *args], cwd=cwd,
                           capture_output=True, text=True, timeout=300,
-                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin",
+                               "LLVMTCG_CACHE_DIR": code_cache_dir()})
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) -> None:

@@ -62,6 +62,11 @@ class CpuModel:
     def has(self, ext: str) -> bool:
         return ext in self.extensions
 
+    def __repr__(self) -> str:
+        # Sorted, so the text is the same in every process (a frozenset's order follows
+        # string hash randomisation); the code cache fingerprints this.
+        return f"CpuModel(name={self.name!r}, extensions={sorted(self.extensions)!r})"
+
     @classmethod
     def parse(cls, spec: str) -> CpuModel:
         """Parse ``rv64[,ext=on|off|true|false]...``."""
