@@ -14,6 +14,7 @@ LOG_ITEMS = {
     "unimp": "unimplemented features the guest used",
     "page": "guest page mappings",
     "int": "exceptions and interrupts",
+    "tier": "hot blocks, and optimised regions compiled, installed and retired",
 }
 
 

@@ -80,6 +80,9 @@ class Block:
     guest_size: int = 0
     n_insns: int = 0
     name: str = ""
+    # The block ends with a call returning to this pc (a hint for hot regions, which
+    # keep a call's continuation with the call: see Builder.call_returns_to).
+    return_pc: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

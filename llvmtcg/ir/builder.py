@@ -118,6 +118,13 @@ class _ControlAndMemoryOps:
             raise IRError("exit_tb: CHAIN exits are made by goto_tb")
         self.emit("exit_tb", args=(ExitReason(reason),))
 
+    def call_returns_to(self, pc: int) -> None:
+        """Hint: the block's exit is a call that normally returns to guest ``pc``.
+
+        Hot regions then include the block at pc and take an indirect jump there (the
+        return) with a branch instead of leaving the region."""
+        self.block.return_pc = pc
+
     def lookup_and_goto_ptr(self) -> None:
         """Jump to the block at cpu.pc via the jump cache, or return to the run loop."""
         self.emit("lookup_and_goto_ptr")

@@ -144,6 +144,11 @@ def _arith(lw: Lowering, op: Op) -> None:
     ft = _FLOAT[t]
     bits = [lw.read(x) for x in op.inputs]
     values = [_as_float(lw, b, t) for b in bits]
+    if op.name in ("fadd", "fsub", "fma"):
+        # LLVM folds a constrained op on constants whose result is exact, even with
+        # round.dynamic; but the sign of an exact zero sum (x + -x) depends on the
+        # rounding mode. An opaque copy of one operand keeps constants out of reach.
+        values[0] = lw._val(f'call {ft} asm "", "=x,0"({ft} {values[0]}){lw.call_attrs}')
     name = f"{_LLVM_ARITH[op.name]}.{_SUFFIX[t]}"
     result = _as_bits(lw, _rounded(lw, rm, lambda: _constrained(
         lw, name, ft, [f"{ft} {v}" for v in values])), t)

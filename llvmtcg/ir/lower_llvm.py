@@ -13,6 +13,13 @@ Float ops live in ``lower_float.py``, which adds its rules to the same table. A 
 with float ops is a ``strictfp`` function: its float ops are constrained intrinsics
 and every call in it is a ``strictfp`` call, so LLVM neither folds nor reorders them
 across changes of the rounding mode.
+
+A *region* (``Lowering.lower_region``) is several blocks lowered as ONE function, for
+the optimising tier: a ``goto_tb`` to a member block is a branch, guest registers live
+in allocas ("shadows") that SROA turns into SSA values across the whole region, and
+they are written back to the CPU state only where something outside can see them:
+region exits, helpers that take the CPU, and the fault and exit-request paths (so
+state stays precise). Every member still checks ``exit_request`` on entry.
 """
 
 from __future__ import annotations
@@ -50,6 +57,46 @@ def slot_symbol(block_name: str, n: int) -> str:
     return f"{block_name}.slot{n}"
 
 
+def counter_symbol(block_name: str) -> str:
+    """The module global counting down a block's executions to its HOT exit."""
+    return f"{block_name}.count"
+
+
+def target_symbol(block_name: str) -> str:
+    """The module global recording recent targets of a block's indirect jump (with
+    execution counters only): hot regions include targets seen there. It is an array
+    of INDIRECT_TARGETS pcs, written round robin (slot = the counter's low bits)."""
+    return f"{block_name}.target"
+
+
+INDIRECT_TARGETS = 4
+
+
+def has_indirect_exit(block: Block) -> bool:
+    return any(op.name == "lookup_and_goto_ptr" for op in block.ops)
+
+
+# Runtime fields a region may keep in SSA (besides the guest's own registers).
+_SHADOWABLE_RUNTIME = frozenset({"insn_count"})
+
+
+@dataclass(slots=True)
+class _Region:
+    """Lowering state of one region function."""
+
+    name: str
+    members: dict[int, str]  # guest pc of a member block -> its entry label
+    indirect: dict[int, str]  # members an indirect jump branches to: head, call returns
+    shadows: dict[int, IRType]  # CPU-state offset -> type, kept in an alloca
+    written: list[int]  # shadowed offsets some member writes: written back at exits
+    exits: dict[int, int]  # destination pc outside the region -> exit slot number
+    rets: list[tuple[str, str]]  # (i64 exit value, predecessor label) into %retexit
+    tails: list[tuple[str, str]]  # (host function, predecessor label) into %tailexit
+
+    def exit_slot(self, dest: int) -> int:
+        return self.exits.setdefault(dest, len(self.exits))
+
+
 @dataclass(slots=True)
 class _FnState:
     block: Block
@@ -61,6 +108,9 @@ class _FnState:
     strictfp: bool = False  # the block has float ops
     mxcsr_slot: bool = False  # the block reads or writes MXCSR through %mxcsr.p
     field_ptrs: dict[int, str] | None = None  # CPU-state field pointers made in entry
+    prefix: str = ""  # names of labels and locals: unique per member block of a region
+    current: str = "entry"  # the LLVM basic block being emitted
+    region: _Region | None = None
 
 
 class Lowering:
@@ -70,18 +120,23 @@ class Lowering:
         layout: the CPU-state layout (field offsets, TLB geometry).
         helpers: declarations of the helpers blocks may call, by name.
         count_insns: add each block's instruction count to ``insn_count`` on entry.
-        inline_memory: expand every guest access's TLB probe inline (fast code) rather
-            than calling a shared accessor per MemOp (about half the LLVM IR for
-            memory-heavy blocks, so much faster to compile). Accessors a module calls
-            are listed in ``accessors_used``; :meth:`accessor_module` defines them.
+        inline_memory: expand every guest access's TLB probe inline (fast code), with a
+            call to the shared accessor only on a miss, rather than calling the accessor
+            for every access (about half the LLVM IR for memory-heavy blocks, so much
+            faster to compile). Accessors a module calls are listed in
+            ``accessors_used``; :meth:`accessor_module` defines them.
+        hot_threshold: if nonzero, each block counts its executions down from this in a
+            module global (:func:`counter_symbol`) and returns HOT, once, on reaching 0.
     """
 
     def __init__(self, layout: abi.CpuLayout, helpers: Mapping[str, HelperDecl],
-                 count_insns: bool = False, inline_memory: bool = True) -> None:
+                 count_insns: bool = False, inline_memory: bool = True,
+                 hot_threshold: int = 0) -> None:
         self.layout = layout
         self.helpers = helpers
         self.count_insns = count_insns
         self.inline_memory = inline_memory
+        self.hot_threshold = hot_threshold
         self.accessors_used: set[str] = set()
 
     # -- module ---------------------------------------------------------------------------
@@ -91,15 +146,28 @@ class Lowering:
         out: list[str] = []
         if triple:
             out.append(f'target triple = "{triple}"')
-        used_helpers: set[str] = set()
         for b in blocks:
             for n in sorted({op.args[0] for op in b.ops if op.name == "goto_tb"}):
                 out.append(f"@{_q(slot_symbol(b.name, n))} = global ptr null, align 8")
-            used_helpers |= {op.args[0] for op in b.ops if op.name == "call"}
-        out.append(f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind")
-        out.append(f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind")
-        out.append(f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind")
-        out.append(f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind")
+            if self.hot_threshold:
+                out.append(f"@{_q(counter_symbol(b.name))} = global i32 "
+                           f"{self.hot_threshold}, align 4")
+                if has_indirect_exit(b):
+                    cells = ", ".join(["i64 -1"] * INDIRECT_TARGETS)
+                    out.append(f"@{_q(target_symbol(b.name))} = global "
+                               f"[{INDIRECT_TARGETS} x i64] [{cells}], align 8")
+        out += self._declarations(blocks)
+        functions = [self.lower_function(b) for b in blocks]
+        for name in sorted(self.accessors_used):
+            out.append(_accessor_declaration(name))
+        return "\n".join(out + functions) + "\n"
+
+    def _declarations(self, blocks: list[Block]) -> list[str]:
+        out = [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
+               f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
+               f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind",
+               f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind"]
+        used_helpers = {op.args[0] for b in blocks for op in b.ops if op.name == "call"}
         for name in sorted(used_helpers):
             decl = self._helper(name)
             ret = str(decl.ret) if decl.ret else "void"
@@ -107,10 +175,130 @@ class Lowering:
             params += [str(t) for t in decl.args]
             out.append(f"declare {ret} @{decl.symbol}({', '.join(params)}) "
                        f"{decl.llvm_attributes()}")
-        functions = [self.lower_function(b) for b in blocks]
-        for name in sorted(self.accessors_used):
-            out.append(_accessor_declaration(name))
-        return "\n".join(out + functions) + "\n"
+        return out
+
+    # -- region -----------------------------------------------------------------------------
+    def lower_region(self, name: str, blocks: Iterable[Block], triple: str = "",
+                     indirect_targets: Iterable[int] = ()) -> tuple[str, dict[int, int]]:
+        """One function ``@name`` for a region: ``blocks[0]`` is its entry, and a
+        ``goto_tb`` to any member's pc is a branch to that member. An indirect jump
+        first compares its target with the head, the continuations of calls made in
+        the region (returns) and ``indirect_targets``, and branches there on a match.
+
+        Returns the module text and the region's exits: destination pc -> exit slot
+        number (the slot's symbol is ``slot_symbol(name, n)``).
+        """
+        blocks = list(blocks)
+        self.accessors_used = set()
+        shadows, written = self._region_globals(blocks)
+        members = {b.pc: f"m{i}" for i, b in enumerate(blocks)}
+        entries = {blocks[0].pc, *indirect_targets}
+        entries |= {b.return_pc for b in blocks if b.return_pc is not None}
+        indirect = {pc: label for pc, label in members.items() if pc in entries}
+        region = _Region(name, members, indirect, shadows, written, {}, [], [])
+        st = _FnState(blocks[0], [], fault_pcs={}, field_ptrs={}, region=region)
+        st.strictfp = any(op.definition.flags & OpFlag.FLOAT for b in blocks for op in b.ops)
+        self._st = st
+        er = self.layout.offset("exit_request")
+        for i, block in enumerate(blocks):
+            st.block, st.prefix, st.terminated = block, f"m{i}.", True
+            self._new_block(f"m{i}")
+            self._emit(f"%m{i}.er = load atomic i32, ptr %er.p monotonic, align 4")
+            self._emit(f"%m{i}.ers = icmp ne i32 %m{i}.er, 0")
+            self._emit(f"br i1 %m{i}.ers, label %m{i}.req, label %m{i}.go{UNLIKELY}")
+            self._new_block(f"m{i}.req")
+            self.store_field("pc", I64, str(_signed(block.pc, 64)))
+            self._region_ret(str(int(ExitReason.REQUESTED)))
+            self._new_block(f"m{i}.go")
+            if self.count_insns and block.n_insns:
+                count = self.load_field("insn_count")
+                self.store_field("insn_count", I64,
+                                 self._val(f"add i64 {count}, {block.n_insns}"))
+            self._lower_ops(block)
+        for label, pc in st.fault_pcs.items():
+            self._new_block(label)
+            self.store_field("pc", I64, str(_signed(pc, 64)))
+            self._region_ret(str(int(ExitReason.EXCEPTION)))
+        if region.rets:
+            self._new_block("retexit")
+            incoming = ", ".join(f"[ {v}, %{lbl} ]" for v, lbl in region.rets)
+            self._emit(f"%ret.v = phi i64 {incoming}")
+            self._region_sync_out()
+            self._terminate("ret i64 %ret.v")
+        if region.tails:
+            self._new_block("tailexit")
+            incoming = ", ".join(f"[ {v}, %{lbl} ]" for v, lbl in region.tails)
+            self._emit(f"%tail.fn = phi ptr {incoming}")
+            self._region_sync_out()
+            _tail_call(self, "%tail.fn")
+        for offset in shadows:
+            self._real_field_ptr(offset)
+        head = []
+        for i, block in enumerate(blocks):
+            head += [f"  %m{i}.{t.name} = alloca {t.type}, align 8" for t in block.locals]
+        head += [f"  %sh{o} = alloca {t}, align 8" for o, t in shadows.items()]
+        if st.mxcsr_slot:
+            head.append("  %mxcsr.p = alloca i32, align 4")
+        head += [f"  {ptr} = getelementptr i8, ptr %cpu, i64 {o}"
+                 for o, ptr in st.field_ptrs.items()]
+        head.append(f"  %er.p = getelementptr i8, ptr %cpu, i64 {er}")
+        for o, t in shadows.items():
+            head += [f"  %in{o} = load {t}, ptr %fp{o}, align {t.bits // 8}",
+                     f"  store {t} %in{o}, ptr %sh{o}, align 8"]
+        head.append("  br label %m0")
+        attrs = "nounwind strictfp" if st.strictfp else "nounwind"
+        function = "\n".join([f"define i64 @{_q(name)}(ptr noalias %cpu, ptr %mem) {attrs} {{",
+                              "entry:", *head, *st.lines, "}"])
+        out = [f'target triple = "{triple}"'] if triple else []
+        out += [f"@{_q(slot_symbol(name, n))} = global ptr null, align 8"
+                for n in sorted(region.exits.values())]
+        out += self._declarations(blocks)
+        out += [_accessor_declaration(a) for a in sorted(self.accessors_used)]
+        return "\n".join([*out, function]) + "\n", dict(region.exits)
+
+    def _region_globals(self, blocks: list[Block]) -> tuple[dict[int, IRType], list[int]]:
+        """CPU-state fields a region keeps in SSA (the guest's registers it uses, and
+        the instruction counter), and those it writes."""
+        runtime = {name for name, _ in abi.RUNTIME_FIELDS} - _SHADOWABLE_RUNTIME
+        runtime_offsets = {self.layout.offset(n) for n in runtime}
+        shadows: dict[int, IRType] = {}
+        written: set[int] = set()
+        for b in blocks:
+            for op in b.ops:
+                for i, t in enumerate(op.outputs + op.inputs):
+                    if t.kind is TempKind.GLOBAL and t.offset not in runtime_offsets:
+                        shadows[t.offset] = t.type
+                        if i < len(op.outputs):
+                            written.add(t.offset)
+        if self.count_insns and any(b.n_insns for b in blocks):
+            ic = self.layout.offset("insn_count")
+            shadows[ic] = I64
+            written.add(ic)
+        return shadows, sorted(written)
+
+    def _region_ret(self, value: str) -> None:
+        """Leave the region returning ``value`` (after writing back its registers)."""
+        self._st.region.rets.append((value, self._st.current))
+        self._terminate("br label %retexit")
+
+    def _region_tail(self, target: str) -> None:
+        """Leave the region by tail-calling ``target`` (after writing back)."""
+        self._st.region.tails.append((target, self._st.current))
+        self._terminate("br label %tailexit")
+
+    def _region_sync_out(self) -> None:
+        """Write the shadowed registers the region writes back to the CPU state."""
+        region = self._st.region
+        for o in region.written:
+            t = region.shadows[o]
+            v = self._val(f"load {t}, ptr %sh{o}, align 8")
+            self._emit(f"store {t} {v}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
+
+    def _region_sync_in(self) -> None:
+        """Reload every shadowed register from the CPU state (a helper wrote it)."""
+        for o, t in self._st.region.shadows.items():
+            v = self._val(f"load {t}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
+            self._emit(f"store {t} {v}, ptr %sh{o}, align 8")
 
     def accessor_module(self, names: Iterable[str], triple: str = "") -> str:
         """LLVM IR defining the out-of-line memory accessors ``names``."""
@@ -119,11 +307,12 @@ class Lowering:
                 f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
                 f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind"]
         for name in names:
-            kind, memop, mmu_idx = _parse_accessor_name(name)
+            kind, memop, mmu_idx, _ = _parse_accessor_name(name)
             ret, params = _ACCESSOR_SIGNATURES[kind]
             self._st = _FnState(Block(0, name=name), [])
             _accessor_body(self, kind, memop, mmu_idx)
-            out.append(f"define {ret} @{name}({params}) nounwind {{\nentry:")
+            out.append(f"define {_accessor_cc(name)}{ret} @{name}({params}) nounwind {{\n"
+                       "entry:")
             out += self._st.lines
             out.append("}")
         return "\n".join(out) + "\n"
@@ -140,19 +329,7 @@ class Lowering:
         st.strictfp = any(op.definition.flags & OpFlag.FLOAT for op in block.ops)
         self._st = st
         name = _q(block.name)
-        body: list[str] = []
-        st.lines = body
-        for op in block.ops:
-            if st.terminated and op.name != "set_label":
-                # Ops after an exit and before the next label are unreachable; give them
-                # a block of their own so the function stays well formed.
-                self._new_block(f"dead{self._n()}")
-            fn = _LOWER.get(op.name)
-            if fn is None:
-                raise LoweringError(f"{block.name}: no lowering for op {op.name}")
-            fn(self, op)
-        if not st.terminated:
-            raise LoweringError(f"{block.name}: falls off its end without a block exit")
+        self._lower_ops(block)
         attrs = "nounwind strictfp" if st.strictfp else "nounwind"
         head = [f"define i64 @{name}(ptr noalias %cpu, ptr %mem) {attrs} {{", "entry:"]
         for t in block.locals:
@@ -172,6 +349,17 @@ class Lowering:
             f"  ret i64 {int(ExitReason.REQUESTED)}",
             "body:",
         ]
+        if self.hot_threshold:
+            counter = f"@{_q(counter_symbol(block.name))}"
+            head += [f"  %hc = load i32, ptr {counter}, align 4",
+                     "  %hc.n = add i32 %hc, -1",
+                     f"  store i32 %hc.n, ptr {counter}, align 4",
+                     "  %hc.z = icmp eq i32 %hc.n, 0",
+                     "  br i1 %hc.z, label %hot, label %counted",
+                     "hot:",
+                     *self._store_pc_lines(block.pc, "hot"),
+                     f"  ret i64 {int(ExitReason.HOT)}",
+                     "counted:"]
         if self.count_insns and block.n_insns:
             ic = self.layout.offset("insn_count")
             head += [f"  %ic.p = getelementptr i8, ptr %cpu, i64 {ic}",
@@ -182,7 +370,21 @@ class Lowering:
         for label, pc in (st.fault_pcs or {}).items():
             tail += [f"{label}:", *self._store_pc_lines(pc, label),
                      f"  ret i64 {int(ExitReason.EXCEPTION)}"]
-        return "\n".join(head + body + tail) + "\n}\n"
+        return "\n".join(head + st.lines + tail) + "\n}\n"
+
+    def _lower_ops(self, block: Block) -> None:
+        st = self._st
+        for op in block.ops:
+            if st.terminated and op.name != "set_label":
+                # Ops after an exit and before the next label are unreachable; give them
+                # a block of their own so the function stays well formed.
+                self._new_block(f"dead{self._n()}")
+            fn = _LOWER.get(op.name)
+            if fn is None:
+                raise LoweringError(f"{block.name}: no lowering for op {op.name}")
+            fn(self, op)
+        if not st.terminated:
+            raise LoweringError(f"{block.name}: falls off its end without a block exit")
 
     def _store_pc_lines(self, pc: int, tag: str) -> list[str]:
         return [f"  %{tag}.pcp = getelementptr i8, ptr %cpu, i64 {self.layout.offset('pc')}",
@@ -210,12 +412,21 @@ class Lowering:
     def _new_block(self, label: str) -> None:
         self._st.lines.append(f"{label}:")
         self._st.terminated = False
+        self._st.current = label
 
     def _terminate(self, text: str) -> None:
         self._emit(text)
         self._st.terminated = True
 
     def _field_ptr(self, offset: int) -> str:
+        """Where a CPU-state field is read and written: its shadow alloca inside a
+        region that keeps it in SSA, else the field itself."""
+        region = self._st.region
+        if region is not None and offset in region.shadows:
+            return f"%sh{offset}"
+        return self._real_field_ptr(offset)
+
+    def _real_field_ptr(self, offset: int) -> str:
         """A pointer to a CPU-state field, computed once in the entry block."""
         ptrs = self._st.field_ptrs
         if ptrs is None:
@@ -229,13 +440,13 @@ class Lowering:
         if t.kind is TempKind.CONST:
             return str(_signed(t.value, t.type.bits))
         if t.kind is TempKind.LOCAL:
-            return self._val(f"load {t.type}, ptr %{t.name}, align 8")
+            return self._val(f"load {t.type}, ptr %{self._st.prefix}{t.name}, align 8")
         ptr = self._field_ptr(t.offset)
         return self._val(f"load {t.type}, ptr {ptr}, align {t.type.bits // 8}")
 
     def write(self, t: Temp, value: str) -> None:
         if t.kind is TempKind.LOCAL:
-            self._emit(f"store {t.type} {value}, ptr %{t.name}, align 8")
+            self._emit(f"store {t.type} {value}, ptr %{self._st.prefix}{t.name}, align 8")
             return
         ptr = self._field_ptr(t.offset)
         self._emit(f"store {t.type} {value}, ptr {ptr}, align {t.type.bits // 8}")
@@ -258,8 +469,14 @@ class Lowering:
         """Continue if the slow path or helper status is 0, else take the fault exit."""
         bad = self._val(f"icmp ne i64 {status}, 0")
         ok = f"ok{self._n()}"
-        self._emit(f"br i1 {bad}, label %{self.fault_label()}, label %{ok}")
+        self._emit(f"br i1 {bad}, label %{self.fault_label()}, label %{ok}{UNLIKELY}")
         self._new_block(ok)
+
+
+# Branch weights for the paths code almost always takes (a TLB hit, no fault, no exit
+# request): LLVM lays out and allocates registers for the hot path first.
+LIKELY = ', !prof !{!"branch_weights", i32 2000, i32 1}'
+UNLIKELY = ', !prof !{!"branch_weights", i32 1, i32 2000}'
 
 
 def _signed(value: int, bits: int) -> int:
@@ -502,20 +719,20 @@ def _extr_i64_i32(lw: Lowering, op: Op) -> None:
 
 # -- control flow ---------------------------------------------------------------------------
 
-def _label(label: Label) -> str:
-    return f"L{label.index}"
+def _label(lw: Lowering, label: Label) -> str:
+    return f"{lw._st.prefix}L{label.index}"
 
 
 @_rule("set_label")
 def _set_label(lw: Lowering, op: Op) -> None:
     if not lw._st.terminated:
-        lw._emit(f"br label %{_label(op.args[0])}")
-    lw._new_block(_label(op.args[0]))
+        lw._emit(f"br label %{_label(lw, op.args[0])}")
+    lw._new_block(_label(lw, op.args[0]))
 
 
 @_rule("br")
 def _br(lw: Lowering, op: Op) -> None:
-    lw._terminate(f"br label %{_label(op.args[0])}")
+    lw._terminate(f"br label %{_label(lw, op.args[0])}")
 
 
 @_rule("brcond")
@@ -523,7 +740,7 @@ def _brcond(lw: Lowering, op: Op) -> None:
     cond, label = op.args
     c = _compare(lw, cond, *op.inputs)
     fallthrough = f"next{lw._n()}"
-    lw._emit(f"br i1 {c}, label %{_label(label)}, label %{fallthrough}")
+    lw._emit(f"br i1 {c}, label %{_label(lw, label)}, label %{fallthrough}")
     lw._new_block(fallthrough)
 
 
@@ -534,23 +751,40 @@ def _insn_start(lw: Lowering, op: Op) -> None:
 
 @_rule("exit_tb")
 def _exit_tb(lw: Lowering, op: Op) -> None:
-    lw._terminate(f"ret i64 {int(op.args[0])}")
+    if lw._st.region is not None:
+        lw._region_ret(str(int(op.args[0])))
+    else:
+        lw._terminate(f"ret i64 {int(op.args[0])}")
 
 
 @_rule("goto_tb")
 def _goto_tb(lw: Lowering, op: Op) -> None:
     n, dest = op.args
-    slot = f"@{_q(slot_symbol(lw._st.block.name, n))}"
+    region = lw._st.region
+    if region is not None:
+        if dest in region.members:  # a branch inside the region
+            lw._terminate(f"br label %{region.members[dest]}")
+            return
+        slot = f"@{_q(slot_symbol(region.name, region.exit_slot(dest)))}"
+    else:
+        slot = f"@{_q(slot_symbol(lw._st.block.name, n))}"
     target = lw._val(f"load atomic ptr, ptr {slot} monotonic, align 8")
     linked = lw._val(f"icmp ne ptr {target}, null")
     k = lw._n()
     lw._emit(f"br i1 {linked}, label %chain{k}, label %unchained{k}")
     lw._new_block(f"chain{k}")
-    _tail_call(lw, target)
+    if region is not None:
+        lw._region_tail(target)
+    else:
+        _tail_call(lw, target)
     lw._new_block(f"unchained{k}")
     lw.store_field("pc", I64, str(_signed(dest, 64)))
     addr = lw._val(f"ptrtoint ptr {slot} to i64")
-    lw._terminate(f"ret i64 {lw._val(f'or i64 {addr}, {int(ExitReason.CHAIN)}')}")
+    value = lw._val(f"or i64 {addr}, {int(ExitReason.CHAIN)}")
+    if region is not None:
+        lw._region_ret(value)
+    else:
+        lw._terminate(f"ret i64 {value}")
 
 
 def _tail_call(lw: Lowering, target: str) -> None:
@@ -561,6 +795,18 @@ def _tail_call(lw: Lowering, target: str) -> None:
 @_rule("lookup_and_goto_ptr")
 def _lookup_and_goto_ptr(lw: Lowering, op: Op) -> None:
     pc = lw.load_field("pc")
+    region = lw._st.region
+    if region is None and lw.hot_threshold:  # profile the target for hot regions
+        i = lw._val(f"and i32 %hc.n, {INDIRECT_TARGETS - 1}")
+        cell = lw._val(f"getelementptr i64, ptr @{_q(target_symbol(lw._st.block.name))}, "
+                       f"i32 {i}")
+        lw._emit(f"store i64 {pc}, ptr {cell}, align 8")
+    if region is not None and region.indirect:
+        k = lw._n()
+        cases = " ".join(f"i64 {_signed(p, 64)}, label %{label}"
+                         for p, label in region.indirect.items())
+        lw._emit(f"switch i64 {pc}, label %jc{k} [ {cases} ]")
+        lw._new_block(f"jc{k}")
     index = lw._val(f"and i64 {lw._val(f'lshr i64 {pc}, 1')}, {(1 << abi.JMP_CACHE_BITS) - 1}")
     offset = lw._val(f"mul i64 {index}, {abi.JMP_CACHE_ENTRY_SIZE}")
     cache = lw._val(f"inttoptr i64 {lw.load_field('jmp_cache')} to ptr")
@@ -572,6 +818,11 @@ def _lookup_and_goto_ptr(lw: Lowering, op: Op) -> None:
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %jc_hit{k}, label %jc_miss{k}")
     lw._new_block(f"jc_hit{k}")
+    if lw._st.region is not None:
+        lw._region_tail(fn)
+        lw._new_block(f"jc_miss{k}")
+        lw._region_ret(str(int(ExitReason.LOOKUP)))
+        return
     _tail_call(lw, fn)
     lw._new_block(f"jc_miss{k}")
     lw._terminate(f"ret i64 {int(ExitReason.LOOKUP)}")
@@ -629,24 +880,32 @@ _ACCESSOR_SIGNATURES = {
 }
 
 
-def accessor_name(kind: str, memop: MemOp, mmu_idx: int) -> str:
-    return f"llvmtcg_{kind}_{memop.encode():02x}_{mmu_idx}"
+def accessor_name(kind: str, memop: MemOp, mmu_idx: int, on_miss: bool = False) -> str:
+    """The accessor's symbol. ``on_miss``: the variant inline probes call on a TLB miss,
+    with LLVM's preserve_all calling convention: the caller's registers survive the
+    (cold) call, so hot code around it keeps guest registers in host registers instead
+    of spilling them for a call that hardly ever happens."""
+    return f"llvmtcg_{kind}_{memop.encode():02x}_{mmu_idx}{'_pa' if on_miss else ''}"
 
 
-def _parse_accessor_name(name: str) -> tuple[str, MemOp, int]:
-    _, kind, bits, mmu = name.split("_")
-    return kind, MemOp.decode(int(bits, 16)), int(mmu)
+def _parse_accessor_name(name: str) -> tuple[str, MemOp, int, bool]:
+    _, kind, bits, mmu, *pa = name.split("_")
+    return kind, MemOp.decode(int(bits, 16)), int(mmu), bool(pa)
+
+
+def _accessor_cc(name: str) -> str:
+    return "preserve_allcc " if _parse_accessor_name(name)[3] else ""
 
 
 def _accessor_declaration(name: str) -> str:
     ret, params = _ACCESSOR_SIGNATURES[_parse_accessor_name(name)[0]]
     types = ", ".join(p.split()[0] for p in params.split(", "))
-    return f"declare {ret} @{name}({types}) nounwind"
+    return f"declare {_accessor_cc(name)}{ret} @{name}({types}) nounwind"
 
 
 def _branch_on_ok(lw: Lowering, ok: str) -> None:
     cont = f"ok{lw._n()}"
-    lw._emit(f"br i1 {ok}, label %{cont}, label %{lw.fault_label()}")
+    lw._emit(f"br i1 {ok}, label %{cont}, label %{lw.fault_label()}{LIKELY}")
     lw._new_block(cont)
 
 
@@ -765,19 +1024,14 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
     t = dst.type
     addr = lw.read(op.inputs[0])
     if not lw.inline_memory:
-        name = accessor_name("ld", memop, mmu_idx)
-        lw.accessors_used.add(name)
-        pair = lw._val(f"call {{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})"
-                       f"{lw.call_attrs}")
-        _branch_on_ok(lw, lw._val(f"extractvalue {{ i64, i1 }} {pair}, 1"))
-        value = lw._val(f"extractvalue {{ i64, i1 }} {pair}, 0")
+        value = _accessor_load(lw, memop, mmu_idx, addr)
         if t is I32:
             value = lw._val(f"trunc i64 {value} to i32")
         lw.write(dst, value)
         return
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_READ)
     k = lw._n()
-    lw._emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}")
+    lw._emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}{LIKELY}")
     lw._new_block(f"ld_fast{k}")
     ptr = _host_pointer(lw, addr, entry)
     raw = lw._val(f"load i{memop.bits}, ptr {ptr}, align 1")
@@ -787,18 +1041,47 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
         raw = lw._val(f"{'sext' if memop.signed else 'zext'} i{memop.bits} {raw} to {t}")
     lw._emit(f"br label %ld_done{k}")
     lw._new_block(f"ld_slow{k}")
-    status = lw._val(f"call i64 @{abi.SLOW_LOAD}(ptr %cpu, i64 {addr}, "
-                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
-    lw.branch_on_status(status)
-    slow_block = lw._st.lines[-1].rstrip(":")
-    # The slow path returns the value already swapped and extended to 64 bits.
-    slow = lw.load_field("slow_value")
+    # A miss calls the shared accessor: it refills the TLB natively when it can, else
+    # takes the Python slow path; the value comes back extended to 64 bits.
+    slow = _accessor_load(lw, memop, mmu_idx, addr, on_miss=True)
     if t is I32:
         slow = lw._val(f"trunc i64 {slow} to i32")
+    slow_block = lw._st.current
     lw._emit(f"br label %ld_done{k}")
     lw._new_block(f"ld_done{k}")
     value = lw._val(f"phi {t} [ {raw}, %ld_fast{k} ], [ {slow}, %{slow_block} ]")
     lw.write(dst, value)
+
+
+def _accessor_load(lw: Lowering, memop: MemOp, mmu_idx: int, addr: str,
+                   on_miss: bool = False) -> str:
+    """Call the accessor for a load; leave through the fault exit if it fails."""
+    name = accessor_name("ld", memop, mmu_idx, on_miss)
+    lw.accessors_used.add(name)
+    pair = lw._val(f"call {_accessor_cc(name)}{{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, "
+                   f"i64 {addr}){lw.call_attrs}")
+    _branch_on_ok(lw, lw._val(f"extractvalue {{ i64, i1 }} {pair}, 1"))
+    return lw._val(f"extractvalue {{ i64, i1 }} {pair}, 0")
+
+
+def _accessor_store(lw: Lowering, memop: MemOp, mmu_idx: int, addr: str, value: str,
+                    type_: IRType, on_miss: bool = False) -> None:
+    name = accessor_name("st", memop, mmu_idx, on_miss)
+    lw.accessors_used.add(name)
+    wide = value if type_ is I64 else lw._val(f"zext i32 {value} to i64")
+    ok = lw._val(f"call {_accessor_cc(name)}i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, "
+                 f"i64 {wide}){lw.call_attrs}")
+    _branch_on_ok(lw, ok)
+
+
+def _accessor_atomic(lw: Lowering, memop: MemOp, mmu_idx: int, addr: str,
+                     on_miss: bool = False) -> str:
+    name = accessor_name("at", memop, mmu_idx, on_miss)
+    lw.accessors_used.add(name)
+    pair = lw._val(f"call {_accessor_cc(name)}{{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, "
+                   f"i64 {addr}){lw.call_attrs}")
+    _branch_on_ok(lw, lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 1"))
+    return lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 0")
 
 
 @_rule("qemu_st")
@@ -808,16 +1091,11 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     value = lw.read(src)
     addr = lw.read(addr_temp)
     if not lw.inline_memory:
-        name = accessor_name("st", memop, mmu_idx)
-        lw.accessors_used.add(name)
-        wide = value if src.type is I64 else lw._val(f"zext i32 {value} to i64")
-        ok = lw._val(f"call i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, i64 {wide})"
-                     f"{lw.call_attrs}")
-        _branch_on_ok(lw, ok)
+        _accessor_store(lw, memop, mmu_idx, addr, value, src.type)
         return
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
     k = lw._n()
-    lw._emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}")
+    lw._emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}{LIKELY}")
     lw._new_block(f"st_fast{k}")
     ptr = _host_pointer(lw, addr, entry)
     narrow = value
@@ -828,45 +1106,32 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     lw._emit(f"store i{memop.bits} {narrow}, ptr {ptr}, align 1")
     lw._emit(f"br label %st_done{k}")
     lw._new_block(f"st_slow{k}")
-    wide = value if src.type is I64 else lw._val(f"zext i32 {value} to i64")
-    status = lw._val(f"call i64 @{abi.SLOW_STORE}(ptr %cpu, i64 {addr}, i64 {wide}, "
-                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
-    lw.branch_on_status(status)
+    _accessor_store(lw, memop, mmu_idx, addr, value, src.type, on_miss=True)
     lw._emit(f"br label %st_done{k}")
     lw._new_block(f"st_done{k}")
 
 
 def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
-    """Probe the write TLB for an atomic access; the slow path fills it or faults.
+    """The host address of an atomic access: inline TLB hit, or the accessor, which
+    fills the entry (natively or through the slow path's probe) or faults.
 
-    The probe helper returns the addend (in cpu.slow_value) rather than doing the
-    access, so the operation itself is always one host atomic instruction.
+    Only the address comes back, never the access itself, so the operation is always
+    one host atomic instruction.
     """
     if not lw.inline_memory:
-        name = accessor_name("at", memop, mmu_idx)
-        lw.accessors_used.add(name)
-        pair = lw._val(f"call {{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, i64 {addr})"
-                       f"{lw.call_attrs}")
-        _branch_on_ok(lw, lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 1"))
-        return lw._val(f"extractvalue {{ ptr, i1 }} {pair}, 0")
+        return _accessor_atomic(lw, memop, mmu_idx, addr)
     hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
     k = lw._n()
-    lw._emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}")
+    lw._emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}{LIKELY}")
     lw._new_block(f"at_fast{k}")
-    addend_ptr = lw._val(f"getelementptr i8, ptr {entry}, i64 {abi.TLB_ADDEND}")
-    fast_addend = lw._val(f"load i64, ptr {addend_ptr}, align 8")
+    fast = _host_pointer(lw, addr, entry)
     lw._emit(f"br label %at_go{k}")
     lw._new_block(f"at_slow{k}")
-    status = lw._val(f"call i64 @{abi.SLOW_PROBE}(ptr %cpu, i64 {addr}, "
-                     f"i32 {_oi(memop, mmu_idx)}){lw.call_attrs}")
-    lw.branch_on_status(status)
-    slow_block = lw._st.lines[-1].rstrip(":")
-    slow_addend = lw.load_field("slow_value")
+    slow = _accessor_atomic(lw, memop, mmu_idx, addr, on_miss=True)
+    slow_block = lw._st.current
     lw._emit(f"br label %at_go{k}")
     lw._new_block(f"at_go{k}")
-    addend = lw._val(f"phi i64 [ {fast_addend}, %at_fast{k} ], [ {slow_addend}, %{slow_block} ]")
-    offset = lw._val(f"add i64 {addr}, {addend}")
-    return lw._val(f"getelementptr i8, ptr %mem, i64 {offset}")
+    return lw._val(f"phi ptr [ {fast}, %at_fast{k} ], [ {slow}, %{slow_block} ]")
 
 
 def _atomic_result(lw: Lowering, old: str, memop: MemOp, dst: Temp) -> None:
@@ -932,14 +1197,21 @@ def _call(lw: Lowering, op: Op) -> None:
             op.outputs and op.outputs[0].type is not decl.ret):
         raise LoweringError(f"call {decl.name}: result does not match declared {decl.ret}")
     args = []
-    if decl.flags & HelperFlag.TAKES_CPU:
+    takes_cpu = bool(decl.flags & HelperFlag.TAKES_CPU)
+    if takes_cpu:
         args.append(f"ptr {decl.cpu_param_attributes()} %cpu".replace("  ", " "))
     args += [f"{t.type} {lw.read(t)}" for t in op.inputs]
     call = f"call {decl.ret or 'void'} @{decl.symbol}({', '.join(args)}){lw.call_attrs}"
-    if op.outputs:
-        lw.write(op.outputs[0], lw._val(call))
-    else:
+    in_region = lw._st.region is not None and takes_cpu
+    if in_region:  # the helper sees (and may change) the guest's registers
+        lw._region_sync_out()
+    result = lw._val(call) if op.outputs else None
+    if result is None:
         lw._emit(call)
+    if in_region and not decl.flags & HelperFlag.NO_WRITE_GLOBALS:
+        lw._region_sync_in()
+    if result is not None:
+        lw.write(op.outputs[0], result)
     if decl.flags & HelperFlag.MAY_RAISE:
         status = lw.load_field("helper_status", I32)
         lw.branch_on_status(lw._val(f"zext i32 {status} to i64"))

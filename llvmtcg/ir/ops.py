@@ -138,6 +138,7 @@ class ExitReason(enum.IntEnum):
     REQUESTED = 3  # exit_request was set (timer, signal, stop, hook)
     HALT = 4  # the guest is idle until an event (wfi)
     SYSCALL = 5  # the guest made a system call; cpu.pc is the instruction after it
+    HOT = 6  # the block at cpu.pc reached its execution threshold (tiering); resume there
 
 
 EXIT_REASON_BITS = 3

@@ -8,6 +8,10 @@ cache. On a translation miss at pc, the entries recorded for pc are checked by h
 the guest bytes their blocks cover *now*; a match is linked without running the
 frontend, the lowering or LLVM.
 
+Hot regions of the optimising tier are entries too, named ``r<head pc>.<digest>``:
+the region's object, its member blocks and exits; a block turning hot looks there
+before compiling.
+
 Files are written to a temporary name and renamed, so concurrent processes never see
 a partial entry; each carries a SHA-256 of its contents, and a corrupt, truncated or
 unreadable entry is deleted and rebuilt, never run. The directory is bounded: when it
@@ -29,6 +33,7 @@ import llvmlite
 import llvmlite.binding as llvm
 
 MAGIC = b"LLVMTCG1"
+PAGE_SIZE = 4096
 _HEADER = struct.Struct("<8sI")  # magic, metadata length
 DEFAULT_MAX_BYTES = 256 << 20
 ENV_DIR = "LLVMTCG_CACHE_DIR"
@@ -79,11 +84,14 @@ class BlockMeta:
     slots: tuple[int, ...]  # exit slot numbers (symbols are slot_symbol(name, n))
     targets: tuple[tuple[int, int], ...]  # (slot, destination pc)
     n_insns: int
+    return_pc: int | None = None  # Block.return_pc
+    indirect: bool = False  # the block ends with an indirect jump (lookup_and_goto_ptr)
 
     @classmethod
     def from_json(cls, data: dict) -> BlockMeta:
         return cls(data["pc"], data["name"], tuple(map(tuple, data["ranges"])),
-                   tuple(data["slots"]), tuple(map(tuple, data["targets"])), data["n_insns"])
+                   tuple(data["slots"]), tuple(map(tuple, data["targets"])), data["n_insns"],
+                   data.get("return_pc"), data.get("indirect", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +99,22 @@ class CachedRegion:
     blocks: tuple[BlockMeta, ...]
     accessors: tuple[str, ...]
     object: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CachedHotRegion:
+    """A hot region (one function of the optimising tier over several blocks)."""
+
+    name: str
+    members: tuple[int, ...]  # pcs of the member blocks, head first
+    ranges: tuple[tuple[int, int], ...]  # the guest bytes of all members
+    exits: dict[int, int]  # destination pc -> exit slot number
+    accessors: tuple[str, ...]
+    object: bytes
+
+    @property
+    def pc(self) -> int:
+        return self.members[0]
 
 
 def region_ranges(blocks: Iterable[BlockMeta]) -> list[tuple[int, int]]:
@@ -112,25 +136,31 @@ class CodeCache:
         self.dir = self.root / fingerprint
         self.max_bytes = max_bytes
         self.stats = {"hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0}
-        self._index: dict[int, list[str]] | None = None
+        self._index: dict[tuple[str, int], list[str]] | None = None
+        self._pages: dict[int, set[int]] = {}  # guest page -> first pcs of block entries
         self._stores_since_check = 0
 
-    def _entries(self) -> dict[int, list[str]]:
+    def _entries(self) -> dict[tuple[str, int], list[str]]:
+        """Entry names by (kind, first pc); kind "" for regions of blocks, "r" for hot
+        regions."""
         if self._index is None:
-            index: dict[int, list[str]] = {}
+            index: dict[tuple[str, int], list[str]] = {}
             try:
                 names = os.listdir(self.dir)
             except OSError:
                 names = []
             for name in names:
-                pc_text, dot, digest = name.partition(".")
-                if dot and not name.endswith(".tmp"):
-                    try:
-                        index.setdefault(int(pc_text, 16), []).append(name)
-                    except ValueError:
-                        continue
+                key = _entry_key(name)
+                if key is not None:
+                    index.setdefault(key, []).append(name)
+                    self._note_page(key)
             self._index = index
         return self._index
+
+    def _note_page(self, key: tuple[str, int]) -> None:
+        kind, pc = key
+        if kind == "":
+            self._pages.setdefault(pc & ~(PAGE_SIZE - 1), set()).add(pc)
 
     @staticmethod
     def digest(ranges: Iterable[tuple[int, int]], read: Callable[[int, int], bytes]) -> str:
@@ -143,12 +173,33 @@ class CodeCache:
     def lookup(self, pc: int, read: Callable[[int, int], bytes]) -> CachedRegion | None:
         """A cached region starting at pc whose guest bytes equal what ``read`` returns
         now. ``read`` may raise (unmapped code): that entry does not match."""
-        for name in list(self._entries().get(pc, ())):
-            region = self._load(name)
-            if region is None:
+        return self._lookup("", pc, read, _region_from, lambda r: region_ranges(r.blocks))
+
+    def lookup_page(self, page: int, read: Callable[[int, int], bytes],
+                    skip: Callable[[int], bool] = lambda pc: False) -> list[CachedRegion]:
+        """Every cached region whose first pc is on the guest page at ``page`` (except
+        where ``skip(pc)``) and whose guest bytes match ``read``'s now."""
+        found = []
+        self._entries()
+        for pc in sorted(self._pages.get(page, ())):
+            if not skip(pc):
+                region = self.lookup(pc, read)
+                if region is not None:
+                    found.append(region)
+        return found
+
+    def lookup_hot_region(self, pc: int, read: Callable[[int, int], bytes]
+                          ) -> CachedHotRegion | None:
+        """A cached hot region headed at pc whose guest bytes equal ``read``'s now."""
+        return self._lookup("r", pc, read, _hot_region_from, lambda r: r.ranges)
+
+    def _lookup(self, kind, pc, read, build, ranges):
+        for name in list(self._entries().get((kind, pc), ())):
+            entry = self._load(name, build)
+            if entry is None:
                 continue
             try:
-                current = self.digest(region_ranges(region.blocks), read)
+                current = self.digest(ranges(entry), read)
             except Exception:  # noqa: BLE001 - the guest code is not there any more
                 continue
             if name.endswith("." + current):
@@ -157,11 +208,11 @@ class CodeCache:
                     os.utime(self.dir / name)  # recently used: evicted last
                 except OSError:
                     pass
-                return region
+                return entry
         self.stats["misses"] += 1
         return None
 
-    def _load(self, name: str) -> CachedRegion | None:
+    def _load(self, name: str, build):
         path = self.dir / name
         try:
             data = path.read_bytes()
@@ -172,9 +223,7 @@ class CodeCache:
             if hashlib.sha256(body).digest() != check:
                 raise ValueError("checksum mismatch")
             meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
-            blocks = tuple(BlockMeta.from_json(b) for b in meta["blocks"])
-            return CachedRegion(blocks, tuple(meta["accessors"]),
-                                body[_HEADER.size + meta_len:])
+            return build(meta, body[_HEADER.size + meta_len:])
         except FileNotFoundError:
             self._forget(name)
             return None
@@ -189,23 +238,33 @@ class CodeCache:
 
     def _forget(self, name: str) -> None:
         index = self._entries()
-        try:
-            pc = int(name.partition(".")[0], 16)
-        except ValueError:
-            return
-        if name in index.get(pc, []):
-            index[pc].remove(name)
+        key = _entry_key(name)
+        if key is not None and name in index.get(key, []):
+            index[key].remove(name)
 
     def store(self, blocks: tuple[BlockMeta, ...], accessors: Iterable[str], obj: bytes,
               read: Callable[[int, int], bytes]) -> None:
         """Write an entry (best effort: a full disk or read-only cache is not an error)."""
+        meta = {"blocks": [asdict(b) for b in blocks], "accessors": sorted(accessors)}
+        self._store("", blocks[0].pc, region_ranges(blocks), meta, obj, read)
+
+    def store_hot_region(self, region: CachedHotRegion,
+                         read: Callable[[int, int], bytes]) -> None:
+        """Write a hot region's entry (best effort)."""
+        meta = {"hot_region": region.name, "members": list(region.members),
+                "ranges": [list(r) for r in region.ranges],
+                "exits": [[dest, n] for dest, n in region.exits.items()],
+                "accessors": sorted(region.accessors)}
+        self._store("r", region.pc, region.ranges, meta, region.object, read)
+
+    def _store(self, kind: str, pc: int, ranges: Iterable[tuple[int, int]], meta_data: dict,
+               obj: bytes, read: Callable[[int, int], bytes]) -> None:
         try:
-            digest = self.digest(region_ranges(blocks), read)
+            digest = self.digest(ranges, read)
         except Exception:  # noqa: BLE001 - code unmapped meanwhile: nothing to key on
             return
-        name = f"{blocks[0].pc:x}.{digest}"
-        meta = json.dumps({"blocks": [asdict(b) for b in blocks],
-                           "accessors": sorted(accessors)}).encode()
+        name = f"{kind}{pc:x}.{digest}"
+        meta = json.dumps(meta_data).encode()
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -215,7 +274,8 @@ class CodeCache:
             os.replace(tmp, self.dir / name)
         except OSError:
             return
-        self._entries().setdefault(blocks[0].pc, []).append(name)
+        self._entries().setdefault((kind, pc), []).append(name)
+        self._note_page((kind, pc))
         self.stats["stores"] += 1
         self._stores_since_check += 1
         if self._stores_since_check >= 64:
@@ -243,3 +303,26 @@ class CodeCache:
             self.stats["evicted"] += 1
             if path.parent == self.dir:
                 self._forget(path.name)
+
+
+def _entry_key(name: str) -> tuple[str, int] | None:
+    head, dot, _ = name.partition(".")
+    if not dot or name.endswith(".tmp"):
+        return None
+    kind = "r" if head.startswith("r") else ""
+    try:
+        return kind, int(head[len(kind):], 16)
+    except ValueError:
+        return None
+
+
+def _region_from(meta: dict, obj: bytes) -> CachedRegion:
+    return CachedRegion(tuple(BlockMeta.from_json(b) for b in meta["blocks"]),
+                        tuple(meta["accessors"]), obj)
+
+
+def _hot_region_from(meta: dict, obj: bytes) -> CachedHotRegion:
+    return CachedHotRegion(meta["hot_region"], tuple(meta["members"]),
+                           tuple(tuple(r) for r in meta["ranges"]),
+                           {dest: n for dest, n in meta["exits"]},
+                           tuple(meta["accessors"]), obj)

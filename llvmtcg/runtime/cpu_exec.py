@@ -1,9 +1,9 @@
 """The run loop: enter native code, and handle what makes it come back.
 
 Native code returns only on a translation miss (an unlinked exit slot or a jump-cache
-miss), an exception, a system call, halt, or an exit request; chained blocks and
-jump-cache hits stay in native code. :class:`Cpu` ties one CPU state to its softmmu,
-translation cache and JIT.
+miss), an exception, a system call, halt, an exit request, or (once per block) when a
+block turns hot; chained blocks and jump-cache hits stay in native code. :class:`Cpu`
+ties one CPU state to its softmmu, translation cache, JIT and tiering.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.softmmu import GuestMemory, Softmmu
 from llvmtcg.runtime.tbcache import Frontend, TbCache
+from llvmtcg.runtime.tiering import Tiering, sync_from_env, threshold_from_env
 
 _REASON_MASK = (1 << EXIT_REASON_BITS) - 1
 
@@ -198,14 +199,20 @@ class Cpu:
         helpers: helpers the frontend's IR calls.
         log: ``-d`` logging.
         max_region_blocks: blocks compiled together per translation miss.
-        optimize: the JIT tier (see :class:`JitEngine`).
+        optimize: the JIT tier of first translations (see :class:`JitEngine`).
         cache_dir: keep compiled code in this persistent cache (None: no disk cache).
+        hot_threshold: executions after which a block is hot and a region headed by it
+            is compiled by the optimising tier (runtime/tiering.py); 0 turns tiering
+            off. Default: ``$LLVMTCG_HOT_THRESHOLD``, else 1000.
+        tier_sync: compile hot regions on the run loop's thread and use them at once,
+            instead of in the background. Default: ``$LLVMTCG_TIER_SYNC``.
     """
 
     def __init__(self, layout: CpuLayout, frontend: Frontend, memory: GuestMemory,
                  helpers: HelperRegistry | None = None, log: Log | None = None,
                  max_region_blocks: int = 8, optimize: int = 0,
-                 cache_dir: Path | None = None) -> None:
+                 cache_dir: Path | None = None, hot_threshold: int | None = None,
+                 tier_sync: bool | None = None) -> None:
         self.log = log or Log()
         self.frontend = frontend
         self.state = CpuState(layout)
@@ -229,16 +236,19 @@ class Cpu:
         self._fp_accrue = getattr(frontend, "fp_accrue", None)
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
-        lowering = Lowering(layout, self.helpers.declarations(),
-                            count_insns=getattr(frontend, "counts_insns", False),
-                            inline_memory=optimize >= 1)
+        if hot_threshold is None:
+            hot_threshold = threshold_from_env()
+        count_insns = getattr(frontend, "counts_insns", False)
+        lowering = Lowering(layout, self.helpers.declarations(), count_insns=count_insns,
+                            inline_memory=optimize >= 1, hot_threshold=hot_threshold)
         code_cache = None
         if cache_dir is not None:
             code_cache = CodeCache(cache_dir, fingerprint(
                 type(frontend).__qualname__, getattr(frontend, "model", None),
                 sorted((f.name, f.offset, f.count) for f in layout.fields.values()),
                 layout.tlb_bits, layout.n_mmu_idx, optimize, lowering.count_insns,
-                lowering.inline_memory, sorted(self.helpers.symbols())))
+                lowering.inline_memory, lowering.hot_threshold,
+                sorted(self.helpers.symbols())))
         self.tbs = TbCache(frontend, lowering, self.jit, self._fetch, self.log,
                            max_region_blocks, code_cache)
         self.softmmu = Softmmu(self.state, memory, self.tbs)
@@ -249,6 +259,14 @@ class Cpu:
         self.state.set("page_count", memory.page_count)
         memory.on_change.append(self._memory_changed)
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
+        self.tiering: Tiering | None = None
+        if hot_threshold:
+            region_lowering = Lowering(layout, self.helpers.declarations(),
+                                       count_insns=count_insns, inline_memory=True)
+            self.tiering = Tiering(self.tbs, frontend, region_lowering,
+                                   self.state.request_exit,
+                                   sync_from_env() if tier_sync is None else tier_sync,
+                                   self.log)
         self.stats = ExecStats()
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
@@ -257,6 +275,8 @@ class Cpu:
 
     def close(self) -> None:
         _cpus_by_address.pop(self.state.address, None)
+        if self.tiering is not None:
+            self.tiering.close()
 
     # -- called from native code (through helpers and slow paths) -------------------------
     def record_fault(self, fault: MemFault) -> None:
@@ -325,6 +345,7 @@ class Cpu:
         helpers_mod.current.cpu = self
         try:
             next_tb = None
+            tiering = self.tiering
             while True:
                 tbs.release_pending()
                 if state.exit_requested:
@@ -334,6 +355,8 @@ class Cpu:
                     if self._stop:
                         self._stop = False
                         return CpuExit(ExitReason.REQUESTED, state.pc)
+                if tiering is not None and tiering.ready:
+                    tiering.install_ready()
                 if next_tb is None or not next_tb.valid:
                     try:
                         next_tb = tbs.get(state.pc)
@@ -372,6 +395,9 @@ class Cpu:
                     return self._exception_exit()
                 elif reason is ExitReason.REQUESTED:
                     continue
+                elif reason is ExitReason.HOT:
+                    if tiering is not None:
+                        tiering.hot(state.pc)
                 else:  # HALT, SYSCALL
                     return CpuExit(reason, state.pc)
         finally:

@@ -6,6 +6,11 @@ exits are linked by writing the target's entry address into the exit slot (a mod
 global the block tail-calls through); every link is recorded on the target so
 invalidation can undo it. Code of invalidated blocks is released only at a safe point
 (no native frame running), once every block of its module is gone.
+
+Hot regions (see runtime/tiering.py) live here too: a region is a TranslationBlock of
+the optimising tier whose code covers several cheap blocks (its ``members``). While it
+is installed, lookups and new links of its head pc get the region; invalidating any
+member retires it, and the cheap blocks take over again.
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from typing import Protocol
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
-from llvmtcg.ir.lower_llvm import Lowering, slot_symbol
+from llvmtcg.ir.lower_llvm import (
+    INDIRECT_TARGETS,
+    Lowering,
+    counter_symbol,
+    has_indirect_exit,
+    slot_symbol,
+    target_symbol,
+)
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
@@ -43,9 +55,40 @@ class TranslationBlock:
     slots: dict[int, int]  # exit slot n -> native address of the slot
     direct_targets: dict[int, int]  # exit slot n -> destination guest pc
     n_insns: int = 0
+    return_pc: int | None = None  # the block ends with a call returning here (a hint)
     linked: dict[int, TranslationBlock] = field(default_factory=dict)  # outgoing links
     incoming: set[tuple[TranslationBlock, int]] = field(default_factory=set)
     valid: bool = True
+    counter: int = 0  # address of the execution counter (an i32 counting down), or 0
+    counter_start: int = 0  # the counter's value when it was last armed
+    target_cell: int = 0  # address of recent indirect-jump targets (i64 array), or 0
+    members: tuple[TranslationBlock, ...] = ()  # a region: the cheap blocks it covers
+    regions: list[TranslationBlock] = field(default_factory=list)  # regions covering this
+
+    @property
+    def is_region(self) -> bool:
+        return bool(self.members)
+
+    def executions(self) -> int:
+        """Entries counted since the counter was last armed (0 without a counter)."""
+        if not self.counter:
+            return 0
+        return (self.counter_start - ctypes.c_int32.from_address(self.counter).value) \
+            & 0xFFFF_FFFF
+
+    def indirect_targets(self) -> list[int]:
+        """Distinct recent targets of the block's indirect jump (profiled)."""
+        if not self.target_cell:
+            return []
+        cells = (ctypes.c_uint64 * INDIRECT_TARGETS).from_address(self.target_cell)
+        return sorted({pc for pc in cells if pc != 0xFFFF_FFFF_FFFF_FFFF})
+
+    def arm_counter(self, value: int) -> None:
+        """Return HOT after ``value`` more entries (only call with no native code of
+        this block running)."""
+        if self.counter:
+            ctypes.c_int32.from_address(self.counter).value = value
+            self.counter_start = value
 
     def pages(self) -> set[int]:
         return {p for start, end in self.ranges
@@ -81,7 +124,9 @@ class TbCache:
         self.log = log or Log()
         self.max_region_blocks = max_region_blocks
         self.code_cache = code_cache
-        self.by_pc: dict[int, TranslationBlock] = {}
+        self.by_pc: dict[int, TranslationBlock] = {}  # cheap blocks
+        self.regions: dict[int, TranslationBlock] = {}  # installed regions, by head pc
+        self.region_retired: list[Callable[[TranslationBlock], None]] = []
         self.by_slot: dict[int, tuple[TranslationBlock, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
@@ -95,16 +140,23 @@ class TbCache:
         self._accessors: set[str] = set()
         self._accessor_modules: list[CompiledModule] = []
         self.stats = {"translated": 0, "links": 0, "unlinks": 0, "invalidated": 0,
-                      "released_modules": 0, "insns_translated": 0}
+                      "released_modules": 0, "insns_translated": 0, "regions_installed": 0,
+                      "regions_retired": 0}
 
     # -- lookup and translation ------------------------------------------------------------
     def lookup(self, pc: int) -> TranslationBlock | None:
+        """The cheap-tier block at pc."""
         return self.by_pc.get(pc)
 
+    def best(self, pc: int) -> TranslationBlock | None:
+        """The code to run at pc: its hot region if one is installed, else its block."""
+        region = self.regions.get(pc)
+        return region if region is not None else self.by_pc.get(pc)
+
     def get(self, pc: int) -> TranslationBlock:
-        """The block at pc, translating a region if needed (GuestFault if pc cannot be
+        """The code at pc, translating a region if needed (GuestFault if pc cannot be
         fetched)."""
-        tb = self.by_pc.get(pc)
+        tb = self.best(pc)
         return tb if tb is not None else self.translate_region(pc)
 
     def _unique_name(self, block: Block) -> str:
@@ -119,7 +171,7 @@ class TbCache:
             tbs = self._translate_and_compile(pc)
         for tb in tbs:
             for n, dest in tb.direct_targets.items():
-                target = self.by_pc.get(dest)
+                target = self.best(dest)
                 if target is not None:
                     self.link(tb, n, target)
         return tbs[0]
@@ -128,13 +180,28 @@ class TbCache:
         region = self.code_cache.lookup(pc, self.fetch)
         if region is None:
             return None
-        self._compile_accessors(set(region.accessors))
-        exports = [e for meta in region.blocks for e in self._symbols(meta)]
-        names = [meta.name for meta in region.blocks]
-        module = self.jit.load_object(region.object, exports, names)
-        # Blocks of the region translated meanwhile by other misses keep their code.
-        fresh = [m for m in region.blocks if m.pc == pc or m.pc not in self.by_pc]
-        return self._install(fresh, module)
+        # Cached regions starting on the same page come along, linked as one library:
+        # they ran last time, and a link costs several times what one more object in
+        # it does (warm start of bench/programs/startup: 490 links -> ~70).
+        batch = [region]
+        names = {m.name for m in region.blocks}
+        for other in self.code_cache.lookup_page(
+                page_floor(pc), self.fetch, skip=lambda p: p == pc or p in self.by_pc):
+            other_names = {m.name for m in other.blocks}
+            if not other_names & names:  # symbols must not clash within one library
+                batch.append(other)
+                names |= other_names
+        self._compile_accessors({a for r in batch for a in r.accessors})
+        metas = [m for r in batch for m in r.blocks]
+        exports = [e for meta in metas for e in self._symbols(meta)]
+        module = self.jit.load_object([r.object for r in batch], exports,
+                                      [m.name for m in region.blocks])
+        # Blocks translated meanwhile by other misses keep their code; each pc once.
+        fresh: dict[int, BlockMeta] = {}
+        for m in metas:
+            if (m.pc == pc or m.pc not in self.by_pc) and m.pc not in fresh:
+                fresh[m.pc] = m
+        return self._install(fresh.values(), module)
 
     def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
         blocks = [self.frontend.translate(pc, self.fetch)]  # errors here are the guest's
@@ -171,11 +238,15 @@ class TbCache:
         slots = tuple(sorted({op.args[0] for op in block.ops if op.name == "goto_tb"}))
         targets = tuple((op.args[0], op.args[1]) for op in block.ops if op.name == "goto_tb")
         return BlockMeta(block.pc, block.name, tuple(block.guest_ranges), slots, targets,
-                         block.n_insns)
+                         block.n_insns, block.return_pc, has_indirect_exit(block))
 
-    @staticmethod
-    def _symbols(meta: BlockMeta) -> list[str]:
-        return [meta.name] + [slot_symbol(meta.name, n) for n in meta.slots]
+    def _symbols(self, meta: BlockMeta) -> list[str]:
+        profile = []
+        if self.lowering.hot_threshold:
+            profile.append(counter_symbol(meta.name))
+            if meta.indirect:
+                profile.append(target_symbol(meta.name))
+        return [meta.name, *profile] + [slot_symbol(meta.name, n) for n in meta.slots]
 
     def _install(self, metas: Iterable[BlockMeta], module: CompiledModule
                  ) -> list[TranslationBlock]:
@@ -183,13 +254,54 @@ class TbCache:
         for m in metas:
             slots = {n: module.addresses[slot_symbol(m.name, n)] for n in m.slots}
             tb = TranslationBlock(m.pc, m.name, [tuple(r) for r in m.ranges], module,
-                                  module.addresses[m.name], slots, dict(m.targets), m.n_insns)
+                                  module.addresses[m.name], slots, dict(m.targets), m.n_insns,
+                                  m.return_pc)
+            if self.lowering.hot_threshold:
+                tb.counter = module.addresses[counter_symbol(m.name)]
+                tb.counter_start = self.lowering.hot_threshold
+                if m.indirect:
+                    tb.target_cell = module.addresses[target_symbol(m.name)]
             self._insert(tb)
             tbs.append(tb)
         module.live_blocks = len(tbs)
         if not tbs:
             self.pending_release.append(module)
         return tbs
+
+    def install_region(self, name: str, members: list[TranslationBlock], obj: bytes,
+                       exits: dict[int, int], accessors: set[str]) -> TranslationBlock:
+        """Link a compiled region (``members[0]`` is its head) and swap it in: the exit
+        slots and jump-cache entry that led to the head now lead to the region, and so
+        will later links and lookups of the head's pc. Only call at a safe point."""
+        self._compile_accessors(accessors)
+        slot_names = {n: slot_symbol(name, n) for n in exits.values()}
+        module = self.jit.load_object(obj, [name, *slot_names.values()], [name])
+        head = members[0]
+        ranges = sorted({r for m in members for r in m.ranges})
+        region = TranslationBlock(head.pc, name, ranges, module, module.addresses[name],
+                                  {n: module.addresses[s] for n, s in slot_names.items()},
+                                  {n: dest for dest, n in exits.items()},
+                                  sum(m.n_insns for m in members), members=tuple(members))
+        module.live_blocks = 1
+        old = self.regions.get(head.pc)
+        if old is not None:
+            self.invalidate(old)
+        self.regions[head.pc] = region
+        for m in members:
+            m.regions.append(region)
+        for n, slot in region.slots.items():
+            self.by_slot[slot] = (region, n)
+        for src, n in list(head.incoming):
+            self.link(src, n, region)
+        i = abi.jmp_cache_index(head.pc) * 2
+        if self.jmp_cache[i] == head.pc:
+            self.jmp_cache[i + 1] = region.entry
+        for n, dest in region.direct_targets.items():
+            target = self.best(dest)
+            if target is not None:
+                self.link(region, n, target)
+        self.stats["regions_installed"] += 1
+        return region
 
     def _compile_accessors(self, names: set[str]) -> None:
         """Compile the out-of-line memory accessors a module needs, once each."""
@@ -254,7 +366,8 @@ class TbCache:
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, tb: TranslationBlock) -> None:
-        """Unlink tb everywhere and retire it; its code is released later."""
+        """Unlink tb everywhere and retire it (and the regions covering it); its code
+        is released later."""
         if not tb.valid:
             return
         tb.valid = False
@@ -264,10 +377,15 @@ class TbCache:
         for n, dst in list(tb.linked.items()):
             dst.incoming.discard((tb, n))
         tb.linked.clear()
-        if self.by_pc.get(tb.pc) is tb:
-            del self.by_pc[tb.pc]
         for slot in tb.slots.values():
             self.by_slot.pop(slot, None)
+        if tb.is_region:
+            self._retire_region(tb)
+            return
+        for region in list(tb.regions):
+            self.invalidate(region)
+        if self.by_pc.get(tb.pc) is tb:
+            del self.by_pc[tb.pc]
         for page in tb.pages():
             holders = self.by_page.get(page)
             if holders is not None:
@@ -284,6 +402,23 @@ class TbCache:
         tb.module.live_blocks -= 1
         if tb.module.live_blocks == 0:
             self.pending_release.append(tb.module)
+
+    def _retire_region(self, region: TranslationBlock) -> None:
+        if self.regions.get(region.pc) is region:
+            del self.regions[region.pc]
+        for m in region.members:
+            if region in m.regions:
+                m.regions.remove(region)
+        i = abi.jmp_cache_index(region.pc) * 2
+        if self.jmp_cache[i] == region.pc and self.jmp_cache[i + 1] == region.entry:
+            self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC
+            self.jmp_cache[i + 1] = 0
+        self.stats["regions_retired"] += 1
+        region.module.live_blocks -= 1
+        if region.module.live_blocks == 0:
+            self.pending_release.append(region.module)
+        for hook in self.region_retired:
+            hook(region)
 
     def page_has_code(self, page: int) -> bool:
         return page in self.by_page

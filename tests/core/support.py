@@ -45,6 +45,9 @@ class HandFrontend:
 
 def make_cpu(frontend: HandFrontend, helpers: HelperRegistry | None = None,
              **kwargs) -> Cpu:
+    """A CPU over CODE (rx) and DATA (rw). Tiering is off unless ``hot_threshold`` is
+    given: most core tests count exits and translations of the cheap tier."""
+    kwargs.setdefault("hot_threshold", 0)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x10000, Perm.RX)
     memory.map(DATA, 0x10000, Perm.RW)

@@ -88,3 +88,27 @@ def test_concurrent_processes_share_the_cache(tmp_path: Path) -> None:
     assert 1 <= len(entries(tmp_path)) <= 3 * 3
     fe, _ = run_loop(tmp_path, code=bytes([1]) * 16)
     assert fe.translations == []
+
+
+def test_hot_regions_are_cached_too(tmp_path: Path) -> None:
+    _, cpu = run_loop(tmp_path, hot_threshold=100, tier_sync=True)
+    assert cpu.tiering.stats["regions_compiled"] == 1
+    assert any(p.name.startswith("r") for p in entries(tmp_path))
+    fe, cpu = run_loop(tmp_path, hot_threshold=100, tier_sync=True)
+    assert fe.translations == []
+    assert cpu.tiering.stats["regions_compiled"] == 0
+    assert cpu.tiering.stats["regions_loaded"] == 1 and CODE in cpu.tbs.regions
+    # Different bytes in the second block: neither it nor the region matches.
+    fe, cpu = run_loop(tmp_path, code=b"\x13\0\0\0\x93\0\0\0" + b"\x13\0\0\0" * 2,
+                       hot_threshold=100, tier_sync=True)
+    assert cpu.tiering.stats["regions_loaded"] == 0
+    assert cpu.tiering.stats["regions_compiled"] == 1
+
+
+def test_cached_regions_of_one_page_link_together(tmp_path: Path) -> None:
+    run_loop(tmp_path, max_region_blocks=1)  # two entries: one per block
+    assert len(entries(tmp_path)) == 2
+    fe, cpu = run_loop(tmp_path, max_region_blocks=1)
+    assert fe.translations == []
+    assert cpu.jit.stats["loaded"] == 2 and cpu.jit.stats["loaded_libraries"] == 1
+    assert cpu.tbs.lookup(CODE).module is cpu.tbs.lookup(CODE + 4).module

@@ -51,21 +51,25 @@ def assemble(source: str, march: str = MARCH) -> bytes:
 
 
 @functools.lru_cache(maxsize=4)
-def _shared_cpu(model: CpuModel, optimize: int = 0) -> Cpu:
+def _shared_cpu(model: CpuModel, optimize: int = 0, hot_threshold: int | None = None) -> Cpu:
     frontend = RiscvFrontend(model)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x40000, Perm.RX)
     memory.map(DATA, DATA_SIZE, Perm.RW)
-    return Cpu(frontend.layout, frontend, memory, frontend.helpers(), optimize=optimize)
+    tiering = {} if hot_threshold is None else {"hot_threshold": hot_threshold,
+                                                "tier_sync": True}
+    return Cpu(frontend.layout, frontend, memory, frontend.helpers(), optimize=optimize,
+               **tiering)
 
 
 def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",
         model: CpuModel | None = None, march: str = MARCH,
-        optimize: int = 0) -> tuple[Cpu, CpuExit]:
+        optimize: int = 0, hot_threshold: int | None = None) -> tuple[Cpu, CpuExit]:
     """Assemble and run a snippet; registers x1..x31 from ``regs``; DATA filled from
-    ``data``; ``optimize`` picks the JIT tier. Returns the CPU and its exit (BREAKPOINT
-    at the appended ebreak)."""
-    cpu = _shared_cpu(model or CpuModel(), optimize)
+    ``data``; ``optimize`` picks the JIT tier; ``hot_threshold`` (with synchronous
+    compiles) makes code that runs that often move to optimised regions. Returns the
+    CPU and its exit (BREAKPOINT at the appended ebreak)."""
+    cpu = _shared_cpu(model or CpuModel(), optimize, hot_threshold)
     code = assemble(source, march)
     cpu.flush()
     cpu.memory.protect(CODE, 0x40000, Perm.RWX)

@@ -32,8 +32,8 @@ def qemu_output(case: diffgen.Case, tmp: Path) -> bytes:
     return result.stdout
 
 
-def our_output(case: diffgen.Case) -> bytes:
-    cpu = run_ok(case.body(), regs={diffgen.BASE: DATA}, data=case.scratch())
+def our_output(case: diffgen.Case, **kwargs) -> bytes:
+    cpu = run_ok(case.body(), regs={diffgen.BASE: DATA}, data=case.scratch(), **kwargs)
     mem = cpu.memory.read(DATA + diffgen.MEM_OFF, diffgen.MEM_SIZE)
     return mem + cpu.memory.read(DATA + diffgen.OUT_OFF, case.out_size())
 
@@ -61,9 +61,9 @@ def explain(case: diffgen.Case, ours: bytes, theirs: bytes) -> str:
     return f"seed {case.seed}: outputs differ"
 
 
-def check(case: diffgen.Case, tmp: Path) -> None:
+def check(case: diffgen.Case, tmp: Path, **kwargs) -> None:
     theirs = qemu_output(case, tmp)
-    ours = our_output(case)
+    ours = our_output(case, **kwargs)
     assert len(theirs) == len(ours)
     assert ours == theirs, explain(case, ours, theirs)
 
@@ -76,3 +76,10 @@ def test_random_integer_sequences_match_qemu(seed: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("seed", range(1000, 1024))
 def test_random_fp_sequences_match_qemu(seed: int, tmp_path: Path) -> None:
     check(diffgen.make_case(seed, fp=True), tmp_path)
+
+
+@pytest.mark.parametrize("seed", [3, 11, 1004])
+def test_random_sequences_match_qemu_in_hot_regions(seed: int, tmp_path: Path) -> None:
+    """The same, with every block promoted to an optimised region the first time it
+    runs (regions of one block and its already executed successors)."""
+    check(diffgen.make_case(seed, fp=seed >= 1000), tmp_path, hot_threshold=1)

@@ -17,6 +17,7 @@ from llvmtcg.frontends.riscv.translate import (
 from llvmtcg.ir import I64, Builder, Cond, MemOp, const
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+LINK_REGISTERS = (1, 5)  # ra, t0: jal/jalr writing one of them is a call
 
 
 def trans_lui(ctx: DisasContext, a) -> bool:
@@ -31,6 +32,8 @@ def trans_auipc(ctx: DisasContext, a) -> bool:
 
 def trans_jal(ctx: DisasContext, a) -> bool:
     ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, ctx.next_pc))
+    if a.rd in LINK_REGISTERS:  # a call (the ISA manual's return-address hint)
+        ctx.builder.call_returns_to(ctx.next_pc)
     ctx.goto(0, (ctx.pc + a.imm) & MASK64)
     ctx.end = BlockEnd.NORETURN
     return True
@@ -42,6 +45,8 @@ def trans_jalr(ctx: DisasContext, a) -> bool:
     b.add(target, ctx.get_gpr(a.rs1), const(I64, a.imm))  # before rd is written: rd may be rs1
     b.and_(PC, target, const(I64, ~1))
     ctx.builder.mov(ctx.dest_gpr(a.rd), const(I64, ctx.next_pc))
+    if a.rd in LINK_REGISTERS:
+        b.call_returns_to(ctx.next_pc)
     b.lookup_and_goto_ptr()
     ctx.end = BlockEnd.NORETURN
     return True

@@ -1,0 +1,426 @@
+"""Hot-code tiering: execution counters, region formation, background optimising
+compiles, and swapping regions in.
+
+Cheap-tier blocks count their executions down in a module global; the entry that
+reaches zero returns HOT to the run loop, once. The run loop hands the block to
+:meth:`Tiering.hot`, which collects a *region* — the block and the already executed
+blocks its direct exits reach, bounded — snapshots their guest bytes and queues the
+region for the process's background compiler. That thread re-translates the members
+from the snapshot, lowers them as one function (``Lowering.lower_region``: guest
+registers in SSA across the region, inline TLB probes, internal branches for internal
+jumps) and compiles it with LLVM's O2 pipeline while the guest keeps running. It then
+requests an exit; at that safe point the run loop calls :meth:`Tiering.install_ready`,
+which links the object and swaps the region in (``TbCache.install_region``) unless a
+member was invalidated meanwhile. Retiring a region (any member invalidated) requests
+an exit too, so a running region stops at its next block boundary.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import os
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from llvmtcg.ir.block import Block
+from llvmtcg.ir.lower_llvm import Lowering
+from llvmtcg.log import Log
+from llvmtcg.runtime.codecache import CachedHotRegion
+from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
+from llvmtcg.runtime.jit import ObjectCompiler
+from llvmtcg.runtime.tbcache import Frontend, TbCache, TranslationBlock
+
+DEFAULT_HOT_THRESHOLD = 1000
+ENV_THRESHOLD = "LLVMTCG_HOT_THRESHOLD"  # executions before a block is hot; 0 = no tiering
+ENV_SYNC = "LLVMTCG_TIER_SYNC"  # 1: compile hot regions at once, on the run loop's thread
+
+
+def threshold_from_env(default: int = DEFAULT_HOT_THRESHOLD) -> int:
+    value = os.environ.get(ENV_THRESHOLD, "")
+    try:
+        return max(0, int(value)) if value.strip() else default
+    except ValueError:
+        return default
+
+
+def sync_from_env() -> bool:
+    return os.environ.get(ENV_SYNC, "").strip() not in ("", "0")
+
+
+@dataclass(eq=False)
+class RegionPlan:
+    """A region chosen for compilation: its member blocks (head first) and a snapshot
+    of the guest bytes they were translated from."""
+
+    name: str
+    members: list[TranslationBlock]
+    code: list[tuple[int, bytes]]
+    indirect_targets: set[int] = field(default_factory=set)  # seen at members' jumps
+
+    @property
+    def head(self) -> TranslationBlock:
+        return self.members[0]
+
+
+@dataclass(eq=False)
+class RegionCode:
+    plan: RegionPlan
+    object: bytes = b""
+    exits: dict[int, int] = field(default_factory=dict)
+    accessors: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+class RegionError(Exception):
+    """A member re-translated differently from the block it stands for."""
+
+
+def _snapshot_fetch(code: list[tuple[int, bytes]]) -> Callable[[int, int], bytes]:
+    def fetch(addr: int, size: int) -> bytes:
+        for start, data in code:
+            if start <= addr and addr + size <= start + len(data):
+                return data[addr - start:addr - start + size]
+        # Past the snapshot: the original block ended here, so this one does too.
+        raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.UNMAPPED))
+    return fetch
+
+
+class Tiering:
+    """Promotes hot code of one TbCache to optimised regions.
+
+    Args:
+        tbs: the translations whose blocks count executions (their lowering has a
+            nonzero ``hot_threshold``).
+        frontend: translates members again, from a snapshot of their bytes.
+        lowering: lowers regions (owned by this object: used on the compile thread).
+        request_exit: makes the running guest return to the run loop soon.
+        sync: compile on the caller's thread and install at once (tests, debugging).
+        max_blocks, max_insns: bounds of one region.
+    """
+
+    def __init__(self, tbs: TbCache, frontend: Frontend, lowering: Lowering,
+                 request_exit: Callable[[], None], sync: bool = False,
+                 log: Log | None = None, max_blocks: int = 64, max_insns: int = 256) -> None:
+        self.tbs = tbs
+        self.frontend = _quiet(frontend)
+        self.lowering = lowering
+        self.request_exit = request_exit
+        self.sync = sync
+        self.log = log or Log()
+        self.threshold = tbs.lowering.hot_threshold
+        self.max_blocks = max_blocks
+        self.max_insns = max_insns
+        self.pending: dict[int, RegionPlan] = {}  # by head pc, until installed or dropped
+        self.ready: deque[RegionCode] = deque()  # compiled, waiting for a safe point
+        self.retired_at: dict[int, int] = {}  # head pc -> regions retired there
+        self.deferred: dict[int, int] = {}  # head pc -> times its region was put off
+        self.closed = False
+        self._names = 0
+        self.stats = {"hot": 0, "deferred": 0, "regions_compiled": 0, "regions_loaded": 0,
+                      "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
+                      "compile_errors": 0,
+                      "compile_seconds": 0.0, "region_blocks": 0, "region_insns": 0}
+        tbs.region_retired.append(self._retired)
+        _live.add(self)
+
+    # -- run loop side ---------------------------------------------------------------------
+    def hot(self, pc: int) -> None:
+        """The block at pc returned HOT: queue a region headed by it (or re-arm it)."""
+        self.stats["hot"] += 1
+        tb = self.tbs.by_pc.get(pc)
+        if tb is None or not tb.valid or pc in self.pending or pc in self.tbs.regions:
+            return
+        if any(tb in plan.members for plan in self.pending.values()):
+            return  # the region on its way covers it (its install re-arms the counter)
+        if self._install_cached(tb):
+            return
+        plan = self._collect(tb)
+        if plan is None:
+            return
+        if self._mostly_pending(plan):
+            # Another way into code a region on its way mostly covers: see whether it
+            # stays hot once that region runs (and, if so, give it its own).
+            self.deferred[pc] = self.deferred.get(pc, 0) + 1
+            tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
+            self.stats["deferred"] += 1
+            return
+        self.pending[pc] = plan
+        if self.log.enabled("tier"):
+            self.log.write(f"tier: hot {pc:#x}: region {plan.name} of "
+                           f"{len(plan.members)} blocks "
+                           f"({sum(m.n_insns for m in plan.members)} insns)")
+        if self.sync:
+            self._install(self._build(plan, _sync_compiler()))
+        else:
+            _background().submit(self, plan)
+
+    def install_ready(self) -> None:
+        """Install compiled regions (call at a safe point: no native code running)."""
+        while self.ready:
+            self._install(self.ready.popleft())
+
+    def close(self) -> None:
+        self.closed = True
+        self.pending.clear()
+        self.ready.clear()
+
+    # -- region formation ------------------------------------------------------------------
+    def _collect(self, head: TranslationBlock) -> RegionPlan | None:
+        members = [head]
+        seen = {head.pc}
+        insns = head.n_insns
+        # Members must be warm relative to the head (a quarter of its executions):
+        # rarely taken paths (a loop's exit, error handling) stay in the cheap tier,
+        # behind an exit slot, and cost the optimising compile (~1 ms per guest
+        # instruction) nothing.
+        warm = max(1, head.executions() // 4)
+        queue_ = deque(_successors(head))
+        while queue_ and len(members) < self.max_blocks:
+            pc = queue_.popleft()
+            if pc in seen:
+                continue
+            seen.add(pc)
+            tb = self.tbs.by_pc.get(pc)
+            if tb is None or not tb.valid:
+                continue
+            if tb.executions() < warm and not tb.regions:
+                # (A member of an installed region is warm: its cheap code just does
+                # not run any more.)
+                continue
+            if insns + tb.n_insns > self.max_insns:
+                continue
+            members.append(tb)
+            insns += tb.n_insns
+            queue_.extend(_successors(tb))
+        try:
+            code = [(start, self.tbs.fetch(start, end - start))
+                    for tb in members for start, end in tb.ranges]
+        except GuestFault:
+            return None
+        self._names += 1
+        targets = {t for m in members for t in m.indirect_targets()}
+        return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code, targets)
+
+    def _install_cached(self, head: TranslationBlock) -> bool:
+        """Install a region headed by ``head`` from the persistent code cache, if one
+        there matches the guest code and blocks as they are now."""
+        cache = self.tbs.code_cache
+        if cache is None:
+            return False
+        cached = cache.lookup_hot_region(head.pc, self.tbs.fetch)
+        if cached is None:
+            return False
+        members = [self.tbs.by_pc.get(pc) for pc in cached.members]
+        if any(m is None or not m.valid for m in members) or \
+                sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
+            return False  # translated differently now (block boundaries moved)
+        self.tbs.install_region(cached.name, members, cached.object, cached.exits,
+                                set(cached.accessors))
+        self._after_install(members)
+        self.stats["regions_loaded"] += 1
+        if self.log.enabled("tier"):
+            self.log.write(f"tier: hot {head.pc:#x}: region {cached.name} from the code cache")
+        return True
+
+    def _after_install(self, members: list[TranslationBlock]) -> None:
+        self.stats["regions_installed"] += 1
+        self.stats["region_blocks"] += len(members)
+        self.stats["region_insns"] += sum(m.n_insns for m in members)
+        for m in members[1:]:
+            # Inside the region now; if its cheap code still runs often, it is entered
+            # from outside (an indirect jump, say) and earns a region of its own.
+            m.arm_counter(self.threshold * 8)
+
+    def _mostly_pending(self, plan: RegionPlan) -> bool:
+        covered = {m.pc for p in self.pending.values() for m in p.members}
+        inside = sum(1 for m in plan.members if m.pc in covered)
+        return len(plan.members) > 1 and inside * 2 >= len(plan.members)
+
+    def _build(self, plan: RegionPlan, compiler: ObjectCompiler) -> RegionCode:
+        """Translate, lower and compile a region (on the compile thread)."""
+        result = RegionCode(plan)
+        start = time.perf_counter()
+        try:
+            fetch = _snapshot_fetch(plan.code)
+            blocks: list[Block] = []
+            for i, tb in enumerate(plan.members):
+                block = self.frontend.translate(tb.pc, fetch)
+                if block.n_insns != tb.n_insns or \
+                        [tuple(r) for r in block.guest_ranges] != list(tb.ranges):
+                    raise RegionError(f"{tb.name} translated differently for {plan.name}")
+                block.name = f"{plan.name}.m{i}"
+                blocks.append(block)
+            text, result.exits = self.lowering.lower_region(
+                plan.name, blocks, compiler.triple, plan.indirect_targets)
+            result.accessors = set(self.lowering.accessors_used)
+            result.object = compiler.compile(text, [plan.name], self.log)
+        except Exception as exc:  # noqa: BLE001 - reported at install; the guest goes on
+            result.error = exc
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _delivered(self, result: RegionCode) -> None:
+        """From the compile thread: a region is ready; get the run loop to install it."""
+        if self.closed:
+            return
+        self.ready.append(result)
+        self.request_exit()
+
+    def _install(self, result: RegionCode) -> None:
+        plan = result.plan
+        if self.pending.get(plan.head.pc) is not plan:
+            return
+        del self.pending[plan.head.pc]
+        self.stats["compile_seconds"] += result.seconds
+        if result.error is not None:
+            self.stats["compile_errors"] += 1
+            if self.log.enabled("tier"):
+                self.log.write(f"tier: {plan.name} not compiled: {result.error}")
+            return
+        self.stats["regions_compiled"] += 1
+        if not all(m.valid for m in plan.members):
+            self.stats["regions_discarded"] += 1
+            if plan.head.valid:
+                plan.head.arm_counter(self.threshold)
+            return
+        region = self.tbs.install_region(plan.name, plan.members, result.object,
+                                         result.exits, result.accessors)
+        self._after_install(plan.members)
+        if self.tbs.code_cache is not None:
+            self.tbs.code_cache.store_hot_region(CachedHotRegion(
+                plan.name, tuple(m.pc for m in plan.members), tuple(region.ranges),
+                result.exits, tuple(sorted(result.accessors)), result.object),
+                self.tbs.fetch)
+        if self.log.enabled("tier"):
+            self.log.write(f"tier: installed {plan.name} at {region.pc:#x} "
+                           f"({result.seconds * 1e3:.1f} ms, {len(result.object)} bytes)")
+
+    def _retired(self, region: TranslationBlock) -> None:
+        self.stats["regions_retired"] += 1
+        self.request_exit()  # it may be running: stop it at its next block boundary
+        if self.log.enabled("tier"):
+            self.log.write(f"tier: retired {region.name}")
+        retired = self.retired_at[region.pc] = self.retired_at.get(region.pc, 0) + 1
+        head = region.members[0]
+        if head.valid and retired < 4:  # hot again later: promote again, with backoff
+            head.arm_counter(self.threshold << (2 * retired))
+
+
+def _successors(tb: TranslationBlock) -> list[int]:
+    """Where a region grows from tb: its direct exits, the continuation of the call it
+    ends with (the return then stays inside the region), and recent targets of its
+    indirect jump (a function pointer's callee, a switch's cases)."""
+    targets = list(tb.direct_targets.values())
+    if tb.return_pc is not None:
+        targets.append(tb.return_pc)
+    return targets + tb.indirect_targets()
+
+
+def _quiet(frontend: Frontend) -> Frontend:
+    """The frontend without its ``-d in_asm`` log: members were logged when first
+    translated."""
+    if getattr(frontend, "log", None) is None:
+        return frontend
+    quiet = copy.copy(frontend)
+    quiet.log = Log()
+    return quiet
+
+
+# -- the process's compile thread -------------------------------------------------------------
+
+_live: weakref.WeakSet[Tiering] = weakref.WeakSet()
+
+
+class _BackgroundCompiler:
+    """One worker thread for every CPU of the process, compiling regions in order."""
+
+    def __init__(self) -> None:
+        self.compiler = ObjectCompiler()
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self.stopped = False
+        self.thread = threading.Thread(target=self._run, name="llvmtcg-tier", daemon=True)
+        self.thread.start()
+
+    def submit(self, tiering: Tiering, plan: RegionPlan) -> None:
+        self.jobs.put((weakref.ref(tiering), plan))
+
+    def _run(self) -> None:
+        while True:
+            ref, plan = self.jobs.get()
+            tiering = ref()
+            if self.stopped:
+                return
+            if tiering is None or tiering.closed:
+                continue
+            tiering._delivered(tiering._build(plan, self.compiler))
+            del tiering
+
+    def stop(self) -> None:
+        """Let no compile start or run on (at exit: LLVM's static destructors must not
+        run under a compile)."""
+        self.stopped = True
+        self.compiler.lock.acquire()
+
+
+_worker: _BackgroundCompiler | None = None
+_worker_lock = threading.Lock()
+_sync: ObjectCompiler | None = None
+
+
+def _background() -> _BackgroundCompiler:
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = _BackgroundCompiler()
+        return _worker
+
+
+def _sync_compiler() -> ObjectCompiler:
+    global _sync
+    if _sync is None:
+        _sync = ObjectCompiler()
+    return _sync
+
+
+@atexit.register
+def _stop_worker() -> None:
+    if _worker is not None:
+        _worker.stop()
+
+
+def _before_fork() -> None:
+    # No compile may be under way when the process forks: the child would inherit
+    # LLVM (and llvmlite's lock) in the middle of it.
+    if _worker is not None:
+        _worker.compiler.lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    if _worker is not None:
+        _worker.compiler.lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # The worker thread does not exist in the child: start another one on demand and
+    # give it the plans the parent's worker had not finished.
+    global _worker
+    if _worker is None:
+        return
+    _worker.compiler.lock.release()
+    _worker = None
+    for tiering in list(_live):
+        waiting = {id(r.plan) for r in tiering.ready}
+        for plan in tiering.pending.values():
+            if id(plan) not in waiting and not tiering.closed:
+                _background().submit(tiering, plan)
+
+
+os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                    after_in_child=_after_fork_in_child)
