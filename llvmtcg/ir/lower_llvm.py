@@ -127,15 +127,21 @@ class Lowering:
             ``accessors_used``; :meth:`accessor_module` defines them.
         hot_threshold: if nonzero, each block counts its executions down from this in a
             module global (:func:`counter_symbol`) and returns HOT, once, on reaching 0.
+        flat_memory: with ``inline_memory``, check an access against the page-flag
+            table (``page_table``/``page_count``) instead of probing the TLB: valid
+            when guest RAM is identity-mapped from ``%mem`` (a GuestMemory), as in user
+            mode. Same work as a TLB hit, but it never misses, however scattered the
+            accesses (a TLB of 1024 pages covers 4 MiB).
     """
 
     def __init__(self, layout: abi.CpuLayout, helpers: Mapping[str, HelperDecl],
                  count_insns: bool = False, inline_memory: bool = True,
-                 hot_threshold: int = 0) -> None:
+                 hot_threshold: int = 0, flat_memory: bool = False) -> None:
         self.layout = layout
         self.helpers = helpers
         self.count_insns = count_insns
         self.inline_memory = inline_memory
+        self.flat_memory = flat_memory
         self.hot_threshold = hot_threshold
         self.accessors_used: set[str] = set()
 
@@ -856,7 +862,44 @@ def _tlb_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int, which: int) 
     return hit, entry
 
 
-def _host_pointer(lw: Lowering, addr: str, entry: str) -> str:
+def _inline_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int,
+                  kind: str) -> tuple[str, str | None]:
+    """(hit i1, TLB entry or None) for an inline access; see :func:`_host_pointer`."""
+    if lw.flat_memory:
+        return _page_flags_ok(lw, addr, memop, kind), None
+    which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
+    return _tlb_probe(lw, addr, memop, mmu_idx, which)
+
+
+def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str) -> str:
+    """Whether guest RAM at ``addr`` can be accessed directly (an i1, no branches):
+    inside the page table, on one page, aligned as the MemOp requires, with the
+    permission and without a reason for the slow path (MMIO; translated code on the
+    page, for stores and atomics)."""
+    table = lw._val(f"inttoptr i64 {lw.load_field('page_table')} to ptr")
+    count = lw.load_field("page_count")
+    page_index = lw._val(f"lshr i64 {addr}, {abi.PAGE_BITS}")
+    in_table = lw._val(f"icmp ult i64 {page_index}, {count}")  # count is 0 without a table
+    safe_index = lw._val(f"select i1 {in_table}, i64 {page_index}, i64 0")
+    flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {safe_index}")
+    flags = lw._val(f"load i8, ptr {flag_ptr}, align 1")
+    needed = {"ld": abi.PAGE_R, "st": abi.PAGE_W, "at": abi.PAGE_R | abi.PAGE_W}[kind]
+    forbidden = abi.PAGE_SLOW | (abi.PAGE_CODE if kind != "ld" else 0)
+    masked = lw._val(f"and i8 {flags}, {needed | forbidden}")
+    ok = lw._val(f"and i1 {in_table}, {lw._val(f'icmp eq i8 {masked}, {needed}')}")
+    if memop.align_log2:  # aligned accesses never cross a page
+        low = lw._val(f"and i64 {addr}, {(1 << memop.align_log2) - 1}")
+        ok = lw._val(f"and i1 {ok}, {lw._val(f'icmp eq i64 {low}, 0')}")
+    elif memop.size > 1:
+        offset_in_page = lw._val(f"and i64 {addr}, {abi.PAGE_SIZE - 1}")
+        fits = lw._val(f"icmp ule i64 {offset_in_page}, {abi.PAGE_SIZE - memop.size}")
+        ok = lw._val(f"and i1 {ok}, {fits}")
+    return ok
+
+
+def _host_pointer(lw: Lowering, addr: str, entry: str | None) -> str:
+    if entry is None:  # flat memory: guest RAM is identity-mapped from %mem
+        return lw._val(f"getelementptr i8, ptr %mem, i64 {addr}")
     addend_ptr = lw._val(f"getelementptr i8, ptr {entry}, i64 {abi.TLB_ADDEND}")
     addend = lw._val(f"load i64, ptr {addend_ptr}, align 8")
     offset = lw._val(f"add i64 {addr}, {addend}")
@@ -1029,7 +1072,7 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
             value = lw._val(f"trunc i64 {value} to i32")
         lw.write(dst, value)
         return
-    hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_READ)
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "ld")
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}{LIKELY}")
     lw._new_block(f"ld_fast{k}")
@@ -1093,7 +1136,7 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     if not lw.inline_memory:
         _accessor_store(lw, memop, mmu_idx, addr, value, src.type)
         return
-    hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "st")
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}{LIKELY}")
     lw._new_block(f"st_fast{k}")
@@ -1120,7 +1163,7 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
     """
     if not lw.inline_memory:
         return _accessor_atomic(lw, memop, mmu_idx, addr)
-    hit, entry = _tlb_probe(lw, addr, memop, mmu_idx, abi.TLB_ADDR_WRITE)
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "at")
     k = lw._n()
     lw._emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}{LIKELY}")
     lw._new_block(f"at_fast{k}")

@@ -261,8 +261,11 @@ class Cpu:
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
         self.tiering: Tiering | None = None
         if hot_threshold:
+            # Guest RAM is a GuestMemory (identity-mapped from %mem, with a page-flag
+            # table): hot code checks the page flags inline and never misses a TLB.
             region_lowering = Lowering(layout, self.helpers.declarations(),
-                                       count_insns=count_insns, inline_memory=True)
+                                       count_insns=count_insns, inline_memory=True,
+                                       flat_memory=True)
             self.tiering = Tiering(self.tbs, frontend, region_lowering,
                                    self.state.request_exit,
                                    sync_from_env() if tier_sync is None else tier_sync,

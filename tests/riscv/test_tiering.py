@@ -7,9 +7,10 @@ import pytest
 
 from llvmtcg.frontends.riscv.cpu import Cause
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
-from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.cpu_exec import EXCP_MEM_FAULT, Cpu
+from llvmtcg.runtime.exits import Access
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
-from tests.riscv.harness import CODE, DATA, assemble, needs_cross, run_ok, x
+from tests.riscv.harness import CODE, DATA, assemble, needs_cross, run, run_ok, x
 
 pytestmark = needs_cross
 
@@ -148,3 +149,48 @@ def test_fp_environment_inside_a_hot_loop() -> None:
         results.append((x(cpu, 18), x(cpu, 19), x(cpu, 20)))
     assert results[0] == results[1]
     assert results[0][1] == 1  # NX
+
+
+def test_memory_edge_cases_inside_a_hot_loop() -> None:
+    """Hot code checks the page flags inline (flat memory): misaligned accesses that
+    cross a page go the slow way and still work; a store into read-only code and a load
+    past the end of DATA fault precisely, with the registers of the cheap tier."""
+    source = f"""
+        li t0, {DATA + 0x1000 - 5}
+        li t1, 400
+    1:  ld t2, 0(t0)
+        sd t2, 8(t0)
+        lw t3, 3(t0)
+        add s2, s2, t2
+        add s3, s3, t3
+        addi t0, t0, 1
+        addi t1, t1, -1
+        bnez t1, 1b
+        li t0, {DATA + 0x10000 - 0x800}
+    2:  ld t2, 0(t0)
+        add s4, s4, t2
+        addi t0, t0, 7
+        j 2b
+    """
+    data = bytes((i * 37 + 11) & 0xff for i in range(0x4000))
+    results = []
+    for threshold in (0, 5):
+        cpu, exit_ = run(source, data=data, hot_threshold=threshold)
+        assert exit_.exception_index == EXCP_MEM_FAULT and exit_.fault.access is Access.READ
+        assert DATA + 0x10000 - 8 < exit_.fault.addr + 8 <= DATA + 0x10000 + 8
+        if threshold:
+            assert cpu.tiering.stats["regions_installed"] >= 2
+        results.append((exit_.pc, exit_.fault.addr, [x(cpu, r) for r in REGS],
+                        cpu.memory.read(DATA, 0x2000)))
+    assert results[0] == results[1]
+    store = f"""
+        li t0, {CODE}
+        li t1, 300
+    1:  addi t1, t1, -1
+        bnez t1, 1b
+        sb t1, 0(t0)
+    """
+    for threshold in (0, 5):
+        cpu, exit_ = run(store, hot_threshold=threshold)
+        assert exit_.exception_index == EXCP_MEM_FAULT and exit_.fault.access is Access.WRITE
+        assert exit_.fault.addr == CODE
