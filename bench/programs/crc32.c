@@ -15,7 +15,7 @@ static void make_table(void) {
 
 int main(int argc, char **argv) {
     int size = argc > 1 ? atoi(argv[1]) : 1 << 20;
-    int rounds = argc > 2 ? atoi(argv[2]) : 40;
+    int rounds = argc > 2 ? atoi(argv[2]) : 480;
     uint8_t *buf = malloc(size);
     uint32_t seed = 12345;
     for (int i = 0; i < size; i++) { seed = seed * 1103515245u + 12345u; buf[i] = seed >> 16; }

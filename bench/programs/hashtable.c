@@ -5,12 +5,13 @@
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 1000000;
+    int rounds = argc > 2 ? atoi(argv[2]) : 18;
     size_t cap = 1;
     while (cap < (size_t)n * 2) cap <<= 1;
     uint64_t *keys = calloc(cap, sizeof *keys);
     uint32_t *vals = calloc(cap, sizeof *vals);
     uint64_t x = 88172645463325252ull, hits = 0;
-    for (int round = 0; round < 3; round++) {
+    for (int round = 0; round < rounds; round++) {
         for (int i = 0; i < n; i++) {
             x ^= x << 13; x ^= x >> 7; x ^= x << 17;
             uint64_t key = (x % (uint64_t)(n / 2 + 1)) + 1;

@@ -28,7 +28,7 @@ halt: return stack[sp - 1] ^ (sp > 1 ? stack[sp - 2] : 0);
 }
 
 int main(int argc, char **argv) {
-    int64_t n = argc > 1 ? atol(argv[1]) : 5000000;
+    int64_t n = argc > 1 ? atol(argv[1]) : 10000000;
     /* acc = 0; counter = n; loop: acc = (acc * 3 + 7) ^ K; counter--; while counter */
     const int code[] = {
         PUSH, 0, SWAP,                      /* [acc=0, counter=n] */

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 
 int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 400;
+    int n = argc > 1 ? atoi(argv[1]) : 500;
     double *a = malloc(sizeof(double) * n * n), *b = malloc(sizeof(double) * n * n);
     double *c = calloc((size_t)n * n, sizeof(double));
     for (int i = 0; i < n * n; i++) { a[i] = (i % 17) * 0.25 - 1.5; b[i] = (i % 13) * 0.5 + 0.125; }

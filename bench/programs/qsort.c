@@ -10,7 +10,7 @@ static int compare(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 300000;
-    int rounds = argc > 2 ? atoi(argv[2]) : 4;
+    int rounds = argc > 2 ? atoi(argv[2]) : 10;
     uint32_t *v = malloc(n * sizeof *v);
     uint64_t sum = 0;
     uint32_t seed = 42;

@@ -5,7 +5,7 @@
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 2000000;
-    int rounds = argc > 2 ? atoi(argv[2]) : 10;
+    int rounds = argc > 2 ? atoi(argv[2]) : 120;
     char *composite = malloc(n + 1);
     long total = 0;
     for (int r = 0; r < rounds; r++) {

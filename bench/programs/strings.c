@@ -4,7 +4,7 @@
 #include <string.h>
 
 int main(int argc, char **argv) {
-    int lines = argc > 1 ? atoi(argv[1]) : 200000;
+    int lines = argc > 1 ? atoi(argv[1]) : 600000;
     static const char *words[] = {"alpha", "beta", "gamma", "delta", "epsilon", "zeta",
                                   "eta", "theta", "iota", "kappa", "lambda", "mu"};
     char line[256], rev[256];

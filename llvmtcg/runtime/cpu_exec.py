@@ -276,6 +276,16 @@ class Cpu:
         self._stop = False
         _cpus_by_address[self.state.address] = self
 
+    def counters(self) -> dict[str, object]:
+        """Translation, tiering, code-cache and run-loop counters (``$LLVMTCG_STATS``)."""
+        out: dict[str, object] = {"native_entries": self.stats.native_entries,
+                                  "exits": dict(self.stats.exits), "tb": dict(self.tbs.stats)}
+        if self.tiering is not None:
+            out["tier"] = dict(self.tiering.stats)
+        if self.tbs.code_cache is not None:
+            out["cache"] = dict(self.tbs.code_cache.stats)
+        return out
+
     def close(self) -> None:
         _cpus_by_address.pop(self.state.address, None)
         if self.tiering is not None:

@@ -16,6 +16,7 @@ member retires it, and the cheap blocks take over again.
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -141,7 +142,11 @@ class TbCache:
         self._accessor_modules: list[CompiledModule] = []
         self.stats = {"translated": 0, "links": 0, "unlinks": 0, "invalidated": 0,
                       "released_modules": 0, "insns_translated": 0, "regions_installed": 0,
-                      "regions_retired": 0}
+                      "regions_retired": 0,
+                      # Translation misses served by the frontend, lowering and LLVM (not
+                      # the code cache): guest instructions and seconds spent.
+                      "compiled_insns": 0, "compile_seconds": 0.0,
+                      "cache_loads": 0, "cache_load_seconds": 0.0}
 
     # -- lookup and translation ------------------------------------------------------------
     def lookup(self, pc: int) -> TranslationBlock | None:
@@ -166,9 +171,15 @@ class TbCache:
         return block.name if count == 0 else f"{block.name}.{count}"
 
     def translate_region(self, pc: int) -> TranslationBlock:
+        start = time.perf_counter()
         tbs = self._load_cached(pc) if self.code_cache is not None else None
         if tbs is None:
             tbs = self._translate_and_compile(pc)
+            self.stats["compiled_insns"] += sum(tb.n_insns for tb in tbs)
+            self.stats["compile_seconds"] += time.perf_counter() - start
+        else:
+            self.stats["cache_loads"] += 1
+            self.stats["cache_load_seconds"] += time.perf_counter() - start
         for tb in tbs:
             for n, dest in tb.direct_targets.items():
                 target = self.best(dest)

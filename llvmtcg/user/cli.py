@@ -165,18 +165,39 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
                         debug=debug, code_cache=code_cache)
     signals = SignalState()
     setup_host_signals(signals, ignored)
+    process = None
     try:
         process = Process(config, image, argv, envp, prog, log)
         process.signals = signals
         process.run()
     except GuestExit as e:
         _flush(log)
+        _write_counters(process)
         os._exit(e.status)
     except GuestKilled as e:
         _flush(log)
+        _write_counters(process)
         report_death(e, log)
     except ElfError as e:
         raise UsageError(str(e)) from None
+
+
+STATS_ENV = "LLVMTCG_STATS"
+
+
+def _write_counters(process) -> None:
+    """Append this process's counters as one JSON line to ``$LLVMTCG_STATS`` (bench/run
+    reads translation throughput from there). Best effort."""
+    path = os.environ.get(STATS_ENV)
+    if not path or process is None:
+        return
+    import json
+
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), **process.cpu.counters()}) + "\n")
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 def _edit_environment(envp: list[bytes], set_env: list[str], unset_env: list[str]) \
