@@ -92,6 +92,7 @@ class _Region:
     exits: dict[int, int]  # destination pc outside the region -> exit slot number
     rets: list[tuple[str, str]]  # (i64 exit value, predecessor label) into %retexit
     tails: list[tuple[str, str]]  # (host function, predecessor label) into %tailexit
+    uses_page_table: bool = False  # flat memory checks: page_table/page_count loaded once
 
     def exit_slot(self, dest: int) -> int:
         return self.exits.setdefault(dest, len(self.exits))
@@ -248,6 +249,13 @@ class Lowering:
         head += [f"  {ptr} = getelementptr i8, ptr %cpu, i64 {o}"
                  for o, ptr in st.field_ptrs.items()]
         head.append(f"  %er.p = getelementptr i8, ptr %cpu, i64 {er}")
+        if region.uses_page_table:
+            for field_name in ("table", "count"):
+                offset = self.layout.offset(f"page_{field_name}")
+                head += [f"  %pt.{field_name}.p = getelementptr i8, ptr %cpu, i64 {offset}",
+                         f"  %pt.{field_name}.v = load i64, ptr %pt.{field_name}.p, align 8"]
+            head += ["  %pt.table = inttoptr i64 %pt.table.v to ptr",
+                     "  %pt.count = add i64 %pt.count.v, 0"]
         for o, t in shadows.items():
             head += [f"  %in{o} = load {t}, ptr %fp{o}, align {t.bits // 8}",
                      f"  store {t} %in{o}, ptr %sh{o}, align 8"]
@@ -873,27 +881,33 @@ def _inline_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int,
 
 def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str) -> str:
     """Whether guest RAM at ``addr`` can be accessed directly (an i1, no branches):
-    inside the page table, on one page, aligned as the MemOp requires, with the
-    permission and without a reason for the slow path (MMIO; translated code on the
-    page, for stores and atomics)."""
-    table = lw._val(f"inttoptr i64 {lw.load_field('page_table')} to ptr")
-    count = lw.load_field("page_count")
+    inside the page table, naturally aligned (so on one page; misaligned accesses take
+    the accessor, which handles them), with the permission and without a reason for
+    the slow path (MMIO; translated code on the page, for stores and atomics).
+
+    The page index is clamped to ``page_count``: the table has one more byte there,
+    always 0 (GuestMemory), so addresses past the guest space fail the flag test
+    without a compare of their own."""
+    if lw._st.region is not None:
+        # Both are fixed for the CPU's lifetime: loaded once, in the region's entry
+        # (LLVM cannot hoist them itself past the guest stores in between).
+        lw._st.region.uses_page_table = True
+        table, count = "%pt.table", "%pt.count"
+    else:
+        table = lw._val(f"inttoptr i64 {lw.load_field('page_table')} to ptr")
+        count = lw.load_field("page_count")
     page_index = lw._val(f"lshr i64 {addr}, {abi.PAGE_BITS}")
-    in_table = lw._val(f"icmp ult i64 {page_index}, {count}")  # count is 0 without a table
-    safe_index = lw._val(f"select i1 {in_table}, i64 {page_index}, i64 0")
-    flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {safe_index}")
+    index = lw._val(f"call i64 @llvm.umin.i64(i64 {page_index}, i64 {count}){lw.call_attrs}")
+    flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {index}")
     flags = lw._val(f"load i8, ptr {flag_ptr}, align 1")
     needed = {"ld": abi.PAGE_R, "st": abi.PAGE_W, "at": abi.PAGE_R | abi.PAGE_W}[kind]
     forbidden = abi.PAGE_SLOW | (abi.PAGE_CODE if kind != "ld" else 0)
     masked = lw._val(f"and i8 {flags}, {needed | forbidden}")
-    ok = lw._val(f"and i1 {in_table}, {lw._val(f'icmp eq i8 {masked}, {needed}')}")
-    if memop.align_log2:  # aligned accesses never cross a page
-        low = lw._val(f"and i64 {addr}, {(1 << memop.align_log2) - 1}")
+    ok = lw._val(f"icmp eq i8 {masked}, {needed}")
+    align_log2 = max(memop.align_log2, memop.size_log2)
+    if align_log2:
+        low = lw._val(f"and i64 {addr}, {(1 << align_log2) - 1}")
         ok = lw._val(f"and i1 {ok}, {lw._val(f'icmp eq i64 {low}, 0')}")
-    elif memop.size > 1:
-        offset_in_page = lw._val(f"and i64 {addr}, {abi.PAGE_SIZE - 1}")
-        fits = lw._val(f"icmp ule i64 {offset_in_page}, {abi.PAGE_SIZE - memop.size}")
-        ok = lw._val(f"and i1 {ok}, {fits}")
     return ok
 
 

@@ -98,11 +98,13 @@ class GuestMemory:
         self.size = size
         flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE
         self.base = _host_mmap(None, size, _PROT_NONE, flags)
-        # One flag byte per guest page (abi.PAGE_*), read by the native TLB refill; pages
-        # never mapped are never touched, so only used parts of it take memory.
+        # One flag byte per guest page (abi.PAGE_*), read by the native TLB refill and by
+        # hot code's inline checks; pages never mapped are never touched, so only used
+        # parts of it take memory. One more byte, always 0, past the end: inline checks
+        # clamp the page index to page_count instead of comparing it.
         self.page_count = size >> abi.PAGE_BITS
-        self.page_table = _host_mmap(None, self.page_count, mmap.PROT_READ | mmap.PROT_WRITE,
-                                     flags)
+        self.page_table = _host_mmap(None, self.page_count + 1,
+                                     mmap.PROT_READ | mmap.PROT_WRITE, flags)
         self._code_pages: set[int] = set()
         self._starts: list[int] = []
         self._regions: list[Region] = []
@@ -111,7 +113,7 @@ class GuestMemory:
     def close(self) -> None:
         if getattr(self, "base", 0):
             _libc.munmap(self.base, self.size)
-            _libc.munmap(self.page_table, self.page_count)
+            _libc.munmap(self.page_table, self.page_count + 1)
             self.base = 0
 
     def __del__(self) -> None:

@@ -33,7 +33,7 @@ from llvmtcg.ir.lower_llvm import Lowering
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
-from llvmtcg.runtime.jit import ObjectCompiler
+from llvmtcg.runtime.jit import CompileError, ObjectCompiler
 from llvmtcg.runtime.tbcache import Frontend, TbCache, TranslationBlock
 
 DEFAULT_HOT_THRESHOLD = 1000
@@ -221,13 +221,24 @@ class Tiering:
         if any(m is None or not m.valid for m in members) or \
                 sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
             return False  # translated differently now (block boundaries moved)
-        self.tbs.install_region(cached.name, members, cached.object, cached.exits,
-                                set(cached.accessors))
+        try:
+            self.tbs.install_region(cached.name, members, cached.object, cached.exits,
+                                    set(cached.accessors))
+        except CompileError as exc:
+            self._link_failed(cached.name, exc)
+            return False
         self._after_install(members)
         self.stats["regions_loaded"] += 1
         if self.log.enabled("tier"):
             self.log.write(f"tier: hot {head.pc:#x}: region {cached.name} from the code cache")
         return True
+
+    def _link_failed(self, name: str, exc: CompileError) -> None:
+        # The optimising tier is an optimisation: its failure leaves the cheap code
+        # running, never the guest dead.
+        self.stats["compile_errors"] += 1
+        if self.log.enabled("tier"):
+            self.log.write(f"tier: {name} not installed: {exc}")
 
     def _after_install(self, members: list[TranslationBlock]) -> None:
         self.stats["regions_installed"] += 1
@@ -290,8 +301,12 @@ class Tiering:
             if plan.head.valid:
                 plan.head.arm_counter(self.threshold)
             return
-        region = self.tbs.install_region(plan.name, plan.members, result.object,
-                                         result.exits, result.accessors)
+        try:
+            region = self.tbs.install_region(plan.name, plan.members, result.object,
+                                             result.exits, result.accessors)
+        except CompileError as exc:
+            self._link_failed(plan.name, exc)
+            return
         self._after_install(plan.members)
         if self.tbs.code_cache is not None:
             self.tbs.code_cache.store_hot_region(CachedHotRegion(
