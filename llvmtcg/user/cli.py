@@ -1,6 +1,7 @@
 """``llvmtcg-user``: run a foreign Linux ELF program (QEMU's ``qemu-riscv64`` options).
 
     llvmtcg-user [-L DIR] [-E VAR=VAL] [-U VAR] [-0 ARGV0] [-cpu MODEL] [-strace]
+                 [-cache-dir DIR] [-no-cache]
                  [-d ITEMS] [-D FILE] [-version] PROG [ARGS...]
 
 Option parsing stops at PROG: everything after it belongs to the guest. Errors a user
@@ -83,9 +84,13 @@ def run(
         "-version", "--version", help="print the version and exit")] = False,
     debug: Annotated[bool, Opt("--debug", help="show Python tracebacks")] = False,
     no_cache: Annotated[bool, Opt(
-        "--no-cache",
+        "-no-cache", "--no-cache",
         help="do not use the persistent code cache ($LLVMTCG_CACHE_DIR, ~/.cache/llvmtcg)")
     ] = False,
+    cache_dir: Annotated[str | None, Opt(
+        "-cache-dir", "--cache-dir", metavar="DIR",
+        help="where the code cache lives (default: $LLVMTCG_CACHE_DIR, else "
+             "$XDG_CACHE_HOME/llvmtcg or ~/.cache/llvmtcg)")] = None,
     env_fd: Annotated[int | None, Opt("--env-fd", hidden=True)] = None,
     sigign: Annotated[str, Opt("--sigign", hidden=True)] = "",
 ) -> None:
@@ -106,6 +111,7 @@ def run(
     _run_program(prog, list(args or []), sysroot=sysroot, set_env=_split_env(set_env),
                  unset_env=_split_env(unset_env), argv0=argv0, cpu=cpu, strace=strace,
                  log_items=log_items, log_file=log_file, debug=debug, code_cache=not no_cache,
+                 cache_dir=cache_dir,
                  reentry=(env_fd, sigign) if env_fd is not None else None)
 
 
@@ -130,7 +136,8 @@ def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
 
 
 def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, argv0, cpu,
-                 strace, log_items, log_file, debug, code_cache, reentry) -> None:
+                 strace, log_items, log_file, debug, code_cache, reentry,
+                 cache_dir=None) -> None:
     from llvmtcg.frontends.riscv.cpu import CpuModel, CpuModelError
     from llvmtcg.user.elf import ElfError, read_elf
     from llvmtcg.user.process import (
@@ -162,7 +169,8 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     # Absolute, so a guest that changes directory and execs passes the same ones on.
     config = UserConfig(sysroot=sysroot and os.path.abspath(sysroot), cpu=cpu, strace=strace,
                         log_items=log_items, log_file=log_file and os.path.abspath(log_file),
-                        debug=debug, code_cache=code_cache)
+                        debug=debug, code_cache=code_cache,
+                        cache_dir=cache_dir and os.path.abspath(cache_dir))
     signals = SignalState()
     setup_host_signals(signals, ignored)
     process = None

@@ -13,6 +13,7 @@ import signal
 import struct
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
@@ -75,6 +76,7 @@ class UserConfig:
     log_file: str | None = None
     debug: bool = False
     code_cache: bool = True
+    cache_dir: str | None = None  # -cache-dir (None: codecache.default_cache_dir())
 
     def reexec_options(self) -> list[str]:
         opts: list[str] = []
@@ -89,7 +91,9 @@ class UserConfig:
         if self.log_file:
             opts += ["-D", self.log_file]  # appended to by the new process
         if not self.code_cache:
-            opts.append("--no-cache")
+            opts.append("-no-cache")
+        if self.cache_dir:
+            opts += ["-cache-dir", self.cache_dir]
         return opts
 
 
@@ -104,6 +108,8 @@ def _code_cache_args(config: UserConfig) -> dict:
         from llvmtcg.runtime.codecache import default_cache_dir
     except ImportError:
         return {}
+    if config.cache_dir:
+        return {"cache_dir": Path(config.cache_dir)}
     return {"cache_dir": default_cache_dir()}
 
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.user.support import REPO, build, code_cache_dir, needs_cc, run_llvmtcg
+from tests.user.support import REPO, TEST_ENV, build, code_cache_dir, needs_cc, run_llvmtcg
 
 pytestmark = needs_cc
 
@@ -204,3 +204,22 @@ def test_console_script_entry_point():
     from llvmtcg.user.cli import main as cli_main
 
     assert main is cli_main
+
+
+def test_cache_dir_and_no_cache(guest_build, tmp_path):
+    """-cache-dir puts compiled code where it says (and a second run reuses it);
+    -no-cache writes nothing."""
+    prog = build(guest_build, "hello_asm.S", "asm")
+    cache = tmp_path / "cache"
+    for _ in range(2):
+        ours = run_llvmtcg(prog, options=["-cache-dir", str(cache)], cwd=tmp_path)
+        assert ours.returncode == 3 and ours.stdout == b"hello from assembly\n"
+    entries = [p for p in cache.glob("*/*") if p.is_file()]
+    assert entries, "no code cache entries written"
+    stamp = {p: p.stat().st_size for p in entries}
+    unused = tmp_path / "unused"
+    ours = run_llvmtcg(prog, options=["-no-cache"], cwd=tmp_path,
+                       env={**dict(TEST_ENV), "LLVMTCG_CACHE_DIR": str(unused)})
+    assert ours.returncode == 3 and ours.stdout == b"hello from assembly\n"
+    assert not unused.exists()
+    assert {p: p.stat().st_size for p in entries} == stamp
