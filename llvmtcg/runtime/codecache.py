@@ -37,6 +37,9 @@ PAGE_SIZE = 4096
 _HEADER = struct.Struct("<8sI")  # magic, metadata length
 DEFAULT_MAX_BYTES = 256 << 20
 ENV_DIR = "LLVMTCG_CACHE_DIR"
+# Entries that are not keyed by guest code (memory accessors) start with this; no
+# region entry does (those start with a hex pc, or "r" and one).
+ACCESSOR_PREFIX = "xacc."
 
 
 def default_cache_dir() -> Path:
@@ -257,6 +260,19 @@ class CodeCache:
                 "accessors": sorted(region.accessors)}
         self._store("r", region.pc, region.ranges, meta, region.object, read)
 
+    def lookup_accessor(self, name: str) -> bytes | None:
+        """The object code of the memory accessor ``name`` (not keyed by guest code: it
+        depends on the translator fingerprint only)."""
+        entry = f"{ACCESSOR_PREFIX}{name}"
+        if not (self.dir / entry).exists():
+            return None
+        obj = self._load(entry, lambda meta, obj: obj if meta.get("accessor") == name else None)
+        self.stats["hits" if obj is not None else "misses"] += 1
+        return obj
+
+    def store_accessor(self, name: str, obj: bytes) -> None:
+        self._write(f"{ACCESSOR_PREFIX}{name}", {"accessor": name}, obj)
+
     def _store(self, kind: str, pc: int, ranges: Iterable[tuple[int, int]], meta_data: dict,
                obj: bytes, read: Callable[[int, int], bytes]) -> None:
         try:
@@ -264,6 +280,17 @@ class CodeCache:
         except Exception:  # noqa: BLE001 - code unmapped meanwhile: nothing to key on
             return
         name = f"{kind}{pc:x}.{digest}"
+        if not self._write(name, meta_data, obj):
+            return
+        self._entries().setdefault((kind, pc), []).append(name)
+        self._note_page((kind, pc))
+        self.stats["stores"] += 1
+        self._stores_since_check += 1
+        if self._stores_since_check >= 64:
+            self._stores_since_check = 0
+            self.evict()
+
+    def _write(self, name: str, meta_data: dict, obj: bytes) -> bool:
         meta = json.dumps(meta_data).encode()
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
         try:
@@ -273,14 +300,8 @@ class CodeCache:
                 f.write(body + hashlib.sha256(body).digest())
             os.replace(tmp, self.dir / name)
         except OSError:
-            return
-        self._entries().setdefault((kind, pc), []).append(name)
-        self._note_page((kind, pc))
-        self.stats["stores"] += 1
-        self._stores_since_check += 1
-        if self._stores_since_check >= 64:
-            self._stores_since_check = 0
-            self.evict()
+            return False
+        return True
 
     def evict(self) -> None:
         """Delete least recently used entries (of every fingerprint) beyond max_bytes."""

@@ -319,10 +319,31 @@ class TbCache:
         missing = sorted(names - self._accessors)
         if not missing:
             return
+        if self.code_cache is not None:
+            # One cached object per accessor (they are the same in every process of
+            # this translator), linked together; compile only those not cached yet.
+            cached = {n: self.code_cache.lookup_accessor(n) for n in missing}
+            objects = [obj for obj in cached.values() if obj is not None]
+            if objects:
+                have = [n for n, obj in cached.items() if obj is not None]
+                module = self.jit.load_object(objects, have, have)
+                self._add_accessors(have, module)
+            missing = [n for n, obj in cached.items() if obj is None]
+            for name in missing:
+                module = self.jit.compile(self.lowering.accessor_module([name], self.jit.triple),
+                                          [name], [name])
+                self.code_cache.store_accessor(name, module.object)
+                module.object = None
+                self._add_accessors([name], module)
+            return
         module = self.jit.compile(self.lowering.accessor_module(missing, self.jit.triple),
                                   missing, missing)
-        self.jit.add_imports(module.addresses)
-        self._accessors.update(missing)
+        module.object = None
+        self._add_accessors(missing, module)
+
+    def _add_accessors(self, names: list[str], module: CompiledModule) -> None:
+        self.jit.add_imports({n: module.addresses[n] for n in names})
+        self._accessors.update(names)
         self._accessor_modules.append(module)
 
     def _insert(self, tb: TranslationBlock) -> None:

@@ -423,3 +423,12 @@ def test_oracle_catches_a_wrong_immediate():
     (good,) = INSN32.decode(0x00B50533)
     bad = Candidate(good.pattern, good.translator, good.args._replace(rs2=12))
     assert operand_mismatch(bad, capstone(0x00B50533, 4)[1])
+
+
+def test_the_frontends_decoder_binds_every_translator():
+    """The RISC-V frontend binds its decoder on first use (not at import): every pattern
+    has a translator and every translator a pattern, or this raises."""
+    from llvmtcg.frontends.riscv.frontend import RiscvFrontend, decoder
+
+    assert RiscvFrontend().decoder is decoder()
+    assert decoder().decode(0x00000013)  # addi x0, x0, 0

@@ -10,10 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..decodetree import Candidate, Decoder, bind_decoders
-from .insn16 import INSN16
-from .insn32 import INSN32
 
 __all__ = ["INSN16", "INSN32", "RiscvDecoder", "insn_length"]
+
+
+def __getattr__(name: str) -> Any:
+    # The tables are built from their pattern text when first used (~50 ms): a run
+    # served entirely by the code cache never decodes an instruction.
+    if name == "INSN32":
+        from .insn32 import INSN32
+        return INSN32
+    if name == "INSN16":
+        from .insn16 import INSN16
+        return INSN16
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def insn_length(first_halfword: int) -> int:
@@ -38,6 +48,9 @@ class RiscvDecoder:
     def __init__(self, *namespaces: object) -> None:
         self.insn32: Decoder
         self.insn16: Decoder
+        from .insn16 import INSN16
+        from .insn32 import INSN32
+
         self.insn32, self.insn16 = bind_decoders((INSN32, INSN16), *namespaces)
 
     def decode(self, insn: int) -> list[Candidate]:

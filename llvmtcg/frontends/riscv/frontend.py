@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from llvmtcg.frontends.riscv import (
@@ -31,9 +32,14 @@ from llvmtcg.runtime.helpers import HelperRegistry
 
 TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvd, trans_rvb,
                       trans_system)
-# Bound at import: a pattern without a translator, or a translator without a pattern,
-# is an import error.
-DECODER = RiscvDecoder(*TRANSLATOR_MODULES)
+
+
+@functools.cache
+def decoder() -> RiscvDecoder:
+    """The decoder bound to the translators, built on first use (a run served by the
+    code cache never needs it). A pattern without a translator, or a translator without
+    a pattern, is an error here (tests/frontends checks it is not)."""
+    return RiscvDecoder(*TRANSLATOR_MODULES)
 
 
 class RiscvFrontend:
@@ -50,8 +56,11 @@ class RiscvFrontend:
     def __init__(self, model: CpuModel | None = None, log: Log | None = None) -> None:
         self.model = model or CpuModel()
         self.log = log or Log()
-        self.decoder = DECODER
         self._disassembler = None
+
+    @property
+    def decoder(self) -> RiscvDecoder:
+        return decoder()
 
     def helpers(self) -> HelperRegistry:
         """A registry holding every helper this frontend's IR calls."""
