@@ -117,11 +117,29 @@ class JitEngine:
         self.log = log or Log()
         self.imports: dict[str, int] = dict(libm_symbols())
         self._names = itertools.count()
+        # Imports live in one library of absolute symbols that every module links
+        # against (a new one whenever imports are added; old ones stay for the modules
+        # linked to them): defining the imports in each module's own library cost
+        # ~0.25 ms per link (0.58 -> 0.34 ms per cached object).
+        self._imports_library: str | None = None
+        self._imports_trackers: list[object] = []
         self.stats = {"modules": 0, "functions": 0}
 
     def add_imports(self, symbols: Mapping[str, int]) -> None:
         """Addresses of native symbols (helpers, slow paths) modules may call."""
-        self.imports.update(symbols)
+        if any(self.imports.get(name) != address for name, address in symbols.items()):
+            self.imports.update(symbols)
+            self._imports_library = None
+
+    def _current_imports_library(self) -> str:
+        if self._imports_library is None:
+            builder = llvm.JITLibraryBuilder()
+            for name, address in self.imports.items():
+                builder.import_symbol(name, address)
+            name = f"imports{next(self._names)}"
+            self._imports_trackers.append(builder.link(self.lljit, name))
+            self._imports_library = name
+        return self._imports_library
 
     def _optimise(self, module: llvm.ModuleRef) -> None:
         # A fresh pass manager per module: llvmlite's prebuilt pipelines must not be
@@ -186,16 +204,11 @@ class JitEngine:
 
     def _link(self, obj: bytes | list[bytes], exports: list[str]):
         objs = [obj] if isinstance(obj, bytes) else obj
+        imports = self._current_imports_library()
         builder = llvm.JITLibraryBuilder()
         for o in objs:
             builder.add_object_img(o)
-        # Only the imports the objects name: each one is a definition LLJIT creates and
-        # resolves for the library (a substring test over the objects' bytes keeps a
-        # superset, e.g. "fma" wherever those letters occur; harmless).
-        blob = objs[0] if len(objs) == 1 else b"\0".join(objs)
-        for name, address in self.imports.items():
-            if name.encode() in blob:
-                builder.import_symbol(name, address)
+        builder.add_jit_library(imports)
         for name in exports:
             builder.export_symbol(name)
         return builder.link(self.lljit, f"m{next(self._names)}")
