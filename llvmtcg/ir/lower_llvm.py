@@ -72,6 +72,23 @@ def target_symbol(block_name: str) -> str:
 INDIRECT_TARGETS = 4
 
 
+def _exit_request_checks(blocks: list[Block], indirect: Mapping[int, str]) -> set[int]:
+    """Indexes of the region members that check ``exit_request`` on entry: the head,
+    members an indirect jump may branch to, and targets of branches from the same or a
+    later member. Every cycle inside the region goes through one of those (a cycle
+    has a step from a member to one at the same or a lower index), so a loop still
+    stops when asked, without a check in every member it passes."""
+    index = {b.pc: i for i, b in enumerate(blocks)}
+    checked = {0} | {index[pc] for pc in indirect if pc in index}
+    for j, block in enumerate(blocks):
+        for op in block.ops:
+            if op.name == "goto_tb":
+                i = index.get(op.args[1])
+                if i is not None and i <= j:
+                    checked.add(i)
+    return checked
+
+
 def has_indirect_exit(block: Block) -> bool:
     return any(op.name == "lookup_and_goto_ptr" for op in block.ops)
 
@@ -207,15 +224,19 @@ class Lowering:
         st.strictfp = any(op.definition.flags & OpFlag.FLOAT for b in blocks for op in b.ops)
         self._st = st
         er = self.layout.offset("exit_request")
+        checked = _exit_request_checks(blocks, indirect)
         for i, block in enumerate(blocks):
             st.block, st.prefix, st.terminated = block, f"m{i}.", True
             self._new_block(f"m{i}")
-            self._emit(f"%m{i}.er = load atomic i32, ptr %er.p monotonic, align 4")
-            self._emit(f"%m{i}.ers = icmp ne i32 %m{i}.er, 0")
-            self._emit(f"br i1 %m{i}.ers, label %m{i}.req, label %m{i}.go{UNLIKELY}")
-            self._new_block(f"m{i}.req")
-            self.store_field("pc", I64, str(_signed(block.pc, 64)))
-            self._region_ret(str(int(ExitReason.REQUESTED)))
+            if i in checked:
+                self._emit(f"%m{i}.er = load atomic i32, ptr %er.p monotonic, align 4")
+                self._emit(f"%m{i}.ers = icmp ne i32 %m{i}.er, 0")
+                self._emit(f"br i1 %m{i}.ers, label %m{i}.req, label %m{i}.go{UNLIKELY}")
+                self._new_block(f"m{i}.req")
+                self.store_field("pc", I64, str(_signed(block.pc, 64)))
+                self._region_ret(str(int(ExitReason.REQUESTED)))
+            else:
+                self._emit(f"br label %m{i}.go")
             self._new_block(f"m{i}.go")
             if self.count_insns and block.n_insns:
                 count = self.load_field("insn_count")

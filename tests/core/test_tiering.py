@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, const
+from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, const, lower_llvm
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.runtime import tiering
 from llvmtcg.runtime.exits import EXCP_MEM_FAULT, Access
@@ -356,3 +356,33 @@ def test_threshold_and_sync_come_from_the_environment(monkeypatch) -> None:
     assert tiering.threshold_from_env() == 0  # tiering off
     monkeypatch.setenv(tiering.ENV_THRESHOLD, "lots")
     assert tiering.threshold_from_env() == tiering.DEFAULT_HOT_THRESHOLD
+
+
+def test_exit_request_checks_sit_where_every_internal_cycle_passes() -> None:
+    """Head H -> A -> B -> A (a loop that does not pass the head), B -> C: only the
+    head and A (a back-edge target) check exit_request; B and C need not."""
+    fe = HandFrontend()
+    pcs = {"H": CODE, "A": CODE + 0x10, "B": CODE + 0x20, "C": CODE + 0x30}
+
+    def jump(at: int, *dests: int):
+        def build(b: Builder) -> None:
+            b.insn_start(at)
+            b.add(R[0], R[0], c64(1))
+            if len(dests) == 2:
+                other = b.label()
+                b.brcond(Cond.NE, R[0], R[1], other)
+                b.goto_tb(0, dests[0])
+                b.set_label(other)
+                b.goto_tb(1, dests[1])
+            else:
+                b.goto_tb(0, dests[0])
+        return build
+
+    fe.define(pcs["H"])(jump(pcs["H"], pcs["A"]))
+    fe.define(pcs["A"])(jump(pcs["A"], pcs["B"]))
+    fe.define(pcs["B"])(jump(pcs["B"], pcs["A"], pcs["C"]))
+    fe.define(pcs["C"])(jump(pcs["C"], pcs["H"] + 0x100))
+    blocks = [fe.translate(pcs[k], lambda addr, size: b"\0" * size) for k in "HABC"]
+    assert lower_llvm._exit_request_checks(blocks, {}) == {0, 1}
+    # An indirect jump may land on any member it names: those check too.
+    assert lower_llvm._exit_request_checks(blocks, {pcs["C"]: "m3"}) == {0, 1, 3}
