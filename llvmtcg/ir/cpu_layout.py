@@ -40,6 +40,21 @@ PAGE_W = 2
 PAGE_X = 4
 PAGE_CODE = 8  # the page holds translated code (stores must invalidate it)
 PAGE_SLOW = 16  # always take the Python slow path (MMIO)
+# Derived bits, kept up to date by GuestMemory (see with_fast_bits), so that hot code
+# tests one bit per access: the page can be read / written directly.
+PAGE_LOAD_OK = 32  # R, not SLOW
+PAGE_STORE_OK = 64  # W, not SLOW, not CODE
+
+
+def with_fast_bits(flags: int) -> int:
+    """``flags`` (R/W/X/CODE/SLOW) with PAGE_LOAD_OK and PAGE_STORE_OK set as they follow
+    from the others."""
+    flags &= PAGE_R | PAGE_W | PAGE_X | PAGE_CODE | PAGE_SLOW
+    if flags & PAGE_R and not flags & PAGE_SLOW:
+        flags |= PAGE_LOAD_OK
+    if flags & PAGE_W and not flags & (PAGE_SLOW | PAGE_CODE):
+        flags |= PAGE_STORE_OK
+    return flags
 
 # The jump cache: direct-mapped {guest_pc, host_fn} pairs in native memory.
 JMP_CACHE_BITS = 12

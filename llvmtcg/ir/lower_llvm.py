@@ -921,9 +921,10 @@ def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str) -> str:
     index = lw._val(f"call i64 @llvm.umin.i64(i64 {page_index}, i64 {count}){lw.call_attrs}")
     flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {index}")
     flags = lw._val(f"load i8, ptr {flag_ptr}, align 1")
-    needed = {"ld": abi.PAGE_R, "st": abi.PAGE_W, "at": abi.PAGE_R | abi.PAGE_W}[kind]
-    forbidden = abi.PAGE_SLOW | (abi.PAGE_CODE if kind != "ld" else 0)
-    masked = lw._val(f"and i8 {flags}, {needed | forbidden}")
+    # One derived bit (kept by GuestMemory) says "plain RAM with the permission".
+    needed = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
+              "at": abi.PAGE_LOAD_OK | abi.PAGE_STORE_OK}[kind]
+    masked = lw._val(f"and i8 {flags}, {needed}")
     ok = lw._val(f"icmp eq i8 {masked}, {needed}")
     align_log2 = max(memop.align_log2, memop.size_log2)
     if align_log2:

@@ -158,10 +158,12 @@ class GuestMemory:
 
     def _set_page_flags(self, start: int, end: int, flags: int) -> None:
         first = start >> abi.PAGE_BITS
-        ctypes.memset(self.page_table + first, flags, (end - start) >> abi.PAGE_BITS)
+        ctypes.memset(self.page_table + first, abi.with_fast_bits(flags),
+                      (end - start) >> abi.PAGE_BITS)
         for page in self._code_pages:
             if start <= page < end:
-                self._flag_byte(page).value |= abi.PAGE_CODE
+                byte = self._flag_byte(page)
+                byte.value = abi.with_fast_bits(byte.value | abi.PAGE_CODE)
 
     def _flag_byte(self, page: int) -> ctypes.c_uint8:
         return ctypes.c_uint8.from_address(self.page_table + (page >> abi.PAGE_BITS))
@@ -170,12 +172,13 @@ class GuestMemory:
         """Record whether a page holds translated code (its stores must be checked)."""
         if not 0 <= page < self.size:
             return
+        byte = self._flag_byte(page)
         if has_code:
             self._code_pages.add(page)
-            self._flag_byte(page).value |= abi.PAGE_CODE
+            byte.value = abi.with_fast_bits(byte.value | abi.PAGE_CODE)
         else:
             self._code_pages.discard(page)
-            self._flag_byte(page).value &= ~abi.PAGE_CODE & 0xFF
+            byte.value = abi.with_fast_bits(byte.value & ~abi.PAGE_CODE)
 
     def map(self, start: int, size: int, perms: int = Perm.RWX) -> None:
         """Map zero-filled RAM at [start, start+size) (replacing what was there)."""
