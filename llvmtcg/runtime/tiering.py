@@ -217,10 +217,25 @@ class Tiering:
         cached = cache.lookup_hot_region(head.pc, self.tbs.fetch)
         if cached is None:
             return False
-        members = [self.tbs.by_pc.get(pc) for pc in cached.members]
+        # Members this run has not reached yet are translated now (from the code cache,
+        # usually): the region was formed in a run where they had run, and would
+        # otherwise be compiled again, differently, each time the program starts.
+        members = []
+        for pc in cached.members:
+            member = self.tbs.by_pc.get(pc)
+            if member is None:
+                try:
+                    self.tbs.get(pc)
+                except (GuestFault, CompileError):
+                    return False
+                member = self.tbs.by_pc.get(pc)
+            members.append(member)
         if any(m is None or not m.valid for m in members) or \
                 sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
-            return False  # translated differently now (block boundaries moved)
+            if self.log.enabled("tier"):
+                self.log.write(f"tier: hot {head.pc:#x}: cached {cached.name} does not fit "
+                               "the blocks as translated now")
+            return False
         try:
             self.tbs.install_region(cached.name, members, cached.object, cached.exits,
                                     set(cached.accessors))
