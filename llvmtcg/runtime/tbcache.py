@@ -99,6 +99,14 @@ class TranslationBlock:
         return any(s < end and start < e for s, e in self.ranges)
 
 
+MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
+
+
+def _block_pages(block: Block) -> set[int]:
+    return {p for start, end in block.guest_ranges
+            for p in range(page_floor(start), end, abi.PAGE_SIZE)}
+
+
 def _write_pointer(address: int, value: int) -> None:
     ctypes.c_uint64.from_address(address).value = value
 
@@ -216,6 +224,7 @@ class TbCache:
 
     def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
         blocks = [self.frontend.translate(pc, self.fetch)]  # errors here are the guest's
+        pages = _block_pages(blocks[0])
         seen = {pc}
         queue = list(blocks[0].direct_targets())
         while queue and len(blocks) < self.max_region_blocks:
@@ -223,10 +232,15 @@ class TbCache:
             if target in seen or target in self.by_pc:
                 continue
             seen.add(target)
+            if len(pages | {page_floor(target)}) > MAX_REGION_PAGES:
+                continue  # a region spans few pages: a write to one invalidates it all
             try:
                 block = self.frontend.translate(target, self.fetch)
             except Exception:  # noqa: BLE001 - speculative: the guest may never go there
                 continue
+            if len(pages | _block_pages(block)) > MAX_REGION_PAGES:
+                continue  # (it ends on yet another page)
+            pages |= _block_pages(block)
             blocks.append(block)
             queue.extend(block.direct_targets())
         for block in blocks:

@@ -34,7 +34,7 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler
-from llvmtcg.runtime.tbcache import Frontend, TbCache, TranslationBlock
+from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, Frontend, TbCache, TranslationBlock
 
 DEFAULT_HOT_THRESHOLD = 1000
 ENV_THRESHOLD = "LLVMTCG_HOT_THRESHOLD"  # executions before a block is hot; 0 = no tiering
@@ -174,6 +174,7 @@ class Tiering:
     # -- region formation ------------------------------------------------------------------
     def _collect(self, head: TranslationBlock) -> RegionPlan | None:
         members = [head]
+        pages = head.pages()
         seen = {head.pc}
         insns = head.n_insns
         # Members must be warm relative to the head (a quarter of its executions):
@@ -196,7 +197,10 @@ class Tiering:
                 continue
             if insns + tb.n_insns > self.max_insns:
                 continue
+            if len(pages | tb.pages()) > MAX_REGION_PAGES:
+                continue
             members.append(tb)
+            pages |= tb.pages()
             insns += tb.n_insns
             queue_.extend(_successors(tb))
         try:

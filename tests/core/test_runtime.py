@@ -468,3 +468,28 @@ def test_compile_errors_name_the_block_and_stage() -> None:
     with pytest.raises(CompileError, match=r"verify failed for block\(s\) tb_9"):
         jit.compile("define i64 @tb_9() {\nentry:\n  br label %entry\n  ret i64 0\n}\n",
                     ["tb_9"], ["tb_9"])
+
+
+def test_region_translation_stays_within_a_few_pages() -> None:
+    """A miss translates blocks its direct exits reach, but not ones that would make the
+    region span more than MAX_REGION_PAGES guest pages: those wait for their own miss."""
+    from llvmtcg.runtime.tbcache import MAX_REGION_PAGES
+
+    fe = HandFrontend()
+    chain = [CODE + i * 0x1000 for i in range(MAX_REGION_PAGES + 2)]  # one block a page
+    for pc, nxt in zip(chain, chain[1:] + [None], strict=True):
+        @fe.define(pc)
+        def _(b: Builder, pc: int = pc, nxt: int | None = nxt) -> None:
+            b.insn_start(pc)
+            if nxt is None:
+                halt_at(b, pc + 4)
+            else:
+                b.goto_tb(0, nxt)
+
+    cpu = make_cpu(fe)
+    cpu.pc = CODE
+    assert cpu.run().pc == chain[-1] + 4
+    # The first miss compiled the blocks on the first MAX_REGION_PAGES pages; the next
+    # one waited for its own miss, and came with the rest.
+    assert fe.translations == chain
+    assert cpu.jit.stats["modules"] == 3  # the entry trampoline and two regions
