@@ -276,7 +276,9 @@ class Lowering:
                 head += [f"  %pt.{field_name}.p = getelementptr i8, ptr %cpu, i64 {offset}",
                          f"  %pt.{field_name}.v = load i64, ptr %pt.{field_name}.p, align 8"]
             head += ["  %pt.table = inttoptr i64 %pt.table.v to ptr",
-                     "  %pt.count = add i64 %pt.count.v, 0"]
+                     f"  %pt.size = shl i64 %pt.count.v, {abi.PAGE_BITS}",
+                     "  %pt.limit = add i64 %pt.size, -1",
+                     "  %pt.outside = xor i64 %pt.limit, -1"]
         for o, t in shadows.items():
             head += [f"  %in{o} = load {t}, ptr %fp{o}, align {t.bits // 8}",
                      f"  store {t} %in{o}, ptr %sh{o}, align 8"]
@@ -891,46 +893,57 @@ def _tlb_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int, which: int) 
     return hit, entry
 
 
-def _inline_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int,
-                  kind: str) -> tuple[str, str | None]:
-    """(hit i1, TLB entry or None) for an inline access; see :func:`_host_pointer`."""
+def _inline_probe(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int, kind: str,
+                  slow: str) -> tuple[str, str | None]:
+    """(hit i1, TLB entry or None) for an inline access; see :func:`_host_pointer`.
+    May branch to label ``slow`` itself before computing ``hit``."""
     if lw.flat_memory:
-        return _page_flags_ok(lw, addr, memop, kind), None
+        return _page_flags_ok(lw, addr, memop, kind, slow), None
     which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
     return _tlb_probe(lw, addr, memop, mmu_idx, which)
 
 
-def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str) -> str:
-    """Whether guest RAM at ``addr`` can be accessed directly (an i1, no branches):
-    inside the page table, naturally aligned (so on one page; misaligned accesses take
-    the accessor, which handles them), with the permission and without a reason for
-    the slow path (MMIO; translated code on the page, for stores and atomics).
+def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str, slow: str) -> str:
+    """Whether guest RAM at ``addr`` can be accessed directly: inside the guest space
+    and naturally aligned (so on one page; misaligned accesses take the accessor,
+    which handles them) — else a branch to ``slow`` — and, as the returned i1, the
+    page has the permission and no reason for the slow path (MMIO; translated code on
+    the page, for stores and atomics).
 
-    The page index is clamped to ``page_count``: the table has one more byte there,
-    always 0 (GuestMemory), so addresses past the guest space fail the flag test
-    without a compare of their own."""
+    ``page_count`` is a power of two (GuestMemory), so the first test is one AND of
+    the address with ``~(page_count * PAGE_SIZE - 1) | alignment mask``."""
     if lw._st.region is not None:
-        # Both are fixed for the CPU's lifetime: loaded once, in the region's entry
-        # (LLVM cannot hoist them itself past the guest stores in between).
+        # Fixed for the CPU's lifetime: computed once, in the region's entry (LLVM
+        # cannot hoist the loads itself past the guest stores in between).
         lw._st.region.uses_page_table = True
-        table, count = "%pt.table", "%pt.count"
+        table, outside = "%pt.table", "%pt.outside"
     else:
         table = lw._val(f"inttoptr i64 {lw.load_field('page_table')} to ptr")
-        count = lw.load_field("page_count")
+        outside = _outside_mask(lw, lw.load_field("page_count"))
+    align_log2 = max(memop.align_log2, memop.size_log2)
+    mask = outside
+    if align_log2:
+        mask = lw._val(f"or i64 {outside}, {(1 << align_log2) - 1}")
+    bad = lw._val(f"and i64 {addr}, {mask}")
+    inside = lw._val(f"icmp eq i64 {bad}, 0")
+    k = lw._n()
+    lw._emit(f"br i1 {inside}, label %pf{k}, label %{slow}{LIKELY}")
+    lw._new_block(f"pf{k}")
     page_index = lw._val(f"lshr i64 {addr}, {abi.PAGE_BITS}")
-    index = lw._val(f"call i64 @llvm.umin.i64(i64 {page_index}, i64 {count}){lw.call_attrs}")
-    flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {index}")
+    flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {page_index}")
     flags = lw._val(f"load i8, ptr {flag_ptr}, align 1")
     # One derived bit (kept by GuestMemory) says "plain RAM with the permission".
     needed = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
               "at": abi.PAGE_LOAD_OK | abi.PAGE_STORE_OK}[kind]
     masked = lw._val(f"and i8 {flags}, {needed}")
-    ok = lw._val(f"icmp eq i8 {masked}, {needed}")
-    align_log2 = max(memop.align_log2, memop.size_log2)
-    if align_log2:
-        low = lw._val(f"and i64 {addr}, {(1 << align_log2) - 1}")
-        ok = lw._val(f"and i1 {ok}, {lw._val(f'icmp eq i64 {low}, 0')}")
-    return ok
+    return lw._val(f"icmp eq i8 {masked}, {needed}")
+
+
+def _outside_mask(lw: Lowering, count: str) -> str:
+    """~(count * PAGE_SIZE - 1): the address bits that are 0 everywhere inside a guest
+    space of ``count`` pages (a power of two)."""
+    size = lw._val(f"shl i64 {count}, {abi.PAGE_BITS}")
+    return lw._val(f"xor i64 {lw._val(f'add i64 {size}, -1')}, -1")
 
 
 def _host_pointer(lw: Lowering, addr: str, entry: str | None) -> str:
@@ -1108,8 +1121,8 @@ def _qemu_ld(lw: Lowering, op: Op) -> None:
             value = lw._val(f"trunc i64 {value} to i32")
         lw.write(dst, value)
         return
-    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "ld")
     k = lw._n()
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "ld", f"ld_slow{k}")
     lw._emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}{LIKELY}")
     lw._new_block(f"ld_fast{k}")
     ptr = _host_pointer(lw, addr, entry)
@@ -1172,8 +1185,8 @@ def _qemu_st(lw: Lowering, op: Op) -> None:
     if not lw.inline_memory:
         _accessor_store(lw, memop, mmu_idx, addr, value, src.type)
         return
-    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "st")
     k = lw._n()
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "st", f"st_slow{k}")
     lw._emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}{LIKELY}")
     lw._new_block(f"st_fast{k}")
     ptr = _host_pointer(lw, addr, entry)
@@ -1199,8 +1212,8 @@ def _atomic_pointer(lw: Lowering, addr: str, memop: MemOp, mmu_idx: int) -> str:
     """
     if not lw.inline_memory:
         return _accessor_atomic(lw, memop, mmu_idx, addr)
-    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "at")
     k = lw._n()
+    hit, entry = _inline_probe(lw, addr, memop, mmu_idx, "at", f"at_slow{k}")
     lw._emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}{LIKELY}")
     lw._new_block(f"at_fast{k}")
     fast = _host_pointer(lw, addr, entry)

@@ -100,10 +100,10 @@ class GuestMemory:
         self.base = _host_mmap(None, size, _PROT_NONE, flags)
         # One flag byte per guest page (abi.PAGE_*), read by the native TLB refill and by
         # hot code's inline checks; pages never mapped are never touched, so only used
-        # parts of it take memory. One more byte, always 0, past the end: inline checks
-        # clamp the page index to page_count instead of comparing it.
-        self.page_count = size >> abi.PAGE_BITS
-        self.page_table = _host_mmap(None, self.page_count + 1,
+        # parts of it take memory. Its length is a power of two (entries past `size`
+        # stay 0), so hot code tests "inside the guest space" with one AND.
+        self.page_count = 1 << ((size >> abi.PAGE_BITS) - 1).bit_length()
+        self.page_table = _host_mmap(None, self.page_count,
                                      mmap.PROT_READ | mmap.PROT_WRITE, flags)
         self._code_pages: set[int] = set()
         self._starts: list[int] = []
@@ -113,7 +113,7 @@ class GuestMemory:
     def close(self) -> None:
         if getattr(self, "base", 0):
             _libc.munmap(self.base, self.size)
-            _libc.munmap(self.page_table, self.page_count + 1)
+            _libc.munmap(self.page_table, self.page_count)
             self.base = 0
 
     def __del__(self) -> None:
