@@ -227,6 +227,11 @@ class _FloatOps:
         self._same_type("fsetcond", (a, b))
         self.emit("fsetcond", (dst,), (a, b), (cond,))
 
+    def fcanon(self, dst: Temp, a: Temp) -> None:
+        """dst = the canonical (positive, zero-payload) quiet NaN if a is a NaN, else a."""
+        self._same_type("fcanon", (dst, a))
+        self.emit("fcanon", (dst,), (a,))
+
     def fclass(self, dst: Temp, a: Temp) -> None:
         """dst = one-hot class mask of a (order in ir/ops.py); dst may be i32 or i64."""
         self.emit("fclass", (dst,), (a,))

@@ -310,6 +310,20 @@ def _fminmax(lw: Lowering, op: Op) -> None:
     lw.write(op.outputs[0], lw._val(f"select i1 {b_nan}, {t} {a}, {t} {either}"))
 
 
+@_rule("fcanon")
+def _fcanon(lw: Lowering, op: Op) -> None:
+    # A quiet unordered compare and a select of doubles: the value never leaves the
+    # vector registers (the integer test on the bits moved it to a GPR and back).
+    # The compare raises nothing for quiet NaNs, the only NaNs arithmetic returns.
+    t = op.outputs[0].type
+    ft = _FLOAT[t]
+    value = _as_float(lw, lw.read(op.inputs[0]), t)
+    nan = _fcmp(lw, "uno", t, value, value)
+    canonical = "0x7FF8000000000000"  # LLVM writes float constants as doubles too
+    lw.write(op.outputs[0], _as_bits(lw, lw._val(
+        f"select i1 {nan}, {ft} {canonical}, {ft} {value}"), t))
+
+
 @_rule("fclass")
 def _fclass(lw: Lowering, op: Op) -> None:
     src, dst = op.inputs[0], op.outputs[0]

@@ -30,6 +30,11 @@ inexact. Guest-specific rules are the frontend's business:
 * ``fclass``: dst (any integer type) = 1 << k, k the class of the operand in the order
   -inf, -normal, -subnormal, -0, +0, +subnormal, +normal, +inf, signalling NaN, quiet
   NaN; no exceptions;
+* ``fcanon``: dst = the positive quiet NaN with a zero payload (0x7fc00000 /
+  0x7ff8000000000000, the canonical NaN of RISC-V and AArch64) if the operand is a
+  NaN, else the operand; no exceptions for any operand but a signalling NaN (which
+  arithmetic results never are). Kept in the FP domain, so a chain of float ops
+  stays in vector registers;
 * ``fcvt``: between binary32 and binary64 (by the temps' types);
 * ``itof``/``utof``: signed/unsigned integer (i32 or i64) to float;
 * ``ftoi``/``ftou``: float to signed/unsigned integer of dst's width, rounded in the
@@ -111,6 +116,7 @@ OPS: dict[str, OpDef] = {
     **_defs("fmin fmax", 1, 2, 0, _FP),
     **_defs("fsetcond", 1, 2, 1, _FP),  # args: FCond
     **_defs("fclass", 1, 1, 0, OpFlag.FLOAT),
+    **_defs("fcanon", 1, 1, 0, OpFlag.FLOAT),
     **_defs("fcvt itof utof", 1, 1, 1, _FP),
     **_defs("ftoi ftou", 2, 1, 1, _FP),  # outputs: value, flags (i32)
     **_defs("fpenv_flags", 1, 0, 0, _FX),

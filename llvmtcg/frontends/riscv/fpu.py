@@ -105,11 +105,9 @@ def set_fpr(ctx: DisasContext, reg: int, fmt: FpFormat, value: Temp) -> None:
 
 def canonical_nan(ctx: DisasContext, fmt: FpFormat, value: Temp) -> Temp:
     """value, or the canonical NaN if value is any NaN."""
-    b = ctx.builder
-    t = fmt.type
-    magnitude, out = b.temp(t), b.temp(t)
-    b.and_(magnitude, value, const(t, fmt.sign - 1))
-    b.movcond(Cond.GTU, out, magnitude, const(t, fmt.inf), const(t, fmt.canonical_nan), value)
+    # The IR's canonical NaN is RISC-V's (0x7fc00000 / 0x7ff8000000000000).
+    out = ctx.builder.temp(fmt.type)
+    ctx.builder.fcanon(out, value)
     return out
 
 
