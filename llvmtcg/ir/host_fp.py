@@ -65,6 +65,10 @@ _FLAGS_OF_MXCSR = tuple(sum(int(flag) for flag, bit in _FLAG_BITS if m & bit)
 
 # -- the soft-float helper: exact arithmetic for what x86 cannot round ---------------------
 
+# The same with LLVM's preserve_all convention (every register, vector ones included,
+# survives the call): hot regions call it, so float values stay in registers around a
+# rounding-mode test that almost never takes the soft-float path.
+SOFTFLOAT_PRESERVE_ALL = "llvmtcg_softfloat_pa"
 SOFTFLOAT = "llvmtcg_softfloat"  # (cpu, i32 info, i64 a, i64 b, i64 c) -> i64 result bits;
 # like every callback from native code it runs with the guest's MXCSR in cpu.fp_env, where
 # it ORs the flags it raised; the runtime loads cpu.fp_env back into MXCSR on return.

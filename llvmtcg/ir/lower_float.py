@@ -122,7 +122,13 @@ def _softfloat(lw: Lowering, name: str, dst: IRType, src: IRType, rm: RoundingMo
         v = lw.read(t)
         args.append(v if t.type is I64 else lw._val(f"zext i32 {v} to i64"))
     args += ["0"] * (3 - len(args))
-    result = lw._val(f"call i64 @{host_fp.SOFTFLOAT}(ptr %cpu, i32 {info}, "
+    # Hot regions keep float values in vector registers across this (cold) call.
+    callee = f"@{host_fp.SOFTFLOAT}"
+    if lw._st.region is not None:
+        callee = f"preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}"
+    else:
+        callee = f"i64 {callee}"
+    result = lw._val(f"call {callee}(ptr %cpu, i32 {info}, "
                      f"{', '.join(f'i64 {a}' for a in args)}){lw.call_attrs}")
     return result if dst is I64 else lw._val(f"trunc i64 {result} to i32")
 

@@ -25,7 +25,7 @@ state stays precise). Every member still checks ``exit_request`` on entry.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir import host_fp
@@ -72,6 +72,26 @@ def target_symbol(block_name: str) -> str:
 INDIRECT_TARGETS = 4
 
 
+# Float ops whose (first) operands are float values; the integer operand of itof/utof
+# and the flags outputs of ftoi/ftou do not count.
+_FLOAT_VALUE_OPS = frozenset({"fadd", "fsub", "fmul", "fdiv", "fsqrt", "fma", "fmin", "fmax",
+                              "fsetcond", "fclass", "fcvt", "ftoi", "ftou", "fcanon"})
+
+
+def _float_shadows(blocks: list[Block], shadows: Mapping[int, IRType]) -> set[int]:
+    """The i64 shadows used more as float operands than as integers (FP registers)."""
+    score: dict[int, int] = {}
+    for block in blocks:
+        for op in block.ops:
+            if op.name == "mov":
+                continue  # neutral: a copy keeps whatever domain the value is in
+            weight = 1 if op.name in _FLOAT_VALUE_OPS else -1
+            for t in op.inputs:
+                if t.kind is TempKind.GLOBAL and shadows.get(t.offset) is I64:
+                    score[t.offset] = score.get(t.offset, 0) + weight
+    return {o for o, v in score.items() if v > 0}
+
+
 def _exit_request_checks(blocks: list[Block], indirect: Mapping[int, str]) -> set[int]:
     """Indexes of the region members that check ``exit_request`` on entry: the head,
     members an indirect jump may branch to, and targets of branches from the same or a
@@ -110,6 +130,12 @@ class _Region:
     rets: list[tuple[str, str]]  # (i64 exit value, predecessor label) into %retexit
     tails: list[tuple[str, str]]  # (host function, predecessor label) into %tailexit
     uses_page_table: bool = False  # flat memory checks: page_table/page_count loaded once
+    # i64 shadows holding binary64 values (FP registers): kept as doubles, so float
+    # chains stay in vector registers; bit patterns are unchanged by the bitcasts.
+    float_shadows: set[int] = field(default_factory=set)
+
+    def shadow_type(self, offset: int) -> str:
+        return "double" if offset in self.float_shadows else str(self.shadows[offset])
 
     def exit_slot(self, dest: int) -> int:
         return self.exits.setdefault(dest, len(self.exits))
@@ -190,7 +216,9 @@ class Lowering:
         out = [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
                f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
                f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind",
-               f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind"]
+               f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind",
+               f"declare preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}"
+               "(ptr, i32, i64, i64, i64) nounwind"]
         used_helpers = {op.args[0] for b in blocks for op in b.ops if op.name == "call"}
         for name in sorted(used_helpers):
             decl = self._helper(name)
@@ -220,6 +248,7 @@ class Lowering:
         entries |= {b.return_pc for b in blocks if b.return_pc is not None}
         indirect = {pc: label for pc, label in members.items() if pc in entries}
         region = _Region(name, members, indirect, shadows, written, {}, [], [])
+        region.float_shadows = _float_shadows(blocks, shadows)
         st = _FnState(blocks[0], [], fault_pcs={}, field_ptrs={}, region=region)
         st.strictfp = any(op.definition.flags & OpFlag.FLOAT for b in blocks for op in b.ops)
         self._st = st
@@ -264,7 +293,7 @@ class Lowering:
         head = []
         for i, block in enumerate(blocks):
             head += [f"  %m{i}.{t.name} = alloca {t.type}, align 8" for t in block.locals]
-        head += [f"  %sh{o} = alloca {t}, align 8" for o, t in shadows.items()]
+        head += [f"  %sh{o} = alloca {region.shadow_type(o)}, align 8" for o in shadows]
         if st.mxcsr_slot:
             head.append("  %mxcsr.p = alloca i32, align 4")
         head += [f"  {ptr} = getelementptr i8, ptr %cpu, i64 {o}"
@@ -280,8 +309,9 @@ class Lowering:
                      "  %pt.limit = add i64 %pt.size, -1",
                      "  %pt.outside = xor i64 %pt.limit, -1"]
         for o, t in shadows.items():
-            head += [f"  %in{o} = load {t}, ptr %fp{o}, align {t.bits // 8}",
-                     f"  store {t} %in{o}, ptr %sh{o}, align 8"]
+            st_ = region.shadow_type(o)
+            head += [f"  %in{o} = load {st_}, ptr %fp{o}, align {t.bits // 8}",
+                     f"  store {st_} %in{o}, ptr %sh{o}, align 8"]
         head.append("  br label %m0")
         attrs = "nounwind strictfp" if st.strictfp else "nounwind"
         function = "\n".join([f"define i64 @{_q(name)}(ptr noalias %cpu, ptr %mem) {attrs} {{",
@@ -327,15 +357,17 @@ class Lowering:
         """Write the shadowed registers the region writes back to the CPU state."""
         region = self._st.region
         for o in region.written:
-            t = region.shadows[o]
-            v = self._val(f"load {t}, ptr %sh{o}, align 8")
-            self._emit(f"store {t} {v}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
+            t, lt = region.shadows[o], region.shadow_type(o)
+            v = self._val(f"load {lt}, ptr %sh{o}, align 8")
+            self._emit(f"store {lt} {v}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
 
     def _region_sync_in(self) -> None:
         """Reload every shadowed register from the CPU state (a helper wrote it)."""
-        for o, t in self._st.region.shadows.items():
-            v = self._val(f"load {t}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
-            self._emit(f"store {t} {v}, ptr %sh{o}, align 8")
+        region = self._st.region
+        for o, t in region.shadows.items():
+            lt = region.shadow_type(o)
+            v = self._val(f"load {lt}, ptr {self._real_field_ptr(o)}, align {t.bits // 8}")
+            self._emit(f"store {lt} {v}, ptr %sh{o}, align 8")
 
     def accessor_module(self, names: Iterable[str], triple: str = "") -> str:
         """LLVM IR defining the out-of-line memory accessors ``names``."""
@@ -479,6 +511,10 @@ class Lowering:
         if t.kind is TempKind.LOCAL:
             return self._val(f"load {t.type}, ptr %{self._st.prefix}{t.name}, align 8")
         ptr = self._field_ptr(t.offset)
+        region = self._st.region
+        if region is not None and t.offset in region.float_shadows:
+            d = self._val(f"load double, ptr {ptr}, align 8")
+            return self._val(f"bitcast double {d} to i64")
         return self._val(f"load {t.type}, ptr {ptr}, align {t.type.bits // 8}")
 
     def write(self, t: Temp, value: str) -> None:
@@ -486,6 +522,11 @@ class Lowering:
             self._emit(f"store {t.type} {value}, ptr %{self._st.prefix}{t.name}, align 8")
             return
         ptr = self._field_ptr(t.offset)
+        region = self._st.region
+        if region is not None and t.offset in region.float_shadows:
+            d = self._val(f"bitcast i64 {value} to double")
+            self._emit(f"store double {d}, ptr {ptr}, align 8")
+            return
         self._emit(f"store {t.type} {value}, ptr {ptr}, align {t.type.bits // 8}")
 
     def load_field(self, name: str, type_: IRType = I64) -> str:

@@ -175,6 +175,16 @@ def _callback_thunks(layout: CpuLayout, helpers: HelperRegistry) -> dict[str, st
     return thunks
 
 
+# The soft-float thunk behind LLVM's preserve_all convention (see host_fp): the wrapper
+# saves whatever the C call may clobber.
+_SOFTFLOAT_PRESERVE_ALL_IR = f"""
+define preserve_allcc i64 @"{host_fp.SOFTFLOAT_PRESERVE_ALL}.thunk"(ptr %cpu, i32 %info, \
+i64 %a, i64 %b, i64 %c) nounwind {{
+  %r = call i64 @"{host_fp.SOFTFLOAT}.thunk"(ptr %cpu, i32 %info, i64 %a, i64 %b, i64 %c)
+  ret i64 %r
+}}
+"""
+
 _ENTER_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
 
@@ -223,13 +233,15 @@ class Cpu:
         thunks = _callback_thunks(layout, self.helpers)
         enter_ir = _ENTER_IR.format(fp_env=layout.offset("fp_env"),
                                     host_fp_env=layout.offset("host_fp_env"))
+        softfloat_pa = f"{host_fp.SOFTFLOAT_PRESERVE_ALL}.thunk"
         self._enter_module: CompiledModule = self.jit.compile(
-            "\n".join([enter_ir, *thunks.values()]),
-            ["llvmtcg_enter", *(f"{symbol}.thunk" for symbol in thunks)])
+            "\n".join([enter_ir, *thunks.values(), _SOFTFLOAT_PRESERVE_ALL_IR]),
+            ["llvmtcg_enter", *(f"{symbol}.thunk" for symbol in thunks), softfloat_pa])
         addresses = self._enter_module.addresses
         self._enter = _ENTER_T(addresses["llvmtcg_enter"])
         # Blocks call Python only through the thunks.
         self.jit.add_imports({symbol: addresses[f"{symbol}.thunk"] for symbol in thunks})
+        self.jit.add_imports({host_fp.SOFTFLOAT_PRESERVE_ALL: addresses[softfloat_pa]})
         # Optional frontend FP hooks: the guest's dynamic rounding mode, and where the
         # exception flags its float ops raised are accrued.
         self._fp_rounding = getattr(frontend, "fp_rounding", None)
