@@ -15,6 +15,8 @@ import ctypes
 import ctypes.util
 import functools
 import itertools
+import os
+import struct
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -123,6 +125,8 @@ class JitEngine:
         # ~0.25 ms per link (0.58 -> 0.34 ms per cached object).
         self._imports_library: str | None = None
         self._imports_trackers: list[object] = []
+        self._perf_map_file = None
+        self._perf_map_pid = 0
         self.stats = {"modules": 0, "functions": 0}
 
     def add_imports(self, symbols: Mapping[str, int]) -> None:
@@ -182,8 +186,9 @@ class JitEngine:
             raise CompileError(stage, blocks, str(exc)) from exc
         self.stats["modules"] += 1
         self.stats["functions"] += len(blocks)
-        return CompiledModule(name, {e: tracker[e] for e in exports}, tracker,
-                              object_size=len(obj), object=obj)
+        addresses = {e: tracker[e] for e in exports}
+        self._perf_map([obj], addresses)
+        return CompiledModule(name, addresses, tracker, object_size=len(obj), object=obj)
 
     def load_object(self, obj: bytes | list[bytes], exports: Iterable[str],
                     blocks: Iterable[str] = ()) -> CompiledModule:
@@ -199,8 +204,24 @@ class JitEngine:
             raise CompileError("link", blocks, str(exc)) from exc
         self.stats["loaded"] = self.stats.get("loaded", 0) + len(objs)
         self.stats["loaded_libraries"] = self.stats.get("loaded_libraries", 0) + 1
-        return CompiledModule(tracker.name, {e: tracker[e] for e in exports}, tracker,
+        addresses = {e: tracker[e] for e in exports}
+        self._perf_map(objs, addresses)
+        return CompiledModule(tracker.name, addresses, tracker,
                               object_size=sum(map(len, objs)))
+
+    def _perf_map(self, objs: list[bytes], addresses: Mapping[str, int]) -> None:
+        """With ``$LLVMTCG_PERF_MAP`` (or ``-perfmap``): name our functions for Linux
+        ``perf`` in /tmp/perf-<pid>.map, as QEMU's -perfmap does."""
+        if not os.environ.get(PERF_MAP_ENV):
+            return
+        if self._perf_map_file is None or self._perf_map_pid != os.getpid():
+            self._perf_map_pid = os.getpid()  # (a forked child writes its own map)
+            self._perf_map_file = open(f"/tmp/perf-{os.getpid()}.map", "a",  # noqa: SIM115
+                                       buffering=1)
+        for obj in objs:
+            for name, size in elf_function_sizes(obj).items():
+                if name in addresses and size:
+                    self._perf_map_file.write(f"{addresses[name]:x} {size:x} {name}\n")
 
     def _link(self, obj: bytes | list[bytes], exports: list[str]):
         objs = [obj] if isinstance(obj, bytes) else obj
@@ -212,6 +233,38 @@ class JitEngine:
         for name in exports:
             builder.export_symbol(name)
         return builder.link(self.lljit, f"m{next(self._names)}")
+
+
+PERF_MAP_ENV = "LLVMTCG_PERF_MAP"
+_ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
+_ELF_SECTION = struct.Struct("<IIQQQQIIQQ")
+_ELF_SYMBOL = struct.Struct("<IBBHQQ")
+_SHT_SYMTAB, _STT_FUNC = 2, 2
+
+
+def elf_function_sizes(obj: bytes) -> dict[str, int]:
+    """Function symbols of an ELF64 relocatable object and their sizes ({} if the bytes
+    are not one)."""
+    try:
+        header = _ELF_HEADER.unpack_from(obj)
+        if header[0][:4] != b"\x7fELF":
+            return {}
+        shoff, shentsize, shnum = header[6], header[11], header[12]
+        sections = [_ELF_SECTION.unpack_from(obj, shoff + i * shentsize) for i in range(shnum)]
+        out: dict[str, int] = {}
+        for sh in sections:
+            if sh[1] != _SHT_SYMTAB:
+                continue
+            strtab = sections[sh[6]]
+            strings = obj[strtab[4]:strtab[4] + strtab[5]]
+            for off in range(sh[4], sh[4] + sh[5], _ELF_SYMBOL.size):
+                name_off, info, _, _, _, size = _ELF_SYMBOL.unpack_from(obj, off)
+                if info & 0xF == _STT_FUNC:
+                    end = strings.index(b"\0", name_off)
+                    out[strings[name_off:end].decode()] = size
+        return out
+    except (struct.error, IndexError, ValueError, UnicodeDecodeError):
+        return {}
 
 
 def _unlocked(name: str):

@@ -1,7 +1,7 @@
 """``llvmtcg-user``: run a foreign Linux ELF program (QEMU's ``qemu-riscv64`` options).
 
     llvmtcg-user [-L DIR] [-E VAR=VAL] [-U VAR] [-0 ARGV0] [-cpu MODEL] [-strace]
-                 [-cache-dir DIR] [-no-cache]
+                 [-cache-dir DIR] [-no-cache] [-perfmap]
                  [-d ITEMS] [-D FILE] [-version] PROG [ARGS...]
 
 Option parsing stops at PROG: everything after it belongs to the guest. Errors a user
@@ -91,6 +91,9 @@ def run(
         "-cache-dir", "--cache-dir", metavar="DIR",
         help="where the code cache lives (default: $LLVMTCG_CACHE_DIR, else "
              "$XDG_CACHE_HOME/llvmtcg or ~/.cache/llvmtcg)")] = None,
+    perfmap: Annotated[bool, Opt(
+        "-perfmap", "--perfmap",
+        help="name translated code for Linux perf in /tmp/perf-<pid>.map")] = False,
     env_fd: Annotated[int | None, Opt("--env-fd", hidden=True)] = None,
     sigign: Annotated[str, Opt("--sigign", hidden=True)] = "",
 ) -> None:
@@ -111,7 +114,7 @@ def run(
     _run_program(prog, list(args or []), sysroot=sysroot, set_env=_split_env(set_env),
                  unset_env=_split_env(unset_env), argv0=argv0, cpu=cpu, strace=strace,
                  log_items=log_items, log_file=log_file, debug=debug, code_cache=not no_cache,
-                 cache_dir=cache_dir,
+                 cache_dir=cache_dir, perfmap=perfmap,
                  reentry=(env_fd, sigign) if env_fd is not None else None)
 
 
@@ -137,7 +140,7 @@ def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
 
 def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, argv0, cpu,
                  strace, log_items, log_file, debug, code_cache, reentry,
-                 cache_dir=None) -> None:
+                 cache_dir=None, perfmap=False) -> None:
     from llvmtcg.frontends.riscv.cpu import CpuModel, CpuModelError
     from llvmtcg.user.elf import ElfError, read_elf
     from llvmtcg.user.process import (
@@ -165,12 +168,16 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     except ElfError as e:
         raise UsageError(str(e)) from None
     envp = _edit_environment(envp, set_env, unset_env)
+    if perfmap:  # (after the guest's environment was taken: it does not see this)
+        from llvmtcg.runtime.jit import PERF_MAP_ENV
+
+        os.environ[PERF_MAP_ENV] = "1"
     argv = [os.fsencode(argv0 if argv0 is not None else prog)] + [os.fsencode(a) for a in args]
     # Absolute, so a guest that changes directory and execs passes the same ones on.
     config = UserConfig(sysroot=sysroot and os.path.abspath(sysroot), cpu=cpu, strace=strace,
                         log_items=log_items, log_file=log_file and os.path.abspath(log_file),
                         debug=debug, code_cache=code_cache,
-                        cache_dir=cache_dir and os.path.abspath(cache_dir))
+                        cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap)
     signals = SignalState()
     setup_host_signals(signals, ignored)
     process = None

@@ -77,6 +77,7 @@ class UserConfig:
     debug: bool = False
     code_cache: bool = True
     cache_dir: str | None = None  # -cache-dir (None: codecache.default_cache_dir())
+    perfmap: bool = False
 
     def reexec_options(self) -> list[str]:
         opts: list[str] = []
@@ -94,6 +95,8 @@ class UserConfig:
             opts.append("-no-cache")
         if self.cache_dir:
             opts += ["-cache-dir", self.cache_dir]
+        if self.perfmap:
+            opts.append("-perfmap")
         return opts
 
 

@@ -223,3 +223,26 @@ def test_cache_dir_and_no_cache(guest_build, tmp_path):
     assert ours.returncode == 3 and ours.stdout == b"hello from assembly\n"
     assert not unused.exists()
     assert {p: p.stat().st_size for p in entries} == stamp
+
+
+def test_perfmap_names_translated_code(guest_build, tmp_path):
+    """-perfmap writes /tmp/perf-<pid>.map lines (hex address, hex size, symbol) for the
+    code llvmtcg generates, as QEMU's -perfmap does; the guest does not see it."""
+    import glob
+    import os
+
+    prog = build(guest_build, "hello_asm.S", "asm")
+    before = set(glob.glob("/tmp/perf-*.map"))
+    ours = run_llvmtcg(prog, options=["-perfmap", "-no-cache"], cwd=tmp_path)
+    assert ours.returncode == 3 and ours.stdout == b"hello from assembly\n"
+    new = set(glob.glob("/tmp/perf-*.map")) - before
+    assert len(new) == 1
+    path = new.pop()
+    try:
+        lines = open(path).read().splitlines()
+    finally:
+        os.unlink(path)
+    entries = [line.split() for line in lines]
+    assert all(len(e) == 3 and int(e[0], 16) and int(e[1], 16) for e in entries)
+    names = {e[2] for e in entries}
+    assert "llvmtcg_enter" in names and any(n.startswith("tb_") for n in names)
