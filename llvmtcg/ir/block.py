@@ -33,7 +33,7 @@ class Op:
             operands = [str(t) for t in self.outputs] + ["<-"] + [str(t) for t in self.inputs]
             return text + " " + ",".join(operands)
         name = self.name
-        if self.definition.flags & OpFlag.FLOAT:
+        if self.definition.is_float:
             name = f"{name}_{_float_suffix(self)}"
         elif self.definition.flags & OpFlag.TYPED and self.type is not None:
             name = f"{name}_{self.type}"

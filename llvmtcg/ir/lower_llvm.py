@@ -24,6 +24,7 @@ state stays precise). Every member still checks ``exit_request`` on entry.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir import host_fp
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason, OpFlag
+from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason
 from llvmtcg.ir.types import I32, I64, AtomicOp, Cond, IRType, Label, MemOp, Temp, TempKind
 
 assert EXIT_REASON_BITS == 3  # exit slots are 8-byte aligned: their low 3 bits are free
@@ -250,7 +251,7 @@ class Lowering:
         region = _Region(name, members, indirect, shadows, written, {}, [], [])
         region.float_shadows = _float_shadows(blocks, shadows)
         st = _FnState(blocks[0], [], fault_pcs={}, field_ptrs={}, region=region)
-        st.strictfp = any(op.definition.flags & OpFlag.FLOAT for b in blocks for op in b.ops)
+        st.strictfp = any(op.definition.is_float for b in blocks for op in b.ops)
         self._st = st
         er = self.layout.offset("exit_request")
         checked = _exit_request_checks(blocks, indirect)
@@ -395,7 +396,7 @@ class Lowering:
     # -- function -------------------------------------------------------------------------
     def lower_function(self, block: Block) -> str:
         st = _FnState(block, [], fault_pcs={}, field_ptrs={})
-        st.strictfp = any(op.definition.flags & OpFlag.FLOAT for op in block.ops)
+        st.strictfp = any(op.definition.is_float for op in block.ops)
         self._st = st
         name = _q(block.name)
         self._lower_ops(block)
@@ -562,9 +563,12 @@ def _signed(value: int, bits: int) -> int:
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9._$]+")
+
+
 def _q(name: str) -> str:
     """Quote a symbol name when it has characters LLVM identifiers cannot."""
-    if all(c.isalnum() or c in "._$" for c in name):
+    if _PLAIN_NAME.fullmatch(name):
         return name
     return '"' + name.replace('"', "") + '"'
 

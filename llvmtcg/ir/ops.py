@@ -56,7 +56,7 @@ the guest's FP status and control (fflags/frm/fcsr, FPSR/FPCR) without a helper:
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class OpFlag(enum.Flag):
@@ -75,6 +75,12 @@ class OpDef:
     n_in: int
     n_args: int  # non-temp arguments: conditions, memops, labels, helper names, ints
     flags: OpFlag = OpFlag.TYPED
+    # Precomputed: testing an enum.Flag costs a Flag construction each time, and the
+    # lowering asks for every op of every block.
+    is_float: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "is_float", bool(self.flags & OpFlag.FLOAT))
 
 
 def _defs(names: str, n_out: int, n_in: int, n_args: int = 0,

@@ -10,18 +10,24 @@ class IRType(enum.Enum):
     I32 = 32
     I64 = 64
 
-    @property
-    def bits(self) -> int:
-        return self.value
-
-    @property
-    def mask(self) -> int:
-        return (1 << self.value) - 1
+    # bits, mask and the text are plain attributes of each member (set below): the
+    # lowering formats and asks for them tens of thousands of times per second, and
+    # enum properties and Enum.__format__ cost several times a plain lookup.
+    bits: int
+    mask: int
+    text: str
 
     def __str__(self) -> str:
-        return f"i{self.value}"
+        return self.text
+
+    def __format__(self, spec: str) -> str:
+        return format(self.text, spec)
 
 
+for _t in IRType:
+    _t.bits = _t.value
+    _t.mask = (1 << _t.value) - 1
+    _t.text = f"i{_t.value}"
 I32 = IRType.I32
 I64 = IRType.I64
 
