@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llvmtcg.ir import I64, Block, Builder
+from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, const
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.helpers import HelperRegistry
@@ -56,3 +56,37 @@ def make_cpu(frontend: HandFrontend, helpers: HelperRegistry | None = None,
 
 def r(i: int) -> str:
     return f"r[{i}]"
+
+
+# Registers of LAYOUT and small IR builders shared by the core tests.
+G = LAYOUT.globals()
+R = [G[f"r[{i}]"] for i in range(8)]
+PC = G["pc"]
+
+
+def c64(v: int):
+    return const(I64, v)
+
+
+def halt_at(b: Builder, pc: int) -> None:
+    b.mov(PC, c64(pc))
+    b.exit_tb(ExitReason.HALT)
+
+
+def counting_loop(fe: HandFrontend) -> None:
+    """CODE: r0 += 1; goto CODE+4.  CODE+4: if r0 >= r1 halt else goto CODE."""
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.add(R[0], R[0], c64(1))
+        b.goto_tb(0, CODE + 4)
+
+    @fe.define(CODE + 4)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE + 4)
+        done = b.label()
+        b.brcond(Cond.GEU, R[0], R[1], done)
+        b.goto_tb(0, CODE)
+        b.set_label(done)
+        halt_at(b, CODE + 8)

@@ -14,39 +14,17 @@ from llvmtcg.runtime.exits import Access, FaultKind
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompileError, JitEngine
 from llvmtcg.runtime.softmmu import Perm
-from tests.core.support import CODE, DATA, LAYOUT, HandFrontend, make_cpu
-
-G = LAYOUT.globals()
-R = [G[f"r[{i}]"] for i in range(8)]
-PC = G["pc"]
-
-
-def c64(v: int):
-    return const(I64, v)
-
-
-def halt_at(b: Builder, pc: int) -> None:
-    b.mov(PC, c64(pc))
-    b.exit_tb(ExitReason.HALT)
-
-
-def counting_loop(fe: HandFrontend) -> None:
-    """CODE: r0 += 1; goto CODE+4.  CODE+4: if r0 >= r1 halt else goto CODE."""
-
-    @fe.define(CODE)
-    def _(b: Builder) -> None:
-        b.insn_start(CODE)
-        b.add(R[0], R[0], c64(1))
-        b.goto_tb(0, CODE + 4)
-
-    @fe.define(CODE + 4)
-    def _(b: Builder) -> None:
-        b.insn_start(CODE + 4)
-        done = b.label()
-        b.brcond(Cond.GEU, R[0], R[1], done)
-        b.goto_tb(0, CODE)
-        b.set_label(done)
-        halt_at(b, CODE + 8)
+from tests.core.support import (
+    CODE,
+    DATA,
+    PC,
+    HandFrontend,
+    R,
+    c64,
+    counting_loop,
+    halt_at,
+    make_cpu,
+)
 
 
 def test_long_loop_of_chained_blocks_runs_without_returning_to_python() -> None:
