@@ -92,8 +92,7 @@ class TranslationBlock:
             self.counter_start = value
 
     def pages(self) -> set[int]:
-        return {p for start, end in self.ranges
-                for p in range(page_floor(start), end, abi.PAGE_SIZE)}
+        return pages_of(self.ranges)
 
     def overlaps(self, start: int, end: int) -> bool:
         return any(s < end and start < e for s, e in self.ranges)
@@ -102,9 +101,9 @@ class TranslationBlock:
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 
 
-def _block_pages(block: Block) -> set[int]:
-    return {p for start, end in block.guest_ranges
-            for p in range(page_floor(start), end, abi.PAGE_SIZE)}
+def pages_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
+    """The guest pages that [start, end) ranges touch."""
+    return {p for start, end in ranges for p in range(page_floor(start), end, abi.PAGE_SIZE)}
 
 
 def _write_pointer(address: int, value: int) -> None:
@@ -224,7 +223,7 @@ class TbCache:
 
     def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
         blocks = [self.frontend.translate(pc, self.fetch)]  # errors here are the guest's
-        pages = _block_pages(blocks[0])
+        pages = pages_of(blocks[0].guest_ranges)
         seen = {pc}
         queue = list(blocks[0].direct_targets())
         while queue and len(blocks) < self.max_region_blocks:
@@ -238,9 +237,10 @@ class TbCache:
                 block = self.frontend.translate(target, self.fetch)
             except Exception:  # noqa: BLE001 - speculative: the guest may never go there
                 continue
-            if len(pages | _block_pages(block)) > MAX_REGION_PAGES:
+            block_pages = pages_of(block.guest_ranges)
+            if len(pages | block_pages) > MAX_REGION_PAGES:
                 continue  # (it ends on yet another page)
-            pages |= _block_pages(block)
+            pages |= block_pages
             blocks.append(block)
             queue.extend(block.direct_targets())
         for block in blocks:
