@@ -305,10 +305,8 @@ class Lowering:
                 offset = self.layout.offset(f"page_{field_name}")
                 head += [f"  %pt.{field_name}.p = getelementptr i8, ptr %cpu, i64 {offset}",
                          f"  %pt.{field_name}.v = load i64, ptr %pt.{field_name}.p, align 8"]
-            head += ["  %pt.table = inttoptr i64 %pt.table.v to ptr",
-                     f"  %pt.size = shl i64 %pt.count.v, {abi.PAGE_BITS}",
-                     "  %pt.limit = add i64 %pt.size, -1",
-                     "  %pt.outside = xor i64 %pt.limit, -1"]
+            lines, _, _ = _page_table_ir("%pt.table.v", "%pt.count.v", "%pt.")
+            head += [f"  {line}" for line in lines]
         for o, t in shadows.items():
             st_ = region.shadow_type(o)
             head += [f"  %in{o} = load {st_}, ptr %fp{o}, align {t.bits // 8}",
@@ -963,8 +961,10 @@ def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str, slow: str) 
         lw._st.region.uses_page_table = True
         table, outside = "%pt.table", "%pt.outside"
     else:
-        table = lw._val(f"inttoptr i64 {lw.load_field('page_table')} to ptr")
-        outside = _outside_mask(lw, lw.load_field("page_count"))
+        lines, table, outside = _page_table_ir(lw.load_field("page_table"),
+                                               lw.load_field("page_count"), f"%pt{lw._n()}.")
+        for line in lines:
+            lw._emit(line)
     align_log2 = max(memop.align_log2, memop.size_log2)
     mask = outside
     if align_log2:
@@ -977,18 +977,27 @@ def _page_flags_ok(lw: Lowering, addr: str, memop: MemOp, kind: str, slow: str) 
     page_index = lw._val(f"lshr i64 {addr}, {abi.PAGE_BITS}")
     flag_ptr = lw._val(f"getelementptr i8, ptr {table}, i64 {page_index}")
     flags = lw._val(f"load i8, ptr {flag_ptr}, align 1")
-    # One derived bit (kept by GuestMemory) says "plain RAM with the permission".
-    needed = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
-              "at": abi.PAGE_LOAD_OK | abi.PAGE_STORE_OK}[kind]
+    needed = _PAGE_OK_BITS[kind]
     masked = lw._val(f"and i8 {flags}, {needed}")
     return lw._val(f"icmp eq i8 {masked}, {needed}")
 
 
-def _outside_mask(lw: Lowering, count: str) -> str:
-    """~(count * PAGE_SIZE - 1): the address bits that are 0 everywhere inside a guest
-    space of ``count`` pages (a power of two)."""
-    size = lw._val(f"shl i64 {count}, {abi.PAGE_BITS}")
-    return lw._val(f"xor i64 {lw._val(f'add i64 {size}, -1')}, -1")
+# The derived page-table bits (kept by GuestMemory) that say "plain RAM with the
+# permission this access needs" (loads; stores and atomics: also no translated code).
+_PAGE_OK_BITS = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
+                 "at": abi.PAGE_LOAD_OK | abi.PAGE_STORE_OK}
+
+
+def _page_table_ir(table: str, count: str, prefix: str) -> tuple[list[str], str, str]:
+    """Instructions turning the page_table and page_count fields' values into the
+    table pointer and ``~(count * PAGE_SIZE - 1)`` (the address bits that are 0
+    everywhere inside a guest space of ``count`` pages, a power of two), named with
+    ``prefix``; returns (instructions, table pointer, outside mask)."""
+    lines = [f"{prefix}table = inttoptr i64 {table} to ptr",
+             f"{prefix}size = shl i64 {count}, {abi.PAGE_BITS}",
+             f"{prefix}limit = add i64 {prefix}size, -1",
+             f"{prefix}outside = xor i64 {prefix}limit, -1"]
+    return lines, f"{prefix}table", f"{prefix}outside"
 
 
 def _host_pointer(lw: Lowering, addr: str, entry: str | None) -> str:
@@ -1078,9 +1087,8 @@ def _native_refill(lw: Lowering, kind: str, memop: MemOp, mmu_idx: int, entry: s
     table_ptr = lw._val(f"inttoptr i64 {table} to ptr")
     flag_ptr = lw._val(f"getelementptr i8, ptr {table_ptr}, i64 {page_index}")
     flags = lw._val(f"zext i8 {lw._val(f'load i8, ptr {flag_ptr}, align 1')} to i64")
-    needed = {"ld": abi.PAGE_R, "st": abi.PAGE_W, "at": abi.PAGE_R | abi.PAGE_W}[kind]
-    forbidden = abi.PAGE_SLOW | (abi.PAGE_CODE if kind != "ld" else 0)
-    masked = lw._val(f"and i64 {flags}, {needed | forbidden}")
+    needed = _PAGE_OK_BITS[kind]
+    masked = lw._val(f"and i64 {flags}, {needed}")
     good = lw._val(f"icmp eq i64 {masked}, {needed}")
     lw._emit(f"br i1 {good}, label %fill, label %slow")
     lw._new_block("fill")
