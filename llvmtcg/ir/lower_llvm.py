@@ -73,6 +73,8 @@ def target_symbol(block_name: str) -> str:
 INDIRECT_TARGETS = 4
 
 
+_SOFTFLOAT_PARAMS = "(ptr, i32, i64, i64, i64) nounwind"  # both soft-float entries
+
 # Float ops whose (first) operands are float values; the integer operand of itof/utof
 # and the flags outputs of ftoi/ftou do not count.
 _FLOAT_VALUE_OPS = frozenset({"fadd", "fsub", "fmul", "fdiv", "fsqrt", "fma", "fmin", "fmax",
@@ -217,9 +219,8 @@ class Lowering:
         out = [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
                f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
                f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind",
-               f"declare i64 @{host_fp.SOFTFLOAT}(ptr, i32, i64, i64, i64) nounwind",
-               f"declare preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}"
-               "(ptr, i32, i64, i64, i64) nounwind"]
+               f"declare i64 @{host_fp.SOFTFLOAT}{_SOFTFLOAT_PARAMS}",
+               f"declare preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}{_SOFTFLOAT_PARAMS}"]
         used_helpers = {op.args[0] for b in blocks for op in b.ops if op.name == "call"}
         for name in sorted(used_helpers):
             decl = self._helper(name)

@@ -177,13 +177,15 @@ def _callback_thunks(layout: CpuLayout, helpers: HelperRegistry) -> dict[str, st
 
 # The soft-float thunk behind LLVM's preserve_all convention (see host_fp): the wrapper
 # saves whatever the C call may clobber.
-_SOFTFLOAT_PRESERVE_ALL_IR = f"""
-define preserve_allcc i64 @"{host_fp.SOFTFLOAT_PRESERVE_ALL}.thunk"(ptr %cpu, i32 %info, \
-i64 %a, i64 %b, i64 %c) nounwind {{
-  %r = call i64 @"{host_fp.SOFTFLOAT}.thunk"(ptr %cpu, i32 %info, i64 %a, i64 %b, i64 %c)
-  ret i64 %r
-}}
-"""
+def _preserve_all_wrapper(symbol: str, wrapper: str) -> str:
+    """LLVM IR of ``<wrapper>.thunk``: the slow-path thunk ``<symbol>.thunk`` behind LLVM's
+    preserve_all convention (the wrapper saves whatever the C call may clobber)."""
+    ret, params = _SLOW_PATH_SIGNATURES[symbol]
+    args = ["ptr %cpu", *(f"{t} %a{i}" for i, t in enumerate(params))]
+    return (f'define preserve_allcc {ret} @"{wrapper}.thunk"({", ".join(args)}) nounwind {{\n'
+            f'  %r = call {ret} @"{symbol}.thunk"({", ".join(args)})\n'
+            f"  ret {ret} %r\n}}\n")
+
 
 _ENTER_T = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
 
@@ -235,7 +237,8 @@ class Cpu:
                                     host_fp_env=layout.offset("host_fp_env"))
         softfloat_pa = f"{host_fp.SOFTFLOAT_PRESERVE_ALL}.thunk"
         self._enter_module: CompiledModule = self.jit.compile(
-            "\n".join([enter_ir, *thunks.values(), _SOFTFLOAT_PRESERVE_ALL_IR]),
+            "\n".join([enter_ir, *thunks.values(),
+                       _preserve_all_wrapper(host_fp.SOFTFLOAT, host_fp.SOFTFLOAT_PRESERVE_ALL)]),
             ["llvmtcg_enter", *(f"{symbol}.thunk" for symbol in thunks), softfloat_pa])
         addresses = self._enter_module.addresses
         self._enter = _ENTER_T(addresses["llvmtcg_enter"])
