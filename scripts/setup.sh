@@ -3,7 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make)
+# device-tree-compiler: dtc checks the device trees we generate (tests/devices).
+APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
+              device-tree-compiler)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
