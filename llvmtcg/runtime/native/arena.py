@@ -1,0 +1,267 @@
+"""An executable code arena with W^X: one reservation, code never writable where it runs.
+
+Layout (one ``memfd`` of ``code_size + data_size`` bytes, mapped three times into one
+address-space reservation made up front)::
+
+    base                      base + code_size          base + code_size + data_size
+    | code zone, r-x (runs)   | data zone, rw- (no x)   | code alias, rw- (writes) |
+
+- Code and read-only data (constants, jump tables, GOT entries, stencil copies) are
+  executed and read through the **r-x view** and written through the **rw- alias**, which
+  maps the same memfd pages ``alias_delta`` bytes higher. No page is ever mapped
+  writable and executable at once, so hosts that forbid such mappings (SELinux
+  ``execmem``, PaX) accept it, and a stray guest-controlled write cannot land in code.
+- Data native code writes (module globals, exit slots, counters) lives in the **data
+  zone**, mapped read-write and never executable, right after the code zone.
+- Everything a caller gets an address for is inside ``code_size + data_size`` bytes
+  (at most 2 GiB), so 32-bit PC-relative jumps, calls and data references between any
+  two chunks always reach.
+- Pages are committed lazily: the reservation is ``MAP_NORESERVE`` and the memfd is
+  sparse; a page takes memory when first written. :meth:`CodeArena.reset` truncates
+  the memfd, which returns every page to the kernel (they read as zero again).
+
+Allocation is a bump pointer per zone; there is no free beyond :meth:`reset`. When a
+zone is full, :class:`ArenaFull` is raised before anything is written: the caller
+flushes every translation and calls :meth:`reset` (QEMU's ``tb_flush``).
+
+Coherence: x86 keeps instruction fetch coherent with stores to the same physical
+memory, whichever virtual alias the stores went through, so no cache maintenance is
+needed. What is needed is that every byte of a chunk is written before any thread
+jumps to it: the writers here are plain stores from the thread that later calls (or
+publishes) the code, and the call or the release store that publishes an entry point
+orders them. Patching code another thread may be executing (chaining) must write one
+aligned 4-byte field per patch (atomic on x86) — the caller's job, noted for the
+integration step.
+
+Fork: the memfd is ``MAP_SHARED`` (that is what makes the alias see the same pages), so
+after ``fork()`` parent and child would write each other's code. An at-fork hook gives
+the child a private copy of the used bytes at the same addresses.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import mmap
+import os
+import weakref
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                  ctypes.c_int, ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
+_MAP_FIXED = 0x10
+_MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
+_PROT_NONE = 0
+_PROT_RW = mmap.PROT_READ | mmap.PROT_WRITE
+_PROT_RX = mmap.PROT_READ | mmap.PROT_EXEC
+
+PAGE_SIZE = mmap.PAGESIZE
+MAX_REACH = 1 << 31  # code + data must stay within rel32 reach of each other
+DEFAULT_CODE_SIZE = 256 << 20
+DEFAULT_DATA_SIZE = 64 << 20
+
+
+class ArenaFull(Exception):
+    """A zone of the arena has no room for the requested chunk; nothing was written.
+    The caller drops every translation and calls :meth:`CodeArena.reset`."""
+
+
+def _map(address: int | None, size: int, prot: int, flags: int, fd: int = -1,
+         offset: int = 0) -> int:
+    result = _mmap(address, size, prot, flags, fd, offset)
+    if result in (None, _MAP_FAILED):
+        err = ctypes.get_errno()
+        raise OSError(err, f"mmap of {size:#x} bytes for the code arena failed: "
+                           f"{os.strerror(err)}")
+    return result
+
+
+def _page_ceil(n: int) -> int:
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+
+
+def _view(address: int, size: int) -> memoryview:
+    return memoryview((ctypes.c_ubyte * size).from_address(address)).cast("B")
+
+
+class CodeArena:
+    """Executable memory for generated code, W^X by construction (see the module doc).
+
+    Args:
+        code_size: bytes of the code zone (code and read-only data), reserved up front.
+        data_size: bytes of the data zone (writable, never executable).
+        name: the memfd's name, shown in ``/proc/<pid>/maps``.
+
+    Raises:
+        ValueError: sizes not positive, or together beyond rel32 reach (2 GiB).
+        OSError: the host refused the memfd or the mappings.
+    """
+
+    def __init__(self, code_size: int = DEFAULT_CODE_SIZE,
+                 data_size: int = DEFAULT_DATA_SIZE, name: str = "llvmtcg-code") -> None:
+        if code_size <= 0 or data_size <= 0:
+            raise ValueError("code arena zone sizes must be positive")
+        code_size, data_size = _page_ceil(code_size), _page_ceil(data_size)
+        if code_size + data_size > MAX_REACH:
+            raise ValueError(f"code arena of {code_size + data_size:#x} bytes is beyond the "
+                             f"{MAX_REACH:#x} bytes 32-bit relative jumps reach")
+        self.code_size = code_size
+        self.data_size = data_size
+        self.name = name
+        self._fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(self._fd, code_size + data_size)
+            self.reservation_size = 2 * code_size + data_size
+            self.base = _map(None, self.reservation_size, _PROT_NONE,
+                             mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.code_start = self.base
+        self.data_start = self.base + code_size
+        self.alias_delta = code_size + data_size  # rw alias address - r-x address
+        self._map_views(self._fd)
+        self._code_rw = _view(self.code_start + self.alias_delta, code_size)
+        self._data_rw = _view(self.data_start, data_size)
+        self._code_used = 0
+        self._data_used = 0
+        self.generation = 0  # bumped by reset(): addresses from before are dead
+        self._closed = False
+        ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
+
+    def _map_views(self, fd: int) -> None:
+        shared_fixed = mmap.MAP_SHARED | _MAP_FIXED
+        _map(self.code_start, self.code_size, _PROT_RX, shared_fixed, fd, 0)
+        _map(self.data_start, self.data_size, _PROT_RW, shared_fixed, fd, self.code_size)
+        _map(self.code_start + self.alias_delta, self.code_size, _PROT_RW, shared_fixed,
+             fd, 0)
+
+    # -- allocation --------------------------------------------------------------------
+
+    @property
+    def code_used(self) -> int:
+        return self._code_used
+
+    @property
+    def data_used(self) -> int:
+        return self._data_used
+
+    def alloc_code(self, size: int, align: int = 16) -> int:
+        """Room for ``size`` bytes of code or read-only data; returns the address it
+        runs at (fill it with :meth:`write` before anything executes it).
+
+        Raises:
+            ArenaFull: the code zone has no room (nothing was allocated).
+        """
+        start = self._bump(self._code_used, size, align, self.code_size, "code")
+        self._code_used = start + size
+        return self.code_start + start
+
+    def alloc_data(self, size: int, align: int = 16) -> int:
+        """Room for ``size`` bytes of writable, non-executable data; returns its address.
+        Fresh chunks read as zero (the bump pointer never hands out a byte twice between
+        resets, and a reset zeroes every page).
+
+        Raises:
+            ArenaFull: the data zone has no room (nothing was allocated).
+        """
+        start = self._bump(self._data_used, size, align, self.data_size, "data")
+        self._data_used = start + size
+        return self.data_start + start
+
+    def _bump(self, used: int, size: int, align: int, limit: int, zone: str) -> int:
+        if self._closed:
+            raise ValueError("code arena is closed")
+        if size < 0 or align <= 0 or align & (align - 1):
+            raise ValueError(f"bad allocation: size {size}, alignment {align}")
+        start = (used + align - 1) & ~(align - 1)
+        if start + size > limit:
+            raise ArenaFull(f"code arena {zone} zone full: {size} bytes requested, "
+                            f"{limit - used} of {limit} free")
+        return start
+
+    # -- access ------------------------------------------------------------------------
+
+    def writable(self, address: int, size: int) -> memoryview:
+        """A writable view of ``[address, address + size)`` (an arena address, as
+        returned by ``alloc_*``): code bytes are reached through the rw- alias.
+        ``struct.pack_into`` patches go through it."""
+        if self.code_start <= address and address + size <= self.code_start + self.code_size:
+            offset = address - self.code_start
+            return self._code_rw[offset:offset + size]
+        if self.data_start <= address and address + size <= self.data_start + self.data_size:
+            offset = address - self.data_start
+            return self._data_rw[offset:offset + size]
+        raise ValueError(f"[{address:#x}, +{size:#x}) is not inside the code arena")
+
+    def write(self, address: int, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` to an arena address (code through the alias, data directly)."""
+        self.writable(address, len(data))[:] = data
+
+    def read(self, address: int, size: int) -> bytes:
+        return bytes(self.writable(address, size))
+
+    def contains(self, address: int) -> bool:
+        """Whether ``address`` is in the code or data zone."""
+        return self.code_start <= address < self.data_start + self.data_size
+
+    # -- life cycle --------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every chunk and give all pages back (they read as zero afterwards).
+        Callers guarantee no native frame is running in the arena."""
+        if self._closed:
+            raise ValueError("code arena is closed")
+        total = self.code_size + self.data_size
+        # Truncating a memfd frees its pages in every mapping; the views stay mapped
+        # and fault fresh zero pages in on the next touch.
+        os.ftruncate(self._fd, 0)
+        os.ftruncate(self._fd, total)
+        self._code_used = 0
+        self._data_used = 0
+        self.generation += 1
+
+    def close(self) -> None:
+        """Unmap everything. Callers guarantee no native frame is running in the arena."""
+        if self._closed:
+            return
+        self._closed = True
+        self._code_rw.release()
+        self._data_rw.release()
+        _munmap(self.base, self.reservation_size)
+        os.close(self._fd)
+
+    def __enter__(self) -> CodeArena:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _make_private(self) -> None:
+        """In a forked child: move onto a memfd of our own holding the same bytes, at the
+        same addresses, so parent and child stop sharing code and data pages."""
+        fd = os.memfd_create(self.name, os.MFD_CLOEXEC)
+        os.ftruncate(fd, self.code_size + self.data_size)
+        _write_all(fd, self._code_rw[:self._code_used], 0)
+        _write_all(fd, self._data_rw[:self._data_used], self.code_size)
+        self._map_views(fd)  # MAP_FIXED replaces the shared mappings in place
+        os.close(self._fd)
+        self._fd = fd
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+
+
+def _after_fork_in_child(ref: weakref.ref[CodeArena]) -> None:
+    arena = ref()
+    if arena is not None and not arena._closed:
+        arena._make_private()

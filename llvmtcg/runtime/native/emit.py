@@ -1,0 +1,127 @@
+"""Emitting a block from stencils: copy the bytes, patch the holes, place it in the arena.
+
+A block is built in a ``bytearray`` (copy + ``struct.pack_into`` per hole), then
+copied into the :class:`CodeArena` in one piece, so nothing executable is ever
+half-written. Jumps inside the block go to :class:`Label` s (relative, resolved at
+:meth:`Assembler.finish` without knowing the final address); jumps to code elsewhere
+in the arena (other blocks, shared stubs) take an absolute address and are resolved
+once the block's place is known.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from llvmtcg.runtime.native.arena import CodeArena
+from llvmtcg.runtime.native.stencils import U31_LIMIT, Stencil
+
+_U64 = struct.Struct("<Q")
+_S32 = struct.Struct("<i")
+_MASK64 = (1 << 64) - 1
+
+
+class EmitError(Exception):
+    """A block cannot be emitted as asked (operand out of range, unbound label, a block
+    that would run off its end); names the stencil and operand."""
+
+
+class Label:
+    """A position in the block being assembled; bound once with :meth:`Assembler.bind`."""
+
+    __slots__ = ("offset",)
+
+    def __init__(self) -> None:
+        self.offset: int | None = None
+
+
+class Assembler:
+    """Builds one block of concatenated stencils.
+
+    ``emit(stencil, *operands)`` appends a stencil; operands are ints (U31, I64) and
+    :class:`Label` s or absolute arena addresses (LABEL), in the stencil's operand order.
+    """
+
+    __slots__ = ("code", "_jumps", "_falls_through", "_labels")
+
+    def __init__(self) -> None:
+        self.code = bytearray()
+        self._jumps: list[tuple[int, Label | int, int]] = []  # (field offset, target, addend)
+        self._falls_through = False
+        self._labels: list[Label] = []
+
+    def label(self) -> Label:
+        return Label()
+
+    def bind(self, label: Label) -> None:
+        """Place ``label`` at the current end of the block."""
+        if label.offset is not None:
+            raise EmitError("label bound twice")
+        label.offset = len(self.code)
+        self._labels.append(label)
+
+    def emit(self, stencil: Stencil, *operands: int | Label) -> None:
+        """Append ``stencil`` with its holes filled from ``operands``.
+
+        Raises:
+            EmitError: wrong operand count, or a value that does not fit its hole.
+        """
+        if len(operands) != len(stencil.operands):
+            raise EmitError(f"stencil {stencil.name} takes {len(stencil.operands)} "
+                            f"operands, got {len(operands)}")
+        code = self.code
+        base = len(code)
+        code += stencil.code
+        for offset, index, addend, packer in stencil.u31_holes:
+            value = operands[index]
+            if not 0 <= value + addend < U31_LIMIT:
+                del code[base:]
+                raise EmitError(self._range_message(stencil, index, value))
+            packer.pack_into(code, base + offset, value + addend)
+        for offset, index, addend in stencil.i64_holes:
+            _U64.pack_into(code, base + offset, (operands[index] + addend) & _MASK64)
+        for offset, index, addend in stencil.jumps:
+            self._jumps.append((base + offset, operands[index], addend))
+        self._falls_through = stencil.falls_through
+
+    @staticmethod
+    def _range_message(stencil: Stencil, index: int, value: object) -> str:
+        operand = stencil.operands[index]
+        return (f"stencil {stencil.name}: operand {operand.name}={value!r} is outside "
+                f"[0, 2**31) ({operand.kind.value})")
+
+    def finish(self, arena: CodeArena, align: int = 16) -> int:
+        """Resolve the jumps, copy the block into ``arena`` and return its address.
+
+        Raises:
+            EmitError: an unbound label, a jump out of rel32 reach, or a block whose
+                last stencil (or a label at its end) would run past its last byte.
+            ArenaFull: no room; nothing was written.
+        """
+        code = self.code
+        end = len(code)
+        if self._falls_through or any(label.offset == end for label in self._labels):
+            raise EmitError("the block's last stencil continues past the end of the block "
+                            "(end blocks with an exit or a jump)")
+        absolute = []
+        for offset, target, addend in self._jumps:
+            if isinstance(target, Label):
+                if target.offset is None:
+                    raise EmitError("a jump targets a label that was never bound")
+                _S32.pack_into(code, offset, target.offset + addend - offset)
+            else:
+                absolute.append((offset, target, addend))
+        address = arena.alloc_code(end, align)
+        for offset, target, addend in absolute:
+            displacement = target + addend - (address + offset)
+            if not -0x80000000 <= displacement <= 0x7FFFFFFF:
+                raise EmitError(f"jump target {target:#x} is out of rel32 reach of the "
+                                f"block at {address:#x}")
+            _S32.pack_into(code, offset, displacement)
+        arena.write(address, code)
+        return address
+
+    def address_of(self, label: Label, block_address: int) -> int:
+        """Where ``label`` ended up in the block placed at ``block_address``."""
+        if label.offset is None:
+            raise EmitError("label was never bound")
+        return block_address + label.offset
