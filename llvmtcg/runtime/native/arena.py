@@ -41,12 +41,13 @@ the child a private copy of the used bytes at the same addresses.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import mmap
 import os
 import weakref
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The process's own symbols (libc is loaded): ctypes.util.find_library would import
+# subprocess, ~10 ms on every start.
+_libc = ctypes.CDLL(None, use_errno=True)
 _mmap = _libc.mmap
 _mmap.restype = ctypes.c_void_p
 _mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,

@@ -9,6 +9,7 @@ truncated or corrupt object raises :class:`ElfError`, never an ``IndexError``.
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ _HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
 _SECTION = struct.Struct("<IIQQQQIIQQ")
 _SYMBOL = struct.Struct("<IBBHQQ")
 _RELA = struct.Struct("<QQq")
+_THIRD = operator.itemgetter(2)
 
 ET_REL = 1
 EM_X86_64 = 62
@@ -153,7 +155,7 @@ class ElfObject:
                 found += [(offset, info & 0xFFFFFFFF, info >> 32, addend)
                           for offset, info, addend in _RELA.iter_unpack(
                               self.data[rela.offset:rela.offset + rela.size])]
-            if found and max(r[2] for r in found) >= n_symbols:
+            if found and max(map(_THIRD, found)) >= n_symbols:
                 raise ElfError(f"a relocation for section {index} names a symbol beyond "
                                f"the {n_symbols} of the symbol table")
             self._decoded[index] = found
@@ -225,12 +227,10 @@ def _read_sections(data: bytes) -> list[Section]:
 
 
 def _string(table: bytes, offset: int) -> str:
-    if offset == 0 and not table:
-        return ""
-    end = table.find(b"\0", offset)
-    if offset >= len(table) or end < 0:
-        raise ElfError(f"string offset {offset} is outside its string table")
     try:
-        return table[offset:end].decode()
-    except UnicodeDecodeError as exc:
-        raise ElfError(f"string at offset {offset} is not UTF-8") from exc
+        return table[offset:table.index(b"\0", offset)].decode()
+    except ValueError as exc:  # no terminator, or not UTF-8
+        if offset == 0 and not table:
+            return ""
+        raise ElfError(f"bad string at offset {offset} of a {len(table)}-byte string "
+                       f"table") from exc

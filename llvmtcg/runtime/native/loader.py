@@ -28,6 +28,7 @@ partially relocated code is ever executable.
 
 from __future__ import annotations
 
+import operator
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,6 +69,7 @@ _GOT_BASE = (*_GOT_ENTRY, R_X86_64_GOTOFF64, R_X86_64_GOTPC32, R_X86_64_GOTPC64)
 _NEEDS_SCAN = frozenset((*_GOT_BASE, R_X86_64_PLT32))
 _GOT_SYMBOL = "_GLOBAL_OFFSET_TABLE_"
 
+_OFFSET, _TYPE, _SYMBOL = (operator.itemgetter(i) for i in range(3))
 _S32 = struct.Struct("<i")
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
@@ -289,9 +291,9 @@ class _Load:
         relocations = self.elf.relocations(section.index)
         if not relocations:
             return
-        if (all(r[1] == R_X86_64_64 for r in relocations)
-                and max(r[0] for r in relocations) + 8 <= limit
-                and min(addresses[r[2]] for r in relocations) >= 0):
+        if (all(t == R_X86_64_64 for t in map(_TYPE, relocations))
+                and max(map(_OFFSET, relocations)) + 8 <= limit
+                and min(map(addresses.__getitem__, map(_SYMBOL, relocations))) >= 0):
             # The large code model's only kind (every object the JIT caches): one
             # statement per relocation.
             pack = _U64.pack_into

@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -433,6 +432,8 @@ def save_library(library: StencilLibrary, path: Path, fingerprint: str) -> bool:
             "holes": [[h.offset, h.operand, h.kind.value, h.addend] for h in s.holes],
         } for s in stencils],
     }
+    import tempfile  # (only a build writes the file; keep it off the start-up path)
+
     encoded = json.dumps(meta, separators=(",", ":")).encode()
     body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
     try:
