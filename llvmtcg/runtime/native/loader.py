@@ -311,7 +311,8 @@ class _Load:
                 size, value, packer = 8, (s + addend) & _MASK64, _U64
             elif rtype == R_X86_64_PLT32 or rtype == R_X86_64_PC32:
                 size, value, packer = 4, s + addend - p, _S32
-                if not -0x80000000 <= value <= 0x7FFFFFFF and symbol in stubs:
+                if (not -0x80000000 <= value <= 0x7FFFFFFF and rtype == R_X86_64_PLT32
+                        and symbol in stubs):  # a call: through a stub (never data)
                     value = stubs[symbol] + addend - p
             elif rtype in (R_X86_64_GOTPCREL, R_X86_64_GOTPCRELX, R_X86_64_REX_GOTPCRELX):
                 size, value, packer = 4, got_index[symbol] + addend - p, _S32
