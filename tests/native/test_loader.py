@@ -296,3 +296,33 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "llvmlite"))
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["3007 9", "[]"]
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: "-".join(c))
+def test_reader_agrees_with_pyelftools(config, objects) -> None:
+    from io import BytesIO
+
+    from elftools.elf.elffile import ELFFile
+
+    obj = objects[config]
+    ours = elfobj.parse(obj)
+    theirs = ELFFile(BytesIO(obj))
+    sections = list(theirs.iter_sections())
+    assert [(s.name, s.offset, s.size, s.flags, s.link, s.info) for s in ours.sections] == [
+        (s.name, h.sh_offset, h.sh_size, h.sh_flags, h.sh_link, h.sh_info)
+        for s, h in ((s, s.header) for s in sections)]
+    binds = {"STB_LOCAL": 0, "STB_GLOBAL": 1, "STB_WEAK": 2}
+    types = {"STT_NOTYPE": 0, "STT_OBJECT": 1, "STT_FUNC": 2, "STT_SECTION": 3,
+             "STT_FILE": 4}
+    indices = {"SHN_UNDEF": 0, "SHN_ABS": 0xFFF1, "SHN_COMMON": 0xFFF2}
+    symtab = theirs.get_section_by_name(".symtab")
+    assert [(s.name, s.value, s.size, s.bind, s.type, s.shndx) for s in ours.symbols] == [
+        (s.name, e.st_value, e.st_size, binds[e.st_info.bind], types[e.st_info.type],
+         indices.get(e.st_shndx, e.st_shndx))
+        for s, e in ((s, s.entry) for s in symtab.iter_symbols())]
+    for section in sections:
+        if section.header.sh_type == "SHT_RELA":
+            target = section.header.sh_info
+            assert ours.relocations(target) == [
+                (r.entry.r_offset, r.entry.r_info_type, r.entry.r_info_sym, r.entry.r_addend)
+                for r in section.iter_relocations()]

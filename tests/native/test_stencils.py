@@ -188,7 +188,7 @@ def test_emission_errors(library: StencilLibrary, arena: CodeArena) -> None:
     with pytest.raises(EmitError, match="operand d=-8"):
         asm.emit(library["movi_u31"], -8, 0)
     assert asm.code == bytearray()  # a refused stencil leaves nothing behind
-    with pytest.raises(EmitError, match="takes 3 operands"):
+    with pytest.raises(EmitError, match=r"takes \(d: u31, a: u31, b: u31\), got \(0, 8\)"):
         asm.emit(library["add_i64"], f(0), f(1))
     asm.emit(library["entry"])
     asm.emit(library["addi_i64"], f(0), f(0), 1)
@@ -311,3 +311,31 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "llvmlite"))
                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["False 3 [5, 6, 11, 66]", "[]"]
+
+
+def test_stencils_of_one_shape_share_emitter_code(arena: CodeArena) -> None:
+    """Emitters are generated per shape; each keeps its own bytes and constants."""
+    def immediate_op(name: str, op: str) -> StencilSpec:
+        return StencilSpec(name, (Operand("d", OperandKind.U31), Operand("a", OperandKind.U31),
+                                  Operand("imm", OperandKind.U31)), f"""
+  %pa = getelementptr i8, ptr %cpu, i64 {{a}}
+  %pd = getelementptr i8, ptr %cpu, i64 {{d}}
+  %x = load i64, ptr %pa
+  %r = {op} i64 %x, {{imm}}
+  store i64 %r, ptr %pd
+  {{continue}}""")
+
+    library = build_library([PROOF_STENCILS[0], PROOF_STENCILS[-1],
+                             immediate_op("andi_i64", "and"), immediate_op("xori_i64", "xor"),
+                             immediate_op("ori_i64", "or")])
+    ops = [library[n] for n in ("andi_i64", "xori_i64", "ori_i64")]
+    assert ops[0].emit.__code__ is ops[1].emit.__code__ is ops[2].emit.__code__
+    assert len({op.code for op in ops}) == 3
+    asm = Assembler()
+    asm.emit(library["entry"])
+    for i, op in enumerate(ops):
+        asm.emit(op, f(1 + i), f(0), 0x0FF0)
+    asm.emit(library["exit"], PC, 0, 0)
+    state = (ctypes.c_uint64 * N_FIELDS)(0x1234)
+    run(arena, asm.finish(arena), state)
+    assert list(state)[1:4] == [0x1234 & 0xFF0, 0x1234 ^ 0xFF0, 0x1234 | 0xFF0]

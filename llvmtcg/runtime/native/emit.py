@@ -1,11 +1,12 @@
 """Emitting a block from stencils: copy the bytes, patch the holes, place it in the arena.
 
-A block is built in a ``bytearray`` (copy + ``struct.pack_into`` per hole), then
-copied into the :class:`CodeArena` in one piece, so nothing executable is ever
-half-written. Jumps inside the block go to :class:`Label` s (relative, resolved at
-:meth:`Assembler.finish` without knowing the final address); jumps to code elsewhere
-in the arena (other blocks, shared stubs) take an absolute address and are resolved
-once the block's place is known.
+A block is built in a ``bytearray`` (each stencil appended by one ``struct`` pack of its
+bytes and hole values, see ``stencils._compile_emitter``), then copied into the
+:class:`CodeArena` in one piece, so nothing executable is ever half-written. Jumps
+inside the block go to :class:`Label` s (relative, resolved at :meth:`Assembler.finish`
+without knowing the final address); jumps to code elsewhere in the arena (other blocks,
+shared stubs) take an absolute address and are resolved once the block's place is
+known.
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from __future__ import annotations
 import struct
 
 from llvmtcg.runtime.native.arena import CodeArena
-from llvmtcg.runtime.native.stencils import U31_LIMIT, Stencil
+from llvmtcg.runtime.native.stencils import EmitError, Stencil
 
-_U64 = struct.Struct("<Q")
+__all__ = ["Assembler", "EmitError", "Label"]
+
 _S32 = struct.Struct("<i")
-_MASK64 = (1 << 64) - 1
-
-
-class EmitError(Exception):
-    """A block cannot be emitted as asked (operand out of range, unbound label, a block
-    that would run off its end); names the stencil and operand."""
 
 
 class Label:
@@ -39,14 +35,17 @@ class Assembler:
 
     ``emit(stencil, *operands)`` appends a stencil; operands are ints (U31, I64) and
     :class:`Label` s or absolute arena addresses (LABEL), in the stencil's operand order.
+    ``stencil.emit(assembler, *operands)`` does the same without the argument check
+    (a wrong operand count or type is then a ``TypeError``): the hot path.
     """
 
-    __slots__ = ("code", "_jumps", "_falls_through", "_labels")
+    __slots__ = ("code", "jumps", "falls_through", "_labels")
 
     def __init__(self) -> None:
         self.code = bytearray()
-        self._jumps: list[tuple[int, Label | int, int]] = []  # (field offset, target, addend)
-        self._falls_through = False
+        # (offset of a rel32 field, its target, addend), for finish()
+        self.jumps: list[tuple[int, Label | int, int]] = []
+        self.falls_through = False  # the last stencil continues after the block's end
         self._labels: list[Label] = []
 
     def label(self) -> Label:
@@ -63,31 +62,15 @@ class Assembler:
         """Append ``stencil`` with its holes filled from ``operands``.
 
         Raises:
-            EmitError: wrong operand count, or a value that does not fit its hole.
+            EmitError: wrong operand count or type, or a value that does not fit its
+                hole; nothing was appended.
         """
-        if len(operands) != len(stencil.operands):
-            raise EmitError(f"stencil {stencil.name} takes {len(stencil.operands)} "
-                            f"operands, got {len(operands)}")
-        code = self.code
-        base = len(code)
-        code += stencil.code
-        for offset, index, addend, packer in stencil.u31_holes:
-            value = operands[index]
-            if not 0 <= value + addend < U31_LIMIT:
-                del code[base:]
-                raise EmitError(self._range_message(stencil, index, value))
-            packer.pack_into(code, base + offset, value + addend)
-        for offset, index, addend in stencil.i64_holes:
-            _U64.pack_into(code, base + offset, (operands[index] + addend) & _MASK64)
-        for offset, index, addend in stencil.jumps:
-            self._jumps.append((base + offset, operands[index], addend))
-        self._falls_through = stencil.falls_through
-
-    @staticmethod
-    def _range_message(stencil: Stencil, index: int, value: object) -> str:
-        operand = stencil.operands[index]
-        return (f"stencil {stencil.name}: operand {operand.name}={value!r} is outside "
-                f"[0, 2**31) ({operand.kind.value})")
+        try:
+            stencil.emit(self, *operands)
+        except TypeError:
+            wanted = ", ".join(f"{o.name}: {o.kind.value}" for o in stencil.operands)
+            raise EmitError(f"stencil {stencil.name} takes ({wanted}), got "
+                            f"{operands!r}") from None
 
     def finish(self, arena: CodeArena, align: int = 16) -> int:
         """Resolve the jumps, copy the block into ``arena`` and return its address.
@@ -99,11 +82,11 @@ class Assembler:
         """
         code = self.code
         end = len(code)
-        if self._falls_through or any(label.offset == end for label in self._labels):
+        if self.falls_through or any(label.offset == end for label in self._labels):
             raise EmitError("the block's last stencil continues past the end of the block "
                             "(end blocks with an exit or a jump)")
         absolute = []
-        for offset, target, addend in self._jumps:
+        for offset, target, addend in self.jumps:
             if isinstance(target, Label):
                 if target.offset is None:
                     raise EmitError("a jump targets a label that was never bound")

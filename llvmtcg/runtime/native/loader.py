@@ -15,7 +15,8 @@ import table), apply relocations, and hand back the addresses of the global symb
   large code models, static or PIC). GOT relocations get entries in a small
   per-object GOT, written before the code can run; they are not relaxed.
   A ``PLT32`` call to an import beyond rel32 reach goes through a 16-byte stub
-  (``jmp *0(%rip); .quad target``) in the object's code chunk.
+  (``jmp *0(%rip); .quad target``) at the end of the object's code chunk (room for
+  one is reserved per imported call target; calls in reach go direct).
 - Anything else — another relocation type, a value that does not fit its field (e.g.
   32-bit absolute addresses of a non-PIC small or medium code model object, which
   need the code below 2 GiB), an undefined
@@ -193,7 +194,7 @@ class _Load:
         symbols, sizes = {}, {}
         for i, (_name, info, _other, shndx, _value, size) in enumerate(raw_symbols):
             if (info >> 4 in (elfobj.STB_GLOBAL, elfobj.STB_WEAK)
-                    and shndx != elfobj.SHN_UNDEF and info & 0xF != elfobj.STT_TLS):
+                    and shndx != elfobj.SHN_UNDEF and addresses[i] >= 0):
                 name = elf.symbol_name(i)
                 symbols[name] = addresses[i]
                 sizes[name] = size

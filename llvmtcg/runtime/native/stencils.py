@@ -45,7 +45,8 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,8 +67,6 @@ _R_X86_64_32 = 10
 _R_X86_64_32S = 11
 _JMP_REL32 = 0xE9
 _JCC_REL32 = 0x0F  # 0F 80+cc rel32
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
 _S32 = struct.Struct("<i")
 _MASK64 = (1 << 64) - 1
 U31_LIMIT = 1 << 31
@@ -131,27 +130,102 @@ class Stencil:
     code: bytes
     holes: tuple[Hole, ...]
     falls_through: bool
-    # Derived once for the emitter's inner loop: (offset, operand index, addend).
-    u31_holes: tuple[tuple[int, int, int, struct.Struct], ...] = field(
-        init=False, repr=False, compare=False)
-    i64_holes: tuple[tuple[int, int, int], ...] = field(init=False, repr=False,
-                                                        compare=False)
-    jumps: tuple[tuple[int, int, int], ...] = field(init=False, repr=False, compare=False)
+    # Derived once (see _compile_emitter): ``emit(assembler, *operands)`` appends the
+    # stencil to an emit.Assembler with its holes filled.
+    emit: Callable[..., None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        u31, i64, jumps = [], [], []
-        for hole in self.holes:
-            kind = self.operands[hole.operand].kind
-            if kind is OperandKind.LABEL:
-                jumps.append((hole.offset, hole.operand, hole.addend))
-            elif kind is OperandKind.I64:
-                i64.append((hole.offset, hole.operand, hole.addend))
-            else:
-                packer = _U64 if hole.kind is HoleKind.ABS64 else _U32
-                u31.append((hole.offset, hole.operand, hole.addend, packer))
-        object.__setattr__(self, "u31_holes", tuple(u31))
-        object.__setattr__(self, "i64_holes", tuple(i64))
-        object.__setattr__(self, "jumps", tuple(jumps))
+        object.__setattr__(self, "emit", _compile_emitter(self))
+
+
+class EmitError(Exception):
+    """A block cannot be emitted as asked (operand out of range, unbound label, a block
+    that would run off its end); names the stencil and operand."""
+
+
+def _compile_emitter(stencil: Stencil) -> Callable[..., None]:
+    """The function that appends ``stencil`` to an ``emit.Assembler``: one range check
+    of the U31 operands, one ``struct`` pack of the whole stencil (its code bytes as
+    ``Ns`` fields, holes as ``I``/``Q``, rel32 jump fields as 0) onto
+    ``assembler.code``, the jump fields recorded in ``assembler.jumps`` for
+    ``finish``. About 3x faster than a ``pack_into`` per hole behind a generic loop.
+
+    The generated source names only parameters and constants held in the function's
+    globals (never a value read from the library file, like the methods ``dataclasses``
+    generates), so stencils of the same shape share one compiled code object.
+    """
+    params = [f"o{i}" for i in range(len(stencil.operands))]
+    fmt, args, checks, jumps = ["<"], [], [], []
+    env: dict[str, object] = {"_LIMIT": U31_LIMIT, "_MASK": _MASK64,
+                              "_error": _range_error, "_stencil": stencil,
+                              "_falls": stencil.falls_through}
+    position = 0
+    for n, hole in enumerate(sorted(stencil.holes, key=lambda h: h.offset)):
+        if hole.offset < position:
+            raise StencilError(f"stencil {stencil.name}: holes overlap")
+        if hole.offset > position:
+            fmt.append(f"{hole.offset - position}s")
+            args.append(f"_s{n}")
+            env[f"_s{n}"] = stencil.code[position:hole.offset]
+        kind = stencil.operands[hole.operand].kind
+        value = f"o{hole.operand}"
+        env[f"_a{n}"], env[f"_at{n}"] = hole.addend, hole.offset
+        if hole.addend and kind is not OperandKind.LABEL:
+            value = f"({value} + _a{n})"
+        if kind is OperandKind.LABEL:
+            fmt.append("i")
+            args.append("0")
+            jumps.append(f"    asm.jumps.append((base + _at{n}, o{hole.operand}, _a{n}))")
+        elif kind is OperandKind.I64:
+            fmt.append("Q")
+            args.append(f"{value} & _MASK")
+        else:
+            fmt.append("Q" if hole.kind is HoleKind.ABS64 else "I")
+            args.append(value)
+            if f"0 <= {value} < _LIMIT" not in checks:
+                checks.append(f"0 <= {value} < _LIMIT")
+        position = hole.offset + (8 if hole.kind is HoleKind.ABS64 else 4)
+    if position > len(stencil.code):
+        raise StencilError(f"stencil {stencil.name}: a hole lies outside its code")
+    if position < len(stencil.code):
+        fmt.append(f"{len(stencil.code) - position}s")
+        args.append("_tail")
+        env["_tail"] = stencil.code[position:]
+    env["_pack"] = struct.Struct("".join(fmt)).pack
+    lines = [f"def emit({', '.join(['asm', *params])}):"]
+    if checks:
+        lines += [f"    if not ({' and '.join(checks)}):",
+                  f"        _error(_stencil, ({''.join(p + ', ' for p in params)}))"]
+    lines.append("    code = asm.code")
+    if jumps:
+        lines.append("    base = len(code)")
+    if args:
+        lines.append(f"    code += _pack({', '.join(args)})")
+    lines += jumps
+    lines.append("    asm.falls_through = _falls")
+    source = "\n".join(lines)
+    code = _EMITTER_CODE.get(source)
+    if code is None:
+        namespace: dict[str, object] = {}
+        exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
+        code = _EMITTER_CODE[source] = namespace["emit"].__code__  # type: ignore[union-attr]
+    return types.FunctionType(code, env, "emit")
+
+
+# Emitter code objects by generated source: stencils of one shape (operand order, hole
+# kinds, segments) share one, and only their constants differ. Compiling costs ~0.2 ms;
+# a library has far fewer shapes than stencils.
+_EMITTER_CODE: dict[str, types.CodeType] = {}
+
+
+def _range_error(stencil: Stencil, operands: tuple[int, ...]) -> None:
+    for hole in stencil.holes:
+        operand = stencil.operands[hole.operand]
+        value = operands[hole.operand]
+        if operand.kind is OperandKind.U31 and not 0 <= value + hole.addend < U31_LIMIT:
+            raise EmitError(f"stencil {stencil.name}: operand {operand.name}={value!r} is "
+                            f"outside [0, 2**31) ({operand.kind.value})")
+    raise AssertionError("no operand out of range")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)
