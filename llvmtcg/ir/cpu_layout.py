@@ -107,7 +107,7 @@ RUNTIME_FIELDS: tuple[tuple[str, IRType], ...] = (
     ("insn_count", I64),  # guest instructions retired in completed blocks (optional)
     ("page_table", I64),  # host address of the page-flag bytes (0: every miss goes to Python)
     ("page_count", I64),  # entries in the page table
-    ("fp_env", I32),  # the guest's MXCSR whenever Python runs (see runtime/cpu_exec.py)
+    ("fp_env", I32),  # the guest's MXCSR whenever Python runs (see ir/host_abi.py)
     ("host_fp_env", I32),  # the host's MXCSR while native code runs, for callbacks
 )
 

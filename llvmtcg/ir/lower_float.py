@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from llvmtcg.ir import host_fp
+from llvmtcg.ir import host_abi, host_fp
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower_llvm import Lowering, _rule
 from llvmtcg.ir.types import I32, I64, FCond, FFlag, IRType, RoundingMode, Temp
@@ -79,16 +79,14 @@ def _is_nan(lw: Lowering, t: IRType, bits: str) -> str:
 
 def _read_mxcsr(lw: Lowering) -> str:
     lw._st.mxcsr_slot = True
-    lw._emit('call void asm sideeffect "stmxcsr $0", "=*m,~{memory}"'
-             f"(ptr elementtype(i32) %mxcsr.p){lw.call_attrs}")
+    lw._emit(host_abi.save_mxcsr("%mxcsr.p", lw.call_attrs))
     return lw._val("load i32, ptr %mxcsr.p, align 4")
 
 
 def _write_mxcsr(lw: Lowering, value: str) -> None:
     lw._st.mxcsr_slot = True
     lw._emit(f"store i32 {value}, ptr %mxcsr.p, align 4")
-    lw._emit('call void asm sideeffect "ldmxcsr $0", "*m,~{memory}"'
-             f"(ptr elementtype(i32) %mxcsr.p){lw.call_attrs}")
+    lw._emit(host_abi.load_mxcsr("%mxcsr.p", lw.call_attrs))
 
 
 def _raise_host_flags(lw: Lowering, mxcsr_flags: str) -> None:
@@ -123,13 +121,8 @@ def _softfloat(lw: Lowering, name: str, dst: IRType, src: IRType, rm: RoundingMo
         args.append(v if t.type is I64 else lw._val(f"zext i32 {v} to i64"))
     args += ["0"] * (3 - len(args))
     # Hot regions keep float values in vector registers across this (cold) call.
-    callee = f"@{host_fp.SOFTFLOAT}"
-    if lw._st.region is not None:
-        callee = f"preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}"
-    else:
-        callee = f"i64 {callee}"
-    result = lw._val(f"call {callee}(ptr %cpu, i32 {info}, "
-                     f"{', '.join(f'i64 {a}' for a in args)}){lw.call_attrs}")
+    callee = host_abi.SOFTFLOAT_PRESERVE_ALL if lw._st.region is not None else host_abi.SOFTFLOAT
+    result = lw._val(host_abi.call(callee, [str(info), *args], lw.call_attrs))
     return result if dst is I64 else lw._val(f"trunc i64 {result} to i32")
 
 

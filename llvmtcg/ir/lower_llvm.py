@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from llvmtcg.ir import cpu_layout as abi
-from llvmtcg.ir import host_fp
+from llvmtcg.ir import host_abi
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason
@@ -72,8 +72,6 @@ def target_symbol(block_name: str) -> str:
 
 INDIRECT_TARGETS = 4
 
-
-_SOFTFLOAT_PARAMS = "(ptr, i32, i64, i64, i64) nounwind"  # both soft-float entries
 
 # Float ops whose (first) operands are float values; the integer operand of itof/utof
 # and the flags outputs of ftoi/ftou do not count.
@@ -216,19 +214,12 @@ class Lowering:
         return "\n".join(out + functions) + "\n"
 
     def _declarations(self, blocks: list[Block]) -> list[str]:
-        out = [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
-               f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
-               f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind",
-               f"declare i64 @{host_fp.SOFTFLOAT}{_SOFTFLOAT_PARAMS}",
-               f"declare preserve_allcc i64 @{host_fp.SOFTFLOAT_PRESERVE_ALL}{_SOFTFLOAT_PARAMS}"]
+        out = host_abi.declarations(host_abi.BLOCK_IMPORTS)
         used_helpers = {op.args[0] for b in blocks for op in b.ops if op.name == "call"}
         for name in sorted(used_helpers):
             decl = self._helper(name)
-            ret = str(decl.ret) if decl.ret else "void"
-            params = (["ptr"] if decl.flags & HelperFlag.TAKES_CPU else [])
-            params += [str(t) for t in decl.args]
-            out.append(f"declare {ret} @{decl.symbol}({', '.join(params)}) "
-                       f"{decl.llvm_attributes()}")
+            out.append(host_abi.declaration(host_abi.HostFunction.for_helper(decl),
+                                            decl.llvm_attributes()))
         return out
 
     # -- region -----------------------------------------------------------------------------
@@ -372,9 +363,7 @@ class Lowering:
     def accessor_module(self, names: Iterable[str], triple: str = "") -> str:
         """LLVM IR defining the out-of-line memory accessors ``names``."""
         out = [f'target triple = "{triple}"'] if triple else []
-        out += [f"declare i64 @{abi.SLOW_LOAD}(ptr, i64, i32) nounwind",
-                f"declare i64 @{abi.SLOW_STORE}(ptr, i64, i64, i32) nounwind",
-                f"declare i64 @{abi.SLOW_PROBE}(ptr, i64, i32) nounwind"]
+        out += host_abi.declarations(host_abi.ACCESSOR_IMPORTS)
         for name in names:
             kind, memop, mmu_idx, _ = _parse_accessor_name(name)
             ret, params = _ACCESSOR_SIGNATURES[kind]
@@ -1143,11 +1132,11 @@ def _accessor_body(lw: Lowering, kind: str, memop: MemOp, mmu_idx: int) -> None:
     lw._new_block("slow")
     oi = _oi(memop, mmu_idx)
     if kind == "ld":
-        status = lw._val(f"call i64 @{abi.SLOW_LOAD}(ptr %cpu, i64 %addr, i32 {oi})")
+        status = lw._val(host_abi.call(host_abi.SLOW_LOAD, ["%addr", str(oi)]))
     elif kind == "st":
-        status = lw._val(f"call i64 @{abi.SLOW_STORE}(ptr %cpu, i64 %addr, i64 %value, i32 {oi})")
+        status = lw._val(host_abi.call(host_abi.SLOW_STORE, ["%addr", "%value", str(oi)]))
     else:
-        status = lw._val(f"call i64 @{abi.SLOW_PROBE}(ptr %cpu, i64 %addr, i32 {oi})")
+        status = lw._val(host_abi.call(host_abi.SLOW_PROBE, ["%addr", str(oi)]))
     bad = lw._val(f"icmp ne i64 {status}, 0")
     lw._emit(f"br i1 {bad}, label %fail, label %done")
     lw._new_block("done")

@@ -110,7 +110,7 @@ class RoundingMode(enum.Enum):
     """Rounding direction of a float op (IEEE 754 roundTiesToEven, roundTowardZero,
     roundTowardNegative, roundTowardPositive, roundTiesToAway), or DYN: the host
     environment's current mode, which the run loop sets from the guest's dynamic mode
-    (see :meth:`llvmtcg.runtime.cpu_exec.Cpu.run`). The declaration order gives the
+    (see :class:`llvmtcg.runtime.run_loop.RunLoop`). The declaration order gives the
     ordinals ``fpenv_round`` takes (0 RNE .. 4 RMM)."""
 
     RNE = "rne"

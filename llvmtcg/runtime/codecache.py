@@ -36,18 +36,9 @@ MAGIC = b"LLVMTCG1"
 PAGE_SIZE = 4096
 _HEADER = struct.Struct("<8sI")  # magic, metadata length
 DEFAULT_MAX_BYTES = 256 << 20
-ENV_DIR = "LLVMTCG_CACHE_DIR"
 # Entries that are not keyed by guest code (memory accessors) start with this; no
 # region entry does (those start with a hex pc, or "r" and one).
 ACCESSOR_PREFIX = "xacc."
-
-
-def default_cache_dir() -> Path:
-    """$LLVMTCG_CACHE_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg."""
-    if os.environ.get(ENV_DIR):
-        return Path(os.environ[ENV_DIR])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "llvmtcg"
 
 
 _source_digest: str | None = None
@@ -135,7 +126,7 @@ class CodeCache:
     """One process's view of the on-disk cache for one translator fingerprint.
 
     Args:
-        directory: the cache root (see :func:`default_cache_dir`).
+        directory: the cache root (see :func:`llvmtcg.options.default_cache_dir`).
         fingerprint: from :func:`fingerprint`.
         max_bytes: evict least recently used entries beyond this total size.
     """

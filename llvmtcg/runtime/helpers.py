@@ -14,16 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from llvmtcg.ir import host_abi
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.types import I32, IRType
-
-_CTYPE = {I32: ctypes.c_uint32}
-
-
-def _ctype(t: IRType | None) -> Any:
-    if t is None:
-        return None
-    return _CTYPE.get(t, ctypes.c_uint64)
 
 
 class _CurrentCpu(threading.local):
@@ -52,9 +44,7 @@ class HelperRegistry:
         if isinstance(impl, int):
             self._helpers[decl.name] = RegisteredHelper(decl, impl)
             return
-        argtypes = [ctypes.c_void_p] if decl.flags & HelperFlag.TAKES_CPU else []
-        argtypes += [_ctype(t) for t in decl.args]
-        prototype = ctypes.CFUNCTYPE(_ctype(decl.ret), *argtypes)
+        prototype = host_abi.ctypes_prototype(host_abi.HostFunction.for_helper(decl))
         callback = prototype(_wrap_python(decl, impl))
         address = ctypes.cast(callback, ctypes.c_void_p).value
         self._helpers[decl.name] = RegisteredHelper(decl, address, callback)

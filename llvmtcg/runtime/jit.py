@@ -92,6 +92,7 @@ class JitEngine:
             1 = also instcombine, GVN, DSE and simplifycfg, with optimising codegen
             (several times slower to compile; for hot code).
         log: where ``-d llvm`` and ``-d out_asm`` output goes.
+        perf_map: name every linked function in /tmp/perf-<pid>.map for Linux perf.
     """
 
     _PIPELINES = {
@@ -100,7 +101,8 @@ class JitEngine:
             "simplify_cfg"),
     }
 
-    def __init__(self, optimize: int = 0, log: Log | None = None) -> None:
+    def __init__(self, optimize: int = 0, log: Log | None = None,
+                 perf_map: bool = False) -> None:
         _init_llvm()
         if optimize not in self._PIPELINES:
             raise ValueError(f"optimize must be one of {sorted(self._PIPELINES)}")
@@ -125,6 +127,7 @@ class JitEngine:
         # ~0.25 ms per link (0.58 -> 0.34 ms per cached object).
         self._imports_library: str | None = None
         self._imports_trackers: list[object] = []
+        self.perf_map = perf_map
         self._perf_map_file = None
         self._perf_map_pid = 0
         self.stats = {"modules": 0, "functions": 0}
@@ -210,9 +213,9 @@ class JitEngine:
                               object_size=sum(map(len, objs)))
 
     def _perf_map(self, objs: list[bytes], addresses: Mapping[str, int]) -> None:
-        """With ``$LLVMTCG_PERF_MAP`` (or ``-perfmap``): name our functions for Linux
-        ``perf`` in /tmp/perf-<pid>.map, as QEMU's -perfmap does."""
-        if not os.environ.get(PERF_MAP_ENV):
+        """With ``perf_map``: name our functions for Linux ``perf`` in
+        /tmp/perf-<pid>.map, as QEMU's -perfmap does."""
+        if not self.perf_map:
             return
         if self._perf_map_file is None or self._perf_map_pid != os.getpid():
             self._perf_map_pid = os.getpid()  # (a forked child writes its own map)
@@ -235,7 +238,6 @@ class JitEngine:
         return builder.link(self.lljit, f"m{next(self._names)}")
 
 
-PERF_MAP_ENV = "LLVMTCG_PERF_MAP"
 _ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
 _ELF_SECTION = struct.Struct("<IIQQQQIIQQ")
 _ELF_SYMBOL = struct.Struct("<IBBHQQ")

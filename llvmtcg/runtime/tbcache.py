@@ -7,8 +7,8 @@ global the block tail-calls through); every link is recorded on the target so
 invalidation can undo it. Code of invalidated blocks is released only at a safe point
 (no native frame running), once every block of its module is gone.
 
-Hot regions (see runtime/tiering.py) live here too: a region is a TranslationBlock of
-the optimising tier whose code covers several cheap blocks (its ``members``). While it
+Hot regions (see runtime/tiering.py) live here too: a :class:`HotRegion` is code of the
+optimising tier that covers several cheap blocks (its ``members``). While it
 is installed, lookups and new links of its head pc get the region; invalidating any
 member retires it, and the cheap blocks take over again.
 """
@@ -47,7 +47,10 @@ class Frontend(Protocol):
 
 
 @dataclass(eq=False)
-class TranslationBlock:
+class CompiledCode:
+    """Native code entered at a guest pc: a block, or a hot region of several. Its exit
+    slots are linked to other code (``linked``) and other code's to it (``incoming``)."""
+
     pc: int
     name: str
     ranges: list[tuple[int, int]]
@@ -56,19 +59,26 @@ class TranslationBlock:
     slots: dict[int, int]  # exit slot n -> native address of the slot
     direct_targets: dict[int, int]  # exit slot n -> destination guest pc
     n_insns: int = 0
-    return_pc: int | None = None  # the block ends with a call returning here (a hint)
-    linked: dict[int, TranslationBlock] = field(default_factory=dict)  # outgoing links
-    incoming: set[tuple[TranslationBlock, int]] = field(default_factory=set)
+    linked: dict[int, CompiledCode] = field(default_factory=dict)  # outgoing links
+    incoming: set[tuple[CompiledCode, int]] = field(default_factory=set)
     valid: bool = True
+
+    def pages(self) -> set[int]:
+        return pages_of(self.ranges)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        return any(s < end and start < e for s, e in self.ranges)
+
+
+@dataclass(eq=False)
+class TranslationBlock(CompiledCode):
+    """A block of the cheap tier (one guest basic block)."""
+
+    return_pc: int | None = None  # the block ends with a call returning here (a hint)
     counter: int = 0  # address of the execution counter (an i32 counting down), or 0
     counter_start: int = 0  # the counter's value when it was last armed
     target_cell: int = 0  # address of recent indirect-jump targets (i64 array), or 0
-    members: tuple[TranslationBlock, ...] = ()  # a region: the cheap blocks it covers
-    regions: list[TranslationBlock] = field(default_factory=list)  # regions covering this
-
-    @property
-    def is_region(self) -> bool:
-        return bool(self.members)
+    regions: list[HotRegion] = field(default_factory=list)  # installed regions covering it
 
     def executions(self) -> int:
         """Entries counted since the counter was last armed (0 without a counter)."""
@@ -91,11 +101,13 @@ class TranslationBlock:
             ctypes.c_int32.from_address(self.counter).value = value
             self.counter_start = value
 
-    def pages(self) -> set[int]:
-        return pages_of(self.ranges)
 
-    def overlaps(self, start: int, end: int) -> bool:
-        return any(s < end and start < e for s, e in self.ranges)
+@dataclass(eq=False)
+class HotRegion(CompiledCode):
+    """Optimised code of the tiering (runtime/tiering.py) standing for several blocks,
+    entered at its head's pc."""
+
+    members: tuple[TranslationBlock, ...] = ()  # the cheap blocks it covers, head first
 
 
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
@@ -133,9 +145,9 @@ class TbCache:
         self.max_region_blocks = max_region_blocks
         self.code_cache = code_cache
         self.by_pc: dict[int, TranslationBlock] = {}  # cheap blocks
-        self.regions: dict[int, TranslationBlock] = {}  # installed regions, by head pc
-        self.region_retired: list[Callable[[TranslationBlock], None]] = []
-        self.by_slot: dict[int, tuple[TranslationBlock, int]] = {}
+        self.regions: dict[int, HotRegion] = {}  # installed regions, by head pc
+        self.region_retired: list[Callable[[HotRegion], None]] = []
+        self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
@@ -160,12 +172,12 @@ class TbCache:
         """The cheap-tier block at pc."""
         return self.by_pc.get(pc)
 
-    def best(self, pc: int) -> TranslationBlock | None:
+    def best(self, pc: int) -> CompiledCode | None:
         """The code to run at pc: its hot region if one is installed, else its block."""
         region = self.regions.get(pc)
         return region if region is not None else self.by_pc.get(pc)
 
-    def get(self, pc: int) -> TranslationBlock:
+    def get(self, pc: int) -> CompiledCode:
         """The code at pc, translating a region if needed (GuestFault if pc cannot be
         fetched)."""
         tb = self.best(pc)
@@ -280,7 +292,7 @@ class TbCache:
             slots = {n: module.addresses[slot_symbol(m.name, n)] for n in m.slots}
             tb = TranslationBlock(m.pc, m.name, [tuple(r) for r in m.ranges], module,
                                   module.addresses[m.name], slots, dict(m.targets), m.n_insns,
-                                  m.return_pc)
+                                  return_pc=m.return_pc)
             if self.lowering.hot_threshold:
                 tb.counter = module.addresses[counter_symbol(m.name)]
                 tb.counter_start = self.lowering.hot_threshold
@@ -294,7 +306,7 @@ class TbCache:
         return tbs
 
     def install_region(self, name: str, members: list[TranslationBlock], obj: bytes,
-                       exits: dict[int, int], accessors: set[str]) -> TranslationBlock:
+                       exits: dict[int, int], accessors: set[str]) -> HotRegion:
         """Link a compiled region (``members[0]`` is its head) and swap it in: the exit
         slots and jump-cache entry that led to the head now lead to the region, and so
         will later links and lookups of the head's pc. Only call at a safe point."""
@@ -303,10 +315,10 @@ class TbCache:
         module = self.jit.load_object(obj, [name, *slot_names.values()], [name])
         head = members[0]
         ranges = sorted({r for m in members for r in m.ranges})
-        region = TranslationBlock(head.pc, name, ranges, module, module.addresses[name],
-                                  {n: module.addresses[s] for n, s in slot_names.items()},
-                                  {n: dest for dest, n in exits.items()},
-                                  sum(m.n_insns for m in members), members=tuple(members))
+        region = HotRegion(head.pc, name, ranges, module, module.addresses[name],
+                           {n: module.addresses[s] for n, s in slot_names.items()},
+                           {n: dest for dest, n in exits.items()},
+                           sum(m.n_insns for m in members), members=tuple(members))
         module.live_blocks = 1
         old = self.regions.get(head.pc)
         if old is not None:
@@ -377,10 +389,10 @@ class TbCache:
         self.stats["insns_translated"] += tb.n_insns
 
     # -- chaining --------------------------------------------------------------------------
-    def slot_owner(self, slot_address: int) -> tuple[TranslationBlock, int] | None:
+    def slot_owner(self, slot_address: int) -> tuple[CompiledCode, int] | None:
         return self.by_slot.get(slot_address)
 
-    def link(self, src: TranslationBlock, n: int, dst: TranslationBlock) -> None:
+    def link(self, src: CompiledCode, n: int, dst: CompiledCode) -> None:
         """Patch src's exit n to tail-jump into dst."""
         if not (src.valid and dst.valid) or src.direct_targets.get(n) != dst.pc:
             return
@@ -394,13 +406,13 @@ class TbCache:
         dst.incoming.add((src, n))
         self.stats["links"] += 1
 
-    def _unlink_exit(self, src: TranslationBlock, n: int) -> None:
+    def _unlink_exit(self, src: CompiledCode, n: int) -> None:
         _write_pointer(src.slots[n], 0)
         src.linked.pop(n, None)
         self.stats["unlinks"] += 1
 
     # -- jump cache ------------------------------------------------------------------------
-    def jmp_cache_set(self, tb: TranslationBlock) -> None:
+    def jmp_cache_set(self, tb: CompiledCode) -> None:
         i = abi.jmp_cache_index(tb.pc) * 2
         self.jmp_cache[i] = tb.pc
         self.jmp_cache[i + 1] = tb.entry
@@ -411,7 +423,7 @@ class TbCache:
             self.jmp_cache[i + 1] = 0
 
     # -- invalidation ----------------------------------------------------------------------
-    def invalidate(self, tb: TranslationBlock) -> None:
+    def invalidate(self, tb: CompiledCode) -> None:
         """Unlink tb everywhere and retire it (and the regions covering it); its code
         is released later."""
         if not tb.valid:
@@ -425,7 +437,7 @@ class TbCache:
         tb.linked.clear()
         for slot in tb.slots.values():
             self.by_slot.pop(slot, None)
-        if tb.is_region:
+        if isinstance(tb, HotRegion):
             self._retire_region(tb)
             return
         for region in list(tb.regions):
@@ -449,7 +461,7 @@ class TbCache:
         if tb.module.live_blocks == 0:
             self.pending_release.append(tb.module)
 
-    def _retire_region(self, region: TranslationBlock) -> None:
+    def _retire_region(self, region: HotRegion) -> None:
         if self.regions.get(region.pc) is region:
             del self.regions[region.pc]
         for m in region.members:

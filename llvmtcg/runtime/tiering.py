@@ -34,23 +34,13 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler
-from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, Frontend, TbCache, TranslationBlock
-
-DEFAULT_HOT_THRESHOLD = 1000
-ENV_THRESHOLD = "LLVMTCG_HOT_THRESHOLD"  # executions before a block is hot; 0 = no tiering
-ENV_SYNC = "LLVMTCG_TIER_SYNC"  # 1: compile hot regions at once, on the run loop's thread
-
-
-def threshold_from_env(default: int = DEFAULT_HOT_THRESHOLD) -> int:
-    value = os.environ.get(ENV_THRESHOLD, "")
-    try:
-        return max(0, int(value)) if value.strip() else default
-    except ValueError:
-        return default
-
-
-def sync_from_env() -> bool:
-    return os.environ.get(ENV_SYNC, "").strip() not in ("", "0")
+from llvmtcg.runtime.tbcache import (
+    MAX_REGION_PAGES,
+    Frontend,
+    HotRegion,
+    TbCache,
+    TranslationBlock,
+)
 
 
 @dataclass(eq=False)
@@ -336,7 +326,7 @@ class Tiering:
             self.log.write(f"tier: installed {plan.name} at {region.pc:#x} "
                            f"({result.seconds * 1e3:.1f} ms, {len(result.object)} bytes)")
 
-    def _retired(self, region: TranslationBlock) -> None:
+    def _retired(self, region: HotRegion) -> None:
         self.stats["regions_retired"] += 1
         self.request_exit()  # it may be running: stop it at its next block boundary
         if self.log.enabled("tier"):
@@ -412,6 +402,7 @@ def _background() -> _BackgroundCompiler:
     global _worker
     with _worker_lock:
         if _worker is None:
+            _install_process_hooks()
             _worker = _BackgroundCompiler()
         return _worker
 
@@ -423,7 +414,22 @@ def _sync_compiler() -> ObjectCompiler:
     return _sync
 
 
-@atexit.register
+_hooks_installed = False
+
+
+def _install_process_hooks() -> None:
+    """At-exit and at-fork hooks, installed with the first worker (never at import:
+    importing the runtime starts nothing). Registered once per process; a forked child
+    inherits them."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_stop_worker)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_after_fork_in_child)
+
+
 def _stop_worker() -> None:
     if _worker is not None:
         _worker.stop()
@@ -455,6 +461,3 @@ def _after_fork_in_child() -> None:
             if id(plan) not in waiting and not tiering.closed:
                 _background().submit(tiering, plan)
 
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
-                    after_in_child=_after_fork_in_child)

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from llvmtcg.log import LOG_ITEMS, Log, LogError
+from llvmtcg.options import RuntimeOptions, options_from_environment
 
 EMULATOR = "llvmtcg-user"
 VERSION = "0.1.0"
@@ -168,16 +169,13 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     except ElfError as e:
         raise UsageError(str(e)) from None
     envp = _edit_environment(envp, set_env, unset_env)
-    if perfmap:  # (after the guest's environment was taken: it does not see this)
-        from llvmtcg.runtime.jit import PERF_MAP_ENV
-
-        os.environ[PERF_MAP_ENV] = "1"
     argv = [os.fsencode(argv0 if argv0 is not None else prog)] + [os.fsencode(a) for a in args]
     # Absolute, so a guest that changes directory and execs passes the same ones on.
     config = UserConfig(sysroot=sysroot and os.path.abspath(sysroot), cpu=cpu, strace=strace,
                         log_items=log_items, log_file=log_file and os.path.abspath(log_file),
                         debug=debug, code_cache=code_cache,
-                        cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap)
+                        cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap,
+                        runtime=runtime_options(code_cache, cache_dir, perfmap, log))
     signals = SignalState()
     setup_host_signals(signals, ignored)
     process = None
@@ -198,6 +196,19 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
 
 
 STATS_ENV = "LLVMTCG_STATS"
+# Code the cache supplies is not translated, so it would not be logged: with these -d
+# items the code cache is off.
+TRANSLATION_LOG_ITEMS = {"in_asm", "op", "llvm", "out_asm"}
+
+
+def runtime_options(code_cache: bool, cache_dir: str | None, perfmap: bool,
+                    log: Log) -> RuntimeOptions:
+    """The runtime's options from the command line and the environment (the only place
+    llvmtcg-user reads ``$LLVMTCG_*``; a guest execve carries both on: the flags through
+    the new command line, the variables through the host environment)."""
+    return options_from_environment(
+        os.environ, code_cache=code_cache and not log.items & TRANSLATION_LOG_ITEMS,
+        cache_dir=cache_dir and os.path.abspath(cache_dir), perf_map=perfmap)
 
 
 def _write_counters(process) -> None:

@@ -7,19 +7,18 @@ the guest resumes after its ``ecall``; a synchronous exception becomes a signal.
 
 from __future__ import annotations
 
-import inspect
 import os
 import signal
 import struct
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
+from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import (
     EXCP_MEM_FAULT,
@@ -44,7 +43,6 @@ from llvmtcg.user.signals import (
 from llvmtcg.user.syscalls.strace import Strace, signal_name
 
 PATH_MAX = 4096
-TRANSLATION_LOG_ITEMS = {"in_asm", "op", "llvm", "out_asm"}
 EMULATOR = "llvmtcg-user"
 
 
@@ -76,8 +74,9 @@ class UserConfig:
     log_file: str | None = None
     debug: bool = False
     code_cache: bool = True
-    cache_dir: str | None = None  # -cache-dir (None: codecache.default_cache_dir())
+    cache_dir: str | None = None  # -cache-dir (None: options.default_cache_dir())
     perfmap: bool = False
+    runtime: RuntimeOptions = DEFAULT_OPTIONS  # what the flags above and $LLVMTCG_* make
 
     def reexec_options(self) -> list[str]:
         opts: list[str] = []
@@ -98,22 +97,6 @@ class UserConfig:
         if self.perfmap:
             opts.append("-perfmap")
         return opts
-
-
-def _code_cache_args(config: UserConfig) -> dict:
-    """The persistent code cache (a second run of a program compiles nothing), where
-    this build of the runtime has one."""
-    if not config.code_cache or "cache_dir" not in inspect.signature(Cpu).parameters:
-        return {}
-    if set(config.log_items.split(",")) & TRANSLATION_LOG_ITEMS:
-        return {}  # cached code is not translated, so it would not be logged
-    try:
-        from llvmtcg.runtime.codecache import default_cache_dir
-    except ImportError:
-        return {}
-    if config.cache_dir:
-        return {"cache_dir": Path(config.cache_dir)}
-    return {"cache_dir": default_cache_dir()}
 
 
 class RiscvSyscallAbi:
@@ -160,7 +143,7 @@ class Process:
         self.memory = GuestMemory()
         self.space = AddressSpace(self.memory)
         self.cpu = Cpu(self.frontend.layout, self.frontend, self.memory,
-                       self.frontend.helpers(), log=log, **_code_cache_args(config))
+                       self.frontend.helpers(), options=config.runtime, log=log)
         self.frontend.reset(self.cpu.state)
         self.image = image
         self.exe_path = os.path.abspath(image.path)

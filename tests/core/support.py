@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, const
 from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
@@ -48,10 +49,11 @@ def make_cpu(frontend: HandFrontend, helpers: HelperRegistry | None = None,
     """A CPU over CODE (rx) and DATA (rw). Tiering is off unless ``hot_threshold`` is
     given: most core tests count exits and translations of the cheap tier."""
     kwargs.setdefault("hot_threshold", 0)
+    log = kwargs.pop("log", None)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x10000, Perm.RX)
     memory.map(DATA, 0x10000, Perm.RW)
-    return Cpu(LAYOUT, frontend, memory, helpers, **kwargs)
+    return Cpu(LAYOUT, frontend, memory, helpers, options=RuntimeOptions(**kwargs), log=log)
 
 
 def r(i: int) -> str:

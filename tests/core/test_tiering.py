@@ -3,6 +3,7 @@ change when it happens (results, exit requests, precise faults, invalidation).""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -10,7 +11,12 @@ import pytest
 
 from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, lower_llvm
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.runtime import tiering
+from llvmtcg.options import (
+    DEFAULT_HOT_THRESHOLD,
+    ENV_HOT_THRESHOLD,
+    ENV_TIER_SYNC,
+    options_from_environment,
+)
 from llvmtcg.runtime.exits import EXCP_MEM_FAULT, Access
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.softmmu import Perm
@@ -327,13 +333,17 @@ def test_indirect_jump_targets_seen_join_the_region() -> None:
 
 
 def test_threshold_and_sync_come_from_the_environment(monkeypatch) -> None:
-    monkeypatch.setenv(tiering.ENV_THRESHOLD, "3")
-    monkeypatch.setenv(tiering.ENV_SYNC, "1")
-    assert tiering.threshold_from_env() == 3 and tiering.sync_from_env()
-    monkeypatch.setenv(tiering.ENV_THRESHOLD, "0")
-    assert tiering.threshold_from_env() == 0  # tiering off
-    monkeypatch.setenv(tiering.ENV_THRESHOLD, "lots")
-    assert tiering.threshold_from_env() == tiering.DEFAULT_HOT_THRESHOLD
+    # (Read by command-line layers: options_from_environment, not the runtime.)
+    def threshold_from_env() -> int:
+        return options_from_environment(os.environ).hot_threshold
+
+    monkeypatch.setenv(ENV_HOT_THRESHOLD, "3")
+    monkeypatch.setenv(ENV_TIER_SYNC, "1")
+    assert threshold_from_env() == 3 and options_from_environment(os.environ).tier_sync
+    monkeypatch.setenv(ENV_HOT_THRESHOLD, "0")
+    assert threshold_from_env() == 0  # tiering off
+    monkeypatch.setenv(ENV_HOT_THRESHOLD, "lots")
+    assert threshold_from_env() == DEFAULT_HOT_THRESHOLD
 
 
 def test_exit_request_checks_sit_where_every_internal_cycle_passes() -> None:

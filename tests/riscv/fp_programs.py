@@ -21,6 +21,7 @@ from pathlib import Path
 from llvmtcg.frontends.riscv.cpu import CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
+from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
 
@@ -147,7 +148,7 @@ def run_qemu(elf: Path) -> bytes:
 def make_jit_cpu(optimize: int = 0) -> Cpu:
     frontend = RiscvFrontend(CpuModel())
     return Cpu(frontend.layout, frontend, GuestMemory(1 << 32), frontend.helpers(),
-               optimize=optimize)
+               options=RuntimeOptions(optimize=optimize))
 
 
 _jit_cpu = functools.cache(make_jit_cpu)

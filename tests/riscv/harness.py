@@ -17,6 +17,7 @@ import pytest
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
+from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import CpuExit
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
@@ -58,8 +59,8 @@ def _shared_cpu(model: CpuModel, optimize: int = 0, hot_threshold: int | None = 
     memory.map(DATA, DATA_SIZE, Perm.RW)
     tiering = {} if hot_threshold is None else {"hot_threshold": hot_threshold,
                                                 "tier_sync": True}
-    return Cpu(frontend.layout, frontend, memory, frontend.helpers(), optimize=optimize,
-               **tiering)
+    return Cpu(frontend.layout, frontend, memory, frontend.helpers(),
+               options=RuntimeOptions(optimize=optimize, **tiering))
 
 
 def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",

@@ -7,8 +7,9 @@ import pytest
 
 from llvmtcg.frontends.riscv.cpu import Cause
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
-from llvmtcg.runtime.cpu_exec import EXCP_MEM_FAULT, Cpu
-from llvmtcg.runtime.exits import Access
+from llvmtcg.options import RuntimeOptions
+from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.exits import EXCP_MEM_FAULT, Access
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
 from tests.riscv.harness import CODE, DATA, assemble, needs_cross, run, run_ok, x
 
@@ -112,7 +113,7 @@ def test_self_modifying_code_inside_a_hot_loop() -> None:
         memory = GuestMemory(1 << 24)
         memory.map(CODE, 0x1000, Perm.RWX)
         cpu = Cpu(frontend.layout, frontend, memory, frontend.helpers(),
-                  hot_threshold=threshold, tier_sync=True)
+                  options=RuntimeOptions(hot_threshold=threshold, tier_sync=True))
         frontend.reset(cpu.state)
         memory.write(CODE, program)
         cpu.pc = CODE

@@ -18,6 +18,7 @@ the exit status.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import signal
@@ -93,9 +94,9 @@ def llvmtcg_command(*options: str) -> list[str]:
 def code_cache_dir() -> str:
     """The emulator's code cache for test runs: $LLVMTCG_CACHE_DIR or the user's default
     (not derived from the guests' HOME, which tests set to a path that must not exist)."""
-    from llvmtcg.runtime.codecache import default_cache_dir
+    from llvmtcg.options import default_cache_dir
 
-    return str(default_cache_dir())
+    return str(default_cache_dir(os.environ))
 
 
 def run_llvmtcg(prog: Path | str, args: list[str] = (), *, options: list[str] = (),

@@ -1,0 +1,413 @@
+"""The run loop: a state machine over what native code returns.
+
+Native code returns only on a translation miss (an unlinked exit slot or a jump-cache
+miss), an exception, a system call, halt, an exit request, or (once per block) when a
+block turns hot; chained blocks and jump-cache hits stay in native code. Each return is
+one step:
+
+    i64 result --decode_exit--> NativeExit --decide--> Action --RunLoop.run--> next entry
+
+- :func:`decode_exit` turns the block's i64 result into a typed exit (:data:`NativeExit`:
+  ``Chain``, ``Lookup``, ``GuestException``, ``Requested``, ``Hot``, ``Syscall``,
+  ``Halt``); argument-less exits are prebuilt singletons, so the common ones allocate
+  nothing.
+- :func:`decide` is the whole policy, one ``match``: which :data:`Action` comes next
+  (enter the code at pc, link a slot then enter, fill the jump cache then enter, promote
+  a hot block, install ready hot regions, take an interrupt, return a :class:`CpuExit`,
+  raise a Python error a helper left pending). It reads the loop's conditions but
+  changes nothing, so it is tested by feeding it exits.
+- :meth:`RunLoop.run` carries actions out. Before entering native code it reaches a
+  safe point: code of invalidated blocks is released, and if ``exit_request`` was set
+  the request is handled as if native code had returned REQUESTED — which is where an
+  interrupt is taken (the architecture's ``exec_interrupt``). Translating the code at pc
+  happens in one place; a fault there is a ``GuestException`` like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from llvmtcg.ir import host_fp
+from llvmtcg.ir.ops import EXIT_REASON_BITS, ExitReason
+from llvmtcg.ir.types import FFlag, RoundingMode
+from llvmtcg.log import Log
+from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.exits import (
+    EXCP_HELPER_ERROR,
+    EXCP_MEM_FAULT,
+    EXCP_MISALIGNED,
+    CpuExit,
+    FaultKind,
+    GuestFault,
+    MemFault,
+)
+from llvmtcg.runtime.tbcache import CompiledCode, TbCache
+from llvmtcg.runtime.tiering import Tiering
+
+_REASON_MASK = (1 << EXIT_REASON_BITS) - 1
+
+
+# -- exits: what native code returned ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """A direct jump through an exit slot not linked yet: ``source``'s exit ``slot``
+    should lead to the code at pc (``source`` is None if it was invalidated since)."""
+
+    source: CompiledCode | None
+    slot: int
+    reason: ClassVar[ExitReason] = ExitReason.CHAIN
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """An indirect jump missed the jump cache: the code at pc."""
+
+    reason: ClassVar[ExitReason] = ExitReason.LOOKUP
+
+
+@dataclass(frozen=True, slots=True)
+class GuestException:
+    """A guest exception, a memory fault (``fault`` set) or a helper's Python error
+    (index EXCP_HELPER_ERROR); pc is the instruction's."""
+
+    index: int
+    fault: MemFault | None = None
+    reason: ClassVar[ExitReason] = ExitReason.EXCEPTION
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """``exit_request`` was set: stop, a helper error, hot regions ready, an interrupt."""
+
+    reason: ClassVar[ExitReason] = ExitReason.REQUESTED
+
+
+@dataclass(frozen=True, slots=True)
+class Hot:
+    """The block at pc reached its execution threshold."""
+
+    reason: ClassVar[ExitReason] = ExitReason.HOT
+
+
+@dataclass(frozen=True, slots=True)
+class Syscall:
+    reason: ClassVar[ExitReason] = ExitReason.SYSCALL
+
+
+@dataclass(frozen=True, slots=True)
+class Halt:
+    reason: ClassVar[ExitReason] = ExitReason.HALT
+
+
+NativeExit = Chain | Lookup | GuestException | Requested | Hot | Syscall | Halt
+# For the exit counters (Enum.name and Enum.__hash__ are slow Python code).
+_NAMES = {cls: cls.reason.name for cls in (Chain, Lookup, GuestException, Requested, Hot,
+                                            Syscall, Halt)}
+
+LOOKUP = Lookup()
+REQUESTED = Requested()
+HOT = Hot()
+SYSCALL = Syscall()
+HALT = Halt()
+_ARGUMENTLESS: tuple[NativeExit | None, ...] = tuple(
+    {e.reason: e for e in (LOOKUP, REQUESTED, HOT, SYSCALL, HALT)}.get(r)
+    for r in range(1 << EXIT_REASON_BITS))
+
+
+def decode_exit(result: int,
+                slot_owner: Callable[[int], tuple[CompiledCode, int] | None],
+                take_exception: Callable[[], GuestException]) -> NativeExit:
+    """The typed exit of a block's i64 result: the low bits are an :class:`ExitReason`,
+    the upper bits a payload (the exit slot's address, for CHAIN). ``slot_owner`` maps a
+    slot address to (block, slot number); ``take_exception`` reads (and clears) the
+    exception native code left in the CPU state."""
+    exit_ = _ARGUMENTLESS[result & _REASON_MASK]
+    if exit_ is not None:
+        return exit_
+    reason = result & _REASON_MASK
+    if reason == ExitReason.CHAIN:
+        owner = slot_owner(result & ~_REASON_MASK)
+        return Chain(None, 0) if owner is None else Chain(owner[0], owner[1])
+    if reason == ExitReason.EXCEPTION:
+        return take_exception()
+    raise ValueError(f"native code returned an unknown exit value {result:#x}")
+
+
+# -- actions: what the loop does next ------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EnterAtPc:
+    """Enter the code at pc (translating it on a miss)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkAndEnter:
+    """Translate the code at pc, patch ``source``'s exit ``slot`` to it, enter it."""
+
+    source: CompiledCode
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class FillJumpCacheAndEnter:
+    """Translate the code at pc, put it in the jump cache, enter it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Promote:
+    """The block at pc is hot: queue (or install) a region headed by it, then enter."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstallReady:
+    """Install the hot regions compiled meanwhile, then look at the request again."""
+
+
+@dataclass(frozen=True, slots=True)
+class TakeInterrupt:
+    """Let the architecture deliver a pending interrupt (it may change pc), then enter."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReturnExit:
+    """Return ``exit`` to the caller of run()."""
+
+    exit: CpuExit
+
+
+@dataclass(frozen=True, slots=True)
+class RaisePending:
+    """Re-raise the Python error a helper or MMIO callback recorded."""
+
+
+Action = (EnterAtPc | LinkAndEnter | FillJumpCacheAndEnter | Promote | InstallReady
+          | TakeInterrupt | ReturnExit | RaisePending)
+
+ENTER = EnterAtPc()
+FILL_JUMP_CACHE = FillJumpCacheAndEnter()
+PROMOTE = Promote()
+INSTALL_READY = InstallReady()
+TAKE_INTERRUPT = TakeInterrupt()
+RAISE_PENDING = RaisePending()
+
+
+class LoopConditions(Protocol):
+    """What :func:`decide` looks at besides the exit."""
+
+    @property
+    def pc(self) -> int: ...
+    @property
+    def pending_error(self) -> BaseException | None: ...
+    @property
+    def stop_requested(self) -> bool: ...
+    @property
+    def regions_ready(self) -> bool: ...
+
+
+def decide(exit_: NativeExit, now: LoopConditions) -> Action:
+    """What to do after native code returned ``exit_`` (or, for :data:`REQUESTED`, when
+    ``exit_request`` is found set before entering it)."""
+    match exit_:
+        case Lookup():
+            return FILL_JUMP_CACHE
+        case Chain(source=None):
+            return ENTER
+        case Chain(source=source, slot=slot):
+            return LinkAndEnter(source, slot)
+        case Hot():
+            return PROMOTE
+        case Requested():
+            if now.pending_error is not None:
+                return RAISE_PENDING
+            if now.stop_requested:
+                return ReturnExit(CpuExit(ExitReason.REQUESTED, now.pc))
+            if now.regions_ready:
+                return INSTALL_READY
+            return TAKE_INTERRUPT
+        case GuestException(index=index, fault=fault):
+            if now.pending_error is not None:
+                return RAISE_PENDING
+            return ReturnExit(CpuExit(ExitReason.EXCEPTION, now.pc, index, fault))
+        case Syscall() | Halt():
+            if now.pending_error is not None:
+                return RAISE_PENDING
+            return ReturnExit(CpuExit(exit_.reason, now.pc))
+    raise TypeError(f"not a native exit: {exit_!r}")
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+@dataclass
+class ExecStats:
+    native_entries: int = 0  # calls from Python into native code
+    exits: dict[str, int] = field(default_factory=dict)  # native exits by ExitReason name
+
+
+def _never(state: CpuState) -> bool:
+    return False
+
+
+class RunLoop:
+    """Runs one CPU's native code and carries out what :func:`decide` says.
+
+    Besides running, it keeps what native code leaves for it: the memory fault behind
+    an EXCEPTION, a Python error raised inside a helper or MMIO callback, a stop request.
+
+    Args:
+        state: the CPU state native code runs on.
+        tbs: translations (the code at pc, chaining, the jump cache).
+        tiering: hot-code tiering, or None.
+        enter: the entry trampoline ``enter(fn, cpu, mem) -> i64``.
+        mem_base: the host address guest memory is addressed from (``%mem``).
+        log: ``-d exec`` logs every exit.
+        fp_rounding: the guest's dynamic rounding mode (loaded into MXCSR on entry);
+            None: round to nearest.
+        fp_accrue: receives the IEEE flags guest float ops raised, after every exit.
+        exec_interrupt: at an exit request, delivers a pending interrupt (changing pc)
+            and says whether it did; user mode has none.
+    """
+
+    def __init__(self, state: CpuState, tbs: TbCache, tiering: Tiering | None,
+                 enter: Callable[[int, int, int], int], mem_base: int, log: Log,
+                 fp_rounding: Callable[[CpuState], RoundingMode] | None = None,
+                 fp_accrue: Callable[[CpuState, FFlag], None] | None = None,
+                 exec_interrupt: Callable[[CpuState], bool] = _never) -> None:
+        self.state = state
+        self.tbs = tbs
+        self.tiering = tiering
+        self.enter = enter
+        self.mem_base = mem_base
+        self.log = log
+        self.fp_rounding = fp_rounding
+        self.fp_accrue = fp_accrue
+        self.exec_interrupt = exec_interrupt
+        self.stats = ExecStats()
+        self.pending_error: BaseException | None = None
+        self.fault: MemFault | None = None
+        self.stop_requested = False
+
+    # -- conditions decide() reads ------------------------------------------------------------
+    @property
+    def pc(self) -> int:
+        return self.state.pc
+
+    @property
+    def regions_ready(self) -> bool:
+        return self.tiering is not None and bool(self.tiering.ready)
+
+    # -- recorded by native code's callbacks ---------------------------------------------------
+    def record_fault(self, fault: MemFault) -> None:
+        self.fault = fault
+        index = EXCP_MISALIGNED if fault.kind is FaultKind.MISALIGNED else EXCP_MEM_FAULT
+        self.state.set("exception_index", index)
+        self.state.set("fault_addr", fault.addr)
+        self.state.set("fault_access", int(fault.access))
+
+    def record_helper_error(self, exc: BaseException) -> None:
+        if self.pending_error is None:
+            self.pending_error = exc
+        self.state.set("exception_index", EXCP_HELPER_ERROR)
+        self.state.set("helper_status", 1)
+        self.state.request_exit()
+
+    def stop(self) -> None:
+        self.stop_requested = True
+        self.state.request_exit()
+
+    def take_exception(self) -> GuestException:
+        """The exception native code (or a translation) left in the CPU state; clears it."""
+        state = self.state
+        index = state.get_signed("exception_index")
+        fault = self.fault if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) else None
+        self.fault = None
+        state.set("helper_status", 0)
+        state.set("exception_index", 0xFFFF_FFFF)
+        return GuestException(index, fault)
+
+    # -- running -------------------------------------------------------------------------------
+    def run(self) -> CpuExit:
+        """Run guest code from pc until an exception, syscall, halt or stop.
+
+        Raises:
+            Exception: whatever a Python helper or MMIO callback raised, re-raised here.
+        """
+        state, tbs, stats = self.state, self.tbs, self.stats
+        exits = stats.exits
+        slot_owner, take_exception = tbs.slot_owner, self.take_exception
+        log_exec = self.log.enabled("exec")
+        action: Action = ENTER
+        try:
+            while True:
+                # Carry out the action; those that do not enter code come back to decide().
+                if action is not ENTER and action is not FILL_JUMP_CACHE:
+                    match action:
+                        case LinkAndEnter():
+                            pass
+                        case Promote():
+                            if self.tiering is not None:
+                                self.tiering.hot(state.pc)
+                        case InstallReady():
+                            self.tiering.install_ready()
+                            action = decide(REQUESTED, self)
+                            continue
+                        case TakeInterrupt():
+                            self.exec_interrupt(state)
+                        case ReturnExit(exit=exit_):
+                            if exit_.reason is ExitReason.REQUESTED:
+                                self.stop_requested = False  # (the answer to stop())
+                            return exit_
+                        case RaisePending():
+                            self._raise_pending()
+                # Safe point: no native frame of ours is running. An exit request is
+                # handled before the code at pc is looked up (an interrupt may move pc);
+                # like QEMU, a pending link is then dropped (the slot exits again).
+                if tbs.pending_release:
+                    tbs.release_pending()
+                if state.exit_requested:
+                    state.clear_exit_request()
+                    action = decide(REQUESTED, self)
+                    continue
+                # The code at pc: translated here, and only here.
+                try:
+                    tb = tbs.get(state.pc)
+                except GuestFault as fault:
+                    self.record_fault(fault.fault)
+                    action = decide(take_exception(), self)
+                    continue
+                if action is FILL_JUMP_CACHE:
+                    tbs.jmp_cache_set(tb)
+                elif type(action) is LinkAndEnter:
+                    tbs.link(action.source, action.slot, tb)
+                stats.native_entries += 1
+                exit_ = decode_exit(self._run_native(tb), slot_owner, take_exception)
+                name = _NAMES[type(exit_)]
+                exits[name] = exits.get(name, 0) + 1
+                if log_exec:
+                    self.log.write(f"exit {name} pc={state.pc:#x}")
+                action = decide(exit_, self)
+        finally:
+            tbs.release_pending()
+
+    def _run_native(self, tb: CompiledCode) -> int:
+        """Enter ``tb`` with the guest's FP environment; hand the flags its float ops
+        raised to the guest (clearing them; the rounding control stays)."""
+        state = self.state
+        rounding = self.fp_rounding(state) if self.fp_rounding else RoundingMode.RNE
+        state.set("fp_env", host_fp.guest_mxcsr(rounding))
+        result = self.enter(tb.entry, state.address, self.mem_base)
+        env = state.get("fp_env")
+        if env & host_fp.MXCSR_FLAGS and self.fp_accrue is not None:
+            state.set("fp_env", env & ~host_fp.MXCSR_FLAGS)
+            self.fp_accrue(state, FFlag(host_fp.flags_from_mxcsr(env)))
+        return result
+
+    def _raise_pending(self) -> None:
+        error, self.pending_error = self.pending_error, None
+        state = self.state
+        state.set("exit_request", 1 if self.stop_requested else 0)  # (a stop stays asked)
+        state.set("helper_status", 0)
+        state.set("exception_index", 0xFFFF_FFFF)
+        raise error
