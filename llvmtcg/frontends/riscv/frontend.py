@@ -69,7 +69,7 @@ class RiscvFrontend:
         trans_rvf.register_helpers(registry)
         return registry
 
-    # The guest's FP environment, for the run loop (see runtime/run_loop.py).
+    # The guest's FP environment, for the run loop (see runtime/cpu_exec.py).
     fp_rounding = staticmethod(fpu.fp_rounding)
     fp_accrue = staticmethod(fpu.fp_accrue)
 
