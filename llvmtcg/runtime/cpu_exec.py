@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.cpu_layout import CpuLayout
-from llvmtcg.ir.lower_llvm import Lowering
+from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
 from llvmtcg.runtime import callbacks

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
-from llvmtcg.ir.lower_llvm import (
+from llvmtcg.ir.lower import (
     INDIRECT_TARGETS,
     Lowering,
     counter_symbol,

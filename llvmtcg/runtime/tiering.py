@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llvmtcg.ir.block import Block
-from llvmtcg.ir.lower_llvm import Lowering
+from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault

@@ -12,7 +12,7 @@ import pytest
 
 from llvmtcg.ir import I32, I64, Builder, ExitReason, MemOp, host_abi
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.lower_llvm import Lowering
+from llvmtcg.ir.lower import Lowering
 from llvmtcg.runtime import callbacks
 from llvmtcg.runtime.cpu_exec import native_glue_ir
 from llvmtcg.runtime.helpers import HelperRegistry

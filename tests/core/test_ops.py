@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 import pytest
 
 from llvmtcg.ir import I32, I64, Builder, Cond, ExitReason, IRError, IRType, Label, Temp, const
-from llvmtcg.ir.lower_llvm import Lowering, LoweringError
+from llvmtcg.ir.lower import Lowering, LoweringError
 from tests.core.support import CODE, LAYOUT, HandFrontend, make_cpu, r
 
 WIDTHS = (I32, I64)

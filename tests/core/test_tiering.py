@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, lower_llvm
+from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
+from llvmtcg.ir.lower import region_function
 from llvmtcg.options import (
     DEFAULT_HOT_THRESHOLD,
     ENV_HOT_THRESHOLD,
@@ -371,6 +372,6 @@ def test_exit_request_checks_sit_where_every_internal_cycle_passes() -> None:
     fe.define(pcs["B"])(jump(pcs["B"], pcs["A"], pcs["C"]))
     fe.define(pcs["C"])(jump(pcs["C"], pcs["H"] + 0x100))
     blocks = [fe.translate(pcs[k], lambda addr, size: b"\0" * size) for k in "HABC"]
-    assert lower_llvm._exit_request_checks(blocks, {}) == {0, 1}
+    assert region_function.exit_request_checks(blocks, {}) == {0, 1}
     # An indirect jump may land on any member it names: those check too.
-    assert lower_llvm._exit_request_checks(blocks, {pcs["C"]: "m3"}) == {0, 1, 3}
+    assert region_function.exit_request_checks(blocks, {pcs["C"]: "m3"}) == {0, 1, 3}

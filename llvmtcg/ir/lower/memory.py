@@ -1,0 +1,310 @@
+"""Rules for guest memory: ``qemu_ld``, ``qemu_st`` and the atomics, and the access
+forms they are built from.
+
+Three forms, chosen by the lowering's options (not by the op):
+
+* *accessor call* (``inline_memory`` off, the cheap tier): call the shared accessor
+  ``llvmtcg_<kind>_<memop>_<mmu>`` (``accessor_function.py``), which probes the TLB,
+  refills it natively or takes the slow path, and returns ``{value, ok}``;
+* *inline TLB probe* (:func:`tlb_probe`): QEMU's compare of the address with the TLB
+  entry's tag; a hit adds the entry's addend to the address, a miss calls the
+  accessor's preserve_all variant (``…_pa``);
+* *flat-memory check* (``flat_memory``, hot regions in user mode): one AND of the
+  address against the guest space's size and the alignment, then a bit of the
+  page-flag table (:func:`page_flags_ok`); guest RAM is at ``%mem + addr``.
+
+Guest memory is always addressed by ``getelementptr`` from ``%mem``. A failed access
+takes the emitter's fault exit. Atomics get a host address from the same forms and are
+then one LLVM ``cmpxchg``/``atomicrmw``, seq_cst.
+"""
+
+from __future__ import annotations
+
+from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir.block import Op
+from llvmtcg.ir.lower.emitter import LIKELY, Emitter, LoweringError
+from llvmtcg.ir.lower.rule import RuleSet
+from llvmtcg.ir.lower.symbols import accessor_cc, accessor_name
+from llvmtcg.ir.types import I32, I64, AtomicOp, IRType, MemOp, Temp, to_signed
+
+RULES = RuleSet("memory")
+rule = RULES.rule
+
+_ATOMICRMW = {
+    AtomicOp.XCHG: "xchg", AtomicOp.ADD: "add", AtomicOp.AND: "and", AtomicOp.OR: "or",
+    AtomicOp.XOR: "xor", AtomicOp.SMIN: "min", AtomicOp.SMAX: "max",
+    AtomicOp.UMIN: "umin", AtomicOp.UMAX: "umax",
+}
+
+# The derived page-table bits (kept by GuestMemory) that say "plain RAM with the
+# permission this access needs" (loads; stores and atomics: also no translated code).
+PAGE_OK_BITS = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
+                "at": abi.PAGE_LOAD_OK | abi.PAGE_STORE_OK}
+
+
+# -- access forms ------------------------------------------------------------------------------
+
+def tlb_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int,
+              which: int) -> tuple[str, str]:
+    """Emit the inline TLB compare; returns (hit i1, entry pointer).
+
+    As in QEMU, the compared address keeps the bits that must be zero for the access's
+    alignment, and for accesses allowed to be misaligned it is the address of the last
+    byte rounded the same way, so an access that crosses a page misses.
+    """
+    layout = em.layout
+    page_index = em.value(f"lshr i64 {addr}, {abi.PAGE_BITS}")
+    index = em.value(f"and i64 {page_index}, {layout.tlb_mask}")
+    offset = em.value(f"mul i64 {index}, {abi.TLB_ENTRY_SIZE}")
+    base = layout.tlb_offset + mmu_idx * layout.tlb_table_size
+    entry_off = em.value(f"add i64 {offset}, {base}")
+    entry = em.value(f"getelementptr i8, ptr %cpu, i64 {entry_off}")
+    tag_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {which}")
+    tag = em.value(f"load i64, ptr {tag_ptr}, align 8")
+    align_mask = (1 << memop.align_log2) - 1
+    size_mask = memop.size - 1
+    compared = addr
+    if memop.align_log2 < memop.size_log2:
+        compared = em.value(f"add i64 {addr}, {size_mask - align_mask}")
+    masked = em.value(f"and i64 {compared}, {to_signed(abi.PAGE_MASK | align_mask, 64)}")
+    hit = em.value(f"icmp eq i64 {masked}, {tag}")
+    return hit, entry
+
+
+def inline_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int, kind: str,
+                 slow: str) -> tuple[str, str | None]:
+    """(hit i1, TLB entry or None) for an inline access; see :func:`host_pointer`.
+    May branch to label ``slow`` itself before computing ``hit``."""
+    if em.options.flat_memory:
+        return page_flags_ok(em, addr, memop, kind, slow), None
+    which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
+    return tlb_probe(em, addr, memop, mmu_idx, which)
+
+
+def page_flags_ok(em: Emitter, addr: str, memop: MemOp, kind: str, slow: str) -> str:
+    """Whether guest RAM at ``addr`` can be accessed directly: inside the guest space
+    and naturally aligned (so on one page; misaligned accesses take the accessor,
+    which handles them) — else a branch to ``slow`` — and, as the returned i1, the
+    page has the permission and no reason for the slow path (MMIO; translated code on
+    the page, for stores and atomics).
+
+    ``page_count`` is a power of two (GuestMemory), so the first test is one AND of
+    the address with ``~(page_count * PAGE_SIZE - 1) | alignment mask``."""
+    table, outside = em.page_table_view()
+    align_log2 = max(memop.align_log2, memop.size_log2)
+    mask = outside
+    if align_log2:
+        mask = em.value(f"or i64 {outside}, {(1 << align_log2) - 1}")
+    bad = em.value(f"and i64 {addr}, {mask}")
+    inside = em.value(f"icmp eq i64 {bad}, 0")
+    k = em.fresh()
+    em.emit(f"br i1 {inside}, label %pf{k}, label %{slow}{LIKELY}")
+    em.new_block(f"pf{k}")
+    page_index = em.value(f"lshr i64 {addr}, {abi.PAGE_BITS}")
+    flag_ptr = em.value(f"getelementptr i8, ptr {table}, i64 {page_index}")
+    flags = em.value(f"load i8, ptr {flag_ptr}, align 1")
+    needed = PAGE_OK_BITS[kind]
+    masked = em.value(f"and i8 {flags}, {needed}")
+    return em.value(f"icmp eq i8 {masked}, {needed}")
+
+
+def page_table_ir(table: str, count: str, prefix: str) -> tuple[list[str], str, str]:
+    """Instructions turning the page_table and page_count fields' values into the
+    table pointer and ``~(count * PAGE_SIZE - 1)`` (the address bits that are 0
+    everywhere inside a guest space of ``count`` pages, a power of two), named with
+    ``prefix``; returns (instructions, table pointer, outside mask)."""
+    lines = [f"{prefix}table = inttoptr i64 {table} to ptr",
+             f"{prefix}size = shl i64 {count}, {abi.PAGE_BITS}",
+             f"{prefix}limit = add i64 {prefix}size, -1",
+             f"{prefix}outside = xor i64 {prefix}limit, -1"]
+    return lines, f"{prefix}table", f"{prefix}outside"
+
+
+def host_pointer(em: Emitter, addr: str, entry: str | None) -> str:
+    """The host address of guest ``addr``: through the TLB entry's addend, or (entry
+    None, flat memory) ``%mem + addr``."""
+    if entry is None:  # flat memory: guest RAM is identity-mapped from %mem
+        return em.value(f"getelementptr i8, ptr %mem, i64 {addr}")
+    addend_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {abi.TLB_ADDEND}")
+    addend = em.value(f"load i64, ptr {addend_ptr}, align 8")
+    offset = em.value(f"add i64 {addr}, {addend}")
+    return em.value(f"getelementptr i8, ptr %mem, i64 {offset}")
+
+
+def bswap_value(em: Emitter, value: str, bits: int) -> str:
+    return em.value(f"call i{bits} @llvm.bswap.i{bits}(i{bits} {value}){em.call_attrs}")
+
+
+def oi(memop: MemOp, mmu_idx: int) -> int:
+    """The slow paths' 'operation info' word."""
+    return abi.encode_oi(memop.encode(), mmu_idx)
+
+
+def accessor_load(em: Emitter, memop: MemOp, mmu_idx: int, addr: str,
+                  on_miss: bool = False) -> str:
+    """Call the accessor for a load; leave through the fault exit if it fails."""
+    name = accessor_name("ld", memop, mmu_idx, on_miss)
+    em.use_accessor(name)
+    pair = em.value(f"call {accessor_cc(name)}{{ i64, i1 }} @{name}(ptr %cpu, ptr %mem, "
+                    f"i64 {addr}){em.call_attrs}")
+    em.branch_on_ok(em.value(f"extractvalue {{ i64, i1 }} {pair}, 1"))
+    return em.value(f"extractvalue {{ i64, i1 }} {pair}, 0")
+
+
+def accessor_store(em: Emitter, memop: MemOp, mmu_idx: int, addr: str, value: str,
+                   type_: IRType, on_miss: bool = False) -> None:
+    """Call the accessor for a store; leave through the fault exit if it fails."""
+    name = accessor_name("st", memop, mmu_idx, on_miss)
+    em.use_accessor(name)
+    wide = value if type_ is I64 else em.value(f"zext i32 {value} to i64")
+    ok = em.value(f"call {accessor_cc(name)}i1 @{name}(ptr %cpu, ptr %mem, i64 {addr}, "
+                  f"i64 {wide}){em.call_attrs}")
+    em.branch_on_ok(ok)
+
+
+def accessor_atomic(em: Emitter, memop: MemOp, mmu_idx: int, addr: str,
+                    on_miss: bool = False) -> str:
+    """Call the accessor for an atomic's host address; fault exit if it fails."""
+    name = accessor_name("at", memop, mmu_idx, on_miss)
+    em.use_accessor(name)
+    pair = em.value(f"call {accessor_cc(name)}{{ ptr, i1 }} @{name}(ptr %cpu, ptr %mem, "
+                    f"i64 {addr}){em.call_attrs}")
+    em.branch_on_ok(em.value(f"extractvalue {{ ptr, i1 }} {pair}, 1"))
+    return em.value(f"extractvalue {{ ptr, i1 }} {pair}, 0")
+
+
+# -- loads and stores ----------------------------------------------------------------------------
+
+@rule("qemu_ld")
+def _qemu_ld(em: Emitter, op: Op) -> None:
+    dst = op.outputs[0]
+    memop, mmu_idx = op.args
+    t = dst.type
+    addr = em.read(op.inputs[0])
+    if not em.options.inline_memory:
+        value = accessor_load(em, memop, mmu_idx, addr)
+        if t is I32:
+            value = em.value(f"trunc i64 {value} to i32")
+        em.write(dst, value)
+        return
+    k = em.fresh()
+    hit, entry = inline_probe(em, addr, memop, mmu_idx, "ld", f"ld_slow{k}")
+    em.emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}{LIKELY}")
+    em.new_block(f"ld_fast{k}")
+    ptr = host_pointer(em, addr, entry)
+    raw = em.value(f"load i{memop.bits}, ptr {ptr}, align 1")
+    if memop.big_endian and memop.bits > 8:
+        raw = bswap_value(em, raw, memop.bits)
+    if memop.bits < t.bits:
+        raw = em.value(f"{'sext' if memop.signed else 'zext'} i{memop.bits} {raw} to {t}")
+    em.emit(f"br label %ld_done{k}")
+    em.new_block(f"ld_slow{k}")
+    # A miss calls the shared accessor: it refills the TLB natively when it can, else
+    # takes the Python slow path; the value comes back extended to 64 bits.
+    slow = accessor_load(em, memop, mmu_idx, addr, on_miss=True)
+    if t is I32:
+        slow = em.value(f"trunc i64 {slow} to i32")
+    slow_block = em.current_block
+    em.emit(f"br label %ld_done{k}")
+    em.new_block(f"ld_done{k}")
+    value = em.value(f"phi {t} [ {raw}, %ld_fast{k} ], [ {slow}, %{slow_block} ]")
+    em.write(dst, value)
+
+
+@rule("qemu_st")
+def _qemu_st(em: Emitter, op: Op) -> None:
+    src, addr_temp = op.inputs
+    memop, mmu_idx = op.args
+    value = em.read(src)
+    addr = em.read(addr_temp)
+    if not em.options.inline_memory:
+        accessor_store(em, memop, mmu_idx, addr, value, src.type)
+        return
+    k = em.fresh()
+    hit, entry = inline_probe(em, addr, memop, mmu_idx, "st", f"st_slow{k}")
+    em.emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}{LIKELY}")
+    em.new_block(f"st_fast{k}")
+    ptr = host_pointer(em, addr, entry)
+    narrow = value
+    if memop.bits < src.type.bits:
+        narrow = em.value(f"trunc {src.type} {value} to i{memop.bits}")
+    if memop.big_endian and memop.bits > 8:
+        narrow = bswap_value(em, narrow, memop.bits)
+    em.emit(f"store i{memop.bits} {narrow}, ptr {ptr}, align 1")
+    em.emit(f"br label %st_done{k}")
+    em.new_block(f"st_slow{k}")
+    accessor_store(em, memop, mmu_idx, addr, value, src.type, on_miss=True)
+    em.emit(f"br label %st_done{k}")
+    em.new_block(f"st_done{k}")
+
+
+# -- atomics ---------------------------------------------------------------------------------------
+
+def atomic_pointer(em: Emitter, addr: str, memop: MemOp, mmu_idx: int) -> str:
+    """The host address of an atomic access: inline TLB hit, or the accessor, which
+    fills the entry (natively or through the slow path's probe) or faults.
+
+    Only the address comes back, never the access itself, so the operation is always
+    one host atomic instruction.
+    """
+    if not em.options.inline_memory:
+        return accessor_atomic(em, memop, mmu_idx, addr)
+    k = em.fresh()
+    hit, entry = inline_probe(em, addr, memop, mmu_idx, "at", f"at_slow{k}")
+    em.emit(f"br i1 {hit}, label %at_fast{k}, label %at_slow{k}{LIKELY}")
+    em.new_block(f"at_fast{k}")
+    fast = host_pointer(em, addr, entry)
+    em.emit(f"br label %at_go{k}")
+    em.new_block(f"at_slow{k}")
+    slow = accessor_atomic(em, memop, mmu_idx, addr, on_miss=True)
+    slow_block = em.current_block
+    em.emit(f"br label %at_go{k}")
+    em.new_block(f"at_go{k}")
+    return em.value(f"phi ptr [ {fast}, %at_fast{k} ], [ {slow}, %{slow_block} ]")
+
+
+def _atomic_result(em: Emitter, old: str, memop: MemOp, dst: Temp) -> None:
+    if memop.big_endian and memop.bits > 8:
+        old = bswap_value(em, old, memop.bits)
+    if memop.bits < dst.type.bits:
+        old = em.value(f"{'sext' if memop.signed else 'zext'} i{memop.bits} {old} to {dst.type}")
+    em.write(dst, old)
+
+
+def _atomic_operand(em: Emitter, value: Temp, memop: MemOp) -> str:
+    v = em.read(value)
+    if memop.bits < value.type.bits:
+        v = em.value(f"trunc {value.type} {v} to i{memop.bits}")
+    if memop.big_endian and memop.bits > 8:
+        v = bswap_value(em, v, memop.bits)
+    return v
+
+
+@rule("atomic_cmpxchg")
+def _atomic_cmpxchg(em: Emitter, op: Op) -> None:
+    addr_t, expected_t, new_t = op.inputs
+    memop, mmu_idx = op.args
+    addr = em.read(addr_t)
+    expected = _atomic_operand(em, expected_t, memop)
+    new = _atomic_operand(em, new_t, memop)
+    ptr = atomic_pointer(em, addr, memop, mmu_idx)
+    w = f"i{memop.bits}"
+    pair = em.value(f"cmpxchg ptr {ptr}, {w} {expected}, {w} {new} seq_cst seq_cst, "
+                    f"align {memop.size}")
+    _atomic_result(em, em.value(f"extractvalue {{ {w}, i1 }} {pair}, 0"), memop, op.outputs[0])
+
+
+@rule("atomic_rmw")
+def _atomic_rmw(em: Emitter, op: Op) -> None:
+    addr_t, value_t = op.inputs
+    kind, memop, mmu_idx = op.args
+    if memop.big_endian and kind not in (AtomicOp.XCHG, AtomicOp.AND, AtomicOp.OR,
+                                         AtomicOp.XOR):
+        raise LoweringError(f"atomic {kind} on big-endian memory is not supported")
+    addr = em.read(addr_t)
+    value = _atomic_operand(em, value_t, memop)
+    ptr = atomic_pointer(em, addr, memop, mmu_idx)
+    w = f"i{memop.bits}"
+    old = em.value(f"atomicrmw {_ATOMICRMW[kind]} ptr {ptr}, {w} {value} seq_cst, "
+                   f"align {memop.size}")
+    _atomic_result(em, old, memop, op.outputs[0])

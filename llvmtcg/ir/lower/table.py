@@ -1,0 +1,30 @@
+"""The rule table (every family's rules, by opcode) and the loop lowering a block's
+ops through it."""
+
+from __future__ import annotations
+
+from llvmtcg.ir.block import Block
+from llvmtcg.ir.lower import control, floating, integer, memory
+from llvmtcg.ir.lower.emitter import Emitter, LoweringError
+from llvmtcg.ir.lower.rule import RuleTable
+
+TABLE = RuleTable([integer.RULES, control.RULES, memory.RULES, floating.RULES])
+
+
+def lower_ops(em: Emitter, block: Block, table: RuleTable = TABLE) -> None:
+    """Lower ``block``'s ops, in order, into ``em``; the block must end with an exit."""
+    unconditional, select = table.unconditional, table.select
+    for op in block.ops:
+        if em.terminated and op.name != "set_label":
+            # Ops after an exit and before the next label are unreachable; give them
+            # a block of their own so the function stays well formed.
+            em.new_block(f"dead{em.fresh()}")
+        lower = unconditional.get(op.name)
+        if lower is None:
+            try:
+                lower = select(op)
+            except LoweringError:
+                raise LoweringError(f"{block.name}: no lowering for op {op.name}") from None
+        lower(em, op)
+    if not em.terminated:
+        raise LoweringError(f"{block.name}: falls off its end without a block exit")
