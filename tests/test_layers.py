@@ -122,7 +122,7 @@ def is_generic(module: str) -> bool:
     if module.startswith("llvmtcg.user.arch."):
         return False  # llvmtcg/user/arch/<isa>.py
     layer = module.split(".")[1] if "." in module else ""
-    return layer in ("runtime", "ir", "arch", "user", "log")
+    return layer in ("runtime", "ir", "arch", "user", "log", "options")
 
 
 def test_the_graph_sees_imports() -> None:
