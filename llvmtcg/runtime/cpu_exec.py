@@ -9,6 +9,7 @@ slow paths they call live in ``runtime/callbacks.py``; settings come from one
 
 from __future__ import annotations
 
+from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.lower import Lowering
@@ -23,7 +24,7 @@ from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
 from llvmtcg.runtime.softmmu import GuestMemory, Softmmu
-from llvmtcg.runtime.tbcache import Frontend, TbCache
+from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
 
@@ -47,13 +48,14 @@ def native_glue_ir(layout: CpuLayout, helpers: HelperRegistry) -> tuple[str, lis
     return "\n".join(parts) + "\n", functions
 
 
-def code_cache_key(frontend: object, layout: CpuLayout, helper_symbols: list[str],
-                   options: RuntimeOptions, count_insns: bool) -> str:
+def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str],
+                   options: RuntimeOptions, count_insns: bool, tb_flags: int = 0) -> str:
     """The code cache's namespace: everything that changes generated code — the guest
-    (translator and CPU model), the state layout, the helper set and every codegen
-    option (:meth:`RuntimeOptions.codegen_key`)."""
+    (architecture and CPU model: ``arch.fingerprint()``; the translation flags), the
+    state layout, the helper set and every codegen option
+    (:meth:`RuntimeOptions.codegen_key`)."""
     return fingerprint(
-        type(frontend).__qualname__, getattr(frontend, "model", None), count_insns,
+        arch.fingerprint(), tb_flags, count_insns,
         sorted((f.name, f.offset, f.count) for f in layout.fields.values()),
         layout.tlb_bits, layout.n_mmu_idx, sorted(helper_symbols), options.codegen_key())
 
@@ -61,29 +63,34 @@ def code_cache_key(frontend: object, layout: CpuLayout, helper_symbols: list[str
 class Cpu:
     """One guest CPU: state, softmmu, translations and the run loop.
 
-    A frontend whose guest has floating point provides two hooks: ``fp_rounding(state)``
-    returns the guest's dynamic rounding mode (loaded into the host environment on every
-    entry to native code) and ``fp_accrue(state, flags)`` receives the IEEE exception
-    flags (:class:`FFlag`) guest float ops raised, after every return from native code.
+    Everything guest-specific comes from ``arch``: the state is laid out by
+    ``arch.layout`` and reset by ``arch.reset``; blocks are translated by
+    ``arch.translate`` with the translation flags the state has after reset (blocks are
+    looked up by pc only, so the flags may not change while the CPU runs: true of every
+    user-mode guest); around every native entry the guest's FP environment comes from
+    ``arch.fp_rounding`` and the flags float ops raised go to ``arch.fp_accrue``.
 
     Args:
-        layout: the CPU-state layout of the guest.
-        frontend: translates guest code to IR.
+        arch: the guest architecture (and CPU model).
         memory: the guest address space.
-        helpers: helpers the frontend's IR calls.
         options: translation, tiering and code-cache settings.
         log: ``-d`` logging.
     """
 
-    def __init__(self, layout: CpuLayout, frontend: Frontend, memory: GuestMemory,
-                 helpers: HelperRegistry | None = None,
+    def __init__(self, arch: GuestArch, memory: GuestMemory,
                  options: RuntimeOptions = DEFAULT_OPTIONS, log: Log | None = None) -> None:
         self.log = log or Log()
         self.options = options
-        self.frontend = frontend
+        self.arch = arch
+        layout = arch.layout
         self.state = CpuState(layout)
+        arch.reset(self.state)
+        self.tb_flags = arch.tb_flags(self.state)
+        if not 0 <= self.tb_flags < 1 << TB_FLAGS_BITS:
+            raise ValueError(f"{arch.name}: tb_flags {self.tb_flags:#x} does not fit in "
+                             f"{TB_FLAGS_BITS} bits")
         self.memory = memory
-        self.helpers = helpers or HelperRegistry()
+        self.helpers = arch.helpers()
         self.jit = JitEngine(optimize=options.optimize, log=self.log,
                              perf_map=options.perf_map)
         self.jit.add_imports(self.helpers.symbols())
@@ -98,16 +105,17 @@ class Cpu:
                               if symbol.endswith(".thunk")})
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
-        count_insns = getattr(frontend, "counts_insns", False)
+        count_insns = arch.counts_insns
         lowering = Lowering(layout, self.helpers.declarations(), count_insns=count_insns,
                             inline_memory=options.optimize >= 1,
                             hot_threshold=options.hot_threshold)
         code_cache = None
         if options.cache_dir is not None:
             code_cache = CodeCache(options.cache_dir, code_cache_key(
-                frontend, layout, list(self.helpers.symbols()), options, count_insns))
-        self.tbs = TbCache(frontend, lowering, self.jit, self._fetch, self.log,
-                           options.max_region_blocks, code_cache)
+                arch, layout, list(self.helpers.symbols()), options, count_insns,
+                self.tb_flags))
+        self.tbs = TbCache(arch, lowering, self.jit, self._fetch, self.log,
+                           options.max_region_blocks, code_cache, self.tb_flags)
         self.softmmu = Softmmu(self.state, memory, self.tbs)
         self.tbs.new_code_page.append(self.state.tlb_flush_page)
         self.tbs.new_code_page.append(lambda page: memory.set_code_page(page, True))
@@ -124,13 +132,13 @@ class Cpu:
             region_lowering = Lowering(layout, self.helpers.declarations(),
                                        count_insns=count_insns, inline_memory=True,
                                        flat_memory=options.flat_memory)
-            self.tiering = Tiering(self.tbs, frontend, region_lowering,
+            self.tiering = Tiering(self.tbs, arch, region_lowering,
                                    self.state.request_exit, options.tier_sync, self.log)
-        # Optional frontend FP hooks: the guest's dynamic rounding mode, and where the
-        # exception flags its float ops raised are accrued.
+        # The guest's FP environment around every native entry, and its interrupts at
+        # exit requests.
         self.loop = RunLoop(self.state, self.tbs, self.tiering, enter, memory.base, self.log,
-                            fp_rounding=getattr(frontend, "fp_rounding", None),
-                            fp_accrue=getattr(frontend, "fp_accrue", None))
+                            fp_rounding=arch.fp_rounding, fp_accrue=arch.fp_accrue,
+                            exec_interrupt=arch.exec_interrupt)
         callbacks.register(self)
 
     @property

@@ -19,7 +19,7 @@ import ctypes
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
@@ -36,14 +36,8 @@ from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.softmmu import page_floor
 
-
-class Frontend(Protocol):
-    """What the runtime needs from a guest ISA."""
-
-    def translate(self, pc: int, fetch: Callable[[int, int], bytes]) -> Block:
-        """IR for the block at pc; ``fetch(addr, size)`` reads guest code bytes and
-        raises GuestFault when they are not executable."""
-        ...
+if TYPE_CHECKING:
+    from llvmtcg.arch import GuestArch
 
 
 @dataclass(eq=False)
@@ -126,18 +120,22 @@ class TbCache:
     """All translations of one guest address space.
 
     Args:
-        frontend: the guest ISA translator.
+        arch: the guest architecture, which translates guest code.
         lowering: IR -> LLVM IR for this CPU layout and helper set.
         jit: the LLVM engine.
         fetch: reads guest code (the softmmu's fetch).
         max_region_blocks: how many blocks one translation miss may compile together.
         code_cache: where compiled regions persist across runs (None: no disk cache).
+        flags: the translation flags (``arch.tb_flags``) every block is translated
+            with; lookups are by pc only, so they are fixed for the cache's lifetime.
     """
 
-    def __init__(self, frontend: Frontend, lowering: Lowering, jit: JitEngine,
+    def __init__(self, arch: GuestArch, lowering: Lowering, jit: JitEngine,
                  fetch: Callable[[int, int], bytes], log: Log | None = None,
-                 max_region_blocks: int = 8, code_cache: CodeCache | None = None) -> None:
-        self.frontend = frontend
+                 max_region_blocks: int = 8, code_cache: CodeCache | None = None,
+                 flags: int = 0) -> None:
+        self.arch = arch
+        self.flags = flags
         self.lowering = lowering
         self.jit = jit
         self.fetch = fetch
@@ -234,7 +232,8 @@ class TbCache:
         return self._install(fresh.values(), module)
 
     def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
-        blocks = [self.frontend.translate(pc, self.fetch)]  # errors here are the guest's
+        # Errors at pc are the guest's.
+        blocks = [self.arch.translate(pc, self.flags, self.fetch, self.log)]
         pages = pages_of(blocks[0].guest_ranges)
         seen = {pc}
         queue = list(blocks[0].direct_targets())
@@ -246,7 +245,7 @@ class TbCache:
             if len(pages | {page_floor(target)}) > MAX_REGION_PAGES:
                 continue  # a region spans few pages: a write to one invalidates it all
             try:
-                block = self.frontend.translate(target, self.fetch)
+                block = self.arch.translate(target, self.flags, self.fetch, self.log)
             except Exception:  # noqa: BLE001 - speculative: the guest may never go there
                 continue
             block_pages = pages_of(block.guest_ranges)

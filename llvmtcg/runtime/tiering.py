@@ -18,7 +18,6 @@ an exit too, so a running region stops at its next block boundary.
 from __future__ import annotations
 
 import atexit
-import copy
 import os
 import queue
 import threading
@@ -27,6 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower import Lowering
@@ -34,13 +34,10 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler
-from llvmtcg.runtime.tbcache import (
-    MAX_REGION_PAGES,
-    Frontend,
-    HotRegion,
-    TbCache,
-    TranslationBlock,
-)
+from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, HotRegion, TbCache, TranslationBlock
+
+if TYPE_CHECKING:
+    from llvmtcg.arch import GuestArch
 
 
 @dataclass(eq=False)
@@ -88,18 +85,19 @@ class Tiering:
     Args:
         tbs: the translations whose blocks count executions (their lowering has a
             nonzero ``hot_threshold``).
-        frontend: translates members again, from a snapshot of their bytes.
+        arch: translates members again, from a snapshot of their bytes (not logged:
+            they were logged when first translated).
         lowering: lowers regions (owned by this object: used on the compile thread).
         request_exit: makes the running guest return to the run loop soon.
         sync: compile on the caller's thread and install at once (tests, debugging).
         max_blocks, max_insns: bounds of one region.
     """
 
-    def __init__(self, tbs: TbCache, frontend: Frontend, lowering: Lowering,
+    def __init__(self, tbs: TbCache, arch: GuestArch, lowering: Lowering,
                  request_exit: Callable[[], None], sync: bool = False,
                  log: Log | None = None, max_blocks: int = 64, max_insns: int = 256) -> None:
         self.tbs = tbs
-        self.frontend = _quiet(frontend)
+        self.arch = arch
         self.lowering = lowering
         self.request_exit = request_exit
         self.sync = sync
@@ -271,7 +269,7 @@ class Tiering:
             fetch = _snapshot_fetch(plan.code)
             blocks: list[Block] = []
             for i, tb in enumerate(plan.members):
-                block = self.frontend.translate(tb.pc, fetch)
+                block = self.arch.translate(tb.pc, self.tbs.flags, fetch)
                 if block.n_insns != tb.n_insns or \
                         [tuple(r) for r in block.guest_ranges] != list(tb.ranges):
                     raise RegionError(f"{tb.name} translated differently for {plan.name}")
@@ -345,16 +343,6 @@ def _successors(tb: TranslationBlock) -> list[int]:
     if tb.return_pc is not None:
         targets.append(tb.return_pc)
     return targets + tb.indirect_targets()
-
-
-def _quiet(frontend: Frontend) -> Frontend:
-    """The frontend without its ``-d in_asm`` log: members were logged when first
-    translated."""
-    if getattr(frontend, "log", None) is None:
-        return frontend
-    quiet = copy.copy(frontend)
-    quiet.log = Log()
-    return quiet
 
 
 # -- the process's compile thread -------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 :mod:`.elf` parses and loads ELF files, :mod:`.loader` builds the initial process image,
 :mod:`.mm` is the address-space policy, :mod:`.process` the run loop, :mod:`.syscalls`
-the Linux system call table, :mod:`.signals` dispositions and death by signal, and
-:mod:`.cli` the command line.
+the Linux system call table (written against :mod:`.guest`'s ``GuestProcess``),
+:mod:`.signals` dispositions and death by signal, :mod:`.arch` each guest
+architecture's Linux ABI (one module per ISA), and :mod:`.cli` the command line.
 """

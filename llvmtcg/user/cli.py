@@ -71,9 +71,9 @@ def run(
         "-U", "--U", metavar="VAR", help="remove a guest environment variable")] = None,
     argv0: Annotated[str | None, Opt(
         "-0", "--0", metavar="ARGV0", help="the guest's argv[0] (default: PROG)")] = None,
-    cpu: Annotated[str, Opt(
-        "-cpu", "--cpu", metavar="MODEL",
-        help="CPU model and properties, e.g. rv64,zba=false (help: list)")] = "rv64",
+    cpu: Annotated[str | None, Opt(
+        "-cpu", "--cpu", metavar="MODEL", show_default=False,
+        help="CPU model and properties, e.g. rv64,zba=false (help: list)")] = None,
     strace: Annotated[bool, Opt(
         "-strace", "--strace", help="log every syscall with its arguments and result")] = False,
     log_items: Annotated[str, Opt(
@@ -105,10 +105,7 @@ def run(
         sys.stdout.write(_help_log_items())
         raise typer.Exit(0)
     if cpu == "help":
-        from llvmtcg.frontends.riscv.cpu import KNOWN_EXTENSIONS
-
-        print("Available CPUs: rv64 (alias: any, max)")
-        print("Properties (ext=on|off): " + ", ".join(KNOWN_EXTENSIONS))
+        sys.stdout.write(_help_cpus())
         raise typer.Exit(0)
     if prog is None:
         raise UsageError("no program given (usage: llvmtcg-user [options] PROG [ARGS...])")
@@ -117,6 +114,16 @@ def run(
                  log_items=log_items, log_file=log_file, debug=debug, code_cache=not no_cache,
                  cache_dir=cache_dir, perfmap=perfmap,
                  reentry=(env_fd, sigign) if env_fd is not None else None)
+
+
+def _help_cpus() -> str:
+    """``-cpu help``: each guest architecture's models and properties."""
+    from llvmtcg.user.arch import user_arch, user_arch_names
+
+    names = user_arch_names()
+    if len(names) == 1:
+        return user_arch(names[0]).cpu_help()
+    return "".join(f"{name}:\n{user_arch(name).cpu_help()}" for name in names)
 
 
 def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
@@ -142,7 +149,8 @@ def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
 def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, argv0, cpu,
                  strace, log_items, log_file, debug, code_cache, reentry,
                  cache_dir=None, perfmap=False) -> None:
-    from llvmtcg.frontends.riscv.cpu import CpuModel, CpuModelError
+    from llvmtcg.arch import CpuModelError
+    from llvmtcg.user.arch import user_arch
     from llvmtcg.user.elf import ElfError, read_elf
     from llvmtcg.user.process import (
         GuestExit,
@@ -157,10 +165,6 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     ignored: set[int] = set()
     if reentry is not None:  # a guest execve: its environment comes through a file
         envp, ignored = _read_reentry(*reentry)
-    try:
-        CpuModel.parse(cpu)
-    except CpuModelError as e:
-        raise UsageError(f"{e} (-cpu help lists the models)") from None
     if sysroot is not None and not os.path.isdir(sysroot):
         raise UsageError(f"-L {sysroot}: not a directory")
     log = _open_log(log_items, log_file, append=reentry is not None)
@@ -168,6 +172,10 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
         image = read_elf(prog)
     except ElfError as e:
         raise UsageError(str(e)) from None
+    try:
+        user_arch(image.arch).make_arch(cpu)  # the model is the program's architecture's
+    except CpuModelError as e:
+        raise UsageError(f"{e} (-cpu help lists the models)") from None
     envp = _edit_environment(envp, set_env, unset_env)
     argv = [os.fsencode(argv0 if argv0 is not None else prog)] + [os.fsencode(a) for a in args]
     # Absolute, so a guest that changes directory and execs passes the same ones on.

@@ -14,8 +14,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from llvmtcg.arch import ELFCLASS64, ELFDATA2LSB, UnknownArchError, arch_by_elf_machine
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.runtime.softmmu import GuestMemory, Perm, page_ceil, page_floor
+from llvmtcg.user.arch import user_arch_names
 
 ET_EXEC, ET_DYN = 2, 3
 PT_LOAD, PT_INTERP, PT_PHDR, PT_GNU_STACK = 1, 3, 6, 0x6474E551
@@ -23,11 +25,10 @@ PF_X, PF_W, PF_R = 1, 2, 4
 PHDR_SIZE = 56
 MAX_PHDRS_BYTES = 65536  # Linux refuses larger program header tables
 
-EM_RISCV = 243
-# Machines we can name in an error message; only riscv64 runs (aarch64 comes later).
+# Machines we can name in an error message; which ones run is the architecture
+# registry's business (llvmtcg.arch) and user mode's (llvmtcg.user.arch).
 MACHINE_NAMES = {3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm",
                  62: "x86-64", 183: "aarch64", 243: "riscv64", 258: "loongarch64"}
-SUPPORTED_MACHINES = {EM_RISCV: "riscv64"}
 _ET_NAMES = {0: "no file type", 1: "a relocatable object", 4: "a core dump"}
 
 
@@ -54,7 +55,7 @@ class ElfImage:
 
     path: str
     data: bytes
-    arch: str
+    arch: str  # the guest architecture's registry name
     is_dyn: bool
     entry: int
     phoff: int
@@ -84,9 +85,26 @@ class LoadedImage:
 
 def machine_of(data: bytes) -> int | None:
     """e_machine of an ELF image's first bytes, or None if it is not a 64-bit LSB ELF."""
-    if len(data) < 20 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+    if len(data) < 20 or data[:4] != b"\x7fELF" or data[4] != ELFCLASS64 \
+            or data[5] != ELFDATA2LSB:
         return None
     return struct.unpack_from("<H", data, 18)[0]
+
+
+def guest_arch_name(e_machine: int) -> str | None:
+    """The architecture user mode runs ELF programs of machine ``e_machine`` (64-bit,
+    little-endian) as, or None."""
+    try:
+        name = arch_by_elf_machine(e_machine, ELFCLASS64, ELFDATA2LSB).name
+    except UnknownArchError:
+        return None
+    return name if name in user_arch_names() else None
+
+
+def is_guest_elf(data: bytes) -> bool:
+    """Do these first bytes of a file start an ELF program user mode runs?"""
+    machine = machine_of(data)
+    return machine is not None and guest_arch_name(machine) is not None
 
 
 def read_elf(path: str, what: str = "program") -> ElfImage:
@@ -102,7 +120,8 @@ def read_elf(path: str, what: str = "program") -> ElfImage:
 
 
 def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
-    """Validate an ELF image in memory (see :func:`read_elf`)."""
+    """Validate an ELF image in memory (see :func:`read_elf`): a 64-bit little-endian
+    executable of an architecture user mode runs."""
     def fail(msg: str) -> ElfError:
         return ElfError(f"{path}: {msg}")
 
@@ -110,14 +129,16 @@ def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
         raise fail("not an ELF file")
     if len(data) < 64:
         raise fail("truncated ELF header")
-    if data[4] != 2:
-        raise fail("32-bit ELF files are not supported (llvmtcg-user runs riscv64 programs)")
-    if data[5] != 1:
+    runs = f"llvmtcg-user runs {', '.join(user_arch_names())} programs"
+    if data[4] != ELFCLASS64:
+        raise fail(f"32-bit ELF files are not supported ({runs})")
+    if data[5] != ELFDATA2LSB:
         raise fail("big-endian ELF files are not supported")
     e_type, e_machine = struct.unpack_from("<HH", data, 16)
-    if e_machine not in SUPPORTED_MACHINES:
+    arch = guest_arch_name(e_machine)
+    if arch is None:
         name = MACHINE_NAMES.get(e_machine, f"machine {e_machine}")
-        raise fail(f"wrong architecture: a {name} ELF (llvmtcg-user runs riscv64 programs)")
+        raise fail(f"wrong architecture: a {name} ELF ({runs})")
     if e_type not in (ET_EXEC, ET_DYN):
         raise fail(f"not an executable: {_ET_NAMES.get(e_type, f'ELF type {e_type}')}")
     e_entry, e_phoff = struct.unpack_from("<QQ", data, 24)
@@ -163,7 +184,7 @@ def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
             phdr_vaddr = vaddr
     if not loads:
         raise fail("no loadable segments")
-    return ElfImage(path=path, data=data, arch=SUPPORTED_MACHINES[e_machine],
+    return ElfImage(path=path, data=data, arch=arch,
                     is_dyn=e_type == ET_DYN, entry=e_entry, phoff=e_phoff,
                     phnum=e_phnum, loads=tuple(loads), phdr_vaddr=phdr_vaddr, interp=interp,
                     flags=struct.unpack_from("<I", data, 48)[0])

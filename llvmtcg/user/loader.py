@@ -27,8 +27,6 @@ AT_NAMES = {AT_NULL: "AT_NULL", AT_PHDR: "AT_PHDR", AT_PHENT: "AT_PHENT", AT_PHN
             AT_CLKTCK: "AT_CLKTCK", AT_SECURE: "AT_SECURE", AT_RANDOM: "AT_RANDOM",
             AT_EXECFN: "AT_EXECFN"}
 
-PLATFORM = {"riscv64": "riscv64"}
-
 
 @dataclass(frozen=True, slots=True)
 class Program:
@@ -52,8 +50,10 @@ def sysroot_path(path: str, sysroot: str | None) -> str:
 
 
 def load_program(space: AddressSpace, image: ElfImage, argv: list[bytes], envp: list[bytes],
-                 execfn: str, hwcap: int, sysroot: str | None = None) -> Program:
-    """Load ``image`` (and its PT_INTERP from ``sysroot``), map the stack and build it.
+                 execfn: str, hwcap: int, platform: str, sysroot: str | None = None
+                 ) -> Program:
+    """Load ``image`` (and its PT_INTERP from ``sysroot``), map the stack and build it;
+    ``hwcap`` and ``platform`` are the architecture's AT_HWCAP and AT_PLATFORM.
 
     Raises:
         ElfError: the interpreter is missing or malformed, or a segment does not fit.
@@ -98,7 +98,7 @@ def load_program(space: AddressSpace, image: ElfImage, argv: list[bytes], envp: 
         (AT_NULL, 0),
     ]
     sp, auxv = build_stack(memory, space.stack_top, argv, envp, execfn.encode(), auxv,
-                           PLATFORM[image.arch].encode(), os.urandom(16))
+                           platform.encode(), os.urandom(16))
     pc = interp.entry if interp else main.entry
     return Program(main, interp, pc, sp, tuple(auxv), execfn)
 

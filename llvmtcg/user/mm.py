@@ -1,9 +1,9 @@
 """The user-mode address space policy: where the stack, programs, mmap and brk go.
 
-The layout follows Linux on riscv64 with Sv39 (TASK_SIZE = 1 << 38, the size of
-GuestMemory by default) with address randomisation off: the stack at the top, mmap
-allocating top-down below it, PIE programs at two thirds of the space, brk after the
-program. Guest memory operations return a result or a negative errno, like the syscalls
+The layout follows Linux with address randomisation off (TASK_SIZE, the size of the
+GuestMemory, is the architecture's: 1 << 38 on riscv64 with Sv39): the stack at the
+top, mmap allocating top-down below it, PIE programs at two thirds of the space, brk
+after the program. Guest memory operations return a result or a negative errno, like the syscalls
 they implement.
 """
 

@@ -2,7 +2,10 @@
 serves system calls, and the way it ends (exit status or death by signal).
 
 Like QEMU's ``cpu_loop``: run guest code until it stops; a syscall is dispatched and
-the guest resumes after its ``ecall``; a synchronous exception becomes a signal.
+the guest resumes after its syscall instruction; a synchronous exception becomes a
+signal. Generic: what differs between guest architectures comes from the program's
+:class:`llvmtcg.user.arch.UserArch` (the Linux ABI) and its
+:class:`llvmtcg.arch.GuestArch` (the CPU).
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import struct
 import sys
 from dataclasses import dataclass
 
-from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
@@ -31,7 +32,9 @@ from llvmtcg.runtime.exits import (
 )
 from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import syscalls
+from llvmtcg.user.arch import user_arch
 from llvmtcg.user.elf import ElfImage
+from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
 from llvmtcg.user.loader import Program, load_program, sysroot_path
 from llvmtcg.user.mm import AddressSpace
 from llvmtcg.user.signals import (
@@ -42,25 +45,7 @@ from llvmtcg.user.signals import (
 )
 from llvmtcg.user.syscalls.strace import Strace, signal_name
 
-PATH_MAX = 4096
 EMULATOR = "llvmtcg-user"
-
-
-class GuestExit(Exception):
-    """The guest called exit/exit_group."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
-class GuestKilled(Exception):
-    """The guest dies of a signal (a fault it cannot handle)."""
-
-    def __init__(self, sig: int, detail: str) -> None:
-        super().__init__(detail)
-        self.sig = sig
-        self.detail = detail
 
 
 @dataclass
@@ -68,7 +53,7 @@ class UserConfig:
     """Emulator settings that carry over to programs the guest execs."""
 
     sysroot: str | None = None
-    cpu: str = "rv64"
+    cpu: str | None = None  # -cpu (None: the architecture's default model)
     strace: bool = False
     log_items: str = ""
     log_file: str | None = None
@@ -82,7 +67,7 @@ class UserConfig:
         opts: list[str] = []
         if self.sysroot:
             opts += ["-L", self.sysroot]
-        if self.cpu != "rv64":
+        if self.cpu is not None:
             opts += ["-cpu", self.cpu]
         if self.strace:
             opts.append("-strace")
@@ -99,35 +84,19 @@ class UserConfig:
         return opts
 
 
-class RiscvSyscallAbi:
-    """Where riscv64 Linux keeps syscall numbers, arguments and results."""
-
-    sp = 2
-
-    @staticmethod
-    def number(cpu: Cpu) -> int:
-        return cpu.state.get("x", 17)
-
-    @staticmethod
-    def args(cpu: Cpu) -> tuple[int, ...]:
-        get = cpu.state.get
-        return (get("x", 10), get("x", 11), get("x", 12), get("x", 13), get("x", 14),
-                get("x", 15))
-
-    @staticmethod
-    def set_result(cpu: Cpu, value: int) -> None:
-        cpu.state.set("x", value, 10)
-
-
 class Process:
-    """A guest process (one thread).
+    """A guest process (one thread); implements :class:`llvmtcg.user.guest.GuestProcess`,
+    the interface its system calls see.
 
     Args:
         config: emulator options.
-        image: the validated program.
+        image: the validated program (its ``arch`` picks the guest architecture).
         argv, envp: the guest's arguments and environment.
         execfn: the path the program was started with (AT_EXECFN).
         log: ``-d`` logging (and ``-strace`` output).
+
+    Raises:
+        CpuModelError: ``config.cpu`` names no model of the program's architecture.
     """
 
     def __init__(self, config: UserConfig, image: ElfImage, argv: list[bytes],
@@ -136,22 +105,21 @@ class Process:
         self.config = config
         self.log = log
         self.strace = Strace(log.stream) if config.strace else None
-        model = CpuModel.parse(config.cpu)
-        self.model = model
-        self.frontend = RiscvFrontend(self.model, log)
-        self.abi = RiscvSyscallAbi
-        self.memory = GuestMemory()
+        self.user_arch = user_arch(image.arch)
+        self.arch = self.user_arch.make_arch(config.cpu)
+        self.memory = GuestMemory(self.user_arch.task_size)
         self.space = AddressSpace(self.memory)
-        self.cpu = Cpu(self.frontend.layout, self.frontend, self.memory,
-                       self.frontend.helpers(), options=config.runtime, log=log)
-        self.frontend.reset(self.cpu.state)
+        self.cpu = Cpu(self.arch, self.memory, options=config.runtime, log=log)
+        self.mmu_index = self.arch.mmu_index(self.cpu.state)
         self.image = image
         self.exe_path = os.path.abspath(image.path)
         self.signals = SignalState()
         self.clear_child_tid = 0
+        self.vfork_fd = -1
         self.program: Program = load_program(self.space, image, argv, envp, execfn,
-                                             self.model.hwcap, config.sysroot)
-        self.cpu.state.set("x", self.program.sp, self.abi.sp)
+                                             self.user_arch.hwcap(self.arch),
+                                             self.user_arch.platform, config.sysroot)
+        self.set_stack_pointer(self.program.sp)
         self.cpu.pc = self.program.pc
         if log.enabled("page"):
             self.log_mappings()
@@ -159,6 +127,22 @@ class Process:
     @property
     def pid(self) -> int:
         return os.getpid()
+
+    @property
+    def machine(self) -> str:
+        return self.user_arch.uname_machine
+
+    def reexec_options(self) -> list[str]:
+        return self.config.reexec_options()
+
+    def set_stack_pointer(self, sp: int) -> None:
+        self.arch.reg_write(self.cpu.state, self.user_arch.stack_pointer, sp)
+
+    def set_thread_pointer(self, tp: int) -> None:
+        self.arch.reg_write(self.cpu.state, self.user_arch.thread_pointer, tp)
+
+    def invalidate_code(self, start: int, end: int) -> None:
+        self.cpu.invalidate_range(start, end)
 
     def log_mappings(self) -> None:
         lines = ["guest mappings:"]
@@ -178,7 +162,7 @@ class Process:
             return self.memory.base + addr
         pos, end = addr, addr + size
         while pos < end:
-            region, _ = self.memory.translate(pos, access, 0)
+            region, _ = self.memory.translate(pos, access, self.mmu_index)
             if region.mmio is not None:
                 raise GuestFault(MemFault(pos, access, FaultKind.PROTECTION))
             pos = region.end
@@ -191,7 +175,7 @@ class Process:
         pos, end = addr, addr + size
         while pos < end:
             try:
-                region, _ = self.memory.translate(pos, access, 0)
+                region, _ = self.memory.translate(pos, access, self.mmu_index)
             except GuestFault:
                 if pos == addr:
                     raise
@@ -273,13 +257,15 @@ class Process:
             GuestExit: the guest exited (status inside).
             GuestKilled: the guest died of a fault.
         """
-        cpu, abi = self.cpu, self.abi
+        cpu, abi, state = self.cpu, self.user_arch, self.cpu.state
+        syscall_length = abi.syscall_insn_length
         while True:
             exit_ = cpu.run()
             if exit_.reason is ExitReason.SYSCALL:
-                cpu.pc = exit_.pc + 4
-                result = syscalls.dispatch(self, abi.number(cpu), abi.args(cpu))
-                abi.set_result(cpu, result)
+                cpu.pc = exit_.pc + syscall_length
+                result = syscalls.dispatch(self, abi.syscall_number(state),
+                                           abi.syscall_args(state))
+                abi.set_syscall_result(state, result)
             elif exit_.reason is ExitReason.EXCEPTION:
                 raise self.exception_signal(exit_)
             elif exit_.reason is ExitReason.HALT:
@@ -295,20 +281,9 @@ class Process:
         elif index == EXCP_MISALIGNED and fault is not None:
             sig = signal.SIGBUS
             detail = f"misaligned {_ACCESS[fault.access]} at address {fault.addr:#x}"
-        elif index == Cause.ILLEGAL_INSN:
-            sig = signal.SIGILL
-            word = self.cpu.state.get("badinsn")
-            width = 4 if word & 3 == 3 else 2
-            detail = f"illegal instruction 0x{word:0{2 * width}x}"
-        elif index == Cause.BREAKPOINT:
-            sig = signal.SIGTRAP
-            detail = "breakpoint (ebreak)"
-        elif index == Cause.INSN_ADDR_MISALIGNED:
-            sig = signal.SIGBUS
-            detail = "misaligned instruction address"
         else:
-            sig = signal.SIGSEGV
-            detail = f"exception {index}"
+            sig, detail = self.user_arch.exception_signal(self.cpu.state, index) \
+                or (signal.SIGSEGV, f"exception {index}")
         return GuestKilled(sig, f"{detail}, pc {pc:#x}")
 
 

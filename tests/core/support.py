@@ -1,14 +1,18 @@
-"""A hand-written 'frontend' for core tests: IR built by Python functions per pc."""
+"""A hand-written guest architecture for core tests: IR built by Python functions per pc."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from llvmtcg.arch import GuestArch
 from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, const
 from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
 
@@ -17,23 +21,51 @@ CODE = 0x10000  # where test "code" lives (bytes are never decoded, only fetched
 DATA = 0x40000
 
 
-@dataclass
-class HandFrontend:
-    """Blocks keyed by pc; each builder function emits the block's IR.
+HandReg = enum.IntEnum("HandReg", [*((f"R{i}", i) for i in range(8)), ("PC", 8)])
+
+
+@dataclass(eq=False)
+class HandFrontend(GuestArch):
+    """A guest architecture whose blocks are keyed by pc; each builder function emits
+    the block's IR. Registers r[0..7] and pc; helpers are whatever ``registry`` holds.
 
     Translation fetches ``size`` guest bytes at the pc like a real frontend, so code
     pages, fetch faults and self-modifying-code invalidation apply.
     """
 
+    name = "hand"
+    elf_machine = 0
+    layout = LAYOUT
+    registers = HandReg
+
     blocks: dict[int, tuple[Callable[[Builder], None], int]] = field(default_factory=dict)
     translations: list[int] = field(default_factory=list)
+    registry: HelperRegistry = field(default_factory=HelperRegistry)
+
+    def helpers(self) -> HelperRegistry:
+        return self.registry
+
+    def fingerprint(self) -> tuple:
+        return (self.name,)
+
+    def reg_read(self, state: CpuState, reg) -> int:
+        reg = self.register(reg)
+        return state.pc if reg is HandReg.PC else state.get("r", reg)
+
+    def reg_write(self, state: CpuState, reg, value: int) -> None:
+        reg = self.register(reg)
+        if reg is HandReg.PC:
+            state.pc = value
+        else:
+            state.set("r", value, reg)
 
     def define(self, pc: int, size: int = 4) -> Callable[[Callable[[Builder], None]], None]:
         def register(fn: Callable[[Builder], None]) -> None:
             self.blocks[pc] = (fn, size)
         return register
 
-    def translate(self, pc: int, fetch: Callable[[int, int], bytes]) -> Block:
+    def translate(self, pc: int, flags: int, fetch: Callable[[int, int], bytes],
+                  log: Log | None = None) -> Block:
         fetch(pc, 1)  # raises GuestFault if pc is not executable
         fn, size = self.blocks[pc]
         b = Builder(pc, LAYOUT.globals())
@@ -53,7 +85,9 @@ def make_cpu(frontend: HandFrontend, helpers: HelperRegistry | None = None,
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x10000, Perm.RX)
     memory.map(DATA, 0x10000, Perm.RW)
-    return Cpu(LAYOUT, frontend, memory, helpers, options=RuntimeOptions(**kwargs), log=log)
+    if helpers is not None:
+        frontend.registry = helpers
+    return Cpu(frontend, memory, options=RuntimeOptions(**kwargs), log=log)
 
 
 def r(i: int) -> str:

@@ -371,7 +371,7 @@ def test_exit_request_checks_sit_where_every_internal_cycle_passes() -> None:
     fe.define(pcs["A"])(jump(pcs["A"], pcs["B"]))
     fe.define(pcs["B"])(jump(pcs["B"], pcs["A"], pcs["C"]))
     fe.define(pcs["C"])(jump(pcs["C"], pcs["H"] + 0x100))
-    blocks = [fe.translate(pcs[k], lambda addr, size: b"\0" * size) for k in "HABC"]
+    blocks = [fe.translate(pcs[k], 0, lambda addr, size: b"\0" * size) for k in "HABC"]
     assert region_function.exit_request_checks(blocks, {}) == {0, 1}
     # An indirect jump may land on any member it names: those check too.
     assert region_function.exit_request_checks(blocks, {pcs["C"]: "m3"}) == {0, 1, 3}

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import CpuModel
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
@@ -146,8 +146,7 @@ def run_qemu(elf: Path) -> bytes:
 
 
 def make_jit_cpu(optimize: int = 0) -> Cpu:
-    frontend = RiscvFrontend(CpuModel())
-    return Cpu(frontend.layout, frontend, GuestMemory(1 << 32), frontend.helpers(),
+    return Cpu(Riscv64Arch(CpuModel()), GuestMemory(1 << 32),
                options=RuntimeOptions(optimize=optimize))
 
 
@@ -182,7 +181,7 @@ def run_jit(elf: Path, optimize: int = 0, cpu: Cpu | None = None) -> bytes:
     for i in range(32):
         state.set("x", 0, i)
         state.set("f", 0, i)
-    cpu.frontend.reset(state)
+    cpu.arch.reset(state)
     cpu.pc = entry
     out = bytearray()
     while True:

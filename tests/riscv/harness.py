@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
@@ -53,14 +53,12 @@ def assemble(source: str, march: str = MARCH) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _shared_cpu(model: CpuModel, optimize: int = 0, hot_threshold: int | None = None) -> Cpu:
-    frontend = RiscvFrontend(model)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x40000, Perm.RX)
     memory.map(DATA, DATA_SIZE, Perm.RW)
     tiering = {} if hot_threshold is None else {"hot_threshold": hot_threshold,
                                                 "tier_sync": True}
-    return Cpu(frontend.layout, frontend, memory, frontend.helpers(),
-               options=RuntimeOptions(optimize=optimize, **tiering))
+    return Cpu(Riscv64Arch(model), memory, options=RuntimeOptions(optimize=optimize, **tiering))
 
 
 def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",
@@ -83,7 +81,7 @@ def run(source: str, regs: dict[int, int] | None = None, data: bytes = b"",
         state.set("f", 0, i)
     for reg, value in (regs or {}).items():
         state.set("x", value, reg)
-    cpu.frontend.reset(state)
+    cpu.arch.reset(state)
     state.set("insn_count", 0)
     cpu.pc = CODE
     return cpu, cpu.run()

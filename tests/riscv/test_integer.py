@@ -6,8 +6,8 @@ import io
 
 import pytest
 
+from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.ir import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_exec import Cpu
@@ -200,11 +200,9 @@ def test_user_csrs() -> None:
 
 
 def test_self_modifying_code_via_fence_i() -> None:
-    frontend = RiscvFrontend()
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x1000, Perm.RWX)
-    cpu = Cpu(frontend.layout, frontend, memory, frontend.helpers())
-    frontend.reset(cpu.state)
+    cpu = Cpu(Riscv64Arch(), memory)
     new = int.from_bytes(assemble("c.li a0, 10")[:2], "little")
     program = assemble(f"""
         li a0, 0
@@ -237,11 +235,10 @@ def test_ecall_exits_with_syscall_and_ebreak_traps() -> None:
 def test_log_shows_every_stage_of_a_block() -> None:
     out = io.StringIO()
     log = Log("in_asm,op,llvm,out_asm", out)
-    frontend = RiscvFrontend(log=log)
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x1000, Perm.RX)
     memory.write(CODE, assemble("addi a0, a0, 1\nc.add a0, a1"), check=None)
-    cpu = Cpu(frontend.layout, frontend, memory, frontend.helpers(), log=log)
+    cpu = Cpu(Riscv64Arch(), memory, log=log)
     cpu.pc = CODE
     cpu.run()
     text = out.getvalue()

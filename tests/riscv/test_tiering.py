@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import Cause
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import EXCP_MEM_FAULT, Access
@@ -109,12 +109,10 @@ def test_self_modifying_code_inside_a_hot_loop() -> None:
     """)
     sums = []
     for threshold in (0, 50):
-        frontend = RiscvFrontend()
         memory = GuestMemory(1 << 24)
         memory.map(CODE, 0x1000, Perm.RWX)
-        cpu = Cpu(frontend.layout, frontend, memory, frontend.helpers(),
+        cpu = Cpu(Riscv64Arch(), memory,
                   options=RuntimeOptions(hot_threshold=threshold, tier_sync=True))
-        frontend.reset(cpu.state)
         memory.write(CODE, program)
         cpu.pc = CODE
         assert cpu.run().exception_index == Cause.BREAKPOINT

@@ -133,20 +133,18 @@ def is_fp_instruction(word: int) -> bool:
 @functools.cache
 def fp_translates() -> bool:
     """Does ``fadd.d`` translate (or is every F/D instruction still illegal)?"""
+    from llvmtcg.frontends.riscv.arch import Riscv64Arch
     from llvmtcg.frontends.riscv.cpu import Cause
-    from llvmtcg.frontends.riscv.frontend import RiscvFrontend
     from llvmtcg.ir import ExitReason
     from llvmtcg.runtime.cpu_exec import Cpu
     from llvmtcg.runtime.softmmu import GuestMemory, Perm
 
-    frontend = RiscvFrontend()
     memory = GuestMemory(1 << 20)
     memory.map(0x10000, 0x1000, Perm.RX)
     fadd_d, ebreak = 0x02007053, 0x00100073  # fadd.d f0, f0, f0 (dynamic rm); ebreak
     memory.write(0x10000, fadd_d.to_bytes(4, "little") + ebreak.to_bytes(4, "little"),
                  check=None)
-    cpu = Cpu(frontend.layout, frontend, memory, frontend.helpers())
-    frontend.reset(cpu.state)
+    cpu = Cpu(Riscv64Arch(), memory)
     cpu.pc = 0x10000
     exit_ = cpu.run()
     cpu.close()

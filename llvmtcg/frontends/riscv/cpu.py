@@ -1,10 +1,11 @@
-"""RISC-V CPU model: state layout, extensions, exception causes."""
+"""RISC-V CPU model: state layout, register names, extensions, exception causes."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 
+from llvmtcg.arch.contract import CpuModelError as _ArchCpuModelError
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.types import I32, I64
 
@@ -24,6 +25,32 @@ MMU_USER = 0
 
 ABI_NAMES = ("zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 "
              "s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 t3 t4 t5 t6").split()
+FP_ABI_NAMES = ("ft0 ft1 ft2 ft3 ft4 ft5 ft6 ft7 fs0 fs1 fa0 fa1 fa2 fa3 fa4 fa5 fa6 fa7 "
+                "fs2 fs3 fs4 fs5 fs6 fs7 fs8 fs9 fs10 fs11 ft8 ft9 ft10 ft11").split()
+
+# Register numbers as gdb's RISC-V target numbers them (riscv-64bit-cpu.xml /
+# riscv-64bit-fpu.xml): x0-x31, pc, f0-f31, then CSRs at 65 + the CSR number.
+REG_PC = 32
+REG_F0 = 33
+REG_CSR0 = 65
+CSR_FFLAGS, CSR_FRM, CSR_FCSR = 0x001, 0x002, 0x003
+
+
+def _register_members() -> list[tuple[str, int]]:
+    # ABI names first: they are the canonical names (as gdb shows them); xN, fN and
+    # fp (s0) are aliases.
+    members = [(name.upper(), i) for i, name in enumerate(ABI_NAMES)]
+    members += [(name.upper(), REG_F0 + i) for i, name in enumerate(FP_ABI_NAMES)]
+    members += [("PC", REG_PC), ("FFLAGS", REG_CSR0 + CSR_FFLAGS),
+                ("FRM", REG_CSR0 + CSR_FRM), ("FCSR", REG_CSR0 + CSR_FCSR)]
+    members += [(f"X{i}", i) for i in range(32)] + [("FP", 8)]
+    members += [(f"F{i}", REG_F0 + i) for i in range(32)]
+    return members
+
+
+Reg = enum.IntEnum("Reg", _register_members(), module=__name__)
+Reg.__doc__ = """RISC-V architectural registers (numbered as gdb does): ``Reg.A0 is Reg.X10``,
+``Reg.FA0 is Reg.F10``; ``Reg.FCSR`` is frm and fflags together."""
 
 
 class Cause(enum.IntEnum):
@@ -48,8 +75,8 @@ KNOWN_EXTENSIONS = ("i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zba", "z
 RV64GC = frozenset({"i", "m", "a", "f", "d", "c", "zicsr", "zifencei", "zba", "zbb", "zbs"})
 
 
-class CpuModelError(ValueError):
-    pass
+class CpuModelError(_ArchCpuModelError):
+    """A bad ``-cpu`` model or property for RISC-V."""
 
 
 @dataclass(frozen=True, slots=True)

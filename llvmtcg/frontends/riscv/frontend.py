@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from llvmtcg.frontends.riscv import (
     RiscvDecoder,
-    fpu,
     insn_length,
     trans_rva,
     trans_rvb,
@@ -17,7 +16,7 @@ from llvmtcg.frontends.riscv import (
     trans_rvm,
     trans_system,
 )
-from llvmtcg.frontends.riscv.cpu import LAYOUT, CpuModel
+from llvmtcg.frontends.riscv.cpu import CpuModel
 from llvmtcg.frontends.riscv.translate import (
     GLOBALS,
     MAX_INSNS_PER_BLOCK,
@@ -28,7 +27,6 @@ from llvmtcg.ir import Block, Builder
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
 from llvmtcg.runtime.exits import GuestFault
-from llvmtcg.runtime.helpers import HelperRegistry
 
 TRANSLATOR_MODULES = (trans_rvi, trans_rvm, trans_rva, trans_rvf, trans_rvd, trans_rvb,
                       trans_system)
@@ -43,43 +41,24 @@ def decoder() -> RiscvDecoder:
 
 
 class RiscvFrontend:
-    """Translates RV64GC (+Zba/Zbb/Zbs) code for one CPU model.
+    """Translates RV64GC (+Zba/Zbb/Zbs) code for one CPU model (the translator behind
+    :class:`llvmtcg.frontends.riscv.arch.Riscv64Arch`).
 
     Args:
         model: the CPU model (which extensions are enabled).
-        log: ``-d in_asm`` output.
     """
 
-    layout = LAYOUT
-    counts_insns = True  # instret is counted per block
-
-    def __init__(self, model: CpuModel | None = None, log: Log | None = None) -> None:
+    def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
-        self.log = log or Log()
         self._disassembler = None
 
     @property
     def decoder(self) -> RiscvDecoder:
         return decoder()
 
-    def helpers(self) -> HelperRegistry:
-        """A registry holding every helper this frontend's IR calls."""
-        registry = HelperRegistry()
-        trans_system.register_helpers(registry)
-        trans_rvf.register_helpers(registry)
-        return registry
-
-    # The guest's FP environment, for the run loop (see runtime/cpu_exec.py).
-    fp_rounding = staticmethod(fpu.fp_rounding)
-    fp_accrue = staticmethod(fpu.fp_accrue)
-
-    def reset(self, state) -> None:
-        """Architectural reset values of a user-mode CPU."""
-        state.set("load_res", -1)
-        state.set("frm", 0)
-        state.set("fflags", 0)
-
-    def translate(self, pc: int, fetch: Callable[[int, int], bytes]) -> Block:
+    def translate(self, pc: int, fetch: Callable[[int, int], bytes],
+                  log: Log | None = None) -> Block:
+        """The block at pc; ``log`` gets its guest instructions under ``-d in_asm``."""
         b = Builder(pc, GLOBALS)
         ctx = DisasContext(self.model, b, pc)
         page_end = (pc & ~(PAGE_SIZE - 1)) + PAGE_SIZE
@@ -108,8 +87,8 @@ class RiscvFrontend:
                 break
         block = b.finish()
         block.guest_size = ctx.pc - pc
-        if self.log.enabled("in_asm"):
-            self.log.write(self.disassemble(bytes(code), pc))
+        if log is not None and log.enabled("in_asm"):
+            log.write(self.disassemble(bytes(code), pc))
         return block
 
     def disassemble(self, code: bytes, pc: int) -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import time
 
-from llvmtcg.frontends.riscv.cpu import Cause
+from llvmtcg.frontends.riscv.cpu import CSR_FCSR, CSR_FFLAGS, CSR_FRM, Cause
 from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
 from llvmtcg.frontends.riscv.translate import BlockEnd, DisasContext
 from llvmtcg.ir import I32, I64, ExitReason, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
-CSR_FFLAGS, CSR_FRM, CSR_FCSR = 0x001, 0x002, 0x003
 CSR_CYCLE, CSR_TIME, CSR_INSTRET = 0xC00, 0xC01, 0xC02
 TIMEBASE_HZ = 10_000_000  # the 'time' CSR ticks at 10 MHz, as on QEMU's virt machine
 

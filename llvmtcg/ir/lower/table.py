@@ -4,11 +4,14 @@ ops through it."""
 from __future__ import annotations
 
 from llvmtcg.ir.block import Block
-from llvmtcg.ir.lower import control, floating, integer, memory
+from llvmtcg.ir.lower.control import RULES as CONTROL_RULES
 from llvmtcg.ir.lower.emitter import Emitter, LoweringError
+from llvmtcg.ir.lower.floating import RULES as FLOAT_RULES
+from llvmtcg.ir.lower.integer import RULES as INTEGER_RULES
+from llvmtcg.ir.lower.memory import RULES as MEMORY_RULES
 from llvmtcg.ir.lower.rule import RuleTable
 
-TABLE = RuleTable([integer.RULES, control.RULES, memory.RULES, floating.RULES])
+TABLE = RuleTable([INTEGER_RULES, CONTROL_RULES, MEMORY_RULES, FLOAT_RULES])
 
 
 def lower_ops(em: Emitter, block: Block, table: RuleTable = TABLE) -> None:

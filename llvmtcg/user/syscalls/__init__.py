@@ -15,52 +15,20 @@ Argument kinds: ``int`` (signed), ``uint``, ``hex``, ``ptr``, ``fd``, ``dirfd``,
 from __future__ import annotations
 
 import errno as errno_mod
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import GuestFault
-from llvmtcg.user.syscalls.numbers import NAMES, NUMBERS
+from llvmtcg.user.syscalls.numbers import NAMES
+from llvmtcg.user.syscalls.table import TABLE, SyscallDef, SyscallError, strerror, syscall
 
 if TYPE_CHECKING:
-    from llvmtcg.user.process import Process
+    from llvmtcg.user.guest import GuestProcess
+
+__all__ = ["TABLE", "SyscallDef", "SyscallError", "dispatch", "load_handlers", "strerror",
+           "syscall"]
 
 
-class SyscallError(Exception):
-    """Return ``-errno`` to the guest."""
-
-    def __init__(self, errno: int) -> None:
-        super().__init__(errno)
-        self.errno = errno
-
-
-@dataclass(frozen=True, slots=True)
-class SyscallDef:
-    nr: int
-    name: str
-    args: tuple[str, ...]
-    ret: str
-    handler: Callable[..., int]
-
-
-TABLE: dict[int, SyscallDef] = {}
-
-
-def syscall(name: str, args: str = "", ret: str = "int") -> Callable:
-    """Register the decorated function as the handler of syscall ``name``."""
-    nr = NUMBERS[name]
-
-    def register(fn: Callable[..., int]) -> Callable[..., int]:
-        if nr in TABLE:
-            raise ValueError(f"syscall {name} registered twice")
-        TABLE[nr] = SyscallDef(nr, name, tuple(args.split()), ret, fn)
-        return fn
-
-    return register
-
-
-def dispatch(proc: Process, nr: int, args: tuple[int, ...]) -> int:
+def dispatch(proc: GuestProcess, nr: int, args: tuple[int, ...]) -> int:
     """Run syscall ``nr``; the value for the guest's a0 (negative errno on failure)."""
     entry = TABLE.get(nr)
     strace = proc.strace
@@ -87,13 +55,6 @@ def dispatch(proc: Process, nr: int, args: tuple[int, ...]) -> int:
         else:
             strace.write(f"{prefix} = {strace.format_result(entry.ret, result)}\n")
     return result
-
-
-def strerror(err: int) -> str:
-    try:
-        return os.strerror(err)
-    except ValueError:
-        return f"errno {err}"
 
 
 def load_handlers() -> None:

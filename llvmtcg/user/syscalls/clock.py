@@ -3,52 +3,57 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
-from llvmtcg.user.syscalls import syscall
+from llvmtcg.user.syscalls.table import syscall
+
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 
 @syscall("clock_gettime", "clock ptr")
-def sys_clock_gettime(proc, clock, tp):
+def sys_clock_gettime(proc: GuestProcess, clock, tp):
     result = host.call("clock_gettime", clock, proc.check(tp, 16, Access.WRITE))
     return result
 
 
 @syscall("clock_getres", "clock ptr")
-def sys_clock_getres(proc, clock, res):
+def sys_clock_getres(proc: GuestProcess, clock, res):
     return host.call("clock_getres", clock, proc.check(res, 16, Access.WRITE) if res else 0)
 
 
 @syscall("gettimeofday", "ptr ptr")
-def sys_gettimeofday(proc, tv, tz):
+def sys_gettimeofday(proc: GuestProcess, tv, tz):
     return host.call("gettimeofday", proc.check(tv, 16, Access.WRITE) if tv else 0,
                      proc.check(tz, 8, Access.WRITE) if tz else 0)
 
 
 @syscall("nanosleep", "ptr ptr")
-def sys_nanosleep(proc, req, rem):
+def sys_nanosleep(proc: GuestProcess, req, rem):
     return host.call("nanosleep", proc.check(req, 16),
                      proc.check(rem, 16, Access.WRITE) if rem else 0)
 
 
 @syscall("clock_nanosleep", "clock hex ptr ptr")
-def sys_clock_nanosleep(proc, clock, flags, req, rem):
+def sys_clock_nanosleep(proc: GuestProcess, clock, flags, req, rem):
     # clock_nanosleep returns a positive error number, not -1/errno.
     return host.call("clock_nanosleep", clock, flags, proc.check(req, 16),
                      proc.check(rem, 16, Access.WRITE) if rem else 0)
 
 
 @syscall("times", "ptr")
-def sys_times(proc, buf):
+def sys_times(proc: GuestProcess, buf):
     return host.call("times", proc.check(buf, 32, Access.WRITE) if buf else 0)
 
 
 @syscall("getitimer", "int ptr")
-def sys_getitimer(proc, which, value):
+def sys_getitimer(proc: GuestProcess, which, value):
     return host.call("getitimer", which, proc.check(value, 32, Access.WRITE))
 
 
 @syscall("setitimer", "int ptr ptr")
-def sys_setitimer(proc, which, new, old):
+def sys_setitimer(proc: GuestProcess, which, new, old):
     return host.call("setitimer", which, proc.check(new, 32) if new else 0,
                      proc.check(old, 32, Access.WRITE) if old else 0)

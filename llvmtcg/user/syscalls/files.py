@@ -13,10 +13,14 @@ import ctypes
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
-from llvmtcg.user.syscalls import SyscallError, syscall
+from llvmtcg.user.syscalls.table import SyscallError, syscall
+
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 AT_FDCWD = -100 & 0xFFFF_FFFF_FFFF_FFFF
 AT_EMPTY_PATH = 0x1000
@@ -34,7 +38,7 @@ def convert_stat(raw: bytes) -> bytes:
                               blocks, atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, 0, 0)
 
 
-def _proc_self_exe(proc, path: bytes) -> bytes | None:
+def _proc_self_exe(proc: GuestProcess, path: bytes) -> bytes | None:
     """/proc/self/exe (and /proc/<our pid>/exe) name the guest program, not Python."""
     if path in (b"/proc/self/exe", f"/proc/{proc.pid}/exe".encode()):
         return os.fsencode(proc.exe_path)
@@ -44,7 +48,7 @@ def _proc_self_exe(proc, path: bytes) -> bytes | None:
 # -- read/write -------------------------------------------------------------------------
 # A buffer that runs into an unmapped page transfers up to there, as on Linux.
 @syscall("read", "fd ptr uint")
-def sys_read(proc, fd, buf, count):
+def sys_read(proc: GuestProcess, fd, buf, count):
     host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
     result = host.call("read", fd, host_buf, usable)
     if result > 0:
@@ -53,13 +57,13 @@ def sys_read(proc, fd, buf, count):
 
 
 @syscall("write", "fd ptr uint")
-def sys_write(proc, fd, buf, count):
+def sys_write(proc: GuestProcess, fd, buf, count):
     host_buf, usable = proc.check_prefix(buf, count)
     return host.call("write", fd, host_buf, usable)
 
 
 @syscall("pread64", "fd ptr uint int")
-def sys_pread64(proc, fd, buf, count, offset):
+def sys_pread64(proc: GuestProcess, fd, buf, count, offset):
     host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
     result = host.call("pread64", fd, host_buf, usable, offset)
     if result > 0:
@@ -68,12 +72,12 @@ def sys_pread64(proc, fd, buf, count, offset):
 
 
 @syscall("pwrite64", "fd ptr uint int")
-def sys_pwrite64(proc, fd, buf, count, offset):
+def sys_pwrite64(proc: GuestProcess, fd, buf, count, offset):
     host_buf, usable = proc.check_prefix(buf, count)
     return host.call("pwrite64", fd, host_buf, usable, offset)
 
 
-def host_iovec(proc, iov: int, iovcnt: int, access: Access):
+def host_iovec(proc: GuestProcess, iov: int, iovcnt: int, access: Access):
     """A host copy of a guest iovec array with translated buffers (and the guest's
     (base, len) pairs, to invalidate code after a read)."""
     if iovcnt > IOV_MAX:
@@ -89,7 +93,7 @@ def host_iovec(proc, iov: int, iovcnt: int, access: Access):
     return array, pairs
 
 
-def _after_vector_read(proc, pairs, count: int) -> None:
+def _after_vector_read(proc: GuestProcess, pairs, count: int) -> None:
     for base, length in pairs:
         if count <= 0:
             break
@@ -98,7 +102,7 @@ def _after_vector_read(proc, pairs, count: int) -> None:
 
 
 @syscall("readv", "fd ptr int")
-def sys_readv(proc, fd, iov, iovcnt):
+def sys_readv(proc: GuestProcess, fd, iov, iovcnt):
     array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
     result = host.call("readv", fd, ctypes.addressof(array), iovcnt)
     _after_vector_read(proc, pairs, result)
@@ -106,13 +110,13 @@ def sys_readv(proc, fd, iov, iovcnt):
 
 
 @syscall("writev", "fd ptr int")
-def sys_writev(proc, fd, iov, iovcnt):
+def sys_writev(proc: GuestProcess, fd, iov, iovcnt):
     array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
     return host.call("writev", fd, ctypes.addressof(array), iovcnt)
 
 
 @syscall("preadv", "fd ptr int int int")
-def sys_preadv(proc, fd, iov, iovcnt, lo, hi):
+def sys_preadv(proc: GuestProcess, fd, iov, iovcnt, lo, hi):
     array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
     result = host.call("preadv", fd, ctypes.addressof(array), iovcnt, lo, hi)
     _after_vector_read(proc, pairs, result)
@@ -120,31 +124,31 @@ def sys_preadv(proc, fd, iov, iovcnt, lo, hi):
 
 
 @syscall("pwritev", "fd ptr int int int")
-def sys_pwritev(proc, fd, iov, iovcnt, lo, hi):
+def sys_pwritev(proc: GuestProcess, fd, iov, iovcnt, lo, hi):
     array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
     return host.call("pwritev", fd, ctypes.addressof(array), iovcnt, lo, hi)
 
 
 @syscall("lseek", "fd int int")
-def sys_lseek(proc, fd, offset, whence):
+def sys_lseek(proc: GuestProcess, fd, offset, whence):
     return host.call("lseek", fd, offset, whence)
 
 
 @syscall("sendfile", "fd fd ptr uint")
-def sys_sendfile(proc, out_fd, in_fd, offset, count):
+def sys_sendfile(proc: GuestProcess, out_fd, in_fd, offset, count):
     off = proc.check(offset, 8, Access.WRITE) if offset else 0
     return host.call("sendfile", out_fd, in_fd, off, count)
 
 
 @syscall("copy_file_range", "fd ptr fd ptr uint uint")
-def sys_copy_file_range(proc, fd_in, off_in, fd_out, off_out, length, flags):
+def sys_copy_file_range(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags):
     a = proc.check(off_in, 8, Access.WRITE) if off_in else 0
     b = proc.check(off_out, 8, Access.WRITE) if off_out else 0
     return host.call("copy_file_range", fd_in, a, fd_out, b, length, flags)
 
 
 @syscall("splice", "fd ptr fd ptr uint hex")
-def sys_splice(proc, fd_in, off_in, fd_out, off_out, length, flags):
+def sys_splice(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags):
     a = proc.check(off_in, 8, Access.WRITE) if off_in else 0
     b = proc.check(off_out, 8, Access.WRITE) if off_out else 0
     return host.call("splice", fd_in, a, fd_out, b, length, flags)
@@ -152,34 +156,34 @@ def sys_splice(proc, fd_in, off_in, fd_out, off_out, length, flags):
 
 # -- opening, closing, duplicating ------------------------------------------------------
 @syscall("openat", "dirfd path oflags mode")
-def sys_openat(proc, dirfd, pathname, flags, mode):
+def sys_openat(proc: GuestProcess, dirfd, pathname, flags, mode):
     path = proc.read_path(pathname)
     path = _proc_self_exe(proc, path) or path
     return host.call("openat", dirfd, path, flags, mode)
 
 
 @syscall("close", "fd")
-def sys_close(proc, fd):
+def sys_close(proc: GuestProcess, fd):
     return host.call("close", fd)
 
 
 @syscall("close_range", "fd fd hex")
-def sys_close_range(proc, first, last, flags):
+def sys_close_range(proc: GuestProcess, first, last, flags):
     return host.call("close_range", first, last, flags)
 
 
 @syscall("dup", "fd")
-def sys_dup(proc, fd):
+def sys_dup(proc: GuestProcess, fd):
     return host.call("dup", fd)
 
 
 @syscall("dup3", "fd fd oflags")
-def sys_dup3(proc, old, new, flags):
+def sys_dup3(proc: GuestProcess, old, new, flags):
     return host.call("dup3", old, new, flags)
 
 
 @syscall("pipe2", "ptr oflags")
-def sys_pipe2(proc, fds, flags):
+def sys_pipe2(proc: GuestProcess, fds, flags):
     proc.check(fds, 8, Access.WRITE)
     buf, addr = host.buffer(8)
     result = host.call("pipe2", addr, flags)
@@ -189,7 +193,7 @@ def sys_pipe2(proc, fds, flags):
 
 
 @syscall("fcntl", "fd int hex")
-def sys_fcntl(proc, fd, cmd, arg):
+def sys_fcntl(proc: GuestProcess, fd, cmd, arg):
     if cmd in (5, 6, 7, 36, 37, 38):  # F_GETLK/F_SETLK/F_SETLKW and the OFD variants
         return host.call("fcntl", fd, cmd, proc.check(arg, 32, Access.WRITE))
     if cmd in (0, 1, 2, 3, 4, 8, 9, 10, 11, 1024, 1025, 1026, 1030, 1031, 1032, 1033, 1034):
@@ -198,7 +202,7 @@ def sys_fcntl(proc, fd, cmd, arg):
 
 
 @syscall("flock", "fd int")
-def sys_flock(proc, fd, op):
+def sys_flock(proc: GuestProcess, fd, op):
     return host.call("flock", fd, op)
 
 
@@ -215,7 +219,7 @@ _IOCTL_NO_POINTER = {0x5409, 0x540A, 0x540B, 0x540E, 0x5422, 0x5450, 0x5451}
 
 
 @syscall("ioctl", "fd hex hex")
-def sys_ioctl(proc, fd, request, arg):
+def sys_ioctl(proc: GuestProcess, fd, request, arg):
     request &= 0xFFFF_FFFF
     if request in _IOCTL_NO_POINTER:
         return host.call("ioctl", fd, request, arg)
@@ -232,21 +236,21 @@ def sys_ioctl(proc, fd, request, arg):
 
 
 # -- metadata ---------------------------------------------------------------------------
-def _stat_into(proc, result: int, raw, statbuf: int) -> int:
+def _stat_into(proc: GuestProcess, result: int, raw, statbuf: int) -> int:
     if result == 0:
         proc.write(statbuf, convert_stat(raw.raw))
     return result
 
 
 @syscall("fstat", "fd ptr")
-def sys_fstat(proc, fd, statbuf):
+def sys_fstat(proc: GuestProcess, fd, statbuf):
     proc.check(statbuf, 128, Access.WRITE)
     raw, addr = host.buffer(_X86_STAT_SIZE)
     return _stat_into(proc, host.call("fstat", fd, addr), raw, statbuf)
 
 
 @syscall("newfstatat", "dirfd path ptr atflags")
-def sys_newfstatat(proc, dirfd, pathname, statbuf, flags):
+def sys_newfstatat(proc: GuestProcess, dirfd, pathname, statbuf, flags):
     path = proc.read_path(pathname)
     path = _proc_self_exe(proc, path) or path
     proc.check(statbuf, 128, Access.WRITE)
@@ -255,7 +259,7 @@ def sys_newfstatat(proc, dirfd, pathname, statbuf, flags):
 
 
 @syscall("statx", "dirfd path atflags hex ptr")
-def sys_statx(proc, dirfd, pathname, flags, mask, statxbuf):
+def sys_statx(proc: GuestProcess, dirfd, pathname, flags, mask, statxbuf):
     path = proc.read_path(pathname)
     path = _proc_self_exe(proc, path) or path
     result = host.call("statx", dirfd, path, flags, mask,
@@ -266,17 +270,17 @@ def sys_statx(proc, dirfd, pathname, flags, mask, statxbuf):
 
 
 @syscall("statfs", "path ptr")
-def sys_statfs(proc, pathname, buf):
+def sys_statfs(proc: GuestProcess, pathname, buf):
     return host.call("statfs", proc.read_path(pathname), proc.check(buf, 120, Access.WRITE))
 
 
 @syscall("fstatfs", "fd ptr")
-def sys_fstatfs(proc, fd, buf):
+def sys_fstatfs(proc: GuestProcess, fd, buf):
     return host.call("fstatfs", fd, proc.check(buf, 120, Access.WRITE))
 
 
 @syscall("getdents64", "fd ptr uint")
-def sys_getdents64(proc, fd, dirp, count):
+def sys_getdents64(proc: GuestProcess, fd, dirp, count):
     result = host.call("getdents64", fd, proc.check(dirp, count, Access.WRITE), count)
     if result > 0:
         proc.wrote(dirp, result)
@@ -284,7 +288,7 @@ def sys_getdents64(proc, fd, dirp, count):
 
 
 @syscall("readlinkat", "dirfd path ptr uint")
-def sys_readlinkat(proc, dirfd, pathname, buf, size):
+def sys_readlinkat(proc: GuestProcess, dirfd, pathname, buf, size):
     path = proc.read_path(pathname)
     target = _proc_self_exe(proc, path)
     if target is not None:
@@ -299,17 +303,17 @@ def sys_readlinkat(proc, dirfd, pathname, buf, size):
 
 
 @syscall("faccessat", "dirfd path mode")
-def sys_faccessat(proc, dirfd, pathname, mode):
+def sys_faccessat(proc: GuestProcess, dirfd, pathname, mode):
     return host.call("faccessat", dirfd, proc.read_path(pathname), mode)
 
 
 @syscall("faccessat2", "dirfd path mode atflags")
-def sys_faccessat2(proc, dirfd, pathname, mode, flags):
+def sys_faccessat2(proc: GuestProcess, dirfd, pathname, mode, flags):
     return host.call("faccessat2", dirfd, proc.read_path(pathname), mode, flags)
 
 
 @syscall("utimensat", "dirfd path ptr atflags")
-def sys_utimensat(proc, dirfd, pathname, times, flags):
+def sys_utimensat(proc: GuestProcess, dirfd, pathname, times, flags):
     path = proc.read_str(pathname) if pathname else None
     tp = proc.check(times, 32) if times else 0
     return host.call("utimensat", dirfd, path, tp, flags)
@@ -317,130 +321,130 @@ def sys_utimensat(proc, dirfd, pathname, times, flags):
 
 # -- the namespace ----------------------------------------------------------------------
 @syscall("mkdirat", "dirfd path mode")
-def sys_mkdirat(proc, dirfd, pathname, mode):
+def sys_mkdirat(proc: GuestProcess, dirfd, pathname, mode):
     return host.call("mkdirat", dirfd, proc.read_str(pathname), mode)
 
 
 @syscall("mknodat", "dirfd path mode hex")
-def sys_mknodat(proc, dirfd, pathname, mode, dev):
+def sys_mknodat(proc: GuestProcess, dirfd, pathname, mode, dev):
     return host.call("mknodat", dirfd, proc.read_str(pathname), mode, dev)
 
 
 @syscall("unlinkat", "dirfd path atflags")
-def sys_unlinkat(proc, dirfd, pathname, flags):
+def sys_unlinkat(proc: GuestProcess, dirfd, pathname, flags):
     return host.call("unlinkat", dirfd, proc.read_str(pathname), flags)
 
 
 @syscall("symlinkat", "path dirfd path")
-def sys_symlinkat(proc, target, dirfd, linkpath):
+def sys_symlinkat(proc: GuestProcess, target, dirfd, linkpath):
     return host.call("symlinkat", proc.read_str(target), dirfd, proc.read_str(linkpath))
 
 
 @syscall("linkat", "dirfd path dirfd path atflags")
-def sys_linkat(proc, olddirfd, oldpath, newdirfd, newpath, flags):
+def sys_linkat(proc: GuestProcess, olddirfd, oldpath, newdirfd, newpath, flags):
     return host.call("linkat", olddirfd, proc.read_str(oldpath), newdirfd,
                      proc.read_str(newpath), flags)
 
 
 @syscall("renameat", "dirfd path dirfd path")
-def sys_renameat(proc, olddirfd, oldpath, newdirfd, newpath):
+def sys_renameat(proc: GuestProcess, olddirfd, oldpath, newdirfd, newpath):
     return host.call("renameat", olddirfd, proc.read_str(oldpath), newdirfd,
                      proc.read_str(newpath))
 
 
 @syscall("renameat2", "dirfd path dirfd path hex")
-def sys_renameat2(proc, olddirfd, oldpath, newdirfd, newpath, flags):
+def sys_renameat2(proc: GuestProcess, olddirfd, oldpath, newdirfd, newpath, flags):
     return host.call("renameat2", olddirfd, proc.read_str(oldpath), newdirfd,
                      proc.read_str(newpath), flags)
 
 
 @syscall("fchmod", "fd mode")
-def sys_fchmod(proc, fd, mode):
+def sys_fchmod(proc: GuestProcess, fd, mode):
     return host.call("fchmod", fd, mode)
 
 
 @syscall("fchmodat", "dirfd path mode")
-def sys_fchmodat(proc, dirfd, pathname, mode):
+def sys_fchmodat(proc: GuestProcess, dirfd, pathname, mode):
     return host.call("fchmodat", dirfd, proc.read_str(pathname), mode)
 
 
 @syscall("fchown", "fd int int")
-def sys_fchown(proc, fd, uid, gid):
+def sys_fchown(proc: GuestProcess, fd, uid, gid):
     return host.call("fchown", fd, uid, gid)
 
 
 @syscall("fchownat", "dirfd path int int atflags")
-def sys_fchownat(proc, dirfd, pathname, uid, gid, flags):
+def sys_fchownat(proc: GuestProcess, dirfd, pathname, uid, gid, flags):
     return host.call("fchownat", dirfd, proc.read_str(pathname), uid, gid, flags)
 
 
 @syscall("truncate", "path int")
-def sys_truncate(proc, pathname, length):
+def sys_truncate(proc: GuestProcess, pathname, length):
     return host.call("truncate", proc.read_str(pathname), length)
 
 
 @syscall("ftruncate", "fd int")
-def sys_ftruncate(proc, fd, length):
+def sys_ftruncate(proc: GuestProcess, fd, length):
     return host.call("ftruncate", fd, length)
 
 
 @syscall("fallocate", "fd int int int")
-def sys_fallocate(proc, fd, mode, offset, length):
+def sys_fallocate(proc: GuestProcess, fd, mode, offset, length):
     return host.call("fallocate", fd, mode, offset, length)
 
 
 @syscall("fsync", "fd")
-def sys_fsync(proc, fd):
+def sys_fsync(proc: GuestProcess, fd):
     return host.call("fsync", fd)
 
 
 @syscall("fdatasync", "fd")
-def sys_fdatasync(proc, fd):
+def sys_fdatasync(proc: GuestProcess, fd):
     return host.call("fdatasync", fd)
 
 
 @syscall("sync")
-def sys_sync(proc):
+def sys_sync(proc: GuestProcess):
     return host.call("sync")
 
 
 @syscall("syncfs", "fd")
-def sys_syncfs(proc, fd):
+def sys_syncfs(proc: GuestProcess, fd):
     return host.call("syncfs", fd)
 
 
 @syscall("fadvise64", "fd int int int")
-def sys_fadvise64(proc, fd, offset, length, advice):
+def sys_fadvise64(proc: GuestProcess, fd, offset, length, advice):
     return host.call("fadvise64", fd, offset, length, advice)
 
 
 @syscall("readahead", "fd int uint")
-def sys_readahead(proc, fd, offset, count):
+def sys_readahead(proc: GuestProcess, fd, offset, count):
     return host.call("readahead", fd, offset, count)
 
 
 @syscall("umask", "mode")
-def sys_umask(proc, mask):
+def sys_umask(proc: GuestProcess, mask):
     return host.call("umask", mask)
 
 
 @syscall("chdir", "path")
-def sys_chdir(proc, pathname):
+def sys_chdir(proc: GuestProcess, pathname):
     return host.call("chdir", proc.read_str(pathname))
 
 
 @syscall("fchdir", "fd")
-def sys_fchdir(proc, fd):
+def sys_fchdir(proc: GuestProcess, fd):
     return host.call("fchdir", fd)
 
 
 @syscall("chroot", "path")
-def sys_chroot(proc, pathname):
+def sys_chroot(proc: GuestProcess, pathname):
     return host.call("chroot", proc.read_str(pathname))
 
 
 @syscall("getcwd", "ptr uint")
-def sys_getcwd(proc, buf, size):
+def sys_getcwd(proc: GuestProcess, buf, size):
     result = host.call("getcwd", proc.check(buf, size, Access.WRITE), size)
     if result > 0:
         proc.wrote(buf, result)
@@ -448,19 +452,19 @@ def sys_getcwd(proc, buf, size):
 
 
 @syscall("memfd_create", "path hex")
-def sys_memfd_create(proc, name, flags):
+def sys_memfd_create(proc: GuestProcess, name, flags):
     return host.call("memfd_create", proc.read_str(name, 249), flags)
 
 
 @syscall("eventfd2", "uint oflags")
-def sys_eventfd2(proc, initval, flags):
+def sys_eventfd2(proc: GuestProcess, initval, flags):
     return host.call("eventfd2", initval, flags)
 
 
 # -- extended attributes ------------------------------------------------------------------
 def _xattr_get(name):
     @syscall(name, "path path ptr uint")
-    def handler(proc, pathname, attr, value, size):
+    def handler(proc: GuestProcess, pathname, attr, value, size):
         target = proc.read_str(pathname) if not name.startswith("f") else pathname
         buf = proc.check(value, size, Access.WRITE) if size else 0
         result = host.call(name, target, proc.read_str(attr), buf, size)
@@ -476,7 +480,7 @@ for _name in ("getxattr", "lgetxattr", "fgetxattr"):
 
 def _xattr_list(name):
     @syscall(name, "path ptr uint")
-    def handler(proc, pathname, listbuf, size):
+    def handler(proc: GuestProcess, pathname, listbuf, size):
         target = proc.read_str(pathname) if not name.startswith("f") else pathname
         buf = proc.check(listbuf, size, Access.WRITE) if size else 0
         result = host.call(name, target, buf, size)
@@ -492,7 +496,7 @@ for _name in ("listxattr", "llistxattr", "flistxattr"):
 
 def _xattr_set(name):
     @syscall(name, "path path ptr uint hex")
-    def handler(proc, pathname, attr, value, size, flags):
+    def handler(proc: GuestProcess, pathname, attr, value, size, flags):
         target = proc.read_str(pathname) if not name.startswith("f") else pathname
         return host.call(name, target, proc.read_str(attr), proc.check(value, size), size,
                          flags)
@@ -505,7 +509,7 @@ for _name in ("setxattr", "lsetxattr", "fsetxattr"):
 
 def _xattr_remove(name):
     @syscall(name, "path path")
-    def handler(proc, pathname, attr):
+    def handler(proc: GuestProcess, pathname, attr):
         target = proc.read_str(pathname) if not name.startswith("f") else pathname
         return host.call(name, target, proc.read_str(attr))
     return handler

@@ -7,18 +7,19 @@ import ctypes
 import errno
 import os
 import struct
+from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
-from llvmtcg.user.syscalls import syscall
+from llvmtcg.user.syscalls.table import syscall
 
-MACHINE = {"riscv64": "riscv64"}
-
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 @syscall("uname", "ptr")
-def sys_uname(proc, buf):
+def sys_uname(proc: GuestProcess, buf):
     u = os.uname()
-    fields = (u.sysname, u.nodename, u.release, u.version, MACHINE[proc.image.arch], "(none)")
+    fields = (u.sysname, u.nodename, u.release, u.version, proc.machine, "(none)")
     data = b"".join(f.encode()[:64].ljust(65, b"\0") for f in fields)
     proc.check(buf, len(data), Access.WRITE)
     proc.write(buf, data)
@@ -26,33 +27,33 @@ def sys_uname(proc, buf):
 
 
 @syscall("sysinfo", "ptr")
-def sys_sysinfo(proc, info):
+def sys_sysinfo(proc: GuestProcess, info):
     return host.call("sysinfo", proc.check(info, 112, Access.WRITE))
 
 
 @syscall("getrusage", "int ptr")
-def sys_getrusage(proc, who, usage):
+def sys_getrusage(proc: GuestProcess, who, usage):
     return host.call("getrusage", who, proc.check(usage, 144, Access.WRITE))
 
 
 @syscall("getrlimit", "int ptr")
-def sys_getrlimit(proc, resource, rlim):
+def sys_getrlimit(proc: GuestProcess, resource, rlim):
     return host.call("getrlimit", resource, proc.check(rlim, 16, Access.WRITE))
 
 
 @syscall("setrlimit", "int ptr")
-def sys_setrlimit(proc, resource, rlim):
+def sys_setrlimit(proc: GuestProcess, resource, rlim):
     return host.call("prlimit64", 0, resource, proc.check(rlim, 16), 0)
 
 
 @syscall("prlimit64", "int int ptr ptr")
-def sys_prlimit64(proc, pid, resource, new, old):
+def sys_prlimit64(proc: GuestProcess, pid, resource, new, old):
     return host.call("prlimit64", pid, resource, proc.check(new, 16) if new else 0,
                      proc.check(old, 16, Access.WRITE) if old else 0)
 
 
 @syscall("getrandom", "ptr uint hex")
-def sys_getrandom(proc, buf, count, flags):
+def sys_getrandom(proc: GuestProcess, buf, count, flags):
     result = host.call("getrandom", proc.check(buf, count, Access.WRITE), count, flags)
     if result > 0:
         proc.wrote(buf, result)
@@ -65,7 +66,7 @@ PR_GET_CHILD_SUBREAPER, PR_SET_CHILD_SUBREAPER = 37, 36
 
 
 @syscall("prctl", "int hex hex hex hex")
-def sys_prctl(proc, option, a2, a3, a4, a5):
+def sys_prctl(proc: GuestProcess, option, a2, a3, a4, a5):
     if option in (PR_SET_NAME, PR_GET_NAME):
         return host.call("prctl", option, proc.check(a2, 16, Access.WRITE if option == 16
                                                       else Access.READ), 0, 0, 0)
@@ -80,7 +81,7 @@ def sys_prctl(proc, option, a2, a3, a4, a5):
 
 
 @syscall("ppoll", "ptr uint ptr ptr uint")
-def sys_ppoll(proc, fds, nfds, tsp, sigmask, sigsetsize):
+def sys_ppoll(proc: GuestProcess, fds, nfds, tsp, sigmask, sigsetsize):
     if nfds > 1 << 20:
         return -errno.EINVAL
     h_fds = proc.check(fds, 8 * nfds, Access.WRITE) if nfds else 0
@@ -93,7 +94,7 @@ def sys_ppoll(proc, fds, nfds, tsp, sigmask, sigsetsize):
 
 
 @syscall("pselect6", "int ptr ptr ptr ptr ptr")
-def sys_pselect6(proc, nfds, readfds, writefds, exceptfds, timeout, sigdata):
+def sys_pselect6(proc: GuestProcess, nfds, readfds, writefds, exceptfds, timeout, sigdata):
     if nfds < 0 or nfds > 1 << 16:
         return -errno.EINVAL
     size = (nfds + 63) // 64 * 8

@@ -6,14 +6,18 @@ from __future__ import annotations
 import ctypes
 import errno
 import struct
+from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
-from llvmtcg.user.syscalls import SyscallError, syscall
 from llvmtcg.user.syscalls.files import host_iovec
+from llvmtcg.user.syscalls.table import SyscallError, syscall
+
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 
-def _addrlen_out(proc, addr, addrlen):
+def _addrlen_out(proc: GuestProcess, addr, addrlen):
     """(host addr, host addrlen ptr) for calls that write back an address."""
     if not addr:
         return 0, proc.check(addrlen, 4, Access.WRITE) if addrlen else 0
@@ -22,58 +26,58 @@ def _addrlen_out(proc, addr, addrlen):
 
 
 @syscall("socket", "int int int")
-def sys_socket(proc, domain, kind, protocol):
+def sys_socket(proc: GuestProcess, domain, kind, protocol):
     return host.call("socket", domain, kind, protocol)
 
 
 @syscall("socketpair", "int int int ptr")
-def sys_socketpair(proc, domain, kind, protocol, sv):
+def sys_socketpair(proc: GuestProcess, domain, kind, protocol, sv):
     return host.call("socketpair", domain, kind, protocol, proc.check(sv, 8, Access.WRITE))
 
 
 @syscall("bind", "fd ptr uint")
-def sys_bind(proc, fd, addr, addrlen):
+def sys_bind(proc: GuestProcess, fd, addr, addrlen):
     return host.call("bind", fd, proc.check(addr, addrlen), addrlen)
 
 
 @syscall("connect", "fd ptr uint")
-def sys_connect(proc, fd, addr, addrlen):
+def sys_connect(proc: GuestProcess, fd, addr, addrlen):
     return host.call("connect", fd, proc.check(addr, addrlen), addrlen)
 
 
 @syscall("listen", "fd int")
-def sys_listen(proc, fd, backlog):
+def sys_listen(proc: GuestProcess, fd, backlog):
     return host.call("listen", fd, backlog)
 
 
 @syscall("accept", "fd ptr ptr")
-def sys_accept(proc, fd, addr, addrlen):
+def sys_accept(proc: GuestProcess, fd, addr, addrlen):
     return host.call("accept", fd, *_addrlen_out(proc, addr, addrlen))
 
 
 @syscall("accept4", "fd ptr ptr oflags")
-def sys_accept4(proc, fd, addr, addrlen, flags):
+def sys_accept4(proc: GuestProcess, fd, addr, addrlen, flags):
     return host.call("accept4", fd, *_addrlen_out(proc, addr, addrlen), flags)
 
 
 @syscall("getsockname", "fd ptr ptr")
-def sys_getsockname(proc, fd, addr, addrlen):
+def sys_getsockname(proc: GuestProcess, fd, addr, addrlen):
     return host.call("getsockname", fd, *_addrlen_out(proc, addr, addrlen))
 
 
 @syscall("getpeername", "fd ptr ptr")
-def sys_getpeername(proc, fd, addr, addrlen):
+def sys_getpeername(proc: GuestProcess, fd, addr, addrlen):
     return host.call("getpeername", fd, *_addrlen_out(proc, addr, addrlen))
 
 
 @syscall("sendto", "fd ptr uint hex ptr uint")
-def sys_sendto(proc, fd, buf, length, flags, addr, addrlen):
+def sys_sendto(proc: GuestProcess, fd, buf, length, flags, addr, addrlen):
     return host.call("sendto", fd, proc.check(buf, length), length, flags,
                      proc.check(addr, addrlen) if addr else 0, addrlen)
 
 
 @syscall("recvfrom", "fd ptr uint hex ptr ptr")
-def sys_recvfrom(proc, fd, buf, length, flags, addr, addrlen):
+def sys_recvfrom(proc: GuestProcess, fd, buf, length, flags, addr, addrlen):
     h_addr, h_len = _addrlen_out(proc, addr, addrlen)
     result = host.call("recvfrom", fd, proc.check(buf, length, Access.WRITE), length, flags,
                        h_addr, h_len)
@@ -83,24 +87,24 @@ def sys_recvfrom(proc, fd, buf, length, flags, addr, addrlen):
 
 
 @syscall("setsockopt", "fd int int ptr uint")
-def sys_setsockopt(proc, fd, level, name, value, length):
+def sys_setsockopt(proc: GuestProcess, fd, level, name, value, length):
     return host.call("setsockopt", fd, level, name, proc.check(value, length) if value else 0,
                      length)
 
 
 @syscall("getsockopt", "fd int int ptr ptr")
-def sys_getsockopt(proc, fd, level, name, value, length_addr):
+def sys_getsockopt(proc: GuestProcess, fd, level, name, value, length_addr):
     length = struct.unpack("<I", proc.read(length_addr, 4))[0]
     return host.call("getsockopt", fd, level, name, proc.check(value, length, Access.WRITE),
                      proc.check(length_addr, 4, Access.WRITE))
 
 
 @syscall("shutdown", "fd int")
-def sys_shutdown(proc, fd, how):
+def sys_shutdown(proc: GuestProcess, fd, how):
     return host.call("shutdown", fd, how)
 
 
-def _host_msghdr(proc, msg: int, access: Access):
+def _host_msghdr(proc: GuestProcess, msg: int, access: Access):
     name, namelen, iov, iovlen, control, controllen, flags = struct.unpack(
         "<QI4xQQQQi4x", proc.read(msg, 56))
     if iovlen > 1024:
@@ -115,13 +119,13 @@ def _host_msghdr(proc, msg: int, access: Access):
 
 
 @syscall("sendmsg", "fd ptr hex")
-def sys_sendmsg(proc, fd, msg, flags):
+def sys_sendmsg(proc: GuestProcess, fd, msg, flags):
     buf, _keep, _ = _host_msghdr(proc, msg, Access.READ)
     return host.call("sendmsg", fd, ctypes.addressof(buf), flags)
 
 
 @syscall("recvmsg", "fd ptr hex")
-def sys_recvmsg(proc, fd, msg, flags):
+def sys_recvmsg(proc: GuestProcess, fd, msg, flags):
     buf, _keep, pairs = _host_msghdr(proc, msg, Access.WRITE)
     result = host.call("recvmsg", fd, ctypes.addressof(buf), flags)
     if result >= 0:

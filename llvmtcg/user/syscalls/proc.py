@@ -6,11 +6,16 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
-from llvmtcg.user.elf import SUPPORTED_MACHINES, ElfError, machine_of, read_elf
-from llvmtcg.user.syscalls import SyscallError, syscall
+from llvmtcg.user.elf import ElfError, is_guest_elf, read_elf
+from llvmtcg.user.guest import GuestExit
+from llvmtcg.user.syscalls.table import SyscallError, syscall
+
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_VFORK, CLONE_THREAD, CLONE_SETTLS = 0x4000, 0x10000, 0x80000
@@ -19,9 +24,7 @@ VFORK_FD_MIN = 900  # the parent's vfork wait pipe, out of the way of the guest'
 
 
 @syscall("exit", "int", ret="noreturn")
-def sys_exit(proc, status):
-    from llvmtcg.user.process import GuestExit
-
+def sys_exit(proc: GuestProcess, status):
     if proc.clear_child_tid:
         try:
             proc.write_u32(proc.clear_child_tid, 0)
@@ -31,28 +34,28 @@ def sys_exit(proc, status):
 
 
 @syscall("exit_group", "int", ret="noreturn")
-def sys_exit_group(proc, status):
+def sys_exit_group(proc: GuestProcess, status):
     return sys_exit(proc, status)
 
 
 @syscall("set_tid_address", "ptr")
-def sys_set_tid_address(proc, tidptr):
+def sys_set_tid_address(proc: GuestProcess, tidptr):
     proc.clear_child_tid = tidptr
     return host.call("gettid")
 
 
 @syscall("set_robust_list", "ptr uint")
-def sys_set_robust_list(proc, head, length):
+def sys_set_robust_list(proc: GuestProcess, head, length):
     return 0 if length == 24 else -errno.EINVAL
 
 
 @syscall("rseq", "ptr uint hex hex")
-def sys_rseq(proc, rseq, length, flags, sig):
+def sys_rseq(proc: GuestProcess, rseq, length, flags, sig):
     return -errno.ENOSYS  # as on qemu: glibc then does without
 
 
 @syscall("clone", "hex ptr ptr ptr ptr")
-def sys_clone(proc, flags, newsp, parent_tid, tls, child_tid):
+def sys_clone(proc: GuestProcess, flags, newsp, parent_tid, tls, child_tid):
     if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
         if proc.log.enabled("unimp") or proc.strace is not None:
             proc.log.write(f"{proc.pid} clone: threads are not supported yet, "
@@ -61,7 +64,7 @@ def sys_clone(proc, flags, newsp, parent_tid, tls, child_tid):
     return fork(proc, flags, newsp, parent_tid, tls, child_tid)
 
 
-def fork(proc, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -> int:
+def fork(proc: GuestProcess, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -> int:
     """fork(), and vfork as fork whose parent waits until the child execs or exits."""
     wait_r = wait_w = -1
     if flags & CLONE_VFORK:
@@ -78,9 +81,9 @@ def fork(proc, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -> int:
             proc.vfork_fd = moved if moved >= 0 else -1
         child = host.call("gettid")
         if newsp:
-            proc.cpu.state.set("x", newsp, proc.abi.sp)
+            proc.set_stack_pointer(newsp)
         if flags & CLONE_SETTLS:
-            proc.cpu.state.set("x", tls, 4)  # tp
+            proc.set_thread_pointer(tls)
         if flags & CLONE_CHILD_SETTID and child_tid:
             proc.write_u32(child_tid, child)
         if flags & CLONE_PARENT_SETTID and parent_tid:
@@ -103,37 +106,37 @@ def fork(proc, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -> int:
 
 
 @syscall("wait4", "int ptr hex ptr")
-def sys_wait4(proc, pid, status, options, rusage):
+def sys_wait4(proc: GuestProcess, pid, status, options, rusage):
     h_status = proc.check(status, 4, Access.WRITE) if status else 0
     h_rusage = proc.check(rusage, 144, Access.WRITE) if rusage else 0
     return host.call("wait4", pid, h_status, options, h_rusage)
 
 
 @syscall("waitid", "int int ptr hex ptr")
-def sys_waitid(proc, idtype, ident, infop, options, rusage):
+def sys_waitid(proc: GuestProcess, idtype, ident, infop, options, rusage):
     h_info = proc.check(infop, 128, Access.WRITE) if infop else 0
     h_rusage = proc.check(rusage, 144, Access.WRITE) if rusage else 0
     return host.call("waitid", idtype, ident, h_info, options, h_rusage)
 
 
 @syscall("kill", "int sig")
-def sys_kill(proc, pid, sig):
+def sys_kill(proc: GuestProcess, pid, sig):
     return host.call("kill", pid, sig)
 
 
 @syscall("tkill", "int sig")
-def sys_tkill(proc, tid, sig):
+def sys_tkill(proc: GuestProcess, tid, sig):
     return host.call("tkill", tid, sig)
 
 
 @syscall("tgkill", "int int sig")
-def sys_tgkill(proc, tgid, tid, sig):
+def sys_tgkill(proc: GuestProcess, tgid, tid, sig):
     return host.call("tgkill", tgid, tid, sig)
 
 
 # -- execve ---------------------------------------------------------------------------------
 @syscall("execve", "path ptr ptr", ret="noreturn")
-def sys_execve(proc, pathname, argv_addr, envp_addr):
+def sys_execve(proc: GuestProcess, pathname, argv_addr, envp_addr):
     path = proc.read_path(pathname)
     argv = proc.read_str_array(argv_addr)
     envp = proc.read_str_array(envp_addr)
@@ -142,7 +145,7 @@ def sys_execve(proc, pathname, argv_addr, envp_addr):
     return execve(proc, path, argv, envp)
 
 
-def execve(proc, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
+def execve(proc: GuestProcess, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
     """Replace the process: a guest ELF re-enters the emulator (a new host process
     image running llvmtcg-user), anything else goes to the host's execve."""
     try:
@@ -156,7 +159,7 @@ def execve(proc, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
             head = f.read(64)
     except OSError as e:
         raise SyscallError(e.errno or errno.EACCES) from None
-    if machine_of(head) in SUPPORTED_MACHINES:
+    if is_guest_elf(head):
         try:
             read_elf(os.fsdecode(path))
         except ElfError:
@@ -169,7 +172,7 @@ _BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
               "from llvmtcg.user.cli import main; main(sys.argv[1:])")
 
 
-def _reenter(proc, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
+def _reenter(proc: GuestProcess, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
     """Exec a new emulator for the guest program. The guest's environment travels in a
     memfd, not in the host environment, so variables meant for the guest (LD_PRELOAD,
     LD_LIBRARY_PATH, PYTHON*) never reach the host's Python."""
@@ -194,7 +197,7 @@ def _reenter(proc, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
         os.close(env_fd)  # only reached when the exec failed
 
 
-def _host_execve(proc, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
+def _host_execve(proc: GuestProcess, path: bytes, argv: list[bytes], envp: list[bytes]) -> int:
     import ctypes
 
     for stream in (sys.stdout, sys.stderr, proc.log.stream):
@@ -212,7 +215,7 @@ def _passthrough(name: str, args: str = "") -> None:
     nargs = len(args.split())
 
     @syscall(name, args)
-    def handler(proc, *a):
+    def handler(proc: GuestProcess, *a):
         return host.call(name, *a[:nargs])
 
 
@@ -234,7 +237,7 @@ for _name, _args in (
 
 def _out_ids(name: str) -> None:
     @syscall(name, "ptr ptr ptr")
-    def handler(proc, a, b, c):
+    def handler(proc: GuestProcess, a, b, c):
         return host.call(name, proc.check(a, 4, Access.WRITE), proc.check(b, 4, Access.WRITE),
                          proc.check(c, 4, Access.WRITE))
 
@@ -244,33 +247,33 @@ _out_ids("getresgid")
 
 
 @syscall("getgroups", "int ptr")
-def sys_getgroups(proc, size, groups):
+def sys_getgroups(proc: GuestProcess, size, groups):
     buf = proc.check(groups, 4 * size, Access.WRITE) if size else 0
     return host.call("getgroups", size, buf)
 
 
 @syscall("setgroups", "int ptr")
-def sys_setgroups(proc, size, groups):
+def sys_setgroups(proc: GuestProcess, size, groups):
     return host.call("setgroups", size, proc.check(groups, 4 * size) if size else 0)
 
 
 @syscall("sched_getaffinity", "int uint ptr")
-def sys_sched_getaffinity(proc, pid, size, mask):
+def sys_sched_getaffinity(proc: GuestProcess, pid, size, mask):
     return host.call("sched_getaffinity", pid, size, proc.check(mask, size, Access.WRITE))
 
 
 @syscall("sched_setaffinity", "int uint ptr")
-def sys_sched_setaffinity(proc, pid, size, mask):
+def sys_sched_setaffinity(proc: GuestProcess, pid, size, mask):
     return host.call("sched_setaffinity", pid, size, proc.check(mask, size))
 
 
 @syscall("sched_getparam", "int ptr")
-def sys_sched_getparam(proc, pid, param):
+def sys_sched_getparam(proc: GuestProcess, pid, param):
     return host.call("sched_getparam", pid, proc.check(param, 4, Access.WRITE))
 
 
 @syscall("getcpu", "ptr ptr ptr")
-def sys_getcpu(proc, cpu, node, cache):
+def sys_getcpu(proc: GuestProcess, cpu, node, cache):
     return host.call("getcpu", proc.check(cpu, 4, Access.WRITE) if cpu else 0,
                      proc.check(node, 4, Access.WRITE) if node else 0, 0)
 

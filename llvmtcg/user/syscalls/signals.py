@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import errno
 import struct
+from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
 from llvmtcg.user.signals import NSIG, UNCATCHABLE, SigAction, set_host_mask
-from llvmtcg.user.syscalls import syscall
+from llvmtcg.user.syscalls.table import syscall
+
+if TYPE_CHECKING:
+    from llvmtcg.user.guest import GuestProcess
 
 SIGSET_SIZE = 8
 SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
@@ -17,7 +21,7 @@ _UNBLOCKABLE = (1 << (9 - 1)) | (1 << (19 - 1))  # SIGKILL, SIGSTOP
 
 
 @syscall("rt_sigaction", "sig ptr ptr uint")
-def sys_rt_sigaction(proc, sig, act, oldact, sigsetsize):
+def sys_rt_sigaction(proc: GuestProcess, sig, act, oldact, sigsetsize):
     if sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
     if not 1 <= sig <= NSIG:
@@ -42,7 +46,7 @@ def sys_rt_sigaction(proc, sig, act, oldact, sigsetsize):
 
 
 @syscall("rt_sigprocmask", "how ptr ptr uint")
-def sys_rt_sigprocmask(proc, how, set_addr, oldset, sigsetsize):
+def sys_rt_sigprocmask(proc: GuestProcess, how, set_addr, oldset, sigsetsize):
     if sigsetsize != SIGSET_SIZE:
         return -errno.EINVAL
     state = proc.signals
@@ -67,12 +71,12 @@ def sys_rt_sigprocmask(proc, how, set_addr, oldset, sigsetsize):
 
 
 @syscall("rt_sigpending", "ptr uint")
-def sys_rt_sigpending(proc, setp, sigsetsize):
+def sys_rt_sigpending(proc: GuestProcess, setp, sigsetsize):
     return host.call("rt_sigpending", proc.check(setp, 8, Access.WRITE), sigsetsize)
 
 
 @syscall("rt_sigtimedwait", "ptr ptr ptr uint")
-def sys_rt_sigtimedwait(proc, setp, info, timeout, sigsetsize):
+def sys_rt_sigtimedwait(proc: GuestProcess, setp, info, timeout, sigsetsize):
     import signal
 
     wanted = struct.unpack("<Q", proc.read(setp, 8))[0]
@@ -96,7 +100,7 @@ def sys_rt_sigtimedwait(proc, setp, info, timeout, sigsetsize):
 
 
 @syscall("rt_sigsuspend", "ptr uint")
-def sys_rt_sigsuspend(proc, setp, sigsetsize):
+def sys_rt_sigsuspend(proc: GuestProcess, setp, sigsetsize):
     import signal
 
     mask = struct.unpack("<Q", proc.read(setp, 8))[0]
@@ -110,7 +114,7 @@ def sys_rt_sigsuspend(proc, setp, sigsetsize):
 
 
 @syscall("sigaltstack", "ptr ptr")
-def sys_sigaltstack(proc, ss, old_ss):
+def sys_sigaltstack(proc: GuestProcess, ss, old_ss):
     state = proc.signals
     if old_ss:
         sp, flags, size = state.altstack
@@ -127,5 +131,5 @@ def sys_sigaltstack(proc, ss, old_ss):
 
 
 @syscall("rt_sigreturn", "")
-def sys_rt_sigreturn(proc):
+def sys_rt_sigreturn(proc: GuestProcess):
     return -errno.ENOSYS  # no signal frame was ever pushed

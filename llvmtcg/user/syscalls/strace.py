@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING, TextIO
+import sys
+from typing import Protocol, TextIO
 
 from llvmtcg.runtime.exits import GuestFault
-
-if TYPE_CHECKING:
-    from llvmtcg.user.process import Process
-    from llvmtcg.user.syscalls import SyscallDef
+from llvmtcg.user.syscalls.table import SyscallDef, strerror
 
 AT_FDCWD = -100
 _OPEN_FLAGS = [(0o100, "O_CREAT"), (0o200, "O_EXCL"), (0o400, "O_NOCTTY"), (0o1000, "O_TRUNC"),
@@ -62,6 +60,16 @@ def signal_name(sig: int) -> str:
         return f"SIGRTMIN+{sig - 34}" if 34 <= sig <= 64 else str(sig)
 
 
+class Traced(Protocol):
+    """What a trace line needs of the process (:class:`llvmtcg.user.guest.GuestProcess`
+    has it; that module imports this one)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def read_str(self, addr: int, limit: int = ...) -> bytes: ...
+
+
 class Strace:
     """Writes syscall traces (to the -D file or stderr)."""
 
@@ -69,18 +77,16 @@ class Strace:
         self.stream = stream
 
     def write(self, text: str) -> None:
-        import sys
-
         stream = self.stream or sys.stderr
         stream.write(text)
         stream.flush()
 
-    def format_call(self, proc: Process, entry: SyscallDef, args: tuple[int, ...]) -> str:
+    def format_call(self, proc: Traced, entry: SyscallDef, args: tuple[int, ...]) -> str:
         parts = [self.format_arg(proc, kind, value) for kind, value in zip(entry.args, args,
                                                                             strict=False)]
         return f"{proc.pid} {entry.name}({','.join(parts)})"
 
-    def format_arg(self, proc: Process, kind: str, value: int) -> str:
+    def format_arg(self, proc: Traced, kind: str, value: int) -> str:
         match kind:
             case "int" | "fd":
                 return str(_signed(value) if kind == "int" else _signed32(value))
@@ -120,8 +126,6 @@ class Strace:
 
     @staticmethod
     def format_result(kind: str, result: int) -> str:
-        from llvmtcg.user.syscalls import strerror
-
         r = _signed(result)
         if -4096 < r < 0:
             return f"-1 errno={-r} ({strerror(-r)})"

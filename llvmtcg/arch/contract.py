@@ -1,0 +1,172 @@
+"""The guest-architecture contract: everything the generic engine needs from a guest ISA.
+
+Modelled on QEMU's ``TCGCPUOps``: one typed table per architecture instead of attributes
+the runtime probes for. An architecture subclasses :class:`GuestArch`; an instance is
+the architecture configured for one CPU model (which extensions exist), and one
+instance may serve several CPUs. The runtime (``runtime/cpu_exec.py``: :class:`Cpu`,
+the translation cache, tiering) only ever calls these methods; it never imports a
+particular ISA.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from llvmtcg.ir.types import FFlag, RoundingMode
+
+if TYPE_CHECKING:
+    from llvmtcg.ir.block import Block
+    from llvmtcg.ir.cpu_layout import CpuLayout
+    from llvmtcg.log import Log
+    from llvmtcg.runtime.cpu_state import CpuState
+    from llvmtcg.runtime.helpers import HelperRegistry
+
+# fetch(addr, size) -> guest code bytes; raises GuestFault when they are not executable.
+Fetch = Callable[[int, int], bytes]
+
+# ELF identification (e_ident[EI_CLASS], e_ident[EI_DATA]).
+ELFCLASS32, ELFCLASS64 = 1, 2
+ELFDATA2LSB, ELFDATA2MSB = 1, 2
+
+
+class CpuModelError(ValueError):
+    """A CPU model or property the architecture does not have (``-cpu``); the message
+    is one line for the user."""
+
+
+class UnknownRegisterError(KeyError):
+    """A register name the architecture does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+# The translation flags (tb_flags) of a state are an architecture-defined integer of at
+# most this many bits: the engine only compares them (a block runs only under the flags
+# it was translated for) and keys on them; what the bits mean is the architecture's
+# (RISC-V: frontends/riscv/priv/state.py, TbFlags).
+TB_FLAGS_BITS = 32
+
+
+class GuestArch(abc.ABC):
+    """A guest instruction-set architecture, configured for one CPU model.
+
+    Class attributes every architecture sets:
+        name: the registry name (``"riscv64"``), also what ``-d``/errors print.
+        elf_machine: ELF ``e_machine`` of its programs (243 = EM_RISCV).
+        elf_class, elf_data: ELF class (ELFCLASS64) and byte order (ELFDATA2LSB).
+        layout: the CPU-state layout (the runtime's fields plus the guest registers).
+        registers: an ``IntEnum`` of the architectural registers; aliases (ABI names)
+            are enum aliases. Its values are the numbers a debugger uses (gdb's).
+        counts_insns: blocks add their instruction count to ``insn_count`` on entry
+            (the guest reads an instruction counter).
+
+    Methods without a default are what a new architecture must write; the defaults
+    describe a user-mode guest without floating point.
+    """
+
+    name: ClassVar[str]
+    elf_machine: ClassVar[int]
+    elf_class: ClassVar[int] = ELFCLASS64
+    elf_data: ClassVar[int] = ELFDATA2LSB
+    layout: ClassVar[CpuLayout]
+    registers: ClassVar[type[enum.IntEnum]]
+    counts_insns: ClassVar[bool] = False
+
+    # -- translation ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def helpers(self) -> HelperRegistry:
+        """A new registry holding every helper this architecture's IR calls."""
+
+    @abc.abstractmethod
+    def translate(self, pc: int, flags: int, fetch: Fetch, log: Log | None = None) -> Block:
+        """The IR of the block at ``pc`` for translation flags ``flags`` (see
+        :meth:`tb_flags`). ``fetch(addr, size)`` reads guest code and raises GuestFault
+        when it is not executable: a fault on the block's first instruction propagates
+        (the guest takes it), a later one ends the block before that instruction.
+        ``log`` receives ``-d in_asm`` output (None: not logged). Called from the
+        run loop's thread and from the tiering compile thread: it must not keep
+        per-translation state on ``self``."""
+
+    @abc.abstractmethod
+    def fingerprint(self) -> tuple:
+        """What distinguishes the code this instance translates from another's: the
+        architecture and the CPU model (the code cache keys on it, together with the
+        state layout, the helpers and the runtime's options). Stable across processes:
+        no ids, no hash-randomised ordering."""
+
+    def tb_flags(self, state: CpuState) -> int:
+        """The translation-relevant part of the state (privilege, MMU mode, FP unit
+        state, …) packed into a non-negative integer below ``2**TB_FLAGS_BITS``, in
+        the architecture's own layout. A guest whose translation never depends on its
+        state returns 0."""
+        return 0
+
+    def mmu_index(self, state: CpuState) -> int:
+        """The MMU index (TLB table) data accesses use in the current state."""
+        return 0
+
+    # -- state ----------------------------------------------------------------------------
+    def reset(self, state: CpuState) -> None:
+        """Put the architectural registers in their reset state (the CPU-state buffer
+        starts zeroed; :class:`Cpu` calls this once when it creates the state)."""
+        return None  # an architecture whose registers all reset to zero
+
+    @abc.abstractmethod
+    def reg_read(self, state: CpuState, reg: enum.IntEnum | int | str) -> int:
+        """The value of register ``reg`` (anything :meth:`register` accepts) as an
+        unsigned integer of the register's width."""
+
+    @abc.abstractmethod
+    def reg_write(self, state: CpuState, reg: enum.IntEnum | int | str, value: int) -> None:
+        """Write register ``reg`` as the architecture does (a hard-wired zero register
+        ignores writes; values are truncated to the register's width)."""
+
+    def register(self, reg: enum.IntEnum | int | str) -> enum.IntEnum:
+        """The member of :attr:`registers` that ``reg`` names: a member, a register
+        number, or a name (matched without regard to case; aliases give their register).
+
+        Raises:
+            UnknownRegisterError: no register of this architecture has that name.
+        """
+        if isinstance(reg, self.registers):
+            return reg
+        try:
+            if isinstance(reg, str):
+                return self.registers[reg.upper()]
+            if isinstance(reg, int):
+                return self.registers(reg)
+        except (KeyError, ValueError):
+            pass
+        raise UnknownRegisterError(f"{self.name} has no register {reg!r}")
+
+    # -- the guest's floating-point environment -------------------------------------------
+    def fp_rounding(self, state: CpuState) -> RoundingMode:
+        """The rounding mode of float ops in the dynamic mode (DYN): loaded into the
+        host FP environment on every entry to native code."""
+        return RoundingMode.RNE
+
+    def fp_accrue(self, state: CpuState, flags: FFlag) -> None:
+        """Receive the IEEE exception flags guest float ops raised (after every return
+        from native code that raised any)."""
+        return None  # a guest without floating point has nowhere to keep them
+
+    # -- system mode (issue #11) ----------------------------------------------------------
+    def exec_interrupt(self, state: CpuState) -> bool:
+        """Between blocks, when an interrupt may be pending: if one is pending *and*
+        enabled in the current state (privilege, global and per-source enables), take
+        it — do what :meth:`do_interrupt` does for it — and return True; the run loop
+        then looks up code again (pc and tb_flags changed). Return False to keep
+        running. User mode has no interrupts: False."""
+        return False
+
+    def do_interrupt(self, state: CpuState, exception_index: int) -> None:
+        """System mode: deliver the exception or interrupt ``exception_index`` (a
+        block's EXCEPTION exit, or what :meth:`exec_interrupt` took) to the guest: save
+        the pc and cause in the trap registers, switch privilege, and set the pc to the
+        trap vector. User mode never calls it (the user-mode loop turns exceptions into
+        signals)."""
+        raise NotImplementedError(f"{self.name}: no system-mode exception delivery")

@@ -1,0 +1,128 @@
+"""RV64GC as a guest architecture: the :class:`GuestArch` contract for RISC-V.
+
+User mode only, so far: the hart is always in U-mode without paging, its FP unit on
+(Linux user mode cannot turn it off), so ``tb_flags`` is one constant in the layout of
+:class:`llvmtcg.frontends.riscv.priv.state.TbFlags`, and data accesses use the user
+MMU index.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from llvmtcg.arch import GuestArch, register_arch
+from llvmtcg.frontends.riscv import fpu, trans_rvf, trans_system
+from llvmtcg.frontends.riscv.cpu import (
+    LAYOUT,
+    MMU_USER,
+    REG_CSR0,
+    REG_F0,
+    REG_PC,
+    CpuModel,
+    Reg,
+)
+from llvmtcg.frontends.riscv.frontend import RiscvFrontend
+from llvmtcg.frontends.riscv.priv.state import (
+    FsState,
+    MmuIdx,
+    Mstatus,
+    Priv,
+    set_field,
+    tb_flags,
+)
+from llvmtcg.ir import Block
+from llvmtcg.log import Log
+from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.helpers import HelperRegistry
+
+EM_RISCV = 243
+# U-mode, MMU index U, mstatus.FS Dirty (FP instructions legal; nothing to mark when
+# they write), satp Bare. The translator does not read the flags yet.
+USER_TB_FLAGS = tb_flags(Priv.U, set_field(0, Mstatus.FS, FsState.DIRTY), satp=0)
+assert MMU_USER == MmuIdx.U
+_FFLAGS, _FRM = Reg.FFLAGS, Reg.FRM
+_FFLAGS_MASK, _FRM_MASK = 0x1F, 0x7
+
+
+@register_arch
+class Riscv64Arch(GuestArch):
+    """RV64GC (+Zba/Zbb/Zbs), configured by a :class:`CpuModel`.
+
+    Args:
+        model: which extensions the CPU has (default: all of RV64GC and Zb[abs]).
+    """
+
+    name = "riscv64"
+    elf_machine = EM_RISCV
+    layout = LAYOUT
+    registers = Reg
+    counts_insns = True  # instret is counted per block
+
+    def __init__(self, model: CpuModel | None = None) -> None:
+        self.model = model or CpuModel()
+        self.frontend = RiscvFrontend(self.model)
+
+    def __repr__(self) -> str:
+        return f"Riscv64Arch({self.model!r})"
+
+    # -- translation ----------------------------------------------------------------------
+    def helpers(self) -> HelperRegistry:
+        registry = HelperRegistry()
+        trans_system.register_helpers(registry)
+        trans_rvf.register_helpers(registry)
+        return registry
+
+    def translate(self, pc: int, flags: int, fetch, log: Log | None = None) -> Block:
+        return self.frontend.translate(pc, fetch, log)
+
+    def fingerprint(self) -> tuple:
+        return (self.name, repr(self.model))  # CpuModel's repr is sorted: stable
+
+    def tb_flags(self, state: CpuState) -> int:
+        return USER_TB_FLAGS
+
+    def mmu_index(self, state: CpuState) -> int:
+        return MMU_USER
+
+    # -- state ----------------------------------------------------------------------------
+    def reset(self, state: CpuState) -> None:
+        """Architectural reset values of a user-mode CPU (registers are zero)."""
+        state.set("load_res", -1)
+        state.set("frm", 0)
+        state.set("fflags", 0)
+
+    def reg_read(self, state: CpuState, reg: enum.IntEnum | int | str) -> int:
+        reg = self.register(reg)
+        if reg < REG_PC:
+            return state.get("x", reg) if reg else 0  # x0 is hard-wired to zero
+        if reg == REG_PC:
+            return state.get("pc")
+        if reg < REG_CSR0:
+            return state.get("f", reg - REG_F0)
+        if reg is _FFLAGS:
+            return state.get("fflags")
+        if reg is _FRM:
+            return state.get("frm")
+        return state.get("frm") << 5 | state.get("fflags")
+
+    def reg_write(self, state: CpuState, reg: enum.IntEnum | int | str, value: int) -> None:
+        reg = self.register(reg)
+        if reg < REG_PC:
+            if reg:  # writes to x0 are ignored
+                state.set("x", value, reg)
+        elif reg == REG_PC:
+            state.set("pc", value)
+        elif reg < REG_CSR0:
+            state.set("f", value, reg - REG_F0)
+        elif reg is _FFLAGS:
+            state.set("fflags", value & _FFLAGS_MASK)
+        elif reg is _FRM:
+            state.set("frm", value & _FRM_MASK)
+        else:  # fcsr: frm in bits 7:5, fflags in 4:0 (the rest reads as zero)
+            state.set("fflags", value & _FFLAGS_MASK)
+            state.set("frm", (value >> 5) & _FRM_MASK)
+
+    # -- the guest's FP environment (for the run loop) -------------------------------------
+    # Plain functions, not methods: the run loop calls them around every native entry.
+    fp_rounding = staticmethod(fpu.fp_rounding)
+    fp_accrue = staticmethod(fpu.fp_accrue)

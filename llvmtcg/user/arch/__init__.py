@@ -1,0 +1,129 @@
+"""What Linux user mode needs to know about each guest architecture, and where to find it.
+
+One module per architecture (``riscv64.py``) subclasses :class:`UserArch`: the Linux
+ABI of that guest (syscall registers, the syscall instruction's length, which signal a
+fault raises, the stack and TLS registers, AT_HWCAP and AT_PLATFORM, ``-cpu``
+parsing; later the signal frame). The generic process (``user/process.py``), loader
+and syscalls only use this interface and :class:`GuestArch`; the per-architecture
+modules are imported on first lookup by name.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import importlib
+from typing import ClassVar
+
+from llvmtcg.arch import GuestArch
+from llvmtcg.runtime.cpu_state import CpuState
+
+# Guest architectures user mode runs: registry name -> module defining its UserArch.
+USER_ARCH_MODULES: dict[str, str] = {
+    "riscv64": "llvmtcg.user.arch.riscv64",
+}
+
+
+class UserArch(abc.ABC):
+    """The Linux user-mode ABI of one guest architecture.
+
+    Class attributes:
+        name: the :class:`GuestArch` registry name this ABI belongs to.
+        platform: the AT_PLATFORM string.
+        uname_machine: ``uname -m``.
+        task_size: bytes of user address space (Linux's TASK_SIZE): the size of the
+            process's GuestMemory, with the stack at the top.
+        syscall_insn_length: bytes of the syscall instruction; the guest resumes after
+            it (a SYSCALL exit reports the pc of the instruction itself).
+        stack_pointer, thread_pointer: the registers (members of the architecture's
+            register enum) holding the stack pointer and the TLS pointer.
+    """
+
+    name: ClassVar[str]
+    platform: ClassVar[str]
+    uname_machine: ClassVar[str]
+    task_size: ClassVar[int]
+    syscall_insn_length: ClassVar[int]
+    stack_pointer: ClassVar[enum.IntEnum]
+    thread_pointer: ClassVar[enum.IntEnum]
+
+    @abc.abstractmethod
+    def make_arch(self, cpu: str | None = None) -> GuestArch:
+        """The guest architecture for ``-cpu`` spec ``cpu`` (None: the default model).
+
+        Raises:
+            CpuModelError: an unknown model or property (one line for the user).
+        """
+
+    @abc.abstractmethod
+    def cpu_help(self) -> str:
+        """``-cpu help``: the models and properties, one or more lines."""
+
+    @abc.abstractmethod
+    def hwcap(self, arch: GuestArch) -> int:
+        """AT_HWCAP for a CPU of ``arch`` (made by :meth:`make_arch`)."""
+
+    # -- system calls: called on every one, so they read the state directly -----------------
+    @abc.abstractmethod
+    def syscall_number(self, state: CpuState) -> int: ...
+
+    @abc.abstractmethod
+    def syscall_args(self, state: CpuState) -> tuple[int, ...]:
+        """The six argument registers."""
+
+    @abc.abstractmethod
+    def set_syscall_result(self, state: CpuState, value: int) -> None: ...
+
+    # -- synchronous exceptions -------------------------------------------------------------
+    @abc.abstractmethod
+    def exception_signal(self, state: CpuState, exception_index: int
+                         ) -> tuple[int, str] | None:
+        """(signal number, one-line detail) Linux sends for the architecture's exception
+        ``exception_index``, or None for one it does not know (the process then dies of
+        SIGSEGV). Memory faults (the runtime's EXCP_MEM_FAULT, EXCP_MISALIGNED) are
+        handled generically and never come here."""
+
+
+class UnknownUserArchError(LookupError):
+    """User mode has no ABI for this architecture."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_registered: dict[str, type[UserArch]] = {}
+
+
+def register_user_arch(cls: type[UserArch]) -> type[UserArch]:
+    """Make ``cls`` the user-mode ABI of architecture ``cls.name`` (a class decorator).
+
+    Raises:
+        ValueError: another class is registered for that architecture.
+    """
+    other = _registered.get(cls.name)
+    if other is not None and other is not cls:
+        raise ValueError(f"user-mode ABI for {cls.name!r} is already registered "
+                         f"({other.__module__}.{other.__qualname__})")
+    _registered[cls.name] = cls
+    return cls
+
+
+def user_arch_names() -> list[str]:
+    """Architectures whose Linux programs user mode runs, sorted."""
+    return sorted(USER_ARCH_MODULES.keys() | _registered.keys())
+
+
+def user_arch(name: str) -> UserArch:
+    """The user-mode ABI of architecture ``name``.
+
+    Raises:
+        UnknownUserArchError: user mode does not run that architecture.
+    """
+    cls = _registered.get(name)
+    if cls is None and name in USER_ARCH_MODULES:
+        importlib.import_module(USER_ARCH_MODULES[name])
+        cls = _registered.get(name)
+    if cls is None:
+        raise UnknownUserArchError(f"user mode does not run {name} programs "
+                                   f"(it runs: {', '.join(user_arch_names())})")
+    return cls()

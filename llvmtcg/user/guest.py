@@ -1,0 +1,117 @@
+"""What system calls see of the emulated process: a small typed interface.
+
+Syscall handlers (``llvmtcg.user.syscalls``) are written against :class:`GuestProcess`,
+never against :class:`llvmtcg.user.process.Process` (which implements it): they get
+checked access to guest memory, the address space, the signal state and a few
+operations on the process, and nothing of the CPU or the architecture.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from llvmtcg.log import Log
+from llvmtcg.runtime.exits import Access
+from llvmtcg.user.mm import AddressSpace
+from llvmtcg.user.signals import SignalState
+from llvmtcg.user.syscalls.strace import Strace
+
+PATH_MAX = 4096
+
+
+class GuestExit(Exception):
+    """The guest called exit/exit_group."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+class GuestKilled(Exception):
+    """The guest dies of a signal (a fault it cannot handle)."""
+
+    def __init__(self, sig: int, detail: str) -> None:
+        super().__init__(detail)
+        self.sig = sig
+        self.detail = detail
+
+
+class GuestMemoryView(Protocol):
+    """Guest memory as a syscall reads and writes it: permissions are the guest's, a
+    bad pointer raises GuestFault (the syscall returns -EFAULT), and writes drop
+    translations of code they overwrite. Integers are little-endian."""
+
+    def check(self, addr: int, size: int, access: Access = Access.READ) -> int:
+        """Host address of guest [addr, addr+size) if every byte allows ``access``."""
+        ...
+
+    def check_prefix(self, addr: int, size: int,
+                     access: Access = Access.READ) -> tuple[int, int]:
+        """(host address, bytes usable up to the first inaccessible one)."""
+        ...
+
+    def read(self, addr: int, size: int) -> bytes: ...
+
+    def write(self, addr: int, data: bytes) -> None: ...
+
+    def wrote(self, addr: int, size: int) -> None:
+        """Guest bytes changed behind the softmmu (a host syscall filled a buffer)."""
+        ...
+
+    def read_str(self, addr: int, limit: int = PATH_MAX) -> bytes:
+        """A NUL-terminated string (SyscallError ENAMETOOLONG past ``limit``)."""
+        ...
+
+    def read_str_array(self, addr: int, limit: int = 1 << 17) -> list[bytes]:
+        """A NULL-terminated array of string pointers (argv, envp)."""
+        ...
+
+    def read_u32(self, addr: int) -> int: ...
+
+    def read_u64(self, addr: int) -> int: ...
+
+    def write_u32(self, addr: int, value: int) -> None: ...
+
+    def write_u64(self, addr: int, value: int) -> None: ...
+
+
+@runtime_checkable
+class GuestProcess(GuestMemoryView, Protocol):
+    """One emulated process, as its system calls see it."""
+
+    log: Log
+    strace: Strace | None  # -strace, or None
+    space: AddressSpace  # brk, mmap and friends
+    signals: SignalState  # dispositions and mask
+    exe_path: str  # what /proc/self/exe names
+    clear_child_tid: int  # set_tid_address / CLONE_CHILD_CLEARTID
+    vfork_fd: int  # a vfork child's end of the parent's wait pipe (closed on exec)
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def machine(self) -> str:
+        """The machine name uname(2) reports (``riscv64``)."""
+        ...
+
+    def read_path(self, addr: int, sysroot: bool = True) -> bytes:
+        """A path argument; with -L, absolute paths found under the sysroot come from
+        there (for calls that look files up)."""
+        ...
+
+    def reexec_options(self) -> list[str]:
+        """The emulator options a guest execve passes on to the new emulator."""
+        ...
+
+    def set_stack_pointer(self, sp: int) -> None:
+        """Set the guest's stack pointer (a clone child's new stack)."""
+        ...
+
+    def set_thread_pointer(self, tp: int) -> None:
+        """Set the guest's TLS register (CLONE_SETTLS)."""
+        ...
+
+    def invalidate_code(self, start: int, end: int) -> None:
+        """Drop translations of guest code in [start, end) (an icache flush)."""
+        ...

@@ -1,0 +1,161 @@
+"""Layering rules, checked on the import graph of ``llvmtcg`` (parsed with ``ast``).
+
+Every import counts: module level, inside functions, and under ``TYPE_CHECKING``. An
+import of ``a.b.c`` is an edge to ``a.b.c`` (not to the packages ``a`` and ``a.b``,
+whose ``__init__`` Python runs first). Modules imported by name through
+``importlib`` — the architecture registries' lazily loaded entries — are not edges,
+by design: that is how generic code finds an ISA without depending on it.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RISCV = "llvmtcg.frontends.riscv"
+# No cycle is allowed (the lowering's rule table and float rules used to import each
+# other; llvmtcg/ir/lower/ removed that).
+KNOWN_CYCLES: list[set[str]] = []
+
+
+@functools.cache
+def modules() -> dict[str, tuple[Path, bool]]:
+    """Module name -> (file, is a package)."""
+    out = {}
+    for path in sorted((ROOT / "llvmtcg").rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
+    return out
+
+
+def _resolve(name: str) -> str | None:
+    """The llvmtcg module ``name`` is, or is defined in (``pkg.attr`` -> ``pkg``)."""
+    mods = modules()
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def _imported_names(module: str) -> set[str]:
+    """Every dotted name ``module`` imports (absolute; relative imports resolved),
+    with ``from m import x`` giving ``m.x``."""
+    path, is_package = modules()[module]
+    package = module if is_package else module.rpartition(".")[0]
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[:len(package.split(".")) - node.level + 1]
+                source = ".".join(base + ([node.module] if node.module else []))
+            else:
+                source = node.module or ""
+            names.add(source)
+            names.update(f"{source}.{alias.name}" for alias in node.names)
+    return names
+
+
+@functools.cache
+def import_graph() -> dict[str, frozenset[str]]:
+    """llvmtcg module -> the llvmtcg modules it imports."""
+    graph = {}
+    for module in modules():
+        targets = {_resolve(name) for name in _imported_names(module)
+                   if name == "llvmtcg" or name.startswith("llvmtcg.")}
+        graph[module] = frozenset(t for t in targets if t is not None and t != module)
+    return graph
+
+
+def reachable(module: str) -> set[str]:
+    graph, seen, todo = import_graph(), set(), [module]
+    while todo:
+        for target in graph[todo.pop()]:
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return seen
+
+
+def cycles() -> list[set[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    graph = import_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def is_generic(module: str) -> bool:
+    """Modules that must not know any particular guest ISA: the runtime, the IR, the
+    architecture contract, and user mode except its per-architecture ABI modules."""
+    if module.startswith("llvmtcg.user.arch."):
+        return False  # llvmtcg/user/arch/<isa>.py
+    layer = module.split(".")[1] if "." in module else ""
+    return layer in ("runtime", "ir", "arch", "user", "log", "options")
+
+
+def test_the_graph_sees_imports() -> None:
+    """The parser finds what we know is there (a guard against a vacuous graph)."""
+    graph = import_graph()
+    assert "llvmtcg.runtime.tbcache" in graph["llvmtcg.runtime.cpu_exec"]
+    assert "llvmtcg.frontends.riscv.frontend" in graph["llvmtcg.frontends.riscv.arch"]
+    assert "llvmtcg.frontends.decodetree" in graph["llvmtcg.frontends.riscv"]  # relative
+    assert "llvmtcg.user.guest" in graph["llvmtcg.user.syscalls.files"]  # TYPE_CHECKING
+    assert RISCV + ".arch" in reachable("llvmtcg.user.arch.riscv64")
+
+
+def test_generic_layers_do_not_import_riscv() -> None:
+    generic = [m for m in modules() if is_generic(m)]
+    assert "llvmtcg.user.process" in generic and "llvmtcg.runtime.cpu_exec" in generic
+    offenders = {m: sorted(t for t in reachable(m) if t == RISCV or t.startswith(RISCV + "."))
+                 for m in generic}
+    assert {m: t for m, t in offenders.items() if t} == {}
+
+
+def test_syscalls_do_not_import_the_process() -> None:
+    syscall_modules = [m for m in modules() if m.startswith("llvmtcg.user.syscalls")]
+    assert len(syscall_modules) >= 8
+    for module in syscall_modules:
+        assert "llvmtcg.user.process" not in reachable(module), module
+
+
+def test_no_import_cycles() -> None:
+    unexpected = [sorted(c) for c in cycles() if c not in KNOWN_CYCLES]
+    assert unexpected == []
+
+
+def test_llvmtcg_does_not_import_machines_devices_or_the_launcher() -> None:
+    for module in modules():
+        outside = {name.split(".")[0] for name in _imported_names(module)}
+        assert not outside & {"machines", "devices", "launcher"}, module
