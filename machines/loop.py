@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import selectors
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ class MachineClock(VirtualClock):
     """A VirtualClock that tells a listener when a timer is armed before the deadline
     the listener is waiting for (the I/O thread must then wake earlier)."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, source: Callable[[], int] | None = time.monotonic_ns) -> None:
+        super().__init__(source)
         self.on_earlier_timer: Callable[[int], None] | None = None
 
     @classmethod

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from devices.base import GuestMemoryError
 from devices.fdt import DeviceTree, FdtError
 from devices.virtio import FdtNode, Phandle
-from llvmtcg.runtime.physmem import BusError, PhysicalAddressSpace
+from llvmtcg.runtime.physmem import BusError, PhysicalAddressSpace, RegionError
 from machines.boot import BootError, BootImages
 from machines.cpu import HartLines, HartWiring, SystemCpu, create_system_cpu
 from machines.loop import MachineClock, MachineLoop, Resettable, SerialInput
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from llvmtcg.log import Log
 
 # Debian's opensbi package: what "-bios default" (and no -bios) loads.
-DEFAULT_BIOS_PACKAGE = "opensbi"
 DEFAULT_BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
+# Where QEMU's qemu_find_file looks for a -bios given as a bare name (Debian's build).
+FIRMWARE_DIRS = ("/usr/share/qemu",)
 
 
 class MachineError(Exception):
@@ -205,6 +206,36 @@ class Machine:
 
 
 # -- helpers for machine modules ---------------------------------------------------------
+def read_firmware(options: MachineOptions) -> tuple[str, bytes]:
+    """The -bios file (path, contents): ``default`` (or none given) is the opensbi
+    package's fw_dynamic; a bare name not in the current directory is also looked for
+    where QEMU keeps firmware, as qemu_find_file does."""
+    default = options.bios in (None, "default")
+    name = options.default_bios if default else str(options.bios)
+    candidates = [name]
+    if "/" not in name:
+        candidates += [os.path.join(d, name) for d in FIRMWARE_DIRS]
+    for path in candidates:
+        try:
+            with open(path, "rb") as f:
+                return path, f.read()
+        except OSError:
+            continue
+    hint = (" (the default -bios comes from Debian's opensbi package: apt-get install "
+            "opensbi)") if default else ""
+    raise MachineError(f'Unable to load the RISC-V firmware "{name}"{hint}')
+
+
+def add_main_ram(memory: PhysicalAddressSpace, name: str, base: int, size: int) -> None:
+    """The machine's RAM (``-m``), or QEMU's error when it cannot have that much."""
+    try:
+        memory.add_ram(name, base, size)
+    except (RegionError, OSError):
+        raise MachineError(f"cannot set up guest memory '{name}': Cannot allocate memory") \
+            from None
+
+
+
 def check_images(images: BootImages, memory: PhysicalAddressSpace) -> None:
     """The boot images do not overlap and fit RAM/ROM (MachineError otherwise)."""
     try:

@@ -21,13 +21,14 @@ from machines.machine import (
     Machine,
     MachineError,
     MachineOptions,
+    add_main_ram,
     check_images,
     hart_nodes,
     load_dtb_file,
     memory_node,
+    read_firmware,
     set_chosen,
 )
-from machines.riscv64_virt import read_firmware
 
 # -- memory map (spike_memmap[]) --------------------------------------------------------
 MROM_BASE, MROM_SIZE = 0x1000, 0xF000
@@ -113,7 +114,7 @@ def _build(options: MachineOptions, memory: PhysicalAddressSpace) -> Machine:
     memory.add_mmio("riscv.aclint.swi", CLINT_BASE, aclint.MSWI_SIZE, clint)
     memory.add_mmio("riscv.aclint.mtimer", CLINT_BASE + aclint.MTIMER_BASE, aclint.MTIMER_SIZE,
                     _Shifted(clint, aclint.MTIMER_BASE))
-    memory.add_ram("riscv.spike.ram", DRAM_BASE, ram_size)
+    add_main_ram(memory, "riscv.spike.ram", DRAM_BASE, ram_size)
     memory.add_rom("riscv.spike.mrom", MROM_BASE, MROM_SIZE)
     machine.resettables.append(clint)
 
@@ -123,8 +124,7 @@ def _build(options: MachineOptions, memory: PhysicalAddressSpace) -> Machine:
     try:
         firmware_end = DRAM_BASE
         if options.bios != "none":
-            path = options.default_bios if options.bios in (None, "default") else options.bios
-            data = read_firmware(path, options)
+            path, data = read_firmware(options)
             _, firmware_end, _ = boot.load_elf_or_raw(images, path, data, DRAM_BASE, ram_size,
                                                       "firmware", symbols)
         kernel_entry = 0

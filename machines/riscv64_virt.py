@@ -26,10 +26,12 @@ from machines.machine import (
     MachineError,
     MachineOptions,
     add_fdt_record,
+    add_main_ram,
     check_images,
     hart_nodes,
     load_dtb_file,
     memory_node,
+    read_firmware,
     set_chosen,
 )
 from machines.riscv_cpu import pmu_event_map
@@ -88,8 +90,6 @@ def build(options: MachineOptions) -> Machine:
 
 def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
            clock: MachineClock, log: Callable[[str], None] | None) -> Machine:
-    if ram_size % 4096:
-        raise MachineError(f"RAM size {ram_size:#x} is not a multiple of 4 KiB")
     for drive in options.drives:
         if drive.interface == "pflash":
             # QEMU then starts from flash (unit 0) or runs an S-mode payload there
@@ -139,7 +139,7 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
         memory.add_mmio("virtio-mmio", VIRTIO_BASE + i * VIRTIO_STRIDE, slot.size, slot)
         slots.append(slot)
     flash_banks = _add_flash(memory, log)
-    memory.add_ram("riscv_virt_board.ram", DRAM_BASE, ram_size)
+    add_main_ram(memory, "riscv_virt_board.ram", DRAM_BASE, ram_size)
     machine.resettables += [plic_dev, rtc, clint, uart, *slots, *flash_banks]
 
     # -- boot images (virt_machine_done) ----------------------------------------------------
@@ -188,22 +188,9 @@ def _load_firmware(images: BootImages, options: MachineOptions, ram_size: int) -
     """riscv_find_and_load_firmware: the end of the firmware (DRAM base for none)."""
     if options.bios == "none":
         return DRAM_BASE
-    path = options.default_bios if options.bios in (None, "default") else options.bios
-    data = read_firmware(path, options)
+    path, data = read_firmware(options)
     _, end, _ = boot.load_elf_or_raw(images, path, data, DRAM_BASE, ram_size, "firmware")
     return end
-
-
-def read_firmware(path: str, options: MachineOptions) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        if options.bios in (None, "default"):
-            raise MachineError(f"Unable to load the RISC-V firmware \"{path}\" (the default "
-                               f"-bios comes from Debian's opensbi package: "
-                               f"apt-get install opensbi)") from None
-        raise MachineError(f"Unable to load the RISC-V firmware \"{path}\"") from None
 
 
 def _load_kernel(images: BootImages, options: MachineOptions, start: int, ram_size: int) -> int:

@@ -200,9 +200,9 @@ def _help_request(target: Target, options: Options) -> str | None:
         return "Available display backend types:\nnone\n"
     if options.log_items is not None and "help" in options.log_items.split(","):
         return _log_usage()
+    from machines.virtio_devices import BY_NAME, device_list_text
     for text in options.devices:
         parts = split_list(text)
-        from machines.virtio_devices import BY_NAME, device_list_text
         if parts[0] in HELP_WORDS:
             return device_list_text()
         if any(p in HELP_WORDS or p.split("=", 1)[0] in HELP_WORDS for p in parts[1:]):
