@@ -144,16 +144,16 @@ class Machine:
         self.rng_seed: Callable[[int], bytes] = os.urandom
         self.cpu: SystemCpu | None = None
         self.requests: Requests | None = None
-        self.exit_request: int | str | None = None  # the last request, for tests
+        self.last_request: int | str | None = None  # what a device last asked for
 
     # -- what devices ask for -------------------------------------------------------------
     def on_poweroff(self, status: int) -> None:
-        self.exit_request = status
+        self.last_request = status
         if self.requests is not None:
             self.requests.request_shutdown(status)
 
     def on_reset(self) -> None:
-        self.exit_request = "reset"
+        self.last_request = "reset"
         if self.requests is not None:
             self.requests.request_reset()
 

@@ -3,6 +3,8 @@ devices, loaders, DMA and the mtree listing."""
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
 from llvmtcg.ir import cpu_layout as abi
@@ -187,6 +189,5 @@ def test_ram_pages_are_fast_path_pages(space: PhysicalAddressSpace) -> None:
     space.load(0x8000_0000, b"\x13\x00\x00\x00")
     region, host_page = space.memory.translate(0x8000_0000, Access.FETCH, 0)
     assert region.mmio is None and host_page == space.memory.base + 0x8000_0000
-    import ctypes
     flags = ctypes.c_uint8.from_address(space.memory.page_table + (0x8000_0000 >> abi.PAGE_BITS))
     assert flags.value & abi.PAGE_LOAD_OK and not flags.value & abi.PAGE_SLOW
