@@ -4,8 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # device-tree-compiler: dtc checks the device trees we generate (tests/devices).
+# qemu-system-misc: qemu-system-riscv64, the reference for the system emulator (tests/machines,
+# tests/launcher); opensbi: the firmware -bios default loads.
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
-              device-tree-compiler)
+              device-tree-compiler qemu-system-misc opensbi)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1,0 +1,536 @@
+"""``llvmtcg-system-<target>``: QEMU's command line in, a machine run (or a listing) out.
+
+Flow: parse the options; answer ``help`` requests; check every value (each problem is
+one line in QEMU's wording and exit status 1); open the serial backend; build the
+machine; ``-machine ...,dumpdtb=FILE`` writes its device tree and exits 0; otherwise
+create the CPU and run the main loop until the guest powers off (its status), a
+``C-a x``, or a signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+from launcher.chardev import CharBackend, ChardevError, StdioBackend, open_backend
+from launcher.system.options import (
+    HELP_WORDS,
+    OptionError,
+    Options,
+    parse_args,
+    parse_list,
+    parse_ram_size,
+    split_list,
+)
+
+if TYPE_CHECKING:  # the machine modules are imported only when a machine is built
+    from llvmtcg.log import Log
+    from machines.loop import MachineLoop
+    from machines.machine import DeviceOptions, DriveOptions, Machine, MachineOptions
+    from machines.riscv_cpu import RiscvCpuConfig
+
+VERSION = "0.1.0"
+QEMU_VERSION = "7.2"
+
+# -d items: the runtime's (llvmtcg.log) and the devices' guest_errors.
+DEVICE_LOG_ITEMS = {"guest_errors": "log when the guest OS does something invalid (eg "
+                                    "accessing a non-existent register)"}
+_QEMU_DISPLAYS = ("gtk", "sdl", "curses", "egl-headless", "spice-app", "dbus", "cocoa",
+                  "vnc", "default")
+_KNOWN_FORMATS = ("qcow2", "qcow", "vmdk", "vdi", "vhdx", "vpc", "qed", "parallels",
+                  "dmg", "cloop", "bochs", "luks", "vvfat", "file", "host_device")
+_DRIVE_INTERFACES = ("ide", "scsi", "sd", "mtd", "floppy", "pflash", "virtio", "none", "xen")
+_DRIVE_KEYS = ("file", "format", "if", "id", "readonly", "read-only", "unit", "index")
+_SMP_KEYS = ("cpus", "sockets", "dies", "clusters", "cores", "threads", "maxcpus")
+_MACHINE_PROPS = {  # property: (type, description) as -machine TYPE,help prints them
+    "append": ("string", "Linux kernel command line"),
+    "dtb": ("string", "Linux kernel device tree file"),
+    "dumpdtb": ("string", "Dump current dtb to a file and quit"),
+    "firmware": ("string", "Firmware image"),
+    "initrd": ("string", "Linux initial ramdisk file"),
+    "kernel": ("string", "Linux kernel image file"),
+}
+
+
+class Exit(Exception):
+    """End the launcher with ``status`` after printing ``message`` (if any)."""
+
+    def __init__(self, status: int, message: str | None = None,
+                 option: str | None = None, *, bare: bool = False) -> None:
+        super().__init__(message or "")
+        self.status = status
+        self.message = message
+        self.option = option
+        self.bare = bare  # print the message as it is, without the program name
+
+
+def _fail(message: str, option: str | None = None) -> Exit:
+    return Exit(1, message, option)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What differs between llvmtcg-system-* programs."""
+
+    name: str  # "riscv64"
+    prog: str  # "llvmtcg-system-riscv64"
+
+
+def main(target: Target, argv: list[str] | None = None, *, stdout: TextIO | None = None,
+         stderr: TextIO | None = None) -> int:
+    """Run the launcher; returns the exit status (tests call this directly)."""
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(target, args, out, err)
+    except Exit as exit_:
+        if exit_.message:
+            prefix = "" if exit_.bare else f"{target.prog}: " + (
+                f"{exit_.option}: " if exit_.option else "")
+            err.write(prefix + exit_.message + "\n")
+        return exit_.status
+    except OptionError as exc:
+        prefix = f"{target.prog}: " + (f"{exc.option}: " if exc.option else "")
+        err.write(prefix + str(exc) + "\n")
+        return 1
+
+
+def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
+    options = parse_args(args)
+    if options.show_help:
+        out.write(usage(target))
+        return 0
+    if options.show_version:
+        out.write(f"{target.prog} version {VERSION} (QEMU {QEMU_VERSION} command line)\n")
+        return 0
+    listing = _help_request(target, options)
+    if listing is not None:
+        out.write(listing)
+        return 0
+
+    from machines.machine import MachineError
+    from machines.registry import find_machine
+
+    machine_type = find_machine(target.name, options.machine)
+    if machine_type is None:
+        raise _fail("unsupported machine type\nUse -machine help to list supported machines")
+    build = machine_type.builder()
+    def warn(text: str) -> None:
+        err.write(f"{target.prog}: warning: {text}\n")
+
+    plan = _check(target, options, machine_type.name, warn)
+
+    guest_error = None
+    log_stream: TextIO | None = None
+    cpu_log = None
+    if plan.log_items:
+        from llvmtcg.log import Log
+        log_stream = _open_log(options.log_file) if options.log_file else err
+        if "guest_errors" in plan.log_items:
+            guest_error = _line_writer(log_stream)
+        cpu_log = Log(plan.log_items - DEVICE_LOG_ITEMS.keys(), log_stream)
+
+    handlers = _LateHandlers()
+    backend = _open_serial(options, handlers)
+    try:
+        machine_options = _machine_options(plan, backend, guest_error, cpu_log)
+        try:
+            machine = build(machine_options)
+        except MachineError as exc:
+            raise _fail(str(exc), exc.option) from None
+        try:
+            return _start(target, machine, plan, backend, handlers, err)
+        finally:
+            machine.close()
+    finally:
+        backend.close()
+        if log_stream is not None and log_stream is not err:
+            log_stream.close()
+
+
+def _line_writer(stream: TextIO) -> Callable[[str], None]:
+    def write(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+    return write
+
+
+# -- help ----------------------------------------------------------------------------------
+def usage(target: Target) -> str:
+    return (f"usage: {target.prog} [options]\n"
+            f"QEMU {QEMU_VERSION}-compatible full-system emulator (llvmtcg {VERSION}).\n\n"
+            "  -M/-machine TYPE[,dumpdtb=FILE]   machine (-M help lists them)\n"
+            "  -m SIZE[M|G]                      RAM size\n"
+            "  -smp 1                            number of harts\n"
+            "  -cpu MODEL[,ext=on|off]           CPU model (-cpu help)\n"
+            "  -accel tcg                        accelerator\n"
+            "  -bios FILE|default|none           firmware\n"
+            "  -kernel FILE  -initrd FILE  -append CMDLINE  -dtb FILE\n"
+            "  -nographic  -display none  -serial stdio|mon:stdio|null|file:PATH\n"
+            "  -drive file=FILE,format=raw,if=none,id=ID\n"
+            "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
+            "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
+            "When using -nographic, press 'ctrl-a h' to get some help.\n")
+
+
+def _help_request(target: Target, options: Options) -> str | None:
+    """The listing a ``help`` value asks for, or None."""
+    from machines.registry import find_machine, help_text
+
+    if options.machine in HELP_WORDS:
+        return help_text(target.name)
+    if options.machine_help:
+        machine_type = find_machine(target.name, options.machine)
+        if machine_type is None:
+            raise _fail("unsupported machine type\n"
+                        "Use -machine help to list supported machines")
+        lines = [_prop_line(name, kind, text) for name, (kind, text) in _MACHINE_PROPS.items()]
+        return f"{machine_type.name}-machine options:\n" + "".join(sorted(lines))
+    if options.cpu is not None and split_list(options.cpu)[0] in HELP_WORDS:
+        from machines.riscv_cpu import CPU_MODELS
+        return "".join(f"{model}\n" for model in CPU_MODELS)
+    for text in options.accel:
+        if parse_list(text, f"-accel {text}", "accel").implied in HELP_WORDS:
+            return "Accelerators supported in QEMU binary:\ntcg\n"
+    if options.display is not None and split_list(options.display)[0] in HELP_WORDS:
+        return "Available display backend types:\nnone\n"
+    if options.log_items is not None and "help" in options.log_items.split(","):
+        return _log_usage()
+    from machines.virtio_devices import BY_NAME, device_list_text
+    for text in options.devices:
+        parts = split_list(text)
+        if parts[0] in HELP_WORDS:
+            return device_list_text()
+        if any(p in HELP_WORDS or p.split("=", 1)[0] in HELP_WORDS for p in parts[1:]):
+            device = BY_NAME.get(parts[0])
+            if device is None:
+                raise _fail(f"'{parts[0]}' is not a valid device model name",
+                            f"-device {text}")
+            return device.help_text()
+    return None
+
+
+def _prop_line(name: str, kind: str, description: str) -> str:
+    return f"  {name}=<{kind}>".ljust(24) + f" - {description}\n"
+
+
+def _log_items() -> dict[str, str]:
+    from llvmtcg.log import LOG_ITEMS
+    return {**LOG_ITEMS, **DEVICE_LOG_ITEMS}
+
+
+def _log_usage() -> str:
+    lines = ["Log items (comma separated):"]
+    lines += [f"{name:<15} {text}" for name, text in _log_items().items()]
+    return "\n".join(lines) + "\n"
+
+
+# -- checking values -----------------------------------------------------------------------
+@dataclass(slots=True)
+class _Plan:
+    """The command line, checked."""
+
+    ram_size: int | None
+    cpu: RiscvCpuConfig
+    dumpdtb: str | None
+    bios: str | None
+    kernel: str | None
+    initrd: str | None
+    append: str | None
+    dtb: str | None
+    drives: list[DriveOptions]
+    devices: list[DeviceOptions]
+    log_items: set[str]
+    no_reboot: bool
+
+
+def _check(target: Target, options: Options, machine_name: str,
+           warn: Callable[[str], None]) -> _Plan:
+    from machines.machine import DeviceOptions
+    from machines.riscv_cpu import CpuOptionError, RiscvCpuConfig
+
+    props = dict(options.machine_props)
+    for name, _ in options.machine_props:
+        if name not in _MACHINE_PROPS and name != "accel" and name != "type":
+            raise _fail(f"Property '{machine_name}-machine.{name}' not found")
+    if props.get("accel", "tcg") != "tcg":
+        raise _fail(f"invalid accelerator {props['accel']}", options.machine_text)
+    kernel = props.get("kernel", options.kernel)
+    initrd = props.get("initrd", options.initrd)
+    append = props.get("append", options.append)
+    if kernel is None:
+        if append is not None:
+            raise _fail("-append only allowed with -kernel option")
+        if initrd is not None:
+            raise _fail("-initrd only allowed with -kernel option")
+
+    ram_size = None
+    if options.memory is not None:
+        parsed = parse_list(options.memory, f"-m {options.memory}", "size")
+        for key, _ in parsed.pairs:
+            raise _fail(f"Parameter 'memory.{key}' is not supported by llvmtcg"
+                        if key in ("slots", "maxmem") else f"Invalid parameter '{key}'",
+                        f"-m {options.memory}")
+        try:
+            ram_size = parse_ram_size(parsed.implied or "") or None
+        except ValueError:
+            raise _fail("Parameter 'size' expects a non-negative number below 2^64",
+                        f"-m {options.memory}") from None
+
+    if options.smp is not None:
+        _check_smp(options.smp, machine_name)
+
+    cpu_parts = split_list(options.cpu) if options.cpu is not None else ["rv64"]
+    cpu_options = []
+    for part in cpu_parts[1:]:
+        if "=" not in part:
+            raise _fail(f"Expected key=value format, found {part}.")
+        key, value = part.split("=", 1)
+        cpu_options.append((key, value))
+    try:
+        cpu = RiscvCpuConfig.parse(cpu_parts[0], cpu_options)
+    except CpuOptionError as exc:
+        raise _fail(str(exc)) from None
+    for text in cpu.warnings:
+        warn(text)
+
+    for text in options.accel:
+        parsed = parse_list(text, f"-accel {text}", "accel")
+        if parsed.implied != "tcg":
+            raise _fail(f"invalid accelerator {parsed.implied}", f"-accel {text}")
+        for key, _ in parsed.pairs:
+            raise _fail(f"Property 'tcg-accel.{key}' not found", f"-accel {text}")
+
+    if options.display is not None:
+        parsed = parse_list(options.display, f"-display {options.display}", "type")
+        if parsed.implied in _QEMU_DISPLAYS:
+            raise _fail(f"Display '{parsed.implied}' is not available.")
+        if parsed.implied != "none":
+            raise _fail(f"Parameter 'type' does not accept value '{parsed.implied}'",
+                        f"-display {options.display}")
+
+    log_items: set[str] = set()
+    if options.log_items is not None:
+        log_items = {i for i in options.log_items.split(",") if i}
+        unknown = log_items - _log_items().keys()
+        if unknown:
+            raise Exit(1, _log_usage().rstrip("\n"), bare=True)
+
+    drives = [_check_drive(text, warn) for text in options.drives]
+    seen: set[str] = set()
+    for drive in drives:
+        if drive.id is not None:
+            if drive.id in seen:
+                raise _fail(f"Duplicate ID '{drive.id}' for drive", drive.spec)
+            seen.add(drive.id)
+    devices = []
+    for text in options.devices:
+        parts = split_list(text)
+        driver, pairs, device_id = parts[0], [], None
+        for part in parts[1:]:
+            if "=" not in part:
+                raise _fail(f"Expected '=' after parameter '{part}'", f"-device {text}")
+            key, value = part.split("=", 1)
+            if key == "id":
+                device_id = value
+            else:
+                pairs.append((key, value))
+        devices.append(DeviceOptions(driver, tuple(pairs), device_id, f"-device {text}"))
+
+    bios = props.get("firmware", options.bios)
+    return _Plan(ram_size, cpu, props.get("dumpdtb"), bios, kernel, initrd, append,
+                 props.get("dtb", options.dtb), drives, devices, log_items, options.no_reboot)
+
+
+def _check_smp(text: str, machine_name: str) -> None:
+    parsed = parse_list(text, f"-smp {text}", "cpus")
+    values = {"cpus": parsed.implied} if parsed.implied is not None else {}
+    for key, value in parsed.pairs:
+        if key not in _SMP_KEYS:
+            raise _fail(f"Parameter 'smp.{key}' is unexpected")
+        values[key] = value
+    for key, value in values.items():
+        try:
+            number = int(value)
+        except ValueError:
+            raise _fail(f"Parameter 'smp.{key}' expects integer") from None
+        if number > 1:
+            raise _fail(f"Invalid SMP CPUs {number}. The max CPUs supported by machine "
+                        f"'{machine_name}' is 1")
+
+
+def _check_drive(text: str, warn: Callable[[str], None]) -> DriveOptions:
+    from machines.machine import DriveOptions
+    option = f"-drive {text}"
+    parsed = parse_list(text, option, None)
+    values = dict(parsed.pairs)
+    fmt = values.get("format")
+    for key in values:
+        if key not in _DRIVE_KEYS:
+            raise _fail(f"Block format '{fmt or 'raw'}' does not support the option '{key}'",
+                        option)
+    path = values.get("file")
+    if not path:
+        raise _fail('A block device must be specified for "file"', option)
+    if fmt is None:
+        warn(f"Image format was not specified for '{path}' and probing guessed raw.\n"
+             "         Automatically detecting the format is dangerous for raw images, "
+             "write operations on block 0 will be restricted.\n"
+             "         Specify the 'raw' format explicitly to remove the restrictions.")
+    elif fmt in _KNOWN_FORMATS:
+        raise _fail(f"Block format '{fmt}' is not supported yet (only raw)", option)
+    elif fmt != "raw":
+        raise _fail(f"Unknown driver '{fmt}'", option)
+    interface = values.get("if", "ide")
+    if interface not in _DRIVE_INTERFACES:
+        raise _fail(f"unsupported bus type '{interface}'", option)
+    read_only = False
+    for key in ("readonly", "read-only"):
+        if key in values:
+            from machines.riscv_cpu import CpuOptionError, parse_bool
+            try:
+                read_only = parse_bool("read-only", values[key])
+            except CpuOptionError as exc:
+                raise _fail(str(exc), option) from None
+    unit = values.get("unit", values.get("index"))
+    try:
+        unit_number = int(unit) if unit is not None else None
+    except ValueError:
+        raise _fail(f"Parameter 'unit' expects a number, not '{unit}'", option) from None
+    return DriveOptions(path, interface, fmt or "raw", values.get("id"), read_only,
+                        unit_number, option)
+
+
+def _open_log(path: str) -> TextIO:
+    try:
+        return open(path, "w")  # noqa: SIM115 - closed by _main
+    except OSError as exc:
+        raise _fail(f"Error opening logfile {path}: {exc.strerror}") from None
+
+
+# -- serial ---------------------------------------------------------------------------------
+class _LateHandlers:
+    """What a console escape does, bound once the main loop exists."""
+
+    def __init__(self) -> None:
+        self.quit: Callable[[], None] = lambda: None
+        self.break_: Callable[[], None] = lambda: None
+
+
+def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
+    if options.serial:
+        spec = options.serial[0]
+        if options.nographic and "stdio" in options.serial:
+            raise _fail("cannot use stdio by multiple character devices", "-serial stdio")
+    else:
+        spec = "mon:stdio" if options.nographic else "vc"
+    try:
+        return open_backend(spec, on_quit=lambda: handlers.quit(),
+                            on_break=lambda: handlers.break_())
+    except ChardevError as exc:
+        raise _fail(str(exc), f"-serial {spec}") from None
+
+
+def _machine_options(plan: _Plan, backend: CharBackend,
+                     guest_error: Callable[[str], None] | None,
+                     cpu_log: Log | None) -> MachineOptions:
+    from machines import machine
+    return machine.MachineOptions(
+        ram_size=plan.ram_size, cpu=plan.cpu, default_bios=machine.DEFAULT_BIOS,
+        bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
+        dtb=plan.dtb, drives=tuple(plan.drives), devices=tuple(plan.devices),
+        serial_out=backend.write, guest_error=guest_error, log=cpu_log)
+
+
+# -- running -------------------------------------------------------------------------------
+def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
+           handlers: _LateHandlers, err: TextIO) -> int:
+    from machines.cpu import SystemCpuUnavailable
+
+    if plan.dumpdtb is not None:
+        try:
+            with open(plan.dumpdtb, "wb") as f:
+                f.write(machine.dtb())
+        except OSError:
+            raise _fail(f"Failed dumping dtb to {plan.dumpdtb}") from None
+        err.write(f"{target.prog}: info: dtb dumped to {plan.dumpdtb}. Exiting.\n")
+        return 0
+    try:
+        cpu = machine.create_cpu()
+    except SystemCpuUnavailable as exc:
+        raise _fail(str(exc)) from None
+    loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
+    handlers.quit = lambda: loop.request_shutdown(0)
+    serial_input = machine.serial_input
+    if machine.serial_break is not None:
+        serial_break = machine.serial_break
+        handlers.break_ = lambda: loop.post(serial_break)
+    fd = backend.input_fd()
+    if fd is not None:
+        def on_input() -> None:
+            data = backend.read_input()
+            if backend.input_fd() is None:
+                loop.unwatch_fd(fd)
+            if data:
+                loop.post(lambda: serial_input.push(data))
+        loop.watch_fd(fd, on_input)
+    with _Signals(target, loop, backend, err):
+        return loop.run()
+
+
+class _Signals:
+    """SIGINT/SIGTERM/SIGHUP end the emulator (status 0, as QEMU) with the terminal
+    restored. Python runs handlers on the main thread only between bytecodes, so the
+    C-level handler's wake-up byte is watched by the loop's I/O thread, which stops
+    the CPU so the handler gets to run."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, target: Target, loop: MachineLoop, backend: CharBackend | None,
+                 err: TextIO) -> None:
+        self.target = target
+        self.loop = loop
+        self.backend = backend
+        self.err = err
+        self._previous: dict[int, object] = {}
+        self._wakeup_fd = -1
+        self._pipe: tuple[int, int] | None = None
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if isinstance(self.backend, StdioBackend):
+            self.backend.restore()
+        self.err.write(f"{self.target.prog}: terminating on signal {signum}\n")
+        self.loop.request_shutdown(0)
+
+    def __enter__(self) -> _Signals:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(read_fd, False)
+        os.set_blocking(write_fd, False)
+        self._pipe = (read_fd, write_fd)
+        self._wakeup_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+        def drain() -> None:
+            try:
+                while os.read(read_fd, 64):
+                    pass
+            except BlockingIOError:
+                pass
+            self.loop.kick()
+
+        self.loop.watch_fd(read_fd, drain)
+        for signum in self.SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        signal.set_wakeup_fd(self._wakeup_fd)
+        if self._pipe is not None:
+            self.loop.unwatch_fd(self._pipe[0])
+            for fd in self._pipe:
+                os.close(fd)

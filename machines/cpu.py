@@ -1,0 +1,146 @@
+"""What a machine needs from a system-mode CPU, and where it gets one.
+
+The machine owns memory, devices, the clock and the run loop (machines/loop.py); the
+CPU owns guest execution. They meet in three places:
+
+- :class:`HartWiring`: what the machine hands a hart when it creates it — the
+  physical address space, the CPU model options, the hart id, the platform timer
+  (``time``: the CLINT's mtime, for the ``time`` CSR and Sstc) with its frequency, and
+  the Clock on which the CPU arms its own Sstc timer (QEMU's ``riscv_timer_init``);
+- :class:`SystemCpu`: reset, interrupt lines, run, stop;
+- :func:`create_system_cpu`: the one function that builds a CPU.
+
+Interrupt lines are the mip bits a device drives (:class:`IrqBit`): the CLINT drives
+MSIP and MTIP, the PLIC MEIP and SEIP. ``set_irq`` may be called from inside ``run``
+(a device register written by the guest) and must make ``run`` return or take the
+interrupt at the next block boundary, as QEMU's ``cpu_interrupt`` does.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from devices.base import Clock
+
+if TYPE_CHECKING:
+    from llvmtcg.log import Log
+    from llvmtcg.runtime.physmem import PhysicalAddressSpace
+    from machines.riscv_cpu import RiscvCpuConfig
+
+
+class IrqBit(enum.IntEnum):
+    """RISC-V interrupt numbers: the bit of mip each line sets."""
+
+    SSIP = 1
+    MSIP = 3
+    STIP = 5
+    MTIP = 7
+    SEIP = 9
+    MEIP = 11
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """The hart executed WFI with no interrupt pending: the loop sleeps until a timer
+    deadline or I/O, then calls ``run`` again (which returns Idle again at once if
+    still nothing is pending)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """``stop()`` was called (by the loop's I/O thread, a timer deadline, a device
+    asking for shutdown or reset): the loop services what is due and runs again."""
+
+
+CpuEvent = Idle | Stopped
+
+
+class SystemCpu(Protocol):
+    """One hart of a system-mode machine."""
+
+    def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
+        """Reset the hart as QEMU's riscv_cpu_reset leaves it: M-mode, mstatus.MIE and
+        MPRV clear, misa from the model, mcause 0, PMP entries unlocked and off,
+        no reservation, satp bare, mip lines as the devices drive them; then
+        pc = ``pc`` and a0..a2 (x10..x12) as given (QEMU zeroes them; the boot ROM
+        sets them from mhartid and its data)."""
+        ...
+
+    def set_irq(self, irq: IrqBit, level: bool) -> None:
+        """A device drives an interrupt line (see the module docstring)."""
+        ...
+
+    def run(self) -> CpuEvent:
+        """Execute until an event: WFI with nothing pending, or ``stop()``. Guest
+        exceptions and interrupts are handled inside; a Python exception from the
+        translator or a device propagates."""
+        ...
+
+    def stop(self) -> None:
+        """Make ``run`` return Stopped at the next block boundary, soon. Callable from
+        any thread; if the hart is not running, the next ``run`` returns at once."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HartWiring:
+    """What a machine gives the CPU it creates."""
+
+    hartid: int
+    memory: PhysicalAddressSpace
+    config: RiscvCpuConfig
+    clock: Clock  # for the CPU's own timers (Sstc); fire inside the loop's run_due
+    time: Callable[[], int] | None  # the platform timer, or None (no time CSR, no Sstc)
+    timebase_hz: int
+    guest_error: Callable[[str], None] | None = None  # -d guest_errors sink
+    log: Log | None = None  # the other -d items (in_asm, int, ...) and -D
+
+
+class HartLines:
+    """A hart's interrupt inputs as device IrqLines, before and after its CPU exists.
+
+    Devices are built (and reset, which drives their lines) before the CPU; the levels
+    are kept here and replayed when the CPU is attached, and every later change is
+    forwarded. A line driven to the level it has is not forwarded again.
+    """
+
+    def __init__(self) -> None:
+        self.levels: dict[IrqBit, bool] = {}
+        self._cpu: SystemCpu | None = None
+
+    def line(self, irq: IrqBit) -> Callable[[bool], None]:
+        def drive(level: bool) -> None:
+            level = bool(level)
+            if self.levels.get(irq) == level:
+                return
+            self.levels[irq] = level
+            if self._cpu is not None:
+                self._cpu.set_irq(irq, level)
+        return drive
+
+    def attach(self, cpu: SystemCpu) -> None:
+        self._cpu = cpu
+        for irq, level in self.levels.items():
+            cpu.set_irq(irq, level)
+
+
+class SystemCpuUnavailable(Exception):
+    """No system-mode CPU can be built here (yet)."""
+
+
+SYSTEM_CPU_MISSING = ("system-mode execution is not available yet: the machine is built, "
+                      "but llvmtcg has no system-mode RISC-V CPU to run it "
+                      "(-machine ...,dumpdtb=FILE works)")
+
+
+def create_system_cpu(wiring: HartWiring) -> SystemCpu:
+    """The system-mode RISC-V hart for ``wiring``.
+
+    This is the single place where the machines meet the translator's system-mode
+    CPU (privileged ISA, page-table MMU, interrupts between blocks). Until it exists,
+    building one raises SystemCpuUnavailable and the launcher prints one line.
+    """
+    raise SystemCpuUnavailable(SYSTEM_CPU_MISSING)

@@ -1,0 +1,257 @@
+"""QEMU 7.2's ``virt`` board (hw/riscv/virt.c) with one hart and the PLIC.
+
+Not here (QEMU has them): the PCIe host (ECAM, MMIO and PIO windows), fw_cfg, the
+dynamic platform bus, AIA/ACLINT-SSWI options; their device-tree nodes are omitted with
+them. The two CFI flash banks are there, blank, for firmware that probes them;
+``-drive if=pflash`` is refused, because QEMU then executes from flash and this flash
+model cannot execute in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devices import aclint, goldfish_rtc, pflash_cfi01, plic, sifive_test, uart16550
+from devices.fdt import DeviceTree
+from devices.virtio import VirtioMmio
+from devices.virtio import mmio as virtio_mmio
+from llvmtcg.runtime.physmem import PhysicalAddressSpace
+from machines import boot
+from machines.boot import BootError, BootImages
+from machines.cpu import IrqBit
+from machines.loop import MachineClock
+from machines.machine import (
+    DmaView,
+    Machine,
+    MachineError,
+    MachineOptions,
+    add_fdt_record,
+    add_main_ram,
+    check_images,
+    hart_nodes,
+    load_dtb_file,
+    memory_node,
+    read_firmware,
+    set_chosen,
+)
+from machines.riscv_cpu import pmu_event_map
+from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
+
+# -- memory map (virt_memmap[]) --------------------------------------------------------
+MROM_BASE, MROM_SIZE = 0x1000, 0xF000
+TEST_BASE, TEST_SIZE = 0x100000, 0x1000
+RTC_BASE, RTC_SIZE = 0x101000, 0x1000
+CLINT_BASE, CLINT_SIZE = 0x2000000, 0x10000
+PLIC_BASE, PLIC_SIZE = 0xC000000, plic.VIRT_APERTURE
+UART0_BASE, UART0_SIZE = 0x10000000, 0x100
+VIRTIO_BASE, VIRTIO_STRIDE, VIRTIO_COUNT = 0x10001000, 0x1000, 8
+FLASH_BASE, FLASH_SIZE = 0x20000000, 0x4000000  # two banks of FLASH_SIZE / 2
+DRAM_BASE = 0x80000000
+
+# -- interrupts (PLIC sources) ------------------------------------------------------------
+UART0_IRQ = 10
+RTC_IRQ = 11
+VIRTIO_IRQ = 1  # slot i uses VIRTIO_IRQ + i
+
+DEFAULT_RAM_SIZE = 128 << 20  # mc->default_ram_size
+TIMEBASE_HZ = aclint.VIRT_TIMEBASE_HZ
+
+
+
+class _Shifted:
+    """A device's registers from ``delta`` on, as their own region (QEMU maps the
+    CLINT's software-interrupt and timer parts as two regions)."""
+
+    def __init__(self, handler: aclint.Aclint, delta: int) -> None:
+        self.handler = handler
+        self.delta = delta
+
+    def read(self, offset: int, size: int) -> int:
+        return self.handler.read(offset + self.delta, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self.handler.write(offset + self.delta, size, value)
+
+
+def build(options: MachineOptions) -> Machine:
+    ram_size = options.ram_size or DEFAULT_RAM_SIZE
+    memory = PhysicalAddressSpace()
+    clock = MachineClock()
+    log = options.guest_error
+    try:
+        return _build(options, ram_size, memory, clock, log)
+    except DeviceOptionError as exc:
+        memory.close()
+        raise MachineError(str(exc), exc.option) from None
+    except BaseException:
+        memory.close()
+        raise
+
+
+def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
+           clock: MachineClock, log: Callable[[str], None] | None) -> Machine:
+    for drive in options.drives:
+        if drive.interface == "pflash":
+            # QEMU then starts from flash (unit 0) or runs an S-mode payload there
+            # (unit 1): both execute in place, which this flash model cannot do.
+            raise MachineError("booting from pflash is not supported yet (llvmtcg's flash "
+                               "cannot execute in place)", drive.spec)
+        if drive.interface != "none":
+            raise MachineError(f"machine type does not support if={drive.interface},bus=0,"
+                               f"unit={drive.unit or 0}", drive.spec)
+    drives = open_drives(options.drives)
+    clint_holder: list[aclint.Aclint] = []
+    machine = Machine("virt", memory, clock, options.cpu, reset_pc=MROM_BASE,
+                      time=lambda: clint_holder[0].mtime(), timebase_hz=TIMEBASE_HZ,
+                      guest_error=log, log=options.log)
+    machine.rng_seed = options.rng_seed
+    lines = machine.lines
+
+    # -- the bus ---------------------------------------------------------------------------
+    memory.add_rom("riscv_virt_board.mrom", MROM_BASE, MROM_SIZE)
+    test = sifive_test.SifiveTest(on_poweroff=lambda status: machine.on_poweroff(status),
+                                  on_reset=lambda: machine.on_reset(), log=log)
+    memory.add_mmio("riscv.sifive.test", TEST_BASE, TEST_SIZE, test)
+
+    plic_dev = plic.Plic([lines.line(IrqBit.MEIP), lines.line(IrqBit.SEIP)], log=log)
+    rtc = goldfish_rtc.GoldfishRtc(clock, plic_dev.source_line(RTC_IRQ), log=log)
+    memory.add_mmio("goldfish_rtc", RTC_BASE, rtc.size, rtc)
+    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP)], [lines.line(IrqBit.MSIP)],
+                          timebase_hz=TIMEBASE_HZ, log=log)
+    clint_holder.append(clint)
+    memory.add_mmio("riscv.aclint.swi", CLINT_BASE, aclint.MSWI_SIZE, clint)
+    memory.add_mmio("riscv.aclint.mtimer", CLINT_BASE + aclint.MTIMER_BASE, aclint.MTIMER_SIZE,
+                    _Shifted(clint, aclint.MTIMER_BASE))
+    memory.add_mmio("riscv.sifive.plic", PLIC_BASE, PLIC_SIZE, plic_dev)
+    uart = uart16550.Uart16550(clock, plic_dev.source_line(UART0_IRQ),
+                               options.serial_out or (lambda data: None),
+                               accept_input=lambda: machine.serial_input.pump(), log=log)
+    machine.serial_input.frontend = uart
+    machine.serial_break = uart.receive_break
+    memory.add_mmio("serial", UART0_BASE, uart.size, uart)
+    dma = DmaView(memory)
+    # QEMU plugs -device virtio devices into the last-created slot first.
+    plugged = build_virtio_devices(options.devices, drives, slots=VIRTIO_COUNT)
+    slots: list[VirtioMmio] = []
+    for i in range(VIRTIO_COUNT):
+        device = plugged.get(VIRTIO_COUNT - 1 - i)
+        slot = VirtioMmio(plic_dev.source_line(VIRTIO_IRQ + i), dma, device)
+        memory.add_mmio("virtio-mmio", VIRTIO_BASE + i * VIRTIO_STRIDE, slot.size, slot)
+        slots.append(slot)
+    flash_banks = _add_flash(memory, log)
+    add_main_ram(memory, "riscv_virt_board.ram", DRAM_BASE, ram_size)
+    machine.resettables += [plic_dev, rtc, clint, uart, *slots, *flash_banks]
+
+    # -- boot images (virt_machine_done) ----------------------------------------------------
+    images = machine.images
+    start_addr = DRAM_BASE  # where the reset vector jumps: the firmware
+    try:
+        firmware_end = _load_firmware(images, options, ram_size)
+        initrd: tuple[int, int] | None = None
+        if options.kernel:
+            kernel_entry = _load_kernel(images, options, boot.kernel_start_addr(firmware_end),
+                                        ram_size)
+            if options.initrd:
+                initrd = _load_initrd(images, options.initrd, kernel_entry, ram_size)
+        else:
+            kernel_entry = 0  # fw_dynamic is told nothing: it has no next stage
+    except BootError as exc:
+        raise MachineError(str(exc)) from None
+
+    # -- device tree (create_fdt) and the boot ROM ---------------------------------------
+    if options.dtb:
+        tree, fdt_size = load_dtb_file(options.dtb)
+    else:
+        tree = _device_tree(options, ram_size)
+        fdt_size = boot.FDT_GENERATED_SIZE
+    set_chosen(tree, bootargs=options.append, seed=options.rng_seed(32), initrd=initrd)
+    machine.fdt = tree
+    machine.fdt_addr = boot.fdt_address(DRAM_BASE, ram_size, fdt_size)
+    images.add("fdt", machine.fdt_addr, machine.dtb(), fdt_size)
+    boot.add_boot_rom(images, MROM_BASE, start_addr, machine.fdt_addr, kernel_entry)
+    check_images(images, memory)
+    return machine
+
+
+def _add_flash(memory: PhysicalAddressSpace,
+               log: Callable[[str], None] | None) -> list[pflash_cfi01.PflashCfi01]:
+    """The two CFI flash banks, blank as QEMU has them without -drive if=pflash."""
+    banks = []
+    for unit in (0, 1):
+        bank = pflash_cfi01.virt_flash_bank(unit, log=log)
+        memory.add_mmio(bank.name, FLASH_BASE + unit * bank.size, bank.size, bank)
+        banks.append(bank)
+    return banks
+
+
+def _load_firmware(images: BootImages, options: MachineOptions, ram_size: int) -> int:
+    """riscv_find_and_load_firmware: the end of the firmware (DRAM base for none)."""
+    if options.bios == "none":
+        return DRAM_BASE
+    path, data = read_firmware(options)
+    _, end, _ = boot.load_elf_or_raw(images, path, data, DRAM_BASE, ram_size, "firmware")
+    return end
+
+
+def _load_kernel(images: BootImages, options: MachineOptions, start: int, ram_size: int) -> int:
+    """riscv_load_kernel: an ELF's lowest address, or a raw image at ``start``."""
+    assert options.kernel is not None
+    data = boot.read_file(options.kernel, "kernel")
+    low, _, _ = boot.load_elf_or_raw(images, options.kernel, data, start, ram_size, "kernel")
+    return low
+
+
+def _load_initrd(images: BootImages, path: str, kernel_entry: int,
+                 ram_size: int) -> tuple[int, int]:
+    data = boot.read_file(path, "ramdisk")
+    start = boot.initrd_start(kernel_entry, ram_size)
+    if start + len(data) > DRAM_BASE + ram_size:
+        raise BootError(f"could not load ramdisk '{path}': {len(data)} bytes at {start:#x} "
+                        f"do not fit in RAM")
+    images.add(path, start, data)
+    return start, start + len(data)
+
+
+def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
+    """create_fdt, nodes in the order QEMU's tree ends up with."""
+    tree = DeviceTree()
+    root = tree.node("/")
+    root.prop_u32("#address-cells", 2)
+    root.prop_u32("#size-cells", 2)
+    root.prop_str("compatible", "riscv-virtio")
+    root.prop_str("model", "riscv-virtio,qemu")
+    pmu = tree.node("/pmu")
+    pmu.prop_u32("riscv,event-to-mhpmcounters", *pmu_event_map(options.cpu.pmu_counters))
+    pmu.prop_str("compatible", "riscv,pmu")
+    flash = tree.node(f"/flash@{FLASH_BASE:x}")
+    flash.prop_u32("bank-width", pflash_cfi01.VIRT_BANK_WIDTH)
+    half = FLASH_SIZE // 2
+    flash.prop_u64("reg", FLASH_BASE, half, FLASH_BASE + half, half)
+    flash.prop_str("compatible", "cfi-flash")
+    tree.node("/chosen")
+    tree.node("/poweroff")
+    tree.node("/reboot")
+    memory_node(tree, DRAM_BASE, ram_size)
+    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ)
+    soc = tree.node("/soc")
+    soc.prop_u32("#address-cells", 2)
+    soc.prop_u32("#size-cells", 2)
+    soc.prop_str("compatible", "simple-bus")
+    soc.prop_empty("ranges")
+    # Children of /soc in QEMU's order; the device modules fill them in.
+    for name, base in (("rtc", RTC_BASE), ("serial", UART0_BASE), ("test", TEST_BASE)):
+        tree.node(f"/soc/{name}@{base:x}")
+    for i in reversed(range(VIRTIO_COUNT)):
+        tree.node(f"/soc/virtio_mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}")
+    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, [intc])
+    aclint.add_fdt_node(tree, CLINT_BASE, [intc])
+    for i in reversed(range(VIRTIO_COUNT)):
+        add_fdt_record(tree, virtio_mmio.fdt_node(VIRTIO_BASE + i * VIRTIO_STRIDE,
+                                                  VIRTIO_IRQ + i), {"plic": plic_phandle})
+    sifive_test.add_fdt_node(tree, TEST_BASE)
+    uart_path = uart16550.add_fdt_node(tree, UART0_BASE, UART0_IRQ, plic_phandle)
+    goldfish_rtc.add_fdt_node(tree, RTC_BASE, RTC_IRQ, plic_phandle)
+    tree.node("/chosen").prop_str("stdout-path", uart_path)
+    return tree
+
+
