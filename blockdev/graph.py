@@ -212,6 +212,8 @@ class BlockGraph:
     def _open(self, options: dict[str, Any], context: _Context) -> BlockNode:
         opts = _Options(options)
         driver = opts.string("driver")
+        if driver is None and opts.has("filename"):
+            driver = "file"  # a bare filename names the file protocol, as in QEMU
         node_name = opts.string("node-name")
         if node_name is not None and not _NODE_NAME.fullmatch(node_name):
             raise BlockError(f"Invalid node-name: '{node_name}'")
@@ -255,15 +257,17 @@ class BlockGraph:
         if driver in PROTOCOL_DRIVERS:
             return self._open_protocol(driver, opts, name, context, auto_read_only)
         if driver not in FORMAT_DRIVERS:
-            opts.finish()
             raise BlockError(f"Unknown driver '{driver}'" if driver not in _KNOWN_FORMATS
                              else f"Block format '{driver}' is not supported (only raw and "
                                   "qcow2 are)")
+        settings = _format_settings(driver, opts)  # bad options fail before any open
+        child = opts.take("file") if file is None else None
+        opts.finish()
         owned = False
         if file is None:
-            file, owned = self._open_child(opts, "file", context)
+            file, owned = self._open_child(child, "file", context)
         try:
-            node = self._open_format(driver, opts, name, context, file, probed)
+            node = self._open_format(driver, settings, name, context, file, probed)
         except BaseException:
             if owned:
                 self.close_node(file)
@@ -279,24 +283,25 @@ class BlockGraph:
                               context.flags.locking)
         opts.take("aio")  # threads/native/io_uring: every request is synchronous here
         opts.finish()
+        if context.chain:  # a backing file: it must not be one of the images above it
+            try:
+                st = os.stat(filename)
+            except OSError:
+                pass  # opening reports it
+            else:
+                if (st.st_dev, st.st_ino) in context.chain:
+                    raise BlockError(f"Backing file '{filename}' creates an infinite loop")
         node_class = FileNode if driver == "file" else HostDeviceNode
-        node = node_class(filename, node_name=name, read_only=context.read_only,
+        return node_class(filename, node_name=name, read_only=context.read_only,
                           flags=replace(context.flags, locking=locking),
                           auto_read_only=auto_read_only)
-        if node.identity in context.chain:
-            node.close()
-            raise BlockError(f"Backing file '{filename}' creates an infinite loop")
-        return node
 
-    def _open_format(self, driver: str, opts: _Options, name: str, context: _Context,
-                     file: BlockNode, probed: bool) -> BlockNode:
+    def _open_format(self, driver: str, settings: dict[str, Any], name: str,
+                     context: _Context, file: BlockNode, probed: bool) -> BlockNode:
         read_only, flags = context.read_only, context.flags
         if not read_only and file.read_only:
             raise BlockError(f"Block node '{file.node_name}' is read-only")
         if driver == "raw":
-            offset = opts.size("offset", 0)
-            size = opts.size("size")
-            opts.finish()
             if probed and not read_only:
                 self.warn(
                     f"WARNING: Image format was not specified for '{file.filename}' and "
@@ -306,18 +311,13 @@ class BlockGraph:
                     "         Specify the 'raw' format explicitly to remove the "
                     "restrictions.")
             return RawNode(file, node_name=name, read_only=read_only, flags=flags,
-                           offset=offset or 0, size=size, probed=probed)
-        has_backing = opts.has("backing")
-        backing = opts.take("backing")
-        lazy = opts.boolean("lazy-refcounts")
-        l2_cache = opts.size("l2-cache-size")
-        refcount_cache = opts.size("refcount-cache-size")
-        opts.finish()
+                           offset=settings["offset"], size=settings["size"], probed=probed)
         node = Qcow2Node(file, node_name=name, read_only=read_only, flags=flags,
-                         warn=self.warn, lazy_refcounts=lazy, l2_cache_size=l2_cache,
-                         refcount_cache_size=refcount_cache)
+                         warn=self.warn, lazy_refcounts=settings["lazy-refcounts"],
+                         l2_cache_size=settings["l2-cache-size"],
+                         refcount_cache_size=settings["refcount-cache-size"])
         try:
-            child, owned = self._open_backing(node, has_backing, backing, context, file)
+            child, owned = self._open_backing(node, settings, context, file)
         except BaseException:
             node.close()
             raise
@@ -326,9 +326,10 @@ class BlockGraph:
             node.owned_children.append(child)
         return node
 
-    def _open_backing(self, node: Qcow2Node, has_backing: bool, backing: Any,
-                      context: _Context, file: BlockNode) -> tuple[BlockNode | None, bool]:
+    def _open_backing(self, node: Qcow2Node, settings: dict[str, Any], context: _Context,
+                      file: BlockNode) -> tuple[BlockNode | None, bool]:
         """The backing node and whether ``node`` owns it."""
+        has_backing, backing = "backing" in settings, settings.get("backing")
         if has_backing and backing is None:
             return None, False
         chain = context.chain | ({file.identity} if isinstance(file, FileNode) else set())
@@ -336,8 +337,6 @@ class BlockGraph:
         if isinstance(backing, str):
             return self._reference(backing), False
         if has_backing:
-            if not isinstance(backing, dict):
-                raise BlockError("Parameter 'backing' expects an object, a node name or null")
             return self._open(backing, backing_context), True
         if not node.backing_filename:
             return None, False
@@ -349,10 +348,10 @@ class BlockGraph:
             raise BlockError(f"Could not open backing file: {error}", error.errno or 0,
                              error.hint) from None
 
-    def _open_child(self, opts: _Options, role: str,
+    def _open_child(self, child: Any, role: str,
                     context: _Context) -> tuple[BlockNode, bool]:
-        """The child in ``role`` and whether it was opened here (and so is owned)."""
-        child = opts.take(role)
+        """The child in ``role`` (options or a node name) and whether it was opened here
+        (and so is owned)."""
         if child is None:
             raise BlockError(f"Parameter '{role}' is missing")
         if isinstance(child, str):
@@ -366,7 +365,7 @@ class BlockGraph:
 
     def _open_probed(self, opts: _Options, node_name: str | None, context: _Context,
                      auto_read_only: bool) -> BlockNode:
-        file, owned = self._open_child(opts, "file", context)
+        file, owned = self._open_child(opts.take("file"), "file", context)
         try:
             head = file.read(0, min(file.size, PROBE_BYTES))
             driver = probe_format(head)
@@ -455,6 +454,21 @@ class _Reserved(BlockNode):
 _RESERVED = _Reserved("", True, NodeFlags())
 _KNOWN_FORMATS = ("qcow", "qed", "vmdk", "vpc", "vhdx", "vdi", "luks", "parallels",
                   "bochs", "cloop", "dmg")
+
+
+def _format_settings(driver: str, opts: _Options) -> dict[str, Any]:
+    """A format driver's own options, checked."""
+    if driver == "raw":
+        return {"offset": opts.size("offset", 0), "size": opts.size("size")}
+    settings = {"lazy-refcounts": opts.boolean("lazy-refcounts"),
+                "l2-cache-size": opts.size("l2-cache-size"),
+                "refcount-cache-size": opts.size("refcount-cache-size")}
+    if opts.has("backing"):
+        backing = opts.take("backing")
+        if backing is not None and not isinstance(backing, str | dict):
+            raise BlockError("Parameter 'backing' expects an object, a node name or null")
+        settings["backing"] = backing
+    return settings
 
 
 def _backing_options(backing: str, image: str, backing_format: str | None) -> dict[str, Any]:

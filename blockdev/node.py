@@ -17,7 +17,11 @@ SECTOR_SIZE = 512
 
 
 class BlockBackend(Protocol):
-    """What a device needs from storage (devices/virtio/blk.py declares the same)."""
+    """Storage behind a device (virtio-blk): any BlockNode, or a plain raw file.
+
+    ``size`` is the disk size in bytes; ``read`` returns exactly ``length`` bytes (zeros
+    past the end of the data). Failures raise OSError; the guest then sees IOERR.
+    """
 
     size: int
     read_only: bool
@@ -26,11 +30,17 @@ class BlockBackend(Protocol):
 
     def write(self, offset: int, data: bytes) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """Makes completed writes durable (fsync)."""
+        ...
 
-    def discard(self, offset: int, length: int) -> None: ...
+    def discard(self, offset: int, length: int) -> None:
+        """The range's contents are no longer needed (a hint; reads return anything)."""
+        ...
 
-    def write_zeroes(self, offset: int, length: int, may_unmap: bool) -> None: ...
+    def write_zeroes(self, offset: int, length: int, may_unmap: bool) -> None:
+        """The range reads as zeros afterwards; ``may_unmap`` allows deallocating it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,6 @@ with EIO and a message goes to ``warn``.
 from __future__ import annotations
 
 import errno
-import os
 import struct
 import time
 import zlib
@@ -141,7 +140,7 @@ class Qcow2Node(BlockNode):
             capacity=(refcount_cache_size // self.cluster_size if refcount_cache_size
                       else _REFCOUNT_CACHE_TABLES),
             corrupt=self._signal_corruption, freed=self._cluster_freed,
-            move_table=self._write_reftable_location)
+            move_table=self._write_reftable_location, overlaps=self._overlaps)
         self.refcounts.l2_cache = self.l2_cache
         self.refcounts.lazy = lazy_refcounts
         self._check_refcount_table()
@@ -326,6 +325,15 @@ class Qcow2Node(BlockNode):
                 meta.setdefault((entry & L1E_OFFSET_MASK) >> cb, "active L2 table")
         self._metadata, self._metadata_version = meta, self.refcounts.layout_version
         return meta
+
+    def _overlaps(self, offset: int, length: int) -> str | None:
+        meta = self.metadata_map()
+        for cluster in range(offset >> self.cluster_bits,
+                             ((offset + length - 1) >> self.cluster_bits) + 1):
+            what = meta.get(cluster)
+            if what is not None:
+                return what
+        return None
 
     def _check_l2_offset(self, offset: int, l1_index: int) -> None:
         if offset & (self.cluster_size - 1):
@@ -914,10 +922,3 @@ class Qcow2Node(BlockNode):
         self._metadata = None
         if old_length:
             self.refcounts.free(old_offset, old_length, "snapshot")
-
-
-def remove_file_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

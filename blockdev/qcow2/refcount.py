@@ -105,13 +105,16 @@ class Refcounts:
     ``corrupt(message)`` reports metadata found inconsistent (it raises);
     ``freed(offset, kind)`` is told of each cluster whose count dropped to zero;
     ``move_table(offset, clusters)`` writes a new refcount table's place into the
-    header (and flushes).
+    header (and flushes); ``overlaps(offset, length)`` names the metadata a byte range
+    overlaps (None if none): a cluster counted free but holding metadata means the
+    counts are wrong, and writing there would destroy the image (QEMU's overlap checks).
     """
 
     def __init__(self, file: BlockNode, cluster_bits: int, order: int, table_offset: int,
                  table_clusters: int, *, capacity: int, corrupt: Callable[[str], NoReturn],
                  freed: Callable[[int, str], None],
-                 move_table: Callable[[int, int], None]) -> None:
+                 move_table: Callable[[int, int], None],
+                 overlaps: Callable[[int, int], str | None]) -> None:
         self.file = file
         self.cluster_bits = cluster_bits
         self.cluster_size = 1 << cluster_bits
@@ -133,6 +136,7 @@ class Refcounts:
         self._corrupt = corrupt
         self._freed = freed
         self._move_table = move_table
+        self._overlaps = overlaps
 
     # -- reading --------------------------------------------------------------------------
 
@@ -234,6 +238,7 @@ class Refcounts:
             start = self._find_free(count)
             if self._ensure_blocks(start, count):
                 continue  # metadata was placed meanwhile, perhaps in our run: look again
+            self._check_free(start << self.cluster_bits, count << self.cluster_bits)
             self.update(start << self.cluster_bits, count << self.cluster_bits, 1)
             if self.free_hint == start:
                 self.free_hint = start + count
@@ -264,6 +269,11 @@ class Refcounts:
                 return (table_index << self.block_bits) | index
             cluster = (table_index + 1) << self.block_bits
 
+    def _check_free(self, offset: int, length: int) -> None:
+        what = self._overlaps(offset, length)
+        if what is not None:
+            self._corrupt(f"Preventing invalid write on metadata (overlaps with {what})")
+
     def _ensure_blocks(self, first: int, count: int) -> bool:
         """Makes sure refcount blocks cover clusters ``first``..``first+count-1``;
         True if anything had to be allocated for that."""
@@ -283,6 +293,7 @@ class Refcounts:
         if self.block_offset(table_index):
             return False
         place = self._next_free(max(self.free_hint, self.alloc_floor))
+        self._check_free(place << self.cluster_bits, self.cluster_size)
         block = self.codec.new()
         if place >> self.block_bits == table_index:
             self.codec.set(block, place & self.block_mask, 1)  # it counts itself
@@ -335,6 +346,7 @@ class Refcounts:
         for k in range(area_blocks):
             new_table[first_index + k] = (meta_start + k) << self.cluster_bits
         table_offset = (meta_start + area_blocks) << self.cluster_bits
+        self._check_free(meta_start << self.cluster_bits, area << self.cluster_bits)
         self.cache.write_dirty()
         for k, block in enumerate(blocks):
             self.file.write((meta_start + k) << self.cluster_bits, self.codec.encode(block))
