@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # device-tree-compiler: dtc checks the device trees we generate (tests/devices).
+# qemu-utils: qemu-img/qemu-io are the oracle for the block layer (tests/blockdev).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
-              device-tree-compiler)
+              device-tree-compiler qemu-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
