@@ -52,6 +52,8 @@ def read_all(image: Path, fmt: str | None = "qcow2") -> bytes:
     ["-o", "refcount_bits=32"],
     ["-o", "refcount_bits=64,cluster_size=1024"],
     ["-o", "lazy_refcounts=on"],
+    ["-o", "preallocation=metadata"],
+    ["-o", "preallocation=falloc"],
 ], ids=lambda options: " ".join(options) or "default")
 def test_converted_image_reads_like_qemu(options: list[str], source: Path,
                                          tmp_path: Path) -> None:
