@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 # device-tree-compiler: dtc checks the device trees we generate (tests/devices).
 # qemu-system-misc: qemu-system-riscv64, the reference for the system emulator (tests/machines,
 # tests/launcher); opensbi: the firmware -bios default loads.
+# qemu-utils: qemu-img/qemu-io are the oracle for the block layer (tests/blockdev).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
-              device-tree-compiler qemu-system-misc opensbi)
+              device-tree-compiler qemu-system-misc opensbi qemu-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

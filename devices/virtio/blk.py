@@ -16,8 +16,8 @@ import errno
 import os
 import struct
 from enum import IntEnum
-from typing import Protocol
 
+from blockdev.node import BlockBackend
 from devices.virtio.device import VIRTIO_ID_BLOCK
 from devices.virtio.queue import Chain, VirtioError, Virtqueue
 
@@ -76,33 +76,6 @@ _CONFIG_SIZE_BASE = 36  # up to num_queues
 _CONFIG_SIZE_DISCARD = 48  # up to discard_sector_alignment
 _CONFIG_SIZE_WRITE_ZEROES = 57  # up to write_zeroes_may_unmap
 _CONFIG = struct.Struct("<QII HBB I BBHI BBH III II B")
-
-
-class BlockBackend(Protocol):
-    """Storage behind a virtio-blk device: a raw file now, a block-layer node later.
-
-    ``size`` is the disk size in bytes; ``read`` returns exactly ``length`` bytes (zeros
-    past the end of the data). Failures raise OSError; the guest then sees IOERR.
-    """
-
-    size: int
-    read_only: bool
-
-    def read(self, offset: int, length: int) -> bytes: ...
-
-    def write(self, offset: int, data: bytes) -> None: ...
-
-    def flush(self) -> None:
-        """Makes completed writes durable (fsync)."""
-        ...
-
-    def discard(self, offset: int, length: int) -> None:
-        """The range's contents are no longer needed (a hint; reads return anything)."""
-        ...
-
-    def write_zeroes(self, offset: int, length: int, may_unmap: bool) -> None:
-        """The range reads as zeros afterwards; ``may_unmap`` allows deallocating it."""
-        ...
 
 
 _FALLOC_FL_KEEP_SIZE = 0x01
