@@ -14,6 +14,7 @@ from llvmtcg.arch.contract import (
     CpuModelError,
     Fetch,
     GuestArch,
+    PageTranslation,
     UnknownRegisterError,
 )
 from llvmtcg.arch.registry import (
@@ -26,6 +27,7 @@ from llvmtcg.arch.registry import (
 )
 
 __all__ = ["BUILTIN_ARCHS", "ELFCLASS32", "ELFCLASS64", "ELFDATA2LSB", "ELFDATA2MSB",
-           "CpuModelError", "Fetch", "GuestArch", "TB_FLAGS_BITS", "UnknownArchError",
+           "CpuModelError", "Fetch", "GuestArch", "PageTranslation", "TB_FLAGS_BITS",
+           "UnknownArchError",
            "UnknownRegisterError", "arch_by_elf_machine", "arch_by_name", "arch_names",
            "register_arch"]

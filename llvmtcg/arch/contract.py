@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from llvmtcg.ir.types import FFlag, RoundingMode
@@ -22,7 +23,9 @@ if TYPE_CHECKING:
     from llvmtcg.ir.cpu_layout import CpuLayout
     from llvmtcg.log import Log
     from llvmtcg.runtime.cpu_state import CpuState
+    from llvmtcg.runtime.exits import Access, MemFault
     from llvmtcg.runtime.helpers import HelperRegistry
+    from llvmtcg.runtime.softmmu import GuestMemory
 
 # fetch(addr, size) -> guest code bytes; raises GuestFault when they are not executable.
 Fetch = Callable[[int, int], bytes]
@@ -51,6 +54,16 @@ class UnknownRegisterError(KeyError):
 TB_FLAGS_BITS = 32
 
 
+@dataclass(frozen=True, slots=True)
+class PageTranslation:
+    """What :meth:`GuestArch.tlb_fill` found for one access: the physical address and
+    the permissions (``softmmu.Perm`` bits) the TLB may keep for the whole page at that
+    MMU index until the next flush."""
+
+    paddr: int
+    perms: int
+
+
 class GuestArch(abc.ABC):
     """A guest instruction-set architecture, configured for one CPU model.
 
@@ -75,6 +88,9 @@ class GuestArch(abc.ABC):
     layout: ClassVar[CpuLayout]
     registers: ClassVar[type[enum.IntEnum]]
     counts_insns: ClassVar[bool] = False
+    # System mode: the MMU translates addresses (tlb_fill), the guest takes its own
+    # exceptions (do_interrupt) and interrupts (exec_interrupt). User mode: False.
+    system_mode: bool = False
 
     # -- translation ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -108,6 +124,17 @@ class GuestArch(abc.ABC):
     def mmu_index(self, state: CpuState) -> int:
         """The MMU index (TLB table) data accesses use in the current state."""
         return 0
+
+    def fetch_mmu_index(self, flags: int) -> int:
+        """The MMU index instruction fetches of a block translated for ``flags`` use."""
+        return 0
+
+    def tlb_fill(self, state: CpuState, vaddr: int, access: Access,
+                 mmu_idx: int) -> PageTranslation:
+        """System mode (QEMU's ``tlb_fill``): translate ``vaddr`` for ``access`` at
+        ``mmu_idx`` (page-table walk, protection), or raise ``GuestFault`` with a
+        PAGE_FAULT or ACCESS_FAULT :class:`MemFault` the guest then takes."""
+        raise NotImplementedError(f"{self.name}: no system-mode MMU")
 
     # -- state ----------------------------------------------------------------------------
     def reset(self, state: CpuState) -> None:
@@ -163,10 +190,28 @@ class GuestArch(abc.ABC):
         running. User mode has no interrupts: False."""
         return False
 
-    def do_interrupt(self, state: CpuState, exception_index: int) -> None:
+    def do_interrupt(self, state: CpuState, exception_index: int,
+                     fault: MemFault | None = None) -> None:
         """System mode: deliver the exception or interrupt ``exception_index`` (a
         block's EXCEPTION exit, or what :meth:`exec_interrupt` took) to the guest: save
         the pc and cause in the trap registers, switch privilege, and set the pc to the
-        trap vector. User mode never calls it (the user-mode loop turns exceptions into
-        signals)."""
+        trap vector (and ``state.tb_flags``). ``fault`` is the memory fault behind
+        EXCP_MEM_FAULT / EXCP_MISALIGNED (its kind and address give cause and tval).
+        User mode never calls it (the user-mode loop turns exceptions into signals)."""
         raise NotImplementedError(f"{self.name}: no system-mode exception delivery")
+
+    def attach_memory(self, state: CpuState, memory: GuestMemory,
+                      invalidate: Callable[[int, int], int]) -> None:
+        """System mode: the physical address space ``state``'s MMU walks page tables
+        in; ``invalidate(start, end)`` drops translated code of a physical range the
+        MMU itself writes (A/D updates)."""
+        raise NotImplementedError(f"{self.name}: no system mode")
+
+    def set_irq(self, state: CpuState, line: int, level: bool) -> None:
+        """System mode: a device drives interrupt input ``line`` (the architecture's
+        numbering) to ``level``; an interrupt that may now be taken requests an exit."""
+        raise NotImplementedError(f"{self.name}: no system mode")
+
+    def wakes(self, state: CpuState) -> bool:
+        """System mode: whether a CPU waiting for an interrupt (RISC-V WFI) resumes."""
+        return True

@@ -56,9 +56,13 @@ def with_fast_bits(flags: int) -> int:
         flags |= PAGE_STORE_OK
     return flags
 
-# The jump cache: direct-mapped {guest_pc, host_fn} pairs in native memory.
+# The jump cache: direct-mapped {guest_pc, host_fn, tb_flags} entries in native memory;
+# an entry hits when both the pc and the translation flags (the ``tb_flags`` field)
+# match, as QEMU's tb_jmp_cache compares pc and flags.
 JMP_CACHE_BITS = 12
-JMP_CACHE_ENTRY_SIZE = 16
+JMP_CACHE_ENTRY_SIZE = 24
+JMP_CACHE_FN = 8  # offset of host_fn in an entry
+JMP_CACHE_FLAGS = 16  # offset of tb_flags in an entry
 JMP_CACHE_INVALID_PC = 0xFFFF_FFFF_FFFF_FFFF  # odd, so no guest pc matches it
 
 
@@ -110,6 +114,11 @@ RUNTIME_FIELDS: tuple[tuple[str, IRType], ...] = (
     ("fp_env", I32),  # the guest's MXCSR whenever Python runs (see ir/host_abi.py)
     ("host_fp_env", I32),  # the host's MXCSR while native code runs, for callbacks
 )
+# The runtime's fields after the guest's registers (added later; placed here so the
+# registers keep their offsets).
+RUNTIME_TAIL_FIELDS: tuple[tuple[str, IRType], ...] = (
+    ("tb_flags", I64),  # the translation flags of the current state (arch.tb_flags)
+)
 
 
 class CpuLayout:
@@ -125,7 +134,7 @@ class CpuLayout:
                  tlb_bits: int = 10) -> None:
         self.fields: dict[str, CpuField] = {}
         offset = 0
-        for spec in (*RUNTIME_FIELDS, *guest_fields):
+        for spec in (*RUNTIME_FIELDS, *guest_fields, *RUNTIME_TAIL_FIELDS):
             name, type_, count = (*spec, 1) if len(spec) == 2 else spec
             if name in self.fields:
                 raise ValueError(f"CPU-state field {name!r} declared twice")

@@ -19,11 +19,11 @@ from llvmtcg.runtime import callbacks
 from llvmtcg.runtime import helpers as helpers_mod
 from llvmtcg.runtime.codecache import CodeCache, fingerprint
 from llvmtcg.runtime.cpu_state import CpuState
-from llvmtcg.runtime.exits import CpuExit, MemFault
+from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
-from llvmtcg.runtime.softmmu import GuestMemory, Softmmu
+from llvmtcg.runtime.softmmu import GuestMemory, Perm, Region, Softmmu, page_floor
 from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
@@ -60,15 +60,20 @@ def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str]
         layout.tlb_bits, layout.n_mmu_idx, sorted(helper_symbols), options.codegen_key())
 
 
+_ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
+
+
 class Cpu:
     """One guest CPU: state, softmmu, translations and the run loop.
 
     Everything guest-specific comes from ``arch``: the state is laid out by
     ``arch.layout`` and reset by ``arch.reset``; blocks are translated by
-    ``arch.translate`` with the translation flags the state has after reset (blocks are
-    looked up by pc only, so the flags may not change while the CPU runs: true of every
-    user-mode guest); around every native entry the guest's FP environment comes from
-    ``arch.fp_rounding`` and the flags float ops raised go to ``arch.fp_accrue``.
+    ``arch.translate`` for the translation flags in force (``state.tb_flags``, which the
+    architecture keeps up to date; constant in user mode) and looked up by (pc, flags)
+    — in system mode (``arch.system_mode``) also by the physical pc, with ``memory`` as
+    the physical address space behind ``arch.tlb_fill``; around every native entry the
+    guest's FP environment comes from ``arch.fp_rounding`` and the flags float ops raised
+    go to ``arch.fp_accrue``.
 
     Args:
         arch: the guest architecture (and CPU model).
@@ -89,6 +94,8 @@ class Cpu:
         if not 0 <= self.tb_flags < 1 << TB_FLAGS_BITS:
             raise ValueError(f"{arch.name}: tb_flags {self.tb_flags:#x} does not fit in "
                              f"{TB_FLAGS_BITS} bits")
+        self.state.tb_flags = self.tb_flags
+        self.system_mode = arch.system_mode
         self.memory = memory
         self.helpers = arch.helpers()
         self.jit = JitEngine(optimize=options.optimize, log=self.log,
@@ -115,13 +122,24 @@ class Cpu:
                 arch, layout, list(self.helpers.symbols()), options, count_insns,
                 self.tb_flags))
         self.tbs = TbCache(arch, lowering, self.jit, self._fetch, self.log,
-                           options.max_region_blocks, code_cache, self.tb_flags)
-        self.softmmu = Softmmu(self.state, memory, self.tbs)
-        self.tbs.new_code_page.append(self.state.tlb_flush_page)
+                           options.max_region_blocks, code_cache, self.tb_flags,
+                           addressing=self if self.system_mode else None)
+        if self.system_mode:
+            # ``memory`` is the physical address space; the architecture's MMU maps
+            # virtual addresses to it. Code pages are physical pages, which any virtual
+            # mapping may reach: a page's first block flushes every TLB entry (so
+            # stores through all of them take the slow path). No native TLB refill:
+            # it assumes virtual == physical.
+            self.softmmu = Softmmu(self.state, memory, self.tbs, self._mmu_translate)
+            arch.attach_memory(self.state, memory, self.tbs.invalidate_range)
+            self.tbs.new_code_page.append(lambda page: self.state.tlb_flush())
+        else:
+            self.softmmu = Softmmu(self.state, memory, self.tbs)
+            self.tbs.new_code_page.append(self.state.tlb_flush_page)
+            self.state.set("page_table", memory.page_table)
+            self.state.set("page_count", memory.page_count)
         self.tbs.new_code_page.append(lambda page: memory.set_code_page(page, True))
         self.tbs.code_page_freed.append(lambda page: memory.set_code_page(page, False))
-        self.state.set("page_table", memory.page_table)
-        self.state.set("page_count", memory.page_count)
         memory.on_change.append(self._memory_changed)
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
         self.tiering: Tiering | None = None
@@ -138,7 +156,8 @@ class Cpu:
         # exit requests.
         self.loop = RunLoop(self.state, self.tbs, self.tiering, enter, memory.base, self.log,
                             fp_rounding=arch.fp_rounding, fp_accrue=arch.fp_accrue,
-                            exec_interrupt=arch.exec_interrupt)
+                            exec_interrupt=arch.exec_interrupt,
+                            do_interrupt=arch.do_interrupt if self.system_mode else None)
         callbacks.register(self)
 
     @property
@@ -194,6 +213,40 @@ class Cpu:
 
     def _fetch(self, addr: int, size: int) -> bytes:
         return self.softmmu.fetch(addr, size)
+
+    # -- system mode: code addressing (tbcache.CodeAddressing) and the MMU --------------
+    def fetch(self, addr: int, size: int, flags: int) -> bytes:
+        return self.softmmu.fetch(addr, size, self.arch.fetch_mmu_index(flags))
+
+    def phys_addr(self, vaddr: int, flags: int) -> int:
+        return self.softmmu.code_phys(vaddr, self.arch.fetch_mmu_index(flags))
+
+    def _mmu_translate(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
+        """The softmmu's translator in system mode: the architecture's page walk, then
+        the physical region there. The region is returned as seen from the virtual
+        page (start shifted), so MMIO offsets come out right through any mapping."""
+        found = self.arch.tlb_fill(self.state, vaddr, access, mmu_idx)
+        region = self.memory.region(found.paddr)
+        if region is None:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
+        perms = found.perms & region.perms
+        if not perms & _ACCESS_PERM[access]:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
+        shift = page_floor(vaddr) - page_floor(found.paddr)
+        view = Region(region.start + shift, region.end + shift, perms, region.mmio)
+        return view, self.memory.base + page_floor(found.paddr)
+
+    def tlb_flush(self) -> None:
+        """Drop every cached address translation (and the jump cache, keyed by virtual
+        pc): satp writes, sfence.vma without an address, PMP changes."""
+        self.state.tlb_flush()
+        self.tbs.jmp_cache_flush()
+
+    def tlb_flush_page(self, vaddr: int) -> None:
+        """Drop the translations of the page at ``vaddr`` in every MMU index (and the
+        jump cache)."""
+        self.state.tlb_flush_page(vaddr)
+        self.tbs.jmp_cache_flush()
 
     def _memory_changed(self, start: int, end: int) -> None:
         # Mappings changed: drop cached translations of addresses and the code there.

@@ -25,6 +25,10 @@ class CpuState:
         # The run loop reads these on every exit from native code.
         self._pc = self._cell("pc")
         self._exit_request = self._cell("exit_request")
+        self._tb_flags = self._cell("tb_flags")
+        # The architecture's per-CPU state that does not live in native memory (RISC-V
+        # system mode: the CSR file), created by ``GuestArch.reset``.
+        self.arch_state: object | None = None
         self.tlb_flush()
 
     def _cell(self, name: str, index: int = 0) -> ctypes._SimpleCData:
@@ -57,6 +61,17 @@ class CpuState:
     @pc.setter
     def pc(self, value: int) -> None:
         self._pc.value = value
+
+    @property
+    def tb_flags(self) -> int:
+        """The translation flags of the current state: the architecture keeps this
+        field equal to ``arch.tb_flags(state)`` whenever they change; blocks and jump
+        cache entries are looked up by (pc, tb_flags)."""
+        return self._tb_flags.value
+
+    @tb_flags.setter
+    def tb_flags(self, value: int) -> None:
+        self._tb_flags.value = value
 
     def request_exit(self) -> None:
         """Make native code stop at the next block entry (safe from any thread)."""

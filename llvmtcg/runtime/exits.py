@@ -24,6 +24,9 @@ class FaultKind(enum.Enum):
     PROTECTION = "protection"
     MISALIGNED = "misaligned"
     MMIO_ATOMIC = "atomic access to MMIO"
+    # System mode: what the guest's MMU reports (the architecture maps them to causes).
+    PAGE_FAULT = "page fault"
+    ACCESS_FAULT = "access fault"
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,6 +172,14 @@ class TakeInterrupt:
 
 
 @dataclass(frozen=True, slots=True)
+class DeliverException:
+    """System mode: let the architecture deliver the guest exception (it changes pc and
+    the flags), then enter the code at the new pc."""
+
+    exception: GuestException
+
+
+@dataclass(frozen=True, slots=True)
 class ReturnExit:
     """Return ``exit`` to the caller of run()."""
 
@@ -184,7 +192,7 @@ class RaisePending:
 
 
 Action = (EnterAtPc | LinkAndEnter | FillJumpCacheAndEnter | Promote | InstallReady
-          | TakeInterrupt | ReturnExit | RaisePending)
+          | TakeInterrupt | DeliverException | ReturnExit | RaisePending)
 
 ENTER = EnterAtPc()
 FILL_JUMP_CACHE = FillJumpCacheAndEnter()
@@ -205,6 +213,8 @@ class LoopConditions(Protocol):
     def stop_requested(self) -> bool: ...
     @property
     def regions_ready(self) -> bool: ...
+    @property
+    def delivers_exceptions(self) -> bool: ...
 
 
 def decide(exit_: NativeExit, now: LoopConditions) -> Action:
@@ -230,6 +240,8 @@ def decide(exit_: NativeExit, now: LoopConditions) -> Action:
         case GuestException(index=index, fault=fault):
             if now.pending_error is not None:
                 return RAISE_PENDING
+            if now.delivers_exceptions:  # system mode: the guest handles it
+                return DeliverException(exit_)
             return ReturnExit(CpuExit(ExitReason.EXCEPTION, now.pc, index, fault))
         case Syscall() | Halt():
             if now.pending_error is not None:
@@ -268,13 +280,18 @@ class RunLoop:
         fp_accrue: receives the IEEE flags guest float ops raised, after every exit.
         exec_interrupt: at an exit request, delivers a pending interrupt (changing pc)
             and says whether it did; user mode has none.
+        do_interrupt: system mode: delivers guest exceptions to the guest (the loop
+            keeps running and returns only for halt (WFI), stop and exit requests);
+            None: exceptions are returned to the caller (user mode).
     """
 
     def __init__(self, state: CpuState, tbs: TbCache, tiering: Tiering | None,
                  enter: Callable[[int, int, int], int], mem_base: int, log: Log,
                  fp_rounding: Callable[[CpuState], RoundingMode] | None = None,
                  fp_accrue: Callable[[CpuState, FFlag], None] | None = None,
-                 exec_interrupt: Callable[[CpuState], bool] = _never) -> None:
+                 exec_interrupt: Callable[[CpuState], bool] = _never,
+                 do_interrupt: Callable[[CpuState, int, MemFault | None], None] | None = None
+                 ) -> None:
         self.state = state
         self.tbs = tbs
         self.tiering = tiering
@@ -284,6 +301,7 @@ class RunLoop:
         self.fp_rounding = fp_rounding
         self.fp_accrue = fp_accrue
         self.exec_interrupt = exec_interrupt
+        self.do_interrupt = do_interrupt
         self.stats = ExecStats()
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
@@ -297,6 +315,10 @@ class RunLoop:
     @property
     def regions_ready(self) -> bool:
         return self.tiering is not None and bool(self.tiering.ready)
+
+    @property
+    def delivers_exceptions(self) -> bool:
+        return self.do_interrupt is not None
 
     # -- recorded by native code's callbacks ---------------------------------------------------
     def record_fault(self, fault: MemFault) -> None:
@@ -355,6 +377,8 @@ class RunLoop:
                             continue
                         case TakeInterrupt():
                             self.exec_interrupt(state)
+                        case DeliverException(exception=exc):
+                            self.do_interrupt(state, exc.index, exc.fault)
                         case ReturnExit(exit=exit_):
                             if exit_.reason is ExitReason.REQUESTED:
                                 self.stop_requested = False  # (the answer to stop())
@@ -372,7 +396,7 @@ class RunLoop:
                     continue
                 # The code at pc: translated here, and only here.
                 try:
-                    tb = tbs.get(state.pc)
+                    tb = tbs.get(state.pc, state.tb_flags)
                 except GuestFault as fault:
                     self.record_fault(fault.fault)
                     action = decide(take_exception(), self)

@@ -381,7 +381,8 @@ class Softmmu:
         invalid = abi.TLB_INVALID
         read = page | flags if region.perms & Perm.R else invalid
         write = page | flags if region.perms & Perm.W else invalid
-        if write != invalid and self.code.page_has_code(page):
+        # Code pages are tracked physically (the host offset of the page).
+        if write != invalid and self.code.page_has_code(host_page - self.mem_base):
             write |= abi.TLB_NOTDIRTY
         code = page | flags if region.perms & Perm.X else invalid
         addend = 0 if region.mmio is not None else host_page - self.mem_base - page
@@ -402,12 +403,12 @@ class Softmmu:
         if region.mmio is not None:
             region.mmio.write(addr - region.start, size, value & ((1 << (8 * size)) - 1))
             return
-        page = page_floor(addr)
-        if self.code.page_has_code(page):
+        phys = host - self.mem_base
+        if self.code.page_has_code(page_floor(phys)):
             # Invalidate before the store completes, then refill: the page may now be
             # free of translations and its writes can take the fast path again.
             self.stats["code_writes"] += 1
-            self.code.invalidate_range(addr, addr + size)
+            self.code.invalidate_range(phys, phys + size)
             self.fill(addr, Access.WRITE, mmu_idx)
         ctypes.memmove(host, value.to_bytes(size, "little"), size)
 
@@ -460,13 +461,27 @@ class Softmmu:
         """Make addr writable RAM in the TLB for an atomic access; return its addend."""
         self._check_alignment(addr, memop, Access.WRITE)
         self.translate(addr, Access.READ, mmu_idx)
-        region, _ = self.fill(addr, Access.WRITE, mmu_idx)
+        region, host = self.fill(addr, Access.WRITE, mmu_idx)
         if region.mmio is not None:
             raise GuestFault(MemFault(addr, Access.WRITE, FaultKind.MMIO_ATOMIC))
-        if self.code.page_has_code(page_floor(addr)):
+        phys = host - self.mem_base
+        if self.code.page_has_code(page_floor(phys)):
             self.stats["code_writes"] += 1
-            self.code.invalidate_range(addr, addr + memop.size)
+            self.code.invalidate_range(phys, phys + memop.size)
         return self.cpu.tlb_entry(mmu_idx, addr)[3]
+
+    def code_phys(self, vaddr: int, mmu_idx: int) -> int:
+        """The physical address (host offset) code at ``vaddr`` is fetched from at
+        ``mmu_idx``: from the TLB's code entry when it has one, else by filling it
+        (raises GuestFault when vaddr is not executable)."""
+        page = page_floor(vaddr)
+        entry = self.cpu.tlb_entry(mmu_idx, vaddr)
+        if entry[2] == page:  # an executable RAM page (MMIO carries a flag bit)
+            return (vaddr + entry[3]) & 0xFFFF_FFFF_FFFF_FFFF
+        region, host = self.fill(vaddr, Access.FETCH, mmu_idx)
+        if region.mmio is not None:
+            raise GuestFault(MemFault(vaddr, Access.FETCH, FaultKind.PROTECTION))
+        return host - self.mem_base
 
     def fetch(self, addr: int, size: int, mmu_idx: int = 0) -> bytes:
         """Guest code bytes for the translator (raises GuestFault if not executable)."""

@@ -19,7 +19,7 @@ import ctypes
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
@@ -33,6 +33,7 @@ from llvmtcg.ir.lower import (
 )
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
+from llvmtcg.runtime.exits import GuestFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.softmmu import page_floor
 
@@ -53,15 +54,28 @@ class CompiledCode:
     slots: dict[int, int]  # exit slot n -> native address of the slot
     direct_targets: dict[int, int]  # exit slot n -> destination guest pc
     n_insns: int = 0
+    flags: int = 0  # the translation flags (arch.tb_flags) the code was translated for
+    phys_pc: int | None = None  # physical address of pc (None: untracked, user mode)
+    # Physical [start, end) ranges of the guest bytes (None: the same as ``ranges``):
+    # code pages are tracked physically, so a store through any mapping finds them.
+    phys_ranges: list[tuple[int, int]] | None = None
     linked: dict[int, CompiledCode] = field(default_factory=dict)  # outgoing links
     incoming: set[tuple[CompiledCode, int]] = field(default_factory=set)
     valid: bool = True
 
     def pages(self) -> set[int]:
-        return pages_of(self.ranges)
+        """The physical pages its guest bytes are on."""
+        return pages_of(self.ranges if self.phys_ranges is None else self.phys_ranges)
 
     def overlaps(self, start: int, end: int) -> bool:
-        return any(s < end and start < e for s, e in self.ranges)
+        """Whether its guest bytes overlap the physical range [start, end)."""
+        ranges = self.ranges if self.phys_ranges is None else self.phys_ranges
+        return any(s < end and start < e for s, e in ranges)
+
+    def matches(self, flags: int, phys_pc: int | None) -> bool:
+        """Whether this code is what runs at its pc under ``flags`` when the pc maps to
+        ``phys_pc`` (QEMU's tb_lookup_cmp: pc, flags and the physical pc)."""
+        return self.flags == flags and (phys_pc is None or self.phys_pc == phys_pc)
 
 
 @dataclass(eq=False)
@@ -73,6 +87,9 @@ class TranslationBlock(CompiledCode):
     counter_start: int = 0  # the counter's value when it was last armed
     target_cell: int = 0  # address of recent indirect-jump targets (i64 array), or 0
     regions: list[HotRegion] = field(default_factory=list)  # installed regions covering it
+    # The next block at the same pc translated for other flags or another physical
+    # page (a hash chain, like QEMU's qht bucket): by_pc holds the first.
+    variant: TranslationBlock | None = None
 
     def executions(self) -> int:
         """Entries counted since the counter was last armed (0 without a counter)."""
@@ -116,6 +133,25 @@ def _write_pointer(address: int, value: int) -> None:
     ctypes.c_uint64.from_address(address).value = value
 
 
+class CodeAddressing(Protocol):
+    """How guest code is addressed when the MMU translates it (system mode): blocks are
+    then keyed by (pc, flags, physical pc) and their pages tracked physically. User
+    mode has none: virtual == physical and the flags are constant."""
+
+    def fetch(self, addr: int, size: int, flags: int) -> bytes:
+        """Guest code bytes fetched as a block translated for ``flags`` would (its
+        privilege's fetch MMU index); raises GuestFault."""
+        ...
+
+    def phys_addr(self, vaddr: int, flags: int) -> int:
+        """The physical address code at ``vaddr`` is fetched from under ``flags``;
+        raises GuestFault when it cannot be fetched."""
+        ...
+
+
+_SLOTS_PER_ENTRY = abi.JMP_CACHE_ENTRY_SIZE // 8
+
+
 class TbCache:
     """All translations of one guest address space.
 
@@ -126,16 +162,19 @@ class TbCache:
         fetch: reads guest code (the softmmu's fetch).
         max_region_blocks: how many blocks one translation miss may compile together.
         code_cache: where compiled regions persist across runs (None: no disk cache).
-        flags: the translation flags (``arch.tb_flags``) every block is translated
-            with; lookups are by pc only, so they are fixed for the cache's lifetime.
+        flags: the translation flags (``arch.tb_flags``) lookups use when given none
+            (user mode: the only flags there are); the code cache holds blocks of
+            these flags only.
+        addressing: system mode's code addressing (None: user mode, identity).
     """
 
     def __init__(self, arch: GuestArch, lowering: Lowering, jit: JitEngine,
                  fetch: Callable[[int, int], bytes], log: Log | None = None,
                  max_region_blocks: int = 8, code_cache: CodeCache | None = None,
-                 flags: int = 0) -> None:
+                 flags: int = 0, addressing: CodeAddressing | None = None) -> None:
         self.arch = arch
         self.flags = flags
+        self.addressing = addressing
         self.lowering = lowering
         self.jit = jit
         self.fetch = fetch
@@ -151,7 +190,7 @@ class TbCache:
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
         self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
         n = 1 << abi.JMP_CACHE_BITS
-        self.jmp_cache = (ctypes.c_uint64 * (2 * n))()
+        self.jmp_cache = (ctypes.c_uint64 * (_SLOTS_PER_ENTRY * n))()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
         self.jmp_cache_flush()
         self._names: dict[str, int] = {}
@@ -166,20 +205,54 @@ class TbCache:
                       "cache_loads": 0, "cache_load_seconds": 0.0}
 
     # -- lookup and translation ------------------------------------------------------------
-    def lookup(self, pc: int) -> TranslationBlock | None:
-        """The cheap-tier block at pc."""
-        return self.by_pc.get(pc)
+    def phys_pc(self, pc: int, flags: int) -> int | None:
+        """The physical address of pc under ``flags`` (None in user mode, where it is
+        pc); raises GuestFault when pc cannot be fetched."""
+        return None if self.addressing is None else self.addressing.phys_addr(pc, flags)
 
-    def best(self, pc: int) -> CompiledCode | None:
+    def lookup(self, pc: int, flags: int | None = None,
+               phys_pc: int | None = None) -> TranslationBlock | None:
+        """The cheap-tier block at pc for ``flags`` (default: :attr:`flags`) and, in
+        system mode, physical pc ``phys_pc`` (None: any)."""
+        flags = self.flags if flags is None else flags
+        tb = self.by_pc.get(pc)
+        while tb is not None and not tb.matches(flags, phys_pc):
+            tb = tb.variant
+        return tb
+
+    def best(self, pc: int, flags: int | None = None,
+             phys_pc: int | None = None) -> CompiledCode | None:
         """The code to run at pc: its hot region if one is installed, else its block."""
+        flags = self.flags if flags is None else flags
         region = self.regions.get(pc)
-        return region if region is not None else self.by_pc.get(pc)
+        if region is not None and region.matches(flags, phys_pc):
+            return region
+        return self.lookup(pc, flags, phys_pc)
 
-    def get(self, pc: int) -> CompiledCode:
-        """The code at pc, translating a region if needed (GuestFault if pc cannot be
-        fetched)."""
-        tb = self.best(pc)
-        return tb if tb is not None else self.translate_region(pc)
+    def get(self, pc: int, flags: int | None = None) -> CompiledCode:
+        """The code at pc for ``flags`` (default: :attr:`flags`), translating a region
+        if needed (GuestFault if pc cannot be fetched)."""
+        flags = self.flags if flags is None else flags
+        phys = self.phys_pc(pc, flags)
+        tb = self.best(pc, flags, phys)
+        return tb if tb is not None else self.translate_region(pc, flags)
+
+    def _fetch_for(self, flags: int) -> Callable[[int, int], bytes]:
+        if self.addressing is None:
+            return self.fetch
+        addressing = self.addressing
+        return lambda addr, size: addressing.fetch(addr, size, flags)
+
+    def _target(self, src: CompiledCode, dest: int) -> CompiledCode | None:
+        """What src's direct exit to ``dest`` may be linked to: code at dest for src's
+        flags (and, in system mode, dest's physical page now)."""
+        phys = None
+        if self.addressing is not None:
+            try:
+                phys = self.addressing.phys_addr(dest, src.flags)
+            except GuestFault:
+                return None
+        return self.best(dest, src.flags, phys)
 
     def _unique_name(self, block: Block) -> str:
         # Blocks retranslated after invalidation get a new symbol name.
@@ -187,11 +260,14 @@ class TbCache:
         self._names[block.name] = count + 1
         return block.name if count == 0 else f"{block.name}.{count}"
 
-    def translate_region(self, pc: int) -> TranslationBlock:
+    def translate_region(self, pc: int, flags: int | None = None) -> TranslationBlock:
+        flags = self.flags if flags is None else flags
         start = time.perf_counter()
-        tbs = self._load_cached(pc) if self.code_cache is not None else None
+        cached = (self.code_cache is not None and flags == self.flags
+                  and self.addressing is None)
+        tbs = self._load_cached(pc) if cached else None
         if tbs is None:
-            tbs = self._translate_and_compile(pc)
+            tbs = self._translate_and_compile(pc, flags)
             self.stats["compiled_insns"] += sum(tb.n_insns for tb in tbs)
             self.stats["compile_seconds"] += time.perf_counter() - start
         else:
@@ -199,7 +275,7 @@ class TbCache:
             self.stats["cache_load_seconds"] += time.perf_counter() - start
         for tb in tbs:
             for n, dest in tb.direct_targets.items():
-                target = self.best(dest)
+                target = self._target(tb, dest)
                 if target is not None:
                     self.link(tb, n, target)
         return tbs[0]
@@ -229,23 +305,24 @@ class TbCache:
         for m in metas:
             if (m.pc == pc or m.pc not in self.by_pc) and m.pc not in fresh:
                 fresh[m.pc] = m
-        return self._install(fresh.values(), module)
+        return self._install(fresh.values(), module, self.flags)
 
-    def _translate_and_compile(self, pc: int) -> list[TranslationBlock]:
+    def _translate_and_compile(self, pc: int, flags: int) -> list[TranslationBlock]:
+        fetch = self._fetch_for(flags)
         # Errors at pc are the guest's.
-        blocks = [self.arch.translate(pc, self.flags, self.fetch, self.log)]
+        blocks = [self.arch.translate(pc, flags, fetch, self.log)]
         pages = pages_of(blocks[0].guest_ranges)
         seen = {pc}
         queue = list(blocks[0].direct_targets())
         while queue and len(blocks) < self.max_region_blocks:
             target = queue.pop(0)
-            if target in seen or target in self.by_pc:
+            if target in seen or self.lookup(target, flags) is not None:
                 continue
             seen.add(target)
             if len(pages | {page_floor(target)}) > MAX_REGION_PAGES:
                 continue  # a region spans few pages: a write to one invalidates it all
             try:
-                block = self.arch.translate(target, self.flags, self.fetch, self.log)
+                block = self.arch.translate(target, flags, fetch, self.log)
             except Exception:  # noqa: BLE001 - speculative: the guest may never go there
                 continue
             block_pages = pages_of(block.guest_ranges)
@@ -264,10 +341,11 @@ class TbCache:
         self._compile_accessors(accessors)
         exports = [e for meta in metas for e in self._symbols(meta)]
         module = self.jit.compile(text, exports, [m.name for m in metas])
-        if self.code_cache is not None and module.object is not None:
+        if (self.code_cache is not None and module.object is not None
+                and flags == self.flags and self.addressing is None):
             self.code_cache.store(metas, accessors, module.object, self.fetch)
         module.object = None
-        return self._install(metas, module)
+        return self._install(metas, module, flags)
 
     @staticmethod
     def _meta(block: Block) -> BlockMeta:
@@ -284,14 +362,19 @@ class TbCache:
                 profile.append(target_symbol(meta.name))
         return [meta.name, *profile] + [slot_symbol(meta.name, n) for n in meta.slots]
 
-    def _install(self, metas: Iterable[BlockMeta], module: CompiledModule
+    def _install(self, metas: Iterable[BlockMeta], module: CompiledModule, flags: int
                  ) -> list[TranslationBlock]:
         tbs = []
         for m in metas:
             slots = {n: module.addresses[slot_symbol(m.name, n)] for n in m.slots}
-            tb = TranslationBlock(m.pc, m.name, [tuple(r) for r in m.ranges], module,
+            ranges = [tuple(r) for r in m.ranges]
+            phys_pc, phys_ranges = None, None
+            if self.addressing is not None:
+                phys_pc = self.addressing.phys_addr(m.pc, flags)
+                phys_ranges = self._phys_ranges(ranges, flags)
+            tb = TranslationBlock(m.pc, m.name, ranges, module,
                                   module.addresses[m.name], slots, dict(m.targets), m.n_insns,
-                                  return_pc=m.return_pc)
+                                  flags, phys_pc, phys_ranges, return_pc=m.return_pc)
             if self.lowering.hot_threshold:
                 tb.counter = module.addresses[counter_symbol(m.name)]
                 tb.counter_start = self.lowering.hot_threshold
@@ -303,6 +386,19 @@ class TbCache:
         if not tbs:
             self.pending_release.append(module)
         return tbs
+
+    def _phys_ranges(self, ranges: list[tuple[int, int]], flags: int
+                     ) -> list[tuple[int, int]]:
+        """``ranges`` (virtual, already fetched) as physical ranges, page by page."""
+        out = []
+        for start, end in ranges:
+            pos = start
+            while pos < end:
+                stop = min(end, page_floor(pos) + abi.PAGE_SIZE)
+                phys = self.addressing.phys_addr(pos, flags)
+                out.append((phys, phys + stop - pos))
+                pos = stop
+        return out
 
     def install_region(self, name: str, members: list[TranslationBlock], obj: bytes,
                        exits: dict[int, int], accessors: set[str]) -> HotRegion:
@@ -317,7 +413,10 @@ class TbCache:
         region = HotRegion(head.pc, name, ranges, module, module.addresses[name],
                            {n: module.addresses[s] for n, s in slot_names.items()},
                            {n: dest for dest, n in exits.items()},
-                           sum(m.n_insns for m in members), members=tuple(members))
+                           sum(m.n_insns for m in members), head.flags, head.phys_pc,
+                           sorted({r for m in members for r in m.phys_ranges})
+                           if head.phys_ranges is not None else None,
+                           members=tuple(members))
         module.live_blocks = 1
         old = self.regions.get(head.pc)
         if old is not None:
@@ -329,11 +428,11 @@ class TbCache:
             self.by_slot[slot] = (region, n)
         for src, n in list(head.incoming):
             self.link(src, n, region)
-        i = abi.jmp_cache_index(head.pc) * 2
-        if self.jmp_cache[i] == head.pc:
+        i = abi.jmp_cache_index(head.pc) * _SLOTS_PER_ENTRY
+        if self.jmp_cache[i] == head.pc and self.jmp_cache[i + 2] == head.flags:
             self.jmp_cache[i + 1] = region.entry
         for n, dest in region.direct_targets.items():
-            target = self.best(dest)
+            target = self._target(region, dest)
             if target is not None:
                 self.link(region, n, target)
         self.stats["regions_installed"] += 1
@@ -372,9 +471,10 @@ class TbCache:
         self._accessor_modules.append(module)
 
     def _insert(self, tb: TranslationBlock) -> None:
-        old = self.by_pc.get(tb.pc)
+        old = self.lookup(tb.pc, tb.flags, tb.phys_pc)
         if old is not None:
             self.invalidate(old)
+        tb.variant = self.by_pc.get(tb.pc)
         self.by_pc[tb.pc] = tb
         for n, slot in tb.slots.items():
             self.by_slot[slot] = (tb, n)
@@ -393,7 +493,8 @@ class TbCache:
 
     def link(self, src: CompiledCode, n: int, dst: CompiledCode) -> None:
         """Patch src's exit n to tail-jump into dst."""
-        if not (src.valid and dst.valid) or src.direct_targets.get(n) != dst.pc:
+        if (not (src.valid and dst.valid) or src.direct_targets.get(n) != dst.pc
+                or src.flags != dst.flags):
             return
         old = src.linked.get(n)
         if old is dst:
@@ -412,14 +513,21 @@ class TbCache:
 
     # -- jump cache ------------------------------------------------------------------------
     def jmp_cache_set(self, tb: CompiledCode) -> None:
-        i = abi.jmp_cache_index(tb.pc) * 2
+        i = abi.jmp_cache_index(tb.pc) * _SLOTS_PER_ENTRY
         self.jmp_cache[i] = tb.pc
         self.jmp_cache[i + 1] = tb.entry
+        self.jmp_cache[i + 2] = tb.flags
 
     def jmp_cache_flush(self) -> None:
-        for i in range(0, len(self.jmp_cache), 2):
+        """Empty the jump cache (system mode: on every TLB flush, since its entries
+        are keyed by virtual pc). An all-ones pc is odd, so it never matches."""
+        assert abi.JMP_CACHE_INVALID_PC == 0xFFFF_FFFF_FFFF_FFFF
+        ctypes.memset(self.jmp_cache_address, 0xFF, ctypes.sizeof(self.jmp_cache))
+
+    def _jmp_cache_drop(self, code: CompiledCode) -> None:
+        i = abi.jmp_cache_index(code.pc) * _SLOTS_PER_ENTRY
+        if self.jmp_cache[i] == code.pc and self.jmp_cache[i + 1] == code.entry:
             self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC
-            self.jmp_cache[i + 1] = 0
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, tb: CompiledCode) -> None:
@@ -441,8 +549,7 @@ class TbCache:
             return
         for region in list(tb.regions):
             self.invalidate(region)
-        if self.by_pc.get(tb.pc) is tb:
-            del self.by_pc[tb.pc]
+        self._unchain(tb)
         for page in tb.pages():
             holders = self.by_page.get(page)
             if holders is not None:
@@ -451,14 +558,26 @@ class TbCache:
                     del self.by_page[page]
                     for hook in self.code_page_freed:
                         hook(page)
-        i = abi.jmp_cache_index(tb.pc) * 2
-        if self.jmp_cache[i] == tb.pc and self.jmp_cache[i + 1] == tb.entry:
-            self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC
-            self.jmp_cache[i + 1] = 0
+        self._jmp_cache_drop(tb)
         self.stats["invalidated"] += 1
         tb.module.live_blocks -= 1
         if tb.module.live_blocks == 0:
             self.pending_release.append(tb.module)
+
+    def _unchain(self, tb: TranslationBlock) -> None:
+        """Remove tb from its pc's chain of variants."""
+        head = self.by_pc.get(tb.pc)
+        if head is tb:
+            if tb.variant is None:
+                del self.by_pc[tb.pc]
+            else:
+                self.by_pc[tb.pc] = tb.variant
+        else:
+            while head is not None and head.variant is not tb:
+                head = head.variant
+            if head is not None:
+                head.variant = tb.variant
+        tb.variant = None
 
     def _retire_region(self, region: HotRegion) -> None:
         if self.regions.get(region.pc) is region:
@@ -466,10 +585,7 @@ class TbCache:
         for m in region.members:
             if region in m.regions:
                 m.regions.remove(region)
-        i = abi.jmp_cache_index(region.pc) * 2
-        if self.jmp_cache[i] == region.pc and self.jmp_cache[i + 1] == region.entry:
-            self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC
-            self.jmp_cache[i + 1] = 0
+        self._jmp_cache_drop(region)
         self.stats["regions_retired"] += 1
         region.module.live_blocks -= 1
         if region.module.live_blocks == 0:
@@ -481,7 +597,8 @@ class TbCache:
         return page in self.by_page
 
     def invalidate_range(self, start: int, end: int) -> int:
-        """Invalidate every block translated from guest bytes in [start, end)."""
+        """Invalidate every block translated from guest bytes in the physical range
+        [start, end) (user mode: physical == virtual)."""
         victims: set[TranslationBlock] = set()
         for page in range(page_floor(start), end, abi.PAGE_SIZE):
             for tb in self.by_page.get(page, ()):
@@ -493,7 +610,7 @@ class TbCache:
 
     def flush(self) -> None:
         """Invalidate every block (QEMU's tb_flush)."""
-        for tb in list(self.by_pc.values()):
+        for tb in list(self.blocks()):
             self.invalidate(tb)
         self.jmp_cache_flush()
 
@@ -508,4 +625,9 @@ class TbCache:
         return released
 
     def blocks(self) -> Iterable[TranslationBlock]:
-        return self.by_pc.values()
+        """Every valid cheap-tier block (all variants of every pc)."""
+        for head in list(self.by_pc.values()):
+            tb = head
+            while tb is not None:
+                yield tb
+                tb = tb.variant

@@ -122,7 +122,7 @@ class Tiering:
     def hot(self, pc: int) -> None:
         """The block at pc returned HOT: queue a region headed by it (or re-arm it)."""
         self.stats["hot"] += 1
-        tb = self.tbs.by_pc.get(pc)
+        tb = self.tbs.lookup(pc)
         if tb is None or not tb.valid or pc in self.pending or pc in self.tbs.regions:
             return
         if any(tb in plan.members for plan in self.pending.values()):
@@ -176,7 +176,7 @@ class Tiering:
             if pc in seen:
                 continue
             seen.add(pc)
-            tb = self.tbs.by_pc.get(pc)
+            tb = self.tbs.lookup(pc)
             if tb is None or not tb.valid:
                 continue
             if tb.executions() < warm and not tb.regions:
@@ -214,13 +214,13 @@ class Tiering:
         # otherwise be compiled again, differently, each time the program starts.
         members = []
         for pc in cached.members:
-            member = self.tbs.by_pc.get(pc)
+            member = self.tbs.lookup(pc)
             if member is None:
                 try:
                     self.tbs.get(pc)
                 except (GuestFault, CompileError):
                     return False
-                member = self.tbs.by_pc.get(pc)
+                member = self.tbs.lookup(pc)
             members.append(member)
         if any(m is None or not m.valid for m in members) or \
                 sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
@@ -269,7 +269,7 @@ class Tiering:
             fetch = _snapshot_fetch(plan.code)
             blocks: list[Block] = []
             for i, tb in enumerate(plan.members):
-                block = self.arch.translate(tb.pc, self.tbs.flags, fetch)
+                block = self.arch.translate(tb.pc, tb.flags, fetch)
                 if block.n_insns != tb.n_insns or \
                         [tuple(r) for r in block.guest_ranges] != list(tb.ranges):
                     raise RegionError(f"{tb.name} translated differently for {plan.name}")

@@ -30,6 +30,7 @@ from llvmtcg.runtime.run_loop import (
     SYSCALL,
     TAKE_INTERRUPT,
     Chain,
+    DeliverException,
     GuestException,
     LinkAndEnter,
     ReturnExit,
@@ -49,6 +50,7 @@ class Conditions:
     pending_error: BaseException | None = None
     stop_requested: bool = False
     regions_ready: bool = False
+    delivers_exceptions: bool = False
 
 
 def no_slots(address: int):
@@ -119,6 +121,19 @@ def test_syscall_halt_and_exceptions_return_to_the_caller() -> None:
         ReturnExit(CpuExit(ExitReason.EXCEPTION, PC_NOW, EXCP_MEM_FAULT, fault))
     assert decide(GuestException(3), now) == \
         ReturnExit(CpuExit(ExitReason.EXCEPTION, PC_NOW, 3, None))
+
+
+def test_system_mode_delivers_guest_exceptions_and_returns_only_halt() -> None:
+    now = Conditions(delivers_exceptions=True)
+    fault = MemFault(0x10, Access.FETCH, FaultKind.PAGE_FAULT)
+    exc = GuestException(EXCP_MEM_FAULT, fault)
+    assert decide(exc, now) == DeliverException(exc)
+    assert decide(GuestException(2), now) == DeliverException(GuestException(2))
+    assert decide(HALT, now) == ReturnExit(CpuExit(ExitReason.HALT, PC_NOW))
+    # A helper's Python error is still the host's.
+    assert decide(GuestException(EXCP_HELPER_ERROR),
+                  Conditions(delivers_exceptions=True, pending_error=KeyError())) \
+        is RAISE_PENDING
 
 
 def test_a_pending_python_error_wins_over_any_return() -> None:

@@ -169,7 +169,7 @@ def gen_load(ctx: DisasContext, a, fmt: FpFormat) -> bool:
     b = ctx.builder
     addr, value = ctx.temp(), b.temp(I64)
     b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_ld(value, addr, fmt.memop, 0)
+    b.qemu_ld(value, addr, fmt.memop, ctx.mem_idx)
     if fmt is SINGLE:
         b.or_(F[a.rd], value, const(I64, NAN_BOX))
     else:
@@ -184,7 +184,7 @@ def gen_store(ctx: DisasContext, a, fmt: FpFormat) -> bool:
     b = ctx.builder
     addr = ctx.temp()
     b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_st(F[a.rs2], addr, fmt.memop, 0)
+    b.qemu_st(F[a.rs2], addr, fmt.memop, ctx.mem_idx)
     return True
 
 

@@ -17,11 +17,14 @@ from llvmtcg.frontends.riscv import (
     trans_system,
 )
 from llvmtcg.frontends.riscv.cpu import CpuModel
+from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
+from llvmtcg.frontends.riscv.priv.state import FsState, TbFlags
 from llvmtcg.frontends.riscv.translate import (
     GLOBALS,
     MAX_INSNS_PER_BLOCK,
     BlockEnd,
     DisasContext,
+    F,
 )
 from llvmtcg.ir import Block, Builder
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
@@ -40,6 +43,13 @@ def decoder() -> RiscvDecoder:
     return RiscvDecoder(*TRANSLATOR_MODULES)
 
 
+_FP_STATE = frozenset((*F, FFLAGS, FRM))
+
+
+def _touches_fp_state(ops: list) -> bool:
+    return any(t in _FP_STATE for op in ops for t in (*op.outputs, *op.inputs))
+
+
 class RiscvFrontend:
     """Translates RV64GC (+Zba/Zbb/Zbs) code for one CPU model (the translator behind
     :class:`llvmtcg.frontends.riscv.arch.Riscv64Arch`).
@@ -48,8 +58,9 @@ class RiscvFrontend:
         model: the CPU model (which extensions are enabled).
     """
 
-    def __init__(self, model: CpuModel | None = None) -> None:
+    def __init__(self, model: CpuModel | None = None, *, system: bool = False) -> None:
         self.model = model or CpuModel()
+        self.system = system  # translate for the flags' privilege, MMU index and FS
         self._disassembler = None
 
     @property
@@ -57,10 +68,15 @@ class RiscvFrontend:
         return decoder()
 
     def translate(self, pc: int, fetch: Callable[[int, int], bytes],
-                  log: Log | None = None) -> Block:
-        """The block at pc; ``log`` gets its guest instructions under ``-d in_asm``."""
+                  log: Log | None = None, flags: int = 0) -> Block:
+        """The block at pc for translation flags ``flags`` (system mode; layout
+        priv.state.TbFlags); ``log`` gets its guest instructions under ``-d in_asm``."""
         b = Builder(pc, GLOBALS)
-        ctx = DisasContext(self.model, b, pc)
+        ctx = DisasContext(self.model, b, pc, system=self.system, flags=flags, block_pc=pc)
+        # FP state is marked Dirty by the first instruction that touches it (system
+        # mode, FS Initial or Clean); QEMU's mark_fs_dirty, conservatively also for
+        # instructions that only read FP registers, as the spec allows.
+        fs_clean = self.system and TbFlags.fs(flags) not in (FsState.OFF, FsState.DIRTY)
         page_end = (pc & ~(PAGE_SIZE - 1)) + PAGE_SIZE
         code = bytearray()
         while True:
@@ -76,8 +92,12 @@ class RiscvFrontend:
             b.insn_start(ctx.pc)
             ctx.insn, ctx.insn_len, ctx.next_pc = insn, length, ctx.pc + length
             code += insn.to_bytes(length, "little")
+            first_op = len(b.block.ops)
             if not self.decoder.dispatch(ctx, insn):
                 ctx.illegal()
+            elif fs_clean and ctx.end is not BlockEnd.NORETURN and _touches_fp_state(
+                    b.block.ops[first_op:]):
+                trans_system.mark_fs_dirty(ctx)  # (ends the block)
             if ctx.end is BlockEnd.NORETURN:
                 ctx.pc = ctx.next_pc
                 break

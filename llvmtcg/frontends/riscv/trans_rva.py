@@ -7,7 +7,6 @@ atomic each; all are sequentially consistent, which covers every aq/rl combinati
 
 from __future__ import annotations
 
-from llvmtcg.frontends.riscv.cpu import MMU_USER
 from llvmtcg.frontends.riscv.translate import GLOBALS, DisasContext
 from llvmtcg.ir import I64, AtomicOp, Cond, MemOp, const
 
@@ -23,7 +22,7 @@ def _lr(ctx: DisasContext, a, memop: MemOp) -> bool:
     b = ctx.builder
     addr = ctx.temp()
     b.mov(addr, ctx.get_gpr(a.rs1))
-    b.qemu_ld(LOAD_VAL, addr, memop, MMU_USER)
+    b.qemu_ld(LOAD_VAL, addr, memop, ctx.mem_idx)
     b.mov(LOAD_RES, addr)
     ctx.set_gpr(a.rd, LOAD_VAL)
     return True
@@ -37,12 +36,12 @@ def _sc(ctx: DisasContext, a, memop: MemOp) -> bool:
     b.mov(addr, ctx.get_gpr(a.rs1))
     fail, done = b.label(), b.label()
     b.brcond(Cond.NE, addr, LOAD_RES, fail)
-    b.atomic_cmpxchg(old, addr, LOAD_VAL, ctx.get_gpr(a.rs2), memop, MMU_USER)
+    b.atomic_cmpxchg(old, addr, LOAD_VAL, ctx.get_gpr(a.rs2), memop, ctx.mem_idx)
     b.setcond(Cond.NE, result, old, LOAD_VAL)
     b.br(done)
     b.set_label(fail)
     # A failed SC still needs the access to be legal (misaligned/unmapped faults).
-    b.atomic_rmw(AtomicOp.OR, old, addr, const(I64, 0), memop, MMU_USER)
+    b.atomic_rmw(AtomicOp.OR, old, addr, const(I64, 0), memop, ctx.mem_idx)
     b.movi(result, 1)
     b.set_label(done)
     b.movi(LOAD_RES, -1)  # any SC ends the reservation
@@ -54,7 +53,7 @@ def _amo(ctx: DisasContext, a, op: AtomicOp, memop: MemOp) -> bool:
     if not ctx.has_ext("a"):
         return False
     old = ctx.temp()
-    ctx.builder.atomic_rmw(op, old, ctx.get_gpr(a.rs1), ctx.get_gpr(a.rs2), memop, MMU_USER)
+    ctx.builder.atomic_rmw(op, old, ctx.get_gpr(a.rs1), ctx.get_gpr(a.rs2), memop, ctx.mem_idx)
     ctx.set_gpr(a.rd, old)
     return True
 

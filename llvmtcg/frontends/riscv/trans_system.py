@@ -11,7 +11,8 @@ import time
 
 from llvmtcg.frontends.riscv.cpu import CSR_FCSR, CSR_FFLAGS, CSR_FRM, Cause
 from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
-from llvmtcg.frontends.riscv.translate import BlockEnd, DisasContext
+from llvmtcg.frontends.riscv.priv.trap import ecall_cause
+from llvmtcg.frontends.riscv.translate import PC, BlockEnd, DisasContext
 from llvmtcg.ir import I32, I64, ExitReason, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
@@ -52,6 +53,9 @@ def _illegal(cpu) -> int:
 
 
 def trans_ecall(ctx: DisasContext, a) -> bool:
+    if ctx.system:  # an exception whose cause says which mode called
+        ctx.raise_exception(ecall_cause(ctx.priv))
+        return True
     ctx.exit_with(ExitReason.SYSCALL, ctx.pc)
     return True
 
@@ -79,6 +83,8 @@ def _csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
         return False
     if a.csr in (CSR_FFLAGS, CSR_FRM, CSR_FCSR):
         return _fp_csr(ctx, a, op, source, writes)
+    if ctx.system:
+        return _system_csr(ctx, a, op, source, writes)
     b = ctx.builder
     old = ctx.temp()
     ctx.builder.mov(ctx.builder.glob("badinsn"), const(I64, ctx.insn))
@@ -159,3 +165,91 @@ def trans_csrrsi(ctx: DisasContext, a) -> bool:
 
 def trans_csrrci(ctx: DisasContext, a) -> bool:
     return _csr(ctx, a, CSR_CLEAR, const(I64, a.zimm), a.zimm != 0)
+
+
+# -- system mode: the privileged instructions ------------------------------------------------
+# In user mode these are illegal (the hart is in U-mode, where mret, sret, wfi and
+# sfence.vma trap); in system mode each calls one helper on the hart's CSR file
+# (frontends/riscv/system.py) and ends the block, since it may change the flags.
+
+PRIV_MRET, PRIV_SRET, PRIV_WFI, PRIV_SFENCE_VMA, PRIV_MARK_FS_DIRTY = range(5)
+SYS_CSR_HELPER = HelperDecl("riscv_sys_csr", I64, (I64, I64, I64),
+                            HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
+PRIV_HELPER = HelperDecl("riscv_priv", I64, (I64, I64, I64),
+                         HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
+
+
+def _end_with_lookup(ctx: DisasContext, pc: Temp | int) -> None:
+    """Continue at ``pc`` through the jump cache, which compares the flags the
+    instruction may have changed (exit requests are checked at the next block)."""
+    b = ctx.builder
+    b.mov(PC, pc if isinstance(pc, Temp) else const(I64, pc))
+    b.lookup_and_goto_ptr()
+    ctx.end = BlockEnd.NORETURN
+
+
+def _priv_call(ctx: DisasContext, op: int, arg: Temp | None = None,
+               arg2: Temp | None = None) -> Temp:
+    b = ctx.builder
+    b.mov(b.glob("badinsn"), const(I64, ctx.insn))
+    result = ctx.temp()
+    b.call(PRIV_HELPER.name, [result], [const(I64, op), arg if arg is not None else
+                                        const(I64, 0), arg2 if arg2 is not None else
+                                        const(I64, ctx.next_pc)])
+    return result
+
+
+def trans_mret(ctx: DisasContext, a) -> bool:
+    if not ctx.system:
+        return False
+    _end_with_lookup(ctx, _priv_call(ctx, PRIV_MRET))
+    return True
+
+
+def trans_sret(ctx: DisasContext, a) -> bool:
+    if not ctx.system:
+        return False
+    _end_with_lookup(ctx, _priv_call(ctx, PRIV_SRET))
+    return True
+
+
+def trans_wfi(ctx: DisasContext, a) -> bool:
+    # The helper checks legality (U-mode, TW); the block then halts at the next
+    # instruction and the CPU decides whether to idle (see system.py).
+    if not ctx.system:
+        return False
+    _priv_call(ctx, PRIV_WFI)
+    ctx.exit_with(ExitReason.HALT, ctx.next_pc)
+    return True
+
+
+def trans_sfence_vma(ctx: DisasContext, a) -> bool:
+    if not ctx.system:
+        return False
+    # rs1 = x0 flushes every address; otherwise the page of rs1 (ASIDs are not
+    # tracked: flushing more than asked is always allowed).
+    whole = const(I64, 1 if a.rs1 == 0 else 0)
+    _priv_call(ctx, PRIV_SFENCE_VMA, ctx.get_gpr(a.rs1), whole)
+    _end_with_lookup(ctx, ctx.next_pc)
+    return True
+
+
+def mark_fs_dirty(ctx: DisasContext) -> None:
+    """An instruction touched FP state while mstatus.FS is not Dirty: set it Dirty and
+    end the block through the jump cache, so execution continues in blocks translated
+    for the new flags (chained blocks of the old flags would call this again)."""
+    _priv_call(ctx, PRIV_MARK_FS_DIRTY)
+    _end_with_lookup(ctx, ctx.next_pc)
+
+
+def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
+    """A CSR instruction in system mode: one helper calling CsrFile.rmw at the current
+    privilege; the block ends after it, through the jump cache (the flags may change)."""
+    b = ctx.builder
+    old = ctx.temp()
+    b.mov(b.glob("badinsn"), const(I64, ctx.insn))
+    b.call(SYS_CSR_HELPER.name, [old], [const(I64, a.csr), source,
+                                        const(I64, op | (int(writes) << 8))])
+    ctx.set_gpr(a.rd, old)
+    _end_with_lookup(ctx, ctx.next_pc)
+    return True

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from llvmtcg.frontends.riscv.cpu import LAYOUT, MMU_USER, Cause, CpuModel
+from llvmtcg.frontends.riscv.priv.state import FsState, Priv, TbFlags
 from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, Temp, const
+from llvmtcg.ir.cpu_layout import PAGE_MASK
 
 GLOBALS = LAYOUT.globals()
 X = [GLOBALS[f"x[{i}]"] for i in range(32)]
@@ -41,9 +43,25 @@ class DisasContext:
     frm_checked: bool = False  # the dynamic rounding mode was validated in this block
     frm_is_rmm: Temp | None = None  # set by that check: nonzero if frm is ties-to-away
     scratch: list[Temp] = field(default_factory=list)
+    # System mode: the block's translation flags (priv.state.TbFlags layout) decide
+    # privilege, the MMU index of loads and stores, and whether the FPU is on.
+    system: bool = False
+    flags: int = 0
+    block_pc: int = 0  # the first instruction's address (for the same-page chaining rule)
 
     def has_ext(self, ext: str) -> bool:
+        if ext in ("f", "d") and self.system and TbFlags.fs(self.flags) == FsState.OFF:
+            return False  # mstatus.FS = Off: FP instructions and CSRs are illegal
         return self.model.has(ext)
+
+    @property
+    def priv(self) -> Priv:
+        return TbFlags.priv(self.flags) if self.system else Priv.U
+
+    @property
+    def mem_idx(self) -> int:
+        """The MMU index of this block's loads and stores."""
+        return int(TbFlags.mmu_idx(self.flags)) if self.system else MMU_USER
 
     # -- registers --------------------------------------------------------------------
     def get_gpr(self, reg: int) -> Temp:
@@ -62,6 +80,14 @@ class DisasContext:
 
     # -- block exits -------------------------------------------------------------------
     def goto(self, slot: int, dest: int) -> None:
+        """Continue at ``dest``: a chainable direct jump, unless the MMU translates
+        fetches and dest is on another guest page than the block start (QEMU's
+        translator_use_goto_tb: a link must not outlive a change of that mapping),
+        then an indirect jump looked up by (pc, flags)."""
+        if self.flags & TbFlags.PAGING and (dest ^ self.block_pc) & PAGE_MASK:
+            self.builder.mov(PC, const(I64, dest))
+            self.builder.lookup_and_goto_ptr()
+            return
         self.builder.goto_tb(slot, dest)
 
     def exit_with(self, reason: ExitReason, pc: int) -> None:
@@ -133,7 +159,7 @@ def gen_load(ctx: DisasContext, a, memop: MemOp) -> bool:
     b = ctx.builder
     addr = ctx.temp()
     b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_ld(ctx.dest_gpr(a.rd), addr, memop, MMU_USER)
+    b.qemu_ld(ctx.dest_gpr(a.rd), addr, memop, ctx.mem_idx)
     return True
 
 
@@ -141,5 +167,5 @@ def gen_store(ctx: DisasContext, a, memop: MemOp) -> bool:
     b = ctx.builder
     addr = ctx.temp()
     b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_st(ctx.get_gpr(a.rs2), addr, memop, MMU_USER)
+    b.qemu_st(ctx.get_gpr(a.rs2), addr, memop, ctx.mem_idx)
     return True

@@ -78,7 +78,7 @@ def _goto_tb(em: Emitter, op: Op) -> None:
 @rule("lookup_and_goto_ptr")
 def _lookup_and_goto_ptr(em: Emitter, op: Op) -> None:
     # Members of the function first (a region's head and call returns), then the jump
-    # cache: {guest_pc, host_fn} pairs indexed like abi.jmp_cache_index.
+    # cache: {guest_pc, host_fn, tb_flags} entries indexed like abi.jmp_cache_index.
     pc = em.load_field("pc")
     em.profile_indirect_target(pc)
     entries = em.indirect_entries
@@ -93,9 +93,14 @@ def _lookup_and_goto_ptr(em: Emitter, op: Op) -> None:
     cache = em.value(f"inttoptr i64 {em.load_field('jmp_cache')} to ptr")
     entry = em.value(f"getelementptr i8, ptr {cache}, i64 {offset}")
     entry_pc = em.value(f"load i64, ptr {entry}, align 8")
-    fn_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 8")
+    fn_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {abi.JMP_CACHE_FN}")
     fn = em.value(f"load ptr, ptr {fn_ptr}, align 8")
-    hit = em.value(f"icmp eq i64 {entry_pc}, {pc}")
+    # An entry is for (pc, tb_flags): code translated under other flags must not run.
+    flags_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {abi.JMP_CACHE_FLAGS}")
+    entry_flags = em.value(f"load i64, ptr {flags_ptr}, align 8")
+    pc_hit = em.value(f"icmp eq i64 {entry_pc}, {pc}")
+    flags_hit = em.value(f"icmp eq i64 {entry_flags}, {em.load_field('tb_flags')}")
+    hit = em.value(f"and i1 {pc_hit}, {flags_hit}")
     k = em.fresh()
     em.emit(f"br i1 {hit}, label %jc_hit{k}, label %jc_miss{k}")
     em.new_block(f"jc_hit{k}")

@@ -70,7 +70,8 @@ def region_globals(options: LoweringOptions,
     """CPU-state fields a region keeps in SSA (the guest's registers it uses, and the
     instruction counter), and those it writes."""
     layout = options.layout
-    runtime = {name for name, _ in abi.RUNTIME_FIELDS} - _SHADOWABLE_RUNTIME
+    runtime = ({name for name, _ in (*abi.RUNTIME_FIELDS, *abi.RUNTIME_TAIL_FIELDS)}
+               - _SHADOWABLE_RUNTIME)
     runtime_offsets = {layout.offset(n) for n in runtime}
     shadows: dict[int, IRType] = {}
     written: set[int] = set()

@@ -1,0 +1,290 @@
+"""RV64GC in system mode: M/S/U privilege, traps, interrupts and Sv39/48/57 paging.
+
+:class:`Riscv64SystemArch` is the :class:`GuestArch` of a hart that runs firmware and
+kernels. The privileged state is the pure-Python model of ``priv/`` (a
+:class:`CsrFile` per hart, created by :meth:`reset` and kept in ``state.arch_state``);
+translated code reaches it through two helpers (CSR instructions, and the privileged
+instructions mret/sret/wfi/sfence.vma plus marking FS dirty). Whatever changes the
+translation flags (privilege, MMU index, FS, paging) updates ``state.tb_flags`` at once,
+so the next lookup finds the blocks translated for the new state.
+
+- exceptions from blocks (illegal instruction, ecall, ebreak, memory faults) reach
+  :meth:`do_interrupt`, which maps them to a cause and tval and enters the trap handler;
+- interrupts are taken between blocks by :meth:`exec_interrupt` when the run loop
+  handles an exit request (CSR writes that may unmask one and devices changing a line
+  request one);
+- :meth:`tlb_fill` is the softmmu's page-table walk (priv/mmu.py with PMP) over the
+  physical memory the CPU attaches (:meth:`attach_memory`).
+"""
+
+from __future__ import annotations
+
+import time as time_mod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llvmtcg.arch import PageTranslation
+from llvmtcg.frontends.riscv import trans_system
+from llvmtcg.frontends.riscv.arch import Riscv64Arch
+from llvmtcg.frontends.riscv.cpu import RISCV_FIELDS, CpuModel
+from llvmtcg.frontends.riscv.frontend import RiscvFrontend
+from llvmtcg.frontends.riscv.priv import mmu, trap
+from llvmtcg.frontends.riscv.priv.csr import CsrEffect, CsrFile, HartConfig
+from llvmtcg.frontends.riscv.priv.state import (
+    MASK64,
+    N_MMU_IDX,
+    AccessFault,
+    ExcCause,
+    IllegalInstruction,
+    IrqCause,
+    MmuIdx,
+    PageFault,
+    TbFlags,
+    fetch_mmu_index,
+)
+from llvmtcg.ir import Block
+from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.log import Log
+from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.exits import (
+    EXCP_MEM_FAULT,
+    EXCP_MISALIGNED,
+    Access,
+    FaultKind,
+    GuestFault,
+    MemFault,
+)
+from llvmtcg.runtime.helpers import HelperRegistry
+from llvmtcg.runtime.softmmu import GuestMemory
+
+# The same registers as user mode, with one TLB table per MMU index.
+SYSTEM_LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=N_MMU_IDX, tlb_bits=10)
+TIMEBASE_HZ = 10_000_000  # QEMU virt's mtime frequency (the default time source)
+
+_MISALIGNED = {Access.FETCH: ExcCause.INSN_ADDR_MISALIGNED,
+               Access.READ: ExcCause.LOAD_ADDR_MISALIGNED,
+               Access.WRITE: ExcCause.STORE_ADDR_MISALIGNED}
+
+
+def host_time() -> int:
+    """A 10 MHz clock from the host's monotonic time (when no machine timer is given)."""
+    return time_mod.monotonic_ns() // (1_000_000_000 // TIMEBASE_HZ)
+
+
+class _CodeTrackingBus(mmu.GuestMemoryBus):
+    """The physical memory the page-table walker reads; its A/D updates invalidate
+    translated code in the page they write (a page table sharing a page with code)."""
+
+    __slots__ = ("invalidate",)
+
+    def __init__(self, memory: GuestMemory, invalidate: Callable[[int, int], int]) -> None:
+        super().__init__(memory)
+        self.invalidate = invalidate
+
+    def cmpxchg_u64(self, paddr: int, old: int, new: int) -> bool:
+        done = super().cmpxchg_u64(paddr, old, new)
+        if done:
+            self.invalidate(paddr, paddr + mmu.PTE_SIZE)
+        return done
+
+
+@dataclass(slots=True)
+class Hart:
+    """The per-CPU privileged state (``state.arch_state``)."""
+
+    csr: CsrFile
+    bus: mmu.PhysMemory | None = None  # set by attach_memory
+
+
+def hart_of(state: CpuState) -> Hart:
+    hart = state.arch_state
+    if not isinstance(hart, Hart):
+        raise RuntimeError("the CPU state has no RISC-V hart (Riscv64SystemArch.reset)")
+    return hart
+
+
+def sync_flags(state: CpuState, csr: CsrFile) -> None:
+    """Publish the flags of the hart's current state to translated code and lookups."""
+    state.tb_flags = csr.tb_flags()
+
+
+class Riscv64SystemArch(Riscv64Arch):
+    """A RV64GC hart with M, S and U modes (not registered by name: the user-mode
+    ``riscv64`` is what ELF programs get).
+
+    Args:
+        model: the extensions.
+        hartid: mhartid.
+        time: the platform timer (the CLINT's mtime) for the ``time`` CSR and Sstc;
+            default: the host's monotonic clock at 10 MHz.
+    """
+
+    layout = SYSTEM_LAYOUT
+    system_mode = True
+
+    def __init__(self, model: CpuModel | None = None, *, hartid: int = 0,
+                 time: Callable[[], int] | None = None) -> None:
+        super().__init__(model)
+        self.frontend = RiscvFrontend(self.model, system=True)
+        self.hartid = hartid
+        self.time = time or host_time
+
+    def __repr__(self) -> str:
+        return f"Riscv64SystemArch({self.model!r}, hartid={self.hartid})"
+
+    def helpers(self) -> HelperRegistry:
+        registry = super().helpers()
+        registry.register(trans_system.SYS_CSR_HELPER, sys_csr_helper)
+        registry.register(trans_system.PRIV_HELPER, priv_helper)
+        return registry
+
+    def translate(self, pc: int, flags: int, fetch, log: Log | None = None) -> Block:
+        return self.frontend.translate(pc, fetch, log, flags)
+
+    def fingerprint(self) -> tuple:
+        return (self.name, "system", repr(self.model))
+
+    def tb_flags(self, state: CpuState) -> int:
+        return hart_of(state).csr.tb_flags()
+
+    def mmu_index(self, state: CpuState) -> int:
+        return int(hart_of(state).csr.data_mmu_index())
+
+    def fetch_mmu_index(self, flags: int) -> int:
+        return int(fetch_mmu_index(TbFlags.priv(flags)))
+
+    # -- state ------------------------------------------------------------------------------
+    def reset(self, state: CpuState) -> None:
+        """Registers as user mode resets them, and a new hart in M-mode (priv/csr.py)."""
+        super().reset(state)
+        bus = state.arch_state.bus if isinstance(state.arch_state, Hart) else None
+        csr = CsrFile(HartConfig(hartid=self.hartid, model=self.model),
+                      cycles=lambda: state.get("insn_count"),
+                      instret=lambda: state.get("insn_count"),
+                      time=self.time, on_interrupt=state.request_exit)
+        state.arch_state = Hart(csr, bus)
+        sync_flags(state, csr)
+
+    def attach_memory(self, state: CpuState, memory: GuestMemory,
+                      invalidate: Callable[[int, int], int]) -> None:
+        hart_of(state).bus = _CodeTrackingBus(memory, invalidate)
+
+    def set_irq(self, state: CpuState, line: int, level: bool) -> None:
+        hart_of(state).csr.set_irq_line(IrqCause(line), level)
+
+    def wakes(self, state: CpuState) -> bool:
+        return trap.wfi_wakes(hart_of(state).csr)
+
+    # -- traps and interrupts -----------------------------------------------------------------
+    def do_interrupt(self, state: CpuState, exception_index: int,
+                     fault: MemFault | None = None) -> None:
+        csr = hart_of(state).csr
+        pc = state.pc
+        tval = 0
+        if exception_index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) and fault is not None:
+            cause = _fault_cause(fault)
+            tval = fault.addr
+        else:
+            cause = ExcCause(exception_index)
+            if cause == ExcCause.ILLEGAL_INSN:
+                tval = state.get("badinsn")
+            elif cause == ExcCause.BREAKPOINT:
+                tval = pc  # "mtval is written with the faulting virtual address"
+        state.pc = trap.take_trap(csr, int(cause), False, tval, pc)
+        state.set("load_res", MASK64)  # a trap clears the LR reservation (QEMU does)
+        sync_flags(state, csr)
+
+    def exec_interrupt(self, state: CpuState) -> bool:
+        csr = hart_of(state).csr
+        irq = trap.pending_interrupt(csr)
+        if irq is None:
+            return False
+        state.pc = trap.take_trap(csr, int(irq), True, 0, state.pc)
+        sync_flags(state, csr)
+        return True
+
+    # -- the MMU ---------------------------------------------------------------------------------
+    def tlb_fill(self, state: CpuState, vaddr: int, access: Access,
+                 mmu_idx: int) -> PageTranslation:
+        hart = hart_of(state)
+        if hart.bus is None:
+            raise RuntimeError("Riscv64SystemArch: no physical memory attached")
+        csr = hart.csr
+        try:
+            found = mmu.translate(csr.satp, csr.pmp, hart.bus, vaddr & MASK64, access,
+                                  MmuIdx(mmu_idx))
+        except PageFault:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.PAGE_FAULT)) from None
+        except AccessFault:
+            raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT)) from None
+        return PageTranslation(found.paddr, found.perms)
+
+
+def _fault_cause(fault: MemFault) -> ExcCause:
+    if fault.kind is FaultKind.PAGE_FAULT:
+        return mmu.PAGE_FAULT[fault.access]
+    if fault.kind is FaultKind.MISALIGNED:
+        return _MISALIGNED[fault.access]
+    return mmu.ACCESS_FAULT[fault.access]  # PMP/PMA, no memory, MMIO atomics
+
+
+# -- the helpers translated code calls -------------------------------------------------------
+
+def _apply(cpu, csr: CsrFile, effect: CsrEffect) -> None:
+    state = cpu.state
+    if effect & CsrEffect.TLB_FLUSH:
+        cpu.tlb_flush()
+    sync_flags(state, csr)
+    if effect & (CsrEffect.INTERRUPTS | CsrEffect.TIMER):
+        state.request_exit()  # check interrupts (and the machine its timers) now
+
+
+def _illegal(cpu) -> int:
+    cpu.raise_exception(int(ExcCause.ILLEGAL_INSN))  # tval: badinsn, set by the block
+    return 0
+
+
+def sys_csr_helper(cpu, csrno: int, value: int, op_and_write: int) -> int:
+    """csrrw/csrrs/csrrc (and immediates): CsrFile.rmw at the current privilege; see
+    trans_system._csr for the packing of ``op_and_write``."""
+    csr = hart_of(cpu.state).csr
+    op, writes = op_and_write & 0xFF, bool(op_and_write >> 8)
+    if op == trans_system.CSR_WRITE:
+        new, mask = value, MASK64
+    elif op == trans_system.CSR_SET:
+        new, mask = MASK64, value
+    else:
+        new, mask = 0, value
+    try:
+        old, effect = csr.rmw(csrno, new, mask, writes=writes)
+    except IllegalInstruction:
+        return _illegal(cpu)
+    _apply(cpu, csr, effect)
+    return old
+
+
+def priv_helper(cpu, op: int, arg: int, arg2: int) -> int:
+    """mret/sret (returns the pc to continue at), wfi (legality), sfence.vma (``arg``:
+    the address, ``arg2``: 1 for all), and marking FS dirty."""
+    state = cpu.state
+    csr = hart_of(state).csr
+    try:
+        if op in (trans_system.PRIV_MRET, trans_system.PRIV_SRET):
+            pc = trap.mret(csr) if op == trans_system.PRIV_MRET else trap.sret(csr)
+            state.set("load_res", MASK64)
+            _apply(cpu, csr, CsrEffect.INTERRUPTS)  # xIE may have been restored
+            return pc
+        if op == trans_system.PRIV_WFI:
+            trap.check_wfi(csr)
+        elif op == trans_system.PRIV_SFENCE_VMA:
+            trap.check_sfence_vma(csr)
+            if arg2:
+                cpu.tlb_flush()
+            else:
+                cpu.tlb_flush_page(arg)
+        elif op == trans_system.PRIV_MARK_FS_DIRTY:
+            csr.mark_fs_dirty()
+            sync_flags(state, csr)
+    except IllegalInstruction:
+        return _illegal(cpu)
+    return 0

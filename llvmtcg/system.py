@@ -1,0 +1,104 @@
+"""A system-mode CPU a machine drives: reset, interrupt lines, run until idle or stop.
+
+The machine (``machines/``) owns memory, devices and the clock; this owns guest
+execution. :meth:`SystemCpu.run` runs translated code — the guest takes its own
+exceptions and interrupts inside the run loop — and returns only when the hart waits
+for an interrupt with none pending (WFI: the machine sleeps until its next timer
+deadline or I/O, then calls ``run`` again) or when :meth:`stop` was called.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from llvmtcg.arch import GuestArch
+from llvmtcg.ir.ops import ExitReason
+from llvmtcg.log import Log
+from llvmtcg.options import RuntimeOptions
+from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.softmmu import GuestMemory
+
+# System mode: the address space is not flat (hot code must probe the TLB), and the
+# code cache and hot tier key on fixed flags (user mode's), so neither is used yet.
+SYSTEM_OPTIONS = RuntimeOptions(hot_threshold=0, flat_memory=False)
+
+
+class CpuEvent(enum.Enum):
+    """Why :meth:`SystemCpu.run` returned."""
+
+    IDLE = "idle"  # waiting for an interrupt (WFI) with none pending
+    STOPPED = "stopped"  # stop() was called
+
+
+class SystemCpu:
+    """One hart of a system-mode machine.
+
+    Args:
+        arch: a system-mode architecture (``arch.system_mode``), e.g.
+            ``Riscv64SystemArch(time=clint.mtime)``.
+        memory: the physical address space (RAM and device regions).
+        options: runtime options (default :data:`SYSTEM_OPTIONS`).
+        log: ``-d`` logging.
+    """
+
+    def __init__(self, arch: GuestArch, memory: GuestMemory,
+                 options: RuntimeOptions = SYSTEM_OPTIONS, log: Log | None = None) -> None:
+        if not arch.system_mode:
+            raise ValueError(f"{arch!r} is not a system-mode architecture")
+        self.arch = arch
+        self.cpu = Cpu(arch, memory, options, log)
+        self.state = self.cpu.state
+        self.halted = False  # in WFI
+        self._lines: dict[int, bool] = {}
+
+    def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
+        """Architectural reset (RISC-V: M-mode, MIE/MPRV clear, satp Bare, PMP off),
+        then pc and the first three argument registers (RISC-V a0..a2). Interrupt lines
+        keep the levels the devices drive."""
+        state = self.state
+        for i in range(32):
+            state.set("x", 0, i)
+        self.arch.reset(state)
+        for line, level in self._lines.items():
+            self.arch.set_irq(state, line, level)
+        self.cpu.tlb_flush()
+        self.halted = False
+        state.pc = pc
+        for reg, value in zip(("a0", "a1", "a2"), (a0, a1, a2), strict=True):
+            self.arch.reg_write(state, reg, value)
+
+    def set_irq(self, line: int, level: bool) -> None:
+        """A device drives interrupt input ``line`` (RISC-V: the mip bit number, e.g.
+        7 for MTIP); a change that may need the hart's attention makes it leave
+        translated code at the next block boundary."""
+        self._lines[line] = bool(level)
+        self.arch.set_irq(self.state, line, bool(level))
+
+    def stop(self) -> None:
+        """Make :meth:`run` return STOPPED at the next block boundary (any thread)."""
+        self.cpu.stop()
+
+    def run(self) -> CpuEvent:
+        """Run until the hart waits for an interrupt (IDLE) or :meth:`stop` (STOPPED).
+
+        Raises:
+            Exception: a Python error from a helper or a device callback.
+        """
+        state = self.state
+        while True:
+            if self.halted:
+                if not self.arch.wakes(state):
+                    return CpuEvent.IDLE
+                self.halted = False
+            state.request_exit()  # an interrupt pending now is taken first
+            exit_ = self.cpu.run()
+            if exit_.reason is ExitReason.HALT:
+                self.halted = True
+                continue
+            if exit_.reason is ExitReason.REQUESTED:
+                return CpuEvent.STOPPED
+            raise RuntimeError(f"system-mode run loop returned {exit_}")  # never: guests
+            # take their exceptions in system mode
+
+    def close(self) -> None:
+        self.cpu.close()

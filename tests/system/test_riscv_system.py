@@ -1,0 +1,154 @@
+"""System-mode RISC-V on a minimal machine: bare-metal programs (tests/guest/system/)
+built at test time and run in M, S and U modes with traps, delegation, Sv39 paging,
+SUM/MXR, a CLINT timer waking WFI, and code modified through a second mapping."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from devices.aclint import CLINT_SIZE, Aclint
+from devices.base import VirtualClock
+from devices.htif import Htif, HtifLayout
+from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+from llvmtcg.runtime.softmmu import GuestMemory
+from llvmtcg.system import CpuEvent, SystemCpu
+
+GUEST = Path(__file__).resolve().parents[1] / "guest" / "system"
+RAM, RAM_SIZE = 0x8000_0000, 0x10_0000
+CLINT = 0x0200_0000
+HTIF = 0x4000_0000
+RESULTS = 0x8001_0000
+MTIP, MSIP = 7, 3
+
+pytestmark = pytest.mark.skipif(shutil.which("riscv64-linux-gnu-gcc") is None,
+                                reason="needs the riscv64 cross compiler")
+
+
+def symbols(name: str, tmp_path: Path) -> dict[str, int]:
+    """The addresses of the labels of a program :func:`build` built."""
+    out = subprocess.run(["riscv64-linux-gnu-nm", str(tmp_path / f"{name}.elf")],
+                         check=True, capture_output=True, text=True).stdout
+    return {parts[2]: int(parts[0], 16) for parts in map(str.split, out.splitlines())
+            if len(parts) == 3}
+
+
+def build(name: str, tmp_path: Path) -> bytes:
+    """The flat image of tests/guest/system/NAME.S linked at RAM."""
+    elf, image = tmp_path / f"{name}.elf", tmp_path / f"{name}.bin"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-nostdlib", "-march=rv64gc", "-mabi=lp64d",
+                    "-static", "-Wl,--build-id=none", f"-Wl,-Ttext={RAM:#x}", "-o", str(elf),
+                    str(GUEST / f"{name}.S")], check=True)
+    subprocess.run(["riscv64-linux-gnu-objcopy", "-O", "binary", str(elf), str(image)],
+                   check=True)
+    return image.read_bytes()
+
+
+class MiniMachine:
+    """RAM at 0x80000000, a CLINT (real time) and an HTIF whose tohost ends the run."""
+
+    def __init__(self, image: bytes) -> None:
+        self.memory = GuestMemory(1 << 32)
+        self.memory.map(RAM, RAM_SIZE)
+        self.memory.write(RAM, image, check=None)
+        self.clock = VirtualClock()
+        self.console = bytearray()
+        self.exit_code: int | None = None
+        self.cpu: SystemCpu | None = None
+        self.lines: dict[int, bool] = {}
+        self.clint = Aclint(self.clock, [self._line(MTIP)], [self._line(MSIP)])
+        self.memory.map_mmio(CLINT, CLINT_SIZE, self.clint)
+        self.htif = Htif(self.console.extend, self._exit, layout=HtifLayout.at(HTIF, HTIF + 8))
+        self.memory.map_mmio(HTIF, 0x1000, self.htif)
+        self.cpu = SystemCpu(Riscv64SystemArch(time=self.clint.mtime), self.memory)
+        self.cpu.reset(RAM)
+        for line, level in self.lines.items():
+            self.cpu.set_irq(line, level)
+
+    def _line(self, line: int):
+        def drive(level: bool) -> None:
+            self.lines[line] = level
+            if self.cpu is not None:
+                self.cpu.set_irq(line, level)
+        return drive
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
+        self.cpu.stop()
+
+    def run(self, timeout: float = 60.0) -> tuple[int, list[CpuEvent]]:
+        events = []
+        limit = time.monotonic() + timeout
+        while self.exit_code is None:
+            assert time.monotonic() < limit, "the guest did not finish"
+            event = self.cpu.run()
+            events.append(event)
+            fired = self.clock.run_due()
+            if event is CpuEvent.IDLE and not fired:
+                deadline = self.clock.next_deadline()
+                assert deadline is not None, "WFI with no timer armed"
+                time.sleep(max(0, deadline - self.clock.now_ns()) / 1e9)
+                self.clock.run_due()
+        return self.exit_code, events
+
+    def results(self, count: int) -> list[int]:
+        data = self.memory.read(RESULTS, 8 * count)
+        return [int.from_bytes(data[i:i + 8], "little") for i in range(0, 8 * count, 8)]
+
+
+def test_m_mode_traps_illegal_ecall_and_fp_off(tmp_path: Path) -> None:
+    machine = MiniMachine(build("m_traps", tmp_path))
+    code, _ = machine.run()
+    assert code == 0
+    at = symbols("m_traps", tmp_path)
+    illegal, ecall, fp_off = (machine.results(9)[i:i + 3] for i in (0, 3, 6))
+    assert illegal == [2, at["illegal_at"], 0x7C001073]  # cause, epc, tval = the insn
+    assert ecall == [11, at["ecall_at"], 0]  # environment call from M-mode
+    assert fp_off[:2] == [2, at["fp_off_at"]]  # fmv.d.x with FS = Off
+    assert fp_off[2] == int.from_bytes(machine.memory.read(at["fp_off_at"], 4), "little")
+    value, mstatus = machine.results(0x22)[0x20:0x22]
+    assert value == 0x4004  # FP works once FS is on ...
+    assert (mstatus >> 13) & 3 == 3  # ... and marked it Dirty
+
+
+def test_s_mode_paging_faults_sum_mxr_and_code_through_an_alias(tmp_path: Path) -> None:
+    machine = MiniMachine(build("s_paging", tmp_path))
+    code, _ = machine.run()
+    r = machine.results(15)
+    assert code == 0, [hex(v) for v in r]
+    assert r[0] == 0x1234  # read through the remapped page
+    assert r[1:4] == [13, 0x11000, 0x5678]  # load page fault to S; mapped; retried
+    assert r[4:6] == [13, 0x9ABC]  # a U page: faults in S without SUM, reads with it
+    assert r[6:8] == [13, 0xDEF0]  # execute-only: faults without MXR, reads with it
+    assert r[8:10] == [1, 2]  # the rewritten code ran: invalidated by physical page
+    assert r[10] >> 60 == 8  # satp: Sv39
+    assert r[11] == 9  # ecall from S, not delegated: M-mode
+
+
+def test_timer_interrupt_wakes_wfi(tmp_path: Path) -> None:
+    machine = MiniMachine(build("timer_wfi", tmp_path))
+    code, events = machine.run()
+    assert code == 0
+    taken, wfis, mcause, mip = machine.results(4)
+    assert taken == 1
+    assert mcause == (1 << 63) | 7  # machine timer interrupt
+    assert mip & (1 << 7)
+    assert CpuEvent.IDLE in events  # the CPU returned to the machine to sleep
+    assert wfis >= 1
+
+
+def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:
+    machine = MiniMachine(build("u_mode", tmp_path))
+    code, _ = machine.run()
+    assert code == 0
+    at = symbols("u_mode", tmp_path)
+    r = machine.results(7)
+    csrr_sstatus = int.from_bytes(machine.memory.read(at["u_illegal_at"], 4), "little")
+    assert r[0:3] == [2, csrr_sstatus, at["u_illegal_at"]]  # illegal CSR access from U
+    assert r[3:5] == [8, at["u_ecall_at"]]  # ecall from U, delegated to S
+    assert (r[5] >> 8) & 1 == 0  # sstatus.SPP: the trap came from U
+    assert r[6] == 9  # ecall from S goes to M
