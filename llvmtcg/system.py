@@ -74,6 +74,11 @@ class SystemCpu:
         self._lines[line] = bool(level)
         self.arch.set_irq(self.state, line, bool(level))
 
+    def on_timer_change(self, listener) -> None:
+        """Call ``listener(deadline)`` whenever the CPU's own timer (RISC-V Sstc
+        stimecmp) changes: the ``time`` value at which it fires, or None."""
+        self.arch.on_timer_change(self.state, listener)
+
     def stop(self) -> None:
         """Make :meth:`run` return STOPPED at the next block boundary (any thread)."""
         self.cpu.stop()

@@ -128,19 +128,66 @@ class HartLines:
 
 
 class SystemCpuUnavailable(Exception):
-    """No system-mode CPU can be built here (yet)."""
+    """No system-mode CPU can be built here."""
 
 
-SYSTEM_CPU_MISSING = ("system-mode execution is not available yet: the machine is built, "
-                      "but llvmtcg has no system-mode RISC-V CPU to run it "
-                      "(-machine ...,dumpdtb=FILE works)")
+# The -cpu properties that name an extension the translator implements.
+_TRANSLATED_EXTENSIONS = {"i": "i", "m": "m", "a": "a", "f": "f", "d": "d", "c": "c",
+                          "Zicsr": "zicsr", "Zifencei": "zifencei", "zba": "zba",
+                          "zbb": "zbb", "zbs": "zbs"}
+
+
+class LlvmtcgHart:
+    """:class:`SystemCpu` over llvmtcg's translator (``llvmtcg.system.SystemCpu`` with
+    ``Riscv64SystemArch``): maps its events to :data:`CpuEvent`, arms the Sstc timer on
+    the machine's clock, and invalidates translated code that DMA overwrites."""
+
+    def __init__(self, wiring: HartWiring) -> None:
+        from llvmtcg.frontends.riscv.cpu import CpuModel
+        from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+        from llvmtcg.system import SystemCpu as TranslatedCpu
+
+        extensions = frozenset(ext for prop, ext in _TRANSLATED_EXTENSIONS.items()
+                               if wiring.config.enabled(prop))
+        arch = Riscv64SystemArch(CpuModel("rv64", extensions), hartid=wiring.hartid,
+                                 time=wiring.time)
+        self._wiring = wiring
+        self._cpu = TranslatedCpu(arch, wiring.memory.memory, log=wiring.log)
+        wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
+        self._timer = None
+        self._cpu.on_timer_change(self._arm_timer)
+
+    def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
+        self._cpu.reset(pc, a0, a1, a2)
+        self._cpu.on_timer_change(self._arm_timer)
+
+    def set_irq(self, irq: IrqBit, level: bool) -> None:
+        self._cpu.set_irq(int(irq), level)
+
+    def stop(self) -> None:
+        self._cpu.stop()
+
+    def run(self) -> CpuEvent:
+        from llvmtcg.system import CpuEvent as TranslatedEvent
+
+        event = self._cpu.run()
+        return Idle() if event is TranslatedEvent.IDLE else Stopped()
+
+    def _arm_timer(self, deadline: int | None) -> None:
+        """Sstc: fire when ``time`` reaches ``deadline`` (STIP then reads as pending)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        wiring = self._wiring
+        if deadline is None or wiring.time is None:
+            return
+        ticks = max(0, deadline - wiring.time())
+        now = wiring.clock.now_ns()
+        self._timer = wiring.clock.set_timer(
+            now + -(-ticks * 1_000_000_000 // wiring.timebase_hz), self._cpu.stop)
 
 
 def create_system_cpu(wiring: HartWiring) -> SystemCpu:
-    """The system-mode RISC-V hart for ``wiring``.
-
-    This is the single place where the machines meet the translator's system-mode
-    CPU (privileged ISA, page-table MMU, interrupts between blocks). Until it exists,
-    building one raises SystemCpuUnavailable and the launcher prints one line.
-    """
-    raise SystemCpuUnavailable(SYSTEM_CPU_MISSING)
+    """The system-mode RISC-V hart for ``wiring``: llvmtcg's translator with the
+    privileged architecture (M/S/U, traps, interrupts between blocks, Sv39/48/57)."""
+    return LlvmtcgHart(wiring)

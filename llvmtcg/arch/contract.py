@@ -212,6 +212,12 @@ class GuestArch(abc.ABC):
         numbering) to ``level``; an interrupt that may now be taken requests an exit."""
         raise NotImplementedError(f"{self.name}: no system mode")
 
+    def on_timer_change(self, state: CpuState,
+                        listener: Callable[[int | None], None]) -> None:
+        """System mode: the CPU's own timer (RISC-V Sstc): ``listener(deadline)`` now
+        and whenever the deadline (in ``time`` units, None: none) may have moved."""
+        listener(None)  # an architecture without a CPU timer
+
     def wakes(self, state: CpuState) -> bool:
         """System mode: whether a CPU waiting for an interrupt (RISC-V WFI) resumes."""
         return True

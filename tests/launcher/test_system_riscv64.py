@@ -230,17 +230,6 @@ def test_missing_default_firmware_names_the_package(monkeypatch: pytest.MonkeyPa
 
 # -- running -------------------------------------------------------------------------------
 @needs_images
-def test_a_complete_machine_stops_at_the_missing_system_cpu() -> None:
-    status, out, err = run("-M", "virt", "-m", "256M", "-nographic", "-bios",
-                           image("fw_jump.bin"), "-kernel", image("Image"), "-initrd",
-                           image("initramfs.cpio.gz"), "-append", "console=ttyS0")
-    assert (status, out) == (1, "")
-    assert err == (f"{PROG}: system-mode execution is not available yet: the machine is "
-                   "built, but llvmtcg has no system-mode RISC-V CPU to run it "
-                   "(-machine ...,dumpdtb=FILE works)\n")
-
-
-@needs_images
 def test_dumpdtb_writes_the_tree_and_exits_0(tmp_path: Path) -> None:
     out_file = tmp_path / "virt.dtb"
     status, _, err = run("-M", f"virt,dumpdtb={out_file}", "-m", "256M", "-bios",

@@ -94,6 +94,8 @@ class Hart:
 
     csr: CsrFile
     bus: mmu.PhysMemory | None = None  # set by attach_memory
+    # Called with the Sstc deadline (csr.timer_deadline) after writes that may move it.
+    timer_listener: Callable[[int | None], None] | None = None
 
 
 def hart_of(state: CpuState) -> Hart:
@@ -172,6 +174,13 @@ class Riscv64SystemArch(Riscv64Arch):
     def set_irq(self, state: CpuState, line: int, level: bool) -> None:
         hart_of(state).csr.set_irq_line(IrqCause(line), level)
 
+    def on_timer_change(self, state: CpuState,
+                        listener: Callable[[int | None], None]) -> None:
+        """Sstc: ``listener(deadline)`` after every CSR write that may move the timer."""
+        hart = hart_of(state)
+        hart.timer_listener = listener
+        listener(hart.csr.timer_deadline)
+
     def wakes(self, state: CpuState) -> bool:
         return trap.wfi_wakes(hart_of(state).csr)
 
@@ -235,6 +244,9 @@ def _apply(cpu, csr: CsrFile, effect: CsrEffect) -> None:
     if effect & CsrEffect.TLB_FLUSH:
         cpu.tlb_flush()
     sync_flags(state, csr)
+    listener = hart_of(state).timer_listener
+    if effect & CsrEffect.TIMER and listener is not None:
+        listener(csr.timer_deadline)
     if effect & (CsrEffect.INTERRUPTS | CsrEffect.TIMER):
         state.request_exit()  # check interrupts (and the machine its timers) now
 
