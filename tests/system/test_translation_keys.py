@@ -60,3 +60,21 @@ def test_tlb_flush_empties_the_jump_cache() -> None:
     i = abi.jmp_cache_index(RAM) * (abi.JMP_CACHE_ENTRY_SIZE // 8)
     assert tbs.jmp_cache[i] == abi.JMP_CACHE_INVALID_PC
     cpu.close()
+
+
+def test_goto_tb_stays_on_the_block_page_under_paging() -> None:
+    """QEMU's translator_use_goto_tb: with fetches translated, a jump to another page
+    is an indirect exit (looked up by pc and flags), not a chainable one."""
+    arch = Riscv64SystemArch()
+    jal_next_page = 0x0000106F  # jal zero, +0x1000
+    code = jal_next_page.to_bytes(4, "little")
+
+    def fetch(addr: int, size: int) -> bytes:
+        return code[addr - 0x1000:addr - 0x1000 + size]
+
+    paging = tb_flags(Priv.S, 0, 8 << 60)
+    bare = tb_flags(Priv.S, 0, 0)
+    with_paging = arch.translate(0x1000, paging, fetch)
+    without = arch.translate(0x1000, bare, fetch)
+    assert with_paging.direct_targets() == [] and "lookup_and_goto_ptr" in str(with_paging)
+    assert without.direct_targets() == [0x2000]
