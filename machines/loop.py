@@ -119,14 +119,21 @@ class _Watcher(threading.Thread):
         os.set_blocking(self._notify_w, False)
         self.selector.register(self._notify_r, selectors.EVENT_READ, None)
         self.stopping = False
+        # fds epoll refuses (regular files, /dev/null: EPERM) never block, so they are
+        # always readable: read them on every pass until their reader unwatches (EOF).
+        self._always_ready: dict[int, Callable[[], None]] = {}
         self.kicked_for: int | None = None  # the deadline already kicked for
         self.waiting_for: int | None = None  # the deadline select() waits for
 
     def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
-        self.selector.register(fd, selectors.EVENT_READ, on_readable)
+        try:
+            self.selector.register(fd, selectors.EVENT_READ, on_readable)
+        except PermissionError:
+            self._always_ready[fd] = on_readable
         self.notify()
 
     def unwatch(self, fd: int) -> None:
+        self._always_ready.pop(fd, None)
         try:
             self.selector.unregister(fd)
         except (KeyError, ValueError):
@@ -151,6 +158,14 @@ class _Watcher(threading.Thread):
                 deadline = None  # already kicked: the loop will fire it and notify us
             self.waiting_for = deadline
             timeout = None if deadline is None else max(0, deadline - clock.now_ns()) / 1e9
+            if timeout is not None:
+                # A deadline far away (mtimecmp = all ones after reset) overflows epoll's
+                # millisecond timeout; waking once an hour to look again costs nothing.
+                timeout = min(timeout, 3600.0)
+            if self._always_ready:
+                timeout = 0
+                for on_readable in list(self._always_ready.values()):
+                    on_readable()
             events = self.selector.select(timeout)
             self.waiting_for = None
             for key, _ in events:
