@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from llvmtcg.log import Log
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user.mm import AddressSpace
+from llvmtcg.user.procfs import ProcFs
 from llvmtcg.user.signals import SignalState
 from llvmtcg.user.syscalls.strace import Strace
 
@@ -86,6 +87,7 @@ class GuestProcess(GuestMemoryView, Protocol):
     exe_path: str  # what /proc/self/exe names
     clear_child_tid: int  # set_tid_address / CLONE_CHILD_CLEARTID
     vfork_fd: int  # a vfork child's end of the parent's wait pipe (closed on exec)
+    procfs: ProcFs  # the emulated files of the process's own /proc directory
 
     @property
     def pid(self) -> int: ...

@@ -43,6 +43,7 @@ from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
 from llvmtcg.user.host_signals import HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
 from llvmtcg.user.mm import AddressSpace
+from llvmtcg.user.procfs import ProcessImage, ProcFs
 from llvmtcg.user.signals import (
     BUS_ADRALN,
     DEFAULT_IGNORE,
@@ -162,9 +163,19 @@ class Process:
                                              self.user_arch.hwcap(self.arch),
                                              self.user_arch.platform, config.sysroot)
         self.set_stack_pointer(self.program.sp)
+        self.procfs = ProcFs(self._process_image(argv, envp))
         self.cpu.pc = self.program.pc
         if log.enabled("page"):
             self.log_mappings()
+
+    def _process_image(self, argv: list[bytes], envp: list[bytes]) -> ProcessImage:
+        named = []
+        for loaded in (self.program.main, self.program.interp):
+            if loaded is not None and loaded.image.loads:
+                start = page_floor(min(s.vaddr for s in loaded.image.loads) + loaded.bias)
+                named.append((start, loaded.end, os.path.abspath(loaded.image.path)))
+        return ProcessImage(self.exe_path, tuple(argv), tuple(envp), self.program.auxv,
+                            tuple(named), self.program.sp)
 
     @property
     def pid(self) -> int:
