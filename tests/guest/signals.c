@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <ucontext.h>
@@ -314,6 +316,45 @@ static int fpregs(void)
     return 0;
 }
 
+static void on_timer(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    printf("timer: sig offset %d code %d value %d\n", sig - SIGRTMIN, si->si_code,
+           si->si_value.sival_int);
+    count++;
+}
+
+/* A POSIX timer's signal, then signals read through a signalfd. */
+static int timers(void)
+{
+    install(SIGRTMIN + 2, on_timer, 0);
+    struct sigevent ev = {0};
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMIN + 2;
+    ev.sigev_value.sival_int = 99;
+    timer_t timer;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) {
+        perror("timer_create");
+        return 2;
+    }
+    struct itimerspec its = {.it_value = {0, 100000000}};
+    timer_settime(timer, 0, &its, NULL);
+    while (!count)
+        pause();
+    timer_delete(timer);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    int fd = signalfd(-1, &set, 0);
+    raise(SIGUSR1);
+    struct signalfd_siginfo ssi;
+    ssize_t n = read(fd, &ssi, sizeof ssi);
+    printf("signalfd: read %zd signo %u pid ok %d\n", n, ssi.ssi_signo,
+           (pid_t)ssi.ssi_pid == getpid());
+    return 0;
+}
+
 static int abort_default(void)
 {
     printf("aborting\n");
@@ -351,7 +392,7 @@ int main(int argc, char **argv)
         {"segv", segv}, {"resume", resume}, {"altstack", altstack},
         {"alarm", alarm_pause}, {"restart", restart}, {"masks", masks},
         {"queue", queue}, {"sigchld", sigchld}, {"fpregs", fpregs},
-        {"abort", abort_default}, {"spin", spin},
+        {"abort", abort_default}, {"spin", spin}, {"timers", timers},
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)

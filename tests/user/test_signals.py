@@ -31,7 +31,7 @@ from tests.user.support import (
 pytestmark = [needs_cc, needs_qemu]
 
 CASES = ["segv", "resume", "altstack", "alarm", "restart", "queue", "sigchld", "fpregs",
-         "abort"]
+         "abort", "timers"]
 
 
 def _options(flavour: str) -> list[str]:

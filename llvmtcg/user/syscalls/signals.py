@@ -196,3 +196,12 @@ def sys_tgkill(proc: GuestProcess, tgid, tid, sig):
     if tgid == proc.pid and tid == proc.pid and send_to_self(proc, sig, SI_TKILL):
         return 0
     return host.call("tgkill", tgid, tid, sig)
+
+
+@syscall("signalfd4", "fd ptr uint oflags")
+def sys_signalfd4(proc: GuestProcess, fd, mask, sizemask, flags):
+    # The guest blocks the signals it reads this way, so the host keeps them pending
+    # for the fd; struct signalfd_siginfo is the same everywhere.
+    if sizemask != SIGSET_SIZE:
+        return -errno.EINVAL
+    return host.call("signalfd4", fd, proc.check(mask, 8), 8, flags)
