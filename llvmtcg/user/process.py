@@ -58,6 +58,7 @@ from llvmtcg.user.signals import (
     SIG_DFL,
     SIG_IGN,
     SIGNAL_DESCRIPTIONS,
+    SS_AUTODISARM,
     SS_DISABLE,
     SS_ONSTACK,
     UNBLOCKABLE_MASK,
@@ -459,8 +460,7 @@ class Process:
         if action.flags & SA_ONSTACK and ss_size and not on_alt:
             sp = ss_sp + ss_size
         frame = (sp - size) & ~15
-        uc_stack = (ss_sp, SS_DISABLE if not ss_size else (SS_ONSTACK if on_alt else 0),
-                    ss_size)
+        uc_stack = signals.altstack  # the flags as set (Linux's __save_altstack)
         old_mask = signals.restore_mask if signals.restore_mask is not None else signals.mask
         data = abi.build_signal_frame(self.arch, self.cpu.state, siginfo, uc_stack, old_mask)
         try:
@@ -479,6 +479,8 @@ class Process:
         self.set_mask(new_mask)
         if action.flags & SA_RESETHAND:
             signals.set_action(sig, SigAction())
+        if ss_flags & SS_AUTODISARM:  # Linux's signal_delivered
+            signals.altstack = (0, SS_DISABLE, 0)
         return True
 
     def set_mask(self, mask: int) -> None:
@@ -517,9 +519,10 @@ class Process:
 
     def set_altstack(self, ss_sp: int, ss_flags: int, ss_size: int) -> int:
         """sigaltstack's change: 0 or a negative errno."""
+        ss_flags &= 0xFFFF_FFFF
         if self.on_alt_stack(self.stack_pointer):
             return -errno.EPERM
-        mode = ss_flags & ~SS_ONSTACK & ~(1 << 31)
+        mode = ss_flags & ~SS_ONSTACK & ~SS_AUTODISARM
         if mode not in (0, SS_DISABLE) or ss_flags & SS_ONSTACK and mode:
             return -errno.EINVAL
         if mode == SS_DISABLE:
@@ -527,7 +530,7 @@ class Process:
         else:
             if ss_size < MINSIGSTKSZ:
                 return -errno.ENOMEM
-            self.signals.altstack = (ss_sp, ss_flags & (1 << 31), ss_size)
+            self.signals.altstack = (ss_sp, ss_flags & SS_AUTODISARM, ss_size)
         return 0
 
     def log_signal(self, text: str) -> None:

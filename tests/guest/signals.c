@@ -16,6 +16,10 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#ifndef SS_AUTODISARM
+#define SS_AUTODISARM (1U << 31) /* linux/signal.h; glibc does not define it */
+#endif
+
 static sigjmp_buf jump;
 static volatile sig_atomic_t count;
 static volatile int last_code;
@@ -106,6 +110,18 @@ static void on_overflow(int sig, siginfo_t *si, void *uc)
     siglongjmp(jump, 1);
 }
 
+static void show_altstack(int sig, siginfo_t *si, void *ucv)
+{
+    ucontext_t *uc = ucv;
+    char local;
+    stack_t now;
+    (void)si;
+    sigaltstack(NULL, &now);
+    printf("in handler %d: on alt %d ss_flags %d saved flags %#x\n", sig,
+           &local > alt_base && &local < alt_base + SIGSTKSZ * 4, now.ss_flags,
+           (unsigned)uc->uc_stack.ss_flags);
+}
+
 static int recurse(int n)
 {
     volatile char buf[1024];
@@ -135,6 +151,23 @@ static int altstack(void)
     sigaltstack(&ss, NULL);
     sigaltstack(NULL, &old);
     printf("disabled: ss_flags %d\n", old.ss_flags);
+    return 0;
+}
+
+/* SS_AUTODISARM (Linux 4.7; qemu 7.2 refuses it): disarmed while the handler runs,
+ * restored from uc_stack by sigreturn. */
+static int autodisarm(void)
+{
+    stack_t ss = {0}, old;
+    alt_base = malloc(SIGSTKSZ * 4);
+    ss.ss_sp = alt_base;
+    ss.ss_size = SIGSTKSZ * 4;
+    ss.ss_flags = SS_AUTODISARM;
+    printf("autodisarm: %d\n", sigaltstack(&ss, NULL));
+    install(SIGUSR1, show_altstack, SA_ONSTACK);
+    raise(SIGUSR1);
+    sigaltstack(NULL, &old);
+    printf("after handler: ss_flags %#x\n", (unsigned)old.ss_flags);
     return 0;
 }
 
@@ -393,6 +426,7 @@ int main(int argc, char **argv)
         {"alarm", alarm_pause}, {"restart", restart}, {"masks", masks},
         {"queue", queue}, {"sigchld", sigchld}, {"fpregs", fpregs},
         {"abort", abort_default}, {"spin", spin}, {"timers", timers},
+        {"autodisarm", autodisarm},
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; argc > 1 && i < sizeof cases / sizeof cases[0]; i++)

@@ -102,6 +102,20 @@ def test_masks_and_sigsuspend(guest_build, tmp_path):
     ]
 
 
+def test_altstack_autodisarm(guest_build, tmp_path):
+    """SS_AUTODISARM as Linux has it since 4.7 (qemu 7.2 answers EINVAL): the handler
+    runs on the alternate stack, which reads as disabled meanwhile; uc_stack keeps the
+    flags as set, and sigreturn re-arms it."""
+    prog = build(guest_build, "signals.c", "static")
+    ours = run_llvmtcg(prog, ["autodisarm"], cwd=tmp_path)
+    assert ours.returncode == 0, ours.describe()
+    assert ours.stdout.decode().splitlines() == [
+        "autodisarm: 0",
+        "in handler 10: on alt 1 ss_flags 2 saved flags 0x80000000",
+        "after handler: ss_flags 0x80000000",
+    ]
+
+
 def _spin_and_signal(command: list[str], env: dict, cwd) -> tuple[int, bytes]:
     """Start the 'spin' case, send SIGUSR1 to the emulator once the guest spins."""
     with subprocess.Popen(command, stdout=subprocess.PIPE, env=env, cwd=cwd) as p:

@@ -88,7 +88,7 @@ class Riscv64User(UserArch):
         frame = bytearray(_FRAME_SIZE)
         frame[:_SIGINFO] = siginfo[:_SIGINFO].ljust(_SIGINFO, b"\0")
         # uc_flags and uc_link stay 0.
-        struct.pack_into("<QiiQ", frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
+        struct.pack_into("<QIiQ", frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
         struct.pack_into("<Q", frame, _UC_SIGMASK, mask)
         get = state.get
         struct.pack_into("<32Q", frame, _SC_REGS, get("pc"), *(get("x", i) for i in range(1, 32)))
@@ -117,5 +117,5 @@ class Riscv64User(UserArch):
             state.set("f", value, i)
         arch.reg_write(state, Reg.FCSR, struct.unpack_from("<I", frame, _FCSR)[0])
         mask = struct.unpack_from("<Q", frame, _UC_SIGMASK)[0]
-        ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QiiQ", frame, _UC_STACK)
+        ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QIiQ", frame, _UC_STACK)
         return mask, (ss_sp, ss_flags, ss_size)

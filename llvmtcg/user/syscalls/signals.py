@@ -135,9 +135,9 @@ def sys_sigaltstack(proc: GuestProcess, ss, old_ss):
             proc.stack_pointer) else 0)
     else:
         ss_flags = SS_DISABLE
-    old = struct.pack("<QiiQ", ss_sp, ss_flags, 0, ss_size)
+    old = struct.pack("<QIiQ", ss_sp, ss_flags, 0, ss_size)
     if ss:
-        sp, flags, _pad, size = struct.unpack("<QiiQ", proc.read(ss, 24))
+        sp, flags, _pad, size = struct.unpack("<QIiQ", proc.read(ss, 24))
         result = proc.set_altstack(sp, flags, size)
         if result < 0:
             return result
