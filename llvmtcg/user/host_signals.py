@@ -96,10 +96,11 @@ class HostSignalCatcher:
         """Did any signal arrive since the last :meth:`take`? (one byte read)"""
         return self._flags[0] != 0
 
-    def catch(self, sig: int) -> None:
+    def catch(self, sig: int, flags: int = 0) -> None:
         """Make the native handler the host disposition of ``sig`` (no SA_RESTART: a
         blocking host call it interrupts returns EINTR; every signal blocked while it
-        runs).
+        runs). ``flags``: what the host kernel must honour for the guest (SIGCHLD's
+        SA_NOCLDSTOP and SA_NOCLDWAIT: the host makes the children).
 
         Raises:
             OSError: the host refused (a signal number it does not have).
@@ -108,7 +109,7 @@ class HostSignalCatcher:
         action.sa_sigaction = self.handler_address
         for i in range(16):
             action.sa_mask[i] = 0xFFFF_FFFF_FFFF_FFFF
-        action.sa_flags = SA_SIGINFO
+        action.sa_flags = SA_SIGINFO | flags
         if _sigaction(sig, ctypes.byref(action), None) != 0:
             raise OSError(ctypes.get_errno(), f"sigaction({sig})")
 

@@ -92,7 +92,7 @@ def make_siginfo(sig: int, code: int, *, pid: int = 0, uid: int = 0, addr: int |
 
 
 class HostCatcher(Protocol):
-    def catch(self, sig: int) -> None: ...
+    def catch(self, sig: int, flags: int = 0) -> None: ...
 
 
 @dataclass
@@ -116,7 +116,7 @@ class SignalState:
 
     def set_action(self, sig: int, act: SigAction) -> None:
         self.actions[sig] = act
-        self.apply_host_disposition(sig, act.handler)
+        self.apply_host_disposition(sig, act.handler, act.flags)
 
     def ignored_signals(self) -> list[int]:
         return sorted(s for s, a in self.actions.items() if a.handler == SIG_IGN)
@@ -136,7 +136,7 @@ class SignalState:
             out |= sigbit(sig)
         return out
 
-    def apply_host_disposition(self, sig: int, handler: int) -> None:
+    def apply_host_disposition(self, sig: int, handler: int, flags: int = 0) -> None:
         """Mirror a guest disposition on the host (see the module's docstring)."""
         if sig in UNCATCHABLE or sig in HOST_RESERVED:
             return
@@ -144,7 +144,9 @@ class SignalState:
             handler not in (SIG_DFL, SIG_IGN) or (handler == SIG_DFL and sig in DEFAULT_CORE))
         try:
             if catch:
-                self.catcher.catch(sig)
+                host_flags = flags & (SA_NOCLDSTOP | SA_NOCLDWAIT) \
+                    if sig == signal.SIGCHLD else 0
+                self.catcher.catch(sig, host_flags)
             else:
                 signal.signal(sig, signal.SIG_IGN if handler == SIG_IGN else signal.SIG_DFL)
         except (OSError, ValueError):
