@@ -29,12 +29,10 @@ import os
 import posixpath
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from llvmtcg.runtime.exits import Access, GuestFault
-
-if TYPE_CHECKING:
-    from llvmtcg.user.guest import GuestProcess
+from llvmtcg.user.mm import AddressSpace
 
 AT_FDCWD = -100
 O_ACCMODE, O_RDONLY, O_CLOEXEC = 3, 0, 0o2000000
@@ -42,6 +40,22 @@ GENERATED = frozenset({"maps", "cmdline", "environ", "auxv", "stat"})
 HIDDEN = frozenset({"pagemap", "smaps", "smaps_rollup", "numa_maps", "map_files", "syscall",
                     "stack"})
 _PERM_R, _PERM_W, _PERM_X = 1, 2, 4
+
+
+class GuestProcess(Protocol):
+    """What these files need of the process (a part of llvmtcg.user.guest's
+    GuestProcess, which holds a ProcFs: declared here so neither imports the other)."""
+
+    space: AddressSpace
+
+    @property
+    def pid(self) -> int: ...
+
+    def check(self, addr: int, size: int, access: Access = Access.READ) -> int: ...
+
+    def read(self, addr: int, size: int) -> bytes: ...
+
+    def write(self, addr: int, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
