@@ -187,32 +187,33 @@ static int alarm_pause(void)
 }
 
 /* A pipe read interrupted by a timer: EINTR without SA_RESTART; restarted with it (the
- * child writes after the second timer). */
+ * second handler writes the byte the restarted read then returns). */
+static int restart_fds[2];
+
+static void on_alarm_write(int sig)
+{
+    (void)sig;
+    if (++count == 2)
+        write(restart_fds[1], "x", 1);
+}
+
 static int restart(void)
 {
     struct sigaction sa = {0};
-    sa.sa_handler = on_alarm;
+    sa.sa_handler = on_alarm_write;
     sigaction(SIGALRM, &sa, NULL);
-    int fds[2];
-    pipe(fds);
+    pipe(restart_fds);
     struct itimerval t = {.it_value = {0, 200000}};
     setitimer(ITIMER_REAL, &t, NULL);
     char c;
-    ssize_t n = read(fds[0], &c, 1);
+    ssize_t n = read(restart_fds[0], &c, 1);
     printf("without SA_RESTART: read %zd errno %s count %d\n", n,
            errno == EINTR ? "EINTR" : "other", count);
     sa.sa_flags = SA_RESTART;
     sigaction(SIGALRM, &sa, NULL);
-    pid_t child = fork();
-    if (child == 0) {
-        usleep(600000);
-        write(fds[1], "x", 1);
-        _exit(0);
-    }
     setitimer(ITIMER_REAL, &t, NULL);
-    n = read(fds[0], &c, 1);
+    n = read(restart_fds[0], &c, 1);
     printf("with SA_RESTART: read %zd char %c count %d\n", n, n == 1 ? c : '?', count);
-    waitpid(child, NULL, 0);
     return 0;
 }
 
