@@ -9,6 +9,8 @@ slow paths they call live in ``runtime/callbacks.py``; settings come from one
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.cpu_layout import CpuLayout
@@ -80,10 +82,13 @@ class Cpu:
         memory: the guest address space.
         options: translation, tiering and code-cache settings.
         log: ``-d`` logging.
+        exec_interrupt: what runs at an exit request, instead of the architecture's
+            ``exec_interrupt`` (user mode: stop the loop if host signals arrived).
     """
 
     def __init__(self, arch: GuestArch, memory: GuestMemory,
-                 options: RuntimeOptions = DEFAULT_OPTIONS, log: Log | None = None) -> None:
+                 options: RuntimeOptions = DEFAULT_OPTIONS, log: Log | None = None,
+                 exec_interrupt: Callable[[CpuState], bool] | None = None) -> None:
         self.log = log or Log()
         self.options = options
         self.arch = arch
@@ -156,7 +161,7 @@ class Cpu:
         # exit requests.
         self.loop = RunLoop(self.state, self.tbs, self.tiering, enter, memory.base, self.log,
                             fp_rounding=arch.fp_rounding, fp_accrue=arch.fp_accrue,
-                            exec_interrupt=arch.exec_interrupt,
+                            exec_interrupt=exec_interrupt or arch.exec_interrupt,
                             do_interrupt=arch.do_interrupt if self.system_mode else None)
         callbacks.register(self)
 

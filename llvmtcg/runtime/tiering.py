@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import os
 import queue
+import signal
 import threading
 import time
 import weakref
@@ -364,6 +365,9 @@ class _BackgroundCompiler:
         self.jobs.put((weakref.ref(tiering), plan))
 
     def _run(self) -> None:
+        # Process signals go to the guest's thread, never here (they must interrupt its
+        # blocking syscalls; see llvmtcg.user.host_signals).
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             ref, plan = self.jobs.get()
             tiering = ref()

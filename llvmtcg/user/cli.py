@@ -188,8 +188,7 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     setup_host_signals(signals, ignored)
     process = None
     try:
-        process = Process(config, image, argv, envp, prog, log)
-        process.signals = signals
+        process = Process(config, image, argv, envp, prog, log, signals)
         process.run()
     except GuestExit as e:
         _flush(log)

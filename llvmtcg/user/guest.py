@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from llvmtcg.log import Log
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user.mm import AddressSpace
+from llvmtcg.user.procfs import ProcFs
 from llvmtcg.user.signals import SignalState
 from llvmtcg.user.syscalls.strace import Strace
 
@@ -86,6 +87,7 @@ class GuestProcess(GuestMemoryView, Protocol):
     exe_path: str  # what /proc/self/exe names
     clear_child_tid: int  # set_tid_address / CLONE_CHILD_CLEARTID
     vfork_fd: int  # a vfork child's end of the parent's wait pipe (closed on exec)
+    procfs: ProcFs  # the emulated files of the process's own /proc directory
 
     @property
     def pid(self) -> int: ...
@@ -114,4 +116,38 @@ class GuestProcess(GuestMemoryView, Protocol):
 
     def invalidate_code(self, start: int, end: int) -> None:
         """Drop translations of guest code in [start, end) (an icache flush)."""
+        ...
+
+    # -- signals (the state is ``signals``; these need the CPU or the host) -----------------
+    @property
+    def stack_pointer(self) -> int: ...
+
+    @property
+    def signal_waiting(self) -> bool:
+        """Did a signal arrive that the process will deliver (after this syscall)?"""
+        ...
+
+    def on_alt_stack(self, sp: int) -> bool:
+        """Is ``sp`` on the alternate signal stack (Linux's on_sig_stack)?"""
+        ...
+
+    def set_altstack(self, ss_sp: int, ss_flags: int, ss_size: int) -> int:
+        """sigaltstack's change: 0 or a negative errno (EPERM while on it)."""
+        ...
+
+    def set_mask(self, mask: int) -> None:
+        """Block ``mask`` (never SIGKILL/SIGSTOP), on the host too."""
+        ...
+
+    def queue_signal(self, sig: int, siginfo: bytes) -> None:
+        """Send the process a signal without the host (delivered after the syscall)."""
+        ...
+
+    def sigreturn(self) -> int:
+        """rt_sigreturn: restore the registers and mask from the signal frame; the
+        result is the restored return-value register.
+
+        Raises:
+            GuestKilled: the frame is unreadable or invalid (SIGSEGV, as Linux).
+        """
         ...

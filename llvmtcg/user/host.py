@@ -58,7 +58,9 @@ NR = {
     "epoll_create1": 291, "mlock2": 325, "membarrier": 324, "vhangup": 153,
     "mount": 165, "umount2": 166, "pivot_root": 155, "swapon": 167, "swapoff": 168,
     "reboot": 169, "quotactl": 179, "pidfd_open": 434, "pidfd_send_signal": 424,
-    "openat2": 437, "rt_sigpending": 127,
+    "openat2": 437, "rt_sigpending": 127, "rt_sigtimedwait": 128, "rt_sigqueueinfo": 129,
+    "rt_sigsuspend": 130, "rt_tgsigqueueinfo": 297, "timer_create": 222,
+    "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225, "timer_delete": 226,
 }
 
 

@@ -3,13 +3,18 @@ serves system calls, and the way it ends (exit status or death by signal).
 
 Like QEMU's ``cpu_loop``: run guest code until it stops; a syscall is dispatched and
 the guest resumes after its syscall instruction; a synchronous exception becomes a
-signal. Generic: what differs between guest architectures comes from the program's
+signal; signals waiting for delivery are delivered after a syscall or when the host's
+catcher stopped the chain of blocks (``exit_request``), by pushing the architecture's
+signal frame and entering the handler, or by their default action.
+
+Generic: what differs between guest architectures comes from the program's
 :class:`llvmtcg.user.arch.UserArch` (the Linux ABI) and its
 :class:`llvmtcg.arch.GuestArch` (the CPU).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import struct
@@ -32,20 +37,50 @@ from llvmtcg.runtime.exits import (
 )
 from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import syscalls
-from llvmtcg.user.arch import user_arch
+from llvmtcg.user.arch import BadSignalFrame, user_arch
 from llvmtcg.user.elf import ElfImage
 from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
+from llvmtcg.user.host_signals import HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
 from llvmtcg.user.mm import AddressSpace
+from llvmtcg.user.procfs import ProcessImage, ProcFs
 from llvmtcg.user.signals import (
+    BUS_ADRALN,
+    DEFAULT_IGNORE,
+    DEFAULT_STOP,
+    MINSIGSTKSZ,
+    SA_NODEFER,
+    SA_ONSTACK,
+    SA_RESETHAND,
+    SA_RESTART,
+    SEGV_ACCERR,
+    SEGV_MAPERR,
+    SIG_DFL,
+    SIG_IGN,
     SIGNAL_DESCRIPTIONS,
+    SS_AUTODISARM,
+    SS_DISABLE,
+    SS_ONSTACK,
+    UNBLOCKABLE_MASK,
+    SigAction,
     SignalState,
     die_by_signal,
+    make_siginfo,
+    set_host_mask,
     setup_host_signals,
+    sigbit,
 )
+from llvmtcg.user.syscalls.numbers import NUMBERS
 from llvmtcg.user.syscalls.strace import Strace, signal_name
 
 EMULATOR = "llvmtcg-user"
+_NR_RT_SIGRETURN = NUMBERS["rt_sigreturn"]
+# Syscalls Linux never restarts after a handler ran, SA_RESTART or not
+# (-ERESTARTNOHAND, -ERESTART_RESTARTBLOCK, or a plain -EINTR; signal(7)).
+_NEVER_RESTARTED = frozenset(NUMBERS[n] for n in (
+    "nanosleep", "clock_nanosleep", "rt_sigsuspend", "rt_sigtimedwait", "ppoll", "pselect6",
+    "epoll_pwait", "epoll_pwait2", "io_getevents", "semtimedop", "msgrcv", "msgsnd"))
+_PROT_READ, _PROT_EXEC, _MAP_PRIVATE, _MAP_ANONYMOUS = 1, 4, 2, 0x20
 
 
 @dataclass
@@ -94,13 +129,16 @@ class Process:
         argv, envp: the guest's arguments and environment.
         execfn: the path the program was started with (AT_EXECFN).
         log: ``-d`` logging (and ``-strace`` output).
+        signals: the dispositions set up at start (inherited ignored signals); None:
+            all default.
 
     Raises:
         CpuModelError: ``config.cpu`` names no model of the program's architecture.
     """
 
     def __init__(self, config: UserConfig, image: ElfImage, argv: list[bytes],
-                 envp: list[bytes], execfn: str, log: Log) -> None:
+                 envp: list[bytes], execfn: str, log: Log,
+                 signals: SignalState | None = None) -> None:
         syscalls.load_handlers()
         self.config = config
         self.log = log
@@ -109,20 +147,36 @@ class Process:
         self.arch = self.user_arch.make_arch(config.cpu)
         self.memory = GuestMemory(self.user_arch.task_size)
         self.space = AddressSpace(self.memory)
-        self.cpu = Cpu(self.arch, self.memory, options=config.runtime, log=log)
+        self.cpu = Cpu(self.arch, self.memory, options=config.runtime, log=log,
+                       exec_interrupt=self._host_signal_interrupt)
         self.mmu_index = self.arch.mmu_index(self.cpu.state)
         self.image = image
         self.exe_path = os.path.abspath(image.path)
-        self.signals = SignalState()
+        self.catcher = HostSignalCatcher(self._compile_native, self.cpu.state.address
+                                         + self.cpu.state.layout.offset("exit_request"))
+        self.signals = signals if signals is not None else SignalState()
+        self.signals.catcher = self.catcher
+        setup_host_signals(self.signals, set(self.signals.ignored_signals()))
+        self.sigreturn_trampoline = 0  # mapped at the first delivery
         self.clear_child_tid = 0
         self.vfork_fd = -1
         self.program: Program = load_program(self.space, image, argv, envp, execfn,
                                              self.user_arch.hwcap(self.arch),
                                              self.user_arch.platform, config.sysroot)
         self.set_stack_pointer(self.program.sp)
+        self.procfs = ProcFs(self._process_image(argv, envp))
         self.cpu.pc = self.program.pc
         if log.enabled("page"):
             self.log_mappings()
+
+    def _process_image(self, argv: list[bytes], envp: list[bytes]) -> ProcessImage:
+        named = []
+        for loaded in (self.program.main, self.program.interp):
+            if loaded is not None and loaded.image.loads:
+                start = page_floor(min(s.vaddr for s in loaded.image.loads) + loaded.bias)
+                named.append((start, loaded.end, os.path.abspath(loaded.image.path)))
+        return ProcessImage(self.exe_path, tuple(argv), tuple(envp), self.program.auxv,
+                            tuple(named), self.program.sp)
 
     @property
     def pid(self) -> int:
@@ -259,32 +313,229 @@ class Process:
         """
         cpu, abi, state = self.cpu, self.user_arch, self.cpu.state
         syscall_length = abi.syscall_insn_length
+        catcher, signals = self.catcher, self.signals
         while True:
             exit_ = cpu.run()
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
-                result = syscalls.dispatch(self, abi.syscall_number(state),
-                                           abi.syscall_args(state))
+                nr, args = abi.syscall_number(state), abi.syscall_args(state)
+                result = syscalls.dispatch(self, nr, args)
                 abi.set_syscall_result(state, result)
+                if catcher.pending or signals.queued or signals.restore_mask is not None:
+                    interrupted = result == -errno.EINTR and nr != _NR_RT_SIGRETURN
+                    self.deliver_signals((nr, args[0]) if interrupted else None)
             elif exit_.reason is ExitReason.EXCEPTION:
-                raise self.exception_signal(exit_)
+                self.force_signal(*self.exception_signal(exit_))
             elif exit_.reason is ExitReason.HALT:
                 raise GuestKilled(signal.SIGILL, f"halt at pc {exit_.pc:#x}")
-            # REQUESTED: nothing pending to deliver yet; resume.
+            elif catcher.pending or signals.queued:  # REQUESTED: the catcher stopped us
+                self.deliver_signals(None)
 
-    def exception_signal(self, exit_: CpuExit) -> GuestKilled:
-        """The signal Linux sends for a synchronous exception, with a one-line detail."""
+    def _host_signal_interrupt(self, state: object) -> bool:
+        """At an exit request: if the host catcher recorded a signal, stop the loop so
+        :meth:`run` delivers it (user mode has no other interrupt)."""
+        if self.catcher.pending:
+            self.cpu.stop()
+        return False
+
+    def _compile_native(self, ir_text: str) -> int:
+        from llvmtcg.user.host_signals import HANDLER_SYMBOL
+
+        self._catcher_code = self.cpu.jit.compile(ir_text, [HANDLER_SYMBOL])
+        return self._catcher_code.addresses[HANDLER_SYMBOL]
+
+    def exception_signal(self, exit_: CpuExit) -> tuple[int, bytes, str]:
+        """(signal, siginfo, one-line detail) Linux sends for a synchronous exception."""
         index, pc, fault = exit_.exception_index, exit_.pc, exit_.fault
         if index == EXCP_MEM_FAULT and fault is not None:
             sig = signal.SIGSEGV
+            code = SEGV_MAPERR if fault.kind is FaultKind.UNMAPPED else SEGV_ACCERR
+            addr = fault.addr
             detail = f"{fault.kind.value} {_ACCESS[fault.access]} at address {fault.addr:#x}"
         elif index == EXCP_MISALIGNED and fault is not None:
-            sig = signal.SIGBUS
+            sig, code, addr = signal.SIGBUS, BUS_ADRALN, fault.addr
             detail = f"misaligned {_ACCESS[fault.access]} at address {fault.addr:#x}"
         else:
+            # ILL_ILLOPC, TRAP_BRKPT and BUS_ADRALN are all 1; si_addr is the pc.
             sig, detail = self.user_arch.exception_signal(self.cpu.state, index) \
                 or (signal.SIGSEGV, f"exception {index}")
-        return GuestKilled(sig, f"{detail}, pc {pc:#x}")
+            code, addr = 1, pc
+        self.cpu.pc = pc
+        return sig, make_siginfo(sig, code, addr=addr), f"{detail}, pc {pc:#x}"
+
+    # -- signals ----------------------------------------------------------------------------
+    @property
+    def stack_pointer(self) -> int:
+        return self.arch.reg_read(self.cpu.state, self.user_arch.stack_pointer)
+
+    @property
+    def signal_waiting(self) -> bool:
+        return self.catcher.pending or bool(self.signals.queued)
+
+    def on_alt_stack(self, sp: int) -> bool:
+        """Linux's on_sig_stack: sp within (ss_sp, ss_sp + ss_size]."""
+        ss_sp, _flags, ss_size = self.signals.altstack
+        return ss_size != 0 and 0 < sp - ss_sp <= ss_size
+
+    def queue_signal(self, sig: int, siginfo: bytes) -> None:
+        """A signal the guest sent itself without the host (one that on the host means
+        a crash of the emulator); delivered after the syscall."""
+        self.signals.queued.setdefault(sig, siginfo)
+
+    def force_signal(self, sig: int, siginfo: bytes, detail: str) -> None:
+        """A synchronous signal: to its handler now, or death (blocked or ignored ones
+        too: Linux's force_sig resets them)."""
+        signals = self.signals
+        action = signals.action(sig)
+        if not action.is_handler or signals.mask & sigbit(sig):
+            raise GuestKilled(sig, detail)
+        if not self.setup_frame(sig, siginfo, action):
+            raise GuestKilled(signal.SIGSEGV, f"cannot push the signal frame for {detail}")
+
+    def deliver_signals(self, interrupted: tuple[int, int] | None) -> None:
+        """Deliver every signal that waits and is not blocked, as Linux does on the way
+        back to user space. ``interrupted``: (syscall number, first argument) of a
+        syscall that returned -EINTR; it restarts (pc back on the syscall instruction,
+        a0 as it was) if no handler runs, or if the first one has SA_RESTART and the
+        syscall is one Linux restarts."""
+        signals = self.signals
+        for taken in self.catcher.take():
+            signals.queued.setdefault(taken.sig, taken.info)
+        handled = False
+        while (sig := signals.deliverable()) is not None:
+            siginfo = signals.queued.pop(sig)
+            action = signals.action(sig)
+            if action.handler == SIG_IGN:
+                continue
+            if action.handler == SIG_DFL:
+                self.default_action(sig)
+                continue
+            if interrupted is not None and not handled:
+                if action.flags & SA_RESTART and interrupted[0] not in _NEVER_RESTARTED:
+                    self._restart_syscall(interrupted[1])
+            handled = True
+            if not self.setup_frame(sig, siginfo, action):
+                raise GuestKilled(signal.SIGSEGV, f"cannot push the signal frame for "
+                                  f"{signal_name(sig)}")
+        if interrupted is not None and not handled and interrupted[0] != NUMBERS[
+                "rt_sigsuspend"]:
+            self._restart_syscall(interrupted[1])
+        if signals.restore_mask is not None:  # rt_sigsuspend woke for no handler
+            self.set_mask(signals.restore_mask)
+            signals.restore_mask = None
+
+    def _restart_syscall(self, first_arg: int) -> None:
+        abi = self.user_arch
+        self.cpu.pc -= abi.syscall_insn_length
+        abi.set_syscall_result(self.cpu.state, first_arg)
+
+    def default_action(self, sig: int) -> None:
+        """A signal at SIG_DFL reached the guest (one the host catcher took: it dumps
+        core, or changed to SIG_DFL while waiting): ignore, stop, or die of it."""
+        if sig in DEFAULT_IGNORE:
+            return
+        if sig in DEFAULT_STOP:
+            os.kill(os.getpid(), signal.SIGSTOP)  # the host's job control sees us stop
+            return
+        self._flush_before_death()
+        die_by_signal(sig)
+
+    def _flush_before_death(self) -> None:
+        if self.log.stream is not None:
+            try:
+                self.log.stream.flush()
+            except (OSError, ValueError):
+                pass
+
+    def setup_frame(self, sig: int, siginfo: bytes, action: SigAction) -> bool:
+        """Push the architecture's signal frame and enter ``action``'s handler (Linux's
+        handle_signal); False if the frame cannot be written (the caller kills)."""
+        signals, abi = self.signals, self.user_arch
+        sp = self.stack_pointer
+        size = abi.signal_frame_size
+        ss_sp, ss_flags, ss_size = signals.altstack
+        on_alt = self.on_alt_stack(sp)
+        if on_alt and not self.on_alt_stack(sp - size):
+            return False  # the alternate stack overflowed
+        if action.flags & SA_ONSTACK and ss_size and not on_alt:
+            sp = ss_sp + ss_size
+        frame = (sp - size) & ~15
+        uc_stack = signals.altstack  # the flags as set (Linux's __save_altstack)
+        old_mask = signals.restore_mask if signals.restore_mask is not None else signals.mask
+        data = abi.build_signal_frame(self.arch, self.cpu.state, siginfo, uc_stack, old_mask)
+        try:
+            self.check(frame, size, Access.WRITE)
+            self.write(frame, data)
+        except GuestFault:
+            return False
+        self.log_signal(f"deliver {signal_name(sig)} to {action.handler:#x}, frame "
+                        f"{frame:#x}")
+        abi.enter_signal_handler(self.arch, self.cpu.state, sig, frame, action.handler,
+                                 self.trampoline())
+        signals.restore_mask = None
+        new_mask = signals.mask | action.mask  # rt_sigsuspend's mask, if it ran
+        if not action.flags & SA_NODEFER:
+            new_mask |= sigbit(sig)
+        self.set_mask(new_mask)
+        if action.flags & SA_RESETHAND:
+            signals.set_action(sig, SigAction())
+        if ss_flags & SS_AUTODISARM:  # Linux's signal_delivered
+            signals.altstack = (0, SS_DISABLE, 0)
+        return True
+
+    def set_mask(self, mask: int) -> None:
+        mask &= ~UNBLOCKABLE_MASK
+        if mask != self.signals.mask:
+            self.signals.mask = mask
+            set_host_mask(mask)
+
+    def trampoline(self) -> int:
+        """Where handlers return: the architecture's rt_sigreturn code, on a page of
+        its own mapped at the first delivery (qemu's sigtramp page; Linux's vDSO)."""
+        if not self.sigreturn_trampoline:
+            addr = self.space.mmap(0, PAGE_SIZE, _PROT_READ | _PROT_EXEC,
+                                   _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
+            if addr < 0:
+                raise GuestKilled(signal.SIGSEGV, "no memory for the signal trampoline")
+            self.memory.write(addr, self.user_arch.sigreturn_code, check=None)
+            self.sigreturn_trampoline = addr
+        return self.sigreturn_trampoline
+
+    def sigreturn(self) -> int:
+        """rt_sigreturn: restore every register and the mask from the frame at the stack
+        pointer; the result is the restored a0 (so the syscall return leaves it)."""
+        abi, state = self.user_arch, self.cpu.state
+        sp = self.stack_pointer
+        try:
+            frame = self.read(sp, abi.signal_frame_size)
+            mask, uc_stack = abi.restore_signal_frame(self.arch, state, frame)
+        except (GuestFault, BadSignalFrame) as e:
+            raise GuestKilled(signal.SIGSEGV, f"rt_sigreturn: bad signal frame at "
+                              f"{sp:#x} ({e})") from None
+        self.set_mask(mask)
+        self.set_altstack(*uc_stack)  # errors ignored, as Linux's restore_altstack
+        self.log_signal(f"sigreturn to pc {state.pc:#x}")
+        return abi.syscall_args(state)[0]
+
+    def set_altstack(self, ss_sp: int, ss_flags: int, ss_size: int) -> int:
+        """sigaltstack's change: 0 or a negative errno."""
+        ss_flags &= 0xFFFF_FFFF
+        if self.on_alt_stack(self.stack_pointer):
+            return -errno.EPERM
+        mode = ss_flags & ~SS_ONSTACK & ~SS_AUTODISARM
+        if mode not in (0, SS_DISABLE) or ss_flags & SS_ONSTACK and mode:
+            return -errno.EINVAL
+        if mode == SS_DISABLE:
+            self.signals.altstack = (0, SS_DISABLE, 0)
+        else:
+            if ss_size < MINSIGSTKSZ:
+                return -errno.ENOMEM
+            self.signals.altstack = (ss_sp, ss_flags & SS_AUTODISARM, ss_size)
+        return 0
+
+    def log_signal(self, text: str) -> None:
+        if self.log.enabled("int"):
+            self.log.write(f"{self.pid} signal: {text}")
 
 
 _ACCESS = {Access.READ: "read", Access.WRITE: "write", Access.FETCH: "instruction fetch"}

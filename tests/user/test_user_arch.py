@@ -12,7 +12,7 @@ from llvmtcg.arch import CpuModelError
 from llvmtcg.frontends.riscv.cpu import LAYOUT, Cause
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
-from llvmtcg.user.arch import UnknownUserArchError, user_arch, user_arch_names
+from llvmtcg.user.arch import BadSignalFrame, UnknownUserArchError, user_arch, user_arch_names
 from llvmtcg.user.elf import ElfError, is_guest_elf, parse_elf
 from llvmtcg.user.guest import GuestKilled, GuestProcess
 from llvmtcg.user.process import Process, UserConfig
@@ -105,3 +105,47 @@ def test_the_process_runs_the_program_through_its_arch(tmp_path) -> None:
     finally:
         process.cpu.close()
         process.memory.close()
+
+
+def test_riscv64_signal_frame_layout_and_round_trip() -> None:
+    """The rt_sigframe at Linux's offsets (siginfo 128, ucontext: uc_stack at 16,
+    uc_sigmask at 40, uc_mcontext at 176 = sc_regs then the FP union), and sigreturn
+    restores every register from it."""
+    riscv = user_arch("riscv64")
+    arch = riscv.make_arch()
+    state = CpuState(LAYOUT)
+    arch.reset(state)
+    state.set("pc", 0x1000)
+    for i in range(1, 32):
+        state.set("x", 0x100 + i, i)
+    for i in range(32):
+        state.set("f", 0x4000_0000_0000_0000 + i, i)
+    arch.reg_write(state, "fcsr", 0x45)  # frm 2, NX|... flags
+    info = bytes(range(128))
+    frame = riscv.build_signal_frame(arch, state, info, (0x7000, 1, 0x2000), 0xABCD)
+    assert len(frame) == riscv.signal_frame_size == 1088
+    assert frame[:128] == info
+    assert struct.unpack_from("<QQ", frame, 128) == (0, 0)  # uc_flags, uc_link
+    assert struct.unpack_from("<QiiQ", frame, 128 + 16) == (0x7000, 1, 0, 0x2000)
+    assert struct.unpack_from("<Q", frame, 128 + 40) == (0xABCD,)
+    assert struct.unpack_from("<QQ", frame, 128 + 176) == (0x1000, 0x101)  # pc, ra
+    assert struct.unpack_from("<Q", frame, 128 + 176 + 256 + 8 * 31) == (
+        0x4000_0000_0000_001F,)
+    assert struct.unpack_from("<I", frame, 128 + 176 + 256 + 256) == (0x45,)
+    riscv.enter_signal_handler(arch, state, 10, 0x8000, 0x2000, 0x3000)
+    assert (state.pc, state.get("x", 1), state.get("x", 2), state.get("x", 10),
+            state.get("x", 11), state.get("x", 12)) == (0x2000, 0x3000, 0x8000, 10, 0x8000,
+                                                         0x8080)
+    state.set("f", 0, 5)
+    arch.reg_write(state, "fcsr", 0)
+    mask, uc_stack = riscv.restore_signal_frame(arch, state, frame)
+    assert (mask, uc_stack) == (0xABCD, (0x7000, 1, 0x2000))
+    assert state.pc == 0x1000 and state.get("x", 10) == 0x10A and state.get("x", 2) == 0x102
+    assert state.get("f", 5) == 0x4000_0000_0000_0005
+    assert arch.reg_read(state, "fcsr") == 0x45
+    bad = bytearray(frame)
+    bad[128 + 176 + 256 + 516] = 1  # Q-state reserved word: the kernel refuses the frame
+    with pytest.raises(BadSignalFrame):
+        riscv.restore_signal_frame(arch, state, bytes(bad))
+    # li a7, 139; ecall
+    assert riscv.sigreturn_code == struct.pack("<II", 0x08B00893, 0x00000073)

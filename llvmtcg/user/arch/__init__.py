@@ -3,9 +3,9 @@
 One module per architecture (``riscv64.py``) subclasses :class:`UserArch`: the Linux
 ABI of that guest (syscall registers, the syscall instruction's length, which signal a
 fault raises, the stack and TLS registers, AT_HWCAP and AT_PLATFORM, ``-cpu``
-parsing; later the signal frame). The generic process (``user/process.py``), loader
-and syscalls only use this interface and :class:`GuestArch`; the per-architecture
-modules are imported on first lookup by name.
+parsing, the signal frame and its return trampoline). The generic process
+(``user/process.py``), loader and syscalls only use this interface and
+:class:`GuestArch`; the per-architecture modules are imported on first lookup by name.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class UserArch(abc.ABC):
             it (a SYSCALL exit reports the pc of the instruction itself).
         stack_pointer, thread_pointer: the registers (members of the architecture's
             register enum) holding the stack pointer and the TLS pointer.
+        signal_frame_size: bytes of the frame :meth:`build_signal_frame` makes.
+        sigreturn_code: machine code that calls ``rt_sigreturn`` (where a handler
+            returns to unless the program gave SA_RESTORER; Linux's vDSO has it).
     """
 
     name: ClassVar[str]
@@ -46,6 +49,8 @@ class UserArch(abc.ABC):
     syscall_insn_length: ClassVar[int]
     stack_pointer: ClassVar[enum.IntEnum]
     thread_pointer: ClassVar[enum.IntEnum]
+    signal_frame_size: ClassVar[int]
+    sigreturn_code: ClassVar[bytes]
 
     @abc.abstractmethod
     def make_arch(self, cpu: str | None = None) -> GuestArch:
@@ -82,6 +87,30 @@ class UserArch(abc.ABC):
         ``exception_index``, or None for one it does not know (the process then dies of
         SIGSEGV). Memory faults (the runtime's EXCP_MEM_FAULT, EXCP_MISALIGNED) are
         handled generically and never come here."""
+
+    # -- signal delivery (Linux's setup_rt_frame / sys_rt_sigreturn) ------------------------
+    @abc.abstractmethod
+    def build_signal_frame(self, arch: GuestArch, state: CpuState, siginfo: bytes,
+                           uc_stack: tuple[int, int, int], mask: int) -> bytes:
+        """The ``rt_sigframe`` Linux writes for a handler: ``siginfo`` (128 bytes), the
+        ucontext with ``uc_stack`` (ss_sp, ss_flags, ss_size), the blocked ``mask`` to
+        restore, and every register of ``state``."""
+
+    @abc.abstractmethod
+    def enter_signal_handler(self, arch: GuestArch, state: CpuState, sig: int,
+                             frame: int, handler: int, return_address: int) -> None:
+        """Point ``state`` at ``handler(sig, &frame->info, &frame->uc)`` with the stack
+        at ``frame`` and the return address ``return_address``."""
+
+    @abc.abstractmethod
+    def restore_signal_frame(self, arch: GuestArch, state: CpuState, frame: bytes
+                             ) -> tuple[int, tuple[int, int, int]]:
+        """rt_sigreturn: load every register from ``frame`` (the bytes at the stack
+        pointer); return (the mask to restore, the saved uc_stack).
+
+        Raises:
+            BadSignalFrame: a field the kernel checks is wrong.
+        """
 
 
 class UnknownUserArchError(LookupError):
@@ -127,3 +156,7 @@ def user_arch(name: str) -> UserArch:
         raise UnknownUserArchError(f"user mode does not run {name} programs "
                                    f"(it runs: {', '.join(user_arch_names())})")
     return cls()
+
+
+class BadSignalFrame(ValueError):
+    """rt_sigreturn found a frame the kernel would refuse (the process gets SIGSEGV)."""

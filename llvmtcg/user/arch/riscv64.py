@@ -2,19 +2,39 @@
 
 Syscalls: ``ecall`` (4 bytes, also in RVC code) with the number in a7, arguments in
 a0-a5 and the result in a0. TLS: tp. Synchronous exceptions map to signals as Linux's
-``do_trap_*`` handlers do.
+``do_trap_*`` handlers do. Signal frames are Linux's ``rt_sigframe``
+(arch/riscv/kernel/signal.c, uapi sigcontext.h/ucontext.h), the return path is a
+``li a7, 139; ecall`` trampoline (Linux: the vDSO's ``__vdso_rt_sigreturn``).
 """
 
 from __future__ import annotations
 
 import signal
+import struct
 
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import KNOWN_EXTENSIONS, Cause, CpuModel, Reg
 from llvmtcg.runtime.cpu_state import CpuState
-from llvmtcg.user.arch import UserArch, register_user_arch
+from llvmtcg.user.arch import BadSignalFrame, UserArch, register_user_arch
 
 _A0, _A7 = int(Reg.A0), int(Reg.A7)
+
+# struct rt_sigframe { siginfo info; struct ucontext uc; } (Linux 6.1, no vector state):
+# ucontext: uc_flags, uc_link, uc_stack (24), uc_sigmask (8) padded to the 128 bytes of
+# a 1024-bit sigset, then uc_mcontext (a struct sigcontext, 16-aligned): sc_regs (pc,
+# x1..x31), then the FP union sized for the Q extension: f[32] and fcsr of the D state,
+# Q's f[64] being 16 more bytes wider plus fcsr and reserved[3], which must be zero.
+_SIGINFO = 128
+_UC = _SIGINFO
+_UC_STACK = _UC + 16
+_UC_SIGMASK = _UC + 40
+_MCONTEXT = _UC + 176
+_SC_REGS = _MCONTEXT
+_SC_FPREGS = _MCONTEXT + 256
+_FCSR = _SC_FPREGS + 32 * 8
+_Q_RESERVED = _SC_FPREGS + 64 * 8 + 4
+_FRAME_SIZE = _MCONTEXT + 256 + 528
+_NR_RT_SIGRETURN = 139
 
 
 @register_user_arch
@@ -26,6 +46,9 @@ class Riscv64User(UserArch):
     syscall_insn_length = 4  # ecall has no compressed form
     stack_pointer = Reg.SP
     thread_pointer = Reg.TP
+    signal_frame_size = _FRAME_SIZE
+    # li a7, 139; ecall
+    sigreturn_code = struct.pack("<II", _NR_RT_SIGRETURN << 20 | _A7 << 7 | 0x13, 0x73)
 
     def make_arch(self, cpu: str | None = None) -> Riscv64Arch:
         return Riscv64Arch(CpuModel.parse(cpu) if cpu is not None else CpuModel())
@@ -59,3 +82,40 @@ class Riscv64User(UserArch):
         if exception_index == Cause.INSN_ADDR_MISALIGNED:
             return signal.SIGBUS, "misaligned instruction address"
         return None
+
+    def build_signal_frame(self, arch: Riscv64Arch, state: CpuState, siginfo: bytes,
+                           uc_stack: tuple[int, int, int], mask: int) -> bytes:
+        frame = bytearray(_FRAME_SIZE)
+        frame[:_SIGINFO] = siginfo[:_SIGINFO].ljust(_SIGINFO, b"\0")
+        # uc_flags and uc_link stay 0.
+        struct.pack_into("<QIiQ", frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
+        struct.pack_into("<Q", frame, _UC_SIGMASK, mask)
+        get = state.get
+        struct.pack_into("<32Q", frame, _SC_REGS, get("pc"), *(get("x", i) for i in range(1, 32)))
+        struct.pack_into("<32Q", frame, _SC_FPREGS, *(get("f", i) for i in range(32)))
+        struct.pack_into("<I", frame, _FCSR, arch.reg_read(state, Reg.FCSR))
+        return bytes(frame)
+
+    def enter_signal_handler(self, arch: Riscv64Arch, state: CpuState, sig: int,
+                             frame: int, handler: int, return_address: int) -> None:
+        state.set("x", return_address, int(Reg.RA))
+        state.set("x", frame, int(Reg.SP))
+        state.set("x", sig, _A0)
+        state.set("x", frame, int(Reg.A1))  # &frame->info
+        state.set("x", frame + _UC, int(Reg.A2))
+        state.set("pc", handler)
+
+    def restore_signal_frame(self, arch: Riscv64Arch, state: CpuState, frame: bytes
+                             ) -> tuple[int, tuple[int, int, int]]:
+        if any(struct.unpack_from("<3I", frame, _Q_RESERVED)):
+            raise BadSignalFrame("reserved FP state words are not zero")
+        regs = struct.unpack_from("<32Q", frame, _SC_REGS)
+        state.set("pc", regs[0])
+        for i in range(1, 32):
+            state.set("x", regs[i], i)
+        for i, value in enumerate(struct.unpack_from("<32Q", frame, _SC_FPREGS)):
+            state.set("f", value, i)
+        arch.reg_write(state, Reg.FCSR, struct.unpack_from("<I", frame, _FCSR)[0])
+        mask = struct.unpack_from("<Q", frame, _UC_SIGMASK)[0]
+        ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QIiQ", frame, _UC_STACK)
+        return mask, (ss_sp, ss_flags, ss_size)

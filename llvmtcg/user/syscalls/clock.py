@@ -57,3 +57,35 @@ def sys_getitimer(proc: GuestProcess, which, value):
 def sys_setitimer(proc: GuestProcess, which, new, old):
     return host.call("setitimer", which, proc.check(new, 32) if new else 0,
                      proc.check(old, 32, Access.WRITE) if old else 0)
+
+
+# POSIX timers: struct sigevent (64 bytes), itimerspec (32) and the int timer id have the
+# host's layout; a timer's signal comes to the process like any host signal.
+@syscall("timer_create", "clock ptr ptr")
+def sys_timer_create(proc: GuestProcess, clockid, sevp, timerid):
+    result = host.call("timer_create", clockid, proc.check(sevp, 64) if sevp else 0,
+                       proc.check(timerid, 4, Access.WRITE))
+    if result == 0:
+        proc.wrote(timerid, 4)
+    return result
+
+
+@syscall("timer_settime", "int hex ptr ptr")
+def sys_timer_settime(proc: GuestProcess, timerid, flags, new, old):
+    return host.call("timer_settime", timerid, flags, proc.check(new, 32),
+                     proc.check(old, 32, Access.WRITE) if old else 0)
+
+
+@syscall("timer_gettime", "int ptr")
+def sys_timer_gettime(proc: GuestProcess, timerid, value):
+    return host.call("timer_gettime", timerid, proc.check(value, 32, Access.WRITE))
+
+
+@syscall("timer_getoverrun", "int")
+def sys_timer_getoverrun(proc: GuestProcess, timerid):
+    return host.call("timer_getoverrun", timerid)
+
+
+@syscall("timer_delete", "int")
+def sys_timer_delete(proc: GuestProcess, timerid):
+    return host.call("timer_delete", timerid)

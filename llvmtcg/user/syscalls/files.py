@@ -38,17 +38,28 @@ def convert_stat(raw: bytes) -> bytes:
                               blocks, atime, atime_ns, mtime, mtime_ns, ctime, ctime_ns, 0, 0)
 
 
-def _proc_self_exe(proc: GuestProcess, path: bytes) -> bytes | None:
-    """/proc/self/exe (and /proc/<our pid>/exe) name the guest program, not Python."""
-    if path in (b"/proc/self/exe", f"/proc/{proc.pid}/exe".encode()):
+def _own_proc(proc: GuestProcess, dirfd: int, path: bytes) -> str | None:
+    """The entry of the guest's own /proc directory ``path`` names (see
+    :mod:`llvmtcg.user.procfs`), or None. Absolute paths elsewhere cost nothing; a
+    relative one costs a look at where its directory is."""
+    if path[:1] == b"/" and not path.startswith(b"/proc/"):
+        return None
+    return proc.procfs.own_entry(proc, dirfd, path)
+
+
+def _exe_or(proc: GuestProcess, dirfd: int, path: bytes) -> bytes:
+    """/proc/self/exe (any spelling) names the guest program, not Python."""
+    if _own_proc(proc, dirfd, path) == "exe":
         return os.fsencode(proc.exe_path)
-    return None
+    return path
 
 
 # -- read/write -------------------------------------------------------------------------
 # A buffer that runs into an unmapped page transfers up to there, as on Linux.
 @syscall("read", "fd ptr uint")
 def sys_read(proc: GuestProcess, fd, buf, count):
+    if proc.procfs.mem_fds and proc.procfs.is_mem(fd):
+        return proc.procfs.mem_transfer(proc, fd, buf, count, None, write=False)
     host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
     result = host.call("read", fd, host_buf, usable)
     if result > 0:
@@ -58,12 +69,16 @@ def sys_read(proc: GuestProcess, fd, buf, count):
 
 @syscall("write", "fd ptr uint")
 def sys_write(proc: GuestProcess, fd, buf, count):
+    if proc.procfs.mem_fds and proc.procfs.is_mem(fd):
+        return proc.procfs.mem_transfer(proc, fd, buf, count, None, write=True)
     host_buf, usable = proc.check_prefix(buf, count)
     return host.call("write", fd, host_buf, usable)
 
 
 @syscall("pread64", "fd ptr uint int")
 def sys_pread64(proc: GuestProcess, fd, buf, count, offset):
+    if proc.procfs.mem_fds and proc.procfs.is_mem(fd):
+        return proc.procfs.mem_transfer(proc, fd, buf, count, offset, write=False)
     host_buf, usable = proc.check_prefix(buf, count, Access.WRITE)
     result = host.call("pread64", fd, host_buf, usable, offset)
     if result > 0:
@@ -73,6 +88,8 @@ def sys_pread64(proc: GuestProcess, fd, buf, count, offset):
 
 @syscall("pwrite64", "fd ptr uint int")
 def sys_pwrite64(proc: GuestProcess, fd, buf, count, offset):
+    if proc.procfs.mem_fds and proc.procfs.is_mem(fd):
+        return proc.procfs.mem_transfer(proc, fd, buf, count, offset, write=True)
     host_buf, usable = proc.check_prefix(buf, count)
     return host.call("pwrite64", fd, host_buf, usable, offset)
 
@@ -158,7 +175,14 @@ def sys_splice(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags
 @syscall("openat", "dirfd path oflags mode")
 def sys_openat(proc: GuestProcess, dirfd, pathname, flags, mode):
     path = proc.read_path(pathname)
-    path = _proc_self_exe(proc, path) or path
+    entry = _own_proc(proc, dirfd, path)
+    if entry is not None:
+        if entry == "exe":
+            path = os.fsencode(proc.exe_path)
+        else:
+            fd = proc.procfs.open(proc, entry, flags)
+            if fd is not None:
+                return fd
     return host.call("openat", dirfd, path, flags, mode)
 
 
@@ -174,12 +198,16 @@ def sys_close_range(proc: GuestProcess, first, last, flags):
 
 @syscall("dup", "fd")
 def sys_dup(proc: GuestProcess, fd):
-    return host.call("dup", fd)
+    new = host.call("dup", fd)
+    proc.procfs.duplicated(fd, new)
+    return new
 
 
 @syscall("dup3", "fd fd oflags")
 def sys_dup3(proc: GuestProcess, old, new, flags):
-    return host.call("dup3", old, new, flags)
+    result = host.call("dup3", old, new, flags)
+    proc.procfs.duplicated(old, result)
+    return result
 
 
 @syscall("pipe2", "ptr oflags")
@@ -196,7 +224,11 @@ def sys_pipe2(proc: GuestProcess, fds, flags):
 def sys_fcntl(proc: GuestProcess, fd, cmd, arg):
     if cmd in (5, 6, 7, 36, 37, 38):  # F_GETLK/F_SETLK/F_SETLKW and the OFD variants
         return host.call("fcntl", fd, cmd, proc.check(arg, 32, Access.WRITE))
-    if cmd in (0, 1, 2, 3, 4, 8, 9, 10, 11, 1024, 1025, 1026, 1030, 1031, 1032, 1033, 1034):
+    if cmd in (0, 1030):  # F_DUPFD, F_DUPFD_CLOEXEC
+        new = host.call("fcntl", fd, cmd, arg)
+        proc.procfs.duplicated(fd, new)
+        return new
+    if cmd in (1, 2, 3, 4, 8, 9, 10, 11, 1024, 1025, 1026, 1031, 1032, 1033, 1034):
         return host.call("fcntl", fd, cmd, arg)
     return -errno.EINVAL
 
@@ -251,8 +283,7 @@ def sys_fstat(proc: GuestProcess, fd, statbuf):
 
 @syscall("newfstatat", "dirfd path ptr atflags")
 def sys_newfstatat(proc: GuestProcess, dirfd, pathname, statbuf, flags):
-    path = proc.read_path(pathname)
-    path = _proc_self_exe(proc, path) or path
+    path = _exe_or(proc, dirfd, proc.read_path(pathname))
     proc.check(statbuf, 128, Access.WRITE)
     raw, addr = host.buffer(_X86_STAT_SIZE)
     return _stat_into(proc, host.call("newfstatat", dirfd, path, addr, flags), raw, statbuf)
@@ -260,8 +291,7 @@ def sys_newfstatat(proc: GuestProcess, dirfd, pathname, statbuf, flags):
 
 @syscall("statx", "dirfd path atflags hex ptr")
 def sys_statx(proc: GuestProcess, dirfd, pathname, flags, mask, statxbuf):
-    path = proc.read_path(pathname)
-    path = _proc_self_exe(proc, path) or path
+    path = _exe_or(proc, dirfd, proc.read_path(pathname))
     result = host.call("statx", dirfd, path, flags, mask,
                        proc.check(statxbuf, 256, Access.WRITE))
     if result == 0:
@@ -290,7 +320,7 @@ def sys_getdents64(proc: GuestProcess, fd, dirp, count):
 @syscall("readlinkat", "dirfd path ptr uint")
 def sys_readlinkat(proc: GuestProcess, dirfd, pathname, buf, size):
     path = proc.read_path(pathname)
-    target = _proc_self_exe(proc, path)
+    target = os.fsencode(proc.exe_path) if _own_proc(proc, dirfd, path) == "exe" else None
     if target is not None:
         data = target[:size]
         proc.check(buf, len(data), Access.WRITE)

@@ -119,21 +119,6 @@ def sys_waitid(proc: GuestProcess, idtype, ident, infop, options, rusage):
     return host.call("waitid", idtype, ident, h_info, options, h_rusage)
 
 
-@syscall("kill", "int sig")
-def sys_kill(proc: GuestProcess, pid, sig):
-    return host.call("kill", pid, sig)
-
-
-@syscall("tkill", "int sig")
-def sys_tkill(proc: GuestProcess, tid, sig):
-    return host.call("tkill", tid, sig)
-
-
-@syscall("tgkill", "int int sig")
-def sys_tgkill(proc: GuestProcess, tgid, tid, sig):
-    return host.call("tgkill", tgid, tid, sig)
-
-
 # -- execve ---------------------------------------------------------------------------------
 @syscall("execve", "path ptr ptr", ret="noreturn")
 def sys_execve(proc: GuestProcess, pathname, argv_addr, envp_addr):
