@@ -9,6 +9,7 @@ and hook calls into the translated code (see that module).
 
 from __future__ import annotations
 
+import ctypes
 import enum
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -221,7 +222,8 @@ class Emulator:
         if size == 0:
             return bytearray()
         self._check_access_mapped(address, size, ErrorKind.READ_UNMAPPED)
-        return bytearray(self._memory.read(address, size, check=None))
+        # Mapped RAM lives at base + address (the API maps no MMIO regions).
+        return bytearray(ctypes.string_at(self._memory.base + address, size))
 
     def mem_write(self, address: int, data: bytes) -> None:
         """Store ``data`` at ``address`` (permissions are not checked). Translations of
@@ -527,7 +529,7 @@ class Emulator:
             raise EmulatorError(ErrorKind.ARG, str(e)) from None
 
     def _insn_length(self, pc: int) -> int:
-        parcel = int.from_bytes(self._memory.read(pc, 2, check=None), "little")
+        parcel = int.from_bytes(self.mem_read(pc, 2), "little")
         return self._events.insn_length(parcel) if self._events else 4
 
     def _check_range(self, address: int, size: int) -> None:

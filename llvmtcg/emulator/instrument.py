@@ -169,14 +169,16 @@ class InstrumentedArch(GuestArch):
             if op.name != "insn_start":
                 continue
             pc = op.args[0]
+            # Unicorn's order: the block hook, then the budget (a block whose first
+            # instruction is not run still reports itself), then the code hook.
+            if first and in_ranges(config.block_ranges, pc):
+                b.call(HELPER_BLOCK.name, (), (const(I64, pc), const(I64, block.guest_size)))
             if config.counting:
                 go_on = b.label()
                 b.brcond(Cond.NE, budget, const(I64, 0), go_on)
                 b.raise_exception(EXCP_API_STOP, pc)
                 b.set_label(go_on)
                 b.sub(budget, budget, const(I64, 1))
-            if first and in_ranges(config.block_ranges, pc):
-                b.call(HELPER_BLOCK.name, (), (const(I64, pc), const(I64, block.guest_size)))
             if in_ranges(config.code_ranges, pc):
                 b.call(HELPER_CODE.name, (), (const(I64, pc), const(I64, size_of[pc])))
             first = False
