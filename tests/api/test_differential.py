@@ -3,9 +3,8 @@ hook events and errors must agree."""
 
 from __future__ import annotations
 
-from tests.api.support import CODE, assemble, both, needs_cross, run_catching
-
 from llvmtcg import Hook, Perm
+from tests.api.support import CODE, assemble, both, needs_cross, run_catching
 
 pytestmark = needs_cross
 
