@@ -7,7 +7,8 @@
 See docs/library.md.
 """
 
-from llvmtcg.emulator.emulator import Context, Emulator
+from llvmtcg.emulator.emulator import Context, Emulator, Translation
 from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
 
-__all__ = ["Context", "Emulator", "EmulatorError", "ErrorKind", "Hook", "MemAccess", "Perm"]
+__all__ = ["Context", "Emulator", "EmulatorError", "ErrorKind", "Hook", "MemAccess", "Perm",
+           "Translation"]

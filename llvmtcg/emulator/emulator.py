@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import io
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from llvmtcg.emulator.instrument import (
 from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.ir.ops import ExitReason
+from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import (
@@ -99,6 +101,30 @@ class Context:
 
     arch: str
     registers: tuple[tuple[enum.IntEnum, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """Every stage of the translation of one guest block (:meth:`Emulator.translation`).
+
+    Attributes:
+        pc: the block's first guest address.
+        guest_size: bytes of guest code it covers.
+        guest_asm: the guest instructions, disassembled.
+        ir: the llvmtcg IR (with the current run's instrumentation, if any).
+        llvm_ir: the LLVM IR after the cheap tier's optimisation pipeline.
+        host_asm: the x86-64 assembly LLVM makes of it.
+    """
+
+    pc: int
+    guest_size: int
+    guest_asm: str
+    ir: str
+    llvm_ir: str
+    host_asm: str
+
+    def __str__(self) -> str:
+        return "\n".join((self.guest_asm, self.ir, self.llvm_ir, self.host_asm))
 
 
 @dataclass(slots=True)
@@ -381,6 +407,28 @@ class Emulator:
             self._running = False
             if timer is not None:
                 timer.cancel()
+
+    def translation(self, pc: int) -> Translation:
+        """Translate the block at ``pc`` as a run would now (with the hooks of the last
+        run) and return every stage: guest disassembly, IR, LLVM IR, host assembly.
+        Installed code is not changed (hot code may since have been recompiled by the
+        optimising tier; this shows the first tier's).
+
+        Raises:
+            EmulatorError: ``FETCH_UNMAPPED``/``FETCH_PROT`` if ``pc`` is not executable.
+        """
+        guest_log = io.StringIO()
+        try:
+            block = self._arch.translate(pc, self._cpu.tb_flags, self._cpu.softmmu.fetch,
+                                         Log("in_asm", guest_log))
+        except GuestFault as fault:
+            error = _FAULTS[fault.fault.access, fault.fault.kind][0]
+            raise EmulatorError(error, f"cannot translate at {pc:#x}: {fault.fault}",
+                                address=fault.fault.addr, pc=pc) from None
+        ir = str(block)
+        llvm_text = self._cpu.tbs.lowering.lower_module([block], self._cpu.jit.triple)
+        llvm_ir, host_asm = self._cpu.jit.inspect(llvm_text)
+        return Translation(pc, block.guest_size, guest_log.getvalue(), ir, llvm_ir, host_asm)
 
     def emu_stop(self) -> None:
         """Stop the current run: from a hook, before the hooked instruction (or access)

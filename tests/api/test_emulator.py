@@ -198,3 +198,18 @@ def test_two_emulators_are_independent() -> None:
     assert (first.reg_read("a0"), second.reg_read("a0")) == (11, 21)
     first.close()
     second.close()
+
+
+def test_translation_shows_every_stage(emu: Emulator) -> None:
+    end = load(emu, "addi a0, a0, 1\nmul a1, a0, a0\nbeq a1, zero, 1f\n1: nop")
+    emu.hook_add(Hook.CODE, lambda *args: None)
+    emu.emu_start(CODE, end)  # translations follow the last run's hooks and until
+    stages = emu.translation(CODE)
+    assert stages.pc == CODE and stages.guest_size == 12
+    assert "addi" in stages.guest_asm and "mul" in stages.guest_asm
+    assert "---- 0x0000000000010004" in stages.ir and "call api_code" in stages.ir
+    assert "define" in stages.llvm_ir and "helper_api_code" in stages.llvm_ir
+    assert "imul" in stages.host_asm
+    with pytest.raises(EmulatorError) as info:
+        emu.translation(0x900000)
+    assert info.value.kind is ErrorKind.FETCH_UNMAPPED
