@@ -30,7 +30,7 @@ from llvmtcg.emulator.instrument import (
     TranslationConfig,
 )
 from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
-from llvmtcg.ir.cpu_layout import PAGE_SIZE
+from llvmtcg.ir.cpu_layout import PAGE_SIZE, RUNTIME_FIELDS
 from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
@@ -47,6 +47,7 @@ from llvmtcg.runtime.exits import (
 from llvmtcg.runtime.softmmu import GuestMemory
 
 Register = enum.IntEnum | int | str
+_RUNTIME_FIELD_NAMES = frozenset(name for name, _ in RUNTIME_FIELDS)
 # The emulator's default address space: 2**38 bytes reserved (not committed).
 DEFAULT_MEMORY_SIZE = 1 << 38
 # Translation options: hot regions compile on the run loop's thread, so a background
@@ -96,11 +97,12 @@ _SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.ME
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """Saved registers (:meth:`Emulator.context_save`): every architectural register of
-    the emulator's architecture, by register."""
+    """Saved registers (:meth:`Emulator.context_save`): the pc and the guest part of
+    the CPU state (every register field of the architecture's layout), as bytes."""
 
     arch: str
-    registers: tuple[tuple[enum.IntEnum, int], ...]
+    pc: int
+    registers: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +168,22 @@ class Emulator:
         self._cpu = Cpu(self._arch, self._memory, options)
         self._state = self._cpu.state
         self._hooks: dict[int, _HookEntry] = {}
+        # The hooks of the current run, by what translated code calls (see _on_code).
+        self._code_hooks: list[_HookEntry] = []
+        self._block_hooks: list[_HookEntry] = []
+        self._read_hooks: list[_HookEntry] = []
+        self._write_hooks: list[_HookEntry] = []
         self._next_handle = 1
         self._running = False
         self._stop_pending = False  # emu_stop() during this run
         self._redirect: int | None = None  # a hook moved pc: resume there
         self._last_access: tuple[int, int] = (0, 0)  # (size, value) of a faulting access
         self._note_faulting_accesses()
+        # (offset, size) of the guest's fields in the CPU state: what a Context holds.
+        guest = [f for name, f in self._arch.layout.fields.items()
+                 if name not in _RUNTIME_FIELD_NAMES and name != BUDGET_FIELD]
+        start = min(f.offset for f in guest)
+        self._guest_fields = (start, max(f.offset + f.size for f in guest) - start)
 
     @property
     def arch(self) -> GuestArch:
@@ -311,9 +323,9 @@ class Emulator:
 
     def context_save(self) -> Context:
         """The registers, to restore with :meth:`context_restore`."""
-        arch = self._arch
-        return Context(arch.name, tuple((reg, arch.reg_read(self._state, reg))
-                                        for reg in arch.registers))
+        start, size = self._guest_fields
+        return Context(self._arch.name, self._state.pc,
+                       ctypes.string_at(self._state.address + start, size))
 
     def context_restore(self, context: Context) -> None:
         """Put back the registers ``context`` saved.
@@ -324,8 +336,9 @@ class Emulator:
         if context.arch != self._arch.name:
             raise EmulatorError(ErrorKind.ARG, f"a {context.arch} context cannot be "
                                                f"restored into a {self._arch.name} emulator")
-        for reg, value in context.registers:
-            self._arch.reg_write(self._state, reg, value)
+        start, size = self._guest_fields
+        ctypes.memmove(self._state.address + start, context.registers, size)
+        self._state.pc = context.pc
 
     # -- hooks ----------------------------------------------------------------------------
     def hook_add(self, htype: int, callback: Callable[..., Any], user_data: Any = None,
@@ -387,6 +400,9 @@ class Emulator:
             code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
             memory_hooks=(MEMORY_READS if self._hooks_of(Hook.MEM_READ) else 0)
             | (MEMORY_WRITES if self._hooks_of(Hook.MEM_WRITE) else 0)))
+        self._code_hooks, self._block_hooks = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
+        self._read_hooks = self._hooks_of(Hook.MEM_READ)
+        self._write_hooks = self._hooks_of(Hook.MEM_WRITE)
         state = self._state
         state.pc = begin
         if count:
@@ -521,19 +537,25 @@ class Emulator:
                             address=pc, pc=pc)
 
     # -- called from native code through the instrumentation helpers -----------------------
+    # The hook lists are those of the run (made by emu_start): hooks added during a run
+    # fire from the next one.
     def _on_code(self, cpu: Cpu, pc: int, size: int) -> None:
-        self._state.pc = pc
-        for hook in self._hooks_of(Hook.CODE):
-            if hook.covers(pc):
+        state = self._state
+        state.pc = pc
+        for hook in self._code_hooks:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
                 hook.callback(self, pc, size, hook.user_data)
-        self._after_hook(cpu, pc)
+        if self._stop_pending or state.pc != pc:
+            self._after_hook(cpu, pc)
 
     def _on_block(self, cpu: Cpu, pc: int, size: int) -> None:
-        self._state.pc = pc
-        for hook in self._hooks_of(Hook.BLOCK):
-            if hook.covers(pc):
+        state = self._state
+        state.pc = pc
+        for hook in self._block_hooks:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
                 hook.callback(self, pc, size, hook.user_data)
-        self._after_hook(cpu, pc)
+        if self._stop_pending or state.pc != pc:
+            self._after_hook(cpu, pc)
 
     def _on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
         self._state.pc = pc
@@ -541,7 +563,7 @@ class Emulator:
         kind, access = (Hook.MEM_WRITE, MemAccess.WRITE) if is_write else \
             (Hook.MEM_READ, MemAccess.READ)
         size = info & 0xFF
-        for hook in self._hooks_of(kind):
+        for hook in self._write_hooks if is_write else self._read_hooks:
             if hook.covers(address):
                 hook.callback(self, access, address, size, value, hook.user_data)
         self._after_hook(cpu, pc)

@@ -5,8 +5,9 @@ embedding API runs it.
 it translates, as the current :class:`TranslationConfig` asks:
 
 - ``until``: the fetch the translator sees ends at ``until``, so no block runs past it;
-  the block there cannot be fetched, and the run loop returns with a fault at ``until``
-  (the emulator treats that as the normal end). No Python runs per block.
+  a direct jump to ``until`` becomes a HALT exit with pc = ``until``, and an indirect
+  one finds no code there (the lookup faults at ``until``): the emulator takes both as
+  the normal end. No Python runs per block.
 - ``count``: before each instruction, native code tests and decrements a budget in the
   CPU state (a field appended to the arch's layout) and leaves with
   :data:`EXCP_API_STOP` when it is exhausted: exact, and no Python per instruction.
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
-from llvmtcg.ir import I64, Block, Builder, Cond, const
+from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, const
 from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.types import FFlag, RoundingMode
@@ -147,7 +148,8 @@ class InstrumentedArch(GuestArch):
                 raise
 
         block = self.base.translate(pc, flags, fetch_before_until, log)
-        if config.counting or config.code_ranges or config.block_ranges or config.memory_hooks:
+        if (until is not None or config.counting or config.code_ranges
+                or config.block_ranges or config.memory_hooks):
             self._instrument(block, config)
         return block
 
@@ -162,6 +164,11 @@ class InstrumentedArch(GuestArch):
         ops, block.ops = block.ops, []
         first = True
         for op in ops:
+            if op.name == "goto_tb" and op.args[1] == config.until:
+                # Stop at `until` without a lookup there (which would fault, slowly).
+                b.mov(self._globals["pc"], const(I64, config.until))
+                b.exit_tb(ExitReason.HALT)
+                continue
             if (op.name == "qemu_ld" and config.memory_hooks & MEMORY_READS
                     or op.name == "qemu_st" and config.memory_hooks & MEMORY_WRITES):
                 self._mem_hook_call(b, op.name == "qemu_st", op)
