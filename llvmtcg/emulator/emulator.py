@@ -168,6 +168,8 @@ class Emulator:
         self._cpu = Cpu(self._arch, self._memory, options)
         self._state = self._cpu.state
         self._hooks: dict[int, _HookEntry] = {}
+        self._hooks_version = 0  # changes with every hook_add and hook_del
+        self._configured: tuple[int, bool, int] | None = None  # (until, counting, version)
         # The hooks of the current run, by what translated code calls (see _on_code).
         self._code_hooks: list[_HookEntry] = []
         self._block_hooks: list[_HookEntry] = []
@@ -272,9 +274,20 @@ class Emulator:
         """
         if not data:
             return
-        self._check_access_mapped(address, len(data), ErrorKind.WRITE_UNMAPPED)
-        self._memory.write(address, bytes(data), check=None)
-        self._cpu.invalidate_range(address, address + len(data))
+        if address < 0:
+            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{address:#x} is not mapped",
+                                address=address)
+        try:
+            self._memory.write(address, data if isinstance(data, bytes) else bytes(data),
+                               check=None)
+        except GuestFault as fault:
+            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{fault.fault.addr:#x} is not "
+                                f"mapped", address=fault.fault.addr) from None
+        end = address + len(data)
+        tbs = self._cpu.tbs
+        if any(tbs.page_has_code(page) for page in
+               range(address - address % PAGE_SIZE, end, PAGE_SIZE)):
+            self._cpu.invalidate_range(address, end)
 
     # -- registers ------------------------------------------------------------------------
     def reg_read(self, reg: Register) -> int:
@@ -365,6 +378,7 @@ class Emulator:
         handle = self._next_handle
         self._next_handle += 1
         self._hooks[handle] = _HookEntry(kind, callback, user_data, begin, end)
+        self._hooks_version += 1
         return handle
 
     def hook_del(self, handle: int) -> None:
@@ -375,6 +389,7 @@ class Emulator:
         """
         if self._hooks.pop(handle, None) is None:
             raise EmulatorError(ErrorKind.HOOK, f"no hook with handle {handle!r}")
+        self._hooks_version += 1
 
     # -- running --------------------------------------------------------------------------
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> None:
@@ -395,14 +410,8 @@ class Emulator:
             raise EmulatorError(ErrorKind.ARG, "emu_start: the emulator is already running")
         if count < 0 or timeout < 0:
             raise EmulatorError(ErrorKind.ARG, "emu_start: count and timeout must be >= 0")
-        self._configure(TranslationConfig(
-            until=until, counting=count > 0,
-            code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
-            memory_hooks=(MEMORY_READS if self._hooks_of(Hook.MEM_READ) else 0)
-            | (MEMORY_WRITES if self._hooks_of(Hook.MEM_WRITE) else 0)))
-        self._code_hooks, self._block_hooks = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
-        self._read_hooks = self._hooks_of(Hook.MEM_READ)
-        self._write_hooks = self._hooks_of(Hook.MEM_WRITE)
+        if (until, count > 0, self._hooks_version) != self._configured:
+            self._configure(until, count > 0)
         state = self._state
         state.pc = begin
         if count:
@@ -579,11 +588,21 @@ class Emulator:
             cpu.raise_exception(EXCP_API_STOP)
 
     # -- internals ------------------------------------------------------------------------
-    def _configure(self, config: TranslationConfig) -> None:
-        """Make translations match ``config`` (dropping those made under another)."""
+    def _configure(self, until: int, counting: bool) -> None:
+        """Make translations match this run's ``until``, counting and hooks (dropping
+        those made under another configuration), and take the run's hook lists."""
+        self._code_hooks, self._block_hooks = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
+        self._read_hooks = self._hooks_of(Hook.MEM_READ)
+        self._write_hooks = self._hooks_of(Hook.MEM_WRITE)
+        config = TranslationConfig(
+            until=until, counting=counting,
+            code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
+            memory_hooks=(MEMORY_READS if self._read_hooks else 0)
+            | (MEMORY_WRITES if self._write_hooks else 0))
         if config != self._arch.config:
             self._arch.config = config
             self._cpu.flush()
+        self._configured = (until, counting, self._hooks_version)
 
     def _hooks_of(self, kind: Hook) -> list[_HookEntry]:
         return [hook for hook in self._hooks.values() if hook.kind & kind]
