@@ -167,6 +167,8 @@ class Emulator:
         self._memory = GuestMemory(memory_size)
         self._cpu = Cpu(self._arch, self._memory, options)
         self._state = self._cpu.state
+        self._pc_cell = ctypes.c_uint64.from_address(
+            self._state.address + self._arch.layout.offset("pc"))
         self._hooks: dict[int, _HookEntry] = {}
         self._hooks_version = 0  # changes with every hook_add and hook_del
         self._configured: tuple[int, bool, int] | None = None  # (until, counting, version)
@@ -425,7 +427,7 @@ class Emulator:
         try:
             if timer is not None:
                 timer.start()
-            self._run_until_done(until)
+            self._run_until_done(until, count > 0)
         except _Stopped:
             pass
         finally:
@@ -463,7 +465,7 @@ class Emulator:
             self._stop_pending = True
             self._cpu.stop()
 
-    def _run_until_done(self, until: int) -> None:
+    def _run_until_done(self, until: int, counting: bool) -> None:
         last_retry: tuple[int, int] | None = None
         while True:
             exit_ = self._cpu.run()
@@ -485,6 +487,9 @@ class Emulator:
                 where = (exit_.pc, exit_.fault.addr)
                 if self._memory_fault(exit_.fault, exit_.pc, retried=where == last_retry):
                     last_retry = where
+                    if counting and exit_.fault.access is not Access.FETCH:
+                        # The instruction is run again: its budget was already taken.
+                        self._state.set(BUDGET_FIELD, self._state.get(BUDGET_FIELD) + 1)
                     continue
             events = self._events
             if events is not None and index == events.illegal_insn:
@@ -548,22 +553,24 @@ class Emulator:
     # -- called from native code through the instrumentation helpers -----------------------
     # The hook lists are those of the run (made by emu_start): hooks added during a run
     # fire from the next one.
+    # (The per-instruction path: a ctypes view of pc instead of CpuState.pc, no calls
+    # beyond the callbacks'.)
     def _on_code(self, cpu: Cpu, pc: int, size: int) -> None:
-        state = self._state
-        state.pc = pc
+        pc_cell = self._pc_cell
+        pc_cell.value = pc
         for hook in self._code_hooks:
             if hook.begin <= pc <= hook.end or hook.begin > hook.end:
                 hook.callback(self, pc, size, hook.user_data)
-        if self._stop_pending or state.pc != pc:
+        if self._stop_pending or pc_cell.value != pc:
             self._after_hook(cpu, pc)
 
     def _on_block(self, cpu: Cpu, pc: int, size: int) -> None:
-        state = self._state
-        state.pc = pc
+        pc_cell = self._pc_cell
+        pc_cell.value = pc
         for hook in self._block_hooks:
             if hook.begin <= pc <= hook.end or hook.begin > hook.end:
                 hook.callback(self, pc, size, hook.user_data)
-        if self._stop_pending or state.pc != pc:
+        if self._stop_pending or pc_cell.value != pc:
             self._after_hook(cpu, pc)
 
     def _on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:

@@ -322,3 +322,24 @@ def test_compressed_code_counts_and_hooks() -> None:
 
     ours, theirs = both(scenario)
     assert ours == theirs
+
+
+def test_count_across_a_retried_access_and_a_pc_change() -> None:
+    def scenario(engine, r):
+        code = load(engine, "lui a0, 0x20\nld a1, 8(a0)\nli a2, 3\nli a3, 4\nli a4, 5")
+        engine.hook_add(Hook.MEM_UNMAPPED, lambda e, *args: e.mem_map(0x20000, 0x1000) or True)
+        engine.emu_start(CODE, CODE + len(code), count=3)
+        retried = regs(engine, r)
+
+        def skip(e, address, size, user_data):
+            if address == CODE + 4:
+                e.reg_write(r("pc"), CODE + 12)
+
+        engine.reg_write(r("a2"), 0)
+        engine.hook_add(Hook.CODE, skip)
+        engine.emu_start(CODE, CODE + len(code), count=3)
+        return retried, regs(engine, r)
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours[0][2:] == [3, 0, 0, CODE + 12]
