@@ -22,8 +22,10 @@ from llvmtcg.arch import arch_by_name as _arch_by_name
 from llvmtcg.emulator.instrument import (
     BUDGET_FIELD,
     EXCP_API_STOP,
+    MEM_INFO_AFTER,
     MEM_INFO_WRITE,
     MEMORY_READS,
+    MEMORY_READS_AFTER,
     MEMORY_WRITES,
     HookTarget,
     InstrumentedArch,
@@ -92,7 +94,7 @@ _FAULTS: dict[tuple[Access, FaultKind], tuple[ErrorKind, MemAccess, Hook]] = {
 _UNALIGNED = {Access.READ: ErrorKind.READ_UNALIGNED, Access.WRITE: ErrorKind.WRITE_UNALIGNED,
               Access.FETCH: ErrorKind.FETCH_UNALIGNED}
 _SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.MEM_WRITE
-                    | Hook.MEM_INVALID | Hook.INSN_INVALID)
+                    | Hook.MEM_READ_AFTER | Hook.MEM_INVALID | Hook.INSN_INVALID)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,7 @@ class Emulator:
         self._block_hooks: list[_HookEntry] = []
         self._read_hooks: list[_HookEntry] = []
         self._write_hooks: list[_HookEntry] = []
+        self._read_after_hooks: list[_HookEntry] = []
         self._next_handle = 1
         self._running = False
         self._stop_pending = False  # emu_stop() during this run
@@ -459,7 +462,8 @@ class Emulator:
 
     def emu_stop(self) -> None:
         """Stop the current run: from a hook, before the hooked instruction (or access)
-        executes; from another thread, at the next block boundary. Does nothing when
+        executes (from a MEM_READ_AFTER hook: at the next hooked instruction or block
+        boundary); from another thread, at the next block boundary. Does nothing when
         no run is in progress."""
         if self._running:
             self._stop_pending = True
@@ -574,15 +578,20 @@ class Emulator:
             self._after_hook(cpu, pc)
 
     def _on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
-        self._state.pc = pc
-        is_write = bool(info & MEM_INFO_WRITE)
-        kind, access = (Hook.MEM_WRITE, MemAccess.WRITE) if is_write else \
-            (Hook.MEM_READ, MemAccess.READ)
+        self._pc_cell.value = pc
         size = info & 0xFF
-        for hook in self._write_hooks if is_write else self._read_hooks:
+        if info & MEM_INFO_WRITE:
+            hooks, access = self._write_hooks, MemAccess.WRITE
+        elif info & MEM_INFO_AFTER:
+            hooks, access = self._read_after_hooks, MemAccess.READ_AFTER
+            value &= (1 << 8 * size) - 1  # as read, not as extended into the register
+        else:
+            hooks, access = self._read_hooks, MemAccess.READ
+        for hook in hooks:
             if hook.covers(address):
                 hook.callback(self, access, address, size, value, hook.user_data)
-        self._after_hook(cpu, pc)
+        if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
+            self._after_hook(cpu, pc)
 
     def _after_hook(self, cpu: Cpu, pc: int) -> None:
         """Leave native code before the hooked instruction if a callback stopped the run
@@ -601,11 +610,13 @@ class Emulator:
         self._code_hooks, self._block_hooks = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
         self._read_hooks = self._hooks_of(Hook.MEM_READ)
         self._write_hooks = self._hooks_of(Hook.MEM_WRITE)
+        self._read_after_hooks = self._hooks_of(Hook.MEM_READ_AFTER)
         config = TranslationConfig(
             until=until, counting=counting,
             code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
             memory_hooks=(MEMORY_READS if self._read_hooks else 0)
-            | (MEMORY_WRITES if self._write_hooks else 0))
+            | (MEMORY_WRITES if self._write_hooks else 0)
+            | (MEMORY_READS_AFTER if self._read_after_hooks else 0))
         if config != self._arch.config:
             self._arch.config = config
             self._cpu.flush()

@@ -12,8 +12,9 @@ it translates, as the current :class:`TranslationConfig` asks:
   CPU state (a field appended to the arch's layout) and leaves with
   :data:`EXCP_API_STOP` when it is exhausted: exact, and no Python per instruction.
 - hooks: a helper call (into Python) before each instruction in a CODE hook's range, at
-  the start of each block in a BLOCK hook's range, before each load and store when
-  memory hooks exist. Without hooks nothing is emitted.
+  the start of each block in a BLOCK hook's range, before each load and store (and
+  after each load, for MEM_READ_AFTER) when memory hooks exist. Without hooks nothing
+  is emitted.
 
 The configuration is part of :meth:`InstrumentedArch.fingerprint`; the emulator flushes
 translations when it changes between runs, so a hook added or removed takes effect on
@@ -27,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
-from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, const
+from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Temp, const
 from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.types import FFlag, RoundingMode
@@ -50,8 +51,10 @@ HELPER_BLOCK = HelperDecl("api_block", None, (I64, I64),
                           HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
 HELPER_MEM = HelperDecl("api_mem", None, (I64, I64, I64, I64),
                         HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
-MEM_INFO_WRITE = 1 << 8  # api_mem's info argument: size | MEM_INFO_WRITE for stores
-MEMORY_READS, MEMORY_WRITES = 1, 2  # TranslationConfig.memory_hooks bits
+# api_mem's info argument: the access size | MEM_INFO_WRITE for stores, MEM_INFO_AFTER
+# for a call after a load (with the value loaded).
+MEM_INFO_WRITE, MEM_INFO_AFTER = 1 << 8, 1 << 9
+MEMORY_READS, MEMORY_WRITES, MEMORY_READS_AFTER = 1, 2, 4  # TranslationConfig.memory_hooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +66,7 @@ class TranslationConfig:
     counting: bool = False
     code_ranges: tuple[Range, ...] = ()
     block_ranges: tuple[Range, ...] = ()
-    memory_hooks: int = 0  # MEMORY_READS | MEMORY_WRITES: which accesses call a hook
+    memory_hooks: int = 0  # MEMORY_* bits: which accesses call a hook
 
 
 def in_ranges(ranges: tuple[Range, ...], address: int) -> bool:
@@ -163,16 +166,27 @@ class InstrumentedArch(GuestArch):
         budget = self._globals[BUDGET_FIELD]
         ops, block.ops = block.ops, []
         first = True
+        pc = block.pc
         for op in ops:
             if op.name == "goto_tb" and op.args[1] == config.until:
                 # Stop at `until` without a lookup there (which would fault, slowly).
                 b.mov(self._globals["pc"], const(I64, config.until))
                 b.exit_tb(ExitReason.HALT)
                 continue
-            if (op.name == "qemu_ld" and config.memory_hooks & MEMORY_READS
-                    or op.name == "qemu_st" and config.memory_hooks & MEMORY_WRITES):
-                self._mem_hook_call(b, op.name == "qemu_st", op)
+            after_load = None
+            if op.name == "qemu_ld":
+                if config.memory_hooks & MEMORY_READS:
+                    self._mem_hook_call(b, pc, op.args[0].size, op.inputs[0], const(I64, 0))
+                if config.memory_hooks & MEMORY_READS_AFTER:
+                    after_load = b.temp(I64)  # the address (the load may overwrite it)
+                    b.mov(after_load, op.inputs[0])
+            elif op.name == "qemu_st" and config.memory_hooks & MEMORY_WRITES:
+                value, addr = op.inputs
+                self._mem_hook_call(b, pc, op.args[0].size | MEM_INFO_WRITE, addr, value)
             block.ops.append(op)
+            if after_load is not None:
+                self._mem_hook_call(b, pc, op.args[0].size | MEM_INFO_AFTER, after_load,
+                                    op.outputs[0])
             if op.name != "insn_start":
                 continue
             pc = op.args[0]
@@ -190,26 +204,14 @@ class InstrumentedArch(GuestArch):
                 b.call(HELPER_CODE.name, (), (const(I64, pc), const(I64, size_of[pc])))
             first = False
 
-    def _mem_hook_call(self, b: Builder, is_store: bool, op) -> None:
-        memop = op.args[0]
-        info = memop.size | (MEM_INFO_WRITE if is_store else 0)
-        if is_store:
-            value, addr = op.inputs
-            if value.type is not I64:
-                wide = b.temp(I64)
-                b.ext_i32_i64(wide, value, signed=False)
-                value = wide
-        else:
-            (addr,), value = op.inputs, const(I64, 0)
-        b.call(HELPER_MEM.name, (), (const(I64, self._current_pc(b)), const(I64, info),
-                                     addr, value))
-
     @staticmethod
-    def _current_pc(b: Builder) -> int:
-        for op in reversed(b.block.ops):
-            if op.name == "insn_start":
-                return op.args[0]
-        return b.block.pc
+    def _mem_hook_call(b: Builder, pc: int, info: int, addr: Temp, value: Temp) -> None:
+        """Call api_mem(pc, info, addr, value) (info: access size and MEM_INFO_* bits)."""
+        if value.type is not I64:
+            wide = b.temp(I64)
+            b.ext_i32_i64(wide, value, signed=False)
+            value = wide
+        b.call(HELPER_MEM.name, (), (const(I64, pc), const(I64, info), addr, value))
 
     # -- everything else is the base architecture's ------------------------------------
     def tb_flags(self, state: CpuState) -> int:

@@ -24,7 +24,8 @@ class Hook(enum.IntFlag):
 
     - ``INTR``: ``cb(emu, intno, user_data)``
     - ``CODE``, ``BLOCK``: ``cb(emu, address, size, user_data)``
-    - ``MEM_READ``, ``MEM_WRITE``: ``cb(emu, access, address, size, value, user_data)``
+    - ``MEM_READ``, ``MEM_WRITE``, ``MEM_READ_AFTER``: ``cb(emu, access, address, size,
+      value, user_data)`` (value: 0 for reads, the value stored or loaded otherwise)
     - ``MEM_*_UNMAPPED``, ``MEM_*_PROT``: the same, returning True to retry the access
       (after mapping or unprotecting the page)
     - ``INSN_INVALID``: ``cb(emu, user_data)``, returning True to continue (at the pc
@@ -42,6 +43,7 @@ class Hook(enum.IntFlag):
     MEM_FETCH_PROT = 512
     MEM_READ = 1024
     MEM_WRITE = 2048
+    MEM_READ_AFTER = 8192
     INSN_INVALID = 16384
     MEM_UNMAPPED = MEM_READ_UNMAPPED | MEM_WRITE_UNMAPPED | MEM_FETCH_UNMAPPED
     MEM_PROT = MEM_READ_PROT | MEM_WRITE_PROT | MEM_FETCH_PROT
@@ -60,6 +62,7 @@ class MemAccess(enum.IntEnum):
     WRITE_PROT = 22
     READ_PROT = 23
     FETCH_PROT = 24
+    READ_AFTER = 25
 
 
 class ErrorKind(enum.IntEnum):

@@ -213,3 +213,16 @@ def test_translation_shows_every_stage(emu: Emulator) -> None:
     with pytest.raises(EmulatorError) as info:
         emu.translation(0x900000)
     assert info.value.kind is ErrorKind.FETCH_UNMAPPED
+
+
+def test_read_after_hooks_see_the_value_loaded(emu: Emulator) -> None:
+    # (Unicorn 2.1's Python binding rejects UC_HOOK_MEM_READ_AFTER: no differential.)
+    end = load(emu, "lui a0, 0x11\nlb a1, 0(a0)\nld a0, 8(a0)\nflw fa0, 0(a0)")
+    emu.mem_write(0x11000, (0x80).to_bytes(8, "little") + (0x11000).to_bytes(8, "little"))
+    seen = []
+    emu.hook_add(Hook.MEM_READ_AFTER, lambda e, *args: seen.append(args[:4]))
+    emu.emu_start(CODE, end)
+    after = MemAccess.READ_AFTER
+    assert seen == [(after, 0x11000, 1, 0x80), (after, 0x11008, 8, 0x11000),
+                    (after, 0x11000, 4, 0x80)]
+    assert emu.reg_read("a1") == 2**64 - 0x80 and emu.reg_read("a0") == 0x11000
