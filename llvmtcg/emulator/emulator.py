@@ -13,6 +13,7 @@ import ctypes
 import enum
 import io
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -162,12 +163,20 @@ class Emulator:
                  options: RuntimeOptions = DEFAULT_EMULATOR_OPTIONS,
                  memory_size: int = DEFAULT_MEMORY_SIZE) -> None:
         base = _make_arch(arch, cpu)
+        self._closed = True  # until there is something to close
         self._events = _ARCH_EVENTS.get(base.name)
-        self._arch = InstrumentedArch(base, {HookTarget.CODE: self._on_code,
-                                             HookTarget.BLOCK: self._on_block,
-                                             HookTarget.MEM: self._on_mem})
+        # Native code reaches the emulator through a weak reference: the runtime's
+        # callback registry keeps the CPU alive until close(), and an emulator nobody
+        # references any more must still be collected (and closed, by __del__).
+        emulator = weakref.ref(self)
+        self._arch = InstrumentedArch(base, {
+            HookTarget.CODE: lambda cpu, pc, size: emulator()._on_code(cpu, pc, size),
+            HookTarget.BLOCK: lambda cpu, pc, size: emulator()._on_block(cpu, pc, size),
+            HookTarget.MEM: lambda cpu, pc, info, address, value:
+                emulator()._on_mem(cpu, pc, info, address, value)})
         self._memory = GuestMemory(memory_size)
         self._cpu = Cpu(self._arch, self._memory, options)
+        self._closed = False
         self._state = self._cpu.state
         self._pc_cell = ctypes.c_uint64.from_address(
             self._state.address + self._arch.layout.offset("pc"))
@@ -198,9 +207,17 @@ class Emulator:
         return self._arch.base
 
     def close(self) -> None:
-        """Release the CPU and the guest address space (the emulator is unusable after)."""
+        """Release the CPU and the guest address space (the emulator is unusable after;
+        closing twice is harmless)."""
+        if self._closed:
+            return
+        self._closed = True
         self._cpu.close()
         self._memory.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):  # (a constructor that failed: nothing)
+            self.close()
 
     def __enter__(self) -> Emulator:
         return self
@@ -673,26 +690,27 @@ class Emulator:
         that faults (memory-fault hooks receive them)."""
         softmmu = self._cpu.softmmu
         load, store, probe = softmmu.load, softmmu.store, softmmu.probe_atomic
+        emulator = weakref.ref(self)  # (the softmmu lives as long as the CPU)
 
         def noting_load(addr, memop, mmu_idx):
             try:
                 return load(addr, memop, mmu_idx)
             except GuestFault:
-                self._last_access = (memop.size, 0)
+                emulator()._last_access = (memop.size, 0)
                 raise
 
         def noting_store(addr, value, memop, mmu_idx):
             try:
                 return store(addr, value, memop, mmu_idx)
             except GuestFault:
-                self._last_access = (memop.size, value & ((1 << memop.bits) - 1))
+                emulator()._last_access = (memop.size, value & ((1 << memop.bits) - 1))
                 raise
 
         def noting_probe(addr, memop, mmu_idx):
             try:
                 return probe(addr, memop, mmu_idx)
             except GuestFault:
-                self._last_access = (memop.size, 0)
+                emulator()._last_access = (memop.size, 0)
                 raise
 
         softmmu.load, softmmu.store, softmmu.probe_atomic = noting_load, noting_store, noting_probe

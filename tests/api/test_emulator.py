@@ -226,3 +226,19 @@ def test_read_after_hooks_see_the_value_loaded(emu: Emulator) -> None:
     assert seen == [(after, 0x11000, 1, 0x80), (after, 0x11008, 8, 0x11000),
                     (after, 0x11000, 4, 0x80)]
     assert emu.reg_read("a1") == 2**64 - 0x80 and emu.reg_read("a0") == 0x11000
+
+
+def test_an_emulator_nobody_references_is_released() -> None:
+    import gc
+    import weakref
+
+    emu = Emulator("riscv64")
+    emu.mem_map(CODE, 0x1000)
+    emu.hook_add(Hook.CODE, lambda *args: None)
+    emu.mem_write(CODE, assemble("nop"))
+    emu.emu_start(CODE, CODE + 4)
+    gone = weakref.ref(emu)
+    memory = emu._memory
+    del emu
+    gc.collect()
+    assert gone() is None and memory.base == 0  # collected and closed
