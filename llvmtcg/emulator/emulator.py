@@ -62,18 +62,20 @@ DEFAULT_EMULATOR_OPTIONS = RuntimeOptions(tier_sync=True)
 class _ArchEvents:
     """How an architecture's exits map to Unicorn's events (exception numbers are the
     frontend's): which exception is an invalid instruction or a breakpoint, the INTR
-    number of a system call, and the length of the instruction whose first 16-bit
-    parcel is given."""
+    number and instruction length of a system call (a SYSCALL exit's pc is the
+    instruction's), and the length of the instruction whose first 16-bit parcel is
+    given."""
 
     illegal_insn: int
     breakpoint: int
     syscall_intno: int
+    syscall_length: int
     insn_length: Callable[[int], int]
 
 
 _ARCH_EVENTS: dict[str, _ArchEvents] = {
     # RISC-V: mcause values; instructions are 2 bytes unless the low bits are 0b11.
-    "riscv64": _ArchEvents(illegal_insn=2, breakpoint=3, syscall_intno=8,
+    "riscv64": _ArchEvents(illegal_insn=2, breakpoint=3, syscall_intno=8, syscall_length=4,
                            insn_length=lambda parcel: 4 if parcel & 3 == 3 else 2),
 }
 
@@ -494,9 +496,9 @@ class Emulator:
                 return
             if exit_.reason is ExitReason.HALT:
                 return
-            if exit_.reason is ExitReason.SYSCALL:
-                self._interrupt(self._events.syscall_intno if self._events else 0,
-                                exit_.pc + 4, exit_)
+            if exit_.reason is ExitReason.SYSCALL and self._events is not None:
+                self._interrupt(self._events.syscall_intno,
+                                exit_.pc + self._events.syscall_length, exit_)
                 continue
             index = exit_.exception_index
             if index == EXCP_API_STOP:
