@@ -167,34 +167,22 @@ class Emulator:
         base = _make_arch(arch, cpu)
         self._closed = True  # until there is something to close
         self._events = _ARCH_EVENTS.get(base.name)
-        # Native code reaches the emulator through a weak reference: the runtime's
-        # callback registry keeps the CPU alive until close(), and an emulator nobody
-        # references any more must still be collected (and closed, by __del__).
-        emulator = weakref.ref(self)
-        self._arch = InstrumentedArch(base, {
-            HookTarget.CODE: lambda cpu, pc, size: emulator()._on_code(cpu, pc, size),
-            HookTarget.BLOCK: lambda cpu, pc, size: emulator()._on_block(cpu, pc, size),
-            HookTarget.MEM: lambda cpu, pc, info, address, value:
-                emulator()._on_mem(cpu, pc, info, address, value)})
+        # Native code calls the dispatch object, which holds the emulator weakly.
+        self._dispatch = _HookDispatch(self)
+        self._arch = InstrumentedArch(base, {HookTarget.CODE: self._dispatch.on_code,
+                                             HookTarget.BLOCK: self._dispatch.on_block,
+                                             HookTarget.MEM: self._dispatch.on_mem})
         self._memory = GuestMemory(memory_size)
         self._cpu = Cpu(self._arch, self._memory, options)
         self._closed = False
         self._state = self._cpu.state
-        self._pc_cell = ctypes.c_uint64.from_address(
+        self._dispatch.pc_cell = ctypes.c_uint64.from_address(
             self._state.address + self._arch.layout.offset("pc"))
         self._hooks: dict[int, _HookEntry] = {}
         self._hooks_version = 0  # changes with every hook_add and hook_del
         self._configured: tuple[int, bool, int] | None = None  # (until, counting, version)
-        # The hooks of the current run, by what translated code calls (see _on_code).
-        self._code_hooks: list[_HookEntry] = []
-        self._block_hooks: list[_HookEntry] = []
-        self._read_hooks: list[_HookEntry] = []
-        self._write_hooks: list[_HookEntry] = []
-        self._read_after_hooks: list[_HookEntry] = []
         self._next_handle = 1
         self._running = False
-        self._stop_pending = False  # emu_stop() during this run
-        self._redirect: int | None = None  # a hook moved pc: resume there
         self._last_access: tuple[int, int] = (0, 0)  # (size, value) of a faulting access
         self._note_faulting_accesses()
         # (offset, size) of the guest's fields in the CPU state: what a Context holds.
@@ -440,8 +428,8 @@ class Emulator:
         state.pc = begin
         if count:
             state.set(BUDGET_FIELD, count)
-        self._stop_pending = False
-        self._redirect = None
+        self._dispatch.stop_pending = False
+        self._dispatch.redirect = None
         self._cpu.loop.stop_requested = False
         state.clear_exit_request()
         timer = threading.Timer(timeout / 1e6, self.emu_stop) if timeout else None
@@ -485,7 +473,7 @@ class Emulator:
         boundary); from another thread, at the next block boundary. Does nothing when
         no run is in progress."""
         if self._running:
-            self._stop_pending = True
+            self._dispatch.stop_pending = True
             self._cpu.stop()
 
     def _run_until_done(self, until: int, counting: bool) -> None:
@@ -502,8 +490,8 @@ class Emulator:
                 continue
             index = exit_.exception_index
             if index == EXCP_API_STOP:
-                if self._redirect is not None and not self._stop_pending:
-                    self._state.pc, self._redirect = self._redirect, None
+                if self._dispatch.redirect is not None and not self._dispatch.stop_pending:
+                    self._state.pc, self._dispatch.redirect = self._dispatch.redirect, None
                     continue
                 return
             if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) and exit_.fault is not None:
@@ -534,7 +522,7 @@ class Emulator:
                                 f"(no INTR hook) at pc {exit_.pc:#x}", pc=next_pc)
         for hook in hooks:
             hook.callback(self, intno, hook.user_data)
-            if self._stop_pending:
+            if self._dispatch.stop_pending:
                 raise _Stopped
 
     def _memory_fault(self, fault: MemFault, pc: int, *, retried: bool) -> bool:
@@ -555,7 +543,7 @@ class Emulator:
                 if hook.covers(fault.addr) and hook.callback(self, access, fault.addr, size,
                                                              value, hook.user_data):
                     handled = True
-        if self._stop_pending:
+        if self._dispatch.stop_pending:
             raise _Stopped
         if handled:
             return True
@@ -566,76 +554,26 @@ class Emulator:
         handled = False
         for hook in self._hooks_of(Hook.INSN_INVALID):
             handled = bool(hook.callback(self, hook.user_data)) or handled
-        if self._stop_pending:
+        if self._dispatch.stop_pending:
             raise _Stopped
         if handled:
             return True
         raise EmulatorError(ErrorKind.INSN_INVALID, f"invalid instruction at pc {pc:#x}",
                             address=pc, pc=pc)
 
-    # -- called from native code through the instrumentation helpers -----------------------
-    # The hook lists are those of the run (made by emu_start): hooks added during a run
-    # fire from the next one.
-    # (The per-instruction path: a ctypes view of pc instead of CpuState.pc, no calls
-    # beyond the callbacks'.)
-    def _on_code(self, cpu: Cpu, pc: int, size: int) -> None:
-        pc_cell = self._pc_cell
-        pc_cell.value = pc
-        for hook in self._code_hooks:
-            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
-                hook.callback(self, pc, size, hook.user_data)
-        if self._stop_pending or pc_cell.value != pc:
-            self._after_hook(cpu, pc)
-
-    def _on_block(self, cpu: Cpu, pc: int, size: int) -> None:
-        pc_cell = self._pc_cell
-        pc_cell.value = pc
-        for hook in self._block_hooks:
-            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
-                hook.callback(self, pc, size, hook.user_data)
-        if self._stop_pending or pc_cell.value != pc:
-            self._after_hook(cpu, pc)
-
-    def _on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
-        self._pc_cell.value = pc
-        size = info & 0xFF
-        if info & MEM_INFO_WRITE:
-            hooks, access = self._write_hooks, MemAccess.WRITE
-        elif info & MEM_INFO_AFTER:
-            hooks, access = self._read_after_hooks, MemAccess.READ_AFTER
-            value &= (1 << 8 * size) - 1  # as read, not as extended into the register
-        else:
-            hooks, access = self._read_hooks, MemAccess.READ
-        for hook in hooks:
-            if hook.covers(address):
-                hook.callback(self, access, address, size, value, hook.user_data)
-        if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
-            self._after_hook(cpu, pc)
-
-    def _after_hook(self, cpu: Cpu, pc: int) -> None:
-        """Leave native code before the hooked instruction if a callback stopped the run
-        or moved pc (the block exit stores the instruction's pc; the run loop then
-        resumes at the new one)."""
-        if self._stop_pending:
-            cpu.raise_exception(EXCP_API_STOP)
-        elif self._state.pc != pc:
-            self._redirect = self._state.pc
-            cpu.raise_exception(EXCP_API_STOP)
-
     # -- internals ------------------------------------------------------------------------
     def _configure(self, until: int, counting: bool) -> None:
         """Make translations match this run's ``until``, counting and hooks (dropping
         those made under another configuration), and take the run's hook lists."""
-        self._code_hooks, self._block_hooks = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
-        self._read_hooks = self._hooks_of(Hook.MEM_READ)
-        self._write_hooks = self._hooks_of(Hook.MEM_WRITE)
-        self._read_after_hooks = self._hooks_of(Hook.MEM_READ_AFTER)
+        run = self._dispatch  # (the hook lists of this run)
+        run.code, run.block = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
+        run.read, run.write = self._hooks_of(Hook.MEM_READ), self._hooks_of(Hook.MEM_WRITE)
+        run.read_after = self._hooks_of(Hook.MEM_READ_AFTER)
         config = TranslationConfig(
             until=until, counting=counting,
             code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
-            memory_hooks=(MEMORY_READS if self._read_hooks else 0)
-            | (MEMORY_WRITES if self._write_hooks else 0)
-            | (MEMORY_READS_AFTER if self._read_after_hooks else 0))
+            memory_hooks=(MEMORY_READS if run.read else 0) | (MEMORY_WRITES if run.write else 0)
+            | (MEMORY_READS_AFTER if run.read_after else 0))
         if config != self._arch.config:
             self._arch.config = config
             self._cpu.flush()
@@ -716,6 +654,76 @@ class Emulator:
                 raise
 
         softmmu.load, softmmu.store, softmmu.probe_atomic = noting_load, noting_store, noting_probe
+
+
+class _HookDispatch:
+    """What native code calls through the instrumentation helpers, and the state of the
+    run it shares with the emulator. The emulator is held by a weak reference (the
+    runtime's callback registry keeps the CPU, and so these handlers, alive until
+    close()), and the per-instruction path touches nothing but this object: a ctypes
+    view of pc, the run's hook lists (made by emu_start: hooks added during a run fire
+    from the next one)."""
+
+    __slots__ = ("emulator", "pc_cell", "code", "block", "read", "write", "read_after",
+                 "stop_pending", "redirect")
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = weakref.ref(emulator)
+        self.pc_cell = ctypes.c_uint64()  # the CPU state's pc, once there is a CPU
+        self.code: list[_HookEntry] = []
+        self.block: list[_HookEntry] = []
+        self.read: list[_HookEntry] = []
+        self.write: list[_HookEntry] = []
+        self.read_after: list[_HookEntry] = []
+        self.stop_pending = False  # emu_stop() during this run
+        self.redirect: int | None = None  # a hook moved pc: resume there
+
+    def on_code(self, cpu: Cpu, pc: int, size: int) -> None:
+        pc_cell = self.pc_cell
+        pc_cell.value = pc
+        emulator = self.emulator()
+        for hook in self.code:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                hook.callback(emulator, pc, size, hook.user_data)
+        if self.stop_pending or pc_cell.value != pc:
+            self._leave(cpu, pc)
+
+    def on_block(self, cpu: Cpu, pc: int, size: int) -> None:
+        pc_cell = self.pc_cell
+        pc_cell.value = pc
+        emulator = self.emulator()
+        for hook in self.block:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                hook.callback(emulator, pc, size, hook.user_data)
+        if self.stop_pending or pc_cell.value != pc:
+            self._leave(cpu, pc)
+
+    def on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
+        self.pc_cell.value = pc
+        size = info & 0xFF
+        if info & MEM_INFO_WRITE:
+            hooks, access = self.write, MemAccess.WRITE
+        elif info & MEM_INFO_AFTER:
+            hooks, access = self.read_after, MemAccess.READ_AFTER
+            value &= (1 << 8 * size) - 1  # as read, not as extended into the register
+        else:
+            hooks, access = self.read, MemAccess.READ
+        emulator = self.emulator()
+        for hook in hooks:
+            if hook.covers(address):
+                hook.callback(emulator, access, address, size, value, hook.user_data)
+        if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
+            self._leave(cpu, pc)
+
+    def _leave(self, cpu: Cpu, pc: int) -> None:
+        """Leave native code before the hooked instruction if a callback stopped the run
+        or moved pc (the block exit stores the instruction's pc; the run loop then
+        resumes at the new one)."""
+        if self.stop_pending:
+            cpu.raise_exception(EXCP_API_STOP)
+        elif self.pc_cell.value != pc:
+            self.redirect = self.pc_cell.value
+            cpu.raise_exception(EXCP_API_STOP)
 
 
 class _Stopped(Exception):
