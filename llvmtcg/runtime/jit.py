@@ -193,6 +193,26 @@ class JitEngine:
         self._perf_map([obj], addresses)
         return CompiledModule(name, addresses, tracker, object_size=len(obj), object=obj)
 
+    def inspect(self, ir_text: str) -> tuple[str, str]:
+        """The LLVM IR of a module after this engine's optimisation pipeline, and the
+        host assembly it compiles to (nothing is linked; for the embedding API's
+        ``Emulator.translation``).
+
+        Raises:
+            CompileError: the module does not parse, verify or compile.
+        """
+        stage = "parse"
+        try:
+            module = llvm.parse_assembly(ir_text)
+            stage = "verify"
+            module.verify()
+            stage = "optimise"
+            self._optimise(module)
+            stage = "codegen"
+            return str(module), self.target_machine.emit_assembly(module)
+        except (RuntimeError, ValueError) as exc:
+            raise CompileError(stage, ["<inspect>"], str(exc)) from exc
+
     def load_object(self, obj: bytes | list[bytes], exports: Iterable[str],
                     blocks: Iterable[str] = ()) -> CompiledModule:
         """Link previously compiled object code (from the code cache). Several objects

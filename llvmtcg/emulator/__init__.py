@@ -1,0 +1,14 @@
+"""The embedding API: llvmtcg as a Unicorn-class emulator engine.
+
+    from llvmtcg import Emulator, Perm, Hook
+    emu = Emulator("riscv64")
+    emu.mem_map(0x10000, 0x4000, Perm.READ | Perm.EXEC)
+
+See docs/library.md.
+"""
+
+from llvmtcg.emulator.emulator import Context, Emulator, Translation
+from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
+
+__all__ = ["Context", "Emulator", "EmulatorError", "ErrorKind", "Hook", "MemAccess", "Perm",
+           "Translation"]

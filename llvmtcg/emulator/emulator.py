@@ -1,0 +1,744 @@
+"""The embedding API: :class:`Emulator`, a Unicorn-style engine over the llvmtcg runtime.
+
+Names, arguments and semantics follow Unicorn's (``Uc``'s Python binding), so code
+written against Unicorn ports by renaming. The emulator is a layer on the runtime: one
+:class:`~llvmtcg.runtime.cpu_exec.Cpu` on one :class:`GuestMemory`, running an
+:class:`~llvmtcg.emulator.instrument.InstrumentedArch` that compiles ``until``, ``count``
+and hook calls into the translated code (see that module).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import enum
+import io
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from llvmtcg.arch import CpuModelError, GuestArch, UnknownArchError, UnknownRegisterError
+from llvmtcg.arch import arch_by_name as _arch_by_name
+from llvmtcg.emulator.instrument import (
+    BUDGET_FIELD,
+    EXCP_API_STOP,
+    MEM_INFO_AFTER,
+    MEM_INFO_WRITE,
+    MEMORY_READS,
+    MEMORY_READS_AFTER,
+    MEMORY_WRITES,
+    HookTarget,
+    InstrumentedArch,
+    TranslationConfig,
+)
+from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
+from llvmtcg.ir.cpu_layout import PAGE_SIZE, RUNTIME_FIELDS
+from llvmtcg.ir.ops import ExitReason
+from llvmtcg.log import Log
+from llvmtcg.options import RuntimeOptions
+from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.exits import (
+    EXCP_MEM_FAULT,
+    EXCP_MISALIGNED,
+    Access,
+    CpuExit,
+    FaultKind,
+    GuestFault,
+    MemFault,
+)
+from llvmtcg.runtime.softmmu import GuestMemory
+
+Register = enum.IntEnum | int | str
+_RUNTIME_FIELD_NAMES = frozenset(name for name, _ in RUNTIME_FIELDS)
+# The emulator's default address space: 2**38 bytes reserved (not committed).
+DEFAULT_MEMORY_SIZE = 1 << 38
+# Translation options: hot regions compile on the run loop's thread, so a background
+# compile never installs code translated under a previous run's hooks or `until`.
+DEFAULT_EMULATOR_OPTIONS = RuntimeOptions(tier_sync=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _ArchEvents:
+    """How an architecture's exits map to Unicorn's events (exception numbers are the
+    frontend's): which exception is an invalid instruction or a breakpoint, the INTR
+    number and instruction length of a system call (a SYSCALL exit's pc is the
+    instruction's), and the length of the instruction whose first 16-bit parcel is
+    given."""
+
+    illegal_insn: int
+    breakpoint: int
+    syscall_intno: int
+    syscall_length: int
+    insn_length: Callable[[int], int]
+
+
+_ARCH_EVENTS: dict[str, _ArchEvents] = {
+    # RISC-V: mcause values; instructions are 2 bytes unless the low bits are 0b11.
+    "riscv64": _ArchEvents(illegal_insn=2, breakpoint=3, syscall_intno=8, syscall_length=4,
+                           insn_length=lambda parcel: 4 if parcel & 3 == 3 else 2),
+}
+
+# (access, fault kind) -> (the error, the MEM_* access a hook sees, the hook type).
+_FAULTS: dict[tuple[Access, FaultKind], tuple[ErrorKind, MemAccess, Hook]] = {
+    (Access.READ, FaultKind.UNMAPPED):
+        (ErrorKind.READ_UNMAPPED, MemAccess.READ_UNMAPPED, Hook.MEM_READ_UNMAPPED),
+    (Access.WRITE, FaultKind.UNMAPPED):
+        (ErrorKind.WRITE_UNMAPPED, MemAccess.WRITE_UNMAPPED, Hook.MEM_WRITE_UNMAPPED),
+    (Access.FETCH, FaultKind.UNMAPPED):
+        (ErrorKind.FETCH_UNMAPPED, MemAccess.FETCH_UNMAPPED, Hook.MEM_FETCH_UNMAPPED),
+    (Access.READ, FaultKind.PROTECTION):
+        (ErrorKind.READ_PROT, MemAccess.READ_PROT, Hook.MEM_READ_PROT),
+    (Access.WRITE, FaultKind.PROTECTION):
+        (ErrorKind.WRITE_PROT, MemAccess.WRITE_PROT, Hook.MEM_WRITE_PROT),
+    (Access.FETCH, FaultKind.PROTECTION):
+        (ErrorKind.FETCH_PROT, MemAccess.FETCH_PROT, Hook.MEM_FETCH_PROT),
+}
+_UNALIGNED = {Access.READ: ErrorKind.READ_UNALIGNED, Access.WRITE: ErrorKind.WRITE_UNALIGNED,
+              Access.FETCH: ErrorKind.FETCH_UNALIGNED}
+_SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.MEM_WRITE
+                    | Hook.MEM_READ_AFTER | Hook.MEM_INVALID | Hook.INSN_INVALID)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Saved registers (:meth:`Emulator.context_save`): the pc and the guest part of
+    the CPU state (every register field of the architecture's layout), as bytes."""
+
+    arch: str
+    pc: int
+    registers: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """Every stage of the translation of one guest block (:meth:`Emulator.translation`).
+
+    Attributes:
+        pc: the block's first guest address.
+        guest_size: bytes of guest code it covers.
+        guest_asm: the guest instructions, disassembled.
+        ir: the llvmtcg IR (with the current run's instrumentation, if any).
+        llvm_ir: the LLVM IR after the cheap tier's optimisation pipeline.
+        host_asm: the x86-64 assembly LLVM makes of it.
+    """
+
+    pc: int
+    guest_size: int
+    guest_asm: str
+    ir: str
+    llvm_ir: str
+    host_asm: str
+
+    def __str__(self) -> str:
+        return "\n".join((self.guest_asm, self.ir, self.llvm_ir, self.host_asm))
+
+
+@dataclass(slots=True)
+class _HookEntry:
+    kind: Hook
+    callback: Callable[..., Any]
+    user_data: Any
+    begin: int
+    end: int
+
+    def covers(self, address: int) -> bool:
+        return self.begin > self.end or self.begin <= address <= self.end
+
+
+class Emulator:
+    """A guest CPU and its memory, driven as Unicorn drives one.
+
+    Args:
+        arch: the guest architecture (``"riscv64"``).
+        cpu: the CPU model and properties, as ``-cpu`` takes them (None: the default).
+        options: translation and tiering settings (default: hot code compiled
+            synchronously).
+        memory_size: bytes of guest address space; addresses at or above it cannot be
+            mapped.
+
+    Raises:
+        EmulatorError: ``ARCH`` for an unknown architecture or CPU model.
+    """
+
+    def __init__(self, arch: str, cpu: str | None = None, *,
+                 options: RuntimeOptions = DEFAULT_EMULATOR_OPTIONS,
+                 memory_size: int = DEFAULT_MEMORY_SIZE) -> None:
+        base = _make_arch(arch, cpu)
+        self._closed = True  # until there is something to close
+        self._events = _ARCH_EVENTS.get(base.name)
+        # Native code calls the dispatch object, which holds the emulator weakly.
+        self._dispatch = _HookDispatch(self)
+        self._arch = InstrumentedArch(base, {HookTarget.CODE: self._dispatch.on_code,
+                                             HookTarget.BLOCK: self._dispatch.on_block,
+                                             HookTarget.MEM: self._dispatch.on_mem})
+        self._memory = GuestMemory(memory_size)
+        self._cpu = Cpu(self._arch, self._memory, options)
+        self._closed = False
+        self._state = self._cpu.state
+        self._dispatch.pc_cell = ctypes.c_uint64.from_address(
+            self._state.address + self._arch.layout.offset("pc"))
+        self._hooks: dict[int, _HookEntry] = {}
+        self._hooks_version = 0  # changes with every hook_add and hook_del
+        self._configured: tuple[int, bool, int] | None = None  # (until, counting, version)
+        self._next_handle = 1
+        self._running = False
+        self._last_access: tuple[int, int] = (0, 0)  # (size, value) of a faulting access
+        self._note_faulting_accesses()
+        # (offset, size) of the guest's fields in the CPU state: what a Context holds.
+        guest = [f for name, f in self._arch.layout.fields.items()
+                 if name not in _RUNTIME_FIELD_NAMES and name != BUDGET_FIELD]
+        start = min(f.offset for f in guest)
+        self._guest_fields = (start, max(f.offset + f.size for f in guest) - start)
+
+    @property
+    def arch(self) -> GuestArch:
+        """The guest architecture (and CPU model) this emulator runs."""
+        return self._arch.base
+
+    def close(self) -> None:
+        """Release the CPU and the guest address space (the emulator is unusable after;
+        closing twice is harmless)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cpu.close()
+        self._memory.close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True):  # (a constructor that failed: nothing)
+            self.close()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- memory ---------------------------------------------------------------------------
+    def mem_map(self, address: int, size: int, perms: int = Perm.ALL) -> None:
+        """Map ``size`` bytes of zeroed memory at ``address``.
+
+        Args:
+            address: page aligned.
+            size: a positive multiple of the page size.
+            perms: a combination of :class:`Perm` flags.
+
+        Raises:
+            EmulatorError: ``ARG`` for an unaligned or empty range, a range outside the
+                address space or bad permissions; ``MAP`` if it overlaps a mapping.
+        """
+        self._check_range(address, size)
+        self._check_perms(perms)
+        if not self._memory.is_free(address, size):
+            raise EmulatorError(ErrorKind.MAP, f"{address:#x}+{size:#x} overlaps a mapping",
+                                address=address)
+        self._memory.map(address, size, int(perms))
+
+    def mem_unmap(self, address: int, size: int) -> None:
+        """Unmap ``[address, address+size)`` (translated code there is dropped).
+
+        Raises:
+            EmulatorError: ``ARG`` for an unaligned range, ``NOMEM`` if part of it is
+                not mapped.
+        """
+        self._check_range(address, size)
+        self._check_mapped(address, size)
+        self._memory.unmap(address, size)
+
+    def mem_protect(self, address: int, size: int, perms: int = Perm.ALL) -> None:
+        """Change the permissions of ``[address, address+size)``.
+
+        Raises:
+            EmulatorError: ``ARG`` for an unaligned range or bad permissions, ``NOMEM``
+                if part of the range is not mapped.
+        """
+        self._check_range(address, size)
+        self._check_perms(perms)
+        self._check_mapped(address, size)
+        self._memory.protect(address, size, int(perms))
+
+    def mem_regions(self) -> list[tuple[int, int, int]]:
+        """The mapped regions as ``(begin, end, perms)``, ``end`` inclusive (as
+        Unicorn's ``mem_regions``), sorted by address."""
+        return [(r.start, r.end - 1, r.perms) for r in self._memory.regions()]
+
+    def mem_read(self, address: int, size: int) -> bytearray:
+        """``size`` bytes of guest memory at ``address`` (permissions are not checked).
+
+        Raises:
+            EmulatorError: ``READ_UNMAPPED`` if a byte is not mapped.
+        """
+        if size < 0:
+            raise EmulatorError(ErrorKind.ARG, f"negative size {size}")
+        if size == 0:
+            return bytearray()
+        self._check_access_mapped(address, size, ErrorKind.READ_UNMAPPED)
+        # Mapped RAM lives at base + address (the API maps no MMIO regions).
+        return bytearray(ctypes.string_at(self._memory.base + address, size))
+
+    def mem_write(self, address: int, data: bytes) -> None:
+        """Store ``data`` at ``address`` (permissions are not checked). Translations of
+        code in the written bytes are dropped, so the next run executes the new code.
+
+        Raises:
+            EmulatorError: ``WRITE_UNMAPPED`` if a byte is not mapped.
+        """
+        if not data:
+            return
+        if address < 0:
+            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{address:#x} is not mapped",
+                                address=address)
+        try:
+            self._memory.write(address, data if isinstance(data, bytes) else bytes(data),
+                               check=None)
+        except GuestFault as fault:
+            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{fault.fault.addr:#x} is not "
+                                f"mapped", address=fault.fault.addr) from None
+        end = address + len(data)
+        tbs = self._cpu.tbs
+        if any(tbs.page_has_code(page) for page in
+               range(address - address % PAGE_SIZE, end, PAGE_SIZE)):
+            self._cpu.invalidate_range(address, end)
+
+    # -- registers ------------------------------------------------------------------------
+    def reg_read(self, reg: Register) -> int:
+        """The value of ``reg`` (a name such as ``"a0"``, an enum member such as
+        ``llvmtcg.riscv64.Reg.A0``, or its number), unsigned. Floating-point
+        registers read as their bit pattern.
+
+        Raises:
+            EmulatorError: ``ARG`` for a register the architecture does not have.
+        """
+        try:
+            return self._arch.reg_read(self._state, reg)
+        except UnknownRegisterError as e:
+            raise EmulatorError(ErrorKind.ARG, str(e)) from None
+
+    def reg_write(self, reg: Register, value: int) -> None:
+        """Write ``value`` (truncated to the register's width) to ``reg``.
+
+        Raises:
+            EmulatorError: ``ARG`` for a register the architecture does not have.
+        """
+        try:
+            self._arch.reg_write(self._state, reg, value)
+        except UnknownRegisterError as e:
+            raise EmulatorError(ErrorKind.ARG, str(e)) from None
+
+    def reg_read_batch(self, regs: Iterable[Register]) -> tuple[int, ...]:
+        """The values of ``regs``, in order.
+
+        Raises:
+            EmulatorError: ``ARG`` for an unknown register.
+        """
+        return tuple(self.reg_read(reg) for reg in regs)
+
+    def reg_write_batch(self, values: Mapping[Register, int] | Iterable[tuple[Register, int]]
+                        ) -> None:
+        """Write several registers: a mapping or ``(register, value)`` pairs.
+
+        Raises:
+            EmulatorError: ``ARG`` for an unknown register (nothing is written then).
+        """
+        pairs = list(values.items() if isinstance(values, Mapping) else values)
+        resolved = [(self._register(reg), value) for reg, value in pairs]
+        for reg, value in resolved:
+            self._arch.reg_write(self._state, reg, value)
+
+    def context_save(self) -> Context:
+        """The registers, to restore with :meth:`context_restore`."""
+        start, size = self._guest_fields
+        return Context(self._arch.name, self._state.pc,
+                       ctypes.string_at(self._state.address + start, size))
+
+    def context_restore(self, context: Context) -> None:
+        """Put back the registers ``context`` saved.
+
+        Raises:
+            EmulatorError: ``ARG`` if it was saved from another architecture.
+        """
+        if context.arch != self._arch.name:
+            raise EmulatorError(ErrorKind.ARG, f"a {context.arch} context cannot be "
+                                               f"restored into a {self._arch.name} emulator")
+        start, size = self._guest_fields
+        ctypes.memmove(self._state.address + start, context.registers, size)
+        self._state.pc = context.pc
+
+    # -- hooks ----------------------------------------------------------------------------
+    def hook_add(self, htype: int, callback: Callable[..., Any], user_data: Any = None,
+                 begin: int = 1, end: int = 0) -> int:
+        """Call ``callback`` on the events of ``htype`` (signatures: :class:`Hook`).
+
+        Args:
+            htype: one or more :class:`Hook` flags.
+            callback: the function to call.
+            user_data: passed to every call as the last argument.
+            begin, end: the addresses (inclusive) the hook covers: of the instruction
+                (CODE), of the block (BLOCK), of the accessed memory (MEM_*). ``begin >
+                end`` (the default) covers everything.
+
+        Returns:
+            A handle for :meth:`hook_del`. The hook takes effect on the next run.
+
+        Raises:
+            EmulatorError: ``HOOK`` for an unsupported hook type.
+        """
+        kind = Hook(htype) if htype & ~int(_SUPPORTED_HOOKS) == 0 and htype else None
+        if kind is None:
+            raise EmulatorError(ErrorKind.HOOK, f"unsupported hook type {htype:#x}")
+        handle = self._next_handle
+        self._next_handle += 1
+        self._hooks[handle] = _HookEntry(kind, callback, user_data, begin, end)
+        self._hooks_version += 1
+        return handle
+
+    def hook_del(self, handle: int) -> None:
+        """Remove a hook; it no longer fires from the next run on.
+
+        Raises:
+            EmulatorError: ``HOOK`` for an unknown handle.
+        """
+        if self._hooks.pop(handle, None) is None:
+            raise EmulatorError(ErrorKind.HOOK, f"no hook with handle {handle!r}")
+        self._hooks_version += 1
+
+    # -- running --------------------------------------------------------------------------
+    def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> None:
+        """Run guest code from ``begin``.
+
+        The run ends before the instruction at ``until`` would execute, after ``count``
+        instructions (0: no limit), after ``timeout`` microseconds (0: none), or at
+        :meth:`emu_stop`; ``pc`` is then the next instruction to run.
+
+        Raises:
+            EmulatorError: an access to unmapped or protected memory no hook handled
+                (``READ_UNMAPPED``, ``WRITE_PROT``, ``FETCH_UNMAPPED``, …), an invalid
+                instruction (``INSN_INVALID``), an ``ecall``/``ebreak`` without an
+                ``INTR`` hook (``EXCEPTION``); ``address`` and ``pc`` say where.
+            Exception: whatever a hook callback raised.
+        """
+        if self._running:
+            raise EmulatorError(ErrorKind.ARG, "emu_start: the emulator is already running")
+        if count < 0 or timeout < 0:
+            raise EmulatorError(ErrorKind.ARG, "emu_start: count and timeout must be >= 0")
+        if (until, count > 0, self._hooks_version) != self._configured:
+            self._configure(until, count > 0)
+        state = self._state
+        state.pc = begin
+        if count:
+            state.set(BUDGET_FIELD, count)
+        self._dispatch.stop_pending = False
+        self._dispatch.redirect = None
+        self._cpu.loop.stop_requested = False
+        state.clear_exit_request()
+        timer = threading.Timer(timeout / 1e6, self.emu_stop) if timeout else None
+        self._running = True
+        try:
+            if timer is not None:
+                timer.start()
+            self._run_until_done(until, count > 0)
+        except _Stopped:
+            pass
+        finally:
+            self._running = False
+            if timer is not None:
+                timer.cancel()
+
+    def translation(self, pc: int) -> Translation:
+        """Translate the block at ``pc`` as a run would now (with the hooks of the last
+        run) and return every stage: guest disassembly, IR, LLVM IR, host assembly.
+        Installed code is not changed (hot code may since have been recompiled by the
+        optimising tier; this shows the first tier's).
+
+        Raises:
+            EmulatorError: ``FETCH_UNMAPPED``/``FETCH_PROT`` if ``pc`` is not executable.
+        """
+        guest_log = io.StringIO()
+        try:
+            block = self._arch.translate(pc, self._cpu.tb_flags, self._cpu.softmmu.fetch,
+                                         Log("in_asm", guest_log))
+        except GuestFault as fault:
+            error = _FAULTS[fault.fault.access, fault.fault.kind][0]
+            raise EmulatorError(error, f"cannot translate at {pc:#x}: {fault.fault}",
+                                address=fault.fault.addr, pc=pc) from None
+        ir = str(block)
+        llvm_text = self._cpu.tbs.lowering.lower_module([block], self._cpu.jit.triple)
+        llvm_ir, host_asm = self._cpu.jit.inspect(llvm_text)
+        return Translation(pc, block.guest_size, guest_log.getvalue(), ir, llvm_ir, host_asm)
+
+    def emu_stop(self) -> None:
+        """Stop the current run: from a hook, before the hooked instruction (or access)
+        executes (from a MEM_READ_AFTER hook: at the next hooked instruction or block
+        boundary); from another thread, at the next block boundary. Does nothing when
+        no run is in progress."""
+        if self._running:
+            self._dispatch.stop_pending = True
+            self._cpu.stop()
+
+    def _run_until_done(self, until: int, counting: bool) -> None:
+        last_retry: tuple[int, int] | None = None
+        while True:
+            exit_ = self._cpu.run()
+            if exit_.reason is ExitReason.REQUESTED or self._state.pc == until:
+                return
+            if exit_.reason is ExitReason.HALT:
+                return
+            if exit_.reason is ExitReason.SYSCALL and self._events is not None:
+                self._interrupt(self._events.syscall_intno,
+                                exit_.pc + self._events.syscall_length, exit_)
+                continue
+            index = exit_.exception_index
+            if index == EXCP_API_STOP:
+                if self._dispatch.redirect is not None and not self._dispatch.stop_pending:
+                    self._state.pc, self._dispatch.redirect = self._dispatch.redirect, None
+                    continue
+                return
+            if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) and exit_.fault is not None:
+                where = (exit_.pc, exit_.fault.addr)
+                if self._memory_fault(exit_.fault, exit_.pc, retried=where == last_retry):
+                    last_retry = where
+                    if counting and exit_.fault.access is not Access.FETCH:
+                        # The instruction is run again: its budget was already taken.
+                        self._state.set(BUDGET_FIELD, self._state.get(BUDGET_FIELD) + 1)
+                    continue
+            events = self._events
+            if events is not None and index == events.illegal_insn:
+                if self._invalid_instruction(exit_.pc):
+                    continue
+            if events is not None and index == events.breakpoint:
+                self._interrupt(index, exit_.pc + self._insn_length(exit_.pc), exit_)
+                continue
+            raise EmulatorError(ErrorKind.EXCEPTION, f"unhandled CPU exception {index} "
+                                f"at pc {exit_.pc:#x}", pc=exit_.pc)
+
+    def _interrupt(self, intno: int, next_pc: int, exit_: CpuExit) -> None:
+        """An ecall/ebreak: the INTR hooks run with pc after the instruction; without
+        one, the run fails as Unicorn's does (UC_ERR_EXCEPTION)."""
+        self._state.pc = next_pc
+        hooks = self._hooks_of(Hook.INTR)
+        if not hooks:
+            raise EmulatorError(ErrorKind.EXCEPTION, f"unhandled CPU exception {intno} "
+                                f"(no INTR hook) at pc {exit_.pc:#x}", pc=next_pc)
+        for hook in hooks:
+            hook.callback(self, intno, hook.user_data)
+            if self._dispatch.stop_pending:
+                raise _Stopped
+
+    def _memory_fault(self, fault: MemFault, pc: int, *, retried: bool) -> bool:
+        """Run the hooks for an invalid access; True: a hook handled it, retry."""
+        if fault.kind is FaultKind.MISALIGNED:
+            raise EmulatorError(_UNALIGNED[fault.access], f"misaligned {fault.access.name.lower()}"
+                                f" at {fault.addr:#x} (pc {pc:#x})", address=fault.addr, pc=pc)
+        error, access, hook_type = _FAULTS.get(
+            (fault.access, fault.kind), (ErrorKind.EXCEPTION, MemAccess.READ, Hook(0)))
+        if fault.access is Access.FETCH:
+            fetched = self._arch.last_fetch_fault
+            size, value = (fetched[1] if fetched else 2), 0
+        else:
+            size, value = self._last_access
+        handled = False
+        if not retried:
+            for hook in self._hooks_of(hook_type):
+                if hook.covers(fault.addr) and hook.callback(self, access, fault.addr, size,
+                                                             value, hook.user_data):
+                    handled = True
+        if self._dispatch.stop_pending:
+            raise _Stopped
+        if handled:
+            return True
+        raise EmulatorError(error, f"{fault} (pc {pc:#x})", address=fault.addr, pc=pc)
+
+    def _invalid_instruction(self, pc: int) -> bool:
+        """INSN_INVALID hooks: True if one returned True (continue at the pc it left)."""
+        handled = False
+        for hook in self._hooks_of(Hook.INSN_INVALID):
+            handled = bool(hook.callback(self, hook.user_data)) or handled
+        if self._dispatch.stop_pending:
+            raise _Stopped
+        if handled:
+            return True
+        raise EmulatorError(ErrorKind.INSN_INVALID, f"invalid instruction at pc {pc:#x}",
+                            address=pc, pc=pc)
+
+    # -- internals ------------------------------------------------------------------------
+    def _configure(self, until: int, counting: bool) -> None:
+        """Make translations match this run's ``until``, counting and hooks (dropping
+        those made under another configuration), and take the run's hook lists."""
+        run = self._dispatch  # (the hook lists of this run)
+        run.code, run.block = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
+        run.read, run.write = self._hooks_of(Hook.MEM_READ), self._hooks_of(Hook.MEM_WRITE)
+        run.read_after = self._hooks_of(Hook.MEM_READ_AFTER)
+        config = TranslationConfig(
+            until=until, counting=counting,
+            code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
+            memory_hooks=(MEMORY_READS if run.read else 0) | (MEMORY_WRITES if run.write else 0)
+            | (MEMORY_READS_AFTER if run.read_after else 0))
+        if config != self._arch.config:
+            self._arch.config = config
+            self._cpu.flush()
+        self._configured = (until, counting, self._hooks_version)
+
+    def _hooks_of(self, kind: Hook) -> list[_HookEntry]:
+        return [hook for hook in self._hooks.values() if hook.kind & kind]
+
+    def _ranges(self, kind: Hook) -> tuple[tuple[int, int], ...]:
+        ranges = tuple(sorted({(hook.begin, hook.end) for hook in self._hooks_of(kind)}))
+        return ((1, 0),) if any(begin > end for begin, end in ranges) else ranges
+
+    def _register(self, reg: Register) -> enum.IntEnum:
+        try:
+            return self._arch.register(reg)
+        except UnknownRegisterError as e:
+            raise EmulatorError(ErrorKind.ARG, str(e)) from None
+
+    def _insn_length(self, pc: int) -> int:
+        parcel = int.from_bytes(self.mem_read(pc, 2), "little")
+        return self._events.insn_length(parcel) if self._events else 4
+
+    def _check_range(self, address: int, size: int) -> None:
+        if address % PAGE_SIZE or size <= 0 or size % PAGE_SIZE:
+            raise EmulatorError(ErrorKind.ARG, f"range {address:#x}+{size:#x} is not page "
+                                f"aligned and non-empty (page size {PAGE_SIZE:#x})",
+                                address=address)
+        if address < 0 or address + size > self._memory.size:
+            raise EmulatorError(ErrorKind.ARG, f"range {address:#x}+{size:#x} is outside the "
+                                f"address space [0, {self._memory.size:#x})", address=address)
+
+    @staticmethod
+    def _check_perms(perms: int) -> None:
+        if perms & ~int(Perm.ALL) or perms < 0:
+            raise EmulatorError(ErrorKind.ARG, f"bad permissions {perms:#x}")
+
+    def _check_mapped(self, address: int, size: int) -> None:
+        for page in range(address, address + size, PAGE_SIZE):
+            if self._memory.region(page) is None:
+                raise EmulatorError(ErrorKind.NOMEM, f"{page:#x} is not mapped", address=page)
+
+    def _check_access_mapped(self, address: int, size: int, kind: ErrorKind) -> None:
+        if address < 0:
+            raise EmulatorError(kind, f"{address:#x} is not mapped", address=address)
+        page = address - address % PAGE_SIZE
+        while page < address + size:
+            if self._memory.region(page) is None:
+                where = max(page, address)
+                raise EmulatorError(kind, f"{where:#x} is not mapped", address=where)
+            page += PAGE_SIZE
+
+    def _note_faulting_accesses(self) -> None:
+        """Wrap the softmmu's slow paths to remember the size and value of an access
+        that faults (memory-fault hooks receive them)."""
+        softmmu = self._cpu.softmmu
+        load, store, probe = softmmu.load, softmmu.store, softmmu.probe_atomic
+        emulator = weakref.ref(self)  # (the softmmu lives as long as the CPU)
+
+        def noting_load(addr, memop, mmu_idx):
+            try:
+                return load(addr, memop, mmu_idx)
+            except GuestFault:
+                emulator()._last_access = (memop.size, 0)
+                raise
+
+        def noting_store(addr, value, memop, mmu_idx):
+            try:
+                return store(addr, value, memop, mmu_idx)
+            except GuestFault:
+                emulator()._last_access = (memop.size, value & ((1 << memop.bits) - 1))
+                raise
+
+        def noting_probe(addr, memop, mmu_idx):
+            try:
+                return probe(addr, memop, mmu_idx)
+            except GuestFault:
+                emulator()._last_access = (memop.size, 0)
+                raise
+
+        softmmu.load, softmmu.store, softmmu.probe_atomic = noting_load, noting_store, noting_probe
+
+
+class _HookDispatch:
+    """What native code calls through the instrumentation helpers, and the state of the
+    run it shares with the emulator. The emulator is held by a weak reference (the
+    runtime's callback registry keeps the CPU, and so these handlers, alive until
+    close()), and the per-instruction path touches nothing but this object: a ctypes
+    view of pc, the run's hook lists (made by emu_start: hooks added during a run fire
+    from the next one)."""
+
+    __slots__ = ("emulator", "pc_cell", "code", "block", "read", "write", "read_after",
+                 "stop_pending", "redirect")
+
+    def __init__(self, emulator: Emulator) -> None:
+        self.emulator = weakref.ref(emulator)
+        self.pc_cell = ctypes.c_uint64()  # the CPU state's pc, once there is a CPU
+        self.code: list[_HookEntry] = []
+        self.block: list[_HookEntry] = []
+        self.read: list[_HookEntry] = []
+        self.write: list[_HookEntry] = []
+        self.read_after: list[_HookEntry] = []
+        self.stop_pending = False  # emu_stop() during this run
+        self.redirect: int | None = None  # a hook moved pc: resume there
+
+    def on_code(self, cpu: Cpu, pc: int, size: int) -> None:
+        pc_cell = self.pc_cell
+        pc_cell.value = pc
+        emulator = self.emulator()
+        for hook in self.code:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                hook.callback(emulator, pc, size, hook.user_data)
+        if self.stop_pending or pc_cell.value != pc:
+            self._leave(cpu, pc)
+
+    def on_block(self, cpu: Cpu, pc: int, size: int) -> None:
+        pc_cell = self.pc_cell
+        pc_cell.value = pc
+        emulator = self.emulator()
+        for hook in self.block:
+            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                hook.callback(emulator, pc, size, hook.user_data)
+        if self.stop_pending or pc_cell.value != pc:
+            self._leave(cpu, pc)
+
+    def on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
+        self.pc_cell.value = pc
+        size = info & 0xFF
+        if info & MEM_INFO_WRITE:
+            hooks, access = self.write, MemAccess.WRITE
+        elif info & MEM_INFO_AFTER:
+            hooks, access = self.read_after, MemAccess.READ_AFTER
+            value &= (1 << 8 * size) - 1  # as read, not as extended into the register
+        else:
+            hooks, access = self.read, MemAccess.READ
+        emulator = self.emulator()
+        for hook in hooks:
+            if hook.covers(address):
+                hook.callback(emulator, access, address, size, value, hook.user_data)
+        if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
+            self._leave(cpu, pc)
+
+    def _leave(self, cpu: Cpu, pc: int) -> None:
+        """Leave native code before the hooked instruction if a callback stopped the run
+        or moved pc (the block exit stores the instruction's pc; the run loop then
+        resumes at the new one)."""
+        if self.stop_pending:
+            cpu.raise_exception(EXCP_API_STOP)
+        elif self.pc_cell.value != pc:
+            self.redirect = self.pc_cell.value
+            cpu.raise_exception(EXCP_API_STOP)
+
+
+class _Stopped(Exception):
+    """emu_stop() inside an INTR hook: end the run (caught by emu_start)."""
+
+
+def _make_arch(name: str, cpu: str | None) -> GuestArch:
+    try:
+        cls = _arch_by_name(name)
+    except UnknownArchError as e:
+        raise EmulatorError(ErrorKind.ARCH, str(e)) from None
+    if cpu is None:
+        return cls()
+    from llvmtcg.user.arch import UnknownUserArchError, user_arch
+    try:
+        return user_arch(name).make_arch(cpu)
+    except (CpuModelError, UnknownUserArchError) as e:
+        raise EmulatorError(ErrorKind.ARCH, str(e)) from None
