@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
 from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Temp, const
-from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, CpuLayout
+from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.types import FFlag, RoundingMode
 from llvmtcg.log import Log
@@ -85,10 +85,10 @@ class HookTarget(enum.Enum):
 def extended_layout(layout: CpuLayout) -> CpuLayout:
     """``layout`` with the budget field appended: every existing field keeps its
     offset, so the frontend's globals (made from ``layout``) stay valid."""
-    runtime = {name for name, _ in RUNTIME_FIELDS}
+    runtime = {name for name, _ in (*RUNTIME_FIELDS, *RUNTIME_TAIL_FIELDS)}
     guest = [(f.name, f.type, f.count) for f in layout.fields.values() if f.name not in runtime]
-    extended = CpuLayout([*guest, (BUDGET_FIELD, I64, 1)], n_mmu_idx=layout.n_mmu_idx,
-                         tlb_bits=layout.tlb_bits)
+    extended = CpuLayout(guest, n_mmu_idx=layout.n_mmu_idx, tlb_bits=layout.tlb_bits,
+                         extra_fields=[(BUDGET_FIELD, I64, 1)])
     for name, field_ in layout.fields.items():
         if extended.fields[name].offset != field_.offset:
             raise AssertionError(f"extending the layout moved field {name!r}")

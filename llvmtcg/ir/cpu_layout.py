@@ -128,13 +128,16 @@ class CpuLayout:
         guest_fields: (name, type) or (name, type, count) of the guest's registers.
         n_mmu_idx: number of TLB tables (MMU indexes).
         tlb_bits: log2 of entries per TLB table.
+        extra_fields: fields placed after everything else, so a layout extended with
+            them keeps every offset of the one without (the embedding API's
+            instrumentation adds its budget counter this way).
     """
 
     def __init__(self, guest_fields: Sequence[tuple], n_mmu_idx: int = 1,
-                 tlb_bits: int = 10) -> None:
+                 tlb_bits: int = 10, extra_fields: Sequence[tuple] = ()) -> None:
         self.fields: dict[str, CpuField] = {}
         offset = 0
-        for spec in (*RUNTIME_FIELDS, *guest_fields, *RUNTIME_TAIL_FIELDS):
+        for spec in (*RUNTIME_FIELDS, *guest_fields, *RUNTIME_TAIL_FIELDS, *extra_fields):
             name, type_, count = (*spec, 1) if len(spec) == 2 else spec
             if name in self.fields:
                 raise ValueError(f"CPU-state field {name!r} declared twice")
