@@ -24,8 +24,16 @@ from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
-from llvmtcg.runtime.softmmu import GuestMemory, Perm, Region, Softmmu, page_floor
+from llvmtcg.runtime.softmmu import (
+    GuestMemory,
+    MmioHandler,
+    Perm,
+    Region,
+    Softmmu,
+    page_floor,
+)
 from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
@@ -63,6 +71,29 @@ def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str]
 
 
 _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
+
+
+class _DecodeErrorsFault:
+    """System mode: an MMIO access no device decodes (physmem's BusError: a hole in a
+    device page) is a guest access fault, as QEMU turns MEMTX_DECODE_ERROR into one."""
+
+    __slots__ = ("handler", "vaddr", "access")
+
+    def __init__(self, handler: MmioHandler, vaddr: int, access: Access) -> None:
+        self.handler, self.vaddr, self.access = handler, vaddr, access
+
+    def read(self, offset: int, size: int) -> int:
+        try:
+            return self.handler.read(offset, size)
+        except BusError:
+            raise GuestFault(MemFault(self.vaddr, Access.READ, FaultKind.ACCESS_FAULT)) from None
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        try:
+            self.handler.write(offset, size, value)
+        except BusError:
+            raise GuestFault(MemFault(self.vaddr, Access.WRITE, FaultKind.ACCESS_FAULT)) \
+                from None
 
 
 class Cpu:
@@ -238,7 +269,8 @@ class Cpu:
         if not perms & _ACCESS_PERM[access]:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
         shift = page_floor(vaddr) - page_floor(found.paddr)
-        view = Region(region.start + shift, region.end + shift, perms, region.mmio)
+        mmio = None if region.mmio is None else _DecodeErrorsFault(region.mmio, vaddr, access)
+        view = Region(region.start + shift, region.end + shift, perms, mmio)
         return view, self.memory.base + page_floor(found.paddr)
 
     def tlb_flush(self) -> None:

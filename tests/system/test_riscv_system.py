@@ -15,7 +15,7 @@ from devices.aclint import CLINT_SIZE, Aclint
 from devices.base import VirtualClock
 from devices.htif import Htif, HtifLayout
 from llvmtcg.frontends.riscv.system import Riscv64SystemArch
-from llvmtcg.runtime.softmmu import GuestMemory
+from llvmtcg.runtime.physmem import PhysicalAddressSpace
 from llvmtcg.system import CpuEvent, SystemCpu
 
 GUEST = Path(__file__).resolve().parents[1] / "guest" / "system"
@@ -52,19 +52,21 @@ class MiniMachine:
     """RAM at 0x80000000, a CLINT (real time) and an HTIF whose tohost ends the run."""
 
     def __init__(self, image: bytes) -> None:
-        self.memory = GuestMemory(1 << 32)
-        self.memory.map(RAM, RAM_SIZE)
-        self.memory.write(RAM, image, check=None)
+        self.space = PhysicalAddressSpace(1 << 32)
+        self.memory = self.space.memory
+        self.space.add_ram("ram", RAM, RAM_SIZE)
+        self.space.load(RAM, image)
         self.clock = VirtualClock()
         self.console = bytearray()
         self.exit_code: int | None = None
         self.cpu: SystemCpu | None = None
         self.lines: dict[int, bool] = {}
         self.clint = Aclint(self.clock, [self._line(MTIP)], [self._line(MSIP)])
-        self.memory.map_mmio(CLINT, CLINT_SIZE, self.clint)
+        self.space.add_mmio("clint", CLINT, CLINT_SIZE, self.clint)
         self.htif = Htif(self.console.extend, self._exit, layout=HtifLayout.at(HTIF, HTIF + 8))
-        self.memory.map_mmio(HTIF, 0x1000, self.htif)
+        self.space.add_mmio("htif", HTIF, 16, self.htif)  # the rest of its page: a hole
         self.cpu = SystemCpu(Riscv64SystemArch(time=self.clint.mtime), self.memory)
+        self.space.on_code_write.append(self.cpu.cpu.invalidate_range)
         self.cpu.reset(RAM)
         for line, level in self.lines.items():
             self.cpu.set_irq(line, level)
@@ -152,3 +154,11 @@ def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:
     assert r[3:5] == [8, at["u_ecall_at"]]  # ecall from U, delegated to S
     assert (r[5] >> 8) & 1 == 0  # sstatus.SPP: the trap came from U
     assert r[6] == 9  # ecall from S goes to M
+
+
+def test_a_hole_in_a_device_page_is_an_access_fault(tmp_path: Path) -> None:
+    machine = MiniMachine(build("bus_hole", tmp_path))
+    code, _ = machine.run()
+    assert code == 0
+    at = symbols("bus_hole", tmp_path)
+    assert machine.results(3) == [5, at["load_at"], HTIF + 0x100]  # load access fault
