@@ -150,6 +150,7 @@ class CodeAddressing(Protocol):
 
 
 _SLOTS_PER_ENTRY = abi.JMP_CACHE_ENTRY_SIZE // 8
+assert abi.JMP_CACHE_INVALID_PC == 0xFFFF_FFFF_FFFF_FFFF  # jmp_cache_flush memsets 0xFF
 
 
 class TbCache:
@@ -521,7 +522,6 @@ class TbCache:
     def jmp_cache_flush(self) -> None:
         """Empty the jump cache (system mode: on every TLB flush, since its entries
         are keyed by virtual pc). An all-ones pc is odd, so it never matches."""
-        assert abi.JMP_CACHE_INVALID_PC == 0xFFFF_FFFF_FFFF_FFFF
         ctypes.memset(self.jmp_cache_address, 0xFF, ctypes.sizeof(self.jmp_cache))
 
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
