@@ -289,6 +289,14 @@ def elf_function_sizes(obj: bytes) -> dict[str, int]:
         return {}
 
 
+def llvmlite_lock() -> threading.RLock:
+    """llvmlite's process-wide lock, taken around every ``ffi.lib`` call. No other thread
+    may hold it when the process forks: the child would wait for it forever (a garbage
+    collection on the compile thread can finalise llvmlite objects, and take it, at any
+    time)."""
+    return ffi.lib._lock._lock
+
+
 def _unlocked(name: str):
     """The raw ctypes function behind ``llvmlite.binding.ffi.lib.<name>``.
 

@@ -34,7 +34,7 @@ from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
-from llvmtcg.runtime.jit import CompileError, ObjectCompiler
+from llvmtcg.runtime.jit import CompileError, ObjectCompiler, llvmlite_lock
 from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, HotRegion, TbCache, TranslationBlock
 
 if TYPE_CHECKING:
@@ -429,13 +429,17 @@ def _stop_worker() -> None:
 
 def _before_fork() -> None:
     # No compile may be under way when the process forks: the child would inherit
-    # LLVM (and llvmlite's lock) in the middle of it.
+    # LLVM in the middle of it. Nor may the compile thread hold llvmlite's lock (outside
+    # a compile too: a garbage collection there finalises llvmlite objects), or the
+    # child waits for it forever. (Compiler lock first: a compile takes llvmlite's.)
     if _worker is not None:
         _worker.compiler.lock.acquire()
+        llvmlite_lock().acquire()
 
 
 def _after_fork_in_parent() -> None:
     if _worker is not None:
+        llvmlite_lock().release()
         _worker.compiler.lock.release()
 
 
@@ -445,6 +449,7 @@ def _after_fork_in_child() -> None:
     global _worker
     if _worker is None:
         return
+    llvmlite_lock().release()
     _worker.compiler.lock.release()
     _worker = None
     for tiering in list(_live):

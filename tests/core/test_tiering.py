@@ -375,3 +375,41 @@ def test_exit_request_checks_sit_where_every_internal_cycle_passes() -> None:
     assert region_function.exit_request_checks(blocks, {}) == {0, 1}
     # An indirect jump may land on any member it names: those check too.
     assert region_function.exit_request_checks(blocks, {pcs["C"]: "m3"}) == {0, 1, 3}
+
+
+def test_fork_waits_for_llvmlites_lock_held_by_another_thread() -> None:
+    """A thread holding llvmlite's lock when the process forks (the compile thread
+    finalising llvmlite objects in a garbage collection) would leave the child waiting
+    for it forever: the at-fork hook waits until it is free."""
+    import llvmlite.binding as llvm
+
+    from llvmtcg.runtime import tiering as tiering_mod
+    from llvmtcg.runtime.jit import llvmlite_lock
+
+    tiering_mod._background()  # a compile worker, and with it the at-fork hooks
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with llvmlite_lock():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(10)
+    threading.Timer(0.2, release.set).start()  # the hook waits until then
+    pid = os.fork()
+    if pid == 0:  # the child: an llvmlite call must not block
+        status = 1
+        try:
+            status = 0 if llvm.get_process_triple() else 2
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + 20
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    holder.join()
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
