@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 
 from llvmtcg.arch.contract import CpuModelError as _ArchCpuModelError
+from llvmtcg.frontends.riscv.priv.state import ExcCause
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.types import I32, I64
 
@@ -53,21 +54,9 @@ Reg.__doc__ = """RISC-V architectural registers (numbered as gdb does): ``Reg.A0
 ``Reg.FA0 is Reg.F10``; ``Reg.FCSR`` is frm and fflags together."""
 
 
-class Cause(enum.IntEnum):
-    """Synchronous exception causes (mcause values), used as exception_index."""
-
-    INSN_ADDR_MISALIGNED = 0
-    INSN_ACCESS_FAULT = 1
-    ILLEGAL_INSN = 2
-    BREAKPOINT = 3
-    LOAD_ADDR_MISALIGNED = 4
-    LOAD_ACCESS_FAULT = 5
-    STORE_ADDR_MISALIGNED = 6
-    STORE_ACCESS_FAULT = 7
-    U_ECALL = 8
-    INSN_PAGE_FAULT = 12
-    LOAD_PAGE_FAULT = 13
-    STORE_PAGE_FAULT = 15
+# Synchronous exception causes (mcause values), used as exception_index: declared once,
+# with the privileged architecture's other causes.
+Cause = ExcCause
 
 
 # Extensions a model may enable, with QEMU's -cpu property spellings.
