@@ -197,7 +197,7 @@ class ByteRam:
     def _offset(self, addr: int, size: int) -> int:
         start = addr - self.base
         if size < 0 or start < 0 or start + size > len(self.data):
-            raise GuestMemoryError(f"DMA of {size} bytes at {addr:#x} is outside RAM "
+            raise GuestMemoryError(f"DMA of {size} bytes at {addr:#x} is outside guest RAM "
                                    f"[{self.base:#x}, {self.base + len(self.data):#x})")
         return start
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+import devices.base
 from devices.virtio.device import (
     STATUS_ACKNOWLEDGE,
     STATUS_DRIVER,
@@ -17,38 +18,23 @@ from devices.virtio.queue import (
     VIRTQ_DESC_F_INDIRECT,
     VIRTQ_DESC_F_NEXT,
     VIRTQ_DESC_F_WRITE,
-    DmaError,
 )
 
 RAM_BASE = 0x8000_0000
 RAM_SIZE = 4 << 20
 
 
-class ByteRam:
-    """GuestRam over a bytearray at RAM_BASE, with a bump allocator for the driver."""
+class ByteRam(devices.base.ByteRam):
+    """devices.base.ByteRam at RAM_BASE, with a bump allocator for the driver."""
 
     def __init__(self, base: int = RAM_BASE, size: int = RAM_SIZE) -> None:
-        self.base = base
-        self.mem = bytearray(size)
+        super().__init__(size, base)
         self._next = base
-
-    def _index(self, addr: int, size: int) -> int:
-        if addr < self.base or addr + size > self.base + len(self.mem):
-            raise DmaError(f"DMA of {size} bytes at {addr:#x} is outside guest RAM")
-        return addr - self.base
-
-    def read(self, addr: int, size: int) -> bytes:
-        i = self._index(addr, size)
-        return bytes(self.mem[i:i + size])
-
-    def write(self, addr: int, data: bytes) -> None:
-        i = self._index(addr, len(data))
-        self.mem[i:i + len(data)] = data
 
     def alloc(self, size: int, align: int = 16) -> int:
         addr = -(-self._next // align) * align
         self._next = addr + size
-        self._index(addr, size)
+        self._offset(addr, size)  # raises when the allocation does not fit
         return addr
 
     def u16(self, addr: int) -> int:
