@@ -2,7 +2,7 @@
 # `make run` installs llvmtcg and runs the example riscv64 program (examples/).
 PYTHON ?= python3
 
-.PHONY: setup test lint install run
+.PHONY: setup test test-slow lint install run
 
 setup:
 	bash scripts/setup.sh
@@ -10,6 +10,9 @@ setup:
 test: setup
 	$(PYTHON) -m pytest -q
 	$(PYTHON) -m ruff check .
+
+test-slow: setup
+	$(PYTHON) -m pytest -q -m slow
 
 lint:
 	$(PYTHON) -m ruff check .
