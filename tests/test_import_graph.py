@@ -24,18 +24,9 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.import_graph import library_modules, strongly_connected_components
+
 FORBIDDEN = ("machines", "devices", "launcher")
-
-def module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
-    if parts[-1] == "__init__":
-        parts.pop()
-    return ".".join(parts)
-
-
-def library_modules() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted((ROOT / "llvmtcg").rglob("*.py"))}
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -91,52 +82,7 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     modules = library_modules()
     known = set(modules)
-    return {name: imported_modules(name, path, known) for name, path in modules.items()}
-
-
-def strongly_connected_components(graph: dict[str, set[str]]) -> list[set[str]]:
-    """Tarjan's algorithm (iterative)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    on_stack: set[str] = set()
-    stack: list[str] = []
-    components: list[set[str]] = []
-    counter = 0
-    for root in graph:
-        if root in index:
-            continue
-        work = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = counter
-        counter += 1
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, successors = work[-1]
-            for succ in successors:
-                if succ not in index:
-                    index[succ] = low[succ] = counter
-                    counter += 1
-                    stack.append(succ)
-                    on_stack.add(succ)
-                    work.append((succ, iter(sorted(graph[succ]))))
-                    break
-                if succ in on_stack:
-                    low[node] = min(low[node], index[succ])
-            else:
-                work.pop()
-                if work:
-                    parent = work[-1][0]
-                    low[parent] = min(low[parent], low[node])
-                if low[node] == index[node]:
-                    component = set()
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.add(member)
-                        if member == node:
-                            break
-                    components.append(component)
-    return components
+    return {name: imported_modules(name, path, known) for name, (path, _) in modules.items()}
 
 
 def import_cycles() -> list[set[str]]:
@@ -159,7 +105,7 @@ def test_the_lowering_is_in_no_import_cycle() -> None:
 
 def test_the_library_imports_no_machine_device_or_launcher_code() -> None:
     offenders = []
-    for name, path in library_modules().items():
+    for name, (path, _) in library_modules().items():
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):  # anywhere, function-local imports included
             names = []

@@ -15,19 +15,14 @@ import ast
 import functools
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.import_graph import library_modules, strongly_connected_components
+
 RISCV = "llvmtcg.frontends.riscv"
 
 
-@functools.cache
 def modules() -> dict[str, tuple[Path, bool]]:
     """Module name -> (file, is a package)."""
-    out = {}
-    for path in sorted((ROOT / "llvmtcg").rglob("*.py")):
-        parts = list(path.relative_to(ROOT).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        out[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
-    return out
+    return library_modules()
 
 
 def _resolve(name: str) -> str | None:
@@ -84,39 +79,9 @@ def reachable(module: str) -> set[str]:
 
 
 def cycles() -> list[set[str]]:
-    """Strongly connected components of more than one module (Tarjan)."""
-    graph = import_graph()
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    found: list[set[str]] = []
-
-    def visit(v: str) -> None:
-        index[v] = low[v] = len(index)
-        stack.append(v)
-        on_stack.add(v)
-        for w in graph[v]:
-            if w not in index:
-                visit(w)
-                low[v] = min(low[v], low[w])
-            elif w in on_stack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            component = set()
-            while True:
-                w = stack.pop()
-                on_stack.discard(w)
-                component.add(w)
-                if w == v:
-                    break
-            if len(component) > 1:
-                found.append(component)
-
-    for v in sorted(graph):
-        if v not in index:
-            visit(v)
-    return found
+    """Strongly connected components of more than one module."""
+    graph = {module: set(targets) for module, targets in import_graph().items()}
+    return [c for c in strongly_connected_components(graph) if len(c) > 1]
 
 
 def is_generic(module: str) -> bool:
