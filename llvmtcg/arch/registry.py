@@ -8,16 +8,15 @@ finds an ISA without importing any.
 
 from __future__ import annotations
 
-import importlib
-
 from llvmtcg.arch.contract import ELFCLASS64, ELFDATA2LSB, GuestArch
+from llvmtcg.arch.lazy_registry import LazyRegistry
 
 # name -> the module that defines and registers it (imported lazily).
 BUILTIN_ARCHS: dict[str, str] = {
     "riscv64": "llvmtcg.frontends.riscv.arch",
 }
 
-_registered: dict[str, type[GuestArch]] = {}
+REGISTRY: LazyRegistry[GuestArch] = LazyRegistry("guest architecture", BUILTIN_ARCHS)
 
 
 class UnknownArchError(LookupError):
@@ -40,17 +39,13 @@ def register_arch(cls: type[GuestArch]) -> type[GuestArch]:
     for attribute in ("name", "elf_machine", "layout", "registers"):
         if not hasattr(cls, attribute):
             raise TypeError(f"{cls.__qualname__} does not set {attribute}")
-    other = _registered.get(cls.name)
-    if other is not None and other is not cls:
-        raise ValueError(f"guest architecture {cls.name!r} is already registered "
-                         f"({other.__module__}.{other.__qualname__})")
-    _registered[cls.name] = cls
+    REGISTRY.register(cls.name, cls)
     return cls
 
 
 def arch_names() -> list[str]:
     """Names of every architecture that can be looked up, sorted."""
-    return sorted(BUILTIN_ARCHS.keys() | _registered.keys())
+    return REGISTRY.names()
 
 
 def arch_by_name(name: str) -> type[GuestArch]:
@@ -59,9 +54,7 @@ def arch_by_name(name: str) -> type[GuestArch]:
     Raises:
         UnknownArchError: no such architecture.
     """
-    cls = _registered.get(name)
-    if cls is None and name in BUILTIN_ARCHS:
-        cls = _load_builtin(name)
+    cls = REGISTRY.get(name)
     if cls is None:
         raise UnknownArchError(f"unknown guest architecture {name!r} "
                                f"(known: {', '.join(arch_names())})")
@@ -77,20 +70,9 @@ def arch_by_elf_machine(e_machine: int, elf_class: int = ELFCLASS64,
     Raises:
         UnknownArchError: no architecture runs such programs.
     """
-    for name in BUILTIN_ARCHS:
-        if name not in _registered:
-            _load_builtin(name)
-    for cls in _registered.values():
+    for cls in REGISTRY.all():
         if (cls.elf_machine, cls.elf_class, cls.elf_data) == (e_machine, elf_class, elf_data):
             return cls
     raise UnknownArchError(f"no guest architecture runs ELF machine {e_machine} "
                            f"(class {elf_class}, data {elf_data})")
 
-
-def _load_builtin(name: str) -> type[GuestArch]:
-    importlib.import_module(BUILTIN_ARCHS[name])
-    cls = _registered.get(name)
-    if cls is None:
-        raise RuntimeError(f"{BUILTIN_ARCHS[name]} did not register guest architecture "
-                           f"{name!r}")
-    return cls

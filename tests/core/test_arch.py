@@ -27,7 +27,7 @@ from tests.core.support import CODE, LAYOUT, HandFrontend, HandReg, R, c64, halt
 @pytest.fixture
 def scratch_registry(monkeypatch):
     """Registrations made by a test are undone after it."""
-    monkeypatch.setattr(registry, "_registered", dict(registry._registered))
+    monkeypatch.setattr(registry.REGISTRY, "registered", dict(registry.REGISTRY.registered))
 
 
 @dataclasses.dataclass(eq=False)

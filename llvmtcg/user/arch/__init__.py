@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import abc
 import enum
-import importlib
 from typing import ClassVar
 
 from llvmtcg.arch import GuestArch
+from llvmtcg.arch.lazy_registry import LazyRegistry
 from llvmtcg.runtime.cpu_state import CpuState
 
 # Guest architectures user mode runs: registry name -> module defining its UserArch.
@@ -120,7 +120,7 @@ class UnknownUserArchError(LookupError):
         return str(self.args[0])
 
 
-_registered: dict[str, type[UserArch]] = {}
+REGISTRY: LazyRegistry[UserArch] = LazyRegistry("user-mode ABI for", USER_ARCH_MODULES)
 
 
 def register_user_arch(cls: type[UserArch]) -> type[UserArch]:
@@ -129,17 +129,13 @@ def register_user_arch(cls: type[UserArch]) -> type[UserArch]:
     Raises:
         ValueError: another class is registered for that architecture.
     """
-    other = _registered.get(cls.name)
-    if other is not None and other is not cls:
-        raise ValueError(f"user-mode ABI for {cls.name!r} is already registered "
-                         f"({other.__module__}.{other.__qualname__})")
-    _registered[cls.name] = cls
+    REGISTRY.register(cls.name, cls)
     return cls
 
 
 def user_arch_names() -> list[str]:
     """Architectures whose Linux programs user mode runs, sorted."""
-    return sorted(USER_ARCH_MODULES.keys() | _registered.keys())
+    return REGISTRY.names()
 
 
 def user_arch(name: str) -> UserArch:
@@ -148,10 +144,7 @@ def user_arch(name: str) -> UserArch:
     Raises:
         UnknownUserArchError: user mode does not run that architecture.
     """
-    cls = _registered.get(name)
-    if cls is None and name in USER_ARCH_MODULES:
-        importlib.import_module(USER_ARCH_MODULES[name])
-        cls = _registered.get(name)
+    cls = REGISTRY.get(name)
     if cls is None:
         raise UnknownUserArchError(f"user mode does not run {name} programs "
                                    f"(it runs: {', '.join(user_arch_names())})")
