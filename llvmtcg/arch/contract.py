@@ -64,6 +64,19 @@ class PageTranslation:
     perms: int
 
 
+@dataclass(frozen=True, slots=True)
+class ExceptionEvents:
+    """Which of an architecture's exception numbers (its ``exception_index`` values) are
+    the events embedders tell apart (the library API's INTR and invalid-instruction
+    hooks): an illegal instruction, a breakpoint instruction, and the INTR number and
+    length of the system-call instruction (a SYSCALL exit reports the instruction's pc)."""
+
+    illegal_insn: int
+    breakpoint: int
+    syscall: int
+    syscall_length: int
+
+
 class GuestArch(abc.ABC):
     """A guest instruction-set architecture, configured for one CPU model.
 
@@ -76,6 +89,8 @@ class GuestArch(abc.ABC):
             are enum aliases. Its values are the numbers a debugger uses (gdb's).
         counts_insns: blocks add their instruction count to ``insn_count`` on entry
             (the guest reads an instruction counter).
+        exception_events: the exception numbers of :class:`ExceptionEvents` (None: the
+            architecture does not name them; embedders then see only raw numbers).
 
     Methods without a default are what a new architecture must write; the defaults
     describe a user-mode guest without floating point.
@@ -88,6 +103,7 @@ class GuestArch(abc.ABC):
     layout: ClassVar[CpuLayout]
     registers: ClassVar[type[enum.IntEnum]]
     counts_insns: ClassVar[bool] = False
+    exception_events: ClassVar[ExceptionEvents | None] = None
     # System mode: the MMU translates addresses (tlb_fill), the guest takes its own
     # exceptions (do_interrupt) and interrupts (exec_interrupt). User mode: False.
     system_mode: bool = False
@@ -113,6 +129,11 @@ class GuestArch(abc.ABC):
         architecture and the CPU model (the code cache keys on it, together with the
         state layout, the helpers and the runtime's options). Stable across processes:
         no ids, no hash-randomised ordering."""
+
+    def insn_length(self, first_parcel: int) -> int:
+        """Bytes of the instruction whose first 16 bits (little-endian) are
+        ``first_parcel``. The default is a fixed 4-byte encoding."""
+        return 4
 
     def tb_flags(self, state: CpuState) -> int:
         """The translation-relevant part of the state (privilege, MMU mode, FP unit

@@ -58,27 +58,6 @@ DEFAULT_MEMORY_SIZE = 1 << 38
 DEFAULT_EMULATOR_OPTIONS = RuntimeOptions(tier_sync=True)
 
 
-@dataclass(frozen=True, slots=True)
-class _ArchEvents:
-    """How an architecture's exits map to Unicorn's events (exception numbers are the
-    frontend's): which exception is an invalid instruction or a breakpoint, the INTR
-    number and instruction length of a system call (a SYSCALL exit's pc is the
-    instruction's), and the length of the instruction whose first 16-bit parcel is
-    given."""
-
-    illegal_insn: int
-    breakpoint: int
-    syscall_intno: int
-    syscall_length: int
-    insn_length: Callable[[int], int]
-
-
-_ARCH_EVENTS: dict[str, _ArchEvents] = {
-    # RISC-V: mcause values; instructions are 2 bytes unless the low bits are 0b11.
-    "riscv64": _ArchEvents(illegal_insn=2, breakpoint=3, syscall_intno=8, syscall_length=4,
-                           insn_length=lambda parcel: 4 if parcel & 3 == 3 else 2),
-}
-
 # (access, fault kind) -> (the error, the MEM_* access a hook sees, the hook type).
 _FAULTS: dict[tuple[Access, FaultKind], tuple[ErrorKind, MemAccess, Hook]] = {
     (Access.READ, FaultKind.UNMAPPED):
@@ -166,7 +145,7 @@ class Emulator:
                  memory_size: int = DEFAULT_MEMORY_SIZE) -> None:
         base = _make_arch(arch, cpu)
         self._closed = True  # until there is something to close
-        self._events = _ARCH_EVENTS.get(base.name)
+        self._events = base.exception_events
         # Native code calls the dispatch object, which holds the emulator weakly.
         self._dispatch = _HookDispatch(self)
         self._arch = InstrumentedArch(base, {HookTarget.CODE: self._dispatch.on_code,
@@ -485,7 +464,7 @@ class Emulator:
             if exit_.reason is ExitReason.HALT:
                 return
             if exit_.reason is ExitReason.SYSCALL and self._events is not None:
-                self._interrupt(self._events.syscall_intno,
+                self._interrupt(self._events.syscall,
                                 exit_.pc + self._events.syscall_length, exit_)
                 continue
             index = exit_.exception_index
@@ -594,7 +573,7 @@ class Emulator:
 
     def _insn_length(self, pc: int) -> int:
         parcel = int.from_bytes(self.mem_read(pc, 2), "little")
-        return self._events.insn_length(parcel) if self._events else 4
+        return self._arch.insn_length(parcel)
 
     def _check_range(self, address: int, size: int) -> None:
         if address % PAGE_SIZE or size <= 0 or size % PAGE_SIZE:

@@ -114,6 +114,7 @@ class InstrumentedArch(GuestArch):
         self.elf_data = base.elf_data  # type: ignore[misc]
         self.registers = base.registers  # type: ignore[misc]
         self.counts_insns = base.counts_insns  # type: ignore[misc]
+        self.exception_events = base.exception_events  # type: ignore[misc]
         self.layout = extended_layout(base.layout)  # type: ignore[misc]
         self._globals = self.layout.globals()
         self._handlers = handlers
@@ -125,6 +126,9 @@ class InstrumentedArch(GuestArch):
         return f"InstrumentedArch({self.base!r})"
 
     # -- translation ----------------------------------------------------------------------
+    def insn_length(self, first_parcel: int) -> int:
+        return self.base.insn_length(first_parcel)
+
     def helpers(self) -> HelperRegistry:
         registry = self.base.helpers()
         registry.register(HELPER_CODE, self._handlers[HookTarget.CODE])

@@ -103,6 +103,15 @@ def test_ebreak_goes_to_the_intr_hook(emu: Emulator) -> None:
     assert seen == [(3, CODE + 8)] and emu.reg_read("a1") == 2
 
 
+def test_a_compressed_ebreak_resumes_two_bytes_on(emu: Emulator) -> None:
+    # The architecture says how long the instruction is: c.ebreak (0x9002) is 2 bytes.
+    emu.mem_write(CODE, bytes.fromhex("0545") + bytes.fromhex("0290") + bytes.fromhex("8945"))
+    seen = []
+    emu.hook_add(Hook.INTR, lambda e, intno, u: seen.append((intno, e.reg_read("pc"))))
+    emu.emu_start(CODE, CODE + 6)
+    assert seen == [(3, CODE + 4)] and emu.reg_read("a1") == 2
+
+
 def test_timeout_stops_an_endless_loop(emu: Emulator) -> None:
     end = load(emu, SPIN)
     start = time.monotonic()

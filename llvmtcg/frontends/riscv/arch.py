@@ -11,7 +11,8 @@ from __future__ import annotations
 import enum
 
 from llvmtcg.arch import GuestArch, register_arch
-from llvmtcg.frontends.riscv import fpu, trans_rvf, trans_system
+from llvmtcg.arch.contract import ExceptionEvents
+from llvmtcg.frontends.riscv import fpu, insn_length, trans_rvf, trans_system
 from llvmtcg.frontends.riscv.cpu import (
     LAYOUT,
     MMU_USER,
@@ -23,6 +24,7 @@ from llvmtcg.frontends.riscv.cpu import (
 )
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.frontends.riscv.priv.state import (
+    ExcCause,
     FsState,
     MmuIdx,
     Mstatus,
@@ -57,6 +59,10 @@ class Riscv64Arch(GuestArch):
     layout = LAYOUT
     registers = Reg
     counts_insns = True  # instret is counted per block
+    # mcause values; ecall has no compressed form. Unicorn reports ecall as INTR 8 too.
+    exception_events = ExceptionEvents(illegal_insn=ExcCause.ILLEGAL_INSN,
+                                       breakpoint=ExcCause.BREAKPOINT,
+                                       syscall=ExcCause.U_ECALL, syscall_length=4)
 
     def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
@@ -66,6 +72,9 @@ class Riscv64Arch(GuestArch):
         return f"Riscv64Arch({self.model!r})"
 
     # -- translation ----------------------------------------------------------------------
+    def insn_length(self, first_parcel: int) -> int:
+        return insn_length(first_parcel)  # 2 unless the low bits are 0b11
+
     def helpers(self) -> HelperRegistry:
         registry = HelperRegistry()
         trans_system.register_helpers(registry)
