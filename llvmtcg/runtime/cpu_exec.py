@@ -9,6 +9,7 @@ slow paths they call live in ``runtime/callbacks.py``; settings come from one
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
@@ -140,7 +141,11 @@ class Cpu:
         glue_ir, glue_symbols = native_glue_ir(layout, self.helpers)
         self._glue: CompiledModule = self.jit.compile(glue_ir, glue_symbols)
         glue = self._glue.addresses
-        enter = host_abi.ctypes_prototype(host_abi.ENTER)(glue[host_abi.ENTER.symbol])
+        self._enter = enter = host_abi.ctypes_prototype(host_abi.ENTER)(
+            glue[host_abi.ENTER.symbol])
+        # The CPUs sharing this one's translations and memory (guest threads, made by
+        # :meth:`spawn`); this one first.
+        self.group: list[Cpu] = [self]
         # Generated code calls Python only through the thunks, imported under the
         # callbacks' own symbols.
         self.jit.add_imports({symbol.removesuffix(".thunk"): address
@@ -171,12 +176,13 @@ class Cpu:
             self.tbs.new_code_page.append(lambda page: self.state.tlb_flush())
         else:
             self.softmmu = Softmmu(self.state, memory, self.tbs)
-            self.tbs.new_code_page.append(self.state.tlb_flush_page)
+            self.tbs.new_code_page.append(self._code_page_added)
             self.state.set("page_table", memory.page_table)
             self.state.set("page_count", memory.page_count)
         self.tbs.new_code_page.append(lambda page: memory.set_code_page(page, True))
         self.tbs.code_page_freed.append(lambda page: memory.set_code_page(page, False))
         memory.on_change.append(self._memory_changed)
+        self.jump_cache = self.tbs.jmp_cache
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
         self.tiering: Tiering | None = None
         if options.hot_threshold:
@@ -187,7 +193,7 @@ class Cpu:
                                        count_insns=count_insns, inline_memory=True,
                                        flat_memory=options.flat_memory)
             self.tiering = Tiering(self.tbs, arch, region_lowering,
-                                   self.state.request_exit, options.tier_sync, self.log)
+                                   self._request_exit_all, options.tier_sync, self.log)
         # The guest's FP environment around every native entry, and its interrupts at
         # exit requests.
         self.loop = RunLoop(self.state, self.tbs, self.tiering, enter, memory.base, self.log,
@@ -195,6 +201,61 @@ class Cpu:
                             exec_interrupt=exec_interrupt or arch.exec_interrupt,
                             do_interrupt=arch.do_interrupt if self.system_mode else None)
         callbacks.register(self)
+
+    def spawn(self, exec_interrupt: Callable[[CpuState], bool] | None = None) -> Cpu:
+        """Another CPU on the same memory and translations, for a new guest thread
+        (user mode; QEMU's cpu_copy): a copy of this CPU's registers, its own TLB, jump
+        cache and run loop, run from another host thread. Translation, linking and
+        invalidation are shared under ``tbs.lock``.
+
+        Raises:
+            ValueError: in system mode (one CPU per machine here).
+        """
+        if self.system_mode:
+            raise ValueError("system mode has no guest threads")
+        new = object.__new__(Cpu)
+        new.log, new.options, new.arch = self.log, self.options, self.arch
+        layout = self.arch.layout
+        new.state = CpuState(layout)
+        ctypes.memmove(new.state.address, self.state.address, layout.size)
+        new.state.clear_exit_request()
+        new.state.set("helper_status", 0)
+        new.state.set("exception_index", 0xFFFF_FFFF)
+        new.state.tlb_flush()
+        new.tb_flags, new.system_mode, new.memory = self.tb_flags, False, self.memory
+        new.helpers, new.jit, new._glue, new._enter = (self.helpers, self.jit, self._glue,
+                                                       self._enter)
+        new.tbs, new.tiering, new.group = self.tbs, self.tiering, self.group
+        new.jump_cache = self.tbs.new_jump_cache()
+        new.state.set("jmp_cache", ctypes.addressof(new.jump_cache))
+        new.softmmu = Softmmu(new.state, self.memory, self.tbs)
+        new.loop = RunLoop(new.state, self.tbs, self.tiering, self._enter, self.memory.base,
+                           self.log, fp_rounding=self.arch.fp_rounding,
+                           fp_accrue=self.arch.fp_accrue,
+                           exec_interrupt=exec_interrupt or self.arch.exec_interrupt,
+                           jmp_cache=new.jump_cache)
+        with self.tbs.lock:
+            self.group.append(new)
+        callbacks.register(new)
+        return new
+
+    def forked(self) -> None:
+        """In the child of a fork: only this CPU's thread exists there; forget the
+        others (their native code counted in ``tbs.in_native`` ran in the parent)."""
+        for other in list(self.group):
+            if other is not self:
+                other.close()
+        self.group[:] = [self]
+        self.tbs.in_native = 0
+
+    def _request_exit_all(self) -> None:
+        for cpu in list(self.group):
+            cpu.state.request_exit()
+
+    def _code_page_added(self, page: int) -> None:
+        # Stores to a code page must take every CPU's slow path (TLB_NOTDIRTY).
+        for cpu in list(self.group):
+            cpu.state.tlb_flush_page(page)
 
     @property
     def stats(self) -> ExecStats:
@@ -217,6 +278,12 @@ class Cpu:
 
     def close(self) -> None:
         callbacks.unregister(self)
+        if self is not self.group[0]:  # a guest thread's CPU: the translations stay
+            self.tbs.drop_jump_cache(self.jump_cache)
+            with self.tbs.lock:
+                if self in self.group:
+                    self.group.remove(self)
+            return
         if self.tiering is not None:
             self.tiering.close()
 
@@ -286,8 +353,11 @@ class Cpu:
         self.tbs.jmp_cache_flush()
 
     def _memory_changed(self, start: int, end: int) -> None:
-        # Mappings changed: drop cached translations of addresses and the code there.
-        self.state.tlb_flush()
+        # Mappings changed: drop cached translations of addresses (every CPU's: another
+        # thread's native code may be running; it sees the flush at its next access)
+        # and the code there.
+        for cpu in list(self.group):
+            cpu.state.tlb_flush()
         self.tbs.invalidate_range(start, end)
 
     def invalidate_range(self, start: int, end: int) -> int:
@@ -296,7 +366,8 @@ class Cpu:
 
     def flush(self) -> None:
         self.tbs.flush()
-        self.state.tlb_flush()
+        for cpu in list(self.group):
+            cpu.state.tlb_flush()
 
     def run(self) -> CpuExit:
         """Run guest code from ``pc`` until an exception, syscall, halt or stop (see

@@ -283,6 +283,11 @@ class RunLoop:
         do_interrupt: system mode: delivers guest exceptions to the guest (the loop
             keeps running and returns only for halt (WFI), stop and exit requests);
             None: exceptions are returned to the caller (user mode).
+        jmp_cache: this CPU's jump cache (``TbCache.new_jump_cache``); None: the
+            cache's first one.
+
+    Several loops may share ``tbs`` (guest threads, each on its own host thread):
+    a loop holds ``tbs.lock`` except while its native code runs.
     """
 
     def __init__(self, state: CpuState, tbs: TbCache, tiering: Tiering | None,
@@ -290,8 +295,8 @@ class RunLoop:
                  fp_rounding: Callable[[CpuState], RoundingMode] | None = None,
                  fp_accrue: Callable[[CpuState, FFlag], None] | None = None,
                  exec_interrupt: Callable[[CpuState], bool] = _never,
-                 do_interrupt: Callable[[CpuState, int, MemFault | None], None] | None = None
-                 ) -> None:
+                 do_interrupt: Callable[[CpuState, int, MemFault | None], None] | None = None,
+                 jmp_cache: object | None = None) -> None:
         self.state = state
         self.tbs = tbs
         self.tiering = tiering
@@ -302,6 +307,7 @@ class RunLoop:
         self.fp_accrue = fp_accrue
         self.exec_interrupt = exec_interrupt
         self.do_interrupt = do_interrupt
+        self.jmp_cache = jmp_cache
         self.stats = ExecStats()
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
@@ -361,6 +367,8 @@ class RunLoop:
         slot_owner, take_exception = tbs.slot_owner, self.take_exception
         log_exec = self.log.enabled("exec")
         action: Action = ENTER
+        lock = tbs.lock
+        lock.acquire()
         try:
             while True:
                 # Carry out the action; those that do not enter code come back to decide().
@@ -388,8 +396,8 @@ class RunLoop:
                 # Safe point: no native frame of ours is running. An exit request is
                 # handled before the code at pc is looked up (an interrupt may move pc);
                 # like QEMU, a pending link is then dropped (the slot exits again).
-                if tbs.pending_release:
-                    tbs.release_pending()
+                if tbs.pending_release and not tbs.in_native:
+                    tbs.release_pending()  # (no other thread runs native code either)
                 if state.exit_requested:
                     state.clear_exit_request()
                     action = decide(REQUESTED, self)
@@ -402,18 +410,29 @@ class RunLoop:
                     action = decide(take_exception(), self)
                     continue
                 if action is FILL_JUMP_CACHE:
-                    tbs.jmp_cache_set(tb)
+                    tbs.jmp_cache_set(tb, self.jmp_cache)
                 elif type(action) is LinkAndEnter:
                     tbs.link(action.source, action.slot, tb)
                 stats.native_entries += 1
-                exit_ = decode_exit(self._run_native(tb), slot_owner, take_exception)
+                # Native code runs without the lock (other threads translate meanwhile)
+                # and without the GIL.
+                tbs.in_native += 1
+                lock.release()
+                try:
+                    result = self._run_native(tb)
+                finally:
+                    lock.acquire()
+                    tbs.in_native -= 1
+                exit_ = decode_exit(result, slot_owner, take_exception)
                 name = _NAMES[type(exit_)]
                 exits[name] = exits.get(name, 0) + 1
                 if log_exec:
                     self.log.write(f"exit {name} pc={state.pc:#x}")
                 action = decide(exit_, self)
         finally:
-            tbs.release_pending()
+            if not tbs.in_native:
+                tbs.release_pending()
+            lock.release()
 
     def _run_native(self, tb: CompiledCode) -> int:
         """Enter ``tb`` with the guest's FP environment; hand the flags its float ops

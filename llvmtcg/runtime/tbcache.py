@@ -16,6 +16,7 @@ member retires it, and the cheap blocks take over again.
 from __future__ import annotations
 
 import ctypes
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -190,10 +191,19 @@ class TbCache:
         self.pending_release: list[CompiledModule] = []
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
         self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
-        n = 1 << abi.JMP_CACHE_BITS
-        self.jmp_cache = (ctypes.c_uint64 * (_SLOTS_PER_ENTRY * n))()
+        # Guest threads (user mode) share this cache, each on its own host thread:
+        # translating, linking, invalidating and installing regions happen under
+        # ``lock`` (QEMU's mmap_lock + tb_lock). Run loops hold it whenever they are not
+        # in native code; ``in_native`` counts those that are, and code is released only
+        # when it is 0 (no thread can be running it). Re-entrant: a slow path's
+        # invalidation may come from the thread that already holds it.
+        self.lock = threading.RLock()
+        self.in_native = 0
+        # One jump cache per CPU (their entries name code of this cache; invalidation
+        # clears every CPU's). ``jmp_cache`` is the first CPU's.
+        self.jmp_caches: list[ctypes.Array] = []
+        self.jmp_cache = self.new_jump_cache()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
-        self.jmp_cache_flush()
         self._names: dict[str, int] = {}
         self._accessors: set[str] = set()
         self._accessor_modules: list[CompiledModule] = []
@@ -430,8 +440,9 @@ class TbCache:
         for src, n in list(head.incoming):
             self.link(src, n, region)
         i = abi.jmp_cache_index(head.pc) * _SLOTS_PER_ENTRY
-        if self.jmp_cache[i] == head.pc and self.jmp_cache[i + 2] == head.flags:
-            self.jmp_cache[i + 1] = region.entry
+        for cache in self.jmp_caches:
+            if cache[i] == head.pc and cache[i + 2] == head.flags:
+                cache[i + 1] = region.entry
         for n, dest in region.direct_targets.items():
             target = self._target(region, dest)
             if target is not None:
@@ -513,21 +524,40 @@ class TbCache:
         self.stats["unlinks"] += 1
 
     # -- jump cache ------------------------------------------------------------------------
-    def jmp_cache_set(self, tb: CompiledCode) -> None:
+    def new_jump_cache(self) -> ctypes.Array:
+        """An empty jump cache for one more CPU (a guest thread) sharing this cache;
+        its address goes into that CPU's ``jmp_cache`` field."""
+        n = 1 << abi.JMP_CACHE_BITS
+        cache = (ctypes.c_uint64 * (_SLOTS_PER_ENTRY * n))()
+        ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
+        with self.lock:
+            self.jmp_caches.append(cache)
+        return cache
+
+    def drop_jump_cache(self, cache: ctypes.Array) -> None:
+        """Forget a CPU's jump cache (its thread ended)."""
+        with self.lock:
+            self.jmp_caches = [c for c in self.jmp_caches if c is not cache]
+
+    def jmp_cache_set(self, tb: CompiledCode, cache: ctypes.Array | None = None) -> None:
+        """Enter tb in ``cache`` (a CPU's; default: the first CPU's)."""
+        cache = self.jmp_cache if cache is None else cache
         i = abi.jmp_cache_index(tb.pc) * _SLOTS_PER_ENTRY
-        self.jmp_cache[i] = tb.pc
-        self.jmp_cache[i + 1] = tb.entry
-        self.jmp_cache[i + 2] = tb.flags
+        cache[i] = tb.pc
+        cache[i + 1] = tb.entry
+        cache[i + 2] = tb.flags
 
     def jmp_cache_flush(self) -> None:
-        """Empty the jump cache (system mode: on every TLB flush, since its entries
-        are keyed by virtual pc). An all-ones pc is odd, so it never matches."""
-        ctypes.memset(self.jmp_cache_address, 0xFF, ctypes.sizeof(self.jmp_cache))
+        """Empty the jump caches (system mode: on every TLB flush, since entries are
+        keyed by virtual pc). An all-ones pc is odd, so it never matches."""
+        for cache in self.jmp_caches:
+            ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
 
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
         i = abi.jmp_cache_index(code.pc) * _SLOTS_PER_ENTRY
-        if self.jmp_cache[i] == code.pc and self.jmp_cache[i + 1] == code.entry:
-            self.jmp_cache[i] = abi.JMP_CACHE_INVALID_PC
+        for cache in self.jmp_caches:
+            if cache[i] == code.pc and cache[i + 1] == code.entry:
+                cache[i] = abi.JMP_CACHE_INVALID_PC
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, tb: CompiledCode) -> None:
@@ -598,21 +628,24 @@ class TbCache:
 
     def invalidate_range(self, start: int, end: int) -> int:
         """Invalidate every block translated from guest bytes in the physical range
-        [start, end) (user mode: physical == virtual)."""
-        victims: set[TranslationBlock] = set()
-        for page in range(page_floor(start), end, abi.PAGE_SIZE):
-            for tb in self.by_page.get(page, ()):
-                if tb.overlaps(start, end):
-                    victims.add(tb)
-        for tb in victims:
-            self.invalidate(tb)
-        return len(victims)
+        [start, end) (user mode: physical == virtual). Takes :attr:`lock` (a slow
+        path's store to a code page calls it from native code)."""
+        with self.lock:
+            victims: set[TranslationBlock] = set()
+            for page in range(page_floor(start), end, abi.PAGE_SIZE):
+                for tb in self.by_page.get(page, ()):
+                    if tb.overlaps(start, end):
+                        victims.add(tb)
+            for tb in victims:
+                self.invalidate(tb)
+            return len(victims)
 
     def flush(self) -> None:
         """Invalidate every block (QEMU's tb_flush)."""
-        for tb in list(self.blocks()):
-            self.invalidate(tb)
-        self.jmp_cache_flush()
+        with self.lock:
+            for tb in list(self.blocks()):
+                self.invalidate(tb)
+            self.jmp_cache_flush()
 
     def release_pending(self) -> int:
         """Free the code of fully invalidated modules. Only call with no native frame

@@ -21,11 +21,13 @@ PATH_MAX = 4096
 
 
 class GuestExit(Exception):
-    """The guest called exit/exit_group."""
+    """The guest called exit (``group`` False: this thread ends) or exit_group (the
+    whole process ends)."""
 
-    def __init__(self, status: int) -> None:
+    def __init__(self, status: int, group: bool = False) -> None:
         super().__init__(status)
         self.status = status
+        self.group = group
 
 
 class GuestKilled(Exception):
@@ -85,7 +87,8 @@ class GuestProcess(GuestMemoryView, Protocol):
     space: AddressSpace  # brk, mmap and friends
     signals: SignalState  # dispositions and mask
     exe_path: str  # what /proc/self/exe names
-    clear_child_tid: int  # set_tid_address / CLONE_CHILD_CLEARTID
+    clear_child_tid: int  # set_tid_address / CLONE_CHILD_CLEARTID (this thread's)
+    robust_list: int  # set_robust_list's head (this thread's; walked when it exits)
     vfork_fd: int  # a vfork child's end of the parent's wait pipe (closed on exec)
     procfs: ProcFs  # the emulated files of the process's own /proc directory
 
@@ -104,6 +107,24 @@ class GuestProcess(GuestMemoryView, Protocol):
 
     def reexec_options(self) -> list[str]:
         """The emulator options a guest execve passes on to the new emulator."""
+        ...
+
+    @property
+    def tid(self) -> int:
+        """The calling thread's id (the host thread's: guest threads are host threads)."""
+        ...
+
+    def spawn_thread(self, flags: int, newsp: int, parent_tid: int, tls: int,
+                     child_tid: int) -> int:
+        """clone of a thread (CLONE_VM|CLONE_THREAD...): start it; its tid."""
+        ...
+
+    def fork_start(self) -> None:
+        """Before fork(): hold the runtime's locks, so no other thread holds one."""
+        ...
+
+    def fork_end(self, child: bool) -> None:
+        """After fork() (both sides): release them; the child keeps only this thread."""
         ...
 
     def set_stack_pointer(self, sp: int) -> None:

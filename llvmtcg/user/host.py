@@ -9,6 +9,8 @@ errno numbers).
 from __future__ import annotations
 
 import ctypes
+import threading
+from collections.abc import Callable
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -64,9 +66,49 @@ NR = {
 }
 
 
+# Calls that may block until a signal comes: they go through safe_syscall (see
+# llvmtcg.user.host_signals) once the process installed it, so a signal arriving between
+# the process's last check and the call interrupts it (-EINTR) instead of waiting.
+BLOCKING = frozenset({
+    "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+    "preadv2", "pwritev2", "futex", "wait4", "waitid", "nanosleep", "clock_nanosleep",
+    "ppoll", "pselect6", "epoll_pwait", "accept", "accept4", "connect", "recvfrom",
+    "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "rt_sigsuspend",
+    "rt_sigtimedwait", "flock", "fcntl", "openat", "openat2", "splice", "tee",
+    "sendfile", "copy_file_range", "msync", "fsync", "fdatasync", "ioctl"})
+
+
+class _ThreadSignals(threading.local):
+    pending: int = 0  # address of the calling guest thread's pending byte (0: none)
+    keepalive: object = None  # what owns that byte
+
+
+_thread = _ThreadSignals()
+_safe_syscall: Callable[..., int] | None = None
+_safe_keepalive: object = None
+
+
+def install_safe_syscall(address: int, keepalive: object = None) -> None:
+    """Route :data:`BLOCKING` calls through the native safe_syscall at ``address``
+    (``keepalive``: what owns its code; kept for the life of the process)."""
+    global _safe_syscall, _safe_keepalive
+    _safe_syscall = ctypes.CFUNCTYPE(ctypes.c_long, *[ctypes.c_void_p] * 8)(address)
+    _safe_keepalive = keepalive
+
+
+def set_thread_pending(address: int, keepalive: object = None) -> None:
+    """The calling host thread is a guest thread whose pending-signal byte is at
+    ``address`` (0: none), owned by ``keepalive``."""
+    _thread.pending = address
+    _thread.keepalive = keepalive
+
+
 def call(name: str, *args: int | bytes | None) -> int:
     """The host syscall ``name``: its result, or ``-errno``. ``bytes`` arguments are
     passed as pointers to NUL-terminated copies, ``None`` as NULL."""
+    pending = _thread.pending
+    if pending and _safe_syscall is not None and name in BLOCKING:
+        return _call_safe(pending, name, args)
     converted = []
     for a in args:
         if a is None:
@@ -79,6 +121,13 @@ def call(name: str, *args: int | bytes | None) -> int:
     if result == -1:
         return -ctypes.get_errno()
     return result
+
+
+def _call_safe(pending: int, name: str, args: tuple) -> int:
+    converted = [a & 0xFFFF_FFFF_FFFF_FFFF if isinstance(a, int) else a for a in args]
+    converted += [None] * (6 - len(converted))
+    # The raw syscall instruction: the result is -errno directly (no libc errno).
+    return _safe_syscall(pending, NR[name], *converted)
 
 
 def buffer(size: int) -> tuple[ctypes.Array, int]:

@@ -14,6 +14,20 @@ guest's syscall restarts.
 
 Standard signals do not queue on Linux either; a real-time signal sent twice before
 the guest takes it is delivered once (the slot keeps the last siginfo).
+
+Threads: every guest thread is a host thread with its own :class:`SignalRecord` (slots,
+pending flags, its CPU's ``exit_request`` address), found by the handler through a
+pthread key, so the host's choice of thread (any thread not blocking a process signal;
+the named one for ``tgkill``) is the guest thread that gets it, as on Linux.
+
+The missed-signal window (QEMU's ``safe_syscall``): the process checks for pending
+signals, then enters a blocking host syscall; a signal arriving in between would wait
+for the syscall to return (maybe forever). Blocking calls therefore go through
+``llvmtcg_safe_syscall`` (assembly, compiled with the handler): it tests the thread's
+pending byte, then executes ``syscall``; if the handler interrupts it anywhere between
+the test and the ``syscall`` instruction, it moves the interrupted pc to code returning
+-EINTR. A signal before the test is seen by the test, one during the syscall makes the
+host return EINTR, so none is missed.
 """
 
 from __future__ import annotations
@@ -23,11 +37,6 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
-NSLOTS = 65  # signals 1..64, slot 0 unused
-SIGINFO_SIZE = 128
-SA_SIGINFO = 4
-HANDLER_SYMBOL = "llvmtcg_host_signal"
-
 
 class _HostSigaction(ctypes.Structure):
     # glibc's x86-64 struct sigaction (glibc adds the restorer itself).
@@ -35,30 +44,136 @@ class _HostSigaction(ctypes.Structure):
                 ("sa_flags", ctypes.c_int), ("sa_restorer", ctypes.c_void_p)]
 
 
-def handler_ir(flags_addr: int, infos_addr: int, exit_word_addr: int) -> str:
-    """The handler ``void (int sig, siginfo_t *info, void *uc)`` with the addresses of
-    the pending flags (one byte a signal, byte 0: any), the siginfo slots and the CPU's
-    32-bit ``exit_request`` word baked in."""
-    return f"""
+NSLOTS = 65  # signals 1..64, slot 0 unused
+SIGINFO_SIZE = 128
+SA_SIGINFO = 4
+HANDLER_SYMBOL = "llvmtcg_host_signal"
+SAFE_SYSCALL_SYMBOL = "llvmtcg_safe_syscall"
+_EINTR = 4
+# x86-64 ucontext_t: uc_flags, uc_link, uc_stack (24 bytes), then mcontext's gregs;
+# REG_RIP is gregs[16].
+_UC_RIP_OFFSET = 40 + 16 * 8
+
+
+class SignalRecord(ctypes.Structure):
+    """What the handler records for one guest thread: the address of its CPU's
+    ``exit_request`` word, a pending byte per signal (byte 0: any) and siginfo slots."""
+
+    _fields_ = [("exit_word", ctypes.c_uint64), ("flags", ctypes.c_uint8 * 72),
+                ("infos", ctypes.c_uint8 * (NSLOTS * SIGINFO_SIZE))]
+
+    @property
+    def pending(self) -> bool:
+        """Did any signal arrive since the last :meth:`take`? (one byte read)"""
+        return self.flags[0] != 0
+
+    @property
+    def pending_address(self) -> int:
+        """The address of the "any signal" byte (what safe_syscall tests)."""
+        return ctypes.addressof(self) + SignalRecord.flags.offset
+
+    def take(self) -> list[HostSignal]:
+        """The signals recorded since the last call, lowest number first, and forget
+        them. Host signals are blocked meanwhile, so a slot is not rewritten while it
+        is read."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            self.flags[0] = 0
+            out = []
+            for sig in range(1, NSLOTS):
+                if self.flags[sig]:
+                    self.flags[sig] = 0
+                    start = sig * SIGINFO_SIZE
+                    out.append(HostSignal(sig, bytes(self.infos[start:start
+                                                                + SIGINFO_SIZE])))
+            return out
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+_FLAGS = SignalRecord.flags.offset
+_INFOS = SignalRecord.infos.offset
+
+# safe_syscall(pending, nr, a1..a6) -> result or -errno (SysV: rdi, rsi, rdx, rcx, r8,
+# r9, then the stack; Linux: rax, rdi, rsi, rdx, r10, r8, r9). Between _start and _end
+# (exclusive: at _end the syscall ran) the handler rewinds to _interrupted.
+_SAFE_SYSCALL_ASM = f"""
+.text
+.globl {SAFE_SYSCALL_SYMBOL}
+.globl {SAFE_SYSCALL_SYMBOL}_start
+.globl {SAFE_SYSCALL_SYMBOL}_end
+.globl {SAFE_SYSCALL_SYMBOL}_interrupted
+.p2align 4
+{SAFE_SYSCALL_SYMBOL}:
+    movq %rdi, %r11
+    movq %rsi, %rax
+    movq %rdx, %rdi
+    movq %rcx, %rsi
+    movq %r8, %rdx
+    movq %r9, %r10
+    movq 8(%rsp), %r8
+    movq 16(%rsp), %r9
+{SAFE_SYSCALL_SYMBOL}_start:
+    cmpb $0, (%r11)
+    jne {SAFE_SYSCALL_SYMBOL}_interrupted
+    syscall
+{SAFE_SYSCALL_SYMBOL}_end:
+    ret
+{SAFE_SYSCALL_SYMBOL}_interrupted:
+    movq ${-_EINTR}, %rax
+    ret
+"""
+
+
+def handler_ir(getspecific: int, key: int, default_record: int) -> str:
+    """The handler ``void (int sig, siginfo_t *info, void *uc)`` and safe_syscall:
+    the handler finds the thread's record with ``pthread_getspecific(key)`` (NULL: a
+    thread of the emulator's own, whose signals go to ``default_record``)."""
+    asm = "\n".join(f'module asm "{line}"' for line in _SAFE_SYSCALL_ASM.strip().split("\n"))
+    safe = SAFE_SYSCALL_SYMBOL
+    return f"""{asm}
+
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare void @{safe}_start()
+declare void @{safe}_end()
+declare void @{safe}_interrupted()
 
 define void @{HANDLER_SYMBOL}(i32 %sig, ptr %info, ptr %uc) {{
 entry:
   %ok = icmp ult i32 %sig, {NSLOTS}
   br i1 %ok, label %record, label %done
 record:
+  %getspecific = inttoptr i64 {getspecific} to ptr
+  %own = call ptr %getspecific(i32 {key})
+  %none = icmp eq ptr %own, null
+  %fallback = inttoptr i64 {default_record} to ptr
+  %rec = select i1 %none, ptr %fallback, ptr %own
   %i = zext i32 %sig to i64
   %off = mul i64 %i, {SIGINFO_SIZE}
-  %slot.i = add i64 {infos_addr}, %off
-  %slot = inttoptr i64 %slot.i to ptr
+  %off.infos = add i64 %off, {_INFOS}
+  %slot = getelementptr i8, ptr %rec, i64 %off.infos
   call void @llvm.memcpy.p0.p0.i64(ptr %slot, ptr %info, i64 {SIGINFO_SIZE}, i1 false)
-  %flag.i = add i64 {flags_addr}, %i
-  %flag = inttoptr i64 %flag.i to ptr
+  %off.flag = add i64 %i, {_FLAGS}
+  %flag = getelementptr i8, ptr %rec, i64 %off.flag
   store atomic volatile i8 1, ptr %flag seq_cst, align 1
-  %any = inttoptr i64 {flags_addr} to ptr
+  %any = getelementptr i8, ptr %rec, i64 {_FLAGS}
   store atomic volatile i8 1, ptr %any seq_cst, align 1
-  %word = inttoptr i64 {exit_word_addr} to ptr
+  %word.i = load i64, ptr %rec
+  %has.word = icmp ne i64 %word.i, 0
+  br i1 %has.word, label %stop, label %window
+stop:
+  %word = inttoptr i64 %word.i to ptr
   store atomic volatile i32 1, ptr %word seq_cst, align 4
+  br label %window
+window:
+  %rip.p = getelementptr i8, ptr %uc, i64 {_UC_RIP_OFFSET}
+  %rip = load i64, ptr %rip.p
+  %lo = icmp uge i64 %rip, ptrtoint (ptr @{safe}_start to i64)
+  %hi = icmp ult i64 %rip, ptrtoint (ptr @{safe}_end to i64)
+  %inside = and i1 %lo, %hi
+  br i1 %inside, label %rewind, label %done
+rewind:
+  store i64 ptrtoint (ptr @{safe}_interrupted to i64), ptr %rip.p
   br label %done
 done:
   ret void
@@ -75,26 +190,41 @@ class HostSignal:
 
 
 class HostSignalCatcher:
-    """The native handler for one process and what it recorded.
+    """The native handler of one process, and the records of its threads.
 
     Args:
-        compile_handler: compiles the handler's IR text and returns its address
-            (the CPU's JIT).
-        exit_word: address of the CPU's ``exit_request`` word.
+        compile_handler: compiles the handler's IR text and returns the addresses of
+            the handler and of safe_syscall (the CPU's JIT).
+        exit_word: address of the first thread's CPU's ``exit_request`` word.
     """
 
-    def __init__(self, compile_handler: Callable[[str], int], exit_word: int) -> None:
-        self._flags = (ctypes.c_uint8 * NSLOTS)()
-        self._infos = (ctypes.c_uint8 * (NSLOTS * SIGINFO_SIZE))()
-        self._flags_addr = ctypes.addressof(self._flags)
-        self._infos_addr = ctypes.addressof(self._infos)
-        self.handler_address: int = compile_handler(
-            handler_ir(self._flags_addr, self._infos_addr, exit_word))
+    def __init__(self, compile_handler: Callable[[str], tuple[int, int]],
+                 exit_word: int) -> None:
+        key = ctypes.c_uint()
+        if _pthread_key_create(ctypes.byref(key), None) != 0:
+            raise OSError("pthread_key_create failed")
+        self._key = key.value
+        self.main_record = SignalRecord()
+        self.main_record.exit_word = exit_word
+        getspecific = ctypes.cast(_pthread_getspecific, ctypes.c_void_p).value
+        self.handler_address, self.safe_syscall_address = compile_handler(handler_ir(
+            getspecific, self._key, ctypes.addressof(self.main_record)))
+        self.attach(self.main_record)
 
-    @property
-    def pending(self) -> bool:
-        """Did any signal arrive since the last :meth:`take`? (one byte read)"""
-        return self._flags[0] != 0
+    def new_record(self, exit_word: int) -> SignalRecord:
+        """A record for a new thread (its CPU's ``exit_request`` word)."""
+        record = SignalRecord()
+        record.exit_word = exit_word
+        return record
+
+    def attach(self, record: SignalRecord) -> None:
+        """Make ``record`` the calling host thread's (call on that thread, before it
+        unblocks signals)."""
+        _pthread_setspecific(self._key, ctypes.addressof(record))
+
+    def detach(self) -> None:
+        """The calling thread ends: its signals go nowhere of its own any more."""
+        _pthread_setspecific(self._key, None)
 
     def catch(self, sig: int, flags: int = 0) -> None:
         """Make the native handler the host disposition of ``sig`` (no SA_RESTART: a
@@ -113,26 +243,28 @@ class HostSignalCatcher:
         if _sigaction(sig, ctypes.byref(action), None) != 0:
             raise OSError(ctypes.get_errno(), f"sigaction({sig})")
 
-    def take(self) -> list[HostSignal]:
-        """The signals recorded since the last call, lowest number first, and forget
-        them. Host signals are blocked meanwhile, so a slot is not rewritten while it
-        is read."""
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-        try:
-            self._flags[0] = 0
-            out = []
-            for sig in range(1, NSLOTS):
-                if self._flags[sig]:
-                    self._flags[sig] = 0
-                    start = sig * SIGINFO_SIZE
-                    out.append(HostSignal(sig, bytes(self._infos[start:start
-                                                                 + SIGINFO_SIZE])))
-            return out
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
 
 _libc = ctypes.CDLL(None, use_errno=True)  # our own handle: argtypes stay private
 _sigaction = _libc.sigaction
 _sigaction.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
 _sigaction.restype = ctypes.c_int
+_pthread_key_create = _libc.pthread_key_create
+_pthread_key_create.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+_pthread_key_create.restype = ctypes.c_int
+_pthread_getspecific = _libc.pthread_getspecific
+_pthread_setspecific = _libc.pthread_setspecific
+_pthread_setspecific.argtypes = [ctypes.c_uint, ctypes.c_void_p]
+_pthread_setspecific.restype = ctypes.c_int
+
+
+def set_host_disposition(sig: int, ignore: bool) -> None:
+    """SIG_IGN or SIG_DFL on the host through sigaction itself (Python's
+    ``signal.signal`` works only on the main thread; guest threads are others).
+
+    Raises:
+        OSError: the host refused (a signal number it does not have).
+    """
+    action = _HostSigaction()
+    action.sa_sigaction = 1 if ignore else 0
+    if _sigaction(sig, ctypes.byref(action), None) != 0:
+        raise OSError(ctypes.get_errno(), f"sigaction({sig})")

@@ -14,12 +14,14 @@ Generic: what differs between guest architectures comes from the program's
 
 from __future__ import annotations
 
+import copy
 import errno
 import os
 import signal
 import struct
 import sys
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
@@ -36,11 +38,11 @@ from llvmtcg.runtime.exits import (
     MemFault,
 )
 from llvmtcg.runtime.softmmu import GuestMemory, page_floor
-from llvmtcg.user import syscalls
+from llvmtcg.user import host, syscalls
 from llvmtcg.user.arch import BadSignalFrame, user_arch
 from llvmtcg.user.elf import ElfImage
 from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
-from llvmtcg.user.host_signals import HostSignalCatcher
+from llvmtcg.user.host_signals import HANDLER_SYMBOL, SAFE_SYSCALL_SYMBOL, HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
 from llvmtcg.user.mm import AddressSpace
 from llvmtcg.user.procfs import ProcessImage, ProcFs
@@ -81,6 +83,33 @@ _NEVER_RESTARTED = frozenset(NUMBERS[n] for n in (
     "nanosleep", "clock_nanosleep", "rt_sigsuspend", "rt_sigtimedwait", "ppoll", "pselect6",
     "epoll_pwait", "epoll_pwait2", "io_getevents", "semtimedop", "msgrcv", "msgsnd"))
 _PROT_READ, _PROT_EXEC, _MAP_PRIVATE, _MAP_ANONYMOUS = 1, 4, 2, 0x20
+# Calls that change the address space: serialised between threads (QEMU's mmap_lock).
+_MM_SYSCALLS = frozenset(NUMBERS[n] for n in (
+    "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "shmat", "shmdt"))
+CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
+    0x80000, 0x100000, 0x200000, 0x1000000
+_FUTEX_WAKE, _FUTEX_PRIVATE = 1, 128
+# Robust futex list (Linux's exit_robust_list).
+_FUTEX_WAITERS, _FUTEX_OWNER_DIED, _FUTEX_TID_MASK = 0x80000000, 0x40000000, 0x3FFFFFFF
+_ROBUST_LIST_LIMIT = 2048
+
+
+@dataclass
+class ThreadGroup:
+    """What the threads of one process share besides memory and translations.
+
+    ``threads`` are the live ones by tid; ``leader`` is the first (its exit does not
+    end the process while others run: the process's status is then the leader's,
+    given when the last thread exits, as Linux reports it).
+    """
+
+    leader: Process
+    threads: dict[int, Process] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Held around calls that change the address space, and around fork.
+    mm_lock: threading.RLock = field(default_factory=threading.RLock)
+    leader_status: int | None = None
+    trampoline: int = 0  # the sigreturn page, mapped at the first delivery
 
 
 @dataclass
@@ -152,13 +181,19 @@ class Process:
         self.mmu_index = self.arch.mmu_index(self.cpu.state)
         self.image = image
         self.exe_path = os.path.abspath(image.path)
-        self.catcher = HostSignalCatcher(self._compile_native, self.cpu.state.address
-                                         + self.cpu.state.layout.offset("exit_request"))
+        # The process's host-signal handler; ``catcher`` is this thread's record.
+        self.host_catcher = HostSignalCatcher(self._compile_native, self._exit_word())
+        self.catcher = self.host_catcher.main_record
+        host.install_safe_syscall(self.host_catcher.safe_syscall_address,
+                                  keepalive=(self.cpu.jit, self._catcher_code))
+        host.set_thread_pending(self.catcher.pending_address, keepalive=self.catcher)
         self.signals = signals if signals is not None else SignalState()
-        self.signals.catcher = self.catcher
+        self.signals.catcher = self.host_catcher
         setup_host_signals(self.signals, set(self.signals.ignored_signals()))
-        self.sigreturn_trampoline = 0  # mapped at the first delivery
+        self.tid = os.getpid()  # the first thread's id is the process's
+        self.group = ThreadGroup(self, {self.tid: self})
         self.clear_child_tid = 0
+        self.robust_list = 0
         self.vfork_fd = -1
         self.program: Program = load_program(self.space, image, argv, envp, execfn,
                                              self.user_arch.hwcap(self.arch),
@@ -177,6 +212,9 @@ class Process:
                 named.append((start, loaded.end, os.path.abspath(loaded.image.path)))
         return ProcessImage(self.exe_path, tuple(argv), tuple(envp), self.program.auxv,
                             tuple(named), self.program.sp)
+
+    def _exit_word(self) -> int:
+        return self.cpu.state.address + self.cpu.state.layout.offset("exit_request")
 
     @property
     def pid(self) -> int:
@@ -305,21 +343,42 @@ class Process:
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> None:
-        """Run the guest until it exits or dies; never returns normally.
+        """Run this thread of the guest until the process exits or dies; never returns
+        normally on the process's first thread (a later thread's :meth:`run` returns
+        when that thread exits).
 
         Raises:
-            GuestExit: the guest exited (status inside).
+            GuestExit: the process exited (status inside).
             GuestKilled: the guest died of a fault.
         """
+        try:
+            self._run()
+        except GuestExit as e:
+            if e.group:
+                raise
+            status = self._exit_thread(e.status & 0xFF)
+            if status is not None:  # it was the last thread
+                raise GuestExit(status, group=True) from None
+            if self is self.group.leader:
+                # The process lives on in its other threads (and ends from the last
+                # one); this host thread is the interpreter's main thread: park it.
+                threading.Event().wait()
+
+    def _run(self) -> None:
         cpu, abi, state = self.cpu, self.user_arch, self.cpu.state
         syscall_length = abi.syscall_insn_length
         catcher, signals = self.catcher, self.signals
+        mm_lock = self.group.mm_lock
         while True:
             exit_ = cpu.run()
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
-                result = syscalls.dispatch(self, nr, args)
+                if nr in _MM_SYSCALLS:
+                    with mm_lock:
+                        result = syscalls.dispatch(self, nr, args)
+                else:
+                    result = syscalls.dispatch(self, nr, args)
                 abi.set_syscall_result(state, result)
                 if catcher.pending or signals.queued or signals.restore_mask is not None:
                     interrupted = result == -errno.EINTR and nr != _NR_RT_SIGRETURN
@@ -332,17 +391,163 @@ class Process:
                 self.deliver_signals(None)
 
     def _host_signal_interrupt(self, state: object) -> bool:
-        """At an exit request: if the host catcher recorded a signal, stop the loop so
-        :meth:`run` delivers it (user mode has no other interrupt)."""
-        if self.catcher.pending:
+        """At an exit request: if the host catcher recorded a signal for this thread
+        (or another thread queued one for it), stop the loop so :meth:`run` delivers
+        it (user mode has no other interrupt)."""
+        if self.catcher.pending or self.signals.queued:
             self.cpu.stop()
         return False
 
-    def _compile_native(self, ir_text: str) -> int:
-        from llvmtcg.user.host_signals import HANDLER_SYMBOL
+    def _compile_native(self, ir_text: str) -> tuple[int, int]:
+        self._catcher_code = self.cpu.jit.compile(ir_text, [HANDLER_SYMBOL,
+                                                            SAFE_SYSCALL_SYMBOL])
+        addresses = self._catcher_code.addresses
+        return addresses[HANDLER_SYMBOL], addresses[SAFE_SYSCALL_SYMBOL]
 
-        self._catcher_code = self.cpu.jit.compile(ir_text, [HANDLER_SYMBOL])
-        return self._catcher_code.addresses[HANDLER_SYMBOL]
+    # -- threads ----------------------------------------------------------------------------
+    def spawn_thread(self, flags: int, newsp: int, parent_tid: int, tls: int,
+                     child_tid: int) -> int:
+        """Start a guest thread (clone with CLONE_VM|CLONE_THREAD|...) on a new host
+        thread: a copy of this thread's registers (a0 = 0, the new stack and TLS),
+        its own CPU state, jump cache, signal mask and record; the same memory,
+        translations, dispositions and files. Returns its tid once it exists (the
+        CLONE_*_SETTID words are written before it runs guest code)."""
+        child = copy.copy(self)  # the process-wide parts are shared objects
+        child.cpu = self.cpu.spawn(exec_interrupt=child._host_signal_interrupt)
+        child.catcher = self.host_catcher.new_record(child._exit_word())
+        # Linux: a new thread inherits the mask; CLONE_VM clears the alternate stack.
+        child.signals = SignalState(actions=self.signals.actions, mask=self.signals.mask,
+                                    catcher=self.host_catcher)
+        child.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
+        child.robust_list = 0
+        child.vfork_fd = -1
+        abi, state = self.user_arch, child.cpu.state
+        abi.set_syscall_result(state, 0)
+        if newsp:
+            child.set_stack_pointer(newsp)
+        if flags & CLONE_SETTLS:
+            child.set_thread_pointer(tls)
+        started = threading.Event()
+        thread = threading.Thread(target=child._thread_main, name="llvmtcg-guest",
+                                  args=(flags, parent_tid, child_tid, started), daemon=True)
+        # The host thread starts with every signal blocked, until its record is attached
+        # and it takes the guest's mask (a signal meanwhile waits on the host).
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            thread.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        started.wait()
+        return child.tid
+
+    def _thread_main(self, flags: int, parent_tid: int, child_tid: int,
+                     started: threading.Event) -> None:
+        try:
+            self.tid = host.call("gettid")
+            self.host_catcher.attach(self.catcher)
+            host.set_thread_pending(self.catcher.pending_address, keepalive=self.catcher)
+            for wanted, addr in ((CLONE_CHILD_SETTID, child_tid),
+                                 (CLONE_PARENT_SETTID, parent_tid)):
+                if flags & wanted and addr:
+                    try:
+                        self.write_u32(addr, self.tid)
+                    except GuestFault:
+                        pass  # Linux ignores a bad address here too
+            with self.group.lock:
+                self.group.threads[self.tid] = self
+        finally:
+            started.set()
+        set_host_mask(self.signals.mask)
+        try:
+            self.run()
+        except GuestExit as e:
+            _end_process(e.status, self.log)
+        except GuestKilled as e:
+            _flush_streams(self.log)
+            report_death(e, self.log)
+        except BaseException as e:  # noqa: BLE001 - an internal error ends the process
+            _flush_streams(self.log)
+            os.write(2, f"{EMULATOR}: internal error in thread {self.tid}: "
+                        f"{type(e).__name__}: {e}\n".encode())
+            os._exit(1)
+
+    def _exit_thread(self, status: int) -> int | None:
+        """This thread ends (Linux's do_exit for one thread): the robust list's locks
+        are released, the CLONE_CHILD_CLEARTID word cleared and woken, the CPU goes.
+        The process's exit status if it was the last thread, else None."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        self.host_catcher.detach()
+        self._release_robust_list()
+        if self.clear_child_tid:
+            try:
+                self.write_u32(self.clear_child_tid, 0)
+                addr = self.check(self.clear_child_tid, 4)
+                host.call("futex", addr, _FUTEX_WAKE, 1, 0, 0, 0)
+                host.call("futex", addr, _FUTEX_WAKE | _FUTEX_PRIVATE, 1, 0, 0, 0)
+            except GuestFault:
+                pass  # the guest unmapped it
+        group = self.group
+        with group.lock:
+            group.threads.pop(self.tid, None)
+            if self is group.leader:
+                group.leader_status = status
+            last = not group.threads
+        if last:
+            return group.leader_status if group.leader_status is not None else status
+        if self is not group.leader:
+            self.cpu.close()
+        host.set_thread_pending(0)
+        return None
+
+    def _release_robust_list(self) -> None:
+        """Linux's exit_robust_list: every futex on the thread's robust list it still
+        owns gets FUTEX_OWNER_DIED, and a waiter is woken."""
+        head = self.robust_list
+        if not head:
+            return
+        try:
+            entry, offset, pending = struct.unpack("<QqQ", self.read(head, 24))
+            seen = 0
+            while entry != head and seen < _ROBUST_LIST_LIMIT:
+                following = self.read_u64(entry)
+                self._owner_died(entry + offset)
+                entry, seen = following, seen + 1
+            if pending:
+                self._owner_died(pending + offset)
+        except GuestFault:
+            pass  # a corrupt list ends the walk, as on Linux
+
+    def _owner_died(self, addr: int) -> None:
+        addr &= 0xFFFF_FFFF_FFFF_FFFF
+        word = self.read_u32(addr)
+        if word & _FUTEX_TID_MASK != self.tid:
+            return
+        self.write_u32(addr, (word & _FUTEX_WAITERS) | _FUTEX_OWNER_DIED)
+        if word & _FUTEX_WAITERS:
+            host.call("futex", self.check(addr, 4), _FUTEX_WAKE, 1, 0, 0, 0)
+
+    def fork_start(self) -> None:
+        """QEMU's fork_start: hold the address-space lock, the translation lock and the
+        thread list, so no other guest thread holds one at the fork (the child would
+        wait for it forever). The compile thread's locks are tiering's at-fork hooks'."""
+        self.group.mm_lock.acquire()
+        self.cpu.tbs.lock.acquire()
+        self.group.lock.acquire()
+
+    def fork_end(self, child: bool) -> None:
+        """QEMU's fork_end: release them; in the child only this thread exists (its new
+        tid is the process's) and it leads the process."""
+        group = self.group
+        group.lock.release()
+        self.cpu.tbs.lock.release()
+        group.mm_lock.release()
+        if child:
+            self.tid = os.getpid()
+            for other in group.threads.values():
+                if other is not self:
+                    other.cpu.close()
+            self.cpu.forked()
+            self.group = ThreadGroup(self, {self.tid: self}, trampoline=group.trampoline)
 
     def exception_signal(self, exit_: CpuExit) -> tuple[int, bytes, str]:
         """(signal, siginfo, one-line detail) Linux sends for a synchronous exception."""
@@ -377,10 +582,14 @@ class Process:
         ss_sp, _flags, ss_size = self.signals.altstack
         return ss_size != 0 and 0 < sp - ss_sp <= ss_size
 
-    def queue_signal(self, sig: int, siginfo: bytes) -> None:
+    def queue_signal(self, sig: int, siginfo: bytes, tid: int | None = None) -> None:
         """A signal the guest sent itself without the host (one that on the host means
-        a crash of the emulator); delivered after the syscall."""
-        self.signals.queued.setdefault(sig, siginfo)
+        a crash of the emulator): to thread ``tid`` (None: this one), delivered after
+        this syscall or at that thread's next block boundary."""
+        target = self if tid is None else self.group.threads.get(tid, self)
+        target.signals.queued.setdefault(sig, siginfo)
+        if target is not self:
+            target.cpu.state.request_exit()
 
     def force_signal(self, sig: int, siginfo: bytes, detail: str) -> None:
         """A synchronous signal: to its handler now, or death (blocked or ignored ones
@@ -492,14 +701,16 @@ class Process:
     def trampoline(self) -> int:
         """Where handlers return: the architecture's rt_sigreturn code, on a page of
         its own mapped at the first delivery (qemu's sigtramp page; Linux's vDSO)."""
-        if not self.sigreturn_trampoline:
-            addr = self.space.mmap(0, PAGE_SIZE, _PROT_READ | _PROT_EXEC,
-                                   _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
-            if addr < 0:
-                raise GuestKilled(signal.SIGSEGV, "no memory for the signal trampoline")
-            self.memory.write(addr, self.user_arch.sigreturn_code, check=None)
-            self.sigreturn_trampoline = addr
-        return self.sigreturn_trampoline
+        group = self.group
+        with group.mm_lock:
+            if not group.trampoline:
+                addr = self.space.mmap(0, PAGE_SIZE, _PROT_READ | _PROT_EXEC,
+                                       _MAP_PRIVATE | _MAP_ANONYMOUS, -1, 0)
+                if addr < 0:
+                    raise GuestKilled(signal.SIGSEGV, "no memory for the signal trampoline")
+                self.memory.write(addr, self.user_arch.sigreturn_code, check=None)
+                group.trampoline = addr
+            return group.trampoline
 
     def sigreturn(self) -> int:
         """rt_sigreturn: restore every register and the mask from the frame at the stack
@@ -539,6 +750,22 @@ class Process:
 
 
 _ACCESS = {Access.READ: "read", Access.WRITE: "write", Access.FETCH: "instruction fetch"}
+
+
+def _flush_streams(log: Log) -> None:
+    for stream in (sys.stdout, sys.stderr, log.stream):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _end_process(status: int, log: Log) -> None:
+    """exit_group (or the last thread's exit) on a thread other than the first: the
+    whole process ends now."""
+    _flush_streams(log)
+    os._exit(status & 0xFF)
 
 
 def report_death(killed: GuestKilled, log: Log) -> None:

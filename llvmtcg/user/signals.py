@@ -29,6 +29,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from llvmtcg.user.host_signals import set_host_disposition
+
 SIG_DFL, SIG_IGN = 0, 1
 NSIG = 64
 # sa_flags (asm-generic). riscv64's struct sigaction has no sa_restorer field, so
@@ -97,7 +99,8 @@ class HostCatcher(Protocol):
 
 @dataclass
 class SignalState:
-    """The process's signal state (one thread: the mask is the process's).
+    """One thread's signal state: its mask, alternate stack and waiting signals, and
+    the process's dispositions (``actions``, one dict shared by its threads).
 
     ``queued`` holds signals waiting for delivery with their siginfo: caught from the
     host, or raised by the guest at itself without the host. ``restore_mask`` is the
@@ -148,7 +151,7 @@ class SignalState:
                     if sig == signal.SIGCHLD else 0
                 self.catcher.catch(sig, host_flags)
             else:
-                signal.signal(sig, signal.SIG_IGN if handler == SIG_IGN else signal.SIG_DFL)
+                set_host_disposition(sig, handler == SIG_IGN)
         except (OSError, ValueError):
             pass  # a number the host does not have
 
@@ -185,7 +188,7 @@ def die_by_signal(sig: int) -> None:
     except (ValueError, OSError):
         pass
     try:
-        signal.signal(sig, signal.SIG_DFL)
+        set_host_disposition(sig, False)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {sig})
         os.kill(os.getpid(), sig)
     except (OSError, ValueError):

@@ -3,7 +3,7 @@
 Guest sources live in tests/guest/; they are compiled at test time with the Debian
 cross compiler into a per-session build directory, in these flavours:
 
-- ``static``: glibc, ``-static`` (ET_EXEC);
+- ``static``: glibc, ``-static`` (ET_EXEC); ``pthread``: the same with ``-pthread``;
 - ``dynamic``: glibc, PIE with PT_INTERP, run with ``-L /usr/riscv64-linux-gnu``;
 - ``nolibc``: tests/guest/nolibc.c instead of glibc, static-pie (ET_DYN without
   PT_INTERP; it relocates itself). Debian's riscv64 glibc has no static-pie support
@@ -49,6 +49,7 @@ needs_qemu = pytest.mark.skipif(not have_qemu, reason=f"{QEMU} not installed (ma
 STATIC_PIE = "-Wl,--no-dynamic-linker,-z,text"
 FLAVOURS = {
     "static": ["-static", "-O2"],
+    "pthread": ["-static", "-pthread", "-O2"],
     "dynamic": ["-O2"],
     "nolibc": ["-nostdlib", "-fPIE", "-pie", STATIC_PIE, "-O2", "-ffreestanding",
                "-fno-stack-protector", "-fno-builtin", "-D_GNU_SOURCE"],

@@ -25,17 +25,13 @@ VFORK_FD_MIN = 900  # the parent's vfork wait pipe, out of the way of the guest'
 
 @syscall("exit", "int", ret="noreturn")
 def sys_exit(proc: GuestProcess, status):
-    if proc.clear_child_tid:
-        try:
-            proc.write_u32(proc.clear_child_tid, 0)
-        except Exception:  # noqa: BLE001 - the guest may have unmapped it
-            pass
+    # The calling thread ends (the process with its last thread; see Process.run).
     raise GuestExit(status & 0xFF)
 
 
 @syscall("exit_group", "int", ret="noreturn")
 def sys_exit_group(proc: GuestProcess, status):
-    return sys_exit(proc, status)
+    raise GuestExit(status & 0xFF, group=True)
 
 
 @syscall("set_tid_address", "ptr")
@@ -46,7 +42,19 @@ def sys_set_tid_address(proc: GuestProcess, tidptr):
 
 @syscall("set_robust_list", "ptr uint")
 def sys_set_robust_list(proc: GuestProcess, head, length):
-    return 0 if length == 24 else -errno.EINVAL
+    if length != 24:  # sizeof(struct robust_list_head)
+        return -errno.EINVAL
+    proc.robust_list = head
+    return 0
+
+
+@syscall("get_robust_list", "int ptr ptr")
+def sys_get_robust_list(proc: GuestProcess, tid, head_ptr, len_ptr):
+    if tid not in (0, proc.tid):
+        return -errno.EPERM  # (other threads' lists: not kept visible)
+    proc.write_u64(head_ptr, proc.robust_list)
+    proc.write_u64(len_ptr, 24)
+    return 0
 
 
 @syscall("rseq", "ptr uint hex hex")
@@ -54,13 +62,31 @@ def sys_rseq(proc: GuestProcess, rseq, length, flags, sig):
     return -errno.ENOSYS  # as on qemu: glibc then does without
 
 
+# What a thread shares with its creator (glibc's pthread_create passes these and more;
+# QEMU's CLONE_THREAD_FLAGS).
+CLONE_THREAD_FLAGS = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD
+# Flags a thread clone may carry besides those (what they ask is done, or is the host's).
+CLONE_PARENT, CLONE_SYSVSEM, CLONE_DETACHED, CLONE_IO = 0x8000, 0x40000, 0x400000, 0x80000000
+CLONE_THREAD_OPTIONAL = (CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID
+                         | CLONE_CHILD_SETTID | CLONE_PARENT | CLONE_SYSVSEM | CLONE_DETACHED
+                         | CLONE_IO)
+CSIGNAL = 0xFF
+
+
 @syscall("clone", "hex ptr ptr ptr ptr")
 def sys_clone(proc: GuestProcess, flags, newsp, parent_tid, tls, child_tid):
-    if flags & CLONE_THREAD or (flags & CLONE_VM and not flags & CLONE_VFORK):
-        if proc.log.enabled("unimp") or proc.strace is not None:
-            proc.log.write(f"{proc.pid} clone: threads are not supported yet, "
-                           f"returning -ENOSYS")
-        return -errno.ENOSYS
+    if flags & CLONE_VM and not flags & CLONE_VFORK:
+        # A thread. (A process sharing memory without being a thread cannot be a host
+        # fork: refused, as qemu-user does.)
+        if flags & CLONE_THREAD_FLAGS != CLONE_THREAD_FLAGS or \
+                flags & ~(CLONE_THREAD_FLAGS | CLONE_THREAD_OPTIONAL | CSIGNAL):
+            if proc.log.enabled("unimp") or proc.strace is not None:
+                proc.log.write(f"{proc.pid} clone: flags {flags:#x} not supported, "
+                               f"returning -EINVAL")
+            return -errno.EINVAL
+        return proc.spawn_thread(flags, newsp, parent_tid, tls, child_tid)
+    if flags & (CLONE_THREAD | CLONE_SIGHAND):
+        return -errno.EINVAL  # (Linux: CLONE_SIGHAND needs CLONE_VM)
     return fork(proc, flags, newsp, parent_tid, tls, child_tid)
 
 
@@ -72,7 +98,13 @@ def fork(proc: GuestProcess, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -
     for stream in (sys.stdout, sys.stderr, proc.log.stream):
         if stream is not None:
             stream.flush()
-    pid = os.fork()
+    proc.fork_start()
+    try:
+        pid = os.fork()
+    except BaseException:
+        proc.fork_end(False)
+        raise
+    proc.fork_end(pid == 0)
     if pid == 0:
         if wait_r >= 0:
             os.close(wait_r)
