@@ -358,6 +358,13 @@ class _BackgroundCompiler:
         self.compiler = ObjectCompiler()
         self.jobs: queue.SimpleQueue = queue.SimpleQueue()
         self.stopped = False
+        # Cleared while a fork waits: the worker finishes the compile under way but
+        # starts no other (a fork waiting for the compiler's lock would otherwise wait
+        # for the whole queue: the lock is not fair, and the worker takes it again for
+        # the next region before the forking thread wakes; with many regions queued
+        # that took minutes).
+        self.may_compile = threading.Event()
+        self.may_compile.set()
         self.thread = threading.Thread(target=self._run, name="llvmtcg-tier", daemon=True)
         self.thread.start()
 
@@ -370,6 +377,7 @@ class _BackgroundCompiler:
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
             ref, plan = self.jobs.get()
+            self.may_compile.wait()
             tiering = ref()
             if self.stopped:
                 return
@@ -433,6 +441,7 @@ def _before_fork() -> None:
     # a compile too: a garbage collection there finalises llvmlite objects), or the
     # child waits for it forever. (Compiler lock first: a compile takes llvmlite's.)
     if _worker is not None:
+        _worker.may_compile.clear()
         _worker.compiler.lock.acquire()
         llvmlite_lock().acquire()
 
@@ -441,6 +450,7 @@ def _after_fork_in_parent() -> None:
     if _worker is not None:
         llvmlite_lock().release()
         _worker.compiler.lock.release()
+        _worker.may_compile.set()
 
 
 def _after_fork_in_child() -> None:

@@ -149,8 +149,10 @@ class UserConfig:
 
 
 class Process:
-    """A guest process (one thread); implements :class:`llvmtcg.user.guest.GuestProcess`,
-    the interface its system calls see.
+    """One thread of a guest process (the first one is made here, others by
+    :meth:`spawn_thread`, sharing the process-wide parts: memory, address space,
+    dispositions, ``group``); implements :class:`llvmtcg.user.guest.GuestProcess`, the
+    interface its system calls see.
 
     Args:
         config: emulator options.
