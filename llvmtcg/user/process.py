@@ -479,6 +479,9 @@ class Process:
         The process's exit status if it was the last thread, else None."""
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         self.host_catcher.detach()
+        # The wakes below must happen even if a signal is still recorded (safe_syscall
+        # would return EINTR without making them).
+        host.set_thread_pending(0)
         self._release_robust_list()
         if self.clear_child_tid:
             try:
@@ -498,7 +501,6 @@ class Process:
             return group.leader_status if group.leader_status is not None else status
         if self is not group.leader:
             self.cpu.close()
-        host.set_thread_pending(0)
         return None
 
     def _release_robust_list(self) -> None:
