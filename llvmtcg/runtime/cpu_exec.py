@@ -38,24 +38,40 @@ from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
 
+def _python_target(symbol: str) -> str:
+    """The symbol a thunk imports the Python callback behind ``symbol`` under."""
+    return f"{symbol}.py"
+
+
 def native_glue_ir(layout: CpuLayout, helpers: HelperRegistry) -> tuple[str, list[str]]:
     """LLVM IR of a CPU's entry trampoline and of the thunks generated code calls Python
-    through (slow paths, soft-float, Python helpers), and the symbols it defines."""
+    through (slow paths, soft-float, Python helpers), and the symbols it defines. The
+    callbacks are imports (:func:`native_glue_imports`), so the text and its object are
+    the same in every process."""
     fp_env, host_fp_env = layout.offset("fp_env"), layout.offset("host_fp_env")
     parts = [host_abi.trampoline_ir(fp_env, host_fp_env)]
     functions = [host_abi.ENTER.symbol]
     for fn in host_abi.CALLBACKS:
-        parts.append(host_abi.thunk_ir(fn, callbacks.ADDRESSES[fn.symbol], fp_env, host_fp_env))
+        parts.append(host_abi.thunk_ir(fn, _python_target(fn.symbol), fp_env, host_fp_env))
         functions.append(fn.thunk)
-    for decl, address in helpers.python_helpers().values():
+    for decl, _address in helpers.python_helpers().values():
         fn = host_abi.HostFunction.for_helper(decl)
-        parts.append(host_abi.thunk_ir(fn, address, fp_env, host_fp_env))
+        parts.append(host_abi.thunk_ir(fn, _python_target(fn.symbol), fp_env, host_fp_env))
         functions.append(fn.thunk)
     for fn in host_abi.HOST_FUNCTIONS.values():
         if fn.role is host_abi.Role.WRAPPER:
             parts.append(host_abi.preserve_all_wrapper_ir(fn))
             functions.append(fn.thunk)
     return "\n".join(parts) + "\n", functions
+
+
+def native_glue_imports(helpers: HelperRegistry) -> dict[str, int]:
+    """The addresses of the Python callbacks :func:`native_glue_ir`'s thunks import."""
+    imports = {_python_target(fn.symbol): callbacks.ADDRESSES[fn.symbol]
+               for fn in host_abi.CALLBACKS}
+    for decl, address in helpers.python_helpers().values():
+        imports[_python_target(host_abi.HostFunction.for_helper(decl).symbol)] = address
+    return imports
 
 
 def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str],
@@ -134,11 +150,18 @@ class Cpu:
         self.system_mode = arch.system_mode
         self.memory = memory
         self.helpers = arch.helpers()
+        count_insns = arch.counts_insns
+        code_cache = None
+        if options.cache_dir is not None:
+            code_cache = CodeCache(options.cache_dir, code_cache_key(
+                arch, layout, list(self.helpers.symbols()), options, count_insns,
+                self.tb_flags))
         self.jit = JitEngine(optimize=options.optimize, log=self.log,
-                             perf_map=options.perf_map)
+                             perf_map=options.perf_map, object_store=code_cache)
         self.jit.add_imports(self.helpers.symbols())
+        self.jit.add_imports(native_glue_imports(self.helpers))
         glue_ir, glue_symbols = native_glue_ir(layout, self.helpers)
-        self._glue: CompiledModule = self.jit.compile(glue_ir, glue_symbols)
+        self._glue: CompiledModule = self.jit.compile_cached(glue_ir, glue_symbols)
         glue = self._glue.addresses
         enter = host_abi.ctypes_prototype(host_abi.ENTER)(glue[host_abi.ENTER.symbol])
         # Generated code calls Python only through the thunks, imported under the
@@ -148,15 +171,9 @@ class Cpu:
                               if symbol.endswith(".thunk")})
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
-        count_insns = arch.counts_insns
         lowering = Lowering(layout, self.helpers.declarations(), count_insns=count_insns,
                             inline_memory=options.optimize >= 1,
                             hot_threshold=options.hot_threshold)
-        code_cache = None
-        if options.cache_dir is not None:
-            code_cache = CodeCache(options.cache_dir, code_cache_key(
-                arch, layout, list(self.helpers.symbols()), options, count_insns,
-                self.tb_flags))
         self.tbs = TbCache(arch, lowering, self.jit, self._fetch, self.log,
                            options.max_region_blocks, code_cache, self.tb_flags,
                            addressing=self if self.system_mode else None)

@@ -35,12 +35,21 @@ class _HostSigaction(ctypes.Structure):
                 ("sa_flags", ctypes.c_int), ("sa_restorer", ctypes.c_void_p)]
 
 
-def handler_ir(flags_addr: int, infos_addr: int, exit_word_addr: int) -> str:
-    """The handler ``void (int sig, siginfo_t *info, void *uc)`` with the addresses of
-    the pending flags (one byte a signal, byte 0: any), the siginfo slots and the CPU's
-    32-bit ``exit_request`` word baked in."""
+FLAGS_SYMBOL = "llvmtcg_signal_flags"
+INFOS_SYMBOL = "llvmtcg_signal_infos"
+EXIT_WORD_SYMBOL = "llvmtcg_signal_exit_word"
+
+
+def handler_ir() -> str:
+    """The handler ``void (int sig, siginfo_t *info, void *uc)``. The pending flags (one
+    byte a signal, byte 0: any), the siginfo slots and the CPU's 32-bit
+    ``exit_request`` word are imports, so the text is the same in every process (and
+    its object comes from the code cache)."""
     return f"""
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+@{FLAGS_SYMBOL} = external global [{NSLOTS} x i8]
+@{INFOS_SYMBOL} = external global [{NSLOTS * SIGINFO_SIZE} x i8]
+@{EXIT_WORD_SYMBOL} = external global i32
 
 define void @{HANDLER_SYMBOL}(i32 %sig, ptr %info, ptr %uc) {{
 entry:
@@ -49,16 +58,12 @@ entry:
 record:
   %i = zext i32 %sig to i64
   %off = mul i64 %i, {SIGINFO_SIZE}
-  %slot.i = add i64 {infos_addr}, %off
-  %slot = inttoptr i64 %slot.i to ptr
+  %slot = getelementptr i8, ptr @{INFOS_SYMBOL}, i64 %off
   call void @llvm.memcpy.p0.p0.i64(ptr %slot, ptr %info, i64 {SIGINFO_SIZE}, i1 false)
-  %flag.i = add i64 {flags_addr}, %i
-  %flag = inttoptr i64 %flag.i to ptr
+  %flag = getelementptr i8, ptr @{FLAGS_SYMBOL}, i64 %i
   store atomic volatile i8 1, ptr %flag seq_cst, align 1
-  %any = inttoptr i64 {flags_addr} to ptr
-  store atomic volatile i8 1, ptr %any seq_cst, align 1
-  %word = inttoptr i64 {exit_word_addr} to ptr
-  store atomic volatile i32 1, ptr %word seq_cst, align 4
+  store atomic volatile i8 1, ptr @{FLAGS_SYMBOL} seq_cst, align 1
+  store atomic volatile i32 1, ptr @{EXIT_WORD_SYMBOL} seq_cst, align 4
   br label %done
 done:
   ret void
@@ -78,18 +83,20 @@ class HostSignalCatcher:
     """The native handler for one process and what it recorded.
 
     Args:
-        compile_handler: compiles the handler's IR text and returns its address
-            (the CPU's JIT).
+        compile_handler: compiles the handler's IR text with the given imports and
+            returns its address (the CPU's JIT).
         exit_word: address of the CPU's ``exit_request`` word.
     """
 
-    def __init__(self, compile_handler: Callable[[str], int], exit_word: int) -> None:
+    def __init__(self, compile_handler: Callable[[str, dict[str, int]], int],
+                 exit_word: int) -> None:
         self._flags = (ctypes.c_uint8 * NSLOTS)()
         self._infos = (ctypes.c_uint8 * (NSLOTS * SIGINFO_SIZE))()
         self._flags_addr = ctypes.addressof(self._flags)
         self._infos_addr = ctypes.addressof(self._infos)
-        self.handler_address: int = compile_handler(
-            handler_ir(self._flags_addr, self._infos_addr, exit_word))
+        self.handler_address: int = compile_handler(handler_ir(), {
+            FLAGS_SYMBOL: self._flags_addr, INFOS_SYMBOL: self._infos_addr,
+            EXIT_WORD_SYMBOL: exit_word})
 
     @property
     def pending(self) -> bool:

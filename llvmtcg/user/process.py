@@ -338,10 +338,11 @@ class Process:
             self.cpu.stop()
         return False
 
-    def _compile_native(self, ir_text: str) -> int:
+    def _compile_native(self, ir_text: str, imports: dict[str, int]) -> int:
         from llvmtcg.user.host_signals import HANDLER_SYMBOL
 
-        self._catcher_code = self.cpu.jit.compile(ir_text, [HANDLER_SYMBOL])
+        self.cpu.jit.add_imports(imports)
+        self._catcher_code = self.cpu.jit.compile_cached(ir_text, [HANDLER_SYMBOL])
         return self._catcher_code.addresses[HANDLER_SYMBOL]
 
     def exception_signal(self, exit_: CpuExit) -> tuple[int, bytes, str]:
