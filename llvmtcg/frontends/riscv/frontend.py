@@ -84,16 +84,12 @@ class RiscvFrontend:
         while True:
             insn_pc = ctx.pc
             try:
-                if insn_pc + 4 <= page_end:  # (one page: both halves are fetchable or not)
+                # (Two bytes first: a compressed instruction may end the mapping, and
+                # fetch hooks see the instruction's own size.)
+                insn = int.from_bytes(fetch(insn_pc, 2), "little")
+                length = insn_length(insn)
+                if length == 4:
                     insn = int.from_bytes(fetch(insn_pc, 4), "little")
-                    length = 4 if insn & 3 == 3 else 2
-                else:
-                    insn = int.from_bytes(fetch(insn_pc, 2), "little")
-                    length = insn_length(insn)
-                    if length == 4:
-                        insn = int.from_bytes(fetch(insn_pc, 4), "little")
-                if length == 2:
-                    insn &= 0xFFFF
             except GuestFault:
                 if block.n_insns == 0:
                     raise  # the block's first instruction: the guest takes the fault
