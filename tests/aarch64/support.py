@@ -23,7 +23,7 @@ def build(build_dir: Path, source: str, *flags: str, name: str | None = None) ->
     """Compile tests/guest/aarch64/<source> statically with -O2 and ``flags``."""
     out = build_dir / (name or Path(source).stem)
     if not out.exists():
-        cmd = [CC, "-static", "-O2", *flags, "-o", str(out), str(GUEST_SRC / source)]
+        cmd = [CC, "-static", "-O2", "-o", str(out), str(GUEST_SRC / source), *flags]
         result = subprocess.run(cmd, capture_output=True, text=True)
         assert result.returncode == 0, f"building {source} failed:\n{result.stderr}"
     return out

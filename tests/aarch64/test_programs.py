@@ -16,18 +16,35 @@ def build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("aarch64")
 
 
-def test_alu_edge_cases(build_dir):
+# Edge values combined pairwise: a few by default, all of them in the slow run.
+QUICK = ["8"]
+
+
+@pytest.mark.parametrize("values", [
+    QUICK, pytest.param([], marks=pytest.mark.slow)], ids=["quick", "all"])
+def test_alu_edge_cases(build_dir, values):
     """ADDS/SUBS/ADCS/SBCS carry and overflow, CCMP, CSEL, shifts, bitfields, division
-    by zero, CLZ/CLS/RBIT/REV, LDXR/STXR (+pairs, CLREX), addressing modes."""
-    out = compare(build(build_dir, "alu.c"))
+    by zero, CLZ/CLS/RBIT/REV, addressing modes."""
+    out = compare(build(build_dir, "alu.c"), values)
     assert b"udiv64 0000000000000001 0000000000000000 0 -> 0000000000000000" in out.stdout
-    assert b"excl 8 7 status after clrex 1" in out.stdout
 
 
-def test_alu_with_lse_atomics(build_dir):
-    """The same program for Armv8.1: the atomics are CAS/SWP/LDADD/LDCLR."""
-    out = compare(build(build_dir, "alu.c", "-march=armv8.1-a", name="alu-lse"))
-    assert b"atomics 10 1 99 -1 240 48" in out.stdout
+@pytest.mark.parametrize("march", ["armv8-a", "armv8.1-a"])
+def test_atomics(build_dir, march):
+    """LDXR/STXR, LDXP/STXP, CLREX; for Armv8.1 the builtins are CAS/SWP/LDADD/LDCLR."""
+    out = compare(build(build_dir, "atomics.c", f"-march={march}", name=f"atomics-{march}"))
+    assert out.stdout.splitlines() == [b"excl 8 7 status after clrex 1", b"pair 3 2",
+                                       b"atomics 10 1 99 -1 240 48"]
+
+
+@pytest.mark.parametrize("values", [
+    QUICK, pytest.param([], marks=pytest.mark.slow)], ids=["quick", "all"])
+def test_scalar_fp(build_dir, values):
+    """Arithmetic, FMA, min/max, compares, FRINT*, conversions over edge values (NaNs,
+    infinities, subnormals, rounding boundaries) in all four rounding modes: results,
+    NZCV and FPSR's cumulative flags."""
+    out = compare(build(build_dir, "fp.c", "-lm"), values)
+    assert b"1.4142135623730951 0.333333343 24.7053 libm" in out.stdout
 
 
 def test_strings_and_signals(build_dir):
@@ -55,6 +72,8 @@ SORT_INPUT = b"pear\napple\nzoo\nbanana\napple\n"
     (["md5sum"], SORT_INPUT),
     (["sha256sum"], SORT_INPUT),
     (["sed", "-e", "s/a/A/g", "-e", "/zoo/d"], SORT_INPUT),
-], ids=["echo", "sh", "sort", "md5sum", "sha256sum", "sed"])
+    (["awk", '{ n += length($0) } END { printf "%d %.3f %g\\n", n, n / NR, sqrt(n) }'],
+     SORT_INPUT),
+], ids=["echo", "sh", "sort", "md5sum", "sha256sum", "sed", "awk"])
 def test_busybox(busybox, tmp_path, args, stdin):
     compare(busybox, args, cwd=tmp_path, stdin=stdin)

@@ -70,6 +70,7 @@ PATTERNS = r"""
 %modimm    29:1 16:3 12:4 5:5
 %immhb     16:7
 %imm4      11:4
+%imm8      13:8
 %len13     13:2
 %sysreg    19:2 16:3 12:4 8:4 5:3
 
@@ -108,6 +109,12 @@ PATTERNS = r"""
 %r21       21:1
 
 &fp        sf ftype rn rd
+&fp1       ftype rd rn
+&fp2       ftype rd rn rm
+&fp3       ftype rd rn rm ra
+&fpcmp     ftype rn rm cond nzcv
+&fpcsel    ftype rd rn rm cond
+&fpimm     ftype rd imm
 &simd      q size rm rn rd imm
 
 # ---- formats --------------------------------------------------------------------
@@ -142,7 +149,14 @@ PATTERNS = r"""
 @ldst_u    &ldst_u   %size %v %opc imm=%imm12 %rn %rt
 @atomic    &atomic   %size a=%a23 r=%r22 %rs %rn %rt
 @fmov_gp   &fp       %sf ftype=%sizev %rn %rd
-@fp2       &fp       sf=0 ftype=%sizev %rn %rd
+@fp1       &fp1      ftype=%sizev %rd %rn
+@fp2       &fp2      ftype=%sizev %rd %rn %rm
+@fp3       &fp3      ftype=%sizev %rd %rn %rm %ra
+@fpcmp     &fpcmp    ftype=%sizev %rn %rm cond=0 nzcv=0
+@fpccmp    &fpcmp    ftype=%sizev %rn %rm cond=%cond12 %nzcv
+@fpcsel    &fpcsel   ftype=%sizev %rd %rn %rm cond=%cond12
+@fpimm     &fpimm    ftype=%sizev %rd imm=%imm8
+@fpcvt     &fp       %sf ftype=%sizev %rd %rn
 @simd3     &simd     %q size=%sizev %rm %rn %rd imm=0
 @simd2     &simd     %q size=%sizev rm=0 %rn %rd imm=0
 @simd_copy &simd     %q size=0 rm=0 %rn %rd imm=%imm5
@@ -289,7 +303,53 @@ fmov_to_gp   . 00 11110 .. 1 00 110 000000 ..... .....    @fmov_gp
 fmov_from_gp . 00 11110 .. 1 00 111 000000 ..... .....    @fmov_gp
 fmov_hi_to_gp   1 00 11110 10 1 01 110 000000 ..... .....  @fmov_gp
 fmov_hi_from_gp 1 00 11110 10 1 01 111 000000 ..... .....  @fmov_gp
-fmov_reg     0 00 11110 .. 1 0000 00 10000 ..... .....    @fp2
+# Scalar FP data processing (type 00 single, 01 double; half precision is not done).
+fmov_reg   000 11110 .. 1 000000 10000 ..... .....       @fp1
+fabs       000 11110 .. 1 000001 10000 ..... .....       @fp1
+fneg       000 11110 .. 1 000010 10000 ..... .....       @fp1
+fsqrt      000 11110 .. 1 000011 10000 ..... .....       @fp1
+fcvt_to_s  000 11110 .. 1 000100 10000 ..... .....       @fp1
+fcvt_to_d  000 11110 .. 1 000101 10000 ..... .....       @fp1
+frintn     000 11110 .. 1 001000 10000 ..... .....       @fp1
+frintp     000 11110 .. 1 001001 10000 ..... .....       @fp1
+frintm     000 11110 .. 1 001010 10000 ..... .....       @fp1
+frintz     000 11110 .. 1 001011 10000 ..... .....       @fp1
+frinta     000 11110 .. 1 001100 10000 ..... .....       @fp1
+frintx     000 11110 .. 1 001110 10000 ..... .....       @fp1
+frinti     000 11110 .. 1 001111 10000 ..... .....       @fp1
+fmul       000 11110 .. 1 ..... 0000 10 ..... .....      @fp2
+fdiv       000 11110 .. 1 ..... 0001 10 ..... .....      @fp2
+fadd       000 11110 .. 1 ..... 0010 10 ..... .....      @fp2
+fsub       000 11110 .. 1 ..... 0011 10 ..... .....      @fp2
+fmax       000 11110 .. 1 ..... 0100 10 ..... .....      @fp2
+fmin       000 11110 .. 1 ..... 0101 10 ..... .....      @fp2
+fmaxnm     000 11110 .. 1 ..... 0110 10 ..... .....      @fp2
+fminnm     000 11110 .. 1 ..... 0111 10 ..... .....      @fp2
+fnmul      000 11110 .. 1 ..... 1000 10 ..... .....      @fp2
+fmadd      000 11111 .. 0 ..... 0 ..... ..... .....      @fp3
+fmsub      000 11111 .. 0 ..... 1 ..... ..... .....      @fp3
+fnmadd     000 11111 .. 1 ..... 0 ..... ..... .....      @fp3
+fnmsub     000 11111 .. 1 ..... 1 ..... ..... .....      @fp3
+fcmp       000 11110 .. 1 ..... 00 1000 ..... 00 000     @fpcmp
+fcmp_zero  000 11110 .. 1 ----- 00 1000 ..... 01 000     @fpcmp rm=0
+fcmpe      000 11110 .. 1 ..... 00 1000 ..... 10 000     @fpcmp
+fcmpe_zero 000 11110 .. 1 ----- 00 1000 ..... 11 000     @fpcmp rm=0
+fccmp      000 11110 .. 1 ..... .... 01 ..... 0 ....     @fpccmp
+fccmpe     000 11110 .. 1 ..... .... 01 ..... 1 ....     @fpccmp
+fcsel      000 11110 .. 1 ..... .... 11 ..... .....      @fpcsel
+fmov_imm   000 11110 .. 1 ........ 100 00000 .....       @fpimm
+scvtf      . 00 11110 .. 1 00 010 000000 ..... .....     @fpcvt
+ucvtf      . 00 11110 .. 1 00 011 000000 ..... .....     @fpcvt
+fcvtns     . 00 11110 .. 1 00 000 000000 ..... .....     @fpcvt
+fcvtnu     . 00 11110 .. 1 00 001 000000 ..... .....     @fpcvt
+fcvtas     . 00 11110 .. 1 00 100 000000 ..... .....     @fpcvt
+fcvtau     . 00 11110 .. 1 00 101 000000 ..... .....     @fpcvt
+fcvtps     . 00 11110 .. 1 01 000 000000 ..... .....     @fpcvt
+fcvtpu     . 00 11110 .. 1 01 001 000000 ..... .....     @fpcvt
+fcvtms     . 00 11110 .. 1 10 000 000000 ..... .....     @fpcvt
+fcvtmu     . 00 11110 .. 1 10 001 000000 ..... .....     @fpcvt
+fcvtzs     . 00 11110 .. 1 11 000 000000 ..... .....     @fpcvt
+fcvtzu     . 00 11110 .. 1 11 001 000000 ..... .....     @fpcvt
 # AdvSIMD data processing: each pattern runs its lane function (trans_simd.py).
 # Three registers of the same type (Q U 01110 size 1 Rm opcode 1 Rn Rd).
 add_v      0 . 0 01110 .. 1 ..... 10000 1 ..... .....    @simd3

@@ -13,6 +13,7 @@ from llvmtcg.frontends.aarch64.translate import (
     BlockEnd,
     DisasContext,
     X,
+    gen_accrue_fflags,
     gen_get_nzcv,
     gen_set_nzcv,
     gen_test_cc,
@@ -203,23 +204,11 @@ def trans_isb(ctx: DisasContext, a) -> bool:
 # -- system registers ---------------------------------------------------------------------
 
 def gen_fpsr_flags(ctx: DisasContext) -> None:
-    """Fold the exception flags raised in the host environment into FPSR (FFlag bit k
-    is FPSR bit 4-k: IXC UFC OFC DZC IOC)."""
+    """Fold the exception flags raised in the host environment into FPSR."""
     b = ctx.builder
     raised32 = b.temp(I32)
     b.fpenv_flags(raised32)
-    raised, fpsr = ctx.temp(), ctx.temp()
-    b.ext_i32_i64(raised, raised32, signed=False)
-    result = ctx.temp()
-    b.movi(result, 0)
-    for k in range(5):
-        bit = ctx.temp()
-        b.extract(bit, raised, k, 1)
-        b.shl(bit, bit, const(I64, 4 - k))
-        b.or_(result, result, bit)
-    b.ext_i32_i64(fpsr, GLOBALS["fpsr"], signed=False)
-    b.or_(fpsr, fpsr, result)
-    b.extr_i64_i32(GLOBALS["fpsr"], fpsr)
+    gen_accrue_fflags(ctx, raised32)
 
 
 _RMODE_TO_ROUNDING = (0, 3, 2, 1)  # FPCR.RMode RN RP RM RZ -> RNE RUP RDN RTZ ordinals

@@ -312,3 +312,22 @@ def gen_extended_reg(ctx: DisasContext, reg: int, option: int, shift: int) -> Te
     if shift:
         b.shl(t, t, const(I64, shift))
     return t
+
+
+def gen_accrue_fflags(ctx: DisasContext, flags: Temp) -> None:
+    """OR IEEE flags (an i32 of FFlag bits) into FPSR's cumulative bits: FFlag bit k is
+    FPSR bit 4 - k (IXC UFC OFC DZC IOC)."""
+    b = ctx.builder
+    raised = ctx.temp()
+    b.ext_i32_i64(raised, flags, signed=False)
+    result = ctx.temp()
+    b.movi(result, 0)
+    for k in range(5):
+        bit = ctx.temp()
+        b.extract(bit, raised, k, 1)
+        b.shl(bit, bit, const(I64, 4 - k))
+        b.or_(result, result, bit)
+    fpsr = ctx.temp()
+    b.ext_i32_i64(fpsr, GLOBALS["fpsr"], signed=False)
+    b.or_(fpsr, fpsr, result)
+    b.extr_i64_i32(GLOBALS["fpsr"], fpsr)
