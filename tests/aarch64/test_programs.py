@@ -47,6 +47,12 @@ def test_scalar_fp(build_dir, values):
     assert b"1.4142135623730951 0.333333343 24.7053 libm" in out.stdout
 
 
+def test_advsimd_lane_operations(build_dir):
+    """Every implemented AdvSIMD data-processing group through arm_neon.h intrinsics."""
+    out = compare(build(build_dir, "simd.c", "-O1"))
+    assert out.stdout.count(b"\n") == 288
+
+
 def test_strings_and_signals(build_dir):
     out = compare(build(build_dir, "strings.c"))
     assert b"signal 110" in out.stdout
