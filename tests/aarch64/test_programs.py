@@ -58,6 +58,18 @@ def test_strings_and_signals(build_dir):
     assert b"signal 110" in out.stdout
 
 
+@pytest.mark.parametrize("args, status", [([], 0), (["no-handler"], -4)],
+                         ids=["handled", "fatal"])
+def test_udf_and_brk_signals(build_dir, args, status):
+    """UDF raises SIGILL and BRK SIGTRAP at the instruction; a handler sees the pc, x0
+    and the fpsimd_context record in the frame and its changes to them are restored."""
+    out = compare(build(build_dir, "traps.c"), args)
+    assert out.returncode == status
+    if not args:
+        assert b"after udf x0 1334 v1 1234" in out.stdout
+        assert b"after brk x0 105" in out.stdout
+
+
 @pytest.fixture(scope="module")
 def busybox(tmp_path_factory):
     path = fetch_busybox(tmp_path_factory.mktemp("busybox-arm64"))
