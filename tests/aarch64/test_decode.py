@@ -115,6 +115,9 @@ def test_nothing_capstone_rejects_is_accepted():
     (0xD53B4200, True),  # MRS x0, NZCV
     (0xD5380000, True),  # MRS x0, MIDR_EL1 (emulated for EL0)
     (0xD5381000, False),  # MRS x0, SCTLR_EL1: not at EL0
+    (0x1AC04000, True),  # CRC32B w0, w0, w0
+    (0x9AC04C00, True),  # CRC32X w0, w0, x0
+    (0x9AC04000, False),  # CRC32B with sf = 1: unallocated
 ])
 def test_encodings(word, accepted):
     assert _accepts(word) == accepted

@@ -81,6 +81,7 @@ class CpuModelError(_ArchCpuModelError):
 HWCAP_FP = 1 << 0
 HWCAP_ASIMD = 1 << 1
 HWCAP_EVTSTRM = 1 << 2
+HWCAP_CRC32 = 1 << 7
 HWCAP_ATOMICS = 1 << 8
 HWCAP_CPUID = 1 << 11
 
@@ -98,19 +99,19 @@ class CpuModel:
     def id_registers(self) -> dict[int, int]:
         """The ID registers Linux shows EL0 (op0:op1:CRn:CRm:op2 -> value): MIDR,
         MPIDR, REVIDR and the ID_AA64 registers sanitised to what is implemented
-        (AArch64 EL0/EL1, FP and AdvSIMD, LSE atomics)."""
+        (AArch64 EL0/EL1, FP and AdvSIMD, LSE atomics, CRC32)."""
         return {
             0xC000: self.midr,  # MIDR_EL1
             0xC005: 0x8000_0000,  # MPIDR_EL1
             0xC006: 0,  # REVIDR_EL1
             0xC020: 0x11,  # ID_AA64PFR0_EL1: EL0, EL1 AArch64; FP, AdvSIMD implemented
-            0xC030: 0x20_0000,  # ID_AA64ISAR0_EL1: Atomic = 2 (LSE)
+            0xC030: 0x21_0000,  # ID_AA64ISAR0_EL1: Atomic = 2 (LSE), CRC32 = 1
             0xC038: 0xFF00_0000,  # ID_AA64MMFR0_EL1: as Linux shows it
         }
 
     @property
     def hwcap(self) -> int:
-        return HWCAP_FP | HWCAP_ASIMD | HWCAP_ATOMICS | HWCAP_CPUID
+        return HWCAP_FP | HWCAP_ASIMD | HWCAP_CRC32 | HWCAP_ATOMICS | HWCAP_CPUID
 
     @classmethod
     def parse(cls, spec: str) -> CpuModel:

@@ -85,6 +85,7 @@ PATTERNS = r"""
 &rrr       sf rd rn rm
 &rrrr      sf rd rn rm ra
 &rr        sf rd rn
+&crc       sf sz rd rn rm
 &ccmp      sf rn rm imm cond nzcv
 &csel      sf rd rn rm cond
 &branch    imm
@@ -129,6 +130,7 @@ PATTERNS = r"""
 @rrr       &rrr      %sf %rd %rn %rm
 @rrrr      &rrrr     %sf %rd %rn %rm %ra
 @rr        &rr       %sf %rd %rn
+@crc       &crc      %sf sz=%size10 %rd %rn %rm
 @ccmp_r    &ccmp     %sf %rn %rm imm=0 cond=%cond12 %nzcv
 @ccmp_i    &ccmp     %sf %rn rm=0 imm=%imm5 cond=%cond12 %nzcv
 @csel      &csel     %sf %rd %rn %rm cond=%cond12
@@ -289,6 +291,8 @@ lslv       . 0 0 11010110 ..... 001000 ..... .....       @rrr
 lsrv       . 0 0 11010110 ..... 001001 ..... .....       @rrr
 asrv       . 0 0 11010110 ..... 001010 ..... .....       @rrr
 rorv       . 0 0 11010110 ..... 001011 ..... .....       @rrr
+crc32      . 0 0 11010110 ..... 010 0 .. ..... .....     @crc
+crc32c     . 0 0 11010110 ..... 010 1 .. ..... .....     @crc
 rbit       . 1 0 11010110 00000 000000 ..... .....       @rr
 rev16      . 1 0 11010110 00000 000001 ..... .....       @rr
 rev32      . 1 0 11010110 00000 000010 ..... .....       @rr

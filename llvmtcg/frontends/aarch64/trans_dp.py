@@ -20,8 +20,39 @@ from llvmtcg.frontends.aarch64.translate import (
     gen_test_cc,
 )
 from llvmtcg.ir import I64, Builder, Cond, Temp, const
+from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
+CRC32_POLY = 0xEDB8_8320  # 0x04C11DB7 bit-reflected (ISO-HDLC, as zlib)
+CRC32C_POLY = 0x82F6_3B78  # 0x1EDC6F41 bit-reflected (Castagnoli)
+
+
+def _crc_table(poly: int) -> tuple[int, ...]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (poly if crc & 1 else 0)
+        table.append(crc)
+    return tuple(table)
+
+
+_CRC_TABLES = (_crc_table(CRC32_POLY), _crc_table(CRC32C_POLY))
+CRC_HELPER = HelperDecl("aarch64_crc32", I64, (I64, I64, I64), HelperFlag.NO_SIDE_EFFECTS)
+
+
+def register_helpers(registry) -> None:
+    registry.register(CRC_HELPER, crc_helper)
+
+
+def crc_helper(acc: int, value: int, size_and_kind: int) -> int:
+    """CRC32*/CRC32C*: ``acc`` updated with the low ``size_and_kind >> 1`` bytes of
+    ``value``, least significant first, without the pre/post inversion zlib adds."""
+    table = _CRC_TABLES[size_and_kind & 1]
+    crc = acc & 0xFFFF_FFFF
+    for i in range(size_and_kind >> 1):
+        crc = (crc >> 8) ^ table[(crc ^ (value >> (8 * i))) & 0xFF]
+    return crc
 
 
 def decode_bit_masks(n: int, imms: int, immr: int, sf: int) -> int | None:
@@ -620,3 +651,23 @@ def trans_cls(ctx: DisasContext, a) -> bool:
     b.sub(t, t, const(I64, 1 if a.sf else 33))
     ctx.set_x(a.rd, t, a.sf)
     return True
+
+
+# -- CRC32 ----------------------------------------------------------------------------------
+
+def _crc(ctx: DisasContext, a, castagnoli: int) -> bool:
+    if (a.sz == 3) != bool(a.sf):  # only the doubleword forms take an X register
+        return False
+    dst = ctx.temp()
+    ctx.builder.call(CRC_HELPER.name, (dst,), (ctx.get_x(a.rn), ctx.get_x(a.rm),
+                                               const(I64, (1 << a.sz) << 1 | castagnoli)))
+    ctx.set_x(a.rd, dst, 0)
+    return True
+
+
+def trans_crc32(ctx: DisasContext, a) -> bool:
+    return _crc(ctx, a, 0)
+
+
+def trans_crc32c(ctx: DisasContext, a) -> bool:
+    return _crc(ctx, a, 1)

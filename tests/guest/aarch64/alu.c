@@ -57,6 +57,11 @@ FLAG_OP2(add_sxtw, "add %0, %2, %w3, sxtw", 1)
 FLAG_OP2(neg_shift, "negs %w0, %w3, asr #5", 1)
 FLAG_OP2(orn_ror, "orn %0, %2, %3, ror #17", 1)
 FLAG_OP2(eon_lsr, "eon %w0, %w2, %w3, lsr #31", 1)
+FLAG_OP2(crc32b, ".arch_extension crc\n crc32b %w0, %w2, %w3", 1)
+FLAG_OP2(crc32h, ".arch_extension crc\n crc32h %w0, %w2, %w3", 1)
+FLAG_OP2(crc32cw, ".arch_extension crc\n crc32cw %w0, %w2, %w3", 1)
+FLAG_OP2(crc32x, ".arch_extension crc\n crc32x %w0, %w2, %3", 1)
+FLAG_OP2(crc32cx, ".arch_extension crc\n crc32cx %w0, %w2, %3", 1)
 
 #define UN(name, insn)                                                                   \
     static void name(uint64_t a) {                                                      \
@@ -138,7 +143,8 @@ int main(int argc, char **argv) {
                 smulh(a, b, c); umulh(a, b, c); smaddl(a, b, c); umsubl(a, b, c);
                 madd32(a, b, c); extr64(a, b, c); extr32(a, b, c); add_ext(a, b, c);
                 sub_ext(a, b, c); add_sxtw(a, b, c); neg_shift(a, b, c); orn_ror(a, b, c);
-                eon_lsr(a, b, c); bfm(a, b);
+                eon_lsr(a, b, c); bfm(a, b); crc32b(a, b, c); crc32h(a, b, c);
+                crc32cw(a, b, c); crc32x(a, b, c); crc32cx(a, b, c);
             }
     for (unsigned i = 0; i < N; i++) {
         uint64_t a = V[i];
