@@ -4,9 +4,18 @@ string routines, signals, and BusyBox applets."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.aarch64.support import build, compare, fetch_busybox, needs_cc, needs_qemu
+from tests.aarch64.support import (
+    SYSROOT,
+    build,
+    compare,
+    fetch_busybox,
+    needs_cc,
+    needs_qemu,
+)
 
 pytestmark = [needs_cc, needs_qemu]
 
@@ -55,6 +64,15 @@ def test_advsimd_lane_operations(build_dir):
 
 def test_strings_and_signals(build_dir):
     out = compare(build(build_dir, "strings.c"))
+    assert b"signal 110" in out.stdout
+
+
+@pytest.mark.skipif(not Path(SYSROOT, "lib", "ld-linux-aarch64.so.1").exists(),
+                    reason=f"no arm64 glibc in {SYSROOT}")
+def test_dynamic_pie_with_sysroot(build_dir):
+    """A PIE linked against glibc: Debian's ld-linux-aarch64.so.1 from -L loads it."""
+    out = compare(build(build_dir, "strings.c", static=False, name="strings-dynamic"),
+                  options=["-L", SYSROOT])
     assert b"signal 110" in out.stdout
 
 

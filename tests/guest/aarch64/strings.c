@@ -23,7 +23,8 @@ int main(void) {
             memcpy(b, a + align, len + 1);
             hash = hash * 31 + (unsigned)memcmp(a + align, b, len + 1);
             hash = hash * 31 + (strchr(b, 'x') != NULL);
-            hash = hash * 31 + (unsigned long)(strrchr(a, 'x') - a);
+            const char *last = strrchr(a, 'x');  /* NULL for an empty string */
+            hash = hash * 31 + (last ? (unsigned long)(last - a) : 999);
             b[len / 2] = 'Q';
             hash = hash * 31 + (unsigned)(strcmp(a + align, b) > 0);
             hash = hash * 31 + (unsigned long)((char *)memchr(b, 'Q', len + 1) - b);
