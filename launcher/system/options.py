@@ -141,6 +141,7 @@ class Options:
     drives: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
+    nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
     log_items: str | None = None
     log_file: str | None = None
     show_help: bool = False
@@ -156,6 +157,7 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "nographic": (False, "nographic"), "display": (True, "display"),
     "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
+    "nodefaults": (False, "nodefaults"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
 }
