@@ -114,10 +114,11 @@ def guest_cpuid(supported: Iterable[CpuidEntry], apic_id: int,
                 entry = replace(entry, ecx=entry.ecx & model.ext1_ecx,
                                 edx=entry.edx & model.ext1_edx)
             case 0x80000002 | 0x80000003 | 0x80000004:
-                base = (leaf - 0x80000002) * 4
-                entry = replace(entry, eax=brand[base], ebx=brand[base + 1],
-                                ecx=brand[base + 2], edx=brand[base + 3])
+                continue  # the model's brand string, below
         out.append(entry)
+    if max_extended >= 0x80000004:
+        for i, function in enumerate((0x80000002, 0x80000003, 0x80000004)):
+            out.append(CpuidEntry(function, 0, 0, *brand[4 * i:4 * i + 4]))
     return out
 
 
