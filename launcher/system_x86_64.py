@@ -68,6 +68,7 @@ def usage() -> str:
             "  -M/-machine microvm[,accel=kvm]   machine (-M help)\n"
             "  -m SIZE[M|G]                      RAM size\n"
             "  -bios FILE                        firmware (a multiple of 64 KiB)\n"
+            "  -kernel bzImage  -initrd FILE  -append CMDLINE   direct Linux boot\n"
             "  -nographic  -display none  -serial stdio|mon:stdio|null|file:PATH\n"
             "  -device isa-debug-exit[,iobase=N,iosize=N]\n"
             "  -drive file=FILE,format=raw,if=none,id=ID\n"
@@ -182,8 +183,9 @@ def _check(options: Options, machine_name: str):  # type: ignore[no-untyped-def]
     if options.cpu is not None and split_list(options.cpu)[0] not in ("qemu64",):
         raise _fail(f"unable to find CPU model '{split_list(options.cpu)[0]}' (llvmtcg's "
                     "KVM guests have the qemu64 model)")
-    for name, value in (("-dtb", options.dtb), ("-initrd", options.initrd),
-                        ("-append", options.append)):
+    if options.dtb is not None:
+        raise _fail("-dtb is not used on x86 (the kernel gets an e820 map)")
+    for name, value in (("-initrd", options.initrd), ("-append", options.append)):
         if value is not None and options.kernel is None:
             raise _fail(f"{name} only allowed with -kernel option")
     ram_size = None
@@ -223,6 +225,7 @@ def _check(options: Options, machine_name: str):  # type: ignore[no-untyped-def]
                         "translated)")
         log_path = options.log_file or ""
     return (MicrovmOptions(ram_size=ram_size, bios=options.bios, kernel=options.kernel,
+                           initrd=options.initrd, append=options.append,
                            virtio_devices=tuple(virtio), drives=drives,
                            debug_exit=tuple(debug_exits)),
             options.no_reboot, log_path)

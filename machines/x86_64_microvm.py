@@ -30,6 +30,7 @@ from launcher.accel.kvm_cpu import KvmCpu
 from launcher.accel.x86_cpuid import guest_cpuid
 from machines.loop import MachineClock, MachineLoop, SerialInput
 from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
+from machines.x86_64_boot import BootError, LinuxBoot, LongModeEntry, plan_linux_boot
 
 # -- memory map ---------------------------------------------------------------------------
 LOWMEM_LIMIT = 0xC0000000  # RAM above 3 GiB goes above 4 GiB (microvm_memory_init)
@@ -66,6 +67,8 @@ class MicrovmOptions:
     ram_size: int | None = None
     bios: str | None = None
     kernel: str | None = None
+    initrd: str | None = None
+    append: str | None = None
     virtio_devices: tuple = ()  # machines.machine.DeviceOptions for virtio-mmio slots
     drives: tuple = ()  # machines.machine.DriveOptions
     debug_exit: tuple[DebugExitOptions, ...] = ()
@@ -148,6 +151,7 @@ class X86Machine:
     serial_break: Callable[[], None] | None = None
     cpu: KvmCpu | None = None
     loop: MachineLoop | None = None
+    linux: LinuxBoot | None = None  # -kernel: images and the long-mode entry
     warnings: list[str] = field(default_factory=list)
 
     def on_poweroff(self, status: int) -> None:
@@ -174,8 +178,13 @@ class X86Machine:
         if self.firmware is not None:
             memory, data = self.firmware
             memory.write(0, data)
+        if self.linux is not None:
+            for image in self.linux.images:
+                self.ram.write(image.addr, image.data)
         if self.cpu is not None:
             self.cpu.reset()
+            if self.linux is not None:
+                enter_long_mode(self.cpu.vcpu, self.linux.entry)
 
     def make_loop(self, cpu: KvmCpu, *, no_reboot: bool = False) -> MachineLoop:
         self.loop = MachineLoop(cpu, self.clock, self.reset, no_reboot=no_reboot)
@@ -206,20 +215,21 @@ def read_bios(path: str) -> bytes:
 
 def build(options: MicrovmOptions) -> X86Machine:
     """Open KVM, create the VM, map memory and devices (kvm.KvmError if KVM fails)."""
-    if options.kernel is not None:
-        raise MicrovmError("direct Linux boot (-kernel) is not supported yet by llvmtcg's "
-                           "microvm; boot a firmware with -bios FILE")
-    if options.bios is None:
-        raise MicrovmError("microvm needs -bios FILE: QEMU's default firmware (qboot.rom) "
-                           "reads fw_cfg, which llvmtcg's microvm does not have")
-    bios = read_bios(options.bios)
+    if options.bios is None and options.kernel is None:
+        raise MicrovmError("microvm needs -bios FILE or -kernel FILE: QEMU's default "
+                           "firmware (qboot.rom) reads fw_cfg, which llvmtcg's microvm does "
+                           "not have")
+    bios = read_bios(options.bios) if options.bios is not None else None
     ram_size = options.ram_size or DEFAULT_RAM_SIZE
+    linux = _plan_kernel(options, ram_size) if options.kernel is not None else None
     handle = kvm.Kvm(options.kvm_path)
     memories: list[kvm.HostMemory] = []
     try:
         vm = handle.create_vm()
         try:
-            return _build(options, handle, vm, bios, ram_size, memories)
+            machine = _build(options, handle, vm, bios, ram_size, memories)
+            machine.linux = linux
+            return machine
         except BaseException:
             vm.close()
             raise
@@ -230,7 +240,45 @@ def build(options: MicrovmOptions) -> X86Machine:
         raise
 
 
-def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes,
+def _read(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise MicrovmError(f"could not load {what} '{path}': {exc.strerror}") from None
+
+
+def _plan_kernel(options: MicrovmOptions, ram_size: int) -> LinuxBoot:
+    assert options.kernel is not None
+    kernel = _read(options.kernel, "kernel")
+    initrd = _read(options.initrd, "initrd") if options.initrd is not None else None
+    below_4g = min(ram_size, LOWMEM_LIMIT)
+    try:
+        return plan_linux_boot(kernel, options.append or "", initrd, below_4g=below_4g,
+                               above_4g=ram_size - below_4g)
+    except BootError as exc:
+        raise MicrovmError(str(exc)) from None
+
+
+def enter_long_mode(vcpu: kvm.KvmVcpu, entry: LongModeEntry) -> None:
+    """The vCPU at a 64-bit boot protocol entry: paging on, flat 64-bit CS, data
+    segments, the boot GDT, interrupts off."""
+    sregs = vcpu.get_sregs()
+    code = kvm.KvmSegment(base=0, limit=0xFFFFFFFF, selector=entry.code_selector, type=0xB,
+                          present=1, dpl=0, db=0, s=1, l=1, g=1)
+    data = kvm.KvmSegment(base=0, limit=0xFFFFFFFF, selector=entry.data_selector, type=0x3,
+                          present=1, dpl=0, db=1, s=1, l=0, g=1)
+    sregs.cs = code
+    sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data
+    sregs.gdt.base, sregs.gdt.limit = entry.gdt_base, entry.gdt_limit
+    sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = entry.cr0, entry.cr3, entry.cr4, entry.efer
+    vcpu.set_sregs(sregs)
+    regs = kvm.KvmRegs(rip=entry.rip, rsi=entry.rsi, rsp=entry.rsp, rbp=entry.rsp,
+                       rflags=0x2)
+    vcpu.set_regs(regs)
+
+
+def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes | None,
            ram_size: int, memories: list[kvm.HostMemory]) -> X86Machine:
     log = options.guest_error
     vm.setup_x86()
@@ -242,12 +290,9 @@ def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes,
         raise MicrovmError("cannot set up guest memory 'microvm.ram': Cannot allocate "
                            "memory") from None
     memories.append(ram)
-    firmware = kvm.HostMemory(len(bios))
-    memories.append(firmware)
-    firmware.write(0, bios)
     ram_map = GuestRamMap()
     below_4g = min(ram_size, LOWMEM_LIMIT)
-    isa_size = min(len(bios), ISA_BIOS_MAX)
+    isa_size = min(len(bios), ISA_BIOS_MAX) if bios is not None else 0
     isa_base = ISA_BIOS_END - isa_size
     for gpa, end in _carve(0, below_4g, isa_base, ISA_BIOS_END):
         vm.map_memory(gpa, end - gpa, ram.address + gpa)
@@ -255,16 +300,22 @@ def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes,
     if ram_size > below_4g:
         vm.map_memory(HIGHMEM_BASE, ram_size - below_4g, ram.address + below_4g)
         ram_map.add(HIGHMEM_BASE, ram_size - below_4g, ram, below_4g)
-    bios_offset = len(bios) - isa_size
-    vm.map_memory(isa_base, isa_size, firmware.address + bios_offset)
-    ram_map.add(isa_base, isa_size, firmware, bios_offset)
-    vm.map_memory(HIGHMEM_BASE - len(bios), len(bios), firmware.address)
-    ram_map.add(HIGHMEM_BASE - len(bios), len(bios), firmware, 0)
+    firmware_image: tuple[kvm.HostMemory, bytes] | None = None
+    if bios is not None:
+        firmware = kvm.HostMemory(len(bios))
+        memories.append(firmware)
+        firmware.write(0, bios)
+        firmware_image = (firmware, bios)
+        bios_offset = len(bios) - isa_size
+        vm.map_memory(isa_base, isa_size, firmware.address + bios_offset)
+        ram_map.add(isa_base, isa_size, firmware, bios_offset)
+        vm.map_memory(HIGHMEM_BASE - len(bios), len(bios), firmware.address)
+        ram_map.add(HIGHMEM_BASE - len(bios), len(bios), firmware, 0)
 
     clock = MachineClock()
     buses = Buses(DeviceBus("ioport", unassigned=(1 << 64) - 1, log=log),
                   DeviceBus("mmio", log=log))
-    machine = X86Machine(handle, vm, clock, buses, ram_map, memories, (firmware, bios))
+    machine = X86Machine(handle, vm, clock, buses, ram_map, memories, firmware_image)
 
     def irq_line(gsi: int) -> Callable[[bool], None]:
         return lambda level: vm.set_irq_line(gsi, level)

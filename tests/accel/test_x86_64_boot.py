@@ -1,0 +1,141 @@
+"""The 64-bit Linux boot protocol (machines/x86_64_boot.py) against
+Documentation/arch/x86/boot.rst and zero-page.rst: the zero page's fields at their
+documented offsets, the e820 map, the page tables, and a synthetic bzImage whose 64-bit
+entry reads the zero page on real KVM."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from machines.x86_64_boot import (
+    BootError,
+    E820Entry,
+    e820_map,
+    page_tables,
+    plan_linux_boot,
+)
+from machines.x86_64_microvm import kvm_available
+
+ROOT = Path(__file__).resolve().parents[2]
+MiB = 1 << 20
+
+# 64-bit code at the entry (load address + 0x200): print the command line the zero page
+# points to on COM1, then write the e820 entry count to isa-debug-exit.
+ENTRY_CODE = bytes([
+    0x48, 0x89, 0xF3,                    # mov rbx, rsi       (REX.W: long mode only)
+    0x8B, 0xB3, 0x28, 0x02, 0x00, 0x00,  # mov esi, [rbx+0x228]  cmd_line_ptr
+    0x66, 0xBA, 0xF8, 0x03,              # mov dx, 0x3f8
+    0xAC,                                # next: lodsb
+    0x84, 0xC0,                          # test al, al
+    0x74, 0x03,                          # jz done
+    0xEE,                                # out dx, al
+    0xEB, 0xF8,                          # jmp next
+    0x8A, 0x83, 0xE8, 0x01, 0x00, 0x00,  # done: mov al, [rbx+0x1e8]  e820_entries
+    0xE6, 0xF4,                          # out 0xf4, al
+    0xF4])                               # hlt
+
+
+def bzimage(*, version: int = 0x020F, xloadflags: int = 1, setup_sects: int = 1,
+            payload: bytes = b"", cmdline_size: int = 2047) -> bytes:
+    """A minimal bzImage: the setup sectors with a real-mode header, then the
+    protected-mode part (whose offset 0x200 is the 64-bit entry)."""
+    setup = bytearray((setup_sects + 1) * 512)
+    setup[0x1F1] = setup_sects
+    setup[0x1FE:0x200] = b"\x55\xaa"
+    setup[0x200:0x202] = b"\xeb\x66"  # jmp over the header: header ends at 0x268
+    struct.pack_into("<I", setup, 0x202, 0x53726448)
+    struct.pack_into("<H", setup, 0x206, version)
+    setup[0x211] = 0x01  # LOADED_HIGH
+    struct.pack_into("<I", setup, 0x214, 0x100000)
+    struct.pack_into("<I", setup, 0x22C, 0x37FFFFFF)  # initrd_addr_max
+    setup[0x236] = xloadflags
+    struct.pack_into("<I", setup, 0x238, cmdline_size)
+    body = bytearray(0x400)
+    body[0x200:0x200 + len(payload)] = payload
+    return bytes(setup) + bytes(body)
+
+
+def image(boot, name: str) -> tuple[int, bytes]:  # type: ignore[no-untyped-def]
+    (found,) = [i for i in boot.images if i.name == name]
+    return found.addr, found.data
+
+
+def test_zero_page_fields_at_their_documented_offsets() -> None:
+    kernel = bzimage()
+    boot = plan_linux_boot(kernel, "console=ttyS0", b"\x01" * 5000, below_4g=64 * MiB)
+    addr, zero = image(boot, "zero page")
+    assert addr == boot.entry.rsi == 0x7000
+    assert zero[0x1F1:0x268] != bytes(0x77)  # the setup header was copied
+    assert struct.unpack_from("<I", zero, 0x202)[0] == 0x53726448
+    assert zero[0x210] == 0xFF  # type_of_loader: undefined
+    assert zero[0x211] & 0x81 == 0x81  # LOADED_HIGH kept, CAN_USE_HEAP set
+    cmd_addr, cmd = image(boot, "cmdline")
+    assert struct.unpack_from("<I", zero, 0x228)[0] == cmd_addr
+    assert cmd == b"console=ttyS0\0"
+    initrd_addr, initrd = image(boot, "initrd")
+    assert struct.unpack_from("<II", zero, 0x218) == (initrd_addr, 5000)
+    assert initrd_addr % 4096 == 0 and initrd_addr + 5000 <= 64 * MiB
+    assert zero[0x1E8] == 2
+    assert zero[0x2D0:0x2D0 + 40] == E820Entry(0, 0x9FC00, 1).pack() + \
+        E820Entry(MiB, 63 * MiB, 1).pack()
+    kernel_addr, payload = image(boot, "kernel")
+    assert (kernel_addr, payload) == (MiB, kernel[1024:])
+    assert boot.entry.rip == MiB + 0x200
+
+
+def test_e820_entries_are_20_bytes_and_high_ram_goes_above_4g() -> None:
+    assert len(E820Entry(0, 1, 1).pack()) == 20
+    assert e820_map(3 << 30, 1 << 30) == [E820Entry(0, 0x9FC00, 1),
+                                          E820Entry(MiB, (3 << 30) - MiB, 1),
+                                          E820Entry(1 << 32, 1 << 30, 1)]
+
+
+def test_identity_map_covers_4g_with_2m_pages() -> None:
+    tables = page_tables()
+    pml4 = struct.unpack_from("<Q", tables, 0)[0]
+    assert pml4 == 0xA000 | 3
+    pdpt = struct.unpack_from("<4Q", tables, 0x1000)
+    assert pdpt == tuple((0xB000 + 0x1000 * i) | 3 for i in range(4))
+    last = struct.unpack_from("<Q", tables, 0x2000 + 8 * 2047)[0]
+    assert last == (4 << 30) - (2 << 20) | 0x83
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"version": 0x0206}, "boot protocol 2.06 is too old"),
+    ({"xloadflags": 0}, "no 64-bit entry point"),
+])
+def test_kernels_that_cannot_be_entered_in_long_mode(kwargs: dict, message: str) -> None:
+    with pytest.raises(BootError, match=message):
+        plan_linux_boot(bzimage(**kwargs), "", None, below_4g=64 * MiB)
+
+
+def test_not_a_bzimage_and_too_long_a_command_line() -> None:
+    with pytest.raises(BootError, match="not a bzImage"):
+        plan_linux_boot(b"\x7fELF" + bytes(4096), "", None, below_4g=64 * MiB)
+    with pytest.raises(BootError, match="command line is 20 bytes; this kernel takes at "
+                                        "most 10"):
+        plan_linux_boot(bzimage(cmdline_size=10), "x" * 20, None, below_4g=64 * MiB)
+
+
+_reason = kvm_available()
+
+
+@pytest.mark.skipif(_reason is not None, reason=f"KVM unusable here: {_reason}")
+def test_synthetic_kernel_runs_in_long_mode_and_reads_the_zero_page(tmp_path: Path) -> None:
+    kernel = tmp_path / "bzImage"
+    kernel.write_bytes(bzimage(payload=ENTRY_CODE))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher.system_x86_64", "-accel", "kvm", "-M", "microvm",
+         "-m", "64M", "-nodefaults", "-display", "none", "-serial", "stdio", "-kernel",
+         str(kernel), "-append", "root=/dev/vda console=ttyS0",
+         "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert result.stdout == "root=/dev/vda console=ttyS0"
+    assert result.returncode == (2 << 1) | 1  # two e820 entries
