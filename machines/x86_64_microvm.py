@@ -253,11 +253,21 @@ def _plan_kernel(options: MicrovmOptions, ram_size: int) -> LinuxBoot:
     kernel = _read(options.kernel, "kernel")
     initrd = _read(options.initrd, "initrd") if options.initrd is not None else None
     below_4g = min(ram_size, LOWMEM_LIMIT)
+    cmdline = (options.append or "") + virtio_cmdline(len(options.virtio_devices))
     try:
-        return plan_linux_boot(kernel, options.append or "", initrd, below_4g=below_4g,
+        return plan_linux_boot(kernel, cmdline, initrd, below_4g=below_4g,
                                above_4g=ram_size - below_4g)
     except BootError as exc:
         raise MicrovmError(str(exc)) from None
+
+
+def virtio_cmdline(plugged: int) -> str:
+    """QEMU's auto-kernel-cmdline: `` virtio_mmio.device=512@BASE:GSI`` for each
+    transport with a device, in the order QEMU walks them (the last created first,
+    which is where the first -device goes)."""
+    slots = range(VIRTIO_COUNT - 1, VIRTIO_COUNT - 1 - min(plugged, VIRTIO_COUNT), -1)
+    return "".join(f" virtio_mmio.device={VIRTIO_STRIDE}@{VIRTIO_BASE + i * VIRTIO_STRIDE:#x}"
+                   f":{VIRTIO_IRQ_BASE + i}" for i in slots)
 
 
 def enter_long_mode(vcpu: kvm.KvmVcpu, entry: LongModeEntry) -> None:

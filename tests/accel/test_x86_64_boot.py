@@ -139,3 +139,12 @@ def test_synthetic_kernel_runs_in_long_mode_and_reads_the_zero_page(tmp_path: Pa
         capture_output=True, text=True, timeout=60, env=env)
     assert result.stdout == "root=/dev/vda console=ttyS0"
     assert result.returncode == (2 << 1) | 1  # two e820 entries
+    # QEMU's auto-kernel-cmdline names the transports that have a device.
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher.system_x86_64", "-accel", "kvm", "-M", "microvm",
+         "-m", "64M", "-nodefaults", "-display", "none", "-serial", "stdio", "-kernel",
+         str(kernel), "-append", "quiet", "-device", "virtio-rng-device",
+         "-device", "virtio-rng-device", "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert result.stdout == ("quiet virtio_mmio.device=512@0xfeb00e00:12 "
+                             "virtio_mmio.device=512@0xfeb00c00:11")
