@@ -301,6 +301,8 @@ def _run(machine, backend, handlers: _LateHandlers, no_reboot: bool,  # type: ig
     from launcher.accel.kvm_cpu import KvmCpuError
 
     cpu = machine.create_cpu()
+    for text in machine.warnings:
+        err.write(f"{TARGET.prog}: warning: {text}\n")
     loop = machine.make_loop(cpu, no_reboot=no_reboot)
     handlers.quit = lambda: loop.request_shutdown(0)
     serial_input = machine.serial_input

@@ -27,7 +27,7 @@ from devices.bus import BusOverlap, DeviceBus
 from devices.virtio import VirtioMmio
 from launcher.accel import kvm
 from launcher.accel.kvm_cpu import KvmCpu
-from launcher.accel.x86_cpuid import guest_cpuid
+from launcher.accel.x86_cpuid import guest_cpuid, missing_features
 from machines.loop import MachineClock, MachineLoop, SerialInput
 from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
 from machines.x86_64_boot import BootError, LinuxBoot, LongModeEntry, plan_linux_boot
@@ -165,7 +165,10 @@ class X86Machine:
     def create_cpu(self) -> KvmCpu:
         """The vCPU, with the model's CPUID (after the irqchip: the kernel's order)."""
         vcpu = self.vm.create_vcpu(0)
-        vcpu.set_cpuid(guest_cpuid(self.kvm_handle.supported_cpuid(), apic_id=0))
+        supported = self.kvm_handle.supported_cpuid()
+        self.warnings += [f"host doesn't support requested feature: {feature}"
+                          for feature in missing_features(supported)]
+        vcpu.set_cpuid(guest_cpuid(supported, apic_id=0))
         self.cpu = KvmCpu(vcpu, self.buses, on_reset=self.on_reset,
                           on_poweroff=self.on_poweroff)
         return self.cpu

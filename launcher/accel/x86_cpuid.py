@@ -122,6 +122,34 @@ def guest_cpuid(supported: Iterable[CpuidEntry], apic_id: int,
     return out
 
 
+# QEMU's names of the model's feature bits, for its "host doesn't support" warning.
+FEATURE_NAMES = {
+    (1, "edx"): {0: "fpu", 2: "de", 3: "pse", 4: "tsc", 5: "msr", 6: "pae", 7: "mce",
+                 8: "cx8", 9: "apic", 11: "sep", 12: "mtrr", 13: "pge", 14: "mca",
+                 15: "cmov", 16: "pat", 17: "pse36", 19: "clflush", 23: "mmx", 24: "fxsr",
+                 25: "sse", 26: "sse2"},
+    (1, "ecx"): {0: "pni", 21: "x2apic"},
+    (0x80000001, "edx"): {11: "syscall", 20: "nx", 29: "lm"},
+    (0x80000001, "ecx"): {0: "lahf-lm"},
+}
+
+
+def missing_features(supported: Sequence[CpuidEntry],
+                     model: CpuidModel = DEFAULT_MODEL) -> list[str]:
+    """QEMU's warning text for each model feature KVM does not offer, e.g.
+    ``CPUID.01H:ECX.pni [bit 0]``."""
+    wanted = {(1, "edx"): model.leaf1_edx, (1, "ecx"): model.leaf1_ecx,
+              (0x80000001, "edx"): model.ext1_edx, (0x80000001, "ecx"): model.ext1_ecx}
+    lines = []
+    for (leaf, register), names in FEATURE_NAMES.items():
+        have = feature_set(supported, leaf, register)
+        for bit, name in sorted(names.items()):
+            if wanted[(leaf, register)] & (1 << bit) and not have & (1 << bit):
+                label = f"{leaf:02X}H" if leaf < 0x100 else f"{leaf:08X}H"
+                lines.append(f"CPUID.{label}:{register.upper()}.{name} [bit {bit}]")
+    return lines
+
+
 def _features(supported: int, wanted: int) -> int:
     """The model's feature bits KVM supports; the hypervisor bit is set even when the
     host's CPUID lacks it (KVM always lets it through)."""

@@ -4,7 +4,7 @@ against the bit positions of the Intel SDM (vol. 2A, CPUID) and AMD APM vol. 3."
 from __future__ import annotations
 
 from launcher.accel.kvm import CpuidEntry
-from launcher.accel.x86_cpuid import guest_cpuid, signature
+from launcher.accel.x86_cpuid import guest_cpuid, missing_features, signature
 
 ALL = 0xFFFFFFFF
 
@@ -90,3 +90,11 @@ def test_extended_features_are_syscall_nx_lm_lahf() -> None:
     ext = leaf(guest_cpuid(host_like(), apic_id=0), 0x80000001)
     assert ext.edx == (1 << 11) | (1 << 20) | (1 << 29)
     assert ext.ecx == 1
+
+
+def test_missing_features_are_named_as_qemu_warns() -> None:
+    entries = host_like()
+    assert missing_features(entries) == []
+    entries[1] = CpuidEntry(1, 0, 0, 0, 0, ALL & ~1, ALL & ~(1 << 26))
+    assert missing_features(entries) == ["CPUID.01H:EDX.sse2 [bit 26]",
+                                         "CPUID.01H:ECX.pni [bit 0]"]
