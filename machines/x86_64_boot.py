@@ -8,6 +8,9 @@ data segments 0x18 from a flat GDT, and identity-mapped page tables for the firs
 4 GiB. This is what Firecracker and QEMU's PVH path do; QEMU's microvm itself boots
 through qboot and fw_cfg, which llvmtcg does not have.
 
+An ELF kernel with a PVH note (an uncompressed ``vmlinux`` built with CONFIG_PVH) is
+booted as QEMU boots one: :func:`plan_pvh_boot` (32-bit entry, ``hvm_start_info``).
+
 Everything here is pure: :func:`plan_linux_boot` returns the bytes to place and the
 register state to start with; the machine writes them.
 """
@@ -75,12 +78,15 @@ class BootImage:
 
 
 @dataclass(frozen=True, slots=True)
-class LongModeEntry:
-    """The vCPU state at the kernel's 64-bit entry."""
+class KernelEntry:
+    """The vCPU state at a kernel's entry: 64-bit (the boot protocol's startup_64,
+    paging on) or 32-bit protected mode with paging off (PVH)."""
 
     rip: int
-    rsi: int
-    rsp: int
+    long_mode: bool = True
+    rsi: int = 0
+    rbx: int = 0
+    rsp: int = 0
     cr0: int = CR0_PE | CR0_ET | CR0_PG
     cr3: int = PML4_ADDR
     cr4: int = CR4_PAE
@@ -94,7 +100,7 @@ class LongModeEntry:
 @dataclass(frozen=True, slots=True)
 class LinuxBoot:
     images: tuple[BootImage, ...]
-    entry: LongModeEntry
+    entry: KernelEntry
     e820: tuple[E820Entry, ...]
 
 
@@ -178,5 +184,112 @@ def plan_linux_boot(kernel: bytes, cmdline: str, initrd: bytes | None, *, below_
     images += [BootImage("zero page", ZERO_PAGE_ADDR, bytes(zero_page)),
                BootImage("gdt", GDT_ADDR, struct.pack(f"<{len(GDT)}Q", *GDT)),
                BootImage("page tables", PML4_ADDR, page_tables())]
-    entry = LongModeEntry(rip=KERNEL_LOAD_ADDR + 0x200, rsi=ZERO_PAGE_ADDR, rsp=BOOT_STACK)
+    entry = KernelEntry(rip=KERNEL_LOAD_ADDR + 0x200, rsi=ZERO_PAGE_ADDR, rsp=BOOT_STACK)
+    return LinuxBoot(tuple(images), entry, tuple(e820))
+
+
+# -- PVH: an ELF kernel with XEN_ELFNOTE_PHYS32_ENTRY (xen/include/public/elfnote.h,
+# arch/x86/include/asm/xen/hvm/start_info.h) -------------------------------------------
+PVH_NOTE_NAME = b"Xen"
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+START_INFO_MAGIC = 0x336EC578  # "xEn3" with the top bit set
+START_INFO_ADDR = 0x6000  # struct hvm_start_info (56 bytes), then the memory map
+MEMMAP_ADDR = START_INFO_ADDR + 0x40
+MODLIST_ADDR = START_INFO_ADDR + 0x800
+PT_LOAD, PT_NOTE = 1, 4
+# A flat GDT for 32-bit entry: null, null, code32 (0x10), data (0x18).
+GDT32 = (0, 0, 0x00CF9B000000FFFF, 0x00CF93000000FFFF)
+
+
+def is_elf(kernel: bytes) -> bool:
+    return kernel[:4] == b"\x7fELF"
+
+
+def _segments(elf: bytes) -> list[tuple[int, int, int, int, int]]:
+    """(type, offset, paddr, filesz, memsz) of each program header."""
+    if len(elf) < 64 or elf[5] != 1:
+        raise BootError("the kernel is not a little-endian ELF file")
+    is64 = elf[4] == 2
+    if is64:
+        phoff, = struct.unpack_from("<Q", elf, 0x20)
+        phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    else:
+        phoff, = struct.unpack_from("<I", elf, 0x1C)
+        phentsize, phnum = struct.unpack_from("<HH", elf, 0x2A)
+    segments = []
+    for i in range(phnum):
+        at = phoff + i * phentsize
+        if at + phentsize > len(elf):
+            raise BootError("the kernel's ELF program headers are truncated")
+        if is64:
+            p_type, _, offset, _, paddr, filesz, memsz = struct.unpack_from("<IIQQQQQ", elf, at)
+        else:
+            p_type, offset, _, paddr, filesz, memsz = struct.unpack_from("<IIIIII", elf, at)
+        if offset + filesz > len(elf):
+            raise BootError("an ELF segment of the kernel lies past the end of the file")
+        segments.append((p_type, offset, paddr, filesz, memsz))
+    return segments
+
+
+def pvh_entry_point(elf: bytes) -> int | None:
+    """The physical 32-bit entry of XEN_ELFNOTE_PHYS32_ENTRY, or None."""
+    for p_type, offset, _, filesz, _ in _segments(elf):
+        if p_type != PT_NOTE:
+            continue
+        at, end = offset, offset + filesz
+        while at + 12 <= end:
+            namesz, descsz, note_type = struct.unpack_from("<III", elf, at)
+            name = elf[at + 12:at + 12 + namesz].rstrip(b"\0")
+            desc_at = at + 12 + (namesz + 3) // 4 * 4
+            if name == PVH_NOTE_NAME and note_type == XEN_ELFNOTE_PHYS32_ENTRY:
+                size = 8 if descsz >= 8 else 4
+                return int.from_bytes(elf[desc_at:desc_at + size], "little")
+            at = desc_at + (descsz + 3) // 4 * 4
+    return None
+
+
+def plan_pvh_boot(elf: bytes, cmdline: str, initrd: bytes | None, *, below_4g: int,
+                  above_4g: int = 0) -> LinuxBoot:
+    """What to load for an ELF kernel with a PVH entry note (an uncompressed vmlinux
+    with CONFIG_PVH, as QEMU boots one) and how to enter it: segments at their physical
+    addresses, ``hvm_start_info`` (version 1: command line, memory map, the initrd as
+    module 0) in ``ebx``, 32-bit protected mode, paging off."""
+    entry_point = pvh_entry_point(elf)
+    if entry_point is None:
+        raise BootError("the ELF kernel has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY); "
+                        "build it with CONFIG_PVH or boot its bzImage")
+    images: list[BootImage] = []
+    top = 0
+    for p_type, offset, paddr, filesz, memsz in _segments(elf):
+        if p_type != PT_LOAD or memsz == 0:
+            continue
+        if paddr + memsz > below_4g:
+            raise BootError(f"the kernel's segment at {paddr:#x} ({memsz} bytes) does not "
+                            "fit in RAM")
+        data = elf[offset:offset + filesz] + bytes(memsz - filesz)
+        images.append(BootImage(f"segment@{paddr:#x}", paddr, data))
+        top = max(top, paddr + memsz)
+    cmdline_bytes = cmdline.encode() + b"\0"
+    images.append(BootImage("cmdline", CMDLINE_ADDR, cmdline_bytes))
+    e820 = e820_map(below_4g, above_4g)
+    memmap = b"".join(struct.pack("<QQII", e.addr, e.size, e.type, 0) for e in e820)
+    modules = 0
+    if initrd:
+        start = (below_4g - len(initrd)) & ~0xFFF
+        if start < top:
+            raise BootError(f"the initrd ({len(initrd)} bytes) does not fit in RAM above "
+                            "the kernel")
+        images.append(BootImage("initrd", start, initrd))
+        images.append(BootImage("modlist", MODLIST_ADDR,
+                                struct.pack("<QQQQ", start, len(initrd), 0, 0)))
+        modules = 1
+    start_info = struct.pack("<IIIIQQQQII", START_INFO_MAGIC, 1, 0, modules,
+                             MODLIST_ADDR if modules else 0, CMDLINE_ADDR, 0, MEMMAP_ADDR,
+                             len(e820), 0)
+    images += [BootImage("hvm_start_info", START_INFO_ADDR, start_info),
+               BootImage("memmap", MEMMAP_ADDR, memmap),
+               BootImage("gdt", GDT_ADDR, struct.pack(f"<{len(GDT32)}Q", *GDT32))]
+    entry = KernelEntry(rip=entry_point, long_mode=False, rbx=START_INFO_ADDR,
+                        cr0=CR0_PE | CR0_ET, cr3=0, cr4=0, efer=0,
+                        gdt_limit=len(GDT32) * 8 - 1)
     return LinuxBoot(tuple(images), entry, tuple(e820))

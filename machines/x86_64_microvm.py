@@ -30,7 +30,14 @@ from launcher.accel.kvm_cpu import KvmCpu
 from launcher.accel.x86_cpuid import guest_cpuid, missing_features
 from machines.loop import MachineClock, MachineLoop, SerialInput
 from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
-from machines.x86_64_boot import BootError, LinuxBoot, LongModeEntry, plan_linux_boot
+from machines.x86_64_boot import (
+    BootError,
+    KernelEntry,
+    LinuxBoot,
+    is_elf,
+    plan_linux_boot,
+    plan_pvh_boot,
+)
 
 # -- memory map ---------------------------------------------------------------------------
 LOWMEM_LIMIT = 0xC0000000  # RAM above 3 GiB goes above 4 GiB (microvm_memory_init)
@@ -187,7 +194,7 @@ class X86Machine:
         if self.cpu is not None:
             self.cpu.reset()
             if self.linux is not None:
-                enter_long_mode(self.cpu.vcpu, self.linux.entry)
+                enter_kernel(self.cpu.vcpu, self.linux.entry)
 
     def make_loop(self, cpu: KvmCpu, *, no_reboot: bool = False) -> MachineLoop:
         self.loop = MachineLoop(cpu, self.clock, self.reset, no_reboot=no_reboot)
@@ -257,9 +264,9 @@ def _plan_kernel(options: MicrovmOptions, ram_size: int) -> LinuxBoot:
     initrd = _read(options.initrd, "initrd") if options.initrd is not None else None
     below_4g = min(ram_size, LOWMEM_LIMIT)
     cmdline = (options.append or "") + virtio_cmdline(len(options.virtio_devices))
+    plan = plan_pvh_boot if is_elf(kernel) else plan_linux_boot
     try:
-        return plan_linux_boot(kernel, cmdline, initrd, below_4g=below_4g,
-                               above_4g=ram_size - below_4g)
+        return plan(kernel, cmdline, initrd, below_4g=below_4g, above_4g=ram_size - below_4g)
     except BootError as exc:
         raise MicrovmError(str(exc)) from None
 
@@ -273,12 +280,13 @@ def virtio_cmdline(plugged: int) -> str:
                    f":{VIRTIO_IRQ_BASE + i}" for i in slots)
 
 
-def enter_long_mode(vcpu: kvm.KvmVcpu, entry: LongModeEntry) -> None:
-    """The vCPU at a 64-bit boot protocol entry: paging on, flat 64-bit CS, data
-    segments, the boot GDT, interrupts off."""
+def enter_kernel(vcpu: kvm.KvmVcpu, entry: KernelEntry) -> None:
+    """The vCPU at a kernel's entry: flat code (64-bit, or 32-bit for PVH) and data
+    segments from the boot GDT, control registers as ``entry`` says, interrupts off."""
     sregs = vcpu.get_sregs()
+    long_mode = int(entry.long_mode)
     code = kvm.KvmSegment(base=0, limit=0xFFFFFFFF, selector=entry.code_selector, type=0xB,
-                          present=1, dpl=0, db=0, s=1, l=1, g=1)
+                          present=1, dpl=0, db=1 - long_mode, s=1, l=long_mode, g=1)
     data = kvm.KvmSegment(base=0, limit=0xFFFFFFFF, selector=entry.data_selector, type=0x3,
                           present=1, dpl=0, db=1, s=1, l=0, g=1)
     sregs.cs = code
@@ -286,8 +294,8 @@ def enter_long_mode(vcpu: kvm.KvmVcpu, entry: LongModeEntry) -> None:
     sregs.gdt.base, sregs.gdt.limit = entry.gdt_base, entry.gdt_limit
     sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer = entry.cr0, entry.cr3, entry.cr4, entry.efer
     vcpu.set_sregs(sregs)
-    regs = kvm.KvmRegs(rip=entry.rip, rsi=entry.rsi, rsp=entry.rsp, rbp=entry.rsp,
-                       rflags=0x2)
+    regs = kvm.KvmRegs(rip=entry.rip, rsi=entry.rsi, rbx=entry.rbx, rsp=entry.rsp,
+                       rbp=entry.rsp, rflags=0x2)
     vcpu.set_regs(regs)
 
 

@@ -14,11 +14,14 @@ from pathlib import Path
 import pytest
 
 from machines.x86_64_boot import (
+    START_INFO_MAGIC,
     BootError,
     E820Entry,
     e820_map,
     page_tables,
     plan_linux_boot,
+    plan_pvh_boot,
+    pvh_entry_point,
 )
 from machines.x86_64_microvm import kvm_available
 
@@ -39,6 +42,39 @@ ENTRY_CODE = bytes([
     0x8A, 0x83, 0xE8, 0x01, 0x00, 0x00,  # done: mov al, [rbx+0x1e8]  e820_entries
     0xE6, 0xF4,                          # out 0xf4, al
     0xF4])                               # hlt
+
+
+# 32-bit code at a PVH entry: print the command line hvm_start_info points to, then
+# write its memmap_entries to isa-debug-exit.
+PVH_CODE = bytes([
+    0x8B, 0x73, 0x18,                    # mov esi, [ebx+0x18]  cmdline_paddr
+    0x66, 0xBA, 0xF8, 0x03,              # mov dx, 0x3f8
+    0xAC,                                # next: lodsb
+    0x84, 0xC0,                          # test al, al
+    0x74, 0x03,                          # jz done
+    0xEE,                                # out dx, al
+    0xEB, 0xF8,                          # jmp next
+    0x8A, 0x43, 0x30,                    # done: mov al, [ebx+0x30]  memmap_entries
+    0xE6, 0xF4,                          # out 0xf4, al
+    0xF4])                               # hlt
+
+
+def pvh_elf(code: bytes, *, entry: int = 0x100000, note: bool = True) -> bytes:
+    """An ELF64 executable: one PT_LOAD of ``code`` at ``entry`` (physical) and a
+    PT_NOTE holding Xen's PHYS32_ENTRY note (name "Xen", type 18, 4-byte address)."""
+    note_bytes = struct.pack("<III", 4, 4, 18) + b"Xen\0" + struct.pack("<I", entry)
+    phoff, phnum = 64, 2
+    data_at = phoff + 56 * phnum
+    header = bytearray(64)
+    header[:16] = b"\x7fELF\x02\x01\x01" + bytes(9)
+    struct.pack_into("<HHIQQQIHHHHHH", header, 16, 2, 62, 1, entry, phoff, 0, 0, 64, 56,
+                     phnum, 64, 0, 0)
+    load = struct.pack("<IIQQQQQQ", 1, 5, data_at, 0xFFFFFFFF80000000 + entry, entry,
+                       len(code), len(code) + 0x1000, 0x1000)
+    note_type = 4 if note else 6  # PT_PHDR instead: no note
+    notes = struct.pack("<IIQQQQQQ", note_type, 4, data_at + len(code), 0, 0, len(note_bytes),
+                        len(note_bytes), 4)
+    return bytes(header) + load + notes + code + note_bytes
 
 
 def bzimage(*, version: int = 0x020F, xloadflags: int = 1, setup_sects: int = 1,
@@ -148,3 +184,43 @@ def test_synthetic_kernel_runs_in_long_mode_and_reads_the_zero_page(tmp_path: Pa
         capture_output=True, text=True, timeout=60, env=env)
     assert result.stdout == ("quiet virtio_mmio.device=512@0xfeb00e00:12 "
                              "virtio_mmio.device=512@0xfeb00c00:11")
+
+
+def test_pvh_start_info_and_memory_map_at_their_documented_offsets() -> None:
+    elf = pvh_elf(PVH_CODE)
+    assert pvh_entry_point(elf) == 0x100000
+    boot = plan_pvh_boot(elf, "console=ttyS0", b"\x02" * 100, below_4g=64 * MiB)
+    assert not boot.entry.long_mode
+    assert (boot.entry.rip, boot.entry.cr0 & 0x80000001, boot.entry.efer) == (0x100000, 1, 0)
+    info_addr, info = image(boot, "hvm_start_info")
+    assert info_addr == boot.entry.rbx
+    magic, version, flags, modules, modlist, cmdline, rsdp, memmap, entries, _ = \
+        struct.unpack("<IIIIQQQQII", info)
+    assert (magic, version, flags, modules, rsdp, entries) == (START_INFO_MAGIC, 1, 0, 1, 0, 2)
+    assert image(boot, "cmdline") == (cmdline, b"console=ttyS0\0")
+    memmap_addr, table = image(boot, "memmap")
+    assert memmap_addr == memmap
+    assert struct.unpack("<QQII", table[24:48]) == (MiB, 63 * MiB, 1, 0)
+    initrd_addr, _ = image(boot, "initrd")
+    assert image(boot, "modlist") == (modlist, struct.pack("<QQQQ", initrd_addr, 100, 0, 0))
+    segment_addr, segment = image(boot, "segment@0x100000")
+    assert segment == PVH_CODE + bytes(0x1000)  # memsz past filesz is zeroed
+
+
+def test_elf_without_pvh_note_is_refused() -> None:
+    with pytest.raises(BootError, match="no PVH entry note"):
+        plan_pvh_boot(pvh_elf(PVH_CODE, note=False), "", None, below_4g=64 * MiB)
+
+
+@pytest.mark.skipif(_reason is not None, reason=f"KVM unusable here: {_reason}")
+def test_synthetic_pvh_kernel_runs_in_protected_mode(tmp_path: Path) -> None:
+    kernel = tmp_path / "vmlinux"
+    kernel.write_bytes(pvh_elf(PVH_CODE))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-m", "launcher.system_x86_64", "-accel", "kvm", "-M", "microvm",
+         "-m", "64M", "-nodefaults", "-display", "none", "-serial", "stdio", "-kernel",
+         str(kernel), "-append", "pvh console=ttyS0",
+         "-device", "isa-debug-exit,iobase=0xf4,iosize=4"],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert (result.stdout, result.returncode) == ("pvh console=ttyS0", (2 << 1) | 1)
