@@ -1,10 +1,11 @@
 """Opt-in: a Linux kernel boots to its first console lines under our KVM accelerator.
 
-Set ``LLVMTCG_KVM_LINUX_KERNEL`` to an x86-64 bzImage (Debian's
-``/boot/vmlinuz-*-amd64`` from linux-image-amd64 works) and run ``pytest -m slow``.
-On the development machines' nested software KVM (about a million guest kernel
-instructions a second) decompressing an xz kernel alone takes many minutes, so the
-timeout is ``LLVMTCG_KVM_LINUX_TIMEOUT`` seconds (default 3600).
+Set ``LLVMTCG_KVM_LINUX_KERNEL`` to an x86-64 kernel — a vmlinux with a PVH note (Debian
+12's, extracted from its bzImage as docs/kvm.md shows: about 2 minutes here) or a
+bzImage — and run ``pytest -m slow``. On the development machines' nested software KVM
+(about a million guest kernel instructions a second) a bzImage's xz decompressor alone
+takes many minutes, so the timeout is ``LLVMTCG_KVM_LINUX_TIMEOUT`` seconds (default
+3600).
 """
 
 from __future__ import annotations
