@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from launcher.chardev import ChardevError, open_backend
+from launcher.chardev import CharBackend, ChardevError, open_backend
 from launcher.system.main import Exit, _LateHandlers, _line_writer, _Signals
 from launcher.system.main import Target as Target
 from launcher.system.options import (
@@ -28,6 +28,9 @@ from launcher.system.options import (
     parse_ram_size,
     split_list,
 )
+
+if TYPE_CHECKING:  # the machine is imported only when one is built
+    from machines.x86_64_microvm import DebugExitOptions, MicrovmOptions, X86Machine
 
 TARGET = Target(name="x86_64", prog="llvmtcg-system-x86_64")
 MACHINES = {"microvm": "microvm (i386)"}  # QEMU 7.2's -M help text
@@ -164,10 +167,10 @@ def _accelerators(options: Options) -> list[str]:
     return ["tcg"]
 
 
-def _check(options: Options, machine_name: str):  # type: ignore[no-untyped-def]
+def _check(options: Options, machine_name: str) -> tuple[MicrovmOptions, bool, str | None]:
     """The machine options, -no-reboot and the -d log path ("" = stderr, None = off)."""
     from machines.machine import DeviceOptions
-    from machines.x86_64_microvm import DebugExitOptions, MicrovmOptions
+    from machines.x86_64_microvm import MicrovmOptions
 
     props = dict(options.machine_props)
     for name, _ in options.machine_props:
@@ -231,7 +234,7 @@ def _check(options: Options, machine_name: str):  # type: ignore[no-untyped-def]
             options.no_reboot, log_path)
 
 
-def _debug_exit(props: dict[str, str], option: str):  # type: ignore[no-untyped-def]
+def _debug_exit(props: dict[str, str], option: str) -> DebugExitOptions:
     from machines.x86_64_microvm import DebugExitOptions
     values = {"iobase": DebugExitOptions.iobase, "iosize": DebugExitOptions.iosize}
     for key, text in props.items():
@@ -256,7 +259,7 @@ def _open_log(path: str) -> TextIO:
         raise _fail(f"Error opening logfile {path}: {exc.strerror}") from None
 
 
-def _open_serial(options: Options, handlers: _LateHandlers):  # type: ignore[no-untyped-def]
+def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
     if options.serial:
         spec = options.serial[0]
     else:
@@ -268,9 +271,10 @@ def _open_serial(options: Options, handlers: _LateHandlers):  # type: ignore[no-
         raise _fail(str(exc), f"-serial {spec}") from None
 
 
-def _build_with_fallback(accelerators: list[str], options, serial_out,  # type: ignore[no-untyped-def]
+def _build_with_fallback(accelerators: list[str], options: MicrovmOptions,
+                         serial_out: Callable[[bytes], object] | None,
                          guest_error: Callable[[str], None] | None,
-                         note: Callable[[str], None]):
+                         note: Callable[[str], None]) -> X86Machine:
     """Build the machine with the first accelerator that works (QEMU's order and
     messages); only KVM can run x86-64 code here."""
     import dataclasses
@@ -296,8 +300,8 @@ def _build_with_fallback(accelerators: list[str], options, serial_out,  # type: 
     raise _fail(NO_X86_TCG)
 
 
-def _run(machine, backend, handlers: _LateHandlers, no_reboot: bool,  # type: ignore[no-untyped-def]
-         err: TextIO) -> int:
+def _run(machine: X86Machine, backend: CharBackend, handlers: _LateHandlers,
+         no_reboot: bool, err: TextIO) -> int:
     from launcher.accel.kvm_cpu import KvmCpuError
 
     cpu = machine.create_cpu()

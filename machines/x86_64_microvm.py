@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from devices import isa_debug_exit, uart16550
 from devices.base import GuestMemoryError
@@ -38,6 +39,10 @@ from machines.x86_64_boot import (
     plan_linux_boot,
     plan_pvh_boot,
 )
+
+if TYPE_CHECKING:
+    from machines.loop import Resettable
+    from machines.machine import DeviceOptions, DriveOptions
 
 # -- memory map ---------------------------------------------------------------------------
 LOWMEM_LIMIT = 0xC0000000  # RAM above 3 GiB goes above 4 GiB (microvm_memory_init)
@@ -76,8 +81,8 @@ class MicrovmOptions:
     kernel: str | None = None
     initrd: str | None = None
     append: str | None = None
-    virtio_devices: tuple = ()  # machines.machine.DeviceOptions for virtio-mmio slots
-    drives: tuple = ()  # machines.machine.DriveOptions
+    virtio_devices: tuple[DeviceOptions, ...] = ()  # for the virtio-mmio slots
+    drives: tuple[DriveOptions, ...] = ()
     debug_exit: tuple[DebugExitOptions, ...] = ()
     serial_out: Callable[[bytes], object] | None = None
     guest_error: Callable[[str], None] | None = None
@@ -153,7 +158,7 @@ class X86Machine:
     ram: GuestRamMap
     memories: list[kvm.HostMemory]
     firmware: tuple[kvm.HostMemory, bytes] | None
-    resettables: list = field(default_factory=list)
+    resettables: list[Resettable] = field(default_factory=list)
     serial_input: SerialInput = field(default_factory=SerialInput)
     serial_break: Callable[[], None] | None = None
     cpu: KvmCpu | None = None
