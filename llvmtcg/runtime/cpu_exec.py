@@ -9,11 +9,12 @@ slow paths they call live in ``runtime/callbacks.py``; settings come from one
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
-from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.ir.cpu_layout import PAGE_SIZE, CpuLayout
 from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
@@ -86,6 +87,7 @@ def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str]
         layout.tlb_bits, layout.n_mmu_idx, sorted(helper_symbols), options.codegen_key())
 
 
+_MASK64 = (1 << 64) - 1
 _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
 
 
@@ -314,6 +316,76 @@ class Cpu:
     def flush(self) -> None:
         self.tbs.flush()
         self.state.tlb_flush()
+
+    # -- debugging (the gdbstub) ------------------------------------------------------------
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return self.loop.breakpoints
+
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        """Make :meth:`run` stop with an EXCP_DEBUG exit whenever pc reaches one of
+        ``pcs`` (virtual addresses). Implemented by translation: code already translated
+        across a new breakpoint is dropped (system mode: all of it, since blocks are
+        tracked by physical address), and new blocks end before breakpoints."""
+        added = pcs - self.loop.breakpoints
+        self.loop.breakpoints = self.tbs.breakpoints = frozenset(pcs)
+        if not added:
+            return  # (blocks that end early at a removed breakpoint are still right)
+        if self.system_mode:
+            self.tbs.flush()
+        else:
+            for pc in added:
+                self.tbs.invalidate_range(pc, pc + 1)
+            self.tbs.jmp_cache_flush()
+
+    def step(self) -> CpuExit:
+        """Execute one guest instruction (see :meth:`RunLoop.step`)."""
+        previous = helpers_mod.current.cpu
+        helpers_mod.current.cpu = self
+        try:
+            return self.loop.step()
+        finally:
+            helpers_mod.current.cpu = previous
+
+    def _debug_page(self, vaddr: int, access: Access) -> int:
+        """Host address of guest virtual ``vaddr`` for a debugger's access, as the guest
+        would make it now (user mode: the page's permissions; system mode: the MMU at
+        the current privilege); GuestFault if it may not, or it is not RAM or ROM."""
+        if self.system_mode:
+            region, host_page = self._mmu_translate(
+                vaddr, access, self.arch.mmu_index(self.state))
+        else:
+            region, host_page = self.memory.translate(vaddr, access, 0)
+        if region.mmio is not None:  # device registers: reading has side effects
+            raise GuestFault(MemFault(vaddr, access, FaultKind.PROTECTION))
+        return host_page + (vaddr - page_floor(vaddr))
+
+    def debug_read(self, vaddr: int, size: int) -> bytes:
+        """Guest memory at virtual ``vaddr`` for a debugger (QEMU's
+        cpu_memory_rw_debug); GuestFault at the first byte it cannot read."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
+            out += ctypes.string_at(self._debug_page(vaddr, Access.READ), chunk)
+            vaddr = (vaddr + chunk) & _MASK64
+            size -= chunk
+        return bytes(out)
+
+    def debug_write(self, vaddr: int, data: bytes) -> None:
+        """Store ``data`` at virtual ``vaddr`` for a debugger: every page is checked
+        before anything is written (GuestFault), translations of the bytes are
+        dropped."""
+        spans = []
+        pos, end = vaddr, vaddr + len(data)
+        while pos < end:
+            chunk = min(end - pos, PAGE_SIZE - (pos & (PAGE_SIZE - 1)))
+            spans.append((self._debug_page(pos & _MASK64, Access.WRITE), pos - vaddr, chunk))
+            pos += chunk
+        for host, offset, chunk in spans:
+            ctypes.memmove(host, data[offset:offset + chunk], chunk)
+            physical = host - self.memory.base
+            if self.tbs.page_has_code(page_floor(physical)):
+                self.tbs.invalidate_range(physical, physical + chunk)
 
     def run(self) -> CpuExit:
         """Run guest code from ``pc`` until an exception, syscall, halt or stop (see

@@ -35,6 +35,7 @@ from llvmtcg.ir.types import FFlag, RoundingMode
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import (
+    EXCP_DEBUG,
     EXCP_HELPER_ERROR,
     EXCP_MEM_FAULT,
     EXCP_MISALIGNED,
@@ -306,6 +307,9 @@ class RunLoop:
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
         self.stop_requested = False
+        # Debugger breakpoints: the loop returns an EXCP_DEBUG exit before entering the
+        # code at one of these pcs (blocks never run across one: TbCache.breakpoints).
+        self.breakpoints: frozenset[int] = frozenset()
 
     # -- conditions decide() reads ------------------------------------------------------------
     @property
@@ -394,6 +398,9 @@ class RunLoop:
                     state.clear_exit_request()
                     action = decide(REQUESTED, self)
                     continue
+                breakpoints = self.breakpoints
+                if breakpoints and state.pc in breakpoints:
+                    return CpuExit(ExitReason.EXCEPTION, state.pc, EXCP_DEBUG)
                 # The code at pc: translated here, and only here.
                 try:
                     tb = tbs.get(state.pc, state.tb_flags)
@@ -413,6 +420,60 @@ class RunLoop:
                     self.log.write(f"exit {name} pc={state.pc:#x}")
                 action = decide(exit_, self)
         finally:
+            tbs.release_pending()
+
+    def step(self) -> CpuExit:
+        """Execute exactly one guest instruction (a debugger's single step) and return
+        an EXCP_DEBUG exit at the pc after it — or what stopped it: a guest exception
+        (user mode; system mode delivers it, and the step ends at the trap vector), a
+        syscall or halt (the instruction completed), a stop request. Interrupts are not
+        taken while stepping (QEMU's default SSTEP_NOIRQ): a pending exit request is
+        kept for the next :meth:`run`.
+
+        Raises:
+            Exception: whatever a Python helper or MMIO callback raised.
+        """
+        state, tbs = self.state, self.tbs
+        requested = False
+        try:
+            while True:
+                if tbs.pending_release:
+                    tbs.release_pending()
+                if self.stop_requested:
+                    self.stop_requested = False
+                    return CpuExit(ExitReason.REQUESTED, state.pc)
+                if state.exit_requested:
+                    state.clear_exit_request()
+                    requested = True
+                try:
+                    tb = tbs.translate_single(state.pc, state.tb_flags)
+                except GuestFault as fault:
+                    self.record_fault(fault.fault)
+                    exit_: NativeExit = self.take_exception()
+                else:
+                    tbs.jmp_cache_flush()  # (an indirect jump must come back here)
+                    self.stats.native_entries += 1
+                    try:
+                        exit_ = decode_exit(self._run_native(tb), tbs.slot_owner,
+                                            self.take_exception)
+                    finally:
+                        tbs.discard_single(tb)
+                if self.pending_error is not None:
+                    self._raise_pending()
+                match exit_:
+                    case Requested() | Hot():  # left before the instruction: again
+                        requested = requested or type(exit_) is Requested
+                        continue
+                    case GuestException(index=index, fault=fault):
+                        if self.do_interrupt is None:
+                            return CpuExit(ExitReason.EXCEPTION, state.pc, index, fault)
+                        self.do_interrupt(state, index, fault)
+                    case Syscall() | Halt():
+                        return CpuExit(exit_.reason, state.pc)
+                return CpuExit(ExitReason.EXCEPTION, state.pc, EXCP_DEBUG)
+        finally:
+            if requested:
+                state.request_exit()  # (an interrupt or host signal, taken later)
             tbs.release_pending()
 
     def _run_native(self, tb: CompiledCode) -> int:

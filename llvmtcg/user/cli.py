@@ -1,7 +1,7 @@
 """``llvmtcg-user``: run a foreign Linux ELF program (QEMU's ``qemu-riscv64`` options).
 
     llvmtcg-user [-L DIR] [-E VAR=VAL] [-U VAR] [-0 ARGV0] [-cpu MODEL] [-strace]
-                 [-cache-dir DIR] [-no-cache] [-perfmap]
+                 [-cache-dir DIR] [-no-cache] [-perfmap] [-g PORT]
                  [-d ITEMS] [-D FILE] [-version] PROG [ARGS...]
 
 Option parsing stops at PROG: everything after it belongs to the guest. Errors a user
@@ -11,6 +11,7 @@ with status 1; ``--debug`` shows Python tracebacks for internal errors.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass
@@ -77,6 +78,9 @@ OPTIONS = (
               "$XDG_CACHE_HOME/llvmtcg or ~/.cache/llvmtcg)", "DIR"),
     CliOption(("-perfmap", "--perfmap"), "perfmap",
               "name translated code for Linux perf in /tmp/perf-<pid>.map"),
+    CliOption(("-g", "--g"), "gdb_port",
+              "wait for gdb on PORT (tcp) before the first instruction ($QEMU_GDB too)",
+              "PORT"),
     CliOption(("--env-fd",), "env_fd", "", "FD", hidden=True),
     CliOption(("--sigign",), "sigign", "", "SIGNALS", hidden=True),
 )
@@ -191,7 +195,10 @@ def run(argv: list[str]) -> None:
                  log_items=v["log_items"] or "", log_file=v["log_file"], debug=v["debug"],
                  code_cache=not v["no_cache"], cache_dir=v["cache_dir"],
                  perfmap=v["perfmap"],
-                 reentry=(env_fd, v["sigign"] or "") if env_fd is not None else None)
+                 reentry=(env_fd, v["sigign"] or "") if env_fd is not None else None,
+                 gdb_port=v["gdb_port"] if v["gdb_port"] is not None else (
+                     # (a guest execve re-enters without the debugger)
+                     os.environ.get("QEMU_GDB") if env_fd is None else None))
 
 
 def _help_cpus() -> str:
@@ -226,7 +233,7 @@ def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
 
 def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, argv0, cpu,
                  strace, log_items, log_file, debug, code_cache, reentry,
-                 cache_dir=None, perfmap=False) -> None:
+                 cache_dir=None, perfmap=False, gdb_port=None) -> None:
     from llvmtcg.arch import CpuModelError
     from llvmtcg.user.arch import user_arch
     from llvmtcg.user.elf import ElfError, read_elf
@@ -262,11 +269,25 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
                         debug=debug, code_cache=code_cache,
                         cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap,
                         runtime=runtime_options(code_cache, cache_dir, perfmap, log))
+    listener = None
+    if gdb_port:
+        from llvmtcg.gdbstub import GdbAddressError, listen
+
+        if not gdb_port.isdigit():
+            raise UsageError(f"-g {gdb_port}: not a port number")
+        try:
+            listener = listen(gdb_port)
+        except GdbAddressError as e:
+            raise UsageError(str(e)) from None
+        # Hot regions are compiled from blocks that breakpoints did not cut: off.
+        config.runtime = dataclasses.replace(config.runtime, hot_threshold=0)
     signals = SignalState()
     setup_host_signals(signals, ignored)
     process = None
     try:
         process = Process(config, image, argv, envp, prog, log, signals)
+        if listener is not None:
+            process.attach_debugger(listener)
         process.run()
     except GuestExit as e:
         _flush(log)

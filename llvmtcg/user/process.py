@@ -17,10 +17,12 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import socket
 import struct
 import sys
 from dataclasses import dataclass
 
+from llvmtcg.gdbstub import Exited, Terminated
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
@@ -39,6 +41,7 @@ from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import syscalls
 from llvmtcg.user.arch import BadSignalFrame, user_arch
 from llvmtcg.user.elf import ElfImage
+from llvmtcg.user.gdb import UserDebugger
 from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
 from llvmtcg.user.host_signals import HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
@@ -166,8 +169,15 @@ class Process:
         self.set_stack_pointer(self.program.sp)
         self.procfs = ProcFs(self._process_image(argv, envp))
         self.cpu.pc = self.program.pc
+        self.debugger: UserDebugger | None = None  # gdb (-g), set by attach_debugger
         if log.enabled("page"):
             self.log_mappings()
+
+    def attach_debugger(self, listener: socket.socket) -> None:
+        """``-g``: wait for gdb on ``listener`` before the first instruction."""
+        debugger = UserDebugger(self.cpu, listener)
+        debugger.wait_for_client()
+        self.debugger = debugger
 
     def _process_image(self, argv: list[bytes], envp: list[bytes]) -> ProcessImage:
         named = []
@@ -311,11 +321,24 @@ class Process:
             GuestExit: the guest exited (status inside).
             GuestKilled: the guest died of a fault.
         """
+        if self.debugger is None:
+            return self._run()
+        try:
+            self._run()
+        except GuestExit as e:
+            self.debugger.report_end(Exited(e.status))
+            raise
+        except GuestKilled as e:
+            self.debugger.report_end(Terminated(e.sig))
+            raise
+
+    def _run(self) -> None:
         cpu, abi, state = self.cpu, self.user_arch, self.cpu.state
         syscall_length = abi.syscall_insn_length
         catcher, signals = self.catcher, self.signals
+        debugger = self.debugger
         while True:
-            exit_ = cpu.run()
+            exit_ = cpu.run() if debugger is None else debugger.run()
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
@@ -325,7 +348,14 @@ class Process:
                     interrupted = result == -errno.EINTR and nr != _NR_RT_SIGRETURN
                     self.deliver_signals((nr, args[0]) if interrupted else None)
             elif exit_.reason is ExitReason.EXCEPTION:
-                self.force_signal(*self.exception_signal(exit_))
+                sig, siginfo, detail = self.exception_signal(exit_)
+                if debugger is not None:  # gdb sees it first, and may drop or change it
+                    passed = debugger.report_signal(sig)
+                    if passed != sig:
+                        if not passed:
+                            continue
+                        sig, siginfo = passed, make_siginfo(passed, 0)
+                self.force_signal(sig, siginfo, detail)
             elif exit_.reason is ExitReason.HALT:
                 raise GuestKilled(signal.SIGILL, f"halt at pc {exit_.pc:#x}")
             elif catcher.pending or signals.queued:  # REQUESTED: the catcher stopped us
