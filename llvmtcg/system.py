@@ -16,6 +16,7 @@ from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.exits import EXCP_DEBUG
 from llvmtcg.runtime.softmmu import GuestMemory
 
 # System mode: the address space is not flat (hot code must probe the TLB), and the
@@ -28,6 +29,7 @@ class CpuEvent(enum.Enum):
 
     IDLE = "idle"  # waiting for an interrupt (WFI) with none pending
     STOPPED = "stopped"  # stop() was called
+    DEBUG = "debug"  # a debugger breakpoint was reached, or step() is done
 
 
 class SystemCpu:
@@ -84,7 +86,8 @@ class SystemCpu:
         self.cpu.stop()
 
     def run(self) -> CpuEvent:
-        """Run until the hart waits for an interrupt (IDLE) or :meth:`stop` (STOPPED).
+        """Run until the hart waits for an interrupt (IDLE), :meth:`stop` (STOPPED) or
+        a breakpoint (DEBUG, see :meth:`set_breakpoints`).
 
         Raises:
             Exception: a Python error from a helper or a device callback.
@@ -102,8 +105,28 @@ class SystemCpu:
                 continue
             if exit_.reason is ExitReason.REQUESTED:
                 return CpuEvent.STOPPED
+            if exit_.exception_index == EXCP_DEBUG:
+                return CpuEvent.DEBUG
             raise RuntimeError(f"system-mode run loop returned {exit_}")  # never: guests
             # take their exceptions in system mode
+
+    # -- debugging (the gdbstub) ------------------------------------------------------
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        """Make :meth:`run` return DEBUG when pc reaches one of ``pcs`` (virtual)."""
+        self.cpu.set_breakpoints(pcs)
+
+    def step(self) -> CpuEvent:
+        """Execute one instruction with interrupts masked (QEMU's single-step default);
+        an exception it raises is entered (the step ends at the handler). A hart in WFI
+        only leaves it when an interrupt is pending (then steps on). Returns DEBUG."""
+        if self.halted:
+            if not self.arch.wakes(self.state):
+                return CpuEvent.DEBUG
+            self.halted = False
+        exit_ = self.cpu.step()
+        if exit_.reason is ExitReason.HALT:
+            self.halted = True
+        return CpuEvent.DEBUG
 
     def close(self) -> None:
         self.cpu.close()

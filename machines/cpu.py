@@ -55,7 +55,13 @@ class Stopped:
     asking for shutdown or reset): the loop services what is due and runs again."""
 
 
-CpuEvent = Idle | Stopped
+@dataclass(frozen=True, slots=True)
+class DebugStop:
+    """A debugger's breakpoint was reached, or its single step is done (only with a
+    gdbstub: ``machines/gdb.py``)."""
+
+
+CpuEvent = Idle | Stopped | DebugStop
 
 
 class SystemCpu(Protocol):
@@ -171,7 +177,23 @@ class LlvmtcgHart:
         from llvmtcg.system import CpuEvent as TranslatedEvent
 
         event = self._cpu.run()
+        if event is TranslatedEvent.DEBUG:
+            return DebugStop()
         return Idle() if event is TranslatedEvent.IDLE else Stopped()
+
+    # -- for the gdbstub (machines/gdb.py) ----------------------------------------------
+    @property
+    def debug_cpu(self):
+        """The runtime CPU a debugger reads and writes (``llvmtcg.runtime.Cpu``)."""
+        return self._cpu.cpu
+
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        self._cpu.set_breakpoints(pcs)
+
+    def step(self) -> CpuEvent:
+        """One instruction (interrupts masked); always DebugStop."""
+        self._cpu.step()
+        return DebugStop()
 
     def _arm_timer(self, deadline: int | None) -> None:
         """Sstc: fire when ``time`` reaches ``deadline`` (STIP then reads as pending)."""

@@ -123,6 +123,8 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
         err.write(f"{target.prog}: warning: {text}\n")
 
     plan = _check(target, options, machine_type.name, warn)
+    plan.gdb = options.gdb[-1] if options.gdb else None
+    plan.freeze = options.freeze
 
     guest_error = None
     log_stream: TextIO | None = None
@@ -174,6 +176,7 @@ def usage(target: Target) -> str:
             "  -drive file=FILE,format=raw,if=none,id=ID\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
             "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
+            "  -gdb tcp::PORT|unix:PATH  -s (= -gdb tcp::1234)  -S (start stopped)\n"
             "When using -nographic, press 'ctrl-a h' to get some help.\n")
 
 
@@ -246,6 +249,8 @@ class _Plan:
     devices: list[DeviceOptions]
     log_items: set[str]
     no_reboot: bool
+    gdb: str | None = None  # -gdb DEV / -s
+    freeze: bool = False  # -S
 
 
 def _check(target: Target, options: Options, machine_name: str,
@@ -463,7 +468,12 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
         cpu = machine.create_cpu()
     except SystemCpuUnavailable as exc:
         raise _fail(str(exc)) from None
+    debugged = _gdbstub(cpu, plan)
+    if debugged is not None:
+        cpu = debugged
     loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
+    if debugged is not None:
+        debugged.attach(loop)
     handlers.quit = lambda: loop.request_shutdown(0)
     serial_input = machine.serial_input
     if machine.serial_break is not None:
@@ -480,6 +490,22 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
         loop.watch_fd(fd, on_input)
     with _Signals(target, loop, backend, err):
         return loop.run()
+
+
+def _gdbstub(cpu, plan: _Plan):
+    """-gdb DEV / -s and -S: the hart under a gdbstub (machines/gdb.py), or None."""
+    if plan.gdb is None and not plan.freeze:
+        return None
+    from llvmtcg.gdbstub import GdbAddressError, listen
+    from machines.gdb import GdbHart
+
+    listener = None
+    if plan.gdb is not None and plan.gdb != "none":
+        try:
+            listener = listen(plan.gdb)
+        except GdbAddressError as exc:
+            raise _fail(str(exc), f"-gdb {plan.gdb}") from None
+    return GdbHart(cpu, listener, paused=plan.freeze)
 
 
 class _Signals:

@@ -142,6 +142,8 @@ class Options:
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
     nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
+    gdb: list[str] = field(default_factory=list)  # -gdb DEV; -s is -gdb tcp::1234
+    freeze: bool = False  # -S: do not start the CPU (until gdb or a monitor continues)
     log_items: str | None = None
     log_file: str | None = None
     show_help: bool = False
@@ -158,6 +160,7 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),
+    "gdb": (True, "gdb+"), "s": (False, "gdb_default"), "S": (False, "freeze"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
 }
@@ -180,7 +183,10 @@ def parse_args(argv: list[str]) -> Options:
             raise OptionError("invalid option", word)
         takes_arg, target = entry
         if not takes_arg:
-            setattr(options, target, True)
+            if target == "gdb_default":
+                options.gdb.append("tcp::1234")  # QEMU's DEFAULT_GDBSTUB_PORT
+            else:
+                setattr(options, target, True)
             continue
         if i >= len(argv):
             raise OptionError("requires an argument", word)

@@ -426,9 +426,9 @@ class RunLoop:
         """Execute exactly one guest instruction (a debugger's single step) and return
         an EXCP_DEBUG exit at the pc after it — or what stopped it: a guest exception
         (user mode; system mode delivers it, and the step ends at the trap vector), a
-        syscall or halt (the instruction completed), a stop request. Interrupts are not
-        taken while stepping (QEMU's default SSTEP_NOIRQ): a pending exit request is
-        kept for the next :meth:`run`.
+        syscall or halt (the instruction completed). Interrupts are not taken while
+        stepping (QEMU's default SSTEP_NOIRQ), nor is a stop request answered: a
+        pending exit request is kept for the next :meth:`run`.
 
         Raises:
             Exception: whatever a Python helper or MMIO callback raised.
@@ -439,9 +439,6 @@ class RunLoop:
             while True:
                 if tbs.pending_release:
                     tbs.release_pending()
-                if self.stop_requested:
-                    self.stop_requested = False
-                    return CpuExit(ExitReason.REQUESTED, state.pc)
                 if state.exit_requested:
                     state.clear_exit_request()
                     requested = True
