@@ -32,7 +32,7 @@ from llvmtcg.gdbstub import (
 from llvmtcg.ir import ExitReason
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import EXCP_DEBUG, CpuExit
-from llvmtcg.user.guest import GuestKilled
+from llvmtcg.user.guest import GuestExit
 
 
 def _is_debug_stop(exit_: CpuExit) -> bool:
@@ -80,8 +80,13 @@ class UserDebugger:
         self._close()
 
     def kill(self) -> None:
+        # As QEMU: the emulator ends, status 0, with one line saying why.
         self._close()
-        raise GuestKilled(signal.SIGKILL, "killed by the debugger")
+        try:
+            os.write(2, b"llvmtcg-user: terminated via the gdbstub\n")
+        except OSError:
+            pass
+        raise GuestExit(0)
 
     def monitor(self, command: str) -> str | None:
         return None
