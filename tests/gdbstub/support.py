@@ -168,10 +168,10 @@ class RawClient:
 
 
 def kill_quietly(proc: subprocess.Popen) -> None:
+    """End an emulator a test is done with (again: a no-op)."""
     if proc.poll() is None:
         proc.kill()
-        proc.communicate()
-    elif proc.stdout is not None:
+    if proc.stdout is not None and not proc.stdout.closed:
         proc.communicate()
 
 
