@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from xml.sax.saxutils import escape
 
-from llvmtcg.runtime.exits import GuestFault
+from llvmtcg.runtime.exits import Access, GuestFault, MemFault
 
 if TYPE_CHECKING:
     from llvmtcg.arch import DebugFeature
@@ -45,6 +45,10 @@ INTERRUPT = 0x03  # Ctrl-C, sent alone while the target runs
 # and unknown registers, E22 (EINVAL) for malformed packets.
 E_FAULT = "E14"
 E_INVALID = "E22"
+
+# Z/z packet types of watchpoints: the accesses they catch, and the stop reply's key.
+_WATCH_KINDS = {"2": (Access.WRITE, "watch"), "3": (Access.READ, "rwatch"),
+                "4": (None, "awatch")}
 
 # gdb's signal numbers (gdb/signals.def) for the host's (Linux's) where they differ.
 GDB_SIGINT = 2
@@ -72,10 +76,12 @@ def host_signal(gdb_number: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Stopped:
-    """The guest stopped with (host) signal ``signal`` in thread ``thread``."""
+    """The guest stopped with (host) signal ``signal`` in thread ``thread``; ``watch``:
+    after an access to a watchpoint (the WATCHPOINT fault: its start, the access)."""
 
     signal: int
     thread: int
+    watch: MemFault | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +228,7 @@ class GdbStub:
         self.running = False  # the guest runs: only Ctrl-C is looked at
         self.last_stop: StopEvent = Stopped(GDB_SIGTRAP, 0)
         self.breakpoints: set[int] = set()
+        self.watchpoints: set[tuple[str, int, int]] = set()  # (Z type, address, length)
         self._buffer = bytearray()
         self._last_sent = b""
         cpu = target.cpu
@@ -307,9 +314,9 @@ class GdbStub:
 
     def _stop_reply(self, event: StopEvent) -> str:
         match event:
-            case Stopped(signal=sig, thread=thread):
+            case Stopped(signal=sig, thread=thread, watch=watch):
                 thread = thread or self.target.thread_ids()[0]
-                return f"T{gdb_signal(sig):02x}thread:{thread:x};"
+                return f"T{gdb_signal(sig):02x}thread:{thread:x};{self._watch_reason(watch)}"
             case Exited(status=status):
                 return f"W{status & 0xFF:02x}"
             case Terminated(signal=sig):
@@ -558,9 +565,11 @@ class GdbStub:
     # -- breakpoints ---------------------------------------------------------------------
     def _breakpoint(self, insert: bool, text: str) -> str:
         kind, _, rest = text.partition(",")
-        addr_text, _, _size = rest.partition(",")
+        addr_text, _, size = rest.partition(",")
+        if kind in _WATCH_KINDS:
+            return self._watchpoint(insert, kind, _hex_int(addr_text), _hex_int(size))
         if kind not in ("0", "1"):
-            return ""  # watchpoints (2, 3, 4): not supported, which gdb understands
+            return ""  # unknown types: unsupported, which gdb understands
         addr = _hex_int(addr_text)
         if insert:
             self.breakpoints.add(addr)
@@ -568,6 +577,28 @@ class GdbStub:
             self.breakpoints.discard(addr)
         self.target.cpu.set_breakpoints(frozenset(self.breakpoints))
         return "OK"
+
+    def _watchpoint(self, insert: bool, kind: str, addr: int, length: int) -> str:
+        if not 0 < length <= PACKET_SIZE:
+            return E_INVALID
+        if insert:
+            self.watchpoints.add((kind, addr, length))
+        else:
+            self.watchpoints.discard((kind, addr, length))
+        self.target.cpu.set_watchpoints(tuple(
+            (start, start + size, _WATCH_KINDS[k][0])
+            for k, start, size in sorted(self.watchpoints)))
+        return "OK"
+
+    def _watch_reason(self, fault: MemFault | None) -> str:
+        """``watch:ADDR;`` (or rwatch, awatch) for the watchpoint behind ``fault``."""
+        if fault is None:
+            return ""
+        for kind, start, _ in sorted(self.watchpoints):
+            access, key = _WATCH_KINDS[kind]
+            if start == fault.addr and access in (None, fault.access):
+                return f"{key}:{start:x};"
+        return ""
 
     # -- run control ---------------------------------------------------------------------
     def _resume(self, action: Resume) -> None:
@@ -587,6 +618,9 @@ class GdbStub:
         """Forget the breakpoints (detach, kill, a vanished debugger)."""
         self.breakpoints.clear()
         self.target.cpu.set_breakpoints(frozenset())
+        if self.watchpoints:
+            self.watchpoints.clear()
+            self.target.cpu.set_watchpoints(())
         self.running = False
 
 

@@ -16,7 +16,7 @@ from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
-from llvmtcg.runtime.exits import EXCP_DEBUG
+from llvmtcg.runtime.exits import EXCP_DEBUG, MemFault
 from llvmtcg.runtime.softmmu import GuestMemory
 
 # System mode: the address space is not flat (hot code must probe the TLB), and the
@@ -51,6 +51,7 @@ class SystemCpu:
         self.cpu = Cpu(arch, memory, options, log)
         self.state = self.cpu.state
         self.halted = False  # in WFI
+        self.watch_hit: MemFault | None = None  # the watchpoint of the last DEBUG event
         self._lines: dict[int, bool] = {}
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
@@ -106,6 +107,7 @@ class SystemCpu:
             if exit_.reason is ExitReason.REQUESTED:
                 return CpuEvent.STOPPED
             if exit_.exception_index == EXCP_DEBUG:
+                self.watch_hit = exit_.fault  # (None: a breakpoint)
                 return CpuEvent.DEBUG
             raise RuntimeError(f"system-mode run loop returned {exit_}")  # never: guests
             # take their exceptions in system mode
@@ -115,15 +117,19 @@ class SystemCpu:
         """Make :meth:`run` return DEBUG when pc reaches one of ``pcs`` (virtual)."""
         self.cpu.set_breakpoints(pcs)
 
-    def step(self) -> CpuEvent:
+    def step(self, over_watchpoint: bool = False) -> CpuEvent:
         """Execute one instruction with interrupts masked (QEMU's single-step default);
         an exception it raises is entered (the step ends at the handler). A hart in WFI
-        only leaves it when an interrupt is pending (then steps on). Returns DEBUG."""
+        only leaves it when an interrupt is pending (then steps on). Returns DEBUG.
+        ``over_watchpoint``: the instruction's access a watchpoint stopped is made."""
+        self.watch_hit = None
         if self.halted:
             if not self.arch.wakes(self.state):
                 return CpuEvent.DEBUG
             self.halted = False
-        exit_ = self.cpu.step()
+        exit_ = self.cpu.step_over_watchpoint() if over_watchpoint else self.cpu.step()
+        if exit_.exception_index == EXCP_DEBUG and exit_.fault is not None:
+            self.watch_hit = exit_.fault  # (another watchpoint, stepping)
         if exit_.reason is ExitReason.HALT:
             self.halted = True
         return CpuEvent.DEBUG

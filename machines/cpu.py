@@ -58,7 +58,10 @@ class Stopped:
 @dataclass(frozen=True, slots=True)
 class DebugStop:
     """A debugger's breakpoint was reached, or its single step is done (only with a
-    gdbstub: ``machines/gdb.py``)."""
+    gdbstub: ``machines/gdb.py``); ``watch``: the watchpoint (a ``MemFault``) an access
+    stopped before, instead."""
+
+    watch: object = None
 
 
 CpuEvent = Idle | Stopped | DebugStop
@@ -178,7 +181,7 @@ class LlvmtcgHart:
 
         event = self._cpu.run()
         if event is TranslatedEvent.DEBUG:
-            return DebugStop()
+            return DebugStop(self._cpu.watch_hit)
         return Idle() if event is TranslatedEvent.IDLE else Stopped()
 
     # -- for the gdbstub (machines/gdb.py) ----------------------------------------------
@@ -190,10 +193,11 @@ class LlvmtcgHart:
     def set_breakpoints(self, pcs: frozenset[int]) -> None:
         self._cpu.set_breakpoints(pcs)
 
-    def step(self) -> CpuEvent:
-        """One instruction (interrupts masked); always DebugStop."""
-        self._cpu.step()
-        return DebugStop()
+    def step(self, over_watchpoint: bool = False) -> CpuEvent:
+        """One instruction (interrupts masked); always DebugStop (with the watchpoint
+        that stopped it, if one did)."""
+        self._cpu.step(over_watchpoint)
+        return DebugStop(self._cpu.watch_hit)
 
     def _arm_timer(self, deadline: int | None) -> None:
         """Sstc: fire when ``time`` reaches ``deadline`` (STIP then reads as pending)."""

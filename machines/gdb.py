@@ -46,6 +46,7 @@ class GdbHart:
         self.stub: GdbStub | None = None
         self.conn: socket.socket | None = None
         self.loop: MachineLoop | None = None
+        self._watch_pc: int | None = None  # where a watchpoint stopped before an access
 
     def attach(self, loop: MachineLoop) -> None:
         """Serve debuggers through ``loop`` (its I/O thread watches the socket)."""
@@ -75,24 +76,37 @@ class GdbHart:
         if self.paused:
             return Idle()  # (the loop sleeps until a packet or timer arrives)
         hart, action = self.hart, self.action
-        if action is not None and action.kind is ResumeKind.STEP:
-            hart.step()
-            return self._stopped(signal.SIGTRAP)
-        breakpoints = hart.debug_cpu.breakpoints
-        if breakpoints and hart.debug_cpu.pc in breakpoints:  # resuming from one
-            hart.step()
-            if hart.debug_cpu.pc in breakpoints:
-                return self._stopped(signal.SIGTRAP)
+        cpu = hart.debug_cpu
+        stepping = action is not None and action.kind is ResumeKind.STEP
+        if stepping or cpu.pc in cpu.breakpoints or cpu.pc == self._watch_pc:
+            # A step, or the first instruction of a continue from a breakpoint or a
+            # watchpoint: one instruction, its breakpoint and watchpoint ignored.
+            over = self._watch_pc is not None and self._watch_pc == cpu.pc
+            self._watch_pc = None
+            event = hart.step(over_watchpoint=over)
+            if stepping or event.watch is not None or cpu.pc in cpu.breakpoints:
+                return self._debug_stop(event)
         event = hart.run()
         if isinstance(event, DebugStop):
-            return self._stopped(signal.SIGTRAP)
+            return self._debug_stop(event)
         return event
 
-    def _stopped(self, sig: int) -> CpuEvent:
+    def _debug_stop(self, event: DebugStop) -> CpuEvent:
+        """Report a breakpoint, a step or a watchpoint (before its access, or after
+        the instruction: the architecture's choice)."""
+        self._watch_pc = None
+        if event.watch is not None:
+            if self.hart.debug_cpu.arch.gdb_stop_before_watchpoint:
+                self._watch_pc = self.hart.debug_cpu.pc
+            else:
+                self.hart.step(over_watchpoint=True)
+        return self._stopped(signal.SIGTRAP, event.watch)
+
+    def _stopped(self, sig: int, watch=None) -> CpuEvent:
         self.paused = True
         self.action = None
         if self.stub is not None:
-            self.stub.report(Stopped(sig, THREAD_ID))
+            self.stub.report(Stopped(sig, THREAD_ID, watch))
         return CpuStopped()
 
     # -- DebugTarget ---------------------------------------------------------------------

@@ -220,6 +220,10 @@ class GuestArch(abc.ABC):
     # -- what a debugger sees (the gdbstub, llvmtcg/gdbstub.py) ----------------------------
     # gdb's name of the architecture (``set architecture``), None: no debugger support.
     gdb_architecture: ClassVar[str | None] = None
+    # A watchpoint stops before the access (gdb then steps over it with watchpoints
+    # removed: its "nonsteppable" watchpoints, QEMU's gdb_stop_before_watchpoint), or
+    # after the accessing instruction.
+    gdb_stop_before_watchpoint: ClassVar[bool] = False
 
     def debug_features(self) -> tuple[DebugFeature, ...]:
         """The target description, feature by feature; the registers of the first

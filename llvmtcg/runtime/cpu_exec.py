@@ -338,6 +338,29 @@ class Cpu:
                 self.tbs.invalidate_range(pc, pc + 1)
             self.tbs.jmp_cache_flush()
 
+    def set_watchpoints(self, watchpoints: tuple[tuple[int, int, Access | None], ...]
+                        ) -> None:
+        """Make :meth:`run` stop with an EXCP_DEBUG exit (``fault`` a WATCHPOINT
+        :class:`MemFault` naming the watchpoint's start) before an access to a watched
+        range: ``(start, end, Access.READ | Access.WRITE | None for either)``, virtual
+        addresses. Their pages take the softmmu's slow path, which checks them."""
+        softmmu = self.softmmu
+        softmmu.watchpoints = tuple(watchpoints)
+        softmmu.watch_pages = frozenset(
+            page for start, end, _ in watchpoints
+            for page in range(page_floor(start), max(end, start + 1), PAGE_SIZE))
+        if not self.system_mode:
+            self.memory.set_watch_pages(softmmu.watch_pages)
+        self.state.tlb_flush()  # (refills add or drop the slow-path flag)
+
+    def step_over_watchpoint(self) -> CpuExit:
+        """Execute the instruction a watchpoint stopped before, its access allowed."""
+        self.softmmu.watch_suspended = True
+        try:
+            return self.step()
+        finally:
+            self.softmmu.watch_suspended = False
+
     def step(self) -> CpuExit:
         """Execute one guest instruction (see :meth:`RunLoop.step`)."""
         previous = helpers_mod.current.cpu

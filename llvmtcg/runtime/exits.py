@@ -30,6 +30,8 @@ class FaultKind(enum.Enum):
     # System mode: what the guest's MMU reports (the architecture maps them to causes).
     PAGE_FAULT = "page fault"
     ACCESS_FAULT = "access fault"
+    # A debugger's watchpoint: the access has not happened (RunLoop: EXCP_DEBUG).
+    WATCHPOINT = "watchpoint"
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,7 @@ def decide(exit_: NativeExit, now: LoopConditions) -> Action:
         case GuestException(index=index, fault=fault):
             if now.pending_error is not None:
                 return RAISE_PENDING
-            if now.delivers_exceptions:  # system mode: the guest handles it
+            if now.delivers_exceptions and index != EXCP_DEBUG:  # system mode: the guest
                 return DeliverException(exit_)
             return ReturnExit(CpuExit(ExitReason.EXCEPTION, now.pc, index, fault))
         case Syscall() | Halt():
@@ -328,6 +328,8 @@ class RunLoop:
     def record_fault(self, fault: MemFault) -> None:
         self.fault = fault
         index = EXCP_MISALIGNED if fault.kind is FaultKind.MISALIGNED else EXCP_MEM_FAULT
+        if fault.kind is FaultKind.WATCHPOINT:
+            index = EXCP_DEBUG  # a debugger's watchpoint, not the guest's
         self.state.set("exception_index", index)
         self.state.set("fault_addr", fault.addr)
         self.state.set("fault_access", int(fault.access))
@@ -347,7 +349,7 @@ class RunLoop:
         """The exception native code (or a translation) left in the CPU state; clears it."""
         state = self.state
         index = state.get_signed("exception_index")
-        fault = self.fault if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) else None
+        fault = self.fault if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED, EXCP_DEBUG) else None
         self.fault = None
         state.set("helper_status", 0)
         state.set("exception_index", 0xFFFF_FFFF)
@@ -462,7 +464,7 @@ class RunLoop:
                         requested = requested or type(exit_) is Requested
                         continue
                     case GuestException(index=index, fault=fault):
-                        if self.do_interrupt is None:
+                        if self.do_interrupt is None or index == EXCP_DEBUG:
                             return CpuExit(ExitReason.EXCEPTION, state.pc, index, fault)
                         self.do_interrupt(state, index, fault)
                     case Syscall() | Halt():

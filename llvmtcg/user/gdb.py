@@ -31,7 +31,7 @@ from llvmtcg.gdbstub import (
 )
 from llvmtcg.ir import ExitReason
 from llvmtcg.runtime.cpu_exec import Cpu
-from llvmtcg.runtime.exits import EXCP_DEBUG, CpuExit
+from llvmtcg.runtime.exits import EXCP_DEBUG, CpuExit, MemFault
 from llvmtcg.user.guest import GuestExit
 
 
@@ -55,6 +55,7 @@ class UserDebugger:
         self.action: Resume | None = None
         self._interrupted = False
         self._report_step = False  # a step ended in a syscall: report it when served
+        self._watch_pc: int | None = None  # where a watchpoint stopped before an access
         self._lock = threading.Lock()
         self._running = threading.Event()
         self._data_waiting = False
@@ -197,12 +198,36 @@ class UserDebugger:
         self._wake()
 
     # -- running -------------------------------------------------------------------------
-    def _stop(self, sig: int) -> None:
+    def _stop(self, sig: int, watch: MemFault | None = None) -> None:
         self._pause_watcher()
         self._interrupted = False
         self.action = None
         if self.stub is not None:
-            self.stub.report(Stopped(sig, os.getpid()))
+            self.stub.report(Stopped(sig, os.getpid(), watch))
+
+    def _debug_stop(self, exit_: CpuExit) -> CpuExit | None:
+        """Report a breakpoint, a step or a watchpoint (stopped before the access, or
+        after the instruction: the architecture's choice). Returns an exit the process
+        must handle instead."""
+        watch = exit_.fault
+        self._watch_pc = None
+        if watch is not None:
+            if self._cpu.arch.gdb_stop_before_watchpoint:
+                self._watch_pc = self._cpu.pc  # (resuming makes that access)
+            else:
+                exit_ = self._cpu.step_over_watchpoint()
+                if not _is_debug_stop(exit_):
+                    return exit_  # (the access faulted: the signal is reported instead)
+        self._stop(signal.SIGTRAP, watch)
+        return None
+
+    def _first_step(self) -> CpuExit:
+        """The first instruction of a resume: over the watchpoint that stopped it."""
+        cpu = self._cpu
+        if self._watch_pc is not None and self._watch_pc == cpu.pc:
+            self._watch_pc = None
+            return cpu.step_over_watchpoint()
+        return cpu.step()
 
     def run(self) -> CpuExit:
         """Run the guest as gdb says until an exit the process must handle."""
@@ -222,27 +247,26 @@ class UserDebugger:
                 if self._interrupted:
                     self._stop(signal.SIGINT)
                 continue
-            if self.action.kind is ResumeKind.STEP:
-                exit_ = cpu.step()
-                if _is_debug_stop(exit_):
-                    self._stop(signal.SIGTRAP)
-                    continue
-                if exit_.reason is ExitReason.SYSCALL:
-                    self._report_step = True  # (after the process served it)
-                return exit_
-            if cpu.pc in cpu.breakpoints:  # resuming from a breakpoint: step over it
-                exit_ = cpu.step()
+            stepping = self.action.kind is ResumeKind.STEP
+            if stepping or cpu.pc in cpu.breakpoints or cpu.pc == self._watch_pc:
+                # A step, or the first instruction of a continue from a breakpoint or
+                # a watchpoint: one instruction, its breakpoint and watchpoint ignored.
+                exit_ = self._first_step()
                 if not _is_debug_stop(exit_):
+                    if stepping and exit_.reason is ExitReason.SYSCALL:
+                        self._report_step = True  # (after the process served it)
                     return exit_
-                if cpu.pc in cpu.breakpoints:
-                    self._stop(signal.SIGTRAP)
+                if stepping or exit_.fault is not None or cpu.pc in cpu.breakpoints:
+                    if (other := self._debug_stop(exit_)) is not None:
+                        return other
                     continue
             with self._lock:
                 if not self._running.is_set():
                     self._running.set()
             exit_ = cpu.run()
             if _is_debug_stop(exit_):
-                self._stop(signal.SIGTRAP)
+                if (other := self._debug_stop(exit_)) is not None:
+                    return other
                 continue
             if exit_.reason is ExitReason.REQUESTED and self._data_waiting:
                 continue  # (gdb sent something: read above)

@@ -31,6 +31,17 @@ def build_target(build_dir: Path) -> Path:
     return out
 
 
+def build_bare(build_dir: Path) -> Path:
+    """tests/guest/bare_counter.S as an ELF for -bios (linked at 0x80000000)."""
+    out = build_dir / "bare_counter.elf"
+    if not out.exists():
+        subprocess.run([CC, "-march=rv64gc", "-mabi=lp64d", "-nostdlib", "-static",
+                        "-Wl,-N,-Ttext=0x80000000,--build-id=none,--no-warn-rwx-segments",
+                        "-o", str(out),
+                        str(GUEST_SRC / "bare_counter.S")], check=True)
+    return out
+
+
 def free_port() -> int:
     """A TCP port nobody listens on (the kernel's pick for port 0)."""
     with socket.socket() as s:
@@ -78,10 +89,14 @@ def start_user(prog: Path, args: list[str], port: int, emulator: str = "llvmtcg"
     return proc
 
 
-def start_system(port: int, *options: str) -> subprocess.Popen:
+def start_system(port: int, *options: str, bios: Path | None = None,
+                 qemu: bool = False) -> subprocess.Popen:
+    """llvmtcg-system-riscv64 (or qemu-system-riscv64) -M virt with -gdb on ``port``."""
     env = dict(ENV, PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "launcher.system_riscv64", "-M", "virt", "-bios",
-           str(IMAGES / "fw_jump.bin"), "-nographic", "-gdb", f"tcp::{port}", *options]
+    program = ["qemu-system-riscv64"] if qemu else [
+        sys.executable, "-m", "launcher.system_riscv64"]
+    cmd = [*program, "-M", "virt", "-bios", str(bios or IMAGES / "fw_jump.bin"),
+           "-nographic", "-gdb", f"tcp::{port}", *options]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
     wait_listening(port, proc)

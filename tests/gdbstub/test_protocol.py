@@ -71,7 +71,8 @@ def test_bad_input_is_answered_and_harmless(session, target_program) -> None:
     assert client.read_ack() == b"-"
     assert client.command("qFooBar") == b""  # unknown packets: empty
     assert client.command("vMustReplyEmpty") == b""
-    assert client.command("Z2,1000,4") == b""  # watchpoints: unsupported
+    assert client.command("Z9,1000,4") == b""  # unknown breakpoint types: unsupported
+    assert client.command("Z2,1000,0") == b"E22"  # a watchpoint of no bytes
     assert client.command("mzz,4") == b"E22"  # malformed
     assert client.command("m10") == b"E22"
     assert client.command("M10,4:zz") == b"E22"

@@ -14,6 +14,7 @@ import pytest
 from tests.gdbstub.support import (
     IMAGES,
     RawClient,
+    build_bare,
     finish,
     free_port,
     kill_quietly,
@@ -33,18 +34,9 @@ SESSION = ["p/x $pc", "x/6i $pc", "stepi", "p/x $pc", "stepi", "stepi", "p/x $a0
            "p/x $sp"]
 
 
-def system_session(commands: list[str], qemu: bool = False) -> tuple[str, str]:
+def system_session(commands: list[str], qemu: bool = False, bios=None) -> tuple[str, str]:
     port = free_port()
-    if qemu:
-        import subprocess
-
-        proc = subprocess.Popen(
-            ["qemu-system-riscv64", "-M", "virt", "-bios", str(IMAGES / "fw_jump.bin"),
-             "-nographic", "-S", "-gdb", f"tcp::{port}"], stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        time.sleep(1.0)
-    else:
-        proc = start_system(port, "-S")
+    proc = start_system(port, "-S", bios=bios, qemu=qemu)
     try:
         out = run_gdb(port, commands + ["kill"])
         _, output = finish(proc)
@@ -119,3 +111,21 @@ def test_ctrl_c_and_bad_input_while_running() -> None:
         assert proc.poll() is None
     finally:
         kill_quietly(proc)
+
+
+WATCH_SESSION = ["break *0x80000000", "c", "delete", "watch *(long *)0x80001000", "c", "c",
+                 "p/x $pc", "p $t1", "delete", "rwatch *(long *)0x80001008", "c", "p/x $pc",
+                 "delete", "awatch *(long *)0x80001000", "c", "c", "p $t1", "delete",
+                 "stepi", "p/x $pc"]
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="no qemu-system")
+def test_watchpoints_match_qemu_system(tmp_path) -> None:
+    bios = build_bare(tmp_path)
+    ours, _ = system_session(WATCH_SESSION, bios=bios)
+    theirs, _ = system_session(WATCH_SESSION, qemu=True, bios=bios)
+    assert "Old value = 1\nNew value = 2" in ours, ours
+    assert "Hardware read watchpoint 3: *(long *)0x80001008" in ours
+    assert "Hardware access (read/write) watchpoint 4: *(long *)0x80001000" in ours
+    theirs = theirs.replace("(process 1)", "(Remote target)")
+    assert ours.splitlines() == theirs.splitlines()

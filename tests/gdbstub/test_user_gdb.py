@@ -109,3 +109,16 @@ def test_quit_detaches(target_program) -> None:
     # qAttached says 1 (as QEMU): quitting gdb detaches and the program runs on.
     out, status, output = debug(target_program, [], ["break add", "c", "quit"])
     assert status == 10 and output == "total 10 scaled 15.0\n", out
+
+
+def test_watchpoints(target_program) -> None:
+    # qemu-riscv64 7.2 has no watchpoints in user mode; gdb's own expectations (stop
+    # before the access, gdb steps over it: RISC-V's nonsteppable watchpoints) decide.
+    out, status, output = debug(target_program, [], [
+        "break main", "c", "watch counter", "c", "c", "p counter", "delete 2",
+        "rwatch scale", "c", "p value", "delete", "c"])
+    assert "Hardware watchpoint 2: counter\n\nOld value = 0\nNew value = 1" in out, out
+    assert "Old value = 1\nNew value = 2" in out and "$1 = 2" in out
+    assert "Hardware read watchpoint 3: scale\n\nValue = 1.5" in out
+    assert "$2 = 10" in out  # stopped inside scaled(10)
+    assert status == 10 and output == "total 10 scaled 15.0\n"

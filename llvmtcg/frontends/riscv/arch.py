@@ -84,6 +84,7 @@ class Riscv64Arch(GuestArch):
                                        breakpoint=ExcCause.BREAKPOINT,
                                        syscall=ExcCause.U_ECALL, syscall_length=4)
     gdb_architecture = "riscv:rv64"
+    gdb_stop_before_watchpoint = True  # (as QEMU's RISC-V; gdb's riscv expects it)
 
     def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
