@@ -130,6 +130,7 @@ class UserDebugger:
         self.stub = None
         self.action = None
         self._cpu.loop.breakpoints = self._cpu.tbs.breakpoints = frozenset()
+        self._cpu.set_watchpoints(())
         if self.conn is not None:
             self.conn.close()
             self.conn = None

@@ -122,3 +122,16 @@ def test_watchpoints(target_program) -> None:
     assert "Hardware read watchpoint 3: scale\n\nValue = 1.5" in out
     assert "$2 = 10" in out  # stopped inside scaled(10)
     assert status == 10 and output == "total 10 scaled 15.0\n"
+
+
+def test_breakpoint_in_code_already_translated(target_program) -> None:
+    # By the second call of add, main's loop has run (and been translated, chained):
+    # a breakpoint set now in the middle of that code must still stop it.
+    counter_line = next(n for n, line in enumerate(
+        (GUEST_SRC / "gdb_target.c").read_text().splitlines(), 1) if "counter++;" in line)
+    out, status, _ = debug(target_program, [], [
+        "break add", "c", "c", "delete", f"break {counter_line}", "c", "p counter", "p i",
+        "c", "p counter", "delete", "c"])
+    assert "Breakpoint 2, main" in out, out
+    assert "$1 = 1\n$2 = 1\n" in out and "$3 = 2\n" in out, out
+    assert status == 10
