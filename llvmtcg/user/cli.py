@@ -287,6 +287,8 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     try:
         process = Process(config, image, argv, envp, prog, log, signals)
         if listener is not None:
+            if process.arch.gdb_architecture is None:
+                raise UsageError(f"-g: no gdbstub for {process.arch.name} programs yet")
             process.attach_debugger(listener)
         process.run()
     except GuestExit as e:
