@@ -10,9 +10,9 @@ clock, the hart's interrupt lines, what to reset, and the CPU it creates.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devices.base import GuestMemoryError
 from devices.fdt import DeviceTree, FdtError
@@ -60,6 +60,18 @@ class DriveOptions:
     read_only: bool = False
     unit: int | None = None
     spec: str = ""  # the option text, for messages
+    snapshot: bool = False  # snapshot=on (or -snapshot): writes go to a temporary overlay
+    cache: str = "writeback"  # QEMU's cache modes: writeback, writethrough, none, ...
+    block_options: tuple[tuple[str, str], ...] = ()  # driver options (file.locking=off)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockdevOptions:
+    """One ``-blockdev``: a node in QEMU's -blockdev shape (nested dicts after JSON or
+    dotted keys), which must have a ``node-name``."""
+
+    options: Mapping[str, Any]
+    spec: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +98,11 @@ class MachineOptions:
     append: str | None = None
     dtb: str | None = None
     drives: tuple[DriveOptions, ...] = ()
+    blockdevs: tuple[BlockdevOptions, ...] = ()
     devices: tuple[DeviceOptions, ...] = ()
     serial_out: Callable[[bytes], object] | None = None  # serial0's output; None: no serial
     guest_error: Callable[[str], None] | None = None  # -d guest_errors
+    warn: Callable[[str], None] | None = None  # warnings for the user (block layer)
     log: Log | None = None  # the CPU's -d items
     rng_seed: Callable[[int], bytes] = os.urandom  # /chosen/rng-seed bytes (tests fix it)
 
@@ -145,6 +159,7 @@ class Machine:
         self.cpu: SystemCpu | None = None
         self.requests: Requests | None = None
         self.last_request: int | str | None = None  # what a device last asked for
+        self.closers: list[Callable[[], None]] = []  # host resources (disk images)
 
     # -- what devices ask for -------------------------------------------------------------
     def on_poweroff(self, status: int) -> None:
@@ -202,6 +217,9 @@ class Machine:
         return loop
 
     def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+        self.closers.clear()
         self.memory.close()
 
 

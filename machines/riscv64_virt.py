@@ -10,6 +10,7 @@ model cannot execute in place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from devices import aclint, goldfish_rtc, pflash_cfi01, plic, sifive_test, uart16550
 from devices.fdt import DeviceTree
@@ -21,7 +22,9 @@ from machines.boot import BootError, BootImages
 from machines.cpu import IrqBit
 from machines.loop import MachineClock
 from machines.machine import (
+    DeviceOptions,
     DmaView,
+    DriveOptions,
     Machine,
     MachineError,
     MachineOptions,
@@ -35,7 +38,12 @@ from machines.machine import (
     set_chosen,
 )
 from machines.riscv_cpu import pmu_event_map
-from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
+from machines.virtio_devices import (
+    BlockDevices,
+    DeviceOptionError,
+    build_virtio_devices,
+    open_drives,
+)
 
 # -- memory map (virt_memmap[]) --------------------------------------------------------
 MROM_BASE, MROM_SIZE = 0x1000, 0xF000
@@ -96,15 +104,42 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
             # (unit 1): both execute in place, which this flash model cannot do.
             raise MachineError("booting from pflash is not supported yet (llvmtcg's flash "
                                "cannot execute in place)", drive.spec)
-        if drive.interface != "none":
+        if drive.interface not in ("none", "virtio"):
             raise MachineError(f"machine type does not support if={drive.interface},bus=0,"
                                f"unit={drive.unit or 0}", drive.spec)
-    drives = open_drives(options.drives)
+    drive_options, devices = _virtio_drives(options)
+    block = open_drives(drive_options, options.blockdevs, warn=options.warn)
+    try:
+        return _build_with_drives(options, ram_size, memory, clock, log, block, devices)
+    except BaseException:
+        block.close()
+        raise
+
+
+def _virtio_drives(options: MachineOptions) -> tuple[list[DriveOptions], list[DeviceOptions]]:
+    """``if=virtio`` drives get QEMU's ids (virtio0, virtio1, ...) and a
+    virtio-blk-device each, plugged after the -device ones as QEMU creates them.
+    (QEMU's virt puts them on PCI, which llvmtcg's virt lacks: here they take
+    virtio-mmio slots.)"""
+    drives, devices = [], list(options.devices)
+    for index, drive in enumerate(d for d in options.drives if d.interface == "virtio"):
+        drive_id = drive.id if drive.id is not None else f"virtio{drive.unit or index}"
+        devices.append(DeviceOptions("virtio-blk-device", (("drive", drive_id),),
+                                     spec=drive.spec))
+        drives.append(replace(drive, id=drive_id))
+    drives += [d for d in options.drives if d.interface == "none"]
+    return drives, devices
+
+
+def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
+                       clock: MachineClock, log: Callable[[str], None] | None,
+                       block: BlockDevices, devices: list[DeviceOptions]) -> Machine:
     clint_holder: list[aclint.Aclint] = []
     machine = Machine("virt", memory, clock, options.cpu, reset_pc=MROM_BASE,
                       time=lambda: clint_holder[0].mtime(), timebase_hz=TIMEBASE_HZ,
                       guest_error=log, log=options.log)
     machine.rng_seed = options.rng_seed
+    machine.closers.append(block.close)
     lines = machine.lines
 
     # -- the bus ---------------------------------------------------------------------------
@@ -131,7 +166,7 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
     memory.add_mmio("serial", UART0_BASE, uart.size, uart)
     dma = DmaView(memory)
     # QEMU plugs -device virtio devices into the last-created slot first.
-    plugged = build_virtio_devices(options.devices, drives, slots=VIRTIO_COUNT)
+    plugged = build_virtio_devices(devices, block.drives, slots=VIRTIO_COUNT)
     slots: list[VirtioMmio] = []
     for i in range(VIRTIO_COUNT):
         device = plugged.get(VIRTIO_COUNT - 1 - i)

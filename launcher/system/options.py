@@ -139,6 +139,8 @@ class Options:
     display: str | None = None
     serial: list[str] = field(default_factory=list)
     drives: list[str] = field(default_factory=list)
+    blockdevs: list[str] = field(default_factory=list)
+    snapshot: bool = False
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
     log_items: str | None = None
@@ -154,7 +156,8 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "accel": (True, "accel+"), "bios": (True, "bios"), "kernel": (True, "kernel"),
     "initrd": (True, "initrd"), "append": (True, "append"), "dtb": (True, "dtb"),
     "nographic": (False, "nographic"), "display": (True, "display"),
-    "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
+    "serial": (True, "serial+"), "drive": (True, "drives+"),
+    "blockdev": (True, "blockdevs+"), "snapshot": (False, "snapshot"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
