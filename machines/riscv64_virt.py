@@ -137,10 +137,10 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     clint_holder: list[aclint.Aclint] = []
     machine = Machine("virt", memory, clock, options.cpu, reset_pc=MROM_BASE,
                       time=lambda: clint_holder[0].mtime(), timebase_hz=TIMEBASE_HZ,
-                      guest_error=log, log=options.log)
+                      guest_error=log, log=options.log, num_harts=options.smp)
     machine.rng_seed = options.rng_seed
     machine.closers.append(block.close)
-    lines = machine.lines
+    harts = machine.hart_lines
 
     # -- the bus ---------------------------------------------------------------------------
     memory.add_rom("riscv_virt_board.mrom", MROM_BASE, MROM_SIZE)
@@ -148,10 +148,13 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
                                   on_reset=lambda: machine.on_reset(), log=log)
     memory.add_mmio("riscv.sifive.test", TEST_BASE, TEST_SIZE, test)
 
-    plic_dev = plic.Plic([lines.line(IrqBit.MEIP), lines.line(IrqBit.SEIP)], log=log)
+    # PLIC contexts as QEMU's hart config "MS": M then S external interrupt per hart.
+    plic_dev = plic.Plic([lines.line(irq) for lines in harts
+                          for irq in (IrqBit.MEIP, IrqBit.SEIP)], log=log)
     rtc = goldfish_rtc.GoldfishRtc(clock, plic_dev.source_line(RTC_IRQ), log=log)
     memory.add_mmio("goldfish_rtc", RTC_BASE, rtc.size, rtc)
-    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP)], [lines.line(IrqBit.MSIP)],
+    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP) for lines in harts],
+                          [lines.line(IrqBit.MSIP) for lines in harts],
                           timebase_hz=TIMEBASE_HZ, log=log)
     clint_holder.append(clint)
     memory.add_mmio("riscv.aclint.swi", CLINT_BASE, aclint.MSWI_SIZE, clint)
@@ -267,7 +270,7 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
     tree.node("/poweroff")
     tree.node("/reboot")
     memory_node(tree, DRAM_BASE, ram_size)
-    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ)
+    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ, options.smp)
     soc = tree.node("/soc")
     soc.prop_u32("#address-cells", 2)
     soc.prop_u32("#size-cells", 2)
@@ -278,8 +281,8 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
         tree.node(f"/soc/{name}@{base:x}")
     for i in reversed(range(VIRTIO_COUNT)):
         tree.node(f"/soc/virtio_mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}")
-    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, [intc])
-    aclint.add_fdt_node(tree, CLINT_BASE, [intc])
+    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, intc)
+    aclint.add_fdt_node(tree, CLINT_BASE, intc)
     for i in reversed(range(VIRTIO_COUNT)):
         add_fdt_record(tree, virtio_mmio.fdt_node(VIRTIO_BASE + i * VIRTIO_STRIDE,
                                                   VIRTIO_IRQ + i), {"plic": plic_phandle})

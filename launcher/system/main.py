@@ -132,7 +132,7 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
     def warn(text: str) -> None:
         err.write(f"{target.prog}: warning: {text}\n")
 
-    plan = _check(target, options, machine_type.name, warn)
+    plan = _check(target, options, machine_type.name, warn, machine_type.max_cpus)
 
     guest_error = None
     log_stream: TextIO | None = None
@@ -176,7 +176,7 @@ def usage(target: Target) -> str:
             f"QEMU {QEMU_VERSION}-compatible full-system emulator (llvmtcg {VERSION}).\n\n"
             "  -M/-machine TYPE[,dumpdtb=FILE]   machine (-M help lists them)\n"
             "  -m SIZE[M|G]                      RAM size\n"
-            "  -smp 1                            number of harts\n"
+            "  -smp N[,cores=N,threads=N]        number of harts (virt: up to 512)\n"
             "  -cpu MODEL[,ext=on|off]           CPU model (-cpu help)\n"
             "  -accel tcg                        accelerator\n"
             "  -bios FILE|default|none           firmware\n"
@@ -261,10 +261,11 @@ class _Plan:
     devices: list[DeviceOptions]
     log_items: set[str]
     no_reboot: bool
+    smp: int = 1
 
 
 def _check(target: Target, options: Options, machine_name: str,
-           warn: Callable[[str], None]) -> _Plan:
+           warn: Callable[[str], None], max_cpus: int = 1) -> _Plan:
     from machines.machine import DeviceOptions
     from machines.riscv_cpu import CpuOptionError, RiscvCpuConfig
 
@@ -296,8 +297,9 @@ def _check(target: Target, options: Options, machine_name: str,
             raise _fail("Parameter 'size' expects a non-negative number below 2^64",
                         f"-m {options.memory}") from None
 
+    smp = 1
     if options.smp is not None:
-        _check_smp(options.smp, machine_name)
+        smp = _check_smp(options.smp, machine_name, max_cpus)
 
     cpu_parts = split_list(options.cpu) if options.cpu is not None else ["rv64"]
     cpu_options = []
@@ -360,24 +362,58 @@ def _check(target: Target, options: Options, machine_name: str,
     bios = props.get("firmware", options.bios)
     return _Plan(ram_size, cpu, props.get("dumpdtb"), bios, kernel, initrd, append,
                  props.get("dtb", options.dtb), drives, blockdevs, devices, log_items,
-                 options.no_reboot)
+                 options.no_reboot, smp)
 
 
-def _check_smp(text: str, machine_name: str) -> None:
+def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
+    """-smp as QEMU 7.2's smp_parse reads it (cores preferred over sockets for
+    omitted values); the number of harts."""
     parsed = parse_list(text, f"-smp {text}", "cpus")
-    values = {"cpus": parsed.implied} if parsed.implied is not None else {}
+    given: dict[str, int] = {}
+    raw = {"cpus": parsed.implied} if parsed.implied is not None else {}
     for key, value in parsed.pairs:
         if key not in _SMP_KEYS:
             raise _fail(f"Parameter 'smp.{key}' is unexpected")
-        values[key] = value
-    for key, value in values.items():
+        raw[key] = value
+    for key, value in raw.items():
         try:
-            number = int(value)
+            given[key] = int(value)
         except ValueError:
             raise _fail(f"Parameter 'smp.{key}' expects integer") from None
-        if number > 1:
-            raise _fail(f"Invalid SMP CPUs {number}. The max CPUs supported by machine "
-                        f"'{machine_name}' is 1")
+    for key in ("dies", "clusters"):
+        if given.get(key, 1) > 1:
+            raise _fail(f"{key} not supported by this machine's CPU topology")
+    cpus, maxcpus = given.get("cpus", 0), given.get("maxcpus", 0)
+    sockets, cores, threads = (given.get(k, 0) for k in ("sockets", "cores", "threads"))
+    if cpus == 0 and maxcpus == 0:
+        sockets, cores, threads = sockets or 1, cores or 1, threads or 1
+    else:
+        maxcpus = maxcpus or cpus
+        if cores == 0:
+            sockets, threads = sockets or 1, threads or 1
+            cores = maxcpus // (sockets * threads) or 1
+        elif sockets == 0:
+            threads = threads or 1
+            sockets = maxcpus // (cores * threads) or 1
+        if threads == 0:
+            threads = maxcpus // (sockets * cores) or 1
+    maxcpus = maxcpus or sockets * cores * threads
+    cpus = cpus or maxcpus
+    topology = f"sockets ({sockets}) * cores ({cores}) * threads ({threads})"
+    if sockets * cores * threads != maxcpus:
+        raise _fail("Invalid CPU topology: product of the hierarchy must match maxcpus: "
+                    f"{topology} != maxcpus ({maxcpus})")
+    if maxcpus < cpus:
+        raise _fail("Invalid CPU topology: maxcpus must be equal to or greater than smp: "
+                    f"{topology} == maxcpus ({maxcpus}) < smp_cpus ({cpus})")
+    if maxcpus > max_cpus:
+        raise _fail(f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine "
+                    f"'{machine_name}' is {max_cpus}")
+    if sockets > 1:
+        # QEMU's virt gives each socket its own CLINT and PLIC; llvmtcg's has one.
+        raise _fail(f"llvmtcg's {machine_name} machine has one socket (sockets={sockets} "
+                    "is not supported; use cores=)", f"-smp {text}")
+    return cpus
 
 
 def _check_drive(text: str, snapshot_all: bool) -> DriveOptions:
@@ -500,7 +536,8 @@ def _machine_options(plan: _Plan, backend: CharBackend,
                      cpu_log: Log | None, warn: Callable[[str], None]) -> MachineOptions:
     from machines import machine
     return machine.MachineOptions(
-        ram_size=plan.ram_size, cpu=plan.cpu, default_bios=machine.DEFAULT_BIOS,
+        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp,
+        default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
         devices=tuple(plan.devices), serial_out=backend.write, guest_error=guest_error,
