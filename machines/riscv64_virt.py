@@ -62,6 +62,7 @@ RTC_IRQ = 11
 VIRTIO_IRQ = 1  # slot i uses VIRTIO_IRQ + i
 
 DEFAULT_RAM_SIZE = 128 << 20  # mc->default_ram_size
+MAX_HARTS = 512  # VIRT_CPUS_MAX: the PLIC aperture holds 2 contexts per hart
 TIMEBASE_HZ = aclint.VIRT_TIMEBASE_HZ
 
 
@@ -107,6 +108,9 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
         if drive.interface not in ("none", "virtio"):
             raise MachineError(f"machine type does not support if={drive.interface},bus=0,"
                                f"unit={drive.unit or 0}", drive.spec)
+    if not 1 <= options.smp <= MAX_HARTS:
+        raise MachineError(f"Invalid SMP CPUs {options.smp}. The max CPUs supported by "
+                           f"machine 'virt' is {MAX_HARTS}")
     drive_options, devices = _virtio_drives(options)
     block = open_drives(drive_options, options.blockdevs, warn=options.warn)
     try:

@@ -129,3 +129,10 @@ def test_smp_topologies_give_the_hart_count(tmp_path: Path) -> None:
         tree = DeviceTree.from_dtb(dtb.read_bytes())
         assert [tree.has_node(f"/cpus/cpu@{h}") for h in range(harts + 1)] == \
             [True] * harts + [False]
+
+
+def test_virt_refuses_a_hart_count_it_cannot_wire() -> None:
+    from machines.machine import MachineError
+    for smp in (0, 513):
+        with pytest.raises(MachineError, match=f"Invalid SMP CPUs {smp}"):
+            virt.build(MachineOptions(bios="none", smp=smp))
