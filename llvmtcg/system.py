@@ -10,6 +10,7 @@ deadline or I/O, then calls ``run`` again) or when :meth:`stop` was called.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 from llvmtcg.arch import GuestArch
 from llvmtcg.ir.ops import ExitReason
@@ -82,6 +83,10 @@ class SystemCpu:
         stimecmp) changes: the ``time`` value at which it fires, or None."""
         self.arch.on_timer_change(self.state, listener)
 
+    def ready(self) -> bool:
+        """Whether :meth:`run` would execute guest code: not in WFI, or woken."""
+        return not self.halted or self.arch.wakes(self.state)
+
     def stop(self) -> None:
         """Make :meth:`run` return STOPPED at the next block boundary (any thread)."""
         self.cpu.stop()
@@ -136,3 +141,28 @@ class SystemCpu:
 
     def close(self) -> None:
         self.cpu.close()
+
+
+class SharedCode:
+    """Several harts over one physical memory, as an SMP machine has them: each hart
+    translates into its own block cache, and a store by any hart (or a page-table A/D
+    update) to a page from which any hart translated code invalidates that code in
+    every hart. A page's first block in any hart flushes every hart's TLB, so stores to
+    it from all harts take the slow path that checks (the one-hart rule, shared)."""
+
+    def __init__(self, cpus: Sequence[SystemCpu]) -> None:
+        self.cpus = list(cpus)
+        for cpu in self.cpus:
+            cpu.cpu.softmmu.code = self
+            cpu.arch.attach_memory(cpu.state, cpu.cpu.memory, self.invalidate_range)
+            cpu.cpu.tbs.new_code_page.append(self._flush_tlbs)
+
+    def page_has_code(self, page: int) -> bool:
+        return any(cpu.cpu.tbs.page_has_code(page) for cpu in self.cpus)
+
+    def invalidate_range(self, start: int, end: int) -> int:
+        return sum(cpu.cpu.tbs.invalidate_range(start, end) for cpu in self.cpus)
+
+    def _flush_tlbs(self, page: int) -> None:
+        for cpu in self.cpus:
+            cpu.state.tlb_flush()

@@ -139,6 +139,8 @@ class Options:
     display: str | None = None
     serial: list[str] = field(default_factory=list)
     drives: list[str] = field(default_factory=list)
+    blockdevs: list[str] = field(default_factory=list)
+    snapshot: bool = False
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
     nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
@@ -157,7 +159,8 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "accel": (True, "accel+"), "bios": (True, "bios"), "kernel": (True, "kernel"),
     "initrd": (True, "initrd"), "append": (True, "append"), "dtb": (True, "dtb"),
     "nographic": (False, "nographic"), "display": (True, "display"),
-    "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
+    "serial": (True, "serial+"), "drive": (True, "drives+"),
+    "blockdev": (True, "blockdevs+"), "snapshot": (False, "snapshot"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),
     "gdb": (True, "gdb+"), "s": (False, "gdb_default"), "S": (False, "freeze"),

@@ -58,10 +58,13 @@ TB_FLAGS_BITS = 32
 class PageTranslation:
     """What :meth:`GuestArch.tlb_fill` found for one access: the physical address and
     the permissions (``softmmu.Perm`` bits) the TLB may keep for the whole page at that
-    MMU index until the next flush."""
+    MMU index until the next flush. ``page_size`` is the size of the guest mapping
+    (a superpage is cached as 4 KiB entries, and flushing one address of it must drop
+    them all, as QEMU's large-page tracking does)."""
 
     paddr: int
     perms: int
+    page_size: int = 4096
 
 
 @dataclass(frozen=True, slots=True)

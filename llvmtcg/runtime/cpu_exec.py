@@ -114,6 +114,23 @@ class _DecodeErrorsFault:
                 from None
 
 
+class _RomStores:
+    """System mode: a page of ROM as a guest store sees it. QEMU discards guest stores
+    to ROM (memory_region_init_rom: read-only for the guest, no fault); loads through
+    the same TLB entry read the ROM's bytes (at ``host``, the page's first byte)."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, host: int) -> None:
+        self.host = host
+
+    def read(self, offset: int, size: int) -> int:
+        return int.from_bytes(ctypes.string_at(self.host + offset, size), "little")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        pass
+
+
 class Cpu:
     """One guest CPU: state, softmmu, translations and the run loop.
 
@@ -151,6 +168,7 @@ class Cpu:
         self.state.tb_flags = self.tb_flags
         self.system_mode = arch.system_mode
         self.memory = memory
+        self._large_page: tuple[int, int] | None = None  # (base, mask) of superpages
         self.helpers = arch.helpers()
         count_insns = arch.counts_insns
         code_cache = None
@@ -281,26 +299,55 @@ class Cpu:
         the physical region there. The region is returned as seen from the virtual
         page (start shifted), so MMIO offsets come out right through any mapping."""
         found = self.arch.tlb_fill(self.state, vaddr, access, mmu_idx)
+        if found.page_size > PAGE_SIZE:
+            self._add_large_page(vaddr, found.page_size)
         region = self.memory.region(found.paddr)
         if region is None:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
         perms = found.perms & region.perms
+        shift = page_floor(vaddr) - page_floor(found.paddr)
+        if (access is Access.WRITE and region.mmio is None and found.perms & Perm.W
+                and not region.perms & Perm.W):
+            # ROM (system RAM is always writable): the store is discarded, as QEMU
+            # does; the page is entered as MMIO without execute, so a fetch refills.
+            page = page_floor(found.paddr)
+            view = Region(page + shift, page + shift + PAGE_SIZE, Perm.R | Perm.W,
+                          _RomStores(self.memory.base + page))
+            return view, self.memory.base + page
         if not perms & _ACCESS_PERM[access]:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
-        shift = page_floor(vaddr) - page_floor(found.paddr)
         mmio = None if region.mmio is None else _DecodeErrorsFault(region.mmio, vaddr, access)
         view = Region(region.start + shift, region.end + shift, perms, mmio)
         return view, self.memory.base + page_floor(found.paddr)
+
+    def _add_large_page(self, vaddr: int, size: int) -> None:
+        """Widen the one aligned range known to hold every cached superpage to cover
+        this one (QEMU's tlb_add_large_page)."""
+        mask = ~(size - 1)
+        if self._large_page is None:
+            base = vaddr
+        else:
+            base, old_mask = self._large_page
+            mask &= old_mask
+            while (base ^ vaddr) & mask:
+                mask <<= 1
+        self._large_page = (base & mask, mask)
 
     def tlb_flush(self) -> None:
         """Drop every cached address translation (and the jump cache, keyed by virtual
         pc): satp writes, sfence.vma without an address, PMP changes."""
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
+        self._large_page = None
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
-        jump cache)."""
+        jump cache); an address inside a cached superpage drops everything, since the
+        superpage's 4 KiB entries are not kept apart."""
+        large = self._large_page
+        if large is not None and vaddr & large[1] == large[0]:
+            self.tlb_flush()
+            return
         self.state.tlb_flush_page(vaddr)
         self.tbs.jmp_cache_flush()
 

@@ -288,7 +288,7 @@ class Riscv64SystemArch(Riscv64Arch):
             raise GuestFault(MemFault(vaddr, access, FaultKind.PAGE_FAULT)) from None
         except AccessFault:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT)) from None
-        return PageTranslation(found.paddr, found.perms)
+        return PageTranslation(found.paddr, found.perms, found.page_size)
 
 
 def _fault_cause(fault: MemFault) -> ExcCause:
