@@ -10,12 +10,14 @@ deadline or I/O, then calls ``run`` again) or when :meth:`stop` was called.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 from llvmtcg.arch import GuestArch
 from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.exits import EXCP_DEBUG, MemFault
 from llvmtcg.runtime.softmmu import GuestMemory
 
 # System mode: the address space is not flat (hot code must probe the TLB), and the
@@ -28,6 +30,7 @@ class CpuEvent(enum.Enum):
 
     IDLE = "idle"  # waiting for an interrupt (WFI) with none pending
     STOPPED = "stopped"  # stop() was called
+    DEBUG = "debug"  # a debugger breakpoint was reached, or step() is done
 
 
 class SystemCpu:
@@ -49,6 +52,7 @@ class SystemCpu:
         self.cpu = Cpu(arch, memory, options, log)
         self.state = self.cpu.state
         self.halted = False  # in WFI
+        self.watch_hit: MemFault | None = None  # the watchpoint of the last DEBUG event
         self._lines: dict[int, bool] = {}
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
@@ -79,12 +83,17 @@ class SystemCpu:
         stimecmp) changes: the ``time`` value at which it fires, or None."""
         self.arch.on_timer_change(self.state, listener)
 
+    def ready(self) -> bool:
+        """Whether :meth:`run` would execute guest code: not in WFI, or woken."""
+        return not self.halted or self.arch.wakes(self.state)
+
     def stop(self) -> None:
         """Make :meth:`run` return STOPPED at the next block boundary (any thread)."""
         self.cpu.stop()
 
     def run(self) -> CpuEvent:
-        """Run until the hart waits for an interrupt (IDLE) or :meth:`stop` (STOPPED).
+        """Run until the hart waits for an interrupt (IDLE), :meth:`stop` (STOPPED) or
+        a breakpoint (DEBUG, see :meth:`set_breakpoints`).
 
         Raises:
             Exception: a Python error from a helper or a device callback.
@@ -102,8 +111,58 @@ class SystemCpu:
                 continue
             if exit_.reason is ExitReason.REQUESTED:
                 return CpuEvent.STOPPED
+            if exit_.exception_index == EXCP_DEBUG:
+                self.watch_hit = exit_.fault  # (None: a breakpoint)
+                return CpuEvent.DEBUG
             raise RuntimeError(f"system-mode run loop returned {exit_}")  # never: guests
             # take their exceptions in system mode
 
+    # -- debugging (the gdbstub) ------------------------------------------------------
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        """Make :meth:`run` return DEBUG when pc reaches one of ``pcs`` (virtual)."""
+        self.cpu.set_breakpoints(pcs)
+
+    def step(self, over_watchpoint: bool = False) -> CpuEvent:
+        """Execute one instruction with interrupts masked (QEMU's single-step default);
+        an exception it raises is entered (the step ends at the handler). A hart in WFI
+        only leaves it when an interrupt is pending (then steps on). Returns DEBUG.
+        ``over_watchpoint``: the instruction's access a watchpoint stopped is made."""
+        self.watch_hit = None
+        if self.halted:
+            if not self.arch.wakes(self.state):
+                return CpuEvent.DEBUG
+            self.halted = False
+        exit_ = self.cpu.step_over_watchpoint() if over_watchpoint else self.cpu.step()
+        if exit_.exception_index == EXCP_DEBUG and exit_.fault is not None:
+            self.watch_hit = exit_.fault  # (another watchpoint, stepping)
+        if exit_.reason is ExitReason.HALT:
+            self.halted = True
+        return CpuEvent.DEBUG
+
     def close(self) -> None:
         self.cpu.close()
+
+
+class SharedCode:
+    """Several harts over one physical memory, as an SMP machine has them: each hart
+    translates into its own block cache, and a store by any hart (or a page-table A/D
+    update) to a page from which any hart translated code invalidates that code in
+    every hart. A page's first block in any hart flushes every hart's TLB, so stores to
+    it from all harts take the slow path that checks (the one-hart rule, shared)."""
+
+    def __init__(self, cpus: Sequence[SystemCpu]) -> None:
+        self.cpus = list(cpus)
+        for cpu in self.cpus:
+            cpu.cpu.softmmu.code = self
+            cpu.arch.attach_memory(cpu.state, cpu.cpu.memory, self.invalidate_range)
+            cpu.cpu.tbs.new_code_page.append(self._flush_tlbs)
+
+    def page_has_code(self, page: int) -> bool:
+        return any(cpu.cpu.tbs.page_has_code(page) for cpu in self.cpus)
+
+    def invalidate_range(self, start: int, end: int) -> int:
+        return sum(cpu.cpu.tbs.invalidate_range(start, end) for cpu in self.cpus)
+
+    def _flush_tlbs(self, page: int) -> None:
+        for cpu in self.cpus:
+            cpu.state.tlb_flush()

@@ -55,7 +55,16 @@ class Stopped:
     asking for shutdown or reset): the loop services what is due and runs again."""
 
 
-CpuEvent = Idle | Stopped
+@dataclass(frozen=True, slots=True)
+class DebugStop:
+    """A debugger's breakpoint was reached, or its single step is done (only with a
+    gdbstub: ``machines/gdb.py``); ``watch``: the watchpoint (a ``MemFault``) an access
+    stopped before, instead."""
+
+    watch: object = None
+
+
+CpuEvent = Idle | Stopped | DebugStop
 
 
 class SystemCpu(Protocol):
@@ -157,12 +166,21 @@ class LlvmtcgHart:
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)
 
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily)
+        """The llvmtcg CPU underneath (for linking harts' translated code)."""
+        return self._cpu
+
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         self._cpu.reset(pc, a0, a1, a2)
         self._cpu.on_timer_change(self._arm_timer)
 
     def set_irq(self, irq: IrqBit, level: bool) -> None:
         self._cpu.set_irq(int(irq), level)
+
+    def ready(self) -> bool:
+        """Whether ``run`` would execute guest code (not waiting in WFI)."""
+        return self._cpu.ready()
 
     def stop(self) -> None:
         self._cpu.stop()
@@ -171,7 +189,24 @@ class LlvmtcgHart:
         from llvmtcg.system import CpuEvent as TranslatedEvent
 
         event = self._cpu.run()
+        if event is TranslatedEvent.DEBUG:
+            return DebugStop(self._cpu.watch_hit)
         return Idle() if event is TranslatedEvent.IDLE else Stopped()
+
+    # -- for the gdbstub (machines/gdb.py) ----------------------------------------------
+    @property
+    def debug_cpu(self):
+        """The runtime CPU a debugger reads and writes (``llvmtcg.runtime.Cpu``)."""
+        return self._cpu.cpu
+
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        self._cpu.set_breakpoints(pcs)
+
+    def step(self, over_watchpoint: bool = False) -> CpuEvent:
+        """One instruction (interrupts masked); always DebugStop (with the watchpoint
+        that stopped it, if one did)."""
+        self._cpu.step(over_watchpoint)
+        return DebugStop(self._cpu.watch_hit)
 
     def _arm_timer(self, deadline: int | None) -> None:
         """Sstc: fire when ``time`` reaches ``deadline`` (STIP then reads as pending)."""
@@ -185,6 +220,87 @@ class LlvmtcgHart:
         now = wiring.clock.now_ns()
         self._timer = wiring.clock.set_timer(
             now + -(-ticks * 1_000_000_000 // wiring.timebase_hz), self._cpu.stop)
+
+
+# QEMU's single-threaded TCG kicks the running vCPU every 100 ms (TCG_KICK_PERIOD); a
+# shorter slice keeps IPIs and spin-waits between harts quick at llvmtcg's speed.
+TIME_SLICE_NS = 10_000_000
+
+
+class HartGroup:
+    """Several harts as one :class:`SystemCpu` for the main loop: they run round-robin
+    on the loop's thread, as QEMU's single-threaded TCG runs vCPUs. A hart runs until
+    it waits for an interrupt (WFI with nothing pending: the next hart runs at once)
+    or its time slice ends (a timer on the machine clock, whose deadline makes the
+    loop's I/O thread kick: ``stop``), then the next one gets its turn. ``run`` returns
+    Idle only when every hart waits, Stopped when a kick stopped the running hart.
+
+    Interrupt lines are wired to each hart directly (``HartLines`` per hart);
+    ``set_irq`` here drives the boot hart's (hart 0).
+    """
+
+    def __init__(self, harts: list[LlvmtcgHart], clock: Clock, *,
+                 time_slice_ns: int = TIME_SLICE_NS) -> None:
+        if not harts:
+            raise ValueError("a hart group needs harts")
+        import threading
+        self.harts = harts
+        self._clock = clock
+        self._slice = time_slice_ns
+        self._lock = threading.Lock()
+        self._running: LlvmtcgHart | None = None
+        self._stop = False
+        self._next = 0  # the hart whose turn is next
+        self.stats = {"slices": 0, "switches": 0}
+
+    def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
+        for hart in self.harts:
+            hart.reset(pc, a0, a1, a2)
+        self._next = 0
+
+    def set_irq(self, irq: IrqBit, level: bool) -> None:
+        self.harts[0].set_irq(irq, level)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop = True
+            running = self._running
+        if running is not None:
+            running.stop()
+
+    def run(self) -> CpuEvent:
+        idle_in_a_row = 0
+        while True:
+            with self._lock:
+                if self._stop:
+                    self._stop = False
+                    return Stopped()
+                hart = self.harts[self._next]
+                self._running = hart
+            self._next = (self._next + 1) % len(self.harts)
+            self.stats["switches"] += 1
+            timer = self._clock.set_timer(self._clock.now_ns() + self._slice, _no_op)
+            try:
+                event = hart.run()
+            finally:
+                timer.cancel()
+                with self._lock:
+                    self._running = None
+            if isinstance(event, Stopped):
+                self.stats["slices"] += 1
+                with self._lock:
+                    self._stop = False  # this return served it
+                return event
+            idle_in_a_row += 1
+            if idle_in_a_row >= len(self.harts):
+                # A hart that ran before going idle may have woken another (an IPI).
+                if not any(hart.ready() for hart in self.harts):
+                    return Idle()
+                idle_in_a_row = 0
+
+
+def _no_op() -> None:
+    """A time slice's end: the deadline itself makes the I/O thread kick."""
 
 
 def create_system_cpu(wiring: HartWiring) -> SystemCpu:

@@ -10,16 +10,23 @@ clock, the hart's interrupt lines, what to reset, and the CPU it creates.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from devices.base import GuestMemoryError
 from devices.fdt import DeviceTree, FdtError
 from devices.virtio import FdtNode, Phandle
 from llvmtcg.runtime.physmem import BusError, PhysicalAddressSpace, RegionError
 from machines.boot import BootError, BootImages
-from machines.cpu import HartLines, HartWiring, SystemCpu, create_system_cpu
+from machines.cpu import (
+    HartGroup,
+    HartLines,
+    HartWiring,
+    LlvmtcgHart,
+    SystemCpu,
+    create_system_cpu,
+)
 from machines.loop import MachineClock, MachineLoop, Resettable, SerialInput
 from machines.riscv_cpu import RiscvCpuConfig
 
@@ -60,6 +67,18 @@ class DriveOptions:
     read_only: bool = False
     unit: int | None = None
     spec: str = ""  # the option text, for messages
+    snapshot: bool = False  # snapshot=on (or -snapshot): writes go to a temporary overlay
+    cache: str = "writeback"  # QEMU's cache modes: writeback, writethrough, none, ...
+    block_options: tuple[tuple[str, str], ...] = ()  # driver options (file.locking=off)
+
+
+@dataclass(frozen=True, slots=True)
+class BlockdevOptions:
+    """One ``-blockdev``: a node in QEMU's -blockdev shape (nested dicts after JSON or
+    dotted keys), which must have a ``node-name``."""
+
+    options: Mapping[str, Any]
+    spec: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +105,11 @@ class MachineOptions:
     append: str | None = None
     dtb: str | None = None
     drives: tuple[DriveOptions, ...] = ()
+    blockdevs: tuple[BlockdevOptions, ...] = ()
     devices: tuple[DeviceOptions, ...] = ()
     serial_out: Callable[[bytes], object] | None = None  # serial0's output; None: no serial
     guest_error: Callable[[str], None] | None = None  # -d guest_errors
+    warn: Callable[[str], None] | None = None  # warnings for the user (block layer)
     log: Log | None = None  # the CPU's -d items
     rng_seed: Callable[[int], bytes] = os.urandom  # /chosen/rng-seed bytes (tests fix it)
 
@@ -124,7 +145,7 @@ class Machine:
     def __init__(self, name: str, memory: PhysicalAddressSpace, clock: MachineClock,
                  config: RiscvCpuConfig, *, reset_pc: int, time: Callable[[], int] | None,
                  timebase_hz: int, guest_error: Callable[[str], None] | None = None,
-                 log: Log | None = None) -> None:
+                 log: Log | None = None, num_harts: int = 1) -> None:
         self.name = name
         self.memory = memory
         self.clock = clock
@@ -134,7 +155,9 @@ class Machine:
         self.timebase_hz = timebase_hz
         self.guest_error = guest_error
         self.log = log
-        self.lines = HartLines()
+        self.num_harts = num_harts
+        self.hart_lines = [HartLines() for _ in range(num_harts)]
+        self.lines = self.hart_lines[0]  # the boot hart's
         self.images = BootImages()
         self.serial_input = SerialInput()
         self.serial_break: Callable[[], None] | None = None  # a console's break (C-a b)
@@ -145,6 +168,7 @@ class Machine:
         self.cpu: SystemCpu | None = None
         self.requests: Requests | None = None
         self.last_request: int | str | None = None  # what a device last asked for
+        self.closers: list[Callable[[], None]] = []  # host resources (disk images)
 
     # -- what devices ask for -------------------------------------------------------------
     def on_poweroff(self, status: int) -> None:
@@ -172,17 +196,29 @@ class Machine:
 
     # -- CPU and reset ------------------------------------------------------------------
     def create_cpu(self) -> SystemCpu:
-        """Build the hart (machines.cpu.create_system_cpu) and connect its lines."""
-        cpu = create_system_cpu(HartWiring(hartid=0, memory=self.memory, config=self.config,
-                                           clock=self.clock, time=self.time,
-                                           timebase_hz=self.timebase_hz,
-                                           guest_error=self.guest_error, log=self.log))
+        """Build the harts (machines.cpu.create_system_cpu) and connect their lines;
+        several harts share their translated-code tracking and run as a HartGroup."""
+        wirings = [HartWiring(hartid=hart, memory=self.memory, config=self.config,
+                              clock=self.clock, time=self.time,
+                              timebase_hz=self.timebase_hz, guest_error=self.guest_error,
+                              log=self.log) for hart in range(self.num_harts)]
+        if self.num_harts == 1:
+            cpu: SystemCpu = create_system_cpu(wirings[0])
+        else:
+            from llvmtcg.system import SharedCode
+            harts = [LlvmtcgHart(wiring) for wiring in wirings]
+            SharedCode([hart.translated for hart in harts])
+            cpu = HartGroup(harts, self.clock)
         self.attach_cpu(cpu)
         return cpu
 
     def attach_cpu(self, cpu: SystemCpu) -> None:
         self.cpu = cpu
-        self.lines.attach(cpu)
+        if isinstance(cpu, HartGroup):
+            for lines, hart in zip(self.hart_lines, cpu.harts, strict=True):
+                lines.attach(hart)
+        else:
+            self.lines.attach(cpu)
 
     def reset(self) -> None:
         for device in self.resettables:
@@ -202,6 +238,9 @@ class Machine:
         return loop
 
     def close(self) -> None:
+        for close in reversed(self.closers):
+            close()
+        self.closers.clear()
         self.memory.close()
 
 
@@ -291,28 +330,36 @@ def set_chosen(tree: DeviceTree, *, bootargs: str | None, seed: bytes | None,
         chosen.prop_bytes("rng-seed", seed)
 
 
-def hart_nodes(tree: DeviceTree, config: RiscvCpuConfig, timebase_hz: int) -> int:
-    """/cpus with one hart as QEMU writes it; returns the hart's interrupt-controller
-    phandle (QEMU gives the cpu node phandle 1 and its controller 2)."""
+def hart_nodes(tree: DeviceTree, config: RiscvCpuConfig, timebase_hz: int,
+               num_harts: int = 1) -> list[int]:
+    """/cpus as QEMU writes it; returns each hart's interrupt-controller phandle, by
+    hart id. QEMU creates the cpu nodes from the last hart down (each new node goes
+    first), so hart N-1 gets phandles 1 (cpu) and 2 (controller), hart 0 the last
+    ones; the nodes read in hart order."""
     cpus = tree.node("/cpus")
     cpus.prop_u32("#address-cells", 1)
     cpus.prop_u32("#size-cells", 0)
     cpus.prop_u32("timebase-frequency", timebase_hz)
-    cpu = tree.node("/cpus/cpu@0")
-    cpu_phandle = cpu.phandle()
-    cpu.prop_str("device_type", "cpu")
-    cpu.prop_u32("reg", 0)
-    cpu.prop_str("status", "okay")
-    cpu.prop_str("compatible", "riscv")
-    cpu.prop_str("riscv,isa", config.isa_string())
-    cpu.prop_str("mmu-type", "riscv,sv48" if config.has_mmu else "riscv,none")
-    intc = tree.node("/cpus/cpu@0/interrupt-controller")
-    intc.prop_u32("#interrupt-cells", 1)
-    intc.prop_empty("interrupt-controller")
-    intc.prop_str("compatible", "riscv,cpu-intc")
-    intc_phandle = intc.phandle()
-    tree.node("/cpus/cpu-map/cluster0/core0").prop_u32("cpu", cpu_phandle)
-    return intc_phandle
+    for hart in range(num_harts):
+        tree.node(f"/cpus/cpu@{hart}")  # the order the nodes read in
+    cpu_phandles, intc_phandles = [0] * num_harts, [0] * num_harts
+    for hart in reversed(range(num_harts)):
+        cpu = tree.node(f"/cpus/cpu@{hart}")
+        cpu_phandles[hart] = cpu.phandle()
+        cpu.prop_str("device_type", "cpu")
+        cpu.prop_u32("reg", hart)
+        cpu.prop_str("status", "okay")
+        cpu.prop_str("compatible", "riscv")
+        cpu.prop_str("riscv,isa", config.isa_string())
+        cpu.prop_str("mmu-type", "riscv,sv48" if config.has_mmu else "riscv,none")
+        intc = tree.node(f"/cpus/cpu@{hart}/interrupt-controller")
+        intc.prop_u32("#interrupt-cells", 1)
+        intc.prop_empty("interrupt-controller")
+        intc.prop_str("compatible", "riscv,cpu-intc")
+        intc_phandles[hart] = intc.phandle()
+    for hart in range(num_harts):
+        tree.node(f"/cpus/cpu-map/cluster0/core{hart}").prop_u32("cpu", cpu_phandles[hart])
+    return intc_phandles
 
 
 def memory_node(tree: DeviceTree, base: int, size: int) -> None:

@@ -24,6 +24,7 @@ class MachineType:
     description: str  # QEMU's mc->desc, as -M help prints it
     module: str  # the module with build(options)
     default: bool = False  # QEMU's mc->is_default: used without -M
+    max_cpus: int = 1  # mc->max_cpus as llvmtcg's machine supports it (-smp)
 
     def help_line(self) -> str:
         suffix = " (default)" if self.default else ""
@@ -38,7 +39,7 @@ class MachineType:
 TARGET_MACHINES: dict[str, tuple[MachineType, ...]] = {
     "riscv64": (
         MachineType("spike", "RISC-V Spike board", "machines.riscv64_spike", default=True),
-        MachineType("virt", "RISC-V VirtIO board", "machines.riscv64_virt"),
+        MachineType("virt", "RISC-V VirtIO board", "machines.riscv64_virt", max_cpus=512),
     ),
 }
 

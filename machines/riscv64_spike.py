@@ -196,7 +196,7 @@ def _device_tree(options: MachineOptions, ram_size: int, *, htif_reg: bool) -> D
     chosen = tree.node("/chosen")
     chosen.prop_str("stdout-path", "/htif")
     memory_node(tree, DRAM_BASE, ram_size)
-    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ)
+    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ)[0]
     soc = tree.node("/soc")
     soc.prop_u32("#address-cells", 2)
     soc.prop_u32("#size-cells", 2)

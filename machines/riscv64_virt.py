@@ -10,6 +10,7 @@ model cannot execute in place.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from devices import aclint, goldfish_rtc, pflash_cfi01, plic, sifive_test, uart16550
 from devices.fdt import DeviceTree
@@ -21,7 +22,9 @@ from machines.boot import BootError, BootImages
 from machines.cpu import IrqBit
 from machines.loop import MachineClock
 from machines.machine import (
+    DeviceOptions,
     DmaView,
+    DriveOptions,
     Machine,
     MachineError,
     MachineOptions,
@@ -35,7 +38,12 @@ from machines.machine import (
     set_chosen,
 )
 from machines.riscv_cpu import pmu_event_map
-from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
+from machines.virtio_devices import (
+    BlockDevices,
+    DeviceOptionError,
+    build_virtio_devices,
+    open_drives,
+)
 
 # -- memory map (virt_memmap[]) --------------------------------------------------------
 MROM_BASE, MROM_SIZE = 0x1000, 0xF000
@@ -54,6 +62,7 @@ RTC_IRQ = 11
 VIRTIO_IRQ = 1  # slot i uses VIRTIO_IRQ + i
 
 DEFAULT_RAM_SIZE = 128 << 20  # mc->default_ram_size
+MAX_HARTS = 512  # VIRT_CPUS_MAX: the PLIC aperture holds 2 contexts per hart
 TIMEBASE_HZ = aclint.VIRT_TIMEBASE_HZ
 
 
@@ -96,16 +105,46 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
             # (unit 1): both execute in place, which this flash model cannot do.
             raise MachineError("booting from pflash is not supported yet (llvmtcg's flash "
                                "cannot execute in place)", drive.spec)
-        if drive.interface != "none":
+        if drive.interface not in ("none", "virtio"):
             raise MachineError(f"machine type does not support if={drive.interface},bus=0,"
                                f"unit={drive.unit or 0}", drive.spec)
-    drives = open_drives(options.drives)
+    if not 1 <= options.smp <= MAX_HARTS:
+        raise MachineError(f"Invalid SMP CPUs {options.smp}. The max CPUs supported by "
+                           f"machine 'virt' is {MAX_HARTS}")
+    drive_options, devices = _virtio_drives(options)
+    block = open_drives(drive_options, options.blockdevs, warn=options.warn)
+    try:
+        return _build_with_drives(options, ram_size, memory, clock, log, block, devices)
+    except BaseException:
+        block.close()
+        raise
+
+
+def _virtio_drives(options: MachineOptions) -> tuple[list[DriveOptions], list[DeviceOptions]]:
+    """``if=virtio`` drives get QEMU's ids (virtio0, virtio1, ...) and a
+    virtio-blk-device each, plugged after the -device ones as QEMU creates them.
+    (QEMU's virt puts them on PCI, which llvmtcg's virt lacks: here they take
+    virtio-mmio slots.)"""
+    drives, devices = [], list(options.devices)
+    for index, drive in enumerate(d for d in options.drives if d.interface == "virtio"):
+        drive_id = drive.id if drive.id is not None else f"virtio{drive.unit or index}"
+        devices.append(DeviceOptions("virtio-blk-device", (("drive", drive_id),),
+                                     spec=drive.spec))
+        drives.append(replace(drive, id=drive_id))
+    drives += [d for d in options.drives if d.interface == "none"]
+    return drives, devices
+
+
+def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
+                       clock: MachineClock, log: Callable[[str], None] | None,
+                       block: BlockDevices, devices: list[DeviceOptions]) -> Machine:
     clint_holder: list[aclint.Aclint] = []
     machine = Machine("virt", memory, clock, options.cpu, reset_pc=MROM_BASE,
                       time=lambda: clint_holder[0].mtime(), timebase_hz=TIMEBASE_HZ,
-                      guest_error=log, log=options.log)
+                      guest_error=log, log=options.log, num_harts=options.smp)
     machine.rng_seed = options.rng_seed
-    lines = machine.lines
+    machine.closers.append(block.close)
+    harts = machine.hart_lines
 
     # -- the bus ---------------------------------------------------------------------------
     memory.add_rom("riscv_virt_board.mrom", MROM_BASE, MROM_SIZE)
@@ -113,10 +152,13 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
                                   on_reset=lambda: machine.on_reset(), log=log)
     memory.add_mmio("riscv.sifive.test", TEST_BASE, TEST_SIZE, test)
 
-    plic_dev = plic.Plic([lines.line(IrqBit.MEIP), lines.line(IrqBit.SEIP)], log=log)
+    # PLIC contexts as QEMU's hart config "MS": M then S external interrupt per hart.
+    plic_dev = plic.Plic([lines.line(irq) for lines in harts
+                          for irq in (IrqBit.MEIP, IrqBit.SEIP)], log=log)
     rtc = goldfish_rtc.GoldfishRtc(clock, plic_dev.source_line(RTC_IRQ), log=log)
     memory.add_mmio("goldfish_rtc", RTC_BASE, rtc.size, rtc)
-    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP)], [lines.line(IrqBit.MSIP)],
+    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP) for lines in harts],
+                          [lines.line(IrqBit.MSIP) for lines in harts],
                           timebase_hz=TIMEBASE_HZ, log=log)
     clint_holder.append(clint)
     memory.add_mmio("riscv.aclint.swi", CLINT_BASE, aclint.MSWI_SIZE, clint)
@@ -131,7 +173,7 @@ def _build(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
     memory.add_mmio("serial", UART0_BASE, uart.size, uart)
     dma = DmaView(memory)
     # QEMU plugs -device virtio devices into the last-created slot first.
-    plugged = build_virtio_devices(options.devices, drives, slots=VIRTIO_COUNT)
+    plugged = build_virtio_devices(devices, block.drives, slots=VIRTIO_COUNT)
     slots: list[VirtioMmio] = []
     for i in range(VIRTIO_COUNT):
         device = plugged.get(VIRTIO_COUNT - 1 - i)
@@ -232,7 +274,7 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
     tree.node("/poweroff")
     tree.node("/reboot")
     memory_node(tree, DRAM_BASE, ram_size)
-    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ)
+    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ, options.smp)
     soc = tree.node("/soc")
     soc.prop_u32("#address-cells", 2)
     soc.prop_u32("#size-cells", 2)
@@ -243,8 +285,8 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
         tree.node(f"/soc/{name}@{base:x}")
     for i in reversed(range(VIRTIO_COUNT)):
         tree.node(f"/soc/virtio_mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}")
-    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, [intc])
-    aclint.add_fdt_node(tree, CLINT_BASE, [intc])
+    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, intc)
+    aclint.add_fdt_node(tree, CLINT_BASE, intc)
     for i in reversed(range(VIRTIO_COUNT)):
         add_fdt_record(tree, virtio_mmio.fdt_node(VIRTIO_BASE + i * VIRTIO_STRIDE,
                                                   VIRTIO_IRQ + i), {"plic": plic_phandle})

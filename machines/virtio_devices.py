@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devices.virtio import RawFileBackend, VirtioBlk, VirtioDevice, VirtioRng
+from devices.virtio import BlockBackend, VirtioBlk, VirtioDevice, VirtioRng
 
 if TYPE_CHECKING:
-    from machines.machine import DeviceOptions, DriveOptions
+    from machines.machine import BlockdevOptions, DeviceOptions, DriveOptions
 
 
 class DeviceOptionError(ValueError):
@@ -48,7 +48,8 @@ class Drive:
     """What a -drive gives a device: an opened backend."""
 
     id: str
-    backend: RawFileBackend
+    backend: BlockBackend
+    write_cache: bool = True  # the cache mode's initial write-cache (WCE) state
 
 
 Factory = Callable[[Mapping[str, str], Mapping[str, Drive]], VirtioDevice]
@@ -88,7 +89,7 @@ def _build_blk(props: Mapping[str, str], drives: Mapping[str, Drive]) -> VirtioD
     serial = props.get("serial", "")
     if not serial.isascii():
         raise DeviceOptionError("Property 'virtio-blk-device.serial' must be ASCII")
-    return VirtioBlk(drive.backend, serial=serial)
+    return VirtioBlk(drive.backend, serial=serial, write_cache=drive.write_cache)
 
 
 def _build_rng(props: Mapping[str, str], drives: Mapping[str, Drive]) -> VirtioDevice:
@@ -130,21 +131,104 @@ def check_properties(device: PluggableDevice, props: Mapping[str, str]) -> None:
             raise DeviceOptionError(f"Property '{device.name}.{name}' not found")
 
 
-def open_drives(drives: Sequence[DriveOptions]) -> dict[str, Drive]:
-    """Open the ``if=none`` drives (those -device can use) by id."""
-    opened: dict[str, Drive] = {}
-    for drive in drives:
-        if drive.interface != "none" or drive.id is None:
-            continue
-        try:
-            backend = RawFileBackend(drive.file, read_only=drive.read_only)
-        except OSError as exc:
-            for other in opened.values():
-                other.backend.close()
-            raise DeviceOptionError(f"Could not open '{drive.file}': {exc.strerror}",
-                                    drive.spec) from None
-        opened[drive.id] = Drive(drive.id, backend)
+# QEMU's -drive cache= modes (bdrv_parse_cache_mode): whether the guest sees a write
+# cache, and whether flushes reach the disk. "direct" (O_DIRECT) only changes how the
+# host caches the image, never what the guest sees, so none/directsync are
+# writeback/writethrough here.
+_CACHE_MODES = {  # mode: (write cache enabled, flushes ignored)
+    "writeback": (True, False), "none": (True, False), "off": (True, False),
+    "writethrough": (False, False), "directsync": (False, False),
+    "unsafe": (True, True),
+}
+CACHE_MODES = tuple(_CACHE_MODES)
+
+
+class BlockDevices:
+    """The block nodes of one machine: ``drives`` by -drive id and -blockdev
+    node-name, in one :class:`blockdev.graph.BlockGraph`; ``close`` closes them all."""
+
+    def __init__(self, warn: Callable[[str], None] | None = None) -> None:
+        from blockdev.graph import BlockGraph
+        self.graph = BlockGraph(warn=warn)
+        self.drives: dict[str, Drive] = {}
+
+    def close(self) -> None:
+        self.graph.close_all()
+        self.drives.clear()
+
+
+def _unexpected_key(message: str) -> str | None:
+    """The key of the block layer's "Parameter 'KEY' is unexpected", else None."""
+    prefix, suffix = "Parameter '", "' is unexpected"
+    if message.startswith(prefix) and message.endswith(suffix):
+        return message[len(prefix):-len(suffix)]
+    return None
+
+
+def _block_message(exc: OSError) -> str:
+    from blockdev.errors import BlockError
+    if isinstance(exc, BlockError):
+        return str(exc) + (f"\n{exc.hint}" if exc.hint else "")
+    return f"{exc.strerror or exc}"
+
+
+def open_drives(drives: Sequence[DriveOptions],
+                blockdevs: Sequence[BlockdevOptions] = (), *,
+                warn: Callable[[str], None] | None = None) -> BlockDevices:
+    """Open the -blockdev nodes (by node-name) and the ``if=none``/``if=virtio`` drives
+    (by id) on the block layer: raw or qcow2 (probed without ``format=``), read-only,
+    ``snapshot=on`` (a temporary overlay; the image is never written), cache modes.
+    Bad options, missing files, wrong formats and images locked by another process
+    raise DeviceOptionError with QEMU's message, naming the option."""
+    opened = BlockDevices(warn)
+    try:
+        for blockdev in blockdevs:
+            _open_blockdev(opened, blockdev)
+        for drive in drives:
+            if drive.interface in ("none", "virtio") and drive.id is not None:
+                _open_drive(opened, drive)
+    except BaseException:
+        opened.close()
+        raise
     return opened
+
+
+def _open_blockdev(opened: BlockDevices, blockdev: BlockdevOptions) -> None:
+    name = blockdev.options.get("node-name")
+    if not isinstance(name, str):
+        raise DeviceOptionError("'node-name' must be specified for the root node",
+                                blockdev.spec)
+    if name in opened.drives:
+        raise DeviceOptionError(f"Duplicate nodes with node-name='{name}'", blockdev.spec)
+    try:
+        node = opened.graph.open(blockdev.options)
+    except OSError as exc:
+        raise DeviceOptionError(_block_message(exc), blockdev.spec) from None
+    opened.drives[name] = Drive(name, node)
+
+
+def _open_drive(opened: BlockDevices, drive: DriveOptions) -> None:
+    assert drive.id is not None
+    if drive.id in opened.drives:
+        raise DeviceOptionError(f"Duplicate ID '{drive.id}' for drive", drive.spec)
+    mode = _CACHE_MODES.get(drive.cache)
+    if mode is None:
+        raise DeviceOptionError("invalid cache option", drive.spec)
+    write_cache, no_flush = mode
+    extra: dict[str, object] = dict(drive.block_options)
+    if no_flush:
+        extra["cache.no-flush"] = "on"
+    try:
+        node = opened.graph.open_image(drive.file, format=drive.format,
+                                       read_only=drive.read_only, snapshot=drive.snapshot,
+                                       extra=extra)
+    except OSError as exc:
+        key = _unexpected_key(str(exc))
+        message = (_block_message(exc) if key is None else
+                   f"Block format '{drive.format or 'raw'}' does not support the option "
+                   f"'{key}'")
+        raise DeviceOptionError(message, drive.spec) from None
+    opened.drives[drive.id] = Drive(drive.id, node, write_cache)
 
 
 def build_virtio_devices(devices: Sequence[DeviceOptions], drives: Mapping[str, Drive], *,

@@ -7,17 +7,26 @@ cd "$(dirname "$0")/.."
 # qemu-system-misc: qemu-system-riscv64, the reference for the system emulator (tests/machines,
 # tests/launcher); opensbi: the firmware -bios default loads.
 # qemu-utils: qemu-img/qemu-io are the oracle for the block layer (tests/blockdev).
+# gcc-aarch64-linux-gnu: the arm64 guest programs (tests/aarch64); the arm64 dpkg
+# architecture lets tests fetch Debian's busybox-static:arm64 with apt-get download.
+# gdb-multiarch: the debugger the gdbstub is tested with (tests/gdbstub).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
-              device-tree-compiler qemu-system-misc opensbi qemu-utils)
+              device-tree-compiler qemu-system-misc opensbi qemu-utils
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    $SUDO dpkg --add-architecture arm64
+    NEED_UPDATE=1
+fi
+if [ ${#missing[@]} -gt 0 ] || [ -n "${NEED_UPDATE:-}" ]; then
     $SUDO apt-get update
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+    [ ${#missing[@]} -eq 0 ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y \
+        --no-install-recommends "${missing[@]}"
 fi
 
 PYTHON="${PYTHON:-python3}"

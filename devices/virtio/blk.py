@@ -157,7 +157,8 @@ class VirtioBlk:
     device_id = VIRTIO_ID_BLOCK
     queue_max_sizes = (QUEUE_MAX_SIZE,)
 
-    def __init__(self, backend: BlockBackend, serial: str = "") -> None:
+    def __init__(self, backend: BlockBackend, serial: str = "", *,
+                 write_cache: bool = True) -> None:
         if not serial.isascii():
             raise ValueError(f"virtio-blk serial {serial!r} is not ASCII")
         self.backend = backend
@@ -171,12 +172,13 @@ class VirtioBlk:
         else:
             features |= VIRTIO_BLK_F_DISCARD | VIRTIO_BLK_F_WRITE_ZEROES
         self.features = features
+        # The drive's cache mode: writeback (QEMU's default) or writethrough.
+        self.default_write_cache = write_cache
         self.reset()
 
     def reset(self) -> None:
         self.negotiated = 0
-        # QEMU's default cache mode (cache=writeback) until the driver changes it.
-        self.write_cache = True
+        self.write_cache = self.default_write_cache  # until the driver changes it
 
     # -- configuration --------------------------------------------------------------------
 

@@ -30,7 +30,13 @@ from launcher.system.options import (
 if TYPE_CHECKING:  # the machine modules are imported only when a machine is built
     from llvmtcg.log import Log
     from machines.loop import MachineLoop
-    from machines.machine import DeviceOptions, DriveOptions, Machine, MachineOptions
+    from machines.machine import (
+        BlockdevOptions,
+        DeviceOptions,
+        DriveOptions,
+        Machine,
+        MachineOptions,
+    )
     from machines.riscv_cpu import RiscvCpuConfig
 
 VERSION = "0.1.0"
@@ -41,10 +47,14 @@ DEVICE_LOG_ITEMS = {"guest_errors": "log when the guest OS does something invali
                                     "accessing a non-existent register)"}
 _QEMU_DISPLAYS = ("gtk", "sdl", "curses", "egl-headless", "spice-app", "dbus", "cocoa",
                   "vnc", "default")
-_KNOWN_FORMATS = ("qcow2", "qcow", "vmdk", "vdi", "vhdx", "vpc", "qed", "parallels",
+_KNOWN_FORMATS = ("qcow", "vmdk", "vdi", "vhdx", "vpc", "qed", "parallels",
                   "dmg", "cloop", "bochs", "luks", "vvfat", "file", "host_device")
 _DRIVE_INTERFACES = ("ide", "scsi", "sd", "mtd", "floppy", "pflash", "virtio", "none", "xen")
-_DRIVE_KEYS = ("file", "format", "if", "id", "readonly", "read-only", "unit", "index")
+_DRIVE_KEYS = ("file", "format", "if", "id", "readonly", "read-only", "unit", "index",
+               "snapshot", "cache")
+_FORMAT_KEYS = {"raw": ("offset", "size", "discard"),  # -drive keys the format node takes
+                "qcow2": ("lazy-refcounts", "l2-cache-size", "refcount-cache-size",
+                          "discard")}
 _SMP_KEYS = ("cpus", "sockets", "dies", "clusters", "cores", "threads", "maxcpus")
 _MACHINE_PROPS = {  # property: (type, description) as -machine TYPE,help prints them
     "append": ("string", "Linux kernel command line"),
@@ -122,7 +132,9 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
     def warn(text: str) -> None:
         err.write(f"{target.prog}: warning: {text}\n")
 
-    plan = _check(target, options, machine_type.name, warn)
+    plan = _check(target, options, machine_type.name, warn, machine_type.max_cpus)
+    plan.gdb = options.gdb[-1] if options.gdb else None
+    plan.freeze = options.freeze
 
     guest_error = None
     log_stream: TextIO | None = None
@@ -137,7 +149,8 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
     handlers = _LateHandlers()
     backend = _open_serial(options, handlers)
     try:
-        machine_options = _machine_options(plan, backend, guest_error, cpu_log)
+        machine_options = _machine_options(plan, backend, guest_error, cpu_log,
+                                           _block_warning(warn))
         try:
             machine = build(machine_options)
         except MachineError as exc:
@@ -165,15 +178,19 @@ def usage(target: Target) -> str:
             f"QEMU {QEMU_VERSION}-compatible full-system emulator (llvmtcg {VERSION}).\n\n"
             "  -M/-machine TYPE[,dumpdtb=FILE]   machine (-M help lists them)\n"
             "  -m SIZE[M|G]                      RAM size\n"
-            "  -smp 1                            number of harts\n"
+            "  -smp N[,cores=N,threads=N]        number of harts (virt: up to 512)\n"
             "  -cpu MODEL[,ext=on|off]           CPU model (-cpu help)\n"
             "  -accel tcg                        accelerator\n"
             "  -bios FILE|default|none           firmware\n"
             "  -kernel FILE  -initrd FILE  -append CMDLINE  -dtb FILE\n"
             "  -nographic  -display none  -serial stdio|mon:stdio|null|file:PATH\n"
-            "  -drive file=FILE,format=raw,if=none,id=ID\n"
+            "  -drive file=FILE,format=raw|qcow2,if=none|virtio,id=ID[,readonly=on]\n"
+            "         [,snapshot=on][,cache=writeback|writethrough|none|unsafe]\n"
+            "  -blockdev driver=qcow2,node-name=N,file.driver=file,file.filename=FILE\n"
+            "  -snapshot                         writes go to temporary overlays\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
             "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
+            "  -gdb tcp::PORT|unix:PATH  -s (= -gdb tcp::1234)  -S (start stopped)\n"
             "When using -nographic, press 'ctrl-a h' to get some help.\n")
 
 
@@ -243,13 +260,17 @@ class _Plan:
     append: str | None
     dtb: str | None
     drives: list[DriveOptions]
+    blockdevs: list[BlockdevOptions]
     devices: list[DeviceOptions]
     log_items: set[str]
     no_reboot: bool
+    smp: int = 1
+    gdb: str | None = None  # -gdb DEV / -s
+    freeze: bool = False  # -S
 
 
 def _check(target: Target, options: Options, machine_name: str,
-           warn: Callable[[str], None]) -> _Plan:
+           warn: Callable[[str], None], max_cpus: int = 1) -> _Plan:
     from machines.machine import DeviceOptions
     from machines.riscv_cpu import CpuOptionError, RiscvCpuConfig
 
@@ -281,8 +302,9 @@ def _check(target: Target, options: Options, machine_name: str,
             raise _fail("Parameter 'size' expects a non-negative number below 2^64",
                         f"-m {options.memory}") from None
 
+    smp = 1
     if options.smp is not None:
-        _check_smp(options.smp, machine_name)
+        smp = _check_smp(options.smp, machine_name, max_cpus)
 
     cpu_parts = split_list(options.cpu) if options.cpu is not None else ["rv64"]
     cpu_options = []
@@ -320,7 +342,8 @@ def _check(target: Target, options: Options, machine_name: str,
         if unknown:
             raise Exit(1, _log_usage().rstrip("\n"), bare=True)
 
-    drives = [_check_drive(text, warn) for text in options.drives]
+    drives = [_check_drive(text, options.snapshot) for text in options.drives]
+    blockdevs = [_check_blockdev(text) for text in options.blockdevs]
     seen: set[str] = set()
     for drive in drives:
         if drive.id is not None:
@@ -343,66 +366,136 @@ def _check(target: Target, options: Options, machine_name: str,
 
     bios = props.get("firmware", options.bios)
     return _Plan(ram_size, cpu, props.get("dumpdtb"), bios, kernel, initrd, append,
-                 props.get("dtb", options.dtb), drives, devices, log_items, options.no_reboot)
+                 props.get("dtb", options.dtb), drives, blockdevs, devices, log_items,
+                 options.no_reboot, smp)
 
 
-def _check_smp(text: str, machine_name: str) -> None:
+def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
+    """-smp as QEMU 7.2's smp_parse reads it (cores preferred over sockets for
+    omitted values); the number of harts."""
     parsed = parse_list(text, f"-smp {text}", "cpus")
-    values = {"cpus": parsed.implied} if parsed.implied is not None else {}
+    given: dict[str, int] = {}
+    raw = {"cpus": parsed.implied} if parsed.implied is not None else {}
     for key, value in parsed.pairs:
         if key not in _SMP_KEYS:
             raise _fail(f"Parameter 'smp.{key}' is unexpected")
-        values[key] = value
-    for key, value in values.items():
+        raw[key] = value
+    for key, value in raw.items():
         try:
-            number = int(value)
+            given[key] = int(value)
         except ValueError:
             raise _fail(f"Parameter 'smp.{key}' expects integer") from None
-        if number > 1:
-            raise _fail(f"Invalid SMP CPUs {number}. The max CPUs supported by machine "
-                        f"'{machine_name}' is 1")
+    for key in ("dies", "clusters"):
+        if given.get(key, 1) > 1:
+            raise _fail(f"{key} not supported by this machine's CPU topology")
+    cpus, maxcpus = given.get("cpus", 0), given.get("maxcpus", 0)
+    sockets, cores, threads = (given.get(k, 0) for k in ("sockets", "cores", "threads"))
+    if cpus == 0 and maxcpus == 0:
+        sockets, cores, threads = sockets or 1, cores or 1, threads or 1
+    else:
+        maxcpus = maxcpus or cpus
+        if cores == 0:
+            sockets, threads = sockets or 1, threads or 1
+            cores = maxcpus // (sockets * threads) or 1
+        elif sockets == 0:
+            threads = threads or 1
+            sockets = maxcpus // (cores * threads) or 1
+        if threads == 0:
+            threads = maxcpus // (sockets * cores) or 1
+    maxcpus = maxcpus or sockets * cores * threads
+    cpus = cpus or maxcpus
+    topology = f"sockets ({sockets}) * cores ({cores}) * threads ({threads})"
+    if sockets * cores * threads != maxcpus:
+        raise _fail("Invalid CPU topology: product of the hierarchy must match maxcpus: "
+                    f"{topology} != maxcpus ({maxcpus})")
+    if maxcpus < cpus:
+        raise _fail("Invalid CPU topology: maxcpus must be equal to or greater than smp: "
+                    f"{topology} == maxcpus ({maxcpus}) < smp_cpus ({cpus})")
+    if maxcpus > max_cpus:
+        raise _fail(f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine "
+                    f"'{machine_name}' is {max_cpus}")
+    if sockets > 1:
+        # QEMU's virt gives each socket its own CLINT and PLIC; llvmtcg's has one.
+        raise _fail(f"llvmtcg's {machine_name} machine has one socket (sockets={sockets} "
+                    "is not supported; use cores=)", f"-smp {text}")
+    return cpus
 
 
-def _check_drive(text: str, warn: Callable[[str], None]) -> DriveOptions:
+def _check_drive(text: str, snapshot_all: bool) -> DriveOptions:
     from machines.machine import DriveOptions
+    from machines.virtio_devices import CACHE_MODES
     option = f"-drive {text}"
     parsed = parse_list(text, option, None)
     values = dict(parsed.pairs)
     fmt = values.get("format")
-    for key in values:
-        if key not in _DRIVE_KEYS:
+    block_options = []
+    for key, value in parsed.pairs:
+        if key in _DRIVE_KEYS:
+            continue
+        if "." not in key and key not in _FORMAT_KEYS.get(fmt or "raw", ()):
             raise _fail(f"Block format '{fmt or 'raw'}' does not support the option '{key}'",
                         option)
+        block_options.append((key, value))  # for the block layer (file.locking=off)
     path = values.get("file")
     if not path:
         raise _fail('A block device must be specified for "file"', option)
-    if fmt is None:
-        warn(f"Image format was not specified for '{path}' and probing guessed raw.\n"
-             "         Automatically detecting the format is dangerous for raw images, "
-             "write operations on block 0 will be restricted.\n"
-             "         Specify the 'raw' format explicitly to remove the restrictions.")
-    elif fmt in _KNOWN_FORMATS:
-        raise _fail(f"Block format '{fmt}' is not supported yet (only raw)", option)
-    elif fmt != "raw":
+    if fmt in _KNOWN_FORMATS:
+        raise _fail(f"Block format '{fmt}' is not supported (only raw and qcow2 are)", option)
+    if fmt is not None and fmt not in ("raw", "qcow2"):
         raise _fail(f"Unknown driver '{fmt}'", option)
     interface = values.get("if", "ide")
     if interface not in _DRIVE_INTERFACES:
         raise _fail(f"unsupported bus type '{interface}'", option)
-    read_only = False
-    for key in ("readonly", "read-only"):
+    flags = {}
+    for key, name in (("readonly", "read-only"), ("read-only", "read-only"),
+                      ("snapshot", "snapshot")):
         if key in values:
             from machines.riscv_cpu import CpuOptionError, parse_bool
             try:
-                read_only = parse_bool("read-only", values[key])
+                flags[name] = parse_bool(name, values[key])
             except CpuOptionError as exc:
                 raise _fail(str(exc), option) from None
+    cache = values.get("cache", "writeback")
+    if cache not in CACHE_MODES:
+        raise _fail("invalid cache option", option)
     unit = values.get("unit", values.get("index"))
     try:
         unit_number = int(unit) if unit is not None else None
     except ValueError:
         raise _fail(f"Parameter 'unit' expects a number, not '{unit}'", option) from None
-    return DriveOptions(path, interface, fmt or "raw", values.get("id"), read_only,
-                        unit_number, option)
+    return DriveOptions(path, interface, fmt, values.get("id"), flags.get("read-only", False),
+                        unit_number, option, snapshot=flags.get("snapshot", snapshot_all),
+                        cache=cache, block_options=tuple(block_options))
+
+
+def _check_blockdev(text: str) -> BlockdevOptions:
+    """-blockdev in JSON (``{...}``) or dotted keys (``driver=qcow2,file.filename=…``)."""
+    import json
+
+    from blockdev.graph import unflatten
+    from machines.machine import BlockdevOptions
+    option = f"-blockdev {text}"
+    if text.lstrip().startswith("{"):
+        try:
+            tree = json.loads(text)
+        except json.JSONDecodeError as exc:
+            what = "premature EOI" if exc.pos >= len(text.rstrip()) else exc.msg
+            raise _fail(f"JSON parse error, {what}", option) from None
+        if not isinstance(tree, dict):
+            raise _fail("JSON parse error, expected an object", option)
+        return BlockdevOptions(unflatten(tree), option)
+    pairs: dict[str, str] = {}
+    for part in split_list(text):
+        if "=" not in part:
+            raise _fail(f"Expected '=' after parameter '{part}'", option)
+        key, value = part.split("=", 1)
+        if not key:
+            raise _fail("Invalid parameter ''", option)
+        pairs[key] = value
+    try:
+        return BlockdevOptions(unflatten(pairs), option)
+    except OSError as exc:
+        raise _fail(str(exc), option) from None
 
 
 def _open_log(path: str) -> TextIO:
@@ -435,15 +528,25 @@ def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
         raise _fail(str(exc), f"-serial {spec}") from None
 
 
+def _block_warning(warn: Callable[[str], None]) -> Callable[[str], None]:
+    """The block layer's warnings ("WARNING: …", qemu-img's style) as QEMU's system
+    emulator prints them (``prog: warning: …``)."""
+    def block_warn(message: str) -> None:
+        warn(message.removeprefix("WARNING: "))
+    return block_warn
+
+
 def _machine_options(plan: _Plan, backend: CharBackend,
                      guest_error: Callable[[str], None] | None,
-                     cpu_log: Log | None) -> MachineOptions:
+                     cpu_log: Log | None, warn: Callable[[str], None]) -> MachineOptions:
     from machines import machine
     return machine.MachineOptions(
-        ram_size=plan.ram_size, cpu=plan.cpu, default_bios=machine.DEFAULT_BIOS,
+        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp,
+        default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
-        dtb=plan.dtb, drives=tuple(plan.drives), devices=tuple(plan.devices),
-        serial_out=backend.write, guest_error=guest_error, log=cpu_log)
+        dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
+        devices=tuple(plan.devices), serial_out=backend.write, guest_error=guest_error,
+        warn=warn, log=cpu_log)
 
 
 # -- running -------------------------------------------------------------------------------
@@ -463,7 +566,12 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
         cpu = machine.create_cpu()
     except SystemCpuUnavailable as exc:
         raise _fail(str(exc)) from None
+    debugged = _gdbstub(cpu, plan)
+    if debugged is not None:
+        cpu = debugged
     loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
+    if debugged is not None:
+        debugged.attach(loop)
     handlers.quit = lambda: loop.request_shutdown(0)
     serial_input = machine.serial_input
     if machine.serial_break is not None:
@@ -480,6 +588,26 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
         loop.watch_fd(fd, on_input)
     with _Signals(target, loop, backend, err):
         return loop.run()
+
+
+def _gdbstub(cpu, plan: _Plan):
+    """-gdb DEV / -s and -S: the hart under a gdbstub (machines/gdb.py), or None."""
+    if plan.gdb is None and not plan.freeze:
+        return None
+    from llvmtcg.gdbstub import GdbAddressError, listen
+    from machines.gdb import GdbHart
+
+    if plan.smp > 1:  # machines/gdb.py stands in front of one hart
+        raise _fail(f"the gdbstub debugs one hart so far; run with -smp 1 (not {plan.smp})",
+                    "-gdb" if plan.gdb is not None else "-S")
+
+    listener = None
+    if plan.gdb is not None and plan.gdb != "none":
+        try:
+            listener = listen(plan.gdb)
+        except GdbAddressError as exc:
+            raise _fail(str(exc), f"-gdb {plan.gdb}") from None
+    return GdbHart(cpu, listener, paused=plan.freeze)
 
 
 class _Signals:

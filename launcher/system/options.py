@@ -139,8 +139,13 @@ class Options:
     display: str | None = None
     serial: list[str] = field(default_factory=list)
     drives: list[str] = field(default_factory=list)
+    blockdevs: list[str] = field(default_factory=list)
+    snapshot: bool = False
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
+    nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
+    gdb: list[str] = field(default_factory=list)  # -gdb DEV; -s is -gdb tcp::1234
+    freeze: bool = False  # -S: do not start the CPU (until gdb or a monitor continues)
     log_items: str | None = None
     log_file: str | None = None
     show_help: bool = False
@@ -154,8 +159,11 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "accel": (True, "accel+"), "bios": (True, "bios"), "kernel": (True, "kernel"),
     "initrd": (True, "initrd"), "append": (True, "append"), "dtb": (True, "dtb"),
     "nographic": (False, "nographic"), "display": (True, "display"),
-    "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
+    "serial": (True, "serial+"), "drive": (True, "drives+"),
+    "blockdev": (True, "blockdevs+"), "snapshot": (False, "snapshot"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
+    "nodefaults": (False, "nodefaults"),
+    "gdb": (True, "gdb+"), "s": (False, "gdb_default"), "S": (False, "freeze"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
 }
@@ -178,7 +186,10 @@ def parse_args(argv: list[str]) -> Options:
             raise OptionError("invalid option", word)
         takes_arg, target = entry
         if not takes_arg:
-            setattr(options, target, True)
+            if target == "gdb_default":
+                options.gdb.append("tcp::1234")  # QEMU's DEFAULT_GDBSTUB_PORT
+            else:
+                setattr(options, target, True)
             continue
         if i >= len(argv):
             raise OptionError("requires an argument", word)

@@ -12,6 +12,8 @@ from llvmtcg.arch.contract import (
     ELFDATA2MSB,
     TB_FLAGS_BITS,
     CpuModelError,
+    DebugFeature,
+    DebugRegister,
     Fetch,
     GuestArch,
     PageTranslation,
@@ -27,7 +29,8 @@ from llvmtcg.arch.registry import (
 )
 
 __all__ = ["BUILTIN_ARCHS", "ELFCLASS32", "ELFCLASS64", "ELFDATA2LSB", "ELFDATA2MSB",
-           "CpuModelError", "Fetch", "GuestArch", "PageTranslation", "TB_FLAGS_BITS",
+           "CpuModelError", "DebugFeature", "DebugRegister", "Fetch", "GuestArch",
+           "PageTranslation", "TB_FLAGS_BITS",
            "UnknownArchError",
            "UnknownRegisterError", "arch_by_elf_machine", "arch_by_name", "arch_names",
            "register_arch"]

@@ -58,10 +58,13 @@ TB_FLAGS_BITS = 32
 class PageTranslation:
     """What :meth:`GuestArch.tlb_fill` found for one access: the physical address and
     the permissions (``softmmu.Perm`` bits) the TLB may keep for the whole page at that
-    MMU index until the next flush."""
+    MMU index until the next flush. ``page_size`` is the size of the guest mapping
+    (a superpage is cached as 4 KiB entries, and flushing one address of it must drop
+    them all, as QEMU's large-page tracking does)."""
 
     paddr: int
     perms: int
+    page_size: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,32 @@ class ExceptionEvents:
     breakpoint: int
     syscall: int
     syscall_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class DebugRegister:
+    """One register as a debugger sees it: an entry of gdb's target description.
+
+    ``number`` is the register's number in the GDB remote protocol (``p``/``P``; the
+    ``regnum`` of the description), ``type`` a gdb type name (``int``, ``code_ptr``,
+    ``data_ptr``, ``ieee_double``, or one the feature defines), ``group`` gdb's
+    register group (None: gdb's default for the type)."""
+
+    number: int
+    name: str
+    bits: int
+    type: str = "int"
+    group: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DebugFeature:
+    """A feature of gdb's target description (``org.gnu.gdb.riscv.cpu``): its
+    registers and the XML of the types they use that gdb does not predefine."""
+
+    name: str
+    registers: tuple[DebugRegister, ...]
+    types_xml: str = ""
 
 
 class GuestArch(abc.ABC):
@@ -190,6 +219,37 @@ class GuestArch(abc.ABC):
         except (KeyError, ValueError):
             pass
         raise UnknownRegisterError(f"{self.name} has no register {reg!r}")
+
+    # -- what a debugger sees (the gdbstub, llvmtcg/gdbstub.py) ----------------------------
+    # gdb's name of the architecture (``set architecture``), None: no debugger support.
+    gdb_architecture: ClassVar[str | None] = None
+    # A watchpoint stops before the access (gdb then steps over it with watchpoints
+    # removed: its "nonsteppable" watchpoints, QEMU's gdb_stop_before_watchpoint), or
+    # after the accessing instruction.
+    gdb_stop_before_watchpoint: ClassVar[bool] = False
+
+    def debug_features(self) -> tuple[DebugFeature, ...]:
+        """The target description, feature by feature; the registers of the first
+        feature are those of the ``g`` packet, in order."""
+        return ()
+
+    def debug_reg_read(self, state: CpuState, number: int) -> int | None:
+        """The value of debugger register ``number`` (see :meth:`debug_features`), or
+        None if there is none such. Default: :meth:`reg_read` of that member of
+        :attr:`registers`."""
+        try:
+            return self.reg_read(state, self.register(number))
+        except UnknownRegisterError:
+            return None
+
+    def debug_reg_write(self, state: CpuState, number: int, value: int) -> bool:
+        """Write debugger register ``number`` as the debugger asks (no guest exception
+        is ever raised); False if there is no such register."""
+        try:
+            self.reg_write(state, self.register(number), value)
+        except UnknownRegisterError:
+            return False
+        return True
 
     # -- the guest's floating-point environment -------------------------------------------
     def fp_rounding(self, state: CpuState) -> RoundingMode:

@@ -14,6 +14,7 @@ from llvmtcg.arch.lazy_registry import LazyRegistry
 # name -> the module that defines and registers it (imported lazily).
 BUILTIN_ARCHS: dict[str, str] = {
     "riscv64": "llvmtcg.frontends.riscv.arch",
+    "aarch64": "llvmtcg.frontends.aarch64.arch",
 }
 
 REGISTRY: LazyRegistry[GuestArch] = LazyRegistry("guest architecture", BUILTIN_ARCHS)

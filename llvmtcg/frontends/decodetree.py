@@ -751,18 +751,24 @@ def bind_decoders(tables: Sequence[DecodeTable], *namespaces: object) -> tuple[D
     return tuple(Decoder._bound(table, translators) for table in tables)
 
 
+# Decoded words a Decoder remembers (a static glibc program has ~10k distinct ones).
+_MAX_DECODED_WORDS = 1 << 16
+
+
 class Decoder:
     """A table with its translators bound: ``dispatch(ctx, word)`` runs one instruction."""
 
-    __slots__ = ("table", "_translators")
+    __slots__ = ("table", "_translators", "_decoded")
 
     table: DecodeTable
     _translators: tuple[Translator | None, ...]
+    _decoded: dict[int, tuple[tuple[Translator, Any, Pattern], ...]]
 
     def __init__(self, table: DecodeTable, *namespaces: object) -> None:
         (bound,) = bind_decoders((table,), *namespaces)
         self.table = bound.table
         self._translators = bound._translators
+        self._decoded = {}
 
     @classmethod
     def _bound(cls, table: DecodeTable, translators: Mapping[str, Translator]) -> Decoder:
@@ -772,6 +778,7 @@ class Decoder:
             None if p.translator is None else translators["trans_" + p.translator]
             for p in table.patterns
         )
+        self._decoded = {}
         return self
 
     def __repr__(self) -> str:
@@ -786,18 +793,35 @@ class Decoder:
         Returns False if none accepted the word (or it hit a reserved pattern); the
         caller raises the illegal-instruction exception in that one place.
         """
-        translators = self._translators
-        for p in self.table._leaf(word):
-            if word & p.mask != p.match:
-                continue
-            fn = translators[p.index]
-            if fn is None:
-                return False
-            result = fn(ctx, p.extract(word))
+        candidates = self._decoded.get(word)
+        if candidates is None:
+            candidates = self._decode_for_dispatch(word)
+        for fn, args, pattern in candidates:
+            result = fn(ctx, args)
             if result is True:
                 return True
             if result is not False:
                 # A translator that forgets to return would silently fall through
                 # to the next pattern; make that bug loud.
-                raise TypeError(f"trans_{p.translator} returned {result!r}, expected bool")
+                raise TypeError(f"trans_{pattern.translator} returned {result!r}, "
+                                f"expected bool")
         return False
+
+    def _decode_for_dispatch(self, word: int) -> tuple[tuple[Translator, Any, Pattern], ...]:
+        """The (translator, fields, pattern) candidates of ``word`` in priority order, up
+        to a reserved pattern; remembered per word (the fields are immutable named
+        tuples, so translations of the same word share them)."""
+        translators = self._translators
+        out = []
+        for p in self.table._leaf(word):
+            if word & p.mask != p.match:
+                continue
+            fn = translators[p.index]
+            if fn is None:
+                break
+            out.append((fn, p.extract(word), p))
+        candidates = tuple(out)
+        if len(self._decoded) >= _MAX_DECODED_WORDS:
+            self._decoded.clear()  # (bounded: a guest has only so many distinct words)
+        self._decoded[word] = candidates
+        return candidates

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from llvmtcg.ir.ops import OPS, OpDef, OpFlag
 from llvmtcg.ir.types import IRType, Temp
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(NamedTuple):
+    """One IR operation: an immutable record. (A named tuple rather than a frozen
+    dataclass: frontends build a few per guest instruction, and a frozen dataclass
+    costs three times as much to construct.)"""
+
     name: str
     outputs: tuple[Temp, ...] = ()
     inputs: tuple[Temp, ...] = ()

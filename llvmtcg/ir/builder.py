@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llvmtcg.ir.block import Block, Op
-from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
+from llvmtcg.ir.ops import OPS, ExitReason
 from llvmtcg.ir.types import (
     I32,
     I64,
@@ -25,10 +25,20 @@ from llvmtcg.ir.types import (
     const,
 )
 
+_I64 = I64
+
 
 class IRError(Exception):
     """A malformed IR operation (wrong types, bad constant arguments, no terminator)."""
 
+
+# Enum members through their class cost a slow lookup; the checks below run for every op.
+_CONST = TempKind.CONST
+_LOCAL = TempKind.LOCAL
+_EXCEPTION = ExitReason.EXCEPTION
+_CHAIN = ExitReason.CHAIN
+# Block-local temps are values too (kind, type, name): shared by every block.
+_locals: dict[tuple[int, int], Temp] = {}
 
 
 def _check_field(name: str, type_: IRType, ofs: int, length: int) -> None:
@@ -88,17 +98,21 @@ class _ControlAndMemoryOps:
         self.emit("set_label", args=(label,))
 
     def br(self, label: Label) -> None:
+        self._labels_used.append(label)
         self.emit("br", args=(label,))
 
     def brcond(self, cond: Cond, a: Temp, b: Temp, label: Label) -> None:
         """Branch to label if (a cond b); otherwise continue with the next op."""
-        self._same_type("brcond", (a, b))
+        if a.type is not b.type:
+            self._same_type("brcond", (a, b))
+        self._labels_used.append(label)
         self.emit("brcond", (), (a, b), (cond, label))
 
     def insn_start(self, pc: int) -> None:
         """Mark the start of a guest instruction; faults report this pc."""
-        self.block.n_insns += 1
-        self.emit("insn_start", args=(pc,))
+        block = self.block
+        block.n_insns += 1
+        block.ops.append(Op("insn_start", (), (), (pc,)))
 
     def goto_tb(self, slot: int, dest: int) -> None:
         """Jump to the block at guest pc ``dest`` through chainable exit slot ``slot``.
@@ -108,13 +122,14 @@ class _ControlAndMemoryOps:
         """
         if slot not in (0, 1):
             raise IRError(f"goto_tb: slot {slot} is not 0 or 1")
-        if any(op.name == "goto_tb" and op.args[0] == slot for op in self.block.ops):
+        if slot in self._slots_used:
             raise IRError(f"goto_tb: slot {slot} used twice in one block")
+        self._slots_used.append(slot)
         self.emit("goto_tb", args=(slot, dest))
 
     def exit_tb(self, reason: ExitReason = ExitReason.LOOKUP) -> None:
         """Return to the run loop with ``reason`` (cpu.pc must already be set)."""
-        if reason is ExitReason.CHAIN:
+        if reason is _CHAIN:
             raise IRError("exit_tb: CHAIN exits are made by goto_tb")
         self.emit("exit_tb", args=(ExitReason(reason),))
 
@@ -133,7 +148,7 @@ class _ControlAndMemoryOps:
         """Set pc and exception_index, and leave with EXCEPTION."""
         self.mov(self.glob("pc"), const(I64, pc))
         self.mov(self.glob("exception_index"), const(I32, index))
-        self.exit_tb(ExitReason.EXCEPTION)
+        self.exit_tb(_EXCEPTION)
 
     # -- guest memory ----------------------------------------------------------------------
     def qemu_ld(self, dst: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
@@ -161,7 +176,7 @@ class _ControlAndMemoryOps:
         self.emit("atomic_rmw", (old,), (addr, value), (op, memop.aligned(), mmu_idx))
 
     def _check_mem(self, name: str, value: Temp, addr: Temp, memop: MemOp) -> None:
-        if addr.type is not I64:
+        if addr.type is not _I64:
             raise IRError(f"{name}: address {addr} must be i64")
         if memop.bits > value.type.bits:
             raise IRError(f"{name}: {memop} does not fit {value.type}")
@@ -283,11 +298,19 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
         self.block = Block(pc)
         self.globals = dict(globals_ or {})
         self.helper_signatures: dict[str, tuple[IRType | None, tuple[IRType, ...]]] = {}
+        # What finish() and goto_tb check, collected as ops are built (not searched for).
+        self._labels_used: list[Label] = []
+        self._slots_used: list[int] = []
 
     # -- temps and labels -------------------------------------------------------------
     def temp(self, type_: IRType = I64) -> Temp:
-        t = Temp(TempKind.LOCAL, type_, f"tmp{len(self.block.locals)}")
-        self.block.locals.append(t)
+        block_locals = self.block.locals
+        n = len(block_locals)
+        key = (type_.bits, n)
+        t = _locals.get(key)
+        if t is None:
+            t = _locals[key] = Temp(_LOCAL, type_, f"tmp{n}")
+        block_locals.append(t)
         return t
 
     def const(self, type_: IRType, value: int) -> Temp:
@@ -308,42 +331,53 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
     def emit(self, name: str, outputs: Sequence[Temp] = (), inputs: Sequence[Temp] = (),
              args: Sequence[object] = ()) -> Op:
         definition = OPS[name]
-        if definition.n_out >= 0 and len(outputs) != definition.n_out:
-            raise IRError(f"{name}: expected {definition.n_out} outputs, got {len(outputs)}")
+        n_out = definition.n_out
+        if n_out >= 0 and len(outputs) != n_out:
+            raise IRError(f"{name}: expected {n_out} outputs, got {len(outputs)}")
         if definition.n_in >= 0 and len(inputs) != definition.n_in:
             raise IRError(f"{name}: expected {definition.n_in} inputs, got {len(inputs)}")
         for out in outputs:
-            if out.kind is TempKind.CONST:
+            if out.kind is _CONST:
                 raise IRError(f"{name}: cannot write to constant {out}")
         op = Op(name, tuple(outputs), tuple(inputs), tuple(args))
         self.block.ops.append(op)
         return op
 
     def _same_type(self, name: str, temps: Sequence[Temp]) -> IRType:
-        types = {t.type for t in temps}
-        if len(types) != 1:
-            described = ", ".join(f"{t}:{t.type}" for t in temps)
-            raise IRError(f"{name}: operand types differ: {described}")
-        return types.pop()
+        first = temps[0].type
+        for t in temps:
+            if t.type is not first:
+                described = ", ".join(f"{t}:{t.type}" for t in temps)
+                raise IRError(f"{name}: operand types differ: {described}")
+        return first
 
     def _unary(self, name: str, dst: Temp, src: Temp) -> None:
-        self._same_type(name, (dst, src))
-        self.emit(name, (dst,), (src,))
+        if dst.type is not src.type:
+            self._same_type(name, (dst, src))
+        if dst.kind is _CONST:
+            raise IRError(f"{name}: cannot write to constant {dst}")
+        self.block.ops.append(Op(name, (dst,), (src,), ()))
 
     def _binary(self, name: str, dst: Temp, a: Temp, b: Temp) -> None:
-        self._same_type(name, (dst, a, b))
-        self.emit(name, (dst,), (a, b))
+        type_ = dst.type
+        if a.type is not type_ or b.type is not type_:
+            self._same_type(name, (dst, a, b))
+        if dst.kind is _CONST:
+            raise IRError(f"{name}: cannot write to constant {dst}")
+        self.block.ops.append(Op(name, (dst,), (a, b), ()))
 
     def finish(self) -> Block:
-        """Validate and return the block: it must end with a block exit."""
+        """Validate and return the block: it must end with a block exit, and every label
+        a branch names must be set."""
         ops = self.block.ops
-        if not ops or not ops[-1].definition.flags & OpFlag.TERMINATOR:
+        if not ops or not OPS[ops[-1].name].is_terminator:
             raise IRError(f"block {self.block.name} does not end with a block exit")
-        defined = {op.args[0] for op in ops if op.name == "set_label"}
-        for op in ops:
-            for arg in op.args:
-                if isinstance(arg, Label) and arg not in defined:
-                    raise IRError(f"{op}: label {arg} is never set")
+        if self._labels_used or self.block.n_labels:  # (no label, nothing to check)
+            defined = {op.args[0] for op in ops if op.name == "set_label"}
+            for op in ops:
+                for arg in op.args:
+                    if isinstance(arg, Label) and arg not in defined:
+                        raise IRError(f"{op}: label {arg} is never set")
         return self.block
 
     # -- moves and arithmetic -----------------------------------------------------------

@@ -156,21 +156,24 @@ def trampoline_ir(fp_env: int, host_fp_env: int) -> str:
         "  ret i64 %r", "}"])
 
 
-def thunk_ir(fn: HostFunction, target: int, fp_env: int, host_fp_env: int) -> str:
-    """``<symbol>.thunk``: calls the Python callback at address ``target`` with the host's
-    MXCSR loaded. The guest's MXCSR goes to ``cpu.fp_env`` and is loaded back from there
-    on return (a callback may change it: fcsr writes, soft-float flags). Functions
+def thunk_ir(fn: HostFunction, target: str, fp_env: int, host_fp_env: int) -> str:
+    """``<symbol>.thunk``: calls the Python callback imported as ``target`` (a symbol,
+    not an address, so the text is the same in every process and its object can be
+    cached) with the host's MXCSR loaded. The guest's MXCSR goes to ``cpu.fp_env`` and
+    is loaded back from there on return (a callback may change it: fcsr writes,
+    soft-float flags). Functions
     without the CPU pointer keep the guest's MXCSR on the thunk's stack and run Python
     with the default environment (every exception masked, round to nearest)."""
     args = ", ".join(f"{t} %a{i}" for i, t in enumerate(fn.llvm_params))
-    lines = [f'define {fn.result} @"{fn.thunk}"({args}) {{']
+    lines = [f'declare {fn.result} @"{target}"({", ".join(fn.llvm_params)})',
+             f'define {fn.result} @"{fn.thunk}"({args}) {{']
     if fn.takes_cpu:
         lines += [f"  %env = getelementptr i8, ptr %a0, i64 {fp_env}",
                   f"  %host = getelementptr i8, ptr %a0, i64 {host_fp_env}"]
     else:
         lines += ["  %env = alloca i32, align 4", "  %host = alloca i32, align 4",
                   f"  store i32 {host_fp.MXCSR_MASK_ALL}, ptr %host, align 4"]
-    call_ = f"call {fn.result} inttoptr (i64 {target} to ptr)({args})"
+    call_ = f'call {fn.result} @"{target}"({args})'
     void = fn.result == "void"
     lines += [f"  {save_mxcsr('%env')}", f"  {load_mxcsr('%host')}",
               f"  {call_}" if void else f"  %r = {call_}",

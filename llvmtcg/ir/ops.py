@@ -78,9 +78,11 @@ class OpDef:
     # Precomputed: testing an enum.Flag costs a Flag construction each time, and the
     # lowering asks for every op of every block.
     is_float: bool = field(init=False, default=False)
+    is_terminator: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_float", bool(self.flags & OpFlag.FLOAT))
+        object.__setattr__(self, "is_terminator", bool(self.flags & OpFlag.TERMINATOR))
 
 
 def _defs(names: str, n_out: int, n_in: int, n_args: int = 0,

@@ -16,6 +16,7 @@ class IRType(enum.Enum):
     bits: int
     mask: int
     text: str
+    consts: dict[int, Temp]  # const() of this type, by value
 
     def __str__(self) -> str:
         return self.text
@@ -28,6 +29,7 @@ for _t in IRType:
     _t.bits = _t.value
     _t.mask = (1 << _t.value) - 1
     _t.text = f"i{_t.value}"
+    _t.consts = {}
 I32 = IRType.I32
 I64 = IRType.I64
 
@@ -58,9 +60,22 @@ class Temp:
         return self.kind is TempKind.CONST
 
 
+_CONST = TempKind.CONST  # (an enum member through its class costs a slow lookup)
+_MAX_CACHED_CONSTS = 1 << 15  # per type
+
+
 def const(type_: IRType, value: int) -> Temp:
-    """A constant temp; the value is reduced modulo 2**width (two's complement)."""
-    return Temp(TempKind.CONST, type_, "", value & type_.mask)
+    """A constant temp; the value is reduced modulo 2**width (two's complement).
+
+    Constants are values, so equal ones are shared: frontends ask for one per guest
+    instruction or so, and a dict lookup costs a quarter of building a frozen Temp."""
+    consts = type_.consts  # (a plain attribute: hashing an enum member is slow)
+    temp = consts.get(value)
+    if temp is None:
+        if len(consts) >= _MAX_CACHED_CONSTS:
+            consts.clear()  # (bounded: guest immediates and addresses are unbounded)
+        temp = consts[value] = Temp(_CONST, type_, "", value & type_.mask)
+    return temp
 
 
 def to_signed(value: int, bits: int) -> int:

@@ -29,16 +29,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import llvmlite
-import llvmlite.binding as llvm
+from llvmtcg.runtime.jit import code_identity
 
 MAGIC = b"LLVMTCG1"
 PAGE_SIZE = 4096
 _HEADER = struct.Struct("<8sI")  # magic, metadata length
 DEFAULT_MAX_BYTES = 256 << 20
-# Entries that are not keyed by guest code (memory accessors) start with this; no
-# region entry does (those start with a hex pc, or "r" and one).
+# Entries that are not keyed by guest code (memory accessors; modules keyed by their
+# IR text) start with these; no region entry does (those start with a hex pc, or "r"
+# and one).
 ACCESSOR_PREFIX = "xacc."
+MODULE_PREFIX = "xmod."
 
 
 _source_digest: str | None = None
@@ -60,9 +61,7 @@ def source_digest() -> str:
 def fingerprint(*parts: object) -> str:
     """The cache namespace for this translator, host and guest configuration."""
     h = hashlib.sha256()
-    host = (llvm.get_process_triple(), llvm.get_host_cpu_name(),
-            llvm.get_host_cpu_features().flatten(), llvmlite.__version__)
-    for part in (source_digest(), *host, *parts):
+    for part in (source_digest(), *code_identity(), *parts):
         h.update(repr(part).encode())
         h.update(b"\0")
     return h.hexdigest()[:24]
@@ -271,6 +270,20 @@ class CodeCache:
     def store_accessor(self, name: str, obj: bytes) -> None:
         self._write(f"{ACCESSOR_PREFIX}{name}", {"accessor": name}, obj)
 
+    def lookup_module(self, key: str) -> bytes | None:
+        """The object code of a module keyed by a digest of its IR text (the same in
+        every process: the entry trampoline and thunks, the signal catcher)."""
+        entry = f"{MODULE_PREFIX}{key}"
+        if not (self.dir / entry).exists():
+            return None
+        obj = self._load(entry, lambda meta, obj: obj if meta.get("module") == key else None)
+        if obj is not None:  # (counted apart: "hits" and "misses" are about guest code)
+            self.stats["module_hits"] = self.stats.get("module_hits", 0) + 1
+        return obj
+
+    def store_module(self, key: str, obj: bytes) -> None:
+        self._write(f"{MODULE_PREFIX}{key}", {"module": key}, obj)
+
     def _store(self, kind: str, pc: int, ranges: Iterable[tuple[int, int]], meta_data: dict,
                obj: bytes, read: Callable[[int, int], bytes]) -> None:
         try:
@@ -319,7 +332,9 @@ class CodeCache:
             except OSError:
                 continue
             total -= size
-            self.stats["evicted"] += 1
+            # (the counters are about entries of guest code; modules counted apart)
+            counter = "modules_evicted" if path.name.startswith(MODULE_PREFIX) else "evicted"
+            self.stats[counter] = self.stats.get(counter, 0) + 1
             if path.parent == self.dir:
                 self._forget(path.name)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
-from llvmtcg.ir.cpu_layout import CpuLayout
+from llvmtcg.ir.cpu_layout import PAGE_SIZE, CpuLayout
 from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
@@ -39,24 +39,40 @@ from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
 
+def _python_target(symbol: str) -> str:
+    """The symbol a thunk imports the Python callback behind ``symbol`` under."""
+    return f"{symbol}.py"
+
+
 def native_glue_ir(layout: CpuLayout, helpers: HelperRegistry) -> tuple[str, list[str]]:
     """LLVM IR of a CPU's entry trampoline and of the thunks generated code calls Python
-    through (slow paths, soft-float, Python helpers), and the symbols it defines."""
+    through (slow paths, soft-float, Python helpers), and the symbols it defines. The
+    callbacks are imports (:func:`native_glue_imports`), so the text and its object are
+    the same in every process."""
     fp_env, host_fp_env = layout.offset("fp_env"), layout.offset("host_fp_env")
     parts = [host_abi.trampoline_ir(fp_env, host_fp_env)]
     functions = [host_abi.ENTER.symbol]
     for fn in host_abi.CALLBACKS:
-        parts.append(host_abi.thunk_ir(fn, callbacks.ADDRESSES[fn.symbol], fp_env, host_fp_env))
+        parts.append(host_abi.thunk_ir(fn, _python_target(fn.symbol), fp_env, host_fp_env))
         functions.append(fn.thunk)
-    for decl, address in helpers.python_helpers().values():
+    for decl, _address in helpers.python_helpers().values():
         fn = host_abi.HostFunction.for_helper(decl)
-        parts.append(host_abi.thunk_ir(fn, address, fp_env, host_fp_env))
+        parts.append(host_abi.thunk_ir(fn, _python_target(fn.symbol), fp_env, host_fp_env))
         functions.append(fn.thunk)
     for fn in host_abi.HOST_FUNCTIONS.values():
         if fn.role is host_abi.Role.WRAPPER:
             parts.append(host_abi.preserve_all_wrapper_ir(fn))
             functions.append(fn.thunk)
     return "\n".join(parts) + "\n", functions
+
+
+def native_glue_imports(helpers: HelperRegistry) -> dict[str, int]:
+    """The addresses of the Python callbacks :func:`native_glue_ir`'s thunks import."""
+    imports = {_python_target(fn.symbol): callbacks.ADDRESSES[fn.symbol]
+               for fn in host_abi.CALLBACKS}
+    for decl, address in helpers.python_helpers().values():
+        imports[_python_target(host_abi.HostFunction.for_helper(decl).symbol)] = address
+    return imports
 
 
 def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str],
@@ -71,6 +87,7 @@ def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str]
         layout.tlb_bits, layout.n_mmu_idx, sorted(helper_symbols), options.codegen_key())
 
 
+_MASK64 = (1 << 64) - 1
 _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
 
 
@@ -95,6 +112,23 @@ class _DecodeErrorsFault:
         except BusError:
             raise GuestFault(MemFault(self.vaddr, Access.WRITE, FaultKind.ACCESS_FAULT)) \
                 from None
+
+
+class _RomStores:
+    """System mode: a page of ROM as a guest store sees it. QEMU discards guest stores
+    to ROM (memory_region_init_rom: read-only for the guest, no fault); loads through
+    the same TLB entry read the ROM's bytes (at ``host``, the page's first byte)."""
+
+    __slots__ = ("host",)
+
+    def __init__(self, host: int) -> None:
+        self.host = host
+
+    def read(self, offset: int, size: int) -> int:
+        return int.from_bytes(ctypes.string_at(self.host + offset, size), "little")
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        pass
 
 
 class Cpu:
@@ -134,12 +168,20 @@ class Cpu:
         self.state.tb_flags = self.tb_flags
         self.system_mode = arch.system_mode
         self.memory = memory
+        self._large_page: tuple[int, int] | None = None  # (base, mask) of superpages
         self.helpers = arch.helpers()
+        count_insns = arch.counts_insns
+        code_cache = None
+        if options.cache_dir is not None:
+            code_cache = CodeCache(options.cache_dir, code_cache_key(
+                arch, layout, list(self.helpers.symbols()), options, count_insns,
+                self.tb_flags))
         self.jit = JitEngine(optimize=options.optimize, log=self.log,
-                             perf_map=options.perf_map)
+                             perf_map=options.perf_map, object_store=code_cache)
         self.jit.add_imports(self.helpers.symbols())
+        self.jit.add_imports(native_glue_imports(self.helpers))
         glue_ir, glue_symbols = native_glue_ir(layout, self.helpers)
-        self._glue: CompiledModule = self.jit.compile(glue_ir, glue_symbols)
+        self._glue: CompiledModule = self.jit.compile_cached(glue_ir, glue_symbols)
         glue = self._glue.addresses
         self._enter = enter = host_abi.ctypes_prototype(host_abi.ENTER)(
             glue[host_abi.ENTER.symbol])
@@ -153,15 +195,9 @@ class Cpu:
                               if symbol.endswith(".thunk")})
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
-        count_insns = arch.counts_insns
         lowering = Lowering(layout, self.helpers.declarations(), count_insns=count_insns,
                             inline_memory=options.optimize >= 1,
                             hot_threshold=options.hot_threshold)
-        code_cache = None
-        if options.cache_dir is not None:
-            code_cache = CodeCache(options.cache_dir, code_cache_key(
-                arch, layout, list(self.helpers.symbols()), options, count_insns,
-                self.tb_flags))
         self.tbs = TbCache(arch, lowering, self.jit, self._fetch, self.log,
                            options.max_region_blocks, code_cache, self.tb_flags,
                            addressing=self if self.system_mode else None)
@@ -329,26 +365,55 @@ class Cpu:
         the physical region there. The region is returned as seen from the virtual
         page (start shifted), so MMIO offsets come out right through any mapping."""
         found = self.arch.tlb_fill(self.state, vaddr, access, mmu_idx)
+        if found.page_size > PAGE_SIZE:
+            self._add_large_page(vaddr, found.page_size)
         region = self.memory.region(found.paddr)
         if region is None:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
         perms = found.perms & region.perms
+        shift = page_floor(vaddr) - page_floor(found.paddr)
+        if (access is Access.WRITE and region.mmio is None and found.perms & Perm.W
+                and not region.perms & Perm.W):
+            # ROM (system RAM is always writable): the store is discarded, as QEMU
+            # does; the page is entered as MMIO without execute, so a fetch refills.
+            page = page_floor(found.paddr)
+            view = Region(page + shift, page + shift + PAGE_SIZE, Perm.R | Perm.W,
+                          _RomStores(self.memory.base + page))
+            return view, self.memory.base + page
         if not perms & _ACCESS_PERM[access]:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
-        shift = page_floor(vaddr) - page_floor(found.paddr)
         mmio = None if region.mmio is None else _DecodeErrorsFault(region.mmio, vaddr, access)
         view = Region(region.start + shift, region.end + shift, perms, mmio)
         return view, self.memory.base + page_floor(found.paddr)
+
+    def _add_large_page(self, vaddr: int, size: int) -> None:
+        """Widen the one aligned range known to hold every cached superpage to cover
+        this one (QEMU's tlb_add_large_page)."""
+        mask = ~(size - 1)
+        if self._large_page is None:
+            base = vaddr
+        else:
+            base, old_mask = self._large_page
+            mask &= old_mask
+            while (base ^ vaddr) & mask:
+                mask <<= 1
+        self._large_page = (base & mask, mask)
 
     def tlb_flush(self) -> None:
         """Drop every cached address translation (and the jump cache, keyed by virtual
         pc): satp writes, sfence.vma without an address, PMP changes."""
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
+        self._large_page = None
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
-        jump cache)."""
+        jump cache); an address inside a cached superpage drops everything, since the
+        superpage's 4 KiB entries are not kept apart."""
+        large = self._large_page
+        if large is not None and vaddr & large[1] == large[0]:
+            self.tlb_flush()
+            return
         self.state.tlb_flush_page(vaddr)
         self.tbs.jmp_cache_flush()
 
@@ -368,6 +433,99 @@ class Cpu:
         self.tbs.flush()
         for cpu in list(self.group):
             cpu.state.tlb_flush()
+
+    # -- debugging (the gdbstub) ------------------------------------------------------------
+    @property
+    def breakpoints(self) -> frozenset[int]:
+        return self.loop.breakpoints
+
+    def set_breakpoints(self, pcs: frozenset[int]) -> None:
+        """Make :meth:`run` stop with an EXCP_DEBUG exit whenever pc reaches one of
+        ``pcs`` (virtual addresses). Implemented by translation: code already translated
+        across a new breakpoint is dropped (system mode: all of it, since blocks are
+        tracked by physical address), and new blocks end before breakpoints."""
+        added = pcs - self.loop.breakpoints
+        self.loop.breakpoints = self.tbs.breakpoints = frozenset(pcs)
+        if not added:
+            return  # (blocks that end early at a removed breakpoint are still right)
+        if self.system_mode:
+            self.tbs.flush()
+        else:
+            for pc in added:
+                self.tbs.invalidate_range(pc, pc + 1)
+            self.tbs.jmp_cache_flush()
+
+    def set_watchpoints(self, watchpoints: tuple[tuple[int, int, Access | None], ...]
+                        ) -> None:
+        """Make :meth:`run` stop with an EXCP_DEBUG exit (``fault`` a WATCHPOINT
+        :class:`MemFault` naming the watchpoint's start) before an access to a watched
+        range: ``(start, end, Access.READ | Access.WRITE | None for either)``, virtual
+        addresses. Their pages take the softmmu's slow path, which checks them."""
+        softmmu = self.softmmu
+        softmmu.watchpoints = tuple(watchpoints)
+        softmmu.watch_pages = frozenset(
+            page for start, end, _ in watchpoints
+            for page in range(page_floor(start), max(end, start + 1), PAGE_SIZE))
+        if not self.system_mode:
+            self.memory.set_watch_pages(softmmu.watch_pages)
+        self.state.tlb_flush()  # (refills add or drop the slow-path flag)
+
+    def step_over_watchpoint(self) -> CpuExit:
+        """Execute the instruction a watchpoint stopped before, its access allowed."""
+        self.softmmu.watch_suspended = True
+        try:
+            return self.step()
+        finally:
+            self.softmmu.watch_suspended = False
+
+    def step(self) -> CpuExit:
+        """Execute one guest instruction (see :meth:`RunLoop.step`)."""
+        previous = helpers_mod.current.cpu
+        helpers_mod.current.cpu = self
+        try:
+            return self.loop.step()
+        finally:
+            helpers_mod.current.cpu = previous
+
+    def _debug_page(self, vaddr: int, access: Access) -> int:
+        """Host address of guest virtual ``vaddr`` for a debugger's access, as the guest
+        would make it now (user mode: the page's permissions; system mode: the MMU at
+        the current privilege); GuestFault if it may not, or it is not RAM or ROM."""
+        if self.system_mode:
+            region, host_page = self._mmu_translate(
+                vaddr, access, self.arch.mmu_index(self.state))
+        else:
+            region, host_page = self.memory.translate(vaddr, access, 0)
+        if region.mmio is not None:  # device registers: reading has side effects
+            raise GuestFault(MemFault(vaddr, access, FaultKind.PROTECTION))
+        return host_page + (vaddr - page_floor(vaddr))
+
+    def debug_read(self, vaddr: int, size: int) -> bytes:
+        """Guest memory at virtual ``vaddr`` for a debugger (QEMU's
+        cpu_memory_rw_debug); GuestFault at the first byte it cannot read."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, PAGE_SIZE - (vaddr & (PAGE_SIZE - 1)))
+            out += ctypes.string_at(self._debug_page(vaddr, Access.READ), chunk)
+            vaddr = (vaddr + chunk) & _MASK64
+            size -= chunk
+        return bytes(out)
+
+    def debug_write(self, vaddr: int, data: bytes) -> None:
+        """Store ``data`` at virtual ``vaddr`` for a debugger: every page is checked
+        before anything is written (GuestFault), translations of the bytes are
+        dropped."""
+        spans = []
+        pos, end = vaddr, vaddr + len(data)
+        while pos < end:
+            chunk = min(end - pos, PAGE_SIZE - (pos & (PAGE_SIZE - 1)))
+            spans.append((self._debug_page(pos & _MASK64, Access.WRITE), pos - vaddr, chunk))
+            pos += chunk
+        for host, offset, chunk in spans:
+            ctypes.memmove(host, data[offset:offset + chunk], chunk)
+            physical = host - self.memory.base
+            if self.tbs.page_has_code(page_floor(physical)):
+                self.tbs.invalidate_range(physical, physical + chunk)
 
     def run(self) -> CpuExit:
         """Run guest code from ``pc`` until an exception, syscall, halt or stop (see

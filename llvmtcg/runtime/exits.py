@@ -11,6 +11,9 @@ from llvmtcg.ir.ops import ExitReason
 EXCP_HELPER_ERROR = 0x7FFF_0000  # a Python helper raised; the run loop re-raises it
 EXCP_MEM_FAULT = 0x7FFF_0001  # a guest access to unmapped or protected memory
 EXCP_MISALIGNED = 0x7FFF_0002  # an access that required alignment was misaligned
+# A debugger stop (QEMU's EXCP_DEBUG): pc reached a breakpoint, or one instruction was
+# single-stepped; never a guest exception (the guest does not see it).
+EXCP_DEBUG = 0x7FFF_0003
 
 
 class Access(enum.IntEnum):
@@ -27,6 +30,8 @@ class FaultKind(enum.Enum):
     # System mode: what the guest's MMU reports (the architecture maps them to causes).
     PAGE_FAULT = "page fault"
     ACCESS_FAULT = "access fault"
+    # A debugger's watchpoint: the access has not happened (RunLoop: EXCP_DEBUG).
+    WATCHPOINT = "watchpoint"
 
 
 @dataclass(frozen=True, slots=True)

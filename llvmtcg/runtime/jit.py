@@ -1,8 +1,11 @@
-"""The LLVM engine: LLVM IR text -> optimised module -> object code -> LLJIT library.
+"""The LLVM engine: LLVM IR text -> optimised module -> object code -> loaded native code.
 
-Objects are produced by our own TargetMachine and handed to LLJIT as object images,
-so the same bytes can later be cached on disk. Each compiled module is one LLJIT
-library with its own ResourceTracker; releasing the tracker frees the code.
+Objects are produced by our own TargetMachine and loaded by our own relocating loader
+(``runtime/native/loader.py``) into a :class:`CodeArena`, the same way whether LLVM
+just made them or the code cache kept them, so a run whose code is all cached never
+needs LLVM: llvmlite is imported by :func:`llvm_binding` only, the first time something
+is compiled (on the main thread for a translation miss, on the compile thread for a
+hot region). Loaded code stays in the arena until it is reset.
 
 :class:`ObjectCompiler` is the optimising tier's half: IR text -> object code in a
 private LLVM context with its own TargetMachine, safe to run on a worker thread while
@@ -14,34 +17,81 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import hashlib
+import importlib.util
 import itertools
 import os
 import struct
+import sys
 import threading
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-
-import llvmlite.binding as llvm
-from llvmlite.binding import ffi
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from llvmtcg.log import Log
+from llvmtcg.runtime.native import loader
+from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
 
-_initialised = False
+if TYPE_CHECKING:
+    import llvmlite.binding as llvm_types
+
+_llvm = None  # llvmlite.binding once llvm_binding() imported it
+_llvm_import_lock = threading.Lock()
 
 
-def _init_llvm() -> None:
-    global _initialised
-    if not _initialised:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()  # inline asm (ldmxcsr/stmxcsr)
-        _initialised = True
+def llvm_binding():
+    """``llvmlite.binding``, imported and initialised for the host on first use. The one
+    place llvmtcg imports llvmlite: nothing on the start-up path may (importing and
+    initialising it costs ~0.1-0.2 s and ~40 MB), so only compiling calls this."""
+    global _llvm
+    if _llvm is None:
+        with _llvm_import_lock:
+            if _llvm is None:
+                import llvmlite.binding as llvm
+
+                llvm.initialize_native_target()
+                llvm.initialize_native_asmprinter()
+                llvm.initialize_native_asmparser()  # inline asm (ldmxcsr/stmxcsr)
+                _llvm = llvm
+    return _llvm
 
 
 def host_target() -> tuple[str, str]:
     """(CPU name, feature string) code is generated for: the host's, so FP code gets
     SSE4.1 rounding, FMA and AVX encodings where the host has them."""
+    llvm = llvm_binding()
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+@functools.cache
+def code_identity() -> tuple[str, ...]:
+    """What the object code LLVM makes here depends on besides its input, found without
+    importing llvmlite (the code cache's key must be known on a warm start): the LLVM
+    build (llvmlite's shared library: path, size, modification time) and the host CPU
+    LLVM targets (:func:`host_target` derives name and features from CPUID, which
+    /proc/cpuinfo's vendor, family, model, stepping and flags report)."""
+    spec = importlib.util.find_spec("llvmlite")  # finds the package without importing it
+    library = "llvmlite: not installed"
+    if spec is not None and spec.submodule_search_locations:
+        binding = Path(next(iter(spec.submodule_search_locations))) / "binding"
+        for path in sorted(binding.glob("libllvmlite*")):
+            st = path.stat()
+            library = f"{path}:{st.st_size}:{st.st_mtime_ns}"
+    cpu = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break  # the first processor describes them all
+                key, _, value = line.partition(":")
+                cpu[key.strip()] = value.strip()
+    except OSError:
+        pass
+    fields = ("vendor_id", "cpu family", "model", "stepping", "flags")
+    return (os.uname().machine, library,
+            *(cpu.get(k, "") for k in fields))
 
 
 @functools.cache
@@ -54,6 +104,32 @@ def libm_symbols() -> dict[str, int]:
              for suffix in ("", "f")]
     return {n: ctypes.cast(getattr(libm, n), ctypes.c_void_p).value
             for n in names if hasattr(libm, n)}
+
+
+_process = ctypes.CDLL(None)
+
+
+class _Imports(dict):
+    """Symbols loaded code may import: ours first, then the process's own (``memcpy``,
+    ``memset`` and the like, which LLVM may call for intrinsics), as LLJIT resolved them."""
+
+    def get(self, name: str, default: int | None = None) -> int | None:
+        address = dict.get(self, name)
+        if address is None:
+            try:
+                address = ctypes.cast(getattr(_process, name), ctypes.c_void_p).value
+            except AttributeError:
+                return default
+        return address
+
+
+class ObjectStore(Protocol):
+    """Where :meth:`JitEngine.compile_cached` keeps objects between processes (the code
+    cache)."""
+
+    def lookup_module(self, key: str) -> bytes | None: ...
+
+    def store_module(self, key: str, obj: bytes) -> None: ...
 
 
 class CompileError(Exception):
@@ -71,21 +147,20 @@ class CompiledModule:
 
     name: str
     addresses: dict[str, int]
-    tracker: object | None
+    loaded: tuple[loader.LoadedObject, ...] = ()
     live_blocks: int = 0
     object_size: int = 0
     object: bytes | None = None  # the object code, kept until the code cache has it
     released: bool = field(default=False)
 
     def release(self) -> None:
-        """Free the module's code. Callers guarantee no native frame is running in it."""
-        if not self.released:
-            self.tracker = None  # dropping the last reference disposes the tracker
-            self.released = True
+        """Forget the module's code. Callers guarantee no native frame is running in it.
+        (Its arena space is reclaimed when the arena is reset, not before.)"""
+        self.released = True
 
 
 class JitEngine:
-    """Compiles LLVM IR text to native code.
+    """Compiles LLVM IR text to native code and loads object code.
 
     Args:
         optimize: 0 = the cheap tier (SROA, then FastISel codegen: ~1 ms per block);
@@ -93,6 +168,9 @@ class JitEngine:
             (several times slower to compile; for hot code).
         log: where ``-d llvm`` and ``-d out_asm`` output goes.
         perf_map: name every linked function in /tmp/perf-<pid>.map for Linux perf.
+        object_store: where :meth:`compile_cached` finds and keeps objects.
+
+    LLVM is only imported by the first compile; loading objects never needs it.
     """
 
     _PIPELINES = {
@@ -102,55 +180,72 @@ class JitEngine:
     }
 
     def __init__(self, optimize: int = 0, log: Log | None = None,
-                 perf_map: bool = False) -> None:
-        _init_llvm()
+                 perf_map: bool = False, object_store: ObjectStore | None = None) -> None:
         if optimize not in self._PIPELINES:
             raise ValueError(f"optimize must be one of {sorted(self._PIPELINES)}")
-        target = llvm.Target.from_default_triple()
-        self.cpu_name, self.cpu_features = host_target()
-        # The large code model reaches constant pools (FP code has them) and imports
-        # through 64-bit absolute relocations: RuntimeDyld's PC-relative 32-bit ones
-        # overflow when a module's code and data land more than 2 GiB apart, which big
-        # guest-memory reservations make happen (docs/ARCHITECTURE.md, Floating point).
-        self.target_machine = target.create_target_machine(
-            cpu=self.cpu_name, features=self.cpu_features,
-            opt=0 if optimize == 0 else 2, reloc="static", codemodel="large")
-        self.triple = llvm.get_process_triple()
-        self.lljit = llvm.create_lljit_compiler(self.target_machine)
         self.optimize = optimize
         self.log = log or Log()
-        self.imports: dict[str, int] = dict(libm_symbols())
+        self.object_store = object_store
+        self.imports: _Imports = _Imports(libm_symbols())
         self._names = itertools.count()
-        # Imports live in one library of absolute symbols that every module links
-        # against (a new one whenever imports are added; old ones stay for the modules
-        # linked to them): defining the imports in each module's own library cost
-        # ~0.25 ms per link (0.58 -> 0.34 ms per cached object).
-        self._imports_library: str | None = None
-        self._imports_trackers: list[object] = []
+        self._target_machine = None
+        self._host: tuple[str, str] | None = None
+        self._triple: str | None = None
+        # Where loaded code goes. Objects use the large code model (64-bit absolute
+        # references only), so a full arena is followed by another one.
+        self.arena = CodeArena()
+        self._arenas = [self.arena]
+        self._finalizer = weakref.finalize(self, _close_arenas, self._arenas)
         self.perf_map = perf_map
         self._perf_map_file = None
         self._perf_map_pid = 0
         self.stats = {"modules": 0, "functions": 0}
 
+    @property
+    def cpu_name(self) -> str:
+        """The host CPU code is generated for (LLVM's name; imports LLVM)."""
+        if self._host is None:
+            self._host = host_target()
+        return self._host[0]
+
+    @property
+    def cpu_features(self) -> str:
+        """The CPU features code is generated for (LLVM's feature string)."""
+        if self._host is None:
+            self._host = host_target()
+        return self._host[1]
+
+    @property
+    def target_machine(self) -> llvm_types.TargetMachine:
+        """This engine's TargetMachine (made, and LLVM imported, on first use)."""
+        if self._target_machine is None:
+            llvm = llvm_binding()
+            cpu_name, cpu_features = self.cpu_name, self.cpu_features
+            # The large code model reaches constant pools (FP code has them) and imports
+            # through 64-bit absolute relocations: 32-bit PC-relative ones would overflow
+            # when a module's code and its imports land more than 2 GiB apart, which big
+            # guest-memory reservations make happen (docs/ARCHITECTURE.md, Floating
+            # point).
+            self._target_machine = llvm.Target.from_default_triple().create_target_machine(
+                cpu=cpu_name, features=cpu_features, opt=0 if self.optimize == 0 else 2,
+                reloc="static", codemodel="large")
+        return self._target_machine
+
+    @property
+    def triple(self) -> str:
+        """The host's target triple, which lowered modules name."""
+        if self._triple is None:
+            self._triple = llvm_binding().get_process_triple()
+        return self._triple
+
     def add_imports(self, symbols: Mapping[str, int]) -> None:
         """Addresses of native symbols (helpers, slow paths) modules may call."""
-        if any(self.imports.get(name) != address for name, address in symbols.items()):
-            self.imports.update(symbols)
-            self._imports_library = None
+        self.imports.update(symbols)
 
-    def _current_imports_library(self) -> str:
-        if self._imports_library is None:
-            builder = llvm.JITLibraryBuilder()
-            for name, address in self.imports.items():
-                builder.import_symbol(name, address)
-            name = f"imports{next(self._names)}"
-            self._imports_trackers.append(builder.link(self.lljit, name))
-            self._imports_library = name
-        return self._imports_library
-
-    def _optimise(self, module: llvm.ModuleRef) -> None:
+    def _optimise(self, module: llvm_types.ModuleRef) -> None:
         # A fresh pass manager per module: llvmlite's prebuilt pipelines must not be
         # reused across modules.
+        llvm = llvm_binding()
         pto = llvm.create_pipeline_tuning_options(speed_level=self.optimize)
         pb = llvm.create_pass_builder(self.target_machine, pto)
         mpm = llvm.create_new_module_pass_manager()
@@ -167,9 +262,38 @@ class JitEngine:
                 codegen, link) that failed.
         """
         blocks = list(blocks) or ["<module>"]
-        exports = list(exports)
+        obj = self._compile_object(ir_text, blocks)
+        module = self._load([obj], list(exports), blocks)
+        self.stats["modules"] += 1
+        self.stats["functions"] += len(blocks)
+        module.object = obj
+        return module
+
+    def compile_cached(self, ir_text: str, exports: Iterable[str],
+                       blocks: Iterable[str] = ()) -> CompiledModule:
+        """:meth:`compile`, through the object store: a module whose text was compiled
+        before (the entry trampoline, thunks, the signal catcher: the same text in
+        every process) is loaded from there without LLVM. The text must name every
+        address it uses as an import, never as a constant."""
+        if self.object_store is None:
+            return self.compile(ir_text, exports, blocks)
+        key = hashlib.sha256(ir_text.encode()).hexdigest()[:32]
+        obj = self.object_store.lookup_module(key)
+        if obj is not None:
+            try:
+                module = self._load([obj], list(exports), list(blocks) or ["<module>"])
+                self.stats["cached_modules"] = self.stats.get("cached_modules", 0) + 1
+                return module
+            except CompileError:
+                pass  # (e.g. an import the object names no longer exists): compile anew
+        module = self.compile(ir_text, exports, blocks)
+        self.object_store.store_module(key, module.object)
+        return module
+
+    def _compile_object(self, ir_text: str, blocks: list[str]) -> bytes:
         stage = "parse"
         try:
+            llvm = llvm_binding()
             module = llvm.parse_assembly(ir_text)
             stage = "verify"
             module.verify()
@@ -181,17 +305,9 @@ class JitEngine:
                 asm = self.target_machine.emit_assembly(module)
                 self.log.write(f"OUT: host code for {', '.join(blocks)}:\n{asm}")
             stage = "codegen"
-            obj = self.target_machine.emit_object(module)
-            stage = "link"
-            tracker = self._link(obj, exports)
-            name = tracker.name
+            return self.target_machine.emit_object(module)
         except (RuntimeError, ValueError) as exc:
             raise CompileError(stage, blocks, str(exc)) from exc
-        self.stats["modules"] += 1
-        self.stats["functions"] += len(blocks)
-        addresses = {e: tracker[e] for e in exports}
-        self._perf_map([obj], addresses)
-        return CompiledModule(name, addresses, tracker, object_size=len(obj), object=obj)
 
     def inspect(self, ir_text: str) -> tuple[str, str]:
         """The LLVM IR of a module after this engine's optimisation pipeline, and the
@@ -203,7 +319,7 @@ class JitEngine:
         """
         stage = "parse"
         try:
-            module = llvm.parse_assembly(ir_text)
+            module = llvm_binding().parse_assembly(ir_text)
             stage = "verify"
             module.verify()
             stage = "optimise"
@@ -215,47 +331,66 @@ class JitEngine:
 
     def load_object(self, obj: bytes | list[bytes], exports: Iterable[str],
                     blocks: Iterable[str] = ()) -> CompiledModule:
-        """Link previously compiled object code (from the code cache). Several objects
-        (whose symbols differ) link as one library: a link costs ~0.3-0.7 ms, plus
-        ~0.15 ms per object."""
+        """Load previously compiled object code (from the code cache) and return the
+        addresses of ``exports``. Several objects load as one module; each may use the
+        symbols of those before it.
+
+        Raises:
+            CompileError: an object does not load (stage "link").
+        """
         blocks = list(blocks) or ["<module>"]
-        exports = list(exports)
         objs = [obj] if isinstance(obj, bytes) else obj
-        try:
-            tracker = self._link(objs, exports)
-        except (RuntimeError, ValueError) as exc:
-            raise CompileError("link", blocks, str(exc)) from exc
+        module = self._load(objs, list(exports), blocks)
         self.stats["loaded"] = self.stats.get("loaded", 0) + len(objs)
         self.stats["loaded_libraries"] = self.stats.get("loaded_libraries", 0) + 1
-        addresses = {e: tracker[e] for e in exports}
-        self._perf_map(objs, addresses)
-        return CompiledModule(tracker.name, addresses, tracker,
+        return module
+
+    def _load(self, objs: list[bytes], exports: list[str], blocks: list[str]
+              ) -> CompiledModule:
+        loaded: list[loader.LoadedObject] = []
+        symbols: dict[str, int] = {}
+        sizes: dict[str, int] = {}
+        imports = self.imports
+        try:
+            for obj in objs:
+                if symbols:
+                    imports = _Imports(self.imports)
+                    imports.update(symbols)
+                try:
+                    done = loader.load_object(self.arena, obj, imports)
+                except ArenaFull:
+                    self.arena = CodeArena()
+                    self._arenas.append(self.arena)
+                    done = loader.load_object(self.arena, obj, imports)
+                loaded.append(done)
+                symbols.update(done.symbols)
+                sizes.update(done.sizes)
+            addresses = {e: symbols[e] for e in exports}
+        except (loader.LoaderError, ArenaFull) as exc:
+            raise CompileError("link", blocks, str(exc)) from exc
+        except KeyError as exc:
+            raise CompileError("link", blocks, f"symbol {exc.args[0]!r} is not defined") \
+                from None
+        if self.perf_map:
+            self._write_perf_map(addresses, sizes)
+        return CompiledModule(f"m{next(self._names)}", addresses, tuple(loaded),
                               object_size=sum(map(len, objs)))
 
-    def _perf_map(self, objs: list[bytes], addresses: Mapping[str, int]) -> None:
-        """With ``perf_map``: name our functions for Linux ``perf`` in
-        /tmp/perf-<pid>.map, as QEMU's -perfmap does."""
-        if not self.perf_map:
-            return
+    def _write_perf_map(self, addresses: Mapping[str, int], sizes: Mapping[str, int]) -> None:
+        """Name our functions for Linux ``perf`` in /tmp/perf-<pid>.map, as QEMU's
+        -perfmap does."""
         if self._perf_map_file is None or self._perf_map_pid != os.getpid():
             self._perf_map_pid = os.getpid()  # (a forked child writes its own map)
             self._perf_map_file = open(f"/tmp/perf-{os.getpid()}.map", "a",  # noqa: SIM115
                                        buffering=1)
-        for obj in objs:
-            for name, size in elf_function_sizes(obj).items():
-                if name in addresses and size:
-                    self._perf_map_file.write(f"{addresses[name]:x} {size:x} {name}\n")
+        for name, address in addresses.items():
+            if sizes.get(name):
+                self._perf_map_file.write(f"{address:x} {sizes[name]:x} {name}\n")
 
-    def _link(self, obj: bytes | list[bytes], exports: list[str]):
-        objs = [obj] if isinstance(obj, bytes) else obj
-        imports = self._current_imports_library()
-        builder = llvm.JITLibraryBuilder()
-        for o in objs:
-            builder.add_object_img(o)
-        builder.add_jit_library(imports)
-        for name in exports:
-            builder.export_symbol(name)
-        return builder.link(self.lljit, f"m{next(self._names)}")
+
+def _close_arenas(arenas: list[CodeArena]) -> None:
+    for arena in arenas:
+        arena.close()
 
 
 _ELF_HEADER = struct.Struct("<16sHHIQQQIHHHHHH")
@@ -289,11 +424,30 @@ def elf_function_sizes(obj: bytes) -> dict[str, int]:
         return {}
 
 
-def llvmlite_lock() -> threading.RLock:
+class _NoLock:
+    """Stands for llvmlite's lock while llvmlite is not imported (nothing to hold)."""
+
+    def acquire(self) -> bool:
+        return True
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> _NoLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def llvmlite_lock() -> threading.RLock | _NoLock:
     """llvmlite's process-wide lock, taken around every ``ffi.lib`` call. No other thread
     may hold it when the process forks: the child would wait for it forever (a garbage
     collection on the compile thread can finalise llvmlite objects, and take it, at any
-    time)."""
+    time). A stand-in while llvmlite is not imported (then no thread can hold it)."""
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    if ffi is None:
+        return _NoLock()
     return ffi.lib._lock._lock
 
 
@@ -306,7 +460,7 @@ def _unlocked(name: str):
     the main thread, and must, or a 50 ms optimising compile would stall every
     translation miss of the guest.
     """
-    return getattr(ffi.lib, name)._cfn
+    return getattr(llvm_binding().ffi.lib, name)._cfn
 
 
 class ObjectCompiler:
@@ -328,14 +482,31 @@ class ObjectCompiler:
                 "dead_store_elimination", "simplify_cfg")
 
     def __init__(self) -> None:
-        _init_llvm()
-        target = llvm.Target.from_default_triple()
-        cpu, features = host_target()
-        # Same code model and relocations as JitEngine: objects go to the same LLJIT.
-        self.target_machine = target.create_target_machine(
-            cpu=cpu, features=features, opt=2, reloc="static", codemodel="large")
-        self.triple = llvm.get_process_triple()
         self.lock = threading.Lock()  # held for the duration of one compile
+        self._target_machine = None
+        self._triple: str | None = None
+
+    @property
+    def target_machine(self) -> llvm_types.TargetMachine:
+        """The optimising TargetMachine; made (and LLVM imported, on the calling thread:
+        the compile thread's first compile) on first use."""
+        if self._target_machine is None:
+            llvm = llvm_binding()
+            cpu, features = host_target()
+            # Same code model and relocations as JitEngine: objects load the same way.
+            self._target_machine = llvm.Target.from_default_triple().create_target_machine(
+                cpu=cpu, features=features, opt=2, reloc="static", codemodel="large")
+        return self._target_machine
+
+    @property
+    def triple(self) -> str:
+        """The host's target triple. Under the compile lock: the first use may import
+        llvmlite, and no fork may happen in the middle of that (the child would inherit
+        the import's locks held by a thread it does not have)."""
+        if self._triple is None:
+            with self.lock:
+                self._triple = llvm_binding().get_process_triple()
+        return self._triple
 
     def compile(self, ir_text: str, blocks: Iterable[str] = (), log: Log | None = None
                 ) -> bytes:
@@ -347,6 +518,8 @@ class ObjectCompiler:
         blocks = list(blocks) or ["<module>"]
         stage = "parse"
         with self.lock:
+            llvm = llvm_binding()
+            ffi = llvm.ffi
             context = llvm.create_context()
             module = None
             try:
@@ -377,7 +550,9 @@ class ObjectCompiler:
                 context.close()
 
     @staticmethod
-    def _parse(ir_text: str, context) -> llvm.ModuleRef:
+    def _parse(ir_text: str, context) -> llvm_types.ModuleRef:
+        llvm = llvm_binding()
+        ffi = llvm.ffi
         buffer = ctypes.c_char_p(ir_text.encode())
         with ffi.OutputString() as message:
             handle = _unlocked("LLVMPY_ParseAssembly")(context, buffer, message)
@@ -387,7 +562,8 @@ class ObjectCompiler:
                 raise RuntimeError(f"LLVM IR parsing error\n{message}")
         return llvm.ModuleRef(handle, context)
 
-    def _emit(self, module: llvm.ModuleRef) -> bytes:
+    def _emit(self, module: llvm_types.ModuleRef) -> bytes:
+        ffi = llvm_binding().ffi
         with ffi.OutputString() as message:
             buffer = _unlocked("LLVMPY_TargetMachineEmitToMemory")(
                 self.target_machine, module, 1, message)

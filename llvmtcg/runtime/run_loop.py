@@ -35,6 +35,7 @@ from llvmtcg.ir.types import FFlag, RoundingMode
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import (
+    EXCP_DEBUG,
     EXCP_HELPER_ERROR,
     EXCP_MEM_FAULT,
     EXCP_MISALIGNED,
@@ -240,7 +241,7 @@ def decide(exit_: NativeExit, now: LoopConditions) -> Action:
         case GuestException(index=index, fault=fault):
             if now.pending_error is not None:
                 return RAISE_PENDING
-            if now.delivers_exceptions:  # system mode: the guest handles it
+            if now.delivers_exceptions and index != EXCP_DEBUG:  # system mode: the guest
                 return DeliverException(exit_)
             return ReturnExit(CpuExit(ExitReason.EXCEPTION, now.pc, index, fault))
         case Syscall() | Halt():
@@ -312,6 +313,9 @@ class RunLoop:
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
         self.stop_requested = False
+        # Debugger breakpoints: the loop returns an EXCP_DEBUG exit before entering the
+        # code at one of these pcs (blocks never run across one: TbCache.breakpoints).
+        self.breakpoints: frozenset[int] = frozenset()
 
     # -- conditions decide() reads ------------------------------------------------------------
     @property
@@ -330,6 +334,8 @@ class RunLoop:
     def record_fault(self, fault: MemFault) -> None:
         self.fault = fault
         index = EXCP_MISALIGNED if fault.kind is FaultKind.MISALIGNED else EXCP_MEM_FAULT
+        if fault.kind is FaultKind.WATCHPOINT:
+            index = EXCP_DEBUG  # a debugger's watchpoint, not the guest's
         self.state.set("exception_index", index)
         self.state.set("fault_addr", fault.addr)
         self.state.set("fault_access", int(fault.access))
@@ -349,7 +355,7 @@ class RunLoop:
         """The exception native code (or a translation) left in the CPU state; clears it."""
         state = self.state
         index = state.get_signed("exception_index")
-        fault = self.fault if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED) else None
+        fault = self.fault if index in (EXCP_MEM_FAULT, EXCP_MISALIGNED, EXCP_DEBUG) else None
         self.fault = None
         state.set("helper_status", 0)
         state.set("exception_index", 0xFFFF_FFFF)
@@ -402,6 +408,9 @@ class RunLoop:
                     state.clear_exit_request()
                     action = decide(REQUESTED, self)
                     continue
+                breakpoints = self.breakpoints
+                if breakpoints and state.pc in breakpoints:
+                    return CpuExit(ExitReason.EXCEPTION, state.pc, EXCP_DEBUG)
                 # The code at pc: translated here, and only here.
                 try:
                     tb = tbs.get(state.pc, state.tb_flags)
@@ -433,6 +442,57 @@ class RunLoop:
             if not tbs.in_native:
                 tbs.release_pending()
             lock.release()
+
+    def step(self) -> CpuExit:
+        """Execute exactly one guest instruction (a debugger's single step) and return
+        an EXCP_DEBUG exit at the pc after it — or what stopped it: a guest exception
+        (user mode; system mode delivers it, and the step ends at the trap vector), a
+        syscall or halt (the instruction completed). Interrupts are not taken while
+        stepping (QEMU's default SSTEP_NOIRQ), nor is a stop request answered: a
+        pending exit request is kept for the next :meth:`run`.
+
+        Raises:
+            Exception: whatever a Python helper or MMIO callback raised.
+        """
+        state, tbs = self.state, self.tbs
+        requested = False
+        try:
+            while True:
+                if tbs.pending_release:
+                    tbs.release_pending()
+                if state.exit_requested:
+                    state.clear_exit_request()
+                    requested = True
+                try:
+                    tb = tbs.translate_single(state.pc, state.tb_flags)
+                except GuestFault as fault:
+                    self.record_fault(fault.fault)
+                    exit_: NativeExit = self.take_exception()
+                else:
+                    tbs.jmp_cache_flush()  # (an indirect jump must come back here)
+                    self.stats.native_entries += 1
+                    try:
+                        exit_ = decode_exit(self._run_native(tb), tbs.slot_owner,
+                                            self.take_exception)
+                    finally:
+                        tbs.discard_single(tb)
+                if self.pending_error is not None:
+                    self._raise_pending()
+                match exit_:
+                    case Requested() | Hot():  # left before the instruction: again
+                        requested = requested or type(exit_) is Requested
+                        continue
+                    case GuestException(index=index, fault=fault):
+                        if self.do_interrupt is None or index == EXCP_DEBUG:
+                            return CpuExit(ExitReason.EXCEPTION, state.pc, index, fault)
+                        self.do_interrupt(state, index, fault)
+                    case Syscall() | Halt():
+                        return CpuExit(exit_.reason, state.pc)
+                return CpuExit(ExitReason.EXCEPTION, state.pc, EXCP_DEBUG)
+        finally:
+            if requested:
+                state.request_exit()  # (an interrupt or host signal, taken later)
+            tbs.release_pending()
 
     def _run_native(self, tb: CompiledCode) -> int:
         """Enter ``tb`` with the guest's FP environment; hand the flags its float ops

@@ -106,6 +106,7 @@ class GuestMemory:
         self.page_table = _host_mmap(None, self.page_count,
                                      mmap.PROT_READ | mmap.PROT_WRITE, flags)
         self._code_pages: set[int] = set()
+        self._watch_pages: set[int] = set()  # a debugger watches them: always slow
         self._starts: list[int] = []
         self._regions: list[Region] = []
         self.on_change: list[Callable[[int, int], None]] = []  # (start, end) listeners
@@ -164,6 +165,10 @@ class GuestMemory:
             if start <= page < end:
                 byte = self._flag_byte(page)
                 byte.value = abi.with_fast_bits(byte.value | abi.PAGE_CODE)
+        for page in self._watch_pages:
+            if start <= page < end:
+                byte = self._flag_byte(page)
+                byte.value = abi.with_fast_bits(byte.value | abi.PAGE_SLOW)
 
     def _flag_byte(self, page: int) -> ctypes.c_uint8:
         return ctypes.c_uint8.from_address(self.page_table + (page >> abi.PAGE_BITS))
@@ -179,6 +184,19 @@ class GuestMemory:
         else:
             self._code_pages.discard(page)
             byte.value = abi.with_fast_bits(byte.value & ~abi.PAGE_CODE)
+
+    def set_watch_pages(self, pages: frozenset[int]) -> None:
+        """Pages a debugger watches: the native TLB refill leaves them to the slow
+        path (which checks the watchpoints)."""
+        for page in self._watch_pages - pages:
+            if 0 <= page < self.size and (r := self.region(page)) is not None:
+                byte = self._flag_byte(page)
+                slow = abi.PAGE_SLOW if r.mmio is not None else 0
+                byte.value = abi.with_fast_bits((byte.value & ~abi.PAGE_SLOW) | slow)
+        self._watch_pages = {p for p in pages if 0 <= p < self.size}
+        for page in self._watch_pages:
+            byte = self._flag_byte(page)
+            byte.value = abi.with_fast_bits(byte.value | abi.PAGE_SLOW)
 
     def map(self, start: int, size: int, perms: int = Perm.RWX) -> None:
         """Map zero-filled RAM at [start, start+size) (replacing what was there)."""
@@ -371,6 +389,18 @@ class Softmmu:
         self.translate = translator or memory.translate
         self.mem_base = memory.base
         self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0}
+        # A debugger's watchpoints: (start, end, Access.READ / WRITE / None for both).
+        # Their pages take the slow path (a flag bit in the TLB tags), which stops an
+        # access to a watched byte before it happens (a WATCHPOINT fault).
+        self.watchpoints: tuple[tuple[int, int, Access | None], ...] = ()
+        self.watch_pages: frozenset[int] = frozenset()
+        self.watch_suspended = False  # (the debugger steps over the access it stopped)
+
+    def _check_watch(self, addr: int, size: int, access: Access) -> None:
+        end = addr + size
+        for start, stop, kind in self.watchpoints:
+            if start < end and addr < stop and (kind is None or kind is access):
+                raise GuestFault(MemFault(start, access, FaultKind.WATCHPOINT))
 
     def fill(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """Translate vaddr for access, install its page in the TLB, and return the
@@ -385,6 +415,9 @@ class Softmmu:
         if write != invalid and self.code.page_has_code(host_page - self.mem_base):
             write |= abi.TLB_NOTDIRTY
         code = page | flags if region.perms & Perm.X else invalid
+        if page in self.watch_pages:  # (any flag bit makes the fast path miss)
+            read = read if read == invalid else read | abi.TLB_NOTDIRTY
+            write = write if write == invalid else write | abi.TLB_NOTDIRTY
         addend = 0 if region.mmio is not None else host_page - self.mem_base - page
         self.cpu.set_tlb_entry(mmu_idx, vaddr, read, write, code, addend)
         self.stats["fills"] += 1
@@ -427,6 +460,8 @@ class Softmmu:
         self.stats["slow_loads"] += 1
         self._check_alignment(addr, memop, Access.READ)
         size = memop.size
+        if self.watchpoints and not self.watch_suspended:
+            self._check_watch(addr, size, Access.READ)
         if self._crosses_page(addr, size):
             first = abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1))
             low = self._read_page(addr, first, mmu_idx)
@@ -444,6 +479,8 @@ class Softmmu:
         self.stats["slow_stores"] += 1
         self._check_alignment(addr, memop, Access.WRITE)
         size = memop.size
+        if self.watchpoints and not self.watch_suspended:
+            self._check_watch(addr, size, Access.WRITE)
         value &= (1 << memop.bits) - 1
         if memop.big_endian:
             value = int.from_bytes(value.to_bytes(size, "big"), "little")
@@ -460,6 +497,9 @@ class Softmmu:
     def probe_atomic(self, addr: int, memop: MemOp, mmu_idx: int) -> int:
         """Make addr writable RAM in the TLB for an atomic access; return its addend."""
         self._check_alignment(addr, memop, Access.WRITE)
+        if self.watchpoints and not self.watch_suspended:  # (reads and writes)
+            self._check_watch(addr, memop.size, Access.READ)
+            self._check_watch(addr, memop.size, Access.WRITE)
         self.translate(addr, Access.READ, mmu_idx)
         region, host = self.fill(addr, Access.WRITE, mmu_idx)
         if region.mmio is not None:

@@ -34,7 +34,7 @@ from llvmtcg.ir.lower import (
 )
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
-from llvmtcg.runtime.exits import GuestFault
+from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.softmmu import page_floor
 
@@ -189,6 +189,10 @@ class TbCache:
         self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
+        # Debugger breakpoints (guest pcs): no block is translated across one or
+        # starting at one, so reaching one always returns to the run loop (see
+        # ``RunLoop.breakpoints``). The code cache is not used while any is set.
+        self.breakpoints: frozenset[int] = frozenset()
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
         self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
         # Guest threads (user mode) share this cache, each on its own host thread:
@@ -275,7 +279,7 @@ class TbCache:
         flags = self.flags if flags is None else flags
         start = time.perf_counter()
         cached = (self.code_cache is not None and flags == self.flags
-                  and self.addressing is None)
+                  and self.addressing is None and not self.breakpoints)
         tbs = self._load_cached(pc) if cached else None
         if tbs is None:
             tbs = self._translate_and_compile(pc, flags)
@@ -318,22 +322,70 @@ class TbCache:
                 fresh[m.pc] = m
         return self._install(fresh.values(), module, self.flags)
 
+    def _stop_at_breakpoints(self, fetch: Callable[[int, int], bytes], start: int
+                             ) -> Callable[[int, int], bytes]:
+        """``fetch`` for the block at ``start`` that ends the block before any other
+        breakpoint: the translator fetches each instruction at its address, and a fetch
+        fault after the first instruction ends the block there."""
+        breakpoints = self.breakpoints
+
+        def fetch_until_breakpoint(addr: int, size: int) -> bytes:
+            if addr != start and addr in breakpoints:
+                raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.UNMAPPED))
+            return fetch(addr, size)
+        return fetch_until_breakpoint
+
+    def _translate(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]) -> Block:
+        if self.breakpoints:
+            fetch = self._stop_at_breakpoints(fetch, pc)
+        return self.arch.translate(pc, flags, fetch, self.log)
+
+    def translate_single(self, pc: int, flags: int) -> TranslationBlock:
+        """Compile the one guest instruction at pc as a block of its own that is never
+        looked up, linked or cached: its exits all return to the run loop (the caller
+        empties the jump cache), so entering it executes exactly one instruction
+        (single-stepping). Hand it back to :meth:`discard_single` after running it.
+        GuestFault if pc cannot be fetched."""
+        fetch = self._fetch_for(flags)
+
+        def first_instruction_only(addr: int, size: int) -> bytes:
+            if addr != pc:
+                raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.UNMAPPED))
+            return fetch(addr, size)
+        block = self.arch.translate(pc, flags, first_instruction_only, self.log)
+        block.name = self._unique_name(block) + ".step"
+        meta = self._meta(block)
+        text = self.lowering.lower_module([block], self.jit.triple)
+        self._compile_accessors(set(self.lowering.accessors_used))
+        module = self.jit.compile(text, self._symbols(meta), [meta.name])
+        module.object = None
+        slots = {n: module.addresses[slot_symbol(meta.name, n)] for n in meta.slots}
+        return TranslationBlock(pc, meta.name, [tuple(r) for r in meta.ranges], module,
+                                module.addresses[meta.name], slots, dict(meta.targets),
+                                meta.n_insns, flags)
+
+    def discard_single(self, tb: TranslationBlock) -> None:
+        """Release a block of :meth:`translate_single` (at the next safe point)."""
+        tb.valid = False
+        self.pending_release.append(tb.module)
+
     def _translate_and_compile(self, pc: int, flags: int) -> list[TranslationBlock]:
         fetch = self._fetch_for(flags)
         # Errors at pc are the guest's.
-        blocks = [self.arch.translate(pc, flags, fetch, self.log)]
+        blocks = [self._translate(pc, flags, fetch)]
         pages = pages_of(blocks[0].guest_ranges)
         seen = {pc}
         queue = list(blocks[0].direct_targets())
         while queue and len(blocks) < self.max_region_blocks:
             target = queue.pop(0)
-            if target in seen or self.lookup(target, flags) is not None:
+            if (target in seen or target in self.breakpoints
+                    or self.lookup(target, flags) is not None):
                 continue
             seen.add(target)
             if len(pages | {page_floor(target)}) > MAX_REGION_PAGES:
                 continue  # a region spans few pages: a write to one invalidates it all
             try:
-                block = self.arch.translate(target, flags, fetch, self.log)
+                block = self._translate(target, flags, fetch)
             except Exception:  # noqa: BLE001 - speculative: the guest may never go there
                 continue
             block_pages = pages_of(block.guest_ranges)
@@ -353,7 +405,8 @@ class TbCache:
         exports = [e for meta in metas for e in self._symbols(meta)]
         module = self.jit.compile(text, exports, [m.name for m in metas])
         if (self.code_cache is not None and module.object is not None
-                and flags == self.flags and self.addressing is None):
+                and flags == self.flags and self.addressing is None
+                and not self.breakpoints):
             self.code_cache.store(metas, accessors, module.object, self.fetch)
         module.object = None
         return self._install(metas, module, flags)

@@ -440,17 +440,31 @@ def _before_fork() -> None:
     # LLVM in the middle of it. Nor may the compile thread hold llvmlite's lock (outside
     # a compile too: a garbage collection there finalises llvmlite objects), or the
     # child waits for it forever. (Compiler lock first: a compile takes llvmlite's.)
+    # (llvmlite may not be imported yet: the compile thread imports it in its first
+    # compile, under the compiler lock, so whether it is cannot change until release.)
+    global _held_llvmlite_lock
     if _worker is not None:
         _worker.may_compile.clear()
         _worker.compiler.lock.acquire()
-        llvmlite_lock().acquire()
+        _held_llvmlite_lock = llvmlite_lock()
+        _held_llvmlite_lock.acquire()
+
+
+def _release_fork_locks() -> None:
+    global _held_llvmlite_lock
+    if _held_llvmlite_lock is not None:
+        _held_llvmlite_lock.release()
+        _held_llvmlite_lock = None
+    if _worker is not None:
+        _worker.compiler.lock.release()
+        _worker.may_compile.set()
+
+
+_held_llvmlite_lock = None
 
 
 def _after_fork_in_parent() -> None:
-    if _worker is not None:
-        llvmlite_lock().release()
-        _worker.compiler.lock.release()
-        _worker.may_compile.set()
+    _release_fork_locks()
 
 
 def _after_fork_in_child() -> None:
@@ -459,8 +473,7 @@ def _after_fork_in_child() -> None:
     global _worker
     if _worker is None:
         return
-    llvmlite_lock().release()
-    _worker.compiler.lock.release()
+    _release_fork_locks()
     _worker = None
     for tiering in list(_live):
         waiting = {id(r.plan) for r in tiering.ready}

@@ -1,7 +1,7 @@
 """``llvmtcg-user``: run a foreign Linux ELF program (QEMU's ``qemu-riscv64`` options).
 
     llvmtcg-user [-L DIR] [-E VAR=VAL] [-U VAR] [-0 ARGV0] [-cpu MODEL] [-strace]
-                 [-cache-dir DIR] [-no-cache] [-perfmap]
+                 [-cache-dir DIR] [-no-cache] [-perfmap] [-g PORT]
                  [-d ITEMS] [-D FILE] [-version] PROG [ARGS...]
 
 Option parsing stops at PROG: everything after it belongs to the guest. Errors a user
@@ -11,16 +11,10 @@ with status 1; ``--debug`` shows Python tracebacks for internal errors.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
-from typing import Annotated
-
-import typer
-
-try:  # typer >= 0.17 carries its own copy of click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer uses click itself
-    from click import exceptions as click_exceptions
+from dataclasses import dataclass
 
 from llvmtcg.log import LOG_ITEMS, Log, LogError
 from llvmtcg.options import RuntimeOptions, options_from_environment
@@ -44,76 +38,167 @@ def _help_log_items() -> str:
         "\nstrace     (use -strace) every syscall with its arguments and result\n"
 
 
-app = typer.Typer(
-    add_completion=False,
-    context_settings={"allow_interspersed_args": False,
-                      "help_option_names": ["-h", "-help", "--help"]},
-    help="Run a Linux riscv64 ELF program on this host (like qemu-riscv64).",
+@dataclass(frozen=True, slots=True)
+class CliOption:
+    """One option: its spellings (QEMU's single-dash one first), where its value goes,
+    and how it is shown in ``-h``. A flag has no metavar; a repeatable option collects
+    a list."""
+
+    names: tuple[str, ...]
+    dest: str
+    help: str
+    metavar: str | None = None
+    repeat: bool = False
+    hidden: bool = False
+
+
+# The option table (a hand-written parser: importing typer and click cost ~0.1 s, a
+# fifth of a warm start). Option parsing stops at the program: the rest is the guest's.
+OPTIONS = (
+    CliOption(("-L", "--L"), "sysroot", "sysroot for the ELF interpreter and absolute paths",
+              "DIR"),
+    CliOption(("-E", "--E"), "set_env", "set a guest environment variable", "VAR=VAL",
+              repeat=True),
+    CliOption(("-U", "--U"), "unset_env", "remove a guest environment variable", "VAR",
+              repeat=True),
+    CliOption(("-0", "--0"), "argv0", "the guest's argv[0] (default: PROG)", "ARGV0"),
+    CliOption(("-cpu", "--cpu"), "cpu",
+              "CPU model and properties, e.g. rv64,zba=false (help: list)", "MODEL"),
+    CliOption(("-strace", "--strace"), "strace",
+              "log every syscall with its arguments and result"),
+    CliOption(("-d", "--d"), "log_items",
+              "log items: in_asm,op,llvm,out_asm,exec,unimp,page (help: list)", "ITEMS"),
+    CliOption(("-D", "--D"), "log_file", "write -d and -strace output to FILE", "FILE"),
+    CliOption(("-version", "--version"), "version", "print the version and exit"),
+    CliOption(("--debug",), "debug", "show Python tracebacks"),
+    CliOption(("-no-cache", "--no-cache"), "no_cache",
+              "do not use the persistent code cache ($LLVMTCG_CACHE_DIR, ~/.cache/llvmtcg)"),
+    CliOption(("-cache-dir", "--cache-dir"), "cache_dir",
+              "where the code cache lives (default: $LLVMTCG_CACHE_DIR, else "
+              "$XDG_CACHE_HOME/llvmtcg or ~/.cache/llvmtcg)", "DIR"),
+    CliOption(("-perfmap", "--perfmap"), "perfmap",
+              "name translated code for Linux perf in /tmp/perf-<pid>.map"),
+    CliOption(("-g", "--g"), "gdb_port",
+              "wait for gdb on PORT (tcp) before the first instruction ($QEMU_GDB too)",
+              "PORT"),
+    CliOption(("--env-fd",), "env_fd", "", "FD", hidden=True),
+    CliOption(("--sigign",), "sigign", "", "SIGNALS", hidden=True),
 )
+HELP_OPTIONS = ("-h", "-help", "--help")
+_BY_NAME = {name: option for option in OPTIONS for name in option.names}
 
 
-Opt = typer.Option
+@dataclass(slots=True)
+class CommandLine:
+    """What the command line says: option values by ``CliOption.dest``, the program and
+    its arguments."""
+
+    values: dict[str, object]
+    prog: str | None
+    args: list[str]
+    help: bool = False
 
 
-@app.command()
-def run(
-    prog: Annotated[str | None, typer.Argument(
-        metavar="PROG", show_default=False, help="the guest program (an ELF file)")] = None,
-    args: Annotated[list[str] | None, typer.Argument(
-        metavar="[ARGS]...", show_default=False,
-        help="the guest's arguments, passed untouched")] = None,
-    sysroot: Annotated[str | None, Opt(
-        "-L", "--L", metavar="DIR",
-        help="sysroot for the ELF interpreter and absolute paths")] = None,
-    set_env: Annotated[list[str] | None, Opt(
-        "-E", "--E", metavar="VAR=VAL", help="set a guest environment variable")] = None,
-    unset_env: Annotated[list[str] | None, Opt(
-        "-U", "--U", metavar="VAR", help="remove a guest environment variable")] = None,
-    argv0: Annotated[str | None, Opt(
-        "-0", "--0", metavar="ARGV0", help="the guest's argv[0] (default: PROG)")] = None,
-    cpu: Annotated[str | None, Opt(
-        "-cpu", "--cpu", metavar="MODEL", show_default=False,
-        help="CPU model and properties, e.g. rv64,zba=false (help: list)")] = None,
-    strace: Annotated[bool, Opt(
-        "-strace", "--strace", help="log every syscall with its arguments and result")] = False,
-    log_items: Annotated[str, Opt(
-        "-d", "--d", metavar="ITEMS",
-        help="log items: in_asm,op,llvm,out_asm,exec,unimp,page (help: list)")] = "",
-    log_file: Annotated[str | None, Opt(
-        "-D", "--D", metavar="FILE", help="write -d and -strace output to FILE")] = None,
-    version: Annotated[bool, Opt(
-        "-version", "--version", help="print the version and exit")] = False,
-    debug: Annotated[bool, Opt("--debug", help="show Python tracebacks")] = False,
-    no_cache: Annotated[bool, Opt(
-        "-no-cache", "--no-cache",
-        help="do not use the persistent code cache ($LLVMTCG_CACHE_DIR, ~/.cache/llvmtcg)")
-    ] = False,
-    cache_dir: Annotated[str | None, Opt(
-        "-cache-dir", "--cache-dir", metavar="DIR",
-        help="where the code cache lives (default: $LLVMTCG_CACHE_DIR, else "
-             "$XDG_CACHE_HOME/llvmtcg or ~/.cache/llvmtcg)")] = None,
-    perfmap: Annotated[bool, Opt(
-        "-perfmap", "--perfmap",
-        help="name translated code for Linux perf in /tmp/perf-<pid>.map")] = False,
-    env_fd: Annotated[int | None, Opt("--env-fd", hidden=True)] = None,
-    sigign: Annotated[str, Opt("--sigign", hidden=True)] = "",
-) -> None:
-    if version:
+def parse_command_line(argv: list[str]) -> CommandLine:
+    """Options up to the program (``--`` ends them too), then the program and its
+    arguments, untouched. A value follows its option, or is attached (``-d=in_asm``,
+    ``-dop`` for one-letter options).
+
+    Raises:
+        UsageError: an unknown option, a missing or bad value.
+    """
+    values: dict[str, object] = {
+        o.dest: [] if o.repeat else (None if o.metavar else False) for o in OPTIONS}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            i -= 1
+            break
+        if arg in HELP_OPTIONS:
+            return CommandLine(values, None, [], help=True)
+        name, eq, attached = arg.partition("=")
+        option = _BY_NAME.get(name)
+        if option is None and arg[:2] in _BY_NAME and _BY_NAME[arg[:2]].metavar:
+            option, eq, attached = _BY_NAME[arg[:2]], "=", arg[2:]  # -Lsysroot
+        if option is None:
+            raise UsageError(f"unknown option '{name}' (-h lists the options)")
+        if option.metavar is None:
+            if eq:
+                raise UsageError(f"option '{name}' takes no value")
+            values[option.dest] = True
+            continue
+        if eq:
+            value = attached
+        elif i < len(argv):
+            value = argv[i]
+            i += 1
+        else:
+            raise UsageError(f"option '{name}' requires an argument")
+        if option.repeat:
+            values[option.dest].append(value)  # type: ignore[union-attr]
+        else:
+            values[option.dest] = value
+    rest = argv[i:]
+    return CommandLine(values, rest[0] if rest else None, rest[1:])
+
+
+def usage() -> str:
+    """The ``-h`` text."""
+    lines = [f"Usage: {EMULATOR} [OPTIONS] PROG [ARGS]...", "",
+             "Run a Linux riscv64 ELF program on this host (like qemu-riscv64).", "",
+             "Arguments:",
+             "  PROG       the guest program (an ELF file)",
+             "  [ARGS]...  the guest's arguments, passed untouched", "", "Options:"]
+    for option in OPTIONS:
+        if not option.hidden:
+            spelled = ", ".join(option.names)
+            if option.metavar:
+                spelled += f" {option.metavar}"
+            lines.append(f"  {spelled:<28} {option.help}")
+    lines.append(f"  {', '.join(HELP_OPTIONS):<28} show this message and exit")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str]) -> None:
+    """Parse ``argv`` and run the program (or print what an informational option asks)."""
+    line = parse_command_line(argv)
+    v = line.values
+    if line.help:
+        sys.stdout.write(usage())
+        return
+    if v["version"]:
         print(f"{EMULATOR} version {VERSION} (llvmtcg: guest code -> IR -> LLVM -> x86-64)")
-        raise typer.Exit(0)
-    if log_items == "help":
+        return
+    if v["log_items"] == "help":
         sys.stdout.write(_help_log_items())
-        raise typer.Exit(0)
-    if cpu == "help":
+        return
+    if v["cpu"] == "help":
         sys.stdout.write(_help_cpus())
-        raise typer.Exit(0)
-    if prog is None:
+        return
+    if line.prog is None:
         raise UsageError("no program given (usage: llvmtcg-user [options] PROG [ARGS...])")
-    _run_program(prog, list(args or []), sysroot=sysroot, set_env=_split_env(set_env),
-                 unset_env=_split_env(unset_env), argv0=argv0, cpu=cpu, strace=strace,
-                 log_items=log_items, log_file=log_file, debug=debug, code_cache=not no_cache,
-                 cache_dir=cache_dir, perfmap=perfmap,
-                 reentry=(env_fd, sigign) if env_fd is not None else None)
+    env_fd = v["env_fd"]
+    if env_fd is not None:
+        try:
+            env_fd = int(env_fd)  # type: ignore[arg-type]
+        except ValueError:
+            raise UsageError(f"invalid value for '--env-fd': {env_fd!r} is not an "
+                             f"integer") from None
+    _run_program(line.prog, line.args, sysroot=v["sysroot"],
+                 set_env=_split_env(v["set_env"]),  # type: ignore[arg-type]
+                 unset_env=_split_env(v["unset_env"]),  # type: ignore[arg-type]
+                 argv0=v["argv0"], cpu=v["cpu"], strace=v["strace"],
+                 log_items=v["log_items"] or "", log_file=v["log_file"], debug=v["debug"],
+                 code_cache=not v["no_cache"], cache_dir=v["cache_dir"],
+                 perfmap=v["perfmap"],
+                 reentry=(env_fd, v["sigign"] or "") if env_fd is not None else None,
+                 gdb_port=v["gdb_port"] if v["gdb_port"] is not None else (
+                     # (a guest execve re-enters without the debugger)
+                     os.environ.get("QEMU_GDB") if env_fd is None else None))
 
 
 def _help_cpus() -> str:
@@ -148,7 +233,7 @@ def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
 
 def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, argv0, cpu,
                  strace, log_items, log_file, debug, code_cache, reentry,
-                 cache_dir=None, perfmap=False) -> None:
+                 cache_dir=None, perfmap=False, gdb_port=None) -> None:
     from llvmtcg.arch import CpuModelError
     from llvmtcg.user.arch import user_arch
     from llvmtcg.user.elf import ElfError, read_elf
@@ -184,11 +269,27 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
                         debug=debug, code_cache=code_cache,
                         cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap,
                         runtime=runtime_options(code_cache, cache_dir, perfmap, log))
+    listener = None
+    if gdb_port:
+        from llvmtcg.gdbstub import GdbAddressError, listen
+
+        if not gdb_port.isdigit():
+            raise UsageError(f"-g {gdb_port}: not a port number")
+        try:
+            listener = listen(gdb_port)
+        except GdbAddressError as e:
+            raise UsageError(str(e)) from None
+        # Hot regions are compiled from blocks that breakpoints did not cut: off.
+        config.runtime = dataclasses.replace(config.runtime, hot_threshold=0)
     signals = SignalState()
     setup_host_signals(signals, ignored)
     process = None
     try:
         process = Process(config, image, argv, envp, prog, log, signals)
+        if listener is not None:
+            if process.arch.gdb_architecture is None:
+                raise UsageError(f"-g: no gdbstub for {process.arch.name} programs yet")
+            process.attach_debugger(listener)
         process.run()
     except GuestExit as e:
         _flush(log)
@@ -273,22 +374,12 @@ def main(argv: list[str] | None = None) -> None:
     """The console entry point (also ``python -m llvmtcg.user``)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv[:_prog_index(argv)]
-    command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name=EMULATOR, standalone_mode=False)
-    except click_exceptions.NoSuchOption as e:
-        token = next((a for a in argv if a.startswith(e.option_name)), e.option_name)
-        _fail(f"unknown option '{token}' (-h lists the options)")
-    except click_exceptions.BadOptionUsage as e:
-        _fail(f"{e.format_message()}")
-    except click_exceptions.ClickException as e:
-        _fail(e.format_message().replace("\n", " "))
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        sys.exit(130)
+        run(argv)
     except UsageError as e:
         _fail(str(e))
+    except KeyboardInterrupt:
+        sys.exit(130)
     except Exception as e:  # noqa: BLE001 - an internal error: one line unless --debug
         if debug:
             raise

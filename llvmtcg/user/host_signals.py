@@ -49,6 +49,8 @@ SIGINFO_SIZE = 128
 SA_SIGINFO = 4
 HANDLER_SYMBOL = "llvmtcg_host_signal"
 SAFE_SYSCALL_SYMBOL = "llvmtcg_safe_syscall"
+KEY_SYMBOL = "llvmtcg_signal_key"
+DEFAULT_RECORD_SYMBOL = "llvmtcg_signal_default_record"
 _EINTR = 4
 # x86-64 ucontext_t: uc_flags, uc_link, uc_stack (24 bytes), then mcontext's gregs;
 # REG_RIP is gregs[16].
@@ -125,15 +127,21 @@ _SAFE_SYSCALL_ASM = f"""
 """
 
 
-def handler_ir(getspecific: int, key: int, default_record: int) -> str:
+def handler_ir() -> str:
     """The handler ``void (int sig, siginfo_t *info, void *uc)`` and safe_syscall:
     the handler finds the thread's record with ``pthread_getspecific(key)`` (NULL: a
-    thread of the emulator's own, whose signals go to ``default_record``)."""
+    thread of the emulator's own, whose signals go to the default record). The key
+    (an i32 cell holding it) and the default record are imports, as is
+    ``pthread_getspecific`` (the process's own), so the text is the same in every
+    process and its object comes from the code cache."""
     asm = "\n".join(f'module asm "{line}"' for line in _SAFE_SYSCALL_ASM.strip().split("\n"))
     safe = SAFE_SYSCALL_SYMBOL
     return f"""{asm}
 
 declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)
+declare ptr @pthread_getspecific(i32)
+@{KEY_SYMBOL} = external global i32
+@{DEFAULT_RECORD_SYMBOL} = external global i8
 declare void @{safe}_start()
 declare void @{safe}_end()
 declare void @{safe}_interrupted()
@@ -143,11 +151,10 @@ entry:
   %ok = icmp ult i32 %sig, {NSLOTS}
   br i1 %ok, label %record, label %done
 record:
-  %getspecific = inttoptr i64 {getspecific} to ptr
-  %own = call ptr %getspecific(i32 {key})
+  %key = load i32, ptr @{KEY_SYMBOL}
+  %own = call ptr @pthread_getspecific(i32 %key)
   %none = icmp eq ptr %own, null
-  %fallback = inttoptr i64 {default_record} to ptr
-  %rec = select i1 %none, ptr %fallback, ptr %own
+  %rec = select i1 %none, ptr @{DEFAULT_RECORD_SYMBOL}, ptr %own
   %i = zext i32 %sig to i64
   %off = mul i64 %i, {SIGINFO_SIZE}
   %off.infos = add i64 %off, {_INFOS}
@@ -193,22 +200,24 @@ class HostSignalCatcher:
     """The native handler of one process, and the records of its threads.
 
     Args:
-        compile_handler: compiles the handler's IR text and returns the addresses of
-            the handler and of safe_syscall (the CPU's JIT).
+        compile_handler: compiles the handler's IR text with the given imports and
+            returns the addresses of the handler and of safe_syscall (the CPU's JIT).
         exit_word: address of the first thread's CPU's ``exit_request`` word.
     """
 
-    def __init__(self, compile_handler: Callable[[str], tuple[int, int]],
+    def __init__(self, compile_handler: Callable[[str, dict[str, int]], tuple[int, int]],
                  exit_word: int) -> None:
-        key = ctypes.c_uint()
-        if _pthread_key_create(ctypes.byref(key), None) != 0:
+        # The key lives in a cell the handler loads (an import), not in its text.
+        self._key_cell = ctypes.c_uint32()
+        if _pthread_key_create(ctypes.byref(self._key_cell), None) != 0:
             raise OSError("pthread_key_create failed")
-        self._key = key.value
+        self._key = self._key_cell.value
         self.main_record = SignalRecord()
         self.main_record.exit_word = exit_word
-        getspecific = ctypes.cast(_pthread_getspecific, ctypes.c_void_p).value
-        self.handler_address, self.safe_syscall_address = compile_handler(handler_ir(
-            getspecific, self._key, ctypes.addressof(self.main_record)))
+        self.handler_address, self.safe_syscall_address = compile_handler(handler_ir(), {
+            KEY_SYMBOL: ctypes.addressof(self._key_cell),
+            DEFAULT_RECORD_SYMBOL: ctypes.addressof(self.main_record),
+            "pthread_getspecific": ctypes.cast(_pthread_getspecific, ctypes.c_void_p).value})
         self.attach(self.main_record)
 
     def new_record(self, exit_word: int) -> SignalRecord:

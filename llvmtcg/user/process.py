@@ -18,11 +18,13 @@ import copy
 import errno
 import os
 import signal
+import socket
 import struct
 import sys
 import threading
 from dataclasses import dataclass, field
 
+from llvmtcg.gdbstub import Exited, Terminated
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
@@ -41,6 +43,7 @@ from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import host, syscalls
 from llvmtcg.user.arch import BadSignalFrame, user_arch
 from llvmtcg.user.elf import ElfImage
+from llvmtcg.user.gdb import UserDebugger
 from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
 from llvmtcg.user.host_signals import HANDLER_SYMBOL, SAFE_SYSCALL_SYMBOL, HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
@@ -203,8 +206,15 @@ class Process:
         self.set_stack_pointer(self.program.sp)
         self.procfs = ProcFs(self._process_image(argv, envp))
         self.cpu.pc = self.program.pc
+        self.debugger: UserDebugger | None = None  # gdb (-g), set by attach_debugger
         if log.enabled("page"):
             self.log_mappings()
+
+    def attach_debugger(self, listener: socket.socket) -> None:
+        """``-g``: wait for gdb on ``listener`` before the first instruction."""
+        debugger = UserDebugger(self.cpu, listener)
+        debugger.wait_for_client()
+        self.debugger = debugger
 
     def _process_image(self, argv: list[bytes], envp: list[bytes]) -> ProcessImage:
         named = []
@@ -354,6 +364,18 @@ class Process:
             GuestKilled: the guest died of a fault.
         """
         try:
+            self._run_thread()
+        except GuestExit as e:
+            if self.debugger is not None:
+                self.debugger.report_end(Exited(e.status))
+            raise
+        except GuestKilled as e:
+            if self.debugger is not None:
+                self.debugger.report_end(Terminated(e.sig))
+            raise
+
+    def _run_thread(self) -> None:
+        try:
             self._run()
         except GuestExit as e:
             if e.group:
@@ -371,8 +393,9 @@ class Process:
         syscall_length = abi.syscall_insn_length
         catcher, signals = self.catcher, self.signals
         mm_lock = self.group.mm_lock
+        debugger = self.debugger
         while True:
-            exit_ = cpu.run()
+            exit_ = cpu.run() if debugger is None else debugger.run()
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
@@ -386,7 +409,14 @@ class Process:
                     interrupted = result == -errno.EINTR and nr != _NR_RT_SIGRETURN
                     self.deliver_signals((nr, args[0]) if interrupted else None)
             elif exit_.reason is ExitReason.EXCEPTION:
-                self.force_signal(*self.exception_signal(exit_))
+                sig, siginfo, detail = self.exception_signal(exit_)
+                if debugger is not None:  # gdb sees it first, and may drop or change it
+                    passed = debugger.report_signal(sig)
+                    if passed != sig:
+                        if not passed:
+                            continue
+                        sig, siginfo = passed, make_siginfo(passed, 0)
+                self.force_signal(sig, siginfo, detail)
             elif exit_.reason is ExitReason.HALT:
                 raise GuestKilled(signal.SIGILL, f"halt at pc {exit_.pc:#x}")
             elif catcher.pending or signals.queued:  # REQUESTED: the catcher stopped us
@@ -400,9 +430,10 @@ class Process:
             self.cpu.stop()
         return False
 
-    def _compile_native(self, ir_text: str) -> tuple[int, int]:
-        self._catcher_code = self.cpu.jit.compile(ir_text, [HANDLER_SYMBOL,
-                                                            SAFE_SYSCALL_SYMBOL])
+    def _compile_native(self, ir_text: str, imports: dict[str, int]) -> tuple[int, int]:
+        self.cpu.jit.add_imports(imports)
+        self._catcher_code = self.cpu.jit.compile_cached(ir_text, [HANDLER_SYMBOL,
+                                                                   SAFE_SYSCALL_SYMBOL])
         addresses = self._catcher_code.addresses
         return addresses[HANDLER_SYMBOL], addresses[SAFE_SYSCALL_SYMBOL]
 
@@ -423,6 +454,8 @@ class Process:
         child.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
         child.robust_list = 0
         child.vfork_fd = -1
+        # gdb follows the process's first thread only (the stub drives one CPU).
+        child.debugger = None
         abi, state = self.user_arch, child.cpu.state
         abi.set_syscall_result(state, 0)
         if newsp:

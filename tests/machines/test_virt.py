@@ -77,6 +77,7 @@ def test_device_tree_matches_qemus_for_the_same_boot(machines: list[Machine]) ->
      dict(ram_size=64 << 20, cpu=RiscvCpuConfig.parse(
          "rv64", [("h", "off"), ("zba", "off"), ("Zifencei", "off"), ("mmu", "off")]))),
     (["-cpu", "rv64,pmu-num=4"], dict(cpu=RiscvCpuConfig.parse("rv64", [("pmu-num", "4")]))),
+    (["-smp", "3"], dict(smp=3)),
 ])
 def test_device_tree_matches_live_qemu(tmp_path: Path, machines: list[Machine], args: list[str],
                                        options: dict[str, object]) -> None:

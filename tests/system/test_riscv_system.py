@@ -162,3 +162,28 @@ def test_a_hole_in_a_device_page_is_an_access_fault(tmp_path: Path) -> None:
     assert code == 0
     at = symbols("bus_hole", tmp_path)
     assert machine.results(3) == [5, at["load_at"], HTIF + 0x100]  # load access fault
+
+
+def test_asids_sfence_by_asid_and_address_and_superpages(tmp_path: Path) -> None:
+    machine = MiniMachine(build("s_tlb", tmp_path))
+    code, _ = machine.run()
+    r = machine.results(9)
+    assert code == 0, [hex(v) for v in r]
+    assert r[0:3] == [0x1111, 0x2222, 0x1111]  # satp switches between ASIDs 1 and 2
+    assert r[3] == 0x3333  # PTE changed, sfence.vma zero, asid
+    assert r[4] == 0x1111  # PTE changed back, sfence.vma addr, asid
+    assert r[5] == 0x1111  # r0 read back through the megapage
+    # The megapage was unmapped and sfence.vma named its first page only: another
+    # page of it must not be served from a stale 4 KiB TLB entry.
+    assert r[6:9] == [0, 13, 0x210000]
+
+
+def test_stores_to_rom_are_discarded(tmp_path: Path) -> None:
+    machine = MiniMachine(build("rom_store", tmp_path))
+    li_a0_42_ret = (0x02A00513).to_bytes(4, "little") + (0x00008067).to_bytes(4, "little")
+    word = 0x0123456789ABCDEF
+    machine.space.add_rom("rom", 0x1000, li_a0_42_ret + word.to_bytes(8, "little"))
+    code, _ = machine.run()
+    r = machine.results(4)
+    assert code == 0, [hex(v) for v in r]
+    assert r == [word, word, 42, 0]

@@ -128,7 +128,7 @@ def test_parse_minimal_elf():
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"machine": 183}, "wrong architecture: a aarch64 ELF"),
+    ({"machine": 62}, "wrong architecture: a x86-64 ELF"),
     ({"type": 4}, "a core dump"),
     ({"phnum": 0}, "program header count"),
     ({"phnum": 3}, "past the end of the file"),

@@ -31,13 +31,14 @@ def _ebreak_elf(machine: int = 243, elf_class: int = 2) -> bytes:
 
 
 def test_registry() -> None:
-    assert user_arch_names() == ["riscv64"]
+    assert user_arch_names() == ["aarch64", "riscv64"]
     riscv = user_arch("riscv64")
     assert riscv.name == "riscv64" and riscv.platform == "riscv64"
     assert riscv.syscall_insn_length == 4
     with pytest.raises(UnknownUserArchError) as info:
-        user_arch("aarch64")
-    assert str(info.value) == "user mode does not run aarch64 programs (it runs: riscv64)"
+        user_arch("sparc64")
+    assert str(info.value) == ("user mode does not run sparc64 programs "
+                               "(it runs: aarch64, riscv64)")
 
 
 def test_cpu_models() -> None:
@@ -80,7 +81,7 @@ def test_foreign_elfs_are_not_guest_programs() -> None:
     with pytest.raises(ElfError) as info:
         parse_elf(_ebreak_elf(machine=62), "prog")
     assert str(info.value) == \
-        "prog: wrong architecture: a x86-64 ELF (llvmtcg-user runs riscv64 programs)"
+        "prog: wrong architecture: a x86-64 ELF (llvmtcg-user runs aarch64, riscv64 programs)"
     with pytest.raises(ElfError, match="machine 4242 ELF"):
         parse_elf(_ebreak_elf(machine=4242), "prog")
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import enum
 
-from llvmtcg.arch import GuestArch, register_arch
+from llvmtcg.arch import DebugFeature, DebugRegister, GuestArch, register_arch
 from llvmtcg.arch.contract import ExceptionEvents
 from llvmtcg.frontends.riscv import fpu, insn_length, trans_rvf, trans_system
 from llvmtcg.frontends.riscv.cpu import (
+    ABI_NAMES,
+    CSR_FCSR,
+    CSR_FFLAGS,
+    CSR_FRM,
+    FP_ABI_NAMES,
     LAYOUT,
     MMU_USER,
     REG_CSR0,
@@ -45,6 +50,21 @@ assert MMU_USER == MmuIdx.U
 _FFLAGS, _FRM = Reg.FFLAGS, Reg.FRM
 _FFLAGS_MASK, _FRM_MASK = 0x1F, 0x7
 
+# gdb's RISC-V target description (gdb/features/riscv/64bit-cpu.xml, 64bit-fpu.xml, as
+# QEMU sends them): registers named and numbered as gdb's riscv-tdep expects.
+_POINTERS = {"ra": "code_ptr", "sp": "data_ptr", "gp": "data_ptr", "tp": "data_ptr"}
+GDB_CPU_FEATURE = DebugFeature("org.gnu.gdb.riscv.cpu", tuple(
+    [DebugRegister(i, name, 64, _POINTERS.get(name, "int")) for i, name in enumerate(ABI_NAMES)]
+    + [DebugRegister(REG_PC, "pc", 64, "code_ptr")]))
+GDB_FPU_FEATURE = DebugFeature(
+    "org.gnu.gdb.riscv.fpu",
+    tuple([DebugRegister(REG_F0 + i, name, 64, "riscv_double", "float")
+           for i, name in enumerate(FP_ABI_NAMES)]
+          + [DebugRegister(REG_CSR0 + csr, name, 32, "int", "float")
+             for csr, name in ((CSR_FFLAGS, "fflags"), (CSR_FRM, "frm"), (CSR_FCSR, "fcsr"))]),
+    '<union id="riscv_double"><field name="float" type="ieee_single"/>'
+    '<field name="double" type="ieee_double"/></union>')
+
 
 @register_arch
 class Riscv64Arch(GuestArch):
@@ -63,6 +83,8 @@ class Riscv64Arch(GuestArch):
     exception_events = ExceptionEvents(illegal_insn=ExcCause.ILLEGAL_INSN,
                                        breakpoint=ExcCause.BREAKPOINT,
                                        syscall=ExcCause.U_ECALL, syscall_length=4)
+    gdb_architecture = "riscv:rv64"
+    gdb_stop_before_watchpoint = True  # (as QEMU's RISC-V; gdb's riscv expects it)
 
     def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
@@ -92,6 +114,11 @@ class Riscv64Arch(GuestArch):
 
     def mmu_index(self, state: CpuState) -> int:
         return MMU_USER
+
+    def debug_features(self) -> tuple[DebugFeature, ...]:
+        if self.model.has("f"):
+            return (GDB_CPU_FEATURE, GDB_FPU_FEATURE)
+        return (GDB_CPU_FEATURE,)
 
     # -- state ----------------------------------------------------------------------------
     def reset(self, state: CpuState) -> None:

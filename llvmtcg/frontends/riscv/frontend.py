@@ -22,7 +22,7 @@ from llvmtcg.frontends.riscv.priv.state import FsState, TbFlags
 from llvmtcg.frontends.riscv.translate import (
     GLOBALS,
     MAX_INSNS_PER_BLOCK,
-    BlockEnd,
+    NORETURN,
     DisasContext,
     F,
 )
@@ -78,37 +78,44 @@ class RiscvFrontend:
         # instructions that only read FP registers, as the spec allows.
         fs_clean = self.system and TbFlags.fs(flags) not in (FsState.OFF, FsState.DIRTY)
         page_end = (pc & ~(PAGE_SIZE - 1)) + PAGE_SIZE
-        code = bytearray()
+        dispatch = decoder().dispatch
+        block = b.block
+        starts = [] if log is not None and log.enabled("in_asm") else None
         while True:
+            insn_pc = ctx.pc
             try:
-                first = int.from_bytes(fetch(ctx.pc, 2), "little")
-                length = insn_length(first)
-                insn = first if length == 2 else int.from_bytes(fetch(ctx.pc, 4), "little")
+                # (Two bytes first: a compressed instruction may end the mapping, and
+                # fetch hooks see the instruction's own size.)
+                insn = int.from_bytes(fetch(insn_pc, 2), "little")
+                length = insn_length(insn)
+                if length == 4:
+                    insn = int.from_bytes(fetch(insn_pc, 4), "little")
             except GuestFault:
-                if b.block.n_insns == 0:
+                if block.n_insns == 0:
                     raise  # the block's first instruction: the guest takes the fault
-                ctx.goto(0, ctx.pc)  # stop before it; it faults when executed
+                ctx.goto(0, insn_pc)  # stop before it; it faults when executed
                 break
-            b.insn_start(ctx.pc)
-            ctx.insn, ctx.insn_len, ctx.next_pc = insn, length, ctx.pc + length
-            code += insn.to_bytes(length, "little")
-            first_op = len(b.block.ops)
-            if not self.decoder.dispatch(ctx, insn):
+            b.insn_start(insn_pc)
+            ctx.insn, ctx.insn_len, ctx.next_pc = insn, length, insn_pc + length
+            if starts is not None:
+                starts.append((insn, length))
+            first_op = len(block.ops)
+            if not dispatch(ctx, insn):
                 ctx.illegal()
-            elif fs_clean and ctx.end is not BlockEnd.NORETURN and _touches_fp_state(
-                    b.block.ops[first_op:]):
+            elif fs_clean and ctx.end is not NORETURN and _touches_fp_state(
+                    block.ops[first_op:]):
                 trans_system.mark_fs_dirty(ctx)  # (ends the block)
-            if ctx.end is BlockEnd.NORETURN:
-                ctx.pc = ctx.next_pc
-                break
             ctx.pc = ctx.next_pc
-            if b.block.n_insns >= MAX_INSNS_PER_BLOCK or ctx.pc >= page_end:
+            if ctx.end is NORETURN:
+                break
+            if block.n_insns >= MAX_INSNS_PER_BLOCK or ctx.pc >= page_end:
                 ctx.goto(0, ctx.pc)
                 break
         block = b.finish()
         block.guest_size = ctx.pc - pc
-        if log is not None and log.enabled("in_asm"):
-            log.write(self.disassemble(bytes(code), pc))
+        if starts is not None:
+            code = b"".join(insn.to_bytes(length, "little") for insn, length in starts)
+            log.write(self.disassemble(code, pc))
         return block
 
     def disassemble(self, code: bytes, pc: int) -> str:

@@ -19,17 +19,24 @@ so the next lookup finds the blocks translated for the new state.
 
 from __future__ import annotations
 
+import functools
 import time as time_mod
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llvmtcg.arch import PageTranslation
+from llvmtcg.arch import DebugFeature, DebugRegister, PageTranslation
 from llvmtcg.frontends.riscv import trans_system
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
-from llvmtcg.frontends.riscv.cpu import RISCV_FIELDS, CpuModel
+from llvmtcg.frontends.riscv.cpu import REG_CSR0, RISCV_FIELDS, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.frontends.riscv.priv import mmu, trap
-from llvmtcg.frontends.riscv.priv.csr import CsrEffect, CsrFile, HartConfig
+from llvmtcg.frontends.riscv.priv.csr import (
+    CsrEffect,
+    CsrFile,
+    HartConfig,
+    csr_name,
+    csr_numbers,
+)
 from llvmtcg.frontends.riscv.priv.state import (
     MASK64,
     N_MMU_IDX,
@@ -39,6 +46,7 @@ from llvmtcg.frontends.riscv.priv.state import (
     IrqCause,
     MmuIdx,
     PageFault,
+    Priv,
     TbFlags,
     fetch_mmu_index,
 )
@@ -56,6 +64,9 @@ from llvmtcg.runtime.exits import (
 )
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.softmmu import GuestMemory
+
+# gdb's number of its virtual privilege-level register (RISCV_PRIV_REGNUM).
+GDB_PRIV_REGNUM = REG_CSR0 + 4096
 
 # The same registers as user mode, with one TLB table per MMU index.
 SYSTEM_LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=N_MMU_IDX, tlb_bits=10)
@@ -155,6 +166,57 @@ class Riscv64SystemArch(Riscv64Arch):
     def fetch_mmu_index(self, flags: int) -> int:
         return int(fetch_mmu_index(TbFlags.priv(flags)))
 
+    # -- what a debugger sees --------------------------------------------------------------
+    @functools.cached_property
+    def _debug_csrs(self) -> tuple[int, ...]:
+        probe = CsrFile(HartConfig(hartid=self.hartid, model=self.model),
+                        cycles=lambda: 0, instret=lambda: 0, time=self.time)
+        # fflags/frm/fcsr are in the FP feature (and not in the privileged model).
+        return tuple(n for n in csr_numbers() if n > 3 and probe.exists(n))
+
+    def debug_features(self) -> tuple[DebugFeature, ...]:
+        """User mode's registers, the CSRs (gdb's org.gnu.gdb.riscv.csr, numbered 65 +
+        the CSR number as gdb's riscv-tdep does) and the privilege level (gdb's
+        virtual ``priv`` register, 65 + 4096)."""
+        csrs = DebugFeature("org.gnu.gdb.riscv.csr", tuple(
+            DebugRegister(REG_CSR0 + n, csr_name(n), 64, "int", "csr")
+            for n in self._debug_csrs))
+        virtual = DebugFeature("org.gnu.gdb.riscv.virtual",
+                               (DebugRegister(GDB_PRIV_REGNUM, "priv", 64, "int", "system"),))
+        return (*super().debug_features(), csrs, virtual)
+
+    def debug_reg_read(self, state: CpuState, number: int) -> int | None:
+        csr = hart_of(state).csr
+        if number == GDB_PRIV_REGNUM:
+            return int(csr.priv)
+        csrno = number - REG_CSR0
+        if csrno in self._debug_csrs:
+            try:
+                return csr.read(csrno, Priv.M)
+            except IllegalInstruction:
+                return None
+        return super().debug_reg_read(state, number)
+
+    def debug_reg_write(self, state: CpuState, number: int, value: int) -> bool:
+        """Registers as the debugger writes them; a CSR or privilege write takes
+        effect as the guest's own would (flags, and the caller flushes the TLB)."""
+        csr = hart_of(state).csr
+        csrno = number - REG_CSR0
+        if number == GDB_PRIV_REGNUM:
+            if value not in (Priv.U, Priv.S, Priv.M):
+                return False
+            csr.priv = Priv(value)
+        elif csrno in self._debug_csrs:
+            try:
+                csr.write(csrno, value & MASK64, Priv.M)
+            except IllegalInstruction:
+                return False
+        else:
+            return super().debug_reg_write(state, number, value)
+        sync_flags(state, csr)
+        state.tlb_flush()  # (satp, PMP, privilege: the caller flushes the jump cache)
+        return True
+
     # -- state ------------------------------------------------------------------------------
     def reset(self, state: CpuState) -> None:
         """Registers as user mode resets them, and a new hart in M-mode (priv/csr.py)."""
@@ -226,7 +288,7 @@ class Riscv64SystemArch(Riscv64Arch):
             raise GuestFault(MemFault(vaddr, access, FaultKind.PAGE_FAULT)) from None
         except AccessFault:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT)) from None
-        return PageTranslation(found.paddr, found.perms)
+        return PageTranslation(found.paddr, found.perms, found.page_size)
 
 
 def _fault_cause(fault: MemFault) -> ExcCause:

@@ -29,6 +29,12 @@ class BlockEnd(enum.Enum):
     NORETURN = "noreturn"  # the block already ended with an exit
 
 
+# For code that runs per instruction: an enum member looked up through its class costs
+# ~10 plain lookups (EnumType.__getattr__ puts every class attribute on a slow path).
+NORETURN = BlockEnd.NORETURN
+_ZERO = const(I64, 0)
+
+
 @dataclass
 class DisasContext:
     """State while translating one block."""
@@ -65,7 +71,7 @@ class DisasContext:
 
     # -- registers --------------------------------------------------------------------
     def get_gpr(self, reg: int) -> Temp:
-        return const(I64, 0) if reg == 0 else X[reg]
+        return _ZERO if reg == 0 else X[reg]
 
     def set_gpr(self, reg: int, value: Temp) -> None:
         if reg != 0:
@@ -93,11 +99,11 @@ class DisasContext:
     def exit_with(self, reason: ExitReason, pc: int) -> None:
         self.builder.mov(PC, const(I64, pc))
         self.builder.exit_tb(reason)
-        self.end = BlockEnd.NORETURN
+        self.end = NORETURN
 
     def raise_exception(self, cause: Cause) -> None:
         self.builder.raise_exception(int(cause), self.pc)
-        self.end = BlockEnd.NORETURN
+        self.end = NORETURN
 
     def illegal(self) -> None:
         self.builder.mov(GLOBALS["badinsn"], const(I64, self.insn))
@@ -151,7 +157,7 @@ def gen_branch(ctx: DisasContext, a, cond: Cond) -> bool:
         ctx.raise_exception(Cause.INSN_ADDR_MISALIGNED)
     else:
         ctx.goto(0, target)
-    ctx.end = BlockEnd.NORETURN
+    ctx.end = NORETURN
     return True
 
 

@@ -41,6 +41,7 @@ the child a private copy of the used bytes at the same addresses.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import mmap
 import os
 import weakref
@@ -114,7 +115,7 @@ class CodeArena:
         self.code_size = code_size
         self.data_size = data_size
         self.name = name
-        self._fd = os.memfd_create(name, os.MFD_CLOEXEC)
+        self._fd = _high_memfd(name)
         try:
             os.ftruncate(self._fd, code_size + data_size)
             self.reservation_size = 2 * code_size + data_size
@@ -247,13 +248,29 @@ class CodeArena:
     def _make_private(self) -> None:
         """In a forked child: move onto a memfd of our own holding the same bytes, at the
         same addresses, so parent and child stop sharing code and data pages."""
-        fd = os.memfd_create(self.name, os.MFD_CLOEXEC)
+        fd = _high_memfd(self.name)
         os.ftruncate(fd, self.code_size + self.data_size)
         _write_all(fd, self._code_rw[:self._code_used], 0)
         _write_all(fd, self._data_rw[:self._data_used], self.code_size)
         self._map_views(fd)  # MAP_FIXED replaces the shared mappings in place
         os.close(self._fd)
         self._fd = fd
+
+
+# The lowest fd an arena's memfd takes: a user-mode guest's files are host fds, and
+# its open() must return the numbers Linux would (the lowest free one), so the
+# emulator's own fds stay out of the low range (the -D log file sits at 1023).
+_MEMFD_MIN = 768
+
+
+def _high_memfd(name: str) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _MEMFD_MIN)
+    except OSError:
+        return fd  # (a low RLIMIT_NOFILE: keep the low one)
+    os.close(fd)
+    return high
 
 
 def _write_all(fd: int, data: memoryview, offset: int) -> None:

@@ -21,6 +21,7 @@ from llvmtcg.runtime.cpu_state import CpuState
 # Guest architectures user mode runs: registry name -> module defining its UserArch.
 USER_ARCH_MODULES: dict[str, str] = {
     "riscv64": "llvmtcg.user.arch.riscv64",
+    "aarch64": "llvmtcg.user.arch.aarch64",
 }
 
 

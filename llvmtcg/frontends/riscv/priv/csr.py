@@ -302,6 +302,10 @@ class CsrFile:
             entry.check(self, priv, csrno)
         return entry
 
+    def exists(self, csrno: int) -> bool:
+        """Whether this hart has CSR ``csrno`` (a debugger lists those)."""
+        return csrno in _CSRS and self._exists(csrno)
+
     def _exists(self, csrno: int) -> bool:
         if csrno == Csr.STIMECMP:
             return self._sstc
@@ -678,6 +682,12 @@ def _build_table() -> dict[int, CsrDef]:
 
 
 _CSRS = _build_table()
+
+
+def csr_numbers() -> list[int]:
+    """Every CSR number the model knows, ascending (some exist only on some harts:
+    :meth:`CsrFile.exists`)."""
+    return sorted(_CSRS)
 
 
 def csr_name(csrno: int) -> str:

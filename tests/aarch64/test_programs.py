@@ -1,0 +1,115 @@
+"""Static arm64 C programs and Debian's arm64 BusyBox under llvmtcg-user, compared with
+qemu-aarch64: integer and flag edge cases, exclusives and LSE atomics, glibc's AdvSIMD
+string routines, signals, and BusyBox applets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.aarch64.support import (
+    SYSROOT,
+    build,
+    compare,
+    fetch_busybox,
+    needs_cc,
+    needs_qemu,
+)
+
+pytestmark = [needs_cc, needs_qemu]
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("aarch64")
+
+
+# Edge values combined pairwise: a few by default, all of them in the slow run.
+QUICK = ["8"]
+
+
+@pytest.mark.parametrize("values", [
+    QUICK, pytest.param([], marks=pytest.mark.slow)], ids=["quick", "all"])
+def test_alu_edge_cases(build_dir, values):
+    """ADDS/SUBS/ADCS/SBCS carry and overflow, CCMP, CSEL, shifts, bitfields, division
+    by zero, CLZ/CLS/RBIT/REV, addressing modes."""
+    out = compare(build(build_dir, "alu.c"), values)
+    assert b"udiv64 0000000000000001 0000000000000000 0 -> 0000000000000000" in out.stdout
+
+
+@pytest.mark.parametrize("march", ["armv8-a", "armv8.1-a"])
+def test_atomics(build_dir, march):
+    """LDXR/STXR, LDXP/STXP, CLREX; for Armv8.1 the builtins are CAS/SWP/LDADD/LDCLR."""
+    out = compare(build(build_dir, "atomics.c", f"-march={march}", name=f"atomics-{march}"))
+    assert out.stdout.splitlines() == [b"excl 8 7 status after clrex 1", b"pair 3 2",
+                                       b"atomics 10 1 99 -1 240 48"]
+
+
+@pytest.mark.parametrize("values", [
+    QUICK, pytest.param([], marks=pytest.mark.slow)], ids=["quick", "all"])
+def test_scalar_fp(build_dir, values):
+    """Arithmetic, FMA, min/max, compares, FRINT*, conversions over edge values (NaNs,
+    infinities, subnormals, rounding boundaries) in all four rounding modes: results,
+    NZCV and FPSR's cumulative flags."""
+    out = compare(build(build_dir, "fp.c", "-lm"), values)
+    assert b"1.4142135623730951 0.333333343 24.7053 libm" in out.stdout
+
+
+def test_advsimd_lane_operations(build_dir):
+    """Every implemented AdvSIMD data-processing group through arm_neon.h intrinsics."""
+    out = compare(build(build_dir, "simd.c", "-O1"))
+    assert out.stdout.count(b"\n") == 288
+
+
+def test_strings_and_signals(build_dir):
+    out = compare(build(build_dir, "strings.c"))
+    assert b"signal 110" in out.stdout
+
+
+@pytest.mark.skipif(not Path(SYSROOT, "lib", "ld-linux-aarch64.so.1").exists(),
+                    reason=f"no arm64 glibc in {SYSROOT}")
+def test_dynamic_pie_with_sysroot(build_dir):
+    """A PIE linked against glibc: Debian's ld-linux-aarch64.so.1 from -L loads it."""
+    out = compare(build(build_dir, "strings.c", static=False, name="strings-dynamic"),
+                  options=["-L", SYSROOT])
+    assert b"signal 110" in out.stdout
+
+
+@pytest.mark.parametrize("args, status", [([], 0), (["no-handler"], -4)],
+                         ids=["handled", "fatal"])
+def test_udf_and_brk_signals(build_dir, args, status):
+    """UDF raises SIGILL and BRK SIGTRAP at the instruction; a handler sees the pc, x0
+    and the fpsimd_context record in the frame and its changes to them are restored."""
+    out = compare(build(build_dir, "traps.c"), args)
+    assert out.returncode == status
+    if not args:
+        assert b"after udf x0 1334 v1 1234" in out.stdout
+        assert b"after brk x0 105" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def busybox(tmp_path_factory):
+    path = fetch_busybox(tmp_path_factory.mktemp("busybox-arm64"))
+    if path is None:
+        pytest.skip("apt-get cannot download busybox-static:arm64 (dpkg --add-architecture "
+                    "arm64; apt-get update)")
+    return path
+
+
+SORT_INPUT = b"pear\napple\nzoo\nbanana\napple\n"
+
+
+@pytest.mark.parametrize("args, stdin", [
+    (["echo", "hello", "arm64"], None),
+    (["sh", "-c", "x=0; for i in 1 2 3 4; do x=$((x + i * i)); done; echo $x; "
+      "case $x in 30) echo thirty;; esac"], None),
+    (["sort", "-r"], SORT_INPUT),
+    (["md5sum"], SORT_INPUT),
+    (["sha256sum"], SORT_INPUT),
+    (["sed", "-e", "s/a/A/g", "-e", "/zoo/d"], SORT_INPUT),
+    (["awk", '{ n += length($0) } END { printf "%d %.3f %g\\n", n, n / NR, sqrt(n) }'],
+     SORT_INPUT),
+], ids=["echo", "sh", "sort", "md5sum", "sha256sum", "sed", "awk"])
+def test_busybox(busybox, tmp_path, args, stdin):
+    compare(busybox, args, cwd=tmp_path, stdin=stdin)

@@ -1,0 +1,37 @@
+"""Start-up without LLVM: a run whose code the code cache already holds never imports
+llvmlite (its code is loaded by our own loader; only compiling imports LLVM)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.user.support import REPO, TEST_ENV, build, needs_cc
+
+
+def run_importing(prog: Path, cache_dir: Path) -> tuple[bytes, set[str]]:
+    """Run ``prog`` under llvmtcg-user; its stdout and the modules the emulator imported
+    (from ``python -X importtime``, which lists every import on stderr)."""
+    # Hot regions compile on the run loop's thread and are installed (and cached) at
+    # once, so a second run finds every region the first one made.
+    env = {**TEST_ENV, "PYTHONPATH": str(REPO), "LLVMTCG_TIER_SYNC": "1"}
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "llvmtcg.user",
+                        "-cache-dir", str(cache_dir), str(prog)],
+                       env=env, capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    modules = {line.split("|")[-1].strip() for line in r.stderr.decode().splitlines()
+               if line.startswith("import time:") and "|" in line}
+    return r.stdout, modules
+
+
+@needs_cc
+def test_a_warm_run_imports_no_llvmlite(guest_build: Path, tmp_path: Path) -> None:
+    prog = build(guest_build, "hello.c", "static")
+    out, cold = run_importing(prog, tmp_path)
+    assert "llvmlite.binding" in cold  # the cold run compiled: LLVM was needed
+    assert out == b"hello, world from riscv64\n"
+    out, warm = run_importing(prog, tmp_path)
+    assert out == b"hello, world from riscv64\n"
+    assert "llvmtcg.runtime.jit" in warm  # (the list is complete)
+    assert not {m for m in warm if m == "llvmlite" or m.startswith("llvmlite.")}
