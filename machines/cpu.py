@@ -167,6 +167,12 @@ class LlvmtcgHart:
     def stop(self) -> None:
         self._cpu.stop()
 
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)
+        """The translating CPU underneath: its ``state`` and ``arch`` are what the
+        monitor and debugger read registers from."""
+        return self._cpu
+
     def run(self) -> CpuEvent:
         from llvmtcg.system import CpuEvent as TranslatedEvent
 

@@ -1,7 +1,7 @@
 """``llvmtcg-system-<target>``: QEMU's command line in, a machine run (or a listing) out.
 
 Flow: parse the options; answer ``help`` requests; check every value (each problem is
-one line in QEMU's wording and exit status 1); open the serial backend; build the
+one line in QEMU's wording and exit status 1); open the chardevs; build the
 machine; ``-machine ...,dumpdtb=FILE`` writes its device tree and exits 0; otherwise
 create the CPU and run the main loop until the guest powers off (its status), a
 ``C-a x``, or a signal.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from launcher.chardev import CharBackend, ChardevError, StdioBackend, open_backend
+from launcher.monitor.consoles import ConsoleError, ConsoleOptions, Consoles, open_consoles
 from launcher.system.options import (
     HELP_WORDS,
     OptionError,
@@ -134,20 +134,19 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
             guest_error = _line_writer(log_stream)
         cpu_log = Log(plan.log_items - DEVICE_LOG_ITEMS.keys(), log_stream)
 
-    handlers = _LateHandlers()
-    backend = _open_serial(options, handlers)
+    consoles = _open_consoles(target, options, err)
     try:
-        machine_options = _machine_options(plan, backend, guest_error, cpu_log)
+        machine_options = _machine_options(plan, consoles, guest_error, cpu_log)
         try:
             machine = build(machine_options)
         except MachineError as exc:
             raise _fail(str(exc), exc.option) from None
         try:
-            return _start(target, machine, plan, backend, handlers, err)
+            return _start(target, machine, plan, consoles, options, err)
         finally:
             machine.close()
     finally:
-        backend.close()
+        consoles.close()
         if log_stream is not None and log_stream is not err:
             log_stream.close()
 
@@ -412,43 +411,42 @@ def _open_log(path: str) -> TextIO:
         raise _fail(f"Error opening logfile {path}: {exc.strerror}") from None
 
 
-# -- serial ---------------------------------------------------------------------------------
-class _LateHandlers:
-    """What a console escape does, bound once the main loop exists."""
+# -- character devices and monitors ------------------------------------------------------
+def _open_consoles(target: Target, options: Options, err: TextIO) -> Consoles:
+    def info(option: str, text: str) -> None:
+        err.write(f"{target.prog}: {option}: info: {text}\n")
+        err.flush()
 
-    def __init__(self) -> None:
-        self.quit: Callable[[], None] = lambda: None
-        self.break_: Callable[[], None] = lambda: None
+    def announce(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
-
-def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
-    if options.serial:
-        spec = options.serial[0]
-        if options.nographic and "stdio" in options.serial:
-            raise _fail("cannot use stdio by multiple character devices", "-serial stdio")
-    else:
-        spec = "mon:stdio" if options.nographic else "vc"
+    console_options = ConsoleOptions(
+        chardevs=options.chardevs, serials=options.serial, monitors=options.monitors,
+        mons=options.mons, qmps=options.qmps, nographic=options.nographic)
     try:
-        return open_backend(spec, on_quit=lambda: handlers.quit(),
-                            on_break=lambda: handlers.break_())
-    except ChardevError as exc:
-        raise _fail(str(exc), f"-serial {spec}") from None
+        return open_consoles(console_options, info=info, announce=announce)
+    except ConsoleError as exc:
+        raise _fail(str(exc), exc.option) from None
 
 
-def _machine_options(plan: _Plan, backend: CharBackend,
+def _machine_options(plan: _Plan, consoles: Consoles,
                      guest_error: Callable[[str], None] | None,
                      cpu_log: Log | None) -> MachineOptions:
     from machines import machine
+    serial = consoles.serial
     return machine.MachineOptions(
         ram_size=plan.ram_size, cpu=plan.cpu, default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), devices=tuple(plan.devices),
-        serial_out=backend.write, guest_error=guest_error, log=cpu_log)
+        serial_out=serial.write if serial is not None else None,
+        serial_watch=serial.add_write_watch if serial is not None else None,
+        guest_error=guest_error, log=cpu_log)
 
 
 # -- running -------------------------------------------------------------------------------
-def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
-           handlers: _LateHandlers, err: TextIO) -> int:
+def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
+           options: Options, err: TextIO) -> int:
     from machines.cpu import SystemCpuUnavailable
 
     if plan.dumpdtb is not None:
@@ -464,22 +462,23 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
     except SystemCpuUnavailable as exc:
         raise _fail(str(exc)) from None
     loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
-    handlers.quit = lambda: loop.request_shutdown(0)
-    serial_input = machine.serial_input
-    if machine.serial_break is not None:
-        serial_break = machine.serial_break
-        handlers.break_ = lambda: loop.post(serial_break)
-    fd = backend.input_fd()
-    if fd is not None:
-        def on_input() -> None:
-            data = backend.read_input()
-            if backend.input_fd() is None:
-                loop.unwatch_fd(fd)
-            if data:
-                loop.post(lambda: serial_input.push(data))
-        loop.watch_fd(fd, on_input)
-    with _Signals(target, loop, backend, err):
+    loop.no_shutdown = options.no_shutdown
+    if options.start_paused:
+        from machines.loop import RunState
+        loop.state = RunState.PRELAUNCH
+    consoles.quit = lambda: loop.request_shutdown(0, "host-qmp-quit")
+    from launcher.monitor.consoles import SerialPort
+    from launcher.monitor.vm import MachineTypeInfo, Vm
+    from machines.registry import machine_types
+    vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
+            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
+             for t in machine_types(target.name)])
+    consoles.start(loop, vm, SerialPort(machine.serial_input.push, machine.serial_break))
+    with _Signals(target, loop, consoles, err):
         return loop.run()
+
+
+_RAM_IDS = {"virt": "riscv_virt_board.ram", "spike": "riscv.spike.ram"}  # QEMU's RAM names
 
 
 class _Signals:
@@ -490,21 +489,20 @@ class _Signals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, target: Target, loop: MachineLoop, backend: CharBackend | None,
+    def __init__(self, target: Target, loop: MachineLoop, consoles: Consoles,
                  err: TextIO) -> None:
         self.target = target
         self.loop = loop
-        self.backend = backend
+        self.consoles = consoles
         self.err = err
         self._previous: dict[int, object] = {}
         self._wakeup_fd = -1
         self._pipe: tuple[int, int] | None = None
 
     def _handler(self, signum: int, frame: object) -> None:
-        if isinstance(self.backend, StdioBackend):
-            self.backend.restore()
+        self.consoles.restore_terminal()
         self.err.write(f"{self.target.prog}: terminating on signal {signum}\n")
-        self.loop.request_shutdown(0)
+        self.loop.request_shutdown(0, "host-signal")
 
     def __enter__(self) -> _Signals:
         read_fd, write_fd = os.pipe()

@@ -138,6 +138,12 @@ class Options:
     nographic: bool = False
     display: str | None = None
     serial: list[str] = field(default_factory=list)
+    chardevs: list[str] = field(default_factory=list)
+    monitors: list[str] = field(default_factory=list)
+    mons: list[str] = field(default_factory=list)
+    qmps: list[str] = field(default_factory=list)
+    start_paused: bool = False  # -S
+    no_shutdown: bool = False
     drives: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     no_reboot: bool = False
@@ -154,7 +160,10 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "accel": (True, "accel+"), "bios": (True, "bios"), "kernel": (True, "kernel"),
     "initrd": (True, "initrd"), "append": (True, "append"), "dtb": (True, "dtb"),
     "nographic": (False, "nographic"), "display": (True, "display"),
-    "serial": (True, "serial+"), "drive": (True, "drives+"), "device": (True, "devices+"),
+    "serial": (True, "serial+"), "chardev": (True, "chardevs+"),
+    "monitor": (True, "monitors+"), "mon": (True, "mons+"), "qmp": (True, "qmps+"),
+    "S": (False, "start_paused"), "no-shutdown": (False, "no_shutdown"),
+    "drive": (True, "drives+"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
