@@ -97,6 +97,9 @@ class Chardev:
         self.id = chardev_id
         self.frontend: Frontend | None = None
         self.host: IoHost | None = None
+        # Bumped when a connection ends: input read from an earlier connection but not
+        # yet handled on the loop thread is dropped (its replies would go to the next).
+        self._generation = 0
 
     # -- wiring ---------------------------------------------------------------------------
     def set_frontend(self, frontend: Frontend) -> None:
@@ -144,12 +147,23 @@ class Chardev:
         """Input for the frontend (from the I/O thread)."""
         frontend = self.frontend
         if frontend is not None and data:
-            self._post(lambda: frontend.receive(data))
+            generation = self._generation
+
+            def receive() -> None:
+                if generation == self._generation:
+                    frontend.receive(data)
+            self._post(receive)
 
     def _event(self, event: ChardevEvent) -> None:
         frontend = self.frontend
         if frontend is not None:
-            self._post(lambda: frontend.event(event))
+            generation = self._generation
+
+            def deliver() -> None:
+                # An OPENED for a connection that has ended since is stale.
+                if event is not ChardevEvent.OPENED or generation == self._generation:
+                    frontend.event(event)
+            self._post(deliver)
 
 
 class NullChardev(Chardev):
@@ -638,6 +652,7 @@ class SocketChardev(FdChardev):
             if conn is None:
                 return
             self._peer = ""
+            self._generation += 1
         conn.detach()  # the descriptor is closed by _close_fds (on the I/O thread)
         self._close_fds()
         self._event(ChardevEvent.CLOSED)

@@ -157,18 +157,23 @@ def open_consoles(options: ConsoleOptions, *, info: Callable[[str, str], None],
         return add(spec, option)
 
     # QEMU's order: -chardev, then -serial, then the monitors as given.
-    stdio_users = sum(1 for t in options.serials + options.monitors + options.qmps
-                      if t in ("stdio", "mon:stdio"))
-    if stdio_users > 1:
-        raise ConsoleError("cannot use stdio by multiple character devices")
     serials = list(options.serials)
     monitors = [(text, "readline") for text in options.monitors]
     monitors += [(text, "control") for text in options.qmps]
     default_monitor = not (options.monitors or options.qmps or options.mons)
-    if options.nographic and not serials:
-        serials = ["mon:stdio"] if default_monitor else ["stdio"]
-        if "stdio" in options.monitors + options.qmps:
-            raise ConsoleError("cannot use stdio by multiple character devices", "-serial stdio")
+    if options.nographic:  # vl.c: the console and the monitor go to stdio
+        if not serials and default_monitor:
+            serials = ["mon:stdio"]
+        elif not serials:
+            serials = ["stdio"]
+        elif default_monitor:
+            monitors.append(("stdio", "readline"))
+    stdio_users = [t for t in serials[:1] + [t for t, _ in monitors]
+                   if t in ("stdio", "mon:stdio")]
+    if len(stdio_users) > 1:
+        raise ConsoleError("cannot use stdio by multiple character devices",
+                           f"-serial {serials[0]}" if serials and serials[0] in stdio_users
+                           else None)
 
     for text, mode in monitors:
         option = f"-{'monitor' if mode == 'readline' else 'qmp'} {text}"

@@ -489,7 +489,7 @@ class _Signals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, target: Target, loop: MachineLoop, consoles: Consoles,
+    def __init__(self, target: Target, loop: MachineLoop, consoles: Consoles | None,
                  err: TextIO) -> None:
         self.target = target
         self.loop = loop
@@ -500,7 +500,8 @@ class _Signals:
         self._pipe: tuple[int, int] | None = None
 
     def _handler(self, signum: int, frame: object) -> None:
-        self.consoles.restore_terminal()
+        if self.consoles is not None:
+            self.consoles.restore_terminal()
         self.err.write(f"{self.target.prog}: terminating on signal {signum}\n")
         self.loop.request_shutdown(0, "host-signal")
 

@@ -281,7 +281,7 @@ def test_a_signal_ends_the_loop_with_status_0_and_restores_the_terminal() -> Non
     loop = MachineLoop(cpu, MachineClock(), lambda: None)
     err = io.StringIO()
     timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    with _Signals(Target("riscv64", PROG), loop, backend=None, err=err):  # type: ignore[arg-type]
+    with _Signals(Target("riscv64", PROG), loop, consoles=None, err=err):  # type: ignore[arg-type]
         timer.start()
         status = loop.run()
     assert status == 0
