@@ -147,8 +147,8 @@ def test_qmp_session_with_qemu_qmp(program: list[str], run_dir: Path,
 # -- QMP over a raw socket: protocol errors and garbage ------------------------------------
 # Requests and the error (or reply keys) QEMU 7.2 answers each with.
 PROTOCOL_CASES: list[tuple[bytes, object]] = [
-    (b'{"execute": "query-status"}', ("CommandNotFound",
-                                      "Expecting capabilities negotiation with 'qmp_capabilities'")),
+    (b'{"execute": "query-status"}',
+     ("CommandNotFound", "Expecting capabilities negotiation with 'qmp_capabilities'")),
     (b'{"execute": "qmp_capabilities", "id": 1}', ["return", "id"]),
     (b'{"execute": "qmp_capabilities"}', ("CommandNotFound",
                                          "Capabilities negotiation is already complete, "
