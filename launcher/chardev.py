@@ -332,11 +332,29 @@ class FdChardev(Chardev):
                 _close_quietly(fd)  # type: ignore[arg-type]
 
     def close(self) -> None:
+        self._flush_output()
         with self._lock:
             fds = {self._in_fd, self._out_fd} - {None}
             self._in_fd = self._out_fd = None
         for fd in fds:
             _close_quietly(fd)  # type: ignore[arg-type]
+
+    def _flush_output(self, timeout_s: float = 2.0) -> None:
+        """At exit: what is still queued (the reply to ``quit``) goes out, unless the
+        reader stays stuck for ``timeout_s``."""
+        import select
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            fd = self._out_fd
+            while fd is not None and self._outbuf and time.monotonic() < deadline:
+                if not select.select([], [fd], [], max(0.0, deadline - time.monotonic()))[1]:
+                    break
+                try:
+                    del self._outbuf[:os.write(fd, self._outbuf)]
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    break
 
 
 def _close_quietly(fd: int) -> None:
