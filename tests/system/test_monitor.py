@@ -477,3 +477,38 @@ def test_bad_options_are_one_line(args: list[str], message: str) -> None:
     assert result.returncode == 1
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@needs_images
+def test_a_waiting_server_blocks_the_start_until_a_client_connects(
+        run_dir: Path, procs: list[subprocess.Popen]) -> None:
+    sock = run_dir / "qmp.sock"
+    serial = run_dir / "serial.txt"
+    proc = start(OURS, "-qmp", f"unix:{sock},server=on", "-serial", f"file:{serial}")
+    procs.append(proc)
+    line = proc.stderr.readline().decode()
+    assert line == (f"llvmtcg-system-riscv64: -qmp unix:{sock},server=on: info: QEMU waiting "
+                    f"for connection on: disconnected:unix:{sock},server=on\n")
+    time.sleep(1)
+    assert not serial.exists()  # the machine is not even built yet
+    client = RawQmp(sock)
+    assert "QMP" in client.message()
+    wait_file_contains(serial, BANNER)
+    client.close()
+
+
+@needs_images
+def test_monitor_on_stdio() -> None:
+    child = pexpect.spawn(OURS[0], [*OURS[1:], "-M", "virt", "-bios", image("fw_jump.bin"),
+                                    "-display", "none", "-serial", "null", "-monitor",
+                                    "stdio"], env=ENV, timeout=60)
+    try:
+        child.expect_exact("QEMU 7.2.0 monitor - type 'help' for more information")
+        child.expect_exact("(qemu) ")
+        child.send("info status\r")
+        child.expect_exact("VM status: running")
+        child.send("q\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
