@@ -67,7 +67,11 @@ class ChardevEvent(enum.Enum):
 
 
 class Frontend(Protocol):
-    """What a chardev delivers to (on the loop's thread)."""
+    """What a chardev delivers to (on the loop's thread). A frontend may also have
+    ``can_receive() -> int`` (QEMU's chr_can_read): while it returns 0 the backend
+    stops reading its descriptor until the frontend calls ``chardev.accept_input()``,
+    so a client typing faster than the guest reads is held back by the host's socket
+    or pipe buffer rather than queued here without bound."""
 
     def receive(self, data: bytes) -> None: ...
 
@@ -134,6 +138,13 @@ class Chardev:
     def add_write_watch(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` on the loop thread once ``write`` takes bytes again."""
         self._post(callback)
+
+    def accept_input(self) -> None:
+        """The frontend has room again (loop thread): resume reading if held back."""
+
+    def _frontend_room(self) -> int:
+        can_receive = getattr(self.frontend, "can_receive", None)
+        return 4096 if can_receive is None else min(4096, can_receive())
 
     def close(self) -> None:
         pass
@@ -205,6 +216,7 @@ class FdChardev(Chardev):
         self._backlog = bytearray()
         self._watches: list[Callable[[], None]] = []
         self._draining = False
+        self._input_held = False
 
     @property
     def connected(self) -> bool:
@@ -254,6 +266,12 @@ class FdChardev(Chardev):
             else:
                 self._watches.append(callback)
 
+    def accept_input(self) -> None:
+        with self._lock:
+            held, self._input_held = self._input_held, False
+        if held:
+            self._watch_input()
+
     def _want_drain(self) -> None:
         if not self._draining and self.host is not None and self._out_fd is not None:
             self._draining = True
@@ -296,8 +314,15 @@ class FdChardev(Chardev):
         fd = self._in_fd
         if fd is None:
             return
+        room = self._frontend_room()
+        if room <= 0:  # hold the input back until the guest reads
+            with self._lock:
+                self._input_held = True
+            if self.host is not None:
+                self.host.unwatch_fd(fd)
+            return
         try:
-            data = os.read(fd, 4096)
+            data = os.read(fd, room)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -753,6 +778,22 @@ class MuxChardev(Chardev):
     def add_write_watch(self, callback: Callable[[], None]) -> None:
         self.backend.add_write_watch(callback)
 
+    def can_receive(self) -> int:
+        """The focused frontend's room, but at least one byte: escapes are always read
+        (C-a x must work); what a full frontend cannot take is dropped, as a UART
+        overrun would."""
+        return max(1, self._focused_room())
+
+    def _focused_room(self) -> int:
+        if 0 <= self.focus < len(self.frontends):
+            can_receive = getattr(self.frontends[self.focus], "can_receive", None)
+            if can_receive is not None:
+                return can_receive()
+        return 4096
+
+    def accept_input(self) -> None:
+        self.backend.accept_input()
+
     def close(self) -> None:
         self.backend.close()
 
@@ -775,7 +816,9 @@ class MuxChardev(Chardev):
 
     def _flush(self, out: bytearray) -> None:
         if out and 0 <= self.focus < len(self.frontends):
-            self.frontends[self.focus].receive(bytes(out))
+            data = bytes(out[:max(0, self._focused_room())])
+            if data:
+                self.frontends[self.focus].receive(data)
         out.clear()
 
     def _escape(self, key: int) -> None:

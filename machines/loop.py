@@ -122,6 +122,7 @@ class SerialInput:
     def __init__(self, frontend: SerialFrontend | None = None) -> None:
         self.frontend = frontend
         self._pending: deque[int] = deque()
+        self.on_drained: Callable[[], None] | None = None  # called when all was delivered
 
     def push(self, data: bytes) -> None:
         self._pending.extend(data)
@@ -137,6 +138,8 @@ class SerialInput:
                 return
             chunk = bytes(self._pending.popleft() for _ in range(min(room, len(self._pending))))
             self.frontend.receive(chunk)
+            if not self._pending and self.on_drained is not None:
+                self.on_drained()
 
     @property
     def pending(self) -> int:

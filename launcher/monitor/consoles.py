@@ -51,16 +51,29 @@ class ConsoleOptions:
     nographic: bool = False
 
 
-class SerialPort:
-    """The machine's serial0 as a chardev frontend (loop thread)."""
+SERIAL_INPUT_LIMIT = 4096  # bytes queued for the guest before the backend holds back
 
-    def __init__(self, push: Callable[[bytes], None],
-                 send_break: Callable[[], None] | None) -> None:
-        self._push = push
+
+class SerialPort:
+    """The machine's serial0 as a chardev frontend (loop thread): input is queued in
+    the machine's SerialInput up to SERIAL_INPUT_LIMIT bytes, then held back in the
+    host until the guest has read it all."""
+
+    def __init__(self, serial_input, send_break: Callable[[], None] | None) -> None:  # noqa: ANN001
+        self._input = serial_input
         self._break = send_break
+        self.chardev: Chardev | None = None
+        serial_input.on_drained = self._drained
+
+    def can_receive(self) -> int:
+        return max(0, SERIAL_INPUT_LIMIT - self._input.pending)
+
+    def _drained(self) -> None:
+        if self.chardev is not None:
+            self.chardev.accept_input()
 
     def receive(self, data: bytes) -> None:
-        self._push(data)
+        self._input.push(data)
 
     def event(self, event: ChardevEvent) -> None:
         if event is ChardevEvent.BREAK and self._break is not None:
@@ -100,6 +113,7 @@ class Consoles:
                 HmpMonitor(chardev, vm)
         if self.serial is not None and serial_port is not None:
             self.serial.set_frontend(serial_port)
+            serial_port.chardev = self.serial
         for chardev in self.roots:
             loop.post(lambda chardev=chardev: chardev.attach(loop))
 

@@ -473,7 +473,7 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
             [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
              for t in machine_types(target.name)])
-    consoles.start(loop, vm, SerialPort(machine.serial_input.push, machine.serial_break))
+    consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
     with _Signals(target, loop, consoles, err):
         return loop.run()
 

@@ -225,3 +225,51 @@ def test_bad_chardev_options(driver: str | None, pairs: list[tuple[str, str]],
 def test_bad_specs(spec: str, message: str) -> None:
     with pytest.raises(ChardevError, match=message):
         open_chardev(parse_shorthand(spec, "serial0"))
+
+
+def test_input_is_held_back_while_the_frontend_is_full() -> None:
+    ours, peer = socket.socketpair()
+    ours.setblocking(False)
+
+    class Pair(FdChardev):
+        pass
+
+    class Slow(Recorder):
+        room = 0
+
+        def can_receive(self) -> int:
+            return self.room
+
+    chardev = Pair("s")
+    chardev._in_fd = chardev._out_fd = ours.fileno()
+    frontend = Slow()
+    chardev.set_frontend(frontend)
+    host = Host()
+    chardev.attach(host)
+    host.run_posted()
+    peer.sendall(b"typed ahead")
+    chardev._on_readable()
+    host.run_posted()
+    assert frontend.data == b""  # not read: the bytes wait in the socket
+    frontend.room = 5
+    chardev.accept_input()
+    chardev._on_readable()
+    host.run_posted()
+    assert frontend.data == b"typed"  # as much as there is room for
+    ours.close()
+    peer.close()
+
+
+def test_a_full_console_still_reads_escapes() -> None:
+    quits = []
+
+    class Full(Recorder):
+        def can_receive(self) -> int:
+            return 0
+
+    mux = MuxChardev("serial0", NullChardev("base"), on_quit=lambda: quits.append(1))
+    serial = Full()
+    mux.set_frontend(serial)
+    assert mux.can_receive() == 1
+    mux.receive(b"lost\x01x")
+    assert serial.data == b"" and quits == [1]
