@@ -30,7 +30,6 @@ from launcher.chardev import (
     parse_chardev,
     parse_shorthand,
 )
-from launcher.system.options import parse_list
 
 
 class ConsoleError(Exception):
@@ -120,8 +119,19 @@ class Consoles:
 
 def open_consoles(options: ConsoleOptions, *, info: Callable[[str, str], None],
                   announce: Callable[[str], None]) -> Consoles:
-    """Open every backend the options name. ConsoleError in QEMU's words."""
+    """Open every backend the options name. ConsoleError in QEMU's words (what was
+    opened before the error is closed again: a terminal goes back to cooked mode)."""
     consoles = Consoles()
+    try:
+        return _open(consoles, options, info, announce)
+    except BaseException:
+        consoles.close()
+        raise
+
+
+def _open(consoles: Consoles, options: ConsoleOptions, info: Callable[[str, str], None],
+          announce: Callable[[str], None]) -> Consoles:
+    from launcher.system.options import parse_list  # (launcher.system imports this module)
     specs: dict[str, ChardevSpec] = {}
 
     def add(spec: ChardevSpec, option: str) -> Chardev:

@@ -304,10 +304,13 @@ class HmpCommands:
     def _disassemble(self, addr: int, count: int, physical: bool) -> str:
         try:
             import capstone
+        except ImportError:
+            raise HmpError("no disassembler for riscv64 (capstone)") from None
+        try:
             engine = capstone.Cs(capstone.CS_ARCH_RISCV,
                                  capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
-        except (ImportError, AttributeError, capstone.CsError):  # type: ignore[name-defined]
-            raise HmpError("no disassembler for riscv64") from None
+        except (AttributeError, capstone.CsError):
+            raise HmpError("no disassembler for riscv64 (capstone)") from None
         out = []
         for _ in range(count):
             read = self.vm.read_physical if physical else self.vm.read_virtual

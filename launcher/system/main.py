@@ -97,6 +97,9 @@ def main(target: Target, argv: list[str] | None = None, *, stdout: TextIO | None
         prefix = f"{target.prog}: " + (f"{exc.option}: " if exc.option else "")
         err.write(prefix + str(exc) + "\n")
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the run (a socket server waiting)
+        err.write(f"{target.prog}: terminating on signal {int(signal.SIGINT)}\n")
+        return 0
 
 
 def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
