@@ -175,6 +175,8 @@ def usage(target: Target) -> str:
             "  -nographic  -display none  -serial stdio|mon:stdio|null|file:PATH\n"
             "  -drive file=FILE,format=raw,if=none,id=ID\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
+            "  -chardev BACKEND,id=ID,...  -monitor DEV  -qmp DEV  -mon chardev=ID,mode=M\n"
+            "  -S  -no-shutdown                  (docs/managing.md)\n"
             "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
             "When using -nographic, press 'ctrl-a h' to get some help.\n")
 
