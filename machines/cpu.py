@@ -166,11 +166,6 @@ class LlvmtcgHart:
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)
 
-    @property
-    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily)
-        """The llvmtcg CPU underneath (for linking harts' translated code)."""
-        return self._cpu
-
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         self._cpu.reset(pc, a0, a1, a2)
         self._cpu.on_timer_change(self._arm_timer)
@@ -184,6 +179,13 @@ class LlvmtcgHart:
 
     def stop(self) -> None:
         self._cpu.stop()
+
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)
+        """The translating CPU underneath: its ``state`` and ``arch`` are what the
+        monitor and debugger read registers from; harts link their translated code
+        through it (-smp)."""
+        return self._cpu
 
     def run(self) -> CpuEvent:
         from llvmtcg.system import CpuEvent as TranslatedEvent
@@ -252,6 +254,11 @@ class HartGroup:
         self._stop = False
         self._next = 0  # the hart whose turn is next
         self.stats = {"slices": 0, "switches": 0}
+
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu
+        """Hart 0's translating CPU: what the monitor shows (it reports one CPU)."""
+        return self.harts[0].translated
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         for hart in self.harts:
