@@ -54,6 +54,11 @@ class RuntimeOptions:
             instead of in the background (tests, debugging).
         cache_dir: keep compiled code in this persistent cache (None: no disk cache).
         perf_map: name generated functions for Linux perf in /tmp/perf-<pid>.map.
+        baseline: translate blocks with the copy-and-patch baseline tier
+            (runtime/native/baseline.py) rather than LLVM; blocks it cannot emit still
+            go to LLVM. Hot code goes to the LLVM hot-region tier either way.
+        arena_size: bytes of the baseline tier's code arena (its data zone is a
+            quarter of it); when full, every translation is flushed.
     """
 
     optimize: int = option(0, codegen=True)
@@ -63,12 +68,16 @@ class RuntimeOptions:
     tier_sync: bool = option(False, codegen=False)
     cache_dir: Path | None = option(None, codegen=False)
     perf_map: bool = option(False, codegen=False)
+    baseline: bool = option(True, codegen=False)
+    arena_size: int = option(256 << 20, codegen=False)
 
     def __post_init__(self) -> None:
         if self.optimize not in (0, 1):
             raise ValueError(f"optimize must be 0 or 1, not {self.optimize!r}")
         if self.hot_threshold < 0:
             raise ValueError(f"hot_threshold must be >= 0, not {self.hot_threshold!r}")
+        if self.arena_size < 1 << 16:
+            raise ValueError(f"arena_size must be >= 64 KiB, not {self.arena_size!r}")
         if self.max_region_blocks < 1:
             raise ValueError(f"max_region_blocks must be >= 1, not {self.max_region_blocks!r}")
 
