@@ -179,14 +179,14 @@ def _module(sources: Iterable[StencilSource]) -> str:
 
 
 _LLVM_LOCK = threading.Lock()
-# Constant pools of stencils: (stencil name, "rodata.<n>") -> bytes. Filled by builds
-# and by reading libraries (the library file stores them).
-RODATA: dict[tuple[str, str], bytes] = {}
 
 
-def _compile(sources: list[StencilSource]) -> tuple[dict[str, Stencil], set[str]]:
+def _compile(sources: list[StencilSource], rodata: dict[tuple[str, str], bytes]
+             ) -> tuple[dict[str, Stencil], set[str]]:
     """Compile ``sources`` in one module; returns the stencils and the names of those
-    that cannot be stencils (tried one by one when the module as a whole fails)."""
+    that cannot be stencils (tried one by one when the module as a whole fails). The
+    constant pools they refer to go to ``rodata``: (stencil, "rodata.<section>") ->
+    bytes."""
     import llvmlite.binding as llvm  # noqa: PLC0415 - only building needs LLVM
 
     from llvmtcg.runtime.jit import llvmlite_lock  # noqa: PLC0415 - builds only
@@ -224,7 +224,7 @@ def _compile(sources: list[StencilSource]) -> tuple[dict[str, Stencil], set[str]
                     Operand(p, OperandKind.LABEL) for p in pools), "")
                 stencil = _extract(elf, spec, function)
                 for pool in pools:
-                    RODATA[(source.name, _pool(pool))] = elf.section_bytes(
+                    rodata[(source.name, _pool(pool))] = elf.section_bytes(
                         elf.sections[int(pool.split(".")[1])])
                 out[source.name] = stencil
             return out
@@ -256,6 +256,7 @@ class BaselineLibrary:
         self.path = Path(cache_dir) / fingerprint / LIBRARY_FILE if cache_dir else None
         self.stencils: dict[str, Stencil] = {}
         self.unsupported: set[str] = set()
+        self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
         self.lock = threading.Lock()
         self.stats = {"compiled": 0, "compile_seconds": 0.0, "loaded": 0}
         if self.path is not None:
@@ -267,7 +268,7 @@ class BaselineLibrary:
         import time  # noqa: PLC0415
 
         start = time.perf_counter()
-        stencils, failed = _compile(sources)
+        stencils, failed = _compile(sources, self.rodata)
         self.stats["compile_seconds"] += time.perf_counter() - start
         self.stats["compiled"] += len(stencils)
         self.stencils.update(stencils)
@@ -300,8 +301,7 @@ class BaselineLibrary:
     # -- persistence ---------------------------------------------------------------------
     def _write(self) -> None:
         stencils = list(self.stencils.values())
-        pools = {f"{name}|{pool}": data.hex() for (name, pool), data in RODATA.items()
-                 if name in self.stencils}
+        pools = {f"{name}|{pool}": data.hex() for (name, pool), data in self.rodata.items()}
         meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint,
                 "unsupported": sorted(self.unsupported), "rodata": pools,
                 "stencils": [{"name": s.name,
@@ -347,9 +347,8 @@ class BaselineLibrary:
                 return
         except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
             return
-        for key, data in meta["rodata"].items():
-            name, pool = key.split("|")
-            RODATA[(name, pool)] = bytes.fromhex(data)
+        self.rodata = {tuple(key.split("|")): bytes.fromhex(data)
+                       for key, data in meta["rodata"].items()}
         self.stencils = stencils
         self.unsupported = set(meta["unsupported"])
         self.stats["loaded"] = len(stencils)
@@ -456,7 +455,7 @@ class BaselineCodegen:
                 pool = _pool(operand.name)
                 address = placed.get(pool)
                 if address is None:
-                    data = RODATA[(name, pool)]
+                    data = self.library.rodata[(name, pool)]
                     address = placed[pool] = self.arena.alloc_data(max(len(data), 1), 64)
                     self.arena.write(address, data)
                 pools.append(address + int(operand.name.split(".")[2]))
