@@ -26,6 +26,8 @@ ENV_HOT_THRESHOLD = "LLVMTCG_HOT_THRESHOLD"  # executions before a block is hot;
 ENV_TIER_SYNC = "LLVMTCG_TIER_SYNC"  # 1: compile hot regions at once, on the run loop's thread
 ENV_PERF_MAP = "LLVMTCG_PERF_MAP"  # nonempty: write /tmp/perf-<pid>.map
 ENV_CACHE_DIR = "LLVMTCG_CACHE_DIR"  # where the persistent code cache lives
+ENV_STENCIL_DIR = "LLVMTCG_STENCIL_DIR"  # where baseline stencil libraries live
+ENV_BASELINE = "LLVMTCG_BASELINE"  # 0: no baseline tier (every block through LLVM)
 
 
 def option(default: Any, *, codegen: bool) -> Any:
@@ -59,6 +61,9 @@ class RuntimeOptions:
             go to LLVM. Hot code goes to the LLVM hot-region tier either way.
         arena_size: bytes of the baseline tier's code arena (its data zone is a
             quarter of it); when full, every translation is flushed.
+        stencil_dir: where the baseline tier's stencil libraries are kept, one per
+            translator fingerprint (None: built in memory once per process). Not the
+            code cache: an empty or disabled code cache does not rebuild them.
     """
 
     optimize: int = option(0, codegen=True)
@@ -70,6 +75,7 @@ class RuntimeOptions:
     perf_map: bool = option(False, codegen=False)
     baseline: bool = option(True, codegen=False)
     arena_size: int = option(256 << 20, codegen=False)
+    stencil_dir: Path | None = option(None, codegen=False)
 
     def __post_init__(self) -> None:
         if self.optimize not in (0, 1):
@@ -94,6 +100,15 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     """$LLVMTCG_CACHE_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg."""
     if environ.get(ENV_CACHE_DIR):
         return Path(environ[ENV_CACHE_DIR])
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "llvmtcg"
+
+
+def default_stencil_dir(environ: Mapping[str, str]) -> Path:
+    """$LLVMTCG_STENCIL_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg (not
+    $LLVMTCG_CACHE_DIR: a fresh code cache keeps the stencils)."""
+    if environ.get(ENV_STENCIL_DIR):
+        return Path(environ[ENV_STENCIL_DIR])
     home = environ.get("HOME") or os.path.expanduser("~")
     return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "llvmtcg"
 
@@ -125,5 +140,7 @@ def options_from_environment(environ: Mapping[str, str], *, code_cache: bool = T
         "tier_sync": environ.get(ENV_TIER_SYNC, "").strip() not in ("", "0"),
         "perf_map": perf_map or bool(environ.get(ENV_PERF_MAP)),
         "cache_dir": directory,
+        "stencil_dir": default_stencil_dir(environ),
+        "baseline": environ.get(ENV_BASELINE, "").strip() != "0",
     }
     return RuntimeOptions(**{**values, **overrides})

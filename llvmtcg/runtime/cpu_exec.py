@@ -251,7 +251,7 @@ class Cpu:
         key = fingerprint("baseline", code_cache_key(
             self.arch, layout, list(self.helpers.symbols()), options, count_insns,
             self.tb_flags), flat, SCRATCH_SLOTS)
-        library = library_for(stencil_options, key, options.cache_dir)
+        library = library_for(stencil_options, key, options.stencil_dir)
         self.arena = CodeArena(options.arena_size, max(options.arena_size // 4, 1 << 16))
         self.tbs.baseline = BaselineCodegen(library, self.arena, self.jit.imports,
                                             self.state.scratch_offset,

@@ -394,7 +394,7 @@ class TbCache:
         blocks = []
         for block in self._translate_ahead(pc, flags):
             try:
-                baseline.check(block)
+                blocks.append((block, baseline.prepare(block)))
             except Unsupported as exc:
                 if self.log.enabled("tier"):
                     self.log.write(f"baseline: {exc}: LLVM tier\n")
@@ -402,20 +402,24 @@ class TbCache:
                     self._pretranslated = block
                     return None
                 continue
-            blocks.append(block)
         tbs = []
-        for block in blocks:
+        flushed = False
+        for block, bounds in blocks:
             if self.lookup(block.pc, flags) is not None and block.pc != pc:
                 continue
             block.name = self._unique_name(block)
             if self.log.enabled("op"):
                 self.log.write(f"OP:\n{block}")
+            if flushed:  # (constant pools went with the arena)
+                bounds = baseline.prepare(block)
             try:
-                emitted = baseline.emit(block)
+                emitted = baseline.emit(block, bounds)
             except ArenaFull:
                 self.flush_arena()
+                flushed = True
                 tbs = []  # (flushed with everything else)
-                emitted = baseline.emit(block)  # a block larger than the arena: an error
+                # A block larger than the arena raises ArenaFull again: an error.
+                emitted = baseline.emit(block, baseline.prepare(block))
             meta = self._meta(block)
             addresses = {meta.name: emitted.entry}
             addresses.update({slot_symbol(meta.name, n): a for n, a in emitted.slots.items()})
@@ -425,6 +429,8 @@ class TbCache:
                 addresses[target_symbol(meta.name)] = emitted.targets
             if self.log.enabled("out_asm"):
                 self.log.write(baseline.disassemble(meta.name, emitted))
+            if self.jit.perf_map:
+                self.jit.perf_map_entry(emitted.entry, emitted.size, meta.name)
             self.stats["baseline_blocks"] += 1
             tbs += self._install([meta], ArenaCode(addresses), flags)
         if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)

@@ -138,7 +138,7 @@ def test_out_asm_shows_baseline_code() -> None:
     cpu.pc = CODE
     cpu.run()
     text = out.getvalue()
-    assert f"[baseline] tb_{CODE:x} at" in text
+    assert f"OUT: host code for tb_{CODE:x} [baseline," in text
     assert "r13" in text and "ret" in text  # the CPU pointer lives in r13
 
 
@@ -188,7 +188,7 @@ def test_a_run_with_a_warm_library_compiles_no_stencil(tmp_path: Path) -> None:
     def run() -> dict:
         fe = HandFrontend()
         counting_loop(fe)
-        cpu = make_cpu(fe, cache_dir=tmp_path)
+        cpu = make_cpu(fe, stencil_dir=tmp_path)
         cpu.state.set("r", 10, 1)
         cpu.pc = CODE
         assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10

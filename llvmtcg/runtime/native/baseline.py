@@ -77,6 +77,9 @@ _MAGIC = b"LLVMTCGB"
 _HEADER = struct.Struct("<8sI")
 _KINDS = {"u31": OperandKind.U31, "i64": OperandKind.I64, "label": OperandKind.LABEL}
 _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
+_SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
+_DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
+_CONST = TempKind.CONST
 
 
 class Unsupported(Exception):
@@ -414,6 +417,7 @@ class BaselineCodegen:
         self.hot_threshold = library.options.hot_threshold
         self.count_insns = library.options.count_insns
         self._bound: dict[str, _Bound] = {}
+        self._by_key: dict[tuple, _Bound] = {}  # an op's shape, fast -> its stencil
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -421,6 +425,7 @@ class BaselineCodegen:
     def reset(self) -> None:
         """After the arena was reset: constant pools placed there are gone."""
         self._bound = {k: b for k, b in self._bound.items() if b.emit is b.stencil.emit}
+        self._by_key = {k: b for k, b in self._by_key.items() if b.emit is b.stencil.emit}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -488,23 +493,42 @@ class BaselineCodegen:
         bound = self._bound.get(name)
         return bound if bound is not None else self._bind(name)
 
-    def check(self, block: Block) -> None:
-        """Make sure every op of ``block`` has a stencil (compiling missing ones).
+    def prepare(self, block: Block) -> list[_Bound | None]:
+        """The stencil of each op of ``block`` (None for ops the emitter handles itself),
+        compiling the shapes the library lacks.
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
         if len(block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
-        ops = [op for op in block.ops
-               if op.name not in ("set_label", "br", "insn_start")]
-        self.library.ensure(ops)
-        for op in ops:
-            if stencil_name(shape_key(op)) in self.library.unsupported:
-                raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
+        by_key = self._by_key
+        bounds: list[_Bound | None] = []
+        missing = []
+        for op in block.ops:
+            name = op.name
+            if name in _SELF_EMITTED:
+                bounds.append(None)
+                continue
+            args = op.args[:1] if name in _DEST_ARGS else op.args
+            key = (name, args, tuple([(t.type, t.kind is _CONST) for t in op.outputs]),
+                   tuple([(t.type, t.kind is _CONST) for t in op.inputs]))
+            bound = by_key.get(key)
+            if bound is None:
+                missing.append((len(bounds), key, op))
+            bounds.append(bound)
+        if missing:
+            self.library.ensure(op for _, _, op in missing)
+            for i, key, op in missing:
+                name = stencil_name(shape_key(op))
+                if name in self.library.unsupported:
+                    raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
+                bound = by_key[key] = self.stencil(name)
+                bounds[i] = bound
+        return bounds
 
-    def emit(self, block: Block) -> EmittedBlock:
-        """Emit ``block`` (after :meth:`check`) into the arena.
+    def emit(self, block: Block, bounds: list[_Bound | None]) -> EmittedBlock:
+        """Emit ``block`` with the stencils :meth:`prepare` chose into the arena.
 
         Raises:
             ArenaFull: no room (nothing of the block was placed).
@@ -546,7 +570,7 @@ class BaselineCodegen:
             local_offsets[t.name] = scratch + 8 * len(local_offsets)
         insn_pc = block.pc
         dead = False
-        for op in block.ops:
+        for op, bound in zip(block.ops, bounds, strict=True):
             name = op.name
             if name == "set_label":
                 index = op.args[0].index
@@ -569,7 +593,6 @@ class BaselineCodegen:
                 stencil("goto").stencil.emit(asm, label)
                 dead = True
                 continue
-            bound = stencil(stencil_name(shape_key(op)))
             temps = (*op.outputs, *op.inputs)
             values = []
             for kind, index in bound.plan:
@@ -618,7 +641,8 @@ class BaselineCodegen:
 
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
         code = self.arena.read(block.entry, block.size)
-        lines = [f"OUT: [baseline] {name} at {block.entry:#x}, {block.size} bytes"]
+        lines = [f"OUT: host code for {name} [baseline, {block.size} bytes at "
+                 f"{block.entry:#x}]"]
         lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
                   for i in md.disasm(code, block.entry)]
         return "\n".join(lines) + "\n"
