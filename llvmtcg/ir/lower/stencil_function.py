@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.lower.emitter import Emitter, LoweringOptions
+from llvmtcg.ir.lower.memory import page_table_ir
+from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.lower.table import TABLE
 from llvmtcg.ir.ops import OPS
 from llvmtcg.ir.types import I64, Label, Temp, TempKind
@@ -152,16 +154,12 @@ class StencilFunction(Emitter):
 
     def profile_indirect_target(self, pc: str) -> None:
         if self.options.hot_threshold:
-            from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
-
             count = self.value(f'load i32, ptr @"{HOLE}counter", align 4')
             i = self.value(f"and i32 {count}, {INDIRECT_TARGETS - 1}")
             cell = self.value(f'getelementptr i64, ptr @"{HOLE}targets", i32 {i}')
             self.emit(f"store i64 {pc}, ptr {cell}, align 8")
 
     def page_table_view(self) -> tuple[str, str]:
-        from llvmtcg.ir.lower.memory import page_table_ir
-
         lines, table, outside = page_table_ir(self.load_field("page_table"),
                                               self.load_field("page_count"),
                                               f"%pt{self.fresh()}.")
