@@ -190,13 +190,10 @@ def _compile(sources: list[StencilSource], rodata: dict[tuple[str, str], bytes]
     that cannot be stencils (tried one by one when the module as a whole fails). The
     constant pools they refer to go to ``rodata``: (stencil, "rodata.<section>") ->
     bytes."""
-    import llvmlite.binding as llvm  # noqa: PLC0415 - only building needs LLVM
+    from llvmtcg.runtime.jit import llvm_binding, llvmlite_lock  # noqa: PLC0415
 
-    from llvmtcg.runtime.jit import llvmlite_lock  # noqa: PLC0415 - builds only
-
+    llvm = llvm_binding()  # (initialised with the asm parser: inline asm in FP stencils)
     with llvmlite_lock(), _LLVM_LOCK:
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
         machine = llvm.Target.from_default_triple().create_target_machine(
             cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
             opt=2, reloc="static", codemodel="medium")
