@@ -18,7 +18,9 @@ interrupt at the next block boundary, as QEMU's ``cpu_interrupt`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -154,6 +156,8 @@ class LlvmtcgHart:
     def __init__(self, wiring: HartWiring) -> None:
         from llvmtcg.frontends.riscv.cpu import CpuModel
         from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+        from llvmtcg.options import default_stencil_dir
+        from llvmtcg.system import SYSTEM_OPTIONS
         from llvmtcg.system import SystemCpu as TranslatedCpu
 
         extensions = frozenset(ext for prop, ext in _TRANSLATED_EXTENSIONS.items()
@@ -161,7 +165,10 @@ class LlvmtcgHart:
         arch = Riscv64SystemArch(CpuModel("rv64", extensions), hartid=wiring.hartid,
                                  time=wiring.time)
         self._wiring = wiring
-        self._cpu = TranslatedCpu(arch, wiring.memory.memory, log=wiring.log)
+        # The baseline tier's stencils persist across boots (built once per translator).
+        options = dataclasses.replace(SYSTEM_OPTIONS,
+                                      stencil_dir=default_stencil_dir(os.environ))
+        self._cpu = TranslatedCpu(arch, wiring.memory.memory, options=options, log=wiring.log)
         wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)

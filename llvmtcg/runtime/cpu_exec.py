@@ -16,15 +16,18 @@ from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.cpu_layout import PAGE_SIZE, CpuLayout
 from llvmtcg.ir.lower import Lowering
+from llvmtcg.ir.lower.emitter import LoweringOptions
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
 from llvmtcg.runtime import callbacks
 from llvmtcg.runtime import helpers as helpers_mod
 from llvmtcg.runtime.codecache import CodeCache, fingerprint
-from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS, CpuState
 from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.native.arena import CodeArena
+from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
 from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
 from llvmtcg.runtime.softmmu import (
@@ -215,6 +218,9 @@ class Cpu:
         self.tbs.code_page_freed.append(lambda page: memory.set_code_page(page, False))
         memory.on_change.append(self._memory_changed)
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
+        self.arena: CodeArena | None = None
+        if options.baseline:
+            self._start_baseline(layout, count_insns, code_cache is not None)
         self.tiering: Tiering | None = None
         if options.hot_threshold:
             # With flat memory (a GuestMemory: identity-mapped from %mem, with a
@@ -232,6 +238,24 @@ class Cpu:
                             exec_interrupt=exec_interrupt or arch.exec_interrupt,
                             do_interrupt=arch.do_interrupt if self.system_mode else None)
         callbacks.register(self)
+
+    def _start_baseline(self, layout: CpuLayout, count_insns: bool, cached: bool) -> None:
+        """The baseline tier: stencils of this translator (user mode: flat memory,
+        system mode: the TLB), a code arena, the emitter."""
+        options = self.options
+        flat = options.flat_memory and not self.system_mode
+        stencil_options = LoweringOptions(layout, self.helpers.declarations(), count_insns,
+                                          inline_memory=True,
+                                          hot_threshold=options.hot_threshold,
+                                          flat_memory=flat)
+        key = fingerprint("baseline", code_cache_key(
+            self.arch, layout, list(self.helpers.symbols()), options, count_insns,
+            self.tb_flags), flat, SCRATCH_SLOTS)
+        library = library_for(stencil_options, key, options.stencil_dir)
+        self.arena = CodeArena(options.arena_size, max(options.arena_size // 4, 1 << 16))
+        self.tbs.baseline = BaselineCodegen(library, self.arena, self.jit.imports,
+                                            self.state.scratch_offset,
+                                            self.tbs._compile_accessors)
 
     @property
     def stats(self) -> ExecStats:
@@ -256,6 +280,11 @@ class Cpu:
         callbacks.unregister(self)
         if self.tiering is not None:
             self.tiering.close()
+        if self.arena is not None:
+            self.tbs.flush()
+            self.tbs.baseline = None
+            self.arena.close()
+            self.arena = None
 
     # -- called from native code (through helpers and slow paths) -------------------------
     def record_fault(self, fault: MemFault) -> None:
