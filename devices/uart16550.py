@@ -10,12 +10,18 @@ Registers (DLAB = LCR bit 7 swaps offsets 0 and 1 for the divisor latch):
 
 Transmission is immediate: a THR write hands the byte to ``write`` at once, so THRE
 and TEMT are set again before the guest's next access (QEMU does the same when its
-chardev accepts the byte). Input comes from ``receive``; ``can_receive()`` says how
-many bytes the device takes now (QEMU's rule, which honours the FIFO trigger level),
-and ``accept_input`` is called when the guest reads RBR, so a backend knows when to
-offer more. The character timeout interrupt fires 4 character times after the last
-received byte or RBR read, as QEMU approximates it; the character time follows the
-divisor and LCR, with QEMU's odd virt baud base (399193 Hz).
+chardev accepts the byte). When ``write`` returns 0 (the backend is backed up) the byte
+stays in the transmit shift register and ``write_watch`` is asked to call back when
+the backend takes bytes again: until then TEMT stays clear and, once THR/the FIFO is
+full too, THRE — the guest's flow control, as QEMU's serial_xmit retries (at most
+``MAX_XMIT_RETRY`` times per byte, then the byte is dropped).
+
+Input comes from ``receive``; ``can_receive()`` says how many bytes the device takes
+now (QEMU's rule, which honours the FIFO trigger level), and ``accept_input`` is called
+when the guest reads RBR, so a backend knows when to offer more. The character timeout
+interrupt fires 4 character times after the last received byte or RBR read, as QEMU
+approximates it; the character time follows the divisor and LCR, with QEMU's odd virt
+baud base (399193 Hz).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from devices.fdt import DeviceTree, node_name, reg
 VIRT_BAUDBASE = 399193  # what QEMU's virt passes to serial_mm_init (not the DT's clock)
 FDT_CLOCK_FREQUENCY = 3686400  # what QEMU's virt writes to the device tree
 FIFO_LENGTH = 16
+MAX_XMIT_RETRY = 64  # QEMU's retries of one byte before dropping it
 
 # Register offsets
 RBR = THR = DLL = 0
@@ -70,10 +77,12 @@ class Uart16550:
     def __init__(self, clock: Clock, irq: IrqLine, write: Callable[[bytes], object], *,
                  baudbase: int = VIRT_BAUDBASE,
                  accept_input: Callable[[], None] | None = None,
+                 write_watch: Callable[[Callable[[], None]], None] | None = None,
                  log: GuestErrorLog | None = None) -> None:
         self._clock = clock
         self._irq = irq
         self._write = write
+        self._write_watch = write_watch
         self._accept_input = accept_input
         self._log = log
         self.baudbase = baudbase
@@ -102,6 +111,8 @@ class Uart16550:
         self._rx.clear()
         self._tx.clear()
         self._thr_pending = False
+        self._tsr = 0
+        self._tsr_retry = 0
         self._irq(False)
 
     # --- the register interface ---------------------------------------------------
@@ -264,27 +275,42 @@ class Uart16550:
         self._thr_pending = False
         self.lsr &= ~(LSR_THRE | LSR_TEMT)
         self._update_irq()
-        self._transmit()
+        if self._tsr_retry == 0:  # else the byte in the shift register is still waiting
+            self._transmit()
 
     def _transmit(self) -> None:
+        """QEMU's serial_xmit: move bytes to the shift register and out."""
         while True:
-            if self.fcr & FCR_FE:
-                byte = self._tx.popleft()
-                if not self._tx:
+            if self._tsr_retry == 0:
+                if self.fcr & FCR_FE:
+                    if not self._tx:
+                        self.lsr |= LSR_THRE
+                        break
+                    self._tsr = self._tx.popleft()
+                    if not self._tx:
+                        self.lsr |= LSR_THRE
+                else:
+                    self._tsr = self.thr
                     self.lsr |= LSR_THRE
-            else:
-                byte = self.thr
-                self.lsr |= LSR_THRE
-            if self.lsr & LSR_THRE and not self._thr_pending:
-                self._thr_pending = True
-                self._update_irq()
+                if self.lsr & LSR_THRE and not self._thr_pending:
+                    self._thr_pending = True
+                    self._update_irq()
             if self.mcr & MCR_LOOP:
-                self.receive(bytes((byte,)))
-            else:
-                self._write(bytes((byte,)))
+                self.receive(bytes((self._tsr,)))
+            elif (self._write(bytes((self._tsr,))) == 0 and self._write_watch is not None
+                  and self._tsr_retry < MAX_XMIT_RETRY):
+                self._tsr_retry += 1
+                self._write_watch(self._retry_transmit)
+                return
+            self._tsr_retry = 0
             if self.lsr & LSR_THRE:
                 break
         self.lsr |= LSR_TEMT
+
+    def _retry_transmit(self) -> None:
+        """The backend takes bytes again: send the waiting byte and what follows."""
+        if self._tsr_retry:
+            self._transmit()
 
     def _write_ier(self, value: int) -> None:
         changed = (self.ier ^ value) & 0x0F

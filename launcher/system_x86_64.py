@@ -16,8 +16,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
-from launcher.chardev import CharBackend, ChardevError, open_backend
-from launcher.system.main import Exit, _LateHandlers, _line_writer, _Signals
+from launcher.monitor.consoles import Consoles
+from launcher.system.main import Exit, _line_writer, _open_consoles, _Signals
 from launcher.system.main import Target as Target
 from launcher.system.options import (
     HELP_WORDS,
@@ -103,20 +103,27 @@ def _main(args: list[str], out: TextIO, err: TextIO) -> int:
     if log_path is not None:
         log_stream = err if log_path == "" else _open_log(log_path)
         guest_error = _line_writer(log_stream)
-    handlers = _LateHandlers()
-    backend = _open_serial(options, handlers)
+    if options.monitors or options.mons or options.qmps:
+        option = "-qmp" if options.qmps else "-mon" if options.mons else "-monitor"
+        raise _fail("the monitor is not available with -accel kvm yet", option)
+    consoles = _open_consoles(TARGET, options, err)
+    # The monitors act on a riscv machine model (launcher/monitor/vm.py); with KVM the
+    # mux of -nographic carries the serial console alone (Ctrl-A c has nowhere to go).
+    consoles.monitors.clear()
+    serial = consoles.serial
     try:
-        machine = _build_with_fallback(accelerators, machine_options, backend.write,
+        machine = _build_with_fallback(accelerators, machine_options,
+                                       serial.write if serial is not None else None,
                                        guest_error, lambda text: err.write(
                                            f"{TARGET.prog}: {text}\n"))
         try:
-            return _run(machine, backend, handlers, no_reboot, err)
+            return _run(machine, consoles, no_reboot, err)
         finally:
             machine.close()
     except microvm.MicrovmError as exc:
         raise _fail(str(exc), exc.option) from None
     finally:
-        backend.close()
+        consoles.close()
         if log_stream is not None and log_stream is not err:
             log_stream.close()
 
@@ -219,7 +226,7 @@ def _check(options: Options, machine_name: str) -> tuple[MicrovmOptions, bool, s
             props = tuple((k, v) for k, v in pairs if k != "id")
             virtio.append(DeviceOptions(parts[0], props, device_id, f"-device {text}"))
     from launcher.system.main import _check_drive
-    drives = tuple(_check_drive(text, lambda line: None) for text in options.drives)
+    drives = tuple(_check_drive(text, options.snapshot) for text in options.drives)
     log_path = None
     if options.log_items is not None:
         items = {i for i in options.log_items.split(",") if i}
@@ -259,18 +266,6 @@ def _open_log(path: str) -> TextIO:
         raise _fail(f"Error opening logfile {path}: {exc.strerror}") from None
 
 
-def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
-    if options.serial:
-        spec = options.serial[0]
-    else:
-        spec = "mon:stdio" if options.nographic else "vc"
-    try:
-        return open_backend(spec, on_quit=lambda: handlers.quit(),
-                            on_break=lambda: handlers.break_())
-    except ChardevError as exc:
-        raise _fail(str(exc), f"-serial {spec}") from None
-
-
 def _build_with_fallback(accelerators: list[str], options: MicrovmOptions,
                          serial_out: Callable[[bytes], object] | None,
                          guest_error: Callable[[str], None] | None,
@@ -300,30 +295,18 @@ def _build_with_fallback(accelerators: list[str], options: MicrovmOptions,
     raise _fail(NO_X86_TCG)
 
 
-def _run(machine: X86Machine, backend: CharBackend, handlers: _LateHandlers,
-         no_reboot: bool, err: TextIO) -> int:
+def _run(machine: X86Machine, consoles: Consoles, no_reboot: bool, err: TextIO) -> int:
     from launcher.accel.kvm_cpu import KvmCpuError
+    from launcher.monitor.consoles import SerialPort
 
     cpu = machine.create_cpu()
     for text in machine.warnings:
         err.write(f"{TARGET.prog}: warning: {text}\n")
     loop = machine.make_loop(cpu, no_reboot=no_reboot)
-    handlers.quit = lambda: loop.request_shutdown(0)
-    serial_input = machine.serial_input
-    if machine.serial_break is not None:
-        serial_break = machine.serial_break
-        handlers.break_ = lambda: loop.post(serial_break)
-    fd = backend.input_fd()
-    if fd is not None:
-        def on_input() -> None:
-            data = backend.read_input()
-            if backend.input_fd() is None:
-                loop.unwatch_fd(fd)
-            if data:
-                loop.post(lambda: serial_input.push(data))
-        loop.watch_fd(fd, on_input)
+    consoles.quit = lambda: loop.request_shutdown(0)
+    consoles.start(loop, None, SerialPort(machine.serial_input, machine.serial_break))
     try:
-        with _Signals(TARGET, loop, backend, err):
+        with _Signals(TARGET, loop, consoles, err):
             return loop.run()
     except KvmCpuError as exc:
         raise Exit(1, str(exc)) from None

@@ -26,6 +26,8 @@ ENV_HOT_THRESHOLD = "LLVMTCG_HOT_THRESHOLD"  # executions before a block is hot;
 ENV_TIER_SYNC = "LLVMTCG_TIER_SYNC"  # 1: compile hot regions at once, on the run loop's thread
 ENV_PERF_MAP = "LLVMTCG_PERF_MAP"  # nonempty: write /tmp/perf-<pid>.map
 ENV_CACHE_DIR = "LLVMTCG_CACHE_DIR"  # where the persistent code cache lives
+ENV_STENCIL_DIR = "LLVMTCG_STENCIL_DIR"  # where baseline stencil libraries live
+ENV_BASELINE = "LLVMTCG_BASELINE"  # 0: no baseline tier (every block through LLVM)
 
 
 def option(default: Any, *, codegen: bool) -> Any:
@@ -54,6 +56,14 @@ class RuntimeOptions:
             instead of in the background (tests, debugging).
         cache_dir: keep compiled code in this persistent cache (None: no disk cache).
         perf_map: name generated functions for Linux perf in /tmp/perf-<pid>.map.
+        baseline: translate blocks with the copy-and-patch baseline tier
+            (runtime/native/baseline.py) rather than LLVM; blocks it cannot emit still
+            go to LLVM. Hot code goes to the LLVM hot-region tier either way.
+        arena_size: bytes of the baseline tier's code arena (its data zone is a
+            quarter of it); when full, every translation is flushed.
+        stencil_dir: where the baseline tier's stencil libraries are kept, one per
+            translator fingerprint (None: built in memory once per process). Not the
+            code cache: an empty or disabled code cache does not rebuild them.
     """
 
     optimize: int = option(0, codegen=True)
@@ -63,12 +73,17 @@ class RuntimeOptions:
     tier_sync: bool = option(False, codegen=False)
     cache_dir: Path | None = option(None, codegen=False)
     perf_map: bool = option(False, codegen=False)
+    baseline: bool = option(True, codegen=False)
+    arena_size: int = option(256 << 20, codegen=False)
+    stencil_dir: Path | None = option(None, codegen=False)
 
     def __post_init__(self) -> None:
         if self.optimize not in (0, 1):
             raise ValueError(f"optimize must be 0 or 1, not {self.optimize!r}")
         if self.hot_threshold < 0:
             raise ValueError(f"hot_threshold must be >= 0, not {self.hot_threshold!r}")
+        if self.arena_size < 1 << 16:
+            raise ValueError(f"arena_size must be >= 64 KiB, not {self.arena_size!r}")
         if self.max_region_blocks < 1:
             raise ValueError(f"max_region_blocks must be >= 1, not {self.max_region_blocks!r}")
 
@@ -85,6 +100,15 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
     """$LLVMTCG_CACHE_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg."""
     if environ.get(ENV_CACHE_DIR):
         return Path(environ[ENV_CACHE_DIR])
+    home = environ.get("HOME") or os.path.expanduser("~")
+    return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "llvmtcg"
+
+
+def default_stencil_dir(environ: Mapping[str, str]) -> Path:
+    """$LLVMTCG_STENCIL_DIR, else $XDG_CACHE_HOME/llvmtcg, else ~/.cache/llvmtcg (not
+    $LLVMTCG_CACHE_DIR: a fresh code cache keeps the stencils)."""
+    if environ.get(ENV_STENCIL_DIR):
+        return Path(environ[ENV_STENCIL_DIR])
     home = environ.get("HOME") or os.path.expanduser("~")
     return Path(environ.get("XDG_CACHE_HOME") or Path(home) / ".cache") / "llvmtcg"
 
@@ -116,5 +140,7 @@ def options_from_environment(environ: Mapping[str, str], *, code_cache: bool = T
         "tier_sync": environ.get(ENV_TIER_SYNC, "").strip() not in ("", "0"),
         "perf_map": perf_map or bool(environ.get(ENV_PERF_MAP)),
         "cache_dir": directory,
+        "stencil_dir": default_stencil_dir(environ),
+        "baseline": environ.get(ENV_BASELINE, "").strip() != "0",
     }
     return RuntimeOptions(**{**values, **overrides})

@@ -18,7 +18,9 @@ interrupt at the next block boundary, as QEMU's ``cpu_interrupt`` does.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -154,6 +156,8 @@ class LlvmtcgHart:
     def __init__(self, wiring: HartWiring) -> None:
         from llvmtcg.frontends.riscv.cpu import CpuModel
         from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+        from llvmtcg.options import default_stencil_dir
+        from llvmtcg.system import SYSTEM_OPTIONS
         from llvmtcg.system import SystemCpu as TranslatedCpu
 
         extensions = frozenset(ext for prop, ext in _TRANSLATED_EXTENSIONS.items()
@@ -161,15 +165,13 @@ class LlvmtcgHart:
         arch = Riscv64SystemArch(CpuModel("rv64", extensions), hartid=wiring.hartid,
                                  time=wiring.time)
         self._wiring = wiring
-        self._cpu = TranslatedCpu(arch, wiring.memory.memory, log=wiring.log)
+        # The baseline tier's stencils persist across boots (built once per translator).
+        options = dataclasses.replace(SYSTEM_OPTIONS,
+                                      stencil_dir=default_stencil_dir(os.environ))
+        self._cpu = TranslatedCpu(arch, wiring.memory.memory, options=options, log=wiring.log)
         wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)
-
-    @property
-    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily)
-        """The llvmtcg CPU underneath (for linking harts' translated code)."""
-        return self._cpu
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         self._cpu.reset(pc, a0, a1, a2)
@@ -184,6 +186,13 @@ class LlvmtcgHart:
 
     def stop(self) -> None:
         self._cpu.stop()
+
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)
+        """The translating CPU underneath: its ``state`` and ``arch`` are what the
+        monitor and debugger read registers from; harts link their translated code
+        through it (-smp)."""
+        return self._cpu
 
     def run(self) -> CpuEvent:
         from llvmtcg.system import CpuEvent as TranslatedEvent
@@ -252,6 +261,11 @@ class HartGroup:
         self._stop = False
         self._next = 0  # the hart whose turn is next
         self.stats = {"slices": 0, "switches": 0}
+
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu
+        """Hart 0's translating CPU: what the monitor shows (it reports one CPU)."""
+        return self.harts[0].translated
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         for hart in self.harts:

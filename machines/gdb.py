@@ -63,6 +63,11 @@ class GdbHart:
             self.listener = None
 
     # -- SystemCpu, for the loop and the machine ---------------------------------------
+    @property
+    def translated(self):  # -> llvmtcg.system.SystemCpu
+        """The hart's translating CPU (the monitor reads registers from it)."""
+        return self.hart.translated
+
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         self.hart.reset(pc, a0, a1, a2)
 
@@ -120,6 +125,15 @@ class GdbHart:
     def resume(self, action: Resume) -> None:
         self.action = action
         self.paused = False
+        self._start_machine()
+
+    def _start_machine(self) -> None:
+        # gdb's continue starts a machine that -S or the monitor's stop left stopped
+        # (QEMU's gdbstub calls vm_start).
+        from machines.loop import RunState
+        if self.loop is not None and self.loop.state in (RunState.PRELAUNCH,
+                                                         RunState.PAUSED):
+            self.loop.resume()
 
     def interrupt(self) -> None:
         # Packets are handled on the loop's thread between CPU runs: the hart is not
@@ -131,6 +145,7 @@ class GdbHart:
         self._drop_client()
         self.action = None
         self.paused = False
+        self._start_machine()
 
     def kill(self) -> None:
         self._drop_client()

@@ -13,10 +13,23 @@ One round of the loop: run the CPU until its next event; service (posted work, d
 timers); handle a shutdown or reset request; if the CPU went idle (WFI) and servicing
 did nothing, sleep until the next deadline or a wake-up. A CPU that stays idle is never
 polled: each extra round is caused by an event.
+
+The loop also keeps QEMU's run state (``prelaunch`` with ``-S``, ``running``,
+``paused`` after ``stop``, ``shutdown`` with ``-no-shutdown``): while not running it
+runs posted work only (the monitor's commands), neither the CPU nor device timers.
+Run-state changes are reported to ``listeners`` as QEMU's QAPI events (``STOP``,
+``RESUME``, ``RESET``, ``SHUTDOWN``, ``POWERDOWN``) with their data, on this thread.
+
+The I/O thread also serves character devices: ``watch_writable`` (an fd's output
+drained) and ``call_later`` (host-time timers, e.g. a socket client's reconnect),
+whose callbacks run on the I/O thread like ``watch_fd``'s.
 """
 
 from __future__ import annotations
 
+import enum
+import heapq
+import itertools
 import os
 import selectors
 import threading
@@ -51,17 +64,41 @@ class MachineClock(VirtualClock):
 
 @dataclass(frozen=True, slots=True)
 class Shutdown:
-    """End the emulator with this exit status."""
+    """End the emulator with this exit status. ``reason`` is QEMU's ShutdownCause as
+    the SHUTDOWN event names it."""
 
     status: int
+    reason: str = "guest-shutdown"
+
+    @property
+    def guest(self) -> bool:
+        return self.reason.startswith("guest")
 
 
 @dataclass(frozen=True, slots=True)
 class Reset:
-    """A guest-requested system reset."""
+    """A system reset (``reason``: QEMU's ShutdownCause, e.g. ``guest-reset``)."""
+
+    reason: str = "guest-reset"
+
+    @property
+    def guest(self) -> bool:
+        return self.reason.startswith("guest")
 
 
 Request = Shutdown | Reset
+
+
+class RunState(enum.Enum):
+    """QEMU's RunState values the loop can be in (query-status names them)."""
+
+    PRELAUNCH = "prelaunch"  # -S: reset, never run yet
+    RUNNING = "running"
+    PAUSED = "paused"  # stop
+    SHUTDOWN = "shutdown"  # the guest powered off under -no-shutdown
+
+# A run-state event: QEMU's QAPI event name and its data (None: no data member).
+EventListener = Callable[[str, "dict[str, object] | None"], None]
 
 
 class Resettable(Protocol):
@@ -85,6 +122,7 @@ class SerialInput:
     def __init__(self, frontend: SerialFrontend | None = None) -> None:
         self.frontend = frontend
         self._pending: deque[int] = deque()
+        self.on_drained: Callable[[], None] | None = None  # called when all was delivered
 
     def push(self, data: bytes) -> None:
         self._pending.extend(data)
@@ -100,6 +138,8 @@ class SerialInput:
                 return
             chunk = bytes(self._pending.popleft() for _ in range(min(room, len(self._pending))))
             self.frontend.receive(chunk)
+            if not self._pending and self.on_drained is not None:
+                self.on_drained()
 
     @property
     def pending(self) -> int:
@@ -119,25 +159,82 @@ class _Watcher(threading.Thread):
         os.set_blocking(self._notify_w, False)
         self.selector.register(self._notify_r, selectors.EVENT_READ, None)
         self.stopping = False
+        self._lock = threading.Lock()
+        self._changes: deque[Callable[[], None]] = deque()
+        self._readers: dict[int, Callable[[], None]] = {}
+        self._writers: dict[int, Callable[[], None]] = {}
+        self._timers: list[tuple[float, int, Callable[[], None]]] = []
+        self._timer_seq = itertools.count()
         # fds epoll refuses (regular files, /dev/null: EPERM) never block, so they are
         # always readable: read them on every pass until their reader unwatches (EOF).
         self._always_ready: dict[int, Callable[[], None]] = {}
         self.kicked_for: int | None = None  # the deadline already kicked for
         self.waiting_for: int | None = None  # the deadline select() waits for
 
-    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
-        try:
-            self.selector.register(fd, selectors.EVENT_READ, on_readable)
-        except PermissionError:
-            self._always_ready[fd] = on_readable
+    # Selector changes are made on this thread only (the selector is not thread-safe):
+    # from another thread they are queued and the thread is notified.
+    def _change(self, change: Callable[[], None]) -> None:
+        if threading.current_thread() is self:
+            change()
+            return
+        with self._lock:
+            self._changes.append(change)
         self.notify()
 
-    def unwatch(self, fd: int) -> None:
-        self._always_ready.pop(fd, None)
+    def _apply_changes(self) -> None:
+        while True:
+            with self._lock:
+                if not self._changes:
+                    return
+                change = self._changes.popleft()
+            change()
+
+    def _update(self, fd: int) -> None:
+        mask = (selectors.EVENT_READ if fd in self._readers else 0) | (
+            selectors.EVENT_WRITE if fd in self._writers else 0)
         try:
-            self.selector.unregister(fd)
-        except (KeyError, ValueError):
-            pass
+            if mask == 0:
+                self.selector.unregister(fd)
+            else:
+                try:
+                    self.selector.modify(fd, mask, fd)
+                except KeyError:
+                    self.selector.register(fd, mask, fd)
+        except PermissionError:  # a regular file: always ready
+            if fd in self._readers:
+                self._always_ready[fd] = self._readers[fd]
+        except (KeyError, ValueError, OSError):
+            pass  # unregistering an fd already closed/unknown
+
+    def watch(self, fd: int, on_readable: Callable[[], None]) -> None:
+        def change() -> None:
+            self._readers[fd] = on_readable
+            self._update(fd)
+        self._change(change)
+
+    def unwatch(self, fd: int) -> None:
+        def change() -> None:
+            self._always_ready.pop(fd, None)
+            if self._readers.pop(fd, None) is not None:
+                self._update(fd)
+        self._change(change)
+
+    def watch_write(self, fd: int, on_writable: Callable[[], None]) -> None:
+        def change() -> None:
+            self._writers[fd] = on_writable
+            self._update(fd)
+        self._change(change)
+
+    def unwatch_write(self, fd: int) -> None:
+        def change() -> None:
+            if self._writers.pop(fd, None) is not None:
+                self._update(fd)
+        self._change(change)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        when = time.monotonic() + delay_s
+        self._change(lambda: heapq.heappush(self._timers,
+                                            (when, next(self._timer_seq), callback)))
 
     def notify(self) -> None:
         try:
@@ -153,6 +250,7 @@ class _Watcher(threading.Thread):
     def run(self) -> None:
         clock = self.loop.clock
         while not self.stopping:
+            self._apply_changes()
             deadline = clock.next_deadline()
             if deadline is not None and self.kicked_for is not None and deadline <= self.kicked_for:
                 deadline = None  # already kicked: the loop will fire it and notify us
@@ -162,17 +260,27 @@ class _Watcher(threading.Thread):
                 # A deadline far away (mtimecmp = all ones after reset) overflows epoll's
                 # millisecond timeout; waking once an hour to look again costs nothing.
                 timeout = min(timeout, 3600.0)
+            if self._timers:
+                host_wait = max(0.0, self._timers[0][0] - time.monotonic())
+                timeout = host_wait if timeout is None else min(timeout, host_wait)
             if self._always_ready:
                 timeout = 0
                 for on_readable in list(self._always_ready.values()):
                     on_readable()
             events = self.selector.select(timeout)
             self.waiting_for = None
-            for key, _ in events:
+            for key, mask in events:
                 if key.data is None:
                     self._drain_notify()
-                else:
-                    key.data()
+                    continue
+                fd = key.data
+                if mask & selectors.EVENT_READ and fd in self._readers:
+                    self._readers[fd]()
+                if mask & selectors.EVENT_WRITE and fd in self._writers:
+                    self._writers[fd]()
+            now = time.monotonic()
+            while self._timers and self._timers[0][0] <= now:
+                heapq.heappop(self._timers)[2]()
             if deadline is not None and clock.now_ns() >= deadline:
                 self.kicked_for = deadline
                 self.loop.kick()
@@ -194,6 +302,9 @@ class _Watcher(threading.Thread):
         os.close(self._notify_w)
 
 
+_CONTINUE = object()  # a request was handled and the loop goes on
+
+
 class MachineLoop:
     """Runs a CPU against a clock and host I/O until shutdown.
 
@@ -202,15 +313,23 @@ class MachineLoop:
         clock: the machine's clock (its timers fire only inside this loop).
         reset: puts the machine in its power-on state (``run`` calls it first, and on
             every guest reset).
-        no_reboot: a guest reset ends the loop with status 0 instead (``-no-reboot``).
+        no_reboot: a reset ends the loop with status 0 instead (``-no-reboot``).
+        no_shutdown: a guest power-off pauses the machine (run state ``shutdown``)
+            instead of ending the loop (``-no-shutdown``).
+        start_paused: begin in the ``prelaunch`` state (``-S``) until :meth:`resume`.
     """
 
     def __init__(self, cpu: SystemCpu, clock: MachineClock, reset: Callable[[], None], *,
-                 no_reboot: bool = False) -> None:
+                 no_reboot: bool = False, no_shutdown: bool = False,
+                 start_paused: bool = False) -> None:
         self.cpu = cpu
         self.clock = clock
         self._reset = reset
         self.no_reboot = no_reboot
+        self.no_shutdown = no_shutdown
+        self.state = RunState.PRELAUNCH if start_paused else RunState.RUNNING
+        self.listeners: list[EventListener] = []
+        self.powerdown_handler: Callable[[], None] | None = None  # the machine's button
         self._lock = threading.Lock()
         self._posted: deque[Callable[[], None]] = deque()
         self._request: Request | None = None
@@ -232,19 +351,66 @@ class MachineLoop:
             self._posted.append(work)
         self.kick()
 
-    def request_shutdown(self, status: int = 0) -> None:
+    def request_shutdown(self, status: int = 0, reason: str = "guest-shutdown") -> None:
         """End the loop with exit status ``status`` (power-off, quit, a signal). The
         first request wins (a shutdown also wins over a pending reset)."""
         with self._lock:
             if not isinstance(self._request, Shutdown):
-                self._request = Shutdown(status)
+                self._request = Shutdown(status, reason)
         self.kick()
 
-    def request_reset(self) -> None:
+    def request_reset(self, reason: str = "guest-reset") -> None:
         with self._lock:
             if self._request is None:
-                self._request = Reset()
+                self._request = Reset(reason)
         self.kick()
+
+    def request_powerdown(self) -> None:
+        """QEMU's system_powerdown: report POWERDOWN and press the machine's power
+        button if it has one (riscv virt has none: the guest is not told)."""
+        def powerdown() -> None:
+            self._emit("POWERDOWN", None)
+            if self.powerdown_handler is not None:
+                self.powerdown_handler()
+        self.post(powerdown)
+
+    def watch_writable(self, fd: int, on_writable: Callable[[], None] | None) -> None:
+        """Call ``on_writable`` on the I/O thread while ``fd`` is writable (None: stop)."""
+        watcher = self._watcher
+        if watcher is None:
+            raise RuntimeError("watch_writable before the loop runs")
+        if on_writable is None:
+            watcher.unwatch_write(fd)
+        else:
+            watcher.watch_write(fd, on_writable)
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        """Call ``callback`` on the I/O thread after ``delay_s`` seconds of host time."""
+        watcher = self._watcher
+        if watcher is None:
+            raise RuntimeError("call_later before the loop runs")
+        watcher.call_later(delay_s, callback)
+
+    # -- run state (on the loop's thread) ---------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.state is RunState.RUNNING
+
+    def pause(self) -> None:
+        """QEMU's ``stop``: the CPU and device timers stop until :meth:`resume`."""
+        if self.state is RunState.RUNNING:
+            self.state = RunState.PAUSED
+            self._emit("STOP", None)
+
+    def resume(self) -> None:
+        """QEMU's ``cont`` (the caller refuses it in the ``shutdown`` state)."""
+        if self.state is not RunState.RUNNING:
+            self.state = RunState.RUNNING
+            self._emit("RESUME", None)
+
+    def _emit(self, event: str, data: dict[str, object] | None) -> None:
+        for listener in list(self.listeners):
+            listener(event, data)
 
     def watch_fd(self, fd: int, on_readable: Callable[[], None]) -> None:
         """Call ``on_readable`` on the I/O thread whenever ``fd`` is readable; it must
@@ -268,8 +434,9 @@ class MachineLoop:
         self.clock.on_earlier_timer = watcher.earlier_timer
         watcher.start()
         try:
+            self._service(timers=False)  # work posted before the start (chardevs opening)
             while True:
-                status = self._round()
+                status = self._round() if self.running else self._paused_round()
                 if status is not None:
                     return status
         finally:
@@ -283,21 +450,52 @@ class MachineLoop:
         event = self.cpu.run()
         while True:
             acted = self._service()
-            with self._lock:
-                request, self._request = self._request, None
-            match request:
-                case Shutdown(status=status):
-                    return status
-                case Reset():
-                    if self.no_reboot:
-                        return 0
-                    self._reset()
-                    return None
-            if not isinstance(event, Idle) or acted:
+            outcome = self._handle_request()
+            if outcome is not None:
+                return None if outcome is _CONTINUE else outcome
+            if not self.running or not isinstance(event, Idle) or acted:
                 return None
             self._sleep()
 
-    def _service(self) -> bool:
+    def _paused_round(self) -> int | None:
+        """Not running: posted work only (no CPU, no device timers), then wait."""
+        acted = self._service(timers=False)
+        outcome = self._handle_request()
+        if outcome is not None:
+            return None if outcome is _CONTINUE else outcome
+        if not acted and not self.running:
+            self._wake.wait()
+        return None
+
+    def _handle_request(self) -> object:
+        """Act on a pending shutdown/reset: the exit status, _CONTINUE, or None when
+        there was no request."""
+        with self._lock:
+            request, self._request = self._request, None
+        match request:
+            case Shutdown(status=status, reason=reason):
+                self._emit("SHUTDOWN", {"guest": request.guest, "reason": reason})
+                if self.no_shutdown and request.guest:
+                    self.pause()
+                    self.state = RunState.SHUTDOWN
+                    return _CONTINUE
+                return status
+            case Reset(reason=reason):
+                if self.no_reboot:  # QEMU turns the reset into a shutdown
+                    return self._handle_shutdown_for_reset(reason)
+                self._reset()
+                self._emit("RESET", {"guest": request.guest, "reason": reason})
+                if self.state is RunState.SHUTDOWN:
+                    self.state = RunState.PRELAUNCH  # as QEMU after a reset from shutdown
+                return _CONTINUE
+        return None
+
+    def _handle_shutdown_for_reset(self, reason: str) -> object:
+        with self._lock:
+            self._request = Shutdown(0, reason)
+        return self._handle_request()
+
+    def _service(self, timers: bool = True) -> bool:
         """Run posted work and due timers; True if anything ran (the CPU may have an
         interrupt to take now)."""
         self._wake.clear()
@@ -309,7 +507,7 @@ class MachineLoop:
                 work = self._posted.popleft()
             work()
             acted = True
-        if self.clock.run_due():
+        if timers and self.clock.run_due():
             acted = True
         watcher = self._watcher
         if watcher is not None and watcher.kicked_for is not None:

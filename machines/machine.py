@@ -108,6 +108,9 @@ class MachineOptions:
     blockdevs: tuple[BlockdevOptions, ...] = ()
     devices: tuple[DeviceOptions, ...] = ()
     serial_out: Callable[[bytes], object] | None = None  # serial0's output; None: no serial
+    # When serial_out returned 0 (backed up): call this callable back once it takes
+    # bytes again (the chardev's add_write_watch; the UART's flow control).
+    serial_watch: Callable[[Callable[[], None]], None] | None = None
     guest_error: Callable[[str], None] | None = None  # -d guest_errors
     warn: Callable[[str], None] | None = None  # warnings for the user (block layer)
     log: Log | None = None  # the CPU's -d items

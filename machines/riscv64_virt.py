@@ -167,7 +167,8 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     memory.add_mmio("riscv.sifive.plic", PLIC_BASE, PLIC_SIZE, plic_dev)
     uart = uart16550.Uart16550(clock, plic_dev.source_line(UART0_IRQ),
                                options.serial_out or (lambda data: None),
-                               accept_input=lambda: machine.serial_input.pump(), log=log)
+                               accept_input=lambda: machine.serial_input.pump(),
+                               write_watch=options.serial_watch, log=log)
     machine.serial_input.frontend = uart
     machine.serial_break = uart.receive_break
     memory.add_mmio("serial", UART0_BASE, uart.size, uart)

@@ -1,7 +1,7 @@
 """``llvmtcg-system-<target>``: QEMU's command line in, a machine run (or a listing) out.
 
 Flow: parse the options; answer ``help`` requests; check every value (each problem is
-one line in QEMU's wording and exit status 1); open the serial backend; build the
+one line in QEMU's wording and exit status 1); open the chardevs; build the
 machine; ``-machine ...,dumpdtb=FILE`` writes its device tree and exits 0; otherwise
 create the CPU and run the main loop until the guest powers off (its status), a
 ``C-a x``, or a signal.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
-from launcher.chardev import CharBackend, ChardevError, StdioBackend, open_backend
+from launcher.monitor.consoles import ConsoleError, ConsoleOptions, Consoles, open_consoles
 from launcher.system.options import (
     HELP_WORDS,
     OptionError,
@@ -107,6 +107,9 @@ def main(target: Target, argv: list[str] | None = None, *, stdout: TextIO | None
         prefix = f"{target.prog}: " + (f"{exc.option}: " if exc.option else "")
         err.write(prefix + str(exc) + "\n")
         return 1
+    except KeyboardInterrupt:  # Ctrl-C before the run (a socket server waiting)
+        err.write(f"{target.prog}: terminating on signal {int(signal.SIGINT)}\n")
+        return 0
 
 
 def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
@@ -134,7 +137,6 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
 
     plan = _check(target, options, machine_type.name, warn, machine_type.max_cpus)
     plan.gdb = options.gdb[-1] if options.gdb else None
-    plan.freeze = options.freeze
 
     guest_error = None
     log_stream: TextIO | None = None
@@ -146,21 +148,20 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
             guest_error = _line_writer(log_stream)
         cpu_log = Log(plan.log_items - DEVICE_LOG_ITEMS.keys(), log_stream)
 
-    handlers = _LateHandlers()
-    backend = _open_serial(options, handlers)
+    consoles = _open_consoles(target, options, err)
     try:
-        machine_options = _machine_options(plan, backend, guest_error, cpu_log,
+        machine_options = _machine_options(plan, consoles, guest_error, cpu_log,
                                            _block_warning(warn))
         try:
             machine = build(machine_options)
         except MachineError as exc:
             raise _fail(str(exc), exc.option) from None
         try:
-            return _start(target, machine, plan, backend, handlers, err)
+            return _start(target, machine, plan, consoles, options, err)
         finally:
             machine.close()
     finally:
-        backend.close()
+        consoles.close()
         if log_stream is not None and log_stream is not err:
             log_stream.close()
 
@@ -189,8 +190,10 @@ def usage(target: Target) -> str:
             "  -blockdev driver=qcow2,node-name=N,file.driver=file,file.filename=FILE\n"
             "  -snapshot                         writes go to temporary overlays\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
+            "  -chardev BACKEND,id=ID,...  -monitor DEV  -qmp DEV  -mon chardev=ID,mode=M\n"
+            "  -S  -no-shutdown                  (docs/managing.md)\n"
             "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
-            "  -gdb tcp::PORT|unix:PATH  -s (= -gdb tcp::1234)  -S (start stopped)\n"
+            "  -gdb tcp::PORT|unix:PATH  -s (= -gdb tcp::1234)\n"
             "When using -nographic, press 'ctrl-a h' to get some help.\n")
 
 
@@ -266,7 +269,6 @@ class _Plan:
     no_reboot: bool
     smp: int = 1
     gdb: str | None = None  # -gdb DEV / -s
-    freeze: bool = False  # -S
 
 
 def _check(target: Target, options: Options, machine_name: str,
@@ -505,27 +507,23 @@ def _open_log(path: str) -> TextIO:
         raise _fail(f"Error opening logfile {path}: {exc.strerror}") from None
 
 
-# -- serial ---------------------------------------------------------------------------------
-class _LateHandlers:
-    """What a console escape does, bound once the main loop exists."""
+# -- character devices and monitors ------------------------------------------------------
+def _open_consoles(target: Target, options: Options, err: TextIO) -> Consoles:
+    def info(option: str, text: str) -> None:
+        err.write(f"{target.prog}: {option}: info: {text}\n")
+        err.flush()
 
-    def __init__(self) -> None:
-        self.quit: Callable[[], None] = lambda: None
-        self.break_: Callable[[], None] = lambda: None
+    def announce(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
-
-def _open_serial(options: Options, handlers: _LateHandlers) -> CharBackend:
-    if options.serial:
-        spec = options.serial[0]
-        if options.nographic and "stdio" in options.serial:
-            raise _fail("cannot use stdio by multiple character devices", "-serial stdio")
-    else:
-        spec = "mon:stdio" if options.nographic else "vc"
+    console_options = ConsoleOptions(
+        chardevs=options.chardevs, serials=options.serial, monitors=options.monitors,
+        mons=options.mons, qmps=options.qmps, nographic=options.nographic)
     try:
-        return open_backend(spec, on_quit=lambda: handlers.quit(),
-                            on_break=lambda: handlers.break_())
-    except ChardevError as exc:
-        raise _fail(str(exc), f"-serial {spec}") from None
+        return open_consoles(console_options, info=info, announce=announce)
+    except ConsoleError as exc:
+        raise _fail(str(exc), exc.option) from None
 
 
 def _block_warning(warn: Callable[[str], None]) -> Callable[[str], None]:
@@ -536,22 +534,25 @@ def _block_warning(warn: Callable[[str], None]) -> Callable[[str], None]:
     return block_warn
 
 
-def _machine_options(plan: _Plan, backend: CharBackend,
+def _machine_options(plan: _Plan, consoles: Consoles,
                      guest_error: Callable[[str], None] | None,
                      cpu_log: Log | None, warn: Callable[[str], None]) -> MachineOptions:
     from machines import machine
+    serial = consoles.serial
     return machine.MachineOptions(
         ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp,
         default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
-        devices=tuple(plan.devices), serial_out=backend.write, guest_error=guest_error,
-        warn=warn, log=cpu_log)
+        devices=tuple(plan.devices),
+        serial_out=serial.write if serial is not None else None,
+        serial_watch=serial.add_write_watch if serial is not None else None,
+        guest_error=guest_error, warn=warn, log=cpu_log)
 
 
 # -- running -------------------------------------------------------------------------------
-def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
-           handlers: _LateHandlers, err: TextIO) -> int:
+def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
+           options: Options, err: TextIO) -> int:
     from machines.cpu import SystemCpuUnavailable
 
     if plan.dumpdtb is not None:
@@ -570,36 +571,34 @@ def _start(target: Target, machine: Machine, plan: _Plan, backend: CharBackend,
     if debugged is not None:
         cpu = debugged
     loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
+    loop.no_shutdown = options.no_shutdown
+    if options.start_paused:
+        from machines.loop import RunState
+        loop.state = RunState.PRELAUNCH
+    consoles.quit = lambda: loop.request_shutdown(0, "host-qmp-quit")
+    from launcher.monitor.consoles import SerialPort
+    from launcher.monitor.vm import MachineTypeInfo, Vm
+    from machines.registry import machine_types
+    vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
+            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
+             for t in machine_types(target.name)])
+    consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
     if debugged is not None:
         debugged.attach(loop)
-    handlers.quit = lambda: loop.request_shutdown(0)
-    serial_input = machine.serial_input
-    if machine.serial_break is not None:
-        serial_break = machine.serial_break
-        handlers.break_ = lambda: loop.post(serial_break)
-    fd = backend.input_fd()
-    if fd is not None:
-        def on_input() -> None:
-            data = backend.read_input()
-            if backend.input_fd() is None:
-                loop.unwatch_fd(fd)
-            if data:
-                loop.post(lambda: serial_input.push(data))
-        loop.watch_fd(fd, on_input)
-    with _Signals(target, loop, backend, err):
+    with _Signals(target, loop, consoles, err):
         return loop.run()
 
 
 def _gdbstub(cpu, plan: _Plan):
     """-gdb DEV / -s and -S: the hart under a gdbstub (machines/gdb.py), or None."""
-    if plan.gdb is None and not plan.freeze:
+    if plan.gdb is None:  # -S alone: the loop starts in "prelaunch" (monitor's cont)
         return None
     from llvmtcg.gdbstub import GdbAddressError, listen
     from machines.gdb import GdbHart
 
     if plan.smp > 1:  # machines/gdb.py stands in front of one hart
         raise _fail(f"the gdbstub debugs one hart so far; run with -smp 1 (not {plan.smp})",
-                    "-gdb" if plan.gdb is not None else "-S")
+                    "-gdb")
 
     listener = None
     if plan.gdb is not None and plan.gdb != "none":
@@ -607,7 +606,10 @@ def _gdbstub(cpu, plan: _Plan):
             listener = listen(plan.gdb)
         except GdbAddressError as exc:
             raise _fail(str(exc), f"-gdb {plan.gdb}") from None
-    return GdbHart(cpu, listener, paused=plan.freeze)
+    return GdbHart(cpu, listener)
+
+
+_RAM_IDS = {"virt": "riscv_virt_board.ram", "spike": "riscv.spike.ram"}  # QEMU's RAM names
 
 
 class _Signals:
@@ -618,21 +620,21 @@ class _Signals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, target: Target, loop: MachineLoop, backend: CharBackend | None,
+    def __init__(self, target: Target, loop: MachineLoop, consoles: Consoles | None,
                  err: TextIO) -> None:
         self.target = target
         self.loop = loop
-        self.backend = backend
+        self.consoles = consoles
         self.err = err
         self._previous: dict[int, object] = {}
         self._wakeup_fd = -1
         self._pipe: tuple[int, int] | None = None
 
     def _handler(self, signum: int, frame: object) -> None:
-        if isinstance(self.backend, StdioBackend):
-            self.backend.restore()
+        if self.consoles is not None:
+            self.consoles.restore_terminal()
         self.err.write(f"{self.target.prog}: terminating on signal {signum}\n")
-        self.loop.request_shutdown(0)
+        self.loop.request_shutdown(0, "host-signal")
 
     def __enter__(self) -> _Signals:
         read_fd, write_fd = os.pipe()

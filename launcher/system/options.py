@@ -138,6 +138,12 @@ class Options:
     nographic: bool = False
     display: str | None = None
     serial: list[str] = field(default_factory=list)
+    chardevs: list[str] = field(default_factory=list)
+    monitors: list[str] = field(default_factory=list)
+    mons: list[str] = field(default_factory=list)
+    qmps: list[str] = field(default_factory=list)
+    start_paused: bool = False  # -S: do not start the CPU (until gdb or a monitor continues)
+    no_shutdown: bool = False
     drives: list[str] = field(default_factory=list)
     blockdevs: list[str] = field(default_factory=list)
     snapshot: bool = False
@@ -145,7 +151,6 @@ class Options:
     no_reboot: bool = False
     nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
     gdb: list[str] = field(default_factory=list)  # -gdb DEV; -s is -gdb tcp::1234
-    freeze: bool = False  # -S: do not start the CPU (until gdb or a monitor continues)
     log_items: str | None = None
     log_file: str | None = None
     show_help: bool = False
@@ -159,11 +164,14 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "accel": (True, "accel+"), "bios": (True, "bios"), "kernel": (True, "kernel"),
     "initrd": (True, "initrd"), "append": (True, "append"), "dtb": (True, "dtb"),
     "nographic": (False, "nographic"), "display": (True, "display"),
-    "serial": (True, "serial+"), "drive": (True, "drives+"),
-    "blockdev": (True, "blockdevs+"), "snapshot": (False, "snapshot"), "device": (True, "devices+"),
+    "serial": (True, "serial+"), "chardev": (True, "chardevs+"),
+    "monitor": (True, "monitors+"), "mon": (True, "mons+"), "qmp": (True, "qmps+"),
+    "S": (False, "start_paused"), "no-shutdown": (False, "no_shutdown"),
+    "drive": (True, "drives+"), "blockdev": (True, "blockdevs+"),
+    "snapshot": (False, "snapshot"), "device": (True, "devices+"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),
-    "gdb": (True, "gdb+"), "s": (False, "gdb_default"), "S": (False, "freeze"),
+    "gdb": (True, "gdb+"), "s": (False, "gdb_default"),
     "h": (False, "show_help"), "help": (False, "show_help"),
     "version": (False, "show_version"),
 }

@@ -16,15 +16,18 @@ from llvmtcg.arch import TB_FLAGS_BITS, GuestArch
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.cpu_layout import PAGE_SIZE, CpuLayout
 from llvmtcg.ir.lower import Lowering
+from llvmtcg.ir.lower.emitter import LoweringOptions
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
 from llvmtcg.runtime import callbacks
 from llvmtcg.runtime import helpers as helpers_mod
 from llvmtcg.runtime.codecache import CodeCache, fingerprint
-from llvmtcg.runtime.cpu_state import CpuState
+from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS, CpuState
 from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.native.arena import CodeArena
+from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
 from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
 from llvmtcg.runtime.softmmu import (
@@ -220,6 +223,9 @@ class Cpu:
         memory.on_change.append(self._memory_changed)
         self.jump_cache = self.tbs.jmp_cache
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
+        self.arena: CodeArena | None = None
+        if options.baseline:
+            self._start_baseline(layout, count_insns, code_cache is not None)
         self.tiering: Tiering | None = None
         if options.hot_threshold:
             # With flat memory (a GuestMemory: identity-mapped from %mem, with a
@@ -262,6 +268,7 @@ class Cpu:
         new.helpers, new.jit, new._glue, new._enter = (self.helpers, self.jit, self._glue,
                                                        self._enter)
         new.tbs, new.tiering, new.group = self.tbs, self.tiering, self.group
+        new.arena = None  # the baseline arena is the first CPU's (it closes it)
         new.jump_cache = self.tbs.new_jump_cache()
         new.state.set("jmp_cache", ctypes.addressof(new.jump_cache))
         new.softmmu = Softmmu(new.state, self.memory, self.tbs)
@@ -293,6 +300,24 @@ class Cpu:
         for cpu in list(self.group):
             cpu.state.tlb_flush_page(page)
 
+    def _start_baseline(self, layout: CpuLayout, count_insns: bool, cached: bool) -> None:
+        """The baseline tier: stencils of this translator (user mode: flat memory,
+        system mode: the TLB), a code arena, the emitter."""
+        options = self.options
+        flat = options.flat_memory and not self.system_mode
+        stencil_options = LoweringOptions(layout, self.helpers.declarations(), count_insns,
+                                          inline_memory=True,
+                                          hot_threshold=options.hot_threshold,
+                                          flat_memory=flat)
+        key = fingerprint("baseline", code_cache_key(
+            self.arch, layout, list(self.helpers.symbols()), options, count_insns,
+            self.tb_flags), flat, SCRATCH_SLOTS)
+        library = library_for(stencil_options, key, options.stencil_dir)
+        self.arena = CodeArena(options.arena_size, max(options.arena_size // 4, 1 << 16))
+        self.tbs.baseline = BaselineCodegen(library, self.arena, self.jit.imports,
+                                            self.state.scratch_offset,
+                                            self.tbs._compile_accessors)
+
     @property
     def stats(self) -> ExecStats:
         return self.loop.stats
@@ -322,6 +347,11 @@ class Cpu:
             return
         if self.tiering is not None:
             self.tiering.close()
+        if self.arena is not None:
+            self.tbs.flush()
+            self.tbs.baseline = None
+            self.arena.close()
+            self.arena = None
 
     # -- called from native code (through helpers and slow paths) -------------------------
     def record_fault(self, fault: MemFault) -> None:

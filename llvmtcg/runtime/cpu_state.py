@@ -7,6 +7,8 @@ import ctypes
 from llvmtcg.ir.cpu_layout import TLB_ENTRY_SIZE, TLB_INVALID, CpuLayout
 from llvmtcg.ir.types import I32
 
+SCRATCH_SLOTS = 512  # block locals of a baseline block (runtime/native/baseline.py)
+
 _CTYPES_UNSIGNED = {32: ctypes.c_uint32, 64: ctypes.c_uint64}
 
 
@@ -18,7 +20,8 @@ class CpuState:
 
     def __init__(self, layout: CpuLayout) -> None:
         self.layout = layout
-        self._buffer = ctypes.create_string_buffer(layout.size + 64)
+        # After the layout: the baseline tier's block-local slots (scratch_offset).
+        self._buffer = ctypes.create_string_buffer(layout.size + 64 + 8 * SCRATCH_SLOTS)
         self.address = (ctypes.addressof(self._buffer) + 63) // 64 * 64
         # ctypes views of fields, made once: building one costs ~1 us, reading it ~50 ns.
         self._cells: dict[tuple[str, int], ctypes._SimpleCData] = {}
@@ -30,6 +33,11 @@ class CpuState:
         # system mode: the CSR file), created by ``GuestArch.reset``.
         self.arch_state: object | None = None
         self.tlb_flush()
+
+    @property
+    def scratch_offset(self) -> int:
+        """Offset of the scratch slots (8 bytes each) from the state's address."""
+        return self.layout.size
 
     def _cell(self, name: str, index: int = 0) -> ctypes._SimpleCData:
         cell = self._cells.get((name, index))

@@ -379,13 +379,20 @@ class JitEngine:
     def _write_perf_map(self, addresses: Mapping[str, int], sizes: Mapping[str, int]) -> None:
         """Name our functions for Linux ``perf`` in /tmp/perf-<pid>.map, as QEMU's
         -perfmap does."""
+        for name, address in addresses.items():
+            if sizes.get(name):
+                self.perf_map_entry(address, sizes[name], name)
+
+    def perf_map_entry(self, address: int, size: int, name: str) -> None:
+        """With ``perf_map``: one line of /tmp/perf-<pid>.map (code generated without
+        LLVM, like baseline blocks, is named here too)."""
+        if not self.perf_map:
+            return
         if self._perf_map_file is None or self._perf_map_pid != os.getpid():
             self._perf_map_pid = os.getpid()  # (a forked child writes its own map)
             self._perf_map_file = open(f"/tmp/perf-{os.getpid()}.map", "a",  # noqa: SIM115
                                        buffering=1)
-        for name, address in addresses.items():
-            if sizes.get(name):
-                self._perf_map_file.write(f"{address:x} {sizes[name]:x} {name}\n")
+        self._perf_map_file.write(f"{address:x} {size:x} {name}\n")
 
 
 def _close_arenas(arenas: list[CodeArena]) -> None:

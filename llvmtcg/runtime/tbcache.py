@@ -36,6 +36,7 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen, Unsupported
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -122,6 +123,21 @@ class HotRegion(CompiledCode):
     members: tuple[TranslationBlock, ...] = ()  # the cheap blocks it covers, head first
 
 
+class ArenaCode:
+    """The 'module' of a baseline block: its code and data live in the baseline arena,
+    reclaimed all at once when the arena is reset (nothing to release per block)."""
+
+    __slots__ = ("addresses", "live_blocks", "object")
+
+    def __init__(self, addresses: dict[str, int]) -> None:
+        self.addresses = addresses
+        self.live_blocks = 0
+        self.object = None
+
+    def release(self) -> None:
+        pass
+
+
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 
 
@@ -183,6 +199,9 @@ class TbCache:
         self.log = log or Log()
         self.max_region_blocks = max_region_blocks
         self.code_cache = code_cache
+        # The baseline tier (copy-and-patch into an arena), the default first tier;
+        # None: every block goes through LLVM (FastISel).
+        self.baseline: BaselineCodegen | None = None
         self.by_pc: dict[int, TranslationBlock] = {}  # cheap blocks
         self.regions: dict[int, HotRegion] = {}  # installed regions, by head pc
         self.region_retired: list[Callable[[HotRegion], None]] = []
@@ -209,6 +228,7 @@ class TbCache:
         self.jmp_cache = self.new_jump_cache()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
         self._names: dict[str, int] = {}
+        self._pretranslated: Block | None = None  # (the baseline declined it)
         self._accessors: set[str] = set()
         self._accessor_modules: list[CompiledModule] = []
         self.stats = {"translated": 0, "links": 0, "unlinks": 0, "invalidated": 0,
@@ -217,7 +237,8 @@ class TbCache:
                       # Translation misses served by the frontend, lowering and LLVM (not
                       # the code cache): guest instructions and seconds spent.
                       "compiled_insns": 0, "compile_seconds": 0.0,
-                      "cache_loads": 0, "cache_load_seconds": 0.0}
+                      "cache_loads": 0, "cache_load_seconds": 0.0,
+                      "baseline_blocks": 0, "llvm_blocks": 0, "arena_flushes": 0}
 
     # -- lookup and translation ------------------------------------------------------------
     def phys_pc(self, pc: int, flags: int) -> int | None:
@@ -279,10 +300,16 @@ class TbCache:
         flags = self.flags if flags is None else flags
         start = time.perf_counter()
         cached = (self.code_cache is not None and flags == self.flags
-                  and self.addressing is None and not self.breakpoints)
+                  and self.addressing is None and not self.breakpoints
+                  and self.baseline is None)
         tbs = self._load_cached(pc) if cached else None
         if tbs is None:
-            tbs = self._translate_and_compile(pc, flags)
+            tbs = None
+            if self.baseline is not None:
+                tbs = self._translate_baseline(pc, flags)
+            if tbs is None:
+                tbs = self._translate_and_compile(pc, flags)
+                self.stats["llvm_blocks"] += len(tbs)
             self.stats["compiled_insns"] += sum(tb.n_insns for tb in tbs)
             self.stats["compile_seconds"] += time.perf_counter() - start
         else:
@@ -369,10 +396,82 @@ class TbCache:
         tb.valid = False
         self.pending_release.append(tb.module)
 
-    def _translate_and_compile(self, pc: int, flags: int) -> list[TranslationBlock]:
+    def _translate_baseline(self, pc: int, flags: int) -> list[TranslationBlock] | None:
+        """The block at pc, and the blocks its direct exits reach (as for LLVM,
+        bounded), through the baseline tier; None if the block at pc needs the LLVM
+        tier (speculative blocks it cannot emit are left for their own miss)."""
+        baseline = self.baseline
+        blocks = []
+        for block in self._translate_ahead(pc, flags):
+            try:
+                blocks.append((block, baseline.prepare(block)))
+            except Unsupported as exc:
+                if self.log.enabled("tier"):
+                    self.log.write(f"baseline: {exc}: LLVM tier\n")
+                if block.pc == pc:
+                    self._pretranslated = block
+                    return None
+                continue
+        tbs = []
+        flushed = False
+        for block, bounds in blocks:
+            if self.lookup(block.pc, flags) is not None and block.pc != pc:
+                continue
+            block.name = self._unique_name(block)
+            if self.log.enabled("op"):
+                self.log.write(f"OP:\n{block}")
+            if flushed:  # (constant pools went with the arena)
+                bounds = baseline.prepare(block)
+            try:
+                emitted = baseline.emit(block, bounds)
+            except ArenaFull:
+                if self.in_native:
+                    # Another guest thread runs native code, maybe in the arena: it
+                    # cannot be reset under it. This block goes to the LLVM tier; the
+                    # arena is flushed by a later translation with no thread in native code.
+                    return tbs or None
+                self.flush_arena()
+                flushed = True
+                tbs = []  # (flushed with everything else)
+                # A block larger than the arena raises ArenaFull again: an error.
+                emitted = baseline.emit(block, baseline.prepare(block))
+            meta = self._meta(block)
+            addresses = {meta.name: emitted.entry}
+            addresses.update({slot_symbol(meta.name, n): a for n, a in emitted.slots.items()})
+            if emitted.counter:
+                addresses[counter_symbol(meta.name)] = emitted.counter
+            if emitted.targets:
+                addresses[target_symbol(meta.name)] = emitted.targets
+            if self.log.enabled("out_asm"):
+                self.log.write(baseline.disassemble(meta.name, emitted))
+            if self.jit.perf_map:
+                self.jit.perf_map_entry(emitted.entry, emitted.size, meta.name)
+            self.stats["baseline_blocks"] += 1
+            tbs += self._install([meta], ArenaCode(addresses), flags)
+        if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)
+            return self._translate_baseline(pc, flags)
+        return tbs
+
+    def flush_arena(self) -> None:
+        """The baseline arena is full: drop every translation and start again (QEMU's
+        tb_flush). Only at a safe point (no native frame running)."""
+        self.flush()
+        self.baseline.arena.reset()
+        self.baseline.reset()
+        self.stats["arena_flushes"] += 1
+        if self.log.enabled("tier"):
+            self.log.write("baseline: code arena full, translations flushed\n")
+
+    def _translate_ahead(self, pc: int, flags: int) -> list[Block]:
+        """The block at pc and, ahead of time, the blocks its direct exits reach,
+        breadth first, up to ``max_region_blocks`` on at most MAX_REGION_PAGES pages
+        (speculative translations that fail are skipped; a failure at pc is the
+        guest's)."""
         fetch = self._fetch_for(flags)
-        # Errors at pc are the guest's.
-        blocks = [self._translate(pc, flags, fetch)]
+        first, self._pretranslated = self._pretranslated, None
+        if first is None or first.pc != pc:
+            first = self._translate(pc, flags, fetch)
+        blocks = [first]
         pages = pages_of(blocks[0].guest_ranges)
         seen = {pc}
         queue = list(blocks[0].direct_targets())
@@ -394,6 +493,10 @@ class TbCache:
             pages |= block_pages
             blocks.append(block)
             queue.extend(block.direct_targets())
+        return blocks
+
+    def _translate_and_compile(self, pc: int, flags: int) -> list[TranslationBlock]:
+        blocks = self._translate_ahead(pc, flags)
         for block in blocks:
             block.name = self._unique_name(block)
             if self.log.enabled("op"):

@@ -3,6 +3,9 @@ writer — another open here, or a qemu — is refused with QEMU's messages."""
 
 from __future__ import annotations
 
+import fcntl
+import os
+import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -71,20 +74,26 @@ def test_raw_images_are_locked_too(tmp_path: Path) -> None:
             open_node(options)
 
 
+def _lock_bytes_held(fd: int) -> bool:
+    """Whether another open file description holds a lock on QEMU's lock bytes."""
+    query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 100, 200, 0)
+    l_type = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query))[0]
+    return l_type != fcntl.F_UNLCK
+
+
 @pytest.fixture
 def qemu_io_holding(image: Path) -> Iterator[subprocess.Popen]:
     """A qemu-io with the image open for writing, waiting for commands."""
     process = subprocess.Popen(["qemu-io", "-f", "qcow2", str(image)], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        # It holds the lock once it is open: wait until our writable open is refused.
+        # It holds the lock once it is open. Wait by asking the kernel whether any byte
+        # of QEMU's lock range (100..299) is locked: probing with an open of our own
+        # would take locks, and a qemu-io that meets them gives up and exits.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                open_image(image, locking="on").close()
-            except BlockError:
-                break
-            time.sleep(0.05)
+        with open(image, "rb") as f:
+            while time.monotonic() < deadline and not _lock_bytes_held(f.fileno()):
+                time.sleep(0.05)
         yield process
     finally:
         assert process.stdin is not None

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def run_loop(cache_dir: Path, code: bytes = b"\x13\0\0\0" * 4, **kwargs):
     fe = HandFrontend()
     counting_loop(fe)
-    cpu = make_cpu(fe, cache_dir=cache_dir, **kwargs)
+    # The code cache stores LLVM-compiled blocks: the LLVM block tier.
+    cpu = make_cpu(fe, cache_dir=cache_dir, baseline=False, **kwargs)
     cpu.memory.protect(CODE, 0x1000, 7)
     cpu.memory.write(CODE, code)
     cpu.state.set("r", 1000, 1)

@@ -84,12 +84,18 @@ def _py_float(cpu, value: int) -> int:
     return f64(1.0 / (10.0 + value))
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["tier0", "tier1"])
+# Every tier: the baseline (copy-and-patch stencils of the lowering rules), and
+# the LLVM block tier without (0: SROA + FastISel) and with (1) optimisation.
+TIERS = {"baseline": {"baseline": True}, "tier0": {"baseline": False, "optimize": 0},
+         "tier1": {"baseline": False, "optimize": 1}}
+
+
+@pytest.fixture(scope="module", params=list(TIERS))
 def machine(request):
     frontend = FpFrontend()
     helpers = HelperRegistry()
     helpers.register(_PY_FLOAT, _py_float)
-    return frontend, make_cpu(frontend, helpers, optimize=request.param)
+    return frontend, make_cpu(frontend, helpers, **TIERS[request.param])
 
 
 _next_pc = itertools.count(CODE, 4)

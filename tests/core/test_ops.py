@@ -218,9 +218,9 @@ Emit = Callable[[Builder, Sequence[Temp], Sequence[Temp]], None]
 class Rig:
     """One CPU running hand-built kernels; a kernel maps r[0..n_in) to r[n_in..)."""
 
-    def __init__(self, optimize: int = 0) -> None:
+    def __init__(self, **options: object) -> None:
         self.frontend = HandFrontend()
-        self.cpu = make_cpu(self.frontend, optimize=optimize)
+        self.cpu = make_cpu(self.frontend, **options)
         self.g = LAYOUT.globals()
         self._next_pc = CODE
         self._kernels: dict[object, tuple[int, tuple[IRType, ...], int]] = {}
@@ -278,10 +278,16 @@ class Rig:
         self.cpu.close()
 
 
-@pytest.fixture(scope="module", params=[0, 1], ids=["tier0", "tier1"])
+# Every tier: the baseline (copy-and-patch stencils of the lowering rules), and
+# the LLVM block tier without (0: SROA + FastISel) and with (1) optimisation.
+TIERS = {"baseline": {"baseline": True}, "tier0": {"baseline": False, "optimize": 0},
+         "tier1": {"baseline": False, "optimize": 1}}
+
+
+@pytest.fixture(scope="module", params=list(TIERS))
 def rig(request: pytest.FixtureRequest) -> Iterable[Rig]:
     """One CPU per module and JIT tier (0: SROA + FastISel; 1: optimising pipeline)."""
-    rig = Rig(optimize=request.param)
+    rig = Rig(**TIERS[request.param])
     yield rig
     rig.close()
 

@@ -25,7 +25,8 @@ from tests.core.support import CODE, LAYOUT, HandFrontend, counting_loop, make_c
 
 CODEGEN_CHANGES = {"optimize": 1, "hot_threshold": 7, "flat_memory": False}
 OTHER_CHANGES = {"max_region_blocks": 2, "tier_sync": True, "cache_dir": Path("/x"),
-                 "perf_map": True}
+                 "perf_map": True, "baseline": False, "arena_size": 1 << 20,
+                 "stencil_dir": Path("/y")}
 
 
 def key(options: RuntimeOptions) -> str:
@@ -78,10 +79,12 @@ def test_bad_values_are_refused(field, value) -> None:
 def test_options_from_the_environment() -> None:
     env = {"LLVMTCG_HOT_THRESHOLD": "30", "LLVMTCG_TIER_SYNC": "1",
            "LLVMTCG_PERF_MAP": "1", "LLVMTCG_CACHE_DIR": "/tmp/cc", "HOME": "/home/u"}
+    stencils = Path("/home/u/.cache/llvmtcg")
     assert options_from_environment(env) == RuntimeOptions(
-        hot_threshold=30, tier_sync=True, perf_map=True, cache_dir=Path("/tmp/cc"))
+        hot_threshold=30, tier_sync=True, perf_map=True, cache_dir=Path("/tmp/cc"),
+        stencil_dir=stencils)
     assert options_from_environment({"HOME": "/home/u"}) == RuntimeOptions(
-        cache_dir=Path("/home/u/.cache/llvmtcg"))
+        cache_dir=Path("/home/u/.cache/llvmtcg"), stencil_dir=stencils)
     # Flags of the command line win; no cache at all with -no-cache.
     assert options_from_environment(env, cache_dir="/elsewhere").cache_dir == Path("/elsewhere")
     assert options_from_environment(env, code_cache=False).cache_dir is None
@@ -91,6 +94,12 @@ def test_options_from_the_environment() -> None:
         DEFAULT_HOT_THRESHOLD
     assert options_from_environment({"LLVMTCG_HOT_THRESHOLD": "-5"}).hot_threshold == 0
     assert options_from_environment({}, optimize=1, code_cache=False).optimize == 1
+    # The baseline's stencils stay put whatever the code cache does.
+    assert options_from_environment(env, code_cache=False).stencil_dir == stencils
+    assert options_from_environment({"LLVMTCG_STENCIL_DIR": "/s", **env}).stencil_dir == \
+        Path("/s")
+    assert options_from_environment({}).baseline
+    assert not options_from_environment({"LLVMTCG_BASELINE": "0"}).baseline
 
 
 def test_default_cache_dir() -> None:

@@ -30,7 +30,7 @@ from tests.core.support import (
 def test_long_loop_of_chained_blocks_runs_without_returning_to_python() -> None:
     fe = HandFrontend()
     counting_loop(fe)
-    cpu = make_cpu(fe)
+    cpu = make_cpu(fe, baseline=False)  # (counts LLVM modules; tests/native/test_baseline.py)
     cpu.state.set("r", 2_000_000, 1)
     cpu.pc = CODE
     exit_ = cpu.run()
@@ -152,7 +152,7 @@ def test_tlb_miss_fill_then_hits(native_refill: bool) -> None:
         b.set_label(done)
         halt_at(b, CODE + 4)
 
-    cpu = make_cpu(fe)
+    cpu = make_cpu(fe, flat_memory=False)  # (user-mode baseline code checks page flags)
     if not native_refill:
         cpu.state.set("page_count", 0)  # no page table: misses go to the Python slow path
     cpu.memory.write(DATA + 8, (5).to_bytes(8, "little"))
@@ -320,7 +320,7 @@ def test_store_to_translated_code_invalidates_before_it_completes() -> None:
 def test_explicit_invalidate_range_and_flush_release_code() -> None:
     fe = HandFrontend()
     counting_loop(fe)
-    cpu = make_cpu(fe)
+    cpu = make_cpu(fe, baseline=False)  # LLVM modules (baseline code goes at a flush)
     cpu.state.set("r", 10, 1)
     cpu.pc = CODE
     cpu.run()
@@ -428,7 +428,7 @@ def test_log_items_show_each_stage() -> None:
     fe = HandFrontend()
     counting_loop(fe)
     out = io.StringIO()
-    cpu = make_cpu(fe, log=Log("op,llvm,out_asm", out))
+    cpu = make_cpu(fe, log=Log("op,llvm,out_asm", out), baseline=False)
     cpu.state.set("r", 3, 1)
     cpu.pc = CODE
     cpu.run()
@@ -464,7 +464,7 @@ def test_region_translation_stays_within_a_few_pages() -> None:
             else:
                 b.goto_tb(0, nxt)
 
-    cpu = make_cpu(fe)
+    cpu = make_cpu(fe, baseline=False)  # (counts LLVM modules)
     cpu.pc = CODE
     assert cpu.run().pc == chain[-1] + 4
     # The first miss compiled the blocks on the first MAX_REGION_PAGES pages; the next

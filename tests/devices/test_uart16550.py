@@ -9,6 +9,7 @@ from devices.uart16550 import (
     DLL,
     DLM,
     FCR,
+    FCR_FE,
     IER,
     IER_MSI,
     IER_RDI,
@@ -262,3 +263,34 @@ def test_reset_keeps_fcr_like_qemu(rig: Rig) -> None:
     rig.wr(IER, IER_THRI)
     rig.uart.reset()
     assert rig.irq.level is False and rig.rd(IIR) == 0x01 and rig.uart.fcr == 0xC1
+
+
+def test_a_backed_up_backend_holds_thre_and_temt_until_its_watch_fires() -> None:
+    """QEMU's serial_xmit retry: a byte the backend refuses stays in the shift register
+    (TEMT clear); with the FIFO full too THRE stays clear, so a polling guest waits;
+    the watch resends it and what follows, in order."""
+    clock = VirtualClock.manual()
+    sent = bytearray()
+    accepting = [False]
+    watches: list = []
+
+    def write(data: bytes) -> int:
+        if not accepting[0]:
+            return 0
+        sent.extend(data)
+        return len(data)
+
+    uart = Uart16550(clock, IrqRecorder(), write, write_watch=watches.append)
+    uart.write(FCR, 1, FCR_FE)
+    uart.write(THR, 1, ord("a"))
+    assert len(watches) == 1 and not sent
+    lsr = uart.read(LSR, 1)
+    assert lsr & LSR_THRE and not lsr & LSR_TEMT  # 'a' waits in the shift register
+    for char in b"bcdefghijklmnopq":  # 16 more fill the FIFO
+        uart.write(THR, 1, char)
+    assert not uart.read(LSR, 1) & (LSR_THRE | LSR_TEMT)
+    assert len(watches) == 1  # one watch for the waiting byte
+    accepting[0] = True
+    watches.pop()()
+    assert bytes(sent) == b"abcdefghijklmnopq"
+    assert uart.read(LSR, 1) & (LSR_THRE | LSR_TEMT) == LSR_THRE | LSR_TEMT

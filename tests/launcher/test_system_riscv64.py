@@ -142,8 +142,8 @@ ERRORS = [
     (["-smp", "2"], "Invalid SMP CPUs 2. The max CPUs supported by machine 'spike' is 1"),
     (["-smp", "cpus=1,foo=1"], "Parameter 'smp.foo' is unexpected"),
     (["-smp", "x"], "Parameter 'smp.cpus' expects integer"),
-    (["-M", "virt", "-smp", "2", "-S"],
-     "-S: the gdbstub debugs one hart so far; run with -smp 1 (not 2)"),
+    (["-M", "virt", "-smp", "2", "-s"],
+     "-gdb: the gdbstub debugs one hart so far; run with -smp 1 (not 2)"),
     (["-accel", "kvm"], "-accel kvm: invalid accelerator kvm"),
     (["-accel", "tcg,foo=1"], "-accel tcg,foo=1: Property 'tcg-accel.foo' not found"),
     (["-display", "gtk"], "Display 'gtk' is not available."),
@@ -283,7 +283,7 @@ def test_a_signal_ends_the_loop_with_status_0_and_restores_the_terminal() -> Non
     loop = MachineLoop(cpu, MachineClock(), lambda: None)
     err = io.StringIO()
     timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM))
-    with _Signals(Target("riscv64", PROG), loop, backend=None, err=err):  # type: ignore[arg-type]
+    with _Signals(Target("riscv64", PROG), loop, consoles=None, err=err):  # type: ignore[arg-type]
         timer.start()
         status = loop.run()
     assert status == 0

@@ -5,10 +5,11 @@ loop with its status, a guest reset restarts the machine, I/O wakes the loop."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from machines.cpu import HartLines, Idle, IrqBit
-from machines.loop import MachineClock, MachineLoop, SerialInput
+from machines.loop import MachineClock, MachineLoop, RunState, SerialInput
 from tests.machines.support import ScriptedCpu
 
 MS = 1_000_000
@@ -166,3 +167,71 @@ def test_hart_lines_replay_levels_to_a_cpu_attached_later() -> None:
     assert cpu.irqs == {IrqBit.MTIP: True, IrqBit.MSIP: False}
     lines.line(IrqBit.MEIP)(True)
     assert cpu.irqs[IrqBit.MEIP] is True
+
+
+def test_stop_and_cont_pause_the_cpu_and_report_events() -> None:
+    loop: MachineLoop
+    events: list[tuple[str, object]] = []
+    cpu = ScriptedCpu([lambda c: loop.post(loop.pause)])
+    loop, _ = make_loop(cpu)
+    loop.listeners.append(lambda name, data: events.append((name, data)))
+
+    def later() -> None:
+        time.sleep(0.2)
+        assert loop.state is RunState.PAUSED
+        runs = cpu.runs
+        loop.post(lambda: events.append(("runs-while-paused", cpu.runs - runs)))
+        loop.post(loop.resume)
+        loop.post(lambda: loop.request_shutdown(0, "host-qmp-quit"))
+
+    threading.Thread(target=later).start()
+    assert loop.run() == 0
+    assert events == [("STOP", None), ("runs-while-paused", 0), ("RESUME", None),
+                      ("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})]
+
+
+def test_start_paused_runs_nothing_until_resumed() -> None:
+    cpu = ScriptedCpu()
+    loop, resets = make_loop(cpu, start_paused=True)
+    assert loop.state is RunState.PRELAUNCH
+
+    def later() -> None:
+        time.sleep(0.1)
+        loop.post(lambda: loop.request_shutdown(3))
+
+    threading.Thread(target=later).start()
+    assert loop.run() == 3
+    assert cpu.runs == 0 and resets == [1]
+
+
+def test_no_shutdown_keeps_the_machine_and_a_reset_makes_it_prelaunch() -> None:
+    loop: MachineLoop
+    events: list[str] = []
+    cpu = ScriptedCpu([lambda c: loop.request_shutdown(0)])  # the guest powers off
+    loop, resets = make_loop(cpu, no_shutdown=True)
+    loop.listeners.append(lambda name, data: events.append(f"{name} {data}"))
+
+    def later() -> None:
+        time.sleep(0.2)
+        loop.post(lambda: events.append(loop.state.value))
+        loop.request_reset("host-qmp-system-reset")
+        time.sleep(0.2)
+        loop.post(lambda: events.append(loop.state.value))
+        loop.post(lambda: loop.request_shutdown(5, "host-qmp-quit"))
+
+    threading.Thread(target=later).start()
+    assert loop.run() == 5
+    assert events[:4] == ["SHUTDOWN {'guest': True, 'reason': 'guest-shutdown'}", "STOP None",
+                          "shutdown",
+                          "RESET {'guest': False, 'reason': 'host-qmp-system-reset'}"]
+    assert events[4] == "prelaunch" and len(resets) == 2
+
+
+def test_no_reboot_turns_a_reset_into_a_shutdown_event() -> None:
+    loop: MachineLoop
+    events: list[object] = []
+    cpu = ScriptedCpu([lambda c: loop.request_reset()])
+    loop, _ = make_loop(cpu, no_reboot=True)
+    loop.listeners.append(lambda name, data: events.append((name, data)))
+    assert loop.run() == 0
+    assert events == [("SHUTDOWN", {"guest": True, "reason": "guest-reset"})]

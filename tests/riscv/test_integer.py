@@ -10,6 +10,7 @@ from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import Cause, CpuModel
 from llvmtcg.ir import ExitReason
 from llvmtcg.log import Log
+from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
 from llvmtcg.runtime.exits import FaultKind
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
@@ -238,7 +239,8 @@ def test_log_shows_every_stage_of_a_block() -> None:
     memory = GuestMemory(1 << 24)
     memory.map(CODE, 0x1000, Perm.RX)
     memory.write(CODE, assemble("addi a0, a0, 1\nc.add a0, a1"), check=None)
-    cpu = Cpu(Riscv64Arch(), memory, log=log)
+    cpu = Cpu(Riscv64Arch(), memory, log=log,
+              options=RuntimeOptions(baseline=False))  # (-d llvm: the LLVM block tier)
     cpu.pc = CODE
     cpu.run()
     text = out.getvalue()

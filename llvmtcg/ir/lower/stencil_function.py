@@ -1,0 +1,251 @@
+"""The baseline tier's function shape: one IR op as a copy-and-patch stencil.
+
+The baseline tier (``runtime/native/baseline.py``) does not write a second
+implementation of the IR: each stencil is the LLVM function the op's own lowering rule
+writes, run through :class:`StencilFunction`, an :class:`Emitter` whose operands are
+*holes* (see ``runtime/native/stencils.py``) instead of fixed temps:
+
+* a temp operand is a CPU-state slot (a global's field, or a block-local's fixed slot
+  in the scratch area after the state) reached through a U31 offset hole ``s<i>``, or
+  a constant, an I64 hole ``c<i>``. Rules see every operand as a global temp, so no
+  rule specialises on a constant's value (the stencil serves every value);
+* jumps to IR labels, the current instruction's fault exit and the next stencil are
+  ``ghccc`` tail calls of LABEL holes;
+* leaving the block returns to the block's C entry adapter: ``ret`` of the exit value,
+  or (chaining, jump cache) the target's entry address tagged with
+  :data:`TAIL_JUMP_TAG`, which the adapter jumps to *after* popping its frame, so a
+  chain of any length runs in constant stack;
+* a ``goto_tb``'s exit slot and the execution counter are I64 holes holding data
+  addresses; the destination pc is an I64 hole;
+* calls to helpers, memory accessors and slow-path thunks go through I64 import holes
+  (``imp.<symbol>``), filled with the symbol's address in the process that uses the
+  stencil.
+
+So a stencil has, by construction, the semantics of the LLVM lowering of its op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from llvmtcg.ir.block import Block, Op
+from llvmtcg.ir.lower.emitter import Emitter, LoweringOptions
+from llvmtcg.ir.lower.memory import page_table_ir
+from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
+from llvmtcg.ir.lower.table import TABLE
+from llvmtcg.ir.ops import OPS
+from llvmtcg.ir.types import I64, Label, Temp, TempKind
+
+# A block's body returns ``address | TAIL_JUMP_TAG`` to its C entry adapter to jump to
+# translated code at ``address`` (an entry point, 16-byte aligned): the exit reasons
+# use the values 0-6 of the low 3 bits.
+TAIL_JUMP_TAG = 7
+
+HOLE = "hole."
+# A goto_tb destination the rule writes as a literal: replaced by the hole "dest". Any
+# value no guest pc takes in practice, spelled the way to_signed prints it.
+_DEST_SENTINEL = 0x5EC7_1E1D_B0A7_0000
+_DEST_TEXT = str(_DEST_SENTINEL)
+
+_SYMBOL = re.compile(r'@("[^"]+"|[A-Za-z_.$][\w.$]*)')
+
+
+@dataclass(frozen=True, slots=True)
+class OperandSpec:
+    """One hole of a generated stencil: its name and kind (``u31``, ``i64``,
+    ``label``)."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class StencilSource:
+    """The LLVM function of one op shape, named ``@"stencil.<name>"``, its holes in
+    emission order (slots, constants, labels, the op's own holes, imports last) and
+    the non-intrinsic symbols it calls (imports)."""
+
+    name: str
+    operands: tuple[OperandSpec, ...]
+    function: str
+    imports: tuple[str, ...]
+
+
+def operand_kinds(op: Op) -> str:
+    """'s' (a slot) or 'c' (a constant) per output then input temp."""
+    return "".join("c" if t.is_const else "s" for t in (*op.outputs, *op.inputs))
+
+
+def shape_key(op: Op) -> str:
+    """What makes two ops share a stencil: opcode, operand kinds and types, and the
+    non-temp arguments other than labels and a goto_tb's destination."""
+    types = ".".join(str(t.type.bits) for t in (*op.outputs, *op.inputs))
+    if op.name in ("brcond", "goto_tb"):
+        args = op.args[:1]
+    else:
+        args = op.args
+    text = ",".join(_arg_text(a) for a in args)
+    return f"{op.name}/{operand_kinds(op)}/{types}/{text}"
+
+
+def _arg_text(arg: object) -> str:
+    if hasattr(arg, "encode") and hasattr(arg, "size_log2"):  # MemOp
+        return f"m{arg.encode():x}"
+    if hasattr(arg, "value") and not isinstance(arg, int):  # enums
+        return str(arg.value)
+    return str(arg)
+
+
+def stencil_name(key: str) -> str:
+    """A symbol-safe name for a shape key."""
+    return re.sub(r"[^\w.]", "_", key)
+
+
+class StencilFunction(Emitter):
+    """The emitter of one stencil (see the module docstring)."""
+
+    __slots__ = ("roles", "labels_used", "uses_fault")
+
+    def __init__(self, options: LoweringOptions, block: Block, strictfp: bool,
+                 roles: dict[str, str]) -> None:
+        super().__init__(options, block, set(), strictfp)
+        self.roles = roles  # placeholder temp name -> hole name ("s0", "c1")
+        self.labels_used: list[int] = []
+        self.uses_fault = False
+
+    # -- operands are holes ------------------------------------------------------------
+    def _slot_ptr(self, hole: str) -> str:
+        return self.value(f'getelementptr i8, ptr %cpu, i64 ptrtoint (ptr @"{HOLE}{hole}" '
+                          f"to i64)")
+
+    def read(self, t: Temp) -> str:
+        hole = self.roles.get(t.name)
+        if hole is None:
+            return super().read(t)
+        if hole[0] == "c":
+            wide = self.value(f'add i64 ptrtoint (ptr @"{HOLE}{hole}" to i64), 0')
+            return wide if t.type is I64 else self.value(f"trunc i64 {wide} to {t.type}")
+        return self.value(f"load {t.type}, ptr {self._slot_ptr(hole)}, align 4")
+
+    def write(self, t: Temp, value: str) -> None:
+        hole = self.roles[t.name]
+        self.emit(f"store {t.type} {value}, ptr {self._slot_ptr(hole)}, align 4")
+
+    def label(self, label: Label) -> str:
+        if label.index not in self.labels_used:
+            self.labels_used.append(label.index)
+        return f"L{label.index}"
+
+    # -- exits ---------------------------------------------------------------------------
+    def fault_label(self) -> str:
+        self.uses_fault = True
+        return "fault"
+
+    def return_to_loop(self, value: str) -> None:
+        self.terminate(f"ret i64 {value}")
+
+    def tail_jump(self, target: str) -> None:
+        address = self.value(f"ptrtoint ptr {target} to i64")
+        self.terminate(f"ret i64 {self.value(f'or i64 {address}, {TAIL_JUMP_TAG}')}")
+
+    def exit_slot(self, n: int, dest: int) -> str:
+        return f'@"{HOLE}slot"'
+
+    def profile_indirect_target(self, pc: str) -> None:
+        if self.options.hot_threshold:
+            count = self.value(f'load i32, ptr @"{HOLE}counter", align 4')
+            i = self.value(f"and i32 {count}, {INDIRECT_TARGETS - 1}")
+            cell = self.value(f'getelementptr i64, ptr @"{HOLE}targets", i32 {i}')
+            self.emit(f"store i64 {pc}, ptr {cell}, align 8")
+
+    def page_table_view(self) -> tuple[str, str]:
+        lines, table, outside = page_table_ir(self.load_field("page_table"),
+                                              self.load_field("page_count"),
+                                              f"%pt{self.fresh()}.")
+        for line in lines:
+            self.emit(line)
+        return table, outside
+
+
+def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
+    """The stencil of ``op``'s shape (:func:`shape_key`), lowered by the op's rule."""
+    roles: dict[str, str] = {}
+    operands: list[OperandSpec] = []
+
+    def placeholder(t: Temp, i: int) -> Temp:
+        hole = f"{'c' if t.is_const else 's'}{i}"
+        operands.append(OperandSpec(hole, "i64" if t.is_const else "u31"))
+        name = f"$op{i}"
+        roles[name] = hole
+        return Temp(TempKind.GLOBAL, t.type, name, offset=0)
+
+    temps = [placeholder(t, i) for i, t in enumerate((*op.outputs, *op.inputs))]
+    outputs, inputs = tuple(temps[:len(op.outputs)]), tuple(temps[len(op.outputs):])
+    # Labels are named by their position in the args (the stencil serves any label).
+    args = tuple(Label(i) if isinstance(a, Label) else a for i, a in enumerate(op.args))
+    if op.name == "goto_tb":
+        args = (op.args[0], _DEST_SENTINEL)
+    shaped = Op(op.name, outputs, inputs, args)
+    block = Block(0, [shaped], name="stencil")
+    strictfp = OPS[op.name].is_float
+    em = StencilFunction(options, block, strictfp, roles)
+    lower = TABLE.select(shaped)
+    lower(em, shaped)
+    tail: list[str] = []
+    if not em.terminated:
+        tail += ['  %next = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)'
+                 + em.call_attrs, "  ret i64 %next"]
+    for index in em.labels_used:
+        operands.append(OperandSpec(f"L{index}", "label"))
+    for index in em.labels_used:
+        tail += [f"L{index}:",
+                 f'  %t.L{index} = musttail call ghccc i64 @"{HOLE}L{index}"'
+                 f"(ptr %cpu, ptr %mem){em.call_attrs}",
+                 f"  ret i64 %t.L{index}"]
+    if em.uses_fault:
+        operands.append(OperandSpec("fault", "label"))
+        tail += ["fault:",
+                 f'  %t.fault = musttail call ghccc i64 @"{HOLE}fault"(ptr %cpu, ptr %mem)'
+                 f"{em.call_attrs}",
+                 "  ret i64 %t.fault"]
+    head = ["entry:"]
+    if em.uses_mxcsr:
+        head.append("  %mxcsr.p = alloca i32, align 4")
+    for offset, ptr in em.field_ptrs.items():
+        head.append(f"  {ptr} = getelementptr i8, ptr %cpu, i64 {offset}")
+    body = "\n".join(head + em.lines + tail)
+    extra = []
+    if _DEST_TEXT in body:
+        body = body.replace(_DEST_TEXT, f'ptrtoint (ptr @"{HOLE}dest" to i64)')
+        extra.append(OperandSpec("dest", "i64"))
+    for hole in ("slot", "counter", "targets"):
+        if f'@"{HOLE}{hole}"' in body:
+            extra.append(OperandSpec(hole, "i64"))
+    operands += extra
+    # Calls of anything but intrinsics and holes go through import holes: the address
+    # of a cell holding the callee's address (rel32 may not reach it from the arena).
+    imports: list[str] = []
+    lines = []
+    for line in body.split("\n"):
+        for match in _SYMBOL.finditer(line):
+            symbol = match.group(1).strip('"')
+            if symbol.startswith(("llvm.", HOLE)) or not line.startswith("  "):
+                continue
+            if symbol not in imports:
+                imports.append(symbol)
+            pointer = f"%imp{len(lines)}.{imports.index(symbol)}"
+            lines.append(f'  {pointer} = load ptr, ptr @"{HOLE}imp.{symbol}", align 8')
+            line = line.replace(match.group(0), pointer)
+        lines.append(line)
+    body = "\n".join(lines)
+    operands += [OperandSpec(f"imp.{s}", "i64") for s in imports]
+    attrs = "nounwind strictfp" if strictfp else "nounwind"
+    name = stencil_name(shape_key(op))
+    function = (f'define ghccc i64 @"stencil.{name}"(ptr %cpu, ptr %mem) {attrs} {{\n'
+                f"{body}\n}}\n")
+    return StencilSource(name, tuple(operands), function, tuple(imports))
+
+
+__all__ = ["TAIL_JUMP_TAG", "OperandSpec", "StencilFunction", "StencilSource",
+           "shape_key", "stencil_source"]

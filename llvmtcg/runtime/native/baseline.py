@@ -1,0 +1,658 @@
+"""The baseline tier: guest blocks emitted by copy-and-patch from stencils of the IR ops.
+
+Every translated block is built here first (no LLVM at run time once the stencils
+exist); blocks that turn hot go to the LLVM hot-region tier (``runtime/tiering.py``).
+
+- **Stencils** are the lowering rules' own LLVM functions for one op shape
+  (``ir/lower/stencil_function.py``), compiled by llvmlite the first time a shape is
+  needed and kept in a library per translator fingerprint
+  (``<cache>/<fingerprint>/xbaseline.bin``; in memory, shared by the process's CPUs,
+  without a cache directory). The library grows by the shapes a run meets, so a warm
+  run compiles nothing; a missing, corrupt or stale file is rebuilt. A shape LLVM
+  compiles into something a stencil cannot hold (a constant pool, a jump table) is
+  recorded as unsupported, and a block using it goes to the LLVM block tier.
+- **A block** is ``entry`` (C convention, ``i64 fn(ptr cpu, ptr mem)`` like LLVM
+  blocks; it saves the callee-saved registers and calls the body), ``head`` (the
+  exit-request check, the HOT counter, the instruction count), one stencil per op,
+  and one exit per guest instruction that can fault (stores its pc, returns
+  EXCEPTION). Globals are CPU-state fields, block locals are fixed slots in a scratch
+  area after the CPU state (:data:`SCRATCH_SLOTS`); every op reads its operands from
+  and writes its result to the state, so guest state is precise at every exit.
+- **Leaving a block** for other translated code (a linked ``goto_tb`` slot, a jump
+  cache hit) returns the target's entry address tagged with ``TAIL_JUMP_TAG`` to the
+  entry adapter, which pops its frame and jumps there: baseline and LLVM blocks chain
+  into each other through the same slots and jump cache, in constant stack.
+- Exit slots, the HOT counter and the indirect-target profile live in the arena's
+  data zone; an emitted block is placed in the arena's code zone in one copy (W^X).
+  :class:`ArenaFull` goes to the caller, which flushes every translation (QEMU's
+  tb_flush) and resets the arena.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import struct
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from llvmtcg.ir.block import Block, Op
+from llvmtcg.ir.lower.emitter import LoweringOptions
+from llvmtcg.ir.lower.stencil_function import (
+    TAIL_JUMP_TAG,
+    OperandSpec,
+    StencilSource,
+    shape_key,
+    stencil_name,
+    stencil_source,
+)
+from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
+from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
+from llvmtcg.ir.types import TempKind
+from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
+from llvmtcg.runtime.native import elfobj
+from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
+from llvmtcg.runtime.native.emit import Assembler, Label
+from llvmtcg.runtime.native.stencils import (
+    Hole,
+    HoleKind,
+    Operand,
+    OperandKind,
+    Stencil,
+    StencilError,
+    StencilSpec,
+    _extract,
+)
+
+__all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
+           "SCRATCH_SLOTS", "Unsupported"]
+
+FORMAT_VERSION = 1
+LIBRARY_FILE = "xbaseline.bin"
+_MAGIC = b"LLVMTCGB"
+_HEADER = struct.Struct("<8sI")
+_KINDS = {"u31": OperandKind.U31, "i64": OperandKind.I64, "label": OperandKind.LABEL}
+_TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
+_SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
+_DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
+_CONST = TempKind.CONST
+
+
+class Unsupported(Exception):
+    """A block the baseline cannot emit (a shape without a stencil, too many locals):
+    it goes to the LLVM block tier."""
+
+
+# -- the fixed stencils (block structure) ------------------------------------------------
+
+def _fixed_sources(options: LoweringOptions) -> list[StencilSource]:
+    layout = options.layout
+    pc = layout.offset("pc")
+    er = layout.offset("exit_request")
+    out = [StencilSource("entry", (), f"""\
+define i64 @"stencil.entry"(ptr %cpu, ptr %mem) nounwind {{
+entry:
+  %r = call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)
+  %tag = and i64 %r, {TAIL_JUMP_TAG}
+  %jump = icmp eq i64 %tag, {TAIL_JUMP_TAG}
+  br i1 %jump, label %go, label %done
+go:
+  %a = and i64 %r, -8
+  %f = inttoptr i64 %a to ptr
+  %t = musttail call i64 %f(ptr %cpu, ptr %mem)
+  ret i64 %t
+done:
+  ret i64 %r
+}}
+""", ())]
+    for counter in (False, True):
+        for count in (False, True):
+            name = f"head{'_c' if counter else ''}{'_i' if count else ''}"
+            operands = [OperandSpec("dest", "i64")]
+            lines = [f"  %erp = getelementptr i8, ptr %cpu, i64 {er}",
+                     "  %er = load atomic i32, ptr %erp monotonic, align 4",
+                     "  %set = icmp ne i32 %er, 0",
+                     "  br i1 %set, label %req, label %body, "
+                     '!prof !{!"branch_weights", i32 1, i32 2000}',
+                     "req:",
+                     f"  %pcp = getelementptr i8, ptr %cpu, i64 {pc}",
+                     '  store i64 ptrtoint (ptr @"hole.dest" to i64), ptr %pcp, align 8',
+                     f"  ret i64 {int(ExitReason.REQUESTED)}",
+                     "body:"]
+            if counter:
+                operands.append(OperandSpec("counter", "i64"))
+                lines += ['  %hc = load i32, ptr @"hole.counter", align 4',
+                          "  %hn = add i32 %hc, -1",
+                          '  store i32 %hn, ptr @"hole.counter", align 4',
+                          "  %hz = icmp eq i32 %hn, 0",
+                          "  br i1 %hz, label %hot, label %counted, "
+                          '!prof !{!"branch_weights", i32 1, i32 2000}',
+                          "hot:",
+                          f"  %pch = getelementptr i8, ptr %cpu, i64 {pc}",
+                          '  store i64 ptrtoint (ptr @"hole.dest" to i64), ptr %pch, align 8',
+                          f"  ret i64 {int(ExitReason.HOT)}",
+                          "counted:"]
+            if count:
+                operands.append(OperandSpec("icount", "u31"))
+                ic = layout.offset("insn_count")
+                lines += [f"  %icp = getelementptr i8, ptr %cpu, i64 {ic}",
+                          "  %ic = load i64, ptr %icp, align 8",
+                          '  %icn = add i64 %ic, ptrtoint (ptr @"hole.icount" to i64)',
+                          "  store i64 %icn, ptr %icp, align 8"]
+            lines += ['  %n = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)',
+                      "  ret i64 %n"]
+            out.append(StencilSource(name, tuple(operands), _ghc(name, lines), ()))
+    out.append(StencilSource("exit", (OperandSpec("dest", "i64"), OperandSpec("code", "u31")),
+                             _ghc("exit", [
+                                 f"  %pcp = getelementptr i8, ptr %cpu, i64 {pc}",
+                                 '  store i64 ptrtoint (ptr @"hole.dest" to i64), ptr %pcp, '
+                                 "align 8",
+                                 '  ret i64 ptrtoint (ptr @"hole.code" to i64)']), ()))
+    out.append(StencilSource("goto", (OperandSpec("target", "label"),), _ghc("goto", [
+        '  %t = musttail call ghccc i64 @"hole.target"(ptr %cpu, ptr %mem)',
+        "  ret i64 %t"]), ()))
+    return out
+
+
+def _ghc(name: str, lines: list[str]) -> str:
+    return (f'define ghccc i64 @"stencil.{name}"(ptr %cpu, ptr %mem) nounwind {{\n'
+            "entry:\n" + "\n".join(lines) + "\n}\n")
+
+
+# -- compiling stencils ------------------------------------------------------------------
+
+def _module(sources: Iterable[StencilSource]) -> str:
+    declarations = {'declare ghccc i64 @"hole.next"(ptr, ptr)'}
+    functions = []
+    for source in sources:
+        for operand in source.operands:
+            symbol = f'@"hole.{operand.name}"'
+            if operand.kind == "label":
+                declarations.add(f"declare ghccc i64 {symbol}(ptr, ptr)")
+            else:
+                model = "small" if operand.kind == "u31" else "large"
+                declarations.add(f'{symbol} = external dso_local global i8, align 1, '
+                                 f'code_model "{model}"')
+        functions.append(source.function)
+    return "\n".join(sorted(declarations)) + "\n\n" + "\n".join(functions)
+
+
+_LLVM_LOCK = threading.Lock()
+
+
+def _compile(sources: list[StencilSource], rodata: dict[tuple[str, str], bytes]
+             ) -> tuple[dict[str, Stencil], set[str]]:
+    """Compile ``sources`` in one module; returns the stencils and the names of those
+    that cannot be stencils (tried one by one when the module as a whole fails). The
+    constant pools they refer to go to ``rodata``: (stencil, "rodata.<section>") ->
+    bytes."""
+    from llvmtcg.runtime.jit import llvm_binding, llvmlite_lock  # noqa: PLC0415
+
+    llvm = llvm_binding()  # (initialised with the asm parser: inline asm in FP stencils)
+    with llvmlite_lock(), _LLVM_LOCK:
+        machine = llvm.Target.from_default_triple().create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+            opt=2, reloc="static", codemodel="medium")
+
+        def build(batch: list[StencilSource]) -> dict[str, Stencil]:
+            module = llvm.parse_assembly(_module(batch))
+            module.verify()
+            elf = elfobj.parse(machine.emit_object(module))
+            # Constant pools (FP constants): their section symbols become holes
+            # "rodata.<section>", placed in the arena's data zone by each process.
+            for symbol in elf.symbols:
+                if (symbol.type in (elfobj.STT_SECTION, elfobj.STT_NOTYPE, elfobj.STT_OBJECT)
+                        and 0 < symbol.shndx < len(elf.sections)
+                        and elf.sections[symbol.shndx].name.startswith(".rodata")):
+                    symbol.name = f"hole.rodata.{symbol.shndx}.{symbol.value}"
+            functions = {s.name[len("stencil."):]: s for s in elf.symbols
+                         if s.type == elfobj.STT_FUNC and s.name.startswith("stencil.")}
+            out = {}
+            for source in batch:
+                function = functions[source.name]
+                section = elf.sections[function.shndx]
+                pools = sorted({elf.symbols[i].name[len("hole."):]
+                                for offset, _, i, _ in elf.relocations(section.index)
+                                if function.value <= offset < function.value + function.size
+                                and elf.symbols[i].name.startswith("hole.rodata.")})
+                spec = StencilSpec(source.name, tuple(
+                    Operand(o.name, _KINDS[o.kind]) for o in source.operands) + tuple(
+                    Operand(p, OperandKind.LABEL) for p in pools), "")
+                stencil = _extract(elf, spec, function)
+                for pool in pools:
+                    rodata[(source.name, _pool(pool))] = elf.section_bytes(
+                        elf.sections[int(pool.split(".")[1])])
+                out[source.name] = stencil
+            return out
+
+        try:
+            return build(sources), set()
+        except (RuntimeError, StencilError, KeyError):
+            if len(sources) == 1:
+                return {}, {sources[0].name}
+        stencils, failed = {}, set()
+        for source in sources:
+            try:
+                stencils.update(build([source]))
+            except (RuntimeError, StencilError, KeyError):
+                failed.add(source.name)
+        return stencils, failed
+
+
+# -- the library -------------------------------------------------------------------------
+
+class BaselineLibrary:
+    """The stencils of one translator (fingerprint): fixed ones plus one per op shape
+    met so far, read from and written back to ``cache_dir`` when given."""
+
+    def __init__(self, options: LoweringOptions, fingerprint: str,
+                 cache_dir: Path | None = None) -> None:
+        self.options = options
+        self.fingerprint = fingerprint
+        self.path = Path(cache_dir) / fingerprint / LIBRARY_FILE if cache_dir else None
+        self.stencils: dict[str, Stencil] = {}
+        self.unsupported: set[str] = set()
+        self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
+        self.lock = threading.Lock()
+        self.stats = {"compiled": 0, "compile_seconds": 0.0, "loaded": 0}
+        if self.path is not None:
+            self._read()
+        if "entry" not in self.stencils:
+            self._add(_fixed_sources(options))
+
+    def _add(self, sources: list[StencilSource]) -> None:
+        import time  # noqa: PLC0415
+
+        start = time.perf_counter()
+        stencils, failed = _compile(sources, self.rodata)
+        self.stats["compile_seconds"] += time.perf_counter() - start
+        self.stats["compiled"] += len(stencils)
+        self.stencils.update(stencils)
+        self.unsupported |= failed
+        if self.path is not None:
+            self._write()
+
+    def ensure(self, ops: Iterable[Op]) -> None:
+        """Compile the stencils of the shapes of ``ops`` not in the library yet."""
+        missing: dict[str, Op] = {}
+        for op in ops:
+            name = stencil_name(shape_key(op))
+            if (name not in self.stencils and name not in self.unsupported
+                    and name not in missing):
+                missing[name] = op
+        if not missing:
+            return
+        with self.lock:
+            sources = []
+            for name, op in missing.items():
+                if name in self.stencils:
+                    continue
+                try:
+                    sources.append(stencil_source(self.options, op))
+                except Exception:  # noqa: BLE001 - a rule that cannot take holes
+                    self.unsupported.add(name)
+            if sources:
+                self._add(sources)
+
+    # -- persistence ---------------------------------------------------------------------
+    def _write(self) -> None:
+        stencils = list(self.stencils.values())
+        pools = {f"{name}|{pool}": data.hex() for (name, pool), data in self.rodata.items()}
+        meta = {"format": FORMAT_VERSION, "fingerprint": self.fingerprint,
+                "unsupported": sorted(self.unsupported), "rodata": pools,
+                "stencils": [{"name": s.name,
+                              "operands": [[o.name, o.kind.value] for o in s.operands],
+                              "size": len(s.code), "falls_through": s.falls_through,
+                              "holes": [[h.offset, h.operand, h.kind.value, h.addend]
+                                        for h in s.holes]} for s in stencils]}
+        encoded = json.dumps(meta, separators=(",", ":")).encode()
+        body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
+        import tempfile  # noqa: PLC0415 - only writers need it
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(body + hashlib.sha256(body).digest())
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def _read(self) -> None:
+        try:
+            data = self.path.read_bytes()
+            magic, meta_len = _HEADER.unpack_from(data)
+            if magic != _MAGIC or len(data) < _HEADER.size + meta_len + 32:
+                return
+            body = data[:-32]
+            if hashlib.sha256(body).digest() != data[-32:]:
+                return
+            meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
+            if meta["format"] != FORMAT_VERSION or meta["fingerprint"] != self.fingerprint:
+                return
+            stencils = {}
+            position = _HEADER.size + meta_len
+            for entry in meta["stencils"]:
+                code = body[position:position + entry["size"]]
+                position += entry["size"]
+                operands = tuple(Operand(n, OperandKind(k)) for n, k in entry["operands"])
+                holes = tuple(Hole(o, i, HoleKind(k), a) for o, i, k, a in entry["holes"])
+                stencils[entry["name"]] = Stencil(entry["name"], operands, code, holes,
+                                                  entry["falls_through"])
+            if position != len(body):
+                return
+        except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
+            return
+        self.rodata = {tuple(key.split("|")): bytes.fromhex(data)
+                       for key, data in meta["rodata"].items()}
+        self.stencils = stencils
+        self.unsupported = set(meta["unsupported"])
+        self.stats["loaded"] = len(stencils)
+
+
+_LIBRARIES: dict[tuple[str, Path | None], BaselineLibrary] = {}
+_LIBRARIES_LOCK = threading.Lock()
+
+
+def library_for(options: LoweringOptions, fingerprint: str,
+                cache_dir: Path | None) -> BaselineLibrary:
+    """The process's library for this fingerprint (one per cache directory)."""
+    key = (fingerprint, cache_dir)
+    with _LIBRARIES_LOCK:
+        library = _LIBRARIES.get(key)
+        if library is None:
+            library = _LIBRARIES[key] = BaselineLibrary(options, fingerprint, cache_dir)
+        return library
+
+
+# -- emission ----------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """A stencil with its import holes filled for this process, and how each of its
+    remaining operands is found (``plan``: (kind, index) per operand)."""
+
+    stencil: Stencil
+    plan: tuple[tuple[str, int], ...]
+    emit: object  # stencil.emit, with the process's constant pools appended
+
+
+@dataclass(slots=True)
+class EmittedBlock:
+    entry: int
+    size: int
+    slots: dict[int, int]
+    counter: int
+    targets: int
+
+
+class BaselineCodegen:
+    """Emits blocks of one CPU into a :class:`CodeArena`.
+
+    Args:
+        library: the stencils.
+        arena: where code and block data go.
+        imports: symbol -> address of what stencils call (helpers, thunks, accessors);
+            looked up when a stencil is first used.
+        scratch_offset: CPU-state offset of the block-local slots.
+        compile_accessors: called with accessor symbols a stencil calls that are not
+            in ``imports`` yet (they are compiled on demand).
+    """
+
+    def __init__(self, library: BaselineLibrary, arena: CodeArena, imports: Mapping[str, int],
+                 scratch_offset: int, compile_accessors=None) -> None:
+        self.library = library
+        self.arena = arena
+        self.imports = imports
+        self.scratch_offset = scratch_offset
+        self.compile_accessors = compile_accessors
+        self.layout = library.options.layout
+        self.hot_threshold = library.options.hot_threshold
+        self.count_insns = library.options.count_insns
+        self._bound: dict[str, _Bound] = {}
+        self._by_key: dict[tuple, _Bound] = {}  # an op's shape, fast -> its stencil
+        self._cells: dict[str, int] = {}
+        self._cell_arrays: list[ctypes.Array] = []
+        self._pc_offset = self.layout.offset("pc")
+
+    def reset(self) -> None:
+        """After the arena was reset: constant pools placed there are gone."""
+        self._bound = {k: b for k, b in self._bound.items() if b.emit is b.stencil.emit}
+        self._by_key = {k: b for k, b in self._by_key.items() if b.emit is b.stencil.emit}
+
+    def _cell(self, symbol: str) -> int:
+        """Address of a cell holding ``symbol``'s address (stencils call through it)."""
+        cell = self._cells.get(symbol)
+        if cell is None:
+            address = self.imports.get(symbol)
+            if address is None and self.compile_accessors is not None:
+                self.compile_accessors({symbol})
+                address = self.imports.get(symbol)
+            if address is None:
+                raise Unsupported(f"stencil import {symbol!r} is not defined")
+            array = (ctypes.c_uint64 * 1)(address)
+            self._cell_arrays.append(array)
+            cell = self._cells[symbol] = ctypes.addressof(array)
+        return cell
+
+    def _bind(self, name: str) -> _Bound:
+        stencil = self.library.stencils[name]
+        code = bytearray(stencil.code)
+        keep, plan = [], []
+        n_kept = 0
+        remap = {}
+        pools: list[int] = []
+        placed: dict[str, int] = {}
+        for i, operand in enumerate(stencil.operands):
+            if operand.name.startswith("imp."):
+                continue
+            remap[i] = n_kept
+            n_kept += 1
+            keep.append(operand)
+            if operand.name.startswith("rodata."):
+                pool = _pool(operand.name)
+                address = placed.get(pool)
+                if address is None:
+                    data = self.library.rodata[(name, pool)]
+                    address = placed[pool] = self.arena.alloc_data(max(len(data), 1), 64)
+                    self.arena.write(address, data)
+                pools.append(address + int(operand.name.split(".")[2]))
+            else:
+                plan.append(_plan(operand.name))
+        holes = []
+        for hole in stencil.holes:
+            operand = stencil.operands[hole.operand]
+            if operand.name.startswith("imp."):
+                value = self._cell(operand.name[4:]) + hole.addend
+                if hole.kind is HoleKind.ABS64:
+                    struct.pack_into("<Q", code, hole.offset, value & (1 << 64) - 1)
+                else:
+                    raise Unsupported(f"stencil {name}: import {operand.name} is not 64-bit")
+            else:
+                holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
+        bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
+                                stencil.falls_through)
+        emit = bound_stencil.emit
+        if pools:
+            raw = emit
+
+            def emit(asm: Assembler, *operands: object) -> None:
+                raw(asm, *operands, *pools)
+        bound = _Bound(bound_stencil, tuple(plan), emit)
+        self._bound[name] = bound
+        return bound
+
+    def stencil(self, name: str) -> _Bound:
+        bound = self._bound.get(name)
+        return bound if bound is not None else self._bind(name)
+
+    def prepare(self, block: Block) -> list[_Bound | None]:
+        """The stencil of each op of ``block`` (None for ops the emitter handles itself),
+        compiling the shapes the library lacks.
+
+        Raises:
+            Unsupported: one cannot be a stencil, or the block has too many locals.
+        """
+        if len(block.locals) > SCRATCH_SLOTS:
+            raise Unsupported(f"{block.name}: {len(block.locals)} locals")
+        by_key = self._by_key
+        bounds: list[_Bound | None] = []
+        missing = []
+        for op in block.ops:
+            name = op.name
+            if name in _SELF_EMITTED:
+                bounds.append(None)
+                continue
+            args = op.args[:1] if name in _DEST_ARGS else op.args
+            key = (name, args, tuple([(t.type, t.kind is _CONST) for t in op.outputs]),
+                   tuple([(t.type, t.kind is _CONST) for t in op.inputs]))
+            bound = by_key.get(key)
+            if bound is None:
+                missing.append((len(bounds), key, op))
+            bounds.append(bound)
+        if missing:
+            self.library.ensure(op for _, _, op in missing)
+            for i, key, op in missing:
+                name = stencil_name(shape_key(op))
+                if name in self.library.unsupported:
+                    raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
+                bound = by_key[key] = self.stencil(name)
+                bounds[i] = bound
+        return bounds
+
+    def emit(self, block: Block, bounds: list[_Bound | None]) -> EmittedBlock:
+        """Emit ``block`` with the stencils :meth:`prepare` chose into the arena.
+
+        Raises:
+            ArenaFull: no room (nothing of the block was placed).
+        """
+        n_slots = len({op.args[0] for op in block.ops if op.name == "goto_tb"})
+        slot_numbers = sorted({op.args[0] for op in block.ops if op.name == "goto_tb"})
+        indirect = any(op.name == "lookup_and_goto_ptr" for op in block.ops)
+        data_size = 8 * n_slots + (8 if self.hot_threshold else 0) \
+            + (8 * INDIRECT_TARGETS if self.hot_threshold and indirect else 0)
+        data = self.arena.alloc_data(max(data_size, 8), 8)
+        slots = {n: data + 8 * i for i, n in enumerate(slot_numbers)}
+        counter = targets = 0
+        position = data + 8 * n_slots
+        if self.hot_threshold:
+            counter = position
+            ctypes.c_int32.from_address(counter).value = self.hot_threshold
+            position += 8
+            if indirect:
+                targets = position
+                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        for n in slots.values():
+            ctypes.c_uint64.from_address(n).value = 0
+        asm = Assembler()
+        stencil = self.stencil
+        stencil("entry").stencil.emit(asm)
+        head = "head" + ("_c" if counter else "") + \
+            ("_i" if self.count_insns and block.n_insns else "")
+        head_operands: list[int] = [block.pc]
+        if counter:
+            head_operands.append(counter)
+        if self.count_insns and block.n_insns:
+            head_operands.append(block.n_insns)
+        stencil(head).stencil.emit(asm, *head_operands)
+        labels: dict[int, Label] = {}
+        faults: dict[int, Label] = {}
+        local_offsets: dict[str, int] = {}
+        scratch = self.scratch_offset
+        for t in block.locals:
+            local_offsets[t.name] = scratch + 8 * len(local_offsets)
+        insn_pc = block.pc
+        dead = False
+        for op, bound in zip(block.ops, bounds, strict=True):
+            name = op.name
+            if name == "set_label":
+                index = op.args[0].index
+                label = labels.get(index)
+                if label is None:
+                    label = labels[index] = Label()
+                asm.bind(label)
+                dead = False
+                continue
+            if dead:
+                continue
+            if name == "insn_start":
+                insn_pc = op.args[0]
+                continue
+            if name == "br":
+                index = op.args[0].index
+                label = labels.get(index)
+                if label is None:
+                    label = labels[index] = Label()
+                stencil("goto").stencil.emit(asm, label)
+                dead = True
+                continue
+            temps = (*op.outputs, *op.inputs)
+            values = []
+            for kind, index in bound.plan:
+                if kind == "t":
+                    t = temps[index]
+                    k = t.kind
+                    if k is TempKind.GLOBAL:
+                        values.append(t.offset)
+                    elif k is TempKind.CONST:
+                        values.append(t.value)
+                    else:
+                        values.append(local_offsets[t.name])
+                elif kind == "L":
+                    number = op.args[index].index
+                    label = labels.get(number)
+                    if label is None:
+                        label = labels[number] = Label()
+                    values.append(label)
+                elif kind == "fault":
+                    label = faults.get(insn_pc)
+                    if label is None:
+                        label = faults[insn_pc] = Label()
+                    values.append(label)
+                elif kind == "dest":
+                    values.append(op.args[1])
+                elif kind == "slot":
+                    values.append(slots[op.args[0]])
+                elif kind == "counter":
+                    values.append(counter)
+                else:  # targets
+                    values.append(targets)
+            bound.emit(asm, *values)
+            if name in _TERMINATOR:
+                dead = True
+        exit_stencil = stencil("exit").stencil
+        for pc, label in faults.items():
+            asm.bind(label)
+            exit_stencil.emit(asm, pc, int(ExitReason.EXCEPTION))
+        entry = asm.finish(self.arena)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+
+
+    def disassemble(self, name: str, block: EmittedBlock) -> str:
+        """``-d out_asm`` text of an emitted block (capstone)."""
+        import capstone  # noqa: PLC0415 - only when logging
+
+        md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
+        code = self.arena.read(block.entry, block.size)
+        lines = [f"OUT: host code for {name} [baseline, {block.size} bytes at "
+                 f"{block.entry:#x}]"]
+        lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
+                  for i in md.disasm(code, block.entry)]
+        return "\n".join(lines) + "\n"
+
+
+def _pool(operand: str) -> str:
+    """'rodata.<section>' of a constant-pool hole 'rodata.<section>.<offset>'."""
+    return operand.rsplit(".", 1)[0]
+
+
+def _plan(name: str) -> tuple[str, int]:
+    if name[0] in "sc" and name[1:].isdigit():
+        return ("t", int(name[1:]))
+    if name[0] == "L" and name[1:].isdigit():
+        return ("L", int(name[1:]))
+    return (name, 0)

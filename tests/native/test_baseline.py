@@ -1,0 +1,228 @@
+"""The baseline tier (copy-and-patch blocks) as the default first tier: chaining in
+constant stack, mixing with LLVM code, arena exhaustion, W^X while code runs, the
+stencil library's persistence and ``-d out_asm``.
+
+The op semantics (tests/core/test_ops.py, test_fp_ops.py) and the runtime contract
+(tests/core/test_runtime.py: chaining undone, jump cache, precise faults,
+self-modifying code, exit requests) run on the baseline as the default tier.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from llvmtcg.ir import I64, Builder, Cond, ExitReason
+from llvmtcg.ir.block import Op
+from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
+from llvmtcg.ir.lower.emitter import LoweringOptions
+from llvmtcg.log import Log
+from llvmtcg.runtime.helpers import HelperRegistry
+from llvmtcg.runtime.native.baseline import LIBRARY_FILE, BaselineLibrary
+from llvmtcg.runtime.native.stencils import HoleKind
+from tests.core.support import (
+    CODE,
+    LAYOUT,
+    PC,
+    HandFrontend,
+    R,
+    c64,
+    counting_loop,
+    halt_at,
+    make_cpu,
+)
+
+
+def test_millions_of_chained_hops_run_in_one_native_entry_in_constant_stack() -> None:
+    fe = HandFrontend()
+    counting_loop(fe)
+    cpu = make_cpu(fe)
+    cpu.state.set("r", 3_000_000, 1)
+    cpu.pc = CODE
+    exit_ = cpu.run()
+    assert exit_.reason is ExitReason.HALT and cpu.state.get("r", 0) == 3_000_000
+    # Six million hops between two baseline blocks, one native entry: every hop
+    # leaves the block's frame before jumping (a frame per hop would overflow the
+    # 8 MiB stack long before).
+    assert cpu.stats.native_entries == 1
+    assert cpu.tbs.stats["baseline_blocks"] == 2 and cpu.tbs.stats["llvm_blocks"] == 0
+    assert cpu.arena.contains(cpu.tbs.lookup(CODE).entry)
+
+
+def test_baseline_blocks_and_hot_regions_chain_into_each_other() -> None:
+    fe = HandFrontend()
+    counting_loop(fe)
+    cpu = make_cpu(fe, hot_threshold=50, tier_sync=True)
+    cpu.state.set("r", 2_000_000, 1)
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    assert cpu.state.get("r", 0) == 2_000_000
+    assert cpu.tbs.stats["regions_installed"] >= 1
+    region = cpu.tbs.regions[CODE]
+    assert not cpu.arena.contains(region.entry)  # LLVM code, linked from baseline slots
+    assert cpu.stats.native_entries <= 4
+
+
+def test_arena_exhaustion_flushes_everything_and_the_run_goes_on() -> None:
+    fe = HandFrontend()
+    n = 3000
+    for i in range(n):  # a chain of distinct blocks, looped `rounds` times
+        pc = CODE + 4 * i
+
+        @fe.define(pc)
+        def _(b: Builder, pc: int = pc, last: bool = i == n - 1) -> None:
+            b.insn_start(pc)
+            b.add(R[0], R[0], c64(1))
+            b.add(R[2], R[2], R[0])
+            if not last:
+                b.goto_tb(0, pc + 4)
+                return
+            b.add(R[3], R[3], c64(1))
+            done = b.label()
+            b.brcond(Cond.EQ, R[3], R[1], done)
+            b.goto_tb(0, CODE)
+            b.set_label(done)
+            halt_at(b, pc + 4)
+
+    cpu = make_cpu(fe, arena_size=1 << 16)
+    cpu.state.set("r", 3, 1)
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    total = 3 * n
+    assert cpu.state.get("r", 0) == total
+    assert cpu.state.get("r", 2) == total * (total + 1) // 2
+    assert cpu.tbs.stats["arena_flushes"] >= 2
+
+
+def test_no_page_is_writable_and_executable_while_baseline_code_runs() -> None:
+    seen: list[list[tuple[int, str]]] = []
+
+    def maps(cpu) -> int:
+        # The arena's mappings (libffi's closures for Python callbacks are not ours).
+        arena = cpu_ref[0].arena
+        end = arena.base + arena.reservation_size
+        with open("/proc/self/maps") as f:
+            rows = [line.split()[:2] for line in f]
+        seen.append([(int(r.split("-")[0], 16), perms) for r, perms in rows
+                     if arena.base <= int(r.split("-")[0], 16) < end])
+        return 0
+
+    helpers = HelperRegistry()
+    helpers.register(HelperDecl("maps", I64, (), HelperFlag.TAKES_CPU), maps)
+    fe = HandFrontend()
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.call("maps", [R[0]], [])
+        halt_at(b, CODE + 4)
+
+    cpu = make_cpu(fe, helpers)
+    cpu_ref = [cpu]
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    assert cpu.tbs.stats["baseline_blocks"] == 1
+    (mappings,) = seen
+    assert "r-xs" in {perms for _, perms in mappings}, mappings  # the code zone
+    assert all(not ("w" in perms and "x" in perms) for _, perms in mappings), mappings
+
+
+def test_out_asm_shows_baseline_code() -> None:
+    fe = HandFrontend()
+    counting_loop(fe)
+    out = io.StringIO()
+    cpu = make_cpu(fe, log=Log("out_asm", out))
+    cpu.state.set("r", 3, 1)
+    cpu.pc = CODE
+    cpu.run()
+    text = out.getvalue()
+    assert f"OUT: host code for tb_{CODE:x} [baseline," in text
+    assert "r13" in text and "ret" in text  # the CPU pointer lives in r13
+
+
+# -- the stencil library ---------------------------------------------------------------
+
+def _options() -> LoweringOptions:
+    return LoweringOptions(LAYOUT, {}, False, True, 0, False)
+
+
+def _ops() -> list[Op]:
+    return [Op("add", (R[0],), (R[1], R[2])), Op("sub", (R[0],), (R[1], c64(5)))]
+
+
+def test_library_is_stored_per_fingerprint_read_back_and_rebuilt_when_corrupt(
+        tmp_path: Path) -> None:
+    first = BaselineLibrary(_options(), "fp1", tmp_path)
+    first.ensure(_ops())
+    assert first.stats["compiled"] > 2 and (tmp_path / "fp1" / LIBRARY_FILE).exists()
+
+    again = BaselineLibrary(_options(), "fp1", tmp_path)
+    again.ensure(_ops())
+    assert again.stats["compiled"] == 0 and again.stats["loaded"] == len(first.stencils)
+    assert again.stencils.keys() == first.stencils.keys()
+    add = next(name for name in again.stencils if name.startswith("add_"))
+    assert again.stencils[add].code == first.stencils[add].code
+    assert any(h.kind is HoleKind.ABS32 for h in again.stencils[add].holes)
+
+    # Another fingerprint (another translator) builds its own.
+    other = BaselineLibrary(_options(), "fp2", tmp_path)
+    assert other.stats["compiled"] > 0 and other.stats["loaded"] == 0
+    # A file copied under another fingerprint's name is not taken.
+    (tmp_path / "fp3").mkdir()
+    (tmp_path / "fp3" / LIBRARY_FILE).write_bytes((tmp_path / "fp1" / LIBRARY_FILE).read_bytes())
+    assert BaselineLibrary(_options(), "fp3", tmp_path).stats["loaded"] == 0
+
+    path = tmp_path / "fp1" / LIBRARY_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    corrupt = BaselineLibrary(_options(), "fp1", tmp_path)
+    assert corrupt.stats["loaded"] == 0 and corrupt.stats["compiled"] > 0
+    path.write_bytes(b"LLVMTCGB")  # truncated
+    assert BaselineLibrary(_options(), "fp1", tmp_path).stats["loaded"] == 0
+
+
+def test_a_run_with_a_warm_library_compiles_no_stencil(tmp_path: Path) -> None:
+    def run() -> dict:
+        fe = HandFrontend()
+        counting_loop(fe)
+        cpu = make_cpu(fe, stencil_dir=tmp_path)
+        cpu.state.set("r", 10, 1)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
+        library = cpu.tbs.baseline.library
+        cpu.close()
+        return dict(library.stats)
+
+    # (The process keeps one library per fingerprint and directory: drop it to see
+    # what a new process reading the file does.)
+    from llvmtcg.runtime.native import baseline
+
+    baseline._LIBRARIES.clear()
+    assert run()["compiled"] > 0
+    baseline._LIBRARIES.clear()
+    stats = run()
+    assert stats["compiled"] == 0 and stats["loaded"] > 0
+
+
+@pytest.mark.parametrize("value", [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
+                                   0xFFFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000])
+def test_constant_holes_take_every_64_bit_value(value: int) -> None:
+    fe = HandFrontend()
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.add(R[0], R[1], c64(value))
+        b.mov(PC, c64(value))
+        b.mov(R[2], PC)
+        halt_at(b, CODE + 4)
+
+    cpu = make_cpu(fe)
+    cpu.state.set("r", 3, 1)
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    assert cpu.state.get("r", 0) == (value + 3) & (1 << 64) - 1
+    assert cpu.state.get("r", 2) == value
