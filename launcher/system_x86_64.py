@@ -17,11 +17,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TextIO
 
 from launcher.monitor.consoles import Consoles
-from launcher.system.main import Exit, _line_writer, _open_consoles, _Signals
+from launcher.system.main import (
+    Exit,
+    _line_writer,
+    _open_consoles,
+    _Signals,
+    run_reporting_errors,
+)
 from launcher.system.main import Target as Target
 from launcher.system.options import (
     HELP_WORDS,
-    OptionError,
     Options,
     parse_args,
     parse_list,
@@ -46,18 +51,7 @@ def main(argv: list[str] | None = None, *, stdout: TextIO | None = None,
     """Run the launcher; returns the exit status (tests call this directly)."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = sys.argv[1:] if argv is None else argv
-    try:
-        return _main(args, out, err)
-    except Exit as exit_:
-        if exit_.message:
-            prefix = "" if exit_.bare else f"{TARGET.prog}: " + (
-                f"{exit_.option}: " if exit_.option else "")
-            err.write(prefix + exit_.message + "\n")
-        return exit_.status
-    except OptionError as exc:
-        prefix = f"{TARGET.prog}: " + (f"{exc.option}: " if exc.option else "")
-        err.write(prefix + str(exc) + "\n")
-        return 1
+    return run_reporting_errors(TARGET, lambda: _main(args, out, err), err)
 
 
 def _fail(message: str, option: str | None = None) -> Exit:

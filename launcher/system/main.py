@@ -95,8 +95,14 @@ def main(target: Target, argv: list[str] | None = None, *, stdout: TextIO | None
     """Run the launcher; returns the exit status (tests call this directly)."""
     out, err = stdout or sys.stdout, stderr or sys.stderr
     args = sys.argv[1:] if argv is None else argv
+    return run_reporting_errors(target, lambda: _main(target, args, out, err), err)
+
+
+def run_reporting_errors(target: Target, run: Callable[[], int], err: TextIO) -> int:
+    """``run()``, with its Exit and option errors written as QEMU writes them
+    (``prog: option: message``) and turned into the exit status."""
     try:
-        return _main(target, args, out, err)
+        return run()
     except Exit as exit_:
         if exit_.message:
             prefix = "" if exit_.bare else f"{target.prog}: " + (
