@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # gcc-aarch64-linux-gnu: the arm64 guest programs (tests/aarch64); the arm64 dpkg
 # architecture lets tests fetch Debian's busybox-static:arm64 with apt-get download.
 # gdb-multiarch: the debugger the gdbstub is tested with (tests/gdbstub).
+# qemu-system-x86: qemu-system-x86_64, the reference for the KVM accelerator (tests/accel).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
               device-tree-compiler qemu-system-misc opensbi qemu-utils
-              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch)
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-system-x86)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
