@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import struct
 from typing import ClassVar
 
 from llvmtcg.arch import GuestArch
@@ -112,6 +113,37 @@ class UserArch(abc.ABC):
         Raises:
             BadSignalFrame: a field the kernel checks is wrong.
         """
+
+
+# The start of the rt_sigframe of Linux's 64-bit asm-generic ABIs (riscv64, arm64):
+# siginfo (128 bytes), then the ucontext — uc_flags, uc_link, uc_stack, a 1024-bit
+# uc_sigmask — whose uc_mcontext (the architecture's struct sigcontext) is at
+# SIGFRAME_MCONTEXT.
+SIGFRAME_SIGINFO = 128
+SIGFRAME_UCONTEXT = SIGFRAME_SIGINFO  # &frame->uc, the handler's third argument
+_UC_STACK = SIGFRAME_UCONTEXT + 16
+_UC_SIGMASK = SIGFRAME_UCONTEXT + 40
+SIGFRAME_MCONTEXT = SIGFRAME_UCONTEXT + 176
+_STACK_T = struct.Struct("<QIiQ")  # ss_sp, ss_flags, padding, ss_size
+
+
+def new_signal_frame(size: int, siginfo: bytes, uc_stack: tuple[int, int, int],
+                     mask: int) -> bytearray:
+    """A zeroed frame of ``size`` bytes with the generic part filled in: ``siginfo``,
+    ``uc_stack`` (ss_sp, ss_flags, ss_size) and the blocked ``mask``; uc_flags and
+    uc_link stay 0. The architecture writes its sigcontext after it."""
+    frame = bytearray(size)
+    frame[:SIGFRAME_SIGINFO] = siginfo[:SIGFRAME_SIGINFO].ljust(SIGFRAME_SIGINFO, b"\0")
+    _STACK_T.pack_into(frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
+    struct.pack_into("<Q", frame, _UC_SIGMASK, mask)
+    return frame
+
+
+def signal_frame_mask_and_stack(frame: bytes) -> tuple[int, tuple[int, int, int]]:
+    """rt_sigreturn's generic part: the mask to restore and the saved uc_stack."""
+    mask = struct.unpack_from("<Q", frame, _UC_SIGMASK)[0]
+    ss_sp, ss_flags, _pad, ss_size = _STACK_T.unpack_from(frame, _UC_STACK)
+    return mask, (ss_sp, ss_flags, ss_size)
 
 
 class UnknownUserArchError(LookupError):

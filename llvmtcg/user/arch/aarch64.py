@@ -18,13 +18,17 @@ import struct
 from llvmtcg.frontends.aarch64.arch import Aarch64Arch
 from llvmtcg.frontends.aarch64.cpu import CpuModel, Excp, Reg
 from llvmtcg.runtime.cpu_state import CpuState
-from llvmtcg.user.arch import BadSignalFrame, UserArch, register_user_arch
+from llvmtcg.user.arch import (
+    SIGFRAME_MCONTEXT,
+    SIGFRAME_UCONTEXT,
+    BadSignalFrame,
+    UserArch,
+    new_signal_frame,
+    register_user_arch,
+    signal_frame_mask_and_stack,
+)
 
-_SIGINFO = 128
-_UC = _SIGINFO
-_UC_STACK = _UC + 16
-_UC_SIGMASK = _UC + 40
-_MCONTEXT = _UC + 176  # struct sigcontext, 16-aligned
+_MCONTEXT = SIGFRAME_MCONTEXT  # struct sigcontext, 16-aligned
 _SC_FAULT_ADDRESS = _MCONTEXT
 _SC_REGS = _MCONTEXT + 8
 _SC_SP = _MCONTEXT + 256
@@ -84,10 +88,7 @@ class Aarch64User(UserArch):
 
     def build_signal_frame(self, arch: Aarch64Arch, state: CpuState, siginfo: bytes,
                            uc_stack: tuple[int, int, int], mask: int) -> bytes:
-        frame = bytearray(_FRAME_SIZE)
-        frame[:_SIGINFO] = siginfo[:_SIGINFO].ljust(_SIGINFO, b"\0")
-        struct.pack_into("<QIiQ", frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
-        struct.pack_into("<Q", frame, _UC_SIGMASK, mask)
+        frame = new_signal_frame(_FRAME_SIZE, siginfo, uc_stack, mask)
         get = state.get
         struct.pack_into("<31Q", frame, _SC_REGS, *(get("x", i) for i in range(31)))
         struct.pack_into("<QQQ", frame, _SC_SP, get("x", 31), get("pc"),
@@ -103,7 +104,7 @@ class Aarch64User(UserArch):
                              frame: int, handler: int, return_address: int) -> None:
         state.set("x", sig, 0)
         state.set("x", frame, 1)  # &frame->info
-        state.set("x", frame + _UC, 2)
+        state.set("x", frame + SIGFRAME_UCONTEXT, 2)
         state.set("x", frame + _FRAME_RECORD, 29)
         state.set("x", return_address, 30)
         state.set("x", frame, 31)  # sp
@@ -128,6 +129,4 @@ class Aarch64User(UserArch):
         arch.reg_write(state, Reg.FPCR, fpcr)
         for i, value in enumerate(struct.unpack_from("<64Q", frame, _SC_RESERVED + 16)):
             state.set("v", value, i)
-        mask = struct.unpack_from("<Q", frame, _UC_SIGMASK)[0]
-        ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QIiQ", frame, _UC_STACK)
-        return mask, (ss_sp, ss_flags, ss_size)
+        return signal_frame_mask_and_stack(frame)

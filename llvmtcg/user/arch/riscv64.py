@@ -15,7 +15,15 @@ import struct
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import KNOWN_EXTENSIONS, Cause, CpuModel, Reg
 from llvmtcg.runtime.cpu_state import CpuState
-from llvmtcg.user.arch import BadSignalFrame, UserArch, register_user_arch
+from llvmtcg.user.arch import (
+    SIGFRAME_MCONTEXT,
+    SIGFRAME_UCONTEXT,
+    BadSignalFrame,
+    UserArch,
+    new_signal_frame,
+    register_user_arch,
+    signal_frame_mask_and_stack,
+)
 
 _A0, _A7 = int(Reg.A0), int(Reg.A7)
 
@@ -24,11 +32,7 @@ _A0, _A7 = int(Reg.A0), int(Reg.A7)
 # a 1024-bit sigset, then uc_mcontext (a struct sigcontext, 16-aligned): sc_regs (pc,
 # x1..x31), then the FP union sized for the Q extension: f[32] and fcsr of the D state,
 # Q's f[64] being 16 more bytes wider plus fcsr and reserved[3], which must be zero.
-_SIGINFO = 128
-_UC = _SIGINFO
-_UC_STACK = _UC + 16
-_UC_SIGMASK = _UC + 40
-_MCONTEXT = _UC + 176
+_MCONTEXT = SIGFRAME_MCONTEXT
 _SC_REGS = _MCONTEXT
 _SC_FPREGS = _MCONTEXT + 256
 _FCSR = _SC_FPREGS + 32 * 8
@@ -85,11 +89,7 @@ class Riscv64User(UserArch):
 
     def build_signal_frame(self, arch: Riscv64Arch, state: CpuState, siginfo: bytes,
                            uc_stack: tuple[int, int, int], mask: int) -> bytes:
-        frame = bytearray(_FRAME_SIZE)
-        frame[:_SIGINFO] = siginfo[:_SIGINFO].ljust(_SIGINFO, b"\0")
-        # uc_flags and uc_link stay 0.
-        struct.pack_into("<QIiQ", frame, _UC_STACK, uc_stack[0], uc_stack[1], 0, uc_stack[2])
-        struct.pack_into("<Q", frame, _UC_SIGMASK, mask)
+        frame = new_signal_frame(_FRAME_SIZE, siginfo, uc_stack, mask)
         get = state.get
         struct.pack_into("<32Q", frame, _SC_REGS, get("pc"), *(get("x", i) for i in range(1, 32)))
         struct.pack_into("<32Q", frame, _SC_FPREGS, *(get("f", i) for i in range(32)))
@@ -102,7 +102,7 @@ class Riscv64User(UserArch):
         state.set("x", frame, int(Reg.SP))
         state.set("x", sig, _A0)
         state.set("x", frame, int(Reg.A1))  # &frame->info
-        state.set("x", frame + _UC, int(Reg.A2))
+        state.set("x", frame + SIGFRAME_UCONTEXT, int(Reg.A2))
         state.set("pc", handler)
 
     def restore_signal_frame(self, arch: Riscv64Arch, state: CpuState, frame: bytes
@@ -116,6 +116,4 @@ class Riscv64User(UserArch):
         for i, value in enumerate(struct.unpack_from("<32Q", frame, _SC_FPREGS)):
             state.set("f", value, i)
         arch.reg_write(state, Reg.FCSR, struct.unpack_from("<I", frame, _FCSR)[0])
-        mask = struct.unpack_from("<Q", frame, _UC_SIGMASK)[0]
-        ss_sp, ss_flags, _pad, ss_size = struct.unpack_from("<QIiQ", frame, _UC_STACK)
-        return mask, (ss_sp, ss_flags, ss_size)
+        return signal_frame_mask_and_stack(frame)
