@@ -16,7 +16,7 @@ from __future__ import annotations
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.lower.emitter import Emitter, LoweringOptions
-from llvmtcg.ir.lower.memory import page_table_ir
+from llvmtcg.ir.lower.memory import load_page_table_view
 from llvmtcg.ir.lower.symbols import (
     INDIRECT_TARGETS,
     counter_symbol,
@@ -52,12 +52,7 @@ class BlockFunction(Emitter):
             self.emit(f"store i64 {pc}, ptr {cell}, align 8")
 
     def page_table_view(self) -> tuple[str, str]:
-        lines, table, outside = page_table_ir(self.load_field("page_table"),
-                                              self.load_field("page_count"),
-                                              f"%pt{self.fresh()}.")
-        for line in lines:
-            self.emit(line)
-        return table, outside
+        return load_page_table_view(self)
 
 
 def block_globals(block: Block, hot_threshold: int) -> list[str]:

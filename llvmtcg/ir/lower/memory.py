@@ -120,6 +120,16 @@ def page_table_ir(table: str, count: str, prefix: str) -> tuple[list[str], str, 
     return lines, f"{prefix}table", f"{prefix}outside"
 
 
+def load_page_table_view(em: Emitter) -> tuple[str, str]:
+    """A ``page_table_view`` for emitters without a function-wide one: load the fields
+    where the check is (a block function, a stencil) and return (table, outside)."""
+    lines, table, outside = page_table_ir(em.load_field("page_table"),
+                                          em.load_field("page_count"), f"%pt{em.fresh()}.")
+    for line in lines:
+        em.emit(line)
+    return table, outside
+
+
 def host_pointer(em: Emitter, addr: str, entry: str | None) -> str:
     """The host address of guest ``addr``: through the TLB entry's addend, or (entry
     None, flat memory) ``%mem + addr``."""

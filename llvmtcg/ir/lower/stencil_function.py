@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.lower.emitter import Emitter, LoweringOptions
-from llvmtcg.ir.lower.memory import page_table_ir
+from llvmtcg.ir.lower.memory import load_page_table_view
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.lower.table import TABLE
 from llvmtcg.ir.ops import OPS
@@ -160,12 +160,7 @@ class StencilFunction(Emitter):
             self.emit(f"store i64 {pc}, ptr {cell}, align 8")
 
     def page_table_view(self) -> tuple[str, str]:
-        lines, table, outside = page_table_ir(self.load_field("page_table"),
-                                              self.load_field("page_count"),
-                                              f"%pt{self.fresh()}.")
-        for line in lines:
-            self.emit(line)
-        return table, outside
+        return load_page_table_view(self)
 
 
 def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
