@@ -175,6 +175,24 @@ class _ControlAndMemoryOps:
         self._same_type("atomic_rmw", (old, value))
         self.emit("atomic_rmw", (old,), (addr, value), (op, memop.aligned(), mmu_idx))
 
+    # -- host memory (instrumentation buffers; see ir/ops.py) -----------------------------
+    def host_ld(self, dst: Temp, addr: Temp, size: int, offset: int = 0) -> None:
+        """dst = the ``size`` bytes at host address addr + offset, zero-extended."""
+        self._check_host("host_ld", dst, addr, size)
+        self.emit("host_ld", (dst,), (addr,), (size, offset))
+
+    def host_st(self, value: Temp, addr: Temp, size: int, offset: int = 0) -> None:
+        """Store the low ``size`` bytes of value at host address addr + offset."""
+        self._check_host("host_st", value, addr, size)
+        self.emit("host_st", (), (value, addr), (size, offset))
+
+    @staticmethod
+    def _check_host(name: str, value: Temp, addr: Temp, size: int) -> None:
+        if addr.type is not _I64:
+            raise IRError(f"{name}: address {addr} must be i64")
+        if size not in (1, 2, 4, 8) or 8 * size > value.type.bits:
+            raise IRError(f"{name}: size {size} does not fit {value.type}")
+
     def _check_mem(self, name: str, value: Temp, addr: Temp, memop: MemOp) -> None:
         if addr.type is not _I64:
             raise IRError(f"{name}: address {addr} must be i64")

@@ -129,6 +129,11 @@ OPS: dict[str, OpDef] = {
     **_defs("ftoi ftou", 2, 1, 1, _FP),  # outputs: value, flags (i32)
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),
+    # Host memory at a raw address (instrumentation the embedding API inserts: coverage
+    # maps, counters, comparison logs in buffers it owns); never faults, never guest
+    # memory. args: (size in bytes, byte offset added to the address); loads zero-extend.
+    **_defs("host_ld", 1, 1, 2, OpFlag.TYPED | _FX),
+    **_defs("host_st", 0, 2, 2, OpFlag.TYPED | _FX),
     # Helper call: outputs/inputs vary; args: helper name.
     "call": OpDef("call", -1, -1, 1, _FX),
     "insn_start": OpDef("insn_start", 0, 0, 1, _FX),  # args: guest pc

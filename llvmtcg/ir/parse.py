@@ -57,13 +57,15 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
     "extract": (int, int), "sextract": (int, int), "deposit": (int, int),
     "qemu_ld": (MemOp, int), "qemu_st": (MemOp, int), "atomic_cmpxchg": (MemOp, int),
     "atomic_rmw": (AtomicOp, MemOp, int),
+    "host_ld": (int, int), "host_st": (int, int),
     "fsetcond": (FCond,),
     "call": (str,), "insn_start": (int,), "goto_tb": (int, int), "exit_tb": (ExitReason,),
 }
 
 _TYPE_NAMES = {"i32": I32, "i64": I64, "f32": I32, "f64": I64}
 # Mixed-type ops: the type of each temp (outputs then inputs) apart from the suffix's.
-_ADDRESS_SECOND = frozenset({"qemu_ld", "qemu_st", "atomic_cmpxchg", "atomic_rmw"})
+_ADDRESS_SECOND = frozenset({"qemu_ld", "qemu_st", "atomic_cmpxchg", "atomic_rmw",
+                             "host_ld", "host_st"})
 _FIXED = {"ext_i32_i64": (I64, I32), "extu_i32_i64": (I64, I32),
           "extrl_i64_i32": (I32, I64), "extrh_i64_i32": (I32, I64),
           "fpenv_flags": (I32,), "fpenv_round": (I32,)}

@@ -318,3 +318,36 @@ def _atomic_rmw(em: Emitter, op: Op) -> None:
     old = em.value(f"atomicrmw {_ATOMICRMW[kind]} ptr {ptr}, {w} {value} seq_cst, "
                    f"align {memop.size}")
     _atomic_result(em, old, memop, op.outputs[0])
+
+
+# -- host memory (instrumentation buffers) ----------------------------------------------------
+
+def _host_pointer(em: Emitter, addr_t: Temp, offset: int) -> str:
+    addr = em.read(addr_t)
+    if offset:
+        addr = em.value(f"add i64 {addr}, {offset}")
+    return em.value(f"inttoptr i64 {addr} to ptr")
+
+
+@rule("host_ld")
+def _host_ld(em: Emitter, op: Op) -> None:
+    # Buffers the embedding API owns, outside the CPU state (which %cpu's noalias
+    # promises) and outside guest memory: a plain load, never a fault.
+    size, offset = op.args
+    dst = op.outputs[0]
+    ptr = _host_pointer(em, op.inputs[0], offset)
+    value = em.value(f"load i{8 * size}, ptr {ptr}, align 1")
+    if 8 * size < dst.type.bits:
+        value = em.value(f"zext i{8 * size} {value} to {dst.type}")
+    em.write(dst, value)
+
+
+@rule("host_st")
+def _host_st(em: Emitter, op: Op) -> None:
+    size, offset = op.args
+    value_t, addr_t = op.inputs
+    value = em.read(value_t)
+    if 8 * size < value_t.type.bits:
+        value = em.value(f"trunc {value_t.type} {value} to i{8 * size}")
+    ptr = _host_pointer(em, addr_t, offset)
+    em.emit(f"store i{8 * size} {value}, ptr {ptr}, align 1")
