@@ -19,14 +19,15 @@ if TYPE_CHECKING:
         Hook,
         MemAccess,
         Perm,
+        Reg,
     )
 
 _API_NAMES = frozenset({"Context", "Emulator", "EmulatorError", "ErrorKind", "Hook",
-                        "MemAccess", "Perm"})
+                        "MemAccess", "Perm", "Reg"})
 _ARCH_MODULES = frozenset({"riscv64"})
 
 __all__ = ["Context", "Emulator", "EmulatorError", "ErrorKind", "Hook", "MemAccess", "Perm",
-           "riscv64"]
+           "Reg", "riscv64"]
 
 
 def __getattr__(name: str) -> Any:

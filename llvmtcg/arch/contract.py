@@ -202,6 +202,13 @@ class GuestArch(abc.ABC):
         """Write register ``reg`` as the architecture does (a hard-wired zero register
         ignores writes; values are truncated to the register's width)."""
 
+    def register_global(self, reg: enum.IntEnum) -> str | None:
+        """The IR global (a name of ``layout.globals()``) that holds register ``reg``
+        whole, or None if no single global does (a flag word assembled from several
+        fields, a hard-wired zero). The embedding API compiles predicates on registers
+        (conditional hooks) against it. Default: none."""
+        return None
+
     def register(self, reg: enum.IntEnum | int | str) -> enum.IntEnum:
         """The member of :attr:`registers` that ``reg`` names: a member, a register
         number, or a name (matched without regard to case; aliases give their register).

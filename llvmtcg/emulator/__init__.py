@@ -8,7 +8,9 @@ See docs/library.md.
 """
 
 from llvmtcg.emulator.emulator import Context, Emulator, Translation
+from llvmtcg.emulator.inline import CmpLog, CmpRecord, Predicate, Reg
+from llvmtcg.emulator.instrument import coverage_location
 from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
 
-__all__ = ["Context", "Emulator", "EmulatorError", "ErrorKind", "Hook", "MemAccess", "Perm",
-           "Translation"]
+__all__ = ["CmpLog", "CmpRecord", "Context", "Emulator", "EmulatorError", "ErrorKind", "Hook",
+           "MemAccess", "Perm", "Predicate", "Reg", "Translation", "coverage_location"]

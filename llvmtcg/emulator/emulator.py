@@ -20,17 +20,21 @@ from typing import Any
 
 from llvmtcg.arch import CpuModelError, GuestArch, UnknownArchError, UnknownRegisterError
 from llvmtcg.arch import arch_by_name as _arch_by_name
+from llvmtcg.emulator.inline import CmpLog, Predicate
 from llvmtcg.emulator.instrument import (
+    API_FIELDS,
     BUDGET_FIELD,
+    COUNTS_FIELD,
+    COVERAGE_MAP_FIELD,
+    COVERAGE_PREV_FIELD,
     EXCP_API_STOP,
     MEM_INFO_AFTER,
+    MEM_INFO_FETCH,
     MEM_INFO_WRITE,
-    MEMORY_READS,
-    MEMORY_READS_AFTER,
-    MEMORY_WRITES,
     HookTarget,
     InstrumentedArch,
     TranslationConfig,
+    WhenHook,
 )
 from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
 from llvmtcg.ir.cpu_layout import PAGE_SIZE, RUNTIME_FIELDS
@@ -76,7 +80,9 @@ _FAULTS: dict[tuple[Access, FaultKind], tuple[ErrorKind, MemAccess, Hook]] = {
 _UNALIGNED = {Access.READ: ErrorKind.READ_UNALIGNED, Access.WRITE: ErrorKind.WRITE_UNALIGNED,
               Access.FETCH: ErrorKind.FETCH_UNALIGNED}
 _SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.MEM_WRITE
-                    | Hook.MEM_READ_AFTER | Hook.MEM_INVALID | Hook.INSN_INVALID)
+                    | Hook.MEM_FETCH | Hook.MEM_READ_AFTER | Hook.MEM_INVALID
+                    | Hook.INSN_INVALID)
+_INITIAL_COUNTER_SLOTS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,7 @@ class _HookEntry:
     user_data: Any
     begin: int
     end: int
+    when: WhenHook | None = None  # compiled condition (CODE/BLOCK hooks with when=)
 
     def covers(self, address: int) -> bool:
         return self.begin > self.end or self.begin <= address <= self.end
@@ -150,7 +157,9 @@ class Emulator:
         self._dispatch = _HookDispatch(self)
         self._arch = InstrumentedArch(base, {HookTarget.CODE: self._dispatch.on_code,
                                              HookTarget.BLOCK: self._dispatch.on_block,
-                                             HookTarget.MEM: self._dispatch.on_mem})
+                                             HookTarget.MEM: self._dispatch.on_mem,
+                                             HookTarget.WHEN: self._dispatch.on_when,
+                                             HookTarget.COUNTER_SLOT: self._dispatch.counter_slot})
         self._memory = GuestMemory(memory_size)
         self._cpu = Cpu(self._arch, self._memory, options)
         self._closed = False
@@ -164,9 +173,15 @@ class Emulator:
         self._running = False
         self._last_access: tuple[int, int] = (0, 0)  # (size, value) of a faulting access
         self._note_faulting_accesses()
+        # Inline instrumentation: what the next run compiles in, and its buffers.
+        self._coverage: tuple[Any, int] | None = None  # (ctypes view of the map, bits)
+        self._count_ranges: dict[bool, tuple[int, int]] = {}  # block? -> (begin, end)
+        self._dispatch.counters.attach(self._state)
+        self._cmplog: CmpLog | None = None
+        self._instrumentation_version = 0
         # (offset, size) of the guest's fields in the CPU state: what a Context holds.
         guest = [f for name, f in self._arch.layout.fields.items()
-                 if name not in _RUNTIME_FIELD_NAMES and name != BUDGET_FIELD]
+                 if name not in _RUNTIME_FIELD_NAMES and name not in API_FIELDS]
         start = min(f.offset for f in guest)
         self._guest_fields = (start, max(f.offset + f.size for f in guest) - start)
 
@@ -346,7 +361,7 @@ class Emulator:
 
     # -- hooks ----------------------------------------------------------------------------
     def hook_add(self, htype: int, callback: Callable[..., Any], user_data: Any = None,
-                 begin: int = 1, end: int = 0) -> int:
+                 begin: int = 1, end: int = 0, *, when: Predicate | None = None) -> int:
         """Call ``callback`` on the events of ``htype`` (signatures: :class:`Hook`).
 
         Args:
@@ -354,21 +369,40 @@ class Emulator:
             callback: the function to call.
             user_data: passed to every call as the last argument.
             begin, end: the addresses (inclusive) the hook covers: of the instruction
-                (CODE), of the block (BLOCK), of the accessed memory (MEM_*). ``begin >
-                end`` (the default) covers everything.
+                (CODE, MEM_FETCH), of the block (BLOCK), of the accessed memory
+                (MEM_*). ``begin > end`` (the default) covers everything. For MEM_READ,
+                MEM_WRITE and MEM_READ_AFTER the range is tested in translated code,
+                so accesses outside it call no Python.
+            when: a CODE or BLOCK hook only: a predicate on a register, such as
+                ``Reg("a0") == 5``, tested in translated code before each instruction
+                (block start) in range; the callback runs only when it holds.
 
         Returns:
             A handle for :meth:`hook_del`. The hook takes effect on the next run.
 
         Raises:
-            EmulatorError: ``HOOK`` for an unsupported hook type.
+            EmulatorError: ``HOOK`` for an unsupported hook type or a ``when`` on
+                another type; ``ARG`` for a predicate on a register no single field
+                holds (riscv64: x0, the FP CSRs).
         """
         kind = Hook(htype) if htype & ~int(_SUPPORTED_HOOKS) == 0 and htype else None
         if kind is None:
             raise EmulatorError(ErrorKind.HOOK, f"unsupported hook type {htype:#x}")
         handle = self._next_handle
+        compiled = None
+        if when is not None:
+            if kind not in (Hook.CODE, Hook.BLOCK):
+                raise EmulatorError(ErrorKind.HOOK, "when= applies to one of Hook.CODE "
+                                                    "and Hook.BLOCK")
+            reg = self._register(when.register)
+            name = self._arch.register_global(reg)
+            if name is None:
+                raise EmulatorError(ErrorKind.ARG, f"a hook cannot test register "
+                                                   f"{reg.name.lower()}")
+            compiled = WhenHook(handle, kind is Hook.BLOCK, begin, end, name, when.cond,
+                                when.value)
         self._next_handle += 1
-        self._hooks[handle] = _HookEntry(kind, callback, user_data, begin, end)
+        self._hooks[handle] = _HookEntry(kind, callback, user_data, begin, end, compiled)
         self._hooks_version += 1
         return handle
 
@@ -381,6 +415,98 @@ class Emulator:
         if self._hooks.pop(handle, None) is None:
             raise EmulatorError(ErrorKind.HOOK, f"no hook with handle {handle!r}")
         self._hooks_version += 1
+
+    # -- inline instrumentation (compiled into the code; no Python per event) --------------
+    def coverage_map(self, buffer: Any) -> None:
+        """Record AFL-style edge coverage into ``buffer`` from the next run on: at each
+        block, ``buffer[location(block) ^ prev] += 1`` (wrapping at 256) and ``prev =
+        location(block) >> 1``, with ``location`` =
+        :func:`~llvmtcg.emulator.coverage_location` and ``prev`` 0 at each
+        ``emu_start``. Translated code writes the buffer directly (no Python).
+
+        Args:
+            buffer: a writable bytes-like object (bytearray, memoryview, mmap, numpy
+                array) whose length is a power of two >= 2, kept referenced (and, for a
+                bytearray, fixed in size) until replaced; None stops recording.
+
+        Raises:
+            EmulatorError: ``ARG`` for a read-only buffer or a bad length.
+        """
+        if buffer is None:
+            self._coverage = None
+        else:
+            try:
+                view = (ctypes.c_uint8 * memoryview(buffer).nbytes).from_buffer(buffer)
+            except (TypeError, ValueError) as e:
+                raise EmulatorError(ErrorKind.ARG, f"coverage map: {e}") from None
+            size = len(view)
+            if size < 2 or size & (size - 1):
+                raise EmulatorError(ErrorKind.ARG, f"coverage map: length {size} is not a "
+                                                   f"power of two >= 2")
+            self._coverage = (view, size.bit_length() - 1)
+            self._state.set(COVERAGE_MAP_FIELD, ctypes.addressof(view))
+        self._hooks_version += 1
+
+    def counters_enable(self, kinds: int, begin: int = 1, end: int = 0) -> None:
+        """Count executions in translated code from the next run on: of each block
+        (``Hook.BLOCK``) and/or each instruction (``Hook.CODE``) whose address is in
+        ``[begin, end]`` (``begin > end``: everywhere). Read with :meth:`counts`.
+
+        Raises:
+            EmulatorError: ``HOOK`` for kinds other than BLOCK and CODE.
+        """
+        if not kinds or kinds & ~int(Hook.BLOCK | Hook.CODE):
+            raise EmulatorError(ErrorKind.HOOK, f"counters count Hook.BLOCK and/or "
+                                                f"Hook.CODE, not {kinds:#x}")
+        for block in (True, False):
+            if kinds & (Hook.BLOCK if block else Hook.CODE):
+                self._count_ranges[block] = (begin, end)
+        self._hooks_version += 1
+
+    def counters_disable(self, kinds: int = Hook.BLOCK | Hook.CODE) -> None:
+        """Stop counting ``kinds`` from the next run on (the counts stay readable)."""
+        for block in (True, False):
+            if kinds & (Hook.BLOCK if block else Hook.CODE):
+                self._count_ranges.pop(block, None)
+        self._hooks_version += 1
+
+    def counts(self, kind: int) -> dict[int, int]:
+        """Executions so far by address, of blocks (``Hook.BLOCK``) or instructions
+        (``Hook.CODE``); addresses never executed are absent."""
+        block = bool(kind & Hook.BLOCK)
+        counters = self._dispatch.counters
+        counts = counters.array
+        return {pc: counts[slot] for (is_block, pc), slot in counters.slots.items()
+                if is_block is block and counts[slot]}
+
+    def counters_reset(self) -> None:
+        """Set every count to zero."""
+        counts = self._dispatch.counters.array
+        ctypes.memset(counts, 0, ctypes.sizeof(counts))
+
+    def cmplog(self, capacity: int | None = 4096) -> CmpLog | None:
+        """Log comparisons from the next run on: each conditional branch and
+        set-on-compare of guest code writes (pc, condition, operands) into a ring of
+        ``capacity`` records (translated code writes it; no Python per record).
+
+        Args:
+            capacity: records kept (a power of two); None stops logging.
+
+        Returns:
+            The log to read (:meth:`CmpLog.records`), or None.
+
+        Raises:
+            EmulatorError: ``ARG`` if capacity is not a power of two.
+        """
+        if capacity is None:
+            self._cmplog = None
+        else:
+            if capacity < 1 or capacity & (capacity - 1):
+                raise EmulatorError(ErrorKind.ARG, f"cmplog: capacity {capacity} is not a "
+                                                   f"power of two")
+            self._cmplog = CmpLog(self._state, capacity)
+        self._hooks_version += 1
+        return self._cmplog
 
     # -- running --------------------------------------------------------------------------
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> None:
@@ -407,6 +533,7 @@ class Emulator:
         state.pc = begin
         if count:
             state.set(BUDGET_FIELD, count)
+        state.set(COVERAGE_PREV_FIELD, 0)  # (AFL's prev_loc: every run starts an edge path)
         self._dispatch.stop_pending = False
         self._dispatch.redirect = None
         self._cpu.loop.stop_requested = False
@@ -542,24 +669,36 @@ class Emulator:
 
     # -- internals ------------------------------------------------------------------------
     def _configure(self, until: int, counting: bool) -> None:
-        """Make translations match this run's ``until``, counting and hooks (dropping
-        those made under another configuration), and take the run's hook lists."""
+        """Make translations match this run's ``until``, counting, hooks and inline
+        instrumentation (dropping those made under another configuration), and take
+        the run's hook lists."""
         run = self._dispatch  # (the hook lists of this run)
         run.code, run.block = self._hooks_of(Hook.CODE), self._hooks_of(Hook.BLOCK)
         run.read, run.write = self._hooks_of(Hook.MEM_READ), self._hooks_of(Hook.MEM_WRITE)
         run.read_after = self._hooks_of(Hook.MEM_READ_AFTER)
+        run.fetch = self._hooks_of(Hook.MEM_FETCH)
+        run.when = {handle: hook for handle, hook in self._hooks.items()
+                    if hook.when is not None}
+        counts = self._count_ranges
         config = TranslationConfig(
             until=until, counting=counting,
             code_ranges=self._ranges(Hook.CODE), block_ranges=self._ranges(Hook.BLOCK),
-            memory_hooks=(MEMORY_READS if run.read else 0) | (MEMORY_WRITES if run.write else 0)
-            | (MEMORY_READS_AFTER if run.read_after else 0))
+            read_ranges=self._ranges(Hook.MEM_READ), write_ranges=self._ranges(Hook.MEM_WRITE),
+            read_after_ranges=self._ranges(Hook.MEM_READ_AFTER),
+            fetch_ranges=self._ranges(Hook.MEM_FETCH),
+            when_hooks=tuple(hook.when for hook in run.when.values()),
+            coverage_bits=self._coverage[1] if self._coverage else 0,
+            block_count_ranges=(counts[True],) if True in counts else (),
+            insn_count_ranges=(counts[False],) if False in counts else (),
+            cmplog_bits=(self._cmplog.capacity.bit_length() - 1) if self._cmplog else 0)
         if config != self._arch.config:
             self._arch.config = config
             self._cpu.flush()
         self._configured = (until, counting, self._hooks_version)
 
     def _hooks_of(self, kind: Hook) -> list[_HookEntry]:
-        return [hook for hook in self._hooks.values() if hook.kind & kind]
+        """The unconditional hooks of ``kind`` (conditional ones have their own calls)."""
+        return [hook for hook in self._hooks.values() if hook.kind & kind and hook.when is None]
 
     def _ranges(self, kind: Hook) -> tuple[tuple[int, int], ...]:
         ranges = tuple(sorted({(hook.begin, hook.end) for hook in self._hooks_of(kind)}))
@@ -635,6 +774,36 @@ class Emulator:
         softmmu.load, softmmu.store, softmmu.probe_atomic = noting_load, noting_store, noting_probe
 
 
+class _Counters:
+    """The execution counters' array and the slot of each (block or instruction, pc)."""
+
+    __slots__ = ("array", "slots", "state")
+
+    def __init__(self) -> None:
+        self.array = (ctypes.c_uint64 * _INITIAL_COUNTER_SLOTS)()
+        self.slots: dict[tuple[bool, int], int] = {}
+        self.state: Any = None
+
+    def attach(self, state: Any) -> None:
+        self.state = state
+        state.set(COUNTS_FIELD, ctypes.addressof(self.array))
+
+    def slot(self, block: bool, pc: int) -> int:
+        """The counter of (block or instruction, pc), allocated on first use (the
+        translator asks while it instruments; the array grows, copied, and the CPU
+        state field follows it, so code translated before keeps counting)."""
+        key = (block, pc)
+        slot = self.slots.get(key)
+        if slot is None:
+            slot = self.slots[key] = len(self.slots)
+            if slot >= len(self.array):
+                grown = (ctypes.c_uint64 * (2 * len(self.array)))()
+                ctypes.memmove(grown, self.array, ctypes.sizeof(self.array))
+                self.array = grown
+                self.state.set(COUNTS_FIELD, ctypes.addressof(grown))
+        return slot
+
+
 class _HookDispatch:
     """What native code calls through the instrumentation helpers, and the state of the
     run it shares with the emulator. The emulator is held by a weak reference (the
@@ -644,7 +813,7 @@ class _HookDispatch:
     from the next one)."""
 
     __slots__ = ("emulator", "pc_cell", "code", "block", "read", "write", "read_after",
-                 "stop_pending", "redirect")
+                 "fetch", "when", "counters", "stop_pending", "redirect")
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = weakref.ref(emulator)
@@ -654,6 +823,9 @@ class _HookDispatch:
         self.read: list[_HookEntry] = []
         self.write: list[_HookEntry] = []
         self.read_after: list[_HookEntry] = []
+        self.fetch: list[_HookEntry] = []
+        self.when: dict[int, _HookEntry] = {}  # conditional hooks by handle
+        self.counters = _Counters()
         self.stop_pending = False  # emu_stop() during this run
         self.redirect: int | None = None  # a hook moved pc: resume there
 
@@ -677,10 +849,23 @@ class _HookDispatch:
         if self.stop_pending or pc_cell.value != pc:
             self._leave(cpu, pc)
 
+    def counter_slot(self, block: bool, pc: int) -> int:
+        return self.counters.slot(block, pc)
+
+    def on_when(self, cpu: Cpu, handle: int, pc: int, size: int) -> None:
+        pc_cell = self.pc_cell
+        pc_cell.value = pc
+        hook = self.when[handle]
+        hook.callback(self.emulator(), pc, size, hook.user_data)
+        if self.stop_pending or pc_cell.value != pc:
+            self._leave(cpu, pc)
+
     def on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
         self.pc_cell.value = pc
         size = info & 0xFF
-        if info & MEM_INFO_WRITE:
+        if info & MEM_INFO_FETCH:
+            hooks, access = self.fetch, MemAccess.FETCH
+        elif info & MEM_INFO_WRITE:
             hooks, access = self.write, MemAccess.WRITE
         elif info & MEM_INFO_AFTER:
             hooks, access = self.read_after, MemAccess.READ_AFTER

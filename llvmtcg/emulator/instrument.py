@@ -11,10 +11,21 @@ it translates, as the current :class:`TranslationConfig` asks:
 - ``count``: before each instruction, native code tests and decrements a budget in the
   CPU state (a field appended to the arch's layout) and leaves with
   :data:`EXCP_API_STOP` when it is exhausted: exact, and no Python per instruction.
-- hooks: a helper call (into Python) before each instruction in a CODE hook's range, at
-  the start of each block in a BLOCK hook's range, before each load and store (and
-  after each load, for MEM_READ_AFTER) when memory hooks exist. Without hooks nothing
-  is emitted.
+- hooks: a helper call (into Python) before each instruction in a CODE (or MEM_FETCH)
+  hook's range, at the start of each block in a BLOCK hook's range, before each load
+  and store (and after each load, for MEM_READ_AFTER) when memory hooks exist; when no
+  memory hook covers every address, the call is guarded by a compiled test of the
+  access address against the hooks' ranges. A conditional hook (``when=``) gets its
+  own call, guarded by a compiled compare of a register with a value. Without hooks
+  nothing is emitted.
+- inline instrumentation (no Python at all): an AFL-style edge-coverage map (at each
+  block start ``map[cur ^ prev] += 1; prev = cur >> 1`` with ``cur`` the block's
+  :func:`coverage_location`), 64-bit execution counters per block and per instruction
+  (slots of a counter array the emulator grows), and a comparison log (the pc, operands
+  and condition of every ``brcond``/``setcond`` of guest code, written to a ring
+  buffer). They are ``host_ld``/``host_st`` ops on buffers whose addresses live in CPU
+  state fields appended to the layout, so the emulator can move or swap a buffer
+  without retranslating.
 
 The configuration is part of :meth:`InstrumentedArch.fingerprint`; the emulator flushes
 translations when it changes between runs, so a hook added or removed takes effect on
@@ -28,7 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
-from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Temp, const
+from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Op, Temp, const
 from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.types import FFlag, RoundingMode
@@ -41,6 +52,21 @@ from llvmtcg.runtime.helpers import HelperRegistry
 # a hook stopped the run (or moved pc): the emulator's own, beside the runtime's.
 EXCP_API_STOP = 0x7FFF_0100
 BUDGET_FIELD = "api_budget"  # instructions left to run (only read when counting)
+# Instrumentation buffers (host addresses) and their cursors, appended to the layout.
+COVERAGE_MAP_FIELD = "api_cov_map"  # the edge-coverage map's address
+COVERAGE_PREV_FIELD = "api_cov_prev"  # AFL's prev_loc: the last block's location >> 1
+COUNTS_FIELD = "api_counts"  # the counter array's address (u64 per slot)
+CMPLOG_FIELD = "api_cmp_ring"  # the comparison log's address (CMPLOG_ENTRY bytes each)
+CMPLOG_HEAD_FIELD = "api_cmp_head"  # records written since the log was reset
+API_FIELDS = (BUDGET_FIELD, COVERAGE_MAP_FIELD, COVERAGE_PREV_FIELD, COUNTS_FIELD,
+              CMPLOG_FIELD, CMPLOG_HEAD_FIELD)
+# A comparison-log record: pc, first operand, second operand, info (u64 each); info is
+# the condition's index in CONDITIONS | the operands' width in bits << 8.
+CMPLOG_ENTRY = 32
+CONDITIONS = tuple(Cond)
+_INVERSE = {Cond.EQ: Cond.NE, Cond.NE: Cond.EQ, Cond.LT: Cond.GE, Cond.GE: Cond.LT,
+            Cond.LE: Cond.GT, Cond.GT: Cond.LE, Cond.LTU: Cond.GEU, Cond.GEU: Cond.LTU,
+            Cond.LEU: Cond.GTU, Cond.GTU: Cond.LEU}
 
 # One range of guest addresses, inclusive at both ends as Unicorn's hook ranges are.
 Range = tuple[int, int]
@@ -51,10 +77,28 @@ HELPER_BLOCK = HelperDecl("api_block", None, (I64, I64),
                           HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
 HELPER_MEM = HelperDecl("api_mem", None, (I64, I64, I64, I64),
                         HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
+# A conditional hook's call: (hook handle, pc, size).
+HELPER_WHEN = HelperDecl("api_when", None, (I64, I64, I64),
+                         HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
 # api_mem's info argument: the access size | MEM_INFO_WRITE for stores, MEM_INFO_AFTER
-# for a call after a load (with the value loaded).
-MEM_INFO_WRITE, MEM_INFO_AFTER = 1 << 8, 1 << 9
-MEMORY_READS, MEMORY_WRITES, MEMORY_READS_AFTER = 1, 2, 4  # TranslationConfig.memory_hooks
+# for a call after a load (with the value loaded), MEM_INFO_FETCH for an instruction
+# fetch.
+MEM_INFO_WRITE, MEM_INFO_AFTER, MEM_INFO_FETCH = 1 << 8, 1 << 9, 1 << 10
+
+
+@dataclass(frozen=True, slots=True)
+class WhenHook:
+    """A conditional CODE or BLOCK hook as the translator compiles it: call
+    ``api_when(handle, pc, size)`` at the instructions (blocks) in [begin, end] when
+    ``register_global cond value`` holds."""
+
+    handle: int
+    block: bool  # at block starts (BLOCK), else before instructions (CODE)
+    begin: int
+    end: int
+    register_global: str
+    cond: Cond
+    value: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +110,40 @@ class TranslationConfig:
     counting: bool = False
     code_ranges: tuple[Range, ...] = ()
     block_ranges: tuple[Range, ...] = ()
-    memory_hooks: int = 0  # MEMORY_* bits: which accesses call a hook
+    # Memory hooks by access: the address ranges (empty: no hook; ((1, 0),): all).
+    read_ranges: tuple[Range, ...] = ()
+    write_ranges: tuple[Range, ...] = ()
+    read_after_ranges: tuple[Range, ...] = ()
+    fetch_ranges: tuple[Range, ...] = ()
+    when_hooks: tuple[WhenHook, ...] = ()
+    coverage_bits: int = 0  # log2 of the coverage map's size; 0: no coverage
+    block_count_ranges: tuple[Range, ...] = ()
+    insn_count_ranges: tuple[Range, ...] = ()
+    cmplog_bits: int = 0  # log2 of the comparison log's records; 0: no log
+
+    @property
+    def instruments(self) -> bool:
+        """Whether blocks are rewritten at all."""
+        return self != _PLAIN
+
+
+def coverage_location(pc: int, bits: int) -> int:
+    """A block's location in a coverage map of ``1 << bits`` bytes (AFL's QEMU mode:
+    ``(pc >> 4) ^ (pc << 8)``, masked); the edge A -> B increments
+    ``map[location(B) ^ (location(A) >> 1)]``."""
+    return ((pc >> 4) ^ (pc << 8)) & ((1 << bits) - 1)
+
+
+_PLAIN = TranslationConfig()
 
 
 def in_ranges(ranges: tuple[Range, ...], address: int) -> bool:
     """Whether ``address`` is in one of ``ranges`` (begin > end: every address)."""
     return any(begin > end or begin <= address <= end for begin, end in ranges)
+
+
+def _covers(begin: int, end: int, address: int) -> bool:
+    return begin > end or begin <= address <= end
 
 
 class HookTarget(enum.Enum):
@@ -80,6 +152,8 @@ class HookTarget(enum.Enum):
     CODE = "code"
     BLOCK = "block"
     MEM = "mem"
+    WHEN = "when"
+    COUNTER_SLOT = "counter_slot"  # (block: bool, pc) -> the slot of its counter
 
 
 def extended_layout(layout: CpuLayout) -> CpuLayout:
@@ -88,7 +162,7 @@ def extended_layout(layout: CpuLayout) -> CpuLayout:
     runtime = {name for name, _ in (*RUNTIME_FIELDS, *RUNTIME_TAIL_FIELDS)}
     guest = [(f.name, f.type, f.count) for f in layout.fields.values() if f.name not in runtime]
     extended = CpuLayout(guest, n_mmu_idx=layout.n_mmu_idx, tlb_bits=layout.tlb_bits,
-                         extra_fields=[(BUDGET_FIELD, I64, 1)])
+                         extra_fields=[(name, I64, 1) for name in API_FIELDS])
     for name, field_ in layout.fields.items():
         if extended.fields[name].offset != field_.offset:
             raise AssertionError(f"extending the layout moved field {name!r}")
@@ -134,6 +208,7 @@ class InstrumentedArch(GuestArch):
         registry.register(HELPER_CODE, self._handlers[HookTarget.CODE])
         registry.register(HELPER_BLOCK, self._handlers[HookTarget.BLOCK])
         registry.register(HELPER_MEM, self._handlers[HookTarget.MEM])
+        registry.register(HELPER_WHEN, self._handlers[HookTarget.WHEN])
         return registry
 
     def fingerprint(self) -> tuple:
@@ -155,67 +230,160 @@ class InstrumentedArch(GuestArch):
                 raise
 
         block = self.base.translate(pc, flags, fetch_before_until, log)
-        if (until is not None or config.counting or config.code_ranges
-                or config.block_ranges or config.memory_hooks):
+        if config.instruments:
             self._instrument(block, config)
         return block
 
+    def register_global(self, reg: enum.IntEnum) -> str | None:
+        return self.base.register_global(reg)
+
     def _instrument(self, block: Block, config: TranslationConfig) -> None:
-        """Insert the budget check and hook calls into ``block``'s ops."""
+        """Insert the budget check, inline instrumentation and hook calls into
+        ``block``'s ops."""
         starts = [op.args[0] for op in block.ops if op.name == "insn_start"]
         ends = [*starts[1:], block.pc + block.guest_size]
         size_of = {start: end - start for start, end in zip(starts, ends, strict=True)}
         b = Builder(block.pc, self._globals)
         b.block = block  # emit into the block itself (its temps and labels stay unique)
-        budget = self._globals[BUDGET_FIELD]
+        g = self._globals
+        budget = g[BUDGET_FIELD]
+        # Scratch temps shared by every insertion (a baseline block has a bounded number
+        # of local slots): two for the instrumentation, one for the address after a load.
+        scratch = (b.temp(I64), b.temp(I64))
+        saved_address = b.temp(I64)
         ops, block.ops = block.ops, []
         first = True
         pc = block.pc
         for op in ops:
             if op.name == "goto_tb" and op.args[1] == config.until:
                 # Stop at `until` without a lookup there (which would fault, slowly).
-                b.mov(self._globals["pc"], const(I64, config.until))
+                b.mov(g["pc"], const(I64, config.until))
                 b.exit_tb(ExitReason.HALT)
                 continue
             after_load = None
             if op.name == "qemu_ld":
-                if config.memory_hooks & MEMORY_READS:
-                    self._mem_hook_call(b, pc, op.args[0].size, op.inputs[0], const(I64, 0))
-                if config.memory_hooks & MEMORY_READS_AFTER:
-                    after_load = b.temp(I64)  # the address (the load may overwrite it)
+                if config.read_ranges:
+                    self._mem_hook_call(b, scratch, pc, op.args[0].size, op.inputs[0],
+                                        const(I64, 0), config.read_ranges)
+                if config.read_after_ranges:
+                    after_load = saved_address  # (the load may overwrite its address)
                     b.mov(after_load, op.inputs[0])
-            elif op.name == "qemu_st" and config.memory_hooks & MEMORY_WRITES:
+            elif op.name == "qemu_st" and config.write_ranges:
                 value, addr = op.inputs
-                self._mem_hook_call(b, pc, op.args[0].size | MEM_INFO_WRITE, addr, value)
+                self._mem_hook_call(b, scratch, pc, op.args[0].size | MEM_INFO_WRITE, addr,
+                                    value, config.write_ranges)
+            elif op.name in ("brcond", "setcond") and config.cmplog_bits:
+                self._log_compare(b, scratch, pc, op, config.cmplog_bits)
             block.ops.append(op)
             if after_load is not None:
-                self._mem_hook_call(b, pc, op.args[0].size | MEM_INFO_AFTER, after_load,
-                                    op.outputs[0])
+                self._mem_hook_call(b, scratch, pc, op.args[0].size | MEM_INFO_AFTER,
+                                    after_load, op.outputs[0], config.read_after_ranges)
             if op.name != "insn_start":
                 continue
             pc = op.args[0]
+            size = size_of[pc]
             # Unicorn's order: the block hook, then the budget (a block whose first
             # instruction is not run still reports itself), then the code hook.
-            if first and in_ranges(config.block_ranges, pc):
-                b.call(HELPER_BLOCK.name, (), (const(I64, pc), const(I64, block.guest_size)))
+            if first:
+                if config.coverage_bits:
+                    self._cover_edge(b, scratch, coverage_location(pc, config.coverage_bits))
+                if in_ranges(config.block_count_ranges, pc):
+                    self._count(b, scratch, self._handlers[HookTarget.COUNTER_SLOT](True, pc))
+                if in_ranges(config.block_ranges, pc):
+                    b.call(HELPER_BLOCK.name, (), (const(I64, pc),
+                                                   const(I64, block.guest_size)))
+                for hook in config.when_hooks:
+                    if hook.block and _covers(hook.begin, hook.end, pc):
+                        self._when_call(b, hook, pc, block.guest_size)
             if config.counting:
                 go_on = b.label()
                 b.brcond(Cond.NE, budget, const(I64, 0), go_on)
                 b.raise_exception(EXCP_API_STOP, pc)
                 b.set_label(go_on)
                 b.sub(budget, budget, const(I64, 1))
+            if in_ranges(config.insn_count_ranges, pc):
+                self._count(b, scratch, self._handlers[HookTarget.COUNTER_SLOT](False, pc))
+            if in_ranges(config.fetch_ranges, pc):
+                b.call(HELPER_MEM.name, (), (const(I64, pc), const(I64, size | MEM_INFO_FETCH),
+                                             const(I64, pc), const(I64, 0)))
             if in_ranges(config.code_ranges, pc):
-                b.call(HELPER_CODE.name, (), (const(I64, pc), const(I64, size_of[pc])))
+                b.call(HELPER_CODE.name, (), (const(I64, pc), const(I64, size)))
+            for hook in config.when_hooks:
+                if not hook.block and _covers(hook.begin, hook.end, pc):
+                    self._when_call(b, hook, pc, size)
             first = False
 
+    def _cover_edge(self, b: Builder, scratch: tuple[Temp, Temp], location: int) -> None:
+        """AFL's edge count: map[location ^ prev] += 1 (wrapping); prev = location >> 1."""
+        prev, base = self._globals[COVERAGE_PREV_FIELD], self._globals[COVERAGE_MAP_FIELD]
+        cell, hits = scratch
+        b.xor(cell, prev, const(I64, location))
+        b.add(cell, cell, base)
+        b.host_ld(hits, cell, 1)
+        b.add(hits, hits, const(I64, 1))
+        b.host_st(hits, cell, 1)
+        b.mov(prev, const(I64, location >> 1))
+
+    def _count(self, b: Builder, scratch: tuple[Temp, Temp], slot: int) -> None:
+        """counts[slot] += 1 (the slot's offset is a constant operand, not an op
+        argument, so the baseline tier needs one stencil whatever the slot)."""
+        cell, count = scratch
+        b.add(cell, self._globals[COUNTS_FIELD], const(I64, slot * 8))
+        b.host_ld(count, cell, 8)
+        b.add(count, count, const(I64, 1))
+        b.host_st(count, cell, 8)
+
+    def _log_compare(self, b: Builder, scratch: tuple[Temp, Temp], pc: int, op: Op,
+                     bits: int) -> None:
+        """Append (pc, a, b, info) to the comparison log's ring (oldest overwritten)."""
+        g = self._globals
+        head, ring = g[CMPLOG_HEAD_FIELD], g[CMPLOG_FIELD]
+        a, c = op.inputs[0], op.inputs[1]
+        width = a.type.bits
+        cond = op.args[0]
+        record, wide = scratch
+        b.and_(record, head, const(I64, (1 << bits) - 1))
+        b.shl(record, record, const(I64, CMPLOG_ENTRY.bit_length() - 1))
+        b.add(record, record, ring)
+        b.host_st(const(I64, pc), record, 8, 0)
+        for temp, offset in ((a, 8), (c, 16)):
+            if temp.type is not I64:
+                b.ext_i32_i64(wide, temp, signed=False)
+                temp = wide
+            b.host_st(temp, record, 8, offset)
+        b.host_st(const(I64, CONDITIONS.index(cond) | width << 8), record, 8, 24)
+        b.add(head, head, const(I64, 1))
+
+    def _when_call(self, b: Builder, hook: WhenHook, pc: int, size: int) -> None:
+        """Call api_when(handle, pc, size) if the hook's predicate holds."""
+        register = self._globals[hook.register_global]
+        skip = b.label()
+        b.brcond(_INVERSE[hook.cond], register,
+                 const(register.type, hook.value & register.type.mask), skip)
+        b.call(HELPER_WHEN.name, (), (const(I64, hook.handle), const(I64, pc), const(I64, size)))
+        b.set_label(skip)
+
     @staticmethod
-    def _mem_hook_call(b: Builder, pc: int, info: int, addr: Temp, value: Temp) -> None:
-        """Call api_mem(pc, info, addr, value) (info: access size and MEM_INFO_* bits)."""
+    def _mem_hook_call(b: Builder, scratch: tuple[Temp, Temp], pc: int, info: int,
+                       addr: Temp, value: Temp, ranges: tuple[Range, ...]) -> None:
+        """Call api_mem(pc, info, addr, value) (info: access size and MEM_INFO_* bits),
+        only for an address in ``ranges`` unless one of them covers every address."""
+        offset, wide = scratch
         if value.type is not I64:
-            wide = b.temp(I64)
             b.ext_i32_i64(wide, value, signed=False)
             value = wide
+        everything = any(begin > end for begin, end in ranges)
+        skip = None
+        if not everything:
+            hit, skip = b.label(), b.label()
+            for begin, end in ranges:
+                b.sub(offset, addr, const(I64, begin))
+                b.brcond(Cond.LEU, offset, const(I64, end - begin), hit)
+            b.br(skip)
+            b.set_label(hit)
         b.call(HELPER_MEM.name, (), (const(I64, pc), const(I64, info), addr, value))
+        if skip is not None:
+            b.set_label(skip)
 
     # -- everything else is the base architecture's ------------------------------------
     def tb_flags(self, state: CpuState) -> int:

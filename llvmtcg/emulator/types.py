@@ -24,8 +24,10 @@ class Hook(enum.IntFlag):
 
     - ``INTR``: ``cb(emu, intno, user_data)``
     - ``CODE``, ``BLOCK``: ``cb(emu, address, size, user_data)``
-    - ``MEM_READ``, ``MEM_WRITE``, ``MEM_READ_AFTER``: ``cb(emu, access, address, size,
-      value, user_data)`` (value: 0 for reads, the value stored or loaded otherwise)
+    - ``MEM_READ``, ``MEM_WRITE``, ``MEM_READ_AFTER``, ``MEM_FETCH``: ``cb(emu, access,
+      address, size, value, user_data)`` (value: 0 for reads and fetches, the value
+      stored or loaded otherwise; a fetch is reported once per instruction executed,
+      before it, with the instruction's address and length)
     - ``MEM_*_UNMAPPED``, ``MEM_*_PROT``: the same, returning True to retry the access
       (after mapping or unprotecting the page)
     - ``INSN_INVALID``: ``cb(emu, user_data)``, returning True to continue (at the pc
@@ -43,6 +45,7 @@ class Hook(enum.IntFlag):
     MEM_FETCH_PROT = 512
     MEM_READ = 1024
     MEM_WRITE = 2048
+    MEM_FETCH = 4096
     MEM_READ_AFTER = 8192
     INSN_INVALID = 16384
     MEM_UNMAPPED = MEM_READ_UNMAPPED | MEM_WRITE_UNMAPPED | MEM_FETCH_UNMAPPED

@@ -101,6 +101,11 @@ class Aarch64Arch(GuestArch):
         assert reg == REG_TPIDR
         return state.get("tpidr_el0")
 
+    def register_global(self, reg: enum.IntEnum) -> str | None:
+        if reg <= REG_SP:
+            return f"x[{int(reg)}]"
+        return "pc" if reg == REG_PC else None  # (NZCV is four fields, V a pair)
+
     def reg_write(self, state: CpuState, reg: enum.IntEnum | int | str, value: int) -> None:
         reg = self.register(reg)
         if reg <= REG_SP:

@@ -141,6 +141,15 @@ class Riscv64Arch(GuestArch):
             return state.get("frm")
         return state.get("frm") << 5 | state.get("fflags")
 
+    def register_global(self, reg: enum.IntEnum) -> str | None:
+        if 0 < reg < REG_PC:
+            return f"x[{int(reg)}]"
+        if reg == REG_PC:
+            return "pc"
+        if REG_F0 <= reg < REG_CSR0:
+            return f"f[{reg - REG_F0}]"
+        return None  # x0 (constant zero), the CSRs (fcsr is two fields)
+
     def reg_write(self, state: CpuState, reg: enum.IntEnum | int | str, value: int) -> None:
         reg = self.register(reg)
         if reg < REG_PC:
