@@ -7,10 +7,11 @@
 See docs/library.md.
 """
 
-from llvmtcg.emulator.emulator import Context, Emulator, Translation
+from llvmtcg.emulator.emulator import Emulator, Translation
 from llvmtcg.emulator.inline import CmpLog, CmpRecord, Predicate, Reg
 from llvmtcg.emulator.instrument import coverage_location
-from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
+from llvmtcg.emulator.snapshot import Snapshot
+from llvmtcg.emulator.types import Context, EmulatorError, ErrorKind, Hook, MemAccess, Perm
 
 __all__ = ["CmpLog", "CmpRecord", "Context", "Emulator", "EmulatorError", "ErrorKind", "Hook",
-           "MemAccess", "Perm", "Predicate", "Reg", "Translation", "coverage_location"]
+           "MemAccess", "Perm", "Predicate", "Reg", "Snapshot", "Translation", "coverage_location"]

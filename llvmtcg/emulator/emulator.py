@@ -36,7 +36,8 @@ from llvmtcg.emulator.instrument import (
     TranslationConfig,
     WhenHook,
 )
-from llvmtcg.emulator.types import EmulatorError, ErrorKind, Hook, MemAccess, Perm
+from llvmtcg.emulator.snapshot import DirtyPages, RegionCopy, Snapshot
+from llvmtcg.emulator.types import Context, EmulatorError, ErrorKind, Hook, MemAccess, Perm
 from llvmtcg.ir.cpu_layout import PAGE_SIZE, RUNTIME_FIELDS
 from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
@@ -83,16 +84,6 @@ _SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.ME
                     | Hook.MEM_FETCH | Hook.MEM_READ_AFTER | Hook.MEM_INVALID
                     | Hook.INSN_INVALID)
 _INITIAL_COUNTER_SLOTS = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """Saved registers (:meth:`Emulator.context_save`): the pc and the guest part of
-    the CPU state (every register field of the architecture's layout), as bytes."""
-
-    arch: str
-    pc: int
-    registers: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +169,11 @@ class Emulator:
         self._count_ranges: dict[bool, tuple[int, int]] = {}  # block? -> (begin, end)
         self._dispatch.counters.attach(self._state)
         self._cmplog: CmpLog | None = None
-        self._instrumentation_version = 0
+        # Snapshots: dirty-page tracking (from the first snapshot on), the snapshot
+        # memory last started from, and a version of the mappings.
+        self._dirty: DirtyPages | None = None
+        self._base: tuple[weakref.ref[Snapshot], int] | None = None  # (it, layout version)
+        self._layout_version = 0
         # (offset, size) of the guest's fields in the CPU state: what a Context holds.
         guest = [f for name, f in self._arch.layout.fields.items()
                  if name not in _RUNTIME_FIELD_NAMES and name not in API_FIELDS]
@@ -198,6 +193,8 @@ class Emulator:
         self._closed = True
         self._cpu.close()
         self._memory.close()
+        if self._dirty is not None:
+            self._dirty.close()
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):  # (a constructor that failed: nothing)
@@ -228,6 +225,7 @@ class Emulator:
             raise EmulatorError(ErrorKind.MAP, f"{address:#x}+{size:#x} overlaps a mapping",
                                 address=address)
         self._memory.map(address, size, int(perms))
+        self._layout_version += 1
 
     def mem_unmap(self, address: int, size: int) -> None:
         """Unmap ``[address, address+size)`` (translated code there is dropped).
@@ -239,6 +237,7 @@ class Emulator:
         self._check_range(address, size)
         self._check_mapped(address, size)
         self._memory.unmap(address, size)
+        self._layout_version += 1
 
     def mem_protect(self, address: int, size: int, perms: int = Perm.ALL) -> None:
         """Change the permissions of ``[address, address+size)``.
@@ -251,6 +250,7 @@ class Emulator:
         self._check_perms(perms)
         self._check_mapped(address, size)
         self._memory.protect(address, size, int(perms))
+        self._layout_version += 1
 
     def mem_regions(self) -> list[tuple[int, int, int]]:
         """The mapped regions as ``(begin, end, perms)``, ``end`` inclusive (as
@@ -290,6 +290,8 @@ class Emulator:
             raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{fault.fault.addr:#x} is not "
                                 f"mapped", address=fault.fault.addr) from None
         end = address + len(data)
+        if self._dirty is not None:
+            self._dirty.mark(address, end)
         tbs = self._cpu.tbs
         if any(tbs.page_has_code(page) for page in
                range(address - address % PAGE_SIZE, end, PAGE_SIZE)):
@@ -508,6 +510,81 @@ class Emulator:
         self._hooks_version += 1
         return self._cmplog
 
+    # -- snapshots ------------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The registers and memory now (every mapped region is copied), for
+        :meth:`restore`. From the first snapshot on, translated code marks the pages
+        it writes, so restoring the latest snapshot copies back only those.
+
+        Raises:
+            EmulatorError: ``ARG`` during a run.
+        """
+        if self._running:
+            raise EmulatorError(ErrorKind.ARG, "snapshot: the emulator is running")
+        if self._dirty is None:
+            self._dirty = DirtyPages(self._state, self._memory.page_count)
+            self._hooks_version += 1  # (the next run compiles the marking in)
+        base = self._memory.base
+        regions = []
+        for region in self._memory.regions():
+            data = (ctypes.c_char * (region.end - region.start))()
+            ctypes.memmove(data, base + region.start, region.end - region.start)
+            regions.append(RegionCopy(region.start, region.end, region.perms, data))
+        self._dirty.take()
+        snap = Snapshot(self._arch.name, self.context_save(), tuple(regions))
+        self._base = (weakref.ref(snap), self._layout_version)
+        return snap
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Put back the registers, mappings and memory of ``snapshot``. Restoring the
+        snapshot the memory last started from (the latest snapshot or restore) under
+        the same mappings copies only the pages written since; translations of
+        rewritten pages are dropped.
+
+        Raises:
+            EmulatorError: ``ARG`` during a run or for another architecture's snapshot.
+        """
+        if self._running:
+            raise EmulatorError(ErrorKind.ARG, "restore: the emulator is running")
+        if snapshot.arch != self._arch.name:
+            raise EmulatorError(ErrorKind.ARG, f"a {snapshot.arch} snapshot cannot be "
+                                               f"restored into a {self._arch.name} emulator")
+        assert self._dirty is not None  # (made by the first snapshot)
+        dirty = self._dirty.take()
+        base, layout_version = self._base if self._base is not None else (None, -1)
+        memory_base, cpu = self._memory.base, self._cpu
+        if (dirty is not None and base is not None and base() is snapshot
+                and layout_version == self._layout_version):
+            page_has_code = cpu.tbs.page_has_code
+            for page in dirty:
+                region = snapshot.region_of(page)
+                if region is None:
+                    continue  # (a wild address's mark)
+                ctypes.memmove(memory_base + page,
+                               ctypes.addressof(region.data) + page - region.start, PAGE_SIZE)
+                if page_has_code(page):
+                    cpu.invalidate_range(page, page + PAGE_SIZE)
+        else:
+            self._restore_mappings(snapshot)
+            for region in snapshot.regions:
+                ctypes.memmove(memory_base + region.start, region.data,
+                               region.end - region.start)
+                cpu.invalidate_range(region.start, region.end)
+        self.context_restore(snapshot.context)
+        self._base = (weakref.ref(snapshot), self._layout_version)
+
+    def _restore_mappings(self, snapshot: Snapshot) -> None:
+        """Map, unmap and protect so the regions are the snapshot's (contents follow)."""
+        wanted = {(r.start, r.end, r.perms) for r in snapshot.regions}
+        current = {(r.start, r.end, r.perms) for r in self._memory.regions()}
+        if wanted == current:
+            return
+        for start, end, _ in current - wanted:
+            self._memory.unmap(start, end - start)
+        for start, end, perms in sorted(wanted - current):
+            self._memory.map(start, end - start, perms)
+        self._layout_version += 1
+
     # -- running --------------------------------------------------------------------------
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> None:
         """Run guest code from ``begin``.
@@ -690,7 +767,8 @@ class Emulator:
             coverage_bits=self._coverage[1] if self._coverage else 0,
             block_count_ranges=(counts[True],) if True in counts else (),
             insn_count_ranges=(counts[False],) if False in counts else (),
-            cmplog_bits=(self._cmplog.capacity.bit_length() - 1) if self._cmplog else 0)
+            cmplog_bits=(self._cmplog.capacity.bit_length() - 1) if self._cmplog else 0,
+            dirty_pages=self._dirty.page_count if self._dirty else 0)
         if config != self._arch.config:
             self._arch.config = config
             self._cpu.flush()

@@ -18,6 +18,9 @@ it translates, as the current :class:`TranslationConfig` asks:
   access address against the hooks' ranges. A conditional hook (``when=``) gets its
   own call, guarded by a compiled compare of a register with a value. Without hooks
   nothing is emitted.
+- dirty pages (for snapshots): before each store and atomic, the pages of its first
+  and last byte are marked in a byte map and, when newly marked, appended to a list,
+  so a restore copies back only what the guest wrote.
 - inline instrumentation (no Python at all): an AFL-style edge-coverage map (at each
   block start ``map[cur ^ prev] += 1; prev = cur >> 1`` with ``cur`` the block's
   :func:`coverage_location`), 64-bit execution counters per block and per instruction
@@ -40,9 +43,9 @@ from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
 from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Op, Temp, const
-from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
+from llvmtcg.ir.cpu_layout import PAGE_BITS, RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.types import FFlag, RoundingMode
+from llvmtcg.ir.types import FFlag, MemOp, RoundingMode
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
@@ -58,8 +61,15 @@ COVERAGE_PREV_FIELD = "api_cov_prev"  # AFL's prev_loc: the last block's locatio
 COUNTS_FIELD = "api_counts"  # the counter array's address (u64 per slot)
 CMPLOG_FIELD = "api_cmp_ring"  # the comparison log's address (CMPLOG_ENTRY bytes each)
 CMPLOG_HEAD_FIELD = "api_cmp_head"  # records written since the log was reset
+# Dirty-page tracking for snapshots: a byte per guest page (1: written since the last
+# snapshot or restore) and the list of those pages, in the order first written.
+DIRTY_MAP_FIELD = "api_dirty_map"
+DIRTY_LIST_FIELD = "api_dirty_list"
+DIRTY_COUNT_FIELD = "api_dirty_count"  # pages listed; DIRTY_LIST_CAPACITY: overflowed
+DIRTY_LIST_CAPACITY = 4096
 API_FIELDS = (BUDGET_FIELD, COVERAGE_MAP_FIELD, COVERAGE_PREV_FIELD, COUNTS_FIELD,
-              CMPLOG_FIELD, CMPLOG_HEAD_FIELD)
+              CMPLOG_FIELD, CMPLOG_HEAD_FIELD, DIRTY_MAP_FIELD, DIRTY_LIST_FIELD,
+              DIRTY_COUNT_FIELD)
 # A comparison-log record: pc, first operand, second operand, info (u64 each); info is
 # the condition's index in CONDITIONS | the operands' width in bits << 8.
 CMPLOG_ENTRY = 32
@@ -120,6 +130,7 @@ class TranslationConfig:
     block_count_ranges: tuple[Range, ...] = ()
     insn_count_ranges: tuple[Range, ...] = ()
     cmplog_bits: int = 0  # log2 of the comparison log's records; 0: no log
+    dirty_pages: int = 0  # pages the dirty map covers (a power of two); 0: no tracking
 
     @property
     def instruments(self) -> bool:
@@ -135,6 +146,12 @@ def coverage_location(pc: int, bits: int) -> int:
 
 
 _PLAIN = TranslationConfig()
+# The guest stores: op -> (address, memop).
+_STORES: dict[str, Callable[[Op], tuple[Temp, MemOp]]] = {
+    "qemu_st": lambda op: (op.inputs[1], op.args[0]),
+    "atomic_cmpxchg": lambda op: (op.inputs[0], op.args[0]),
+    "atomic_rmw": lambda op: (op.inputs[0], op.args[1]),
+}
 
 
 def in_ranges(ranges: tuple[Range, ...], address: int) -> bool:
@@ -251,6 +268,7 @@ class InstrumentedArch(GuestArch):
         # of local slots): two for the instrumentation, one for the address after a load.
         scratch = (b.temp(I64), b.temp(I64))
         saved_address = b.temp(I64)
+        page = b.temp(I64)  # (dirty-page marking)
         ops, block.ops = block.ops, []
         first = True
         pc = block.pc
@@ -274,6 +292,12 @@ class InstrumentedArch(GuestArch):
                                     value, config.write_ranges)
             elif op.name in ("brcond", "setcond") and config.cmplog_bits:
                 self._log_compare(b, scratch, pc, op, config.cmplog_bits)
+            if config.dirty_pages and op.name in _STORES:
+                addr, memop = _STORES[op.name](op)
+                self._mark_dirty(b, scratch, page, addr, 0, config.dirty_pages)
+                if memop.size > 1:  # (a store crossing into the next page)
+                    self._mark_dirty(b, scratch, page, addr, memop.size - 1,
+                                     config.dirty_pages)
             block.ops.append(op)
             if after_load is not None:
                 self._mem_hook_call(b, scratch, pc, op.args[0].size | MEM_INFO_AFTER,
@@ -323,6 +347,31 @@ class InstrumentedArch(GuestArch):
         b.add(hits, hits, const(I64, 1))
         b.host_st(hits, cell, 1)
         b.mov(prev, const(I64, location >> 1))
+
+    def _mark_dirty(self, b: Builder, scratch: tuple[Temp, Temp], page: Temp, addr: Temp,
+                    offset: int, pages: int) -> None:
+        """If the page of addr + offset is not marked dirty, mark it and list it (the
+        list saturates at DIRTY_LIST_CAPACITY: the restore then copies everything)."""
+        g = self._globals
+        cell, value = scratch
+        done = b.label()
+        if offset:
+            b.add(page, addr, const(I64, offset))
+            b.shr(page, page, const(I64, PAGE_BITS))
+        else:
+            b.shr(page, addr, const(I64, PAGE_BITS))
+        b.and_(page, page, const(I64, pages - 1))  # (a wild address: a harmless mark)
+        b.add(cell, page, g[DIRTY_MAP_FIELD])
+        b.host_ld(value, cell, 1)
+        b.brcond(Cond.NE, value, const(I64, 0), done)
+        b.host_st(const(I64, 1), cell, 1)
+        count = g[DIRTY_COUNT_FIELD]
+        b.brcond(Cond.GEU, count, const(I64, DIRTY_LIST_CAPACITY), done)
+        b.shl(cell, count, const(I64, 3))
+        b.add(cell, cell, g[DIRTY_LIST_FIELD])
+        b.host_st(page, cell, 8)
+        b.add(count, count, const(I64, 1))
+        b.set_label(done)
 
     def _count(self, b: Builder, scratch: tuple[Temp, Temp], slot: int) -> None:
         """counts[slot] += 1 (the slot's offset is a constant operand, not an op

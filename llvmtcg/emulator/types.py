@@ -5,6 +5,7 @@ errors, numbered as Unicorn numbers them (``UC_PROT_*``, ``UC_HOOK_*``, ``UC_MEM
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class Perm(enum.IntFlag):
@@ -109,3 +110,13 @@ class EmulatorError(Exception):
     def errno(self) -> int:
         """Unicorn's error number (``UcError.errno``)."""
         return int(self.kind)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Saved registers (:meth:`Emulator.context_save`): the pc and the guest part of
+    the CPU state (every register field of the architecture's layout), as bytes."""
+
+    arch: str
+    pc: int
+    registers: bytes
