@@ -227,6 +227,47 @@ class Emulator:
         self._memory.map(address, size, int(perms))
         self._layout_version += 1
 
+    def mem_map_ptr(self, address: int, size: int, perms: int, buffer: Any) -> None:
+        """Map ``size`` bytes at ``address`` onto the caller's memory, without copying:
+        guest accesses and the caller's see the same bytes (Unicorn's
+        ``mem_map_ptr``). The memory must be page-aligned *shared* host memory, as
+        ``mmap.mmap(-1, size)`` gives: the guest space gets a second mapping of its
+        pages (which keeps them alive even if the caller unmaps its own).
+
+        Args:
+            address, size, perms: as :meth:`mem_map`.
+            buffer: a writable buffer (an ``mmap.mmap``, or a view of one) of at least
+                ``size`` bytes, or its host address as an int.
+
+        Raises:
+            EmulatorError: ``ARG`` for a bad range, a buffer that is too small,
+                read-only, unaligned or not shared memory; ``MAP`` for an overlap.
+        """
+        self._check_range(address, size)
+        self._check_perms(perms)
+        if isinstance(buffer, int):
+            host = buffer
+        else:
+            try:
+                view = (ctypes.c_char * size).from_buffer(buffer)
+            except (TypeError, ValueError) as e:
+                raise EmulatorError(ErrorKind.ARG, f"mem_map_ptr: {e}") from None
+            host = ctypes.addressof(view)
+            del view  # (the alias holds the pages; the caller may close its mapping)
+        if host % PAGE_SIZE:
+            raise EmulatorError(ErrorKind.ARG, f"mem_map_ptr: host address {host:#x} is not "
+                                               f"page aligned")
+        if not self._memory.is_free(address, size):
+            raise EmulatorError(ErrorKind.MAP, f"{address:#x}+{size:#x} overlaps a mapping",
+                                address=address)
+        try:
+            self._memory.map_alias(address, size, int(perms), host)
+        except OSError as e:
+            raise EmulatorError(ErrorKind.ARG, f"mem_map_ptr: the host memory at {host:#x} "
+                                f"cannot be shared ({e.strerror}); use page-aligned shared "
+                                f"memory such as mmap.mmap(-1, size)") from None
+        self._layout_version += 1
+
     def mem_unmap(self, address: int, size: int) -> None:
         """Unmap ``[address, address+size)`` (translated code there is dropped).
 

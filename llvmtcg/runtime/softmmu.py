@@ -224,6 +224,20 @@ class GuestMemory:
             raise OSError(err, f"host mmap of {end - start:#x} bytes failed")
         self._insert(Region(start, end, perms))
 
+    def map_alias(self, start: int, size: int, perms: int, host: int) -> None:
+        """Map [start, start+size) to the same pages as the host's shared mapping at
+        ``host`` (a second mapping of them, mremap with old size 0: zero copy, so
+        stores by either side are seen by the other). Raises OSError with the host's
+        errno when it refuses (EINVAL: ``host`` is not page-aligned shared memory)."""
+        end = self._check_range(start, size)
+        result = _libc_mremap(host, 0, end - start, _MREMAP_MAYMOVE | _MREMAP_FIXED,
+                              self.base + start)
+        if result in (None, _MAP_FAILED):
+            err = ctypes.get_errno()
+            self._release_host(start, end)  # (keep the range reserved)
+            raise OSError(err, "host mremap of a shared mapping failed")
+        self._insert(Region(start, end, perms))
+
     def remap(self, old: int, old_size: int, new: int, new_size: int) -> None:
         """Move and/or resize the mapping at [old, old+old_size) to [new, new+new_size)
         with a host mremap, so its contents and backing (file, shared) stay the same.

@@ -343,3 +343,52 @@ def test_count_across_a_retried_access_and_a_pc_change() -> None:
     ours, theirs = both(scenario)
     assert ours == theirs
     assert ours[0][2:] == [3, 0, 0, CODE + 12]
+
+
+def test_mem_map_ptr_shares_the_callers_memory() -> None:
+    import ctypes
+    import mmap
+
+    def scenario(engine, r):
+        shared = mmap.mmap(-1, 0x2000)
+        shared[0x10:0x18] = (0x0102030405060708).to_bytes(8, "little")
+        view = (ctypes.c_char * 0x2000).from_buffer(shared)
+        code = load(engine, """
+            lui a0, 0x40
+            ld a1, 0x10(a0)
+            addi a1, a1, 1
+            sd a1, 0x20(a2)
+            sb a1, 0(a0)
+        """)
+        engine.reg_write(r("a2"), 0x41000)
+        engine.mem_map_ptr(0x40000, 0x2000, Perm.ALL, ctypes.addressof(view))
+        engine.emu_start(CODE, CODE + len(code))
+        seen = (bytes(shared[0:1]), bytes(shared[0x1020:0x1028]),
+                bytes(engine.mem_read(0x41020, 8)))
+        shared[0x100] = 0x5A  # the caller's store, seen by the engine
+        seen += (bytes(engine.mem_read(0x40100, 1)), list(engine.mem_regions()))
+        engine.mem_unmap(0x40000, 0x2000)
+        del view
+        shared.close()
+        return regs(engine, r), seen
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours[1][1] == (0x0102030405060709).to_bytes(8, "little")
+
+
+def test_mem_fetch_hook() -> None:
+    # Unicorn 2.1 accepts UC_HOOK_MEM_FETCH but never calls it; llvmtcg reports each
+    # instruction fetched, as UC_HOOK_CODE sees it. Both run the code alike.
+    def scenario(engine, r):
+        code = load(engine, LOOP)
+        fetches, codes = [], []
+        engine.hook_add(Hook.MEM_FETCH, lambda e, access, address, size, value, _:
+                        fetches.append((address, size)))
+        engine.hook_add(Hook.CODE, lambda e, address, size, _: codes.append((address, size)))
+        engine.emu_start(CODE, CODE + len(code))
+        return regs(engine, r), codes, fetches
+
+    ours, theirs = both(scenario)
+    assert ours[:2] == theirs[:2]
+    assert theirs[2] == [] and ours[2] == ours[1]
