@@ -9,6 +9,7 @@ and hook calls into the translated code (see that module).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import enum
 import io
@@ -154,7 +155,9 @@ class Emulator:
         self._memory = GuestMemory(memory_size)
         self._cpu = Cpu(self._arch, self._memory, options)
         self._closed = False
+        _close_at_exit(self)
         self._state = self._cpu.state
+        self._dispatch.cpu = self._cpu
         self._dispatch.pc_cell = ctypes.c_uint64.from_address(
             self._state.address + self._arch.layout.offset("pc"))
         self._hooks: dict[int, _HookEntry] = {}
@@ -932,7 +935,7 @@ class _HookDispatch:
     from the next one)."""
 
     __slots__ = ("emulator", "pc_cell", "code", "block", "read", "write", "read_after",
-                 "fetch", "when", "counters", "stop_pending", "redirect")
+                 "fetch", "when", "counters", "cpu", "stop_pending", "redirect")
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = weakref.ref(emulator)
@@ -945,58 +948,68 @@ class _HookDispatch:
         self.fetch: list[_HookEntry] = []
         self.when: dict[int, _HookEntry] = {}  # conditional hooks by handle
         self.counters = _Counters()
+        self.cpu: Any = None  # the Cpu, once there is one
         self.stop_pending = False  # emu_stop() during this run
         self.redirect: int | None = None  # a hook moved pc: resume there
 
-    def on_code(self, cpu: Cpu, pc: int, size: int) -> None:
-        pc_cell = self.pc_cell
-        pc_cell.value = pc
-        emulator = self.emulator()
-        for hook in self.code:
-            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
-                hook.callback(emulator, pc, size, hook.user_data)
-        if self.stop_pending or pc_cell.value != pc:
-            self._leave(cpu, pc)
+    # The handlers are the helpers' ctypes callbacks (registered raw): the first
+    # argument is the CPU-state address, and nothing may escape them.
+    def on_code(self, state_address: int, pc: int, size: int) -> None:
+        try:
+            emulator = self.emulator()
+            for hook in self.code:
+                if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                    hook.callback(emulator, pc, size, hook.user_data)
+            if self.stop_pending:
+                self.cpu.raise_exception(EXCP_API_STOP)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+            self.cpu.record_helper_error(exc)
 
-    def on_block(self, cpu: Cpu, pc: int, size: int) -> None:
-        pc_cell = self.pc_cell
-        pc_cell.value = pc
-        emulator = self.emulator()
-        for hook in self.block:
-            if hook.begin <= pc <= hook.end or hook.begin > hook.end:
-                hook.callback(emulator, pc, size, hook.user_data)
-        if self.stop_pending or pc_cell.value != pc:
-            self._leave(cpu, pc)
+    def on_block(self, state_address: int, pc: int, size: int) -> None:
+        try:
+            emulator = self.emulator()
+            for hook in self.block:
+                if hook.begin <= pc <= hook.end or hook.begin > hook.end:
+                    hook.callback(emulator, pc, size, hook.user_data)
+            if self.stop_pending:
+                self.cpu.raise_exception(EXCP_API_STOP)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+            self.cpu.record_helper_error(exc)
 
     def counter_slot(self, block: bool, pc: int) -> int:
         return self.counters.slot(block, pc)
 
-    def on_when(self, cpu: Cpu, handle: int, pc: int, size: int) -> None:
-        pc_cell = self.pc_cell
-        pc_cell.value = pc
-        hook = self.when[handle]
-        hook.callback(self.emulator(), pc, size, hook.user_data)
-        if self.stop_pending or pc_cell.value != pc:
-            self._leave(cpu, pc)
+    def on_when(self, state_address: int, handle: int, pc: int, size: int) -> None:
+        try:
+            hook = self.when[handle]
+            hook.callback(self.emulator(), pc, size, hook.user_data)
+            if self.stop_pending:
+                self.cpu.raise_exception(EXCP_API_STOP)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+            self.cpu.record_helper_error(exc)
 
-    def on_mem(self, cpu: Cpu, pc: int, info: int, address: int, value: int) -> None:
-        self.pc_cell.value = pc
-        size = info & 0xFF
-        if info & MEM_INFO_FETCH:
-            hooks, access = self.fetch, MemAccess.FETCH
-        elif info & MEM_INFO_WRITE:
-            hooks, access = self.write, MemAccess.WRITE
-        elif info & MEM_INFO_AFTER:
-            hooks, access = self.read_after, MemAccess.READ_AFTER
-            value &= (1 << 8 * size) - 1  # as read, not as extended into the register
-        else:
-            hooks, access = self.read, MemAccess.READ
-        emulator = self.emulator()
-        for hook in hooks:
-            if hook.covers(address):
-                hook.callback(emulator, access, address, size, value, hook.user_data)
-        if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
-            self._leave(cpu, pc)
+    def on_mem(self, state_address: int, pc: int, info: int, address: int,
+               value: int) -> None:
+        try:
+            self.pc_cell.value = pc
+            size = info & 0xFF
+            if info & MEM_INFO_FETCH:
+                hooks, access = self.fetch, MemAccess.FETCH
+            elif info & MEM_INFO_WRITE:
+                hooks, access = self.write, MemAccess.WRITE
+            elif info & MEM_INFO_AFTER:
+                hooks, access = self.read_after, MemAccess.READ_AFTER
+                value &= (1 << 8 * size) - 1  # as read, not as extended into the register
+            else:
+                hooks, access = self.read, MemAccess.READ
+            emulator = self.emulator()
+            for hook in hooks:
+                if hook.covers(address):
+                    hook.callback(emulator, access, address, size, value, hook.user_data)
+            if access is not MemAccess.READ_AFTER:  # (the load has run: see emu_stop)
+                self._leave(self.cpu, pc)
+        except BaseException as exc:  # noqa: BLE001 - must not unwind into native code
+            self.cpu.record_helper_error(exc)
 
     def _leave(self, cpu: Cpu, pc: int) -> None:
         """Leave native code before the hooked instruction if a callback stopped the run
@@ -1011,6 +1024,25 @@ class _HookDispatch:
 
 class _Stopped(Exception):
     """emu_stop() inside an INTR hook: end the run (caught by emu_start)."""
+
+
+_open_emulators: weakref.WeakSet[Emulator] = weakref.WeakSet()
+_exit_hook: list[bool] = []  # (registered with atexit: by the first emulator)
+
+
+def _close_at_exit(emulator: Emulator) -> None:
+    """Close ``emulator`` at interpreter exit if it is still open: at the final
+    garbage collection its translated code's memory may be released before the
+    emulator, whose close() unlinks that code."""
+    if not _exit_hook:
+        atexit.register(_close_open_emulators)
+        _exit_hook.append(True)
+    _open_emulators.add(emulator)
+
+
+def _close_open_emulators() -> None:
+    for emulator in list(_open_emulators):
+        emulator.close()
 
 
 def _make_arch(name: str, cpu: str | None) -> GuestArch:

@@ -222,10 +222,11 @@ class InstrumentedArch(GuestArch):
 
     def helpers(self) -> HelperRegistry:
         registry = self.base.helpers()
-        registry.register(HELPER_CODE, self._handlers[HookTarget.CODE])
-        registry.register(HELPER_BLOCK, self._handlers[HookTarget.BLOCK])
-        registry.register(HELPER_MEM, self._handlers[HookTarget.MEM])
-        registry.register(HELPER_WHEN, self._handlers[HookTarget.WHEN])
+        # (raw: the handlers are the ctypes callbacks, one Python frame per event)
+        registry.register(HELPER_CODE, self._handlers[HookTarget.CODE], raw=True)
+        registry.register(HELPER_BLOCK, self._handlers[HookTarget.BLOCK], raw=True)
+        registry.register(HELPER_MEM, self._handlers[HookTarget.MEM], raw=True)
+        registry.register(HELPER_WHEN, self._handlers[HookTarget.WHEN], raw=True)
         return registry
 
     def fingerprint(self) -> tuple:
@@ -314,8 +315,8 @@ class InstrumentedArch(GuestArch):
                 if in_ranges(config.block_count_ranges, pc):
                     self._count(b, scratch, self._handlers[HookTarget.COUNTER_SLOT](True, pc))
                 if in_ranges(config.block_ranges, pc):
-                    b.call(HELPER_BLOCK.name, (), (const(I64, pc),
-                                                   const(I64, block.guest_size)))
+                    self._hook_call(b, pc, HELPER_BLOCK, (const(I64, pc),
+                                                          const(I64, block.guest_size)))
                 for hook in config.when_hooks:
                     if hook.block and _covers(hook.begin, hook.end, pc):
                         self._when_call(b, hook, pc, block.guest_size)
@@ -331,7 +332,7 @@ class InstrumentedArch(GuestArch):
                 b.call(HELPER_MEM.name, (), (const(I64, pc), const(I64, size | MEM_INFO_FETCH),
                                              const(I64, pc), const(I64, 0)))
             if in_ranges(config.code_ranges, pc):
-                b.call(HELPER_CODE.name, (), (const(I64, pc), const(I64, size)))
+                self._hook_call(b, pc, HELPER_CODE, (const(I64, pc), const(I64, size)))
             for hook in config.when_hooks:
                 if not hook.block and _covers(hook.begin, hook.end, pc):
                     self._when_call(b, hook, pc, size)
@@ -409,8 +410,21 @@ class InstrumentedArch(GuestArch):
         skip = b.label()
         b.brcond(_INVERSE[hook.cond], register,
                  const(register.type, hook.value & register.type.mask), skip)
-        b.call(HELPER_WHEN.name, (), (const(I64, hook.handle), const(I64, pc), const(I64, size)))
+        self._hook_call(b, pc, HELPER_WHEN,
+                        (const(I64, hook.handle), const(I64, pc), const(I64, size)))
         b.set_label(skip)
+
+    def _hook_call(self, b: Builder, pc: int, helper: HelperDecl, args: tuple[Temp, ...]) -> None:
+        """Call a CODE/BLOCK hook helper with the guest's pc stored first (what the
+        callback reads); if the callback moved pc, leave for the run loop, which
+        continues there (a stop leaves through the helper's raised exception)."""
+        pc_global = self._globals["pc"]
+        b.mov(pc_global, const(I64, pc))
+        b.call(helper.name, (), args)
+        same = b.label()
+        b.brcond(Cond.EQ, pc_global, const(I64, pc), same)
+        b.exit_tb(ExitReason.LOOKUP)
+        b.set_label(same)
 
     @staticmethod
     def _mem_hook_call(b: Builder, scratch: tuple[Temp, Temp], pc: int, info: int,

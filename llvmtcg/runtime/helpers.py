@@ -36,16 +36,23 @@ class HelperRegistry:
     def __init__(self) -> None:
         self._helpers: dict[str, RegisteredHelper] = {}
 
-    def register(self, decl: HelperDecl, impl: Callable[..., int | None] | int) -> None:
+    def register(self, decl: HelperDecl, impl: Callable[..., int | None] | int, *,
+                 raw: bool = False) -> None:
         """Declare a helper. ``impl`` is a native address or a Python callable; Python
-        callables taking the CPU (TAKES_CPU) get the running :class:`Cpu` first."""
+        callables taking the CPU (TAKES_CPU) get the running :class:`Cpu` first.
+
+        ``raw``: ``impl`` is the ctypes callback itself, with the CPU-state address
+        (not the :class:`Cpu`) first: one Python frame less per call, for helpers
+        called very often (the embedding API's hooks). It must not raise; it records
+        its errors with :meth:`Cpu.record_helper_error` itself.
+        """
         if decl.name in self._helpers:
             raise ValueError(f"helper {decl.name!r} registered twice")
         if isinstance(impl, int):
             self._helpers[decl.name] = RegisteredHelper(decl, impl)
             return
         prototype = host_abi.ctypes_prototype(host_abi.HostFunction.for_helper(decl))
-        callback = prototype(_wrap_python(decl, impl))
+        callback = prototype(impl if raw else _wrap_python(decl, impl))
         address = ctypes.cast(callback, ctypes.c_void_p).value
         self._helpers[decl.name] = RegisteredHelper(decl, address, callback)
 
