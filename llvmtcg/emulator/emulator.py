@@ -56,6 +56,7 @@ from llvmtcg.runtime.exits import (
 from llvmtcg.runtime.softmmu import GuestMemory
 
 Register = enum.IntEnum | int | str
+_MASK64 = (1 << 64) - 1
 _RUNTIME_FIELD_NAMES = frozenset(name for name, _ in RUNTIME_FIELDS)
 # The emulator's default address space: 2**38 bytes reserved (not committed).
 DEFAULT_MEMORY_SIZE = 1 << 38
@@ -153,11 +154,19 @@ class Emulator:
                                              HookTarget.WHEN: self._dispatch.on_when,
                                              HookTarget.COUNTER_SLOT: self._dispatch.counter_slot})
         self._memory = GuestMemory(memory_size)
+        # The whole guest space as bytes (RAM at base + address): slicing it copies in
+        # C, several times faster than a ctypes.memmove call for small copies.
+        self._guest = memoryview((ctypes.c_char * memory_size).from_address(
+            self._memory.base)).cast("B")
         self._cpu = Cpu(self._arch, self._memory, options)
         self._closed = False
         _close_at_exit(self)
         self._state = self._cpu.state
         self._dispatch.cpu = self._cpu
+        self._globals = self._arch.layout.globals()
+        self._coverage_prev = ctypes.c_uint64.from_address(
+            self._state.address + self._arch.layout.offset(COVERAGE_PREV_FIELD))
+        self._register_cells: dict[Register, ctypes.c_uint64] = {}  # plain 64-bit fields
         self._dispatch.pc_cell = ctypes.c_uint64.from_address(
             self._state.address + self._arch.layout.offset("pc"))
         self._hooks: dict[int, _HookEntry] = {}
@@ -198,6 +207,7 @@ class Emulator:
         self._memory.close()
         if self._dirty is not None:
             self._dirty.close()
+        self._guest.release()
 
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):  # (a constructor that failed: nothing)
@@ -313,7 +323,7 @@ class Emulator:
             return bytearray()
         self._check_access_mapped(address, size, ErrorKind.READ_UNMAPPED)
         # Mapped RAM lives at base + address (the API maps no MMIO regions).
-        return bytearray(ctypes.string_at(self._memory.base + address, size))
+        return bytearray(self._guest[address:address + size])
 
     def mem_write(self, address: int, data: bytes) -> None:
         """Store ``data`` at ``address`` (permissions are not checked). Translations of
@@ -324,21 +334,28 @@ class Emulator:
         """
         if not data:
             return
-        if address < 0:
-            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{address:#x} is not mapped",
-                                address=address)
-        try:
-            self._memory.write(address, data if isinstance(data, bytes) else bytes(data),
-                               check=None)
-        except GuestFault as fault:
-            raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{fault.fault.addr:#x} is not "
-                                f"mapped", address=fault.fault.addr) from None
-        end = address + len(data)
+        size = len(data)
+        end = address + size
+        memory = self._memory
+        region = memory.region(address) if address >= 0 else None
+        if region is not None and end <= region.end and region.mmio is None:
+            self._guest[address:end] = data  # (one region: no page-by-page check)
+        else:
+            if address < 0:
+                raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{address:#x} is not mapped",
+                                    address=address)
+            try:
+                memory.write(address, data if isinstance(data, bytes) else bytes(data),
+                             check=None)
+            except GuestFault as fault:
+                raise EmulatorError(ErrorKind.WRITE_UNMAPPED, f"{fault.fault.addr:#x} is not "
+                                    f"mapped", address=fault.fault.addr) from None
         if self._dirty is not None:
             self._dirty.mark(address, end)
-        tbs = self._cpu.tbs
-        if any(tbs.page_has_code(page) for page in
-               range(address - address % PAGE_SIZE, end, PAGE_SIZE)):
+        page_has_code = self._cpu.tbs.page_has_code
+        first = address - address % PAGE_SIZE
+        if page_has_code(first) or any(page_has_code(page) for page in
+                                       range(first + PAGE_SIZE, end, PAGE_SIZE)):
             self._cpu.invalidate_range(address, end)
 
     # -- registers ------------------------------------------------------------------------
@@ -350,10 +367,15 @@ class Emulator:
         Raises:
             EmulatorError: ``ARG`` for a register the architecture does not have.
         """
+        cell = self._register_cells.get(reg)
+        if cell is not None:
+            return cell.value
         try:
-            return self._arch.reg_read(self._state, reg)
+            value = self._arch.reg_read(self._state, reg)
         except UnknownRegisterError as e:
             raise EmulatorError(ErrorKind.ARG, str(e)) from None
+        self._cache_register_cell(reg)
+        return value
 
     def reg_write(self, reg: Register, value: int) -> None:
         """Write ``value`` (truncated to the register's width) to ``reg``.
@@ -361,10 +383,28 @@ class Emulator:
         Raises:
             EmulatorError: ``ARG`` for a register the architecture does not have.
         """
+        cell = self._register_cells.get(reg)
+        if cell is not None:
+            cell.value = value & _MASK64
+            return
         try:
             self._arch.reg_write(self._state, reg, value)
         except UnknownRegisterError as e:
             raise EmulatorError(ErrorKind.ARG, str(e)) from None
+        self._cache_register_cell(reg)
+
+    def _cache_register_cell(self, reg: Register) -> None:
+        """Remember a ctypes view of ``reg`` if one 64-bit CPU-state field holds it
+        whole (the architecture's ``register_global``): the next access is one
+        attribute access instead of the architecture's lookup."""
+        try:
+            name = self._arch.register_global(self._arch.register(reg))
+        except (UnknownRegisterError, TypeError):
+            return
+        field = self._globals.get(name) if name is not None else None
+        if field is not None and field.type.bits == 64:
+            self._register_cells[reg] = ctypes.c_uint64.from_address(
+                self._state.address + field.offset)
 
     def reg_read_batch(self, regs: Iterable[Register]) -> tuple[int, ...]:
         """The values of ``regs``, in order.
@@ -403,7 +443,7 @@ class Emulator:
                                                f"restored into a {self._arch.name} emulator")
         start, size = self._guest_fields
         ctypes.memmove(self._state.address + start, context.registers, size)
-        self._state.pc = context.pc
+        self._dispatch.pc_cell.value = context.pc
 
     # -- hooks ----------------------------------------------------------------------------
     def hook_add(self, htype: int, callback: Callable[..., Any], user_data: Any = None,
@@ -568,12 +608,8 @@ class Emulator:
         if self._dirty is None:
             self._dirty = DirtyPages(self._state, self._memory.page_count)
             self._hooks_version += 1  # (the next run compiles the marking in)
-        base = self._memory.base
-        regions = []
-        for region in self._memory.regions():
-            data = (ctypes.c_char * (region.end - region.start))()
-            ctypes.memmove(data, base + region.start, region.end - region.start)
-            regions.append(RegionCopy(region.start, region.end, region.perms, data))
+        regions = [RegionCopy(r.start, r.end, r.perms, bytes(self._guest[r.start:r.end]))
+                   for r in self._memory.regions()]
         self._dirty.take()
         snap = Snapshot(self._arch.name, self.context_save(), tuple(regions))
         self._base = (weakref.ref(snap), self._layout_version)
@@ -596,7 +632,7 @@ class Emulator:
         assert self._dirty is not None  # (made by the first snapshot)
         dirty = self._dirty.take()
         base, layout_version = self._base if self._base is not None else (None, -1)
-        memory_base, cpu = self._memory.base, self._cpu
+        guest, cpu = self._guest, self._cpu
         if (dirty is not None and base is not None and base() is snapshot
                 and layout_version == self._layout_version):
             page_has_code = cpu.tbs.page_has_code
@@ -604,15 +640,14 @@ class Emulator:
                 region = snapshot.region_of(page)
                 if region is None:
                     continue  # (a wild address's mark)
-                ctypes.memmove(memory_base + page,
-                               ctypes.addressof(region.data) + page - region.start, PAGE_SIZE)
+                offset = page - region.start
+                guest[page:page + PAGE_SIZE] = region.view[offset:offset + PAGE_SIZE]
                 if page_has_code(page):
                     cpu.invalidate_range(page, page + PAGE_SIZE)
         else:
             self._restore_mappings(snapshot)
             for region in snapshot.regions:
-                ctypes.memmove(memory_base + region.start, region.data,
-                               region.end - region.start)
+                guest[region.start:region.end] = region.data
                 cpu.invalidate_range(region.start, region.end)
         self.context_restore(snapshot.context)
         self._base = (weakref.ref(snapshot), self._layout_version)
@@ -654,7 +689,7 @@ class Emulator:
         state.pc = begin
         if count:
             state.set(BUDGET_FIELD, count)
-        state.set(COVERAGE_PREV_FIELD, 0)  # (AFL's prev_loc: every run starts an edge path)
+        self._coverage_prev.value = 0  # (AFL's prev_loc: every run starts an edge path)
         self._dispatch.stop_pending = False
         self._dispatch.redirect = None
         self._cpu.loop.stop_requested = False

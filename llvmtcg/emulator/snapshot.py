@@ -14,6 +14,7 @@ everything. Translated code of a page a restore rewrites is dropped, as for
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 from dataclasses import dataclass
 
@@ -30,14 +31,19 @@ from llvmtcg.runtime.cpu_state import CpuState
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RegionCopy:
     """One mapped region and its bytes when the snapshot was made."""
 
     start: int
     end: int  # exclusive
     perms: int
-    data: ctypes.Array  # (c_char * (end - start))
+    data: bytes
+
+    @functools.cached_property
+    def view(self) -> memoryview:
+        """``data`` without copies when sliced."""
+        return memoryview(self.data)
 
 
 @dataclass(frozen=True, eq=False)  # (no slots: the emulator refers to it weakly)
@@ -78,7 +84,9 @@ class DirtyPages:
         self._list = (ctypes.c_uint64 * DIRTY_LIST_CAPACITY)()
         state.set(DIRTY_MAP_FIELD, ctypes.addressof(self._map_view))
         state.set(DIRTY_LIST_FIELD, ctypes.addressof(self._list))
-        state.set(DIRTY_COUNT_FIELD, 0)
+        self._count = ctypes.c_uint64.from_address(
+            state.address + state.layout.offset(DIRTY_COUNT_FIELD))
+        self._count.value = 0
 
     def close(self) -> None:
         del self._map_view
@@ -86,22 +94,22 @@ class DirtyPages:
 
     def mark(self, start: int, end: int) -> None:
         """Mark the pages of [start, end) (writes made from Python)."""
-        view, state = self._map_view, self._state
+        view, count = self._map_view, self._count
         for page in range(start >> PAGE_BITS, ((end - 1) >> PAGE_BITS) + 1):
             page &= self.page_count - 1
             if view[page]:
                 continue
             view[page] = 1
-            count = state.get(DIRTY_COUNT_FIELD)
-            if count < DIRTY_LIST_CAPACITY:
-                self._list[count] = page
-                state.set(DIRTY_COUNT_FIELD, count + 1)
+            listed = count.value
+            if listed < DIRTY_LIST_CAPACITY:
+                self._list[listed] = page
+                count.value = listed + 1
 
     def take(self) -> list[int] | None:
         """The guest addresses of the dirty pages (None: too many were listed, so
         all are to be treated as dirty), and clear the map and the list."""
-        count = self._state.get(DIRTY_COUNT_FIELD)
-        self._state.set(DIRTY_COUNT_FIELD, 0)
+        count = self._count.value
+        self._count.value = 0
         if count >= DIRTY_LIST_CAPACITY:
             self._map.madvise(mmap.MADV_DONTNEED)  # (zero again, and uncommitted)
             return None
