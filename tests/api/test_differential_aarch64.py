@@ -1,0 +1,200 @@
+"""llvmtcg's Emulator("aarch64") against Unicorn's arm64 on the same snippets:
+registers, memory, hook events, count, errors and svc must agree."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llvmtcg import Emulator, Hook, Perm
+from tests.api.support import run_catching
+
+AS, OBJCOPY = "aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"
+pytestmark = pytest.mark.skipif(shutil.which(AS) is None,
+                                reason="aarch64-linux-gnu binutils not installed")
+unicorn = pytest.importorskip("unicorn")
+arm64_const = pytest.importorskip("unicorn.arm64_const")
+CODE, DATA = 0x10000, 0x20000
+REGS = ("x0", "x1", "x2", "x3", "x4", "sp", "pc")
+LOOP = """
+    mov x0, #5
+    mov x1, #0
+1:  add x1, x1, x0
+    subs x0, x0, #1
+    b.ne 1b
+    mov x2, #0x7b
+    nop
+"""
+MEMORY = f"""
+    mov x0, #{DATA:#x}
+    ldr x1, =0x1122334455667788
+    str x1, [x0, #8]
+    ldr w2, [x0, #8]
+    ldrb w3, [x0, #9]
+    strh w3, [x0, #2]
+    ldr x4, [x0]
+    stp x4, x1, [x0, #16]
+    b 1f
+    .ltorg
+1:  nop
+"""
+
+
+@functools.cache
+def assemble(source: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        src, obj, binary = Path(tmp, "s.S"), Path(tmp, "s.o"), Path(tmp, "s.bin")
+        src.write_text(f".text\n{source}\n")
+        subprocess.run([AS, "-o", str(obj), str(src)], check=True, capture_output=True)
+        subprocess.run([OBJCOPY, "-O", "binary", "-j", ".text", str(obj), str(binary)],
+                       check=True)
+        return binary.read_bytes()
+
+
+def both(scenario) -> tuple[Any, Any]:
+    results = []
+    ours = Emulator("aarch64")
+    results.append(scenario(ours, lambda name: name))
+    ours.close()
+    theirs = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+    results.append(scenario(theirs, lambda name: getattr(arm64_const,
+                                                         f"UC_ARM64_REG_{name.upper()}")))
+    return results[0], results[1]
+
+
+def load(engine, source: str) -> int:
+    code = assemble(source)
+    engine.mem_map(CODE, 0x1000)
+    engine.mem_map(DATA, 0x1000)
+    engine.mem_write(CODE, code)
+    engine.reg_write(engine_reg(engine, "sp"), DATA + 0x800)
+    return CODE + len(code)
+
+
+def engine_reg(engine, name: str) -> Any:
+    if isinstance(engine, Emulator):
+        return name
+    return getattr(arm64_const, f"UC_ARM64_REG_{name.upper()}")
+
+
+def regs(engine, r) -> list[int]:
+    return [engine.reg_read(r(name)) for name in REGS]
+
+
+def test_until_registers_and_memory() -> None:
+    def scenario(engine, r):
+        end = load(engine, LOOP + MEMORY)
+        engine.emu_start(CODE, end)
+        return regs(engine, r), bytes(engine.mem_read(DATA, 32))
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours[0][1] == 0x1122334455667788
+
+
+def test_count_is_exact() -> None:
+    def scenario(engine, r):
+        end = load(engine, LOOP)
+        seen = []
+        for count in (1, 2, 3, 5, 8, 13, 100):
+            engine.emu_start(CODE, end, count=count)
+            seen.append(regs(engine, r))
+        return seen
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+
+
+def test_code_and_memory_hook_events() -> None:
+    def scenario(engine, r):
+        end = load(engine, MEMORY)
+        events = []
+        engine.hook_add(Hook.CODE, lambda e, a, s, u: events.append(("code", a, s)))
+        engine.hook_add(Hook.MEM_READ | Hook.MEM_WRITE, lambda e, access, a, s, v, u:
+                        events.append((access, a, s, v)))
+        engine.emu_start(CODE, end)
+        return events
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+
+
+def test_unmapped_access_without_and_with_hook() -> None:
+    source = "mov x0, #0x40000\nldr x1, [x0, #8]\nmov x2, #3"
+
+    def scenario(engine, r):
+        end = load(engine, source)
+        error = run_catching(engine, CODE, end)
+        state = regs(engine, r)
+
+        def map_it(e, access, address, size, value, user_data):
+            e.mem_map(0x40000, 0x1000)
+            e.mem_write(0x40008, b"\x07")
+            return True
+
+        engine.hook_add(Hook.MEM_UNMAPPED, map_it)
+        engine.emu_start(CODE, end)
+        return error, state, regs(engine, r)
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours[0] == 6 and ours[1][-1] == CODE + 4
+
+
+def test_svc_goes_to_the_intr_hook() -> None:
+    def scenario(engine, r):
+        end = load(engine, "mov x8, #93\nsvc #0\nmov x0, #1")
+        calls = []
+        engine.hook_add(Hook.INTR, lambda e, intno, u: calls.append(
+            (intno, e.reg_read(r("pc")), e.reg_read(r("x8")))))
+        engine.emu_start(CODE, end)
+        return calls, regs(engine, r)
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours[0] == [(2, CODE + 8, 93)]
+
+
+def test_write_to_read_only_memory_is_an_error() -> None:
+    def scenario(engine, r):
+        end = load(engine, f"mov x0, #{DATA:#x}\nmov x1, #5\nstr x1, [x0]\nnop")
+        engine.mem_protect(DATA, 0x1000, Perm.READ)
+        return run_catching(engine, CODE, end), engine.reg_read(r("pc"))
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    assert ours == (12, CODE + 8)
+
+
+def test_inline_instrumentation_on_aarch64() -> None:
+    from collections import Counter
+
+    from llvmtcg import Reg
+    from llvmtcg.emulator import coverage_location
+
+    with Emulator("aarch64") as emu:
+        end = load(emu, LOOP)
+        coverage = bytearray(1 << 10)
+        emu.coverage_map(coverage)
+        emu.counters_enable(Hook.BLOCK)
+        log = emu.cmplog(64)
+        blocks, chosen = [], []
+        emu.hook_add(Hook.BLOCK, lambda e, a, s, u: blocks.append(a))
+        emu.hook_add(Hook.CODE, lambda e, a, s, u: chosen.append((a, e.reg_read("x0"))),
+                     when=Reg("x0") == 2)
+        emu.emu_start(CODE, end)
+        expected, prev = bytearray(1 << 10), 0
+        for pc in blocks:
+            location = coverage_location(pc, 10)
+            expected[location ^ prev] += 1
+            prev = location >> 1
+        assert coverage == expected
+        assert emu.counts(Hook.BLOCK) == Counter(blocks)
+        assert chosen and all(x0 == 2 for _, x0 in chosen)
+        assert log is not None and log.total >= 5  # b.ne five times (flags compare)
