@@ -629,8 +629,8 @@ class Emulator:
         if snapshot.arch != self._arch.name:
             raise EmulatorError(ErrorKind.ARG, f"a {snapshot.arch} snapshot cannot be "
                                                f"restored into a {self._arch.name} emulator")
-        assert self._dirty is not None  # (made by the first snapshot)
-        dirty = self._dirty.take()
+        # (None: every page; an emulator that never took a snapshot tracks nothing yet)
+        dirty = self._dirty.take() if self._dirty is not None else None
         base, layout_version = self._base if self._base is not None else (None, -1)
         guest, cpu = self._guest, self._cpu
         if (dirty is not None and base is not None and base() is snapshot

@@ -189,3 +189,11 @@ def test_snapshot_errors(emu: Emulator) -> None:
     assert errors == [ErrorKind.ARG, ErrorKind.ARG]
     emu.restore(other_snap)  # same architecture: allowed
     assert emu.mem_regions() == []
+    with Emulator("riscv64") as fresh:  # (one that never took a snapshot itself)
+        fresh.restore(snap)
+        assert fresh.mem_regions() == [(CODE, CODE + 0xFFF, 5), (DATA, DATA + 0x3FFF, 7)]
+        assert fresh.mem_read(CODE, 4) == assemble(SNIPPET)[:4]
+    with Emulator("aarch64") as other_arch:
+        with pytest.raises(EmulatorError) as info:
+            other_arch.restore(snap)
+        assert info.value.kind is ErrorKind.ARG
