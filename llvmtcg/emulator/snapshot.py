@@ -25,7 +25,7 @@ from llvmtcg.emulator.instrument import (
     DIRTY_MAP_FIELD,
 )
 from llvmtcg.emulator.types import Context
-from llvmtcg.ir.cpu_layout import PAGE_BITS, PAGE_SIZE
+from llvmtcg.ir.cpu_layout import PAGE_BITS
 from llvmtcg.runtime.cpu_state import CpuState
 
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
@@ -77,7 +77,6 @@ class DirtyPages:
 
     def __init__(self, state: CpuState, page_count: int) -> None:
         self.page_count = page_count
-        self._state = state
         self._map = mmap.mmap(-1, page_count,
                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _MAP_NORESERVE)
         self._map_view = (ctypes.c_uint8 * page_count).from_buffer(self._map)
@@ -119,7 +118,3 @@ class DirtyPages:
             view[page] = 0
         return [page << PAGE_BITS for page in pages]
 
-
-def page_span(start: int, end: int) -> range:
-    """The page addresses of [start, end)."""
-    return range(start - start % PAGE_SIZE, end, PAGE_SIZE)
