@@ -31,6 +31,7 @@ from machines.loop import MachineClock, MachineLoop, Resettable, SerialInput
 from machines.riscv_cpu import RiscvCpuConfig
 
 if TYPE_CHECKING:
+    from devices.virtio.net import NetBackend
     from llvmtcg.log import Log
 
 # Debian's opensbi package: what "-bios default" (and no -bios) loads.
@@ -107,6 +108,8 @@ class MachineOptions:
     drives: tuple[DriveOptions, ...] = ()
     blockdevs: tuple[BlockdevOptions, ...] = ()
     devices: tuple[DeviceOptions, ...] = ()
+    # -netdev backends by id (launcher.net), for -device virtio-net-device,netdev=ID.
+    netdevs: Mapping[str, NetBackend] = field(default_factory=dict)
     serial_out: Callable[[bytes], object] | None = None  # serial0's output; None: no serial
     # When serial_out returned 0 (backed up): call this callable back once it takes
     # bytes again (the chardev's add_write_watch; the UART's flow control).

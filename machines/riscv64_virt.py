@@ -174,7 +174,8 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     memory.add_mmio("serial", UART0_BASE, uart.size, uart)
     dma = DmaView(memory)
     # QEMU plugs -device virtio devices into the last-created slot first.
-    plugged = build_virtio_devices(devices, block.drives, slots=VIRTIO_COUNT)
+    plugged = build_virtio_devices(devices, block.drives, slots=VIRTIO_COUNT,
+                                   netdevs=options.netdevs)
     slots: list[VirtioMmio] = []
     for i in range(VIRTIO_COUNT):
         device = plugged.get(VIRTIO_COUNT - 1 - i)

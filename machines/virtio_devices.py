@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from devices.virtio import BlockBackend, VirtioBlk, VirtioDevice, VirtioRng
+from devices.virtio import BlockBackend, VirtioBlk, VirtioDevice, VirtioNet, VirtioRng
+from devices.virtio.net import NetBackend, default_mac, parse_mac
 
 if TYPE_CHECKING:
     from machines.machine import BlockdevOptions, DeviceOptions, DriveOptions
@@ -52,7 +53,17 @@ class Drive:
     write_cache: bool = True  # the cache mode's initial write-cache (WCE) state
 
 
-Factory = Callable[[Mapping[str, str], Mapping[str, Drive]], VirtioDevice]
+@dataclass(slots=True)
+class Backends:
+    """What -device properties refer to: drives and netdevs by id; ``default_macs``
+    counts the NICs given QEMU's default MAC so far (each gets the next one)."""
+
+    drives: Mapping[str, Drive]
+    netdevs: Mapping[str, NetBackend]
+    default_macs: int = 0
+
+
+Factory = Callable[[Mapping[str, str], Backends], VirtioDevice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +89,11 @@ class PluggableDevice:
         return f"{self.name} options:\n" + "".join(line + "\n" for line in lines)
 
 
-def _build_blk(props: Mapping[str, str], drives: Mapping[str, Drive]) -> VirtioDevice:
+def _build_blk(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
     drive_id = props.get("drive")
     if drive_id is None:
         raise DeviceOptionError("drive property not set")
-    drive = drives.get(drive_id)
+    drive = backends.drives.get(drive_id)
     if drive is None:
         raise DeviceOptionError(f"Property 'virtio-blk-device.drive' can't find value "
                                 f"'{drive_id}'")
@@ -92,8 +103,34 @@ def _build_blk(props: Mapping[str, str], drives: Mapping[str, Drive]) -> VirtioD
     return VirtioBlk(drive.backend, serial=serial, write_cache=drive.write_cache)
 
 
-def _build_rng(props: Mapping[str, str], drives: Mapping[str, Drive]) -> VirtioDevice:
+def _build_rng(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
     return VirtioRng()
+
+
+def _build_net(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
+    text = props.get("mac")
+    if text is None:
+        mac = default_mac(backends.default_macs)
+        backends.default_macs += 1
+    else:
+        parsed = parse_mac(text)
+        if parsed is None:
+            raise DeviceOptionError(f"Property 'virtio-net-device.mac' doesn't take value "
+                                    f"'{text}'")
+        mac = parsed
+    netdev_id = props.get("netdev")
+    if netdev_id is None:
+        return VirtioNet(mac)  # QEMU's NIC without a backend: frames go nowhere
+    backend = backends.netdevs.get(netdev_id)
+    if backend is None:
+        raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't find value "
+                                f"'{netdev_id}'")
+    if backend.connected:
+        raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't take value "
+                                f"'{netdev_id}', it's in use")
+    nic = VirtioNet(mac, backend)
+    backend.connect(nic.receive)
+    return nic
 
 
 VIRTIO_DEVICES: tuple[PluggableDevice, ...] = (
@@ -103,6 +140,12 @@ VIRTIO_DEVICES: tuple[PluggableDevice, ...] = (
                         "Node name or ID of a block device to use as a backend"),
          DeviceProperty("serial", "str")),
         _build_blk),
+    PluggableDevice(
+        "virtio-net-device", "Network", "virtio-bus",
+        (DeviceProperty("mac", "str", "Ethernet 6-byte MAC Address, example: "
+                        "52:54:00:12:34:56"),
+         DeviceProperty("netdev", "str", "ID of a netdev to use as a backend")),
+        _build_net),
     PluggableDevice("virtio-rng-device", "Misc", "virtio-bus", (), _build_rng),
 )
 
@@ -232,9 +275,11 @@ def _open_drive(opened: BlockDevices, drive: DriveOptions) -> None:
 
 
 def build_virtio_devices(devices: Sequence[DeviceOptions], drives: Mapping[str, Drive], *,
-                         slots: int) -> dict[int, VirtioDevice]:
+                         slots: int, netdevs: Mapping[str, NetBackend] | None = None,
+                         ) -> dict[int, VirtioDevice]:
     """The -device virtio devices, by plug order (0 = first -device). A drive serves
-    one device."""
+    one device, a netdev one NIC."""
+    backends = Backends(drives, netdevs or {})
     built: dict[int, VirtioDevice] = {}
     used: set[str] = set()
     for options in devices:
@@ -252,7 +297,7 @@ def build_virtio_devices(devices: Sequence[DeviceOptions], drives: Mapping[str, 
             if len(built) == slots:
                 raise DeviceOptionError(f"No '{device.bus}' bus found for device "
                                         f"'{device.name}'")
-            built[len(built)] = device.build(props, drives)
+            built[len(built)] = device.build(props, backends)
         except DeviceOptionError as exc:
             raise DeviceOptionError(str(exc), options.spec) from None
         if drive_id is not None:

@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 # architecture lets tests fetch Debian's busybox-static:arm64 with apt-get download.
 # gdb-multiarch: the debugger the gdbstub is tested with (tests/gdbstub).
 # qemu-system-x86: qemu-system-x86_64, the reference for the KVM accelerator (tests/accel).
+# libslirp0: the user-mode network stack behind -netdev user (launcher/net, through ctypes).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
               device-tree-compiler qemu-system-misc opensbi qemu-utils
-              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-system-x86)
+              gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-system-x86
+              libslirp0)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -129,6 +129,10 @@ class VirtioMmio:
         # must still see any change.
         self.config_generation = 0
         self.broken_reason: str | None = None  # why the device needs a reset, if it does
+        # A device that uses buffers on its own (a NIC receiving) is given ``complete``.
+        bind = getattr(device, "bind_transport", None)
+        if bind is not None:
+            bind(self.complete)
         self.reset()
 
     # -- state --------------------------------------------------------------------------

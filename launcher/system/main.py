@@ -28,6 +28,8 @@ from launcher.system.options import (
 )
 
 if TYPE_CHECKING:  # the machine modules are imported only when a machine is built
+    from launcher.net.backends import NetBackends
+    from launcher.net.options import NetPlan
     from llvmtcg.log import Log
     from machines.loop import MachineLoop
     from machines.machine import (
@@ -155,18 +157,25 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
         cpu_log = Log(plan.log_items - DEVICE_LOG_ITEMS.keys(), log_stream)
 
     consoles = _open_consoles(target, options, err)
+    network = None
     try:
+        network = _open_network(plan, warn)
         machine_options = _machine_options(plan, consoles, guest_error, cpu_log,
-                                           _block_warning(warn))
+                                           _block_warning(warn), network)
         try:
             machine = build(machine_options)
         except MachineError as exc:
             raise _fail(str(exc), exc.option) from None
+        if network is not None:
+            for text in network.unconnected_warnings():
+                warn(text)
         try:
-            return _start(target, machine, plan, consoles, options, err)
+            return _start(target, machine, plan, consoles, options, err, network)
         finally:
             machine.close()
     finally:
+        if network is not None:
+            network.close()
         consoles.close()
         if log_stream is not None and log_stream is not err:
             log_stream.close()
@@ -196,6 +205,8 @@ def usage(target: Target) -> str:
             "  -blockdev driver=qcow2,node-name=N,file.driver=file,file.filename=FILE\n"
             "  -snapshot                         writes go to temporary overlays\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
+            "  -netdev user,id=ID[,net=ADDR/MASK][,hostfwd=tcp::HOSTPORT-:GUESTPORT]\n"
+            "  -device virtio-net-device,netdev=ID[,mac=MAC]  -nic user,...  -net nic -net user\n"
             "  -chardev BACKEND,id=ID,...  -monitor DEV  -qmp DEV  -mon chardev=ID,mode=M\n"
             "  -S  -no-shutdown                  (docs/managing.md)\n"
             "  -no-reboot  -d ITEMS  -D LOGFILE  -version\n"
@@ -275,6 +286,7 @@ class _Plan:
     no_reboot: bool
     smp: int = 1
     gdb: str | None = None  # -gdb DEV / -s
+    net: NetPlan | None = None  # -netdev/-nic/-net
 
 
 def _check(target: Target, options: Options, machine_name: str,
@@ -372,10 +384,45 @@ def _check(target: Target, options: Options, machine_name: str,
                 pairs.append((key, value))
         devices.append(DeviceOptions(driver, tuple(pairs), device_id, f"-device {text}"))
 
+    net = _check_network(options) if options.networks else None
     bios = props.get("firmware", options.bios)
     return _Plan(ram_size, cpu, props.get("dumpdtb"), bios, kernel, initrd, append,
                  props.get("dtb", options.dtb), drives, blockdevs, devices, log_items,
-                 options.no_reboot, smp)
+                 options.no_reboot, smp, net=net)
+
+
+def _check_network(options: Options) -> NetPlan:
+    from launcher.net.options import NetOptions
+    from launcher.net.user import NetdevError
+    reader = NetOptions()
+    for kind, text in options.networks:
+        try:
+            getattr(reader, kind)(text)
+        except NetdevError as exc:
+            raise _fail(str(exc), exc.option) from None
+    return reader.plan
+
+
+def _open_network(plan: _Plan, warn: Callable[[str], None]) -> NetBackends | None:
+    """The -netdev backends (host ports are bound now), and a virtio-net-device per
+    -nic / -net nic after the -device ones (as if=virtio drives are)."""
+    if plan.net is None:
+        return None
+    from launcher.net.backends import NetBackends
+    from launcher.net.slirp import SlirpUnavailable
+    from launcher.net.user import NetdevError
+    from machines.machine import DeviceOptions
+    try:
+        network = NetBackends(plan.net, warn)
+    except SlirpUnavailable as exc:
+        raise _fail(str(exc)) from None
+    except NetdevError as exc:
+        raise _fail(str(exc), exc.option) from None
+    for netdev, mac in network.nics:
+        props = (("netdev", netdev),) if netdev is not None else ()
+        props += (("mac", mac),) if mac is not None else ()
+        plan.devices.append(DeviceOptions("virtio-net-device", props, spec="-nic"))
+    return network
 
 
 def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
@@ -542,7 +589,8 @@ def _block_warning(warn: Callable[[str], None]) -> Callable[[str], None]:
 
 def _machine_options(plan: _Plan, consoles: Consoles,
                      guest_error: Callable[[str], None] | None,
-                     cpu_log: Log | None, warn: Callable[[str], None]) -> MachineOptions:
+                     cpu_log: Log | None, warn: Callable[[str], None],
+                     network: NetBackends | None = None) -> MachineOptions:
     from machines import machine
     serial = consoles.serial
     return machine.MachineOptions(
@@ -551,6 +599,7 @@ def _machine_options(plan: _Plan, consoles: Consoles,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
         devices=tuple(plan.devices),
+        netdevs=dict(network.netdevs) if network is not None else {},
         serial_out=serial.write if serial is not None else None,
         serial_watch=serial.add_write_watch if serial is not None else None,
         guest_error=guest_error, warn=warn, log=cpu_log)
@@ -558,7 +607,7 @@ def _machine_options(plan: _Plan, consoles: Consoles,
 
 # -- running -------------------------------------------------------------------------------
 def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
-           options: Options, err: TextIO) -> int:
+           options: Options, err: TextIO, network: NetBackends | None = None) -> int:
     from machines.cpu import SystemCpuUnavailable
 
     if plan.dumpdtb is not None:
@@ -582,6 +631,8 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
         from machines.loop import RunState
         loop.state = RunState.PRELAUNCH
     consoles.quit = lambda: loop.request_shutdown(0, "host-qmp-quit")
+    if network is not None:
+        network.start(loop)
     from launcher.monitor.consoles import SerialPort
     from launcher.monitor.vm import MachineTypeInfo, Vm
     from machines.registry import machine_types

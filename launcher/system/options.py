@@ -148,6 +148,8 @@ class Options:
     blockdevs: list[str] = field(default_factory=list)
     snapshot: bool = False
     devices: list[str] = field(default_factory=list)
+    # -netdev/-nic/-net in command-line order, as (option name, value).
+    networks: list[tuple[str, str]] = field(default_factory=list)
     no_reboot: bool = False
     nodefaults: bool = False  # no default devices (llvmtcg's machines create none anyway)
     gdb: list[str] = field(default_factory=list)  # -gdb DEV; -s is -gdb tcp::1234
@@ -169,6 +171,7 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "S": (False, "start_paused"), "no-shutdown": (False, "no_shutdown"),
     "drive": (True, "drives+"), "blockdev": (True, "blockdevs+"),
     "snapshot": (False, "snapshot"), "device": (True, "devices+"),
+    "netdev": (True, "net:netdev"), "nic": (True, "net:nic"), "net": (True, "net:net"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),
     "gdb": (True, "gdb+"), "s": (False, "gdb_default"),
@@ -205,6 +208,8 @@ def parse_args(argv: list[str]) -> Options:
         i += 1
         if target.endswith("+"):
             getattr(options, target[:-1]).append(value)
+        elif target.startswith("net:"):
+            options.networks.append((target[4:], value))
         elif target == "machine":
             _machine_option(options, value, word)
         else:

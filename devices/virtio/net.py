@@ -1,0 +1,249 @@
+"""virtio-net (virtio 1.x, "Network Device") without offloads.
+
+Queue 0 receives (device-writable buffers the driver posts), queue 1 transmits. Every
+frame on either queue is preceded by the 12-byte ``virtio_net_hdr_v1`` (with
+VIRTIO_F_VERSION_1 the header always has ``num_buffers``). No checksum or segmentation
+offload is offered, so the header of a transmitted frame carries nothing the device
+must act on and a received frame's header is all zeros but ``num_buffers``.
+
+Features: MAC (the address in the configuration space), STATUS (link up/down) and
+MRG_RXBUF (a received frame may span several posted buffers; Linux then posts
+page-sized ones). The rest of QEMU's set (offloads, the control queue, multiqueue) is not
+offered; Linux works without them.
+
+Frames go out through ``peer`` (a network backend) and come in through
+:meth:`VirtioNet.receive`. A frame that arrives while the driver has no buffer posted
+waits in a bounded queue until it posts some, as QEMU's net queue holds it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from devices.virtio.queue import Chain, VirtioError, Virtqueue
+
+log = logging.getLogger(__name__)
+
+VIRTIO_ID_NET = 1
+
+# Feature bits (device-specific, 0-23).
+VIRTIO_NET_F_MAC = 1 << 5
+VIRTIO_NET_F_MRG_RXBUF = 1 << 15
+VIRTIO_NET_F_STATUS = 1 << 16
+
+# virtio_net_config.status bits.
+VIRTIO_NET_S_LINK_UP = 1
+
+RX_QUEUE, TX_QUEUE = 0, 1
+QUEUE_MAX_SIZE = 256  # QEMU's default rx_queue_size and tx_queue_size
+
+# virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
+# num_buffers.
+NET_HDR = struct.Struct("<BBHHHHH")
+NET_HDR_SIZE = NET_HDR.size  # 12
+
+# A frame as the wire carries it without FCS: at most 1514 bytes for a 1500-byte MTU,
+# more with a VLAN tag. Transmitted chains longer than this are refused (QEMU's limit
+# is 64 KiB of payload for its GSO; without GSO a bigger frame is the driver's error).
+MAX_FRAME = 65535
+# Frames held for the driver while it has no receive buffers (QEMU's net queue holds
+# 10000; TCP retransmits whatever is dropped beyond that).
+MAX_PENDING_FRAMES = 1024
+
+# QEMU's default MAC is 52:54:00:12:34:56, the last byte counting up per NIC.
+DEFAULT_MAC_PREFIX = bytes.fromhex("525400123400")
+DEFAULT_MAC_FIRST = 0x56
+
+_MAC = re.compile(r"^[0-9a-fA-F]{1,2}(:[0-9a-fA-F]{1,2}){5}$")
+
+
+def parse_mac(text: str) -> bytes | None:
+    """``52:54:00:12:34:56`` as six bytes, or None when it is not a MAC address (QEMU
+    accepts one or two hex digits per byte, ':' or '-' separated)."""
+    normalized = text.replace("-", ":")
+    if not _MAC.match(normalized):
+        return None
+    return bytes(int(part, 16) for part in normalized.split(":"))
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def default_mac(index: int) -> bytes:
+    """The MAC QEMU gives the ``index``-th NIC without ``mac=`` (qemu_macaddr_default_if_unset)."""
+    return DEFAULT_MAC_PREFIX[:5] + bytes([(DEFAULT_MAC_FIRST + index) & 0xFF])
+
+
+class NetPeer(Protocol):
+    """Where a NIC's transmitted frames go (a network backend or a hub port)."""
+
+    def send(self, frame: bytes) -> None:
+        """One Ethernet frame from the guest (without FCS)."""
+        ...
+
+
+class NetBackend(NetPeer, Protocol):
+    """A network backend a NIC plugs into (``-netdev``): it sends frames to the one
+    ``receive`` it is connected to."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a NIC is connected already (a backend has one peer)."""
+        ...
+
+    def connect(self, receive: Callable[[bytes], None]) -> None: ...
+
+
+class VirtioNet:
+    """A virtio network device (device ID 1) with MAC ``mac`` connected to ``peer``.
+
+    The transport calls :meth:`bind_transport` with a ``complete(queue, action)``
+    callable (VirtioMmio.complete) so frames received outside a queue notification
+    can use the receive queue and raise its interrupt.
+    """
+
+    name = "virtio-net-device"
+    device_id = VIRTIO_ID_NET
+    features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF
+    queue_max_sizes = (QUEUE_MAX_SIZE, QUEUE_MAX_SIZE)
+
+    def __init__(self, mac: bytes, peer: NetPeer | None = None) -> None:
+        if len(mac) != 6:
+            raise ValueError(f"a MAC address has 6 bytes, not {len(mac)}")
+        self.mac = mac
+        self.peer = peer
+        self.link_up = True
+        self._complete: Callable[[int, Callable[[Virtqueue], None]], None] | None = None
+        self._pending: deque[bytes] = deque()
+        self.dropped = 0  # frames lost because the driver posted no buffers in time
+        self.reset()
+
+    def bind_transport(self, complete: Callable[[int, Callable[[Virtqueue], None]], None],
+                       ) -> None:
+        self._complete = complete
+
+    def reset(self) -> None:
+        self.negotiated = 0
+        # Chains taken from the receive queue but not filled yet (a frame needing more
+        # buffers than were available): they are the device's until used or reset.
+        self._rx_chains: deque[Chain] = deque()
+        self._pending.clear()
+
+    # -- configuration --------------------------------------------------------------------
+
+    def set_features(self, features: int) -> bool:
+        self.negotiated = features
+        return True
+
+    def config(self) -> bytes:
+        # struct virtio_net_config up to status: mac[6], le16 status.
+        return self.mac + struct.pack("<H", VIRTIO_NET_S_LINK_UP if self.link_up else 0)
+
+    def write_config(self, offset: int, data: bytes) -> None:
+        pass  # with VERSION_1 the MAC is read-only (the control queue would set it)
+
+    def set_link(self, up: bool) -> None:
+        """QEMU's ``set_link``: the status field changes (the caller reports the
+        configuration change); while down, frames are neither sent nor received."""
+        self.link_up = up
+
+    # -- transmit -------------------------------------------------------------------------
+
+    def handle_queue(self, index: int, queue: Virtqueue) -> None:
+        if index == TX_QUEUE:
+            self._transmit(queue)
+        elif index == RX_QUEUE:
+            # New receive buffers: frames that were waiting can go in now.
+            self._flush_pending(queue)
+
+    def _transmit(self, queue: Virtqueue) -> None:
+        while (chain := queue.pop()) is not None:
+            length = chain.readable_length
+            if length < NET_HDR_SIZE:
+                raise VirtioError("virtio-net transmit chain shorter than its header")
+            if length - NET_HDR_SIZE > MAX_FRAME:
+                raise VirtioError(f"virtio-net transmit frame of {length - NET_HDR_SIZE} "
+                                  "bytes")
+            frame = chain.read(NET_HDR_SIZE, length - NET_HDR_SIZE)
+            queue.push(chain, 0)
+            if self.link_up and self.peer is not None and frame:
+                self.peer.send(frame)
+
+    # -- receive --------------------------------------------------------------------------
+
+    def receive(self, frame: bytes) -> None:
+        """A frame for the guest: into the receive queue now, or held until the driver
+        posts buffers (dropped while the link is down or the driver is not ready)."""
+        if not self.link_up or self._complete is None:
+            return
+        if self._pending:
+            self._hold(frame)
+            return
+        delivered = [False]
+
+        def action(queue: Virtqueue) -> None:
+            delivered[0] = self._deliver(queue, frame)
+
+        self._complete(RX_QUEUE, action)
+        if not delivered[0]:
+            self._hold(frame)
+
+    def _hold(self, frame: bytes) -> None:
+        if len(self._pending) >= MAX_PENDING_FRAMES:
+            self._pending.popleft()
+            self.dropped += 1
+        self._pending.append(frame)
+
+    def _flush_pending(self, queue: Virtqueue) -> None:
+        while self._pending and self._deliver(queue, self._pending[0]):
+            self._pending.popleft()
+
+    def _deliver(self, queue: Virtqueue, frame: bytes) -> bool:
+        """Writes ``frame`` with its header into receive buffers; False (nothing used)
+        when the driver has not posted enough of them yet."""
+        total = NET_HDR_SIZE + len(frame)
+        mergeable = bool(self.negotiated & VIRTIO_NET_F_MRG_RXBUF)
+        # Take chains until the frame fits (one chain without MRG_RXBUF).
+        room = sum(c.writable_length for c in self._rx_chains)
+        while room < total and (mergeable or not self._rx_chains):
+            chain = queue.pop()
+            if chain is None:
+                return False
+            if chain.writable_length == 0:
+                raise VirtioError("virtio-net receive buffer that is not device-writable")
+            self._rx_chains.append(chain)
+            room += chain.writable_length
+        data = frame
+        if not mergeable:
+            chain = self._rx_chains.popleft()
+            if total > chain.writable_length:
+                # The driver must post buffers for a whole frame; QEMU truncates too.
+                log.warning("virtio-net: %d-byte frame truncated to a %d-byte buffer",
+                            len(frame), chain.writable_length - NET_HDR_SIZE)
+            written = chain.write(0, NET_HDR.pack(0, 0, 0, 0, 0, 0, 1) + data)
+            queue.push(chain, written)
+            return True
+        used: list[tuple[Chain, int]] = []
+        stream = NET_HDR.pack(0, 0, 0, 0, 0, 0, 0) + data
+        offset = 0
+        while offset < total:
+            chain = self._rx_chains.popleft()
+            n = min(chain.writable_length, total - offset)
+            chain.write(0, stream[offset:offset + n])
+            used.append((chain, n))
+            offset += n
+        # num_buffers sits in the first buffer's header, written last as QEMU does.
+        used[0][0].write(NET_HDR_SIZE - 2, struct.pack("<H", len(used)))
+        for chain, n in used:
+            queue.push(chain, n)
+        return True
+
+    @property
+    def pending_frames(self) -> int:
+        return len(self._pending)

@@ -1,0 +1,1 @@
+"""Network backends (-netdev, -nic, -net): user-mode networking with libslirp."""

@@ -1,0 +1,278 @@
+"""``-netdev user``: libslirp driven by the machine loop.
+
+Everything that touches slirp (frames from the guest, socket I/O, TCP and IPv6 timers)
+runs on the loop's thread, as the devices it delivers frames to do. The loop's I/O
+thread only waits: slirp's sockets are registered one-shot in an epoll set whose fd
+the I/O thread watches. When one becomes ready the I/O thread takes the events (which
+disarms them, so it does not wake again) and posts a poll round; the round reads
+every socket's readiness with a zero-timeout poll(), lets slirp act, and re-arms the
+set with the sockets slirp wants next. slirp's own deadline (the TCP fast and slow
+timers while connections exist, 2 ms or ~500 ms) and its timers are host-time
+``call_later`` wake-ups. Nothing is polled while nothing happens.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from launcher.net.slirp import (
+    NO_TIMEOUT,
+    SLIRP_POLL_ERR,
+    SLIRP_POLL_HUP,
+    SLIRP_POLL_IN,
+    SLIRP_POLL_OUT,
+    SLIRP_POLL_PRI,
+    Slirp,
+    SlirpConfig,
+)
+
+
+class Loop(Protocol):
+    """What a backend needs from machines.loop.MachineLoop."""
+
+    def post(self, work: Callable[[], None]) -> None: ...
+
+    def watch_fd(self, fd: int, on_readable: Callable[[], None]) -> None: ...
+
+    def unwatch_fd(self, fd: int) -> None: ...
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None: ...
+
+
+class NetdevError(ValueError):
+    """A -netdev that cannot be set up, with QEMU's message; ``option`` is the option's
+    text when QEMU prefixes it."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True, slots=True)
+class HostForward:
+    """One ``hostfwd=`` rule."""
+
+    udp: bool
+    host_addr: str  # "0.0.0.0": every host address
+    host_port: int
+    guest_addr: str  # "0.0.0.0": the guest's DHCP address
+    guest_port: int
+    text: str  # as given, for messages
+
+
+_TO_POLL = {SLIRP_POLL_IN: select.POLLIN, SLIRP_POLL_OUT: select.POLLOUT,
+            SLIRP_POLL_PRI: select.POLLPRI}
+_FROM_POLL = {select.POLLIN: SLIRP_POLL_IN, select.POLLOUT: SLIRP_POLL_OUT,
+              select.POLLPRI: SLIRP_POLL_PRI, select.POLLERR: SLIRP_POLL_ERR,
+              select.POLLHUP: SLIRP_POLL_HUP}
+
+
+def _poll_mask(events: int) -> int:
+    return sum(mask for bit, mask in _TO_POLL.items() if events & bit)
+
+
+def _slirp_revents(revents: int) -> int:
+    return sum(bit for mask, bit in _FROM_POLL.items() if revents & mask)
+
+
+class UserNetdev:
+    """A user-mode network (``-netdev user,id=ID,...``): slirp's virtual router, DHCP
+    and DNS servers, and ``hostfwd`` ports, in front of one peer (a NIC or a hub).
+
+    Created with the command line (host ports are bound then, so a port in use is a
+    start-up error as in QEMU); :meth:`start` hands it to the running loop.
+    """
+
+    kind = "user"
+
+    def __init__(self, netdev_id: str, config: SlirpConfig,
+                 forwards: tuple[HostForward, ...] = (),
+                 guest_error: Callable[[str], None] | None = None) -> None:
+        self.id = netdev_id
+        self.config = config
+        self._receive: Callable[[bytes], None] | None = None
+        self._loop: Loop | None = None
+        self._epoll: select.epoll | None = None
+        self._armed: dict[int, int] = {}  # fd -> epoll mask registered
+        self._poll_posted = False
+        self._timer_due: float | None = None  # host monotonic time of the poll wake-up
+        self._slirp_timers: dict[int, int] = {}  # slirp timer -> generation
+        self._early_timers: dict[int, int] = {}  # timers set before start: handle -> ms
+        self.stats = {"rounds": 0, "frames_in": 0, "frames_out": 0}
+        self.slirp = Slirp(config, self._to_guest, time.monotonic_ns, self._timer_mod,
+                           self._request_poll, guest_error)
+        self.forwards: list[HostForward] = []
+        try:
+            for forward in forwards:
+                self.add_forward(forward)
+        except NetdevError:
+            self.slirp.close()
+            raise
+
+    # -- the peer -----------------------------------------------------------------------
+
+    def connect(self, receive: Callable[[bytes], None]) -> None:
+        """Frames for the guest go to ``receive`` (on the loop's thread)."""
+        self._receive = receive
+
+    @property
+    def connected(self) -> bool:
+        return self._receive is not None
+
+    def send(self, frame: bytes) -> None:
+        """A frame from the guest (on the loop's thread)."""
+        self.stats["frames_in"] += 1
+        self.slirp.input(frame)
+        # A new connection or datagram may have opened a socket: watch it.
+        self._request_poll()
+
+    def _to_guest(self, frame: bytes) -> None:
+        self.stats["frames_out"] += 1
+        if self._receive is not None:
+            self._receive(frame)
+
+    # -- host forwarding (also the monitor's hostfwd_add/hostfwd_remove) ------------------
+
+    def add_forward(self, forward: HostForward) -> None:
+        if not self.slirp.add_hostfwd(forward.udp, forward.host_addr, forward.host_port,
+                                      forward.guest_addr, forward.guest_port):
+            raise NetdevError(f"Could not set up host forwarding rule '{forward.text}'")
+        self.forwards.append(forward)
+        self._request_poll()
+
+    def remove_forward(self, udp: bool, host_addr: str, host_port: int) -> bool:
+        if not self.slirp.remove_hostfwd(udp, host_addr, host_port):
+            return False
+        self.forwards = [f for f in self.forwards
+                         if (f.udp, f.host_addr, f.host_port) != (udp, host_addr, host_port)]
+        return True
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def start(self, loop: Loop) -> None:
+        """Drive slirp from ``loop`` (called on the loop's thread once it runs)."""
+        self._loop = loop
+        self._epoll = select.epoll()
+        loop.watch_fd(self._epoll.fileno(), self._on_ready)
+        for handle, expire_ms in self._early_timers.items():
+            self._timer_mod(handle, 0, expire_ms)
+        self._early_timers.clear()
+        self._poll_round()
+
+    def _request_poll(self) -> None:
+        """A poll round soon (on the loop's thread), once however often it is asked."""
+        if self._loop is None or self._poll_posted:
+            return
+        self._poll_posted = True
+        self._loop.post(self._poll_round)
+
+    def _on_ready(self) -> None:
+        """I/O thread: some socket is ready. Taking the one-shot events disarms them
+        until the poll round re-arms, so this does not fire again meanwhile."""
+        epoll = self._epoll
+        if epoll is None:
+            return
+        try:
+            epoll.poll(0)
+        except (OSError, ValueError):
+            return  # closed under us at exit
+        self._request_poll()
+
+    def _poll_round(self) -> None:
+        self._poll_posted = False
+        if self._epoll is None:
+            return
+        self.stats["rounds"] += 1
+        entries, _ = self.slirp.pollfds_fill()
+        if entries:
+            poller = select.poll()
+            for entry in entries:
+                poller.register(entry.fd, _poll_mask(entry.events))
+            ready = dict(poller.poll(0))
+            self.slirp.pollfds_poll([_slirp_revents(ready.get(e.fd, 0)) for e in entries])
+        else:
+            self.slirp.pollfds_poll([])
+        entries, timeout_ms = self.slirp.pollfds_fill()
+        self._arm(entries)
+        if timeout_ms != NO_TIMEOUT:
+            self._wake_after(timeout_ms / 1000)
+
+    def _arm(self, entries: list) -> None:
+        epoll = self._epoll
+        assert epoll is not None
+        wanted: dict[int, int] = {}
+        for entry in entries:
+            wanted[entry.fd] = wanted.get(entry.fd, 0) | _poll_mask(entry.events)
+        for fd in set(self._armed) - set(wanted):
+            try:
+                epoll.unregister(fd)
+            except OSError:
+                pass  # closed by slirp: the kernel dropped it already
+        for fd, mask in wanted.items():
+            mask |= select.EPOLLONESHOT
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                try:
+                    epoll.register(fd, mask)
+                except OSError:
+                    continue
+            except OSError:
+                continue
+        self._armed = wanted
+
+    def _wake_after(self, delay_s: float) -> None:
+        """A poll round after ``delay_s`` (slirp's TCP timers), unless one is due sooner."""
+        assert self._loop is not None
+        due = time.monotonic() + delay_s
+        if self._timer_due is not None and self._timer_due <= due:
+            return
+        self._timer_due = due
+
+        def fire() -> None:
+            if self._timer_due == due:
+                self._timer_due = None
+                self._request_poll()
+
+        self._loop.call_later(delay_s, fire)
+
+    def _timer_mod(self, handle: int, _unused: int, expire_ms: int | None) -> None:
+        """slirp armed (or with None cancelled) one of its timers."""
+        generation = self._slirp_timers.get(handle, 0) + 1
+        self._slirp_timers[handle] = generation
+        if expire_ms is None:
+            self._early_timers.pop(handle, None)
+            return
+        loop = self._loop
+        if loop is None:
+            self._early_timers[handle] = expire_ms
+            return
+        delay = max(0.0, expire_ms / 1000 - time.monotonic_ns() / 1e9)
+
+        def expired() -> None:  # I/O thread
+            def run() -> None:  # loop thread
+                if self._slirp_timers.get(handle) == generation and self._epoll is not None:
+                    self.slirp.handle_timer(handle)
+                    self._request_poll()
+            loop.post(run)
+
+        loop.call_later(delay, expired)
+
+    # -- end ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self._epoll is not None:
+            if self._loop is not None:
+                self._loop.unwatch_fd(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+        self.slirp.close()
+
+    def info(self) -> str:
+        """QEMU's ``info network`` line for this backend."""
+        return (f"{self.id}: index=0,type=user,net={self.config.network},"
+                f"restrict={'on' if self.config.restricted else 'off'}")
