@@ -209,6 +209,35 @@ class BlockGraph:
         self.nodes[name] = overlay
         return overlay
 
+    def external_snapshot(self, base: BlockNode, filename: str, *,
+                          node_name: str | None = None, existing: bool = False) -> Qcow2Node:
+        """A qcow2 overlay ``filename`` on top of ``base`` (QEMU's blockdev-snapshot-sync):
+        created empty with ``base`` as its backing file (absolute path and format in
+        the header), or with ``existing`` an image already there, opened as it is with
+        ``base`` as its backing node. Writes go to the overlay from now on."""
+        if node_name is not None and node_name in self.nodes:
+            raise BlockError(f"Duplicate nodes with node-name='{node_name}'")
+        if not existing:
+            base.flush()
+            backing = os.path.abspath(base.filename) if base.filename else None
+            create_qcow2(filename, -(-base.size // 512) * 512, backing_file=backing,
+                         backing_format=base.driver if backing else None)
+        file = FileNode(filename, node_name=self._auto_name(), read_only=False,
+                        flags=base.flags)
+        name = self._register(node_name)
+        try:
+            overlay = Qcow2Node(file, node_name=name, read_only=False, flags=base.flags,
+                                warn=self.warn)
+        except BaseException:
+            file.close()
+            self.nodes.pop(name, None)
+            raise
+        overlay.owned_children.append(file)
+        overlay.attach_backing(base)
+        self.nodes[name] = overlay
+        self.nodes[file.node_name] = file
+        return overlay
+
     def _open(self, options: dict[str, Any], context: _Context) -> BlockNode:
         opts = _Options(options)
         driver = opts.string("driver")

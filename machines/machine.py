@@ -33,6 +33,7 @@ from machines.riscv_cpu import RiscvCpuConfig
 if TYPE_CHECKING:
     from devices.virtio.net import NetBackend
     from llvmtcg.log import Log
+    from machines.virtio_devices import BlockDevices
 
 # Debian's opensbi package: what "-bios default" (and no -bios) loads.
 DEFAULT_BIOS = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin"
@@ -175,6 +176,7 @@ class Machine:
         self.requests: Requests | None = None
         self.last_request: int | str | None = None  # what a device last asked for
         self.closers: list[Callable[[], None]] = []  # host resources (disk images)
+        self.block: BlockDevices | None = None  # the drives, for the monitors
 
     # -- what devices ask for -------------------------------------------------------------
     def on_poweroff(self, status: int) -> None:

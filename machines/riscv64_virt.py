@@ -144,6 +144,7 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
                       guest_error=log, log=options.log, num_harts=options.smp)
     machine.rng_seed = options.rng_seed
     machine.closers.append(block.close)
+    machine.block = block
     harts = machine.hart_lines
 
     # -- the bus ---------------------------------------------------------------------------
@@ -175,7 +176,7 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     dma = DmaView(memory)
     # QEMU plugs -device virtio devices into the last-created slot first.
     plugged = build_virtio_devices(devices, block.drives, slots=VIRTIO_COUNT,
-                                   netdevs=options.netdevs)
+                                   netdevs=options.netdevs, attached=block.attached)
     slots: list[VirtioMmio] = []
     for i in range(VIRTIO_COUNT):
         device = plugged.get(VIRTIO_COUNT - 1 - i)

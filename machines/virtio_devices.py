@@ -194,6 +194,7 @@ class BlockDevices:
         from blockdev.graph import BlockGraph
         self.graph = BlockGraph(warn=warn)
         self.drives: dict[str, Drive] = {}
+        self.attached: dict[str, str] = {}  # drive id -> QOM path of its device
 
     def close(self) -> None:
         self.graph.close_all()
@@ -276,9 +277,10 @@ def _open_drive(opened: BlockDevices, drive: DriveOptions) -> None:
 
 def build_virtio_devices(devices: Sequence[DeviceOptions], drives: Mapping[str, Drive], *,
                          slots: int, netdevs: Mapping[str, NetBackend] | None = None,
-                         ) -> dict[int, VirtioDevice]:
+                         attached: dict[str, str] | None = None) -> dict[int, VirtioDevice]:
     """The -device virtio devices, by plug order (0 = first -device). A drive serves
-    one device, a netdev one NIC."""
+    one device, a netdev one NIC. ``attached`` receives each used drive's device as
+    its QOM path (the monitors' ``qdev``)."""
     backends = Backends(drives, netdevs or {})
     built: dict[int, VirtioDevice] = {}
     used: set[str] = set()
@@ -302,4 +304,7 @@ def build_virtio_devices(devices: Sequence[DeviceOptions], drives: Mapping[str, 
             raise DeviceOptionError(str(exc), options.spec) from None
         if drive_id is not None:
             used.add(drive_id)
+            if attached is not None:
+                attached[drive_id] = (f"/machine/peripheral/{options.id}" if options.id
+                                      else f"/machine/peripheral-anon/device[{len(built) - 1}]")
     return built

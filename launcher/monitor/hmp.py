@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from launcher.chardev import Chardev, ChardevEvent, MuxChardev
+from launcher.monitor import block_commands, net_commands
 from launcher.monitor.vm import QEMU_VERSION, MonitorError, Vm
 
 PROMPT = "(qemu) "
@@ -226,8 +227,8 @@ class HmpCommands:
         return "".join(f"{label}: filename={filename}\n"
                        for label, filename, _open in self.vm.chardev_info())
 
-    def info_block(self, _: str) -> str:
-        return ""  # no block backends are registered with the monitor yet
+    def info_block(self, args: str) -> str:
+        return block_commands.info_block(self.vm.machine.block, args)
 
     def info_snapshots(self, _: str) -> str:
         return "no block device can store vmstate for snapshot\n"
@@ -403,6 +404,11 @@ _COMMANDS = [
     Command("gdbserver", "[device]", "start gdbserver on given device (default 'tcp::1234'), "
             "stop with 'none'", HmpCommands.gdbserver),
     Command("help|?", "[cmd]", "show the help", HmpCommands.help),
+    Command("hostfwd_add", "[netdev_id] [tcp|udp]:[hostaddr]:hostport-[guestaddr]:guestport",
+            "redirect TCP or UDP connections from host to guest (requires -net user)",
+            net_commands.hostfwd_add),
+    Command("hostfwd_remove", "[netdev_id] [tcp|udp]:[hostaddr]:hostport",
+            "remove host-to-guest TCP or UDP redirection", net_commands.hostfwd_remove),
     Command("info", "[subcommand]", "show various information about the system state",
             HmpCommands.info),
     Command("log", "item1[,...]", "activate logging of the specified items", HmpCommands.log),
@@ -426,6 +432,7 @@ _INFO = [
     Command("kvm", "", "show KVM information", HmpCommands.info_kvm),
     Command("mtree", "", "show memory tree", HmpCommands.info_mtree),
     Command("name", "", "show the current VM name", HmpCommands.info_name),
+    Command("network", "", "show the network state", net_commands.info_network),
     Command("qtree", "", "show device tree", HmpCommands.info_qtree),
     Command("registers", "", "show the cpu registers", HmpCommands.info_registers),
     Command("snapshots", "", "show the currently saved VM snapshots",

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from launcher.chardev import Chardev, ChardevEvent
+from launcher.monitor import block_commands
 from launcher.monitor.hmp import HmpCommands
 from launcher.monitor.vm import QEMU_VERSION, MonitorError, Vm
 
@@ -352,7 +353,16 @@ class QmpMonitor:
                 for label, filename, is_open in self.vm.chardev_info()]
 
     def query_block(self, _: dict) -> object:
-        return []
+        return block_commands.query_block(self.vm.machine.block)
+
+    def query_named_block_nodes(self, _: dict) -> object:
+        return block_commands.query_named_block_nodes(self.vm.machine.block)
+
+    def blockdev_snapshot_sync(self, arguments: dict) -> object:
+        try:
+            return block_commands.blockdev_snapshot_sync(self.vm.machine, arguments)
+        except block_commands.BlockCommandError as exc:
+            raise QmpError(str(exc), "GenericError") from None
 
     def stop(self, _: dict) -> object:
         self.vm.stop()
@@ -394,6 +404,14 @@ COMMANDS: dict[str, QmpCommand] = {c.name: c for c in (
     QmpCommand("query-cpus-fast", _NO_ARGS, QmpMonitor.query_cpus_fast),
     QmpCommand("query-chardev", _NO_ARGS, QmpMonitor.query_chardev),
     QmpCommand("query-block", _NO_ARGS, QmpMonitor.query_block),
+    QmpCommand("query-named-block-nodes", (Param("flat", bool, "bool", False),),
+               QmpMonitor.query_named_block_nodes),
+    QmpCommand("blockdev-snapshot-sync",
+               (Param("device", str, "string", False), Param("node-name", str, "string", False),
+                Param("snapshot-file", str, "string"),
+                Param("snapshot-node-name", str, "string", False),
+                Param("format", str, "string", False), Param("mode", str, "string", False)),
+               QmpMonitor.blockdev_snapshot_sync),
     QmpCommand("stop", _NO_ARGS, QmpMonitor.stop),
     QmpCommand("cont", _NO_ARGS, QmpMonitor.cont),
     QmpCommand("system_reset", _NO_ARGS, QmpMonitor.system_reset),

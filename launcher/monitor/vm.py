@@ -15,6 +15,7 @@ from machines.loop import RunState
 
 if TYPE_CHECKING:
     from launcher.chardev import Chardev
+    from launcher.net.backends import NetBackends
     from machines.loop import EventListener, MachineLoop
     from machines.machine import Machine
 
@@ -61,6 +62,7 @@ class Vm:
     set_logfile: Callable[[str], str | None] | None = None
     gdbserver: Callable[[str], str] | None = None
     name: str | None = None
+    network: NetBackends | None = None  # -netdev/-nic/-net backends (net_commands.py)
 
     # -- run state ----------------------------------------------------------------------
     @property

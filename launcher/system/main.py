@@ -638,7 +638,7 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     from machines.registry import machine_types
     vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
             [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
-             for t in machine_types(target.name)])
+             for t in machine_types(target.name)], network=network)
     consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
     if debugged is not None:
         debugged.attach(loop)
