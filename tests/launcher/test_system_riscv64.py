@@ -92,6 +92,7 @@ def test_help_lines_are_qemus() -> None:
     """Each line we print is the line QEMU prints (QEMU lists more)."""
     for args in (["-M", "help"], ["-machine", "virt,help"], ["-cpu", "help"],
                  ["-device", "help"], ["-device", "virtio-blk-device,help"],
+                 ["-device", "virtio-net-device,help"],
                  ["-accel", "help"], ["-display", "help"]):
         status, out, _ = run(*args)
         qemu_status, qemu_out, _ = qemu("-M", "virt", *args) if args[0] == "-device" else \
@@ -105,6 +106,7 @@ def test_help_lines_are_qemus() -> None:
 def test_device_help_formats() -> None:
     _, out, _ = run("-device", "help")
     assert out == ('Storage devices:\nname "virtio-blk-device", bus virtio-bus\n\n'
+                   'Network devices:\nname "virtio-net-device", bus virtio-bus\n\n'
                    'Misc devices:\nname "virtio-rng-device", bus virtio-bus\n')
     _, out, _ = run("-device", "virtio-blk-device,help")
     assert out == ("virtio-blk-device options:\n"

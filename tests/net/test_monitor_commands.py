@@ -194,3 +194,20 @@ def qmp_error(qmp: Qmp, command: str, **arguments: object) -> str:
         reply = json.loads(qmp.file.readline())
         if "event" not in reply:
             return reply["error"]["desc"]
+
+
+@needs_slirp
+def test_the_networking_example_in_docs_managing(vm: tuple[Qmp, Path, int]) -> None:
+    qmp, _, _ = vm
+    text = (REPO / "docs" / "managing.md").read_text()
+    session = text.split("```hmp-network\n", 1)[1].split("```", 1)[0]
+    port = str(free_port())
+    steps: list[tuple[str, list[str]]] = []  # a command and the lines it prints
+    for line in session.replace("unet", "n0").replace("5555", port).splitlines():
+        if line.startswith("(qemu) "):
+            steps.append((line.removeprefix("(qemu) "), []))
+        else:
+            steps[-1][1].append(line)
+    for command, lines in steps:
+        assert qmp.hmp(command) == "".join(f"{line}\n" for line in lines), command
+    assert "hostfwd_add" in session
