@@ -129,7 +129,7 @@ def _build_net(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
         raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't take value "
                                 f"'{netdev_id}', it's in use")
     nic = VirtioNet(mac, backend)
-    backend.connect(nic.receive)
+    backend.connect(nic.receive, nic.set_link)
     return nic
 
 

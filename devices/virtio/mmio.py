@@ -129,10 +129,11 @@ class VirtioMmio:
         # must still see any change.
         self.config_generation = 0
         self.broken_reason: str | None = None  # why the device needs a reset, if it does
-        # A device that uses buffers on its own (a NIC receiving) is given ``complete``.
+        # A device that uses buffers on its own (a NIC receiving) is given the transport
+        # (``complete``, ``config_changed``).
         bind = getattr(device, "bind_transport", None)
         if bind is not None:
-            bind(self.complete)
+            bind(self)
         self.reset()
 
     # -- state --------------------------------------------------------------------------

@@ -88,6 +88,14 @@ class NetPeer(Protocol):
         ...
 
 
+class Transport(Protocol):
+    """What the NIC uses of its transport (devices.virtio.mmio.VirtioMmio)."""
+
+    def complete(self, index: int, action: Callable[[Virtqueue], None]) -> None: ...
+
+    def config_changed(self) -> None: ...
+
+
 class NetBackend(NetPeer, Protocol):
     """A network backend a NIC plugs into (``-netdev``): it sends frames to the one
     ``receive`` it is connected to."""
@@ -97,15 +105,20 @@ class NetBackend(NetPeer, Protocol):
         """Whether a NIC is connected already (a backend has one peer)."""
         ...
 
-    def connect(self, receive: Callable[[bytes], None]) -> None: ...
+    def connect(self, receive: Callable[[bytes], None],
+                set_link: Callable[[bool], None] | None = None) -> None:
+        """Frames for the NIC go to ``receive``; ``set_link`` switches the NIC's link
+        when the backend's is switched (QEMU's set_link on a netdev)."""
+        ...
 
 
 class VirtioNet:
     """A virtio network device (device ID 1) with MAC ``mac`` connected to ``peer``.
 
-    The transport calls :meth:`bind_transport` with a ``complete(queue, action)``
-    callable (VirtioMmio.complete) so frames received outside a queue notification
-    can use the receive queue and raise its interrupt.
+    The transport calls :meth:`bind_transport` with itself: its ``complete(queue,
+    action)`` lets frames received outside a queue notification use the receive queue
+    and raise its interrupt, its ``config_changed()`` tells the driver the link status
+    changed.
     """
 
     name = "virtio-net-device"
@@ -119,14 +132,13 @@ class VirtioNet:
         self.mac = mac
         self.peer = peer
         self.link_up = True
-        self._complete: Callable[[int, Callable[[Virtqueue], None]], None] | None = None
+        self._transport: Transport | None = None
         self._pending: deque[bytes] = deque()
         self.dropped = 0  # frames lost because the driver posted no buffers in time
         self.reset()
 
-    def bind_transport(self, complete: Callable[[int, Callable[[Virtqueue], None]], None],
-                       ) -> None:
-        self._complete = complete
+    def bind_transport(self, transport: Transport) -> None:
+        self._transport = transport
 
     def reset(self) -> None:
         self.negotiated = 0
@@ -149,9 +161,14 @@ class VirtioNet:
         pass  # with VERSION_1 the MAC is read-only (the control queue would set it)
 
     def set_link(self, up: bool) -> None:
-        """QEMU's ``set_link``: the status field changes (the caller reports the
-        configuration change); while down, frames are neither sent nor received."""
+        """QEMU's ``set_link``: the status field changes and the driver gets a
+        configuration change notification; while down, frames are neither sent nor
+        received."""
+        if up == self.link_up:
+            return
         self.link_up = up
+        if self._transport is not None:
+            self._transport.config_changed()
 
     # -- transmit -------------------------------------------------------------------------
 
@@ -180,7 +197,7 @@ class VirtioNet:
     def receive(self, frame: bytes) -> None:
         """A frame for the guest: into the receive queue now, or held until the driver
         posts buffers (dropped while the link is down or the driver is not ready)."""
-        if not self.link_up or self._complete is None:
+        if not self.link_up or self._transport is None:
             return
         if self._pending:
             self._hold(frame)
@@ -190,7 +207,7 @@ class VirtioNet:
         def action(queue: Virtqueue) -> None:
             delivered[0] = self._deliver(queue, frame)
 
-        self._complete(RX_QUEUE, action)
+        self._transport.complete(RX_QUEUE, action)
         if not delivered[0]:
             self._hold(frame)
 

@@ -416,6 +416,8 @@ _COMMANDS = [
     Command("print|p", "/fmt expr", "print expression value (use $reg for CPU register "
             "access)", HmpCommands.print_),
     Command("quit|q", "", "quit the emulator", HmpCommands.quit),
+    Command("set_link", "name on|off", "change the link status of a network adapter",
+            net_commands.set_link),
     Command("stop", "", "stop emulation", HmpCommands.stop),
     Command("system_powerdown", "", "send system power down event",
             HmpCommands.system_powerdown),

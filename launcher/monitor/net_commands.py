@@ -1,5 +1,5 @@
 """The human monitor's network commands, as QEMU 7.2 prints them: ``info network``,
-``hostfwd_add`` and ``hostfwd_remove``. Each takes the HMP engine
+``hostfwd_add``, ``hostfwd_remove`` and ``set_link``. Each takes the HMP engine
 (``commands.vm.network`` is the run's launcher.net.backends.NetBackends, or None) and
 the argument text, and returns what the monitor prints."""
 
@@ -70,3 +70,15 @@ def info_network(commands: HmpCommands, _: str) -> str:
     if network is None:
         return ""
     return "".join(f"{user.info()}\n" for user in network.users)
+
+
+def set_link(commands: HmpCommands, args: str) -> str:
+    """``set_link NETDEV on|off`` (a -netdev id; its NIC follows)."""
+    words = args.split()
+    if len(words) != 2 or words[1] not in ("on", "off"):
+        return "set_link: name on|off\n"
+    for user in _users(commands):
+        if user.id == words[0]:
+            user.set_link(words[1] == "on")
+            return ""
+    return f"Error: Device '{words[0]}' not found\n"

@@ -21,7 +21,8 @@ class HubPort:
     def connected(self) -> bool:
         return self._receive is not None
 
-    def connect(self, receive: Callable[[bytes], None]) -> None:
+    def connect(self, receive: Callable[[bytes], None],
+                set_link: Callable[[bool], None] | None = None) -> None:
         self._receive = receive
 
     def send(self, frame: bytes) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import select
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -30,9 +31,16 @@ from launcher.net.slirp import (
     SlirpConfig,
 )
 
+HELD_FRAMES = 1024
+
 
 class Loop(Protocol):
     """What a backend needs from machines.loop.MachineLoop."""
+
+    listeners: list[Callable[[str, dict[str, object] | None], None]]
+
+    @property
+    def running(self) -> bool: ...
 
     def post(self, work: Callable[[], None]) -> None: ...
 
@@ -95,6 +103,11 @@ class UserNetdev:
         self.id = netdev_id
         self.config = config
         self._receive: Callable[[bytes], None] | None = None
+        self._peer_link: Callable[[bool], None] | None = None
+        self.link_up = True
+        # Frames for the guest while the VM is stopped wait for it to run (QEMU's NICs
+        # cannot receive then); bounded, TCP retransmits what is dropped.
+        self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
         self._loop: Loop | None = None
         self._epoll: select.epoll | None = None
         self._armed: dict[int, int] = {}  # fd -> epoll mask registered
@@ -115,9 +128,19 @@ class UserNetdev:
 
     # -- the peer -----------------------------------------------------------------------
 
-    def connect(self, receive: Callable[[bytes], None]) -> None:
-        """Frames for the guest go to ``receive`` (on the loop's thread)."""
+    def connect(self, receive: Callable[[bytes], None],
+                set_link: Callable[[bool], None] | None = None) -> None:
+        """Frames for the guest go to ``receive`` (on the loop's thread); ``set_link``
+        follows this backend's link state."""
         self._receive = receive
+        self._peer_link = set_link
+
+    def set_link(self, up: bool) -> None:
+        """QEMU's ``set_link NETDEV on|off``: while down, frames are dropped both ways
+        and the NIC sees its link down."""
+        self.link_up = up
+        if self._peer_link is not None:
+            self._peer_link(up)
 
     @property
     def connected(self) -> bool:
@@ -125,15 +148,26 @@ class UserNetdev:
 
     def send(self, frame: bytes) -> None:
         """A frame from the guest (on the loop's thread)."""
+        if not self.link_up:
+            return
         self.stats["frames_in"] += 1
         self.slirp.input(frame)
         # A new connection or datagram may have opened a socket: watch it.
         self._request_poll()
 
     def _to_guest(self, frame: bytes) -> None:
+        if not self.link_up or self._receive is None:
+            return
         self.stats["frames_out"] += 1
-        if self._receive is not None:
-            self._receive(frame)
+        if self._loop is not None and not self._loop.running:
+            self._held.append(frame)
+            return
+        self._receive(frame)
+
+    def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
+        if event == "RESUME":
+            while self._held and self._receive is not None:
+                self._receive(self._held.popleft())
 
     # -- host forwarding (also the monitor's hostfwd_add/hostfwd_remove) ------------------
 
@@ -156,6 +190,7 @@ class UserNetdev:
     def start(self, loop: Loop) -> None:
         """Drive slirp from ``loop`` (called on the loop's thread once it runs)."""
         self._loop = loop
+        loop.listeners.append(self._on_event)
         self._epoll = select.epoll()
         loop.watch_fd(self._epoll.fileno(), self._on_ready)
         for handle, expire_ms in self._early_timers.items():

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from devices.virtio.device import VIRTIO_F_VERSION_1
-from devices.virtio.mmio import INT_USED_BUFFER, Reg, VirtioMmio
+from devices.virtio.mmio import INT_CONFIG_CHANGE, INT_USED_BUFFER, Reg, VirtioMmio
 from devices.virtio.net import (
     MAX_PENDING_FRAMES,
     NET_HDR_SIZE,
@@ -197,3 +197,15 @@ def test_queue_indices() -> None:
     assert nic.tx.index == TX_QUEUE
     nic.driver.write(Reg.QUEUE_SEL, 2)
     assert nic.driver.read(Reg.QUEUE_NUM_MAX) == 0  # two queues only
+
+
+def test_set_link_changes_the_status_and_notifies_the_driver() -> None:
+    nic = Nic()
+    nic.driver.ack_interrupt()
+    nic.device.set_link(False)
+    assert nic.slot.read(Reg.CONFIG + 6, 2) == 0
+    assert nic.driver.ack_interrupt() & INT_CONFIG_CHANGE
+    nic.device.set_link(False)  # no change: no notification
+    assert not nic.irq.level
+    nic.device.set_link(True)
+    assert nic.slot.read(Reg.CONFIG + 6, 2) == 1 and nic.irq.level

@@ -211,3 +211,11 @@ def test_the_networking_example_in_docs_managing(vm: tuple[Qmp, Path, int]) -> N
     for command, lines in steps:
         assert qmp.hmp(command) == "".join(f"{line}\n" for line in lines), command
     assert "hostfwd_add" in session
+
+
+@needs_slirp
+def test_set_link(vm: tuple[Qmp, Path, int]) -> None:
+    qmp, _, _ = vm
+    assert qmp.hmp("set_link n0 off") == ""
+    assert qmp.hmp("set_link n0 on") == ""
+    assert qmp.hmp("set_link nope off") == "Error: Device 'nope' not found\n"

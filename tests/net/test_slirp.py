@@ -159,3 +159,36 @@ def test_a_forwarded_udp_port_through_the_machine_loop() -> None:
     # Event-driven: a handful of poll rounds, not a busy loop.
     assert netdev.stats["rounds"] < 50, netdev.stats
     assert cpu.runs < 100
+
+
+def test_frames_wait_while_the_vm_is_stopped_and_the_link_follows_set_link() -> None:
+    received: list[bytes] = []
+    links: list[bool] = []
+    netdev = UserNetdev("n0", SlirpConfig())
+    netdev.connect(received.append, links.append)
+    cpu = ScriptedCpu([lambda c: Idle()])
+    loop = MachineLoop(cpu, MachineClock(), lambda: None, start_paused=True)
+    seen: dict[str, int] = {}
+
+    def while_stopped() -> None:
+        netdev.send(frames.arp_request("10.0.2.15", "10.0.2.2"))
+        seen["stopped"] = len(received)
+        loop.resume()
+
+    def after_resume() -> None:
+        seen["running"] = len(received)
+        netdev.set_link(False)
+        netdev.send(frames.arp_request("10.0.2.15", "10.0.2.2"))  # dropped: link down
+        seen["link down"] = len(received)
+        loop.request_shutdown(0)
+
+    loop.post(lambda: netdev.start(loop))
+    loop.post(while_stopped)
+    loop.post(after_resume)
+    try:
+        assert loop.run() == 0
+    finally:
+        netdev.close()
+    assert seen == {"stopped": 0, "running": 1, "link down": 1}
+    assert frames.parse_arp(received[0])[0] == 2
+    assert links == [False]
