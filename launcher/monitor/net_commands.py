@@ -69,7 +69,7 @@ def info_network(commands: HmpCommands, _: str) -> str:
     network = getattr(commands.vm, "network", None)
     if network is None:
         return ""
-    return "".join(f"{user.info()}\n" for user in network.users)
+    return "".join(f"{backend.info()}\n" for backend in [*network.users, *network.sockets])
 
 
 def set_link(commands: HmpCommands, args: str) -> str:
@@ -77,8 +77,9 @@ def set_link(commands: HmpCommands, args: str) -> str:
     words = args.split()
     if len(words) != 2 or words[1] not in ("on", "off"):
         return "set_link: name on|off\n"
-    for user in _users(commands):
-        if user.id == words[0]:
-            user.set_link(words[1] == "on")
-            return ""
+    network = getattr(commands.vm, "network", None)
+    backend = network.netdevs.get(words[0]) if network is not None else None
+    if backend is not None and hasattr(backend, "set_link"):
+        backend.set_link(words[1] == "on")
+        return ""
     return f"Error: Device '{words[0]}' not found\n"

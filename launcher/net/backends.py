@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from launcher.net.options import NetPlan, check_nic_model
+from launcher.net.stream import SocketNetdev
 from launcher.net.user import Loop, NetdevError, UserNetdev
 
 
@@ -50,16 +51,23 @@ class NetBackends:
 
     def __init__(self, plan: NetPlan, warn: Callable[[str], None]) -> None:
         self.users: list[UserNetdev] = []
-        self.netdevs: dict[str, UserNetdev | HubPort] = {}
+        self.sockets: list[SocketNetdev] = []
+        self.netdevs: dict[str, UserNetdev | SocketNetdev | HubPort] = {}
         self.nics: list[tuple[str | None, str | None]] = []
         self.hubs: dict[int, Hub] = {}
         try:
             for spec in plan.netdevs:
+                backend: UserNetdev | SocketNetdev
                 try:
-                    backend = UserNetdev(spec.id, spec.config, spec.forwards)
+                    if spec.kind == "socket":
+                        backend = SocketNetdev(spec.id, listen=spec.listen,
+                                               connect=spec.connect)
+                        self.sockets.append(backend)
+                    else:
+                        backend = UserNetdev(spec.id, spec.config, spec.forwards)
+                        self.users.append(backend)
                 except NetdevError as exc:
                     raise NetdevError(str(exc), spec.spec) from None
-                self.users.append(backend)
                 if spec.hub is None:
                     self.netdevs[spec.id] = backend
                 else:
@@ -91,19 +99,20 @@ class NetBackends:
             if not any(p.name in self.netdevs and p.connected for p in hub.ports):
                 warnings.append(f"hub {hub.id} with no nics")
         for netdev_id, backend in self.netdevs.items():
-            if isinstance(backend, UserNetdev) and not backend.connected:
+            if not isinstance(backend, HubPort) and not backend.connected:
                 warnings.append(f"netdev {netdev_id} has no peer")
         return warnings
 
     def start(self, loop: Loop) -> None:
         """Hand the backends to the loop (posted: they start once it runs)."""
-        for backend in self.users:
+        for backend in [*self.users, *self.sockets]:
             loop.post(lambda backend=backend: backend.start(loop))
 
     def user(self, netdev_id: str) -> UserNetdev | None:
         return next((u for u in self.users if u.id == netdev_id), None)
 
     def close(self) -> None:
-        for backend in self.users:
+        for backend in [*self.users, *self.sockets]:
             backend.close()
         self.users.clear()
+        self.sockets.clear()

@@ -6,8 +6,8 @@ slot; QEMU's virt would put its default NIC, virtio-net-pci, on PCI, which llvmt
 virt lacks). The legacy ``-net nic`` / ``-net user`` put NICs and backends on hub 0,
 which forwards every frame to all its other ports.
 
-Only ``user`` (libslirp) is implemented; the other backend types QEMU knows are
-refused by name.
+``user`` (libslirp) and ``socket`` with ``listen=``/``connect=`` (a TCP link between
+two VMs) are implemented; the other backend types QEMU knows are refused by name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from launcher.net.slirp import SlirpConfig
 from launcher.net.user import HostForward, NetdevError
 
-_QEMU_TYPES = ("socket", "stream", "dgram", "tap", "bridge", "vde", "l2tpv3",
+_QEMU_TYPES = ("stream", "dgram", "tap", "bridge", "vde", "l2tpv3",
                "vhost-user", "vhost-vdpa", "hubport", "netmap", "vmnet-host",
                "vmnet-shared", "vmnet-bridged")
 _USER_KEYS = ("ipv4", "ipv6", "net", "host", "restrict", "restricted", "hostname",
@@ -35,13 +35,17 @@ _FALSE = ("off", "no", "false", "n")
 
 @dataclass(frozen=True, slots=True)
 class NetdevSpec:
-    """One user-mode network, checked."""
+    """One backend, checked: a user-mode network (``config``, ``forwards``) or, with
+    kind "socket", one end of a TCP link (``listen`` or ``connect``)."""
 
     id: str
     config: SlirpConfig
     forwards: tuple[HostForward, ...]
     spec: str  # the option, for messages
     hub: int | None = None  # legacy -net user: the hub it is on
+    kind: str = "user"
+    listen: tuple[str, int] | None = None
+    connect: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +248,41 @@ def user_options(netdev_id: str, pairs: list[tuple[str, str]], option: str,
     return NetdevSpec(netdev_id, config, tuple(forwards), option, hub)
 
 
+def socket_options(netdev_id: str, pairs: list[tuple[str, str]], option: str) -> NetdevSpec:
+    """``listen=[HOST]:PORT`` or ``connect=HOST:PORT`` (QEMU's stream socket)."""
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ("listen", "connect", "mcast", "udp", "localaddr", "fd"):
+            raise _fail(f"Invalid parameter '{key}'", option)
+        values[key] = value
+    modes = [k for k in ("listen", "connect", "mcast", "udp", "fd") if k in values]
+    if "fd" in values and len(modes) == 1:
+        raise _fail("Parameter 'fd' is not supported by llvmtcg's socket network", option)
+    if len(modes) != 1:
+        raise _fail("exactly one of listen=, connect=, mcast= or udp= is required", option)
+    mode = modes[0]
+    if mode in ("mcast", "udp"):
+        raise _fail(f"Parameter '{mode}' is not supported by llvmtcg's socket network "
+                    "(listen= and connect= are)", option)
+    text = values[mode]
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise _fail(f"host address '{text}' doesn't contain ':' separating host from port",
+                    option)
+    port = _strtoi(port_text)
+    if port is None or not 0 <= port <= 65535:
+        raise _fail(f"port number '{port_text}' is invalid", option)
+    if host and _aton(host) is None:
+        try:
+            host = socket.gethostbyname(host)
+        except OSError:
+            raise _fail(f"unknown host '{host}'", option) from None
+    address = (host, port)
+    return NetdevSpec(netdev_id, SlirpConfig(), (), option, kind="socket",
+                      listen=address if mode == "listen" else None,
+                      connect=address if mode == "connect" else None)
+
+
 def _parsed(text: str, message: str, option: str) -> int:
     value = _aton(text)
     if value is None:
@@ -311,7 +350,7 @@ class NetOptions:
         self._check_type(kind, option)
         if netdev_id is None:
             raise _fail("Parameter 'id' is missing", option)
-        self._add(user_options(netdev_id, rest, option), option)
+        self._add(self._backend(kind, netdev_id, rest, option), option)
 
     @staticmethod
     def _check_type(kind: str | None, option: str) -> None:
@@ -319,8 +358,8 @@ class NetOptions:
             raise _fail("Parameter 'type' is missing", option)
         if kind in _QEMU_TYPES:
             raise _fail(f"network backend '{kind}' is not supported by llvmtcg (only "
-                        "'user' is)", option)
-        if kind != "user":
+                        "'user' and 'socket' are)", option)
+        if kind not in ("user", "socket"):
             raise _fail(f"Parameter 'type' does not accept value '{kind}'", option)
 
     def nic(self, text: str) -> None:
@@ -339,7 +378,7 @@ class NetOptions:
                 rest.append((key, value))
         self._check_type(kind or "user", option)
         netdev_id = self._new_id()
-        self._add(user_options(netdev_id, rest, option), option)
+        self._add(self._backend(kind or "user", netdev_id, rest, option), option)
         self.plan.nics.append(NicSpec(netdev_id, mac, model, option))
 
     def net(self, text: str) -> None:
@@ -365,7 +404,16 @@ class NetOptions:
         self._check_type(kind, option)
         netdev_id = values.get("id") or values.get("name") or self._new_id()
         rest = [(k, v) for k, v in pairs if k not in ("id", "name")]
-        self._add(user_options(netdev_id, rest, option, hub=0), option)
+        self._add(self._backend(kind, netdev_id, rest, option, hub=0), option)
+
+    @staticmethod
+    def _backend(kind: str | None, netdev_id: str, pairs: list[tuple[str, str]], option: str,
+                 hub: int | None = None) -> NetdevSpec:
+        if kind == "socket":
+            spec = socket_options(netdev_id, pairs, option)
+            return NetdevSpec(spec.id, spec.config, (), option, hub, "socket", spec.listen,
+                              spec.connect)
+        return user_options(netdev_id, pairs, option, hub)
 
 
 def check_nic_model(nic: NicSpec, warn: Callable[[str], None]) -> bool:

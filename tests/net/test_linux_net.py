@@ -82,7 +82,7 @@ def test_dhcp_ping_wget_and_hostfwd(host_server: int) -> None:
     try:
         console.expect("BOOT-OK")
         console.expect(PROMPT)
-        console.sendline(f"{DHCP_SCRIPT}; udhcpc -i eth0 -s /tmp/s -q -t 20")
+        console.sendline(f"{DHCP_SCRIPT}; ifconfig eth0 up; udhcpc -i eth0 -s /tmp/s -q -t 20")
         console.expect("LEASE-10.0.2.15")
         console.expect(PROMPT)
         console.sendline("ping -c 2 10.0.2.2")

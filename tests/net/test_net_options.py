@@ -57,9 +57,13 @@ needs_slirp = pytest.mark.skipif(not slirp_installed(), reason="libslirp0 not in
     ("user,id=n0,host=x", "Failed to parse host"),
     ("user,id=n0,dns=x", "Failed to parse DNS"),
     ("user,id=n0,ipv4=off,ipv6=off", "IPv4 and IPv6 disabled"),
-    ("tap,id=t", "network backend 'tap' is not supported by llvmtcg (only 'user' is)"),
-    ("socket,id=s,listen=:1234",
-     "network backend 'socket' is not supported by llvmtcg (only 'user' is)"),
+    ("tap,id=t",
+     "network backend 'tap' is not supported by llvmtcg (only 'user' and 'socket' are)"),
+    ("socket,id=s", "exactly one of listen=, connect=, mcast= or udp= is required"),
+    ("socket,id=s,listen=:1234,connect=:1",
+     "exactly one of listen=, connect=, mcast= or udp= is required"),
+    ("socket,id=s,listen=foo", "host address 'foo' doesn't contain ':' separating host "
+                               "from port"),
 ])
 def test_netdev_errors(args: str, message: str) -> None:
     status, _, err = run("-M", "virt", "-netdev", args)
