@@ -176,3 +176,21 @@ def test_user_network_addresses() -> None:
         "10.0.0.0", "255.255.0.0", "10.0.9.1", "10.0.9.9", "10.0.2.15")
     assert (d.network, d.netmask) == ("172.16.0.0", "255.240.0.0")
     assert a.ipv6_prefix == "fec0::" and a.ipv6_host == "fec0::2" and a.ipv6_dns == "fec0::3"
+
+
+def test_socket_backends(tmp_path: Path) -> None:
+    reader = NetOptions()
+    reader.netdev("socket,id=s0,listen=:1234")
+    reader.netdev("socket,id=s1,connect=127.0.0.1:1234")
+    reader.nic("socket,connect=localhost:5")
+    s0, s1, nic = reader.plan.netdevs
+    assert (s0.kind, s0.listen, s0.connect) == ("socket", ("", 1234), None)
+    assert (s1.kind, s1.listen, s1.connect) == ("socket", None, ("127.0.0.1", 1234))
+    assert nic.connect == ("127.0.0.1", 5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status, _, err = run("-M", f"virt,dumpdtb={tmp_path / 'x.dtb'}",
+                         "-netdev", f"socket,id=s,listen=127.0.0.1:{port}",
+                         "-device", "virtio-net-device,netdev=s")
+    assert status == 0 and "warning" not in err
