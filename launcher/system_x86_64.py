@@ -204,6 +204,9 @@ def _check(options: Options, machine_name: str) -> tuple[MicrovmOptions, bool, s
                         f"-m {options.memory}") from None
     if options.display is not None and split_list(options.display)[0] != "none":
         raise _fail(f"Display '{split_list(options.display)[0]}' is not available.")
+    if options.networks:  # the shared parser knows -netdev/-nic/-net (launcher/net)
+        kind, text = options.networks[0]
+        raise _fail("networking is not supported by the KVM launcher yet", f"-{kind} {text}")
     debug_exits: list[DebugExitOptions] = []
     virtio: list[DeviceOptions] = []
     for text in options.devices:

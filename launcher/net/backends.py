@@ -47,13 +47,13 @@ class Hub:
 
 class NetBackends:
     """The backends by netdev id (``netdevs``, what -device netdev= refers to), and
-    the NICs to plug as (netdev id, mac) pairs."""
+    the NICs to plug as (netdev id, mac, option text)."""
 
     def __init__(self, plan: NetPlan, warn: Callable[[str], None]) -> None:
         self.users: list[UserNetdev] = []
         self.sockets: list[SocketNetdev] = []
         self.netdevs: dict[str, UserNetdev | SocketNetdev | HubPort] = {}
-        self.nics: list[tuple[str | None, str | None]] = []
+        self.nics: list[tuple[str | None, str | None, str]] = []  # netdev, mac, option
         self.hubs: dict[int, Hub] = {}
         try:
             for spec in plan.netdevs:
@@ -82,7 +82,7 @@ class NetBackends:
                     port = self._hub(nic.hub).port()
                     self.netdevs[port.name] = port
                     netdev = port.name
-                self.nics.append((netdev, nic.mac))
+                self.nics.append((netdev, nic.mac, nic.spec))
         except BaseException:
             self.close()
             raise

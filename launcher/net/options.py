@@ -371,6 +371,9 @@ class NetOptions:
         rest = []
         for key, value in pairs:
             if key == "mac":
+                from devices.virtio.net import parse_mac
+                if parse_mac(value) is None:
+                    raise _fail("invalid syntax for ethernet address", option)
                 mac = value
             elif key == "model":
                 model = value

@@ -418,10 +418,10 @@ def _open_network(plan: _Plan, warn: Callable[[str], None]) -> NetBackends | Non
         raise _fail(str(exc)) from None
     except NetdevError as exc:
         raise _fail(str(exc), exc.option) from None
-    for netdev, mac in network.nics:
+    for netdev, mac, spec in network.nics:
         props = (("netdev", netdev),) if netdev is not None else ()
         props += (("mac", mac),) if mac is not None else ()
-        plan.devices.append(DeviceOptions("virtio-net-device", props, spec="-nic"))
+        plan.devices.append(DeviceOptions("virtio-net-device", props, spec=spec))
     return network
 
 

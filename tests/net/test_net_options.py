@@ -74,6 +74,9 @@ def test_netdev_errors(args: str, message: str) -> None:
 def test_duplicate_ids_and_devices() -> None:
     status, _, err = run("-netdev", "user,id=n0", "-netdev", "user,id=n0")
     assert (status, err) == (1, f"{PROG}: -netdev user,id=n0: Duplicate ID 'n0' for netdev\n")
+    status, _, err = run("-nic", "user,mac=zz")
+    assert (status, err) == (1, f"{PROG}: -nic user,mac=zz: invalid syntax for ethernet "
+                                "address\n")
     status, _, err = run("-net", "nic,macaddr=zz")
     assert (status, err) == (1, f"{PROG}: -net nic,macaddr=zz: invalid syntax for ethernet "
                                 "address\n")
