@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import sys
 import threading
 import time
 import urllib.request
@@ -79,6 +80,7 @@ def test_dhcp_ping_wget_and_hostfwd(host_server: int) -> None:
         "-initrd", str(IMAGES / "initramfs.cpio.gz"),
         "-netdev", f"user,id=unet,hostfwd=tcp:127.0.0.1:{port}-:8080",
         "-device", "virtio-net-device,netdev=unet", timeout=BOOT_TIMEOUT)
+    console.logfile_read = sys.stdout  # the console, shown when the test fails
     try:
         console.expect("BOOT-OK")
         console.expect(PROMPT)
