@@ -236,6 +236,10 @@ class Process:
     def machine(self) -> str:
         return self.user_arch.uname_machine
 
+    def thread_ids(self) -> frozenset[int]:
+        with self.group.lock:
+            return frozenset(self.group.threads)
+
     def reexec_options(self) -> list[str]:
         return self.config.reexec_options()
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
+from llvmtcg.user.procfs import NO_ENTRY, TASK_DIR
 from llvmtcg.user.syscalls.table import SyscallError, syscall
 
 if TYPE_CHECKING:
@@ -48,9 +49,13 @@ def _own_proc(proc: GuestProcess, dirfd: int, path: bytes) -> str | None:
 
 
 def _exe_or(proc: GuestProcess, dirfd: int, path: bytes) -> bytes:
-    """/proc/self/exe (any spelling) names the guest program, not Python."""
-    if _own_proc(proc, dirfd, path) == "exe":
+    """/proc/self/exe (any spelling) names the guest program, not Python; an emulator
+    thread's /proc directory does not exist for the guest."""
+    entry = _own_proc(proc, dirfd, path)
+    if entry == "exe":
         return os.fsencode(proc.exe_path)
+    if entry == NO_ENTRY:
+        raise SyscallError(errno.ENOENT)
     return path
 
 
@@ -176,6 +181,11 @@ def sys_splice(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags
 def sys_openat(proc: GuestProcess, dirfd, pathname, flags, mode):
     path = proc.read_path(pathname)
     entry = _own_proc(proc, dirfd, path)
+    if entry == TASK_DIR:
+        fd = host.call("openat", dirfd, path, flags, mode)
+        if fd >= 0:
+            proc.procfs.open_task_dir(fd)
+        return fd
     if entry is not None:
         if entry == "exe":
             path = os.fsencode(proc.exe_path)
@@ -311,16 +321,37 @@ def sys_fstatfs(proc: GuestProcess, fd, buf):
 
 @syscall("getdents64", "fd ptr uint")
 def sys_getdents64(proc: GuestProcess, fd, dirp, count):
-    result = host.call("getdents64", fd, proc.check(dirp, count, Access.WRITE), count)
+    addr = proc.check(dirp, count, Access.WRITE)
+    if proc.procfs.task_fds and proc.procfs.is_task_dir(fd):
+        return _task_entries(proc, fd, dirp, count)
+    result = host.call("getdents64", fd, addr, count)
     if result > 0:
         proc.wrote(dirp, result)
     return result
 
 
+def _task_entries(proc: GuestProcess, fd: int, dirp: int, count: int) -> int:
+    """getdents64 of /proc/self/task: the guest's threads only (a host batch whose
+    records were all the emulator's is skipped: 0 would mean the end)."""
+    count = min(count, 1 << 16)
+    buf, addr = host.buffer(count)
+    while True:
+        result = host.call("getdents64", fd, addr, count)
+        if result <= 0:
+            return result
+        data = proc.procfs.filter_task_entries(proc, buf.raw[:result])
+        if data:
+            proc.write(dirp, data)
+            return len(data)
+
+
 @syscall("readlinkat", "dirfd path ptr uint")
 def sys_readlinkat(proc: GuestProcess, dirfd, pathname, buf, size):
     path = proc.read_path(pathname)
-    target = os.fsencode(proc.exe_path) if _own_proc(proc, dirfd, path) == "exe" else None
+    entry = _own_proc(proc, dirfd, path)
+    if entry == NO_ENTRY:
+        return -errno.ENOENT
+    target = os.fsencode(proc.exe_path) if entry == "exe" else None
     if target is not None:
         data = target[:size]
         proc.check(buf, len(data), Access.WRITE)
