@@ -212,7 +212,7 @@ class Process:
 
     def attach_debugger(self, listener: socket.socket) -> None:
         """``-g``: wait for gdb on ``listener`` before the first instruction."""
-        debugger = UserDebugger(self.cpu, listener)
+        debugger = UserDebugger(self.cpu, listener, self.tid)
         debugger.wait_for_client()
         self.debugger = debugger
 
@@ -397,9 +397,9 @@ class Process:
         syscall_length = abi.syscall_insn_length
         catcher, signals = self.catcher, self.signals
         mm_lock = self.group.mm_lock
-        debugger = self.debugger
         while True:
-            exit_ = cpu.run() if debugger is None else debugger.run()
+            debugger = self.debugger  # (a forked child runs without it)
+            exit_ = cpu.run() if debugger is None else debugger.run(self.tid)
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
@@ -415,7 +415,7 @@ class Process:
             elif exit_.reason is ExitReason.EXCEPTION:
                 sig, siginfo, detail = self.exception_signal(exit_)
                 if debugger is not None:  # gdb sees it first, and may drop or change it
-                    passed = debugger.report_signal(sig)
+                    passed = debugger.report_signal(sig, self.tid)
                     if passed != sig:
                         if not passed:
                             continue
@@ -458,8 +458,7 @@ class Process:
         child.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
         child.robust_list = 0
         child.vfork_fd = -1
-        # gdb follows the process's first thread only (the stub drives one CPU).
-        child.debugger = None
+        child.debugger = self.debugger  # (gdb follows every thread)
         abi, state = self.user_arch, child.cpu.state
         abi.set_syscall_result(state, 0)
         if newsp:
@@ -494,6 +493,8 @@ class Process:
                         pass  # Linux ignores a bad address here too
             with self.group.lock:
                 self.group.threads[self.tid] = self
+            if self.debugger is not None:
+                self.debugger.add_thread(self.tid, self.cpu)
         finally:
             started.set()
         set_host_mask(self.signals.mask)
@@ -528,6 +529,8 @@ class Process:
                 host.call("futex", addr, _FUTEX_WAKE | _FUTEX_PRIVATE, 1, 0, 0, 0)
             except GuestFault:
                 pass  # the guest unmapped it
+        if self.debugger is not None:
+            self.debugger.remove_thread(self.tid)
         group = self.group
         with group.lock:
             group.threads.pop(self.tid, None)
@@ -584,6 +587,7 @@ class Process:
         group.mm_lock.release()
         if child:
             self.tid = os.getpid()
+            self.debugger = None  # (as under QEMU, a forked child runs without gdb)
             for other in group.threads.values():
                 if other is not self:
                     other.cpu.close()
