@@ -578,3 +578,69 @@ def _xattr_remove(name):
 
 for _name in ("removexattr", "lremovexattr", "fremovexattr"):
     _xattr_remove(_name)
+
+
+# -- more vectors, pipes and handles -----------------------------------------------------
+@syscall("preadv2", "fd ptr int int int hex")
+def sys_preadv2(proc: GuestProcess, fd, iov, iovcnt, lo, hi, flags):
+    array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
+    result = host.call("preadv2", fd, ctypes.addressof(array), iovcnt, lo, hi, flags)
+    _after_vector_read(proc, pairs, result)
+    return result
+
+
+@syscall("pwritev2", "fd ptr int int int hex")
+def sys_pwritev2(proc: GuestProcess, fd, iov, iovcnt, lo, hi, flags):
+    array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
+    return host.call("pwritev2", fd, ctypes.addressof(array), iovcnt, lo, hi, flags)
+
+
+@syscall("tee", "fd fd uint hex")
+def sys_tee(proc: GuestProcess, fd_in, fd_out, length, flags):
+    return host.call("tee", fd_in, fd_out, length, flags)
+
+
+@syscall("vmsplice", "fd ptr uint hex")
+def sys_vmsplice(proc: GuestProcess, fd, iov, nr_segs, flags):
+    # Into a pipe (the usual direction) the pages are read; from one, written.
+    array, pairs = host_iovec(proc, iov, nr_segs, Access.READ)
+    return host.call("vmsplice", fd, ctypes.addressof(array), nr_segs, flags)
+
+
+@syscall("sync_file_range", "fd int int hex")
+def sys_sync_file_range(proc: GuestProcess, fd, offset, nbytes, flags):
+    return host.call("sync_file_range", fd, offset, nbytes, flags)
+
+
+_MAX_HANDLE_SZ = 128
+
+
+@syscall("name_to_handle_at", "dirfd path ptr ptr atflags")
+def sys_name_to_handle_at(proc: GuestProcess, dirfd, pathname, handle, mount_id, flags):
+    # struct file_handle { u32 handle_bytes; int handle_type; u8 f_handle[] }: the host's.
+    size = min(proc.read_u32(handle), _MAX_HANDLE_SZ)
+    result = host.call("name_to_handle_at", dirfd, _exe_or(proc, dirfd,
+                                                           proc.read_path(pathname)),
+                       proc.check(handle, 8 + size, Access.WRITE),
+                       proc.check(mount_id, 4, Access.WRITE), flags)
+    proc.wrote(handle, 8 + size)
+    return result
+
+
+@syscall("open_by_handle_at", "fd ptr oflags")
+def sys_open_by_handle_at(proc: GuestProcess, mount_fd, handle, flags):
+    size = min(proc.read_u32(handle), _MAX_HANDLE_SZ)
+    return host.call("open_by_handle_at", mount_fd, proc.check(handle, 8 + size), flags)
+
+
+# -- mounts (root's business, as on Linux) -------------------------------------------------
+@syscall("mount", "path path path hex ptr")
+def sys_mount(proc: GuestProcess, source, target, fstype, flags, data):
+    return host.call("mount", proc.read_str(source) if source else None,
+                     proc.read_path(target), proc.read_str(fstype) if fstype else None,
+                     flags, proc.read_str(data, 4096) if data else None)
+
+
+@syscall("umount2", "path hex")
+def sys_umount2(proc: GuestProcess, target, flags):
+    return host.call("umount2", proc.read_path(target), flags)
