@@ -14,6 +14,7 @@ Generic: what differs between guest architectures comes from the program's
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import os
@@ -22,6 +23,8 @@ import socket
 import struct
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from llvmtcg.gdbstub import Exited, Terminated
@@ -87,8 +90,11 @@ _NEVER_RESTARTED = frozenset(NUMBERS[n] for n in (
     "epoll_pwait", "epoll_pwait2", "io_getevents", "semtimedop", "msgrcv", "msgsnd"))
 _PROT_READ, _PROT_EXEC, _MAP_PRIVATE, _MAP_ANONYMOUS = 1, 4, 2, 0x20
 # Calls that change the address space: serialised between threads (QEMU's mmap_lock).
+# Those that can take pages away from a thread running guest code run exclusively.
 _MM_SYSCALLS = frozenset(NUMBERS[n] for n in (
     "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "shmat", "shmdt"))
+_UNMAPPING = frozenset(NUMBERS[n] for n in ("brk", "munmap", "mprotect", "mremap", "shmdt"))
+_NR_MMAP, _MAP_FIXED = NUMBERS["mmap"], 0x10  # (MAP_FIXED replaces what was there)
 CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x80000, 0x100000, 0x200000, 0x1000000
 _FUTEX_WAKE, _FUTEX_PRIVATE = 1, 128
@@ -113,6 +119,10 @@ class ThreadGroup:
     mm_lock: threading.RLock = field(default_factory=threading.RLock)
     leader_status: int | None = None
     trampoline: int = 0  # the sigreturn page, mapped at the first delivery
+    # An exclusive section (QEMU's start_exclusive): while set, no thread enters guest
+    # code; see Process.exclusive.
+    exclusive_cond: threading.Condition = field(default_factory=threading.Condition)
+    exclusive: bool = False
 
 
 @dataclass
@@ -398,6 +408,8 @@ class Process:
         catcher, signals = self.catcher, self.signals
         mm_lock = self.group.mm_lock
         while True:
+            if self.group.exclusive:
+                self._wait_exclusive()
             debugger = self.debugger  # (a forked child runs without it)
             exit_ = cpu.run() if debugger is None else debugger.run(self.tid)
             if exit_.reason is ExitReason.SYSCALL:
@@ -405,7 +417,12 @@ class Process:
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
                 if nr in _MM_SYSCALLS:
                     with mm_lock:
-                        result = syscalls.dispatch(self, nr, args)
+                        if (nr in _UNMAPPING or nr == _NR_MMAP and args[3] & _MAP_FIXED) \
+                                and len(self.group.threads) > 1:
+                            with self.exclusive():
+                                result = syscalls.dispatch(self, nr, args)
+                        else:
+                            result = syscalls.dispatch(self, nr, args)
                 else:
                     result = syscalls.dispatch(self, nr, args)
                 abi.set_syscall_result(state, result)
@@ -425,6 +442,45 @@ class Process:
                 raise GuestKilled(signal.SIGILL, f"halt at pc {exit_.pc:#x}")
             elif catcher.pending or signals.queued:  # REQUESTED: the catcher stopped us
                 self.deliver_signals(None)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Run the body while no other thread runs guest code (QEMU's start_exclusive /
+        end_exclusive): an access racing a munmap or mprotect of its page would else hit
+        the host's unmapped or protected page after its TLB check passed, and the
+        emulator would die of a host SIGSEGV. Every other thread is asked to stop at its
+        next block boundary; the body runs holding the translation lock once none is in
+        native code (threads in syscalls touch guest memory only through the kernel,
+        which checks it: -EFAULT). Threads wait for the end before entering guest code
+        again. The caller holds the address-space lock."""
+        group, tbs = self.group, self.cpu.tbs
+        with group.exclusive_cond:
+            group.exclusive = True
+        try:
+            with group.lock:
+                others = [t for t in group.threads.values() if t is not self]
+            for other in others:
+                other.cpu.stop()
+            while True:
+                tbs.lock.acquire()
+                if not tbs.in_native:
+                    break
+                tbs.lock.release()  # (a thread leaving native code takes it)
+                time.sleep(0.0002)
+            try:
+                yield
+            finally:
+                tbs.lock.release()
+        finally:
+            with group.exclusive_cond:
+                group.exclusive = False
+                group.exclusive_cond.notify_all()
+
+    def _wait_exclusive(self) -> None:
+        group = self.group
+        with group.exclusive_cond:
+            while group.exclusive:
+                group.exclusive_cond.wait()
 
     def _host_signal_interrupt(self, state: object) -> bool:
         """At an exit request: if the host catcher recorded a signal for this thread

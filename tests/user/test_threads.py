@@ -60,3 +60,15 @@ def test_proc_self_task(guest_build, tmp_path):
                        env={**TEST_ENV, "LLVMTCG_HOT_THRESHOLD": "20"})
     expected = b"task: entries 4 known 4 maps 4 thread-self 1 1 1 /proc/tid/maps 1\n"
     assert ours.returncode == 0 and ours.stdout == expected, ours.describe()
+
+
+def test_access_racing_munmap(guest_build, tmp_path):
+    """A thread reads a page while another unmaps and maps it again, 400 times: each
+    read sees the page or takes SIGSEGV (the guest's handler recovers); the emulator
+    never dies of the host's fault (munmap/mprotect run while no thread is in guest
+    code: Process.exclusive)."""
+    prog = build(guest_build, "munmap_race.c", "pthread")
+    ours = run_llvmtcg(prog, cwd=fresh_dir(tmp_path, "ours"))
+    reference = run_qemu(prog, cwd=fresh_dir(tmp_path, "qemu"))
+    assert_same(ours, reference, "munmap race")
+    assert ours.returncode == 0, ours.describe()
