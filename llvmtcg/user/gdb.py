@@ -133,13 +133,12 @@ class UserDebugger:
             self._selected = tid
 
     def resume(self, action: Resume) -> None:
-        thread = getattr(action, "thread", 0)
+        thread = action.thread
         stepper = thread if thread > 0 and thread in self._threads else self._stop_tid
         with self._cond:
             self._action = action
             self._stepping = stepper if action.kind is ResumeKind.STEP else 0
-            self._others_run = action.kind is ResumeKind.CONTINUE or getattr(
-                action, "others_continue", False)
+            self._others_run = action.kind is ResumeKind.CONTINUE or action.others_continue
             record = self._threads.get(self._stop_tid)
             if record is not None:
                 record.signal_answer = action.signal
