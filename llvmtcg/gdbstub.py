@@ -114,6 +114,10 @@ class Resume:
 
     kind: ResumeKind
     signal: int = 0
+    # vCont naming a thread (0: none named): the thread this action is for, and whether
+    # the other threads continue meanwhile (a later default ``c`` action).
+    thread: int = 0
+    others_continue: bool = False
 
 
 class DebugTarget(Protocol):
@@ -232,7 +236,7 @@ class GdbStub:
         self._buffer = bytearray()
         self._last_sent = b""
         cpu = target.cpu
-        self._arch, self._state = cpu.arch, cpu.state
+        self._arch = cpu.arch
         features = cpu.arch.debug_features()
         if not features or cpu.arch.gdb_architecture is None:
             raise ValueError(f"{cpu.arch.name}: no debugger register description")
@@ -372,7 +376,12 @@ class GdbStub:
             case "Z" | "z":
                 return self._breakpoint(kind == "Z", rest)
             case "H":
-                return "OK" if self._valid_thread(rest[1:]) else E_INVALID
+                if not self._valid_thread(rest[1:]):
+                    return E_INVALID
+                select = getattr(self.target, "select_thread", None)
+                if select is not None:  # (targets with more than one thread)
+                    select(rest[:1], _hex_int(rest[1:].split(".")[-1] or "0"))
+                return "OK"
             case "T":
                 return "OK" if self._valid_thread(rest, any_ok=False) else E_INVALID
             case "D":
@@ -444,19 +453,26 @@ class GdbStub:
             return "vCont;c;C;s;S"
         if rest.startswith("Cont;"):
             threads = self.target.thread_ids()
-            for action in rest[5:].split(";"):
+            actions = rest[5:].split(";")
+            for index, action in enumerate(actions):
                 what, _, thread = action.partition(":")
-                if thread and thread not in ("-1", "0") and _hex_int(thread.split(".")[-1]) \
-                        not in threads:
-                    continue
+                named = 0
+                if thread and thread not in ("-1", "0"):
+                    named = _hex_int(thread.split(".")[-1])
+                    if named not in threads:
+                        continue
+                others = any(a[:1] == "c" and a.partition(":")[2] in ("", "-1", "0")
+                             for a in actions[index + 1:])
                 match what[:1]:
                     case "c":
-                        return self._resume(Resume(ResumeKind.CONTINUE))
+                        return self._resume(Resume(ResumeKind.CONTINUE, 0, named, True))
                     case "s":
-                        return self._resume(Resume(ResumeKind.STEP))
+                        return self._resume(Resume(ResumeKind.STEP, 0, named, others))
                     case "C" | "S":
                         kind = ResumeKind.CONTINUE if what[0] == "C" else ResumeKind.STEP
-                        return self._resume(Resume(kind, host_signal(_hex_int(what[1:]))))
+                        return self._resume(Resume(kind, host_signal(_hex_int(what[1:])),
+                                                   named, kind is ResumeKind.CONTINUE
+                                                   or others))
                     case _:
                         return ""  # (t, r: not offered in vCont?)
             return E_INVALID
@@ -475,6 +491,10 @@ class GdbStub:
             return False
 
     # -- registers -----------------------------------------------------------------------
+    @property
+    def _state(self):  # the selected thread's (user mode: Hg changes target.cpu)
+        return self.target.cpu.state
+
     def _value(self, number: int) -> bytes | None:
         size = self._sizes.get(number)
         if size is None:

@@ -182,16 +182,17 @@ def run(argv: list[str]) -> None:
     if line.prog is None:
         raise UsageError("no program given (usage: llvmtcg-user [options] PROG [ARGS...])")
     env_fd = v["env_fd"]
+    argv0, args = binfmt_arguments(v["argv0"], line.args, first_process=env_fd is None)
     if env_fd is not None:
         try:
             env_fd = int(env_fd)  # type: ignore[arg-type]
         except ValueError:
             raise UsageError(f"invalid value for '--env-fd': {env_fd!r} is not an "
                              f"integer") from None
-    _run_program(line.prog, line.args, sysroot=v["sysroot"],
+    _run_program(line.prog, args, sysroot=v["sysroot"],
                  set_env=_split_env(v["set_env"]),  # type: ignore[arg-type]
                  unset_env=_split_env(v["unset_env"]),  # type: ignore[arg-type]
-                 argv0=v["argv0"], cpu=v["cpu"], strace=v["strace"],
+                 argv0=argv0, cpu=v["cpu"], strace=v["strace"],
                  log_items=v["log_items"] or "", log_file=v["log_file"], debug=v["debug"],
                  code_cache=not v["no_cache"], cache_dir=v["cache_dir"],
                  perfmap=v["perfmap"],
@@ -199,6 +200,27 @@ def run(argv: list[str]) -> None:
                  gdb_port=v["gdb_port"] if v["gdb_port"] is not None else (
                      # (a guest execve re-enters without the debugger)
                      os.environ.get("QEMU_GDB") if env_fd is None else None))
+
+
+def binfmt_arguments(argv0: str | None, args: list[str], *, first_process: bool,
+                     preserved: bool | None = None) -> tuple[str | None, list[str]]:
+    """The guest's argv[0] and arguments, as qemu-user takes them: ``-0`` first, else
+    ``$QEMU_ARGV0``; started by binfmt_misc with the ``P`` flag (``preserved``: None
+    asks the auxiliary vector), the first argument after the program's path is the
+    program's own argv[0] (see :mod:`llvmtcg.user.binfmt`). A guest execve re-entering
+    the emulator (``first_process`` False) passes ``-0`` itself."""
+    if first_process:
+        if preserved is None:
+            from llvmtcg.user.binfmt import preserved_argv0
+
+            preserved = preserved_argv0()
+        if preserved and args:
+            original, args = args[0], args[1:]
+            if argv0 is None:
+                argv0 = original
+        if argv0 is None and os.environ.get("QEMU_ARGV0"):
+            argv0 = os.environ["QEMU_ARGV0"]
+    return argv0, args
 
 
 def _help_cpus() -> str:
@@ -209,6 +231,12 @@ def _help_cpus() -> str:
     if len(names) == 1:
         return user_arch(names[0]).cpu_help()
     return "".join(f"{name}:\n{user_arch(name).cpu_help()}" for name in names)
+
+
+def _binfmt_exec_fd() -> int | None:
+    from llvmtcg.user.binfmt import exec_fd
+
+    return exec_fd()
 
 
 def _open_log(log_items: str, log_file: str | None, append: bool) -> Log:
@@ -254,7 +282,13 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
         raise UsageError(f"-L {sysroot}: not a directory")
     log = _open_log(log_items, log_file, append=reentry is not None)
     try:
-        image = read_elf(prog)
+        if reentry is None and (fd := _binfmt_exec_fd()) is not None:
+            # binfmt_misc's O/C flags: the kernel opened the program for us (it may be
+            # execute-only); the path still names it.
+            image = dataclasses.replace(read_elf(f"/proc/self/fd/{fd}"), path=prog)
+            os.close(fd)
+        else:
+            image = read_elf(prog)
     except ElfError as e:
         raise UsageError(str(e)) from None
     try:

@@ -11,6 +11,8 @@ headers) raises :class:`ElfError` with one line saying what is wrong.
 
 from __future__ import annotations
 
+import os
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -24,6 +26,7 @@ PT_LOAD, PT_INTERP, PT_PHDR, PT_GNU_STACK = 1, 3, 6, 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
 PHDR_SIZE = 56
 MAX_PHDRS_BYTES = 65536  # Linux refuses larger program header tables
+_MASK64 = (1 << 64) - 1
 
 # Machines we can name in an error message; which ones run is the architecture
 # registry's business (llvmtcg.arch) and user mode's (llvmtcg.user.arch).
@@ -111,9 +114,14 @@ def read_elf(path: str, what: str = "program") -> ElfImage:
     """Read and validate ``path``; raises ElfError naming the problem."""
     try:
         with open(path, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                # (Linux's open_exec: EACCES. Reading /dev/zero would never end.)
+                raise ElfError(f"{path}: cannot open {what}: not a regular file")
             data = f.read()
     except IsADirectoryError:
         raise ElfError(f"{path}: is a directory") from None
+    except ValueError:  # a NUL in the path
+        raise ElfError(f"{path!r}: cannot open {what}: invalid path") from None
     except OSError as e:
         raise ElfError(f"{path}: cannot open {what}: {e.strerror}") from None
     return parse_elf(data, path)
@@ -169,8 +177,9 @@ def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
                 raise fail(f"program header {index}: segment wraps around the address space")
             if loads and vaddr < loads[-1].vaddr:
                 raise fail(f"program header {index}: PT_LOAD segments are not in address order")
-            perms = ((Perm.R if flags & PF_R else 0) | (Perm.W if flags & PF_W else 0)
-                     | (Perm.X if flags & PF_X else 0))
+            # (Linux maps a writable segment readable too: no write-only pages.)
+            perms = ((Perm.R if flags & (PF_R | PF_W) else 0)
+                     | (Perm.W if flags & PF_W else 0) | (Perm.X if flags & PF_X else 0))
             if memsz:
                 loads.append(Segment(vaddr, memsz, offset, filesz, perms))
         elif kind == PT_INTERP:
@@ -179,7 +188,10 @@ def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
                 raise fail("malformed PT_INTERP (interpreter path is not NUL-terminated)")
             if interp is not None:
                 raise fail("more than one PT_INTERP")
-            interp = raw[:-1].decode("utf-8", "surrogateescape")
+            # (Linux opens the string up to its first NUL: an embedded one ends it.)
+            interp = raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if not interp:
+                raise fail("malformed PT_INTERP (empty interpreter path)")
         elif kind == PT_PHDR:
             phdr_vaddr = vaddr
     if not loads:
@@ -190,16 +202,31 @@ def parse_elf(data: bytes, path: str = "<memory>") -> ElfImage:
                     flags=struct.unpack_from("<I", data, 48)[0])
 
 
+def _file_pages(image: ElfImage, seg: Segment, bias: int) -> tuple[int, bytes]:
+    """(guest address, bytes) a segment's file mapping shows, as Linux's mmap of the
+    file pages does: the file's bytes from the start of the segment's first page, and
+    past p_filesz to the end of its last page — unless the segment has a bss, whose
+    part of that page Linux clears (padzero)."""
+    data = image.data
+    address = seg.vaddr + bias
+    before = address & (PAGE_SIZE - 1)
+    end = seg.offset + seg.filesz
+    if seg.memsz == seg.filesz:
+        end += page_ceil(address + seg.filesz) - (address + seg.filesz)
+    return address - before, data[seg.offset - before:min(end, len(data))]
+
+
 def load_segments(memory: GuestMemory, image: ElfImage, bias: int) -> LoadedImage:
     """Map and fill the PT_LOAD segments of ``image`` at ``bias``.
 
     Segments sharing a page get the union of their permissions (as with Linux's
-    page-granular mappings); bytes past p_filesz are zero.
+    page-granular mappings); the pages show the file as Linux maps it (see
+    :func:`_file_pages`), and the bss is zero.
     """
     mapped_end = 0
     for seg in image.loads:
         start, end = page_floor(seg.vaddr + bias), page_ceil(seg.end + bias)
-        if end > memory.size:
+        if seg.end + bias > memory.size or seg.vaddr + bias < 0:  # (before any wrap)
             raise ElfError(f"{image.path}: segment at {seg.vaddr + bias:#x} lies outside the "
                            f"guest address space")
         if start < mapped_end:  # shares its first page(s) with the previous segment
@@ -209,11 +236,14 @@ def load_segments(memory: GuestMemory, image: ElfImage, bias: int) -> LoadedImag
                 memory.protect(page, PAGE_SIZE, (region.perms if region else 0) | seg.perms)
             start = shared_end
         if start < end:
-            memory.map(start, end - start, seg.perms)
+            try:
+                memory.map(start, end - start, seg.perms)
+            except OSError as e:
+                raise ElfError(f"{image.path}: cannot map segment at {seg.vaddr + bias:#x} "
+                               f"({seg.memsz:#x} bytes): {e.strerror}") from None
         mapped_end = max(mapped_end, end)
         if seg.filesz:
-            memory.write(seg.vaddr + bias, image.data[seg.offset:seg.offset + seg.filesz],
-                         check=None)
+            memory.write(*_file_pages(image, seg, bias), check=None)
     if image.phdr_vaddr is not None:
         phdr = image.phdr_vaddr + bias
     else:
@@ -222,5 +252,8 @@ def load_segments(memory: GuestMemory, image: ElfImage, bias: int) -> LoadedImag
             if seg.offset <= image.phoff < seg.offset + seg.filesz:
                 phdr = seg.vaddr + (image.phoff - seg.offset) + bias
                 break
-    return LoadedImage(image=image, bias=bias, entry=image.entry + bias, phdr=phdr,
+    # (Addresses wrap as Linux's unsigned longs do: a PIE whose entry lies past the end
+    # of the address space starts there and faults.)
+    return LoadedImage(image=image, bias=bias, entry=(image.entry + bias) & _MASK64,
+                       phdr=phdr & _MASK64,
                        end=page_ceil(max(s.end for s in image.loads) + bias))

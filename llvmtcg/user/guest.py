@@ -109,6 +109,10 @@ class GuestProcess(GuestMemoryView, Protocol):
         """The emulator options a guest execve passes on to the new emulator."""
         ...
 
+    def thread_ids(self) -> frozenset[int]:
+        """The tids of the process's live guest threads."""
+        ...
+
     @property
     def tid(self) -> int:
         """The calling thread's id (the host thread's: guest threads are host threads)."""

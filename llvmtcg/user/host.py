@@ -63,6 +63,14 @@ NR = {
     "openat2": 437, "rt_sigpending": 127, "rt_sigtimedwait": 128, "rt_sigqueueinfo": 129,
     "rt_sigsuspend": 130, "rt_tgsigqueueinfo": 297, "timer_create": 222,
     "timer_settime": 223, "timer_gettime": 224, "timer_getoverrun": 225, "timer_delete": 226,
+    "epoll_ctl": 233, "epoll_pwait": 281, "epoll_pwait2": 441, "vmsplice": 278,
+    "sched_setparam": 142, "sched_setscheduler": 144, "pidfd_getfd": 438, "kcmp": 312,
+    "setns": 308, "syslog": 103, "settimeofday": 164, "clock_settime": 227,
+    "adjtimex": 159, "clock_adjtime": 305, "fanotify_init": 300, "fanotify_mark": 301,
+    "name_to_handle_at": 303, "open_by_handle_at": 304, "mq_open": 240, "mq_unlink": 241,
+    "mq_timedsend": 242, "mq_timedreceive": 243, "mq_notify": 244, "mq_getsetattr": 245,
+    "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71, "semget": 64, "semop": 65,
+    "semctl": 66, "semtimedop": 220,
 }
 
 
@@ -75,7 +83,9 @@ BLOCKING = frozenset({
     "ppoll", "pselect6", "epoll_pwait", "accept", "accept4", "connect", "recvfrom",
     "sendto", "recvmsg", "sendmsg", "recvmmsg", "sendmmsg", "rt_sigsuspend",
     "rt_sigtimedwait", "flock", "fcntl", "openat", "openat2", "splice", "tee",
-    "sendfile", "copy_file_range", "msync", "fsync", "fdatasync", "ioctl"})
+    "sendfile", "copy_file_range", "msync", "fsync", "fdatasync", "ioctl", "epoll_pwait2",
+    "msgsnd", "msgrcv", "semtimedop", "mq_timedsend", "mq_timedreceive", "open_by_handle_at",
+    "vmsplice"})
 
 
 class _ThreadSignals(threading.local):

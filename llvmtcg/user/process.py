@@ -14,6 +14,7 @@ Generic: what differs between guest architectures comes from the program's
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import errno
 import os
@@ -22,6 +23,8 @@ import socket
 import struct
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from llvmtcg.gdbstub import Exited, Terminated
@@ -87,8 +90,11 @@ _NEVER_RESTARTED = frozenset(NUMBERS[n] for n in (
     "epoll_pwait", "epoll_pwait2", "io_getevents", "semtimedop", "msgrcv", "msgsnd"))
 _PROT_READ, _PROT_EXEC, _MAP_PRIVATE, _MAP_ANONYMOUS = 1, 4, 2, 0x20
 # Calls that change the address space: serialised between threads (QEMU's mmap_lock).
+# Those that can take pages away from a thread running guest code run exclusively.
 _MM_SYSCALLS = frozenset(NUMBERS[n] for n in (
     "brk", "mmap", "munmap", "mprotect", "mremap", "madvise", "shmat", "shmdt"))
+_UNMAPPING = frozenset(NUMBERS[n] for n in ("brk", "munmap", "mprotect", "mremap", "shmdt"))
+_NR_MMAP, _MAP_FIXED = NUMBERS["mmap"], 0x10  # (MAP_FIXED replaces what was there)
 CLONE_SETTLS, CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = \
     0x80000, 0x100000, 0x200000, 0x1000000
 _FUTEX_WAKE, _FUTEX_PRIVATE = 1, 128
@@ -113,6 +119,10 @@ class ThreadGroup:
     mm_lock: threading.RLock = field(default_factory=threading.RLock)
     leader_status: int | None = None
     trampoline: int = 0  # the sigreturn page, mapped at the first delivery
+    # An exclusive section (QEMU's start_exclusive): while set, no thread enters guest
+    # code; see Process.exclusive.
+    exclusive_cond: threading.Condition = field(default_factory=threading.Condition)
+    exclusive: bool = False
 
 
 @dataclass
@@ -212,7 +222,7 @@ class Process:
 
     def attach_debugger(self, listener: socket.socket) -> None:
         """``-g``: wait for gdb on ``listener`` before the first instruction."""
-        debugger = UserDebugger(self.cpu, listener)
+        debugger = UserDebugger(self.cpu, listener, self.tid)
         debugger.wait_for_client()
         self.debugger = debugger
 
@@ -235,6 +245,10 @@ class Process:
     @property
     def machine(self) -> str:
         return self.user_arch.uname_machine
+
+    def thread_ids(self) -> frozenset[int]:
+        with self.group.lock:
+            return frozenset(self.group.threads)
 
     def reexec_options(self) -> list[str]:
         return self.config.reexec_options()
@@ -393,15 +407,22 @@ class Process:
         syscall_length = abi.syscall_insn_length
         catcher, signals = self.catcher, self.signals
         mm_lock = self.group.mm_lock
-        debugger = self.debugger
         while True:
-            exit_ = cpu.run() if debugger is None else debugger.run()
+            if self.group.exclusive:
+                self._wait_exclusive()
+            debugger = self.debugger  # (a forked child runs without it)
+            exit_ = cpu.run() if debugger is None else debugger.run(self.tid)
             if exit_.reason is ExitReason.SYSCALL:
                 cpu.pc = exit_.pc + syscall_length
                 nr, args = abi.syscall_number(state), abi.syscall_args(state)
                 if nr in _MM_SYSCALLS:
                     with mm_lock:
-                        result = syscalls.dispatch(self, nr, args)
+                        if (nr in _UNMAPPING or nr == _NR_MMAP and args[3] & _MAP_FIXED) \
+                                and len(self.group.threads) > 1:
+                            with self.exclusive():
+                                result = syscalls.dispatch(self, nr, args)
+                        else:
+                            result = syscalls.dispatch(self, nr, args)
                 else:
                     result = syscalls.dispatch(self, nr, args)
                 abi.set_syscall_result(state, result)
@@ -411,7 +432,7 @@ class Process:
             elif exit_.reason is ExitReason.EXCEPTION:
                 sig, siginfo, detail = self.exception_signal(exit_)
                 if debugger is not None:  # gdb sees it first, and may drop or change it
-                    passed = debugger.report_signal(sig)
+                    passed = debugger.report_signal(sig, self.tid)
                     if passed != sig:
                         if not passed:
                             continue
@@ -421,6 +442,45 @@ class Process:
                 raise GuestKilled(signal.SIGILL, f"halt at pc {exit_.pc:#x}")
             elif catcher.pending or signals.queued:  # REQUESTED: the catcher stopped us
                 self.deliver_signals(None)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Run the body while no other thread runs guest code (QEMU's start_exclusive /
+        end_exclusive): an access racing a munmap or mprotect of its page would else hit
+        the host's unmapped or protected page after its TLB check passed, and the
+        emulator would die of a host SIGSEGV. Every other thread is asked to stop at its
+        next block boundary; the body runs holding the translation lock once none is in
+        native code (threads in syscalls touch guest memory only through the kernel,
+        which checks it: -EFAULT). Threads wait for the end before entering guest code
+        again. The caller holds the address-space lock."""
+        group, tbs = self.group, self.cpu.tbs
+        with group.exclusive_cond:
+            group.exclusive = True
+        try:
+            with group.lock:
+                others = [t for t in group.threads.values() if t is not self]
+            for other in others:
+                other.cpu.stop()
+            while True:
+                tbs.lock.acquire()
+                if not tbs.in_native:
+                    break
+                tbs.lock.release()  # (a thread leaving native code takes it)
+                time.sleep(0.0002)
+            try:
+                yield
+            finally:
+                tbs.lock.release()
+        finally:
+            with group.exclusive_cond:
+                group.exclusive = False
+                group.exclusive_cond.notify_all()
+
+    def _wait_exclusive(self) -> None:
+        group = self.group
+        with group.exclusive_cond:
+            while group.exclusive:
+                group.exclusive_cond.wait()
 
     def _host_signal_interrupt(self, state: object) -> bool:
         """At an exit request: if the host catcher recorded a signal for this thread
@@ -454,8 +514,7 @@ class Process:
         child.clear_child_tid = child_tid if flags & CLONE_CHILD_CLEARTID else 0
         child.robust_list = 0
         child.vfork_fd = -1
-        # gdb follows the process's first thread only (the stub drives one CPU).
-        child.debugger = None
+        child.debugger = self.debugger  # (gdb follows every thread)
         abi, state = self.user_arch, child.cpu.state
         abi.set_syscall_result(state, 0)
         if newsp:
@@ -490,6 +549,8 @@ class Process:
                         pass  # Linux ignores a bad address here too
             with self.group.lock:
                 self.group.threads[self.tid] = self
+            if self.debugger is not None:
+                self.debugger.add_thread(self.tid, self.cpu)
         finally:
             started.set()
         set_host_mask(self.signals.mask)
@@ -524,6 +585,8 @@ class Process:
                 host.call("futex", addr, _FUTEX_WAKE | _FUTEX_PRIVATE, 1, 0, 0, 0)
             except GuestFault:
                 pass  # the guest unmapped it
+        if self.debugger is not None:
+            self.debugger.remove_thread(self.tid)
         group = self.group
         with group.lock:
             group.threads.pop(self.tid, None)
@@ -580,6 +643,7 @@ class Process:
         group.mm_lock.release()
         if child:
             self.tid = os.getpid()
+            self.debugger = None  # (as under QEMU, a forked child runs without gdb)
             for other in group.threads.values():
                 if other is not self:
                     other.cpu.close()

@@ -40,6 +40,9 @@ GENERATED = frozenset({"maps", "cmdline", "environ", "auxv", "stat"})
 HIDDEN = frozenset({"pagemap", "smaps", "smaps_rollup", "numa_maps", "map_files", "syscall",
                     "stack"})
 _PERM_R, _PERM_W, _PERM_X = 1, 2, 4
+TASK_DIR = "task"  # own_entry: the task directory (its listing is filtered)
+NO_ENTRY = "/"  # own_entry: an emulator thread's directory (ENOENT; never an entry name)
+_DIRENT_HEAD = struct.Struct("<QqHB")  # linux_dirent64 before d_name
 
 
 class GuestProcess(Protocol):
@@ -50,6 +53,10 @@ class GuestProcess(Protocol):
 
     @property
     def pid(self) -> int: ...
+
+    def thread_ids(self) -> frozenset[int]:
+        """The tids of the guest's live threads."""
+        ...
 
     def check(self, addr: int, size: int, access: Access = Access.READ) -> int: ...
 
@@ -74,11 +81,16 @@ class ProcessImage:
 class ProcFs:
     image: ProcessImage
     mem_fds: dict[int, int] = field(default_factory=dict)  # fd -> inode of its memfd
+    task_fds: dict[int, int] = field(default_factory=dict)  # fd -> inode of task dirs
 
     # -- which paths are ours ---------------------------------------------------------------
     def own_entry(self, proc: GuestProcess, dirfd: int, path: bytes) -> str | None:
         """The entry name (``maps``, ``exe``, …) if ``path`` (relative to ``dirfd``) names
-        a file of the guest's own process directory, else None."""
+        a file of the guest's own process directory or of one of its threads' (``task/TID``
+        of a guest thread, or ``/proc/TID``); :data:`TASK_DIR` for the ``task`` directory
+        itself (its listing shows the guest's threads only); :data:`NO_ENTRY` for the
+        directory of a thread of the emulator's own (compile thread, gdb watcher …), which
+        the guest must not see; else None (the host's path, as it is)."""
         text = os.fsdecode(path)
         if not text.startswith("/"):
             if _signed(dirfd) == AT_FDCWD:
@@ -91,23 +103,70 @@ class ProcFs:
         elif not text.startswith("/proc"):
             return None
         parts = [p for p in posixpath.normpath(text).split("/") if p]
-        if len(parts) < 3 or parts[0] != "proc":
+        if len(parts) < 2 or parts[0] != "proc":
             return None
         pid = str(proc.pid)
+        tids = proc.thread_ids()
         if parts[1] not in ("self", "thread-self", pid):
-            return None
+            if not parts[1].isdigit():
+                return None
+            if int(parts[1]) not in tids:  # (Linux lets /proc/TID name a thread too)
+                return NO_ENTRY if _emulator_thread(parts[1]) else None
         rest = parts[2:]
-        if parts[1] != "thread-self" and len(rest) >= 3 and rest[0] == "task" \
-                and rest[1] == pid:
+        if parts[1] != "thread-self" and rest[:1] == ["task"]:
+            if len(rest) == 1:
+                return TASK_DIR
+            if not rest[1].isdigit():
+                return None
+            if int(rest[1]) not in tids:
+                return NO_ENTRY if _emulator_thread(rest[1]) else None
             rest = rest[2:]
-        if len(rest) != 1 and not (rest and rest[0] == "map_files"):
+        if not rest:
+            return None
+        if len(rest) != 1 and rest[0] != "map_files":
             return None
         return rest[0]
+
+    def open_task_dir(self, fd: int) -> None:
+        """``fd`` is the host's ``task`` directory of this process, opened for the guest:
+        :meth:`filter_task_entries` hides the emulator's threads in its listing."""
+        self.task_fds[fd] = os.fstat(fd).st_ino
+
+    def is_task_dir(self, fd: int) -> bool:
+        inode = self.task_fds.get(fd)
+        if inode is None:
+            return False
+        try:
+            if os.fstat(fd).st_ino == inode:
+                return True
+        except OSError:
+            pass
+        del self.task_fds[fd]
+        return False
+
+    def filter_task_entries(self, proc: GuestProcess, data: bytes) -> bytes:
+        """getdents64 records of a ``task`` directory without the emulator's threads
+        (``.``, ``..`` and the guest's threads stay; each record's d_off is the host's,
+        so seeking and the next getdents64 go on where the host left)."""
+        tids = proc.thread_ids()
+        out = bytearray()
+        pos = 0
+        while pos + _DIRENT_HEAD.size <= len(data):
+            _ino, _off, reclen, _type = _DIRENT_HEAD.unpack_from(data, pos)
+            if reclen == 0:
+                break
+            name = data[pos + _DIRENT_HEAD.size:pos + reclen].split(b"\0", 1)[0]
+            if not name.isdigit() or int(name) in tids:
+                out += data[pos:pos + reclen]
+            pos += reclen
+        return bytes(out)
 
     # -- opening ------------------------------------------------------------------------------
     def open(self, proc: GuestProcess, entry: str, flags: int) -> int | None:
         """An fd for ``entry`` opened with ``flags``, a negative errno, or None to let
         the host open the path (an entry that does not need emulating)."""
+        if entry == NO_ENTRY:
+            return -errno.ENOENT
         if entry in HIDDEN:
             return -errno.EACCES
         if entry == "exe":
@@ -228,6 +287,11 @@ class ProcFs:
 def _signed(value: int) -> int:
     value &= 0xFFFF_FFFF
     return value - (1 << 32) if value >> 31 else value
+
+
+def _emulator_thread(tid: str) -> bool:
+    """Is ``tid`` a thread of this host process (one not running guest code)?"""
+    return os.path.exists(f"/proc/self/task/{tid}")
 
 
 def _fd_path(dirfd: int) -> str | None:

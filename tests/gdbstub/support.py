@@ -31,6 +31,15 @@ def build_target(build_dir: Path) -> Path:
     return out
 
 
+def build_threads(build_dir: Path) -> Path:
+    """tests/guest/gdb_threads.c, static, -pthread, with debug information, unoptimised."""
+    out = build_dir / "gdb_threads"
+    if not out.exists():
+        subprocess.run([CC, "-march=rv64gc", "-mabi=lp64d", "-static", "-pthread", "-g",
+                        "-O0", "-o", str(out), str(GUEST_SRC / "gdb_threads.c")], check=True)
+    return out
+
+
 def build_bare(build_dir: Path) -> Path:
     """tests/guest/bare_counter.S as an ELF for -bios (linked at 0x80000000)."""
     out = build_dir / "bare_counter.elf"
@@ -190,6 +199,6 @@ def kill_quietly(proc: subprocess.Popen) -> None:
         proc.communicate()
 
 
-__all__ = ["ENV", "IMAGES", "RawClient", "build_target", "finish", "free_port",
+__all__ = ["ENV", "IMAGES", "RawClient", "build_target", "build_threads", "finish", "free_port",
            "kill_quietly", "needs_cc", "needs_gdb", "run_gdb", "start_system",
            "start_user"]

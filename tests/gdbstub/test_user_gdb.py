@@ -4,6 +4,7 @@ with qemu-riscv64 -g PORT running the same program under the same gdb commands."
 from __future__ import annotations
 
 import re
+import time
 
 from tests.gdbstub.support import (
     GUEST_SRC,
@@ -135,3 +136,84 @@ def test_breakpoint_in_code_already_translated(target_program) -> None:
     assert "Breakpoint 2, main" in out, out
     assert "$1 = 1\n$2 = 1\n" in out and "$3 = 2\n" in out, out
     assert status == 10
+
+
+# -- threads -------------------------------------------------------------------------------
+THREADS_SESSION = ["break work", "c", "info threads", "p value", "thread 1", "bt 1",
+                   "thread 2", "next", "next", "p doubled", "c", "info threads", "p value",
+                   "delete", "c"]
+
+
+def _thread_events(out: str) -> list[str]:
+    """What must not depend on timing: which gdb thread hit which breakpoint with which
+    argument, the values printed, the rows of `info threads` (the current one starred,
+    frames of the other threads left out: where a thread is stopped depends on timing),
+    and how the program ended."""
+    events = []
+    for line in out.splitlines():
+        if re.match(r"Thread \d+ hit Breakpoint|\$\d+ = |\[Inferior 1 .*exited", line):
+            events.append(re.sub(r"\((process \d+|Remote target)\)", "(TARGET)", line))
+        elif row := re.match(r"(\*?)\s+(\d+)\s+Thread [\d.]+ .*?(work \(value=\d+\))?$", line):
+            events.append(f"row {row.group(1)}{row.group(2)} {row.group(3) or ''}")
+    return events
+
+
+def test_threads_session_matches_qemu(threads_program) -> None:
+    """Every guest thread is a gdb thread: a breakpoint hit in a new thread switches to
+    it, `info threads` lists and reads each one (Hg + g), `thread N` then `next` steps
+    the selected thread, as under qemu-riscv64 -g."""
+    ours, status, output = debug(threads_program, [], THREADS_SESSION)
+    theirs, qemu_status, qemu_output = debug(threads_program, [], THREADS_SESSION, "qemu")
+    assert (status, output) == (qemu_status, qemu_output) == (2, "results 40 42\n")
+    assert "Thread 2 hit Breakpoint 1, work (value=20)" in ours, ours
+    assert "Thread 3 hit Breakpoint 1, work (value=21)" in ours, ours
+    assert "$2 = 40" in ours and "[Switching to thread 1 (Thread " in ours
+    assert _thread_events(ours) == _thread_events(theirs), ours + "\n---\n" + theirs
+    assert _thread_events(ours).count("row 1 ") == 2  # main, in pthread_join both times
+
+
+def test_interrupt_while_the_first_thread_blocks(threads_program) -> None:
+    """Ctrl-C stops a process whose first thread waits in pthread_join (a futex) while
+    another spins: every thread stops, gdb reads and changes the spinning one's
+    memory through it, and the program ends when resumed."""
+    from elftools.elf.elffile import ELFFile
+
+    from tests.gdbstub.support import RawClient
+
+    with open(threads_program, "rb") as f:
+        symbols = ELFFile(f).get_section_by_name(".symtab")
+        spinning = symbols.get_symbol_by_name("spinning")[0]["st_value"]
+    port = free_port()
+    proc = start_user(threads_program, ["spin"], port)
+    try:
+        client = RawClient(port)
+        assert client.command("?").startswith(b"T05thread:")
+        client.send_raw(client.frame(b"vCont;c"))
+        assert client.read_ack() == b"+"
+
+
+        deadline = time.monotonic() + 120
+        threads: list[bytes] = []
+        while len(threads) < 2:  # (until the spinner exists)
+            assert time.monotonic() < deadline
+            time.sleep(1)
+            client.send_raw(b"\x03")
+            stop = client.read_packet()
+            assert stop.startswith(b"T02thread:"), stop
+            threads = client.command("qfThreadInfo")[1:].split(b",")
+            if len(threads) < 2:
+                client.send_raw(client.frame(b"vCont;c"))
+                assert client.read_ack() == b"+"
+        assert len(threads) == 2, threads
+        for tid in threads:
+            assert client.command(b"Hg" + tid) == b"OK"
+            assert len(client.command("g")) == 33 * 16  # x0..x31, pc
+        assert client.command(f"M{spinning:x},4:00000000") == b"OK"
+        client.send_raw(client.frame(b"vCont;c"))
+        assert client.read_ack() == b"+"
+        assert client.read_packet() == b"W02"
+        client.close()
+        status, output = finish(proc)
+    finally:
+        kill_quietly(proc)
+    assert status == 2 and output == "results 40 42\n"

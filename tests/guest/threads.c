@@ -388,12 +388,77 @@ static int case_fork(void) {
     return 0;
 }
 
+/* -- /proc/self/task lists the guest's threads, thread-self is the calling thread ------- */
+#include <dirent.h>
+static pid_t task_tids[3];
+static int thread_self_ok[3];
+static pthread_barrier_t task_barrier;
+
+static void *task_worker(void *arg) {
+    long i = (long)arg;
+    char link[64], want[64];
+    task_tids[i] = gettid_();
+    ssize_t n = readlink("/proc/thread-self", link, sizeof link - 1);
+    snprintf(want, sizeof want, "%d/task/%d", getpid(), gettid_());
+    thread_self_ok[i] = n > 0 && (link[n] = 0, strcmp(link, want) == 0);
+    pthread_barrier_wait(&task_barrier);  /* listed by main meanwhile */
+    pthread_barrier_wait(&task_barrier);
+    return NULL;
+}
+
+static int maps_is_guest(const char *path) {
+    char line[512];
+    FILE *f = fopen(path, "r");
+    int lines = 0, foreign = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        foreign |= strstr(line, "python") != NULL || strstr(line, "LLVM") != NULL;
+    }
+    if (f)
+        fclose(f);
+    return lines > 0 && !foreign;
+}
+
+static int case_task(void) {
+    pthread_t t[3];
+    CHECK(pthread_barrier_init(&task_barrier, NULL, 4));
+    for (long i = 0; i < 3; i++)
+        CHECK(pthread_create(&t[i], NULL, task_worker, (void *)i));
+    pthread_barrier_wait(&task_barrier);
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int entries = 0, known = 0, maps_ok = 0;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        pid_t tid = atoi(e->d_name);
+        entries++;
+        known += tid == getpid() || tid == task_tids[0] || tid == task_tids[1]
+                 || tid == task_tids[2];
+        char path[96];
+        snprintf(path, sizeof path, "/proc/self/task/%d/maps", tid);
+        maps_ok += maps_is_guest(path);
+    }
+    if (d)
+        closedir(d);
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/maps", task_tids[1]);  /* /proc/TID works too */
+    int tid_dir_maps = maps_is_guest(path);
+    printf("task: entries %d known %d maps %d thread-self %d %d %d /proc/tid/maps %d\n",
+           entries, known, maps_ok, thread_self_ok[0], thread_self_ok[1], thread_self_ok[2],
+           tid_dir_maps);
+    pthread_barrier_wait(&task_barrier);
+    for (int i = 0; i < 3; i++)
+        CHECK(pthread_join(t[i], NULL));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const struct { const char *name; int (*run)(void); } cases[] = {
         {"condvar", case_condvar}, {"atomic", case_atomic}, {"tls", case_tls},
         {"many", case_many}, {"exit", case_exit}, {"mainexit", case_mainexit},
         {"signal", case_signal}, {"futexsig", case_futexsig}, {"timeout", case_timeout},
-        {"robust", case_robust}, {"fork", case_fork},
+        {"robust", case_robust}, {"fork", case_fork}, {"task", case_task},
     };
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

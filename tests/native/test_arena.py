@@ -172,3 +172,36 @@ def test_forked_child_gets_a_private_copy() -> None:
         assert os.waitstatus_to_exitcode(status) == 0
         assert arena.read(data, 8) == b"parent!!"
         assert INT_FN(code)(5, 6) == 11
+
+
+def test_forked_child_copy_is_the_arena_at_the_fork() -> None:
+    """The parent writes its arena right after fork() (as a user-mode parent chains
+    exit slots to code it translates next): the child's copy must be the arena as it
+    was at the fork, never mixed with those writes (it was once copied by the child,
+    racing them: forked shells died of SIGSEGV jumping through such slots)."""
+    size = 8 << 20
+    with CodeArena(size + (1 << 20), 1 << 20) as arena:
+        code = arena.alloc_code(size)
+        arena.write(code, b"\xaa" * size)
+        data = arena.alloc_data(1 << 16)
+        arena.write(data, b"\xaa" * (1 << 16))
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                import time
+
+                time.sleep(0.3)  # (until the parent is done writing)
+                if arena.read(code, size) != b"\xaa" * size:
+                    status = 2
+                if arena.read(data, 1 << 16) != b"\xaa" * (1 << 16):
+                    status = 3
+            except BaseException:  # noqa: BLE001 - report through the exit status
+                status = 4
+            os._exit(status)
+        for offset in range(size - (1 << 16), -1, -(1 << 16)):  # at once, from the end
+            arena.write(code + offset, b"\x55" * (1 << 16))
+        arena.write(data, b"\x55" * (1 << 16))
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert arena.read(data, 4) == b"\x55" * 4

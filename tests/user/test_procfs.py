@@ -16,6 +16,9 @@ from llvmtcg.user.procfs import AT_FDCWD, ProcessImage, ProcFs
 class _Proc:
     pid: int
 
+    def thread_ids(self) -> frozenset[int]:
+        return frozenset((self.pid,))
+
 
 @pytest.fixture
 def procfs() -> ProcFs:
@@ -65,3 +68,51 @@ def test_relative_to_the_working_directory(procfs):
         assert procfs.own_entry(_Proc(PID), AT_FDCWD & 0xFFFF_FFFF_FFFF_FFFF, b"mem") == "mem"
     finally:
         os.chdir(old)
+
+
+def test_task_directory_and_emulator_threads(procfs):
+    """The task directory is recognised (its listing is filtered); a thread of this
+    host process that runs no guest code (here: a Python thread) does not exist for the
+    guest, by task/TID or /proc/TID; a guest thread's files are the guest's."""
+    import threading
+
+    from llvmtcg.user.procfs import NO_ENTRY, TASK_DIR
+
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        other = thread.native_id
+        proc = _Proc(PID)
+        assert procfs.own_entry(proc, AT_FDCWD, b"/proc/self/task") == TASK_DIR
+        assert procfs.own_entry(proc, AT_FDCWD, f"/proc/{PID}/task/".encode()) == TASK_DIR
+        for path in (f"/proc/self/task/{other}/maps", f"/proc/{other}/maps",
+                     f"/proc/self/task/{other}"):
+            assert procfs.own_entry(proc, AT_FDCWD, path.encode()) == NO_ENTRY, path
+        assert procfs.open(proc, NO_ENTRY, os.O_RDONLY) == -2  # ENOENT
+
+        @dataclass
+        class _Threaded(_Proc):
+            def thread_ids(self) -> frozenset[int]:
+                return frozenset((self.pid, other))
+
+        threaded = _Threaded(PID)
+        assert procfs.own_entry(threaded, AT_FDCWD, f"/proc/{other}/maps".encode()) == "maps"
+        assert procfs.own_entry(threaded, AT_FDCWD,
+                                f"/proc/self/task/{other}/mem".encode()) == "mem"
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_task_listing_filter(procfs):
+    """getdents64 records of a task directory keep ., .. and guest tids only."""
+    import struct
+
+    def record(name: bytes) -> bytes:
+        size = (19 + len(name) + 1 + 7) & ~7
+        return struct.pack("<QqHB", 1, 0, size, 4) + name.ljust(size - 19, b"\0")
+
+    data = b"".join(record(n) for n in (b".", b"..", str(PID).encode(), b"999999999"))
+    kept = procfs.filter_task_entries(_Proc(PID), data)
+    assert kept == b"".join(record(n) for n in (b".", b"..", str(PID).encode()))

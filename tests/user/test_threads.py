@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.user.support import (
+    TEST_ENV,
     assert_same,
     build,
     fresh_dir,
@@ -47,3 +48,27 @@ def test_fork_from_threaded_program(guest_build, tmp_path):
     ours = run_llvmtcg(prog, ["fork"], cwd=fresh_dir(tmp_path, "ours"))
     expected = "".join(f"fork: child {i} exited {5 + i}\n" for i in range(10)).encode()
     assert ours.returncode == 0 and ours.stdout == expected, ours.describe()
+
+
+def test_proc_self_task(guest_build, tmp_path):
+    """/proc/self/task lists the guest's four threads and no thread of the emulator's
+    (compile thread, ...); each one's task/TID/maps and /proc/TID/maps are the guest's,
+    /proc/thread-self is the calling thread's. qemu-riscv64 7.2 lists its own RCU thread
+    too (5 entries), so the output is compared with Linux's."""
+    prog = build(guest_build, "threads.c", "pthread")
+    ours = run_llvmtcg(prog, ["task"], cwd=fresh_dir(tmp_path, "ours"),
+                       env={**TEST_ENV, "LLVMTCG_HOT_THRESHOLD": "20"})
+    expected = b"task: entries 4 known 4 maps 4 thread-self 1 1 1 /proc/tid/maps 1\n"
+    assert ours.returncode == 0 and ours.stdout == expected, ours.describe()
+
+
+def test_access_racing_munmap(guest_build, tmp_path):
+    """A thread reads a page while another unmaps and maps it again, 400 times: each
+    read sees the page or takes SIGSEGV (the guest's handler recovers); the emulator
+    never dies of the host's fault (munmap/mprotect run while no thread is in guest
+    code: Process.exclusive)."""
+    prog = build(guest_build, "munmap_race.c", "pthread")
+    ours = run_llvmtcg(prog, cwd=fresh_dir(tmp_path, "ours"))
+    reference = run_qemu(prog, cwd=fresh_dir(tmp_path, "qemu"))
+    assert_same(ours, reference, "munmap race")
+    assert ours.returncode == 0, ours.describe()

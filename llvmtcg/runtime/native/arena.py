@@ -34,8 +34,9 @@ aligned 4-byte field per patch (atomic on x86) — the caller's job, noted for t
 integration step.
 
 Fork: the memfd is ``MAP_SHARED`` (that is what makes the alias see the same pages), so
-after ``fork()`` parent and child would write each other's code. An at-fork hook gives
-the child a private copy of the used bytes at the same addresses.
+after ``fork()`` parent and child would write each other's code. At-fork hooks give
+the child a private copy of the used bytes at the same addresses, copied in the parent
+before the fork (a copy the child made would race the parent's writes after it).
 """
 
 from __future__ import annotations
@@ -134,8 +135,11 @@ class CodeArena:
         self._data_used = 0
         self.generation = 0  # bumped by reset(): addresses from before are dead
         self._closed = False
+        self._fork_fd = -1  # the child's copy, made before a fork
         ref = weakref.ref(self)
-        os.register_at_fork(after_in_child=lambda: _after_fork_in_child(ref))
+        os.register_at_fork(before=lambda: _before_fork(ref),
+                            after_in_parent=lambda: _after_fork_in_parent(ref),
+                            after_in_child=lambda: _after_fork_in_child(ref))
 
     def _map_views(self, fd: int) -> None:
         shared_fixed = mmap.MAP_SHARED | _MAP_FIXED
@@ -245,13 +249,25 @@ class CodeArena:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _make_private(self) -> None:
-        """In a forked child: move onto a memfd of our own holding the same bytes, at the
-        same addresses, so parent and child stop sharing code and data pages."""
+    def _snapshot(self) -> int:
+        """A memfd holding the used bytes, for a child about to be forked (made in the
+        parent before the fork: once the parent runs on, it writes the shared pages —
+        exit slots chained to code it translates after the fork — and a copy made by
+        the child then would hold pointers to code the child never had)."""
         fd = _high_memfd(self.name)
-        os.ftruncate(fd, self.code_size + self.data_size)
-        _write_all(fd, self._code_rw[:self._code_used], 0)
-        _write_all(fd, self._data_rw[:self._data_used], self.code_size)
+        try:
+            os.ftruncate(fd, self.code_size + self.data_size)
+            _write_all(fd, self._code_rw[:self._code_used], 0)
+            _write_all(fd, self._data_rw[:self._data_used], self.code_size)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _make_private(self, fd: int) -> None:
+        """In a forked child: move onto ``fd`` (the :meth:`_snapshot` taken before the
+        fork) at the same addresses, so parent and child stop sharing code and data
+        pages."""
         self._map_views(fd)  # MAP_FIXED replaces the shared mappings in place
         os.close(self._fd)
         self._fd = fd
@@ -279,7 +295,27 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
         data, offset = data[written:], offset + written
 
 
-def _after_fork_in_child(ref: weakref.ref[CodeArena]) -> None:
+def _before_fork(ref: weakref.ref[CodeArena]) -> None:
+    # (A user-mode fork holds the translation lock: no thread translates or chains.
+    # The compile thread may still be loading a region into a JIT arena: the child
+    # then gets some torn bytes it never runs — it compiles that region again.)
     arena = ref()
     if arena is not None and not arena._closed:
-        arena._make_private()
+        arena._fork_fd = arena._snapshot()
+
+
+def _after_fork_in_parent(ref: weakref.ref[CodeArena]) -> None:
+    arena = ref()
+    if arena is not None and arena._fork_fd >= 0:
+        os.close(arena._fork_fd)
+        arena._fork_fd = -1
+
+
+def _after_fork_in_child(ref: weakref.ref[CodeArena]) -> None:
+    arena = ref()
+    if arena is not None and arena._fork_fd >= 0:
+        fd, arena._fork_fd = arena._fork_fd, -1
+        if not arena._closed:
+            arena._make_private(fd)
+        else:
+            os.close(fd)

@@ -5,7 +5,7 @@ Handlers are plain functions ``handler(proc, *args) -> int`` registered with
 ``-strace``). A handler returns the result or a negative errno; it may also raise
 :class:`SyscallError`, ``OSError`` (host errno) or ``GuestFault`` (a bad guest pointer:
 -EFAULT). Numbers without a handler return -ENOSYS, with a one-line warning under
-``-strace`` or ``-d unimp``.
+``-strace`` (each call) or ``-d unimp`` (once per number).
 
 Argument kinds: ``int`` (signed), ``uint``, ``hex``, ``ptr``, ``fd``, ``dirfd``,
 ``path`` (a guest string), ``oflags``, ``mode``, ``prot``, ``mflags``, ``sig``,
@@ -18,7 +18,7 @@ import errno as errno_mod
 from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import GuestFault
-from llvmtcg.user.syscalls.numbers import NAMES
+from llvmtcg.user.syscalls.numbers import ABSENT, NAMES
 from llvmtcg.user.syscalls.table import TABLE, SyscallDef, SyscallError, strerror, syscall
 
 if TYPE_CHECKING:
@@ -28,13 +28,18 @@ __all__ = ["TABLE", "SyscallDef", "SyscallError", "dispatch", "load_handlers", "
            "syscall"]
 
 
+_WARNED: set[int] = set()  # unimplemented numbers already reported under -d unimp
+
+
 def dispatch(proc: GuestProcess, nr: int, args: tuple[int, ...]) -> int:
     """Run syscall ``nr``; the value for the guest's a0 (negative errno on failure)."""
     entry = TABLE.get(nr)
     strace = proc.strace
-    if entry is None:
+    if entry is None or nr in ABSENT.get(proc.machine, ()):
         name = NAMES.get(nr, f"syscall_{nr}")
-        if strace is not None or proc.log.enabled("unimp"):
+        # -strace traces every call; -d unimp says it once per number.
+        if strace is not None or (nr not in _WARNED and proc.log.enabled("unimp")):
+            _WARNED.add(nr)
             proc.log.write(f"{proc.pid} {name}: unimplemented syscall {nr}, returning -ENOSYS")
         return -errno_mod.ENOSYS
     call_args = args[:len(entry.args)]
@@ -61,7 +66,9 @@ def load_handlers() -> None:
     """Import the handler modules (each registers its syscalls)."""
     from llvmtcg.user.syscalls import (  # noqa: F401
         clock,
+        events,
         files,
+        ipc,
         memory,
         misc,
         net,

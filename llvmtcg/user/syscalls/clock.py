@@ -89,3 +89,25 @@ def sys_timer_getoverrun(proc: GuestProcess, timerid):
 @syscall("timer_delete", "int")
 def sys_timer_delete(proc: GuestProcess, timerid):
     return host.call("timer_delete", timerid)
+
+
+# Setting the clock: the host's (root only, as on Linux). struct timex is the host's.
+@syscall("clock_settime", "clock ptr")
+def sys_clock_settime(proc: GuestProcess, clockid, tp):
+    return host.call("clock_settime", clockid, proc.check(tp, 16))
+
+
+@syscall("settimeofday", "ptr ptr")
+def sys_settimeofday(proc: GuestProcess, tv, tz):
+    return host.call("settimeofday", proc.check(tv, 16) if tv else 0,
+                     proc.check(tz, 8) if tz else 0)
+
+
+@syscall("adjtimex", "ptr")
+def sys_adjtimex(proc: GuestProcess, buf):
+    return host.call("adjtimex", proc.check(buf, 208, Access.WRITE))
+
+
+@syscall("clock_adjtime", "clock ptr")
+def sys_clock_adjtime(proc: GuestProcess, clockid, buf):
+    return host.call("clock_adjtime", clockid, proc.check(buf, 208, Access.WRITE))

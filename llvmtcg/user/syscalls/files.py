@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import Access
 from llvmtcg.user import host
+from llvmtcg.user.procfs import NO_ENTRY, TASK_DIR
 from llvmtcg.user.syscalls.table import SyscallError, syscall
 
 if TYPE_CHECKING:
@@ -48,9 +49,13 @@ def _own_proc(proc: GuestProcess, dirfd: int, path: bytes) -> str | None:
 
 
 def _exe_or(proc: GuestProcess, dirfd: int, path: bytes) -> bytes:
-    """/proc/self/exe (any spelling) names the guest program, not Python."""
-    if _own_proc(proc, dirfd, path) == "exe":
+    """/proc/self/exe (any spelling) names the guest program, not Python; an emulator
+    thread's /proc directory does not exist for the guest."""
+    entry = _own_proc(proc, dirfd, path)
+    if entry == "exe":
         return os.fsencode(proc.exe_path)
+    if entry == NO_ENTRY:
+        raise SyscallError(errno.ENOENT)
     return path
 
 
@@ -176,6 +181,11 @@ def sys_splice(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags
 def sys_openat(proc: GuestProcess, dirfd, pathname, flags, mode):
     path = proc.read_path(pathname)
     entry = _own_proc(proc, dirfd, path)
+    if entry == TASK_DIR:
+        fd = host.call("openat", dirfd, path, flags, mode)
+        if fd >= 0:
+            proc.procfs.open_task_dir(fd)
+        return fd
     if entry is not None:
         if entry == "exe":
             path = os.fsencode(proc.exe_path)
@@ -311,16 +321,37 @@ def sys_fstatfs(proc: GuestProcess, fd, buf):
 
 @syscall("getdents64", "fd ptr uint")
 def sys_getdents64(proc: GuestProcess, fd, dirp, count):
-    result = host.call("getdents64", fd, proc.check(dirp, count, Access.WRITE), count)
+    addr = proc.check(dirp, count, Access.WRITE)
+    if proc.procfs.task_fds and proc.procfs.is_task_dir(fd):
+        return _task_entries(proc, fd, dirp, count)
+    result = host.call("getdents64", fd, addr, count)
     if result > 0:
         proc.wrote(dirp, result)
     return result
 
 
+def _task_entries(proc: GuestProcess, fd: int, dirp: int, count: int) -> int:
+    """getdents64 of /proc/self/task: the guest's threads only (a host batch whose
+    records were all the emulator's is skipped: 0 would mean the end)."""
+    count = min(count, 1 << 16)
+    buf, addr = host.buffer(count)
+    while True:
+        result = host.call("getdents64", fd, addr, count)
+        if result <= 0:
+            return result
+        data = proc.procfs.filter_task_entries(proc, buf.raw[:result])
+        if data:
+            proc.write(dirp, data)
+            return len(data)
+
+
 @syscall("readlinkat", "dirfd path ptr uint")
 def sys_readlinkat(proc: GuestProcess, dirfd, pathname, buf, size):
     path = proc.read_path(pathname)
-    target = os.fsencode(proc.exe_path) if _own_proc(proc, dirfd, path) == "exe" else None
+    entry = _own_proc(proc, dirfd, path)
+    if entry == NO_ENTRY:
+        return -errno.ENOENT
+    target = os.fsencode(proc.exe_path) if entry == "exe" else None
     if target is not None:
         data = target[:size]
         proc.check(buf, len(data), Access.WRITE)
@@ -547,3 +578,69 @@ def _xattr_remove(name):
 
 for _name in ("removexattr", "lremovexattr", "fremovexattr"):
     _xattr_remove(_name)
+
+
+# -- more vectors, pipes and handles -----------------------------------------------------
+@syscall("preadv2", "fd ptr int int int hex")
+def sys_preadv2(proc: GuestProcess, fd, iov, iovcnt, lo, hi, flags):
+    array, pairs = host_iovec(proc, iov, iovcnt, Access.WRITE)
+    result = host.call("preadv2", fd, ctypes.addressof(array), iovcnt, lo, hi, flags)
+    _after_vector_read(proc, pairs, result)
+    return result
+
+
+@syscall("pwritev2", "fd ptr int int int hex")
+def sys_pwritev2(proc: GuestProcess, fd, iov, iovcnt, lo, hi, flags):
+    array, _ = host_iovec(proc, iov, iovcnt, Access.READ)
+    return host.call("pwritev2", fd, ctypes.addressof(array), iovcnt, lo, hi, flags)
+
+
+@syscall("tee", "fd fd uint hex")
+def sys_tee(proc: GuestProcess, fd_in, fd_out, length, flags):
+    return host.call("tee", fd_in, fd_out, length, flags)
+
+
+@syscall("vmsplice", "fd ptr uint hex")
+def sys_vmsplice(proc: GuestProcess, fd, iov, nr_segs, flags):
+    # Into a pipe (the usual direction) the pages are read; from one, written.
+    array, pairs = host_iovec(proc, iov, nr_segs, Access.READ)
+    return host.call("vmsplice", fd, ctypes.addressof(array), nr_segs, flags)
+
+
+@syscall("sync_file_range", "fd int int hex")
+def sys_sync_file_range(proc: GuestProcess, fd, offset, nbytes, flags):
+    return host.call("sync_file_range", fd, offset, nbytes, flags)
+
+
+_MAX_HANDLE_SZ = 128
+
+
+@syscall("name_to_handle_at", "dirfd path ptr ptr atflags")
+def sys_name_to_handle_at(proc: GuestProcess, dirfd, pathname, handle, mount_id, flags):
+    # struct file_handle { u32 handle_bytes; int handle_type; u8 f_handle[] }: the host's.
+    size = min(proc.read_u32(handle), _MAX_HANDLE_SZ)
+    result = host.call("name_to_handle_at", dirfd, _exe_or(proc, dirfd,
+                                                           proc.read_path(pathname)),
+                       proc.check(handle, 8 + size, Access.WRITE),
+                       proc.check(mount_id, 4, Access.WRITE), flags)
+    proc.wrote(handle, 8 + size)
+    return result
+
+
+@syscall("open_by_handle_at", "fd ptr oflags")
+def sys_open_by_handle_at(proc: GuestProcess, mount_fd, handle, flags):
+    size = min(proc.read_u32(handle), _MAX_HANDLE_SZ)
+    return host.call("open_by_handle_at", mount_fd, proc.check(handle, 8 + size), flags)
+
+
+# -- mounts (root's business, as on Linux) -------------------------------------------------
+@syscall("mount", "path path path hex ptr")
+def sys_mount(proc: GuestProcess, source, target, fstype, flags, data):
+    return host.call("mount", proc.read_str(source) if source else None,
+                     proc.read_path(target), proc.read_str(fstype) if fstype else None,
+                     flags, proc.read_str(data, 4096) if data else None)
+
+
+@syscall("umount2", "path hex")
+def sys_umount2(proc: GuestProcess, target, flags):
+    return host.call("umount2", proc.read_path(target), flags)

@@ -108,3 +108,53 @@ def sys_pselect6(proc: GuestProcess, nfds, readfds, writefds, exceptfds, timeout
         keep = (ctypes.c_uint64 * 2)(proc.check(ss, 8) if ss else 0, ss_len)
         h_sig = ctypes.addressof(keep)
     return host.call("pselect6", nfds, *sets, h_ts, h_sig)
+
+
+# Capabilities: the header (u32 version, int pid) and data have the host's layout; the
+# data array has 2 entries (12 bytes each) for versions 2 and 3, 1 for version 1.
+_LINUX_CAPABILITY_VERSION_1 = 0x19980330
+
+
+def _cap_data_size(proc: GuestProcess, header: int) -> int:
+    version = proc.read_u32(header)
+    return 12 if version == _LINUX_CAPABILITY_VERSION_1 else 24
+
+
+@syscall("capget", "ptr ptr")
+def sys_capget(proc: GuestProcess, header, data):
+    size = _cap_data_size(proc, header)
+    return host.call("capget", proc.check(header, 8, Access.WRITE),
+                     proc.check(data, size, Access.WRITE) if data else 0)
+
+
+@syscall("capset", "ptr ptr")
+def sys_capset(proc: GuestProcess, header, data):
+    size = _cap_data_size(proc, header)
+    return host.call("capset", proc.check(header, 8), proc.check(data, size))
+
+
+@syscall("syslog", "int ptr int")
+def sys_syslog(proc: GuestProcess, kind, buf, length):
+    if kind in (2, 3, 4):  # SYSLOG_ACTION_READ, _READ_ALL, _READ_CLEAR fill buf
+        if length < 0 or length > 1 << 24:
+            return -errno.EINVAL
+        result = host.call("syslog", kind, proc.check(buf, length, Access.WRITE), length)
+        if result > 0:
+            proc.wrote(buf, result)
+        return result
+    return host.call("syslog", kind, 0, length)
+
+
+@syscall("sethostname", "ptr uint")
+def sys_sethostname(proc: GuestProcess, name, length):
+    return host.call("sethostname", proc.check(name, length), length)
+
+
+@syscall("setdomainname", "ptr uint")
+def sys_setdomainname(proc: GuestProcess, name, length):
+    return host.call("setdomainname", proc.check(name, length), length)
+
+
+@syscall("acct", "path")
+def sys_acct(proc: GuestProcess, filename):
+    return host.call("acct", proc.read_path(filename) if filename else None)

@@ -136,3 +136,50 @@ def sys_recvmsg(proc: GuestProcess, fd, msg, flags):
         for base, length in pairs:
             proc.wrote(base, length)
     return result
+
+
+_MMSGHDR = 64  # struct mmsghdr: a msghdr (56) and the u32 msg_len, padded
+
+
+def _mmsg(proc: GuestProcess, name: str, fd, msgvec, vlen, flags, timeout=None) -> int:
+    vlen = min(vlen, 1024)  # (UIO_MAXIOV, as Linux clamps)
+    if vlen == 0:
+        return 0
+    keep, headers = [], bytearray()
+    for i in range(vlen):
+        buf, iov_array, pairs = _host_msghdr(
+            proc, msgvec + _MMSGHDR * i, Access.WRITE if name == "recvmmsg" else Access.READ)
+        keep.append((buf, iov_array, pairs))
+        headers += buf.raw[:56] + bytes(8)
+    array = ctypes.create_string_buffer(bytes(headers), len(headers))
+    args = [fd, ctypes.addressof(array), vlen, flags]
+    if name == "recvmmsg":
+        args.append(proc.check(timeout, 16, Access.WRITE) if timeout else 0)
+    result = host.call(name, *args)
+    raw = array.raw
+    for i in range(max(result, 0)):
+        entry = raw[_MMSGHDR * i:_MMSGHDR * (i + 1)]
+        _, namelen, _, _, _, controllen, mflags = struct.unpack("<QI4xQQQQi4x", entry[:56])
+        msg_len = struct.unpack_from("<I", entry, 56)[0]
+        base = msgvec + _MMSGHDR * i
+        if name == "recvmmsg":
+            proc.write(base + 8, struct.pack("<I", namelen))
+            proc.write(base + 40, struct.pack("<Qi", controllen, mflags))
+            remaining = msg_len
+            for start, length in keep[i][2]:
+                if remaining <= 0:
+                    break
+                proc.wrote(start, min(length, remaining))
+                remaining -= length
+        proc.write(base + 56, struct.pack("<I", msg_len))
+    return result
+
+
+@syscall("sendmmsg", "fd ptr uint hex")
+def sys_sendmmsg(proc: GuestProcess, fd, msgvec, vlen, flags):
+    return _mmsg(proc, "sendmmsg", fd, msgvec, vlen, flags)
+
+
+@syscall("recvmmsg", "fd ptr uint hex ptr")
+def sys_recvmmsg(proc: GuestProcess, fd, msgvec, vlen, flags, timeout):
+    return _mmsg(proc, "recvmmsg", fd, msgvec, vlen, flags, timeout)

@@ -58,6 +58,14 @@ NAMES[258] = "riscv_hwprobe"  # arch-specific slots 244..259 (riscv64)
 NAMES[259] = "riscv_flush_icache"
 NUMBERS: dict[str, int] = {name: nr for nr, name in NAMES.items()}
 
+# Numbers of the table an architecture's Linux does not have (-ENOSYS there), by
+# ``uname -m``: riscv64 has only renameat2 (no __ARCH_WANT_RENAMEAT); 258/259 are
+# riscv64's own slots.
+ABSENT: dict[str, frozenset[int]] = {
+    "riscv64": frozenset({NUMBERS["renameat"]}),
+    "aarch64": frozenset({NUMBERS["riscv_hwprobe"], NUMBERS["riscv_flush_icache"]}),
+}
+
 assert NUMBERS["recvmmsg"] == 243 and NUMBERS["kexec_file_load"] == 294
 assert NUMBERS["set_mempolicy_home_node"] == 450 and NUMBERS["brk"] == 214
 assert NUMBERS["getrandom"] == 278 and NUMBERS["statx"] == 291 and NUMBERS["execve"] == 221

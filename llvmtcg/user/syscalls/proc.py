@@ -294,3 +294,50 @@ def sys_getcpu(proc: GuestProcess, cpu, node, cache):
     return host.call("getcpu", proc.check(cpu, 4, Access.WRITE) if cpu else 0,
                      proc.check(node, 4, Access.WRITE) if node else 0, 0)
 
+
+
+@syscall("sched_setparam", "int ptr")
+def sys_sched_setparam(proc: GuestProcess, pid, param):
+    return host.call("sched_setparam", pid, proc.check(param, 4))
+
+
+@syscall("sched_setscheduler", "int int ptr")
+def sys_sched_setscheduler(proc: GuestProcess, pid, policy, param):
+    return host.call("sched_setscheduler", pid, policy, proc.check(param, 4))
+
+
+@syscall("sched_rr_get_interval", "int ptr")
+def sys_sched_rr_get_interval(proc: GuestProcess, pid, interval):
+    return host.call("sched_rr_get_interval", pid, proc.check(interval, 16, Access.WRITE))
+
+
+@syscall("ptrace", "int int ptr ptr")
+def sys_ptrace(proc: GuestProcess, request, pid, addr, data):
+    # As qemu-user: tracing a guest would need the emulator's help (its registers are
+    # not the host process's), so no process may trace or be traced through it.
+    return -errno.EPERM
+
+
+@syscall("pidfd_open", "int hex")
+def sys_pidfd_open(proc: GuestProcess, pid, flags):
+    return host.call("pidfd_open", pid, flags)
+
+
+@syscall("pidfd_getfd", "fd int hex")
+def sys_pidfd_getfd(proc: GuestProcess, pidfd, targetfd, flags):
+    return host.call("pidfd_getfd", pidfd, targetfd, flags)
+
+
+@syscall("kcmp", "int int int hex hex")
+def sys_kcmp(proc: GuestProcess, pid1, pid2, kind, idx1, idx2):
+    return host.call("kcmp", pid1, pid2, kind, idx1, idx2)
+
+
+@syscall("unshare", "hex")
+def sys_unshare(proc: GuestProcess, flags):
+    return host.call("unshare", flags)
+
+
+@syscall("setns", "fd hex")
+def sys_setns(proc: GuestProcess, fd, nstype):
+    return host.call("setns", fd, nstype)
