@@ -110,6 +110,11 @@ class CpuModel:
         }
 
     @property
+    def has_pmull(self) -> bool:
+        """The crypto extension's 64x64 -> 128-bit PMULL (FEAT_PMULL)."""
+        return True
+
+    @property
     def hwcap(self) -> int:
         return HWCAP_FP | HWCAP_ASIMD | HWCAP_CRC32 | HWCAP_ATOMICS | HWCAP_CPUID
 

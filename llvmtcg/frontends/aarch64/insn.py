@@ -73,6 +73,8 @@ PATTERNS = r"""
 %imm8      13:8
 %len13     13:2
 %sysreg    19:2 16:3 12:4 8:4 5:3
+%hlm       11:1 21:1 20:1
+%rm4       16:4
 
 # ---- argument sets --------------------------------------------------------------
 &ri        rd imm
@@ -167,6 +169,11 @@ PATTERNS = r"""
 @simd_shift &simd    %q size=0 rm=0 %rn %rd imm=%immhb
 @simd_ext  &simd     %q size=0 %rm %rn %rd imm=%imm4
 @simd_tbl  &simd     %q size=%len13 %rm %rn %rd imm=0
+@simd_elem &simd     %q size=%sizev rm=%rm4 %rn %rd imm=%hlm
+@simd3s    &simd     q=0 size=%sizev %rm %rn %rd imm=0
+@simd2s    &simd     q=0 size=%sizev rm=0 %rn %rd imm=0
+@simd_shifts &simd   q=0 size=0 rm=0 %rn %rd imm=%immhb
+@simd_elems &simd    q=0 size=%sizev rm=%rm4 %rn %rd imm=%hlm
 @simd_ldst &simd_ldst %q l=%lacq %opcode sizev=%size10 %rm %rn %rt
 @simd_ldst1 &simd_ldst1 %q l=%lacq r=%r21 s=%s12 opcode=%op13 sizev=%size10 %rm %rn %rt
 
@@ -382,6 +389,56 @@ eor_v      0 . 1 01110 00 1 ..... 00011 1 ..... .....    @simd3
 bsl_v      0 . 1 01110 01 1 ..... 00011 1 ..... .....    @simd3
 bit_v      0 . 1 01110 10 1 ..... 00011 1 ..... .....    @simd3
 bif_v      0 . 1 01110 11 1 ..... 00011 1 ..... .....    @simd3
+shadd_v    0 . 0 01110 .. 1 ..... 00000 1 ..... .....    @simd3
+uhadd_v    0 . 1 01110 .. 1 ..... 00000 1 ..... .....    @simd3
+sqadd_v    0 . 0 01110 .. 1 ..... 00001 1 ..... .....    @simd3
+uqadd_v    0 . 1 01110 .. 1 ..... 00001 1 ..... .....    @simd3
+srhadd_v   0 . 0 01110 .. 1 ..... 00010 1 ..... .....    @simd3
+urhadd_v   0 . 1 01110 .. 1 ..... 00010 1 ..... .....    @simd3
+shsub_v    0 . 0 01110 .. 1 ..... 00100 1 ..... .....    @simd3
+uhsub_v    0 . 1 01110 .. 1 ..... 00100 1 ..... .....    @simd3
+sqsub_v    0 . 0 01110 .. 1 ..... 00101 1 ..... .....    @simd3
+uqsub_v    0 . 1 01110 .. 1 ..... 00101 1 ..... .....    @simd3
+sshl_v     0 . 0 01110 .. 1 ..... 01000 1 ..... .....    @simd3
+ushl_v     0 . 1 01110 .. 1 ..... 01000 1 ..... .....    @simd3
+sqshl_v    0 . 0 01110 .. 1 ..... 01001 1 ..... .....    @simd3
+uqshl_v    0 . 1 01110 .. 1 ..... 01001 1 ..... .....    @simd3
+srshl_v    0 . 0 01110 .. 1 ..... 01010 1 ..... .....    @simd3
+urshl_v    0 . 1 01110 .. 1 ..... 01010 1 ..... .....    @simd3
+sqrshl_v   0 . 0 01110 .. 1 ..... 01011 1 ..... .....    @simd3
+uqrshl_v   0 . 1 01110 .. 1 ..... 01011 1 ..... .....    @simd3
+sabd_v     0 . 0 01110 .. 1 ..... 01110 1 ..... .....    @simd3
+uabd_v     0 . 1 01110 .. 1 ..... 01110 1 ..... .....    @simd3
+saba_v     0 . 0 01110 .. 1 ..... 01111 1 ..... .....    @simd3
+uaba_v     0 . 1 01110 .. 1 ..... 01111 1 ..... .....    @simd3
+mla_v      0 . 0 01110 .. 1 ..... 10010 1 ..... .....    @simd3
+mls_v      0 . 1 01110 .. 1 ..... 10010 1 ..... .....    @simd3
+pmul_v     0 . 1 01110 .. 1 ..... 10011 1 ..... .....    @simd3
+sqdmulh_v  0 . 0 01110 .. 1 ..... 10110 1 ..... .....    @simd3
+sqrdmulh_v 0 . 1 01110 .. 1 ..... 10110 1 ..... .....    @simd3
+# Scalar three same (01 U 11110 size 1 Rm opcode 1 Rn Rd).
+sqadd_s    01 0 11110 .. 1 ..... 00001 1 ..... .....     @simd3s
+uqadd_s    01 1 11110 .. 1 ..... 00001 1 ..... .....     @simd3s
+sqsub_s    01 0 11110 .. 1 ..... 00101 1 ..... .....     @simd3s
+uqsub_s    01 1 11110 .. 1 ..... 00101 1 ..... .....     @simd3s
+cmgt_s     01 0 11110 .. 1 ..... 00110 1 ..... .....     @simd3s
+cmhi_s     01 1 11110 .. 1 ..... 00110 1 ..... .....     @simd3s
+cmge_s     01 0 11110 .. 1 ..... 00111 1 ..... .....     @simd3s
+cmhs_s     01 1 11110 .. 1 ..... 00111 1 ..... .....     @simd3s
+sshl_s     01 0 11110 .. 1 ..... 01000 1 ..... .....     @simd3s
+ushl_s     01 1 11110 .. 1 ..... 01000 1 ..... .....     @simd3s
+sqshl_s    01 0 11110 .. 1 ..... 01001 1 ..... .....     @simd3s
+uqshl_s    01 1 11110 .. 1 ..... 01001 1 ..... .....     @simd3s
+srshl_s    01 0 11110 .. 1 ..... 01010 1 ..... .....     @simd3s
+urshl_s    01 1 11110 .. 1 ..... 01010 1 ..... .....     @simd3s
+sqrshl_s   01 0 11110 .. 1 ..... 01011 1 ..... .....     @simd3s
+uqrshl_s   01 1 11110 .. 1 ..... 01011 1 ..... .....     @simd3s
+add_s      01 0 11110 .. 1 ..... 10000 1 ..... .....     @simd3s
+sub_s      01 1 11110 .. 1 ..... 10000 1 ..... .....     @simd3s
+cmtst_s    01 0 11110 .. 1 ..... 10001 1 ..... .....     @simd3s
+cmeq_s     01 1 11110 .. 1 ..... 10001 1 ..... .....     @simd3s
+sqdmulh_s  01 0 11110 .. 1 ..... 10110 1 ..... .....     @simd3s
+sqrdmulh_s 01 1 11110 .. 1 ..... 10110 1 ..... .....     @simd3s
 # Three registers of different types (Q U 01110 size 1 Rm opcode 00 Rn Rd).
 saddl_v    0 . 0 01110 .. 1 ..... 0000 00 ..... .....    @simd3
 uaddl_v    0 . 1 01110 .. 1 ..... 0000 00 ..... .....    @simd3
@@ -391,6 +448,28 @@ ssubl_v    0 . 0 01110 .. 1 ..... 0010 00 ..... .....    @simd3
 usubl_v    0 . 1 01110 .. 1 ..... 0010 00 ..... .....    @simd3
 smull_v    0 . 0 01110 .. 1 ..... 1100 00 ..... .....    @simd3
 umull_v    0 . 1 01110 .. 1 ..... 1100 00 ..... .....    @simd3
+ssubw_v    0 . 0 01110 .. 1 ..... 0011 00 ..... .....    @simd3
+usubw_v    0 . 1 01110 .. 1 ..... 0011 00 ..... .....    @simd3
+addhn_v    0 . 0 01110 .. 1 ..... 0100 00 ..... .....    @simd3
+raddhn_v   0 . 1 01110 .. 1 ..... 0100 00 ..... .....    @simd3
+sabal_v    0 . 0 01110 .. 1 ..... 0101 00 ..... .....    @simd3
+uabal_v    0 . 1 01110 .. 1 ..... 0101 00 ..... .....    @simd3
+subhn_v    0 . 0 01110 .. 1 ..... 0110 00 ..... .....    @simd3
+rsubhn_v   0 . 1 01110 .. 1 ..... 0110 00 ..... .....    @simd3
+sabdl_v    0 . 0 01110 .. 1 ..... 0111 00 ..... .....    @simd3
+uabdl_v    0 . 1 01110 .. 1 ..... 0111 00 ..... .....    @simd3
+smlal_v    0 . 0 01110 .. 1 ..... 1000 00 ..... .....    @simd3
+umlal_v    0 . 1 01110 .. 1 ..... 1000 00 ..... .....    @simd3
+sqdmlal_v  0 . 0 01110 .. 1 ..... 1001 00 ..... .....    @simd3
+smlsl_v    0 . 0 01110 .. 1 ..... 1010 00 ..... .....    @simd3
+umlsl_v    0 . 1 01110 .. 1 ..... 1010 00 ..... .....    @simd3
+sqdmlsl_v  0 . 0 01110 .. 1 ..... 1011 00 ..... .....    @simd3
+sqdmull_v  0 . 0 01110 .. 1 ..... 1101 00 ..... .....    @simd3
+pmull_v    0 . 0 01110 .. 1 ..... 1110 00 ..... .....    @simd3
+# Scalar three different (01 U 11110 size 1 Rm opcode 00 Rn Rd).
+sqdmlal_s  01 0 11110 .. 1 ..... 1001 00 ..... .....     @simd3s
+sqdmlsl_s  01 0 11110 .. 1 ..... 1011 00 ..... .....     @simd3s
+sqdmull_s  01 0 11110 .. 1 ..... 1101 00 ..... .....     @simd3s
 # Two-register miscellaneous (Q U 01110 size 10000 opcode 10 Rn Rd).
 rev64_v    0 . 0 01110 .. 10000 00000 10 ..... .....     @simd2
 rev32_v    0 . 1 01110 .. 10000 00000 10 ..... .....     @simd2
@@ -406,6 +485,35 @@ cmlt0_v    0 . 0 01110 .. 10000 01010 10 ..... .....     @simd2
 abs_v      0 . 0 01110 .. 10000 01011 10 ..... .....     @simd2
 neg_v      0 . 1 01110 .. 10000 01011 10 ..... .....     @simd2
 xtn_v      0 . 0 01110 .. 10000 10010 10 ..... .....     @simd2
+sqxtun_v   0 . 1 01110 .. 10000 10010 10 ..... .....     @simd2
+sqxtn_v    0 . 0 01110 .. 10000 10100 10 ..... .....     @simd2
+uqxtn_v    0 . 1 01110 .. 10000 10100 10 ..... .....     @simd2
+shll_v     0 . 1 01110 .. 10000 10011 10 ..... .....     @simd2
+suqadd_v   0 . 0 01110 .. 10000 00011 10 ..... .....     @simd2
+usqadd_v   0 . 1 01110 .. 10000 00011 10 ..... .....     @simd2
+cls_v      0 . 0 01110 .. 10000 00100 10 ..... .....     @simd2
+clz_v      0 . 1 01110 .. 10000 00100 10 ..... .....     @simd2
+sqabs_v    0 . 0 01110 .. 10000 00111 10 ..... .....     @simd2
+sqneg_v    0 . 1 01110 .. 10000 00111 10 ..... .....     @simd2
+saddlp_v   0 . 0 01110 .. 10000 00010 10 ..... .....     @simd2
+uaddlp_v   0 . 1 01110 .. 10000 00010 10 ..... .....     @simd2
+sadalp_v   0 . 0 01110 .. 10000 00110 10 ..... .....     @simd2
+uadalp_v   0 . 1 01110 .. 10000 00110 10 ..... .....     @simd2
+# Scalar two-register miscellaneous (01 U 11110 size 10000 opcode 10 Rn Rd).
+suqadd_s   01 0 11110 .. 10000 00011 10 ..... .....      @simd2s
+usqadd_s   01 1 11110 .. 10000 00011 10 ..... .....      @simd2s
+sqabs_s    01 0 11110 .. 10000 00111 10 ..... .....      @simd2s
+sqneg_s    01 1 11110 .. 10000 00111 10 ..... .....      @simd2s
+cmgt0_s    01 0 11110 .. 10000 01000 10 ..... .....      @simd2s
+cmge0_s    01 1 11110 .. 10000 01000 10 ..... .....      @simd2s
+cmeq0_s    01 0 11110 .. 10000 01001 10 ..... .....      @simd2s
+cmle0_s    01 1 11110 .. 10000 01001 10 ..... .....      @simd2s
+cmlt0_s    01 0 11110 .. 10000 01010 10 ..... .....      @simd2s
+abs_s      01 0 11110 .. 10000 01011 10 ..... .....      @simd2s
+neg_s      01 1 11110 .. 10000 01011 10 ..... .....      @simd2s
+sqxtun_s   01 1 11110 .. 10000 10010 10 ..... .....      @simd2s
+sqxtn_s    01 0 11110 .. 10000 10100 10 ..... .....      @simd2s
+uqxtn_s    01 1 11110 .. 10000 10100 10 ..... .....      @simd2s
 # Across lanes (Q U 01110 size 11000 opcode 10 Rn Rd).
 saddlv_v   0 . 0 01110 .. 11000 00011 10 ..... .....     @simd2
 uaddlv_v   0 . 1 01110 .. 11000 00011 10 ..... .....     @simd2
@@ -423,6 +531,27 @@ smov       0 . 0 01110000 ..... 0 0101 1 ..... .....     @simd_copy
 umov       0 . 0 01110000 ..... 0 0111 1 ..... .....     @simd_copy
 ins_gp     0 1 0 01110000 ..... 0 0011 1 ..... .....     @simd_copy
 ins_elem   0 1 1 01110000 ..... 0 .... 1 ..... .....     @simd_copy4
+dup_s      01 0 11110000 ..... 0 0000 1 ..... .....      @simd_copy q=0
+# Vector and scalar x indexed element (Q U 01111 size L M Rm opcode H 0 Rn Rd).
+mla_elem   0 . 1 01111 .. . . .... 0000 . 0 ..... .....  @simd_elem
+smlal_elem 0 . 0 01111 .. . . .... 0010 . 0 ..... .....  @simd_elem
+umlal_elem 0 . 1 01111 .. . . .... 0010 . 0 ..... .....  @simd_elem
+sqdmlal_elem 0 . 0 01111 .. . . .... 0011 . 0 ..... .....  @simd_elem
+mls_elem   0 . 1 01111 .. . . .... 0100 . 0 ..... .....  @simd_elem
+smlsl_elem 0 . 0 01111 .. . . .... 0110 . 0 ..... .....  @simd_elem
+umlsl_elem 0 . 1 01111 .. . . .... 0110 . 0 ..... .....  @simd_elem
+sqdmlsl_elem 0 . 0 01111 .. . . .... 0111 . 0 ..... .....  @simd_elem
+mul_elem   0 . 0 01111 .. . . .... 1000 . 0 ..... .....  @simd_elem
+smull_elem 0 . 0 01111 .. . . .... 1010 . 0 ..... .....  @simd_elem
+umull_elem 0 . 1 01111 .. . . .... 1010 . 0 ..... .....  @simd_elem
+sqdmull_elem 0 . 0 01111 .. . . .... 1011 . 0 ..... .....  @simd_elem
+sqdmulh_elem 0 . 0 01111 .. . . .... 1100 . 0 ..... .....  @simd_elem
+sqrdmulh_elem 0 . 0 01111 .. . . .... 1101 . 0 ..... .....  @simd_elem
+sqdmlal_elem_s 01 0 11111 .. . . .... 0011 . 0 ..... .....  @simd_elems
+sqdmlsl_elem_s 01 0 11111 .. . . .... 0111 . 0 ..... .....  @simd_elems
+sqdmull_elem_s 01 0 11111 .. . . .... 1011 . 0 ..... .....  @simd_elems
+sqdmulh_elem_s 01 0 11111 .. . . .... 1100 . 0 ..... .....  @simd_elems
+sqrdmulh_elem_s 01 0 11111 .. . . .... 1101 . 0 ..... .....  @simd_elems
 # Modified immediate (Q op 0111100000 abc cmode o2 1 defgh Rd) is the immh = 0 corner
 # of shift by immediate (Q U 011110 immh immb opcode 1 Rn Rd); shifts need immh != 0.
 {
@@ -437,7 +566,42 @@ ins_elem   0 1 1 01110000 ..... 0 .... 1 ..... .....     @simd_copy4
   shrn_v     0 . 0 011110 .... ... 10000 1 ..... .....   @simd_shift
   sshll_v    0 . 0 011110 .... ... 10100 1 ..... .....   @simd_shift
   ushll_v    0 . 1 011110 .... ... 10100 1 ..... .....   @simd_shift
+  srshr_v    0 . 0 011110 .... ... 00100 1 ..... .....   @simd_shift
+  urshr_v    0 . 1 011110 .... ... 00100 1 ..... .....   @simd_shift
+  srsra_v    0 . 0 011110 .... ... 00110 1 ..... .....   @simd_shift
+  ursra_v    0 . 1 011110 .... ... 00110 1 ..... .....   @simd_shift
+  sqshlu_v   0 . 1 011110 .... ... 01100 1 ..... .....   @simd_shift
+  sqshl_imm_v 0 . 0 011110 .... ... 01110 1 ..... .....  @simd_shift
+  uqshl_imm_v 0 . 1 011110 .... ... 01110 1 ..... .....  @simd_shift
+  sqshrun_v  0 . 1 011110 .... ... 10000 1 ..... .....   @simd_shift
+  rshrn_v    0 . 0 011110 .... ... 10001 1 ..... .....   @simd_shift
+  sqrshrun_v 0 . 1 011110 .... ... 10001 1 ..... .....   @simd_shift
+  sqshrn_v   0 . 0 011110 .... ... 10010 1 ..... .....   @simd_shift
+  uqshrn_v   0 . 1 011110 .... ... 10010 1 ..... .....   @simd_shift
+  sqrshrn_v  0 . 0 011110 .... ... 10011 1 ..... .....   @simd_shift
+  uqrshrn_v  0 . 1 011110 .... ... 10011 1 ..... .....   @simd_shift
 }
+# Scalar shift by immediate (01 U 111110 immh immb opcode 1 Rn Rd).
+sshr_s     01 0 111110 .... ... 00000 1 ..... .....      @simd_shifts
+ushr_s     01 1 111110 .... ... 00000 1 ..... .....      @simd_shifts
+ssra_s     01 0 111110 .... ... 00010 1 ..... .....      @simd_shifts
+usra_s     01 1 111110 .... ... 00010 1 ..... .....      @simd_shifts
+srshr_s    01 0 111110 .... ... 00100 1 ..... .....      @simd_shifts
+urshr_s    01 1 111110 .... ... 00100 1 ..... .....      @simd_shifts
+srsra_s    01 0 111110 .... ... 00110 1 ..... .....      @simd_shifts
+ursra_s    01 1 111110 .... ... 00110 1 ..... .....      @simd_shifts
+sri_s      01 1 111110 .... ... 01000 1 ..... .....      @simd_shifts
+shl_s      01 0 111110 .... ... 01010 1 ..... .....      @simd_shifts
+sli_s      01 1 111110 .... ... 01010 1 ..... .....      @simd_shifts
+sqshlu_s   01 1 111110 .... ... 01100 1 ..... .....      @simd_shifts
+sqshl_imm_s 01 0 111110 .... ... 01110 1 ..... .....     @simd_shifts
+uqshl_imm_s 01 1 111110 .... ... 01110 1 ..... .....     @simd_shifts
+sqshrun_s  01 1 111110 .... ... 10000 1 ..... .....      @simd_shifts
+sqrshrun_s 01 1 111110 .... ... 10001 1 ..... .....      @simd_shifts
+sqshrn_s   01 0 111110 .... ... 10010 1 ..... .....      @simd_shifts
+uqshrn_s   01 1 111110 .... ... 10010 1 ..... .....      @simd_shifts
+sqrshrn_s  01 0 111110 .... ... 10011 1 ..... .....      @simd_shifts
+uqrshrn_s  01 1 111110 .... ... 10011 1 ..... .....      @simd_shifts
 # Permute, extract, table lookup.
 uzp1_v     0 . 001110 .. 0 ..... 0 001 10 ..... .....    @simd3
 trn1_v     0 . 001110 .. 0 ..... 0 010 10 ..... .....    @simd3

@@ -69,7 +69,9 @@ def trans_fmov_reg(ctx: DisasContext, a) -> bool:
 
 # -- structure loads and stores -----------------------------------------------------------------
 
-_MULTI_REGISTERS = {0b0111: 1, 0b1010: 2, 0b0110: 3, 0b0010: 4}  # LD1/ST1 forms
+# opcode -> (registers, structure elements) of the multiple-structure forms
+_MULTI_FORMS = {0b0000: (4, 4), 0b0010: (4, 1), 0b0100: (3, 3), 0b0110: (3, 1),
+                0b0111: (1, 1), 0b1000: (2, 2), 0b1010: (2, 1)}
 
 
 def _post_index(ctx: DisasContext, a, base: Temp, total: int) -> None:
@@ -81,94 +83,125 @@ def _post_index(ctx: DisasContext, a, base: Temp, total: int) -> None:
     ctx.set_x_sp(a.rn, updated)
 
 
+def _lane_access(ctx: DisasContext, load: bool, reg: int, size: int, index: int,
+                 addr: Temp) -> None:
+    """Load (or store) element ``index`` of ``size`` (log2 bytes) of V``reg`` at addr."""
+    b = ctx.builder
+    esize = 8 << size
+    bit = index * esize
+    half, pos = V[2 * reg + bit // 64], bit % 64
+    if size == 3:
+        if load:
+            b.qemu_ld(half, addr, MemOp(3), ctx.mem_idx)
+        else:
+            b.qemu_st(half, addr, MemOp(3), ctx.mem_idx)
+        return
+    value = ctx.temp()
+    if load:
+        b.qemu_ld(value, addr, MemOp(size), ctx.mem_idx)
+        b.deposit(half, half, value, pos, esize)
+    else:
+        b.shr(value, half, const(I64, pos))
+        b.qemu_st(value, addr, MemOp(size), ctx.mem_idx)
+
+
 def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
-    """LD1/ST1 (multiple structures) of one to four registers; LD2-LD4 are not done."""
-    regs = _MULTI_REGISTERS.get(a.opcode)
-    if regs is None:
+    """LD1-LD4/ST1-ST4 (multiple structures): LDn de-interleaves n-element structures
+    into n registers; LD1 of several registers fills them one after the other."""
+    form = _MULTI_FORMS.get(a.opcode)
+    if form is None:
+        return False
+    regs, selem = form
+    if selem > 1 and a.sizev == 3 and not a.q:
         return False
     b = ctx.builder
     base = ctx.temp()
     b.mov(base, ctx.get_x_sp(a.rn))
-    step = 16 if a.q else 8
-    for i in range(regs):
-        vt = (a.rt + i) % 32
-        for half in range(2 if a.q else 1):
-            addr = ctx.temp()
-            b.add(addr, base, const(I64, i * step + half * 8))
-            if a.l:
-                b.qemu_ld(V[2 * vt + half], addr, MemOp(3), ctx.mem_idx)
-            else:
-                b.qemu_st(V[2 * vt + half], addr, MemOp(3), ctx.mem_idx)
-        if a.l and not a.q:
-            b.movi(V[2 * vt + 1], 0)
-    _post_index(ctx, a, base, regs * step)
+    reg_bytes = 16 if a.q else 8
+    if selem == 1:  # whole registers: doubleword accesses
+        for i in range(regs):
+            vt = (a.rt + i) % 32
+            for half in range(reg_bytes // 8):
+                addr = ctx.temp()
+                b.add(addr, base, const(I64, i * reg_bytes + half * 8))
+                _lane_access(ctx, bool(a.l), vt, 3, half, addr)
+    else:
+        esize_bytes = 1 << a.sizev
+        offset = 0
+        for element in range(reg_bytes // esize_bytes):
+            for r in range(selem):
+                addr = ctx.temp()
+                b.add(addr, base, const(I64, offset))
+                _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
+                offset += esize_bytes
+    if a.l and not a.q:
+        for i in range(regs):
+            b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
+    _post_index(ctx, a, base, regs * reg_bytes)
     return True
 
 
 def trans_simd_ldst_single(ctx: DisasContext, a) -> bool:
-    """LD1/ST1 (single structure, one lane) and LD1R; the 2-4 structure forms are not
-    done."""
-    if a.r:
-        return False
+    """LD1-LD4/ST1-ST4 (single structure: one lane of 1-4 registers) and LD1R-LD4R
+    (load one structure and replicate it to all lanes)."""
     b = ctx.builder
+    scale = a.opcode >> 1
+    selem = ((a.opcode & 1) << 1 | a.r) + 1
     base = ctx.temp()
     b.mov(base, ctx.get_x_sp(a.rn))
-    if a.opcode == 6:  # LD1R: load and replicate
+    if scale == 3:  # LDnR
         if not a.l or a.s:
             return False
         size = a.sizev
-        value = ctx.temp()
-        b.qemu_ld(value, base, MemOp(size), ctx.mem_idx)
-        b.mul(V[2 * a.rt], value, const(I64, _REPLICATE[size]))
-        if a.q:
-            b.mov(V[2 * a.rt + 1], V[2 * a.rt])
-        else:
-            b.movi(V[2 * a.rt + 1], 0)
-        _post_index(ctx, a, base, 1 << size)
+        for r in range(selem):
+            vt = (a.rt + r) % 32
+            value, addr = ctx.temp(), ctx.temp()
+            b.add(addr, base, const(I64, r << size))
+            b.qemu_ld(value, addr, MemOp(size), ctx.mem_idx)
+            b.mul(V[2 * vt], value, const(I64, _REPLICATE[size]))
+            if a.q:
+                b.mov(V[2 * vt + 1], V[2 * vt])
+            else:
+                b.movi(V[2 * vt + 1], 0)
+        _post_index(ctx, a, base, selem << size)
         return True
-    lane = _single_lane(a)
+    lane = _single_lane(a, scale)
     if lane is None:
         return False
     size, index = lane
-    esize = 8 << size
-    bit = index * esize
-    half, pos = V[2 * a.rt + bit // 64], bit % 64
-    if a.l:
-        value = ctx.temp()
-        b.qemu_ld(value, base, MemOp(size), ctx.mem_idx)
-        b.deposit(half, half, value, pos, esize)
-    else:
-        value = ctx.temp()
-        b.shr(value, half, const(I64, pos))
-        b.qemu_st(value, base, MemOp(size), ctx.mem_idx)
-    _post_index(ctx, a, base, 1 << size)
+    for r in range(selem):
+        addr = ctx.temp()
+        b.add(addr, base, const(I64, r << size))
+        _lane_access(ctx, bool(a.l), (a.rt + r) % 32, size, index, addr)
+    _post_index(ctx, a, base, selem << size)
     return True
 
 
-def _single_lane(a) -> tuple[int, int] | None:
+def _single_lane(a, scale: int) -> tuple[int, int] | None:
     """(element size log2, lane) of a single-structure encoding, None if unallocated."""
-    if a.opcode == 0:
+    if scale == 0:
         return 0, a.q << 3 | a.s << 2 | a.sizev
-    if a.opcode == 2:
+    if scale == 1:
         if a.sizev & 1:
             return None
         return 1, a.q << 2 | a.s << 1 | a.sizev >> 1
-    if a.opcode == 4:
-        if a.sizev == 0:
-            return 2, a.q << 1 | a.s
-        if a.sizev == 1 and not a.s:
-            return 3, a.q
+    if a.sizev == 0:
+        return 2, a.q << 1 | a.s
+    if a.sizev == 1 and not a.s:
+        return 3, a.q
     return None
 
 
 # -- AdvSIMD data processing ------------------------------------------------------------------
 
 def gen_simd(ctx: DisasContext, a, name: str, legal: bool = True, *,
-             size: int | None = None) -> bool:
-    """Run lane operation ``name`` on the decoded operands (False when not legal)."""
+             size: int | None = None, scalar: bool = False) -> bool:
+    """Run lane operation ``name`` on the decoded operands (False when not legal);
+    ``scalar``: the AdvSIMD scalar form (one lane)."""
     if not legal:
         return False
-    args = SimdArgs(a.q, a.size if size is None else size, a.rm, a.rn, a.rd, a.imm)
+    args = SimdArgs(0 if scalar else a.q, a.size if size is None else size, a.rm, a.rn,
+                    a.rd, a.imm, int(scalar))
     ctx.builder.call(SIMD_HELPER.name, (), (const(I64, OPERATION_INDEX[name]),
                                             const(I64, args.pack())))
     return True
@@ -359,3 +392,219 @@ def trans_tbl_v(ctx: DisasContext, a) -> bool:
 def trans_tbx_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "tbx")
 
+
+
+# -- saturating, halving, accumulating, long and narrow forms --------------------------------
+
+trans_shadd_v = _same("shadd", allow_2d=False)
+trans_uhadd_v = _same("uhadd", allow_2d=False)
+trans_srhadd_v = _same("srhadd", allow_2d=False)
+trans_urhadd_v = _same("urhadd", allow_2d=False)
+trans_shsub_v = _same("shsub", allow_2d=False)
+trans_uhsub_v = _same("uhsub", allow_2d=False)
+trans_sqadd_v = _same("sqadd")
+trans_uqadd_v = _same("uqadd")
+trans_sqsub_v = _same("sqsub")
+trans_uqsub_v = _same("uqsub")
+trans_sshl_v = _same("sshl")
+trans_ushl_v = _same("ushl")
+trans_sqshl_v = _same("sqshl")
+trans_uqshl_v = _same("uqshl")
+trans_srshl_v = _same("srshl")
+trans_urshl_v = _same("urshl")
+trans_sqrshl_v = _same("sqrshl")
+trans_uqrshl_v = _same("uqrshl")
+trans_sabd_v = _same("sabd", allow_2d=False)
+trans_uabd_v = _same("uabd", allow_2d=False)
+trans_saba_v = _same("saba", allow_2d=False)
+trans_uaba_v = _same("uaba", allow_2d=False)
+trans_mla_v = _same("mla", allow_2d=False)
+trans_mls_v = _same("mls", allow_2d=False)
+
+
+def trans_pmul_v(ctx: DisasContext, a) -> bool:
+    return gen_simd(ctx, a, "pmul", a.size == 0)
+
+
+def _doubling(name: str):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in (1, 2))
+    return trans
+
+
+trans_sqdmulh_v = _doubling("sqdmulh")
+trans_sqrdmulh_v = _doubling("sqrdmulh")
+trans_ssubw_v = _long("ssubw")
+trans_usubw_v = _long("usubw")
+trans_addhn_v = _long("addhn")
+trans_raddhn_v = _long("raddhn")
+trans_subhn_v = _long("subhn")
+trans_rsubhn_v = _long("rsubhn")
+trans_sabal_v = _long("sabal")
+trans_uabal_v = _long("uabal")
+trans_sabdl_v = _long("sabdl")
+trans_uabdl_v = _long("uabdl")
+trans_smlal_v = _long("smlal")
+trans_umlal_v = _long("umlal")
+trans_smlsl_v = _long("smlsl")
+trans_umlsl_v = _long("umlsl")
+trans_sqdmlal_v = _doubling("sqdmlal")
+trans_sqdmlsl_v = _doubling("sqdmlsl")
+trans_sqdmull_v = _doubling("sqdmull")
+
+
+def trans_pmull_v(ctx: DisasContext, a) -> bool:
+    """PMULL of bytes, or of doublewords (the crypto extension's 64x64 -> 128)."""
+    return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_pmull))
+
+
+trans_sqxtun_v = _long("sqxtun")
+trans_sqxtn_v = _long("sqxtn")
+trans_uqxtn_v = _long("uqxtn")
+trans_shll_v = _long("shll")
+trans_suqadd_v = _same("suqadd")
+trans_usqadd_v = _same("usqadd")
+trans_cls_v = _same("cls", allow_2d=False)
+trans_clz_v = _same("clz", allow_2d=False)
+trans_sqabs_v = _same("sqabs")
+trans_sqneg_v = _same("sqneg")
+trans_saddlp_v = _long("saddlp")
+trans_uaddlp_v = _long("uaddlp")
+trans_sadalp_v = _long("sadalp")
+trans_uadalp_v = _long("uadalp")
+
+trans_srshr_v = _shift("srshr")
+trans_urshr_v = _shift("urshr")
+trans_srsra_v = _shift("srsra")
+trans_ursra_v = _shift("ursra")
+trans_sqshlu_v = _shift("sqshlu")
+trans_sqshl_imm_v = _shift("sqshl_imm")
+trans_uqshl_imm_v = _shift("uqshl_imm")
+trans_sqshrun_v = _shift("sqshrun", narrow=True)
+trans_rshrn_v = _shift("rshrn", narrow=True)
+trans_sqrshrun_v = _shift("sqrshrun", narrow=True)
+trans_sqshrn_v = _shift("sqshrn", narrow=True)
+trans_uqshrn_v = _shift("uqshrn", narrow=True)
+trans_sqrshrn_v = _shift("sqrshrn", narrow=True)
+trans_uqrshrn_v = _shift("uqrshrn", narrow=True)
+
+
+# -- the AdvSIMD scalar forms: one lane of the vector operation ------------------------------
+
+def _scalar(name: str, sizes: tuple[int, ...] = (0, 1, 2, 3)):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in sizes, scalar=True)
+    return trans
+
+
+_D_ONLY = (3,)
+_HS = (1, 2)
+_NARROW = (0, 1, 2)
+trans_sqadd_s = _scalar("sqadd")
+trans_uqadd_s = _scalar("uqadd")
+trans_sqsub_s = _scalar("sqsub")
+trans_uqsub_s = _scalar("uqsub")
+trans_cmgt_s = _scalar("cmgt", _D_ONLY)
+trans_cmhi_s = _scalar("cmhi", _D_ONLY)
+trans_cmge_s = _scalar("cmge", _D_ONLY)
+trans_cmhs_s = _scalar("cmhs", _D_ONLY)
+trans_sshl_s = _scalar("sshl", _D_ONLY)
+trans_ushl_s = _scalar("ushl", _D_ONLY)
+trans_sqshl_s = _scalar("sqshl")
+trans_uqshl_s = _scalar("uqshl")
+trans_srshl_s = _scalar("srshl", _D_ONLY)
+trans_urshl_s = _scalar("urshl", _D_ONLY)
+trans_sqrshl_s = _scalar("sqrshl")
+trans_uqrshl_s = _scalar("uqrshl")
+trans_add_s = _scalar("add", _D_ONLY)
+trans_sub_s = _scalar("sub", _D_ONLY)
+trans_cmtst_s = _scalar("cmtst", _D_ONLY)
+trans_cmeq_s = _scalar("cmeq", _D_ONLY)
+trans_sqdmulh_s = _scalar("sqdmulh", _HS)
+trans_sqrdmulh_s = _scalar("sqrdmulh", _HS)
+trans_sqdmlal_s = _scalar("sqdmlal", _HS)
+trans_sqdmlsl_s = _scalar("sqdmlsl", _HS)
+trans_sqdmull_s = _scalar("sqdmull", _HS)
+trans_suqadd_s = _scalar("suqadd")
+trans_usqadd_s = _scalar("usqadd")
+trans_sqabs_s = _scalar("sqabs")
+trans_sqneg_s = _scalar("sqneg")
+trans_cmgt0_s = _scalar("cmgt0", _D_ONLY)
+trans_cmge0_s = _scalar("cmge0", _D_ONLY)
+trans_cmeq0_s = _scalar("cmeq0", _D_ONLY)
+trans_cmle0_s = _scalar("cmle0", _D_ONLY)
+trans_cmlt0_s = _scalar("cmlt0", _D_ONLY)
+trans_abs_s = _scalar("abs", _D_ONLY)
+trans_neg_s = _scalar("neg", _D_ONLY)
+trans_sqxtun_s = _scalar("sqxtun", _NARROW)
+trans_sqxtn_s = _scalar("sqxtn", _NARROW)
+trans_uqxtn_s = _scalar("uqxtn", _NARROW)
+
+
+def trans_dup_s(ctx: DisasContext, a) -> bool:
+    return gen_simd(ctx, a, "dup_scalar", _copy_size(a) is not None, scalar=True)
+
+
+def _shift_s(name: str, kind: str):
+    """Scalar shifts by immediate: D only (``d``), any size (``any``) or narrowing."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if kind == "d":
+            legal = immh >= 8
+        elif kind == "any":
+            legal = immh != 0
+        else:
+            legal = 0 < immh < 8
+        return gen_simd(ctx, a, name, legal, scalar=True)
+    return trans
+
+
+trans_sshr_s = _shift_s("sshr", "d")
+trans_ushr_s = _shift_s("ushr", "d")
+trans_ssra_s = _shift_s("ssra", "d")
+trans_usra_s = _shift_s("usra", "d")
+trans_srshr_s = _shift_s("srshr", "d")
+trans_urshr_s = _shift_s("urshr", "d")
+trans_srsra_s = _shift_s("srsra", "d")
+trans_ursra_s = _shift_s("ursra", "d")
+trans_sri_s = _shift_s("sri", "d")
+trans_shl_s = _shift_s("shl", "d")
+trans_sli_s = _shift_s("sli", "d")
+trans_sqshlu_s = _shift_s("sqshlu", "any")
+trans_sqshl_imm_s = _shift_s("sqshl_imm", "any")
+trans_uqshl_imm_s = _shift_s("uqshl_imm", "any")
+trans_sqshrun_s = _shift_s("sqshrun", "narrow")
+trans_sqrshrun_s = _shift_s("sqrshrun", "narrow")
+trans_sqshrn_s = _shift_s("sqshrn", "narrow")
+trans_uqshrn_s = _shift_s("uqshrn", "narrow")
+trans_sqrshrn_s = _shift_s("sqrshrn", "narrow")
+trans_uqrshrn_s = _shift_s("uqrshrn", "narrow")
+
+
+# -- by element ----------------------------------------------------------------------------
+
+def _elem(name: str, long: bool = False, scalar: bool = False, sizes=(1, 2)):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in sizes, scalar=scalar)
+    return trans
+
+
+trans_mla_elem = _elem("mla_elem")
+trans_mls_elem = _elem("mls_elem")
+trans_mul_elem = _elem("mul_elem")
+trans_smlal_elem = _elem("smlal_elem")
+trans_umlal_elem = _elem("umlal_elem")
+trans_smlsl_elem = _elem("smlsl_elem")
+trans_umlsl_elem = _elem("umlsl_elem")
+trans_smull_elem = _elem("smull_elem")
+trans_umull_elem = _elem("umull_elem")
+trans_sqdmlal_elem = _elem("sqdmlal_elem")
+trans_sqdmlsl_elem = _elem("sqdmlsl_elem")
+trans_sqdmull_elem = _elem("sqdmull_elem")
+trans_sqdmulh_elem = _elem("sqdmulh_elem")
+trans_sqrdmulh_elem = _elem("sqrdmulh_elem")
+trans_sqdmlal_elem_s = _elem("sqdmlal_elem", scalar=True)
+trans_sqdmlsl_elem_s = _elem("sqdmlsl_elem", scalar=True)
+trans_sqdmull_elem_s = _elem("sqdmull_elem", scalar=True)
+trans_sqdmulh_elem_s = _elem("sqdmulh_elem", scalar=True)
+trans_sqrdmulh_elem_s = _elem("sqrdmulh_elem", scalar=True)
