@@ -156,11 +156,15 @@ def trans_fsqrt(ctx: DisasContext, a) -> bool:
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
-    x, r = read_fp(ctx, a.rn, fmt), ctx.builder.temp(fmt.ty)
+    write_fp(ctx, a.rd, gen_fp_sqrt(ctx, fmt, read_fp(ctx, a.rn, fmt)))
+    return True
+
+
+def gen_fp_sqrt(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
+    r = ctx.builder.temp(fmt.ty)
     ctx.builder.fsqrt(r, x, DYN)
     gen_nan_fixup(ctx, fmt, r, [x])
-    write_fp(ctx, a.rd, r)
-    return True
+    return r
 
 
 def _fcvt(ctx: DisasContext, a, target: _Format) -> bool:
@@ -182,14 +186,20 @@ def trans_fcvt_to_d(ctx: DisasContext, a) -> bool:
 
 
 def _frint(ctx: DisasContext, a, mode: RoundingMode, exact: bool = False) -> bool:
-    """Round to an integral value in ``mode``: through an integer of the same width
-    (every float of magnitude below 2**mantissa fits), keeping the sign of zero;
-    larger values, infinities and NaNs are already integral (NaNs are quieted)."""
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
+    write_fp(ctx, a.rd, gen_frint(ctx, fmt, read_fp(ctx, a.rn, fmt), mode, exact))
+    return True
+
+
+def gen_frint(ctx: DisasContext, fmt: _Format, x: Temp, mode: RoundingMode,
+              exact: bool = False) -> Temp:
+    """Round to an integral value in ``mode``: through an integer of the same width
+    (every float of magnitude below 2**mantissa fits), keeping the sign of zero;
+    larger values, infinities and NaNs are already integral (NaNs are quieted)."""
     b, ty = ctx.builder, fmt.ty
-    x, r = read_fp(ctx, a.rn, fmt), b.temp(ty)
+    r = b.temp(ty)
     magnitude, integer, sign = b.temp(ty), b.temp(ty), b.temp(ty)
     flags = b.temp(I32)
     large, done, keep = b.label(), b.label(), b.label()
@@ -211,8 +221,7 @@ def _frint(ctx: DisasContext, a, mode: RoundingMode, exact: bool = False) -> boo
     b.set_label(keep)
     b.mov(r, x)
     b.set_label(done)
-    write_fp(ctx, a.rd, r)
-    return True
+    return r
 
 
 def trans_frintn(ctx: DisasContext, a) -> bool:
@@ -250,13 +259,19 @@ def _arith(ctx: DisasContext, a, op: Callable, negate: bool = False) -> bool:
     if fmt is None:
         return False
     b = ctx.builder
-    x, y, r = read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt), b.temp(fmt.ty)
-    op(b, r, x, y, DYN)
-    gen_nan_fixup(ctx, fmt, r, [x, y])
+    r = gen_fp_arith(ctx, fmt, op, read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt))
     if negate:  # FNMUL: the rounded product negated (a NaN's sign flips too)
         b.xor(r, r, const(fmt.ty, fmt.sign))
     write_fp(ctx, a.rd, r)
     return True
+
+
+def gen_fp_arith(ctx: DisasContext, fmt: _Format, op: Callable, x: Temp, y: Temp) -> Temp:
+    """x op y (a Builder float op) in the dynamic rounding mode, with Arm's NaNs."""
+    r = ctx.builder.temp(fmt.ty)
+    op(ctx.builder, r, x, y, DYN)
+    gen_nan_fixup(ctx, fmt, r, [x, y])
+    return r
 
 
 def trans_fadd(ctx: DisasContext, a) -> bool:
@@ -284,8 +299,15 @@ def _minmax(ctx: DisasContext, a, op: Callable, number: bool) -> bool:
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
+    write_fp(ctx, a.rd, gen_fp_minmax(ctx, fmt, op, number, read_fp(ctx, a.rn, fmt),
+                                      read_fp(ctx, a.rm, fmt)))
+    return True
+
+
+def gen_fp_minmax(ctx: DisasContext, fmt: _Format, op: Callable, number: bool, x: Temp,
+                  y: Temp) -> Temp:
     b, ty = ctx.builder, fmt.ty
-    x, y, r = read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt), b.temp(ty)
+    r = b.temp(ty)
     op(b, r, x, y)
     force = b.temp(ty)
     if number:
@@ -294,8 +316,7 @@ def _minmax(ctx: DisasContext, a, op: Callable, number: bool) -> bool:
     else:
         b.fsetcond(FCond.UNORD, force, x, y)
     gen_nan_fixup(ctx, fmt, r, [x, y], force=force)
-    write_fp(ctx, a.rd, r)
-    return True
+    return r
 
 
 def trans_fmax(ctx: DisasContext, a) -> bool:
@@ -330,11 +351,16 @@ def _fma(ctx: DisasContext, a, negate_product: bool, negate_addend: bool) -> boo
         t = b.temp(ty)
         b.xor(t, addend, const(ty, fmt.sign))
         addend = t
-    r = b.temp(ty)
-    b.fma(r, n, m, addend, DYN)
-    gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fp_fma(ctx, fmt, n, m, addend))
     return True
+
+
+def gen_fp_fma(ctx: DisasContext, fmt: _Format, n: Temp, m: Temp, addend: Temp) -> Temp:
+    """addend + n * m, fused, with Arm's NaNs."""
+    r = ctx.builder.temp(fmt.ty)
+    ctx.builder.fma(r, n, m, addend, DYN)
+    gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
+    return r
 
 
 def trans_fmadd(ctx: DisasContext, a) -> bool:
