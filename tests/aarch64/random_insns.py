@@ -38,7 +38,8 @@ REFERENCE_CPU = "cortex-a72"
 FPCR_RMODE = 3 << 22
 FPCR_FZ = 1 << 24
 FPCR_DN = 1 << 25
-FPCR_BITS = FPCR_RMODE  # the FPCR bits a state may set
+FPCR_AHP = 1 << 26
+FPCR_BITS = FPCR_RMODE | FPCR_AHP  # the FPCR bits a state may set
 
 _X_EDGES = (0, 1, 2, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFF_FFFF, 0x8000_0000,
             0xFFFF_FFFF, 0x1_0000_0000, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from llvmtcg.frontends.aarch64 import fp16
 from llvmtcg.frontends.aarch64.simd_lanes import expand_imm
 from llvmtcg.frontends.aarch64.translate import (
     CF,
@@ -167,7 +168,17 @@ def gen_fp_sqrt(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
     return r
 
 
+def gen_fcvt_half(ctx: DisasContext, operation: int, rn: int, rd: int, q: int = 0) -> bool:
+    """A conversion with a half-precision side (fp16.py, in the helper)."""
+    ctx.builder.call(fp16.FCVT_HALF_HELPER.name, (), tuple(
+        const(I64, x) for x in (operation, rn, rd, q)))
+    return True
+
+
 def _fcvt(ctx: DisasContext, a, target: _Format) -> bool:
+    if a.ftype == 3:  # from half
+        operation = fp16.FCVT_H_TO_S if target is SINGLE else fp16.FCVT_H_TO_D
+        return gen_fcvt_half(ctx, operation, a.rn, a.rd)
     fmt = _FORMATS.get(a.ftype)
     if fmt is None or fmt is target:
         return False
@@ -175,6 +186,13 @@ def _fcvt(ctx: DisasContext, a, target: _Format) -> bool:
     ctx.builder.fcvt(r, read_fp(ctx, a.rn, fmt), DYN)
     write_fp(ctx, a.rd, r)
     return True
+
+
+def trans_fcvt_to_h(ctx: DisasContext, a) -> bool:
+    if a.ftype not in (0, 1):
+        return False
+    operation = fp16.FCVT_S_TO_H if a.ftype == 0 else fp16.FCVT_D_TO_H
+    return gen_fcvt_half(ctx, operation, a.rn, a.rd)
 
 
 def trans_fcvt_to_s(ctx: DisasContext, a) -> bool:

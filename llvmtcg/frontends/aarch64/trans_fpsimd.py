@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from llvmtcg.frontends.aarch64 import fp16
 from llvmtcg.frontends.aarch64.trans_fp import (
     DOUBLE,
     SINGLE,
     _Format,
+    gen_fcvt_half,
     gen_fp_arith,
     gen_fp_fma,
     gen_fp_minmax,
@@ -325,8 +327,8 @@ trans_fminnmp_s = _pairwise_scalar(FMINNM)
 # Long and narrow conversions between single and double precision.
 def trans_fcvtl_v(ctx: DisasContext, a) -> bool:
     """FCVTL/FCVTL2: the singles of Vn's lower (upper) half widened to doubles."""
-    if not a.size & 1:
-        return False  # half to single: not implemented
+    if not a.size & 1:  # half to single
+        return gen_fcvt_half(ctx, fp16.FCVTL_H, a.rn, a.rd, a.q)
     b = ctx.builder
     out = []
     for i in range(2):
@@ -340,8 +342,8 @@ def trans_fcvtl_v(ctx: DisasContext, a) -> bool:
 def trans_fcvtn_v(ctx: DisasContext, a) -> bool:
     """FCVTN/FCVTN2: the doubles of Vn narrowed to singles in Vd's lower half (upper
     half, keeping the lower)."""
-    if not a.size & 1:
-        return False  # single to half: not implemented
+    if not a.size & 1:  # single to half
+        return gen_fcvt_half(ctx, fp16.FCVTN_H, a.rn, a.rd, a.q)
     b = ctx.builder
     narrow = []
     for i in range(2):
