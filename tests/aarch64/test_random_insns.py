@@ -1,7 +1,7 @@
 """Random-instruction differential test: single A64 instructions drawn from the decoder's
 patterns, each run from a random register state by tests/guest/aarch64/insn_harness.c
-under llvmtcg-user and under qemu-aarch64 (an Armv8.0 Cortex-A72 with the crypto
-extensions); every general and vector register, SP, NZCV, FPSR, FPCR, the signal raised
+under llvmtcg-user and under qemu-aarch64, both as an Armv8.0 Cortex-A72 with the crypto
+extension; every general and vector register, SP, NZCV, FPSR, FPCR, the signal raised
 (SIGILL for unallocated encodings) and the scratch memory must agree."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def run_both(harness, tmp_path, cases: list[random_insns.Case]) -> list[str]:
     """Run ``cases`` under both emulators; the descriptions of those that differ."""
     tests = tmp_path / "tests.bin"
     tests.write_bytes(b"".join(case.packed for case in cases))
-    ours = run_llvmtcg(harness, [str(tests)])
+    ours = run_llvmtcg(harness, [str(tests)], options=["-cpu", random_insns.REFERENCE_CPU])
     reference = run_qemu(harness, [str(tests)],
                          options=["-cpu", random_insns.REFERENCE_CPU])
     assert reference.returncode == 0, reference.describe()

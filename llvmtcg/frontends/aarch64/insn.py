@@ -689,6 +689,21 @@ fmul_elem  0 . 0 01111 1 . . . .... 1001 . 0 ..... ..... @simd_elem
 fmla_elem_s 01 0 11111 1 . . . .... 0001 . 0 ..... ..... @simd_elems
 fmls_elem_s 01 0 11111 1 . . . .... 0101 . 0 ..... ..... @simd_elems
 fmul_elem_s 01 0 11111 1 . . . .... 1001 . 0 ..... ..... @simd_elems
+# The cryptographic extension (AES, SHA-1, SHA-256; PMULL is with the long forms).
+aese       01001110 00 10100 00100 10 ..... .....        @simd2 q=1 size=0
+aesd       01001110 00 10100 00101 10 ..... .....        @simd2 q=1 size=0
+aesmc      01001110 00 10100 00110 10 ..... .....        @simd2 q=1 size=0
+aesimc     01001110 00 10100 00111 10 ..... .....        @simd2 q=1 size=0
+sha1c      01011110 00 0 ..... 0 000 00 ..... .....      @simd3 q=1 size=0
+sha1p      01011110 00 0 ..... 0 001 00 ..... .....      @simd3 q=1 size=0
+sha1m      01011110 00 0 ..... 0 010 00 ..... .....      @simd3 q=1 size=0
+sha1su0    01011110 00 0 ..... 0 011 00 ..... .....      @simd3 q=1 size=0
+sha256h    01011110 00 0 ..... 0 100 00 ..... .....      @simd3 q=1 size=0
+sha256h2   01011110 00 0 ..... 0 101 00 ..... .....      @simd3 q=1 size=0
+sha256su1  01011110 00 0 ..... 0 110 00 ..... .....      @simd3 q=1 size=0
+sha1h      01011110 00 10100 00000 10 ..... .....        @simd2 q=1 size=0
+sha1su1    01011110 00 10100 00001 10 ..... .....        @simd2 q=1 size=0
+sha256su0  01011110 00 10100 00010 10 ..... .....        @simd2 q=1 size=0
 # Permute, extract, table lookup.
 uzp1_v     0 . 001110 .. 0 ..... 0 001 10 ..... .....    @simd3
 trn1_v     0 . 001110 .. 0 ..... 0 010 10 ..... .....    @simd3

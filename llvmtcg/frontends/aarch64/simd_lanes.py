@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+from llvmtcg.frontends.aarch64 import crypto
+
 M64 = (1 << 64) - 1
 M128 = (1 << 128) - 1
 
@@ -738,6 +740,21 @@ def _dup_scalar(state, a: SimdArgs) -> None:
     vset(state, a.rd, split(vget(state, a.rn), esize, 128 // esize)[index])
 
 
+# -- the cryptographic extension ------------------------------------------------------------
+
+def _crypto_dn(fn: Callable[[int, int], int]) -> Callable:
+    return lambda state, a: vset(state, a.rd, fn(vget(state, a.rd), vget(state, a.rn)))
+
+
+def _crypto_n(fn: Callable[[int], int]) -> Callable:
+    return lambda state, a: vset(state, a.rd, fn(vget(state, a.rn)))
+
+
+def _crypto_dnm(fn: Callable[[int, int, int], int]) -> Callable:
+    return lambda state, a: vset(state, a.rd, fn(vget(state, a.rd), vget(state, a.rn),
+                                                 vget(state, a.rm)))
+
+
 # The operations, by name: the translator passes an index into OPERATIONS.
 OPERATIONS: dict[str, Callable] = {
     "add": elementwise(lambda x, y, e: x + y),
@@ -910,6 +927,20 @@ OPERATIONS: dict[str, Callable] = {
     "sqdmlal_elem": _sqdml_element(1),
     "sqdmlsl_elem": _sqdml_element(-1),
     "dup_scalar": _dup_scalar,
+    "aese": _crypto_dn(crypto.aese),
+    "aesd": _crypto_dn(crypto.aesd),
+    "aesmc": _crypto_n(crypto.aesmc),
+    "aesimc": _crypto_n(crypto.aesimc),
+    "sha1c": _crypto_dnm(crypto.sha1c),
+    "sha1p": _crypto_dnm(crypto.sha1p),
+    "sha1m": _crypto_dnm(crypto.sha1m),
+    "sha1su0": _crypto_dnm(crypto.sha1su0),
+    "sha256h": _crypto_dnm(crypto.sha256h),
+    "sha256h2": _crypto_dnm(crypto.sha256h2),
+    "sha256su1": _crypto_dnm(crypto.sha256su1),
+    "sha1h": _crypto_n(crypto.sha1h),
+    "sha1su1": _crypto_dn(crypto.sha1su1),
+    "sha256su0": _crypto_dn(crypto.sha256su0),
 }
 OPERATION_NAMES = tuple(OPERATIONS)
 OPERATION_INDEX = {name: i for i, name in enumerate(OPERATION_NAMES)}

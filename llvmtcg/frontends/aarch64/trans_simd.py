@@ -455,7 +455,7 @@ trans_sqdmull_v = _doubling("sqdmull")
 
 def trans_pmull_v(ctx: DisasContext, a) -> bool:
     """PMULL of bytes, or of doublewords (the crypto extension's 64x64 -> 128)."""
-    return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_pmull))
+    return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
 
 
 trans_sqxtun_v = _long("sqxtun")
@@ -608,3 +608,27 @@ trans_sqdmlsl_elem_s = _elem("sqdmlsl_elem", scalar=True)
 trans_sqdmull_elem_s = _elem("sqdmull_elem", scalar=True)
 trans_sqdmulh_elem_s = _elem("sqdmulh_elem", scalar=True)
 trans_sqrdmulh_elem_s = _elem("sqrdmulh_elem", scalar=True)
+
+
+# -- the cryptographic extension --------------------------------------------------------------
+
+def _crypto(name: str):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, ctx.model.has_crypto)
+    return trans
+
+
+trans_aese = _crypto("aese")
+trans_aesd = _crypto("aesd")
+trans_aesmc = _crypto("aesmc")
+trans_aesimc = _crypto("aesimc")
+trans_sha1c = _crypto("sha1c")
+trans_sha1p = _crypto("sha1p")
+trans_sha1m = _crypto("sha1m")
+trans_sha1su0 = _crypto("sha1su0")
+trans_sha256h = _crypto("sha256h")
+trans_sha256h2 = _crypto("sha256h2")
+trans_sha256su1 = _crypto("sha256su1")
+trans_sha1h = _crypto("sha1h")
+trans_sha1su1 = _crypto("sha1su1")
+trans_sha256su0 = _crypto("sha256su0")

@@ -16,7 +16,7 @@ import signal
 import struct
 
 from llvmtcg.frontends.aarch64.arch import Aarch64Arch
-from llvmtcg.frontends.aarch64.cpu import CpuModel, Excp, Reg
+from llvmtcg.frontends.aarch64.cpu import MODELS, CpuModel, Excp, Reg
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.user.arch import (
     SIGFRAME_MCONTEXT,
@@ -64,7 +64,7 @@ class Aarch64User(UserArch):
         return Aarch64Arch(CpuModel.parse(cpu) if cpu is not None else CpuModel())
 
     def cpu_help(self) -> str:
-        return "Available CPUs: max (alias: any)\n"
+        return "Available CPUs:\n" + "".join(f"  {name}\n" for name in sorted(MODELS))
 
     def hwcap(self, arch: Aarch64Arch) -> int:
         return arch.model.hwcap
