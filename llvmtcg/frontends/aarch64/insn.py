@@ -112,6 +112,7 @@ PATTERNS = r"""
 %r21       21:1
 
 &fp        sf ftype rn rd
+&fpfix     sf ftype rn rd scale
 &fp1       ftype rd rn
 &fp2       ftype rd rn rm
 &fp3       ftype rd rn rm ra
@@ -161,6 +162,7 @@ PATTERNS = r"""
 @fpcsel    &fpcsel   ftype=%sizev %rd %rn %rm cond=%cond12
 @fpimm     &fpimm    ftype=%sizev %rd imm=%imm8
 @fpcvt     &fp       %sf ftype=%sizev %rd %rn
+@fpfix     &fpfix    %sf ftype=%sizev %rd %rn scale=%imm6
 @simd3     &simd     %q size=%sizev %rm %rn %rd imm=0
 @simd2     &simd     %q size=%sizev rm=0 %rn %rd imm=0
 @simd_copy &simd     %q size=0 rm=0 %rn %rd imm=%imm5
@@ -361,6 +363,10 @@ fcvtpu     . 00 11110 .. 1 01 001 000000 ..... .....     @fpcvt
 fcvtms     . 00 11110 .. 1 10 000 000000 ..... .....     @fpcvt
 fcvtmu     . 00 11110 .. 1 10 001 000000 ..... .....     @fpcvt
 fcvtzs     . 00 11110 .. 1 11 000 000000 ..... .....     @fpcvt
+scvtf_fix  . 00 11110 .. 0 00 010 ...... ..... .....     @fpfix
+ucvtf_fix  . 00 11110 .. 0 00 011 ...... ..... .....     @fpfix
+fcvtzs_fix . 00 11110 .. 0 11 000 ...... ..... .....     @fpfix
+fcvtzu_fix . 00 11110 .. 0 11 001 ...... ..... .....     @fpfix
 fcvtzu     . 00 11110 .. 1 11 001 000000 ..... .....     @fpcvt
 # AdvSIMD data processing: each pattern runs its lane function (trans_simd.py).
 # Three registers of the same type (Q U 01110 size 1 Rm opcode 1 Rn Rd).
@@ -683,6 +689,10 @@ faddp_s    01 1 11110 0 . 11000 01101 10 ..... .....     @simd2s
 fmaxp_s    01 1 11110 0 . 11000 01111 10 ..... .....     @simd2s
 fminnmp_s  01 1 11110 1 . 11000 01100 10 ..... .....     @simd2s
 fminp_s    01 1 11110 1 . 11000 01111 10 ..... .....     @simd2s
+fmaxnmv_v  0 . 1 01110 0 . 11000 01100 10 ..... .....    @simd2
+fmaxv_v    0 . 1 01110 0 . 11000 01111 10 ..... .....    @simd2
+fminnmv_v  0 . 1 01110 1 . 11000 01100 10 ..... .....    @simd2
+fminv_v    0 . 1 01110 1 . 11000 01111 10 ..... .....    @simd2
 fmla_elem  0 . 0 01111 1 . . . .... 0001 . 0 ..... ..... @simd_elem
 fmls_elem  0 . 0 01111 1 . . . .... 0101 . 0 ..... ..... @simd_elem
 fmul_elem  0 . 0 01111 1 . . . .... 1001 . 0 ..... ..... @simd_elem

@@ -550,3 +550,87 @@ trans_fcvtms = _conversion(RoundingMode.RDN, True)
 trans_fcvtmu = _conversion(RoundingMode.RDN, False)
 trans_fcvtzs = _conversion(RoundingMode.RTZ, True)
 trans_fcvtzu = _conversion(RoundingMode.RTZ, False)
+
+
+# -- conversions between floating point and fixed point (#fbits) -----------------------------
+
+def _fixed_point(ctx: DisasContext, a) -> tuple[_Format, int] | None:
+    fmt = _FORMATS.get(a.ftype)
+    if fmt is None or (not a.sf and a.scale < 32):
+        return None
+    return fmt, 64 - a.scale
+
+
+def _power_of_two(fmt: _Format, exponent: int) -> int:
+    """The bit pattern of 2**exponent (a normal number of ``fmt``)."""
+    bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+    return (exponent + bias) << fmt.mantissa
+
+
+def _fixed_to_fp(ctx: DisasContext, a, signed: bool) -> bool:
+    """SCVTF/UCVTF #fbits: the integer rounded once, then scaled by 2**-fbits, which
+    is exact (the smallest result, 2**-64, is a normal single)."""
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    b = ctx.builder
+    src = ctx.get_x(a.rn)
+    if not a.sf:
+        word = b.temp(I32)
+        b.extr_i64_i32(word, src)
+        src = word
+    r = b.temp(fmt.ty)
+    b.itof(r, src, DYN, signed=signed)
+    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
+    write_fp(ctx, a.rd, r)
+    return True
+
+
+def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
+    """FCVTZS/FCVTZU #fbits: x * 2**fbits made by adding fbits to the exponent (so no
+    overflow flag can come from the scaling), then converted towards zero. Zeros and
+    subnormals stay as they are (they convert to 0 either way); a finite value that
+    would overflow becomes the largest finite one (the conversion saturates either
+    way); infinities and NaNs stay."""
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    b, ty = ctx.builder, fmt.ty
+    x = read_fp(ctx, a.rn, fmt)
+    exponent, scaled, huge = b.temp(ty), b.temp(ty), b.temp(ty)
+    b.and_(exponent, x, const(ty, fmt.exp_mask))
+    b.add(scaled, x, const(ty, fbits << fmt.mantissa))
+    b.and_(huge, x, const(ty, fmt.sign))
+    b.or_(huge, huge, const(ty, fmt.exp_mask - (1 << fmt.mantissa)))
+    limit = fmt.exp_mask - (fbits << fmt.mantissa)
+    b.movcond(Cond.GEU, scaled, exponent, const(ty, limit), huge, scaled)
+    b.movcond(Cond.EQ, scaled, exponent, const(ty, fmt.exp_mask), x, scaled)
+    b.movcond(Cond.EQ, scaled, exponent, const(ty, 0), x, scaled)
+    dst = b.temp(I64 if a.sf else I32)
+    flags = b.temp(I32)
+    b.ftoi(dst, flags, scaled, RoundingMode.RTZ, signed=signed)
+    gen_accrue_fflags(ctx, flags)
+    if not a.sf:
+        wide = ctx.temp()
+        b.ext_i32_i64(wide, dst, signed=False)
+        dst = wide
+    ctx.set_x(a.rd, dst)
+    return True
+
+
+def trans_scvtf_fix(ctx: DisasContext, a) -> bool:
+    return _fixed_to_fp(ctx, a, True)
+
+
+def trans_ucvtf_fix(ctx: DisasContext, a) -> bool:
+    return _fixed_to_fp(ctx, a, False)
+
+
+def trans_fcvtzs_fix(ctx: DisasContext, a) -> bool:
+    return _fp_to_fixed(ctx, a, True)
+
+
+def trans_fcvtzu_fix(ctx: DisasContext, a) -> bool:
+    return _fp_to_fixed(ctx, a, False)

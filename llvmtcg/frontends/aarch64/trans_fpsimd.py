@@ -324,6 +324,25 @@ trans_fmaxnmp_s = _pairwise_scalar(FMAXNM)
 trans_fminnmp_s = _pairwise_scalar(FMINNM)
 
 
+# Across lanes (only the four-single form exists without FEAT_FP16): a pairwise tree,
+# op(op(e0, e1), op(e2, e3)), as the Arm ARM's Reduce.
+def _across(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        if not a.q or a.size & 1:
+            return False
+        e = [read_lane(ctx, a.rn, SINGLE, i) for i in range(4)]
+        low, high = op(ctx, SINGLE, e[0], e[1], e[0]), op(ctx, SINGLE, e[2], e[3], e[2])
+        write_lanes(ctx, a.rd, SINGLE, [op(ctx, SINGLE, low, high, low)])
+        return True
+    return trans
+
+
+trans_fmaxnmv_v = _across(FMAXNM)
+trans_fmaxv_v = _across(FMAX)
+trans_fminnmv_v = _across(FMINNM)
+trans_fminv_v = _across(FMIN)
+
+
 # Long and narrow conversions between single and double precision.
 def trans_fcvtl_v(ctx: DisasContext, a) -> bool:
     """FCVTL/FCVTL2: the singles of Vn's lower (upper) half widened to doubles."""
