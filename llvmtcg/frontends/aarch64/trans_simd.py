@@ -3,10 +3,18 @@ processing (checked here, run by the ``aarch64_simd`` helper: simd_lanes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmtcg.frontends.aarch64 import simd_lanes
-from llvmtcg.frontends.aarch64.simd_lanes import OPERATION_INDEX, SimdArgs, expand_imm
-from llvmtcg.frontends.aarch64.translate import DisasContext, V
-from llvmtcg.ir import I64, MemOp, Temp, const
+from llvmtcg.frontends.aarch64.simd_lanes import (
+    M64,
+    OPERATION_INDEX,
+    SimdArgs,
+    expand_imm,
+    shift_geometry,
+)
+from llvmtcg.frontends.aarch64.translate import ZERO, DisasContext, V
+from llvmtcg.ir import I64, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
@@ -225,32 +233,7 @@ def _long(name: str):
     return trans
 
 
-trans_add_v = _same("add")
-trans_sub_v = _same("sub")
 trans_mul_v = _same("mul", allow_2d=False)
-trans_cmeq_v = _same("cmeq")
-trans_cmtst_v = _same("cmtst")
-trans_cmgt_v = _same("cmgt")
-trans_cmhi_v = _same("cmhi")
-trans_cmge_v = _same("cmge")
-trans_cmhs_v = _same("cmhs")
-trans_smax_v = _same("smax", allow_2d=False)
-trans_umax_v = _same("umax", allow_2d=False)
-trans_smin_v = _same("smin", allow_2d=False)
-trans_umin_v = _same("umin", allow_2d=False)
-trans_addp_v = _same("addp")
-trans_smaxp_v = _same("smaxp", allow_2d=False)
-trans_umaxp_v = _same("umaxp", allow_2d=False)
-trans_sminp_v = _same("sminp", allow_2d=False)
-trans_uminp_v = _same("uminp", allow_2d=False)
-trans_and_v = _bytes("and")
-trans_bic_v = _bytes("bic")
-trans_orr_v = _bytes("orr")
-trans_orn_v = _bytes("orn")
-trans_eor_v = _bytes("eor")
-trans_bsl_v = _bytes("bsl")
-trans_bit_v = _bytes("bit")
-trans_bif_v = _bytes("bif")
 trans_saddl_v = _long("saddl")
 trans_uaddl_v = _long("uaddl")
 trans_saddw_v = _long("saddw")
@@ -261,12 +244,10 @@ trans_smull_v = _long("smull")
 trans_umull_v = _long("umull")
 trans_cmgt0_v = _same("cmgt0")
 trans_cmge0_v = _same("cmge0")
-trans_cmeq0_v = _same("cmeq0")
 trans_cmle0_v = _same("cmle0")
 trans_cmlt0_v = _same("cmlt0")
 trans_abs_v = _same("abs")
 trans_neg_v = _same("neg")
-trans_xtn_v = _long("xtn")
 
 
 def trans_rev64_v(ctx: DisasContext, a) -> bool:
@@ -281,14 +262,6 @@ def trans_rev16_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "rev16", a.size == 0)
 
 
-def trans_cnt_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "cnt")
-
-
-def trans_not_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "not")
-
-
 def trans_rbit_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "rbit", size=0)  # bytes (the encoding's size is 01)
 
@@ -301,11 +274,6 @@ def _across(name: str):
 
 trans_saddlv_v = _across("saddlv")
 trans_uaddlv_v = _across("uaddlv")
-trans_smaxv_v = _across("smaxv")
-trans_umaxv_v = _across("umaxv")
-trans_sminv_v = _across("sminv")
-trans_uminv_v = _across("uminv")
-trans_addv_v = _across("addv")
 
 
 def trans_addp_s(ctx: DisasContext, a) -> bool:
@@ -317,39 +285,13 @@ def _copy_size(a) -> int | None:
     return None if imm5 & 15 == 0 else (imm5 & -imm5).bit_length() - 1
 
 
-def trans_dup_elem(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "dup_elem", size is not None and (size < 3 or a.q))
-
-
-def trans_dup_gp(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "dup_gp", size is not None and (size < 3 or a.q))
-
-
 def trans_smov(ctx: DisasContext, a) -> bool:
     size = _copy_size(a)
     return gen_simd(ctx, a, "smov", size is not None and size < (3 if a.q else 2))
 
 
-def trans_umov(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "umov", size is not None and (size == 3) == bool(a.q))
-
-
-def trans_ins_gp(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ins_gp", _copy_size(a) is not None)
-
-
 def trans_ins_elem(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "ins_elem", _copy_size(a) is not None)
-
-
-def trans_movi(ctx: DisasContext, a) -> bool:
-    op, cmode = a.imm >> 12, a.imm >> 5 & 15
-    imm8 = (a.imm >> 9 & 7) << 5 | a.imm & 31
-    legal = expand_imm(op, cmode, imm8) is not None and not (cmode == 15 and op and not a.q)
-    return gen_simd(ctx, a, "movi", legal)
 
 
 def _shift(name: str, narrow: bool = False):
@@ -370,7 +312,6 @@ trans_usra_v = _shift("usra")
 trans_sri_v = _shift("sri")
 trans_shl_v = _shift("shl")
 trans_sli_v = _shift("sli")
-trans_shrn_v = _shift("shrn", narrow=True)
 trans_sshll_v = _shift("sshll", narrow=True)
 trans_ushll_v = _shift("ushll", narrow=True)
 trans_uzp1_v = _same("uzp1", allow_2d=True)
@@ -632,3 +573,392 @@ trans_sha256su1 = _crypto("sha256su1")
 trans_sha1h = _crypto("sha1h")
 trans_sha1su1 = _crypto("sha1su1")
 trans_sha256su0 = _crypto("sha256su0")
+
+
+# -- inline forms of the common operations --------------------------------------------------
+#
+# The operations compilers and glibc's string routines use most are IR on the two 64-bit
+# halves (SWAR: lanes never carry into each other), not calls of the lane helper.
+
+def _lane_bits(size: int, bit: int) -> int:
+    """A 64-bit mask with ``bit`` of every lane of ``size`` set."""
+    return _REPLICATE[size] << bit & M64
+
+
+def gen_halves(ctx: DisasContext, a, emit, halves: int | None = None) -> bool:
+    """Vd.half[h] = emit(ctx, dst, Vn.half[h], Vm.half[h], Vd.half[h]) for one (Q=0, the
+    upper half cleared) or both halves; the results are written last."""
+    b = ctx.builder
+    out = []
+    for h in range(halves or (2 if a.q else 1)):
+        t = ctx.temp()
+        emit(ctx, t, V[2 * a.rn + h], V[2 * a.rm + h], V[2 * a.rd + h])
+        out.append(t)
+    b.mov(V[2 * a.rd], out[0])
+    if len(out) == 2:
+        b.mov(V[2 * a.rd + 1], out[1])
+    else:
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def _logic(emit):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_halves(ctx, a, emit)
+    return trans
+
+
+trans_and_v = _logic(lambda ctx, t, n, m, d: ctx.builder.and_(t, n, m))
+trans_bic_v = _logic(lambda ctx, t, n, m, d: ctx.builder.andc(t, n, m))
+trans_orr_v = _logic(lambda ctx, t, n, m, d: ctx.builder.or_(t, n, m))
+trans_orn_v = _logic(lambda ctx, t, n, m, d: ctx.builder.orc(t, n, m))
+trans_eor_v = _logic(lambda ctx, t, n, m, d: ctx.builder.xor(t, n, m))
+trans_not_v = _logic(lambda ctx, t, n, m, d: ctx.builder.not_(t, n))
+
+
+def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
+            invert: bool = False) -> None:
+    """t = (ones & mask) | (zeros & ~mask) (inverted mask: the other way round)."""
+    b = ctx.builder
+    diff = ctx.temp()
+    b.xor(diff, ones, zeros)
+    (b.andc if invert else b.and_)(diff, diff, mask)
+    b.xor(t, zeros, diff)
+
+
+trans_bsl_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, d, n, m))
+trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
+trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
+
+
+def _swar_add(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int,
+              subtract: bool) -> None:
+    """Lane-wise x + y (x - y): the lanes' top bits are summed apart so no carry (or
+    borrow) crosses a lane."""
+    b = ctx.builder
+    if size == 3:
+        (b.sub if subtract else b.add)(t, x, y)
+        return
+    high = const(I64, _lane_bits(size, (8 << size) - 1))
+    low = const(I64, ~_lane_bits(size, (8 << size) - 1) & M64)
+    xl, yl, top = ctx.temp(), ctx.temp(), ctx.temp()
+    if subtract:
+        b.or_(xl, x, high)
+        b.and_(yl, y, low)
+        b.sub(t, xl, yl)
+        b.eqv(top, x, y)  # ~(x ^ y): the top bit of x - y before the borrow
+    else:
+        b.and_(xl, x, low)
+        b.and_(yl, y, low)
+        b.add(t, xl, yl)
+        b.xor(top, x, y)
+    b.and_(top, top, high)
+    b.xor(t, t, top)
+
+
+def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
+    """t = all ones in each lane of x that is not zero."""
+    b = ctx.builder
+    if size == 3:
+        b.setcond(Cond.NE, t, x, ZERO)
+        b.neg(t, t)
+        return
+    esize = 8 << size
+    high = _lane_bits(size, esize - 1)
+    low = const(I64, ~high & M64)
+    nonzero = ctx.temp()
+    b.and_(nonzero, x, low)
+    b.add(nonzero, nonzero, low)  # carries into the top bit when the low bits are not 0
+    b.or_(nonzero, nonzero, x)
+    b.and_(nonzero, nonzero, const(I64, high))
+    b.shr(nonzero, nonzero, const(I64, esize - 1))  # 1 per nonzero lane
+    b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
+
+
+def _arith(subtract: bool):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        return gen_halves(ctx, a, lambda ctx, t, n, m, d: _swar_add(ctx, t, n, m, a.size,
+                                                                    subtract))
+    return trans
+
+
+trans_add_v = _arith(False)
+trans_sub_v = _arith(True)
+
+
+def _equal(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
+    diff = ctx.temp()
+    ctx.builder.xor(diff, x, y)
+    _lane_nonzero_mask(ctx, t, diff, size)
+    ctx.builder.not_(t, t)
+
+
+def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
+    both = ctx.temp()
+    ctx.builder.and_(both, x, y)
+    _lane_nonzero_mask(ctx, t, both, size)
+
+
+def _compare(emit):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        return gen_halves(ctx, a, lambda ctx, t, n, m, d: emit(ctx, t, n, m, a.size))
+    return trans
+
+
+trans_cmeq_v = _compare(_equal)
+trans_cmtst_v = _compare(_test)
+trans_cmeq0_v = _compare(lambda ctx, t, n, m, size: _equal(ctx, t, n, ZERO, size))
+
+
+def trans_cnt_v(ctx: DisasContext, a) -> bool:
+    """CNT: population count of each byte (the classic SWAR sum of bit pairs, nibbles,
+    bytes)."""
+    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
+        b = ctx.builder
+        x, y = ctx.temp(), ctx.temp()
+        b.shr(y, n, const(I64, 1))
+        b.and_(y, y, const(I64, 0x5555_5555_5555_5555))
+        b.sub(x, n, y)
+        b.shr(y, x, const(I64, 2))
+        b.and_(y, y, const(I64, 0x3333_3333_3333_3333))
+        b.and_(x, x, const(I64, 0x3333_3333_3333_3333))
+        b.add(x, x, y)
+        b.shr(y, x, const(I64, 4))
+        b.add(x, x, y)
+        b.and_(t, x, const(I64, 0x0F0F_0F0F_0F0F_0F0F))
+    return gen_halves(ctx, a, emit)
+
+
+def trans_dup_gp(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3 and not a.q):
+        return False
+    b = ctx.builder
+    value = ctx.temp()
+    (b.ext8u, b.ext16u, b.ext32u, b.mov)[size](value, ctx.get_x(a.rn))
+    b.mul(value, value, const(I64, _REPLICATE[size]))
+    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, value))
+
+
+def _lane_source(ctx: DisasContext, reg: int, size: int, index: int, signed: bool = False
+                 ) -> Temp:
+    """Element ``index`` of V``reg``, zero- (sign-) extended to 64 bits."""
+    esize = 8 << size
+    bit = index * esize
+    half = V[2 * reg + bit // 64]
+    if size == 3:
+        return half
+    t = ctx.temp()
+    ctx.builder.extract(t, half, bit % 64, esize, signed=signed)
+    return t
+
+
+def trans_umov(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3) != bool(a.q):
+        return False
+    ctx.set_x(a.rd, _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1)))
+    return True
+
+
+def trans_ins_gp(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None:
+        return False
+    esize = 8 << size
+    bit = ((a.imm & 31) >> (size + 1)) * esize
+    half = V[2 * a.rd + bit // 64]
+    if size == 3:
+        ctx.builder.mov(half, ctx.get_x(a.rn))
+    else:
+        ctx.builder.deposit(half, half, ctx.get_x(a.rn), bit % 64, esize)
+    return True
+
+
+def trans_movi(ctx: DisasContext, a) -> bool:
+    """MOVI/MVNI/ORR/BIC (immediate) and FMOV (vector, immediate)."""
+    op, cmode = a.imm >> 12, a.imm >> 5 & 15
+    imm8 = (a.imm >> 9 & 7) << 5 | a.imm & 31
+    imm = expand_imm(op, cmode, imm8)
+    if imm is None or (cmode == 15 and op and not a.q):
+        return False
+    if cmode < 12 and cmode & 1:  # ORR / BIC
+        emit = ((lambda ctx, t, n, m, d: ctx.builder.and_(t, d, const(I64, ~imm & M64)))
+                if op else (lambda ctx, t, n, m, d: ctx.builder.or_(t, d, const(I64, imm))))
+    else:
+        value = ~imm & M64 if op and cmode < 14 else imm  # MVNI
+        emit = (lambda ctx, t, n, m, d: ctx.builder.movi(t, value))  # noqa: E731
+    return gen_halves(ctx, a, emit)
+
+
+def trans_dup_elem(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3 and not a.q):
+        return False
+    value = _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1))
+    replicated = ctx.temp()
+    ctx.builder.mul(replicated, value, const(I64, _REPLICATE[size]))
+    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, replicated))
+
+
+
+# Lane by lane in IR: each lane extracted, combined, deposited into the result halves.
+LaneFn = Callable[[DisasContext, Temp, Temp, int], Temp]
+
+
+def _assemble(ctx: DisasContext, rd: int, lanes: list[Temp], esize: int,
+              clear_upper: bool = True) -> None:
+    """Vd = the lanes (zero above them when clear_upper)."""
+    b = ctx.builder
+    per_half = 64 // esize
+    halves = []
+    for h in range(0, len(lanes), per_half):
+        t = ctx.temp()
+        if esize == 64:
+            b.mov(t, lanes[h])
+        else:
+            b.movi(t, 0)
+            for i, lane in enumerate(lanes[h:h + per_half]):
+                b.deposit(t, t, lane, i * esize, esize)
+        halves.append(t)
+    b.mov(V[2 * rd], halves[0])
+    if len(halves) == 2:
+        b.mov(V[2 * rd + 1], halves[1])
+    elif clear_upper:
+        b.movi(V[2 * rd + 1], 0)
+
+
+def gen_lanewise(ctx: DisasContext, a, fn: LaneFn, signed: bool = False,
+                 pairwise: bool = False) -> bool:
+    """Vd[i] = fn(Vn[i], Vm[i]), or of adjacent lanes of Vn:Vm (pairwise)."""
+    if a.size == 3 and not a.q:
+        return False
+    esize = 8 << a.size
+    count = (128 if a.q else 64) // esize
+    n = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
+    m = [_lane_source(ctx, a.rm, a.size, i, signed) for i in range(count)]
+    if pairwise:
+        cat = n + m
+        out = [fn(ctx, cat[2 * i], cat[2 * i + 1], esize) for i in range(count)]
+    else:
+        out = [fn(ctx, x, y, esize) for x, y in zip(n, m, strict=True)]
+    _assemble(ctx, a.rd, out, esize)
+    return True
+
+
+def _pick(cond: Cond) -> LaneFn:
+    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+        t = ctx.temp()
+        ctx.builder.movcond(cond, t, x, y, x, y)
+        return t
+    return fn
+
+
+def _mask_if(cond: Cond) -> LaneFn:
+    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+        t = ctx.temp()
+        ctx.builder.setcond(cond, t, x, y)
+        ctx.builder.neg(t, t)
+        return t
+    return fn
+
+
+def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+    t = ctx.temp()
+    ctx.builder.add(t, x, y)
+    return t
+
+
+def _lanewise(fn: LaneFn, signed: bool = False, pairwise: bool = False,
+              allow_2d: bool = True):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not allow_2d:
+            return False
+        return gen_lanewise(ctx, a, fn, signed, pairwise)
+    return trans
+
+
+trans_cmgt_v = _lanewise(_mask_if(Cond.GT), signed=True)
+trans_cmge_v = _lanewise(_mask_if(Cond.GE), signed=True)
+trans_cmhi_v = _lanewise(_mask_if(Cond.GTU))
+trans_cmhs_v = _lanewise(_mask_if(Cond.GEU))
+trans_smax_v = _lanewise(_pick(Cond.GT), signed=True, allow_2d=False)
+trans_smin_v = _lanewise(_pick(Cond.LT), signed=True, allow_2d=False)
+trans_umax_v = _lanewise(_pick(Cond.GTU), allow_2d=False)
+trans_umin_v = _lanewise(_pick(Cond.LTU), allow_2d=False)
+trans_addp_v = _lanewise(_add_lanes, pairwise=True)
+trans_smaxp_v = _lanewise(_pick(Cond.GT), signed=True, pairwise=True, allow_2d=False)
+trans_sminp_v = _lanewise(_pick(Cond.LT), signed=True, pairwise=True, allow_2d=False)
+trans_umaxp_v = _lanewise(_pick(Cond.GTU), pairwise=True, allow_2d=False)
+trans_uminp_v = _lanewise(_pick(Cond.LTU), pairwise=True, allow_2d=False)
+
+
+def _across_lanes(fn: LaneFn, signed: bool = False):
+    """ADDV/SMAXV/UMAXV/SMINV/UMINV: the lanes reduced into lane 0 of Vd."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not (a.size < 2 or (a.size == 2 and a.q)):
+            return False
+        esize = 8 << a.size
+        count = (128 if a.q else 64) // esize
+        lanes = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
+        acc = lanes[0]
+        for lane in lanes[1:]:
+            acc = fn(ctx, acc, lane, esize)
+        result = ctx.temp()
+        ctx.builder.extract(result, acc, 0, esize)
+        ctx.builder.mov(V[2 * a.rd], result)
+        ctx.builder.movi(V[2 * a.rd + 1], 0)
+        return True
+    return trans
+
+
+trans_addv_v = _across_lanes(_add_lanes)
+trans_smaxv_v = _across_lanes(_pick(Cond.GT), signed=True)
+trans_sminv_v = _across_lanes(_pick(Cond.LT), signed=True)
+trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
+trans_uminv_v = _across_lanes(_pick(Cond.LTU))
+
+
+def _narrow(ctx: DisasContext, a, size: int, shift: int) -> bool:
+    """XTN/SHRN (and the "2" forms): each wide lane shifted right by ``shift`` and
+    truncated, the halves' lanes packed (SWAR) into Vd's lower (upper) half."""
+    b = ctx.builder
+    esize = 8 << size  # of the narrow lanes
+    keep = const(I64, _REPLICATE[size + 1] * ((1 << esize) - 1))
+    packed = []
+    for h in range(2):
+        x = ctx.temp()
+        b.shr(x, V[2 * a.rn + h], const(I64, shift))
+        b.and_(x, x, keep)
+        width = esize
+        while width < 32:  # pull each lane next to its neighbour: 4x16 -> 2x32 -> 1x64
+            y = ctx.temp()
+            b.shr(y, x, const(I64, width))
+            b.or_(x, x, y)
+            width *= 2
+            b.and_(x, x, const(I64, _REPLICATE[width.bit_length() - 3] * ((1 << width) - 1)))
+        packed.append(x)
+    result = ctx.temp()
+    b.deposit(result, packed[0], packed[1], 32, 32)
+    if a.q:
+        b.mov(V[2 * a.rd + 1], result)
+    else:
+        b.mov(V[2 * a.rd], result)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def trans_xtn_v(ctx: DisasContext, a) -> bool:
+    return a.size < 3 and _narrow(ctx, a, a.size, 0)
+
+
+def trans_shrn_v(ctx: DisasContext, a) -> bool:
+    immh = a.imm >> 3
+    if not 0 < immh < 8:
+        return False
+    _, right, _ = shift_geometry(a.imm)
+    return _narrow(ctx, a, immh.bit_length() - 1, right)
