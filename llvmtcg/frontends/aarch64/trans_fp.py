@@ -7,7 +7,10 @@ composed here with integer ops on the NaN path only: which NaN a result is (the 
 signalling NaN operand quieted, else the first quiet NaN, else the default NaN
 0x7fc00000/0x7ff8000000000000), FMAX/FMIN propagating NaNs, FMAXNM/FMINNM doing so for
 signalling NaNs. Conversions to integer saturate (NaN: 0) with their flags in FPSR.
-FPCR.FZ (flush to zero) and FPCR.DN (default NaN) are kept but not honoured yet.
+FPCR.DN (default NaN) is tested on the NaN path only. FPCR.FZ (flush to zero) is tested
+once per operation: with it set, denormal inputs become zeros (FPSR.IDC) and denormal
+results zeros with Underflow but not Inexact, the operation's host flags being taken
+apart from earlier ones for that (gen_flush_to_zero).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from llvmtcg.frontends.aarch64 import fp16
 from llvmtcg.frontends.aarch64.simd_lanes import expand_imm
 from llvmtcg.frontends.aarch64.translate import (
     CF,
+    GLOBALS,
     INVERT,
     NF,
     VF,
@@ -32,6 +36,11 @@ from llvmtcg.ir import I32, I64, Builder, Cond, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, IRType, RoundingMode
 
 DYN = RoundingMode.DYN
+FPCR = GLOBALS["fpcr"]
+FPSR = GLOBALS["fpsr"]
+FPCR_FZ = 1 << 24
+FPCR_DN = 1 << 25
+FPSR_IDC = 1 << 7
 
 
 class _Format:
@@ -96,6 +105,9 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
     b.brcond(Cond.LEU, magnitude, const(ty, fmt.exp_mask), done)
     b.set_label(nan_path)
     b.movi(result, fmt.default_nan)
+    dn = b.temp(I32)
+    b.and_(dn, FPCR, const(I32, FPCR_DN))
+    b.brcond(Cond.NE, dn, const(I32, 0), done)  # FPCR.DN: the default NaN
     quiet_nan = const(ty, fmt.exp_mask | fmt.quiet)
     for x in reversed(operands):  # the first quiet NaN wins: apply it last
         m = b.temp(ty)
@@ -132,6 +144,98 @@ def _zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
     return r1
 
 
+# -- flush to zero ---------------------------------------------------------------------------
+
+def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
+                      compute: Callable[[list[Temp]], Temp], flush_result: bool = True,
+                      result_fmt: _Format | None = None) -> Temp:
+    """compute(operands) with FPCR.FZ honoured: when it is set, denormal operands are
+    zeros of their sign (FPSR.IDC), and a denormal result (of ``result_fmt``) is a
+    zero with Underflow but not Inexact."""
+    b, ty = ctx.builder, fmt.ty
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    inputs = []
+    for x in operands:
+        t = b.temp(ty)
+        b.mov(t, x)
+        inputs.append(t)
+    plain = b.label()
+    b.brcond(Cond.EQ, fz, const(I32, 0), plain)
+    _take_host_flags(ctx)  # so that the flags taken below are this operation's
+    for t in inputs:
+        _flush_input(ctx, fmt, t)
+    b.set_label(plain)
+    result = compute(inputs)
+    if flush_result:
+        out = result_fmt or fmt
+        done = b.label()
+        b.brcond(Cond.EQ, fz, const(I32, 0), done)
+        raised, exponent, tiny = b.temp(I32), b.temp(out.ty), b.temp(out.ty)
+        b.fpenv_flags(raised)
+        b.and_(exponent, result, const(out.ty, out.exp_mask))
+        b.setcond(Cond.EQ, tiny, exponent, const(out.ty, 0))
+        magnitude = b.temp(out.ty)
+        b.and_(magnitude, result, const(out.ty, ~out.sign))
+        nonzero = b.temp(out.ty)
+        b.setcond(Cond.NE, nonzero, magnitude, const(out.ty, 0))
+        b.and_(tiny, tiny, nonzero)
+        flushed_flags, zero = b.temp(I32), b.temp(out.ty)
+        b.and_(flushed_flags, raised, const(I32, ~int(FFlag.INEXACT)))
+        b.or_(flushed_flags, flushed_flags, const(I32, int(FFlag.UNDERFLOW)))
+        tiny32 = b.temp(I32)
+        if out.ty is I64:
+            b.extr_i64_i32(tiny32, tiny)
+        else:
+            b.mov(tiny32, tiny)
+        b.movcond(Cond.NE, raised, tiny32, const(I32, 0), flushed_flags, raised)
+        b.and_(zero, result, const(out.ty, out.sign))
+        b.movcond(Cond.NE, result, tiny, const(out.ty, 0), zero, result)
+        gen_accrue_fflags(ctx, raised)
+        b.set_label(done)
+    return result
+
+
+def flush_inputs(ctx: DisasContext, fmt: _Format, operands: list[Temp]) -> list[Temp]:
+    """The operands, denormals flushed to zero when FPCR.FZ is set (for operations
+    whose result is not a float: compares, conversions to integers)."""
+    out: list[Temp] = []
+
+    def keep(inputs: list[Temp]) -> Temp:
+        out.extend(inputs)
+        return inputs[0]
+    gen_flush_to_zero(ctx, fmt, operands, keep, flush_result=False)
+    return out
+
+
+def _take_host_flags(ctx: DisasContext) -> None:
+    raised = ctx.builder.temp(I32)
+    ctx.builder.fpenv_flags(raised)
+    gen_accrue_fflags(ctx, raised)
+
+
+def _flush_input(ctx: DisasContext, fmt: _Format, x: Temp) -> None:
+    """x = a zero of its sign if it is denormal, setting FPSR.IDC."""
+    b, ty = ctx.builder, fmt.ty
+    exponent, magnitude, denormal = b.temp(ty), b.temp(ty), b.temp(ty)
+    b.and_(exponent, x, const(ty, fmt.exp_mask))
+    b.and_(magnitude, x, const(ty, ~fmt.sign))
+    b.setcond(Cond.EQ, denormal, exponent, const(ty, 0))
+    nonzero = b.temp(ty)
+    b.setcond(Cond.NE, nonzero, magnitude, const(ty, 0))
+    b.and_(denormal, denormal, nonzero)
+    zero = b.temp(ty)
+    b.and_(zero, x, const(ty, fmt.sign))
+    b.movcond(Cond.NE, x, denormal, const(ty, 0), zero, x)
+    idc = b.temp(I32)
+    if ty is I64:
+        b.extr_i64_i32(idc, denormal)
+    else:
+        b.mov(idc, denormal)
+    b.shl(idc, idc, const(I32, 7))
+    b.or_(FPSR, FPSR, idc)
+
+
 # -- one source ---------------------------------------------------------------------------
 
 def _sign_op(ctx: DisasContext, a, op: Callable[[Builder, Temp, Temp, Temp], None],
@@ -162,10 +266,12 @@ def trans_fsqrt(ctx: DisasContext, a) -> bool:
 
 
 def gen_fp_sqrt(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
-    r = ctx.builder.temp(fmt.ty)
-    ctx.builder.fsqrt(r, x, DYN)
-    gen_nan_fixup(ctx, fmt, r, [x])
-    return r
+    def compute(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fsqrt(r, inputs[0], DYN)
+        gen_nan_fixup(ctx, fmt, r, inputs)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute)
 
 
 def gen_fcvt_half(ctx: DisasContext, operation: int, rn: int, rd: int, q: int = 0) -> bool:
@@ -182,10 +288,27 @@ def _fcvt(ctx: DisasContext, a, target: _Format) -> bool:
     fmt = _FORMATS.get(a.ftype)
     if fmt is None or fmt is target:
         return False
-    r = ctx.builder.temp(target.ty)
-    ctx.builder.fcvt(r, read_fp(ctx, a.rn, fmt), DYN)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fcvt(ctx, fmt, target, read_fp(ctx, a.rn, fmt)))
     return True
+
+
+def gen_fcvt(ctx: DisasContext, fmt: _Format, target: _Format, x: Temp) -> Temp:
+    """FCVT between single and double: a NaN keeps its sign and payload's top bits,
+    quieted (as the host converts it), or is the default NaN under FPCR.DN."""
+    def compute(inputs: list[Temp]) -> Temp:
+        b = ctx.builder
+        r = b.temp(target.ty)
+        b.fcvt(r, inputs[0], DYN)
+        done = b.label()
+        magnitude, dn = b.temp(target.ty), b.temp(I32)
+        b.and_(magnitude, r, const(target.ty, ~target.sign))
+        b.brcond(Cond.LEU, magnitude, const(target.ty, target.exp_mask), done)
+        b.and_(dn, FPCR, const(I32, FPCR_DN))
+        b.brcond(Cond.EQ, dn, const(I32, 0), done)
+        b.movi(r, target.default_nan)
+        b.set_label(done)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target)
 
 
 def trans_fcvt_to_h(ctx: DisasContext, a) -> bool:
@@ -216,6 +339,12 @@ def gen_frint(ctx: DisasContext, fmt: _Format, x: Temp, mode: RoundingMode,
     """Round to an integral value in ``mode``: through an integer of the same width
     (every float of magnitude below 2**mantissa fits), keeping the sign of zero;
     larger values, infinities and NaNs are already integral (NaNs are quieted)."""
+    return gen_flush_to_zero(ctx, fmt, [x], lambda inputs: _frint_value(
+        ctx, fmt, inputs[0], mode, exact), flush_result=False)
+
+
+def _frint_value(ctx: DisasContext, fmt: _Format, x: Temp, mode: RoundingMode,
+                 exact: bool) -> Temp:
     b, ty = ctx.builder, fmt.ty
     r = b.temp(ty)
     magnitude, integer, sign = b.temp(ty), b.temp(ty), b.temp(ty)
@@ -286,10 +415,12 @@ def _arith(ctx: DisasContext, a, op: Callable, negate: bool = False) -> bool:
 
 def gen_fp_arith(ctx: DisasContext, fmt: _Format, op: Callable, x: Temp, y: Temp) -> Temp:
     """x op y (a Builder float op) in the dynamic rounding mode, with Arm's NaNs."""
-    r = ctx.builder.temp(fmt.ty)
-    op(ctx.builder, r, x, y, DYN)
-    gen_nan_fixup(ctx, fmt, r, [x, y])
-    return r
+    def compute(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        op(ctx.builder, r, inputs[0], inputs[1], DYN)
+        gen_nan_fixup(ctx, fmt, r, inputs)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute)
 
 
 def trans_fadd(ctx: DisasContext, a) -> bool:
@@ -325,16 +456,20 @@ def _minmax(ctx: DisasContext, a, op: Callable, number: bool) -> bool:
 def gen_fp_minmax(ctx: DisasContext, fmt: _Format, op: Callable, number: bool, x: Temp,
                   y: Temp) -> Temp:
     b, ty = ctx.builder, fmt.ty
-    r = b.temp(ty)
-    op(b, r, x, y)
-    force = b.temp(ty)
-    if number:
-        other = gen_is_signalling(ctx, fmt, y)
-        b.or_(force, gen_is_signalling(ctx, fmt, x), other)
-    else:
-        b.fsetcond(FCond.UNORD, force, x, y)
-    gen_nan_fixup(ctx, fmt, r, [x, y], force=force)
-    return r
+
+    def compute(inputs: list[Temp]) -> Temp:
+        x, y = inputs
+        r = b.temp(ty)
+        op(b, r, x, y)
+        force = b.temp(ty)
+        if number:
+            other = gen_is_signalling(ctx, fmt, y)
+            b.or_(force, gen_is_signalling(ctx, fmt, x), other)
+        else:
+            b.fsetcond(FCond.UNORD, force, x, y)
+        gen_nan_fixup(ctx, fmt, r, [x, y], force=force)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, flush_result=False)
 
 
 def trans_fmax(ctx: DisasContext, a) -> bool:
@@ -375,10 +510,13 @@ def _fma(ctx: DisasContext, a, negate_product: bool, negate_addend: bool) -> boo
 
 def gen_fp_fma(ctx: DisasContext, fmt: _Format, n: Temp, m: Temp, addend: Temp) -> Temp:
     """addend + n * m, fused, with Arm's NaNs."""
-    r = ctx.builder.temp(fmt.ty)
-    ctx.builder.fma(r, n, m, addend, DYN)
-    gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
-    return r
+    def compute(inputs: list[Temp]) -> Temp:
+        n, m, addend = inputs
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fma(r, n, m, addend, DYN)
+        gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute)
 
 
 def trans_fmadd(ctx: DisasContext, a) -> bool:
@@ -404,6 +542,7 @@ def gen_fp_compare(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, signalling
     """NZCV from comparing x with y: equal 0110, less 1000, greater 0010, unordered
     0011. FCMPE signals invalid for any NaN, FCMP only for signalling ones."""
     b = ctx.builder
+    x, y = flush_inputs(ctx, fmt, [x, y])
     less, equal, unordered = ctx.temp(), ctx.temp(), ctx.temp()
     b.fsetcond(FCond.LT if signalling else FCond.QLT, less, x, y)
     b.fsetcond(FCond.EQ, equal, x, y)
@@ -524,7 +663,8 @@ def _fp_to_int(ctx: DisasContext, a, mode: RoundingMode, signed: bool) -> bool:
     b = ctx.builder
     dst = b.temp(I64 if a.sf else I32)
     flags = b.temp(I32)
-    b.ftoi(dst, flags, read_fp(ctx, a.rn, fmt), mode, signed=signed)
+    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
+    b.ftoi(dst, flags, x, mode, signed=signed)
     gen_accrue_fflags(ctx, flags)
     if not a.sf:
         wide = ctx.temp()
@@ -598,7 +738,7 @@ def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
         return False
     fmt, fbits = shape
     b, ty = ctx.builder, fmt.ty
-    x = read_fp(ctx, a.rn, fmt)
+    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
     exponent, scaled, huge = b.temp(ty), b.temp(ty), b.temp(ty)
     b.and_(exponent, x, const(ty, fmt.exp_mask))
     b.add(scaled, x, const(ty, fbits << fmt.mantissa))

@@ -17,6 +17,8 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     DOUBLE,
     SINGLE,
     _Format,
+    flush_inputs,
+    gen_fcvt,
     gen_fcvt_half,
     gen_fp_arith,
     gen_fp_fma,
@@ -163,6 +165,7 @@ def _fabd(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
 def _mask(ctx: DisasContext, fmt: _Format, cond: FCond, x: Temp, y: Temp) -> Temp:
     """All ones if (x cond y), else zero."""
     b, ty = ctx.builder, fmt.ty
+    x, y = flush_inputs(ctx, fmt, [x, y])
     t = b.temp(ty)
     b.fsetcond(cond, t, x, y)
     b.neg(t, t)
@@ -196,6 +199,7 @@ def _to_int(mode: RoundingMode, signed: bool) -> LaneOp:
     def op(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
         b = ctx.builder
         r, flags = b.temp(fmt.ty), b.temp(I32)
+        (x,) = flush_inputs(ctx, fmt, [x])
         b.ftoi(r, flags, x, mode, signed=signed)
         gen_accrue_fflags(ctx, flags)
         return r
@@ -348,12 +352,9 @@ def trans_fcvtl_v(ctx: DisasContext, a) -> bool:
     """FCVTL/FCVTL2: the singles of Vn's lower (upper) half widened to doubles."""
     if not a.size & 1:  # half to single
         return gen_fcvt_half(ctx, fp16.FCVTL_H, a.rn, a.rd, a.q)
-    b = ctx.builder
     out = []
     for i in range(2):
-        wide = b.temp(I64)
-        b.fcvt(wide, read_lane(ctx, a.rn, SINGLE, 2 * a.q + i), DYN)
-        out.append(wide)
+        out.append(gen_fcvt(ctx, SINGLE, DOUBLE, read_lane(ctx, a.rn, SINGLE, 2 * a.q + i)))
     write_lanes(ctx, a.rd, DOUBLE, out)
     return True
 
@@ -366,9 +367,7 @@ def trans_fcvtn_v(ctx: DisasContext, a) -> bool:
     b = ctx.builder
     narrow = []
     for i in range(2):
-        t = b.temp(I32)
-        b.fcvt(t, read_lane(ctx, a.rn, DOUBLE, i), DYN)
-        narrow.append(t)
+        narrow.append(gen_fcvt(ctx, DOUBLE, SINGLE, read_lane(ctx, a.rn, DOUBLE, i)))
     half = b.temp(I64)
     b.ext_i32_i64(half, narrow[0], signed=False)
     upper = b.temp(I64)

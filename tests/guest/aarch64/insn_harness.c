@@ -7,7 +7,8 @@
    FPSR, FPCR, V0-V31; SP points into a scratch buffer) and returns to the instruction;
    the second UDF's handler (or any signal the instruction raises) records the frame
    and siglongjmps back to the loop. Handlers run on an alternate stack, so an
-   instruction may leave any value in SP.
+   instruction may leave any value in SP. The CPU must not have SVE: with it, sigreturn
+   takes V0-V31 from the frame's SVE record, not from the fpsimd one written here.
 
    Input (argv[1]): records of struct test. Output (stdout): one struct result each. */
 #define _GNU_SOURCE
