@@ -12,7 +12,9 @@ from llvmtcg.frontends.aarch64.fp16 import (
     DOUBLE,
     FPCR_AHP,
     FPCR_DN,
+    FPCR_FZ,
     HALF,
+    IDC,
     IOC,
     IXC,
     OFC,
@@ -45,6 +47,7 @@ def f32(x: float) -> int:
     (0xFFC0_2000, 0, (0xFE01, 0)),  # the payload's top bits are kept
     (f32(float("inf")), FPCR_AHP, (0x7FFF, IOC)),  # no infinities in AHP
     (f32(70000.0), FPCR_AHP, (0x7C46, IXC)),  # AHP reaches 131008
+    (0x8000_0001, FPCR_FZ, (0x8000, IDC)),  # FZ: a denormal input is a zero
 ])
 def test_single_to_half(value, fpcr, expected):
     assert convert(value, SINGLE, HALF, fpcr) == expected

@@ -3,9 +3,9 @@ FCVTN with half operands), run by the ``aarch64_fcvt_half`` helper.
 
 The host FP unit has no half-precision type in the IR, so these are computed exactly
 with integers, as the Arm ARM's FPConvert/FPRound pseudocode does: the current FPCR
-rounding mode, Arm's tininess (before rounding) for Underflow, FPCR.DN (default NaN)
-and FPCR.AHP (the alternative half format: no infinities or NaNs); the exceptions go to
-FPSR's cumulative bits.
+rounding mode, Arm's tininess (before rounding) for Underflow, FPCR.DN (default NaN),
+FPCR.FZ for single and double inputs, and FPCR.AHP (the alternative half format: no
+infinities or NaNs); the exceptions go to FPSR's cumulative bits.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from llvmtcg.frontends.aarch64.simd_lanes import M64, split, vget, vset
 from llvmtcg.ir import I64
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
-IOC, DZC, OFC, UFC, IXC = 1, 2, 4, 8, 16
+IOC, DZC, OFC, UFC, IXC, IDC = 1, 2, 4, 8, 16, 128
 FPCR_AHP = 1 << 26
+FPCR_FZ = 1 << 24
 FPCR_DN = 1 << 25
 
 
@@ -64,6 +65,8 @@ def convert(value: int, src: FloatFormat, dst: FloatFormat, fpcr: int) -> tuple[
         return dst_sign | dst.exp_max << dst.mantissa, 0
     if exp == 0 and frac == 0:
         return dst_sign, 0
+    if exp == 0 and src is not HALF and fpcr & FPCR_FZ:
+        return dst_sign, IDC  # a denormal input flushed (half inputs would need FZ16)
     # |value| = significand * 2**power exactly.
     if exp == 0:
         significand, power = frac, 1 - src.bias - src.mantissa

@@ -175,10 +175,18 @@ def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
         b.fpenv_flags(raised)
         b.and_(exponent, result, const(out.ty, out.exp_mask))
         b.setcond(Cond.EQ, tiny, exponent, const(out.ty, 0))
-        magnitude = b.temp(out.ty)
+        # Tiny: a denormal, or a zero that is not exact (it underflowed).
+        magnitude, nonzero, underflowed = b.temp(out.ty), b.temp(out.ty), b.temp(I32)
         b.and_(magnitude, result, const(out.ty, ~out.sign))
-        nonzero = b.temp(out.ty)
         b.setcond(Cond.NE, nonzero, magnitude, const(out.ty, 0))
+        b.and_(underflowed, raised, const(I32, int(FFlag.UNDERFLOW | FFlag.INEXACT)))
+        b.setcond(Cond.NE, underflowed, underflowed, const(I32, 0))
+        if out.ty is I64:
+            wide = b.temp(I64)
+            b.ext_i32_i64(wide, underflowed, signed=False)
+            b.or_(nonzero, nonzero, wide)
+        else:
+            b.or_(nonzero, nonzero, underflowed)
         b.and_(tiny, tiny, nonzero)
         flushed_flags, zero = b.temp(I32), b.temp(out.ty)
         b.and_(flushed_flags, raised, const(I32, ~int(FFlag.INEXACT)))
