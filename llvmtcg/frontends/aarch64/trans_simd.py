@@ -322,10 +322,6 @@ trans_zip1_v = _same("zip1")
 trans_zip2_v = _same("zip2")
 
 
-def trans_ext_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ext", a.q or a.imm < 8)
-
-
 def trans_tbl_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "tbl")
 
@@ -962,3 +958,39 @@ def trans_shrn_v(ctx: DisasContext, a) -> bool:
         return False
     _, right, _ = shift_geometry(a.imm)
     return _narrow(ctx, a, immh.bit_length() - 1, right)
+
+
+def _funnel(ctx: DisasContext, low: Temp, high: Temp, shift: int) -> Temp:
+    """Bits [shift, shift + 64) of high:low."""
+    if shift == 0:
+        return low
+    b = ctx.builder
+    t, u = ctx.temp(), ctx.temp()
+    b.shr(t, low, const(I64, shift))
+    b.shl(u, high, const(I64, 64 - shift))
+    b.or_(t, t, u)
+    return t
+
+
+def trans_ext_v(ctx: DisasContext, a) -> bool:
+    """EXT: bytes imm.. of Vm:Vn (Vn the low end), as funnel shifts of the halves."""
+    if not a.q and a.imm >= 8:
+        return False
+    b = ctx.builder
+    shift = (a.imm % 8) * 8
+    if a.q:
+        words = [V[2 * a.rn], V[2 * a.rn + 1], V[2 * a.rm], V[2 * a.rm + 1]]
+        w = a.imm // 8
+        low = _funnel(ctx, words[w], words[w + 1], shift)
+        high = _funnel(ctx, words[w + 1], words[w + 2], shift)
+        t_low, t_high = ctx.temp(), ctx.temp()
+        b.mov(t_low, low)
+        b.mov(t_high, high)
+        b.mov(V[2 * a.rd], t_low)
+        b.mov(V[2 * a.rd + 1], t_high)
+    else:
+        t = ctx.temp()
+        b.mov(t, _funnel(ctx, V[2 * a.rn], V[2 * a.rm], shift))
+        b.mov(V[2 * a.rd], t)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
