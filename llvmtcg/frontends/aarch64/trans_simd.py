@@ -250,18 +250,6 @@ trans_abs_v = _same("abs")
 trans_neg_v = _same("neg")
 
 
-def trans_rev64_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev64", a.size < 3)
-
-
-def trans_rev32_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev32", a.size < 2)
-
-
-def trans_rev16_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev16", a.size == 0)
-
-
 def trans_rbit_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "rbit", size=0)  # bytes (the encoding's size is 01)
 
@@ -320,14 +308,6 @@ trans_trn1_v = _same("trn1")
 trans_trn2_v = _same("trn2")
 trans_zip1_v = _same("zip1")
 trans_zip2_v = _same("zip2")
-
-
-def trans_tbl_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "tbl")
-
-
-def trans_tbx_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "tbx")
 
 
 
@@ -994,3 +974,85 @@ def trans_ext_v(ctx: DisasContext, a) -> bool:
         b.mov(V[2 * a.rd], t)
         b.movi(V[2 * a.rd + 1], 0)
     return True
+
+
+def _swap_within(ctx: DisasContext, t: Temp, x: Temp, width: int) -> None:
+    """t = x with each pair of adjacent ``width``-bit fields swapped."""
+    b = ctx.builder
+    if width == 32:
+        b.rotl(t, x, const(I64, 32))
+        return
+    mask = const(I64, _REPLICATE[(2 * width).bit_length() - 4] * ((1 << width) - 1))
+    low, high = ctx.temp(), ctx.temp()
+    b.and_(low, x, mask)
+    b.shl(low, low, const(I64, width))
+    b.shr(high, x, const(I64, width))
+    b.and_(high, high, mask)
+    b.or_(t, low, high)
+
+
+def _reverse(container: int):
+    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit, as
+    swaps of ever smaller fields (the widest first)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        esize = 8 << a.size
+        if esize >= container:
+            return False
+
+        def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
+            ctx.builder.mov(t, n)
+            width = container // 2
+            while width >= esize:
+                _swap_within(ctx, t, t, width)
+                width //= 2
+        return gen_halves(ctx, a, emit)
+    return trans
+
+
+trans_rev64_v = _reverse(64)
+trans_rev32_v = _reverse(32)
+trans_rev16_v = _reverse(16)
+
+
+def _table_lookup(extend: bool):
+    """TBL/TBX of a one-register table inline (each index byte selects a byte of the two
+    halves; out of range gives 0, or keeps Vd's byte for TBX); longer tables in the
+    lane helper."""
+    name = "tbx" if extend else "tbl"
+
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size != 0:  # a.size is len: 1-4 registers
+            return gen_simd(ctx, a, name)
+        b = ctx.builder
+        table_lo, table_hi = V[2 * a.rn], V[2 * a.rn + 1]
+        out = []
+        for h in range(2 if a.q else 1):
+            result = ctx.temp()
+            b.movi(result, 0)
+            for i in range(8):
+                index, shift, low, high, byte = (ctx.temp() for _ in range(5))
+                b.extract(index, V[2 * a.rm + h], 8 * i, 8)
+                b.and_(shift, index, const(I64, 7))
+                b.shl(shift, shift, const(I64, 3))
+                b.shr(low, table_lo, shift)
+                b.shr(high, table_hi, shift)
+                b.movcond(Cond.LTU, byte, index, const(I64, 8), low, high)
+                if extend:
+                    keep = ctx.temp()
+                    b.extract(keep, V[2 * a.rd + h], 8 * i, 8)
+                else:
+                    keep = ZERO
+                b.movcond(Cond.LTU, byte, index, const(I64, 16), byte, keep)
+                b.deposit(result, result, byte, 8 * i, 8)
+            out.append(result)
+        b.mov(V[2 * a.rd], out[0])
+        if a.q:
+            b.mov(V[2 * a.rd + 1], out[1])
+        else:
+            b.movi(V[2 * a.rd + 1], 0)
+        return True
+    return trans
+
+
+trans_tbl_v = _table_lookup(False)
+trans_tbx_v = _table_lookup(True)
