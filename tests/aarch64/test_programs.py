@@ -113,3 +113,25 @@ SORT_INPUT = b"pear\napple\nzoo\nbanana\napple\n"
 ], ids=["echo", "sh", "sort", "md5sum", "sha256sum", "sed", "awk"])
 def test_busybox(busybox, tmp_path, args, stdin):
     compare(busybox, args, cwd=tmp_path, stdin=stdin)
+
+
+@pytest.mark.parametrize("cpu", ["cortex-a53", "cortex-a57", "cortex-a72"])
+def test_cpu_models_match_qemu(build_dir, cpu):
+    """-cpu MODEL: AT_HWCAP, AT_HWCAP2, MIDR_EL1 and ID_AA64ISAR0_EL1 as qemu-aarch64
+    gives them for the same model, and the crypto instructions the HWCAP bits promise."""
+    out = compare(build(build_dir, "cpuinfo.c", "-march=armv8-a+crc+crypto"), options=["-cpu", cpu])
+    assert b"aes " in out.stdout and b"sha256 " in out.stdout and b"pmull " in out.stdout
+
+
+def test_cpu_max_advertises_what_is_implemented(build_dir):
+    """-cpu max has more than Armv8.0 here than the Cortex models (LSE atomics) but less
+    than qemu's max, so only its crypto results are compared, not the ID values."""
+    from tests.aarch64.support import run_qemu
+    from tests.user.support import run_llvmtcg
+
+    prog = build(build_dir, "cpuinfo.c", "-march=armv8-a+crc+crypto")
+    ours = run_llvmtcg(prog, [], options=["-cpu", "max"])
+    reference = run_qemu(prog, [], options=["-cpu", "max"])
+    hwcap = int(ours.stdout.split()[1], 16)
+    assert hwcap == 0x9FB  # FP ASIMD AES PMULL SHA1 SHA2 CRC32 ATOMICS CPUID
+    assert ours.stdout.splitlines()[1:] == reference.stdout.splitlines()[1:]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import enum
 
 from llvmtcg.arch import GuestArch, register_arch
-from llvmtcg.arch.contract import ExceptionEvents
-from llvmtcg.frontends.aarch64 import trans_branch, trans_dp, trans_simd
+from llvmtcg.arch.contract import DebugFeature, DebugRegister, ExceptionEvents
+from llvmtcg.frontends.aarch64 import fp16, trans_branch, trans_dp, trans_simd
 from llvmtcg.frontends.aarch64.cpu import (
     LAYOUT,
     MMU_USER,
@@ -42,6 +42,34 @@ _FPSR_OF_FFLAG = ((FFlag.INVALID, 1 << 0), (FFlag.DIVBYZERO, 1 << 1),
                   (FFlag.OVERFLOW, 1 << 2), (FFlag.UNDERFLOW, 1 << 3),
                   (FFlag.INEXACT, 1 << 4))
 
+# gdb's target description for AArch64 (its features org.gnu.gdb.aarch64.core and
+# .fpu, as gdb and QEMU number them): V registers are a union of vector views.
+_VECTOR_TYPES = "".join(
+    f'<vector id="{name}" type="{element}" count="{count}"/>'
+    for name, element, count in (
+        ("v2d", "ieee_double", 2), ("v2u", "uint64", 2), ("v2i", "int64", 2),
+        ("v4f", "ieee_single", 4), ("v4u", "uint32", 4), ("v4i", "int32", 4),
+        ("v8u", "uint16", 8), ("v8i", "int16", 8), ("v16u", "uint8", 16),
+        ("v16i", "int8", 16), ("v1u", "uint128", 1), ("v1i", "int128", 1)))
+_VIEWS = (("vnd", (("f", "v2d"), ("u", "v2u"), ("s", "v2i"))),
+          ("vns", (("f", "v4f"), ("u", "v4u"), ("s", "v4i"))),
+          ("vnh", (("u", "v8u"), ("s", "v8i"))),
+          ("vnb", (("u", "v16u"), ("s", "v16i"))),
+          ("vnq", (("u", "v1u"), ("s", "v1i"))),
+          ("aarch64v", (("d", "vnd"), ("s", "vns"), ("h", "vnh"), ("b", "vnb"),
+                        ("q", "vnq"))))
+_UNION_TYPES = "".join(
+    f'<union id="{name}">' + "".join(f'<field name="{f}" type="{t}"/>' for f, t in fields)
+    + "</union>" for name, fields in _VIEWS)
+GDB_CORE_FEATURE = DebugFeature("org.gnu.gdb.aarch64.core", tuple(
+    [DebugRegister(i, f"x{i}", 64) for i in range(31)]
+    + [DebugRegister(REG_SP, "sp", 64, "data_ptr"), DebugRegister(REG_PC, "pc", 64, "code_ptr"),
+       DebugRegister(REG_CPSR, "cpsr", 32)]))  # an int, as QEMU describes it
+GDB_FPU_FEATURE = DebugFeature("org.gnu.gdb.aarch64.fpu", tuple(
+    [DebugRegister(REG_V0 + i, f"v{i}", 128, "aarch64v", "vector") for i in range(32)]
+    + [DebugRegister(REG_FPSR, "fpsr", 32, "int", "float"),
+       DebugRegister(REG_FPCR, "fpcr", 32, "int", "float")]), _VECTOR_TYPES + _UNION_TYPES)
+
 
 @register_arch
 class Aarch64Arch(GuestArch):
@@ -54,9 +82,14 @@ class Aarch64Arch(GuestArch):
     exception_events = ExceptionEvents(illegal_insn=Excp.UDEF, breakpoint=Excp.BKPT,
                                        syscall=Excp.SWI, syscall_length=4)
 
+    gdb_architecture = "aarch64"
+
     def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
         self.frontend = Aarch64Frontend(self.model)
+
+    def debug_features(self) -> tuple[DebugFeature, ...]:
+        return (GDB_CORE_FEATURE, GDB_FPU_FEATURE)
 
     def __repr__(self) -> str:
         return f"Aarch64Arch({self.model!r})"
@@ -66,6 +99,7 @@ class Aarch64Arch(GuestArch):
         trans_branch.register_helpers(registry)
         trans_dp.register_helpers(registry)
         trans_simd.register_helpers(registry)
+        fp16.register_helpers(registry)
         return registry
 
     def translate(self, pc: int, flags: int, fetch, log: Log | None = None) -> Block:

@@ -81,17 +81,30 @@ class CpuModelError(_ArchCpuModelError):
 HWCAP_FP = 1 << 0
 HWCAP_ASIMD = 1 << 1
 HWCAP_EVTSTRM = 1 << 2
+HWCAP_AES = 1 << 3
+HWCAP_PMULL = 1 << 4
+HWCAP_SHA1 = 1 << 5
+HWCAP_SHA2 = 1 << 6
 HWCAP_CRC32 = 1 << 7
 HWCAP_ATOMICS = 1 << 8
 HWCAP_CPUID = 1 << 11
 
+# Optional features a model has: name -> (HWCAP bit, ID_AA64ISAR0_EL1 field value).
+FEATURE_HWCAP = {"crc32": HWCAP_CRC32, "aes": HWCAP_AES | HWCAP_PMULL, "sha1": HWCAP_SHA1,
+                 "sha2": HWCAP_SHA2, "lse": HWCAP_ATOMICS}
+FEATURE_ISAR0 = {"aes": 2 << 4, "sha1": 1 << 8, "sha2": 1 << 12, "crc32": 1 << 16,
+                 "lse": 2 << 20}
+ARMV8_0_CRYPTO = ("aes", "crc32", "sha1", "sha2")  # sorted: the repr is a cache key
+
 
 @dataclass(frozen=True, slots=True)
 class CpuModel:
-    """The CPU model (``-cpu``): which features exist and what the ID registers say."""
+    """The CPU model (``-cpu``): which optional features exist, what the ID registers
+    say and so what AT_HWCAP advertises (only what is implemented)."""
 
     name: str = "max"
     midr: int = 0x000F0510  # QEMU's "max"/"any" CPU in user mode (implementer 0)
+    features: tuple[str, ...] = (*ARMV8_0_CRYPTO, "lse")
     ctr: int = 0x8444_C004  # CTR_EL0 of a Cortex-A57: 64-byte lines, PIPT I-cache
     dczid: int = 4  # DCZID_EL0: DC ZVA allowed, 64-byte blocks
 
@@ -99,25 +112,57 @@ class CpuModel:
     def id_registers(self) -> dict[int, int]:
         """The ID registers Linux shows EL0 (op0:op1:CRn:CRm:op2 -> value): MIDR,
         MPIDR, REVIDR and the ID_AA64 registers sanitised to what is implemented
-        (AArch64 EL0/EL1, FP and AdvSIMD, LSE atomics, CRC32)."""
+        (AArch64 EL0/EL1, FP and AdvSIMD, and the model's optional features)."""
+        isar0 = 0
+        for feature in self.features:
+            isar0 |= FEATURE_ISAR0[feature]
         return {
             0xC000: self.midr,  # MIDR_EL1
             0xC005: 0x8000_0000,  # MPIDR_EL1
             0xC006: 0,  # REVIDR_EL1
             0xC020: 0x11,  # ID_AA64PFR0_EL1: EL0, EL1 AArch64; FP, AdvSIMD implemented
-            0xC030: 0x21_0000,  # ID_AA64ISAR0_EL1: Atomic = 2 (LSE), CRC32 = 1
+            0xC030: isar0,  # ID_AA64ISAR0_EL1
             0xC038: 0xFF00_0000,  # ID_AA64MMFR0_EL1: as Linux shows it
         }
 
     @property
+    def has_crypto(self) -> bool:
+        """AES, PMULL (64 x 64), SHA-1 and SHA-256: together in every model here."""
+        return "aes" in self.features
+
+    @property
+    def has_lse(self) -> bool:
+        """The Armv8.1 atomics (CAS, CASP, SWP, LD<op>) and LDLAR/STLLR."""
+        return "lse" in self.features
+
+    @property
     def hwcap(self) -> int:
-        return HWCAP_FP | HWCAP_ASIMD | HWCAP_CRC32 | HWCAP_ATOMICS | HWCAP_CPUID
+        value = HWCAP_FP | HWCAP_ASIMD | HWCAP_CPUID
+        for feature in self.features:
+            value |= FEATURE_HWCAP[feature]
+        return value
 
     @classmethod
     def parse(cls, spec: str) -> CpuModel:
         name = (spec.split(",")[0].strip() or "max").lower()
-        if name not in ("max", "any"):
-            raise CpuModelError(f"unknown CPU model {name!r} (try max)")
+        if name in NOT_IMPLEMENTED:
+            raise CpuModelError(f"CPU model {name!r} needs {NOT_IMPLEMENTED[name]}, which "
+                                "is not implemented (try max or cortex-a72)")
+        model = MODELS.get("max" if name == "any" else name)
+        if model is None:
+            raise CpuModelError(f"unknown CPU model {name!r} (-cpu help lists them)")
         if "," in spec:
             raise CpuModelError("AArch64 CPU models take no properties yet")
-        return cls(name="max")
+        return model
+
+
+# The models qemu-aarch64 also knows, with their MIDR_EL1 (the cores' TRMs).
+MODELS = {
+    "max": CpuModel(),
+    "cortex-a35": CpuModel("cortex-a35", 0x410F_D040, ARMV8_0_CRYPTO),
+    "cortex-a53": CpuModel("cortex-a53", 0x410F_D034, ARMV8_0_CRYPTO),
+    "cortex-a57": CpuModel("cortex-a57", 0x411F_D070, ARMV8_0_CRYPTO),
+    "cortex-a72": CpuModel("cortex-a72", 0x410F_D083, ARMV8_0_CRYPTO),
+}
+NOT_IMPLEMENTED = {"cortex-a76": "FEAT_FP16 and FEAT_DotProd",
+                   "neoverse-n1": "FEAT_FP16 and FEAT_DotProd", "a64fx": "SVE"}

@@ -5,7 +5,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
-from llvmtcg.frontends.aarch64 import trans_branch, trans_dp, trans_fp, trans_ldst, trans_simd
+from llvmtcg.frontends.aarch64 import (
+    trans_branch,
+    trans_dp,
+    trans_fp,
+    trans_fpsimd,
+    trans_ldst,
+    trans_simd,
+)
 from llvmtcg.frontends.aarch64.cpu import CpuModel
 from llvmtcg.frontends.aarch64.translate import (
     GLOBALS,
@@ -19,7 +26,7 @@ from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
 from llvmtcg.runtime.exits import GuestFault
 
-TRANSLATOR_MODULES = (trans_dp, trans_branch, trans_ldst, trans_simd, trans_fp)
+TRANSLATOR_MODULES = (trans_dp, trans_branch, trans_ldst, trans_simd, trans_fp, trans_fpsimd)
 
 
 @functools.cache

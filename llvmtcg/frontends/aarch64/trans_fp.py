@@ -7,16 +7,21 @@ composed here with integer ops on the NaN path only: which NaN a result is (the 
 signalling NaN operand quieted, else the first quiet NaN, else the default NaN
 0x7fc00000/0x7ff8000000000000), FMAX/FMIN propagating NaNs, FMAXNM/FMINNM doing so for
 signalling NaNs. Conversions to integer saturate (NaN: 0) with their flags in FPSR.
-FPCR.FZ (flush to zero) and FPCR.DN (default NaN) are kept but not honoured yet.
+FPCR.DN (default NaN) is tested on the NaN path only. FPCR.FZ (flush to zero) is tested
+once per operation: with it set, denormal inputs become zeros (FPSR.IDC) and denormal
+results zeros with Underflow but not Inexact, the operation's host flags being taken
+apart from earlier ones for that (gen_flush_to_zero).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from llvmtcg.frontends.aarch64 import fp16
 from llvmtcg.frontends.aarch64.simd_lanes import expand_imm
 from llvmtcg.frontends.aarch64.translate import (
     CF,
+    GLOBALS,
     INVERT,
     NF,
     VF,
@@ -31,6 +36,11 @@ from llvmtcg.ir import I32, I64, Builder, Cond, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, IRType, RoundingMode
 
 DYN = RoundingMode.DYN
+FPCR = GLOBALS["fpcr"]
+FPSR = GLOBALS["fpsr"]
+FPCR_FZ = 1 << 24
+FPCR_DN = 1 << 25
+FPSR_IDC = 1 << 7
 
 
 class _Format:
@@ -95,6 +105,9 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
     b.brcond(Cond.LEU, magnitude, const(ty, fmt.exp_mask), done)
     b.set_label(nan_path)
     b.movi(result, fmt.default_nan)
+    dn = b.temp(I32)
+    b.and_(dn, FPCR, const(I32, FPCR_DN))
+    b.brcond(Cond.NE, dn, const(I32, 0), done)  # FPCR.DN: the default NaN
     quiet_nan = const(ty, fmt.exp_mask | fmt.quiet)
     for x in reversed(operands):  # the first quiet NaN wins: apply it last
         m = b.temp(ty)
@@ -131,6 +144,106 @@ def _zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
     return r1
 
 
+# -- flush to zero ---------------------------------------------------------------------------
+
+def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
+                      compute: Callable[[list[Temp]], Temp], flush_result: bool = True,
+                      result_fmt: _Format | None = None) -> Temp:
+    """compute(operands) with FPCR.FZ honoured: when it is set, denormal operands are
+    zeros of their sign (FPSR.IDC), and a denormal result (of ``result_fmt``) is a
+    zero with Underflow but not Inexact."""
+    b, ty = ctx.builder, fmt.ty
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    inputs = []
+    for x in operands:
+        t = b.temp(ty)
+        b.mov(t, x)
+        inputs.append(t)
+    plain = b.label()
+    b.brcond(Cond.EQ, fz, const(I32, 0), plain)
+    _take_host_flags(ctx)  # so that the flags taken below are this operation's
+    for t in inputs:
+        _flush_input(ctx, fmt, t)
+    b.set_label(plain)
+    result = compute(inputs)
+    if flush_result:
+        out = result_fmt or fmt
+        done = b.label()
+        b.brcond(Cond.EQ, fz, const(I32, 0), done)
+        raised, exponent, tiny = b.temp(I32), b.temp(out.ty), b.temp(out.ty)
+        b.fpenv_flags(raised)
+        b.and_(exponent, result, const(out.ty, out.exp_mask))
+        b.setcond(Cond.EQ, tiny, exponent, const(out.ty, 0))
+        # Tiny: a denormal, or a zero that is not exact (it underflowed).
+        magnitude, nonzero, underflowed = b.temp(out.ty), b.temp(out.ty), b.temp(I32)
+        b.and_(magnitude, result, const(out.ty, ~out.sign))
+        b.setcond(Cond.NE, nonzero, magnitude, const(out.ty, 0))
+        b.and_(underflowed, raised, const(I32, int(FFlag.UNDERFLOW | FFlag.INEXACT)))
+        b.setcond(Cond.NE, underflowed, underflowed, const(I32, 0))
+        if out.ty is I64:
+            wide = b.temp(I64)
+            b.ext_i32_i64(wide, underflowed, signed=False)
+            b.or_(nonzero, nonzero, wide)
+        else:
+            b.or_(nonzero, nonzero, underflowed)
+        b.and_(tiny, tiny, nonzero)
+        flushed_flags, zero = b.temp(I32), b.temp(out.ty)
+        b.and_(flushed_flags, raised, const(I32, ~int(FFlag.INEXACT)))
+        b.or_(flushed_flags, flushed_flags, const(I32, int(FFlag.UNDERFLOW)))
+        tiny32 = b.temp(I32)
+        if out.ty is I64:
+            b.extr_i64_i32(tiny32, tiny)
+        else:
+            b.mov(tiny32, tiny)
+        b.movcond(Cond.NE, raised, tiny32, const(I32, 0), flushed_flags, raised)
+        b.and_(zero, result, const(out.ty, out.sign))
+        b.movcond(Cond.NE, result, tiny, const(out.ty, 0), zero, result)
+        gen_accrue_fflags(ctx, raised)
+        b.set_label(done)
+    return result
+
+
+def flush_inputs(ctx: DisasContext, fmt: _Format, operands: list[Temp]) -> list[Temp]:
+    """The operands, denormals flushed to zero when FPCR.FZ is set (for operations
+    whose result is not a float: compares, conversions to integers)."""
+    out: list[Temp] = []
+
+    def keep(inputs: list[Temp]) -> Temp:
+        out.extend(inputs)
+        return inputs[0]
+    gen_flush_to_zero(ctx, fmt, operands, keep, flush_result=False)
+    return out
+
+
+def _take_host_flags(ctx: DisasContext) -> None:
+    raised = ctx.builder.temp(I32)
+    ctx.builder.fpenv_flags(raised)
+    gen_accrue_fflags(ctx, raised)
+
+
+def _flush_input(ctx: DisasContext, fmt: _Format, x: Temp) -> None:
+    """x = a zero of its sign if it is denormal, setting FPSR.IDC."""
+    b, ty = ctx.builder, fmt.ty
+    exponent, magnitude, denormal = b.temp(ty), b.temp(ty), b.temp(ty)
+    b.and_(exponent, x, const(ty, fmt.exp_mask))
+    b.and_(magnitude, x, const(ty, ~fmt.sign))
+    b.setcond(Cond.EQ, denormal, exponent, const(ty, 0))
+    nonzero = b.temp(ty)
+    b.setcond(Cond.NE, nonzero, magnitude, const(ty, 0))
+    b.and_(denormal, denormal, nonzero)
+    zero = b.temp(ty)
+    b.and_(zero, x, const(ty, fmt.sign))
+    b.movcond(Cond.NE, x, denormal, const(ty, 0), zero, x)
+    idc = b.temp(I32)
+    if ty is I64:
+        b.extr_i64_i32(idc, denormal)
+    else:
+        b.mov(idc, denormal)
+    b.shl(idc, idc, const(I32, 7))
+    b.or_(FPSR, FPSR, idc)
+
+
 # -- one source ---------------------------------------------------------------------------
 
 def _sign_op(ctx: DisasContext, a, op: Callable[[Builder, Temp, Temp, Temp], None],
@@ -156,21 +269,61 @@ def trans_fsqrt(ctx: DisasContext, a) -> bool:
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
-    x, r = read_fp(ctx, a.rn, fmt), ctx.builder.temp(fmt.ty)
-    ctx.builder.fsqrt(r, x, DYN)
-    gen_nan_fixup(ctx, fmt, r, [x])
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fp_sqrt(ctx, fmt, read_fp(ctx, a.rn, fmt)))
+    return True
+
+
+def gen_fp_sqrt(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
+    def compute(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fsqrt(r, inputs[0], DYN)
+        gen_nan_fixup(ctx, fmt, r, inputs)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute)
+
+
+def gen_fcvt_half(ctx: DisasContext, operation: int, rn: int, rd: int, q: int = 0) -> bool:
+    """A conversion with a half-precision side (fp16.py, in the helper)."""
+    ctx.builder.call(fp16.FCVT_HALF_HELPER.name, (), tuple(
+        const(I64, x) for x in (operation, rn, rd, q)))
     return True
 
 
 def _fcvt(ctx: DisasContext, a, target: _Format) -> bool:
+    if a.ftype == 3:  # from half
+        operation = fp16.FCVT_H_TO_S if target is SINGLE else fp16.FCVT_H_TO_D
+        return gen_fcvt_half(ctx, operation, a.rn, a.rd)
     fmt = _FORMATS.get(a.ftype)
     if fmt is None or fmt is target:
         return False
-    r = ctx.builder.temp(target.ty)
-    ctx.builder.fcvt(r, read_fp(ctx, a.rn, fmt), DYN)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fcvt(ctx, fmt, target, read_fp(ctx, a.rn, fmt)))
     return True
+
+
+def gen_fcvt(ctx: DisasContext, fmt: _Format, target: _Format, x: Temp) -> Temp:
+    """FCVT between single and double: a NaN keeps its sign and payload's top bits,
+    quieted (as the host converts it), or is the default NaN under FPCR.DN."""
+    def compute(inputs: list[Temp]) -> Temp:
+        b = ctx.builder
+        r = b.temp(target.ty)
+        b.fcvt(r, inputs[0], DYN)
+        done = b.label()
+        magnitude, dn = b.temp(target.ty), b.temp(I32)
+        b.and_(magnitude, r, const(target.ty, ~target.sign))
+        b.brcond(Cond.LEU, magnitude, const(target.ty, target.exp_mask), done)
+        b.and_(dn, FPCR, const(I32, FPCR_DN))
+        b.brcond(Cond.EQ, dn, const(I32, 0), done)
+        b.movi(r, target.default_nan)
+        b.set_label(done)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target)
+
+
+def trans_fcvt_to_h(ctx: DisasContext, a) -> bool:
+    if a.ftype not in (0, 1):
+        return False
+    operation = fp16.FCVT_S_TO_H if a.ftype == 0 else fp16.FCVT_D_TO_H
+    return gen_fcvt_half(ctx, operation, a.rn, a.rd)
 
 
 def trans_fcvt_to_s(ctx: DisasContext, a) -> bool:
@@ -182,14 +335,26 @@ def trans_fcvt_to_d(ctx: DisasContext, a) -> bool:
 
 
 def _frint(ctx: DisasContext, a, mode: RoundingMode, exact: bool = False) -> bool:
-    """Round to an integral value in ``mode``: through an integer of the same width
-    (every float of magnitude below 2**mantissa fits), keeping the sign of zero;
-    larger values, infinities and NaNs are already integral (NaNs are quieted)."""
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
+    write_fp(ctx, a.rd, gen_frint(ctx, fmt, read_fp(ctx, a.rn, fmt), mode, exact))
+    return True
+
+
+def gen_frint(ctx: DisasContext, fmt: _Format, x: Temp, mode: RoundingMode,
+              exact: bool = False) -> Temp:
+    """Round to an integral value in ``mode``: through an integer of the same width
+    (every float of magnitude below 2**mantissa fits), keeping the sign of zero;
+    larger values, infinities and NaNs are already integral (NaNs are quieted)."""
+    return gen_flush_to_zero(ctx, fmt, [x], lambda inputs: _frint_value(
+        ctx, fmt, inputs[0], mode, exact), flush_result=False)
+
+
+def _frint_value(ctx: DisasContext, fmt: _Format, x: Temp, mode: RoundingMode,
+                 exact: bool) -> Temp:
     b, ty = ctx.builder, fmt.ty
-    x, r = read_fp(ctx, a.rn, fmt), b.temp(ty)
+    r = b.temp(ty)
     magnitude, integer, sign = b.temp(ty), b.temp(ty), b.temp(ty)
     flags = b.temp(I32)
     large, done, keep = b.label(), b.label(), b.label()
@@ -211,8 +376,7 @@ def _frint(ctx: DisasContext, a, mode: RoundingMode, exact: bool = False) -> boo
     b.set_label(keep)
     b.mov(r, x)
     b.set_label(done)
-    write_fp(ctx, a.rd, r)
-    return True
+    return r
 
 
 def trans_frintn(ctx: DisasContext, a) -> bool:
@@ -250,13 +414,21 @@ def _arith(ctx: DisasContext, a, op: Callable, negate: bool = False) -> bool:
     if fmt is None:
         return False
     b = ctx.builder
-    x, y, r = read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt), b.temp(fmt.ty)
-    op(b, r, x, y, DYN)
-    gen_nan_fixup(ctx, fmt, r, [x, y])
+    r = gen_fp_arith(ctx, fmt, op, read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt))
     if negate:  # FNMUL: the rounded product negated (a NaN's sign flips too)
         b.xor(r, r, const(fmt.ty, fmt.sign))
     write_fp(ctx, a.rd, r)
     return True
+
+
+def gen_fp_arith(ctx: DisasContext, fmt: _Format, op: Callable, x: Temp, y: Temp) -> Temp:
+    """x op y (a Builder float op) in the dynamic rounding mode, with Arm's NaNs."""
+    def compute(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        op(ctx.builder, r, inputs[0], inputs[1], DYN)
+        gen_nan_fixup(ctx, fmt, r, inputs)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute)
 
 
 def trans_fadd(ctx: DisasContext, a) -> bool:
@@ -284,18 +456,28 @@ def _minmax(ctx: DisasContext, a, op: Callable, number: bool) -> bool:
     fmt = _FORMATS.get(a.ftype)
     if fmt is None:
         return False
-    b, ty = ctx.builder, fmt.ty
-    x, y, r = read_fp(ctx, a.rn, fmt), read_fp(ctx, a.rm, fmt), b.temp(ty)
-    op(b, r, x, y)
-    force = b.temp(ty)
-    if number:
-        other = gen_is_signalling(ctx, fmt, y)
-        b.or_(force, gen_is_signalling(ctx, fmt, x), other)
-    else:
-        b.fsetcond(FCond.UNORD, force, x, y)
-    gen_nan_fixup(ctx, fmt, r, [x, y], force=force)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fp_minmax(ctx, fmt, op, number, read_fp(ctx, a.rn, fmt),
+                                      read_fp(ctx, a.rm, fmt)))
     return True
+
+
+def gen_fp_minmax(ctx: DisasContext, fmt: _Format, op: Callable, number: bool, x: Temp,
+                  y: Temp) -> Temp:
+    b, ty = ctx.builder, fmt.ty
+
+    def compute(inputs: list[Temp]) -> Temp:
+        x, y = inputs
+        r = b.temp(ty)
+        op(b, r, x, y)
+        force = b.temp(ty)
+        if number:
+            other = gen_is_signalling(ctx, fmt, y)
+            b.or_(force, gen_is_signalling(ctx, fmt, x), other)
+        else:
+            b.fsetcond(FCond.UNORD, force, x, y)
+        gen_nan_fixup(ctx, fmt, r, [x, y], force=force)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, flush_result=False)
 
 
 def trans_fmax(ctx: DisasContext, a) -> bool:
@@ -330,11 +512,19 @@ def _fma(ctx: DisasContext, a, negate_product: bool, negate_addend: bool) -> boo
         t = b.temp(ty)
         b.xor(t, addend, const(ty, fmt.sign))
         addend = t
-    r = b.temp(ty)
-    b.fma(r, n, m, addend, DYN)
-    gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fp_fma(ctx, fmt, n, m, addend))
     return True
+
+
+def gen_fp_fma(ctx: DisasContext, fmt: _Format, n: Temp, m: Temp, addend: Temp) -> Temp:
+    """addend + n * m, fused, with Arm's NaNs."""
+    def compute(inputs: list[Temp]) -> Temp:
+        n, m, addend = inputs
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fma(r, n, m, addend, DYN)
+        gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute)
 
 
 def trans_fmadd(ctx: DisasContext, a) -> bool:
@@ -360,6 +550,7 @@ def gen_fp_compare(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, signalling
     """NZCV from comparing x with y: equal 0110, less 1000, greater 0010, unordered
     0011. FCMPE signals invalid for any NaN, FCMP only for signalling ones."""
     b = ctx.builder
+    x, y = flush_inputs(ctx, fmt, [x, y])
     less, equal, unordered = ctx.temp(), ctx.temp(), ctx.temp()
     b.fsetcond(FCond.LT if signalling else FCond.QLT, less, x, y)
     b.fsetcond(FCond.EQ, equal, x, y)
@@ -480,7 +671,8 @@ def _fp_to_int(ctx: DisasContext, a, mode: RoundingMode, signed: bool) -> bool:
     b = ctx.builder
     dst = b.temp(I64 if a.sf else I32)
     flags = b.temp(I32)
-    b.ftoi(dst, flags, read_fp(ctx, a.rn, fmt), mode, signed=signed)
+    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
+    b.ftoi(dst, flags, x, mode, signed=signed)
     gen_accrue_fflags(ctx, flags)
     if not a.sf:
         wide = ctx.temp()
@@ -506,3 +698,87 @@ trans_fcvtms = _conversion(RoundingMode.RDN, True)
 trans_fcvtmu = _conversion(RoundingMode.RDN, False)
 trans_fcvtzs = _conversion(RoundingMode.RTZ, True)
 trans_fcvtzu = _conversion(RoundingMode.RTZ, False)
+
+
+# -- conversions between floating point and fixed point (#fbits) -----------------------------
+
+def _fixed_point(ctx: DisasContext, a) -> tuple[_Format, int] | None:
+    fmt = _FORMATS.get(a.ftype)
+    if fmt is None or (not a.sf and a.scale < 32):
+        return None
+    return fmt, 64 - a.scale
+
+
+def _power_of_two(fmt: _Format, exponent: int) -> int:
+    """The bit pattern of 2**exponent (a normal number of ``fmt``)."""
+    bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+    return (exponent + bias) << fmt.mantissa
+
+
+def _fixed_to_fp(ctx: DisasContext, a, signed: bool) -> bool:
+    """SCVTF/UCVTF #fbits: the integer rounded once, then scaled by 2**-fbits, which
+    is exact (the smallest result, 2**-64, is a normal single)."""
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    b = ctx.builder
+    src = ctx.get_x(a.rn)
+    if not a.sf:
+        word = b.temp(I32)
+        b.extr_i64_i32(word, src)
+        src = word
+    r = b.temp(fmt.ty)
+    b.itof(r, src, DYN, signed=signed)
+    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
+    write_fp(ctx, a.rd, r)
+    return True
+
+
+def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
+    """FCVTZS/FCVTZU #fbits: x * 2**fbits made by adding fbits to the exponent (so no
+    overflow flag can come from the scaling), then converted towards zero. Zeros and
+    subnormals stay as they are (they convert to 0 either way); a finite value that
+    would overflow becomes the largest finite one (the conversion saturates either
+    way); infinities and NaNs stay."""
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    b, ty = ctx.builder, fmt.ty
+    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
+    exponent, scaled, huge = b.temp(ty), b.temp(ty), b.temp(ty)
+    b.and_(exponent, x, const(ty, fmt.exp_mask))
+    b.add(scaled, x, const(ty, fbits << fmt.mantissa))
+    b.and_(huge, x, const(ty, fmt.sign))
+    b.or_(huge, huge, const(ty, fmt.exp_mask - (1 << fmt.mantissa)))
+    limit = fmt.exp_mask - (fbits << fmt.mantissa)
+    b.movcond(Cond.GEU, scaled, exponent, const(ty, limit), huge, scaled)
+    b.movcond(Cond.EQ, scaled, exponent, const(ty, fmt.exp_mask), x, scaled)
+    b.movcond(Cond.EQ, scaled, exponent, const(ty, 0), x, scaled)
+    dst = b.temp(I64 if a.sf else I32)
+    flags = b.temp(I32)
+    b.ftoi(dst, flags, scaled, RoundingMode.RTZ, signed=signed)
+    gen_accrue_fflags(ctx, flags)
+    if not a.sf:
+        wide = ctx.temp()
+        b.ext_i32_i64(wide, dst, signed=False)
+        dst = wide
+    ctx.set_x(a.rd, dst)
+    return True
+
+
+def trans_scvtf_fix(ctx: DisasContext, a) -> bool:
+    return _fixed_to_fp(ctx, a, True)
+
+
+def trans_ucvtf_fix(ctx: DisasContext, a) -> bool:
+    return _fixed_to_fp(ctx, a, False)
+
+
+def trans_fcvtzs_fix(ctx: DisasContext, a) -> bool:
+    return _fp_to_fixed(ctx, a, True)
+
+
+def trans_fcvtzu_fix(ctx: DisasContext, a) -> bool:
+    return _fp_to_fixed(ctx, a, False)

@@ -341,6 +341,8 @@ def trans_stxp(ctx: DisasContext, a) -> bool:
 
 
 def trans_ldar(ctx: DisasContext, a) -> bool:
+    if not a.o0 and not ctx.model.has_lse:
+        return False  # LDLAR (Armv8.1 LORegions)
     value = ctx.temp()
     ctx.builder.qemu_ld(value, ctx.get_x_sp(a.rn), _aligned(a.size), ctx.mem_idx)
     ctx.set_x(a.rt, value)
@@ -348,11 +350,15 @@ def trans_ldar(ctx: DisasContext, a) -> bool:
 
 
 def trans_stlr(ctx: DisasContext, a) -> bool:
+    if not a.o0 and not ctx.model.has_lse:
+        return False  # STLLR
     ctx.builder.qemu_st(ctx.get_x(a.rt), ctx.get_x_sp(a.rn), _aligned(a.size), ctx.mem_idx)
     return True
 
 
 def trans_cas(ctx: DisasContext, a) -> bool:
+    if not ctx.model.has_lse:
+        return False
     b = ctx.builder
     expected, old = ctx.temp(), ctx.temp()
     ext = (b.ext8u, b.ext16u, b.ext32u, b.mov)[a.size]
@@ -364,7 +370,7 @@ def trans_cas(ctx: DisasContext, a) -> bool:
 
 
 def trans_casp(ctx: DisasContext, a) -> bool:
-    if a.rs & 1 or a.rt & 1:
+    if a.rs & 1 or a.rt & 1 or not ctx.model.has_lse:
         return False
     b = ctx.builder
     addr = ctx.temp()
@@ -392,6 +398,8 @@ def trans_casp(ctx: DisasContext, a) -> bool:
 # -- LSE atomics ----------------------------------------------------------------------------
 
 def _atomic(ctx: DisasContext, a, op: AtomicOp, invert: bool = False) -> bool:
+    if not ctx.model.has_lse:
+        return False
     b = ctx.builder
     value = ctx.get_x(a.rs)
     if invert:  # LDCLR: memory AND NOT value

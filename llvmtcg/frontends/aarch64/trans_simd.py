@@ -3,10 +3,18 @@ processing (checked here, run by the ``aarch64_simd`` helper: simd_lanes.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from llvmtcg.frontends.aarch64 import simd_lanes
-from llvmtcg.frontends.aarch64.simd_lanes import OPERATION_INDEX, SimdArgs, expand_imm
-from llvmtcg.frontends.aarch64.translate import DisasContext, V
-from llvmtcg.ir import I64, MemOp, Temp, const
+from llvmtcg.frontends.aarch64.simd_lanes import (
+    M64,
+    OPERATION_INDEX,
+    SimdArgs,
+    expand_imm,
+    shift_geometry,
+)
+from llvmtcg.frontends.aarch64.translate import ZERO, DisasContext, V
+from llvmtcg.ir import I64, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
@@ -69,7 +77,9 @@ def trans_fmov_reg(ctx: DisasContext, a) -> bool:
 
 # -- structure loads and stores -----------------------------------------------------------------
 
-_MULTI_REGISTERS = {0b0111: 1, 0b1010: 2, 0b0110: 3, 0b0010: 4}  # LD1/ST1 forms
+# opcode -> (registers, structure elements) of the multiple-structure forms
+_MULTI_FORMS = {0b0000: (4, 4), 0b0010: (4, 1), 0b0100: (3, 3), 0b0110: (3, 1),
+                0b0111: (1, 1), 0b1000: (2, 2), 0b1010: (2, 1)}
 
 
 def _post_index(ctx: DisasContext, a, base: Temp, total: int) -> None:
@@ -81,94 +91,125 @@ def _post_index(ctx: DisasContext, a, base: Temp, total: int) -> None:
     ctx.set_x_sp(a.rn, updated)
 
 
+def _lane_access(ctx: DisasContext, load: bool, reg: int, size: int, index: int,
+                 addr: Temp) -> None:
+    """Load (or store) element ``index`` of ``size`` (log2 bytes) of V``reg`` at addr."""
+    b = ctx.builder
+    esize = 8 << size
+    bit = index * esize
+    half, pos = V[2 * reg + bit // 64], bit % 64
+    if size == 3:
+        if load:
+            b.qemu_ld(half, addr, MemOp(3), ctx.mem_idx)
+        else:
+            b.qemu_st(half, addr, MemOp(3), ctx.mem_idx)
+        return
+    value = ctx.temp()
+    if load:
+        b.qemu_ld(value, addr, MemOp(size), ctx.mem_idx)
+        b.deposit(half, half, value, pos, esize)
+    else:
+        b.shr(value, half, const(I64, pos))
+        b.qemu_st(value, addr, MemOp(size), ctx.mem_idx)
+
+
 def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
-    """LD1/ST1 (multiple structures) of one to four registers; LD2-LD4 are not done."""
-    regs = _MULTI_REGISTERS.get(a.opcode)
-    if regs is None:
+    """LD1-LD4/ST1-ST4 (multiple structures): LDn de-interleaves n-element structures
+    into n registers; LD1 of several registers fills them one after the other."""
+    form = _MULTI_FORMS.get(a.opcode)
+    if form is None:
+        return False
+    regs, selem = form
+    if selem > 1 and a.sizev == 3 and not a.q:
         return False
     b = ctx.builder
     base = ctx.temp()
     b.mov(base, ctx.get_x_sp(a.rn))
-    step = 16 if a.q else 8
-    for i in range(regs):
-        vt = (a.rt + i) % 32
-        for half in range(2 if a.q else 1):
-            addr = ctx.temp()
-            b.add(addr, base, const(I64, i * step + half * 8))
-            if a.l:
-                b.qemu_ld(V[2 * vt + half], addr, MemOp(3), ctx.mem_idx)
-            else:
-                b.qemu_st(V[2 * vt + half], addr, MemOp(3), ctx.mem_idx)
-        if a.l and not a.q:
-            b.movi(V[2 * vt + 1], 0)
-    _post_index(ctx, a, base, regs * step)
+    reg_bytes = 16 if a.q else 8
+    if selem == 1:  # whole registers: doubleword accesses
+        for i in range(regs):
+            vt = (a.rt + i) % 32
+            for half in range(reg_bytes // 8):
+                addr = ctx.temp()
+                b.add(addr, base, const(I64, i * reg_bytes + half * 8))
+                _lane_access(ctx, bool(a.l), vt, 3, half, addr)
+    else:
+        esize_bytes = 1 << a.sizev
+        offset = 0
+        for element in range(reg_bytes // esize_bytes):
+            for r in range(selem):
+                addr = ctx.temp()
+                b.add(addr, base, const(I64, offset))
+                _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
+                offset += esize_bytes
+    if a.l and not a.q:
+        for i in range(regs):
+            b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
+    _post_index(ctx, a, base, regs * reg_bytes)
     return True
 
 
 def trans_simd_ldst_single(ctx: DisasContext, a) -> bool:
-    """LD1/ST1 (single structure, one lane) and LD1R; the 2-4 structure forms are not
-    done."""
-    if a.r:
-        return False
+    """LD1-LD4/ST1-ST4 (single structure: one lane of 1-4 registers) and LD1R-LD4R
+    (load one structure and replicate it to all lanes)."""
     b = ctx.builder
+    scale = a.opcode >> 1
+    selem = ((a.opcode & 1) << 1 | a.r) + 1
     base = ctx.temp()
     b.mov(base, ctx.get_x_sp(a.rn))
-    if a.opcode == 6:  # LD1R: load and replicate
+    if scale == 3:  # LDnR
         if not a.l or a.s:
             return False
         size = a.sizev
-        value = ctx.temp()
-        b.qemu_ld(value, base, MemOp(size), ctx.mem_idx)
-        b.mul(V[2 * a.rt], value, const(I64, _REPLICATE[size]))
-        if a.q:
-            b.mov(V[2 * a.rt + 1], V[2 * a.rt])
-        else:
-            b.movi(V[2 * a.rt + 1], 0)
-        _post_index(ctx, a, base, 1 << size)
+        for r in range(selem):
+            vt = (a.rt + r) % 32
+            value, addr = ctx.temp(), ctx.temp()
+            b.add(addr, base, const(I64, r << size))
+            b.qemu_ld(value, addr, MemOp(size), ctx.mem_idx)
+            b.mul(V[2 * vt], value, const(I64, _REPLICATE[size]))
+            if a.q:
+                b.mov(V[2 * vt + 1], V[2 * vt])
+            else:
+                b.movi(V[2 * vt + 1], 0)
+        _post_index(ctx, a, base, selem << size)
         return True
-    lane = _single_lane(a)
+    lane = _single_lane(a, scale)
     if lane is None:
         return False
     size, index = lane
-    esize = 8 << size
-    bit = index * esize
-    half, pos = V[2 * a.rt + bit // 64], bit % 64
-    if a.l:
-        value = ctx.temp()
-        b.qemu_ld(value, base, MemOp(size), ctx.mem_idx)
-        b.deposit(half, half, value, pos, esize)
-    else:
-        value = ctx.temp()
-        b.shr(value, half, const(I64, pos))
-        b.qemu_st(value, base, MemOp(size), ctx.mem_idx)
-    _post_index(ctx, a, base, 1 << size)
+    for r in range(selem):
+        addr = ctx.temp()
+        b.add(addr, base, const(I64, r << size))
+        _lane_access(ctx, bool(a.l), (a.rt + r) % 32, size, index, addr)
+    _post_index(ctx, a, base, selem << size)
     return True
 
 
-def _single_lane(a) -> tuple[int, int] | None:
+def _single_lane(a, scale: int) -> tuple[int, int] | None:
     """(element size log2, lane) of a single-structure encoding, None if unallocated."""
-    if a.opcode == 0:
+    if scale == 0:
         return 0, a.q << 3 | a.s << 2 | a.sizev
-    if a.opcode == 2:
+    if scale == 1:
         if a.sizev & 1:
             return None
         return 1, a.q << 2 | a.s << 1 | a.sizev >> 1
-    if a.opcode == 4:
-        if a.sizev == 0:
-            return 2, a.q << 1 | a.s
-        if a.sizev == 1 and not a.s:
-            return 3, a.q
+    if a.sizev == 0:
+        return 2, a.q << 1 | a.s
+    if a.sizev == 1 and not a.s:
+        return 3, a.q
     return None
 
 
 # -- AdvSIMD data processing ------------------------------------------------------------------
 
 def gen_simd(ctx: DisasContext, a, name: str, legal: bool = True, *,
-             size: int | None = None) -> bool:
-    """Run lane operation ``name`` on the decoded operands (False when not legal)."""
+             size: int | None = None, scalar: bool = False) -> bool:
+    """Run lane operation ``name`` on the decoded operands (False when not legal);
+    ``scalar``: the AdvSIMD scalar form (one lane)."""
     if not legal:
         return False
-    args = SimdArgs(a.q, a.size if size is None else size, a.rm, a.rn, a.rd, a.imm)
+    args = SimdArgs(0 if scalar else a.q, a.size if size is None else size, a.rm, a.rn,
+                    a.rd, a.imm, int(scalar))
     ctx.builder.call(SIMD_HELPER.name, (), (const(I64, OPERATION_INDEX[name]),
                                             const(I64, args.pack())))
     return True
@@ -192,32 +233,7 @@ def _long(name: str):
     return trans
 
 
-trans_add_v = _same("add")
-trans_sub_v = _same("sub")
 trans_mul_v = _same("mul", allow_2d=False)
-trans_cmeq_v = _same("cmeq")
-trans_cmtst_v = _same("cmtst")
-trans_cmgt_v = _same("cmgt")
-trans_cmhi_v = _same("cmhi")
-trans_cmge_v = _same("cmge")
-trans_cmhs_v = _same("cmhs")
-trans_smax_v = _same("smax", allow_2d=False)
-trans_umax_v = _same("umax", allow_2d=False)
-trans_smin_v = _same("smin", allow_2d=False)
-trans_umin_v = _same("umin", allow_2d=False)
-trans_addp_v = _same("addp")
-trans_smaxp_v = _same("smaxp", allow_2d=False)
-trans_umaxp_v = _same("umaxp", allow_2d=False)
-trans_sminp_v = _same("sminp", allow_2d=False)
-trans_uminp_v = _same("uminp", allow_2d=False)
-trans_and_v = _bytes("and")
-trans_bic_v = _bytes("bic")
-trans_orr_v = _bytes("orr")
-trans_orn_v = _bytes("orn")
-trans_eor_v = _bytes("eor")
-trans_bsl_v = _bytes("bsl")
-trans_bit_v = _bytes("bit")
-trans_bif_v = _bytes("bif")
 trans_saddl_v = _long("saddl")
 trans_uaddl_v = _long("uaddl")
 trans_saddw_v = _long("saddw")
@@ -228,32 +244,10 @@ trans_smull_v = _long("smull")
 trans_umull_v = _long("umull")
 trans_cmgt0_v = _same("cmgt0")
 trans_cmge0_v = _same("cmge0")
-trans_cmeq0_v = _same("cmeq0")
 trans_cmle0_v = _same("cmle0")
 trans_cmlt0_v = _same("cmlt0")
 trans_abs_v = _same("abs")
 trans_neg_v = _same("neg")
-trans_xtn_v = _long("xtn")
-
-
-def trans_rev64_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev64", a.size < 3)
-
-
-def trans_rev32_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev32", a.size < 2)
-
-
-def trans_rev16_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rev16", a.size == 0)
-
-
-def trans_cnt_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "cnt")
-
-
-def trans_not_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "not")
 
 
 def trans_rbit_v(ctx: DisasContext, a) -> bool:
@@ -268,11 +262,6 @@ def _across(name: str):
 
 trans_saddlv_v = _across("saddlv")
 trans_uaddlv_v = _across("uaddlv")
-trans_smaxv_v = _across("smaxv")
-trans_umaxv_v = _across("umaxv")
-trans_sminv_v = _across("sminv")
-trans_uminv_v = _across("uminv")
-trans_addv_v = _across("addv")
 
 
 def trans_addp_s(ctx: DisasContext, a) -> bool:
@@ -284,39 +273,13 @@ def _copy_size(a) -> int | None:
     return None if imm5 & 15 == 0 else (imm5 & -imm5).bit_length() - 1
 
 
-def trans_dup_elem(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "dup_elem", size is not None and (size < 3 or a.q))
-
-
-def trans_dup_gp(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "dup_gp", size is not None and (size < 3 or a.q))
-
-
 def trans_smov(ctx: DisasContext, a) -> bool:
     size = _copy_size(a)
     return gen_simd(ctx, a, "smov", size is not None and size < (3 if a.q else 2))
 
 
-def trans_umov(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "umov", size is not None and (size == 3) == bool(a.q))
-
-
-def trans_ins_gp(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ins_gp", _copy_size(a) is not None)
-
-
 def trans_ins_elem(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "ins_elem", _copy_size(a) is not None)
-
-
-def trans_movi(ctx: DisasContext, a) -> bool:
-    op, cmode = a.imm >> 12, a.imm >> 5 & 15
-    imm8 = (a.imm >> 9 & 7) << 5 | a.imm & 31
-    legal = expand_imm(op, cmode, imm8) is not None and not (cmode == 15 and op and not a.q)
-    return gen_simd(ctx, a, "movi", legal)
 
 
 def _shift(name: str, narrow: bool = False):
@@ -337,7 +300,6 @@ trans_usra_v = _shift("usra")
 trans_sri_v = _shift("sri")
 trans_shl_v = _shift("shl")
 trans_sli_v = _shift("sli")
-trans_shrn_v = _shift("shrn", narrow=True)
 trans_sshll_v = _shift("sshll", narrow=True)
 trans_ushll_v = _shift("ushll", narrow=True)
 trans_uzp1_v = _same("uzp1", allow_2d=True)
@@ -348,14 +310,749 @@ trans_zip1_v = _same("zip1")
 trans_zip2_v = _same("zip2")
 
 
+
+# -- saturating, halving, accumulating, long and narrow forms --------------------------------
+
+trans_shadd_v = _same("shadd", allow_2d=False)
+trans_uhadd_v = _same("uhadd", allow_2d=False)
+trans_srhadd_v = _same("srhadd", allow_2d=False)
+trans_urhadd_v = _same("urhadd", allow_2d=False)
+trans_shsub_v = _same("shsub", allow_2d=False)
+trans_uhsub_v = _same("uhsub", allow_2d=False)
+trans_sqadd_v = _same("sqadd")
+trans_uqadd_v = _same("uqadd")
+trans_sqsub_v = _same("sqsub")
+trans_uqsub_v = _same("uqsub")
+trans_sshl_v = _same("sshl")
+trans_ushl_v = _same("ushl")
+trans_sqshl_v = _same("sqshl")
+trans_uqshl_v = _same("uqshl")
+trans_srshl_v = _same("srshl")
+trans_urshl_v = _same("urshl")
+trans_sqrshl_v = _same("sqrshl")
+trans_uqrshl_v = _same("uqrshl")
+trans_sabd_v = _same("sabd", allow_2d=False)
+trans_uabd_v = _same("uabd", allow_2d=False)
+trans_saba_v = _same("saba", allow_2d=False)
+trans_uaba_v = _same("uaba", allow_2d=False)
+trans_mla_v = _same("mla", allow_2d=False)
+trans_mls_v = _same("mls", allow_2d=False)
+
+
+def trans_pmul_v(ctx: DisasContext, a) -> bool:
+    return gen_simd(ctx, a, "pmul", a.size == 0)
+
+
+def _doubling(name: str):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in (1, 2))
+    return trans
+
+
+trans_sqdmulh_v = _doubling("sqdmulh")
+trans_sqrdmulh_v = _doubling("sqrdmulh")
+trans_ssubw_v = _long("ssubw")
+trans_usubw_v = _long("usubw")
+trans_addhn_v = _long("addhn")
+trans_raddhn_v = _long("raddhn")
+trans_subhn_v = _long("subhn")
+trans_rsubhn_v = _long("rsubhn")
+trans_sabal_v = _long("sabal")
+trans_uabal_v = _long("uabal")
+trans_sabdl_v = _long("sabdl")
+trans_uabdl_v = _long("uabdl")
+trans_smlal_v = _long("smlal")
+trans_umlal_v = _long("umlal")
+trans_smlsl_v = _long("smlsl")
+trans_umlsl_v = _long("umlsl")
+trans_sqdmlal_v = _doubling("sqdmlal")
+trans_sqdmlsl_v = _doubling("sqdmlsl")
+trans_sqdmull_v = _doubling("sqdmull")
+
+
+def trans_pmull_v(ctx: DisasContext, a) -> bool:
+    """PMULL of bytes, or of doublewords (the crypto extension's 64x64 -> 128)."""
+    return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
+
+
+trans_sqxtun_v = _long("sqxtun")
+trans_sqxtn_v = _long("sqxtn")
+trans_uqxtn_v = _long("uqxtn")
+trans_shll_v = _long("shll")
+trans_suqadd_v = _same("suqadd")
+trans_usqadd_v = _same("usqadd")
+trans_cls_v = _same("cls", allow_2d=False)
+trans_clz_v = _same("clz", allow_2d=False)
+trans_sqabs_v = _same("sqabs")
+trans_sqneg_v = _same("sqneg")
+trans_saddlp_v = _long("saddlp")
+trans_uaddlp_v = _long("uaddlp")
+trans_sadalp_v = _long("sadalp")
+trans_uadalp_v = _long("uadalp")
+
+trans_srshr_v = _shift("srshr")
+trans_urshr_v = _shift("urshr")
+trans_srsra_v = _shift("srsra")
+trans_ursra_v = _shift("ursra")
+trans_sqshlu_v = _shift("sqshlu")
+trans_sqshl_imm_v = _shift("sqshl_imm")
+trans_uqshl_imm_v = _shift("uqshl_imm")
+trans_sqshrun_v = _shift("sqshrun", narrow=True)
+trans_rshrn_v = _shift("rshrn", narrow=True)
+trans_sqrshrun_v = _shift("sqrshrun", narrow=True)
+trans_sqshrn_v = _shift("sqshrn", narrow=True)
+trans_uqshrn_v = _shift("uqshrn", narrow=True)
+trans_sqrshrn_v = _shift("sqrshrn", narrow=True)
+trans_uqrshrn_v = _shift("uqrshrn", narrow=True)
+
+
+# -- the AdvSIMD scalar forms: one lane of the vector operation ------------------------------
+
+def _scalar(name: str, sizes: tuple[int, ...] = (0, 1, 2, 3)):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in sizes, scalar=True)
+    return trans
+
+
+_D_ONLY = (3,)
+_HS = (1, 2)
+_NARROW = (0, 1, 2)
+trans_sqadd_s = _scalar("sqadd")
+trans_uqadd_s = _scalar("uqadd")
+trans_sqsub_s = _scalar("sqsub")
+trans_uqsub_s = _scalar("uqsub")
+trans_cmgt_s = _scalar("cmgt", _D_ONLY)
+trans_cmhi_s = _scalar("cmhi", _D_ONLY)
+trans_cmge_s = _scalar("cmge", _D_ONLY)
+trans_cmhs_s = _scalar("cmhs", _D_ONLY)
+trans_sshl_s = _scalar("sshl", _D_ONLY)
+trans_ushl_s = _scalar("ushl", _D_ONLY)
+trans_sqshl_s = _scalar("sqshl")
+trans_uqshl_s = _scalar("uqshl")
+trans_srshl_s = _scalar("srshl", _D_ONLY)
+trans_urshl_s = _scalar("urshl", _D_ONLY)
+trans_sqrshl_s = _scalar("sqrshl")
+trans_uqrshl_s = _scalar("uqrshl")
+trans_add_s = _scalar("add", _D_ONLY)
+trans_sub_s = _scalar("sub", _D_ONLY)
+trans_cmtst_s = _scalar("cmtst", _D_ONLY)
+trans_cmeq_s = _scalar("cmeq", _D_ONLY)
+trans_sqdmulh_s = _scalar("sqdmulh", _HS)
+trans_sqrdmulh_s = _scalar("sqrdmulh", _HS)
+trans_sqdmlal_s = _scalar("sqdmlal", _HS)
+trans_sqdmlsl_s = _scalar("sqdmlsl", _HS)
+trans_sqdmull_s = _scalar("sqdmull", _HS)
+trans_suqadd_s = _scalar("suqadd")
+trans_usqadd_s = _scalar("usqadd")
+trans_sqabs_s = _scalar("sqabs")
+trans_sqneg_s = _scalar("sqneg")
+trans_cmgt0_s = _scalar("cmgt0", _D_ONLY)
+trans_cmge0_s = _scalar("cmge0", _D_ONLY)
+trans_cmeq0_s = _scalar("cmeq0", _D_ONLY)
+trans_cmle0_s = _scalar("cmle0", _D_ONLY)
+trans_cmlt0_s = _scalar("cmlt0", _D_ONLY)
+trans_abs_s = _scalar("abs", _D_ONLY)
+trans_neg_s = _scalar("neg", _D_ONLY)
+trans_sqxtun_s = _scalar("sqxtun", _NARROW)
+trans_sqxtn_s = _scalar("sqxtn", _NARROW)
+trans_uqxtn_s = _scalar("uqxtn", _NARROW)
+
+
+def trans_dup_s(ctx: DisasContext, a) -> bool:
+    return gen_simd(ctx, a, "dup_scalar", _copy_size(a) is not None, scalar=True)
+
+
+def _shift_s(name: str, kind: str):
+    """Scalar shifts by immediate: D only (``d``), any size (``any``) or narrowing."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if kind == "d":
+            legal = immh >= 8
+        elif kind == "any":
+            legal = immh != 0
+        else:
+            legal = 0 < immh < 8
+        return gen_simd(ctx, a, name, legal, scalar=True)
+    return trans
+
+
+trans_sshr_s = _shift_s("sshr", "d")
+trans_ushr_s = _shift_s("ushr", "d")
+trans_ssra_s = _shift_s("ssra", "d")
+trans_usra_s = _shift_s("usra", "d")
+trans_srshr_s = _shift_s("srshr", "d")
+trans_urshr_s = _shift_s("urshr", "d")
+trans_srsra_s = _shift_s("srsra", "d")
+trans_ursra_s = _shift_s("ursra", "d")
+trans_sri_s = _shift_s("sri", "d")
+trans_shl_s = _shift_s("shl", "d")
+trans_sli_s = _shift_s("sli", "d")
+trans_sqshlu_s = _shift_s("sqshlu", "any")
+trans_sqshl_imm_s = _shift_s("sqshl_imm", "any")
+trans_uqshl_imm_s = _shift_s("uqshl_imm", "any")
+trans_sqshrun_s = _shift_s("sqshrun", "narrow")
+trans_sqrshrun_s = _shift_s("sqrshrun", "narrow")
+trans_sqshrn_s = _shift_s("sqshrn", "narrow")
+trans_uqshrn_s = _shift_s("uqshrn", "narrow")
+trans_sqrshrn_s = _shift_s("sqrshrn", "narrow")
+trans_uqrshrn_s = _shift_s("uqrshrn", "narrow")
+
+
+# -- by element ----------------------------------------------------------------------------
+
+def _elem(name: str, long: bool = False, scalar: bool = False, sizes=(1, 2)):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, a.size in sizes, scalar=scalar)
+    return trans
+
+
+trans_mla_elem = _elem("mla_elem")
+trans_mls_elem = _elem("mls_elem")
+trans_mul_elem = _elem("mul_elem")
+trans_smlal_elem = _elem("smlal_elem")
+trans_umlal_elem = _elem("umlal_elem")
+trans_smlsl_elem = _elem("smlsl_elem")
+trans_umlsl_elem = _elem("umlsl_elem")
+trans_smull_elem = _elem("smull_elem")
+trans_umull_elem = _elem("umull_elem")
+trans_sqdmlal_elem = _elem("sqdmlal_elem")
+trans_sqdmlsl_elem = _elem("sqdmlsl_elem")
+trans_sqdmull_elem = _elem("sqdmull_elem")
+trans_sqdmulh_elem = _elem("sqdmulh_elem")
+trans_sqrdmulh_elem = _elem("sqrdmulh_elem")
+trans_sqdmlal_elem_s = _elem("sqdmlal_elem", scalar=True)
+trans_sqdmlsl_elem_s = _elem("sqdmlsl_elem", scalar=True)
+trans_sqdmull_elem_s = _elem("sqdmull_elem", scalar=True)
+trans_sqdmulh_elem_s = _elem("sqdmulh_elem", scalar=True)
+trans_sqrdmulh_elem_s = _elem("sqrdmulh_elem", scalar=True)
+
+
+# -- the cryptographic extension --------------------------------------------------------------
+
+def _crypto(name: str):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_simd(ctx, a, name, ctx.model.has_crypto)
+    return trans
+
+
+trans_aese = _crypto("aese")
+trans_aesd = _crypto("aesd")
+trans_aesmc = _crypto("aesmc")
+trans_aesimc = _crypto("aesimc")
+trans_sha1c = _crypto("sha1c")
+trans_sha1p = _crypto("sha1p")
+trans_sha1m = _crypto("sha1m")
+trans_sha1su0 = _crypto("sha1su0")
+trans_sha256h = _crypto("sha256h")
+trans_sha256h2 = _crypto("sha256h2")
+trans_sha256su1 = _crypto("sha256su1")
+trans_sha1h = _crypto("sha1h")
+trans_sha1su1 = _crypto("sha1su1")
+trans_sha256su0 = _crypto("sha256su0")
+
+
+# -- inline forms of the common operations --------------------------------------------------
+#
+# The operations compilers and glibc's string routines use most are IR on the two 64-bit
+# halves (SWAR: lanes never carry into each other), not calls of the lane helper.
+
+def _lane_bits(size: int, bit: int) -> int:
+    """A 64-bit mask with ``bit`` of every lane of ``size`` set."""
+    return _REPLICATE[size] << bit & M64
+
+
+def gen_halves(ctx: DisasContext, a, emit, halves: int | None = None) -> bool:
+    """Vd.half[h] = emit(ctx, dst, Vn.half[h], Vm.half[h], Vd.half[h]) for one (Q=0, the
+    upper half cleared) or both halves; the results are written last."""
+    b = ctx.builder
+    out = []
+    for h in range(halves or (2 if a.q else 1)):
+        t = ctx.temp()
+        emit(ctx, t, V[2 * a.rn + h], V[2 * a.rm + h], V[2 * a.rd + h])
+        out.append(t)
+    b.mov(V[2 * a.rd], out[0])
+    if len(out) == 2:
+        b.mov(V[2 * a.rd + 1], out[1])
+    else:
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def _logic(emit):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_halves(ctx, a, emit)
+    return trans
+
+
+trans_and_v = _logic(lambda ctx, t, n, m, d: ctx.builder.and_(t, n, m))
+trans_bic_v = _logic(lambda ctx, t, n, m, d: ctx.builder.andc(t, n, m))
+trans_orr_v = _logic(lambda ctx, t, n, m, d: ctx.builder.or_(t, n, m))
+trans_orn_v = _logic(lambda ctx, t, n, m, d: ctx.builder.orc(t, n, m))
+trans_eor_v = _logic(lambda ctx, t, n, m, d: ctx.builder.xor(t, n, m))
+trans_not_v = _logic(lambda ctx, t, n, m, d: ctx.builder.not_(t, n))
+
+
+def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
+            invert: bool = False) -> None:
+    """t = (ones & mask) | (zeros & ~mask) (inverted mask: the other way round)."""
+    b = ctx.builder
+    diff = ctx.temp()
+    b.xor(diff, ones, zeros)
+    (b.andc if invert else b.and_)(diff, diff, mask)
+    b.xor(t, zeros, diff)
+
+
+trans_bsl_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, d, n, m))
+trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
+trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
+
+
+def _swar_add(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int,
+              subtract: bool) -> None:
+    """Lane-wise x + y (x - y): the lanes' top bits are summed apart so no carry (or
+    borrow) crosses a lane."""
+    b = ctx.builder
+    if size == 3:
+        (b.sub if subtract else b.add)(t, x, y)
+        return
+    high = const(I64, _lane_bits(size, (8 << size) - 1))
+    low = const(I64, ~_lane_bits(size, (8 << size) - 1) & M64)
+    xl, yl, top = ctx.temp(), ctx.temp(), ctx.temp()
+    if subtract:
+        b.or_(xl, x, high)
+        b.and_(yl, y, low)
+        b.sub(t, xl, yl)
+        b.eqv(top, x, y)  # ~(x ^ y): the top bit of x - y before the borrow
+    else:
+        b.and_(xl, x, low)
+        b.and_(yl, y, low)
+        b.add(t, xl, yl)
+        b.xor(top, x, y)
+    b.and_(top, top, high)
+    b.xor(t, t, top)
+
+
+def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
+    """t = all ones in each lane of x that is not zero."""
+    b = ctx.builder
+    if size == 3:
+        b.setcond(Cond.NE, t, x, ZERO)
+        b.neg(t, t)
+        return
+    esize = 8 << size
+    high = _lane_bits(size, esize - 1)
+    low = const(I64, ~high & M64)
+    nonzero = ctx.temp()
+    b.and_(nonzero, x, low)
+    b.add(nonzero, nonzero, low)  # carries into the top bit when the low bits are not 0
+    b.or_(nonzero, nonzero, x)
+    b.and_(nonzero, nonzero, const(I64, high))
+    b.shr(nonzero, nonzero, const(I64, esize - 1))  # 1 per nonzero lane
+    b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
+
+
+def _arith(subtract: bool):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        return gen_halves(ctx, a, lambda ctx, t, n, m, d: _swar_add(ctx, t, n, m, a.size,
+                                                                    subtract))
+    return trans
+
+
+trans_add_v = _arith(False)
+trans_sub_v = _arith(True)
+
+
+def _equal(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
+    diff = ctx.temp()
+    ctx.builder.xor(diff, x, y)
+    _lane_nonzero_mask(ctx, t, diff, size)
+    ctx.builder.not_(t, t)
+
+
+def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
+    both = ctx.temp()
+    ctx.builder.and_(both, x, y)
+    _lane_nonzero_mask(ctx, t, both, size)
+
+
+def _compare(emit):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        return gen_halves(ctx, a, lambda ctx, t, n, m, d: emit(ctx, t, n, m, a.size))
+    return trans
+
+
+trans_cmeq_v = _compare(_equal)
+trans_cmtst_v = _compare(_test)
+trans_cmeq0_v = _compare(lambda ctx, t, n, m, size: _equal(ctx, t, n, ZERO, size))
+
+
+def trans_cnt_v(ctx: DisasContext, a) -> bool:
+    """CNT: population count of each byte (the classic SWAR sum of bit pairs, nibbles,
+    bytes)."""
+    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
+        b = ctx.builder
+        x, y = ctx.temp(), ctx.temp()
+        b.shr(y, n, const(I64, 1))
+        b.and_(y, y, const(I64, 0x5555_5555_5555_5555))
+        b.sub(x, n, y)
+        b.shr(y, x, const(I64, 2))
+        b.and_(y, y, const(I64, 0x3333_3333_3333_3333))
+        b.and_(x, x, const(I64, 0x3333_3333_3333_3333))
+        b.add(x, x, y)
+        b.shr(y, x, const(I64, 4))
+        b.add(x, x, y)
+        b.and_(t, x, const(I64, 0x0F0F_0F0F_0F0F_0F0F))
+    return gen_halves(ctx, a, emit)
+
+
+def trans_dup_gp(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3 and not a.q):
+        return False
+    b = ctx.builder
+    value = ctx.temp()
+    (b.ext8u, b.ext16u, b.ext32u, b.mov)[size](value, ctx.get_x(a.rn))
+    b.mul(value, value, const(I64, _REPLICATE[size]))
+    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, value))
+
+
+def _lane_source(ctx: DisasContext, reg: int, size: int, index: int, signed: bool = False
+                 ) -> Temp:
+    """Element ``index`` of V``reg``, zero- (sign-) extended to 64 bits."""
+    esize = 8 << size
+    bit = index * esize
+    half = V[2 * reg + bit // 64]
+    if size == 3:
+        return half
+    t = ctx.temp()
+    ctx.builder.extract(t, half, bit % 64, esize, signed=signed)
+    return t
+
+
+def trans_umov(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3) != bool(a.q):
+        return False
+    ctx.set_x(a.rd, _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1)))
+    return True
+
+
+def trans_ins_gp(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None:
+        return False
+    esize = 8 << size
+    bit = ((a.imm & 31) >> (size + 1)) * esize
+    half = V[2 * a.rd + bit // 64]
+    if size == 3:
+        ctx.builder.mov(half, ctx.get_x(a.rn))
+    else:
+        ctx.builder.deposit(half, half, ctx.get_x(a.rn), bit % 64, esize)
+    return True
+
+
+def trans_movi(ctx: DisasContext, a) -> bool:
+    """MOVI/MVNI/ORR/BIC (immediate) and FMOV (vector, immediate)."""
+    op, cmode = a.imm >> 12, a.imm >> 5 & 15
+    imm8 = (a.imm >> 9 & 7) << 5 | a.imm & 31
+    imm = expand_imm(op, cmode, imm8)
+    if imm is None or (cmode == 15 and op and not a.q):
+        return False
+    if cmode < 12 and cmode & 1:  # ORR / BIC
+        emit = ((lambda ctx, t, n, m, d: ctx.builder.and_(t, d, const(I64, ~imm & M64)))
+                if op else (lambda ctx, t, n, m, d: ctx.builder.or_(t, d, const(I64, imm))))
+    else:
+        value = ~imm & M64 if op and cmode < 14 else imm  # MVNI
+        emit = (lambda ctx, t, n, m, d: ctx.builder.movi(t, value))  # noqa: E731
+    return gen_halves(ctx, a, emit)
+
+
+def trans_dup_elem(ctx: DisasContext, a) -> bool:
+    size = _copy_size(a)
+    if size is None or (size == 3 and not a.q):
+        return False
+    value = _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1))
+    replicated = ctx.temp()
+    ctx.builder.mul(replicated, value, const(I64, _REPLICATE[size]))
+    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, replicated))
+
+
+
+# Lane by lane in IR: each lane extracted, combined, deposited into the result halves.
+LaneFn = Callable[[DisasContext, Temp, Temp, int], Temp]
+
+
+def _assemble(ctx: DisasContext, rd: int, lanes: list[Temp], esize: int,
+              clear_upper: bool = True) -> None:
+    """Vd = the lanes (zero above them when clear_upper)."""
+    b = ctx.builder
+    per_half = 64 // esize
+    halves = []
+    for h in range(0, len(lanes), per_half):
+        t = ctx.temp()
+        if esize == 64:
+            b.mov(t, lanes[h])
+        else:
+            b.movi(t, 0)
+            for i, lane in enumerate(lanes[h:h + per_half]):
+                b.deposit(t, t, lane, i * esize, esize)
+        halves.append(t)
+    b.mov(V[2 * rd], halves[0])
+    if len(halves) == 2:
+        b.mov(V[2 * rd + 1], halves[1])
+    elif clear_upper:
+        b.movi(V[2 * rd + 1], 0)
+
+
+def gen_lanewise(ctx: DisasContext, a, fn: LaneFn, signed: bool = False,
+                 pairwise: bool = False) -> bool:
+    """Vd[i] = fn(Vn[i], Vm[i]), or of adjacent lanes of Vn:Vm (pairwise)."""
+    if a.size == 3 and not a.q:
+        return False
+    esize = 8 << a.size
+    count = (128 if a.q else 64) // esize
+    n = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
+    m = [_lane_source(ctx, a.rm, a.size, i, signed) for i in range(count)]
+    if pairwise:
+        cat = n + m
+        out = [fn(ctx, cat[2 * i], cat[2 * i + 1], esize) for i in range(count)]
+    else:
+        out = [fn(ctx, x, y, esize) for x, y in zip(n, m, strict=True)]
+    _assemble(ctx, a.rd, out, esize)
+    return True
+
+
+def _pick(cond: Cond) -> LaneFn:
+    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+        t = ctx.temp()
+        ctx.builder.movcond(cond, t, x, y, x, y)
+        return t
+    return fn
+
+
+def _mask_if(cond: Cond) -> LaneFn:
+    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+        t = ctx.temp()
+        ctx.builder.setcond(cond, t, x, y)
+        ctx.builder.neg(t, t)
+        return t
+    return fn
+
+
+def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
+    t = ctx.temp()
+    ctx.builder.add(t, x, y)
+    return t
+
+
+def _lanewise(fn: LaneFn, signed: bool = False, pairwise: bool = False,
+              allow_2d: bool = True):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not allow_2d:
+            return False
+        return gen_lanewise(ctx, a, fn, signed, pairwise)
+    return trans
+
+
+trans_cmgt_v = _lanewise(_mask_if(Cond.GT), signed=True)
+trans_cmge_v = _lanewise(_mask_if(Cond.GE), signed=True)
+trans_cmhi_v = _lanewise(_mask_if(Cond.GTU))
+trans_cmhs_v = _lanewise(_mask_if(Cond.GEU))
+trans_smax_v = _lanewise(_pick(Cond.GT), signed=True, allow_2d=False)
+trans_smin_v = _lanewise(_pick(Cond.LT), signed=True, allow_2d=False)
+trans_umax_v = _lanewise(_pick(Cond.GTU), allow_2d=False)
+trans_umin_v = _lanewise(_pick(Cond.LTU), allow_2d=False)
+trans_addp_v = _lanewise(_add_lanes, pairwise=True)
+trans_smaxp_v = _lanewise(_pick(Cond.GT), signed=True, pairwise=True, allow_2d=False)
+trans_sminp_v = _lanewise(_pick(Cond.LT), signed=True, pairwise=True, allow_2d=False)
+trans_umaxp_v = _lanewise(_pick(Cond.GTU), pairwise=True, allow_2d=False)
+trans_uminp_v = _lanewise(_pick(Cond.LTU), pairwise=True, allow_2d=False)
+
+
+def _across_lanes(fn: LaneFn, signed: bool = False):
+    """ADDV/SMAXV/UMAXV/SMINV/UMINV: the lanes reduced into lane 0 of Vd."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not (a.size < 2 or (a.size == 2 and a.q)):
+            return False
+        esize = 8 << a.size
+        count = (128 if a.q else 64) // esize
+        lanes = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
+        acc = lanes[0]
+        for lane in lanes[1:]:
+            acc = fn(ctx, acc, lane, esize)
+        result = ctx.temp()
+        ctx.builder.extract(result, acc, 0, esize)
+        ctx.builder.mov(V[2 * a.rd], result)
+        ctx.builder.movi(V[2 * a.rd + 1], 0)
+        return True
+    return trans
+
+
+trans_addv_v = _across_lanes(_add_lanes)
+trans_smaxv_v = _across_lanes(_pick(Cond.GT), signed=True)
+trans_sminv_v = _across_lanes(_pick(Cond.LT), signed=True)
+trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
+trans_uminv_v = _across_lanes(_pick(Cond.LTU))
+
+
+def _narrow(ctx: DisasContext, a, size: int, shift: int) -> bool:
+    """XTN/SHRN (and the "2" forms): each wide lane shifted right by ``shift`` and
+    truncated, the halves' lanes packed (SWAR) into Vd's lower (upper) half."""
+    b = ctx.builder
+    esize = 8 << size  # of the narrow lanes
+    keep = const(I64, _REPLICATE[size + 1] * ((1 << esize) - 1))
+    packed = []
+    for h in range(2):
+        x = ctx.temp()
+        b.shr(x, V[2 * a.rn + h], const(I64, shift))
+        b.and_(x, x, keep)
+        width = esize
+        while width < 32:  # pull each lane next to its neighbour: 4x16 -> 2x32 -> 1x64
+            y = ctx.temp()
+            b.shr(y, x, const(I64, width))
+            b.or_(x, x, y)
+            width *= 2
+            b.and_(x, x, const(I64, _REPLICATE[width.bit_length() - 3] * ((1 << width) - 1)))
+        packed.append(x)
+    result = ctx.temp()
+    b.deposit(result, packed[0], packed[1], 32, 32)
+    if a.q:
+        b.mov(V[2 * a.rd + 1], result)
+    else:
+        b.mov(V[2 * a.rd], result)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def trans_xtn_v(ctx: DisasContext, a) -> bool:
+    return a.size < 3 and _narrow(ctx, a, a.size, 0)
+
+
+def trans_shrn_v(ctx: DisasContext, a) -> bool:
+    immh = a.imm >> 3
+    if not 0 < immh < 8:
+        return False
+    _, right, _ = shift_geometry(a.imm)
+    return _narrow(ctx, a, immh.bit_length() - 1, right)
+
+
+def _funnel(ctx: DisasContext, low: Temp, high: Temp, shift: int) -> Temp:
+    """Bits [shift, shift + 64) of high:low."""
+    if shift == 0:
+        return low
+    b = ctx.builder
+    t, u = ctx.temp(), ctx.temp()
+    b.shr(t, low, const(I64, shift))
+    b.shl(u, high, const(I64, 64 - shift))
+    b.or_(t, t, u)
+    return t
+
+
 def trans_ext_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ext", a.q or a.imm < 8)
+    """EXT: bytes imm.. of Vm:Vn (Vn the low end), as funnel shifts of the halves."""
+    if not a.q and a.imm >= 8:
+        return False
+    b = ctx.builder
+    shift = (a.imm % 8) * 8
+    if a.q:
+        words = [V[2 * a.rn], V[2 * a.rn + 1], V[2 * a.rm], V[2 * a.rm + 1]]
+        w = a.imm // 8
+        low = _funnel(ctx, words[w], words[w + 1], shift)
+        high = _funnel(ctx, words[w + 1], words[w + 2], shift)
+        t_low, t_high = ctx.temp(), ctx.temp()
+        b.mov(t_low, low)
+        b.mov(t_high, high)
+        b.mov(V[2 * a.rd], t_low)
+        b.mov(V[2 * a.rd + 1], t_high)
+    else:
+        t = ctx.temp()
+        b.mov(t, _funnel(ctx, V[2 * a.rn], V[2 * a.rm], shift))
+        b.mov(V[2 * a.rd], t)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
 
 
-def trans_tbl_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "tbl")
+def _swap_within(ctx: DisasContext, t: Temp, x: Temp, width: int) -> None:
+    """t = x with each pair of adjacent ``width``-bit fields swapped."""
+    b = ctx.builder
+    if width == 32:
+        b.rotl(t, x, const(I64, 32))
+        return
+    mask = const(I64, _REPLICATE[(2 * width).bit_length() - 4] * ((1 << width) - 1))
+    low, high = ctx.temp(), ctx.temp()
+    b.and_(low, x, mask)
+    b.shl(low, low, const(I64, width))
+    b.shr(high, x, const(I64, width))
+    b.and_(high, high, mask)
+    b.or_(t, low, high)
 
 
-def trans_tbx_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "tbx")
+def _reverse(container: int):
+    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit, as
+    swaps of ever smaller fields (the widest first)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        esize = 8 << a.size
+        if esize >= container:
+            return False
 
+        def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
+            ctx.builder.mov(t, n)
+            width = container // 2
+            while width >= esize:
+                _swap_within(ctx, t, t, width)
+                width //= 2
+        return gen_halves(ctx, a, emit)
+    return trans
+
+
+trans_rev64_v = _reverse(64)
+trans_rev32_v = _reverse(32)
+trans_rev16_v = _reverse(16)
+
+
+def _table_lookup(extend: bool):
+    """TBL/TBX of a one-register table inline (each index byte selects a byte of the two
+    halves; out of range gives 0, or keeps Vd's byte for TBX); longer tables in the
+    lane helper."""
+    name = "tbx" if extend else "tbl"
+
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size != 0:  # a.size is len: 1-4 registers
+            return gen_simd(ctx, a, name)
+        b = ctx.builder
+        table_lo, table_hi = V[2 * a.rn], V[2 * a.rn + 1]
+        out = []
+        for h in range(2 if a.q else 1):
+            result = ctx.temp()
+            b.movi(result, 0)
+            for i in range(8):
+                index, shift, low, high, byte = (ctx.temp() for _ in range(5))
+                b.extract(index, V[2 * a.rm + h], 8 * i, 8)
+                b.and_(shift, index, const(I64, 7))
+                b.shl(shift, shift, const(I64, 3))
+                b.shr(low, table_lo, shift)
+                b.shr(high, table_hi, shift)
+                b.movcond(Cond.LTU, byte, index, const(I64, 8), low, high)
+                if extend:
+                    keep = ctx.temp()
+                    b.extract(keep, V[2 * a.rd + h], 8 * i, 8)
+                else:
+                    keep = ZERO
+                b.movcond(Cond.LTU, byte, index, const(I64, 16), byte, keep)
+                b.deposit(result, result, byte, 8 * i, 8)
+            out.append(result)
+        b.mov(V[2 * a.rd], out[0])
+        if a.q:
+            b.mov(V[2 * a.rd + 1], out[1])
+        else:
+            b.movi(V[2 * a.rd + 1], 0)
+        return True
+    return trans
+
+
+trans_tbl_v = _table_lookup(False)
+trans_tbx_v = _table_lookup(True)

@@ -16,7 +16,7 @@ import signal
 import struct
 
 from llvmtcg.frontends.aarch64.arch import Aarch64Arch
-from llvmtcg.frontends.aarch64.cpu import CpuModel, Excp, Reg
+from llvmtcg.frontends.aarch64.cpu import MODELS, CpuModel, Excp, Reg
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.user.arch import (
     SIGFRAME_MCONTEXT,
@@ -42,6 +42,7 @@ _FRAME_RECORD = _SIGFRAME_SIZE  # {fp, lr}, where the handler's x29 points
 _FRAME_SIZE = _FRAME_RECORD + 16
 _NR_RT_SIGRETURN = 139
 _NZCV_MASK = 0xF000_0000
+_MONITOR_OPEN = (1 << 64) - 1  # excl_addr with no exclusive access pending
 
 
 @register_user_arch
@@ -63,7 +64,7 @@ class Aarch64User(UserArch):
         return Aarch64Arch(CpuModel.parse(cpu) if cpu is not None else CpuModel())
 
     def cpu_help(self) -> str:
-        return "Available CPUs: max (alias: any)\n"
+        return "Available CPUs:\n" + "".join(f"  {name}\n" for name in sorted(MODELS))
 
     def hwcap(self, arch: Aarch64Arch) -> int:
         return arch.model.hwcap
@@ -109,6 +110,7 @@ class Aarch64User(UserArch):
         state.set("x", return_address, 30)
         state.set("x", frame, 31)  # sp
         state.set("pc", handler)
+        state.set("excl_addr", _MONITOR_OPEN)  # exception entry clears the monitor
 
     def restore_signal_frame(self, arch: Aarch64Arch, state: CpuState, frame: bytes
                              ) -> tuple[int, tuple[int, int, int]]:
@@ -123,6 +125,7 @@ class Aarch64User(UserArch):
             state.set("x", value, i)
         state.set("x", sp, 31)
         state.set("pc", pc)
+        state.set("excl_addr", _MONITOR_OPEN)  # and so does the exception return
         arch.reg_write(state, Reg.CPSR, pstate)
         fpsr, fpcr = struct.unpack_from("<II", frame, _SC_RESERVED + 8)
         arch.reg_write(state, Reg.FPSR, fpsr)

@@ -1,0 +1,396 @@
+"""AdvSIMD floating point (vector, scalar and by-element forms) as inline IR, lane by lane.
+
+Each lane runs the scalar generators of trans_fp.py (host FP in the dynamic rounding
+mode, Arm's NaN rules composed on the NaN path, FPSR flags from the host), so a vector
+operation gives exactly what its scalar counterpart gives on every lane. Lanes are
+single (sz=0) or double (sz=1) precision; half precision arithmetic (FEAT_FP16) is not
+implemented and not advertised. Results are assembled in temporaries and written
+last, so Vd may be a source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmtcg.frontends.aarch64 import fp16
+from llvmtcg.frontends.aarch64.trans_fp import (
+    DOUBLE,
+    SINGLE,
+    _Format,
+    flush_inputs,
+    gen_fcvt,
+    gen_fcvt_half,
+    gen_fp_arith,
+    gen_fp_fma,
+    gen_fp_minmax,
+    gen_fp_sqrt,
+    gen_frint,
+)
+from llvmtcg.frontends.aarch64.translate import DisasContext, V, gen_accrue_fflags
+from llvmtcg.ir import I32, I64, Builder, Temp, const
+from llvmtcg.ir.types import FCond, RoundingMode
+
+DYN = RoundingMode.DYN
+LaneOp = Callable[[DisasContext, _Format, Temp, Temp, Temp], Temp]
+
+
+# -- lanes --------------------------------------------------------------------------------------
+
+def read_lane(ctx: DisasContext, reg: int, fmt: _Format, index: int) -> Temp:
+    b = ctx.builder
+    half = V[2 * reg + index * fmt.bits // 64]
+    if fmt is DOUBLE:
+        return half
+    lane = b.temp(I32)
+    b.extr_i64_i32(lane, half, high=bool(index & 1))
+    return lane
+
+
+def write_lanes(ctx: DisasContext, reg: int, fmt: _Format, lanes: list[Temp]) -> None:
+    """Vd = the lanes, zero above them (a 64-bit vector or a scalar clears the rest)."""
+    b = ctx.builder
+    halves: list[Temp] = []
+    if fmt is DOUBLE:
+        halves = list(lanes)
+    else:
+        for i in range(0, len(lanes), 2):
+            half = b.temp(I64)
+            b.ext_i32_i64(half, lanes[i], signed=False)
+            if i + 1 < len(lanes):
+                upper = b.temp(I64)
+                b.ext_i32_i64(upper, lanes[i + 1], signed=False)
+                b.deposit(half, half, upper, 32, 32)
+            halves.append(half)
+    b.mov(V[2 * reg], halves[0])
+    if len(halves) > 1:
+        b.mov(V[2 * reg + 1], halves[1])
+    else:
+        b.movi(V[2 * reg + 1], 0)
+
+
+def _format(a, scalar: bool) -> tuple[_Format, int] | None:
+    """(lane format, lane count) from sz (bit 22) and Q; None where unallocated."""
+    sz = a.size & 1
+    fmt = DOUBLE if sz else SINGLE
+    if scalar:
+        return fmt, 1
+    if sz and not a.q:
+        return None
+    return fmt, (128 if a.q else 64) // fmt.bits
+
+
+def gen_lanes(ctx: DisasContext, a, op: LaneOp, scalar: bool = False) -> bool:
+    """Vd[i] = op(Vn[i], Vm[i], Vd[i]) for every lane."""
+    shape = _format(a, scalar)
+    if shape is None:
+        return False
+    fmt, count = shape
+    out = [op(ctx, fmt, read_lane(ctx, a.rn, fmt, i), read_lane(ctx, a.rm, fmt, i),
+              read_lane(ctx, a.rd, fmt, i)) for i in range(count)]
+    write_lanes(ctx, a.rd, fmt, out)
+    return True
+
+
+def gen_pairwise(ctx: DisasContext, a, op: LaneOp) -> bool:
+    """Vd[i] = op of adjacent lanes of Vn (first half of Vd) and Vm (second half)."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    out = []
+    for reg in (a.rn, a.rm):
+        for i in range(0, count, 2):
+            x, y = read_lane(ctx, reg, fmt, i), read_lane(ctx, reg, fmt, i + 1)
+            out.append(op(ctx, fmt, x, y, x))
+    write_lanes(ctx, a.rd, fmt, out)
+    return True
+
+
+def _element(a) -> tuple[int, int] | None:
+    """(Vm, lane) of an FP by-element encoding (imm = H:L:M), None if unallocated."""
+    h, l_, m = a.imm >> 2 & 1, a.imm >> 1 & 1, a.imm & 1
+    if a.size & 1:
+        return (None if l_ else (m << 4 | a.rm, h))
+    return m << 4 | a.rm, h << 1 | l_
+
+
+def gen_by_element(ctx: DisasContext, a, op: LaneOp, scalar: bool = False) -> bool:
+    if not a.size & 2:
+        return False  # size 0x: half precision (FEAT_FP16)
+    shape, element = _format(a, scalar), _element(a)
+    if shape is None or element is None:
+        return False
+    fmt, count = shape
+    y = read_lane(ctx, element[0], fmt, element[1])
+    out = [op(ctx, fmt, read_lane(ctx, a.rn, fmt, i), y, read_lane(ctx, a.rd, fmt, i))
+           for i in range(count)]
+    write_lanes(ctx, a.rd, fmt, out)
+    return True
+
+
+# -- lane operations ------------------------------------------------------------------------
+
+def _arith(op: Callable) -> LaneOp:
+    return lambda ctx, fmt, x, y, d: gen_fp_arith(ctx, fmt, op, x, y)
+
+
+def _minmax(op: Callable, number: bool) -> LaneOp:
+    return lambda ctx, fmt, x, y, d: gen_fp_minmax(ctx, fmt, op, number, x, y)
+
+
+def _negate(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
+    t = ctx.builder.temp(fmt.ty)
+    ctx.builder.xor(t, x, const(fmt.ty, fmt.sign))
+    return t
+
+
+def _abs(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
+    t = ctx.builder.temp(fmt.ty)
+    ctx.builder.and_(t, x, const(fmt.ty, ~fmt.sign))
+    return t
+
+
+def _fmla(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    return gen_fp_fma(ctx, fmt, x, y, d)
+
+
+def _fmls(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    return gen_fp_fma(ctx, fmt, _negate(ctx, fmt, x), y, d)  # the operand is negated
+
+
+def _fabd(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    return _abs(ctx, fmt, gen_fp_arith(ctx, fmt, Builder.fsub, x, y))
+
+
+def _mask(ctx: DisasContext, fmt: _Format, cond: FCond, x: Temp, y: Temp) -> Temp:
+    """All ones if (x cond y), else zero."""
+    b, ty = ctx.builder, fmt.ty
+    x, y = flush_inputs(ctx, fmt, [x, y])
+    t = b.temp(ty)
+    b.fsetcond(cond, t, x, y)
+    b.neg(t, t)
+    return t
+
+
+def _compare(cond: FCond, swap: bool = False, absolute: bool = False) -> LaneOp:
+    def op(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+        if absolute:
+            x, y = _abs(ctx, fmt, x), _abs(ctx, fmt, y)
+        return _mask(ctx, fmt, cond, y, x) if swap else _mask(ctx, fmt, cond, x, y)
+    return op
+
+
+def _compare_zero(cond: FCond, swap: bool = False) -> LaneOp:
+    def op(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+        zero = const(fmt.ty, 0)
+        return _mask(ctx, fmt, cond, zero, x) if swap else _mask(ctx, fmt, cond, x, zero)
+    return op
+
+
+def _unary(fn: Callable[[DisasContext, _Format, Temp], Temp]) -> LaneOp:
+    return lambda ctx, fmt, x, y, d: fn(ctx, fmt, x)
+
+
+def _frint(mode: RoundingMode, exact: bool = False) -> LaneOp:
+    return lambda ctx, fmt, x, y, d: gen_frint(ctx, fmt, x, mode, exact)
+
+
+def _to_int(mode: RoundingMode, signed: bool) -> LaneOp:
+    def op(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+        b = ctx.builder
+        r, flags = b.temp(fmt.ty), b.temp(I32)
+        (x,) = flush_inputs(ctx, fmt, [x])
+        b.ftoi(r, flags, x, mode, signed=signed)
+        gen_accrue_fflags(ctx, flags)
+        return r
+    return op
+
+
+def _from_int(signed: bool) -> LaneOp:
+    def op(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.itof(r, x, DYN, signed=signed)
+        return r
+    return op
+
+
+def _vector(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_lanes(ctx, a, op)
+    return trans
+
+
+def _scalar(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_lanes(ctx, a, op, scalar=True)
+    return trans
+
+
+def _pairwise(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_pairwise(ctx, a, op)
+    return trans
+
+
+FADD = _arith(Builder.fadd)
+FMAX = _minmax(Builder.fmax, False)
+FMIN = _minmax(Builder.fmin, False)
+FMAXNM = _minmax(Builder.fmax, True)
+FMINNM = _minmax(Builder.fmin, True)
+FCMEQ = _compare(FCond.EQ)
+FCMGE = _compare(FCond.LE, swap=True)
+FCMGT = _compare(FCond.LT, swap=True)
+FACGE = _compare(FCond.LE, swap=True, absolute=True)
+FACGT = _compare(FCond.LT, swap=True, absolute=True)
+
+# Three registers of the same type.
+trans_fadd_v = _vector(FADD)
+trans_fsub_v = _vector(_arith(Builder.fsub))
+trans_fmul_v = _vector(_arith(Builder.fmul))
+trans_fdiv_v = _vector(_arith(Builder.fdiv))
+trans_fmax_v = _vector(FMAX)
+trans_fmin_v = _vector(FMIN)
+trans_fmaxnm_v = _vector(FMAXNM)
+trans_fminnm_v = _vector(FMINNM)
+trans_fmla_v = _vector(_fmla)
+trans_fmls_v = _vector(_fmls)
+trans_fabd_v = _vector(_fabd)
+trans_fcmeq_v = _vector(FCMEQ)
+trans_fcmge_v = _vector(FCMGE)
+trans_fcmgt_v = _vector(FCMGT)
+trans_facge_v = _vector(FACGE)
+trans_facgt_v = _vector(FACGT)
+trans_faddp_v = _pairwise(FADD)
+trans_fmaxp_v = _pairwise(FMAX)
+trans_fminp_v = _pairwise(FMIN)
+trans_fmaxnmp_v = _pairwise(FMAXNM)
+trans_fminnmp_v = _pairwise(FMINNM)
+trans_fabd_s = _scalar(_fabd)
+trans_fcmeq_s = _scalar(FCMEQ)
+trans_fcmge_s = _scalar(FCMGE)
+trans_fcmgt_s = _scalar(FCMGT)
+trans_facge_s = _scalar(FACGE)
+trans_facgt_s = _scalar(FACGT)
+
+# Two-register miscellaneous (vector and scalar).
+FCMGT0 = _compare_zero(FCond.LT, swap=True)
+FCMGE0 = _compare_zero(FCond.LE, swap=True)
+FCMEQ0 = _compare_zero(FCond.EQ)
+FCMLE0 = _compare_zero(FCond.LE)
+FCMLT0 = _compare_zero(FCond.LT)
+CONVERSIONS = {
+    "fcvtns": _to_int(RoundingMode.RNE, True), "fcvtnu": _to_int(RoundingMode.RNE, False),
+    "fcvtms": _to_int(RoundingMode.RDN, True), "fcvtmu": _to_int(RoundingMode.RDN, False),
+    "fcvtas": _to_int(RoundingMode.RMM, True), "fcvtau": _to_int(RoundingMode.RMM, False),
+    "fcvtps": _to_int(RoundingMode.RUP, True), "fcvtpu": _to_int(RoundingMode.RUP, False),
+    "fcvtzs": _to_int(RoundingMode.RTZ, True), "fcvtzu": _to_int(RoundingMode.RTZ, False),
+    "scvtf": _from_int(True), "ucvtf": _from_int(False),
+}
+trans_fabs_v = _vector(_unary(_abs))
+trans_fneg_v = _vector(_unary(_negate))
+trans_fsqrt_v = _vector(_unary(gen_fp_sqrt))
+trans_frintn_v = _vector(_frint(RoundingMode.RNE))
+trans_frintm_v = _vector(_frint(RoundingMode.RDN))
+trans_frintp_v = _vector(_frint(RoundingMode.RUP))
+trans_frintz_v = _vector(_frint(RoundingMode.RTZ))
+trans_frinta_v = _vector(_frint(RoundingMode.RMM))
+trans_frintx_v = _vector(_frint(DYN, exact=True))
+trans_frinti_v = _vector(_frint(DYN))
+trans_fcmgt0_v = _vector(FCMGT0)
+trans_fcmge0_v = _vector(FCMGE0)
+trans_fcmeq0_v = _vector(FCMEQ0)
+trans_fcmle0_v = _vector(FCMLE0)
+trans_fcmlt0_v = _vector(FCMLT0)
+trans_fcmgt0_s = _scalar(FCMGT0)
+trans_fcmge0_s = _scalar(FCMGE0)
+trans_fcmeq0_s = _scalar(FCMEQ0)
+trans_fcmle0_s = _scalar(FCMLE0)
+trans_fcmlt0_s = _scalar(FCMLT0)
+for _name, _op in CONVERSIONS.items():
+    globals()[f"trans_{_name}_v"] = _vector(_op)
+    globals()[f"trans_{_name}_s"] = _scalar(_op)
+
+
+# Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
+def _pairwise_scalar(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        fmt = DOUBLE if a.size & 1 else SINGLE
+        x, y = read_lane(ctx, a.rn, fmt, 0), read_lane(ctx, a.rn, fmt, 1)
+        write_lanes(ctx, a.rd, fmt, [op(ctx, fmt, x, y, x)])
+        return True
+    return trans
+
+
+trans_faddp_s = _pairwise_scalar(FADD)
+trans_fmaxp_s = _pairwise_scalar(FMAX)
+trans_fminp_s = _pairwise_scalar(FMIN)
+trans_fmaxnmp_s = _pairwise_scalar(FMAXNM)
+trans_fminnmp_s = _pairwise_scalar(FMINNM)
+
+
+# Across lanes (only the four-single form exists without FEAT_FP16): a pairwise tree,
+# op(op(e0, e1), op(e2, e3)), as the Arm ARM's Reduce.
+def _across(op: LaneOp):
+    def trans(ctx: DisasContext, a) -> bool:
+        if not a.q or a.size & 1:
+            return False
+        e = [read_lane(ctx, a.rn, SINGLE, i) for i in range(4)]
+        low, high = op(ctx, SINGLE, e[0], e[1], e[0]), op(ctx, SINGLE, e[2], e[3], e[2])
+        write_lanes(ctx, a.rd, SINGLE, [op(ctx, SINGLE, low, high, low)])
+        return True
+    return trans
+
+
+trans_fmaxnmv_v = _across(FMAXNM)
+trans_fmaxv_v = _across(FMAX)
+trans_fminnmv_v = _across(FMINNM)
+trans_fminv_v = _across(FMIN)
+
+
+# Long and narrow conversions between single and double precision.
+def trans_fcvtl_v(ctx: DisasContext, a) -> bool:
+    """FCVTL/FCVTL2: the singles of Vn's lower (upper) half widened to doubles."""
+    if not a.size & 1:  # half to single
+        return gen_fcvt_half(ctx, fp16.FCVTL_H, a.rn, a.rd, a.q)
+    out = []
+    for i in range(2):
+        out.append(gen_fcvt(ctx, SINGLE, DOUBLE, read_lane(ctx, a.rn, SINGLE, 2 * a.q + i)))
+    write_lanes(ctx, a.rd, DOUBLE, out)
+    return True
+
+
+def trans_fcvtn_v(ctx: DisasContext, a) -> bool:
+    """FCVTN/FCVTN2: the doubles of Vn narrowed to singles in Vd's lower half (upper
+    half, keeping the lower)."""
+    if not a.size & 1:  # single to half
+        return gen_fcvt_half(ctx, fp16.FCVTN_H, a.rn, a.rd, a.q)
+    b = ctx.builder
+    narrow = []
+    for i in range(2):
+        narrow.append(gen_fcvt(ctx, DOUBLE, SINGLE, read_lane(ctx, a.rn, DOUBLE, i)))
+    half = b.temp(I64)
+    b.ext_i32_i64(half, narrow[0], signed=False)
+    upper = b.temp(I64)
+    b.ext_i32_i64(upper, narrow[1], signed=False)
+    b.deposit(half, half, upper, 32, 32)
+    if a.q:
+        b.mov(V[2 * a.rd + 1], half)
+    else:
+        b.mov(V[2 * a.rd], half)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+# By element.
+def _elem(op: LaneOp, scalar: bool = False):
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_by_element(ctx, a, op, scalar)
+    return trans
+
+
+trans_fmla_elem = _elem(_fmla)
+trans_fmls_elem = _elem(_fmls)
+trans_fmul_elem = _elem(_arith(Builder.fmul))
+trans_fmla_elem_s = _elem(_fmla, scalar=True)
+trans_fmls_elem_s = _elem(_fmls, scalar=True)
+trans_fmul_elem_s = _elem(_arith(Builder.fmul), scalar=True)
