@@ -44,6 +44,8 @@ def decoder() -> RiscvDecoder:
 
 
 _FP_STATE = frozenset((*F, FFLAGS, FRM))
+_PAGE_OFFSET = PAGE_SIZE - 1
+_LAST_WORD = PAGE_SIZE - 4  # (the last page offset a 4-byte fetch stays on the page)
 
 
 def _touches_fp_state(ops: list) -> bool:
@@ -83,13 +85,27 @@ class RiscvFrontend:
         starts = [] if log is not None and log.enabled("in_asm") else None
         while True:
             insn_pc = ctx.pc
-            try:
-                # (Two bytes first: a compressed instruction may end the mapping, and
-                # fetch hooks see the instruction's own size.)
-                insn = int.from_bytes(fetch(insn_pc, 2), "little")
-                length = insn_length(insn)
-                if length == 4:
+            # Four bytes in one fetch when they lie on one page. Where that faults (a
+            # compressed instruction that ends the mapping or a fetch limit, a PMP
+            # boundary) two bytes first, then the instruction's own size: the fetches
+            # that decide whether and where the block ends are of the instruction's
+            # own size, as fetch hooks expect.
+            insn = -1
+            if insn_pc & _PAGE_OFFSET <= _LAST_WORD:
+                try:
                     insn = int.from_bytes(fetch(insn_pc, 4), "little")
+                except GuestFault:
+                    pass
+                else:
+                    length = 4 if insn & 3 == 3 else 2
+                    if length == 2:
+                        insn &= 0xFFFF
+            try:
+                if insn < 0:
+                    insn = int.from_bytes(fetch(insn_pc, 2), "little")
+                    length = insn_length(insn)
+                    if length == 4:
+                        insn = int.from_bytes(fetch(insn_pc, 4), "little")
             except GuestFault:
                 if block.n_insns == 0:
                     raise  # the block's first instruction: the guest takes the fault
