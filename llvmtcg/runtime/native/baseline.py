@@ -33,6 +33,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import operator
 import os
 import struct
 import threading
@@ -83,6 +84,7 @@ _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: ho
 _CONST = TempKind.CONST
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
+_SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
 
 
 class Unsupported(Exception):
@@ -570,10 +572,8 @@ class BaselineCodegen:
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
-            # (bits, not the IRType: hashing an enum member runs Python code)
             key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *[(t.type.bits, t.kind is _CONST) for t in op.outputs], None,
-                   *[(t.type.bits, t.kind is _CONST) for t in op.inputs])
+                   *map(_SHAPE, op.outputs), None, *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
                 missing.append((len(bounds), key, op))
