@@ -68,6 +68,7 @@ from llvmtcg.runtime.native.stencils import (
     StencilError,
     StencilSpec,
     _extract,
+    emitter_body,
 )
 
 __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
@@ -397,19 +398,17 @@ _OP_EMITTER_CODE: dict[str, types.CodeType] = {}
 def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
     """The function that emits ops of ``op``'s shape with ``bound``'s stencil:
     ``f(asm, op, locals, labels, faults, insn_pc, slots, counter, targets) ->
-    ends the block``. Each operand is read straight from where the shape says it is (a
-    constant's value, a slot's CPU-state offset, a label, ...) in generated
-    straight-line code, and the stencil's own generated emitter appends the code: no
-    per-operand dispatch at emission time. Ops of one shape agree on everything the
-    generated code depends on (the number of outputs and which operands are constants
-    are part of the shape key)."""
+    ends the block``. Generated straight-line code reads each operand from where the
+    shape says it is (a constant's value, a slot's CPU-state offset, a label, ...) and
+    then appends the stencil with its holes filled (the stencil's own emitter code,
+    ``stencils.emitter_body``, inlined): no per-operand dispatch and one call per op.
+    Ops of one shape agree on everything the generated code depends on (the number of
+    outputs and which operands are constants are part of the shape key)."""
     n_out = len(op.outputs)
     lines = ["def emit_op(asm, op, lo, labels, faults, pc, slots, counter, targets):"]
-    values = []
     names = [o.name for o in bound.stencil.operands]
     for n, (kind, index) in enumerate(bound.plan):
-        v = f"v{n}"
-        values.append(v)
+        v = f"o{n}"
         if kind == "t":
             where = (f"op.outputs[{index}]" if index < n_out
                      else f"op.inputs[{index - n_out}]")
@@ -435,12 +434,13 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
             lines.append(f"    {v} = counter")
         else:  # targets
             lines.append(f"    {v} = targets")
-    values += [f"_p{i}" for i in range(len(bound.pools))]
-    lines.append(f"    _emit(asm{''.join(', ' + v for v in values)})")
+    for i in range(len(bound.pools)):  # (constant pools: the stencil's last operands)
+        lines.append(f"    o{len(bound.plan) + i} = _p{i}")
+    body, env = emitter_body(bound.stencil)
+    lines += body
     lines.append(f"    return {op.name in _TERMINATOR}")
     source = "\n".join(lines)
-    env: dict[str, object] = {"_GLOBAL": TempKind.GLOBAL, "_Label": Label,
-                              "_emit": bound.stencil.emit}
+    env.update({"_GLOBAL": TempKind.GLOBAL, "_Label": Label})
     env.update({f"_p{i}": pool for i, pool in enumerate(bound.pools)})
     code = _OP_EMITTER_CODE.get(source)
     if code is None:
