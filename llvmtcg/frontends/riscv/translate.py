@@ -35,9 +35,9 @@ NORETURN = BlockEnd.NORETURN
 _ZERO = const(I64, 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class DisasContext:
-    """State while translating one block."""
+    """State while translating one block (slots: read and written per instruction)."""
 
     model: CpuModel
     builder: Builder
