@@ -538,15 +538,16 @@ class _Parser:
 
 
 def _bits_to_masks(bits: str) -> tuple[int, int, int]:
-    mask = match = ignored = 0
-    for ch in bits:
-        mask, match, ignored = mask << 1, match << 1, ignored << 1
-        if ch in "01":
-            mask |= 1
-            match |= ch == "1"
-        elif ch == "-":
-            ignored |= 1
+    # (string translation and int(): a loop over the characters costs ~0.1 ms a pattern)
+    mask = int(bits.translate(_MASK_DIGITS), 2)
+    match = int(bits.translate(_MATCH_DIGITS), 2)
+    ignored = int(bits.translate(_IGNORED_DIGITS), 2)
     return mask, match, ignored
+
+
+_MASK_DIGITS = str.maketrans("01.-", "1100")
+_MATCH_DIGITS = str.maketrans("01.-", "0100")
+_IGNORED_DIGITS = str.maketrans("01.-", "0001")
 
 
 def _overlap(a: Pattern, b: Pattern) -> bool:
@@ -586,11 +587,13 @@ def build_table(
     # times faster than interpreting the field list for every decoded instruction.
     namespace: dict[str, Any] = {"_new": tuple.__new__}
     lines: list[str] = []
-    checked: list[tuple[_RawPattern, ArgSet, tuple[tuple[str, Field | int], ...]]] = []
+    checked: list[tuple[_RawPattern, ArgSet, tuple[tuple[str, Field | int], ...],
+                        tuple[int, int, int]]] = []
     for index, raw in enumerate(parser.raw):
         parser.line = raw.line
         argset, assignments = _resolve_assignments(parser, raw)
-        mask, match, ignored = _bits_to_masks(raw.bits)
+        masks = _bits_to_masks(raw.bits)
+        mask, match, ignored = masks
         unread = ((1 << width) - 1) & ~mask & ~ignored & ~_field_mask(assignments)
         if unread:
             raise parser.error(
@@ -611,7 +614,7 @@ def build_table(
         tuple_src = ", ".join(values) + ("," if len(values) == 1 else "")
         lines.append(f"def _extract_{index}(w):  # {raw.name}")
         lines.append(f"    return _new({cls_name}, ({tuple_src}))")
-        checked.append((raw, argset, assignments))
+        checked.append((raw, argset, assignments, masks))
     source = "\n".join(lines) + "\n"
     exec(compile(source, f"<decodetree {name}>", "exec"), namespace)
 
@@ -619,7 +622,7 @@ def build_table(
         Pattern(
             raw.name,
             raw.translator,
-            *_bits_to_masks(raw.bits),
+            *masks,
             argset,
             assignments,
             raw.group,
@@ -627,7 +630,7 @@ def build_table(
             index,
             namespace[f"_extract_{index}"],
         )
-        for index, (raw, argset, assignments) in enumerate(checked)
+        for index, (raw, argset, assignments, masks) in enumerate(checked)
     ]
     table = DecodeTable(name, width, parser.fields, parser.argsets, patterns, source)
     _check_overlaps(table)

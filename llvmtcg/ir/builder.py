@@ -37,6 +37,9 @@ _CONST = TempKind.CONST
 _LOCAL = TempKind.LOCAL
 _EXCEPTION = ExitReason.EXCEPTION
 _CHAIN = ExitReason.CHAIN
+# Ops are built as plain tuples of their four fields: a NamedTuple's own constructor is a
+# Python function (a frame per op, several per guest instruction).
+_new_op = tuple.__new__
 # Block-local temps are values too (kind, type, name): shared by every block.
 _locals: dict[tuple[int, int], Temp] = {}
 
@@ -112,7 +115,7 @@ class _ControlAndMemoryOps:
         """Mark the start of a guest instruction; faults report this pc."""
         block = self.block
         block.n_insns += 1
-        block.ops.append(Op("insn_start", (), (), (pc,)))
+        block.ops.append(_new_op(Op, ("insn_start", (), (), (pc,))))
 
     def goto_tb(self, slot: int, dest: int) -> None:
         """Jump to the block at guest pc ``dest`` through chainable exit slot ``slot``.
@@ -357,7 +360,7 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
         for out in outputs:
             if out.kind is _CONST:
                 raise IRError(f"{name}: cannot write to constant {out}")
-        op = Op(name, tuple(outputs), tuple(inputs), tuple(args))
+        op = _new_op(Op, (name, tuple(outputs), tuple(inputs), tuple(args)))
         self.block.ops.append(op)
         return op
 
@@ -374,7 +377,7 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
             self._same_type(name, (dst, src))
         if dst.kind is _CONST:
             raise IRError(f"{name}: cannot write to constant {dst}")
-        self.block.ops.append(Op(name, (dst,), (src,), ()))
+        self.block.ops.append(_new_op(Op, (name, (dst,), (src,), ())))
 
     def _binary(self, name: str, dst: Temp, a: Temp, b: Temp) -> None:
         type_ = dst.type
@@ -382,7 +385,7 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
             self._same_type(name, (dst, a, b))
         if dst.kind is _CONST:
             raise IRError(f"{name}: cannot write to constant {dst}")
-        self.block.ops.append(Op(name, (dst,), (a, b), ()))
+        self.block.ops.append(_new_op(Op, (name, (dst,), (a, b), ())))
 
     def finish(self) -> Block:
         """Validate and return the block: it must end with a block exit, and every label

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class IRType(enum.Enum):
@@ -49,6 +49,13 @@ class Temp:
     name: str
     value: int = 0  # constants: the value, already masked to the type's width
     offset: int = 0  # globals: byte offset in the CPU state
+    # What an op's code depends on besides the opcode: width and constant-or-not, as
+    # one int (bits * 2 + is a constant), derived; the baseline tier keys stencils by it.
+    shape: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape",
+                           self.type.bits * 2 + (self.kind is TempKind.CONST))
 
     def __str__(self) -> str:
         if self.kind is TempKind.CONST:

@@ -19,9 +19,9 @@ from llvmtcg.ir.lower import Lowering
 from llvmtcg.ir.lower.emitter import LoweringOptions
 from llvmtcg.log import Log
 from llvmtcg.options import DEFAULT_OPTIONS, RuntimeOptions
-from llvmtcg.runtime import callbacks
+from llvmtcg.runtime import callbacks, translator_objects
 from llvmtcg.runtime import helpers as helpers_mod
-from llvmtcg.runtime.codecache import CodeCache, fingerprint
+from llvmtcg.runtime.codecache import fingerprint
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS, CpuState
 from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
@@ -176,9 +176,10 @@ class Cpu:
         count_insns = arch.counts_insns
         code_cache = None
         if options.cache_dir is not None:
-            code_cache = CodeCache(options.cache_dir, code_cache_key(
+            # (with the translator-only objects also kept in the stencil directory)
+            code_cache = translator_objects.code_cache(options.cache_dir, code_cache_key(
                 arch, layout, list(self.helpers.symbols()), options, count_insns,
-                self.tb_flags))
+                self.tb_flags), options.stencil_dir)
         self.jit = JitEngine(optimize=options.optimize, log=self.log,
                              perf_map=options.perf_map, object_store=code_cache)
         self.jit.add_imports(self.helpers.symbols())

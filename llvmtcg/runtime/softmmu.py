@@ -33,6 +33,13 @@ class Perm:
     RWX = 7
 
 
+# The permission an access needs (module-level: hashing enum members per call is slow).
+_NEEDED = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
+_FETCH = Access.FETCH
+_PAGE_FLOOR = ~(abi.PAGE_SIZE - 1)
+_string_at = ctypes.string_at
+
+
 class MmioHandler(Protocol):
     """A device region: sees offsets only (TinyEMU style)."""
 
@@ -336,13 +343,12 @@ class GuestMemory:
     # -- the translator the softmmu uses ------------------------------------------------
     def translate(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """(region, host address of the page) for a guest access, or raise GuestFault."""
-        region = self.region(vaddr)
-        if region is None:
+        i = bisect.bisect(self._starts, vaddr) - 1  # (self.region, inlined: per fetch)
+        if i < 0 or vaddr >= (region := self._regions[i]).end:
             raise GuestFault(MemFault(vaddr, access, FaultKind.UNMAPPED))
-        needed = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}[access]
-        if not region.perms & needed:
+        if not region.perms & _NEEDED[access]:
             raise GuestFault(MemFault(vaddr, access, FaultKind.PROTECTION))
-        return region, self.base + page_floor(vaddr)
+        return region, self.base + (vaddr & _PAGE_FLOOR)
 
     # -- Python-side access (loaders, syscalls, the embedding API) ----------------------
     def _host_span(self, addr: int, size: int, access: Access) -> int:
@@ -539,13 +545,19 @@ class Softmmu:
 
     def fetch(self, addr: int, size: int, mmu_idx: int = 0) -> bytes:
         """Guest code bytes for the translator (raises GuestFault if not executable)."""
+        offset = addr & (abi.PAGE_SIZE - 1)
+        if offset + size <= abi.PAGE_SIZE:  # (every fetch but a page-crossing one)
+            region, host_page = self.translate(addr, _FETCH, mmu_idx)
+            if region.mmio is not None:
+                raise GuestFault(MemFault(addr, _FETCH, FaultKind.PROTECTION))
+            return _string_at(host_page + offset, size)
         out = b""
         while size > 0:
             chunk = min(size, abi.PAGE_SIZE - (addr & (abi.PAGE_SIZE - 1)))
-            region, host_page = self.translate(addr, Access.FETCH, mmu_idx)
+            region, host_page = self.translate(addr, _FETCH, mmu_idx)
             if region.mmio is not None:
-                raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.PROTECTION))
-            out += ctypes.string_at(host_page + (addr - page_floor(addr)), chunk)
+                raise GuestFault(MemFault(addr, _FETCH, FaultKind.PROTECTION))
+            out += _string_at(host_page + (addr - page_floor(addr)), chunk)
             addr += chunk
             size -= chunk
         return out

@@ -26,8 +26,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from llvmtcg.gdbstub import Exited, Terminated
 from llvmtcg.ir import ExitReason
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.log import Log
@@ -46,7 +46,6 @@ from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import host, syscalls
 from llvmtcg.user.arch import BadSignalFrame, user_arch
 from llvmtcg.user.elf import ElfImage
-from llvmtcg.user.gdb import UserDebugger
 from llvmtcg.user.guest import PATH_MAX, GuestExit, GuestKilled
 from llvmtcg.user.host_signals import HANDLER_SYMBOL, SAFE_SYSCALL_SYMBOL, HostSignalCatcher
 from llvmtcg.user.loader import Program, load_program, sysroot_path
@@ -80,6 +79,9 @@ from llvmtcg.user.signals import (
 )
 from llvmtcg.user.syscalls.numbers import NUMBERS
 from llvmtcg.user.syscalls.strace import Strace, signal_name
+
+if TYPE_CHECKING:
+    from llvmtcg.user.gdb import UserDebugger
 
 EMULATOR = "llvmtcg-user"
 _NR_RT_SIGRETURN = NUMBERS["rt_sigreturn"]
@@ -221,6 +223,8 @@ class Process:
             self.log_mappings()
 
     def attach_debugger(self, listener: socket.socket) -> None:
+        from llvmtcg.user.gdb import UserDebugger  # noqa: PLC0415 - only with -g
+
         """``-g``: wait for gdb on ``listener`` before the first instruction."""
         debugger = UserDebugger(self.cpu, listener, self.tid)
         debugger.wait_for_client()
@@ -381,10 +385,14 @@ class Process:
             self._run_thread()
         except GuestExit as e:
             if self.debugger is not None:
+                from llvmtcg.gdbstub import Exited  # noqa: PLC0415 - only with -g
+
                 self.debugger.report_end(Exited(e.status))
             raise
         except GuestKilled as e:
             if self.debugger is not None:
+                from llvmtcg.gdbstub import Terminated  # noqa: PLC0415 - only with -g
+
                 self.debugger.report_end(Terminated(e.sig))
             raise
 

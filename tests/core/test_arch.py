@@ -44,6 +44,26 @@ def test_builtin_riscv64_by_name_and_by_elf_machine() -> None:
     assert "riscv64" in arch_names()
 
 
+def test_the_builtin_elf_table_matches_the_architectures() -> None:
+    for (machine, elf_class, elf_data), name in registry.BUILTIN_ELF.items():
+        cls = arch_by_name(name)
+        assert (cls.elf_machine, cls.elf_class, cls.elf_data) == (machine, elf_class, elf_data)
+    assert set(registry.BUILTIN_ELF.values()) == set(registry.BUILTIN_ARCHS)
+
+
+def test_finding_an_architecture_by_elf_machine_imports_that_one_only() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from llvmtcg.arch import arch_by_elf_machine; "
+            "assert arch_by_elf_machine(243).name == 'riscv64'; "
+            "print(sorted(m for m in sys.modules if m.startswith('llvmtcg.frontends.') "
+            "and m.count('.') == 2 and not m.endswith('decodetree')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "['llvmtcg.frontends.riscv']"
+
+
 def test_unknown_names_and_machines_are_clear_errors() -> None:
     with pytest.raises(UnknownArchError) as info:
         arch_by_name("sparc64")

@@ -226,3 +226,111 @@ def test_constant_holes_take_every_64_bit_value(value: int) -> None:
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.state.get("r", 0) == (value + 3) & (1 << 64) - 1
     assert cpu.state.get("r", 2) == value
+
+
+# -- generated op emitters -------------------------------------------------------------
+
+def _emit_generically(codegen, block, emitted) -> bytes:
+    """``block`` emitted the way the tier did before op emitters were generated: each
+    stencil's operands found by walking its plan, one kind at a time. Data addresses
+    (slots, counter, targets) are ``emitted``'s, so the bytes must match exactly."""
+    from llvmtcg.ir.lower.stencil_function import shape_key, stencil_name
+    from llvmtcg.ir.ops import OPS, OpFlag
+    from llvmtcg.ir.types import TempKind
+    from llvmtcg.runtime.native.emit import Assembler, Label
+
+    asm = Assembler()
+    codegen.stencil("entry").stencil.emit(asm)
+    n_insns = block.n_insns if codegen.count_insns else 0
+    head = "head" + ("_c" if emitted.counter else "") + ("_i" if n_insns else "")
+    operands = [block.pc] + ([emitted.counter] if emitted.counter else []) \
+        + ([n_insns] if n_insns else [])
+    codegen.stencil(head).stencil.emit(asm, *operands)
+    locals_ = {t.name: codegen.scratch_offset + 8 * i for i, t in enumerate(block.locals)}
+    labels: dict[int, Label] = {}
+    faults: dict[int, Label] = {}
+    insn_pc, dead = block.pc, False
+    for op in block.ops:
+        if op.name == "set_label":
+            asm.bind(labels.setdefault(op.args[0].index, Label()))
+            dead = False
+            continue
+        if dead:
+            continue
+        if op.name == "insn_start":
+            insn_pc = op.args[0]
+            continue
+        if op.name == "br":
+            codegen.stencil("goto").stencil.emit(asm, labels.setdefault(op.args[0].index,
+                                                                        Label()))
+            dead = True
+            continue
+        bound = codegen.stencil(stencil_name(shape_key(op)))
+        temps = (*op.outputs, *op.inputs)
+        values: list[object] = []
+        for kind, index in bound.plan:
+            if kind == "t":
+                t = temps[index]
+                values.append(t.offset if t.kind is TempKind.GLOBAL else
+                              t.value if t.kind is TempKind.CONST else locals_[t.name])
+            elif kind == "L":
+                values.append(labels.setdefault(op.args[index].index, Label()))
+            elif kind == "fault":
+                values.append(faults.setdefault(insn_pc, Label()))
+            else:
+                values.append({"dest": op.args[1] if len(op.args) > 1 else None,
+                               "slot": emitted.slots.get(op.args[0]) if op.args else None,
+                               "counter": emitted.counter,
+                               "targets": emitted.targets}[kind])
+        bound.emit(asm, *values)
+        dead = bool(OPS[op.name].flags & OpFlag.TERMINATOR)
+    for pc, label in faults.items():
+        asm.bind(label)
+        codegen.stencil("exit").stencil.emit(asm, pc, int(ExitReason.EXCEPTION))
+    return bytes(codegen.arena.read(asm.finish(codegen.arena), len(asm.code)))
+
+
+def test_generated_op_emitters_give_the_bytes_of_the_generic_operand_walk() -> None:
+    from llvmtcg.ir import MemOp
+    from llvmtcg.ir.types import I32
+
+    fe = HandFrontend()
+    counting_loop(fe)
+    cpu = make_cpu(fe, hot_threshold=1000)
+    cpu.state.set("r", 3, 1)
+    cpu.pc = CODE
+    cpu.run()  # (the codegen, bound to this process)
+    codegen = cpu.tbs.baseline
+
+    b = Builder(CODE + 0x100, LAYOUT.globals())
+    b.insn_start(CODE + 0x100)
+    t = b.temp()
+    b.add(t, R[1], c64(0x1234_5678_9ABC))  # a local, a global, a constant
+    b.qemu_ld(R[2], t, MemOp(3), 0)  # a fault exit
+    b.insn_start(CODE + 0x104)
+    w = b.temp(I32)
+    b.extr_i64_i32(w, R[2])
+    b.ext_i32_i64(R[7], w)
+    b.ext32s(R[3], R[2])
+    b.qemu_st(R[3], t, MemOp(2), 0)
+    b.insn_start(CODE + 0x108)
+    skip, other = b.label(), b.label()
+    b.brcond(Cond.LTU, R[1], R[3], skip)  # labels
+    b.sub(R[4], c64(7), R[0])
+    b.br(other)
+    b.set_label(skip)
+    b.setcond(Cond.EQ, R[5], R[4], c64(0))
+    b.set_label(other)
+    b.insn_start(CODE + 0x10C)
+    done = b.label()
+    b.brcond(Cond.EQ, R[5], c64(1), done)
+    b.goto_tb(0, CODE)  # a slot and a destination
+    b.set_label(done)
+    b.mov(PC, R[6])
+    b.lookup_and_goto_ptr()  # the counter and the target profile
+    block = b.finish()
+
+    emitted = codegen.emit(block, codegen.prepare(block))
+    assert emitted.counter and emitted.targets and emitted.slots
+    generated = bytes(codegen.arena.read(emitted.entry, emitted.size))
+    assert generated == _emit_generically(codegen, block, emitted)

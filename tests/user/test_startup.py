@@ -10,12 +10,12 @@ from pathlib import Path
 from tests.user.support import REPO, TEST_ENV, build, needs_cc
 
 
-def run_importing(prog: Path, cache_dir: Path) -> tuple[bytes, set[str]]:
+def run_importing(prog: Path, cache_dir: Path, **env_vars: str) -> tuple[bytes, set[str]]:
     """Run ``prog`` under llvmtcg-user; its stdout and the modules the emulator imported
     (from ``python -X importtime``, which lists every import on stderr)."""
     # Hot regions compile on the run loop's thread and are installed (and cached) at
     # once, so a second run finds every region the first one made.
-    env = {**TEST_ENV, "PYTHONPATH": str(REPO), "LLVMTCG_TIER_SYNC": "1"}
+    env = {**TEST_ENV, "PYTHONPATH": str(REPO), "LLVMTCG_TIER_SYNC": "1", **env_vars}
     r = subprocess.run([sys.executable, "-X", "importtime", "-m", "llvmtcg.user",
                         "-cache-dir", str(cache_dir), str(prog)],
                        env=env, capture_output=True, timeout=300)
@@ -28,10 +28,31 @@ def run_importing(prog: Path, cache_dir: Path) -> tuple[bytes, set[str]]:
 @needs_cc
 def test_a_warm_run_imports_no_llvmlite(guest_build: Path, tmp_path: Path) -> None:
     prog = build(guest_build, "hello.c", "static")
-    out, cold = run_importing(prog, tmp_path)
+    # (a stencil directory of its own: the translator's objects kept there would spare
+    # the cold run LLVM, see the next test)
+    stencils = str(tmp_path / "stencils")
+    out, cold = run_importing(prog, tmp_path, LLVMTCG_STENCIL_DIR=stencils)
     assert "llvmlite.binding" in cold  # the cold run compiled: LLVM was needed
     assert out == b"hello, world from riscv64\n"
-    out, warm = run_importing(prog, tmp_path)
+    out, warm = run_importing(prog, tmp_path, LLVMTCG_STENCIL_DIR=stencils)
     assert out == b"hello, world from riscv64\n"
     assert "llvmtcg.runtime.jit" in warm  # (the list is complete)
     assert not {m for m in warm if m == "llvmlite" or m.startswith("llvmlite.")}
+
+
+@needs_cc
+def test_an_empty_code_cache_with_a_warm_stencil_directory_imports_no_llvmlite(
+        guest_build: Path, tmp_path: Path) -> None:
+    # The translator-only objects (memory accessors, entry glue, signal catcher) are
+    # kept with the stencil library too, so a fresh code cache needs no LLVM (until
+    # code turns hot: hot regions off here).
+    prog = build(guest_build, "hello.c", "static")
+    stencils = {"LLVMTCG_STENCIL_DIR": str(tmp_path / "stencils"),
+                "LLVMTCG_HOT_THRESHOLD": "0"}
+    out, first = run_importing(prog, tmp_path / "cache1", **stencils)
+    assert out == b"hello, world from riscv64\n" and "llvmlite.binding" in first
+    out, second = run_importing(prog, tmp_path / "cache2", **stencils)
+    assert out == b"hello, world from riscv64\n"
+    assert "llvmtcg.runtime.jit" in second  # (the list is complete)
+    assert not {m for m in second if m == "llvmlite" or m.startswith("llvmlite.")}
+    assert any(p.name.startswith("xacc.") for p in (tmp_path / "cache2").glob("*/*"))

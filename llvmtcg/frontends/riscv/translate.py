@@ -35,9 +35,9 @@ NORETURN = BlockEnd.NORETURN
 _ZERO = const(I64, 0)
 
 
-@dataclass
+@dataclass(slots=True)
 class DisasContext:
-    """State while translating one block."""
+    """State while translating one block (slots: read and written per instruction)."""
 
     model: CpuModel
     builder: Builder
@@ -161,17 +161,21 @@ def gen_branch(ctx: DisasContext, a, cond: Cond) -> bool:
     return True
 
 
-def gen_load(ctx: DisasContext, a, memop: MemOp) -> bool:
-    b = ctx.builder
+def _address(ctx: DisasContext, a) -> Temp:
+    """rs1 + imm; rs1 itself for a zero offset (a quarter of the loads and stores:
+    one op less to translate and to run)."""
+    if a.imm == 0 and a.rs1 != 0:
+        return X[a.rs1]
     addr = ctx.temp()
-    b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_ld(ctx.dest_gpr(a.rd), addr, memop, ctx.mem_idx)
+    ctx.builder.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
+    return addr
+
+
+def gen_load(ctx: DisasContext, a, memop: MemOp) -> bool:
+    ctx.builder.qemu_ld(ctx.dest_gpr(a.rd), _address(ctx, a), memop, ctx.mem_idx)
     return True
 
 
 def gen_store(ctx: DisasContext, a, memop: MemOp) -> bool:
-    b = ctx.builder
-    addr = ctx.temp()
-    b.add(addr, ctx.get_gpr(a.rs1), const(I64, a.imm))
-    b.qemu_st(ctx.get_gpr(a.rs2), addr, memop, ctx.mem_idx)
+    ctx.builder.qemu_st(ctx.get_gpr(a.rs2), _address(ctx, a), memop, ctx.mem_idx)
     return True

@@ -33,10 +33,12 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import operator
 import os
 import struct
 import threading
-from collections.abc import Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,7 @@ from llvmtcg.runtime.native.stencils import (
     StencilError,
     StencilSpec,
     _extract,
+    emitter_body,
 )
 
 __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
@@ -80,6 +83,9 @@ _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
 _SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
 _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
 _CONST = TempKind.CONST
+_EXCEPTION = int(ExitReason.EXCEPTION)
+_I32 = ctypes.c_int32
+_SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
 
 
 class Unsupported(Exception):
@@ -374,11 +380,74 @@ def library_for(options: LoweringOptions, fingerprint: str,
 @dataclass(frozen=True, slots=True)
 class _Bound:
     """A stencil with its import holes filled for this process, and how each of its
-    remaining operands is found (``plan``: (kind, index) per operand)."""
+    remaining operands is found (``plan``: (kind, index) per operand; ``pools``: the
+    addresses of its constant pools, appended to the operands)."""
 
     stencil: Stencil
     plan: tuple[tuple[str, int], ...]
-    emit: object  # stencil.emit, with the process's constant pools appended
+    pools: tuple[int, ...]
+
+    def emit(self, asm: Assembler, *operands: object) -> None:
+        self.stencil.emit(asm, *operands, *self.pools)
+
+
+# The generated op emitters (see _op_emitter): code objects by source.
+_OP_EMITTER_CODE: dict[str, types.CodeType] = {}
+
+
+def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
+    """The function that emits ops of ``op``'s shape with ``bound``'s stencil:
+    ``f(asm, op, locals, labels, faults, insn_pc, slots, counter, targets) ->
+    ends the block``. Generated straight-line code reads each operand from where the
+    shape says it is (a constant's value, a slot's CPU-state offset, a label, ...) and
+    then appends the stencil with its holes filled (the stencil's own emitter code,
+    ``stencils.emitter_body``, inlined): no per-operand dispatch and one call per op.
+    Ops of one shape agree on everything the generated code depends on (the number of
+    outputs and which operands are constants are part of the shape key)."""
+    n_out = len(op.outputs)
+    lines = ["def emit_op(asm, op, lo, labels, faults, pc, slots, counter, targets):"]
+    names = [o.name for o in bound.stencil.operands]
+    for n, (kind, index) in enumerate(bound.plan):
+        v = f"o{n}"
+        if kind == "t":
+            where = (f"op.outputs[{index}]" if index < n_out
+                     else f"op.inputs[{index - n_out}]")
+            if names[n][0] == "c":
+                lines.append(f"    {v} = {where}.value")
+            else:
+                lines += [f"    t = {where}",
+                          f"    {v} = t.offset if t.kind is _GLOBAL else lo[t.name]"]
+        elif kind == "L":
+            lines += [f"    a = op.args[{index}].index",
+                      f"    {v} = labels.get(a)",
+                      f"    if {v} is None:",
+                      f"        {v} = labels[a] = _Label()"]
+        elif kind == "fault":
+            lines += [f"    {v} = faults.get(pc)",
+                      f"    if {v} is None:",
+                      f"        {v} = faults[pc] = _Label()"]
+        elif kind == "dest":
+            lines.append(f"    {v} = op.args[1]")
+        elif kind == "slot":
+            lines.append(f"    {v} = slots[op.args[0]]")
+        elif kind == "counter":
+            lines.append(f"    {v} = counter")
+        else:  # targets
+            lines.append(f"    {v} = targets")
+    for i in range(len(bound.pools)):  # (constant pools: the stencil's last operands)
+        lines.append(f"    o{len(bound.plan) + i} = _p{i}")
+    body, env = emitter_body(bound.stencil)
+    lines += body
+    lines.append(f"    return {op.name in _TERMINATOR}")
+    source = "\n".join(lines)
+    env.update({"_GLOBAL": TempKind.GLOBAL, "_Label": Label})
+    env.update({f"_p{i}": pool for i, pool in enumerate(bound.pools)})
+    code = _OP_EMITTER_CODE.get(source)
+    if code is None:
+        namespace: dict[str, object] = {}
+        exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
+        code = _OP_EMITTER_CODE[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
+    return types.FunctionType(code, env, "emit_op")
 
 
 @dataclass(slots=True)
@@ -414,15 +483,17 @@ class BaselineCodegen:
         self.hot_threshold = library.options.hot_threshold
         self.count_insns = library.options.count_insns
         self._bound: dict[str, _Bound] = {}
-        self._by_key: dict[tuple, _Bound] = {}  # an op's shape, fast -> its stencil
+        # an op's shape (a tuple, cheap to build) -> its generated op emitter
+        self._by_key: dict[tuple, Callable[..., bool]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
+        self._fixed: tuple | None = None  # see _fixed_emitters
 
     def reset(self) -> None:
         """After the arena was reset: constant pools placed there are gone."""
-        self._bound = {k: b for k, b in self._bound.items() if b.emit is b.stencil.emit}
-        self._by_key = {k: b for k, b in self._by_key.items() if b.emit is b.stencil.emit}
+        self._bound = {k: b for k, b in self._bound.items() if not b.pools}
+        self._by_key = {}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -476,13 +547,7 @@ class BaselineCodegen:
                 holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
         bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
                                 stencil.falls_through)
-        emit = bound_stencil.emit
-        if pools:
-            raw = emit
-
-            def emit(asm: Assembler, *operands: object) -> None:
-                raw(asm, *operands, *pools)
-        bound = _Bound(bound_stencil, tuple(plan), emit)
+        bound = _Bound(bound_stencil, tuple(plan), tuple(pools))
         self._bound[name] = bound
         return bound
 
@@ -490,9 +555,9 @@ class BaselineCodegen:
         bound = self._bound.get(name)
         return bound if bound is not None else self._bind(name)
 
-    def prepare(self, block: Block) -> list[_Bound | None]:
-        """The stencil of each op of ``block`` (None for ops the emitter handles itself),
-        compiling the shapes the library lacks.
+    def prepare(self, block: Block) -> list[Callable[..., bool] | None]:
+        """The emitter of each op of ``block`` (None for ops :meth:`emit` handles
+        itself), compiling the shapes the library lacks.
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
@@ -500,16 +565,15 @@ class BaselineCodegen:
         if len(block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
-        bounds: list[_Bound | None] = []
+        bounds: list[Callable[..., bool] | None] = []
         missing = []
         for op in block.ops:
             name = op.name
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
-            args = op.args[:1] if name in _DEST_ARGS else op.args
-            key = (name, args, tuple([(t.type, t.kind is _CONST) for t in op.outputs]),
-                   tuple([(t.type, t.kind is _CONST) for t in op.inputs]))
+            key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
+                   *map(_SHAPE, op.outputs), None, *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
                 missing.append((len(bounds), key, op))
@@ -517,57 +581,75 @@ class BaselineCodegen:
         if missing:
             self.library.ensure(op for _, _, op in missing)
             for i, key, op in missing:
-                name = stencil_name(shape_key(op))
-                if name in self.library.unsupported:
-                    raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
-                bound = by_key[key] = self.stencil(name)
-                bounds[i] = bound
+                emitter = by_key.get(key)
+                if emitter is None:
+                    name = stencil_name(shape_key(op))
+                    if name in self.library.unsupported:
+                        raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
+                    emitter = by_key[key] = _op_emitter(self.stencil(name), op)
+                bounds[i] = emitter
         return bounds
 
-    def emit(self, block: Block, bounds: list[_Bound | None]) -> EmittedBlock:
-        """Emit ``block`` with the stencils :meth:`prepare` chose into the arena.
+    def emit(self, block: Block, bounds: list[Callable[..., bool] | None]) -> EmittedBlock:
+        """Emit ``block`` with the emitters :meth:`prepare` chose into the arena.
 
         Raises:
             ArenaFull: no room (nothing of the block was placed).
         """
-        n_slots = len({op.args[0] for op in block.ops if op.name == "goto_tb"})
-        slot_numbers = sorted({op.args[0] for op in block.ops if op.name == "goto_tb"})
-        indirect = any(op.name == "lookup_and_goto_ptr" for op in block.ops)
-        data_size = 8 * n_slots + (8 if self.hot_threshold else 0) \
-            + (8 * INDIRECT_TARGETS if self.hot_threshold and indirect else 0)
+        slot_numbers: list[int] = []
+        indirect = False
+        for op in block.ops:
+            name = op.name
+            if name == "goto_tb":
+                if op.args[0] not in slot_numbers:
+                    slot_numbers.append(op.args[0])
+            elif name == "lookup_and_goto_ptr":
+                indirect = True
+        slot_numbers.sort()
+        n_slots = len(slot_numbers)
+        hot = self.hot_threshold
+        data_size = 8 * n_slots + (8 if hot else 0) \
+            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
         data = self.arena.alloc_data(max(data_size, 8), 8)
         slots = {n: data + 8 * i for i, n in enumerate(slot_numbers)}
         counter = targets = 0
-        position = data + 8 * n_slots
-        if self.hot_threshold:
-            counter = position
-            ctypes.c_int32.from_address(counter).value = self.hot_threshold
-            position += 8
+        if n_slots:
+            ctypes.memset(data, 0, 8 * n_slots)
+        if hot:
+            counter = data + 8 * n_slots
+            _I32.from_address(counter).value = hot
             if indirect:
-                targets = position
+                targets = counter + 8
                 ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
-        for n in slots.values():
-            ctypes.c_uint64.from_address(n).value = 0
         asm = Assembler()
-        stencil = self.stencil
-        stencil("entry").stencil.emit(asm)
-        head = "head" + ("_c" if counter else "") + \
-            ("_i" if self.count_insns and block.n_insns else "")
-        head_operands: list[int] = [block.pc]
+        fixed = self._fixed
+        if fixed is None:
+            fixed = self._fixed = self._fixed_emitters()
+        entry, heads, goto, exit_stencil = fixed
+        entry(asm)
+        n_insns = block.n_insns if self.count_insns else 0
+        head = heads[(bool(counter), bool(n_insns))]
         if counter:
-            head_operands.append(counter)
-        if self.count_insns and block.n_insns:
-            head_operands.append(block.n_insns)
-        stencil(head).stencil.emit(asm, *head_operands)
+            if n_insns:
+                head(asm, block.pc, counter, n_insns)
+            else:
+                head(asm, block.pc, counter)
+        elif n_insns:
+            head(asm, block.pc, n_insns)
+        else:
+            head(asm, block.pc)
         labels: dict[int, Label] = {}
         faults: dict[int, Label] = {}
-        local_offsets: dict[str, int] = {}
         scratch = self.scratch_offset
-        for t in block.locals:
-            local_offsets[t.name] = scratch + 8 * len(local_offsets)
+        lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
         insn_pc = block.pc
         dead = False
-        for op, bound in zip(block.ops, bounds, strict=True):
+        for op, emit_op in zip(block.ops, bounds, strict=True):
+            if emit_op is not None:
+                if not dead:
+                    dead = emit_op(asm, op, lo, labels, faults, insn_pc, slots, counter,
+                                   targets)
+                continue
             name = op.name
             if name == "set_label":
                 index = op.args[0].index
@@ -576,61 +658,32 @@ class BaselineCodegen:
                     label = labels[index] = Label()
                 asm.bind(label)
                 dead = False
+            elif dead:
                 continue
-            if dead:
-                continue
-            if name == "insn_start":
+            elif name == "insn_start":
                 insn_pc = op.args[0]
-                continue
-            if name == "br":
+            else:  # br
                 index = op.args[0].index
                 label = labels.get(index)
                 if label is None:
                     label = labels[index] = Label()
-                stencil("goto").stencil.emit(asm, label)
+                goto(asm, label)
                 dead = True
-                continue
-            temps = (*op.outputs, *op.inputs)
-            values = []
-            for kind, index in bound.plan:
-                if kind == "t":
-                    t = temps[index]
-                    k = t.kind
-                    if k is TempKind.GLOBAL:
-                        values.append(t.offset)
-                    elif k is TempKind.CONST:
-                        values.append(t.value)
-                    else:
-                        values.append(local_offsets[t.name])
-                elif kind == "L":
-                    number = op.args[index].index
-                    label = labels.get(number)
-                    if label is None:
-                        label = labels[number] = Label()
-                    values.append(label)
-                elif kind == "fault":
-                    label = faults.get(insn_pc)
-                    if label is None:
-                        label = faults[insn_pc] = Label()
-                    values.append(label)
-                elif kind == "dest":
-                    values.append(op.args[1])
-                elif kind == "slot":
-                    values.append(slots[op.args[0]])
-                elif kind == "counter":
-                    values.append(counter)
-                else:  # targets
-                    values.append(targets)
-            bound.emit(asm, *values)
-            if name in _TERMINATOR:
-                dead = True
-        exit_stencil = stencil("exit").stencil
         for pc, label in faults.items():
             asm.bind(label)
-            exit_stencil.emit(asm, pc, int(ExitReason.EXCEPTION))
+            exit_stencil(asm, pc, _EXCEPTION)
         entry = asm.finish(self.arena)
         return EmittedBlock(entry, len(asm.code), slots, counter, targets)
 
+    def _fixed_emitters(self) -> tuple:
+        """The block-structure stencils' emitters: entry, heads by (counter, count),
+        goto, exit."""
+        stencil = self.stencil
+        heads = {(counter, count): stencil("head" + ("_c" if counter else "")
+                                           + ("_i" if count else "")).stencil.emit
+                 for counter in (False, True) for count in (False, True)}
+        return (stencil("entry").stencil.emit, heads, stencil("goto").stencil.emit,
+                stencil("exit").stencil.emit)
 
     def disassemble(self, name: str, block: EmittedBlock) -> str:
         """``-d out_asm`` text of an emitted block (capstone)."""

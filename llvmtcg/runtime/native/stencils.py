@@ -155,6 +155,22 @@ def _compile_emitter(stencil: Stencil) -> Callable[..., None]:
     generates), so stencils of the same shape share one compiled code object.
     """
     params = [f"o{i}" for i in range(len(stencil.operands))]
+    body, env = emitter_body(stencil)
+    source = "\n".join([f"def emit({', '.join(['asm', *params])}):", *body])
+    code = _EMITTER_CODE.get(source)
+    if code is None:
+        namespace: dict[str, object] = {}
+        exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
+        code = _EMITTER_CODE[source] = namespace["emit"].__code__  # type: ignore[union-attr]
+    return types.FunctionType(code, env, "emit")
+
+
+def emitter_body(stencil: Stencil) -> tuple[list[str], dict[str, object]]:
+    """The statements (indented one level) that append ``stencil`` to ``asm`` with its
+    operands in the local variables ``o0``, ``o1``, ... (see :func:`_compile_emitter`;
+    the baseline tier puts them after its own operand extraction), and the globals they
+    name."""
+    params = [f"o{i}" for i in range(len(stencil.operands))]
     fmt, args, checks, jumps = ["<"], [], [], []
     env: dict[str, object] = {"_LIMIT": U31_LIMIT, "_MASK": _MASK64,
                               "_error": _range_error, "_stencil": stencil,
@@ -192,7 +208,7 @@ def _compile_emitter(stencil: Stencil) -> Callable[..., None]:
         args.append("_tail")
         env["_tail"] = stencil.code[position:]
     env["_pack"] = struct.Struct("".join(fmt)).pack
-    lines = [f"def emit({', '.join(['asm', *params])}):"]
+    lines = []
     if checks:
         lines += [f"    if not ({' and '.join(checks)}):",
                   f"        _error(_stencil, ({''.join(p + ', ' for p in params)}))"]
@@ -203,13 +219,7 @@ def _compile_emitter(stencil: Stencil) -> Callable[..., None]:
         lines.append(f"    code += _pack({', '.join(args)})")
     lines += jumps
     lines.append("    asm.falls_through = _falls")
-    source = "\n".join(lines)
-    code = _EMITTER_CODE.get(source)
-    if code is None:
-        namespace: dict[str, object] = {}
-        exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
-        code = _EMITTER_CODE[source] = namespace["emit"].__code__  # type: ignore[union-attr]
-    return types.FunctionType(code, env, "emit")
+    return lines, env
 
 
 # Emitter code objects by generated source: stencils of one shape (operand order, hole
