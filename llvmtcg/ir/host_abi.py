@@ -92,7 +92,10 @@ ENTER = HostFunction("llvmtcg_enter", "i64", ("ptr", "ptr", "ptr"), takes_cpu=Fa
 
 # Native -> native: the probe of the lookup table of translated code
 # (runtime/lookup_table.py), defined in the entry glue; (pc, flags) -> entry or null.
-TB_LOOKUP = HostFunction("llvmtcg_tb_lookup", "ptr", ("i64", "i64"), role=Role.NATIVE)
+# preserve_all: a hot region calling it need not save callee-saved registers on entry
+# (fib: 2.5 -> 3.0 s CPU with the C convention), and nothing around the call.
+TB_LOOKUP = HostFunction("llvmtcg_tb_lookup", "ptr", ("i64", "i64"), conv="preserve_allcc",
+                         role=Role.NATIVE)
 
 HOST_FUNCTIONS: dict[str, HostFunction] = {
     f.symbol: f for f in (SLOW_LOAD, SLOW_STORE, SLOW_PROBE, SOFTFLOAT, SOFTFLOAT_PRESERVE_ALL,

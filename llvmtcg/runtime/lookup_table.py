@@ -191,7 +191,7 @@ def lookup_ir(layout: abi.CpuLayout) -> str:
     header = HEADER_WORDS * 8
     jc_mask = (1 << abi.JMP_CACHE_BITS) - 1
     return f"""
-define ptr @{TB_LOOKUP.symbol}(ptr %cpu, i64 %pc, i64 %flags) nounwind {{
+define {TB_LOOKUP.conv} ptr @{TB_LOOKUP.symbol}(ptr %cpu, i64 %pc, i64 %flags) nounwind {{
 entry:
   %cellp = getelementptr i8, ptr %cpu, i64 {table_field}
   %cell.i = load i64, ptr %cellp, align 8
