@@ -118,6 +118,7 @@ RUNTIME_FIELDS: tuple[tuple[str, IRType], ...] = (
 # registers keep their offsets).
 RUNTIME_TAIL_FIELDS: tuple[tuple[str, IRType], ...] = (
     ("tb_flags", I64),  # the translation flags of the current state (arch.tb_flags)
+    ("tb_table", I64),  # host address of the lookup table's cell (runtime/lookup_table.py)
 )
 
 

@@ -26,6 +26,7 @@ from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS, CpuState
 from llvmtcg.runtime.exits import Access, CpuExit, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.lookup_table import lookup_ir
 from llvmtcg.runtime.native.arena import CodeArena
 from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
 from llvmtcg.runtime.physmem import BusError
@@ -48,8 +49,9 @@ def _python_target(symbol: str) -> str:
 
 
 def native_glue_ir(layout: CpuLayout, helpers: HelperRegistry) -> tuple[str, list[str]]:
-    """LLVM IR of a CPU's entry trampoline and of the thunks generated code calls Python
-    through (slow paths, soft-float, Python helpers), and the symbols it defines. The
+    """LLVM IR of a CPU's entry trampoline, of the thunks generated code calls Python
+    through (slow paths, soft-float, Python helpers) and of the probe of the native
+    lookup table (``llvmtcg_tb_lookup``), and the symbols it defines. The
     callbacks are imports (:func:`native_glue_imports`), so the text and its object are
     the same in every process."""
     fp_env, host_fp_env = layout.offset("fp_env"), layout.offset("host_fp_env")
@@ -66,6 +68,8 @@ def native_glue_ir(layout: CpuLayout, helpers: HelperRegistry) -> tuple[str, lis
         if fn.role is host_abi.Role.WRAPPER:
             parts.append(host_abi.preserve_all_wrapper_ir(fn))
             functions.append(fn.thunk)
+    parts.append(lookup_ir(layout))
+    functions.append(host_abi.TB_LOOKUP.symbol)
     return "\n".join(parts) + "\n", functions
 
 
@@ -197,6 +201,7 @@ class Cpu:
         self.jit.add_imports({symbol.removesuffix(".thunk"): address
                               for symbol, address in glue.items()
                               if symbol.endswith(".thunk")})
+        self.jit.add_imports({host_abi.TB_LOOKUP.symbol: glue[host_abi.TB_LOOKUP.symbol]})
         # The cheap tier calls shared memory accessors (half the IR to compile); the
         # optimising tier expands the TLB probe inline.
         lowering = Lowering(layout, self.helpers.declarations(), count_insns=count_insns,
@@ -224,6 +229,7 @@ class Cpu:
         memory.on_change.append(self._memory_changed)
         self.jump_cache = self.tbs.jmp_cache
         self.state.set("jmp_cache", self.tbs.jmp_cache_address)
+        self.state.set("tb_table", self.tbs.lookup_cell)
         self.arena: CodeArena | None = None
         if options.baseline:
             self._start_baseline(layout, count_insns, code_cache is not None)
@@ -272,6 +278,7 @@ class Cpu:
         new.arena = None  # the baseline arena is the first CPU's (it closes it)
         new.jump_cache = self.tbs.new_jump_cache()
         new.state.set("jmp_cache", ctypes.addressof(new.jump_cache))
+        new.state.set("tb_table", self.tbs.lookup_cell)
         new.softmmu = Softmmu(new.state, self.memory, self.tbs)
         new.loop = RunLoop(new.state, self.tbs, self.tiering, self._enter, self.memory.base,
                            self.log, fp_rounding=self.arch.fp_rounding,
@@ -331,7 +338,8 @@ class Cpu:
     def counters(self) -> dict[str, object]:
         """Translation, tiering, code-cache and run-loop counters (``$LLVMTCG_STATS``)."""
         out: dict[str, object] = {"native_entries": self.stats.native_entries,
-                                  "exits": dict(self.stats.exits), "tb": dict(self.tbs.stats)}
+                                  "exits": dict(self.stats.exits), "tb": dict(self.tbs.stats),
+                                  "lookup": self.tbs.lookup_counters()}
         if self.tiering is not None:
             out["tier"] = dict(self.tiering.stats)
         if self.tbs.code_cache is not None:

@@ -469,12 +469,17 @@ class RunLoop:
                     self.record_fault(fault.fault)
                     exit_: NativeExit = self.take_exception()
                 else:
-                    tbs.jmp_cache_flush()  # (an indirect jump must come back here)
+                    # An indirect jump must come back here: empty jump cache, and a
+                    # lookup table that finds nothing.
+                    tbs.jmp_cache_flush()
+                    table_cell = state.get("tb_table")
+                    state.set("tb_table", tbs.lookup_table.empty_cell_address)
                     self.stats.native_entries += 1
                     try:
                         exit_ = decode_exit(self._run_native(tb), tbs.slot_owner,
                                             self.take_exception)
                     finally:
+                        state.set("tb_table", table_cell)
                         tbs.discard_single(tb)
                 if self.pending_error is not None:
                     self._raise_pending()

@@ -36,6 +36,7 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
+from llvmtcg.runtime.lookup_table import NativeLookup
 from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen, Unsupported
 from llvmtcg.runtime.softmmu import page_floor
 
@@ -227,6 +228,12 @@ class TbCache:
         self.jmp_caches: list[ctypes.Array] = []
         self.jmp_cache = self.new_jump_cache()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
+        # Behind the jump caches, a native table of every block (user mode; see
+        # runtime/lookup_table.py): a jump cache miss looks there before returning
+        # LOOKUP. System mode keys code by physical pc too, which the table cannot
+        # check, so its CPUs point at a table that stays empty.
+        self.lookup_table = NativeLookup()
+        self.native_lookup = addressing is None
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
         self._accessors: set[str] = set()
@@ -239,6 +246,20 @@ class TbCache:
                       "compiled_insns": 0, "compile_seconds": 0.0,
                       "cache_loads": 0, "cache_load_seconds": 0.0,
                       "baseline_blocks": 0, "llvm_blocks": 0, "arena_flushes": 0}
+
+    @property
+    def lookup_cell(self) -> int:
+        """What a CPU's ``tb_table`` field holds: the address of the lookup table's cell
+        (system mode: of one that stays empty)."""
+        table = self.lookup_table
+        return table.cell_address if self.native_lookup else table.empty_cell_address
+
+    def lookup_counters(self) -> dict[str, int]:
+        """The native probe's counters: jump cache misses it served (hits), found nothing
+        for (misses: LOOKUP exits follow), or took back (a concurrent invalidation)."""
+        table = self.lookup_table
+        return {"hits": table.hits, "misses": table.misses, "retracted": table.retracted,
+                "entries": len(table)}
 
     # -- lookup and translation ------------------------------------------------------------
     def phys_pc(self, pc: int, flags: int) -> int | None:
@@ -595,6 +616,8 @@ class TbCache:
             self.by_slot[slot] = (region, n)
         for src, n in list(head.incoming):
             self.link(src, n, region)
+        if self.native_lookup:
+            self.lookup_table.put(region.pc, region.flags, region.entry)
         i = abi.jmp_cache_index(head.pc) * _SLOTS_PER_ENTRY
         for cache in self.jmp_caches:
             if cache[i] == head.pc and cache[i + 2] == head.flags:
@@ -652,6 +675,10 @@ class TbCache:
                 for hook in self.new_code_page:
                     hook(page)
             holders.add(tb)
+        if self.native_lookup:
+            region = self.regions.get(tb.pc)
+            if region is None or region.flags != tb.flags:
+                self.lookup_table.put(tb.pc, tb.flags, tb.entry)
         self.stats["translated"] += 1
         self.stats["insns_translated"] += tb.n_insns
 
@@ -710,10 +737,12 @@ class TbCache:
             ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
 
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
+        # Unconditionally, after the lookup table forgot the code: the native probe of
+        # another thread may be refilling this slot from the table right now (it
+        # checks the table again after writing; see runtime/lookup_table.py).
         i = abi.jmp_cache_index(code.pc) * _SLOTS_PER_ENTRY
         for cache in self.jmp_caches:
-            if cache[i] == code.pc and cache[i + 1] == code.entry:
-                cache[i] = abi.JMP_CACHE_INVALID_PC
+            cache[i] = abi.JMP_CACHE_INVALID_PC
 
     # -- invalidation ----------------------------------------------------------------------
     def invalidate(self, tb: CompiledCode) -> None:
@@ -736,6 +765,7 @@ class TbCache:
         for region in list(tb.regions):
             self.invalidate(region)
         self._unchain(tb)
+        self.lookup_table.drop(tb.pc, tb.flags, tb.entry)
         for page in tb.pages():
             holders = self.by_page.get(page)
             if holders is not None:
@@ -771,6 +801,13 @@ class TbCache:
         for m in region.members:
             if region in m.regions:
                 m.regions.remove(region)
+        # Lookups of the head's pc get the head block again (if it is still valid).
+        head = region.members[0] if region.members else None
+        if self.native_lookup and head is not None and head.valid \
+                and self.regions.get(region.pc) is None:
+            self.lookup_table.put(head.pc, head.flags, head.entry)
+        else:
+            self.lookup_table.drop(region.pc, region.flags, region.entry)
         self._jmp_cache_drop(region)
         self.stats["regions_retired"] += 1
         region.module.live_blocks -= 1
@@ -801,12 +838,14 @@ class TbCache:
         with self.lock:
             for tb in list(self.blocks()):
                 self.invalidate(tb)
+            self.lookup_table.clear()
             self.jmp_cache_flush()
 
     def release_pending(self) -> int:
         """Free the code of fully invalidated modules. Only call with no native frame
         of this cache running (the run loop does, between native calls)."""
         released = len(self.pending_release)
+        self.lookup_table.release_old()
         for module in self.pending_release:
             module.release()
         self.pending_release.clear()

@@ -95,16 +95,18 @@ def test_indirect_jumps_hit_the_jump_cache_after_one_miss() -> None:
     cpu.pc = CODE
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.state.get("r", 0) == 100_000
-    # One jump-cache miss per distinct target, then 200k indirect jumps in native code.
-    assert cpu.stats.exits.get("LOOKUP", 0) == 2
-    assert cpu.stats.native_entries == 3
+    # One LOOKUP exit for the target not yet translated (CODE's block was translated
+    # before the first jump to it, so the native lookup table finds it), then 200k
+    # indirect jumps in native code.
+    assert cpu.stats.exits.get("LOOKUP", 0) == 1
+    assert cpu.stats.native_entries == 2
 
     # Invalidating a block clears its jump-cache entry: the next jump misses again.
     cpu.tbs.invalidate(cpu.tbs.lookup(CODE + 0x100))
     cpu.state.set("r", 0, 0)
     cpu.pc = CODE
     assert cpu.run().reason is ExitReason.HALT
-    assert cpu.stats.exits["LOOKUP"] == 3
+    assert cpu.stats.exits["LOOKUP"] == 2
 
 
 def test_exit_request_stops_an_endless_chained_loop() -> None:

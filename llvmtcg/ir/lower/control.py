@@ -10,6 +10,7 @@ to a member of the region).
 from __future__ import annotations
 
 from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir import host_abi
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.helper_decl import HelperFlag
 from llvmtcg.ir.lower.emitter import Emitter, LoweringError
@@ -99,13 +100,22 @@ def _lookup_and_goto_ptr(em: Emitter, op: Op) -> None:
     flags_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {abi.JMP_CACHE_FLAGS}")
     entry_flags = em.value(f"load i64, ptr {flags_ptr}, align 8")
     pc_hit = em.value(f"icmp eq i64 {entry_pc}, {pc}")
-    flags_hit = em.value(f"icmp eq i64 {entry_flags}, {em.load_field('tb_flags')}")
+    flags = em.load_field("tb_flags")
+    flags_hit = em.value(f"icmp eq i64 {entry_flags}, {flags}")
     hit = em.value(f"and i1 {pc_hit}, {flags_hit}")
     k = em.fresh()
     em.emit(f"br i1 {hit}, label %jc_hit{k}, label %jc_miss{k}")
     em.new_block(f"jc_hit{k}")
     em.tail_jump(fn)
+    # A jump cache miss probes the native table of every translated block (which
+    # refills the jump cache); only code not found there is Python's (LOOKUP).
     em.new_block(f"jc_miss{k}")
+    found = em.value(host_abi.call(host_abi.TB_LOOKUP, [pc, flags], em.call_attrs))
+    translated = em.value(f"icmp ne ptr {found}, null")
+    em.emit(f"br i1 {translated}, label %tt_hit{k}, label %tt_miss{k}")
+    em.new_block(f"tt_hit{k}")
+    em.tail_jump(found)
+    em.new_block(f"tt_miss{k}")
     em.return_to_loop(str(int(ExitReason.LOOKUP)))
 
 

@@ -127,6 +127,7 @@ class Lowering:
 
     def _declarations(self, blocks: list[Block]) -> list[str]:
         out = host_abi.declarations(host_abi.BLOCK_IMPORTS)
+        out.append(host_abi.declaration(host_abi.TB_LOOKUP))
         used_helpers = {op.args[0] for b in blocks for op in b.ops if op.name == "call"}
         for name in sorted(used_helpers):
             decl = self.helpers.get(name)

@@ -1,0 +1,274 @@
+"""The native lookup of translated code: a hash table of every block, probed by native code.
+
+An indirect jump (``lookup_and_goto_ptr``) first probes its CPU's jump cache inline (a
+direct-mapped cache of 4096 entries); on a miss it calls ``llvmtcg_tb_lookup(cpu, pc,
+flags)``, which probes this table, refills the jump cache entry and returns the code's
+entry address (null: not translated, or not known here), so only a miss of both goes back
+to Python as a LOOKUP exit (QEMU's tb_lookup: the jump cache, then the qht).
+
+The table is open addressing with linear probing in native memory, keyed by (pc, flags):
+``{pc, fn, flags}`` entries of 24 bytes (the jump cache's layout) after a 16-byte header
+``{shift, mask}``; the slot of a pc is ``(pc * HASH_MULTIPLIER) >> shift``. An empty
+entry's pc is all ones and a deleted one's :data:`TOMBSTONE_PC` (both odd, so no guest
+pc matches). :class:`NativeLookup` owns it (under ``TbCache.lock``) and native code
+reads it from any thread without a lock:
+
+* an entry is written fn and flags first, pc last, and deleted by overwriting its pc;
+  an empty entry is never reused in place of a live one, so a probe always ends;
+* growing builds a new table and swaps one pointer in the *cell* every CPU's
+  ``tb_table`` field points to; old tables stay readable until no CPU runs native code
+  (:meth:`NativeLookup.release_old`);
+* the probe writes the jump cache entry, then (after a full fence) reads the cell and
+  the entry again and takes the entry back if either changed: invalidation on another
+  thread removes the entry and then clears every CPU's jump cache slot, so a stale entry
+  cannot survive in a jump cache.
+
+The cell also holds the probe's counters (hits, misses), read by ``TbCache.stats``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+from llvmtcg.ir import cpu_layout as abi
+from llvmtcg.ir.host_abi import TB_LOOKUP
+
+EMPTY_PC = 0xFFFF_FFFF_FFFF_FFFF
+TOMBSTONE_PC = 0xFFFF_FFFF_FFFF_FFFD
+HASH_MULTIPLIER = 0x9E37_79B9_7F4A_7C15  # 2^64 / golden ratio (Fibonacci hashing)
+HEADER_WORDS = 2  # shift, mask
+ENTRY_WORDS = 3  # pc, fn, flags (as the jump cache)
+CELL_WORDS = 4  # table pointer, hits, misses, retracted
+MIN_BITS = 12
+_MASK64 = (1 << 64) - 1
+
+assert ENTRY_WORDS * 8 == abi.JMP_CACHE_ENTRY_SIZE and abi.JMP_CACHE_FN == 8 \
+    and abi.JMP_CACHE_FLAGS == 16  # the probe copies an entry as it is
+
+
+def slot_of(pc: int, shift: int) -> int:
+    """The first slot probed for pc (the native probe computes the same)."""
+    return ((pc * HASH_MULTIPLIER) & _MASK64) >> shift
+
+
+class _Table:
+    """One table: a header and 2^bits entries in one ctypes buffer."""
+
+    __slots__ = ("bits", "words", "address", "used")
+
+    def __init__(self, bits: int) -> None:
+        self.bits = bits
+        n = 1 << bits
+        self.words = (ctypes.c_uint64 * (HEADER_WORDS + ENTRY_WORDS * n))()
+        self.address = ctypes.addressof(self.words)
+        ctypes.memset(self.address + 8 * HEADER_WORDS, 0xFF, 8 * ENTRY_WORDS * n)
+        self.words[0] = 64 - bits
+        self.words[1] = n - 1
+        self.used = 0  # live entries and tombstones
+
+
+class NativeLookup:
+    """The table of one translation cache (see the module docstring). Not thread-safe:
+    the owner calls it under its lock."""
+
+    def __init__(self) -> None:
+        self._cell = (ctypes.c_uint64 * CELL_WORDS)()
+        self.cell_address = ctypes.addressof(self._cell)
+        # A cell whose table stays empty: a CPU pointed at it always misses (single
+        # steps must come back to the run loop after one instruction).
+        self._empty_cell = (ctypes.c_uint64 * CELL_WORDS)()
+        self._empty = _Table(1)
+        self._empty_cell[0] = self._empty.address
+        self.empty_cell_address = ctypes.addressof(self._empty_cell)
+        self._slots: dict[tuple[int, int], int] = {}  # (pc, flags) -> entry index
+        self._old: list[_Table] = []
+        self._table = _Table(MIN_BITS)
+        self._cell[0] = self._table.address
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    @property
+    def hits(self) -> int:
+        return self._cell[1]
+
+    @property
+    def misses(self) -> int:
+        return self._cell[2]
+
+    @property
+    def retracted(self) -> int:
+        return self._cell[3]
+
+    def get(self, pc: int, flags: int) -> int | None:
+        """The entry address recorded for (pc, flags), or None."""
+        index = self._slots.get((pc, flags))
+        return None if index is None else self._table.words[HEADER_WORDS + ENTRY_WORDS * index + 1]
+
+    def put(self, pc: int, flags: int, fn: int) -> None:
+        """Record that code for (pc, flags) is entered at ``fn``."""
+        words = self._table.words
+        index = self._slots.get((pc, flags))
+        if index is not None:
+            words[HEADER_WORDS + ENTRY_WORDS * index + 1] = fn  # (one aligned store)
+            return
+        table = self._table
+        if 2 * (table.used + 1) > (1 << table.bits):
+            self._rebuild(len(self._slots) + 1)
+            table = self._table
+            words = table.words
+        mask = (1 << table.bits) - 1
+        index = slot_of(pc, 64 - table.bits)
+        while True:
+            base = HEADER_WORDS + ENTRY_WORDS * index
+            entry_pc = words[base]
+            if entry_pc == EMPTY_PC or entry_pc == TOMBSTONE_PC:
+                break
+            index = (index + 1) & mask
+        if entry_pc == EMPTY_PC:
+            table.used += 1
+        words[base + 1] = fn
+        words[base + 2] = flags
+        words[base] = pc  # last: a concurrent probe sees a complete entry
+        self._slots[pc, flags] = index
+
+    def drop(self, pc: int, flags: int, fn: int | None = None) -> None:
+        """Forget (pc, flags) (only if it is entered at ``fn``, when given)."""
+        index = self._slots.get((pc, flags))
+        if index is None:
+            return
+        base = HEADER_WORDS + ENTRY_WORDS * index
+        words = self._table.words
+        if fn is not None and words[base + 1] != fn:
+            return
+        words[base] = TOMBSTONE_PC
+        del self._slots[pc, flags]
+
+    def clear(self) -> None:
+        """Forget everything (tb_flush)."""
+        self._slots.clear()
+        self._swap(_Table(MIN_BITS))
+
+    def _rebuild(self, live: int) -> None:
+        bits = MIN_BITS
+        while (1 << bits) < 4 * live:
+            bits += 1
+        old = self._table
+        table = _Table(bits)
+        mask = (1 << bits) - 1
+        words, old_words = table.words, old.words
+        slots = {}
+        for key, old_index in self._slots.items():
+            old_base = HEADER_WORDS + ENTRY_WORDS * old_index
+            index = slot_of(key[0], 64 - bits)
+            while words[HEADER_WORDS + ENTRY_WORDS * index] != EMPTY_PC:
+                index = (index + 1) & mask
+            base = HEADER_WORDS + ENTRY_WORDS * index
+            words[base:base + ENTRY_WORDS] = old_words[old_base:old_base + ENTRY_WORDS]
+            slots[key] = index
+        table.used = len(slots)
+        self._slots = slots
+        self._swap(table)
+
+    def _swap(self, table: _Table) -> None:
+        self._old.append(self._table)
+        self._table = table
+        self._cell[0] = table.address  # (one aligned store: probes see either table)
+
+    def release_old(self) -> None:
+        """Free replaced tables; only call when no CPU runs native code."""
+        self._old.clear()
+
+
+def lookup_ir(layout: abi.CpuLayout) -> str:
+    """LLVM IR of ``ptr llvmtcg_tb_lookup(ptr cpu, i64 pc, i64 flags)``: the probe of the
+    table whose cell ``cpu.tb_table`` points to; on a hit it refills ``cpu.jmp_cache``'s
+    entry for pc and returns the code's entry address, else null. The text names no
+    address, so its object is the same in every process (cached with the entry glue)."""
+    table_field = layout.offset("tb_table")
+    jmp_cache_field = layout.offset("jmp_cache")
+    entry = ENTRY_WORDS * 8
+    header = HEADER_WORDS * 8
+    jc_mask = (1 << abi.JMP_CACHE_BITS) - 1
+    return f"""
+define {TB_LOOKUP.conv} ptr @{TB_LOOKUP.symbol}(ptr %cpu, i64 %pc, i64 %flags) nounwind {{
+entry:
+  %cellp = getelementptr i8, ptr %cpu, i64 {table_field}
+  %cell.i = load i64, ptr %cellp, align 8
+  %cell = inttoptr i64 %cell.i to ptr
+  %tab = load atomic ptr, ptr %cell acquire, align 8
+  %shift = load i64, ptr %tab, align 8
+  %maskp = getelementptr i8, ptr %tab, i64 8
+  %mask = load i64, ptr %maskp, align 8
+  %h = mul i64 %pc, {HASH_MULTIPLIER - (1 << 64) if HASH_MULTIPLIER >= 1 << 63 else HASH_MULTIPLIER}
+  %first = lshr i64 %h, %shift
+  br label %probe
+probe:
+  %i = phi i64 [ %first, %entry ], [ %i.next, %next ]
+  %off = mul i64 %i, {entry}
+  %off.h = add i64 %off, {header}
+  %e = getelementptr i8, ptr %tab, i64 %off.h
+  %epc = load atomic i64, ptr %e acquire, align 8
+  %is.pc = icmp eq i64 %epc, %pc
+  br i1 %is.pc, label %check_flags, label %not_pc
+check_flags:
+  %efp = getelementptr i8, ptr %e, i64 {abi.JMP_CACHE_FLAGS}
+  %ef = load i64, ptr %efp, align 8
+  %is.flags = icmp eq i64 %ef, %flags
+  br i1 %is.flags, label %found, label %next
+not_pc:
+  %is.empty = icmp eq i64 %epc, -1
+  br i1 %is.empty, label %miss, label %next
+next:
+  %i.inc = add i64 %i, 1
+  %i.next = and i64 %i.inc, %mask
+  br label %probe
+miss:
+  %missp = getelementptr i8, ptr %cell, i64 16
+  %m = load i64, ptr %missp, align 8
+  %m1 = add i64 %m, 1
+  store i64 %m1, ptr %missp, align 8
+  ret ptr null
+found:
+  %efnp = getelementptr i8, ptr %e, i64 {abi.JMP_CACHE_FN}
+  %fn = load i64, ptr %efnp, align 8
+  %jcp = getelementptr i8, ptr %cpu, i64 {jmp_cache_field}
+  %jc.i = load i64, ptr %jcp, align 8
+  %jc = inttoptr i64 %jc.i to ptr
+  %pc.s = lshr i64 %pc, 1
+  %slot = and i64 %pc.s, {jc_mask}
+  %jco = mul i64 %slot, {abi.JMP_CACHE_ENTRY_SIZE}
+  %je = getelementptr i8, ptr %jc, i64 %jco
+  %jfnp = getelementptr i8, ptr %je, i64 {abi.JMP_CACHE_FN}
+  %jfp = getelementptr i8, ptr %je, i64 {abi.JMP_CACHE_FLAGS}
+  store atomic i64 {EMPTY_PC - (1 << 64)}, ptr %je monotonic, align 8
+  store atomic i64 %fn, ptr %jfnp monotonic, align 8
+  store atomic i64 %flags, ptr %jfp monotonic, align 8
+  store atomic i64 %pc, ptr %je monotonic, align 8
+  fence seq_cst
+  %tab2 = load atomic ptr, ptr %cell acquire, align 8
+  %epc2 = load atomic i64, ptr %e acquire, align 8
+  %fn2 = load atomic i64, ptr %efnp acquire, align 8
+  %same.t = icmp eq ptr %tab2, %tab
+  %same.pc = icmp eq i64 %epc2, %pc
+  %same.fn = icmp eq i64 %fn2, %fn
+  %same.a = and i1 %same.t, %same.pc
+  %same = and i1 %same.a, %same.fn
+  br i1 %same, label %hit, label %retract
+hit:
+  %hitp = getelementptr i8, ptr %cell, i64 8
+  %n = load i64, ptr %hitp, align 8
+  %n1 = add i64 %n, 1
+  store i64 %n1, ptr %hitp, align 8
+  %target = inttoptr i64 %fn to ptr
+  ret ptr %target
+retract:
+  ; invalidated meanwhile by another thread: take the jump cache entry back
+  store atomic i64 {EMPTY_PC - (1 << 64)}, ptr %je monotonic, align 8
+  %rp = getelementptr i8, ptr %cell, i64 24
+  %r = load i64, ptr %rp, align 8
+  %r1 = add i64 %r, 1
+  store i64 %r1, ptr %rp, align 8
+  ret ptr null
+}}
+"""
