@@ -215,9 +215,11 @@ class Tiering:
     def _over_budget(self) -> float:
         """Seconds the compile thread must wait before compiling for this CPU again."""
         allowed = self.budget_grant + self.budget_share * (time.monotonic() - self.started)
-        if self.compile_cpu <= allowed or self.budget_share <= 0:
-            return 0.0 if self.compile_cpu <= allowed else float("inf")
-        return (self.compile_cpu - allowed) / self.budget_share
+        if self.compile_cpu < allowed:
+            return 0.0
+        if self.budget_share <= 0:
+            return float("inf")
+        return (self.compile_cpu - allowed) / self.budget_share + 0.01
 
     # -- region formation ------------------------------------------------------------------
     def _collect(self, head: TranslationBlock) -> RegionPlan | None:
