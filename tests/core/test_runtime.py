@@ -478,12 +478,12 @@ def test_arenas_of_released_modules_are_unmapped() -> None:
     """Code loaded and released again and again (regions retired under self-modifying
     code) fills arena after arena; one nothing lives in any more is unmapped, so the
     engine's memory stays bounded by what is alive."""
-    jit = JitEngine(arena_size=1 << 16)
+    jit = JitEngine(arena_size=1 << 14)  # (16 bytes of code per load: ~1000 per arena)
     keep = jit.compile("define i64 @keep() {\n  ret i64 7\n}\n", ["keep"])
     text = "define i64 @f(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n"
     obj = jit.compile(text, ["f"]).object
     first = jit.arena
-    for _ in range(5000):  # (a few hundred loads fill an arena)
+    for _ in range(20_000):
         if jit.stats.get("arenas_freed", 0) >= 3:
             break
         module = jit.load_object(obj, ["f"])
