@@ -124,6 +124,7 @@ class Tiering:
         self.ready: deque[RegionCode] = deque()  # compiled, waiting for a safe point
         self.retired_at: dict[int, int] = {}  # head pc -> regions retired there
         self.deferred: dict[int, int] = {}  # head pc -> times its region was put off
+        self.queue_full_at: dict[int, int] = {}  # pc -> times it was hot, queue full
         self.closed = False
         self._names = 0
         self.budget_share = budget_share
@@ -157,8 +158,11 @@ class Tiering:
         if not self.sync and len(self.queued) >= self.max_queue:
             # The compiler is behind: hot code that stays hot comes back (and the
             # hottest waiting regions go first meanwhile).
+            # (Backing off: each HOT exit is a trip to Python, and a queue that stays
+            # full — compiles slower than code turns hot — made thousands of them.)
             self.stats["queue_full"] += 1
-            tb.arm_counter(self.threshold << 2)
+            waits = self.queue_full_at[pc] = self.queue_full_at.get(pc, 0) + 1
+            tb.arm_counter(self.threshold << min(2 * waits, 16))
             return
         plan = self._collect(tb)
         if plan is None:
