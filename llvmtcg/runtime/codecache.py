@@ -135,10 +135,16 @@ class CodeCache:
         self.root = Path(directory)
         self.dir = self.root / fingerprint
         self.max_bytes = max_bytes
-        self.stats = {"hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0}
+        # reads: entries read whole (metadata, object and checksum) by lookups
+        self.stats = {"hits": 0, "misses": 0, "stores": 0, "corrupt": 0, "evicted": 0,
+                      "reads": 0}
         self._index: dict[tuple[str, int], list[str]] | None = None
         self._pages: dict[int, set[int]] = {}  # guest page -> first pcs of block entries
-        self._stores_since_check = 0
+        self._ranges: dict[str, tuple[tuple[int, int], ...]] = {}  # entry -> its ranges
+        # Bytes in the cache root as last counted plus what this process stored since
+        # (None: not counted yet); the directory is walked again only when this passes
+        # max_bytes, not every few stores (a walk costs a stat per entry).
+        self._total_bytes: int | None = None
 
     def _entries(self) -> dict[tuple[str, int], list[str]]:
         """Entry names by (kind, first pc); kind "" for regions of blocks, "r" for hot
@@ -194,26 +200,69 @@ class CodeCache:
         return self._lookup("r", pc, read, _hot_region_from, lambda r: r.ranges)
 
     def _lookup(self, kind, pc, read, build, ranges):
+        # Entries for one pc differ in their guest bytes (code rewritten at the same
+        # address), rarely in their ranges: the current bytes are hashed once per
+        # distinct ranges and only the entry whose name carries that digest is read.
+        # (Reading and hashing every entry on each lookup made a program that keeps
+        # rewriting code at one address quadratic.)
+        digests: dict[tuple[tuple[int, int], ...], str | None] = {}
         for name in list(self._entries().get((kind, pc), ())):
-            entry = self._load(name, build)
-            if entry is None:
+            entry_ranges = self._ranges_of(name)
+            if entry_ranges is None:
                 continue
-            try:
-                current = self.digest(ranges(entry), read)
-            except Exception:  # noqa: BLE001 - the guest code is not there any more
-                continue
-            if name.endswith("." + current):
-                self.stats["hits"] += 1
+            if entry_ranges not in digests:
                 try:
-                    os.utime(self.dir / name)  # recently used: evicted last
-                except OSError:
-                    pass
-                return entry
+                    digests[entry_ranges] = self.digest(entry_ranges, read)
+                except Exception:  # noqa: BLE001 - the guest code is not there any more
+                    digests[entry_ranges] = None
+            current = digests[entry_ranges]
+            if current is None or not name.endswith("." + current):
+                continue
+            entry = self._load(name, build)
+            if entry is None or tuple(map(tuple, ranges(entry))) != entry_ranges:
+                continue
+            self.stats["hits"] += 1
+            try:
+                os.utime(self.dir / name)  # recently used: evicted last
+            except OSError:
+                pass
+            return entry
         self.stats["misses"] += 1
         return None
 
+    def _ranges_of(self, name: str) -> tuple[tuple[int, int], ...] | None:
+        """The guest ranges an entry covers, from its metadata alone (remembered: an
+        entry's name fixes its contents). The whole entry is verified when it is used."""
+        known = self._ranges.get(name)
+        if known is not None:
+            return known
+        try:
+            with open(self.dir / name, "rb") as f:
+                magic, meta_len = _HEADER.unpack(f.read(_HEADER.size))
+                if magic != MAGIC:
+                    raise ValueError("bad header")
+                meta = json.loads(f.read(meta_len))
+            if "ranges" in meta:
+                found = tuple(tuple(r) for r in meta["ranges"])
+            else:
+                found = tuple(region_ranges(BlockMeta.from_json(b) for b in meta["blocks"]))
+        except FileNotFoundError:
+            self._forget(name)
+            return None
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            self.stats["corrupt"] += 1
+            self._forget(name)
+            try:
+                (self.dir / name).unlink()
+            except OSError:
+                pass
+            return None
+        self._ranges[name] = found
+        return found
+
     def _load(self, name: str, build):
         path = self.dir / name
+        self.stats["reads"] += 1
         try:
             data = path.read_bytes()
             magic, meta_len = _HEADER.unpack_from(data)
@@ -237,6 +286,7 @@ class CodeCache:
             return None
 
     def _forget(self, name: str) -> None:
+        self._ranges.pop(name, None)
         index = self._entries()
         key = _entry_key(name)
         if key is not None and name in index.get(key, []):
@@ -291,17 +341,24 @@ class CodeCache:
         except Exception:  # noqa: BLE001 - code unmapped meanwhile: nothing to key on
             return
         name = f"{kind}{pc:x}.{digest}"
-        if not self._write(name, meta_data, obj):
+        size = self._write(name, meta_data, obj)
+        if not size:
             return
-        self._entries().setdefault((kind, pc), []).append(name)
+        names = self._entries().setdefault((kind, pc), [])
+        if name not in names:
+            names.append(name)
+        self._ranges[name] = tuple(tuple(r) for r in ranges)
         self._note_page((kind, pc))
         self.stats["stores"] += 1
-        self._stores_since_check += 1
-        if self._stores_since_check >= 64:
-            self._stores_since_check = 0
-            self.evict()
+        if self._total_bytes is None:
+            self._total_bytes = self._count_bytes()
+        self._total_bytes += size
+        if self._total_bytes > self.max_bytes:
+            # (down to 7/8: the next stores must not each walk the directory again)
+            self.evict(self.max_bytes * 7 // 8)
 
-    def _write(self, name: str, meta_data: dict, obj: bytes) -> bool:
+    def _write(self, name: str, meta_data: dict, obj: bytes) -> int:
+        """Write an entry; its size in bytes, 0 if it could not be written."""
         meta = json.dumps(meta_data).encode()
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
         try:
@@ -311,11 +368,22 @@ class CodeCache:
                 f.write(body + hashlib.sha256(body).digest())
             os.replace(tmp, self.dir / name)
         except OSError:
-            return False
-        return True
+            return 0
+        return len(body) + 32
 
-    def evict(self) -> None:
-        """Delete least recently used entries (of every fingerprint) beyond max_bytes."""
+    def _count_bytes(self) -> int:
+        total = 0
+        for path in self.root.glob("*/*"):
+            try:
+                total += path.stat().st_size
+            except OSError:
+                continue
+        return total
+
+    def evict(self, target: int | None = None) -> None:
+        """Delete least recently used entries (of every fingerprint) until the cache
+        holds at most ``target`` bytes (default: max_bytes)."""
+        limit = self.max_bytes if target is None else target
         files = []
         for path in self.root.glob("*/*"):
             try:
@@ -324,14 +392,16 @@ class CodeCache:
                 continue
             files.append((st.st_mtime, st.st_size, path))
         total = sum(size for _, size, _ in files)
+        self._total_bytes = total
         for _, size, path in sorted(files):
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
             try:
                 path.unlink()
             except OSError:
                 continue
             total -= size
+            self._total_bytes = total
             # (the counters are about entries of guest code; modules counted apart)
             counter = "modules_evicted" if path.name.startswith(MODULE_PREFIX) else "evicted"
             self.stats[counter] = self.stats.get(counter, 0) + 1

@@ -25,7 +25,7 @@ import struct
 import sys
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -141,6 +141,11 @@ class CompileError(Exception):
         self.stage = stage
 
 
+# The code zone of the JIT engine's arenas (the data zone is a quarter of it):
+# LLVM-compiled objects are a few KB to a few hundred KB each.
+JIT_ARENA_CODE = 32 << 20
+
+
 @dataclass(eq=False)
 class CompiledModule:
     """Native code of one module; alive until :meth:`release`."""
@@ -152,11 +157,19 @@ class CompiledModule:
     object_size: int = 0
     object: bytes | None = None  # the object code, kept until the code cache has it
     released: bool = field(default=False)
+    arenas: tuple[CodeArena, ...] = field(default=(), repr=False)  # where its code is
+    # Told when the module is released (JitEngine: frees an arena nothing lives in).
+    on_release: Callable[[CompiledModule], None] | None = field(default=None, repr=False)
 
     def release(self) -> None:
         """Forget the module's code. Callers guarantee no native frame is running in it.
-        (Its arena space is reclaimed when the arena is reset, not before.)"""
+        (Its arena is unmapped once no module in it is alive and another arena takes
+        new code, not before.)"""
+        if self.released:
+            return
         self.released = True
+        if self.on_release is not None:
+            self.on_release(self)
 
 
 class JitEngine:
@@ -180,7 +193,8 @@ class JitEngine:
     }
 
     def __init__(self, optimize: int = 0, log: Log | None = None,
-                 perf_map: bool = False, object_store: ObjectStore | None = None) -> None:
+                 perf_map: bool = False, object_store: ObjectStore | None = None,
+                 arena_size: int = JIT_ARENA_CODE) -> None:
         if optimize not in self._PIPELINES:
             raise ValueError(f"optimize must be one of {sorted(self._PIPELINES)}")
         self.optimize = optimize
@@ -192,9 +206,15 @@ class JitEngine:
         self._host: tuple[str, str] | None = None
         self._triple: str | None = None
         # Where loaded code goes. Objects use the large code model (64-bit absolute
-        # references only), so a full arena is followed by another one.
-        self.arena = CodeArena()
+        # references only), so a full arena is followed by another one; one that no live
+        # module is left in is then unmapped (code rewritten or retired again and again
+        # — self-modifying code, regions retired — would otherwise keep every arena
+        # it ever filled). Arenas hold JIT_ARENA_CODE bytes of code, so that happens in
+        # steps of tens of MB rather than the baseline arena's hundreds.
+        self.arena_size = arena_size
+        self.arena = CodeArena(arena_size, max(arena_size // 4, 1 << 16))
         self._arenas = [self.arena]
+        self._live_modules: dict[int, int] = {id(self.arena): 0}  # arena -> live modules
         self._finalizer = weakref.finalize(self, _close_arenas, self._arenas)
         self.perf_map = perf_map
         self._perf_map_file = None
@@ -348,6 +368,7 @@ class JitEngine:
     def _load(self, objs: list[bytes], exports: list[str], blocks: list[str]
               ) -> CompiledModule:
         loaded: list[loader.LoadedObject] = []
+        arenas: list[CodeArena] = []  # the arenas the module's objects went into
         symbols: dict[str, int] = {}
         sizes: dict[str, int] = {}
         imports = self.imports
@@ -359,9 +380,10 @@ class JitEngine:
                 try:
                     done = loader.load_object(self.arena, obj, imports)
                 except ArenaFull:
-                    self.arena = CodeArena()
-                    self._arenas.append(self.arena)
+                    self._next_arena(len(obj))
                     done = loader.load_object(self.arena, obj, imports)
+                if not arenas or arenas[-1] is not self.arena:
+                    arenas.append(self.arena)
                 loaded.append(done)
                 symbols.update(done.symbols)
                 sizes.update(done.sizes)
@@ -373,8 +395,35 @@ class JitEngine:
                 from None
         if self.perf_map:
             self._write_perf_map(addresses, sizes)
-        return CompiledModule(f"m{next(self._names)}", addresses, tuple(loaded),
-                              object_size=sum(map(len, objs)))
+        for arena in arenas:
+            self._live_modules[id(arena)] += 1
+        module = CompiledModule(f"m{next(self._names)}", addresses, tuple(loaded),
+                                object_size=sum(map(len, objs)), arenas=tuple(arenas),
+                                on_release=self._module_released)
+        return module
+
+    def _next_arena(self, size: int) -> None:
+        """The current arena is full: load into a new one (big enough for an object of
+        ``size`` bytes); the old one goes once nothing lives in it."""
+        full = self.arena
+        code = max(self.arena_size, 2 * size)
+        self.arena = CodeArena(code, max(code // 4, 1 << 16))
+        self._arenas.append(self.arena)
+        self._live_modules[id(self.arena)] = 0
+        self._free_if_dead(full)
+
+    def _module_released(self, module: CompiledModule) -> None:
+        for arena in module.arenas:
+            self._live_modules[id(arena)] -= 1
+            self._free_if_dead(arena)
+
+    def _free_if_dead(self, arena: CodeArena) -> None:
+        if arena is self.arena or self._live_modules.get(id(arena)) != 0:
+            return
+        del self._live_modules[id(arena)]
+        self._arenas.remove(arena)
+        arena.close()
+        self.stats["arenas_freed"] = self.stats.get("arenas_freed", 0) + 1
 
     def _write_perf_map(self, addresses: Mapping[str, int], sizes: Mapping[str, int]) -> None:
         """Name our functions for Linux ``perf`` in /tmp/perf-<pid>.map, as QEMU's

@@ -64,10 +64,15 @@ class RegionCode:
     accessors: set[str] = field(default_factory=set)
     error: BaseException | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 class RegionError(Exception):
     """A member re-translated differently from the block it stands for."""
+
+
+class RegionDropped(Exception):
+    """A queued region was not compiled (a member invalidated before its turn)."""
 
 
 def _snapshot_fetch(code: list[tuple[int, bytes]]) -> Callable[[int, int], bytes]:
@@ -92,11 +97,20 @@ class Tiering:
         request_exit: makes the running guest return to the run loop soon.
         sync: compile on the caller's thread and install at once (tests, debugging).
         max_blocks, max_insns: bounds of one region.
+        budget_share, budget_grant: the background compiler spends at most
+            ``budget_grant + budget_share * seconds since start`` seconds of its thread's
+            CPU time on this CPU's regions; past that, it waits (a 2-core host runs the
+            guest on the other core, so compiling never takes more than that share from
+            it; the grant lets a program's first hot loops compile at once).
+        max_queue: regions waiting to be compiled at most; a block turning hot while
+            the queue is full is re-armed with a longer count (still hot then: queued).
     """
 
     def __init__(self, tbs: TbCache, arch: GuestArch, lowering: Lowering,
                  request_exit: Callable[[], None], sync: bool = False,
-                 log: Log | None = None, max_blocks: int = 64, max_insns: int = 256) -> None:
+                 log: Log | None = None, max_blocks: int = 64, max_insns: int = 256,
+                 budget_share: float = 0.25, budget_grant: float = 2.0,
+                 max_queue: int = 16) -> None:
         self.tbs = tbs
         self.arch = arch
         self.lowering = lowering
@@ -110,11 +124,22 @@ class Tiering:
         self.ready: deque[RegionCode] = deque()  # compiled, waiting for a safe point
         self.retired_at: dict[int, int] = {}  # head pc -> regions retired there
         self.deferred: dict[int, int] = {}  # head pc -> times its region was put off
+        self.queue_full_at: dict[int, int] = {}  # pc -> times it was hot, queue full
         self.closed = False
         self._names = 0
+        self.budget_share = budget_share
+        self.budget_grant = budget_grant
+        self.max_queue = max_queue
+        self.started = time.monotonic()
+        # Plans submitted and not yet taken by the compile thread (it takes the hottest
+        # first); shared with that thread, under queue_lock.
+        self.queued: list[RegionPlan] = []
+        self.queue_lock = threading.Lock()
+        self.compile_cpu = 0.0  # compile thread CPU seconds spent on this CPU's regions
         self.stats = {"hot": 0, "deferred": 0, "regions_compiled": 0, "regions_loaded": 0,
                       "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
-                      "compile_errors": 0,
+                      "compile_errors": 0, "regions_dropped": 0, "queue_full": 0,
+                      "budget_waits": 0, "compile_cpu": 0.0,
                       "compile_seconds": 0.0, "region_blocks": 0, "region_insns": 0}
         tbs.region_retired.append(self._retired)
         _live.add(self)
@@ -128,7 +153,16 @@ class Tiering:
             return
         if any(tb in plan.members for plan in self.pending.values()):
             return  # the region on its way covers it (its install re-arms the counter)
-        if self._install_cached(tb):
+        if self._install_cached(pc):
+            return
+        if not self.sync and len(self.queued) >= self.max_queue:
+            # The compiler is behind: hot code that stays hot comes back (and the
+            # hottest waiting regions go first meanwhile).
+            # (Backing off: each HOT exit is a trip to Python, and a queue that stays
+            # full — compiles slower than code turns hot — made thousands of them.)
+            self.stats["queue_full"] += 1
+            waits = self.queue_full_at[pc] = self.queue_full_at.get(pc, 0) + 1
+            tb.arm_counter(self.threshold << min(2 * waits, 16))
             return
         plan = self._collect(tb)
         if plan is None:
@@ -148,7 +182,9 @@ class Tiering:
         if self.sync:
             self._install(self._build(plan, _sync_compiler()))
         else:
-            _background().submit(self, plan)
+            with self.queue_lock:
+                self.queued.append(plan)
+            _background().submit(self)
 
     def install_ready(self) -> None:
         """Install compiled regions (call at a safe point: no native code running)."""
@@ -159,6 +195,35 @@ class Tiering:
         self.closed = True
         self.pending.clear()
         self.ready.clear()
+        with self.queue_lock:
+            self.queued.clear()
+
+    # -- the compile thread's side ---------------------------------------------------------
+    def _take_plan(self) -> RegionPlan | None:
+        """The queued region to compile next: the one whose head ran most since it was
+        queued. Regions a member of which was invalidated meanwhile are dropped."""
+        with self.queue_lock:
+            live = [p for p in self.queued if all(m.valid for m in p.members)]
+            dropped = [p for p in self.queued if p not in live]
+            if not live:
+                self.queued.clear()
+                plan = None
+            else:
+                plan = max(live, key=lambda p: p.head.executions())
+                live.remove(plan)
+                self.queued[:] = live
+        for gone in dropped:
+            self._delivered(RegionCode(gone, error=RegionDropped("a member was invalidated")))
+        return plan
+
+    def _over_budget(self) -> float:
+        """Seconds the compile thread must wait before compiling for this CPU again."""
+        allowed = self.budget_grant + self.budget_share * (time.monotonic() - self.started)
+        if self.compile_cpu < allowed:
+            return 0.0
+        if self.budget_share <= 0:
+            return float("inf")
+        return (self.compile_cpu - allowed) / self.budget_share + 0.01
 
     # -- region formation ------------------------------------------------------------------
     def _collect(self, head: TranslationBlock) -> RegionPlan | None:
@@ -201,32 +266,32 @@ class Tiering:
         targets = {t for m in members for t in m.indirect_targets()}
         return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code, targets)
 
-    def _install_cached(self, head: TranslationBlock) -> bool:
-        """Install a region headed by ``head`` from the persistent code cache, if one
+    def _install_cached(self, pc: int) -> bool:
+        """Install a region headed at ``pc`` from the persistent code cache, if one
         there matches the guest code and blocks as they are now."""
         cache = self.tbs.code_cache
         if cache is None:
             return False
-        cached = cache.lookup_hot_region(head.pc, self.tbs.fetch)
+        cached = cache.lookup_hot_region(pc, self.tbs.fetch)
         if cached is None:
             return False
         # Members this run has not reached yet are translated now (from the code cache,
         # usually): the region was formed in a run where they had run, and would
         # otherwise be compiled again, differently, each time the program starts.
         members = []
-        for pc in cached.members:
-            member = self.tbs.lookup(pc)
+        for member_pc in cached.members:
+            member = self.tbs.lookup(member_pc)
             if member is None:
                 try:
-                    self.tbs.get(pc)
+                    self.tbs.get(member_pc)
                 except (GuestFault, CompileError):
                     return False
-                member = self.tbs.lookup(pc)
+                member = self.tbs.lookup(member_pc)
             members.append(member)
         if any(m is None or not m.valid for m in members) or \
                 sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
             if self.log.enabled("tier"):
-                self.log.write(f"tier: hot {head.pc:#x}: cached {cached.name} does not fit "
+                self.log.write(f"tier: hot {pc:#x}: cached {cached.name} does not fit "
                                "the blocks as translated now")
             return False
         try:
@@ -238,7 +303,7 @@ class Tiering:
         self._after_install(members)
         self.stats["regions_loaded"] += 1
         if self.log.enabled("tier"):
-            self.log.write(f"tier: hot {head.pc:#x}: region {cached.name} from the code cache")
+            self.log.write(f"tier: {pc:#x}: region {cached.name} from the code cache")
         return True
 
     def _link_failed(self, name: str, exc: CompileError) -> None:
@@ -266,6 +331,7 @@ class Tiering:
         """Translate, lower and compile a region (on the compile thread)."""
         result = RegionCode(plan)
         start = time.perf_counter()
+        cpu_start = time.thread_time()
         try:
             fetch = _snapshot_fetch(plan.code)
             blocks: list[Block] = []
@@ -283,6 +349,8 @@ class Tiering:
         except Exception as exc:  # noqa: BLE001 - reported at install; the guest goes on
             result.error = exc
         result.seconds = time.perf_counter() - start
+        result.cpu_seconds = time.thread_time() - cpu_start
+        self.compile_cpu += result.cpu_seconds
         return result
 
     def _delivered(self, result: RegionCode) -> None:
@@ -297,7 +365,11 @@ class Tiering:
         if self.pending.get(plan.head.pc) is not plan:
             return
         del self.pending[plan.head.pc]
+        if isinstance(result.error, RegionDropped):
+            self.stats["regions_dropped"] += 1
+            return
         self.stats["compile_seconds"] += result.seconds
+        self.stats["compile_cpu"] += result.cpu_seconds
         if result.error is not None:
             self.stats["compile_errors"] += 1
             if self.log.enabled("tier"):
@@ -368,22 +440,34 @@ class _BackgroundCompiler:
         self.thread = threading.Thread(target=self._run, name="llvmtcg-tier", daemon=True)
         self.thread.start()
 
-    def submit(self, tiering: Tiering, plan: RegionPlan) -> None:
-        self.jobs.put((weakref.ref(tiering), plan))
+    def submit(self, tiering: Tiering) -> None:
+        """``tiering`` queued a plan (the worker takes its hottest when its turn comes)."""
+        self.jobs.put(weakref.ref(tiering))
 
     def _run(self) -> None:
         # Process signals go to the guest's thread, never here (they must interrupt its
         # blocking syscalls; see llvmtcg.user.host_signals).
         signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         while True:
-            ref, plan = self.jobs.get()
+            ref = self.jobs.get()
             self.may_compile.wait()
             tiering = ref()
             if self.stopped:
                 return
             if tiering is None or tiering.closed:
                 continue
-            tiering._delivered(tiering._build(plan, self.compiler))
+            waited = False
+            while not self.stopped and not tiering.closed:
+                wait = tiering._over_budget()
+                if not wait:
+                    break
+                if not waited:
+                    tiering.stats["budget_waits"] += 1
+                    waited = True
+                time.sleep(min(wait, 0.1))
+            plan = tiering._take_plan()
+            if plan is not None and not self.stopped and not tiering.closed:
+                tiering._delivered(tiering._build(plan, self.compiler))
             del tiering
 
     def stop(self) -> None:
@@ -476,8 +560,16 @@ def _after_fork_in_child() -> None:
     _release_fork_locks()
     _worker = None
     for tiering in list(_live):
+        if tiering.closed:
+            continue
+        tiering.queue_lock = threading.Lock()  # (the parent's worker may have held it)
         waiting = {id(r.plan) for r in tiering.ready}
-        for plan in tiering.pending.values():
-            if id(plan) not in waiting and not tiering.closed:
-                _background().submit(tiering, plan)
+        with tiering.queue_lock:
+            queued = {id(p) for p in tiering.queued}
+            for plan in tiering.pending.values():
+                if id(plan) not in waiting and id(plan) not in queued:
+                    tiering.queued.append(plan)  # the parent's worker had it under way
+            count = len(tiering.queued)
+        for _ in range(count):
+            _background().submit(tiering)
 

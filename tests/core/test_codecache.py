@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from llvmtcg.ir import ExitReason
-from llvmtcg.runtime.codecache import MODULE_PREFIX, CodeCache
+from llvmtcg.runtime.codecache import MODULE_PREFIX, CachedHotRegion, CodeCache
 from tests.core.support import CODE, HandFrontend, make_cpu
 from tests.core.test_runtime import counting_loop
 
@@ -116,3 +116,30 @@ def test_cached_regions_of_one_page_link_together(tmp_path: Path) -> None:
     assert fe.translations == []
     assert cpu.jit.stats["loaded"] == 2 and cpu.jit.stats["loaded_libraries"] == 1
     assert cpu.tbs.lookup(CODE).module is cpu.tbs.lookup(CODE + 4).module
+
+
+def test_a_lookup_reads_only_the_entry_for_the_code_there_now(tmp_path: Path) -> None:
+    """Code rewritten many times at one address leaves many entries for its pc; a
+    lookup hashes the code once and reads the one entry named by that digest (reading
+    and hashing each entry on every lookup made such programs quadratic)."""
+    code = bytearray(16)
+
+    def read(addr: int, size: int) -> bytes:
+        return bytes(code[addr - CODE:addr - CODE + size])
+
+    def region(k: int) -> CachedHotRegion:
+        return CachedHotRegion(f"rg_{k}", (CODE,), ((CODE, CODE + 16),), {}, (),
+                               b"object %d" % k)
+
+    writer = CodeCache(tmp_path, "fp")
+    for k in range(300):
+        code[:4] = k.to_bytes(4, "little")
+        writer.store_hot_region(region(k), read)
+    cache = CodeCache(tmp_path, "fp")  # another process's view of the same directory
+    for n, k in enumerate((123, 7, 299, 0), start=1):
+        code[:4] = k.to_bytes(4, "little")
+        assert cache.lookup_hot_region(CODE, read).object == b"object %d" % k
+        assert cache.stats["reads"] == n
+    code[:4] = (300).to_bytes(4, "little")  # code no entry was made for
+    assert cache.lookup_hot_region(CODE, read) is None
+    assert cache.stats["reads"] == 4 and cache.stats["misses"] == 1

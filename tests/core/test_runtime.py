@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import io
 import threading
 
@@ -473,3 +474,24 @@ def test_region_translation_stays_within_a_few_pages() -> None:
     # one waited for its own miss, and came with the rest.
     assert fe.translations == chain
     assert cpu.jit.stats["modules"] == 3  # the entry trampoline and two regions
+
+
+def test_arenas_of_released_modules_are_unmapped() -> None:
+    """Code loaded and released again and again (regions retired under self-modifying
+    code) fills arena after arena; one nothing lives in any more is unmapped, so the
+    engine's memory stays bounded by what is alive."""
+    jit = JitEngine(arena_size=1 << 14)  # (16 bytes of code per load: ~1000 per arena)
+    keep = jit.compile("define i64 @keep() {\n  ret i64 7\n}\n", ["keep"])
+    text = "define i64 @f(i64 %x) {\n  %y = add i64 %x, 1\n  ret i64 %y\n}\n"
+    obj = jit.compile(text, ["f"]).object
+    first = jit.arena
+    for _ in range(20_000):
+        if jit.stats.get("arenas_freed", 0) >= 3:
+            break
+        module = jit.load_object(obj, ["f"])
+        f = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_int64)(module.addresses["f"])
+        assert f(41) == 42
+        module.release()
+    assert jit.stats.get("arenas_freed", 0) >= 3
+    assert jit._arenas == [first, jit.arena]  # `keep`'s, and the one loading now
+    assert ctypes.CFUNCTYPE(ctypes.c_int64)(keep.addresses["keep"])() == 7

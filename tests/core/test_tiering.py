@@ -413,3 +413,45 @@ def test_fork_waits_for_llvmlites_lock_held_by_another_thread() -> None:
         os.waitpid(pid, 0)
     holder.join()
     assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
+
+
+def two_loops(fe: HandFrontend) -> None:
+    """CODE: r0 += 1, loop while r0 < r1; then CODE+8: r2 += 1, loop while r2 < r1;
+    then halt. Two hot heads, neither inside the other's region."""
+    for head, counter, after in ((CODE, 0, CODE + 8), (CODE + 8, 2, None)):
+        @fe.define(head)
+        def _(b: Builder, head=head, counter=counter, after=after) -> None:
+            b.insn_start(head)
+            b.add(R[counter], R[counter], c64(1))
+            done = b.label()
+            b.brcond(Cond.GEU, R[counter], R[1], done)
+            b.goto_tb(0, head)
+            b.set_label(done)
+            if after is None:
+                halt_at(b, head + 4)
+            else:
+                b.goto_tb(1, after)
+
+
+def test_the_compile_budget_and_queue_bound_hold_regions_back() -> None:
+    fe = HandFrontend()
+    two_loops(fe)
+    cpu = make_cpu(fe, hot_threshold=100)
+    tiering = cpu.tiering
+    # No compile time at all, and room for one waiting region.
+    tiering.budget_share, tiering.budget_grant, tiering.max_queue = 0.0, 0.0, 1
+    try:
+        cpu.state.set("r", 2_000_000, 1)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT
+        assert cpu.state.get("r", 0) == cpu.state.get("r", 2) == 2_000_000
+        wait_for(lambda: tiering.stats["budget_waits"] == 1)
+        time.sleep(0.3)  # (the compiler is waiting: nothing may come out of it)
+        assert tiering.stats["regions_compiled"] == 0 and tiering.compile_cpu == 0.0
+        # The first loop's region waits; the second loop turned hot with the queue full
+        # (re-armed with a longer count, it turned hot again).
+        assert [p.head.pc for p in tiering.queued] == [CODE]
+        assert tiering.stats["queue_full"] >= 2
+        assert CODE + 8 not in tiering.pending
+    finally:
+        cpu.close()  # (lets the process's compile thread go on to other CPUs' regions)
