@@ -68,8 +68,20 @@ class UserDebugger:
     def cpu(self) -> Cpu:
         return self._cpu
 
+    def cpus(self) -> list[Cpu]:
+        return [self._cpu]
+
     def thread_ids(self) -> list[int]:
         return [os.getpid()]  # one thread; gdb's thread id is the (host) tid
+
+    def current_thread(self) -> int:
+        return os.getpid()
+
+    def select_thread(self, thread: int) -> None:
+        pass  # (the only thread)
+
+    def thread_info(self, thread: int) -> str:
+        return "CPU#0 [running]"  # (QEMU's words for its CPU)
 
     def resume(self, action: Resume) -> None:
         self.action = action
