@@ -515,19 +515,65 @@ class PtyChardev(FdChardev):
         _close_quietly(self._slave)
 
 
+# Telnet (RFC 854) as QEMU's socket chardev speaks it with telnet=on: at each connection
+# it offers binary, no-echo, character-at-a-time mode, and it removes the client's
+# commands from the input (tcp_chr_telnet_init, tcp_chr_process_IAC_bytes).
+IAC, IAC_BREAK, WILL, DO = 0xFF, 0xF3, 0xFB, 0xFD
+TELNET_ECHO, TELNET_SGA, TELNET_BINARY = 0x01, 0x03, 0x00
+TELNET_INIT = bytes([IAC, WILL, TELNET_ECHO, IAC, WILL, TELNET_SGA, IAC, WILL, TELNET_BINARY,
+                     IAC, DO, TELNET_BINARY])
+
+
+class TelnetFilter:
+    """The client's bytes without its telnet commands: IAC IAC is a 0xFF data byte,
+    IAC BREAK a break (``on_break``), and any other IAC command is taken to be three
+    bytes long (IAC, command, option), as QEMU takes them."""
+
+    def __init__(self, on_break: Callable[[], None]) -> None:
+        self._on_break = on_break
+        self._state = 0  # QEMU's do_telnetopt - 1: 0 data, 1 after IAC, 2 after a command
+
+    def reset(self) -> None:
+        self._state = 0
+
+    def filter(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if self._state == 0:
+                if byte == IAC:
+                    self._state = 1
+                else:
+                    out.append(byte)
+            elif self._state == 1:
+                if byte == IAC:
+                    out.append(IAC)
+                    self._state = 0
+                elif byte == IAC_BREAK:
+                    self._on_break()
+                    self._state = 0
+                else:
+                    self._state = 2  # (the option byte follows)
+            else:
+                self._state = 0
+        return bytes(out)
+
+
 class SocketChardev(FdChardev):
     """``socket``: unix ``path=`` or tcp ``host=,port=``; a server (one client at a
     time, ``wait=on`` blocks until the first connects) or a client (``reconnect=N``:
-    retry every N seconds when the connection fails or drops)."""
+    retry every N seconds when the connection fails or drops); ``telnet=on``: each
+    connection speaks telnet (:data:`TELNET_INIT`, :class:`TelnetFilter`)."""
 
     driver = "socket"
     keeps_backlog = True
 
     def __init__(self, chardev_id: str, *, path: str | None = None, host: str = "",
                  port: str | None = None, server: bool = False, wait: bool = True,
-                 reconnect: int = 0, nodelay: bool = False,
+                 reconnect: int = 0, nodelay: bool = False, telnet: bool = False,
                  info: Callable[[str], None] | None = None) -> None:
         super().__init__(chardev_id)
+        self.telnet = telnet
+        self._telnet = TelnetFilter(lambda: self._event(ChardevEvent.BREAK))
         self.path = path
         self.hostname = host
         self.port = port
@@ -621,7 +667,7 @@ class SocketChardev(FdChardev):
         if self.path is not None:
             base = f"unix:{self.path}"
         else:
-            base = f"tcp:{self.hostname}:{self.port}"
+            base = f"{'telnet' if self.telnet else 'tcp'}:{self.hostname}:{self.port}"
         if self.server:
             base += ",server=on"
         if self._conn is None:
@@ -630,6 +676,12 @@ class SocketChardev(FdChardev):
 
     # -- connection state ---------------------------------------------------------------
     def _connected(self, conn: socket.socket) -> None:
+        if self.telnet:  # (before any output: the connection is new and blocking)
+            self._telnet.reset()
+            try:
+                conn.sendall(TELNET_INIT)
+            except OSError:
+                pass  # (gone already: the reader sees the hang-up)
         conn.setblocking(False)
         if self.path is None and self.nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -672,6 +724,9 @@ class SocketChardev(FdChardev):
             return
         self.host.unwatch_fd(self._listener.fileno())  # one client at a time, as QEMU
         self._connected(conn)
+
+    def _deliver(self, data: bytes) -> None:
+        super()._deliver(self._telnet.filter(data) if self.telnet else data)
 
     def _schedule_reconnect(self) -> None:
         if self.host is not None and not self._closing:
@@ -857,7 +912,7 @@ BACKENDS = ("null", "file", "pipe", "stdio", "pty", "socket", "tcp", "unix")
 # QEMU's other drivers: named in errors as unsupported rather than unknown.
 _UNSUPPORTED = ("serial", "tty", "parallel", "parport", "udp", "ringbuf", "memory",
                 "msmouse", "wctablet", "braille", "testdev", "spicevmc", "spiceport",
-                "qemu-vdagent", "vc", "dbus", "telnet", "websocket")
+                "qemu-vdagent", "vc", "dbus", "websocket")
 _COMMON_KEYS = ("id", "mux", "logfile", "logappend")
 _KEYS = {
     "null": (),
@@ -916,7 +971,8 @@ def parse_chardev(driver: str | None, pairs: list[tuple[str, str]]) -> ChardevSp
 def parse_shorthand(text: str, label: str) -> ChardevSpec:
     """A ``-serial``/``-monitor``/``-qmp`` value: ``stdio``, ``mon:stdio`` (muxed),
     ``null``, ``none``, ``vc``, ``file:PATH``, ``pipe:PATH``, ``pty``,
-    ``tcp:HOST:PORT[,server=on,wait=off]``, ``unix:PATH[,server…]``."""
+    ``tcp:HOST:PORT[,server=on,wait=off]``, ``telnet:HOST:PORT[,…]``,
+    ``unix:PATH[,server…]``."""
     mux = False
     if text.startswith("mon:"):
         text, mux = text[4:], True
@@ -935,10 +991,12 @@ def parse_shorthand(text: str, label: str) -> ChardevSpec:
         return ChardevSpec("file", label, {**props, "path": rest})
     if kind == "pipe" and rest:
         return ChardevSpec("pipe", label, {**props, "path": rest})
-    if kind in ("tcp", "unix") and rest:
+    if kind in ("tcp", "telnet", "unix") and rest:
         from launcher.system.options import split_list
         parts = split_list(rest)
-        if kind == "tcp":
+        if kind == "telnet":
+            props["telnet"] = "on"
+        if kind in ("tcp", "telnet"):
             host, sep, port = parts[0].rpartition(":")
             if not sep:
                 raise ChardevError(f"Failed to parse socket address '{parts[0]}'")
@@ -986,8 +1044,9 @@ def open_chardev(spec: ChardevSpec, *, announce: Callable[[str], None] | None = 
     except ValueError:
         raise ChardevError(f"Parameter 'reconnect' expects a number, not "
                            f"'{reconnect_text}'") from None
-    if spec.flag("telnet", False) or spec.flag("websocket", False):
-        raise ChardevError("telnet and websocket sockets are not supported by llvmtcg")
+    if spec.flag("websocket", False):
+        raise ChardevError("websocket sockets are not supported by llvmtcg")
+    telnet = spec.flag("telnet", False)
     path = props.get("path")
     port = props.get("port")
     if path is None and port is not None and not port.isdigit():
@@ -1000,5 +1059,5 @@ def open_chardev(spec: ChardevSpec, *, announce: Callable[[str], None] | None = 
     return SocketChardev(chardev_id, path=path, host=props.get("host", ""), port=port,
                          server=server, wait=spec.flag("wait", True),
                          reconnect=reconnect if not server else 0,
-                         nodelay=spec.flag("nodelay", False), info=info)
+                         nodelay=spec.flag("nodelay", False), telnet=telnet, info=info)
 

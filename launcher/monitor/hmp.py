@@ -480,7 +480,13 @@ class HmpMonitor:
         chardev.set_frontend(self)
 
     def _print(self, text: str) -> None:
-        self.chardev.write(text.replace("\n", "\r\n").encode())
+        # Bytes as they came (the input is read as latin-1), as QEMU's monitor echoes
+        # them; other characters (none come from the guest) as UTF-8.
+        data = text.replace("\n", "\r\n")
+        try:
+            self.chardev.write(data.encode("latin-1"))
+        except UnicodeEncodeError:
+            self.chardev.write(data.encode())
 
     def event(self, event: ChardevEvent) -> None:
         if event is ChardevEvent.OPENED:
@@ -554,4 +560,5 @@ class HmpMonitor:
             self.commands.history.append(line)
         self._history_index = len(self.commands.history)
         output = self.commands.execute(line)
-        self._print(output + PROMPT)
+        quitting = line.split()[:1] in (["q"], ["quit"])
+        self._print(output if quitting else output + PROMPT)  # (no prompt after quit)

@@ -197,3 +197,15 @@ def test_gdbserver_from_the_monitor_matches_qemu(qmp_path: Path) -> None:
         # (QEMU connects to a unix: device without server=on first, and says so)
         replies[9] = replies[9].splitlines()[-1]
     assert ours == theirs
+
+
+def test_docs_gdb_session() -> None:
+    """docs/managing.md's gdb session: its commands, and every line of its output
+    (gdb's stdout and stderr are read apart: their order is not compared)."""
+    text = (REPO / "docs" / "managing.md").read_text()
+    lines = re.search(r"```gdb\n(.*?)```", text, re.S).group(1).splitlines()
+    commands = [line[6:] for line in lines if line.startswith("(gdb) ")]
+    out = normalise(session(commands, "-smp", "2")).splitlines()
+    for line in lines:
+        if not line.startswith("(gdb) "):
+            assert normalise(line) in out, (line, out)
