@@ -237,3 +237,60 @@ def test_gdb_is_refused_a_fifth_debug_register() -> None:
             proc.kill()
         proc.communicate()
 
+
+
+def test_gdbserver_from_the_monitor_and_ctrl_c_with_kvm(run_dir: Path) -> None:
+    """HMP gdbserver starts the stub while the guest runs; gdb's Ctrl-C kicks the vCPU
+    out of KVM_RUN (the guest halts for good: no isa-debug-exit); monitor via qRcmd."""
+    from tests.gdbstub.support import RawClient
+    sock, port = run_dir / "qmp.sock", free_port()
+    proc = subprocess.Popen([*OURS, *MACHINE, "-serial", "null", "-qmp",
+                             f"unix:{sock},server=on,wait=off"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    replies: list[object] = []
+
+    async def talk() -> None:
+        client = QMPClient("test")
+        deadline = time.monotonic() + 60
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        await client.connect(str(sock))
+        replies.append(await client.execute("human-monitor-command",
+                                            {"command-line": f"gdbserver tcp::{port}"}))
+
+        def debug() -> None:
+            gdb = RawClient(port)
+            replies.append(gdb.command("?"))
+            replies.append(gdb.command("qRcmd," + b"info status".hex()))
+            replies.append(gdb.read_packet())
+            gdb.send_raw(RawClient.frame(b"c"))
+            assert gdb.read_ack() == b"+"
+            time.sleep(2)
+            gdb.send_raw(b"\x03")
+            replies.append(gdb.read_packet())
+            replies.append(gdb.command("D"))
+            gdb.close()
+        await asyncio.to_thread(debug)
+        await asyncio.sleep(0.5)
+        replies.append(await client.execute("query-status"))
+        await client.execute("quit")
+        try:
+            await client.disconnect()
+        except EOFError:
+            pass
+
+    try:
+        asyncio.run(talk())
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert replies[0] == f"Waiting for gdb connection on device 'tcp::{port}'\r\n"
+    assert replies[1].startswith(b"T05thread:1;")
+    assert replies[2] == b"O" + b"VM status: paused\r\n".hex().encode()  # gdb stopped it
+    assert replies[3] == b"OK"
+    assert replies[4].startswith(b"T02thread:1;")  # Ctrl-C: SIGINT
+    assert replies[5] == b"OK"
+    assert replies[6]["status"] == "running"  # detached: it runs on
