@@ -77,7 +77,14 @@ def qmp_session(program: list[str], run_dir: Path) -> list[object]:
         seen.extend([await client.execute("query-status"), await hmp("info registers"),
                      await hmp("x/2xg 0x100000"), await hmp("p/x $sp + 8")])
         await client.execute("system_reset")
-        seen.append(await hmp("info status"))
+        # (the reset is done by the main loop after the command's reply: wait for it)
+        status = await hmp("info status")
+        for _ in range(100):
+            if "prelaunch" in status:
+                break
+            await asyncio.sleep(0.1)
+            status = await hmp("info status")
+        seen.append(status)
         await client.execute("quit")
         try:
             await client.disconnect()
