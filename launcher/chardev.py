@@ -515,19 +515,173 @@ class PtyChardev(FdChardev):
         _close_quietly(self._slave)
 
 
+# Telnet (RFC 854) as QEMU's socket chardev speaks it with telnet=on: at each connection
+# it offers binary, no-echo, character-at-a-time mode, and it removes the client's
+# commands from the input (tcp_chr_telnet_init, tcp_chr_process_IAC_bytes).
+IAC, IAC_BREAK, WILL, DO = 0xFF, 0xF3, 0xFB, 0xFD
+TELNET_ECHO, TELNET_SGA, TELNET_BINARY = 0x01, 0x03, 0x00
+TELNET_INIT = bytes([IAC, WILL, TELNET_ECHO, IAC, WILL, TELNET_SGA, IAC, WILL, TELNET_BINARY,
+                     IAC, DO, TELNET_BINARY])
+
+
+class TelnetFilter:
+    """The client's bytes without its telnet commands: IAC IAC is a 0xFF data byte,
+    IAC BREAK a break (``on_break``), and any other IAC command is taken to be three
+    bytes long (IAC, command, option), as QEMU takes them."""
+
+    def __init__(self, on_break: Callable[[], None]) -> None:
+        self._on_break = on_break
+        self._state = 0  # QEMU's do_telnetopt - 1: 0 data, 1 after IAC, 2 after a command
+
+    def reset(self) -> None:
+        self._state = 0
+
+    def filter(self, data: bytes) -> bytes:
+        out = bytearray()
+        for byte in data:
+            if self._state == 0:
+                if byte == IAC:
+                    self._state = 1
+                else:
+                    out.append(byte)
+            elif self._state == 1:
+                if byte == IAC:
+                    out.append(IAC)
+                    self._state = 0
+                elif byte == IAC_BREAK:
+                    self._on_break()
+                    self._state = 0
+                else:
+                    self._state = 2  # (the option byte follows)
+            else:
+                self._state = 0
+        return bytes(out)
+
+
+WEBSOCKET_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, 1.3
+
+
+class WebSocketServer:
+    """The server side of RFC 6455 as QEMU's websocket chardev speaks it: the HTTP
+    upgrade handshake (``101 Switching Protocols``), then the client's masked frames in
+    (text, binary and continuation frames carry data; ping is answered with pong; close
+    ends the connection) and binary frames out."""
+
+    def __init__(self, send: Callable[[bytes], None]) -> None:
+        self._send = send  # raw bytes to the client
+        self._buffer = bytearray()
+        self.open = False  # the handshake is done
+        self.closed = False  # the client sent close (or broke the protocol)
+
+    def receive(self, data: bytes) -> bytes:
+        """The payload bytes in ``data`` (more may follow in later reads)."""
+        self._buffer += data
+        if not self.open:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > 16384:
+                    self._fail(b"431 Request Header Fields Too Large")
+                return b""
+            request, self._buffer = bytes(self._buffer[:end]), self._buffer[end + 4:]
+            if not self._handshake(request):
+                return b""
+        out = bytearray()
+        while not self.closed:
+            frame = self._frame()
+            if frame is None:
+                break
+            opcode, payload = frame
+            if opcode in (0x0, 0x1, 0x2):
+                out += payload
+            elif opcode == 0x8:  # close: answered, then the connection ends
+                self._send(b"\x88\x00")
+                self.closed = True
+            elif opcode == 0x9:
+                self._send(self.frame(payload, opcode=0xA))
+        return bytes(out)
+
+    def _handshake(self, request: bytes) -> bool:
+        lines = request.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        key = headers.get("sec-websocket-key")
+        if not lines[0].startswith("GET ") or key is None or \
+                "websocket" not in headers.get("upgrade", "").lower():
+            self._fail(b"400 Bad Request")
+            return False
+        import base64
+        import hashlib
+        accept = base64.b64encode(hashlib.sha1(key.encode() + WEBSOCKET_GUID).digest())
+        self._send(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                   + (b"Sec-WebSocket-Protocol: binary\r\n"
+                      if "binary" in headers.get("sec-websocket-protocol", "") else b"")
+                   + b"\r\n")
+        self.open = True
+        return True
+
+    def _fail(self, status: bytes) -> None:
+        self._send(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+        self.closed = True
+
+    def _frame(self) -> tuple[int, bytes] | None:
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        opcode, masked, length = buffer[0] & 0x0F, buffer[1] & 0x80, buffer[1] & 0x7F
+        position = 2
+        if length >= 126:
+            size = 2 if length == 126 else 8
+            if len(buffer) < position + size:
+                return None
+            length = int.from_bytes(buffer[position:position + size], "big")
+            position += size
+        if not masked:  # a client's frames are masked (RFC 6455 5.1): a protocol error
+            self._send(b"\x88\x02\x03\xea")  # close 1002
+            self.closed = True
+            return None
+        if len(buffer) < position + 4 + length:
+            return None
+        mask = buffer[position:position + 4]
+        position += 4
+        payload = bytes(b ^ mask[i & 3] for i, b in enumerate(buffer[position:position + length]))
+        del buffer[:position + length]
+        return opcode, payload
+
+    @staticmethod
+    def frame(payload: bytes, opcode: int = 0x2) -> bytes:
+        """One unmasked final frame (the server's)."""
+        length = len(payload)
+        if length < 126:
+            head = bytes([0x80 | opcode, length])
+        elif length < 1 << 16:
+            head = bytes([0x80 | opcode, 126]) + length.to_bytes(2, "big")
+        else:
+            head = bytes([0x80 | opcode, 127]) + length.to_bytes(8, "big")
+        return head + payload
+
+
 class SocketChardev(FdChardev):
     """``socket``: unix ``path=`` or tcp ``host=,port=``; a server (one client at a
     time, ``wait=on`` blocks until the first connects) or a client (``reconnect=N``:
-    retry every N seconds when the connection fails or drops)."""
+    retry every N seconds when the connection fails or drops); ``telnet=on``: each
+    connection speaks telnet (:data:`TELNET_INIT`, :class:`TelnetFilter`)."""
 
     driver = "socket"
     keeps_backlog = True
 
     def __init__(self, chardev_id: str, *, path: str | None = None, host: str = "",
                  port: str | None = None, server: bool = False, wait: bool = True,
-                 reconnect: int = 0, nodelay: bool = False,
+                 reconnect: int = 0, nodelay: bool = False, telnet: bool = False,
+                 websocket: bool = False,
                  info: Callable[[str], None] | None = None) -> None:
         super().__init__(chardev_id)
+        self.telnet = telnet
+        self.websocket = websocket
+        self._ws: WebSocketServer | None = None
+        self._telnet = TelnetFilter(lambda: self._event(ChardevEvent.BREAK))
         self.path = path
         self.hostname = host
         self.port = port
@@ -621,7 +775,8 @@ class SocketChardev(FdChardev):
         if self.path is not None:
             base = f"unix:{self.path}"
         else:
-            base = f"tcp:{self.hostname}:{self.port}"
+            scheme = "websocket" if self.websocket else "telnet" if self.telnet else "tcp"
+            base = f"{scheme}:{self.hostname}:{self.port}"
         if self.server:
             base += ",server=on"
         if self._conn is None:
@@ -630,6 +785,12 @@ class SocketChardev(FdChardev):
 
     # -- connection state ---------------------------------------------------------------
     def _connected(self, conn: socket.socket) -> None:
+        if self.telnet:  # (before any output: the connection is new and blocking)
+            self._telnet.reset()
+            try:
+                conn.sendall(TELNET_INIT)
+            except OSError:
+                pass  # (gone already: the reader sees the hang-up)
         conn.setblocking(False)
         if self.path is None and self.nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -640,14 +801,49 @@ class SocketChardev(FdChardev):
             self._peer = ""
         with self._lock:
             self._conn = conn
-            self._in_fd = self._out_fd = conn.fileno()
+            self._in_fd = conn.fileno()
+            if self.websocket:  # output waits (in the backlog) for the handshake
+                self._ws = WebSocketServer(self._send_raw)
+            else:
+                self._out_fd = self._in_fd
         if self.host is not None:
             self._watch_input()
-            self._event(ChardevEvent.OPENED)
-            self._flush_backlog()
+            if not self.websocket:
+                self._event(ChardevEvent.OPENED)
+                self._flush_backlog()
+
+    def _send_raw(self, data: bytes) -> None:
+        """Protocol bytes (the websocket handshake, pong, close) to the client."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            conn.setblocking(True)
+            conn.sendall(data)
+        except OSError:
+            pass  # (the reader sees the hang-up)
+        finally:
+            try:
+                conn.setblocking(False)
+            except OSError:
+                pass
+
+    def write(self, data: bytes) -> int:
+        if self._ws is None or not self._ws.open:
+            return super().write(data)
+        if not data:
+            return 0
+        frame = WebSocketServer.frame(data)
+        with self._lock:  # whole frames only: a slow client gets them later
+            if len(self._outbuf) + len(frame) > OUTPUT_LIMIT and self._outbuf:
+                return 0
+            super().write(frame)
+        return len(data)
 
     def start(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and self.websocket:
+            self._watch_input()
+        elif self._conn is not None:
             self._watch_input()
             self._event(ChardevEvent.OPENED)
             self._flush_backlog()
@@ -673,6 +869,22 @@ class SocketChardev(FdChardev):
         self.host.unwatch_fd(self._listener.fileno())  # one client at a time, as QEMU
         self._connected(conn)
 
+    def _deliver(self, data: bytes) -> None:
+        ws = self._ws
+        if ws is not None:
+            was_open = ws.open
+            data = ws.receive(data)
+            if ws.open and not was_open:  # the handshake is done: the client is here
+                with self._lock:
+                    self._out_fd = self._in_fd
+                self._event(ChardevEvent.OPENED)
+                self._flush_backlog()
+            if ws.closed:
+                super()._deliver(data)
+                self._hangup()
+                return
+        super()._deliver(self._telnet.filter(data) if self.telnet else data)
+
     def _schedule_reconnect(self) -> None:
         if self.host is not None and not self._closing:
             self.host.call_later(self.reconnect, self._try_reconnect)
@@ -694,6 +906,7 @@ class SocketChardev(FdChardev):
             conn, self._conn = self._conn, None
             if conn is None:
                 return
+            self._ws = None
             self._peer = ""
             self._generation += 1
         conn.detach()  # the descriptor is closed by _close_fds (on the I/O thread)
@@ -857,7 +1070,7 @@ BACKENDS = ("null", "file", "pipe", "stdio", "pty", "socket", "tcp", "unix")
 # QEMU's other drivers: named in errors as unsupported rather than unknown.
 _UNSUPPORTED = ("serial", "tty", "parallel", "parport", "udp", "ringbuf", "memory",
                 "msmouse", "wctablet", "braille", "testdev", "spicevmc", "spiceport",
-                "qemu-vdagent", "vc", "dbus", "telnet", "websocket")
+                "qemu-vdagent", "vc", "dbus", "websocket")
 _COMMON_KEYS = ("id", "mux", "logfile", "logappend")
 _KEYS = {
     "null": (),
@@ -916,7 +1129,8 @@ def parse_chardev(driver: str | None, pairs: list[tuple[str, str]]) -> ChardevSp
 def parse_shorthand(text: str, label: str) -> ChardevSpec:
     """A ``-serial``/``-monitor``/``-qmp`` value: ``stdio``, ``mon:stdio`` (muxed),
     ``null``, ``none``, ``vc``, ``file:PATH``, ``pipe:PATH``, ``pty``,
-    ``tcp:HOST:PORT[,server=on,wait=off]``, ``unix:PATH[,server…]``."""
+    ``tcp:HOST:PORT[,server=on,wait=off]``, ``telnet:HOST:PORT[,…]``,
+    ``unix:PATH[,server…]``. (``websocket=on`` only with -chardev socket.)"""
     mux = False
     if text.startswith("mon:"):
         text, mux = text[4:], True
@@ -935,10 +1149,12 @@ def parse_shorthand(text: str, label: str) -> ChardevSpec:
         return ChardevSpec("file", label, {**props, "path": rest})
     if kind == "pipe" and rest:
         return ChardevSpec("pipe", label, {**props, "path": rest})
-    if kind in ("tcp", "unix") and rest:
+    if kind in ("tcp", "telnet", "unix") and rest:
         from launcher.system.options import split_list
         parts = split_list(rest)
-        if kind == "tcp":
+        if kind == "telnet":
+            props["telnet"] = "on"
+        if kind in ("tcp", "telnet"):
             host, sep, port = parts[0].rpartition(":")
             if not sep:
                 raise ChardevError(f"Failed to parse socket address '{parts[0]}'")
@@ -986,8 +1202,11 @@ def open_chardev(spec: ChardevSpec, *, announce: Callable[[str], None] | None = 
     except ValueError:
         raise ChardevError(f"Parameter 'reconnect' expects a number, not "
                            f"'{reconnect_text}'") from None
-    if spec.flag("telnet", False) or spec.flag("websocket", False):
-        raise ChardevError("telnet and websocket sockets are not supported by llvmtcg")
+    websocket = spec.flag("websocket", False)
+    telnet = spec.flag("telnet", False)
+    if websocket and (not spec.flag("server", False) or props.get("path") is not None):
+        raise ChardevError("WebSocket client is not implemented" if not spec.flag(
+            "server", False) else "'websocket' option is only valid for TCP sockets")
     path = props.get("path")
     port = props.get("port")
     if path is None and port is not None and not port.isdigit():
@@ -1000,5 +1219,6 @@ def open_chardev(spec: ChardevSpec, *, announce: Callable[[str], None] | None = 
     return SocketChardev(chardev_id, path=path, host=props.get("host", ""), port=port,
                          server=server, wait=spec.flag("wait", True),
                          reconnect=reconnect if not server else 0,
-                         nodelay=spec.flag("nodelay", False), info=info)
+                         nodelay=spec.flag("nodelay", False), telnet=telnet,
+                         websocket=websocket, info=info)
 

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, TextIO
 from launcher.monitor.consoles import Consoles
 from launcher.system.main import (
     Exit,
+    _gdb_monitor,
+    _gdbserver,
     _line_writer,
     _open_consoles,
     _Signals,
@@ -70,6 +72,8 @@ def usage() -> str:
             "  -device isa-debug-exit[,iobase=N,iosize=N]\n"
             "  -drive file=FILE,format=raw,if=none,id=ID\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device\n"
+            "  -chardev ...  -monitor DEV  -qmp DEV  -mon chardev=ID  (docs/managing.md)\n"
+            "  -S  -no-shutdown  -gdb tcp::PORT|unix:PATH  -s (= -gdb tcp::1234)\n"
             "  -no-reboot  -d guest_errors  -D LOGFILE  -version\n")
 
 
@@ -97,13 +101,8 @@ def _main(args: list[str], out: TextIO, err: TextIO) -> int:
     if log_path is not None:
         log_stream = err if log_path == "" else _open_log(log_path)
         guest_error = _line_writer(log_stream)
-    if options.monitors or options.mons or options.qmps:
-        option = "-qmp" if options.qmps else "-mon" if options.mons else "-monitor"
-        raise _fail("the monitor is not available with -accel kvm yet", option)
+    listener = _gdb_listener(options)
     consoles = _open_consoles(TARGET, options, err)
-    # The monitors act on a riscv machine model (launcher/monitor/vm.py); with KVM the
-    # mux of -nographic carries the serial console alone (Ctrl-A c has nowhere to go).
-    consoles.monitors.clear()
     serial = consoles.serial
     try:
         machine = _build_with_fallback(accelerators, machine_options,
@@ -111,13 +110,15 @@ def _main(args: list[str], out: TextIO, err: TextIO) -> int:
                                        guest_error, lambda text: err.write(
                                            f"{TARGET.prog}: {text}\n"))
         try:
-            return _run(machine, consoles, no_reboot, err)
+            return _run(machine, consoles, no_reboot, options, listener, err)
         finally:
             machine.close()
     except microvm.MicrovmError as exc:
         raise _fail(str(exc), exc.option) from None
     finally:
         consoles.close()
+        if listener is not None:
+            listener.close()
         if log_stream is not None and log_stream is not err:
             log_stream.close()
 
@@ -292,16 +293,47 @@ def _build_with_fallback(accelerators: list[str], options: MicrovmOptions,
     raise _fail(NO_X86_TCG)
 
 
-def _run(machine: X86Machine, consoles: Consoles, no_reboot: bool, err: TextIO) -> int:
+def _gdb_listener(options: Options):  # -> socket.socket | None
+    """The -gdb DEV / -s listening socket (QEMU's gdbstub devices), or None."""
+    from llvmtcg.gdbstub import GdbAddressError, listen
+    device = options.gdb[-1] if options.gdb else None
+    if device is None or device == "none":
+        return None
+    try:
+        return listen(device)
+    except GdbAddressError as exc:
+        raise _fail(str(exc), f"-gdb {device}") from None
+
+
+def _run(machine: X86Machine, consoles: Consoles, no_reboot: bool, options: Options,
+         listener, err: TextIO) -> int:  # listener: socket.socket | None
     from launcher.accel.kvm_cpu import KvmCpuError
+    from launcher.accel.kvm_gdb import KvmDebugger
+    from launcher.accel.kvm_monitor import KvmX86Cpus
     from launcher.monitor.consoles import SerialPort
+    from launcher.monitor.vm import MachineTypeInfo, Vm
+    from machines.loop import RunState
 
     cpu = machine.create_cpu()
     for text in machine.warnings:
         err.write(f"{TARGET.prog}: warning: {text}\n")
-    loop = machine.make_loop(cpu, no_reboot=no_reboot)
-    consoles.quit = lambda: loop.request_shutdown(0)
-    consoles.start(loop, None, SerialPort(machine.serial_input, machine.serial_break))
+    # The vCPU under a gdbstub (-gdb, -s, or the monitor's gdbserver later).
+    debugger = KvmDebugger(cpu, machine.ram.read, machine.ram.write, listener)
+    loop = machine.make_loop(debugger, no_reboot=no_reboot)  # type: ignore[arg-type]
+    loop.no_shutdown = options.no_shutdown
+    if options.start_paused:
+        loop.state = RunState.PRELAUNCH
+    consoles.quit = lambda: loop.request_shutdown(0, "host-qmp-quit")
+    # The monitors run on the loop's thread, the vCPU's: a command is served between
+    # two KVM_RUNs (the I/O thread kicks the vCPU out of KVM_RUN: kvm_cpu.KvmCpu.stop).
+    vm = Vm(loop, machine, TARGET.name, "llvmtcg 0.1.0", dict(consoles.chardevs),
+            [MachineTypeInfo("microvm", False, "microvm.ram", cpu_max=1,
+                             default_cpu_type="qemu64-x86_64-cpu")],
+            cpus=KvmX86Cpus(cpu), physical=machine.ram.read, kvm=True,
+            gdbserver=lambda device: _gdbserver(debugger, device))
+    debugger.monitor_command = _gdb_monitor(vm)
+    consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
+    debugger.attach(loop)
     try:
         with _Signals(TARGET, loop, consoles, err):
             return loop.run()

@@ -109,7 +109,8 @@ class ResumeKind(enum.Enum):
 class Resume:
     """Run on (``CONTINUE``) or execute one instruction (``STEP``), delivering (host)
     signal ``signal`` first (0: none; the signal a stop reported is dropped unless gdb
-    passes it on)."""
+    passes it on). A step steps ``thread`` (0: the current one); whether the other
+    threads run meanwhile is the target's choice (gdb allows both)."""
 
     kind: ResumeKind
     signal: int = 0
@@ -124,11 +125,29 @@ class DebugTarget(Protocol):
 
     @property
     def cpu(self) -> Cpu:
-        """The CPU being debugged (stopped whenever the engine reads or writes it)."""
+        """The current thread's CPU: what register and memory packets read and write
+        (stopped whenever the engine reads or writes it)."""
+        ...
+
+    def cpus(self) -> list[Cpu]:
+        """Every thread's CPU (breakpoints and watchpoints apply to all of them)."""
         ...
 
     def thread_ids(self) -> list[int]:
-        """The guest's threads as gdb numbers them (positive), the current one first."""
+        """The guest's threads as gdb numbers them (positive), in order."""
+        ...
+
+    def current_thread(self) -> int:
+        """The thread :attr:`cpu` belongs to."""
+        ...
+
+    def select_thread(self, thread: int) -> None:
+        """Make ``thread`` (one of :meth:`thread_ids`) the current one (``Hg``, and
+        the thread of a stop)."""
+        ...
+
+    def thread_info(self, thread: int) -> str:
+        """What ``info threads`` shows beside the thread (qThreadExtraInfo)."""
         ...
 
     def resume(self, action: Resume) -> None:
@@ -240,8 +259,9 @@ class GdbStub:
         self.watchpoints: set[tuple[str, int, int]] = set()  # (Z type, address, length)
         self._buffer = bytearray()
         self._last_sent = b""
+        self._continue_thread = 0  # Hc: the thread a legacy s/c steps (0: the current)
+        self._listed: list[int] = []  # qsThreadInfo: the threads still to list
         cpu = target.cpu
-        self._arch = cpu.arch
         features = cpu.arch.debug_features()
         if not features or cpu.arch.gdb_architecture is None:
             raise ValueError(f"{cpu.arch.name}: no debugger register description")
@@ -249,6 +269,14 @@ class GdbStub:
         self._core = features[0].registers
         self._sizes = {reg.number: reg.bits // 8 for f in features for reg in f.registers}
         self._pending_signal = 0  # the signal of the last stop (C/S may pass it on)
+
+    @property
+    def _arch(self):  # -> llvmtcg.arch.GuestArch (every thread has the same)
+        return self.target.cpu.arch
+
+    @property
+    def _state(self):  # -> the current thread's CpuState
+        return self.target.cpu.state
 
     # -- bytes in ----------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -319,12 +347,14 @@ class GdbStub:
         self.running = False
         self.last_stop = event
         self._pending_signal = event.signal if isinstance(event, Stopped) else 0
+        if isinstance(event, Stopped) and event.thread in self.target.thread_ids():
+            self.target.select_thread(event.thread)  # (QEMU: g_cpu = c_cpu = the stopped)
         self.reply(self._stop_reply(event))
 
     def _stop_reply(self, event: StopEvent) -> str:
         match event:
             case Stopped(signal=sig, thread=thread, watch=watch):
-                thread = thread or self.target.thread_ids()[0]
+                thread = thread or self.target.current_thread()
                 return f"T{gdb_signal(sig):02x}thread:{thread:x};{self._watch_reason(watch)}"
             case Exited(status=status):
                 return f"W{status & 0xFF:02x}"
@@ -372,21 +402,17 @@ class GdbStub:
             case "c" | "s":
                 self._set_pc(rest)
                 return self._resume(Resume(ResumeKind.CONTINUE if kind == "c"
-                                           else ResumeKind.STEP, 0))
+                                           else ResumeKind.STEP, 0, self._continue_thread))
             case "C" | "S":
                 sig, _, addr = rest.partition(";")
                 self._set_pc(addr)
                 return self._resume(Resume(ResumeKind.CONTINUE if kind == "C"
-                                           else ResumeKind.STEP, host_signal(_hex_int(sig))))
+                                           else ResumeKind.STEP, host_signal(_hex_int(sig)),
+                                           self._continue_thread))
             case "Z" | "z":
                 return self._breakpoint(kind == "Z", rest)
             case "H":
-                if not self._valid_thread(rest[1:]):
-                    return E_INVALID
-                select = getattr(self.target, "select_thread", None)
-                if select is not None:  # (targets with more than one thread)
-                    select(rest[:1], _hex_int(rest[1:].split(".")[-1] or "0"))
-                return "OK"
+                return self._set_thread(rest[:1], rest[1:])
             case "T":
                 return "OK" if self._valid_thread(rest, any_ok=False) else E_INVALID
             case "D":
@@ -417,11 +443,12 @@ class GdbStub:
             case "qAttached":
                 return "1"  # gdb detaches (the guest runs on) rather than kills on quit
             case "qC":
-                return f"QC{self.target.thread_ids()[0]:x}"
-            case "qfThreadInfo":
-                return "m" + ",".join(f"{t:x}" for t in self.target.thread_ids())
-            case "qsThreadInfo":
-                return "l"
+                return f"QC{self.target.current_thread():x}"
+            case "qfThreadInfo" | "qsThreadInfo":
+                # One thread per reply, as QEMU lists its CPUs.
+                if name == "qfThreadInfo":
+                    self._listed = list(self.target.thread_ids())
+                return f"m{self._listed.pop(0):x}" if self._listed else "l"
             case "qSymbol":
                 return "OK"
         if name.startswith("qRcmd,"):
@@ -432,11 +459,17 @@ class GdbStub:
             output = self.target.monitor(command)
             if output is None:
                 return ""
-            if output:
-                self.reply("O" + output.encode().hex())
+            # Console output packets, one per line as QEMU's monitor flushes them
+            # (each O packet's data fits the packet size gdb was told).
+            for line in output.encode().splitlines(keepends=True):
+                for start in range(0, len(line), PACKET_SIZE // 2 - 1):
+                    self.reply("O" + line[start:start + PACKET_SIZE // 2 - 1].hex())
             return "OK"
         if name.startswith("qThreadExtraInfo,"):
-            return f"Thread {name[17:]}".encode().hex()
+            text = name[17:]
+            if not self._valid_thread(text, any_ok=False):
+                return E_INVALID
+            return self.target.thread_info(_hex_int(text.split(".")[-1])).encode().hex()
         return ""
 
     def _xfer(self, args: str) -> str | bytes:
@@ -486,6 +519,22 @@ class GdbStub:
             self._kill()
             return None
         return ""  # vMustReplyEmpty and everything else
+
+    def _set_thread(self, op: str, text: str) -> str:
+        """``Hg THREAD`` (registers and memory) / ``Hc THREAD`` (legacy s and c):
+        -1 (all) and 0 (any) leave the choice as it is."""
+        if op not in ("g", "c") or not self._valid_thread(text):
+            return E_INVALID
+        if text in ("-1", "0"):
+            if op == "c":
+                self._continue_thread = 0
+            return "OK"
+        thread = int(text.split(".")[-1], 16)
+        if op == "g":
+            self.target.select_thread(thread)
+        else:
+            self._continue_thread = thread
+        return "OK"
 
     def _valid_thread(self, text: str, any_ok: bool = True) -> bool:
         if text in ("-1", "0"):
@@ -596,23 +645,35 @@ class GdbStub:
         if kind not in ("0", "1"):
             return ""  # unknown types: unsupported, which gdb understands
         addr = _hex_int(addr_text)
+        before = set(self.breakpoints)
         if insert:
             self.breakpoints.add(addr)
         else:
             self.breakpoints.discard(addr)
-        self.target.cpu.set_breakpoints(frozenset(self.breakpoints))
+        try:
+            for cpu in self.target.cpus():
+                cpu.set_breakpoints(frozenset(self.breakpoints))
+        except ValueError:  # the CPU has no room for it (x86's four debug registers)
+            self.breakpoints = before
+            return E_FAULT
         return "OK"
 
     def _watchpoint(self, insert: bool, kind: str, addr: int, length: int) -> str:
         if not 0 < length <= PACKET_SIZE:
             return E_INVALID
+        before = set(self.watchpoints)
         if insert:
             self.watchpoints.add((kind, addr, length))
         else:
             self.watchpoints.discard((kind, addr, length))
-        self.target.cpu.set_watchpoints(tuple(
-            (start, start + size, _WATCH_KINDS[k][0])
-            for k, start, size in sorted(self.watchpoints)))
+        watched = tuple((start, start + size, _WATCH_KINDS[k][0])
+                        for k, start, size in sorted(self.watchpoints))
+        try:
+            for cpu in self.target.cpus():
+                cpu.set_watchpoints(watched)
+        except ValueError:  # no room for it
+            self.watchpoints = before
+            return E_FAULT
         return "OK"
 
     def _watch_reason(self, fault: MemFault | None) -> str:
@@ -642,10 +703,12 @@ class GdbStub:
     def clear(self) -> None:
         """Forget the breakpoints (detach, kill, a vanished debugger)."""
         self.breakpoints.clear()
-        self.target.cpu.set_breakpoints(frozenset())
+        for cpu in self.target.cpus():
+            cpu.set_breakpoints(frozenset())
         if self.watchpoints:
             self.watchpoints.clear()
-            self.target.cpu.set_watchpoints(())
+            for cpu in self.target.cpus():
+                cpu.set_watchpoints(())
         self.running = False
 
 
@@ -674,7 +737,7 @@ def listen(device: str) -> socket.socket:
             raise GdbAddressError(f"gdbstub: unsupported device '{device}'")
         sock.listen(1)
         return sock
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, OverflowError) as exc:  # (OverflowError: a port > 65535)
         if isinstance(exc, GdbAddressError):
             raise
         raise GdbAddressError(f"gdbstub: cannot listen on '{device}': "

@@ -61,9 +61,10 @@ class Stopped:
 class DebugStop:
     """A debugger's breakpoint was reached, or its single step is done (only with a
     gdbstub: ``machines/gdb.py``); ``watch``: the watchpoint (a ``MemFault``) an access
-    stopped before, instead."""
+    stopped before, instead; ``hart``: which hart of a :class:`HartGroup` (its index)."""
 
     watch: object = None
+    hart: int = 0
 
 
 CpuEvent = Idle | Stopped | DebugStop
@@ -260,6 +261,7 @@ class HartGroup:
         self._running: LlvmtcgHart | None = None
         self._stop = False
         self._next = 0  # the hart whose turn is next
+        self._favoured: tuple[int, int, int] | None = None  # (hart, pc, turns): run_next
         self.stats = {"slices": 0, "switches": 0}
 
     @property
@@ -275,6 +277,14 @@ class HartGroup:
     def set_irq(self, irq: IrqBit, level: bool) -> None:
         self.harts[0].set_irq(irq, level)
 
+    def run_next(self, index: int) -> None:
+        """Give hart ``index`` the next turn, and more turns while a stop (a kick,
+        the time slice ending during a translation) comes before it executed anything:
+        a debugger resumes the hart it steps first (gdb steps by inserting a
+        breakpoint after the instruction and continuing every thread)."""
+        self._next = index
+        self._favoured = (index, self.harts[index].translated.state.pc, _FAVOURED_TURNS)
+
     def stop(self) -> None:
         with self._lock:
             self._stop = True
@@ -289,9 +299,10 @@ class HartGroup:
                 if self._stop:
                     self._stop = False
                     return Stopped()
-                hart = self.harts[self._next]
+                index = self._next
+                hart = self.harts[index]
                 self._running = hart
-            self._next = (self._next + 1) % len(self.harts)
+            self._next = (index + 1) % len(self.harts)
             self.stats["switches"] += 1
             timer = self._clock.set_timer(self._clock.now_ns() + self._slice, _no_op)
             try:
@@ -304,13 +315,28 @@ class HartGroup:
                 self.stats["slices"] += 1
                 with self._lock:
                     self._stop = False  # this return served it
+                favoured = self._favoured
+                if favoured is not None:
+                    hart_index, pc, turns = favoured
+                    if hart_index == index and turns and hart.translated.state.pc == pc:
+                        self._next = index  # (no progress yet: its turn again)
+                        self._favoured = (hart_index, pc, turns - 1)
+                    else:
+                        self._favoured = None
                 return event
+            self._favoured = None
+            if isinstance(event, DebugStop):  # (a gdbstub's breakpoint: machines/gdb.py)
+                self._next = index  # (the hart resumes first)
+                return DebugStop(event.watch, index)
             idle_in_a_row += 1
             if idle_in_a_row >= len(self.harts):
                 # A hart that ran before going idle may have woken another (an IPI).
                 if not any(hart.ready() for hart in self.harts):
                     return Idle()
                 idle_in_a_row = 0
+
+
+_FAVOURED_TURNS = 8  # (a hart spinning on one instruction does not keep the turn)
 
 
 def _no_op() -> None:

@@ -1,58 +1,86 @@
-"""The gdbstub of a system-mode machine (``-gdb tcp::PORT``, ``-s``, ``-S``).
+"""The gdbstub of a system-mode machine (``-gdb tcp::PORT``, ``-s``, ``-S``, and the
+monitor's ``gdbserver``).
 
-:class:`GdbHart` stands between the main loop and the hart: it is the CPU the loop
-runs, and it keeps the hart stopped while gdb looks at it (``run`` then reports Idle,
-so the loop sleeps until the next event), single-steps it and reports breakpoints.
-The protocol is ``llvmtcg.gdbstub``'s. The listening socket and the connection are
+:class:`GdbHart` stands between the main loop and the harts: it is the CPU the loop
+runs, and it keeps the harts stopped while gdb looks at them (``run`` then reports
+Idle, so the loop sleeps until the next event), single-steps one and reports
+breakpoints. Every hart is a gdb thread (thread ``i + 1`` is hart ``i``, as QEMU
+numbers CPUs); a stop stops them all (all-stop mode), a step steps the thread gdb names
+while the others wait, and a continue runs them round-robin starting with the current
+one. The protocol is ``llvmtcg.gdbstub``'s. The listening socket and the connection are
 watched by the loop's I/O thread, which only reads bytes and posts them to the loop's
 thread (kicking the CPU, as console input does): packets are answered there, between
 CPU runs, never while guest code runs. As in QEMU, a debugger that connects stops the
 machine, ``D`` (or a debugger that vanishes) lets it run on, ``k`` ends the emulator,
-and only one debugger is connected at a time.
+and only one debugger is connected at a time. ``monitor CMD`` (qRcmd) runs a human
+monitor command, given one (:attr:`GdbHart.monitor_command`).
 """
 
 from __future__ import annotations
 
 import signal
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from llvmtcg.gdbstub import GdbStub, Resume, ResumeKind, Stopped, accepted
-from machines.cpu import CpuEvent, DebugStop, Idle, IrqBit, LlvmtcgHart
+from machines.cpu import CpuEvent, DebugStop, HartGroup, Idle, IrqBit, LlvmtcgHart, SystemCpu
 from machines.cpu import Stopped as CpuStopped
+from machines.loop import RunState
 
 if TYPE_CHECKING:
     from llvmtcg.runtime.cpu_exec import Cpu
     from machines.loop import MachineLoop
 
-THREAD_ID = 1  # gdb's thread for hart 0 (thread ids are positive)
+
+def harts_of(cpu: SystemCpu) -> list[LlvmtcgHart]:
+    """The harts of a machine's CPU (one, or a HartGroup's), in hart order."""
+    return list(cpu.harts) if isinstance(cpu, HartGroup) else [cpu]  # type: ignore[list-item]
 
 
 class GdbHart:
-    """A hart under a gdbstub: a :class:`machines.cpu.SystemCpu` for the main loop.
+    """The harts under a gdbstub: a :class:`machines.cpu.SystemCpu` for the main loop.
 
     Args:
-        hart: the hart.
-        listener: the listening socket (``-gdb``), or None (``-S`` alone).
-        paused: start stopped (``-S``) until gdb (or a monitor) continues.
+        cpu: the machine's CPU (a hart, or a HartGroup).
+        listener: the listening socket (``-gdb``), or None (the monitor's
+            ``gdbserver`` may start one later).
+        paused: start stopped until gdb (or a monitor) continues.
     """
 
-    def __init__(self, hart: LlvmtcgHart, listener: socket.socket | None, *,
+    def __init__(self, cpu: SystemCpu, listener: socket.socket | None = None, *,
                  paused: bool = False) -> None:
-        self.hart = hart
+        self.inner = cpu
+        self.harts = harts_of(cpu)
         self.listener = listener
         self.paused = paused
         self.action: Resume | None = None
         self.stub: GdbStub | None = None
         self.conn: socket.socket | None = None
         self.loop: MachineLoop | None = None
-        self._watch_pc: int | None = None  # where a watchpoint stopped before an access
+        self.current = 0  # the hart gdb reads and writes (Hg, the last stop's)
+        self.monitor_command: Callable[[str], str] | None = None  # qRcmd -> HMP
+        self._resuming = False  # the first run after a resume (steps over a breakpoint)
+        self._watch_pc: tuple[int, int] | None = None  # (hart, pc) a watchpoint stopped
 
     def attach(self, loop: MachineLoop) -> None:
         """Serve debuggers through ``loop`` (its I/O thread watches the socket)."""
         self.loop = loop
         if self.listener is not None:
             loop.watch_fd(self.listener.fileno(), self._on_connect)
+
+    def serve(self, listener: socket.socket | None) -> None:
+        """Listen on ``listener`` instead (None: no more debuggers), as the monitor's
+        ``gdbserver`` does: a connected debugger is dropped and the machine runs on."""
+        if self.stub is not None:
+            self.detach()
+        old, self.listener = self.listener, listener
+        if old is not None:
+            if self.loop is not None:
+                self.loop.unwatch_fd(old.fileno())
+            old.close()
+        if listener is not None and self.loop is not None:
+            self.loop.watch_fd(listener.fileno(), self._on_connect)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -65,86 +93,119 @@ class GdbHart:
     # -- SystemCpu, for the loop and the machine ---------------------------------------
     @property
     def translated(self):  # -> llvmtcg.system.SystemCpu
-        """The hart's translating CPU (the monitor reads registers from it)."""
-        return self.hart.translated
+        """Hart 0's translating CPU."""
+        return self.harts[0].translated
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
-        self.hart.reset(pc, a0, a1, a2)
+        self.inner.reset(pc, a0, a1, a2)
 
     def set_irq(self, irq: IrqBit, level: bool) -> None:
-        self.hart.set_irq(irq, level)
+        self.inner.set_irq(irq, level)
 
     def stop(self) -> None:
-        self.hart.stop()
+        self.inner.stop()
 
     def run(self) -> CpuEvent:
         if self.paused:
             return Idle()  # (the loop sleeps until a packet or timer arrives)
-        hart, action = self.hart, self.action
-        cpu = hart.debug_cpu
+        if self.stub is None and not self._resuming:
+            return self.inner.run()  # no debugger: no breakpoints, nothing to look at
+        action, resuming = self.action, self._resuming
+        self._resuming = False
         stepping = action is not None and action.kind is ResumeKind.STEP
-        if stepping or cpu.pc in cpu.breakpoints or cpu.pc == self._watch_pc:
+        index = self.current
+        if stepping and action.thread:
+            index = action.thread - 1
+        hart = self.harts[index]
+        cpu = hart.debug_cpu
+        at_watch = self._watch_pc == (index, cpu.pc)
+        if stepping or (resuming and (cpu.pc in cpu.breakpoints or at_watch)):
             # A step, or the first instruction of a continue from a breakpoint or a
             # watchpoint: one instruction, its breakpoint and watchpoint ignored.
-            over = self._watch_pc is not None and self._watch_pc == cpu.pc
             self._watch_pc = None
-            event = hart.step(over_watchpoint=over)
+            event = hart.step(over_watchpoint=at_watch)
             if stepping or event.watch is not None or cpu.pc in cpu.breakpoints:
-                return self._debug_stop(event)
-        event = hart.run()
+                return self._debug_stop(event, index)
+        if resuming and isinstance(self.inner, HartGroup):
+            self.inner.run_next(index)
+        event = self.inner.run()
         if isinstance(event, DebugStop):
-            return self._debug_stop(event)
+            return self._debug_stop(event, event.hart)
         return event
 
-    def _debug_stop(self, event: DebugStop) -> CpuEvent:
+    def _debug_stop(self, event: DebugStop, index: int) -> CpuEvent:
         """Report a breakpoint, a step or a watchpoint (before its access, or after
-        the instruction: the architecture's choice)."""
+        the instruction: the architecture's choice) of hart ``index``."""
         self._watch_pc = None
+        cpu = self.harts[index].debug_cpu
         if event.watch is not None:
-            if self.hart.debug_cpu.arch.gdb_stop_before_watchpoint:
-                self._watch_pc = self.hart.debug_cpu.pc
+            if cpu.arch.gdb_stop_before_watchpoint:
+                self._watch_pc = (index, cpu.pc)
             else:
-                self.hart.step(over_watchpoint=True)
-        return self._stopped(signal.SIGTRAP, event.watch)
+                self.harts[index].step(over_watchpoint=True)
+        return self._stopped(signal.SIGTRAP, index, event.watch)
 
-    def _stopped(self, sig: int, watch=None) -> CpuEvent:
+    def _stopped(self, sig: int, index: int, watch=None) -> CpuEvent:
         self.paused = True
         self.action = None
+        self._resuming = False
+        self.current = index
+        # The machine stops as QEMU's: "paused (debug)" after a breakpoint or a step,
+        # "paused" after Ctrl-C (STOP events for the monitors).
+        self._pause_machine(RunState.PAUSED if sig == signal.SIGINT else RunState.DEBUG)
         if self.stub is not None:
-            self.stub.report(Stopped(sig, THREAD_ID, watch))
+            self.stub.report(Stopped(sig, index + 1, watch))
         return CpuStopped()
 
     # -- DebugTarget ---------------------------------------------------------------------
     @property
     def cpu(self) -> Cpu:
-        return self.hart.debug_cpu
+        return self.harts[self.current].debug_cpu
+
+    def cpus(self) -> list[Cpu]:
+        return [hart.debug_cpu for hart in self.harts]
 
     def thread_ids(self) -> list[int]:
-        return [THREAD_ID]
+        return list(range(1, len(self.harts) + 1))
+
+    def current_thread(self) -> int:
+        return self.current + 1
+
+    def select_thread(self, thread: int) -> None:
+        self.current = thread - 1
+
+    def thread_info(self, thread: int) -> str:
+        halted = not self.harts[thread - 1].ready()  # (waiting in WFI)
+        return f"CPU#{thread - 1} [{'halted ' if halted else 'running'}]"
 
     def resume(self, action: Resume) -> None:
         self.action = action
         self.paused = False
+        self._resuming = True
         self._start_machine()
 
     def _start_machine(self) -> None:
-        # gdb's continue starts a machine that -S or the monitor's stop left stopped
-        # (QEMU's gdbstub calls vm_start).
-        from machines.loop import RunState
+        # gdb's continue starts a machine that -S, a stop or the monitor's stop left
+        # stopped (QEMU's gdbstub calls vm_start).
         if self.loop is not None and self.loop.state in (RunState.PRELAUNCH,
-                                                         RunState.PAUSED):
+                                                         RunState.PAUSED, RunState.DEBUG):
             self.loop.resume()
 
+    def _pause_machine(self, state: RunState) -> None:
+        if self.loop is not None:
+            self.loop.pause(state)
+
     def interrupt(self) -> None:
-        # Packets are handled on the loop's thread between CPU runs: the hart is not
-        # running now, so it stops here.
+        # Packets are handled on the loop's thread between CPU runs: the harts are not
+        # running now, so they stop here.
         if not self.paused:
-            self._stopped(signal.SIGINT)
+            self._stopped(signal.SIGINT, self.current)
 
     def detach(self) -> None:
         self._drop_client()
         self.action = None
         self.paused = False
+        self._resuming = False
         self._start_machine()
 
     def kill(self) -> None:
@@ -153,26 +214,32 @@ class GdbHart:
             self.loop.request_shutdown(0)
 
     def monitor(self, command: str) -> str | None:
-        return None
+        if self.monitor_command is None:
+            return None
+        return self.monitor_command(command)
 
     # -- connections (I/O thread: read and post; loop thread: the rest) -----------------
     def _on_connect(self) -> None:
+        listener = self.listener
+        if listener is None:
+            return
         try:
-            conn = accepted(self.listener)
+            conn = accepted(listener)
         except OSError:
             return
         self.loop.post(lambda: self._connected(conn))
 
     def _connected(self, conn: socket.socket) -> None:
-        if self.conn is not None:  # one debugger at a time
+        if self.conn is not None or self.listener is None:  # one debugger at a time
             conn.close()
             return
         self.conn = conn
         conn.setblocking(True)
         self.stub = GdbStub(self, conn.sendall)
-        self.stub.last_stop = Stopped(signal.SIGTRAP, THREAD_ID)
+        self.stub.last_stop = Stopped(signal.SIGTRAP, self.current + 1)
         self.paused = True  # a debugger that connects stops the machine
         self.action = None
+        self._pause_machine(RunState.PAUSED)
         fd = conn.fileno()
 
         def on_readable() -> None:

@@ -95,6 +95,7 @@ class RunState(enum.Enum):
     PRELAUNCH = "prelaunch"  # -S: reset, never run yet
     RUNNING = "running"
     PAUSED = "paused"  # stop
+    DEBUG = "debug"  # a debugger's breakpoint or step
     SHUTDOWN = "shutdown"  # the guest powered off under -no-shutdown
 
 # A run-state event: QEMU's QAPI event name and its data (None: no data member).
@@ -396,10 +397,11 @@ class MachineLoop:
     def running(self) -> bool:
         return self.state is RunState.RUNNING
 
-    def pause(self) -> None:
-        """QEMU's ``stop``: the CPU and device timers stop until :meth:`resume`."""
+    def pause(self, state: RunState = RunState.PAUSED) -> None:
+        """QEMU's ``stop`` (``state``: DEBUG for a debugger's stop): the CPU and device
+        timers stop until :meth:`resume`."""
         if self.state is RunState.RUNNING:
-            self.state = RunState.PAUSED
+            self.state = state
             self._emit("STOP", None)
 
     def resume(self) -> None:
@@ -485,8 +487,8 @@ class MachineLoop:
                     return self._handle_shutdown_for_reset(reason)
                 self._reset()
                 self._emit("RESET", {"guest": request.guest, "reason": reason})
-                if self.state is RunState.SHUTDOWN:
-                    self.state = RunState.PRELAUNCH  # as QEMU after a reset from shutdown
+                if self.state is not RunState.RUNNING:
+                    self.state = RunState.PRELAUNCH  # as QEMU after a reset while stopped
                 return _CONTINUE
         return None
 

@@ -222,8 +222,9 @@ class Machine:
 
     def attach_cpu(self, cpu: SystemCpu) -> None:
         self.cpu = cpu
-        if isinstance(cpu, HartGroup):
-            for lines, hart in zip(self.hart_lines, cpu.harts, strict=True):
+        harts = getattr(cpu, "harts", None)  # a HartGroup, or one under a gdbstub
+        if harts is not None and len(harts) > 1:
+            for lines, hart in zip(self.hart_lines, harts, strict=True):
                 lines.attach(hart)
         else:
             self.lines.attach(cpu)

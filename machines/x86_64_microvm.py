@@ -180,9 +180,11 @@ class X86Machine:
         supported = self.kvm_handle.supported_cpuid()
         self.warnings += [f"host doesn't support requested feature: {feature}"
                           for feature in missing_features(supported)]
-        vcpu.set_cpuid(guest_cpuid(supported, apic_id=0))
+        cpuid = guest_cpuid(supported, apic_id=0)
+        vcpu.set_cpuid(cpuid)
+        version = next((e.eax for e in cpuid if (e.function, e.index) == (1, 0)), 0)
         self.cpu = KvmCpu(vcpu, self.buses, on_reset=self.on_reset,
-                          on_poweroff=self.on_poweroff)
+                          on_poweroff=self.on_poweroff, cpuid_version=version)
         return self.cpu
 
     def reset(self) -> None:

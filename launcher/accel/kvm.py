@@ -119,6 +119,24 @@ class KvmSignalMask(ctypes.Structure):
     _fields_ = [("len", u32), ("sigset", u8 * 8)]
 
 
+class KvmFpu(ctypes.Structure):  # struct kvm_fpu (x86): the FXSAVE image's fields
+    _fields_ = [("fpr", u8 * 16 * 8), ("fcw", u16), ("fsw", u16), ("ftwx", u8),
+                ("pad1", u8), ("last_opcode", u16), ("last_ip", u64), ("last_dp", u64),
+                ("xmm", u8 * 16 * 16), ("mxcsr", u32), ("pad2", u32)]
+
+
+class KvmDebugregs(ctypes.Structure):  # struct kvm_debugregs (x86)
+    _fields_ = [("db", u64 * 4), ("dr6", u64), ("dr7", u64), ("flags", u64),
+                ("reserved", u64 * 9)]
+
+
+class KvmMpState(ctypes.Structure):  # struct kvm_mp_state
+    _fields_ = [("mp_state", u32)]
+
+
+KVM_MP_STATE_HALTED = 3
+
+
 class KvmGuestDebug(ctypes.Structure):
     _fields_ = [("control", u32), ("pad", u32), ("debugreg", u64 * 8)]
 
@@ -216,6 +234,10 @@ KVM_SET_REGS = Ioctl("KVM_SET_REGS", 0x82, _W, KvmRegs)
 KVM_GET_SREGS = Ioctl("KVM_GET_SREGS", 0x83, _R, KvmSregs)
 KVM_SET_SREGS = Ioctl("KVM_SET_SREGS", 0x84, _W, KvmSregs)
 KVM_SET_SIGNAL_MASK = Ioctl("KVM_SET_SIGNAL_MASK", 0x8B, _W, KvmSignalMaskHeader)
+KVM_GET_FPU = Ioctl("KVM_GET_FPU", 0x8C, _R, KvmFpu)
+KVM_SET_FPU = Ioctl("KVM_SET_FPU", 0x8D, _W, KvmFpu)
+KVM_GET_DEBUGREGS = Ioctl("KVM_GET_DEBUGREGS", 0xA1, _R, KvmDebugregs)
+KVM_GET_MP_STATE = Ioctl("KVM_GET_MP_STATE", 0x98, _R, KvmMpState)
 KVM_SET_CPUID2 = Ioctl("KVM_SET_CPUID2", 0x90, _W, KvmCpuid2)
 KVM_SET_GUEST_DEBUG = Ioctl("KVM_SET_GUEST_DEBUG", 0x9B, _W, KvmGuestDebug)
 
@@ -648,6 +670,25 @@ class KvmVcpu:
 
     def set_sregs(self, sregs: KvmSregs) -> None:
         _ioctl(self.fd, KVM_SET_SREGS, sregs)
+
+    def get_fpu(self) -> KvmFpu:
+        fpu = KvmFpu()
+        _ioctl(self.fd, KVM_GET_FPU, fpu)
+        return fpu
+
+    def halted(self) -> bool:
+        """Whether the vCPU waits in HLT (the in-kernel irqchip keeps that state)."""
+        state = KvmMpState()
+        _ioctl(self.fd, KVM_GET_MP_STATE, state)
+        return state.mp_state == KVM_MP_STATE_HALTED
+
+    def set_fpu(self, fpu: KvmFpu) -> None:
+        _ioctl(self.fd, KVM_SET_FPU, fpu)
+
+    def get_debugregs(self) -> KvmDebugregs:
+        debugregs = KvmDebugregs()
+        _ioctl(self.fd, KVM_GET_DEBUGREGS, debugregs)
+        return debugregs
 
     def set_cpuid(self, entries: Sequence[CpuidEntry]) -> None:
         buffer = cpuid2_buffer(len(entries))()

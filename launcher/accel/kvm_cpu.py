@@ -39,6 +39,7 @@ from launcher.accel.kvm import (
     VcpuExit,
 )
 from machines.cpu import CpuEvent, Idle, Stopped
+from machines.cpu import DebugStop as CpuDebugStop
 
 KICK_SIGNAL = signal.SIGUSR1  # QEMU's SIG_IPI
 
@@ -169,24 +170,33 @@ class KvmCpuError(Exception):
 
 class KvmCpu:
     """One x86-64 vCPU as a ``machines.cpu.SystemCpu``-style CPU for ``MachineLoop``:
-    ``run()`` → Idle | Stopped, thread-safe ``stop()``, ``reset()``.
+    ``run()`` → Idle | Stopped | DebugStop (with guest debugging on: kvm_gdb.py),
+    thread-safe ``stop()``, ``reset()``.
 
     Must be created, run and closed on one thread (the vCPU thread); ``stop`` may come
     from any thread.
     """
 
     def __init__(self, vcpu: kvm.KvmVcpu, buses: IoBuses, *,
-                 on_reset: Callable[[], None], on_poweroff: Callable[[int], None]) -> None:
+                 on_reset: Callable[[], None], on_poweroff: Callable[[int], None],
+                 cpuid_version: int = 0) -> None:
         self.vcpu = vcpu
+        self._cpuid_version = cpuid_version  # CPUID.1:EAX, in EDX after a reset
         self.buses = buses
         self._on_reset = on_reset
         self._on_poweroff = on_poweroff
         self._stop_requested = False
         self._thread_id = threading.get_ident()
-        # KVM's state right after KVM_CREATE_VCPU is the architectural reset state.
+        # KVM's state right after KVM_CREATE_VCPU is the architectural reset state,
+        # but for what QEMU's x86_cpu_reset sets: EDX = the CPU signature (the SDM's
+        # reset value), MXCSR = 0x1F80 (the SDM's power-up value; KVM leaves it 0).
         self._reset_regs = vcpu.get_regs()
+        self._reset_regs.rdx = cpuid_version
         self._reset_sregs = vcpu.get_sregs()
+        self._reset_fpu = vcpu.get_fpu()
+        self._reset_fpu.mxcsr = 0x1F80
         self.exits = 0
+        self.debug_exit: Debug | None = None  # the last KVM_EXIT_DEBUG
         self._previous_handler = signal.signal(KICK_SIGNAL, _ignore_kick)
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {KICK_SIGNAL})
         self._was_blocked = KICK_SIGNAL in blocked
@@ -197,6 +207,7 @@ class KvmCpu:
         """Architectural reset: CS:IP = F000:FFF0 with CS.base = 0xFFFF0000, real mode."""
         self.vcpu.set_sregs(self._reset_sregs)
         self.vcpu.set_regs(self._reset_regs)
+        self.vcpu.set_fpu(self._reset_fpu)
 
     def stop(self) -> None:
         self._stop_requested = True
@@ -231,7 +242,10 @@ class KvmCpu:
                 case PowerOff(status=status):
                     self._on_poweroff(status)
                 case DebugStop():
-                    self._stop_requested = True
+                    # A debugger's breakpoint, watchpoint or step (kvm_gdb.py reads
+                    # which from the exit).
+                    self.debug_exit = exit_
+                    return CpuDebugStop()
                 case Fatal(message=message):
                     raise KvmCpuError(message)
 

@@ -48,10 +48,11 @@ _MASK = (1 << 64) - 1
 
 
 class _Expr:
-    def __init__(self, text: str, vm: Vm) -> None:
+    def __init__(self, text: str, vm: Vm, cpu: int = 0) -> None:
         self.tokens = [t for t in _TOKEN.findall(text) if t.strip()]
         self.pos = 0
         self.vm = vm
+        self.cpu = cpu  # whose registers $name reads
 
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
@@ -114,7 +115,7 @@ class _Expr:
             return value
         if token.startswith("$"):
             try:
-                return self.vm.register(token[1:])
+                return self.vm.register(token[1:], self.cpu)
             except KeyError:
                 raise HmpError("unknown register") from None
         if token[0].isdigit():
@@ -154,6 +155,7 @@ class HmpCommands:
     def __init__(self, vm: Vm) -> None:
         self.vm = vm
         self.history: list[str] = []
+        self.cpu_index = 0  # the monitor's current CPU (``cpu N``): registers, x, p
 
     def execute(self, line: str) -> str:
         line = line.strip()
@@ -206,22 +208,45 @@ class HmpCommands:
         suffix = "" if vm.status == "paused" else f" ({vm.status})"
         return f"VM status: paused{suffix}\n"
 
-    def info_registers(self, _: str) -> str:
-        return self.vm.registers_text()
+    def info_registers(self, args: str) -> str:
+        if args == "-a":  # every CPU's, one after the other
+            return "".join(self.vm.registers_text(cpu) for cpu in range(self.vm.cpu_count))
+        if args:
+            raise HmpError(f"invalid option '{args}'" if args.startswith("-")
+                           else "too many arguments")
+        return self.vm.registers_text(self.cpu_index)
 
     def info_cpus(self, _: str) -> str:
-        return f"* CPU #0: thread_id={self.vm.thread_id}\n"
+        # (the harts share the loop's thread: QEMU's MTTCG would give each its own)
+        return "".join(f"{'*' if cpu == self.cpu_index else ' '} CPU #{cpu}: "
+                       f"thread_id={self.vm.thread_id}\n"
+                       for cpu in range(self.vm.cpu_count))
+
+    def cpu(self, args: str) -> str:
+        index = _Expr(args, self.vm, self.cpu_index).parse() if args else None
+        if index is None:
+            raise HmpError("unexpected end of expression")
+        if index >= self.vm.cpu_count:
+            return "invalid CPU index\n"
+        self.cpu_index = index
+        return ""
 
     def info_mtree(self, _: str) -> str:
-        return self.vm.machine.memory.mtree()
+        return self._memory().mtree()
 
     def info_qtree(self, _: str) -> str:
         lines = ["bus: main-system-bus", "  type System"]
-        for region in self.vm.machine.memory.regions():
+        for region in self._memory().regions():
             if region.kind.value == "i/o":
                 lines.append(f"  dev: {region.name}, id \"\"")
                 lines.append(f"    mmio {region.base:016x}/{region.end - region.base:016x}")
         return "\n".join(lines) + "\n"
+
+    def _memory(self):  # -> the machine's llvmtcg.runtime.physmem.PhysicalAddressSpace
+        memory = getattr(self.vm.machine, "memory", None)
+        if memory is None:  # (the KVM machine keeps no memory tree)
+            raise MonitorError("the memory tree is not available on this machine")
+        return memory
 
     def info_chardev(self, _: str) -> str:
         return "".join(f"{label}: filename={filename}\n"
@@ -237,7 +262,7 @@ class HmpCommands:
         return f"{self.vm.name}\n" if self.vm.name else ""
 
     def info_kvm(self, _: str) -> str:
-        return "kvm support: disabled\n"
+        return f"kvm support: {'enabled' if self.vm.kvm else 'disabled'}\n"
 
     def info_history(self, _: str) -> str:
         return "".join(f"{i}: '{line}'\n" for i, line in enumerate(self.history))
@@ -276,7 +301,7 @@ class HmpCommands:
             fmt = parse_format(fmt_text)
         if not args.strip():
             raise HmpError("address expected")
-        addr = _Expr(args, self.vm).parse()
+        addr = _Expr(args, self.vm, self.cpu_index).parse()
         if fmt.letter == "i":
             return self._disassemble(addr, fmt.count, physical)
         size = fmt.size or (1 if fmt.letter == "c" else 4)
@@ -289,7 +314,7 @@ class HmpCommands:
             chunk = min(length, line_size)
             try:
                 data = (self.vm.read_physical(addr, chunk) if physical
-                        else self.vm.read_virtual(addr, chunk))
+                        else self.vm.read_virtual(addr, chunk, self.cpu_index))
             except MonitorError:
                 out.append(f"{addr:016x}: Cannot access memory\n")
                 break
@@ -303,18 +328,19 @@ class HmpCommands:
         return "".join(out)
 
     def _disassemble(self, addr: int, count: int, physical: bool) -> str:
+        name = self.vm.target
         try:
             import capstone
-        except ImportError:
-            raise HmpError("no disassembler for riscv64 (capstone)") from None
-        try:
-            engine = capstone.Cs(capstone.CS_ARCH_RISCV,
-                                 capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
-        except (AttributeError, capstone.CsError):
-            raise HmpError("no disassembler for riscv64 (capstone)") from None
+            name, arch, mode = self.vm.cpu_view.disassembler(self.cpu_index)
+            engine = capstone.Cs(arch, mode)
+        except (ImportError, AttributeError, capstone.CsError):
+            raise HmpError(f"no disassembler for {name} (capstone)") from None
         out = []
         for _ in range(count):
-            read = self.vm.read_physical if physical else self.vm.read_virtual
+            def read(addr: int, size: int) -> bytes:
+                if physical:
+                    return self.vm.read_physical(addr, size)
+                return self.vm.read_virtual(addr, size, self.cpu_index)
             try:
                 data = read(addr, 4)
             except MonitorError:
@@ -341,7 +367,7 @@ class HmpCommands:
         if args.startswith("/"):
             fmt_text, _, args = args[1:].partition(" ")
             fmt = parse_format(fmt_text)
-        value = _Expr(args, self.vm).parse()
+        value = _Expr(args, self.vm, self.cpu_index).parse()
         if fmt.letter == "o":
             return f"{value:#o}\n".replace("0o", "0")
         if fmt.letter == "u":
@@ -401,6 +427,7 @@ def _format_item(letter: str, value: int, size: int, digits: int) -> str:
 
 _COMMANDS = [
     Command("c|cont", "", "resume emulation", HmpCommands.cont),
+    Command("cpu", "index", "set the default CPU", HmpCommands.cpu),
     Command("gdbserver", "[device]", "start gdbserver on given device (default 'tcp::1234'), "
             "stop with 'none'", HmpCommands.gdbserver),
     Command("help|?", "[cmd]", "show the help", HmpCommands.help),
@@ -436,7 +463,8 @@ _INFO = [
     Command("name", "", "show the current VM name", HmpCommands.info_name),
     Command("network", "", "show the network state", net_commands.info_network),
     Command("qtree", "", "show device tree", HmpCommands.info_qtree),
-    Command("registers", "", "show the cpu registers", HmpCommands.info_registers),
+    Command("registers", "[-a]", "show the cpu registers (-a: all - show register info "
+            "for all cpus)", HmpCommands.info_registers),
     Command("snapshots", "", "show the currently saved VM snapshots",
             HmpCommands.info_snapshots),
     Command("status", "", "show the current VM status (running|paused)",
@@ -461,7 +489,13 @@ class HmpMonitor:
         chardev.set_frontend(self)
 
     def _print(self, text: str) -> None:
-        self.chardev.write(text.replace("\n", "\r\n").encode())
+        # Bytes as they came (the input is read as latin-1), as QEMU's monitor echoes
+        # them; other characters (none come from the guest) as UTF-8.
+        data = text.replace("\n", "\r\n")
+        try:
+            self.chardev.write(data.encode("latin-1"))
+        except UnicodeEncodeError:
+            self.chardev.write(data.encode())
 
     def event(self, event: ChardevEvent) -> None:
         if event is ChardevEvent.OPENED:
@@ -535,4 +569,5 @@ class HmpMonitor:
             self.commands.history.append(line)
         self._history_index = len(self.commands.history)
         output = self.commands.execute(line)
-        self._print(output + PROMPT)
+        quitting = line.split()[:1] in (["q"], ["quit"])
+        self._print(output if quitting else output + PROMPT)  # (no prompt after quit)

@@ -325,7 +325,7 @@ class QmpMonitor:
         return {"name": self.vm.name} if self.vm.name else {}
 
     def query_kvm(self, _: dict) -> object:
-        return {"enabled": False, "present": False}
+        return {"enabled": self.vm.kvm, "present": self.vm.kvm}
 
     def query_target(self, _: dict) -> object:
         return {"arch": self.vm.target}
@@ -344,9 +344,12 @@ class QmpMonitor:
         return machines
 
     def query_cpus_fast(self, _: dict) -> object:
-        return [{"thread-id": self.vm.thread_id, "props": {"core-id": 0},
-                 "qom-path": "/machine/soc0/harts[0]", "cpu-index": 0,
-                 "target": self.vm.target}]
+        cpus = []
+        for cpu in range(self.vm.cpu_count):
+            path, props = self.vm.cpu_view.cpu_info(cpu)
+            cpus.append({"thread-id": self.vm.thread_id, "props": props, "qom-path": path,
+                         "cpu-index": cpu, "target": self.vm.target})
+        return cpus
 
     def query_chardev(self, _: dict) -> object:
         return [{"frontend-open": is_open, "filename": filename, "label": label}
@@ -385,9 +388,15 @@ class QmpMonitor:
         return {}
 
     def human_monitor_command(self, arguments: dict) -> object:
-        if arguments.get("cpu-index", 0) != 0:
-            raise QmpError("CPU is not present", "GenericError")
-        return self.hmp.execute(arguments["command-line"]).replace("\n", "\r\n")
+        # QEMU runs each command in a new monitor: its CPU is cpu-index (or the first).
+        cpu = arguments.get("cpu-index", 0)
+        if not 0 <= cpu < self.vm.cpu_count:
+            raise QmpError("Parameter 'cpu-index' expects a CPU number")
+        self.hmp.cpu_index = cpu
+        try:
+            return self.hmp.execute(arguments["command-line"]).replace("\n", "\r\n")
+        finally:
+            self.hmp.cpu_index = 0
 
 
 _NO_ARGS: tuple[Param, ...] = ()

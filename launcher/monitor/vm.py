@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from machines.loop import RunState
 
@@ -24,6 +24,37 @@ QEMU_VERSION = (7, 2, 0)
 
 class MonitorError(Exception):
     """A command that cannot be done now (QMP GenericError; HMP prints the text)."""
+
+
+class CpuView(Protocol):
+    """The CPUs of a machine as the monitors read them (``cpu``: an index)."""
+
+    @property
+    def count(self) -> int: ...
+
+    def pc(self, cpu: int) -> int: ...
+
+    def register(self, name: str, cpu: int) -> int:
+        """A register by its QEMU monitor name (``$name``); KeyError if none."""
+        ...
+
+    def registers_text(self, cpu: int) -> str:
+        """``info registers``, as QEMU's cpu_dump_state prints it."""
+        ...
+
+    def translate(self, vaddr: int, cpu: int,
+                  read_physical: Callable[[int, int], bytes]) -> int:
+        """The physical address of ``vaddr`` in the CPU's current context
+        (MonitorError when unmapped)."""
+        ...
+
+    def disassembler(self, cpu: int) -> tuple[str, int, int]:
+        """(name, capstone architecture, mode) for ``x/i`` in the CPU's current mode."""
+        ...
+
+    def cpu_info(self, cpu: int) -> tuple[str, dict[str, int]]:
+        """query-cpus-fast's ``qom-path`` and ``props`` of the CPU."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +81,9 @@ class Vm:
         machine_types: what query-machines lists.
         set_log: ``log ITEMS`` (returns an error text or None), when logging is set up.
         gdbserver: starts the gdbstub on a device (``gdbserver``), when one exists.
+        cpus: the CPUs' registers and address translation (None: the loop's CPU is
+            one riscv hart).
+        physical: reads guest-physical memory (None: the machine's ``memory.read``).
     """
 
     loop: MachineLoop
@@ -63,6 +97,9 @@ class Vm:
     gdbserver: Callable[[str], str] | None = None
     name: str | None = None
     network: NetBackends | None = None  # -netdev/-nic/-net backends (net_commands.py)
+    cpus: CpuView | None = None
+    physical: Callable[[int, int], bytes] | None = None
+    kvm: bool = False  # the accelerator is KVM (query-kvm, info kvm)
 
     # -- run state ----------------------------------------------------------------------
     @property
@@ -97,26 +134,94 @@ class Vm:
     def quit(self) -> None:
         self.loop.request_shutdown(0, "host-qmp-quit")
 
-    # -- the CPU ------------------------------------------------------------------------
-    def _cpu(self):  # the llvmtcg.system.SystemCpu (state, arch)
-        return self.loop.cpu.translated  # type: ignore[attr-defined]
+    # -- the CPUs (``cpu``: the index a monitor's commands use) ---------------------------
+    @property
+    def cpu_view(self) -> CpuView:
+        if self.cpus is None:
+            self.cpus = RiscvHarts([self.loop.cpu.translated])  # type: ignore[attr-defined]
+        return self.cpus
 
     @property
-    def pc(self) -> int:
-        return self._cpu().state.pc
+    def cpu_count(self) -> int:
+        return self.cpu_view.count
+
+    def pc(self, cpu: int = 0) -> int:
+        return self.cpu_view.pc(cpu)
 
     @property
     def thread_id(self) -> int:
         return os.getpid() if not hasattr(os, "gettid") else os.gettid()
 
-    def register(self, name: str) -> int:
+    def register(self, name: str, cpu: int = 0) -> int:
+        """A register by its QEMU/GDB name; KeyError if there is none."""
+        return self.cpu_view.register(name, cpu)
+
+    def registers_text(self, cpu: int = 0) -> str:
+        """``info registers`` for one CPU, as QEMU prints it."""
+        return self.cpu_view.registers_text(cpu)
+
+    # -- memory -------------------------------------------------------------------------
+    def read_physical(self, addr: int, size: int) -> bytes:
+        """Guest RAM/ROM bytes; MonitorError outside them."""
+        read = self.physical or self.machine.memory.read  # type: ignore[attr-defined]
+        try:
+            return read(addr, size)
+        except Exception:  # noqa: BLE001 - any bus error is "cannot access"
+            raise MonitorError("Cannot access memory") from None
+
+    def read_virtual(self, addr: int, size: int, cpu: int = 0) -> bytes:
+        """Bytes at a virtual address of CPU ``cpu``'s current context (its page
+        tables walked without setting A/D bits, as QEMU's debug accesses)."""
+        out = bytearray()
+        while size > 0:
+            chunk = min(size, 4096 - (addr & 0xFFF))
+            out += self.read_physical(self.translate(addr, cpu), chunk)
+            addr = (addr + chunk) & (1 << 64) - 1
+            size -= chunk
+        return bytes(out)
+
+    def translate(self, vaddr: int, cpu: int = 0) -> int:
+        """The physical address of ``vaddr`` for CPU ``cpu``; MonitorError when
+        unmapped."""
+        return self.cpu_view.translate(vaddr, cpu, self.read_physical)
+
+    def chardev_info(self) -> list[tuple[str, str, bool]]:
+        """(label, filename, frontend-open) per chardev, as query-chardev."""
+        return [(label, dev.filename, dev.frontend is not None)
+                for label, dev in self.chardevs.items()]
+
+
+class RiscvHarts:
+    """The riscv harts of a machine as the monitors see them (:class:`CpuView`)."""
+
+    def __init__(self, harts: list[object]) -> None:
+        self.harts = harts  # llvmtcg.system.SystemCpu (state, arch) per hart
+
+    def _cpu(self, cpu: int = 0):  # the llvmtcg.system.SystemCpu
+        return self.harts[cpu]
+
+    @property
+    def count(self) -> int:
+        return len(self.harts)
+
+    def pc(self, cpu: int = 0) -> int:
+        return self._cpu(cpu).state.pc
+
+    def cpu_info(self, cpu: int = 0) -> tuple[str, dict[str, int]]:
+        return f"/machine/soc0/harts[{cpu}]", {"core-id": cpu}
+
+    def disassembler(self, cpu: int = 0) -> tuple[str, int, int]:
+        import capstone
+        return ("riscv64", capstone.CS_ARCH_RISCV,
+                capstone.CS_MODE_RISCV64 | capstone.CS_MODE_RISCVC)
+
+    def register(self, name: str, cpu: int = 0) -> int:
         """A register by GDB/QEMU name (``pc``, ``sp``, ``a0``, ``x5``, ``f1``, a CSR
         name); KeyError if there is none."""
         from llvmtcg.frontends.riscv.priv.csr import Csr
         from llvmtcg.frontends.riscv.priv.state import Priv
         from llvmtcg.frontends.riscv.system import hart_of
-        cpu = self._cpu()
-        state = cpu.state
+        state = self._cpu(cpu).state
         name = name.lower()
         if name == "pc":
             return state.pc
@@ -129,16 +234,15 @@ class Vm:
             raise KeyError(name)
         return hart_of(state).csr.read(int(csr_number), Priv.M)
 
-    def registers_text(self) -> str:
+    def registers_text(self, cpu: int = 0) -> str:
         """``info registers``: QEMU's riscv_cpu_dump_state with the FPU (a hart without
         the H extension: no V/hstatus lines)."""
         from llvmtcg.frontends.riscv.priv.csr import Csr
         from llvmtcg.frontends.riscv.priv.state import Priv
         from llvmtcg.frontends.riscv.system import hart_of
-        cpu = self._cpu()
-        state = cpu.state
+        state = self._cpu(cpu).state
         csr = hart_of(state).csr
-        lines = ["", "CPU#0", f" {'pc      '} {state.pc:016x}"]
+        lines = ["", f"CPU#{cpu}", f" {'pc      '} {state.pc:016x}"]
         for name in _DUMP_CSRS:
             try:
                 value = csr.read(int(getattr(Csr, name.upper())), Priv.M)
@@ -152,31 +256,13 @@ class Vm:
         text += _table(_FPR_NAMES, fprs)
         return text
 
-    # -- memory -------------------------------------------------------------------------
-    def read_physical(self, addr: int, size: int) -> bytes:
-        """Guest RAM/ROM bytes; MonitorError outside them."""
-        try:
-            return self.machine.memory.read(addr, size)
-        except Exception:  # noqa: BLE001 - any bus error is "cannot access"
-            raise MonitorError("Cannot access memory") from None
-
-    def read_virtual(self, addr: int, size: int) -> bytes:
-        """Bytes at a virtual address of the current context (the page tables of satp,
-        walked without setting A/D bits, as QEMU's debug accesses)."""
-        out = bytearray()
-        while size > 0:
-            chunk = min(size, 4096 - (addr & 0xFFF))
-            out += self.read_physical(self.translate(addr), chunk)
-            addr = (addr + chunk) & (1 << 64) - 1
-            size -= chunk
-        return bytes(out)
-
-    def translate(self, vaddr: int) -> int:
+    def translate(self, vaddr: int, cpu: int,
+                  read_physical: Callable[[int, int], bytes]) -> int:
         """The physical address of ``vaddr``: Sv39/48/57 walk of satp in S/U mode, the
         identity in M mode or with satp Bare. MonitorError when unmapped."""
         from llvmtcg.frontends.riscv.priv.state import Priv
         from llvmtcg.frontends.riscv.system import hart_of
-        csr = hart_of(self._cpu().state).csr
+        csr = hart_of(self._cpu(cpu).state).csr
         mode = csr.satp >> 60
         if csr.priv == Priv.M or mode == 0:
             return vaddr
@@ -186,7 +272,7 @@ class Vm:
         table = (csr.satp & ((1 << 44) - 1)) << 12
         for level in reversed(range(levels)):
             index = (vaddr >> (12 + 9 * level)) & 0x1FF
-            pte = int.from_bytes(self.read_physical(table + index * 8, 8), "little")
+            pte = int.from_bytes(read_physical(table + index * 8, 8), "little")
             if not pte & 1:
                 break
             ppn = (pte >> 10) & ((1 << 44) - 1)
@@ -195,11 +281,6 @@ class Vm:
                 return (ppn << 12 & ~((1 << offset_bits) - 1)) | (vaddr & ((1 << offset_bits) - 1))
             table = ppn << 12
         raise MonitorError("Cannot access memory")
-
-    def chardev_info(self) -> list[tuple[str, str, bool]]:
-        """(label, filename, frontend-open) per chardev, as query-chardev."""
-        return [(label, dev.filename, dev.frontend is not None)
-                for label, dev in self.chardevs.items()]
 
 
 _ABI = ("zero ra sp gp tp t0 t1 t2 s0 s1 a0 a1 a2 a3 a4 a5 a6 a7 s2 s3 s4 s5 s6 s7 s8 s9 "

@@ -623,9 +623,7 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     except SystemCpuUnavailable as exc:
         raise _fail(str(exc)) from None
     debugged = _gdbstub(cpu, plan)
-    if debugged is not None:
-        cpu = debugged
-    loop = machine.make_loop(cpu, no_reboot=plan.no_reboot)
+    loop = machine.make_loop(debugged, no_reboot=plan.no_reboot)
     loop.no_shutdown = options.no_shutdown
     if options.start_paused:
         from machines.loop import RunState
@@ -634,28 +632,26 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     if network is not None:
         network.start(loop)
     from launcher.monitor.consoles import SerialPort
-    from launcher.monitor.vm import MachineTypeInfo, Vm
+    from launcher.monitor.vm import MachineTypeInfo, RiscvHarts, Vm
     from machines.registry import machine_types
     vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
             [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
-             for t in machine_types(target.name)], network=network)
+             for t in machine_types(target.name)], network=network,
+            gdbserver=lambda device: _gdbserver(debugged, device),
+            cpus=RiscvHarts([hart.translated for hart in debugged.harts]))
+    debugged.monitor_command = _gdb_monitor(vm)
     consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
-    if debugged is not None:
-        debugged.attach(loop)
+    debugged.attach(loop)
     with _Signals(target, loop, consoles, err):
         return loop.run()
 
 
-def _gdbstub(cpu, plan: _Plan):
-    """-gdb DEV / -s and -S: the hart under a gdbstub (machines/gdb.py), or None."""
-    if plan.gdb is None:  # -S alone: the loop starts in "prelaunch" (monitor's cont)
-        return None
+def _gdbstub(cpu, plan: _Plan):  # -> machines.gdb.GdbHart
+    """The harts under a gdbstub (machines/gdb.py), listening on -gdb DEV / -s if
+    given (the monitor's ``gdbserver`` can start it later). -S alone: the loop starts
+    in "prelaunch" (the monitor's cont)."""
     from llvmtcg.gdbstub import GdbAddressError, listen
     from machines.gdb import GdbHart
-
-    if plan.smp > 1:  # machines/gdb.py stands in front of one hart
-        raise _fail(f"the gdbstub debugs one hart so far; run with -smp 1 (not {plan.smp})",
-                    "-gdb")
 
     listener = None
     if plan.gdb is not None and plan.gdb != "none":
@@ -664,6 +660,31 @@ def _gdbstub(cpu, plan: _Plan):
         except GdbAddressError as exc:
             raise _fail(str(exc), f"-gdb {plan.gdb}") from None
     return GdbHart(cpu, listener)
+
+
+def _gdbserver(debugged, device: str) -> str:  # debugged: machines.gdb.GdbHart
+    """HMP ``gdbserver DEVICE``: listen there instead (``none``: stop), in QEMU's words."""
+    from llvmtcg.gdbstub import GdbAddressError, listen
+    if device == "none":
+        debugged.serve(None)
+        return "Disabled gdbserver\n"
+    try:
+        listener = listen(device)
+    except GdbAddressError:
+        return f"Could not open gdbserver on device '{device}'\n"
+    debugged.serve(listener)
+    return f"Waiting for gdb connection on device '{device}'\n"
+
+
+def _gdb_monitor(vm) -> Callable[[str], str]:  # vm: launcher.monitor.vm.Vm
+    """gdb's ``monitor CMD`` (qRcmd): a human monitor of its own, as QEMU gives the
+    gdbstub, whose lines end in CR LF as its monitor_puts writes them."""
+    from launcher.monitor.hmp import HmpCommands
+    commands = HmpCommands(vm)
+
+    def run(line: str) -> str:
+        return commands.execute(line).replace("\n", "\r\n")
+    return run
 
 
 _RAM_IDS = {"virt": "riscv_virt_board.ram", "spike": "riscv.spike.ram"}  # QEMU's RAM names

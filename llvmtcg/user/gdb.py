@@ -115,6 +115,10 @@ class UserDebugger:
                 self._stop_tid) or next(iter(self._threads.values()))
             return record.cpu
 
+    def cpus(self) -> list[Cpu]:
+        with self._cond:
+            return [record.cpu for record in self._threads.values()]
+
     def thread_ids(self) -> list[int]:
         """The live threads, the one of the last stop first (gdb's current thread)."""
         with self._cond:
@@ -124,13 +128,27 @@ class UserDebugger:
             tids.insert(0, self._stop_tid)
         return tids
 
-    def select_thread(self, operation: str, tid: int) -> None:
-        """``H``: ``g`` selects the thread whose registers and memory gdb accesses, ``c``
-        the one a plain ``s``/``c`` applies to (-1/0: any; the stopped one)."""
-        if tid <= 0 or tid not in self._threads:
-            tid = self._stop_tid
-        if operation == "g":
-            self._selected = tid
+    def current_thread(self) -> int:
+        """The thread whose registers and memory gdb accesses (``Hg``; else the
+        stopped one)."""
+        with self._cond:
+            if self._selected in self._threads:
+                return self._selected
+            if self._stop_tid in self._threads:
+                return self._stop_tid
+            return next(iter(self._threads))
+
+    def select_thread(self, thread: int) -> None:
+        """``Hg``, and the thread of a stop: unknown ids select the stopped thread."""
+        if thread <= 0 or thread not in self._threads:
+            thread = self._stop_tid
+        self._selected = thread
+
+    def thread_info(self, thread: int) -> str:
+        with self._cond:
+            tids = sorted(self._threads)
+        index = tids.index(thread) if thread in tids else 0
+        return f"CPU#{index} [running]"  # (QEMU's words for its CPUs)
 
     def resume(self, action: Resume) -> None:
         thread = action.thread

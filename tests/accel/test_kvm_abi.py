@@ -24,7 +24,8 @@ IOCTLS = ("KVM_GET_API_VERSION", "KVM_CREATE_VM", "KVM_CHECK_EXTENSION",
           "KVM_SET_USER_MEMORY_REGION", "KVM_SET_TSS_ADDR", "KVM_SET_IDENTITY_MAP_ADDR",
           "KVM_CREATE_IRQCHIP", "KVM_IRQ_LINE", "KVM_CREATE_PIT2", "KVM_RUN", "KVM_GET_REGS",
           "KVM_SET_REGS", "KVM_GET_SREGS", "KVM_SET_SREGS", "KVM_SET_SIGNAL_MASK",
-          "KVM_SET_CPUID2", "KVM_SET_GUEST_DEBUG")
+          "KVM_SET_CPUID2", "KVM_SET_GUEST_DEBUG", "KVM_GET_FPU", "KVM_SET_FPU",
+          "KVM_GET_DEBUGREGS", "KVM_GET_MP_STATE")
 
 # (C expression, our value)
 LAYOUT = {
@@ -37,6 +38,9 @@ LAYOUT = {
     "sizeof(struct kvm_userspace_memory_region)":
         ctypes.sizeof(kvm.KvmUserspaceMemoryRegion),
     "sizeof(struct kvm_guest_debug)": ctypes.sizeof(kvm.KvmGuestDebug),
+    "sizeof(struct kvm_fpu)": ctypes.sizeof(kvm.KvmFpu),
+    "offsetof(struct kvm_fpu, mxcsr)": kvm.KvmFpu.mxcsr.offset,
+    "sizeof(struct kvm_debugregs)": ctypes.sizeof(kvm.KvmDebugregs),
     "offsetof(struct kvm_sregs, efer)": kvm.KvmSregs.efer.offset,
     "offsetof(struct kvm_sregs, interrupt_bitmap)": kvm.KvmSregs.interrupt_bitmap.offset,
     "offsetof(struct kvm_regs, rip)": kvm.KvmRegs.rip.offset,

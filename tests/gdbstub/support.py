@@ -71,6 +71,9 @@ def _listening(port: int) -> bool:
     return False
 
 
+listening = _listening  # (whether something listens on a port, without connecting)
+
+
 def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 60) -> None:
     """Wait until ``proc`` listens on ``port`` (without connecting: the stub serves
     the first connection only)."""
@@ -200,5 +203,5 @@ def kill_quietly(proc: subprocess.Popen) -> None:
 
 
 __all__ = ["ENV", "IMAGES", "RawClient", "build_target", "build_threads", "finish", "free_port",
-           "kill_quietly", "needs_cc", "needs_gdb", "run_gdb", "start_system",
+           "kill_quietly", "listening", "needs_cc", "needs_gdb", "run_gdb", "start_system",
            "start_user"]

@@ -144,8 +144,6 @@ ERRORS = [
     (["-smp", "2"], "Invalid SMP CPUs 2. The max CPUs supported by machine 'spike' is 1"),
     (["-smp", "cpus=1,foo=1"], "Parameter 'smp.foo' is unexpected"),
     (["-smp", "x"], "Parameter 'smp.cpus' expects integer"),
-    (["-M", "virt", "-smp", "2", "-s"],
-     "-gdb: the gdbstub debugs one hart so far; run with -smp 1 (not 2)"),
     (["-accel", "kvm"], "-accel kvm: invalid accelerator kvm"),
     (["-accel", "tcg,foo=1"], "-accel tcg,foo=1: Property 'tcg-accel.foo' not found"),
     (["-display", "gtk"], "Display 'gtk' is not available."),
