@@ -32,6 +32,17 @@ def debug(prog, args: list[str], commands: list[str], emulator: str = "llvmtcg"
     return out, status, output
 
 
+def _thread_list(client) -> list[bytes]:
+    """qfThreadInfo, then qsThreadInfo until "l" (QEMU lists one thread per reply)."""
+    threads: list[bytes] = []
+    reply = client.command("qfThreadInfo")
+    while reply.startswith(b"m"):
+        threads += reply[1:].split(b",")
+        reply = client.command("qsThreadInfo")
+    assert reply == b"l", reply
+    return threads
+
+
 def normalise(text: str) -> str:
     # Stack addresses differ (the emulators build different initial stacks), and qemu
     # numbers its inferior as a process (multiprocess extensions).
@@ -200,7 +211,7 @@ def test_interrupt_while_the_first_thread_blocks(threads_program) -> None:
             client.send_raw(b"\x03")
             stop = client.read_packet()
             assert stop.startswith(b"T02thread:"), stop
-            threads = client.command("qfThreadInfo")[1:].split(b",")
+            threads = _thread_list(client)
             if len(threads) < 2:
                 client.send_raw(client.frame(b"vCont;c"))
                 assert client.read_ack() == b"+"
