@@ -38,30 +38,28 @@ def harts_of(cpu: SystemCpu) -> list[LlvmtcgHart]:
     return list(cpu.harts) if isinstance(cpu, HartGroup) else [cpu]  # type: ignore[list-item]
 
 
-class GdbHart:
-    """The harts under a gdbstub: a :class:`machines.cpu.SystemCpu` for the main loop.
+class GdbServer:
+    """What every machine CPU under a gdbstub shares (the TCG harts here, the KVM vCPU
+    in launcher/accel/kvm_gdb.py): the listening socket, one debugger at a time served
+    on the machine loop (its I/O thread reads and posts; the loop's thread answers), the
+    machine started and stopped with the debugger, and gdb's ``monitor`` as HMP.
 
-    Args:
-        cpu: the machine's CPU (a hart, or a HartGroup).
-        listener: the listening socket (``-gdb``), or None (the monitor's
-            ``gdbserver`` may start one later).
-        paused: start stopped until gdb (or a monitor) continues.
+    Subclasses say which stop a connecting debugger sees (:meth:`_connect_stop`).
     """
 
-    def __init__(self, cpu: SystemCpu, listener: socket.socket | None = None, *,
-                 paused: bool = False) -> None:
-        self.inner = cpu
-        self.harts = harts_of(cpu)
+    def __init__(self, listener: socket.socket | None, *, paused: bool = False) -> None:
         self.listener = listener
         self.paused = paused
         self.action: Resume | None = None
         self.stub: GdbStub | None = None
         self.conn: socket.socket | None = None
         self.loop: MachineLoop | None = None
-        self.current = 0  # the hart gdb reads and writes (Hg, the last stop's)
         self.monitor_command: Callable[[str], str] | None = None  # qRcmd -> HMP
         self._resuming = False  # the first run after a resume (steps over a breakpoint)
-        self._watch_pc: tuple[int, int] | None = None  # (hart, pc) a watchpoint stopped
+
+    def _connect_stop(self) -> Stopped:
+        """The stop a debugger that connects is told about (and any state to refresh)."""
+        raise NotImplementedError
 
     def attach(self, loop: MachineLoop) -> None:
         """Serve debuggers through ``loop`` (its I/O thread watches the socket)."""
@@ -89,6 +87,113 @@ class GdbHart:
         if self.listener is not None:
             self.listener.close()
             self.listener = None
+
+    def resume(self, action: Resume) -> None:
+        self.action = action
+        self.paused = False
+        self._resuming = True
+        self._start_machine()
+
+    def _start_machine(self) -> None:
+        # gdb's continue starts a machine that -S, a stop or the monitor's stop left
+        # stopped (QEMU's gdbstub calls vm_start).
+        if self.loop is not None and self.loop.state in (RunState.PRELAUNCH,
+                                                         RunState.PAUSED, RunState.DEBUG):
+            self.loop.resume()
+
+    def detach(self) -> None:
+        self._drop_client()
+        self.action = None
+        self.paused = False
+        self._resuming = False
+        self._start_machine()
+
+    def kill(self) -> None:
+        self._drop_client()
+        if self.loop is not None:
+            self.loop.request_shutdown(0)
+
+    def monitor(self, command: str) -> str | None:
+        if self.monitor_command is None:
+            return None
+        return self.monitor_command(command)
+
+    # -- connections (I/O thread: read and post; loop thread: the rest) -----------------
+    def _on_connect(self) -> None:
+        listener = self.listener
+        if listener is None:
+            return
+        try:
+            conn = accepted(listener)
+        except OSError:
+            return
+        self.loop.post(lambda: self._connected(conn))
+
+    def _connected(self, conn: socket.socket) -> None:
+        if self.conn is not None or self.listener is None:  # one debugger at a time
+            conn.close()
+            return
+        self.conn = conn
+        conn.setblocking(True)
+        self.stub = GdbStub(self, conn.sendall)
+        self.stub.last_stop = self._connect_stop()
+        self.paused = True  # a debugger that connects stops the machine
+        self.action = None
+        if self.loop is not None:
+            self.loop.pause(RunState.PAUSED)
+        fd = conn.fileno()
+
+        def on_readable() -> None:
+            try:
+                data = conn.recv(65536, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.loop.unwatch_fd(fd)
+            self.loop.post(lambda: self._received(conn, data))
+        self.loop.watch_fd(fd, on_readable)
+
+    def _received(self, conn: socket.socket, data: bytes) -> None:
+        if conn is not self.conn or self.stub is None:
+            return
+        if not data:  # the debugger went away: the machine runs on
+            self.detach()
+            return
+        self.stub.feed(data)
+
+    def _drop_client(self) -> None:
+        stub, self.stub = self.stub, None
+        if stub is not None:
+            stub.clear()
+        conn, self.conn = self.conn, None
+        if conn is not None and self.loop is not None:
+            self.loop.unwatch_fd(conn.fileno())
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+
+class GdbHart(GdbServer):
+    """The harts under a gdbstub: a :class:`machines.cpu.SystemCpu` for the main loop.
+
+    Args:
+        cpu: the machine's CPU (a hart, or a HartGroup).
+        listener: the listening socket (``-gdb``), or None (the monitor's
+            ``gdbserver`` may start one later).
+        paused: start stopped until gdb (or a monitor) continues.
+    """
+
+    def __init__(self, cpu: SystemCpu, listener: socket.socket | None = None, *,
+                 paused: bool = False) -> None:
+        super().__init__(listener, paused=paused)
+        self.inner = cpu
+        self.harts = harts_of(cpu)
+        self.current = 0  # the hart gdb reads and writes (Hg, the last stop's)
+        self._watch_pc: tuple[int, int] | None = None  # (hart, pc) a watchpoint stopped
 
     # -- SystemCpu, for the loop and the machine ---------------------------------------
     @property
@@ -178,99 +283,15 @@ class GdbHart:
         halted = not self.harts[thread - 1].ready()  # (waiting in WFI)
         return f"CPU#{thread - 1} [{'halted ' if halted else 'running'}]"
 
-    def resume(self, action: Resume) -> None:
-        self.action = action
-        self.paused = False
-        self._resuming = True
-        self._start_machine()
-
-    def _start_machine(self) -> None:
-        # gdb's continue starts a machine that -S, a stop or the monitor's stop left
-        # stopped (QEMU's gdbstub calls vm_start).
-        if self.loop is not None and self.loop.state in (RunState.PRELAUNCH,
-                                                         RunState.PAUSED, RunState.DEBUG):
-            self.loop.resume()
-
     def _pause_machine(self, state: RunState) -> None:
         if self.loop is not None:
             self.loop.pause(state)
+
+    def _connect_stop(self) -> Stopped:
+        return Stopped(signal.SIGTRAP, self.current + 1)
 
     def interrupt(self) -> None:
         # Packets are handled on the loop's thread between CPU runs: the harts are not
         # running now, so they stop here.
         if not self.paused:
             self._stopped(signal.SIGINT, self.current)
-
-    def detach(self) -> None:
-        self._drop_client()
-        self.action = None
-        self.paused = False
-        self._resuming = False
-        self._start_machine()
-
-    def kill(self) -> None:
-        self._drop_client()
-        if self.loop is not None:
-            self.loop.request_shutdown(0)
-
-    def monitor(self, command: str) -> str | None:
-        if self.monitor_command is None:
-            return None
-        return self.monitor_command(command)
-
-    # -- connections (I/O thread: read and post; loop thread: the rest) -----------------
-    def _on_connect(self) -> None:
-        listener = self.listener
-        if listener is None:
-            return
-        try:
-            conn = accepted(listener)
-        except OSError:
-            return
-        self.loop.post(lambda: self._connected(conn))
-
-    def _connected(self, conn: socket.socket) -> None:
-        if self.conn is not None or self.listener is None:  # one debugger at a time
-            conn.close()
-            return
-        self.conn = conn
-        conn.setblocking(True)
-        self.stub = GdbStub(self, conn.sendall)
-        self.stub.last_stop = Stopped(signal.SIGTRAP, self.current + 1)
-        self.paused = True  # a debugger that connects stops the machine
-        self.action = None
-        self._pause_machine(RunState.PAUSED)
-        fd = conn.fileno()
-
-        def on_readable() -> None:
-            try:
-                data = conn.recv(65536, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.loop.unwatch_fd(fd)
-            self.loop.post(lambda: self._received(conn, data))
-        self.loop.watch_fd(fd, on_readable)
-
-    def _received(self, conn: socket.socket, data: bytes) -> None:
-        if conn is not self.conn or self.stub is None:
-            return
-        if not data:  # the debugger went away: the machine runs on
-            self.detach()
-            return
-        self.stub.feed(data)
-
-    def _drop_client(self) -> None:
-        stub, self.stub = self.stub, None
-        if stub is not None:
-            stub.clear()
-        conn, self.conn = self.conn, None
-        if conn is not None and self.loop is not None:
-            self.loop.unwatch_fd(conn.fileno())
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()

@@ -31,14 +31,15 @@ from launcher.accel.kvm_cpu import KvmCpu
 from launcher.accel.kvm_monitor import KvmX86Cpus
 from launcher.monitor.vm import MonitorError
 from llvmtcg.arch.contract import DebugFeature, DebugRegister
-from llvmtcg.gdbstub import GdbStub, Resume, ResumeKind, Stopped, accepted
+from llvmtcg.gdbstub import ResumeKind, Stopped
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from machines.cpu import CpuEvent, DebugStop, Idle
 from machines.cpu import Stopped as CpuStopped
+from machines.gdb import GdbServer
 from machines.loop import RunState
 
 if TYPE_CHECKING:
-    from machines.loop import MachineLoop
+    pass
 
 # KVM_SET_GUEST_DEBUG control bits (<linux/kvm.h>, x86)
 GUESTDBG_ENABLE = 0x1
@@ -320,7 +321,7 @@ class KvmDebugCpu:
         return None
 
 
-class KvmDebugger:
+class KvmDebugger(GdbServer):
     """The vCPU under a gdbstub: the main loop's CPU and the engine's DebugTarget.
 
     Args:
@@ -332,40 +333,10 @@ class KvmDebugger:
     def __init__(self, cpu: KvmCpu, read: Callable[[int, int], bytes],
                  write: Callable[[int, bytes], None],
                  listener: socket.socket | None = None) -> None:
+        super().__init__(listener)
         self.inner = cpu
         self.debug_cpu = KvmDebugCpu(cpu, read, write)
-        self.listener = listener
-        self.paused = False
-        self.action: Resume | None = None
-        self.stub: GdbStub | None = None
-        self.conn: socket.socket | None = None
-        self.loop: MachineLoop | None = None
-        self.monitor_command: Callable[[str], str] | None = None
-        self._resuming = False
         self._armed = False  # KVM_SET_GUEST_DEBUG has something on
-
-    def attach(self, loop: MachineLoop) -> None:
-        self.loop = loop
-        if self.listener is not None:
-            loop.watch_fd(self.listener.fileno(), self._on_connect)
-
-    def serve(self, listener: socket.socket | None) -> None:
-        """Listen there instead (None: no debugger), as the monitor's gdbserver."""
-        if self.stub is not None:
-            self.detach()
-        old, self.listener = self.listener, listener
-        if old is not None:
-            if self.loop is not None:
-                self.loop.unwatch_fd(old.fileno())
-            old.close()
-        if listener is not None and self.loop is not None:
-            self.loop.watch_fd(listener.fileno(), self._on_connect)
-
-    def close(self) -> None:
-        for sock in (self.conn, self.listener):
-            if sock is not None:
-                sock.close()
-        self.conn = self.listener = None
 
     # -- the loop's CPU -----------------------------------------------------------------
     def reset(self) -> None:
@@ -442,91 +413,10 @@ class KvmDebugger:
     def thread_info(self, thread: int) -> str:
         return f"CPU#0 [{'halted ' if self.inner.vcpu.halted() else 'running'}]"
 
-    def resume(self, action: Resume) -> None:
-        self.action = action
-        self.paused = False
-        self._resuming = True
-        self._start_machine()
-
-    def _start_machine(self) -> None:
-        if self.loop is not None and self.loop.state in (RunState.PRELAUNCH,
-                                                         RunState.PAUSED, RunState.DEBUG):
-            self.loop.resume()
-
     def interrupt(self) -> None:
         if not self.paused:
             self._stopped(signal.SIGINT)
 
-    def detach(self) -> None:
-        self._drop_client()
-        self.action = None
-        self.paused = False
-        self._resuming = False
-        self._start_machine()
-
-    def kill(self) -> None:
-        self._drop_client()
-        if self.loop is not None:
-            self.loop.request_shutdown(0)
-
-    def monitor(self, command: str) -> str | None:
-        return None if self.monitor_command is None else self.monitor_command(command)
-
-    # -- connections (I/O thread: read and post; loop thread: the rest) -----------------
-    def _on_connect(self) -> None:
-        listener = self.listener
-        if listener is None:
-            return
-        try:
-            conn = accepted(listener)
-        except OSError:
-            return
-        self.loop.post(lambda: self._connected(conn))
-
-    def _connected(self, conn: socket.socket) -> None:
-        if self.conn is not None or self.listener is None:
-            conn.close()
-            return
-        self.conn = conn
-        conn.setblocking(True)
-        self.stub = GdbStub(self, conn.sendall)
-        self.stub.last_stop = Stopped(signal.SIGTRAP, THREAD_ID)
-        self.paused = True
-        self.action = None
-        self.debug_cpu.state.invalidate()
-        if self.loop is not None:
-            self.loop.pause(RunState.PAUSED)
-        fd = conn.fileno()
-
-        def on_readable() -> None:
-            try:
-                data = conn.recv(65536, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            except OSError:
-                data = b""
-            if not data:
-                self.loop.unwatch_fd(fd)
-            self.loop.post(lambda: self._received(conn, data))
-        self.loop.watch_fd(fd, on_readable)
-
-    def _received(self, conn: socket.socket, data: bytes) -> None:
-        if conn is not self.conn or self.stub is None:
-            return
-        if not data:
-            self.detach()
-            return
-        self.stub.feed(data)
-
-    def _drop_client(self) -> None:
-        stub, self.stub = self.stub, None
-        if stub is not None:
-            stub.clear()
-        conn, self.conn = self.conn, None
-        if conn is not None and self.loop is not None:
-            self.loop.unwatch_fd(conn.fileno())
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            conn.close()
+    def _connect_stop(self) -> Stopped:
+        self.debug_cpu.state.invalidate()  # (the registers KVM has now)
+        return Stopped(signal.SIGTRAP, THREAD_ID)
