@@ -133,16 +133,7 @@ class ProcFs:
         self.task_fds[fd] = os.fstat(fd).st_ino
 
     def is_task_dir(self, fd: int) -> bool:
-        inode = self.task_fds.get(fd)
-        if inode is None:
-            return False
-        try:
-            if os.fstat(fd).st_ino == inode:
-                return True
-        except OSError:
-            pass
-        del self.task_fds[fd]
-        return False
+        return _still_open(self.task_fds, fd)
 
     def filter_task_entries(self, proc: GuestProcess, data: bytes) -> bytes:
         """getdents64 records of a ``task`` directory without the emulator's threads
@@ -187,16 +178,7 @@ class ProcFs:
     def is_mem(self, fd: int) -> bool:
         """Is ``fd`` a ``/proc/self/mem`` the guest opened? (The fd number may have been
         closed and reused: the memfd's inode decides.)"""
-        inode = self.mem_fds.get(fd)
-        if inode is None:
-            return False
-        try:
-            if os.fstat(fd).st_ino == inode:
-                return True
-        except OSError:
-            pass
-        del self.mem_fds[fd]
-        return False
+        return _still_open(self.mem_fds, fd)
 
     def duplicated(self, old: int, new: int) -> None:
         """dup/dup3/F_DUPFD made ``new`` share ``old``'s file."""
@@ -321,3 +303,17 @@ def _guest_accessible(proc: GuestProcess, addr: int, size: int, write: bool) -> 
         return False
     return bool(region.perms & (_PERM_W if write else _PERM_R))
 
+
+def _still_open(inodes: dict[int, int], fd: int) -> bool:
+    """Is ``fd`` still the file recorded in ``inodes`` (fd -> inode)? The guest may have
+    closed the number and reused it for another file: a stale record is dropped."""
+    inode = inodes.get(fd)
+    if inode is None:
+        return False
+    try:
+        if os.fstat(fd).st_ino == inode:
+            return True
+    except OSError:
+        pass
+    del inodes[fd]
+    return False
