@@ -195,18 +195,8 @@ class BlockGraph:
                             flags=replace(base.flags, locking="off"))
         finally:
             os.unlink(path)  # the open descriptor keeps it alive until closed
-        name = self._register(node_name)
-        try:
-            overlay = Qcow2Node(file, node_name=name, read_only=False, flags=base.flags,
-                                warn=self.warn)
-        except BaseException:
-            file.close()
-            self.nodes.pop(name, None)
-            raise
-        overlay.owned_children.append(file)
-        overlay.attach_backing(base)
+        overlay = self._overlay(file, base, node_name)
         overlay.owned_children.append(base)
-        self.nodes[name] = overlay
         return overlay
 
     def external_snapshot(self, base: BlockNode, filename: str, *,
@@ -224,6 +214,13 @@ class BlockGraph:
                          backing_format=base.driver if backing else None)
         file = FileNode(filename, node_name=self._auto_name(), read_only=False,
                         flags=base.flags)
+        overlay = self._overlay(file, base, node_name)
+        self.nodes[file.node_name] = file
+        return overlay
+
+    def _overlay(self, file: FileNode, base: BlockNode, node_name: str | None) -> Qcow2Node:
+        """The qcow2 node on ``file`` (which it owns) backed by ``base``, registered as
+        ``node_name``; on failure ``file`` is closed and the name freed."""
         name = self._register(node_name)
         try:
             overlay = Qcow2Node(file, node_name=name, read_only=False, flags=base.flags,
@@ -235,7 +232,6 @@ class BlockGraph:
         overlay.owned_children.append(file)
         overlay.attach_backing(base)
         self.nodes[name] = overlay
-        self.nodes[file.node_name] = file
         return overlay
 
     def _open(self, options: dict[str, Any], context: _Context) -> BlockNode:

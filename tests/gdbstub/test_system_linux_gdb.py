@@ -1,7 +1,8 @@
 """gdb-multiarch with the kernel's symbols (``vmlinux``) against Linux booting under
 ``llvmtcg-system-riscv64 -s -S``: a breakpoint on ``start_kernel`` (a virtual address,
 reached after the kernel turned the MMU on), a backtrace, a variable read through the
-kernel's page tables, a step, then detach and the boot goes on."""
+kernel's page tables, a step, the registers, a watchpoint on a kernel variable, then
+detach and the boot goes on."""
 
 from __future__ import annotations
 
@@ -26,7 +27,11 @@ def test_break_in_start_kernel_with_vmlinux_symbols() -> None:
     try:
         out = run_gdb(port, ["break start_kernel", "continue", "bt", "x/s &linux_banner",
                              "p/x $satp != 0", "p $priv", "stepi", "x/2i $pc",
-                             "info symbol $pc", "delete", "detach"],
+                             "info symbol $pc", "info registers pc sp", "delete",
+                             # a watchpoint on a kernel variable start_kernel sets
+                             # (setup_command_line), through the softmmu slow path
+                             "watch *(long *)&saved_command_line", "continue",
+                             "delete", "detach"],
                       binary=IMAGES / "vmlinux", timeout=600)
         # (the image's vmlinux has symbols but no debugging information)
         match = re.search(r"^Breakpoint 1 at (0xffffffff8[0-9a-f]+)$", out, re.M)
@@ -41,6 +46,11 @@ def test_break_in_start_kernel_with_vmlinux_symbols() -> None:
         assert values == ["0x1", "1"], out  # paging on, in S mode
         assert re.search(r"^=> 0xffffffff8[0-9a-f]+ <start_kernel\+\d+>:", out, re.M), out
         assert "start_kernel + " in out  # info symbol: still in start_kernel
+        assert re.search(r"^pc\s+0xffffffff8[0-9a-f]+\s+0xffffffff8[0-9a-f]+ <start_kernel\+\d+>$",
+                         out, re.M), out
+        assert re.search(r"^sp\s+0xffffffff8[0-9a-f]+\s", out, re.M), out
+        assert re.search(r"^Hardware watchpoint 2: \*\(long \*\)&saved_command_line\n\n"
+                         r"Old value = 0\nNew value = -\d+$", out, re.M), out
         assert "Inferior 1 (Remote target) detached" in out, out
         # detached: the boot goes on (the console's first line; the whole boot takes
         # minutes more on a loaded machine)
