@@ -14,31 +14,24 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from collections import deque
-from collections.abc import Callable
 
-from launcher.net.user import HELD_FRAMES, Loop, NetdevError
+from launcher.net.user import Loop, NetdevError, NetdevPeer
 
 MAX_FRAME = 69632  # QEMU's NET_BUFSIZE (4096 + 65536): a longer length is a broken stream
 _LENGTH = struct.Struct(">I")
 
 
-class SocketNetdev:
+class SocketNetdev(NetdevPeer):
     """One end of a socket link: ``listen`` or ``connect`` is (host, port)."""
 
     kind = "socket"
 
     def __init__(self, netdev_id: str, *, listen: tuple[str, int] | None = None,
                  connect: tuple[str, int] | None = None) -> None:
-        self.id = netdev_id
-        self.link_up = True
-        self._receive: Callable[[bytes], None] | None = None
-        self._peer_link: Callable[[bool], None] | None = None
-        self._loop: Loop | None = None
+        super().__init__(netdev_id)
         self._lock = threading.Lock()  # _conn: sent to on the loop thread, read on the I/O one
         self._conn: socket.socket | None = None
         self._pending = b""
-        self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
         self._listener: socket.socket | None = None
         self.address = listen or connect
         if listen is not None:
@@ -68,20 +61,6 @@ class SocketNetdev:
 
     # -- the peer -----------------------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        return self._receive is not None
-
-    def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
-        self._receive = receive
-        self._peer_link = set_link
-
-    def set_link(self, up: bool) -> None:
-        self.link_up = up
-        if self._peer_link is not None:
-            self._peer_link(up)
-
     def send(self, frame: bytes) -> None:
         """A frame from the guest, to the other end (dropped when there is none)."""
         if not self.link_up:
@@ -98,8 +77,7 @@ class SocketNetdev:
     # -- the loop -------------------------------------------------------------------------
 
     def start(self, loop: Loop) -> None:
-        self._loop = loop
-        loop.listeners.append(self._on_event)
+        self._attach(loop)
         if self._listener is not None:
             loop.watch_fd(self._listener.fileno(), self._accept)
         if self._conn is not None:
@@ -152,19 +130,6 @@ class SocketNetdev:
             if self._conn is conn:
                 self._conn = None
         conn.close()
-
-    def _to_guest(self, frame: bytes) -> None:  # loop thread
-        if not self.link_up or self._receive is None:
-            return
-        if self._loop is not None and not self._loop.running:
-            self._held.append(frame)
-            return
-        self._receive(frame)
-
-    def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
-        if event == "RESUME":
-            while self._held and self._receive is not None:
-                self._receive(self._held.popleft())
 
     # -- end ------------------------------------------------------------------------------
 

@@ -60,6 +60,58 @@ class NetdevError(ValueError):
         self.option = option
 
 
+class NetdevPeer:
+    """The guest side every backend shares: the peer (a NIC or a hub port) frames go
+    to, the link state (``set_link``), and frames held while the VM is stopped (QEMU's
+    NICs cannot receive then; bounded, TCP retransmits what is dropped) until RESUME."""
+
+    def __init__(self, netdev_id: str) -> None:
+        self.id = netdev_id
+        self.link_up = True
+        self._receive: Callable[[bytes], None] | None = None
+        self._peer_link: Callable[[bool], None] | None = None
+        self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
+        self._loop: Loop | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._receive is not None
+
+    def connect(self, receive: Callable[[bytes], None],
+                set_link: Callable[[bool], None] | None = None) -> None:
+        """Frames for the guest go to ``receive`` (on the loop's thread); ``set_link``
+        follows this backend's link state."""
+        self._receive = receive
+        self._peer_link = set_link
+
+    def set_link(self, up: bool) -> None:
+        """QEMU's ``set_link NETDEV on|off``: while down, frames are dropped both ways
+        and the NIC sees its link down."""
+        self.link_up = up
+        if self._peer_link is not None:
+            self._peer_link(up)
+
+    def _attach(self, loop: Loop) -> None:
+        self._loop = loop
+        loop.listeners.append(self._on_event)
+
+    def _to_guest(self, frame: bytes) -> bool:
+        """Hand ``frame`` to the peer, or hold it while the VM is stopped; False if it
+        was dropped (link down, no peer). On the loop's thread."""
+        if not self.link_up or self._receive is None:
+            return False
+        if self._loop is not None and not self._loop.running:
+            self._held.append(frame)
+            return True
+        self._receive(frame)
+        return True
+
+    def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
+        if event == "RESUME":
+            while self._held and self._receive is not None:
+                self._receive(self._held.popleft())
+
+
 @dataclass(frozen=True, slots=True)
 class HostForward:
     """One ``hostfwd=`` rule."""
@@ -87,7 +139,7 @@ def _slirp_revents(revents: int) -> int:
     return sum(bit for mask, bit in _FROM_POLL.items() if revents & mask)
 
 
-class UserNetdev:
+class UserNetdev(NetdevPeer):
     """A user-mode network (``-netdev user,id=ID,...``): slirp's virtual router, DHCP
     and DNS servers, and ``hostfwd`` ports, in front of one peer (a NIC or a hub).
 
@@ -100,15 +152,8 @@ class UserNetdev:
     def __init__(self, netdev_id: str, config: SlirpConfig,
                  forwards: tuple[HostForward, ...] = (),
                  guest_error: Callable[[str], None] | None = None) -> None:
-        self.id = netdev_id
+        super().__init__(netdev_id)
         self.config = config
-        self._receive: Callable[[bytes], None] | None = None
-        self._peer_link: Callable[[bool], None] | None = None
-        self.link_up = True
-        # Frames for the guest while the VM is stopped wait for it to run (QEMU's NICs
-        # cannot receive then); bounded, TCP retransmits what is dropped.
-        self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
-        self._loop: Loop | None = None
         self._epoll: select.epoll | None = None
         self._armed: dict[int, int] = {}  # fd -> epoll mask registered
         self._poll_posted = False
@@ -128,24 +173,6 @@ class UserNetdev:
 
     # -- the peer -----------------------------------------------------------------------
 
-    def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
-        """Frames for the guest go to ``receive`` (on the loop's thread); ``set_link``
-        follows this backend's link state."""
-        self._receive = receive
-        self._peer_link = set_link
-
-    def set_link(self, up: bool) -> None:
-        """QEMU's ``set_link NETDEV on|off``: while down, frames are dropped both ways
-        and the NIC sees its link down."""
-        self.link_up = up
-        if self._peer_link is not None:
-            self._peer_link(up)
-
-    @property
-    def connected(self) -> bool:
-        return self._receive is not None
-
     def send(self, frame: bytes) -> None:
         """A frame from the guest (on the loop's thread)."""
         if not self.link_up:
@@ -155,19 +182,11 @@ class UserNetdev:
         # A new connection or datagram may have opened a socket: watch it.
         self._request_poll()
 
-    def _to_guest(self, frame: bytes) -> None:
-        if not self.link_up or self._receive is None:
-            return
+    def _to_guest(self, frame: bytes) -> bool:
+        if not super()._to_guest(frame):
+            return False
         self.stats["frames_out"] += 1
-        if self._loop is not None and not self._loop.running:
-            self._held.append(frame)
-            return
-        self._receive(frame)
-
-    def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
-        if event == "RESUME":
-            while self._held and self._receive is not None:
-                self._receive(self._held.popleft())
+        return True
 
     # -- host forwarding (also the monitor's hostfwd_add/hostfwd_remove) ------------------
 
@@ -189,8 +208,7 @@ class UserNetdev:
 
     def start(self, loop: Loop) -> None:
         """Drive slirp from ``loop`` (called on the loop's thread once it runs)."""
-        self._loop = loop
-        loop.listeners.append(self._on_event)
+        self._attach(loop)
         self._epoll = select.epoll()
         loop.watch_fd(self._epoll.fileno(), self._on_ready)
         for handle, expire_ms in self._early_timers.items():
