@@ -29,6 +29,7 @@ from devices.virtio import VirtioMmio
 from launcher.accel import kvm
 from launcher.accel.kvm_cpu import KvmCpu
 from launcher.accel.x86_cpuid import guest_cpuid, missing_features
+from machines import x86_64_trees as trees
 from machines.loop import MachineClock, MachineLoop, SerialInput
 from machines.virtio_devices import DeviceOptionError, build_virtio_devices, open_drives
 from machines.x86_64_boot import (
@@ -39,6 +40,7 @@ from machines.x86_64_boot import (
     plan_linux_boot,
     plan_pvh_boot,
 )
+from machines.x86_64_trees import MicrovmLayout
 
 if TYPE_CHECKING:
     from machines.loop import Resettable
@@ -165,6 +167,26 @@ class X86Machine:
     loop: MachineLoop | None = None
     linux: LinuxBoot | None = None  # -kernel: images and the long-mode entry
     warnings: list[str] = field(default_factory=list)
+    ram_size: int = 0
+    virtio_slots: list[VirtioMmio] = field(default_factory=list)
+    debug_exits: list[tuple[int, int]] = field(default_factory=list)  # (iobase, iosize)
+
+    # -- the monitor's views ----------------------------------------------------------------
+    def _layout(self) -> MicrovmLayout:
+        bios_size = len(self.firmware[1]) if self.firmware is not None else 0
+        return MicrovmLayout(self.ram_size, LOWMEM_LIMIT, HIGHMEM_BASE, bios_size,
+                             min(bios_size, ISA_BIOS_MAX), ISA_BIOS_END,
+                             self.buses.mmio.entries(), self.buses.pio.entries())
+
+    def mtree(self) -> str:
+        """``info mtree``."""
+        return trees.mtree(self._layout())
+
+    def qtree(self) -> str:
+        """``info qtree``."""
+        children = [slot.device.name if slot.device is not None else None
+                    for slot in self.virtio_slots]
+        return trees.qtree(self._layout(), children, self.debug_exits, COM1_PORT, COM1_IRQ)
 
     def on_poweroff(self, status: int) -> None:
         if self.loop is not None:
@@ -343,7 +365,8 @@ def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes 
     clock = MachineClock()
     buses = Buses(DeviceBus("ioport", unassigned=(1 << 64) - 1, log=log),
                   DeviceBus("mmio", log=log))
-    machine = X86Machine(handle, vm, clock, buses, ram_map, memories, firmware_image)
+    machine = X86Machine(handle, vm, clock, buses, ram_map, memories, firmware_image,
+                         ram_size=ram_size)
 
     def irq_line(gsi: int) -> Callable[[bool], None]:
         return lambda level: vm.set_irq_line(gsi, level)
@@ -362,6 +385,7 @@ def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes 
             buses.pio.add(spec.iobase, device)
         except BusOverlap as exc:
             raise MicrovmError(str(exc), "-device isa-debug-exit") from None
+        machine.debug_exits.append((spec.iobase, spec.iosize))
     try:
         drives = open_drives(options.drives)
         plugged = build_virtio_devices(options.virtio_devices, drives, slots=VIRTIO_COUNT)
@@ -375,6 +399,7 @@ def _build(options: MicrovmOptions, handle: kvm.Kvm, vm: kvm.KvmVm, bios: bytes 
         buses.mmio.add(VIRTIO_BASE + i * VIRTIO_STRIDE, slot, "virtio-mmio",
                        size=VIRTIO_STRIDE)
         slots.append(slot)
+    machine.virtio_slots = slots
     machine.resettables += [uart, *slots]
     return machine
 

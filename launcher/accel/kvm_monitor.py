@@ -79,7 +79,16 @@ class KvmX86Cpus:
                                                  "socket-id": 0}
 
     def disassembler(self, cpu: int = 0) -> tuple[str, int, int]:
-        raise AttributeError("x/i on x86-64")  # (the HMP prints: no disassembler)
+        """QEMU's monitor default for x86: the current code segment's size (64-bit in
+        long mode with CS.L, else CS.D/B picks 32 or 16)."""
+        import capstone
+        self._check(cpu)
+        sregs = self.cpu.vcpu.get_sregs()
+        if sregs.efer & _EFER_LMA and sregs.cs.l:
+            mode = capstone.CS_MODE_64
+        else:
+            mode = capstone.CS_MODE_32 if sregs.cs.db else capstone.CS_MODE_16
+        return "x86_64", capstone.CS_ARCH_X86, mode
 
     # -- info registers -------------------------------------------------------------
     def registers_text(self, cpu: int = 0) -> str:

@@ -232,9 +232,13 @@ class HmpCommands:
         return ""
 
     def info_mtree(self, _: str) -> str:
-        return self._memory().mtree()
+        machine_tree = getattr(self.vm.machine, "mtree", None)  # (the KVM machine's)
+        return machine_tree() if machine_tree is not None else self._memory().mtree()
 
     def info_qtree(self, _: str) -> str:
+        machine_tree = getattr(self.vm.machine, "qtree", None)
+        if machine_tree is not None:
+            return machine_tree()
         lines = ["bus: main-system-bus", "  type System"]
         for region in self._memory().regions():
             if region.kind.value == "i/o":
@@ -335,12 +339,22 @@ class HmpCommands:
             engine = capstone.Cs(arch, mode)
         except (ImportError, AttributeError, capstone.CsError):
             raise HmpError(f"no disassembler for {name} (capstone)") from None
+
+        def read(addr: int, size: int) -> bytes:
+            if physical:
+                return self.vm.read_physical(addr, size)
+            return self.vm.read_virtual(addr, size, self.cpu_index)
+
+        if arch == capstone.CS_ARCH_RISCV:
+            return self._disassemble_riscv(engine, read, addr, count)
+        return self._disassemble_capstone(engine, read, addr, count)
+
+    @staticmethod
+    def _disassemble_riscv(engine, read: Callable[[int, int], bytes], addr: int,
+                           count: int) -> str:
+        """QEMU's own RISC-V disassembler's lines."""
         out = []
         for _ in range(count):
-            def read(addr: int, size: int) -> bytes:
-                if physical:
-                    return self.vm.read_physical(addr, size)
-                return self.vm.read_virtual(addr, size, self.cpu_index)
             try:
                 data = read(addr, 4)
             except MonitorError:
@@ -359,6 +373,41 @@ class HmpCommands:
             hexword = f"{word:08x}" if insn.size == 4 else f"{word:04x}    "
             out.append(f"0x{addr:016x}:  {hexword}          {insn.mnemonic:<23} "
                        f"{insn.op_str}\n")
+            addr += insn.size
+        return "".join(out)
+
+    @staticmethod
+    def _disassemble_capstone(engine, read: Callable[[int, int], bytes], addr: int,
+                              count: int) -> str:
+        """QEMU's capstone lines (disas/capstone.c cap_dump_insn, x86: AT&T syntax, the
+        first 8 bytes beside the instruction and the rest on lines of their own)."""
+        import capstone
+        split = 8
+        engine.syntax = capstone.CS_OPT_SYNTAX_ATT
+        out = []
+        for _ in range(count):
+            data = b""
+            for size in (15, 8, 4, 2, 1):  # an instruction may end just before a hole
+                try:
+                    data = read(addr, size)
+                    break
+                except MonitorError:
+                    continue
+            insn = next(engine.disasm(data, addr, 1), None) if data else None
+            if insn is None:
+                out.append(f"0x{addr:08x}: unable to read memory\n" if not data else
+                           f"0x{addr:08x}:  {data[0]:02x}{' ' * (3 * split - 2)} "
+                           f"{'(bad)':<8} \n")
+                if not data:
+                    break
+                addr += 1
+                continue
+            head = "".join(f"{b:02x} " for b in insn.bytes[:split])
+            out.append(f"0x{addr:08x}:  {head:<{3 * split}} {insn.mnemonic:<8} "
+                       f"{insn.op_str}\n")
+            for i in range(split, insn.size, split):
+                tail = "".join(f"{b:02x} " for b in insn.bytes[i:i + split])
+                out.append(f"0x{addr + i:08x}:  {tail}\n")
             addr += insn.size
         return "".join(out)
 

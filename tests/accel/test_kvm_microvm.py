@@ -196,3 +196,34 @@ def test_microvm_layout_and_virtio_slot_order() -> None:
             ram.read(16 << 20, 1)  # past the end of RAM
     finally:
         machine.close()
+
+
+# -- reset on triple fault -------------------------------------------------------------------
+TRIPLE_FAULT_SOURCE = ROOT / "tests" / "guest" / "x86_64" / "triple_fault.S"
+needs_binutils = pytest.mark.skipif(shutil.which("as") is None or shutil.which("ld") is None,
+                                    reason="the host binutils (as, ld) are not installed")
+
+
+@pytest.fixture(scope="module")
+def triple_fault_bios(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("triple")
+    subprocess.run(["as", "--32", "-o", out / "tf.o", TRIPLE_FAULT_SOURCE], check=True)
+    subprocess.run(["ld", "-m", "elf_i386", "-e", "0", "-Ttext=0", "--oformat", "binary",
+                    "-o", out / "tf.bin", out / "tf.o"], check=True)
+    return out / "tf.bin"
+
+
+@needs_kvm
+@needs_binutils
+@pytest.mark.parametrize("no_reboot", [False, True], ids=["reset", "no-reboot"])
+def test_triple_fault_resets_the_machine(triple_fault_bios: Path, no_reboot: bool) -> None:
+    """A triple fault (KVM's SHUTDOWN exit) is a system reset, RAM kept (the guest counts
+    its starts there and leaves on the third); with -no-reboot it ends the emulator
+    with status 0, as QEMU."""
+    args = [*COMMON, "-bios", str(triple_fault_bios), *DEBUG_EXIT, "-accel", "kvm",
+            "-M", "microvm", *(["-no-reboot"] if no_reboot else [])]
+    result = ours(*args)
+    assert (result.stdout, result.returncode) == (("1", 0) if no_reboot else ("123", 33))
+    if QEMU is not None:
+        reference = qemu(*args)
+        assert (result.stdout, result.returncode) == (reference.stdout, reference.returncode)
