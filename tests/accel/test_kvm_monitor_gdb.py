@@ -351,8 +351,14 @@ def views_session(program: list[str], run_dir: Path) -> list[str]:
         while "DONE" not in (serial.read_text() if serial.exists() else ""):
             assert time.monotonic() < deadline + 120, "the guest never printed DONE"
             await asyncio.sleep(0.2)
-        await asyncio.sleep(0.5)
-        await client.execute("stop")
+        # (after DONE the guest halts for good: `cli; hlt`; wait until it has)
+        while True:
+            await client.execute("stop")
+            if "HLT=1" in await hmp("info registers"):
+                break
+            assert time.monotonic() < deadline + 120, "the guest never halted"
+            await client.execute("cont")
+            await asyncio.sleep(0.2)
         seen.extend([await hmp("x/2i $pc - 1"), await hmp("x/3i 0xf0026")])
         await client.execute("quit")
         try:
