@@ -195,6 +195,9 @@ class BlockDevices:
         self.graph = BlockGraph(warn=warn)
         self.drives: dict[str, Drive] = {}
         self.attached: dict[str, str] = {}  # drive id -> QOM path of its device
+        # The node names of -blockdev and QMP blockdev-add nodes: the monitor owns them,
+        # so only they can be removed with blockdev-del (QEMU's monitor_bdrv_states).
+        self.monitor_owned: set[str] = set()
 
     def close(self) -> None:
         self.graph.close_all()
@@ -249,6 +252,7 @@ def _open_blockdev(opened: BlockDevices, blockdev: BlockdevOptions) -> None:
     except OSError as exc:
         raise DeviceOptionError(_block_message(exc), blockdev.spec) from None
     opened.drives[name] = Drive(name, node)
+    opened.monitor_owned.add(name)
 
 
 def _open_drive(opened: BlockDevices, drive: DriveOptions) -> None:
