@@ -212,3 +212,13 @@ def test_socket_backends(tmp_path: Path) -> None:
                          "-netdev", f"socket,id=s,listen=127.0.0.1:{port}",
                          "-device", "virtio-net-device,netdev=s")
     assert status == 0 and "warning" not in err
+
+
+@needs_slirp
+def test_a_guestfwd_chardev_that_cannot_open_is_two_errors() -> None:
+    args = "user,id=n0,guestfwd=tcp:10.0.2.100:1234-nosuchdev:x"
+    status, _, err = run("-M", "virt", "-netdev", args)
+    assert status == 1
+    assert err == (f"{PROG}: -netdev {args}: 'nosuchdev:x' is not a valid char driver\n"
+                   f"{PROG}: -netdev {args}: Could not open guest forwarding device "
+                   "'guestfwd.tcp.1234'\n")
