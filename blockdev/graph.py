@@ -214,8 +214,12 @@ class BlockGraph:
                          backing_format=base.driver if backing else None)
         file = FileNode(filename, node_name=self._auto_name(), read_only=False,
                         flags=base.flags)
-        overlay = self._overlay(file, base, node_name)
-        self.nodes[file.node_name] = file
+        self._complete(file.node_name, file)
+        try:
+            overlay = self._overlay(file, base, node_name)
+        except BaseException:
+            self.nodes.pop(file.node_name, None)
+            raise
         return overlay
 
     def _overlay(self, file: FileNode, base: BlockNode, node_name: str | None) -> Qcow2Node:
@@ -231,7 +235,7 @@ class BlockGraph:
             raise
         overlay.owned_children.append(file)
         overlay.attach_backing(base)
-        self.nodes[name] = overlay
+        self._complete(name, overlay)
         return overlay
 
     def _open(self, options: dict[str, Any], context: _Context) -> BlockNode:
@@ -271,7 +275,7 @@ class BlockGraph:
         except BaseException:
             self.nodes.pop(name, None)
             raise
-        self.nodes[name] = node
+        self._complete(name, node)
         return node
 
     def _open_driver(self, driver: str, opts: _Options, name: str, context: _Context,
@@ -410,7 +414,7 @@ class BlockGraph:
             raise
         if owned:
             node.owned_children.append(file)
-        self.nodes[name] = node
+        self._complete(name, node)
         return node
 
     def _reference(self, name: str) -> BlockNode:
@@ -424,6 +428,13 @@ class BlockGraph:
         name = node_name if node_name is not None else self._auto_name()
         self.nodes[name] = _RESERVED
         return name
+
+    def _complete(self, name: str, node: BlockNode) -> None:
+        """Registers an opened node last in ``nodes``, which so lists nodes in the order
+        they were completed (children before parents): QEMU's query-named-block-nodes
+        lists them newest first."""
+        self.nodes.pop(name, None)
+        self.nodes[name] = node
 
     def _auto_name(self) -> str:
         self._next_auto_name += 1

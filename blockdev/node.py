@@ -118,6 +118,17 @@ class BlockNode(ABC):
             for child in self.owned_children:
                 child.close()
 
+    def make_read_only(self) -> None:
+        """Reopens the node (and its file child) read-only, as QEMU does to the image
+        under a new external snapshot: what is cached is written first."""
+        if self.read_only:
+            return
+        self.flush()
+        self.read_only = True
+        file = self.children.get("file")
+        if file is not None:
+            file.make_read_only()
+
     def _close(self) -> None:  # noqa: B027 - most nodes have nothing of their own to close
         """The node's own part of ``close``."""
 

@@ -1170,7 +1170,7 @@ def parse_shorthand(text: str, label: str) -> ChardevSpec:
     if kind in _UNSUPPORTED or kind in ("tcp", "unix", "file", "pipe"):
         raise ChardevError(f"char driver '{kind}' is not supported by llvmtcg"
                            if kind in _UNSUPPORTED else f"'{text}' is not a valid char driver")
-    raise ChardevError(f"'{kind}' is not a valid char driver")
+    raise ChardevError(f"'{text}' is not a valid char driver")  # the whole text, as QEMU
 
 
 def open_chardev(spec: ChardevSpec, *, announce: Callable[[str], None] | None = None,

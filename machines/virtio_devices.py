@@ -118,9 +118,12 @@ def _build_net(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
             raise DeviceOptionError(f"Property 'virtio-net-device.mac' doesn't take value "
                                     f"'{text}'")
         mac = parsed
+    host_mtu = _uint16("host_mtu", props["host_mtu"]) if "host_mtu" in props else 0
+    multiqueue = _bool_property("mq", props["mq"]) if "mq" in props else False
     netdev_id = props.get("netdev")
     if netdev_id is None:
-        return VirtioNet(mac)  # QEMU's NIC without a backend: frames go nowhere
+        # QEMU's NIC without a backend: frames go nowhere.
+        return VirtioNet(mac, host_mtu=host_mtu, multiqueue=multiqueue)
     backend = backends.netdevs.get(netdev_id)
     if backend is None:
         raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't find value "
@@ -128,9 +131,38 @@ def _build_net(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
     if backend.connected:
         raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't take value "
                                 f"'{netdev_id}', it's in use")
-    nic = VirtioNet(mac, backend)
+    nic = VirtioNet(mac, backend, host_mtu=host_mtu, multiqueue=multiqueue)
     backend.connect(nic.receive, nic.set_link)
     return nic
+
+
+def _uint16(name: str, text: str) -> int:
+    """A uint16 property as QEMU's string visitor reads it (strtoull, base 0)."""
+    body = text.lstrip()
+    negative = body.startswith("-")
+    body = body.lstrip("+-") if body[:1] in "+-" else body
+    try:
+        if body[:2].lower() == "0x":
+            value = int(body[2:], 16)
+        elif body.startswith("0") and len(body) > 1:
+            value = int(body[1:], 8)
+        else:
+            value = int(body, 10)
+    except ValueError:
+        raise DeviceOptionError(f"Parameter '{name}' expects integer") from None
+    if negative and value:
+        value = (1 << 64) - value  # strtoull wraps a negative number
+    if value > 0xFFFF:
+        raise DeviceOptionError(f"Parameter '{name}' expects uint16_t")
+    return value
+
+
+def _bool_property(name: str, text: str) -> bool:
+    if text in ("on", "yes", "true", "y"):
+        return True
+    if text in ("off", "no", "false", "n"):
+        return False
+    raise DeviceOptionError(f"Parameter '{name}' expects 'on' or 'off'")
 
 
 VIRTIO_DEVICES: tuple[PluggableDevice, ...] = (
@@ -144,7 +176,9 @@ VIRTIO_DEVICES: tuple[PluggableDevice, ...] = (
         "virtio-net-device", "Network", "virtio-bus",
         (DeviceProperty("mac", "str", "Ethernet 6-byte MAC Address, example: "
                         "52:54:00:12:34:56"),
-         DeviceProperty("netdev", "str", "ID of a netdev to use as a backend")),
+         DeviceProperty("netdev", "str", "ID of a netdev to use as a backend"),
+         DeviceProperty("host_mtu", "uint16", default="0"),
+         DeviceProperty("mq", "bool", "on/off", default="false")),
         _build_net),
     PluggableDevice("virtio-rng-device", "Misc", "virtio-bus", (), _build_rng),
 )
@@ -195,6 +229,9 @@ class BlockDevices:
         self.graph = BlockGraph(warn=warn)
         self.drives: dict[str, Drive] = {}
         self.attached: dict[str, str] = {}  # drive id -> QOM path of its device
+        # The node names of -blockdev and QMP blockdev-add nodes: the monitor owns them,
+        # so only they can be removed with blockdev-del (QEMU's monitor_bdrv_states).
+        self.monitor_owned: set[str] = set()
 
     def close(self) -> None:
         self.graph.close_all()
@@ -249,6 +286,7 @@ def _open_blockdev(opened: BlockDevices, blockdev: BlockdevOptions) -> None:
     except OSError as exc:
         raise DeviceOptionError(_block_message(exc), blockdev.spec) from None
     opened.drives[name] = Drive(name, node)
+    opened.monitor_owned.add(name)
 
 
 def _open_drive(opened: BlockDevices, drive: DriveOptions) -> None:

@@ -743,6 +743,12 @@ class Qcow2Node(BlockNode):
         self._flush_metadata()
         self._mark_clean()
 
+    def make_read_only(self) -> None:
+        if not self.read_only and not self._unusable:
+            self._flush_metadata()
+            self._mark_clean()  # as at close: a read-only image is left clean
+        super().make_read_only()
+
     # -- VM state ---------------------------------------------------------------------------
 
     def vm_state_offset(self) -> int:

@@ -8,8 +8,12 @@ must act on and a received frame's header is all zeros but ``num_buffers``.
 
 Features: MAC (the address in the configuration space), STATUS (link up/down) and
 MRG_RXBUF (a received frame may span several posted buffers; Linux then posts
-page-sized ones). The rest of QEMU's set (offloads, the control queue, multiqueue) is not
-offered; Linux works without them.
+page-sized ones); MTU with ``host_mtu`` (the MTU the driver is to use, in the
+configuration space); MQ and CTRL_VQ with ``multiqueue`` (QEMU's ``mq=on``): the
+backends here have one queue pair (QEMU's user and socket netdevs take no
+``queues=``), so the device has one pair and the control queue, which answers
+VQ_PAIRS_SET. The rest of QEMU's set (offloads, the control queue's RX, MAC and VLAN
+classes) is not offered; Linux works without them.
 
 Frames go out through ``peer`` (a network backend) and come in through
 :meth:`VirtioNet.receive`. A frame that arrives while the driver has no buffer posted
@@ -32,15 +36,25 @@ log = logging.getLogger(__name__)
 VIRTIO_ID_NET = 1
 
 # Feature bits (device-specific, 0-23).
+VIRTIO_NET_F_MTU = 1 << 3
 VIRTIO_NET_F_MAC = 1 << 5
 VIRTIO_NET_F_MRG_RXBUF = 1 << 15
 VIRTIO_NET_F_STATUS = 1 << 16
+VIRTIO_NET_F_CTRL_VQ = 1 << 17
+VIRTIO_NET_F_MQ = 1 << 22
 
 # virtio_net_config.status bits.
 VIRTIO_NET_S_LINK_UP = 1
 
-RX_QUEUE, TX_QUEUE = 0, 1
+RX_QUEUE, TX_QUEUE, CTRL_QUEUE = 0, 1, 2  # the control queue follows the one pair
 QUEUE_MAX_SIZE = 256  # QEMU's default rx_queue_size and tx_queue_size
+CTRL_QUEUE_SIZE = 64  # QEMU's control queue
+
+# The control queue: a command is virtio_net_ctrl_hdr (class, command), its data, and
+# a device-writable ack byte.
+VIRTIO_NET_OK, VIRTIO_NET_ERR = 0, 1
+VIRTIO_NET_CTRL_MQ = 4
+VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET = 0
 
 # virtio_net_hdr_v1: flags, gso_type, hdr_len, gso_size, csum_start, csum_offset,
 # num_buffers.
@@ -123,12 +137,22 @@ class VirtioNet:
 
     name = "virtio-net-device"
     device_id = VIRTIO_ID_NET
-    features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF
-    queue_max_sizes = (QUEUE_MAX_SIZE, QUEUE_MAX_SIZE)
+    max_queue_pairs = 1
 
-    def __init__(self, mac: bytes, peer: NetPeer | None = None) -> None:
+    def __init__(self, mac: bytes, peer: NetPeer | None = None, *, host_mtu: int = 0,
+                 multiqueue: bool = False) -> None:
         if len(mac) != 6:
             raise ValueError(f"a MAC address has 6 bytes, not {len(mac)}")
+        if not 0 <= host_mtu <= 0xFFFF:
+            raise ValueError(f"host_mtu {host_mtu} is not a 16-bit value")
+        self.features = VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS | VIRTIO_NET_F_MRG_RXBUF
+        if host_mtu:
+            self.features |= VIRTIO_NET_F_MTU
+        if multiqueue:
+            self.features |= VIRTIO_NET_F_MQ | VIRTIO_NET_F_CTRL_VQ
+        self.queue_max_sizes: tuple[int, ...] = (QUEUE_MAX_SIZE, QUEUE_MAX_SIZE) + (
+            (CTRL_QUEUE_SIZE,) if multiqueue else ())
+        self.host_mtu = host_mtu
         self.mac = mac
         self.peer = peer
         self.link_up = True
@@ -154,8 +178,13 @@ class VirtioNet:
         return True
 
     def config(self) -> bytes:
-        # struct virtio_net_config up to status: mac[6], le16 status.
-        return self.mac + struct.pack("<H", VIRTIO_NET_S_LINK_UP if self.link_up else 0)
+        # struct virtio_net_config: mac[6], le16 status, le16 max_virtqueue_pairs, le16
+        # mtu; as long as the offered features need (QEMU's virtio_net_cfg_size).
+        status = VIRTIO_NET_S_LINK_UP if self.link_up else 0
+        data = self.mac + struct.pack("<HHH", status, self.max_queue_pairs, self.host_mtu)
+        if self.features & VIRTIO_NET_F_MTU:
+            return data
+        return data[:10] if self.features & VIRTIO_NET_F_MQ else data[:8]
 
     def write_config(self, offset: int, data: bytes) -> None:
         pass  # with VERSION_1 the MAC is read-only (the control queue would set it)
@@ -178,6 +207,25 @@ class VirtioNet:
         elif index == RX_QUEUE:
             # New receive buffers: frames that were waiting can go in now.
             self._flush_pending(queue)
+        elif index == CTRL_QUEUE and self.features & VIRTIO_NET_F_CTRL_VQ:
+            self._control(queue)
+
+    def _control(self, queue: Virtqueue) -> None:
+        """Control commands (QEMU's virtio_net_handle_ctrl): only the MQ class is
+        offered; VQ_PAIRS_SET succeeds for 1 to max_virtqueue_pairs pairs."""
+        while (chain := queue.pop()) is not None:
+            if chain.readable_length < 2 or chain.writable_length < 1:
+                raise VirtioError("virtio-net ctrl missing headers")
+            command_class, command = chain.read(0, 2)
+            status = VIRTIO_NET_ERR
+            if (command_class, command) == (VIRTIO_NET_CTRL_MQ,
+                                            VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET):
+                data = chain.read(2, chain.readable_length - 2)
+                if (len(data) == 2 and self.negotiated & VIRTIO_NET_F_MQ
+                        and 1 <= struct.unpack("<H", data)[0] <= self.max_queue_pairs):
+                    status = VIRTIO_NET_OK
+            chain.write(0, bytes([status]))
+            queue.push(chain, 1)
 
     def _transmit(self, queue: Virtqueue) -> None:
         while (chain := queue.pop()) is not None:

@@ -174,9 +174,14 @@ class QmpCommand:
     name: str
     params: tuple[Param, ...]
     run: CommandFn
+    # The arguments are a union the command checks itself (blockdev-add's
+    # BlockdevOptions: the keys depend on the driver).
+    free_form: bool = False
 
 
 def _check_arguments(command: QmpCommand, arguments: dict) -> None:
+    if command.free_form:
+        return
     known = {p.name: p for p in command.params}
     for key in arguments:
         if key not in known:
@@ -362,8 +367,21 @@ class QmpMonitor:
         return block_commands.query_named_block_nodes(self.vm.machine.block)
 
     def blockdev_snapshot_sync(self, arguments: dict) -> object:
+        return self._block_command(block_commands.blockdev_snapshot_sync, arguments)
+
+    def blockdev_snapshot(self, arguments: dict) -> object:
+        return self._block_command(block_commands.blockdev_snapshot, arguments)
+
+    def blockdev_add(self, arguments: dict) -> object:
+        return self._block_command(block_commands.blockdev_add, arguments)
+
+    def blockdev_del(self, arguments: dict) -> object:
+        return self._block_command(block_commands.blockdev_del, arguments)
+
+    def _block_command(self, command: Callable[[object, dict], object],
+                       arguments: dict) -> object:
         try:
-            return block_commands.blockdev_snapshot_sync(self.vm.machine, arguments)
+            return command(self.vm.machine, arguments)
         except block_commands.BlockCommandError as exc:
             raise QmpError(str(exc), "GenericError") from None
 
@@ -421,6 +439,10 @@ COMMANDS: dict[str, QmpCommand] = {c.name: c for c in (
                 Param("snapshot-node-name", str, "string", False),
                 Param("format", str, "string", False), Param("mode", str, "string", False)),
                QmpMonitor.blockdev_snapshot_sync),
+    QmpCommand("blockdev-snapshot", (Param("node", str, "string"), Param("overlay", str, "string")),
+               QmpMonitor.blockdev_snapshot),
+    QmpCommand("blockdev-add", _NO_ARGS, QmpMonitor.blockdev_add, free_form=True),
+    QmpCommand("blockdev-del", (Param("node-name", str, "string"),), QmpMonitor.blockdev_del),
     QmpCommand("stop", _NO_ARGS, QmpMonitor.stop),
     QmpCommand("cont", _NO_ARGS, QmpMonitor.cont),
     QmpCommand("system_reset", _NO_ARGS, QmpMonitor.system_reset),

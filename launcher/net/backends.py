@@ -64,7 +64,9 @@ class NetBackends:
                                                connect=spec.connect)
                         self.sockets.append(backend)
                     else:
-                        backend = UserNetdev(spec.id, spec.config, spec.forwards)
+                        backend = UserNetdev(spec.id, spec.config, spec.forwards,
+                                             guest_forwards=spec.guest_forwards,
+                                             smb=spec.smb, smb_server=spec.smb_server)
                         self.users.append(backend)
                 except NetdevError as exc:
                     raise NetdevError(str(exc), spec.spec) from None

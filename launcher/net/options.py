@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from launcher.net.slirp import SlirpConfig
-from launcher.net.user import HostForward, NetdevError
+from launcher.net.user import GuestForward, HostForward, NetdevError
 
 _QEMU_TYPES = ("stream", "dgram", "tap", "bridge", "vde", "l2tpv3",
                "vhost-user", "vhost-vdpa", "hubport", "netmap", "vmnet-host",
@@ -46,6 +46,9 @@ class NetdevSpec:
     kind: str = "user"
     listen: tuple[str, int] | None = None
     connect: tuple[str, int] | None = None
+    guest_forwards: tuple[GuestForward, ...] = ()
+    smb: str | None = None  # smb=DIR: the directory smbd exports
+    smb_server: str = "0.0.0.0"  # smbserver=; 0.0.0.0: the network's .4 address
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,30 @@ def parse_hostfwd(rule: str) -> HostForward:
     return HostForward(udp, _ntoa(host_addr), host_port, _ntoa(guest_addr), guest_port, rule)
 
 
+def parse_guestfwd(rule: str) -> GuestForward:
+    """``[tcp]:[server]:port-cmd:COMMAND`` or ``[tcp]:[server]:port-CHARDEV`` (QEMU's
+    slirp_guestfwd: the chardev in -serial's syntax)."""
+    invalid = NetdevError(f"Invalid guest forwarding rule '{rule}'")
+    protocol, sep, rest = rule.partition(":")
+    if not sep or protocol not in ("tcp", ""):
+        raise invalid
+    server_text, sep, rest = rest.partition(":")
+    if not sep:
+        raise invalid
+    server = 0
+    if server_text:
+        parsed = _aton(server_text)
+        if parsed is None:
+            raise invalid
+        server = parsed
+    port_text, sep, target = rest.partition("-")
+    if not sep or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise invalid  # strtol base 10, the whole text
+    if target.startswith("cmd:"):
+        return GuestForward(_ntoa(server), int(port_text), rule, command=target[4:])
+    return GuestForward(_ntoa(server), int(port_text), rule, chardev=target)
+
+
 def _network(text: str, option: str) -> tuple[int, int]:
     """``net=ADDR[/MASK]``: (network, netmask) as net_slirp_init reads them."""
     addr_text, slash, mask_text = text.partition("/")
@@ -193,6 +220,7 @@ def user_options(netdev_id: str, pairs: list[tuple[str, str]], option: str,
     """The options of a user network (after ``type`` and ``id``)."""
     values: dict[str, str] = {}
     forwards: list[HostForward] = []
+    guest_forwards: list[GuestForward] = []
     dnssearch: list[str] = []
     for key, value in pairs:
         if key not in _USER_KEYS:
@@ -204,9 +232,11 @@ def user_options(netdev_id: str, pairs: list[tuple[str, str]], option: str,
                 raise _fail(str(exc), option) from None
         elif key == "dnssearch":
             dnssearch.append(value)
-        elif key in ("guestfwd", "smb", "smbserver"):
-            raise _fail(f"Parameter '{key}' is not supported by llvmtcg's user network",
-                        option)
+        elif key == "guestfwd":
+            try:
+                guest_forwards.append(parse_guestfwd(value))
+            except NetdevError as exc:
+                raise _fail(str(exc), option) from None
         else:
             values[key] = value
     ipv4 = _bool("ipv4", values["ipv4"], option) if "ipv4" in values else True
@@ -238,6 +268,10 @@ def user_options(netdev_id: str, pairs: list[tuple[str, str]], option: str,
     if dhcp in (host, dns):
         raise _fail("DNS must be different from host and DNS", option)
     v6 = _ipv6_options(values, option)
+    smb_server = "0.0.0.0"
+    if "smbserver" in values:
+        smb_server = _ntoa(_parsed(values["smbserver"], "Failed to parse SMB address",
+                                   option))
     config = SlirpConfig(
         network=_ntoa(net), netmask=_ntoa(mask), host=_ntoa(host), dhcp_start=_ntoa(dhcp),
         dns=_ntoa(dns), restricted=restricted, ipv4=ipv4, ipv6=ipv6,
@@ -245,7 +279,9 @@ def user_options(netdev_id: str, pairs: list[tuple[str, str]], option: str,
         dnssearch=tuple(dnssearch), tftp=values.get("tftp"),
         tftp_server_name=values.get("tftp-server-name"), bootfile=values.get("bootfile"),
         **v6)
-    return NetdevSpec(netdev_id, config, tuple(forwards), option, hub)
+    return NetdevSpec(netdev_id, config, tuple(forwards), option, hub,
+                      guest_forwards=tuple(guest_forwards), smb=values.get("smb"),
+                      smb_server=smb_server)
 
 
 def socket_options(netdev_id: str, pairs: list[tuple[str, str]], option: str) -> NetdevSpec:

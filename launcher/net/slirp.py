@@ -55,6 +55,9 @@ _TimerNewOpaque = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_int, ctypes.c_void_
                                    ctypes.c_void_p)
 _AddPoll = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
 _GetREvents = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
+# SlirpWriteCb: a guestfwd's data from the guest (returns how much was taken).
+_WriteCb = ctypes.CFUNCTYPE(ctypes.c_ssize_t, ctypes.c_void_p, ctypes.c_size_t,
+                            ctypes.c_void_p)
 
 
 class _SlirpCb(ctypes.Structure):
@@ -137,6 +140,16 @@ def library() -> ctypes.CDLL:
                                       _InAddr, ctypes.c_int]
     lib.slirp_remove_hostfwd.argtypes = [ctypes.c_void_p, ctypes.c_int, _InAddr,
                                          ctypes.c_int]
+    lib.slirp_add_exec.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(_InAddr),
+                                   ctypes.c_int]
+    lib.slirp_add_guestfwd.argtypes = [ctypes.c_void_p, _WriteCb, ctypes.c_void_p,
+                                       ctypes.POINTER(_InAddr), ctypes.c_int]
+    lib.slirp_remove_guestfwd.argtypes = [ctypes.c_void_p, _InAddr, ctypes.c_int]
+    lib.slirp_socket_can_recv.restype = ctypes.c_size_t
+    lib.slirp_socket_can_recv.argtypes = [ctypes.c_void_p, _InAddr, ctypes.c_int]
+    lib.slirp_socket_recv.restype = None
+    lib.slirp_socket_recv.argtypes = [ctypes.c_void_p, _InAddr, ctypes.c_int,
+                                      ctypes.c_char_p, ctypes.c_int]
     lib.slirp_connection_info.restype = ctypes.c_void_p
     lib.slirp_connection_info.argtypes = [ctypes.c_void_p]
     lib.slirp_version_string.restype = ctypes.c_char_p
@@ -221,6 +234,7 @@ class Slirp:
         self._timers: dict[int, tuple[int, int]] = {}  # handle -> (timer id, cb_opaque)
         self._next_timer = 1
         self._strings: list[object] = []  # C strings the config points to, kept alive
+        self._write_cbs: list[object] = []  # guestfwd callbacks libslirp holds
         self._callbacks = _SlirpCb(
             send_packet=_SendPacket(self._on_send_packet),
             guest_error=_GuestError(self._on_guest_error),
@@ -345,6 +359,50 @@ class Slirp:
     def remove_hostfwd(self, udp: bool, host_addr: str, host_port: int) -> bool:
         return self._lib.slirp_remove_hostfwd(self.handle, int(udp), _in_addr(host_addr),
                                               host_port) >= 0
+
+    def add_exec(self, command: str, guest_addr: str, guest_port: int) -> str | None:
+        """A guest forwarding rule (``guestfwd=…-cmd:COMMAND``, QEMU's smbd): each
+        connection the guest opens to ``guest_addr``:``guest_port`` (0.0.0.0: the
+        network's .4 address) runs ``command`` with the connection as its stdin and
+        stdout. The address used, or None when it is outside the network, the host's
+        or the DNS server's, or already forwarded."""
+        address = _in_addr(guest_addr)
+        if self._lib.slirp_add_exec(self.handle, command.encode(), ctypes.byref(address),
+                                    guest_port) < 0:
+            return None
+        return socket.inet_ntoa(address.s_addr.to_bytes(4, sys.byteorder))
+
+    def add_guestfwd(self, write: Callable[[bytes], None], guest_addr: str,
+                     guest_port: int) -> str | None:
+        """A guest forwarding rule served here (``guestfwd=…-CHARDEV``): the data the
+        guest sends on its connection to ``guest_addr``:``guest_port`` goes to
+        ``write``; :meth:`socket_recv` sends data back. The address used, or None
+        (as :meth:`add_exec`)."""
+        def on_write(buf: int, length: int, _opaque: int) -> int:
+            try:
+                write(ctypes.string_at(buf, length))
+            except Exception:  # noqa: BLE001 - reported, never raised into libslirp
+                import traceback
+                traceback.print_exc()
+            return length
+
+        callback = _WriteCb(on_write)
+        address = _in_addr(guest_addr)
+        if self._lib.slirp_add_guestfwd(self.handle, callback, None, ctypes.byref(address),
+                                        guest_port) < 0:
+            return None
+        self._write_cbs.append(callback)
+        return socket.inet_ntoa(address.s_addr.to_bytes(4, sys.byteorder))
+
+    def socket_can_recv(self, guest_addr: str, guest_port: int) -> int:
+        """How many bytes the guest's connection to a guestfwd rule takes now (0 while
+        it has none)."""
+        return self._lib.slirp_socket_can_recv(self.handle, _in_addr(guest_addr), guest_port)
+
+    def socket_recv(self, guest_addr: str, guest_port: int, data: bytes) -> None:
+        """Data for the guest's connection to a guestfwd rule."""
+        self._lib.slirp_socket_recv(self.handle, _in_addr(guest_addr), guest_port, data,
+                                    len(data))
 
     def connection_info(self) -> str:
         pointer = self._lib.slirp_connection_info(self.handle)

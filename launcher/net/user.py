@@ -13,13 +13,18 @@ timers while connections exist, 2 ms or ~500 ms) and its timers are host-time
 
 from __future__ import annotations
 
+import os
+import pwd
 import select
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from launcher.chardev import Chardev
 from launcher.net.slirp import (
     NO_TIMEOUT,
     SLIRP_POLL_ERR,
@@ -124,6 +129,78 @@ class HostForward:
     text: str  # as given, for messages
 
 
+@dataclass(frozen=True, slots=True)
+class GuestForward:
+    """One ``guestfwd=`` rule: the guest's TCP connections to ``server``:``port`` run
+    ``command`` (stdin and stdout on the connection), or are served by the chardev
+    ``chardev`` describes (-serial's syntax: ``tcp:HOST:PORT``, ``unix:PATH``, …)."""
+
+    server: str  # "0.0.0.0": the network's .4 address
+    port: int
+    text: str  # as given, for messages
+    command: str | None = None
+    chardev: str | None = None
+
+
+# Debian's samba installs smbd here (QEMU's CONFIG_SMBD_COMMAND).
+SMBD_COMMAND = "/usr/sbin/smbd"
+
+# QEMU's smb.conf for smb=DIR (net/slirp.c slirp_smb): a share named "qemu" on the
+# exported directory, guests mapped to the user running the emulator.
+_SMB_CONF = """[global]
+private dir={dir}
+interfaces=127.0.0.1
+bind interfaces only=yes
+pid directory={dir}
+lock directory={dir}
+state directory={dir}
+cache directory={dir}
+ncalrpc dir={dir}/ncalrpc
+log file={dir}/log.smbd
+smb passwd file={dir}/smbpasswd
+security = user
+map to guest = Bad User
+load printers = no
+printing = bsd
+disable spoolss = yes
+usershare max shares = 0
+[qemu]
+path={export}
+read only=no
+guest ok=yes
+force user={user}
+"""
+
+
+class _GuestfwdFrontend:
+    """The chardev end of a ``guestfwd=…-CHARDEV`` rule: what the chardev reads goes
+    to the guest's connection, as much as its TCP window takes (QEMU's
+    guestfwd_can_read / guestfwd_read). The chardev asks ``can_receive`` on the I/O
+    thread, where slirp must not be called: it gets the room slirp reported on the
+    loop's thread after the last poll round or delivery."""
+
+    def __init__(self, netdev: UserNetdev, server: str, port: int) -> None:
+        self.netdev = netdev
+        self.server = server
+        self.port = port
+        self.room = 0
+
+    def refresh(self) -> None:
+        """Loop thread: what the guest's connection takes now."""
+        self.room = self.netdev.slirp.socket_can_recv(self.server, self.port)
+
+    def can_receive(self) -> int:
+        return self.room
+
+    def receive(self, data: bytes) -> None:
+        self.netdev.slirp.socket_recv(self.server, self.port, data)
+        self.refresh()
+        self.netdev._request_poll()
+
+    def event(self, event: object) -> None:
+        pass
+
+
 _TO_POLL = {SLIRP_POLL_IN: select.POLLIN, SLIRP_POLL_OUT: select.POLLOUT,
             SLIRP_POLL_PRI: select.POLLPRI}
 _FROM_POLL = {select.POLLIN: SLIRP_POLL_IN, select.POLLOUT: SLIRP_POLL_OUT,
@@ -151,7 +228,9 @@ class UserNetdev(NetdevPeer):
 
     def __init__(self, netdev_id: str, config: SlirpConfig,
                  forwards: tuple[HostForward, ...] = (),
-                 guest_error: Callable[[str], None] | None = None) -> None:
+                 guest_error: Callable[[str], None] | None = None, *,
+                 guest_forwards: tuple[GuestForward, ...] = (),
+                 smb: str | None = None, smb_server: str = "0.0.0.0") -> None:
         super().__init__(netdev_id)
         self.config = config
         self._epoll: select.epoll | None = None
@@ -164,11 +243,21 @@ class UserNetdev(NetdevPeer):
         self.slirp = Slirp(config, self._to_guest, time.monotonic_ns, self._timer_mod,
                            self._request_poll, guest_error)
         self.forwards: list[HostForward] = []
+        self.chardevs: list[Chardev] = []  # the guestfwd chardevs, started with the loop
+        self._guestfwd_frontends: list[_GuestfwdFrontend] = []
+        self.smb_dir: str | None = None
         try:
-            for forward in forwards:
+            # QEMU sets the rules up from a list it builds by prepending: the guest
+            # forwarding rules, last first, then the host ones, last first.
+            for guest_forward in reversed(guest_forwards):
+                self._add_guest_forward(guest_forward)
+            for forward in reversed(forwards):
                 self.add_forward(forward)
+            self.forwards.reverse()
+            if smb is not None:
+                self._start_smb(smb, smb_server)
         except NetdevError:
-            self.slirp.close()
+            self.close()
             raise
 
     # -- the peer -----------------------------------------------------------------------
@@ -204,11 +293,63 @@ class UserNetdev(NetdevPeer):
                          if (f.udp, f.host_addr, f.host_port) != (udp, host_addr, host_port)]
         return True
 
+    # -- guest forwarding and smb -------------------------------------------------------
+
+    def _add_guest_forward(self, forward: GuestForward) -> None:
+        conflict = NetdevError(f"Conflicting/invalid host:port in guest forwarding rule "
+                               f"'{forward.text}'")
+        if forward.command is not None:
+            if self.slirp.add_exec(forward.command, forward.server, forward.port) is None:
+                raise conflict
+            return
+        from launcher.chardev import ChardevError, open_chardev, parse_shorthand
+        label = f"guestfwd.tcp.{forward.port}"
+        try:
+            chardev = open_chardev(parse_shorthand(forward.chardev or "", label))
+        except (ChardevError, OSError) as exc:
+            raise NetdevError(f"{exc}\nCould not open guest forwarding device "
+                              f"'{label}'") from None
+        server = self.slirp.add_guestfwd(chardev.write, forward.server, forward.port)
+        if server is None:
+            chardev.close()
+            raise conflict
+        frontend = _GuestfwdFrontend(self, server, forward.port)
+        chardev.set_frontend(frontend)
+        self.chardevs.append(chardev)
+        self._guestfwd_frontends.append(frontend)
+
+    def _start_smb(self, export: str, server: str) -> None:
+        """QEMU's smb=DIR: smbd (from Debian's samba) serves ``export`` as the share
+        "qemu" on ``server`` (ports 139 and 445), started for each connection."""
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            raise NetdevError("Failed to retrieve user name") from None
+        if not os.path.exists(SMBD_COMMAND):
+            raise NetdevError(f"Could not find '{SMBD_COMMAND}', please install it")
+        if not os.access(export, os.R_OK | os.X_OK):
+            try:
+                os.stat(export)
+                reason = os.strerror(13)  # it exists: access is what is refused
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+            raise NetdevError(f"Error accessing shared directory '{export}': {reason}")
+        self.smb_dir = tempfile.mkdtemp(prefix="qemu-smb.")
+        conf = os.path.join(self.smb_dir, "smb.conf")
+        with open(conf, "w") as file:
+            file.write(_SMB_CONF.format(dir=self.smb_dir, export=export, user=user))
+        command = f"{SMBD_COMMAND} -l {self.smb_dir} -s {conf}"
+        if (self.slirp.add_exec(command, server, 139) is None
+                or self.slirp.add_exec(command, server, 445) is None):
+            raise NetdevError("Conflicting/invalid smbserver address")
+
     # -- the loop -------------------------------------------------------------------------
 
     def start(self, loop: Loop) -> None:
         """Drive slirp from ``loop`` (called on the loop's thread once it runs)."""
         self._attach(loop)
+        for chardev in self.chardevs:
+            chardev.attach(loop)  # type: ignore[arg-type]  # the loop is its IoHost
         self._epoll = select.epoll()
         loop.watch_fd(self._epoll.fileno(), self._on_ready)
         for handle, expire_ms in self._early_timers.items():
@@ -251,6 +392,10 @@ class UserNetdev(NetdevPeer):
             self.slirp.pollfds_poll([])
         entries, timeout_ms = self.slirp.pollfds_fill()
         self._arm(entries)
+        for frontend in self._guestfwd_frontends:
+            frontend.refresh()  # the guest's window may have opened
+        for chardev in self.chardevs:
+            chardev.accept_input()
         if timeout_ms != NO_TIMEOUT:
             self._wake_after(timeout_ms / 1000)
 
@@ -323,7 +468,13 @@ class UserNetdev(NetdevPeer):
                 self._loop.unwatch_fd(self._epoll.fileno())
             self._epoll.close()
             self._epoll = None
+        for chardev in self.chardevs:
+            chardev.close()
+        self.chardevs.clear()
         self.slirp.close()
+        if self.smb_dir is not None:
+            shutil.rmtree(self.smb_dir, ignore_errors=True)
+            self.smb_dir = None
 
     def info(self) -> str:
         """QEMU's ``info network`` line for this backend."""

@@ -72,12 +72,14 @@ class Exit(Exception):
     """End the launcher with ``status`` after printing ``message`` (if any)."""
 
     def __init__(self, status: int, message: str | None = None,
-                 option: str | None = None, *, bare: bool = False) -> None:
+                 option: str | None = None, *, bare: bool = False,
+                 more: tuple[str, ...] = ()) -> None:
         super().__init__(message or "")
         self.status = status
         self.message = message
         self.option = option
         self.bare = bare  # print the message as it is, without the program name
+        self.more = more  # further errors, each printed as the message is
 
 
 def _fail(message: str, option: str | None = None) -> Exit:
@@ -110,6 +112,8 @@ def run_reporting_errors(target: Target, run: Callable[[], int], err: TextIO) ->
             prefix = "" if exit_.bare else f"{target.prog}: " + (
                 f"{exit_.option}: " if exit_.option else "")
             err.write(prefix + exit_.message + "\n")
+            for message in exit_.more:
+                err.write(prefix + message + "\n")
         return exit_.status
     except OptionError as exc:
         prefix = f"{target.prog}: " + (f"{exc.option}: " if exc.option else "")
@@ -417,7 +421,10 @@ def _open_network(plan: _Plan, warn: Callable[[str], None]) -> NetBackends | Non
     except SlirpUnavailable as exc:
         raise _fail(str(exc)) from None
     except NetdevError as exc:
-        raise _fail(str(exc), exc.option) from None
+        # QEMU reports some failures as several errors, each after the option (a
+        # guestfwd chardev that cannot open: the chardev's error, then the rule's).
+        first, *more = str(exc).split("\n")
+        raise Exit(1, first, exc.option, more=tuple(more)) from None
     for netdev, mac, spec in network.nics:
         props = (("netdev", netdev),) if netdev is not None else ()
         props += (("mac", mac),) if mac is not None else ()

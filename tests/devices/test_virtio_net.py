@@ -13,9 +13,16 @@ from devices.virtio.net import (
     NET_HDR_SIZE,
     RX_QUEUE,
     TX_QUEUE,
+    VIRTIO_NET_CTRL_MQ,
+    VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+    VIRTIO_NET_ERR,
+    VIRTIO_NET_F_CTRL_VQ,
     VIRTIO_NET_F_MAC,
+    VIRTIO_NET_F_MQ,
     VIRTIO_NET_F_MRG_RXBUF,
+    VIRTIO_NET_F_MTU,
     VIRTIO_NET_F_STATUS,
+    VIRTIO_NET_OK,
     VirtioNet,
     default_mac,
     format_mac,
@@ -39,12 +46,14 @@ class Wire:
 
 
 class Nic:
-    def __init__(self, accept: int | None = None) -> None:
+    def __init__(self, accept: int | None = None, **options: object) -> None:
         self.ram, self.irq, self.wire = ByteRam(), IrqLine(), Wire()
-        self.device = VirtioNet(MAC, self.wire)
+        self.device = VirtioNet(MAC, self.wire, **options)  # type: ignore[arg-type]
         self.slot = VirtioMmio(self.irq, self.ram, self.device)
         self.driver = Driver(self.slot, self.ram)
-        self.rx, self.tx = self.driver.start(accept, queues=2)
+        queues = self.driver.start(accept, queues=len(self.device.queue_max_sizes))
+        self.rx, self.tx = queues[:2]
+        self.ctrl = queues[2] if len(queues) > 2 else None
 
     def post_rx(self, size: int, count: int = 1) -> list:
         requests = [self.rx.add([], [size]) for _ in range(count)]
@@ -209,3 +218,48 @@ def test_set_link_changes_the_status_and_notifies_the_driver() -> None:
     assert not nic.irq.level
     nic.device.set_link(True)
     assert nic.slot.read(Reg.CONFIG + 6, 2) == 1 and nic.irq.level
+
+
+def test_host_mtu_is_offered_in_the_config_space() -> None:
+    plain = Nic()
+    assert not plain.driver.device_features() & (VIRTIO_NET_F_MTU | VIRTIO_NET_F_MQ)
+    nic = Nic(host_mtu=1400)
+    assert nic.driver.device_features() & VIRTIO_NET_F_MTU
+    assert not nic.driver.device_features() & VIRTIO_NET_F_CTRL_VQ
+    assert nic.slot.read(Reg.CONFIG + 8, 2) == 1  # max_virtqueue_pairs
+    assert nic.slot.read(Reg.CONFIG + 10, 2) == 1400  # mtu
+    assert nic.slot.read(Reg.CONFIG + 12, 2) == 0xFFFF  # beyond the config space
+    nic.transmit(FRAME)  # the MTU is the driver's to keep: frames pass as before
+    assert nic.wire.frames == [FRAME]
+
+
+def ctrl_command(nic: Nic, command_class: int, command: int, data: bytes) -> int:
+    assert nic.ctrl is not None
+    request = nic.ctrl.add([bytes([command_class, command]), data], [1])
+    nic.ctrl.kick()
+    ((head, used_len),) = nic.ctrl.take_used()
+    assert (head, used_len) == (request.head, 1)
+    return nic.ctrl.read_in(request)[0]
+
+
+def test_mq_has_one_pair_and_a_control_queue_that_sets_it() -> None:
+    nic = Nic(multiqueue=True)
+    features = nic.driver.device_features()
+    assert features & VIRTIO_NET_F_MQ and features & VIRTIO_NET_F_CTRL_VQ
+    assert nic.device.queue_max_sizes == (256, 256, 64)
+    assert nic.slot.read(Reg.CONFIG + 8, 2) == 1  # max_virtqueue_pairs
+    assert nic.slot.read(Reg.CONFIG + 10, 2) == 0xFFFF  # no mtu field without MTU
+    pairs_set = (VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)
+    assert ctrl_command(nic, *pairs_set, struct.pack("<H", 1)) == VIRTIO_NET_OK
+    assert ctrl_command(nic, *pairs_set, struct.pack("<H", 2)) == VIRTIO_NET_ERR
+    assert ctrl_command(nic, *pairs_set, struct.pack("<H", 0)) == VIRTIO_NET_ERR
+    assert ctrl_command(nic, 0, 0, b"\x01") == VIRTIO_NET_ERR  # RX class: not offered
+    (request,) = nic.post_rx(1526)  # the data queues work as without mq
+    nic.device.receive(FRAME)
+    assert nic.rx.take_used() == [(request.head, NET_HDR_SIZE + len(FRAME))]
+
+
+def test_mq_not_negotiated_refuses_pairs_set() -> None:
+    nic = Nic(accept=VIRTIO_F_VERSION_1 | VIRTIO_NET_F_CTRL_VQ, multiqueue=True)
+    assert ctrl_command(nic, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET,
+                        struct.pack("<H", 1)) == VIRTIO_NET_ERR

@@ -82,3 +82,34 @@ def parse_dhcp(payload: bytes) -> tuple[int, str, dict[int, bytes]]:
         options[code] = rest[i + 2:i + 2 + length]
         i += 2 + length
     return xid, yiaddr, options
+
+
+TCP_FIN, TCP_SYN, TCP_PSH, TCP_ACK = 0x01, 0x02, 0x08, 0x10
+
+
+def ipv4_tcp(src_ip: str, dst_ip: str, sport: int, dport: int, seq: int, ack: int,
+             flags: int, payload: bytes = b"") -> bytes:
+    """An IPv4 packet with a TCP segment (no options, a 64 KiB window)."""
+    src, dst = socket.inet_aton(src_ip), socket.inet_aton(dst_ip)
+    segment = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                          5 << 4, flags, 0xFFFF, 0, 0) + payload
+    pseudo = src + dst + struct.pack("!BBH", 0, 6, len(segment))
+    segment = segment[:16] + struct.pack("!H", _checksum(pseudo + segment)) + segment[18:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 1, 0, 64, 6, 0,
+                         src, dst)
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return header + segment
+
+
+def parse_tcp(frame: bytes) -> tuple[str, str, int, int, int, int, int, bytes] | None:
+    """(src IP, dst IP, src port, dst port, seq, ack, flags, payload) of an
+    Ethernet/IPv4/TCP frame."""
+    if struct.unpack("!H", frame[12:14])[0] != ETH_IP or frame[23] != 6:
+        return None
+    ip = frame[14:]
+    ihl = (ip[0] & 0xF) * 4
+    total = struct.unpack("!H", ip[2:4])[0]
+    tcp = ip[ihl:total]
+    sport, dport, seq, ack, offset, flags = struct.unpack("!HHIIBB", tcp[:14])
+    return (socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), sport, dport, seq,
+            ack, flags, tcp[(offset >> 4) * 4:])

@@ -64,6 +64,14 @@ needs_slirp = pytest.mark.skipif(not slirp_installed(), reason="libslirp0 not in
      "exactly one of listen=, connect=, mcast= or udp= is required"),
     ("socket,id=s,listen=foo", "host address 'foo' doesn't contain ':' separating host "
                                "from port"),
+    # Multiqueue: QEMU's user and socket netdevs have one queue pair.
+    ("user,id=n0,queues=2", "Invalid parameter 'queues'"),
+    ("socket,id=s,listen=:1234,queues=2", "Invalid parameter 'queues'"),
+    ("user,id=n0,guestfwd=udp:10.0.2.100:1-cmd:cat",
+     "Invalid guest forwarding rule 'udp:10.0.2.100:1-cmd:cat'"),
+    ("user,id=n0,guestfwd=tcp:1.2.3.4:1-cmd:cat",
+     "Conflicting/invalid host:port in guest forwarding rule 'tcp:1.2.3.4:1-cmd:cat'"),
+    ("user,id=n0,smbserver=foo", "Failed to parse SMB address"),
 ])
 def test_netdev_errors(args: str, message: str) -> None:
     status, _, err = run("-M", "virt", "-netdev", args)
@@ -87,6 +95,13 @@ def test_duplicate_ids_and_devices() -> None:
     ("virtio-net-device,netdev=n1", "Property 'virtio-net-device.netdev' can't find value 'n1'"),
     ("virtio-net-device,netdev=n0,mac=zz",
      "Property 'virtio-net-device.mac' doesn't take value 'zz'"),
+    ("virtio-net-device,netdev=n0,host_mtu=65536", "Parameter 'host_mtu' expects uint16_t"),
+    ("virtio-net-device,netdev=n0,host_mtu=-1", "Parameter 'host_mtu' expects uint16_t"),
+    ("virtio-net-device,netdev=n0,host_mtu=abc", "Parameter 'host_mtu' expects integer"),
+    ("virtio-net-device,netdev=n0,mq=maybe", "Parameter 'mq' expects 'on' or 'off'"),
+    # vectors= is virtio-net-pci's (MSI-X): a virtio-mmio device has no such property.
+    ("virtio-net-device,netdev=n0,mq=on,vectors=6",
+     "Property 'virtio-net-device.vectors' not found"),
 ])
 def test_device_errors(tmp_path: Path, device: str, message: str) -> None:
     status, _, err = run("-M", f"virt,dumpdtb={tmp_path / 'x.dtb'}", "-netdev", "user,id=n0",
@@ -197,3 +212,13 @@ def test_socket_backends(tmp_path: Path) -> None:
                          "-netdev", f"socket,id=s,listen=127.0.0.1:{port}",
                          "-device", "virtio-net-device,netdev=s")
     assert status == 0 and "warning" not in err
+
+
+@needs_slirp
+def test_a_guestfwd_chardev_that_cannot_open_is_two_errors() -> None:
+    args = "user,id=n0,guestfwd=tcp:10.0.2.100:1234-nosuchdev:x"
+    status, _, err = run("-M", "virt", "-netdev", args)
+    assert status == 1
+    assert err == (f"{PROG}: -netdev {args}: 'nosuchdev:x' is not a valid char driver\n"
+                   f"{PROG}: -netdev {args}: Could not open guest forwarding device "
+                   "'guestfwd.tcp.1234'\n")
