@@ -13,12 +13,13 @@ cd "$(dirname "$0")/.."
 # qemu-system-x86: qemu-system-x86_64, the reference for the KVM accelerator (tests/accel).
 # libslirp0: the user-mode network stack behind -netdev user (launcher/net, through ctypes).
 # u-boot-qemu: U-Boot for the virt machine, the quick guest of bench/io_uboot.
+# samba: the smbd that -netdev user,smb=DIR starts (tests/net/test_guestfwd.py).
 # dpkg-dev (dpkg-source) and deb-src lines: the slow user-mode tests build xz and zstd
 # from Debian's sources (tests/user/debian_tools.py).
 APT_PACKAGES=(qemu-user gcc-riscv64-linux-gnu libc6-dev-riscv64-cross libc6-riscv64-cross make
               device-tree-compiler qemu-system-misc opensbi qemu-utils
               gcc-aarch64-linux-gnu libc6-dev-arm64-cross gdb-multiarch qemu-system-x86
-              libslirp0 dpkg-dev u-boot-qemu)
+              libslirp0 dpkg-dev u-boot-qemu samba)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -196,3 +196,36 @@ def test_smb_without_smbd_fails_as_qemu() -> None:
     with pytest.raises(NetdevError) as error:
         UserNetdev("n0", spec.config, smb=spec.smb, smb_server=spec.smb_server)
     assert str(error.value) == "Could not find '/usr/sbin/smbd', please install it"
+
+
+def smb2_negotiate() -> bytes:
+    """An SMB2 NEGOTIATE request ([MS-SMB2] 2.2.3) offering dialects 2.0.2 and 2.1, in a
+    NetBIOS session message (RFC 1002 4.3.1: type 0, 24-bit length)."""
+    header = (b"\xfeSMB" + (64).to_bytes(2, "little") + bytes(2) + bytes(4)
+              + (0).to_bytes(2, "little")  # command: NEGOTIATE
+              + (1).to_bytes(2, "little") + bytes(4 + 4 + 8 + 4 + 4 + 8 + 16))
+    body = ((36).to_bytes(2, "little") + (2).to_bytes(2, "little")  # 2 dialects
+            + (1).to_bytes(2, "little") + bytes(2) + bytes(4) + b"llvmtcg-smb-test" + bytes(8)
+            + (0x0202).to_bytes(2, "little") + (0x0210).to_bytes(2, "little"))
+    message = header + body
+    return b"\x00" + len(message).to_bytes(3, "big") + message
+
+
+@pytest.mark.skipif(not os.path.exists(SMBD_COMMAND),
+                    reason="smbd is not installed (Debian package samba)")
+@pytest.mark.parametrize("port", [445, 139])
+def test_smb_share_is_served_by_smbd(tmp_path: object, port: int) -> None:
+    """smb=DIR: a connection to 10.0.2.4:445 (or 139) reaches a real smbd started with
+    QEMU's configuration, which answers an SMB2 NEGOTIATE with one of the dialects."""
+    spec = user_options("n0", [("smb", str(tmp_path))], f"-netdev user,id=n0,smb={tmp_path}")
+    netdev = UserNetdev("n0", spec.config, smb=spec.smb, smb_server=spec.smb_server)
+    smb_dir = netdev.smb_dir
+    assert smb_dir is not None
+    with open(os.path.join(smb_dir, "smb.conf")) as conf:
+        assert f"path={tmp_path}" in conf.read()
+    reply = exchange(netdev, "10.0.2.4", port, smb2_negotiate(), 4 + 64 + 6)
+    assert reply[0] == 0  # a NetBIOS session message
+    assert reply[4:8] == b"\xfeSMB"
+    assert int.from_bytes(reply[4 + 12:4 + 14], "little") == 0  # NEGOTIATE
+    assert int.from_bytes(reply[4 + 8:4 + 12], "little") == 0  # STATUS_SUCCESS
+    assert int.from_bytes(reply[4 + 64 + 4:4 + 64 + 6], "little") in (0x0202, 0x0210)
