@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from llvmtcg.arch import GuestArch
 
 
-@dataclass(eq=False)
+# (slots: a large program keeps tens of thousands of blocks; with the baseline
+# blocks' address maps dropped, ~300 of their ~2,400 bytes each,
+# tests/core/test_tb_memory.py)
+@dataclass(eq=False, slots=True)
 class CompiledCode:
     """Native code entered at a guest pc: a block, or a hot region of several. Its exit
     slots are linked to other code (``linked``) and other code's to it (``incoming``)."""
@@ -81,7 +84,7 @@ class CompiledCode:
         return self.flags == flags and (phys_pc is None or self.phys_pc == phys_pc)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class TranslationBlock(CompiledCode):
     """A block of the cheap tier (one guest basic block)."""
 
@@ -116,7 +119,7 @@ class TranslationBlock(CompiledCode):
             self.counter_start = value
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class HotRegion(CompiledCode):
     """Optimised code of the tiering (runtime/tiering.py) standing for several blocks,
     entered at its head's pc."""
@@ -138,6 +141,8 @@ class ArenaCode:
     def release(self) -> None:
         pass
 
+
+_NO_ADDRESSES: dict[str, int] = {}
 
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 
@@ -468,7 +473,11 @@ class TbCache:
             if self.jit.perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, meta.name)
             self.stats["baseline_blocks"] += 1
-            tbs += self._install([meta], ArenaCode(addresses), flags)
+            code = ArenaCode(addresses)
+            tbs += self._install([meta], code, flags)
+            # The block holds its addresses now; the map (symbol names and all, ~500
+            # bytes a block) is not read again.
+            code.addresses = _NO_ADDRESSES
         if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)
             return self._translate_baseline(pc, flags)
         return tbs
