@@ -115,7 +115,7 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
         b.movcond(Cond.GEU, result, m, quiet_nan, x, result)
     if fma_addend_rule:
         addend, op1, op2 = operands
-        zero_times_inf = _zero_times_inf(ctx, fmt, op1, op2)
+        zero_times_inf = gen_zero_times_inf(ctx, fmt, op1, op2)
         m = b.temp(ty)
         b.and_(m, addend, const(ty, ~fmt.sign))
         b.setcond(Cond.GEU, m, m, quiet_nan)
@@ -128,7 +128,7 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
     b.set_label(done)
 
 
-def _zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
+def gen_zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
     b, ty = ctx.builder, fmt.ty
     mx, my = b.temp(ty), b.temp(ty)
     b.and_(mx, x, const(ty, ~fmt.sign))
@@ -716,37 +716,54 @@ def _power_of_two(fmt: _Format, exponent: int) -> int:
 
 
 def _fixed_to_fp(ctx: DisasContext, a, signed: bool) -> bool:
-    """SCVTF/UCVTF #fbits: the integer rounded once, then scaled by 2**-fbits, which
-    is exact (the smallest result, 2**-64, is a normal single)."""
     shape = _fixed_point(ctx, a)
     if shape is None:
         return False
     fmt, fbits = shape
-    b = ctx.builder
     src = ctx.get_x(a.rn)
     if not a.sf:
-        word = b.temp(I32)
-        b.extr_i64_i32(word, src)
+        word = ctx.builder.temp(I32)
+        ctx.builder.extr_i64_i32(word, src)
         src = word
-    r = b.temp(fmt.ty)
-    b.itof(r, src, DYN, signed=signed)
-    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fixed_to_fp(ctx, fmt, src, fbits, signed))
     return True
 
 
+def gen_fixed_to_fp(ctx: DisasContext, fmt: _Format, src: Temp, fbits: int,
+                    signed: bool) -> Temp:
+    """SCVTF/UCVTF #fbits: the integer src rounded once, then scaled by 2**-fbits,
+    which is exact (the smallest result, 2**-64, is a normal single)."""
+    b = ctx.builder
+    r = b.temp(fmt.ty)
+    b.itof(r, src, DYN, signed=signed)
+    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
+    return r
+
+
 def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    dst = gen_fp_to_fixed(ctx, fmt, read_fp(ctx, a.rn, fmt), fbits, signed,
+                          I64 if a.sf else I32)
+    if not a.sf:
+        wide = ctx.temp()
+        ctx.builder.ext_i32_i64(wide, dst, signed=False)
+        dst = wide
+    ctx.set_x(a.rd, dst)
+    return True
+
+
+def gen_fp_to_fixed(ctx: DisasContext, fmt: _Format, x: Temp, fbits: int, signed: bool,
+                    result_type: IRType) -> Temp:
     """FCVTZS/FCVTZU #fbits: x * 2**fbits made by adding fbits to the exponent (so no
     overflow flag can come from the scaling), then converted towards zero. Zeros and
     subnormals stay as they are (they convert to 0 either way); a finite value that
     would overflow becomes the largest finite one (the conversion saturates either
     way); infinities and NaNs stay."""
-    shape = _fixed_point(ctx, a)
-    if shape is None:
-        return False
-    fmt, fbits = shape
     b, ty = ctx.builder, fmt.ty
-    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
+    (x,) = flush_inputs(ctx, fmt, [x])
     exponent, scaled, huge = b.temp(ty), b.temp(ty), b.temp(ty)
     b.and_(exponent, x, const(ty, fmt.exp_mask))
     b.add(scaled, x, const(ty, fbits << fmt.mantissa))
@@ -756,16 +773,11 @@ def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
     b.movcond(Cond.GEU, scaled, exponent, const(ty, limit), huge, scaled)
     b.movcond(Cond.EQ, scaled, exponent, const(ty, fmt.exp_mask), x, scaled)
     b.movcond(Cond.EQ, scaled, exponent, const(ty, 0), x, scaled)
-    dst = b.temp(I64 if a.sf else I32)
+    dst = b.temp(result_type)
     flags = b.temp(I32)
     b.ftoi(dst, flags, scaled, RoundingMode.RTZ, signed=signed)
     gen_accrue_fflags(ctx, flags)
-    if not a.sf:
-        wide = ctx.temp()
-        b.ext_i32_i64(wide, dst, signed=False)
-        dst = wide
-    ctx.set_x(a.rd, dst)
-    return True
+    return dst
 
 
 def trans_scvtf_fix(ctx: DisasContext, a) -> bool:
