@@ -13,9 +13,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
-from llvmtcg.frontends.aarch64 import fp16
+from llvmtcg.frontends.aarch64 import estimate, fp16
 from llvmtcg.frontends.aarch64.trans_fp import (
     DOUBLE,
+    FPCR,
+    FPCR_DN,
     SINGLE,
     _Format,
     flush_inputs,
@@ -543,3 +545,83 @@ trans_scvtf_fix_s = _fixed(False, True, True)
 trans_ucvtf_fix_s = _fixed(False, False, True)
 trans_fcvtzs_fix_s = _fixed(True, True, True)
 trans_fcvtzu_fix_s = _fixed(True, False, True)
+
+
+# Estimates (estimate.py, in a helper: Arm's tables, not host arithmetic).
+def _estimate(operation: int, scalar: bool = False):
+    def trans(ctx: DisasContext, a) -> bool:
+        sz = a.size & 1
+        if operation in (estimate.URECPE, estimate.URSQRTE) and sz:
+            return False
+        esize = 64 if sz else 32
+        if scalar:
+            count = 1
+        elif esize == 64 and not a.q:
+            return False
+        else:
+            count = (128 if a.q else 64) // esize
+        ctx.builder.call(estimate.ESTIMATE_HELPER.name, (), tuple(
+            const(I64, x) for x in (operation, esize, count, a.rd, a.rn)))
+        return True
+    return trans
+
+
+trans_frecpe_v = _estimate(estimate.FRECPE)
+trans_frsqrte_v = _estimate(estimate.FRSQRTE)
+trans_urecpe_v = _estimate(estimate.URECPE)
+trans_ursqrte_v = _estimate(estimate.URSQRTE)
+trans_frecpe_s = _estimate(estimate.FRECPE, scalar=True)
+trans_frsqrte_s = _estimate(estimate.FRSQRTE, scalar=True)
+
+
+def _fcvtxn(ctx: DisasContext, x: Temp) -> Temp:
+    """FCVTXN: a double to single precision rounded to odd (towards zero, then the
+    lowest bit set if that was inexact), so that a later rounding to a narrower format
+    is correct. NaNs as FCVT gives them."""
+    b = ctx.builder
+
+    def compute(inputs: list[Temp]) -> Temp:
+        (x,) = inputs
+        r, back, inexact, finite = b.temp(I32), b.temp(I64), b.temp(I64), b.temp(I64)
+        b.fcvt(r, x, RoundingMode.RTZ)
+        b.fcvt(back, r, RoundingMode.RTZ)  # exact (or a NaN)
+        b.setcond(Cond.NE, inexact, back, x)
+        b.setcond(Cond.LEU, finite, _abs(ctx, DOUBLE, x), const(I64, DOUBLE.exp_mask))
+        b.and_(inexact, inexact, finite)
+        odd = b.temp(I32)
+        b.extr_i64_i32(odd, inexact)
+        b.or_(r, r, odd)
+        done, dn = b.label(), b.temp(I32)
+        b.brcond(Cond.NE, finite, const(I64, 0), done)
+        b.and_(dn, FPCR, const(I32, FPCR_DN))
+        b.brcond(Cond.EQ, dn, const(I32, 0), done)
+        b.movi(r, SINGLE.default_nan)
+        b.set_label(done)
+        return r
+    return gen_flush_to_zero(ctx, DOUBLE, [x], compute, result_fmt=SINGLE)
+
+
+def trans_fcvtxn_v(ctx: DisasContext, a) -> bool:
+    """FCVTXN/FCVTXN2: two doubles to singles in Vd's lower half (upper, keeping the
+    lower); sz = 0 is unallocated."""
+    if not a.size & 1:
+        return False
+    b = ctx.builder
+    narrow = [_fcvtxn(ctx, read_lane(ctx, a.rn, DOUBLE, i)) for i in range(2)]
+    half, upper = b.temp(I64), b.temp(I64)
+    b.ext_i32_i64(half, narrow[0], signed=False)
+    b.ext_i32_i64(upper, narrow[1], signed=False)
+    b.deposit(half, half, upper, 32, 32)
+    if a.q:
+        b.mov(V[2 * a.rd + 1], half)
+    else:
+        b.mov(V[2 * a.rd], half)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def trans_fcvtxn_s(ctx: DisasContext, a) -> bool:
+    if not a.size & 1:
+        return False
+    write_lanes(ctx, a.rd, SINGLE, [_fcvtxn(ctx, read_lane(ctx, a.rn, DOUBLE, 0))])
+    return True
