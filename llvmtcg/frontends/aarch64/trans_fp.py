@@ -148,10 +148,18 @@ def gen_zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Tem
 
 def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
                       compute: Callable[[list[Temp]], Temp], flush_result: bool = True,
-                      result_fmt: _Format | None = None) -> Temp:
+                      result_fmt: _Format | None = None,
+                      truncated: Callable[[list[Temp]], Temp] | None = None) -> Temp:
     """compute(operands) with FPCR.FZ honoured: when it is set, denormal operands are
     zeros of their sign (FPSR.IDC), and a denormal result (of ``result_fmt``) is a
-    zero with Underflow but not Inexact."""
+    zero with Underflow but not Inexact.
+
+    Arm flushes by the exact result: one below the smallest normal that rounds up to
+    it is flushed too (the host calls it normal). ``truncated(operands)``, the bare
+    operation rounded towards zero, tells those apart when the rounded result is the
+    smallest normal and inexact: the exact one was below iff the truncated one is
+    (operations whose results can round up to it: multiplication, division, fused
+    multiply-add, narrowing conversion)."""
     b, ty = ctx.builder, fmt.ty
     fz = b.temp(I32)
     b.and_(fz, FPCR, const(I32, FPCR_FZ))
@@ -188,6 +196,17 @@ def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
         else:
             b.or_(nonzero, nonzero, underflowed)
         b.and_(tiny, tiny, nonzero)
+        if truncated is not None:
+            exact_known, inexact = b.label(), b.temp(I32)
+            b.brcond(Cond.NE, magnitude, const(out.ty, 1 << out.mantissa), exact_known)
+            b.and_(inexact, raised, const(I32, int(FFlag.INEXACT)))
+            b.brcond(Cond.EQ, inexact, const(I32, 0), exact_known)
+            below, ignored = b.temp(out.ty), b.temp(I32)
+            b.and_(below, truncated(inputs), const(out.ty, ~out.sign))
+            b.fpenv_flags(ignored)  # (the recomputation's own exceptions)
+            b.setcond(Cond.LTU, below, below, const(out.ty, 1 << out.mantissa))
+            b.or_(tiny, tiny, below)
+            b.set_label(exact_known)
         flushed_flags, zero = b.temp(I32), b.temp(out.ty)
         b.and_(flushed_flags, raised, const(I32, ~int(FFlag.INEXACT)))
         b.or_(flushed_flags, flushed_flags, const(I32, int(FFlag.UNDERFLOW)))
@@ -316,7 +335,13 @@ def gen_fcvt(ctx: DisasContext, fmt: _Format, target: _Format, x: Temp) -> Temp:
         b.movi(r, target.default_nan)
         b.set_label(done)
         return r
-    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(target.ty)
+        ctx.builder.fcvt(r, inputs[0], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target,
+                             truncated=truncated if target.bits < fmt.bits else None)
 
 
 def trans_fcvt_to_h(ctx: DisasContext, a) -> bool:
@@ -428,7 +453,12 @@ def gen_fp_arith(ctx: DisasContext, fmt: _Format, op: Callable, x: Temp, y: Temp
         op(ctx.builder, r, inputs[0], inputs[1], DYN)
         gen_nan_fixup(ctx, fmt, r, inputs)
         return r
-    return gen_flush_to_zero(ctx, fmt, [x, y], compute)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        op(ctx.builder, r, inputs[0], inputs[1], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, truncated=truncated)
 
 
 def trans_fadd(ctx: DisasContext, a) -> bool:
@@ -524,7 +554,12 @@ def gen_fp_fma(ctx: DisasContext, fmt: _Format, n: Temp, m: Temp, addend: Temp) 
         ctx.builder.fma(r, n, m, addend, DYN)
         gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
         return r
-    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fma(r, *inputs, RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute, truncated=truncated)
 
 
 def trans_fmadd(ctx: DisasContext, a) -> bool:

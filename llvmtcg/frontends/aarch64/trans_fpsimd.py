@@ -195,7 +195,12 @@ def _fmulx(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
         b.fmul(r, x2, y2, DYN)
         gen_nan_fixup(ctx, fmt, r, [x, y])
         return r
-    return gen_flush_to_zero(ctx, fmt, [x, y], compute)
+
+    def truncated(inputs: list[Temp]) -> Temp:  # (never 0 * inf: only for tiny results)
+        r = b.temp(ty)
+        b.fmul(r, inputs[0], inputs[1], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, truncated=truncated)
 
 
 def _frecps(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
