@@ -215,8 +215,10 @@ def _pair(ctx: DisasContext, a, load: bool, vector: bool) -> bool:
         memop = MemOp(acc.size_log2, signed=acc.signed)
         ctx.builder.qemu_ld(first, addr, memop, ctx.mem_idx)
         ctx.builder.qemu_ld(second, addr2, memop, ctx.mem_idx)
-        ctx.set_x(a.rt, first)
+        # rt == rt2 is CONSTRAINED UNPREDICTABLE (an UNKNOWN value): the first
+        # value, as QEMU gives it (it writes rt last).
         ctx.set_x(a.rt2, second)
+        ctx.set_x(a.rt, first)
     else:
         gen_access(ctx, acc, a.rt, addr)
         gen_access(ctx, acc, a.rt2, addr2)
