@@ -151,6 +151,7 @@ _STORES: dict[str, Callable[[Op], tuple[Temp, MemOp]]] = {
     "qemu_st": lambda op: (op.inputs[1], op.args[0]),
     "atomic_cmpxchg": lambda op: (op.inputs[0], op.args[0]),
     "atomic_rmw": lambda op: (op.inputs[0], op.args[1]),
+    "atomic_cmpxchg_pair": lambda op: (op.inputs[0], op.args[0]),  # (one page: aligned)
 }
 
 

@@ -13,6 +13,7 @@ from llvmtcg.ir.ops import OPS, ExitReason
 from llvmtcg.ir.types import (
     I32,
     I64,
+    PAIR_MEMOP,
     AtomicOp,
     Cond,
     FCond,
@@ -170,6 +171,16 @@ class _ControlAndMemoryOps:
         self._check_mem("atomic_cmpxchg", old, addr, memop)
         self._same_type("atomic_cmpxchg", (old, expected, new))
         self.emit("atomic_cmpxchg", (old,), (addr, expected, new), (memop.aligned(), mmu_idx))
+
+    def atomic_cmpxchg_pair(self, old: tuple[Temp, Temp], addr: Temp,
+                            expected: tuple[Temp, Temp], new: tuple[Temp, Temp],
+                            mmu_idx: int = 0) -> None:
+        """Atomically, on the 16 bytes at addr (16-byte aligned; pairs are (low, high)
+        doublewords, the low one at addr): old = mem; if old == expected: mem = new."""
+        temps = (*old, *expected, *new)
+        if addr.type is not _I64 or any(t.type is not _I64 for t in temps):
+            raise IRError("atomic_cmpxchg_pair: every operand must be i64")
+        self.emit("atomic_cmpxchg_pair", old, (addr, *expected, *new), (PAIR_MEMOP, mmu_idx))
 
     def atomic_rmw(self, op: AtomicOp, old: Temp, addr: Temp, value: Temp,
                    memop: MemOp, mmu_idx: int = 0) -> None:

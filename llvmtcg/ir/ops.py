@@ -115,6 +115,11 @@ OPS: dict[str, OpDef] = {
     **_defs("qemu_st", 0, 2, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # Atomics return the old memory value. cmpxchg inputs: addr, expected, new.
     **_defs("atomic_cmpxchg", 1, 3, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
+    # 128-bit compare-and-swap of two little-endian doublewords (the low one at addr,
+    # which must be 16-byte aligned): outputs old_lo, old_hi; inputs addr, expected_lo,
+    # expected_hi, new_lo, new_hi (all i64); args: memop (PAIR_MEMOP), mmu_idx. The host's
+    # cmpxchg16b: AArch64's CASP and exclusive pairs.
+    **_defs("atomic_cmpxchg_pair", 2, 5, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # atomic_rmw args: AtomicOp, memop, mmu_idx.
     **_defs("atomic_rmw", 1, 2, 3, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # Floating point on bit patterns (semantics above); the last arg is a RoundingMode.

@@ -56,6 +56,7 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
     "set_label": (Label,), "br": (Label,),
     "extract": (int, int), "sextract": (int, int), "deposit": (int, int),
     "qemu_ld": (MemOp, int), "qemu_st": (MemOp, int), "atomic_cmpxchg": (MemOp, int),
+    "atomic_cmpxchg_pair": (MemOp, int),
     "atomic_rmw": (AtomicOp, MemOp, int),
     "host_ld": (int, int), "host_st": (int, int),
     "fsetcond": (FCond,),
@@ -69,7 +70,7 @@ _ADDRESS_SECOND = frozenset({"qemu_ld", "qemu_st", "atomic_cmpxchg", "atomic_rmw
 _FIXED = {"ext_i32_i64": (I64, I32), "extu_i32_i64": (I64, I32),
           "extrl_i64_i32": (I32, I64), "extrh_i64_i32": (I32, I64),
           "fpenv_flags": (I32,), "fpenv_round": (I32,)}
-_MEMOP = re.compile(r"(?:al(\d)\+)?(?:(le|be)(?=[us][wlq]))?([us])([bwlq])")
+_MEMOP = re.compile(r"(?:al(\d+)\+)?(?:(le|be)(?=[us][wlq]))?([us])([bwlq])")
 _HEADER = re.compile(r"IN (\S+) pc=(0x[0-9a-f]+)")
 _INSN_START = re.compile(r" ---- (0x[0-9a-f]{16})")
 _LOCAL_INDEX = re.compile(r"tmp(\d+)")

@@ -518,8 +518,9 @@ class Softmmu:
         """Make addr writable RAM in the TLB for an atomic access; return its addend."""
         self._check_alignment(addr, memop, Access.WRITE)
         if self.watchpoints and not self.watch_suspended:  # (reads and writes)
-            self._check_watch(addr, memop.size, Access.READ)
-            self._check_watch(addr, memop.size, Access.WRITE)
+            size = max(memop.size, 1 << memop.align_log2)
+            self._check_watch(addr, size, Access.READ)
+            self._check_watch(addr, size, Access.WRITE)
         self.translate(addr, Access.READ, mmu_idx)
         region, host = self.fill(addr, Access.WRITE, mmu_idx)
         if region.mmio is not None:
@@ -527,7 +528,8 @@ class Softmmu:
         phys = host - self.mem_base
         if self.code.page_has_code(page_floor(phys)):
             self.stats["code_writes"] += 1
-            self.code.invalidate_range(phys, phys + memop.size)
+            # (a pair's 16 bytes: its alignment, larger than the size, covers them)
+            self.code.invalidate_range(phys, phys + max(memop.size, 1 << memop.align_log2))
         return self.cpu.tlb_entry(mmu_idx, addr)[3]
 
     def code_phys(self, vaddr: int, mmu_idx: int) -> int:

@@ -67,3 +67,52 @@ def test_harness_sees_a_difference(harness, tmp_path):
     x = [random_insns.TEST.unpack(case.packed)[4:35] for case in cases]
     assert first[1] == 0 and first[3] == (x[0][0] + x[0][1]) & (2**64 - 1)
     assert second[3] == (x[1][0] + x[1][1]) & (2**64 - 1)
+
+
+def _fp_case(insn: int, fpcr: int, v: dict[int, int]) -> random_insns.Case:
+    """One instruction from a zero state but for FPCR and the low halves of some V."""
+    halves = [0] * 64
+    for reg, value in v.items():
+        halves[2 * reg] = value
+    packed = random_insns.TEST.pack(insn, 0, 0, fpcr, *[0] * 31, random_insns.SP_OFFSET,
+                                    *halves)
+    return random_insns.Case("directed", insn, packed)
+
+
+FZ = random_insns.FPCR_FZ
+RUP = 1 << 22
+
+
+# (name, instruction, FPCR, V registers' low halves, whether the result is flushed)
+FZ_CORNER = [
+    # (1 - 2**-24) * 2**-126 is a tie just below the smallest normal: rounds up to it.
+    ("fmul s", 0x1E22_0820, FZ, {1: 0x3F7F_FFFF, 2: 0x0080_0000}, True),
+    # (1 - 2**-24) * (1 + 2**-23) * 2**-126 is above it, rounds down to it: kept.
+    ("fmul s above", 0x1E22_0820, FZ, {1: 0x3F7F_FFFF, 2: 0x0080_0001}, False),
+    ("fmul d", 0x1E62_0820, FZ, {1: 0x3FEF_FFFF_FFFF_FFFF, 2: 0x0010_0000_0000_0000}, True),
+    ("fmul s towards +inf", 0x1E22_0820, FZ | RUP, {1: 0x3F7F_FFFF, 2: 0x0080_0000}, True),
+    ("fmadd s", 0x1F02_0C20, FZ, {1: 0x3F7F_FFFF, 2: 0x0080_0000, 3: 0}, True),
+    ("fdiv s", 0x1E22_1820, FZ, {1: 0x0080_0000, 2: 0x3F80_0001}, True),
+    # A double just below 2**-126 narrowed to single precision.
+    ("fcvt d to s", 0x1E62_4020, FZ, {1: 0x380F_FFFF_F000_0000}, True),
+    ("fmulx v", 0x4E22_DC20, FZ, {1: 0x3F7F_FFFF, 2: 0x0080_0000}, True),
+    ("fmul without FZ", 0x1E22_0820, 0, {1: 0x3F7F_FFFF, 2: 0x0080_0000}, False),
+]
+
+
+def test_fz_flushes_results_that_round_up_to_the_smallest_normal(harness, tmp_path):
+    """Arm (and QEMU) flush by the exact result: below the smallest normal is a zero
+    with Underflow only, even when rounding would give the smallest normal."""
+    cases = [_fp_case(insn, fpcr, v) for _, insn, fpcr, v, _ in FZ_CORNER]
+    assert run_both(harness, tmp_path, cases) == []
+    ours = run_llvmtcg(harness, [str(tmp_path / "tests.bin")],
+                       options=["-cpu", random_insns.REFERENCE_CPU])
+    size = random_insns.RESULT.size
+    for i, (name, _, fpcr, _, flushed) in enumerate(FZ_CORNER):
+        result = dict(zip(random_insns.RESULT_FIELDS,
+                          random_insns.RESULT.unpack_from(ours.stdout, i * size), strict=True))
+        low = result["v0.lo"] if name.startswith("fmul d") else result["v0.lo"] & 0xFFFF_FFFF
+        assert (low == 0) is flushed, f"{name}: {low:#x}"
+        ufc, ixc = 1 << 3, 1 << 4
+        expected = ufc if flushed else ixc | (0 if fpcr else ufc)
+        assert result["fpsr"] & (ufc | ixc) == expected, name

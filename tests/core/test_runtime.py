@@ -427,6 +427,50 @@ def test_atomics() -> None:
     assert cpu.state.get("r", 5) == 0x66 and cpu.memory.read(DATA + 24, 1) == b"\x77"
 
 
+@pytest.mark.parametrize("baseline", [True, False])
+def test_atomic_cmpxchg_pair(baseline: bool) -> None:
+    """The 16 bytes change only when both doublewords match; old is always returned."""
+    fe = HandFrontend()
+    words = [0x1111_2222_3333_4444, 0x8555_6666_7777_8888]
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        # Low half wrong: fails. High half wrong: fails. Both right: succeeds.
+        b.atomic_cmpxchg_pair((R[0], R[1]), c64(DATA + 16), (c64(words[0] + 1), c64(words[1])),
+                              (c64(1), c64(2)))
+        b.atomic_cmpxchg_pair((R[2], R[3]), c64(DATA + 16), (c64(words[0]), c64(words[1] - 1)),
+                              (c64(3), c64(4)))
+        b.atomic_cmpxchg_pair((R[4], R[5]), c64(DATA + 16), (c64(words[0]), c64(words[1])),
+                              (c64(-5), c64(6)))
+        b.atomic_cmpxchg_pair((R[6], R[7]), c64(DATA + 16), (c64(0), c64(0)), (c64(0), c64(0)))
+        halt_at(b, CODE + 4)
+
+    cpu = make_cpu(fe, baseline=baseline)
+    cpu.memory.write(DATA + 16, b"".join(w.to_bytes(8, "little") for w in words))
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT
+    assert [cpu.state.get("r", i) for i in range(6)] == words * 3
+    assert [cpu.state.get("r", i) for i in (6, 7)] == [(-5) & 0xFFFF_FFFF_FFFF_FFFF, 6]
+    assert cpu.memory.read(DATA + 16, 16) == (-5 & (1 << 64) - 1).to_bytes(8, "little") \
+        + (6).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("baseline", [True, False])
+def test_atomic_cmpxchg_pair_needs_16_byte_alignment(baseline: bool) -> None:
+    fe = HandFrontend()
+    fault_block(fe, lambda b: b.atomic_cmpxchg_pair((R[4], R[5]), c64(DATA + 8),
+                                                    (c64(0), c64(0)), (c64(1), c64(1))))
+    cpu = make_cpu(fe, baseline=baseline)
+    cpu.pc = CODE
+    exit_ = cpu.run()
+    assert exit_.reason is ExitReason.EXCEPTION
+    assert (exit_.fault.addr, exit_.fault.access, exit_.fault.kind) == (
+        DATA + 8, Access.WRITE, FaultKind.MISALIGNED)
+    assert exit_.pc == CODE + 4
+    assert cpu.memory.read(DATA + 8, 16) == bytes(16)
+
+
 def test_log_items_show_each_stage() -> None:
     fe = HandFrontend()
     counting_loop(fe)

@@ -62,6 +62,7 @@ def every_op_block() -> Block:
     b.qemu_st(w0, r1, MemOp(0, align_log2=0))
     b.qemu_st(r0, r1, MemOp(3).aligned())
     b.atomic_cmpxchg(x, r0, r1, c, MemOp(3))
+    b.atomic_cmpxchg_pair((x, y), r0, (r1, c), (x, y), 1)
     b.atomic_rmw(AtomicOp.UMIN, n, r0, w0, MemOp(2, signed=True))
     b.host_ld(x, r0, 1, 16)
     b.host_st(w0, r1, 4, 0)

@@ -11,7 +11,7 @@ import enum
 
 from llvmtcg.arch import GuestArch, register_arch
 from llvmtcg.arch.contract import DebugFeature, DebugRegister, ExceptionEvents
-from llvmtcg.frontends.aarch64 import fp16, trans_branch, trans_dp, trans_simd
+from llvmtcg.frontends.aarch64 import estimate, fp16, trans_branch, trans_dp, trans_simd
 from llvmtcg.frontends.aarch64.cpu import (
     LAYOUT,
     MMU_USER,
@@ -100,6 +100,7 @@ class Aarch64Arch(GuestArch):
         trans_dp.register_helpers(registry)
         trans_simd.register_helpers(registry)
         fp16.register_helpers(registry)
+        estimate.register_helpers(registry)
         return registry
 
     def translate(self, pc: int, flags: int, fetch, log: Log | None = None) -> Block:

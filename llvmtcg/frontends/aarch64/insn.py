@@ -587,6 +587,10 @@ sqrdmulh_elem_s 01 0 11111 .. . . .... 1101 . 0 ..... .....  @simd_elems
   uqshrn_v   0 . 1 011110 .... ... 10010 1 ..... .....   @simd_shift
   sqrshrn_v  0 . 0 011110 .... ... 10011 1 ..... .....   @simd_shift
   uqrshrn_v  0 . 1 011110 .... ... 10011 1 ..... .....   @simd_shift
+  scvtf_fix_v 0 . 0 011110 .... ... 11100 1 ..... .....  @simd_shift
+  ucvtf_fix_v 0 . 1 011110 .... ... 11100 1 ..... .....  @simd_shift
+  fcvtzs_fix_v 0 . 0 011110 .... ... 11111 1 ..... ..... @simd_shift
+  fcvtzu_fix_v 0 . 1 011110 .... ... 11111 1 ..... ..... @simd_shift
 }
 # Scalar shift by immediate (01 U 111110 immh immb opcode 1 Rn Rd).
 sshr_s     01 0 111110 .... ... 00000 1 ..... .....      @simd_shifts
@@ -609,6 +613,10 @@ sqshrn_s   01 0 111110 .... ... 10010 1 ..... .....      @simd_shifts
 uqshrn_s   01 1 111110 .... ... 10010 1 ..... .....      @simd_shifts
 sqrshrn_s  01 0 111110 .... ... 10011 1 ..... .....      @simd_shifts
 uqrshrn_s  01 1 111110 .... ... 10011 1 ..... .....      @simd_shifts
+scvtf_fix_s 01 0 111110 .... ... 11100 1 ..... .....     @simd_shifts
+ucvtf_fix_s 01 1 111110 .... ... 11100 1 ..... .....     @simd_shifts
+fcvtzs_fix_s 01 0 111110 .... ... 11111 1 ..... .....    @simd_shifts
+fcvtzu_fix_s 01 1 111110 .... ... 11111 1 ..... .....    @simd_shifts
 # AdvSIMD floating point (trans_fpsimd.py): Q U 01110 a sz 1 Rm opcode 1 Rn Rd (vector),
 # 01 U 11110 a sz ... (scalar); sz picks single or double.
 fmaxnm_v   0 . 0 01110 0 . 1 ..... 11000 1 ..... .....   @simd3
@@ -632,6 +640,21 @@ fabd_v     0 . 1 01110 1 . 1 ..... 11010 1 ..... .....   @simd3
 fcmgt_v    0 . 1 01110 1 . 1 ..... 11100 1 ..... .....   @simd3
 facgt_v    0 . 1 01110 1 . 1 ..... 11101 1 ..... .....   @simd3
 fminp_v    0 . 1 01110 1 . 1 ..... 11110 1 ..... .....   @simd3
+fmulx_v    0 . 0 01110 0 . 1 ..... 11011 1 ..... .....   @simd3
+frecps_v   0 . 0 01110 0 . 1 ..... 11111 1 ..... .....   @simd3
+frsqrts_v  0 . 0 01110 1 . 1 ..... 11111 1 ..... .....   @simd3
+fmulx_s    01 0 11110 0 . 1 ..... 11011 1 ..... .....    @simd3s
+frecps_s   01 0 11110 0 . 1 ..... 11111 1 ..... .....    @simd3s
+frsqrts_s  01 0 11110 1 . 1 ..... 11111 1 ..... .....    @simd3s
+frecpx_s   01 0 11110 1 . 10000 11111 10 ..... .....     @simd2s
+frecpe_v   0 . 0 01110 1 . 10000 11101 10 ..... .....    @simd2
+frsqrte_v  0 . 1 01110 1 . 10000 11101 10 ..... .....    @simd2
+urecpe_v   0 . 0 01110 1 . 10000 11100 10 ..... .....    @simd2
+ursqrte_v  0 . 1 01110 1 . 10000 11100 10 ..... .....    @simd2
+frecpe_s   01 0 11110 1 . 10000 11101 10 ..... .....     @simd2s
+frsqrte_s  01 1 11110 1 . 10000 11101 10 ..... .....     @simd2s
+fcvtxn_v   0 . 1 01110 0 . 10000 10110 10 ..... .....    @simd2
+fcvtxn_s   01 1 11110 0 . 10000 10110 10 ..... .....     @simd2s
 fcmeq_s    01 0 11110 0 . 1 ..... 11100 1 ..... .....    @simd3s
 fcmge_s    01 1 11110 0 . 1 ..... 11100 1 ..... .....    @simd3s
 facge_s    01 1 11110 0 . 1 ..... 11101 1 ..... .....    @simd3s
@@ -699,6 +722,8 @@ fmul_elem  0 . 0 01111 1 . . . .... 1001 . 0 ..... ..... @simd_elem
 fmla_elem_s 01 0 11111 1 . . . .... 0001 . 0 ..... ..... @simd_elems
 fmls_elem_s 01 0 11111 1 . . . .... 0101 . 0 ..... ..... @simd_elems
 fmul_elem_s 01 0 11111 1 . . . .... 1001 . 0 ..... ..... @simd_elems
+fmulx_elem 0 . 1 01111 1 . . . .... 1001 . 0 ..... ..... @simd_elem
+fmulx_elem_s 01 1 11111 1 . . . .... 1001 . 0 ..... ..... @simd_elems
 # The cryptographic extension (AES, SHA-1, SHA-256; PMULL is with the long forms).
 aese       01001110 00 10100 00100 10 ..... .....        @simd2 q=1 size=0
 aesd       01001110 00 10100 00101 10 ..... .....        @simd2 q=1 size=0

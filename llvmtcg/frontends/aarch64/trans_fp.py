@@ -115,7 +115,7 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
         b.movcond(Cond.GEU, result, m, quiet_nan, x, result)
     if fma_addend_rule:
         addend, op1, op2 = operands
-        zero_times_inf = _zero_times_inf(ctx, fmt, op1, op2)
+        zero_times_inf = gen_zero_times_inf(ctx, fmt, op1, op2)
         m = b.temp(ty)
         b.and_(m, addend, const(ty, ~fmt.sign))
         b.setcond(Cond.GEU, m, m, quiet_nan)
@@ -128,7 +128,7 @@ def gen_nan_fixup(ctx: DisasContext, fmt: _Format, result: Temp, operands: list[
     b.set_label(done)
 
 
-def _zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
+def gen_zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
     b, ty = ctx.builder, fmt.ty
     mx, my = b.temp(ty), b.temp(ty)
     b.and_(mx, x, const(ty, ~fmt.sign))
@@ -148,10 +148,18 @@ def _zero_times_inf(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp) -> Temp:
 
 def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
                       compute: Callable[[list[Temp]], Temp], flush_result: bool = True,
-                      result_fmt: _Format | None = None) -> Temp:
+                      result_fmt: _Format | None = None,
+                      truncated: Callable[[list[Temp]], Temp] | None = None) -> Temp:
     """compute(operands) with FPCR.FZ honoured: when it is set, denormal operands are
     zeros of their sign (FPSR.IDC), and a denormal result (of ``result_fmt``) is a
-    zero with Underflow but not Inexact."""
+    zero with Underflow but not Inexact.
+
+    Arm flushes by the exact result: one below the smallest normal that rounds up to
+    it is flushed too (the host calls it normal). ``truncated(operands)``, the bare
+    operation rounded towards zero, tells those apart when the rounded result is the
+    smallest normal and inexact: the exact one was below iff the truncated one is
+    (operations whose results can round up to it: multiplication, division, fused
+    multiply-add, narrowing conversion)."""
     b, ty = ctx.builder, fmt.ty
     fz = b.temp(I32)
     b.and_(fz, FPCR, const(I32, FPCR_FZ))
@@ -188,6 +196,17 @@ def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
         else:
             b.or_(nonzero, nonzero, underflowed)
         b.and_(tiny, tiny, nonzero)
+        if truncated is not None:
+            exact_known, inexact = b.label(), b.temp(I32)
+            b.brcond(Cond.NE, magnitude, const(out.ty, 1 << out.mantissa), exact_known)
+            b.and_(inexact, raised, const(I32, int(FFlag.INEXACT)))
+            b.brcond(Cond.EQ, inexact, const(I32, 0), exact_known)
+            below, ignored = b.temp(out.ty), b.temp(I32)
+            b.and_(below, truncated(inputs), const(out.ty, ~out.sign))
+            b.fpenv_flags(ignored)  # (the recomputation's own exceptions)
+            b.setcond(Cond.LTU, below, below, const(out.ty, 1 << out.mantissa))
+            b.or_(tiny, tiny, below)
+            b.set_label(exact_known)
         flushed_flags, zero = b.temp(I32), b.temp(out.ty)
         b.and_(flushed_flags, raised, const(I32, ~int(FFlag.INEXACT)))
         b.or_(flushed_flags, flushed_flags, const(I32, int(FFlag.UNDERFLOW)))
@@ -316,7 +335,13 @@ def gen_fcvt(ctx: DisasContext, fmt: _Format, target: _Format, x: Temp) -> Temp:
         b.movi(r, target.default_nan)
         b.set_label(done)
         return r
-    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(target.ty)
+        ctx.builder.fcvt(r, inputs[0], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute, result_fmt=target,
+                             truncated=truncated if target.bits < fmt.bits else None)
 
 
 def trans_fcvt_to_h(ctx: DisasContext, a) -> bool:
@@ -428,7 +453,12 @@ def gen_fp_arith(ctx: DisasContext, fmt: _Format, op: Callable, x: Temp, y: Temp
         op(ctx.builder, r, inputs[0], inputs[1], DYN)
         gen_nan_fixup(ctx, fmt, r, inputs)
         return r
-    return gen_flush_to_zero(ctx, fmt, [x, y], compute)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        op(ctx.builder, r, inputs[0], inputs[1], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, truncated=truncated)
 
 
 def trans_fadd(ctx: DisasContext, a) -> bool:
@@ -524,7 +554,12 @@ def gen_fp_fma(ctx: DisasContext, fmt: _Format, n: Temp, m: Temp, addend: Temp) 
         ctx.builder.fma(r, n, m, addend, DYN)
         gen_nan_fixup(ctx, fmt, r, [addend, n, m], fma_addend_rule=True)
         return r
-    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute)
+
+    def truncated(inputs: list[Temp]) -> Temp:
+        r = ctx.builder.temp(fmt.ty)
+        ctx.builder.fma(r, *inputs, RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [n, m, addend], compute, truncated=truncated)
 
 
 def trans_fmadd(ctx: DisasContext, a) -> bool:
@@ -716,37 +751,54 @@ def _power_of_two(fmt: _Format, exponent: int) -> int:
 
 
 def _fixed_to_fp(ctx: DisasContext, a, signed: bool) -> bool:
-    """SCVTF/UCVTF #fbits: the integer rounded once, then scaled by 2**-fbits, which
-    is exact (the smallest result, 2**-64, is a normal single)."""
     shape = _fixed_point(ctx, a)
     if shape is None:
         return False
     fmt, fbits = shape
-    b = ctx.builder
     src = ctx.get_x(a.rn)
     if not a.sf:
-        word = b.temp(I32)
-        b.extr_i64_i32(word, src)
+        word = ctx.builder.temp(I32)
+        ctx.builder.extr_i64_i32(word, src)
         src = word
-    r = b.temp(fmt.ty)
-    b.itof(r, src, DYN, signed=signed)
-    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
-    write_fp(ctx, a.rd, r)
+    write_fp(ctx, a.rd, gen_fixed_to_fp(ctx, fmt, src, fbits, signed))
     return True
 
 
+def gen_fixed_to_fp(ctx: DisasContext, fmt: _Format, src: Temp, fbits: int,
+                    signed: bool) -> Temp:
+    """SCVTF/UCVTF #fbits: the integer src rounded once, then scaled by 2**-fbits,
+    which is exact (the smallest result, 2**-64, is a normal single)."""
+    b = ctx.builder
+    r = b.temp(fmt.ty)
+    b.itof(r, src, DYN, signed=signed)
+    b.fmul(r, r, const(fmt.ty, _power_of_two(fmt, -fbits)), DYN)
+    return r
+
+
 def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
+    shape = _fixed_point(ctx, a)
+    if shape is None:
+        return False
+    fmt, fbits = shape
+    dst = gen_fp_to_fixed(ctx, fmt, read_fp(ctx, a.rn, fmt), fbits, signed,
+                          I64 if a.sf else I32)
+    if not a.sf:
+        wide = ctx.temp()
+        ctx.builder.ext_i32_i64(wide, dst, signed=False)
+        dst = wide
+    ctx.set_x(a.rd, dst)
+    return True
+
+
+def gen_fp_to_fixed(ctx: DisasContext, fmt: _Format, x: Temp, fbits: int, signed: bool,
+                    result_type: IRType) -> Temp:
     """FCVTZS/FCVTZU #fbits: x * 2**fbits made by adding fbits to the exponent (so no
     overflow flag can come from the scaling), then converted towards zero. Zeros and
     subnormals stay as they are (they convert to 0 either way); a finite value that
     would overflow becomes the largest finite one (the conversion saturates either
     way); infinities and NaNs stay."""
-    shape = _fixed_point(ctx, a)
-    if shape is None:
-        return False
-    fmt, fbits = shape
     b, ty = ctx.builder, fmt.ty
-    (x,) = flush_inputs(ctx, fmt, [read_fp(ctx, a.rn, fmt)])
+    (x,) = flush_inputs(ctx, fmt, [x])
     exponent, scaled, huge = b.temp(ty), b.temp(ty), b.temp(ty)
     b.and_(exponent, x, const(ty, fmt.exp_mask))
     b.add(scaled, x, const(ty, fbits << fmt.mantissa))
@@ -756,16 +808,11 @@ def _fp_to_fixed(ctx: DisasContext, a, signed: bool) -> bool:
     b.movcond(Cond.GEU, scaled, exponent, const(ty, limit), huge, scaled)
     b.movcond(Cond.EQ, scaled, exponent, const(ty, fmt.exp_mask), x, scaled)
     b.movcond(Cond.EQ, scaled, exponent, const(ty, 0), x, scaled)
-    dst = b.temp(I64 if a.sf else I32)
+    dst = b.temp(result_type)
     flags = b.temp(I32)
     b.ftoi(dst, flags, scaled, RoundingMode.RTZ, signed=signed)
     gen_accrue_fflags(ctx, flags)
-    if not a.sf:
-        wide = ctx.temp()
-        b.ext_i32_i64(wide, dst, signed=False)
-        dst = wide
-    ctx.set_x(a.rd, dst)
-    return True
+    return dst
 
 
 def trans_scvtf_fix(ctx: DisasContext, a) -> bool:

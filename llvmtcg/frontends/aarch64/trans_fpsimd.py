@@ -10,25 +10,34 @@ last, so Vd may be a source.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 
-from llvmtcg.frontends.aarch64 import fp16
+from llvmtcg.frontends.aarch64 import estimate, fp16
 from llvmtcg.frontends.aarch64.trans_fp import (
     DOUBLE,
+    FPCR,
+    FPCR_DN,
     SINGLE,
     _Format,
     flush_inputs,
     gen_fcvt,
     gen_fcvt_half,
+    gen_fixed_to_fp,
+    gen_flush_to_zero,
     gen_fp_arith,
     gen_fp_fma,
     gen_fp_minmax,
     gen_fp_sqrt,
+    gen_fp_to_fixed,
     gen_frint,
+    gen_is_signalling,
+    gen_nan_fixup,
+    gen_zero_times_inf,
 )
 from llvmtcg.frontends.aarch64.translate import DisasContext, V, gen_accrue_fflags
-from llvmtcg.ir import I32, I64, Builder, Temp, const
-from llvmtcg.ir.types import FCond, RoundingMode
+from llvmtcg.ir import I32, I64, Builder, Cond, Temp, const
+from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
 DYN = RoundingMode.DYN
 LaneOp = Callable[[DisasContext, _Format, Temp, Temp, Temp], Temp]
@@ -162,6 +171,113 @@ def _fabd(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
     return _abs(ctx, fmt, gen_fp_arith(ctx, fmt, Builder.fsub, x, y))
 
 
+def _constant(fmt: _Format, value: float) -> int:
+    """The bit pattern of a small exactly representable value (2.0, 1.5, 0.5 ...)."""
+    if fmt is DOUBLE:
+        return struct.unpack("<Q", struct.pack("<d", value))[0]
+    return struct.unpack("<I", struct.pack("<f", value))[0]
+
+
+def _fmulx(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    """FMULX: FMUL, except that 0 * inf is 2.0 with the sign of the product (no
+    Invalid): those operands become (+-2.0, 1.0) before the multiplication."""
+    b, ty = ctx.builder, fmt.ty
+
+    def compute(inputs: list[Temp]) -> Temp:
+        x, y = inputs
+        special = gen_zero_times_inf(ctx, fmt, x, y)
+        two, x2, y2, r = b.temp(ty), b.temp(ty), b.temp(ty), b.temp(ty)
+        b.xor(two, x, y)
+        b.and_(two, two, const(ty, fmt.sign))
+        b.or_(two, two, const(ty, _constant(fmt, 2.0)))
+        b.movcond(Cond.NE, x2, special, const(ty, 0), two, x)
+        b.movcond(Cond.NE, y2, special, const(ty, 0), const(ty, _constant(fmt, 1.0)), y)
+        b.fmul(r, x2, y2, DYN)
+        gen_nan_fixup(ctx, fmt, r, [x, y])
+        return r
+
+    def truncated(inputs: list[Temp]) -> Temp:  # (never 0 * inf: only for tiny results)
+        r = b.temp(ty)
+        b.fmul(r, inputs[0], inputs[1], RoundingMode.RTZ)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x, y], compute, truncated=truncated)
+
+
+def _frecps(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    """FRECPS: 2.0 - x*y fused (FPRecipStepFused: x negated first, so a NaN x comes
+    out negated; 0 * inf gives +2.0 without Invalid)."""
+    return _step(ctx, fmt, x, y, rsqrt=False)
+
+
+def _frsqrts(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, d: Temp) -> Temp:
+    """FRSQRTS: (3.0 - x*y) / 2 rounded once (FPRSqrtStepFused; 0 * inf gives +1.5)."""
+    return _step(ctx, fmt, x, y, rsqrt=True)
+
+
+def _step(ctx: DisasContext, fmt: _Format, x: Temp, y: Temp, rsqrt: bool) -> Temp:
+    b, ty = ctx.builder, fmt.ty
+
+    def compute(inputs: list[Temp]) -> Temp:
+        n, m = inputs
+        special = gen_zero_times_inf(ctx, fmt, n, m)
+        n2, m2, r = b.temp(ty), b.temp(ty), b.temp(ty)
+        b.movcond(Cond.NE, n2, special, const(ty, 0), const(ty, 0), n)
+        b.movcond(Cond.NE, m2, special, const(ty, 0), const(ty, 0), m)
+        if not rsqrt:
+            b.fma(r, n2, m2, const(ty, _constant(fmt, 2.0)), DYN)
+        else:
+            # (3 + n*m) / 2 with one rounding: 1.5 + (n/2)*m when halving n is exact
+            # (a normal n above the lowest binade; the fused result cannot overflow
+            # where 3 + n*m would not), else (3 + n*m) rounded, then halved, which is
+            # then exact: |n| < 2**-125 (or 0, inf) keeps |n*m| < 8 and 3 + n*m, when
+            # nonzero, far above the subnormals.
+            exponent, halvable, low, high = b.temp(ty), b.temp(ty), b.temp(ty), b.temp(ty)
+            b.and_(exponent, n2, const(ty, fmt.exp_mask))
+            b.setcond(Cond.GEU, low, exponent, const(ty, 2 << fmt.mantissa))
+            b.setcond(Cond.LTU, high, exponent, const(ty, fmt.exp_mask))
+            b.and_(halvable, low, high)
+            half_n, addend, scale = b.temp(ty), b.temp(ty), b.temp(ty)
+            b.sub(half_n, n2, const(ty, 1 << fmt.mantissa))
+            b.movcond(Cond.NE, n2, halvable, const(ty, 0), half_n, n2)
+            b.movcond(Cond.NE, addend, halvable, const(ty, 0), const(ty, _constant(fmt, 1.5)),
+                      const(ty, _constant(fmt, 3.0)))
+            b.movcond(Cond.NE, scale, halvable, const(ty, 0), const(ty, _constant(fmt, 1.0)),
+                      const(ty, _constant(fmt, 0.5)))
+            b.fma(r, n2, m2, addend, DYN)
+            b.fmul(r, r, scale, DYN)
+        gen_nan_fixup(ctx, fmt, r, [n, m])
+        return r
+    return gen_flush_to_zero(ctx, fmt, [_negate(ctx, fmt, x), y], compute)
+
+
+def _frecpx(ctx: DisasContext, fmt: _Format, x: Temp) -> Temp:
+    """FRECPX: the sign, the exponent inverted (the largest finite exponent for zeros
+    and denormals), a zero fraction; NaNs as arithmetic gives them."""
+    b, ty = ctx.builder, fmt.ty
+
+    def compute(inputs: list[Temp]) -> Temp:
+        (x,) = inputs
+        exponent, r, sign = b.temp(ty), b.temp(ty), b.temp(ty)
+        b.and_(exponent, x, const(ty, fmt.exp_mask))
+        b.xor(r, exponent, const(ty, fmt.exp_mask))
+        b.movcond(Cond.EQ, r, exponent, const(ty, 0),
+                  const(ty, fmt.exp_mask - (1 << fmt.mantissa)), r)
+        b.and_(sign, x, const(ty, fmt.sign))
+        b.or_(r, r, sign)
+        force = b.temp(ty)  # a NaN operand
+        b.setcond(Cond.GTU, force, _abs(ctx, fmt, x), const(ty, fmt.exp_mask))
+        invalid = b.temp(I32)  # (no float op runs: a signalling NaN raises it here)
+        if ty is I64:
+            b.extr_i64_i32(invalid, gen_is_signalling(ctx, fmt, x))
+        else:
+            b.mov(invalid, gen_is_signalling(ctx, fmt, x))
+        b.shl(invalid, invalid, const(I32, FFlag.INVALID.bit_length() - 1))
+        gen_accrue_fflags(ctx, invalid)
+        gen_nan_fixup(ctx, fmt, r, [x], force=force)
+        return r
+    return gen_flush_to_zero(ctx, fmt, [x], compute, flush_result=False)
+
+
 def _mask(ctx: DisasContext, fmt: _Format, cond: FCond, x: Temp, y: Temp) -> Temp:
     """All ones if (x cond y), else zero."""
     b, ty = ctx.builder, fmt.ty
@@ -265,6 +381,13 @@ trans_fmaxp_v = _pairwise(FMAX)
 trans_fminp_v = _pairwise(FMIN)
 trans_fmaxnmp_v = _pairwise(FMAXNM)
 trans_fminnmp_v = _pairwise(FMINNM)
+trans_fmulx_v = _vector(_fmulx)
+trans_frecps_v = _vector(_frecps)
+trans_frsqrts_v = _vector(_frsqrts)
+trans_fmulx_s = _scalar(_fmulx)
+trans_frecps_s = _scalar(_frecps)
+trans_frsqrts_s = _scalar(_frsqrts)
+trans_frecpx_s = _scalar(_unary(_frecpx))
 trans_fabd_s = _scalar(_fabd)
 trans_fcmeq_s = _scalar(FCMEQ)
 trans_fcmge_s = _scalar(FCMGE)
@@ -394,3 +517,116 @@ trans_fmul_elem = _elem(_arith(Builder.fmul))
 trans_fmla_elem_s = _elem(_fmla, scalar=True)
 trans_fmls_elem_s = _elem(_fmls, scalar=True)
 trans_fmul_elem_s = _elem(_arith(Builder.fmul), scalar=True)
+trans_fmulx_elem = _elem(_fmulx)
+trans_fmulx_elem_s = _elem(_fmulx, scalar=True)
+
+
+# Conversions between floating point and fixed point (#fbits), vector and scalar: the
+# shift-by-immediate encodings, immh selecting the lane size (01xx single, 1xxx
+# double; 001x half precision is FEAT_FP16), fbits = 2 * lane bits - immh:immb.
+def _fixed(to_fixed: bool, signed: bool, scalar: bool):
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if immh < 4 or (immh >= 8 and not a.q and not scalar):
+            return False
+        fmt = DOUBLE if immh >= 8 else SINGLE
+        fbits = 2 * fmt.bits - a.imm
+        count = 1 if scalar else (128 if a.q else 64) // fmt.bits
+        out = []
+        for i in range(count):
+            x = read_lane(ctx, a.rn, fmt, i)
+            out.append(gen_fp_to_fixed(ctx, fmt, x, fbits, signed, fmt.ty) if to_fixed
+                       else gen_fixed_to_fp(ctx, fmt, x, fbits, signed))
+        write_lanes(ctx, a.rd, fmt, out)
+        return True
+    return trans
+
+
+trans_scvtf_fix_v = _fixed(False, True, False)
+trans_ucvtf_fix_v = _fixed(False, False, False)
+trans_fcvtzs_fix_v = _fixed(True, True, False)
+trans_fcvtzu_fix_v = _fixed(True, False, False)
+trans_scvtf_fix_s = _fixed(False, True, True)
+trans_ucvtf_fix_s = _fixed(False, False, True)
+trans_fcvtzs_fix_s = _fixed(True, True, True)
+trans_fcvtzu_fix_s = _fixed(True, False, True)
+
+
+# Estimates (estimate.py, in a helper: Arm's tables, not host arithmetic).
+def _estimate(operation: int, scalar: bool = False):
+    def trans(ctx: DisasContext, a) -> bool:
+        sz = a.size & 1
+        if operation in (estimate.URECPE, estimate.URSQRTE) and sz:
+            return False
+        esize = 64 if sz else 32
+        if scalar:
+            count = 1
+        elif esize == 64 and not a.q:
+            return False
+        else:
+            count = (128 if a.q else 64) // esize
+        ctx.builder.call(estimate.ESTIMATE_HELPER.name, (), tuple(
+            const(I64, x) for x in (operation, esize, count, a.rd, a.rn)))
+        return True
+    return trans
+
+
+trans_frecpe_v = _estimate(estimate.FRECPE)
+trans_frsqrte_v = _estimate(estimate.FRSQRTE)
+trans_urecpe_v = _estimate(estimate.URECPE)
+trans_ursqrte_v = _estimate(estimate.URSQRTE)
+trans_frecpe_s = _estimate(estimate.FRECPE, scalar=True)
+trans_frsqrte_s = _estimate(estimate.FRSQRTE, scalar=True)
+
+
+def _fcvtxn(ctx: DisasContext, x: Temp) -> Temp:
+    """FCVTXN: a double to single precision rounded to odd (towards zero, then the
+    lowest bit set if that was inexact), so that a later rounding to a narrower format
+    is correct. NaNs as FCVT gives them."""
+    b = ctx.builder
+
+    def compute(inputs: list[Temp]) -> Temp:
+        (x,) = inputs
+        r, back, inexact, finite = b.temp(I32), b.temp(I64), b.temp(I64), b.temp(I64)
+        b.fcvt(r, x, RoundingMode.RTZ)
+        b.fcvt(back, r, RoundingMode.RTZ)  # exact (or a NaN)
+        b.setcond(Cond.NE, inexact, back, x)
+        b.setcond(Cond.LEU, finite, _abs(ctx, DOUBLE, x), const(I64, DOUBLE.exp_mask))
+        b.and_(inexact, inexact, finite)
+        odd = b.temp(I32)
+        b.extr_i64_i32(odd, inexact)
+        b.or_(r, r, odd)
+        done, dn = b.label(), b.temp(I32)
+        b.brcond(Cond.NE, finite, const(I64, 0), done)
+        b.and_(dn, FPCR, const(I32, FPCR_DN))
+        b.brcond(Cond.EQ, dn, const(I32, 0), done)
+        b.movi(r, SINGLE.default_nan)
+        b.set_label(done)
+        return r
+    return gen_flush_to_zero(ctx, DOUBLE, [x], compute, result_fmt=SINGLE)
+
+
+def trans_fcvtxn_v(ctx: DisasContext, a) -> bool:
+    """FCVTXN/FCVTXN2: two doubles to singles in Vd's lower half (upper, keeping the
+    lower); sz = 0 is unallocated."""
+    if not a.size & 1:
+        return False
+    b = ctx.builder
+    narrow = [_fcvtxn(ctx, read_lane(ctx, a.rn, DOUBLE, i)) for i in range(2)]
+    half, upper = b.temp(I64), b.temp(I64)
+    b.ext_i32_i64(half, narrow[0], signed=False)
+    b.ext_i32_i64(upper, narrow[1], signed=False)
+    b.deposit(half, half, upper, 32, 32)
+    if a.q:
+        b.mov(V[2 * a.rd + 1], half)
+    else:
+        b.mov(V[2 * a.rd], half)
+        b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def trans_fcvtxn_s(ctx: DisasContext, a) -> bool:
+    if not a.size & 1:
+        return False
+    write_lanes(ctx, a.rd, SINGLE, [_fcvtxn(ctx, read_lane(ctx, a.rn, DOUBLE, 0))])
+    return True

@@ -3,9 +3,10 @@ exclusives, load-acquire/store-release, compare-and-swap and the LSE atomics.
 
 Exclusives follow QEMU: LDXR records the address and the value read, STXR is a
 compare-and-swap against that value (so a store by anyone in between makes it fail
-only if it changed the value). Pairs of 64-bit words have no 128-bit host atomic in the
-IR: STXP/CASP of two doublewords compare and store word by word, which is exact while
-guest processes are single-threaded (user mode has no threads yet).
+only if it changed the value). Pairs of doublewords (LDXP/STXP, CASP) are 16-byte
+aligned and their store is the IR's 128-bit ``atomic_cmpxchg_pair`` (cmpxchg16b); LDXP
+reads the two doublewords with two loads (the architecture makes each one single-copy
+atomic; a torn pair makes the STXP's compare fail, as in QEMU).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from llvmtcg.frontends.aarch64.translate import (
     gen_extended_reg,
 )
 from llvmtcg.ir import I64, AtomicOp, Cond, MemOp, Temp, const
+from llvmtcg.ir.types import PAIR_MEMOP
 
 EXCL_ADDR = GLOBALS["excl_addr"]
 EXCL_VAL = GLOBALS["excl_val"]
@@ -213,8 +215,10 @@ def _pair(ctx: DisasContext, a, load: bool, vector: bool) -> bool:
         memop = MemOp(acc.size_log2, signed=acc.signed)
         ctx.builder.qemu_ld(first, addr, memop, ctx.mem_idx)
         ctx.builder.qemu_ld(second, addr2, memop, ctx.mem_idx)
-        ctx.set_x(a.rt, first)
+        # rt == rt2 is CONSTRAINED UNPREDICTABLE (an UNKNOWN value): the first
+        # value, as QEMU gives it (it writes rt last).
         ctx.set_x(a.rt2, second)
+        ctx.set_x(a.rt, first)
     else:
         gen_access(ctx, acc, a.rt, addr)
         gen_access(ctx, acc, a.rt2, addr2)
@@ -268,7 +272,7 @@ def trans_ldxp(ctx: DisasContext, a) -> bool:
         ctx.set_x(a.rt2, hi)
     else:
         addr2 = ctx.temp()
-        b.qemu_ld(EXCL_VAL, addr, _aligned(3), ctx.mem_idx)
+        b.qemu_ld(EXCL_VAL, addr, PAIR_MEMOP, ctx.mem_idx)  # (the pair's alignment)
         b.add(addr2, addr, const(I64, 8))
         b.qemu_ld(EXCL_VAL2, addr2, _aligned(3), ctx.mem_idx)
         ctx.set_x(a.rt, EXCL_VAL)
@@ -284,8 +288,13 @@ def _store_exclusive(ctx: DisasContext, a, pair: bool) -> bool:
     fail, done = b.label(), b.label()
     b.brcond(Cond.NE, addr, EXCL_ADDR, fail)
     if pair and a.size == 3:
-        _store_pair_if_unchanged(ctx, addr, EXCL_VAL, EXCL_VAL2, ctx.get_x(a.rt),
-                                 ctx.get_x(a.rt2), status)
+        old1, old2, d1, d2 = ctx.temp(), ctx.temp(), ctx.temp(), ctx.temp()
+        b.atomic_cmpxchg_pair((old1, old2), addr, (EXCL_VAL, EXCL_VAL2),
+                              (ctx.get_x(a.rt), ctx.get_x(a.rt2)), ctx.mem_idx)
+        b.xor(d1, old1, EXCL_VAL)
+        b.xor(d2, old2, EXCL_VAL2)
+        b.or_(d1, d1, d2)
+        b.setcond(Cond.NE, status, d1, ZERO)
     else:
         new, old = ctx.temp(), ctx.temp()
         size = a.size
@@ -305,31 +314,6 @@ def _store_exclusive(ctx: DisasContext, a, pair: bool) -> bool:
     b.movi(EXCL_ADDR, -1)  # any store-exclusive clears the monitor
     ctx.set_x(a.rs, status)
     return True
-
-
-def _store_pair_if_unchanged(ctx: DisasContext, addr: Temp, expect1: Temp, expect2: Temp,
-                             new1: Temp, new2: Temp, status: Temp,
-                             old_out: tuple[Temp, Temp] | None = None) -> None:
-    """Compare the two doublewords at addr with expect1/2 and store new1/2 if both
-    match; status = 0 on success, 1 otherwise (see the module docstring)."""
-    b = ctx.builder
-    addr2, cur1, cur2, differs = ctx.temp(), ctx.temp(), ctx.temp(), ctx.temp()
-    b.add(addr2, addr, const(I64, 8))
-    b.qemu_ld(cur1, addr, _aligned(3), ctx.mem_idx)
-    b.qemu_ld(cur2, addr2, _aligned(3), ctx.mem_idx)
-    d1, d2 = ctx.temp(), ctx.temp()
-    b.xor(d1, cur1, expect1)
-    b.xor(d2, cur2, expect2)
-    b.or_(differs, d1, d2)
-    skip = b.label()
-    b.setcond(Cond.NE, status, differs, ZERO)
-    b.brcond(Cond.NE, differs, ZERO, skip)
-    b.qemu_st(new1, addr, _aligned(3), ctx.mem_idx)
-    b.qemu_st(new2, addr2, _aligned(3), ctx.mem_idx)
-    b.set_label(skip)
-    if old_out is not None:
-        b.mov(old_out[0], cur1)
-        b.mov(old_out[1], cur2)
 
 
 def trans_stxr(ctx: DisasContext, a) -> bool:
@@ -387,9 +371,9 @@ def trans_casp(ctx: DisasContext, a) -> bool:
         ctx.set_x(a.rs, old, 0)
         ctx.set_x(a.rs + 1, hi, 0)
         return True
-    old1, old2, status = ctx.temp(), ctx.temp(), ctx.temp()
-    _store_pair_if_unchanged(ctx, addr, ctx.get_x(a.rs), ctx.get_x(a.rs + 1),
-                             ctx.get_x(a.rt), ctx.get_x(a.rt + 1), status, (old1, old2))
+    old1, old2 = ctx.temp(), ctx.temp()
+    b.atomic_cmpxchg_pair((old1, old2), addr, (ctx.get_x(a.rs), ctx.get_x(a.rs + 1)),
+                          (ctx.get_x(a.rt), ctx.get_x(a.rt + 1)), ctx.mem_idx)
     ctx.set_x(a.rs, old1)
     ctx.set_x(a.rs + 1, old2)
     return True

@@ -304,6 +304,26 @@ def _atomic_cmpxchg(em: Emitter, op: Op) -> None:
     _atomic_result(em, em.value(f"extractvalue {{ {w}, i1 }} {pair}, 0"), memop, op.outputs[0])
 
 
+@rule("atomic_cmpxchg_pair")
+def _atomic_cmpxchg_pair(em: Emitter, op: Op) -> None:
+    """One ``cmpxchg i128`` (``lock cmpxchg16b``: the host must have CX16, which every
+    x86-64 CPU LLVM's host target reports since 2008 has; without it LLVM would call
+    libatomic, which the loader refuses as an unknown import)."""
+    addr_t, *halves = op.inputs
+    memop, mmu_idx = op.args
+    wide = []
+    for lo_t, hi_t in (halves[0:2], halves[2:4]):
+        lo = em.value(f"zext i64 {em.read(lo_t)} to i128")
+        hi = em.value(f"zext i64 {em.read(hi_t)} to i128")
+        wide.append(em.value(f"or i128 {lo}, {em.value(f'shl i128 {hi}, 64')}"))
+    ptr = atomic_pointer(em, em.read(addr_t), memop, mmu_idx)
+    pair = em.value(f"cmpxchg ptr {ptr}, i128 {wide[0]}, i128 {wide[1]} seq_cst seq_cst, "
+                    "align 16")
+    old = em.value(f"extractvalue {{ i128, i1 }} {pair}, 0")
+    em.write(op.outputs[0], em.value(f"trunc i128 {old} to i64"))
+    em.write(op.outputs[1], em.value(f"trunc i128 {em.value(f'lshr i128 {old}, 64')} to i64"))
+
+
 @rule("atomic_rmw")
 def _atomic_rmw(em: Emitter, op: Op) -> None:
     addr_t, value_t = op.inputs
