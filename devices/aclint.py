@@ -23,7 +23,10 @@ from devices.base import (
     Clock,
     GuestErrorLog,
     IrqLine,
+    StateValue,
     TimerHandle,
+    load_fields,
+    save_fields,
     size_mask,
 )
 from devices.fdt import DeviceTree, node_name, reg
@@ -47,6 +50,8 @@ _NS_PER_S = 1_000_000_000
 
 class Aclint:
     name = "clint"
+    state_version = 1
+    _STATE_FIELDS = ("mtimecmp", "msip", "_time_delta")
     size = CLINT_SIZE
 
     def __init__(self, clock: Clock, mtip: Sequence[IrqLine], msip: Sequence[IrqLine], *,
@@ -74,6 +79,17 @@ class Aclint:
             self.msip[hart] = 0
             line(False)
         self._write_mtime(0, 0, 8)
+
+    def save_state(self) -> dict[str, StateValue]:
+        return save_fields(self, self._STATE_FIELDS)
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        """mtimecmp, MSIP and the mtime offset as saved (the clock restored first, so
+        mtime reads what it read then); MSIP/MTIP driven and timers re-armed."""
+        load_fields(self, self._STATE_FIELDS, saved)
+        for hart, line in enumerate(self._msip):
+            line(bool(self.msip[hart]))
+            self._set_mtimecmp(hart, self.mtimecmp[hart])
 
     def mtime(self) -> int:
         """The current mtime: also what the CPU's ``time`` CSR and Sstc compare with."""

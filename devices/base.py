@@ -16,6 +16,14 @@ accept — a width it rejects, an unaligned access, a hole in the register map �
 Also here: ``VirtualClock`` (a Clock with a timer queue), ``ByteRam`` (GuestRam on a
 bytearray) and ``IrqRecorder`` (a line that records its levels), used by machines and
 tests alike.
+
+Saved state (``savevm``/``loadvm``). A device with state implements :class:`Stateful`:
+``state_version`` and ``save_state()`` returning plain data (:data:`StateValue`: ints,
+bools, strings, bytes, None, lists and string-keyed dicts), and ``load_state(saved)``
+that puts the device back exactly — registers, FIFOs, timers re-armed from the
+restored clock — and drives its output lines to the restored levels. A state that does
+not fit (a missing field, a wrong type or size) raises :class:`StateError`.
+:func:`save_fields`/:func:`load_fields` copy a declared tuple of attribute names.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 
 class MmioDevice(Protocol):
@@ -165,6 +173,20 @@ class VirtualClock:
             timer.callback()
             fired += 1
 
+    def set_now(self, now_ns: int) -> None:
+        """Make virtual time read ``now_ns`` from here on (``loadvm``: the saved VM
+        clock). Timers still armed keep the time they had left."""
+        delta = now_ns - self.now_ns()
+        if self._source is None:
+            self._manual_ns = now_ns
+        else:
+            self._epoch -= delta
+        with self._lock:
+            for _, _, timer in self._queue:
+                timer.deadline_ns += delta
+            self._queue = [(deadline + delta, order, timer)
+                           for deadline, order, timer in self._queue]
+
     def advance(self, ns: int) -> int:
         """Manual clocks only: move time forward by ``ns`` and fire what became due."""
         if self._source is not None:
@@ -177,6 +199,95 @@ class VirtualClock:
     def _drop_cancelled(self) -> None:
         while self._queue and not self._queue[0][2].active:
             heapq.heappop(self._queue)
+
+
+StateValue = Any
+"""Saved device state: int, bool, str, bytes, None, list of StateValue, or dict of
+str to StateValue (what machines/vmstate.py can write)."""
+
+
+class StateError(ValueError):
+    """A saved state that does not fit the device loading it."""
+
+
+class Stateful(Protocol):
+    """A device whose state ``savevm`` saves (see the module docstring)."""
+
+    state_version: ClassVar[int]
+
+    def save_state(self) -> dict[str, StateValue]: ...
+
+    def load_state(self, saved: dict[str, StateValue]) -> None: ...
+
+
+def save_fields(device: object, names: tuple[str, ...]) -> dict[str, StateValue]:
+    """The attributes ``names`` of ``device`` (lists copied)."""
+    out: dict[str, StateValue] = {}
+    for name in names:
+        value = getattr(device, name)
+        out[name] = list(value) if isinstance(value, list) else value
+    return out
+
+
+def load_fields(device: object, names: tuple[str, ...], saved: dict[str, StateValue]) -> None:
+    """Sets the attributes ``names`` of ``device`` from ``saved``; each value must
+    have the type (and a list the length) the attribute has now, else StateError
+    (before anything is set)."""
+    for name in names:
+        if name not in saved:
+            raise StateError(f"{type(device).__name__}: saved state lacks '{name}'")
+        current, value = getattr(device, name), saved[name]
+        kind = int if isinstance(current, int) and not isinstance(current, bool) else type(current)
+        if current is not None and value is not None and (
+                type(value) is not kind and not (kind is int and type(value) is bool)):
+            raise StateError(f"{type(device).__name__}: saved '{name}' is a "
+                             f"{type(value).__name__}, not a {kind.__name__}")
+        if isinstance(current, list) and len(value) != len(current):
+            raise StateError(f"{type(device).__name__}: saved '{name}' has {len(value)} "
+                             f"entries, not {len(current)}")
+    for name in names:
+        value = saved[name]
+        setattr(device, name, list(value) if isinstance(value, list) else value)
+
+
+_PAGE = 4096
+_ZERO_PAGE = bytes(_PAGE)
+
+
+def nonzero_pages(data: bytes | bytearray | memoryview) -> list[list[StateValue]]:
+    """``data`` (e.g. a flash bank's storage) as ``[offset, bytes]`` runs of its
+    non-zero 4 KiB pages: what a mostly empty buffer costs in a saved state."""
+    view = memoryview(data)
+    runs: list[list[StateValue]] = []
+    start = None
+    for offset in range(0, len(view), _PAGE):
+        zero = view[offset:offset + _PAGE] == _ZERO_PAGE[:len(view) - offset]
+        if zero and start is not None:
+            runs.append([start, bytes(view[start:offset])])
+            start = None
+        elif not zero and start is None:
+            start = offset
+    if start is not None:
+        runs.append([start, bytes(view[start:])])
+    return runs
+
+
+def restore_pages(data: bytearray | memoryview, runs: StateValue) -> None:
+    """The inverse of :func:`nonzero_pages`: ``data`` zeroed, then the runs written
+    (StateError if they do not fit)."""
+    view = memoryview(data)
+    checked = []
+    for run in runs if isinstance(runs, list) else [None]:
+        if (not isinstance(run, list) or len(run) != 2 or not isinstance(run[0], int)
+                or not isinstance(run[1], bytes) or run[0] < 0
+                or run[0] + len(run[1]) > len(view)):
+            raise StateError("saved pages do not fit the buffer")
+        checked.append(run)
+    for offset in range(0, len(view), 1 << 20):
+        end = min(len(view), offset + (1 << 20))
+        view[offset:end] = bytes(end - offset)
+    for offset, chunk in checked:
+        view[offset:offset + len(chunk)] = chunk
 
 
 class ByteRam:

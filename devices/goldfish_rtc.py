@@ -22,7 +22,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from devices.base import AccessRules, Clock, GuestErrorLog, IrqLine, TimerHandle
+from devices.base import (
+    AccessRules,
+    Clock,
+    GuestErrorLog,
+    IrqLine,
+    StateError,
+    StateValue,
+    TimerHandle,
+    load_fields,
+    save_fields,
+)
 from devices.fdt import DeviceTree, node_name, reg
 
 TIME_LOW, TIME_HIGH = 0x00, 0x04
@@ -36,6 +46,8 @@ _NS_PER_S = 1_000_000_000
 
 class GoldfishRtc:
     name = "rtc"
+    state_version = 1
+    _STATE_FIELDS = ("alarm_next", "irq_pending", "irq_enabled", "time_high")
     size = 0x24  # QEMU's region; the device tree gives the 0x1000 window
 
     def __init__(self, clock: Clock, irq: IrqLine, *,
@@ -56,6 +68,25 @@ class GoldfishRtc:
         self.alarm_next = 0
         self.irq_pending = False
         self.irq_enabled = False
+        self._update()
+
+    def save_state(self) -> dict[str, StateValue]:
+        state = save_fields(self, self._STATE_FIELDS)
+        state["time_ns"] = self.time_ns()
+        state["alarm_armed"] = self._timer is not None
+        return state
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        """The guest's time goes on from the saved value (as QEMU's goldfish_rtc
+        post_load does); an armed alarm is armed again."""
+        now, armed = saved.get("time_ns"), saved.get("alarm_armed")
+        if not isinstance(now, int) or not isinstance(armed, bool):
+            raise StateError("rtc: saved time or alarm state missing")
+        load_fields(self, self._STATE_FIELDS, saved)
+        self._set_time(now)
+        self._clear_alarm()
+        if armed:
+            self._set_alarm()
         self._update()
 
     def time_ns(self) -> int:

@@ -26,7 +26,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from devices.base import AccessRules, GuestErrorLog, size_mask
+from devices.base import (
+    AccessRules,
+    GuestErrorLog,
+    StateValue,
+    load_fields,
+    save_fields,
+    size_mask,
+)
 from devices.fdt import DeviceTree
 
 SPIKE_HTIF_BASE = 0x1000000
@@ -64,6 +71,8 @@ class HtifLayout:
 
 class Htif:
     name = "htif"
+    state_version = 1
+    _STATE_FIELDS = ("tohost", "fromhost", "_getc_request", "_tohost_open")
 
     def __init__(self, write: Callable[[bytes], object], on_exit: Callable[[int], None], *,
                  layout: HtifLayout | None = None, log: GuestErrorLog | None = None) -> None:
@@ -99,6 +108,12 @@ class Htif:
             self._write32(offset, value)
 
     # --- console input ------------------------------------------------------------
+
+    def save_state(self) -> dict[str, StateValue]:
+        return save_fields(self, self._STATE_FIELDS)
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        load_fields(self, self._STATE_FIELDS, saved)
 
     def can_receive(self) -> int:
         """1 when the guest waits for a byte (a getchar request, fromhost empty)."""

@@ -24,7 +24,16 @@ import mmap
 import os
 from collections.abc import Callable
 
-from devices.base import GuestErrorLog, size_mask
+from devices.base import (
+    GuestErrorLog,
+    StateError,
+    StateValue,
+    load_fields,
+    nonzero_pages,
+    restore_pages,
+    save_fields,
+    size_mask,
+)
 
 VIRT_SECTOR_SIZE = 256 * 1024
 VIRT_BANK_SIZE = 32 * 1024 * 1024
@@ -113,6 +122,31 @@ class PflashCfi01:
 
     def close(self) -> None:
         self.storage.close()
+
+    # --- savevm ----------------------------------------------------------------------
+
+    state_version = 1
+    _STATE_FIELDS = ("cmd", "wcycle", "status", "counter", "_block_offset")
+
+    def save_state(self) -> dict[str, StateValue]:
+        """The command state machine, and the contents when no image holds them (QEMU
+        saves a flash without a drive as RAM; with one, the image is the disk)."""
+        state = save_fields(self, self._STATE_FIELDS)
+        state["block"] = bytes(self._block) if self._block is not None else None
+        state["storage"] = nonzero_pages(self.storage) if self._image is None else None
+        return state
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        block, storage = saved.get("block", b""), saved.get("storage", b"")
+        if block is not None and (not isinstance(block, bytes)
+                                  or len(block) != self.writeblock_size):
+            raise StateError(f"{self.name}: saved write buffer does not fit")
+        if self._image is not None and storage is not None:
+            raise StateError(f"{self.name}: saved contents for a flash with an image")
+        load_fields(self, self._STATE_FIELDS, saved)
+        if self._image is None:
+            restore_pages(self.storage, storage)  # type: ignore[arg-type]
+        self._block = bytearray(block) if block is not None else None
 
     # --- the CFI table ---------------------------------------------------------------
 

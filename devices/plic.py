@@ -33,7 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from devices.base import AccessRules, GuestErrorLog, IrqLine
+from devices.base import (
+    AccessRules,
+    GuestErrorLog,
+    IrqLine,
+    StateError,
+    StateValue,
+    load_fields,
+    save_fields,
+)
 from devices.fdt import DeviceTree, node_name, reg
 
 VIRT_NUM_SOURCES = 96
@@ -54,6 +62,8 @@ _RULES = AccessRules(min_size=4, max_size=4)
 
 class Plic:
     name = "plic"
+    state_version = 1
+    _STATE_FIELDS = ("priority", "threshold", "pending", "claimed", "_levels")
 
     def __init__(self, contexts: Sequence[IrqLine], *,
                  num_sources: int = VIRT_NUM_SOURCES,
@@ -79,6 +89,23 @@ class Plic:
         self.claimed = [0] * self._words
         self.enable = [[0] * self._words for _ in self._outputs]
         self._output_levels: list[bool | None] = [None] * len(self._outputs)
+        self._update()
+
+    def save_state(self) -> dict[str, StateValue]:
+        state = save_fields(self, self._STATE_FIELDS)
+        state["enable"] = [list(words) for words in self.enable]
+        return state
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        """Registers, gateways and input levels as saved; every context's output is
+        driven again (the hart lines then match the restored state)."""
+        enable = saved.get("enable")
+        if (not isinstance(enable, list) or len(enable) != len(self._outputs)
+                or any(not isinstance(w, list) or len(w) != self._words for w in enable)):
+            raise StateError("plic: saved enable bits do not fit this PLIC")
+        load_fields(self, self._STATE_FIELDS, saved)
+        self.enable = [list(words) for words in enable]
+        self._output_levels = [None] * len(self._outputs)
         self._update()
 
     def source_line(self, source: int) -> IrqLine:

@@ -29,7 +29,17 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from devices.base import AccessRules, Clock, GuestErrorLog, IrqLine, TimerHandle
+from devices.base import (
+    AccessRules,
+    Clock,
+    GuestErrorLog,
+    IrqLine,
+    StateError,
+    StateValue,
+    TimerHandle,
+    load_fields,
+    save_fields,
+)
 from devices.fdt import DeviceTree, node_name, reg
 
 VIRT_BAUDBASE = 399193  # what QEMU's virt passes to serial_mm_init (not the DT's clock)
@@ -70,9 +80,16 @@ _RULES = AccessRules(min_size=1, max_size=8)
 _NS_PER_S = 1_000_000_000
 
 
+# What savevm keeps of the UART (besides the FIFOs and the timeout's deadline).
+_STATE_FIELDS = ("rbr", "thr", "ier", "iir", "lcr", "lsr", "msr", "divider", "mcr", "scr",
+                 "fcr", "_rx_trigger", "char_time_ns", "_timeout_pending", "_thr_pending",
+                 "_tsr", "_tsr_retry")
+
+
 class Uart16550:
     name = "serial"
     size = 8
+    state_version = 1
 
     def __init__(self, clock: Clock, irq: IrqLine, write: Callable[[bytes], object], *,
                  baudbase: int = VIRT_BAUDBASE,
@@ -89,6 +106,7 @@ class Uart16550:
         self._rx: deque[int] = deque()
         self._tx: deque[int] = deque()
         self._timeout_timer: TimerHandle | None = None
+        self._timeout_deadline = 0  # when the armed timeout fires
         # Not touched by reset, as in QEMU: FCR survives a system reset.
         self.fcr = 0
         self._rx_trigger = 0
@@ -114,6 +132,35 @@ class Uart16550:
         self._tsr = 0
         self._tsr_retry = 0
         self._irq(False)
+
+    # --- savevm ---------------------------------------------------------------------
+
+    def save_state(self) -> dict[str, StateValue]:
+        state = save_fields(self, _STATE_FIELDS)
+        state["rx"] = bytes(self._rx)
+        state["tx"] = bytes(self._tx)
+        state["timeout_deadline"] = (self._timeout_deadline if self._timeout_timer is not None
+                                     else None)
+        return state
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        """Registers and FIFOs as saved; the character timeout re-armed on the restored
+        clock; a byte that was waiting for the backend is offered to it again."""
+        rx, tx = saved.get("rx"), saved.get("tx")
+        deadline = saved.get("timeout_deadline", 0)
+        if (not isinstance(rx, bytes) or not isinstance(tx, bytes) or len(rx) > FIFO_LENGTH
+                or len(tx) > FIFO_LENGTH or not isinstance(deadline, int | None)):
+            raise StateError("serial: saved FIFOs or timeout do not fit a 16550")
+        load_fields(self, _STATE_FIELDS, saved)
+        self._rx = deque(rx)
+        self._tx = deque(tx)
+        self._cancel_timeout()
+        if deadline is not None:
+            self._timeout_deadline = deadline
+            self._timeout_timer = self._clock.set_timer(deadline, self._on_timeout)
+        self._update_irq()
+        if self._tsr_retry:
+            self._transmit()
 
     # --- the register interface ---------------------------------------------------
 
@@ -361,7 +408,7 @@ class Uart16550:
 
     def _arm_timeout(self) -> None:
         self._cancel_timeout()
-        deadline = self._clock.now_ns() + 4 * self.char_time_ns
+        deadline = self._timeout_deadline = self._clock.now_ns() + 4 * self.char_time_ns
         self._timeout_timer = self._clock.set_timer(deadline, self._on_timeout)
 
     def _cancel_timeout(self) -> None:

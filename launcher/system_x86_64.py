@@ -223,6 +223,8 @@ def _check(options: Options, machine_name: str) -> tuple[MicrovmOptions, bool, s
             device_id = dict(pairs).get("id")
             props = tuple((k, v) for k, v in pairs if k != "id")
             virtio.append(DeviceOptions(parts[0], props, device_id, f"-device {text}"))
+    if options.loadvm is not None:
+        raise _fail("VM snapshots are not supported with KVM yet", f"-loadvm {options.loadvm}")
     from launcher.system.main import _check_drive
     drives = tuple(_check_drive(text, options.snapshot) for text in options.drives)
     log_path = None

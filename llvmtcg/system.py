@@ -71,6 +71,48 @@ class SystemCpu:
         for reg, value in zip(("a0", "a1", "a2"), (a0, a1, a2), strict=True):
             self.arch.reg_write(state, reg, value)
 
+    # -- savevm/loadvm ------------------------------------------------------------------
+    def save_state(self) -> dict[str, object]:
+        """The hart's architectural state as plain data (ints, lists, dicts): the
+        registers of the state buffer (the guest's, pc, the retired-instruction count
+        behind the counters, the guest FP environment), WFI, and the architecture's
+        own (``GuestArch.save_state``). Interrupt lines are the devices' state."""
+        state = self.state
+        registers: dict[str, list[int]] = {}
+        for name in _saved_fields(state):
+            count = state.layout.fields[name].count
+            registers[name] = [state.get(name, i) for i in range(count)]
+        return {"registers": registers, "halted": self.halted,
+                "arch": self.arch.save_state(state)}
+
+    def load_state(self, saved: dict[str, object]) -> None:
+        """Restores :meth:`save_state`'s data; every translated block and cached address
+        translation is dropped (memory was restored too). ValueError when ``saved``
+        does not fit this CPU (nothing is changed then)."""
+        state = self.state
+        try:
+            registers = saved["registers"]
+            values: list[tuple[str, int, int]] = []
+            for name in _saved_fields(state):
+                cells = registers[name]  # type: ignore[index]
+                if len(cells) != state.layout.fields[name].count:
+                    raise ValueError(f"register {name}: {len(cells)} values saved")
+                values += [(name, i, int(v)) for i, v in enumerate(cells)]
+            halted = bool(saved["halted"])
+            arch_state = saved["arch"]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"saved CPU state does not fit: {exc}") from None
+        try:
+            self.arch.load_state(state, arch_state)  # type: ignore[arg-type]
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"saved CPU state does not fit: {exc}") from None
+        for name, index, value in values:
+            state.set(name, value, index)
+        self.halted = halted
+        self.cpu.flush()
+        self.cpu.tlb_flush()
+        state.request_exit()
+
     def set_irq(self, line: int, level: bool) -> None:
         """A device drives interrupt input ``line`` (RISC-V: the mip bit number, e.g.
         7 for MTIP); a change that may need the hart's attention makes it leave
@@ -141,6 +183,20 @@ class SystemCpu:
 
     def close(self) -> None:
         self.cpu.close()
+
+
+# The runtime fields that are guest state: the pc, the instruction count the cycle and
+# instret counters derive from, and the guest FP environment.
+_SAVED_RUNTIME_FIELDS = ("pc", "insn_count", "fp_env")
+
+
+def _saved_fields(state) -> list[str]:  # state: CpuState
+    """The fields of ``state``'s layout savevm keeps: the guest's registers (every field
+    that is not the runtime's own) and :data:`_SAVED_RUNTIME_FIELDS`."""
+    from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS
+    runtime = {spec[0] for spec in (*RUNTIME_FIELDS, *RUNTIME_TAIL_FIELDS)}
+    return [name for name in state.layout.fields
+            if name not in runtime or name in _SAVED_RUNTIME_FIELDS]
 
 
 class SharedCode:

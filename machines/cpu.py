@@ -181,6 +181,15 @@ class LlvmtcgHart:
     def set_irq(self, irq: IrqBit, level: bool) -> None:
         self._cpu.set_irq(int(irq), level)
 
+    def save_state(self) -> dict[str, object]:
+        """savevm: the hart's state as plain data (llvmtcg.system.SystemCpu.save_state)."""
+        return self._cpu.save_state()
+
+    def load_state(self, saved: dict[str, object]) -> None:
+        """loadvm: restores :meth:`save_state`'s data (its Sstc timer re-armed, its
+        translated code dropped); ValueError when it does not fit."""
+        self._cpu.load_state(saved)
+
     def ready(self) -> bool:
         """Whether ``run`` would execute guest code (not waiting in WFI)."""
         return self._cpu.ready()

@@ -95,6 +95,8 @@ class RunState(enum.Enum):
     PRELAUNCH = "prelaunch"  # -S: reset, never run yet
     RUNNING = "running"
     PAUSED = "paused"  # stop
+    SAVE_VM = "save-vm"  # savevm in progress
+    RESTORE_VM = "restore-vm"  # loadvm in progress
     DEBUG = "debug"  # a debugger's breakpoint or step
     SHUTDOWN = "shutdown"  # the guest powered off under -no-shutdown
 
@@ -427,9 +429,12 @@ class MachineLoop:
             self._watcher.unwatch(fd)
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self) -> int:
-        """Reset the machine and run it until a shutdown request; return its status."""
-        self._reset()
+    def run(self, *, reset: bool = True) -> int:
+        """Reset the machine and run it until a shutdown request; return its status.
+        ``reset`` False: the caller has put the machine in its starting state
+        (``-loadvm``)."""
+        if reset:
+            self._reset()
         watcher = self._watcher = _Watcher(self)
         for fd, callback in self._watches:
             watcher.watch(fd, callback)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devices.base import GuestMemoryError
+from devices.base import GuestMemoryError, Stateful
 from devices.fdt import DeviceTree, FdtError
 from devices.virtio import FdtNode, Phandle
 from llvmtcg.runtime.physmem import BusError, PhysicalAddressSpace, RegionError
@@ -177,6 +177,10 @@ class Machine:
         self.last_request: int | str | None = None  # what a device last asked for
         self.closers: list[Callable[[], None]] = []  # host resources (disk images)
         self.block: BlockDevices | None = None  # the drives, for the monitors
+        # What savevm saves besides memory and harts (machines/vmstate.py): the devices
+        # with state, by a name unique in the machine (QEMU's section "idstr").
+        self.stateful: dict[str, Stateful] = {}
+        self.harts: list[LlvmtcgHart] = []  # set by create_cpu
 
     # -- what devices ask for -------------------------------------------------------------
     def on_poweroff(self, status: int) -> None:
@@ -212,11 +216,13 @@ class Machine:
                               log=self.log) for hart in range(self.num_harts)]
         if self.num_harts == 1:
             cpu: SystemCpu = create_system_cpu(wirings[0])
+            self.harts = [cpu]  # type: ignore[list-item]
         else:
             from llvmtcg.system import SharedCode
             harts = [LlvmtcgHart(wiring) for wiring in wirings]
             SharedCode([hart.translated for hart in harts])
             cpu = HartGroup(harts, self.clock)
+            self.harts = harts
         self.attach_cpu(cpu)
         return cpu
 

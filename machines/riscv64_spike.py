@@ -117,6 +117,7 @@ def _build(options: MachineOptions, memory: PhysicalAddressSpace) -> Machine:
     add_main_ram(memory, "riscv.spike.ram", DRAM_BASE, ram_size)
     memory.add_rom("riscv.spike.mrom", MROM_BASE, MROM_SIZE)
     machine.resettables.append(clint)
+    machine.stateful[f"riscv.aclint@{CLINT_BASE:x}"] = clint
 
     # -- boot images (spike_board_init) ----------------------------------------------------
     images = machine.images
@@ -149,6 +150,7 @@ def _build(options: MachineOptions, memory: PhysicalAddressSpace) -> Machine:
     device = htif.Htif(options.serial_out or (lambda data: None), machine.on_poweroff,
                        layout=layout, log=log)
     port = _HtifPort(device, machine.serial_input)
+    machine.stateful["riscv.htif.uart"] = device
     machine.serial_input.frontend = device
     try:
         if layout is None:

@@ -186,6 +186,16 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     flash_banks = _add_flash(memory, log)
     add_main_ram(memory, "riscv_virt_board.ram", DRAM_BASE, ram_size)
     machine.resettables += [plic_dev, rtc, clint, uart, *slots, *flash_banks]
+    # savevm's devices, the interrupt controller first: the others then drive their
+    # lines into a PLIC that already has its restored state.
+    machine.stateful.update({f"riscv.sifive.plic@{PLIC_BASE:x}": plic_dev,
+                             f"riscv.aclint@{CLINT_BASE:x}": clint,
+                             f"goldfish_rtc@{RTC_BASE:x}": rtc,
+                             f"serial@{UART0_BASE:x}": uart})
+    machine.stateful.update({f"virtio-mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}": slot
+                             for i, slot in enumerate(slots)})
+    machine.stateful.update({f"{bank.name}@{FLASH_BASE + unit * bank.size:x}": bank
+                             for unit, bank in enumerate(flash_banks)})
 
     # -- boot images (virt_machine_done) ----------------------------------------------------
     images = machine.images

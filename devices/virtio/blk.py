@@ -18,6 +18,7 @@ import struct
 from enum import IntEnum
 
 from blockdev.node import BlockBackend
+from devices.base import StateValue, load_fields, save_fields
 from devices.virtio.device import VIRTIO_ID_BLOCK
 from devices.virtio.queue import Chain, VirtioError, Virtqueue
 
@@ -176,9 +177,20 @@ class VirtioBlk:
         self.default_write_cache = write_cache
         self.reset()
 
+    state_version = 1
+    _STATE_FIELDS = ("negotiated", "write_cache")
+
     def reset(self) -> None:
         self.negotiated = 0
         self.write_cache = self.default_write_cache  # until the driver changes it
+
+    def save_state(self) -> dict[str, StateValue]:
+        """The driver's choices; the disk itself is the block layer's (savevm takes an
+        internal snapshot of it)."""
+        return save_fields(self, self._STATE_FIELDS)
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        load_fields(self, self._STATE_FIELDS, saved)
 
     # -- configuration --------------------------------------------------------------------
 

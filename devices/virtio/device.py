@@ -6,8 +6,9 @@ and the queues' addresses; a device only describes itself and handles its queues
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import ClassVar, Protocol
 
+from devices.base import StateValue
 from devices.virtio.queue import Virtqueue
 
 # Device IDs (virtio 1.x, "Device Types").
@@ -60,3 +61,11 @@ class VirtioDevice(Protocol):
     def reset(self) -> None:
         """Back to the state after power-on (the driver wrote 0 to the status)."""
         ...
+
+    # savevm (devices.base.Stateful): the device's own state; the transport saves
+    # its registers and the queues.
+    state_version: ClassVar[int]
+
+    def save_state(self) -> dict[str, StateValue]: ...
+
+    def load_state(self, saved: dict[str, StateValue]) -> None: ...

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from devices.base import GuestRam, IrqLine
+from devices.base import GuestRam, IrqLine, StateError, StateValue, load_fields, save_fields
 from devices.virtio.device import (
     STATUS_DEVICE_NEEDS_RESET,
     STATUS_DRIVER_OK,
@@ -154,6 +154,63 @@ class VirtioMmio:
         if self.device is not None:
             self.device.reset()
         self._update_irq()
+
+    # -- savevm ----------------------------------------------------------------------------
+
+    state_version = 1
+    _STATE_FIELDS = ("status", "interrupt_status", "device_features_sel", "driver_features_sel",
+                     "driver_features", "_driver_features_unknown", "negotiated_features",
+                     "queue_sel", "broken_reason", "config_generation")
+    _QUEUE_FIELDS = ("last_avail_idx", "used_idx", "_unsignalled", "_signalled_used",
+                     "_signalled_used_valid")
+
+    def save_state(self) -> dict[str, StateValue]:
+        """The transport's registers, each queue (its layout and, when ready, the
+        device's ring positions) and the device's own state."""
+        state = save_fields(self, self._STATE_FIELDS)
+        queues: list[StateValue] = []
+        for regs in self._queues:
+            entry = {"size": regs.size, "desc": regs.desc, "driver": regs.driver,
+                     "device": regs.device, "ready": regs.queue is not None}
+            if regs.queue is not None:
+                entry.update(save_fields(regs.queue, self._QUEUE_FIELDS))
+            queues.append(entry)
+        state["queues"] = queues
+        state["device"] = ({"id": self.device.device_id, "version": self.device.state_version,
+                            "state": self.device.save_state()}
+                           if self.device is not None else None)
+        return state
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        device, queues = saved.get("device"), saved.get("queues")
+        if self.device is None:
+            if device is not None:
+                raise StateError(f"{self.name}: saved with a device, now an empty slot")
+        elif (not isinstance(device, dict) or device.get("id") != self.device.device_id
+              or device.get("version") != self.device.state_version):
+            raise StateError(f"{self.name}: saved with another device or version than "
+                             f"{self.device.name} v{self.device.state_version}")
+        if not isinstance(queues, list) or len(queues) != len(self._queues):
+            raise StateError(f"{self.name}: saved queues do not fit the device")
+        load_fields(self, self._STATE_FIELDS, saved)
+        rebuilt = []
+        for entry in queues:
+            regs = _QueueRegisters(entry["size"], entry["desc"], entry["driver"],
+                                   entry["device"])
+            if entry["ready"]:
+                try:
+                    regs.queue = Virtqueue(self.ram, regs.size, regs.desc, regs.driver,
+                                           regs.device, self.negotiated_features,
+                                           self._used_buffer_interrupt)
+                except VirtioError as error:
+                    raise StateError(f"{self.name}: saved queue: {error}") from None
+                load_fields(regs.queue, self._QUEUE_FIELDS, entry)
+            rebuilt.append(regs)
+        self._queues = rebuilt
+        if self.device is not None:
+            self.device.load_state(device["state"])
+        self._irq_level = self.interrupt_status != 0
+        self.irq(self._irq_level)
 
     @property
     def offered_features(self) -> int:

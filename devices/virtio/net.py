@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from devices.virtio.queue import Chain, VirtioError, Virtqueue
+from devices.base import GuestRam, StateError, StateValue
+from devices.virtio.queue import Buffer, Chain, VirtioError, Virtqueue
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,8 @@ class Transport(Protocol):
 
     def config_changed(self) -> None: ...
 
+    ram: GuestRam  # where the queues' buffers are (chains restored by loadvm)
+
 
 class NetBackend(NetPeer, Protocol):
     """A network backend a NIC plugs into (``-netdev``): it sends frames to the one
@@ -170,6 +173,40 @@ class VirtioNet:
         # buffers than were available): they are the device's until used or reset.
         self._rx_chains: deque[Chain] = deque()
         self._pending.clear()
+
+    # -- savevm ---------------------------------------------------------------------------
+
+    state_version = 1
+
+    def save_state(self) -> dict[str, StateValue]:
+        """The features, link, frames waiting for buffers, and the receive chains taken
+        from the queue but not filled yet (the queue's index is past them)."""
+        return {"negotiated": self.negotiated, "link_up": self.link_up,
+                "dropped": self.dropped, "pending": list(self._pending),
+                "rx_chains": [[chain.head, [[b.addr, b.length] for b in chain.readable],
+                               [[b.addr, b.length] for b in chain.writable]]
+                              for chain in self._rx_chains]}
+
+    def load_state(self, saved: dict[str, StateValue]) -> None:
+        try:
+            negotiated, link_up = int(saved["negotiated"]), bool(saved["link_up"])
+            dropped = int(saved["dropped"])
+            pending = [bytes(frame) for frame in saved["pending"]]
+            chains = deque(self._chain(entry) for entry in saved["rx_chains"])
+        except (KeyError, TypeError, ValueError):
+            raise StateError("virtio-net: saved state does not fit") from None
+        self.negotiated, self.dropped = negotiated, dropped
+        self._pending = deque(pending)
+        self._rx_chains = chains
+        if link_up != self.link_up:
+            self.link_up = link_up  # (the restored config generation already counts it)
+
+    def _chain(self, entry: StateValue) -> Chain:
+        head, readable, writable = entry
+        if self._transport is None:
+            raise ValueError("no transport")
+        return Chain(int(head), tuple(Buffer(int(a), int(n)) for a, n in readable),
+                     tuple(Buffer(int(a), int(n)) for a, n in writable), self._transport.ram)
 
     # -- configuration --------------------------------------------------------------------
 

@@ -27,8 +27,16 @@ class VirtioRng:
     def __init__(self, source: Callable[[int], bytes] = os.urandom) -> None:
         self.source = source
 
+    state_version = 1
+
     def reset(self) -> None:
         pass  # no state beyond the transport's
+
+    def save_state(self) -> dict[str, object]:
+        return {}
+
+    def load_state(self, saved: dict[str, object]) -> None:
+        pass
 
     def config(self) -> bytes:
         return b""

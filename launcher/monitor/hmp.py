@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from launcher.chardev import Chardev, ChardevEvent, MuxChardev
-from launcher.monitor import block_commands, net_commands
+from launcher.monitor import block_commands, net_commands, snapshot_commands
 from launcher.monitor.vm import QEMU_VERSION, MonitorError, Vm
 
 PROMPT = "(qemu) "
@@ -260,7 +260,20 @@ class HmpCommands:
         return block_commands.info_block(self.vm.machine.block, args)
 
     def info_snapshots(self, _: str) -> str:
-        return "no block device can store vmstate for snapshot\n"
+        return snapshot_commands.info(self.vm)
+
+    def savevm(self, args: str) -> str:
+        return snapshot_commands.savevm(self.vm, args.split()[0] if args else None)
+
+    def loadvm(self, args: str) -> str:
+        if not args:
+            raise HmpError("loadvm: string expected")
+        return snapshot_commands.loadvm(self.vm, args.split()[0])
+
+    def delvm(self, args: str) -> str:
+        if not args:
+            raise HmpError("delvm: string expected")
+        return snapshot_commands.delvm(self.vm, args.split()[0])
 
     def info_name(self, _: str) -> str:
         return f"{self.vm.name}\n" if self.vm.name else ""
@@ -477,6 +490,7 @@ def _format_item(letter: str, value: int, size: int, digits: int) -> str:
 _COMMANDS = [
     Command("c|cont", "", "resume emulation", HmpCommands.cont),
     Command("cpu", "index", "set the default CPU", HmpCommands.cpu),
+    Command("delvm", "tag", "delete a VM snapshot from its tag", HmpCommands.delvm),
     Command("gdbserver", "[device]", "start gdbserver on given device (default 'tcp::1234'), "
             "stop with 'none'", HmpCommands.gdbserver),
     Command("help|?", "[cmd]", "show the help", HmpCommands.help),
@@ -487,11 +501,14 @@ _COMMANDS = [
             "remove host-to-guest TCP or UDP redirection", net_commands.hostfwd_remove),
     Command("info", "[subcommand]", "show various information about the system state",
             HmpCommands.info),
+    Command("loadvm", "tag", "restore a VM snapshot from its tag", HmpCommands.loadvm),
     Command("log", "item1[,...]", "activate logging of the specified items", HmpCommands.log),
     Command("logfile", "filename", "output logs to 'filename'", HmpCommands.logfile),
     Command("print|p", "/fmt expr", "print expression value (use $reg for CPU register "
             "access)", HmpCommands.print_),
     Command("quit|q", "", "quit the emulator", HmpCommands.quit),
+    Command("savevm", "tag", "save a VM snapshot. If no tag is provided, a new snapshot is "
+            "created", HmpCommands.savevm),
     Command("set_link", "name on|off", "change the link status of a network adapter",
             net_commands.set_link),
     Command("stop", "", "stop emulation", HmpCommands.stop),

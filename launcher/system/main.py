@@ -208,6 +208,7 @@ def usage(target: Target) -> str:
             "         [,snapshot=on][,cache=writeback|writethrough|none|unsafe]\n"
             "  -blockdev driver=qcow2,node-name=N,file.driver=file,file.filename=FILE\n"
             "  -snapshot                         writes go to temporary overlays\n"
+            "  -loadvm NAME                      start from an internal VM snapshot (savevm)\n"
             "  -device virtio-blk-device,drive=ID  -device virtio-rng-device  (-device help)\n"
             "  -netdev user,id=ID[,net=ADDR/MASK][,hostfwd=tcp::HOSTPORT-:GUESTPORT]\n"
             "  -device virtio-net-device,netdev=ID[,mac=MAC]  -nic user,...  -net nic -net user\n"
@@ -649,8 +650,21 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     debugged.monitor_command = _gdb_monitor(vm)
     consoles.start(loop, vm, SerialPort(machine.serial_input, machine.serial_break))
     debugged.attach(loop)
+    if options.loadvm is not None:
+        _loadvm(machine, options.loadvm)
     with _Signals(target, loop, consoles, err):
-        return loop.run()
+        return loop.run(reset=options.loadvm is None)
+
+
+def _loadvm(machine: Machine, name: str) -> None:
+    """-loadvm: the machine reset, then snapshot ``name`` loaded (QEMU exits with the
+    error when it cannot be)."""
+    from machines.snapshots import SnapshotError, load_vm
+    machine.reset()
+    try:
+        load_vm(machine, name)
+    except SnapshotError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _gdbstub(cpu, plan: _Plan):  # -> machines.gdb.GdbHart

@@ -147,6 +147,7 @@ class Options:
     drives: list[str] = field(default_factory=list)
     blockdevs: list[str] = field(default_factory=list)
     snapshot: bool = False
+    loadvm: str | None = None  # -loadvm NAME: start from that internal VM snapshot
     devices: list[str] = field(default_factory=list)
     # -netdev/-nic/-net in command-line order, as (option name, value).
     networks: list[tuple[str, str]] = field(default_factory=list)
@@ -170,7 +171,8 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "monitor": (True, "monitors+"), "mon": (True, "mons+"), "qmp": (True, "qmps+"),
     "S": (False, "start_paused"), "no-shutdown": (False, "no_shutdown"),
     "drive": (True, "drives+"), "blockdev": (True, "blockdevs+"),
-    "snapshot": (False, "snapshot"), "device": (True, "devices+"),
+    "snapshot": (False, "snapshot"), "loadvm": (True, "loadvm"),
+    "device": (True, "devices+"),
     "netdev": (True, "net:netdev"), "nic": (True, "net:nic"), "net": (True, "net:net"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),

@@ -306,6 +306,16 @@ class GuestArch(abc.ABC):
         and whenever the deadline (in ``time`` units, None: none) may have moved."""
         listener(None)  # an architecture without a CPU timer
 
+    def save_state(self, state: CpuState) -> dict[str, object]:
+        """System mode (savevm): the architecture's state outside the CPU-state buffer
+        (RISC-V: privilege and CSRs), as plain data (ints, strings, lists, dicts)."""
+        return {}
+
+    def load_state(self, state: CpuState, saved: dict[str, object]) -> None:
+        """System mode (loadvm): the inverse of :meth:`save_state`; KeyError,
+        TypeError or ValueError when ``saved`` does not fit, before any change."""
+        return None
+
     def wakes(self, state: CpuState) -> bool:
         """System mode: whether a CPU waiting for an interrupt (RISC-V WFI) resumes."""
         return True

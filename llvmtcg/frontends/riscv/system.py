@@ -246,6 +246,22 @@ class Riscv64SystemArch(Riscv64Arch):
     def wakes(self, state: CpuState) -> bool:
         return trap.wfi_wakes(hart_of(state).csr)
 
+    def save_state(self, state: CpuState) -> dict[str, object]:
+        return {"hartid": self.hartid, "csr": hart_of(state).csr.save_state()}
+
+    def load_state(self, state: CpuState, saved: dict[str, object]) -> None:
+        """The CSR file as saved; the translation flags follow, and the timer
+        listener is told the restored Sstc deadline."""
+        if saved.get("hartid") != self.hartid:
+            raise ValueError(f"saved state of hart {saved.get('hartid')} loaded into hart "
+                             f"{self.hartid}")
+        hart = hart_of(state)
+        hart.csr.load_state(saved["csr"])  # type: ignore[arg-type]
+        sync_flags(state, hart.csr)
+        if hart.timer_listener is not None:
+            hart.timer_listener(hart.csr.timer_deadline)
+        state.request_exit()  # a restored pending interrupt is taken first
+
     # -- traps and interrupts -----------------------------------------------------------------
     def do_interrupt(self, state: CpuState, exception_index: int,
                      fault: MemFault | None = None) -> None:

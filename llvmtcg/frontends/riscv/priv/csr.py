@@ -257,6 +257,39 @@ class CsrFile:
         self._counter_frozen = {CY: 0, IR: 0}
         self.pmp.reset()
 
+    # -- savevm -----------------------------------------------------------------------------
+    # The interrupt lines (_irq_lines) are not saved: the devices driving them restore
+    # their levels.
+    _SAVED = ("mstatus", "misa", "medeleg", "mideleg", "mie", "_mip_sw", "mtvec", "stvec",
+              "_mepc", "_sepc", "mcause", "scause", "mtval", "stval", "mscratch",
+              "sscratch", "mcounteren", "scounteren", "menvcfg", "senvcfg", "mcountinhibit",
+              "stimecmp", "satp")
+
+    def save_state(self) -> dict[str, object]:
+        """Privilege, every CSR and the counters' offsets, as plain data."""
+        state: dict[str, object] = {name: getattr(self, name) for name in self._SAVED}
+        state["priv"] = int(self.priv)
+        state["counter_offset"] = [self._counter_offset[CY], self._counter_offset[IR]]
+        state["counter_frozen"] = [self._counter_frozen[CY], self._counter_frozen[IR]]
+        state["pmp"] = self.pmp.save_state()
+        return state
+
+    def load_state(self, saved: dict[str, object]) -> None:
+        """The inverse of :meth:`save_state` (KeyError/TypeError/ValueError when
+        ``saved`` does not fit; nothing is changed then)."""
+        values = {name: int(saved[name]) for name in self._SAVED}  # type: ignore[call-overload]
+        priv = Priv(int(saved["priv"]))  # type: ignore[call-overload]
+        offset = [int(v) for v in saved["counter_offset"]]  # type: ignore[attr-defined]
+        frozen = [int(v) for v in saved["counter_frozen"]]  # type: ignore[attr-defined]
+        if len(offset) != 2 or len(frozen) != 2:
+            raise ValueError("saved counters are not [cycle, instret]")
+        self.pmp.load_state(saved["pmp"])  # type: ignore[arg-type]
+        for name, value in values.items():
+            setattr(self, name, value)
+        self.priv = priv
+        self._counter_offset = {CY: offset[0], IR: offset[1]}
+        self._counter_frozen = {CY: frozen[0], IR: frozen[1]}
+
     # -- the CSR instruction interface ---------------------------------------------------
     def rmw(self, csrno: int, value: int, mask: int, priv: Priv | None = None, *,
             writes: bool = True) -> tuple[int, CsrEffect]:

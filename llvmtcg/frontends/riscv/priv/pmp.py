@@ -67,6 +67,17 @@ class Pmp:
         self.addr = [0] * self.entries
         self._rules = []
 
+    def save_state(self) -> dict[str, list[int]]:
+        return {"cfg": list(self.cfg), "addr": list(self.addr)}
+
+    def load_state(self, saved: dict[str, list[int]]) -> None:
+        """Entries as saved (ValueError if they do not fit this PMP)."""
+        cfg, addr = list(saved["cfg"]), list(saved["addr"])
+        if len(cfg) != self.entries or len(addr) != self.entries:
+            raise ValueError(f"saved PMP has {len(cfg)} entries, this one {self.entries}")
+        self.cfg, self.addr = [int(v) for v in cfg], [int(v) for v in addr]
+        self._update_rules()
+
     # -- CSR views ------------------------------------------------------------------------
     def read_cfg_csr(self, index: int) -> int:
         """pmpcfg<index> (RV64: even index; it packs entries 4*index .. 4*index+7)."""
