@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import mmap
 import threading
 import time
 from collections.abc import Callable
@@ -252,23 +253,31 @@ def load_fields(device: object, names: tuple[str, ...], saved: dict[str, StateVa
 
 _PAGE = 4096
 _ZERO_PAGE = bytes(_PAGE)
+_BLOCK = 1 << 16
+_ZERO_BLOCK = bytes(_BLOCK)
 
 
-def nonzero_pages(data: bytes | bytearray | memoryview) -> list[list[StateValue]]:
+def nonzero_pages(data: bytes | bytearray | mmap.mmap) -> list[list[StateValue]]:
     """``data`` (e.g. a flash bank's storage) as ``[offset, bytes]`` runs of its
     non-zero 4 KiB pages: what a mostly empty buffer costs in a saved state."""
-    view = memoryview(data)
+    # Slices of bytes, bytearray and mmap compare with memcmp (a memoryview's compare
+    # element by element), and whole zero blocks are skipped before pages are looked at.
     runs: list[list[StateValue]] = []
     start = None
-    for offset in range(0, len(view), _PAGE):
-        zero = view[offset:offset + _PAGE] == _ZERO_PAGE[:len(view) - offset]
-        if zero and start is not None:
-            runs.append([start, bytes(view[start:offset])])
-            start = None
-        elif not zero and start is None:
-            start = offset
+    size = len(data)
+    for block in range(0, size, _BLOCK):
+        end = min(size, block + _BLOCK)
+        if start is None and data[block:end] == _ZERO_BLOCK[:end - block]:
+            continue
+        for offset in range(block, end, _PAGE):
+            zero = data[offset:offset + _PAGE] == _ZERO_PAGE[:size - offset]
+            if zero and start is not None:
+                runs.append([start, bytes(data[start:offset])])
+                start = None
+            elif not zero and start is None:
+                start = offset
     if start is not None:
-        runs.append([start, bytes(view[start:])])
+        runs.append([start, bytes(data[start:])])
     return runs
 
 

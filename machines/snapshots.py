@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from blockdev.errors import BlockError
+from blockdev.node import BlockNode
 from blockdev.qcow2.node import Qcow2Node
 from machines import vmstate
 
@@ -43,9 +44,10 @@ class SnapshotDisk:
     node: Qcow2Node
 
 
-def snapshot_disks(machine: Machine) -> list[SnapshotDisk]:
+def snapshot_disks(machine: Machine, *, strict: bool = True) -> list[SnapshotDisk]:
     """The writable disks a VM snapshot covers, in drive order; SnapshotError when one
-    of them cannot take snapshots (QEMU's bdrv_all_can_snapshot)."""
+    of them cannot take snapshots (QEMU's bdrv_all_can_snapshot), or with ``strict``
+    False those that can (what ``info snapshots`` looks at)."""
     block = machine.block
     if block is None:
         return []
@@ -57,11 +59,14 @@ def snapshot_disks(machine: Machine) -> list[SnapshotDisk]:
         node = drive.backend
         if id(node) in seen or node.read_only:
             continue
-        is_drive_root = name in block.attached or getattr(node, "node_name", name) != name
+        is_drive_root = name in block.attached or (isinstance(node, BlockNode)
+                                                    and node.node_name != name)
         if id(node) in used_by_nodes and not is_drive_root:
             continue  # a -blockdev node under another one (a qcow2's file)
         seen.add(id(node))
         if not isinstance(node, Qcow2Node):
+            if not strict:
+                continue
             raise SnapshotError(f"Device '{name}' is writable but does not support snapshots")
         disks.append(SnapshotDisk(name, node))
     return disks
@@ -181,7 +186,7 @@ def snapshot_line(sn: Snapshot, ident: str | None = None) -> str:
 def info_snapshots(machine: Machine) -> str:
     """``info snapshots`` (QEMU's hmp_info_snapshots): the snapshots on the VM-state
     disk that every other disk has too, then each disk's other ones."""
-    disks = snapshot_disks(machine)
+    disks = snapshot_disks(machine, strict=False)
     holder = _vmstate_disk(disks)
     if not any(disk.node.snapshots for disk in disks):
         return "There is no snapshot available.\n"
