@@ -412,6 +412,11 @@ class MachineLoop:
             self.state = RunState.RUNNING
             self._emit("RESUME", None)
 
+    def emit(self, event: str, data: dict[str, object] | None) -> None:
+        """Send a QAPI event to the listeners (the monitors), on the loop's thread:
+        events that are not run-state changes (a job's JOB_STATUS_CHANGE)."""
+        self._emit(event, data)
+
     def _emit(self, event: str, data: dict[str, object] | None) -> None:
         for listener in list(self.listeners):
             listener(event, data)

@@ -72,6 +72,40 @@ def snapshot_disks(machine: Machine, *, strict: bool = True) -> list[SnapshotDis
     return disks
 
 
+def named_disks(machine: Machine, devices: list[str]) -> list[SnapshotDisk]:
+    """The disks named by node name (QMP snapshot-save/-load/-delete ``devices``)."""
+    if not devices:
+        raise SnapshotError("At least one device is required for snapshot")
+    nodes = machine.block.graph.nodes if machine.block is not None else {}
+    disks = []
+    for name in devices:
+        node = nodes.get(name)
+        if node is None:
+            raise SnapshotError(f"No block device node '{name}'")
+        if not isinstance(node, Qcow2Node) or node.read_only:
+            raise SnapshotError(f"Device '{name}' is writable but does not support snapshots"
+                                if not node.read_only else
+                                f"Device '{name}' is read-only")
+        disks.append(SnapshotDisk(name, node))
+    return disks
+
+
+def _select(machine: Machine, devices: list[str] | None,
+            vmstate: str | None) -> tuple[list[SnapshotDisk], SnapshotDisk]:
+    """The disks and the one holding the VM state: QMP's explicit ones, else QEMU's
+    defaults (every snapshot disk; the first holds the state)."""
+    disks = snapshot_disks(machine) if devices is None else named_disks(machine, devices)
+    if vmstate is None:
+        return disks, _vmstate_disk(disks)
+    for disk in disks:
+        if disk.name == vmstate:
+            return disks, disk
+    nodes = machine.block.graph.nodes if machine.block is not None else {}
+    if vmstate not in nodes:
+        raise SnapshotError(f"vmstate block device '{vmstate}' does not exist")
+    raise SnapshotError(f"vmstate block device '{vmstate}' does not exist in device list")
+
+
 def _vmstate_disk(disks: list[SnapshotDisk]) -> SnapshotDisk:
     if not disks:
         raise SnapshotError("no block device can store vmstate for snapshot")
@@ -91,12 +125,13 @@ def default_name(now: float | None = None) -> str:
     return time.strftime("vm-%Y%m%d%H%M%S", time.localtime(now))
 
 
-def save_vm(machine: Machine, name: str | None = None, *, overwrite: bool = True) -> str:
+def save_vm(machine: Machine, name: str | None = None, *, overwrite: bool = True,
+            devices: list[str] | None = None, vmstate_disk: str | None = None) -> str:
     """Takes snapshot ``name`` (QEMU's save_snapshot; the caller has stopped the VM):
     an existing snapshot of that name is replaced when ``overwrite`` (HMP savevm), else
-    refused (QMP snapshot-save). Returns the name."""
-    disks = snapshot_disks(machine)
-    holder = _vmstate_disk(disks)
+    refused (QMP snapshot-save, which also names the disks and the VM-state one).
+    Returns the name."""
+    disks, holder = _select(machine, devices, vmstate_disk)
     if name is not None:
         existing = [disk for disk in disks if _has(disk.node, name)]
         if existing and not overwrite:
@@ -122,13 +157,14 @@ def save_vm(machine: Machine, name: str | None = None, *, overwrite: bool = True
     return name
 
 
-def load_vm(machine: Machine, name: str) -> None:
+def load_vm(machine: Machine, name: str, *, devices: list[str] | None = None,
+            vmstate_disk: str | None = None) -> None:
     """Reverts the disks and the machine to snapshot ``name`` (QEMU's load_snapshot;
     the caller has stopped the VM and does not restart it when this raises)."""
-    disks = snapshot_disks(machine)
+    disks = snapshot_disks(machine) if devices is None else named_disks(machine, devices)
     if not all(_has(disk.node, name) for disk in disks):
         raise SnapshotError(f"Snapshot '{name}' does not exist in one or more devices")
-    holder = _vmstate_disk(disks)
+    disks, holder = _select(machine, devices, vmstate_disk)
     snapshot = holder.node.find_snapshot(name)
     if snapshot.vm_state_size == 0:
         raise SnapshotError("This is a disk-only snapshot. Revert to it  offline using "
@@ -146,10 +182,11 @@ def load_vm(machine: Machine, name: str) -> None:
         raise SnapshotError(f"{exc}\nError -22 while loading VM state") from None
 
 
-def delete_vm(machine: Machine, name: str) -> None:
+def delete_vm(machine: Machine, name: str, *, devices: list[str] | None = None) -> None:
     """Deletes snapshot ``name`` wherever it is (QEMU's delvm: no error when no disk
     has it)."""
-    for disk in snapshot_disks(machine):
+    disks = snapshot_disks(machine) if devices is None else named_disks(machine, devices)
+    for disk in disks:
         try:
             while _has(disk.node, name):
                 disk.node.delete_snapshot(name)

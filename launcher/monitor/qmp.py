@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from launcher.chardev import Chardev, ChardevEvent
-from launcher.monitor import block_commands
+from launcher.monitor import block_commands, snapshot_commands
 from launcher.monitor.hmp import HmpCommands
 from launcher.monitor.vm import QEMU_VERSION, MonitorError, Vm
 
@@ -443,6 +443,22 @@ COMMANDS: dict[str, QmpCommand] = {c.name: c for c in (
                QmpMonitor.blockdev_snapshot),
     QmpCommand("blockdev-add", _NO_ARGS, QmpMonitor.blockdev_add, free_form=True),
     QmpCommand("blockdev-del", (Param("node-name", str, "string"),), QmpMonitor.blockdev_del),
+    QmpCommand("snapshot-save",
+               (Param("job-id", str, "string"), Param("tag", str, "string"),
+                Param("vmstate", str, "string"), Param("devices", list, "array")),
+               lambda monitor, args: snapshot_commands.qmp_snapshot_save(monitor.vm, args)),
+    QmpCommand("snapshot-load",
+               (Param("job-id", str, "string"), Param("tag", str, "string"),
+                Param("vmstate", str, "string"), Param("devices", list, "array")),
+               lambda monitor, args: snapshot_commands.qmp_snapshot_load(monitor.vm, args)),
+    QmpCommand("snapshot-delete",
+               (Param("job-id", str, "string"), Param("tag", str, "string"),
+                Param("devices", list, "array")),
+               lambda monitor, args: snapshot_commands.qmp_snapshot_delete(monitor.vm, args)),
+    QmpCommand("query-jobs", _NO_ARGS,
+               lambda monitor, args: snapshot_commands.qmp_query_jobs(monitor.vm, args)),
+    QmpCommand("job-dismiss", (Param("id", str, "string"),),
+               lambda monitor, args: snapshot_commands.qmp_job_dismiss(monitor.vm, args)),
     QmpCommand("stop", _NO_ARGS, QmpMonitor.stop),
     QmpCommand("cont", _NO_ARGS, QmpMonitor.cont),
     QmpCommand("system_reset", _NO_ARGS, QmpMonitor.system_reset),

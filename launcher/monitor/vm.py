@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from machines.loop import RunState
 
@@ -100,6 +100,7 @@ class Vm:
     cpus: CpuView | None = None
     physical: Callable[[int, int], bytes] | None = None
     kvm: bool = False  # the accelerator is KVM (query-kvm, info kvm)
+    jobs: dict[str, Any] = field(default_factory=dict)  # QMP jobs by id (snapshot-save, …)
 
     # -- run state ----------------------------------------------------------------------
     @property

@@ -239,3 +239,99 @@ def test_no_snapshot_disk_at_start(ticks: Path, run_dir: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr == ("llvmtcg-system-riscv64: Snapshot 'nope' does not exist in one "
                            "or more devices\n")
+
+
+JOB_SCRIPT = [
+    ("snapshot-save", {"job-id": "j1", "tag": "s1", "vmstate": "hd", "devices": ["hd"]}),
+    ("query-jobs", {}),
+    ("job-dismiss", {"id": "j1"}),
+    ("snapshot-save", {"job-id": "j2", "tag": "s1", "vmstate": "hd", "devices": ["hd"]}),
+    ("query-jobs", {}),
+    ("job-dismiss", {"id": "j2"}),
+    ("snapshot-save", {"job-id": "j3", "tag": "s2", "vmstate": "nope", "devices": ["hd"]}),
+    ("snapshot-save", {"job-id": "j4", "tag": "s2", "vmstate": "hd", "devices": ["nope"]}),
+    ("snapshot-save", {"job-id": "j5", "tag": "s2", "vmstate": "rw", "devices": ["rw"]}),
+    ("snapshot-save", {"job-id": "j6", "tag": "s2", "vmstate": "hd", "devices": []}),
+    ("snapshot-load", {"job-id": "j7", "tag": "nope", "vmstate": "hd", "devices": ["hd"]}),
+    ("snapshot-load", {"job-id": "j8", "tag": "s1", "vmstate": "hd", "devices": ["hd"]}),
+    ("query-jobs", {}),
+    ("snapshot-delete", {"job-id": "j9", "tag": "s1", "devices": ["hd"]}),
+    ("snapshot-delete", {"job-id": "j9", "tag": "s1", "devices": ["hd"]}),
+    ("job-dismiss", {"id": "zz"}),
+    ("query-jobs", {}),
+]
+
+
+def _job_conversation(program: list[str], base: Path) -> list[object]:
+    """Every message of JOB_SCRIPT's conversation, timestamps left out: each reply and
+    the job events that follow it (until the job concludes)."""
+    import json
+    import select
+    import socket
+
+    run_dir = base / ("qemu" if program[0] == QEMU else "ours")
+    run_dir.mkdir()
+    image, raw = qcow2(run_dir / "hd.qcow2"), run_dir / "rw.raw"
+    raw.write_bytes(bytes(1 << 20))
+    path = run_dir / "qmp.sock"
+    proc = subprocess.Popen(
+        [*program, "-M", "virt", "-bios", "none", "-display", "none", "-S",
+         "-qmp", f"unix:{path},server=on,wait=off",
+         "-blockdev", f"driver=qcow2,node-name=hd,file.driver=file,file.filename={image}",
+         "-blockdev", f"driver=raw,node-name=rw,file.driver=file,file.filename={raw}"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while not path.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        sock = socket.socket(socket.AF_UNIX)
+        sock.connect(str(path))
+        buffer = b""
+
+        def receive() -> dict:
+            nonlocal buffer
+            while b"\n" not in buffer:
+                assert select.select([sock], [], [], 60)[0], "no answer"
+                buffer += sock.recv(65536)
+            line, buffer = buffer.split(b"\n", 1)
+            message = json.loads(line)
+            message.pop("timestamp", None)
+            return message
+
+        def send(command: str, arguments: dict) -> list[object]:
+            sock.sendall(json.dumps({"execute": command, "arguments": arguments}).encode()
+                         + b"\n")
+            messages = [receive()]
+            while "return" not in messages[-1] and "error" not in messages[-1]:
+                messages.append(receive())
+            job = arguments.get("job-id")
+            if job is not None and "return" in messages[-1]:
+                while messages[-1] != {"event": "JOB_STATUS_CHANGE",
+                                       "data": {"status": "concluded", "id": job}}:
+                    messages.append(receive())
+            return messages
+
+        receive()  # the greeting
+        send("qmp_capabilities", {})
+        conversation: list[object] = []
+        for command, arguments in JOB_SCRIPT:
+            conversation += send(command, arguments)
+        send("quit", {})
+        sock.close()
+        proc.wait(timeout=60)
+        return conversation
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+@pytest.mark.skipif(QEMU is None, reason="qemu-system-riscv64 not installed")
+def test_snapshot_jobs_are_qemus(run_dir: Path) -> None:
+    """QMP snapshot-save/-load/-delete, query-jobs and job-dismiss: the same replies,
+    events and errors as qemu-system-riscv64, message for message."""
+    ours = _job_conversation(OURS, run_dir)
+    assert ours == _job_conversation([QEMU], run_dir)
+    assert {"return": {}} in ours
