@@ -147,7 +147,7 @@ class Uart16550:
         """Registers and FIFOs as saved; the character timeout re-armed on the restored
         clock; a byte that was waiting for the backend is offered to it again."""
         rx, tx = saved.get("rx"), saved.get("tx")
-        deadline = saved.get("timeout_deadline", 0)
+        deadline = saved.get("timeout_deadline", "missing")
         if (not isinstance(rx, bytes) or not isinstance(tx, bytes) or len(rx) > FIFO_LENGTH
                 or len(tx) > FIFO_LENGTH or not isinstance(deadline, int | None)):
             raise StateError("serial: saved FIFOs or timeout do not fit a 16550")
