@@ -13,10 +13,12 @@ import enum
 from collections.abc import Sequence
 
 from llvmtcg.arch import GuestArch
+from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS
 from llvmtcg.ir.ops import ExitReason
 from llvmtcg.log import Log
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.cpu_exec import Cpu
+from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import EXCP_DEBUG, MemFault
 from llvmtcg.runtime.softmmu import GuestMemory
 
@@ -190,10 +192,9 @@ class SystemCpu:
 _SAVED_RUNTIME_FIELDS = ("pc", "insn_count", "fp_env")
 
 
-def _saved_fields(state) -> list[str]:  # state: CpuState
+def _saved_fields(state: CpuState) -> list[str]:
     """The fields of ``state``'s layout savevm keeps: the guest's registers (every field
     that is not the runtime's own) and :data:`_SAVED_RUNTIME_FIELDS`."""
-    from llvmtcg.ir.cpu_layout import RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS
     runtime = {spec[0] for spec in (*RUNTIME_FIELDS, *RUNTIME_TAIL_FIELDS)}
     return [name for name in state.layout.fields
             if name not in runtime or name in _SAVED_RUNTIME_FIELDS]
