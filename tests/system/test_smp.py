@@ -136,3 +136,19 @@ def test_virt_refuses_a_hart_count_it_cannot_wire() -> None:
     for smp in (0, 513):
         with pytest.raises(MachineError, match=f"Invalid SMP CPUs {smp}"):
             virt.build(MachineOptions(bios="none", smp=smp))
+
+
+@needs_cross_gcc
+def test_a_store_by_another_hart_makes_sc_fail(tmp_path: Path) -> None:
+    """Hart 1's plain store of the value memory already holds, between hart 0's LR and
+    SC, makes the SC fail (reservation-set semantics); a retry succeeds."""
+    elf = tmp_path / "smp_lrsc.elf"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-nostdlib", "-march=rv64gc", "-mabi=lp64d",
+                    "-static", "-Wl,--build-id=none", "-Wl,-N", "-Wl,-Ttext=0x80000000",
+                    "-Wl,--no-warn-rwx-segments", "-o", str(elf),
+                    str(GUEST / "smp_lrsc.S")], check=True)
+    result = launch("-M", "virt", "-smp", "2", "-nographic", "-bios", "none",
+                    "-kernel", str(elf))
+    assert result.stdout.decode().replace("\r\n", "\n") == (
+        "sc after another hart's store: 1\nretried lr/sc: 0\n"), result.stderr
+    assert result.returncode == 0
