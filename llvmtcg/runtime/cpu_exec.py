@@ -443,6 +443,7 @@ class Cpu:
         pc): satp writes, sfence.vma without an address, PMP changes."""
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
+        self.tbs.lookup_table.new_generation()
         self._large_page = None
 
     def tlb_flush_page(self, vaddr: int) -> None:
@@ -455,6 +456,7 @@ class Cpu:
             return
         self.state.tlb_flush_page(vaddr)
         self.tbs.jmp_cache_flush()
+        self.tbs.lookup_table.new_generation()
 
     def _memory_changed(self, start: int, end: int) -> None:
         # Mappings changed: drop cached translations of addresses (every CPU's: another
