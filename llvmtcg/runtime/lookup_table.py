@@ -28,11 +28,12 @@ The cell also holds the probe's counters (hits, misses), read by ``TbCache.stats
 the current *generation*: an entry counts only if it was written in the current one.
 System mode keys code by virtual pc here, as the jump cache does, although code is
 translated by physical pc: an entry records that, under the address mapping of its
-generation, the code at (pc, flags) is ``fn``. Every TLB flush (a mapping may have
-changed) starts a new generation (:meth:`NativeLookup.new_generation`), which makes
-every entry stale at once, as QEMU flushes its jump cache; the run loop writes an entry
-again (:meth:`NativeLookup.put`) when it finds the code by physical pc. User mode never
-changes generation.
+generation, the code at (pc, flags) is ``fn``. A TLB flush (a mapping may have changed)
+starts a new generation (:meth:`NativeLookup.new_generation`), which makes every entry
+stale at once, as QEMU flushes its jump cache; a flush of one page makes only the
+entries of code on it stale (:meth:`NativeLookup.expire_page`). The run loop writes an
+entry again (:meth:`NativeLookup.put`) when it finds the code by physical pc. User mode
+never changes generation.
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class NativeLookup:
         self._empty_cell[0] = self._empty.address
         self.empty_cell_address = ctypes.addressof(self._empty_cell)
         self._slots: dict[tuple[int, int], int] = {}  # (pc, flags) -> entry index
+        self._by_page: dict[int, set[tuple[int, int]]] = {}  # pc's page -> its keys
         self._old: list[_Table] = []
         self._table = _Table(MIN_BITS)
         self._cell[0] = self._table.address
@@ -118,6 +120,14 @@ class NativeLookup:
     def new_generation(self) -> None:
         """Make every entry stale (system mode: a TLB flush; see the module docstring)."""
         self._cell[CELL_GENERATION] = (self._cell[CELL_GENERATION] + 1) & _MASK64
+
+    def expire_page(self, page: int) -> None:
+        """Make the entries of code starting on virtual page ``page`` (its address)
+        stale, until :meth:`put` again: a TLB flush of one page."""
+        stale = (self._cell[CELL_GENERATION] - 1) & _MASK64
+        words = self._table.words
+        for key in self._by_page.get(page >> abi.PAGE_BITS, ()):
+            words[HEADER_WORDS + ENTRY_WORDS * self._slots[key] + 3] = stale
 
     def get(self, pc: int, flags: int) -> int | None:
         """The entry address a probe finds for (pc, flags) now, or None."""
@@ -158,6 +168,7 @@ class NativeLookup:
         words[base + 3] = generation
         words[base] = pc  # last: a concurrent probe sees a complete entry
         self._slots[pc, flags] = index
+        self._by_page.setdefault(pc >> abi.PAGE_BITS, set()).add((pc, flags))
 
     def drop(self, pc: int, flags: int, fn: int | None = None) -> None:
         """Forget (pc, flags) (only if it is entered at ``fn``, when given)."""
@@ -170,10 +181,15 @@ class NativeLookup:
             return
         words[base] = TOMBSTONE_PC
         del self._slots[pc, flags]
+        keys = self._by_page[pc >> abi.PAGE_BITS]
+        keys.discard((pc, flags))
+        if not keys:
+            del self._by_page[pc >> abi.PAGE_BITS]
 
     def clear(self) -> None:
         """Forget everything (tb_flush)."""
         self._slots.clear()
+        self._by_page.clear()
         self._swap(_Table(MIN_BITS))
 
     def _rebuild(self, live: int) -> None:

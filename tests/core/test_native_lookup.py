@@ -226,3 +226,18 @@ def test_a_new_generation_makes_every_entry_stale_until_put_again() -> None:
     for i in range(10_000):  # growing keeps each entry's generation
         table.put(0x10_0000 + 2 * i, 3, 16 * i)
     assert table.get(0x1000, 3) == 0xCCC0 and table.get(0x2000, 3) is None
+
+
+def test_expiring_a_page_makes_only_its_entries_stale() -> None:
+    table = NativeLookup()
+    table.put(0x1000, 3, 0xAAA0)
+    table.put(0x1FFE, 1, 0xBBB0)
+    table.put(0x2000, 3, 0xCCC0)
+    table.expire_page(0x1000)
+    assert table.get(0x1000, 3) is None and table.get(0x1FFE, 1) is None
+    assert table.get(0x2000, 3) == 0xCCC0
+    table.put(0x1000, 3, 0xDDD0)  # found again by physical pc
+    assert table.get(0x1000, 3) == 0xDDD0
+    table.drop(0x1FFE, 1)
+    table.expire_page(0x1000)  # (forgotten keys are no longer on the page)
+    assert len(table) == 2 and table.get(0x1000, 3) is None
