@@ -293,12 +293,15 @@ class _Watcher(threading.Thread):
                 self.loop.kick()
 
     def _drain_notify(self) -> None:
-        self._notified = False  # (first: a notify from now on writes again)
         try:
             while os.read(self._notify_r, 512):
                 pass
         except BlockingIOError:
             pass
+        # Only now (the reads may have taken a byte written meanwhile): a notify that
+        # skipped its write made its change before this, and this thread looks at
+        # everything after; one from now on writes again.
+        self._notified = False
 
     def close(self) -> None:
         self.stopping = True
