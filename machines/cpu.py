@@ -197,6 +197,10 @@ class LlvmtcgHart:
     def stop(self) -> None:
         self._cpu.stop()
 
+    def drop_reservation(self) -> None:
+        """Forget the LR reservation: another hart is about to run (see HartGroup)."""
+        self._cpu.state.set("load_res", _NO_RESERVATION)
+
     @property
     def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)
         """The translating CPU underneath: its ``state`` and ``arch`` are what the
@@ -241,6 +245,8 @@ class LlvmtcgHart:
             now + -(-ticks * 1_000_000_000 // wiring.timebase_hz), self._cpu.stop)
 
 
+_NO_RESERVATION = (1 << 64) - 1  # load_res of a hart holding none (RISC-V cpu.py)
+
 # QEMU's single-threaded TCG kicks the running vCPU every 100 ms (TCG_KICK_PERIOD); a
 # shorter slice keeps IPIs and spin-waits between harts quick at llvmtcg's speed.
 TIME_SLICE_NS = 10_000_000
@@ -256,6 +262,14 @@ class HartGroup:
 
     Interrupt lines are wired to each hart directly (``HartLines`` per hart);
     ``set_irq`` here drives the boot hart's (hart 0).
+
+    LR/SC: a hart's SC must fail if another hart stored to its reservation set since
+    its LR, even a store of the value memory already held, which the SC's
+    compare-and-swap against the loaded value cannot see. Harts only interleave at
+    turns, so every other hart drops its reservation when a hart starts a turn after
+    a different one: a store by that hart can then not go unnoticed. (An SC may fail
+    for other reasons; a retry within the same turn succeeds, which keeps the spec's
+    forward-progress guarantee for constrained LR/SC loops.)
     """
 
     def __init__(self, harts: list[LlvmtcgHart], clock: Clock, *,
@@ -271,6 +285,7 @@ class HartGroup:
         self._stop = False
         self._next = 0  # the hart whose turn is next
         self._favoured: tuple[int, int, int] | None = None  # (hart, pc, turns): run_next
+        self._last: LlvmtcgHart | None = None  # the hart that had the last turn
         self.stats = {"slices": 0, "switches": 0}
 
     @property
@@ -313,6 +328,11 @@ class HartGroup:
                 self._running = hart
             self._next = (index + 1) % len(self.harts)
             self.stats["switches"] += 1
+            if self._last is not hart:
+                for other in self.harts:
+                    if other is not hart:
+                        other.drop_reservation()
+                self._last = hart
             timer = self._clock.set_timer(self._clock.now_ns() + self._slice, _no_op)
             try:
                 event = hart.run()

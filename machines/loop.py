@@ -161,6 +161,9 @@ class _Watcher(threading.Thread):
         os.set_blocking(self._notify_r, False)
         os.set_blocking(self._notify_w, False)
         self.selector.register(self._notify_r, selectors.EVENT_READ, None)
+        # A wake-up written and not drained yet: another one adds nothing (each costs
+        # a syscall and this thread taking the GIL from the CPU's thread).
+        self._notified = False
         self.stopping = False
         self._lock = threading.Lock()
         self._changes: deque[Callable[[], None]] = deque()
@@ -240,6 +243,9 @@ class _Watcher(threading.Thread):
                                             (when, next(self._timer_seq), callback)))
 
     def notify(self) -> None:
+        if self._notified:
+            return  # (this thread looks at everything again after draining it)
+        self._notified = True
         try:
             os.write(self._notify_w, b"\0")
         except BlockingIOError:
@@ -294,6 +300,10 @@ class _Watcher(threading.Thread):
                 pass
         except BlockingIOError:
             pass
+        # Only now (the reads may have taken a byte written meanwhile): a notify that
+        # skipped its write made its change before this, and this thread looks at
+        # everything after; one from now on writes again.
+        self._notified = False
 
     def close(self) -> None:
         self.stopping = True
@@ -524,7 +534,9 @@ class MachineLoop:
         watcher = self._watcher
         if watcher is not None and watcher.kicked_for is not None:
             watcher.kicked_for = None  # the kicked-for deadline has fired: watch the next
-            watcher.notify()
+            if self.clock.next_deadline() is not None:
+                watcher.notify()  # (with none, the next set_timer notifies: it waits
+                # for nothing, so any deadline is earlier)
         return acted
 
     def _sleep(self) -> None:

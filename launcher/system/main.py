@@ -477,10 +477,9 @@ def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
     if maxcpus > max_cpus:
         raise _fail(f"Invalid SMP CPUs {maxcpus}. The max CPUs supported by machine "
                     f"'{machine_name}' is {max_cpus}")
-    if sockets > 1:
-        # QEMU's virt gives each socket its own CLINT and PLIC; llvmtcg's has one.
-        raise _fail(f"llvmtcg's {machine_name} machine has one socket (sockets={sockets} "
-                    "is not supported; use cores=)", f"-smp {text}")
+    # sockets > 1 lays the harts out as one socket, as QEMU 7.2's RISC-V boards do: their
+    # sockets are NUMA nodes (riscv_socket_count), one CLINT/PLIC group and cpu-map
+    # cluster each, and without -numa there is one (the same device tree).
     return cpus
 
 

@@ -443,6 +443,7 @@ class Cpu:
         pc): satp writes, sfence.vma without an address, PMP changes."""
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
+        self.tbs.lookup_table.new_generation()
         self._large_page = None
 
     def tlb_flush_page(self, vaddr: int) -> None:
@@ -455,6 +456,11 @@ class Cpu:
             return
         self.state.tlb_flush_page(vaddr)
         self.tbs.jmp_cache_flush()
+        # Blocks that start on the page or on the one before (a block may run onto the
+        # next page) were looked up through the flushed mapping (QEMU's
+        # tb_jmp_cache_clear_page does the same two pages).
+        self.tbs.lookup_table.expire_page(page_floor(vaddr))
+        self.tbs.lookup_table.expire_page(page_floor(vaddr) - PAGE_SIZE)
 
     def _memory_changed(self, start: int, end: int) -> None:
         # Mappings changed: drop cached translations of addresses (every CPU's: another

@@ -7,8 +7,9 @@ entry address (null: not translated, or not known here), so only a miss of both 
 to Python as a LOOKUP exit (QEMU's tb_lookup: the jump cache, then the qht).
 
 The table is open addressing with linear probing in native memory, keyed by (pc, flags):
-``{pc, fn, flags}`` entries of 24 bytes (the jump cache's layout) after a 16-byte header
-``{shift, mask}``; the slot of a pc is ``(pc * HASH_MULTIPLIER) >> shift``. An empty
+``{pc, fn, flags, generation}`` entries of 32 bytes (the jump cache's layout, then the
+generation) after a 16-byte header ``{shift, mask}``; the slot of a pc is
+``(pc * HASH_MULTIPLIER) >> shift``. An empty
 entry's pc is all ones and a deleted one's :data:`TOMBSTONE_PC` (both odd, so no guest
 pc matches). :class:`NativeLookup` owns it (under ``TbCache.lock``) and native code
 reads it from any thread without a lock:
@@ -23,7 +24,16 @@ reads it from any thread without a lock:
   thread removes the entry and then clears every CPU's jump cache slot, so a stale entry
   cannot survive in a jump cache.
 
-The cell also holds the probe's counters (hits, misses), read by ``TbCache.stats``.
+The cell also holds the probe's counters (hits, misses), read by ``TbCache.stats``, and
+the current *generation*: an entry counts only if it was written in the current one.
+System mode keys code by virtual pc here, as the jump cache does, although code is
+translated by physical pc: an entry records that, under the address mapping of its
+generation, the code at (pc, flags) is ``fn``. A TLB flush (a mapping may have changed)
+starts a new generation (:meth:`NativeLookup.new_generation`), which makes every entry
+stale at once, as QEMU flushes its jump cache; a flush of one page makes only the
+entries of code on it stale (:meth:`NativeLookup.expire_page`). The run loop writes an
+entry again (:meth:`NativeLookup.put`) when it finds the code by physical pc. User mode
+never changes generation.
 """
 
 from __future__ import annotations
@@ -37,13 +47,15 @@ EMPTY_PC = 0xFFFF_FFFF_FFFF_FFFF
 TOMBSTONE_PC = 0xFFFF_FFFF_FFFF_FFFD
 HASH_MULTIPLIER = 0x9E37_79B9_7F4A_7C15  # 2^64 / golden ratio (Fibonacci hashing)
 HEADER_WORDS = 2  # shift, mask
-ENTRY_WORDS = 3  # pc, fn, flags (as the jump cache)
-CELL_WORDS = 4  # table pointer, hits, misses, retracted
+ENTRY_WORDS = 4  # pc, fn, flags (as the jump cache), generation
+ENTRY_GENERATION = 24  # byte offset of an entry's generation
+CELL_WORDS = 5  # table pointer, hits, misses, retracted, generation
+CELL_GENERATION = 4  # (word index)
 MIN_BITS = 12
 _MASK64 = (1 << 64) - 1
 
-assert ENTRY_WORDS * 8 == abi.JMP_CACHE_ENTRY_SIZE and abi.JMP_CACHE_FN == 8 \
-    and abi.JMP_CACHE_FLAGS == 16  # the probe copies an entry as it is
+assert abi.JMP_CACHE_ENTRY_SIZE == 24 and abi.JMP_CACHE_FN == 8 \
+    and abi.JMP_CACHE_FLAGS == 16  # the probe copies an entry's first three words
 
 
 def slot_of(pc: int, shift: int) -> int:
@@ -81,6 +93,7 @@ class NativeLookup:
         self._empty_cell[0] = self._empty.address
         self.empty_cell_address = ctypes.addressof(self._empty_cell)
         self._slots: dict[tuple[int, int], int] = {}  # (pc, flags) -> entry index
+        self._by_page: dict[int, set[tuple[int, int]]] = {}  # pc's page -> its keys
         self._old: list[_Table] = []
         self._table = _Table(MIN_BITS)
         self._cell[0] = self._table.address
@@ -100,17 +113,40 @@ class NativeLookup:
     def retracted(self) -> int:
         return self._cell[3]
 
+    @property
+    def generation(self) -> int:
+        return self._cell[CELL_GENERATION]
+
+    def new_generation(self) -> None:
+        """Make every entry stale (system mode: a TLB flush; see the module docstring)."""
+        self._cell[CELL_GENERATION] = (self._cell[CELL_GENERATION] + 1) & _MASK64
+
+    def expire_page(self, page: int) -> None:
+        """Make the entries of code starting on virtual page ``page`` (its address)
+        stale, until :meth:`put` again: a TLB flush of one page."""
+        stale = (self._cell[CELL_GENERATION] - 1) & _MASK64
+        words = self._table.words
+        for key in self._by_page.get(page >> abi.PAGE_BITS, ()):
+            words[HEADER_WORDS + ENTRY_WORDS * self._slots[key] + 3] = stale
+
     def get(self, pc: int, flags: int) -> int | None:
-        """The entry address recorded for (pc, flags), or None."""
+        """The entry address a probe finds for (pc, flags) now, or None."""
         index = self._slots.get((pc, flags))
-        return None if index is None else self._table.words[HEADER_WORDS + ENTRY_WORDS * index + 1]
+        if index is None:
+            return None
+        base = HEADER_WORDS + ENTRY_WORDS * index
+        words = self._table.words
+        return words[base + 1] if words[base + 3] == self._cell[CELL_GENERATION] else None
 
     def put(self, pc: int, flags: int, fn: int) -> None:
-        """Record that code for (pc, flags) is entered at ``fn``."""
+        """Record that code for (pc, flags) is entered at ``fn`` (in this generation)."""
         words = self._table.words
+        generation = self._cell[CELL_GENERATION]
         index = self._slots.get((pc, flags))
         if index is not None:
-            words[HEADER_WORDS + ENTRY_WORDS * index + 1] = fn  # (one aligned store)
+            base = HEADER_WORDS + ENTRY_WORDS * index
+            words[base + 1] = fn  # (one aligned store)
+            words[base + 3] = generation  # (after fn: a probe that sees it sees fn)
             return
         table = self._table
         if 2 * (table.used + 1) > (1 << table.bits):
@@ -129,8 +165,10 @@ class NativeLookup:
             table.used += 1
         words[base + 1] = fn
         words[base + 2] = flags
+        words[base + 3] = generation
         words[base] = pc  # last: a concurrent probe sees a complete entry
         self._slots[pc, flags] = index
+        self._by_page.setdefault(pc >> abi.PAGE_BITS, set()).add((pc, flags))
 
     def drop(self, pc: int, flags: int, fn: int | None = None) -> None:
         """Forget (pc, flags) (only if it is entered at ``fn``, when given)."""
@@ -143,10 +181,15 @@ class NativeLookup:
             return
         words[base] = TOMBSTONE_PC
         del self._slots[pc, flags]
+        keys = self._by_page[pc >> abi.PAGE_BITS]
+        keys.discard((pc, flags))
+        if not keys:
+            del self._by_page[pc >> abi.PAGE_BITS]
 
     def clear(self) -> None:
         """Forget everything (tb_flush)."""
         self._slots.clear()
+        self._by_page.clear()
         self._swap(_Table(MIN_BITS))
 
     def _rebuild(self, live: int) -> None:
@@ -215,7 +258,13 @@ check_flags:
   %efp = getelementptr i8, ptr %e, i64 {abi.JMP_CACHE_FLAGS}
   %ef = load i64, ptr %efp, align 8
   %is.flags = icmp eq i64 %ef, %flags
-  br i1 %is.flags, label %found, label %next
+  %egp = getelementptr i8, ptr %e, i64 {ENTRY_GENERATION}
+  %eg = load atomic i64, ptr %egp acquire, align 8
+  %genp = getelementptr i8, ptr %cell, i64 {8 * CELL_GENERATION}
+  %gen = load i64, ptr %genp, align 8
+  %is.gen = icmp eq i64 %eg, %gen
+  %is.key = and i1 %is.flags, %is.gen
+  br i1 %is.key, label %found, label %next
 not_pc:
   %is.empty = icmp eq i64 %epc, -1
   br i1 %is.empty, label %miss, label %next

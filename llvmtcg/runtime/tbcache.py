@@ -233,12 +233,13 @@ class TbCache:
         self.jmp_caches: list[ctypes.Array] = []
         self.jmp_cache = self.new_jump_cache()
         self.jmp_cache_address = ctypes.addressof(self.jmp_cache)
-        # Behind the jump caches, a native table of every block (user mode; see
+        # Behind the jump caches, a native table of every block (see
         # runtime/lookup_table.py): a jump cache miss looks there before returning
         # LOOKUP. System mode keys code by physical pc too, which the table cannot
-        # check, so its CPUs point at a table that stays empty.
+        # check: there an entry holds only for the generation (the TLB contents) it
+        # was written in, and ``get`` writes it again for the current one.
         self.lookup_table = NativeLookup()
-        self.native_lookup = addressing is None
+        self.native_lookup = True
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
         self._accessors: set[str] = set()
@@ -255,7 +256,7 @@ class TbCache:
     @property
     def lookup_cell(self) -> int:
         """What a CPU's ``tb_table`` field holds: the address of the lookup table's cell
-        (system mode: of one that stays empty)."""
+        (with ``native_lookup`` off: of one that stays empty)."""
         table = self.lookup_table
         return table.cell_address if self.native_lookup else table.empty_cell_address
 
@@ -297,7 +298,13 @@ class TbCache:
         flags = self.flags if flags is None else flags
         phys = self.phys_pc(pc, flags)
         tb = self.best(pc, flags, phys)
-        return tb if tb is not None else self.translate_region(pc, flags)
+        if tb is None:
+            return self.translate_region(pc, flags)
+        if phys is not None and self.native_lookup:
+            # System mode: (pc, flags) is tb under the current mapping; the entry of
+            # an earlier generation (or of another physical page) is stale.
+            self.lookup_table.put(pc, flags, tb.entry)
+        return tb
 
     def _fetch_for(self, flags: int) -> Callable[[int, int], bytes]:
         if self.addressing is None:

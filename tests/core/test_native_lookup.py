@@ -211,3 +211,33 @@ def test_conflicting_jumps_also_in_a_small_cpu() -> None:
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.stats.exits["LOOKUP"] == 1
     assert cpu.tbs.lookup_counters()["misses"] == 1
+
+
+def test_a_new_generation_makes_every_entry_stale_until_put_again() -> None:
+    """System mode: entries hold for the TLB contents they were written under."""
+    table = NativeLookup()
+    table.put(0x1000, 3, 0xAAA0)
+    table.put(0x2000, 3, 0xBBB0)
+    table.new_generation()
+    assert table.get(0x1000, 3) is None and table.get(0x2000, 3) is None
+    assert len(table) == 2  # (kept; a put in this generation revives one in place)
+    table.put(0x1000, 3, 0xCCC0)
+    assert table.get(0x1000, 3) == 0xCCC0 and table.get(0x2000, 3) is None
+    for i in range(10_000):  # growing keeps each entry's generation
+        table.put(0x10_0000 + 2 * i, 3, 16 * i)
+    assert table.get(0x1000, 3) == 0xCCC0 and table.get(0x2000, 3) is None
+
+
+def test_expiring_a_page_makes_only_its_entries_stale() -> None:
+    table = NativeLookup()
+    table.put(0x1000, 3, 0xAAA0)
+    table.put(0x1FFE, 1, 0xBBB0)
+    table.put(0x2000, 3, 0xCCC0)
+    table.expire_page(0x1000)
+    assert table.get(0x1000, 3) is None and table.get(0x1FFE, 1) is None
+    assert table.get(0x2000, 3) == 0xCCC0
+    table.put(0x1000, 3, 0xDDD0)  # found again by physical pc
+    assert table.get(0x1000, 3) == 0xDDD0
+    table.drop(0x1FFE, 1)
+    table.expire_page(0x1000)  # (forgotten keys are no longer on the page)
+    assert len(table) == 2 and table.get(0x1000, 3) is None

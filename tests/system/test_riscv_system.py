@@ -187,3 +187,18 @@ def test_stores_to_rom_are_discarded(tmp_path: Path) -> None:
     r = machine.results(4)
     assert code == 0, [hex(v) for v in r]
     assert r == [word, word, 42, 0]
+
+
+def test_indirect_jumps_use_the_native_lookup_and_follow_remapping(tmp_path: Path) -> None:
+    """Calls whose targets share a jump cache entry are served by the native lookup
+    table (no LOOKUP exit to Python); after a remap and sfence.vma (by address, then
+    all) the same virtual pc runs the newly mapped code."""
+    machine = MiniMachine(build("s_lookup", tmp_path))
+    code, _ = machine.run()
+    assert code == 0, [hex(v) for v in machine.results(4)]
+    assert machine.results(3) == [1100, 11000, 1100]
+    counters = machine.cpu.cpu.counters()
+    # 3 loops x 200 calls, each missing the jump cache; a loop's first call of each
+    # function after the flush goes to Python (a new generation), the rest stay native.
+    assert counters["lookup"]["hits"] >= 3 * 190, counters
+    assert counters["exits"].get("LOOKUP", 0) < 60, counters

@@ -98,7 +98,7 @@ def test_virt_wires_every_hart(tmp_path: Path) -> None:
         machine.close()
 
 
-# QEMU 7.2's smp_parse messages (the last is llvmtcg's: its virt has one socket).
+# QEMU 7.2's smp_parse messages.
 SMP_ERRORS = [
     ("4,maxcpus=2", "Invalid CPU topology: maxcpus must be equal to or greater than smp: "
                     "sockets (1) * cores (2) * threads (1) == maxcpus (2) < smp_cpus (4)"),
@@ -106,8 +106,6 @@ SMP_ERRORS = [
                   "sockets (1) * cores (3) * threads (1) != maxcpus (4)"),
     ("600", "Invalid SMP CPUs 600. The max CPUs supported by machine 'virt' is 512"),
     ("dies=2", "dies not supported by this machine's CPU topology"),
-    ("cpus=2,cores=1", "-smp cpus=2,cores=1: llvmtcg's virt machine has one socket "
-                       "(sockets=2 is not supported; use cores=)"),
 ]
 
 
@@ -136,3 +134,36 @@ def test_virt_refuses_a_hart_count_it_cannot_wire() -> None:
     for smp in (0, 513):
         with pytest.raises(MachineError, match=f"Invalid SMP CPUs {smp}"):
             virt.build(MachineOptions(bios="none", smp=smp))
+
+
+@needs_cross_gcc
+def test_a_store_by_another_hart_makes_sc_fail(tmp_path: Path) -> None:
+    """Hart 1's plain store of the value memory already holds, between hart 0's LR and
+    SC, makes the SC fail (reservation-set semantics); a retry succeeds."""
+    elf = tmp_path / "smp_lrsc.elf"
+    subprocess.run(["riscv64-linux-gnu-gcc", "-nostdlib", "-march=rv64gc", "-mabi=lp64d",
+                    "-static", "-Wl,--build-id=none", "-Wl,-N", "-Wl,-Ttext=0x80000000",
+                    "-Wl,--no-warn-rwx-segments", "-o", str(elf),
+                    str(GUEST / "smp_lrsc.S")], check=True)
+    result = launch("-M", "virt", "-smp", "2", "-nographic", "-bios", "none",
+                    "-kernel", str(elf))
+    assert result.stdout.decode().replace("\r\n", "\n") == (
+        "sc after another hart's store: 1\nretried lr/sc: 0\n"), result.stderr
+    assert result.returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-riscv64") is None, reason="needs QEMU")
+@pytest.mark.parametrize("smp", ["4,sockets=2", "cpus=2,cores=1", "sockets=2,cores=2,threads=2"])
+def test_sockets_are_laid_out_as_qemus(tmp_path: Path, smp: str) -> None:
+    """QEMU 7.2's RISC-V virt makes a socket of each NUMA node: without -numa, harts of
+    several -smp sockets are one cpu-map cluster behind one CLINT and one PLIC."""
+    from tests.launcher.test_system_riscv64 import run
+    from tests.machines.support import qemu_dumpdtb, tree_as_dict
+    from tests.machines.test_virt import NOT_EMULATED, without
+    dtb = tmp_path / "virt.dtb"
+    status, _, err = run("-M", f"virt,dumpdtb={dtb}", "-bios", "none", "-smp", smp)
+    assert status == 0, err
+    ours = tree_as_dict(dtb.read_bytes())
+    qemu = tree_as_dict(qemu_dumpdtb(tmp_path, "virt", "-bios", "none", "-smp", smp))
+    assert without(qemu, NOT_EMULATED) == ours
+    assert "/cpus/cpu-map/cluster0" in ours and "/cpus/cpu-map/cluster1" not in ours

@@ -325,8 +325,14 @@ def _apply(cpu, csr: CsrFile, effect: CsrEffect) -> None:
     listener = hart_of(state).timer_listener
     if effect & CsrEffect.TIMER and listener is not None:
         listener(csr.timer_deadline)
-    if effect & (CsrEffect.INTERRUPTS | CsrEffect.TIMER):
-        state.request_exit()  # check interrupts (and the machine its timers) now
+    if effect & CsrEffect.TIMER:
+        state.request_exit()  # the machine re-arms its timers, and interrupts are checked
+    elif effect & CsrEffect.INTERRUPTS and trap.pending_interrupt(csr) is not None:
+        # Take the interrupt the write unmasked at the next block boundary. Most writes
+        # (sstatus.SIE/SUM toggles, trap returns) unmask nothing: their blocks go on in
+        # native code instead of leaving to the run loop (a REQUESTED exit each).
+        # Device lines ask for their own exit when they change (set_irq_line).
+        state.request_exit()
 
 
 def _illegal(cpu) -> int:

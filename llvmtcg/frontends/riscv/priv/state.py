@@ -9,6 +9,7 @@ version 20211203.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass
 
 MASK64 = (1 << 64) - 1
@@ -265,10 +266,21 @@ class TbFlags:
         return FsState((flags & TbFlags.FS_MASK) >> TbFlags.FS_SHIFT)
 
 
+# The mstatus bits the flags depend on (data_mmu_index: MPRV, MPP, SUM, MXR; FS).
+_FLAGS_MSTATUS = Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR | Mstatus.FS
+
+
 def tb_flags(priv: Priv, mstatus: int, satp: int) -> int:
     """The translation-block flags of a hart in this state (layout: :class:`TbFlags`)."""
-    flags = int(priv) | (data_mmu_index(priv, mstatus) << TbFlags.MMU_IDX_SHIFT)
+    # (Computed at every CSR write, several times: memoised on what they depend on.)
+    return _tb_flags(int(priv), mstatus & _FLAGS_MSTATUS,
+                     satp_mode(satp) != SatpMode.BARE)
+
+
+@functools.lru_cache(maxsize=1024)
+def _tb_flags(priv: int, mstatus: int, paging: bool) -> int:
+    flags = priv | (data_mmu_index(Priv(priv), mstatus) << TbFlags.MMU_IDX_SHIFT)
     flags |= get_field(mstatus, Mstatus.FS) << TbFlags.FS_SHIFT
-    if priv != Priv.M and satp_mode(satp) != SatpMode.BARE:
+    if priv != Priv.M and paging:
         flags |= TbFlags.PAGING
     return flags
