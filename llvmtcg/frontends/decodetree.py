@@ -828,3 +828,100 @@ class Decoder:
             self._decoded.clear()  # (bounded: a guest has only so many distinct words)
         self._decoded[word] = candidates
         return candidates
+
+
+# --------------------------------------------------------------------------- pregenerated
+#
+# Building a table parses its text and compiles one extractor per pattern (~40 ms for
+# RISC-V at every start). A frontend can instead ship the built tables as a generated
+# Python module (:func:`pregenerated_source`): data literals plus the extractors as
+# real functions, which Python's bytecode cache keeps compiled. :func:`load_pregenerated`
+# rebuilds the tables from it, without the checks (the generator ran them).
+
+
+def pregenerated_source(tables: Sequence[DecodeTable], functions: Mapping[str, FieldFunction],
+                        fingerprint: str, header: str) -> str:
+    """Python source of a module holding ``tables`` (built by :func:`build_table`,
+    sharing argument sets as built); ``functions``: every ``!function=`` by name;
+    ``fingerprint`` identifies the inputs the tables were built from."""
+    names_of = {id(fn): name for name, fn in functions.items()}
+    argsets: list[ArgSet] = []
+    argset_index: dict[int, int] = {}
+    fields: list[Field] = []
+    field_index: dict[int, int] = {}
+
+    def argset_ref(argset: ArgSet) -> int:
+        if id(argset) not in argset_index:
+            argset_index[id(argset)] = len(argsets)
+            argsets.append(argset)
+        return argset_index[id(argset)]
+
+    def field_ref(f: Field) -> int:
+        if id(f) not in field_index:
+            if f.function is not None and id(f.function) not in names_of:
+                raise DecodeTreeError(f"field {f.name}: its function is not in functions")
+            field_index[id(f)] = len(fields)
+            fields.append(f)
+        return field_index[id(f)]
+
+    table_rows = []
+    extractor_lines: list[str] = []
+    for t, table in enumerate(tables):
+        named_fields = {name: field_ref(f) for name, f in table.fields.items()}
+        named_argsets = {name: argset_ref(a) for name, a in table.argsets.items()}
+        rows = []
+        extractor_lines.append(f"    table_{t} = (")
+        for p in table.patterns:
+            assignments = tuple((m, ("f", field_ref(s)) if isinstance(s, Field) else ("c", s))
+                                for m, s in p.assignments)
+            rows.append((p.name, p.translator, p.mask, p.match, p.ignored,
+                         argset_ref(p.argset), assignments, p.group, p.line))
+            values = [s.expression("w", f"_fn{field_ref(s)}") if isinstance(s, Field)
+                      else repr(s) for _, s in p.assignments]
+            tuple_src = ", ".join(values) + ("," if len(values) == 1 else "")
+            extractor_lines.append(
+                f"        lambda w: _new(_a{argset_ref(p.argset)}, ({tuple_src})),"
+                f"  # {p.name}")
+        extractor_lines.append("    )")
+        table_rows.append((table.name, table.width, named_fields, named_argsets,
+                           tuple(rows)))
+    argset_rows = tuple("NO_ARGS" if a is NO_ARGS else (a.name, a.members) for a in argsets)
+    field_rows = tuple((f.name, tuple((s.pos, s.length) for s in f.segments), f.signed,
+                        f.shift, None if f.function is None else names_of[id(f.function)])
+                       for f in fields)
+    out = [header.rstrip("\n"), "", "# ruff: noqa", "",
+           f"FINGERPRINT = {fingerprint!r}", f"ARGSETS = {argset_rows!r}",
+           f"FIELDS = {field_rows!r}", "TABLES = ("]
+    out += [f"    {row!r}," for row in table_rows]
+    out += [")", "", "", "def extractors(_new, _a, _functions):",
+            "    \"\"\"Per table, one extractor per pattern (word -> argument set).\"\"\""]
+    out += [f"    _a{i} = _a[{i}]" for i in range(len(argsets))]
+    out += [f"    _fn{i} = _functions[{names_of[id(f.function)]!r}]"
+            for i, f in enumerate(fields) if f.function is not None]
+    out += extractor_lines
+    out.append("    return (" + ", ".join(f"table_{t}" for t in range(len(tables))) + ",)")
+    return "\n".join(out) + "\n"
+
+
+def load_pregenerated(module: Any, functions: Mapping[str, FieldFunction]
+                      ) -> tuple[DecodeTable, ...]:
+    """The tables of a module :func:`pregenerated_source` wrote."""
+    argsets = [NO_ARGS if row == "NO_ARGS" else _make_argset(*row) for row in module.ARGSETS]
+    fields = [Field(name, tuple(Segment(*s) for s in segments), signed, shift,
+                    None if fn is None else functions[fn])
+              for name, segments, signed, shift, fn in module.FIELDS]
+    extractors = module.extractors(tuple.__new__, [a.cls for a in argsets], functions)
+    tables = []
+    for (name, width, named_fields, named_argsets, rows), extract in zip(
+            module.TABLES, extractors, strict=True):
+        patterns = [
+            Pattern(p_name, translator, mask, match, ignored, argsets[argset],
+                    tuple((m, fields[v] if kind == "f" else v) for m, (kind, v) in assigned),
+                    group, line, index, extract[index])
+            for index, (p_name, translator, mask, match, ignored, argset, assigned, group,
+                        line) in enumerate(rows)]
+        tables.append(DecodeTable(
+            name, width, {n: fields[i] for n, i in named_fields.items()},
+            {n: argsets[i] for n, i in named_argsets.items()}, patterns,
+            f"<pregenerated: {module.__name__}>"))
+    return tuple(tables)

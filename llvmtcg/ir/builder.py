@@ -45,6 +45,16 @@ _new_op = tuple.__new__
 _locals: dict[tuple[int, int], Temp] = {}
 
 
+def local_temp(type_: IRType, n: int) -> Temp:
+    """The block-local temp a block's ``n``-th :meth:`Builder.temp` call returns for
+    ``type_`` (locals are shared values, one per width and position)."""
+    key = (type_.bits, n)
+    t = _locals.get(key)
+    if t is None:
+        t = _locals[key] = Temp(_LOCAL, type_, f"tmp{n}")
+    return t
+
+
 def _check_field(name: str, type_: IRType, ofs: int, length: int) -> None:
     if not (0 <= ofs and 0 < length and ofs + length <= type_.bits):
         raise IRError(f"{name}: field ofs={ofs} len={length} does not fit {type_}")
@@ -344,6 +354,7 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
             t = _locals[key] = Temp(_LOCAL, type_, f"tmp{n}")
         block_locals.append(t)
         return t
+
 
     def const(self, type_: IRType, value: int) -> Temp:
         return const(type_, value)

@@ -15,7 +15,6 @@ the main thread compiles and links cheap blocks.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import hashlib
 import importlib.util
@@ -98,7 +97,12 @@ def code_identity() -> tuple[str, ...]:
 def libm_symbols() -> dict[str, int]:
     """libm entry points LLVM may call for float intrinsics the host lacks (fma without
     FMA, floor/ceil/trunc without SSE4.1): all correctly rounded in glibc."""
-    libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    try:  # (glibc's soname: ctypes.util.find_library runs ldconfig in a child process)
+        libm = ctypes.CDLL("libm.so.6")
+    except OSError:
+        from ctypes.util import find_library  # noqa: PLC0415 - another libc
+
+        libm = ctypes.CDLL(find_library("m"))
     names = [f"{base}{suffix}" for base in ("fma", "floor", "ceil", "trunc", "roundeven",
                                             "nearbyint", "rint", "sqrt")
              for suffix in ("", "f")]

@@ -11,10 +11,13 @@ that care about NaN payloads select their own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from math import isqrt
+from typing import TYPE_CHECKING
 
 from llvmtcg.ir.types import FFlag, RoundingMode
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 RNE, RTZ, RDN, RUP, RMM = (RoundingMode.RNE, RoundingMode.RTZ, RoundingMode.RDN,
                            RoundingMode.RUP, RoundingMode.RMM)
@@ -87,7 +90,10 @@ class Format:
 
     def magnitude(self, bits: int) -> Fraction:
         """The absolute value of a finite operand, exactly."""
+        from fractions import Fraction  # noqa: PLC0415 - ~10 ms to import; slow path only
+
         man, exp = _decode(self, bits)
+
         return Fraction(man << exp) if exp >= 0 else Fraction(man, 1 << -exp)
 
     def value(self, bits: int) -> Fraction:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import ctypes
-import ctypes.util
 import mmap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,7 +55,9 @@ class Region:
     mmio: MmioHandler | None = None
 
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# The process's own symbols (libc is loaded): ctypes.util.find_library runs
+# ``ldconfig -p`` in a child process, ~0.1 s of CPU on every start.
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
 _libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                        ctypes.c_int, ctypes.c_long]

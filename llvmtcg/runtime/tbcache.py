@@ -37,7 +37,12 @@ from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.lookup_table import NativeLookup
-from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen, Unsupported
+from llvmtcg.runtime.native.baseline import (
+    ArenaFull,
+    BaselineCodegen,
+    EmittedBlock,
+    Unsupported,
+)
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -468,23 +473,12 @@ class TbCache:
                 tbs = []  # (flushed with everything else)
                 # A block larger than the arena raises ArenaFull again: an error.
                 emitted = baseline.emit(block, baseline.prepare(block))
-            meta = self._meta(block)
-            addresses = {meta.name: emitted.entry}
-            addresses.update({slot_symbol(meta.name, n): a for n, a in emitted.slots.items()})
-            if emitted.counter:
-                addresses[counter_symbol(meta.name)] = emitted.counter
-            if emitted.targets:
-                addresses[target_symbol(meta.name)] = emitted.targets
             if self.log.enabled("out_asm"):
-                self.log.write(baseline.disassemble(meta.name, emitted))
+                self.log.write(baseline.disassemble(block.name, emitted))
             if self.jit.perf_map:
-                self.jit.perf_map_entry(emitted.entry, emitted.size, meta.name)
+                self.jit.perf_map_entry(emitted.entry, emitted.size, block.name)
             self.stats["baseline_blocks"] += 1
-            code = ArenaCode(addresses)
-            tbs += self._install([meta], code, flags)
-            # The block holds its addresses now; the map (symbol names and all, ~500
-            # bytes a block) is not read again.
-            code.addresses = _NO_ADDRESSES
+            tbs.append(self._install_baseline(block, emitted, flags))
         if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)
             return self._translate_baseline(pc, flags)
         return tbs
@@ -590,6 +584,32 @@ class TbCache:
         if not tbs:
             self.pending_release.append(module)
         return tbs
+
+    def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
+                          ) -> TranslationBlock:
+        """Install a baseline block: what :meth:`_install` does for a compiled module,
+        straight from the emitted addresses (no metadata record, no symbol names)."""
+        targets = {}
+        for op in block.ops:
+            if op.name == "goto_tb":
+                targets[op.args[0]] = op.args[1]
+        pc = block.pc
+        ranges = [(pc, pc + max(block.guest_size, 1))]
+        phys_pc = phys_ranges = None
+        if self.addressing is not None:
+            phys_pc = self.addressing.phys_addr(pc, flags)
+            phys_ranges = self._phys_ranges(ranges, flags)
+        code = ArenaCode(_NO_ADDRESSES)  # (shared: an emitted block keeps no symbol map)
+        code.live_blocks = 1
+        tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
+                              targets, block.n_insns, flags, phys_pc, phys_ranges,
+                              return_pc=block.return_pc)
+        if emitted.counter:
+            tb.counter = emitted.counter
+            tb.counter_start = self.lowering.hot_threshold
+            tb.target_cell = emitted.targets
+        self._insert(tb)
+        return tb
 
     def _phys_ranges(self, ranges: list[tuple[int, int]], flags: int
                      ) -> list[tuple[int, int]]:

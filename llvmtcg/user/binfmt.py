@@ -32,7 +32,6 @@ same three):
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import shutil
@@ -161,6 +160,8 @@ def remove(names: list[str], directory: Path = BINFMT_DIR) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """The ``llvmtcg-binfmt`` command."""
+    import argparse  # (not at import: every llvmtcg-user start reads exec_fd from here)
+
     from llvmtcg.user.arch import user_arch_names
 
     parser = argparse.ArgumentParser(

@@ -17,12 +17,7 @@ from __future__ import annotations
 
 from ..decodetree import DecodeTable, build_table
 from .insn32 import INSN32
-
-
-def ex_rvc_register(value: int) -> int:
-    """The 3-bit register fields of CIW/CL/CS/CA/CB formats name x8..x15 (or f8..f15)."""
-    return value + 8
-
+from .pregenerated import FIELD_FUNCTIONS, pregenerated
 
 PATTERNS = r"""
 # ---- fields ---------------------------------------------------------------------
@@ -129,10 +124,11 @@ c_swsp          110 ...... ..... 10    @c_swsp     -> sw
 c_sdsp          111 ...... ..... 10    @c_sdsp     -> sd
 """
 
-INSN16: DecodeTable = build_table(
-    PATTERNS,
-    name="riscv/insn16",
-    width=16,
-    functions={"ex_rvc_register": ex_rvc_register},
-    argsets=INSN32.argsets,
-)
+
+def build(insn32: DecodeTable) -> DecodeTable:
+    """The table, built from PATTERNS (into ``insn32``'s argument sets)."""
+    return build_table(PATTERNS, name="riscv/insn16", width=16, functions=FIELD_FUNCTIONS,
+                       argsets=insn32.argsets)
+
+
+INSN16: DecodeTable = pregenerated("riscv/insn16") or build(INSN32)

@@ -16,6 +16,7 @@ Conventions the translators can rely on:
 from __future__ import annotations
 
 from ..decodetree import DecodeTable, build_table
+from .pregenerated import pregenerated
 
 PATTERNS = r"""
 # ---- fields ---------------------------------------------------------------------
@@ -300,4 +301,11 @@ bset       0010100 ..... ..... 001 ..... 0110011  @r
 bseti      001010 ...... ..... 001 ..... 0010011  @sh6
 """
 
-INSN32: DecodeTable = build_table(PATTERNS, name="riscv/insn32", width=32)
+
+
+def build() -> DecodeTable:
+    """The table, built from PATTERNS."""
+    return build_table(PATTERNS, name="riscv/insn32", width=32)
+
+
+INSN32: DecodeTable = pregenerated("riscv/insn32") or build()

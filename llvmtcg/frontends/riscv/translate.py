@@ -54,6 +54,7 @@ class DisasContext:
     system: bool = False
     flags: int = 0
     block_pc: int = 0  # the first instruction's address (for the same-page chaining rule)
+    address_read: bool = False  # (set by the frontend's memo: see frontend._TrackedContext)
 
     def has_ext(self, ext: str) -> bool:
         if ext in ("f", "d") and self.system and TbFlags.fs(self.flags) == FsState.OFF:
