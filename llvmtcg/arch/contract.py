@@ -120,6 +120,9 @@ class GuestArch(abc.ABC):
             (the guest reads an instruction counter).
         exception_events: the exception numbers of :class:`ExceptionEvents` (None: the
             architecture does not name them; embedders then see only raw numbers).
+        fp_control: the CPU-state field :meth:`fp_rounding` depends on alone (RISC-V:
+            ``frm``): the run loop asks :meth:`fp_rounding` again only when that field
+            changed. None: it asks before every entry to native code.
 
     Methods without a default are what a new architecture must write; the defaults
     describe a user-mode guest without floating point.
@@ -133,6 +136,7 @@ class GuestArch(abc.ABC):
     registers: ClassVar[type[enum.IntEnum]]
     counts_insns: ClassVar[bool] = False
     exception_events: ClassVar[ExceptionEvents | None] = None
+    fp_control: ClassVar[str | None] = None
     # System mode: the MMU translates addresses (tlb_fill), the guest takes its own
     # exceptions (do_interrupt) and interrupts (exec_interrupt). User mode: False.
     system_mode: bool = False

@@ -88,6 +88,7 @@ _SUPPORTED_HOOKS = (Hook.INTR | Hook.CODE | Hook.BLOCK | Hook.MEM_READ | Hook.ME
                     | Hook.MEM_FETCH | Hook.MEM_READ_AFTER | Hook.MEM_INVALID
                     | Hook.INSN_INVALID)
 _INITIAL_COUNTER_SLOTS = 1024
+_HALT = ExitReason.HALT
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +172,8 @@ class Emulator:
         self._register_cells: dict[Register, ctypes.c_uint64] = {}  # plain 64-bit fields
         self._dispatch.pc_cell = ctypes.c_uint64.from_address(
             self._state.address + self._arch.layout.offset("pc"))
+        self._exit_request = self._state.cell("exit_request")
+        self._page_has_code = self._cpu.tbs.page_has_code
         self._hooks: dict[int, _HookEntry] = {}
         self._hooks_version = 0  # changes with every hook_add and hook_del
         self._configured: tuple[int, bool, int] | None = None  # (until, counting, version)
@@ -357,10 +360,10 @@ class Emulator:
                                     f"mapped", address=fault.fault.addr) from None
         if self._dirty is not None:
             self._dirty.mark(address, end)
-        page_has_code = self._cpu.tbs.page_has_code
+        page_has_code = self._page_has_code
         first = address - address % PAGE_SIZE
-        if page_has_code(first) or any(page_has_code(page) for page in
-                                       range(first + PAGE_SIZE, end, PAGE_SIZE)):
+        if page_has_code(first) or (end - first > PAGE_SIZE and any(
+                page_has_code(page) for page in range(first + PAGE_SIZE, end, PAGE_SIZE))):
             self._cpu.invalidate_range(address, end)
 
     # -- registers ------------------------------------------------------------------------
@@ -681,27 +684,32 @@ class Emulator:
                 ``INTR`` hook (``EXCEPTION``); ``address`` and ``pc`` say where.
             Exception: whatever a hook callback raised.
         """
+        # (A fuzzer calls this for every input: what it does per run is kept short.)
         if self._running:
             raise EmulatorError(ErrorKind.ARG, "emu_start: the emulator is already running")
         if count < 0 or timeout < 0:
             raise EmulatorError(ErrorKind.ARG, "emu_start: count and timeout must be >= 0")
-        if (until, count > 0, self._hooks_version) != self._configured:
-            self._configure(until, count > 0)
-        state = self._state
-        state.pc = begin
-        if count:
-            state.set(BUDGET_FIELD, count)
+        counting = count > 0
+        if (until, counting, self._hooks_version) != self._configured:
+            self._configure(until, counting)
+        dispatch = self._dispatch
+        dispatch.pc_cell.value = begin
+        if counting:
+            self._state.set(BUDGET_FIELD, count)
         self._coverage_prev.value = 0  # (AFL's prev_loc: every run starts an edge path)
-        self._dispatch.stop_pending = False
-        self._dispatch.redirect = None
+        dispatch.stop_pending = False
+        dispatch.redirect = None
         self._cpu.loop.stop_requested = False
-        state.clear_exit_request()
+        self._exit_request.value = 0
         timer = threading.Timer(timeout / 1e6, self.emu_stop) if timeout else None
         self._running = True
         try:
             if timer is not None:
                 timer.start()
-            self._run_until_done(until, count > 0)
+            exit_ = self._cpu.run()
+            # The usual end, a direct jump to `until`, needs nothing more.
+            if exit_.reason is not _HALT or exit_.pc != until:
+                self._run_until_done(until, counting, exit_)
         except _Stopped:
             pass
         finally:
@@ -740,13 +748,17 @@ class Emulator:
             self._dispatch.stop_pending = True
             self._cpu.stop()
 
-    def _run_until_done(self, until: int, counting: bool) -> None:
+    def _run_until_done(self, until: int, counting: bool, exit_: CpuExit) -> None:
+        """Handle ``exit_`` (the run's first) and run on until the run is over."""
         last_retry: tuple[int, int] | None = None
+        first = True
         while True:
-            exit_ = self._cpu.run()
+            if not first:
+                exit_ = self._cpu.run()
+            first = False
             if exit_.reason is ExitReason.REQUESTED or self._state.pc == until:
                 return
-            if exit_.reason is ExitReason.HALT:
+            if exit_.reason is _HALT:
                 return
             if exit_.reason is ExitReason.SYSCALL and self._events is not None:
                 self._interrupt(self._events.syscall,

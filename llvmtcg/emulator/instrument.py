@@ -207,6 +207,7 @@ class InstrumentedArch(GuestArch):
         self.registers = base.registers  # type: ignore[misc]
         self.counts_insns = base.counts_insns  # type: ignore[misc]
         self.exception_events = base.exception_events  # type: ignore[misc]
+        self.fp_control = base.fp_control  # type: ignore[misc]
         self.layout = extended_layout(base.layout)  # type: ignore[misc]
         self._globals = self.layout.globals()
         self._handlers = handlers

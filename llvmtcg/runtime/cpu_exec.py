@@ -248,7 +248,8 @@ class Cpu:
         self.loop = RunLoop(self.state, self.tbs, self.tiering, enter, memory.base, self.log,
                             fp_rounding=arch.fp_rounding, fp_accrue=arch.fp_accrue,
                             exec_interrupt=exec_interrupt or arch.exec_interrupt,
-                            do_interrupt=arch.do_interrupt if self.system_mode else None)
+                            do_interrupt=arch.do_interrupt if self.system_mode else None,
+                            fp_control=arch.fp_control)
         callbacks.register(self)
 
     def spawn(self, exec_interrupt: Callable[[CpuState], bool] | None = None) -> Cpu:
@@ -284,7 +285,7 @@ class Cpu:
                            self.log, fp_rounding=self.arch.fp_rounding,
                            fp_accrue=self.arch.fp_accrue,
                            exec_interrupt=exec_interrupt or self.arch.exec_interrupt,
-                           jmp_cache=new.jump_cache)
+                           jmp_cache=new.jump_cache, fp_control=self.arch.fp_control)
         with self.tbs.lock:
             self.group.append(new)
         callbacks.register(new)

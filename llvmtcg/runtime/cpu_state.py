@@ -50,6 +50,11 @@ class CpuState:
                 self.address + field.offset + index * step)
         return cell
 
+    def cell(self, name: str, index: int = 0) -> ctypes._SimpleCData:
+        """A ctypes view of one field (``.value`` reads and writes it): for code that
+        reads a field at every step."""
+        return self._cell(name, index)
+
     def get(self, name: str, index: int = 0) -> int:
         return self._cell(name, index).value
 

@@ -94,7 +94,7 @@ class NativeLookup:
         self.empty_cell_address = ctypes.addressof(self._empty_cell)
         self._slots: dict[tuple[int, int], int] = {}  # (pc, flags) -> entry index
         self._by_page: dict[int, set[tuple[int, int]]] = {}  # pc's page -> its keys
-        self._old: list[_Table] = []
+        self.retired: list[_Table] = []  # replaced tables, freed by release_old()
         self._table = _Table(MIN_BITS)
         self._cell[0] = self._table.address
 
@@ -214,13 +214,13 @@ class NativeLookup:
         self._swap(table)
 
     def _swap(self, table: _Table) -> None:
-        self._old.append(self._table)
+        self.retired.append(self._table)
         self._table = table
         self._cell[0] = table.address  # (one aligned store: probes see either table)
 
     def release_old(self) -> None:
         """Free replaced tables; only call when no CPU runs native code."""
-        self._old.clear()
+        self.retired.clear()
 
 
 def lookup_ir(layout: abi.CpuLayout) -> str:

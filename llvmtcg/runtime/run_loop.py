@@ -21,6 +21,10 @@ one step:
   the request is handled as if native code had returned REQUESTED — which is where an
   interrupt is taken (the architecture's ``exec_interrupt``). Translating the code at pc
   happens in one place; a fault there is a ``GuestException`` like any other.
+- The short path (an embedder calls run() per input, user mode per syscall): a SYSCALL
+  or HALT exit with no helper error pending is returned as decide() would, without
+  decoding or deciding; exits are counted by reason in a list; the guest's FP
+  environment is recomputed only when the architecture's ``fp_control`` field changed.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from llvmtcg.runtime.tbcache import CompiledCode, TbCache
 from llvmtcg.runtime.tiering import Tiering
 
 _REASON_MASK = (1 << EXIT_REASON_BITS) - 1
+_MXCSR_FLAGS = host_fp.MXCSR_FLAGS
 
 
 # -- exits: what native code returned ------------------------------------------------------
@@ -104,9 +109,15 @@ class Halt:
 
 
 NativeExit = Chain | Lookup | GuestException | Requested | Hot | Syscall | Halt
-# For the exit counters (Enum.name and Enum.__hash__ are slow Python code).
+# For the exit log (Enum.name and Enum.__hash__ are slow Python code).
 _NAMES = {cls: cls.reason.name for cls in (Chain, Lookup, GuestException, Requested, Hot,
                                             Syscall, Halt)}
+# The exits decide() always turns into a return to run()'s caller unless a helper's
+# error is pending (a syscall, halt), by ExitReason value: run() returns them undecoded.
+_RETURNED: tuple[ExitReason | None, ...] = tuple(
+    ExitReason(r) if r in (ExitReason.SYSCALL, ExitReason.HALT) else None
+    for r in range(1 << EXIT_REASON_BITS))
+_REASON_NAMES = {int(r): r.name for r in ExitReason}
 
 LOOKUP = Lookup()
 REQUESTED = Requested()
@@ -256,7 +267,13 @@ def decide(exit_: NativeExit, now: LoopConditions) -> Action:
 @dataclass
 class ExecStats:
     native_entries: int = 0  # calls from Python into native code
-    exits: dict[str, int] = field(default_factory=dict)  # native exits by ExitReason name
+    # Native exits by ExitReason value (a list: the loop counts every exit).
+    exit_counts: list[int] = field(default_factory=lambda: [0] * (1 << EXIT_REASON_BITS))
+
+    @property
+    def exits(self) -> dict[str, int]:
+        """Native exits by ExitReason name (the reasons that occurred)."""
+        return {_REASON_NAMES[r]: n for r, n in enumerate(self.exit_counts) if n}
 
 
 def _never(state: CpuState) -> bool:
@@ -279,6 +296,8 @@ class RunLoop:
         fp_rounding: the guest's dynamic rounding mode (loaded into MXCSR on entry);
             None: round to nearest.
         fp_accrue: receives the IEEE flags guest float ops raised, after every exit.
+        fp_control: the state field ``fp_rounding`` depends on alone: it is asked
+            again only when that field changed (None: before every entry).
         exec_interrupt: at an exit request, delivers a pending interrupt (changing pc)
             and says whether it did; user mode has none.
         do_interrupt: system mode: delivers guest exceptions to the guest (the loop
@@ -297,7 +316,7 @@ class RunLoop:
                  fp_accrue: Callable[[CpuState, FFlag], None] | None = None,
                  exec_interrupt: Callable[[CpuState], bool] = _never,
                  do_interrupt: Callable[[CpuState, int, MemFault | None], None] | None = None,
-                 jmp_cache: object | None = None) -> None:
+                 jmp_cache: object | None = None, fp_control: str | None = None) -> None:
         self.state = state
         self.tbs = tbs
         self.tiering = tiering
@@ -310,6 +329,14 @@ class RunLoop:
         self.do_interrupt = do_interrupt
         self.jmp_cache = jmp_cache
         self.stats = ExecStats()
+        # The guest's MXCSR for the rounding mode last seen, and the fp_control value
+        # that mode was read for (None: read it again).
+        self._rounding: RoundingMode | None = None
+        self._guest_mxcsr = host_fp.guest_mxcsr(RoundingMode.RNE)
+        self._fp_control = None if fp_control is None else state.cell(fp_control)
+        self._fp_control_seen: int | None = None
+        self._fp_env = state.cell("fp_env")
+        self._last_return = CpuExit(ExitReason.HALT, -1)  # (run()'s last SYSCALL/HALT exit)
         self.pending_error: BaseException | None = None
         self.fault: MemFault | None = None
         self.stop_requested = False
@@ -369,7 +396,7 @@ class RunLoop:
             Exception: whatever a Python helper or MMIO callback raised, re-raised here.
         """
         state, tbs, stats = self.state, self.tbs, self.stats
-        exits = stats.exits
+        exit_counts = stats.exit_counts
         slot_owner, take_exception = tbs.slot_owner, self.take_exception
         log_exec = self.log.enabled("exec")
         action: Action = ENTER
@@ -379,6 +406,10 @@ class RunLoop:
             while True:
                 # Carry out the action; those that do not enter code come back to decide().
                 if action is not ENTER and action is not FILL_JUMP_CACHE:
+                    if type(action) is ReturnExit:  # (the most common action: first)
+                        if action.exit.reason is ExitReason.REQUESTED:
+                            self.stop_requested = False  # (the answer to stop())
+                        return action.exit
                     match action:
                         case LinkAndEnter():
                             pass
@@ -393,10 +424,6 @@ class RunLoop:
                             self.exec_interrupt(state)
                         case DeliverException(exception=exc):
                             self.do_interrupt(state, exc.index, exc.fault)
-                        case ReturnExit(exit=exit_):
-                            if exit_.reason is ExitReason.REQUESTED:
-                                self.stop_requested = False  # (the answer to stop())
-                            return exit_
                         case RaisePending():
                             self._raise_pending()
                 # Safe point: no native frame of ours is running. An exit request is
@@ -432,14 +459,22 @@ class RunLoop:
                 finally:
                     lock.acquire()
                     tbs.in_native -= 1
+                reason = result & _REASON_MASK
+                returned = _RETURNED[reason]
+                if returned is not None and self.pending_error is None and not log_exec:
+                    # The common way out, as decide() has it, without decoding.
+                    exit_counts[reason] += 1
+                    last = self._last_return
+                    if last.reason is not returned or last.pc != state.pc:
+                        last = self._last_return = CpuExit(returned, state.pc)
+                    return last  # (a value: the same one again saves an allocation)
                 exit_ = decode_exit(result, slot_owner, take_exception)
-                name = _NAMES[type(exit_)]
-                exits[name] = exits.get(name, 0) + 1
+                exit_counts[reason] += 1
                 if log_exec:
-                    self.log.write(f"exit {name} pc={state.pc:#x}")
+                    self.log.write(f"exit {_NAMES[type(exit_)]} pc={state.pc:#x}")
                 action = decide(exit_, self)
         finally:
-            if not tbs.in_native:
+            if not tbs.in_native and (tbs.pending_release or tbs.lookup_table.retired):
                 tbs.release_pending()
             lock.release()
 
@@ -502,13 +537,19 @@ class RunLoop:
     def _run_native(self, tb: CompiledCode) -> int:
         """Enter ``tb`` with the guest's FP environment; hand the flags its float ops
         raised to the guest (clearing them; the rounding control stays)."""
-        state = self.state
-        rounding = self.fp_rounding(state) if self.fp_rounding else RoundingMode.RNE
-        state.set("fp_env", host_fp.guest_mxcsr(rounding))
+        state, fp_env = self.state, self._fp_env
+        control = self._fp_control
+        if self.fp_rounding is not None and (control is None
+                                             or control.value != self._fp_control_seen):
+            self._fp_control_seen = None if control is None else control.value
+            rounding = self.fp_rounding(state)
+            if rounding is not self._rounding:  # (the MXCSR of a mode, looked up once)
+                self._rounding, self._guest_mxcsr = rounding, host_fp.guest_mxcsr(rounding)
+        fp_env.value = self._guest_mxcsr
         result = self.enter(tb.entry, state.address, self.mem_base)
-        env = state.get("fp_env")
-        if env & host_fp.MXCSR_FLAGS and self.fp_accrue is not None:
-            state.set("fp_env", env & ~host_fp.MXCSR_FLAGS)
+        env = fp_env.value
+        if env & _MXCSR_FLAGS and self.fp_accrue is not None:
+            fp_env.value = env & ~_MXCSR_FLAGS
             self.fp_accrue(state, FFlag(host_fp.flags_from_mxcsr(env)))
         return result
 

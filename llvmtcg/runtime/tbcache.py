@@ -301,15 +301,25 @@ class TbCache:
         """The code at pc for ``flags`` (default: :attr:`flags`), translating a region
         if needed (GuestFault if pc cannot be fetched)."""
         flags = self.flags if flags is None else flags
+        if self.addressing is None:
+            # (user mode, where the run loop asks at every entry: best() inlined, with
+            # no physical pc to compare)
+            region = self.regions.get(pc)
+            if region is not None and region.flags == flags:
+                return region
+            tb = self.by_pc.get(pc)
+            while tb is not None and tb.flags != flags:
+                tb = tb.variant
+            return tb if tb is not None else self.translate_region(pc, flags)
         phys = self.phys_pc(pc, flags)
-        tb = self.best(pc, flags, phys)
-        if tb is None:
+        code = self.best(pc, flags, phys)
+        if code is None:
             return self.translate_region(pc, flags)
         if phys is not None and self.native_lookup:
             # System mode: (pc, flags) is tb under the current mapping; the entry of
             # an earlier generation (or of another physical page) is stale.
-            self.lookup_table.put(pc, flags, tb.entry)
-        return tb
+            self.lookup_table.put(pc, flags, code.entry)
+        return code
 
     def _fetch_for(self, flags: int) -> Callable[[int, int], bytes]:
         if self.addressing is None:

@@ -66,6 +66,26 @@ def test_floating_point_runs_and_reads_back(emu: Emulator) -> None:
     assert emu.reg_read("a1") == 42
 
 
+def test_rounding_mode_set_by_the_guest_or_between_runs_takes_effect(emu: Emulator) -> None:
+    # 1/3 rounds to ...555 to nearest and towards zero, to ...556 upwards. The run
+    # loop reloads the host rounding mode only when frm changed (by the guest or not).
+    guest_sets_rup = load(emu, "csrwi frm, 3\nfdiv.d fa0, fa1, fa2")
+    emu.reg_write_batch({"fa1": 0x3FF0_0000_0000_0000, "fa2": 0x4008_0000_0000_0000})
+    nearest = emu.context_save()
+    emu.emu_start(CODE, guest_sets_rup)
+    assert (emu.reg_read("fa0"), emu.reg_read("frm")) == (0x3FD5_5555_5555_5556, 3)
+    divide = load(emu, "fdiv.d fa0, fa1, fa2")
+    for frm, expected in ((0, 0x3FD5_5555_5555_5555), (3, 0x3FD5_5555_5555_5556),
+                          (1, 0x3FD5_5555_5555_5555), (3, 0x3FD5_5555_5555_5556)):
+        emu.reg_write("frm", frm)
+        emu.emu_start(CODE, divide)
+        assert emu.reg_read("fa0") == expected, frm
+    emu.context_restore(nearest)  # (frm 0 again, as the last run's was before it)
+    emu.emu_start(CODE, divide)
+    assert emu.reg_read("fa0") == 0x3FD5_5555_5555_5555
+    assert emu.reg_read("fflags") == 0x01  # inexact, accrued every time
+
+
 def test_invalid_instruction_without_and_with_hook(emu: Emulator) -> None:
     end = load(emu, "li a0, 1\n.word 0xffffffff\nli a1, 2")
     with pytest.raises(EmulatorError) as info:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from llvmtcg.ir import Builder, ExitReason
+from llvmtcg.ir import I64, Builder, ExitReason
+from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.runtime.exits import (
     EXCP_HELPER_ERROR,
     EXCP_MEM_FAULT,
@@ -17,6 +18,7 @@ from llvmtcg.runtime.exits import (
     FaultKind,
     MemFault,
 )
+from llvmtcg.runtime.helpers import HelperRegistry
 from llvmtcg.runtime.run_loop import (
     ENTER,
     FILL_JUMP_CACHE,
@@ -204,3 +206,47 @@ def test_an_exit_request_lets_the_architecture_take_an_interrupt() -> None:
     assert taken == [CODE] and cpu.state.get("r", 0) > 100
     assert cpu.state.get("r", 1) == handler
     assert cpu.stats.exits["REQUESTED"] == 1
+
+
+def test_syscall_and_halt_exits_return_at_once_unless_an_error_is_pending() -> None:
+    """Syscall and halt exits leave run() without going through decide() (the common
+    way out): the same values, counted; a helper's pending error still comes first."""
+    fe = HandFrontend()
+
+    def fails(cpu, value: int) -> int:
+        raise KeyError(f"helper saw {value}")
+
+    helpers = HelperRegistry()
+    helpers.register(HelperDecl("fails", I64, (I64,), HelperFlag.TAKES_CPU), fails)
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.mov(PC, c64(CODE + 4))
+        b.exit_tb(ExitReason.SYSCALL)
+
+    @fe.define(CODE + 4)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE + 4)
+        halt_at(b, CODE + 8)
+
+    @fe.define(CODE + 0x100)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE + 0x100)
+        b.call("fails", [R[1]], [c64(7)])  # (not MAY_RAISE: the block goes on)
+        b.mov(PC, c64(CODE + 0x104))
+        b.exit_tb(ExitReason.SYSCALL)
+
+    cpu = make_cpu(fe, helpers)
+    cpu.pc = CODE
+    assert cpu.run() == CpuExit(ExitReason.SYSCALL, CODE + 4)
+    assert cpu.run() == CpuExit(ExitReason.HALT, CODE + 8)
+    cpu.pc = CODE + 4
+    assert cpu.run() == CpuExit(ExitReason.HALT, CODE + 8)
+    assert cpu.stats.exits == {"SYSCALL": 1, "HALT": 2}
+    cpu.pc = CODE + 0x100
+    with pytest.raises(KeyError, match="helper saw 7"):
+        cpu.run()
+    assert cpu.pc == CODE + 0x104 and cpu.pending_error is None
+    cpu.pc = CODE
+    assert cpu.run() == CpuExit(ExitReason.SYSCALL, CODE + 4)

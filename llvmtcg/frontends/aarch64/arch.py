@@ -164,6 +164,8 @@ class Aarch64Arch(GuestArch):
             state.set("tpidr_el0", value & M64)
 
     # -- the guest's FP environment (for the run loop) -------------------------------------
+    fp_control = "fpcr"
+
     def fp_rounding(self, state: CpuState) -> RoundingMode:
         return _RMODES[state.get("fpcr") >> 22 & 3]
 

@@ -170,4 +170,5 @@ class Riscv64Arch(GuestArch):
     # -- the guest's FP environment (for the run loop) -------------------------------------
     # Plain functions, not methods: the run loop calls them around every native entry.
     fp_rounding = staticmethod(fpu.fp_rounding)
+    fp_control = "frm"
     fp_accrue = staticmethod(fpu.fp_accrue)
