@@ -813,6 +813,7 @@ class Emulator:
             size, value = (fetched[1] if fetched else 2), 0
         else:
             size, value = self._last_access
+            value = _as_int64(value)
         handled = False
         if not retried:
             for hook in self._hooks_of(hook_type):
@@ -1046,9 +1047,10 @@ class _HookDispatch:
                 hooks, access = self.fetch, MemAccess.FETCH
             elif info & MEM_INFO_WRITE:
                 hooks, access = self.write, MemAccess.WRITE
+                value = _as_int64(value & (1 << 8 * size) - 1)  # (what is stored)
             elif info & MEM_INFO_AFTER:
                 hooks, access = self.read_after, MemAccess.READ_AFTER
-                value &= (1 << 8 * size) - 1  # as read, not as extended into the register
+                value = _as_int64(value & (1 << 8 * size) - 1)  # (not as extended)
             else:
                 hooks, access = self.read, MemAccess.READ
             emulator = self.emulator()
@@ -1069,6 +1071,12 @@ class _HookDispatch:
         elif self.pc_cell.value != pc:
             self.redirect = self.pc_cell.value
             cpu.raise_exception(EXCP_API_STOP)
+
+
+def _as_int64(value: int) -> int:
+    """A memory hook's value as Unicorn's Python binding passes it (an int64_t): an
+    8-byte value with the top bit set is negative."""
+    return value - (1 << 64) if value >> 63 else value
 
 
 class _Stopped(Exception):

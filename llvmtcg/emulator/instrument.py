@@ -15,9 +15,14 @@ it translates, as the current :class:`TranslationConfig` asks:
   hook's range, at the start of each block in a BLOCK hook's range, before each load
   and store (and after each load, for MEM_READ_AFTER) when memory hooks exist; when no
   memory hook covers every address, the call is guarded by a compiled test of the
-  access address against the hooks' ranges. A conditional hook (``when=``) gets its
-  own call, guarded by a compiled compare of a register with a value. Without hooks
-  nothing is emitted.
+  access address against the hooks' ranges. With memory hooks, an atomic (RISC-V AMO
+  and SC, AArch64 store-exclusive, LSE and CAS) runs as Unicorn runs it — QEMU's
+  single-threaded expansion: a load, the operation, a store, each access reported (the
+  store's value is the one written, a failing compare-and-swap writes back what it
+  read); a misaligned one faults as the atomic would. A legality probe alone
+  (a failing RISC-V SC: ``is_store_probe``) is no access and reports nothing. A
+  conditional hook (``when=``) gets its own call, guarded by a compiled compare of a
+  register with a value. Without hooks nothing is emitted.
 - dirty pages (for snapshots): before each store and atomic, the pages of its first
   and last byte are marked in a byte map and, when newly marked, appended to a list,
   so a restore copies back only what the guest wrote.
@@ -43,9 +48,10 @@ from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
 from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Op, Temp, const
+from llvmtcg.ir.builder import is_store_probe
 from llvmtcg.ir.cpu_layout import PAGE_BITS, RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.types import FFlag, MemOp, RoundingMode
+from llvmtcg.ir.types import AtomicOp, FFlag, IRType, MemOp, RoundingMode
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
@@ -153,6 +159,17 @@ _STORES: dict[str, Callable[[Op], tuple[Temp, MemOp]]] = {
     "atomic_rmw": lambda op: (op.inputs[0], op.args[1]),
     "atomic_cmpxchg_pair": lambda op: (op.inputs[0], op.args[0]),  # (one page: aligned)
 }
+
+
+# An atomic read-modify-write's operation on (memory, operand), as the hooked expansion
+# computes it: a plain op, or the condition a min/max selects memory's value on (the
+# operands extended as signed or unsigned from the access size first).
+_RMW_OPS = {AtomicOp.ADD: "add", AtomicOp.AND: "and_", AtomicOp.OR: "or_",
+            AtomicOp.XOR: "xor"}
+_RMW_SELECT = {AtomicOp.SMIN: (Cond.LT, True), AtomicOp.SMAX: (Cond.GT, True),
+               AtomicOp.UMIN: (Cond.LTU, False), AtomicOp.UMAX: (Cond.GTU, False)}
+_EXTEND = {(0, True): "ext8s", (1, True): "ext16s", (2, True): "ext32s",
+           (0, False): "ext8u", (1, False): "ext16u", (2, False): "ext32u"}
 
 
 def in_ranges(ranges: tuple[Range, ...], address: int) -> bool:
@@ -272,6 +289,8 @@ class InstrumentedArch(GuestArch):
         scratch = (b.temp(I64), b.temp(I64))
         saved_address = b.temp(I64)
         page = b.temp(I64)  # (dirty-page marking)
+        mem_hooks = bool(config.read_ranges or config.write_ranges or config.read_after_ranges)
+        atomic_temps: dict[IRType, tuple[Temp, Temp, Temp]] = {}  # (hooked atomics)
         ops, block.ops = block.ops, []
         first = True
         pc = block.pc
@@ -301,6 +320,14 @@ class InstrumentedArch(GuestArch):
                 if memop.size > 1:  # (a store crossing into the next page)
                     self._mark_dirty(b, scratch, page, addr, memop.size - 1,
                                      config.dirty_pages)
+            if (mem_hooks and op.name in ("atomic_rmw", "atomic_cmpxchg")
+                    and not is_store_probe(op)):
+                type_ = op.outputs[0].type
+                if type_ not in atomic_temps:
+                    atomic_temps[type_] = (b.temp(type_), b.temp(type_), b.temp(type_))
+                self._hooked_atomic(b, scratch, saved_address, atomic_temps[type_], pc, op,
+                                    config)
+                continue
             block.ops.append(op)
             if after_load is not None:
                 self._mem_hook_call(b, scratch, pc, op.args[0].size | MEM_INFO_AFTER,
@@ -427,6 +454,61 @@ class InstrumentedArch(GuestArch):
         b.brcond(Cond.EQ, pc_global, const(I64, pc), same)
         b.exit_tb(ExitReason.LOOKUP)
         b.set_label(same)
+
+    def _hooked_atomic(self, b: Builder, scratch: tuple[Temp, Temp], address: Temp,
+                       temps: tuple[Temp, Temp, Temp], pc: int, op: Op,
+                       config: TranslationConfig) -> None:
+        """``op`` (an atomic) as Unicorn runs it, its accesses reported: the read hook,
+        the load (and the read-after hook), the new value, the write hook, the store;
+        a misaligned address faults as the atomic would (before the load)."""
+        old = op.outputs[0]
+        if op.name == "atomic_rmw":
+            kind, memop, mmu_idx = op.args
+            value, expected = op.inputs[1], None
+        else:
+            memop, mmu_idx = op.args
+            expected, value = op.inputs[1], op.inputs[2]
+        new, x, y = temps
+        size = memop.size
+        b.mov(address, op.inputs[0])  # (the load may overwrite the register it came from)
+        if config.read_ranges:
+            self._mem_hook_call(b, scratch, pc, size, address, const(I64, 0),
+                                config.read_ranges)
+        if size > 1:  # misaligned: fault as the atomic does (the load would as a load)
+            aligned = b.label()
+            b.and_(scratch[0], address, const(I64, size - 1))
+            b.brcond(Cond.EQ, scratch[0], const(I64, 0), aligned)
+            b.probe_store(new, address, memop, mmu_idx)
+            b.set_label(aligned)
+        b.qemu_ld(old, address, memop, mmu_idx)
+        if config.read_after_ranges:
+            self._mem_hook_call(b, scratch, pc, size | MEM_INFO_AFTER, address, old,
+                                config.read_after_ranges)
+        if expected is not None:  # compare at the access width; a mismatch writes back
+            self._extend(b, x, old, memop.size_log2, signed=False)
+            self._extend(b, y, expected, memop.size_log2, signed=False)
+            b.movcond(Cond.EQ, new, x, y, value, old)
+        elif kind is AtomicOp.XCHG:
+            b.mov(new, value)
+        elif kind in _RMW_OPS:
+            getattr(b, _RMW_OPS[kind])(new, old, value)
+        else:
+            cond, signed = _RMW_SELECT[kind]
+            self._extend(b, x, old, memop.size_log2, signed)
+            self._extend(b, y, value, memop.size_log2, signed)
+            b.movcond(cond, new, x, y, x, y)
+        if config.write_ranges:
+            self._mem_hook_call(b, scratch, pc, size | MEM_INFO_WRITE, address, new,
+                                config.write_ranges)
+        b.qemu_st(new, address, memop, mmu_idx)
+
+    @staticmethod
+    def _extend(b: Builder, dst: Temp, src: Temp, size_log2: int, signed: bool) -> None:
+        """dst = the low ``1 << size_log2`` bytes of src, extended."""
+        if 8 << size_log2 >= dst.type.bits:
+            b.mov(dst, src)
+        else:
+            getattr(b, _EXTEND[size_log2, signed])(dst, src)
 
     @staticmethod
     def _mem_hook_call(b: Builder, scratch: tuple[Temp, Temp], pc: int, info: int,

@@ -27,8 +27,10 @@ class Hook(enum.IntFlag):
     - ``CODE``, ``BLOCK``: ``cb(emu, address, size, user_data)``
     - ``MEM_READ``, ``MEM_WRITE``, ``MEM_READ_AFTER``, ``MEM_FETCH``: ``cb(emu, access,
       address, size, value, user_data)`` (value: 0 for reads and fetches, the value
-      stored or loaded otherwise; a fetch is reported once per instruction executed,
-      before it, with the instruction's address and length)
+      stored or loaded otherwise, as a signed 64-bit integer as Unicorn's binding
+      passes it; an atomic is a read and a write, see ``emulator/instrument.py``; a
+      fetch is reported once per instruction executed, before it, with the
+      instruction's address and length)
     - ``MEM_*_UNMAPPED``, ``MEM_*_PROT``: the same, returning True to retry the access
       (after mapping or unprotecting the page)
     - ``INSN_INVALID``: ``cb(emu, user_data)``, returning True to continue (at the pc

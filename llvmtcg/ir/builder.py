@@ -199,6 +199,13 @@ class _ControlAndMemoryOps:
         self._same_type("atomic_rmw", (old, value))
         self.emit("atomic_rmw", (old,), (addr, value), (op, memop.aligned(), mmu_idx))
 
+    def probe_store(self, scratch: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
+        """Fault as an atomic access of ``memop`` at ``addr`` would (alignment, an
+        unmapped or read-only page) and change nothing: an atomic AND with all ones,
+        ``scratch`` receiving the value. Instrumentation (:func:`is_store_probe`) does
+        not report it as an access: it checks legality only (a failing RISC-V SC)."""
+        self.atomic_rmw(AtomicOp.AND, scratch, addr, const(scratch.type, -1), memop, mmu_idx)
+
     # -- host memory (instrumentation buffers; see ir/ops.py) -----------------------------
     def host_ld(self, dst: Temp, addr: Temp, size: int, offset: int = 0) -> None:
         """dst = the ``size`` bytes at host address addr + offset, zero-extended."""
@@ -540,4 +547,13 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
         self._binary("ctz", dst, a, b)
 
 
-__all__ = ["Builder", "IRError", "I32", "I64"]
+def is_store_probe(op: Op) -> bool:
+    """Whether ``op`` is :meth:`Builder.probe_store`'s legality check (no guest
+    instruction's atomic has an all-ones constant operand)."""
+    if op.name != "atomic_rmw" or op.args[0] is not AtomicOp.AND:
+        return False
+    operand = op.inputs[1]
+    return operand.is_const and operand.value == operand.type.mask
+
+
+__all__ = ["Builder", "IRError", "I32", "I64", "is_store_probe"]

@@ -3,7 +3,7 @@ hook events and errors must agree."""
 
 from __future__ import annotations
 
-from llvmtcg import Hook, Perm
+from llvmtcg import Hook, MemAccess, Perm
 from tests.api.support import CODE, assemble, both, needs_cross, run_catching
 
 pytestmark = needs_cross
@@ -392,3 +392,65 @@ def test_mem_fetch_hook() -> None:
     ours, theirs = both(scenario)
     assert ours[:2] == theirs[:2]
     assert theirs[2] == [] and ours[2] == ours[1]
+
+
+ATOMICS = """
+    lui a0, 0x11
+    li a1, 0x8122334455667788
+    li a6, -0x7fffffff
+    sd a1, 0(a0)
+    amoadd.d a2, a1, (a0)
+    amoswap.w a3, a6, (a0)
+    addi a5, a0, 4
+    amomin.w a4, a6, (a5)
+    amomaxu.d a4, a6, (a0)
+    amoxor.w a4, a1, (a0)
+    lr.d t0, (a0)
+    sc.d t1, a6, (a0)
+    sc.d t2, a1, (a0)
+    lr.w t3, (a5)
+    sw a1, 4(a0)
+    sc.w t4, a6, (a5)
+    amoor.d t5, a1, (a0)
+"""
+
+
+def test_memory_hook_events_of_amos_and_lr_sc() -> None:
+    """An AMO is a read then a write of the value stored (QEMU's single-threaded
+    expansion, which Unicorn runs); an SC with the reservation a read and a write (of
+    what it read, if memory changed), one without none; ranges apply."""
+    def scenario(engine, r):
+        code = load(engine, ATOMICS)
+        events = []
+
+        def on_access(e, access, address, size, value, user_data):
+            events.append((access, address, size, value, e.reg_read(r("pc")), user_data))
+
+        engine.hook_add(Hook.MEM_READ | Hook.MEM_WRITE, on_access, "m")
+        engine.hook_add(Hook.MEM_WRITE, on_access, "ranged", CODE + 0x1004, CODE + 0x1007)
+        engine.emu_start(CODE, CODE + len(code))
+        names = ("a2", "a3", "a4", "t0", "t1", "t2", "t3", "t4", "t5", "pc")
+        return events, [engine.reg_read(r(n)) for n in names], engine.mem_read(CODE + 0x1000, 8)
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    writes = [e[1] for e in ours[0] if e[0] == MemAccess.WRITE]
+    # sd, 6 AMOs, 2 SCs with the reservation, sw; 3 of them in the ranged hook's too.
+    assert len(writes) == 13 and writes.count(CODE + 0x1004) == 6
+    # SC: succeeded; no reservation; (t3: what lr.w read) memory changed since the LR.
+    assert ours[1][4:8] == [0, 1, 2**64 - 1, 1]
+
+
+def test_an_amo_on_read_only_memory_reports_both_accesses_then_faults() -> None:
+    def scenario(engine, r):
+        code = load(engine, "lui a0, 0x20\namoadd.w a2, a1, (a0)\nli a3, 1")
+        engine.mem_map(0x20000, 0x1000, Perm.READ)
+        events = []
+        engine.hook_add(Hook.MEM_READ | Hook.MEM_WRITE, lambda e, *args: events.append(args[:4]))
+        return run_catching(engine, CODE, CODE + len(code)), events, regs(engine, r)
+
+    ours, theirs = both(scenario)
+    assert ours == theirs
+    # WRITE_PROT, the store's fault, after the read and the write were reported.
+    assert ours[0] == 12 and [access for access, *_ in ours[1]] == [MemAccess.READ,
+                                                                    MemAccess.WRITE]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from llvmtcg import Emulator, Hook, Perm
+from llvmtcg import Emulator, Hook, MemAccess, Perm
 from tests.api.support import run_catching
 
 AS, OBJCOPY = "aarch64-linux-gnu-as", "aarch64-linux-gnu-objcopy"
@@ -57,12 +57,16 @@ def assemble(source: str) -> bytes:
         return binary.read_bytes()
 
 
-def both(scenario) -> tuple[Any, Any]:
+def both(scenario, lse: bool = False) -> tuple[Any, Any]:
+    """(what the scenario observed on llvmtcg, on Unicorn); ``lse``: on Unicorn's
+    "max" CPU (its default has no Armv8.1 atomics; ours has)."""
     results = []
     ours = Emulator("aarch64")
     results.append(scenario(ours, lambda name: name))
     ours.close()
     theirs = unicorn.Uc(unicorn.UC_ARCH_ARM64, unicorn.UC_MODE_ARM)
+    if lse:
+        theirs.ctl_set_cpu_model(arm64_const.UC_CPU_ARM64_MAX)
     results.append(scenario(theirs, lambda name: getattr(arm64_const,
                                                          f"UC_ARM64_REG_{name.upper()}")))
     return results[0], results[1]
@@ -198,3 +202,50 @@ def test_inline_instrumentation_on_aarch64() -> None:
         assert emu.counts(Hook.BLOCK) == Counter(blocks)
         assert chosen and all(x0 == 2 for _, x0 in chosen)
         assert log is not None and log.total >= 5  # b.ne five times (flags compare)
+
+
+ATOMICS = f"""
+    .arch armv8.1-a
+    mov x0, #{DATA:#x}
+    ldr x1, =0x8122334455667788
+    mov x6, #7
+    stp x1, x6, [x0]
+    ldxr x2, [x0]
+    stxr w3, x6, [x0]
+    stxr w4, x1, [x0]
+    ldaxr w2, [x0]
+    stlxr w3, w1, [x0]
+    ldxp x2, x4, [x0]
+    stxp w3, x1, x6, [x0]
+    ldadd x6, x2, [x0]
+    swpal w1, w2, [x0]
+    ldclrb w6, w4, [x0]
+    ldumin x6, x5, [x0]
+    ldsmax w6, w5, [x0]
+    mov x5, x2
+    cas x5, x1, [x0]
+    cas x5, x1, [x0]
+    ldp x2, x3, [x0]
+    casp x2, x3, x6, x7, [x0]
+    b 1f
+    .ltorg
+1:  nop
+"""
+
+
+def test_memory_hook_events_of_exclusives_and_lse_atomics() -> None:
+    """Unicorn's (QEMU's single-threaded) expansion: a load and a store each, the store
+    with the value written (a failing CAS writes back what it read); a failing
+    store-exclusive accesses nothing."""
+    def scenario(engine, r):
+        end = load(engine, ATOMICS)
+        events = []
+        engine.hook_add(Hook.MEM_READ | Hook.MEM_WRITE, lambda e, access, a, s, v, u:
+                        events.append((access, a, s, v, e.reg_read(r("pc")))))
+        engine.emu_start(CODE, end)
+        return events, regs(engine, r), bytes(engine.mem_read(DATA, 16))
+
+    ours, theirs = both(scenario, lse=True)
+    assert ours == theirs
+    writes = [access for access, *_ in ours[0]].count(MemAccess.WRITE)
+    assert writes == 15  # stp 2, stxr 1 (of 2), stlxr 1, stxp 2, LSE 5, CAS 2, CASP 2

@@ -271,3 +271,28 @@ def test_an_emulator_nobody_references_is_released() -> None:
     del emu
     gc.collect()
     assert gone() is None and memory.base == 0  # collected and closed
+
+
+def test_hooked_amos_fault_stop_and_read_after_as_plain_accesses_do(emu: Emulator) -> None:
+    end = load(emu, "amoadd.w a2, a1, (a0)\nli a3, 1")
+    emu.mem_map(0x20000, 0x1000)
+    emu.mem_write(0x20000, (0x8000_0010).to_bytes(4, "little"))
+    # Misaligned: the atomic's own fault, with or without hooks.
+    emu.reg_write_batch({"a0": 0x20002, "a1": 5})
+    kinds = []
+    for hooked in (False, True):
+        if hooked:
+            emu.hook_add(Hook.MEM_READ | Hook.MEM_WRITE, lambda *args: None)
+        with pytest.raises(EmulatorError) as info:
+            emu.emu_start(CODE, end)
+        kinds.append(info.value.kind)
+    assert kinds == [ErrorKind.WRITE_UNALIGNED] * 2
+    # The loaded value after the read; a stop from the write hook: nothing written.
+    emu.reg_write("a0", 0x20000)
+    seen = []
+    emu.hook_add(Hook.MEM_READ_AFTER, lambda e, *args: seen.append(args[:4]))
+    emu.hook_add(Hook.MEM_WRITE, lambda e, *args: e.emu_stop())
+    emu.emu_start(CODE, end)
+    assert seen == [(MemAccess.READ_AFTER, 0x20000, 4, 0x8000_0010)]
+    assert emu.reg_read("pc") == CODE and emu.reg_read("a2") == 0
+    assert emu.mem_read(0x20000, 4) == (0x8000_0010).to_bytes(4, "little")

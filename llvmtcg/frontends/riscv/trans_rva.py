@@ -8,7 +8,7 @@ atomic each; all are sequentially consistent, which covers every aq/rl combinati
 from __future__ import annotations
 
 from llvmtcg.frontends.riscv.translate import GLOBALS, DisasContext
-from llvmtcg.ir import I64, AtomicOp, Cond, MemOp, const
+from llvmtcg.ir import AtomicOp, Cond, MemOp
 
 LOAD_RES = GLOBALS["load_res"]
 LOAD_VAL = GLOBALS["load_val"]
@@ -41,7 +41,7 @@ def _sc(ctx: DisasContext, a, memop: MemOp) -> bool:
     b.br(done)
     b.set_label(fail)
     # A failed SC still needs the access to be legal (misaligned/unmapped faults).
-    b.atomic_rmw(AtomicOp.OR, old, addr, const(I64, 0), memop, ctx.mem_idx)
+    b.probe_store(old, addr, memop, ctx.mem_idx)
     b.movi(result, 1)
     b.set_label(done)
     b.movi(LOAD_RES, -1)  # any SC ends the reservation
