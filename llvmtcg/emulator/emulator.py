@@ -26,6 +26,8 @@ from llvmtcg.emulator.instrument import (
     API_FIELDS,
     BUDGET_FIELD,
     COUNTS_FIELD,
+    COVERAGE_CELL_FIELD,
+    COVERAGE_COUNT_FIELD,
     COVERAGE_MAP_FIELD,
     COVERAGE_PREV_FIELD,
     EXCP_API_STOP,
@@ -525,6 +527,7 @@ class Emulator:
         """
         if buffer is None:
             self._coverage = None
+            self._dispatch.coverage = None
         else:
             try:
                 view = (ctypes.c_uint8 * memoryview(buffer).nbytes).from_buffer(buffer)
@@ -536,6 +539,8 @@ class Emulator:
                                                    f"power of two >= 2")
             self._coverage = (view, size.bit_length() - 1)
             self._state.set(COVERAGE_MAP_FIELD, ctypes.addressof(view))
+            self._dispatch.coverage = _HeldHits(view, self._state.cell(COVERAGE_CELL_FIELD),
+                                                self._state.cell(COVERAGE_COUNT_FIELD))
         self._hooks_version += 1
 
     def counters_enable(self, kinds: int, begin: int = 1, end: int = 0) -> None:
@@ -697,6 +702,9 @@ class Emulator:
         if counting:
             self._state.set(BUDGET_FIELD, count)
         self._coverage_prev.value = 0  # (AFL's prev_loc: every run starts an edge path)
+        held = dispatch.coverage
+        if held is not None:
+            held.reset()
         dispatch.stop_pending = False
         dispatch.redirect = None
         self._cpu.loop.stop_requested = False
@@ -716,6 +724,8 @@ class Emulator:
             self._running = False
             if timer is not None:
                 timer.cancel()
+            if held is not None:
+                held.flush()  # (the map is complete when emu_start returns)
 
     def translation(self, pc: int) -> Translation:
         """Translate the block at ``pc`` as a run would now (with the hooks of the last
@@ -752,10 +762,13 @@ class Emulator:
         """Handle ``exit_`` (the run's first) and run on until the run is over."""
         last_retry: tuple[int, int] | None = None
         first = True
+        held = self._dispatch.coverage
         while True:
             if not first:
                 exit_ = self._cpu.run()
             first = False
+            if held is not None:
+                held.flush()  # (before the callbacks of INTR and invalid-access hooks)
             if exit_.reason is ExitReason.REQUESTED or self._state.pc == until:
                 return
             if exit_.reason is _HALT:
@@ -976,6 +989,28 @@ class _Counters:
         return slot
 
 
+class _HeldHits:
+    """The coverage map's write combining (``InstrumentedArch._cover_edge``): the
+    hits of the last edge that translated code has not added to the map yet."""
+
+    __slots__ = ("map", "cell", "count")
+
+    def __init__(self, map_view: Any, cell: Any, count: Any) -> None:
+        self.map, self.cell, self.count = map_view, cell, count  # (ctypes views)
+
+    def reset(self) -> None:
+        """Nothing held, at a cell of this map."""
+        self.cell.value = self.count.value = 0
+
+    def flush(self) -> None:
+        """Add the held hits to the map (wrapping, as each increment does)."""
+        count = self.count.value
+        if count:
+            cell = self.cell.value
+            self.map[cell] = (self.map[cell] + count) & 0xFF
+            self.count.value = 0
+
+
 class _HookDispatch:
     """What native code calls through the instrumentation helpers, and the state of the
     run it shares with the emulator. The emulator is held by a weak reference (the
@@ -985,7 +1020,7 @@ class _HookDispatch:
     from the next one)."""
 
     __slots__ = ("emulator", "pc_cell", "code", "block", "read", "write", "read_after",
-                 "fetch", "when", "counters", "cpu", "stop_pending", "redirect")
+                 "fetch", "when", "counters", "cpu", "stop_pending", "redirect", "coverage")
 
     def __init__(self, emulator: Emulator) -> None:
         self.emulator = weakref.ref(emulator)
@@ -1001,11 +1036,16 @@ class _HookDispatch:
         self.cpu: Any = None  # the Cpu, once there is one
         self.stop_pending = False  # emu_stop() during this run
         self.redirect: int | None = None  # a hook moved pc: resume there
+        # The coverage map's held-back hits, added before any callback (which may read
+        # the map); None without a map.
+        self.coverage: _HeldHits | None = None
 
     # The handlers are the helpers' ctypes callbacks (registered raw): the first
     # argument is the CPU-state address, and nothing may escape them.
     def on_code(self, state_address: int, pc: int, size: int) -> None:
         try:
+            if self.coverage is not None:
+                self.coverage.flush()
             emulator = self.emulator()
             for hook in self.code:
                 if hook.begin <= pc <= hook.end or hook.begin > hook.end:
@@ -1017,6 +1057,8 @@ class _HookDispatch:
 
     def on_block(self, state_address: int, pc: int, size: int) -> None:
         try:
+            if self.coverage is not None:
+                self.coverage.flush()
             emulator = self.emulator()
             for hook in self.block:
                 if hook.begin <= pc <= hook.end or hook.begin > hook.end:
@@ -1032,6 +1074,8 @@ class _HookDispatch:
     def on_when(self, state_address: int, handle: int, pc: int, size: int) -> None:
         try:
             hook = self.when[handle]
+            if self.coverage is not None:
+                self.coverage.flush()
             hook.callback(self.emulator(), pc, size, hook.user_data)
             if self.stop_pending:
                 self.cpu.raise_exception(EXCP_API_STOP)
@@ -1053,6 +1097,8 @@ class _HookDispatch:
                 value = _as_int64(value & (1 << 8 * size) - 1)  # (not as extended)
             else:
                 hooks, access = self.read, MemAccess.READ
+            if self.coverage is not None:
+                self.coverage.flush()
             emulator = self.emulator()
             for hook in hooks:
                 if hook.covers(address):

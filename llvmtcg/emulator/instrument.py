@@ -28,7 +28,8 @@ it translates, as the current :class:`TranslationConfig` asks:
   so a restore copies back only what the guest wrote.
 - inline instrumentation (no Python at all): an AFL-style edge-coverage map (at each
   block start ``map[cur ^ prev] += 1; prev = cur >> 1`` with ``cur`` the block's
-  :func:`coverage_location`), 64-bit execution counters per block and per instruction
+  :func:`coverage_location`; repeated hits of one edge are combined, see
+  ``_cover_edge``), 64-bit execution counters per block and per instruction
   (slots of a counter array the emulator grows), and a comparison log (the pc, operands
   and condition of every ``brcond``/``setcond`` of guest code, written to a ring
   buffer). They are ``host_ld``/``host_st`` ops on buffers whose addresses live in CPU
@@ -64,6 +65,10 @@ BUDGET_FIELD = "api_budget"  # instructions left to run (only read when counting
 # Instrumentation buffers (host addresses) and their cursors, appended to the layout.
 COVERAGE_MAP_FIELD = "api_cov_map"  # the edge-coverage map's address
 COVERAGE_PREV_FIELD = "api_cov_prev"  # AFL's prev_loc: the last block's location >> 1
+# The coverage map's write combining: the last edge's cell and the hits not yet added
+# to it (see InstrumentedArch._cover_edge).
+COVERAGE_CELL_FIELD = "api_cov_cell"
+COVERAGE_COUNT_FIELD = "api_cov_count"
 COUNTS_FIELD = "api_counts"  # the counter array's address (u64 per slot)
 CMPLOG_FIELD = "api_cmp_ring"  # the comparison log's address (CMPLOG_ENTRY bytes each)
 CMPLOG_HEAD_FIELD = "api_cmp_head"  # records written since the log was reset
@@ -73,7 +78,8 @@ DIRTY_MAP_FIELD = "api_dirty_map"
 DIRTY_LIST_FIELD = "api_dirty_list"
 DIRTY_COUNT_FIELD = "api_dirty_count"  # pages listed; DIRTY_LIST_CAPACITY: overflowed
 DIRTY_LIST_CAPACITY = 4096
-API_FIELDS = (BUDGET_FIELD, COVERAGE_MAP_FIELD, COVERAGE_PREV_FIELD, COUNTS_FIELD,
+API_FIELDS = (BUDGET_FIELD, COVERAGE_MAP_FIELD, COVERAGE_PREV_FIELD, COVERAGE_CELL_FIELD,
+              COVERAGE_COUNT_FIELD, COUNTS_FIELD,
               CMPLOG_FIELD, CMPLOG_HEAD_FIELD, DIRTY_MAP_FIELD, DIRTY_LIST_FIELD,
               DIRTY_COUNT_FIELD)
 # A comparison-log record: pc, first operand, second operand, info (u64 each); info is
@@ -288,7 +294,7 @@ class InstrumentedArch(GuestArch):
         # of local slots): two for the instrumentation, one for the address after a load.
         scratch = (b.temp(I64), b.temp(I64))
         saved_address = b.temp(I64)
-        page = b.temp(I64)  # (dirty-page marking)
+        page = b.temp(I64)  # (dirty-page marking; a third scratch for the coverage map)
         mem_hooks = bool(config.read_ranges or config.write_ranges or config.read_after_ranges)
         atomic_temps: dict[IRType, tuple[Temp, Temp, Temp]] = {}  # (hooked atomics)
         ops, block.ops = block.ops, []
@@ -340,7 +346,8 @@ class InstrumentedArch(GuestArch):
             # instruction is not run still reports itself), then the code hook.
             if first:
                 if config.coverage_bits:
-                    self._cover_edge(b, scratch, coverage_location(pc, config.coverage_bits))
+                    self._cover_edge(b, scratch, page,
+                                     coverage_location(pc, config.coverage_bits))
                 if in_ranges(config.block_count_ranges, pc):
                     self._count(b, scratch, self._handlers[HookTarget.COUNTER_SLOT](True, pc))
                 if in_ranges(config.block_ranges, pc):
@@ -367,15 +374,29 @@ class InstrumentedArch(GuestArch):
                     self._when_call(b, hook, pc, size)
             first = False
 
-    def _cover_edge(self, b: Builder, scratch: tuple[Temp, Temp], location: int) -> None:
-        """AFL's edge count: map[location ^ prev] += 1 (wrapping); prev = location >> 1."""
-        prev, base = self._globals[COVERAGE_PREV_FIELD], self._globals[COVERAGE_MAP_FIELD]
-        cell, hits = scratch
-        b.xor(cell, prev, const(I64, location))
-        b.add(cell, cell, base)
-        b.host_ld(hits, cell, 1)
-        b.add(hits, hits, const(I64, 1))
-        b.host_st(hits, cell, 1)
+    def _cover_edge(self, b: Builder, scratch: tuple[Temp, Temp], spare: Temp,
+                    location: int) -> None:
+        """AFL's edge count, map[location ^ prev] += 1 (wrapping), then prev =
+        location >> 1 — write-combined: hits of the same edge as the last one are
+        counted in a CPU-state field, added to the map when another edge comes (and by
+        the emulator after the run, and before it calls Python). In a hot region the
+        fields are registers, so a loop that takes one edge keeps no chain of
+        read-modify-writes of one map byte (each waiting for the last store)."""
+        g = self._globals
+        prev, base = g[COVERAGE_PREV_FIELD], g[COVERAGE_MAP_FIELD]
+        last, count = g[COVERAGE_CELL_FIELD], g[COVERAGE_COUNT_FIELD]
+        edge, address = scratch
+        same = b.label()
+        b.xor(edge, prev, const(I64, location))
+        b.brcond(Cond.EQ, edge, last, same)
+        b.add(address, last, base)
+        b.host_ld(spare, address, 1)
+        b.add(spare, spare, count)
+        b.host_st(spare, address, 1)
+        b.mov(last, edge)
+        b.mov(count, const(I64, 0))
+        b.set_label(same)
+        b.add(count, count, const(I64, 1))
         b.mov(prev, const(I64, location >> 1))
 
     def _mark_dirty(self, b: Builder, scratch: tuple[Temp, Temp], page: Temp, addr: Temp,
