@@ -16,7 +16,7 @@ it translates, as the current :class:`TranslationConfig` asks:
   and store (and after each load, for MEM_READ_AFTER) when memory hooks exist; when no
   memory hook covers every address, the call is guarded by a compiled test of the
   access address against the hooks' ranges. With memory hooks, an atomic (RISC-V AMO
-  and SC, AArch64 store-exclusive, LSE and CAS) runs as Unicorn runs it — QEMU's
+  and SC, AArch64 store-exclusive, LSE, CAS and the 128-bit pair) runs as Unicorn runs it — QEMU's
   single-threaded expansion: a load, the operation, a store, each access reported (the
   store's value is the one written, a failing compare-and-swap writes back what it
   read); a misaligned one faults as the atomic would. A legality probe alone
@@ -326,6 +326,12 @@ class InstrumentedArch(GuestArch):
                 if memop.size > 1:  # (a store crossing into the next page)
                     self._mark_dirty(b, scratch, page, addr, memop.size - 1,
                                      config.dirty_pages)
+            if mem_hooks and op.name == "atomic_cmpxchg_pair":
+                if I64 not in atomic_temps:
+                    atomic_temps[I64] = (b.temp(I64), b.temp(I64), b.temp(I64))
+                self._hooked_pair(b, scratch, saved_address, atomic_temps[I64], page, pc, op,
+                                  config)
+                continue
             if (mem_hooks and op.name in ("atomic_rmw", "atomic_cmpxchg")
                     and not is_store_probe(op)):
                 type_ = op.outputs[0].type
@@ -522,6 +528,42 @@ class InstrumentedArch(GuestArch):
             self._mem_hook_call(b, scratch, pc, size | MEM_INFO_WRITE, address, new,
                                 config.write_ranges)
         b.qemu_st(new, address, memop, mmu_idx)
+
+    def _hooked_pair(self, b: Builder, scratch: tuple[Temp, Temp], address: Temp,
+                     temps: tuple[Temp, Temp, Temp], spare: Temp, pc: int, op: Op,
+                     config: TranslationConfig) -> None:
+        """A 128-bit compare-and-swap as Unicorn runs it: two doubleword loads, then two
+        stores (of the new pair, or of what was read), each reported; a misaligned
+        address faults as the atomic does (which then runs, and faults)."""
+        old_lo, old_hi = op.outputs
+        expected_lo, expected_hi, new_lo, new_hi = op.inputs[1:]
+        memop, mmu_idx = op.args
+        half = MemOp(3, big_endian=memop.big_endian)
+        high, out_lo, out_hi = temps
+        aligned = b.label()
+        b.and_(scratch[0], op.inputs[0], const(I64, 15))
+        b.brcond(Cond.EQ, scratch[0], const(I64, 0), aligned)
+        b.block.ops.append(op)  # (misaligned: faults before any access)
+        b.set_label(aligned)
+        b.mov(address, op.inputs[0])
+        b.add(high, address, const(I64, 8))
+        for where, old in ((address, old_lo), (high, old_hi)):
+            if config.read_ranges:
+                self._mem_hook_call(b, scratch, pc, 8, where, const(I64, 0), config.read_ranges)
+            b.qemu_ld(old, where, half, mmu_idx)
+            if config.read_after_ranges:
+                self._mem_hook_call(b, scratch, pc, 8 | MEM_INFO_AFTER, where, old,
+                                    config.read_after_ranges)
+        b.xor(spare, old_lo, expected_lo)
+        b.xor(scratch[1], old_hi, expected_hi)
+        b.or_(spare, spare, scratch[1])
+        b.movcond(Cond.EQ, out_lo, spare, const(I64, 0), new_lo, old_lo)
+        b.movcond(Cond.EQ, out_hi, spare, const(I64, 0), new_hi, old_hi)
+        for where, out in ((address, out_lo), (high, out_hi)):
+            if config.write_ranges:
+                self._mem_hook_call(b, scratch, pc, 8 | MEM_INFO_WRITE, where, out,
+                                    config.write_ranges)
+            b.qemu_st(out, where, half, mmu_idx)
 
     @staticmethod
     def _extend(b: Builder, dst: Temp, src: Temp, size_log2: int, signed: bool) -> None:
