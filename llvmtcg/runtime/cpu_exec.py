@@ -341,6 +341,8 @@ class Cpu:
         out: dict[str, object] = {"native_entries": self.stats.native_entries,
                                   "exits": dict(self.stats.exits), "tb": dict(self.tbs.stats),
                                   "lookup": self.tbs.lookup_counters()}
+        if self.tbs.baseline is not None:
+            out["tb"]["baseline_adapter_entries"] = self.tbs.baseline.adapter_entries
         if self.tiering is not None:
             out["tier"] = dict(self.tiering.stats)
         if self.tbs.code_cache is not None:

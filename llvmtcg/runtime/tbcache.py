@@ -742,7 +742,10 @@ class TbCache:
             return
         if old is not None:
             old.incoming.discard((src, n))
-        _write_pointer(src.slots[n], dst.entry)
+        value = dst.entry
+        if type(src.module) is ArenaCode:  # a baseline block: body to body, or tagged
+            value = self.baseline.chain_value(dst.entry, type(dst.module) is ArenaCode)
+        _write_pointer(src.slots[n], value)
         src.linked[n] = dst
         dst.incoming.add((src, n))
         self.stats["links"] += 1

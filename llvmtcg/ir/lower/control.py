@@ -69,7 +69,7 @@ def _goto_tb(em: Emitter, op: Op) -> None:
     k = em.fresh()
     em.emit(f"br i1 {linked}, label %chain{k}, label %unchained{k}")
     em.new_block(f"chain{k}")
-    em.tail_jump(target)
+    em.chain_jump(target)
     em.new_block(f"unchained{k}")
     em.store_field("pc", I64, str(to_signed(dest, 64)))
     addr = em.value(f"ptrtoint ptr {slot} to i64")

@@ -220,6 +220,11 @@ class Emitter:
         ``target`` (a ptr), with the guest state in the CPU state."""
         raise LoweringError(f"{type(self).__name__} has no guest exits")
 
+    def chain_jump(self, target: str) -> None:
+        """End the current basic block by jumping through a linked exit slot's value
+        ``target`` (a ptr); the baseline tier encodes slots its own way."""
+        self.tail_jump(target)
+
     def branch_target(self, dest: int) -> str | None:
         """The label of the guest code at ``dest`` if it is part of this function (a
         region member), else None."""

@@ -11,10 +11,13 @@ writes, run through :class:`StencilFunction`, an :class:`Emitter` whose operands
   rule specialises on a constant's value (the stencil serves every value);
 * jumps to IR labels, the current instruction's fault exit and the next stencil are
   ``ghccc`` tail calls of LABEL holes;
-* leaving the block returns to the block's C entry adapter: ``ret`` of the exit value,
-  or (chaining, jump cache) the target's entry address tagged with
-  :data:`TAIL_JUMP_TAG`, which the adapter jumps to *after* popping its frame, so a
-  chain of any length runs in constant stack;
+* leaving the block for the run loop returns the exit value to the C entry adapter
+  the chain was entered through. Going to other translated code (chaining, jump
+  cache), a baseline block jumps straight to the target's *body* (after its adapter)
+  when the target is a baseline block, keeping the adapter's frame (every adapter is
+  the same code); any other target's entry address goes back to the adapter tagged
+  with :data:`TAIL_JUMP_TAG`, which jumps there *after* popping its frame. Either way
+  a chain of any length runs in constant stack;
 * a ``goto_tb``'s exit slot and the execution counter are I64 holes holding data
   addresses; the destination pc is an I64 hole;
 * calls to helpers, memory accessors and slow-path thunks go through I64 import holes
@@ -30,7 +33,7 @@ import re
 from dataclasses import dataclass
 
 from llvmtcg.ir.block import Block, Op
-from llvmtcg.ir.lower.emitter import Emitter, LoweringOptions
+from llvmtcg.ir.lower.emitter import LIKELY, UNLIKELY, Emitter, LoweringOptions
 from llvmtcg.ir.lower.memory import load_page_table_view
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.lower.table import TABLE
@@ -43,6 +46,12 @@ from llvmtcg.ir.types import I64, Label, Temp, TempKind
 TAIL_JUMP_TAG = 7
 
 HOLE = "hole."
+# Per-process constants of the baseline arena, filled when a stencil is bound (like
+# imports): its code zone's start and size, and where a block's body starts after its
+# entry adapter.
+ARENA_BASE = "arena.base"
+ARENA_SIZE = "arena.size"
+ARENA_BODY = "arena.body"
 # A goto_tb destination the rule writes as a literal: replaced by the hole "dest". Any
 # value no guest pc takes in practice, spelled the way to_signed prints it.
 _DEST_SENTINEL = 0x5EC7_1E1D_B0A7_0000
@@ -146,8 +155,40 @@ class StencilFunction(Emitter):
         self.terminate(f"ret i64 {value}")
 
     def tail_jump(self, target: str) -> None:
+        # ``target`` is a C entry point (a jump cache or lookup table entry). A baseline
+        # block's (its address in the baseline arena's code zone) is entered at its
+        # body, after its adapter; any other goes through this block's adapter.
         address = self.value(f"ptrtoint ptr {target} to i64")
+        offset = self.value(f'sub i64 {address}, ptrtoint (ptr @"{HOLE}{ARENA_BASE}" to i64)')
+        inside = self.value(f'icmp ult i64 {offset}, ptrtoint (ptr @"{HOLE}{ARENA_SIZE}" '
+                            "to i64)")
+        k = self.fresh()
+        self.emit(f"br i1 {inside}, label %body{k}, label %adapter{k}{LIKELY}")
+        self.new_block(f"body{k}")
+        body = self.value(f'add i64 {address}, ptrtoint (ptr @"{HOLE}{ARENA_BODY}" to i64)')
+        self._jump_to_body(self.value(f"inttoptr i64 {body} to ptr"))
+        self.new_block(f"adapter{k}")
         self.terminate(f"ret i64 {self.value(f'or i64 {address}, {TAIL_JUMP_TAG}')}")
+
+    def chain_jump(self, target: str) -> None:
+        # A baseline block's exit slot holds the target's body (8-byte aligned) when
+        # the target is a baseline block, else its C entry | TAIL_JUMP_TAG
+        # (BaselineCodegen.chain_value).
+        address = self.value(f"ptrtoint ptr {target} to i64")
+        tag = self.value(f"and i64 {address}, {TAIL_JUMP_TAG}")
+        tagged = self.value(f"icmp ne i64 {tag}, 0")
+        k = self.fresh()
+        self.emit(f"br i1 {tagged}, label %adapter{k}, label %body{k}{UNLIKELY}")
+        self.new_block(f"adapter{k}")
+        self.terminate(f"ret i64 {address}")
+        self.new_block(f"body{k}")
+        self._jump_to_body(target)
+
+    def _jump_to_body(self, body: str) -> None:
+        # The target's body runs on this block's adapter frame (all adapters are the
+        # same code), with the CPU state and memory base where ghccc keeps them.
+        r = self.value(f"musttail call ghccc i64 {body}(ptr %cpu, ptr %mem){self.call_attrs}")
+        self.terminate(f"ret i64 {r}")
 
     def exit_slot(self, n: int, dest: int) -> str:
         return f'@"{HOLE}slot"'
@@ -214,9 +255,10 @@ def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
     if _DEST_TEXT in body:
         body = body.replace(_DEST_TEXT, f'ptrtoint (ptr @"{HOLE}dest" to i64)')
         extra.append(OperandSpec("dest", "i64"))
-    for hole in ("slot", "counter", "targets"):
+    for hole, kind in (("slot", "i64"), ("counter", "i64"), ("targets", "i64"),
+                       (ARENA_BASE, "i64"), (ARENA_SIZE, "u31"), (ARENA_BODY, "u31")):
         if f'@"{HOLE}{hole}"' in body:
-            extra.append(OperandSpec(hole, "i64"))
+            extra.append(OperandSpec(hole, kind))
     operands += extra
     # Calls of anything but intrinsics and holes go through import holes: the address
     # of a cell holding the callee's address (rel32 may not reach it from the arena).
@@ -242,5 +284,5 @@ def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
     return StencilSource(name, tuple(operands), function, tuple(imports))
 
 
-__all__ = ["TAIL_JUMP_TAG", "OperandSpec", "StencilFunction", "StencilSource",
-           "shape_key", "stencil_source"]
+__all__ = ["ARENA_BASE", "ARENA_BODY", "ARENA_SIZE", "TAIL_JUMP_TAG", "OperandSpec",
+           "StencilFunction", "StencilSource", "shape_key", "stencil_source"]

@@ -45,6 +45,9 @@ from pathlib import Path
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.lower.emitter import LoweringOptions
 from llvmtcg.ir.lower.stencil_function import (
+    ARENA_BASE,
+    ARENA_BODY,
+    ARENA_SIZE,
     TAIL_JUMP_TAG,
     OperandSpec,
     StencilSource,
@@ -60,6 +63,7 @@ from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
 from llvmtcg.runtime.native.emit import Assembler, Label
 from llvmtcg.runtime.native.stencils import (
+    U31_LIMIT,
     Hole,
     HoleKind,
     Operand,
@@ -87,6 +91,15 @@ _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _BY_OP_LIMIT = 1 << 14
 _SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
+ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process constant)
+# A block's body starts this aligned after its entry adapter (padded with NOPs), so a
+# body address has TAIL_JUMP_TAG's bits clear (BaselineCodegen.chain_value).
+BODY_ALIGN = 16
+# x86 multi-byte NOPs (Intel SDM, "Recommended Multi-Byte Sequence of NOP"), by length.
+_NOPS = (b"", b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00",
+         b"\x0f\x1f\x44\x00\x00", b"\x66\x0f\x1f\x44\x00\x00",
+         b"\x0f\x1f\x80\x00\x00\x00\x00", b"\x0f\x1f\x84\x00\x00\x00\x00\x00",
+         b"\x66\x0f\x1f\x84\x00\x00\x00\x00\x00")
 
 
 class Unsupported(Exception):
@@ -100,9 +113,14 @@ def _fixed_sources(options: LoweringOptions) -> list[StencilSource]:
     layout = options.layout
     pc = layout.offset("pc")
     er = layout.offset("exit_request")
-    out = [StencilSource("entry", (), f"""\
+    # The entry adapter counts its entries (one add to a per-process cell: an
+    # observable for tests and stats that chained hops do not come back through it).
+    out = [StencilSource("entry", (OperandSpec(ARENA_ENTRIES, "i64"),), f"""\
 define i64 @"stencil.entry"(ptr %cpu, ptr %mem) nounwind {{
 entry:
+  %entries = load i64, ptr @"hole.{ARENA_ENTRIES}", align 8
+  %entries.1 = add i64 %entries, 1
+  store i64 %entries.1, ptr @"hole.{ARENA_ENTRIES}", align 8
   %r = call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)
   %tag = and i64 %r, {TAIL_JUMP_TAG}
   %jump = icmp eq i64 %tag, {TAIL_JUMP_TAG}
@@ -494,6 +512,28 @@ class BaselineCodegen:
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
         self._fixed: tuple | None = None  # see _fixed_emitters
+        entry_size = len(library.stencils["entry"].code)
+        # Where a block's body starts: after its entry adapter, padded to BODY_ALIGN.
+        self.body_offset = -(-entry_size // BODY_ALIGN) * BODY_ALIGN
+        self._entries = (ctypes.c_uint64 * 1)()
+        # The per-process constants stencils take (see stencil_function.ARENA_BASE).
+        self._arena_constants = {ARENA_BASE: arena.code_start, ARENA_SIZE: arena.code_size,
+                                 ARENA_BODY: self.body_offset,
+                                 ARENA_ENTRIES: ctypes.addressof(self._entries)}
+
+    @property
+    def adapter_entries(self) -> int:
+        """How many times code entered a block through its C entry adapter: from the
+        run loop, from LLVM code, or a baseline block leaving for LLVM code and back.
+        A hop from one baseline block to another does not count (it jumps body to
+        body). Not exact with several threads running (a plain add)."""
+        return self._entries[0]
+
+    def chain_value(self, entry: int, baseline: bool) -> int:
+        """What a baseline block's exit slot holds to jump to the code at ``entry``:
+        a baseline block's body (its bits of TAIL_JUMP_TAG clear) or another entry
+        tagged, which the stencil returns to its adapter (stencil_function.chain_jump)."""
+        return entry + self.body_offset if baseline else entry | TAIL_JUMP_TAG
 
     def reset(self) -> None:
         """After the arena was reset: constant pools placed there are gone."""
@@ -525,7 +565,7 @@ class BaselineCodegen:
         pools: list[int] = []
         placed: dict[str, int] = {}
         for i, operand in enumerate(stencil.operands):
-            if operand.name.startswith("imp."):
+            if operand.name.startswith(("imp.", "arena.")):
                 continue
             remap[i] = n_kept
             n_kept += 1
@@ -549,8 +589,19 @@ class BaselineCodegen:
                     struct.pack_into("<Q", code, hole.offset, value & (1 << 64) - 1)
                 else:
                     raise Unsupported(f"stencil {name}: import {operand.name} is not 64-bit")
+            elif operand.name.startswith("arena."):
+                value = self._arena_constants[operand.name] + hole.addend
+                if hole.kind is HoleKind.ABS64:
+                    struct.pack_into("<Q", code, hole.offset, value & (1 << 64) - 1)
+                elif hole.kind is HoleKind.ABS32 and 0 <= value < U31_LIMIT:
+                    struct.pack_into("<I", code, hole.offset, value)
+                else:
+                    raise Unsupported(f"stencil {name}: {operand.name} = {value:#x} does "
+                                      f"not fit its {hole.kind.value} hole")
             else:
                 holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
+        if name == "entry":  # (its call of the body lands on the NOPs)
+            code += _nops(self.body_offset - len(code))
         bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
                                 stencil.falls_through)
         bound = _Bound(bound_stencil, tuple(plan), tuple(pools))
@@ -711,6 +762,12 @@ class BaselineCodegen:
         lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
                   for i in md.disasm(code, block.entry)]
         return "\n".join(lines) + "\n"
+
+
+def _nops(n: int) -> bytes:
+    """``n`` bytes of NOP instructions."""
+    longest = len(_NOPS) - 1
+    return _NOPS[longest] * (n // longest) + _NOPS[n % longest]
 
 
 def _pool(operand: str) -> str:
