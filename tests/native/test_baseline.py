@@ -237,6 +237,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     from llvmtcg.ir.lower.stencil_function import shape_key, stencil_name
     from llvmtcg.ir.ops import OPS, OpFlag
     from llvmtcg.ir.types import TempKind
+    from llvmtcg.runtime.native.baseline import acc_takes
     from llvmtcg.runtime.native.emit import Assembler, Label
 
     asm = Assembler()
@@ -250,7 +251,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     labels: dict[int, Label] = {}
     faults: dict[int, Label] = {}
     insn_pc, dead = block.pc, False
-    for op in block.ops:
+    for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
         if op.name == "set_label":
             asm.bind(labels.setdefault(op.args[0].index, Label()))
             dead = False
@@ -265,7 +266,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
                                                                         Label()))
             dead = True
             continue
-        bound = codegen.stencil(stencil_name(shape_key(op)))
+        bound = codegen.stencil(stencil_name(shape_key(op, take)))
         temps = (*op.outputs, *op.inputs)
         values: list[object] = []
         for kind, index in bound.plan:

@@ -171,3 +171,95 @@ def test_links_between_baseline_blocks_and_hot_regions_go_through_adapters() -> 
     for src in incoming:
         value = _slot(src)
         assert value == region.entry | TAIL_JUMP_TAG and value & TAIL_JUMP_TAG
+
+
+# -- %acc: results passed in a register between stencils ---------------------------------
+
+_BINARY = ("add", "sub", "mul", "and_", "or_", "xor", "shl", "shr", "sar", "rotl",
+           "divu", "rem", "nand")
+
+
+def _random_block(rng, b: Builder, pc: int) -> None:
+    """A block of random integer ops over r0-r5, two locals, an i32 local and
+    constants, with forward branches (labels), loads and stores to DATA: chains where
+    an op reads what the previous one wrote, and places where that must not be
+    assumed (after a label, an i32 write, a helper-free store)."""
+    from llvmtcg.ir.types import I32
+
+    b.insn_start(pc)
+    locals_ = [b.temp(), b.temp()]
+    narrow = b.temp(I32)
+    for t in locals_:
+        b.mov(t, c64(rng.getrandbits(64)))
+    pool = R[:6] + locals_
+    last = pool[0]
+    pending: list = []
+    for _ in range(40):
+        # Read the last result most of the time (what %acc carries).
+        a = last if rng.random() < 0.7 else rng.choice(pool)
+        other = rng.choice(pool + [c64(rng.getrandbits(64)), c64(rng.randrange(64))])
+        dst = rng.choice(pool)
+        kind = rng.random()
+        if kind < 0.6:
+            getattr(b, rng.choice(_BINARY))(dst, *((other, a) if rng.random() < 0.3
+                                                   else (a, other)))
+        elif kind < 0.68:
+            b.ext32s(dst, a)
+        elif kind < 0.74:
+            b.extr_i64_i32(narrow, a)
+            b.ext_i32_i64(dst, narrow, signed=rng.random() < 0.5)
+        elif kind < 0.8:
+            b.setcond(rng.choice(list(Cond)), dst, a, other)
+        elif kind < 0.86:
+            address = b.temp()
+            b.and_(address, a, c64(0xFF8))
+            b.add(address, address, c64(DATA))
+            if rng.random() < 0.5:
+                b.qemu_st(rng.choice(pool), address, MemOp(3))
+            else:
+                b.qemu_ld(dst, address, MemOp(3))
+        elif kind < 0.93:
+            label = b.label()
+            pending.append(label)
+            b.brcond(rng.choice(list(Cond)), a, other, label)
+        elif pending:
+            b.set_label(pending.pop(0))
+        last = dst
+    for label in pending:
+        b.set_label(label)
+    for i, t in enumerate(locals_):
+        b.xor(R[6 + i], t, R[6 + i])
+    halt_at(b, pc + 4)
+
+
+def test_results_passed_in_acc_give_the_llvm_tiers_results() -> None:
+    import random
+
+    from llvmtcg.runtime.native.baseline import acc_takes
+
+    taken = 0
+    for seed in range(12):
+        fe = HandFrontend()
+        built = []
+
+        @fe.define(CODE)
+        def _(b: Builder, seed=seed, built=built) -> None:
+            _random_block(random.Random(seed), b, CODE)  # (the same block each time)
+            built.append(b.block)
+
+        start = [random.Random(seed).getrandbits(64) for _ in range(8)]
+        results = []
+        for baseline in (True, False):
+            cpu = make_cpu(fe, baseline=baseline)
+            memory = bytes(random.Random(seed).getrandbits(8) for _ in range(0x1000))
+            cpu.memory.write(DATA, memory)
+            for i, v in enumerate(start):
+                cpu.state.set("r", v, i)
+            cpu.pc = CODE
+            assert cpu.run().reason is ExitReason.HALT
+            assert cpu.tbs.stats["baseline_blocks" if baseline else "llvm_blocks"] == 1
+            results.append(([cpu.state.get("r", i) for i in range(8)],
+                            cpu.memory.read(DATA, 0x1000)))
+        assert results[0] == results[1], f"seed {seed}"
+        taken += sum(t is not None for t in acc_takes(built[0].ops))
+    assert taken > 100  # (the blocks do exercise %acc)

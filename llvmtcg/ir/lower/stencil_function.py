@@ -52,6 +52,12 @@ HOLE = "hole."
 ARENA_BASE = "arena.base"
 ARENA_SIZE = "arena.size"
 ARENA_BODY = "arena.body"
+# Every stencil is ``ghccc i64 (ptr %cpu, ptr %mem, i64 %acc)``: ``%acc`` (r12) carries
+# the i64 result of the previous stencil, so a following op reading that temp can take
+# it from the register instead of reloading the CPU state (the store was made too:
+# the state stays precise).
+ACC = "%acc"
+ARGS = "ptr %cpu, ptr %mem, i64 %acc"
 # A goto_tb destination the rule writes as a literal: replaced by the hole "dest". Any
 # value no guest pc takes in practice, spelled the way to_signed prints it.
 _DEST_SENTINEL = 0x5EC7_1E1D_B0A7_0000
@@ -86,16 +92,18 @@ def operand_kinds(op: Op) -> str:
     return "".join("c" if t.is_const else "s" for t in (*op.outputs, *op.inputs))
 
 
-def shape_key(op: Op) -> str:
-    """What makes two ops share a stencil: opcode, operand kinds and types, and the
-    non-temp arguments other than labels and a goto_tb's destination."""
+def shape_key(op: Op, take: int | None = None) -> str:
+    """What makes two ops share a stencil: opcode, operand kinds and types, the
+    non-temp arguments other than labels and a goto_tb's destination, and which input
+    (if any) comes in ``%acc``."""
     types = ".".join(str(t.type.bits) for t in (*op.outputs, *op.inputs))
     if op.name in ("brcond", "goto_tb"):
         args = op.args[:1]
     else:
         args = op.args
     text = ",".join(_arg_text(a) for a in args)
-    return f"{op.name}/{operand_kinds(op)}/{types}/{text}"
+    key = f"{op.name}/{operand_kinds(op)}/{types}/{text}"
+    return key if take is None else f"{key}/t{take}"
 
 
 def _arg_text(arg: object) -> str:
@@ -114,14 +122,15 @@ def stencil_name(key: str) -> str:
 class StencilFunction(Emitter):
     """The emitter of one stencil (see the module docstring)."""
 
-    __slots__ = ("roles", "labels_used", "uses_fault")
+    __slots__ = ("roles", "labels_used", "uses_fault", "take")
 
     def __init__(self, options: LoweringOptions, block: Block, strictfp: bool,
-                 roles: dict[str, str]) -> None:
+                 roles: dict[str, str], take: str | None = None) -> None:
         super().__init__(options, block, set(), strictfp)
         self.roles = roles  # placeholder temp name -> hole name ("s0", "c1")
         self.labels_used: list[int] = []
         self.uses_fault = False
+        self.take = take  # the placeholder read from %acc instead of its slot
 
     # -- operands are holes ------------------------------------------------------------
     def _slot_ptr(self, hole: str) -> str:
@@ -129,6 +138,8 @@ class StencilFunction(Emitter):
                           f"to i64)")
 
     def read(self, t: Temp) -> str:
+        if t.name == self.take:
+            return ACC
         hole = self.roles.get(t.name)
         if hole is None:
             return super().read(t)
@@ -187,7 +198,7 @@ class StencilFunction(Emitter):
     def _jump_to_body(self, body: str) -> None:
         # The target's body runs on this block's adapter frame (all adapters are the
         # same code), with the CPU state and memory base where ghccc keeps them.
-        r = self.value(f"musttail call ghccc i64 {body}(ptr %cpu, ptr %mem){self.call_attrs}")
+        r = self.value(f"musttail call ghccc i64 {body}({ARGS}){self.call_attrs}")
         self.terminate(f"ret i64 {r}")
 
     def exit_slot(self, n: int, dest: int) -> str:
@@ -204,14 +215,19 @@ class StencilFunction(Emitter):
         return load_page_table_view(self)
 
 
-def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
-    """The stencil of ``op``'s shape (:func:`shape_key`), lowered by the op's rule."""
+def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
+                   ) -> StencilSource:
+    """The stencil of ``op``'s shape (:func:`shape_key`), lowered by the op's rule;
+    with ``take``, input ``take`` (an i64 temp) is read from ``%acc``, where the
+    previous stencil left it."""
     roles: dict[str, str] = {}
     operands: list[OperandSpec] = []
+    taken = None if take is None else len(op.outputs) + take
 
     def placeholder(t: Temp, i: int) -> Temp:
         hole = f"{'c' if t.is_const else 's'}{i}"
-        operands.append(OperandSpec(hole, "i64" if t.is_const else "u31"))
+        if i != taken:
+            operands.append(OperandSpec(hole, "i64" if t.is_const else "u31"))
         name = f"$op{i}"
         roles[name] = hole
         return Temp(TempKind.GLOBAL, t.type, name, offset=0)
@@ -225,24 +241,30 @@ def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
     shaped = Op(op.name, outputs, inputs, args)
     block = Block(0, [shaped], name="stencil")
     strictfp = OPS[op.name].is_float
-    em = StencilFunction(options, block, strictfp, roles)
+    em = StencilFunction(options, block, strictfp, roles,
+                         None if taken is None else f"$op{taken}")
     lower = TABLE.select(shaped)
     lower(em, shaped)
     tail: list[str] = []
     if not em.terminated:
-        tail += ['  %next = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)'
-                 + em.call_attrs, "  ret i64 %next"]
+        # An op with one i64 result leaves it in %acc for the next stencil (reloaded
+        # here: LLVM forwards the store it just made), any other passes %acc on.
+        give = ACC
+        if len(outputs) == 1 and outputs[0].type is I64:
+            give = em.value(f"load i64, ptr {em._slot_ptr('s0')}, align 4")
+        tail += [f'  %next = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem, '
+                 f"i64 {give}){em.call_attrs}", "  ret i64 %next"]
     for index in em.labels_used:
         operands.append(OperandSpec(f"L{index}", "label"))
     for index in em.labels_used:
         tail += [f"L{index}:",
                  f'  %t.L{index} = musttail call ghccc i64 @"{HOLE}L{index}"'
-                 f"(ptr %cpu, ptr %mem){em.call_attrs}",
+                 f"({ARGS}){em.call_attrs}",
                  f"  ret i64 %t.L{index}"]
     if em.uses_fault:
         operands.append(OperandSpec("fault", "label"))
         tail += ["fault:",
-                 f'  %t.fault = musttail call ghccc i64 @"{HOLE}fault"(ptr %cpu, ptr %mem)'
+                 f'  %t.fault = musttail call ghccc i64 @"{HOLE}fault"({ARGS})'
                  f"{em.call_attrs}",
                  "  ret i64 %t.fault"]
     head = ["entry:"]
@@ -278,11 +300,11 @@ def stencil_source(options: LoweringOptions, op: Op) -> StencilSource:
     body = "\n".join(lines)
     operands += [OperandSpec(f"imp.{s}", "i64") for s in imports]
     attrs = "nounwind strictfp" if strictfp else "nounwind"
-    name = stencil_name(shape_key(op))
-    function = (f'define ghccc i64 @"stencil.{name}"(ptr %cpu, ptr %mem) {attrs} {{\n'
+    name = stencil_name(shape_key(op, take))
+    function = (f'define ghccc i64 @"stencil.{name}"({ARGS}) {attrs} {{\n'
                 f"{body}\n}}\n")
     return StencilSource(name, tuple(operands), function, tuple(imports))
 
 
-__all__ = ["ARENA_BASE", "ARENA_BODY", "ARENA_SIZE", "TAIL_JUMP_TAG", "OperandSpec",
+__all__ = ["ACC", "ARENA_BASE", "ARENA_BODY", "ARENA_SIZE", "ARGS", "TAIL_JUMP_TAG", "OperandSpec",
            "StencilFunction", "StencilSource", "shape_key", "stencil_source"]

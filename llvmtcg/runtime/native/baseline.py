@@ -48,6 +48,7 @@ from llvmtcg.ir.lower.stencil_function import (
     ARENA_BASE,
     ARENA_BODY,
     ARENA_SIZE,
+    ARGS,
     TAIL_JUMP_TAG,
     OperandSpec,
     StencilSource,
@@ -57,7 +58,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import TempKind
+from llvmtcg.ir.types import I64, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -121,7 +122,7 @@ entry:
   %entries = load i64, ptr @"hole.{ARENA_ENTRIES}", align 8
   %entries.1 = add i64 %entries, 1
   store i64 %entries.1, ptr @"hole.{ARENA_ENTRIES}", align 8
-  %r = call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)
+  %r = call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem, i64 undef)
   %tag = and i64 %r, {TAIL_JUMP_TAG}
   %jump = icmp eq i64 %tag, {TAIL_JUMP_TAG}
   br i1 %jump, label %go, label %done
@@ -168,7 +169,7 @@ done:
                           "  %ic = load i64, ptr %icp, align 8",
                           '  %icn = add i64 %ic, ptrtoint (ptr @"hole.icount" to i64)',
                           "  store i64 %icn, ptr %icp, align 8"]
-            lines += ['  %n = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem)',
+            lines += [f'  %n = musttail call ghccc i64 @"hole.next"({ARGS})',
                       "  ret i64 %n"]
             out.append(StencilSource(name, tuple(operands), _ghc(name, lines), ()))
     out.append(StencilSource("exit", (OperandSpec("dest", "i64"), OperandSpec("code", "u31")),
@@ -178,26 +179,26 @@ done:
                                  "align 8",
                                  '  ret i64 ptrtoint (ptr @"hole.code" to i64)']), ()))
     out.append(StencilSource("goto", (OperandSpec("target", "label"),), _ghc("goto", [
-        '  %t = musttail call ghccc i64 @"hole.target"(ptr %cpu, ptr %mem)',
+        f'  %t = musttail call ghccc i64 @"hole.target"({ARGS})',
         "  ret i64 %t"]), ()))
     return out
 
 
 def _ghc(name: str, lines: list[str]) -> str:
-    return (f'define ghccc i64 @"stencil.{name}"(ptr %cpu, ptr %mem) nounwind {{\n'
+    return (f'define ghccc i64 @"stencil.{name}"({ARGS}) nounwind {{\n'
             "entry:\n" + "\n".join(lines) + "\n}\n")
 
 
 # -- compiling stencils ------------------------------------------------------------------
 
 def _module(sources: Iterable[StencilSource]) -> str:
-    declarations = {'declare ghccc i64 @"hole.next"(ptr, ptr)'}
+    declarations = {'declare ghccc i64 @"hole.next"(ptr, ptr, i64)'}
     functions = []
     for source in sources:
         for operand in source.operands:
             symbol = f'@"hole.{operand.name}"'
             if operand.kind == "label":
-                declarations.add(f"declare ghccc i64 {symbol}(ptr, ptr)")
+                declarations.add(f"declare ghccc i64 {symbol}(ptr, ptr, i64)")
             else:
                 model = "small" if operand.kind == "u31" else "large"
                 declarations.add(f'{symbol} = external dso_local global i8, align 1, '
@@ -301,23 +302,25 @@ class BaselineLibrary:
         if self.path is not None:
             self._write()
 
-    def ensure(self, ops: Iterable[Op]) -> None:
-        """Compile the stencils of the shapes of ``ops`` not in the library yet."""
-        missing: dict[str, Op] = {}
-        for op in ops:
-            name = stencil_name(shape_key(op))
+    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]]) -> None:
+        """Compile the stencils of the shapes of ``ops`` not in the library yet (an op,
+        or an (op, input taken from %acc) pair: see :func:`acc_takes`)."""
+        missing: dict[str, tuple[Op, int | None]] = {}
+        for item in ops:
+            op, take = (item, None) if isinstance(item, Op) else item
+            name = stencil_name(shape_key(op, take))
             if (name not in self.stencils and name not in self.unsupported
                     and name not in missing):
-                missing[name] = op
+                missing[name] = (op, take)
         if not missing:
             return
         with self.lock:
             sources = []
-            for name, op in missing.items():
+            for name, (op, take) in missing.items():
                 if name in self.stencils:
                     continue
                 try:
-                    sources.append(stencil_source(self.options, op))
+                    sources.append(stencil_source(self.options, op, take))
                 except Exception:  # noqa: BLE001 - a rule that cannot take holes
                     self.unsupported.add(name)
             if sources:
@@ -395,6 +398,43 @@ def library_for(options: LoweringOptions, fingerprint: str,
 
 
 # -- emission ----------------------------------------------------------------------------
+
+# Ops whose stencils may take an input from %acc, and ops that change no CPU-state
+# field but their outputs (so %acc still holds the temp it held before them). Helper
+# calls, float ops (the guest FP environment), host stores (raw addresses) and the FP
+# environment ops are neither; an op leaving its one i64 result in %acc is always
+# followed correctly (the stencil reloads it last).
+_ACC_OPS = frozenset(name for name, d in OPS.items()
+                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR)
+                     and name not in ("call", "host_st", "host_ld", "fpenv_flags",
+                                      "fpenv_round", "set_label", "br", "insn_start"))
+
+
+def acc_takes(ops: list[Op]) -> list[int | None]:
+    """For each op, the input its stencil takes from %acc (the register the previous
+    stencil left its i64 result in), or None: the first input that is the temp %acc
+    holds at that point. %acc holds nothing known at a label (several predecessors)
+    and after an op that may change CPU state behind its outputs."""
+    takes: list[int | None] = []
+    acc = None
+    for op in ops:
+        name = op.name
+        take = None
+        if acc is not None and name in _ACC_OPS:
+            for i, t in enumerate(op.inputs):
+                if t is acc or (t.name == acc.name and t.kind is acc.kind):
+                    take = i
+                    break
+        takes.append(take)
+        if name == "insn_start":
+            continue
+        outputs = op.outputs
+        if len(outputs) == 1 and outputs[0].type is I64:
+            acc = outputs[0]  # (its stencil gives it)
+        elif acc is not None and (name not in _ACC_OPS
+                                  or any(t.name == acc.name for t in outputs)):
+            acc = None
+    return takes
 
 @dataclass(frozen=True, slots=True)
 class _Bound:
@@ -507,7 +547,7 @@ class BaselineCodegen:
         # id(op) -> (op, its emitter): the frontend's memo replays the same op objects
         # for an instruction word it met before, so they need no shape key (bounded:
         # _BY_OP_LIMIT; the op is kept, so its id is not reused while the entry lives)
-        self._by_op: dict[int, tuple[Op, Callable[..., bool]]] = {}
+        self._by_op: dict[int, tuple[Op, int | None, Callable[..., bool]]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -627,31 +667,33 @@ class BaselineCodegen:
             by_op.clear()
         bounds: list[Callable[..., bool] | None] = []
         missing = []
-        for op in block.ops:
+        for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
             name = op.name
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
+            # (an op's emitter depends on what %acc holds before it: its take)
             seen = by_op.get(id(op))
-            if seen is not None and seen[0] is op:
-                bounds.append(seen[1])
+            if seen is not None and seen[0] is op and seen[1] == take:
+                bounds.append(seen[2])
                 continue
             key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), None, *map(_SHAPE, op.inputs))
+                   *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
-                missing.append((len(bounds), key, op))
+                missing.append((len(bounds), key, op, take))
             elif name not in _TERMINATOR:  # (exits are built per block: not replayed)
-                by_op[id(op)] = (op, bound)
+                by_op[id(op)] = (op, take, bound)
             bounds.append(bound)
         if missing:
-            self.library.ensure(op for _, _, op in missing)
-            for i, key, op in missing:
+            self.library.ensure((op, take) for _, _, op, take in missing)
+            for i, key, op, take in missing:
                 emitter = by_key.get(key)
                 if emitter is None:
-                    name = stencil_name(shape_key(op))
+                    name = stencil_name(shape_key(op, take))
                     if name in self.library.unsupported:
-                        raise Unsupported(f"{block.name}: no stencil for {shape_key(op)}")
+                        raise Unsupported(f"{block.name}: no stencil for "
+                                          f"{shape_key(op, take)}")
                     emitter = by_key[key] = _op_emitter(self.stencil(name), op)
                 bounds[i] = emitter
         return bounds
