@@ -237,7 +237,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     from llvmtcg.ir.lower.stencil_function import shape_key, stencil_name
     from llvmtcg.ir.ops import OPS, OpFlag
     from llvmtcg.ir.types import TempKind
-    from llvmtcg.runtime.native.baseline import acc_takes
+    from llvmtcg.runtime.native.baseline import _NOPS, acc_takes
     from llvmtcg.runtime.native.emit import Assembler, Label
 
     asm = Assembler()
@@ -266,6 +266,8 @@ def _emit_generically(codegen, block, emitted) -> bytes:
                                                                         Label()))
             dead = True
             continue
+        if op.name == "goto_tb":  # (the direct jump a link patches, rel32 aligned)
+            asm.code += _NOPS[-(len(asm.code) + 1) % 4] + b"\xe9\0\0\0\0"
         bound = codegen.stencil(stencil_name(shape_key(op, take)))
         temps = (*op.outputs, *op.inputs)
         values: list[object] = []

@@ -25,7 +25,16 @@ from tests.core.support import (
 
 
 def _slot(code, n: int = 0) -> int:
-    return ctypes.c_uint64.from_address(code.slots[n]).value
+    """Where a baseline block's exit n goes: its direct jump's target if patched,
+    else what its exit slot holds."""
+    value = ctypes.c_uint64.from_address(code.slots[n]).value
+    for address in code.module.jumps.get(n, ()):
+        rel32 = ctypes.c_int32.from_address(address).value
+        if rel32:
+            assert address + 4 + rel32 == value  # (slot and jump agree)
+        else:
+            assert not value or value & TAIL_JUMP_TAG  # (through the slot)
+    return value
 
 
 def test_chained_hops_between_baseline_blocks_do_not_enter_the_adapter() -> None:

@@ -39,7 +39,7 @@ import struct
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from llvmtcg.ir.block import Block, Op
@@ -97,6 +97,7 @@ ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process c
 # body address has TAIL_JUMP_TAG's bits clear (BaselineCodegen.chain_value).
 BODY_ALIGN = 16
 # x86 multi-byte NOPs (Intel SDM, "Recommended Multi-Byte Sequence of NOP"), by length.
+_JMP_NEXT = b"\xe9\x00\x00\x00\x00"  # jmp rel32 to the next instruction
 _NOPS = (b"", b"\x90", b"\x66\x90", b"\x0f\x1f\x00", b"\x0f\x1f\x40\x00",
          b"\x0f\x1f\x44\x00\x00", b"\x66\x0f\x1f\x44\x00\x00",
          b"\x0f\x1f\x80\x00\x00\x00\x00", b"\x0f\x1f\x84\x00\x00\x00\x00\x00",
@@ -516,6 +517,8 @@ class EmittedBlock:
     slots: dict[int, int]
     counter: int
     targets: int
+    # exit slot n -> addresses of the rel32 fields of its goto_tb's direct jumps
+    jumps: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 class BaselineCodegen:
@@ -752,9 +755,17 @@ class BaselineCodegen:
         lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
         insn_pc = block.pc
         dead = False
+        jumps: list[tuple[int, int]] = []  # (slot n, offset of a direct jump's rel32)
         for op, emit_op in zip(block.ops, bounds, strict=True):
             if emit_op is not None:
                 if not dead:
+                    if op.name == "goto_tb":
+                        # The direct jump a link patches (see patch_jumps): its rel32
+                        # 4-byte aligned, so one store retargets it; 0 goes on to
+                        # the stencil (through the exit slot).
+                        code = asm.code
+                        code += _NOPS[-(len(code) + 1) % 4] + _JMP_NEXT
+                        jumps.append((op.args[0], len(code) - 4))
                     dead = emit_op(asm, op, lo, labels, faults, insn_pc, slots, counter,
                                    targets)
                 continue
@@ -781,7 +792,20 @@ class BaselineCodegen:
             asm.bind(label)
             exit_stencil(asm, pc, _EXCEPTION)
         entry = asm.finish(self.arena)
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+        by_slot: dict[int, tuple[int, ...]] = {}
+        for n, offset in jumps:
+            by_slot[n] = (*by_slot.get(n, ()), entry + offset)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets, by_slot)
+
+    def patch_jumps(self, addresses: Iterable[int], body: int | None) -> None:
+        """Point the direct jumps whose rel32 fields are at ``addresses`` to a baseline
+        block's ``body``, or (None) back to their exit-slot path. One aligned 4-byte
+        store each, through the arena's writable alias: code running on another
+        thread sees the old jump or the new one (as QEMU's tb_set_jmp_target)."""
+        delta = self.arena.alias_delta
+        for address in addresses:
+            _I32.from_address(address + delta).value = (
+                0 if body is None else body - (address + 4))
 
     def _fixed_emitters(self) -> tuple:
         """The block-structure stencils' emitters: entry, heads by (counter, count),
