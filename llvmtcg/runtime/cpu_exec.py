@@ -325,7 +325,9 @@ class Cpu:
         self.arena = CodeArena(options.arena_size, max(options.arena_size // 4, 1 << 16))
         self.tbs.baseline = BaselineCodegen(library, self.arena, self.jit.imports,
                                             self.state.scratch_offset,
-                                            self.tbs._compile_accessors)
+                                            self.tbs._compile_accessors,
+                                            self.state.get("page_table"),
+                                            self.state.get("page_count"))
 
     @property
     def stats(self) -> ExecStats:

@@ -93,8 +93,9 @@ def page_flags_ok(em: Emitter, addr: str, memop: MemOp, kind: str, slow: str) ->
     table, outside = em.page_table_view()
     align_log2 = max(memop.align_log2, memop.size_log2)
     mask = outside
-    if align_log2:
-        mask = em.value(f"or i64 {outside}, {(1 << align_log2) - 1}")
+    if align_log2:  # (an add: outside's low PAGE_BITS bits are 0, and a constant
+        # outside, a baseline stencil's hole, then takes it as its addend)
+        mask = em.value(f"add i64 {outside}, {(1 << align_log2) - 1}")
     bad = em.value(f"and i64 {addr}, {mask}")
     inside = em.value(f"icmp eq i64 {bad}, 0")
     k = em.fresh()

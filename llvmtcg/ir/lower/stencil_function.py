@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.lower.emitter import LIKELY, UNLIKELY, Emitter, LoweringOptions
-from llvmtcg.ir.lower.memory import load_page_table_view
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.lower.table import TABLE
 from llvmtcg.ir.ops import OPS
@@ -52,6 +51,9 @@ HOLE = "hole."
 ARENA_BASE = "arena.base"
 ARENA_SIZE = "arena.size"
 ARENA_BODY = "arena.body"
+# The page-flag table and the outside mask of flat guest memory (page_table_view).
+ARENA_PAGES = "arena.pages"
+ARENA_OUTSIDE = "arena.outside"
 # Every stencil is ``ghccc i64 (ptr %cpu, ptr %mem, i64 %acc)``: ``%acc`` (r12) carries
 # the i64 result of the previous stencil, so a following op reading that temp can take
 # it from the register instead of reloading the CPU state (the store was made too:
@@ -212,7 +214,9 @@ class StencilFunction(Emitter):
             self.emit(f"store i64 {pc}, ptr {cell}, align 8")
 
     def page_table_view(self) -> tuple[str, str]:
-        return load_page_table_view(self)
+        # Fixed for the CPU's lifetime (as a region's): per-process constants.
+        return (f'@"{HOLE}{ARENA_PAGES}"',
+                f'ptrtoint (ptr @"{HOLE}{ARENA_OUTSIDE}" to i64)')
 
 
 def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
@@ -278,7 +282,8 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
         body = body.replace(_DEST_TEXT, f'ptrtoint (ptr @"{HOLE}dest" to i64)')
         extra.append(OperandSpec("dest", "i64"))
     for hole, kind in (("slot", "i64"), ("counter", "i64"), ("targets", "i64"),
-                       (ARENA_BASE, "i64"), (ARENA_SIZE, "u31"), (ARENA_BODY, "u31")):
+                       (ARENA_BASE, "i64"), (ARENA_SIZE, "u31"), (ARENA_BODY, "u31"),
+                       (ARENA_PAGES, "i64"), (ARENA_OUTSIDE, "i64")):
         if f'@"{HOLE}{hole}"' in body:
             extra.append(OperandSpec(hole, kind))
     operands += extra
@@ -306,5 +311,6 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
     return StencilSource(name, tuple(operands), function, tuple(imports))
 
 
-__all__ = ["ACC", "ARENA_BASE", "ARENA_BODY", "ARENA_SIZE", "ARGS", "TAIL_JUMP_TAG", "OperandSpec",
+__all__ = ["ACC", "ARENA_BASE", "ARENA_BODY", "ARENA_OUTSIDE", "ARENA_PAGES",
+           "ARENA_SIZE", "ARGS", "TAIL_JUMP_TAG", "OperandSpec",
            "StencilFunction", "StencilSource", "shape_key", "stencil_source"]

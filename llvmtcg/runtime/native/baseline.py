@@ -43,10 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llvmtcg.ir.block import Block, Op
+from llvmtcg.ir.cpu_layout import PAGE_BITS
 from llvmtcg.ir.lower.emitter import LoweringOptions
 from llvmtcg.ir.lower.stencil_function import (
     ARENA_BASE,
     ARENA_BODY,
+    ARENA_OUTSIDE,
+    ARENA_PAGES,
     ARENA_SIZE,
     ARGS,
     TAIL_JUMP_TAG,
@@ -532,10 +535,14 @@ class BaselineCodegen:
         scratch_offset: CPU-state offset of the block-local slots.
         compile_accessors: called with accessor symbols a stencil calls that are not
             in ``imports`` yet (they are compiled on demand).
+        page_table, page_count: flat guest memory's page-flag table and size in pages
+            (the CPU state's fields of the same names, fixed for the lifetime of the
+            CPUs sharing this code; unused by stencils of the TLB form).
     """
 
     def __init__(self, library: BaselineLibrary, arena: CodeArena, imports: Mapping[str, int],
-                 scratch_offset: int, compile_accessors=None) -> None:
+                 scratch_offset: int, compile_accessors=None, page_table: int = 0,
+                 page_count: int = 0) -> None:
         self.library = library
         self.arena = arena
         self.imports = imports
@@ -562,7 +569,9 @@ class BaselineCodegen:
         # The per-process constants stencils take (see stencil_function.ARENA_BASE).
         self._arena_constants = {ARENA_BASE: arena.code_start, ARENA_SIZE: arena.code_size,
                                  ARENA_BODY: self.body_offset,
-                                 ARENA_ENTRIES: ctypes.addressof(self._entries)}
+                                 ARENA_ENTRIES: ctypes.addressof(self._entries),
+                                 ARENA_PAGES: page_table,
+                                 ARENA_OUTSIDE: ~((page_count << PAGE_BITS) - 1)}
 
     @property
     def adapter_entries(self) -> int:
