@@ -136,12 +136,10 @@ class ArenaCode:
     """The 'module' of a baseline block: its code and data live in the baseline arena,
     reclaimed all at once when the arena is reset (nothing to release per block)."""
 
-    __slots__ = ("addresses", "jumps", "live_blocks", "object")
+    __slots__ = ("addresses", "live_blocks", "object")
 
-    def __init__(self, addresses: dict[str, int],
-                 jumps: dict[int, tuple[int, ...]] | None = None) -> None:
+    def __init__(self, addresses: dict[str, int]) -> None:
         self.addresses = addresses
-        self.jumps = jumps or {}  # exit n -> its direct jumps (BaselineCodegen.patch_jumps)
         self.live_blocks = 0
         self.object = None
 
@@ -611,7 +609,7 @@ class TbCache:
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
             phys_ranges = self._phys_ranges(ranges, flags)
-        code = ArenaCode(_NO_ADDRESSES, emitted.jumps)  # (an emitted block keeps no symbol map)
+        code = ArenaCode(_NO_ADDRESSES)  # (shared: an emitted block keeps no symbol map)
         code.live_blocks = 1
         tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
                               targets, block.n_insns, flags, phys_pc, phys_ranges,
@@ -748,17 +746,19 @@ class TbCache:
         if type(src.module) is ArenaCode:  # a baseline block: body to body, or tagged
             body = type(dst.module) is ArenaCode
             value = self.baseline.chain_value(dst.entry, body)
-            jumps = src.module.jumps.get(n)
-            if jumps:  # (a direct jump to the body; other code: through the slot)
-                self.baseline.patch_jumps(jumps, value if body else None)
+            jump = self.baseline.jump_of(src.slots[n])
+            if jump:  # (a direct jump to the body; other code: through the slot)
+                self.baseline.patch_jump(jump, value if body else None)
         _write_pointer(src.slots[n], value)
         src.linked[n] = dst
         dst.incoming.add((src, n))
         self.stats["links"] += 1
 
     def _unlink_exit(self, src: CompiledCode, n: int) -> None:
-        if type(src.module) is ArenaCode and src.module.jumps.get(n):
-            self.baseline.patch_jumps(src.module.jumps[n], None)
+        if type(src.module) is ArenaCode:
+            jump = self.baseline.jump_of(src.slots[n])
+            if jump:
+                self.baseline.patch_jump(jump, None)
         _write_pointer(src.slots[n], 0)
         src.linked.pop(n, None)
         self.stats["unlinks"] += 1

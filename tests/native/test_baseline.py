@@ -251,6 +251,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     labels: dict[int, Label] = {}
     faults: dict[int, Label] = {}
     insn_pc, dead = block.pc, False
+    jumped: set[int] = set()
     for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
         if op.name == "set_label":
             asm.bind(labels.setdefault(op.args[0].index, Label()))
@@ -266,7 +267,8 @@ def _emit_generically(codegen, block, emitted) -> bytes:
                                                                         Label()))
             dead = True
             continue
-        if op.name == "goto_tb":  # (the direct jump a link patches, rel32 aligned)
+        if op.name == "goto_tb" and op.args[0] not in jumped:  # (the direct jump a
+            jumped.add(op.args[0])  # link patches, rel32 aligned; one per slot)
             asm.code += _NOPS[-(len(asm.code) + 1) % 4] + b"\xe9\0\0\0\0"
         bound = codegen.stencil(stencil_name(shape_key(op, take)))
         temps = (*op.outputs, *op.inputs)

@@ -28,7 +28,8 @@ def _slot(code, n: int = 0) -> int:
     """Where a baseline block's exit n goes: its direct jump's target if patched,
     else what its exit slot holds."""
     value = ctypes.c_uint64.from_address(code.slots[n]).value
-    for address in code.module.jumps.get(n, ()):
+    address = ctypes.c_uint64.from_address(code.slots[n] + 8).value  # (jump_of)
+    if address:
         rel32 = ctypes.c_int32.from_address(address).value
         if rel32:
             assert address + 4 + rel32 == value  # (slot and jump agree)

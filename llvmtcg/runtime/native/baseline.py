@@ -39,7 +39,7 @@ import struct
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from llvmtcg.ir.block import Block, Op
@@ -93,6 +93,7 @@ _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: ho
 _CONST = TempKind.CONST
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
+_U64 = ctypes.c_uint64
 _BY_OP_LIMIT = 1 << 14
 _SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
 ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process constant)
@@ -520,8 +521,6 @@ class EmittedBlock:
     slots: dict[int, int]
     counter: int
     targets: int
-    # exit slot n -> addresses of the rel32 fields of its goto_tb's direct jumps
-    jumps: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 class BaselineCodegen:
@@ -728,15 +727,17 @@ class BaselineCodegen:
         slot_numbers.sort()
         n_slots = len(slot_numbers)
         hot = self.hot_threshold
-        data_size = 8 * n_slots + (8 if hot else 0) \
+        # Each exit slot is followed by the address of its direct jump's rel32 (0:
+        # none), read back by the linker (jump_of): nothing kept per block in Python.
+        data_size = 16 * n_slots + (8 if hot else 0) \
             + (8 * INDIRECT_TARGETS if hot and indirect else 0)
         data = self.arena.alloc_data(max(data_size, 8), 8)
-        slots = {n: data + 8 * i for i, n in enumerate(slot_numbers)}
+        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
         counter = targets = 0
         if n_slots:
-            ctypes.memset(data, 0, 8 * n_slots)
+            ctypes.memset(data, 0, 16 * n_slots)
         if hot:
-            counter = data + 8 * n_slots
+            counter = data + 16 * n_slots
             _I32.from_address(counter).value = hot
             if indirect:
                 targets = counter + 8
@@ -764,17 +765,17 @@ class BaselineCodegen:
         lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
         insn_pc = block.pc
         dead = False
-        jumps: list[tuple[int, int]] = []  # (slot n, offset of a direct jump's rel32)
+        jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
         for op, emit_op in zip(block.ops, bounds, strict=True):
             if emit_op is not None:
                 if not dead:
-                    if op.name == "goto_tb":
-                        # The direct jump a link patches (see patch_jumps): its rel32
+                    if op.name == "goto_tb" and op.args[0] not in jumps:
+                        # The direct jump a link patches (see patch_jump): its rel32
                         # 4-byte aligned, so one store retargets it; 0 goes on to
                         # the stencil (through the exit slot).
                         code = asm.code
                         code += _NOPS[-(len(code) + 1) % 4] + _JMP_NEXT
-                        jumps.append((op.args[0], len(code) - 4))
+                        jumps[op.args[0]] = len(code) - 4
                     dead = emit_op(asm, op, lo, labels, faults, insn_pc, slots, counter,
                                    targets)
                 continue
@@ -801,20 +802,23 @@ class BaselineCodegen:
             asm.bind(label)
             exit_stencil(asm, pc, _EXCEPTION)
         entry = asm.finish(self.arena)
-        by_slot: dict[int, tuple[int, ...]] = {}
-        for n, offset in jumps:
-            by_slot[n] = (*by_slot.get(n, ()), entry + offset)
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets, by_slot)
+        for n, offset in jumps.items():
+            _U64.from_address(slots[n] + 8).value = entry + offset
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
 
-    def patch_jumps(self, addresses: Iterable[int], body: int | None) -> None:
-        """Point the direct jumps whose rel32 fields are at ``addresses`` to a baseline
-        block's ``body``, or (None) back to their exit-slot path. One aligned 4-byte
-        store each, through the arena's writable alias: code running on another
-        thread sees the old jump or the new one (as QEMU's tb_set_jmp_target)."""
-        delta = self.arena.alias_delta
-        for address in addresses:
-            _I32.from_address(address + delta).value = (
-                0 if body is None else body - (address + 4))
+    @staticmethod
+    def jump_of(slot: int) -> int:
+        """The address of the rel32 field of the direct jump of the exit whose slot is
+        at ``slot`` (0: none; a second goto_tb of one slot goes through the slot)."""
+        return _U64.from_address(slot + 8).value
+
+    def patch_jump(self, address: int, body: int | None) -> None:
+        """Point the direct jump whose rel32 field is at ``address`` to a baseline
+        block's ``body``, or (None) back to its exit-slot path. One aligned 4-byte
+        store through the arena's writable alias: code running on another thread sees
+        the old jump or the new one (as QEMU's tb_set_jmp_target)."""
+        _I32.from_address(address + self.arena.alias_delta).value = (
+            0 if body is None else body - (address + 4))
 
     def _fixed_emitters(self) -> tuple:
         """The block-structure stencils' emitters: entry, heads by (counter, count),
