@@ -94,7 +94,6 @@ _CONST = TempKind.CONST
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
-_BY_OP_LIMIT = 1 << 14
 _SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
 ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process constant)
 # A block's body starts this aligned after its entry adapter (padded with NOPs), so a
@@ -553,10 +552,6 @@ class BaselineCodegen:
         self._bound: dict[str, _Bound] = {}
         # an op's shape (a tuple, cheap to build) -> its generated op emitter
         self._by_key: dict[tuple, Callable[..., bool]] = {}
-        # id(op) -> (op, its emitter): the frontend's memo replays the same op objects
-        # for an instruction word it met before, so they need no shape key (bounded:
-        # _BY_OP_LIMIT; the op is kept, so its id is not reused while the entry lives)
-        self._by_op: dict[int, tuple[Op, int | None, Callable[..., bool]]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -590,7 +585,6 @@ class BaselineCodegen:
         """After the arena was reset: constant pools placed there are gone."""
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
-        self._by_op = {}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -673,9 +667,6 @@ class BaselineCodegen:
         if len(block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
-        by_op = self._by_op
-        if len(by_op) > _BY_OP_LIMIT:
-            by_op.clear()
         bounds: list[Callable[..., bool] | None] = []
         missing = []
         for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
@@ -683,18 +674,11 @@ class BaselineCodegen:
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
-            # (an op's emitter depends on what %acc holds before it: its take)
-            seen = by_op.get(id(op))
-            if seen is not None and seen[0] is op and seen[1] == take:
-                bounds.append(seen[2])
-                continue
             key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
                    *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
                 missing.append((len(bounds), key, op, take))
-            elif name not in _TERMINATOR:  # (exits are built per block: not replayed)
-                by_op[id(op)] = (op, take, bound)
             bounds.append(bound)
         if missing:
             self.library.ensure((op, take) for _, _, op, take in missing)
