@@ -41,23 +41,36 @@ def emulators() -> list[object]:
             pytest.param([QEMU], id="qemu", marks=needs_qemu)]
 
 
-def qmp_session(program: list[str], run_dir: Path) -> list[object]:
-    """-S; the CPU and registers at reset; cont until the guest's DONE (it then halts:
-    no isa-debug-exit); stop; the registers again; memory; system_reset; quit."""
+def start_with_qmp(program: list[str], machine: list[str], run_dir: Path,
+                   *extra: str) -> tuple[subprocess.Popen, Path, Path]:
+    """The emulator stopped (-S) with a QMP socket and the serial port in a file."""
     sock, serial = run_dir / "qmp.sock", run_dir / "serial.txt"
-    proc = subprocess.Popen([*program, *MACHINE, "-serial", f"file:{serial}", "-S",
+    proc = subprocess.Popen([*program, *machine, "-serial", f"file:{serial}", "-S", *extra,
                              "-qmp", f"unix:{sock},server=on,wait=off"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=ENV)
+    return proc, sock, serial
+
+
+async def connect(proc: subprocess.Popen, sock: Path) -> tuple[QMPClient, float]:
+    """A QMP client connected once the socket exists; the session's deadline."""
+    client = QMPClient("test")
+    deadline = time.monotonic() + 60
+    while not sock.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    await client.connect(str(sock))
+    return client, deadline
+
+
+def qmp_session(program: list[str], run_dir: Path) -> list[object]:
+    """-S; the CPU and registers at reset; cont until the guest's DONE (it then halts:
+    no isa-debug-exit); stop; the registers again; memory; system_reset; quit."""
+    proc, sock, serial = start_with_qmp(program, MACHINE, run_dir)
     seen: list[object] = []
 
     async def talk() -> None:
-        client = QMPClient("test")
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        await client.connect(str(sock))
+        client, deadline = await connect(proc, sock)
 
         async def hmp(line: str) -> str:
             text = await client.execute("human-monitor-command", {"command-line": line})
@@ -324,23 +337,14 @@ def _without_qemu_only(text: str) -> str:
 
 def views_session(program: list[str], run_dir: Path) -> list[str]:
     """x/i in real mode (-S) and, after the guest's DONE, in long mode; the trees."""
-    sock, serial = run_dir / "qmp.sock", run_dir / "serial.txt"
     machine = [arg if arg != "microvm" else "microvm,acpi=off" for arg in MACHINE]
-    proc = subprocess.Popen([*program, *machine, "-serial", f"file:{serial}", "-S",
-                             "-device", "isa-debug-exit,iobase=0x80,iosize=2",
-                             "-device", "virtio-rng-device",
-                             "-qmp", f"unix:{sock},server=on,wait=off"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env=ENV)
+    proc, sock, serial = start_with_qmp(program, machine, run_dir,
+                                        "-device", "isa-debug-exit,iobase=0x80,iosize=2",
+                                        "-device", "virtio-rng-device")
     seen: list[str] = []
 
     async def talk() -> None:
-        client = QMPClient("test")
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        await client.connect(str(sock))
+        client, deadline = await connect(proc, sock)
 
         async def hmp(line: str) -> str:
             text = await client.execute("human-monitor-command", {"command-line": line})
