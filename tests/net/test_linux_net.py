@@ -102,3 +102,31 @@ def test_dhcp_ping_wget_and_hostfwd(host_server: int) -> None:
         console.expect(pexpect.EOF, timeout=600)
     finally:
         console.close(force=True)
+
+
+def test_host_mtu_mq_and_guestfwd() -> None:
+    """Linux takes virtio-net's MTU from host_mtu, probes the device with mq=on (one
+    pair and the control queue: VQ_PAIRS_SET is answered) and reaches a guestfwd
+    command through 10.0.2.100."""
+    console = spawn_llvmtcg(
+        "-M", "virt", "-m", "256M", "-nographic", "-bios", str(IMAGES / "fw_jump.bin"),
+        "-kernel", str(IMAGES / "Image"), "-append", "console=ttyS0",
+        "-initrd", str(IMAGES / "initramfs.cpio.gz"),
+        "-netdev", "user,id=unet,guestfwd=tcp:10.0.2.100:1234-cmd:/bin/echo from-guestfwd",
+        "-device", "virtio-net-device,netdev=unet,host_mtu=1400,mq=on", timeout=BOOT_TIMEOUT)
+    console.logfile_read = sys.stdout  # the console, shown when the test fails
+    try:
+        console.expect("BOOT-OK")
+        console.expect(PROMPT)
+        console.sendline("echo MTU-$(cat /sys/class/net/eth0/mtu) "
+                         "QUEUES-$(ls /sys/class/net/eth0/queues | tr '\\n' ' ')")
+        console.expect(r"MTU-1400 QUEUES-rx-0 tx-0")
+        console.expect(PROMPT)
+        console.sendline("ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && "
+                         "nc 10.0.2.100 1234 </dev/null")
+        console.expect("from-guestfwd")
+        console.expect(PROMPT)
+        console.sendline("poweroff -f")
+        console.expect(pexpect.EOF, timeout=600)
+    finally:
+        console.close(force=True)
