@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pexpect
@@ -63,6 +64,26 @@ async def connect(proc: subprocess.Popen, sock: Path) -> tuple[QMPClient, float]
     return client, deadline
 
 
+async def quit_qmp(client: QMPClient) -> None:
+    """``quit``, then the client's side of the connection closed."""
+    await client.execute("quit")
+    try:
+        await client.disconnect()
+    except EOFError:  # the server closed first: it was told to quit
+        pass
+
+
+def run_to_exit(proc: subprocess.Popen, talk: Callable[[], Awaitable[None]]) -> None:
+    """Runs the QMP conversation; the emulator must then exit with status 0."""
+    try:
+        asyncio.run(talk())
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def qmp_session(program: list[str], run_dir: Path) -> list[object]:
     """-S; the CPU and registers at reset; cont until the guest's DONE (it then halts:
     no isa-debug-exit); stop; the registers again; memory; system_reset; quit."""
@@ -98,19 +119,9 @@ def qmp_session(program: list[str], run_dir: Path) -> list[object]:
             await asyncio.sleep(0.1)
             status = await hmp("info status")
         seen.append(status)
-        await client.execute("quit")
-        try:
-            await client.disconnect()
-        except EOFError:  # the server closed first: it was told to quit
-            pass
+        await quit_qmp(client)
 
-    try:
-        asyncio.run(talk())
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    run_to_exit(proc, talk)
     return seen
 
 
@@ -270,12 +281,7 @@ def test_gdbserver_from_the_monitor_and_ctrl_c_with_kvm(run_dir: Path) -> None:
     replies: list[object] = []
 
     async def talk() -> None:
-        client = QMPClient("test")
-        deadline = time.monotonic() + 60
-        while not sock.exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            await asyncio.sleep(0.05)
-        await client.connect(str(sock))
+        client, _ = await connect(proc, sock)
         replies.append(await client.execute("human-monitor-command",
                                             {"command-line": f"gdbserver tcp::{port}"}))
 
@@ -294,19 +300,9 @@ def test_gdbserver_from_the_monitor_and_ctrl_c_with_kvm(run_dir: Path) -> None:
         await asyncio.to_thread(debug)
         await asyncio.sleep(0.5)
         replies.append(await client.execute("query-status"))
-        await client.execute("quit")
-        try:
-            await client.disconnect()
-        except EOFError:
-            pass
+        await quit_qmp(client)
 
-    try:
-        asyncio.run(talk())
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    run_to_exit(proc, talk)
     assert replies[0] == f"Waiting for gdb connection on device 'tcp::{port}'\r\n"
     assert replies[1].startswith(b"T05thread:1;")
     assert replies[2] == b"O" + b"VM status: paused\r\n".hex().encode()  # gdb stopped it
@@ -364,19 +360,9 @@ def views_session(program: list[str], run_dir: Path) -> list[str]:
             await client.execute("cont")
             await asyncio.sleep(0.2)
         seen.extend([await hmp("x/2i $pc - 1"), await hmp("x/3i 0xf0026")])
-        await client.execute("quit")
-        try:
-            await client.disconnect()
-        except EOFError:
-            pass
+        await quit_qmp(client)
 
-    try:
-        asyncio.run(talk())
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
+    run_to_exit(proc, talk)
     return seen
 
 
