@@ -29,6 +29,7 @@ from tests.accel.test_kvm_microvm import (
     needs_qemu,
 )
 from tests.gdbstub.support import free_port, needs_gdb, wait_listening
+from tests.machines.support import quit_qmp
 
 pytestmark = [needs_kvm, needs_guest]
 OURS = [sys.executable, "-m", "launcher.system_x86_64"]
@@ -62,15 +63,6 @@ async def connect(proc: subprocess.Popen, sock: Path) -> tuple[QMPClient, float]
         await asyncio.sleep(0.05)
     await client.connect(str(sock))
     return client, deadline
-
-
-async def quit_qmp(client: QMPClient) -> None:
-    """``quit``, then the client's side of the connection closed."""
-    await client.execute("quit")
-    try:
-        await client.disconnect()
-    except EOFError:  # the server closed first: it was told to quit
-        pass
 
 
 def run_to_exit(proc: subprocess.Popen, talk: Callable[[], Awaitable[None]]) -> None:

@@ -29,6 +29,7 @@ from tests.gdbstub.support import (
     run_gdb,
     start_system,
 )
+from tests.machines.support import quit_qmp
 
 pytestmark = [needs_gdb, pytest.mark.skipif(not (IMAGES / "fw_jump.bin").exists(),
                                             reason="no OpenSBI image")]
@@ -150,11 +151,7 @@ def hmp_and_gdb(socket_path: Path, qemu: bool) -> list[object]:
             replies.append(str(exc))
         replies.append(re.sub(r"=\d+", "=N", str(await hmp("cpu 1"))))
         replies.append(await hmp("gdbserver unix:/nonexistent/gdb.sock"))
-        await client.execute("quit")
-        try:
-            await client.disconnect()
-        except EOFError:  # the server closed first: it was told to quit
-            pass
+        await quit_qmp(client)
 
     try:
         asyncio.run(talk())

@@ -9,11 +9,15 @@ import subprocess
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from llvmtcg.runtime.physmem import PhysicalAddressSpace
 from machines.cpu import CpuEvent, IrqBit, Stopped
+
+if TYPE_CHECKING:
+    from qemu.qmp import QMPClient
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO.parent / "shared" / "images" / "riscv64"
@@ -146,3 +150,12 @@ def tree_as_dict(blob: bytes, *, ignore: tuple[str, ...] = ("rng-seed",)) -> dic
                 props[name] = raw
         nodes[path] = props
     return nodes
+
+
+async def quit_qmp(client: QMPClient) -> None:
+    """QMP ``quit``, then the client's side of the connection closed."""
+    await client.execute("quit")
+    try:
+        await client.disconnect()
+    except EOFError:  # the server closed first: it was told to quit
+        pass

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from qemu.qmp import ExecuteError, QMPClient
 
+from tests.machines.support import quit_qmp
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 MiB = 1 << 20
@@ -147,11 +149,7 @@ def _run(directory: Path, qemu: bool) -> list[object]:
             except ExecuteError as exc:
                 reply = f"{exc.error_class}: {exc}"
             replies.append((command, _shape(command, reply, directory)))
-        await client.execute("quit")
-        try:
-            await client.disconnect()
-        except EOFError:  # the server closed first: it was told to quit
-            pass
+        await quit_qmp(client)
 
     try:
         asyncio.run(talk())
