@@ -113,8 +113,9 @@ def qtree(layout: MicrovmLayout, virtio_children: list[str | None],
         child = virtio_children[slot] if slot < len(virtio_children) else None
         if child is not None:
             out.append(f'      dev: {child}, id ""')
+    ioapic = IN_KERNEL_MMIO[0]
     out += ['  dev: ioapic, id ""', '    gpio-in "" 24', "    " + _prop("version", 0x20),
-            f"    mmio {0xFEC00000:016x}/{0x1000:016x}",
+            f"    mmio {ioapic.base:016x}/{ioapic.end - ioapic.base + 1:016x}",
             '  dev: isabus-bridge, id ""', "    bus: isa.0", "      type ISA"]
     for iobase, iosize in reversed(debug_exits):
         out += ['      dev: isa-debug-exit, id ""', "        " + _prop("iobase", iobase),
