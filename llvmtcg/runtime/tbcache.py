@@ -604,7 +604,7 @@ class TbCache:
             if op.name == "goto_tb":
                 targets[op.args[0]] = op.args[1]
         pc = block.pc
-        ranges = [(pc, pc + max(block.guest_size, 1))]
+        ranges = block.guest_ranges
         phys_pc = phys_ranges = None
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
