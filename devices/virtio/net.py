@@ -332,16 +332,22 @@ class VirtioNet:
             queue.push(chain, written)
             return True
         used: list[tuple[Chain, int]] = []
-        stream = NET_HDR.pack(0, 0, 0, 0, 0, 0, 0) + data
         offset = 0
         while offset < total:
             chain = self._rx_chains.popleft()
             n = min(chain.writable_length, total - offset)
-            chain.write(0, stream[offset:offset + n])
             used.append((chain, n))
             offset += n
-        # num_buffers sits in the first buffer's header, written last as QEMU does.
-        used[0][0].write(NET_HDR_SIZE - 2, struct.pack("<H", len(used)))
+        # num_buffers is known before anything is written: the header goes out with
+        # the data (the driver sees none of it before the used idx moves).
+        stream = NET_HDR.pack(0, 0, 0, 0, 0, 0, len(used)) + data
+        if len(used) == 1:
+            used[0][0].write(0, stream)
+        else:
+            view, offset = memoryview(stream), 0
+            for chain, n in used:
+                chain.write(0, view[offset:offset + n])
+                offset += n
         for chain, n in used:
             queue.push(chain, n)
         return True

@@ -76,8 +76,14 @@ class Chain:
         """Writes ``data`` at offset ``offset`` of the writable stream, truncated at its
         end; returns the number of bytes written."""
         written = 0
-        for addr, n in _spans(self.writable, offset, len(data)):
-            self.ram.write(addr, data[written:written + n])
+        spans = _spans(self.writable, offset, len(data))
+        if len(spans) == 1:  # (most writes: a status byte, a header, a frame)
+            addr, n = spans[0]
+            self.ram.write(addr, data if n == len(data) else data[:n])
+            return n
+        view = memoryview(data)
+        for addr, n in spans:
+            self.ram.write(addr, view[written:written + n])
             written += n
         return written
 
@@ -127,7 +133,11 @@ class Virtqueue:
         self.features = features
         self.interrupt = interrupt
         self.last_avail_idx = 0
+        # Entries past last_avail_idx known to be available since the driver's avail
+        # idx was last read: taken without reading it again (QEMU's shadow_avail_idx).
+        self._known_available = 0
         self.used_idx = 0
+        self._published_used_idx = 0  # the used idx the driver can see in RAM
         self._unsignalled = False  # used entries written since the last notification check
         self._signalled_used = 0
         self._signalled_used_valid = False
@@ -148,13 +158,8 @@ class Virtqueue:
 
     def pop(self) -> Chain | None:
         """The next available descriptor chain, or None when the ring is empty."""
-        avail_idx = self._u16(self.driver + 2)
-        pending = (avail_idx - self.last_avail_idx) & 0xFFFF
-        if pending == 0:
+        if not self._known_available and not self._read_avail_idx():
             return None
-        if pending > self.size:
-            raise VirtioError(f"driver moved the available index from {self.last_avail_idx} "
-                              f"to {avail_idx} on a queue of {self.size}")
         slot = self.last_avail_idx % self.size
         head = self._u16(self.driver + 4 + 2 * slot)
         if head >= self.size:
@@ -162,25 +167,51 @@ class Virtqueue:
                               f"{self.size}")
         chain = self._walk(head)
         self.last_avail_idx = (self.last_avail_idx + 1) & 0xFFFF
-        if self._event_idx:
-            # Ask for a notification when the driver makes the next entry available.
-            self._put_u16(self.device + 4 + 8 * self.size, self.last_avail_idx)
+        self._known_available -= 1
         return chain
+
+    def _read_avail_idx(self) -> bool:
+        """Reads the driver's avail idx; False when nothing new is available. Then, with
+        EVENT_IDX, asks the driver to notify when it makes the next entry available
+        (written once the ring is found empty rather than at every pop: while entries
+        are known available the device comes back for them without a notification)."""
+        avail_idx = self._u16(self.driver + 2)
+        pending = (avail_idx - self.last_avail_idx) & 0xFFFF
+        if pending > self.size:
+            raise VirtioError(f"driver moved the available index from {self.last_avail_idx} "
+                              f"to {avail_idx} on a queue of {self.size}")
+        self._known_available = pending
+        if pending:
+            return True
+        if self._event_idx:
+            self._put_u16(self.device + 4 + 8 * self.size, self.last_avail_idx)
+            # The driver may have added an entry before it could see that request.
+            avail_idx = self._u16(self.driver + 2)
+            if avail_idx != self.last_avail_idx:
+                return self._read_avail_idx()
+        return False
 
     def _walk(self, head: int) -> Chain:
         readable: list[Buffer] = []
         writable: list[Buffer] = []
         table, table_size = self.desc, self.size
-        index, steps, total, indirect = head, 0, 0, False
+        # An indirect table is read whole, in one access (Linux puts every buffer of a
+        # request there); the ring's own table one descriptor at a time.
+        indirect_table: bytes | None = None
+        index, steps, total = head, 0, 0
         while True:
             if steps == table_size:
                 raise VirtioError(f"descriptor chain from {head} is longer than its table "
                                   f"({table_size} entries): a loop")
             steps += 1
-            addr, length, flags, next_index = _DESC.unpack(
-                self.ram.read(table + DESC_SIZE * index, DESC_SIZE))
+            if indirect_table is None:
+                addr, length, flags, next_index = _DESC.unpack(
+                    self.ram.read(table + DESC_SIZE * index, DESC_SIZE))
+            else:
+                addr, length, flags, next_index = _DESC.unpack_from(indirect_table,
+                                                                    DESC_SIZE * index)
             if flags & VIRTQ_DESC_F_INDIRECT:
-                if indirect:
+                if indirect_table is not None:
                     raise VirtioError("indirect descriptor inside an indirect table")
                 if not self.features & VIRTIO_RING_F_INDIRECT_DESC:
                     raise VirtioError("indirect descriptor without VIRTIO_F_INDIRECT_DESC")
@@ -189,8 +220,9 @@ class Virtqueue:
                 entries, rest = divmod(length, DESC_SIZE)
                 if entries == 0 or rest or entries > MAX_QUEUE_SIZE:
                     raise VirtioError(f"indirect table of {length} bytes")
+                indirect_table = self.ram.read(addr, length)
                 table, table_size = addr, entries
-                index, steps, indirect = 0, 0, True
+                index, steps = 0, 0
                 continue
             if length == 0:
                 raise VirtioError("zero-sized buffer in a descriptor chain")
@@ -218,12 +250,20 @@ class Virtqueue:
         slot = self.used_idx % self.size
         self.ram.write(self.device + 4 + 8 * slot, _USED_ELEM.pack(chain.head, written))
         self.used_idx = (self.used_idx + 1) & 0xFFFF
-        self._put_u16(self.device + 2, self.used_idx)
         self._unsignalled = True
 
+    def flush_used(self) -> None:
+        """Publishes the used idx: the driver sees every entry pushed so far (once per
+        batch of pushes, as QEMU's virtqueue_flush after virtqueue_fill)."""
+        if self._published_used_idx != self.used_idx:
+            self._put_u16(self.device + 2, self.used_idx)
+            self._published_used_idx = self.used_idx
+
     def notify_used(self) -> None:
-        """Sends a used-buffer notification for the entries pushed since the last call,
-        unless the driver suppressed it (avail flags, or used_event with EVENT_IDX)."""
+        """Publishes the entries pushed since the last call and sends a used-buffer
+        notification for them, unless the driver suppressed it (avail flags, or
+        used_event with EVENT_IDX)."""
+        self.flush_used()
         if not self._unsignalled:
             return
         self._unsignalled = False

@@ -135,6 +135,7 @@ class PhysicalAddressSpace:
         self._mmio: list[PhysRegion] = []  # sorted by base: what windows dispatch to
         self._mmio_bases: list[int] = []
         self._windows: list[_Window] = []  # sorted by start, disjoint page spans
+        self._overlays: list[PhysRegion] = []  # the only regions that may overlap RAM
         self.on_code_write: list[Callable[[int, int], object]] = []  # (start, end)
 
     def close(self) -> None:
@@ -228,6 +229,8 @@ class PhysicalAddressSpace:
             j = bisect.bisect(self._mmio_bases, region.base)
             self._mmio.insert(j, region)
             self._mmio_bases.insert(j, region.base)
+        if region.overlay:
+            self._overlays.append(region)
 
     # -- windows ------------------------------------------------------------------------
     def _windows_in(self, start: int, end: int) -> list[_Window]:
@@ -294,14 +297,37 @@ class PhysicalAddressSpace:
         return self._copy_out(addr, size)
 
     # -- bus masters: RAM only ------------------------------------------------------------
+    # Devices move data with many small accesses (ring indices, descriptors, one page
+    # per buffer): an access inside one RAM region with no overlay anywhere (every
+    # machine but spike with HTIF in RAM) is checked with one bisect and copied with one
+    # ctypes call; anything else takes the general path, which names what is in the way.
+    def _ram_host(self, addr: int, size: int) -> int | None:
+        """Host address of [addr, addr+size) when it lies in one RAM region and no
+        overlay exists; None when the general path must decide."""
+        if self._overlays or size <= 0:
+            return None
+        i = bisect.bisect(self._bases, addr) - 1
+        if i < 0:
+            return None
+        region = self._regions[i]
+        if region.kind is not RegionKind.RAM or addr + size > region.base + region.size:
+            return None
+        return self.memory.base + addr
+
     def dma_read(self, addr: int, size: int) -> bytes:
+        host = self._ram_host(addr, size)
+        if host is not None:
+            return ctypes.string_at(host, size)
         self._check_memory(addr, size, False, (RegionKind.RAM,), through_overlays=False)
         return self._copy_out(addr, size)
 
     def dma_write(self, addr: int, data: bytes) -> None:
         """Store into RAM as a device does; translated code in the pages written is
         invalidated first (the on_code_write listeners)."""
-        self._check_memory(addr, len(data), True, (RegionKind.RAM,), through_overlays=False)
+        host = self._ram_host(addr, len(data))
+        if host is None:
+            self._check_memory(addr, len(data), True, (RegionKind.RAM,),
+                               through_overlays=False)
         if data and self.on_code_write:
             end = addr + len(data)
             for page in range(page_floor(addr), end, abi.PAGE_SIZE):
@@ -311,7 +337,12 @@ class PhysicalAddressSpace:
                     for listener in self.on_code_write:
                         listener(addr, end)
                     break
-        self._copy_in(addr, data)
+        if host is None:
+            self._copy_in(addr, data)
+        elif type(data) is bytes:
+            ctypes.memmove(host, data, len(data))
+        else:  # (a bytearray or memoryview: ctypes.memmove takes only bytes)
+            memoryview((ctypes.c_char * len(data)).from_address(host)).cast("B")[:] = data
 
     def _check_memory(self, addr: int, size: int, is_write: bool,
                       kinds: tuple[RegionKind, ...], *, through_overlays: bool) -> None:
@@ -327,7 +358,8 @@ class PhysicalAddressSpace:
             pos = region.end
         if through_overlays:
             return
-        for region in self._mmio:
+        # (Only overlays can overlap the RAM checked above.)
+        for region in self._overlays:
             if region.base < end and addr < region.end:
                 raise BusError(addr, size, is_write, f"{region} is a device")
 

@@ -74,13 +74,20 @@ def test_indirect_table_and_direct_then_indirect() -> None:
     assert chain.read(0, 12) == b"direct!!tabl" and chain.writable == (Buffer(in_, 4),)
 
 
-def test_push_writes_used_ring() -> None:
+def test_push_writes_used_ring_and_flush_publishes_it() -> None:
     q = Pair()
     first = q.driver.add([b"x"], [])
     second = q.driver.add([], [16])
     q.device.push(q.device.pop(), 0)
     q.device.push(q.device.pop(), 16)
+    # The used idx moves once per batch (QEMU's virtqueue_flush), not per entry.
+    assert q.driver.take_used() == []
+    q.device.flush_used()
     assert q.driver.take_used() == [(first.head, 0), (second.head, 16)]
+    third = q.driver.add([b"y"], [])
+    q.device.push(q.device.pop(), 0)
+    q.device.notify_used()  # (publishes too)
+    assert q.driver.take_used() == [(third.head, 0)]
 
 
 def test_indices_wrap_around_16_bits() -> None:
@@ -90,6 +97,7 @@ def test_indices_wrap_around_16_bits() -> None:
     heads = [q.driver.add([b"a"], []).head for _ in range(3)]
     for _ in range(3):
         q.device.push(q.device.pop(), 0)
+    q.device.flush_used()
     assert [head for head, _ in q.driver.take_used()] == heads
     assert q.device.used_idx == 1
 
@@ -124,8 +132,25 @@ def test_event_idx_suppression() -> None:
     # The first check always notifies (nothing signalled yet, as QEMU); then only the
     # entry at used_event does.
     assert results == [1, 0, 1, 0]
-    # The device asks to be notified for the next available entry.
+    # Once it finds the ring empty, the device asks to be notified for the next
+    # available entry (not before: it comes back for entries it knows of).
+    assert q.driver.avail_event() == 0
+    assert q.device.pop() is None
     assert q.driver.avail_event() == 4
+
+
+def test_avail_idx_read_once_per_batch() -> None:
+    q = Pair()
+    heads = [q.driver.add([b"a"], []).head for _ in range(3)]
+    first = q.device.pop()
+    # The driver's index is not read again while entries are known available: a
+    # (broken) index moved back does not undo them.
+    q.ram.put_u16(q.driver.avail + 2, 1)
+    assert [first.head, q.device.pop().head, q.device.pop().head] == heads
+    q.ram.put_u16(q.driver.avail + 2, 3)
+    assert q.device.pop() is None
+    q.driver.add([b"b"], [])  # available after the device found the ring empty
+    assert q.device.pop() is not None
 
 
 def test_event_idx_batch_crossing_used_event() -> None:
