@@ -149,6 +149,17 @@ def test_dma_reaches_ram_only_and_invalidates_translated_code(space: PhysicalAdd
         space.dma_read(0x8000_3FFF, 2)
 
 
+def test_dma_takes_any_buffer_and_spans_adjacent_ram_regions(
+        space: PhysicalAddressSpace) -> None:
+    space.add_ram("low", 0x8000_0000, 0x1000)
+    space.add_ram("high", 0x8000_1000, 0x1000)
+    space.dma_write(0x8000_0FFC, bytearray(b"abcd"))  # one region
+    space.dma_write(0x8000_0FFE, memoryview(b"..wxyz")[2:])  # across both
+    assert space.dma_read(0x8000_0FFC, 6) == b"abwxyz"
+    with pytest.raises(BusError, match="0x80002000 is nothing"):
+        space.dma_write(0x8000_1FFF, memoryview(b"no"))
+
+
 def test_an_overlay_puts_a_device_inside_ram(space: PhysicalAddressSpace) -> None:
     space.add_ram("ram", 0x8000_0000, 0x4000)
     space.load(0x8000_1000, bytes(range(32)))
