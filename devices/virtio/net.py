@@ -341,13 +341,10 @@ class VirtioNet:
         # num_buffers is known before anything is written: the header goes out with
         # the data (the driver sees none of it before the used idx moves).
         stream = NET_HDR.pack(0, 0, 0, 0, 0, 0, len(used)) + data
-        if len(used) == 1:
-            used[0][0].write(0, stream)
-        else:
-            view, offset = memoryview(stream), 0
-            for chain, n in used:
-                chain.write(0, view[offset:offset + n])
-                offset += n
+        offset = 0
+        for chain, n in used:
+            chain.write(0, stream if n == total else stream[offset:offset + n])
+            offset += n
         for chain, n in used:
             queue.push(chain, n)
         return True

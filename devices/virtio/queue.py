@@ -75,15 +75,14 @@ class Chain:
     def write(self, offset: int, data: bytes) -> int:
         """Writes ``data`` at offset ``offset`` of the writable stream, truncated at its
         end; returns the number of bytes written."""
-        written = 0
         spans = _spans(self.writable, offset, len(data))
         if len(spans) == 1:  # (most writes: a status byte, a header, a frame)
             addr, n = spans[0]
             self.ram.write(addr, data if n == len(data) else data[:n])
             return n
-        view = memoryview(data)
+        written = 0
         for addr, n in spans:
-            self.ram.write(addr, view[written:written + n])
+            self.ram.write(addr, data[written:written + n])
             written += n
         return written
 
