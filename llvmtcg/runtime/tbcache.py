@@ -133,18 +133,23 @@ class HotRegion(CompiledCode):
 
 
 class ArenaCode:
-    """The 'module' of a baseline block: its code and data live in the baseline arena,
-    reclaimed all at once when the arena is reset (nothing to release per block)."""
+    """The 'module' of a baseline block: its code and data chunks in the baseline arena
+    (``emitted``). Once the block is invalidated and no native frame can be running it,
+    :meth:`TbCache.release_pending` gives both chunks back to the arena for reuse (if the
+    arena was not reset since: ``generation``); a reset reclaims everything at once."""
 
-    __slots__ = ("addresses", "live_blocks", "object")
+    __slots__ = ("addresses", "live_blocks", "object", "emitted", "generation")
 
-    def __init__(self, addresses: dict[str, int]) -> None:
+    def __init__(self, addresses: dict[str, int], emitted: EmittedBlock | None = None,
+                 generation: int = 0) -> None:
         self.addresses = addresses
         self.live_blocks = 0
         self.object = None
+        self.emitted = emitted
+        self.generation = generation
 
     def release(self) -> None:
-        pass
+        pass  # (the chunks go back through TbCache.release_pending, which owns the arena)
 
 
 _NO_ADDRESSES: dict[str, int] = {}
@@ -609,7 +614,8 @@ class TbCache:
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
             phys_ranges = self._phys_ranges(ranges, flags)
-        code = ArenaCode(_NO_ADDRESSES)  # (shared: an emitted block keeps no symbol map)
+        # (_NO_ADDRESSES shared: an emitted block keeps no symbol map)
+        code = ArenaCode(_NO_ADDRESSES, emitted, self.baseline.arena.generation)
         code.live_blocks = 1
         tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
                               targets, block.n_insns, flags, phys_pc, phys_ranges,
@@ -903,8 +909,19 @@ class TbCache:
         of this cache running (the run loop does, between native calls)."""
         released = len(self.pending_release)
         self.lookup_table.release_old()
+        arena = self.baseline.arena if self.baseline is not None else None
         for module in self.pending_release:
-            module.release()
+            if type(module) is ArenaCode:
+                emitted = module.emitted
+                # (Chunks of an arena reset since are gone already; with another
+                # thread in native code they are left to the next reset.)
+                if (emitted is not None and arena is not None and not self.in_native
+                        and module.generation == arena.generation):
+                    arena.free_code(emitted.entry, emitted.size)
+                    arena.free_data(emitted.data, emitted.data_size)
+                module.emitted = None
+            else:
+                module.release()
         self.pending_release.clear()
         self.stats["released_modules"] += released
         return released

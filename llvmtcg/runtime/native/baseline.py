@@ -515,11 +515,13 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
 
 @dataclass(slots=True)
 class EmittedBlock:
-    entry: int
+    entry: int  # its code chunk in the arena (``size`` bytes)
     size: int
     slots: dict[int, int]
     counter: int
     targets: int
+    data: int = 0  # its data chunk (slots, counter, targets: ``data_size`` bytes)
+    data_size: int = 0
 
 
 class BaselineCodegen:
@@ -715,7 +717,8 @@ class BaselineCodegen:
         # none), read back by the linker (jump_of): nothing kept per block in Python.
         data_size = 16 * n_slots + (8 if hot else 0) \
             + (8 * INDIRECT_TARGETS if hot and indirect else 0)
-        data = self.arena.alloc_data(max(data_size, 8), 8)
+        data_size = max(data_size, 8)
+        data = self.arena.alloc_data(data_size, 8)
         slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
         counter = targets = 0
         if n_slots:
@@ -788,7 +791,7 @@ class BaselineCodegen:
         entry = asm.finish(self.arena)
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets, data, data_size)
 
     @staticmethod
     def jump_of(slot: int) -> int:
