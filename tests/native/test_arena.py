@@ -205,3 +205,27 @@ def test_forked_child_copy_is_the_arena_at_the_fork() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert arena.read(data, 4) == b"\x55" * 4
+
+
+def test_freed_chunks_are_reused_by_requests_of_their_size() -> None:
+    with CodeArena(1 << 20, 1 << 16) as arena:
+        code = arena.alloc_code(100)
+        data = arena.alloc_data(40, 8)
+        ctypes.memset(data, 0xAB, 40)
+        arena.alloc_code(16)  # (something after them: the bump pointer moved on)
+        used = arena.code_used, arena.data_used
+        arena.free_code(code, 100)
+        arena.free_data(data, 40)
+        assert arena.free_bytes == 104 + 40
+        assert arena.alloc_code(200) != code  # another size: from the bump pointer
+        assert arena.alloc_code(97) == code  # (the same 8-byte granules)
+        again = arena.alloc_data(40, 8)
+        assert again == data and arena.read(data, 40) == bytes(40)  # zeroed again
+        assert arena.data_used == used[1] and arena.free_bytes == 0
+        arena.write(code, LEA_RET)
+        assert INT_FN(code)(40, 2) == 42
+        with pytest.raises(ValueError):
+            arena.free_code(arena.code_start + arena.code_used, 16)  # never allocated
+        arena.free_code(code, 100)
+        arena.reset()  # (forgets the free lists with everything else)
+        assert arena.free_bytes == 0
