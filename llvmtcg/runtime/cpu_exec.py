@@ -453,17 +453,17 @@ class Cpu:
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
-        jump cache); an address inside a cached superpage drops everything, since the
-        superpage's 4 KiB entries are not kept apart."""
+        jump cache entries of code on it); an address inside a cached superpage drops
+        everything, since the superpage's 4 KiB entries are not kept apart."""
         large = self._large_page
         if large is not None and vaddr & large[1] == large[0]:
             self.tlb_flush()
             return
         self.state.tlb_flush_page(vaddr)
-        self.tbs.jmp_cache_flush()
         # Blocks that start on the page or on the one before (a block may run onto the
         # next page) were looked up through the flushed mapping (QEMU's
         # tb_jmp_cache_clear_page does the same two pages).
+        self.tbs.jmp_cache_flush_page(page_floor(vaddr))
         self.tbs.lookup_table.expire_page(page_floor(vaddr))
         self.tbs.lookup_table.expire_page(page_floor(vaddr) - PAGE_SIZE)
 

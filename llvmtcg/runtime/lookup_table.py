@@ -129,6 +129,12 @@ class NativeLookup:
         for key in self._by_page.get(page >> abi.PAGE_BITS, ()):
             words[HEADER_WORDS + ENTRY_WORDS * self._slots[key] + 3] = stale
 
+    def pcs_on_page(self, page: int) -> list[int]:
+        """The pcs on virtual page ``page`` (its address) the table has entries for:
+        every pc a jump cache can hold an entry of (both are filled from the table or
+        alongside it; see TbCache.jmp_cache_flush_page)."""
+        return [pc for pc, _flags in self._by_page.get(page >> abi.PAGE_BITS, ())]
+
     def get(self, pc: int, flags: int) -> int | None:
         """The entry address a probe finds for (pc, flags) now, or None."""
         index = self._slots.get((pc, flags))

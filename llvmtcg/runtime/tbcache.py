@@ -799,6 +799,24 @@ class TbCache:
         for cache in self.jmp_caches:
             ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
 
+    def jmp_cache_flush_page(self, page: int) -> None:
+        """Empty the jump cache entries of code starting on virtual page ``page`` (its
+        address) or on the page before, which a block may run onto (QEMU's
+        tb_jmp_cache_clear_page; system mode: a TLB flush of one page). The native table
+        knows which pcs those can be: every jump cache entry is written from it (the
+        native probe) or with it (``get`` and ``_insert`` put what the run loop enters),
+        and an invalidation clears both. Without the table, every entry goes."""
+        if not self.native_lookup:
+            self.jmp_cache_flush()
+            return
+        table = self.lookup_table
+        pcs = table.pcs_on_page(page) + table.pcs_on_page(page - abi.PAGE_SIZE)
+        for pc in pcs:
+            i = abi.jmp_cache_index(pc) * _SLOTS_PER_ENTRY
+            for cache in self.jmp_caches:
+                if cache[i] == pc:
+                    cache[i] = abi.JMP_CACHE_INVALID_PC
+
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
         # Unconditionally, after the lookup table forgot the code: the native probe of
         # another thread may be refilling this slot from the table right now (it
