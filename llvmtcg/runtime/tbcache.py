@@ -71,7 +71,8 @@ class CompiledCode:
     # code pages are tracked physically, so a store through any mapping finds them.
     phys_ranges: list[tuple[int, int]] | None = None
     linked: dict[int, CompiledCode] = field(default_factory=dict)  # outgoing links
-    incoming: set[tuple[CompiledCode, int]] = field(default_factory=set)
+    # (a list: links into one block are few, and an empty set costs 216 bytes)
+    incoming: list[tuple[CompiledCode, int]] = field(default_factory=list)
     valid: bool = True
 
     def pages(self) -> set[int]:
@@ -132,27 +133,27 @@ class HotRegion(CompiledCode):
     members: tuple[TranslationBlock, ...] = ()  # the cheap blocks it covers, head first
 
 
+_NO_ADDRESSES: dict[str, int] = {}
+
+
 class ArenaCode:
-    """The 'module' of a baseline block: its code and data chunks in the baseline arena
-    (``emitted``). Once the block is invalidated and no native frame can be running it,
-    :meth:`TbCache.release_pending` gives both chunks back to the arena for reuse (if the
-    arena was not reset since: ``generation``); a reset reclaims everything at once."""
+    """The 'module' of one baseline block, whose code (``size`` bytes at its entry) and
+    data live in the baseline arena. Once the block is invalidated and no native frame
+    can be running it, :meth:`TbCache.release_pending` gives both back to the arena for
+    reuse (unless the arena was reset since: ``generation``); a reset reclaims
+    everything at once. (Slots only: a large program keeps tens of thousands.)"""
 
-    __slots__ = ("addresses", "live_blocks", "object", "emitted", "generation")
+    __slots__ = ("live_blocks", "size", "generation")
+    addresses = _NO_ADDRESSES  # (an emitted block keeps no symbol map)
+    object = None
 
-    def __init__(self, addresses: dict[str, int], emitted: EmittedBlock | None = None,
-                 generation: int = 0) -> None:
-        self.addresses = addresses
+    def __init__(self, size: int, generation: int) -> None:
         self.live_blocks = 0
-        self.object = None
-        self.emitted = emitted
+        self.size = size
         self.generation = generation
 
     def release(self) -> None:
         pass  # (the chunks go back through TbCache.release_pending, which owns the arena)
-
-
-_NO_ADDRESSES: dict[str, int] = {}
 
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 
@@ -160,6 +161,14 @@ MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 def pages_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
     """The guest pages that [start, end) ranges touch."""
     return {p for start, end in ranges for p in range(page_floor(start), end, abi.PAGE_SIZE)}
+
+
+def _discard(links: list[tuple[CompiledCode, int]], link: tuple[CompiledCode, int]) -> None:
+    """Remove ``link`` from a block's ``incoming`` (if there)."""
+    try:
+        links.remove(link)
+    except ValueError:
+        pass
 
 
 def _write_pointer(address: int, value: int) -> None:
@@ -224,6 +233,7 @@ class TbCache:
         self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
+        self.pending_chunks: list[TranslationBlock] = []  # invalidated baseline blocks
         # Debugger breakpoints (guest pcs): no block is translated across one or
         # starting at one, so reaching one always returns to the run loop (see
         # ``RunLoop.breakpoints``). The code cache is not used while any is set.
@@ -614,8 +624,7 @@ class TbCache:
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
             phys_ranges = self._phys_ranges(ranges, flags)
-        # (_NO_ADDRESSES shared: an emitted block keeps no symbol map)
-        code = ArenaCode(_NO_ADDRESSES, emitted, self.baseline.arena.generation)
+        code = ArenaCode(emitted.size, self.baseline.arena.generation)
         code.live_blocks = 1
         tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
                               targets, block.n_insns, flags, phys_pc, phys_ranges,
@@ -747,7 +756,7 @@ class TbCache:
         if old is dst:
             return
         if old is not None:
-            old.incoming.discard((src, n))
+            _discard(old.incoming, (src, n))
         value = dst.entry
         if type(src.module) is ArenaCode:  # a baseline block: body to body, or tagged
             body = type(dst.module) is ArenaCode
@@ -757,7 +766,7 @@ class TbCache:
                 self.baseline.patch_jump(jump, value if body else None)
         _write_pointer(src.slots[n], value)
         src.linked[n] = dst
-        dst.incoming.add((src, n))
+        dst.incoming.append((src, n))
         self.stats["links"] += 1
 
     def _unlink_exit(self, src: CompiledCode, n: int) -> None:
@@ -836,7 +845,7 @@ class TbCache:
             self._unlink_exit(src, n)
         tb.incoming.clear()
         for n, dst in list(tb.linked.items()):
-            dst.incoming.discard((tb, n))
+            _discard(dst.incoming, (tb, n))
         tb.linked.clear()
         for slot in tb.slots.values():
             self.by_slot.pop(slot, None)
@@ -857,9 +866,12 @@ class TbCache:
                         hook(page)
         self._jmp_cache_drop(tb)
         self.stats["invalidated"] += 1
-        tb.module.live_blocks -= 1
-        if tb.module.live_blocks == 0:
-            self.pending_release.append(tb.module)
+        module = tb.module
+        module.live_blocks -= 1
+        if module.live_blocks == 0:
+            self.pending_release.append(module)  # (the run loop's cue for a safe point)
+            if type(module) is ArenaCode:
+                self.pending_chunks.append(tb)
 
     def _unchain(self, tb: TranslationBlock) -> None:
         """Remove tb from its pc's chain of variants."""
@@ -927,20 +939,19 @@ class TbCache:
         of this cache running (the run loop does, between native calls)."""
         released = len(self.pending_release)
         self.lookup_table.release_old()
-        arena = self.baseline.arena if self.baseline is not None else None
         for module in self.pending_release:
-            if type(module) is ArenaCode:
-                emitted = module.emitted
-                # (Chunks of an arena reset since are gone already; with another
-                # thread in native code they are left to the next reset.)
-                if (emitted is not None and arena is not None and not self.in_native
-                        and module.generation == arena.generation):
-                    arena.free_code(emitted.entry, emitted.size)
-                    arena.free_data(emitted.data, emitted.data_size)
-                module.emitted = None
-            else:
-                module.release()
+            module.release()
         self.pending_release.clear()
+        # Baseline blocks' arena chunks, for reuse (those of an arena reset since are
+        # gone already; with another thread in native code they wait for the reset).
+        freed, self.pending_chunks = self.pending_chunks, []
+        baseline = self.baseline
+        if baseline is not None and not self.in_native:
+            generation = baseline.arena.generation
+            for tb in freed:
+                if tb.module.generation == generation:
+                    baseline.free(tb.entry, tb.module.size, tb.slots, tb.counter,
+                                  tb.target_cell)
         self.stats["released_modules"] += released
         return released
 

@@ -520,8 +520,6 @@ class EmittedBlock:
     slots: dict[int, int]
     counter: int
     targets: int
-    data: int = 0  # its data chunk (slots, counter, targets: ``data_size`` bytes)
-    data_size: int = 0
 
 
 class BaselineCodegen:
@@ -717,8 +715,8 @@ class BaselineCodegen:
         # none), read back by the linker (jump_of): nothing kept per block in Python.
         data_size = 16 * n_slots + (8 if hot else 0) \
             + (8 * INDIRECT_TARGETS if hot and indirect else 0)
-        data_size = max(data_size, 8)
-        data = self.arena.alloc_data(data_size, 8)
+        # (exit slots, then the counter, then the targets: see free())
+        data = self.arena.alloc_data(data_size, 8) if data_size else 0
         slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
         counter = targets = 0
         if n_slots:
@@ -791,7 +789,19 @@ class BaselineCodegen:
         entry = asm.finish(self.arena)
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets, data, data_size)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+
+    def free(self, entry: int, size: int, slots: Mapping[int, int], counter: int,
+             targets: int) -> None:
+        """Give the code and data chunks of a block :meth:`emit` placed (its
+        :class:`EmittedBlock`'s fields) back to the arena for reuse. Only when nothing
+        can enter the block any more: unlinked, out of every lookup table and jump
+        cache, no native frame running."""
+        self.arena.free_code(entry, size)
+        data_size = 16 * len(slots) + (8 if counter else 0) \
+            + (8 * INDIRECT_TARGETS if targets else 0)
+        if data_size:
+            self.arena.free_data(min(slots.values()) if slots else counter, data_size)
 
     @staticmethod
     def jump_of(slot: int) -> int:
