@@ -258,7 +258,7 @@ class TbCache:
         # LOOKUP. System mode keys code by physical pc too, which the table cannot
         # check: there an entry holds only for the generation (the TLB contents) it
         # was written in, and ``get`` writes it again for the current one.
-        self.lookup_table = NativeLookup()
+        self.lookup_table = NativeLookup(track_pages=addressing is not None)
         self.native_lookup = True
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
@@ -814,11 +814,12 @@ class TbCache:
         tb_jmp_cache_clear_page; system mode: a TLB flush of one page). The native table
         knows which pcs those can be: every jump cache entry is written from it (the
         native probe) or with it (``get`` and ``_insert`` put what the run loop enters),
-        and an invalidation clears both. Without the table, every entry goes."""
-        if not self.native_lookup:
+        and an invalidation clears both. Without the table or its page index (user
+        mode keeps none), every entry goes."""
+        table = self.lookup_table
+        if not (self.native_lookup and table.tracks_pages):
             self.jmp_cache_flush()
             return
-        table = self.lookup_table
         pcs = table.pcs_on_page(page) + table.pcs_on_page(page - abi.PAGE_SIZE)
         for pc in pcs:
             i = abi.jmp_cache_index(pc) * _SLOTS_PER_ENTRY

@@ -250,6 +250,7 @@ def test_a_page_flush_empties_only_the_jump_cache_entries_of_code_on_it() -> Non
     fe = HandFrontend()
     conflicting_targets(fe)
     cpu = far_cpu(fe)
+    cpu.tbs.lookup_table.tracks_pages = True  # (as in system mode; the table is empty)
     run_conflicting(cpu, 200)
     tbs, flags = cpu.tbs, cpu.tb_flags
     # Entries as the run loop or the probe would write them: table and jump cache.
@@ -275,4 +276,18 @@ def test_a_page_flush_empties_only_the_jump_cache_entries_of_code_on_it() -> Non
     tbs.jmp_cache_set(tbs.best(target))
     cpu.tlb_flush_page(target)
     assert jump_cache_entry(cpu, target)[0] == EMPTY_PC
+    run_conflicting(cpu, 200)
+
+
+def test_without_a_page_index_a_page_flush_empties_the_whole_jump_cache() -> None:
+    """User mode keeps no page index in the table: a page flush (never needed there)
+    falls back to emptying every entry, which is always correct."""
+    fe = HandFrontend()
+    conflicting_targets(fe)
+    cpu = far_cpu(fe)
+    assert not cpu.tbs.lookup_table.tracks_pages
+    run_conflicting(cpu, 200)
+    cpu.tbs.jmp_cache_set(cpu.tbs.best(CODE))
+    cpu.tlb_flush_page(0x5000)
+    assert set(cpu.jump_cache[0::3]) == {EMPTY_PC}
     run_conflicting(cpu, 200)

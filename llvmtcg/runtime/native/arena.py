@@ -63,6 +63,9 @@ _mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                   ctypes.c_int, ctypes.c_long]
 _munmap = _libc.munmap
 _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_madvise = _libc.madvise
+_madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+_MADV_DONTNEED = 4
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _MAP_FIXED = 0x10
 _MAP_NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000)
@@ -75,6 +78,9 @@ MAX_REACH = 1 << 31  # code + data must stay within rel32 reach of each other
 DEFAULT_CODE_SIZE = 256 << 20
 DEFAULT_DATA_SIZE = 64 << 20
 GRANULE = 8  # allocation unit: a freed chunk can hold any request of its rounded size
+# Every this many bytes of new code, the rw alias's page mappings are dropped (see
+# CodeArena._drop_alias).
+ALIAS_DROP_STEP = 1 << 20
 
 
 class ArenaFull(Exception):
@@ -146,6 +152,7 @@ class CodeArena:
         self._data_rw = _view(self.data_start, data_size)
         self._code_used = 0
         self._data_used = 0
+        self._alias_dropped_at = 0  # code_used when the alias's pages were last dropped
         # Freed chunks by rounded size (see free_code): reused before the bump pointer.
         self._free_code: dict[int, list[int]] = {}
         self._free_data: dict[int, list[int]] = {}
@@ -187,7 +194,20 @@ class CodeArena:
             return free.pop()
         start = self._bump(self._code_used, size, align, self.code_size, "code")
         self._code_used = start + size
+        if start - self._alias_dropped_at >= ALIAS_DROP_STEP:
+            self._drop_alias(start)
         return self.code_start + start
+
+    def _drop_alias(self, end: int) -> None:
+        """Unmap the rw alias's pages below code offset ``end`` (MADV_DONTNEED; the
+        memfd keeps their bytes). Code is written there once and patched rarely, but a
+        page mapped in both views counts twice in the process's RSS: without this, the
+        baseline arena's code showed up twice (speedtest1: 23 MB for 11.5 MB of code).
+        A later patch faults its page back in."""
+        end &= ~(PAGE_SIZE - 1)
+        if end > 0:
+            _madvise(self.code_start + self.alias_delta, end, _MADV_DONTNEED)
+        self._alias_dropped_at = end
 
     def alloc_data(self, size: int, align: int = 16) -> int:
         """Room for ``size`` bytes of writable, non-executable data; returns its address.
@@ -282,6 +302,7 @@ class CodeArena:
         os.ftruncate(self._fd, total)
         self._code_used = 0
         self._data_used = 0
+        self._alias_dropped_at = 0
         self._free_code.clear()
         self._free_data.clear()
         self.generation += 1
