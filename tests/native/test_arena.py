@@ -1,4 +1,5 @@
-"""The executable code arena: W^X dual mapping, bump allocation, exhaustion, reset, fork."""
+"""The executable code arena: W^X dual mapping, bump allocation, reuse of freed chunks,
+exhaustion, reset, fork."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llvmtcg.runtime.native.arena import PAGE_SIZE, ArenaFull, CodeArena
+from llvmtcg.runtime.native.arena import ALIAS_DROP_STEP, PAGE_SIZE, ArenaFull, CodeArena
 
 ROOT = Path(__file__).resolve().parents[2]
 VOID_FN = ctypes.CFUNCTYPE(ctypes.c_int64)
@@ -229,3 +230,32 @@ def test_freed_chunks_are_reused_by_requests_of_their_size() -> None:
         arena.free_code(code, 100)
         arena.reset()  # (forgets the free lists with everything else)
         assert arena.free_bytes == 0
+
+
+def _resident_kb(start: int, end: int) -> int:
+    """Resident KiB of the mappings inside [start, end) (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split()[0]
+            if "-" in first and not first.endswith(":"):
+                lo, hi = (int(x, 16) for x in first.split("-"))
+                inside = start <= lo and hi <= end
+            elif inside and first == "Rss:":
+                total += int(line.split()[1])
+    return total
+
+
+def test_the_writable_alias_does_not_stay_resident_beside_the_code() -> None:
+    with CodeArena(8 * ALIAS_DROP_STEP, 1 << 16) as arena:
+        chunks = []
+        for i in range(3 * ALIAS_DROP_STEP // 4096):
+            address = arena.alloc_code(4096)
+            arena.write(address, LEA_RET + bytes([i & 0xFF]) * 11)
+            chunks.append(address)
+        alias = arena.code_start + arena.alias_delta
+        # Written through the alias, 3 MiB: at most the last MiB (and a page) stays
+        # mapped there; the bytes are all still in the arena.
+        assert _resident_kb(alias, alias + arena.code_size) <= ALIAS_DROP_STEP // 1024 + 4
+        assert INT_FN(chunks[0])(2, 3) == 5 and INT_FN(chunks[-1])(4, 5) == 9
+        assert arena.read(chunks[1], 6) == LEA_RET + b"\x01"
