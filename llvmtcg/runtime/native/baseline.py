@@ -91,6 +91,8 @@ _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
 _SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
 _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
 _CONST = TempKind.CONST
+# Arena constants that are the same for every process of one layout (layout_key)
+_LAYOUT_CONSTANTS = frozenset({ARENA_SIZE, ARENA_BODY, ARENA_OUTSIDE})
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
@@ -709,23 +711,7 @@ class BaselineCodegen:
             elif name == "lookup_and_goto_ptr":
                 indirect = True
         slot_numbers.sort()
-        n_slots = len(slot_numbers)
-        hot = self.hot_threshold
-        # Each exit slot is followed by the address of its direct jump's rel32 (0:
-        # none), read back by the linker (jump_of): nothing kept per block in Python.
-        data_size = 16 * n_slots + (8 if hot else 0) \
-            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
-        data = self.arena.alloc_data(max(data_size, 8), 8)
-        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
-        counter = targets = 0
-        if n_slots:
-            ctypes.memset(data, 0, 16 * n_slots)
-        if hot:
-            counter = data + 16 * n_slots
-            _I32.from_address(counter).value = hot
-            if indirect:
-                targets = counter + 8
-                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        slots, counter, targets = self.block_data(slot_numbers, indirect)
         asm = Assembler()
         fixed = self._fixed
         if fixed is None:
@@ -789,6 +775,94 @@ class BaselineCodegen:
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
         return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+
+    def block_data(self, slot_numbers: list[int], indirect: bool
+                   ) -> tuple[dict[int, int], int, int]:
+        """A block's data in the arena's data zone, initialised: its exit slots (slot n
+        -> address), HOT counter and indirect-target profile (0: none). Each exit slot
+        is followed by the address of its direct jump's rel32 (0: none), read back by
+        the linker (:meth:`jump_of`): nothing kept per block in Python."""
+        n_slots = len(slot_numbers)
+        hot = self.hot_threshold
+        data_size = 16 * n_slots + (8 if hot else 0) \
+            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
+        data = self.arena.alloc_data(max(data_size, 8), 8)
+        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
+        counter = targets = 0
+        if n_slots:
+            ctypes.memset(data, 0, 16 * n_slots)
+        if hot:
+            counter = data + 16 * n_slots
+            _I32.from_address(counter).value = hot
+            if indirect:
+                targets = counter + 8
+                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        return slots, counter, targets
+
+    # -- what the baseline block cache (baseline_cache.py) needs to move code between
+    # processes: the per-process values emitted code holds, by name.
+    def process_values(self) -> dict[int, str]:
+        """Every per-process 64-bit value the stencils bound so far put into code
+        (import cells, arena constants), by value -> name (see :meth:`process_value`).
+        Constant pools are not included: they are reached PC-relative (see
+        :meth:`pool_ranges`)."""
+        out: dict[int, str] = {}
+        for name in self._bound:
+            stencil = self.library.stencils[name]
+            for hole in stencil.holes:
+                operand = stencil.operands[hole.operand].name
+                if operand.startswith("imp."):
+                    base = self._cells[operand[4:]]
+                elif operand.startswith("arena.") and operand not in _LAYOUT_CONSTANTS:
+                    base = self._arena_constants[operand]
+                else:
+                    continue
+                out[(base + hole.addend) & (1 << 64) - 1] = f"{operand}@{hole.addend}"
+        return out
+
+    def process_value(self, name: str) -> int | None:
+        """The value named by :meth:`process_values` in this process (None: unknown
+        here). May compile a memory accessor an import cell needs."""
+        operand, _, addend = name.rpartition("@")
+        try:
+            offset = int(addend)
+        except ValueError:
+            return None
+        if operand.startswith("imp."):
+            try:
+                base = self._cell(operand[4:])
+            except Unsupported:
+                return None
+        elif operand in self._arena_constants:
+            base = self._arena_constants[operand]
+        else:
+            return None
+        return (base + offset) & (1 << 64) - 1
+
+    def pool_ranges(self) -> list[tuple[int, int]]:
+        """Around each constant-pool address stencils reference (a pool's start plus
+        the offset used), [start, end) wide enough for any PC-relative addend."""
+        return [(address - 64, address + 64) for bound in self._bound.values()
+                for address in bound.pools]
+
+    def layout_key(self) -> tuple:
+        """What placed code relies on beyond the translator fingerprint: the entry
+        adapter (its length fixes where bodies start, chain_value), the arena's code
+        size and the flat-memory bounds (constants in code, not relocated)."""
+        entry = self.library.stencils["entry"].code
+        return (hashlib.sha256(entry).hexdigest()[:16], self.body_offset,
+                self._arena_constants[ARENA_SIZE], self._arena_constants[ARENA_OUTSIDE],
+                self.scratch_offset, self.hot_threshold, self.count_insns)
+
+    def place(self, code: bytes | bytearray) -> int:
+        """Copy a block's finished code into the arena (one piece); its address.
+
+        Raises:
+            ArenaFull: no room (nothing was written).
+        """
+        address = self.arena.alloc_code(len(code), 16)
+        self.arena.write(address, code)
+        return address
 
     @staticmethod
     def jump_of(slot: int) -> int:

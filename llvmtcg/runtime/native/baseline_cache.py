@@ -1,0 +1,423 @@
+"""Persistent baseline blocks: a second run of a program installs its blocks without
+decoding or emitting them.
+
+One file per program (``<cache>/<fingerprint>/b.<program key>``, the fingerprint being
+the baseline library's: translator source, LLVM, host CPU, guest model, layout, codegen
+options) holds every baseline block the program's runs emitted, as installed code:
+
+- the block's code bytes as emitted (its patchable direct jumps unlinked), and the
+  *relocations*: the offsets of the 64-bit values in it that belong to the process
+  that emitted it — its own exit slots, HOT counter and indirect-target profile (in
+  the arena's data zone), the import cells stencils call through, the arena's base
+  and the page-flag table. Each is named (``slot1``, ``imp.<symbol>@0``, ...) so the
+  loading process writes its own value there;
+- its guest pc, translation flags, guest ranges and the guest bytes it was translated
+  from, its exits (slot numbers, where each direct jump is, destinations), instruction
+  count and return hint.
+
+A lookup compares the guest bytes at the block's ranges *now* (through the same fetch
+translation uses, so unmapped code never matches) with the recorded ones: equal bytes
+at the same pc under the same flags translate to the same code, so any change to the
+guest code is a miss. The file is read whole once (one ``read``, a JSON index and one
+blob), checked against a SHA-256 trailer and against the codegen's layout (entry
+adapter, arena size, flat-memory bounds, constants in code that are not relocated); a
+missing, corrupt, truncated or stale file is ignored (and replaced at the next save),
+never a crash.
+
+The relocations are found when the file is written, by looking for this process's
+values in the code (emitted code holds host addresses only as 64-bit immediates: import
+cells, arena constants and the block's data; constant pools are reached PC-relative).
+A block is not stored when that would be ambiguous: a guest constant of the block equal
+to one of those values, two candidates overlapping, or a PC-relative reference near a
+constant pool (those pools are placed per process).
+
+Writes go to a temporary file renamed into place, so concurrent processes see one
+complete file or the other (the last writer's blocks win); a file is bounded by
+``max_bytes`` (blocks this run did not use are dropped first), and the code cache's
+eviction counts it with its other entries.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from llvmtcg.ir.block import Block
+from llvmtcg.ir.types import TempKind
+from llvmtcg.runtime.native.baseline import BaselineCodegen, EmittedBlock
+
+__all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "program_key", "wide_values"]
+
+MAGIC = b"LLVMTCGK"
+FORMAT_VERSION = 1
+FILE_PREFIX = "b."
+DEFAULT_MAX_BYTES = 32 << 20
+_HEADER = struct.Struct("<8sI")  # magic, index length
+_Q = struct.Struct("<Q")
+_U64 = ctypes.c_uint64
+_WIDE = 1 << 32  # per-process values below this must be equal in the loading process
+_MASK64 = (1 << 64) - 1
+_CONST = TempKind.CONST
+
+
+def program_key(*parts: object) -> str:
+    """A file key naming a program (user mode: its executable's path, size and mtime;
+    system mode: the machine and its images): which blocks load together."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(repr(part).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:24]
+
+
+class InstalledBlock(Protocol):
+    """What the cache reads of an installed baseline block when saving it (a
+    :class:`~llvmtcg.runtime.tbcache.TranslationBlock`)."""
+
+    pc: int
+    flags: int
+    ranges: list[tuple[int, int]]
+    entry: int
+    slots: dict[int, int]
+    direct_targets: dict[int, int]
+    n_insns: int
+    return_pc: int | None
+    counter: int
+    target_cell: int
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CachedBlock:
+    """One stored block (see the module docstring)."""
+
+    pc: int
+    flags: int
+    ranges: tuple[tuple[int, int], ...]
+    guest: bytes
+    code: bytes
+    relocations: tuple[tuple[int, str], ...]  # (offset in code, value name)
+    jumps: tuple[tuple[int, int], ...]  # (exit slot n, offset of its direct jump's rel32 or -1)
+    targets: tuple[tuple[int, int], ...]  # (exit slot n, destination pc)
+    n_insns: int
+    return_pc: int | None
+    indirect: bool
+
+    def to_json(self, guest_offset: int, code_offset: int, symbols: dict[str, int]) -> list:
+        return [self.pc, self.flags, [list(r) for r in self.ranges], guest_offset,
+                len(self.guest), code_offset, len(self.code),
+                [[offset, symbols.setdefault(name, len(symbols))]
+                 for offset, name in self.relocations],
+                [list(j) for j in self.jumps], [list(t) for t in self.targets],
+                self.n_insns, self.return_pc, self.indirect]
+
+    @classmethod
+    def from_json(cls, item: list, blob: bytes | memoryview, symbols: list[str]
+                  ) -> CachedBlock:
+        (pc, flags, ranges, guest_offset, guest_size, code_offset, code_size, relocations,
+         jumps, targets, n_insns, return_pc, indirect) = item
+        if guest_offset + guest_size > len(blob) or code_offset + code_size > len(blob):
+            raise ValueError("block outside the file")
+        return cls(pc, flags, tuple((s, e) for s, e in ranges),
+                   bytes(blob[guest_offset:guest_offset + guest_size]),
+                   bytes(blob[code_offset:code_offset + code_size]),
+                   tuple((o, symbols[i]) for o, i in relocations),
+                   tuple((n, o) for n, o in jumps), tuple((n, d) for n, d in targets),
+                   n_insns, return_pc, bool(indirect))
+
+
+class BaselineBlockCache:
+    """One process's view of its program's file of baseline blocks.
+
+    Args:
+        directory: the code cache root (``RuntimeOptions.cache_dir``).
+        fingerprint: the baseline library's fingerprint.
+        program: :func:`program_key` of the program.
+        codegen: the process's baseline codegen (blocks are placed in its arena).
+        max_bytes: the largest file written.
+    """
+
+    def __init__(self, directory: Path, fingerprint: str, program: str,
+                 codegen: BaselineCodegen, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.path = Path(directory) / fingerprint / f"{FILE_PREFIX}{program}"
+        self.codegen = codegen
+        self.max_bytes = max_bytes
+        # file_blocks: blocks in the file read; hits: installed from it; stale: a block
+        # recorded at the pc whose guest bytes differ now; stored: blocks written;
+        # skipped: emitted blocks not stored (ambiguous relocation, unreadable code)
+        self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
+                      "skipped": 0, "saves": 0, "load_seconds": 0.0}
+        self._blocks: list[CachedBlock] | None = None  # (None: file not read yet)
+        self._by_pc: dict[int, list[int]] = {}
+        self._used: set[int] = set()
+        self._values: dict[str, int | None] = {}  # value name -> this process's value
+        self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
+
+    # -- reading -------------------------------------------------------------------------
+    def _read(self) -> list[CachedBlock]:
+        if self._blocks is not None:
+            return self._blocks
+        import time  # noqa: PLC0415
+
+        start = time.perf_counter()
+        self._blocks = []
+        try:
+            data = self.path.read_bytes()
+        except OSError:
+            return self._blocks
+        try:
+            blocks = self._parse(data)
+        except (ValueError, KeyError, TypeError, IndexError, struct.error):
+            self.stats["corrupt"] += 1
+            blocks = []
+        self._blocks = blocks
+        for i, block in enumerate(blocks):
+            self._by_pc.setdefault(block.pc, []).append(i)
+        self.stats["file_blocks"] = len(blocks)
+        self.stats["load_seconds"] += time.perf_counter() - start
+        return blocks
+
+    def _parse(self, data: bytes) -> list[CachedBlock]:
+        magic, index_size = _HEADER.unpack_from(data)
+        if magic != MAGIC or len(data) < _HEADER.size + index_size + 32:
+            raise ValueError("bad header or truncated")
+        body = memoryview(data)[:-32]
+        if hashlib.sha256(body).digest() != data[-32:]:
+            raise ValueError("checksum mismatch")
+        index = json.loads(bytes(body[_HEADER.size:_HEADER.size + index_size]))
+        if index["format"] != FORMAT_VERSION:
+            return []
+        if index["layout"] != json.loads(json.dumps(self.codegen.layout_key())):
+            return []  # (another codegen layout: the next save replaces the file)
+        for name, value in index["fixed"]:
+            if self._value(name) != value:
+                return []
+        blob = body[_HEADER.size + index_size:]
+        symbols = index["symbols"]
+        return [CachedBlock.from_json(item, blob, symbols) for item in index["blocks"]]
+
+    def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
+             ) -> CachedBlock | None:
+        """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
+        returns now (``fetch`` may raise: unmapped code does not match)."""
+        blocks = self._read()
+        for i in self._by_pc.get(pc, ()):
+            block = blocks[i]
+            if block.flags != flags:
+                continue
+            try:
+                current = b"".join(fetch(s, e - s) for s, e in block.ranges)
+            except Exception:  # noqa: BLE001 - the guest code is not there (any more)
+                continue
+            if current != block.guest:
+                self.stats["stale"] += 1
+                continue
+            self._used.add(i)
+            return block
+        return None
+
+    def _value(self, name: str) -> int | None:
+        if name not in self._values:
+            self._values[name] = self.codegen.process_value(name)
+        return self._values[name]
+
+    def place(self, block: CachedBlock) -> EmittedBlock | None:
+        """Copy ``block`` into the arena with this process's values written in: what
+        emitting it would have given. None if a value it needs has no meaning here.
+
+        Raises:
+            ArenaFull: no room (as for emission).
+        """
+        numbers = [n for n, _ in block.jumps]
+        values = {}
+        for _, name in block.relocations:
+            if not name.startswith(_LOCAL) and name not in values:
+                value = self._value(name)
+                if value is None:
+                    return None
+                values[name] = value
+        slots, counter, targets = self.codegen.block_data(numbers, block.indirect)
+        for i, n in enumerate(numbers):
+            values[f"{_LOCAL}slot{i}"] = slots[n]
+        values[f"{_LOCAL}counter"] = counter
+        values[f"{_LOCAL}targets"] = targets
+        code = bytearray(block.code)
+        pack = _Q.pack_into
+        for offset, name in block.relocations:
+            pack(code, offset, values[name])
+        entry = self.codegen.place(code)
+        for n, offset in block.jumps:
+            if offset >= 0:
+                _U64.from_address(slots[n] + 8).value = entry + offset
+        self.stats["hits"] += 1
+        return EmittedBlock(entry, len(code), slots, counter, targets)
+
+    # -- writing -------------------------------------------------------------------------
+    def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
+        """A block was emitted this run (``size`` bytes of code; ``constants``: the
+        64-bit values of its guest constants and pcs at least 2**32): store it at the
+        next :meth:`save` if it is still valid then."""
+        self._emitted.append((tb, size, frozenset(constants)))
+
+    def save(self, read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
+        """Write the file again if this run emitted blocks: the new ones still valid
+        and the stored ones (those used this run first, within ``max_bytes``). Best
+        effort (a read-only or full disk is not an error). ``read_guest`` gives a
+        block's guest bytes now (None: not readable). Returns the blocks written."""
+        if not self._emitted:
+            return 0
+        emitted, self._emitted = self._emitted, []
+        old = self._read()
+        values = self.codegen.process_values()
+        relocatable = {v: name for v, name in values.items() if v >= _WIDE}
+        fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
+        pools = self.codegen.pool_ranges()
+        new: list[CachedBlock] = []
+        for tb, size, constants in emitted:
+            block = self._capture(tb, size, constants, relocatable, pools, read_guest) \
+                if tb.valid else None
+            if block is None:
+                self.stats["skipped"] += tb.valid
+                continue
+            new.append(block)
+        # Old blocks, those used this run first; a block of the same (pc, flags,
+        # guest bytes) as a new one is replaced by it.
+        seen = {(b.pc, b.flags, b.guest) for b in new}
+        order = sorted(range(len(old)), key=lambda i: i not in self._used)
+        kept = [old[i] for i in order if (old[i].pc, old[i].flags, old[i].guest) not in seen]
+        self._write(new + kept, fixed)
+        return self.stats["stored"]
+
+    def _capture(self, tb: InstalledBlock, size: int, constants: frozenset[int],
+                 relocatable: dict[int, str], pools: list[tuple[int, int]],
+                 read_guest: Callable[[InstalledBlock], bytes | None]) -> CachedBlock | None:
+        code = bytearray(ctypes.string_at(tb.entry, size))
+        jumps = []
+        local: dict[int, str] = {}
+        for i, (n, slot) in enumerate(sorted(tb.slots.items())):
+            jump = BaselineCodegen.jump_of(slot)
+            offset = jump - tb.entry if jump else -1
+            if jump:  # (unlinked, as emitted: a jump to the next instruction)
+                code[offset:offset + 4] = bytes(4)
+            jumps.append((n, offset))
+            local[slot] = f"{_LOCAL}slot{i}"
+        if tb.counter:
+            local[tb.counter] = f"{_LOCAL}counter"
+        if tb.target_cell:
+            local[tb.target_cell] = f"{_LOCAL}targets"
+        table = {**relocatable, **local}
+        if constants & table.keys():
+            return None  # (a guest constant looks like a host address here)
+        relocations = _find_values(code, table)
+        if relocations is None or (pools and _refers_to(code, tb.entry, pools)):
+            return None
+        guest = read_guest(tb)
+        if guest is None:
+            return None
+        return CachedBlock(tb.pc, tb.flags, tuple(tuple(r) for r in tb.ranges), guest,
+                           bytes(code), tuple(relocations), tuple(jumps),
+                           tuple(sorted(tb.direct_targets.items())), tb.n_insns,
+                           tb.return_pc, bool(tb.target_cell))
+
+    def _write(self, blocks: list[CachedBlock], fixed: list[tuple[str, int]]) -> None:
+        symbols: dict[str, int] = {}
+        items = []
+        blob = bytearray()
+        total = 0
+        for block in blocks:
+            total += len(block.code) + len(block.guest) + 64 + 16 * len(block.relocations)
+            if total > self.max_bytes:
+                break
+            guest_offset = len(blob)
+            blob += block.guest
+            code_offset = len(blob)
+            blob += block.code
+            items.append(block.to_json(guest_offset, code_offset, symbols))
+        index = {"format": FORMAT_VERSION, "layout": self.codegen.layout_key(),
+                 "fixed": fixed, "symbols": list(symbols), "blocks": items}
+        encoded = json.dumps(index, separators=(",", ":")).encode()
+        body = _HEADER.pack(MAGIC, len(encoded)) + encoded + bytes(blob)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(body + hashlib.sha256(body).digest())
+                os.replace(tmp, self.path)
+            except OSError:
+                os.unlink(tmp)
+                raise
+        except OSError:
+            return
+        self.stats["stored"] = len(items)
+        self.stats["saves"] += 1
+
+
+def wide_values(block: Block) -> list[int]:
+    """The block's guest values that could be mistaken for host addresses in its code:
+    constants and integer arguments (pcs) of at least 2**32, as 64-bit values."""
+    out = []
+    for op in block.ops:
+        for temp in op.inputs:
+            if temp.kind is _CONST and not 0 <= temp.value < _WIDE:
+                out.append(temp.value & _MASK64)
+        for arg in op.args:
+            if type(arg) is int and not 0 <= arg < _WIDE:
+                out.append(arg & _MASK64)
+    return out
+
+
+_LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
+
+
+def _find_values(code: bytes | bytearray, table: dict[int, str]
+                 ) -> list[tuple[int, str]] | None:
+    """(offset, name) of every 8 bytes of ``code`` (at any offset) whose value is in
+    ``table``; None if two of them overlap (which one is real is unknown)."""
+    found = []
+    view = memoryview(code)
+    n = len(code)
+    for phase in range(8):
+        count = (n - phase) // 8
+        if count <= 0:
+            break
+        offset = phase
+        for (value,) in struct.iter_unpack("<Q", view[phase:phase + 8 * count]):
+            if value in table:
+                found.append((offset, table[value]))
+            offset += 8
+    found.sort()
+    for (a, _), (b, _) in zip(found, found[1:], strict=False):
+        if b < a + 8:
+            return None
+    return found
+
+
+def _refers_to(code: bytes | bytearray, address: int, ranges: list[tuple[int, int]]) -> bool:
+    """Whether any 4 bytes of ``code`` (placed at ``address``), read as a rel32
+    displacement, point into one of ``ranges`` (conservative: a false match only keeps
+    a block out of the file)."""
+    view = memoryview(code)
+    n = len(code)
+    low = min(s for s, _ in ranges)
+    high = max(e for _, e in ranges)
+    for phase in range(4):
+        count = (n - phase) // 4
+        if count <= 0:
+            break
+        field_end = address + phase + 4
+        for (displacement,) in struct.iter_unpack("<i", view[phase:phase + 4 * count]):
+            target = field_end + displacement
+            if low <= target < high and any(s <= target < e for s, e in ranges):
+                return True
+            field_end += 4
+    return False
+
