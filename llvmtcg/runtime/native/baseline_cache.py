@@ -155,7 +155,11 @@ class BaselineBlockCache:
         # skipped: emitted blocks not stored (ambiguous relocation, unreadable code)
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
                       "skipped": 0, "saves": 0, "load_seconds": 0.0}
-        self._blocks: list[CachedBlock] | None = None  # (None: file not read yet)
+        # The file's blocks, each as its index item until first looked at (None: the
+        # file is not read yet); by pc, their positions.
+        self._blocks: list[CachedBlock | list] | None = None
+        self._blob: memoryview | None = None
+        self._symbols: list[str] = []
         self._by_pc: dict[int, list[int]] = {}
         self._used: set[int] = set()
         self._values: dict[str, int | None] = {}  # value name -> this process's value
@@ -175,17 +179,18 @@ class BaselineBlockCache:
             return self._blocks
         try:
             blocks = self._parse(data)
+            for i, item in enumerate(blocks):
+                self._by_pc.setdefault(item[0], []).append(i)
         except (ValueError, KeyError, TypeError, IndexError, struct.error):
             self.stats["corrupt"] += 1
             blocks = []
+            self._by_pc = {}
         self._blocks = blocks
-        for i, block in enumerate(blocks):
-            self._by_pc.setdefault(block.pc, []).append(i)
         self.stats["file_blocks"] = len(blocks)
         self.stats["load_seconds"] += time.perf_counter() - start
         return blocks
 
-    def _parse(self, data: bytes) -> list[CachedBlock]:
+    def _parse(self, data: bytes) -> list[list]:
         magic, index_size = _HEADER.unpack_from(data)
         if magic != MAGIC or len(data) < _HEADER.size + index_size + 32:
             raise ValueError("bad header or truncated")
@@ -200,21 +205,41 @@ class BaselineBlockCache:
         for name, value in index["fixed"]:
             if self._value(name) != value:
                 return []
-        blob = body[_HEADER.size + index_size:]
-        symbols = index["symbols"]
-        return [CachedBlock.from_json(item, blob, symbols) for item in index["blocks"]]
+        self._blob = body[_HEADER.size + index_size:]
+        self._symbols = index["symbols"]
+        blocks = index["blocks"]
+        if not all(type(item) is list and type(item[0]) is int for item in blocks):
+            raise ValueError("bad block index")
+        return blocks
+
+    def _block(self, i: int) -> CachedBlock | None:
+        """The file's block i (decoded from its index item on first use; None and
+        forgotten if the item is malformed)."""
+        block = self._blocks[i]
+        if type(block) is list:
+            try:
+                block = CachedBlock.from_json(block, self._blob, self._symbols)
+            except (ValueError, TypeError, IndexError):
+                self.stats["corrupt"] += 1
+                block = None
+            self._blocks[i] = block
+        return block
 
     def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
              ) -> CachedBlock | None:
         """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
         returns now (``fetch`` may raise: unmapped code does not match)."""
-        blocks = self._read()
+        self._read()
         for i in self._by_pc.get(pc, ()):
-            block = blocks[i]
-            if block.flags != flags:
+            block = self._block(i)
+            if block is None or block.flags != flags:
                 continue
             try:
-                current = b"".join(fetch(s, e - s) for s, e in block.ranges)
+                if len(block.ranges) == 1:
+                    ((start, end),) = block.ranges
+                    current = fetch(start, end - start)
+                else:
+                    current = b"".join(fetch(s, e - s) for s, e in block.ranges)
             except Exception:  # noqa: BLE001 - the guest code is not there (any more)
                 continue
             if current != block.guest:
@@ -237,22 +262,22 @@ class BaselineBlockCache:
             ArenaFull: no room (as for emission).
         """
         numbers = [n for n, _ in block.jumps]
-        values = {}
-        for _, name in block.relocations:
-            if not name.startswith(_LOCAL) and name not in values:
-                value = self._value(name)
-                if value is None:
-                    return None
-                values[name] = value
         slots, counter, targets = self.codegen.block_data(numbers, block.indirect)
-        for i, n in enumerate(numbers):
-            values[f"{_LOCAL}slot{i}"] = slots[n]
-        values[f"{_LOCAL}counter"] = counter
-        values[f"{_LOCAL}targets"] = targets
         code = bytearray(block.code)
         pack = _Q.pack_into
+        known = self._values
         for offset, name in block.relocations:
-            pack(code, offset, values[name])
+            value = known.get(name)
+            if value is None:
+                if name.startswith(_LOCAL):
+                    what = name[len(_LOCAL):]
+                    value = counter if what == "counter" else targets if what == "targets" \
+                        else slots[numbers[int(what[len("slot"):])]]
+                else:
+                    value = self._value(name)
+                    if value is None:
+                        return None  # (its data stays allocated: a few bytes, once)
+            pack(code, offset, value)
         entry = self.codegen.place(code)
         for n, offset in block.jumps:
             if offset >= 0:
@@ -275,7 +300,11 @@ class BaselineBlockCache:
         if not self._emitted:
             return 0
         emitted, self._emitted = self._emitted, []
-        old = self._read()
+        self._read()
+        # (blocks used this run first: they are kept when the file is full)
+        old = [b for _, b in sorted(((i not in self._used, i), self._block(i))
+                                    for i in range(len(self._blocks)))
+               if b is not None]
         values = self.codegen.process_values()
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
@@ -288,11 +317,11 @@ class BaselineBlockCache:
                 self.stats["skipped"] += tb.valid
                 continue
             new.append(block)
-        # Old blocks, those used this run first; a block of the same (pc, flags,
-        # guest bytes) as a new one is replaced by it.
+        # A stored block of the same (pc, flags, guest bytes) as a new one is replaced.
         seen = {(b.pc, b.flags, b.guest) for b in new}
-        order = sorted(range(len(old)), key=lambda i: i not in self._used)
-        kept = [old[i] for i in order if (old[i].pc, old[i].flags, old[i].guest) not in seen]
+        if not seen - {(b.pc, b.flags, b.guest) for b in old}:
+            return 0  # (nothing new: blocks re-emitted because they cannot be stored)
+        kept = [b for b in old if (b.pc, b.flags, b.guest) not in seen]
         self._write(new + kept, fixed)
         return self.stats["stored"]
 
