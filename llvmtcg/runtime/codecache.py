@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -363,6 +362,8 @@ class CodeCache:
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
+
             fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(body + hashlib.sha256(body).digest())

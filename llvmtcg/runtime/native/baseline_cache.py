@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,6 +396,8 @@ class BaselineBlockCache:
         body = _HEADER.pack(MAGIC, len(encoded)) + encoded + bytes(blob)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
+
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
