@@ -157,6 +157,7 @@ class LlvmtcgHart:
     def __init__(self, wiring: HartWiring) -> None:
         from llvmtcg.frontends.riscv.cpu import CpuModel
         from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+        from llvmtcg.log import TRANSLATION_LOG_ITEMS
         from llvmtcg.options import default_cache_dir, default_stencil_dir
         from llvmtcg.runtime.native.baseline_cache import program_key
         from llvmtcg.system import SYSTEM_OPTIONS
@@ -171,10 +172,12 @@ class LlvmtcgHart:
         # and so do the baseline blocks boots translate (one file for this CPU model's
         # system mode: blocks are keyed by pc, flags and guest bytes, so firmware,
         # kernels and user space of every boot share it; $LLVMTCG_CACHE_DIR moves it).
+        logs_translation = wiring.log is not None and wiring.log.items & TRANSLATION_LOG_ITEMS
         options = dataclasses.replace(SYSTEM_OPTIONS,
                                       stencil_dir=default_stencil_dir(os.environ),
                                       cache_dir=default_cache_dir(os.environ),
-                                      program=program_key("system", arch.fingerprint()))
+                                      program=None if logs_translation else
+                                      program_key("system", arch.fingerprint()))
         self._cpu = TranslatedCpu(arch, wiring.memory.memory, options=options, log=wiring.log)
         wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
         self._timer = None

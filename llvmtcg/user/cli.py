@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from llvmtcg.log import LOG_ITEMS, Log, LogError
+from llvmtcg.log import LOG_ITEMS, TRANSLATION_LOG_ITEMS, Log, LogError
 from llvmtcg.options import RuntimeOptions, options_from_environment
 
 EMULATOR = "llvmtcg-user"
@@ -341,9 +341,6 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
 
 
 STATS_ENV = "LLVMTCG_STATS"
-# Code the cache supplies is not translated, so it would not be logged: with these -d
-# items the code cache is off.
-TRANSLATION_LOG_ITEMS = {"in_asm", "op", "llvm", "out_asm"}
 
 
 def runtime_options(code_cache: bool, cache_dir: str | None, perfmap: bool,
