@@ -20,6 +20,7 @@ from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.native.baseline_cache import (
     FILE_PREFIX,
     MAGIC,
+    BaselineBlockCache,
     _find_values,
     _refers_to,
 )
@@ -173,3 +174,20 @@ def test_pc_relative_references_to_constant_pools_are_seen() -> None:
     code = b"\xf2\x0f" + struct.pack("<i", displacement) + b"\x90" * 4
     assert _refers_to(code, address, [(pool - 64, pool + 64)])
     assert not _refers_to(b"\x90" * 10, address, [(pool - 64, pool + 64)])
+
+
+def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> None:
+    class Block:
+        valid = True
+
+    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=None)
+    kept = []
+    for i in range(50_000):
+        block = Block()
+        cache.note_emitted(block, 0, ())
+        if i % 10:
+            block.valid = False  # (rewritten code: retranslated many times)
+        else:
+            kept.append(block)
+    assert len(cache._emitted) <= 2 * len(kept) + 4096
+    assert {id(b) for b, _, _ in cache._emitted} >= {id(b) for b in kept[:-500]}

@@ -67,6 +67,7 @@ _H = struct.Struct("<H")
 _U64 = ctypes.c_uint64
 _WIDE = 1 << 32  # per-process values below this must be equal in the loading process
 _MASK64 = (1 << 64) - 1
+_PRUNE_MIN = 4096
 _CONST = TempKind.CONST
 
 
@@ -166,6 +167,7 @@ class BaselineBlockCache:
         self._used: set[int] = set()
         self._values: dict[str, int | None] = {}  # value name -> this process's value
         self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
+        self._prune_at = _PRUNE_MIN
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> list[CachedBlock]:
@@ -297,7 +299,14 @@ class BaselineBlockCache:
         """A block was emitted this run (``size`` bytes of code; ``constants``: the
         64-bit values of its guest constants and pcs at least 2**32): store it at the
         next :meth:`save` if it is still valid then."""
-        self._emitted.append((tb, size, frozenset(constants)))
+        emitted = self._emitted
+        emitted.append((tb, size, frozenset(constants)))
+        if len(emitted) >= self._prune_at:
+            # Blocks invalidated since (rewritten code, an arena flush) are not saved:
+            # dropped now and then, so a program that keeps translating does not keep
+            # every block it ever had alive (amortised: the list at most doubles).
+            emitted[:] = [entry for entry in emitted if entry[0].valid]
+            self._prune_at = max(2 * len(emitted), _PRUNE_MIN)
 
     def save(self, read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
         """Write the file again if this run emitted blocks: the new ones still valid
@@ -418,7 +427,8 @@ def wide_values(block: Block) -> list[int]:
     out = []
     for op in block.ops:
         for temp in op.inputs:
-            if temp.kind is _CONST and not 0 <= temp.value < _WIDE:
+            if temp.kind is _CONST and type(temp.value) is int \
+                    and not 0 <= temp.value < _WIDE:
                 out.append(temp.value & _MASK64)
         for arg in op.args:
             if type(arg) is int and not 0 <= arg < _WIDE:
