@@ -187,6 +187,11 @@ class LlvmtcgHart:
         self._cpu.reset(pc, a0, a1, a2)
         self._cpu.on_timer_change(self._arm_timer)
 
+    def save_translations(self) -> None:
+        """Keep the baseline blocks this boot translated for the next one (best effort:
+        a cache, written when the machine closes)."""
+        self._cpu.cpu.save_translations()
+
     def set_irq(self, irq: IrqBit, level: bool) -> None:
         self._cpu.set_irq(int(irq), level)
 

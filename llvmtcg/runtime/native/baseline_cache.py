@@ -164,7 +164,9 @@ class BaselineBlockCache:
         self._blob: memoryview | None = None
         self._symbols: list[str] = []
         self._by_pc: dict[int, list[int]] = {}
-        self._used: set[int] = set()
+        # (pc, flags, guest bytes) of the stored blocks this run used
+        self._used: set[tuple[int, int, bytes]] = set()
+        self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
         self._values: dict[str, int | None] = {}  # value name -> this process's value
         self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
         self._prune_at = _PRUNE_MIN
@@ -177,9 +179,13 @@ class BaselineBlockCache:
 
         start = time.perf_counter()
         self._blocks = []
+        self._by_pc = {}
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as f:
+                self._stamp = _stamp(os.fstat(f.fileno()))
+                data = f.read()
         except OSError:
+            self._stamp = None
             return self._blocks
         collecting = gc.isenabled()
         gc.disable()  # (the index is thousands of small lists: see save)
@@ -254,9 +260,17 @@ class BaselineBlockCache:
             if current != block.guest:
                 self.stats["stale"] += 1
                 continue
-            self._used.add(i)
+            self._used.add((block.pc, block.flags, block.guest))
             return block
         return None
+
+    def _changed(self) -> bool:
+        """Whether the file is not the one read (written by someone else since)."""
+        try:
+            now = _stamp(os.stat(self.path))
+        except OSError:
+            now = None
+        return now != self._stamp
 
     def _value(self, name: str) -> int | None:
         if name not in self._values:
@@ -329,11 +343,14 @@ class BaselineBlockCache:
 
     def _save(self, emitted: list[tuple[InstalledBlock, int, frozenset[int]]],
               read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
+        if self._blocks is not None and self._changed():
+            self._blocks = None  # another process (or hart) saved since: merge with that
         self._read()
+        stored = [b for b in map(self._block, range(len(self._blocks))) if b is not None]
+        used = self._used
         # (blocks used this run first: they are kept when the file is full)
-        old = [b for _, b in sorted(((i not in self._used, i), self._block(i))
-                                    for i in range(len(self._blocks)))
-               if b is not None]
+        old = [b for b in stored if (b.pc, b.flags, b.guest) in used] + \
+            [b for b in stored if (b.pc, b.flags, b.guest) not in used]
         values = self.codegen.process_values()
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
@@ -419,6 +436,10 @@ class BaselineBlockCache:
             return
         self.stats["stored"] = len(items)
         self.stats["saves"] += 1
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def wide_values(block: Block) -> list[int]:
