@@ -803,7 +803,8 @@ class BaselineCodegen:
     # processes: the per-process values emitted code holds, by name.
     def process_values(self) -> dict[int, str]:
         """Every per-process 64-bit value the stencils bound so far put into code
-        (import cells, arena constants), by value -> name (see :meth:`process_value`).
+        (import cells, arena constants), by value -> name (see :meth:`process_value`;
+        "" for a value that two names have).
         Constant pools are not included: they are reached PC-relative (see
         :meth:`pool_ranges`)."""
         out: dict[int, str] = {}
@@ -817,7 +818,10 @@ class BaselineCodegen:
                     base = self._arena_constants[operand]
                 else:
                     continue
-                out[(base + hole.addend) & (1 << 64) - 1] = f"{operand}@{hole.addend}"
+                value = (base + hole.addend) & (1 << 64) - 1
+                name = f"{operand}@{hole.addend}"
+                # (two names of one value here may be two values elsewhere: "" says so)
+                out[value] = name if out.get(value, name) == name else ""
         return out
 
     def process_value(self, name: str) -> int | None:

@@ -388,12 +388,15 @@ class BaselineBlockCache:
             local[tb.counter] = f"{_LOCAL}counter"
         if tb.target_cell:
             local[tb.target_cell] = f"{_LOCAL}targets"
+        if local.keys() & relocatable.keys():
+            return None  # (the block's data where a process value is: cannot be)
         table = {**relocatable, **local}
         if constants & table.keys():
             return None  # (a guest constant looks like a host address here)
         relocations = _find_values(code, table)
-        if relocations is None or (pools and _refers_to(code, tb.entry, pools)):
-            return None
+        if relocations is None or any(not name for _, name in relocations) \
+                or (pools and _refers_to(code, tb.entry, pools)):
+            return None  # (ambiguous, or a constant pool placed by this process)
         guest = read_guest(tb)
         if guest is None:
             return None
