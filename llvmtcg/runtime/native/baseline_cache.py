@@ -94,8 +94,11 @@ class InstalledBlock(Protocol):
     n_insns: int
     return_pc: int | None
     counter: int
+    counter_start: int
     target_cell: int
     valid: bool
+
+    def executions(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,9 +158,10 @@ class BaselineBlockCache:
         self.max_bytes = max_bytes
         # file_blocks: blocks in the file read; hits: installed from it; stale: a block
         # recorded at the pc whose guest bytes differ now; stored: blocks written;
-        # skipped: emitted blocks not stored (ambiguous relocation, unreadable code)
+        # skipped: emitted blocks not stored (ambiguous relocation, unreadable code);
+        # unrun: emitted ahead of time and never entered (with HOT counters: not stored)
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
-                      "skipped": 0, "saves": 0, "load_seconds": 0.0}
+                      "skipped": 0, "unrun": 0, "saves": 0, "load_seconds": 0.0}
         # The file's blocks, each as its index item until first looked at (None: the
         # file is not read yet); by pc, their positions.
         self._blocks: list[CachedBlock | list] | None = None
@@ -356,7 +360,13 @@ class BaselineBlockCache:
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
         pools = self.codegen.pool_ranges()
         new: list[CachedBlock] = []
+        hot = self.codegen.hot_threshold
         for tb, size, constants in emitted:
+            if tb.counter and tb.counter_start == hot and not tb.executions():
+                # Translated ahead of a miss, never entered (a third of glibc start-up's
+                # blocks): placing it next time would be work for nothing.
+                self.stats["unrun"] += 1
+                continue
             block = self._capture(tb, size, constants, relocatable, pools, read_guest) \
                 if tb.valid else None
             if block is None:
