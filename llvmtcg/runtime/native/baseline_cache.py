@@ -108,8 +108,8 @@ class CachedBlock:
     pc: int
     flags: int
     ranges: tuple[tuple[int, int], ...]
-    guest: bytes
-    code: bytes
+    guest: bytes | memoryview  # (read-only memoryviews of a file hash and compare as bytes)
+    code: bytes | memoryview
     relocations: tuple[tuple[int, str], ...]  # (offset in code, value name)
     jumps: tuple[tuple[int, int], ...]  # (exit slot n, offset of its direct jump's rel32 or -1)
     targets: tuple[tuple[int, int], ...]  # (exit slot n, destination pc)
@@ -132,9 +132,10 @@ class CachedBlock:
          jumps, targets, n_insns, return_pc, indirect) = item
         if guest_offset + guest_size > len(blob) or code_offset + code_size > len(blob):
             raise ValueError("block outside the file")
+        # (slices of the file's blob, not copies: a boot's file is tens of MB)
         return cls(pc, flags, tuple((s, e) for s, e in ranges),
-                   bytes(blob[guest_offset:guest_offset + guest_size]),
-                   bytes(blob[code_offset:code_offset + code_size]),
+                   blob[guest_offset:guest_offset + guest_size],
+                   blob[code_offset:code_offset + code_size],
                    tuple((o, symbols[i]) for o, i in relocations),
                    tuple((n, o) for n, o in jumps), tuple((n, d) for n, d in targets),
                    n_insns, return_pc, bool(indirect))
@@ -429,10 +430,14 @@ class BaselineBlockCache:
             code_offset = len(blob)
             blob += block.code
             items.append(block.to_json(guest_offset, code_offset, symbols))
+        stored = len(items)
         index = {"format": FORMAT_VERSION, "layout": self.codegen.layout_key(),
                  "fixed": fixed, "symbols": list(symbols), "blocks": items}
         encoded = json.dumps(index, separators=(",", ":")).encode()
-        body = _HEADER.pack(MAGIC, len(encoded)) + encoded + bytes(blob)
+        del items, index
+        digest = hashlib.sha256()
+        # (written piece by piece: a boot's file is tens of MB, not copied again whole)
+        parts = (_HEADER.pack(MAGIC, len(encoded)), encoded, blob)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
@@ -440,14 +445,17 @@ class BaselineBlockCache:
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as f:
-                    f.write(body + hashlib.sha256(body).digest())
+                    for part in parts:
+                        digest.update(part)
+                        f.write(part)
+                    f.write(digest.digest())
                 os.replace(tmp, self.path)
             except OSError:
                 os.unlink(tmp)
                 raise
         except OSError:
             return
-        self.stats["stored"] = len(items)
+        self.stats["stored"] = stored
         self.stats["saves"] += 1
 
 
