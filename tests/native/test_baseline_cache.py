@@ -19,6 +19,7 @@ from llvmtcg.emulator import Emulator
 from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.native.baseline_cache import (
     FILE_PREFIX,
+    FORMAT_VERSION,
     MAGIC,
     BaselineBlockCache,
     _find_values,
@@ -121,14 +122,14 @@ def test_a_damaged_file_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> N
         del data[len(data) // 3:]
     elif damage == "empty":
         data = bytearray()
-    else:  # a well-formed file (checksum right) whose index is nonsense
+    else:  # a well-formed file (checksum right) whose block table points nowhere
         import hashlib
         import json
 
-        index = json.dumps({"format": 1, "layout": json.loads(json.dumps(
-            _layout(tmp_path))), "fixed": [], "symbols": [],
-            "blocks": [[CODE, 0, "x"]]}).encode()
-        body = struct.pack("<8sI", MAGIC, len(index)) + index
+        meta = json.dumps({"layout": _layout(tmp_path), "fixed": [], "names": [],
+                           "blocks": 1}).encode()
+        body = struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(meta)) + meta \
+            + struct.pack("<QIII", CODE, 0, 0, 1000)
         data = bytearray(body + hashlib.sha256(body).digest())
     path.write_bytes(bytes(data))
     a0, a2, stats = run(tmp_path)

@@ -57,10 +57,20 @@ from llvmtcg.runtime.native.baseline import BaselineCodegen, EmittedBlock
 __all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "program_key", "wide_values"]
 
 MAGIC = b"LLVMTCGK"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FILE_PREFIX = "b."
 DEFAULT_MAX_BYTES = 32 << 20
-_HEADER = struct.Struct("<8sI")  # magic, index length
+# The file: header; metadata (JSON: codegen layout, fixed values, value names, block
+# count); the block table (one entry per block); the records; a SHA-256 of the rest.
+_HEADER = struct.Struct("<8sII")  # magic, format version, metadata length
+_ENTRY = struct.Struct("<QIII")  # pc, flags, record offset and length (in the records)
+# A record: instruction count, return pc, bits (1: has a return pc, 2: indirect exit),
+# counts of ranges, guest bytes, code bytes, relocations, jumps, targets; then those.
+_RECORD = struct.Struct("<IQBHIIHHH")
+_RANGE = struct.Struct("<QQ")  # start, end
+_RELOCATION = struct.Struct("<II")  # offset in code, value name (index in the names)
+_JUMP = struct.Struct("<Ii")  # exit slot n, offset of its direct jump's rel32 (-1: none)
+_TARGET = struct.Struct("<IQ")  # exit slot n, destination pc
 _Q = struct.Struct("<Q")
 _I32 = struct.Struct("<i")
 _H = struct.Struct("<H")
@@ -117,28 +127,43 @@ class CachedBlock:
     return_pc: int | None
     indirect: bool
 
-    def to_json(self, guest_offset: int, code_offset: int, symbols: dict[str, int]) -> list:
-        return [self.pc, self.flags, [list(r) for r in self.ranges], guest_offset,
-                len(self.guest), code_offset, len(self.code),
-                [[offset, symbols.setdefault(name, len(symbols))]
-                 for offset, name in self.relocations],
-                [list(j) for j in self.jumps], [list(t) for t in self.targets],
-                self.n_insns, self.return_pc, self.indirect]
+    def record(self, names: dict[str, int]) -> bytes:
+        """The block's record (``names``: value name -> index, extended as needed)."""
+        bits = (1 if self.return_pc is not None else 0) | (2 if self.indirect else 0)
+        return b"".join((
+            _RECORD.pack(self.n_insns, self.return_pc or 0, bits, len(self.ranges),
+                         len(self.guest), len(self.code), len(self.relocations),
+                         len(self.jumps), len(self.targets)),
+            *(_RANGE.pack(*r) for r in self.ranges),
+            *(_RELOCATION.pack(offset, names.setdefault(name, len(names)))
+              for offset, name in self.relocations),
+            *(_JUMP.pack(*j) for j in self.jumps),
+            *(_TARGET.pack(*t) for t in self.targets),
+            self.guest, self.code))
 
     @classmethod
-    def from_json(cls, item: list, blob: bytes | memoryview, symbols: list[str]
-                  ) -> CachedBlock:
-        (pc, flags, ranges, guest_offset, guest_size, code_offset, code_size, relocations,
-         jumps, targets, n_insns, return_pc, indirect) = item
-        if guest_offset + guest_size > len(blob) or code_offset + code_size > len(blob):
-            raise ValueError("block outside the file")
-        # (slices of the file's blob, not copies: a boot's file is tens of MB)
-        return cls(pc, flags, tuple((s, e) for s, e in ranges),
-                   blob[guest_offset:guest_offset + guest_size],
-                   blob[code_offset:code_offset + code_size],
-                   tuple((o, symbols[i]) for o, i in relocations),
-                   tuple((n, o) for n, o in jumps), tuple((n, d) for n, d in targets),
-                   n_insns, return_pc, bool(indirect))
+    def from_record(cls, pc: int, flags: int, record: memoryview, names: list[str]
+                    ) -> CachedBlock:
+        """Raises ValueError, IndexError or struct.error when the record is malformed."""
+        (n_insns, return_pc, bits, n_ranges, guest_size, code_size, n_relocations,
+         n_jumps, n_targets) = _RECORD.unpack_from(record)
+        position = _RECORD.size
+
+        def items(layout: struct.Struct, count: int) -> list[tuple]:
+            nonlocal position
+            start, position = position, position + layout.size * count
+            return list(layout.iter_unpack(record[start:position])) if count else []
+        ranges = tuple(items(_RANGE, n_ranges))
+        relocations = tuple((offset, names[i]) for offset, i in items(_RELOCATION,
+                                                                       n_relocations))
+        jumps, targets = tuple(items(_JUMP, n_jumps)), tuple(items(_TARGET, n_targets))
+        guest = record[position:position + guest_size]
+        code = record[position + guest_size:position + guest_size + code_size]
+        if position + guest_size + code_size != len(record):
+            raise ValueError("record size")
+        # (slices of the file read, not copies: a boot's file is tens of MB)
+        return cls(pc, flags, ranges, guest, code, relocations, jumps, targets, n_insns,
+                   return_pc if bits & 1 else None, bool(bits & 2))
 
 
 class BaselineBlockCache:
@@ -163,11 +188,12 @@ class BaselineBlockCache:
         # unrun: emitted ahead of time and never entered (with HOT counters: not stored)
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
                       "skipped": 0, "unrun": 0, "saves": 0, "load_seconds": 0.0}
-        # The file's blocks, each as its index item until first looked at (None: the
-        # file is not read yet); by pc, their positions.
-        self._blocks: list[CachedBlock | list] | None = None
-        self._blob: memoryview | None = None
-        self._symbols: list[str] = []
+        # The file read: its block table and records (None: not read yet), value
+        # names, blocks decoded so far (None: malformed) and block numbers by pc.
+        self._table: memoryview | None = None
+        self._records: memoryview | None = None
+        self._names: list[str] = []
+        self._blocks: dict[int, CachedBlock | None] = {}
         self._by_pc: dict[int, list[int]] = {}
         # (pc, flags, guest bytes) of the stored blocks this run used
         self._used: set[tuple[int, int, bytes]] = set()
@@ -177,72 +203,75 @@ class BaselineBlockCache:
         self._prune_at = _PRUNE_MIN
 
     # -- reading -------------------------------------------------------------------------
-    def _read(self) -> list[CachedBlock]:
-        if self._blocks is not None:
-            return self._blocks
+    def _read(self) -> None:
+        """Read the file (once; again after :meth:`_forget_file`)."""
+        if self._table is not None:
+            return
         import time  # noqa: PLC0415
 
         start = time.perf_counter()
-        self._blocks = []
-        self._by_pc = {}
+        self._table, self._records, self._names = memoryview(b""), memoryview(b""), []
+        self._blocks, self._by_pc = {}, {}
         try:
             with open(self.path, "rb") as f:
                 self._stamp = _stamp(os.fstat(f.fileno()))
                 data = f.read()
         except OSError:
             self._stamp = None
-            return self._blocks
-        collecting = gc.isenabled()
-        gc.disable()  # (the index is thousands of small lists: see save)
+            return
         try:
-            blocks = self._parse(data)
-            for i, item in enumerate(blocks):
-                self._by_pc.setdefault(item[0], []).append(i)
+            self._parse(data)
         except (ValueError, KeyError, TypeError, IndexError, struct.error):
             self.stats["corrupt"] += 1
-            blocks = []
+            self._table, self._records, self._names = memoryview(b""), memoryview(b""), []
             self._by_pc = {}
-        finally:
-            if collecting:
-                gc.enable()
-        self._blocks = blocks
-        self.stats["file_blocks"] = len(blocks)
+        self.stats["file_blocks"] = len(self._table) // _ENTRY.size
         self.stats["load_seconds"] += time.perf_counter() - start
-        return blocks
 
-    def _parse(self, data: bytes) -> list[list]:
-        magic, index_size = _HEADER.unpack_from(data)
-        if magic != MAGIC or len(data) < _HEADER.size + index_size + 32:
-            raise ValueError("bad header or truncated")
+    def _forget_file(self) -> None:
+        self._table = None
+
+    def _parse(self, data: bytes) -> None:
+        magic, version, meta_size = _HEADER.unpack_from(data)
+        if magic != MAGIC or version != FORMAT_VERSION:
+            return  # (another format: the next save replaces the file)
         body = memoryview(data)[:-32]
-        if hashlib.sha256(body).digest() != data[-32:]:
-            raise ValueError("checksum mismatch")
-        index = json.loads(bytes(body[_HEADER.size:_HEADER.size + index_size]))
-        if index["format"] != FORMAT_VERSION:
-            return []
-        if index["layout"] != json.loads(json.dumps(self.codegen.layout_key())):
-            return []  # (another codegen layout: the next save replaces the file)
-        for name, value in index["fixed"]:
+        if len(data) < _HEADER.size + meta_size + 32 \
+                or hashlib.sha256(body).digest() != data[-32:]:
+            raise ValueError("truncated or checksum mismatch")
+        meta = json.loads(bytes(body[_HEADER.size:_HEADER.size + meta_size]))
+        if meta["layout"] != json.loads(json.dumps(self.codegen.layout_key())):
+            return  # (another codegen layout)
+        for name, value in meta["fixed"]:
             if self._value(name) != value:
-                return []
-        self._blob = body[_HEADER.size + index_size:]
-        self._symbols = index["symbols"]
-        blocks = index["blocks"]
-        if not all(type(item) is list and type(item[0]) is int for item in blocks):
-            raise ValueError("bad block index")
-        return blocks
+                return
+        table_start = _HEADER.size + meta_size
+        records_start = table_start + _ENTRY.size * meta["blocks"]
+        if records_start > len(body):
+            raise ValueError("block table truncated")
+        table = body[table_start:records_start]
+        by_pc: dict[int, list[int]] = {}
+        for i, (pc, _, _, _) in enumerate(_ENTRY.iter_unpack(table)):
+            by_pc.setdefault(pc, []).append(i)
+        self._table, self._records = table, body[records_start:]
+        self._names, self._by_pc = list(meta["names"]), by_pc
 
     def _block(self, i: int) -> CachedBlock | None:
-        """The file's block i (decoded from its index item on first use; None and
-        forgotten if the item is malformed)."""
-        block = self._blocks[i]
-        if type(block) is list:
+        """The file's block i (decoded on first use; None if malformed)."""
+        if i in self._blocks:
+            return self._blocks[i]
+        pc, flags, offset, size = _ENTRY.unpack_from(self._table, i * _ENTRY.size)
+        block = None
+        if offset + size <= len(self._records):
             try:
-                block = CachedBlock.from_json(block, self._blob, self._symbols)
-            except (ValueError, TypeError, IndexError):
-                self.stats["corrupt"] += 1
-                block = None
-            self._blocks[i] = block
+                block = CachedBlock.from_record(pc, flags,
+                                                self._records[offset:offset + size],
+                                                self._names)
+            except (ValueError, IndexError, struct.error):
+                pass
+        if block is None:
+            self.stats["corrupt"] += 1
+        self._blocks[i] = block
         return block
 
     def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
@@ -348,10 +377,11 @@ class BaselineBlockCache:
 
     def _save(self, emitted: list[tuple[InstalledBlock, int, frozenset[int]]],
               read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
-        if self._blocks is not None and self._changed():
-            self._blocks = None  # another process (or hart) saved since: merge with that
+        if self._table is not None and self._changed():
+            self._forget_file()  # another process (or hart) saved since: merge with that
         self._read()
-        stored = [b for b in map(self._block, range(len(self._blocks))) if b is not None]
+        count = len(self._table) // _ENTRY.size
+        stored = [b for b in map(self._block, range(count)) if b is not None]
         used = self._used
         # (blocks used this run first: they are kept when the file is full)
         old = [b for b in stored if (b.pc, b.flags, b.guest) in used] + \
@@ -417,27 +447,24 @@ class BaselineBlockCache:
                            tb.return_pc, bool(tb.target_cell))
 
     def _write(self, blocks: list[CachedBlock], fixed: list[tuple[str, int]]) -> None:
-        symbols: dict[str, int] = {}
-        items = []
-        blob = bytearray()
-        total = 0
+        names: dict[str, int] = {}
+        table = bytearray()
+        records = []
+        size = 0
         for block in blocks:
-            total += len(block.code) + len(block.guest) + 64 + 16 * len(block.relocations)
-            if total > self.max_bytes:
+            record = block.record(names)
+            if size + len(record) + _ENTRY.size > self.max_bytes:
                 break
-            guest_offset = len(blob)
-            blob += block.guest
-            code_offset = len(blob)
-            blob += block.code
-            items.append(block.to_json(guest_offset, code_offset, symbols))
-        stored = len(items)
-        index = {"format": FORMAT_VERSION, "layout": self.codegen.layout_key(),
-                 "fixed": fixed, "symbols": list(symbols), "blocks": items}
-        encoded = json.dumps(index, separators=(",", ":")).encode()
-        del items, index
+            table += _ENTRY.pack(block.pc, block.flags, size, len(record))
+            records.append(record)
+            size += len(record)
+        stored = len(records)
+        meta = json.dumps({"layout": self.codegen.layout_key(), "fixed": fixed,
+                           "names": list(names), "blocks": stored},
+                          separators=(",", ":")).encode()
         digest = hashlib.sha256()
         # (written piece by piece: a boot's file is tens of MB, not copied again whole)
-        parts = (_HEADER.pack(MAGIC, len(encoded)), encoded, blob)
+        parts = (_HEADER.pack(MAGIC, FORMAT_VERSION, len(meta)), meta, table, *records)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
