@@ -280,8 +280,10 @@ class BaselineBlockCache:
         returns now (``fetch`` may raise: unmapped code does not match)."""
         self._read()
         for i in self._by_pc.get(pc, ()):
+            if _ENTRY.unpack_from(self._table, i * _ENTRY.size)[1] != flags:
+                continue  # (other flags: not decoded)
             block = self._block(i)
-            if block is None or block.flags != flags:
+            if block is None:
                 continue
             try:
                 if len(block.ranges) == 1:
