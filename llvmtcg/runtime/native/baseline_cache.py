@@ -9,8 +9,8 @@ options) holds every baseline block the program's runs emitted, as installed cod
   *relocations*: the offsets of the 64-bit values in it that belong to the process
   that emitted it — its own exit slots, HOT counter and indirect-target profile (in
   the arena's data zone), the import cells stencils call through, the arena's base
-  and the page-flag table. Each is named (``slot1``, ``imp.<symbol>@0``, ...) so the
-  loading process writes its own value there;
+  and the page-flag table. Each is named (``block.slot1``, ``imp.<symbol>@0``, ...) so
+  the loading process writes its own value there;
 - its guest pc, translation flags, guest ranges and the guest bytes it was translated
   from, its exits (slot numbers, where each direct jump is, destinations), instruction
   count and return hint.
@@ -18,9 +18,10 @@ options) holds every baseline block the program's runs emitted, as installed cod
 A lookup compares the guest bytes at the block's ranges *now* (through the same fetch
 translation uses, so unmapped code never matches) with the recorded ones: equal bytes
 at the same pc under the same flags translate to the same code, so any change to the
-guest code is a miss. The file is read whole once (one ``read``, a JSON index and one
-blob), checked against a SHA-256 trailer and against the codegen's layout (entry
-adapter, arena size, flat-memory bounds, constants in code that are not relocated); a
+guest code is a miss. The file is read whole once (one ``read``: a small JSON header,
+a binary block table, the records), checked against a SHA-256 trailer and against the
+codegen's layout (entry adapter, arena size, flat-memory bounds, constants in code that
+are not relocated); a block's record is decoded when its pc is first looked up. A
 missing, corrupt, truncated or stale file is ignored (and replaced at the next save),
 never a crash.
 
