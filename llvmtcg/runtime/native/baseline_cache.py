@@ -215,8 +215,11 @@ class BaselineBlockCache:
         self._blocks, self._by_pc = {}, {}
         try:
             with open(self.path, "rb") as f:
-                self._stamp = _stamp(os.fstat(f.fileno()))
                 data = f.read()
+                # Recently used: the code cache's eviction (by mtime) takes it last.
+                # (Through the descriptor: the file read, even if renamed over since.)
+                os.utime(f.fileno())
+                self._stamp = _stamp(os.fstat(f.fileno()))
         except OSError:
             self._stamp = None
             return
