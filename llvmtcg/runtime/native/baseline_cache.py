@@ -217,8 +217,12 @@ class BaselineBlockCache:
             with open(self.path, "rb") as f:
                 data = f.read()
                 # Recently used: the code cache's eviction (by mtime) takes it last.
-                # (Through the descriptor: the file read, even if renamed over since.)
-                os.utime(f.fileno())
+                # (Through the descriptor: the file read, even if renamed over since;
+                # a read-only cache is still read.)
+                try:
+                    os.utime(f.fileno())
+                except OSError:
+                    pass
                 self._stamp = _stamp(os.fstat(f.fileno()))
         except OSError:
             self._stamp = None
