@@ -192,3 +192,28 @@ def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> 
             kept.append(block)
     assert len(cache._emitted) <= 2 * len(kept) + 4096
     assert {id(b) for b, _, _ in cache._emitted} >= {id(b) for b in kept[:-500]}
+
+
+def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path) -> None:
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
+                             program="prog")
+    other = CODE + 0x1000
+    with Emulator("riscv64", options=options) as first, \
+            Emulator("riscv64", options=options) as second:
+        for emu, base in ((first, CODE), (second, other)):
+            emu.mem_map(base, 0x1000)
+            emu.mem_write(base, code())
+            emu.reg_write("a1", 10)
+        second.emu_start(other, other + END - CODE)  # (reads the file: none yet)
+        first.emu_start(CODE, END)
+        first._cpu.save_translations()
+        second._cpu.save_translations()  # (the file changed since it was read)
+    with Emulator("riscv64", options=options) as third:
+        third.mem_map(CODE, 0x2000)
+        third.mem_write(CODE, code())
+        third.mem_write(other, code())
+        for base in (CODE, other):
+            third.reg_write("a1", 10)
+            third.emu_start(base, base + END - CODE)
+            assert third.reg_read("a0") == 30
+        assert third._cpu.tbs.stats["baseline_blocks"] == 0  # (both placed)
