@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
-from llvmtcg.runtime.codecache import CachedHotRegion
+from llvmtcg.runtime.codecache import CachedHotRegion, CachedRegionPlan
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler, llvmlite_lock
 from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, HotRegion, TbCache, TranslationBlock
@@ -50,6 +50,10 @@ class RegionPlan:
     members: list[TranslationBlock]
     code: list[tuple[int, bytes]]
     indirect_targets: set[int] = field(default_factory=set)  # seen at members' jumps
+    # When it was queued and its head's count then (the compile thread drops plans
+    # whose head has hardly run since: retired or rarely entered code).
+    queued_at: float = 0.0
+    queued_executions: int = 0
 
     @property
     def head(self) -> TranslationBlock:
@@ -73,6 +77,10 @@ class RegionError(Exception):
 
 class RegionDropped(Exception):
     """A queued region was not compiled (a member invalidated before its turn)."""
+
+
+class RegionCold(RegionDropped):
+    """A queued region was not compiled: its head hardly ran while it waited."""
 
 
 def _snapshot_fetch(code: list[tuple[int, bytes]]) -> Callable[[int, int], bytes]:
@@ -104,13 +112,16 @@ class Tiering:
             it; the grant lets a program's first hot loops compile at once).
         max_queue: regions waiting to be compiled at most; a block turning hot while
             the queue is full is re-armed with a longer count (still hot then: queued).
+        cold_after: seconds a queued region may wait; past that, if its head ran fewer
+            than ``hot_threshold`` times since it was queued, it is dropped, not compiled
+            (the head is re-armed: still hot later, it comes back).
     """
 
     def __init__(self, tbs: TbCache, arch: GuestArch, lowering: Lowering,
                  request_exit: Callable[[], None], sync: bool = False,
                  log: Log | None = None, max_blocks: int = 64, max_insns: int = 256,
                  budget_share: float = 0.25, budget_grant: float = 2.0,
-                 max_queue: int = 16) -> None:
+                 max_queue: int = 16, cold_after: float = 2.0) -> None:
         self.tbs = tbs
         self.arch = arch
         self.lowering = lowering
@@ -130,6 +141,7 @@ class Tiering:
         self.budget_share = budget_share
         self.budget_grant = budget_grant
         self.max_queue = max_queue
+        self.cold_after = cold_after
         self.started = time.monotonic()
         # Plans submitted and not yet taken by the compile thread (it takes the hottest
         # first); shared with that thread, under queue_lock.
@@ -138,7 +150,8 @@ class Tiering:
         self.compile_cpu = 0.0  # compile thread CPU seconds spent on this CPU's regions
         self.stats = {"hot": 0, "deferred": 0, "regions_compiled": 0, "regions_loaded": 0,
                       "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
-                      "compile_errors": 0, "regions_dropped": 0, "queue_full": 0,
+                      "compile_errors": 0, "regions_dropped": 0, "regions_cold": 0,
+                      "queue_full": 0, "plans_reused": 0, "region_load_seconds": 0.0,
                       "budget_waits": 0, "compile_cpu": 0.0,
                       "compile_seconds": 0.0, "region_blocks": 0, "region_insns": 0}
         tbs.region_retired.append(self._retired)
@@ -153,7 +166,10 @@ class Tiering:
             return
         if any(tb in plan.members for plan in self.pending.values()):
             return  # the region on its way covers it (its install re-arms the counter)
-        if self._install_cached(pc):
+        load_start = time.perf_counter()
+        loaded = self._install_cached(pc)
+        self.stats["region_load_seconds"] += time.perf_counter() - load_start
+        if loaded:
             return
         if not self.sync and len(self.queued) >= self.max_queue:
             # The compiler is behind: hot code that stays hot comes back (and the
@@ -164,24 +180,34 @@ class Tiering:
             waits = self.queue_full_at[pc] = self.queue_full_at.get(pc, 0) + 1
             tb.arm_counter(self.threshold << min(2 * waits, 16))
             return
-        plan = self._collect(tb)
+        # A region formed at this head before (in this process or an earlier run) is
+        # formed the same way again: its blocks do not depend on the timing of compiles
+        # and installs, so neither does its cache key.
+        plan = self._planned(tb)
         if plan is None:
-            return
-        if self._mostly_pending(plan):
-            # Another way into code a region on its way mostly covers: see whether it
-            # stays hot once that region runs (and, if so, give it its own).
-            self.deferred[pc] = self.deferred.get(pc, 0) + 1
-            tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
-            self.stats["deferred"] += 1
-            return
+            plan = self._collect(tb)
+            if plan is None:
+                return
+            if self._mostly_pending(plan):
+                # Another way into code a region on its way mostly covers: see whether
+                # it stays hot once that region runs (and, if so, give it its own).
+                self.deferred[pc] = self.deferred.get(pc, 0) + 1
+                tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
+                self.stats["deferred"] += 1
+                return
+            self._store_plan(plan)
         self.pending[pc] = plan
         if self.log.enabled("tier"):
+            inside = ", ".join(r.name for r in tb.regions)
             self.log.write(f"tier: hot {pc:#x}: region {plan.name} of "
                            f"{len(plan.members)} blocks "
-                           f"({sum(m.n_insns for m in plan.members)} insns)")
+                           f"({sum(m.n_insns for m in plan.members)} insns)"
+                           + (f", entering {inside} from outside" if inside else ""))
         if self.sync:
             self._install(self._build(plan, _sync_compiler()))
         else:
+            plan.queued_at = time.monotonic()
+            plan.queued_executions = tb.executions()
             with self.queue_lock:
                 self.queued.append(plan)
             _background().submit(self)
@@ -201,19 +227,30 @@ class Tiering:
     # -- the compile thread's side ---------------------------------------------------------
     def _take_plan(self) -> RegionPlan | None:
         """The queued region to compile next: the one whose head ran most since it was
-        queued. Regions a member of which was invalidated meanwhile are dropped."""
+        queued. Regions a member of which was invalidated meanwhile are dropped, and so
+        are regions that waited ``cold_after`` seconds while their head ran fewer than
+        ``threshold`` times (code the program has left: compiling it would be wasted)."""
+        now = time.monotonic()
+        dropped: list[tuple[RegionPlan, RegionDropped]] = []
         with self.queue_lock:
-            live = [p for p in self.queued if all(m.valid for m in p.members)]
-            dropped = [p for p in self.queued if p not in live]
+            live = []
+            for p in self.queued:
+                if not all(m.valid for m in p.members):
+                    dropped.append((p, RegionDropped("a member was invalidated")))
+                elif now - p.queued_at > self.cold_after and \
+                        p.head.executions() - p.queued_executions < self.threshold:
+                    dropped.append((p, RegionCold("its head hardly ran while it waited")))
+                else:
+                    live.append(p)
             if not live:
                 self.queued.clear()
                 plan = None
             else:
-                plan = max(live, key=lambda p: p.head.executions())
+                plan = max(live, key=lambda p: p.head.executions() - p.queued_executions)
                 live.remove(plan)
                 self.queued[:] = live
-        for gone in dropped:
-            self._delivered(RegionCode(gone, error=RegionDropped("a member was invalidated")))
+        for gone, why in dropped:
+            self._delivered(RegionCode(gone, error=why))
         return plan
 
     def _over_budget(self) -> float:
@@ -266,6 +303,59 @@ class Tiering:
         targets = {t for m in members for t in m.indirect_targets()}
         return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code, targets)
 
+    def _store_plan(self, plan: RegionPlan) -> None:
+        if self.tbs.code_cache is not None:
+            self.tbs.code_cache.store_region_plan(CachedRegionPlan(
+                tuple(m.pc for m in plan.members),
+                tuple(sorted({r for m in plan.members for r in m.ranges})),
+                tuple(sorted(plan.indirect_targets))), self.tbs.fetch)
+
+    def _planned(self, head: TranslationBlock) -> RegionPlan | None:
+        """The region headed by ``head`` as an earlier run formed it (its plan in the
+        code cache), if the guest code and blocks are the same now."""
+        cache = self.tbs.code_cache
+        if cache is None:
+            return None
+        cached = cache.lookup_region_plan(head.pc, self.tbs.fetch)
+        if cached is None:
+            return None
+        members = self._members(cached.members, cached.ranges, f"plan at {head.pc:#x}")
+        if members is None or members[0] is not head:
+            return None
+        try:
+            code = [(start, self.tbs.fetch(start, end - start)) for start, end in cached.ranges]
+        except GuestFault:
+            return None
+        self._names += 1
+        self.stats["plans_reused"] += 1
+        return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code,
+                          set(cached.indirect_targets))
+
+    def _members(self, pcs: tuple[int, ...], ranges: tuple[tuple[int, int], ...],
+                 what: str) -> list[TranslationBlock] | None:
+        """The blocks at ``pcs`` as translated now, if together they cover exactly
+        ``ranges``. Members this run has not reached yet are translated now (from the
+        code cache, usually): the region was formed in a run where they had run, and
+        would otherwise be formed differently each time the program starts."""
+        members = []
+        for member_pc in pcs:
+            member = self.tbs.lookup(member_pc)
+            if member is None:
+                try:
+                    self.tbs.get(member_pc)
+                except (GuestFault, CompileError):
+                    return None
+                member = self.tbs.lookup(member_pc)
+            if member is None or not member.valid:
+                return None
+            members.append(member)
+        if sorted({r for m in members for r in m.ranges}) != list(ranges):
+            if self.log.enabled("tier"):
+                self.log.write(f"tier: cached {what} does not fit the blocks as "
+                               "translated now")
+            return None
+        return members
+
     def _install_cached(self, pc: int) -> bool:
         """Install a region headed at ``pc`` from the persistent code cache, if one
         there matches the guest code and blocks as they are now."""
@@ -275,24 +365,8 @@ class Tiering:
         cached = cache.lookup_hot_region(pc, self.tbs.fetch)
         if cached is None:
             return False
-        # Members this run has not reached yet are translated now (from the code cache,
-        # usually): the region was formed in a run where they had run, and would
-        # otherwise be compiled again, differently, each time the program starts.
-        members = []
-        for member_pc in cached.members:
-            member = self.tbs.lookup(member_pc)
-            if member is None:
-                try:
-                    self.tbs.get(member_pc)
-                except (GuestFault, CompileError):
-                    return False
-                member = self.tbs.lookup(member_pc)
-            members.append(member)
-        if any(m is None or not m.valid for m in members) or \
-                sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
-            if self.log.enabled("tier"):
-                self.log.write(f"tier: hot {pc:#x}: cached {cached.name} does not fit "
-                               "the blocks as translated now")
+        members = self._members(cached.members, cached.ranges, cached.name)
+        if members is None:
             return False
         try:
             self.tbs.install_region(cached.name, members, cached.object, cached.exits,
@@ -365,6 +439,11 @@ class Tiering:
         if self.pending.get(plan.head.pc) is not plan:
             return
         del self.pending[plan.head.pc]
+        if isinstance(result.error, RegionCold):
+            self.stats["regions_cold"] += 1
+            if plan.head.valid:
+                plan.head.arm_counter(self.threshold)
+            return
         if isinstance(result.error, RegionDropped):
             self.stats["regions_dropped"] += 1
             return
