@@ -121,7 +121,7 @@ class Tiering:
                  request_exit: Callable[[], None], sync: bool = False,
                  log: Log | None = None, max_blocks: int = 64, max_insns: int = 256,
                  budget_share: float = 0.25, budget_grant: float = 2.0,
-                 max_queue: int = 16, cold_after: float = 2.0) -> None:
+                 max_queue: int = 256, cold_after: float = 2.0) -> None:
         self.tbs = tbs
         self.arch = arch
         self.lowering = lowering
@@ -132,6 +132,9 @@ class Tiering:
         self.max_blocks = max_blocks
         self.max_insns = max_insns
         self.pending: dict[int, RegionPlan] = {}  # by head pc, until installed or dropped
+        # Member pc -> pending plans that cover it (asked at every HOT exit: with a long
+        # queue, scanning the plans' members made each exit slow).
+        self.pending_members: dict[int, int] = {}
         self.ready: deque[RegionCode] = deque()  # compiled, waiting for a safe point
         self.retired_at: dict[int, int] = {}  # head pc -> regions retired there
         self.deferred: dict[int, int] = {}  # head pc -> times its region was put off
@@ -164,7 +167,7 @@ class Tiering:
         tb = self.tbs.lookup(pc)
         if tb is None or not tb.valid or pc in self.pending or pc in self.tbs.regions:
             return
-        if any(tb in plan.members for plan in self.pending.values()):
+        if pc in self.pending_members:
             return  # the region on its way covers it (its install re-arms the counter)
         load_start = time.perf_counter()
         loaded = self._install_cached(pc)
@@ -196,7 +199,7 @@ class Tiering:
                 self.stats["deferred"] += 1
                 return
             self._store_plan(plan)
-        self.pending[pc] = plan
+        self._add_pending(plan)
         if self.log.enabled("tier"):
             inside = ", ".join(r.name for r in tb.regions)
             self.log.write(f"tier: hot {pc:#x}: region {plan.name} of "
@@ -220,6 +223,7 @@ class Tiering:
     def close(self) -> None:
         self.closed = True
         self.pending.clear()
+        self.pending_members.clear()
         self.ready.clear()
         with self.queue_lock:
             self.queued.clear()
@@ -396,9 +400,22 @@ class Tiering:
             # from outside (an indirect jump, say) and earns a region of its own.
             m.arm_counter(self.threshold * 8)
 
+    def _add_pending(self, plan: RegionPlan) -> None:
+        self.pending[plan.head.pc] = plan
+        for m in {m.pc for m in plan.members}:
+            self.pending_members[m] = self.pending_members.get(m, 0) + 1
+
+    def _remove_pending(self, plan: RegionPlan) -> None:
+        del self.pending[plan.head.pc]
+        for m in {m.pc for m in plan.members}:
+            left = self.pending_members[m] - 1
+            if left:
+                self.pending_members[m] = left
+            else:
+                del self.pending_members[m]
+
     def _mostly_pending(self, plan: RegionPlan) -> bool:
-        covered = {m.pc for p in self.pending.values() for m in p.members}
-        inside = sum(1 for m in plan.members if m.pc in covered)
+        inside = sum(1 for m in plan.members if m.pc in self.pending_members)
         return len(plan.members) > 1 and inside * 2 >= len(plan.members)
 
     def _build(self, plan: RegionPlan, compiler: ObjectCompiler) -> RegionCode:
@@ -438,11 +455,14 @@ class Tiering:
         plan = result.plan
         if self.pending.get(plan.head.pc) is not plan:
             return
-        del self.pending[plan.head.pc]
+        self._remove_pending(plan)
         if isinstance(result.error, RegionCold):
             self.stats["regions_cold"] += 1
-            if plan.head.valid:
-                plan.head.arm_counter(self.threshold)
+            # Counting again: the head, and members that turned hot while this region
+            # covered them (they were not given regions of their own then).
+            for m in plan.members:
+                if m.valid:
+                    m.arm_counter(self.threshold)
             return
         if isinstance(result.error, RegionDropped):
             self.stats["regions_dropped"] += 1
