@@ -106,10 +106,13 @@ class Tiering:
         sync: compile on the caller's thread and install at once (tests, debugging).
         max_blocks, max_insns: bounds of one region.
         budget_share, budget_grant: the background compiler spends at most
-            ``budget_grant + budget_share * seconds since start`` seconds of its thread's
-            CPU time on this CPU's regions; past that, it waits (a 2-core host runs the
-            guest on the other core, so compiling never takes more than that share from
-            it; the grant lets a program's first hot loops compile at once).
+            ``budget_grant + budget_share * guest CPU seconds since start`` seconds of
+            its thread's CPU time on this CPU's regions; past that, it waits (a 2-core
+            host runs the guest on the other core, so compiling never takes more than
+            that share from it; the grant lets a program's first hot loops compile at
+            once). Guest CPU time is the process's CPU time less the compiles': on a
+            loaded host, where the guest gets less than a core, compiling slows down
+            with it (measured against wall time it took 40% of a run's CPU).
         max_queue: regions waiting to be compiled at most; a block turning hot while
             the queue is full is re-armed with a longer count (still hot then: queued).
         cold_after: seconds a queued region may wait; past that, if its head ran fewer
@@ -145,7 +148,7 @@ class Tiering:
         self.budget_grant = budget_grant
         self.max_queue = max_queue
         self.cold_after = cold_after
-        self.started = time.monotonic()
+        self.started_cpu = _guest_cpu()
         # Plans submitted and not yet taken by the compile thread (it takes the hottest
         # first); shared with that thread, under queue_lock.
         self.queued: list[RegionPlan] = []
@@ -261,7 +264,7 @@ class Tiering:
 
     def _over_budget(self) -> float:
         """Seconds the compile thread must wait before compiling for this CPU again."""
-        allowed = self.budget_grant + self.budget_share * (time.monotonic() - self.started)
+        allowed = self.budget_grant + self.budget_share * (_guest_cpu() - self.started_cpu)
         if self.compile_cpu < allowed:
             return 0.0
         if self.budget_share <= 0:
@@ -446,6 +449,7 @@ class Tiering:
         result.seconds = time.perf_counter() - start
         result.cpu_seconds = time.thread_time() - cpu_start
         self.compile_cpu += result.cpu_seconds
+        _add_compile_cpu(result.cpu_seconds)
         return result
 
     def _delivered(self, result: RegionCode) -> None:
@@ -522,6 +526,20 @@ def _successors(tb: TranslationBlock) -> list[int]:
 
 
 # -- the process's compile thread -------------------------------------------------------------
+
+_compile_cpu_total = 0.0  # CPU seconds of the compile thread's region builds, this process
+
+
+def _add_compile_cpu(seconds: float) -> None:
+    global _compile_cpu_total
+    _compile_cpu_total += seconds
+
+
+def _guest_cpu() -> float:
+    """CPU seconds this process spent on other things than compiling regions (the guest,
+    translation, the runtime)."""
+    return time.process_time() - _compile_cpu_total
+
 
 _live: weakref.WeakSet[Tiering] = weakref.WeakSet()
 
@@ -657,14 +675,16 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # The worker thread does not exist in the child: start another one on demand and
     # give it the plans the parent's worker had not finished.
-    global _worker
+    global _worker, _compile_cpu_total
     if _worker is None:
         return
     _release_fork_locks()
     _worker = None
+    _compile_cpu_total = 0.0  # (a new process: its CPU time starts at zero)
     for tiering in list(_live):
         if tiering.closed:
             continue
+        tiering.started_cpu = 0.0  # (what the parent compiled stays spent)
         tiering.queue_lock = threading.Lock()  # (the parent's worker may have held it)
         waiting = {id(r.plan) for r in tiering.ready}
         with tiering.queue_lock:
