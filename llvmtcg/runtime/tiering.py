@@ -13,6 +13,11 @@ requests an exit; at that safe point the run loop calls :meth:`Tiering.install_r
 which links the object and swaps the region in (``TbCache.install_region``) unless a
 member was invalidated meanwhile. Retiring a region (any member invalidated) requests
 an exit too, so a running region stops at its next block boundary.
+
+A region's plan (its members) goes to the persistent code cache when it is formed, and
+the same head forms the same region from it in later runs: what a region covers, and
+its cache key, do not depend on the timing of compiles, so a region not compiled before
+a run ended is the same region in the next, and the cache converges.
 """
 
 from __future__ import annotations
