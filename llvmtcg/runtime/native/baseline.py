@@ -61,7 +61,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import I64, TempKind
+from llvmtcg.ir.types import I64, Temp, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -664,7 +664,8 @@ class BaselineCodegen:
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
-        if len(block.locals) > SCRATCH_SLOTS:
+        if len(block.locals) > SCRATCH_SLOTS // 2 and \
+                sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
         bounds: list[Callable[..., bool] | None] = []
@@ -746,7 +747,7 @@ class BaselineCodegen:
         labels: dict[int, Label] = {}
         faults: dict[int, Label] = {}
         scratch = self.scratch_offset
-        lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
+        lo = _local_offsets(block, scratch)
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
@@ -825,6 +826,22 @@ class BaselineCodegen:
         lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
                   for i in md.disasm(code, block.entry)]
         return "\n".join(lines) + "\n"
+
+
+def _local_slots(t: Temp) -> int:
+    """How many 8-byte scratch slots a block local takes (a v128 two)."""
+    return t.type.bits // 64 or 1
+
+
+def _local_offsets(block: Block, scratch: int) -> dict[str, int]:
+    """Each block local's CPU-state offset in the scratch area: 8-byte slots in order,
+    two for a v128 (the same as one slot each when the block has no vectors)."""
+    offsets: dict[str, int] = {}
+    offset = scratch
+    for t in block.locals:
+        offsets[t.name] = offset
+        offset += 8 * _local_slots(t)
+    return offsets
 
 
 def _nops(n: int) -> bytes:
