@@ -14,6 +14,7 @@ from llvmtcg.ir.types import (
     I32,
     I64,
     PAIR_MEMOP,
+    V128,
     AtomicOp,
     Cond,
     FCond,
@@ -23,7 +24,6 @@ from llvmtcg.ir.types import (
     RoundingMode,
     Temp,
     TempKind,
-    V128,
     const,
 )
 

@@ -13,8 +13,8 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
     expand_imm,
     shift_geometry,
 )
-from llvmtcg.frontends.aarch64.translate import ZERO, DisasContext, V
-from llvmtcg.ir import I64, Cond, MemOp, Temp, const
+from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V
+from llvmtcg.ir import I64, V128, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
@@ -562,12 +562,32 @@ def _logic(emit):
     return trans
 
 
-trans_and_v = _logic(lambda ctx, t, n, m, d: ctx.builder.and_(t, n, m))
-trans_bic_v = _logic(lambda ctx, t, n, m, d: ctx.builder.andc(t, n, m))
-trans_orr_v = _logic(lambda ctx, t, n, m, d: ctx.builder.or_(t, n, m))
+def gen_vector(ctx: DisasContext, a, name: str, *args: object, size: int | None = None,
+               unary: bool = False) -> bool:
+    """Vd = the vector op ``name`` of Vn (and Vm) on host vector registers, lanes of
+    ``size`` (default the encoding's) over Q's 8 or 16 bytes (Q=0 clears the upper
+    half); Vd may be a source."""
+    size = a.size if size is None else size
+    if size == 3 and not a.q:
+        return False
+    sources = (VQ[a.rn],) if unary else (VQ[a.rn], VQ[a.rm])
+    ctx.builder.vector(name, VQ[a.rd], sources, size, 16 if a.q else 8, *args)
+    return True
+
+
+def _vector(name: str, *args: object, size: int | None = None, unary: bool = False):
+    """A translator of one vector op (see gen_vector)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_vector(ctx, a, name, *args, size=size, unary=unary)
+    return trans
+
+
+trans_and_v = _vector("vand", size=0)
+trans_bic_v = _vector("vandc", size=0)
+trans_orr_v = _vector("vor", size=0)
 trans_orn_v = _logic(lambda ctx, t, n, m, d: ctx.builder.orc(t, n, m))
-trans_eor_v = _logic(lambda ctx, t, n, m, d: ctx.builder.xor(t, n, m))
-trans_not_v = _logic(lambda ctx, t, n, m, d: ctx.builder.not_(t, n))
+trans_eor_v = _vector("vxor", size=0)
+trans_not_v = _vector("vnot", size=0, unary=True)
 
 
 def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
@@ -585,29 +605,6 @@ trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
 trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
 
 
-def _swar_add(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int,
-              subtract: bool) -> None:
-    """Lane-wise x + y (x - y): the lanes' top bits are summed apart so no carry (or
-    borrow) crosses a lane."""
-    b = ctx.builder
-    if size == 3:
-        (b.sub if subtract else b.add)(t, x, y)
-        return
-    high = const(I64, _lane_bits(size, (8 << size) - 1))
-    low = const(I64, ~_lane_bits(size, (8 << size) - 1) & M64)
-    xl, yl, top = ctx.temp(), ctx.temp(), ctx.temp()
-    if subtract:
-        b.or_(xl, x, high)
-        b.and_(yl, y, low)
-        b.sub(t, xl, yl)
-        b.eqv(top, x, y)  # ~(x ^ y): the top bit of x - y before the borrow
-    else:
-        b.and_(xl, x, low)
-        b.and_(yl, y, low)
-        b.add(t, xl, yl)
-        b.xor(top, x, y)
-    b.and_(top, top, high)
-    b.xor(t, t, top)
 
 
 def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
@@ -629,24 +626,12 @@ def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
     b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
 
 
-def _arith(subtract: bool):
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: _swar_add(ctx, t, n, m, a.size,
-                                                                    subtract))
-    return trans
 
 
-trans_add_v = _arith(False)
-trans_sub_v = _arith(True)
+trans_add_v = _vector("vadd")
+trans_sub_v = _vector("vsub")
 
 
-def _equal(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
-    diff = ctx.temp()
-    ctx.builder.xor(diff, x, y)
-    _lane_nonzero_mask(ctx, t, diff, size)
-    ctx.builder.not_(t, t)
 
 
 def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
@@ -663,9 +648,18 @@ def _compare(emit):
     return trans
 
 
-trans_cmeq_v = _compare(_equal)
+trans_cmeq_v = _vector("vcmp", Cond.EQ)
 trans_cmtst_v = _compare(_test)
-trans_cmeq0_v = _compare(lambda ctx, t, n, m, size: _equal(ctx, t, n, ZERO, size))
+
+
+def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
+    if a.size == 3 and not a.q:
+        return False
+    zero = ctx.builder.temp(V128)
+    ctx.builder.vector("vdup", zero, (ZERO,), 0, 16)
+    ctx.builder.vector("vcmp", VQ[a.rd], (VQ[a.rn], zero), a.size, 16 if a.q else 8,
+                       Cond.EQ)
+    return True
 
 
 def trans_cnt_v(ctx: DisasContext, a) -> bool:
@@ -753,10 +747,9 @@ def trans_dup_elem(ctx: DisasContext, a) -> bool:
     size = _copy_size(a)
     if size is None or (size == 3 and not a.q):
         return False
-    value = _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1))
-    replicated = ctx.temp()
-    ctx.builder.mul(replicated, value, const(I64, _REPLICATE[size]))
-    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, replicated))
+    ctx.builder.vector("vdupe", VQ[a.rd], (VQ[a.rn],), size, 16 if a.q else 8,
+                       (a.imm & 31) >> (size + 1))
+    return True
 
 
 
@@ -812,13 +805,6 @@ def _pick(cond: Cond) -> LaneFn:
     return fn
 
 
-def _mask_if(cond: Cond) -> LaneFn:
-    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-        t = ctx.temp()
-        ctx.builder.setcond(cond, t, x, y)
-        ctx.builder.neg(t, t)
-        return t
-    return fn
 
 
 def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
@@ -836,14 +822,23 @@ def _lanewise(fn: LaneFn, signed: bool = False, pairwise: bool = False,
     return trans
 
 
-trans_cmgt_v = _lanewise(_mask_if(Cond.GT), signed=True)
-trans_cmge_v = _lanewise(_mask_if(Cond.GE), signed=True)
-trans_cmhi_v = _lanewise(_mask_if(Cond.GTU))
-trans_cmhs_v = _lanewise(_mask_if(Cond.GEU))
-trans_smax_v = _lanewise(_pick(Cond.GT), signed=True, allow_2d=False)
-trans_smin_v = _lanewise(_pick(Cond.LT), signed=True, allow_2d=False)
-trans_umax_v = _lanewise(_pick(Cond.GTU), allow_2d=False)
-trans_umin_v = _lanewise(_pick(Cond.LTU), allow_2d=False)
+trans_cmgt_v = _vector("vcmp", Cond.GT)
+trans_cmge_v = _vector("vcmp", Cond.GE)
+trans_cmhi_v = _vector("vcmp", Cond.GTU)
+trans_cmhs_v = _vector("vcmp", Cond.GEU)
+
+
+def _no_2d(name: str):
+    """A vector op without a 64-bit lane form (size 3 is unallocated)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        return a.size != 3 and gen_vector(ctx, a, name)
+    return trans
+
+
+trans_smax_v = _no_2d("vsmax")
+trans_smin_v = _no_2d("vsmin")
+trans_umax_v = _no_2d("vumax")
+trans_umin_v = _no_2d("vumin")
 trans_addp_v = _lanewise(_add_lanes, pairwise=True)
 trans_smaxp_v = _lanewise(_pick(Cond.GT), signed=True, pairwise=True, allow_2d=False)
 trans_sminp_v = _lanewise(_pick(Cond.LT), signed=True, pairwise=True, allow_2d=False)
@@ -1184,35 +1179,11 @@ trans_sshll_v = _shift_left_long(True)
 trans_ushll_v = _shift_left_long(False)
 
 
-def _permute(kind: str):
-    """UZP1/UZP2/TRN1/TRN2/ZIP1/ZIP2: lanes of Vn and Vm rearranged."""
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        n, m = _lanes(ctx, a.rn, a.size, count), _lanes(ctx, a.rm, a.size, count)
-        half = count // 2
-        if kind == "uzp1":
-            out = (n + m)[0::2]
-        elif kind == "uzp2":
-            out = (n + m)[1::2]
-        elif kind == "trn1":
-            out = [n[i] if i % 2 == 0 else m[i - 1] for i in range(count)]
-        elif kind == "trn2":
-            out = [n[i + 1] if i % 2 == 0 else m[i] for i in range(count)]
-        elif kind == "zip1":
-            out = [x for i in range(half) for x in (n[i], m[i])]
-        else:
-            out = [x for i in range(half, count) for x in (n[i], m[i])]
-        _assemble(ctx, a.rd, out, esize)
-        return True
-    return trans
 
 
-trans_uzp1_v = _permute("uzp1")
-trans_uzp2_v = _permute("uzp2")
-trans_trn1_v = _permute("trn1")
-trans_trn2_v = _permute("trn2")
-trans_zip1_v = _permute("zip1")
-trans_zip2_v = _permute("zip2")
+trans_uzp1_v = _vector("vuzp1")
+trans_uzp2_v = _vector("vuzp2")
+trans_trn1_v = _vector("vtrn1")
+trans_trn2_v = _vector("vtrn2")
+trans_zip1_v = _vector("vzip1")
+trans_zip2_v = _vector("vzip2")

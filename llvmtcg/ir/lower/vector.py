@@ -11,9 +11,9 @@ shifts take constant counts below the lane width, so nothing is poison.
 
 from __future__ import annotations
 
+from llvmtcg.ir import host_fp
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower.emitter import Emitter
-from llvmtcg.ir import host_fp
 from llvmtcg.ir.lower.floating import _raise_host_flags, _rounded
 from llvmtcg.ir.lower.integer import ICMP
 from llvmtcg.ir.lower.rule import RuleSet
