@@ -375,6 +375,8 @@ class _VectorOps:
             raise IRError(f"{name}: count {args[:1]!r} not below the lane width {esize}")
         elif name == "vdupe" and not (args and 0 <= args[0] < 128 // esize):
             raise IRError(f"vdupe: lane {args[:1]!r} out of range")
+        elif name == "vtbl" and vece != 0:
+            raise IRError("vtbl: the lanes are bytes (vece 0)")
         self.emit(name, (dst,), sources, (vece, oprsz, *args))
 
 

@@ -61,6 +61,9 @@ Like the scalar ops they are defined for every input:
   ``index`` (arg) of the source;
 * ``vmov``: a copy (oprsz 8 clears the high half);
 * ``vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2``: Arm's permutes of two vectors;
+* ``vtbl``: inputs table, indices, fallback (byte lanes, vece 0): lane i = byte
+  ``indices[i]`` of the whole 16-byte table if below 16, else ``fallback[i]`` (one
+  step of Arm's TBL/TBX; longer tables chain steps with the indices less 16);
 * ``vfadd vfsub vfmul vfdiv`` (last arg a RoundingMode) and ``vfma`` (a*b+c, one
   rounding) on binary32 (vece 2) or binary64 (vece 3) lanes: each lane as the scalar
   op gives it, the exceptions of all lanes raised in the host environment; a NaN lane
@@ -168,6 +171,7 @@ OPS: dict[str, OpDef] = {
     **_defs("vcmp", 1, 2, 3, _V),  # args: vece, oprsz, cond
     **_defs("vshli vshri vsari vdupe", 1, 1, 3, _V),  # args: vece, oprsz, count / index
     **_defs("vdup", 1, 1, 2, _V),  # input: i64
+    **_defs("vtbl", 1, 3, 2, _V),  # inputs: table, indices, fallback
     **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfma", 1, 3, 3, _VFP),
     **_defs("vfanynan", 1, 1, 2, _V),  # output: i64

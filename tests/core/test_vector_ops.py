@@ -179,6 +179,19 @@ def test_dup(machine, vece: int, oprsz: int) -> None:
             assert run(v)[0] == join([split(v, bits, 16 // (bits // 8))[i]] * count, bits)
 
 
+@pytest.mark.parametrize("oprsz", [8, 16])
+def test_table_lookup(machine, oprsz: int) -> None:
+    run = kernel(machine, lambda b: b.vector("vtbl", Q[0], (Q[1], Q[2], Q[3]), 0, oprsz))
+    rng = random.Random(oprsz)
+    for _ in range(30):
+        table, fallback = rng.getrandbits(128), rng.getrandbits(128)
+        indices = join([rng.choice((rng.randrange(16), rng.randrange(256), 16, 0x80, 0xFF))
+                        for _ in range(16)], 8)
+        t, i, f = split(table, 8, 16), split(indices, 8, oprsz), split(fallback, 8, oprsz)
+        want = join([t[x] if x < 16 else y for x, y in zip(i, f, strict=True)], 8)
+        assert run(table, indices, fallback)[0] == want
+
+
 FLOAT_OPS = {"vfadd": (2, sf.add), "vfsub": (2, sf.sub), "vfmul": (2, sf.mul),
              "vfdiv": (2, sf.div), "vfma": (3, sf.fma)}
 
@@ -261,6 +274,7 @@ def test_text_round_trips() -> None:
     (lambda b: b.vector("vshli", Q[0], (Q[1],), 2, 16, 32), "below the lane width"),
     (lambda b: b.vector("vdupe", Q[0], (Q[1],), 3, 16, 2), "out of range"),
     (lambda b: b.vector("vcmp", Q[0], (Q[1], Q[2]), 0, 16, "eq"), "not a Cond"),
+    (lambda b: b.vector("vtbl", Q[0], (Q[1], Q[2], Q[3]), 1, 16), "bytes"),
 ])
 def test_builder_rejects_malformed_vector_ops(call, message: str) -> None:
     b = Builder(0x1000, LAYOUT.globals())

@@ -97,6 +97,7 @@ def every_op_block() -> Block:
     for name in "vshli vshri vsari vdupe".split():
         b.vector(name, v, (u,), 2, 16, 3)
     b.vector("vdup", u, (r0,), 2, 8)
+    b.vector("vtbl", u, (v, u, v), 0, 16)
     for name in "vfadd vfsub vfmul vfdiv".split():
         b.vector(name, v, (u, v), 3, 16, RoundingMode.RUP)
     b.vector("vfma", v, (u, v, u), 2, 8, RoundingMode.DYN)

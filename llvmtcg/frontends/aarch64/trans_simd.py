@@ -988,41 +988,30 @@ trans_rev16_v = _reverse(16)
 
 
 def _table_lookup(extend: bool):
-    """TBL/TBX of a one-register table inline (each index byte selects a byte of the two
-    halves; out of range gives 0, or keeps Vd's byte for TBX); longer tables in the
-    lane helper."""
-    name = "tbx" if extend else "tbl"
-
+    """TBL/TBX of a one- to four-register table (Vn, Vn+1 .. modulo 32): one vtbl step
+    per register, each with the indices less 16 and the previous step's result as
+    the fallback (out of range: 0, or Vd's byte for TBX)."""
     def trans(ctx: DisasContext, a) -> bool:
-        if a.size != 0:  # a.size is len: 1-4 registers
-            return gen_simd(ctx, a, name)
         b = ctx.builder
-        table_lo, table_hi = V[2 * a.rn], V[2 * a.rn + 1]
-        out = []
-        for h in range(2 if a.q else 1):
-            result = ctx.temp()
-            b.movi(result, 0)
-            for i in range(8):
-                index, shift, low, high, byte = (ctx.temp() for _ in range(5))
-                b.extract(index, V[2 * a.rm + h], 8 * i, 8)
-                b.and_(shift, index, const(I64, 7))
-                b.shl(shift, shift, const(I64, 3))
-                b.shr(low, table_lo, shift)
-                b.shr(high, table_hi, shift)
-                b.movcond(Cond.LTU, byte, index, const(I64, 8), low, high)
-                if extend:
-                    keep = ctx.temp()
-                    b.extract(keep, V[2 * a.rd + h], 8 * i, 8)
-                else:
-                    keep = ZERO
-                b.movcond(Cond.LTU, byte, index, const(I64, 16), byte, keep)
-                b.deposit(result, result, byte, 8 * i, 8)
-            out.append(result)
-        b.mov(V[2 * a.rd], out[0])
-        if a.q:
-            b.mov(V[2 * a.rd + 1], out[1])
+        oprsz = 16 if a.q else 8
+        if extend:
+            fallback = VQ[a.rd]
         else:
-            b.movi(V[2 * a.rd + 1], 0)
+            fallback = b.temp(V128)
+            b.vector("vdup", fallback, (ZERO,), 0, 16)
+        indices, sixteen = VQ[a.rm], None
+        for k in range(a.size + 1):  # a.size is len: 1-4 registers
+            if k:
+                if sixteen is None:
+                    sixteen = b.temp(V128)
+                    b.vector("vdup", sixteen, (const(I64, 16),), 0, 16)
+                lowered = b.temp(V128)
+                b.vector("vsub", lowered, (indices, sixteen), 0, 16)
+                indices = lowered
+            result = b.temp(V128)
+            b.vector("vtbl", result, (VQ[(a.rn + k) % 32], indices, fallback), 0, oprsz)
+            fallback = result
+        b.vector("vmov", VQ[a.rd], (result,), 0, 16)
         return True
     return trans
 

@@ -201,6 +201,24 @@ def _permute(em: Emitter, op: Op) -> None:
     _shuffle(em, op, a, b, permute_indexes(op.name, count))
 
 
+@rule("vtbl")
+def _vtbl(em: Emitter, op: Op) -> None:
+    # pshufb picks table[index & 15] (zero where bit 7 is set); indices of 16 and more
+    # take the fallback's byte instead. Computed on all 16 bytes (integer lanes: no
+    # side effects), the high half cleared after for oprsz 8.
+    table, indices, fallback = (lanes(em, em.read(t), 0, 16) for t in op.inputs)
+    ty = "<16 x i8>"
+    picked = em.value(f"call {ty} @llvm.x86.ssse3.pshuf.b.128({ty} {table}, {ty} {indices})"
+                      f"{em.call_attrs}")
+    inside = em.value(f"icmp ult {ty} {indices}, {_splat(0, 16, 16)}")
+    result = packed(em, em.value(f"select <16 x i1> {inside}, {ty} {picked}, {ty} {fallback}"),
+                    0, 16)
+    if op.args[1] == 8:
+        low = em.value(f"extractelement {V128} {result}, i32 0")
+        result = em.value(f"insertelement {V128} zeroinitializer, i64 {low}, i32 0")
+    em.write(op.outputs[0], result)
+
+
 # -- float --------------------------------------------------------------------------------
 
 _FLOAT_BINARY = {"vfadd": "fadd", "vfsub": "fsub", "vfmul": "fmul", "vfdiv": "fdiv"}
