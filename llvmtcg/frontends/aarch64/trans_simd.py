@@ -1097,23 +1097,17 @@ def _shift_right(signed: bool, accumulate: bool):
             return False
         b = ctx.builder
         esize, right, _ = shift_geometry(a.imm)
-        size = esize.bit_length() - 4
-        count = (128 if a.q else 64) // esize
-        n = _lanes(ctx, a.rn, size, count, signed=signed)
-        d = _lanes(ctx, a.rd, size, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            if signed:
-                b.sar(t, n[i], const(I64, min(right, 63)))
-            elif right == 64:
-                b.movi(t, 0)
-            else:
-                b.shr(t, n[i], const(I64, right))
-            if accumulate:
-                b.add(t, t, d[i])
-            out.append(t)
-        _assemble(ctx, a.rd, out, esize)
+        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
+        shifted = b.temp(V128)
+        if right < esize or signed:  # (an arithmetic shift by esize is one by esize-1)
+            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, oprsz,
+                     min(right, esize - 1))
+        else:
+            b.vector("vdup", shifted, (ZERO,), size, oprsz)
+        if accumulate:
+            b.vector("vadd", VQ[a.rd], (shifted, VQ[a.rd]), size, oprsz)
+        else:
+            b.vector("vmov", VQ[a.rd], (shifted,), 0, 16)
         return True
     return trans
 
@@ -1129,17 +1123,9 @@ def trans_shl_v(ctx: DisasContext, a) -> bool:
     if immh == 0 or (immh >= 8 and not a.q):
         return False
     esize, _, left = shift_geometry(a.imm)
-    if esize == 64:
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.shl(
-            t, n, const(I64, left)))
-    # SWAR: the whole half shifted, then the bits that crossed into the next lane cleared.
-    lane_mask = (1 << esize) - 1
-    keep = const(I64, _REPLICATE[esize.bit_length() - 4] * (lane_mask << left & lane_mask))
-
-    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-        ctx.builder.shl(t, n, const(I64, left))
-        ctx.builder.and_(t, t, keep)
-    return gen_halves(ctx, a, emit)
+    ctx.builder.vector("vshli", VQ[a.rd], (VQ[a.rn],), esize.bit_length() - 4,
+                       16 if a.q else 8, left)
+    return True
 
 
 def _shift_left_long(signed: bool):
