@@ -1033,19 +1033,14 @@ def _multiply(accumulate: int):
     def trans(ctx: DisasContext, a) -> bool:
         if a.size == 3:
             return False
+        if not accumulate:
+            return gen_vector(ctx, a, "vmul")
         b = ctx.builder
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        n, m = _lanes(ctx, a.rn, a.size, count), _lanes(ctx, a.rm, a.size, count)
-        d = _lanes(ctx, a.rd, a.size, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            b.mul(t, n[i], m[i])
-            if accumulate:
-                (b.add if accumulate > 0 else b.sub)(t, d[i], t)
-            out.append(t)
-        _assemble(ctx, a.rd, out, esize)
+        oprsz = 16 if a.q else 8
+        product = b.temp(V128)
+        b.vector("vmul", product, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vadd" if accumulate > 0 else "vsub", VQ[a.rd], (VQ[a.rd], product),
+                 a.size, oprsz)
         return True
     return trans
 
