@@ -779,22 +779,6 @@ def _assemble(ctx: DisasContext, rd: int, lanes: list[Temp], esize: int,
         b.movi(V[2 * rd + 1], 0)
 
 
-def gen_lanewise(ctx: DisasContext, a, fn: LaneFn, signed: bool = False,
-                 pairwise: bool = False) -> bool:
-    """Vd[i] = fn(Vn[i], Vm[i]), or of adjacent lanes of Vn:Vm (pairwise)."""
-    if a.size == 3 and not a.q:
-        return False
-    esize = 8 << a.size
-    count = (128 if a.q else 64) // esize
-    n = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
-    m = [_lane_source(ctx, a.rm, a.size, i, signed) for i in range(count)]
-    if pairwise:
-        cat = n + m
-        out = [fn(ctx, cat[2 * i], cat[2 * i + 1], esize) for i in range(count)]
-    else:
-        out = [fn(ctx, x, y, esize) for x, y in zip(n, m, strict=True)]
-    _assemble(ctx, a.rd, out, esize)
-    return True
 
 
 def _pick(cond: Cond) -> LaneFn:
@@ -813,13 +797,6 @@ def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
     return t
 
 
-def _lanewise(fn: LaneFn, signed: bool = False, pairwise: bool = False,
-              allow_2d: bool = True):
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not allow_2d:
-            return False
-        return gen_lanewise(ctx, a, fn, signed, pairwise)
-    return trans
 
 
 trans_cmgt_v = _vector("vcmp", Cond.GT)
@@ -839,11 +816,27 @@ trans_smax_v = _no_2d("vsmax")
 trans_smin_v = _no_2d("vsmin")
 trans_umax_v = _no_2d("vumax")
 trans_umin_v = _no_2d("vumin")
-trans_addp_v = _lanewise(_add_lanes, pairwise=True)
-trans_smaxp_v = _lanewise(_pick(Cond.GT), signed=True, pairwise=True, allow_2d=False)
-trans_sminp_v = _lanewise(_pick(Cond.LT), signed=True, pairwise=True, allow_2d=False)
-trans_umaxp_v = _lanewise(_pick(Cond.GTU), pairwise=True, allow_2d=False)
-trans_uminp_v = _lanewise(_pick(Cond.LTU), pairwise=True, allow_2d=False)
+def _pairwise(name: str, allow_2d: bool = True):
+    """ADDP/SMAXP/SMINP/UMAXP/UMINP: Vd[i] = op of lanes 2i, 2i+1 of Vn:Vm (Vn's lanes
+    first), as op(UZP1(Vn, Vm), UZP2(Vn, Vm))."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and (not allow_2d or not a.q):
+            return False
+        b = ctx.builder
+        oprsz = 16 if a.q else 8
+        even, odd = b.temp(V128), b.temp(V128)
+        b.vector("vuzp1", even, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vuzp2", odd, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector(name, VQ[a.rd], (even, odd), a.size, oprsz)
+        return True
+    return trans
+
+
+trans_addp_v = _pairwise("vadd")
+trans_smaxp_v = _pairwise("vsmax", allow_2d=False)
+trans_sminp_v = _pairwise("vsmin", allow_2d=False)
+trans_umaxp_v = _pairwise("vumax", allow_2d=False)
+trans_uminp_v = _pairwise("vumin", allow_2d=False)
 
 
 def _across_lanes(fn: LaneFn, signed: bool = False):
