@@ -68,7 +68,8 @@ Like the scalar ops they are defined for every input:
   rounding) on binary32 (vece 2) or binary64 (vece 3) lanes: each lane as the scalar
   op gives it, the exceptions of all lanes raised in the host environment; a NaN lane
   is some quiet NaN;
-* ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions.
+* ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions;
+* ``vany``: dst (i64) = 1 if some lane (of oprsz) is not zero, else 0.
 
 Two ops reach the host FP environment itself, for guest instructions that read or write
 the guest's FP status and control (fflags/frm/fcsr, FPSR/FPCR) without a helper:
@@ -174,7 +175,7 @@ OPS: dict[str, OpDef] = {
     **_defs("vtbl", 1, 3, 2, _V),  # inputs: table, indices, fallback
     **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfma", 1, 3, 3, _VFP),
-    **_defs("vfanynan", 1, 1, 2, _V),  # output: i64
+    **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),
     # Host memory at a raw address (instrumentation the embedding API inserts: coverage
@@ -193,7 +194,7 @@ OPS: dict[str, OpDef] = {
 
 
 # The i64 temps of vector ops (outputs then inputs, by position); every other is v128.
-VECTOR_I64_TEMPS: dict[str, tuple[int, ...]] = {"vdup": (1,), "vfanynan": (0,)}
+VECTOR_I64_TEMPS: dict[str, tuple[int, ...]] = {"vdup": (1,), "vfanynan": (0,), "vany": (0,)}
 
 
 class ExitReason(enum.IntEnum):

@@ -229,6 +229,17 @@ def test_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
                     f"{effective} {[hex(v) for v in operands]}"
 
 
+@pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (3, 16), (3, 8)])
+def test_any_lane_set(machine, vece: int, oprsz: int) -> None:
+    bits = 8 << vece
+    run = kernel(machine, lambda b: b.vector("vany", b.glob("r[0]"), (Q[1],), vece, oprsz))
+    assert run(0)[0] & (1 << 64) - 1 == 0
+    for lane in range(128 // bits):
+        for value in (1, 1 << (bits - 1)):
+            got = run(value << (lane * bits))[0] & (1 << 64) - 1
+            assert got == int(lane * bits < oprsz * 8), (lane, value)
+
+
 @pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
 def test_any_nan(machine, vece: int, oprsz: int) -> None:
     frontend, cpu = machine

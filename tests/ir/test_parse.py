@@ -102,6 +102,7 @@ def every_op_block() -> Block:
         b.vector(name, v, (u, v), 3, 16, RoundingMode.RUP)
     b.vector("vfma", v, (u, v, u), 2, 8, RoundingMode.DYN)
     b.vector("vfanynan", x, (v,), 2, 16)
+    b.vector("vany", x, (v,), 1, 8)
     b.call("h", [n], [r0, const(I32, 3)])
     b.call("v", [], [])
     skip, done = b.label(), b.label()

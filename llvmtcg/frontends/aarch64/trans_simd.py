@@ -13,8 +13,8 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
     expand_imm,
     shift_geometry,
 )
-from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V
-from llvmtcg.ir import I64, V128, Cond, MemOp, Temp, const
+from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
+from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
@@ -303,10 +303,35 @@ trans_srhadd_v = _same("srhadd", allow_2d=False)
 trans_urhadd_v = _same("urhadd", allow_2d=False)
 trans_shsub_v = _same("shsub", allow_2d=False)
 trans_uhsub_v = _same("uhsub", allow_2d=False)
-trans_sqadd_v = _same("sqadd")
-trans_uqadd_v = _same("uqadd")
-trans_sqsub_v = _same("sqsub")
-trans_uqsub_v = _same("uqsub")
+FPSR = GLOBALS["fpsr"]
+
+
+def _saturating(name: str, wrapping: str):
+    """SQADD/UQADD/SQSUB/UQSUB: the saturating vector op; FPSR.QC set when some lane
+    differs from the wrapping result (it saturated)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        b = ctx.builder
+        oprsz = 16 if a.q else 8
+        saturated, wrapped = b.temp(V128), b.temp(V128)
+        b.vector(name, saturated, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector(wrapping, wrapped, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vxor", wrapped, (wrapped, saturated), a.size, oprsz)
+        clipped, qc = b.temp(I64), b.temp(I32)
+        b.vector("vany", clipped, (wrapped,), a.size, oprsz)
+        b.extr_i64_i32(qc, clipped)
+        b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+        b.or_(FPSR, FPSR, qc)
+        b.vector("vmov", VQ[a.rd], (saturated,), 0, 16)
+        return True
+    return trans
+
+
+trans_sqadd_v = _saturating("vssadd", "vadd")
+trans_uqadd_v = _saturating("vusadd", "vadd")
+trans_sqsub_v = _saturating("vsssub", "vsub")
+trans_uqsub_v = _saturating("vussub", "vsub")
 trans_sshl_v = _same("sshl")
 trans_ushl_v = _same("ushl")
 trans_sqshl_v = _same("sqshl")

@@ -292,6 +292,15 @@ def _fma_invalid_fixup(em: Emitter, op: Op, result: str) -> None:
     em.new_block(f"vfma_done{k}")
 
 
+@rule("vany")
+def _vany(em: Emitter, op: Op) -> None:
+    vece, oprsz = op.args
+    ty, count, _ = lane_type(vece, oprsz)
+    (a,) = _inputs(em, op)
+    nonzero = em.value(f"icmp ne {ty} {a}, zeroinitializer")
+    em.write(op.outputs[0], em.value(f"zext i1 {_any_lane(em, count, nonzero)} to i64"))
+
+
 @rule("vfanynan")
 def _vfanynan(em: Emitter, op: Op) -> None:
     # On the bit patterns (no exceptions): |x| above the infinity pattern.
