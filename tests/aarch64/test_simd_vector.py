@@ -15,10 +15,11 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v", "fmls_v", "fmla_elem",
              "fmls_elem", "fmul_elem")
-VECTOR_INT = ("add_v", "sub_v", "and_v", "orr_v", "eor_v", "bic_v", "cmeq_v", "cmtst_v",
-              "cmgt_v", "cmhi_v", "cmge_v", "cmhs_v", "umax_v", "umin_v", "smax_v",
-              "smin_v", "mul_v", "mla_v", "mls_v", "addp_v", "umaxp_v", "uminp_v", "smaxp_v", "sminp_v", "zip1_v", "zip2_v", "uzp1_v", "uzp2_v", "trn1_v", "trn2_v",
-              "dup_elem", "cmeq0_v", "not_v", "tbl_v", "tbx_v", "shl_v", "sshr_v", "ushr_v", "ssra_v", "usra_v", "uqadd_v", "sqadd_v", "uqsub_v", "sqsub_v")
+VECTOR_INT = tuple("""
+    add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
+    cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
+    sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
+    ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v""".split())
 
 
 @pytest.fixture(scope="module")

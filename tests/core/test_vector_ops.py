@@ -325,3 +325,36 @@ def test_a_vector_and_its_halves_agree_in_a_hot_region() -> None:
     assert cpu.state.get("r", 2) == 5 + n * 2  # +1 and +1 per iteration
     assert cpu.state.get("r", 3) == 7 + n * 2
     assert cpu.state.get("r", 7) == sum(7 + 2 * k for k in range(1, n + 1))
+
+
+def test_every_vector_op_is_a_baseline_stencil() -> None:
+    """No vector op's stencil is unsupported (a block using it would silently go to
+    the LLVM block tier instead)."""
+    from llvmtcg.ir.ops import OPS
+
+    frontend = FpFrontend()
+    cpu = make_cpu(frontend, baseline=True)
+    pc = CODE + 0x6000
+
+    @frontend.define(pc)
+    def _(b: Builder) -> None:
+        for name, definition in OPS.items():
+            if not definition.is_vector:
+                continue
+            args: tuple = ()
+            vece = 2 if name.startswith("vf") else 0
+            if name == "vcmp":
+                args = (Cond.LTU,)
+            elif name in ("vshli", "vshri", "vsari", "vdupe"):
+                args = (1,)
+            elif name.startswith("vf") and name != "vfanynan":
+                args = (RoundingMode.RUP,)
+            n_in = definition.n_in
+            dst = b.glob("r[0]") if name in ("vfanynan", "vany") else Q[0]
+            sources = (b.glob("r[6]"),) if name == "vdup" else tuple(Q[1:1 + n_in])
+            b.vector(name, dst, sources, vece, 16, *args)
+        b.exit_tb(ExitReason.HALT)
+
+    cpu.pc = pc
+    assert cpu.run().reason is ExitReason.HALT
+    assert cpu.tbs.stats["baseline_blocks"] == 1 and cpu.tbs.stats["llvm_blocks"] == 0
