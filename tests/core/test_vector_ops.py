@@ -358,3 +358,26 @@ def test_every_vector_op_is_a_baseline_stencil() -> None:
     cpu.pc = pc
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.tbs.stats["baseline_blocks"] == 1 and cpu.tbs.stats["llvm_blocks"] == 0
+
+
+@pytest.mark.parametrize("tier", list(TIERS))
+def test_an_i64_half_read_after_a_vector_write_sees_the_vector_result(tier: str) -> None:
+    """The baseline passes an op's i64 result to the next op in a register; a vector
+    op writing the v128 over that i64 field must end that (r[2] is q1's low half)."""
+    frontend = FpFrontend()
+    cpu = make_cpu(frontend, **TIERS[tier])
+    pc = CODE + 0x5000
+
+    @frontend.define(pc)
+    def _(b: Builder) -> None:
+        b.add(b.glob("r[2]"), b.glob("r[2]"), b.const(I64, 1))
+        b.vector("vadd", Q[1], (Q[1], Q[2]), 3, 16)
+        b.add(b.glob("r[0]"), b.glob("r[2]"), b.const(I64, 0))
+        b.exit_tb(ExitReason.HALT)
+
+    for i, v in enumerate([0, 0, 10, 20, 100, 200]):
+        cpu.state.set("r", v, i)
+    cpu.pc = pc
+    assert cpu.run().reason is ExitReason.HALT
+    assert (cpu.state.get("r", 0), cpu.state.get("r", 2), cpu.state.get("r", 3)) == (
+        111, 111, 220)

@@ -406,10 +406,11 @@ def library_for(options: LoweringOptions, fingerprint: str,
 # Ops whose stencils may take an input from %acc, and ops that change no CPU-state
 # field but their outputs (so %acc still holds the temp it held before them). Helper
 # calls, float ops (the guest FP environment), host stores (raw addresses) and the FP
-# environment ops are neither; an op leaving its one i64 result in %acc is always
-# followed correctly (the stencil reloads it last).
+# environment ops are neither, nor are vector ops (a v128 output overlaps i64 fields
+# of other names: AArch64's q[n] is v[2n] and v[2n+1]); an op leaving its one i64
+# result in %acc is always followed correctly (the stencil reloads it last).
 _ACC_OPS = frozenset(name for name, d in OPS.items()
-                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR)
+                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR | OpFlag.VECTOR)
                      and name not in ("call", "host_st", "host_ld", "fpenv_flags",
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
