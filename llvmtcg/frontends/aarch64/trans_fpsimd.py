@@ -471,8 +471,24 @@ CONVERSIONS = {
     "fcvtzs": _to_int(RoundingMode.RTZ, True), "fcvtzu": _to_int(RoundingMode.RTZ, False),
     "scvtf": _from_int(True), "ucvtf": _from_int(False),
 }
-trans_fabs_v = _vector(_unary(_abs))
-trans_fneg_v = _vector(_unary(_negate))
+def _sign_bit(name: str):
+    """FABS/FNEG vector: the sign bits cleared (vandc) or flipped (vxor); no exceptions
+    and no NaN processing (as the lane forms), so always the vector op."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b, vece = ctx.builder, (3 if fmt is DOUBLE else 2)
+        sign = b.temp(V128)
+        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+        b.vector(name, VQ[a.rd], (VQ[a.rn], sign), vece, count * fmt.bits // 8)
+        return True
+    return trans
+
+
+trans_fabs_v = _sign_bit("vandc")
+trans_fneg_v = _sign_bit("vxor")
 trans_fsqrt_v = _vector(_unary(gen_fp_sqrt))
 trans_frintn_v = _vector(_frint(RoundingMode.RNE))
 trans_frintm_v = _vector(_frint(RoundingMode.RDN))
