@@ -61,7 +61,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import I64, TempKind
+from llvmtcg.ir.types import I64, Temp, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -408,10 +408,11 @@ def library_for(options: LoweringOptions, fingerprint: str,
 # Ops whose stencils may take an input from %acc, and ops that change no CPU-state
 # field but their outputs (so %acc still holds the temp it held before them). Helper
 # calls, float ops (the guest FP environment), host stores (raw addresses) and the FP
-# environment ops are neither; an op leaving its one i64 result in %acc is always
-# followed correctly (the stencil reloads it last).
+# environment ops are neither, nor are vector ops (a v128 output overlaps i64 fields
+# of other names: AArch64's q[n] is v[2n] and v[2n+1]); an op leaving its one i64
+# result in %acc is always followed correctly (the stencil reloads it last).
 _ACC_OPS = frozenset(name for name, d in OPS.items()
-                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR)
+                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR | OpFlag.VECTOR)
                      and name not in ("call", "host_st", "host_ld", "fpenv_flags",
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
@@ -666,7 +667,8 @@ class BaselineCodegen:
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
-        if len(block.locals) > SCRATCH_SLOTS:
+        if len(block.locals) > SCRATCH_SLOTS // 2 and \
+                sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
         bounds: list[Callable[..., bool] | None] = []
@@ -732,7 +734,7 @@ class BaselineCodegen:
         labels: dict[int, Label] = {}
         faults: dict[int, Label] = {}
         scratch = self.scratch_offset
-        lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
+        lo = _local_offsets(block, scratch)
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
@@ -903,6 +905,22 @@ class BaselineCodegen:
         lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
                   for i in md.disasm(code, block.entry)]
         return "\n".join(lines) + "\n"
+
+
+def _local_slots(t: Temp) -> int:
+    """How many 8-byte scratch slots a block local takes (a v128 two)."""
+    return t.type.bits // 64 or 1
+
+
+def _local_offsets(block: Block, scratch: int) -> dict[str, int]:
+    """Each block local's CPU-state offset in the scratch area: 8-byte slots in order,
+    two for a v128 (the same as one slot each when the block has no vectors)."""
+    offsets: dict[str, int] = {}
+    offset = scratch
+    for t in block.locals:
+        offsets[t.name] = offset
+        offset += 8 * _local_slots(t)
+    return offsets
 
 
 def _nops(n: int) -> bytes:
