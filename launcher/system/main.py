@@ -651,8 +651,38 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     debugged.attach(loop)
     if options.loadvm is not None:
         _loadvm(machine, options.loadvm)
-    with _Signals(target, loop, consoles, err):
-        return loop.run(reset=options.loadvm is None)
+    try:
+        with _Signals(target, loop, consoles, err):
+            return loop.run(reset=options.loadvm is None)
+    finally:
+        _write_counters(debugged, loop)
+
+
+STATS_ENV = "LLVMTCG_STATS"
+
+
+def _write_counters(debugged, loop: MachineLoop) -> None:  # debugged: machines.gdb.GdbHart
+    """Append the run's counters as one JSON line to ``$LLVMTCG_STATS`` (as llvmtcg-user
+    does; bench/boot reads them): per hart the runtime's (translation, exits by reason,
+    lookups) and the privileged model's (CSR helper calls, traps, interrupts, TLB fills,
+    page walks), the loop's rounds/sleeps/kicks and the process's CPU seconds. Best
+    effort: a counter that cannot be written is skipped."""
+    path = os.environ.get(STATS_ENV)
+    if not path:
+        return
+    import json
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record: dict[str, object] = {
+        "pid": os.getpid(), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "loop": dict(loop.stats),
+        "harts": [hart.translated.counters() for hart in debugged.harts]}
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 def _loadvm(machine: Machine, name: str) -> None:
