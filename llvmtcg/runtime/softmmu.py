@@ -544,6 +544,16 @@ class Softmmu:
         return (self._tlb_base + mmu_idx * self._tlb_table_size
                 + ((vaddr >> abi.PAGE_BITS) & self._tlb_mask) * abi.TLB_ENTRY_SIZE)
 
+    def cached_read_phys(self, vaddr: int, mmu_idx: int) -> int | None:
+        """The physical address (host offset) the TLB maps ``vaddr`` to for reads of
+        RAM at ``mmu_idx``, or None when it holds no such entry. Fills nothing, walks
+        nothing: for questions asked between accesses (which reservation a DMA write
+        hits)."""
+        entry = self._tlb_entry_address(mmu_idx, vaddr)
+        if _u64_at(entry).value != vaddr & _PAGE_FLOOR:  # (MMIO and watched pages: flags)
+            return None
+        return (vaddr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
+
     def code_phys(self, vaddr: int, mmu_idx: int) -> int:
         """The physical address (host offset) code at ``vaddr`` is fetched from at
         ``mmu_idx``: from the TLB's code entry when it has one, else by filling it
