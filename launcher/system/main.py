@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the machine modules are imported only when a machine is bui
         Machine,
         MachineOptions,
     )
+    from machines.numa import NumaConfig
+    from machines.registry import MachineType
     from machines.riscv_cpu import RiscvCpuConfig
 
 VERSION = "0.1.0"
@@ -148,6 +150,8 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
         err.write(f"{target.prog}: warning: {text}\n")
 
     plan = _check(target, options, machine_type.name, warn, machine_type.max_cpus)
+    plan.numa = _check_numa(options, plan, machine_type,
+                            lambda text: err.write(f"{target.prog}: {text}\n"))
     plan.gdb = options.gdb[-1] if options.gdb else None
 
     guest_error = None
@@ -292,6 +296,7 @@ class _Plan:
     smp: int = 1
     gdb: str | None = None  # -gdb DEV / -s
     net: NetPlan | None = None  # -netdev/-nic/-net
+    numa: NumaConfig | None = None  # -numa (and the -object backends it names)
 
 
 def _check(target: Target, options: Options, machine_name: str,
@@ -394,6 +399,22 @@ def _check(target: Target, options: Options, machine_name: str,
     return _Plan(ram_size, cpu, props.get("dumpdtb"), bios, kernel, initrd, append,
                  props.get("dtb", options.dtb), drives, blockdevs, devices, log_items,
                  options.no_reboot, smp, net=net)
+
+
+def _check_numa(options: Options, plan: _Plan, machine_type: MachineType,
+                report: Callable[[str], None]) -> NumaConfig | None:
+    """-object and -numa; ``report`` writes a line after the program name (QEMU's
+    warnings here carry the option text, or "warning:" alone)."""
+    from launcher.system.numa import check_numa, check_objects
+    try:
+        backends = check_objects(options.objects)
+        if options.numa and not machine_type.numa:
+            raise OptionError("NUMA is not supported by this machine-type",
+                              f"-numa {options.numa[0]}")
+        return check_numa(options.numa, backends, plan.smp,
+                          plan.ram_size or machine_type.default_ram_size, report)
+    except OptionError as exc:
+        raise _fail(str(exc), exc.option) from None
 
 
 def _check_network(options: Options) -> NetPlan:
@@ -601,7 +622,7 @@ def _machine_options(plan: _Plan, consoles: Consoles,
     from machines import machine
     serial = consoles.serial
     return machine.MachineOptions(
-        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp,
+        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp, numa=plan.numa,
         default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
