@@ -500,7 +500,8 @@ def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
                     f"'{machine_name}' is {max_cpus}")
     # sockets > 1 lays the harts out as one socket, as QEMU 7.2's RISC-V boards do: their
     # sockets are NUMA nodes (riscv_socket_count), one CLINT/PLIC group and cpu-map
-    # cluster each, and without -numa there is one (the same device tree).
+    # cluster each, and without -numa there is one (the same device tree; with -numa:
+    # launcher/system/numa.py, machines/numa.py).
     return cpus
 
 
