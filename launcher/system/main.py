@@ -664,7 +664,8 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     from launcher.monitor.vm import MachineTypeInfo, RiscvHarts, Vm
     from machines.registry import machine_types
     vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
-            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
+            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"),
+                             numa_mem_supported=t.numa)
              for t in machine_types(target.name)], network=network,
             gdbserver=lambda device: _gdbserver(debugged, device),
             cpus=RiscvHarts([hart.translated for hart in debugged.harts]))
