@@ -180,6 +180,7 @@ class LlvmtcgHart:
                                       program_key("system", arch.fingerprint()))
         self._cpu = TranslatedCpu(arch, wiring.memory.memory, options=options, log=wiring.log)
         wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
+        wiring.memory.on_dma_write.append(self._dma_written)
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)
 
@@ -214,6 +215,25 @@ class LlvmtcgHart:
     def drop_reservation(self) -> None:
         """Forget the LR reservation: another hart is about to run (see HartGroup)."""
         self._cpu.state.set("load_res", _NO_RESERVATION)
+
+    def _dma_written(self, start: int, end: int) -> None:
+        """A device writes physical [start, end): an LR reservation there is lost, as
+        for a store by another hart ("an SC must fail if a store to the reservation
+        set from another hart can be observed to occur between the LR and the SC";
+        device writes are such stores). SC compares with the value LR read, which a
+        DMA write of the same bytes would not change, so the reservation is dropped
+        here. Its physical address comes from the TLB entry LR filled; without one it
+        is dropped anyway (an SC may always fail)."""
+        state = self._cpu.state
+        reserved = state.get("load_res")
+        if reserved == _NO_RESERVATION:
+            return
+        cpu = self._cpu.cpu
+        phys = cpu.softmmu.cached_read_phys(reserved, self._cpu.arch.mmu_index(state))
+        # The reservation set: the naturally aligned doubleword (LR.D; LR.W's word is
+        # inside it), as QEMU's and most hardware's granule is at least that.
+        if phys is None or (start < (phys | 7) + 1 and phys & ~7 < end):
+            state.set("load_res", _NO_RESERVATION)
 
     @property
     def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)

@@ -99,6 +99,12 @@ _MASK64 = (1 << 64) - 1
 _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
 
 
+# Superpage ranges (Cpu._add_large_page): how far one may grow before a superpage far
+# away starts a range of its own, and how many there may be before they collapse.
+_LARGE_PAGE_SPAN = 1 << 30
+_MAX_LARGE_PAGE_RANGES = 8
+
+
 class _DecodeErrorsFault:
     """System mode: an MMIO access no device decodes (physmem's BusError: a hole in a
     device page) is a guest access fault, as QEMU turns MEMTX_DECODE_ERROR into one."""
@@ -176,7 +182,8 @@ class Cpu:
         self.state.tb_flags = self.tb_flags
         self.system_mode = arch.system_mode
         self.memory = memory
-        self._large_page: tuple[int, int] | None = None  # (base, mask) of superpages
+        # Aligned (base, mask) ranges that together hold every cached superpage.
+        self._large_pages: list[tuple[int, int]] = []
         self.helpers = arch.helpers()
         count_insns = arch.counts_insns
         code_cache = None
@@ -458,17 +465,30 @@ class Cpu:
         return view, self.memory.base + page_floor(found.paddr)
 
     def _add_large_page(self, vaddr: int, size: int) -> None:
-        """Widen the one aligned range known to hold every cached superpage to cover
-        this one (QEMU's tlb_add_large_page)."""
+        """Record a cached superpage: widen the aligned range that already holds
+        superpages near it (within _LARGE_PAGE_SPAN), or start a range of its own
+        (QEMU's tlb_add_large_page keeps one range; Linux's linear map and its kernel
+        image are far apart, and one range over both would make every sfence.vma of a
+        page between them — fixmap, vmalloc — flush the whole TLB)."""
         mask = ~(size - 1)
-        if self._large_page is None:
-            base = vaddr
-        else:
-            base, old_mask = self._large_page
-            mask &= old_mask
-            while (base ^ vaddr) & mask:
-                mask <<= 1
-        self._large_page = (base & mask, mask)
+        ranges = self._large_pages
+        for index, (base, old_mask) in enumerate(ranges):
+            widened = mask & old_mask
+            while (base ^ vaddr) & widened:
+                widened <<= 1
+            if widened == old_mask:
+                return  # (already inside)
+            if ~widened + 1 <= _LARGE_PAGE_SPAN:
+                ranges[index] = (base & widened, widened)
+                return
+        ranges.append((vaddr & mask, mask))
+        if len(ranges) > _MAX_LARGE_PAGE_RANGES:  # (collapse to one range, as QEMU)
+            base, widened = ranges[0]
+            for other, other_mask in ranges[1:]:
+                widened &= other_mask
+                while (base ^ other) & widened:
+                    widened <<= 1
+            self._large_pages = [(base & widened, widened)]
 
     def tlb_flush(self) -> None:
         """Drop every cached address translation (and the jump cache, keyed by virtual
@@ -476,16 +496,16 @@ class Cpu:
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
         self.tbs.lookup_table.new_generation()
-        self._large_page = None
+        self._large_pages = []
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
         jump cache entries of code on it); an address inside a cached superpage drops
         everything, since the superpage's 4 KiB entries are not kept apart."""
-        large = self._large_page
-        if large is not None and vaddr & large[1] == large[0]:
-            self.tlb_flush()
-            return
+        for base, mask in self._large_pages:
+            if vaddr & mask == base:
+                self.tlb_flush()
+                return
         self.state.tlb_flush_page(vaddr)
         # Blocks that start on the page or on the one before (a block may run onto the
         # next page) were looked up through the flushed mapping (QEMU's
