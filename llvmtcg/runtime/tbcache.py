@@ -599,10 +599,7 @@ class TbCache:
                           ) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
         straight from the emitted addresses (no metadata record, no symbol names)."""
-        targets = {}
-        for op in block.ops:
-            if op.name == "goto_tb":
-                targets[op.args[0]] = op.args[1]
+        targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         pc = block.pc
         ranges = block.guest_ranges
         phys_pc = phys_ranges = None

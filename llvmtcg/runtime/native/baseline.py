@@ -41,6 +41,7 @@ import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.cpu_layout import PAGE_BITS
@@ -80,7 +81,7 @@ from llvmtcg.runtime.native.stencils import (
 )
 
 __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
-           "SCRATCH_SLOTS", "Unsupported"]
+           "Prepared", "SCRATCH_SLOTS", "Unsupported"]
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "xbaseline.bin"
@@ -284,7 +285,8 @@ class BaselineLibrary:
         self.options = options
         self.fingerprint = fingerprint
         self.path = Path(cache_dir) / fingerprint / LIBRARY_FILE if cache_dir else None
-        self.stencils: dict[str, Stencil] = {}
+        # (as read from the file, a stencil's parts: see _read)
+        self.stencils: dict[str, Stencil | _StencilParts] = {}
         self.unsupported: set[str] = set()
         self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
         self.lock = threading.Lock()
@@ -366,15 +368,34 @@ class BaselineLibrary:
             meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
             if meta["format"] != FORMAT_VERSION or meta["fingerprint"] != self.fingerprint:
                 return
-            stencils = {}
+            # Read as parts, not Stencils: a Stencil compiles an emitter of its own
+            # when made (~50 µs each; 500 stencils were 30 ms of every start), and only
+            # the few _fixed_emitters use one (made when bound: _Bound.stencil).
+            stencils: dict[str, Stencil | _StencilParts] = {}
             position = _HEADER.size + meta_len
+            kinds = {k.value: k for k in OperandKind}
+            hole_kinds = {k.value: k for k in HoleKind}
+            operand_of: dict[tuple[str, str], Operand] = {}  # (equal ones shared)
+            hole_of: dict[tuple[int, int, str, int], Hole] = {}
             for entry in meta["stencils"]:
-                code = body[position:position + entry["size"]]
-                position += entry["size"]
-                operands = tuple(Operand(n, OperandKind(k)) for n, k in entry["operands"])
-                holes = tuple(Hole(o, i, HoleKind(k), a) for o, i, k, a in entry["holes"])
-                stencils[entry["name"]] = Stencil(entry["name"], operands, code, holes,
-                                                  entry["falls_through"])
+                size = entry["size"]
+                code = body[position:position + size]
+                position += size
+                operands = []
+                for n, k in entry["operands"]:
+                    operand = operand_of.get((n, k))
+                    if operand is None:
+                        operand = operand_of[(n, k)] = Operand(n, kinds[k])
+                    operands.append(operand)
+                holes = []
+                for o, i, k, a in entry["holes"]:
+                    hole = hole_of.get((o, i, k, a))
+                    if hole is None:
+                        hole = hole_of[(o, i, k, a)] = Hole(o, i, hole_kinds[k], a)
+                    holes.append(hole)
+                name = entry["name"]
+                stencils[name] = _StencilParts(name, tuple(operands), code, tuple(holes),
+                                               entry["falls_through"])
             if position != len(body):
                 return
         except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
@@ -440,15 +461,38 @@ def acc_takes(ops: list[Op]) -> list[int | None]:
             acc = None
     return takes
 
-@dataclass(frozen=True, slots=True)
-class _Bound:
-    """A stencil with its import holes filled for this process, and how each of its
-    remaining operands is found (``plan``: (kind, index) per operand; ``pools``: the
-    addresses of its constant pools, appended to the operands)."""
+class _StencilParts(NamedTuple):
+    """A bound stencil's bytes and remaining holes, as ``stencils.emitter_body`` reads
+    them (a :class:`Stencil` compiles an emitter of its own when made, which op
+    stencils never call: their op emitters inline the same code)."""
 
-    stencil: Stencil
-    plan: tuple[tuple[str, int], ...]
-    pools: tuple[int, ...]
+    name: str
+    operands: tuple[Operand, ...]
+    code: bytes
+    holes: tuple[Hole, ...]
+    falls_through: bool
+
+
+class _Bound:
+    """A stencil with its import holes filled for this process (``parts``), and how
+    each of its remaining operands is found (``plan``: (kind, index) per operand;
+    ``pools``: the addresses of its constant pools, appended to the operands).
+    ``stencil``: the same as a :class:`Stencil` (made when first asked for)."""
+
+    __slots__ = ("parts", "plan", "pools", "_stencil")
+
+    def __init__(self, parts: _StencilParts, plan: tuple[tuple[str, int], ...],
+                 pools: tuple[int, ...]) -> None:
+        self.parts = parts
+        self.plan = plan
+        self.pools = pools
+        self._stencil: Stencil | None = None
+
+    @property
+    def stencil(self) -> Stencil:
+        if self._stencil is None:
+            self._stencil = Stencil(*self.parts)
+        return self._stencil
 
     def emit(self, asm: Assembler, *operands: object) -> None:
         self.stencil.emit(asm, *operands, *self.pools)
@@ -469,7 +513,7 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
     outputs and which operands are constants are part of the shape key)."""
     n_out = len(op.outputs)
     lines = ["def emit_op(asm, op, lo, labels, faults, pc, slots, counter, targets):"]
-    names = [o.name for o in bound.stencil.operands]
+    names = [o.name for o in bound.parts.operands]
     for n, (kind, index) in enumerate(bound.plan):
         v = f"o{n}"
         if kind == "t":
@@ -499,7 +543,7 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
             lines.append(f"    {v} = targets")
     for i in range(len(bound.pools)):  # (constant pools: the stencil's last operands)
         lines.append(f"    o{len(bound.plan) + i} = _p{i}")
-    body, env = emitter_body(bound.stencil)
+    body, env = emitter_body(bound.parts)
     lines += body
     lines.append(f"    return {op.name in _TERMINATOR}")
     source = "\n".join(lines)
@@ -514,12 +558,27 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A block ready to emit (:meth:`BaselineCodegen.prepare`): the emitter of each op
+    (None: one ``emit`` handles itself), each exit slot's destination (``goto_tb``)
+    and whether the block ends in an indirect jump (``lookup_and_goto_ptr``)."""
+
+    emitters: list[Callable[..., bool] | None]
+    exits: dict[int, int]
+    indirect: bool
+
+
+@dataclass(slots=True)
 class EmittedBlock:
+    """An emitted block: its entry and size, its exit slots' addresses by slot number
+    and their destinations (``exits``), its HOT counter and target profile (0: none)."""
+
     entry: int
     size: int
     slots: dict[int, int]
     counter: int
     targets: int
+    exits: dict[int, int]
 
 
 class BaselineCodegen:
@@ -647,9 +706,9 @@ class BaselineCodegen:
                 holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
         if name == "entry":  # (its call of the body lands on the NOPs)
             code += _nops(self.body_offset - len(code))
-        bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
-                                stencil.falls_through)
-        bound = _Bound(bound_stencil, tuple(plan), tuple(pools))
+        parts = _StencilParts(name, tuple(keep), bytes(code), tuple(holes),
+                              stencil.falls_through)
+        bound = _Bound(parts, tuple(plan), tuple(pools))
         self._bound[name] = bound
         return bound
 
@@ -657,9 +716,12 @@ class BaselineCodegen:
         bound = self._bound.get(name)
         return bound if bound is not None else self._bind(name)
 
-    def prepare(self, block: Block) -> list[Callable[..., bool] | None]:
+    def prepare(self, block: Block) -> Prepared:
         """The emitter of each op of ``block`` (None for ops :meth:`emit` handles
-        itself), compiling the shapes the library lacks.
+        itself), compiling the shapes the library lacks, and what :meth:`emit` and the
+        block's install need from its ops: its exit slots and their destinations, and
+        whether it ends in an indirect jump. One pass over the ops (``acc_takes``,
+        inlined: the input each stencil takes from %acc is part of its shape).
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
@@ -667,19 +729,44 @@ class BaselineCodegen:
         if len(block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
-        bounds: list[Callable[..., bool] | None] = []
+        emitters: list[Callable[..., bool] | None] = []
+        append = emitters.append
         missing = []
-        for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+        exits: dict[int, int] = {}
+        indirect = False
+        acc = None  # the temp %acc holds (see acc_takes)
+        for op in block.ops:
             name = op.name
             if name in _SELF_EMITTED:
-                bounds.append(None)
+                append(None)
+                if name != "insn_start":  # (a label or a jump: %acc holds nothing known)
+                    acc = None
                 continue
-            key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
-            bound = by_key.get(key)
-            if bound is None:
-                missing.append((len(bounds), key, op, take))
-            bounds.append(bound)
+            outputs, inputs = op.outputs, op.inputs
+            take = None
+            acc_op = name in _ACC_OPS
+            if acc is not None and acc_op:
+                for i, t in enumerate(inputs):
+                    if t is acc or (t.name == acc.name and t.kind is acc.kind):
+                        take = i
+                        break
+            if len(outputs) == 1 and outputs[0].type is I64:
+                acc = outputs[0]
+            elif acc is not None and (not acc_op or any(t.name == acc.name for t in outputs)):
+                acc = None
+            if name in _DEST_ARGS:
+                args = op.args
+                if name == "goto_tb":
+                    exits[args[0]] = args[1]  # (the last goto_tb of a slot wins, as before)
+                key = (name, args[:1], *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+            else:
+                if name == "lookup_and_goto_ptr":
+                    indirect = True
+                key = (name, op.args, *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+            emitter = by_key.get(key)
+            if emitter is None:
+                missing.append((len(emitters), key, op, take))
+            append(emitter)
         if missing:
             self.library.ensure((op, take) for _, _, op, take in missing)
             for i, key, op, take in missing:
@@ -690,26 +777,19 @@ class BaselineCodegen:
                         raise Unsupported(f"{block.name}: no stencil for "
                                           f"{shape_key(op, take)}")
                     emitter = by_key[key] = _op_emitter(self.stencil(name), op)
-                bounds[i] = emitter
-        return bounds
+                emitters[i] = emitter
+        return Prepared(emitters, exits, indirect)
 
-    def emit(self, block: Block, bounds: list[Callable[..., bool] | None]) -> EmittedBlock:
+    def emit(self, block: Block, prepared: Prepared) -> EmittedBlock:
         """Emit ``block`` with the emitters :meth:`prepare` chose into the arena.
 
         Raises:
             ArenaFull: no room (nothing of the block was placed).
         """
-        slot_numbers: list[int] = []
-        indirect = False
-        for op in block.ops:
-            name = op.name
-            if name == "goto_tb":
-                if op.args[0] not in slot_numbers:
-                    slot_numbers.append(op.args[0])
-            elif name == "lookup_and_goto_ptr":
-                indirect = True
-        slot_numbers.sort()
+        exits = prepared.exits
+        slot_numbers = sorted(exits)
         n_slots = len(slot_numbers)
+        indirect = prepared.indirect
         hot = self.hot_threshold
         # Each exit slot is followed by the address of its direct jump's rel32 (0:
         # none), read back by the linker (jump_of): nothing kept per block in Python.
@@ -750,7 +830,7 @@ class BaselineCodegen:
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
-        for op, emit_op in zip(block.ops, bounds, strict=True):
+        for op, emit_op in zip(block.ops, prepared.emitters, strict=True):
             if emit_op is not None:
                 if not dead:
                     if op.name == "goto_tb" and op.args[0] not in jumps:
@@ -788,7 +868,7 @@ class BaselineCodegen:
         entry = asm.finish(self.arena)
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets, exits)
 
     @staticmethod
     def jump_of(slot: int) -> int:
