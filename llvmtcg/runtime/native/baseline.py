@@ -33,9 +33,11 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import marshal
 import operator
 import os
 import struct
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
@@ -85,6 +87,10 @@ __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "xbaseline.bin"
+# The op emitters' code objects (see _op_emitter), by generated source, marshalled:
+# compiling them cost ~8 ms of every start. marshal's format is the interpreter's own,
+# hence its cache tag in the name.
+EMITTERS_FILE = f"xemitters.{sys.implementation.cache_tag}.marshal"
 _MAGIC = b"LLVMTCGB"
 _HEADER = struct.Struct("<8sI")
 _KINDS = {"u31": OperandKind.U31, "i64": OperandKind.I64, "label": OperandKind.LABEL}
@@ -291,8 +297,13 @@ class BaselineLibrary:
         self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
         self.lock = threading.Lock()
         self.stats = {"compiled": 0, "compile_seconds": 0.0, "loaded": 0}
+        # Generated op emitter source -> its compiled code (shared by the process's
+        # codegens; stored next to the library when it has a file).
+        self.emitter_code: dict[str, types.CodeType] = {}
+        self._emitters_stored = 0  # how many of them the file holds
         if self.path is not None:
             self._read()
+            self._read_emitters()
         if "entry" not in self.stencils:
             self._add(_fixed_sources(options))
 
@@ -332,6 +343,47 @@ class BaselineLibrary:
             if sources:
                 self._add(sources)
 
+    def store_emitters(self) -> None:
+        """Write the op emitters' code to the library's directory if new ones were
+        compiled since it was read or last written (best effort, atomic)."""
+        if self.path is None or len(self.emitter_code) == self._emitters_stored:
+            return
+        with self.lock:
+            codes = dict(self.emitter_code)
+            body = marshal.dumps(codes)
+            self._replace(self.path.with_name(EMITTERS_FILE),
+                          body + hashlib.sha256(body).digest())
+            self._emitters_stored = len(codes)
+
+    def _read_emitters(self) -> None:
+        try:
+            data = self.path.with_name(EMITTERS_FILE).read_bytes()
+            body = data[:-32]
+            if len(data) < 32 or hashlib.sha256(body).digest() != data[-32:]:
+                return
+            codes = marshal.loads(body)
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if type(codes) is dict and all(type(k) is str and type(v) is types.CodeType
+                                       for k, v in codes.items()):
+            self.emitter_code.update(codes)
+            self._emitters_stored = len(self.emitter_code)
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically (a temporary file renamed over it);
+        nothing on an OSError (the cache directory is a cache)."""
+        import tempfile  # noqa: PLC0415 - only writers need it
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
     # -- persistence ---------------------------------------------------------------------
     def _write(self) -> None:
         stencils = list(self.stencils.values())
@@ -345,16 +397,7 @@ class BaselineLibrary:
                                         for h in s.holes]} for s in stencils]}
         encoded = json.dumps(meta, separators=(",", ":")).encode()
         body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
-        import tempfile  # noqa: PLC0415 - only writers need it
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body + hashlib.sha256(body).digest())
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        self._replace(self.path, body + hashlib.sha256(body).digest())
 
     def _read(self) -> None:
         try:
@@ -498,11 +541,8 @@ class _Bound:
         self.stencil.emit(asm, *operands, *self.pools)
 
 
-# The generated op emitters (see _op_emitter): code objects by source.
-_OP_EMITTER_CODE: dict[str, types.CodeType] = {}
-
-
-def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
+def _op_emitter(bound: _Bound, op: Op, codes: dict[str, types.CodeType]
+                ) -> Callable[..., bool]:
     """The function that emits ops of ``op``'s shape with ``bound``'s stencil:
     ``f(asm, op, locals, labels, faults, insn_pc, slots, counter, targets) ->
     ends the block``. Generated straight-line code reads each operand from where the
@@ -549,11 +589,11 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
     source = "\n".join(lines)
     env.update({"_GLOBAL": TempKind.GLOBAL, "_Label": Label})
     env.update({f"_p{i}": pool for i, pool in enumerate(bound.pools)})
-    code = _OP_EMITTER_CODE.get(source)
+    code = codes.get(source)  # (code objects by source: the library's, see EMITTERS_FILE)
     if code is None:
         namespace: dict[str, object] = {}
         exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
-        code = _OP_EMITTER_CODE[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
+        code = codes[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
     return types.FunctionType(code, env, "emit_op")
 
 
@@ -776,8 +816,10 @@ class BaselineCodegen:
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
                                           f"{shape_key(op, take)}")
-                    emitter = by_key[key] = _op_emitter(self.stencil(name), op)
+                    emitter = by_key[key] = _op_emitter(self.stencil(name), op,
+                                                        self.library.emitter_code)
                 emitters[i] = emitter
+            self.library.store_emitters()
         return Prepared(emitters, exits, indirect)
 
     def emit(self, block: Block, prepared: Prepared) -> EmittedBlock:
