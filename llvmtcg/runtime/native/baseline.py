@@ -839,9 +839,7 @@ class BaselineCodegen:
             + (8 * INDIRECT_TARGETS if hot and indirect else 0)
         data = self.arena.alloc_data(max(data_size, 8), 8)
         slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
-        counter = targets = 0
-        if n_slots:
-            ctypes.memset(data, 0, 16 * n_slots)
+        counter = targets = 0  # (the slots are zero: fresh data-zone bytes read as zero)
         if hot:
             counter = data + 16 * n_slots
             _I32.from_address(counter).value = hot
