@@ -109,19 +109,22 @@ class _ControlAndMemoryOps:
         self.emit("extrh_i64_i32" if high else "extrl_i64_i32", (dst,), (src,))
 
     # -- control flow ----------------------------------------------------------------------
+    # (The ops built for most guest instructions append their tuple directly, with
+    # the checks ``emit`` would make that can fail for them: a call of ``emit``
+    # costs about as much again as building the op.)
     def set_label(self, label: Label) -> None:
-        self.emit("set_label", args=(label,))
+        self.block.ops.append(_new_op(Op, ("set_label", (), (), (label,))))
 
     def br(self, label: Label) -> None:
         self._labels_used.append(label)
-        self.emit("br", args=(label,))
+        self.block.ops.append(_new_op(Op, ("br", (), (), (label,))))
 
     def brcond(self, cond: Cond, a: Temp, b: Temp, label: Label) -> None:
         """Branch to label if (a cond b); otherwise continue with the next op."""
         if a.type is not b.type:
             self._same_type("brcond", (a, b))
         self._labels_used.append(label)
-        self.emit("brcond", (), (a, b), (cond, label))
+        self.block.ops.append(_new_op(Op, ("brcond", (), (a, b), (cond, label))))
 
     def insn_start(self, pc: int) -> None:
         """Mark the start of a guest instruction; faults report this pc."""
@@ -140,7 +143,7 @@ class _ControlAndMemoryOps:
         if slot in self._slots_used:
             raise IRError(f"goto_tb: slot {slot} used twice in one block")
         self._slots_used.append(slot)
-        self.emit("goto_tb", args=(slot, dest))
+        self.block.ops.append(_new_op(Op, ("goto_tb", (), (), (slot, dest))))
 
     def exit_tb(self, reason: ExitReason = ExitReason.LOOKUP) -> None:
         """Return to the run loop with ``reason`` (cpu.pc must already be set)."""
@@ -157,7 +160,7 @@ class _ControlAndMemoryOps:
 
     def lookup_and_goto_ptr(self) -> None:
         """Jump to the block at cpu.pc via the jump cache, or return to the run loop."""
-        self.emit("lookup_and_goto_ptr")
+        self.block.ops.append(_new_op(Op, ("lookup_and_goto_ptr", (), (), ())))
 
     def raise_exception(self, index: int, pc: int) -> None:
         """Set pc and exception_index, and leave with EXCEPTION."""
@@ -168,13 +171,16 @@ class _ControlAndMemoryOps:
     # -- guest memory ----------------------------------------------------------------------
     def qemu_ld(self, dst: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
         """dst = guest memory at addr (extended to dst's type per memop's sign)."""
-        self._check_mem("qemu_ld", dst, addr, memop)
-        self.emit("qemu_ld", (dst,), (addr,), (memop, mmu_idx))
+        if addr.type is not _I64 or 8 << memop.size_log2 > dst.type.bits or dst.kind is _CONST:
+            self._check_mem("qemu_ld", dst, addr, memop)
+            raise IRError(f"qemu_ld: cannot write to constant {dst}")
+        self.block.ops.append(_new_op(Op, ("qemu_ld", (dst,), (addr,), (memop, mmu_idx))))
 
     def qemu_st(self, value: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
         """Store the low memop.size bytes of value at addr."""
-        self._check_mem("qemu_st", value, addr, memop)
-        self.emit("qemu_st", (), (value, addr), (memop, mmu_idx))
+        if addr.type is not _I64 or 8 << memop.size_log2 > value.type.bits:
+            self._check_mem("qemu_st", value, addr, memop)
+        self.block.ops.append(_new_op(Op, ("qemu_st", (), (value, addr), (memop, mmu_idx))))
 
     def atomic_cmpxchg(self, old: Temp, addr: Temp, expected: Temp, new: Temp,
                        memop: MemOp, mmu_idx: int = 0) -> None:
@@ -390,7 +396,8 @@ class Builder(_FloatOps, _ControlAndMemoryOps, _VectorOps):
 
     def __init__(self, pc: int, globals_: dict[str, Temp] | None = None) -> None:
         self.block = Block(pc)
-        self.globals = dict(globals_ or {})
+        # (read only, so shared with the caller: a copy per block cost ~1 µs)
+        self.globals = globals_ if globals_ is not None else {}
         self.helper_signatures: dict[str, tuple[IRType | None, tuple[IRType, ...]]] = {}
         # What finish() and goto_tb check, collected as ops are built (not searched for).
         self._labels_used: list[Label] = []
@@ -468,11 +475,19 @@ class Builder(_FloatOps, _ControlAndMemoryOps, _VectorOps):
         if not ops or not OPS[ops[-1].name].is_terminator:
             raise IRError(f"block {self.block.name} does not end with a block exit")
         if self._labels_used or self.block.n_labels:  # (no label, nothing to check)
-            defined = {op.args[0] for op in ops if op.name == "set_label"}
+            # Labels are arguments of these three ops only (ir/ops.py): the label is
+            # the last argument of each.
+            defined = set()
+            branches = []
             for op in ops:
-                for arg in op.args:
-                    if isinstance(arg, Label) and arg not in defined:
-                        raise IRError(f"{op}: label {arg} is never set")
+                name = op.name
+                if name == "set_label":
+                    defined.add(op.args[0])
+                elif name == "brcond" or name == "br":
+                    branches.append(op)
+            for op in branches:
+                if op.args[-1] not in defined:
+                    raise IRError(f"{op}: label {op.args[-1]} is never set")
         return self.block
 
     # -- moves and arithmetic -----------------------------------------------------------

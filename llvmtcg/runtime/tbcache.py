@@ -664,10 +664,7 @@ class TbCache:
                           ) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
         straight from the emitted addresses (no metadata record, no symbol names)."""
-        targets = {}
-        for op in block.ops:
-            if op.name == "goto_tb":
-                targets[op.args[0]] = op.args[1]
+        targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
         if self.baseline_cache is not None and not self.breakpoints:

@@ -207,6 +207,42 @@ def test_a_run_with_a_warm_library_compiles_no_stencil(tmp_path: Path) -> None:
     assert stats["compiled"] == 0 and stats["loaded"] > 0
 
 
+def test_op_emitters_are_stored_with_the_library_and_a_bad_file_is_ignored(
+        tmp_path: Path) -> None:
+    from llvmtcg.runtime.native import baseline
+
+    def run() -> baseline.BaselineLibrary:
+        fe = HandFrontend()
+        counting_loop(fe)
+        cpu = make_cpu(fe, stencil_dir=tmp_path)
+        cpu.state.set("r", 10, 1)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
+        library = cpu.tbs.baseline.library
+        cpu.close()
+        return library
+
+    baseline._LIBRARIES.clear()  # (as a new process: see the test above)
+    first = run()
+    files = list(tmp_path.glob(f"*/{baseline.EMITTERS_FILE}"))
+    assert len(files) == 1 and first.emitter_code
+    baseline._LIBRARIES.clear()
+    # A new process reads the code objects: the same emitters, none compiled again.
+    reread = baseline.BaselineLibrary(first.options, first.fingerprint, tmp_path)
+    assert reread.emitter_code.keys() == first.emitter_code.keys()
+    stored = files[0].read_bytes()
+    assert run().emitter_code.keys() == first.emitter_code.keys()
+    assert files[0].read_bytes() == stored  # (nothing new to store)
+
+    for bad in (b"", b"junk" * 20, files[0].read_bytes()[:-1] + b"x"):
+        files[0].write_bytes(bad)
+        baseline._LIBRARIES.clear()
+        assert not baseline.BaselineLibrary(first.options, first.fingerprint,
+                                            tmp_path).emitter_code
+        assert run().emitter_code.keys() == first.emitter_code.keys()  # (and rewritten)
+        assert files[0].read_bytes() != bad
+
+
 @pytest.mark.parametrize("value", [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
                                    0xFFFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000])
 def test_constant_holes_take_every_64_bit_value(value: int) -> None:

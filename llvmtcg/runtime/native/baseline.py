@@ -33,14 +33,17 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import marshal
 import operator
 import os
 import struct
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.cpu_layout import PAGE_BITS
@@ -80,10 +83,14 @@ from llvmtcg.runtime.native.stencils import (
 )
 
 __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
-           "SCRATCH_SLOTS", "Unsupported"]
+           "Prepared", "SCRATCH_SLOTS", "Unsupported"]
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "xbaseline.bin"
+# The op emitters' code objects (see _op_emitter), by generated source, marshalled:
+# compiling them cost ~8 ms of every start. marshal's format is the interpreter's own,
+# hence its cache tag in the name.
+EMITTERS_FILE = f"xemitters.{sys.implementation.cache_tag}.marshal"
 _MAGIC = b"LLVMTCGB"
 _HEADER = struct.Struct("<8sI")
 _KINDS = {"u31": OperandKind.U31, "i64": OperandKind.I64, "label": OperandKind.LABEL}
@@ -286,13 +293,19 @@ class BaselineLibrary:
         self.options = options
         self.fingerprint = fingerprint
         self.path = Path(cache_dir) / fingerprint / LIBRARY_FILE if cache_dir else None
-        self.stencils: dict[str, Stencil] = {}
+        # (as read from the file, a stencil's parts: see _read)
+        self.stencils: dict[str, Stencil | _StencilParts] = {}
         self.unsupported: set[str] = set()
         self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
         self.lock = threading.Lock()
         self.stats = {"compiled": 0, "compile_seconds": 0.0, "loaded": 0}
+        # Generated op emitter source -> its compiled code (shared by the process's
+        # codegens; stored next to the library when it has a file).
+        self.emitter_code: dict[str, types.CodeType] = {}
+        self._emitters_stored = 0  # how many of them the file holds
         if self.path is not None:
             self._read()
+            self._read_emitters()
         if "entry" not in self.stencils:
             self._add(_fixed_sources(options))
 
@@ -332,6 +345,47 @@ class BaselineLibrary:
             if sources:
                 self._add(sources)
 
+    def store_emitters(self) -> None:
+        """Write the op emitters' code to the library's directory if new ones were
+        compiled since it was read or last written (best effort, atomic)."""
+        if self.path is None or len(self.emitter_code) == self._emitters_stored:
+            return
+        with self.lock:
+            codes = dict(self.emitter_code)
+            body = marshal.dumps(codes)
+            self._replace(self.path.with_name(EMITTERS_FILE),
+                          body + hashlib.sha256(body).digest())
+            self._emitters_stored = len(codes)
+
+    def _read_emitters(self) -> None:
+        try:
+            data = self.path.with_name(EMITTERS_FILE).read_bytes()
+            body = data[:-32]
+            if len(data) < 32 or hashlib.sha256(body).digest() != data[-32:]:
+                return
+            codes = marshal.loads(body)
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if type(codes) is dict and all(type(k) is str and type(v) is types.CodeType
+                                       for k, v in codes.items()):
+            self.emitter_code.update(codes)
+            self._emitters_stored = len(self.emitter_code)
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically (a temporary file renamed over it);
+        nothing on an OSError (the cache directory is a cache)."""
+        import tempfile  # noqa: PLC0415 - only writers need it
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
     # -- persistence ---------------------------------------------------------------------
     def _write(self) -> None:
         stencils = list(self.stencils.values())
@@ -345,16 +399,7 @@ class BaselineLibrary:
                                         for h in s.holes]} for s in stencils]}
         encoded = json.dumps(meta, separators=(",", ":")).encode()
         body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
-        import tempfile  # noqa: PLC0415 - only writers need it
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body + hashlib.sha256(body).digest())
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        self._replace(self.path, body + hashlib.sha256(body).digest())
 
     def _read(self) -> None:
         try:
@@ -368,15 +413,34 @@ class BaselineLibrary:
             meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
             if meta["format"] != FORMAT_VERSION or meta["fingerprint"] != self.fingerprint:
                 return
-            stencils = {}
+            # Read as parts, not Stencils: a Stencil compiles an emitter of its own
+            # when made (~50 µs each; 500 stencils were 30 ms of every start), and only
+            # the few _fixed_emitters use one (made when bound: _Bound.stencil).
+            stencils: dict[str, Stencil | _StencilParts] = {}
             position = _HEADER.size + meta_len
+            kinds = {k.value: k for k in OperandKind}
+            hole_kinds = {k.value: k for k in HoleKind}
+            operand_of: dict[tuple[str, str], Operand] = {}  # (equal ones shared)
+            hole_of: dict[tuple[int, int, str, int], Hole] = {}
             for entry in meta["stencils"]:
-                code = body[position:position + entry["size"]]
-                position += entry["size"]
-                operands = tuple(Operand(n, OperandKind(k)) for n, k in entry["operands"])
-                holes = tuple(Hole(o, i, HoleKind(k), a) for o, i, k, a in entry["holes"])
-                stencils[entry["name"]] = Stencil(entry["name"], operands, code, holes,
-                                                  entry["falls_through"])
+                size = entry["size"]
+                code = body[position:position + size]
+                position += size
+                operands = []
+                for n, k in entry["operands"]:
+                    operand = operand_of.get((n, k))
+                    if operand is None:
+                        operand = operand_of[(n, k)] = Operand(n, kinds[k])
+                    operands.append(operand)
+                holes = []
+                for o, i, k, a in entry["holes"]:
+                    hole = hole_of.get((o, i, k, a))
+                    if hole is None:
+                        hole = hole_of[(o, i, k, a)] = Hole(o, i, hole_kinds[k], a)
+                    holes.append(hole)
+                name = entry["name"]
+                stencils[name] = _StencilParts(name, tuple(operands), code, tuple(holes),
+                                               entry["falls_through"])
             if position != len(body):
                 return
         except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
@@ -443,25 +507,45 @@ def acc_takes(ops: list[Op]) -> list[int | None]:
             acc = None
     return takes
 
-@dataclass(frozen=True, slots=True)
-class _Bound:
-    """A stencil with its import holes filled for this process, and how each of its
-    remaining operands is found (``plan``: (kind, index) per operand; ``pools``: the
-    addresses of its constant pools, appended to the operands)."""
+class _StencilParts(NamedTuple):
+    """A bound stencil's bytes and remaining holes, as ``stencils.emitter_body`` reads
+    them (a :class:`Stencil` compiles an emitter of its own when made, which op
+    stencils never call: their op emitters inline the same code)."""
 
-    stencil: Stencil
-    plan: tuple[tuple[str, int], ...]
-    pools: tuple[int, ...]
+    name: str
+    operands: tuple[Operand, ...]
+    code: bytes
+    holes: tuple[Hole, ...]
+    falls_through: bool
+
+
+class _Bound:
+    """A stencil with its import holes filled for this process (``parts``), and how
+    each of its remaining operands is found (``plan``: (kind, index) per operand;
+    ``pools``: the addresses of its constant pools, appended to the operands).
+    ``stencil``: the same as a :class:`Stencil` (made when first asked for)."""
+
+    __slots__ = ("parts", "plan", "pools", "_stencil")
+
+    def __init__(self, parts: _StencilParts, plan: tuple[tuple[str, int], ...],
+                 pools: tuple[int, ...]) -> None:
+        self.parts = parts
+        self.plan = plan
+        self.pools = pools
+        self._stencil: Stencil | None = None
+
+    @property
+    def stencil(self) -> Stencil:
+        if self._stencil is None:
+            self._stencil = Stencil(*self.parts)
+        return self._stencil
 
     def emit(self, asm: Assembler, *operands: object) -> None:
         self.stencil.emit(asm, *operands, *self.pools)
 
 
-# The generated op emitters (see _op_emitter): code objects by source.
-_OP_EMITTER_CODE: dict[str, types.CodeType] = {}
-
-
-def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
+def _op_emitter(bound: _Bound, op: Op, codes: dict[str, types.CodeType]
+                ) -> Callable[..., bool]:
     """The function that emits ops of ``op``'s shape with ``bound``'s stencil:
     ``f(asm, op, locals, labels, faults, insn_pc, slots, counter, targets) ->
     ends the block``. Generated straight-line code reads each operand from where the
@@ -472,7 +556,7 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
     outputs and which operands are constants are part of the shape key)."""
     n_out = len(op.outputs)
     lines = ["def emit_op(asm, op, lo, labels, faults, pc, slots, counter, targets):"]
-    names = [o.name for o in bound.stencil.operands]
+    names = [o.name for o in bound.parts.operands]
     for n, (kind, index) in enumerate(bound.plan):
         v = f"o{n}"
         if kind == "t":
@@ -502,27 +586,42 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
             lines.append(f"    {v} = targets")
     for i in range(len(bound.pools)):  # (constant pools: the stencil's last operands)
         lines.append(f"    o{len(bound.plan) + i} = _p{i}")
-    body, env = emitter_body(bound.stencil)
+    body, env = emitter_body(bound.parts)
     lines += body
     lines.append(f"    return {op.name in _TERMINATOR}")
     source = "\n".join(lines)
     env.update({"_GLOBAL": TempKind.GLOBAL, "_Label": Label})
     env.update({f"_p{i}": pool for i, pool in enumerate(bound.pools)})
-    code = _OP_EMITTER_CODE.get(source)
+    code = codes.get(source)  # (code objects by source: the library's, see EMITTERS_FILE)
     if code is None:
         namespace: dict[str, object] = {}
         exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
-        code = _OP_EMITTER_CODE[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
+        code = codes[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
     return types.FunctionType(code, env, "emit_op")
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A block ready to emit (:meth:`BaselineCodegen.prepare`): the emitter of each op
+    (None: one ``emit`` handles itself), each exit slot's destination (``goto_tb``)
+    and whether the block ends in an indirect jump (``lookup_and_goto_ptr``)."""
+
+    emitters: list[Callable[..., bool] | None]
+    exits: dict[int, int]
+    indirect: bool
+
+
+@dataclass(slots=True)
 class EmittedBlock:
+    """An emitted block: its entry and size, its exit slots' addresses by slot number
+    and their destinations (``exits``), its HOT counter and target profile (0: none)."""
+
     entry: int  # its code chunk in the arena (``size`` bytes)
     size: int
     slots: dict[int, int]
     counter: int
     targets: int
+    exits: dict[int, int] = field(default_factory=dict)
 
 
 class BaselineCodegen:
@@ -650,9 +749,9 @@ class BaselineCodegen:
                 holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
         if name == "entry":  # (its call of the body lands on the NOPs)
             code += _nops(self.body_offset - len(code))
-        bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
-                                stencil.falls_through)
-        bound = _Bound(bound_stencil, tuple(plan), tuple(pools))
+        parts = _StencilParts(name, tuple(keep), bytes(code), tuple(holes),
+                              stencil.falls_through)
+        bound = _Bound(parts, tuple(plan), tuple(pools))
         self._bound[name] = bound
         return bound
 
@@ -660,9 +759,12 @@ class BaselineCodegen:
         bound = self._bound.get(name)
         return bound if bound is not None else self._bind(name)
 
-    def prepare(self, block: Block) -> list[Callable[..., bool] | None]:
+    def prepare(self, block: Block) -> Prepared:
         """The emitter of each op of ``block`` (None for ops :meth:`emit` handles
-        itself), compiling the shapes the library lacks.
+        itself), compiling the shapes the library lacks, and what :meth:`emit` and the
+        block's install need from its ops: its exit slots and their destinations, and
+        whether it ends in an indirect jump. One pass over the ops (``acc_takes``,
+        inlined: the input each stencil takes from %acc is part of its shape).
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
@@ -671,19 +773,44 @@ class BaselineCodegen:
                 sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
-        bounds: list[Callable[..., bool] | None] = []
+        emitters: list[Callable[..., bool] | None] = []
+        append = emitters.append
         missing = []
-        for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+        exits: dict[int, int] = {}
+        indirect = False
+        acc = None  # the temp %acc holds (see acc_takes)
+        for op in block.ops:
             name = op.name
             if name in _SELF_EMITTED:
-                bounds.append(None)
+                append(None)
+                if name != "insn_start":  # (a label or a jump: %acc holds nothing known)
+                    acc = None
                 continue
-            key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
-            bound = by_key.get(key)
-            if bound is None:
-                missing.append((len(bounds), key, op, take))
-            bounds.append(bound)
+            outputs, inputs = op.outputs, op.inputs
+            take = None
+            acc_op = name in _ACC_OPS
+            if acc is not None and acc_op:
+                for i, t in enumerate(inputs):
+                    if t is acc or (t.name == acc.name and t.kind is acc.kind):
+                        take = i
+                        break
+            if len(outputs) == 1 and outputs[0].type is I64:
+                acc = outputs[0]
+            elif acc is not None and (not acc_op or any(t.name == acc.name for t in outputs)):
+                acc = None
+            if name in _DEST_ARGS:
+                args = op.args
+                if name == "goto_tb":
+                    exits[args[0]] = args[1]  # (the last goto_tb of a slot wins, as before)
+                key = (name, args[:1], *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+            else:
+                if name == "lookup_and_goto_ptr":
+                    indirect = True
+                key = (name, op.args, *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+            emitter = by_key.get(key)
+            if emitter is None:
+                missing.append((len(emitters), key, op, take))
+            append(emitter)
         if missing:
             self.library.ensure((op, take) for _, _, op, take in missing)
             for i, key, op, take in missing:
@@ -693,27 +820,19 @@ class BaselineCodegen:
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
                                           f"{shape_key(op, take)}")
-                    emitter = by_key[key] = _op_emitter(self.stencil(name), op)
-                bounds[i] = emitter
-        return bounds
+                    emitter = by_key[key] = _op_emitter(self.stencil(name), op,
+                                                        self.library.emitter_code)
+                emitters[i] = emitter
+            self.library.store_emitters()
+        return Prepared(emitters, exits, indirect)
 
-    def emit(self, block: Block, bounds: list[Callable[..., bool] | None]) -> EmittedBlock:
+    def emit(self, block: Block, prepared: Prepared) -> EmittedBlock:
         """Emit ``block`` with the emitters :meth:`prepare` chose into the arena.
 
         Raises:
             ArenaFull: no room (nothing of the block was placed).
         """
-        slot_numbers: list[int] = []
-        indirect = False
-        for op in block.ops:
-            name = op.name
-            if name == "goto_tb":
-                if op.args[0] not in slot_numbers:
-                    slot_numbers.append(op.args[0])
-            elif name == "lookup_and_goto_ptr":
-                indirect = True
-        slot_numbers.sort()
-        slots, counter, targets = self.block_data(slot_numbers, indirect)
+        slots, counter, targets = self.block_data(sorted(prepared.exits), prepared.indirect)
         asm = Assembler()
         fixed = self._fixed
         if fixed is None:
@@ -738,7 +857,7 @@ class BaselineCodegen:
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
-        for op, emit_op in zip(block.ops, bounds, strict=True):
+        for op, emit_op in zip(block.ops, prepared.emitters, strict=True):
             if emit_op is not None:
                 if not dead:
                     if op.name == "goto_tb" and op.args[0] not in jumps:
@@ -776,7 +895,7 @@ class BaselineCodegen:
         entry = asm.finish(self.arena)
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets, prepared.exits)
 
     def block_data(self, slot_numbers: list[int], indirect: bool
                    ) -> tuple[dict[int, int], int, int]:
@@ -791,9 +910,7 @@ class BaselineCodegen:
         # (exit slots, then the counter, then the targets: see free())
         data = self.arena.alloc_data(data_size, 8) if data_size else 0
         slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
-        counter = targets = 0
-        if n_slots:
-            ctypes.memset(data, 0, 16 * n_slots)
+        counter = targets = 0  # (the slots are zero: fresh data-zone bytes read as zero)
         if hot:
             counter = data + 16 * n_slots
             _I32.from_address(counter).value = hot
