@@ -237,7 +237,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     from llvmtcg.ir.lower.stencil_function import shape_key, stencil_name
     from llvmtcg.ir.ops import OPS, OpFlag
     from llvmtcg.ir.types import TempKind
-    from llvmtcg.runtime.native.baseline import _NOPS, acc_takes
+    from llvmtcg.runtime.native.baseline import _NOPS, acc_plan
     from llvmtcg.runtime.native.emit import Assembler, Label
 
     asm = Assembler()
@@ -252,7 +252,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     faults: dict[int, Label] = {}
     insn_pc, dead = block.pc, False
     jumped: set[int] = set()
-    for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+    for op, take, store in zip(block.ops, *acc_plan(block.ops), strict=True):
         if op.name == "set_label":
             asm.bind(labels.setdefault(op.args[0].index, Label()))
             dead = False
@@ -270,7 +270,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
         if op.name == "goto_tb" and op.args[0] not in jumped:  # (the direct jump a
             jumped.add(op.args[0])  # link patches, rel32 aligned; one per slot)
             asm.code += _NOPS[-(len(asm.code) + 1) % 4] + b"\xe9\0\0\0\0"
-        bound = codegen.stencil(stencil_name(shape_key(op, take)))
+        bound = codegen.stencil(stencil_name(shape_key(op, take, store)))
         temps = (*op.outputs, *op.inputs)
         values: list[object] = []
         for kind, index in bound.plan:

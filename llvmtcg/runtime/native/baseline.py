@@ -306,25 +306,32 @@ class BaselineLibrary:
         if self.path is not None:
             self._write()
 
-    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]]) -> None:
+    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]
+                                   | tuple[Op, int | None, bool]]) -> None:
         """Compile the stencils of the shapes of ``ops`` not in the library yet (an op,
-        or an (op, input taken from %acc) pair: see :func:`acc_takes`)."""
-        missing: dict[str, tuple[Op, int | None]] = {}
+        an (op, input taken from %acc) pair or an (op, take, result stored) triple:
+        see :func:`acc_plan`)."""
+        missing: dict[str, tuple[Op, int | None, bool]] = {}
         for item in ops:
-            op, take = (item, None) if isinstance(item, Op) else item
-            name = stencil_name(shape_key(op, take))
+            if isinstance(item, Op):
+                op, take, store = item, None, True
+            elif len(item) == 2:
+                (op, take), store = item, True
+            else:
+                op, take, store = item
+            name = stencil_name(shape_key(op, take, store))
             if (name not in self.stencils and name not in self.unsupported
                     and name not in missing):
-                missing[name] = (op, take)
+                missing[name] = (op, take, store)
         if not missing:
             return
         with self.lock:
             sources = []
-            for name, (op, take) in missing.items():
+            for name, (op, take, store) in missing.items():
                 if name in self.stencils:
                     continue
                 try:
-                    sources.append(stencil_source(self.options, op, take))
+                    sources.append(stencil_source(self.options, op, take, store))
                 except Exception:  # noqa: BLE001 - a rule that cannot take holes
                     self.unsupported.add(name)
             if sources:
@@ -414,31 +421,60 @@ _ACC_OPS = frozenset(name for name, d in OPS.items()
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
 
+# Ops that cannot fault, call out or leave: nothing can see the CPU state while they run.
+_PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
+                          if not OPS[name].flags & OpFlag.SIDE_EFFECTS)
+
+
 def acc_takes(ops: list[Op]) -> list[int | None]:
+    """For each op, the input its stencil takes from %acc (see :func:`acc_plan`)."""
+    return acc_plan(ops)[0]
+
+
+def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     """For each op, the input its stencil takes from %acc (the register the previous
     stencil left its i64 result in), or None: the first input that is the temp %acc
     holds at that point. %acc holds nothing known at a label (several predecessors)
-    and after an op that may change CPU state behind its outputs."""
+    and after an op that may change CPU state behind its outputs.
+
+    And for each op whether its result is stored to the CPU state: not when the very
+    next op (guest instruction boundaries aside) takes it from %acc as its only use,
+    overwrites the same temp, and cannot fault, call out or leave (pure): no one can
+    see the slot in between, so state stays precise at every exit and fault
+    (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once)."""
     takes: list[int | None] = []
+    stores: list[bool] = []
     acc = None
+    producer = -1  # the op whose result %acc holds, while no other op came after it
     for op in ops:
         name = op.name
         take = None
         if acc is not None and name in _ACC_OPS:
+            acc_name, acc_kind = acc.name, acc.kind
+            uses = 0
             for i, t in enumerate(op.inputs):
-                if t is acc or (t.name == acc.name and t.kind is acc.kind):
-                    take = i
-                    break
+                if t is acc or (t.name == acc_name and t.kind is acc_kind):
+                    uses += 1
+                    if take is None:
+                        take = i
+            if (producer >= 0 and uses == 1 and name in _PURE_ACC_OPS
+                    and len(op.outputs) == 1 and op.outputs[0].name == acc_name
+                    and op.outputs[0].kind is acc_kind):
+                stores[producer] = False
         takes.append(take)
+        stores.append(True)
         if name == "insn_start":
             continue
+        producer = -1
         outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
             acc = outputs[0]  # (its stencil gives it)
+            if name in _ACC_OPS:
+                producer = len(stores) - 1
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
-    return takes
+    return takes, stores
 
 @dataclass(frozen=True, slots=True)
 class _Bound:
@@ -475,7 +511,7 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
         if kind == "t":
             where = (f"op.outputs[{index}]" if index < n_out
                      else f"op.inputs[{index - n_out}]")
-            if names[n][0] == "c":
+            if names[n][0] in "ck":
                 lines.append(f"    {v} = {where}.value")
             else:
                 lines += [f"    t = {where}",
@@ -669,26 +705,27 @@ class BaselineCodegen:
         by_key = self._by_key
         bounds: list[Callable[..., bool] | None] = []
         missing = []
-        for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+        takes, stores = acc_plan(block.ops)
+        for op, take, store in zip(block.ops, takes, stores, strict=True):
             name = op.name
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
             key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
+                   *map(_SHAPE, op.outputs), take, store, *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
-                missing.append((len(bounds), key, op, take))
+                missing.append((len(bounds), key, op, take, store))
             bounds.append(bound)
         if missing:
-            self.library.ensure((op, take) for _, _, op, take in missing)
-            for i, key, op, take in missing:
+            self.library.ensure((op, take, store) for _, _, op, take, store in missing)
+            for i, key, op, take, store in missing:
                 emitter = by_key.get(key)
                 if emitter is None:
-                    name = stencil_name(shape_key(op, take))
+                    name = stencil_name(shape_key(op, take, store))
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
-                                          f"{shape_key(op, take)}")
+                                          f"{shape_key(op, take, store)}")
                     emitter = by_key[key] = _op_emitter(self.stencil(name), op)
                 bounds[i] = emitter
         return bounds
@@ -839,7 +876,7 @@ def _pool(operand: str) -> str:
 
 
 def _plan(name: str) -> tuple[str, int]:
-    if name[0] in "sc" and name[1:].isdigit():
+    if name[0] in "sck" and name[1:].isdigit():
         return ("t", int(name[1:]))
     if name[0] == "L" and name[1:].isdigit():
         return ("L", int(name[1:]))
