@@ -95,6 +95,19 @@ class StencilSource:
 SMALL_CONST_LIMIT = 1 << 31
 
 
+# Ops whose constant count is part of the stencil (one stencil per count): x86 shifts
+# and rotates by an immediate, where a count in a hole needs a register.
+LITERAL_COUNT_OPS = frozenset({"shl", "shr", "sar", "rotl", "rotr"})
+
+
+def literal_input(op: Op) -> int | None:
+    """The input of ``op`` its stencil has as a literal (a constant shift count), or
+    None: every constant is a hole."""
+    if op.name in LITERAL_COUNT_OPS and op.inputs[1].is_const:
+        return 1
+    return None
+
+
 def operand_kinds(op: Op) -> str:
     """'s' (a slot), 'k' (a constant below SMALL_CONST_LIMIT) or 'c' (any other
     constant) per output then input temp."""
@@ -114,6 +127,9 @@ def shape_key(op: Op, take: int | None = None, store: bool = True) -> str:
         args = op.args
     text = ",".join(_arg_text(a) for a in args)
     key = f"{op.name}/{operand_kinds(op)}/{types}/{text}"
+    literal = literal_input(op)
+    if literal is not None:
+        key += f"/={op.inputs[literal].value}"
     if take is not None:
         key += f"/t{take}"
     return key if store else key + "/n"
@@ -254,8 +270,13 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None,
     roles: dict[str, str] = {}
     operands: list[OperandSpec] = []
     taken = None if take is None else len(op.outputs) + take
+    literal = literal_input(op)
+    if literal is not None:
+        literal += len(op.outputs)
 
     def placeholder(t: Temp, i: int) -> Temp:
+        if i == literal:
+            return t  # (the rule sees the constant itself)
         if not t.is_const:
             hole, kind = f"s{i}", "u31"
         elif t.value < SMALL_CONST_LIMIT:
@@ -353,5 +374,6 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None,
 
 
 __all__ = ["ACC", "ARENA_BASE", "ARENA_BODY", "ARENA_OUTSIDE", "ARENA_PAGES",
-           "ARENA_SIZE", "ARGS", "SMALL_CONST_LIMIT", "TAIL_JUMP_TAG", "OperandSpec",
-           "StencilFunction", "StencilSource", "shape_key", "stencil_source"]
+           "ARENA_SIZE", "ARGS", "LITERAL_COUNT_OPS", "SMALL_CONST_LIMIT",
+           "TAIL_JUMP_TAG", "OperandSpec", "StencilFunction", "StencilSource",
+           "literal_input", "shape_key", "stencil_source"]

@@ -52,6 +52,7 @@ from llvmtcg.ir.lower.stencil_function import (
     ARENA_PAGES,
     ARENA_SIZE,
     ARGS,
+    LITERAL_COUNT_OPS,
     TAIL_JUMP_TAG,
     OperandSpec,
     StencilSource,
@@ -91,6 +92,8 @@ _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
 _SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
 _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
 _CONST = TempKind.CONST
+_LOCAL = TempKind.LOCAL
+_GLOBAL = TempKind.GLOBAL
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
@@ -426,6 +429,10 @@ _PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
                           if not OPS[name].flags & OpFlag.SIDE_EFFECTS)
 
 
+# How many ops after a global's write acc_plan looks for a pure overwrite.
+_OVERWRITE_WINDOW = 4
+
+
 def acc_takes(ops: list[Op]) -> list[int | None]:
     """For each op, the input its stencil takes from %acc (see :func:`acc_plan`)."""
     return acc_plan(ops)[0]
@@ -437,44 +444,87 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     holds at that point. %acc holds nothing known at a label (several predecessors)
     and after an op that may change CPU state behind its outputs.
 
-    And for each op whether its result is stored to the CPU state: not when the very
-    next op (guest instruction boundaries aside) takes it from %acc as its only use,
-    overwrites the same temp, and cannot fault, call out or leave (pure): no one can
-    see the slot in between, so state stays precise at every exit and fault
-    (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once)."""
+    And for each op whether its result is stored to its slot. Not when no one can see
+    the slot before it is written again, so guest state stays precise at every exit
+    and fault:
+
+    - a global the ops after it overwrite (within :data:`_OVERWRITE_WINDOW` ops)
+      while none of them can fault, call out or leave (pure) and none reads it but
+      the very next op, from %acc (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once;
+      ``lw a5; addw a5,a5,a7`` stores a5 once);
+    - a block local whose one read is the very next op's, from %acc (``addw``'s sum
+      before its sign extension)."""
     takes: list[int | None] = []
     stores: list[bool] = []
     acc = None
     producer = -1  # the op whose result %acc holds, while no other op came after it
-    for op in ops:
+    local_reads: dict[str, int] | None = None  # reads of each local in the block
+    # Globals written and not stored yet: (op index, CPU-state offset, ops left).
+    pending: list[tuple[int, int, int]] = []
+    for index, op in enumerate(ops):
         name = op.name
+        inputs = op.inputs
         take = None
         if acc is not None and name in _ACC_OPS:
             acc_name, acc_kind = acc.name, acc.kind
             uses = 0
-            for i, t in enumerate(op.inputs):
+            for i, t in enumerate(inputs):
                 if t is acc or (t.name == acc_name and t.kind is acc_kind):
                     uses += 1
                     if take is None:
                         take = i
-            if (producer >= 0 and uses == 1 and name in _PURE_ACC_OPS
-                    and len(op.outputs) == 1 and op.outputs[0].name == acc_name
-                    and op.outputs[0].kind is acc_kind):
-                stores[producer] = False
+            if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
+                if local_reads is None:
+                    local_reads = _local_reads(ops)
+                if local_reads[acc_name] == 1:
+                    stores[producer] = False
         takes.append(take)
         stores.append(True)
         if name == "insn_start":
             continue
+        if pending:
+            if name in _PURE_ACC_OPS:
+                left_pending = []
+                for p, offset, left in pending:
+                    # The next op may read the value from %acc; any other read of the
+                    # slot needs the store.
+                    allowed = 1 if p == producer and take is not None else 0
+                    reads = 0
+                    for t in inputs:
+                        if t.kind is _GLOBAL and t.offset < offset + 8 \
+                                and offset < t.offset + t.type.bits // 8:
+                            reads += 1
+                    if reads > allowed:
+                        continue
+                    if any(t.kind is _GLOBAL and t.offset == offset and t.type is I64
+                           for t in op.outputs):
+                        stores[p] = False
+                    elif left > 1:
+                        left_pending.append((p, offset, left - 1))
+                pending = left_pending
+            else:
+                pending = []
         producer = -1
         outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
             acc = outputs[0]  # (its stencil gives it)
             if name in _ACC_OPS:
-                producer = len(stores) - 1
+                producer = index
+                if acc.kind is _GLOBAL:
+                    pending.append((index, acc.offset, _OVERWRITE_WINDOW))
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
     return takes, stores
+
+
+def _local_reads(ops: list[Op]) -> dict[str, int]:
+    reads: dict[str, int] = {}
+    for op in ops:
+        for t in op.inputs:
+            if t.kind is _LOCAL:
+                reads[t.name] = reads.get(t.name, 0) + 1
+    return reads
 
 @dataclass(frozen=True, slots=True)
 class _Bound:
@@ -711,8 +761,14 @@ class BaselineCodegen:
             if name in _SELF_EMITTED:
                 bounds.append(None)
                 continue
-            key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), take, store, *map(_SHAPE, op.inputs))
+            if name in _DEST_ARGS:
+                args = op.args[:1]
+            elif name in LITERAL_COUNT_OPS and op.inputs[1].kind is _CONST:
+                args = op.inputs[1].value  # (its stencil has the count: literal_input)
+            else:
+                args = op.args
+            key = (name, args, *map(_SHAPE, op.outputs), take, store,
+                   *map(_SHAPE, op.inputs))
             bound = by_key.get(key)
             if bound is None:
                 missing.append((len(bounds), key, op, take, store))
