@@ -429,8 +429,9 @@ _PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
                           if not OPS[name].flags & OpFlag.SIDE_EFFECTS)
 
 
-# How many ops after a global's write acc_plan looks for a pure overwrite.
-_OVERWRITE_WINDOW = 4
+# How many ops (guest instruction starts included) after a global's write acc_plan
+# looks for a pure overwrite.
+_OVERWRITE_WINDOW = 6
 
 
 def acc_takes(ops: list[Op]) -> list[int | None]:
@@ -459,8 +460,9 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     acc = None
     producer = -1  # the op whose result %acc holds, while no other op came after it
     local_reads: dict[str, int] | None = None  # reads of each local in the block
-    # Globals written and not stored yet: (op index, CPU-state offset, ops left).
-    pending: list[tuple[int, int, int]] = []
+    # Globals (one per CPU-state field, by name) written and not stored yet:
+    # name -> (the op that wrote it, the last op index that may overwrite it).
+    pending: dict[str, tuple[int, int]] = {}
     for index, op in enumerate(ops):
         name = op.name
         inputs = op.inputs
@@ -484,26 +486,18 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
             continue
         if pending:
             if name in _PURE_ACC_OPS:
-                left_pending = []
-                for p, offset, left in pending:
-                    # The next op may read the value from %acc; any other read of the
-                    # slot needs the store.
-                    allowed = 1 if p == producer and take is not None else 0
-                    reads = 0
-                    for t in inputs:
-                        if t.kind is _GLOBAL and t.offset < offset + 8 \
-                                and offset < t.offset + t.type.bits // 8:
-                            reads += 1
-                    if reads > allowed:
-                        continue
-                    if any(t.kind is _GLOBAL and t.offset == offset and t.type is I64
-                           for t in op.outputs):
-                        stores[p] = False
-                    elif left > 1:
-                        left_pending.append((p, offset, left - 1))
-                pending = left_pending
+                for i, t in enumerate(inputs):
+                    if t.kind is _GLOBAL and t.name in pending:
+                        # Only the very next op may read it, from %acc.
+                        if i != take or pending[t.name][0] != producer:
+                            del pending[t.name]
+                for t in op.outputs:
+                    if t.kind is _GLOBAL:
+                        written = pending.pop(t.name, None)
+                        if written is not None and index <= written[1]:
+                            stores[written[0]] = False
             else:
-                pending = []
+                pending.clear()
         producer = -1
         outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
@@ -511,7 +505,7 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
             if name in _ACC_OPS:
                 producer = index
                 if acc.kind is _GLOBAL:
-                    pending.append((index, acc.offset, _OVERWRITE_WINDOW))
+                    pending[acc.name] = (index, index + _OVERWRITE_WINDOW)
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
@@ -638,6 +632,9 @@ class BaselineCodegen:
         self._bound: dict[str, _Bound] = {}
         # an op's shape (a tuple, cheap to build) -> its generated op emitter
         self._by_key: dict[tuple, Callable[..., bool]] = {}
+        # stencil name -> its op emitter (keys of several constant values, a shift's
+        # count aside, share one stencil)
+        self._by_name: dict[str, Callable[..., bool]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -671,6 +668,7 @@ class BaselineCodegen:
         """After the arena was reset: constant pools placed there are gone."""
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
+        self._by_name = {}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -782,7 +780,10 @@ class BaselineCodegen:
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
                                           f"{shape_key(op, take, store)}")
-                    emitter = by_key[key] = _op_emitter(self.stencil(name), op)
+                    emitter = self._by_name.get(name)
+                    if emitter is None:
+                        emitter = self._by_name[name] = _op_emitter(self.stencil(name), op)
+                    by_key[key] = emitter
                 bounds[i] = emitter
         return bounds
 
