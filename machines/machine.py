@@ -253,6 +253,8 @@ class Machine:
         return loop
 
     def close(self) -> None:
+        for hart in self.harts:  # (before the memory their blocks are read back from)
+            hart.save_translations()
         for close in reversed(self.closers):
             close()
         self.closers.clear()

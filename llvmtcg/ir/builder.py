@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llvmtcg.ir.block import Block, Op
-from llvmtcg.ir.ops import OPS, ExitReason
+from llvmtcg.ir.ops import OPS, VECTOR_I64_TEMPS, ExitReason
 from llvmtcg.ir.types import (
     I32,
     I64,
     PAIR_MEMOP,
+    V128,
     AtomicOp,
     Cond,
     FCond,
@@ -335,7 +336,51 @@ class _FloatOps:
         self.emit("fpenv_round", (), (src,))
 
 
-class Builder(_FloatOps, _ControlAndMemoryOps):
+_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma"})
+_VECTOR_COUNTED = frozenset({"vshli", "vshri", "vsari"})
+
+
+class _VectorOps:
+    """Ops on v128 temps (lanes of ``8 << vece`` bits over ``oprsz`` bytes, 8 or 16;
+    semantics in ir/ops.py)."""
+
+    def vector(self, name: str, dst: Temp, sources: Sequence[Temp], vece: int, oprsz: int,
+               *args: object) -> None:
+        """dst = the vector op ``name`` of ``sources``; ``args`` after vece and oprsz
+        are the op's own (a Cond for vcmp, a count for shifts, an index for vdupe, a
+        RoundingMode for float ops). Every temp is v128 but vdup's source and
+        vfanynan's result (i64)."""
+        definition = OPS.get(name)
+        if definition is None or not definition.is_vector:
+            raise IRError(f"{name} is not a vector op")
+        if not 0 <= vece <= 3 or oprsz not in (8, 16):
+            raise IRError(f"{name}: bad lanes vece={vece} oprsz={oprsz}")
+        scalars = VECTOR_I64_TEMPS.get(name, ())
+        for i, t in enumerate((dst, *sources)):
+            want = I64 if i in scalars else V128
+            if t.type is not want:
+                raise IRError(f"{name}: operand {t} is {t.type}, not {want}")
+            if t.kind is _CONST and want is V128:
+                raise IRError(f"{name}: no v128 constants ({t}); build one with vdup")
+        esize = 8 << vece
+        if name in _VECTOR_FP:
+            if vece not in (2, 3):
+                raise IRError(f"{name}: float lanes are 32 or 64 bits, not {esize}")
+            rm = args[0] if args else None
+            if not isinstance(rm, RoundingMode) or rm is RoundingMode.RMM:
+                raise IRError(f"{name}: rounding mode {rm!r} (RMM is scalar-only)")
+        elif name == "vcmp" and not (args and isinstance(args[0], Cond)):
+            raise IRError(f"vcmp: condition {args[:1]!r} is not a Cond")
+        elif name in _VECTOR_COUNTED and not (args and 0 <= args[0] < esize):
+            raise IRError(f"{name}: count {args[:1]!r} not below the lane width {esize}")
+        elif name == "vdupe" and not (args and 0 <= args[0] < 128 // esize):
+            raise IRError(f"vdupe: lane {args[:1]!r} out of range")
+        elif name == "vtbl" and vece != 0:
+            raise IRError("vtbl: the lanes are bytes (vece 0)")
+        self.emit(name, (dst,), sources, (vece, oprsz, *args))
+
+
+class Builder(_FloatOps, _ControlAndMemoryOps, _VectorOps):
     """Emits ops into a :class:`Block`.
 
     Args:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 class IRType(enum.Enum):
     I32 = 32
     I64 = 64
+    # A 128-bit vector (an AdvSIMD register): held in LLVM as <2 x i64>; vector ops
+    # (ir/ops.py) view it as lanes of their element size. No constants of this type.
+    V128 = 128
 
     # bits, mask and the text are plain attributes of each member (set below): the
     # lowering formats and asks for them tens of thousands of times per second, and
@@ -16,6 +19,8 @@ class IRType(enum.Enum):
     bits: int
     mask: int
     text: str
+    llvm: str  # the LLVM type of a temp's value (text, but <2 x i64> for v128)
+    align: int  # the alignment of a CPU-state field of this type (bytes, at most 8)
     consts: dict[int, Temp]  # const() of this type, by value
 
     def __str__(self) -> str:
@@ -29,9 +34,14 @@ for _t in IRType:
     _t.bits = _t.value
     _t.mask = (1 << _t.value) - 1
     _t.text = f"i{_t.value}"
+    _t.llvm = _t.text
+    _t.align = min(_t.value // 8, 8)
     _t.consts = {}
+IRType.V128.text = "v128"
+IRType.V128.llvm = "<2 x i64>"
 I32 = IRType.I32
 I64 = IRType.I64
+V128 = IRType.V128
 
 
 class TempKind(enum.Enum):

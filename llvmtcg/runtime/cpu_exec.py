@@ -29,6 +29,7 @@ from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.lookup_table import lookup_ir
 from llvmtcg.runtime.native.arena import CodeArena
 from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
+from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache
 from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
 from llvmtcg.runtime.softmmu import (
@@ -39,7 +40,7 @@ from llvmtcg.runtime.softmmu import (
     Softmmu,
     page_floor,
 )
-from llvmtcg.runtime.tbcache import TbCache
+from llvmtcg.runtime.tbcache import TbCache, TranslationBlock
 from llvmtcg.runtime.tiering import Tiering
 
 
@@ -328,6 +329,9 @@ class Cpu:
                                             self.tbs._compile_accessors,
                                             self.state.get("page_table"),
                                             self.state.get("page_count"))
+        if options.cache_dir is not None and options.program:
+            self.tbs.baseline_cache = BaselineBlockCache(options.cache_dir, key,
+                                                         options.program, self.tbs.baseline)
 
     @property
     def stats(self) -> ExecStats:
@@ -349,7 +353,29 @@ class Cpu:
             out["tier"] = dict(self.tiering.stats)
         if self.tbs.code_cache is not None:
             out["cache"] = dict(self.tbs.code_cache.stats)
+        if self.tbs.baseline_cache is not None:
+            out["baseline_cache"] = dict(self.tbs.baseline_cache.stats)
         return out
+
+    def save_translations(self) -> int:
+        """Store the baseline blocks this run emitted for the program's next run (with
+        ``RuntimeOptions.program`` and a cache directory; best effort). Returns the
+        blocks the program's file holds now (0: nothing written)."""
+        cache = self.tbs.baseline_cache
+        if cache is None:
+            return 0
+        with self.tbs.lock:
+            return cache.save(self._guest_bytes_of)
+
+    def _guest_bytes_of(self, tb: TranslationBlock) -> bytes | None:
+        """The guest bytes a valid block was translated from (physical ranges in system
+        mode: the virtual mapping may have changed since; stores invalidate blocks)."""
+        try:
+            if tb.phys_ranges is None:
+                return b"".join(self.softmmu.fetch(s, e - s) for s, e in tb.ranges)
+            return b"".join(self.memory.read(s, e - s) for s, e in tb.phys_ranges)
+        except Exception:  # noqa: BLE001 - unmapped meanwhile: not stored
+            return None
 
     def close(self) -> None:
         callbacks.unregister(self)
@@ -362,6 +388,7 @@ class Cpu:
         if self.tiering is not None:
             self.tiering.close()
         if self.arena is not None:
+            self.save_translations()
             self.tbs.flush()
             self.tbs.baseline = None
             self.arena.close()

@@ -43,6 +43,7 @@ from llvmtcg.runtime.native.baseline import (
     EmittedBlock,
     Unsupported,
 )
+from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache, CachedBlock, wide_values
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -150,6 +151,9 @@ class ArenaCode:
 _NO_ADDRESSES: dict[str, int] = {}
 
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
+# Stored baseline blocks one miss installs: the missed one and those its direct exits
+# reach (they ran together last time; each one installed now is a miss fewer).
+MAX_STORED_AHEAD = 64
 
 
 def pages_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
@@ -213,6 +217,8 @@ class TbCache:
         # The baseline tier (copy-and-patch into an arena), the default first tier;
         # None: every block goes through LLVM (FastISel).
         self.baseline: BaselineCodegen | None = None
+        # Baseline blocks stored by earlier runs of the program (None: not kept).
+        self.baseline_cache: BaselineBlockCache | None = None
         self.by_pc: dict[int, TranslationBlock] = {}  # cheap blocks
         self.regions: dict[int, HotRegion] = {}  # installed regions, by head pc
         self.region_retired: list[Callable[[HotRegion], None]] = []
@@ -339,10 +345,13 @@ class TbCache:
         return self.best(dest, src.flags, phys)
 
     def _unique_name(self, block: Block) -> str:
+        return self._unique(block.name)
+
+    def _unique(self, name: str) -> str:
         # Blocks retranslated after invalidation get a new symbol name.
-        count = self._names.get(block.name, 0)
-        self._names[block.name] = count + 1
-        return block.name if count == 0 else f"{block.name}.{count}"
+        count = self._names.get(name, 0)
+        self._names[name] = count + 1
+        return name if count == 0 else f"{name}.{count}"
 
     def translate_region(self, pc: int, flags: int | None = None) -> TranslationBlock:
         flags = self.flags if flags is None else flags
@@ -351,6 +360,8 @@ class TbCache:
                   and self.addressing is None and not self.breakpoints
                   and self.baseline is None)
         tbs = self._load_cached(pc) if cached else None
+        if tbs is None and self.baseline_cache is not None and not self.breakpoints:
+            tbs = self._load_baseline(pc, flags)
         if tbs is None:
             tbs = None
             if self.baseline is not None:
@@ -595,6 +606,45 @@ class TbCache:
             self.pending_release.append(module)
         return tbs
 
+    def _load_baseline(self, pc: int, flags: int) -> list[TranslationBlock] | None:
+        """The stored baseline block at pc whose guest bytes are unchanged, and the
+        stored ones its direct exits reach (bounded), placed and installed without the
+        frontend or emission; None if pc's is not stored."""
+        cache = self.baseline_cache
+        fetch = self._fetch_for(flags)
+        first = cache.find(pc, flags, fetch)
+        if first is None:
+            return None
+        tbs: list[TranslationBlock] = []
+        queue: list[CachedBlock] = [first]
+        seen = {pc}
+        while queue and len(tbs) < MAX_STORED_AHEAD:
+            stored = queue.pop(0)
+            try:
+                emitted = cache.place(stored)
+            except ArenaFull:
+                if tbs or self.in_native:
+                    break  # (pc's block is placed, or emission copes: see there)
+                self.flush_arena()
+                emitted = cache.place(stored)
+            if emitted is None:
+                if not tbs:
+                    return None
+                continue
+            name = self._unique(f"tb_{stored.pc:x}")
+            if self.jit.perf_map:
+                self.jit.perf_map_entry(emitted.entry, emitted.size, name)
+            tbs.append(self._install_emitted(
+                stored.pc, name, [tuple(r) for r in stored.ranges], dict(stored.targets),
+                stored.n_insns, stored.return_pc, emitted, flags))
+            for _, dest in stored.targets:
+                if dest not in seen and self.lookup(dest, flags) is None:
+                    seen.add(dest)
+                    found = cache.find(dest, flags, fetch)
+                    if found is not None:
+                        queue.append(found)
+        return tbs or None
+
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
                           ) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
@@ -603,17 +653,24 @@ class TbCache:
         for op in block.ops:
             if op.name == "goto_tb":
                 targets[op.args[0]] = op.args[1]
-        pc = block.pc
-        ranges = block.guest_ranges
+        tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
+                                   block.n_insns, block.return_pc, emitted, flags)
+        if self.baseline_cache is not None and not self.breakpoints:
+            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block))
+        return tb
+
+    def _install_emitted(self, pc: int, name: str, ranges: list[tuple[int, int]],
+                         targets: dict[int, int], n_insns: int, return_pc: int | None,
+                         emitted: EmittedBlock, flags: int) -> TranslationBlock:
         phys_pc = phys_ranges = None
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
             phys_ranges = self._phys_ranges(ranges, flags)
         code = ArenaCode(_NO_ADDRESSES)  # (shared: an emitted block keeps no symbol map)
         code.live_blocks = 1
-        tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
-                              targets, block.n_insns, flags, phys_pc, phys_ranges,
-                              return_pc=block.return_pc)
+        tb = TranslationBlock(pc, name, ranges, code, emitted.entry, emitted.slots,
+                              targets, n_insns, flags, phys_pc, phys_ranges,
+                              return_pc=return_pc)
         if emitted.counter:
             tb.counter = emitted.counter
             tb.counter_start = self.lowering.hot_threshold

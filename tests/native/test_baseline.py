@@ -409,3 +409,18 @@ def test_dropped_stores_leave_precise_state_at_a_fault() -> None:
     assert exit_.fault.addr == (r2 + 1) & (1 << 64) - 1
     assert cpu.state.get("r", 4) == 0
     assert cpu.tbs.stats["baseline_blocks"] == 1
+
+
+def test_acc_plan_keeps_a_store_a_global_of_another_name_reads() -> None:
+    from llvmtcg.ir.types import I32, Temp, TempKind
+    from llvmtcg.runtime.native.baseline import acc_plan
+
+    # A 32-bit view of r1's upper half (fields of other names may overlap: AArch64's
+    # q[n] and v[2n]).
+    high = Temp(TempKind.GLOBAL, I32, "r1.high", offset=R[1].offset + 4)
+    shl = Op("shl", (R[1],), (R[0], c64(3)), ())
+    ops = [shl, Op("extu_i32_i64", (R[7],), (high,), ()), Op("xor", (R[1],), (R[0], R[0]), ())]
+    assert acc_plan(ops)[1][0]  # (the view reads the slot: stored)
+    ops[1] = Op("extu_i32_i64", (R[7],), (Temp(TempKind.GLOBAL, I32, "r2.low",
+                                                offset=R[2].offset),), ())
+    assert not acc_plan(ops)[1][0]  # (nothing reads it before the xor: dropped)

@@ -182,14 +182,14 @@ class StencilFunction(Emitter):
         if hole[0] in "ck":
             wide = self.value(f'add i64 ptrtoint (ptr @"{HOLE}{hole}" to i64), 0')
             return wide if t.type is I64 else self.value(f"trunc i64 {wide} to {t.type}")
-        return self.value(f"load {t.type}, ptr {self._slot_ptr(hole)}, align 4")
+        return self.value(f"load {t.type.llvm}, ptr {self._slot_ptr(hole)}, align 4")
 
     def write(self, t: Temp, value: str) -> None:
         if t.name == self.unstored:
             self.result.append((value, self.current_block))
             return
         hole = self.roles[t.name]
-        self.emit(f"store {t.type} {value}, ptr {self._slot_ptr(hole)}, align 4")
+        self.emit(f"store {t.type.llvm} {value}, ptr {self._slot_ptr(hole)}, align 4")
 
     def label(self, label: Label) -> str:
         if label.index not in self.labels_used:

@@ -62,7 +62,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import I64, TempKind
+from llvmtcg.ir.types import I64, Temp, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -94,6 +94,8 @@ _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: ho
 _CONST = TempKind.CONST
 _LOCAL = TempKind.LOCAL
 _GLOBAL = TempKind.GLOBAL
+# Arena constants that are the same for every process of one layout (layout_key)
+_LAYOUT_CONSTANTS = frozenset({ARENA_SIZE, ARENA_BODY, ARENA_OUTSIDE})
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
@@ -422,10 +424,11 @@ def library_for(options: LoweringOptions, fingerprint: str,
 # Ops whose stencils may take an input from %acc, and ops that change no CPU-state
 # field but their outputs (so %acc still holds the temp it held before them). Helper
 # calls, float ops (the guest FP environment), host stores (raw addresses) and the FP
-# environment ops are neither; an op leaving its one i64 result in %acc is always
-# followed correctly (the stencil reloads it last).
+# environment ops are neither, nor are vector ops (a v128 output overlaps i64 fields
+# of other names: AArch64's q[n] is v[2n] and v[2n+1]); an op leaving its one i64
+# result in %acc is always followed correctly (the stencil reloads it last).
 _ACC_OPS = frozenset(name for name, d in OPS.items()
-                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR)
+                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR | OpFlag.VECTOR)
                      and name not in ("call", "host_st", "host_ld", "fpenv_flags",
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
@@ -466,9 +469,10 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     acc = None
     producer = -1  # the op whose result %acc holds, while no other op came after it
     local_reads: dict[str, int] | None = None  # reads of each local in the block
-    # Globals (one per CPU-state field, by name) written and not stored yet:
-    # name -> (the op that wrote it, the last op index that may overwrite it).
-    pending: dict[str, tuple[int, int]] = {}
+    # i64 globals written and not stored yet, by CPU-state offset (globals of other
+    # names may overlap them: AArch64's q[n] is v[2n] and v[2n+1]):
+    # offset -> (the op that wrote it, the last op index that may overwrite it).
+    pending: dict[int, tuple[int, int]] = {}
     for index, op in enumerate(ops):
         name = op.name
         inputs = op.inputs
@@ -493,13 +497,16 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
         if pending:
             if name in _PURE_ACC_OPS:
                 for i, t in enumerate(inputs):
-                    if t.kind is _GLOBAL and t.name in pending:
-                        # Only the very next op may read it, from %acc.
-                        if i != take or pending[t.name][0] != producer:
-                            del pending[t.name]
-                for t in op.outputs:
                     if t.kind is _GLOBAL:
-                        written = pending.pop(t.name, None)
+                        start, end = t.offset, t.offset + t.type.bits // 8
+                        for offset in [o for o in pending if o < end and start < o + 8]:
+                            # Only the very next op may read it, from %acc.
+                            if i != take or offset != start \
+                                    or pending[offset][0] != producer:
+                                del pending[offset]
+                for t in op.outputs:
+                    if t.kind is _GLOBAL and t.type is I64:
+                        written = pending.pop(t.offset, None)
                         if written is not None and index <= written[1]:
                             stores[written[0]] = False
             else:
@@ -511,7 +518,7 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
             if name in _ACC_OPS:
                 producer = index
                 if acc.kind is _GLOBAL:
-                    pending[acc.name] = (index, index + _OVERWRITE_WINDOW)
+                    pending[acc.offset] = (index, index + _OVERWRITE_WINDOW)
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
@@ -754,7 +761,8 @@ class BaselineCodegen:
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
-        if len(block.locals) > SCRATCH_SLOTS:
+        if len(block.locals) > SCRATCH_SLOTS // 2 and \
+                sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
         bounds: list[Callable[..., bool] | None] = []
@@ -809,23 +817,7 @@ class BaselineCodegen:
             elif name == "lookup_and_goto_ptr":
                 indirect = True
         slot_numbers.sort()
-        n_slots = len(slot_numbers)
-        hot = self.hot_threshold
-        # Each exit slot is followed by the address of its direct jump's rel32 (0:
-        # none), read back by the linker (jump_of): nothing kept per block in Python.
-        data_size = 16 * n_slots + (8 if hot else 0) \
-            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
-        data = self.arena.alloc_data(max(data_size, 8), 8)
-        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
-        counter = targets = 0
-        if n_slots:
-            ctypes.memset(data, 0, 16 * n_slots)
-        if hot:
-            counter = data + 16 * n_slots
-            _I32.from_address(counter).value = hot
-            if indirect:
-                targets = counter + 8
-                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        slots, counter, targets = self.block_data(slot_numbers, indirect)
         asm = Assembler()
         fixed = self._fixed
         if fixed is None:
@@ -846,7 +838,7 @@ class BaselineCodegen:
         labels: dict[int, Label] = {}
         faults: dict[int, Label] = {}
         scratch = self.scratch_offset
-        lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
+        lo = _local_offsets(block, scratch)
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
@@ -890,6 +882,98 @@ class BaselineCodegen:
             _U64.from_address(slots[n] + 8).value = entry + offset
         return EmittedBlock(entry, len(asm.code), slots, counter, targets)
 
+    def block_data(self, slot_numbers: list[int], indirect: bool
+                   ) -> tuple[dict[int, int], int, int]:
+        """A block's data in the arena's data zone, initialised: its exit slots (slot n
+        -> address), HOT counter and indirect-target profile (0: none). Each exit slot
+        is followed by the address of its direct jump's rel32 (0: none), read back by
+        the linker (:meth:`jump_of`): nothing kept per block in Python."""
+        n_slots = len(slot_numbers)
+        hot = self.hot_threshold
+        data_size = 16 * n_slots + (8 if hot else 0) \
+            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
+        data = self.arena.alloc_data(max(data_size, 8), 8)
+        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
+        counter = targets = 0
+        if n_slots:
+            ctypes.memset(data, 0, 16 * n_slots)
+        if hot:
+            counter = data + 16 * n_slots
+            _I32.from_address(counter).value = hot
+            if indirect:
+                targets = counter + 8
+                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        return slots, counter, targets
+
+    # -- what the baseline block cache (baseline_cache.py) needs to move code between
+    # processes: the per-process values emitted code holds, by name.
+    def process_values(self) -> dict[int, str]:
+        """Every per-process 64-bit value the stencils bound so far put into code
+        (import cells, arena constants), by value -> name (see :meth:`process_value`;
+        "" for a value that two names have).
+        Constant pools are not included: they are reached PC-relative (see
+        :meth:`pool_ranges`)."""
+        out: dict[int, str] = {}
+        for name in self._bound:
+            stencil = self.library.stencils[name]
+            for hole in stencil.holes:
+                operand = stencil.operands[hole.operand].name
+                if operand.startswith("imp."):
+                    base = self._cells[operand[4:]]
+                elif operand.startswith("arena.") and operand not in _LAYOUT_CONSTANTS:
+                    base = self._arena_constants[operand]
+                else:
+                    continue
+                value = (base + hole.addend) & (1 << 64) - 1
+                name = f"{operand}@{hole.addend}"
+                # (two names of one value here may be two values elsewhere: "" says so)
+                out[value] = name if out.get(value, name) == name else ""
+        return out
+
+    def process_value(self, name: str) -> int | None:
+        """The value named by :meth:`process_values` in this process (None: unknown
+        here). May compile a memory accessor an import cell needs."""
+        operand, _, addend = name.rpartition("@")
+        try:
+            offset = int(addend)
+        except ValueError:
+            return None
+        if operand.startswith("imp."):
+            try:
+                base = self._cell(operand[4:])
+            except Unsupported:
+                return None
+        elif operand in self._arena_constants:
+            base = self._arena_constants[operand]
+        else:
+            return None
+        return (base + offset) & (1 << 64) - 1
+
+    def pool_ranges(self) -> list[tuple[int, int]]:
+        """Around each constant-pool address stencils reference (a pool's start plus
+        the offset used), [start, end) wide enough for any PC-relative addend."""
+        return [(address - 64, address + 64) for bound in self._bound.values()
+                for address in bound.pools]
+
+    def layout_key(self) -> tuple:
+        """What placed code relies on beyond the translator fingerprint: the entry
+        adapter (its length fixes where bodies start, chain_value), the arena's code
+        size and the flat-memory bounds (constants in code, not relocated)."""
+        entry = self.library.stencils["entry"].code
+        return (hashlib.sha256(entry).hexdigest()[:16], self.body_offset,
+                self._arena_constants[ARENA_SIZE], self._arena_constants[ARENA_OUTSIDE],
+                self.scratch_offset, self.hot_threshold, self.count_insns)
+
+    def place(self, code: bytes | bytearray) -> int:
+        """Copy a block's finished code into the arena (one piece); its address.
+
+        Raises:
+            ArenaFull: no room (nothing was written).
+        """
+        address = self.arena.alloc_code(len(code), 16)
+        self.arena.write(address, code)
+        return address
+
     @staticmethod
     def jump_of(slot: int) -> int:
         """The address of the rel32 field of the direct jump of the exit whose slot is
@@ -925,6 +1009,22 @@ class BaselineCodegen:
         lines += [f"  {i.address:#x}:  {i.mnemonic} {i.op_str}".rstrip()
                   for i in md.disasm(code, block.entry)]
         return "\n".join(lines) + "\n"
+
+
+def _local_slots(t: Temp) -> int:
+    """How many 8-byte scratch slots a block local takes (a v128 two)."""
+    return t.type.bits // 64 or 1
+
+
+def _local_offsets(block: Block, scratch: int) -> dict[str, int]:
+    """Each block local's CPU-state offset in the scratch area: 8-byte slots in order,
+    two for a v128 (the same as one slot each when the block has no vectors)."""
+    offsets: dict[str, int] = {}
+    offset = scratch
+    for t in block.locals:
+        offsets[t.name] = offset
+        offset += 8 * _local_slots(t)
+    return offsets
 
 
 def _nops(n: int) -> bytes:
