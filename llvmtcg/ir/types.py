@@ -59,13 +59,16 @@ class Temp:
     name: str
     value: int = 0  # constants: the value, already masked to the type's width
     offset: int = 0  # globals: byte offset in the CPU state
-    # What an op's code depends on besides the opcode: width and constant-or-not, as
-    # one int (bits * 2 + is a constant), derived; the baseline tier keys stencils by it.
+    # What an op's code depends on besides the opcode: width, and whether a constant
+    # and then whether one below 2**31 (a 4-byte immediate for x86), as one int (bits
+    # * 4 + 0, 1 or 3), derived; the baseline tier keys stencils by it.
     shape: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape",
-                           self.type.bits * 2 + (self.kind is TempKind.CONST))
+        kind = 0
+        if self.kind is TempKind.CONST:
+            kind = 3 if self.value < 1 << 31 else 1
+        object.__setattr__(self, "shape", self.type.bits * 4 + kind)
 
     def __str__(self) -> str:
         if self.kind is TempKind.CONST:

@@ -55,6 +55,7 @@ from llvmtcg.ir.lower.stencil_function import (
     ARENA_PAGES,
     ARENA_SIZE,
     ARGS,
+    LITERAL_COUNT_OPS,
     TAIL_JUMP_TAG,
     OperandSpec,
     StencilSource,
@@ -98,6 +99,8 @@ _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
 _SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
 _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
 _CONST = TempKind.CONST
+_LOCAL = TempKind.LOCAL
+_GLOBAL = TempKind.GLOBAL
 # Arena constants that are the same for every process of one layout (layout_key)
 _LAYOUT_CONSTANTS = frozenset({ARENA_SIZE, ARENA_BODY, ARENA_OUTSIDE})
 _EXCEPTION = int(ExitReason.EXCEPTION)
@@ -262,6 +265,12 @@ def _compile(sources: list[StencilSource], rodata: dict[tuple[str, str], bytes]
                     Operand(o.name, _KINDS[o.kind]) for o in source.operands) + tuple(
                     Operand(p, OperandKind.LABEL) for p in pools), "")
                 stencil = _extract(elf, spec, function)
+                if any(h.addend and stencil.operands[h.operand].name[0] == "k"
+                       for h in stencil.holes):
+                    # (a small constant with an addend folded in may leave the range
+                    # its 4-byte field holds: the shape is left to the LLVM tier)
+                    raise StencilError(f"stencil {source.name}: a constant hole with "
+                                       "an addend")
                 for pool in pools:
                     rodata[(source.name, _pool(pool))] = elf.section_bytes(
                         elf.sections[int(pool.split(".")[1])])
@@ -321,25 +330,32 @@ class BaselineLibrary:
         if self.path is not None:
             self._write()
 
-    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]]) -> None:
+    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]
+                                   | tuple[Op, int | None, bool]]) -> None:
         """Compile the stencils of the shapes of ``ops`` not in the library yet (an op,
-        or an (op, input taken from %acc) pair: see :func:`acc_takes`)."""
-        missing: dict[str, tuple[Op, int | None]] = {}
+        an (op, input taken from %acc) pair or an (op, take, result stored) triple:
+        see :func:`acc_plan`)."""
+        missing: dict[str, tuple[Op, int | None, bool]] = {}
         for item in ops:
-            op, take = (item, None) if isinstance(item, Op) else item
-            name = stencil_name(shape_key(op, take))
+            if isinstance(item, Op):
+                op, take, store = item, None, True
+            elif len(item) == 2:
+                (op, take), store = item, True
+            else:
+                op, take, store = item
+            name = stencil_name(shape_key(op, take, store))
             if (name not in self.stencils and name not in self.unsupported
                     and name not in missing):
-                missing[name] = (op, take)
+                missing[name] = (op, take, store)
         if not missing:
             return
         with self.lock:
             sources = []
-            for name, (op, take) in missing.items():
+            for name, (op, take, store) in missing.items():
                 if name in self.stencils:
                     continue
                 try:
-                    sources.append(stencil_source(self.options, op, take))
+                    sources.append(stencil_source(self.options, op, take, store))
                 except Exception:  # noqa: BLE001 - a rule that cannot take holes
                     self.unsupported.add(name)
             if sources:
@@ -481,31 +497,105 @@ _ACC_OPS = frozenset(name for name, d in OPS.items()
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
 
+# Ops that cannot fault, call out or leave: nothing can see the CPU state while they run.
+_PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
+                          if not OPS[name].flags & OpFlag.SIDE_EFFECTS)
+
+
+# How many ops (guest instruction starts included) after a global's write acc_plan
+# looks for a pure overwrite.
+_OVERWRITE_WINDOW = 6
+
+
 def acc_takes(ops: list[Op]) -> list[int | None]:
+    """For each op, the input its stencil takes from %acc (see :func:`acc_plan`)."""
+    return acc_plan(ops)[0]
+
+
+def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     """For each op, the input its stencil takes from %acc (the register the previous
     stencil left its i64 result in), or None: the first input that is the temp %acc
     holds at that point. %acc holds nothing known at a label (several predecessors)
-    and after an op that may change CPU state behind its outputs."""
+    and after an op that may change CPU state behind its outputs.
+
+    And for each op whether its result is stored to its slot. Not when no one can see
+    the slot before it is written again, so guest state stays precise at every exit
+    and fault:
+
+    - a global the ops after it overwrite (within :data:`_OVERWRITE_WINDOW` ops)
+      while none of them can fault, call out or leave (pure) and none reads it but
+      the very next op, from %acc (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once;
+      ``lw a5; addw a5,a5,a7`` stores a5 once);
+    - a block local whose one read is the very next op's, from %acc (``addw``'s sum
+      before its sign extension)."""
     takes: list[int | None] = []
+    stores: list[bool] = []
     acc = None
-    for op in ops:
+    producer = -1  # the op whose result %acc holds, while no other op came after it
+    local_reads: dict[str, int] | None = None  # reads of each local in the block
+    # i64 globals written and not stored yet, by CPU-state offset (globals of other
+    # names may overlap them: AArch64's q[n] is v[2n] and v[2n+1]):
+    # offset -> (the op that wrote it, the last op index that may overwrite it).
+    pending: dict[int, tuple[int, int]] = {}
+    for index, op in enumerate(ops):
         name = op.name
+        inputs = op.inputs
         take = None
         if acc is not None and name in _ACC_OPS:
-            for i, t in enumerate(op.inputs):
-                if t is acc or (t.name == acc.name and t.kind is acc.kind):
-                    take = i
-                    break
+            acc_name, acc_kind = acc.name, acc.kind
+            uses = 0
+            for i, t in enumerate(inputs):
+                if t is acc or (t.name == acc_name and t.kind is acc_kind):
+                    uses += 1
+                    if take is None:
+                        take = i
+            if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
+                if local_reads is None:
+                    local_reads = _local_reads(ops)
+                if local_reads[acc_name] == 1:
+                    stores[producer] = False
         takes.append(take)
+        stores.append(True)
         if name == "insn_start":
             continue
+        if pending:
+            if name in _PURE_ACC_OPS:
+                for i, t in enumerate(inputs):
+                    if t.kind is _GLOBAL:
+                        start, end = t.offset, t.offset + t.type.bits // 8
+                        for offset in [o for o in pending if o < end and start < o + 8]:
+                            # Only the very next op may read it, from %acc.
+                            if i != take or offset != start \
+                                    or pending[offset][0] != producer:
+                                del pending[offset]
+                for t in op.outputs:
+                    if t.kind is _GLOBAL and t.type is I64:
+                        written = pending.pop(t.offset, None)
+                        if written is not None and index <= written[1]:
+                            stores[written[0]] = False
+            else:
+                pending.clear()
+        producer = -1
         outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
             acc = outputs[0]  # (its stencil gives it)
+            if name in _ACC_OPS:
+                producer = index
+                if acc.kind is _GLOBAL:
+                    pending[acc.offset] = (index, index + _OVERWRITE_WINDOW)
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
-    return takes
+    return takes, stores
+
+
+def _local_reads(ops: list[Op]) -> dict[str, int]:
+    reads: dict[str, int] = {}
+    for op in ops:
+        for t in op.inputs:
+            if t.kind is _LOCAL:
+                reads[t.name] = reads.get(t.name, 0) + 1
+    return reads
 
 class _StencilParts(NamedTuple):
     """A bound stencil's bytes and remaining holes, as ``stencils.emitter_body`` reads
@@ -562,7 +652,7 @@ def _op_emitter(bound: _Bound, op: Op, codes: dict[str, types.CodeType]
         if kind == "t":
             where = (f"op.outputs[{index}]" if index < n_out
                      else f"op.inputs[{index - n_out}]")
-            if names[n][0] == "c":
+            if names[n][0] in "ck":
                 lines.append(f"    {v} = {where}.value")
             else:
                 lines += [f"    t = {where}",
@@ -654,6 +744,9 @@ class BaselineCodegen:
         self._bound: dict[str, _Bound] = {}
         # an op's shape (a tuple, cheap to build) -> its generated op emitter
         self._by_key: dict[tuple, Callable[..., bool]] = {}
+        # stencil name -> its op emitter (keys of several constant values, a shift's
+        # count aside, share one stencil)
+        self._by_name: dict[str, Callable[..., bool]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -687,6 +780,7 @@ class BaselineCodegen:
         """After the arena was reset: constant pools placed there are gone."""
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
+        self._by_name = {}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -763,8 +857,9 @@ class BaselineCodegen:
         """The emitter of each op of ``block`` (None for ops :meth:`emit` handles
         itself), compiling the shapes the library lacks, and what :meth:`emit` and the
         block's install need from its ops: its exit slots and their destinations, and
-        whether it ends in an indirect jump. One pass over the ops (``acc_takes``,
-        inlined: the input each stencil takes from %acc is part of its shape).
+        whether it ends in an indirect jump. :func:`acc_plan` decides the input each
+        stencil takes from %acc and whether it stores its result (both are part of
+        its shape); one more pass selects the emitters and finds the exits.
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
@@ -778,50 +873,42 @@ class BaselineCodegen:
         missing = []
         exits: dict[int, int] = {}
         indirect = False
-        acc = None  # the temp %acc holds (see acc_takes)
-        for op in block.ops:
+        takes, stores = acc_plan(block.ops)
+        for op, take, store in zip(block.ops, takes, stores, strict=True):
             name = op.name
             if name in _SELF_EMITTED:
                 append(None)
-                if name != "insn_start":  # (a label or a jump: %acc holds nothing known)
-                    acc = None
                 continue
-            outputs, inputs = op.outputs, op.inputs
-            take = None
-            acc_op = name in _ACC_OPS
-            if acc is not None and acc_op:
-                for i, t in enumerate(inputs):
-                    if t is acc or (t.name == acc.name and t.kind is acc.kind):
-                        take = i
-                        break
-            if len(outputs) == 1 and outputs[0].type is I64:
-                acc = outputs[0]
-            elif acc is not None and (not acc_op or any(t.name == acc.name for t in outputs)):
-                acc = None
             if name in _DEST_ARGS:
-                args = op.args
+                args = op.args[:1]
                 if name == "goto_tb":
-                    exits[args[0]] = args[1]  # (the last goto_tb of a slot wins, as before)
-                key = (name, args[:1], *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+                    exits[op.args[0]] = op.args[1]  # (the last goto_tb of a slot wins)
+            elif name in LITERAL_COUNT_OPS and op.inputs[1].kind is _CONST:
+                args = op.inputs[1].value  # (its stencil has the count: literal_input)
             else:
                 if name == "lookup_and_goto_ptr":
                     indirect = True
-                key = (name, op.args, *map(_SHAPE, outputs), take, *map(_SHAPE, inputs))
+                args = op.args
+            key = (name, args, *map(_SHAPE, op.outputs), take, store,
+                   *map(_SHAPE, op.inputs))
             emitter = by_key.get(key)
             if emitter is None:
-                missing.append((len(emitters), key, op, take))
+                missing.append((len(emitters), key, op, take, store))
             append(emitter)
         if missing:
-            self.library.ensure((op, take) for _, _, op, take in missing)
-            for i, key, op, take in missing:
+            self.library.ensure((op, take, store) for _, _, op, take, store in missing)
+            for i, key, op, take, store in missing:
                 emitter = by_key.get(key)
                 if emitter is None:
-                    name = stencil_name(shape_key(op, take))
+                    name = stencil_name(shape_key(op, take, store))
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
-                                          f"{shape_key(op, take)}")
-                    emitter = by_key[key] = _op_emitter(self.stencil(name), op,
-                                                        self.library.emitter_code)
+                                          f"{shape_key(op, take, store)}")
+                    emitter = self._by_name.get(name)
+                    if emitter is None:
+                        emitter = self._by_name[name] = _op_emitter(
+                            self.stencil(name), op, self.library.emitter_code)
+                    by_key[key] = emitter
                 emitters[i] = emitter
             self.library.store_emitters()
         return Prepared(emitters, exits, indirect)
@@ -1066,7 +1153,7 @@ def _pool(operand: str) -> str:
 
 
 def _plan(name: str) -> tuple[str, int]:
-    if name[0] in "sc" and name[1:].isdigit():
+    if name[0] in "sck" and name[1:].isdigit():
         return ("t", int(name[1:]))
     if name[0] == "L" and name[1:].isdigit():
         return ("L", int(name[1:]))
