@@ -17,6 +17,10 @@ LOG_ITEMS = {
     "tier": "hot blocks, and optimised regions compiled, installed and retired",
 }
 
+# Items that log translations: code a cache supplies is not translated, so it would not
+# be logged; with these on, the launchers keep no code across runs.
+TRANSLATION_LOG_ITEMS = frozenset({"in_asm", "op", "llvm", "out_asm"})
+
 
 class LogError(ValueError):
     pass

@@ -64,6 +64,9 @@ class RuntimeOptions:
         stencil_dir: where the baseline tier's stencil libraries are kept, one per
             translator fingerprint (None: built in memory once per process). Not the
             code cache: an empty or disabled code cache does not rebuild them.
+        program: names the guest program (``baseline_cache.program_key``): with a
+            ``cache_dir``, its baseline blocks are kept in one file under that name and
+            a later run installs them instead of translating (None: not kept).
     """
 
     optimize: int = option(0, codegen=True)
@@ -76,6 +79,7 @@ class RuntimeOptions:
     baseline: bool = option(True, codegen=False)
     arena_size: int = option(256 << 20, codegen=False)
     stencil_dir: Path | None = option(None, codegen=False)
+    program: str | None = option(None, codegen=False)
 
     def __post_init__(self) -> None:
         if self.optimize not in (0, 1):

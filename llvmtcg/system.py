@@ -183,6 +183,12 @@ class SystemCpu:
             self.halted = True
         return CpuEvent.DEBUG
 
+    def counters(self) -> dict[str, object]:
+        """The runtime's counters (``Cpu.counters``), the softmmu's slow paths and the
+        architecture's (``GuestArch.counters``), for ``$LLVMTCG_STATS``."""
+        return {**self.cpu.counters(), "softmmu": dict(self.cpu.softmmu.stats),
+                "arch": self.arch.counters(self.state)}
+
     def close(self) -> None:
         self.cpu.close()
 

@@ -157,7 +157,9 @@ class LlvmtcgHart:
     def __init__(self, wiring: HartWiring) -> None:
         from llvmtcg.frontends.riscv.cpu import CpuModel
         from llvmtcg.frontends.riscv.system import Riscv64SystemArch
-        from llvmtcg.options import default_stencil_dir
+        from llvmtcg.log import TRANSLATION_LOG_ITEMS
+        from llvmtcg.options import default_cache_dir, default_stencil_dir
+        from llvmtcg.runtime.native.baseline_cache import program_key
         from llvmtcg.system import SYSTEM_OPTIONS
         from llvmtcg.system import SystemCpu as TranslatedCpu
 
@@ -166,17 +168,30 @@ class LlvmtcgHart:
         arch = Riscv64SystemArch(CpuModel("rv64", extensions), hartid=wiring.hartid,
                                  time=wiring.time)
         self._wiring = wiring
-        # The baseline tier's stencils persist across boots (built once per translator).
+        # The baseline tier's stencils persist across boots (built once per translator),
+        # and so do the baseline blocks boots translate (one file for this CPU model's
+        # system mode: blocks are keyed by pc, flags and guest bytes, so firmware,
+        # kernels and user space of every boot share it; $LLVMTCG_CACHE_DIR moves it).
+        logs_translation = wiring.log is not None and wiring.log.items & TRANSLATION_LOG_ITEMS
         options = dataclasses.replace(SYSTEM_OPTIONS,
-                                      stencil_dir=default_stencil_dir(os.environ))
+                                      stencil_dir=default_stencil_dir(os.environ),
+                                      cache_dir=default_cache_dir(os.environ),
+                                      program=None if logs_translation else
+                                      program_key("system", arch.fingerprint()))
         self._cpu = TranslatedCpu(arch, wiring.memory.memory, options=options, log=wiring.log)
         wiring.memory.on_code_write.append(self._cpu.cpu.invalidate_range)
+        wiring.memory.on_dma_write.append(self._dma_written)
         self._timer = None
         self._cpu.on_timer_change(self._arm_timer)
 
     def reset(self, pc: int, a0: int = 0, a1: int = 0, a2: int = 0) -> None:
         self._cpu.reset(pc, a0, a1, a2)
         self._cpu.on_timer_change(self._arm_timer)
+
+    def save_translations(self) -> None:
+        """Keep the baseline blocks this boot translated for the next one (best effort:
+        a cache, written when the machine closes)."""
+        self._cpu.cpu.save_translations()
 
     def set_irq(self, irq: IrqBit, level: bool) -> None:
         self._cpu.set_irq(int(irq), level)
@@ -200,6 +215,25 @@ class LlvmtcgHart:
     def drop_reservation(self) -> None:
         """Forget the LR reservation: another hart is about to run (see HartGroup)."""
         self._cpu.state.set("load_res", _NO_RESERVATION)
+
+    def _dma_written(self, start: int, end: int) -> None:
+        """A device writes physical [start, end): an LR reservation there is lost, as
+        for a store by another hart ("an SC must fail if a store to the reservation
+        set from another hart can be observed to occur between the LR and the SC";
+        device writes are such stores). SC compares with the value LR read, which a
+        DMA write of the same bytes would not change, so the reservation is dropped
+        here. Its physical address comes from the TLB entry LR filled; without one it
+        is dropped anyway (an SC may always fail)."""
+        state = self._cpu.state
+        reserved = state.get("load_res")
+        if reserved == _NO_RESERVATION:
+            return
+        cpu = self._cpu.cpu
+        phys = cpu.softmmu.cached_read_phys(reserved, self._cpu.arch.mmu_index(state))
+        # The reservation set: the naturally aligned doubleword (LR.D; LR.W's word is
+        # inside it), as QEMU's and most hardware's granule is at least that.
+        if phys is None or (start < (phys | 7) + 1 and phys & ~7 < end):
+            state.set("load_res", _NO_RESERVATION)
 
     @property
     def translated(self):  # -> llvmtcg.system.SystemCpu (imported lazily, as above)

@@ -28,6 +28,7 @@ from machines.cpu import (
     create_system_cpu,
 )
 from machines.loop import MachineClock, MachineLoop, Resettable, SerialInput
+from machines.numa import NumaConfig
 from machines.riscv_cpu import RiscvCpuConfig
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class MachineOptions:
     ram_size: int | None = None  # None: the machine type's default
     cpu: RiscvCpuConfig = field(default_factory=RiscvCpuConfig)
     smp: int = 1
+    numa: NumaConfig | None = None  # -numa: the nodes (machines.numa), None without
     bios: str | None = None  # None or "default": the default firmware; "none": none
     default_bios: str = DEFAULT_BIOS
     kernel: str | None = None
@@ -159,6 +161,8 @@ class Machine:
         self.config = config
         self.reset_pc = reset_pc
         self.time = time
+        # A hart's own platform timer where it is not ``time`` (a socket's CLINT).
+        self.hart_time: dict[int, Callable[[], int]] = {}
         self.timebase_hz = timebase_hz
         self.guest_error = guest_error
         self.log = log
@@ -211,7 +215,7 @@ class Machine:
         """Build the harts (machines.cpu.create_system_cpu) and connect their lines;
         several harts share their translated-code tracking and run as a HartGroup."""
         wirings = [HartWiring(hartid=hart, memory=self.memory, config=self.config,
-                              clock=self.clock, time=self.time,
+                              clock=self.clock, time=self.hart_time.get(hart, self.time),
                               timebase_hz=self.timebase_hz, guest_error=self.guest_error,
                               log=self.log) for hart in range(self.num_harts)]
         if self.num_harts == 1:
@@ -253,6 +257,8 @@ class Machine:
         return loop
 
     def close(self) -> None:
+        for hart in self.harts:  # (before the memory their blocks are read back from)
+            hart.save_translations()
         for close in reversed(self.closers):
             close()
         self.closers.clear()
@@ -346,11 +352,16 @@ def set_chosen(tree: DeviceTree, *, bootargs: str | None, seed: bytes | None,
 
 
 def hart_nodes(tree: DeviceTree, config: RiscvCpuConfig, timebase_hz: int,
-               num_harts: int = 1) -> list[int]:
+               num_harts: int = 1,
+               clusters: Sequence[tuple[range, int | None]] | None = None) -> list[int]:
     """/cpus as QEMU writes it; returns each hart's interrupt-controller phandle, by
     hart id. QEMU creates the cpu nodes from the last hart down (each new node goes
     first), so hart N-1 gets phandles 1 (cpu) and 2 (controller), hart 0 the last
-    ones; the nodes read in hart order."""
+    ones; the nodes read in hart order. ``clusters``: the sockets' harts and NUMA
+    node (None: no numa-node-id), each a cpu-map cluster; default one cluster."""
+    if clusters is None:
+        clusters = [(range(num_harts), None)]
+    node_of = {hart: node for harts, node in clusters for hart in harts}
     cpus = tree.node("/cpus")
     cpus.prop_u32("#address-cells", 1)
     cpus.prop_u32("#size-cells", 0)
@@ -361,6 +372,8 @@ def hart_nodes(tree: DeviceTree, config: RiscvCpuConfig, timebase_hz: int,
     for hart in reversed(range(num_harts)):
         cpu = tree.node(f"/cpus/cpu@{hart}")
         cpu_phandles[hart] = cpu.phandle()
+        if node_of.get(hart) is not None:
+            cpu.prop_u32("numa-node-id", node_of[hart])  # type: ignore[arg-type]
         cpu.prop_str("device_type", "cpu")
         cpu.prop_u32("reg", hart)
         cpu.prop_str("status", "okay")
@@ -372,15 +385,32 @@ def hart_nodes(tree: DeviceTree, config: RiscvCpuConfig, timebase_hz: int,
         intc.prop_empty("interrupt-controller")
         intc.prop_str("compatible", "riscv,cpu-intc")
         intc_phandles[hart] = intc.phandle()
-    for hart in range(num_harts):
-        tree.node(f"/cpus/cpu-map/cluster0/core{hart}").prop_u32("cpu", cpu_phandles[hart])
+    for index, (harts, _) in enumerate(clusters):
+        for core, hart in enumerate(harts):
+            tree.node(f"/cpus/cpu-map/cluster{index}/core{core}").prop_u32(
+                "cpu", cpu_phandles[hart])
     return intc_phandles
 
 
-def memory_node(tree: DeviceTree, base: int, size: int) -> None:
+def memory_node(tree: DeviceTree, base: int, size: int, numa_node: int | None = None) -> None:
     node = tree.node(f"/memory@{base:x}")
+    if numa_node is not None:
+        node.prop_u32("numa-node-id", numa_node)
     node.prop_str("device_type", "memory")
     node.prop_u64("reg", base, size)
+
+
+def distance_map(tree: DeviceTree, config: NumaConfig) -> None:
+    """/distance-map (riscv_socket_fdt_write_distance_matrix): every (src, dst,
+    distance) of the -numa dist matrix."""
+    node = tree.node("/distance-map")
+    cells: list[int] = []
+    count = len(config.nodes)
+    for src in range(count):
+        for dst in range(count):
+            cells += [src, dst, config.distances[(src, dst)]]
+    node.prop_u32("distance-matrix", *cells)
+    node.prop_str("compatible", "numa-distance-map-v1")
 
 
 def drives_by_id(drives: Sequence[DriveOptions]) -> dict[str, DriveOptions]:

@@ -25,6 +25,8 @@ class MachineType:
     module: str  # the module with build(options)
     default: bool = False  # QEMU's mc->is_default: used without -M
     max_cpus: int = 1  # mc->max_cpus as llvmtcg's machine supports it (-smp)
+    numa: bool = False  # takes -numa (NUMA nodes: machines.numa)
+    default_ram_size: int = 128 << 20  # mc->default_ram_size (-numa's sizes must add up)
 
     def help_line(self) -> str:
         suffix = " (default)" if self.default else ""
@@ -39,7 +41,8 @@ class MachineType:
 TARGET_MACHINES: dict[str, tuple[MachineType, ...]] = {
     "riscv64": (
         MachineType("spike", "RISC-V Spike board", "machines.riscv64_spike", default=True),
-        MachineType("virt", "RISC-V VirtIO board", "machines.riscv64_virt", max_cpus=512),
+        MachineType("virt", "RISC-V VirtIO board", "machines.riscv64_virt", max_cpus=512,
+                    numa=True),
     ),
 }
 

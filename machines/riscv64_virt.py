@@ -17,7 +17,7 @@ from devices.fdt import DeviceTree
 from devices.virtio import VirtioMmio
 from devices.virtio import mmio as virtio_mmio
 from llvmtcg.runtime.physmem import PhysicalAddressSpace
-from machines import boot
+from machines import boot, numa
 from machines.boot import BootError, BootImages
 from machines.cpu import IrqBit
 from machines.loop import MachineClock
@@ -31,6 +31,7 @@ from machines.machine import (
     add_fdt_record,
     add_main_ram,
     check_images,
+    distance_map,
     hart_nodes,
     load_dtb_file,
     memory_node,
@@ -138,9 +139,13 @@ def _virtio_drives(options: MachineOptions) -> tuple[list[DriveOptions], list[De
 def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalAddressSpace,
                        clock: MachineClock, log: Callable[[str], None] | None,
                        block: BlockDevices, devices: list[DeviceOptions]) -> Machine:
-    clint_holder: list[aclint.Aclint] = []
+    try:
+        layout = numa.sockets(options.numa, options.smp, ram_size)
+    except numa.NumaError as exc:
+        raise MachineError(str(exc)) from None
+    clints: list[aclint.Aclint] = []
     machine = Machine("virt", memory, clock, options.cpu, reset_pc=MROM_BASE,
-                      time=lambda: clint_holder[0].mtime(), timebase_hz=TIMEBASE_HZ,
+                      time=lambda: clints[0].mtime(), timebase_hz=TIMEBASE_HZ,
                       guest_error=log, log=options.log, num_harts=options.smp)
     machine.rng_seed = options.rng_seed
     machine.closers.append(block.close)
@@ -153,19 +158,30 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
                                   on_reset=lambda: machine.on_reset(), log=log)
     memory.add_mmio("riscv.sifive.test", TEST_BASE, TEST_SIZE, test)
 
+    # Each socket (a NUMA node, or the only one) has a CLINT and a PLIC for its harts,
+    # the i-th at CLINT_BASE + i * CLINT_SIZE and PLIC_BASE + i * PLIC_SIZE (QEMU's
+    # virt_machine_init); a hart's time CSR reads its own socket's mtime.
     # PLIC contexts as QEMU's hart config "MS": M then S external interrupt per hart.
-    plic_dev = plic.Plic([lines.line(irq) for lines in harts
-                          for irq in (IrqBit.MEIP, IrqBit.SEIP)], log=log)
+    plics = [plic.Plic([harts[h].line(irq) for h in socket.harts
+                        for irq in (IrqBit.MEIP, IrqBit.SEIP)], log=log)
+             for socket in layout]
+    plic_dev = plics[0]  # the UART's and the RTC's; virtio's is the second socket's
+    virtio_plic = plics[1] if len(plics) > 1 else plics[0]
     rtc = goldfish_rtc.GoldfishRtc(clock, plic_dev.source_line(RTC_IRQ), log=log)
     memory.add_mmio("goldfish_rtc", RTC_BASE, rtc.size, rtc)
-    clint = aclint.Aclint(clock, [lines.line(IrqBit.MTIP) for lines in harts],
-                          [lines.line(IrqBit.MSIP) for lines in harts],
-                          timebase_hz=TIMEBASE_HZ, log=log)
-    clint_holder.append(clint)
-    memory.add_mmio("riscv.aclint.swi", CLINT_BASE, aclint.MSWI_SIZE, clint)
-    memory.add_mmio("riscv.aclint.mtimer", CLINT_BASE + aclint.MTIMER_BASE, aclint.MTIMER_SIZE,
-                    _Shifted(clint, aclint.MTIMER_BASE))
-    memory.add_mmio("riscv.sifive.plic", PLIC_BASE, PLIC_SIZE, plic_dev)
+    for socket in layout:
+        clint = aclint.Aclint(clock, [harts[h].line(IrqBit.MTIP) for h in socket.harts],
+                              [harts[h].line(IrqBit.MSIP) for h in socket.harts],
+                              timebase_hz=TIMEBASE_HZ, log=log)
+        clints.append(clint)
+        for hart in socket.harts:
+            machine.hart_time[hart] = clint.mtime
+        base = CLINT_BASE + socket.index * CLINT_SIZE
+        memory.add_mmio("riscv.aclint.swi", base, aclint.MSWI_SIZE, clint)
+        memory.add_mmio("riscv.aclint.mtimer", base + aclint.MTIMER_BASE, aclint.MTIMER_SIZE,
+                        _Shifted(clint, aclint.MTIMER_BASE))
+        memory.add_mmio("riscv.sifive.plic", PLIC_BASE + socket.index * PLIC_SIZE, PLIC_SIZE,
+                        plics[socket.index])
     uart = uart16550.Uart16550(clock, plic_dev.source_line(UART0_IRQ),
                                options.serial_out or (lambda data: None),
                                accept_input=lambda: machine.serial_input.pump(),
@@ -180,17 +196,19 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     slots: list[VirtioMmio] = []
     for i in range(VIRTIO_COUNT):
         device = plugged.get(VIRTIO_COUNT - 1 - i)
-        slot = VirtioMmio(plic_dev.source_line(VIRTIO_IRQ + i), dma, device)
+        slot = VirtioMmio(virtio_plic.source_line(VIRTIO_IRQ + i), dma, device)
         memory.add_mmio("virtio-mmio", VIRTIO_BASE + i * VIRTIO_STRIDE, slot.size, slot)
         slots.append(slot)
     flash_banks = _add_flash(memory, log)
     add_main_ram(memory, "riscv_virt_board.ram", DRAM_BASE, ram_size)
-    machine.resettables += [plic_dev, rtc, clint, uart, *slots, *flash_banks]
-    # savevm's devices, the interrupt controller first: the others then drive their
-    # lines into a PLIC that already has its restored state.
-    machine.stateful.update({f"riscv.sifive.plic@{PLIC_BASE:x}": plic_dev,
-                             f"riscv.aclint@{CLINT_BASE:x}": clint,
-                             f"goldfish_rtc@{RTC_BASE:x}": rtc,
+    machine.resettables += [*plics, rtc, *clints, uart, *slots, *flash_banks]
+    # savevm's devices, the interrupt controllers first: the others then drive their
+    # lines into PLICs that already have their restored state.
+    machine.stateful.update({f"riscv.sifive.plic@{PLIC_BASE + i * PLIC_SIZE:x}": p
+                             for i, p in enumerate(plics)})
+    machine.stateful.update({f"riscv.aclint@{CLINT_BASE + i * CLINT_SIZE:x}": c
+                             for i, c in enumerate(clints)})
+    machine.stateful.update({f"goldfish_rtc@{RTC_BASE:x}": rtc,
                              f"serial@{UART0_BASE:x}": uart})
     machine.stateful.update({f"virtio-mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}": slot
                              for i, slot in enumerate(slots)})
@@ -217,7 +235,7 @@ def _build_with_drives(options: MachineOptions, ram_size: int, memory: PhysicalA
     if options.dtb:
         tree, fdt_size = load_dtb_file(options.dtb)
     else:
-        tree = _device_tree(options, ram_size)
+        tree = _device_tree(options, layout)
         fdt_size = boot.FDT_GENERATED_SIZE
     set_chosen(tree, bootargs=options.append, seed=options.rng_seed(32), initrd=initrd)
     machine.fdt = tree
@@ -267,8 +285,10 @@ def _load_initrd(images: BootImages, path: str, kernel_entry: int,
     return start, start + len(data)
 
 
-def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
-    """create_fdt, nodes in the order QEMU's tree ends up with."""
+def _device_tree(options: MachineOptions, layout: list[numa.Socket]) -> DeviceTree:
+    """create_fdt, nodes in the order QEMU's tree ends up with. With -numa, memory,
+    harts, CLINTs and PLICs carry their node's numa-node-id, and -numa dist gives the
+    distance-map."""
     tree = DeviceTree()
     root = tree.node("/")
     root.prop_u32("#address-cells", 2)
@@ -286,8 +306,12 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
     tree.node("/chosen")
     tree.node("/poweroff")
     tree.node("/reboot")
-    memory_node(tree, DRAM_BASE, ram_size)
-    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ, options.smp)
+    if options.numa is not None and options.numa.distances:
+        distance_map(tree, options.numa)
+    for socket in layout:
+        memory_node(tree, DRAM_BASE + socket.mem_offset, socket.mem_size, socket.node)
+    intc = hart_nodes(tree, options.cpu, TIMEBASE_HZ, options.smp,
+                      [(socket.harts, socket.node) for socket in layout])
     soc = tree.node("/soc")
     soc.prop_u32("#address-cells", 2)
     soc.prop_u32("#size-cells", 2)
@@ -298,11 +322,21 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
         tree.node(f"/soc/{name}@{base:x}")
     for i in reversed(range(VIRTIO_COUNT)):
         tree.node(f"/soc/virtio_mmio@{VIRTIO_BASE + i * VIRTIO_STRIDE:x}")
-    plic_phandle = plic.add_fdt_node(tree, PLIC_BASE, intc)
-    aclint.add_fdt_node(tree, CLINT_BASE, intc)
+    plic_phandles = []
+    for socket in layout:
+        phandle = plic.add_fdt_node(tree, PLIC_BASE + socket.index * PLIC_SIZE,
+                                    [intc[h] for h in socket.harts])
+        _node_id(tree.find_phandle(phandle), tree, socket.node)
+        plic_phandles.append(phandle)
+    for socket in layout:
+        path = aclint.add_fdt_node(tree, CLINT_BASE + socket.index * CLINT_SIZE,
+                                   [intc[h] for h in socket.harts])
+        _node_id(path, tree, socket.node)
+    plic_phandle = plic_phandles[0]
+    virtio_phandle = plic_phandles[1] if len(plic_phandles) > 1 else plic_phandle
     for i in reversed(range(VIRTIO_COUNT)):
         add_fdt_record(tree, virtio_mmio.fdt_node(VIRTIO_BASE + i * VIRTIO_STRIDE,
-                                                  VIRTIO_IRQ + i), {"plic": plic_phandle})
+                                                  VIRTIO_IRQ + i), {"plic": virtio_phandle})
     sifive_test.add_fdt_node(tree, TEST_BASE)
     uart_path = uart16550.add_fdt_node(tree, UART0_BASE, UART0_IRQ, plic_phandle)
     goldfish_rtc.add_fdt_node(tree, RTC_BASE, RTC_IRQ, plic_phandle)
@@ -310,3 +344,6 @@ def _device_tree(options: MachineOptions, ram_size: int) -> DeviceTree:
     return tree
 
 
+def _node_id(path: str | None, tree: DeviceTree, node: int | None) -> None:
+    if path is not None and node is not None:
+        tree.get_node(path).prop_u32("numa-node-id", node)

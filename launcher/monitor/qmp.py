@@ -339,7 +339,7 @@ class QmpMonitor:
         machines = []
         for info in self.vm.machine_types:
             entry: dict[str, object] = {"hotpluggable-cpus": False, "name": info.name,
-                                        "numa-mem-supported": False,
+                                        "numa-mem-supported": info.numa_mem_supported,
                                         "default-cpu-type": info.default_cpu_type}
             if info.default:
                 entry["is-default"] = True

@@ -66,6 +66,7 @@ class MachineTypeInfo:
     ram_id: str
     cpu_max: int = 1
     default_cpu_type: str = "rv64-riscv-cpu"
+    numa_mem_supported: bool = False  # the machine takes -numa node,mem=|memdev=
 
 
 @dataclass(slots=True)

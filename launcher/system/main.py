@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the machine modules are imported only when a machine is bui
         Machine,
         MachineOptions,
     )
+    from machines.numa import NumaConfig
+    from machines.registry import MachineType
     from machines.riscv_cpu import RiscvCpuConfig
 
 VERSION = "0.1.0"
@@ -148,6 +150,8 @@ def _main(target: Target, args: list[str], out: TextIO, err: TextIO) -> int:
         err.write(f"{target.prog}: warning: {text}\n")
 
     plan = _check(target, options, machine_type.name, warn, machine_type.max_cpus)
+    plan.numa = _check_numa(options, plan, machine_type,
+                            lambda text: err.write(f"{target.prog}: {text}\n"))
     plan.gdb = options.gdb[-1] if options.gdb else None
 
     guest_error = None
@@ -292,6 +296,7 @@ class _Plan:
     smp: int = 1
     gdb: str | None = None  # -gdb DEV / -s
     net: NetPlan | None = None  # -netdev/-nic/-net
+    numa: NumaConfig | None = None  # -numa (and the -object backends it names)
 
 
 def _check(target: Target, options: Options, machine_name: str,
@@ -396,6 +401,22 @@ def _check(target: Target, options: Options, machine_name: str,
                  options.no_reboot, smp, net=net)
 
 
+def _check_numa(options: Options, plan: _Plan, machine_type: MachineType,
+                report: Callable[[str], None]) -> NumaConfig | None:
+    """-object and -numa; ``report`` writes a line after the program name (QEMU's
+    warnings here carry the option text, or "warning:" alone)."""
+    from launcher.system.numa import check_numa, check_objects
+    try:
+        backends = check_objects(options.objects)
+        if options.numa and not machine_type.numa:
+            raise OptionError("NUMA is not supported by this machine-type",
+                              f"-numa {options.numa[0]}")
+        return check_numa(options.numa, backends, plan.smp,
+                          plan.ram_size or machine_type.default_ram_size, report)
+    except OptionError as exc:
+        raise _fail(str(exc), exc.option) from None
+
+
 def _check_network(options: Options) -> NetPlan:
     from launcher.net.options import NetOptions
     from launcher.net.user import NetdevError
@@ -479,7 +500,8 @@ def _check_smp(text: str, machine_name: str, max_cpus: int) -> int:
                     f"'{machine_name}' is {max_cpus}")
     # sockets > 1 lays the harts out as one socket, as QEMU 7.2's RISC-V boards do: their
     # sockets are NUMA nodes (riscv_socket_count), one CLINT/PLIC group and cpu-map
-    # cluster each, and without -numa there is one (the same device tree).
+    # cluster each, and without -numa there is one (the same device tree; with -numa:
+    # launcher/system/numa.py, machines/numa.py).
     return cpus
 
 
@@ -601,7 +623,7 @@ def _machine_options(plan: _Plan, consoles: Consoles,
     from machines import machine
     serial = consoles.serial
     return machine.MachineOptions(
-        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp,
+        ram_size=plan.ram_size, cpu=plan.cpu, smp=plan.smp, numa=plan.numa,
         default_bios=machine.DEFAULT_BIOS,
         bios=plan.bios, kernel=plan.kernel, initrd=plan.initrd, append=plan.append,
         dtb=plan.dtb, drives=tuple(plan.drives), blockdevs=tuple(plan.blockdevs),
@@ -642,7 +664,8 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     from launcher.monitor.vm import MachineTypeInfo, RiscvHarts, Vm
     from machines.registry import machine_types
     vm = Vm(loop, machine, target.name, f"llvmtcg {VERSION}", dict(consoles.chardevs),
-            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"))
+            [MachineTypeInfo(t.name, t.default, _RAM_IDS.get(t.name, "ram"),
+                             numa_mem_supported=t.numa)
              for t in machine_types(target.name)], network=network,
             gdbserver=lambda device: _gdbserver(debugged, device),
             cpus=RiscvHarts([hart.translated for hart in debugged.harts]))
@@ -651,8 +674,38 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
     debugged.attach(loop)
     if options.loadvm is not None:
         _loadvm(machine, options.loadvm)
-    with _Signals(target, loop, consoles, err):
-        return loop.run(reset=options.loadvm is None)
+    try:
+        with _Signals(target, loop, consoles, err):
+            return loop.run(reset=options.loadvm is None)
+    finally:
+        _write_counters(debugged, loop)
+
+
+STATS_ENV = "LLVMTCG_STATS"
+
+
+def _write_counters(debugged, loop: MachineLoop) -> None:  # debugged: machines.gdb.GdbHart
+    """Append the run's counters as one JSON line to ``$LLVMTCG_STATS`` (as llvmtcg-user
+    does; bench/boot reads them): per hart the runtime's (translation, exits by reason,
+    lookups) and the privileged model's (CSR helper calls, traps, interrupts, TLB fills,
+    page walks), the loop's rounds/sleeps/kicks and the process's CPU seconds. Best
+    effort: a counter that cannot be written is skipped."""
+    path = os.environ.get(STATS_ENV)
+    if not path:
+        return
+    import json
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record: dict[str, object] = {
+        "pid": os.getpid(), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "loop": dict(loop.stats),
+        "harts": [hart.translated.counters() for hart in debugged.harts]}
+    try:
+        with open(path, "a") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+    except (OSError, TypeError, ValueError):
+        pass
 
 
 def _loadvm(machine: Machine, name: str) -> None:

@@ -149,6 +149,8 @@ class Options:
     snapshot: bool = False
     loadvm: str | None = None  # -loadvm NAME: start from that internal VM snapshot
     devices: list[str] = field(default_factory=list)
+    numa: list[str] = field(default_factory=list)  # -numa node,... / -numa dist,...
+    objects: list[str] = field(default_factory=list)  # -object memory-backend-ram,...
     # -netdev/-nic/-net in command-line order, as (option name, value).
     networks: list[tuple[str, str]] = field(default_factory=list)
     no_reboot: bool = False
@@ -172,7 +174,7 @@ _TABLE: dict[str, tuple[bool, str]] = {
     "S": (False, "start_paused"), "no-shutdown": (False, "no_shutdown"),
     "drive": (True, "drives+"), "blockdev": (True, "blockdevs+"),
     "snapshot": (False, "snapshot"), "loadvm": (True, "loadvm"),
-    "device": (True, "devices+"),
+    "device": (True, "devices+"), "numa": (True, "numa+"), "object": (True, "objects+"),
     "netdev": (True, "net:netdev"), "nic": (True, "net:nic"), "net": (True, "net:net"),
     "no-reboot": (False, "no_reboot"), "d": (True, "log_items"), "D": (True, "log_file"),
     "nodefaults": (False, "nodefaults"),

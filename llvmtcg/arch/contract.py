@@ -323,3 +323,9 @@ class GuestArch(abc.ABC):
     def wakes(self, state: CpuState) -> bool:
         """System mode: whether a CPU waiting for an interrupt (RISC-V WFI) resumes."""
         return True
+
+    def counters(self, state: CpuState) -> dict[str, int]:
+        """System mode: how often the architecture's own model was entered from
+        translated code, by kind (CSR accesses, traps, interrupts, page walks), for
+        ``$LLVMTCG_STATS``."""
+        return {}

@@ -9,6 +9,7 @@ from llvmtcg.ir.ops import ExitReason
 from llvmtcg.ir.types import (
     I32,
     I64,
+    V128,
     AtomicOp,
     Cond,
     FCond,
@@ -24,5 +25,6 @@ from llvmtcg.ir.types import (
 
 __all__ = [
     "AtomicOp", "Block", "Builder", "Cond", "ExitReason", "FCond", "FFlag", "I32", "I64",
-    "IRError", "IRType", "Label", "MemOp", "Op", "RoundingMode", "Temp", "TempKind", "const",
+    "IRError", "IRType", "Label", "MemOp", "Op", "RoundingMode", "Temp", "TempKind", "V128",
+    "const",
 ]

@@ -37,7 +37,7 @@ class Op(NamedTuple):
             operands = [str(t) for t in self.outputs] + ["<-"] + [str(t) for t in self.inputs]
             return text + " " + ",".join(operands)
         name = self.name
-        if self.definition.is_float:
+        if self.definition.is_float and not self.definition.is_vector:
             name = f"{name}_{_float_suffix(self)}"
         elif self.definition.flags & OpFlag.TYPED and self.type is not None:
             name = f"{name}_{self.type}"

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llvmtcg.ir.block import Block, Op
-from llvmtcg.ir.ops import OPS, ExitReason
+from llvmtcg.ir.ops import OPS, VECTOR_I64_TEMPS, ExitReason
 from llvmtcg.ir.types import (
     I32,
     I64,
     PAIR_MEMOP,
+    V128,
     AtomicOp,
     Cond,
     FCond,
@@ -108,19 +109,22 @@ class _ControlAndMemoryOps:
         self.emit("extrh_i64_i32" if high else "extrl_i64_i32", (dst,), (src,))
 
     # -- control flow ----------------------------------------------------------------------
+    # (The ops built for most guest instructions append their tuple directly, with
+    # the checks ``emit`` would make that can fail for them: a call of ``emit``
+    # costs about as much again as building the op.)
     def set_label(self, label: Label) -> None:
-        self.emit("set_label", args=(label,))
+        self.block.ops.append(_new_op(Op, ("set_label", (), (), (label,))))
 
     def br(self, label: Label) -> None:
         self._labels_used.append(label)
-        self.emit("br", args=(label,))
+        self.block.ops.append(_new_op(Op, ("br", (), (), (label,))))
 
     def brcond(self, cond: Cond, a: Temp, b: Temp, label: Label) -> None:
         """Branch to label if (a cond b); otherwise continue with the next op."""
         if a.type is not b.type:
             self._same_type("brcond", (a, b))
         self._labels_used.append(label)
-        self.emit("brcond", (), (a, b), (cond, label))
+        self.block.ops.append(_new_op(Op, ("brcond", (), (a, b), (cond, label))))
 
     def insn_start(self, pc: int) -> None:
         """Mark the start of a guest instruction; faults report this pc."""
@@ -139,7 +143,7 @@ class _ControlAndMemoryOps:
         if slot in self._slots_used:
             raise IRError(f"goto_tb: slot {slot} used twice in one block")
         self._slots_used.append(slot)
-        self.emit("goto_tb", args=(slot, dest))
+        self.block.ops.append(_new_op(Op, ("goto_tb", (), (), (slot, dest))))
 
     def exit_tb(self, reason: ExitReason = ExitReason.LOOKUP) -> None:
         """Return to the run loop with ``reason`` (cpu.pc must already be set)."""
@@ -156,7 +160,7 @@ class _ControlAndMemoryOps:
 
     def lookup_and_goto_ptr(self) -> None:
         """Jump to the block at cpu.pc via the jump cache, or return to the run loop."""
-        self.emit("lookup_and_goto_ptr")
+        self.block.ops.append(_new_op(Op, ("lookup_and_goto_ptr", (), (), ())))
 
     def raise_exception(self, index: int, pc: int) -> None:
         """Set pc and exception_index, and leave with EXCEPTION."""
@@ -167,13 +171,16 @@ class _ControlAndMemoryOps:
     # -- guest memory ----------------------------------------------------------------------
     def qemu_ld(self, dst: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
         """dst = guest memory at addr (extended to dst's type per memop's sign)."""
-        self._check_mem("qemu_ld", dst, addr, memop)
-        self.emit("qemu_ld", (dst,), (addr,), (memop, mmu_idx))
+        if addr.type is not _I64 or 8 << memop.size_log2 > dst.type.bits or dst.kind is _CONST:
+            self._check_mem("qemu_ld", dst, addr, memop)
+            raise IRError(f"qemu_ld: cannot write to constant {dst}")
+        self.block.ops.append(_new_op(Op, ("qemu_ld", (dst,), (addr,), (memop, mmu_idx))))
 
     def qemu_st(self, value: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
         """Store the low memop.size bytes of value at addr."""
-        self._check_mem("qemu_st", value, addr, memop)
-        self.emit("qemu_st", (), (value, addr), (memop, mmu_idx))
+        if addr.type is not _I64 or 8 << memop.size_log2 > value.type.bits:
+            self._check_mem("qemu_st", value, addr, memop)
+        self.block.ops.append(_new_op(Op, ("qemu_st", (), (value, addr), (memop, mmu_idx))))
 
     def atomic_cmpxchg(self, old: Temp, addr: Temp, expected: Temp, new: Temp,
                        memop: MemOp, mmu_idx: int = 0) -> None:
@@ -335,7 +342,51 @@ class _FloatOps:
         self.emit("fpenv_round", (), (src,))
 
 
-class Builder(_FloatOps, _ControlAndMemoryOps):
+_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma"})
+_VECTOR_COUNTED = frozenset({"vshli", "vshri", "vsari"})
+
+
+class _VectorOps:
+    """Ops on v128 temps (lanes of ``8 << vece`` bits over ``oprsz`` bytes, 8 or 16;
+    semantics in ir/ops.py)."""
+
+    def vector(self, name: str, dst: Temp, sources: Sequence[Temp], vece: int, oprsz: int,
+               *args: object) -> None:
+        """dst = the vector op ``name`` of ``sources``; ``args`` after vece and oprsz
+        are the op's own (a Cond for vcmp, a count for shifts, an index for vdupe, a
+        RoundingMode for float ops). Every temp is v128 but vdup's source and
+        vfanynan's result (i64)."""
+        definition = OPS.get(name)
+        if definition is None or not definition.is_vector:
+            raise IRError(f"{name} is not a vector op")
+        if not 0 <= vece <= 3 or oprsz not in (8, 16):
+            raise IRError(f"{name}: bad lanes vece={vece} oprsz={oprsz}")
+        scalars = VECTOR_I64_TEMPS.get(name, ())
+        for i, t in enumerate((dst, *sources)):
+            want = I64 if i in scalars else V128
+            if t.type is not want:
+                raise IRError(f"{name}: operand {t} is {t.type}, not {want}")
+            if t.kind is _CONST and want is V128:
+                raise IRError(f"{name}: no v128 constants ({t}); build one with vdup")
+        esize = 8 << vece
+        if name in _VECTOR_FP:
+            if vece not in (2, 3):
+                raise IRError(f"{name}: float lanes are 32 or 64 bits, not {esize}")
+            rm = args[0] if args else None
+            if not isinstance(rm, RoundingMode) or rm is RoundingMode.RMM:
+                raise IRError(f"{name}: rounding mode {rm!r} (RMM is scalar-only)")
+        elif name == "vcmp" and not (args and isinstance(args[0], Cond)):
+            raise IRError(f"vcmp: condition {args[:1]!r} is not a Cond")
+        elif name in _VECTOR_COUNTED and not (args and 0 <= args[0] < esize):
+            raise IRError(f"{name}: count {args[:1]!r} not below the lane width {esize}")
+        elif name == "vdupe" and not (args and 0 <= args[0] < 128 // esize):
+            raise IRError(f"vdupe: lane {args[:1]!r} out of range")
+        elif name == "vtbl" and vece != 0:
+            raise IRError("vtbl: the lanes are bytes (vece 0)")
+        self.emit(name, (dst,), sources, (vece, oprsz, *args))
+
+
+class Builder(_FloatOps, _ControlAndMemoryOps, _VectorOps):
     """Emits ops into a :class:`Block`.
 
     Args:
@@ -345,7 +396,8 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
 
     def __init__(self, pc: int, globals_: dict[str, Temp] | None = None) -> None:
         self.block = Block(pc)
-        self.globals = dict(globals_ or {})
+        # (read only, so shared with the caller: a copy per block cost ~1 µs)
+        self.globals = globals_ if globals_ is not None else {}
         self.helper_signatures: dict[str, tuple[IRType | None, tuple[IRType, ...]]] = {}
         # What finish() and goto_tb check, collected as ops are built (not searched for).
         self._labels_used: list[Label] = []
@@ -423,11 +475,19 @@ class Builder(_FloatOps, _ControlAndMemoryOps):
         if not ops or not OPS[ops[-1].name].is_terminator:
             raise IRError(f"block {self.block.name} does not end with a block exit")
         if self._labels_used or self.block.n_labels:  # (no label, nothing to check)
-            defined = {op.args[0] for op in ops if op.name == "set_label"}
+            # Labels are arguments of these three ops only (ir/ops.py): the label is
+            # the last argument of each.
+            defined = set()
+            branches = []
             for op in ops:
-                for arg in op.args:
-                    if isinstance(arg, Label) and arg not in defined:
-                        raise IRError(f"{op}: label {arg} is never set")
+                name = op.name
+                if name == "set_label":
+                    defined.add(op.args[0])
+                elif name == "brcond" or name == "br":
+                    branches.append(op)
+            for op in branches:
+                if op.args[-1] not in defined:
+                    raise IRError(f"{op}: label {op.args[-1]} is never set")
         return self.block
 
     # -- moves and arithmetic -----------------------------------------------------------

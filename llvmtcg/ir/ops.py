@@ -44,6 +44,33 @@ inexact. Guest-specific rules are the frontend's business:
   not fit, else INEXACT if rounding changed the value. A negative value that rounds
   to 0 is 0 for ``ftou`` (inexact only).
 
+Vector ops work on v128 temps (an AdvSIMD register: 16 bytes, lane 0 in the low bits)
+as lanes of ``8 << vece`` bits; their first two arguments are ``vece`` (0..3) and
+``oprsz``, the bytes operated on (16, or 8: only the low half's lanes are computed
+and the high half of the result is zero, as Arm's 64-bit vector forms write it).
+Like the scalar ops they are defined for every input:
+
+* ``vadd vsub vmul vand vor vxor vandc``: lane-wise, wrapping;
+* ``vsmin vsmax vumin vumax``; ``vssadd vusadd vsssub vussub``: saturating add and
+  subtract (signed, unsigned);
+* ``vneg vnot vabs`` (abs of the most negative value is itself);
+* ``vcmp``: lanes all ones where (a cond b) holds, else zero (args: vece, oprsz, Cond);
+* ``vshli vshri vsari``: shift every lane by a constant count (arg) below the lane
+  width;
+* ``vdup``: every lane = the low lane bits of an i64; ``vdupe``: every lane = lane
+  ``index`` (arg) of the source;
+* ``vmov``: a copy (oprsz 8 clears the high half);
+* ``vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2``: Arm's permutes of two vectors;
+* ``vtbl``: inputs table, indices, fallback (byte lanes, vece 0): lane i = byte
+  ``indices[i]`` of the whole 16-byte table if below 16, else ``fallback[i]`` (one
+  step of Arm's TBL/TBX; longer tables chain steps with the indices less 16);
+* ``vfadd vfsub vfmul vfdiv`` (last arg a RoundingMode) and ``vfma`` (a*b+c, one
+  rounding) on binary32 (vece 2) or binary64 (vece 3) lanes: each lane as the scalar
+  op gives it, the exceptions of all lanes raised in the host environment; a NaN lane
+  is some quiet NaN;
+* ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions;
+* ``vany``: dst (i64) = 1 if some lane (of oprsz) is not zero, else 0.
+
 Two ops reach the host FP environment itself, for guest instructions that read or write
 the guest's FP status and control (fflags/frm/fcsr, FPSR/FPCR) without a helper:
 
@@ -66,6 +93,7 @@ class OpFlag(enum.Flag):
     SIDE_EFFECTS = enum.auto()  # memory, calls, control flow: never removed
     MEMORY = enum.auto()  # guest memory access: may fault
     FLOAT = enum.auto()  # float op: printed with f32/f64 suffixes (fadd_f64, ftoi_i64_f32)
+    VECTOR = enum.auto()  # v128 temps, lanes given by the args: printed without a suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +107,11 @@ class OpDef:
     # lowering asks for every op of every block.
     is_float: bool = field(init=False, default=False)
     is_terminator: bool = field(init=False, default=False)
+    is_vector: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "is_float", bool(self.flags & OpFlag.FLOAT))
+        object.__setattr__(self, "is_vector", bool(self.flags & OpFlag.VECTOR))
         object.__setattr__(self, "is_terminator", bool(self.flags & OpFlag.TERMINATOR))
 
 
@@ -93,6 +123,8 @@ def _defs(names: str, n_out: int, n_in: int, n_args: int = 0,
 _FX = OpFlag.SIDE_EFFECTS
 _FP = OpFlag.FLOAT | OpFlag.SIDE_EFFECTS  # raise exceptions / read the rounding mode
 _END = OpFlag.TERMINATOR | OpFlag.SIDE_EFFECTS
+_V = OpFlag.VECTOR
+_VFP = OpFlag.VECTOR | _FP
 
 OPS: dict[str, OpDef] = {
     **_defs("mov neg not bswap16 bswap32 bswap64 ctpop", 1, 1),
@@ -132,6 +164,18 @@ OPS: dict[str, OpDef] = {
     **_defs("fcanon", 1, 1, 0, OpFlag.FLOAT),
     **_defs("fcvt itof utof", 1, 1, 1, _FP),
     **_defs("ftoi ftou", 2, 1, 1, _FP),  # outputs: value, flags (i32)
+    # Vector ops (semantics above): args start with vece, oprsz.
+    **_defs("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax", 1, 2, 2, _V),
+    **_defs("vssadd vusadd vsssub vussub", 1, 2, 2, _V),
+    **_defs("vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2", 1, 2, 2, _V),
+    **_defs("vneg vnot vabs vmov", 1, 1, 2, _V),
+    **_defs("vcmp", 1, 2, 3, _V),  # args: vece, oprsz, cond
+    **_defs("vshli vshri vsari vdupe", 1, 1, 3, _V),  # args: vece, oprsz, count / index
+    **_defs("vdup", 1, 1, 2, _V),  # input: i64
+    **_defs("vtbl", 1, 3, 2, _V),  # inputs: table, indices, fallback
+    **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
+    **_defs("vfma", 1, 3, 3, _VFP),
+    **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),
     # Host memory at a raw address (instrumentation the embedding API inserts: coverage
@@ -147,6 +191,10 @@ OPS: dict[str, OpDef] = {
     "exit_tb": OpDef("exit_tb", 0, 0, 1, _END),  # args: ExitReason
     "lookup_and_goto_ptr": OpDef("lookup_and_goto_ptr", 0, 0, 0, _END),
 }
+
+
+# The i64 temps of vector ops (outputs then inputs, by position); every other is v128.
+VECTOR_I64_TEMPS: dict[str, tuple[int, ...]] = {"vdup": (1,), "vfanynan": (0,), "vany": (0,)}
 
 
 class ExitReason(enum.IntEnum):

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.helper_decl import HelperDecl
-from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
+from llvmtcg.ir.ops import OPS, VECTOR_I64_TEMPS, ExitReason, OpFlag
 from llvmtcg.ir.types import (
     I32,
     I64,
+    V128,
     AtomicOp,
     Cond,
     FCond,
@@ -61,9 +62,15 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
     "host_ld": (int, int), "host_st": (int, int),
     "fsetcond": (FCond,),
     "call": (str,), "insn_start": (int,), "goto_tb": (int, int), "exit_tb": (ExitReason,),
+    # Vector ops: vece, oprsz, then their own.
+    **{name: (int, int, *{"vcmp": (Cond,), "vshli": (int,), "vshri": (int,), "vsari": (int,),
+                          "vdupe": (int,), "vfadd": (RoundingMode,), "vfsub": (RoundingMode,),
+                          "vfmul": (RoundingMode,), "vfdiv": (RoundingMode,),
+                          "vfma": (RoundingMode,)}.get(name, ()))
+       for name, definition in OPS.items() if definition.is_vector},
 }
 
-_TYPE_NAMES = {"i32": I32, "i64": I64, "f32": I32, "f64": I64}
+_TYPE_NAMES = {"i32": I32, "i64": I64, "f32": I32, "f64": I64, "v128": V128}
 # Mixed-type ops: the type of each temp (outputs then inputs) apart from the suffix's.
 _ADDRESS_SECOND = frozenset({"qemu_ld", "qemu_st", "atomic_cmpxchg", "atomic_rmw",
                              "host_ld", "host_st"})
@@ -206,6 +213,11 @@ def _temp_types(opcode: str, suffix: list[IRType], n_out: int, n_in: int,
     n = n_out + n_in
     if opcode in _FIXED:
         return list(_FIXED[opcode])
+    if flags & OpFlag.VECTOR:
+        if suffix:
+            raise fail(f"{opcode} takes no type suffix")
+        scalars = VECTOR_I64_TEMPS.get(opcode, ())
+        return [I64 if i in scalars else V128 for i in range(n)]
     if flags & OpFlag.FLOAT:
         if not 1 <= len(suffix) <= 2:
             raise fail(f"{opcode} needs a result and operand suffix")

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 class IRType(enum.Enum):
     I32 = 32
     I64 = 64
+    # A 128-bit vector (an AdvSIMD register): held in LLVM as <2 x i64>; vector ops
+    # (ir/ops.py) view it as lanes of their element size. No constants of this type.
+    V128 = 128
 
     # bits, mask and the text are plain attributes of each member (set below): the
     # lowering formats and asks for them tens of thousands of times per second, and
@@ -16,6 +19,8 @@ class IRType(enum.Enum):
     bits: int
     mask: int
     text: str
+    llvm: str  # the LLVM type of a temp's value (text, but <2 x i64> for v128)
+    align: int  # the alignment of a CPU-state field of this type (bytes, at most 8)
     consts: dict[int, Temp]  # const() of this type, by value
 
     def __str__(self) -> str:
@@ -29,9 +34,14 @@ for _t in IRType:
     _t.bits = _t.value
     _t.mask = (1 << _t.value) - 1
     _t.text = f"i{_t.value}"
+    _t.llvm = _t.text
+    _t.align = min(_t.value // 8, 8)
     _t.consts = {}
+IRType.V128.text = "v128"
+IRType.V128.llvm = "<2 x i64>"
 I32 = IRType.I32
 I64 = IRType.I64
+V128 = IRType.V128
 
 
 class TempKind(enum.Enum):
@@ -49,13 +59,16 @@ class Temp:
     name: str
     value: int = 0  # constants: the value, already masked to the type's width
     offset: int = 0  # globals: byte offset in the CPU state
-    # What an op's code depends on besides the opcode: width and constant-or-not, as
-    # one int (bits * 2 + is a constant), derived; the baseline tier keys stencils by it.
+    # What an op's code depends on besides the opcode: width, and whether a constant
+    # and then whether one below 2**31 (a 4-byte immediate for x86), as one int (bits
+    # * 4 + 0, 1 or 3), derived; the baseline tier keys stencils by it.
     shape: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shape",
-                           self.type.bits * 2 + (self.kind is TempKind.CONST))
+        kind = 0
+        if self.kind is TempKind.CONST:
+            kind = 3 if self.value < 1 << 31 else 1
+        object.__setattr__(self, "shape", self.type.bits * 4 + kind)
 
     def __str__(self) -> str:
         if self.kind is TempKind.CONST:

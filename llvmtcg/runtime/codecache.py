@@ -10,7 +10,10 @@ frontend, the lowering or LLVM.
 
 Hot regions of the optimising tier are entries too, named ``r<head pc>.<digest>``:
 the region's object, its member blocks and exits; a block turning hot looks there
-before compiling.
+before compiling. So are the *plans* of hot regions (``p<head pc>.<digest>``: which
+blocks a region headed there takes), written when a region is formed, before it is
+compiled: a later run forms the same region from them whatever its timing, so what a
+run did not get to compile is the same region, and the same cache key, in the next.
 
 Files are written to a temporary name and renamed, so concurrent processes never see
 a partial entry; each carries a SHA-256 of its contents, and a corrupt, truncated or
@@ -24,7 +27,6 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ _HEADER = struct.Struct("<8sI")  # magic, metadata length
 DEFAULT_MAX_BYTES = 256 << 20
 # Entries that are not keyed by guest code (memory accessors; modules keyed by their
 # IR text) start with these; no region entry does (those start with a hex pc, or "r"
-# and one).
+# or "p" and one).
 ACCESSOR_PREFIX = "xacc."
 MODULE_PREFIX = "xmod."
 
@@ -117,6 +119,19 @@ class CachedHotRegion:
         return self.members[0]
 
 
+@dataclass(frozen=True, slots=True)
+class CachedRegionPlan:
+    """How a hot region headed at ``members[0]`` was formed (not compiled code)."""
+
+    members: tuple[int, ...]  # pcs of the member blocks, head first
+    ranges: tuple[tuple[int, int], ...]  # the guest bytes of all members
+    indirect_targets: tuple[int, ...]  # targets its indirect jumps branch to directly
+
+    @property
+    def pc(self) -> int:
+        return self.members[0]
+
+
 def region_ranges(blocks: Iterable[BlockMeta]) -> list[tuple[int, int]]:
     return sorted({r for b in blocks for r in b.ranges})
 
@@ -148,7 +163,7 @@ class CodeCache:
 
     def _entries(self) -> dict[tuple[str, int], list[str]]:
         """Entry names by (kind, first pc); kind "" for regions of blocks, "r" for hot
-        regions."""
+        regions, "p" for plans of hot regions."""
         if self._index is None:
             index: dict[tuple[str, int], list[str]] = {}
             try:
@@ -198,6 +213,19 @@ class CodeCache:
                           ) -> CachedHotRegion | None:
         """A cached hot region headed at pc whose guest bytes equal ``read``'s now."""
         return self._lookup("r", pc, read, _hot_region_from, lambda r: r.ranges)
+
+    def lookup_region_plan(self, pc: int, read: Callable[[int, int], bytes]
+                           ) -> CachedRegionPlan | None:
+        """The plan of a hot region headed at pc whose guest bytes equal ``read``'s now
+        (counted apart from the hits and misses of code: ``plan_hits``)."""
+        if not self._entries().get(("p", pc)):
+            return None
+        hits, misses = self.stats["hits"], self.stats["misses"]
+        plan = self._lookup("p", pc, read, _region_plan_from, lambda p: p.ranges)
+        self.stats["hits"], self.stats["misses"] = hits, misses
+        if plan is not None:
+            self.stats["plan_hits"] = self.stats.get("plan_hits", 0) + 1
+        return plan
 
     def _lookup(self, kind, pc, read, build, ranges):
         # Entries for one pc differ in their guest bytes (code rewritten at the same
@@ -307,6 +335,17 @@ class CodeCache:
                 "accessors": sorted(region.accessors)}
         self._store("r", region.pc, region.ranges, meta, region.object, read)
 
+    def store_region_plan(self, plan: CachedRegionPlan,
+                          read: Callable[[int, int], bytes]) -> None:
+        """Write a hot region's plan (best effort; tiny, and no object code)."""
+        meta = {"region_plan": list(plan.members), "ranges": [list(r) for r in plan.ranges],
+                "indirect_targets": list(plan.indirect_targets)}
+        stores = self.stats["stores"]  # ("stores" counts code)
+        self._store("p", plan.pc, plan.ranges, meta, b"", read)
+        if self.stats["stores"] != stores:
+            self.stats["stores"] = stores
+            self.stats["plan_stores"] = self.stats.get("plan_stores", 0) + 1
+
     def lookup_accessor(self, name: str) -> bytes | None:
         """The object code of the memory accessor ``name`` (not keyed by guest code: it
         depends on the translator fingerprint only)."""
@@ -363,6 +402,8 @@ class CodeCache:
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
+            import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
+
             fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(body + hashlib.sha256(body).digest())
@@ -413,7 +454,7 @@ def _entry_key(name: str) -> tuple[str, int] | None:
     head, dot, _ = name.partition(".")
     if not dot or name.endswith(".tmp"):
         return None
-    kind = "r" if head.startswith("r") else ""
+    kind = head[0] if head[:1] in ("r", "p") else ""
     try:
         return kind, int(head[len(kind):], 16)
     except ValueError:
@@ -423,6 +464,11 @@ def _entry_key(name: str) -> tuple[str, int] | None:
 def _region_from(meta: dict, obj: bytes) -> CachedRegion:
     return CachedRegion(tuple(BlockMeta.from_json(b) for b in meta["blocks"]),
                         tuple(meta["accessors"]), obj)
+
+
+def _region_plan_from(meta: dict, obj: bytes) -> CachedRegionPlan:
+    return CachedRegionPlan(tuple(meta["region_plan"]), tuple(tuple(r) for r in meta["ranges"]),
+                            tuple(meta["indirect_targets"]))
 
 
 def _hot_region_from(meta: dict, obj: bytes) -> CachedHotRegion:

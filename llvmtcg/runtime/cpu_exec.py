@@ -29,6 +29,7 @@ from llvmtcg.runtime.jit import CompiledModule, JitEngine
 from llvmtcg.runtime.lookup_table import lookup_ir
 from llvmtcg.runtime.native.arena import CodeArena
 from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
+from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache
 from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
 from llvmtcg.runtime.softmmu import (
@@ -39,7 +40,7 @@ from llvmtcg.runtime.softmmu import (
     Softmmu,
     page_floor,
 )
-from llvmtcg.runtime.tbcache import TbCache
+from llvmtcg.runtime.tbcache import TbCache, TranslationBlock
 from llvmtcg.runtime.tiering import Tiering
 
 
@@ -96,6 +97,12 @@ def code_cache_key(arch: GuestArch, layout: CpuLayout, helper_symbols: list[str]
 
 _MASK64 = (1 << 64) - 1
 _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
+
+
+# Superpage ranges (Cpu._add_large_page): how far one may grow before a superpage far
+# away starts a range of its own, and how many there may be before they collapse.
+_LARGE_PAGE_SPAN = 1 << 30
+_MAX_LARGE_PAGE_RANGES = 8
 
 
 class _DecodeErrorsFault:
@@ -175,7 +182,8 @@ class Cpu:
         self.state.tb_flags = self.tb_flags
         self.system_mode = arch.system_mode
         self.memory = memory
-        self._large_page: tuple[int, int] | None = None  # (base, mask) of superpages
+        # Aligned (base, mask) ranges that together hold every cached superpage.
+        self._large_pages: list[tuple[int, int]] = []
         self.helpers = arch.helpers()
         count_insns = arch.counts_insns
         code_cache = None
@@ -328,6 +336,9 @@ class Cpu:
                                             self.tbs._compile_accessors,
                                             self.state.get("page_table"),
                                             self.state.get("page_count"))
+        if options.cache_dir is not None and options.program:
+            self.tbs.baseline_cache = BaselineBlockCache(options.cache_dir, key,
+                                                         options.program, self.tbs.baseline)
 
     @property
     def stats(self) -> ExecStats:
@@ -349,7 +360,29 @@ class Cpu:
             out["tier"] = dict(self.tiering.stats)
         if self.tbs.code_cache is not None:
             out["cache"] = dict(self.tbs.code_cache.stats)
+        if self.tbs.baseline_cache is not None:
+            out["baseline_cache"] = dict(self.tbs.baseline_cache.stats)
         return out
+
+    def save_translations(self) -> int:
+        """Store the baseline blocks this run emitted for the program's next run (with
+        ``RuntimeOptions.program`` and a cache directory; best effort). Returns the
+        blocks the program's file holds now (0: nothing written)."""
+        cache = self.tbs.baseline_cache
+        if cache is None:
+            return 0
+        with self.tbs.lock:
+            return cache.save(self._guest_bytes_of)
+
+    def _guest_bytes_of(self, tb: TranslationBlock) -> bytes | None:
+        """The guest bytes a valid block was translated from (physical ranges in system
+        mode: the virtual mapping may have changed since; stores invalidate blocks)."""
+        try:
+            if tb.phys_ranges is None:
+                return b"".join(self.softmmu.fetch(s, e - s) for s, e in tb.ranges)
+            return b"".join(self.memory.read(s, e - s) for s, e in tb.phys_ranges)
+        except Exception:  # noqa: BLE001 - unmapped meanwhile: not stored
+            return None
 
     def close(self) -> None:
         callbacks.unregister(self)
@@ -362,6 +395,7 @@ class Cpu:
         if self.tiering is not None:
             self.tiering.close()
         if self.arena is not None:
+            self.save_translations()
             self.tbs.flush()
             self.tbs.baseline = None
             self.arena.close()
@@ -431,17 +465,30 @@ class Cpu:
         return view, self.memory.base + page_floor(found.paddr)
 
     def _add_large_page(self, vaddr: int, size: int) -> None:
-        """Widen the one aligned range known to hold every cached superpage to cover
-        this one (QEMU's tlb_add_large_page)."""
+        """Record a cached superpage: widen the aligned range that already holds
+        superpages near it (within _LARGE_PAGE_SPAN), or start a range of its own
+        (QEMU's tlb_add_large_page keeps one range; Linux's linear map and its kernel
+        image are far apart, and one range over both would make every sfence.vma of a
+        page between them — fixmap, vmalloc — flush the whole TLB)."""
         mask = ~(size - 1)
-        if self._large_page is None:
-            base = vaddr
-        else:
-            base, old_mask = self._large_page
-            mask &= old_mask
-            while (base ^ vaddr) & mask:
-                mask <<= 1
-        self._large_page = (base & mask, mask)
+        ranges = self._large_pages
+        for index, (base, old_mask) in enumerate(ranges):
+            widened = mask & old_mask
+            while (base ^ vaddr) & widened:
+                widened <<= 1
+            if widened == old_mask:
+                return  # (already inside)
+            if ~widened + 1 <= _LARGE_PAGE_SPAN:
+                ranges[index] = (base & widened, widened)
+                return
+        ranges.append((vaddr & mask, mask))
+        if len(ranges) > _MAX_LARGE_PAGE_RANGES:  # (collapse to one range, as QEMU)
+            base, widened = ranges[0]
+            for other, other_mask in ranges[1:]:
+                widened &= other_mask
+                while (base ^ other) & widened:
+                    widened <<= 1
+            self._large_pages = [(base & widened, widened)]
 
     def tlb_flush(self) -> None:
         """Drop every cached address translation (and the jump cache, keyed by virtual
@@ -449,21 +496,21 @@ class Cpu:
         self.state.tlb_flush()
         self.tbs.jmp_cache_flush()
         self.tbs.lookup_table.new_generation()
-        self._large_page = None
+        self._large_pages = []
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
-        jump cache); an address inside a cached superpage drops everything, since the
-        superpage's 4 KiB entries are not kept apart."""
-        large = self._large_page
-        if large is not None and vaddr & large[1] == large[0]:
-            self.tlb_flush()
-            return
+        jump cache entries of code on it); an address inside a cached superpage drops
+        everything, since the superpage's 4 KiB entries are not kept apart."""
+        for base, mask in self._large_pages:
+            if vaddr & mask == base:
+                self.tlb_flush()
+                return
         self.state.tlb_flush_page(vaddr)
-        self.tbs.jmp_cache_flush()
         # Blocks that start on the page or on the one before (a block may run onto the
         # next page) were looked up through the flushed mapping (QEMU's
         # tb_jmp_cache_clear_page does the same two pages).
+        self.tbs.jmp_cache_flush_page(page_floor(vaddr))
         self.tbs.lookup_table.expire_page(page_floor(vaddr))
         self.tbs.lookup_table.expire_page(page_floor(vaddr) - PAGE_SIZE)
 

@@ -81,9 +81,16 @@ class _Table:
 
 class NativeLookup:
     """The table of one translation cache (see the module docstring). Not thread-safe:
-    the owner calls it under its lock."""
+    the owner calls it under its lock.
 
-    def __init__(self) -> None:
+    Args:
+        track_pages: keep an index of the keys by page, for :meth:`expire_page` and
+            :meth:`pcs_on_page` (system mode's TLB flushes of one page); user mode has
+            none and saves ~100 bytes a block.
+    """
+
+    def __init__(self, track_pages: bool = True) -> None:
+        self.tracks_pages = track_pages
         self._cell = (ctypes.c_uint64 * CELL_WORDS)()
         self.cell_address = ctypes.addressof(self._cell)
         # A cell whose table stays empty: a CPU pointed at it always misses (single
@@ -123,11 +130,22 @@ class NativeLookup:
 
     def expire_page(self, page: int) -> None:
         """Make the entries of code starting on virtual page ``page`` (its address)
-        stale, until :meth:`put` again: a TLB flush of one page."""
+        stale, until :meth:`put` again: a TLB flush of one page (nothing without
+        ``tracks_pages``)."""
         stale = (self._cell[CELL_GENERATION] - 1) & _MASK64
         words = self._table.words
+        if not self.tracks_pages:
+            return  # (user mode: code is keyed by pc alone and never goes stale)
         for key in self._by_page.get(page >> abi.PAGE_BITS, ()):
             words[HEADER_WORDS + ENTRY_WORDS * self._slots[key] + 3] = stale
+
+    def pcs_on_page(self, page: int) -> list[int]:
+        """The pcs on virtual page ``page`` (its address) the table has entries for:
+        every pc a jump cache can hold an entry of (both are filled from the table or
+        alongside it; see TbCache.jmp_cache_flush_page). Needs ``tracks_pages``."""
+        if not self.tracks_pages:
+            raise ValueError("pcs_on_page needs a table that tracks pages")
+        return [pc for pc, _flags in self._by_page.get(page >> abi.PAGE_BITS, ())]
 
     def get(self, pc: int, flags: int) -> int | None:
         """The entry address a probe finds for (pc, flags) now, or None."""
@@ -167,8 +185,10 @@ class NativeLookup:
         words[base + 2] = flags
         words[base + 3] = generation
         words[base] = pc  # last: a concurrent probe sees a complete entry
-        self._slots[pc, flags] = index
-        self._by_page.setdefault(pc >> abi.PAGE_BITS, set()).add((pc, flags))
+        key = pc, flags
+        self._slots[key] = index
+        if self.tracks_pages:
+            self._by_page.setdefault(pc >> abi.PAGE_BITS, set()).add(key)
 
     def drop(self, pc: int, flags: int, fn: int | None = None) -> None:
         """Forget (pc, flags) (only if it is entered at ``fn``, when given)."""
@@ -181,10 +201,11 @@ class NativeLookup:
             return
         words[base] = TOMBSTONE_PC
         del self._slots[pc, flags]
-        keys = self._by_page[pc >> abi.PAGE_BITS]
-        keys.discard((pc, flags))
-        if not keys:
-            del self._by_page[pc >> abi.PAGE_BITS]
+        if self.tracks_pages:
+            keys = self._by_page[pc >> abi.PAGE_BITS]
+            keys.discard((pc, flags))
+            if not keys:
+                del self._by_page[pc >> abi.PAGE_BITS]
 
     def clear(self) -> None:
         """Forget everything (tb_flush)."""

@@ -137,6 +137,8 @@ class PhysicalAddressSpace:
         self._windows: list[_Window] = []  # sorted by start, disjoint page spans
         self._overlays: list[PhysRegion] = []  # the only regions that may overlap RAM
         self.on_code_write: list[Callable[[int, int], object]] = []  # (start, end)
+        # Every DMA write, before it is made: harts drop LR reservations on the range.
+        self.on_dma_write: list[Callable[[int, int], object]] = []  # (start, end)
 
     def close(self) -> None:
         self.memory.close()
@@ -322,12 +324,16 @@ class PhysicalAddressSpace:
         return self._copy_out(addr, size)
 
     def dma_write(self, addr: int, data: bytes) -> None:
-        """Store into RAM as a device does; translated code in the pages written is
+        """Store into RAM as a device does; the on_dma_write listeners hear of it first
+        (harts drop LR reservations there) and translated code in the pages written is
         invalidated first (the on_code_write listeners)."""
         host = self._ram_host(addr, len(data))
         if host is None:
             self._check_memory(addr, len(data), True, (RegionKind.RAM,),
                                through_overlays=False)
+        if data:
+            for listener in self.on_dma_write:
+                listener(addr, addr + len(data))
         if data and self.on_code_write:
             end = addr + len(data)
             for page in range(page_floor(addr), end, abi.PAGE_SIZE):

@@ -37,6 +37,8 @@ _NEEDED = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
 _FETCH = Access.FETCH
 _PAGE_FLOOR = ~(abi.PAGE_SIZE - 1)
 _string_at = ctypes.string_at
+_u64_at = ctypes.c_uint64.from_address
+_ADDR_CODE, _ADDEND = 16, 24  # byte offsets in a TLB entry {read, write, code, addend}
 
 
 class MmioHandler(Protocol):
@@ -410,6 +412,9 @@ class Softmmu:
         self.translate = translator or memory.translate
         self._fetch_via_tlb = translator is not None
         self.mem_base = memory.base
+        layout = cpu.layout
+        self._tlb_base = cpu.address + layout.tlb_offset
+        self._tlb_table_size, self._tlb_mask = layout.tlb_table_size, layout.tlb_mask
         self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0}
         # A debugger's watchpoints: (start, end, Access.READ / WRITE / None for both).
         # Their pages take the slow path (a flag bit in the TLB tags), which stops an
@@ -534,14 +539,29 @@ class Softmmu:
             self.code.invalidate_range(phys, phys + max(memop.size, 1 << memop.align_log2))
         return self.cpu.tlb_entry(mmu_idx, addr)[3]
 
+    def _tlb_entry_address(self, mmu_idx: int, vaddr: int) -> int:
+        # (CpuState.tlb_entry_address without its calls: code lookups ask at every exit)
+        return (self._tlb_base + mmu_idx * self._tlb_table_size
+                + ((vaddr >> abi.PAGE_BITS) & self._tlb_mask) * abi.TLB_ENTRY_SIZE)
+
+    def cached_read_phys(self, vaddr: int, mmu_idx: int) -> int | None:
+        """The physical address (host offset) the TLB maps ``vaddr`` to for reads of
+        RAM at ``mmu_idx``, or None when it holds no such entry. Fills nothing, walks
+        nothing: for questions asked between accesses (which reservation a DMA write
+        hits)."""
+        entry = self._tlb_entry_address(mmu_idx, vaddr)
+        if _u64_at(entry).value != vaddr & _PAGE_FLOOR:  # (MMIO and watched pages: flags)
+            return None
+        return (vaddr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
+
     def code_phys(self, vaddr: int, mmu_idx: int) -> int:
         """The physical address (host offset) code at ``vaddr`` is fetched from at
         ``mmu_idx``: from the TLB's code entry when it has one, else by filling it
         (raises GuestFault when vaddr is not executable)."""
-        page = page_floor(vaddr)
-        entry = self.cpu.tlb_entry(mmu_idx, vaddr)
-        if entry[2] == page:  # an executable RAM page (MMIO carries a flag bit)
-            return (vaddr + entry[3]) & 0xFFFF_FFFF_FFFF_FFFF
+        page = vaddr & _PAGE_FLOOR
+        entry = self._tlb_entry_address(mmu_idx, vaddr)
+        if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO has a flag)
+            return (vaddr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
         region, host = self.fill(vaddr, Access.FETCH, mmu_idx)
         if region.mmio is not None:
             raise GuestFault(MemFault(vaddr, Access.FETCH, FaultKind.PROTECTION))
@@ -566,10 +586,11 @@ class Softmmu:
         (a translator given): from the TLB's code entry when it has one, else filling
         it — a page walk per fetched instruction cost a quarter of a Linux boot."""
         if self._fetch_via_tlb:
-            page = page_floor(addr)
-            entry = self.cpu.tlb_entry(mmu_idx, addr)
-            if entry[2] == page:  # an executable RAM page (MMIO carries a flag bit)
-                return self.mem_base + ((page + entry[3]) & 0xFFFF_FFFF_FFFF_FFFF)
+            page = addr & _PAGE_FLOOR
+            entry = self._tlb_entry_address(mmu_idx, addr)
+            if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO: flag)
+                return self.mem_base + ((page + _u64_at(entry + _ADDEND).value)
+                                        & 0xFFFF_FFFF_FFFF_FFFF)
             region, host = self.fill(addr, _FETCH, mmu_idx)
             if region.mmio is not None:
                 raise GuestFault(MemFault(addr, _FETCH, FaultKind.PROTECTION))

@@ -43,6 +43,7 @@ from llvmtcg.runtime.native.baseline import (
     EmittedBlock,
     Unsupported,
 )
+from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache, CachedBlock, wide_values
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ class CompiledCode:
     # code pages are tracked physically, so a store through any mapping finds them.
     phys_ranges: list[tuple[int, int]] | None = None
     linked: dict[int, CompiledCode] = field(default_factory=dict)  # outgoing links
-    incoming: set[tuple[CompiledCode, int]] = field(default_factory=set)
+    # (a list: links into one block are few, and an empty set costs 216 bytes)
+    incoming: list[tuple[CompiledCode, int]] = field(default_factory=list)
     valid: bool = True
 
     def pages(self) -> set[int]:
@@ -132,29 +134,45 @@ class HotRegion(CompiledCode):
     members: tuple[TranslationBlock, ...] = ()  # the cheap blocks it covers, head first
 
 
-class ArenaCode:
-    """The 'module' of a baseline block: its code and data live in the baseline arena,
-    reclaimed all at once when the arena is reset (nothing to release per block)."""
-
-    __slots__ = ("addresses", "live_blocks", "object")
-
-    def __init__(self, addresses: dict[str, int]) -> None:
-        self.addresses = addresses
-        self.live_blocks = 0
-        self.object = None
-
-    def release(self) -> None:
-        pass
-
-
 _NO_ADDRESSES: dict[str, int] = {}
 
+
+class ArenaCode:
+    """The 'module' of one baseline block, whose code (``size`` bytes at its entry) and
+    data live in the baseline arena. Once the block is invalidated and no native frame
+    can be running it, :meth:`TbCache.release_pending` gives both back to the arena for
+    reuse (unless the arena was reset since: ``generation``); a reset reclaims
+    everything at once. (Slots only: a large program keeps tens of thousands.)"""
+
+    __slots__ = ("live_blocks", "size", "generation")
+    addresses = _NO_ADDRESSES  # (an emitted block keeps no symbol map)
+    object = None
+
+    def __init__(self, size: int, generation: int) -> None:
+        self.live_blocks = 0
+        self.size = size
+        self.generation = generation
+
+    def release(self) -> None:
+        pass  # (the chunks go back through TbCache.release_pending, which owns the arena)
+
 MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
+# Stored baseline blocks one miss installs: the missed one and those its direct exits
+# reach (they ran together last time; each one installed now is a miss fewer).
+MAX_STORED_AHEAD = 64
 
 
 def pages_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
     """The guest pages that [start, end) ranges touch."""
     return {p for start, end in ranges for p in range(page_floor(start), end, abi.PAGE_SIZE)}
+
+
+def _discard(links: list[tuple[CompiledCode, int]], link: tuple[CompiledCode, int]) -> None:
+    """Remove ``link`` from a block's ``incoming`` (if there)."""
+    try:
+        links.remove(link)
+    except ValueError:
+        pass
 
 
 def _write_pointer(address: int, value: int) -> None:
@@ -213,12 +231,15 @@ class TbCache:
         # The baseline tier (copy-and-patch into an arena), the default first tier;
         # None: every block goes through LLVM (FastISel).
         self.baseline: BaselineCodegen | None = None
+        # Baseline blocks stored by earlier runs of the program (None: not kept).
+        self.baseline_cache: BaselineBlockCache | None = None
         self.by_pc: dict[int, TranslationBlock] = {}  # cheap blocks
         self.regions: dict[int, HotRegion] = {}  # installed regions, by head pc
         self.region_retired: list[Callable[[HotRegion], None]] = []
         self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
         self.pending_release: list[CompiledModule] = []
+        self.pending_chunks: list[TranslationBlock] = []  # invalidated baseline blocks
         # Debugger breakpoints (guest pcs): no block is translated across one or
         # starting at one, so reaching one always returns to the run loop (see
         # ``RunLoop.breakpoints``). The code cache is not used while any is set.
@@ -243,7 +264,7 @@ class TbCache:
         # LOOKUP. System mode keys code by physical pc too, which the table cannot
         # check: there an entry holds only for the generation (the TLB contents) it
         # was written in, and ``get`` writes it again for the current one.
-        self.lookup_table = NativeLookup()
+        self.lookup_table = NativeLookup(track_pages=addressing is not None)
         self.native_lookup = True
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
@@ -339,10 +360,13 @@ class TbCache:
         return self.best(dest, src.flags, phys)
 
     def _unique_name(self, block: Block) -> str:
+        return self._unique(block.name)
+
+    def _unique(self, name: str) -> str:
         # Blocks retranslated after invalidation get a new symbol name.
-        count = self._names.get(block.name, 0)
-        self._names[block.name] = count + 1
-        return block.name if count == 0 else f"{block.name}.{count}"
+        count = self._names.get(name, 0)
+        self._names[name] = count + 1
+        return name if count == 0 else f"{name}.{count}"
 
     def translate_region(self, pc: int, flags: int | None = None) -> TranslationBlock:
         flags = self.flags if flags is None else flags
@@ -351,6 +375,8 @@ class TbCache:
                   and self.addressing is None and not self.breakpoints
                   and self.baseline is None)
         tbs = self._load_cached(pc) if cached else None
+        if tbs is None and self.baseline_cache is not None and not self.breakpoints:
+            tbs = self._load_baseline(pc, flags)
         if tbs is None:
             tbs = None
             if self.baseline is not None:
@@ -595,25 +621,68 @@ class TbCache:
             self.pending_release.append(module)
         return tbs
 
+    def _load_baseline(self, pc: int, flags: int) -> list[TranslationBlock] | None:
+        """The stored baseline block at pc whose guest bytes are unchanged, and the
+        stored ones its direct exits reach (bounded), placed and installed without the
+        frontend or emission; None if pc's is not stored."""
+        cache = self.baseline_cache
+        fetch = self._fetch_for(flags)
+        first = cache.find(pc, flags, fetch)
+        if first is None:
+            return None
+        tbs: list[TranslationBlock] = []
+        queue: list[CachedBlock] = [first]
+        seen = {pc}
+        while queue and len(tbs) < MAX_STORED_AHEAD:
+            stored = queue.pop(0)
+            try:
+                emitted = cache.place(stored)
+            except ArenaFull:
+                if tbs or self.in_native:
+                    break  # (pc's block is placed, or emission copes: see there)
+                self.flush_arena()
+                emitted = cache.place(stored)
+            if emitted is None:
+                if not tbs:
+                    return None
+                continue
+            name = self._unique(f"tb_{stored.pc:x}")
+            if self.jit.perf_map:
+                self.jit.perf_map_entry(emitted.entry, emitted.size, name)
+            tbs.append(self._install_emitted(
+                stored.pc, name, [tuple(r) for r in stored.ranges], dict(stored.targets),
+                stored.n_insns, stored.return_pc, emitted, flags))
+            for _, dest in stored.targets:
+                if dest not in seen and self.lookup(dest, flags) is None:
+                    seen.add(dest)
+                    found = cache.find(dest, flags, fetch)
+                    if found is not None:
+                        queue.append(found)
+        return tbs or None
+
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
                           ) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
         straight from the emitted addresses (no metadata record, no symbol names)."""
-        targets = {}
-        for op in block.ops:
-            if op.name == "goto_tb":
-                targets[op.args[0]] = op.args[1]
-        pc = block.pc
-        ranges = block.guest_ranges
+        targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
+        tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
+                                   block.n_insns, block.return_pc, emitted, flags)
+        if self.baseline_cache is not None and not self.breakpoints:
+            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block))
+        return tb
+
+    def _install_emitted(self, pc: int, name: str, ranges: list[tuple[int, int]],
+                         targets: dict[int, int], n_insns: int, return_pc: int | None,
+                         emitted: EmittedBlock, flags: int) -> TranslationBlock:
         phys_pc = phys_ranges = None
         if self.addressing is not None:
             phys_pc = self.addressing.phys_addr(pc, flags)
             phys_ranges = self._phys_ranges(ranges, flags)
-        code = ArenaCode(_NO_ADDRESSES)  # (shared: an emitted block keeps no symbol map)
+        code = ArenaCode(emitted.size, self.baseline.arena.generation)
         code.live_blocks = 1
-        tb = TranslationBlock(pc, block.name, ranges, code, emitted.entry, emitted.slots,
-                              targets, block.n_insns, flags, phys_pc, phys_ranges,
-                              return_pc=block.return_pc)
+        tb = TranslationBlock(pc, name, ranges, code, emitted.entry, emitted.slots,
+                              targets, n_insns, flags, phys_pc, phys_ranges,
+                              return_pc=return_pc)
         if emitted.counter:
             tb.counter = emitted.counter
             tb.counter_start = self.lowering.hot_threshold
@@ -741,7 +810,7 @@ class TbCache:
         if old is dst:
             return
         if old is not None:
-            old.incoming.discard((src, n))
+            _discard(old.incoming, (src, n))
         value = dst.entry
         if type(src.module) is ArenaCode:  # a baseline block: body to body, or tagged
             body = type(dst.module) is ArenaCode
@@ -751,7 +820,7 @@ class TbCache:
                 self.baseline.patch_jump(jump, value if body else None)
         _write_pointer(src.slots[n], value)
         src.linked[n] = dst
-        dst.incoming.add((src, n))
+        dst.incoming.append((src, n))
         self.stats["links"] += 1
 
     def _unlink_exit(self, src: CompiledCode, n: int) -> None:
@@ -793,6 +862,25 @@ class TbCache:
         for cache in self.jmp_caches:
             ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
 
+    def jmp_cache_flush_page(self, page: int) -> None:
+        """Empty the jump cache entries of code starting on virtual page ``page`` (its
+        address) or on the page before, which a block may run onto (QEMU's
+        tb_jmp_cache_clear_page; system mode: a TLB flush of one page). The native table
+        knows which pcs those can be: every jump cache entry is written from it (the
+        native probe) or with it (``get`` and ``_insert`` put what the run loop enters),
+        and an invalidation clears both. Without the table or its page index (user
+        mode keeps none), every entry goes."""
+        table = self.lookup_table
+        if not (self.native_lookup and table.tracks_pages):
+            self.jmp_cache_flush()
+            return
+        pcs = table.pcs_on_page(page) + table.pcs_on_page(page - abi.PAGE_SIZE)
+        for pc in pcs:
+            i = abi.jmp_cache_index(pc) * _SLOTS_PER_ENTRY
+            for cache in self.jmp_caches:
+                if cache[i] == pc:
+                    cache[i] = abi.JMP_CACHE_INVALID_PC
+
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
         # Unconditionally, after the lookup table forgot the code: the native probe of
         # another thread may be refilling this slot from the table right now (it
@@ -812,7 +900,7 @@ class TbCache:
             self._unlink_exit(src, n)
         tb.incoming.clear()
         for n, dst in list(tb.linked.items()):
-            dst.incoming.discard((tb, n))
+            _discard(dst.incoming, (tb, n))
         tb.linked.clear()
         for slot in tb.slots.values():
             self.by_slot.pop(slot, None)
@@ -833,9 +921,12 @@ class TbCache:
                         hook(page)
         self._jmp_cache_drop(tb)
         self.stats["invalidated"] += 1
-        tb.module.live_blocks -= 1
-        if tb.module.live_blocks == 0:
-            self.pending_release.append(tb.module)
+        module = tb.module
+        module.live_blocks -= 1
+        if module.live_blocks == 0:
+            self.pending_release.append(module)  # (the run loop's cue for a safe point)
+            if type(module) is ArenaCode:
+                self.pending_chunks.append(tb)
 
     def _unchain(self, tb: TranslationBlock) -> None:
         """Remove tb from its pc's chain of variants."""
@@ -906,6 +997,16 @@ class TbCache:
         for module in self.pending_release:
             module.release()
         self.pending_release.clear()
+        # Baseline blocks' arena chunks, for reuse (those of an arena reset since are
+        # gone already; with another thread in native code they wait for the reset).
+        freed, self.pending_chunks = self.pending_chunks, []
+        baseline = self.baseline
+        if baseline is not None and not self.in_native:
+            generation = baseline.arena.generation
+            for tb in freed:
+                if tb.module.generation == generation:
+                    baseline.free(tb.entry, tb.module.size, tb.slots, tb.counter,
+                                  tb.target_cell)
         self.stats["released_modules"] += released
         return released
 

@@ -13,6 +13,11 @@ requests an exit; at that safe point the run loop calls :meth:`Tiering.install_r
 which links the object and swaps the region in (``TbCache.install_region``) unless a
 member was invalidated meanwhile. Retiring a region (any member invalidated) requests
 an exit too, so a running region stops at its next block boundary.
+
+A region's plan (its members) goes to the persistent code cache when it is formed, and
+the same head forms the same region from it in later runs: what a region covers, and
+its cache key, do not depend on the timing of compiles, so a region not compiled before
+a run ended is the same region in the next, and the cache converges.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import TYPE_CHECKING
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
-from llvmtcg.runtime.codecache import CachedHotRegion
+from llvmtcg.runtime.codecache import CachedHotRegion, CachedRegionPlan
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler, llvmlite_lock
 from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, HotRegion, TbCache, TranslationBlock
@@ -50,6 +55,10 @@ class RegionPlan:
     members: list[TranslationBlock]
     code: list[tuple[int, bytes]]
     indirect_targets: set[int] = field(default_factory=set)  # seen at members' jumps
+    # When it was queued and its head's count then (the compile thread drops plans
+    # whose head has hardly run since: retired or rarely entered code).
+    queued_at: float = 0.0
+    queued_executions: int = 0
 
     @property
     def head(self) -> TranslationBlock:
@@ -75,6 +84,10 @@ class RegionDropped(Exception):
     """A queued region was not compiled (a member invalidated before its turn)."""
 
 
+class RegionCold(RegionDropped):
+    """A queued region was not compiled: its head hardly ran while it waited."""
+
+
 def _snapshot_fetch(code: list[tuple[int, bytes]]) -> Callable[[int, int], bytes]:
     def fetch(addr: int, size: int) -> bytes:
         for start, data in code:
@@ -98,19 +111,25 @@ class Tiering:
         sync: compile on the caller's thread and install at once (tests, debugging).
         max_blocks, max_insns: bounds of one region.
         budget_share, budget_grant: the background compiler spends at most
-            ``budget_grant + budget_share * seconds since start`` seconds of its thread's
-            CPU time on this CPU's regions; past that, it waits (a 2-core host runs the
-            guest on the other core, so compiling never takes more than that share from
-            it; the grant lets a program's first hot loops compile at once).
+            ``budget_grant + budget_share * guest CPU seconds since start`` seconds of
+            its thread's CPU time on this CPU's regions; past that, it waits (a 2-core
+            host runs the guest on the other core, so compiling never takes more than
+            that share from it; the grant lets a program's first hot loops compile at
+            once). Guest CPU time is the process's CPU time less the compiles': on a
+            loaded host, where the guest gets less than a core, compiling slows down
+            with it (measured against wall time it took 40% of a run's CPU).
         max_queue: regions waiting to be compiled at most; a block turning hot while
             the queue is full is re-armed with a longer count (still hot then: queued).
+        cold_after: seconds a queued region may wait; past that, if its head ran fewer
+            than ``hot_threshold`` times since it was queued, it is dropped, not compiled
+            (the head is re-armed: still hot later, it comes back).
     """
 
     def __init__(self, tbs: TbCache, arch: GuestArch, lowering: Lowering,
                  request_exit: Callable[[], None], sync: bool = False,
                  log: Log | None = None, max_blocks: int = 64, max_insns: int = 256,
                  budget_share: float = 0.25, budget_grant: float = 2.0,
-                 max_queue: int = 16) -> None:
+                 max_queue: int = 256, cold_after: float = 2.0) -> None:
         self.tbs = tbs
         self.arch = arch
         self.lowering = lowering
@@ -121,6 +140,9 @@ class Tiering:
         self.max_blocks = max_blocks
         self.max_insns = max_insns
         self.pending: dict[int, RegionPlan] = {}  # by head pc, until installed or dropped
+        # Member pc -> pending plans that cover it (asked at every HOT exit: with a long
+        # queue, scanning the plans' members made each exit slow).
+        self.pending_members: dict[int, int] = {}
         self.ready: deque[RegionCode] = deque()  # compiled, waiting for a safe point
         self.retired_at: dict[int, int] = {}  # head pc -> regions retired there
         self.deferred: dict[int, int] = {}  # head pc -> times its region was put off
@@ -130,7 +152,8 @@ class Tiering:
         self.budget_share = budget_share
         self.budget_grant = budget_grant
         self.max_queue = max_queue
-        self.started = time.monotonic()
+        self.cold_after = cold_after
+        self.started_cpu = _guest_cpu()
         # Plans submitted and not yet taken by the compile thread (it takes the hottest
         # first); shared with that thread, under queue_lock.
         self.queued: list[RegionPlan] = []
@@ -138,7 +161,9 @@ class Tiering:
         self.compile_cpu = 0.0  # compile thread CPU seconds spent on this CPU's regions
         self.stats = {"hot": 0, "deferred": 0, "regions_compiled": 0, "regions_loaded": 0,
                       "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
-                      "compile_errors": 0, "regions_dropped": 0, "queue_full": 0,
+                      "compile_errors": 0, "regions_dropped": 0, "regions_cold": 0,
+                      "queue_full": 0, "plans_reused": 0, "region_load_seconds": 0.0,
+                      "region_member_seconds": 0.0,
                       "budget_waits": 0, "compile_cpu": 0.0,
                       "compile_seconds": 0.0, "region_blocks": 0, "region_insns": 0}
         tbs.region_retired.append(self._retired)
@@ -151,9 +176,13 @@ class Tiering:
         tb = self.tbs.lookup(pc)
         if tb is None or not tb.valid or pc in self.pending or pc in self.tbs.regions:
             return
-        if any(tb in plan.members for plan in self.pending.values()):
+        if pc in self.pending_members:
             return  # the region on its way covers it (its install re-arms the counter)
-        if self._install_cached(pc):
+        # (CPU time of this thread: on a loaded host wall time says little)
+        load_start = time.thread_time()
+        loaded = self._install_cached(pc)
+        self.stats["region_load_seconds"] += time.thread_time() - load_start
+        if loaded:
             return
         if not self.sync and len(self.queued) >= self.max_queue:
             # The compiler is behind: hot code that stays hot comes back (and the
@@ -164,24 +193,34 @@ class Tiering:
             waits = self.queue_full_at[pc] = self.queue_full_at.get(pc, 0) + 1
             tb.arm_counter(self.threshold << min(2 * waits, 16))
             return
-        plan = self._collect(tb)
+        # A region formed at this head before (in this process or an earlier run) is
+        # formed the same way again: its blocks do not depend on the timing of compiles
+        # and installs, so neither does its cache key.
+        plan = self._planned(tb)
         if plan is None:
-            return
-        if self._mostly_pending(plan):
-            # Another way into code a region on its way mostly covers: see whether it
-            # stays hot once that region runs (and, if so, give it its own).
-            self.deferred[pc] = self.deferred.get(pc, 0) + 1
-            tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
-            self.stats["deferred"] += 1
-            return
-        self.pending[pc] = plan
+            plan = self._collect(tb)
+            if plan is None:
+                return
+            if self._mostly_pending(plan):
+                # Another way into code a region on its way mostly covers: see whether
+                # it stays hot once that region runs (and, if so, give it its own).
+                self.deferred[pc] = self.deferred.get(pc, 0) + 1
+                tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
+                self.stats["deferred"] += 1
+                return
+            self._store_plan(plan)
+        self._add_pending(plan)
         if self.log.enabled("tier"):
+            inside = ", ".join(r.name for r in tb.regions)
             self.log.write(f"tier: hot {pc:#x}: region {plan.name} of "
                            f"{len(plan.members)} blocks "
-                           f"({sum(m.n_insns for m in plan.members)} insns)")
+                           f"({sum(m.n_insns for m in plan.members)} insns)"
+                           + (f", entering {inside} from outside" if inside else ""))
         if self.sync:
             self._install(self._build(plan, _sync_compiler()))
         else:
+            plan.queued_at = time.monotonic()
+            plan.queued_executions = tb.executions()
             with self.queue_lock:
                 self.queued.append(plan)
             _background().submit(self)
@@ -194,6 +233,7 @@ class Tiering:
     def close(self) -> None:
         self.closed = True
         self.pending.clear()
+        self.pending_members.clear()
         self.ready.clear()
         with self.queue_lock:
             self.queued.clear()
@@ -201,24 +241,35 @@ class Tiering:
     # -- the compile thread's side ---------------------------------------------------------
     def _take_plan(self) -> RegionPlan | None:
         """The queued region to compile next: the one whose head ran most since it was
-        queued. Regions a member of which was invalidated meanwhile are dropped."""
+        queued. Regions a member of which was invalidated meanwhile are dropped, and so
+        are regions that waited ``cold_after`` seconds while their head ran fewer than
+        ``threshold`` times (code the program has left: compiling it would be wasted)."""
+        now = time.monotonic()
+        dropped: list[tuple[RegionPlan, RegionDropped]] = []
         with self.queue_lock:
-            live = [p for p in self.queued if all(m.valid for m in p.members)]
-            dropped = [p for p in self.queued if p not in live]
+            live = []
+            for p in self.queued:
+                if not all(m.valid for m in p.members):
+                    dropped.append((p, RegionDropped("a member was invalidated")))
+                elif now - p.queued_at > self.cold_after and \
+                        p.head.executions() - p.queued_executions < self.threshold:
+                    dropped.append((p, RegionCold("its head hardly ran while it waited")))
+                else:
+                    live.append(p)
             if not live:
                 self.queued.clear()
                 plan = None
             else:
-                plan = max(live, key=lambda p: p.head.executions())
+                plan = max(live, key=lambda p: p.head.executions() - p.queued_executions)
                 live.remove(plan)
                 self.queued[:] = live
-        for gone in dropped:
-            self._delivered(RegionCode(gone, error=RegionDropped("a member was invalidated")))
+        for gone, why in dropped:
+            self._delivered(RegionCode(gone, error=why))
         return plan
 
     def _over_budget(self) -> float:
         """Seconds the compile thread must wait before compiling for this CPU again."""
-        allowed = self.budget_grant + self.budget_share * (time.monotonic() - self.started)
+        allowed = self.budget_grant + self.budget_share * (_guest_cpu() - self.started_cpu)
         if self.compile_cpu < allowed:
             return 0.0
         if self.budget_share <= 0:
@@ -266,6 +317,59 @@ class Tiering:
         targets = {t for m in members for t in m.indirect_targets()}
         return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code, targets)
 
+    def _store_plan(self, plan: RegionPlan) -> None:
+        if self.tbs.code_cache is not None:
+            self.tbs.code_cache.store_region_plan(CachedRegionPlan(
+                tuple(m.pc for m in plan.members),
+                tuple(sorted({r for m in plan.members for r in m.ranges})),
+                tuple(sorted(plan.indirect_targets))), self.tbs.fetch)
+
+    def _planned(self, head: TranslationBlock) -> RegionPlan | None:
+        """The region headed by ``head`` as an earlier run formed it (its plan in the
+        code cache), if the guest code and blocks are the same now."""
+        cache = self.tbs.code_cache
+        if cache is None:
+            return None
+        cached = cache.lookup_region_plan(head.pc, self.tbs.fetch)
+        if cached is None:
+            return None
+        members = self._members(cached.members, cached.ranges, f"plan at {head.pc:#x}")
+        if members is None or members[0] is not head:
+            return None
+        try:
+            code = [(start, self.tbs.fetch(start, end - start)) for start, end in cached.ranges]
+        except GuestFault:
+            return None
+        self._names += 1
+        self.stats["plans_reused"] += 1
+        return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code,
+                          set(cached.indirect_targets))
+
+    def _members(self, pcs: tuple[int, ...], ranges: tuple[tuple[int, int], ...],
+                 what: str) -> list[TranslationBlock] | None:
+        """The blocks at ``pcs`` as translated now, if together they cover exactly
+        ``ranges``. Members this run has not reached yet are translated now (from the
+        code cache, usually): the region was formed in a run where they had run, and
+        would otherwise be formed differently each time the program starts."""
+        members = []
+        for member_pc in pcs:
+            member = self.tbs.lookup(member_pc)
+            if member is None:
+                try:
+                    self.tbs.get(member_pc)
+                except (GuestFault, CompileError):
+                    return None
+                member = self.tbs.lookup(member_pc)
+            if member is None or not member.valid:
+                return None
+            members.append(member)
+        if sorted({r for m in members for r in m.ranges}) != list(ranges):
+            if self.log.enabled("tier"):
+                self.log.write(f"tier: cached {what} does not fit the blocks as "
+                               "translated now")
+            return None
+        return members
+
     def _install_cached(self, pc: int) -> bool:
         """Install a region headed at ``pc`` from the persistent code cache, if one
         there matches the guest code and blocks as they are now."""
@@ -275,24 +379,10 @@ class Tiering:
         cached = cache.lookup_hot_region(pc, self.tbs.fetch)
         if cached is None:
             return False
-        # Members this run has not reached yet are translated now (from the code cache,
-        # usually): the region was formed in a run where they had run, and would
-        # otherwise be compiled again, differently, each time the program starts.
-        members = []
-        for member_pc in cached.members:
-            member = self.tbs.lookup(member_pc)
-            if member is None:
-                try:
-                    self.tbs.get(member_pc)
-                except (GuestFault, CompileError):
-                    return False
-                member = self.tbs.lookup(member_pc)
-            members.append(member)
-        if any(m is None or not m.valid for m in members) or \
-                sorted({r for m in members for r in m.ranges}) != list(cached.ranges):
-            if self.log.enabled("tier"):
-                self.log.write(f"tier: hot {pc:#x}: cached {cached.name} does not fit "
-                               "the blocks as translated now")
+        start = time.thread_time()
+        members = self._members(cached.members, cached.ranges, cached.name)
+        self.stats["region_member_seconds"] += time.thread_time() - start
+        if members is None:
             return False
         try:
             self.tbs.install_region(cached.name, members, cached.object, cached.exits,
@@ -322,9 +412,22 @@ class Tiering:
             # from outside (an indirect jump, say) and earns a region of its own.
             m.arm_counter(self.threshold * 8)
 
+    def _add_pending(self, plan: RegionPlan) -> None:
+        self.pending[plan.head.pc] = plan
+        for m in {m.pc for m in plan.members}:
+            self.pending_members[m] = self.pending_members.get(m, 0) + 1
+
+    def _remove_pending(self, plan: RegionPlan) -> None:
+        del self.pending[plan.head.pc]
+        for m in {m.pc for m in plan.members}:
+            left = self.pending_members[m] - 1
+            if left:
+                self.pending_members[m] = left
+            else:
+                del self.pending_members[m]
+
     def _mostly_pending(self, plan: RegionPlan) -> bool:
-        covered = {m.pc for p in self.pending.values() for m in p.members}
-        inside = sum(1 for m in plan.members if m.pc in covered)
+        inside = sum(1 for m in plan.members if m.pc in self.pending_members)
         return len(plan.members) > 1 and inside * 2 >= len(plan.members)
 
     def _build(self, plan: RegionPlan, compiler: ObjectCompiler) -> RegionCode:
@@ -351,6 +454,7 @@ class Tiering:
         result.seconds = time.perf_counter() - start
         result.cpu_seconds = time.thread_time() - cpu_start
         self.compile_cpu += result.cpu_seconds
+        _add_compile_cpu(result.cpu_seconds)
         return result
 
     def _delivered(self, result: RegionCode) -> None:
@@ -364,7 +468,15 @@ class Tiering:
         plan = result.plan
         if self.pending.get(plan.head.pc) is not plan:
             return
-        del self.pending[plan.head.pc]
+        self._remove_pending(plan)
+        if isinstance(result.error, RegionCold):
+            self.stats["regions_cold"] += 1
+            # Counting again: the head, and members that turned hot while this region
+            # covered them (they were not given regions of their own then).
+            for m in plan.members:
+                if m.valid:
+                    m.arm_counter(self.threshold)
+            return
         if isinstance(result.error, RegionDropped):
             self.stats["regions_dropped"] += 1
             return
@@ -419,6 +531,20 @@ def _successors(tb: TranslationBlock) -> list[int]:
 
 
 # -- the process's compile thread -------------------------------------------------------------
+
+_compile_cpu_total = 0.0  # CPU seconds of the compile thread's region builds, this process
+
+
+def _add_compile_cpu(seconds: float) -> None:
+    global _compile_cpu_total
+    _compile_cpu_total += seconds
+
+
+def _guest_cpu() -> float:
+    """CPU seconds this process spent on other things than compiling regions (the guest,
+    translation, the runtime)."""
+    return time.process_time() - _compile_cpu_total
+
 
 _live: weakref.WeakSet[Tiering] = weakref.WeakSet()
 
@@ -554,14 +680,16 @@ def _after_fork_in_parent() -> None:
 def _after_fork_in_child() -> None:
     # The worker thread does not exist in the child: start another one on demand and
     # give it the plans the parent's worker had not finished.
-    global _worker
+    global _worker, _compile_cpu_total
     if _worker is None:
         return
     _release_fork_locks()
     _worker = None
+    _compile_cpu_total = 0.0  # (a new process: its CPU time starts at zero)
     for tiering in list(_live):
         if tiering.closed:
             continue
+        tiering.started_cpu = 0.0  # (what the parent compiled stays spent)
         tiering.queue_lock = threading.Lock()  # (the parent's worker may have held it)
         waiting = {id(r.plan) for r in tiering.ready}
         with tiering.queue_lock:

@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from llvmtcg.log import LOG_ITEMS, Log, LogError
+from llvmtcg.log import LOG_ITEMS, TRANSLATION_LOG_ITEMS, Log, LogError
 from llvmtcg.options import RuntimeOptions, options_from_environment
 
 EMULATOR = "llvmtcg-user"
@@ -302,7 +302,8 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
                         log_items=log_items, log_file=log_file and os.path.abspath(log_file),
                         debug=debug, code_cache=code_cache,
                         cache_dir=cache_dir and os.path.abspath(cache_dir), perfmap=perfmap,
-                        runtime=runtime_options(code_cache, cache_dir, perfmap, log))
+                        runtime=runtime_options(code_cache, cache_dir, perfmap, log,
+                                                program=_program_key(prog)))
     listener = None
     if gdb_port:
         from llvmtcg.gdbstub import GdbAddressError, listen
@@ -327,10 +328,12 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
         process.run()
     except GuestExit as e:
         _flush(log)
+        _save_translations(process)
         _write_counters(process)
         os._exit(e.status)
     except GuestKilled as e:
         _flush(log)
+        _save_translations(process)
         _write_counters(process)
         report_death(e, log)
     except ElfError as e:
@@ -338,19 +341,42 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
 
 
 STATS_ENV = "LLVMTCG_STATS"
-# Code the cache supplies is not translated, so it would not be logged: with these -d
-# items the code cache is off.
-TRANSLATION_LOG_ITEMS = {"in_asm", "op", "llvm", "out_asm"}
 
 
 def runtime_options(code_cache: bool, cache_dir: str | None, perfmap: bool,
-                    log: Log) -> RuntimeOptions:
+                    log: Log, program: str | None = None) -> RuntimeOptions:
     """The runtime's options from the command line and the environment (the only place
     llvmtcg-user reads ``$LLVMTCG_*``; a guest execve carries both on: the flags through
-    the new command line, the variables through the host environment)."""
+    the new command line, the variables through the host environment). ``program``
+    names the executable for the baseline block cache (see :func:`_program_key`)."""
     return options_from_environment(
         os.environ, code_cache=code_cache and not log.items & TRANSLATION_LOG_ITEMS,
-        cache_dir=cache_dir and os.path.abspath(cache_dir), perf_map=perfmap)
+        cache_dir=cache_dir and os.path.abspath(cache_dir), perf_map=perfmap,
+        program=program)
+
+
+def _program_key(prog: str) -> str | None:
+    """The key of the program's file of baseline blocks: its executable's real path,
+    size and modification time (a rebuilt program starts a new file; blocks are
+    checked against the guest bytes anyway). None if it cannot be read."""
+    from llvmtcg.runtime.native.baseline_cache import program_key
+
+    try:
+        st = os.stat(prog)
+    except OSError:
+        return None
+    return program_key("user", os.path.realpath(prog), st.st_size, st.st_mtime_ns)
+
+
+def _save_translations(process) -> None:
+    """Keep the baseline blocks this run emitted for the program's next run (best
+    effort: the cache is an optimisation, and the guest has already exited)."""
+    if process is None:
+        return
+    try:
+        process.cpu.save_translations()
+    except Exception:  # noqa: BLE001 - never turn a guest's exit into an error
+        pass
 
 
 def _write_counters(process) -> None:

@@ -62,6 +62,13 @@ def test_advsimd_lane_operations(build_dir):
     assert out.stdout.count(b"\n") == 288
 
 
+def test_advsimd_hot_loops(build_dir):
+    """FP and integer AdvSIMD loops hot enough for regions (the vector IR ops in the
+    optimising tier), with NaNs and subnormals under every rounding mode, FZ and DN."""
+    out = compare(build(build_dir, "simd_loops.c", "-O2"))
+    assert out.stdout.count(b" fpsr ") == 8
+
+
 def test_strings_and_signals(build_dir):
     out = compare(build(build_dir, "strings.c"))
     assert b"signal 110" in out.stdout

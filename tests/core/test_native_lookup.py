@@ -241,3 +241,53 @@ def test_expiring_a_page_makes_only_its_entries_stale() -> None:
     table.drop(0x1FFE, 1)
     table.expire_page(0x1000)  # (forgotten keys are no longer on the page)
     assert len(table) == 2 and table.get(0x1000, 3) is None
+
+
+def test_a_page_flush_empties_only_the_jump_cache_entries_of_code_on_it() -> None:
+    """A TLB flush of one page (Cpu.tlb_flush_page, system mode's sfence.vma with an
+    address) drops the jump cache entries of code starting on that page or on the page
+    before (a block may run onto it), and keeps the others."""
+    fe = HandFrontend()
+    conflicting_targets(fe)
+    cpu = far_cpu(fe)
+    cpu.tbs.lookup_table.tracks_pages = True  # (as in system mode; the table is empty)
+    run_conflicting(cpu, 200)
+    tbs, flags = cpu.tbs, cpu.tb_flags
+    # Entries as the run loop or the probe would write them: table and jump cache.
+    # (Distinct jump cache slots; the flushed page is 0x5000.)
+    stale = [0x4100, 0x4FF0, 0x5000, 0x5800, 0x5FFE]
+    kept = [0x3F00, 0x6000, 0x6400]
+    for n, pc in enumerate(stale + kept):
+        tbs.lookup_table.put(pc, flags, 0x10_0000 + 16 * n)
+        i = abi.jmp_cache_index(pc) * 3
+        cpu.jump_cache[i:i + 3] = [pc, 0x10_0000 + 16 * n, flags]
+    code = jump_cache_entry(cpu, CODE)
+    cpu.tlb_flush_page(0x5123)
+    for pc in stale:
+        assert jump_cache_entry(cpu, pc)[0] == EMPTY_PC, hex(pc)
+    for pc in kept:
+        assert jump_cache_entry(cpu, pc)[0] == pc, hex(pc)
+    assert jump_cache_entry(cpu, CODE) == code  # (not on those pages either)
+    for pc in stale + kept:
+        tbs.lookup_table.drop(pc, flags)
+        tbs.jmp_cache_flush_page(pc)
+    # A page of real code: its entry goes, and the loop still runs (found again).
+    target = FAR + 5 * 8192
+    tbs.jmp_cache_set(tbs.best(target))
+    cpu.tlb_flush_page(target)
+    assert jump_cache_entry(cpu, target)[0] == EMPTY_PC
+    run_conflicting(cpu, 200)
+
+
+def test_without_a_page_index_a_page_flush_empties_the_whole_jump_cache() -> None:
+    """User mode keeps no page index in the table: a page flush (never needed there)
+    falls back to emptying every entry, which is always correct."""
+    fe = HandFrontend()
+    conflicting_targets(fe)
+    cpu = far_cpu(fe)
+    assert not cpu.tbs.lookup_table.tracks_pages
+    run_conflicting(cpu, 200)
+    cpu.tbs.jmp_cache_set(cpu.tbs.best(CODE))
+    cpu.tlb_flush_page(0x5000)
+    assert set(cpu.jump_cache[0::3]) == {EMPTY_PC}
+    run_conflicting(cpu, 200)

@@ -26,7 +26,7 @@ from tests.core.support import CODE, LAYOUT, HandFrontend, counting_loop, make_c
 CODEGEN_CHANGES = {"optimize": 1, "hot_threshold": 7, "flat_memory": False}
 OTHER_CHANGES = {"max_region_blocks": 2, "tier_sync": True, "cache_dir": Path("/x"),
                  "perf_map": True, "baseline": False, "arena_size": 1 << 20,
-                 "stencil_dir": Path("/y")}
+                 "stencil_dir": Path("/y"), "program": "p"}
 
 
 def key(options: RuntimeOptions) -> str:

@@ -8,6 +8,7 @@ import pytest
 from llvmtcg.ir import (
     I32,
     I64,
+    V128,
     AtomicOp,
     Block,
     Builder,
@@ -86,6 +87,22 @@ def every_op_block() -> Block:
     b.ftoi(n, w0, w0, RoundingMode.RNE, signed=False)
     b.fpenv_flags(n)
     b.fpenv_round(n)
+    v, u = b.temp(V128), b.temp(V128)
+    for name in ("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax vssadd "
+                 "vusadd vsssub vussub vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2").split():
+        b.vector(name, v, (u, v), 1, 16)
+    for name in "vneg vnot vabs vmov".split():
+        b.vector(name, u, (v,), 0, 8)
+    b.vector("vcmp", v, (u, v), 3, 16, Cond.LEU)
+    for name in "vshli vshri vsari vdupe".split():
+        b.vector(name, v, (u,), 2, 16, 3)
+    b.vector("vdup", u, (r0,), 2, 8)
+    b.vector("vtbl", u, (v, u, v), 0, 16)
+    for name in "vfadd vfsub vfmul vfdiv".split():
+        b.vector(name, v, (u, v), 3, 16, RoundingMode.RUP)
+    b.vector("vfma", v, (u, v, u), 2, 8, RoundingMode.DYN)
+    b.vector("vfanynan", x, (v,), 2, 16)
+    b.vector("vany", x, (v,), 1, 8)
     b.call("h", [n], [r0, const(I32, 3)])
     b.call("v", [], [])
     skip, done = b.label(), b.label()

@@ -1,4 +1,5 @@
-"""The executable code arena: W^X dual mapping, bump allocation, exhaustion, reset, fork."""
+"""The executable code arena: W^X dual mapping, bump allocation, reuse of freed chunks,
+exhaustion, reset, fork."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from llvmtcg.runtime.native.arena import PAGE_SIZE, ArenaFull, CodeArena
+from llvmtcg.runtime.native.arena import ALIAS_DROP_STEP, PAGE_SIZE, ArenaFull, CodeArena
 
 ROOT = Path(__file__).resolve().parents[2]
 VOID_FN = ctypes.CFUNCTYPE(ctypes.c_int64)
@@ -205,3 +206,56 @@ def test_forked_child_copy_is_the_arena_at_the_fork() -> None:
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 0
         assert arena.read(data, 4) == b"\x55" * 4
+
+
+def test_freed_chunks_are_reused_by_requests_of_their_size() -> None:
+    with CodeArena(1 << 20, 1 << 16) as arena:
+        code = arena.alloc_code(100)
+        data = arena.alloc_data(40, 8)
+        ctypes.memset(data, 0xAB, 40)
+        arena.alloc_code(16)  # (something after them: the bump pointer moved on)
+        used = arena.code_used, arena.data_used
+        arena.free_code(code, 100)
+        arena.free_data(data, 40)
+        assert arena.free_bytes == 104 + 40
+        assert arena.alloc_code(200) != code  # another size: from the bump pointer
+        assert arena.alloc_code(97) == code  # (the same 8-byte granules)
+        again = arena.alloc_data(40, 8)
+        assert again == data and arena.read(data, 40) == bytes(40)  # zeroed again
+        assert arena.data_used == used[1] and arena.free_bytes == 0
+        arena.write(code, LEA_RET)
+        assert INT_FN(code)(40, 2) == 42
+        with pytest.raises(ValueError):
+            arena.free_code(arena.code_start + arena.code_used, 16)  # never allocated
+        arena.free_code(code, 100)
+        arena.reset()  # (forgets the free lists with everything else)
+        assert arena.free_bytes == 0
+
+
+def _resident_kb(start: int, end: int) -> int:
+    """Resident KiB of the mappings inside [start, end) (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split()[0]
+            if "-" in first and not first.endswith(":"):
+                lo, hi = (int(x, 16) for x in first.split("-"))
+                inside = start <= lo and hi <= end
+            elif inside and first == "Rss:":
+                total += int(line.split()[1])
+    return total
+
+
+def test_the_writable_alias_does_not_stay_resident_beside_the_code() -> None:
+    with CodeArena(8 * ALIAS_DROP_STEP, 1 << 16) as arena:
+        chunks = []
+        for i in range(3 * ALIAS_DROP_STEP // 4096):
+            address = arena.alloc_code(4096)
+            arena.write(address, LEA_RET + bytes([i & 0xFF]) * 11)
+            chunks.append(address)
+        alias = arena.code_start + arena.alias_delta
+        # Written through the alias, 3 MiB: at most the last MiB (and a page) stays
+        # mapped there; the bytes are all still in the arena.
+        assert _resident_kb(alias, alias + arena.code_size) <= ALIAS_DROP_STEP // 1024 + 4
+        assert INT_FN(chunks[0])(2, 3) == 5 and INT_FN(chunks[-1])(4, 5) == 9
+        assert arena.read(chunks[1], 6) == LEA_RET + b"\x01"

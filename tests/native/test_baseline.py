@@ -207,6 +207,42 @@ def test_a_run_with_a_warm_library_compiles_no_stencil(tmp_path: Path) -> None:
     assert stats["compiled"] == 0 and stats["loaded"] > 0
 
 
+def test_op_emitters_are_stored_with_the_library_and_a_bad_file_is_ignored(
+        tmp_path: Path) -> None:
+    from llvmtcg.runtime.native import baseline
+
+    def run() -> baseline.BaselineLibrary:
+        fe = HandFrontend()
+        counting_loop(fe)
+        cpu = make_cpu(fe, stencil_dir=tmp_path)
+        cpu.state.set("r", 10, 1)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
+        library = cpu.tbs.baseline.library
+        cpu.close()
+        return library
+
+    baseline._LIBRARIES.clear()  # (as a new process: see the test above)
+    first = run()
+    files = list(tmp_path.glob(f"*/{baseline.EMITTERS_FILE}"))
+    assert len(files) == 1 and first.emitter_code
+    baseline._LIBRARIES.clear()
+    # A new process reads the code objects: the same emitters, none compiled again.
+    reread = baseline.BaselineLibrary(first.options, first.fingerprint, tmp_path)
+    assert reread.emitter_code.keys() == first.emitter_code.keys()
+    stored = files[0].read_bytes()
+    assert run().emitter_code.keys() == first.emitter_code.keys()
+    assert files[0].read_bytes() == stored  # (nothing new to store)
+
+    for bad in (b"", b"junk" * 20, files[0].read_bytes()[:-1] + b"x"):
+        files[0].write_bytes(bad)
+        baseline._LIBRARIES.clear()
+        assert not baseline.BaselineLibrary(first.options, first.fingerprint,
+                                            tmp_path).emitter_code
+        assert run().emitter_code.keys() == first.emitter_code.keys()  # (and rewritten)
+        assert files[0].read_bytes() != bad
+
+
 @pytest.mark.parametrize("value", [0, 1, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF,
                                    0xFFFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000])
 def test_constant_holes_take_every_64_bit_value(value: int) -> None:
@@ -237,7 +273,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     from llvmtcg.ir.lower.stencil_function import shape_key, stencil_name
     from llvmtcg.ir.ops import OPS, OpFlag
     from llvmtcg.ir.types import TempKind
-    from llvmtcg.runtime.native.baseline import _NOPS, acc_takes
+    from llvmtcg.runtime.native.baseline import _NOPS, acc_plan
     from llvmtcg.runtime.native.emit import Assembler, Label
 
     asm = Assembler()
@@ -252,7 +288,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
     faults: dict[int, Label] = {}
     insn_pc, dead = block.pc, False
     jumped: set[int] = set()
-    for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+    for op, take, store in zip(block.ops, *acc_plan(block.ops), strict=True):
         if op.name == "set_label":
             asm.bind(labels.setdefault(op.args[0].index, Label()))
             dead = False
@@ -270,7 +306,7 @@ def _emit_generically(codegen, block, emitted) -> bytes:
         if op.name == "goto_tb" and op.args[0] not in jumped:  # (the direct jump a
             jumped.add(op.args[0])  # link patches, rel32 aligned; one per slot)
             asm.code += _NOPS[-(len(asm.code) + 1) % 4] + b"\xe9\0\0\0\0"
-        bound = codegen.stencil(stencil_name(shape_key(op, take)))
+        bound = codegen.stencil(stencil_name(shape_key(op, take, store)))
         temps = (*op.outputs, *op.inputs)
         values: list[object] = []
         for kind, index in bound.plan:
@@ -339,3 +375,88 @@ def test_generated_op_emitters_give_the_bytes_of_the_generic_operand_walk() -> N
     assert emitted.counter and emitted.targets and emitted.slots
     generated = bytes(codegen.arena.read(emitted.entry, emitted.size))
     assert generated == _emit_generically(codegen, block, emitted)
+
+
+# -- results kept in %acc, stores no one can see dropped -----------------------------
+
+def test_acc_plan_drops_only_stores_no_one_can_see() -> None:
+    from llvmtcg.ir import MemOp
+    from llvmtcg.runtime.native.baseline import acc_plan
+
+    b = Builder(CODE, LAYOUT.globals())  # (ops numbered without the insn_starts)
+    b.insn_start(CODE)
+    b.shl(R[1], R[0], c64(13))  # 0: overwritten by the next op, which takes it: dropped
+    b.xor(R[1], R[1], R[0])  # 1: read from its slot by op 3: stored
+    b.insn_start(CODE + 4)
+    b.add(R[4], R[0], c64(1))  # 2: read from %acc by op 3, overwritten by op 4: dropped
+    b.add(R[5], R[4], R[1])  # 3: op 4 takes it but does not overwrite it: stored
+    b.add(R[4], R[5], c64(1))  # 4: the load below may fault: stored
+    b.qemu_ld(R[6], R[4], MemOp(3))  # 5: overwritten by op 7, read by op 6 only: dropped
+    b.insn_start(CODE + 8)
+    t = b.temp()
+    b.add(t, R[6], c64(1))  # 6: a local read once, from %acc: dropped
+    b.ext32s(R[6], t)  # 7: the branch below reads it: stored
+    b.add(R[2], R[0], c64(1))  # 8: read from its slot by op 10 (not the next op): stored
+    b.add(R[3], R[0], c64(2))  # 9
+    b.add(R[2], R[2], R[3])  # 10
+    done = b.label()
+    b.brcond(Cond.EQ, R[6], c64(0), done)
+    b.set_label(done)
+    halt_at(b, CODE + 12)
+    block = b.finish()
+    takes, stores = acc_plan(block.ops)
+    numbered = [i for i, op in enumerate(block.ops) if op.name != "insn_start"]
+    dropped = [numbered.index(i) for i, stored in enumerate(stores) if not stored]
+    assert dropped == [0, 2, 5, 6]
+    assert [takes[numbered[i]] for i in (1, 3, 4, 6, 7, 10)] == [0, 0, 0, 0, 0, 1]
+
+
+def test_dropped_stores_leave_precise_state_at_a_fault() -> None:
+    from llvmtcg.ir import MemOp
+
+    fe = HandFrontend()
+
+    @fe.define(CODE, size=12)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.shl(R[1], R[0], c64(13))  # (its store dropped: the xor overwrites r1)
+        b.xor(R[1], R[1], R[0])
+        b.add(R[2], R[1], c64(5))  # (dropped: the ext32s overwrites r2)
+        b.ext32s(R[2], R[2])
+        b.insn_start(CODE + 4)
+        b.add(R[3], R[2], c64(1))  # (stored: the load may fault)
+        b.qemu_ld(R[3], R[3], MemOp(3))  # faults: r3 must hold the address
+        b.insn_start(CODE + 8)
+        b.movi(R[4], 9)
+        halt_at(b, CODE + 12)
+
+    cpu = make_cpu(fe)
+    x = 0x0000_0123_4567_89AB
+    cpu.state.set("r", x, 0)
+    cpu.pc = CODE
+    exit_ = cpu.run()
+    assert exit_.reason is ExitReason.EXCEPTION and exit_.pc == CODE + 4
+    r1 = ((x << 13) ^ x) & (1 << 64) - 1
+    r2 = (r1 + 5) & 0xFFFF_FFFF
+    r2 = r2 - (1 << 32) if r2 >> 31 else r2
+    assert cpu.state.get("r", 1) == r1
+    assert cpu.state.get("r", 2) == r2 & (1 << 64) - 1
+    assert cpu.state.get("r", 3) == (r2 + 1) & (1 << 64) - 1  # the faulting address
+    assert exit_.fault.addr == (r2 + 1) & (1 << 64) - 1
+    assert cpu.state.get("r", 4) == 0
+    assert cpu.tbs.stats["baseline_blocks"] == 1
+
+
+def test_acc_plan_keeps_a_store_a_global_of_another_name_reads() -> None:
+    from llvmtcg.ir.types import I32, Temp, TempKind
+    from llvmtcg.runtime.native.baseline import acc_plan
+
+    # A 32-bit view of r1's upper half (fields of other names may overlap: AArch64's
+    # q[n] and v[2n]).
+    high = Temp(TempKind.GLOBAL, I32, "r1.high", offset=R[1].offset + 4)
+    shl = Op("shl", (R[1],), (R[0], c64(3)), ())
+    ops = [shl, Op("extu_i32_i64", (R[7],), (high,), ()), Op("xor", (R[1],), (R[0], R[0]), ())]
+    assert acc_plan(ops)[1][0]  # (the view reads the slot: stored)
+    ops[1] = Op("extu_i32_i64", (R[7],), (Temp(TempKind.GLOBAL, I32, "r2.low",
+                                                offset=R[2].offset),), ())
+    assert not acc_plan(ops)[1][0]  # (nothing reads it before the xor: dropped)

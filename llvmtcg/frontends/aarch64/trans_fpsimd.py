@@ -18,6 +18,7 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     DOUBLE,
     FPCR,
     FPCR_DN,
+    FPCR_FZ,
     SINGLE,
     _Format,
     flush_inputs,
@@ -35,8 +36,8 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     gen_nan_fixup,
     gen_zero_times_inf,
 )
-from llvmtcg.frontends.aarch64.translate import DisasContext, V, gen_accrue_fflags
-from llvmtcg.ir import I32, I64, Builder, Cond, Temp, const
+from llvmtcg.frontends.aarch64.translate import VQ, DisasContext, V, gen_accrue_fflags
+from llvmtcg.ir import I32, I64, V128, Builder, Cond, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
 DYN = RoundingMode.DYN
@@ -98,6 +99,67 @@ def gen_lanes(ctx: DisasContext, a, op: LaneOp, scalar: bool = False) -> bool:
               read_lane(ctx, a.rd, fmt, i)) for i in range(count)]
     write_lanes(ctx, a.rd, fmt, out)
     return True
+
+
+def gen_vector_fast(ctx: DisasContext, a, name: str, lane_path: Callable[[], bool],
+                    element: tuple[int, int] | None = None, negate: bool = False) -> bool:
+    """The vector op ``name`` (vfadd .. vfma: Vd = Vn op Vm, or Vn * Vm + Vd) on host
+    vector registers, with ``lane_path`` (the lane-by-lane generators) where Arm's rules
+    and the host's differ: when FPCR.FZ is set, and when a result lane is a NaN (Arm
+    picks which NaN). The lane path then computes from the same operands, raising the
+    same exceptions again (the flags are cumulative), so the guest sees exactly what
+    the lane path alone gives. ``element``: Vm's lane (reg, index) broadcast;
+    ``negate``: Vn negated first (FMLS)."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    b = ctx.builder
+    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+    lanes, done = b.label(), b.label()
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+    n, m = VQ[a.rn], VQ[a.rm]
+    if element is not None:
+        m = b.temp(V128)
+        b.vector("vdupe", m, (VQ[element[0]],), vece, 16, element[1])
+    if negate:
+        sign, negated = b.temp(V128), b.temp(V128)
+        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+        b.vector("vxor", negated, (n, sign), vece, 16)
+        n = negated
+    result, nan = b.temp(V128), b.temp(I64)
+    sources = (n, m, VQ[a.rd]) if name == "vfma" else (n, m)
+    b.vector(name, result, sources, vece, oprsz, DYN)
+    b.vector("vfanynan", nan, (result,), vece, oprsz)
+    b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+    b.vector("vmov", VQ[a.rd], (result,), 0, 16)
+    b.br(done)
+    b.set_label(lanes)
+    if not lane_path():
+        raise AssertionError("the lane path rejected an encoding the vector path took")
+    b.set_label(done)
+    return True
+
+
+def _fast(name: str, op: LaneOp, negate: bool = False):
+    """A three-same vector translator: the vector op, the lanes where they differ."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if _format(a, False) is None:
+            return False
+        return gen_vector_fast(ctx, a, name, lambda: gen_lanes(ctx, a, op), negate=negate)
+    return trans
+
+
+def _fast_elem(name: str, op: LaneOp, negate: bool = False):
+    """A by-element vector translator (Vm's lane broadcast)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not a.size & 2 or _format(a, False) is None or _element(a) is None:
+            return False
+        return gen_vector_fast(ctx, a, name, lambda: gen_by_element(ctx, a, op),
+                               element=_element(a), negate=negate)
+    return trans
 
 
 def gen_pairwise(ctx: DisasContext, a, op: LaneOp) -> bool:
@@ -360,16 +422,16 @@ FACGE = _compare(FCond.LE, swap=True, absolute=True)
 FACGT = _compare(FCond.LT, swap=True, absolute=True)
 
 # Three registers of the same type.
-trans_fadd_v = _vector(FADD)
-trans_fsub_v = _vector(_arith(Builder.fsub))
-trans_fmul_v = _vector(_arith(Builder.fmul))
-trans_fdiv_v = _vector(_arith(Builder.fdiv))
+trans_fadd_v = _fast("vfadd", FADD)
+trans_fsub_v = _fast("vfsub", _arith(Builder.fsub))
+trans_fmul_v = _fast("vfmul", _arith(Builder.fmul))
+trans_fdiv_v = _fast("vfdiv", _arith(Builder.fdiv))
 trans_fmax_v = _vector(FMAX)
 trans_fmin_v = _vector(FMIN)
 trans_fmaxnm_v = _vector(FMAXNM)
 trans_fminnm_v = _vector(FMINNM)
-trans_fmla_v = _vector(_fmla)
-trans_fmls_v = _vector(_fmls)
+trans_fmla_v = _fast("vfma", _fmla)
+trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
 trans_fcmeq_v = _vector(FCMEQ)
 trans_fcmge_v = _vector(FCMGE)
@@ -409,8 +471,24 @@ CONVERSIONS = {
     "fcvtzs": _to_int(RoundingMode.RTZ, True), "fcvtzu": _to_int(RoundingMode.RTZ, False),
     "scvtf": _from_int(True), "ucvtf": _from_int(False),
 }
-trans_fabs_v = _vector(_unary(_abs))
-trans_fneg_v = _vector(_unary(_negate))
+def _sign_bit(name: str):
+    """FABS/FNEG vector: the sign bits cleared (vandc) or flipped (vxor); no exceptions
+    and no NaN processing (as the lane forms), so always the vector op."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b, vece = ctx.builder, (3 if fmt is DOUBLE else 2)
+        sign = b.temp(V128)
+        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+        b.vector(name, VQ[a.rd], (VQ[a.rn], sign), vece, count * fmt.bits // 8)
+        return True
+    return trans
+
+
+trans_fabs_v = _sign_bit("vandc")
+trans_fneg_v = _sign_bit("vxor")
 trans_fsqrt_v = _vector(_unary(gen_fp_sqrt))
 trans_frintn_v = _vector(_frint(RoundingMode.RNE))
 trans_frintm_v = _vector(_frint(RoundingMode.RDN))
@@ -511,9 +589,9 @@ def _elem(op: LaneOp, scalar: bool = False):
     return trans
 
 
-trans_fmla_elem = _elem(_fmla)
-trans_fmls_elem = _elem(_fmls)
-trans_fmul_elem = _elem(_arith(Builder.fmul))
+trans_fmla_elem = _fast_elem("vfma", _fmla)
+trans_fmls_elem = _fast_elem("vfma", _fmls, negate=True)
+trans_fmul_elem = _fast_elem("vfmul", _arith(Builder.fmul))
 trans_fmla_elem_s = _elem(_fmla, scalar=True)
 trans_fmls_elem_s = _elem(_fmls, scalar=True)
 trans_fmul_elem_s = _elem(_arith(Builder.fmul), scalar=True)

@@ -13,8 +13,8 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
     expand_imm,
     shift_geometry,
 )
-from llvmtcg.frontends.aarch64.translate import ZERO, DisasContext, V
-from llvmtcg.ir import I64, Cond, MemOp, Temp, const
+from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
+from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
@@ -303,10 +303,35 @@ trans_srhadd_v = _same("srhadd", allow_2d=False)
 trans_urhadd_v = _same("urhadd", allow_2d=False)
 trans_shsub_v = _same("shsub", allow_2d=False)
 trans_uhsub_v = _same("uhsub", allow_2d=False)
-trans_sqadd_v = _same("sqadd")
-trans_uqadd_v = _same("uqadd")
-trans_sqsub_v = _same("sqsub")
-trans_uqsub_v = _same("uqsub")
+FPSR = GLOBALS["fpsr"]
+
+
+def _saturating(name: str, wrapping: str):
+    """SQADD/UQADD/SQSUB/UQSUB: the saturating vector op; FPSR.QC set when some lane
+    differs from the wrapping result (it saturated)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        b = ctx.builder
+        oprsz = 16 if a.q else 8
+        saturated, wrapped = b.temp(V128), b.temp(V128)
+        b.vector(name, saturated, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector(wrapping, wrapped, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vxor", wrapped, (wrapped, saturated), a.size, oprsz)
+        clipped, qc = b.temp(I64), b.temp(I32)
+        b.vector("vany", clipped, (wrapped,), a.size, oprsz)
+        b.extr_i64_i32(qc, clipped)
+        b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+        b.or_(FPSR, FPSR, qc)
+        b.vector("vmov", VQ[a.rd], (saturated,), 0, 16)
+        return True
+    return trans
+
+
+trans_sqadd_v = _saturating("vssadd", "vadd")
+trans_uqadd_v = _saturating("vusadd", "vadd")
+trans_sqsub_v = _saturating("vsssub", "vsub")
+trans_uqsub_v = _saturating("vussub", "vsub")
 trans_sshl_v = _same("sshl")
 trans_ushl_v = _same("ushl")
 trans_sqshl_v = _same("sqshl")
@@ -562,12 +587,32 @@ def _logic(emit):
     return trans
 
 
-trans_and_v = _logic(lambda ctx, t, n, m, d: ctx.builder.and_(t, n, m))
-trans_bic_v = _logic(lambda ctx, t, n, m, d: ctx.builder.andc(t, n, m))
-trans_orr_v = _logic(lambda ctx, t, n, m, d: ctx.builder.or_(t, n, m))
+def gen_vector(ctx: DisasContext, a, name: str, *args: object, size: int | None = None,
+               unary: bool = False) -> bool:
+    """Vd = the vector op ``name`` of Vn (and Vm) on host vector registers, lanes of
+    ``size`` (default the encoding's) over Q's 8 or 16 bytes (Q=0 clears the upper
+    half); Vd may be a source."""
+    size = a.size if size is None else size
+    if size == 3 and not a.q:
+        return False
+    sources = (VQ[a.rn],) if unary else (VQ[a.rn], VQ[a.rm])
+    ctx.builder.vector(name, VQ[a.rd], sources, size, 16 if a.q else 8, *args)
+    return True
+
+
+def _vector(name: str, *args: object, size: int | None = None, unary: bool = False):
+    """A translator of one vector op (see gen_vector)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        return gen_vector(ctx, a, name, *args, size=size, unary=unary)
+    return trans
+
+
+trans_and_v = _vector("vand", size=0)
+trans_bic_v = _vector("vandc", size=0)
+trans_orr_v = _vector("vor", size=0)
 trans_orn_v = _logic(lambda ctx, t, n, m, d: ctx.builder.orc(t, n, m))
-trans_eor_v = _logic(lambda ctx, t, n, m, d: ctx.builder.xor(t, n, m))
-trans_not_v = _logic(lambda ctx, t, n, m, d: ctx.builder.not_(t, n))
+trans_eor_v = _vector("vxor", size=0)
+trans_not_v = _vector("vnot", size=0, unary=True)
 
 
 def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
@@ -585,29 +630,6 @@ trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
 trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
 
 
-def _swar_add(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int,
-              subtract: bool) -> None:
-    """Lane-wise x + y (x - y): the lanes' top bits are summed apart so no carry (or
-    borrow) crosses a lane."""
-    b = ctx.builder
-    if size == 3:
-        (b.sub if subtract else b.add)(t, x, y)
-        return
-    high = const(I64, _lane_bits(size, (8 << size) - 1))
-    low = const(I64, ~_lane_bits(size, (8 << size) - 1) & M64)
-    xl, yl, top = ctx.temp(), ctx.temp(), ctx.temp()
-    if subtract:
-        b.or_(xl, x, high)
-        b.and_(yl, y, low)
-        b.sub(t, xl, yl)
-        b.eqv(top, x, y)  # ~(x ^ y): the top bit of x - y before the borrow
-    else:
-        b.and_(xl, x, low)
-        b.and_(yl, y, low)
-        b.add(t, xl, yl)
-        b.xor(top, x, y)
-    b.and_(top, top, high)
-    b.xor(t, t, top)
 
 
 def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
@@ -629,24 +651,12 @@ def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
     b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
 
 
-def _arith(subtract: bool):
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: _swar_add(ctx, t, n, m, a.size,
-                                                                    subtract))
-    return trans
 
 
-trans_add_v = _arith(False)
-trans_sub_v = _arith(True)
+trans_add_v = _vector("vadd")
+trans_sub_v = _vector("vsub")
 
 
-def _equal(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
-    diff = ctx.temp()
-    ctx.builder.xor(diff, x, y)
-    _lane_nonzero_mask(ctx, t, diff, size)
-    ctx.builder.not_(t, t)
 
 
 def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
@@ -663,9 +673,18 @@ def _compare(emit):
     return trans
 
 
-trans_cmeq_v = _compare(_equal)
+trans_cmeq_v = _vector("vcmp", Cond.EQ)
 trans_cmtst_v = _compare(_test)
-trans_cmeq0_v = _compare(lambda ctx, t, n, m, size: _equal(ctx, t, n, ZERO, size))
+
+
+def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
+    if a.size == 3 and not a.q:
+        return False
+    zero = ctx.builder.temp(V128)
+    ctx.builder.vector("vdup", zero, (ZERO,), 0, 16)
+    ctx.builder.vector("vcmp", VQ[a.rd], (VQ[a.rn], zero), a.size, 16 if a.q else 8,
+                       Cond.EQ)
+    return True
 
 
 def trans_cnt_v(ctx: DisasContext, a) -> bool:
@@ -753,10 +772,9 @@ def trans_dup_elem(ctx: DisasContext, a) -> bool:
     size = _copy_size(a)
     if size is None or (size == 3 and not a.q):
         return False
-    value = _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1))
-    replicated = ctx.temp()
-    ctx.builder.mul(replicated, value, const(I64, _REPLICATE[size]))
-    return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.mov(t, replicated))
+    ctx.builder.vector("vdupe", VQ[a.rd], (VQ[a.rn],), size, 16 if a.q else 8,
+                       (a.imm & 31) >> (size + 1))
+    return True
 
 
 
@@ -786,22 +804,6 @@ def _assemble(ctx: DisasContext, rd: int, lanes: list[Temp], esize: int,
         b.movi(V[2 * rd + 1], 0)
 
 
-def gen_lanewise(ctx: DisasContext, a, fn: LaneFn, signed: bool = False,
-                 pairwise: bool = False) -> bool:
-    """Vd[i] = fn(Vn[i], Vm[i]), or of adjacent lanes of Vn:Vm (pairwise)."""
-    if a.size == 3 and not a.q:
-        return False
-    esize = 8 << a.size
-    count = (128 if a.q else 64) // esize
-    n = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
-    m = [_lane_source(ctx, a.rm, a.size, i, signed) for i in range(count)]
-    if pairwise:
-        cat = n + m
-        out = [fn(ctx, cat[2 * i], cat[2 * i + 1], esize) for i in range(count)]
-    else:
-        out = [fn(ctx, x, y, esize) for x, y in zip(n, m, strict=True)]
-    _assemble(ctx, a.rd, out, esize)
-    return True
 
 
 def _pick(cond: Cond) -> LaneFn:
@@ -812,13 +814,6 @@ def _pick(cond: Cond) -> LaneFn:
     return fn
 
 
-def _mask_if(cond: Cond) -> LaneFn:
-    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-        t = ctx.temp()
-        ctx.builder.setcond(cond, t, x, y)
-        ctx.builder.neg(t, t)
-        return t
-    return fn
 
 
 def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
@@ -827,28 +822,46 @@ def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
     return t
 
 
-def _lanewise(fn: LaneFn, signed: bool = False, pairwise: bool = False,
-              allow_2d: bool = True):
+
+
+trans_cmgt_v = _vector("vcmp", Cond.GT)
+trans_cmge_v = _vector("vcmp", Cond.GE)
+trans_cmhi_v = _vector("vcmp", Cond.GTU)
+trans_cmhs_v = _vector("vcmp", Cond.GEU)
+
+
+def _no_2d(name: str):
+    """A vector op without a 64-bit lane form (size 3 is unallocated)."""
     def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not allow_2d:
-            return False
-        return gen_lanewise(ctx, a, fn, signed, pairwise)
+        return a.size != 3 and gen_vector(ctx, a, name)
     return trans
 
 
-trans_cmgt_v = _lanewise(_mask_if(Cond.GT), signed=True)
-trans_cmge_v = _lanewise(_mask_if(Cond.GE), signed=True)
-trans_cmhi_v = _lanewise(_mask_if(Cond.GTU))
-trans_cmhs_v = _lanewise(_mask_if(Cond.GEU))
-trans_smax_v = _lanewise(_pick(Cond.GT), signed=True, allow_2d=False)
-trans_smin_v = _lanewise(_pick(Cond.LT), signed=True, allow_2d=False)
-trans_umax_v = _lanewise(_pick(Cond.GTU), allow_2d=False)
-trans_umin_v = _lanewise(_pick(Cond.LTU), allow_2d=False)
-trans_addp_v = _lanewise(_add_lanes, pairwise=True)
-trans_smaxp_v = _lanewise(_pick(Cond.GT), signed=True, pairwise=True, allow_2d=False)
-trans_sminp_v = _lanewise(_pick(Cond.LT), signed=True, pairwise=True, allow_2d=False)
-trans_umaxp_v = _lanewise(_pick(Cond.GTU), pairwise=True, allow_2d=False)
-trans_uminp_v = _lanewise(_pick(Cond.LTU), pairwise=True, allow_2d=False)
+trans_smax_v = _no_2d("vsmax")
+trans_smin_v = _no_2d("vsmin")
+trans_umax_v = _no_2d("vumax")
+trans_umin_v = _no_2d("vumin")
+def _pairwise(name: str, allow_2d: bool = True):
+    """ADDP/SMAXP/SMINP/UMAXP/UMINP: Vd[i] = op of lanes 2i, 2i+1 of Vn:Vm (Vn's lanes
+    first), as op(UZP1(Vn, Vm), UZP2(Vn, Vm))."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and (not allow_2d or not a.q):
+            return False
+        b = ctx.builder
+        oprsz = 16 if a.q else 8
+        even, odd = b.temp(V128), b.temp(V128)
+        b.vector("vuzp1", even, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vuzp2", odd, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector(name, VQ[a.rd], (even, odd), a.size, oprsz)
+        return True
+    return trans
+
+
+trans_addp_v = _pairwise("vadd")
+trans_smaxp_v = _pairwise("vsmax", allow_2d=False)
+trans_sminp_v = _pairwise("vsmin", allow_2d=False)
+trans_umaxp_v = _pairwise("vumax", allow_2d=False)
+trans_uminp_v = _pairwise("vumin", allow_2d=False)
 
 
 def _across_lanes(fn: LaneFn, signed: bool = False):
@@ -993,41 +1006,30 @@ trans_rev16_v = _reverse(16)
 
 
 def _table_lookup(extend: bool):
-    """TBL/TBX of a one-register table inline (each index byte selects a byte of the two
-    halves; out of range gives 0, or keeps Vd's byte for TBX); longer tables in the
-    lane helper."""
-    name = "tbx" if extend else "tbl"
-
+    """TBL/TBX of a one- to four-register table (Vn, Vn+1 .. modulo 32): one vtbl step
+    per register, each with the indices less 16 and the previous step's result as
+    the fallback (out of range: 0, or Vd's byte for TBX)."""
     def trans(ctx: DisasContext, a) -> bool:
-        if a.size != 0:  # a.size is len: 1-4 registers
-            return gen_simd(ctx, a, name)
         b = ctx.builder
-        table_lo, table_hi = V[2 * a.rn], V[2 * a.rn + 1]
-        out = []
-        for h in range(2 if a.q else 1):
-            result = ctx.temp()
-            b.movi(result, 0)
-            for i in range(8):
-                index, shift, low, high, byte = (ctx.temp() for _ in range(5))
-                b.extract(index, V[2 * a.rm + h], 8 * i, 8)
-                b.and_(shift, index, const(I64, 7))
-                b.shl(shift, shift, const(I64, 3))
-                b.shr(low, table_lo, shift)
-                b.shr(high, table_hi, shift)
-                b.movcond(Cond.LTU, byte, index, const(I64, 8), low, high)
-                if extend:
-                    keep = ctx.temp()
-                    b.extract(keep, V[2 * a.rd + h], 8 * i, 8)
-                else:
-                    keep = ZERO
-                b.movcond(Cond.LTU, byte, index, const(I64, 16), byte, keep)
-                b.deposit(result, result, byte, 8 * i, 8)
-            out.append(result)
-        b.mov(V[2 * a.rd], out[0])
-        if a.q:
-            b.mov(V[2 * a.rd + 1], out[1])
+        oprsz = 16 if a.q else 8
+        if extend:
+            fallback = VQ[a.rd]
         else:
-            b.movi(V[2 * a.rd + 1], 0)
+            fallback = b.temp(V128)
+            b.vector("vdup", fallback, (ZERO,), 0, 16)
+        indices, sixteen = VQ[a.rm], None
+        for k in range(a.size + 1):  # a.size is len: 1-4 registers
+            if k:
+                if sixteen is None:
+                    sixteen = b.temp(V128)
+                    b.vector("vdup", sixteen, (const(I64, 16),), 0, 16)
+                lowered = b.temp(V128)
+                b.vector("vsub", lowered, (indices, sixteen), 0, 16)
+                indices = lowered
+            result = b.temp(V128)
+            b.vector("vtbl", result, (VQ[(a.rn + k) % 32], indices, fallback), 0, oprsz)
+            fallback = result
+        b.vector("vmov", VQ[a.rd], (result,), 0, 16)
         return True
     return trans
 
@@ -1049,19 +1051,14 @@ def _multiply(accumulate: int):
     def trans(ctx: DisasContext, a) -> bool:
         if a.size == 3:
             return False
+        if not accumulate:
+            return gen_vector(ctx, a, "vmul")
         b = ctx.builder
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        n, m = _lanes(ctx, a.rn, a.size, count), _lanes(ctx, a.rm, a.size, count)
-        d = _lanes(ctx, a.rd, a.size, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            b.mul(t, n[i], m[i])
-            if accumulate:
-                (b.add if accumulate > 0 else b.sub)(t, d[i], t)
-            out.append(t)
-        _assemble(ctx, a.rd, out, esize)
+        oprsz = 16 if a.q else 8
+        product = b.temp(V128)
+        b.vector("vmul", product, (VQ[a.rn], VQ[a.rm]), a.size, oprsz)
+        b.vector("vadd" if accumulate > 0 else "vsub", VQ[a.rd], (VQ[a.rd], product),
+                 a.size, oprsz)
         return True
     return trans
 
@@ -1113,23 +1110,17 @@ def _shift_right(signed: bool, accumulate: bool):
             return False
         b = ctx.builder
         esize, right, _ = shift_geometry(a.imm)
-        size = esize.bit_length() - 4
-        count = (128 if a.q else 64) // esize
-        n = _lanes(ctx, a.rn, size, count, signed=signed)
-        d = _lanes(ctx, a.rd, size, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            if signed:
-                b.sar(t, n[i], const(I64, min(right, 63)))
-            elif right == 64:
-                b.movi(t, 0)
-            else:
-                b.shr(t, n[i], const(I64, right))
-            if accumulate:
-                b.add(t, t, d[i])
-            out.append(t)
-        _assemble(ctx, a.rd, out, esize)
+        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
+        shifted = b.temp(V128)
+        if right < esize or signed:  # (an arithmetic shift by esize is one by esize-1)
+            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, oprsz,
+                     min(right, esize - 1))
+        else:
+            b.vector("vdup", shifted, (ZERO,), size, oprsz)
+        if accumulate:
+            b.vector("vadd", VQ[a.rd], (shifted, VQ[a.rd]), size, oprsz)
+        else:
+            b.vector("vmov", VQ[a.rd], (shifted,), 0, 16)
         return True
     return trans
 
@@ -1145,17 +1136,9 @@ def trans_shl_v(ctx: DisasContext, a) -> bool:
     if immh == 0 or (immh >= 8 and not a.q):
         return False
     esize, _, left = shift_geometry(a.imm)
-    if esize == 64:
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: ctx.builder.shl(
-            t, n, const(I64, left)))
-    # SWAR: the whole half shifted, then the bits that crossed into the next lane cleared.
-    lane_mask = (1 << esize) - 1
-    keep = const(I64, _REPLICATE[esize.bit_length() - 4] * (lane_mask << left & lane_mask))
-
-    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-        ctx.builder.shl(t, n, const(I64, left))
-        ctx.builder.and_(t, t, keep)
-    return gen_halves(ctx, a, emit)
+    ctx.builder.vector("vshli", VQ[a.rd], (VQ[a.rn],), esize.bit_length() - 4,
+                       16 if a.q else 8, left)
+    return True
 
 
 def _shift_left_long(signed: bool):
@@ -1184,35 +1167,11 @@ trans_sshll_v = _shift_left_long(True)
 trans_ushll_v = _shift_left_long(False)
 
 
-def _permute(kind: str):
-    """UZP1/UZP2/TRN1/TRN2/ZIP1/ZIP2: lanes of Vn and Vm rearranged."""
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        n, m = _lanes(ctx, a.rn, a.size, count), _lanes(ctx, a.rm, a.size, count)
-        half = count // 2
-        if kind == "uzp1":
-            out = (n + m)[0::2]
-        elif kind == "uzp2":
-            out = (n + m)[1::2]
-        elif kind == "trn1":
-            out = [n[i] if i % 2 == 0 else m[i - 1] for i in range(count)]
-        elif kind == "trn2":
-            out = [n[i + 1] if i % 2 == 0 else m[i] for i in range(count)]
-        elif kind == "zip1":
-            out = [x for i in range(half) for x in (n[i], m[i])]
-        else:
-            out = [x for i in range(half, count) for x in (n[i], m[i])]
-        _assemble(ctx, a.rd, out, esize)
-        return True
-    return trans
 
 
-trans_uzp1_v = _permute("uzp1")
-trans_uzp2_v = _permute("uzp2")
-trans_trn1_v = _permute("trn1")
-trans_trn2_v = _permute("trn2")
-trans_zip1_v = _permute("zip1")
-trans_zip2_v = _permute("zip2")
+trans_uzp1_v = _vector("vuzp1")
+trans_uzp2_v = _vector("vuzp2")
+trans_trn1_v = _vector("vtrn1")
+trans_trn2_v = _vector("vtrn2")
+trans_zip1_v = _vector("vzip1")
+trans_zip2_v = _vector("vzip2")

@@ -13,11 +13,13 @@ import enum
 from dataclasses import dataclass
 
 from llvmtcg.frontends.aarch64.cpu import LAYOUT, MMU_USER, CpuModel, Excp
-from llvmtcg.ir import I64, Builder, Cond, ExitReason, Temp, const
+from llvmtcg.ir import I64, V128, Builder, Cond, ExitReason, Temp, TempKind, const
 
 GLOBALS = LAYOUT.globals()
 X = [GLOBALS[f"x[{i}]"] for i in range(32)]
 V = [GLOBALS[f"v[{i}]"] for i in range(64)]
+# The V registers whole, for the vector ops: v128 globals over the halves v[2n], v[2n+1].
+VQ = [Temp(TempKind.GLOBAL, V128, f"q[{n}]", offset=V[2 * n].offset) for n in range(32)]
 PC = GLOBALS["pc"]
 NF, ZF, CF, VF = GLOBALS["nf"], GLOBALS["zf"], GLOBALS["cf"], GLOBALS["vf"]
 

@@ -25,6 +25,14 @@ from llvmtcg.frontends.riscv.cpu import Cause
 from llvmtcg.frontends.riscv.translate import GLOBALS, DisasContext
 from llvmtcg.ir import I32, I64, Builder, Cond, FCond, IRType, MemOp, RoundingMode, Temp, const
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_CAUSE_ILLEGAL_INSN = Cause.ILLEGAL_INSN
+_C_EQ = Cond.EQ
+_C_GTU = Cond.GTU
+_C_LEU = Cond.LEU
+_C_NE = Cond.NE
+
 F = [GLOBALS[f"f[{i}]"] for i in range(32)]
 FFLAGS = GLOBALS["fflags"]
 FRM = GLOBALS["frm"]
@@ -87,7 +95,7 @@ def get_fpr(ctx: DisasContext, reg: int, fmt: FpFormat) -> Temp:
     high, low, value = b.temp(I32), b.temp(I32), b.temp(I32)
     b.extr_i64_i32(high, F[reg], high=True)
     b.extr_i64_i32(low, F[reg])
-    b.movcond(Cond.EQ, value, high, const(I32, 0xFFFF_FFFF), low,
+    b.movcond(_C_EQ, value, high, const(I32, 0xFFFF_FFFF), low,
               const(I32, SINGLE.canonical_nan))
     return value
 
@@ -133,12 +141,12 @@ def _check_frm(ctx: DisasContext) -> None:
     """Trap precisely (this instruction, nothing done yet) if frm holds 5, 6 or 7."""
     b = ctx.builder
     valid = b.label()
-    b.brcond(Cond.LEU, FRM, const(I32, FRM_RMM), valid)
+    b.brcond(_C_LEU, FRM, const(I32, FRM_RMM), valid)
     b.mov(GLOBALS["badinsn"], const(I64, ctx.insn))
-    b.raise_exception(int(Cause.ILLEGAL_INSN), ctx.pc)
+    b.raise_exception(int(_CAUSE_ILLEGAL_INSN), ctx.pc)
     b.set_label(valid)
     ctx.frm_is_rmm = b.temp(I32)
-    b.setcond(Cond.EQ, ctx.frm_is_rmm, FRM, const(I32, FRM_RMM))
+    b.setcond(_C_EQ, ctx.frm_is_rmm, FRM, const(I32, FRM_RMM))
     ctx.frm_checked = True
 
 
@@ -150,7 +158,7 @@ def gen_rounded(ctx: DisasContext, rm: RoundingMode, emit: Callable[[RoundingMod
         return
     b = ctx.builder
     away, done = b.label(), b.label()
-    b.brcond(Cond.NE, ctx.frm_is_rmm, const(I32, 0), away)
+    b.brcond(_C_NE, ctx.frm_is_rmm, const(I32, 0), away)
     emit(DYN)
     b.br(done)
     b.set_label(away)
@@ -303,7 +311,7 @@ def gen_to_int(ctx: DisasContext, a, fmt: FpFormat, bits: int, signed: bool) -> 
     magnitude, result = b.temp(fmt.type), b.temp(it)
     b.and_(magnitude, x, const(fmt.type, fmt.sign - 1))
     nan_result = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
-    b.movcond(Cond.GTU, result, magnitude, const(fmt.type, fmt.inf), const(it, nan_result),
+    b.movcond(_C_GTU, result, magnitude, const(fmt.type, fmt.inf), const(it, nan_result),
               value)
     if it is I32:
         b.ext_i32_i64(ctx.dest_gpr(a.rd), result, signed=True)

@@ -218,9 +218,9 @@ class RiscvFrontend:
                 set_pc(ctx, insn_pc)
                 set_next_pc(ctx, next_pc)
                 ctx.insn, ctx.insn_len = insn, length
-                first_local, first_label = len(block.locals), block.n_labels
-                first_label_used = len(b._labels_used)  # noqa: SLF001
                 if recorded is _SEEN_ONCE:  # (record it: note what it reads)
+                    first_local, first_label = len(block.locals), block.n_labels
+                    first_label_used = len(b._labels_used)  # noqa: SLF001
                     ctx.address_read = False
                     ctx.__class__ = _TrackedContext
                     translated = (dispatch32 if length == 4 else dispatch16)(ctx, insn)

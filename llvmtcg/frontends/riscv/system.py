@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import time as time_mod
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from llvmtcg.arch import DebugFeature, DebugRegister, PageTranslation
 from llvmtcg.frontends.riscv import trans_system
@@ -44,11 +45,9 @@ from llvmtcg.frontends.riscv.priv.state import (
     ExcCause,
     IllegalInstruction,
     IrqCause,
-    MmuIdx,
     PageFault,
     Priv,
     TbFlags,
-    fetch_mmu_index,
 )
 from llvmtcg.ir import Block
 from llvmtcg.ir.cpu_layout import CpuLayout
@@ -107,6 +106,9 @@ class Hart:
     bus: mmu.PhysMemory | None = None  # set by attach_memory
     # Called with the Sstc deadline (csr.timer_deadline) after writes that may move it.
     timer_listener: Callable[[int | None], None] | None = None
+    # What left translated code for the privileged model, by (kind, detail): ("csr",
+    # 0x180), ("trap", 13), ("irq", 5), ("priv", PRIV_SRET), ...: $LLVMTCG_STATS.
+    stats: Counter[tuple[str, object]] = field(default_factory=Counter)
 
 
 def hart_of(state: CpuState) -> Hart:
@@ -164,7 +166,9 @@ class Riscv64SystemArch(Riscv64Arch):
         return int(hart_of(state).csr.data_mmu_index())
 
     def fetch_mmu_index(self, flags: int) -> int:
-        return int(fetch_mmu_index(TbFlags.priv(flags)))
+        # (fetch_mmu_index(TbFlags.priv(flags)) without enum calls: the fetch index of a
+        # privilege is its encoding, asked at every exit that looks code up)
+        return flags & TbFlags.PRIV_MASK
 
     # -- what a debugger sees --------------------------------------------------------------
     @functools.cached_property
@@ -246,6 +250,16 @@ class Riscv64SystemArch(Riscv64Arch):
     def wakes(self, state: CpuState) -> bool:
         return trap.wfi_wakes(hart_of(state).csr)
 
+    def counters(self, state: CpuState) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (kind, detail), count in hart_of(state).stats.items():
+            if kind == "csr":
+                detail = csr_name(detail)  # type: ignore[arg-type]
+            elif kind == "priv":
+                detail = _PRIV_OP_NAMES[detail]  # type: ignore[index]
+            out[f"{kind} {detail}".strip()] = count
+        return dict(sorted(out.items()))
+
     def save_state(self, state: CpuState) -> dict[str, object]:
         return {"hartid": self.hartid, "csr": hart_of(state).csr.save_state()}
 
@@ -277,6 +291,7 @@ class Riscv64SystemArch(Riscv64Arch):
                 tval = state.get("badinsn")
             elif cause == ExcCause.BREAKPOINT:
                 tval = pc  # "mtval is written with the faulting virtual address"
+        hart_of(state).stats["trap", int(cause)] += 1
         state.pc = trap.take_trap(csr, int(cause), False, tval, pc)
         state.set("load_res", MASK64)  # a trap clears the LR reservation (QEMU does)
         sync_flags(state, csr)
@@ -285,7 +300,9 @@ class Riscv64SystemArch(Riscv64Arch):
         csr = hart_of(state).csr
         irq = trap.pending_interrupt(csr)
         if irq is None:
+            hart_of(state).stats["irq", "none"] += 1
             return False
+        hart_of(state).stats["irq", int(irq)] += 1
         state.pc = trap.take_trap(csr, int(irq), True, 0, state.pc)
         sync_flags(state, csr)
         return True
@@ -297,14 +314,20 @@ class Riscv64SystemArch(Riscv64Arch):
         if hart.bus is None:
             raise RuntimeError("Riscv64SystemArch: no physical memory attached")
         csr = hart.csr
+        hart.stats["tlb_fill", ""] += 1
         try:
             found = mmu.translate(csr.satp, csr.pmp, hart.bus, vaddr & MASK64, access,
-                                  MmuIdx(mmu_idx))
+                                  mmu_idx)  # type: ignore[arg-type]  # (an int: no enum call)
         except PageFault:
             raise GuestFault(MemFault(vaddr, access, FaultKind.PAGE_FAULT)) from None
         except AccessFault:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT)) from None
         return PageTranslation(found.paddr, found.perms, found.page_size)
+
+
+_PRIV_OP_NAMES = {trans_system.PRIV_MRET: "mret", trans_system.PRIV_SRET: "sret",
+                  trans_system.PRIV_WFI: "wfi", trans_system.PRIV_SFENCE_VMA: "sfence.vma",
+                  trans_system.PRIV_MARK_FS_DIRTY: "fs_dirty"}
 
 
 def _fault_cause(fault: MemFault) -> ExcCause:
@@ -317,22 +340,32 @@ def _fault_cause(fault: MemFault) -> ExcCause:
 
 # -- the helpers translated code calls -------------------------------------------------------
 
-def _apply(cpu, csr: CsrFile, effect: CsrEffect) -> None:
+def _apply(cpu, csr: CsrFile, effect: int) -> None:
+    """Carry out a CSR write's :class:`CsrEffect` bits (every CSR instruction and trap
+    return comes here: the common ones, sstatus.SIE/SUM toggles and scratch
+    registers, must cost little)."""
+    if not effect:
+        return
     state = cpu.state
-    if effect & CsrEffect.TLB_FLUSH:
+    if effect & _TLB_FLUSH:
         cpu.tlb_flush()
-    sync_flags(state, csr)
-    listener = hart_of(state).timer_listener
-    if effect & CsrEffect.TIMER and listener is not None:
-        listener(csr.timer_deadline)
-    if effect & CsrEffect.TIMER:
+    if effect & _TB_FLAGS:
+        sync_flags(state, csr)
+    if effect & _TIMER:
+        listener = hart_of(state).timer_listener
+        if listener is not None:
+            listener(csr.timer_deadline)
         state.request_exit()  # the machine re-arms its timers, and interrupts are checked
-    elif effect & CsrEffect.INTERRUPTS and trap.pending_interrupt(csr) is not None:
+    elif effect & _INTERRUPTS and trap.pending_interrupt(csr) is not None:
         # Take the interrupt the write unmasked at the next block boundary. Most writes
         # (sstatus.SIE/SUM toggles, trap returns) unmask nothing: their blocks go on in
         # native code instead of leaving to the run loop (a REQUESTED exit each).
         # Device lines ask for their own exit when they change (set_irq_line).
         state.request_exit()
+
+
+_TB_FLAGS, _TLB_FLUSH = CsrEffect.TB_FLAGS, CsrEffect.TLB_FLUSH
+_INTERRUPTS, _TIMER = CsrEffect.INTERRUPTS, CsrEffect.TIMER
 
 
 def _illegal(cpu) -> int:
@@ -343,7 +376,9 @@ def _illegal(cpu) -> int:
 def sys_csr_helper(cpu, csrno: int, value: int, op_and_write: int) -> int:
     """csrrw/csrrs/csrrc (and immediates): CsrFile.rmw at the current privilege; see
     trans_system._csr for the packing of ``op_and_write``."""
-    csr = hart_of(cpu.state).csr
+    hart = hart_of(cpu.state)
+    hart.stats["csr", csrno] += 1
+    csr = hart.csr
     op, writes = op_and_write & 0xFF, bool(op_and_write >> 8)
     if op == trans_system.CSR_WRITE:
         new, mask = value, MASK64
@@ -363,11 +398,14 @@ def priv_helper(cpu, op: int, arg: int, arg2: int) -> int:
     """mret/sret (returns the pc to continue at), wfi (legality), sfence.vma (``arg``:
     the address, ``arg2``: 1 for all), and marking FS dirty."""
     state = cpu.state
-    csr = hart_of(state).csr
+    hart = hart_of(state)
+    hart.stats["priv", op] += 1
+    csr = hart.csr
     try:
         if op in (trans_system.PRIV_MRET, trans_system.PRIV_SRET):
             pc = trap.mret(csr) if op == trans_system.PRIV_MRET else trap.sret(csr)
             state.set("load_res", MASK64)
+            sync_flags(state, csr)  # (the privilege changed)
             _apply(cpu, csr, CsrEffect.INTERRUPTS)  # xIE may have been restored
             return pc
         if op == trans_system.PRIV_WFI:

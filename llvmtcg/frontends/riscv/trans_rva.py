@@ -10,6 +10,10 @@ from __future__ import annotations
 from llvmtcg.frontends.riscv.translate import GLOBALS, DisasContext
 from llvmtcg.ir import AtomicOp, Cond, MemOp
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_C_NE = Cond.NE
+
 LOAD_RES = GLOBALS["load_res"]
 LOAD_VAL = GLOBALS["load_val"]
 WORD = MemOp(2, signed=True, align_log2=2)
@@ -35,9 +39,9 @@ def _sc(ctx: DisasContext, a, memop: MemOp) -> bool:
     addr, old, result = ctx.temp(), ctx.temp(), ctx.temp()
     b.mov(addr, ctx.get_gpr(a.rs1))
     fail, done = b.label(), b.label()
-    b.brcond(Cond.NE, addr, LOAD_RES, fail)
+    b.brcond(_C_NE, addr, LOAD_RES, fail)
     b.atomic_cmpxchg(old, addr, LOAD_VAL, ctx.get_gpr(a.rs2), memop, ctx.mem_idx)
-    b.setcond(Cond.NE, result, old, LOAD_VAL)
+    b.setcond(_C_NE, result, old, LOAD_VAL)
     b.br(done)
     b.set_label(fail)
     # A failed SC still needs the access to be legal (misaligned/unmapped faults).

@@ -5,6 +5,13 @@ from __future__ import annotations
 from llvmtcg.frontends.riscv.translate import DisasContext, gen_arith, gen_unary
 from llvmtcg.ir import I64, Builder, Cond, const
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_C_GT = Cond.GT
+_C_GTU = Cond.GTU
+_C_LT = Cond.LT
+_C_LTU = Cond.LTU
+
 
 def _zba(ctx: DisasContext) -> bool:
     return ctx.has_ext("zba")
@@ -84,19 +91,19 @@ def trans_xnor(ctx: DisasContext, a) -> bool:
 
 
 def trans_max(ctx: DisasContext, a) -> bool:
-    return _zbb(ctx) and _minmax(ctx, a, Cond.GT)
+    return _zbb(ctx) and _minmax(ctx, a, _C_GT)
 
 
 def trans_maxu(ctx: DisasContext, a) -> bool:
-    return _zbb(ctx) and _minmax(ctx, a, Cond.GTU)
+    return _zbb(ctx) and _minmax(ctx, a, _C_GTU)
 
 
 def trans_min(ctx: DisasContext, a) -> bool:
-    return _zbb(ctx) and _minmax(ctx, a, Cond.LT)
+    return _zbb(ctx) and _minmax(ctx, a, _C_LT)
 
 
 def trans_minu(ctx: DisasContext, a) -> bool:
-    return _zbb(ctx) and _minmax(ctx, a, Cond.LTU)
+    return _zbb(ctx) and _minmax(ctx, a, _C_LTU)
 
 
 def _minmax(ctx: DisasContext, a, cond: Cond) -> bool:

@@ -7,6 +7,12 @@ from llvmtcg.frontends.riscv.fpu import DOUBLE
 from llvmtcg.frontends.riscv.translate import DisasContext
 from llvmtcg.ir import Builder, FCond
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_FC_EQ = FCond.EQ
+_FC_LE = FCond.LE
+_FC_LT = FCond.LT
+
 
 def trans_fld(ctx: DisasContext, a) -> bool:
     return fpu.gen_load(ctx, a, DOUBLE)
@@ -113,15 +119,15 @@ def trans_fcvt_d_s(ctx: DisasContext, a) -> bool:
 
 
 def trans_feq_d(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, DOUBLE, FCond.EQ)
+    return fpu.gen_compare(ctx, a, DOUBLE, _FC_EQ)
 
 
 def trans_flt_d(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, DOUBLE, FCond.LT)
+    return fpu.gen_compare(ctx, a, DOUBLE, _FC_LT)
 
 
 def trans_fle_d(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, DOUBLE, FCond.LE)
+    return fpu.gen_compare(ctx, a, DOUBLE, _FC_LE)
 
 
 def trans_fclass_d(ctx: DisasContext, a) -> bool:

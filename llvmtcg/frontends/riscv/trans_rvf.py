@@ -7,6 +7,12 @@ from llvmtcg.frontends.riscv.fpu import SINGLE
 from llvmtcg.frontends.riscv.translate import DisasContext
 from llvmtcg.ir import Builder, FCond
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_FC_EQ = FCond.EQ
+_FC_LE = FCond.LE
+_FC_LT = FCond.LT
+
 
 def register_helpers(registry) -> None:
     """F and D need no helpers of their own (the core's soft-float covers RMM)."""
@@ -109,15 +115,15 @@ def trans_fcvt_s_lu(ctx: DisasContext, a) -> bool:
 
 
 def trans_feq_s(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, SINGLE, FCond.EQ)
+    return fpu.gen_compare(ctx, a, SINGLE, _FC_EQ)
 
 
 def trans_flt_s(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, SINGLE, FCond.LT)
+    return fpu.gen_compare(ctx, a, SINGLE, _FC_LT)
 
 
 def trans_fle_s(ctx: DisasContext, a) -> bool:
-    return fpu.gen_compare(ctx, a, SINGLE, FCond.LE)
+    return fpu.gen_compare(ctx, a, SINGLE, _FC_LE)
 
 
 def trans_fclass_s(ctx: DisasContext, a) -> bool:

@@ -16,6 +16,15 @@ from llvmtcg.frontends.riscv.translate import (
 )
 from llvmtcg.ir import I64, Builder, Cond, MemOp, const
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_C_EQ = Cond.EQ
+_C_GE = Cond.GE
+_C_GEU = Cond.GEU
+_C_LT = Cond.LT
+_C_LTU = Cond.LTU
+_C_NE = Cond.NE
+
 MASK64 = 0xFFFF_FFFF_FFFF_FFFF
 LINK_REGISTERS = (1, 5)  # ra, t0: jal/jalr writing one of them is a call
 # Built once: a frozen MemOp costs microseconds, loads and stores are a third of the code.
@@ -56,27 +65,27 @@ def trans_jalr(ctx: DisasContext, a) -> bool:
 
 
 def trans_beq(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.EQ)
+    return gen_branch(ctx, a, _C_EQ)
 
 
 def trans_bne(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.NE)
+    return gen_branch(ctx, a, _C_NE)
 
 
 def trans_blt(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.LT)
+    return gen_branch(ctx, a, _C_LT)
 
 
 def trans_bge(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.GE)
+    return gen_branch(ctx, a, _C_GE)
 
 
 def trans_bltu(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.LTU)
+    return gen_branch(ctx, a, _C_LTU)
 
 
 def trans_bgeu(ctx: DisasContext, a) -> bool:
-    return gen_branch(ctx, a, Cond.GEU)
+    return gen_branch(ctx, a, _C_GEU)
 
 
 def trans_lb(ctx: DisasContext, a) -> bool:
@@ -128,11 +137,11 @@ def trans_addi(ctx: DisasContext, a) -> bool:
 
 
 def trans_slti(ctx: DisasContext, a) -> bool:
-    return gen_setcond(ctx, a, Cond.LT, const(I64, a.imm))
+    return gen_setcond(ctx, a, _C_LT, const(I64, a.imm))
 
 
 def trans_sltiu(ctx: DisasContext, a) -> bool:
-    return gen_setcond(ctx, a, Cond.LTU, const(I64, a.imm))
+    return gen_setcond(ctx, a, _C_LTU, const(I64, a.imm))
 
 
 def trans_xori(ctx: DisasContext, a) -> bool:
@@ -177,11 +186,11 @@ def trans_sll(ctx: DisasContext, a) -> bool:
 
 
 def trans_slt(ctx: DisasContext, a) -> bool:
-    return gen_setcond(ctx, a, Cond.LT, ctx.get_gpr(a.rs2))
+    return gen_setcond(ctx, a, _C_LT, ctx.get_gpr(a.rs2))
 
 
 def trans_sltu(ctx: DisasContext, a) -> bool:
-    return gen_setcond(ctx, a, Cond.LTU, ctx.get_gpr(a.rs2))
+    return gen_setcond(ctx, a, _C_LTU, ctx.get_gpr(a.rs2))
 
 
 def trans_xor(ctx: DisasContext, a) -> bool:

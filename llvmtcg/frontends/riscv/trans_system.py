@@ -71,10 +71,12 @@ def trans_fence(ctx: DisasContext, a) -> bool:
 
 def trans_fence_i(ctx: DisasContext, a) -> bool:
     # Stores into translated code already invalidated it (the softmmu tracks code
-    # pages); ending the block makes the next instruction be looked up afresh.
+    # pages, and invalidation empties the jump cache and lookup table entries); ending
+    # the block makes the next instruction be looked up afresh — natively, without a
+    # round trip to the run loop (a program that rewrites code runs one per rewrite).
     if not ctx.has_ext("zifencei"):
         return False
-    ctx.exit_with(ExitReason.LOOKUP, ctx.next_pc)
+    _end_with_lookup(ctx, ctx.next_pc)
     return True
 
 

@@ -15,6 +15,11 @@ from llvmtcg.frontends.riscv.priv.state import FsState, Priv, TbFlags
 from llvmtcg.ir import I64, Builder, Cond, ExitReason, MemOp, Temp, const
 from llvmtcg.ir.cpu_layout import PAGE_MASK
 
+# Enum members used per instruction, as module constants (a member read through
+# its class runs Python code: ~30x a global).
+_CAUSE_ILLEGAL_INSN = Cause.ILLEGAL_INSN
+_CAUSE_INSN_ADDR_MISALIGNED = Cause.INSN_ADDR_MISALIGNED
+
 GLOBALS = LAYOUT.globals()
 X = [GLOBALS[f"x[{i}]"] for i in range(32)]
 F = [GLOBALS[f"f[{i}]"] for i in range(32)]
@@ -108,7 +113,7 @@ class DisasContext:
 
     def illegal(self) -> None:
         self.builder.mov(GLOBALS["badinsn"], const(I64, self.insn))
-        self.raise_exception(Cause.ILLEGAL_INSN)
+        self.raise_exception(_CAUSE_ILLEGAL_INSN)
 
 
 # -- shared generators (QEMU's gen_arith & co.) -------------------------------------------
@@ -155,7 +160,7 @@ def gen_branch(ctx: DisasContext, a, cond: Cond) -> bool:
     ctx.goto(1, ctx.next_pc)
     b.set_label(taken)
     if target & 2 and not ctx.has_ext("c"):
-        ctx.raise_exception(Cause.INSN_ADDR_MISALIGNED)
+        ctx.raise_exception(_CAUSE_INSN_ADDR_MISALIGNED)
     else:
         ctx.goto(0, target)
     ctx.end = NORETURN

@@ -87,7 +87,7 @@ def lower_block_function(options: LoweringOptions, block: Block,
     attrs = "nounwind strictfp" if strictfp else "nounwind"
     head = [f"define i64 @{quote(block.name)}(ptr noalias %cpu, ptr %mem) {attrs} {{", "entry:"]
     for t in block.locals:
-        head.append(f"  %{t.name} = alloca {t.type}, align 8")
+        head.append(f"  %{t.name} = alloca {t.type.llvm}, align 8")
     if em.uses_mxcsr:
         head.append("  %mxcsr.p = alloca i32, align 4")
     for offset, ptr in em.field_ptrs.items():

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl
-from llvmtcg.ir.types import I64, IRType, Label, Temp, TempKind, to_signed
+from llvmtcg.ir.types import I64, V128, IRType, Label, Temp, TempKind, to_signed
 
 
 class LoweringError(Exception):
@@ -145,19 +145,22 @@ class Emitter:
         """The value of ``t``: a literal for a constant, else a load."""
         kind = t.kind
         if kind is TempKind.CONST:
+            if t.type is V128:
+                raise LoweringError(f"a v128 constant ({t}): vectors are built with vdup")
             return str(to_signed(t.value, t.type.bits))
         if kind is TempKind.LOCAL:
-            return self.value(f"load {t.type}, ptr %{self.prefix}{t.name}, align 8")
+            return self.value(f"load {t.type.llvm}, ptr %{self.prefix}{t.name}, align 8")
         ptr = self.field_ptr(t.offset)
-        return self.value(f"load {t.type}, ptr {ptr}, align {t.type.bits // 8}")
+        return self.value(f"load {t.type.llvm}, ptr {ptr}, align {t.type.align}")
 
     def write(self, t: Temp, value: str) -> None:
         """Store ``value`` (of ``t``'s type) into the temp ``t``."""
         if t.kind is TempKind.LOCAL:
-            self.lines.append(f"  store {t.type} {value}, ptr %{self.prefix}{t.name}, align 8")
+            self.lines.append(f"  store {t.type.llvm} {value}, ptr %{self.prefix}{t.name}, "
+                              "align 8")
             return
         ptr = self.field_ptr(t.offset)
-        self.lines.append(f"  store {t.type} {value}, ptr {ptr}, align {t.type.bits // 8}")
+        self.lines.append(f"  store {t.type.llvm} {value}, ptr {ptr}, align {t.type.align}")
 
     # -- CPU state -------------------------------------------------------------------------
     def state_ptr(self, offset: int) -> str:

@@ -23,7 +23,7 @@ from llvmtcg.ir.lower.memory import page_table_ir
 from llvmtcg.ir.lower.symbols import quote, slot_symbol
 from llvmtcg.ir.lower.table import lower_ops
 from llvmtcg.ir.ops import ExitReason
-from llvmtcg.ir.types import I64, IRType, Temp, TempKind, to_signed
+from llvmtcg.ir.types import I64, V128, IRType, Temp, TempKind, to_signed
 
 # Float ops whose (first) operands are float values; the integer operand of itof/utof
 # and the flags outputs of ftoi/ftou do not count.
@@ -75,13 +75,23 @@ def region_globals(options: LoweringOptions,
     runtime_offsets = {layout.offset(n) for n in runtime}
     shadows: dict[int, IRType] = {}
     written: set[int] = set()
+    # A v128 register is one shadow; its i64 halves, when also used, are views of it
+    # (vector_views), so both forms see the same value.
+    vectors = {t.offset for b in blocks for op in b.ops for t in op.outputs + op.inputs
+               if t.type is V128 and t.kind is TempKind.GLOBAL}
     for b in blocks:
         for op in b.ops:
             for i, t in enumerate(op.outputs + op.inputs):
                 if t.kind is TempKind.GLOBAL and t.offset not in runtime_offsets:
-                    shadows[t.offset] = t.type
+                    offset = t.offset
+                    if t.type is not V128 and vectors:
+                        offset = _vector_base(offset, vectors)
+                        shadows[offset] = (V128 if offset != t.offset or offset in vectors
+                                           else t.type)
+                    else:
+                        shadows[offset] = t.type
                     if i < len(op.outputs):
-                        written.add(t.offset)
+                        written.add(offset)
     if options.count_insns and any(b.n_insns for b in blocks):
         ic = layout.offset("insn_count")
         shadows[ic] = I64
@@ -89,12 +99,35 @@ def region_globals(options: LoweringOptions,
     return shadows, sorted(written)
 
 
+def _vector_base(offset: int, vectors: set[int]) -> int:
+    """The v128 shadow an i64 field at ``offset`` is a half of (else ``offset``)."""
+    if offset in vectors:
+        return offset
+    if offset - 8 in vectors:
+        return offset - 8
+    return offset
+
+
+def vector_views(blocks: list[Block], shadows: Mapping[int, IRType]) -> dict[int, int]:
+    """i64 fields that are halves of a v128 shadow: offset -> the shadow's offset."""
+    views: dict[int, int] = {}
+    for block in blocks:
+        for op in block.ops:
+            for t in op.outputs + op.inputs:
+                if t.kind is TempKind.GLOBAL and t.type is not V128:
+                    for base in (t.offset, t.offset - 8):
+                        if shadows.get(base) is V128:
+                            views[t.offset] = base
+                            break
+    return views
+
+
 class RegionFunction(Emitter):
     """The emitter of a region: shadows for the CPU-state fields it uses, member
     blocks as branch targets, every exit through the write-back blocks."""
 
     __slots__ = ("name", "members", "indirect_entries", "shadows", "written", "exits",
-                 "rets", "tails", "uses_page_table", "float_shadows")
+                 "rets", "tails", "uses_page_table", "float_shadows", "views")
 
     cold_calls_preserve_all = True
 
@@ -115,12 +148,16 @@ class RegionFunction(Emitter):
         self.tails: list[tuple[str, str]] = []  # (host function, predecessor) into %tailexit
         self.uses_page_table = False  # flat memory checks: table and mask made in entry
         self.float_shadows = float_shadows(blocks, self.shadows)
+        self.views = vector_views(blocks, self.shadows)  # i64 half -> its v128 shadow
 
     def shadow_type(self, offset: int) -> str:
-        return "double" if offset in self.float_shadows else str(self.shadows[offset])
+        return "double" if offset in self.float_shadows else self.shadows[offset].llvm
 
     # -- operands: shadows --------------------------------------------------------------------
     def field_ptr(self, offset: int) -> str:
+        base = self.views.get(offset)
+        if base is not None and base != offset:
+            return f"%sh{base}.hi"
         if offset in self.shadows:
             return f"%sh{offset}"
         return self.state_ptr(offset)
@@ -159,13 +196,13 @@ class RegionFunction(Emitter):
         for o in self.written:
             t, lt = self.shadows[o], self.shadow_type(o)
             v = self.value(f"load {lt}, ptr %sh{o}, align 8")
-            self.emit(f"store {lt} {v}, ptr {self.state_ptr(o)}, align {t.bits // 8}")
+            self.emit(f"store {lt} {v}, ptr {self.state_ptr(o)}, align {t.align}")
 
     def reload_globals(self) -> None:
         """Reload every shadowed register from the CPU state (a helper wrote it)."""
         for o, t in self.shadows.items():
             lt = self.shadow_type(o)
-            v = self.value(f"load {lt}, ptr {self.state_ptr(o)}, align {t.bits // 8}")
+            v = self.value(f"load {lt}, ptr {self.state_ptr(o)}, align {t.align}")
             self.emit(f"store {lt} {v}, ptr %sh{o}, align 8")
 
     def page_table_view(self) -> tuple[str, str]:
@@ -220,8 +257,10 @@ def lower_region_function(options: LoweringOptions, name: str, blocks: list[Bloc
         em.state_ptr(offset)
     head = []
     for i, block in enumerate(blocks):
-        head += [f"  %m{i}.{t.name} = alloca {t.type}, align 8" for t in block.locals]
+        head += [f"  %m{i}.{t.name} = alloca {t.type.llvm}, align 8" for t in block.locals]
     head += [f"  %sh{o} = alloca {em.shadow_type(o)}, align 8" for o in em.shadows]
+    head += [f"  %sh{base}.hi = getelementptr i8, ptr %sh{base}, i64 8"
+             for base in sorted({b for o, b in em.views.items() if o != b})]
     if em.uses_mxcsr:
         head.append("  %mxcsr.p = alloca i32, align 4")
     head += [f"  {ptr} = getelementptr i8, ptr %cpu, i64 {o}"
@@ -237,7 +276,7 @@ def lower_region_function(options: LoweringOptions, name: str, blocks: list[Bloc
         head += [f"  {line}" for line in lines]
     for o, t in em.shadows.items():
         shadow_type = em.shadow_type(o)
-        head += [f"  %in{o} = load {shadow_type}, ptr %fp{o}, align {t.bits // 8}",
+        head += [f"  %in{o} = load {shadow_type}, ptr %fp{o}, align {t.align}",
                  f"  store {shadow_type} %in{o}, ptr %sh{o}, align 8"]
     head.append("  br label %m0")
     attrs = "nounwind strictfp" if em.strictfp else "nounwind"

@@ -89,15 +89,37 @@ class StencilSource:
     imports: tuple[str, ...]
 
 
+# A constant below this is a 4-byte hole (``k<i>``, U31): x86 takes it as an
+# immediate (sign- or zero-extended, the same value either way), where a larger one
+# needs a 10-byte ``movabs`` into a register first.
+SMALL_CONST_LIMIT = 1 << 31
+
+
+# Ops whose constant count is part of the stencil (one stencil per count): x86 shifts
+# and rotates by an immediate, where a count in a hole needs a register.
+LITERAL_COUNT_OPS = frozenset({"shl", "shr", "sar", "rotl", "rotr"})
+
+
+def literal_input(op: Op) -> int | None:
+    """The input of ``op`` its stencil has as a literal (a constant shift count), or
+    None: every constant is a hole."""
+    if op.name in LITERAL_COUNT_OPS and op.inputs[1].is_const:
+        return 1
+    return None
+
+
 def operand_kinds(op: Op) -> str:
-    """'s' (a slot) or 'c' (a constant) per output then input temp."""
-    return "".join("c" if t.is_const else "s" for t in (*op.outputs, *op.inputs))
+    """'s' (a slot), 'k' (a constant below SMALL_CONST_LIMIT) or 'c' (any other
+    constant) per output then input temp."""
+    return "".join(("k" if t.value < SMALL_CONST_LIMIT else "c") if t.is_const else "s"
+                   for t in (*op.outputs, *op.inputs))
 
 
-def shape_key(op: Op, take: int | None = None) -> str:
+def shape_key(op: Op, take: int | None = None, store: bool = True) -> str:
     """What makes two ops share a stencil: opcode, operand kinds and types, the
-    non-temp arguments other than labels and a goto_tb's destination, and which input
-    (if any) comes in ``%acc``."""
+    non-temp arguments other than labels and a goto_tb's destination, which input
+    (if any) comes in ``%acc``, and whether the result is stored (``/n``: it is
+    passed on in ``%acc`` only, see :func:`stencil_source`)."""
     types = ".".join(str(t.type.bits) for t in (*op.outputs, *op.inputs))
     if op.name in ("brcond", "goto_tb"):
         args = op.args[:1]
@@ -105,7 +127,12 @@ def shape_key(op: Op, take: int | None = None) -> str:
         args = op.args
     text = ",".join(_arg_text(a) for a in args)
     key = f"{op.name}/{operand_kinds(op)}/{types}/{text}"
-    return key if take is None else f"{key}/t{take}"
+    literal = literal_input(op)
+    if literal is not None:
+        key += f"/={op.inputs[literal].value}"
+    if take is not None:
+        key += f"/t{take}"
+    return key if store else key + "/n"
 
 
 def _arg_text(arg: object) -> str:
@@ -124,15 +151,20 @@ def stencil_name(key: str) -> str:
 class StencilFunction(Emitter):
     """The emitter of one stencil (see the module docstring)."""
 
-    __slots__ = ("roles", "labels_used", "uses_fault", "take")
+    __slots__ = ("roles", "labels_used", "uses_fault", "take", "unstored", "result")
 
     def __init__(self, options: LoweringOptions, block: Block, strictfp: bool,
-                 roles: dict[str, str], take: str | None = None) -> None:
+                 roles: dict[str, str], take: str | None = None,
+                 unstored: str | None = None) -> None:
         super().__init__(options, block, set(), strictfp)
-        self.roles = roles  # placeholder temp name -> hole name ("s0", "c1")
+        self.roles = roles  # placeholder temp name -> hole name ("s0", "k1", "c2")
         self.labels_used: list[int] = []
         self.uses_fault = False
         self.take = take  # the placeholder read from %acc instead of its slot
+        # The output placeholder written to no slot (its value goes on in %acc), and
+        # what the rule wrote to it: (value, basic block) per write.
+        self.unstored = unstored
+        self.result: list[tuple[str, str]] = []
 
     # -- operands are holes ------------------------------------------------------------
     def _slot_ptr(self, hole: str) -> str:
@@ -142,17 +174,22 @@ class StencilFunction(Emitter):
     def read(self, t: Temp) -> str:
         if t.name == self.take:
             return ACC
+        if t.name == self.unstored and self.result:
+            return self.result[-1][0]
         hole = self.roles.get(t.name)
         if hole is None:
             return super().read(t)
-        if hole[0] == "c":
+        if hole[0] in "ck":
             wide = self.value(f'add i64 ptrtoint (ptr @"{HOLE}{hole}" to i64), 0')
             return wide if t.type is I64 else self.value(f"trunc i64 {wide} to {t.type}")
-        return self.value(f"load {t.type}, ptr {self._slot_ptr(hole)}, align 4")
+        return self.value(f"load {t.type.llvm}, ptr {self._slot_ptr(hole)}, align 4")
 
     def write(self, t: Temp, value: str) -> None:
+        if t.name == self.unstored:
+            self.result.append((value, self.current_block))
+            return
         hole = self.roles[t.name]
-        self.emit(f"store {t.type} {value}, ptr {self._slot_ptr(hole)}, align 4")
+        self.emit(f"store {t.type.llvm} {value}, ptr {self._slot_ptr(hole)}, align 4")
 
     def label(self, label: Label) -> str:
         if label.index not in self.labels_used:
@@ -219,19 +256,35 @@ class StencilFunction(Emitter):
                 f'ptrtoint (ptr @"{HOLE}{ARENA_OUTSIDE}" to i64)')
 
 
-def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
-                   ) -> StencilSource:
+def stencil_source(options: LoweringOptions, op: Op, take: int | None = None,
+                   store: bool = True) -> StencilSource:
     """The stencil of ``op``'s shape (:func:`shape_key`), lowered by the op's rule;
     with ``take``, input ``take`` (an i64 temp) is read from ``%acc``, where the
-    previous stencil left it."""
+    previous stencil left it. Without ``store``, the op's one i64 result is not
+    stored to its slot, only passed on in ``%acc`` (the caller knows the next op
+    takes it from there and overwrites the slot, and cannot fault); a rule whose result
+    is not one value at the stencil's end (written on several paths) gets the storing
+    stencil under this shape's name."""
+    if not store and not (len(op.outputs) == 1 and op.outputs[0].type is I64):
+        raise ValueError(f"{op.name}: only an op with one i64 result can leave it unstored")
     roles: dict[str, str] = {}
     operands: list[OperandSpec] = []
     taken = None if take is None else len(op.outputs) + take
+    literal = literal_input(op)
+    if literal is not None:
+        literal += len(op.outputs)
 
     def placeholder(t: Temp, i: int) -> Temp:
-        hole = f"{'c' if t.is_const else 's'}{i}"
-        if i != taken:
-            operands.append(OperandSpec(hole, "i64" if t.is_const else "u31"))
+        if i == literal:
+            return t  # (the rule sees the constant itself)
+        if not t.is_const:
+            hole, kind = f"s{i}", "u31"
+        elif t.value < SMALL_CONST_LIMIT:
+            hole, kind = f"k{i}", "u31"
+        else:
+            hole, kind = f"c{i}", "i64"
+        if i != taken and (store or i != 0):
+            operands.append(OperandSpec(hole, kind))
         name = f"$op{i}"
         roles[name] = hole
         return Temp(TempKind.GLOBAL, t.type, name, offset=0)
@@ -246,15 +299,25 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
     block = Block(0, [shaped], name="stencil")
     strictfp = OPS[op.name].is_float
     em = StencilFunction(options, block, strictfp, roles,
-                         None if taken is None else f"$op{taken}")
+                         None if taken is None else f"$op{taken}",
+                         None if store else "$op0")
     lower = TABLE.select(shaped)
     lower(em, shaped)
+    name = stencil_name(shape_key(op, take, store))
+    if not store and (em.terminated or len(em.result) != 1
+                      or em.result[0][1] != em.current_block):
+        stored = stencil_source(options, op, take)
+        function = stored.function.replace(f'@"stencil.{stored.name}"',
+                                           f'@"stencil.{name}"', 1)
+        return StencilSource(name, stored.operands, function, stored.imports)
     tail: list[str] = []
     if not em.terminated:
         # An op with one i64 result leaves it in %acc for the next stencil (reloaded
         # here: LLVM forwards the store it just made), any other passes %acc on.
         give = ACC
-        if len(outputs) == 1 and outputs[0].type is I64:
+        if not store:
+            give = em.result[0][0]
+        elif len(outputs) == 1 and outputs[0].type is I64:
             give = em.value(f"load i64, ptr {em._slot_ptr('s0')}, align 4")
         tail += [f'  %next = musttail call ghccc i64 @"hole.next"(ptr %cpu, ptr %mem, '
                  f"i64 {give}){em.call_attrs}", "  ret i64 %next"]
@@ -305,12 +368,12 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None
     body = "\n".join(lines)
     operands += [OperandSpec(f"imp.{s}", "i64") for s in imports]
     attrs = "nounwind strictfp" if strictfp else "nounwind"
-    name = stencil_name(shape_key(op, take))
     function = (f'define ghccc i64 @"stencil.{name}"({ARGS}) {attrs} {{\n'
                 f"{body}\n}}\n")
     return StencilSource(name, tuple(operands), function, tuple(imports))
 
 
 __all__ = ["ACC", "ARENA_BASE", "ARENA_BODY", "ARENA_OUTSIDE", "ARENA_PAGES",
-           "ARENA_SIZE", "ARGS", "TAIL_JUMP_TAG", "OperandSpec",
-           "StencilFunction", "StencilSource", "shape_key", "stencil_source"]
+           "ARENA_SIZE", "ARGS", "LITERAL_COUNT_OPS", "SMALL_CONST_LIMIT",
+           "TAIL_JUMP_TAG", "OperandSpec", "StencilFunction", "StencilSource",
+           "literal_input", "shape_key", "stencil_source"]

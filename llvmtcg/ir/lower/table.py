@@ -10,8 +10,9 @@ from llvmtcg.ir.lower.floating import RULES as FLOAT_RULES
 from llvmtcg.ir.lower.integer import RULES as INTEGER_RULES
 from llvmtcg.ir.lower.memory import RULES as MEMORY_RULES
 from llvmtcg.ir.lower.rule import RuleTable
+from llvmtcg.ir.lower.vector import RULES as VECTOR_RULES
 
-TABLE = RuleTable([INTEGER_RULES, CONTROL_RULES, MEMORY_RULES, FLOAT_RULES])
+TABLE = RuleTable([INTEGER_RULES, CONTROL_RULES, MEMORY_RULES, FLOAT_RULES, VECTOR_RULES])
 
 
 def lower_ops(em: Emitter, block: Block, table: RuleTable = TABLE) -> None:

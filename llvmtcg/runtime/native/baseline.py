@@ -33,14 +33,17 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import json
+import marshal
 import operator
 import os
 import struct
+import sys
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.cpu_layout import PAGE_BITS
@@ -52,6 +55,7 @@ from llvmtcg.ir.lower.stencil_function import (
     ARENA_PAGES,
     ARENA_SIZE,
     ARGS,
+    LITERAL_COUNT_OPS,
     TAIL_JUMP_TAG,
     OperandSpec,
     StencilSource,
@@ -61,7 +65,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import I64, TempKind
+from llvmtcg.ir.types import I64, Temp, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -80,10 +84,14 @@ from llvmtcg.runtime.native.stencils import (
 )
 
 __all__ = ["ArenaFull", "BaselineCodegen", "BaselineLibrary", "EmittedBlock",
-           "SCRATCH_SLOTS", "Unsupported"]
+           "Prepared", "SCRATCH_SLOTS", "Unsupported"]
 
 FORMAT_VERSION = 1
 LIBRARY_FILE = "xbaseline.bin"
+# The op emitters' code objects (see _op_emitter), by generated source, marshalled:
+# compiling them cost ~8 ms of every start. marshal's format is the interpreter's own,
+# hence its cache tag in the name.
+EMITTERS_FILE = f"xemitters.{sys.implementation.cache_tag}.marshal"
 _MAGIC = b"LLVMTCGB"
 _HEADER = struct.Struct("<8sI")
 _KINDS = {"u31": OperandKind.U31, "i64": OperandKind.I64, "label": OperandKind.LABEL}
@@ -91,6 +99,10 @@ _TERMINATOR = {name for name, d in OPS.items() if d.flags & OpFlag.TERMINATOR}
 _SELF_EMITTED = frozenset({"set_label", "br", "insn_start"})
 _DEST_ARGS = frozenset({"brcond", "goto_tb"})  # (the label, the destination: holes)
 _CONST = TempKind.CONST
+_LOCAL = TempKind.LOCAL
+_GLOBAL = TempKind.GLOBAL
+# Arena constants that are the same for every process of one layout (layout_key)
+_LAYOUT_CONSTANTS = frozenset({ARENA_SIZE, ARENA_BODY, ARENA_OUTSIDE})
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
@@ -253,6 +265,12 @@ def _compile(sources: list[StencilSource], rodata: dict[tuple[str, str], bytes]
                     Operand(o.name, _KINDS[o.kind]) for o in source.operands) + tuple(
                     Operand(p, OperandKind.LABEL) for p in pools), "")
                 stencil = _extract(elf, spec, function)
+                if any(h.addend and stencil.operands[h.operand].name[0] == "k"
+                       for h in stencil.holes):
+                    # (a small constant with an addend folded in may leave the range
+                    # its 4-byte field holds: the shape is left to the LLVM tier)
+                    raise StencilError(f"stencil {source.name}: a constant hole with "
+                                       "an addend")
                 for pool in pools:
                     rodata[(source.name, _pool(pool))] = elf.section_bytes(
                         elf.sections[int(pool.split(".")[1])])
@@ -284,13 +302,19 @@ class BaselineLibrary:
         self.options = options
         self.fingerprint = fingerprint
         self.path = Path(cache_dir) / fingerprint / LIBRARY_FILE if cache_dir else None
-        self.stencils: dict[str, Stencil] = {}
+        # (as read from the file, a stencil's parts: see _read)
+        self.stencils: dict[str, Stencil | _StencilParts] = {}
         self.unsupported: set[str] = set()
         self.rodata: dict[tuple[str, str], bytes] = {}  # see _compile
         self.lock = threading.Lock()
         self.stats = {"compiled": 0, "compile_seconds": 0.0, "loaded": 0}
+        # Generated op emitter source -> its compiled code (shared by the process's
+        # codegens; stored next to the library when it has a file).
+        self.emitter_code: dict[str, types.CodeType] = {}
+        self._emitters_stored = 0  # how many of them the file holds
         if self.path is not None:
             self._read()
+            self._read_emitters()
         if "entry" not in self.stencils:
             self._add(_fixed_sources(options))
 
@@ -306,29 +330,77 @@ class BaselineLibrary:
         if self.path is not None:
             self._write()
 
-    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]]) -> None:
+    def ensure(self, ops: Iterable[Op | tuple[Op, int | None]
+                                   | tuple[Op, int | None, bool]]) -> None:
         """Compile the stencils of the shapes of ``ops`` not in the library yet (an op,
-        or an (op, input taken from %acc) pair: see :func:`acc_takes`)."""
-        missing: dict[str, tuple[Op, int | None]] = {}
+        an (op, input taken from %acc) pair or an (op, take, result stored) triple:
+        see :func:`acc_plan`)."""
+        missing: dict[str, tuple[Op, int | None, bool]] = {}
         for item in ops:
-            op, take = (item, None) if isinstance(item, Op) else item
-            name = stencil_name(shape_key(op, take))
+            if isinstance(item, Op):
+                op, take, store = item, None, True
+            elif len(item) == 2:
+                (op, take), store = item, True
+            else:
+                op, take, store = item
+            name = stencil_name(shape_key(op, take, store))
             if (name not in self.stencils and name not in self.unsupported
                     and name not in missing):
-                missing[name] = (op, take)
+                missing[name] = (op, take, store)
         if not missing:
             return
         with self.lock:
             sources = []
-            for name, (op, take) in missing.items():
+            for name, (op, take, store) in missing.items():
                 if name in self.stencils:
                     continue
                 try:
-                    sources.append(stencil_source(self.options, op, take))
+                    sources.append(stencil_source(self.options, op, take, store))
                 except Exception:  # noqa: BLE001 - a rule that cannot take holes
                     self.unsupported.add(name)
             if sources:
                 self._add(sources)
+
+    def store_emitters(self) -> None:
+        """Write the op emitters' code to the library's directory if new ones were
+        compiled since it was read or last written (best effort, atomic)."""
+        if self.path is None or len(self.emitter_code) == self._emitters_stored:
+            return
+        with self.lock:
+            codes = dict(self.emitter_code)
+            body = marshal.dumps(codes)
+            self._replace(self.path.with_name(EMITTERS_FILE),
+                          body + hashlib.sha256(body).digest())
+            self._emitters_stored = len(codes)
+
+    def _read_emitters(self) -> None:
+        try:
+            data = self.path.with_name(EMITTERS_FILE).read_bytes()
+            body = data[:-32]
+            if len(data) < 32 or hashlib.sha256(body).digest() != data[-32:]:
+                return
+            codes = marshal.loads(body)
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        if type(codes) is dict and all(type(k) is str and type(v) is types.CodeType
+                                       for k, v in codes.items()):
+            self.emitter_code.update(codes)
+            self._emitters_stored = len(self.emitter_code)
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        """Write ``data`` to ``path`` atomically (a temporary file renamed over it);
+        nothing on an OSError (the cache directory is a cache)."""
+        import tempfile  # noqa: PLC0415 - only writers need it
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except OSError:
+            pass
 
     # -- persistence ---------------------------------------------------------------------
     def _write(self) -> None:
@@ -343,16 +415,7 @@ class BaselineLibrary:
                                         for h in s.holes]} for s in stencils]}
         encoded = json.dumps(meta, separators=(",", ":")).encode()
         body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
-        import tempfile  # noqa: PLC0415 - only writers need it
-
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body + hashlib.sha256(body).digest())
-            os.replace(tmp, self.path)
-        except OSError:
-            pass
+        self._replace(self.path, body + hashlib.sha256(body).digest())
 
     def _read(self) -> None:
         try:
@@ -366,15 +429,34 @@ class BaselineLibrary:
             meta = json.loads(body[_HEADER.size:_HEADER.size + meta_len])
             if meta["format"] != FORMAT_VERSION or meta["fingerprint"] != self.fingerprint:
                 return
-            stencils = {}
+            # Read as parts, not Stencils: a Stencil compiles an emitter of its own
+            # when made (~50 µs each; 500 stencils were 30 ms of every start), and only
+            # the few _fixed_emitters use one (made when bound: _Bound.stencil).
+            stencils: dict[str, Stencil | _StencilParts] = {}
             position = _HEADER.size + meta_len
+            kinds = {k.value: k for k in OperandKind}
+            hole_kinds = {k.value: k for k in HoleKind}
+            operand_of: dict[tuple[str, str], Operand] = {}  # (equal ones shared)
+            hole_of: dict[tuple[int, int, str, int], Hole] = {}
             for entry in meta["stencils"]:
-                code = body[position:position + entry["size"]]
-                position += entry["size"]
-                operands = tuple(Operand(n, OperandKind(k)) for n, k in entry["operands"])
-                holes = tuple(Hole(o, i, HoleKind(k), a) for o, i, k, a in entry["holes"])
-                stencils[entry["name"]] = Stencil(entry["name"], operands, code, holes,
-                                                  entry["falls_through"])
+                size = entry["size"]
+                code = body[position:position + size]
+                position += size
+                operands = []
+                for n, k in entry["operands"]:
+                    operand = operand_of.get((n, k))
+                    if operand is None:
+                        operand = operand_of[(n, k)] = Operand(n, kinds[k])
+                    operands.append(operand)
+                holes = []
+                for o, i, k, a in entry["holes"]:
+                    hole = hole_of.get((o, i, k, a))
+                    if hole is None:
+                        hole = hole_of[(o, i, k, a)] = Hole(o, i, hole_kinds[k], a)
+                    holes.append(hole)
+                name = entry["name"]
+                stencils[name] = _StencilParts(name, tuple(operands), code, tuple(holes),
+                                               entry["falls_through"])
             if position != len(body):
                 return
         except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error):
@@ -406,59 +488,154 @@ def library_for(options: LoweringOptions, fingerprint: str,
 # Ops whose stencils may take an input from %acc, and ops that change no CPU-state
 # field but their outputs (so %acc still holds the temp it held before them). Helper
 # calls, float ops (the guest FP environment), host stores (raw addresses) and the FP
-# environment ops are neither; an op leaving its one i64 result in %acc is always
-# followed correctly (the stencil reloads it last).
+# environment ops are neither, nor are vector ops (a v128 output overlaps i64 fields
+# of other names: AArch64's q[n] is v[2n] and v[2n+1]); an op leaving its one i64
+# result in %acc is always followed correctly (the stencil reloads it last).
 _ACC_OPS = frozenset(name for name, d in OPS.items()
-                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR)
+                     if not d.flags & (OpFlag.FLOAT | OpFlag.TERMINATOR | OpFlag.VECTOR)
                      and name not in ("call", "host_st", "host_ld", "fpenv_flags",
                                       "fpenv_round", "set_label", "br", "insn_start"))
 
 
+# Ops that cannot fault, call out or leave: nothing can see the CPU state while they run.
+_PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
+                          if not OPS[name].flags & OpFlag.SIDE_EFFECTS)
+
+
+# How many ops (guest instruction starts included) after a global's write acc_plan
+# looks for a pure overwrite.
+_OVERWRITE_WINDOW = 6
+
+
 def acc_takes(ops: list[Op]) -> list[int | None]:
+    """For each op, the input its stencil takes from %acc (see :func:`acc_plan`)."""
+    return acc_plan(ops)[0]
+
+
+def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     """For each op, the input its stencil takes from %acc (the register the previous
     stencil left its i64 result in), or None: the first input that is the temp %acc
     holds at that point. %acc holds nothing known at a label (several predecessors)
-    and after an op that may change CPU state behind its outputs."""
+    and after an op that may change CPU state behind its outputs.
+
+    And for each op whether its result is stored to its slot. Not when no one can see
+    the slot before it is written again, so guest state stays precise at every exit
+    and fault:
+
+    - a global the ops after it overwrite (within :data:`_OVERWRITE_WINDOW` ops)
+      while none of them can fault, call out or leave (pure) and none reads it but
+      the very next op, from %acc (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once;
+      ``lw a5; addw a5,a5,a7`` stores a5 once);
+    - a block local whose one read is the very next op's, from %acc (``addw``'s sum
+      before its sign extension)."""
     takes: list[int | None] = []
+    stores: list[bool] = []
     acc = None
-    for op in ops:
+    producer = -1  # the op whose result %acc holds, while no other op came after it
+    local_reads: dict[str, int] | None = None  # reads of each local in the block
+    # i64 globals written and not stored yet, by CPU-state offset (globals of other
+    # names may overlap them: AArch64's q[n] is v[2n] and v[2n+1]):
+    # offset -> (the op that wrote it, the last op index that may overwrite it).
+    pending: dict[int, tuple[int, int]] = {}
+    for index, op in enumerate(ops):
         name = op.name
+        inputs = op.inputs
         take = None
         if acc is not None and name in _ACC_OPS:
-            for i, t in enumerate(op.inputs):
-                if t is acc or (t.name == acc.name and t.kind is acc.kind):
-                    take = i
-                    break
+            acc_name, acc_kind = acc.name, acc.kind
+            uses = 0
+            for i, t in enumerate(inputs):
+                if t is acc or (t.name == acc_name and t.kind is acc_kind):
+                    uses += 1
+                    if take is None:
+                        take = i
+            if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
+                if local_reads is None:
+                    local_reads = _local_reads(ops)
+                if local_reads[acc_name] == 1:
+                    stores[producer] = False
         takes.append(take)
+        stores.append(True)
         if name == "insn_start":
             continue
+        if pending:
+            if name in _PURE_ACC_OPS:
+                for i, t in enumerate(inputs):
+                    if t.kind is _GLOBAL:
+                        start, end = t.offset, t.offset + t.type.bits // 8
+                        for offset in [o for o in pending if o < end and start < o + 8]:
+                            # Only the very next op may read it, from %acc.
+                            if i != take or offset != start \
+                                    or pending[offset][0] != producer:
+                                del pending[offset]
+                for t in op.outputs:
+                    if t.kind is _GLOBAL and t.type is I64:
+                        written = pending.pop(t.offset, None)
+                        if written is not None and index <= written[1]:
+                            stores[written[0]] = False
+            else:
+                pending.clear()
+        producer = -1
         outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
             acc = outputs[0]  # (its stencil gives it)
+            if name in _ACC_OPS:
+                producer = index
+                if acc.kind is _GLOBAL:
+                    pending[acc.offset] = (index, index + _OVERWRITE_WINDOW)
         elif acc is not None and (name not in _ACC_OPS
                                   or any(t.name == acc.name for t in outputs)):
             acc = None
-    return takes
+    return takes, stores
 
-@dataclass(frozen=True, slots=True)
+
+def _local_reads(ops: list[Op]) -> dict[str, int]:
+    reads: dict[str, int] = {}
+    for op in ops:
+        for t in op.inputs:
+            if t.kind is _LOCAL:
+                reads[t.name] = reads.get(t.name, 0) + 1
+    return reads
+
+class _StencilParts(NamedTuple):
+    """A bound stencil's bytes and remaining holes, as ``stencils.emitter_body`` reads
+    them (a :class:`Stencil` compiles an emitter of its own when made, which op
+    stencils never call: their op emitters inline the same code)."""
+
+    name: str
+    operands: tuple[Operand, ...]
+    code: bytes
+    holes: tuple[Hole, ...]
+    falls_through: bool
+
+
 class _Bound:
-    """A stencil with its import holes filled for this process, and how each of its
-    remaining operands is found (``plan``: (kind, index) per operand; ``pools``: the
-    addresses of its constant pools, appended to the operands)."""
+    """A stencil with its import holes filled for this process (``parts``), and how
+    each of its remaining operands is found (``plan``: (kind, index) per operand;
+    ``pools``: the addresses of its constant pools, appended to the operands).
+    ``stencil``: the same as a :class:`Stencil` (made when first asked for)."""
 
-    stencil: Stencil
-    plan: tuple[tuple[str, int], ...]
-    pools: tuple[int, ...]
+    __slots__ = ("parts", "plan", "pools", "_stencil")
+
+    def __init__(self, parts: _StencilParts, plan: tuple[tuple[str, int], ...],
+                 pools: tuple[int, ...]) -> None:
+        self.parts = parts
+        self.plan = plan
+        self.pools = pools
+        self._stencil: Stencil | None = None
+
+    @property
+    def stencil(self) -> Stencil:
+        if self._stencil is None:
+            self._stencil = Stencil(*self.parts)
+        return self._stencil
 
     def emit(self, asm: Assembler, *operands: object) -> None:
         self.stencil.emit(asm, *operands, *self.pools)
 
 
-# The generated op emitters (see _op_emitter): code objects by source.
-_OP_EMITTER_CODE: dict[str, types.CodeType] = {}
-
-
-def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
+def _op_emitter(bound: _Bound, op: Op, codes: dict[str, types.CodeType]
+                ) -> Callable[..., bool]:
     """The function that emits ops of ``op``'s shape with ``bound``'s stencil:
     ``f(asm, op, locals, labels, faults, insn_pc, slots, counter, targets) ->
     ends the block``. Generated straight-line code reads each operand from where the
@@ -469,13 +646,13 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
     outputs and which operands are constants are part of the shape key)."""
     n_out = len(op.outputs)
     lines = ["def emit_op(asm, op, lo, labels, faults, pc, slots, counter, targets):"]
-    names = [o.name for o in bound.stencil.operands]
+    names = [o.name for o in bound.parts.operands]
     for n, (kind, index) in enumerate(bound.plan):
         v = f"o{n}"
         if kind == "t":
             where = (f"op.outputs[{index}]" if index < n_out
                      else f"op.inputs[{index - n_out}]")
-            if names[n][0] == "c":
+            if names[n][0] in "ck":
                 lines.append(f"    {v} = {where}.value")
             else:
                 lines += [f"    t = {where}",
@@ -499,27 +676,42 @@ def _op_emitter(bound: _Bound, op: Op) -> Callable[..., bool]:
             lines.append(f"    {v} = targets")
     for i in range(len(bound.pools)):  # (constant pools: the stencil's last operands)
         lines.append(f"    o{len(bound.plan) + i} = _p{i}")
-    body, env = emitter_body(bound.stencil)
+    body, env = emitter_body(bound.parts)
     lines += body
     lines.append(f"    return {op.name in _TERMINATOR}")
     source = "\n".join(lines)
     env.update({"_GLOBAL": TempKind.GLOBAL, "_Label": Label})
     env.update({f"_p{i}": pool for i, pool in enumerate(bound.pools)})
-    code = _OP_EMITTER_CODE.get(source)
+    code = codes.get(source)  # (code objects by source: the library's, see EMITTERS_FILE)
     if code is None:
         namespace: dict[str, object] = {}
         exec(source, env, namespace)  # noqa: S102 - generated from trusted parts
-        code = _OP_EMITTER_CODE[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
+        code = codes[source] = namespace["emit_op"].__code__  # type: ignore[union-attr]
     return types.FunctionType(code, env, "emit_op")
 
 
 @dataclass(slots=True)
+class Prepared:
+    """A block ready to emit (:meth:`BaselineCodegen.prepare`): the emitter of each op
+    (None: one ``emit`` handles itself), each exit slot's destination (``goto_tb``)
+    and whether the block ends in an indirect jump (``lookup_and_goto_ptr``)."""
+
+    emitters: list[Callable[..., bool] | None]
+    exits: dict[int, int]
+    indirect: bool
+
+
+@dataclass(slots=True)
 class EmittedBlock:
-    entry: int
+    """An emitted block: its entry and size, its exit slots' addresses by slot number
+    and their destinations (``exits``), its HOT counter and target profile (0: none)."""
+
+    entry: int  # its code chunk in the arena (``size`` bytes)
     size: int
     slots: dict[int, int]
     counter: int
     targets: int
+    exits: dict[int, int] = field(default_factory=dict)
 
 
 class BaselineCodegen:
@@ -552,6 +744,9 @@ class BaselineCodegen:
         self._bound: dict[str, _Bound] = {}
         # an op's shape (a tuple, cheap to build) -> its generated op emitter
         self._by_key: dict[tuple, Callable[..., bool]] = {}
+        # stencil name -> its op emitter (keys of several constant values, a shift's
+        # count aside, share one stencil)
+        self._by_name: dict[str, Callable[..., bool]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         self._pc_offset = self.layout.offset("pc")
@@ -585,6 +780,7 @@ class BaselineCodegen:
         """After the arena was reset: constant pools placed there are gone."""
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
+        self._by_name = {}
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -647,9 +843,9 @@ class BaselineCodegen:
                 holes.append(Hole(hole.offset, remap[hole.operand], hole.kind, hole.addend))
         if name == "entry":  # (its call of the body lands on the NOPs)
             code += _nops(self.body_offset - len(code))
-        bound_stencil = Stencil(name, tuple(keep), bytes(code), tuple(holes),
-                                stencil.falls_through)
-        bound = _Bound(bound_stencil, tuple(plan), tuple(pools))
+        parts = _StencilParts(name, tuple(keep), bytes(code), tuple(holes),
+                              stencil.falls_through)
+        bound = _Bound(parts, tuple(plan), tuple(pools))
         self._bound[name] = bound
         return bound
 
@@ -657,75 +853,73 @@ class BaselineCodegen:
         bound = self._bound.get(name)
         return bound if bound is not None else self._bind(name)
 
-    def prepare(self, block: Block) -> list[Callable[..., bool] | None]:
+    def prepare(self, block: Block) -> Prepared:
         """The emitter of each op of ``block`` (None for ops :meth:`emit` handles
-        itself), compiling the shapes the library lacks.
+        itself), compiling the shapes the library lacks, and what :meth:`emit` and the
+        block's install need from its ops: its exit slots and their destinations, and
+        whether it ends in an indirect jump. :func:`acc_plan` decides the input each
+        stencil takes from %acc and whether it stores its result (both are part of
+        its shape); one more pass selects the emitters and finds the exits.
 
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
-        if len(block.locals) > SCRATCH_SLOTS:
+        if len(block.locals) > SCRATCH_SLOTS // 2 and \
+                sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
         by_key = self._by_key
-        bounds: list[Callable[..., bool] | None] = []
+        emitters: list[Callable[..., bool] | None] = []
+        append = emitters.append
         missing = []
-        for op, take in zip(block.ops, acc_takes(block.ops), strict=True):
+        exits: dict[int, int] = {}
+        indirect = False
+        takes, stores = acc_plan(block.ops)
+        for op, take, store in zip(block.ops, takes, stores, strict=True):
             name = op.name
             if name in _SELF_EMITTED:
-                bounds.append(None)
+                append(None)
                 continue
-            key = (name, op.args[:1] if name in _DEST_ARGS else op.args,
-                   *map(_SHAPE, op.outputs), take, *map(_SHAPE, op.inputs))
-            bound = by_key.get(key)
-            if bound is None:
-                missing.append((len(bounds), key, op, take))
-            bounds.append(bound)
+            if name in _DEST_ARGS:
+                args = op.args[:1]
+                if name == "goto_tb":
+                    exits[op.args[0]] = op.args[1]  # (the last goto_tb of a slot wins)
+            elif name in LITERAL_COUNT_OPS and op.inputs[1].kind is _CONST:
+                args = op.inputs[1].value  # (its stencil has the count: literal_input)
+            else:
+                if name == "lookup_and_goto_ptr":
+                    indirect = True
+                args = op.args
+            key = (name, args, *map(_SHAPE, op.outputs), take, store,
+                   *map(_SHAPE, op.inputs))
+            emitter = by_key.get(key)
+            if emitter is None:
+                missing.append((len(emitters), key, op, take, store))
+            append(emitter)
         if missing:
-            self.library.ensure((op, take) for _, _, op, take in missing)
-            for i, key, op, take in missing:
+            self.library.ensure((op, take, store) for _, _, op, take, store in missing)
+            for i, key, op, take, store in missing:
                 emitter = by_key.get(key)
                 if emitter is None:
-                    name = stencil_name(shape_key(op, take))
+                    name = stencil_name(shape_key(op, take, store))
                     if name in self.library.unsupported:
                         raise Unsupported(f"{block.name}: no stencil for "
-                                          f"{shape_key(op, take)}")
-                    emitter = by_key[key] = _op_emitter(self.stencil(name), op)
-                bounds[i] = emitter
-        return bounds
+                                          f"{shape_key(op, take, store)}")
+                    emitter = self._by_name.get(name)
+                    if emitter is None:
+                        emitter = self._by_name[name] = _op_emitter(
+                            self.stencil(name), op, self.library.emitter_code)
+                    by_key[key] = emitter
+                emitters[i] = emitter
+            self.library.store_emitters()
+        return Prepared(emitters, exits, indirect)
 
-    def emit(self, block: Block, bounds: list[Callable[..., bool] | None]) -> EmittedBlock:
+    def emit(self, block: Block, prepared: Prepared) -> EmittedBlock:
         """Emit ``block`` with the emitters :meth:`prepare` chose into the arena.
 
         Raises:
             ArenaFull: no room (nothing of the block was placed).
         """
-        slot_numbers: list[int] = []
-        indirect = False
-        for op in block.ops:
-            name = op.name
-            if name == "goto_tb":
-                if op.args[0] not in slot_numbers:
-                    slot_numbers.append(op.args[0])
-            elif name == "lookup_and_goto_ptr":
-                indirect = True
-        slot_numbers.sort()
-        n_slots = len(slot_numbers)
-        hot = self.hot_threshold
-        # Each exit slot is followed by the address of its direct jump's rel32 (0:
-        # none), read back by the linker (jump_of): nothing kept per block in Python.
-        data_size = 16 * n_slots + (8 if hot else 0) \
-            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
-        data = self.arena.alloc_data(max(data_size, 8), 8)
-        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
-        counter = targets = 0
-        if n_slots:
-            ctypes.memset(data, 0, 16 * n_slots)
-        if hot:
-            counter = data + 16 * n_slots
-            _I32.from_address(counter).value = hot
-            if indirect:
-                targets = counter + 8
-                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        slots, counter, targets = self.block_data(sorted(prepared.exits), prepared.indirect)
         asm = Assembler()
         fixed = self._fixed
         if fixed is None:
@@ -746,11 +940,11 @@ class BaselineCodegen:
         labels: dict[int, Label] = {}
         faults: dict[int, Label] = {}
         scratch = self.scratch_offset
-        lo = {t.name: scratch + 8 * i for i, t in enumerate(block.locals)}
+        lo = _local_offsets(block, scratch)
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
-        for op, emit_op in zip(block.ops, bounds, strict=True):
+        for op, emit_op in zip(block.ops, prepared.emitters, strict=True):
             if emit_op is not None:
                 if not dead:
                     if op.name == "goto_tb" and op.args[0] not in jumps:
@@ -788,7 +982,111 @@ class BaselineCodegen:
         entry = asm.finish(self.arena)
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
-        return EmittedBlock(entry, len(asm.code), slots, counter, targets)
+        return EmittedBlock(entry, len(asm.code), slots, counter, targets, prepared.exits)
+
+    def block_data(self, slot_numbers: list[int], indirect: bool
+                   ) -> tuple[dict[int, int], int, int]:
+        """A block's data in the arena's data zone, initialised: its exit slots (slot n
+        -> address), HOT counter and indirect-target profile (0: none). Each exit slot
+        is followed by the address of its direct jump's rel32 (0: none), read back by
+        the linker (:meth:`jump_of`): nothing kept per block in Python."""
+        n_slots = len(slot_numbers)
+        hot = self.hot_threshold
+        data_size = 16 * n_slots + (8 if hot else 0) \
+            + (8 * INDIRECT_TARGETS if hot and indirect else 0)
+        # (exit slots, then the counter, then the targets: see free())
+        data = self.arena.alloc_data(data_size, 8) if data_size else 0
+        slots = {n: data + 16 * i for i, n in enumerate(slot_numbers)}
+        counter = targets = 0  # (the slots are zero: fresh data-zone bytes read as zero)
+        if hot:
+            counter = data + 16 * n_slots
+            _I32.from_address(counter).value = hot
+            if indirect:
+                targets = counter + 8
+                ctypes.memset(targets, 0xFF, 8 * INDIRECT_TARGETS)
+        return slots, counter, targets
+
+    # -- what the baseline block cache (baseline_cache.py) needs to move code between
+    # processes: the per-process values emitted code holds, by name.
+    def process_values(self) -> dict[int, str]:
+        """Every per-process 64-bit value the stencils bound so far put into code
+        (import cells, arena constants), by value -> name (see :meth:`process_value`;
+        "" for a value that two names have).
+        Constant pools are not included: they are reached PC-relative (see
+        :meth:`pool_ranges`)."""
+        out: dict[int, str] = {}
+        for name in self._bound:
+            stencil = self.library.stencils[name]
+            for hole in stencil.holes:
+                operand = stencil.operands[hole.operand].name
+                if operand.startswith("imp."):
+                    base = self._cells[operand[4:]]
+                elif operand.startswith("arena.") and operand not in _LAYOUT_CONSTANTS:
+                    base = self._arena_constants[operand]
+                else:
+                    continue
+                value = (base + hole.addend) & (1 << 64) - 1
+                name = f"{operand}@{hole.addend}"
+                # (two names of one value here may be two values elsewhere: "" says so)
+                out[value] = name if out.get(value, name) == name else ""
+        return out
+
+    def process_value(self, name: str) -> int | None:
+        """The value named by :meth:`process_values` in this process (None: unknown
+        here). May compile a memory accessor an import cell needs."""
+        operand, _, addend = name.rpartition("@")
+        try:
+            offset = int(addend)
+        except ValueError:
+            return None
+        if operand.startswith("imp."):
+            try:
+                base = self._cell(operand[4:])
+            except Unsupported:
+                return None
+        elif operand in self._arena_constants:
+            base = self._arena_constants[operand]
+        else:
+            return None
+        return (base + offset) & (1 << 64) - 1
+
+    def pool_ranges(self) -> list[tuple[int, int]]:
+        """Around each constant-pool address stencils reference (a pool's start plus
+        the offset used), [start, end) wide enough for any PC-relative addend."""
+        return [(address - 64, address + 64) for bound in self._bound.values()
+                for address in bound.pools]
+
+    def layout_key(self) -> tuple:
+        """What placed code relies on beyond the translator fingerprint: the entry
+        adapter (its length fixes where bodies start, chain_value), the arena's code
+        size and the flat-memory bounds (constants in code, not relocated)."""
+        entry = self.library.stencils["entry"].code
+        return (hashlib.sha256(entry).hexdigest()[:16], self.body_offset,
+                self._arena_constants[ARENA_SIZE], self._arena_constants[ARENA_OUTSIDE],
+                self.scratch_offset, self.hot_threshold, self.count_insns)
+
+    def place(self, code: bytes | bytearray) -> int:
+        """Copy a block's finished code into the arena (one piece); its address.
+
+        Raises:
+            ArenaFull: no room (nothing was written).
+        """
+        address = self.arena.alloc_code(len(code), 16)
+        self.arena.write(address, code)
+        return address
+
+    def free(self, entry: int, size: int, slots: Mapping[int, int], counter: int,
+             targets: int) -> None:
+        """Give the code and data chunks of a block :meth:`emit` or :meth:`place` and
+        :meth:`block_data` placed (its :class:`EmittedBlock`'s fields) back to the arena
+        for reuse. Only when nothing
+        can enter the block any more: unlinked, out of every lookup table and jump
+        cache, no native frame running."""
+        self.arena.free_code(entry, size)
+        data_size = 16 * len(slots) + (8 if counter else 0) \
+            + (8 * INDIRECT_TARGETS if targets else 0)
+        if data_size:
+            self.arena.free_data(min(slots.values()) if slots else counter, data_size)
 
     @staticmethod
     def jump_of(slot: int) -> int:
@@ -827,6 +1125,22 @@ class BaselineCodegen:
         return "\n".join(lines) + "\n"
 
 
+def _local_slots(t: Temp) -> int:
+    """How many 8-byte scratch slots a block local takes (a v128 two)."""
+    return t.type.bits // 64 or 1
+
+
+def _local_offsets(block: Block, scratch: int) -> dict[str, int]:
+    """Each block local's CPU-state offset in the scratch area: 8-byte slots in order,
+    two for a v128 (the same as one slot each when the block has no vectors)."""
+    offsets: dict[str, int] = {}
+    offset = scratch
+    for t in block.locals:
+        offsets[t.name] = offset
+        offset += 8 * _local_slots(t)
+    return offsets
+
+
 def _nops(n: int) -> bytes:
     """``n`` bytes of NOP instructions."""
     longest = len(_NOPS) - 1
@@ -839,7 +1153,7 @@ def _pool(operand: str) -> str:
 
 
 def _plan(name: str) -> tuple[str, int]:
-    if name[0] in "sc" and name[1:].isdigit():
+    if name[0] in "sck" and name[1:].isdigit():
         return ("t", int(name[1:]))
     if name[0] == "L" and name[1:].isdigit():
         return ("L", int(name[1:]))

@@ -82,12 +82,13 @@ class Assembler:
         """
         code = self.code
         end = len(code)
-        if self.falls_through or any(label.offset == end for label in self._labels):
+        labels = self._labels  # (bound in order, at growing offsets: the last is last)
+        if self.falls_through or (labels and labels[-1].offset == end):
             raise EmitError("the block's last stencil continues past the end of the block "
                             "(end blocks with an exit or a jump)")
         absolute = []
         for offset, target, addend in self.jumps:
-            if isinstance(target, Label):
+            if type(target) is Label:
                 if target.offset is None:
                     raise EmitError("a jump targets a label that was never bound")
                 _S32.pack_into(code, offset, target.offset + addend - offset)

@@ -4,6 +4,7 @@ execve, kill, and the process's identity."""
 from __future__ import annotations
 
 import errno
+import gc
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -99,11 +100,19 @@ def fork(proc: GuestProcess, flags, newsp=0, parent_tid=0, tls=0, child_tid=0) -
         if stream is not None:
             stream.flush()
     proc.fork_start()
+    # The child shares the parent's Python heap copy-on-write; a collection there would
+    # write every object's GC header and copy most of it. Frozen objects are never
+    # collected: the child keeps them so (it never frees the parent's objects by cycle
+    # collection), the parent takes them back after the fork.
+    gc.freeze()
     try:
         pid = os.fork()
     except BaseException:
+        gc.unfreeze()
         proc.fork_end(False)
         raise
+    if pid != 0:
+        gc.unfreeze()
     proc.fork_end(pid == 0)
     if pid == 0:
         if wait_r >= 0:

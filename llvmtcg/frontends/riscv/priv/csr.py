@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from llvmtcg.frontends.riscv.cpu import CpuModel
 from llvmtcg.frontends.riscv.priv.pmp import Pmp
 from llvmtcg.frontends.riscv.priv.state import (
+    FLAGS_MSTATUS,
     M_INTERRUPTS,
     MASK64,
     MEIP,
@@ -36,6 +37,7 @@ from llvmtcg.frontends.riscv.priv.state import (
     S_INTERRUPTS,
     SATP_ASID_MASK,
     SATP_ASID_SHIFT,
+    SATP_MODE_SHIFT,
     SATP_PPN_MASK,
     SEIP,
     SSIP,
@@ -102,14 +104,16 @@ class Csr(enum.IntEnum):
 HPMCOUNTER3, MHPMCOUNTER3, MHPMEVENT3 = 0xC03, 0xB03, 0x323  # ... through counter 31
 
 
-class CsrEffect(enum.Flag):
-    """What a CSR write requires of the caller besides the write itself."""
+class CsrEffect:
+    """What a CSR write requires of the caller besides the write itself: bits of an
+    int, tested with ``&``. (Plain ints: every CSR instruction reaches this model, and
+    an ``enum.Flag`` operation costs a microsecond or two in Python.)"""
 
     NONE = 0
-    TB_FLAGS = enum.auto()  # tb_flags() changed: look the next block up afresh
-    TLB_FLUSH = enum.auto()  # cached translations are stale (satp, PMP changed)
-    INTERRUPTS = enum.auto()  # an interrupt may now be pending: check before going on
-    TIMER = enum.auto()  # timer_deadline may have changed: re-arm the host timer
+    TB_FLAGS = 1 << 0  # tb_flags() changed: look the next block up afresh
+    TLB_FLUSH = 1 << 1  # cached translations are stale (satp, PMP changed)
+    INTERRUPTS = 1 << 2  # an interrupt may now be pending: check before going on
+    TIMER = 1 << 3  # timer_deadline may have changed: re-arm the host timer
 
 
 # mstatus bits CSR writes may change (UXL/SXL are read-only 2, endianness read-only 0,
@@ -126,6 +130,7 @@ _SSTATUS_VISIBLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.UBE | Mstatus.SPP | Mst
 _SSTATUS_WRITABLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.SPP | Mstatus.FS | Mstatus.SUM
                      | Mstatus.MXR)
 _XLEN_64 = 2  # UXL/SXL encoding of XLEN=64
+_FS, _VS, _XS = Mstatus.FS, Mstatus.VS, Mstatus.XS
 
 # medeleg: every exception that can happen below M. "medeleg[11] is read-only zero"
 # (an M-mode ecall never comes from S or U); 10 and 14 are reserved.
@@ -186,7 +191,7 @@ class HartConfig:
 
 # The value a read returns / what a write does / an extra access rule (raises).
 Reader = Callable[["CsrFile"], int]
-Writer = Callable[["CsrFile", int], CsrEffect]
+Writer = Callable[["CsrFile", int], int]  # returns CsrEffect bits
 Check = Callable[["CsrFile", Priv, int], None]
 
 
@@ -292,7 +297,7 @@ class CsrFile:
 
     # -- the CSR instruction interface ---------------------------------------------------
     def rmw(self, csrno: int, value: int, mask: int, priv: Priv | None = None, *,
-            writes: bool = True) -> tuple[int, CsrEffect]:
+            writes: bool = True) -> tuple[int, int]:
         """One CSR instruction: return the old value and set the bits in ``mask`` to
         those of ``value`` (csrrw: mask = all ones; csrrs: value = all ones, mask =
         rs1; csrrc: value = 0, mask = rs1). ``writes`` is False for csrrs/csrrc with
@@ -304,14 +309,15 @@ class CsrFile:
         priv = self.priv if priv is None else Priv(priv)
         entry = self._lookup(csrno, priv, writes)
         old = entry.read(self)
-        if not writes:
-            return old, CsrEffect.NONE
-        if entry.write is None:
+        if not writes or entry.write is None:
             return old, CsrEffect.NONE
         base = old if entry.rmw_base is None else entry.rmw_base(self)
-        flags = self.tb_flags()
+        mstatus, satp = self.mstatus, self.satp
         effect = entry.write(self, ((base & ~mask) | (value & mask)) & MASK64)
-        if self.tb_flags() != flags:
+        # (The flags depend on a few mstatus bits and satp.MODE: most writes change
+        # neither, and then need not compute them twice.)
+        if (((mstatus ^ self.mstatus) & FLAGS_MSTATUS or (satp ^ self.satp) >> SATP_MODE_SHIFT)
+                and tb_flags(self.priv, mstatus, satp) != self.tb_flags()):
             effect |= CsrEffect.TB_FLAGS
         return old, effect
 
@@ -319,7 +325,7 @@ class CsrFile:
         """Read a CSR as csrrs rd, csr, x0 does (raises IllegalInstruction)."""
         return self.rmw(csrno, 0, 0, priv, writes=False)[0]
 
-    def write(self, csrno: int, value: int, priv: Priv | None = None) -> CsrEffect:
+    def write(self, csrno: int, value: int, priv: Priv | None = None) -> int:
         """Write a CSR as csrrw x0, csr, rs1 does (raises IllegalInstruction)."""
         return self.rmw(csrno, value, MASK64, priv)[1]
 
@@ -473,11 +479,13 @@ def _check_stimecmp(hart: CsrFile, priv: Priv, csrno: int) -> None:
 
 def _read_mstatus(hart: CsrFile) -> int:
     status = hart.mstatus
-    dirty = any(get_field(status, f) == FsState.DIRTY for f in (Mstatus.FS, Mstatus.VS, Mstatus.XS))
-    return status | Mstatus.SD if dirty else status
+    # SD: FS, VS or XS is Dirty (3, both bits of the field set).
+    if (status & _FS == _FS or status & _VS == _VS or status & _XS == _XS):
+        return status | Mstatus.SD
+    return status
 
 
-def _write_mstatus(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mstatus(hart: CsrFile, value: int) -> int:
     # MPP is WARL over the implemented modes; the reserved encoding 2 keeps the old value.
     if get_field(value, Mstatus.MPP) == 2:
         value = set_field(value, Mstatus.MPP, get_field(hart.mstatus, Mstatus.MPP))
@@ -486,14 +494,14 @@ def _write_mstatus(hart: CsrFile, value: int) -> CsrEffect:
     return CsrEffect.INTERRUPTS
 
 
-def _write_sstatus(hart: CsrFile, value: int) -> CsrEffect:
+def _write_sstatus(hart: CsrFile, value: int) -> int:
     mask = _SSTATUS_WRITABLE & hart._mstatus_writable
     hart.mstatus = (hart.mstatus & ~mask) | (value & mask)
     return CsrEffect.INTERRUPTS
 
 
 def _write_tvec(name: str) -> Writer:
-    def write(hart: CsrFile, value: int) -> CsrEffect:
+    def write(hart: CsrFile, value: int) -> int:
         # MODE is WARL: a reserved mode (>= 2) leaves the register unchanged, as in QEMU.
         if value & 3 < _TVEC_RESERVED_MODES:
             setattr(hart, name, value)
@@ -502,7 +510,7 @@ def _write_tvec(name: str) -> Writer:
 
 
 def _write_plain(name: str, mask: int = MASK64) -> Writer:
-    def write(hart: CsrFile, value: int) -> CsrEffect:
+    def write(hart: CsrFile, value: int) -> int:
         setattr(hart, name, value & mask)
         return CsrEffect.NONE
     return write
@@ -512,17 +520,17 @@ def _read_attr(name: str) -> Reader:
     return lambda hart: getattr(hart, name)
 
 
-def _write_medeleg(hart: CsrFile, value: int) -> CsrEffect:
+def _write_medeleg(hart: CsrFile, value: int) -> int:
     hart.medeleg = value & _MEDELEG_WRITABLE
     return CsrEffect.NONE
 
 
-def _write_mideleg(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mideleg(hart: CsrFile, value: int) -> int:
     hart.mideleg = value & _MIDELEG_WRITABLE
     return CsrEffect.INTERRUPTS
 
 
-def _write_mie(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mie(hart: CsrFile, value: int) -> int:
     hart.mie = value & _MIE_WRITABLE
     return CsrEffect.INTERRUPTS
 
@@ -539,7 +547,7 @@ def _mip_rmw_base(hart: CsrFile) -> int:
     return (hart.mip & ~SEIP) | (hart._mip_sw & SEIP)
 
 
-def _write_mip(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mip(hart: CsrFile, value: int) -> int:
     mask = _mip_writable(hart)
     hart._mip_sw = (hart._mip_sw & ~mask) | (value & mask)
     return CsrEffect.INTERRUPTS
@@ -549,7 +557,7 @@ def _read_sie(hart: CsrFile) -> int:
     return hart.mie & hart.mideleg
 
 
-def _write_sie(hart: CsrFile, value: int) -> CsrEffect:
+def _write_sie(hart: CsrFile, value: int) -> int:
     """Bits of interrupts not delegated to S are read-only zero in sie (§4.1.3)."""
     mask = hart.mideleg & _MIE_WRITABLE
     hart.mie = (hart.mie & ~mask) | (value & mask)
@@ -564,7 +572,7 @@ def _sip_rmw_base(hart: CsrFile) -> int:
     return _mip_rmw_base(hart) & hart.mideleg
 
 
-def _write_sip(hart: CsrFile, value: int) -> CsrEffect:
+def _write_sip(hart: CsrFile, value: int) -> int:
     """Only SSIP is writable in sip ("SEIP is read-only in sip", "STIP is read-only in
     sip"), and only when delegated."""
     mask = SSIP & hart.mideleg
@@ -576,28 +584,28 @@ def _read_sstatus(hart: CsrFile) -> int:
     return _read_mstatus(hart) & _SSTATUS_VISIBLE
 
 
-def _write_mepc(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mepc(hart: CsrFile, value: int) -> int:
     hart.mepc = value
     return CsrEffect.NONE
 
 
-def _write_sepc(hart: CsrFile, value: int) -> CsrEffect:
+def _write_sepc(hart: CsrFile, value: int) -> int:
     hart.sepc = value
     return CsrEffect.NONE
 
 
-def _write_menvcfg(hart: CsrFile, value: int) -> CsrEffect:
+def _write_menvcfg(hart: CsrFile, value: int) -> int:
     mask = ENVCFG_FIOM | (MENVCFG_STCE if hart._sstc else 0)
     hart.menvcfg = value & mask
     return CsrEffect.INTERRUPTS | CsrEffect.TIMER
 
 
-def _write_stimecmp(hart: CsrFile, value: int) -> CsrEffect:
+def _write_stimecmp(hart: CsrFile, value: int) -> int:
     hart.stimecmp = value
     return CsrEffect.INTERRUPTS | CsrEffect.TIMER
 
 
-def _write_satp(hart: CsrFile, value: int) -> CsrEffect:
+def _write_satp(hart: CsrFile, value: int) -> int:
     """§4.1.11: "if satp is written with an unsupported MODE, the entire write has no
     effect". ASID bits above ASIDLEN are read-only zero. The TLB is flushed when satp
     changes: it caches translations without an ASID tag (QEMU does the same)."""
@@ -616,13 +624,13 @@ def _counter_reader(which: int) -> Reader:
 
 
 def _counter_writer(which: int) -> Writer:
-    def write(hart: CsrFile, value: int) -> CsrEffect:
+    def write(hart: CsrFile, value: int) -> int:
         hart._set_counter(which, value)
         return CsrEffect.NONE
     return write
 
 
-def _write_mcountinhibit(hart: CsrFile, value: int) -> CsrEffect:
+def _write_mcountinhibit(hart: CsrFile, value: int) -> int:
     value &= _COUNTINHIBIT_WRITABLE
     for which in (CY, IR):
         now = hart._counter(which)
@@ -639,13 +647,13 @@ def _read_time(hart: CsrFile) -> int:
 
 
 def _pmpcfg_def(index: int) -> CsrDef:
-    def write(hart: CsrFile, value: int) -> CsrEffect:
+    def write(hart: CsrFile, value: int) -> int:
         return CsrEffect.TLB_FLUSH if hart.pmp.write_cfg_csr(index, value) else CsrEffect.NONE
     return CsrDef(f"pmpcfg{index}", lambda hart: hart.pmp.read_cfg_csr(index), write)
 
 
 def _pmpaddr_def(i: int) -> CsrDef:
-    def write(hart: CsrFile, value: int) -> CsrEffect:
+    def write(hart: CsrFile, value: int) -> int:
         return CsrEffect.TLB_FLUSH if hart.pmp.write_addr(i, value) else CsrEffect.NONE
     return CsrDef(f"pmpaddr{i}", lambda hart: hart.pmp.read_addr(i), write)
 

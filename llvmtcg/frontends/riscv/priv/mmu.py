@@ -16,12 +16,14 @@ compare-and-swap on the PTE that restarts the walk when the PTE changed under it
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 from typing import Protocol
 
 from llvmtcg.frontends.riscv.priv.pmp import ACCESS_PERM, PAGE_SIZE, Pmp
 from llvmtcg.frontends.riscv.priv.state import (
     MMU_CONTEXTS,
+    SATP_MODE_SHIFT,
     SATP_PPN_MASK,
     AccessFault,
     ExcCause,
@@ -29,13 +31,13 @@ from llvmtcg.frontends.riscv.priv.state import (
     PageFault,
     Priv,
     SatpMode,
-    satp_mode,
 )
 from llvmtcg.runtime.exits import Access
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
 
 PAGE_BITS = 12
 PTE_SIZE = 8
+_u64_at = ctypes.c_uint64.from_address  # (a host little-endian u64: x86-64)
 
 # PTE bits (Figure 4.21).
 PTE_V, PTE_R, PTE_W, PTE_X = 1 << 0, 1 << 1, 1 << 2, 1 << 3
@@ -54,6 +56,7 @@ PAGING_MODES = {SatpMode.SV39: (3, 39), SatpMode.SV48: (4, 48), SatpMode.SV57: (
 
 PAGE_FAULT = {Access.FETCH: ExcCause.INSN_PAGE_FAULT, Access.READ: ExcCause.LOAD_PAGE_FAULT,
               Access.WRITE: ExcCause.STORE_PAGE_FAULT}
+_READ, _S = Access.READ, Priv.S  # (module globals: enum attribute lookups cost)
 ACCESS_FAULT = {Access.FETCH: ExcCause.INSN_ACCESS_FAULT,
                 Access.READ: ExcCause.LOAD_ACCESS_FAULT,
                 Access.WRITE: ExcCause.STORE_ACCESS_FAULT}
@@ -91,18 +94,30 @@ class GuestMemoryBus:
     table sharing a page with code would be a guest bug anyway).
     """
 
-    __slots__ = ("memory",)
+    __slots__ = ("memory", "_ram")
 
     def __init__(self, memory: GuestMemory) -> None:
         self.memory = memory
+        # The readable RAM region page tables were last read from: (start, end) or None.
+        # Every walk reads 3-5 PTEs, nearly always from the same RAM.
+        self._ram: tuple[int, int] | None = None
+        memory.on_change.append(self._forget_ram)
+
+    def _forget_ram(self, start: int, end: int) -> None:
+        self._ram = None  # (the map changed: look the region up again)
 
     def read_u64(self, paddr: int) -> int:
+        ram = self._ram
+        if ram is not None and ram[0] <= paddr and paddr + PTE_SIZE <= ram[1]:
+            return _u64_at(self.memory.base + paddr).value
         region = self.memory.region(paddr)
         if region is None or paddr + PTE_SIZE > region.end:
             raise BusError(f"no memory at {paddr:#x}")
         if region.mmio is not None:
             return region.mmio.read(paddr - region.start, PTE_SIZE) & ((1 << 64) - 1)
-        return int.from_bytes(self.memory.read(paddr, PTE_SIZE, check=Access.READ), "little")
+        value = int.from_bytes(self.memory.read(paddr, PTE_SIZE, check=Access.READ), "little")
+        self._ram = (region.start, region.end)  # (read() checked it is readable RAM)
+        return value
 
     def cmpxchg_u64(self, paddr: int, old: int, new: int) -> bool:
         region = self.memory.region(paddr)
@@ -166,8 +181,8 @@ def translate(satp: int, pmp: Pmp, memory: PhysMemory, vaddr: int, access: Acces
         PageFault: the translation itself fails.
         AccessFault: PMP or missing memory denies a page-table access or the access.
     """
-    ctx = MMU_CONTEXTS[mmu_idx]
-    mode = satp_mode(satp)
+    ctx = MMU_CONTEXTS[mmu_idx]  # (an int works as the key: MmuIdx is an IntEnum)
+    mode = satp >> SATP_MODE_SHIFT
     if ctx.priv == Priv.M or mode == SatpMode.BARE:
         paddr, perms, page_size = vaddr, Perm.RWX, PAGE_SIZE
     else:
@@ -178,7 +193,7 @@ def translate(satp: int, pmp: Pmp, memory: PhysMemory, vaddr: int, access: Acces
 
 def _check_pmp(pmp: Pmp, paddr: int, perms: int, page_size: int, vaddr: int,
                access: Access, priv: Priv, size: int) -> Translation:
-    if not pmp.check(paddr, size, access, priv):
+    if not pmp.allows(paddr, size, access, priv):
         raise AccessFault(ACCESS_FAULT[access], vaddr, f"PMP denies {paddr:#x}")
     pmp_perms, uniform = pmp.page_perms(paddr & ~(PAGE_SIZE - 1), priv)
     if not uniform:
@@ -190,7 +205,7 @@ def _walk(satp: int, mode: int, pmp: Pmp, memory: PhysMemory, vaddr: int, access
           priv: Priv, sum_: bool, mxr: bool) -> tuple[int, int, int]:
     """The §4.3.2 algorithm with LEVELS and VA width of ``mode``; returns (physical
     address, leaf permissions, page size)."""
-    levels, va_bits = PAGING_MODES[SatpMode(mode)]
+    levels, va_bits = PAGING_MODES[mode]  # (an int key: SatpMode is an IntEnum)
 
     def page_fault(reason: str) -> PageFault:
         return PageFault(PAGE_FAULT[access], vaddr, reason)
@@ -207,7 +222,7 @@ def _walk(satp: int, mode: int, pmp: Pmp, memory: PhysMemory, vaddr: int, access
         table = (satp & SATP_PPN_MASK) << PAGE_BITS
         for level in range(levels - 1, -1, -1):
             pte_addr = table + ((vaddr >> (PAGE_BITS + 9 * level)) & 0x1FF) * PTE_SIZE
-            if not pmp.check(pte_addr, PTE_SIZE, Access.READ, Priv.S):
+            if not pmp.allows(pte_addr, PTE_SIZE, _READ, _S):
                 raise access_fault(f"PMP denies the PTE at {pte_addr:#x}")
             try:
                 pte = memory.read_u64(pte_addr)
@@ -230,7 +245,7 @@ def _walk(satp: int, mode: int, pmp: Pmp, memory: PhysMemory, vaddr: int, access
                 raise page_fault(f"misaligned superpage PTE {pte:#x}")
             wanted = pte | PTE_A | (PTE_D if access == Access.WRITE else 0)
             if wanted != pte:
-                if not pmp.check(pte_addr, PTE_SIZE, Access.WRITE, Priv.S):
+                if not pmp.allows(pte_addr, PTE_SIZE, Access.WRITE, Priv.S):
                     raise access_fault(f"PMP denies the A/D update at {pte_addr:#x}")
                 try:
                     updated = memory.cmpxchg_u64(pte_addr, pte, wanted)

@@ -14,6 +14,7 @@ from llvmtcg.runtime.exits import Access
 from llvmtcg.runtime.softmmu import Perm
 
 PAGE_SIZE = 4096
+_PAGE_CACHE_LIMIT = 1 << 16  # pages whose permissions Pmp.page_perms keeps
 PMPADDR_MASK = (1 << 54) - 1  # RV64: pmpaddr holds bits 55:2 of a 56-bit address
 
 # pmpNcfg fields. R, W and X are the same bits as softmmu's Perm, so ``cfg & 7`` is a Perm.
@@ -50,7 +51,7 @@ class Pmp:
         entries: how many entries are implemented (0, 16 or 64; QEMU has 16).
     """
 
-    __slots__ = ("entries", "cfg", "addr", "_rules")
+    __slots__ = ("entries", "cfg", "addr", "_rules", "_pages")
 
     def __init__(self, entries: int = 16) -> None:
         if entries not in (0, 16, 64):
@@ -59,6 +60,9 @@ class Pmp:
         self.cfg = [0] * entries
         self.addr = [0] * entries
         self._rules: list[tuple[int, int, int]] = []  # (start, end, cfg) of active entries
+        # page_perms answers by (page, priv) until the rules change: a page walk asks
+        # for each PTE it reads and for the page it finds.
+        self._pages: dict[tuple[int, int], tuple[int, bool]] = {}
 
     def reset(self) -> None:
         """§3.4: "Writable PMP registers' A and L fields are set to 0" (the rest too here,
@@ -66,6 +70,7 @@ class Pmp:
         self.cfg = [0] * self.entries
         self.addr = [0] * self.entries
         self._rules = []
+        self._pages = {}
 
     def save_state(self) -> dict[str, list[int]]:
         return {"cfg": list(self.cfg), "addr": list(self.addr)}
@@ -153,6 +158,7 @@ class Pmp:
             if span is not None:
                 rules.append((span[0], span[1], self.cfg[i]))
         self._rules = rules
+        self._pages = {}
 
     # -- checks ---------------------------------------------------------------------------
     def _granted(self, cfg: int, priv: Priv) -> int:
@@ -188,6 +194,15 @@ class Pmp:
         """(Perm bits, uniform) for the 4 KiB page at ``page``: ``uniform`` is False when
         entries split the page, so the answer differs between its bytes and a TLB must
         not cache it (each access is then checked with :meth:`check`)."""
+        key = (page, priv)
+        found = self._pages.get(key)
+        if found is None:
+            if len(self._pages) >= _PAGE_CACHE_LIMIT:
+                self._pages.clear()
+            found = self._pages[key] = self._page_perms(page, priv)
+        return found
+
+    def _page_perms(self, page: int, priv: Priv) -> tuple[int, bool]:
         end = page + PAGE_SIZE
         for start, stop, cfg in self._rules:
             if page < stop and end > start:
@@ -195,3 +210,12 @@ class Pmp:
                     return 0, False
                 return self._granted(cfg, priv), True
         return self._default(priv), True
+
+    def allows(self, paddr: int, size: int, access: Access, priv: Priv) -> bool:
+        """:meth:`check`, answered from the page's cached permissions when no entry
+        splits the page (the access stays inside it)."""
+        if (paddr & (PAGE_SIZE - 1)) + size <= PAGE_SIZE:
+            perms, uniform = self.page_perms(paddr & ~(PAGE_SIZE - 1), priv)
+            if uniform:
+                return bool(perms & ACCESS_PERM[access])
+        return self.check(paddr, size, access, priv)

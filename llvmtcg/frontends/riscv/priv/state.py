@@ -225,7 +225,12 @@ def data_mmu_index(priv: Priv, mstatus: int) -> MmuIdx:
 def fetch_mmu_index(priv: Priv) -> MmuIdx:
     """The MMU index of instruction fetches: "Instruction address-translation and
     protection are unaffected by the setting of MPRV" (§3.1.6.3)."""
-    return MmuIdx(priv)
+    return _FETCH_MMU_INDEX[priv]
+
+
+# (Indexed by the privilege's encoding: U, S and M's indices have its value. A table,
+# since the code lookup asks at every exit to the run loop and enum calls are slow.)
+_FETCH_MMU_INDEX = (MmuIdx.U, MmuIdx.S, None, MmuIdx.M)
 
 
 # -- translation-block flags ------------------------------------------------------------------
@@ -267,13 +272,13 @@ class TbFlags:
 
 
 # The mstatus bits the flags depend on (data_mmu_index: MPRV, MPP, SUM, MXR; FS).
-_FLAGS_MSTATUS = Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR | Mstatus.FS
+FLAGS_MSTATUS = Mstatus.MPRV | Mstatus.MPP | Mstatus.SUM | Mstatus.MXR | Mstatus.FS
 
 
 def tb_flags(priv: Priv, mstatus: int, satp: int) -> int:
     """The translation-block flags of a hart in this state (layout: :class:`TbFlags`)."""
     # (Computed at every CSR write, several times: memoised on what they depend on.)
-    return _tb_flags(int(priv), mstatus & _FLAGS_MSTATUS,
+    return _tb_flags(int(priv), mstatus & FLAGS_MSTATUS,
                      satp_mode(satp) != SatpMode.BARE)
 
 

@@ -1,0 +1,219 @@
+"""The baseline block cache (runtime/native/baseline_cache.py): a later run installs the
+stored blocks of a program instead of translating them, in another arena (other
+addresses: every relocation must land), and never runs a block whose guest bytes
+changed or whose file is damaged.
+
+Each "run" here is an Emulator of its own (its own arena, import cells and block data,
+so stored code is relocated as in a new process); tests/user/test_baseline_cache.py
+runs llvmtcg-user processes.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from llvmtcg.emulator import Emulator
+from llvmtcg.options import RuntimeOptions
+from llvmtcg.runtime.native.baseline_cache import (
+    FILE_PREFIX,
+    FORMAT_VERSION,
+    MAGIC,
+    BaselineBlockCache,
+    _find_values,
+    _refers_to,
+)
+
+CODE = 0x10000
+LOOP = [
+    0x00000513,  # li a0, 0
+    0x00350513,  # loop: addi a0, a0, 3
+    0xFFF58593,  # addi a1, a1, -1
+    0xFE059CE3,  # bnez a1, loop
+    0x00092637,  # lui a2, 0x92       (li a2, 0x123456789: a 64-bit constant)
+    0xA2B6061B,  # addiw a2, a2, -1493
+    0x00D61613,  # slli a2, a2, 13
+    0x78960613,  # addi a2, a2, 1929
+    0x00000013,  # end: nop
+]
+END = CODE + 4 * (len(LOOP) - 1)
+
+
+def code(step: int = 3) -> bytes:
+    words = list(LOOP)
+    words[1] = (step << 20) | 0x00050513  # addi a0, a0, step
+    return struct.pack(f"<{len(words)}I", *words)
+
+
+def run(cache: Path, program: str | None = "prog", step: int = 3, n: int = 1000
+        ) -> tuple[int, int, dict[str, float]]:
+    """Run the loop in a fresh emulator; (a0, a2, the block cache's counters)."""
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+                             program=program)
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, code(step))
+        emu.reg_write("a1", n)
+        emu.emu_start(CODE, END)
+        block_cache = emu._cpu.tbs.baseline_cache
+        a0, a2 = emu.reg_read("a0"), emu.reg_read("a2")
+    # (closing the emulator saved the file)
+    return a0, a2, dict(block_cache.stats) if block_cache is not None else {}
+
+
+def block_file(cache: Path) -> Path:
+    (path,) = cache.glob(f"*/{FILE_PREFIX}*")
+    return path
+
+
+def test_a_second_run_installs_the_stored_blocks_in_another_arena(tmp_path: Path) -> None:
+    # (blocks with HOT counters, which never reach 0 here)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=1 << 30, cache_dir=tmp_path,
+                             program="prog")
+    with Emulator("riscv64", options=options) as first, \
+            Emulator("riscv64", options=options) as second:
+        for emu in (first, second):
+            emu.mem_map(CODE, 0x1000)
+            emu.mem_write(CODE, code())
+            emu.reg_write("a1", 1000)
+        first.emu_start(CODE, END)
+        assert first._cpu.save_translations() >= 2
+        # The first emulator still holds its arena, import cells and block data, so
+        # the second one's are elsewhere: stored code must hold none of the first's.
+        second.emu_start(CODE, END)
+        assert (second.reg_read("a0"), second.reg_read("a2")) == (3000, 0x123456789)
+        stats = second._cpu.tbs.baseline_cache.stats
+        assert stats["hits"] >= 2 and stats["stale"] == 0
+        assert second._cpu.tbs.stats["baseline_blocks"] == 0  # (nothing emitted)
+        firsts = {**first._cpu.tbs.baseline.process_values()}
+        for tb in first._cpu.tbs.blocks():
+            firsts.update({a: "slot" for a in tb.slots.values()})
+            assert tb.counter
+            firsts[tb.counter] = "counter"
+        firsts.pop(0, None)
+        placed = list(second._cpu.tbs.blocks())
+        assert placed and first._cpu.arena.code_start != second._cpu.arena.code_start
+        for tb in placed:
+            assert second._cpu.arena.contains(tb.entry)
+            assert _find_values(second._cpu.arena.read(tb.entry, 256), firsts) == []
+
+
+def test_changed_guest_code_is_a_miss_never_the_stored_block(tmp_path: Path) -> None:
+    assert run(tmp_path, step=3)[0] == 3000
+    a0, _, stats = run(tmp_path, step=5)
+    assert a0 == 5000  # (the stored loop adds 3)
+    assert stats["stale"] >= 1
+    # Both versions are kept: each hits afterwards.
+    assert run(tmp_path, step=3)[0] == 3000
+    a0, _, stats = run(tmp_path, step=5)
+    assert a0 == 5000 and stats["hits"] >= 2
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "index"])
+def test_a_damaged_file_is_ignored_and_rebuilt(tmp_path: Path, damage: str) -> None:
+    run(tmp_path)
+    path = block_file(tmp_path)
+    data = bytearray(path.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 0xFF
+    elif damage == "truncate":
+        del data[len(data) // 3:]
+    elif damage == "empty":
+        data = bytearray()
+    else:  # a well-formed file (checksum right) whose block table points nowhere
+        import hashlib
+        import json
+
+        meta = json.dumps({"layout": _layout(tmp_path), "fixed": [], "names": [],
+                           "blocks": 1}).encode()
+        body = struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(meta)) + meta \
+            + struct.pack("<QIII", CODE, 0, 0, 1000)
+        data = bytearray(body + hashlib.sha256(body).digest())
+    path.write_bytes(bytes(data))
+    a0, a2, stats = run(tmp_path)
+    assert (a0, a2) == (3000, 0x123456789)
+    assert stats["hits"] == 0 and stats["saves"] == 1
+    if damage != "empty":
+        assert stats["corrupt"] == 1
+    assert run(tmp_path)[2]["hits"] >= 2  # (rewritten whole)
+
+
+def _layout(cache: Path) -> tuple:
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+                             program="prog")
+    with Emulator("riscv64", options=options) as emu:
+        return emu._cpu.tbs.baseline.layout_key()
+
+
+def test_without_a_program_name_or_cache_directory_nothing_is_kept(tmp_path: Path) -> None:
+    assert run(tmp_path, program=None)[0] == 3000
+    assert not list(tmp_path.glob(f"*/{FILE_PREFIX}*"))
+
+
+def test_programs_have_files_of_their_own(tmp_path: Path) -> None:
+    run(tmp_path, program="one")
+    _, _, stats = run(tmp_path, program="two")
+    assert stats["hits"] == 0 and stats["file_blocks"] == 0
+    assert len(list(tmp_path.glob(f"*/{FILE_PREFIX}*"))) == 2
+
+
+def test_values_are_found_at_any_offset_and_overlaps_are_refused() -> None:
+    a, b = 0x7F12_3456_7000, 0x7F12_3456_8000
+    code = b"\x90" * 3 + struct.pack("<Q", a) + b"\x90" + struct.pack("<Q", b)
+    assert _find_values(code, {a: "a", b: "b"}) == [(3, "a"), (12, "b")]
+    # Two candidates sharing bytes: which one is real cannot be told.
+    overlapping = struct.pack("<Q", a) + struct.pack("<Q", a)[:4]
+    c = struct.unpack_from("<Q", overlapping, 4)[0]
+    assert _find_values(overlapping, {a: "a", c: "c"}) is None
+
+
+def test_pc_relative_references_to_constant_pools_are_seen() -> None:
+    address, pool = 0x7F00_0000_0000, 0x7F00_0010_0000
+    displacement = pool - (address + 2 + 4)  # (a rel32 field at offset 2)
+    code = b"\xf2\x0f" + struct.pack("<i", displacement) + b"\x90" * 4
+    assert _refers_to(code, address, [(pool - 64, pool + 64)])
+    assert not _refers_to(b"\x90" * 10, address, [(pool - 64, pool + 64)])
+
+
+def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> None:
+    class Block:
+        valid = True
+
+    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=None)
+    kept = []
+    for i in range(50_000):
+        block = Block()
+        cache.note_emitted(block, 0, ())
+        if i % 10:
+            block.valid = False  # (rewritten code: retranslated many times)
+        else:
+            kept.append(block)
+    assert len(cache._emitted) <= 2 * len(kept) + 4096
+    assert {id(b) for b, _, _ in cache._emitted} >= {id(b) for b in kept[:-500]}
+
+
+def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path) -> None:
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
+                             program="prog")
+    other = CODE + 0x1000
+    with Emulator("riscv64", options=options) as first, \
+            Emulator("riscv64", options=options) as second:
+        for emu, base in ((first, CODE), (second, other)):
+            emu.mem_map(base, 0x1000)
+            emu.mem_write(base, code())
+            emu.reg_write("a1", 10)
+        second.emu_start(other, other + END - CODE)  # (reads the file: none yet)
+        first.emu_start(CODE, END)
+        first._cpu.save_translations()
+        second._cpu.save_translations()  # (the file changed since it was read)
+    with Emulator("riscv64", options=options) as third:
+        third.mem_map(CODE, 0x2000)
+        third.mem_write(CODE, code())
+        third.mem_write(other, code())
+        for base in (CODE, other):
+            third.reg_write("a1", 10)
+            third.emu_start(base, base + END - CODE)
+            assert third.reg_read("a0") == 30
+        assert third._cpu.tbs.stats["baseline_blocks"] == 0  # (both placed)
