@@ -355,21 +355,6 @@ def _ext(state, a: SimdArgs) -> None:
     _write(state, a, cat[a.imm:a.imm + count], 8)
 
 
-def _table(extend: bool) -> Callable:
-    def run(state, a: SimdArgs) -> None:
-        regs = a.size + 1
-        table: list[int] = []
-        for i in range(regs):
-            table += split(vget(state, (a.rn + i) % 32), 8, 16)
-        count = 16 if a.q else 8
-        indices = split(vget(state, a.rm), 8, count)
-        d = split(vget(state, a.rd), 8, count)
-        out = [table[x] if x < len(table) else (d[i] if extend else 0)
-               for i, x in enumerate(indices)]
-        _write(state, a, out, 8)
-    return run
-
-
 def _rbit8(x: int, e: int) -> int:
     return int(f"{x:08b}"[::-1], 2)
 
@@ -837,8 +822,6 @@ OPERATIONS: dict[str, Callable] = {
     "zip1": _permute("zip1"),
     "zip2": _permute("zip2"),
     "ext": _ext,
-    "tbl": _table(False),
-    "tbx": _table(True),
     "sqadd": lanes3(lambda x, y, d, e: x + y, True, True),
     "uqadd": lanes3(lambda x, y, d, e: x + y, False, False),
     "sqsub": lanes3(lambda x, y, d, e: x - y, True, True),
