@@ -109,6 +109,24 @@ def halt_at(b: Builder, pc: int) -> None:
     b.exit_tb(ExitReason.HALT)
 
 
+def define_byte_adder(fe: HandFrontend, cpu_of: Callable[[], Cpu], at: int) -> None:
+    """Generated "code" at ``at`` (a self-modifying-code target): the instruction is its
+    byte, read from guest memory when translated, so a rewrite must retranslate it:
+    r2 += byte; loop back to CODE while r0 < r1, else halt at CODE+4."""
+
+    def generated(b: Builder) -> None:
+        byte = cpu_of().memory.read(at, 1)[0]
+        b.insn_start(at)
+        b.add(R[2], R[2], c64(byte))
+        done = b.label()
+        b.brcond(Cond.GEU, R[0], R[1], done)
+        b.goto_tb(0, CODE)
+        b.set_label(done)
+        halt_at(b, CODE + 4)
+
+    fe.blocks[at] = (generated, 4)
+
+
 def counting_loop(fe: HandFrontend) -> None:
     """CODE: r0 += 1; goto CODE+4.  CODE+4: if r0 >= r1 halt else goto CODE."""
 

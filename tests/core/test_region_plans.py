@@ -9,7 +9,7 @@ from pathlib import Path
 
 from llvmtcg.ir import Builder, Cond, ExitReason
 from tests.core.support import CODE, HandFrontend, R, c64, halt_at, make_cpu
-from tests.core.test_tiering import wait_for
+from tests.core.test_tiering import two_loops, wait_for
 
 
 def branchy_loop(fe: HandFrontend) -> None:
@@ -108,26 +108,9 @@ def test_a_plan_for_other_code_is_not_used(tmp_path: Path) -> None:
     cpu.close()
 
 
-def short_then_long_loop(fe: HandFrontend) -> None:
-    """CODE: r0 += 1, loop while r0 < r1; then CODE+8: r2 += 1, loop while r2 < r4."""
-    for head, counter, bound, after in ((CODE, 0, 1, CODE + 8), (CODE + 8, 2, 4, None)):
-        @fe.define(head)
-        def _(b: Builder, head=head, counter=counter, bound=bound, after=after) -> None:
-            b.insn_start(head)
-            b.add(R[counter], R[counter], c64(1))
-            done = b.label()
-            b.brcond(Cond.GEU, R[counter], R[bound], done)
-            b.goto_tb(0, head)
-            b.set_label(done)
-            if after is None:
-                halt_at(b, head + 4)
-            else:
-                b.goto_tb(1, after)
-
-
 def test_queued_regions_whose_head_went_cold_are_dropped() -> None:
     fe = HandFrontend()
-    short_then_long_loop(fe)
+    two_loops(fe, second_bound=4)  # (a short loop to r1, then a long one to r4)
     cpu = make_cpu(fe, hot_threshold=100)
     tiering = cpu.tiering
     tiering.budget_share, tiering.budget_grant, tiering.cold_after = 0.0, 0.0, 0.0

@@ -415,16 +415,17 @@ def test_fork_waits_for_llvmlites_lock_held_by_another_thread() -> None:
     assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 0
 
 
-def two_loops(fe: HandFrontend) -> None:
-    """CODE: r0 += 1, loop while r0 < r1; then CODE+8: r2 += 1, loop while r2 < r1;
-    then halt. Two hot heads, neither inside the other's region."""
-    for head, counter, after in ((CODE, 0, CODE + 8), (CODE + 8, 2, None)):
+def two_loops(fe: HandFrontend, second_bound: int = 1) -> None:
+    """CODE: r0 += 1, loop while r0 < r1; then CODE+8: r2 += 1, loop while r2 <
+    r[second_bound]; then halt. Two hot heads, neither inside the other's region."""
+    for head, counter, bound, after in ((CODE, 0, 1, CODE + 8),
+                                        (CODE + 8, 2, second_bound, None)):
         @fe.define(head)
-        def _(b: Builder, head=head, counter=counter, after=after) -> None:
+        def _(b: Builder, head=head, counter=counter, bound=bound, after=after) -> None:
             b.insn_start(head)
             b.add(R[counter], R[counter], c64(1))
             done = b.label()
-            b.brcond(Cond.GEU, R[counter], R[1], done)
+            b.brcond(Cond.GEU, R[counter], R[bound], done)
             b.goto_tb(0, head)
             b.set_label(done)
             if after is None:

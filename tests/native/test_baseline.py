@@ -184,17 +184,22 @@ def test_library_is_stored_per_fingerprint_read_back_and_rebuilt_when_corrupt(
     assert BaselineLibrary(_options(), "fp1", tmp_path).stats["loaded"] == 0
 
 
+def run_counting_loop(stencil_dir: Path) -> BaselineLibrary:
+    """Run the counting loop with its stencil library in ``stencil_dir``; the library."""
+    fe = HandFrontend()
+    counting_loop(fe)
+    cpu = make_cpu(fe, stencil_dir=stencil_dir)
+    cpu.state.set("r", 10, 1)
+    cpu.pc = CODE
+    assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
+    library = cpu.tbs.baseline.library
+    cpu.close()
+    return library
+
+
 def test_a_run_with_a_warm_library_compiles_no_stencil(tmp_path: Path) -> None:
     def run() -> dict:
-        fe = HandFrontend()
-        counting_loop(fe)
-        cpu = make_cpu(fe, stencil_dir=tmp_path)
-        cpu.state.set("r", 10, 1)
-        cpu.pc = CODE
-        assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
-        library = cpu.tbs.baseline.library
-        cpu.close()
-        return dict(library.stats)
+        return dict(run_counting_loop(tmp_path).stats)
 
     # (The process keeps one library per fingerprint and directory: drop it to see
     # what a new process reading the file does.)
@@ -212,15 +217,7 @@ def test_op_emitters_are_stored_with_the_library_and_a_bad_file_is_ignored(
     from llvmtcg.runtime.native import baseline
 
     def run() -> baseline.BaselineLibrary:
-        fe = HandFrontend()
-        counting_loop(fe)
-        cpu = make_cpu(fe, stencil_dir=tmp_path)
-        cpu.state.set("r", 10, 1)
-        cpu.pc = CODE
-        assert cpu.run().reason is ExitReason.HALT and cpu.state.get("r", 0) == 10
-        library = cpu.tbs.baseline.library
-        cpu.close()
-        return library
+        return run_counting_loop(tmp_path)
 
     baseline._LIBRARIES.clear()  # (as a new process: see the test above)
     first = run()

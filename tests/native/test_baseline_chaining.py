@@ -19,6 +19,7 @@ from tests.core.support import (
     R,
     c64,
     counting_loop,
+    define_byte_adder,
     halt_at,
     make_cpu,
 )
@@ -102,18 +103,7 @@ def test_self_modifying_store_unlinks_a_body_to_body_link_before_it_is_taken() -
         b.set_label(skip)
         b.goto_tb(0, smc)
 
-    def generated(b: Builder) -> None:
-        # The "instruction" at smc is its byte, a constant of the block: r2 += byte.
-        byte = cpu.memory.read(smc, 1)[0]
-        b.insn_start(smc)
-        b.add(R[2], R[2], c64(byte))
-        done = b.label()
-        b.brcond(Cond.GEU, R[0], R[1], done)
-        b.goto_tb(0, CODE)
-        b.set_label(done)
-        halt_at(b, CODE + 4)
-
-    fe.blocks[smc] = (generated, 4)
+    define_byte_adder(fe, lambda: cpu, smc)
     cpu = make_cpu(fe)
     cpu.memory.protect(DATA, 0x10000, Perm.RWX)
     cpu.memory.write(smc, b"\x05")

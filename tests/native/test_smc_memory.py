@@ -5,9 +5,9 @@ same size however many rewrites there are (bench/programs/smc.c is the benchmark
 
 from __future__ import annotations
 
-from llvmtcg.ir import Builder, Cond, ExitReason, MemOp
+from llvmtcg.ir import Builder, ExitReason, MemOp
 from llvmtcg.runtime.softmmu import Perm
-from tests.core.support import CODE, DATA, HandFrontend, R, c64, halt_at, make_cpu
+from tests.core.support import CODE, DATA, HandFrontend, R, c64, define_byte_adder, make_cpu
 
 SMC = DATA + 0x2000  # a writable and executable page holding generated "code"
 
@@ -25,17 +25,7 @@ def _rewrite_loop() -> tuple[HandFrontend, object]:
         b.qemu_st(R[0], c64(SMC), MemOp(0))
         b.goto_tb(0, SMC)
 
-    def generated(b: Builder) -> None:
-        byte = cpu.memory.read(SMC, 1)[0]
-        b.insn_start(SMC)
-        b.add(R[2], R[2], c64(byte))
-        done = b.label()
-        b.brcond(Cond.GEU, R[0], R[1], done)
-        b.goto_tb(0, CODE)
-        b.set_label(done)
-        halt_at(b, CODE + 4)
-
-    fe.blocks[SMC] = (generated, 4)
+    define_byte_adder(fe, lambda: cpu, SMC)
     cpu = make_cpu(fe)
     cpu.memory.protect(DATA, 0x10000, Perm.RWX)
     return fe, cpu
