@@ -48,11 +48,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from llvmtcg.arch import Fetch, GuestArch
-from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, Op, Temp, const
+from llvmtcg.ir import I64, Block, Builder, Cond, ExitReason, IRError, Op, Temp, const
 from llvmtcg.ir.builder import is_store_probe
 from llvmtcg.ir.cpu_layout import PAGE_BITS, RUNTIME_FIELDS, RUNTIME_TAIL_FIELDS, CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.types import AtomicOp, FFlag, IRType, MemOp, RoundingMode
+from llvmtcg.ir.types import V128, AtomicOp, FFlag, IRType, MemOp, RoundingMode, TempKind
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
@@ -280,6 +280,40 @@ class InstrumentedArch(GuestArch):
     def register_global(self, reg: enum.IntEnum) -> str | None:
         return self.base.register_global(reg)
 
+    def _split_v128_accesses(self, b: Builder, block: Block) -> None:
+        """Rewrite 16-byte accesses (qemu_ld/qemu_st of a v128 global) as the two
+        doubleword accesses they are made of, so memory hooks and dirty-page marking
+        see each 8-byte access as before the 16-byte op existed (a load's halves are
+        written after both loads succeeded)."""
+        if not any(op.name in ("qemu_ld", "qemu_st") and (op.outputs or op.inputs)[0].type
+                   is V128 for op in block.ops):
+            return
+        halves = {t.offset: t for t in self._globals.values()
+                  if t.type is I64 and t.kind is TempKind.GLOBAL}
+        lo, hi, addr_hi = b.temp(I64), b.temp(I64), b.temp(I64)
+        ops, block.ops = block.ops, []
+        for op in ops:
+            if op.name not in ("qemu_ld", "qemu_st") \
+                    or (vector := (op.outputs or op.inputs)[0]).type is not V128:
+                block.ops.append(op)
+                continue
+            if vector.kind is not TempKind.GLOBAL or vector.offset + 8 not in halves:
+                raise IRError(f"{op}: a 16-byte access of a block-local vector "
+                                      "cannot be split for memory hooks")
+            low, high = halves[vector.offset], halves[vector.offset + 8]
+            memop, mmu_idx = op.args
+            addr = op.inputs[-1]
+            if op.name == "qemu_ld":
+                b.qemu_ld(lo, addr, memop, mmu_idx)
+                b.add(addr_hi, addr, const(I64, 8))
+                b.qemu_ld(hi, addr_hi, memop, mmu_idx)
+                b.mov(low, lo)
+                b.mov(high, hi)
+            else:
+                b.qemu_st(low, addr, memop, mmu_idx)
+                b.add(addr_hi, addr, const(I64, 8))
+                b.qemu_st(high, addr_hi, memop, mmu_idx)
+
     def _instrument(self, block: Block, config: TranslationConfig) -> None:
         """Insert the budget check, inline instrumentation and hook calls into
         ``block``'s ops."""
@@ -297,6 +331,8 @@ class InstrumentedArch(GuestArch):
         page = b.temp(I64)  # (dirty-page marking; a third scratch for the coverage map)
         mem_hooks = bool(config.read_ranges or config.write_ranges or config.read_after_ranges)
         atomic_temps: dict[IRType, tuple[Temp, Temp, Temp]] = {}  # (hooked atomics)
+        if mem_hooks or config.dirty_pages:
+            self._split_v128_accesses(b, block)
         ops, block.ops = block.ops, []
         first = True
         pc = block.pc

@@ -170,14 +170,20 @@ class _ControlAndMemoryOps:
 
     # -- guest memory ----------------------------------------------------------------------
     def qemu_ld(self, dst: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
-        """dst = guest memory at addr (extended to dst's type per memop's sign)."""
+        """dst = guest memory at addr (extended to dst's type per memop's sign). A v128
+        dst takes 16 bytes: two unsigned doublewords of memop, the low one at addr."""
+        if dst.type is V128:
+            self._check_v128_mem("qemu_ld", memop)
         if addr.type is not _I64 or 8 << memop.size_log2 > dst.type.bits or dst.kind is _CONST:
             self._check_mem("qemu_ld", dst, addr, memop)
             raise IRError(f"qemu_ld: cannot write to constant {dst}")
         self.block.ops.append(_new_op(Op, ("qemu_ld", (dst,), (addr,), (memop, mmu_idx))))
 
     def qemu_st(self, value: Temp, addr: Temp, memop: MemOp, mmu_idx: int = 0) -> None:
-        """Store the low memop.size bytes of value at addr."""
+        """Store the low memop.size bytes of value at addr (a v128 value: all 16 bytes,
+        as two doublewords of memop, the low one at addr)."""
+        if value.type is V128:
+            self._check_v128_mem("qemu_st", memop)
         if addr.type is not _I64 or 8 << memop.size_log2 > value.type.bits:
             self._check_mem("qemu_st", value, addr, memop)
         self.block.ops.append(_new_op(Op, ("qemu_st", (), (value, addr), (memop, mmu_idx))))
@@ -230,6 +236,12 @@ class _ControlAndMemoryOps:
             raise IRError(f"{name}: address {addr} must be i64")
         if size not in (1, 2, 4, 8) or 8 * size > value.type.bits:
             raise IRError(f"{name}: size {size} does not fit {value.type}")
+
+    @staticmethod
+    def _check_v128_mem(name: str, memop: MemOp) -> None:
+        if memop.size_log2 != 3 or memop.signed or memop.align_log2 > 3:
+            raise IRError(f"{name}: a v128 access is two doublewords (an unsigned 8-byte "
+                          f"memop aligned to at most 8), not {memop}")
 
     def _check_mem(self, name: str, value: Temp, addr: Temp, memop: MemOp) -> None:
         if addr.type is not _I64:

@@ -142,7 +142,9 @@ OPS: dict[str, OpDef] = {
     **_defs("set_label", 0, 0, 1, _FX),
     **_defs("br", 0, 0, 1, _END),
     **_defs("brcond", 0, 2, 2, OpFlag.TYPED | _FX),  # args: cond, label
-    # Guest memory: args are (memop, mmu_idx).
+    # Guest memory: args are (memop, mmu_idx). A v128 temp moves 16 bytes as two
+    # doublewords of the memop (8 bytes, unsigned), the low one at addr: one access when
+    # they are on one page, else (and on every slow path) the two accesses in order.
     **_defs("qemu_ld", 1, 1, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     **_defs("qemu_st", 0, 2, 2, OpFlag.TYPED | _FX | OpFlag.MEMORY),
     # Atomics return the old memory value. cmpxchg inputs: addr, expected, new.

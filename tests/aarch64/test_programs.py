@@ -142,3 +142,11 @@ def test_cpu_max_advertises_what_is_implemented(build_dir):
     hwcap = int(ours.stdout.split()[1], 16)
     assert hwcap == 0x9FB  # FP ASIMD AES PMULL SHA1 SHA2 CRC32 ATOMICS CPUID
     assert ours.stdout.splitlines()[1:] == reference.stdout.splitlines()[1:]
+
+
+def test_q_register_loads_and_stores(build_dir):
+    """LDR/STR Q in every addressing mode, LDP/STP Q, LD1/ST1 of whole registers (one
+    16-byte access each) at every offset around a page boundary, and the faults of the
+    ones that run into a read-only or inaccessible page."""
+    out = compare(build(build_dir, "vldst.c"))
+    assert out.stdout.count(b"fault at") == 33

@@ -160,7 +160,7 @@ def test_restore_of_a_large_guest_copies_little() -> None:
         times = []
         for i in range(50):
             emu.reg_write("a0", i)
-            emu.emu_start(CODE, CODE + len(code))
+            emu.emu_start(CODE, CODE + len(code) - 4)
             start = time.process_time()
             emu.restore(snap)
             times.append(time.process_time() - start)
@@ -197,3 +197,33 @@ def test_snapshot_errors(emu: Emulator) -> None:
         with pytest.raises(EmulatorError) as info:
             other_arch.restore(snap)
         assert info.value.kind is ErrorKind.ARG
+
+
+def test_a_16_byte_store_marks_both_pages_it_writes() -> None:
+    """STR Q / STP Q whose second doubleword is on the next page: restore puts back the
+    bytes on both pages (the dirty map saw both halves)."""
+    from tests.api.test_differential_aarch64 import assemble as assemble_aarch64
+
+    source = f"""
+        ldr x0, ={DATA + 0x1000 - 8:#x}
+        add x1, x0, #0x1000 - 16  // DATA + 0x1fe8: the second Q's high half on page 2
+        movi v0.16b, #0x77
+        str q0, [x0]
+        stp q0, q0, [x1]
+        b 1f
+        .ltorg
+    1:  nop
+        nop
+    """
+    code = assemble_aarch64(source)
+    with Emulator("aarch64") as emu:
+        emu.mem_map(CODE, 0x1000, Perm.READ | Perm.EXEC)
+        emu.mem_map(DATA, 0x4000)
+        emu.mem_write(CODE, code)
+        snap = emu.snapshot()
+        emu.emu_start(CODE, CODE + len(code) - 4)
+        assert emu.mem_read(DATA + 0x1000, 8) == b"\x77" * 8
+        assert emu.mem_read(DATA + 0x1FE8, 40) == b"\x77" * 32 + bytes(8)
+        emu.restore(snap)
+        assert emu.mem_read(DATA + 0xFF8, 16) == bytes(16)
+        assert emu.mem_read(DATA + 0x1FE8, 40) == bytes(40)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from llvmtcg.frontends.aarch64.translate import (
     GLOBALS,
+    VQ,
     ZERO,
     DisasContext,
     V,
@@ -87,13 +88,8 @@ def gen_store_reg(ctx: DisasContext, acc: Access, rt: int, addr: Temp) -> None:
 def gen_load_vreg(ctx: DisasContext, vt: int, addr: Temp, size_log2: int) -> None:
     """Load B/H/S/D (zeroing the rest of the register) or Q into V[vt]."""
     b = ctx.builder
-    if size_log2 == 4:
-        lo, hi, addr_hi = ctx.temp(), ctx.temp(), ctx.temp()
-        b.qemu_ld(lo, addr, MemOp(3), ctx.mem_idx)
-        b.add(addr_hi, addr, const(I64, 8))
-        b.qemu_ld(hi, addr_hi, MemOp(3), ctx.mem_idx)
-        b.mov(V[2 * vt], lo)
-        b.mov(V[2 * vt + 1], hi)
+    if size_log2 == 4:  # one 16-byte access (two doublewords: ir/ops.py)
+        b.qemu_ld(VQ[vt], addr, MemOp(3), ctx.mem_idx)
         return
     b.qemu_ld(V[2 * vt], addr, MemOp(size_log2), ctx.mem_idx)
     b.movi(V[2 * vt + 1], 0)
@@ -102,10 +98,7 @@ def gen_load_vreg(ctx: DisasContext, vt: int, addr: Temp, size_log2: int) -> Non
 def gen_store_vreg(ctx: DisasContext, vt: int, addr: Temp, size_log2: int) -> None:
     b = ctx.builder
     if size_log2 == 4:
-        addr_hi = ctx.temp()
-        b.qemu_st(V[2 * vt], addr, MemOp(3), ctx.mem_idx)
-        b.add(addr_hi, addr, const(I64, 8))
-        b.qemu_st(V[2 * vt + 1], addr_hi, MemOp(3), ctx.mem_idx)
+        b.qemu_st(VQ[vt], addr, MemOp(3), ctx.mem_idx)
         return
     b.qemu_st(V[2 * vt], addr, MemOp(size_log2), ctx.mem_idx)
 

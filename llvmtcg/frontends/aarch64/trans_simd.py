@@ -126,9 +126,17 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
     base = ctx.temp()
     b.mov(base, ctx.get_x_sp(a.rn))
     reg_bytes = 16 if a.q else 8
-    if selem == 1:  # whole registers: doubleword accesses
+    if selem == 1:  # whole registers: one 16-byte access each, or a doubleword
         for i in range(regs):
             vt = (a.rt + i) % 32
+            if a.q:
+                addr = ctx.temp()
+                b.add(addr, base, const(I64, i * reg_bytes))
+                if a.l:
+                    b.qemu_ld(VQ[vt], addr, MemOp(3), ctx.mem_idx)
+                else:
+                    b.qemu_st(VQ[vt], addr, MemOp(3), ctx.mem_idx)
+                continue
             for half in range(reg_bytes // 8):
                 addr = ctx.temp()
                 b.add(addr, base, const(I64, i * reg_bytes + half * 8))

@@ -25,7 +25,7 @@ from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower.emitter import LIKELY, Emitter, LoweringError
 from llvmtcg.ir.lower.rule import RuleSet
 from llvmtcg.ir.lower.symbols import accessor_cc, accessor_name
-from llvmtcg.ir.types import I32, I64, AtomicOp, IRType, MemOp, Temp, to_signed
+from llvmtcg.ir.types import I32, I64, V128, AtomicOp, IRType, MemOp, Temp, to_signed
 
 RULES = RuleSet("memory")
 rule = RULES.rule
@@ -45,12 +45,13 @@ PAGE_OK_BITS = {"ld": abi.PAGE_LOAD_OK, "st": abi.PAGE_STORE_OK,
 # -- access forms ------------------------------------------------------------------------------
 
 def tlb_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int,
-              which: int) -> tuple[str, str]:
+              which: int, size_log2: int | None = None) -> tuple[str, str]:
     """Emit the inline TLB compare; returns (hit i1, entry pointer).
 
     As in QEMU, the compared address keeps the bits that must be zero for the access's
     alignment, and for accesses allowed to be misaligned it is the address of the last
-    byte rounded the same way, so an access that crosses a page misses.
+    byte rounded the same way, so an access that crosses a page misses. ``size_log2``
+    overrides the access size (4: a v128 access of two doublewords).
     """
     layout = em.layout
     page_index = em.value(f"lshr i64 {addr}, {abi.PAGE_BITS}")
@@ -61,10 +62,12 @@ def tlb_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int,
     entry = em.value(f"getelementptr i8, ptr %cpu, i64 {entry_off}")
     tag_ptr = em.value(f"getelementptr i8, ptr {entry}, i64 {which}")
     tag = em.value(f"load i64, ptr {tag_ptr}, align 8")
+    if size_log2 is None:
+        size_log2 = memop.size_log2
     align_mask = (1 << memop.align_log2) - 1
-    size_mask = memop.size - 1
+    size_mask = (1 << size_log2) - 1
     compared = addr
-    if memop.align_log2 < memop.size_log2:
+    if memop.align_log2 < size_log2:
         compared = em.value(f"add i64 {addr}, {size_mask - align_mask}")
     masked = em.value(f"and i64 {compared}, {to_signed(abi.PAGE_MASK | align_mask, 64)}")
     hit = em.value(f"icmp eq i64 {masked}, {tag}")
@@ -245,6 +248,129 @@ def _qemu_st(em: Emitter, op: Op) -> None:
     em.emit(f"br label %st_done{k}")
     em.new_block(f"st_slow{k}")
     accessor_store(em, memop, mmu_idx, addr, value, src.type, on_miss=True)
+    em.emit(f"br label %st_done{k}")
+    em.new_block(f"st_done{k}")
+
+
+# -- 128-bit loads and stores (v128 temps) -------------------------------------------------------
+#
+# A v128 qemu_ld/qemu_st moves 16 bytes as two doublewords of its memop, the low one at
+# addr, the high one at addr + 8 (AArch64's LDR/STR Q, LDP/STP Q, LD1/ST1). The fast path
+# is one host access after one check that covers all 16 bytes (one TLB compare, or one
+# page-flag test); everything else — a page crossing, a miss, a misaligned address, MMIO,
+# a store to a page with translated code — is the two doubleword accesses through the
+# shared accessors, in order, exactly what two i64 ops do: the same faults at the same
+# addresses, and a store's first half stays written when the second faults.
+
+V128_LLVM = "<2 x i64>"
+_HALF_BYTES = 8
+
+
+def is_v128_access(op: Op) -> bool:
+    """A qemu_ld/qemu_st of a v128 temp (the rules below; the builder checks its memop)."""
+    temp = op.outputs[0] if op.outputs else op.inputs[0]
+    return temp.type is V128
+
+
+def _wide_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int, kind: str,
+                slow: str) -> tuple[str, str | None]:
+    """(hit i1, TLB entry or None) for the 16 bytes at ``addr``; may branch to ``slow``
+    first. The fast path needs the address aligned as the memop asks."""
+    if not em.options.flat_memory:
+        which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
+        return tlb_probe(em, addr, memop, mmu_idx, which, size_log2=4)
+    # Flat memory: inside the guest space, aligned, and the 16 bytes on one page (the
+    # page-flag test below is for addr's page only).
+    table, outside = em.page_table_view()
+    mask = outside
+    if memop.align_log2:
+        mask = em.value(f"add i64 {outside}, {(1 << memop.align_log2) - 1}")
+    bad = em.value(f"and i64 {addr}, {mask}")
+    inside = em.value(f"icmp eq i64 {bad}, 0")
+    in_page = em.value(f"and i64 {addr}, {abi.PAGE_SIZE - 1}")
+    fits = em.value(f"icmp ule i64 {in_page}, {abi.PAGE_SIZE - 16}")
+    both = em.value(f"and i1 {inside}, {fits}")
+    k = em.fresh()
+    em.emit(f"br i1 {both}, label %pf{k}, label %{slow}{LIKELY}")
+    em.new_block(f"pf{k}")
+    page_index = em.value(f"lshr i64 {addr}, {abi.PAGE_BITS}")
+    flag_ptr = em.value(f"getelementptr i8, ptr {table}, i64 {page_index}")
+    flags = em.value(f"load i8, ptr {flag_ptr}, align 1")
+    needed = PAGE_OK_BITS[kind]
+    masked = em.value(f"and i8 {flags}, {needed}")
+    return em.value(f"icmp eq i8 {masked}, {needed}"), None
+
+
+def _half_address(em: Emitter, addr: str) -> str:
+    return em.value(f"add i64 {addr}, {_HALF_BYTES}")
+
+
+def _bswap_halves(em: Emitter, value: str) -> str:
+    return em.value(f"call {V128_LLVM} @llvm.bswap.v2i64({V128_LLVM} {value}){em.call_attrs}")
+
+
+def _accessor_load_v128(em: Emitter, memop: MemOp, mmu_idx: int, addr: str,
+                        on_miss: bool) -> str:
+    """The two doubleword loads through the accessors, as a v128 (nothing is written
+    before both succeeded)."""
+    lo = accessor_load(em, memop, mmu_idx, addr, on_miss)
+    hi = accessor_load(em, memop, mmu_idx, _half_address(em, addr), on_miss)
+    low = em.value(f"insertelement {V128_LLVM} poison, i64 {lo}, i32 0")
+    return em.value(f"insertelement {V128_LLVM} {low}, i64 {hi}, i32 1")
+
+
+def _accessor_store_v128(em: Emitter, memop: MemOp, mmu_idx: int, addr: str, value: str,
+                         on_miss: bool) -> None:
+    lo = em.value(f"extractelement {V128_LLVM} {value}, i32 0")
+    accessor_store(em, memop, mmu_idx, addr, lo, I64, on_miss)
+    hi = em.value(f"extractelement {V128_LLVM} {value}, i32 1")
+    accessor_store(em, memop, mmu_idx, _half_address(em, addr), hi, I64, on_miss)
+
+
+@rule("qemu_ld", when=is_v128_access, priority=1)
+def _qemu_ld_v128(em: Emitter, op: Op) -> None:
+    dst = op.outputs[0]
+    memop, mmu_idx = op.args
+    addr = em.read(op.inputs[0])
+    if not em.options.inline_memory:
+        em.write(dst, _accessor_load_v128(em, memop, mmu_idx, addr, False))
+        return
+    k = em.fresh()
+    hit, entry = _wide_probe(em, addr, memop, mmu_idx, "ld", f"ld_slow{k}")
+    em.emit(f"br i1 {hit}, label %ld_fast{k}, label %ld_slow{k}{LIKELY}")
+    em.new_block(f"ld_fast{k}")
+    ptr = host_pointer(em, addr, entry)
+    raw = em.value(f"load {V128_LLVM}, ptr {ptr}, align 1")
+    if memop.big_endian:
+        raw = _bswap_halves(em, raw)
+    em.emit(f"br label %ld_done{k}")
+    em.new_block(f"ld_slow{k}")
+    slow = _accessor_load_v128(em, memop, mmu_idx, addr, True)
+    slow_block = em.current_block
+    em.emit(f"br label %ld_done{k}")
+    em.new_block(f"ld_done{k}")
+    em.write(dst, em.value(f"phi {V128_LLVM} [ {raw}, %ld_fast{k} ], [ {slow}, %{slow_block} ]"))
+
+
+@rule("qemu_st", when=is_v128_access, priority=1)
+def _qemu_st_v128(em: Emitter, op: Op) -> None:
+    src, addr_temp = op.inputs
+    memop, mmu_idx = op.args
+    value = em.read(src)
+    addr = em.read(addr_temp)
+    if not em.options.inline_memory:
+        _accessor_store_v128(em, memop, mmu_idx, addr, value, False)
+        return
+    k = em.fresh()
+    hit, entry = _wide_probe(em, addr, memop, mmu_idx, "st", f"st_slow{k}")
+    em.emit(f"br i1 {hit}, label %st_fast{k}, label %st_slow{k}{LIKELY}")
+    em.new_block(f"st_fast{k}")
+    ptr = host_pointer(em, addr, entry)
+    stored = _bswap_halves(em, value) if memop.big_endian else value
+    em.emit(f"store {V128_LLVM} {stored}, ptr {ptr}, align 1")
+    em.emit(f"br label %st_done{k}")
+    em.new_block(f"st_slow{k}")
+    _accessor_store_v128(em, memop, mmu_idx, addr, value, True)
     em.emit(f"br label %st_done{k}")
     em.new_block(f"st_done{k}")
 

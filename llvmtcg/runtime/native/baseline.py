@@ -65,7 +65,7 @@ from llvmtcg.ir.lower.stencil_function import (
 )
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
-from llvmtcg.ir.types import I64, Temp, TempKind
+from llvmtcg.ir.types import I64, V128, Temp, TempKind
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -584,7 +584,9 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
                 if acc.kind is _GLOBAL:
                     pending[acc.offset] = (index, index + _OVERWRITE_WINDOW)
         elif acc is not None and (name not in _ACC_OPS
-                                  or any(t.name == acc.name for t in outputs)):
+                                  or any(t.name == acc.name or t.type is V128
+                                         for t in outputs)):
+            # (a v128 output — a 16-byte qemu_ld — may overlap the i64 %acc holds)
             acc = None
     return takes, stores
 
