@@ -56,3 +56,16 @@ def test_an_empty_code_cache_with_a_warm_stencil_directory_imports_no_llvmlite(
     assert "llvmtcg.runtime.jit" in second  # (the list is complete)
     assert not {m for m in second if m == "llvmlite" or m.startswith("llvmlite.")}
     assert any(p.name.startswith("xacc.") for p in (tmp_path / "cache2").glob("*/*"))
+
+
+@needs_cc
+def test_a_warm_run_imports_only_what_running_needs(guest_build: Path, tmp_path: Path) -> None:
+    # socket is for the gdb stub alone (-g): imported on first use, never by a run
+    # without a debugger (it and selectors cost ~5 ms of every start).
+    prog = build(guest_build, "hello.c", "static")
+    stencils = str(tmp_path / "stencils")
+    run_importing(prog, tmp_path, LLVMTCG_STENCIL_DIR=stencils)
+    out, warm = run_importing(prog, tmp_path, LLVMTCG_STENCIL_DIR=stencils)
+    assert out == b"hello, world from riscv64\n"
+    assert "llvmtcg.runtime.run_loop" in warm  # (the list is complete)
+    assert not {"socket", "llvmtcg.user.gdb", "llvmtcg.gdbstub"} & warm
