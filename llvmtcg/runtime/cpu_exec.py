@@ -229,6 +229,9 @@ class Cpu:
             self.tbs.new_code_page.append(lambda page: self.state.tlb_flush())
         else:
             self.softmmu = Softmmu(self.state, memory, self.tbs)
+            # The translator fetches every instruction through this: the softmmu's
+            # own method, not a method calling it (one Python call per instruction).
+            self.tbs.fetch = self.softmmu.fetch
             self.tbs.new_code_page.append(self._code_page_added)
             self.state.set("page_table", memory.page_table)
             self.state.set("page_count", memory.page_count)

@@ -19,7 +19,6 @@ import copy
 import errno
 import os
 import signal
-import socket
 import struct
 import sys
 import threading
@@ -81,6 +80,8 @@ from llvmtcg.user.syscalls.numbers import NUMBERS
 from llvmtcg.user.syscalls.strace import Strace, signal_name
 
 if TYPE_CHECKING:
+    import socket
+
     from llvmtcg.user.gdb import UserDebugger
 
 EMULATOR = "llvmtcg-user"

@@ -56,3 +56,21 @@ def test_an_empty_code_cache_with_a_warm_stencil_directory_imports_no_llvmlite(
     assert "llvmtcg.runtime.jit" in second  # (the list is complete)
     assert not {m for m in second if m == "llvmlite" or m.startswith("llvmlite.")}
     assert any(p.name.startswith("xacc.") for p in (tmp_path / "cache2").glob("*/*"))
+
+
+@needs_cc
+def test_a_warm_run_imports_only_what_running_needs(guest_build: Path, tmp_path: Path) -> None:
+    # A warm run decodes no instruction (its blocks are placed from the block cache),
+    # so neither the decode tables nor the decode tree machinery are imported; socket
+    # is for the gdb stub alone (-g). Hot regions off: a region that is built (when
+    # formation differs from the first run's) translates its blocks again.
+    prog = build(guest_build, "hello.c", "static")
+    env = {"LLVMTCG_STENCIL_DIR": str(tmp_path / "stencils"), "LLVMTCG_HOT_THRESHOLD": "0"}
+    run_importing(prog, tmp_path, **env)
+    out, warm = run_importing(prog, tmp_path, **env)
+    assert out == b"hello, world from riscv64\n"
+    assert "llvmtcg.runtime.run_loop" in warm  # (the list is complete)
+    lazy = {"socket", "llvmtcg.user.gdb", "llvmtcg.gdbstub", "llvmtcg.frontends.decodetree",
+            "llvmtcg.frontends.riscv.insn32", "llvmtcg.frontends.riscv.insn16",
+            "llvmtcg.frontends.riscv.decode_tables"}
+    assert not lazy & warm

@@ -7,9 +7,10 @@ binds one set of ``trans_*`` translators to both and picks the table by the low 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..decodetree import Candidate, Decoder, bind_decoders
+if TYPE_CHECKING:
+    from ..decodetree import Candidate, Decoder
 
 __all__ = ["INSN16", "INSN32", "RiscvDecoder", "insn_length"]
 
@@ -48,6 +49,8 @@ class RiscvDecoder:
     def __init__(self, *namespaces: object) -> None:
         self.insn32: Decoder
         self.insn16: Decoder
+        # (the decode tree machinery too: ~10 ms of imports a warm run does not need)
+        from ..decodetree import bind_decoders
         from .insn16 import INSN16
         from .insn32 import INSN32
 
