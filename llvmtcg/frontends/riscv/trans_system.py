@@ -174,7 +174,8 @@ def trans_csrrci(ctx: DisasContext, a) -> bool:
 # -- system mode: the privileged instructions ------------------------------------------------
 # In user mode these are illegal (the hart is in U-mode, where mret, sret, wfi and
 # sfence.vma trap); in system mode each calls one helper on the hart's CSR file
-# (frontends/riscv/system.py) and ends the block, since it may change the flags.
+# (frontends/riscv/system.py) and ends the block, since it may change the flags
+# (except sstatus SIE/SPIE/SPP set/clear: _sstatus_inline).
 
 PRIV_MRET, PRIV_SRET, PRIV_WFI, PRIV_SFENCE_VMA, PRIV_MARK_FS_DIRTY = range(5)
 SYS_CSR_HELPER = HelperDecl("riscv_sys_csr", I64, (I64, I64, I64),
