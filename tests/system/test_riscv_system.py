@@ -146,7 +146,8 @@ def test_timer_interrupt_wakes_wfi(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
-def test_sstatus_sie_inline_and_interrupts_it_unmasks(tmp_path: Path, baseline: bool) -> None:
+def test_sstatus_sie_and_sscratch_inline_and_interrupts_sie_unmasks(
+        tmp_path: Path, baseline: bool) -> None:
     options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
     machine = MiniMachine(build("s_sie", tmp_path), options)
     code, _ = machine.run()
@@ -164,6 +165,7 @@ def test_sstatus_sie_inline_and_interrupts_it_unmasks(tmp_path: Path, baseline: 
     ssi, sti = (1 << 63) | 1, (1 << 63) | 5
     assert r[6:] == [ssi, at["after_reg"], ssi, at["after_imm"], ssi, at["after_rs"],
                      sti, at["after_timer"]]
+    assert machine.results(20)[16:] == [0x1234, 0x55, 0xF55, 0xF54]  # sscratch
 
 
 def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:

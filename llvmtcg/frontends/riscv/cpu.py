@@ -25,6 +25,7 @@ RISCV_FIELDS = (
     # SIE inline asks for an exit, as the interrupt may now be taken).
     ("mstatus", I64),
     ("irq_pending", I64),
+    ("sscratch", I64),  # (likewise shared: Linux swaps it with tp at every trap)
 )
 
 LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=1, tlb_bits=10)

@@ -246,7 +246,8 @@ class Riscv64SystemArch(Riscv64Arch):
                       cycles=lambda: state.get("insn_count"),
                       instret=lambda: state.get("insn_count"),
                       time=self.time, on_interrupt=state.request_exit,
-                      mstatus_cell=state.cell("mstatus"))
+                      mstatus_cell=state.cell("mstatus"),
+                      sscratch_cell=state.cell("sscratch"))
         state.arch_state = hart = Hart(csr, state.cell("irq_pending"), bus)
         sync_flags(state, csr)
         publish_pending(hart)

@@ -251,9 +251,13 @@ def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     """A CSR instruction in system mode: one helper calling CsrFile.rmw at the current
     privilege; the block ends after it, through the jump cache (the flags may change).
     sstatus set/clear at S or M privilege is inline (:func:`_sstatus_inline`)."""
-    if (a.csr == CSR_SSTATUS and writes and op != CSR_WRITE and ctx.priv >= Priv.S):
-        _sstatus_inline(ctx, a, op, source)
-        return True
+    if ctx.priv >= Priv.S:
+        if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
+            _sstatus_inline(ctx, a, op, source)
+            return True
+        if a.csr == CSR_SSCRATCH:
+            _sscratch_inline(ctx, a, op, source, writes)
+            return True
     _call_csr_helper(ctx, a, op, source, writes)
     ctx.end = BlockEnd.NORETURN
     return True
@@ -283,6 +287,26 @@ _SSTATUS_READ = SSTATUS_VISIBLE & ~Mstatus.SD  # (SD is computed from FS)
 _SD_SHIFT = 63
 MSTATUS, IRQ_PENDING = GLOBALS["mstatus"], GLOBALS["irq_pending"]
 EXIT_REQUEST = GLOBALS["exit_request"]
+
+
+CSR_SSCRATCH = 0x140
+SSCRATCH = GLOBALS["sscratch"]
+
+
+def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
+    """sscratch at S or M privilege: a plain read/write register (every bit writable,
+    no effect), kept in the CPU state; Linux swaps it with tp at every trap entry."""
+    b = ctx.builder
+    old = ctx.temp()
+    b.mov(old, SSCRATCH)
+    if writes:
+        if op == CSR_WRITE:
+            b.mov(SSCRATCH, source)
+        elif op == CSR_SET:
+            b.or_(SSCRATCH, old, source)
+        else:
+            b.andc(SSCRATCH, old, source)
+    ctx.set_gpr(a.rd, old)
 
 
 def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:

@@ -1,4 +1,4 @@
-# sstatus set/clear in S-mode (translated inline when only SIE/SPIE/SPP change):
+# sscratch and sstatus set/clear in S-mode (translated inline when only SIE/SPIE/SPP change):
 # the old values csrrs/csrrc return (SD from FS), sources with SUM or FS bits (the
 # helper, in the middle of a block), and interrupts unmasked by setting SIE: a
 # software interrupt (sip.SSIP) and the Sstc timer (stimecmp in the past), each taken
@@ -8,6 +8,7 @@
 #   2 csrrci with FS Dirty: the old value         3 csrrc of SUM|SIE (register): old
 #   4 sstatus after it                            5 count of instructions the handler
 #   6.. per interrupt: scause, sepc                 saw run after unmasking (0)
+#   16.. sscratch: csrrw's old value, csrrs's, csrrci's, the final value
 #define RESULTS 0x80010000
 #define TOHOST  0x40000000
 #define SIE     (1 << 1)
@@ -99,6 +100,20 @@ unmask_timer:
     csrsi sstatus, SIE
 after_timer:
     addi s2, s2, 1
+
+    # sscratch (inline at S): a swap as at Linux's trap entry, set and clear bits.
+    li t0, 0x1234
+    csrw sscratch, t0
+    li t1, 0x55
+    csrrw t1, sscratch, t1
+    sd t1, 128(s0)          # 0x1234
+    li t2, 0xF00
+    csrrs t2, sscratch, t2
+    sd t2, 136(s0)          # 0x55
+    csrrci t2, sscratch, 1
+    sd t2, 144(s0)          # 0xF55
+    csrr t2, sscratch
+    sd t2, 152(s0)          # 0xF54
 
     # Setting SIE with nothing pending goes on in the same block.
     csrci sstatus, SIE

@@ -220,11 +220,12 @@ class CsrFile:
             ``mstatus`` field in system mode, so that translated code reads and writes
             it directly (trans_system's inline sstatus.SIE path); default: a cell of
             its own.
+        sscratch_cell: likewise for sscratch (read and written inline).
     """
 
     __slots__ = ("config", "priv", "_mstatus_cell", "misa", "medeleg", "mideleg", "mie",
                  "_mip_sw", "_irq_lines", "mtvec", "stvec", "_mepc", "_sepc", "mcause",
-                 "scause", "mtval", "stval", "mscratch", "sscratch", "mcounteren",
+                 "scause", "mtval", "stval", "mscratch", "_sscratch_cell", "mcounteren",
                  "scounteren", "menvcfg", "senvcfg", "mcountinhibit", "stimecmp", "satp",
                  "pmp", "_cycles", "_instret", "_time", "_on_interrupt", "_counter_offset",
                  "_counter_frozen", "_pc_mask", "_mstatus_writable", "_sstc", "_asid_mask")
@@ -232,9 +233,11 @@ class CsrFile:
     def __init__(self, config: HartConfig | None = None, *, cycles: Callable[[], int],
                  instret: Callable[[], int], time: Callable[[], int] | None = None,
                  on_interrupt: Callable[[], None] | None = None,
-                 mstatus_cell: ctypes.c_uint64 | None = None) -> None:
+                 mstatus_cell: ctypes.c_uint64 | None = None,
+                 sscratch_cell: ctypes.c_uint64 | None = None) -> None:
         self.config = config = config or HartConfig()
         self._mstatus_cell = ctypes.c_uint64() if mstatus_cell is None else mstatus_cell
+        self._sscratch_cell = ctypes.c_uint64() if sscratch_cell is None else sscratch_cell
         self._cycles = cycles
         self._instret = instret
         self._time = time
@@ -371,6 +374,14 @@ class CsrFile:
     @mstatus.setter
     def mstatus(self, value: int) -> None:
         self._mstatus_cell.value = value
+
+    @property
+    def sscratch(self) -> int:
+        return self._sscratch_cell.value
+
+    @sscratch.setter
+    def sscratch(self, value: int) -> None:
+        self._sscratch_cell.value = value
 
     @property
     def mip(self) -> int:
