@@ -11,20 +11,17 @@ from pathlib import Path
 import pytest
 
 from llvmtcg.options import RuntimeOptions
-from llvmtcg.system import SYSTEM_OPTIONS, SystemCpu
+from llvmtcg.system import SYSTEM_OPTIONS
 from tests.system import test_riscv_system as bare
 from tests.system.test_riscv_system import MiniMachine, build
 
 pytestmark = bare.pytestmark
 
 
-def boot(image: bytes, options: RuntimeOptions, monkeypatch: pytest.MonkeyPatch
-         ) -> tuple[int, list[int], dict, dict]:
+def boot(image: bytes, options: RuntimeOptions) -> tuple[int, list[int], dict, dict]:
     """Run ``image`` on a MiniMachine whose CPU has ``options``; (exit code, results,
     block cache counters, translation counters), the blocks saved."""
-    monkeypatch.setattr(bare, "SystemCpu",
-                        lambda arch, memory: SystemCpu(arch, memory, options=options))
-    machine = MiniMachine(image)
+    machine = MiniMachine(image, options)
     code, _ = machine.run()
     cpu = machine.cpu.cpu
     cpu.save_translations()
@@ -34,14 +31,14 @@ def boot(image: bytes, options: RuntimeOptions, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize("program", ["s_paging", "m_traps", "u_mode"])
 def test_a_second_boot_places_its_blocks_and_computes_the_same(
-        program: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        program: str, tmp_path: Path) -> None:
     image = build(program, tmp_path)
     options = RuntimeOptions(**{**{f: getattr(SYSTEM_OPTIONS, f) for f in
                                    ("hot_threshold", "flat_memory")}},
                              cache_dir=tmp_path / "cache", program=program)
-    code1, results1, first, tb1 = boot(image, options, monkeypatch)
+    code1, results1, first, tb1 = boot(image, options)
     assert code1 == 0 and first["stored"] > 0 and first["hits"] == 0
-    code2, results2, second, tb2 = boot(image, options, monkeypatch)
+    code2, results2, second, tb2 = boot(image, options)
     assert (code2, results2) == (code1, results1)
     assert second["hits"] >= 0.8 * tb1["baseline_blocks"]
     assert tb2["baseline_blocks"] <= tb1["baseline_blocks"] - second["hits"] + 8

@@ -4,6 +4,7 @@ SUM/MXR, a CLINT timer waking WFI, and code modified through a second mapping.""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import time
@@ -15,8 +16,9 @@ from devices.aclint import CLINT_SIZE, Aclint
 from devices.base import VirtualClock
 from devices.htif import Htif, HtifLayout
 from llvmtcg.frontends.riscv.system import Riscv64SystemArch
+from llvmtcg.options import RuntimeOptions
 from llvmtcg.runtime.physmem import PhysicalAddressSpace
-from llvmtcg.system import CpuEvent, SystemCpu
+from llvmtcg.system import SYSTEM_OPTIONS, CpuEvent, SystemCpu
 
 GUEST = Path(__file__).resolve().parents[1] / "guest" / "system"
 RAM, RAM_SIZE = 0x8000_0000, 0x10_0000
@@ -51,7 +53,7 @@ def build(name: str, tmp_path: Path) -> bytes:
 class MiniMachine:
     """RAM at 0x80000000, a CLINT (real time) and an HTIF whose tohost ends the run."""
 
-    def __init__(self, image: bytes) -> None:
+    def __init__(self, image: bytes, options: RuntimeOptions = SYSTEM_OPTIONS) -> None:
         self.space = PhysicalAddressSpace(1 << 32)
         self.memory = self.space.memory
         self.space.add_ram("ram", RAM, RAM_SIZE)
@@ -65,7 +67,7 @@ class MiniMachine:
         self.space.add_mmio("clint", CLINT, CLINT_SIZE, self.clint)
         self.htif = Htif(self.console.extend, self._exit, layout=HtifLayout.at(HTIF, HTIF + 8))
         self.space.add_mmio("htif", HTIF, 16, self.htif)  # the rest of its page: a hole
-        self.cpu = SystemCpu(Riscv64SystemArch(time=self.clint.mtime), self.memory)
+        self.cpu = SystemCpu(Riscv64SystemArch(time=self.clint.mtime), self.memory, options)
         self.space.on_code_write.append(self.cpu.cpu.invalidate_range)
         self.cpu.reset(RAM)
         for line, level in self.lines.items():
@@ -141,6 +143,29 @@ def test_timer_interrupt_wakes_wfi(tmp_path: Path) -> None:
     assert mip & (1 << 7)
     assert CpuEvent.IDLE in events  # the CPU returned to the machine to sleep
     assert wfis >= 1
+
+
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
+def test_sstatus_sie_and_sscratch_inline_and_interrupts_sie_unmasks(
+        tmp_path: Path, baseline: bool) -> None:
+    options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
+    machine = MiniMachine(build("s_sie", tmp_path), options)
+    code, _ = machine.run()
+    assert code == 0
+    at = symbols("s_sie", tmp_path)
+    sie, sum_, fs, sd = 1 << 1, 1 << 18, 3 << 13, 1 << 63
+    uxl = 2 << 32
+    r = machine.results(6 + 8)
+    assert r[0] == uxl | sie  # csrrci returns the old value
+    assert r[1] == uxl | sd | fs | sum_  # the helper's write (FS Dirty shows SD)
+    assert r[2] == uxl | sd | fs | sum_  # inline read of the same (SIE was clear)
+    assert r[3] == uxl | sd | fs | sum_ | sie
+    assert r[4] == uxl | sd | fs  # SUM and SIE cleared through the helper
+    assert r[5] == 0  # no instruction ran between an unmasking write and its interrupt
+    ssi, sti = (1 << 63) | 1, (1 << 63) | 5
+    assert r[6:] == [ssi, at["after_reg"], ssi, at["after_imm"], ssi, at["after_rs"],
+                     sti, at["after_timer"]]
+    assert machine.results(20)[16:] == [0x1234, 0x55, 0xF55, 0xF54]  # sscratch
 
 
 def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:

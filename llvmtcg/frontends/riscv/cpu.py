@@ -19,6 +19,13 @@ RISCV_FIELDS = (
     ("load_res", I64),  # LR/SC reservation address (-1: none)
     ("load_val", I64),  # the value LR read, which SC compares against
     ("badinsn", I64),  # the instruction word of the last illegal-instruction trap
+    # System mode only (frontends/riscv/system.py): mstatus itself (the CsrFile reads and
+    # writes it here, so translated code toggles sstatus.SIE inline), and the interrupts
+    # pending in mip and enabled in mie, which Python keeps up to date (nonzero: setting
+    # SIE inline asks for an exit, as the interrupt may now be taken).
+    ("mstatus", I64),
+    ("irq_pending", I64),
+    ("sscratch", I64),  # (likewise shared: Linux swaps it with tp at every trap)
 )
 
 LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=1, tlb_bits=10)

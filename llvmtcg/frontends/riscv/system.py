@@ -19,6 +19,7 @@ so the next lookup finds the blocks translated for the new state.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import time as time_mod
 from collections import Counter
@@ -103,6 +104,9 @@ class Hart:
     """The per-CPU privileged state (``state.arch_state``)."""
 
     csr: CsrFile
+    # The CPU state's irq_pending field (ctypes view): mip & mie, for translated code
+    # that sets sstatus.SIE inline (publish_pending keeps it up to date).
+    irq_pending: ctypes.c_uint64
     bus: mmu.PhysMemory | None = None  # set by attach_memory
     # Called with the Sstc deadline (csr.timer_deadline) after writes that may move it.
     timer_listener: Callable[[int | None], None] | None = None
@@ -116,6 +120,17 @@ def hart_of(state: CpuState) -> Hart:
     if not isinstance(hart, Hart):
         raise RuntimeError("the CPU state has no RISC-V hart (Riscv64SystemArch.reset)")
     return hart
+
+
+def publish_pending(hart: Hart) -> None:
+    """Tell translated code which interrupts are pending and enabled in mie (whatever
+    the global enables and the privilege): nonzero makes an inline write that sets
+    sstatus.SIE ask for an exit, so that the run loop decides (exec_interrupt). Called
+    wherever mip or mie may have changed on the CPU's thread: CSR writes, the exit
+    request of every device line change and of the Sstc timer (exec_interrupt), and
+    state loads."""
+    csr = hart.csr
+    hart.irq_pending.value = csr.mip & csr.mie
 
 
 def sync_flags(state: CpuState, csr: CsrFile) -> None:
@@ -218,6 +233,7 @@ class Riscv64SystemArch(Riscv64Arch):
         else:
             return super().debug_reg_write(state, number, value)
         sync_flags(state, csr)
+        publish_pending(hart_of(state))
         state.tlb_flush()  # (satp, PMP, privilege: the caller flushes the jump cache)
         return True
 
@@ -229,9 +245,12 @@ class Riscv64SystemArch(Riscv64Arch):
         csr = CsrFile(HartConfig(hartid=self.hartid, model=self.model),
                       cycles=lambda: state.get("insn_count"),
                       instret=lambda: state.get("insn_count"),
-                      time=self.time, on_interrupt=state.request_exit)
-        state.arch_state = Hart(csr, bus)
+                      time=self.time, on_interrupt=state.request_exit,
+                      mstatus_cell=state.cell("mstatus"),
+                      sscratch_cell=state.cell("sscratch"))
+        state.arch_state = hart = Hart(csr, state.cell("irq_pending"), bus)
         sync_flags(state, csr)
+        publish_pending(hart)
 
     def attach_memory(self, state: CpuState, memory: GuestMemory,
                       invalidate: Callable[[int, int], int]) -> None:
@@ -272,6 +291,7 @@ class Riscv64SystemArch(Riscv64Arch):
         hart = hart_of(state)
         hart.csr.load_state(saved["csr"])  # type: ignore[arg-type]
         sync_flags(state, hart.csr)
+        publish_pending(hart)
         if hart.timer_listener is not None:
             hart.timer_listener(hart.csr.timer_deadline)
         state.request_exit()  # a restored pending interrupt is taken first
@@ -297,12 +317,14 @@ class Riscv64SystemArch(Riscv64Arch):
         sync_flags(state, csr)
 
     def exec_interrupt(self, state: CpuState) -> bool:
-        csr = hart_of(state).csr
+        hart = hart_of(state)
+        csr = hart.csr
+        publish_pending(hart)  # (a device line or the Sstc timer asked for this exit)
         irq = trap.pending_interrupt(csr)
         if irq is None:
-            hart_of(state).stats["irq", "none"] += 1
+            hart.stats["irq", "none"] += 1
             return False
-        hart_of(state).stats["irq", int(irq)] += 1
+        hart.stats["irq", int(irq)] += 1
         state.pc = trap.take_trap(csr, int(irq), True, 0, state.pc)
         sync_flags(state, csr)
         return True
@@ -351,6 +373,8 @@ def _apply(cpu, csr: CsrFile, effect: int) -> None:
         cpu.tlb_flush()
     if effect & _TB_FLAGS:
         sync_flags(state, csr)
+    if effect & (_TIMER | _INTERRUPTS):
+        publish_pending(hart_of(state))
     if effect & _TIMER:
         listener = hart_of(state).timer_listener
         if listener is not None:

@@ -11,9 +11,11 @@ import time
 
 from llvmtcg.frontends.riscv.cpu import CSR_FCSR, CSR_FFLAGS, CSR_FRM, Cause
 from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
+from llvmtcg.frontends.riscv.priv.csr import SSTATUS_VISIBLE, SSTATUS_WRITABLE
+from llvmtcg.frontends.riscv.priv.state import Mstatus, Priv
 from llvmtcg.frontends.riscv.priv.trap import ecall_cause
-from llvmtcg.frontends.riscv.translate import PC, BlockEnd, DisasContext
-from llvmtcg.ir import I32, I64, ExitReason, Temp, const
+from llvmtcg.frontends.riscv.translate import GLOBALS, PC, BlockEnd, DisasContext
+from llvmtcg.ir import I32, I64, Cond, ExitReason, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 
 CSR_CYCLE, CSR_TIME, CSR_INSTRET = 0xC00, 0xC01, 0xC02
@@ -172,7 +174,8 @@ def trans_csrrci(ctx: DisasContext, a) -> bool:
 # -- system mode: the privileged instructions ------------------------------------------------
 # In user mode these are illegal (the hart is in U-mode, where mret, sret, wfi and
 # sfence.vma trap); in system mode each calls one helper on the hart's CSR file
-# (frontends/riscv/system.py) and ends the block, since it may change the flags.
+# (frontends/riscv/system.py) and ends the block, since it may change the flags
+# (except sstatus SIE/SPIE/SPP set/clear: _sstatus_inline).
 
 PRIV_MRET, PRIV_SRET, PRIV_WFI, PRIV_SFENCE_VMA, PRIV_MARK_FS_DIRTY = range(5)
 SYS_CSR_HELPER = HelperDecl("riscv_sys_csr", I64, (I64, I64, I64),
@@ -246,12 +249,106 @@ def mark_fs_dirty(ctx: DisasContext) -> None:
 
 def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     """A CSR instruction in system mode: one helper calling CsrFile.rmw at the current
-    privilege; the block ends after it, through the jump cache (the flags may change)."""
+    privilege; the block ends after it, through the jump cache (the flags may change).
+    sstatus set/clear at S or M privilege is inline (:func:`_sstatus_inline`)."""
+    if ctx.priv >= Priv.S:
+        if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
+            _sstatus_inline(ctx, a, op, source)
+            return True
+        if a.csr == CSR_SSCRATCH:
+            _sscratch_inline(ctx, a, op, source, writes)
+            return True
+    _call_csr_helper(ctx, a, op, source, writes)
+    ctx.end = BlockEnd.NORETURN
+    return True
+
+
+def _call_csr_helper(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
+    """The helper, rd, and the jump to the next instruction through the jump cache
+    (which may be in the middle of a block: the caller decides whether it ends)."""
     b = ctx.builder
     old = ctx.temp()
     b.mov(b.glob("badinsn"), const(I64, ctx.insn))
     b.call(SYS_CSR_HELPER.name, [old], [const(I64, a.csr), source,
                                         const(I64, op | (int(writes) << 8))])
     ctx.set_gpr(a.rd, old)
-    _end_with_lookup(ctx, ctx.next_pc)
-    return True
+    b.mov(PC, const(I64, ctx.next_pc))
+    b.lookup_and_goto_ptr()
+
+
+# sstatus inline (Linux's local_irq_save/restore around spinlocks: most CSR instructions
+# of a boot): csrrs/csrrc that change only SIE, SPIE or SPP, on which no translation flag
+# depends, read and modify the CPU state's mstatus field (where the CsrFile keeps it) in
+# native code. Sources with FS, SUM or MXR bits, and csrrw, go through the helper.
+CSR_SSTATUS = 0x100
+_SSTATUS_INLINE = Mstatus.SIE | Mstatus.SPIE | Mstatus.SPP
+_SSTATUS_HELPER_BITS = SSTATUS_WRITABLE & ~_SSTATUS_INLINE
+_SSTATUS_READ = SSTATUS_VISIBLE & ~Mstatus.SD  # (SD is computed from FS)
+_SD_SHIFT = 63
+MSTATUS, IRQ_PENDING = GLOBALS["mstatus"], GLOBALS["irq_pending"]
+EXIT_REQUEST = GLOBALS["exit_request"]
+
+
+CSR_SSCRATCH = 0x140
+SSCRATCH = GLOBALS["sscratch"]
+
+
+def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
+    """sscratch at S or M privilege: a plain read/write register (every bit writable,
+    no effect), kept in the CPU state; Linux swaps it with tp at every trap entry."""
+    b = ctx.builder
+    old = ctx.temp()
+    b.mov(old, SSCRATCH)
+    if writes:
+        if op == CSR_WRITE:
+            b.mov(SSCRATCH, source)
+        elif op == CSR_SET:
+            b.or_(SSCRATCH, old, source)
+        else:
+            b.andc(SSCRATCH, old, source)
+    ctx.set_gpr(a.rd, old)
+
+
+def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
+    """csrrs/csrrc on sstatus at S or M privilege (sstatus is accessible there and no
+    other rule applies) with a source that is not x0. A register source with bits of
+    :data:`_SSTATUS_HELPER_BITS` set takes the helper at run time. Setting SIE while
+    irq_pending (mip & mie, which system.py publishes) is nonzero may unmask an
+    interrupt: then the exit request is set and the block ends after this instruction,
+    so the run loop takes the interrupt before the next one, as after the helper."""
+    b = ctx.builder
+    if source.is_const:
+        mask = const(I64, source.value & _SSTATUS_INLINE)
+    else:
+        fast, flagged = b.label(), ctx.temp()
+        b.and_(flagged, source, const(I64, _SSTATUS_HELPER_BITS))
+        b.brcond(Cond.EQ, flagged, const(I64, 0), fast)
+        _call_csr_helper(ctx, a, op, source, True)
+        b.set_label(fast)
+        mask = ctx.temp()
+        b.and_(mask, source, const(I64, _SSTATUS_INLINE))
+    old, new, value, dirty = ctx.temp(), ctx.temp(), ctx.temp(), ctx.temp()
+    b.mov(old, MSTATUS)
+    if op == CSR_SET:
+        b.or_(new, old, mask)
+    else:
+        b.andc(new, old, mask)
+    b.mov(MSTATUS, new)
+    # rd: sstatus as it was; SD says FS is Dirty (VS and XS are read-only 0).
+    b.and_(value, old, const(I64, _SSTATUS_READ))
+    b.and_(dirty, old, const(I64, Mstatus.FS))
+    b.setcond(Cond.EQ, dirty, dirty, const(I64, Mstatus.FS))
+    b.shl(dirty, dirty, const(I64, _SD_SHIFT))
+    b.or_(value, value, dirty)
+    ctx.set_gpr(a.rd, value)
+    if op != CSR_SET or (source.is_const and not mask.value & Mstatus.SIE):
+        return  # clearing bits, SPIE or SPP unmask nothing
+    go_on, unmasked = b.label(), ctx.temp()
+    b.andc(unmasked, new, old)
+    b.and_(unmasked, unmasked, const(I64, Mstatus.SIE))
+    b.brcond(Cond.EQ, unmasked, const(I64, 0), go_on)
+    b.brcond(Cond.EQ, IRQ_PENDING, const(I64, 0), go_on)
+    b.mov(EXIT_REQUEST, const(I32, 1))
+    b.mov(PC, const(I64, ctx.next_pc))
+    b.lookup_and_goto_ptr()  # (the next block's entry sees the exit request)
+    b.set_label(go_on)

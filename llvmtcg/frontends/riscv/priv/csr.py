@@ -21,6 +21,7 @@ the timer). The FP CSRs (fflags, frm, fcsr) are translated inline and are not he
 
 from __future__ import annotations
 
+import ctypes
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,11 +124,11 @@ _MSTATUS_WRITABLE = (Mstatus.SIE | Mstatus.MIE | Mstatus.SPIE | Mstatus.MPIE | M
                      | Mstatus.MPP | Mstatus.MPRV | Mstatus.SUM | Mstatus.MXR | Mstatus.TVM
                      | Mstatus.TW | Mstatus.TSR)
 # sstatus is a view of these mstatus fields (§4.1.1)...
-_SSTATUS_VISIBLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.UBE | Mstatus.SPP | Mstatus.VS
+SSTATUS_VISIBLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.UBE | Mstatus.SPP | Mstatus.VS
                     | Mstatus.FS | Mstatus.XS | Mstatus.SUM | Mstatus.MXR | Mstatus.UXL
                     | Mstatus.SD)
 # ... of which S-mode may write these.
-_SSTATUS_WRITABLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.SPP | Mstatus.FS | Mstatus.SUM
+SSTATUS_WRITABLE = (Mstatus.SIE | Mstatus.SPIE | Mstatus.SPP | Mstatus.FS | Mstatus.SUM
                      | Mstatus.MXR)
 _XLEN_64 = 2  # UXL/SXL encoding of XLEN=64
 _FS, _VS, _XS = Mstatus.FS, Mstatus.VS, Mstatus.XS
@@ -215,19 +216,28 @@ class CsrFile:
             the ``time`` CSR and Sstc do not exist.
         on_interrupt: called when a device changes an interrupt line through
             :meth:`set_irq_line` (the machine sets the CPU's exit request there).
+        mstatus_cell: where mstatus lives: a 64-bit ctypes view of the CPU state's
+            ``mstatus`` field in system mode, so that translated code reads and writes
+            it directly (trans_system's inline sstatus.SIE path); default: a cell of
+            its own.
+        sscratch_cell: likewise for sscratch (read and written inline).
     """
 
-    __slots__ = ("config", "priv", "mstatus", "misa", "medeleg", "mideleg", "mie",
+    __slots__ = ("config", "priv", "_mstatus_cell", "misa", "medeleg", "mideleg", "mie",
                  "_mip_sw", "_irq_lines", "mtvec", "stvec", "_mepc", "_sepc", "mcause",
-                 "scause", "mtval", "stval", "mscratch", "sscratch", "mcounteren",
+                 "scause", "mtval", "stval", "mscratch", "_sscratch_cell", "mcounteren",
                  "scounteren", "menvcfg", "senvcfg", "mcountinhibit", "stimecmp", "satp",
                  "pmp", "_cycles", "_instret", "_time", "_on_interrupt", "_counter_offset",
                  "_counter_frozen", "_pc_mask", "_mstatus_writable", "_sstc", "_asid_mask")
 
     def __init__(self, config: HartConfig | None = None, *, cycles: Callable[[], int],
                  instret: Callable[[], int], time: Callable[[], int] | None = None,
-                 on_interrupt: Callable[[], None] | None = None) -> None:
+                 on_interrupt: Callable[[], None] | None = None,
+                 mstatus_cell: ctypes.c_uint64 | None = None,
+                 sscratch_cell: ctypes.c_uint64 | None = None) -> None:
         self.config = config = config or HartConfig()
+        self._mstatus_cell = ctypes.c_uint64() if mstatus_cell is None else mstatus_cell
+        self._sscratch_cell = ctypes.c_uint64() if sscratch_cell is None else sscratch_cell
         self._cycles = cycles
         self._instret = instret
         self._time = time
@@ -357,6 +367,22 @@ class CsrFile:
         return True
 
     # -- views the rest of the model uses ------------------------------------------------
+    @property
+    def mstatus(self) -> int:
+        return self._mstatus_cell.value
+
+    @mstatus.setter
+    def mstatus(self, value: int) -> None:
+        self._mstatus_cell.value = value
+
+    @property
+    def sscratch(self) -> int:
+        return self._sscratch_cell.value
+
+    @sscratch.setter
+    def sscratch(self, value: int) -> None:
+        self._sscratch_cell.value = value
+
     @property
     def mip(self) -> int:
         """The pending interrupts as mip reads: software bits, device lines, and with
@@ -495,7 +521,7 @@ def _write_mstatus(hart: CsrFile, value: int) -> int:
 
 
 def _write_sstatus(hart: CsrFile, value: int) -> int:
-    mask = _SSTATUS_WRITABLE & hart._mstatus_writable
+    mask = SSTATUS_WRITABLE & hart._mstatus_writable
     hart.mstatus = (hart.mstatus & ~mask) | (value & mask)
     return CsrEffect.INTERRUPTS
 
@@ -581,7 +607,7 @@ def _write_sip(hart: CsrFile, value: int) -> int:
 
 
 def _read_sstatus(hart: CsrFile) -> int:
-    return _read_mstatus(hart) & _SSTATUS_VISIBLE
+    return _read_mstatus(hart) & SSTATUS_VISIBLE
 
 
 def _write_mepc(hart: CsrFile, value: int) -> int:
