@@ -93,14 +93,25 @@ def page_flags_ok(em: Emitter, addr: str, memop: MemOp, kind: str, slow: str) ->
 
     ``page_count`` is a power of two (GuestMemory), so the first test is one AND of
     the address with ``~(page_count * PAGE_SIZE - 1) | alignment mask``."""
+    return _flat_page_probe(em, addr, max(memop.align_log2, memop.size_log2), kind, slow)
+
+
+def _flat_page_probe(em: Emitter, addr: str, align_log2: int, kind: str, slow: str,
+                     span: int = 0) -> str:
+    """:func:`page_flags_ok`'s test with an alignment of ``2**align_log2``; with a
+    ``span``, the ``span`` bytes from addr must also be on addr's page (the page-flag
+    test is for that page only)."""
     table, outside = em.page_table_view()
-    align_log2 = max(memop.align_log2, memop.size_log2)
     mask = outside
     if align_log2:  # (an add: outside's low PAGE_BITS bits are 0, and a constant
         # outside, a baseline stencil's hole, then takes it as its addend)
         mask = em.value(f"add i64 {outside}, {(1 << align_log2) - 1}")
     bad = em.value(f"and i64 {addr}, {mask}")
     inside = em.value(f"icmp eq i64 {bad}, 0")
+    if span:
+        in_page = em.value(f"and i64 {addr}, {abi.PAGE_SIZE - 1}")
+        fits = em.value(f"icmp ule i64 {in_page}, {abi.PAGE_SIZE - span}")
+        inside = em.value(f"and i1 {inside}, {fits}")
     k = em.fresh()
     em.emit(f"br i1 {inside}, label %pf{k}, label %{slow}{LIKELY}")
     em.new_block(f"pf{k}")
@@ -279,26 +290,8 @@ def _wide_probe(em: Emitter, addr: str, memop: MemOp, mmu_idx: int, kind: str,
     if not em.options.flat_memory:
         which = abi.TLB_ADDR_READ if kind == "ld" else abi.TLB_ADDR_WRITE
         return tlb_probe(em, addr, memop, mmu_idx, which, size_log2=4)
-    # Flat memory: inside the guest space, aligned, and the 16 bytes on one page (the
-    # page-flag test below is for addr's page only).
-    table, outside = em.page_table_view()
-    mask = outside
-    if memop.align_log2:
-        mask = em.value(f"add i64 {outside}, {(1 << memop.align_log2) - 1}")
-    bad = em.value(f"and i64 {addr}, {mask}")
-    inside = em.value(f"icmp eq i64 {bad}, 0")
-    in_page = em.value(f"and i64 {addr}, {abi.PAGE_SIZE - 1}")
-    fits = em.value(f"icmp ule i64 {in_page}, {abi.PAGE_SIZE - 16}")
-    both = em.value(f"and i1 {inside}, {fits}")
-    k = em.fresh()
-    em.emit(f"br i1 {both}, label %pf{k}, label %{slow}{LIKELY}")
-    em.new_block(f"pf{k}")
-    page_index = em.value(f"lshr i64 {addr}, {abi.PAGE_BITS}")
-    flag_ptr = em.value(f"getelementptr i8, ptr {table}, i64 {page_index}")
-    flags = em.value(f"load i8, ptr {flag_ptr}, align 1")
-    needed = PAGE_OK_BITS[kind]
-    masked = em.value(f"and i8 {flags}, {needed}")
-    return em.value(f"icmp eq i8 {masked}, {needed}"), None
+    # Flat memory: inside the guest space, aligned, and the 16 bytes on one page.
+    return _flat_page_probe(em, addr, memop.align_log2, kind, slow, span=16), None
 
 
 def _half_address(em: Emitter, addr: str) -> str:
