@@ -126,12 +126,7 @@ def _fp_csr(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> bool:
         b.deposit(old, old, frm, 5, 3)
     if writes:
         new, new32 = ctx.temp(), b.temp(I32)
-        if op == CSR_WRITE:
-            b.mov(new, source)
-        elif op == CSR_SET:
-            b.or_(new, old, source)
-        else:
-            b.andc(new, old, source)
+        _csr_update(b, new, old, source, op)
         b.extr_i64_i32(new32, new)
         if csr == CSR_FFLAGS:
             b.and_(FFLAGS, new32, const(I32, 0x1F))
@@ -293,6 +288,17 @@ CSR_SSCRATCH = 0x140
 SSCRATCH = GLOBALS["sscratch"]
 
 
+def _csr_update(b, dest: Temp, old: Temp, source: Temp, op: int) -> None:
+    """dest = what a CSR instruction writes: source (csrrw), old | source (csrrs) or
+    old & ~source (csrrc)."""
+    if op == CSR_WRITE:
+        b.mov(dest, source)
+    elif op == CSR_SET:
+        b.or_(dest, old, source)
+    else:
+        b.andc(dest, old, source)
+
+
 def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
     """sscratch at S or M privilege: a plain read/write register (every bit writable,
     no effect), kept in the CPU state; Linux swaps it with tp at every trap entry."""
@@ -300,12 +306,7 @@ def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) 
     old = ctx.temp()
     b.mov(old, SSCRATCH)
     if writes:
-        if op == CSR_WRITE:
-            b.mov(SSCRATCH, source)
-        elif op == CSR_SET:
-            b.or_(SSCRATCH, old, source)
-        else:
-            b.andc(SSCRATCH, old, source)
+        _csr_update(b, SSCRATCH, old, source, op)
     ctx.set_gpr(a.rd, old)
 
 
