@@ -441,6 +441,9 @@ class Cpu:
     def phys_addr(self, vaddr: int, flags: int) -> int:
         return self.softmmu.code_phys(vaddr, self.arch.fetch_mmu_index(flags))
 
+    def fetch_mmu_index(self, flags: int) -> int:
+        return self.arch.fetch_mmu_index(flags)
+
     def _mmu_translate(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """The softmmu's translator in system mode: the architecture's page walk, then
         the physical region there. The region is returned as seen from the virtual

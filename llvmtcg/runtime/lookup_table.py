@@ -47,8 +47,13 @@ EMPTY_PC = 0xFFFF_FFFF_FFFF_FFFF
 TOMBSTONE_PC = 0xFFFF_FFFF_FFFF_FFFD
 HASH_MULTIPLIER = 0x9E37_79B9_7F4A_7C15  # 2^64 / golden ratio (Fibonacci hashing)
 HEADER_WORDS = 2  # shift, mask
-ENTRY_WORDS = 4  # pc, fn, flags (as the jump cache), generation
+ENTRY_WORDS = 5  # pc, fn, flags (as the jump cache), generation, code page tag
 ENTRY_GENERATION = 24  # byte offset of an entry's generation
+ENTRY_CODE_PAGE = 32  # byte offset of an entry's code page tag (see put)
+# A code page tag no TLB check matches (user mode, code not within one physical page):
+# a stale entry with it is never taken. (Bit 11 set: a tag's physical page has it clear.)
+NO_CODE_PAGE = 1 << (abi.PAGE_BITS - 1)
+_MMU_IDX_MASK = NO_CODE_PAGE - 1
 CELL_WORDS = 5  # table pointer, hits, misses, retracted, generation
 CELL_GENERATION = 4  # (word index)
 MIN_BITS = 12
@@ -148,7 +153,8 @@ class NativeLookup:
         return [pc for pc, _flags in self._by_page.get(page >> abi.PAGE_BITS, ())]
 
     def get(self, pc: int, flags: int) -> int | None:
-        """The entry address a probe finds for (pc, flags) now, or None."""
+        """The entry address a probe finds for (pc, flags) in this generation, or None
+        (a probe may also take an earlier generation's entry: see :meth:`put`)."""
         index = self._slots.get((pc, flags))
         if index is None:
             return None
@@ -156,14 +162,24 @@ class NativeLookup:
         words = self._table.words
         return words[base + 1] if words[base + 3] == self._cell[CELL_GENERATION] else None
 
-    def put(self, pc: int, flags: int, fn: int) -> None:
-        """Record that code for (pc, flags) is entered at ``fn`` (in this generation)."""
+    def put(self, pc: int, flags: int, fn: int, code_page: int = NO_CODE_PAGE) -> None:
+        """Record that code for (pc, flags) is entered at ``fn`` (in this generation).
+
+        ``code_page`` (system mode) is the physical page the code was translated from
+        ORed with its fetch MMU index, when all of its code is on that page: in a later
+        generation the probe still takes the entry when the CPU's TLB maps pc's page
+        there for that index (QEMU's tb_lookup by physical pc). :data:`NO_CODE_PAGE`:
+        only in this generation."""
         words = self._table.words
         generation = self._cell[CELL_GENERATION]
         index = self._slots.get((pc, flags))
         if index is not None:
             base = HEADER_WORDS + ENTRY_WORDS * index
-            words[base + 1] = fn  # (one aligned store)
+            # (each one aligned store, in this order: a probe that sees the new tag sees
+            # the new fn; one that saw the old tag sees it changed when it checks again)
+            words[base + 4] = NO_CODE_PAGE
+            words[base + 1] = fn
+            words[base + 4] = code_page
             words[base + 3] = generation  # (after fn: a probe that sees it sees fn)
             return
         table = self._table
@@ -184,6 +200,7 @@ class NativeLookup:
         words[base + 1] = fn
         words[base + 2] = flags
         words[base + 3] = generation
+        words[base + 4] = code_page
         words[base] = pc  # last: a concurrent probe sees a complete entry
         key = pc, flags
         self._slots[key] = index
@@ -279,13 +296,38 @@ check_flags:
   %efp = getelementptr i8, ptr %e, i64 {abi.JMP_CACHE_FLAGS}
   %ef = load i64, ptr %efp, align 8
   %is.flags = icmp eq i64 %ef, %flags
+  br i1 %is.flags, label %check_gen, label %next
+check_gen:
   %egp = getelementptr i8, ptr %e, i64 {ENTRY_GENERATION}
   %eg = load atomic i64, ptr %egp acquire, align 8
+  %tagp = getelementptr i8, ptr %e, i64 {ENTRY_CODE_PAGE}
+  %tag = load atomic i64, ptr %tagp acquire, align 8
   %genp = getelementptr i8, ptr %cell, i64 {8 * CELL_GENERATION}
   %gen = load i64, ptr %genp, align 8
   %is.gen = icmp eq i64 %eg, %gen
-  %is.key = and i1 %is.flags, %is.gen
-  br i1 %is.key, label %found, label %next
+  br i1 %is.gen, label %found, label %check_tlb
+check_tlb:
+  ; an earlier generation's entry: still the code if this CPU's TLB maps pc's page
+  ; for fetches at the entry's MMU index to the physical page it was translated from
+  %idx = and i64 %tag, {_MMU_IDX_MASK}
+  %tlb.t = mul i64 %idx, {layout.tlb_table_size}
+  %vpn = lshr i64 %pc, {abi.PAGE_BITS}
+  %tlb.slot = and i64 %vpn, {layout.tlb_mask}
+  %tlb.s = mul i64 %tlb.slot, {abi.TLB_ENTRY_SIZE}
+  %tlb.ts = add i64 %tlb.t, %tlb.s
+  %tlb.o = add i64 %tlb.ts, {layout.tlb_offset}
+  %te = getelementptr i8, ptr %cpu, i64 %tlb.o
+  %tcodep = getelementptr i8, ptr %te, i64 {abi.TLB_ADDR_CODE}
+  %tcode = load i64, ptr %tcodep, align 8
+  %page = and i64 %pc, {-abi.PAGE_SIZE}
+  %is.page = icmp eq i64 %tcode, %page
+  %taddp = getelementptr i8, ptr %te, i64 {abi.TLB_ADDEND}
+  %tadd = load i64, ptr %taddp, align 8
+  %phys = add i64 %page, %tadd
+  %ptag = or i64 %phys, %idx
+  %is.phys = icmp eq i64 %ptag, %tag
+  %is.mapped = and i1 %is.page, %is.phys
+  br i1 %is.mapped, label %found, label %next
 not_pc:
   %is.empty = icmp eq i64 %epc, -1
   br i1 %is.empty, label %miss, label %next
@@ -319,11 +361,14 @@ found:
   %tab2 = load atomic ptr, ptr %cell acquire, align 8
   %epc2 = load atomic i64, ptr %e acquire, align 8
   %fn2 = load atomic i64, ptr %efnp acquire, align 8
+  %tag2 = load atomic i64, ptr %tagp acquire, align 8
   %same.t = icmp eq ptr %tab2, %tab
   %same.pc = icmp eq i64 %epc2, %pc
   %same.fn = icmp eq i64 %fn2, %fn
+  %same.tag = icmp eq i64 %tag2, %tag
   %same.a = and i1 %same.t, %same.pc
-  %same = and i1 %same.a, %same.fn
+  %same.b = and i1 %same.fn, %same.tag
+  %same = and i1 %same.a, %same.b
   br i1 %same, label %hit, label %retract
 hit:
   %hitp = getelementptr i8, ptr %cell, i64 8

@@ -36,7 +36,7 @@ from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
-from llvmtcg.runtime.lookup_table import NativeLookup
+from llvmtcg.runtime.lookup_table import NO_CODE_PAGE, NativeLookup
 from llvmtcg.runtime.native.baseline import (
     ArenaFull,
     BaselineCodegen,
@@ -194,6 +194,10 @@ class CodeAddressing(Protocol):
         raises GuestFault when it cannot be fetched."""
         ...
 
+    def fetch_mmu_index(self, flags: int) -> int:
+        """The MMU index (TLB table) fetches of code translated for ``flags`` use."""
+        ...
+
 
 _SLOTS_PER_ENTRY = abi.JMP_CACHE_ENTRY_SIZE // 8
 assert abi.JMP_CACHE_INVALID_PC == 0xFFFF_FFFF_FFFF_FFFF  # jmp_cache_flush memsets 0xFF
@@ -339,8 +343,21 @@ class TbCache:
         if phys is not None and self.native_lookup:
             # System mode: (pc, flags) is tb under the current mapping; the entry of
             # an earlier generation (or of another physical page) is stale.
-            self.lookup_table.put(pc, flags, code.entry)
+            self.lookup_table.put(pc, flags, code.entry, self._code_page(code))
         return code
+
+    def _code_page(self, code: CompiledCode) -> int:
+        """The native table's code page tag of ``code`` (see NativeLookup.put): its
+        physical page and fetch MMU index when all its guest bytes are on that page,
+        else NO_CODE_PAGE (its entry then holds for one generation only: QEMU checks a
+        block's second page too, and a region's members may be on other pages)."""
+        if self.addressing is None or code.phys_pc is None:
+            return NO_CODE_PAGE
+        page = page_floor(code.phys_pc)
+        for start, end in code.phys_ranges or ():
+            if start < page or end > page + abi.PAGE_SIZE:
+                return NO_CODE_PAGE
+        return page | self.addressing.fetch_mmu_index(code.flags)
 
     def _fetch_for(self, flags: int) -> Callable[[int, int], bytes]:
         if self.addressing is None:
@@ -732,7 +749,8 @@ class TbCache:
         for src, n in list(head.incoming):
             self.link(src, n, region)
         if self.native_lookup:
-            self.lookup_table.put(region.pc, region.flags, region.entry)
+            self.lookup_table.put(region.pc, region.flags, region.entry,
+                                   self._code_page(region))
         i = abi.jmp_cache_index(head.pc) * _SLOTS_PER_ENTRY
         for cache in self.jmp_caches:
             if cache[i] == head.pc and cache[i + 2] == head.flags:
@@ -793,7 +811,7 @@ class TbCache:
         if self.native_lookup:
             region = self.regions.get(tb.pc)
             if region is None or region.flags != tb.flags:
-                self.lookup_table.put(tb.pc, tb.flags, tb.entry)
+                self.lookup_table.put(tb.pc, tb.flags, tb.entry, self._code_page(tb))
         self.stats["translated"] += 1
         self.stats["insns_translated"] += tb.n_insns
 
@@ -953,7 +971,7 @@ class TbCache:
         head = region.members[0] if region.members else None
         if self.native_lookup and head is not None and head.valid \
                 and self.regions.get(region.pc) is None:
-            self.lookup_table.put(head.pc, head.flags, head.entry)
+            self.lookup_table.put(head.pc, head.flags, head.entry, self._code_page(head))
         else:
             self.lookup_table.drop(region.pc, region.flags, region.entry)
         self._jmp_cache_drop(region)

@@ -227,3 +227,18 @@ def test_indirect_jumps_use_the_native_lookup_and_follow_remapping(tmp_path: Pat
     # function after the flush goes to Python (a new generation), the rest stay native.
     assert counters["lookup"]["hits"] >= 3 * 190, counters
     assert counters["exits"].get("LOOKUP", 0) < 60, counters
+
+
+def test_native_lookup_follows_satp_switches(tmp_path: Path) -> None:
+    """After a satp switch (a TLB flush) the native lookup takes an earlier generation's
+    entry only when the TLB maps its page to the physical page the code was translated
+    from: alternating two address spaces that map one virtual page to different code,
+    every round runs its own mapping's code, and the other page's functions are served
+    natively (one LOOKUP exit per code page and round fills the TLB)."""
+    machine = MiniMachine(build("s_lookup_satp", tmp_path))
+    code, _ = machine.run()
+    assert code == 0, [hex(v) for v in machine.results(5)]
+    assert machine.results(4) == [3300, 33000, 3300, 33000]
+    counters = machine.cpu.cpu.counters()
+    assert counters["lookup"]["hits"] >= 4 * 4 * 95, counters
+    assert counters["exits"].get("LOOKUP", 0) < 46, counters
