@@ -7,8 +7,8 @@ entry address (null: not translated, or not known here), so only a miss of both 
 to Python as a LOOKUP exit (QEMU's tb_lookup: the jump cache, then the qht).
 
 The table is open addressing with linear probing in native memory, keyed by (pc, flags):
-``{pc, fn, flags, generation}`` entries of 32 bytes (the jump cache's layout, then the
-generation) after a 16-byte header ``{shift, mask}``; the slot of a pc is
+``{pc, fn, flags, generation, code page tag}`` entries of 40 bytes (the jump cache's
+layout, then the generation and the tag) after a 16-byte header ``{shift, mask}``; the slot of a pc is
 ``(pc * HASH_MULTIPLIER) >> shift``. An empty
 entry's pc is all ones and a deleted one's :data:`TOMBSTONE_PC` (both odd, so no guest
 pc matches). :class:`NativeLookup` owns it (under ``TbCache.lock``) and native code
@@ -32,8 +32,10 @@ generation, the code at (pc, flags) is ``fn``. A TLB flush (a mapping may have c
 starts a new generation (:meth:`NativeLookup.new_generation`), which makes every entry
 stale at once, as QEMU flushes its jump cache; a flush of one page makes only the
 entries of code on it stale (:meth:`NativeLookup.expire_page`). The run loop writes an
-entry again (:meth:`NativeLookup.put`) when it finds the code by physical pc. User mode
-never changes generation.
+entry again (:meth:`NativeLookup.put`) when it finds the code by physical pc. A stale
+entry is still taken when the probing CPU's TLB maps pc's page, for the entry's fetch
+MMU index, to the physical page its code was translated from (the code page tag; QEMU's
+tb_lookup by physical pc). User mode never changes generation.
 """
 
 from __future__ import annotations
