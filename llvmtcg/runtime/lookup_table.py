@@ -10,8 +10,9 @@ The table is open addressing with linear probing in native memory, keyed by (pc,
 ``{pc, fn, flags, generation, code page tag}`` entries of 40 bytes (the jump cache's
 layout, then the generation and the tag) after a 16-byte header ``{shift, mask}``; the
 slot of a pc is ``(pc * HASH_MULTIPLIER) >> shift``. An empty entry's pc is all ones
-and a deleted one's :data:`TOMBSTONE_PC` (both odd, so no guest pc matches). :class:`NativeLookup` owns it (under ``TbCache.lock``) and native code
-reads it from any thread without a lock:
+and a deleted one's :data:`TOMBSTONE_PC` (both odd, so no guest pc matches).
+:class:`NativeLookup` owns it (under ``TbCache.lock``) and native code reads it from any
+thread without a lock:
 
 * an entry is written fn and flags first, pc last, and deleted by overwriting its pc;
   an empty entry is never reused in place of a live one, so a probe always ends;
