@@ -193,12 +193,12 @@ class BaselineBlockCache:
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
                       "skipped": 0, "unrun": 0, "saves": 0, "load_seconds": 0.0}
         # The file read: its block table and records (None: not read yet), value
-        # names, blocks decoded so far (None: malformed) and block numbers by pc.
+        # names, blocks decoded so far (None: malformed) and block numbers and flags by pc.
         self._table: memoryview | None = None
         self._records: memoryview | None = None
         self._names: list[str] = []
         self._blocks: dict[int, CachedBlock | None] = {}
-        self._by_pc: dict[int, list[int]] = {}
+        self._by_pc: dict[int, list[tuple[int, int]]] = {}  # pc -> [(number, flags)]
         # (pc, flags, guest bytes) of the stored blocks this run used
         self._used: set[tuple[int, int, bytes]] = set()
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
@@ -261,9 +261,9 @@ class BaselineBlockCache:
         if records_start > len(body):
             raise ValueError("block table truncated")
         table = body[table_start:records_start]
-        by_pc: dict[int, list[int]] = {}
-        for i, (pc, _, _, _) in enumerate(_ENTRY.iter_unpack(table)):
-            by_pc.setdefault(pc, []).append(i)
+        by_pc: dict[int, list[tuple[int, int]]] = {}
+        for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(table)):
+            by_pc.setdefault(pc, []).append((i, flags))
         self._table, self._records = table, body[records_start:]
         self._names, self._by_pc = list(meta["names"]), by_pc
 
@@ -290,8 +290,8 @@ class BaselineBlockCache:
         """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
         returns now (``fetch`` may raise: unmapped code does not match)."""
         self._read()
-        for i in self._by_pc.get(pc, ()):
-            if _ENTRY.unpack_from(self._table, i * _ENTRY.size)[1] != flags:
+        for i, stored_flags in self._by_pc.get(pc, ()):
+            if stored_flags != flags:
                 continue  # (other flags: not decoded)
             block = self._block(i)
             if block is None:
