@@ -16,7 +16,6 @@ member retires it, and the cheap blocks take over again.
 from __future__ import annotations
 
 import ctypes
-import gc
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -639,24 +638,6 @@ class TbCache:
         first = cache.find(pc, flags, fetch)
         if first is None:
             return None
-        # Placing allocates a dozen small objects per block, thousands per warm start:
-        # with the collector on, they set off collections of the whole (large) heap,
-        # ~1/5 of the placing time (warm Lua). Those objects are kept (installed
-        # blocks), so deferring the collector to the next allocation after this loses
-        # nothing.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            return self._place_stored(first, flags, fetch)
-        finally:
-            if collecting:
-                gc.enable()
-
-    def _place_stored(self, first: CachedBlock, flags: int,
-                      fetch: Callable[[int, int], bytes]) -> list[TranslationBlock] | None:
-        """:meth:`_load_baseline` once pc's stored block (``first``) is found."""
-        cache = self.baseline_cache
-        pc = first.pc
         tbs: list[TranslationBlock] = []
         queue: list[CachedBlock] = [first]
         seen = {pc}
