@@ -18,7 +18,7 @@ from __future__ import annotations
 import ctypes
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -162,8 +162,16 @@ MAX_REGION_PAGES = 4  # guest pages one compiled region (cheap or hot) may span
 MAX_STORED_AHEAD = 64
 
 
-def pages_of(ranges: Iterable[tuple[int, int]]) -> set[int]:
+_PAGE_MASK = abi.PAGE_MASK
+
+
+def pages_of(ranges: Sequence[tuple[int, int]]) -> set[int]:
     """The guest pages that [start, end) ranges touch."""
+    if len(ranges) == 1:  # (most blocks: one range on one page, asked per install)
+        ((start, end),) = ranges
+        first = start & _PAGE_MASK
+        if start < end and end - first <= abi.PAGE_SIZE:
+            return {first}
     return {p for start, end in ranges for p in range(page_floor(start), end, abi.PAGE_SIZE)}
 
 
@@ -667,7 +675,7 @@ class TbCache:
             if self.jit.perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, name)
             tbs.append(self._install_emitted(
-                stored.pc, name, [tuple(r) for r in stored.ranges], dict(stored.targets),
+                stored.pc, name, list(stored.ranges), dict(stored.targets),
                 stored.n_insns, stored.return_pc, emitted, flags))
             for _, dest in stored.targets:
                 if dest not in seen and self.lookup(dest, flags) is None:
@@ -802,9 +810,12 @@ class TbCache:
         self.by_pc[tb.pc] = tb
         for n, slot in tb.slots.items():
             self.by_slot[slot] = (tb, n)
+        by_page = self.by_page
         for page in tb.pages():
-            holders = self.by_page.setdefault(page, set())
+            holders = by_page.get(page)
             if not holders:
+                if holders is None:
+                    holders = by_page[page] = set()
                 for hook in self.new_code_page:
                     hook(page)
             holders.add(tb)

@@ -148,20 +148,23 @@ class CachedBlock:
         """Raises ValueError, IndexError or struct.error when the record is malformed."""
         (n_insns, return_pc, bits, n_ranges, guest_size, code_size, n_relocations,
          n_jumps, n_targets) = _RECORD.unpack_from(record)
-        position = _RECORD.size
-
-        def items(layout: struct.Struct, count: int) -> list[tuple]:
-            nonlocal position
-            start, position = position, position + layout.size * count
-            return list(layout.iter_unpack(record[start:position])) if count else []
-        ranges = tuple(items(_RANGE, n_ranges))
-        relocations = tuple((offset, names[i]) for offset, i in items(_RELOCATION,
-                                                                       n_relocations))
-        jumps, targets = tuple(items(_JUMP, n_jumps)), tuple(items(_TARGET, n_targets))
-        guest = record[position:position + guest_size]
-        code = record[position + guest_size:position + guest_size + code_size]
-        if position + guest_size + code_size != len(record):
+        # (offsets computed inline and each table unpacked by one iter_unpack: this runs
+        # once per block placed, thousands of times in a warm start)
+        start = _RECORD.size
+        end = start + _RANGE.size * n_ranges
+        ranges = tuple(_RANGE.iter_unpack(record[start:end]))
+        start, end = end, end + _RELOCATION.size * n_relocations
+        relocations = tuple([(offset, names[i]) for offset, i
+                             in _RELOCATION.iter_unpack(record[start:end])])
+        start, end = end, end + _JUMP.size * n_jumps
+        jumps = tuple(_JUMP.iter_unpack(record[start:end]))
+        start, end = end, end + _TARGET.size * n_targets
+        targets = tuple(_TARGET.iter_unpack(record[start:end]))
+        guest_end = end + guest_size
+        if guest_end + code_size != len(record):
             raise ValueError("record size")
+        guest = record[end:guest_end]
+        code = record[guest_end:]
         # (slices of the file read, not copies: a boot's file is tens of MB)
         return cls(pc, flags, ranges, guest, code, relocations, jumps, targets, n_insns,
                    return_pc if bits & 1 else None, bool(bits & 2))
@@ -190,12 +193,12 @@ class BaselineBlockCache:
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
                       "skipped": 0, "unrun": 0, "saves": 0, "load_seconds": 0.0}
         # The file read: its block table and records (None: not read yet), value
-        # names, blocks decoded so far (None: malformed) and block numbers by pc.
+        # names, blocks decoded so far (None: malformed) and block numbers and flags by pc.
         self._table: memoryview | None = None
         self._records: memoryview | None = None
         self._names: list[str] = []
         self._blocks: dict[int, CachedBlock | None] = {}
-        self._by_pc: dict[int, list[int]] = {}
+        self._by_pc: dict[int, list[tuple[int, int]]] = {}  # pc -> [(number, flags)]
         # (pc, flags, guest bytes) of the stored blocks this run used
         self._used: set[tuple[int, int, bytes]] = set()
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
@@ -258,9 +261,9 @@ class BaselineBlockCache:
         if records_start > len(body):
             raise ValueError("block table truncated")
         table = body[table_start:records_start]
-        by_pc: dict[int, list[int]] = {}
-        for i, (pc, _, _, _) in enumerate(_ENTRY.iter_unpack(table)):
-            by_pc.setdefault(pc, []).append(i)
+        by_pc: dict[int, list[tuple[int, int]]] = {}
+        for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(table)):
+            by_pc.setdefault(pc, []).append((i, flags))
         self._table, self._records = table, body[records_start:]
         self._names, self._by_pc = list(meta["names"]), by_pc
 
@@ -287,8 +290,8 @@ class BaselineBlockCache:
         """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
         returns now (``fetch`` may raise: unmapped code does not match)."""
         self._read()
-        for i in self._by_pc.get(pc, ()):
-            if _ENTRY.unpack_from(self._table, i * _ENTRY.size)[1] != flags:
+        for i, stored_flags in self._by_pc.get(pc, ()):
+            if stored_flags != flags:
                 continue  # (other flags: not decoded)
             block = self._block(i)
             if block is None:
@@ -328,18 +331,21 @@ class BaselineBlockCache:
         Raises:
             ArenaFull: no room (as for emission).
         """
-        numbers = [n for n, _ in block.jumps]
-        slots, counter, targets = self.codegen.block_data(numbers, block.indirect)
+        slots, counter, targets = self.codegen.block_data([n for n, _ in block.jumps],
+                                                          block.indirect)
+        # (the slots' addresses in slot order: "block.slot<i>" is the i-th)
+        local = (*slots.values(), counter, targets)
         code = bytearray(block.code)
         pack = _Q.pack_into
         known = self._values
         for offset, name in block.relocations:
             value = known.get(name)
             if value is None:
-                if name.startswith(_LOCAL):
-                    what = name[len(_LOCAL):]
-                    value = counter if what == "counter" else targets if what == "targets" \
-                        else slots[numbers[int(what[len("slot"):])]]
+                index = _LOCAL_INDEX.get(name)
+                if index is not None:
+                    if index >= len(slots):
+                        return None  # (a slot the block does not have: malformed)
+                    value = local[index]
                 else:
                     value = self._value(name)
                     if value is None:
@@ -516,6 +522,11 @@ def wide_values(block: Block) -> list[int]:
 
 
 _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
+# Where :meth:`BaselineBlockCache.place` finds a local value in (slot addresses in slot
+# order..., counter, targets): negative indexes, so the slots' count does not matter.
+# (A block has at most a few exit slots; more than 64 is not a block the codegen emits.)
+_LOCAL_INDEX = {f"{_LOCAL}counter": -2, f"{_LOCAL}targets": -1,
+                **{f"{_LOCAL}slot{i}": i for i in range(64)}}
 
 
 def _find_values(code: bytes | bytearray, table: dict[int, str]
