@@ -384,9 +384,6 @@ class TbCache:
                 return None
         return self.best(dest, src.flags, phys)
 
-    def _unique_name(self, block: Block) -> str:
-        return self._unique(block.name)
-
     def _unique(self, name: str) -> str:
         # Blocks retranslated after invalidation get a new symbol name.
         count = self._names.get(name, 0)
@@ -479,7 +476,7 @@ class TbCache:
                 raise GuestFault(MemFault(addr, Access.FETCH, FaultKind.UNMAPPED))
             return fetch(addr, size)
         block = self.arch.translate(pc, flags, first_instruction_only, self.log)
-        block.name = self._unique_name(block) + ".step"
+        block.name = self._unique(block.name) + ".step"
         meta = self._meta(block)
         text = self.lowering.lower_module([block], self.jit.triple)
         self._compile_accessors(set(self.lowering.accessors_used))
@@ -516,7 +513,7 @@ class TbCache:
         for block, bounds in blocks:
             if self.lookup(block.pc, flags) is not None and block.pc != pc:
                 continue
-            block.name = self._unique_name(block)
+            block.name = self._unique(block.name)
             if self.log.enabled("op"):
                 self.log.write(f"OP:\n{block}")
             if flushed:  # (constant pools went with the arena)
@@ -590,7 +587,7 @@ class TbCache:
     def _translate_and_compile(self, pc: int, flags: int) -> list[TranslationBlock]:
         blocks = self._translate_ahead(pc, flags)
         for block in blocks:
-            block.name = self._unique_name(block)
+            block.name = self._unique(block.name)
             if self.log.enabled("op"):
                 self.log.write(f"OP:\n{block}")
         metas = tuple(self._meta(b) for b in blocks)

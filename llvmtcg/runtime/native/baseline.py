@@ -507,11 +507,6 @@ _PURE_ACC_OPS = frozenset(name for name in _ACC_OPS
 _OVERWRITE_WINDOW = 6
 
 
-def acc_takes(ops: list[Op]) -> list[int | None]:
-    """For each op, the input its stencil takes from %acc (see :func:`acc_plan`)."""
-    return acc_plan(ops)[0]
-
-
 def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
     """For each op, the input its stencil takes from %acc (the register the previous
     stencil left its i64 result in), or None: the first input that is the temp %acc
