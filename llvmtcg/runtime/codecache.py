@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llvmtcg.runtime.cachefile import replace_file
 from llvmtcg.runtime.jit import code_identity
 
 MAGIC = b"LLVMTCG1"
@@ -400,15 +401,7 @@ class CodeCache:
         """Write an entry; its size in bytes, 0 if it could not be written."""
         meta = json.dumps(meta_data).encode()
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
-
-            fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(body + hashlib.sha256(body).digest())
-            os.replace(tmp, self.dir / name)
-        except OSError:
+        if not replace_file(self.dir / name, (body,), checksum=True):
             return 0
         return len(body) + 32
 

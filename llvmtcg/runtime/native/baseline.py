@@ -35,7 +35,6 @@ import hashlib
 import json
 import marshal
 import operator
-import os
 import struct
 import sys
 import threading
@@ -66,6 +65,7 @@ from llvmtcg.ir.lower.stencil_function import (
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
 from llvmtcg.ir.ops import OPS, ExitReason, OpFlag
 from llvmtcg.ir.types import I64, V128, Temp, TempKind
+from llvmtcg.runtime.cachefile import replace_file
 from llvmtcg.runtime.cpu_state import SCRATCH_SLOTS
 from llvmtcg.runtime.native import elfobj
 from llvmtcg.runtime.native.arena import ArenaFull, CodeArena
@@ -369,8 +369,7 @@ class BaselineLibrary:
         with self.lock:
             codes = dict(self.emitter_code)
             body = marshal.dumps(codes)
-            self._replace(self.path.with_name(EMITTERS_FILE),
-                          body + hashlib.sha256(body).digest())
+            replace_file(self.path.with_name(EMITTERS_FILE), (body,), checksum=True)
             self._emitters_stored = len(codes)
 
     def _read_emitters(self) -> None:
@@ -387,21 +386,6 @@ class BaselineLibrary:
             self.emitter_code.update(codes)
             self._emitters_stored = len(self.emitter_code)
 
-    @staticmethod
-    def _replace(path: Path, data: bytes) -> None:
-        """Write ``data`` to ``path`` atomically (a temporary file renamed over it);
-        nothing on an OSError (the cache directory is a cache)."""
-        import tempfile  # noqa: PLC0415 - only writers need it
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except OSError:
-            pass
-
     # -- persistence ---------------------------------------------------------------------
     def _write(self) -> None:
         stencils = list(self.stencils.values())
@@ -415,7 +399,7 @@ class BaselineLibrary:
                                         for h in s.holes]} for s in stencils]}
         encoded = json.dumps(meta, separators=(",", ":")).encode()
         body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
-        self._replace(self.path, body + hashlib.sha256(body).digest())
+        replace_file(self.path, (body,), checksum=True)
 
     def _read(self) -> None:
         try:

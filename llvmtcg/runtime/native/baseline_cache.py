@@ -53,6 +53,7 @@ from typing import Protocol
 
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.types import TempKind
+from llvmtcg.runtime.cachefile import replace_file
 from llvmtcg.runtime.native.baseline import BaselineCodegen, EmittedBlock
 
 __all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "program_key", "wide_values"]
@@ -478,25 +479,9 @@ class BaselineBlockCache:
         meta = json.dumps({"layout": self.codegen.layout_key(), "fixed": fixed,
                            "names": list(names), "blocks": stored},
                           separators=(",", ":")).encode()
-        digest = hashlib.sha256()
         # (written piece by piece: a boot's file is tens of MB, not copied again whole)
         parts = (_HEADER.pack(MAGIC, FORMAT_VERSION, len(meta)), meta, table, *records)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            import tempfile  # noqa: PLC0415 - writers only (importing it costs ~10 ms)
-
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    for part in parts:
-                        digest.update(part)
-                        f.write(part)
-                    f.write(digest.digest())
-                os.replace(tmp, self.path)
-            except OSError:
-                os.unlink(tmp)
-                raise
-        except OSError:
+        if not replace_file(self.path, parts, checksum=True):
             return
         self.stats["stored"] = stored
         self.stats["saves"] += 1

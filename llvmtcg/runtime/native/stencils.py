@@ -43,13 +43,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import os
 import struct
 import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llvmtcg.runtime.cachefile import replace_file
 from llvmtcg.runtime.native import elfobj
 
 FORMAT_VERSION = 1
@@ -516,19 +516,9 @@ def save_library(library: StencilLibrary, path: Path, fingerprint: str) -> bool:
             "holes": [[h.offset, h.operand, h.kind.value, h.addend] for h in s.holes],
         } for s in stencils],
     }
-    import tempfile  # (only a build writes the file; keep it off the start-up path)
-
     encoded = json.dumps(meta, separators=(",", ":")).encode()
-    body = _HEADER.pack(_MAGIC, len(encoded)) + encoded + b"".join(s.code for s in stencils)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(body + hashlib.sha256(body).digest())
-        os.replace(tmp, path)
-    except OSError:
-        return False
-    return True
+    return replace_file(path, (_HEADER.pack(_MAGIC, len(encoded)), encoded,
+                               *(s.code for s in stencils)), checksum=True)
 
 
 def read_library(path: Path, fingerprint: str, digest: str) -> StencilLibrary | None:
