@@ -43,7 +43,7 @@ from llvmtcg.runtime.native.baseline import (
     EmittedBlock,
     Unsupported,
 )
-from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache, CachedBlock, wide_values
+from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache, wide_values
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -645,42 +645,35 @@ class TbCache:
 
     def _load_baseline(self, pc: int, flags: int) -> list[TranslationBlock] | None:
         """The stored baseline block at pc whose guest bytes are unchanged, and the
-        stored ones its direct exits reach (bounded), placed and installed without the
-        frontend or emission; None if pc's is not stored."""
+        stored ones placed with it (its page's, the first time, and those its direct
+        exits reach: BaselineBlockCache.select), placed in one piece and installed
+        without the frontend or emission; None if pc's is not stored."""
         cache = self.baseline_cache
-        fetch = self._fetch_for(flags)
-        first = cache.find(pc, flags, fetch)
-        if first is None:
+        numbers = cache.select(pc, flags, self._fetch_for(flags),
+                               lambda dest: self.lookup(dest, flags) is not None,
+                               MAX_STORED_AHEAD)
+        if not numbers:
             return None
-        tbs: list[TranslationBlock] = []
-        queue: list[CachedBlock] = [first]
-        seen = {pc}
-        while queue and len(tbs) < MAX_STORED_AHEAD:
-            stored = queue.pop(0)
-            try:
-                emitted = cache.place(stored)
-            except ArenaFull:
-                if tbs or self.in_native:
-                    break  # (pc's block is placed, or emission copes: see there)
-                self.flush_arena()
-                emitted = cache.place(stored)
-            if emitted is None:
-                if not tbs:
-                    return None
-                continue
-            name = self._unique(f"tb_{stored.pc:x}")
-            if self.jit.perf_map:
+        try:
+            placed = cache.place(numbers)
+        except ArenaFull:
+            if self.in_native:
+                return None  # (emission copes: see there)
+            self.flush_arena()
+            placed = cache.place(numbers[:1])  # (the others' own misses place them)
+        if not placed or placed[0].pc != pc:
+            return None
+        tbs = []
+        perf_map = self.jit.perf_map
+        install = self._install_emitted
+        for block in placed:
+            emitted = block.emitted
+            name = self._unique(f"tb_{block.pc:x}")
+            if perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, name)
-            tbs.append(self._install_emitted(
-                stored.pc, name, list(stored.ranges), dict(stored.targets),
-                stored.n_insns, stored.return_pc, emitted, flags))
-            for _, dest in stored.targets:
-                if dest not in seen and self.lookup(dest, flags) is None:
-                    seen.add(dest)
-                    found = cache.find(dest, flags, fetch)
-                    if found is not None:
-                        queue.append(found)
-        return tbs or None
+            tbs.append(install(block.pc, name, block.ranges, emitted.exits, block.n_insns,
+                               block.return_pc, emitted, flags))
+        return tbs
 
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
                           ) -> TranslationBlock:

@@ -46,17 +46,21 @@ import hashlib
 import json
 import os
 import struct
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
+from llvmtcg.ir.lower import INDIRECT_TARGETS
 from llvmtcg.ir.types import TempKind
 from llvmtcg.runtime.cachefile import replace_file
-from llvmtcg.runtime.native.baseline import BaselineCodegen, EmittedBlock
+from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen, EmittedBlock
 
-__all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "program_key", "wide_values"]
+__all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "PlacedBlock", "program_key",
+           "wide_values"]
 
 MAGIC = b"LLVMTCGK"
 FORMAT_VERSION = 2
@@ -143,32 +147,17 @@ class CachedBlock:
             *(_TARGET.pack(*t) for t in self.targets),
             self.guest, self.code))
 
-    @classmethod
-    def from_record(cls, pc: int, flags: int, record: memoryview, names: list[str]
-                    ) -> CachedBlock:
-        """Raises ValueError, IndexError or struct.error when the record is malformed."""
-        (n_insns, return_pc, bits, n_ranges, guest_size, code_size, n_relocations,
-         n_jumps, n_targets) = _RECORD.unpack_from(record)
-        # (offsets computed inline and each table unpacked by one iter_unpack: this runs
-        # once per block placed, thousands of times in a warm start)
-        start = _RECORD.size
-        end = start + _RANGE.size * n_ranges
-        ranges = tuple(_RANGE.iter_unpack(record[start:end]))
-        start, end = end, end + _RELOCATION.size * n_relocations
-        relocations = tuple([(offset, names[i]) for offset, i
-                             in _RELOCATION.iter_unpack(record[start:end])])
-        start, end = end, end + _JUMP.size * n_jumps
-        jumps = tuple(_JUMP.iter_unpack(record[start:end]))
-        start, end = end, end + _TARGET.size * n_targets
-        targets = tuple(_TARGET.iter_unpack(record[start:end]))
-        guest_end = end + guest_size
-        if guest_end + code_size != len(record):
-            raise ValueError("record size")
-        guest = record[end:guest_end]
-        code = record[guest_end:]
-        # (slices of the file read, not copies: a boot's file is tens of MB)
-        return cls(pc, flags, ranges, guest, code, relocations, jumps, targets, n_insns,
-                   return_pc if bits & 1 else None, bool(bits & 2))
+
+@dataclass(slots=True)
+class PlacedBlock:
+    """A stored block copied into the arena (:meth:`BaselineBlockCache.place`): what
+    installing it needs. ``emitted.exits`` holds its direct exits (slot n -> pc)."""
+
+    pc: int
+    ranges: list[tuple[int, int]]
+    n_insns: int
+    return_pc: int | None
+    emitted: EmittedBlock
 
 
 class BaselineBlockCache:
@@ -187,21 +176,31 @@ class BaselineBlockCache:
         self.path = Path(directory) / fingerprint / f"{FILE_PREFIX}{program}"
         self.codegen = codegen
         self.max_bytes = max_bytes
-        # file_blocks: blocks in the file read; hits: installed from it; stale: a block
-        # recorded at the pc whose guest bytes differ now; stored: blocks written;
-        # skipped: emitted blocks not stored (ambiguous relocation, unreadable code);
-        # unrun: emitted ahead of time and never entered (with HOT counters: not stored)
+        # file_blocks: blocks in the file read; hits: placed from it; stale: a block
+        # recorded at a pc looked up whose guest bytes differ now; stored: blocks
+        # written; skipped: emitted blocks not stored (ambiguous relocation, unreadable
+        # code); unrun: emitted ahead of time and never entered (with HOT counters: not
+        # stored); groups: guest pages whose stored blocks were placed together
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
-                      "skipped": 0, "unrun": 0, "saves": 0, "load_seconds": 0.0}
-        # The file read: its block table and records (None: not read yet), value
-        # names, blocks decoded so far (None: malformed) and block numbers and flags by pc.
+                      "skipped": 0, "unrun": 0, "saves": 0, "groups": 0,
+                      "load_seconds": 0.0}
+        # The file read (None: not read yet): its block table and records, and indexes
+        # over the table made once — block numbers by pc (the first, then a chain
+        # through _next, for the few pcs with several versions) and by (guest page,
+        # flags). No Python object per block: tens of thousands of them, long lived,
+        # made the collector's full passes a fifth of a warm boot's CPU time.
         self._table: memoryview | None = None
-        self._records: memoryview | None = None
+        self._records: memoryview = memoryview(b"")
+        self._count = 0
+        self._first: dict[int, int] = {}
+        self._next = array("i")
+        self._groups: dict[tuple[int, int], list[int]] = {}
         self._names: list[str] = []
-        self._blocks: dict[int, CachedBlock | None] = {}
-        self._by_pc: dict[int, list[tuple[int, int]]] = {}  # pc -> [(number, flags)]
-        # (pc, flags, guest bytes) of the stored blocks this run used
-        self._used: set[tuple[int, int, bytes]] = set()
+        # Per value name index: this process's value (resolved when first needed: an
+        # import cell may compile a memory accessor), None (no meaning here),
+        # _UNRESOLVED, or a negative _LOCAL_CODES code for a block's own data.
+        self._resolved: list[int | None | object] = []
+        self._used = bytearray()  # per block number: placed this run
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
         self._values: dict[str, int | None] = {}  # value name -> this process's value
         self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
@@ -215,8 +214,7 @@ class BaselineBlockCache:
         import time  # noqa: PLC0415
 
         start = time.perf_counter()
-        self._table, self._records, self._names = memoryview(b""), memoryview(b""), []
-        self._blocks, self._by_pc = {}, {}
+        self._set_empty()
         try:
             with open(self.path, "rb") as f:
                 data = f.read()
@@ -235,10 +233,14 @@ class BaselineBlockCache:
             self._parse(data)
         except (ValueError, KeyError, TypeError, IndexError, struct.error):
             self.stats["corrupt"] += 1
-            self._table, self._records, self._names = memoryview(b""), memoryview(b""), []
-            self._by_pc = {}
-        self.stats["file_blocks"] = len(self._table) // _ENTRY.size
+            self._set_empty()
+        self.stats["file_blocks"] = self._count
         self.stats["load_seconds"] += time.perf_counter() - start
+
+    def _set_empty(self) -> None:
+        self._table, self._records, self._count = memoryview(b""), memoryview(b""), 0
+        self._first, self._next, self._groups = {}, array("i"), {}
+        self._names, self._resolved, self._used = [], [], bytearray()
 
     def _forget_file(self) -> None:
         self._table = None
@@ -258,59 +260,142 @@ class BaselineBlockCache:
             if self._value(name) != value:
                 return
         table_start = _HEADER.size + meta_size
-        records_start = table_start + _ENTRY.size * meta["blocks"]
+        count = meta["blocks"]
+        records_start = table_start + _ENTRY.size * count
         if records_start > len(body):
             raise ValueError("block table truncated")
         table = body[table_start:records_start]
-        by_pc: dict[int, list[tuple[int, int]]] = {}
+        first: dict[int, int] = {}
+        chain = array("i", bytes(4 * count))
+        groups: dict[tuple[int, int], list[int]] = {}
+        mask = _PAGE_MASK
         for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(table)):
-            by_pc.setdefault(pc, []).append((i, flags))
-        self._table, self._records = table, body[records_start:]
-        self._names, self._by_pc = list(meta["names"]), by_pc
+            chain[i] = first.get(pc, -1)
+            first[pc] = i
+            key = (pc & mask, flags)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [i]
+            else:
+                group.append(i)
+        names = list(meta["names"])
+        self._table, self._records, self._count = table, body[records_start:], count
+        self._first, self._next, self._groups = first, chain, groups
+        self._names = names
+        self._resolved = [_LOCAL_CODES.get(name, _UNRESOLVED) for name in names]
+        self._used = bytearray(count)
 
-    def _block(self, i: int) -> CachedBlock | None:
-        """The file's block i (decoded on first use; None if malformed)."""
-        if i in self._blocks:
-            return self._blocks[i]
-        pc, flags, offset, size = _ENTRY.unpack_from(self._table, i * _ENTRY.size)
-        block = None
-        if offset + size <= len(self._records):
-            try:
-                block = CachedBlock.from_record(pc, flags,
-                                                self._records[offset:offset + size],
-                                                self._names)
-            except (ValueError, IndexError, struct.error):
-                pass
-        if block is None:
-            self.stats["corrupt"] += 1
-        self._blocks[i] = block
-        return block
+    def _layout(self, i: int) -> tuple[int, ...] | None:
+        """Block i's record as (pc, flags, record offset, n_insns, return pc, bits,
+        range count, relocation count, jump count, target count, where its tables,
+        guest bytes and code start, code size), all offsets into the records; None
+        if malformed."""
+        try:
+            pc, flags, offset, size = _ENTRY.unpack_from(self._table, i * _ENTRY.size)
+            (n_insns, return_pc, bits, n_ranges, guest_size, code_size, n_relocations,
+             n_jumps, n_targets) = _RECORD.unpack_from(self._records, offset)
+        except struct.error:
+            return None
+        tables = offset + _RECORD.size
+        guest = tables + _RANGE.size * n_ranges + _RELOCATION.size * n_relocations \
+            + _JUMP.size * n_jumps + _TARGET.size * n_targets
+        code = guest + guest_size
+        if code + code_size != offset + size or offset + size > len(self._records) \
+                or n_ranges == 0:
+            return None
+        return (pc, flags, offset, n_insns, return_pc, bits, n_ranges, n_relocations,
+                n_jumps, n_targets, tables, guest, code, code_size)
 
-    def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
-             ) -> CachedBlock | None:
-        """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
-        returns now (``fetch`` may raise: unmapped code does not match)."""
-        self._read()
-        for i, stored_flags in self._by_pc.get(pc, ()):
-            if stored_flags != flags:
-                continue  # (other flags: not decoded)
-            block = self._block(i)
-            if block is None:
-                continue
-            try:
-                if len(block.ranges) == 1:
-                    ((start, end),) = block.ranges
-                    current = fetch(start, end - start)
+    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes],
+                 page: int = -1, page_bytes: bytes = b"") -> bool:
+        """Whether the guest bytes of the block laid out so are there now (in
+        ``page_bytes``, the guest page at ``page``, when they are all on it)."""
+        records = self._records
+        tables, guest, code = layout[10], layout[11], layout[12]
+        start, end = _RANGE.unpack_from(records, tables)
+        try:
+            if layout[6] == 1:
+                if page <= start and end <= page + _PAGE_SIZE:
+                    current = page_bytes[start - page:end - page]
                 else:
-                    current = b"".join(fetch(s, e - s) for s, e in block.ranges)
-            except Exception:  # noqa: BLE001 - the guest code is not there (any more)
-                continue
-            if current != block.guest:
+                    current = fetch(start, end - start)
+            else:
+                current = b"".join(fetch(s, e - s) for s, e in
+                                   _RANGE.iter_unpack(records[tables:tables + _RANGE.size
+                                                              * layout[6]]))
+        except Exception:  # noqa: BLE001 - the guest code is not there (any more)
+            return False
+        return current == records[guest:code]
+
+    def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]) -> int | None:
+        """The number of the stored block at pc for ``flags`` whose guest bytes are
+        what ``fetch`` returns now (``fetch`` may raise: unmapped code does not
+        match); None if there is none."""
+        self._read()
+        i = self._first.get(pc, -1)
+        chain = self._next
+        while i >= 0:
+            layout = self._layout(i)
+            if layout is None:
+                self.stats["corrupt"] += 1
+            elif layout[1] == flags:
+                if self._matches(layout, fetch):
+                    return i
                 self.stats["stale"] += 1
-                continue
-            self._used.add((block.pc, block.flags, block.guest))
-            return block
+            i = chain[i]
         return None
+
+    def select(self, pc: int, flags: int, fetch: Callable[[int, int], bytes],
+               installed: Callable[[int], bool], ahead: int) -> list[int]:
+        """The stored blocks a translation miss at pc places, pc's first (none if pc's
+        is not stored): the first miss on a guest page (under ``flags``) takes every
+        stored block of that page whose bytes are unchanged (they ran together before;
+        the page's bytes are fetched once); then, up to ``ahead`` more, the stored
+        blocks the direct exits reach, breadth first. Blocks at pcs that are
+        ``installed`` already are left out."""
+        first = self.find(pc, flags, fetch)
+        if first is None:
+            return []
+        chosen = [first]
+        seen = {pc}
+        key = (pc & _PAGE_MASK, flags)
+        group = self._groups.pop(key, None)  # (each page's group once a process)
+        if group is not None and len(group) > 1:
+            self.stats["groups"] += 1
+            page = key[0]
+            try:
+                page_bytes = fetch(page, _PAGE_SIZE)
+            except Exception:  # noqa: BLE001 - part of the page is not code: per block
+                page = -1
+                page_bytes = b""
+            layout_of, matches = self._layout, self._matches
+            for i in group:
+                layout = layout_of(i)
+                if layout is None or layout[1] != flags:
+                    continue
+                block_pc = layout[0]
+                if block_pc in seen or installed(block_pc):
+                    continue
+                if matches(layout, fetch, page, page_bytes):
+                    seen.add(block_pc)
+                    chosen.append(i)
+        limit = len(chosen) + ahead
+        records = self._records
+        queue = 0
+        while queue < len(chosen) and len(chosen) < limit:
+            layout = self._layout(chosen[queue])
+            queue += 1
+            start = layout[10] + _RANGE.size * layout[6] + _RELOCATION.size * layout[7] \
+                + _JUMP.size * layout[8]
+            for _, dest in _TARGET.iter_unpack(records[start:start
+                                                       + _TARGET.size * layout[9]]):
+                if dest not in seen:
+                    seen.add(dest)
+                    if not installed(dest):
+                        found = self.find(dest, flags, fetch)
+                        if found is not None:
+                            chosen.append(found)
+        return chosen
 
     def _changed(self) -> bool:
         """Whether the file is not the one read (written by someone else since)."""
@@ -325,39 +410,130 @@ class BaselineBlockCache:
             self._values[name] = self.codegen.process_value(name)
         return self._values[name]
 
-    def place(self, block: CachedBlock) -> EmittedBlock | None:
-        """Copy ``block`` into the arena with this process's values written in: what
-        emitting it would have given. None if a value it needs has no meaning here.
+    def _resolve(self, index: int) -> int | None:
+        value = self._resolved[index] = self._value(self._names[index])
+        return value
+
+    def place(self, numbers: list[int]) -> list[PlacedBlock]:
+        """Copy the stored blocks ``numbers`` (of :meth:`select`) into the arena with
+        this process's values written in, all in one piece of code and one of data:
+        what emitting them would have given. A block a value of which has no meaning
+        here is left out (all of them, if the first one).
 
         Raises:
-            ArenaFull: no room (as for emission).
+            ArenaFull: no room (nothing was allocated).
         """
-        slots, counter, targets = self.codegen.block_data([n for n, _ in block.jumps],
-                                                          block.indirect)
-        # (the slots' addresses in slot order: "block.slot<i>" is the i-th)
-        local = (*slots.values(), counter, targets)
-        code = bytearray(block.code)
+        records = self._records
+        resolved = self._resolved
+        hot = self.codegen.hot_threshold
         pack = _Q.pack_into
-        known = self._values
-        for offset, name in block.relocations:
-            value = known.get(name)
-            if value is None:
-                index = _LOCAL_INDEX.get(name)
-                if index is not None:
-                    if index >= len(slots):
-                        return None  # (a slot the block does not have: malformed)
-                    value = local[index]
-                else:
-                    value = self._value(name)
+        layouts = []
+        local: list[tuple[int, int, int]] = []  # (block, offset in code, local index)
+        code = bytearray()
+        code_size = data_size = 0
+        for i in numbers:
+            layout = self._layout(i)
+            if layout is None:
+                self.stats["corrupt"] += 1
+                if not layouts:
+                    return []
+                continue
+            (_, _, _, _, _, bits, n_ranges, n_relocations, n_jumps, _, tables, guest,
+             start, size) = layout
+            at = (code_size + 15) & ~15  # (entries 16-aligned, as alloc_code's)
+            code += bytes(at - code_size)
+            code += records[start:start + size]
+            n_local = len(local)
+            relocations = tables + _RANGE.size * n_ranges
+            ok = True
+            try:
+                for offset, index in _RELOCATION.iter_unpack(
+                        records[relocations:relocations + _RELOCATION.size * n_relocations]):
+                    value = resolved[index]
+                    if value is _UNRESOLVED:
+                        value = self._resolve(index)
                     if value is None:
-                        return None  # (its data stays allocated: a few bytes, once)
-            pack(code, offset, value)
-        entry = self.codegen.place(code)
-        for n, offset in block.jumps:
-            if offset >= 0:
-                _U64.from_address(slots[n] + 8).value = entry + offset
-        self.stats["hits"] += 1
-        return EmittedBlock(entry, len(code), slots, counter, targets)
+                        ok = False  # (a value with no meaning here)
+                        break
+                    if value >= 0:
+                        pack(code, at + offset, value)
+                    elif value >= _TARGETS_CODE:  # (a slot, the counter or the profile)
+                        k = ~value
+                        if k < 64 and k >= n_jumps:
+                            ok = False  # (a slot the block does not have: malformed)
+                            break
+                        # (its place in the block's [slots..., counter, profile])
+                        local.append((len(layouts), at + offset, k if k < 64 else k - 66))
+                    else:
+                        ok = False
+                        break
+            except IndexError:  # (a value name the file does not have: malformed)
+                ok = False
+            if not ok:
+                del code[code_size:]
+                del local[n_local:]
+                if not layouts:
+                    return []
+                continue
+            # Its data as block_data lays it out: exit slots (16 bytes each: the slot,
+            # then where its direct jump's rel32 is), the HOT counter, the profile.
+            data = 16 * n_jumps + (8 if hot else 0) \
+                + (8 * INDIRECT_TARGETS if hot and bits & 2 else 0)
+            layouts.append((layout, at, data_size))
+            code_size = at + size
+            data_size += data
+        if not layouts:
+            return []
+        arena = self.codegen.arena
+        code_base = arena.alloc_code(code_size, 16)
+        try:
+            data_base = arena.alloc_data(data_size, 8) if data_size else 0
+        except ArenaFull:
+            arena.free_code(code_base, code_size)
+            raise
+        data = bytearray(data_size)
+        placed = []
+        block_locals: list[list[int]] = []
+        for layout, at, data_at in layouts:
+            (pc, _, _, n_insns, return_pc, bits, n_ranges, n_relocations, n_jumps,
+             n_targets, tables, _, _, size) = layout
+            entry = code_base + at
+            address = data_base + data_at
+            jumps = tables + _RANGE.size * n_ranges + _RELOCATION.size * n_relocations
+            slots = {}
+            values = []
+            for k, (n, offset) in enumerate(_JUMP.iter_unpack(
+                    records[jumps:jumps + _JUMP.size * n_jumps])):
+                slot = slots[n] = address + 16 * k
+                values.append(slot)
+                if offset >= 0:
+                    _Q.pack_into(data, data_at + 16 * k + 8, entry + offset)
+            counter = targets = 0
+            if hot:
+                counter = address + 16 * n_jumps
+                _I32.pack_into(data, data_at + 16 * n_jumps, hot)
+                if bits & 2:
+                    targets = counter + 8
+                    at_targets = data_at + 16 * n_jumps + 8
+                    data[at_targets:at_targets + 8 * INDIRECT_TARGETS] = _NO_TARGETS
+            values += (counter, targets)
+            block_locals.append(values)
+            start = jumps + _JUMP.size * n_jumps
+            exits = dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))
+            ranges = list(_RANGE.iter_unpack(records[tables:tables + _RANGE.size * n_ranges]))
+            placed.append(PlacedBlock(pc, ranges, n_insns, return_pc if bits & 1 else None,
+                                      EmittedBlock(entry, size, slots, counter, targets,
+                                                   exits)))
+        for block, offset, position in local:
+            pack(code, offset, block_locals[block][position])
+        arena.write(code_base, code)
+        if data_size:
+            arena.write(data_base, data)
+        used = self._used
+        for i in numbers:
+            used[i] = 1
+        self.stats["hits"] += len(placed)
+        return placed
 
     # -- writing -------------------------------------------------------------------------
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
@@ -392,17 +568,25 @@ class BaselineBlockCache:
             if collecting:
                 gc.enable()
 
+    def _key(self, i: int) -> tuple[int, int, bytes] | None:
+        """Block i's (pc, flags, guest bytes); None if malformed."""
+        layout = self._layout(i)
+        if layout is None:
+            return None
+        return layout[0], layout[1], bytes(self._records[layout[11]:layout[12]])
+
     def _save(self, emitted: list[tuple[InstalledBlock, int, frozenset[int]]],
               read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
         if self._table is not None and self._changed():
-            self._forget_file()  # another process (or hart) saved since: merge with that
+            # Another process (or hart) saved since: merge with that (what this run
+            # used, found by key: the block numbers are the old file's).
+            used = {self._key(i) for i, u in enumerate(self._used) if u}
+            self._forget_file()
+            self._read()
+            for i in range(self._count):
+                if self._key(i) in used:
+                    self._used[i] = 1
         self._read()
-        count = len(self._table) // _ENTRY.size
-        stored = [b for b in map(self._block, range(count)) if b is not None]
-        used = self._used
-        # (blocks used this run first: they are kept when the file is full)
-        old = [b for b in stored if (b.pc, b.flags, b.guest) in used] + \
-            [b for b in stored if (b.pc, b.flags, b.guest) not in used]
         values = self.codegen.process_values()
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
@@ -422,11 +606,18 @@ class BaselineBlockCache:
                 continue
             new.append(block)
         # A stored block of the same (pc, flags, guest bytes) as a new one is replaced.
-        seen = {(b.pc, b.flags, b.guest) for b in new}
-        if not seen - {(b.pc, b.flags, b.guest) for b in old}:
+        seen = {(b.pc, b.flags, bytes(b.guest)) for b in new}
+        pcs = {(pc, flags) for pc, flags, _ in seen}
+        replaced = set()
+        for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(self._table)):
+            if (pc, flags) in pcs:
+                key = self._key(i)
+                if key in seen:
+                    replaced.add(i)
+                    seen.discard(key)
+        if not seen:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
-        kept = [b for b in old if (b.pc, b.flags, b.guest) not in seen]
-        self._write(new + kept, fixed)
+        self._write(new, replaced, fixed)
         return self.stats["stored"]
 
     def _capture(self, tb: InstalledBlock, size: int, constants: frozenset[int],
@@ -463,19 +654,51 @@ class BaselineBlockCache:
                            tuple(sorted(tb.direct_targets.items())), tb.n_insns,
                            tb.return_pc, bool(tb.target_cell))
 
-    def _write(self, blocks: list[CachedBlock], fixed: list[tuple[str, int]]) -> None:
-        names: dict[str, int] = {}
-        table = bytearray()
-        records = []
-        size = 0
-        for block in blocks:
-            record = block.record(names)
-            if size + len(record) + _ENTRY.size > self.max_bytes:
-                break
-            table += _ENTRY.pack(block.pc, block.flags, size, len(record))
-            records.append(record)
-            size += len(record)
-        stored = len(records)
+    def _write(self, new: list[CachedBlock], replaced: set[int],
+               fixed: list[tuple[str, int]]) -> None:
+        """Write the file: ``new`` blocks and the stored ones but ``replaced``. The
+        stored records are copied as they are (the value names keep their numbers,
+        new ones are added after them): when all of them are kept, the old block table
+        and records go out whole and a save costs what the new blocks cost."""
+        names = {name: i for i, name in enumerate(self._names)}
+        new_records = [block.record(names) for block in new]
+        old_table, old_records = self._table, self._records
+        limit = self.max_bytes
+        size = len(old_table) + len(old_records) \
+            + sum(map(len, new_records)) + _ENTRY.size * len(new_records)
+        whole = not replaced and size <= limit and all(
+            offset + length <= len(old_records)
+            for _, _, offset, length in _ENTRY.iter_unpack(old_table))
+        if whole:
+            table = bytearray(old_table)
+            offset = len(old_records)
+            for block, record in zip(new, new_records, strict=True):
+                table += _ENTRY.pack(block.pc, block.flags, offset, len(record))
+                offset += len(record)
+            records = [old_records, *new_records]
+            stored = self._count + len(new)
+        else:
+            # New blocks first, then the stored ones this run used, then the others,
+            # as long as the file stays within max_bytes.
+            used = self._used
+            candidates = [(b.pc, b.flags, r) for b, r in zip(new, new_records, strict=True)]
+            old = [i for i in range(self._count) if i not in replaced]
+            for i in [i for i in old if used[i]] + [i for i in old if not used[i]]:
+                layout = self._layout(i)
+                if layout is not None:
+                    pc, flags, offset, length = _ENTRY.unpack_from(old_table, i * _ENTRY.size)
+                    candidates.append((pc, flags, old_records[offset:offset + length]))
+            table = bytearray()
+            records = []
+            size = offset = 0
+            for pc, flags, record in candidates:
+                size += len(record) + _ENTRY.size
+                if size > limit:
+                    break
+                table += _ENTRY.pack(pc, flags, offset, len(record))
+                records.append(record)
+                offset += len(record)
+            stored = len(records)
         meta = json.dumps({"layout": self.codegen.layout_key(), "fixed": fixed,
                            "names": list(names), "blocks": stored},
                           separators=(",", ":")).encode()
@@ -507,11 +730,17 @@ def wide_values(block: Block) -> list[int]:
 
 
 _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
-# Where :meth:`BaselineBlockCache.place` finds a local value in (slot addresses in slot
-# order..., counter, targets): negative indexes, so the slots' count does not matter.
-# (A block has at most a few exit slots; more than 64 is not a block the codegen emits.)
-_LOCAL_INDEX = {f"{_LOCAL}counter": -2, f"{_LOCAL}targets": -1,
-                **{f"{_LOCAL}slot{i}": i for i in range(64)}}
+# What :meth:`BaselineBlockCache.place` writes for a local value, as a code in the
+# resolved-values table (process values are never negative): ~k for exit slot k (in
+# slot order), ~64 for the HOT counter, ~65 for the target profile. (A block has at
+# most a few exit slots; more than 64 is not a block the codegen emits.)
+_COUNTER_CODE, _TARGETS_CODE = ~64, ~65
+_LOCAL_CODES = {f"{_LOCAL}counter": _COUNTER_CODE, f"{_LOCAL}targets": _TARGETS_CODE,
+                **{f"{_LOCAL}slot{i}": ~i for i in range(64)}}
+_UNRESOLVED = object()  # (a value name not looked up in this process yet)
+_NO_TARGETS = b"\xff" * (8 * INDIRECT_TARGETS)  # (an empty indirect-target profile)
+_PAGE_SIZE = abi.PAGE_SIZE
+_PAGE_MASK = abi.PAGE_MASK
 
 
 def _find_values(code: bytes | bytearray, table: dict[int, str]
