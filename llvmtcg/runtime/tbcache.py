@@ -43,7 +43,11 @@ from llvmtcg.runtime.native.baseline import (
     EmittedBlock,
     Unsupported,
 )
-from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache, wide_values
+from llvmtcg.runtime.native.baseline_cache import (
+    BaselineBlockCache,
+    PlacedBlock,
+    wide_values,
+)
 from llvmtcg.runtime.softmmu import page_floor
 
 if TYPE_CHECKING:
@@ -663,16 +667,56 @@ class TbCache:
             placed = cache.place(numbers[:1])  # (the others' own misses place them)
         if not placed or placed[0].pc != pc:
             return None
-        tbs = []
+        return self._install_placed(placed, flags)
+
+    def _install_placed(self, placed: list[PlacedBlock], flags: int
+                        ) -> list[TranslationBlock]:
+        """Install stored blocks placed together: what :meth:`_install_emitted` does
+        for each, with what they share found once — in system mode, the physical page
+        of their guest page (one MMU lookup, not two per block) and its code-page tag."""
+        addressing = self.addressing
+        generation = self.baseline.arena.generation
+        hot = self.lowering.hot_threshold
         perf_map = self.jit.perf_map
-        install = self._install_emitted
+        unique = self._unique
+        insert = self._insert
+        mmu_index = addressing.fetch_mmu_index(flags) if addressing is not None else 0
+        phys_pages: dict[int, int] = {}  # guest page -> physical page (system mode)
+        tbs = []
         for block in placed:
+            pc = block.pc
             emitted = block.emitted
-            name = self._unique(f"tb_{block.pc:x}")
+            name = unique(f"tb_{pc:x}")
             if perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, name)
-            tbs.append(install(block.pc, name, block.ranges, emitted.exits, block.n_insns,
-                               block.return_pc, emitted, flags))
+            ranges = block.ranges
+            phys_pc = phys_ranges = None
+            code_page = NO_CODE_PAGE
+            if addressing is not None:
+                page = pc & _PAGE_MASK
+                start, end = ranges[0]
+                if len(ranges) == 1 and page <= start and end <= page + abi.PAGE_SIZE:
+                    phys_page = phys_pages.get(page)
+                    if phys_page is None:
+                        phys_page = phys_pages[page] = addressing.phys_addr(page, flags)
+                    phys_pc = phys_page + (pc - page)
+                    phys_ranges = [(phys_page + (start - page), phys_page + (end - page))]
+                    code_page = phys_page | mmu_index
+                else:  # (its bytes are on two pages)
+                    phys_pc = addressing.phys_addr(pc, flags)
+                    phys_ranges = self._phys_ranges(ranges, flags)
+                    code_page = None
+            code = ArenaCode(emitted.size, generation)
+            code.live_blocks = 1
+            tb = TranslationBlock(pc, name, ranges, code, emitted.entry, emitted.slots,
+                                  emitted.exits, block.n_insns, flags, phys_pc, phys_ranges,
+                                  return_pc=block.return_pc)
+            if emitted.counter:
+                tb.counter = emitted.counter
+                tb.counter_start = hot
+                tb.target_cell = emitted.targets
+            insert(tb, code_page)
+            tbs.append(tb)
         return tbs
 
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
@@ -792,7 +836,9 @@ class TbCache:
         self._accessors.update(names)
         self._accessor_modules.append(module)
 
-    def _insert(self, tb: TranslationBlock) -> None:
+    def _insert(self, tb: TranslationBlock, code_page: int | None = None) -> None:
+        """Make ``tb`` the block at its pc (``code_page``: its native-table tag when
+        known, see :meth:`_code_page`)."""
         old = self.lookup(tb.pc, tb.flags, tb.phys_pc)
         if old is not None:
             self.invalidate(old)
@@ -812,7 +858,8 @@ class TbCache:
         if self.native_lookup:
             region = self.regions.get(tb.pc)
             if region is None or region.flags != tb.flags:
-                self.lookup_table.put(tb.pc, tb.flags, tb.entry, self._code_page(tb))
+                self.lookup_table.put(tb.pc, tb.flags, tb.entry, self._code_page(tb)
+                                      if code_page is None else code_page)
         self.stats["translated"] += 1
         self.stats["insns_translated"] += tb.n_insns
 

@@ -10,6 +10,7 @@ runs llvmtcg-user processes.
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -217,3 +218,73 @@ def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path)
             third.emu_start(base, base + END - CODE)
             assert third.reg_read("a0") == 30
         assert third._cpu.tbs.stats["baseline_blocks"] == 0  # (both placed)
+
+
+# A block reaching another on its page through an indirect jump only (no direct exit
+# leads there): auipc t0, 0; addi t0, t0, 0x40; jr t0 ... CODE+0x40: addi a0, a0, step.
+JUMPER = struct.pack("<3I", 0x00000297, 0x04028293, 0x00028067)
+TARGET = CODE + 0x40
+
+
+def jumper(step: int) -> bytes:
+    return struct.pack("<2I", (step << 20) | 0x00050513, 0x00000013)  # addi; nop
+
+
+def run_jumper(cache: Path, step: int, max_bytes: int | None = None
+               ) -> tuple[int, dict[str, float], dict[str, float]]:
+    """(a0, the block cache's counters, the translation counters) of a run."""
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+                             program="prog")
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, JUMPER)
+        emu.mem_write(TARGET, jumper(step))
+        emu.reg_write("a0", 0)
+        emu.emu_start(CODE, TARGET + 4)
+        tbs = emu._cpu.tbs
+        if max_bytes is not None:
+            tbs.baseline_cache.max_bytes = max_bytes
+        a0 = emu.reg_read("a0")
+    return a0, dict(tbs.baseline_cache.stats), dict(tbs.stats)
+
+
+def test_the_first_miss_on_a_page_places_its_stored_blocks_with_unchanged_bytes(
+        tmp_path: Path) -> None:
+    assert run_jumper(tmp_path, 7)[0] == 7
+    a0, stats, tb = run_jumper(tmp_path, 7)
+    # Both blocks in one load, though only an indirect jump leads to the second.
+    assert a0 == 7 and stats["hits"] == 2 and stats["groups"] == 1
+    assert tb["cache_loads"] == 1 and tb["baseline_blocks"] == 0
+    # The second block's bytes changed: the page's other block is placed, not it.
+    a0, stats, tb = run_jumper(tmp_path, 9)
+    assert a0 == 9 and stats["hits"] == 1 and tb["baseline_blocks"] == 1
+    assert stats["stale"] == 1  # (its own miss found the stored version stale)
+
+
+def test_a_save_keeps_the_stored_records_as_they_were(tmp_path: Path) -> None:
+    run(tmp_path)
+    before = block_file(tmp_path).read_bytes()
+    run_jumper(tmp_path, 7)  # (another page: new blocks added to the file)
+    after = block_file(tmp_path).read_bytes()
+    # The first file's block table and records are in the new one byte for byte.
+    meta_size = struct.unpack_from("<8sII", before)[2]
+    count = json.loads(before[16:16 + meta_size])["blocks"]
+    table_end = 16 + meta_size + struct.calcsize("<QIII") * count
+    assert before[16 + meta_size:table_end] in after
+    assert before[table_end:-32] in after and len(after) > len(before)
+    # Every block of both programs is placed afterwards.
+    assert run(tmp_path)[2]["hits"] >= 2
+    assert run_jumper(tmp_path, 7)[1]["hits"] == 2
+
+
+def test_a_full_file_keeps_the_new_blocks_first(tmp_path: Path) -> None:
+    # What the jumper's two blocks take in a file (its block table and records).
+    run_jumper(tmp_path / "alone", 7)
+    alone = block_file(tmp_path / "alone").read_bytes()
+    room = len(alone) - 16 - struct.unpack_from("<8sII", alone)[2] - 32
+    run(tmp_path)
+    # Room for the jumper's blocks only: the loop's (not used in this run) go.
+    _, stats, _ = run_jumper(tmp_path, 7, max_bytes=room)
+    assert stats["saves"] == 1 and stats["stored"] == 2
+    assert run_jumper(tmp_path, 7)[1]["hits"] == 2
+    assert run(tmp_path)[2]["hits"] == 0
