@@ -64,7 +64,8 @@ class CompiledCode:
 
     pc: int
     name: str
-    ranges: list[tuple[int, int]]
+    # (placed stored blocks have tuples: see BaselineBlockCache.place)
+    ranges: Sequence[tuple[int, int]]
     module: CompiledModule
     entry: int
     slots: dict[int, int]  # exit slot n -> native address of the slot
@@ -74,7 +75,7 @@ class CompiledCode:
     phys_pc: int | None = None  # physical address of pc (None: untracked, user mode)
     # Physical [start, end) ranges of the guest bytes (None: the same as ``ranges``):
     # code pages are tracked physically, so a store through any mapping finds them.
-    phys_ranges: list[tuple[int, int]] | None = None
+    phys_ranges: Sequence[tuple[int, int]] | None = None
     linked: dict[int, CompiledCode] = field(default_factory=dict)  # outgoing links
     # (a list: links into one block are few, and an empty set costs 216 bytes)
     incoming: list[tuple[CompiledCode, int]] = field(default_factory=list)
@@ -401,8 +402,10 @@ class TbCache:
                   and self.addressing is None and not self.breakpoints
                   and self.baseline is None)
         tbs = self._load_cached(pc) if cached else None
+        linked = False  # (stored baseline blocks come linked: _install_placed)
         if tbs is None and self.baseline_cache is not None and not self.breakpoints:
             tbs = self._load_baseline(pc, flags)
+            linked = tbs is not None
         if tbs is None:
             tbs = None
             if self.baseline is not None:
@@ -415,7 +418,7 @@ class TbCache:
         else:
             self.stats["cache_loads"] += 1
             self.stats["cache_load_seconds"] += time.perf_counter() - start
-        for tb in tbs:
+        for tb in () if linked else tbs:
             for n, dest in tb.direct_targets.items():
                 target = self._target(tb, dest)
                 if target is not None:
@@ -685,10 +688,9 @@ class TbCache:
         tbs = []
         for block in placed:
             pc = block.pc
-            emitted = block.emitted
             name = unique(f"tb_{pc:x}")
             if perf_map:
-                self.jit.perf_map_entry(emitted.entry, emitted.size, name)
+                self.jit.perf_map_entry(block.entry, block.size, name)
             ranges = block.ranges
             phys_pc = phys_ranges = None
             code_page = NO_CODE_PAGE
@@ -700,23 +702,37 @@ class TbCache:
                     if phys_page is None:
                         phys_page = phys_pages[page] = addressing.phys_addr(page, flags)
                     phys_pc = phys_page + (pc - page)
-                    phys_ranges = [(phys_page + (start - page), phys_page + (end - page))]
+                    phys_ranges = ((phys_page + (start - page), phys_page + (end - page)),)
                     code_page = phys_page | mmu_index
                 else:  # (its bytes are on two pages)
                     phys_pc = addressing.phys_addr(pc, flags)
                     phys_ranges = self._phys_ranges(ranges, flags)
                     code_page = None
-            code = ArenaCode(emitted.size, generation)
+            code = ArenaCode(block.size, generation)
             code.live_blocks = 1
-            tb = TranslationBlock(pc, name, ranges, code, emitted.entry, emitted.slots,
-                                  emitted.exits, block.n_insns, flags, phys_pc, phys_ranges,
+            tb = TranslationBlock(pc, name, ranges, code, block.entry, block.slots,
+                                  block.exits, block.n_insns, flags, phys_pc, phys_ranges,
                                   return_pc=block.return_pc)
-            if emitted.counter:
-                tb.counter = emitted.counter
+            if block.counter:
+                tb.counter = block.counter
                 tb.counter_start = hot
-                tb.target_cell = emitted.targets
+                tb.target_cell = block.targets
             insert(tb, code_page)
             tbs.append(tb)
+        # Their direct exits linked, as translate_region links others' (the
+        # destinations' physical pages mostly among those just looked up).
+        best, link = self.best, self.link
+        for tb in tbs:
+            for n, dest in tb.direct_targets.items():
+                if addressing is None:
+                    target = best(dest, flags)
+                else:
+                    page = dest & _PAGE_MASK
+                    phys_page = phys_pages.get(page)
+                    target = self._target(tb, dest) if phys_page is None \
+                        else best(dest, flags, phys_page + (dest - page))
+                if target is not None:
+                    link(tb, n, target)
         return tbs
 
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int

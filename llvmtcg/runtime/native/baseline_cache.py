@@ -57,7 +57,7 @@ from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower import INDIRECT_TARGETS
 from llvmtcg.ir.types import TempKind
 from llvmtcg.runtime.cachefile import replace_file
-from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen, EmittedBlock
+from llvmtcg.runtime.native.baseline import ArenaFull, BaselineCodegen
 
 __all__ = ["FILE_PREFIX", "BaselineBlockCache", "CachedBlock", "PlacedBlock", "program_key",
            "wide_values"]
@@ -151,13 +151,19 @@ class CachedBlock:
 @dataclass(slots=True)
 class PlacedBlock:
     """A stored block copied into the arena (:meth:`BaselineBlockCache.place`): what
-    installing it needs. ``emitted.exits`` holds its direct exits (slot n -> pc)."""
+    installing it needs (the fields of an :class:`EmittedBlock`, and ``exits``: its
+    direct exits, slot n -> destination pc)."""
 
     pc: int
-    ranges: list[tuple[int, int]]
+    ranges: tuple[tuple[int, int], ...]
     n_insns: int
     return_pc: int | None
-    emitted: EmittedBlock
+    entry: int  # its code (``size`` bytes)
+    size: int
+    slots: dict[int, int]  # exit slot n -> address of the slot
+    counter: int  # HOT counter, 0: none
+    targets: int  # indirect-target profile, 0: none
+    exits: dict[int, int]
 
 
 class BaselineBlockCache:
@@ -288,8 +294,8 @@ class BaselineBlockCache:
     def _layout(self, i: int) -> tuple[int, ...] | None:
         """Block i's record as (pc, flags, record offset, n_insns, return pc, bits,
         range count, relocation count, jump count, target count, where its tables,
-        guest bytes and code start, code size), all offsets into the records; None
-        if malformed."""
+        guest bytes and code start, code size, i), all offsets into the records; None
+        if malformed. (A tuple: one per block placed, and gone once it is.)"""
         try:
             pc, flags, offset, size = _ENTRY.unpack_from(self._table, i * _ENTRY.size)
             (n_insns, return_pc, bits, n_ranges, guest_size, code_size, n_relocations,
@@ -304,7 +310,7 @@ class BaselineBlockCache:
                 or n_ranges == 0:
             return None
         return (pc, flags, offset, n_insns, return_pc, bits, n_ranges, n_relocations,
-                n_jumps, n_targets, tables, guest, code, code_size)
+                n_jumps, n_targets, tables, guest, code, code_size, i)
 
     def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes],
                  page: int = -1, page_bytes: bytes = b"") -> bool:
@@ -327,10 +333,11 @@ class BaselineBlockCache:
             return False
         return current == records[guest:code]
 
-    def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]) -> int | None:
-        """The number of the stored block at pc for ``flags`` whose guest bytes are
-        what ``fetch`` returns now (``fetch`` may raise: unmapped code does not
-        match); None if there is none."""
+    def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
+             ) -> tuple[int, ...] | None:
+        """The stored block at pc for ``flags`` whose guest bytes are what ``fetch``
+        returns now (``fetch`` may raise: unmapped code does not match), as laid out
+        by :meth:`_layout`; None if there is none."""
         self._read()
         i = self._first.get(pc, -1)
         chain = self._next
@@ -340,13 +347,13 @@ class BaselineBlockCache:
                 self.stats["corrupt"] += 1
             elif layout[1] == flags:
                 if self._matches(layout, fetch):
-                    return i
+                    return layout
                 self.stats["stale"] += 1
             i = chain[i]
         return None
 
     def select(self, pc: int, flags: int, fetch: Callable[[int, int], bytes],
-               installed: Callable[[int], bool], ahead: int) -> list[int]:
+               installed: Callable[[int], bool], ahead: int) -> list[tuple[int, ...]]:
         """The stored blocks a translation miss at pc places, pc's first (none if pc's
         is not stored): the first miss on a guest page (under ``flags``) takes every
         stored block of that page whose bytes are unchanged (they ran together before;
@@ -378,12 +385,12 @@ class BaselineBlockCache:
                     continue
                 if matches(layout, fetch, page, page_bytes):
                     seen.add(block_pc)
-                    chosen.append(i)
+                    chosen.append(layout)
         limit = len(chosen) + ahead
         records = self._records
         queue = 0
         while queue < len(chosen) and len(chosen) < limit:
-            layout = self._layout(chosen[queue])
+            layout = chosen[queue]
             queue += 1
             start = layout[10] + _RANGE.size * layout[6] + _RELOCATION.size * layout[7] \
                 + _JUMP.size * layout[8]
@@ -414,8 +421,8 @@ class BaselineBlockCache:
         value = self._resolved[index] = self._value(self._names[index])
         return value
 
-    def place(self, numbers: list[int]) -> list[PlacedBlock]:
-        """Copy the stored blocks ``numbers`` (of :meth:`select`) into the arena with
+    def place(self, blocks: list[tuple[int, ...]]) -> list[PlacedBlock]:
+        """Copy the stored blocks ``blocks`` (of :meth:`select`) into the arena with
         this process's values written in, all in one piece of code and one of data:
         what emitting them would have given. A block a value of which has no meaning
         here is left out (all of them, if the first one).
@@ -427,62 +434,18 @@ class BaselineBlockCache:
         resolved = self._resolved
         hot = self.codegen.hot_threshold
         pack = _Q.pack_into
-        layouts = []
-        local: list[tuple[int, int, int]] = []  # (block, offset in code, local index)
-        code = bytearray()
+        # Where each block's code and data go in the two chunks: code 16-aligned (as
+        # alloc_code's), data as block_data lays it out — exit slots (16 bytes each:
+        # the slot, then where its direct jump's rel32 is), HOT counter, profile.
         code_size = data_size = 0
-        for i in numbers:
-            layout = self._layout(i)
-            if layout is None:
-                self.stats["corrupt"] += 1
-                if not layouts:
-                    return []
-                continue
-            (_, _, _, _, _, bits, n_ranges, n_relocations, n_jumps, _, tables, guest,
-             start, size) = layout
-            at = (code_size + 15) & ~15  # (entries 16-aligned, as alloc_code's)
-            code += bytes(at - code_size)
-            code += records[start:start + size]
-            n_local = len(local)
-            relocations = tables + _RANGE.size * n_ranges
-            ok = True
-            try:
-                for offset, index in _RELOCATION.iter_unpack(
-                        records[relocations:relocations + _RELOCATION.size * n_relocations]):
-                    value = resolved[index]
-                    if value is _UNRESOLVED:
-                        value = self._resolve(index)
-                    if value is None:
-                        ok = False  # (a value with no meaning here)
-                        break
-                    if value >= 0:
-                        pack(code, at + offset, value)
-                    elif value >= _TARGETS_CODE:  # (a slot, the counter or the profile)
-                        k = ~value
-                        if k < 64 and k >= n_jumps:
-                            ok = False  # (a slot the block does not have: malformed)
-                            break
-                        # (its place in the block's [slots..., counter, profile])
-                        local.append((len(layouts), at + offset, k if k < 64 else k - 66))
-                    else:
-                        ok = False
-                        break
-            except IndexError:  # (a value name the file does not have: malformed)
-                ok = False
-            if not ok:
-                del code[code_size:]
-                del local[n_local:]
-                if not layouts:
-                    return []
-                continue
-            # Its data as block_data lays it out: exit slots (16 bytes each: the slot,
-            # then where its direct jump's rel32 is), the HOT counter, the profile.
-            data = 16 * n_jumps + (8 if hot else 0) \
-                + (8 * INDIRECT_TARGETS if hot and bits & 2 else 0)
-            layouts.append((layout, at, data_size))
-            code_size = at + size
-            data_size += data
-        if not layouts:
+        at = []
+        for layout in blocks:
+            code_at = (code_size + 15) & ~15
+            at.append((code_at, data_size))
+            code_size = code_at + layout[13]
+            data_size += 16 * layout[8] + (8 if hot else 0) \
+                + (8 * INDIRECT_TARGETS if hot and layout[5] & 2 else 0)
+        if not blocks:
             return []
         arena = self.codegen.arena
         code_base = arena.alloc_code(code_size, 16)
@@ -491,47 +454,74 @@ class BaselineBlockCache:
         except ArenaFull:
             arena.free_code(code_base, code_size)
             raise
+        code = bytearray(code_size)
         data = bytearray(data_size)
+        used = self._used
         placed = []
-        block_locals: list[list[int]] = []
-        for layout, at, data_at in layouts:
+        for layout, (code_at, data_at) in zip(blocks, at, strict=True):
             (pc, _, _, n_insns, return_pc, bits, n_ranges, n_relocations, n_jumps,
-             n_targets, tables, _, _, size) = layout
-            entry = code_base + at
+             n_targets, tables, _, start, size, i) = layout
+            entry = code_base + code_at
             address = data_base + data_at
-            jumps = tables + _RANGE.size * n_ranges + _RELOCATION.size * n_relocations
-            slots = {}
-            values = []
-            for k, (n, offset) in enumerate(_JUMP.iter_unpack(
-                    records[jumps:jumps + _JUMP.size * n_jumps])):
-                slot = slots[n] = address + 16 * k
-                values.append(slot)
-                if offset >= 0:
-                    _Q.pack_into(data, data_at + 16 * k + 8, entry + offset)
             counter = targets = 0
             if hot:
                 counter = address + 16 * n_jumps
-                _I32.pack_into(data, data_at + 16 * n_jumps, hot)
                 if bits & 2:
                     targets = counter + 8
-                    at_targets = data_at + 16 * n_jumps + 8
-                    data[at_targets:at_targets + 8 * INDIRECT_TARGETS] = _NO_TARGETS
-            values += (counter, targets)
-            block_locals.append(values)
+            code[code_at:code_at + size] = records[start:start + size]
+            relocations = tables + _RANGE.size * n_ranges
+            jumps = relocations + _RELOCATION.size * n_relocations
+            ok = True
+            try:
+                for offset, index in _RELOCATION.iter_unpack(records[relocations:jumps]):
+                    value = resolved[index]
+                    if value is _UNRESOLVED:
+                        value = self._resolve(index)
+                    if value is None or value < _TARGETS_CODE:
+                        ok = False  # (a value with no meaning here)
+                        break
+                    if value < 0:  # (the block's own data: see _LOCAL_CODES)
+                        k = ~value
+                        if k < 64:
+                            if k >= n_jumps:
+                                ok = False  # (a slot the block does not have: malformed)
+                                break
+                            value = address + 16 * k
+                        else:
+                            value = counter if value == _COUNTER_CODE else targets
+                    pack(code, code_at + offset, value)
+            except IndexError:  # (a value name the file does not have: malformed)
+                ok = False
+            if not ok:
+                code[code_at:code_at + size] = bytes(size)  # (never entered)
+                if not placed:  # (nothing refers to the chunks yet)
+                    arena.free_code(code_base, code_size)
+                    if data_size:
+                        arena.free_data(data_base, data_size)
+                    return []
+                continue
+            used[i] = 1
+            slots = {}
+            k = data_at
+            for n, offset in _JUMP.iter_unpack(records[jumps:jumps + _JUMP.size * n_jumps]):
+                slots[n] = data_base + k
+                if offset >= 0:
+                    pack(data, k + 8, entry + offset)
+                k += 16
+            if hot:
+                _I32.pack_into(data, k, hot)
+                if targets:
+                    data[k + 8:k + 8 + 8 * INDIRECT_TARGETS] = _NO_TARGETS
             start = jumps + _JUMP.size * n_jumps
-            exits = dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))
-            ranges = list(_RANGE.iter_unpack(records[tables:tables + _RANGE.size * n_ranges]))
-            placed.append(PlacedBlock(pc, ranges, n_insns, return_pc if bits & 1 else None,
-                                      EmittedBlock(entry, size, slots, counter, targets,
-                                                   exits)))
-        for block, offset, position in local:
-            pack(code, offset, block_locals[block][position])
+            # (tuples: tuples of ints are untracked by the collector after its first
+            # look, a list would be scanned by every full pass for the block's life)
+            placed.append(PlacedBlock(
+                pc, tuple(_RANGE.iter_unpack(records[tables:relocations])), n_insns,
+                return_pc if bits & 1 else None, entry, size, slots, counter, targets,
+                dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))))
         arena.write(code_base, code)
         if data_size:
             arena.write(data_base, data)
-        used = self._used
-        for i in numbers:
-            used[i] = 1
         self.stats["hits"] += len(placed)
         return placed
 
