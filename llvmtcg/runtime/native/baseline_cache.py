@@ -312,26 +312,23 @@ class BaselineBlockCache:
         return (pc, flags, offset, n_insns, return_pc, bits, n_ranges, n_relocations,
                 n_jumps, n_targets, tables, guest, code, code_size, i)
 
-    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes],
-                 page: int = -1, page_bytes: bytes = b"") -> bool:
-        """Whether the guest bytes of the block laid out so are there now (in
-        ``page_bytes``, the guest page at ``page``, when they are all on it)."""
+    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes]) -> bool:
+        """Whether the guest bytes of the block laid out so are there now. (Fetched
+        per block, as translation fetches them, even when its page's other blocks are
+        compared too: one fetch of the whole page would check the guest's permission
+        at the page's start only, and a PMP entry may split a page.)"""
         records = self._records
-        tables, guest, code = layout[10], layout[11], layout[12]
-        start, end = _RANGE.unpack_from(records, tables)
+        tables, n_ranges = layout[10], layout[6]
         try:
-            if layout[6] == 1:
-                if page <= start and end <= page + _PAGE_SIZE:
-                    current = page_bytes[start - page:end - page]
-                else:
-                    current = fetch(start, end - start)
+            if n_ranges == 1:
+                start, end = _RANGE.unpack_from(records, tables)
+                current = fetch(start, end - start)
             else:
-                current = b"".join(fetch(s, e - s) for s, e in
-                                   _RANGE.iter_unpack(records[tables:tables + _RANGE.size
-                                                              * layout[6]]))
+                current = b"".join(fetch(s, e - s) for s, e in _RANGE.iter_unpack(
+                    records[tables:tables + _RANGE.size * n_ranges]))
         except Exception:  # noqa: BLE001 - the guest code is not there (any more)
             return False
-        return current == records[guest:code]
+        return current == records[layout[11]:layout[12]]
 
     def find(self, pc: int, flags: int, fetch: Callable[[int, int], bytes]
              ) -> tuple[int, ...] | None:
@@ -356,10 +353,9 @@ class BaselineBlockCache:
                installed: Callable[[int], bool], ahead: int) -> list[tuple[int, ...]]:
         """The stored blocks a translation miss at pc places, pc's first (none if pc's
         is not stored): the first miss on a guest page (under ``flags``) takes every
-        stored block of that page whose bytes are unchanged (they ran together before;
-        the page's bytes are fetched once); then, up to ``ahead`` more, the stored
-        blocks the direct exits reach, breadth first. Blocks at pcs that are
-        ``installed`` already are left out."""
+        stored block of that page whose bytes are unchanged (they ran together
+        before); then, up to ``ahead`` more, the stored blocks the direct exits reach,
+        breadth first. Blocks at pcs that are ``installed`` already are left out."""
         first = self.find(pc, flags, fetch)
         if first is None:
             return []
@@ -369,12 +365,6 @@ class BaselineBlockCache:
         group = self._groups.pop(key, None)  # (each page's group once a process)
         if group is not None and len(group) > 1:
             self.stats["groups"] += 1
-            page = key[0]
-            try:
-                page_bytes = fetch(page, _PAGE_SIZE)
-            except Exception:  # noqa: BLE001 - part of the page is not code: per block
-                page = -1
-                page_bytes = b""
             layout_of, matches = self._layout, self._matches
             for i in group:
                 layout = layout_of(i)
@@ -383,7 +373,7 @@ class BaselineBlockCache:
                 block_pc = layout[0]
                 if block_pc in seen or installed(block_pc):
                     continue
-                if matches(layout, fetch, page, page_bytes):
+                if matches(layout, fetch):
                     seen.add(block_pc)
                     chosen.append(layout)
         limit = len(chosen) + ahead
@@ -729,7 +719,6 @@ _LOCAL_CODES = {f"{_LOCAL}counter": _COUNTER_CODE, f"{_LOCAL}targets": _TARGETS_
                 **{f"{_LOCAL}slot{i}": ~i for i in range(64)}}
 _UNRESOLVED = object()  # (a value name not looked up in this process yet)
 _NO_TARGETS = b"\xff" * (8 * INDIRECT_TARGETS)  # (an empty indirect-target profile)
-_PAGE_SIZE = abi.PAGE_SIZE
 _PAGE_MASK = abi.PAGE_MASK
 
 
