@@ -288,3 +288,25 @@ def test_a_full_file_keeps_the_new_blocks_first(tmp_path: Path) -> None:
     assert stats["saves"] == 1 and stats["stored"] == 2
     assert run_jumper(tmp_path, 7)[1]["hits"] == 2
     assert run(tmp_path)[2]["hits"] == 0
+
+
+def test_a_block_needing_a_value_unknown_here_is_emitted_instead(tmp_path: Path) -> None:
+    import hashlib
+
+    run(tmp_path)
+    path = block_file(tmp_path)
+    data = path.read_bytes()
+    meta_size = struct.unpack_from("<8sII", data)[2]
+    meta = json.loads(data[16:16 + meta_size])
+    assert any(not n.startswith("block.") for n in meta["names"])
+    # Every process value renamed to a symbol no process has.
+    meta["names"] = [n if n.startswith("block.") else f"imp.no_such_symbol_{i}@0"
+                     for i, n in enumerate(meta["names"])]
+    encoded = json.dumps(meta, separators=(",", ":")).encode()
+    body = struct.pack("<8sII", MAGIC, FORMAT_VERSION, len(encoded)) + encoded \
+        + data[16 + meta_size:-32]
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    a0, a2, stats = run(tmp_path)
+    assert (a0, a2) == (3000, 0x123456789)
+    assert stats["hits"] == 0 and stats["corrupt"] == 0 and stats["saves"] == 1
+    assert run(tmp_path)[2]["hits"] >= 2  # (the emitted blocks replaced them)

@@ -207,6 +207,7 @@ class BaselineBlockCache:
         # _UNRESOLVED, or a negative _LOCAL_CODES code for a block's own data.
         self._resolved: list[int | None | object] = []
         self._used = bytearray()  # per block number: placed this run
+        self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
         self._values: dict[str, int | None] = {}  # value name -> this process's value
         self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
@@ -247,6 +248,7 @@ class BaselineBlockCache:
         self._table, self._records, self._count = memoryview(b""), memoryview(b""), 0
         self._first, self._next, self._groups = {}, array("i"), {}
         self._names, self._resolved, self._used = [], [], bytearray()
+        self._unplaceable = set()
 
     def _forget_file(self) -> None:
         self._table = None
@@ -404,7 +406,13 @@ class BaselineBlockCache:
 
     def _value(self, name: str) -> int | None:
         if name not in self._values:
-            self._values[name] = self.codegen.process_value(name)
+            try:
+                value = self.codegen.process_value(name)
+            except Exception:  # noqa: BLE001 - a name this process cannot make a value of
+                # (an import no process has: the accessor compiler parses its name and
+                # raises; emitting the block instead shows a real error, if any)
+                value = None
+            self._values[name] = value
         return self._values[name]
 
     def _resolve(self, index: int) -> int | None:
@@ -483,6 +491,7 @@ class BaselineBlockCache:
             except IndexError:  # (a value name the file does not have: malformed)
                 ok = False
             if not ok:
+                self._unplaceable.add(i)  # (a save replaces it with the block emitted)
                 code[code_at:code_at + size] = bytes(size)  # (never entered)
                 if not placed:  # (nothing refers to the chunks yet)
                     arena.free_code(code_base, code_size)
@@ -594,7 +603,8 @@ class BaselineBlockCache:
                 key = self._key(i)
                 if key in seen:
                     replaced.add(i)
-                    seen.discard(key)
+                    if i not in self._unplaceable:
+                        seen.discard(key)  # (the same block: nothing new)
         if not seen:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
         self._write(new, replaced, fixed)
