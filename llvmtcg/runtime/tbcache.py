@@ -699,8 +699,9 @@ class TbCache:
                 start, end = ranges[0]
                 if len(ranges) == 1 and page <= start and end <= page + abi.PAGE_SIZE:
                     phys_page = phys_pages.get(page)
-                    if phys_page is None:
-                        phys_page = phys_pages[page] = addressing.phys_addr(page, flags)
+                    if phys_page is None:  # (looked up at pc: the check is pc's)
+                        phys_page = phys_pages[page] = \
+                            addressing.phys_addr(pc, flags) - (pc - page)
                     phys_pc = phys_page + (pc - page)
                     phys_ranges = ((phys_page + (start - page), phys_page + (end - page)),)
                     code_page = phys_page | mmu_index
@@ -719,16 +720,18 @@ class TbCache:
                 tb.target_cell = block.targets
             insert(tb, code_page)
             tbs.append(tb)
-        # Their direct exits linked, as translate_region links others' (the
-        # destinations' physical pages mostly among those just looked up).
+        # Their direct exits linked, as translate_region links others': to one of
+        # these, at the physical page just looked up (it is fetchable: placed), else
+        # through _target's MMU lookup.
         best, link = self.best, self.link
+        placed_pcs = {tb.pc for tb in tbs}
         for tb in tbs:
             for n, dest in tb.direct_targets.items():
                 if addressing is None:
                     target = best(dest, flags)
                 else:
                     page = dest & _PAGE_MASK
-                    phys_page = phys_pages.get(page)
+                    phys_page = phys_pages.get(page) if dest in placed_pcs else None
                     target = self._target(tb, dest) if phys_page is None \
                         else best(dest, flags, phys_page + (dest - page))
                 if target is not None:
