@@ -393,6 +393,23 @@ class CodeWriteListener(Protocol):
 Translator = Callable[[int, Access, int], tuple[Region, int]]
 
 
+class NativeTlbWalker(Protocol):
+    """A native TLB refill (system mode): see riscv/priv/native_walk.py."""
+
+    @property
+    def valid(self) -> bool: ...
+
+    def publish(self) -> None: ...
+
+    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int) -> bool: ...
+
+    def set_large_pages(self, ranges: list[tuple[int, int]]) -> None: ...
+
+    def block(self, reason: str, blocked: bool) -> None: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
 class Softmmu:
     """One CPU's TLB filling and slow paths.
 
@@ -422,6 +439,26 @@ class Softmmu:
         self.watchpoints: tuple[tuple[int, int, Access | None], ...] = ()
         self.watch_pages: frozenset[int] = frozenset()
         self.watch_suspended = False  # (the debugger steps over the access it stopped)
+        # System mode: the architecture's native page-table walker (e.g.
+        # riscv/priv/native_walk.NativeWalker), which translated code calls on a TLB
+        # miss. Its context is published here, at the first Python fill after a TLB
+        # flush invalidated it; code fetches try it before walking in Python.
+        self.walker: NativeTlbWalker | None = None
+
+    def counters(self) -> dict[str, int]:
+        """The slow-path counts, and the native walker's fills and fallbacks."""
+        out = dict(self.stats)
+        if self.walker is not None:
+            out.update(self.walker.counters())
+        return out
+
+    def _native_fetch_fill(self, vaddr: int, mmu_idx: int, entry: int) -> bool:
+        walker = self.walker
+        if walker is None:
+            return False
+        if not walker.valid:
+            walker.publish()
+        return walker.fill(vaddr, _FETCH, mmu_idx, entry)
 
     def _check_watch(self, addr: int, size: int, access: Access) -> None:
         end = addr + size
@@ -432,6 +469,9 @@ class Softmmu:
     def fill(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """Translate vaddr for access, install its page in the TLB, and return the
         region and the host address of vaddr (0 for MMIO)."""
+        walker = self.walker
+        if walker is not None and not walker.valid:
+            walker.publish()
         region, host_page = self.translate(vaddr, access, mmu_idx)
         page = page_floor(vaddr)
         flags = abi.TLB_MMIO if region.mmio is not None else 0
@@ -560,7 +600,8 @@ class Softmmu:
         (raises GuestFault when vaddr is not executable)."""
         page = vaddr & _PAGE_FLOOR
         entry = self._tlb_entry_address(mmu_idx, vaddr)
-        if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO has a flag)
+        if (_u64_at(entry + _ADDR_CODE).value == page  # executable RAM (MMIO has a flag)
+                or self._native_fetch_fill(vaddr, mmu_idx, entry)):
             return (vaddr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
         region, host = self.fill(vaddr, Access.FETCH, mmu_idx)
         if region.mmio is not None:
@@ -588,7 +629,8 @@ class Softmmu:
         if self._fetch_via_tlb:
             page = addr & _PAGE_FLOOR
             entry = self._tlb_entry_address(mmu_idx, addr)
-            if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO: flag)
+            if (_u64_at(entry + _ADDR_CODE).value == page  # executable RAM (MMIO: flag)
+                    or self._native_fetch_fill(addr, mmu_idx, entry)):
                 return self.mem_base + ((page + _u64_at(entry + _ADDEND).value)
                                         & 0xFFFF_FFFF_FFFF_FFFF)
             region, host = self.fill(addr, _FETCH, mmu_idx)

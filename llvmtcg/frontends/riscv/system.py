@@ -31,7 +31,7 @@ from llvmtcg.frontends.riscv import trans_system
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import REG_CSR0, RISCV_FIELDS, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
-from llvmtcg.frontends.riscv.priv import mmu, trap
+from llvmtcg.frontends.riscv.priv import mmu, native_walk, trap
 from llvmtcg.frontends.riscv.priv.csr import (
     CsrEffect,
     CsrFile,
@@ -255,6 +255,12 @@ class Riscv64SystemArch(Riscv64Arch):
     def attach_memory(self, state: CpuState, memory: GuestMemory,
                       invalidate: Callable[[int, int], int]) -> None:
         hart_of(state).bus = _CodeTrackingBus(memory, invalidate)
+
+    def native_tlb_walker(self, state: CpuState, memory: GuestMemory,
+                          jit: object) -> native_walk.NativeWalker:
+        """The page-table walk in native code that fills TLB misses on plain RAM."""
+        return native_walk.NativeWalker(state, memory, jit,  # type: ignore[arg-type]
+                                        lambda: hart_of(state).csr)
 
     def set_irq(self, state: CpuState, line: int, level: bool) -> None:
         hart_of(state).csr.set_irq_line(IrqCause(line), level)
