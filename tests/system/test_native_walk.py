@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from llvmtcg.frontends.riscv.priv import mmu
 from llvmtcg.frontends.riscv.priv.mmu import (
     PTE_A,
     PTE_D,
@@ -28,7 +29,7 @@ from llvmtcg.frontends.riscv.priv.mmu import (
     PTE_X,
 )
 from llvmtcg.frontends.riscv.priv.pmp import CFG_L, CFG_R, CFG_W, CFG_X
-from llvmtcg.frontends.riscv.priv.state import MmuIdx, SatpMode
+from llvmtcg.frontends.riscv.priv.state import AccessFault, MmuIdx, PageFault, SatpMode
 from llvmtcg.frontends.riscv.system import Riscv64SystemArch, hart_of
 from llvmtcg.runtime.exits import Access, GuestFault
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
@@ -120,9 +121,45 @@ class Machine:
     def _restore(self, saved: bytes) -> None:
         ctypes.memmove(self.memory.base + TABLES, saved, TABLE_SPAN)
 
+    def _python_fill(self, vaddr: int, access: Access, mmu_idx: int) -> GuestFault | None:
+        """Softmmu.fill with the Python walk only (tlb_fill asks the walker first)."""
+        walkers = self.system.arch._walkers
+        kept = dict(walkers)
+        walkers.clear()
+        try:
+            self.cpu.softmmu.fill(vaddr, access, mmu_idx)
+        except GuestFault as exc:
+            return exc
+        finally:
+            walkers.update(kept)
+        return None
+
+    def compare_translate(self, vaddr: int, access: Access, mmu_idx: int) -> bool:
+        """The walker's TRANSLATE_ONLY answer against mmu.translate's."""
+        saved = self._snapshot()
+        self.state.tlb_flush()
+        native = self.walker.translate(vaddr, int(access), mmu_idx)
+        native_memory = self._snapshot()
+        self._restore(saved)
+        try:
+            found = mmu.translate(self.csr.satp, self.csr.pmp, hart_of(self.state).bus,
+                                  vaddr, access, MmuIdx(mmu_idx))
+        except (PageFault, AccessFault):
+            found = None
+        python_memory = self._snapshot()
+        self._restore(saved)
+        if native is not None:
+            assert found is not None and found.cacheable, (hex(vaddr), access, mmu_idx)
+            assert native == (found.paddr, found.perms, found.page_size)
+            assert native_memory == python_memory
+        else:
+            assert native_memory in (saved, python_memory)
+        return native is not None
+
     def compare(self, vaddr: int, access: Access, mmu_idx: int) -> bool:
         """Fill natively and in Python from the same memory; True when the walker
-        filled (and then both agree)."""
+        filled (and then both agree). The translate-only answer is compared too."""
+        translated = self.compare_translate(vaddr, access, mmu_idx)
         saved = self._snapshot()
         state = self.state
         state.tlb_flush()
@@ -134,15 +171,12 @@ class Machine:
         native_memory = self._snapshot()
         self._restore(saved)
         state.tlb_flush()
-        fault = None
-        try:
-            self.cpu.softmmu.fill(vaddr, access, mmu_idx)
-        except GuestFault as exc:
-            fault = exc
+        fault = self._python_fill(vaddr, access, mmu_idx)
         python_entry = state.tlb_entry(mmu_idx, vaddr)
         python_memory = self._snapshot()
         self._restore(saved)
         if native:
+            assert translated  # (a fill is a translation and more)
             assert fault is None, (hex(vaddr), access, mmu_idx, fault)
             assert [hex(v) for v in native_entry] == [hex(v) for v in python_entry], (
                 hex(vaddr), access, mmu_idx)
@@ -226,6 +260,10 @@ def test_code_pages_mmio_rom_and_pmp_go_to_python(machine: Machine) -> None:
     assert not machine.compare(0x12000, Access.WRITE, MmuIdx.S)  # (ROM: stores dropped)
     assert not machine.compare(0x13000, Access.READ, MmuIdx.S)
     assert not machine.compare(0x14000, Access.READ, MmuIdx.S)
+    # The Python fill's walk (TRANSLATE_ONLY) is native for all of them but PMP's.
+    for vaddr in (0x10000, 0x11000, 0x12000, 0x14000):
+        assert machine.compare_translate(vaddr, Access.WRITE, MmuIdx.S)
+    assert not machine.compare_translate(0x13000, Access.READ, MmuIdx.S)
     # A page split by PMP entries is not uniform: Python checks each access.
     machine.set_pmp([(CFG_R | (2 << 3), (DATA + 0x100) >> 2), *OPENSBI_PMP[1:]])
     assert not machine.compare(0x10000, Access.READ, MmuIdx.S)
@@ -248,6 +286,9 @@ def test_superpages_need_a_tracked_range(machine: Machine) -> None:
     machine.map(kernel, RAM + (2 << 20), PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D,
                 level=1)
     assert not machine.compare(kernel + 0x3000, Access.READ, MmuIdx.S)
+    assert machine.compare_translate(kernel + 0x3000, Access.READ, MmuIdx.S)
+    assert machine.walker.translate(kernel + 0x3000, 0, 1) == (RAM + (2 << 20) + 0x3000, 7,
+                                                               2 << 20)
     machine.cpu._add_large_page(kernel, 2 << 20)  # (what the Python fill does)
     assert machine.compare(kernel + 0x3000, Access.READ, MmuIdx.S)
     assert not machine.compare(kernel + (2 << 20), Access.READ, MmuIdx.S)  # (unmapped)
@@ -277,7 +318,7 @@ _PMP_LAYOUTS = [
 
 def test_random_walks_agree_with_python(machine: Machine) -> None:
     rng = random.Random(11)
-    natives = 0
+    natives = translations = 0
     targets = [DATA, DATA + 0x5000, ROM, MMIO, HOLE, RAM + 0x2000, DATA + (64 << 10),
                FIRMWARE]
     leaf_bits = [PTE_V, PTE_R, PTE_W, PTE_X, PTE_U, PTE_G, PTE_A, PTE_D]
@@ -321,6 +362,9 @@ def test_random_walks_agree_with_python(machine: Machine) -> None:
         else:
             machine.cpu.tbs.by_page.pop(page, None)
         access = rng.choice([Access.READ, Access.WRITE, Access.FETCH])
-        natives += machine.compare((vaddr + offset) & ((1 << 64) - 1), access, mmu_idx)
+        address = (vaddr + offset) & ((1 << 64) - 1)
+        natives += machine.compare(address, access, mmu_idx)
+        translations += machine.compare_translate(address, access, mmu_idx)
         machine.cpu.tlb_flush()
     assert natives > cases // 10  # (the comparison means something: 189 of 1500)
+    assert translations > natives

@@ -158,6 +158,9 @@ class Riscv64SystemArch(Riscv64Arch):
         self.frontend = RiscvFrontend(self.model, system=True)
         self.hartid = hartid
         self.time = time or host_time
+        # The native page-table walkers by CPU-state address (native_tlb_walker): the
+        # Python fill asks them first (tlb_fill).
+        self._walkers: dict[int, native_walk.NativeWalker] = {}
 
     def __repr__(self) -> str:
         return f"Riscv64SystemArch({self.model!r}, hartid={self.hartid})"
@@ -259,8 +262,10 @@ class Riscv64SystemArch(Riscv64Arch):
     def native_tlb_walker(self, state: CpuState, memory: GuestMemory,
                           jit: object) -> native_walk.NativeWalker:
         """The page-table walk in native code that fills TLB misses on plain RAM."""
-        return native_walk.NativeWalker(state, memory, jit,  # type: ignore[arg-type]
-                                        lambda: hart_of(state).csr)
+        walker = native_walk.NativeWalker(state, memory, jit,  # type: ignore[arg-type]
+                                          lambda: hart_of(state).csr)
+        self._walkers[state.address] = walker
+        return walker
 
     def set_irq(self, state: CpuState, line: int, level: bool) -> None:
         hart_of(state).csr.set_irq_line(IrqCause(line), level)
@@ -341,6 +346,11 @@ class Riscv64SystemArch(Riscv64Arch):
         hart = hart_of(state)
         if hart.bus is None:
             raise RuntimeError("Riscv64SystemArch: no physical memory attached")
+        walker = self._walkers.get(state.address)
+        if walker is not None:  # (the common walks, without the Python walker)
+            native = walker.translate(vaddr, access, mmu_idx)
+            if native is not None:
+                return PageTranslation(*native)
         csr = hart.csr
         hart.stats["tlb_fill", ""] += 1
         try:

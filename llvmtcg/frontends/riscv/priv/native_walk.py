@@ -57,6 +57,10 @@ from llvmtcg.ir.types import to_signed
 from llvmtcg.runtime.softmmu import GuestMemory
 
 SYMBOL = "llvmtcg_riscv_tlb_walk"
+# An ``info`` bit: only translate (for the Python fill, which then looks the physical
+# region up itself): answer paddr, permissions and page size in the context's out_*
+# fields instead of filling an entry, whatever the physical page is (MMIO, ROM, code).
+TRANSLATE_ONLY = 1 << 16
 MAX_RANGES = 8  # PMP ranges per privilege class and superpage ranges in the context
 _MASK64 = (1 << 64) - 1
 _PHYS_LIMIT = 1 << 56  # RV64 physical addresses (pmpaddr holds bits 55:2)
@@ -75,6 +79,11 @@ class WalkContext(ctypes.Structure):
         ("mem_base", ctypes.c_uint64),  # host address of physical address 0
         ("fills", ctypes.c_uint64),
         ("fallbacks", ctypes.c_uint64),
+        ("translations", ctypes.c_uint64),  # TRANSLATE_ONLY calls that answered
+        ("translate_fallbacks", ctypes.c_uint64),  # ... and that left it to Python
+        ("out_paddr", ctypes.c_uint64),  # TRANSLATE_ONLY's answer
+        ("out_perms", ctypes.c_uint64),
+        ("out_page_bits", ctypes.c_uint64),  # log2 of the page (superpage) size
         ("pmp_su", ctypes.c_uint64 * (2 * MAX_RANGES)),  # [lo, hi) pairs: S/U have RWX
         ("pmp_m", ctypes.c_uint64 * (2 * MAX_RANGES)),  # the same for M
         ("large", ctypes.c_uint64 * (2 * MAX_RANGES)),  # (base, mask): Cpu._large_pages
@@ -198,8 +207,25 @@ class NativeWalker:
         return bool(self._call(self.ctx_address, vaddr & _MASK64, access | (mmu_idx << 8),
                                entry))
 
+    def translate(self, vaddr: int, access: int, mmu_idx: int) -> tuple[int, int, int] | None:
+        """(physical address, Perm bits for the page, page size) as
+        :func:`mmu.translate` answers for a simple walk, or None (Python walks: a fault,
+        a PMP split, an A/D update it leaves to Python)."""
+        ctx = self.ctx
+        if not ctx.valid:
+            self.publish()
+            if not ctx.valid:
+                return None
+        if not self._call(self.ctx_address, vaddr & _MASK64,
+                          access | (mmu_idx << 8) | TRANSLATE_ONLY, None):
+            return None
+        return ctx.out_paddr, ctx.out_perms, 1 << ctx.out_page_bits
+
     def counters(self) -> dict[str, int]:
-        return {"native_fills": self.ctx.fills, "native_fallbacks": self.ctx.fallbacks}
+        ctx = self.ctx
+        return {"native_fills": ctx.fills, "native_fallbacks": ctx.fallbacks,
+                "native_translations": ctx.translations,
+                "native_translate_fallbacks": ctx.translate_fallbacks}
 
 
 def _ranges_ir(lines: list[str], tag: str, field: str, lo: str, hi: str) -> str:
@@ -271,8 +297,9 @@ def walker_ir() -> str:
                     "nounwind {", "entry:"]
     L += [f"  %validp = getelementptr i8, ptr %ctx, i64 {_OFF['valid']}",
           "  %valid = load i64, ptr %validp, align 8",
-          "  %access = and i64 %info, 255",
-          "  %mmu = lshr i64 %info, 8",
+          "  %access = and i64 %info, 3",
+          "  %mmus = lshr i64 %info, 8",
+          "  %mmu = and i64 %mmus, 255",
           "  %pclass = and i64 %mmu, 3",
           "  %mxrb = and i64 %mmu, 4",
           "  %mxr = icmp ne i64 %mxrb, 0",
@@ -281,6 +308,9 @@ def walker_ir() -> str:
           "  %sum = icmp eq i64 %pclass, 2",
           "  %isW = icmp eq i64 %access, 1",
           "  %isX = icmp eq i64 %access, 2",
+          f"  %tob = and i64 %info, {TRANSLATE_ONLY}",
+          "  %tonly = icmp ne i64 %tob, 0",
+          "  %notonly = xor i1 %tonly, true",
           "  %needx = select i1 %isX, i64 4, i64 1",
           "  %need = select i1 %isW, i64 2, i64 %needx",
           f"  %pagesp = getelementptr i8, ptr %ctx, i64 {_OFF['phys_pages']}",
@@ -417,7 +447,8 @@ def walker_ir() -> str:
           "  %voff = and i64 %addr, %offm",
           "  %wpaddr = or i64 %pbase2, %voff",
           "  %islarge = icmp ne i64 %lvl, 0",
-          "  br i1 %islarge, label %large, label %phys",
+          "  %golarge = and i1 %islarge, %notonly",  # (Python records the superpage)
+          "  br i1 %golarge, label %large, label %phys",
           "large:"]
     in_large = _large_ir(L, "%addr", "%offm")
     L += [f"  br i1 {in_large}, label %phys, label %fail",
@@ -426,17 +457,31 @@ def walker_ir() -> str:
           "phys:",
           "  %paddr = phi i64 [ %addr, %start ], [ %wpaddr, %addone ], [ %wpaddr, %large ]",
           "  %tperms = phi i64 [ 7, %start ], [ %perms2, %addone ], [ %perms2, %large ]",
+          "  %pbits = phi i64 [ 12, %start ], [ %lsh, %addone ], [ %lsh, %large ]",
           "  %ppage = lshr i64 %paddr, 12",
-          "  %pin = icmp ult i64 %ppage, %pages",
-          "  br i1 %pin, label %pflags, label %fail",
-          "pflags:"]
-    pf = _flags_ir(L, "pf", "%ppage")
-    L += ["  %plo = shl i64 %ppage, 12",
+          "  %plo = shl i64 %ppage, 12",
           "  %phi = add i64 %plo, 4096"]
     su = _ranges_ir(L, "psu", "pmp_su", "%plo", "%phi")
     m = _ranges_ir(L, "pm", "pmp_m", "%plo", "%phi")
     L += [f"  %pmpok = select i1 %isM, i1 {m}, i1 {su}",
-          f"  %pslow = and i64 {pf}, {abi.PAGE_SLOW}",
+          "  br i1 %tonly, label %tout, label %physram",
+          # TRANSLATE_ONLY: the page is uniform RWX for PMP, so mmu._check_pmp would
+          # answer these permissions; the caller looks the physical region up.
+          "tout:",
+          "  br i1 %pmpok, label %tstore, label %fail",
+          "tstore:"]
+    for field, value in (("out_paddr", "%paddr"), ("out_perms", "%tperms"),
+                         ("out_page_bits", "%pbits")):
+        L += [f"  %{field}.p = getelementptr i8, ptr %ctx, i64 {_OFF[field]}",
+              f"  store i64 {value}, ptr %{field}.p, align 8"]
+    _count(L, "translations")
+    L += ["  ret i64 1",
+          "physram:",
+          "  %pin = icmp ult i64 %ppage, %pages",
+          "  br i1 %pin, label %pflags, label %fail",
+          "pflags:"]
+    pf = _flags_ir(L, "pf", "%ppage")
+    L += [f"  %pslow = and i64 {pf}, {abi.PAGE_SLOW}",
           "  %notslow = icmp eq i64 %pslow, 0",
           f"  %region = and i64 {pf}, 7",
           "  %final = and i64 %tperms, %region",
@@ -469,7 +514,13 @@ def walker_ir() -> str:
         L += [f"  %e{offset} = getelementptr i8, ptr %tlbe, i64 {offset}",
               f"  store i64 {value}, ptr %e{offset}, align 8"]
     _count(L, "fills")
-    L += ["  ret i64 1", "fail:"]
-    _count(L, "fallbacks")
-    L += ["  ret i64 0", "}"]
+    L += ["  ret i64 1",
+          "fail:",
+          f"  %failf = select i1 %tonly, i64 {_OFF['translate_fallbacks']}, "
+          f"i64 {_OFF['fallbacks']}",
+          "  %failp = getelementptr i8, ptr %ctx, i64 %failf",
+          "  %failn = load i64, ptr %failp, align 8",
+          "  %failn1 = add i64 %failn, 1",
+          "  store i64 %failn1, ptr %failp, align 8",
+          "  ret i64 0", "}"]
     return "\n".join(L) + "\n"
