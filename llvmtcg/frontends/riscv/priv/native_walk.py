@@ -155,6 +155,8 @@ class NativeWalker:
         self._csr = csr
         # Why the walker must not run (never published while any): "watch", "smp".
         self.blocked: set[str] = set()
+        self._pmp: Pmp | None = None  # the PMP (and its rule list) the summary is of
+        self._pmp_rules: object = None
         self.set_large_pages([])
         state.set("tlb_walk", self.ctx_address)
         state.tlb_flush_clears = self.ctx_address + _OFF["valid"]
@@ -174,12 +176,16 @@ class NativeWalker:
         ctx = self.ctx
         ctx.satp = csr.satp  # type: ignore[attr-defined]
         pmp = csr.pmp  # type: ignore[attr-defined]
-        for field, priv in (("pmp_su", Priv.S), ("pmp_m", Priv.M)):
-            ranges = pmp_ranges(pmp, priv)
-            slots = getattr(ctx, field)
-            for i in range(MAX_RANGES):
-                lo, hi = ranges[i] if i < len(ranges) else (1, 0)
-                slots[2 * i], slots[2 * i + 1] = lo, hi
+        # (a flush per new code page and sfence.vma: summarise PMP only when its rules
+        # changed — Pmp replaces its rule list on every change)
+        if pmp is not self._pmp or pmp._rules is not self._pmp_rules:
+            self._pmp, self._pmp_rules = pmp, pmp._rules
+            for field, priv in (("pmp_su", Priv.S), ("pmp_m", Priv.M)):
+                ranges = pmp_ranges(pmp, priv)
+                slots = getattr(ctx, field)
+                for i in range(MAX_RANGES):
+                    lo, hi = ranges[i] if i < len(ranges) else (1, 0)
+                    slots[2 * i], slots[2 * i + 1] = lo, hi
         ctx.valid = 1
 
     def block(self, reason: str, blocked: bool) -> None:
