@@ -222,8 +222,8 @@ class Cpu:
             # ``memory`` is the physical address space; the architecture's MMU maps
             # virtual addresses to it. Code pages are physical pages, which any virtual
             # mapping may reach: a page's first block flushes every TLB entry (so
-            # stores through all of them take the slow path). No native TLB refill:
-            # it assumes virtual == physical.
+            # stores through all of them take the slow path). The page-flag table's
+            # refill assumes virtual == physical: not set here (the walker below).
             self.softmmu = Softmmu(self.state, memory, self.tbs, self._mmu_translate)
             arch.attach_memory(self.state, memory, self.tbs.invalidate_range)
             self.tbs.new_code_page.append(lambda page: self.state.tlb_flush())
