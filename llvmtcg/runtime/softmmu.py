@@ -57,6 +57,11 @@ class Region:
     mmio: MmioHandler | None = None
 
 
+# What Softmmu.fill returns for a page the native walker filled: RAM (its callers look
+# at ``mmio`` only; the host address comes with it).
+_RAM = Region(0, 0, Perm.RWX)
+
+
 # The process's own symbols (libc is loaded): ctypes.util.find_library runs
 # ``ldconfig -p`` in a child process, ~0.1 s of CPU on every start.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -401,7 +406,8 @@ class NativeTlbWalker(Protocol):
 
     def publish(self) -> None: ...
 
-    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int) -> bool: ...
+    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int,
+             code_ok: bool = False) -> bool: ...
 
     def set_large_pages(self, ranges: list[tuple[int, int]]) -> None: ...
 
@@ -441,8 +447,8 @@ class Softmmu:
         self.watch_suspended = False  # (the debugger steps over the access it stopped)
         # System mode: the architecture's native page-table walker (e.g.
         # riscv/priv/native_walk.NativeWalker), which translated code calls on a TLB
-        # miss. Its context is published here, at the first Python fill after a TLB
-        # flush invalidated it; code fetches try it before walking in Python.
+        # miss. Its context is published here, at the first fill after a TLB flush
+        # invalidated it; every fill tries it before walking in Python.
         self.walker: NativeTlbWalker | None = None
 
     def counters(self) -> dict[str, int]:
@@ -451,14 +457,6 @@ class Softmmu:
         if self.walker is not None:
             out.update(self.walker.counters())
         return out
-
-    def _native_fetch_fill(self, vaddr: int, mmu_idx: int, entry: int) -> bool:
-        walker = self.walker
-        if walker is None:
-            return False
-        if not walker.valid:
-            walker.publish()
-        return walker.fill(vaddr, _FETCH, mmu_idx, entry)
 
     def _check_watch(self, addr: int, size: int, access: Access) -> None:
         end = addr + size
@@ -470,8 +468,15 @@ class Softmmu:
         """Translate vaddr for access, install its page in the TLB, and return the
         region and the host address of vaddr (0 for MMIO)."""
         walker = self.walker
-        if walker is not None and not walker.valid:
-            walker.publish()
+        if walker is not None:
+            if not walker.valid:
+                walker.publish()
+            # Plain RAM: the native walk fills the entry (a store to a page with code
+            # too: NOTDIRTY, the caller invalidates); Python only for the rest.
+            entry = self._tlb_entry_address(mmu_idx, vaddr)
+            if walker.fill(vaddr, access, mmu_idx, entry, code_ok=True):
+                return _RAM, self.mem_base + ((vaddr + _u64_at(entry + _ADDEND).value)
+                                              & 0xFFFF_FFFF_FFFF_FFFF)
         region, host_page = self.translate(vaddr, access, mmu_idx)
         page = page_floor(vaddr)
         flags = abi.TLB_MMIO if region.mmio is not None else 0
@@ -600,8 +605,7 @@ class Softmmu:
         (raises GuestFault when vaddr is not executable)."""
         page = vaddr & _PAGE_FLOOR
         entry = self._tlb_entry_address(mmu_idx, vaddr)
-        if (_u64_at(entry + _ADDR_CODE).value == page  # executable RAM (MMIO has a flag)
-                or self._native_fetch_fill(vaddr, mmu_idx, entry)):
+        if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO has a flag)
             return (vaddr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
         region, host = self.fill(vaddr, Access.FETCH, mmu_idx)
         if region.mmio is not None:
@@ -629,8 +633,7 @@ class Softmmu:
         if self._fetch_via_tlb:
             page = addr & _PAGE_FLOOR
             entry = self._tlb_entry_address(mmu_idx, addr)
-            if (_u64_at(entry + _ADDR_CODE).value == page  # executable RAM (MMIO: flag)
-                    or self._native_fetch_fill(addr, mmu_idx, entry)):
+            if _u64_at(entry + _ADDR_CODE).value == page:  # executable RAM (MMIO: flag)
                 return self.mem_base + ((page + _u64_at(entry + _ADDEND).value)
                                         & 0xFFFF_FFFF_FFFF_FFFF)
             region, host = self.fill(addr, _FETCH, mmu_idx)

@@ -31,6 +31,7 @@ from llvmtcg.frontends.riscv.priv.mmu import (
 from llvmtcg.frontends.riscv.priv.pmp import CFG_L, CFG_R, CFG_W, CFG_X
 from llvmtcg.frontends.riscv.priv.state import AccessFault, MmuIdx, PageFault, SatpMode
 from llvmtcg.frontends.riscv.system import Riscv64SystemArch, hart_of
+from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.runtime.exits import Access, GuestFault
 from llvmtcg.runtime.softmmu import GuestMemory, Perm
 from llvmtcg.system import SystemCpu
@@ -126,13 +127,27 @@ class Machine:
         walkers = self.system.arch._walkers
         kept = dict(walkers)
         walkers.clear()
+        self.walker.block("test", True)
         try:
             self.cpu.softmmu.fill(vaddr, access, mmu_idx)
         except GuestFault as exc:
             return exc
         finally:
             walkers.update(kept)
+            self.walker.block("test", False)
         return None
+
+    def _softmmu_fill(self, vaddr: int, access: Access,
+                      mmu_idx: int) -> tuple[object, tuple[int, ...], bytes]:
+        """Softmmu.fill as the slow paths make it (native first, code pages too)."""
+        fault = None
+        try:
+            _, host = self.cpu.softmmu.fill(vaddr, access, mmu_idx)
+        except GuestFault as exc:
+            fault = exc.fault.kind
+        else:
+            assert host == 0 or host - self.memory.base & 0xFFF == vaddr & 0xFFF
+        return fault, self.state.tlb_entry(mmu_idx, vaddr), self._snapshot()
 
     def compare_translate(self, vaddr: int, access: Access, mmu_idx: int) -> bool:
         """The walker's TRANSLATE_ONLY answer against mmu.translate's."""
@@ -175,6 +190,10 @@ class Machine:
         python_entry = state.tlb_entry(mmu_idx, vaddr)
         python_memory = self._snapshot()
         self._restore(saved)
+        state.tlb_flush()
+        slow_path = self._softmmu_fill(vaddr, access, mmu_idx)
+        self._restore(saved)
+        assert slow_path == (fault and fault.fault.kind, python_entry, python_memory)
         if native:
             assert translated  # (a fill is a translation and more)
             assert fault is None, (hex(vaddr), access, mmu_idx, fault)
@@ -260,6 +279,12 @@ def test_code_pages_mmio_rom_and_pmp_go_to_python(machine: Machine) -> None:
     assert not machine.compare(0x12000, Access.WRITE, MmuIdx.S)  # (ROM: stores dropped)
     assert not machine.compare(0x13000, Access.READ, MmuIdx.S)
     assert not machine.compare(0x14000, Access.READ, MmuIdx.S)
+    # The slow path's own fill of a store to the code page is native (NOTDIRTY).
+    fills = machine.walker.counters()["native_fills"]
+    machine.state.tlb_flush()
+    machine.cpu.softmmu.fill(0x10000, Access.WRITE, MmuIdx.S)
+    assert machine.walker.counters()["native_fills"] == fills + 1
+    assert machine.state.tlb_entry(MmuIdx.S, 0x10000)[1] == 0x10000 | abi.TLB_NOTDIRTY
     # The Python fill's walk (TRANSLATE_ONLY) is native for all of them but PMP's.
     for vaddr in (0x10000, 0x11000, 0x12000, 0x14000):
         assert machine.compare_translate(vaddr, Access.WRITE, MmuIdx.S)

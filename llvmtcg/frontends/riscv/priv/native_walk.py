@@ -61,6 +61,10 @@ SYMBOL = "llvmtcg_riscv_tlb_walk"
 # region up itself): answer paddr, permissions and page size in the context's out_*
 # fields instead of filling an entry, whatever the physical page is (MMIO, ROM, code).
 TRANSLATE_ONLY = 1 << 16
+# An ``info`` bit: a store may fill a page holding translated code (NOTDIRTY on the
+# write tag): for the Python slow path, which invalidates that code itself; translated
+# code never sets it (its probe would miss again).
+CODE_OK = 1 << 17
 MAX_RANGES = 8  # PMP ranges per privilege class and superpage ranges in the context
 _MASK64 = (1 << 64) - 1
 _PHYS_LIMIT = 1 << 56  # RV64 physical addresses (pmpaddr holds bits 55:2)
@@ -205,13 +209,14 @@ class NativeWalker:
             base, mask = ranges[i] if len(ranges) <= MAX_RANGES and i < len(ranges) else (1, 0)
             slots[2 * i], slots[2 * i + 1] = base & _MASK64, mask & _MASK64
 
-    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int) -> bool:
-        """Try the native walk from Python (code fetches: ``Softmmu.code_phys``): True
-        when it filled the TLB entry at host address ``entry``."""
+    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int,
+             code_ok: bool = False) -> bool:
+        """Try the native walk from Python (the softmmu's fills): True when it filled
+        the TLB entry at host address ``entry``; ``code_ok``: see :data:`CODE_OK`."""
         if not self.ctx.valid:
             return False
-        return bool(self._call(self.ctx_address, vaddr & _MASK64, access | (mmu_idx << 8),
-                               entry))
+        info = access | (mmu_idx << 8) | (CODE_OK if code_ok else 0)
+        return bool(self._call(self.ctx_address, vaddr & _MASK64, info, entry))
 
     def translate(self, vaddr: int, access: int, mmu_idx: int) -> tuple[int, int, int] | None:
         """(physical address, Perm bits for the page, page size) as
@@ -495,7 +500,10 @@ def walker_ir() -> str:
           "  %allowed = icmp ne i64 %fn, 0",
           f"  %pcode = and i64 {pf}, {abi.PAGE_CODE}",
           "  %hascode = icmp ne i64 %pcode, 0",
-          "  %wcode = and i1 %isW, %hascode",  # the slow path invalidates that code
+          f"  %cob = and i64 %info, {CODE_OK}",
+          "  %nocodeok = icmp eq i64 %cob, 0",
+          "  %wcode0 = and i1 %isW, %hascode",  # the slow path invalidates that code
+          "  %wcode = and i1 %wcode0, %nocodeok",
           "  %ok1 = and i1 %pmpok, %notslow",
           "  %ok2 = and i1 %ok1, %allowed",
           "  %nwc = xor i1 %wcode, true",
