@@ -29,7 +29,10 @@ whenever the case is not simple:
   machines (``SharedCode``: code pages are per hart there; never enabled).
 
 The walker counts what it filled and what it left to Python in the context
-(``$LLVMTCG_STATS``: ``softmmu.native_fills`` / ``native_fallbacks``).
+(``$LLVMTCG_STATS``: ``softmmu.native_fills`` / ``native_fallbacks`` for translated
+code's misses, ``native_slow_fills`` / ``native_slow_fallbacks`` for the slow path's
+own fills, ``native_translations`` / ``native_translate_fallbacks`` for the Python
+fill's walks).
 """
 
 from __future__ import annotations
@@ -81,8 +84,10 @@ class WalkContext(ctypes.Structure):
         ("phys_table", ctypes.c_uint64),  # GuestMemory.page_table of physical memory
         ("phys_pages", ctypes.c_uint64),  # its entries
         ("mem_base", ctypes.c_uint64),  # host address of physical address 0
-        ("fills", ctypes.c_uint64),
-        ("fallbacks", ctypes.c_uint64),
+        ("fills", ctypes.c_uint64),  # entries filled for translated code
+        ("fallbacks", ctypes.c_uint64),  # ... and misses it left to the slow path
+        ("slow_fills", ctypes.c_uint64),  # the same for the slow path's own fills
+        ("slow_fallbacks", ctypes.c_uint64),  # (CODE_OK) and code lookups from Python
         ("translations", ctypes.c_uint64),  # TRANSLATE_ONLY calls that answered
         ("translate_fallbacks", ctypes.c_uint64),  # ... and that left it to Python
         ("out_paddr", ctypes.c_uint64),  # TRANSLATE_ONLY's answer
@@ -235,6 +240,8 @@ class NativeWalker:
     def counters(self) -> dict[str, int]:
         ctx = self.ctx
         return {"native_fills": ctx.fills, "native_fallbacks": ctx.fallbacks,
+                "native_slow_fills": ctx.slow_fills,
+                "native_slow_fallbacks": ctx.slow_fallbacks,
                 "native_translations": ctx.translations,
                 "native_translate_fallbacks": ctx.translate_fallbacks}
 
@@ -319,6 +326,9 @@ def walker_ir() -> str:
           "  %sum = icmp eq i64 %pclass, 2",
           "  %isW = icmp eq i64 %access, 1",
           "  %isX = icmp eq i64 %access, 2",
+          f"  %cob = and i64 %info, {CODE_OK}",
+          "  %nocodeok = icmp eq i64 %cob, 0",
+          "  %cok = icmp ne i64 %cob, 0",
           f"  %tob = and i64 %info, {TRANSLATE_ONLY}",
           "  %tonly = icmp ne i64 %tob, 0",
           "  %notonly = xor i1 %tonly, true",
@@ -500,8 +510,6 @@ def walker_ir() -> str:
           "  %allowed = icmp ne i64 %fn, 0",
           f"  %pcode = and i64 {pf}, {abi.PAGE_CODE}",
           "  %hascode = icmp ne i64 %pcode, 0",
-          f"  %cob = and i64 %info, {CODE_OK}",
-          "  %nocodeok = icmp eq i64 %cob, 0",
           "  %wcode0 = and i1 %isW, %hascode",  # the slow path invalidates that code
           "  %wcode = and i1 %wcode0, %nocodeok",
           "  %ok1 = and i1 %pmpok, %notslow",
@@ -527,11 +535,15 @@ def walker_ir() -> str:
                           (abi.TLB_ADDR_CODE, "%tx"), (abi.TLB_ADDEND, "%addend")):
         L += [f"  %e{offset} = getelementptr i8, ptr %tlbe, i64 {offset}",
               f"  store i64 {value}, ptr %e{offset}, align 8"]
-    _count(L, "fills")
+    L += [f"  %fillf = select i1 %nocodeok, i64 {_OFF['fills']}, i64 {_OFF['slow_fills']}",
+          "  %fillp = getelementptr i8, ptr %ctx, i64 %fillf",
+          "  %filln = load i64, ptr %fillp, align 8",
+          "  %filln1 = add i64 %filln, 1",
+          "  store i64 %filln1, ptr %fillp, align 8"]
     L += ["  ret i64 1",
           "fail:",
-          f"  %failf = select i1 %tonly, i64 {_OFF['translate_fallbacks']}, "
-          f"i64 {_OFF['fallbacks']}",
+          f"  %failc = select i1 %cok, i64 {_OFF['slow_fallbacks']}, i64 {_OFF['fallbacks']}",
+          f"  %failf = select i1 %tonly, i64 {_OFF['translate_fallbacks']}, i64 %failc",
           "  %failp = getelementptr i8, ptr %ctx, i64 %failf",
           "  %failn = load i64, ptr %failp, align 8",
           "  %failn1 = add i64 %failn, 1",
