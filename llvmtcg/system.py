@@ -186,7 +186,7 @@ class SystemCpu:
     def counters(self) -> dict[str, object]:
         """The runtime's counters (``Cpu.counters``), the softmmu's slow paths and the
         architecture's (``GuestArch.counters``), for ``$LLVMTCG_STATS``."""
-        return {**self.cpu.counters(), "softmmu": dict(self.cpu.softmmu.stats),
+        return {**self.cpu.counters(), "softmmu": self.cpu.softmmu.counters(),
                 "arch": self.arch.counters(self.state)}
 
     def close(self) -> None:
@@ -217,6 +217,10 @@ class SharedCode:
         self.cpus = list(cpus)
         for cpu in self.cpus:
             cpu.cpu.softmmu.code = self
+            if len(self.cpus) > 1 and cpu.cpu.softmmu.walker is not None:
+                # (the physical page-flag table's code bits are one hart's: a page
+                # another hart still has code on may lose its bit)
+                cpu.cpu.softmmu.walker.block("smp", True)
             cpu.arch.attach_memory(cpu.state, cpu.cpu.memory, self.invalidate_range)
             cpu.cpu.tbs.new_code_page.append(self._flush_tlbs)
 

@@ -61,7 +61,7 @@ Register = enum.IntEnum | int | str
 _MASK64 = (1 << 64) - 1
 # (and the CPU's lookup table, which names this emulator's translations: a context
 # restored into another emulator must not carry it)
-_RUNTIME_FIELD_NAMES = frozenset(name for name, _ in RUNTIME_FIELDS) | {"tb_table"}
+_RUNTIME_FIELD_NAMES = frozenset(name for name, _ in RUNTIME_FIELDS) | {"tb_table", "tlb_walk"}
 # The emulator's default address space: 2**38 bytes reserved (not committed).
 DEFAULT_MEMORY_SIZE = 1 << 38
 # Translation options: hot regions compile on the run loop's thread, so a background

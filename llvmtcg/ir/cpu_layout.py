@@ -119,6 +119,9 @@ RUNTIME_FIELDS: tuple[tuple[str, IRType], ...] = (
 RUNTIME_TAIL_FIELDS: tuple[tuple[str, IRType], ...] = (
     ("tb_flags", I64),  # the translation flags of the current state (arch.tb_flags)
     ("tb_table", I64),  # host address of the lookup table's cell (runtime/lookup_table.py)
+    # Host address of the native TLB refill's context (0: none; its first word is the
+    # refill function): system mode's page-table walker (riscv/priv/native_walk.py).
+    ("tlb_walk", I64),
 )
 
 

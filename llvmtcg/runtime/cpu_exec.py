@@ -222,11 +222,16 @@ class Cpu:
             # ``memory`` is the physical address space; the architecture's MMU maps
             # virtual addresses to it. Code pages are physical pages, which any virtual
             # mapping may reach: a page's first block flushes every TLB entry (so
-            # stores through all of them take the slow path). No native TLB refill:
-            # it assumes virtual == physical.
+            # stores through all of them take the slow path). The page-flag table's
+            # refill assumes virtual == physical: not set here (the walker below).
             self.softmmu = Softmmu(self.state, memory, self.tbs, self._mmu_translate)
             arch.attach_memory(self.state, memory, self.tbs.invalidate_range)
             self.tbs.new_code_page.append(lambda page: self.state.tlb_flush())
+            # The architecture's page-table walk in native code, if it has one: TLB
+            # misses on plain RAM are then filled without Python.
+            make_walker = getattr(arch, "native_tlb_walker", None)
+            if make_walker is not None:
+                self.softmmu.walker = make_walker(self.state, memory, self.jit)
         else:
             self.softmmu = Softmmu(self.state, memory, self.tbs)
             # The translator fetches every instruction through this: the softmmu's
@@ -486,6 +491,7 @@ class Cpu:
                 return  # (already inside)
             if ~widened + 1 <= _LARGE_PAGE_SPAN:
                 ranges[index] = (base & widened, widened)
+                self._publish_large_pages()
                 return
         ranges.append((vaddr & mask, mask))
         if len(ranges) > _MAX_LARGE_PAGE_RANGES:  # (collapse to one range, as QEMU)
@@ -495,6 +501,13 @@ class Cpu:
                 while (base ^ other) & widened:
                     widened <<= 1
             self._large_pages = [(base & widened, widened)]
+        self._publish_large_pages()
+
+    def _publish_large_pages(self) -> None:
+        # The native walker fills superpage entries only inside these ranges (so
+        # tlb_flush_page finds them), as the Python walk adds to them.
+        if self.softmmu.walker is not None:
+            self.softmmu.walker.set_large_pages(self._large_pages)
 
     def tlb_flush(self) -> None:
         """Drop every cached address translation (and the jump cache, keyed by virtual
@@ -503,6 +516,7 @@ class Cpu:
         self.tbs.jmp_cache_flush()
         self.tbs.lookup_table.new_generation()
         self._large_pages = []
+        self._publish_large_pages()
 
     def tlb_flush_page(self, vaddr: int) -> None:
         """Drop the translations of the page at ``vaddr`` in every MMU index (and the
@@ -571,6 +585,8 @@ class Cpu:
             for page in range(page_floor(start), max(end, start + 1), PAGE_SIZE))
         if not self.system_mode:
             self.memory.set_watch_pages(softmmu.watch_pages)
+        if self.softmmu.walker is not None:  # (the Python fill checks watched pages)
+            self.softmmu.walker.block("watch", bool(watchpoints))
         self.state.tlb_flush()  # (refills add or drop the slow-path flag)
 
     def step_over_watchpoint(self) -> CpuExit:

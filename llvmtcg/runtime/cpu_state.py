@@ -32,6 +32,10 @@ class CpuState:
         # The architecture's per-CPU state that does not live in native memory (RISC-V
         # system mode: the CSR file), created by ``GuestArch.reset``.
         self.arch_state: object | None = None
+        # Host address of a word every full TLB flush zeroes, or 0: the native TLB
+        # refill's "context valid" word (frontends/riscv/priv/native_walk.py), so a
+        # flush (satp, PMP, privilege state) makes the next miss publish it again.
+        self.tlb_flush_clears = 0
         self.tlb_flush()
 
     @property
@@ -105,6 +109,8 @@ class CpuState:
         layout = self.layout
         start = self.address + layout.tlb_offset
         ctypes.memset(start, 0xFF, layout.tlb_table_size * layout.n_mmu_idx)
+        if self.tlb_flush_clears:
+            ctypes.c_uint64.from_address(self.tlb_flush_clears).value = 0
 
     def tlb_flush_page(self, vaddr: int) -> None:
         for mmu_idx in range(self.layout.n_mmu_idx):

@@ -277,6 +277,7 @@ def lookup_ir(layout: abi.CpuLayout) -> str:
 define {TB_LOOKUP.conv} ptr @{TB_LOOKUP.symbol}(ptr %cpu, i64 %pc, i64 %flags) nounwind {{
 entry:
   %cellp = getelementptr i8, ptr %cpu, i64 {table_field}
+  %walkp = getelementptr i8, ptr %cpu, i64 {layout.offset("tlb_walk")}
   %cell.i = load i64, ptr %cellp, align 8
   %cell = inttoptr i64 %cell.i to ptr
   %tab = load atomic ptr, ptr %cell acquire, align 8
@@ -323,13 +324,31 @@ check_tlb:
   %tcode = load i64, ptr %tcodep, align 8
   %page = and i64 %pc, {-abi.PAGE_SIZE}
   %is.page = icmp eq i64 %tcode, %page
+  br i1 %is.page, label %check_phys, label %check_walk
+check_walk:
+  ; no code entry for the page: the CPU's native page-table walker (system mode) may
+  ; fill it (a fetch at the tag's MMU index), as the run loop would after a LOOKUP exit
+  %wctx.i = load i64, ptr %walkp, align 8
+  %wctx = inttoptr i64 %wctx.i to ptr
+  %has.w = icmp ne i64 %wctx.i, 0
+  %nocp = and i64 %tag, {NO_CODE_PAGE}
+  %is.cp = icmp eq i64 %nocp, 0
+  %can.w = and i1 %has.w, %is.cp
+  br i1 %can.w, label %walk, label %next
+walk:
+  %wfn = load ptr, ptr %wctx, align 8
+  %winfo.i = shl i64 %idx, 8
+  %winfo = or i64 %winfo.i, 2
+  %wok = call i64 %wfn(ptr %wctx, i64 %pc, i64 %winfo, ptr %te)
+  %wdone = icmp ne i64 %wok, 0
+  br i1 %wdone, label %check_phys, label %next
+check_phys:
   %taddp = getelementptr i8, ptr %te, i64 {abi.TLB_ADDEND}
   %tadd = load i64, ptr %taddp, align 8
   %phys = add i64 %page, %tadd
   %ptag = or i64 %phys, %idx
   %is.phys = icmp eq i64 %ptag, %tag
-  %is.mapped = and i1 %is.page, %is.phys
-  br i1 %is.mapped, label %found, label %next
+  br i1 %is.phys, label %found, label %next
 not_pc:
   %is.empty = icmp eq i64 %epc, -1
   br i1 %is.empty, label %miss, label %next

@@ -57,6 +57,11 @@ class Region:
     mmio: MmioHandler | None = None
 
 
+# What Softmmu.fill returns for a page the native walker filled: RAM (its callers look
+# at ``mmio`` only; the host address comes with it).
+_RAM = Region(0, 0, Perm.RWX)
+
+
 # The process's own symbols (libc is loaded): ctypes.util.find_library runs
 # ``ldconfig -p`` in a child process, ~0.1 s of CPU on every start.
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -393,6 +398,24 @@ class CodeWriteListener(Protocol):
 Translator = Callable[[int, Access, int], tuple[Region, int]]
 
 
+class NativeTlbWalker(Protocol):
+    """A native TLB refill (system mode): see riscv/priv/native_walk.py."""
+
+    @property
+    def valid(self) -> bool: ...
+
+    def publish(self) -> None: ...
+
+    def fill(self, vaddr: int, access: int, mmu_idx: int, entry: int,
+             code_ok: bool = False) -> bool: ...
+
+    def set_large_pages(self, ranges: list[tuple[int, int]]) -> None: ...
+
+    def block(self, reason: str, blocked: bool) -> None: ...
+
+    def counters(self) -> dict[str, int]: ...
+
+
 class Softmmu:
     """One CPU's TLB filling and slow paths.
 
@@ -422,6 +445,18 @@ class Softmmu:
         self.watchpoints: tuple[tuple[int, int, Access | None], ...] = ()
         self.watch_pages: frozenset[int] = frozenset()
         self.watch_suspended = False  # (the debugger steps over the access it stopped)
+        # System mode: the architecture's native page-table walker (e.g.
+        # riscv/priv/native_walk.NativeWalker), which translated code calls on a TLB
+        # miss. Its context is published here, at the first fill after a TLB flush
+        # invalidated it; every fill tries it before walking in Python.
+        self.walker: NativeTlbWalker | None = None
+
+    def counters(self) -> dict[str, int]:
+        """The slow-path counts, and the native walker's fills and fallbacks."""
+        out = dict(self.stats)
+        if self.walker is not None:
+            out.update(self.walker.counters())
+        return out
 
     def _check_watch(self, addr: int, size: int, access: Access) -> None:
         end = addr + size
@@ -432,6 +467,16 @@ class Softmmu:
     def fill(self, vaddr: int, access: Access, mmu_idx: int) -> tuple[Region, int]:
         """Translate vaddr for access, install its page in the TLB, and return the
         region and the host address of vaddr (0 for MMIO)."""
+        walker = self.walker
+        if walker is not None:
+            if not walker.valid:
+                walker.publish()
+            # Plain RAM: the native walk fills the entry (a store to a page with code
+            # too: NOTDIRTY, the caller invalidates); Python only for the rest.
+            entry = self._tlb_entry_address(mmu_idx, vaddr)
+            if walker.fill(vaddr, access, mmu_idx, entry, code_ok=True):
+                return _RAM, self.mem_base + ((vaddr + _u64_at(entry + _ADDEND).value)
+                                              & 0xFFFF_FFFF_FFFF_FFFF)
         region, host_page = self.translate(vaddr, access, mmu_idx)
         page = page_floor(vaddr)
         flags = abi.TLB_MMIO if region.mmio is not None else 0

@@ -31,7 +31,7 @@ from llvmtcg.frontends.riscv import trans_system
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import REG_CSR0, RISCV_FIELDS, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
-from llvmtcg.frontends.riscv.priv import mmu, trap
+from llvmtcg.frontends.riscv.priv import mmu, native_walk, trap
 from llvmtcg.frontends.riscv.priv.csr import (
     CsrEffect,
     CsrFile,
@@ -158,6 +158,9 @@ class Riscv64SystemArch(Riscv64Arch):
         self.frontend = RiscvFrontend(self.model, system=True)
         self.hartid = hartid
         self.time = time or host_time
+        # The native page-table walkers by CPU-state address (native_tlb_walker): the
+        # Python fill asks them first (tlb_fill).
+        self._walkers: dict[int, native_walk.NativeWalker] = {}
 
     def __repr__(self) -> str:
         return f"Riscv64SystemArch({self.model!r}, hartid={self.hartid})"
@@ -256,6 +259,14 @@ class Riscv64SystemArch(Riscv64Arch):
                       invalidate: Callable[[int, int], int]) -> None:
         hart_of(state).bus = _CodeTrackingBus(memory, invalidate)
 
+    def native_tlb_walker(self, state: CpuState, memory: GuestMemory,
+                          jit: object) -> native_walk.NativeWalker:
+        """The page-table walk in native code that fills TLB misses on plain RAM."""
+        walker = native_walk.NativeWalker(state, memory, jit,  # type: ignore[arg-type]
+                                          lambda: hart_of(state).csr)
+        self._walkers[state.address] = walker
+        return walker
+
     def set_irq(self, state: CpuState, line: int, level: bool) -> None:
         hart_of(state).csr.set_irq_line(IrqCause(line), level)
 
@@ -335,6 +346,11 @@ class Riscv64SystemArch(Riscv64Arch):
         hart = hart_of(state)
         if hart.bus is None:
             raise RuntimeError("Riscv64SystemArch: no physical memory attached")
+        walker = self._walkers.get(state.address)
+        if walker is not None:  # (the common walks, without the Python walker)
+            native = walker.translate(vaddr, access, mmu_idx)
+            if native is not None:
+                return PageTranslation(*native)
         csr = hart.csr
         hart.stats["tlb_fill", ""] += 1
         try:

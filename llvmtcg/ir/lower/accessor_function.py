@@ -40,8 +40,9 @@ def _ret_ok(em: Emitter, ret: str, type_: str, value: str) -> None:
     em.emit(f"ret {ret} {pair}")
 
 
-def _native_refill(em: Emitter, kind: str, memop: MemOp, entry: str) -> None:
-    """TLB miss: fill the entry from the page table and probe again, or go to ``slow``.
+def _native_refill(em: Emitter, kind: str, memop: MemOp, mmu_idx: int, entry: str) -> None:
+    """TLB miss: fill the entry from the page table (or the CPU's native page-table
+    walker) and probe again, or go to ``slow``.
 
     Only plain guest RAM with the access's permissions qualifies (and, for stores and
     atomics, no translated code on the page); page-crossing and misaligned accesses
@@ -58,9 +59,22 @@ def _native_refill(em: Emitter, kind: str, memop: MemOp, entry: str) -> None:
     if memop.align_log2:
         low = em.value(f"and i64 %addr, {(1 << memop.align_log2) - 1}")
         aligned = em.value(f"icmp eq i64 {low}, 0")
-    candidate = em.value(f"and i1 {in_table}, {fits}")
-    candidate = em.value(f"and i1 {candidate}, {aligned}")
-    em.emit(f"br i1 {candidate}, label %lookup, label %slow")
+    candidate = em.value(f"and i1 {fits}, {aligned}")
+    em.emit(f"br i1 {candidate}, label %table, label %slow")
+    em.new_block("table")
+    em.emit(f"br i1 {in_table}, label %lookup, label %walk")
+    # No page-flag table for this address (system mode has none: virtual is not
+    # physical): the CPU's native page-table walker, when it has one, fills the entry
+    # or answers 0 (a fault, MMIO, code, anything not simple: the slow path decides).
+    em.new_block("walk")
+    ctx = em.value(f"inttoptr i64 {em.load_field('tlb_walk')} to ptr")
+    has_walker = em.value(f"icmp ne ptr {ctx}, null")
+    em.emit(f"br i1 {has_walker}, label %walk.call, label %slow")
+    em.new_block("walk.call")
+    walker = em.value(f"load ptr, ptr {ctx}, align 8")
+    info = (0 if kind == "ld" else 1) | (mmu_idx << 8)  # (Access.READ / WRITE)
+    filled = em.value(f"call i64 {walker}(ptr {ctx}, i64 %addr, i64 {info}, ptr {entry})")
+    em.emit(f"br i1 {em.value(f'icmp ne i64 {filled}, 0')}, label %probe, label %slow")
     em.new_block("lookup")
     table_ptr = em.value(f"inttoptr i64 {table} to ptr")
     flag_ptr = em.value(f"getelementptr i8, ptr {table_ptr}, i64 {page_index}")
@@ -98,7 +112,7 @@ def _accessor_body(em: Emitter, kind: str, memop: MemOp, mmu_idx: int) -> None:
     em.new_block("probe")
     hit, entry = tlb_probe(em, "%addr", memop, mmu_idx, which)
     em.emit(f"br i1 {hit}, label %fast, label %refill")
-    _native_refill(em, kind, memop, entry)
+    _native_refill(em, kind, memop, mmu_idx, entry)
     em.new_block("fast")
     ptr = host_pointer(em, "%addr", entry)
     w = f"i{memop.bits}"
