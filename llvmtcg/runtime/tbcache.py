@@ -317,7 +317,9 @@ class TbCache:
         system mode, physical pc ``phys_pc`` (None: any)."""
         flags = self.flags if flags is None else flags
         tb = self.by_pc.get(pc)
-        while tb is not None and not tb.matches(flags, phys_pc):
+        while tb is not None and not (tb.matches(flags, phys_pc) and (
+                phys_pc is None or tb.phys_ranges is None or len(tb.phys_ranges) == 1
+                or self._other_pages_mapped(tb, flags))):
             tb = tb.variant
         return tb
 
@@ -326,9 +328,35 @@ class TbCache:
         """The code to run at pc: its hot region if one is installed, else its block."""
         flags = self.flags if flags is None else flags
         region = self.regions.get(pc)
-        if region is not None and region.matches(flags, phys_pc):
+        if region is not None and region.matches(flags, phys_pc) and (
+                phys_pc is None or self._other_pages_mapped(region, flags)):
             return region
         return self.lookup(pc, flags, phys_pc)
+
+    def _other_pages_mapped(self, code: CompiledCode, flags: int) -> bool:
+        """Whether the guest bytes of ``code`` beyond its first virtual page are still
+        fetched from the physical pages they were translated from (QEMU's
+        tb_lookup_cmp, which compares a TB's second page through get_page_addr_code):
+        the head's physical pc alone does not tell a block that runs onto a page whose
+        mapping changed since. A page that cannot be fetched now does not match."""
+        phys = code.phys_ranges
+        if self.addressing is None or phys is None or len(phys) == 1:
+            return True
+        head_page = page_floor(code.pc)
+        i = 0
+        for start, end in code.ranges:  # (split page by page, as _phys_ranges did)
+            pos = start
+            while pos < end:
+                page = page_floor(pos)
+                if page != head_page:
+                    try:
+                        if self.addressing.phys_addr(pos, flags) != phys[i][0]:
+                            return False
+                    except GuestFault:
+                        return False
+                pos = min(end, page + abi.PAGE_SIZE)
+                i += 1
+        return True
 
     def get(self, pc: int, flags: int | None = None) -> CompiledCode:
         """The code at pc for ``flags`` (default: :attr:`flags`), translating a region
@@ -831,6 +859,11 @@ class TbCache:
         """Patch src's exit n to tail-jump into dst."""
         if (not (src.valid and dst.valid) or src.direct_targets.get(n) != dst.pc
                 or src.flags != dst.flags):
+            return
+        if self.addressing is not None and self._code_page(dst) == NO_CODE_PAGE:
+            # System mode: a link is not undone when a page's mapping changes, so code
+            # whose bytes leave its first page is always entered through a lookup,
+            # which checks every page (QEMU's tb_find once declined such links too).
             return
         old = src.linked.get(n)
         if old is dst:

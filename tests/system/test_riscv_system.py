@@ -242,3 +242,16 @@ def test_native_lookup_follows_satp_switches(tmp_path: Path) -> None:
     counters = machine.cpu.cpu.counters()
     assert counters["lookup"]["hits"] >= 4 * 4 * 95, counters
     assert counters["exits"].get("LOOKUP", 0) < 46, counters
+
+
+def test_lookup_checks_the_second_page(tmp_path: Path) -> None:
+    """A block whose last instruction runs onto the next page is reused only while
+    that page maps to the physical page it was translated from (QEMU's tb_lookup_cmp
+    checks a TB's second page): the same head pc, flags and physical pc under two
+    mappings of the second page give two translations, a direct link into such a
+    block does not outlive a remap, and a remap of the second page alone (sfence.vma
+    of its address) is seen."""
+    machine = MiniMachine(build("s_lookup_page2", tmp_path))
+    code, _ = machine.run()
+    assert code == 0, [hex(v) for v in machine.results(6)]
+    assert machine.results(5) == [1000, 10000, 1000, 10000, 10000]
