@@ -255,3 +255,25 @@ def test_lookup_checks_the_second_page(tmp_path: Path) -> None:
     code, _ = machine.run()
     assert code == 0, [hex(v) for v in machine.results(6)]
     assert machine.results(5) == [1000, 10000, 1000, 10000, 10000]
+
+
+def test_time_csr_native_and_illegal(tmp_path: Path) -> None:
+    """rdtime reads the CLINT's mtime natively where it is legal (M; S with
+    mcounteren.TM; U with scounteren.TM too): in order with an mtime read over MMIO,
+    following an mtime write; where it is not, the helper raises an illegal
+    instruction (tval: the instruction) and rd is unchanged."""
+    machine = MiniMachine(build("s_time", tmp_path))
+    code, _ = machine.run()
+    r = machine.results(10)
+    assert code == 0, [hex(v) for v in r]
+    assert r[0] <= r[1] <= r[2]
+    assert 1 << 40 <= r[3] < (1 << 40) + 10_000_000 * 30  # (10 MHz: within 30 s)
+    assert r[4] == 0x55 and r[6] == 0x66
+    assert r[3] <= r[5] <= r[7] <= r[8] < (1 << 40) + 10_000_000 * 30
+    rdtime_a0 = 0xC0102573
+    log = [int.from_bytes(machine.memory.read(0x8001_0080 + 8 * i, 8), "little")
+           for i in range(5)]
+    assert log == [2, rdtime_a0, 2, rdtime_a0, 0]
+    # Only the two illegal reads went through the Python helper.
+    counters = machine.cpu.arch.counters(machine.cpu.state)
+    assert counters["csr time"] == 2, counters

@@ -177,6 +177,10 @@ SYS_CSR_HELPER = HelperDecl("riscv_sys_csr", I64, (I64, I64, I64),
                             HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
 PRIV_HELPER = HelperDecl("riscv_priv", I64, (I64, I64, I64),
                          HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
+# mtime from the host clock and the CPU state's time_* fields (native_time.py): reads
+# the state, writes nothing, never raises.
+TIME_HELPER = HelperDecl("riscv_time", I64, (),
+                         HelperFlag.TAKES_CPU | HelperFlag.NO_WRITE_GLOBALS)
 
 
 def _end_with_lookup(ctx: DisasContext, pc: Temp | int) -> None:
@@ -246,6 +250,9 @@ def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     """A CSR instruction in system mode: one helper calling CsrFile.rmw at the current
     privilege; the block ends after it, through the jump cache (the flags may change).
     sstatus set/clear at S or M privilege is inline (:func:`_sstatus_inline`)."""
+    if a.csr == CSR_TIME and not writes:
+        _time_inline(ctx, a)
+        return True
     if ctx.priv >= Priv.S:
         if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
             _sstatus_inline(ctx, a, op, source)
@@ -297,6 +304,29 @@ def _csr_update(b, dest: Temp, old: Temp, source: Temp, op: int) -> None:
         b.or_(dest, old, source)
     else:
         b.andc(dest, old, source)
+
+
+TIME_ACCESS = GLOBALS["time_access"]
+
+
+def _time_inline(ctx: DisasContext, a) -> None:
+    """rdtime (csrrs/csrrc rd, time, x0): when the CPU state's time_access has the
+    bit of the block's privilege (the read is legal there: mcounteren/scounteren.TM,
+    and the machine's timer follows the host clock), one native call computes mtime
+    (native_time.py); otherwise the helper, which raises or reads the timer, and the
+    block continues through the jump cache. Reading time has no effect: the block goes
+    on after it."""
+    b = ctx.builder
+    slow, allowed, value = b.label(), ctx.temp(), ctx.temp()
+    b.and_(allowed, TIME_ACCESS, const(I64, 1 << ctx.priv))
+    b.brcond(Cond.EQ, allowed, const(I64, 0), slow)
+    b.call(TIME_HELPER.name, [value], [])
+    ctx.set_gpr(a.rd, value)
+    done = b.label()
+    b.br(done)
+    b.set_label(slow)
+    _call_csr_helper(ctx, a, CSR_SET, const(I64, 0), False)
+    b.set_label(done)
 
 
 def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
