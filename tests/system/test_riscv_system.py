@@ -277,3 +277,25 @@ def test_time_csr_native_and_illegal(tmp_path: Path) -> None:
     # Only the two illegal reads went through the Python helper.
     counters = machine.cpu.arch.counters(machine.cpu.state)
     assert counters["csr time"] == 2, counters
+
+
+def test_s_mode_csrs_inline(tmp_path: Path) -> None:
+    """sepc, scause, stval, stvec, sscratch, sie (reads, clears) and sstatus reads,
+    translated inline at S privilege, follow the model's rules and share its values
+    both ways (trap entry writes, sret reads); none of them calls the CSR helper."""
+    from llvmtcg.frontends.riscv.system import hart_of
+
+    machine = MiniMachine(build("s_csr_inline", tmp_path))
+    code, _ = machine.run()
+    r = machine.results(13)
+    assert code == 0, [hex(v) for v in r]
+    at = symbols("s_csr_inline", tmp_path)
+    assert r[:5] == [0x12345678, 0x123456F8, 0x8000000000000004, 15, at["s_trap"]]
+    assert r[5:7] == [0x222, 0x220]
+    assert r[7] == 2 << 32  # UXL = 64 bits; SIE, SPIE, SPP, FS, SUM 0
+    assert r[8:12] == [8, at["u_code"] + 4, 0, 0x8001_0000]
+    csr = hart_of(machine.cpu.state).csr
+    assert csr.stval == 0x777 and csr.mie == 0xA20
+    counters = machine.cpu.arch.counters(machine.cpu.state)
+    inline = ("sepc", "scause", "stval", "stvec", "sscratch", "sstatus")
+    assert not [name for name in inline if f"csr {name}" in counters], counters

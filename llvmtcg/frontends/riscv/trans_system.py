@@ -257,8 +257,15 @@ def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
         if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
             _sstatus_inline(ctx, a, op, source)
             return True
-        if a.csr == CSR_SSCRATCH:
-            _sscratch_inline(ctx, a, op, source, writes)
+        if a.csr == CSR_SSTATUS and not writes:
+            ctx.set_gpr(a.rd, _sstatus_value(ctx, MSTATUS))
+            return True
+        plain = _PLAIN_INLINE.get(a.csr)
+        if plain is not None:
+            _plain_inline(ctx, a, op, source, writes, *plain(ctx))
+            return True
+        if a.csr == CSR_SIE and (not writes or op == CSR_CLEAR):
+            _sie_inline(ctx, a, source, writes)
             return True
     _call_csr_helper(ctx, a, op, source, writes)
     ctx.end = BlockEnd.NORETURN
@@ -329,15 +336,79 @@ def _time_inline(ctx: DisasContext, a) -> None:
     b.set_label(done)
 
 
-def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
-    """sscratch at S or M privilege: a plain read/write register (every bit writable,
-    no effect), kept in the CPU state; Linux swaps it with tp at every trap entry."""
+# The S-mode registers CsrFile keeps in CPU-state cells (priv/csr.py CELL_FIELDS), read
+# and written inline at S or M privilege (where they are accessible and nothing else
+# applies): Linux reads sepc, scause and stval at every trap entry and writes sepc at
+# every return. Each entry gives (field, read mask, write mask, WARL check): a read is
+# field & read mask; a write stores the new value & write mask, for stvec only when
+# its MODE is not reserved (>= 2 leaves the register unchanged, as CsrFile does).
+CSR_SIE, CSR_STVEC, CSR_SEPC, CSR_SCAUSE, CSR_STVAL = 0x104, 0x105, 0x141, 0x142, 0x143
+_ALL = (1 << 64) - 1
+MIE, MIDELEG = GLOBALS["mie"], GLOBALS["mideleg"]
+_PLAIN_INLINE = {
+    CSR_SSCRATCH: lambda ctx: (SSCRATCH, _ALL, _ALL, False),
+    CSR_SCAUSE: lambda ctx: (GLOBALS["scause"], _ALL, _ALL, False),
+    CSR_STVAL: lambda ctx: (GLOBALS["stval"], _ALL, _ALL, False),
+    CSR_STVEC: lambda ctx: (GLOBALS["stvec"], _ALL, _ALL, True),
+    # (epc bit 0 is always zero; bit 1 too without C: IALIGN=32, §3.1.14)
+    CSR_SEPC: lambda ctx: (GLOBALS["sepc"], _ALL & ~(1 if ctx.has_ext("c") else 3),
+                           _ALL & ~1, False),
+}
+
+
+def _plain_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool, field: Temp,
+                  read_mask: int, write_mask: int, tvec: bool) -> None:
+    """A CSR with no side effect kept in the CPU state (sscratch, sepc, scause, stval,
+    stvec), any CSR instruction form: rd gets the old value, the field the new one."""
     b = ctx.builder
     old = ctx.temp()
-    b.mov(old, SSCRATCH)
+    if read_mask == _ALL:
+        b.mov(old, field)
+    else:
+        b.and_(old, field, const(I64, read_mask))
     if writes:
-        _csr_update(b, SSCRATCH, old, source, op)
+        new = ctx.temp()
+        _csr_update(b, new, old, source, op)
+        skip = None
+        if tvec:  # MODE >= 2 (bit 1 set) is reserved: no write
+            skip, mode = b.label(), ctx.temp()
+            b.and_(mode, new, const(I64, 2))
+            b.brcond(Cond.NE, mode, const(I64, 0), skip)
+        if write_mask == _ALL:
+            b.mov(field, new)
+        else:
+            b.and_(field, new, const(I64, write_mask))
+        if skip is not None:
+            b.set_label(skip)
     ctx.set_gpr(a.rd, old)
+
+
+def _sie_inline(ctx: DisasContext, a, source: Temp, writes: bool) -> None:
+    """sie at S or M privilege, read (mie & mideleg) or cleared (csrrc/csrrci: mie
+    loses the delegated bits of the source; clearing enables unmasks nothing, and
+    irq_pending may keep the cleared bits: it is allowed to over-approximate). Setting
+    or writing sie may enable a pending interrupt: the helper does that."""
+    b = ctx.builder
+    old = ctx.temp()
+    b.and_(old, MIE, MIDELEG)
+    if writes:
+        cleared = ctx.temp()
+        b.and_(cleared, source, MIDELEG)
+        b.andc(MIE, MIE, cleared)
+    ctx.set_gpr(a.rd, old)
+
+
+def _sstatus_value(ctx: DisasContext, mstatus: Temp) -> Temp:
+    """sstatus as a read shows ``mstatus``: its view bits, and SD saying FS is Dirty
+    (VS and XS are read-only 0)."""
+    b = ctx.builder
+    value, dirty = ctx.temp(), ctx.temp()
+    b.and_(value, mstatus, const(I64, _SSTATUS_READ))
+    b.and_(dirty, mstatus, const(I64, Mstatus.FS))
+    b.setcond(Cond.EQ, dirty, dirty, const(I64, Mstatus.FS))
+    b.shl(dirty, dirty, const(I64, _SD_SHIFT))
+    b.or_(value, value, dirty)
+    return value
 
 
 def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
@@ -358,20 +429,14 @@ def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
         b.set_label(fast)
         mask = ctx.temp()
         b.and_(mask, source, const(I64, _SSTATUS_INLINE))
-    old, new, value, dirty = ctx.temp(), ctx.temp(), ctx.temp(), ctx.temp()
+    old, new = ctx.temp(), ctx.temp()
     b.mov(old, MSTATUS)
     if op == CSR_SET:
         b.or_(new, old, mask)
     else:
         b.andc(new, old, mask)
     b.mov(MSTATUS, new)
-    # rd: sstatus as it was; SD says FS is Dirty (VS and XS are read-only 0).
-    b.and_(value, old, const(I64, _SSTATUS_READ))
-    b.and_(dirty, old, const(I64, Mstatus.FS))
-    b.setcond(Cond.EQ, dirty, dirty, const(I64, Mstatus.FS))
-    b.shl(dirty, dirty, const(I64, _SD_SHIFT))
-    b.or_(value, value, dirty)
-    ctx.set_gpr(a.rd, value)
+    ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
     if op != CSR_SET or (source.is_const and not mask.value & Mstatus.SIE):
         return  # clearing bits, SPIE or SPP unmask nothing
     go_on, unmasked = b.label(), ctx.temp()
