@@ -257,6 +257,9 @@ class TbCache:
         # ``RunLoop.breakpoints``). The code cache is not used while any is set.
         self.breakpoints: frozenset[int] = frozenset()
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
+        # System mode: code linked to that runs onto other pages, by those virtual
+        # pages (see link): their TLB flushes unlink it.
+        self._crossing_linked: dict[int, set[CompiledCode]] = {}
         self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
         # Guest threads (user mode) share this cache, each on its own host thread:
         # translating, linking, invalidating and installing regions happen under
@@ -861,10 +864,15 @@ class TbCache:
                 or src.flags != dst.flags):
             return
         if self.addressing is not None and self._code_page(dst) == NO_CODE_PAGE:
-            # System mode: a link is not undone when a page's mapping changes, so code
-            # whose bytes leave its first page is always entered through a lookup,
-            # which checks every page (QEMU's tb_find once declined such links too).
-            return
+            # System mode: dst's bytes leave its first page, whose mapping a link does
+            # not check (goto_tb stays on the source's page). The link is undone by a
+            # TLB flush of another of its pages (or a full one), after which a lookup
+            # checks them again. (QEMU's tb_find declines such links instead: here
+            # that would cost a CHAIN exit to Python at every execution.)
+            head = page_floor(dst.pc)
+            for page in pages_of(dst.ranges):
+                if page != head:
+                    self._crossing_linked.setdefault(page, set()).add(dst)
         old = src.linked.get(n)
         if old is dst:
             return
@@ -920,6 +928,8 @@ class TbCache:
         keyed by virtual pc). An all-ones pc is odd, so it never matches."""
         for cache in self.jmp_caches:
             ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
+        if self._crossing_linked:
+            self._unlink_crossing(None)
 
     def jmp_cache_flush_page(self, page: int) -> None:
         """Empty the jump cache entries of code starting on virtual page ``page`` (its
@@ -929,6 +939,8 @@ class TbCache:
         native probe) or with it (``get`` and ``_insert`` put what the run loop enters),
         and an invalidation clears both. Without the table or its page index (user
         mode keeps none), every entry goes."""
+        if page in self._crossing_linked:
+            self._unlink_crossing(page)
         table = self.lookup_table
         if not (self.native_lookup and table.tracks_pages):
             self.jmp_cache_flush()
@@ -939,6 +951,21 @@ class TbCache:
             for cache in self.jmp_caches:
                 if cache[i] == pc:
                     cache[i] = abi.JMP_CACHE_INVALID_PC
+
+    def _unlink_crossing(self, page: int | None) -> None:
+        """Unlink the links into code that runs onto virtual page ``page`` (None: onto
+        any page) beyond its first: that page's mapping may have changed."""
+        with self.lock:
+            if page is None:
+                groups = list(self._crossing_linked.values())
+                self._crossing_linked.clear()
+            else:
+                groups = [self._crossing_linked.pop(page, ())]
+            for group in groups:
+                for dst in group:
+                    for src, n in dst.incoming:
+                        self._unlink_exit(src, n)
+                    dst.incoming.clear()
 
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
         # Unconditionally, after the lookup table forgot the code: the native probe of
