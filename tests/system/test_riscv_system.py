@@ -299,3 +299,16 @@ def test_s_mode_csrs_inline(tmp_path: Path) -> None:
     counters = machine.cpu.arch.counters(machine.cpu.state)
     inline = ("sepc", "scause", "stval", "stvec", "sscratch", "sstatus")
     assert not [name for name in inline if f"csr {name}" in counters], counters
+
+
+def test_data_beside_code(tmp_path: Path) -> None:
+    """Stores to data on a page that holds translated code go through the slow path
+    without walking or invalidating anything (the TLB entry stays, as after QEMU's
+    notdirty write); rewriting the code itself is still seen."""
+    machine = MiniMachine(build("code_page_data", tmp_path))
+    code, _ = machine.run()
+    assert code == 0
+    assert machine.results(3) == [1000, 200, 7]
+    stats = machine.cpu.cpu.softmmu.stats
+    assert stats["code_writes"] >= 200, stats
+    assert stats["fills"] < 40, stats  # (not two walks per store)
