@@ -282,23 +282,28 @@ def test_time_csr_native_and_illegal(tmp_path: Path) -> None:
 def test_s_mode_csrs_inline(tmp_path: Path) -> None:
     """sepc, scause, stval, stvec, sscratch, sie (reads, clears) and sstatus reads,
     translated inline at S privilege, follow the model's rules and share its values
-    both ways (trap entry writes, sret reads); none of them calls the CSR helper."""
+    both ways (trap entry writes, sret reads); none of them calls the CSR helper.
+    sret in S-mode is inline too (to U and to S, with nothing pending), except with
+    mstatus.TSR set, where the helper raises."""
     from llvmtcg.frontends.riscv.system import hart_of
 
     machine = MiniMachine(build("s_csr_inline", tmp_path))
     code, _ = machine.run()
-    r = machine.results(13)
+    r = machine.results(16)
     assert code == 0, [hex(v) for v in r]
     at = symbols("s_csr_inline", tmp_path)
     assert r[:5] == [0x12345678, 0x123456F8, 0x8000000000000004, 15, at["s_trap"]]
     assert r[5:7] == [0x222, 0x220]
     assert r[7] == 2 << 32  # UXL = 64 bits; SIE, SPIE, SPP, FS, SUM 0
     assert r[8:12] == [8, at["u_code"] + 4, 0, 0x8001_0000]
+    assert r[12:15] == [0, 0x10200073, at["tsr_test"]]  # sret with TSR: illegal
+    assert r[15] == 2 << 32 | 0x20  # SPIE
     csr = hart_of(machine.cpu.state).csr
     assert csr.stval == 0x777 and csr.mie == 0xA20
     counters = machine.cpu.arch.counters(machine.cpu.state)
     inline = ("sepc", "scause", "stval", "stvec", "sscratch", "sstatus")
     assert not [name for name in inline if f"csr {name}" in counters], counters
+    assert counters["priv sret"] == 1, counters  # (only the illegal one)
 
 
 def test_data_beside_code(tmp_path: Path) -> None:

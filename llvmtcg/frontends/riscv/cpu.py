@@ -34,6 +34,7 @@ RISCV_FIELDS = (
     ("stvec", I64),
     ("mie", I64),
     ("mideleg", I64),
+    ("priv", I64),  # the privilege level (0 U, 1 S, 3 M): an inline sret changes it
     # The time CSR in native code (native_time.py): bit p of time_access set = a read
     # at privilege p is legal and computed natively from the host clock as
     # (host_ns - time_epoch) // time_div + time_delta.

@@ -12,7 +12,7 @@ import time
 from llvmtcg.frontends.riscv.cpu import CSR_FCSR, CSR_FFLAGS, CSR_FRM, Cause
 from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
 from llvmtcg.frontends.riscv.priv.csr import SSTATUS_VISIBLE, SSTATUS_WRITABLE
-from llvmtcg.frontends.riscv.priv.state import Mstatus, Priv
+from llvmtcg.frontends.riscv.priv.state import MmuIdx, Mstatus, Priv, TbFlags
 from llvmtcg.frontends.riscv.priv.trap import ecall_cause
 from llvmtcg.frontends.riscv.translate import GLOBALS, PC, BlockEnd, DisasContext
 from llvmtcg.ir import I32, I64, Cond, ExitReason, Temp, const
@@ -213,8 +213,56 @@ def trans_mret(ctx: DisasContext, a) -> bool:
 def trans_sret(ctx: DisasContext, a) -> bool:
     if not ctx.system:
         return False
+    if ctx.priv == Priv.S:
+        _sret_inline(ctx)
     _end_with_lookup(ctx, _priv_call(ctx, PRIV_SRET))
     return True
+
+
+TSR, MPRV = Mstatus.TSR, Mstatus.MPRV
+PRIV, TB_FLAGS, LOAD_RES = GLOBALS["priv"], GLOBALS["tb_flags"], GLOBALS["load_res"]
+_SPIE_TO_SIE = 4  # (SPIE is bit 5, SIE bit 1)
+_SPP_SHIFT = 8
+
+
+def _sret_inline(ctx: DisasContext) -> None:
+    """sret in S-mode without Python (Linux returns from every trap with it), as
+    trap.sret does: SIE = SPIE, SPIE = 1, privilege = SPP, SPP = U, MPRV = 0, the LR
+    reservation dropped, pc = sepc. The new translation flags are those of this block
+    (S: nothing they depend on changes) or the same with U's MMU index (MXR kept),
+    stored in the CPU state with the privilege, and the jump cache looks sepc up under
+    them. Taken only when mstatus.TSR is clear (else sret is illegal) and irq_pending
+    is 0 (no interrupt can become deliverable); otherwise execution falls through to
+    the helper, which the caller emits after this."""
+    b = ctx.builder
+    helper = b.label()
+    status, t = ctx.temp(), ctx.temp()
+    b.mov(status, MSTATUS)
+    b.and_(t, status, const(I64, TSR))
+    b.brcond(Cond.NE, t, const(I64, 0), helper)
+    b.brcond(Cond.NE, IRQ_PENDING, const(I64, 0), helper)
+    new, spie, spp = ctx.temp(), ctx.temp(), ctx.temp()
+    b.and_(spie, status, const(I64, Mstatus.SPIE))
+    b.shr(spie, spie, const(I64, _SPIE_TO_SIE))
+    b.and_(new, status, const(I64, ~int(Mstatus.SIE | Mstatus.SPP | MPRV) & _ALL))
+    b.or_(new, new, const(I64, Mstatus.SPIE))
+    b.or_(new, new, spie)
+    b.mov(MSTATUS, new)
+    b.mov(LOAD_RES, const(I64, _ALL))
+    b.and_(spp, status, const(I64, Mstatus.SPP))
+    b.shr(spp, spp, const(I64, _SPP_SHIFT))  # 0: U, 1: S (the encodings)
+    b.mov(PRIV, spp)
+    flags_s = ctx.flags
+    mxr = (flags_s >> TbFlags.MMU_IDX_SHIFT) & _MXR_INDEX
+    flags_u = ((flags_s & ~(TbFlags.PRIV_MASK | TbFlags.MMU_IDX_MASK)) | int(Priv.U)
+               | (int(MmuIdx.U) | mxr) << TbFlags.MMU_IDX_SHIFT)
+    b.movcond(Cond.EQ, TB_FLAGS, spp, const(I64, 0), const(I64, flags_u),
+              const(I64, flags_s))
+    pc = ctx.temp()
+    b.and_(pc, GLOBALS["sepc"], const(I64, _ALL & ~(1 if ctx.has_ext("c") else 3)))
+    b.mov(PC, pc)
+    b.lookup_and_goto_ptr()
+    b.set_label(helper)
 
 
 def trans_wfi(ctx: DisasContext, a) -> bool:
@@ -344,6 +392,7 @@ def _time_inline(ctx: DisasContext, a) -> None:
 # its MODE is not reserved (>= 2 leaves the register unchanged, as CsrFile does).
 CSR_SIE, CSR_STVEC, CSR_SEPC, CSR_SCAUSE, CSR_STVAL = 0x104, 0x105, 0x141, 0x142, 0x143
 _ALL = (1 << 64) - 1
+_MXR_INDEX = int(MmuIdx.U_MXR) - int(MmuIdx.U)  # the MXR bit of an MMU index
 MIE, MIDELEG = GLOBALS["mie"], GLOBALS["mideleg"]
 _PLAIN_INLINE = {
     CSR_SSCRATCH: lambda ctx: (SSCRATCH, _ALL, _ALL, False),

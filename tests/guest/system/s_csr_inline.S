@@ -90,20 +90,36 @@ s_trap:
     csrs sstatus, t0
     sret
 after:
+    csrr a0, sstatus
+    sd a0, 120(t6)          # [15] after sret to S: SIE = SPIE (0), SPIE = 1, SPP = U
     li t0, 0x777
     csrw stval, t0          # the model sees inline writes: checked by the test
-    ecall                   # from S: not delegated, M ends the test
+    ecall                   # from S: not delegated; M sets TSR and returns here:
+tsr_test:
+    sret                    # illegal with TSR: M ends the test
 
     .balign 4
 m_handler:
     csrr t0, mcause
-    li t1, 9                # ecall from S
+    li t1, 9                # ecall from S: set TSR, continue at tsr_test (in S)
     bne t0, t1, 2f
+    li t0, 1 << 22
+    csrs mstatus, t0
+    la t0, tsr_test
+    csrw mepc, t0
+    mret
+2:  li t1, 2                # the illegal sret
+    bne t0, t1, 4f
+    csrr t0, mtval
+    sd t0, 104(t6)          # [13] sret's encoding
+    csrr t0, mepc
+    sd t0, 112(t6)          # [14] tsr_test
     li t0, TOHOST
     li t1, 1                # exit code 0
     sd t1, 0(t0)
-2:  sd t0, 96(t6)           # [12] the unexpected cause
+3:  j 3b
+4:  sd t0, 96(t6)           # [12] the unexpected cause
     li t0, TOHOST
     li t1, 3                # exit code 1
     sd t1, 0(t0)
-3:  j 3b
+5:  j 5b

@@ -223,15 +223,17 @@ class CsrFile:
             its own.
         sscratch_cell: likewise for sscratch (read and written inline).
         cells: likewise for the registers of :data:`CELL_FIELDS` (sepc, scause,
-            stval, stvec, mie, mideleg) and ``time_access``, the privileges at which
+            stval, stvec, mie, mideleg), the privilege level (an inline sret sets
+            it) and ``time_access``, the privileges at which
             translated code reads ``time`` natively (bit p: legal at privilege p and
             :attr:`native_time`); each missing one gets a cell of its own.
     """
 
     # The CPU-state fields (system mode) that hold registers of this model.
-    CELL_FIELDS = ("sepc", "scause", "stval", "stvec", "mie", "mideleg", "time_access")
+    CELL_FIELDS = ("sepc", "scause", "stval", "stvec", "mie", "mideleg", "priv",
+                   "time_access")
 
-    __slots__ = ("config", "priv", "_mstatus_cell", "misa", "medeleg", "_c_mideleg", "_c_mie",
+    __slots__ = ("config", "_c_priv", "_mstatus_cell", "misa", "medeleg", "_c_mideleg", "_c_mie",
                  "_mip_sw", "_irq_lines", "mtvec", "_c_stvec", "_mepc", "_c_sepc", "mcause",
                  "_c_scause", "mtval", "_c_stval", "mscratch", "_sscratch_cell",
                  "_mcounteren", "_scounteren", "_c_time_access", "_native_time",
@@ -399,6 +401,15 @@ class CsrFile:
     def sscratch(self, value: int) -> None:
         self._sscratch_cell.value = value
 
+    @property
+    def priv(self) -> Priv:
+        """The privilege level (a CPU-state cell: translated sret changes it)."""
+        return _PRIVS[self._c_priv.value]
+
+    @priv.setter
+    def priv(self, value: Priv) -> None:
+        self._c_priv.value = value
+
     # (cell-backed registers: properties over the ctypes cells, made below the class)
     _sepc: int  # sepc as written (bit 0 clear); reads mask it with the pc alignment
     scause: int
@@ -539,6 +550,9 @@ class CsrFile:
             self._counter_frozen[which] = value
         else:
             self._counter_offset[which] = value - self._counter_source(which)
+
+
+_PRIVS = (Priv.U, Priv.S, None, Priv.M)  # (by encoding: 2 is reserved)
 
 
 def _cell_property(name: str) -> property:
