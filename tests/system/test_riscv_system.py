@@ -157,15 +157,17 @@ def test_sstatus_sie_and_sscratch_inline_and_interrupts_sie_unmasks(
     uxl = 2 << 32
     r = machine.results(6 + 8)
     assert r[0] == uxl | sie  # csrrci returns the old value
-    assert r[1] == uxl | sd | fs | sum_  # the helper's write (FS Dirty shows SD)
+    assert r[1] == uxl | sd | fs | sum_  # a write changing the flags (FS Dirty: SD)
     assert r[2] == uxl | sd | fs | sum_  # inline read of the same (SIE was clear)
     assert r[3] == uxl | sd | fs | sum_ | sie
-    assert r[4] == uxl | sd | fs  # SUM and SIE cleared through the helper
+    assert r[4] == uxl | sd | fs  # SUM and SIE cleared
     assert r[5] == 0  # no instruction ran between an unmasking write and its interrupt
     ssi, sti = (1 << 63) | 1, (1 << 63) | 5
     assert r[6:] == [ssi, at["after_reg"], ssi, at["after_imm"], ssi, at["after_rs"],
                      sti, at["after_timer"]]
     assert machine.results(20)[16:] == [0x1234, 0x55, 0xF55, 0xF54]  # sscratch
+    # Every sstatus access is in S-mode: none went through the CSR helper.
+    assert "csr sstatus" not in machine.cpu.arch.counters(machine.cpu.state)
 
 
 def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:

@@ -302,6 +302,9 @@ def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
         _time_inline(ctx, a)
         return True
     if ctx.priv >= Priv.S:
+        if a.csr == CSR_SSTATUS and writes and ctx.priv == Priv.S:
+            _sstatus_write_s(ctx, a, op, source)
+            return True
         if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
             _sstatus_inline(ctx, a, op, source)
             return True
@@ -458,6 +461,73 @@ def _sstatus_value(ctx: DisasContext, mstatus: Temp) -> Temp:
     b.shl(dirty, dirty, const(I64, _SD_SHIFT))
     b.or_(value, value, dirty)
     return value
+
+
+_FLAG_BITS = Mstatus.FS | Mstatus.SUM | Mstatus.MXR  # what S-mode flags depend on
+_SUM_SHIFT, _MXR_SHIFT, _FS_SHIFT = 18, 19, 13
+
+
+def _sstatus_write_s(ctx: DisasContext, a, op: int, source: Temp) -> None:
+    """Any write of sstatus in S-mode (csrrw/csrrs/csrrc and immediates; Linux: the
+    trap entry clears SUM and FS, the return writes the whole register, uaccess
+    toggles SUM) without Python, as CsrFile.rmw and _write_sstatus do: the writable
+    bits (SIE SPIE SPP SUM MXR, FS with F) of mstatus change, rd gets the old view.
+    When FS, SUM or MXR changed, the new flags are computed here — in S-mode they are
+    this block's with the data MMU index (S, +SUM, +MXR) and FS of the new value — and
+    the block ends through the jump cache, which looks the next instruction up under
+    them (the helper's path, without the helper). Setting SIE while irq_pending is
+    nonzero requests an exit, as in :func:`_sstatus_inline`."""
+    b = ctx.builder
+    # (the model's F, not has_ext: that one says no while FS is Off)
+    writable = SSTATUS_WRITABLE if ctx.model.has("f") else SSTATUS_WRITABLE & ~Mstatus.FS
+    old, new, bits = ctx.temp(), ctx.temp(), ctx.temp()
+    b.mov(old, MSTATUS)
+    b.and_(bits, source, const(I64, writable))
+    if op == CSR_WRITE:
+        b.and_(new, old, const(I64, ~int(writable) & _ALL))
+        b.or_(new, new, bits)
+    elif op == CSR_SET:
+        b.or_(new, old, bits)
+    else:
+        b.andc(new, old, bits)
+    b.mov(MSTATUS, new)
+    ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
+    can_set_sie = op != CSR_CLEAR and not (source.is_const and not source.value & Mstatus.SIE)
+    unmasks = None
+    if can_set_sie:  # exit_request when SIE goes 0 -> 1 with something pending
+        unmasks, no_unmask = ctx.temp(), b.label()
+        b.andc(unmasks, new, old)
+        b.and_(unmasks, unmasks, const(I64, Mstatus.SIE))
+        b.brcond(Cond.EQ, unmasks, const(I64, 0), no_unmask)
+        b.brcond(Cond.EQ, IRQ_PENDING, const(I64, 0), no_unmask)
+        b.mov(EXIT_REQUEST, const(I32, 1))
+        b.mov(PC, const(I64, ctx.next_pc))
+        b.lookup_and_goto_ptr()  # (the next block's entry sees the exit request)
+        b.set_label(no_unmask)
+    if op == CSR_CLEAR and source.is_const and not source.value & _FLAG_BITS:
+        return  # (clearing SIE, SPIE or SPP: the flags stay)
+    same, changed = b.label(), ctx.temp()
+    b.xor(changed, old, new)
+    b.and_(changed, changed, const(I64, _FLAG_BITS))
+    b.brcond(Cond.EQ, changed, const(I64, 0), same)
+    flags, t = ctx.temp(), ctx.temp()
+    # MMU index S (1), S_SUM (2), +4 with MXR; FS in bits 6:5.
+    b.shr(flags, new, const(I64, _SUM_SHIFT))
+    b.and_(flags, flags, const(I64, 1))
+    b.shr(t, new, const(I64, _MXR_SHIFT))
+    b.and_(t, t, const(I64, 1))
+    b.shl(t, t, const(I64, 2))
+    b.or_(flags, flags, t)
+    b.add(flags, flags, const(I64, int(MmuIdx.S)))
+    b.shl(flags, flags, const(I64, TbFlags.MMU_IDX_SHIFT))
+    b.shr(t, new, const(I64, _FS_SHIFT))
+    b.and_(t, t, const(I64, 3))
+    b.shl(t, t, const(I64, TbFlags.FS_SHIFT))
+    b.or_(flags, flags, t)
+    b.or_(TB_FLAGS, flags, const(I64, ctx.flags & ~(TbFlags.MMU_IDX_MASK | TbFlags.FS_MASK)))
+    b.mov(PC, const(I64, ctx.next_pc))
+    b.lookup_and_goto_ptr()
+    b.set_label(same)
 
 
 def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
