@@ -183,6 +183,9 @@ class Riscv64SystemArch(Riscv64Arch):
 
     layout = SYSTEM_LAYOUT
     system_mode = True
+    # CPU-state fields publish_time derives from the machine's timer at reset and load:
+    # savevm does not keep them (they name this process's host clock).
+    derived_fields = ("time_access", "time_epoch", "time_div", "time_delta")
 
     def __init__(self, model: CpuModel | None = None, *, hartid: int = 0,
                  time: Callable[[], int] | None = None) -> None:
