@@ -25,6 +25,7 @@ import time as time_mod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llvmtcg.arch import DebugFeature, DebugRegister, PageTranslation
 from llvmtcg.frontends.riscv import native_time, trans_system
@@ -92,17 +93,25 @@ class _HostTime:
 host_time = _HostTime()
 
 
-def _time_base_owner(time: Callable[[], int]):
+class TimeBaseSource(Protocol):
+    """What can describe a ``time`` source as a function of the host's monotonic clock
+    (devices/aclint.py ``Aclint.time_base``): ``(epoch_ns, ns_per_tick, delta)`` or
+    None. Such an object may have ``time_base_listeners``, called when that changes."""
+
+    def time_base(self) -> tuple[int, int, int] | None: ...
+
+
+def _time_base_owner(time: Callable[[], int]) -> TimeBaseSource | None:
     """What describes ``time`` as a function of the host clock (native_time): the
     callable itself or, for a bound method such as ``Aclint.mtime``, its object, when
     it has ``time_base()``; else None (the time CSR then always takes the helper)."""
     for owner in (time, getattr(time, "__self__", None)):
         if callable(getattr(owner, "time_base", None)):
-            return owner
+            return owner  # type: ignore[return-value]
     return None
 
 
-def publish_time(state: CpuState, csr: CsrFile, owner) -> None:
+def publish_time(state: CpuState, csr: CsrFile, owner: TimeBaseSource | None) -> None:
     """Publish the time base of ``owner`` (see _time_base_owner) for translated code's
     native reads of ``time`` (native_time.py), or switch them off when there is none."""
     base = owner.time_base() if owner is not None else None
