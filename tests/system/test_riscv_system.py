@@ -259,12 +259,14 @@ def test_lookup_checks_the_second_page(tmp_path: Path) -> None:
     assert machine.results(5) == [1000, 10000, 1000, 10000, 10000]
 
 
-def test_time_csr_native_and_illegal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
+def test_time_csr_native_and_illegal(tmp_path: Path, baseline: bool) -> None:
     """rdtime reads the CLINT's mtime natively where it is legal (M; S with
     mcounteren.TM; U with scounteren.TM too): in order with an mtime read over MMIO,
     following an mtime write; where it is not, the helper raises an illegal
     instruction (tval: the instruction) and rd is unchanged."""
-    machine = MiniMachine(build("s_time", tmp_path))
+    options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
+    machine = MiniMachine(build("s_time", tmp_path), options)
     code, _ = machine.run()
     r = machine.results(10)
     assert code == 0, [hex(v) for v in r]
@@ -281,7 +283,8 @@ def test_time_csr_native_and_illegal(tmp_path: Path) -> None:
     assert counters["csr time"] == 2, counters
 
 
-def test_s_mode_csrs_inline(tmp_path: Path) -> None:
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
+def test_s_mode_csrs_inline(tmp_path: Path, baseline: bool) -> None:
     """sepc, scause, stval, stvec, sscratch, sie (reads, clears) and sstatus reads,
     translated inline at S privilege, follow the model's rules and share its values
     both ways (trap entry writes, sret reads); none of them calls the CSR helper.
@@ -289,7 +292,8 @@ def test_s_mode_csrs_inline(tmp_path: Path) -> None:
     mstatus.TSR set, where the helper raises."""
     from llvmtcg.frontends.riscv.system import hart_of
 
-    machine = MiniMachine(build("s_csr_inline", tmp_path))
+    options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
+    machine = MiniMachine(build("s_csr_inline", tmp_path), options)
     code, _ = machine.run()
     r = machine.results(16)
     assert code == 0, [hex(v) for v in r]
