@@ -16,7 +16,7 @@ at 0, so MTIP is up until the firmware programs it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from devices.base import (
     AccessRules,
@@ -71,6 +71,9 @@ class Aclint:
         self.msip = [0] * self.num_harts
         self._timers: list[TimerHandle | None] = [None] * self.num_harts
         self._time_delta = 0
+        # Called after mtime's relation to the host clock changed (time_base): an mtime
+        # write, reset, loadvm. Harts computing mtime natively re-read it.
+        self.time_base_listeners: list[Callable[[], None]] = []
         self.reset()
 
     def reset(self) -> None:
@@ -90,10 +93,25 @@ class Aclint:
         for hart, line in enumerate(self._msip):
             line(bool(self.msip[hart]))
             self._set_mtimecmp(hart, self.mtimecmp[hart])
+        self._time_base_changed()
 
     def mtime(self) -> int:
         """The current mtime: also what the CPU's ``time`` CSR and Sstc compare with."""
         return (self._raw_ticks() + self._time_delta) & _MASK64
+
+    def time_base(self) -> tuple[int, int, int] | None:
+        """:meth:`mtime` as a function of the host's CLOCK_MONOTONIC nanoseconds
+        ``host_ns``: ``(epoch, ns_per_tick, delta)`` with mtime = ((host_ns - epoch) //
+        ns_per_tick + delta) mod 2**64 from now until ``time_base_listeners`` are
+        called (translated code computes the time CSR so: llvmtcg's native_time).
+        None when mtime is no such function: a clock that does not follow the host's
+        (a manual one), a frequency that is not a whole number of nanoseconds per
+        tick, or a clock reading before its epoch."""
+        epoch = getattr(self._clock, "host_epoch_ns", lambda: None)()
+        if epoch is None or _NS_PER_S % self.timebase_hz or self._clock.now_ns() < 0:
+            return None
+        # floor(now * hz / 1e9) == floor(now / (1e9 / hz)) when hz divides 1e9.
+        return epoch, _NS_PER_S // self.timebase_hz, self._time_delta
 
     # --- registers ------------------------------------------------------------------
 
@@ -160,6 +178,7 @@ class Aclint:
         self._time_delta = (new - raw) & _MASK64
         for hart in range(self.num_harts):
             self._set_mtimecmp(hart, self.mtimecmp[hart])
+        self._time_base_changed()
 
     def _set_mtimecmp(self, hart: int, value: int) -> None:
         self.mtimecmp[hart] = value
@@ -177,6 +196,10 @@ class Aclint:
         target_ticks = self._raw_ticks() + (value - now)
         deadline = min(-(-target_ticks * _NS_PER_S // self.timebase_hz), _INT64_MAX)
         self._timers[hart] = self._clock.set_timer(deadline, lambda: self._expire(hart))
+
+    def _time_base_changed(self) -> None:
+        for listener in self.time_base_listeners:
+            listener()
 
     def _expire(self, hart: int) -> None:
         self._timers[hart] = None

@@ -145,6 +145,12 @@ class VirtualClock:
             return self._manual_ns
         return self._source() - self._epoch
 
+    def host_epoch_ns(self) -> int | None:
+        """The host CLOCK_MONOTONIC time (``time.monotonic_ns``) at which this clock
+        reads 0, when it follows that clock (now_ns() = monotonic_ns() - epoch), else
+        None. ``set_now`` moves it."""
+        return self._epoch if self._source is time.monotonic_ns else None
+
     def set_timer(self, deadline_ns: int, callback: Callable[[], None]) -> TimerHandle:
         timer = _Timer(deadline_ns, callback)
         with self._lock:

@@ -81,7 +81,7 @@ class SystemCpu:
         own (``GuestArch.save_state``). Interrupt lines are the devices' state."""
         state = self.state
         registers: dict[str, list[int]] = {}
-        for name in _saved_fields(state):
+        for name in _saved_fields(state, self.arch):
             count = state.layout.fields[name].count
             registers[name] = [state.get(name, i) for i in range(count)]
         return {"registers": registers, "halted": self.halted,
@@ -95,7 +95,7 @@ class SystemCpu:
         try:
             registers = saved["registers"]
             values: list[tuple[str, int, int]] = []
-            for name in _saved_fields(state):
+            for name in _saved_fields(state, self.arch):
                 cells = registers[name]  # type: ignore[index]
                 if len(cells) != state.layout.fields[name].count:
                     raise ValueError(f"register {name}: {len(cells)} values saved")
@@ -198,10 +198,13 @@ class SystemCpu:
 _SAVED_RUNTIME_FIELDS = ("pc", "insn_count", "fp_env")
 
 
-def _saved_fields(state: CpuState) -> list[str]:
+def _saved_fields(state: CpuState, arch: GuestArch) -> list[str]:
     """The fields of ``state``'s layout savevm keeps: the guest's registers (every field
-    that is not the runtime's own) and :data:`_SAVED_RUNTIME_FIELDS`."""
+    that is not the runtime's own) and :data:`_SAVED_RUNTIME_FIELDS`, but not those
+    the architecture derives from the machine at every load (``arch.derived_fields``:
+    RISC-V's native time base, which names this process's host clock)."""
     runtime = {spec[0] for spec in (*RUNTIME_FIELDS, *RUNTIME_TAIL_FIELDS)}
+    runtime.update(getattr(arch, "derived_fields", ()))
     return [name for name in state.layout.fields
             if name not in runtime or name in _SAVED_RUNTIME_FIELDS]
 

@@ -38,7 +38,9 @@ _FETCH = Access.FETCH
 _PAGE_FLOOR = ~(abi.PAGE_SIZE - 1)
 _string_at = ctypes.string_at
 _u64_at = ctypes.c_uint64.from_address
-_ADDR_CODE, _ADDEND = 16, 24  # byte offsets in a TLB entry {read, write, code, addend}
+_ADDR_WRITE, _ADDR_CODE, _ADDEND = 8, 16, 24  # byte offsets in a TLB entry {read, write,
+# code, addend}
+_NOTDIRTY = abi.TLB_NOTDIRTY
 
 
 class MmioHandler(Protocol):
@@ -504,17 +506,28 @@ class Softmmu:
         return int.from_bytes(ctypes.string_at(host, size), "little")
 
     def _write_page(self, addr: int, size: int, value: int, mmu_idx: int) -> None:
-        region, host = self.fill(addr, Access.WRITE, mmu_idx)
-        if region.mmio is not None:
-            region.mmio.write(addr - region.start, size, value & ((1 << (8 * size)) - 1))
-            return
-        phys = host - self.mem_base
-        if self.code.page_has_code(page_floor(phys)):
-            # Invalidate before the store completes, then refill: the page may now be
-            # free of translations and its writes can take the fast path again.
+        entry = self._tlb_entry_address(mmu_idx, addr)
+        if _u64_at(entry + _ADDR_WRITE).value == (addr & _PAGE_FLOOR) | _NOTDIRTY:
+            # The entry is current and only says the page holds translated code (or is
+            # watched: checked before): no walk, as QEMU's notdirty_write after a TLB
+            # hit. (Stores to a page whose code stays, e.g. data beside it, come here.)
+            phys = (addr + _u64_at(entry + _ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF
+            host = self.mem_base + phys
+        else:
+            region, host = self.fill(addr, Access.WRITE, mmu_idx)
+            if region.mmio is not None:
+                region.mmio.write(addr - region.start, size, value & ((1 << (8 * size)) - 1))
+                return
+            phys = host - self.mem_base
+        page = page_floor(phys)
+        if self.code.page_has_code(page):
+            # Invalidate the blocks the store overlaps before it completes; when none
+            # is left on the page, refill: its writes take the fast path again (QEMU's
+            # tlb_unprotect_code; while some remain the entry stays as it is).
             self.stats["code_writes"] += 1
             self.code.invalidate_range(phys, phys + size)
-            self.fill(addr, Access.WRITE, mmu_idx)
+            if not self.code.page_has_code(page):
+                self.fill(addr, Access.WRITE, mmu_idx)
         ctypes.memmove(host, value.to_bytes(size, "little"), size)
 
     @staticmethod

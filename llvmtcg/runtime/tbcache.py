@@ -262,6 +262,9 @@ class TbCache:
         # ``RunLoop.breakpoints``). The code cache is not used while any is set.
         self.breakpoints: frozenset[int] = frozenset()
         self.new_code_page: list[Callable[[int], None]] = []  # a page gets its first block
+        # System mode: code linked to that runs onto other pages, by those virtual
+        # pages (see link): their TLB flushes unlink it.
+        self._crossing_linked: dict[int, set[CompiledCode]] = {}
         self.code_page_freed: list[Callable[[int], None]] = []  # a page's last block went
         # Guest threads (user mode) share this cache, each on its own host thread:
         # translating, linking, invalidating and installing regions happen under
@@ -322,7 +325,9 @@ class TbCache:
         system mode, physical pc ``phys_pc`` (None: any)."""
         flags = self.flags if flags is None else flags
         tb = self.by_pc.get(pc)
-        while tb is not None and not tb.matches(flags, phys_pc):
+        while tb is not None and not (tb.matches(flags, phys_pc) and (
+                phys_pc is None or tb.phys_ranges is None or len(tb.phys_ranges) == 1
+                or self._other_pages_mapped(tb, flags))):
             tb = tb.variant
         return tb
 
@@ -331,9 +336,35 @@ class TbCache:
         """The code to run at pc: its hot region if one is installed, else its block."""
         flags = self.flags if flags is None else flags
         region = self.regions.get(pc)
-        if region is not None and region.matches(flags, phys_pc):
+        if region is not None and region.matches(flags, phys_pc) and (
+                phys_pc is None or self._other_pages_mapped(region, flags)):
             return region
         return self.lookup(pc, flags, phys_pc)
+
+    def _other_pages_mapped(self, code: CompiledCode, flags: int) -> bool:
+        """Whether the guest bytes of ``code`` beyond its first virtual page are still
+        fetched from the physical pages they were translated from (QEMU's
+        tb_lookup_cmp, which compares a TB's second page through get_page_addr_code):
+        the head's physical pc alone does not tell a block that runs onto a page whose
+        mapping changed since. A page that cannot be fetched now does not match."""
+        phys = code.phys_ranges
+        if self.addressing is None or phys is None or len(phys) == 1:
+            return True
+        head_page = page_floor(code.pc)
+        i = 0
+        for start, end in code.ranges:  # (split page by page, as _phys_ranges did)
+            pos = start
+            while pos < end:
+                page = page_floor(pos)
+                if page != head_page:
+                    try:
+                        if self.addressing.phys_addr(pos, flags) != phys[i][0]:
+                            return False
+                    except GuestFault:
+                        return False
+                pos = min(end, page + abi.PAGE_SIZE)
+                i += 1
+        return True
 
     def get(self, pc: int, flags: int | None = None) -> CompiledCode:
         """The code at pc for ``flags`` (default: :attr:`flags`), translating a region
@@ -891,6 +922,16 @@ class TbCache:
         if (not (src.valid and dst.valid) or src.direct_targets.get(n) != dst.pc
                 or src.flags != dst.flags):
             return
+        if self.addressing is not None and self._code_page(dst) == NO_CODE_PAGE:
+            # System mode: dst's bytes leave its first page, whose mapping a link does
+            # not check (goto_tb stays on the source's page). The link is undone by a
+            # TLB flush of another of its pages (or a full one), after which a lookup
+            # checks them again. (QEMU's tb_find declines such links instead: here
+            # that would cost a CHAIN exit to Python at every execution.)
+            head = page_floor(dst.pc)
+            for page in pages_of(dst.ranges):
+                if page != head:
+                    self._crossing_linked.setdefault(page, set()).add(dst)
         old = src.linked.get(n)
         if old is dst:
             return
@@ -946,6 +987,8 @@ class TbCache:
         keyed by virtual pc). An all-ones pc is odd, so it never matches."""
         for cache in self.jmp_caches:
             ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
+        if self._crossing_linked:
+            self._unlink_crossing(None)
 
     def jmp_cache_flush_page(self, page: int) -> None:
         """Empty the jump cache entries of code starting on virtual page ``page`` (its
@@ -955,6 +998,8 @@ class TbCache:
         native probe) or with it (``get`` and ``_insert`` put what the run loop enters),
         and an invalidation clears both. Without the table or its page index (user
         mode keeps none), every entry goes."""
+        if page in self._crossing_linked:
+            self._unlink_crossing(page)
         table = self.lookup_table
         if not (self.native_lookup and table.tracks_pages):
             self.jmp_cache_flush()
@@ -965,6 +1010,21 @@ class TbCache:
             for cache in self.jmp_caches:
                 if cache[i] == pc:
                     cache[i] = abi.JMP_CACHE_INVALID_PC
+
+    def _unlink_crossing(self, page: int | None) -> None:
+        """Unlink the links into code that runs onto virtual page ``page`` (None: onto
+        any page) beyond its first: that page's mapping may have changed."""
+        with self.lock:
+            if page is None:
+                groups = list(self._crossing_linked.values())
+                self._crossing_linked.clear()
+            else:
+                groups = [self._crossing_linked.pop(page, ())]
+            for group in groups:
+                for dst in group:
+                    for src, n in dst.incoming:
+                        self._unlink_exit(src, n)
+                    dst.incoming.clear()
 
     def _jmp_cache_drop(self, code: CompiledCode) -> None:
         # Unconditionally, after the lookup table forgot the code: the native probe of

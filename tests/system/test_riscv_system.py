@@ -157,15 +157,17 @@ def test_sstatus_sie_and_sscratch_inline_and_interrupts_sie_unmasks(
     uxl = 2 << 32
     r = machine.results(6 + 8)
     assert r[0] == uxl | sie  # csrrci returns the old value
-    assert r[1] == uxl | sd | fs | sum_  # the helper's write (FS Dirty shows SD)
+    assert r[1] == uxl | sd | fs | sum_  # a write changing the flags (FS Dirty: SD)
     assert r[2] == uxl | sd | fs | sum_  # inline read of the same (SIE was clear)
     assert r[3] == uxl | sd | fs | sum_ | sie
-    assert r[4] == uxl | sd | fs  # SUM and SIE cleared through the helper
+    assert r[4] == uxl | sd | fs  # SUM and SIE cleared
     assert r[5] == 0  # no instruction ran between an unmasking write and its interrupt
     ssi, sti = (1 << 63) | 1, (1 << 63) | 5
     assert r[6:] == [ssi, at["after_reg"], ssi, at["after_imm"], ssi, at["after_rs"],
                      sti, at["after_timer"]]
     assert machine.results(20)[16:] == [0x1234, 0x55, 0xF55, 0xF54]  # sscratch
+    # Every sstatus access is in S-mode: none went through the CSR helper.
+    assert "csr sstatus" not in machine.cpu.arch.counters(machine.cpu.state)
 
 
 def test_u_mode_traps_delegated_to_s(tmp_path: Path) -> None:
@@ -242,3 +244,82 @@ def test_native_lookup_follows_satp_switches(tmp_path: Path) -> None:
     counters = machine.cpu.cpu.counters()
     assert counters["lookup"]["hits"] >= 4 * 4 * 95, counters
     assert counters["exits"].get("LOOKUP", 0) < 46, counters
+
+
+def test_lookup_checks_the_second_page(tmp_path: Path) -> None:
+    """A block whose last instruction runs onto the next page is reused only while
+    that page maps to the physical page it was translated from (QEMU's tb_lookup_cmp
+    checks a TB's second page): the same head pc, flags and physical pc under two
+    mappings of the second page give two translations, a direct link into such a
+    block does not outlive a remap, and a remap of the second page alone (sfence.vma
+    of its address) is seen."""
+    machine = MiniMachine(build("s_lookup_page2", tmp_path))
+    code, _ = machine.run()
+    assert code == 0, [hex(v) for v in machine.results(6)]
+    assert machine.results(5) == [1000, 10000, 1000, 10000, 10000]
+
+
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
+def test_time_csr_native_and_illegal(tmp_path: Path, baseline: bool) -> None:
+    """rdtime reads the CLINT's mtime natively where it is legal (M; S with
+    mcounteren.TM; U with scounteren.TM too): in order with an mtime read over MMIO,
+    following an mtime write; where it is not, the helper raises an illegal
+    instruction (tval: the instruction) and rd is unchanged."""
+    options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
+    machine = MiniMachine(build("s_time", tmp_path), options)
+    code, _ = machine.run()
+    r = machine.results(10)
+    assert code == 0, [hex(v) for v in r]
+    assert r[0] <= r[1] <= r[2]
+    assert 1 << 40 <= r[3] < (1 << 40) + 10_000_000 * 30  # (10 MHz: within 30 s)
+    assert r[4] == 0x55 and r[6] == 0x66
+    assert r[3] <= r[5] <= r[7] <= r[8] < (1 << 40) + 10_000_000 * 30
+    rdtime_a0 = 0xC0102573
+    log = [int.from_bytes(machine.memory.read(0x8001_0080 + 8 * i, 8), "little")
+           for i in range(5)]
+    assert log == [2, rdtime_a0, 2, rdtime_a0, 0]
+    # Only the two illegal reads went through the Python helper.
+    counters = machine.cpu.arch.counters(machine.cpu.state)
+    assert counters["csr time"] == 2, counters
+
+
+@pytest.mark.parametrize("baseline", [True, False], ids=["baseline", "llvm"])
+def test_s_mode_csrs_inline(tmp_path: Path, baseline: bool) -> None:
+    """sepc, scause, stval, stvec, sscratch, sie (reads, clears) and sstatus reads,
+    translated inline at S privilege, follow the model's rules and share its values
+    both ways (trap entry writes, sret reads); none of them calls the CSR helper.
+    sret in S-mode is inline too (to U and to S, with nothing pending), except with
+    mstatus.TSR set, where the helper raises."""
+    from llvmtcg.frontends.riscv.system import hart_of
+
+    options = dataclasses.replace(SYSTEM_OPTIONS, baseline=baseline)
+    machine = MiniMachine(build("s_csr_inline", tmp_path), options)
+    code, _ = machine.run()
+    r = machine.results(16)
+    assert code == 0, [hex(v) for v in r]
+    at = symbols("s_csr_inline", tmp_path)
+    assert r[:5] == [0x12345678, 0x123456F8, 0x8000000000000004, 15, at["s_trap"]]
+    assert r[5:7] == [0x222, 0x220]
+    assert r[7] == 2 << 32  # UXL = 64 bits; SIE, SPIE, SPP, FS, SUM 0
+    assert r[8:12] == [8, at["u_code"] + 4, 0, 0x8001_0000]
+    assert r[12:15] == [0, 0x10200073, at["tsr_test"]]  # sret with TSR: illegal
+    assert r[15] == 2 << 32 | 0x20  # SPIE
+    csr = hart_of(machine.cpu.state).csr
+    assert csr.stval == 0x777 and csr.mie == 0xA20
+    counters = machine.cpu.arch.counters(machine.cpu.state)
+    inline = ("sepc", "scause", "stval", "stvec", "sscratch", "sstatus")
+    assert not [name for name in inline if f"csr {name}" in counters], counters
+    assert counters["priv sret"] == 1, counters  # (only the illegal one)
+
+
+def test_data_beside_code(tmp_path: Path) -> None:
+    """Stores to data on a page that holds translated code go through the slow path
+    without walking or invalidating anything (the TLB entry stays, as after QEMU's
+    notdirty write); rewriting the code itself is still seen."""
+    machine = MiniMachine(build("code_page_data", tmp_path))
+    code, _ = machine.run()
+    assert code == 0
+    assert machine.results(3) == [1000, 200, 7]
+    stats = machine.cpu.cpu.softmmu.stats
+    assert stats["code_writes"] >= 200, stats
+    assert stats["fills"] < 40, stats  # (not two walks per store)

@@ -26,6 +26,22 @@ RISCV_FIELDS = (
     ("mstatus", I64),
     ("irq_pending", I64),
     ("sscratch", I64),  # (likewise shared: Linux swaps it with tp at every trap)
+    # The S-mode trap CSRs and the interrupt enables, likewise shared (read and written
+    # inline; Linux reads and writes them at every trap).
+    ("sepc", I64),
+    ("scause", I64),
+    ("stval", I64),
+    ("stvec", I64),
+    ("mie", I64),
+    ("mideleg", I64),
+    ("priv", I64),  # the privilege level (0 U, 1 S, 3 M): an inline sret changes it
+    # The time CSR in native code (native_time.py): bit p of time_access set = a read
+    # at privilege p is legal and computed natively from the host clock as
+    # (host_ns - time_epoch) // time_div + time_delta.
+    ("time_access", I64),
+    ("time_epoch", I64),
+    ("time_div", I64),
+    ("time_delta", I64),
 )
 
 LAYOUT = CpuLayout(RISCV_FIELDS, n_mmu_idx=1, tlb_bits=10)

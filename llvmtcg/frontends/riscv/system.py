@@ -25,9 +25,10 @@ import time as time_mod
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from llvmtcg.arch import DebugFeature, DebugRegister, PageTranslation
-from llvmtcg.frontends.riscv import trans_system
+from llvmtcg.frontends.riscv import native_time, trans_system
 from llvmtcg.frontends.riscv.arch import Riscv64Arch
 from llvmtcg.frontends.riscv.cpu import REG_CSR0, RISCV_FIELDS, CpuModel
 from llvmtcg.frontends.riscv.frontend import RiscvFrontend
@@ -77,9 +78,49 @@ _MISALIGNED = {Access.FETCH: ExcCause.INSN_ADDR_MISALIGNED,
                Access.WRITE: ExcCause.STORE_ADDR_MISALIGNED}
 
 
-def host_time() -> int:
+class _HostTime:
     """A 10 MHz clock from the host's monotonic time (when no machine timer is given)."""
-    return time_mod.monotonic_ns() // (1_000_000_000 // TIMEBASE_HZ)
+
+    __slots__ = ()
+
+    def __call__(self) -> int:
+        return time_mod.monotonic_ns() // (1_000_000_000 // TIMEBASE_HZ)
+
+    def time_base(self) -> tuple[int, int, int]:
+        return 0, 1_000_000_000 // TIMEBASE_HZ, 0  # (see Aclint.time_base)
+
+
+host_time = _HostTime()
+
+
+class TimeBaseSource(Protocol):
+    """What can describe a ``time`` source as a function of the host's monotonic clock
+    (devices/aclint.py ``Aclint.time_base``): ``(epoch_ns, ns_per_tick, delta)`` or
+    None. Such an object may have ``time_base_listeners``, called when that changes."""
+
+    def time_base(self) -> tuple[int, int, int] | None: ...
+
+
+def _time_base_owner(time: Callable[[], int]) -> TimeBaseSource | None:
+    """What describes ``time`` as a function of the host clock (native_time): the
+    callable itself or, for a bound method such as ``Aclint.mtime``, its object, when
+    it has ``time_base()``; else None (the time CSR then always takes the helper)."""
+    for owner in (time, getattr(time, "__self__", None)):
+        if callable(getattr(owner, "time_base", None)):
+            return owner  # type: ignore[return-value]
+    return None
+
+
+def publish_time(state: CpuState, csr: CsrFile, owner: TimeBaseSource | None) -> None:
+    """Publish the time base of ``owner`` (see _time_base_owner) for translated code's
+    native reads of ``time`` (native_time.py), or switch them off when there is none."""
+    base = owner.time_base() if owner is not None else None
+    if base is not None:
+        epoch, div, delta = base
+        state.set("time_epoch", epoch)
+        state.set("time_div", div)
+        state.set("time_delta", delta)
+    csr.native_time = base is not None and base[1] > 0
 
 
 class _CodeTrackingBus(mmu.GuestMemoryBus):
@@ -151,6 +192,9 @@ class Riscv64SystemArch(Riscv64Arch):
 
     layout = SYSTEM_LAYOUT
     system_mode = True
+    # CPU-state fields publish_time derives from the machine's timer at reset and load:
+    # savevm does not keep them (they name this process's host clock).
+    derived_fields = ("time_access", "time_epoch", "time_div", "time_delta")
 
     def __init__(self, model: CpuModel | None = None, *, hartid: int = 0,
                  time: Callable[[], int] | None = None) -> None:
@@ -161,6 +205,13 @@ class Riscv64SystemArch(Riscv64Arch):
         # The native page-table walkers by CPU-state address (native_tlb_walker): the
         # Python fill asks them first (tlb_fill).
         self._walkers: dict[int, native_walk.NativeWalker] = {}
+        # The CPU states this hart's model was reset in (normally one), whose native
+        # time parameters follow the timer's (Aclint.time_base_listeners).
+        self._time_owner = _time_base_owner(self.time)
+        self._time_states: list[CpuState] = []
+        listeners = getattr(self._time_owner, "time_base_listeners", None)
+        if listeners is not None:
+            listeners.append(self._time_base_changed)
 
     def __repr__(self) -> str:
         return f"Riscv64SystemArch({self.model!r}, hartid={self.hartid})"
@@ -169,6 +220,9 @@ class Riscv64SystemArch(Riscv64Arch):
         registry = super().helpers()
         registry.register(trans_system.SYS_CSR_HELPER, sys_csr_helper)
         registry.register(trans_system.PRIV_HELPER, priv_helper)
+        layout = self.layout
+        registry.register(trans_system.TIME_HELPER, native_time.time_helper_address(
+            *(layout.offset(name) for name in ("time_epoch", "time_div", "time_delta"))))
         return registry
 
     def translate(self, pc: int, flags: int, fetch, log: Log | None = None) -> Block:
@@ -250,10 +304,19 @@ class Riscv64SystemArch(Riscv64Arch):
                       instret=lambda: state.get("insn_count"),
                       time=self.time, on_interrupt=state.request_exit,
                       mstatus_cell=state.cell("mstatus"),
-                      sscratch_cell=state.cell("sscratch"))
+                      sscratch_cell=state.cell("sscratch"),
+                      cells={name: state.cell(name) for name in CsrFile.CELL_FIELDS})
         state.arch_state = hart = Hart(csr, state.cell("irq_pending"), bus)
         sync_flags(state, csr)
         publish_pending(hart)
+        if not any(known is state for known in self._time_states):
+            self._time_states.append(state)
+        publish_time(state, csr, self._time_owner)
+
+    def _time_base_changed(self) -> None:
+        for state in self._time_states:
+            if isinstance(state.arch_state, Hart):
+                publish_time(state, state.arch_state.csr, self._time_owner)
 
     def attach_memory(self, state: CpuState, memory: GuestMemory,
                       invalidate: Callable[[int, int], int]) -> None:
@@ -303,6 +366,7 @@ class Riscv64SystemArch(Riscv64Arch):
         hart.csr.load_state(saved["csr"])  # type: ignore[arg-type]
         sync_flags(state, hart.csr)
         publish_pending(hart)
+        publish_time(state, hart.csr, self._time_owner)  # (the clock was restored)
         if hart.timer_listener is not None:
             hart.timer_listener(hart.csr.timer_deadline)
         state.request_exit()  # a restored pending interrupt is taken first

@@ -12,7 +12,7 @@ import time
 from llvmtcg.frontends.riscv.cpu import CSR_FCSR, CSR_FFLAGS, CSR_FRM, Cause
 from llvmtcg.frontends.riscv.fpu import FFLAGS, FRM
 from llvmtcg.frontends.riscv.priv.csr import SSTATUS_VISIBLE, SSTATUS_WRITABLE
-from llvmtcg.frontends.riscv.priv.state import Mstatus, Priv
+from llvmtcg.frontends.riscv.priv.state import MmuIdx, Mstatus, Priv, TbFlags
 from llvmtcg.frontends.riscv.priv.trap import ecall_cause
 from llvmtcg.frontends.riscv.translate import GLOBALS, PC, BlockEnd, DisasContext
 from llvmtcg.ir import I32, I64, Cond, ExitReason, Temp, const
@@ -177,6 +177,10 @@ SYS_CSR_HELPER = HelperDecl("riscv_sys_csr", I64, (I64, I64, I64),
                             HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
 PRIV_HELPER = HelperDecl("riscv_priv", I64, (I64, I64, I64),
                          HelperFlag.TAKES_CPU | HelperFlag.MAY_RAISE)
+# mtime from the host clock and the CPU state's time_* fields (native_time.py): reads
+# the state, writes nothing, never raises.
+TIME_HELPER = HelperDecl("riscv_time", I64, (),
+                         HelperFlag.TAKES_CPU | HelperFlag.NO_WRITE_GLOBALS)
 
 
 def _end_with_lookup(ctx: DisasContext, pc: Temp | int) -> None:
@@ -209,8 +213,56 @@ def trans_mret(ctx: DisasContext, a) -> bool:
 def trans_sret(ctx: DisasContext, a) -> bool:
     if not ctx.system:
         return False
+    if ctx.priv == Priv.S:
+        _sret_inline(ctx)
     _end_with_lookup(ctx, _priv_call(ctx, PRIV_SRET))
     return True
+
+
+TSR, MPRV = Mstatus.TSR, Mstatus.MPRV
+PRIV, TB_FLAGS, LOAD_RES = GLOBALS["priv"], GLOBALS["tb_flags"], GLOBALS["load_res"]
+_SPIE_TO_SIE = 4  # (SPIE is bit 5, SIE bit 1)
+_SPP_SHIFT = 8
+
+
+def _sret_inline(ctx: DisasContext) -> None:
+    """sret in S-mode without Python (Linux returns from every trap with it), as
+    trap.sret does: SIE = SPIE, SPIE = 1, privilege = SPP, SPP = U, MPRV = 0, the LR
+    reservation dropped, pc = sepc. The new translation flags are those of this block
+    (S: nothing they depend on changes) or the same with U's MMU index (MXR kept),
+    stored in the CPU state with the privilege, and the jump cache looks sepc up under
+    them. Taken only when mstatus.TSR is clear (else sret is illegal) and irq_pending
+    is 0 (no interrupt can become deliverable); otherwise execution falls through to
+    the helper, which the caller emits after this."""
+    b = ctx.builder
+    helper = b.label()
+    status, t = ctx.temp(), ctx.temp()
+    b.mov(status, MSTATUS)
+    b.and_(t, status, const(I64, TSR))
+    b.brcond(Cond.NE, t, const(I64, 0), helper)
+    b.brcond(Cond.NE, IRQ_PENDING, const(I64, 0), helper)
+    new, spie, spp = ctx.temp(), ctx.temp(), ctx.temp()
+    b.and_(spie, status, const(I64, Mstatus.SPIE))
+    b.shr(spie, spie, const(I64, _SPIE_TO_SIE))
+    b.and_(new, status, const(I64, ~int(Mstatus.SIE | Mstatus.SPP | MPRV) & _ALL))
+    b.or_(new, new, const(I64, Mstatus.SPIE))
+    b.or_(new, new, spie)
+    b.mov(MSTATUS, new)
+    b.mov(LOAD_RES, const(I64, _ALL))
+    b.and_(spp, status, const(I64, Mstatus.SPP))
+    b.shr(spp, spp, const(I64, _SPP_SHIFT))  # 0: U, 1: S (the encodings)
+    b.mov(PRIV, spp)
+    flags_s = ctx.flags
+    mxr = (flags_s >> TbFlags.MMU_IDX_SHIFT) & _MXR_INDEX
+    flags_u = ((flags_s & ~(TbFlags.PRIV_MASK | TbFlags.MMU_IDX_MASK)) | int(Priv.U)
+               | (int(MmuIdx.U) | mxr) << TbFlags.MMU_IDX_SHIFT)
+    b.movcond(Cond.EQ, TB_FLAGS, spp, const(I64, 0), const(I64, flags_u),
+              const(I64, flags_s))
+    pc = ctx.temp()
+    b.and_(pc, GLOBALS["sepc"], const(I64, _ALL & ~(1 if ctx.has_ext("c") else 3)))
+    b.mov(PC, pc)
+    b.lookup_and_goto_ptr()
+    b.set_label(helper)
 
 
 def trans_wfi(ctx: DisasContext, a) -> bool:
@@ -246,12 +298,25 @@ def _system_csr(ctx: DisasContext, a, op: int, source, writes: bool) -> bool:
     """A CSR instruction in system mode: one helper calling CsrFile.rmw at the current
     privilege; the block ends after it, through the jump cache (the flags may change).
     sstatus set/clear at S or M privilege is inline (:func:`_sstatus_inline`)."""
+    if a.csr == CSR_TIME and not writes:
+        _time_inline(ctx, a)
+        return True
     if ctx.priv >= Priv.S:
+        if a.csr == CSR_SSTATUS and writes and ctx.priv == Priv.S:
+            _sstatus_write_s(ctx, a, op, source)
+            return True
         if a.csr == CSR_SSTATUS and writes and op != CSR_WRITE:
             _sstatus_inline(ctx, a, op, source)
             return True
-        if a.csr == CSR_SSCRATCH:
-            _sscratch_inline(ctx, a, op, source, writes)
+        if a.csr == CSR_SSTATUS and not writes:
+            ctx.set_gpr(a.rd, _sstatus_value(ctx, MSTATUS))
+            return True
+        plain = _PLAIN_INLINE.get(a.csr)
+        if plain is not None:
+            _plain_inline(ctx, a, op, source, writes, *plain(ctx))
+            return True
+        if a.csr == CSR_SIE and (not writes or op == CSR_CLEAR):
+            _sie_inline(ctx, a, source, writes)
             return True
     _call_csr_helper(ctx, a, op, source, writes)
     ctx.end = BlockEnd.NORETURN
@@ -299,15 +364,170 @@ def _csr_update(b, dest: Temp, old: Temp, source: Temp, op: int) -> None:
         b.andc(dest, old, source)
 
 
-def _sscratch_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool) -> None:
-    """sscratch at S or M privilege: a plain read/write register (every bit writable,
-    no effect), kept in the CPU state; Linux swaps it with tp at every trap entry."""
+TIME_ACCESS = GLOBALS["time_access"]
+
+
+def _time_inline(ctx: DisasContext, a) -> None:
+    """rdtime (csrrs/csrrc rd, time, x0): when the CPU state's time_access has the
+    bit of the block's privilege (the read is legal there: mcounteren/scounteren.TM,
+    and the machine's timer follows the host clock), one native call computes mtime
+    (native_time.py); otherwise the helper, which raises or reads the timer, and the
+    block continues through the jump cache. Reading time has no effect: the block goes
+    on after it."""
+    b = ctx.builder
+    slow, allowed, value = b.label(), ctx.temp(), ctx.temp()
+    b.and_(allowed, TIME_ACCESS, const(I64, 1 << ctx.priv))
+    b.brcond(Cond.EQ, allowed, const(I64, 0), slow)
+    b.call(TIME_HELPER.name, [value], [])
+    ctx.set_gpr(a.rd, value)
+    done = b.label()
+    b.br(done)
+    b.set_label(slow)
+    _call_csr_helper(ctx, a, CSR_SET, const(I64, 0), False)
+    b.set_label(done)
+
+
+# The S-mode registers CsrFile keeps in CPU-state cells (priv/csr.py CELL_FIELDS), read
+# and written inline at S or M privilege (where they are accessible and nothing else
+# applies): Linux reads sepc, scause and stval at every trap entry and writes sepc at
+# every return. Each entry gives (field, read mask, write mask, WARL check): a read is
+# field & read mask; a write stores the new value & write mask, for stvec only when
+# its MODE is not reserved (>= 2 leaves the register unchanged, as CsrFile does).
+CSR_SIE, CSR_STVEC, CSR_SEPC, CSR_SCAUSE, CSR_STVAL = 0x104, 0x105, 0x141, 0x142, 0x143
+_ALL = (1 << 64) - 1
+_MXR_INDEX = int(MmuIdx.U_MXR) - int(MmuIdx.U)  # the MXR bit of an MMU index
+MIE, MIDELEG = GLOBALS["mie"], GLOBALS["mideleg"]
+_PLAIN_INLINE = {
+    CSR_SSCRATCH: lambda ctx: (SSCRATCH, _ALL, _ALL, False),
+    CSR_SCAUSE: lambda ctx: (GLOBALS["scause"], _ALL, _ALL, False),
+    CSR_STVAL: lambda ctx: (GLOBALS["stval"], _ALL, _ALL, False),
+    CSR_STVEC: lambda ctx: (GLOBALS["stvec"], _ALL, _ALL, True),
+    # (epc bit 0 is always zero; bit 1 too without C: IALIGN=32, §3.1.14)
+    CSR_SEPC: lambda ctx: (GLOBALS["sepc"], _ALL & ~(1 if ctx.has_ext("c") else 3),
+                           _ALL & ~1, False),
+}
+
+
+def _plain_inline(ctx: DisasContext, a, op: int, source: Temp, writes: bool, field: Temp,
+                  read_mask: int, write_mask: int, tvec: bool) -> None:
+    """A CSR with no side effect kept in the CPU state (sscratch, sepc, scause, stval,
+    stvec), any CSR instruction form: rd gets the old value, the field the new one."""
     b = ctx.builder
     old = ctx.temp()
-    b.mov(old, SSCRATCH)
+    if read_mask == _ALL:
+        b.mov(old, field)
+    else:
+        b.and_(old, field, const(I64, read_mask))
     if writes:
-        _csr_update(b, SSCRATCH, old, source, op)
+        new = ctx.temp()
+        _csr_update(b, new, old, source, op)
+        skip = None
+        if tvec:  # MODE >= 2 (bit 1 set) is reserved: no write
+            skip, mode = b.label(), ctx.temp()
+            b.and_(mode, new, const(I64, 2))
+            b.brcond(Cond.NE, mode, const(I64, 0), skip)
+        if write_mask == _ALL:
+            b.mov(field, new)
+        else:
+            b.and_(field, new, const(I64, write_mask))
+        if skip is not None:
+            b.set_label(skip)
     ctx.set_gpr(a.rd, old)
+
+
+def _sie_inline(ctx: DisasContext, a, source: Temp, writes: bool) -> None:
+    """sie at S or M privilege, read (mie & mideleg) or cleared (csrrc/csrrci: mie
+    loses the delegated bits of the source; clearing enables unmasks nothing, and
+    irq_pending may keep the cleared bits: it is allowed to over-approximate). Setting
+    or writing sie may enable a pending interrupt: the helper does that."""
+    b = ctx.builder
+    old = ctx.temp()
+    b.and_(old, MIE, MIDELEG)
+    if writes:
+        cleared = ctx.temp()
+        b.and_(cleared, source, MIDELEG)
+        b.andc(MIE, MIE, cleared)
+    ctx.set_gpr(a.rd, old)
+
+
+def _sstatus_value(ctx: DisasContext, mstatus: Temp) -> Temp:
+    """sstatus as a read shows ``mstatus``: its view bits, and SD saying FS is Dirty
+    (VS and XS are read-only 0)."""
+    b = ctx.builder
+    value, dirty = ctx.temp(), ctx.temp()
+    b.and_(value, mstatus, const(I64, _SSTATUS_READ))
+    b.and_(dirty, mstatus, const(I64, Mstatus.FS))
+    b.setcond(Cond.EQ, dirty, dirty, const(I64, Mstatus.FS))
+    b.shl(dirty, dirty, const(I64, _SD_SHIFT))
+    b.or_(value, value, dirty)
+    return value
+
+
+_FLAG_BITS = Mstatus.FS | Mstatus.SUM | Mstatus.MXR  # what S-mode flags depend on
+_SUM_SHIFT, _MXR_SHIFT, _FS_SHIFT = 18, 19, 13
+
+
+def _sstatus_write_s(ctx: DisasContext, a, op: int, source: Temp) -> None:
+    """Any write of sstatus in S-mode (csrrw/csrrs/csrrc and immediates; Linux: the
+    trap entry clears SUM and FS, the return writes the whole register, uaccess
+    toggles SUM) without Python, as CsrFile.rmw and _write_sstatus do: the writable
+    bits (SIE SPIE SPP SUM MXR, FS with F) of mstatus change, rd gets the old view.
+    When FS, SUM or MXR changed, the new flags are computed here — in S-mode they are
+    this block's with the data MMU index (S, +SUM, +MXR) and FS of the new value — and
+    the block ends through the jump cache, which looks the next instruction up under
+    them (the helper's path, without the helper). Setting SIE while irq_pending is
+    nonzero requests an exit, as in :func:`_sstatus_inline`."""
+    b = ctx.builder
+    # (the model's F, not has_ext: that one says no while FS is Off)
+    writable = SSTATUS_WRITABLE if ctx.model.has("f") else SSTATUS_WRITABLE & ~Mstatus.FS
+    old, new, bits = ctx.temp(), ctx.temp(), ctx.temp()
+    b.mov(old, MSTATUS)
+    b.and_(bits, source, const(I64, writable))
+    if op == CSR_WRITE:
+        b.and_(new, old, const(I64, ~int(writable) & _ALL))
+        b.or_(new, new, bits)
+    elif op == CSR_SET:
+        b.or_(new, old, bits)
+    else:
+        b.andc(new, old, bits)
+    b.mov(MSTATUS, new)
+    ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
+    can_set_sie = op != CSR_CLEAR and not (source.is_const and not source.value & Mstatus.SIE)
+    unmasks = None
+    if can_set_sie:  # exit_request when SIE goes 0 -> 1 with something pending
+        unmasks, no_unmask = ctx.temp(), b.label()
+        b.andc(unmasks, new, old)
+        b.and_(unmasks, unmasks, const(I64, Mstatus.SIE))
+        b.brcond(Cond.EQ, unmasks, const(I64, 0), no_unmask)
+        b.brcond(Cond.EQ, IRQ_PENDING, const(I64, 0), no_unmask)
+        b.mov(EXIT_REQUEST, const(I32, 1))
+        b.mov(PC, const(I64, ctx.next_pc))
+        b.lookup_and_goto_ptr()  # (the next block's entry sees the exit request)
+        b.set_label(no_unmask)
+    if op == CSR_CLEAR and source.is_const and not source.value & _FLAG_BITS:
+        return  # (clearing SIE, SPIE or SPP: the flags stay)
+    same, changed = b.label(), ctx.temp()
+    b.xor(changed, old, new)
+    b.and_(changed, changed, const(I64, _FLAG_BITS))
+    b.brcond(Cond.EQ, changed, const(I64, 0), same)
+    flags, t = ctx.temp(), ctx.temp()
+    # MMU index S (1), S_SUM (2), +4 with MXR; FS in bits 6:5.
+    b.shr(flags, new, const(I64, _SUM_SHIFT))
+    b.and_(flags, flags, const(I64, 1))
+    b.shr(t, new, const(I64, _MXR_SHIFT))
+    b.and_(t, t, const(I64, 1))
+    b.shl(t, t, const(I64, 2))
+    b.or_(flags, flags, t)
+    b.add(flags, flags, const(I64, int(MmuIdx.S)))
+    b.shl(flags, flags, const(I64, TbFlags.MMU_IDX_SHIFT))
+    b.shr(t, new, const(I64, _FS_SHIFT))
+    b.and_(t, t, const(I64, 3))
+    b.shl(t, t, const(I64, TbFlags.FS_SHIFT))
+    b.or_(flags, flags, t)
+    b.or_(TB_FLAGS, flags, const(I64, ctx.flags & ~(TbFlags.MMU_IDX_MASK | TbFlags.FS_MASK)))
+    b.mov(PC, const(I64, ctx.next_pc))
+    b.lookup_and_goto_ptr()
+    b.set_label(same)
 
 
 def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
@@ -328,20 +548,14 @@ def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
         b.set_label(fast)
         mask = ctx.temp()
         b.and_(mask, source, const(I64, _SSTATUS_INLINE))
-    old, new, value, dirty = ctx.temp(), ctx.temp(), ctx.temp(), ctx.temp()
+    old, new = ctx.temp(), ctx.temp()
     b.mov(old, MSTATUS)
     if op == CSR_SET:
         b.or_(new, old, mask)
     else:
         b.andc(new, old, mask)
     b.mov(MSTATUS, new)
-    # rd: sstatus as it was; SD says FS is Dirty (VS and XS are read-only 0).
-    b.and_(value, old, const(I64, _SSTATUS_READ))
-    b.and_(dirty, old, const(I64, Mstatus.FS))
-    b.setcond(Cond.EQ, dirty, dirty, const(I64, Mstatus.FS))
-    b.shl(dirty, dirty, const(I64, _SD_SHIFT))
-    b.or_(value, value, dirty)
-    ctx.set_gpr(a.rd, value)
+    ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
     if op != CSR_SET or (source.is_const and not mask.value & Mstatus.SIE):
         return  # clearing bits, SPIE or SPP unmask nothing
     go_on, unmasked = b.label(), ctx.temp()

@@ -1,6 +1,7 @@
-# sscratch and sstatus set/clear in S-mode (translated inline when only SIE/SPIE/SPP change):
-# the old values csrrs/csrrc return (SD from FS), sources with SUM or FS bits (the
-# helper, in the middle of a block), and interrupts unmasked by setting SIE: a
+# sscratch and sstatus set/clear in S-mode (translated inline; a write that changes FS,
+# SUM or MXR also computes the new flags and ends the block through the jump cache):
+# the old values csrrs/csrrc return (SD from FS), sources with SUM or FS bits, and
+# interrupts unmasked by setting SIE: a
 # software interrupt (sip.SSIP) and the Sstc timer (stimecmp in the past), each taken
 # before the instruction after the unmasking one.
 # Results at RESULTS (8 bytes each):
@@ -54,7 +55,7 @@ s_entry:
     csrsi sstatus, SIE
     csrrci a0, sstatus, SIE
     sd a0, 0(s0)
-    li t0, FS | SUM         # the helper (flags change), then inline again, one block
+    li t0, FS | SUM         # the flags change: the block ends, the next one goes on
     csrs sstatus, t0
     csrr t1, sstatus
     sd t1, 8(s0)

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import ctypes
 import enum
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from llvmtcg.frontends.riscv.cpu import CpuModel
@@ -221,12 +222,22 @@ class CsrFile:
             it directly (trans_system's inline sstatus.SIE path); default: a cell of
             its own.
         sscratch_cell: likewise for sscratch (read and written inline).
+        cells: likewise for the registers of :data:`CELL_FIELDS` (sepc, scause,
+            stval, stvec, mie, mideleg), the privilege level (an inline sret sets
+            it) and ``time_access``, the privileges at which
+            translated code reads ``time`` natively (bit p: legal at privilege p and
+            :attr:`native_time`); each missing one gets a cell of its own.
     """
 
-    __slots__ = ("config", "priv", "_mstatus_cell", "misa", "medeleg", "mideleg", "mie",
-                 "_mip_sw", "_irq_lines", "mtvec", "stvec", "_mepc", "_sepc", "mcause",
-                 "scause", "mtval", "stval", "mscratch", "_sscratch_cell", "mcounteren",
-                 "scounteren", "menvcfg", "senvcfg", "mcountinhibit", "stimecmp", "satp",
+    # The CPU-state fields (system mode) that hold registers of this model.
+    CELL_FIELDS = ("sepc", "scause", "stval", "stvec", "mie", "mideleg", "priv",
+                   "time_access")
+
+    __slots__ = ("config", "_c_priv", "_mstatus_cell", "misa", "medeleg", "_c_mideleg", "_c_mie",
+                 "_mip_sw", "_irq_lines", "mtvec", "_c_stvec", "_mepc", "_c_sepc", "mcause",
+                 "_c_scause", "mtval", "_c_stval", "mscratch", "_sscratch_cell",
+                 "_mcounteren", "_scounteren", "_c_time_access", "_native_time",
+                 "menvcfg", "senvcfg", "mcountinhibit", "stimecmp", "satp",
                  "pmp", "_cycles", "_instret", "_time", "_on_interrupt", "_counter_offset",
                  "_counter_frozen", "_pc_mask", "_mstatus_writable", "_sstc", "_asid_mask")
 
@@ -234,10 +245,17 @@ class CsrFile:
                  instret: Callable[[], int], time: Callable[[], int] | None = None,
                  on_interrupt: Callable[[], None] | None = None,
                  mstatus_cell: ctypes.c_uint64 | None = None,
-                 sscratch_cell: ctypes.c_uint64 | None = None) -> None:
+                 sscratch_cell: ctypes.c_uint64 | None = None,
+                 cells: Mapping[str, ctypes.c_uint64] | None = None) -> None:
         self.config = config = config or HartConfig()
         self._mstatus_cell = ctypes.c_uint64() if mstatus_cell is None else mstatus_cell
         self._sscratch_cell = ctypes.c_uint64() if sscratch_cell is None else sscratch_cell
+        cells = cells or {}
+        for name in self.CELL_FIELDS:
+            cell = cells.get(name)  # (not `or`: a ctypes cell holding 0 is false)
+            setattr(self, f"_c_{name}", ctypes.c_uint64() if cell is None else cell)
+        self._native_time = False
+        self._mcounteren = self._scounteren = 0
         self._cycles = cycles
         self._instret = instret
         self._time = time
@@ -384,6 +402,64 @@ class CsrFile:
         self._sscratch_cell.value = value
 
     @property
+    def priv(self) -> Priv:
+        """The privilege level (a CPU-state cell: translated sret changes it)."""
+        return _PRIVS[self._c_priv.value]
+
+    @priv.setter
+    def priv(self, value: Priv) -> None:
+        self._c_priv.value = value
+
+    # (cell-backed registers: properties over the ctypes cells, made below the class)
+    _sepc: int  # sepc as written (bit 0 clear); reads mask it with the pc alignment
+    scause: int
+    stval: int
+    stvec: int
+    mie: int
+    mideleg: int
+
+    @property
+    def mcounteren(self) -> int:
+        return self._mcounteren
+
+    @mcounteren.setter
+    def mcounteren(self, value: int) -> None:
+        self._mcounteren = value
+        self._publish_time_access()
+
+    @property
+    def scounteren(self) -> int:
+        return self._scounteren
+
+    @scounteren.setter
+    def scounteren(self, value: int) -> None:
+        self._scounteren = value
+        self._publish_time_access()
+
+    @property
+    def native_time(self) -> bool:
+        """Whether translated code may compute ``time`` natively (the machine's timer
+        is a linear function of the host clock whose parameters are published)."""
+        return self._native_time
+
+    @native_time.setter
+    def native_time(self, value: bool) -> None:
+        self._native_time = value
+        self._publish_time_access()
+
+    def _publish_time_access(self) -> None:
+        """time_access: bit p set where a read of ``time`` is legal (_check_counter)
+        and native; the other privileges take the helper, which raises."""
+        bits = 0
+        if self._native_time and self._time is not None:
+            bits = 1 << Priv.M
+            if self._mcounteren & TM:
+                bits |= 1 << Priv.S
+                if self._scounteren & TM:
+                    bits |= 1 << Priv.U
+        self._c_time_access.value = bits
+
+    @property
     def mip(self) -> int:
         """The pending interrupts as mip reads: software bits, device lines, and with
         Sstc active STIP from ``time >= stimecmp`` (§3.1.9, Sstc)."""
@@ -404,11 +480,11 @@ class CsrFile:
 
     @property
     def sepc(self) -> int:
-        return self._sepc & self._pc_mask
+        return self._c_sepc.value & self._pc_mask
 
     @sepc.setter
     def sepc(self, value: int) -> None:
-        self._sepc = value & MASK64 & ~1
+        self._c_sepc.value = value & MASK64 & ~1
 
     @property
     def fs(self) -> FsState:
@@ -474,6 +550,25 @@ class CsrFile:
             self._counter_frozen[which] = value
         else:
             self._counter_offset[which] = value - self._counter_source(which)
+
+
+_PRIVS = (Priv.U, Priv.S, None, Priv.M)  # (by encoding: 2 is reserved)
+
+
+def _cell_property(name: str) -> property:
+    cell = operator.attrgetter(f"_c_{name}")
+
+    def get(hart: CsrFile) -> int:
+        return cell(hart).value
+
+    def set_(hart: CsrFile, value: int) -> None:
+        cell(hart).value = value
+    return property(get, set_)
+
+
+for _name in ("scause", "stval", "stvec", "mie", "mideleg"):
+    setattr(CsrFile, _name, _cell_property(_name))
+CsrFile._sepc = _cell_property("sepc")  # type: ignore[misc]
 
 
 # -- access rules beyond number-encoded privilege ----------------------------------------------
