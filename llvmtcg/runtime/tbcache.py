@@ -15,6 +15,7 @@ member retires it, and the cheap blocks take over again.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import threading
 import time
@@ -137,6 +138,23 @@ class HotRegion(CompiledCode):
 _NO_ADDRESSES: dict[str, int] = {}
 
 
+def _merged_spans(tbs: Iterable[CompiledCode]) -> tuple[list[int], list[int]]:
+    """The union of the blocks' guest byte ranges (physical where tracked) as sorted,
+    disjoint [start, end) spans: (starts, ends)."""
+    ranges = sorted(r for tb in tbs
+                    for r in (tb.ranges if tb.phys_ranges is None else tb.phys_ranges))
+    starts: list[int] = []
+    ends: list[int] = []
+    for s, e in ranges:
+        if ends and s <= ends[-1]:
+            if e > ends[-1]:
+                ends[-1] = e
+        else:
+            starts.append(s)
+            ends.append(e)
+    return starts, ends
+
+
 class ArenaCode:
     """The 'module' of one baseline block, whose code (``size`` bytes at its entry) and
     data live in the baseline arena. Once the block is invalidated and no native frame
@@ -250,6 +268,11 @@ class TbCache:
         self.region_retired: list[Callable[[HotRegion], None]] = []
         self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
+        # Per code page, the merged [start, end) guest byte ranges of its blocks (starts,
+        # ends; made when a store first asks, dropped when the page's blocks change):
+        # a store to a code page that misses every block is rejected without visiting
+        # each block (a Linux boot: ~12k such stores, ~90 blocks a page).
+        self._page_spans: dict[int, tuple[list[int], list[int]]] = {}
         self.pending_release: list[CompiledModule] = []
         self.pending_chunks: list[TranslationBlock] = []  # invalidated baseline blocks
         # Debugger breakpoints (guest pcs): no block is translated across one or
@@ -808,7 +831,10 @@ class TbCache:
         for n, slot in tb.slots.items():
             self.by_slot[slot] = (tb, n)
         by_page = self.by_page
+        page_spans = self._page_spans
         for page in tb.pages():
+            if page_spans:
+                page_spans.pop(page, None)
             holders = by_page.get(page)
             if not holders:
                 if holders is None:
@@ -938,6 +964,7 @@ class TbCache:
         self._unchain(tb)
         self.lookup_table.drop(tb.pc, tb.flags, tb.entry)
         for page in tb.pages():
+            self._page_spans.pop(page, None)
             holders = self.by_page.get(page)
             if holders is not None:
                 holders.discard(tb)
@@ -999,8 +1026,19 @@ class TbCache:
         path's store to a code page calls it from native code)."""
         with self.lock:
             victims: set[TranslationBlock] = set()
+            by_page, page_spans = self.by_page, self._page_spans
             for page in range(page_floor(start), end, abi.PAGE_SIZE):
-                for tb in self.by_page.get(page, ()):
+                holders = by_page.get(page)
+                if not holders:
+                    continue
+                spans = page_spans.get(page)
+                if spans is None:
+                    spans = page_spans[page] = _merged_spans(holders)
+                starts, ends = spans
+                i = bisect.bisect_left(starts, end) - 1  # (the last span starting before end)
+                if i < 0 or ends[i] <= start:
+                    continue  # no block's bytes in [start, end) on this page
+                for tb in holders:
                     if tb.overlaps(start, end):
                         victims.add(tb)
             for tb in victims:
