@@ -230,6 +230,11 @@ class CodeAddressing(Protocol):
         """The MMU index (TLB table) fetches of code translated for ``flags`` use."""
         ...
 
+    def code_reader(self, flags: int) -> Callable[[int, int], bytes]:
+        """``fetch`` at ``flags`` for one translation (it may remember what it found
+        while the guest's mappings cannot change)."""
+        ...
+
 
 _SLOTS_PER_ENTRY = abi.JMP_CACHE_ENTRY_SIZE // 8
 assert abi.JMP_CACHE_INVALID_PC == 0xFFFF_FFFF_FFFF_FFFF  # jmp_cache_flush memsets 0xFF
@@ -399,8 +404,7 @@ class TbCache:
     def _fetch_for(self, flags: int) -> Callable[[int, int], bytes]:
         if self.addressing is None:
             return self.fetch
-        addressing = self.addressing
-        return lambda addr, size: addressing.fetch(addr, size, flags)
+        return self.addressing.code_reader(flags)
 
     def _target(self, src: CompiledCode, dest: int) -> CompiledCode | None:
         """What src's direct exit to ``dest`` may be linked to: code at dest for src's
