@@ -411,6 +411,8 @@ class TbCache:
         flags (and, in system mode, dest's physical page now)."""
         phys = None
         if self.addressing is not None:
+            if dest not in self.by_pc and dest not in self.regions:
+                return None  # (no code at dest: no need to translate its address)
             try:
                 phys = self.addressing.phys_addr(dest, src.flags)
             except GuestFault:
