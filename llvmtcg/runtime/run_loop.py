@@ -71,9 +71,20 @@ def tenure_survivors() -> None:
     collected (what becomes garbage later is freed by reference counting: an
     invalidated block's links, the only cycles between blocks, are undone). A fork's
     freeze/unfreeze (user mode) hands the frozen objects back to the collector, which
-    is correct, only slower once."""
+    is correct, only slower once.
+
+    It also collects the young generation every 20,000 net container allocations
+    instead of 700: translation allocates ops by the million and frees nearly all of
+    them by reference counting, so most young collections found nothing to do (a cold
+    Linux boot: 2,300 young and 19 full collections, 2.6 s of collector time, became
+    44 young ones and none full, 1.2 s; boot CPU 12.9 -> 12.3 s)."""
     if _freeze_after_full not in gc.callbacks:
         gc.callbacks.append(_freeze_after_full)
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, gen1, gen2)
+
+
+YOUNG_COLLECTION_THRESHOLD = 20_000  # (CPython's default: 700)
 
 
 def _freeze_after_full(phase: str, info: dict[str, int]) -> None:
