@@ -17,6 +17,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The console-script entry point."""
+    from llvmtcg.runtime.run_loop import tenure_survivors
+
+    tenure_survivors()  # (one emulator for the process's life: see its doc)
     sys.exit(main())
 
 

@@ -29,6 +29,7 @@ one step:
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -53,6 +54,43 @@ from llvmtcg.runtime.tiering import Tiering
 
 _REASON_MASK = (1 << EXIT_REASON_BITS) - 1
 _MXCSR_FLAGS = host_fp.MXCSR_FLAGS
+
+
+# -- the collector ----------------------------------------------------------------------------
+
+def tenure_survivors() -> None:
+    """Process-wide: after each full (generation 2) collection, freeze its survivors
+    (``gc.freeze``), so later full collections scan only objects made since.
+
+    For a process that runs one emulator for its whole life (the command-line
+    launchers call it; the library never does). Translation keeps tens of thousands of
+    blocks alive (a Linux boot: ~45k, ~10 tracked objects each), and CPython runs a
+    full collection each time the survivors grow by a quarter, each one scanning every
+    object: on a cold Linux boot 9 full collections cost 3.4 s of ~20 s of CPU. The
+    price: cyclic garbage made of objects that were alive at a full collection is not
+    collected (what becomes garbage later is freed by reference counting: an
+    invalidated block's links, the only cycles between blocks, are undone). A fork's
+    freeze/unfreeze (user mode) hands the frozen objects back to the collector, which
+    is correct, only slower once.
+
+    It also collects the young generation every 20,000 net container allocations
+    instead of 700: translation allocates ops by the million and frees nearly all of
+    them by reference counting, so most young collections found nothing to do (a cold
+    Linux boot: 2,300 young and 19 full collections, 2.6 s of collector time, became
+    44 young ones and none full, 1.2 s; boot CPU 12.9 -> 12.3 s)."""
+    if _freeze_after_full not in gc.callbacks:
+        gc.callbacks.append(_freeze_after_full)
+        _, gen1, gen2 = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, gen1, gen2)
+
+
+YOUNG_COLLECTION_THRESHOLD = 20_000  # (CPython's default: 700)
+
+
+def _freeze_after_full(phase: str, info: dict[str, int]) -> None:
+    # (called when the collection is complete: its survivors are reachable)
+    if phase == "stop" and info["generation"] == 2:
+        gc.freeze()
 
 
 # -- exits: what native code returned ------------------------------------------------------

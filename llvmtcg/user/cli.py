@@ -434,6 +434,9 @@ def main(argv: list[str] | None = None) -> None:
     """The console entry point (also ``python -m llvmtcg.user``)."""
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv[:_prog_index(argv)]
+    from llvmtcg.runtime.run_loop import tenure_survivors
+
+    tenure_survivors()  # (one emulator for the process's life: see its doc)
     try:
         run(argv)
     except UsageError as e:

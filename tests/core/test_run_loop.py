@@ -250,3 +250,32 @@ def test_syscall_and_halt_exits_return_at_once_unless_an_error_is_pending() -> N
     assert cpu.pc == CODE + 0x104 and cpu.pending_error is None
     cpu.pc = CODE
     assert cpu.run() == CpuExit(ExitReason.SYSCALL, CODE + 4)
+
+
+def test_tenure_survivors_freezes_after_a_full_collection():
+    """tenure_survivors: the survivors of a full collection are frozen (later full
+    collections do not scan them), cycles made afterwards are still collected, the
+    young generation's threshold is raised, and installing it twice installs one
+    callback. In a child process: it is process-wide."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import gc, weakref
+        from llvmtcg.runtime.run_loop import tenure_survivors
+        tenure_survivors(); tenure_survivors()
+        n = sum(cb.__name__ == "_freeze_after_full" for cb in gc.callbacks)
+        kept = [[i] for i in range(1000)]
+        gc.collect()
+        frozen = gc.get_freeze_count()
+        class Node: pass
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        alive = weakref.ref(a)
+        del a, b
+        gc.collect(1)
+        print(n, frozen >= 1000, alive() is None, len(kept), gc.get_threshold()[0])
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.split() == ["1", "True", "True", "1000", "20000"]

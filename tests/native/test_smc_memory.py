@@ -56,3 +56,30 @@ def test_rewriting_code_keeps_the_arena_and_tables_the_same_size() -> None:
     assert tbs.stats["invalidated"] >= 3000 and tbs.stats["arena_flushes"] == 0
     assert (arena.code_used, arena.data_used, len(tbs.by_slot), len(tbs.by_page),
             len(tbs.lookup_table), len(tbs.by_pc)) == warm
+
+
+def test_a_store_beside_the_code_on_its_page_invalidates_nothing() -> None:
+    """invalidate_range rejects a store to a code page that misses every block's bytes
+    (the page's merged spans), and still finds a block translated after the spans were
+    made (each rewrite in _run retranslates SMC: a stale span would run old code)."""
+    _, cpu = _rewrite_loop()
+    _run(cpu, 3)
+    tbs = cpu.tbs
+    tb = tbs.lookup(SMC)
+    end = max(e for _, e in (tb.ranges if tb.phys_ranges is None else tb.phys_ranges))
+    assert tbs.invalidate_range(end + 64, end + 72) == 0 and tb.valid
+    assert tbs.invalidate_range(SMC - 8, SMC) == 0 and tb.valid
+    _run(cpu, 5)  # (new translations of SMC since the spans were made)
+    tb = tbs.lookup(SMC)
+    assert tbs.invalidate_range(SMC, SMC + 1) == 1 and not tb.valid
+
+
+def test_merged_spans() -> None:
+    from types import SimpleNamespace
+
+    from llvmtcg.runtime.tbcache import _merged_spans
+
+    tbs = [SimpleNamespace(ranges=[(10, 20)], phys_ranges=None),
+           SimpleNamespace(ranges=[(0, 4)], phys_ranges=[(15, 30), (40, 44)]),
+           SimpleNamespace(ranges=[(30, 32)], phys_ranges=None)]
+    assert _merged_spans(tbs) == ([10, 40], [32, 44])
