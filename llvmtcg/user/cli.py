@@ -211,7 +211,7 @@ def binfmt_arguments(argv0: str | None, args: list[str], *, first_process: bool,
     the emulator (``first_process`` False) passes ``-0`` itself."""
     if first_process:
         if preserved is None:
-            from llvmtcg.user.binfmt import preserved_argv0
+            from llvmtcg.user.auxv import preserved_argv0
 
             preserved = preserved_argv0()
         if preserved and args:
@@ -234,7 +234,7 @@ def _help_cpus() -> str:
 
 
 def _binfmt_exec_fd() -> int | None:
-    from llvmtcg.user.binfmt import exec_fd
+    from llvmtcg.user.auxv import exec_fd
 
     return exec_fd()
 
