@@ -63,7 +63,8 @@ def test_a_warm_run_imports_only_what_running_needs(guest_build: Path, tmp_path:
     # A warm run decodes no instruction (its blocks are placed from the block cache),
     # so neither the decode tables nor the decode tree machinery are imported; socket
     # is for the gdb stub alone (-g); the binfmt_misc tool is not needed to read the
-    # auxiliary vector (llvmtcg.user.auxv). Hot regions off: a region that is built (when
+    # auxiliary vector (llvmtcg.user.auxv); nothing is lowered, so the lowering's rule
+    # table is not imported either. Hot regions off: a region that is built (when
     # formation differs from the first run's) translates its blocks again.
     prog = build(guest_build, "hello.c", "static")
     env = {"LLVMTCG_STENCIL_DIR": str(tmp_path / "stencils"), "LLVMTCG_HOT_THRESHOLD": "0"}
@@ -73,5 +74,6 @@ def test_a_warm_run_imports_only_what_running_needs(guest_build: Path, tmp_path:
     assert "llvmtcg.runtime.run_loop" in warm  # (the list is complete)
     lazy = {"socket", "llvmtcg.user.gdb", "llvmtcg.gdbstub", "llvmtcg.frontends.decodetree",
             "llvmtcg.frontends.riscv.insn32", "llvmtcg.frontends.riscv.insn16",
-            "llvmtcg.frontends.riscv.decode_tables", "llvmtcg.user.binfmt"}
+            "llvmtcg.frontends.riscv.decode_tables", "llvmtcg.user.binfmt",
+            "llvmtcg.ir.lower.table", "llvmtcg.ir.lower.rule"}
     assert not lazy & warm
