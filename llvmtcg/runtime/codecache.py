@@ -83,7 +83,8 @@ def tree_digest(root: Path, memo_dir: Path | None) -> str:
         key = hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:32]
         memo = memo_dir / (SOURCE_MEMO_PREFIX + key)
         try:
-            text = memo.read_text("ascii")
+            # (bytes: a text read with an encoding would import its codec module)
+            text = memo.read_bytes().decode()
             if len(text) == 64 and all(c in "0123456789abcdef" for c in text):
                 return text
         except (OSError, ValueError):
