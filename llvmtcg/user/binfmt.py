@@ -32,16 +32,21 @@ same three):
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from llvmtcg.user.auxv import (  # noqa: F401 - this module's API too
+    AT_EXECFD,
+    AT_FLAGS,
+    AT_FLAGS_PRESERVE_ARGV0,
+    exec_fd,
+    preserved_argv0,
+)
+
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
-AT_EXECFD, AT_FLAGS = 2, 8
-AT_FLAGS_PRESERVE_ARGV0 = 1  # (include/uapi/linux/binfmts.h)
 _ELFCLASS64, _ELFDATA2LSB, _EV_CURRENT = 2, 1, 1
 _ET_EXEC = 2
 
@@ -110,27 +115,6 @@ def registrations(arches: list[str], interpreter_dir: str | None, flags: str
         magic, mask = elf_magic(arch_by_name(name).elf_machine)
         out.append(Registration(f"llvmtcg-{name}", magic, mask, interpreter, flags))
     return out
-
-
-def _auxval(kind: int) -> int:
-    """The host's auxiliary-vector entry ``kind`` for this process (0: absent)."""
-    getauxval = ctypes.CDLL(None, use_errno=True).getauxval
-    getauxval.restype = ctypes.c_ulong
-    getauxval.argtypes = [ctypes.c_ulong]
-    return int(getauxval(kind))
-
-
-def preserved_argv0() -> bool:
-    """Was this process started by binfmt_misc with the ``P`` flag? (Then its
-    arguments after the options are the program's path, its original argv[0], and
-    its arguments.)"""
-    return bool(_auxval(AT_FLAGS) & AT_FLAGS_PRESERVE_ARGV0)
-
-
-def exec_fd() -> int | None:
-    """The program's fd binfmt_misc opened for us (``O``/``C`` flags), or None."""
-    fd = _auxval(AT_EXECFD)
-    return fd or None
 
 
 def install(entries: list[Registration], directory: Path = BINFMT_DIR) -> None:

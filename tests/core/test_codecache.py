@@ -143,3 +143,68 @@ def test_a_lookup_reads_only_the_entry_for_the_code_there_now(tmp_path: Path) ->
     code[:4] = (300).to_bytes(4, "little")  # code no entry was made for
     assert cache.lookup_hot_region(CODE, read) is None
     assert cache.stats["reads"] == 4 and cache.stats["misses"] == 1
+
+
+def _source_tree(root: Path) -> None:
+    (root / "pkg" / "sub").mkdir(parents=True)
+    (root / "a.py").write_text("A = 1\n")
+    (root / "pkg" / "b.py").write_text("B = 2\n")
+    (root / "pkg" / "sub" / "c.py").write_text("C = 3\n")
+    (root / "pkg" / "notes.txt").write_text("not source\n")
+
+
+def test_the_source_digest_memo_gives_the_hash_of_the_files(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    import os
+
+    from llvmtcg.runtime.codecache import SOURCE_MEMO_PREFIX, tree_digest
+
+    root, memo_dir = tmp_path / "src", tmp_path / "memo"
+    _source_tree(root)
+    plain = tree_digest(root, None)
+    assert tree_digest(root, memo_dir) == plain
+    memos = list(memo_dir.glob(SOURCE_MEMO_PREFIX + "*"))
+    assert len(memos) == 1 and memos[0].read_text() == plain
+    # Unchanged files: the memo answers, no file is read.
+    read_bytes = Path.read_bytes
+
+    def no_source(path: Path) -> bytes:
+        assert path.suffix != ".py", f"{path} read"
+        return read_bytes(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(Path, "read_bytes", no_source)
+        assert tree_digest(root, memo_dir) == plain
+    # A changed file (new size and time) is hashed again; the old memo goes.
+    b = root / "pkg" / "b.py"
+    b.write_text("B = 22\n")
+    changed = tree_digest(root, memo_dir)
+    assert changed == tree_digest(root, None) != plain
+    assert [p.read_text() for p in memo_dir.glob(SOURCE_MEMO_PREFIX + "*")] == [changed]
+    # Same size, another modification time: hashed again too.
+    b.write_text("B = 23\n")
+    os.utime(b, ns=(1, 1))
+    assert tree_digest(root, memo_dir) == tree_digest(root, None) != changed
+    # A new file, and text files, count as the hash does (only *.py).
+    (root / "pkg" / "notes.txt").write_text("still not source\n")
+    assert tree_digest(root, memo_dir) == tree_digest(root, None)
+    (root / "pkg" / "sub" / "d.py").write_text("D = 4\n")
+    assert tree_digest(root, memo_dir) == tree_digest(root, None)
+
+
+def test_a_damaged_or_unwritable_source_digest_memo_is_not_trusted(tmp_path: Path) -> None:
+    from llvmtcg.runtime.codecache import SOURCE_MEMO_PREFIX, tree_digest
+
+    root, memo_dir = tmp_path / "src", tmp_path / "memo"
+    _source_tree(root)
+    plain = tree_digest(root, None)
+    tree_digest(root, memo_dir)
+    (memo,) = memo_dir.glob(SOURCE_MEMO_PREFIX + "*")
+    memo.write_text("0" * 63 + "x")
+    assert tree_digest(root, memo_dir) == plain
+    memo.write_text("")
+    assert tree_digest(root, memo_dir) == plain
+    # A memo directory that cannot be made (a file is in the way): hashed every time.
+    blocked = tmp_path / "blocked"
+    blocked.write_text("")
+    assert tree_digest(root, blocked / "memo") == plain

@@ -247,3 +247,46 @@ def test_perfmap_names_translated_code(guest_build, tmp_path):
     assert all(len(e) == 3 and int(e[0], 16) and int(e[1], 16) for e in entries)
     names = {e[2] for e in entries}
     assert "llvmtcg_enter" in names and any(n.startswith("tb_") for n in names)
+
+
+def test_the_collector_is_paused_while_the_process_is_set_up():
+    """Start-up allocates objects that live as long as the process: the cyclic
+    collector is off until the process is set up, then they are frozen (never traversed
+    again) and it collects as usual while the guest runs."""
+    code = """if True:
+        import gc, json, os
+        import llvmtcg.user.process as process_mod
+        from llvmtcg.user.cli import main
+
+        class Recorder:
+            def __init__(self, *args, **kwargs):
+                self.setup = gc.isenabled()
+
+            def run(self):
+                print(json.dumps({"setup": self.setup, "run": gc.isenabled(),
+                                  "frozen": gc.get_freeze_count()}), flush=True)
+                os._exit(0)
+
+        process_mod.Process = Recorder
+        main([os.environ["PROG"]])
+        """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**TEST_ENV, "PYTHONPATH": str(REPO), "LLVMTCG_HOT_THRESHOLD": "0",
+                              "PROG": str(REPO / "examples" / "hello-riscv64")},
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    import json
+
+    seen = json.loads(out.stdout)
+    assert seen["setup"] is False and seen["run"] is True and seen["frozen"] > 10_000
+
+
+def test_a_usage_error_leaves_the_collector_on():
+    import gc
+
+    from llvmtcg.user.cli import main as cli_main
+
+    assert gc.isenabled()
+    with pytest.raises(SystemExit):
+        cli_main(["-no-such-option"])
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -9,6 +9,8 @@ MMU index.
 from __future__ import annotations
 
 import enum
+import threading
+from typing import TYPE_CHECKING
 
 from llvmtcg.arch import DebugFeature, DebugRegister, GuestArch, register_arch
 from llvmtcg.arch.contract import ExceptionEvents
@@ -27,7 +29,6 @@ from llvmtcg.frontends.riscv.cpu import (
     CpuModel,
     Reg,
 )
-from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 from llvmtcg.frontends.riscv.priv.state import (
     ExcCause,
     FsState,
@@ -41,6 +42,9 @@ from llvmtcg.ir import Block
 from llvmtcg.log import Log
 from llvmtcg.runtime.cpu_state import CpuState
 from llvmtcg.runtime.helpers import HelperRegistry
+
+if TYPE_CHECKING:
+    from llvmtcg.frontends.riscv.frontend import RiscvFrontend
 
 EM_RISCV = 243
 # U-mode, MMU index U, mstatus.FS Dirty (FP instructions legal; nothing to mark when
@@ -88,7 +92,27 @@ class Riscv64Arch(GuestArch):
 
     def __init__(self, model: CpuModel | None = None) -> None:
         self.model = model or CpuModel()
-        self.frontend = RiscvFrontend(self.model)
+        self._frontend: RiscvFrontend | None = None
+        self._frontend_lock = threading.Lock()
+
+    @property
+    def frontend(self) -> RiscvFrontend:
+        """The translator, made on the first translation (a warm start, whose blocks
+        are all placed from the block cache, never imports it: ~2 ms); one per arch
+        object, whichever thread (run loop, region compiler) asks first."""
+        if self._frontend is None:
+            with self._frontend_lock:
+                if self._frontend is None:
+                    from llvmtcg.frontends.riscv.frontend import (  # noqa: PLC0415
+                        RiscvFrontend,
+                    )
+
+                    self._frontend = RiscvFrontend(self.model)
+        return self._frontend
+
+    @frontend.setter
+    def frontend(self, frontend: RiscvFrontend) -> None:
+        self._frontend = frontend
 
     def __repr__(self) -> str:
         return f"Riscv64Arch({self.model!r})"

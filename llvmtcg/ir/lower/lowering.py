@@ -14,12 +14,13 @@ from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir import host_abi
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.helper_decl import HelperDecl
-from llvmtcg.ir.lower.accessor_function import lower_accessor_function
-from llvmtcg.ir.lower.block_function import block_globals, lower_block_function
 from llvmtcg.ir.lower.emitter import LoweringError, LoweringOptions
-from llvmtcg.ir.lower.region_function import lower_region_function
 from llvmtcg.ir.lower.symbols import accessor_declaration, quote, slot_symbol
 from llvmtcg.ir.ops import EXIT_REASON_BITS
+
+# (_rules: the three function shapes, and through them the rule table, are imported by
+# the methods that lower: a warm start places stored code and lowers nothing, and
+# importing the rules cost it ~3 ms.)
 
 assert EXIT_REASON_BITS == 3  # exit slots are 8-byte aligned: their low 3 bits are free
 
@@ -79,6 +80,8 @@ class Lowering:
 
     def lower_module(self, blocks: Iterable[Block], triple: str = "") -> str:
         """A module of cheap-tier block functions, one per block."""
+        from llvmtcg.ir.lower.block_function import block_globals  # noqa: PLC0415 - see _rules
+
         blocks = list(blocks)
         self.accessors_used = set()
         out: list[str] = []
@@ -95,6 +98,8 @@ class Lowering:
     def lower_function(self, block: Block) -> str:
         """The cheap-tier function of one block (accessors it calls are added to
         ``accessors_used``)."""
+        from llvmtcg.ir.lower.block_function import lower_block_function  # noqa: PLC0415
+
         return lower_block_function(self.options, block, self.accessors_used)
 
     def lower_region(self, name: str, blocks: Iterable[Block], triple: str = "",
@@ -107,6 +112,8 @@ class Lowering:
         Returns the module text and the region's exits: destination pc -> exit slot
         number (the slot's symbol is ``slot_symbol(name, n)``).
         """
+        from llvmtcg.ir.lower.region_function import lower_region_function  # noqa: PLC0415
+
         blocks = list(blocks)
         self.accessors_used = set()
         function, exits = lower_region_function(self.options, name, blocks, indirect_targets,
@@ -120,6 +127,10 @@ class Lowering:
 
     def accessor_module(self, names: Iterable[str], triple: str = "") -> str:
         """LLVM IR defining the out-of-line memory accessors ``names``."""
+        from llvmtcg.ir.lower.accessor_function import (  # noqa: PLC0415
+            lower_accessor_function,
+        )
+
         out = [f'target triple = "{triple}"'] if triple else []
         out += host_abi.declarations(host_abi.ACCESSOR_IMPORTS)
         out += [lower_accessor_function(self.options, name) for name in names]

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from llvmtcg.ir.block import Block, Op
 from llvmtcg.ir.lower.emitter import LIKELY, UNLIKELY, Emitter, LoweringOptions
 from llvmtcg.ir.lower.symbols import INDIRECT_TARGETS
-from llvmtcg.ir.lower.table import TABLE
 from llvmtcg.ir.ops import OPS
 from llvmtcg.ir.types import I64, Label, Temp, TempKind
 
@@ -301,6 +300,10 @@ def stencil_source(options: LoweringOptions, op: Op, take: int | None = None,
     em = StencilFunction(options, block, strictfp, roles,
                          None if taken is None else f"$op{taken}",
                          None if store else "$op0")
+    # (the rule table is imported by the stencils made, not at import: a warm start makes
+    # none)
+    from llvmtcg.ir.lower.table import TABLE  # noqa: PLC0415
+
     lower = TABLE.select(shaped)
     lower(em, shaped)
     name = stencil_name(shape_key(op, take, store))
