@@ -196,9 +196,49 @@ def permute_indexes(name: str, count: int) -> list[int]:
 
 @rule("vzip1", "vzip2", "vuzp1", "vuzp2", "vtrn1", "vtrn2")
 def _permute(em: Emitter, op: Op) -> None:
+    if op.args[0] == 0 and op.name in ("vuzp1", "vuzp2"):
+        _uzp_bytes(em, op)
+        return
     a, b = _inputs(em, op)
     count = lane_type(op.args[0], op.args[1])[1]
     _shuffle(em, op, a, b, permute_indexes(op.name, count))
+
+
+def _uzp_bytes(em: Emitter, op: Op) -> None:
+    """UZP1/UZP2 of bytes (ADDP/UMAXP/UMINP of bytes are made of them: glibc's string
+    routines) without a constant pool: as a byte shufflevector LLVM picks a pshufb or
+    vpermt2b mask from memory, and a baseline block whose stencil has a pool is not
+    kept in the baseline block cache (the pool is placed per process), so every warm
+    start translated those blocks again. The odd bytes are the words shifted right by
+    8, packed with packuswb (no lane above 255: no saturation); the even bytes are a
+    plain even-lane shuffle (vpmovwb on AVX-512 hosts). For oprsz 8 both low halves
+    go into one vector first (the result's high half is zero)."""
+    a, b = (em.read(t) for t in op.inputs)
+    if op.args[1] == 8:
+        lo_a = em.value(f"extractelement {V128} {a}, i32 0")
+        lo_b = em.value(f"extractelement {V128} {b}, i32 0")
+        both = em.value(f"insertelement {V128} poison, i64 {lo_a}, i32 0")
+        a, b = em.value(f"insertelement {V128} {both}, i64 {lo_b}, i32 1"), None
+    ty = "<16 x i8>"
+    if op.name == "vuzp1":
+        x = em.value(f"bitcast {V128} {a} to {ty}")
+        if b is None:  # (the 8 even bytes of both halves, then zeros)
+            other, mask = "zeroinitializer", [2 * i for i in range(8)] + [16] * 8
+        else:
+            other, mask = em.value(f"bitcast {V128} {b} to {ty}"), list(range(0, 32, 2))
+        indexes = ", ".join(f"i32 {i}" for i in mask)
+        r = em.value(f"shufflevector {ty} {x}, {ty} {other}, <16 x i32> <{indexes}>")
+    else:
+        words = []
+        for v in (a, b):
+            if v is None:
+                words.append("zeroinitializer")
+                continue
+            w = em.value(f"bitcast {V128} {v} to <8 x i16>")
+            words.append(em.value(f"lshr <8 x i16> {w}, {_splat(1, 16, 8)}"))
+        r = em.value(f"call {ty} @llvm.x86.sse2.packuswb.128(<8 x i16> {words[0]}, "
+                     f"<8 x i16> {words[1]}){em.call_attrs}")
+    em.write(op.outputs[0], em.value(f"bitcast {ty} {r} to {V128}"))
 
 
 @rule("vtbl")
