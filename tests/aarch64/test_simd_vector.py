@@ -20,6 +20,9 @@ VECTOR_INT = tuple("""
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
     ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v""".split())
+# Widening: the halves' lanes extended by ZIP with their sign copies or zeros.
+VECTOR_LONG = tuple("""
+    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v""".split())
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,8 @@ def _patterns(names: tuple[str, ...]) -> list:
     return [known[n] for n in names if n in known]
 
 
-@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_INT], ids=["fp", "int"])
+@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_INT, VECTOR_LONG],
+                         ids=["fp", "int", "long"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"

@@ -1076,27 +1076,38 @@ trans_mla_v = _multiply(1)
 trans_mls_v = _multiply(-1)
 
 
+def _widen(ctx: DisasContext, src: Temp, size: int, upper: bool, signed: bool) -> Temp:
+    """The lanes of ``src``'s lower (upper) half sign- or zero-extended to twice their
+    size, as a v128: ZIP1 (ZIP2) of the lanes with their extension (the copies of the
+    sign bit, or zeros) puts each extension above its lane."""
+    b = ctx.builder
+    ext = b.temp(V128)
+    if signed:
+        b.vector("vsari", ext, (src,), size, 16, (8 << size) - 1)
+    else:
+        b.vector("vdup", ext, (ZERO,), size, 16)
+    out = b.temp(V128)
+    b.vector("vzip2" if upper else "vzip1", out, (src, ext), size, 16)
+    return out
+
+
 def _multiply_long(signed: bool, accumulate: int):
     """SMULL/UMULL{2}, SMLAL/UMLAL{2}, SMLSL/UMLSL{2}: the lanes of Vn's and Vm's lower
-    (upper: Q) halves widened and multiplied into lanes of twice the size."""
+    (upper: Q) halves widened and multiplied into lanes of twice the size (vector ops:
+    the low half of a product of extended lanes is the exact long product)."""
     def trans(ctx: DisasContext, a) -> bool:
         if a.size == 3:
             return False
         b = ctx.builder
-        esize = 8 << a.size
-        count = 64 // esize
-        first = count if a.q else 0
-        n = _lanes(ctx, a.rn, a.size, count, first, signed)
-        m = _lanes(ctx, a.rm, a.size, count, first, signed)
-        d = _lanes(ctx, a.rd, a.size + 1, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            b.mul(t, n[i], m[i])
-            if accumulate:
-                (b.add if accumulate > 0 else b.sub)(t, d[i], t)
-            out.append(t)
-        _assemble(ctx, a.rd, out, 2 * esize)
+        n = _widen(ctx, VQ[a.rn], a.size, a.q, signed)
+        m = _widen(ctx, VQ[a.rm], a.size, a.q, signed)
+        if not accumulate:
+            b.vector("vmul", VQ[a.rd], (n, m), a.size + 1, 16)
+            return True
+        product = b.temp(V128)
+        b.vector("vmul", product, (n, m), a.size + 1, 16)
+        b.vector("vadd" if accumulate > 0 else "vsub", VQ[a.rd], (VQ[a.rd], product),
+                 a.size + 1, 16)
         return True
     return trans
 
@@ -1151,7 +1162,7 @@ def trans_shl_v(ctx: DisasContext, a) -> bool:
 
 def _shift_left_long(signed: bool):
     """SSHLL/USHLL{2} (SXTL/UXTL with shift 0): the lanes of Vn's lower (upper) half
-    widened and shifted left."""
+    widened (vector ops, see _widen) and shifted left."""
     def trans(ctx: DisasContext, a) -> bool:
         immh = a.imm >> 3
         if not 0 < immh < 8:
@@ -1159,14 +1170,11 @@ def _shift_left_long(signed: bool):
         b = ctx.builder
         esize, _, left = shift_geometry(a.imm)
         size = esize.bit_length() - 4
-        count = 64 // esize
-        n = _lanes(ctx, a.rn, size, count, count if a.q else 0, signed)
-        out = []
-        for x in n:
-            t = ctx.temp()
-            b.shl(t, x, const(I64, left))
-            out.append(t)
-        _assemble(ctx, a.rd, out, 2 * esize)
+        wide = _widen(ctx, VQ[a.rn], size, a.q, signed)
+        if left:
+            b.vector("vshli", VQ[a.rd], (wide,), size + 1, 16, left)
+        else:
+            b.vector("vmov", VQ[a.rd], (wide,), 0, 16)
         return True
     return trans
 
