@@ -229,6 +229,36 @@ def test_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
                     f"{effective} {[hex(v) for v in operands]}"
 
 
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+@pytest.mark.parametrize("name", ["vitof", "vutof"])
+def test_int_to_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
+    """Each lane converted as the scalar itof/utof converts it (the soft-float
+    reference), Inexact the union of the lanes'; nothing above oprsz."""
+    bits = 8 << vece
+    fmt = sf.FORMATS[bits]
+    count = oprsz * 8 // bits
+    signed = name == "vitof"
+    rng = random.Random(name + str(vece))
+    edges = [0, 1, 2, (1 << bits) - 1, 1 << (bits - 1), (1 << (bits - 1)) - 1,
+             (1 << 24) + 1, (1 << 53) + 1, 3 << (bits - 3), 12345]
+    for rm in (RNE, RTZ, RUP, DYN):
+        run = kernel(machine, lambda b, rm=rm: b.vector(name, Q[0], (Q[1],), vece, oprsz, rm))
+        for dyn in (RDN, RNE) if rm is DYN else (RNE,):
+            effective = dyn if rm is DYN else rm
+            for _ in range(40):
+                lanes = [rng.choice([rng.getrandbits(bits), *edges]) & (1 << bits) - 1
+                         for _ in range(128 // bits)]
+                got, flags = run(join(lanes, bits), rounding=dyn)
+                want, want_flags = [], 0
+                for x in lanes[:count]:
+                    value = x - (1 << bits) if signed and x >> (bits - 1) else x
+                    lane, lane_flags = sf.from_int(fmt, value, effective)
+                    want.append(lane)
+                    want_flags |= int(lane_flags)
+                assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+                    (want, want_flags, 0), f"{effective} {[hex(v) for v in lanes]}"
+
+
 @pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (3, 16), (3, 8)])
 def test_any_lane_set(machine, vece: int, oprsz: int) -> None:
     bits = 8 << vece

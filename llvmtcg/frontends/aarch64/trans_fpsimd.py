@@ -512,6 +512,25 @@ for _name, _op in CONVERSIONS.items():
     globals()[f"trans_{_name}_s"] = _scalar(_op)
 
 
+def _from_int_vector(signed: bool):
+    """SCVTF/UCVTF (vector, integer): one vector conversion in FPCR's rounding mode.
+    Exact as the lane path: integers are never NaNs, never denormal results (FZ has
+    nothing to flush) and raise only Inexact, which the host raises too."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        ctx.builder.vector("vitof" if signed else "vutof", VQ[a.rd], (VQ[a.rn],),
+                           3 if fmt is DOUBLE else 2, count * fmt.bits // 8, DYN)
+        return True
+    return trans
+
+
+trans_scvtf_v = _from_int_vector(True)
+trans_ucvtf_v = _from_int_vector(False)
+
+
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
 def _pairwise_scalar(op: LaneOp):
     def trans(ctx: DisasContext, a) -> bool:

@@ -289,6 +289,24 @@ def _float_arith(em: Emitter, op: Op) -> None:
     _result(em, op, result, True)
 
 
+@rule("vitof", "vutof")
+def _int_to_float(em: Emitter, op: Op) -> None:
+    # As the scalar itof/utof rule: the constrained conversion (cvtdq2ps, vcvtqq2pd..)
+    # rounds in the op's mode and raises Inexact in MXCSR; integer lanes are never NaNs
+    # and never give a denormal, so nothing else differs from the scalar op.
+    vece, oprsz, rm = op.args
+    ty = lane_type(vece, oprsz, True)[0]
+    (value,) = _inputs(em, op)
+    name = "sitofp" if op.name == "vitof" else "uitofp"
+    suffix = f"{_vector_suffix(vece, oprsz, True)}.{_vector_suffix(vece, oprsz)}"
+    src_ty = lane_type(vece, oprsz)[0]
+
+    def emit() -> str:
+        return em.value(f"call {ty} @llvm.experimental.constrained.{name}.{suffix}("
+                        f"{src_ty} {value}, {_DYNAMIC}, {_STRICT}){em.call_attrs}")
+    _result(em, op, _rounded(em, rm, emit), True)
+
+
 def _any_lane(em: Emitter, count: int, mask: str) -> str:
     """i1: some lane of ``mask`` (<count x i1>) is set."""
     bits = em.value(f"bitcast <{count} x i1> {mask} to i{count}")
