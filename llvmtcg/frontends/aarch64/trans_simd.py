@@ -567,11 +567,6 @@ trans_sha256su0 = _crypto("sha256su0")
 # The operations compilers and glibc's string routines use most are IR on the two 64-bit
 # halves (SWAR: lanes never carry into each other), not calls of the lane helper.
 
-def _lane_bits(size: int, bit: int) -> int:
-    """A 64-bit mask with ``bit`` of every lane of ``size`` set."""
-    return _REPLICATE[size] << bit & M64
-
-
 def gen_halves(ctx: DisasContext, a, emit, halves: int | None = None) -> bool:
     """Vd.half[h] = emit(ctx, dst, Vn.half[h], Vm.half[h], Vd.half[h]) for one (Q=0, the
     upper half cleared) or both halves; the results are written last."""
@@ -623,66 +618,42 @@ trans_eor_v = _vector("vxor", size=0)
 trans_not_v = _vector("vnot", size=0, unary=True)
 
 
-def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
-            invert: bool = False) -> None:
-    """t = (ones & mask) | (zeros & ~mask) (inverted mask: the other way round)."""
-    b = ctx.builder
-    diff = ctx.temp()
-    b.xor(diff, ones, zeros)
-    (b.andc if invert else b.and_)(diff, diff, mask)
-    b.xor(t, zeros, diff)
+def _bitwise_select(which: str):
+    """BSL/BIT/BIF: Vd = (ones & mask) | (zeros & ~mask) as zeros ^ ((ones ^ zeros) &
+    mask) on vector ops (BSL: mask Vd, ones Vn, zeros Vm; BIT: mask Vm, Vn into Vd;
+    BIF: the same where Vm is clear)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        b, oprsz = ctx.builder, 16 if a.q else 8
+        n, m, d = VQ[a.rn], VQ[a.rm], VQ[a.rd]
+        mask, ones, zeros = {"bsl": (d, n, m), "bit": (m, n, d), "bif": (m, n, d)}[which]
+        diff = b.temp(V128)
+        b.vector("vxor", diff, (ones, zeros), 0, 16)
+        b.vector("vandc" if which == "bif" else "vand", diff, (diff, mask), 0, 16)
+        b.vector("vxor", d, (zeros, diff), 0, oprsz)
+        return True
+    return trans
 
 
-trans_bsl_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, d, n, m))
-trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
-trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
-
-
-
-
-def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
-    """t = all ones in each lane of x that is not zero."""
-    b = ctx.builder
-    if size == 3:
-        b.setcond(Cond.NE, t, x, ZERO)
-        b.neg(t, t)
-        return
-    esize = 8 << size
-    high = _lane_bits(size, esize - 1)
-    low = const(I64, ~high & M64)
-    nonzero = ctx.temp()
-    b.and_(nonzero, x, low)
-    b.add(nonzero, nonzero, low)  # carries into the top bit when the low bits are not 0
-    b.or_(nonzero, nonzero, x)
-    b.and_(nonzero, nonzero, const(I64, high))
-    b.shr(nonzero, nonzero, const(I64, esize - 1))  # 1 per nonzero lane
-    b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
-
-
+trans_bsl_v = _bitwise_select("bsl")
+trans_bit_v = _bitwise_select("bit")
+trans_bif_v = _bitwise_select("bif")
 
 
 trans_add_v = _vector("vadd")
 trans_sub_v = _vector("vsub")
-
-
-
-
-def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
-    both = ctx.temp()
-    ctx.builder.and_(both, x, y)
-    _lane_nonzero_mask(ctx, t, both, size)
-
-
-def _compare(emit):
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: emit(ctx, t, n, m, a.size))
-    return trans
-
-
 trans_cmeq_v = _vector("vcmp", Cond.EQ)
-trans_cmtst_v = _compare(_test)
+
+
+def trans_cmtst_v(ctx: DisasContext, a) -> bool:
+    """CMTST: lanes all ones where Vn & Vm is not zero."""
+    if a.size == 3 and not a.q:
+        return False
+    b, oprsz = ctx.builder, 16 if a.q else 8
+    both, zero = b.temp(V128), b.temp(V128)
+    b.vector("vand", both, (VQ[a.rn], VQ[a.rm]), 0, 16)
+    b.vector("vdup", zero, (ZERO,), 0, 16)
+    b.vector("vcmp", VQ[a.rd], (both, zero), a.size, oprsz, Cond.NE)
+    return True
 
 
 def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
