@@ -14,7 +14,8 @@ from tests.aarch64.test_random_insns import run_both
 pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
-             "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v")
+             "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
+             "faddp_v", "faddp_s")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v

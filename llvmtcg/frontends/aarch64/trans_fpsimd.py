@@ -114,27 +114,52 @@ def gen_vector_fast(ctx: DisasContext, a, name: str, lane_path: Callable[[], boo
     if shape is None:
         return False
     fmt, count = shape
-    b = ctx.builder
     vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+
+    def sources() -> tuple[Temp, ...]:
+        b = ctx.builder
+        n, m = VQ[a.rn], VQ[a.rm]
+        if element is not None:
+            m = b.temp(V128)
+            b.vector("vdupe", m, (VQ[element[0]],), vece, 16, element[1])
+        if negate:
+            sign, negated = b.temp(V128), b.temp(V128)
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vxor", negated, (n, sign), vece, 16)
+            n = negated
+        return (n, m, VQ[a.rd]) if name == "vfma" else (n, m)
+    return gen_vector_or_lanes(ctx, name, vece, oprsz, VQ[a.rd], sources, lane_path)
+
+
+def gen_vector_or_lanes(ctx: DisasContext, name: str, vece: int, oprsz: int, dst: Temp,
+                        sources: Callable[[], tuple[Temp, ...]],
+                        lane_path: Callable[[], bool]) -> bool:
+    """dst = the vector float op ``name`` of ``sources()`` (emitted after the FZ test)
+    unless FPCR.FZ is set or a result lane is a NaN: then ``lane_path``, from the
+    same operands (see gen_vector_fast)."""
+    b = ctx.builder
     lanes, done = b.label(), b.label()
     fz = b.temp(I32)
     b.and_(fz, FPCR, const(I32, FPCR_FZ))
     b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-    n, m = VQ[a.rn], VQ[a.rm]
-    if element is not None:
-        m = b.temp(V128)
-        b.vector("vdupe", m, (VQ[element[0]],), vece, 16, element[1])
-    if negate:
-        sign, negated = b.temp(V128), b.temp(V128)
-        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-        b.vector("vxor", negated, (n, sign), vece, 16)
-        n = negated
     result, nan = b.temp(V128), b.temp(I64)
-    sources = (n, m, VQ[a.rd]) if name == "vfma" else (n, m)
-    b.vector(name, result, sources, vece, oprsz, DYN)
+    b.vector(name, result, sources(), vece, oprsz, DYN)
     b.vector("vfanynan", nan, (result,), vece, oprsz)
     b.brcond(Cond.NE, nan, const(I64, 0), lanes)
-    b.vector("vmov", VQ[a.rd], (result,), 0, 16)
+    if name in ("vfmul", "vfdiv", "vfma"):
+        # Arm detects tininess before rounding, x86 after: a product or quotient that
+        # rounded up to the smallest normal may owe Underflow, which the lane path
+        # works out (a sum cannot be tiny and inexact).
+        bits = 8 << vece
+        mask, magnitude, edge, tiny = (b.temp(V128) for _ in range(4))
+        any_tiny = b.temp(I64)
+        b.vector("vdup", mask, (const(I64, (1 << (bits - 1)) - 1),), vece, 16)
+        b.vector("vand", magnitude, (result, mask), vece, 16)
+        b.vector("vdup", edge, (const(I64, 1 << (23 if bits == 32 else 52)),), vece, 16)
+        b.vector("vcmp", tiny, (magnitude, edge), vece, oprsz, Cond.EQ)
+        b.vector("vany", any_tiny, (tiny,), vece, oprsz)
+        b.brcond(Cond.NE, any_tiny, const(I64, 0), lanes)
+    b.vector("vmov", dst, (result,), 0, 16)
     b.br(done)
     b.set_label(lanes)
     if not lane_path():
@@ -438,7 +463,23 @@ trans_fcmge_v = _vector(FCMGE)
 trans_fcmgt_v = _vector(FCMGT)
 trans_facge_v = _vector(FACGE)
 trans_facgt_v = _vector(FACGT)
-trans_faddp_v = _pairwise(FADD)
+def trans_faddp_v(ctx: DisasContext, a) -> bool:
+    """FADDP (vector): UZP1 + UZP2 of Vn:Vm (the first and second of each pair) added
+    as one vector op (the lane path where FZ is set or a sum is a NaN)."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+
+    def sources() -> tuple[Temp, ...]:
+        b = ctx.builder
+        first, second = b.temp(V128), b.temp(V128)
+        b.vector("vuzp1", first, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+        b.vector("vuzp2", second, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+        return first, second
+    return gen_vector_or_lanes(ctx, "vfadd", vece, oprsz, VQ[a.rd], sources,
+                               lambda: gen_pairwise(ctx, a, FADD))
 trans_fmaxp_v = _pairwise(FMAX)
 trans_fminp_v = _pairwise(FMIN)
 trans_fmaxnmp_v = _pairwise(FMAXNM)
@@ -541,7 +582,21 @@ def _pairwise_scalar(op: LaneOp):
     return trans
 
 
-trans_faddp_s = _pairwise_scalar(FADD)
+def trans_faddp_s(ctx: DisasContext, a) -> bool:
+    """FADDP (scalar): of doubles, Vn's lanes 0 + 1 as a one-lane vector op (the lane
+    path where FZ is set or the sum is a NaN); of singles, the lane path."""
+    if not a.size & 1:
+        return _faddp_scalar_lanes(ctx, a)
+
+    def sources() -> tuple[Temp, ...]:
+        upper = ctx.builder.temp(V128)
+        ctx.builder.vector("vdupe", upper, (VQ[a.rn],), 3, 16, 1)
+        return VQ[a.rn], upper
+    return gen_vector_or_lanes(ctx, "vfadd", 3, 8, VQ[a.rd], sources,
+                               lambda: _faddp_scalar_lanes(ctx, a))
+
+
+_faddp_scalar_lanes = _pairwise_scalar(FADD)
 trans_fmaxp_s = _pairwise_scalar(FMAX)
 trans_fminp_s = _pairwise_scalar(FMIN)
 trans_fmaxnmp_s = _pairwise_scalar(FMAXNM)
