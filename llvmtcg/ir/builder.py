@@ -395,6 +395,9 @@ class _VectorOps:
             raise IRError(f"vdupe: lane {args[:1]!r} out of range")
         elif name == "vtbl" and vece != 0:
             raise IRError("vtbl: the lanes are bytes (vece 0)")
+        elif name == "vfcmp" and (vece not in (2, 3) or not (args and isinstance(args[0],
+                                                                               FCond))):
+            raise IRError(f"vfcmp: float lanes and an FCond, not vece={vece} {args[:1]!r}")
         self.emit(name, (dst,), sources, (vece, oprsz, *args))
 
 

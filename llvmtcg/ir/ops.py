@@ -71,6 +71,9 @@ Like the scalar ops they are defined for every input:
 * ``vitof vutof`` (last arg a RoundingMode, not RMM): each lane, a signed (unsigned)
   integer, converted to the float of the same width (vece 2: binary32, 3: binary64)
   as ``itof``/``utof`` convert it, Inexact raised in the host environment;
+* ``vfcmp`` (last arg an FCond): lanes all ones where the float comparison of binary32
+  (vece 2) or binary64 (vece 3) lanes holds, else zero, raising invalid as ``fsetcond``
+  does (quiet conditions for signalling NaNs only, signalling ones for any NaN);
 * ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions;
 * ``vany``: dst (i64) = 1 if some lane (of oprsz) is not zero, else 0.
 
@@ -181,6 +184,7 @@ OPS: dict[str, OpDef] = {
     **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfma", 1, 3, 3, _VFP),
     **_defs("vitof vutof", 1, 1, 3, _VFP),  # args: vece, oprsz, rm
+    **_defs("vfcmp", 1, 2, 3, _VFP),  # args: vece, oprsz, FCond
     **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),

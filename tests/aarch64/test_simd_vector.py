@@ -16,6 +16,9 @@ pytestmark = [needs_cc, needs_qemu]
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
              "faddp_v", "faddp_s")
+# Compares: cmpps/cmppd (the lane path under FZ).
+VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
+                     "fcmge0_v", "fcmgt0_v", "fcmle0_v", "fcmlt0_v")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
@@ -37,8 +40,8 @@ def _patterns(names: tuple[str, ...]) -> list:
     return [known[n] for n in names if n in known]
 
 
-@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_INT, VECTOR_LONG],
-                         ids=["fp", "int", "long"])
+@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG],
+                         ids=["fp", "fp_compare", "int", "long"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"

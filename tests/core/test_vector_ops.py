@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import itertools
 import random
+import struct
 
 import pytest
 
-from llvmtcg.ir import I64, V128, Builder, Cond, ExitReason, IRError, RoundingMode, Temp
+from llvmtcg.ir import (
+    I64,
+    V128,
+    Builder,
+    Cond,
+    ExitReason,
+    FCond,
+    FFlag,
+    IRError,
+    RoundingMode,
+    Temp,
+)
 from llvmtcg.ir.parse import parse_block
 from llvmtcg.ir.types import TempKind
 from llvmtcg.runtime import softfloat as sf
@@ -257,6 +269,38 @@ def test_int_to_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
                     want_flags |= int(lane_flags)
                 assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
                     (want, want_flags, 0), f"{effective} {[hex(v) for v in lanes]}"
+
+
+def _float_value(bits: int, x: int) -> float:
+    return struct.unpack("<f" if bits == 32 else "<d", x.to_bytes(bits // 8, "little"))[0]
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+@pytest.mark.parametrize("cond", [FCond.EQ, FCond.LT, FCond.LE, FCond.QLT])
+def test_float_compare_lanes(machine, cond: FCond, vece: int, oprsz: int) -> None:
+    """Lane masks of the comparison; invalid for a signalling NaN (quiet conditions) or
+    any NaN (signalling ones); nothing above oprsz (signalling NaNs there)."""
+    bits = 8 << vece
+    fmt = sf.FORMATS[bits]
+    count = oprsz * 8 // bits
+    values = VALUES[bits] + [fmt.inf | 1, fmt.inf | fmt.quiet_bit, 0, 1 << (bits - 1)]
+    signalling = cond in (FCond.LT, FCond.LE)
+    test = {FCond.EQ: lambda x, y: x == y, FCond.LT: lambda x, y: x < y,
+            FCond.LE: lambda x, y: x <= y, FCond.QLT: lambda x, y: x < y}[cond]
+    run = kernel(machine, lambda b: b.vector("vfcmp", Q[0], (Q[1], Q[2]), vece, oprsz, cond))
+    rng = random.Random(str(cond) + str(vece))
+    for _ in range(60):
+        operands = [join([rng.choice(values) for _ in range(count)]
+                         + [fmt.inf | 1] * (128 // bits - count), bits) for _ in range(2)]
+        got, flags = run(*operands)
+        want, invalid = [], False
+        for x, y in zip(*(split(v, bits, count) for v in operands), strict=True):
+            nan = fmt.is_nan(x) or fmt.is_nan(y)
+            invalid |= (nan and signalling) or fmt.is_snan(x) or fmt.is_snan(y)
+            holds = not nan and test(_float_value(bits, x), _float_value(bits, y))
+            want.append((1 << bits) - 1 if holds else 0)
+        assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+            (want, int(FFlag.INVALID) if invalid else 0, 0), [hex(v) for v in operands]
 
 
 @pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (3, 16), (3, 8)])

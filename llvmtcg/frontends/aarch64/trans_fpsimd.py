@@ -36,7 +36,7 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     gen_nan_fixup,
     gen_zero_times_inf,
 )
-from llvmtcg.frontends.aarch64.translate import VQ, DisasContext, V, gen_accrue_fflags
+from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V, gen_accrue_fflags
 from llvmtcg.ir import I32, I64, V128, Builder, Cond, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
@@ -458,11 +458,47 @@ trans_fminnm_v = _vector(FMINNM)
 trans_fmla_v = _fast("vfma", _fmla)
 trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
-trans_fcmeq_v = _vector(FCMEQ)
-trans_fcmge_v = _vector(FCMGE)
-trans_fcmgt_v = _vector(FCMGT)
-trans_facge_v = _vector(FACGE)
-trans_facgt_v = _vector(FACGT)
+def _vector_compare(cond: FCond, lane_op: LaneOp, swap: bool = False,
+                    absolute: bool = False, zero: bool = False):
+    """FCMEQ/FCMGE/FCMGT/FACGE/FACGT and the compares with zero (vector): one vfcmp
+    (cmpps/cmppd: the same invalid rules as Arm's quiet EQ and signalling GE/GT), the
+    lane path when FPCR.FZ is set (denormal operands are zeros, with IDC)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b = ctx.builder
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        lanes, done = b.label(), b.label()
+        fz = b.temp(I32)
+        b.and_(fz, FPCR, const(I32, FPCR_FZ))
+        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+        x, y = VQ[a.rn], VQ[a.rm]
+        if zero:
+            y = b.temp(V128)
+            b.vector("vdup", y, (ZERO,), vece, 16)
+        if absolute:
+            sign, abs_x, abs_y = b.temp(V128), b.temp(V128), b.temp(V128)
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vandc", abs_x, (x, sign), vece, 16)
+            b.vector("vandc", abs_y, (y, sign), vece, 16)
+            x, y = abs_x, abs_y
+        b.vector("vfcmp", VQ[a.rd], (y, x) if swap else (x, y), vece, oprsz, cond)
+        b.br(done)
+        b.set_label(lanes)
+        if not gen_lanes(ctx, a, lane_op):
+            raise AssertionError("the lane path rejected an encoding the vector path took")
+        b.set_label(done)
+        return True
+    return trans
+
+
+trans_fcmeq_v = _vector_compare(FCond.EQ, FCMEQ)
+trans_fcmge_v = _vector_compare(FCond.LE, FCMGE, swap=True)
+trans_fcmgt_v = _vector_compare(FCond.LT, FCMGT, swap=True)
+trans_facge_v = _vector_compare(FCond.LE, FACGE, swap=True, absolute=True)
+trans_facgt_v = _vector_compare(FCond.LT, FACGT, swap=True, absolute=True)
 def trans_faddp_v(ctx: DisasContext, a) -> bool:
     """FADDP (vector): UZP1 + UZP2 of Vn:Vm (the first and second of each pair) added
     as one vector op (the lane path where FZ is set or a sum is a NaN)."""
@@ -538,11 +574,11 @@ trans_frintz_v = _vector(_frint(RoundingMode.RTZ))
 trans_frinta_v = _vector(_frint(RoundingMode.RMM))
 trans_frintx_v = _vector(_frint(DYN, exact=True))
 trans_frinti_v = _vector(_frint(DYN))
-trans_fcmgt0_v = _vector(FCMGT0)
-trans_fcmge0_v = _vector(FCMGE0)
-trans_fcmeq0_v = _vector(FCMEQ0)
-trans_fcmle0_v = _vector(FCMLE0)
-trans_fcmlt0_v = _vector(FCMLT0)
+trans_fcmgt0_v = _vector_compare(FCond.LT, FCMGT0, swap=True, zero=True)
+trans_fcmge0_v = _vector_compare(FCond.LE, FCMGE0, swap=True, zero=True)
+trans_fcmeq0_v = _vector_compare(FCond.EQ, FCMEQ0, zero=True)
+trans_fcmle0_v = _vector_compare(FCond.LE, FCMLE0, zero=True)
+trans_fcmlt0_v = _vector_compare(FCond.LT, FCMLT0, zero=True)
 trans_fcmgt0_s = _scalar(FCMGT0)
 trans_fcmge0_s = _scalar(FCMGE0)
 trans_fcmeq0_s = _scalar(FCMEQ0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from llvmtcg.ir import host_fp
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower.emitter import Emitter
-from llvmtcg.ir.lower.floating import _raise_host_flags, _rounded
+from llvmtcg.ir.lower.floating import _FCMP, _raise_host_flags, _rounded
 from llvmtcg.ir.lower.integer import ICMP
 from llvmtcg.ir.lower.rule import RuleSet
 
@@ -287,6 +287,21 @@ def _float_arith(em: Emitter, op: Op) -> None:
     if op.name == "vfma":
         _fma_invalid_fixup(em, op, result)
     _result(em, op, result, True)
+
+
+@rule("vfcmp")
+def _vfcmp(em: Emitter, op: Op) -> None:
+    # The scalar fsetcond's constrained compare (cmpps/cmppd with an ordered quiet or
+    # signalling predicate), its <n x i1> widened to lane masks.
+    vece, oprsz, cond = op.args
+    ty, count, _ = lane_type(vece, oprsz, True)
+    a, b = _inputs(em, op, True)
+    pred, signaling = _FCMP[cond]
+    kind = "fcmps" if signaling else "fcmp"
+    c = em.value(f"call <{count} x i1> @llvm.experimental.constrained.{kind}."
+                 f"{_vector_suffix(vece, oprsz, True)}({ty} {a}, {ty} {b}, "
+                 f'metadata !"{pred}", {_STRICT}){em.call_attrs}')
+    _result(em, op, em.value(f"sext <{count} x i1> {c} to {lane_type(vece, oprsz)[0]}"))
 
 
 @rule("vitof", "vutof")
