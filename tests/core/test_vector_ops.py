@@ -416,12 +416,14 @@ def test_every_vector_op_is_a_baseline_stencil() -> None:
             if not definition.is_vector:
                 continue
             args: tuple = ()
-            vece = 2 if name.startswith("vf") else 0
+            vece = 2 if name.startswith("vf") or name in ("vitof", "vutof") else 0
             if name == "vcmp":
                 args = (Cond.LTU,)
+            elif name == "vfcmp":
+                args = (FCond.LE,)
             elif name in ("vshli", "vshri", "vsari", "vdupe"):
                 args = (1,)
-            elif name.startswith("vf") and name != "vfanynan":
+            elif vece == 2 and name != "vfanynan":
                 args = (RoundingMode.RUP,)
             n_in = definition.n_in
             dst = b.glob("r[0]") if name in ("vfanynan", "vany") else Q[0]
