@@ -451,10 +451,54 @@ trans_fadd_v = _fast("vfadd", FADD)
 trans_fsub_v = _fast("vfsub", _arith(Builder.fsub))
 trans_fmul_v = _fast("vfmul", _arith(Builder.fmul))
 trans_fdiv_v = _fast("vfdiv", _arith(Builder.fdiv))
-trans_fmax_v = _vector(FMAX)
-trans_fmin_v = _vector(FMIN)
-trans_fmaxnm_v = _vector(FMAXNM)
-trans_fminnm_v = _vector(FMINNM)
+def _order_keys(ctx: DisasContext, x: Temp, vece: int) -> Temp:
+    """The float lanes of x as signed integers in the floats' order (-0 below +0): a
+    negative lane's bits but the sign flipped. Its own inverse."""
+    b, bits = ctx.builder, 8 << vece
+    flip, key = b.temp(V128), b.temp(V128)
+    b.vector("vsari", flip, (x,), vece, 16, bits - 1)
+    b.vector("vshri", flip, (flip,), vece, 16, 1)
+    b.vector("vxor", key, (x, flip), vece, 16)
+    return key
+
+
+def _vector_minmax(name: str, lane_op: LaneOp):
+    """FMAX/FMIN/FMAXNM/FMINNM (vector): without NaN operands and FZ all four are the
+    larger (smaller) lane in the floats' order with -0 < +0, and raise nothing: an
+    integer vsmax/vsmin of order keys. A NaN operand (Arm's NaN rules, and where
+    FMAXNM differs) or FPCR.FZ (denormals are zeros) takes the lane path."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b = ctx.builder
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        lanes, done = b.label(), b.label()
+        fz = b.temp(I32)
+        b.and_(fz, FPCR, const(I32, FPCR_FZ))
+        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+        for reg in (a.rn, a.rm):
+            nan = b.temp(I64)
+            b.vector("vfanynan", nan, (VQ[reg],), vece, oprsz)
+            b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+        picked = b.temp(V128)
+        b.vector(name, picked, (_order_keys(ctx, VQ[a.rn], vece),
+                                _order_keys(ctx, VQ[a.rm], vece)), vece, 16)
+        b.vector("vmov", VQ[a.rd], (_order_keys(ctx, picked, vece),), 0, oprsz)
+        b.br(done)
+        b.set_label(lanes)
+        if not gen_lanes(ctx, a, lane_op):
+            raise AssertionError("the lane path rejected an encoding the vector path took")
+        b.set_label(done)
+        return True
+    return trans
+
+
+trans_fmax_v = _vector_minmax("vsmax", FMAX)
+trans_fmin_v = _vector_minmax("vsmin", FMIN)
+trans_fmaxnm_v = _vector_minmax("vsmax", FMAXNM)
+trans_fminnm_v = _vector_minmax("vsmin", FMINNM)
 trans_fmla_v = _fast("vfma", _fmla)
 trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
