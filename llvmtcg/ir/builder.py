@@ -354,7 +354,8 @@ class _FloatOps:
         self.emit("fpenv_round", (), (src,))
 
 
-_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma", "vitof", "vutof"})
+_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma", "vfsqrt", "vitof",
+                        "vutof"})
 _VECTOR_COUNTED = frozenset({"vshli", "vshri", "vsari"})
 
 

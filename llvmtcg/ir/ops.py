@@ -68,6 +68,7 @@ Like the scalar ops they are defined for every input:
   rounding) on binary32 (vece 2) or binary64 (vece 3) lanes: each lane as the scalar
   op gives it, the exceptions of all lanes raised in the host environment; a NaN lane
   is some quiet NaN;
+* ``vfsqrt`` (last arg a RoundingMode): each lane's square root as ``fsqrt`` gives it;
 * ``vitof vutof`` (last arg a RoundingMode, not RMM): each lane, a signed (unsigned)
   integer, converted to the float of the same width (vece 2: binary32, 3: binary64)
   as ``itof``/``utof`` convert it, Inexact raised in the host environment;
@@ -183,7 +184,7 @@ OPS: dict[str, OpDef] = {
     **_defs("vtbl", 1, 3, 2, _V),  # inputs: table, indices, fallback
     **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfma", 1, 3, 3, _VFP),
-    **_defs("vitof vutof", 1, 1, 3, _VFP),  # args: vece, oprsz, rm
+    **_defs("vitof vutof vfsqrt", 1, 1, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfcmp", 1, 2, 3, _VFP),  # args: vece, oprsz, FCond
     **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
     **_defs("fpenv_flags", 1, 0, 0, _FX),

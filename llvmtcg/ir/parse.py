@@ -67,7 +67,8 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
                           "vdupe": (int,), "vfadd": (RoundingMode,), "vfsub": (RoundingMode,),
                           "vfmul": (RoundingMode,), "vfdiv": (RoundingMode,),
                           "vfma": (RoundingMode,), "vitof": (RoundingMode,),
-                          "vutof": (RoundingMode,), "vfcmp": (FCond,)}.get(name, ()))
+                          "vutof": (RoundingMode,), "vfcmp": (FCond,),
+                          "vfsqrt": (RoundingMode,)}.get(name, ()))
        for name, definition in OPS.items() if definition.is_vector},
 }
 

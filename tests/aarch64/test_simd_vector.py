@@ -15,7 +15,7 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
-             "faddp_v", "faddp_s")
+             "faddp_v", "faddp_s", "fsqrt_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",

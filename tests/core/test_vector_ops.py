@@ -205,7 +205,7 @@ def test_table_lookup(machine, oprsz: int) -> None:
 
 
 FLOAT_OPS = {"vfadd": (2, sf.add), "vfsub": (2, sf.sub), "vfmul": (2, sf.mul),
-             "vfdiv": (2, sf.div), "vfma": (3, sf.fma)}
+             "vfdiv": (2, sf.div), "vfma": (3, sf.fma), "vfsqrt": (1, sf.sqrt)}
 
 
 @pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])

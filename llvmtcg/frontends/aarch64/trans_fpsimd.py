@@ -610,7 +610,16 @@ def _sign_bit(name: str):
 
 trans_fabs_v = _sign_bit("vandc")
 trans_fneg_v = _sign_bit("vxor")
-trans_fsqrt_v = _vector(_unary(gen_fp_sqrt))
+def trans_fsqrt_v(ctx: DisasContext, a) -> bool:
+    """FSQRT (vector): sqrtps/sqrtpd, the lane path under FZ or for a NaN result (a
+    NaN or negative operand). A root is never tiny: no Underflow to work out."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    return gen_vector_or_lanes(ctx, "vfsqrt", 3 if fmt is DOUBLE else 2,
+                               count * fmt.bits // 8, VQ[a.rd], lambda: (VQ[a.rn],),
+                               lambda: gen_lanes(ctx, a, _unary(gen_fp_sqrt)))
 trans_frintn_v = _vector(_frint(RoundingMode.RNE))
 trans_frintm_v = _vector(_frint(RoundingMode.RDN))
 trans_frintp_v = _vector(_frint(RoundingMode.RUP))

@@ -261,7 +261,8 @@ def _vtbl(em: Emitter, op: Op) -> None:
 
 # -- float --------------------------------------------------------------------------------
 
-_FLOAT_BINARY = {"vfadd": "fadd", "vfsub": "fsub", "vfmul": "fmul", "vfdiv": "fdiv"}
+_FLOAT_BINARY = {"vfadd": "fadd", "vfsub": "fsub", "vfmul": "fmul", "vfdiv": "fdiv",
+                 "vfsqrt": "sqrt"}
 
 
 @rule(*_FLOAT_BINARY, "vfma")
