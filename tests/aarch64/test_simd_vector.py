@@ -20,7 +20,7 @@ VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
                      "fcmge0_v", "fcmgt0_v", "fcmle0_v", "fcmlt0_v", "fmax_v", "fmin_v",
-                     "fmaxnm_v", "fminnm_v")
+                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v

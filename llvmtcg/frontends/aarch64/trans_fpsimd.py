@@ -429,12 +429,6 @@ def _scalar(op: LaneOp):
     return trans
 
 
-def _pairwise(op: LaneOp):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_pairwise(ctx, a, op)
-    return trans
-
-
 FADD = _arith(Builder.fadd)
 FMAX = _minmax(Builder.fmax, False)
 FMIN = _minmax(Builder.fmin, False)
@@ -462,11 +456,12 @@ def _order_keys(ctx: DisasContext, x: Temp, vece: int) -> Temp:
     return key
 
 
-def _vector_minmax(name: str, lane_op: LaneOp):
+def _vector_minmax(name: str, lane_op: LaneOp, pairwise: bool = False):
     """FMAX/FMIN/FMAXNM/FMINNM (vector): without NaN operands and FZ all four are the
     larger (smaller) lane in the floats' order with -0 < +0, and raise nothing: an
     integer vsmax/vsmin of order keys. A NaN operand (Arm's NaN rules, and where
-    FMAXNM differs) or FPCR.FZ (denormals are zeros) takes the lane path."""
+    FMAXNM differs) or FPCR.FZ (denormals are zeros) takes the lane path. Pairwise
+    (FMAXP..): of UZP1 and UZP2 of Vn:Vm."""
     def trans(ctx: DisasContext, a) -> bool:
         shape = _format(a, False)
         if shape is None:
@@ -482,13 +477,18 @@ def _vector_minmax(name: str, lane_op: LaneOp):
             nan = b.temp(I64)
             b.vector("vfanynan", nan, (VQ[reg],), vece, oprsz)
             b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+        x, y = VQ[a.rn], VQ[a.rm]
+        if pairwise:
+            x, y = b.temp(V128), b.temp(V128)
+            b.vector("vuzp1", x, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+            b.vector("vuzp2", y, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
         picked = b.temp(V128)
-        b.vector(name, picked, (_order_keys(ctx, VQ[a.rn], vece),
-                                _order_keys(ctx, VQ[a.rm], vece)), vece, 16)
+        b.vector(name, picked, (_order_keys(ctx, x, vece), _order_keys(ctx, y, vece)),
+                 vece, 16)
         b.vector("vmov", VQ[a.rd], (_order_keys(ctx, picked, vece),), 0, oprsz)
         b.br(done)
         b.set_label(lanes)
-        if not gen_lanes(ctx, a, lane_op):
+        if not (gen_pairwise if pairwise else gen_lanes)(ctx, a, lane_op):
             raise AssertionError("the lane path rejected an encoding the vector path took")
         b.set_label(done)
         return True
@@ -499,6 +499,10 @@ trans_fmax_v = _vector_minmax("vsmax", FMAX)
 trans_fmin_v = _vector_minmax("vsmin", FMIN)
 trans_fmaxnm_v = _vector_minmax("vsmax", FMAXNM)
 trans_fminnm_v = _vector_minmax("vsmin", FMINNM)
+trans_fmaxp_v = _vector_minmax("vsmax", FMAX, pairwise=True)
+trans_fminp_v = _vector_minmax("vsmin", FMIN, pairwise=True)
+trans_fmaxnmp_v = _vector_minmax("vsmax", FMAXNM, pairwise=True)
+trans_fminnmp_v = _vector_minmax("vsmin", FMINNM, pairwise=True)
 trans_fmla_v = _fast("vfma", _fmla)
 trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
@@ -560,10 +564,6 @@ def trans_faddp_v(ctx: DisasContext, a) -> bool:
         return first, second
     return gen_vector_or_lanes(ctx, "vfadd", vece, oprsz, VQ[a.rd], sources,
                                lambda: gen_pairwise(ctx, a, FADD))
-trans_fmaxp_v = _pairwise(FMAX)
-trans_fminp_v = _pairwise(FMIN)
-trans_fmaxnmp_v = _pairwise(FMAXNM)
-trans_fminnmp_v = _pairwise(FMINNM)
 trans_fmulx_v = _vector(_fmulx)
 trans_frecps_v = _vector(_frecps)
 trans_frsqrts_v = _vector(_frsqrts)
