@@ -5,6 +5,8 @@ the vector forms hand to the lane-by-lane generators are covered too."""
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from tests.aarch64 import random_insns
@@ -15,7 +17,7 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
-             "faddp_v", "faddp_s", "fsqrt_v")
+             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
@@ -51,3 +53,39 @@ def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     differences = run_both(harness, tmp_path, cases)
     assert not differences, (f"{len(differences)} of {len(cases)} differ:\n"
                              + "\n".join(differences[:20]))
+
+
+def _f32(x: float) -> int:
+    return int.from_bytes(struct.pack("<f", x), "little")
+
+
+def _f64(x: float) -> int:
+    return int.from_bytes(struct.pack("<d", x), "little")
+
+
+# Lanes at the edge of the vector conversion's range (|x| < 2**(esize-1)): the largest
+# that fits, 2**(esize-1) and its negative (which fits, through the lane path), past
+# them, a NaN, fractions (Inexact).
+_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0]
+_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5]
+
+
+@pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
+def test_fcvtzs_vector_range_edges(harness, tmp_path, fpcr) -> None:
+    singles = [_f32(x) for x in _SINGLES] + [0x7FC0_0000, 0x7F80_0001]
+    doubles = [_f64(x) for x in _DOUBLES] + [0x7FF8_0000_0000_0000]
+    vectors = [(singles[i] | singles[i + 1] << 32, singles[i + 2] | singles[i + 3] << 32)
+               for i in range(0, len(singles) - 3, 2)]
+    vectors += [(doubles[i], doubles[i + 1]) for i in range(len(doubles) - 1)]
+    vectors += [(_f32(1.5) | _f32(-2.5) << 32, _f32(100.25) | _f32(7.0) << 32),
+                (_f64(1.5), _f64(-2.5))]
+    cases = []
+    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820):
+        for low, high in vectors:
+            halves = [0] * 64
+            halves[2], halves[3] = low, high
+            packed = random_insns.TEST.pack(insn, 0, 0, fpcr, *[0] * 31,
+                                            random_insns.SP_OFFSET, *halves)
+            cases.append(random_insns.Case("fcvtzs_v", insn, packed))
+    differences = run_both(harness, tmp_path, cases)
+    assert not differences, "\n".join(differences[:10])

@@ -303,6 +303,27 @@ def test_float_compare_lanes(machine, cond: FCond, vece: int, oprsz: int) -> Non
             (want, int(FFlag.INVALID) if invalid else 0, 0), [hex(v) for v in operands]
 
 
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+def test_float_to_int_lanes(machine, vece: int, oprsz: int) -> None:
+    """Lanes that fit truncated towards zero, Inexact the union of the lanes'."""
+    bits = 8 << vece
+    count = oprsz * 8 // bits
+    pack = "<f" if bits == 32 else "<d"
+    run = kernel(machine, lambda b: b.vector("vftosi", Q[0], (Q[1],), vece, oprsz))
+    rng = random.Random(vece * 100 + oprsz)
+    edges = [0.0, -0.0, 0.5, -0.5, 1.0, -1.75, 2.0 ** 30 + 0.5, -(2.0 ** 31), 1e-40, 1e-310,
+             12345.678, -(2.0 ** (bits - 2)) * 1.5]
+    for _ in range(60):
+        floats = [rng.choice([*edges, rng.uniform(-1e6, 1e6)]) for _ in range(128 // bits)]
+        words = [int.from_bytes(struct.pack(pack, f), "little") for f in floats]
+        got, flags = run(join(words, bits))
+        lanes = [struct.unpack(pack, w.to_bytes(bits // 8, "little"))[0] for w in words]
+        want = [int(f) & (1 << bits) - 1 for f in lanes[:count]]
+        inexact = any(int(f) != f for f in lanes[:count])
+        assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+            (want, int(FFlag.INEXACT) if inexact else 0, 0), floats
+
+
 @pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (3, 16), (3, 8)])
 def test_any_lane_set(machine, vece: int, oprsz: int) -> None:
     bits = 8 << vece
@@ -423,7 +444,7 @@ def test_every_vector_op_is_a_baseline_stencil() -> None:
                 args = (FCond.LE,)
             elif name in ("vshli", "vshri", "vsari", "vdupe"):
                 args = (1,)
-            elif vece == 2 and name != "vfanynan":
+            elif vece == 2 and name not in ("vfanynan", "vftosi"):
                 args = (RoundingMode.RUP,)
             n_in = definition.n_in
             dst = b.glob("r[0]") if name in ("vfanynan", "vany") else Q[0]

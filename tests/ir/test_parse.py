@@ -105,6 +105,7 @@ def every_op_block() -> Block:
     b.vector("vutof", u, (v,), 2, 8, RoundingMode.DYN)
     b.vector("vfcmp", v, (u, v), 3, 16, FCond.QLE)
     b.vector("vfsqrt", u, (v,), 3, 8, RoundingMode.RDN)
+    b.vector("vftosi", v, (u,), 2, 16)
     b.vector("vfanynan", x, (v,), 2, 16)
     b.vector("vany", x, (v,), 1, 8)
     b.call("h", [n], [r0, const(I32, 3)])

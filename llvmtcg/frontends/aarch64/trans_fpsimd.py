@@ -661,6 +661,42 @@ trans_scvtf_v = _from_int_vector(True)
 trans_ucvtf_v = _from_int_vector(False)
 
 
+def trans_fcvtzs_v(ctx: DisasContext, a) -> bool:
+    """FCVTZS (vector, integer): when FZ is clear and every lane's magnitude is below
+    2**(esize-1) (a quiet compare: a NaN is not), one truncating vector conversion,
+    whose only possible exception is Inexact, as Arm's. Otherwise the lane path
+    (saturation, NaN to 0, Invalid, FZ's flushing); the compare raised Invalid only for
+    a signalling NaN, which the lane path raises too."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    b = ctx.builder
+    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+    lanes, done = b.label(), b.label()
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+    sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+    b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+    b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+    # 2**(esize-1) as a float: the exponent field of bias + esize - 1, no fraction.
+    bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+    b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),), vece, 16)
+    b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+    b.vector("vnot", out, (fits,), vece, oprsz)
+    some_out = b.temp(I64)
+    b.vector("vany", some_out, (out,), vece, oprsz)
+    b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+    b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
+    b.br(done)
+    b.set_label(lanes)
+    if not gen_lanes(ctx, a, CONVERSIONS["fcvtzs"]):
+        raise AssertionError("the lane path rejected an encoding the vector path took")
+    b.set_label(done)
+    return True
+
+
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
 def _pairwise_scalar(op: LaneOp):
     def trans(ctx: DisasContext, a) -> bool:

@@ -305,6 +305,19 @@ def _vfcmp(em: Emitter, op: Op) -> None:
     _result(em, op, em.value(f"sext <{count} x i1> {c} to {lane_type(vece, oprsz)[0]}"))
 
 
+@rule("vftosi")
+def _vftosi(em: Emitter, op: Op) -> None:
+    # cvttps2dq/cvttpd2qq (or per lane cvttsd2si): in range (the op's contract) the
+    # constrained conversion is exact but for Inexact, which it raises.
+    vece, oprsz = op.args
+    ty = lane_type(vece, oprsz, True)[0]
+    int_ty = lane_type(vece, oprsz)[0]
+    (value,) = _inputs(em, op, True)
+    suffix = f"{_vector_suffix(vece, oprsz)}.{_vector_suffix(vece, oprsz, True)}"
+    _result(em, op, em.value(f"call {int_ty} @llvm.experimental.constrained.fptosi."
+                             f"{suffix}({ty} {value}, {_STRICT}){em.call_attrs}"))
+
+
 @rule("vitof", "vutof")
 def _int_to_float(em: Emitter, op: Op) -> None:
     # As the scalar itof/utof rule: the constrained conversion (cvtdq2ps, vcvtqq2pd..)
