@@ -5,13 +5,15 @@ the vector forms hand to the lane-by-lane generators are covered too."""
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
 
 from tests.aarch64 import random_insns
-from tests.aarch64.support import build, needs_cc, needs_qemu
+from tests.aarch64.support import build, needs_cc, needs_qemu, run_qemu
 from tests.aarch64.test_random_insns import run_both
+from tests.user.support import TEST_ENV, run_llvmtcg
 
 pytestmark = [needs_cc, needs_qemu]
 
@@ -89,3 +91,18 @@ def test_fcvtzs_vector_range_edges(harness, tmp_path, fpcr) -> None:
             cases.append(random_insns.Case("fcvtzs_v", insn, packed))
     differences = run_both(harness, tmp_path, cases)
     assert not differences, "\n".join(differences[:10])
+
+
+def test_llvm_block_comes_from_the_code_cache(tmp_path) -> None:
+    """A block the baseline declines (too many locals: vector FMLAs) is compiled by LLVM
+    once; the next run loads it from the persistent code cache."""
+    prog = build(tmp_path, "fp_block.c")
+    env = dict(TEST_ENV, LLVMTCG_CACHE_DIR=str(tmp_path / "cache"),
+               LLVMTCG_STATS=str(tmp_path / "stats.json"))
+    runs = [run_llvmtcg(prog, env=env) for _ in range(2)]
+    reference = run_qemu(prog)
+    assert [r.stdout for r in runs] == [reference.stdout] * 2, runs[0].describe()
+    first, second = (json.loads(line) for line in
+                     (tmp_path / "stats.json").read_text().splitlines())
+    assert first["tb"]["llvm_blocks"] > 0
+    assert second["tb"]["llvm_blocks"] == 0 and second["cache"]["hits"] > 0
