@@ -142,23 +142,27 @@ def gen_vector_or_lanes(ctx: DisasContext, name: str, vece: int, oprsz: int, dst
     fz = b.temp(I32)
     b.and_(fz, FPCR, const(I32, FPCR_FZ))
     b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-    result, nan = b.temp(V128), b.temp(I64)
+    result, odd = b.temp(V128), b.temp(I64)
     b.vector(name, result, sources(), vece, oprsz, DYN)
-    b.vector("vfanynan", nan, (result,), vece, oprsz)
-    b.brcond(Cond.NE, nan, const(I64, 0), lanes)
     if name in ("vfmul", "vfdiv", "vfma"):
         # Arm detects tininess before rounding, x86 after: a product or quotient that
         # rounded up to the smallest normal may owe Underflow, which the lane path
-        # works out (a sum cannot be tiny and inexact).
+        # works out (a sum cannot be tiny and inexact). One test for both: the
+        # magnitude (a signed lane) is above infinity's or the smallest normal's.
         bits = 8 << vece
-        mask, magnitude, edge, tiny = (b.temp(V128) for _ in range(4))
-        any_tiny = b.temp(I64)
-        b.vector("vdup", mask, (const(I64, (1 << (bits - 1)) - 1),), vece, 16)
+        fmt = DOUBLE if bits == 64 else SINGLE
+        mask, magnitude, limit, nan, edge, tiny = (b.temp(V128) for _ in range(6))
+        b.vector("vdup", mask, (const(I64, ~fmt.sign & (1 << bits) - 1),), vece, 16)
         b.vector("vand", magnitude, (result, mask), vece, 16)
-        b.vector("vdup", edge, (const(I64, 1 << (23 if bits == 32 else 52)),), vece, 16)
+        b.vector("vdup", limit, (const(I64, fmt.exp_mask),), vece, 16)
+        b.vector("vcmp", nan, (magnitude, limit), vece, oprsz, Cond.GT)
+        b.vector("vdup", edge, (const(I64, 1 << fmt.mantissa),), vece, 16)
         b.vector("vcmp", tiny, (magnitude, edge), vece, oprsz, Cond.EQ)
-        b.vector("vany", any_tiny, (tiny,), vece, oprsz)
-        b.brcond(Cond.NE, any_tiny, const(I64, 0), lanes)
+        b.vector("vor", nan, (nan, tiny), vece, oprsz)
+        b.vector("vany", odd, (nan,), vece, oprsz)
+    else:
+        b.vector("vfanynan", odd, (result,), vece, oprsz)
+    b.brcond(Cond.NE, odd, const(I64, 0), lanes)
     b.vector("vmov", dst, (result,), 0, 16)
     b.br(done)
     b.set_label(lanes)
