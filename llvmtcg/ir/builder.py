@@ -354,7 +354,8 @@ class _FloatOps:
         self.emit("fpenv_round", (), (src,))
 
 
-_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma"})
+_VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma", "vfsqrt", "vitof",
+                        "vutof"})
 _VECTOR_COUNTED = frozenset({"vshli", "vshri", "vsari"})
 
 
@@ -395,6 +396,11 @@ class _VectorOps:
             raise IRError(f"vdupe: lane {args[:1]!r} out of range")
         elif name == "vtbl" and vece != 0:
             raise IRError("vtbl: the lanes are bytes (vece 0)")
+        elif name == "vftosi" and vece not in (2, 3):
+            raise IRError(f"vftosi: float lanes are 32 or 64 bits, not {esize}")
+        elif name == "vfcmp" and (vece not in (2, 3) or not (args and isinstance(args[0],
+                                                                               FCond))):
+            raise IRError(f"vfcmp: float lanes and an FCond, not vece={vece} {args[:1]!r}")
         self.emit(name, (dst,), sources, (vece, oprsz, *args))
 
 

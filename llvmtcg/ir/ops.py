@@ -68,6 +68,16 @@ Like the scalar ops they are defined for every input:
   rounding) on binary32 (vece 2) or binary64 (vece 3) lanes: each lane as the scalar
   op gives it, the exceptions of all lanes raised in the host environment; a NaN lane
   is some quiet NaN;
+* ``vftosi``: each float lane (vece 2: binary32, 3: binary64) truncated to a signed
+  integer of the same width, Inexact raised; the caller makes sure every lane (of
+  oprsz) fits: a lane that does not (or a NaN) gives an unspecified value;
+* ``vfsqrt`` (last arg a RoundingMode): each lane's square root as ``fsqrt`` gives it;
+* ``vitof vutof`` (last arg a RoundingMode, not RMM): each lane, a signed (unsigned)
+  integer, converted to the float of the same width (vece 2: binary32, 3: binary64)
+  as ``itof``/``utof`` convert it, Inexact raised in the host environment;
+* ``vfcmp`` (last arg an FCond): lanes all ones where the float comparison of binary32
+  (vece 2) or binary64 (vece 3) lanes holds, else zero, raising invalid as ``fsetcond``
+  does (quiet conditions for signalling NaNs only, signalling ones for any NaN);
 * ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions;
 * ``vany``: dst (i64) = 1 if some lane (of oprsz) is not zero, else 0.
 
@@ -177,6 +187,9 @@ OPS: dict[str, OpDef] = {
     **_defs("vtbl", 1, 3, 2, _V),  # inputs: table, indices, fallback
     **_defs("vfadd vfsub vfmul vfdiv", 1, 2, 3, _VFP),  # args: vece, oprsz, rm
     **_defs("vfma", 1, 3, 3, _VFP),
+    **_defs("vitof vutof vfsqrt", 1, 1, 3, _VFP),  # args: vece, oprsz, rm
+    **_defs("vfcmp", 1, 2, 3, _VFP),  # args: vece, oprsz, FCond
+    **_defs("vftosi", 1, 1, 2, _VFP),
     **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),

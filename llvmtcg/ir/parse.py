@@ -66,7 +66,9 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
     **{name: (int, int, *{"vcmp": (Cond,), "vshli": (int,), "vshri": (int,), "vsari": (int,),
                           "vdupe": (int,), "vfadd": (RoundingMode,), "vfsub": (RoundingMode,),
                           "vfmul": (RoundingMode,), "vfdiv": (RoundingMode,),
-                          "vfma": (RoundingMode,)}.get(name, ()))
+                          "vfma": (RoundingMode,), "vitof": (RoundingMode,),
+                          "vutof": (RoundingMode,), "vfcmp": (FCond,),
+                          "vfsqrt": (RoundingMode,)}.get(name, ()))
        for name, definition in OPS.items() if definition.is_vector},
 }
 

@@ -250,6 +250,11 @@ class CodeCache:
         now. ``read`` may raise (unmapped code): that entry does not match."""
         return self._lookup("", pc, read, _region_from, lambda r: region_ranges(r.blocks))
 
+    def has_region(self, pc: int) -> bool:
+        """Whether some cached region starts at pc (its guest bytes unchecked: a cheap
+        test before :meth:`lookup`, which counts a miss)."""
+        return bool(self._entries().get(("", pc)))
+
     def lookup_page(self, page: int, read: Callable[[int, int], bytes],
                     skip: Callable[[int], bool] = lambda pc: False) -> list[CachedRegion]:
         """Every cached region whose first pc is on the guest page at ``page`` (except

@@ -465,13 +465,18 @@ class TbCache:
         flags = self.flags if flags is None else flags
         start = time.perf_counter()
         cached = (self.code_cache is not None and flags == self.flags
-                  and self.addressing is None and not self.breakpoints
-                  and self.baseline is None)
-        tbs = self._load_cached(pc) if cached else None
+                  and self.addressing is None and not self.breakpoints)
+        tbs = self._load_cached(pc) if cached and self.baseline is None else None
         linked = False  # (stored baseline blocks come linked: _install_placed)
         if tbs is None and self.baseline_cache is not None and not self.breakpoints:
             tbs = self._load_baseline(pc, flags)
             linked = tbs is not None
+        if tbs is None and cached and self.baseline is not None \
+                and self.code_cache.has_region(pc):
+            # A block the baseline declined (too many locals: AArch64's vector FP
+            # blocks) was compiled by LLVM and stored last run: load it rather than
+            # translating and compiling it again on every warm start.
+            tbs = self._load_cached(pc)
         if tbs is None:
             tbs = None
             if self.baseline is not None:

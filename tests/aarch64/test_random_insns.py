@@ -116,3 +116,20 @@ def test_fz_flushes_results_that_round_up_to_the_smallest_normal(harness, tmp_pa
         ufc, ixc = 1 << 3, 1 << 4
         expected = ufc if flushed else ixc | (0 if fpcr else ufc)
         assert result["fpsr"] & (ufc | ixc) == expected, name
+
+
+# d - n*m just below 2**-1022 (n*m about 2**-1600) rounds to the smallest normal: Arm
+# detects tininess before rounding (Underflow), x86 after (none).
+_BELOW_SMALLEST = {0: 0x0010_0000_0000_0000, 29: 0x0080_0180_7F7F_0180,
+                   3: 0x1B3F_637A_5921_50F3}
+
+
+@pytest.mark.parametrize("insn", [0x1F43_83A0, 0x4EE3_CFA0], ids=["fmsub", "fmls_v"])
+def test_underflow_before_rounding_without_fz(harness, tmp_path, insn):
+    cases = [_fp_case(insn, fpcr, _BELOW_SMALLEST) for fpcr in (0, RUP, FZ)]
+    assert run_both(harness, tmp_path, cases) == []
+    ours = run_llvmtcg(harness, [str(tmp_path / "tests.bin")],
+                       options=["-cpu", random_insns.REFERENCE_CPU])
+    first = dict(zip(random_insns.RESULT_FIELDS,
+                     random_insns.RESULT.unpack_from(ours.stdout, 0), strict=True))
+    assert (first["v0.lo"], first["fpsr"]) == (0x0010_0000_0000_0000, 0x18)

@@ -5,21 +5,35 @@ the vector forms hand to the lane-by-lane generators are covered too."""
 
 from __future__ import annotations
 
+import json
+import struct
+
 import pytest
 
 from tests.aarch64 import random_insns
-from tests.aarch64.support import build, needs_cc, needs_qemu
+from tests.aarch64.support import build, needs_cc, needs_qemu, run_qemu
 from tests.aarch64.test_random_insns import run_both
+from tests.user.support import TEST_ENV, run_llvmtcg
 
 pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
-             "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem")
+             "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
+             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v")
+# Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
+# and for min/max with a NaN operand.
+VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
+                     "fcmge0_v", "fcmgt0_v", "fcmle0_v", "fcmlt0_v", "fmax_v", "fmin_v",
+                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
     ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v""".split())
+# Widening (the halves' lanes extended by ZIP with their sign copies or zeros) and the
+# bitwise selects.
+VECTOR_LONG = tuple("""
+    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v""".split())
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +46,8 @@ def _patterns(names: tuple[str, ...]) -> list:
     return [known[n] for n in names if n in known]
 
 
-@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_INT], ids=["fp", "int"])
+@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG],
+                         ids=["fp", "fp_compare", "int", "long"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"
@@ -40,3 +55,54 @@ def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     differences = run_both(harness, tmp_path, cases)
     assert not differences, (f"{len(differences)} of {len(cases)} differ:\n"
                              + "\n".join(differences[:20]))
+
+
+def _f32(x: float) -> int:
+    return int.from_bytes(struct.pack("<f", x), "little")
+
+
+def _f64(x: float) -> int:
+    return int.from_bytes(struct.pack("<d", x), "little")
+
+
+# Lanes at the edge of the vector conversion's range (|x| < 2**(esize-1)): the largest
+# that fits, 2**(esize-1) and its negative (which fits, through the lane path), past
+# them, a NaN, fractions (Inexact).
+_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0]
+_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5]
+
+
+@pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
+def test_fcvtzs_vector_range_edges(harness, tmp_path, fpcr) -> None:
+    singles = [_f32(x) for x in _SINGLES] + [0x7FC0_0000, 0x7F80_0001]
+    doubles = [_f64(x) for x in _DOUBLES] + [0x7FF8_0000_0000_0000]
+    vectors = [(singles[i] | singles[i + 1] << 32, singles[i + 2] | singles[i + 3] << 32)
+               for i in range(0, len(singles) - 3, 2)]
+    vectors += [(doubles[i], doubles[i + 1]) for i in range(len(doubles) - 1)]
+    vectors += [(_f32(1.5) | _f32(-2.5) << 32, _f32(100.25) | _f32(7.0) << 32),
+                (_f64(1.5), _f64(-2.5))]
+    cases = []
+    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820):
+        for low, high in vectors:
+            halves = [0] * 64
+            halves[2], halves[3] = low, high
+            packed = random_insns.TEST.pack(insn, 0, 0, fpcr, *[0] * 31,
+                                            random_insns.SP_OFFSET, *halves)
+            cases.append(random_insns.Case("fcvtzs_v", insn, packed))
+    differences = run_both(harness, tmp_path, cases)
+    assert not differences, "\n".join(differences[:10])
+
+
+def test_llvm_block_comes_from_the_code_cache(tmp_path) -> None:
+    """A block the baseline declines (too many locals: vector FMLAs) is compiled by LLVM
+    once; the next run loads it from the persistent code cache."""
+    prog = build(tmp_path, "fp_block.c")
+    env = dict(TEST_ENV, LLVMTCG_CACHE_DIR=str(tmp_path / "cache"),
+               LLVMTCG_STATS=str(tmp_path / "stats.json"))
+    runs = [run_llvmtcg(prog, env=env) for _ in range(2)]
+    reference = run_qemu(prog)
+    assert [r.stdout for r in runs] == [reference.stdout] * 2, runs[0].describe()
+    first, second = (json.loads(line) for line in
+                     (tmp_path / "stats.json").read_text().splitlines())
+    assert first["tb"]["llvm_blocks"] > 0
+    assert second["tb"]["llvm_blocks"] == 0 and second["cache"]["hits"] > 0

@@ -10,10 +10,22 @@ from __future__ import annotations
 
 import itertools
 import random
+import struct
 
 import pytest
 
-from llvmtcg.ir import I64, V128, Builder, Cond, ExitReason, IRError, RoundingMode, Temp
+from llvmtcg.ir import (
+    I64,
+    V128,
+    Builder,
+    Cond,
+    ExitReason,
+    FCond,
+    FFlag,
+    IRError,
+    RoundingMode,
+    Temp,
+)
 from llvmtcg.ir.parse import parse_block
 from llvmtcg.ir.types import TempKind
 from llvmtcg.runtime import softfloat as sf
@@ -193,7 +205,7 @@ def test_table_lookup(machine, oprsz: int) -> None:
 
 
 FLOAT_OPS = {"vfadd": (2, sf.add), "vfsub": (2, sf.sub), "vfmul": (2, sf.mul),
-             "vfdiv": (2, sf.div), "vfma": (3, sf.fma)}
+             "vfdiv": (2, sf.div), "vfma": (3, sf.fma), "vfsqrt": (1, sf.sqrt)}
 
 
 @pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
@@ -227,6 +239,89 @@ def test_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
                 want = [fmt.default_nan if fmt.is_nan(x) else x for x in want]
                 assert (lanes, flags, got >> (oprsz * 8)) == (want, want_flags, 0), \
                     f"{effective} {[hex(v) for v in operands]}"
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+@pytest.mark.parametrize("name", ["vitof", "vutof"])
+def test_int_to_float_lanes(machine, name: str, vece: int, oprsz: int) -> None:
+    """Each lane converted as the scalar itof/utof converts it (the soft-float
+    reference), Inexact the union of the lanes'; nothing above oprsz."""
+    bits = 8 << vece
+    fmt = sf.FORMATS[bits]
+    count = oprsz * 8 // bits
+    signed = name == "vitof"
+    rng = random.Random(name + str(vece))
+    edges = [0, 1, 2, (1 << bits) - 1, 1 << (bits - 1), (1 << (bits - 1)) - 1,
+             (1 << 24) + 1, (1 << 53) + 1, 3 << (bits - 3), 12345]
+    for rm in (RNE, RTZ, RUP, DYN):
+        run = kernel(machine, lambda b, rm=rm: b.vector(name, Q[0], (Q[1],), vece, oprsz, rm))
+        for dyn in (RDN, RNE) if rm is DYN else (RNE,):
+            effective = dyn if rm is DYN else rm
+            for _ in range(40):
+                lanes = [rng.choice([rng.getrandbits(bits), *edges]) & (1 << bits) - 1
+                         for _ in range(128 // bits)]
+                got, flags = run(join(lanes, bits), rounding=dyn)
+                want, want_flags = [], 0
+                for x in lanes[:count]:
+                    value = x - (1 << bits) if signed and x >> (bits - 1) else x
+                    lane, lane_flags = sf.from_int(fmt, value, effective)
+                    want.append(lane)
+                    want_flags |= int(lane_flags)
+                assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+                    (want, want_flags, 0), f"{effective} {[hex(v) for v in lanes]}"
+
+
+def _float_value(bits: int, x: int) -> float:
+    return struct.unpack("<f" if bits == 32 else "<d", x.to_bytes(bits // 8, "little"))[0]
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+@pytest.mark.parametrize("cond", [FCond.EQ, FCond.LT, FCond.LE, FCond.QLT])
+def test_float_compare_lanes(machine, cond: FCond, vece: int, oprsz: int) -> None:
+    """Lane masks of the comparison; invalid for a signalling NaN (quiet conditions) or
+    any NaN (signalling ones); nothing above oprsz (signalling NaNs there)."""
+    bits = 8 << vece
+    fmt = sf.FORMATS[bits]
+    count = oprsz * 8 // bits
+    values = VALUES[bits] + [fmt.inf | 1, fmt.inf | fmt.quiet_bit, 0, 1 << (bits - 1)]
+    signalling = cond in (FCond.LT, FCond.LE)
+    test = {FCond.EQ: lambda x, y: x == y, FCond.LT: lambda x, y: x < y,
+            FCond.LE: lambda x, y: x <= y, FCond.QLT: lambda x, y: x < y}[cond]
+    run = kernel(machine, lambda b: b.vector("vfcmp", Q[0], (Q[1], Q[2]), vece, oprsz, cond))
+    rng = random.Random(str(cond) + str(vece))
+    for _ in range(60):
+        operands = [join([rng.choice(values) for _ in range(count)]
+                         + [fmt.inf | 1] * (128 // bits - count), bits) for _ in range(2)]
+        got, flags = run(*operands)
+        want, invalid = [], False
+        for x, y in zip(*(split(v, bits, count) for v in operands), strict=True):
+            nan = fmt.is_nan(x) or fmt.is_nan(y)
+            invalid |= (nan and signalling) or fmt.is_snan(x) or fmt.is_snan(y)
+            holds = not nan and test(_float_value(bits, x), _float_value(bits, y))
+            want.append((1 << bits) - 1 if holds else 0)
+        assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+            (want, int(FFlag.INVALID) if invalid else 0, 0), [hex(v) for v in operands]
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(2, 16), (2, 8), (3, 16), (3, 8)])
+def test_float_to_int_lanes(machine, vece: int, oprsz: int) -> None:
+    """Lanes that fit truncated towards zero, Inexact the union of the lanes'."""
+    bits = 8 << vece
+    count = oprsz * 8 // bits
+    pack = "<f" if bits == 32 else "<d"
+    run = kernel(machine, lambda b: b.vector("vftosi", Q[0], (Q[1],), vece, oprsz))
+    rng = random.Random(vece * 100 + oprsz)
+    edges = [0.0, -0.0, 0.5, -0.5, 1.0, -1.75, 2.0 ** 30 + 0.5, -(2.0 ** 31), 1e-40, 1e-310,
+             12345.678, -(2.0 ** (bits - 2)) * 1.5]
+    for _ in range(60):
+        floats = [rng.choice([*edges, rng.uniform(-1e6, 1e6)]) for _ in range(128 // bits)]
+        words = [int.from_bytes(struct.pack(pack, f), "little") for f in floats]
+        got, flags = run(join(words, bits))
+        lanes = [struct.unpack(pack, w.to_bytes(bits // 8, "little"))[0] for w in words]
+        want = [int(f) & (1 << bits) - 1 for f in lanes[:count]]
+        inexact = any(int(f) != f for f in lanes[:count])
+        assert (split(got, bits, count), flags, got >> (oprsz * 8)) == \
+            (want, int(FFlag.INEXACT) if inexact else 0, 0), floats
 
 
 @pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (3, 16), (3, 8)])
@@ -342,12 +437,14 @@ def test_every_vector_op_is_a_baseline_stencil() -> None:
             if not definition.is_vector:
                 continue
             args: tuple = ()
-            vece = 2 if name.startswith("vf") else 0
+            vece = 2 if name.startswith("vf") or name in ("vitof", "vutof") else 0
             if name == "vcmp":
                 args = (Cond.LTU,)
+            elif name == "vfcmp":
+                args = (FCond.LE,)
             elif name in ("vshli", "vshri", "vsari", "vdupe"):
                 args = (1,)
-            elif name.startswith("vf") and name != "vfanynan":
+            elif vece == 2 and name not in ("vfanynan", "vftosi"):
                 args = (RoundingMode.RUP,)
             n_in = definition.n_in
             dst = b.glob("r[0]") if name in ("vfanynan", "vany") else Q[0]

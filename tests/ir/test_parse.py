@@ -101,6 +101,11 @@ def every_op_block() -> Block:
     for name in "vfadd vfsub vfmul vfdiv".split():
         b.vector(name, v, (u, v), 3, 16, RoundingMode.RUP)
     b.vector("vfma", v, (u, v, u), 2, 8, RoundingMode.DYN)
+    b.vector("vitof", v, (u,), 3, 16, RoundingMode.RTZ)
+    b.vector("vutof", u, (v,), 2, 8, RoundingMode.DYN)
+    b.vector("vfcmp", v, (u, v), 3, 16, FCond.QLE)
+    b.vector("vfsqrt", u, (v,), 3, 8, RoundingMode.RDN)
+    b.vector("vftosi", v, (u,), 2, 16)
     b.vector("vfanynan", x, (v,), 2, 16)
     b.vector("vany", x, (v,), 1, 8)
     b.call("h", [n], [r0, const(I32, 3)])

@@ -177,8 +177,8 @@ def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
     result = compute(inputs)
     if flush_result:
         out = result_fmt or fmt
-        done = b.label()
-        b.brcond(Cond.EQ, fz, const(I32, 0), done)
+        done, unflushed = b.label(), b.label()
+        b.brcond(Cond.EQ, fz, const(I32, 0), unflushed)
         raised, exponent, tiny = b.temp(I32), b.temp(out.ty), b.temp(out.ty)
         b.fpenv_flags(raised)
         b.and_(exponent, result, const(out.ty, out.exp_mask))
@@ -219,8 +219,34 @@ def gen_flush_to_zero(ctx: DisasContext, fmt: _Format, operands: list[Temp],
         b.and_(zero, result, const(out.ty, out.sign))
         b.movcond(Cond.NE, result, tiny, const(out.ty, 0), zero, result)
         gen_accrue_fflags(ctx, raised)
+        b.br(done)
+        b.set_label(unflushed)
+        if truncated is not None:
+            _underflow_before_rounding(ctx, out, result, lambda: truncated(inputs))
         b.set_label(done)
     return result
+
+
+def _underflow_before_rounding(ctx: DisasContext, out: _Format, result: Temp,
+                               truncated: Callable[[], Temp]) -> None:
+    """Without FZ: Arm detects tininess before rounding, the host after, so a result
+    that rounded up to the smallest normal from below owes Underflow (it is inexact
+    then). The truncated operation tells: the exact result was below iff it is. (The
+    host flags so far are taken first; the recomputation's own are dropped.)"""
+    b = ctx.builder
+    done = b.label()
+    magnitude = b.temp(out.ty)
+    b.and_(magnitude, result, const(out.ty, ~out.sign))
+    b.brcond(Cond.NE, magnitude, const(out.ty, 1 << out.mantissa), done)
+    _take_host_flags(ctx)
+    below, ignored, flags = b.temp(out.ty), b.temp(I32), b.temp(I32)
+    b.and_(below, truncated(), const(out.ty, ~out.sign))
+    b.fpenv_flags(ignored)
+    b.movi(flags, 0)
+    b.movcond(Cond.LTU, flags, below, const(out.ty, 1 << out.mantissa),
+              const(I32, int(FFlag.UNDERFLOW)), flags)
+    gen_accrue_fflags(ctx, flags)
+    b.set_label(done)
 
 
 def flush_inputs(ctx: DisasContext, fmt: _Format, operands: list[Temp]) -> list[Temp]:

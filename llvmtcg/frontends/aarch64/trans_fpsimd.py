@@ -36,7 +36,7 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     gen_nan_fixup,
     gen_zero_times_inf,
 )
-from llvmtcg.frontends.aarch64.translate import VQ, DisasContext, V, gen_accrue_fflags
+from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V, gen_accrue_fflags
 from llvmtcg.ir import I32, I64, V128, Builder, Cond, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
@@ -114,27 +114,56 @@ def gen_vector_fast(ctx: DisasContext, a, name: str, lane_path: Callable[[], boo
     if shape is None:
         return False
     fmt, count = shape
-    b = ctx.builder
     vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+
+    def sources() -> tuple[Temp, ...]:
+        b = ctx.builder
+        n, m = VQ[a.rn], VQ[a.rm]
+        if element is not None:
+            m = b.temp(V128)
+            b.vector("vdupe", m, (VQ[element[0]],), vece, 16, element[1])
+        if negate:
+            sign, negated = b.temp(V128), b.temp(V128)
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vxor", negated, (n, sign), vece, 16)
+            n = negated
+        return (n, m, VQ[a.rd]) if name == "vfma" else (n, m)
+    return gen_vector_or_lanes(ctx, name, vece, oprsz, VQ[a.rd], sources, lane_path)
+
+
+def gen_vector_or_lanes(ctx: DisasContext, name: str, vece: int, oprsz: int, dst: Temp,
+                        sources: Callable[[], tuple[Temp, ...]],
+                        lane_path: Callable[[], bool]) -> bool:
+    """dst = the vector float op ``name`` of ``sources()`` (emitted after the FZ test)
+    unless FPCR.FZ is set or a result lane is a NaN: then ``lane_path``, from the
+    same operands (see gen_vector_fast)."""
+    b = ctx.builder
     lanes, done = b.label(), b.label()
     fz = b.temp(I32)
     b.and_(fz, FPCR, const(I32, FPCR_FZ))
     b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-    n, m = VQ[a.rn], VQ[a.rm]
-    if element is not None:
-        m = b.temp(V128)
-        b.vector("vdupe", m, (VQ[element[0]],), vece, 16, element[1])
-    if negate:
-        sign, negated = b.temp(V128), b.temp(V128)
-        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-        b.vector("vxor", negated, (n, sign), vece, 16)
-        n = negated
-    result, nan = b.temp(V128), b.temp(I64)
-    sources = (n, m, VQ[a.rd]) if name == "vfma" else (n, m)
-    b.vector(name, result, sources, vece, oprsz, DYN)
-    b.vector("vfanynan", nan, (result,), vece, oprsz)
-    b.brcond(Cond.NE, nan, const(I64, 0), lanes)
-    b.vector("vmov", VQ[a.rd], (result,), 0, 16)
+    result, odd = b.temp(V128), b.temp(I64)
+    b.vector(name, result, sources(), vece, oprsz, DYN)
+    if name in ("vfmul", "vfdiv", "vfma"):
+        # Arm detects tininess before rounding, x86 after: a product or quotient that
+        # rounded up to the smallest normal may owe Underflow, which the lane path
+        # works out (a sum cannot be tiny and inexact). One test for both: the
+        # magnitude (a signed lane) is above infinity's or the smallest normal's.
+        bits = 8 << vece
+        fmt = DOUBLE if bits == 64 else SINGLE
+        mask, magnitude, limit, nan, edge, tiny = (b.temp(V128) for _ in range(6))
+        b.vector("vdup", mask, (const(I64, ~fmt.sign & (1 << bits) - 1),), vece, 16)
+        b.vector("vand", magnitude, (result, mask), vece, 16)
+        b.vector("vdup", limit, (const(I64, fmt.exp_mask),), vece, 16)
+        b.vector("vcmp", nan, (magnitude, limit), vece, oprsz, Cond.GT)
+        b.vector("vdup", edge, (const(I64, 1 << fmt.mantissa),), vece, 16)
+        b.vector("vcmp", tiny, (magnitude, edge), vece, oprsz, Cond.EQ)
+        b.vector("vor", nan, (nan, tiny), vece, oprsz)
+        b.vector("vany", odd, (nan,), vece, oprsz)
+    else:
+        b.vector("vfanynan", odd, (result,), vece, oprsz)
+    b.brcond(Cond.NE, odd, const(I64, 0), lanes)
+    b.vector("vmov", dst, (result,), 0, 16)
     b.br(done)
     b.set_label(lanes)
     if not lane_path():
@@ -404,12 +433,6 @@ def _scalar(op: LaneOp):
     return trans
 
 
-def _pairwise(op: LaneOp):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_pairwise(ctx, a, op)
-    return trans
-
-
 FADD = _arith(Builder.fadd)
 FMAX = _minmax(Builder.fmax, False)
 FMIN = _minmax(Builder.fmin, False)
@@ -426,23 +449,125 @@ trans_fadd_v = _fast("vfadd", FADD)
 trans_fsub_v = _fast("vfsub", _arith(Builder.fsub))
 trans_fmul_v = _fast("vfmul", _arith(Builder.fmul))
 trans_fdiv_v = _fast("vfdiv", _arith(Builder.fdiv))
-trans_fmax_v = _vector(FMAX)
-trans_fmin_v = _vector(FMIN)
-trans_fmaxnm_v = _vector(FMAXNM)
-trans_fminnm_v = _vector(FMINNM)
+def _order_keys(ctx: DisasContext, x: Temp, vece: int) -> Temp:
+    """The float lanes of x as signed integers in the floats' order (-0 below +0): a
+    negative lane's bits but the sign flipped. Its own inverse."""
+    b, bits = ctx.builder, 8 << vece
+    flip, key = b.temp(V128), b.temp(V128)
+    b.vector("vsari", flip, (x,), vece, 16, bits - 1)
+    b.vector("vshri", flip, (flip,), vece, 16, 1)
+    b.vector("vxor", key, (x, flip), vece, 16)
+    return key
+
+
+def _vector_minmax(name: str, lane_op: LaneOp, pairwise: bool = False):
+    """FMAX/FMIN/FMAXNM/FMINNM (vector): without NaN operands and FZ all four are the
+    larger (smaller) lane in the floats' order with -0 < +0, and raise nothing: an
+    integer vsmax/vsmin of order keys. A NaN operand (Arm's NaN rules, and where
+    FMAXNM differs) or FPCR.FZ (denormals are zeros) takes the lane path. Pairwise
+    (FMAXP..): of UZP1 and UZP2 of Vn:Vm."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b = ctx.builder
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        lanes, done = b.label(), b.label()
+        fz = b.temp(I32)
+        b.and_(fz, FPCR, const(I32, FPCR_FZ))
+        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+        for reg in (a.rn, a.rm):
+            nan = b.temp(I64)
+            b.vector("vfanynan", nan, (VQ[reg],), vece, oprsz)
+            b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+        x, y = VQ[a.rn], VQ[a.rm]
+        if pairwise:
+            x, y = b.temp(V128), b.temp(V128)
+            b.vector("vuzp1", x, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+            b.vector("vuzp2", y, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+        picked = b.temp(V128)
+        b.vector(name, picked, (_order_keys(ctx, x, vece), _order_keys(ctx, y, vece)),
+                 vece, 16)
+        b.vector("vmov", VQ[a.rd], (_order_keys(ctx, picked, vece),), 0, oprsz)
+        b.br(done)
+        b.set_label(lanes)
+        if not (gen_pairwise if pairwise else gen_lanes)(ctx, a, lane_op):
+            raise AssertionError("the lane path rejected an encoding the vector path took")
+        b.set_label(done)
+        return True
+    return trans
+
+
+trans_fmax_v = _vector_minmax("vsmax", FMAX)
+trans_fmin_v = _vector_minmax("vsmin", FMIN)
+trans_fmaxnm_v = _vector_minmax("vsmax", FMAXNM)
+trans_fminnm_v = _vector_minmax("vsmin", FMINNM)
+trans_fmaxp_v = _vector_minmax("vsmax", FMAX, pairwise=True)
+trans_fminp_v = _vector_minmax("vsmin", FMIN, pairwise=True)
+trans_fmaxnmp_v = _vector_minmax("vsmax", FMAXNM, pairwise=True)
+trans_fminnmp_v = _vector_minmax("vsmin", FMINNM, pairwise=True)
 trans_fmla_v = _fast("vfma", _fmla)
 trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
-trans_fcmeq_v = _vector(FCMEQ)
-trans_fcmge_v = _vector(FCMGE)
-trans_fcmgt_v = _vector(FCMGT)
-trans_facge_v = _vector(FACGE)
-trans_facgt_v = _vector(FACGT)
-trans_faddp_v = _pairwise(FADD)
-trans_fmaxp_v = _pairwise(FMAX)
-trans_fminp_v = _pairwise(FMIN)
-trans_fmaxnmp_v = _pairwise(FMAXNM)
-trans_fminnmp_v = _pairwise(FMINNM)
+def _vector_compare(cond: FCond, lane_op: LaneOp, swap: bool = False,
+                    absolute: bool = False, zero: bool = False):
+    """FCMEQ/FCMGE/FCMGT/FACGE/FACGT and the compares with zero (vector): one vfcmp
+    (cmpps/cmppd: the same invalid rules as Arm's quiet EQ and signalling GE/GT), the
+    lane path when FPCR.FZ is set (denormal operands are zeros, with IDC)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        b = ctx.builder
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        lanes, done = b.label(), b.label()
+        fz = b.temp(I32)
+        b.and_(fz, FPCR, const(I32, FPCR_FZ))
+        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+        x, y = VQ[a.rn], VQ[a.rm]
+        if zero:
+            y = b.temp(V128)
+            b.vector("vdup", y, (ZERO,), vece, 16)
+        if absolute:
+            sign, abs_x, abs_y = b.temp(V128), b.temp(V128), b.temp(V128)
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vandc", abs_x, (x, sign), vece, 16)
+            b.vector("vandc", abs_y, (y, sign), vece, 16)
+            x, y = abs_x, abs_y
+        b.vector("vfcmp", VQ[a.rd], (y, x) if swap else (x, y), vece, oprsz, cond)
+        b.br(done)
+        b.set_label(lanes)
+        if not gen_lanes(ctx, a, lane_op):
+            raise AssertionError("the lane path rejected an encoding the vector path took")
+        b.set_label(done)
+        return True
+    return trans
+
+
+trans_fcmeq_v = _vector_compare(FCond.EQ, FCMEQ)
+trans_fcmge_v = _vector_compare(FCond.LE, FCMGE, swap=True)
+trans_fcmgt_v = _vector_compare(FCond.LT, FCMGT, swap=True)
+trans_facge_v = _vector_compare(FCond.LE, FACGE, swap=True, absolute=True)
+trans_facgt_v = _vector_compare(FCond.LT, FACGT, swap=True, absolute=True)
+def trans_faddp_v(ctx: DisasContext, a) -> bool:
+    """FADDP (vector): UZP1 + UZP2 of Vn:Vm (the first and second of each pair) added
+    as one vector op (the lane path where FZ is set or a sum is a NaN)."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+
+    def sources() -> tuple[Temp, ...]:
+        b = ctx.builder
+        first, second = b.temp(V128), b.temp(V128)
+        b.vector("vuzp1", first, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+        b.vector("vuzp2", second, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+        return first, second
+    return gen_vector_or_lanes(ctx, "vfadd", vece, oprsz, VQ[a.rd], sources,
+                               lambda: gen_pairwise(ctx, a, FADD))
 trans_fmulx_v = _vector(_fmulx)
 trans_frecps_v = _vector(_frecps)
 trans_frsqrts_v = _vector(_frsqrts)
@@ -489,7 +614,16 @@ def _sign_bit(name: str):
 
 trans_fabs_v = _sign_bit("vandc")
 trans_fneg_v = _sign_bit("vxor")
-trans_fsqrt_v = _vector(_unary(gen_fp_sqrt))
+def trans_fsqrt_v(ctx: DisasContext, a) -> bool:
+    """FSQRT (vector): sqrtps/sqrtpd, the lane path under FZ or for a NaN result (a
+    NaN or negative operand). A root is never tiny: no Underflow to work out."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    return gen_vector_or_lanes(ctx, "vfsqrt", 3 if fmt is DOUBLE else 2,
+                               count * fmt.bits // 8, VQ[a.rd], lambda: (VQ[a.rn],),
+                               lambda: gen_lanes(ctx, a, _unary(gen_fp_sqrt)))
 trans_frintn_v = _vector(_frint(RoundingMode.RNE))
 trans_frintm_v = _vector(_frint(RoundingMode.RDN))
 trans_frintp_v = _vector(_frint(RoundingMode.RUP))
@@ -497,11 +631,11 @@ trans_frintz_v = _vector(_frint(RoundingMode.RTZ))
 trans_frinta_v = _vector(_frint(RoundingMode.RMM))
 trans_frintx_v = _vector(_frint(DYN, exact=True))
 trans_frinti_v = _vector(_frint(DYN))
-trans_fcmgt0_v = _vector(FCMGT0)
-trans_fcmge0_v = _vector(FCMGE0)
-trans_fcmeq0_v = _vector(FCMEQ0)
-trans_fcmle0_v = _vector(FCMLE0)
-trans_fcmlt0_v = _vector(FCMLT0)
+trans_fcmgt0_v = _vector_compare(FCond.LT, FCMGT0, swap=True, zero=True)
+trans_fcmge0_v = _vector_compare(FCond.LE, FCMGE0, swap=True, zero=True)
+trans_fcmeq0_v = _vector_compare(FCond.EQ, FCMEQ0, zero=True)
+trans_fcmle0_v = _vector_compare(FCond.LE, FCMLE0, zero=True)
+trans_fcmlt0_v = _vector_compare(FCond.LT, FCMLT0, zero=True)
 trans_fcmgt0_s = _scalar(FCMGT0)
 trans_fcmge0_s = _scalar(FCMGE0)
 trans_fcmeq0_s = _scalar(FCMEQ0)
@@ -510,6 +644,61 @@ trans_fcmlt0_s = _scalar(FCMLT0)
 for _name, _op in CONVERSIONS.items():
     globals()[f"trans_{_name}_v"] = _vector(_op)
     globals()[f"trans_{_name}_s"] = _scalar(_op)
+
+
+def _from_int_vector(signed: bool):
+    """SCVTF/UCVTF (vector, integer): one vector conversion in FPCR's rounding mode.
+    Exact as the lane path: integers are never NaNs, never denormal results (FZ has
+    nothing to flush) and raise only Inexact, which the host raises too."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        ctx.builder.vector("vitof" if signed else "vutof", VQ[a.rd], (VQ[a.rn],),
+                           3 if fmt is DOUBLE else 2, count * fmt.bits // 8, DYN)
+        return True
+    return trans
+
+
+trans_scvtf_v = _from_int_vector(True)
+trans_ucvtf_v = _from_int_vector(False)
+
+
+def trans_fcvtzs_v(ctx: DisasContext, a) -> bool:
+    """FCVTZS (vector, integer): when FZ is clear and every lane's magnitude is below
+    2**(esize-1) (a quiet compare: a NaN is not), one truncating vector conversion,
+    whose only possible exception is Inexact, as Arm's. Otherwise the lane path
+    (saturation, NaN to 0, Invalid, FZ's flushing); the compare raised Invalid only for
+    a signalling NaN, which the lane path raises too."""
+    shape = _format(a, False)
+    if shape is None:
+        return False
+    fmt, count = shape
+    b = ctx.builder
+    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+    lanes, done = b.label(), b.label()
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+    sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+    b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+    b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+    # 2**(esize-1) as a float: the exponent field of bias + esize - 1, no fraction.
+    bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+    b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),), vece, 16)
+    b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+    b.vector("vnot", out, (fits,), vece, oprsz)
+    some_out = b.temp(I64)
+    b.vector("vany", some_out, (out,), vece, oprsz)
+    b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+    b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
+    b.br(done)
+    b.set_label(lanes)
+    if not gen_lanes(ctx, a, CONVERSIONS["fcvtzs"]):
+        raise AssertionError("the lane path rejected an encoding the vector path took")
+    b.set_label(done)
+    return True
 
 
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
@@ -522,7 +711,21 @@ def _pairwise_scalar(op: LaneOp):
     return trans
 
 
-trans_faddp_s = _pairwise_scalar(FADD)
+def trans_faddp_s(ctx: DisasContext, a) -> bool:
+    """FADDP (scalar): of doubles, Vn's lanes 0 + 1 as a one-lane vector op (the lane
+    path where FZ is set or the sum is a NaN); of singles, the lane path."""
+    if not a.size & 1:
+        return _faddp_scalar_lanes(ctx, a)
+
+    def sources() -> tuple[Temp, ...]:
+        upper = ctx.builder.temp(V128)
+        ctx.builder.vector("vdupe", upper, (VQ[a.rn],), 3, 16, 1)
+        return VQ[a.rn], upper
+    return gen_vector_or_lanes(ctx, "vfadd", 3, 8, VQ[a.rd], sources,
+                               lambda: _faddp_scalar_lanes(ctx, a))
+
+
+_faddp_scalar_lanes = _pairwise_scalar(FADD)
 trans_fmaxp_s = _pairwise_scalar(FMAX)
 trans_fminp_s = _pairwise_scalar(FMIN)
 trans_fmaxnmp_s = _pairwise_scalar(FMAXNM)

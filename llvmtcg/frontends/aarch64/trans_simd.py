@@ -567,11 +567,6 @@ trans_sha256su0 = _crypto("sha256su0")
 # The operations compilers and glibc's string routines use most are IR on the two 64-bit
 # halves (SWAR: lanes never carry into each other), not calls of the lane helper.
 
-def _lane_bits(size: int, bit: int) -> int:
-    """A 64-bit mask with ``bit`` of every lane of ``size`` set."""
-    return _REPLICATE[size] << bit & M64
-
-
 def gen_halves(ctx: DisasContext, a, emit, halves: int | None = None) -> bool:
     """Vd.half[h] = emit(ctx, dst, Vn.half[h], Vm.half[h], Vd.half[h]) for one (Q=0, the
     upper half cleared) or both halves; the results are written last."""
@@ -623,66 +618,42 @@ trans_eor_v = _vector("vxor", size=0)
 trans_not_v = _vector("vnot", size=0, unary=True)
 
 
-def _select(ctx: DisasContext, t: Temp, mask: Temp, ones: Temp, zeros: Temp,
-            invert: bool = False) -> None:
-    """t = (ones & mask) | (zeros & ~mask) (inverted mask: the other way round)."""
-    b = ctx.builder
-    diff = ctx.temp()
-    b.xor(diff, ones, zeros)
-    (b.andc if invert else b.and_)(diff, diff, mask)
-    b.xor(t, zeros, diff)
+def _bitwise_select(which: str):
+    """BSL/BIT/BIF: Vd = (ones & mask) | (zeros & ~mask) as zeros ^ ((ones ^ zeros) &
+    mask) on vector ops (BSL: mask Vd, ones Vn, zeros Vm; BIT: mask Vm, Vn into Vd;
+    BIF: the same where Vm is clear)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        b, oprsz = ctx.builder, 16 if a.q else 8
+        n, m, d = VQ[a.rn], VQ[a.rm], VQ[a.rd]
+        mask, ones, zeros = {"bsl": (d, n, m), "bit": (m, n, d), "bif": (m, n, d)}[which]
+        diff = b.temp(V128)
+        b.vector("vxor", diff, (ones, zeros), 0, 16)
+        b.vector("vandc" if which == "bif" else "vand", diff, (diff, mask), 0, 16)
+        b.vector("vxor", d, (zeros, diff), 0, oprsz)
+        return True
+    return trans
 
 
-trans_bsl_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, d, n, m))
-trans_bit_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d))
-trans_bif_v = _logic(lambda ctx, t, n, m, d: _select(ctx, t, m, n, d, invert=True))
-
-
-
-
-def _lane_nonzero_mask(ctx: DisasContext, t: Temp, x: Temp, size: int) -> None:
-    """t = all ones in each lane of x that is not zero."""
-    b = ctx.builder
-    if size == 3:
-        b.setcond(Cond.NE, t, x, ZERO)
-        b.neg(t, t)
-        return
-    esize = 8 << size
-    high = _lane_bits(size, esize - 1)
-    low = const(I64, ~high & M64)
-    nonzero = ctx.temp()
-    b.and_(nonzero, x, low)
-    b.add(nonzero, nonzero, low)  # carries into the top bit when the low bits are not 0
-    b.or_(nonzero, nonzero, x)
-    b.and_(nonzero, nonzero, const(I64, high))
-    b.shr(nonzero, nonzero, const(I64, esize - 1))  # 1 per nonzero lane
-    b.mul(t, nonzero, const(I64, (1 << esize) - 1))  # ... widened to the lane
-
-
+trans_bsl_v = _bitwise_select("bsl")
+trans_bit_v = _bitwise_select("bit")
+trans_bif_v = _bitwise_select("bif")
 
 
 trans_add_v = _vector("vadd")
 trans_sub_v = _vector("vsub")
-
-
-
-
-def _test(ctx: DisasContext, t: Temp, x: Temp, y: Temp, size: int) -> None:
-    both = ctx.temp()
-    ctx.builder.and_(both, x, y)
-    _lane_nonzero_mask(ctx, t, both, size)
-
-
-def _compare(emit):
-    def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3 and not a.q:
-            return False
-        return gen_halves(ctx, a, lambda ctx, t, n, m, d: emit(ctx, t, n, m, a.size))
-    return trans
-
-
 trans_cmeq_v = _vector("vcmp", Cond.EQ)
-trans_cmtst_v = _compare(_test)
+
+
+def trans_cmtst_v(ctx: DisasContext, a) -> bool:
+    """CMTST: lanes all ones where Vn & Vm is not zero."""
+    if a.size == 3 and not a.q:
+        return False
+    b, oprsz = ctx.builder, 16 if a.q else 8
+    both, zero = b.temp(V128), b.temp(V128)
+    b.vector("vand", both, (VQ[a.rn], VQ[a.rm]), 0, 16)
+    b.vector("vdup", zero, (ZERO,), 0, 16)
+    b.vector("vcmp", VQ[a.rd], (both, zero), a.size, oprsz, Cond.NE)
+    return True
 
 
 def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
@@ -1076,27 +1047,38 @@ trans_mla_v = _multiply(1)
 trans_mls_v = _multiply(-1)
 
 
+def _widen(ctx: DisasContext, src: Temp, size: int, upper: bool, signed: bool) -> Temp:
+    """The lanes of ``src``'s lower (upper) half sign- or zero-extended to twice their
+    size, as a v128: ZIP1 (ZIP2) of the lanes with their extension (the copies of the
+    sign bit, or zeros) puts each extension above its lane."""
+    b = ctx.builder
+    ext = b.temp(V128)
+    if signed:
+        b.vector("vsari", ext, (src,), size, 16, (8 << size) - 1)
+    else:
+        b.vector("vdup", ext, (ZERO,), size, 16)
+    out = b.temp(V128)
+    b.vector("vzip2" if upper else "vzip1", out, (src, ext), size, 16)
+    return out
+
+
 def _multiply_long(signed: bool, accumulate: int):
     """SMULL/UMULL{2}, SMLAL/UMLAL{2}, SMLSL/UMLSL{2}: the lanes of Vn's and Vm's lower
-    (upper: Q) halves widened and multiplied into lanes of twice the size."""
+    (upper: Q) halves widened and multiplied into lanes of twice the size (vector ops:
+    the low half of a product of extended lanes is the exact long product)."""
     def trans(ctx: DisasContext, a) -> bool:
         if a.size == 3:
             return False
         b = ctx.builder
-        esize = 8 << a.size
-        count = 64 // esize
-        first = count if a.q else 0
-        n = _lanes(ctx, a.rn, a.size, count, first, signed)
-        m = _lanes(ctx, a.rm, a.size, count, first, signed)
-        d = _lanes(ctx, a.rd, a.size + 1, count) if accumulate else []
-        out = []
-        for i in range(count):
-            t = ctx.temp()
-            b.mul(t, n[i], m[i])
-            if accumulate:
-                (b.add if accumulate > 0 else b.sub)(t, d[i], t)
-            out.append(t)
-        _assemble(ctx, a.rd, out, 2 * esize)
+        n = _widen(ctx, VQ[a.rn], a.size, a.q, signed)
+        m = _widen(ctx, VQ[a.rm], a.size, a.q, signed)
+        if not accumulate:
+            b.vector("vmul", VQ[a.rd], (n, m), a.size + 1, 16)
+            return True
+        product = b.temp(V128)
+        b.vector("vmul", product, (n, m), a.size + 1, 16)
+        b.vector("vadd" if accumulate > 0 else "vsub", VQ[a.rd], (VQ[a.rd], product),
+                 a.size + 1, 16)
         return True
     return trans
 
@@ -1151,7 +1133,7 @@ def trans_shl_v(ctx: DisasContext, a) -> bool:
 
 def _shift_left_long(signed: bool):
     """SSHLL/USHLL{2} (SXTL/UXTL with shift 0): the lanes of Vn's lower (upper) half
-    widened and shifted left."""
+    widened (vector ops, see _widen) and shifted left."""
     def trans(ctx: DisasContext, a) -> bool:
         immh = a.imm >> 3
         if not 0 < immh < 8:
@@ -1159,14 +1141,11 @@ def _shift_left_long(signed: bool):
         b = ctx.builder
         esize, _, left = shift_geometry(a.imm)
         size = esize.bit_length() - 4
-        count = 64 // esize
-        n = _lanes(ctx, a.rn, size, count, count if a.q else 0, signed)
-        out = []
-        for x in n:
-            t = ctx.temp()
-            b.shl(t, x, const(I64, left))
-            out.append(t)
-        _assemble(ctx, a.rd, out, 2 * esize)
+        wide = _widen(ctx, VQ[a.rn], size, a.q, signed)
+        if left:
+            b.vector("vshli", VQ[a.rd], (wide,), size + 1, 16, left)
+        else:
+            b.vector("vmov", VQ[a.rd], (wide,), 0, 16)
         return True
     return trans
 

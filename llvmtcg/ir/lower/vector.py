@@ -14,7 +14,7 @@ from __future__ import annotations
 from llvmtcg.ir import host_fp
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower.emitter import Emitter
-from llvmtcg.ir.lower.floating import _raise_host_flags, _rounded
+from llvmtcg.ir.lower.floating import _FCMP, _raise_host_flags, _rounded
 from llvmtcg.ir.lower.integer import ICMP
 from llvmtcg.ir.lower.rule import RuleSet
 
@@ -196,9 +196,49 @@ def permute_indexes(name: str, count: int) -> list[int]:
 
 @rule("vzip1", "vzip2", "vuzp1", "vuzp2", "vtrn1", "vtrn2")
 def _permute(em: Emitter, op: Op) -> None:
+    if op.args[0] == 0 and op.name in ("vuzp1", "vuzp2"):
+        _uzp_bytes(em, op)
+        return
     a, b = _inputs(em, op)
     count = lane_type(op.args[0], op.args[1])[1]
     _shuffle(em, op, a, b, permute_indexes(op.name, count))
+
+
+def _uzp_bytes(em: Emitter, op: Op) -> None:
+    """UZP1/UZP2 of bytes (ADDP/UMAXP/UMINP of bytes are made of them: glibc's string
+    routines) without a constant pool: as a byte shufflevector LLVM picks a pshufb or
+    vpermt2b mask from memory, and a baseline block whose stencil has a pool is not
+    kept in the baseline block cache (the pool is placed per process), so every warm
+    start translated those blocks again. The odd bytes are the words shifted right by
+    8, packed with packuswb (no lane above 255: no saturation); the even bytes are a
+    plain even-lane shuffle (vpmovwb on AVX-512 hosts). For oprsz 8 both low halves
+    go into one vector first (the result's high half is zero)."""
+    a, b = (em.read(t) for t in op.inputs)
+    if op.args[1] == 8:
+        lo_a = em.value(f"extractelement {V128} {a}, i32 0")
+        lo_b = em.value(f"extractelement {V128} {b}, i32 0")
+        both = em.value(f"insertelement {V128} poison, i64 {lo_a}, i32 0")
+        a, b = em.value(f"insertelement {V128} {both}, i64 {lo_b}, i32 1"), None
+    ty = "<16 x i8>"
+    if op.name == "vuzp1":
+        x = em.value(f"bitcast {V128} {a} to {ty}")
+        if b is None:  # (the 8 even bytes of both halves, then zeros)
+            other, mask = "zeroinitializer", [2 * i for i in range(8)] + [16] * 8
+        else:
+            other, mask = em.value(f"bitcast {V128} {b} to {ty}"), list(range(0, 32, 2))
+        indexes = ", ".join(f"i32 {i}" for i in mask)
+        r = em.value(f"shufflevector {ty} {x}, {ty} {other}, <16 x i32> <{indexes}>")
+    else:
+        words = []
+        for v in (a, b):
+            if v is None:
+                words.append("zeroinitializer")
+                continue
+            w = em.value(f"bitcast {V128} {v} to <8 x i16>")
+            words.append(em.value(f"lshr <8 x i16> {w}, {_splat(1, 16, 8)}"))
+        r = em.value(f"call {ty} @llvm.x86.sse2.packuswb.128(<8 x i16> {words[0]}, "
+                     f"<8 x i16> {words[1]}){em.call_attrs}")
+    em.write(op.outputs[0], em.value(f"bitcast {ty} {r} to {V128}"))
 
 
 @rule("vtbl")
@@ -221,7 +261,8 @@ def _vtbl(em: Emitter, op: Op) -> None:
 
 # -- float --------------------------------------------------------------------------------
 
-_FLOAT_BINARY = {"vfadd": "fadd", "vfsub": "fsub", "vfmul": "fmul", "vfdiv": "fdiv"}
+_FLOAT_BINARY = {"vfadd": "fadd", "vfsub": "fsub", "vfmul": "fmul", "vfdiv": "fdiv",
+                 "vfsqrt": "sqrt"}
 
 
 @rule(*_FLOAT_BINARY, "vfma")
@@ -247,6 +288,52 @@ def _float_arith(em: Emitter, op: Op) -> None:
     if op.name == "vfma":
         _fma_invalid_fixup(em, op, result)
     _result(em, op, result, True)
+
+
+@rule("vfcmp")
+def _vfcmp(em: Emitter, op: Op) -> None:
+    # The scalar fsetcond's constrained compare (cmpps/cmppd with an ordered quiet or
+    # signalling predicate), its <n x i1> widened to lane masks.
+    vece, oprsz, cond = op.args
+    ty, count, _ = lane_type(vece, oprsz, True)
+    a, b = _inputs(em, op, True)
+    pred, signaling = _FCMP[cond]
+    kind = "fcmps" if signaling else "fcmp"
+    c = em.value(f"call <{count} x i1> @llvm.experimental.constrained.{kind}."
+                 f"{_vector_suffix(vece, oprsz, True)}({ty} {a}, {ty} {b}, "
+                 f'metadata !"{pred}", {_STRICT}){em.call_attrs}')
+    _result(em, op, em.value(f"sext <{count} x i1> {c} to {lane_type(vece, oprsz)[0]}"))
+
+
+@rule("vftosi")
+def _vftosi(em: Emitter, op: Op) -> None:
+    # cvttps2dq/cvttpd2qq (or per lane cvttsd2si): in range (the op's contract) the
+    # constrained conversion is exact but for Inexact, which it raises.
+    vece, oprsz = op.args
+    ty = lane_type(vece, oprsz, True)[0]
+    int_ty = lane_type(vece, oprsz)[0]
+    (value,) = _inputs(em, op, True)
+    suffix = f"{_vector_suffix(vece, oprsz)}.{_vector_suffix(vece, oprsz, True)}"
+    _result(em, op, em.value(f"call {int_ty} @llvm.experimental.constrained.fptosi."
+                             f"{suffix}({ty} {value}, {_STRICT}){em.call_attrs}"))
+
+
+@rule("vitof", "vutof")
+def _int_to_float(em: Emitter, op: Op) -> None:
+    # As the scalar itof/utof rule: the constrained conversion (cvtdq2ps, vcvtqq2pd..)
+    # rounds in the op's mode and raises Inexact in MXCSR; integer lanes are never NaNs
+    # and never give a denormal, so nothing else differs from the scalar op.
+    vece, oprsz, rm = op.args
+    ty = lane_type(vece, oprsz, True)[0]
+    (value,) = _inputs(em, op)
+    name = "sitofp" if op.name == "vitof" else "uitofp"
+    suffix = f"{_vector_suffix(vece, oprsz, True)}.{_vector_suffix(vece, oprsz)}"
+    src_ty = lane_type(vece, oprsz)[0]
+
+    def emit() -> str:
+        return em.value(f"call {ty} @llvm.experimental.constrained.{name}.{suffix}("
+                        f"{src_ty} {value}, {_DYNAMIC}, {_STRICT}){em.call_attrs}")
+    _result(em, op, _rounded(em, rm, emit), True)
 
 
 def _any_lane(em: Emitter, count: int, mask: str) -> str:
