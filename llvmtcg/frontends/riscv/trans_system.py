@@ -492,18 +492,8 @@ def _sstatus_write_s(ctx: DisasContext, a, op: int, source: Temp) -> None:
         b.andc(new, old, bits)
     b.mov(MSTATUS, new)
     ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
-    can_set_sie = op != CSR_CLEAR and not (source.is_const and not source.value & Mstatus.SIE)
-    unmasks = None
-    if can_set_sie:  # exit_request when SIE goes 0 -> 1 with something pending
-        unmasks, no_unmask = ctx.temp(), b.label()
-        b.andc(unmasks, new, old)
-        b.and_(unmasks, unmasks, const(I64, Mstatus.SIE))
-        b.brcond(Cond.EQ, unmasks, const(I64, 0), no_unmask)
-        b.brcond(Cond.EQ, IRQ_PENDING, const(I64, 0), no_unmask)
-        b.mov(EXIT_REQUEST, const(I32, 1))
-        b.mov(PC, const(I64, ctx.next_pc))
-        b.lookup_and_goto_ptr()  # (the next block's entry sees the exit request)
-        b.set_label(no_unmask)
+    if op != CSR_CLEAR and not (source.is_const and not source.value & Mstatus.SIE):
+        _exit_if_sie_unmasked(ctx, old, new)
     if op == CSR_CLEAR and source.is_const and not source.value & _FLAG_BITS:
         return  # (clearing SIE, SPIE or SPP: the flags stay)
     same, changed = b.label(), ctx.temp()
@@ -558,6 +548,14 @@ def _sstatus_inline(ctx: DisasContext, a, op: int, source: Temp) -> None:
     ctx.set_gpr(a.rd, _sstatus_value(ctx, old))
     if op != CSR_SET or (source.is_const and not mask.value & Mstatus.SIE):
         return  # clearing bits, SPIE or SPP unmask nothing
+    _exit_if_sie_unmasked(ctx, old, new)
+
+
+def _exit_if_sie_unmasked(ctx: DisasContext, old: Temp, new: Temp) -> None:
+    """When sstatus.SIE went 0 -> 1 (``old`` -> ``new`` mstatus) while irq_pending is
+    nonzero: set exit_request and end the block after this instruction, so the run
+    loop takes the interrupt before the next one, as after the CSR helper."""
+    b = ctx.builder
     go_on, unmasked = b.label(), ctx.temp()
     b.andc(unmasked, new, old)
     b.and_(unmasked, unmasked, const(I64, Mstatus.SIE))
