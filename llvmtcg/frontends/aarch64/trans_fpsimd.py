@@ -37,7 +37,7 @@ from llvmtcg.frontends.aarch64.trans_fp import (
     gen_zero_times_inf,
 )
 from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V, gen_accrue_fflags
-from llvmtcg.ir import I32, I64, V128, Builder, Cond, Temp, const
+from llvmtcg.ir import I32, I64, V128, Builder, Cond, Label, Temp, const
 from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
 DYN = RoundingMode.DYN
@@ -137,11 +137,14 @@ def gen_vector_or_lanes(ctx: DisasContext, name: str, vece: int, oprsz: int, dst
     """dst = the vector float op ``name`` of ``sources()`` (emitted after the FZ test)
     unless FPCR.FZ is set or a result lane is a NaN: then ``lane_path``, from the
     same operands (see gen_vector_fast)."""
+    return gen_unless_fz(ctx, lambda lanes: _vector_fast_path(
+        ctx, name, vece, oprsz, dst, sources, lanes), lane_path)
+
+
+def _vector_fast_path(ctx: DisasContext, name: str, vece: int, oprsz: int, dst: Temp,
+                      sources: Callable[[], tuple[Temp, ...]], lanes: Label) -> None:
+    """gen_vector_or_lanes's vector path: to ``lanes`` where a result lane is odd."""
     b = ctx.builder
-    lanes, done = b.label(), b.label()
-    fz = b.temp(I32)
-    b.and_(fz, FPCR, const(I32, FPCR_FZ))
-    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
     result, odd = b.temp(V128), b.temp(I64)
     b.vector(name, result, sources(), vece, oprsz, DYN)
     if name in ("vfmul", "vfdiv", "vfma"):
@@ -164,6 +167,19 @@ def gen_vector_or_lanes(ctx: DisasContext, name: str, vece: int, oprsz: int, dst
         b.vector("vfanynan", odd, (result,), vece, oprsz)
     b.brcond(Cond.NE, odd, const(I64, 0), lanes)
     b.vector("vmov", dst, (result,), 0, 16)
+
+
+def gen_unless_fz(ctx: DisasContext, vector_path: Callable[[Label], None],
+                  lane_path: Callable[[], bool]) -> bool:
+    """The vector path (which may branch to the label it is given) unless FPCR.FZ is
+    set (denormals are zeros: only the lane path knows), else — or where the vector
+    path branched — ``lane_path``, which must take what the vector path took."""
+    b = ctx.builder
+    lanes, done = b.label(), b.label()
+    fz = b.temp(I32)
+    b.and_(fz, FPCR, const(I32, FPCR_FZ))
+    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
+    vector_path(lanes)
     b.br(done)
     b.set_label(lanes)
     if not lane_path():
@@ -471,31 +487,25 @@ def _vector_minmax(name: str, lane_op: LaneOp, pairwise: bool = False):
         if shape is None:
             return False
         fmt, count = shape
-        b = ctx.builder
         vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
-        lanes, done = b.label(), b.label()
-        fz = b.temp(I32)
-        b.and_(fz, FPCR, const(I32, FPCR_FZ))
-        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-        for reg in (a.rn, a.rm):
-            nan = b.temp(I64)
-            b.vector("vfanynan", nan, (VQ[reg],), vece, oprsz)
-            b.brcond(Cond.NE, nan, const(I64, 0), lanes)
-        x, y = VQ[a.rn], VQ[a.rm]
-        if pairwise:
-            x, y = b.temp(V128), b.temp(V128)
-            b.vector("vuzp1", x, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
-            b.vector("vuzp2", y, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
-        picked = b.temp(V128)
-        b.vector(name, picked, (_order_keys(ctx, x, vece), _order_keys(ctx, y, vece)),
-                 vece, 16)
-        b.vector("vmov", VQ[a.rd], (_order_keys(ctx, picked, vece),), 0, oprsz)
-        b.br(done)
-        b.set_label(lanes)
-        if not (gen_pairwise if pairwise else gen_lanes)(ctx, a, lane_op):
-            raise AssertionError("the lane path rejected an encoding the vector path took")
-        b.set_label(done)
-        return True
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            for reg in (a.rn, a.rm):
+                nan = b.temp(I64)
+                b.vector("vfanynan", nan, (VQ[reg],), vece, oprsz)
+                b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+            x, y = VQ[a.rn], VQ[a.rm]
+            if pairwise:
+                x, y = b.temp(V128), b.temp(V128)
+                b.vector("vuzp1", x, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+                b.vector("vuzp2", y, (VQ[a.rn], VQ[a.rm]), vece, oprsz)
+            picked = b.temp(V128)
+            b.vector(name, picked, (_order_keys(ctx, x, vece), _order_keys(ctx, y, vece)),
+                     vece, 16)
+            b.vector("vmov", VQ[a.rd], (_order_keys(ctx, picked, vece),), 0, oprsz)
+        return gen_unless_fz(ctx, vector_path, lambda: (
+            gen_pairwise if pairwise else gen_lanes)(ctx, a, lane_op))
     return trans
 
 
@@ -520,29 +530,22 @@ def _vector_compare(cond: FCond, lane_op: LaneOp, swap: bool = False,
         if shape is None:
             return False
         fmt, count = shape
-        b = ctx.builder
         vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
-        lanes, done = b.label(), b.label()
-        fz = b.temp(I32)
-        b.and_(fz, FPCR, const(I32, FPCR_FZ))
-        b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-        x, y = VQ[a.rn], VQ[a.rm]
-        if zero:
-            y = b.temp(V128)
-            b.vector("vdup", y, (ZERO,), vece, 16)
-        if absolute:
-            sign, abs_x, abs_y = b.temp(V128), b.temp(V128), b.temp(V128)
-            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-            b.vector("vandc", abs_x, (x, sign), vece, 16)
-            b.vector("vandc", abs_y, (y, sign), vece, 16)
-            x, y = abs_x, abs_y
-        b.vector("vfcmp", VQ[a.rd], (y, x) if swap else (x, y), vece, oprsz, cond)
-        b.br(done)
-        b.set_label(lanes)
-        if not gen_lanes(ctx, a, lane_op):
-            raise AssertionError("the lane path rejected an encoding the vector path took")
-        b.set_label(done)
-        return True
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            x, y = VQ[a.rn], VQ[a.rm]
+            if zero:
+                y = b.temp(V128)
+                b.vector("vdup", y, (ZERO,), vece, 16)
+            if absolute:
+                sign, abs_x, abs_y = b.temp(V128), b.temp(V128), b.temp(V128)
+                b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+                b.vector("vandc", abs_x, (x, sign), vece, 16)
+                b.vector("vandc", abs_y, (y, sign), vece, 16)
+                x, y = abs_x, abs_y
+            b.vector("vfcmp", VQ[a.rd], (y, x) if swap else (x, y), vece, oprsz, cond)
+        return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(ctx, a, lane_op))
     return trans
 
 
@@ -675,30 +678,25 @@ def trans_fcvtzs_v(ctx: DisasContext, a) -> bool:
     if shape is None:
         return False
     fmt, count = shape
-    b = ctx.builder
     vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
-    lanes, done = b.label(), b.label()
-    fz = b.temp(I32)
-    b.and_(fz, FPCR, const(I32, FPCR_FZ))
-    b.brcond(Cond.NE, fz, const(I32, 0), lanes)
-    sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
-    b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-    b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
-    # 2**(esize-1) as a float: the exponent field of bias + esize - 1, no fraction.
-    bias = (fmt.exp_mask >> fmt.mantissa) >> 1
-    b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),), vece, 16)
-    b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
-    b.vector("vnot", out, (fits,), vece, oprsz)
-    some_out = b.temp(I64)
-    b.vector("vany", some_out, (out,), vece, oprsz)
-    b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
-    b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
-    b.br(done)
-    b.set_label(lanes)
-    if not gen_lanes(ctx, a, CONVERSIONS["fcvtzs"]):
-        raise AssertionError("the lane path rejected an encoding the vector path took")
-    b.set_label(done)
-    return True
+
+    def vector_path(lanes: Label) -> None:
+        b = ctx.builder
+        sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+        b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+        # 2**(esize-1) as a float: the exponent field of bias + esize - 1, no fraction.
+        bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+        b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
+                 vece, 16)
+        b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+        b.vector("vnot", out, (fits,), vece, oprsz)
+        some_out = b.temp(I64)
+        b.vector("vany", some_out, (out,), vece, oprsz)
+        b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+        b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
+    return gen_unless_fz(ctx, vector_path,
+                         lambda: gen_lanes(ctx, a, CONVERSIONS["fcvtzs"]))
 
 
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
