@@ -1,4 +1,5 @@
-# `make test` sets up a fresh machine (apt + pip) and runs the whole test suite.
+# `make test` sets up a fresh machine (apt + pip) and runs the whole test suite, the slow
+# tests (Linux boots, network and disk acceptance, long differential runs) included.
 # `make run` installs llvmtcg and runs the example riscv64 program (examples/).
 PYTHON ?= python3
 
@@ -9,6 +10,7 @@ setup:
 
 test: setup
 	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -m slow   # Linux boots and long runs: ~3 min more
 	$(PYTHON) -m ruff check .
 
 test-slow: setup

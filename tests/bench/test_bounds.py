@@ -62,7 +62,10 @@ def test_a_second_warm_run_compiles_no_region(tmp_path: Path) -> None:
     prog = build("hashtable", tmp_path)
     stats = tmp_path / "stats.json"
     env = {"LLVMTCG_CACHE_DIR": str(tmp_path / "cache"), "LLVMTCG_STATS": str(stats)}
-    outputs = {peak_rss_kb(prog, "20000", "2", env=env)[1] for _ in range(3)}
+    # (1M operations, ~1 s: long enough that the first region compile, which imports
+    # and initialises llvmlite on the compile thread, finishes before the program does;
+    # a run of 0.3 s now ends first and compiles nothing at all.)
+    outputs = {peak_rss_kb(prog, "1000000", env=env)[1] for _ in range(3)}
     assert len(outputs) == 1
     runs = [json.loads(line)["tier"] for line in stats.read_text().splitlines()]
     assert runs[0]["regions_compiled"] >= 1
