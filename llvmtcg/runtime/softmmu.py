@@ -41,6 +41,13 @@ _u64_at = ctypes.c_uint64.from_address
 _ADDR_WRITE, _ADDR_CODE, _ADDEND = 8, 16, 24  # byte offsets in a TLB entry {read, write,
 # code, addend}
 _NOTDIRTY = abi.TLB_NOTDIRTY
+# A store that continues an in-order run of stores to a code page (each starting where
+# the last ended) which has invalidated this many blocks invalidates the rest of the
+# page: a page being cleared or copied over is not run in between (its code is gone
+# piecemeal already). Invalidating more blocks than a store overlaps is always correct
+# (they are translated again when run); data written beside live code invalidates
+# nothing, so it never starts such a run.
+SMC_OVERWRITE_BLOCKS = 4
 
 
 class MmioHandler(Protocol):
@@ -440,7 +447,12 @@ class Softmmu:
         layout = cpu.layout
         self._tlb_base = cpu.address + layout.tlb_offset
         self._tlb_table_size, self._tlb_mask = layout.tlb_table_size, layout.tlb_mask
-        self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0}
+        self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0,
+                      "code_overwrites": 0}
+        # Stores to code pages overwriting in address order: where the last one ended
+        # (physical) and how many blocks the run of them invalidated so far.
+        self._smc_next = -1
+        self._smc_victims = 0
         # A debugger's watchpoints: (start, end, Access.READ / WRITE / None for both).
         # Their pages take the slow path (a flag bit in the TLB tags), which stops an
         # access to a watched byte before it happens (a WATCHPOINT fault).
@@ -520,14 +532,34 @@ class Softmmu:
                 return
             phys = host - self.mem_base
         page = page_floor(phys)
-        if self.code.page_has_code(page):
+        code = self.code
+        if code.page_has_code(page):
             # Invalidate the blocks the store overlaps before it completes; when none
             # is left on the page, refill: its writes take the fast path again (QEMU's
             # tlb_unprotect_code; while some remain the entry stays as it is).
             self.stats["code_writes"] += 1
-            self.code.invalidate_range(phys, phys + size)
-            if not self.code.page_has_code(page):
+            end = phys + size
+            if phys == self._smc_next:
+                if self._smc_victims >= SMC_OVERWRITE_BLOCKS:
+                    # The page is being overwritten in order (a freed page cleared,
+                    # another copied over it) and has already taken that many of its
+                    # blocks: the store's run goes on to the end of the page, so
+                    # invalidate up to there now, not a block per store (a page of
+                    # blocks cleared 8 bytes a store is ~500 slow stores).
+                    end = page + abi.PAGE_SIZE
+                    self.stats["code_overwrites"] += 1
+            else:
+                self._smc_victims = 0
+            self._smc_next = phys + size
+            self._smc_victims += code.invalidate_range(phys, end)
+            if not code.page_has_code(page):
                 self.fill(addr, Access.WRITE, mmu_idx)
+        elif _u64_at(entry + _ADDR_WRITE).value == (addr & _PAGE_FLOOR) | _NOTDIRTY \
+                and page_floor(addr) not in self.watch_pages:
+            # A stale NOTDIRTY: the page's code went (through another mapping, or by
+            # a DMA write) since the entry was filled. Unprotect the entry (QEMU's
+            # tlb_set_dirty), or every store through it comes here.
+            _u64_at(entry + _ADDR_WRITE).value = addr & _PAGE_FLOOR
         ctypes.memmove(host, value.to_bytes(size, "little"), size)
 
     @staticmethod

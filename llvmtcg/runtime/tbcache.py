@@ -143,21 +143,47 @@ class HotRegion(CompiledCode):
 _NO_ADDRESSES: dict[str, int] = {}
 
 
-def _merged_spans(tbs: Iterable[CompiledCode]) -> tuple[list[int], list[int]]:
-    """The union of the blocks' guest byte ranges (physical where tracked) as sorted,
-    disjoint [start, end) spans: (starts, ends)."""
-    ranges = sorted(r for tb in tbs
-                    for r in (tb.ranges if tb.phys_ranges is None else tb.phys_ranges))
-    starts: list[int] = []
-    ends: list[int] = []
-    for s, e in ranges:
-        if ends and s <= ends[-1]:
-            if e > ends[-1]:
-                ends[-1] = e
-        else:
-            starts.append(s)
-            ends.append(e)
-    return starts, ends
+@dataclass(slots=True)
+class PageIndex:
+    """The guest byte ranges of the blocks on one code page (physical where tracked),
+    sorted by start: ``starts[i]``, ``ends[i]`` and ``tbs[i]`` are one range, and
+    ``reach[i]`` is the largest end of ranges 0..i. The blocks overlapping [start, end)
+    are among those before ``bisect_left(starts, end)``, scanning down while ``reach``
+    passes ``start``: a store costs a bisect and its few neighbours, not a visit of
+    each block on the page (a Linux boot: ~150 blocks on the pages it overwrites).
+    Blocks invalidated since it was made stay in it (``valid`` is False), so each
+    invalidation does not rebuild it; a new block on the page drops it."""
+
+    starts: list[int]
+    ends: list[int]
+    reach: list[int]
+    tbs: list[CompiledCode]
+
+    def overlapping(self, start: int, end: int) -> list[CompiledCode]:
+        """The valid blocks whose bytes overlap [start, end)."""
+        starts, ends, reach, tbs = self.starts, self.ends, self.reach, self.tbs
+        found: list[CompiledCode] = []
+        i = bisect.bisect_left(starts, end) - 1  # (the last range starting before end)
+        while i >= 0 and reach[i] > start:
+            if ends[i] > start and tbs[i].valid:
+                found.append(tbs[i])
+            i -= 1
+        return found
+
+
+def _page_index(page: int, tbs: Iterable[CompiledCode]) -> PageIndex:
+    """The :class:`PageIndex` of the blocks ``tbs`` on ``page``."""
+    page_end = page + abi.PAGE_SIZE
+    entries = sorted(((s, e, tb) for tb in tbs
+                      for s, e in (tb.ranges if tb.phys_ranges is None else tb.phys_ranges)
+                      if s < page_end and e > page), key=lambda entry: entry[0])
+    reach: list[int] = []
+    top = 0
+    for _, e, _ in entries:
+        top = max(top, e)
+        reach.append(top)
+    return PageIndex([s for s, _, _ in entries], [e for _, e, _ in entries], reach,
+                     [tb for _, _, tb in entries])
 
 
 class ArenaCode:
@@ -284,11 +310,10 @@ class TbCache:
         self.region_retired: list[Callable[[HotRegion], None]] = []
         self.by_slot: dict[int, tuple[CompiledCode, int]] = {}
         self.by_page: dict[int, set[TranslationBlock]] = {}
-        # Per code page, the merged [start, end) guest byte ranges of its blocks (starts,
-        # ends; made when a store first asks, dropped when the page's blocks change):
-        # a store to a code page that misses every block is rejected without visiting
-        # each block (a Linux boot: ~12k such stores, ~90 blocks a page).
-        self._page_spans: dict[int, tuple[list[int], list[int]]] = {}
+        # Per code page, the sorted byte ranges of its blocks (made when a store first
+        # asks, dropped when a block is added to the page or its last one goes): a
+        # store to a code page finds the blocks it overlaps by bisection.
+        self._page_spans: dict[int, PageIndex] = {}
         self.pending_release: list[CompiledModule] = []
         self.pending_chunks: list[TranslationBlock] = []  # invalidated baseline blocks
         # Debugger breakpoints (guest pcs): no block is translated across one or
@@ -1103,12 +1128,13 @@ class TbCache:
         self._unchain(tb)
         self.lookup_table.drop(tb.pc, tb.flags, tb.entry)
         for page in tb.pages():
-            self._page_spans.pop(page, None)
+            # (the page's index keeps it, marked invalid: see PageIndex)
             holders = self.by_page.get(page)
             if holders is not None:
                 holders.discard(tb)
                 if not holders:
                     del self.by_page[page]
+                    self._page_spans.pop(page, None)
                     for hook in self.code_page_freed:
                         hook(page)
         self._jmp_cache_drop(tb)
@@ -1164,22 +1190,16 @@ class TbCache:
         [start, end) (user mode: physical == virtual). Takes :attr:`lock` (a slow
         path's store to a code page calls it from native code)."""
         with self.lock:
-            victims: set[TranslationBlock] = set()
+            victims: set[CompiledCode] = set()
             by_page, page_spans = self.by_page, self._page_spans
             for page in range(page_floor(start), end, abi.PAGE_SIZE):
                 holders = by_page.get(page)
                 if not holders:
                     continue
-                spans = page_spans.get(page)
-                if spans is None:
-                    spans = page_spans[page] = _merged_spans(holders)
-                starts, ends = spans
-                i = bisect.bisect_left(starts, end) - 1  # (the last span starting before end)
-                if i < 0 or ends[i] <= start:
-                    continue  # no block's bytes in [start, end) on this page
-                for tb in holders:
-                    if tb.overlaps(start, end):
-                        victims.add(tb)
+                index = page_spans.get(page)
+                if index is None:
+                    index = page_spans[page] = _page_index(page, holders)
+                victims.update(index.overlapping(start, end))
             for tb in victims:
                 self.invalidate(tb)
             return len(victims)

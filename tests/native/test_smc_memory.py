@@ -74,12 +74,32 @@ def test_a_store_beside_the_code_on_its_page_invalidates_nothing() -> None:
     assert tbs.invalidate_range(SMC, SMC + 1) == 1 and not tb.valid
 
 
-def test_merged_spans() -> None:
+def test_page_index_finds_the_blocks_a_range_overlaps() -> None:
+    """The page index finds overlapping blocks by bisection, including a long block
+    starting before shorter ones (its reach), blocks running in from the page before,
+    and skips blocks invalidated since it was made."""
     from types import SimpleNamespace
 
-    from llvmtcg.runtime.tbcache import _merged_spans
+    from llvmtcg.runtime.tbcache import _page_index
 
-    tbs = [SimpleNamespace(ranges=[(10, 20)], phys_ranges=None),
-           SimpleNamespace(ranges=[(0, 4)], phys_ranges=[(15, 30), (40, 44)]),
-           SimpleNamespace(ranges=[(30, 32)], phys_ranges=None)]
-    assert _merged_spans(tbs) == ([10, 40], [32, 44])
+    page = 0x1000
+    a = SimpleNamespace(ranges=[(0x1010, 0x1100)], phys_ranges=None, valid=True)
+    b = SimpleNamespace(ranges=[(0, 4)], phys_ranges=[(0x1020, 0x1030), (0x1040, 0x1044)],
+                        valid=True)
+    c = SimpleNamespace(ranges=[(0x1200, 0x1210)], phys_ranges=None, valid=True)
+    d = SimpleNamespace(ranges=[(0xFF8, 0x1008)], phys_ranges=None, valid=True)  # (from before)
+    e = SimpleNamespace(ranges=[(0x1FFC, 0x2004)], phys_ranges=None, valid=True)  # (onto next)
+    index = _page_index(page, [a, b, c, d, e])
+
+    def found(start: int, end: int) -> set[int]:
+        return {id(tb) for tb in index.overlapping(start, end)}
+
+    assert found(0x1000, 0x1004) == {id(d)}
+    assert found(0x1008, 0x1010) == set()  # (between d and a)
+    assert found(0x1038, 0x1040) == {id(a)}  # (inside a's reach, between b's ranges)
+    assert found(0x1040, 0x1041) == {id(a), id(b)}
+    assert found(0x1100, 0x1200) == set()
+    assert found(0x1000, 0x2000) == {id(x) for x in (a, b, c, d, e)}
+    assert found(0x2000, 0x2008) == {id(e)}  # (the part on the next page)
+    a.valid = False
+    assert found(0x1038, 0x1041) == {id(b)}
