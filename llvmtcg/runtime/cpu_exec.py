@@ -109,25 +109,28 @@ _MAX_LARGE_PAGE_RANGES = 8
 
 class _DecodeErrorsFault:
     """System mode: an MMIO access no device decodes (physmem's BusError: a hole in a
-    device page) is a guest access fault, as QEMU turns MEMTX_DECODE_ERROR into one."""
+    device page) is a guest access fault, as QEMU turns MEMTX_DECODE_ERROR into one.
+    Its address is ``base`` (the virtual address of the region's start) plus the
+    offset: the softmmu reuses one for every access through the page's TLB entry."""
 
-    __slots__ = ("handler", "vaddr", "access")
+    __slots__ = ("handler", "base")
 
-    def __init__(self, handler: MmioHandler, vaddr: int, access: Access) -> None:
-        self.handler, self.vaddr, self.access = handler, vaddr, access
+    def __init__(self, handler: MmioHandler, base: int) -> None:
+        self.handler, self.base = handler, base
 
     def read(self, offset: int, size: int) -> int:
         try:
             return self.handler.read(offset, size)
         except BusError:
-            raise GuestFault(MemFault(self.vaddr, Access.READ, FaultKind.ACCESS_FAULT)) from None
+            raise GuestFault(MemFault((self.base + offset) & _MASK64, Access.READ,
+                                      FaultKind.ACCESS_FAULT)) from None
 
     def write(self, offset: int, size: int, value: int) -> None:
         try:
             self.handler.write(offset, size, value)
         except BusError:
-            raise GuestFault(MemFault(self.vaddr, Access.WRITE, FaultKind.ACCESS_FAULT)) \
-                from None
+            raise GuestFault(MemFault((self.base + offset) & _MASK64, Access.WRITE,
+                                      FaultKind.ACCESS_FAULT)) from None
 
 
 class _RomStores:
@@ -497,7 +500,8 @@ class Cpu:
             return view, self.memory.base + page
         if not perms & _ACCESS_PERM[access]:
             raise GuestFault(MemFault(vaddr, access, FaultKind.ACCESS_FAULT))
-        mmio = None if region.mmio is None else _DecodeErrorsFault(region.mmio, vaddr, access)
+        mmio = None if region.mmio is None else _DecodeErrorsFault(region.mmio,
+                                                                   region.start + shift)
         view = Region(region.start + shift, region.end + shift, perms, mmio)
         return view, self.memory.base + page_floor(found.paddr)
 

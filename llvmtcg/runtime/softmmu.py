@@ -41,6 +41,7 @@ _u64_at = ctypes.c_uint64.from_address
 _ADDR_WRITE, _ADDR_CODE, _ADDEND = 8, 16, 24  # byte offsets in a TLB entry {read, write,
 # code, addend}
 _NOTDIRTY = abi.TLB_NOTDIRTY
+_MMIO = abi.TLB_MMIO
 # A store that continues an in-order run of stores to a code page (each starting where
 # the last ended) which has invalidated this many blocks invalidates the rest of the
 # page: a page being cleared or copied over is not run in between (its code is gone
@@ -448,7 +449,13 @@ class Softmmu:
         self._tlb_base = cpu.address + layout.tlb_offset
         self._tlb_table_size, self._tlb_mask = layout.tlb_table_size, layout.tlb_mask
         self.stats = {"fills": 0, "slow_loads": 0, "slow_stores": 0, "code_writes": 0,
-                      "code_overwrites": 0}
+                      "code_overwrites": 0, "mmio_hits": 0}
+        # The device regions of the MMIO entries fill put in the TLB, by entry address:
+        # (page, region as the page sees it). An access whose TLB tag is that page with
+        # only TLB_MMIO uses it without a walk, as QEMU keeps MMIO pages in its TLB
+        # (the iotlb). Only fill writes MMIO tags (the native walker leaves MMIO to it,
+        # flushes write all-ones), so a tag equal to page | TLB_MMIO is this fill's.
+        self._mmio_entries: dict[int, tuple[int, Region]] = {}
         # Stores to code pages overwriting in address order: where the last one ended
         # (physical) and how many blocks the run of them invalidated so far.
         self._smc_next = -1
@@ -492,8 +499,11 @@ class Softmmu:
                 return _RAM, self.mem_base + ((vaddr + _u64_at(entry + _ADDEND).value)
                                               & 0xFFFF_FFFF_FFFF_FFFF)
         region, host_page = self.translate(vaddr, access, mmu_idx)
-        page = page_floor(vaddr)
-        flags = abi.TLB_MMIO if region.mmio is not None else 0
+        page = vaddr & _PAGE_FLOOR
+        flags = 0
+        if region.mmio is not None:
+            flags = abi.TLB_MMIO
+            self._mmio_entries[self._tlb_entry_address(mmu_idx, vaddr)] = (page, region)
         invalid = abi.TLB_INVALID
         read = page | flags if region.perms & Perm.R else invalid
         write = page | flags if region.perms & Perm.W else invalid
@@ -511,7 +521,21 @@ class Softmmu:
         return region, host
 
     # -- accesses within one page ---------------------------------------------------------
+    def _cached_mmio(self, entry: int, tag: int, page: int) -> Region | None:
+        """The device region of a current MMIO TLB entry (``tag``: its read or write
+        tag), or None."""
+        if tag == page | _MMIO:
+            cached = self._mmio_entries.get(entry)
+            if cached is not None and cached[0] == page:
+                return cached[1]
+        return None
+
     def _read_page(self, addr: int, size: int, mmu_idx: int) -> int:
+        entry = self._tlb_entry_address(mmu_idx, addr)
+        region = self._cached_mmio(entry, _u64_at(entry).value, addr & _PAGE_FLOOR)
+        if region is not None:  # (QEMU's io_readx after a TLB hit: no walk)
+            self.stats["mmio_hits"] += 1
+            return region.mmio.read(addr - region.start, size) & ((1 << (8 * size)) - 1)
         region, host = self.fill(addr, Access.READ, mmu_idx)
         if region.mmio is not None:
             return region.mmio.read(addr - region.start, size) & ((1 << (8 * size)) - 1)
@@ -519,7 +543,14 @@ class Softmmu:
 
     def _write_page(self, addr: int, size: int, value: int, mmu_idx: int) -> None:
         entry = self._tlb_entry_address(mmu_idx, addr)
-        if _u64_at(entry + _ADDR_WRITE).value == (addr & _PAGE_FLOOR) | _NOTDIRTY:
+        tag = _u64_at(entry + _ADDR_WRITE).value
+        if tag == (addr & _PAGE_FLOOR) | _MMIO:
+            region = self._cached_mmio(entry, tag, addr & _PAGE_FLOOR)
+            if region is not None:  # (QEMU's io_writex after a TLB hit: no walk)
+                self.stats["mmio_hits"] += 1
+                region.mmio.write(addr - region.start, size, value & ((1 << (8 * size)) - 1))
+                return
+        if tag == (addr & _PAGE_FLOOR) | _NOTDIRTY:
             # The entry is current and only says the page holds translated code (or is
             # watched: checked before): no walk, as QEMU's notdirty_write after a TLB
             # hit. (Stores to a page whose code stays, e.g. data beside it, come here.)

@@ -188,7 +188,8 @@ def test_a_hole_in_a_device_page_is_an_access_fault(tmp_path: Path) -> None:
     code, _ = machine.run()
     assert code == 0
     at = symbols("bus_hole", tmp_path)
-    assert machine.results(3) == [5, at["load_at"], HTIF + 0x100]  # load access fault
+    assert machine.results(6) == [5, at["load_at"], HTIF + 0x100,  # load access faults
+                                  5, at["load2_at"], HTIF + 0x208]
 
 
 def test_asids_sfence_by_asid_and_address_and_superpages(tmp_path: Path) -> None:
