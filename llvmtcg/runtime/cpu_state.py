@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 
-from llvmtcg.ir.cpu_layout import TLB_ENTRY_SIZE, TLB_INVALID, CpuLayout
+from llvmtcg.ir.cpu_layout import PAGE_BITS, TLB_ENTRY_SIZE, TLB_INVALID, CpuLayout
 from llvmtcg.ir.types import I32
 
 SCRATCH_SLOTS = 512  # block locals of a baseline block (runtime/native/baseline.py)
@@ -36,6 +36,12 @@ class CpuState:
         # refill's "context valid" word (frontends/riscv/priv/native_walk.py), so a
         # flush (satp, PMP, privilege state) makes the next miss publish it again.
         self.tlb_flush_clears = 0
+        # The TLB as 64-bit words, and each MMU index's first word in it: a page flush
+        # (sfence.vma by address: ~5k in a Linux boot) stores the tags directly.
+        self._tlb_words = (ctypes.c_uint64 * (layout.tlb_table_size * layout.n_mmu_idx // 8)
+                           ).from_address(self.address + layout.tlb_offset)
+        self._tlb_tables = tuple(range(0, len(self._tlb_words), layout.tlb_table_size // 8))
+        self._tlb_index_mask = layout.tlb_mask
         self.tlb_flush()
 
     @property
@@ -113,8 +119,13 @@ class CpuState:
             ctypes.c_uint64.from_address(self.tlb_flush_clears).value = 0
 
     def tlb_flush_page(self, vaddr: int) -> None:
-        for mmu_idx in range(self.layout.n_mmu_idx):
-            ctypes.memset(self.tlb_entry_address(mmu_idx, vaddr), 0xFF, TLB_ENTRY_SIZE)
+        """Invalidate the entries of the page at ``vaddr`` in every MMU index (their
+        three tags: an entry with all of them invalid is never used)."""
+        words = self._tlb_words
+        index = ((vaddr >> PAGE_BITS) & self._tlb_index_mask) * 4
+        for table in self._tlb_tables:
+            i = table + index
+            words[i] = words[i + 1] = words[i + 2] = TLB_INVALID
 
     def tlb_entry(self, mmu_idx: int, vaddr: int) -> tuple[int, int, int, int]:
         """(addr_read, addr_write, addr_code, addend) of the entry vaddr maps to."""
@@ -129,3 +140,4 @@ class CpuState:
 
 
 assert TLB_INVALID == 0xFFFF_FFFF_FFFF_FFFF and I32.bits == 32  # memset(0xFF) == invalid
+assert TLB_ENTRY_SIZE == 32  # {read, write, code, addend}: tlb_flush_page's 4 words
