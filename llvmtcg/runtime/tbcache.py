@@ -218,6 +218,8 @@ BASELINE_REGION_BLOCKS = 1
 
 
 _PAGE_MASK = abi.PAGE_MASK
+# A jump cache page flush with more pcs to clear than this empties the whole cache.
+_JMP_CACHE_CLEAR_ALL = 16
 
 
 def pages_of(ranges: Sequence[tuple[int, int]]) -> set[int]:
@@ -1076,6 +1078,14 @@ class TbCache:
             self.jmp_cache_flush()
             return
         pcs = table.pcs_on_page(page) + table.pcs_on_page(page - abi.PAGE_SIZE)
+        if len(pcs) > _JMP_CACHE_CLEAR_ALL:
+            # The slots of two adjacent pages' pcs are the whole cache (its index is
+            # pc >> 1, 2^JMP_CACHE_BITS slots): one memset beats visiting ~100 slots a
+            # flush (a Linux boot's sfence.vma of a user page); the other entries refill
+            # from the native table, in native code.
+            for cache in self.jmp_caches:
+                ctypes.memset(ctypes.addressof(cache), 0xFF, ctypes.sizeof(cache))
+            return
         for pc in pcs:
             i = abi.jmp_cache_index(pc) * _SLOTS_PER_ENTRY
             for cache in self.jmp_caches:

@@ -279,6 +279,31 @@ def test_a_page_flush_empties_only_the_jump_cache_entries_of_code_on_it() -> Non
     run_conflicting(cpu, 200)
 
 
+def test_a_page_flush_of_a_page_with_many_pcs_empties_the_jump_cache() -> None:
+    """With more pcs on the flushed pages than _JMP_CACHE_CLEAR_ALL, a page flush
+    empties every jump cache entry at once (their slots are the whole cache anyway):
+    the entries of code on the page go, and the others are found again."""
+    from llvmtcg.runtime.tbcache import _JMP_CACHE_CLEAR_ALL
+
+    fe = HandFrontend()
+    conflicting_targets(fe)
+    cpu = far_cpu(fe)
+    cpu.tbs.lookup_table.tracks_pages = True
+    run_conflicting(cpu, 200)
+    tbs, flags = cpu.tbs, cpu.tb_flags
+    stale = [0x5000 + 8 * n for n in range(_JMP_CACHE_CLEAR_ALL + 1)]
+    for n, pc in enumerate(stale):
+        tbs.lookup_table.put(pc, flags, 0x10_0000 + 16 * n)
+        i = abi.jmp_cache_index(pc) * 3
+        cpu.jump_cache[i:i + 3] = [pc, 0x10_0000 + 16 * n, flags]
+    cpu.tbs.jmp_cache_set(cpu.tbs.best(CODE))
+    cpu.tlb_flush_page(0x5123)
+    assert set(cpu.jump_cache[0::3]) == {EMPTY_PC}
+    for pc in stale:
+        tbs.lookup_table.drop(pc, flags)
+    run_conflicting(cpu, 200)
+
+
 def test_without_a_page_index_a_page_flush_empties_the_whole_jump_cache() -> None:
     """User mode keeps no page index in the table: a page flush (never needed there)
     falls back to emptying every entry, which is always correct."""
