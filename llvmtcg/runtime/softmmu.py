@@ -585,6 +585,12 @@ class Softmmu:
             self._smc_victims += code.invalidate_range(phys, end)
             if not code.page_has_code(page):
                 self.fill(addr, Access.WRITE, mmu_idx)
+                if end != phys + size:
+                    # The run's next slow store is on the next page (this one's are
+                    # fast now): when it starts there, it goes on (Linux frees its
+                    # init code a page after the other, and a page whose blocks sit
+                    # at its end would cost a slow store for each 8 bytes before).
+                    self._smc_next = page + abi.PAGE_SIZE
         elif _u64_at(entry + _ADDR_WRITE).value == (addr & _PAGE_FLOOR) | _NOTDIRTY \
                 and page_floor(addr) not in self.watch_pages:
             # A stale NOTDIRTY: the page's code went (through another mapping, or by

@@ -3,9 +3,13 @@
 # page is invalidated at once and its stores take the fast path. Data written in order
 # beside live code on the page invalidates nothing. The code left after the overwritten
 # part (invalidated too, unchanged) still runs as it is.
+# A run that cleaned a page goes on into the next page at once: that page's blocks,
+# at its end, go with its first store (not after a slow store per 8 bytes before them).
 # Results: [0] the sum of the 64 functions (0 + 1 + ... + 63), [1] the same after the
 # data beside them was written 20 times, [2] the sum after the first 48 were rewritten
-# to return k + 100: (100 + ... + 147) + (48 + ... + 63) = 6816.
+# to return k + 100: (100 + ... + 147) + (48 + ... + 63) = 6816; [3] the 16 functions
+# at the end of the next page (0 + ... + 15 = 120), then both pages overwritten in
+# order with "li a0, 7; ret": [4] the 64 functions (448), [5] the 16 (112).
 #define RESULTS 0x80010000
 #define TOHOST  0x40000000
 #define NFUNCS  64
@@ -44,6 +48,22 @@ _start:
     fence.i
     call sum_funcs
     sd a0, 16(t6)           # [2] 6816
+    la s7, tail_funcs
+    call sum_16
+    sd a0, 24(t6)           # [3] 120
+    la t0, funcs            # both pages, in order: "li a0, 7; ret" in every dword
+    li t1, 1024
+    li t4, 0x0000806700700513
+6:  sd t4, 0(t0)
+    addi t0, t0, 8
+    addi t1, t1, -1
+    bnez t1, 6b
+    fence.i
+    call sum_funcs
+    sd a0, 32(t6)           # [4] 448
+    la s7, tail_funcs
+    call sum_16
+    sd a0, 40(t6)           # [5] 112
     li t0, TOHOST
     li t1, 1
     sd t1, 0(t0)
@@ -63,6 +83,19 @@ sum_funcs:                  # a0 = the sum of what the NFUNCS functions return
     mv ra, s5
     ret
 
+sum_16:                     # a0 = the sum of what the 16 functions from s7 return
+    mv s5, ra
+    li s6, 0
+    li s8, 16
+7:  jalr s7
+    add s6, s6, a0
+    addi s7, s7, 8
+    addi s8, s8, -1
+    bnez s8, 7b
+    mv a0, s6
+    mv ra, s5
+    ret
+
     .balign 4096
 funcs:                      # function k: li a0, k; ret (8 bytes)
     .set k, 0
@@ -73,3 +106,12 @@ funcs:                      # function k: li a0, k; ret (8 bytes)
     .endr
 buffer:
     .space 512
+    .balign 4096            # the next page: untranslated bytes, then 16 functions
+    .space 4096 - 16 * 8
+tail_funcs:
+    .set k, 0
+    .rept 16
+    li a0, k
+    ret
+    .set k, k + 1
+    .endr
