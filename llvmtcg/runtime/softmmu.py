@@ -460,6 +460,7 @@ class Softmmu:
         # (physical) and how many blocks the run of them invalidated so far.
         self._smc_next = -1
         self._smc_victims = 0
+        self._smc_swept = -1  # the page the run invalidated to its end (once a page)
         # A debugger's watchpoints: (start, end, Access.READ / WRITE / None for both).
         # Their pages take the slow path (a flag bit in the TLB tags), which stops an
         # access to a watched byte before it happens (a WATCHPOINT fault).
@@ -571,16 +572,20 @@ class Softmmu:
             self.stats["code_writes"] += 1
             end = phys + size
             if phys == self._smc_next:
-                if self._smc_victims >= SMC_OVERWRITE_BLOCKS:
+                if self._smc_victims >= SMC_OVERWRITE_BLOCKS and page != self._smc_swept:
                     # The page is being overwritten in order (a freed page cleared,
                     # another copied over it) and has already taken that many of its
                     # blocks: the store's run goes on to the end of the page, so
                     # invalidate up to there now, not a block per store (a page of
-                    # blocks cleared 8 bytes a store is ~500 slow stores).
+                    # blocks cleared 8 bytes a store is ~500 slow stores). Once per
+                    # page and run: code translated again meanwhile is running (the
+                    # copy loop's own, after the bytes it copies to) and stays.
                     end = page + abi.PAGE_SIZE
+                    self._smc_swept = page
                     self.stats["code_overwrites"] += 1
             else:
                 self._smc_victims = 0
+                self._smc_swept = -1
             self._smc_next = phys + size
             self._smc_victims += code.invalidate_range(phys, end)
             if not code.page_has_code(page):

@@ -10,6 +10,10 @@
 # to return k + 100: (100 + ... + 147) + (48 + ... + 63) = 6816; [3] the 16 functions
 # at the end of the next page (0 + ... + 15 = 120), then both pages overwritten in
 # order with "li a0, 7; ret": [4] the 64 functions (448), [5] the 16 (112).
+# A loop that overwrites 32 functions before it on its own page (as "li a0, 9; ret"),
+# after one that stays, sweeps the rest of the page once, not at every store (its own
+# block is translated again after the sweep): [6] the 32 and the one that stays before
+# (0 + ... + 31 + 1 = 497), [7] after (288 + 1).
 #define RESULTS 0x80010000
 #define TOHOST  0x40000000
 #define NFUNCS  64
@@ -49,7 +53,8 @@ _start:
     call sum_funcs
     sd a0, 16(t6)           # [2] 6816
     la s7, tail_funcs
-    call sum_16
+    li s8, 16
+    call sum_n
     sd a0, 24(t6)           # [3] 120
     la t0, funcs            # both pages, in order: "li a0, 7; ret" in every dword
     li t1, 1024
@@ -62,8 +67,24 @@ _start:
     call sum_funcs
     sd a0, 32(t6)           # [4] 448
     la s7, tail_funcs
-    call sum_16
+    li s8, 16
+    call sum_n
     sd a0, 40(t6)           # [5] 112
+    la s7, self_funcs
+    li s8, 32
+    call sum_n
+    mv s9, a0
+    call self_keep
+    add a0, a0, s9
+    sd a0, 48(t6)           # [6] 497
+    call overwrite_self
+    la s7, self_funcs
+    li s8, 32
+    call sum_n
+    mv s9, a0
+    call self_keep
+    add a0, a0, s9
+    sd a0, 56(t6)           # [7] 289
     li t0, TOHOST
     li t1, 1
     sd t1, 0(t0)
@@ -83,10 +104,9 @@ sum_funcs:                  # a0 = the sum of what the NFUNCS functions return
     mv ra, s5
     ret
 
-sum_16:                     # a0 = the sum of what the 16 functions from s7 return
+sum_n:                      # a0 = the sum of what the s8 functions from s7 return
     mv s5, ra
     li s6, 0
-    li s8, 16
 7:  jalr s7
     add s6, s6, a0
     addi s7, s7, 8
@@ -115,3 +135,25 @@ tail_funcs:
     ret
     .set k, k + 1
     .endr
+
+    .balign 4096            # a page of 32 functions and the loop that rewrites them
+self_keep:                  # (stays: the page keeps code while the loop runs)
+    li a0, 1
+    ret
+self_funcs:
+    .set k, 0
+    .rept 32
+    li a0, k
+    ret
+    .set k, k + 1
+    .endr
+overwrite_self:
+    la t0, self_funcs
+    li t1, 32
+    li t4, 0x0000806700900513
+8:  sd t4, 0(t0)
+    addi t0, t0, 8
+    addi t1, t1, -1
+    bnez t1, 8b
+    fence.i
+    ret
