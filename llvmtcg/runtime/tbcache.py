@@ -820,7 +820,15 @@ class TbCache:
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
         if self.baseline_cache is not None and not self.breakpoints:
-            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block))
+            # (the bytes now, fetched as translation did: stored with the code, and
+            # what stands for it even if it is invalidated and they change later)
+            fetch = self.fetch if self.addressing is None \
+                else self.addressing.code_reader(flags)
+            try:
+                guest = b"".join([fetch(s, e - s) for s, e in block.guest_ranges])
+            except GuestFault:
+                return tb  # (unreadable now: not stored; cannot be, just translated)
+            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block), guest)
         return tb
 
     def _install_emitted(self, pc: int, name: str, ranges: list[tuple[int, int]],
@@ -1087,6 +1095,10 @@ class TbCache:
         if not tb.valid:
             return
         tb.valid = False
+        if self.baseline_cache is not None:
+            # (a block emitted this run and run is stored even so: its code is copied
+            # out now, before it is released)
+            self.baseline_cache.note_invalidated(tb)
         for src, n in list(tb.incoming):
             self._unlink_exit(src, n)
         tb.incoming.clear()

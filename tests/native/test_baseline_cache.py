@@ -48,10 +48,10 @@ def code(step: int = 3) -> bytes:
     return struct.pack(f"<{len(words)}I", *words)
 
 
-def run(cache: Path, program: str | None = "prog", step: int = 3, n: int = 1000
-        ) -> tuple[int, int, dict[str, float]]:
+def run(cache: Path, program: str | None = "prog", step: int = 3, n: int = 1000,
+        hot_threshold: int = 0) -> tuple[int, int, dict[str, float]]:
     """Run the loop in a fresh emulator; (a0, a2, the block cache's counters)."""
-    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+    options = RuntimeOptions(tier_sync=True, hot_threshold=hot_threshold, cache_dir=cache,
                              program=program)
     with Emulator("riscv64", options=options) as emu:
         emu.mem_map(CODE, 0x1000)
@@ -179,20 +179,55 @@ def test_pc_relative_references_to_constant_pools_are_seen() -> None:
 
 
 def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> None:
+    # Code rewritten and translated again and again at a few pcs: what is kept for the
+    # save is the valid blocks and, per (pc, flags), the last invalidated one that ran.
     class Block:
         valid = True
+        entry = 0
+        slots: dict[int, int] = {}  # noqa: RUF012
+        counter = counter_start = 0  # (no HOT counter: counted as run)
 
-    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=None)
+        def __init__(self, pc: int) -> None:
+            self.pc, self.flags = pc, 0
+
+    class Codegen:
+        hot_threshold = 0
+        arena = type("Arena", (), {"generation": 0})
+
+    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=Codegen())
     kept = []
     for i in range(50_000):
-        block = Block()
-        cache.note_emitted(block, 0, ())
+        block = Block(CODE + 4 * (i % 100))
+        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
         if i % 10:
             block.valid = False  # (rewritten code: retranslated many times)
+            cache.note_invalidated(block)
         else:
             kept.append(block)
-    assert len(cache._emitted) <= 2 * len(kept) + 4096
-    assert {id(b) for b, _, _ in cache._emitted} >= {id(b) for b in kept[:-500]}
+    assert set(cache._emitted) == set(kept)
+    assert len(cache._freed) == 90  # (the pcs whose last version was invalidated)
+
+
+def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> None:
+    # Code freed after it ran (a kernel's init text) is stored all the same: a later
+    # run that has the same bytes there places it; one that has others does not.
+    hot = 1 << 30  # (blocks with HOT counters: those never entered are not stored)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=hot, cache_dir=tmp_path,
+                             program="prog")
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, code())
+        emu.reg_write("a1", 1000)
+        emu.emu_start(CODE, END)
+        emitted = emu._cpu.tbs.stats["baseline_blocks"]
+        emu.mem_write(CODE, bytes(len(code())))  # (the code freed: invalidated)
+        assert not list(emu._cpu.tbs.blocks())
+    assert emitted >= 2
+    a0, a2, stats = run(tmp_path, hot_threshold=hot)
+    assert (a0, a2) == (3000, 0x123456789)
+    assert stats["hits"] == emitted and stats["saves"] == 0  # (nothing new to store)
+    a0, _, stats = run(tmp_path, step=5, hot_threshold=hot)
+    assert a0 == 5000 and stats["stale"] >= 1
 
 
 def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path) -> None:

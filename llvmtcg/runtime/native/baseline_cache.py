@@ -83,7 +83,6 @@ _H = struct.Struct("<H")
 _U64 = ctypes.c_uint64
 _WIDE = 1 << 32  # per-process values below this must be equal in the loading process
 _MASK64 = (1 << 64) - 1
-_PRUNE_MIN = 4096
 _CONST = TempKind.CONST
 
 
@@ -210,8 +209,16 @@ class BaselineBlockCache:
         self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
         self._values: dict[str, int | None] = {}  # value name -> this process's value
-        self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
-        self._prune_at = _PRUNE_MIN
+        # Blocks emitted this run and still valid: block -> (code size, wide guest
+        # constants, the guest bytes it was translated from).
+        self._emitted: dict[InstalledBlock, tuple[int, frozenset[int], bytes]] = {}
+        # Blocks emitted this run, run, then invalidated (their guest bytes written or
+        # freed: a kernel's init code, a program's pages reused), copied out before
+        # their code goes (see note_invalidated), at most one per (pc, flags): stored
+        # at the save like the valid ones. Without them a Linux boot's 3.6k init-text
+        # blocks were emitted again by every warm boot.
+        self._freed: dict[tuple[int, int], _Freed] = {}
+        self._freed_bytes = 0
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> None:
@@ -525,34 +532,57 @@ class BaselineBlockCache:
         return placed
 
     # -- writing -------------------------------------------------------------------------
-    def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
+    def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
+                     guest: bytes) -> None:
         """A block was emitted this run (``size`` bytes of code; ``constants``: the
-        64-bit values of its guest constants and pcs at least 2**32): store it at the
-        next :meth:`save` if it is still valid then."""
-        emitted = self._emitted
-        emitted.append((tb, size, frozenset(constants)))
-        if len(emitted) >= self._prune_at:
-            # Blocks invalidated since (rewritten code, an arena flush) are not saved:
-            # dropped now and then, so a program that keeps translating does not keep
-            # every block it ever had alive (amortised: the list at most doubles).
-            emitted[:] = [entry for entry in emitted if entry[0].valid]
-            self._prune_at = max(2 * len(emitted), _PRUNE_MIN)
+        64-bit values of its guest constants and pcs at least 2**32; ``guest``: the
+        guest bytes it was translated from): store it at the next :meth:`save` if it is
+        still valid then, or if it ran before it was invalidated."""
+        self._emitted[tb] = (size, frozenset(constants), guest)
+        if self._freed:
+            freed = self._freed.get((tb.pc, tb.flags))
+            if freed is not None and freed.guest == guest:
+                del self._freed[(tb.pc, tb.flags)]  # (the same block again: this one)
+                self._freed_bytes -= len(freed.code)
 
-    def save(self, read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
-        """Write the file again if this run emitted blocks: the new ones still valid
-        and the stored ones (those used this run first, within ``max_bytes``). Best
-        effort (a read-only or full disk is not an error). ``read_guest`` gives a
-        block's guest bytes now (None: not readable). Returns the blocks written."""
-        if not self._emitted:
+    def note_invalidated(self, tb: InstalledBlock) -> None:
+        """A block is being invalidated (before its code and data are given back): if
+        it was emitted this run and ran, keep a copy of its code for the save. The
+        guest bytes recorded at emission are what the copy stands for, whatever the
+        guest writes there later (a store invalidates before it writes, DMA may not)."""
+        entry = self._emitted.pop(tb, None)
+        if entry is None:
+            return
+        size, constants, guest = entry
+        if tb.counter and tb.counter_start == self.codegen.hot_threshold \
+                and not tb.executions():
+            return  # (translated ahead, never entered: see _save)
+        if self._freed_bytes + size > self.max_bytes:
+            return  # (a program that keeps making code: the file could not hold it)
+        key = (tb.pc, tb.flags)
+        old = self._freed.get(key)
+        if old is not None:
+            self._freed_bytes -= len(old.code)
+        self._freed[key] = _Freed(tb, constants, guest, ctypes.string_at(tb.entry, size),
+                                  _jumps(tb), self.codegen.arena.generation)
+        self._freed_bytes += size
+
+    def save(self) -> int:
+        """Write the file again if this run emitted blocks not stored yet: the new ones
+        still valid or that ran before they were invalidated, and the stored ones
+        (those used this run first, within ``max_bytes``). Best effort (a read-only or
+        full disk is not an error). Returns the blocks written (0: none)."""
+        if not self._emitted and not self._freed:
             return 0
-        emitted, self._emitted = self._emitted, []
+        emitted, self._emitted = self._emitted, {}
+        freed, self._freed, self._freed_bytes = self._freed, {}, 0
         # Thousands of small acyclic records: with the collector on, their allocations
         # set off full collections of the whole (large, after translating) heap, which
         # took 2/3 of the time.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._save(emitted, read_guest)
+            return self._save(emitted, freed)
         finally:
             if collecting:
                 gc.enable()
@@ -564,8 +594,8 @@ class BaselineBlockCache:
             return None
         return layout[0], layout[1], bytes(self._records[layout[11]:layout[12]])
 
-    def _save(self, emitted: list[tuple[InstalledBlock, int, frozenset[int]]],
-              read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
+    def _save(self, emitted: dict[InstalledBlock, tuple[int, frozenset[int], bytes]],
+              freed: dict[tuple[int, int], _Freed]) -> int:
         if self._table is not None and self._changed():
             # Another process (or hart) saved since: merge with that (what this run
             # used, found by key: the block numbers are the old file's).
@@ -582,47 +612,72 @@ class BaselineBlockCache:
         pools = self.codegen.pool_ranges()
         new: list[CachedBlock] = []
         hot = self.codegen.hot_threshold
-        for tb, size, constants in emitted:
+        capture = self._capture
+        for tb, (size, constants, guest) in emitted.items():
+            if not tb.valid:
+                continue  # (invalidated without note_invalidated: not known to have run)
             if tb.counter and tb.counter_start == hot and not tb.executions():
                 # Translated ahead of a miss, never entered (a third of glibc start-up's
                 # blocks): placing it next time would be work for nothing.
                 self.stats["unrun"] += 1
                 continue
-            block = self._capture(tb, size, constants, relocatable, pools, read_guest) \
-                if tb.valid else None
+            block = capture(tb, ctypes.string_at(tb.entry, size), _jumps(tb), constants,
+                            guest, relocatable, pools)
             if block is None:
-                self.stats["skipped"] += tb.valid
+                self.stats["skipped"] += 1
                 continue
             new.append(block)
-        # A stored block of the same (pc, flags, guest bytes) as a new one is replaced.
-        seen = {(b.pc, b.flags, bytes(b.guest)) for b in new}
-        pcs = {(pc, flags) for pc, flags, _ in seen}
-        replaced = set()
+        generation = self.codegen.arena.generation
+        for f in freed.values():
+            # (of an arena reset since: its constant pools are gone, unchecked)
+            block = capture(f.tb, f.code, f.jumps, f.constants, f.guest, relocatable,
+                            pools) if f.generation == generation else None
+            if block is None:
+                self.stats["skipped"] += 1
+                continue
+            new.append(block)
+        # A new block of the same (pc, flags, guest bytes) as a stored one is the same
+        # block (it was re-emitted, e.g. after an invalidation of its page): not written
+        # again, unless the stored one could not be placed here (it is replaced).
+        keys = {(b.pc, b.flags): None for b in new}
+        stored: dict[tuple[int, int, bytes], int] = {}
         for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(self._table)):
-            if (pc, flags) in pcs:
+            if (pc, flags) in keys:
                 key = self._key(i)
-                if key in seen:
-                    replaced.add(i)
-                    if i not in self._unplaceable:
-                        seen.discard(key)  # (the same block: nothing new)
-        if not seen:
+                if key is not None:
+                    stored[key] = i
+        replaced = set()
+        unique = []
+        seen = set()
+        for block in new:
+            key = (block.pc, block.flags, bytes(block.guest))
+            if key in seen:
+                continue  # (emitted, invalidated, emitted again: once)
+            seen.add(key)
+            i = stored.get(key)
+            if i is not None:
+                if i not in self._unplaceable:
+                    continue
+                replaced.add(i)
+            unique.append(block)
+        if not unique:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
-        self._write(new, replaced, fixed)
+        self._write(unique, replaced, fixed)
         return self.stats["stored"]
 
-    def _capture(self, tb: InstalledBlock, size: int, constants: frozenset[int],
-                 relocatable: dict[int, str], pools: list[tuple[int, int]],
-                 read_guest: Callable[[InstalledBlock], bytes | None]) -> CachedBlock | None:
-        code = bytearray(ctypes.string_at(tb.entry, size))
-        jumps = []
+    def _capture(self, tb: InstalledBlock, emitted: bytes, jumps: list[tuple[int, int]],
+                 constants: frozenset[int], guest: bytes, relocatable: dict[int, str],
+                 pools: list[tuple[int, int]]) -> CachedBlock | None:
+        """The record of an emitted block: its code (``emitted``, as it was at
+        ``tb.entry``, with the direct jumps ``jumps``: exit slot n -> offset of the
+        rel32 or -1) made relocatable, or None when that would be ambiguous."""
+        code = bytearray(emitted)
         local: dict[int, str] = {}
-        for i, (n, slot) in enumerate(sorted(tb.slots.items())):
-            jump = BaselineCodegen.jump_of(slot)
-            offset = jump - tb.entry if jump else -1
-            if jump:  # (unlinked, as emitted: a jump to the next instruction)
-                code[offset:offset + 4] = bytes(4)
-            jumps.append((n, offset))
+        for i, (_, slot) in enumerate(sorted(tb.slots.items())):
             local[slot] = f"{_LOCAL}slot{i}"
+        for _, offset in jumps:
+            if offset >= 0:  # (unlinked, as emitted: a jump to the next instruction)
+                code[offset:offset + 4] = bytes(4)
         if tb.counter:
             local[tb.counter] = f"{_LOCAL}counter"
         if tb.target_cell:
@@ -636,9 +691,6 @@ class BaselineBlockCache:
         if relocations is None or any(not name for _, name in relocations) \
                 or (pools and _refers_to(code, tb.entry, pools)):
             return None  # (ambiguous, or a constant pool placed by this process)
-        guest = read_guest(tb)
-        if guest is None:
-            return None
         return CachedBlock(tb.pc, tb.flags, tuple(tuple(r) for r in tb.ranges), guest,
                            bytes(code), tuple(relocations), tuple(jumps),
                            tuple(sorted(tb.direct_targets.items())), tb.n_insns,
@@ -698,6 +750,28 @@ class BaselineBlockCache:
             return
         self.stats["stored"] = stored
         self.stats["saves"] += 1
+
+
+@dataclass(slots=True)
+class _Freed:
+    """An emitted block copied out when it was invalidated (note_invalidated)."""
+
+    tb: InstalledBlock  # (its fields: the code and data they point to are gone)
+    constants: frozenset[int]
+    guest: bytes
+    code: bytes
+    jumps: list[tuple[int, int]]  # exit slot n -> offset of its direct jump's rel32, -1
+    generation: int  # the arena's: an arena reset since drops it (its pools are gone)
+
+
+def _jumps(tb: InstalledBlock) -> list[tuple[int, int]]:
+    """(exit slot n, offset of its direct jump's rel32 in the code or -1) of an emitted
+    block whose data is still there, in slot order."""
+    out = []
+    for n, slot in sorted(tb.slots.items()):
+        jump = BaselineCodegen.jump_of(slot)
+        out.append((n, jump - tb.entry if jump else -1))
+    return out
 
 
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
