@@ -577,7 +577,8 @@ class TbCache:
         baseline = self.baseline
         blocks = []
         limit = min(self.max_region_blocks, BASELINE_REGION_BLOCKS)
-        for block in self._translate_ahead(pc, flags, limit):
+        fetch = self._fetch_for(flags)  # (also what _install_baseline reads again)
+        for block in self._translate_ahead(pc, flags, limit, fetch):
             try:
                 blocks.append((block, baseline.prepare(block)))
             except Unsupported as exc:
@@ -615,7 +616,7 @@ class TbCache:
             if self.jit.perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, block.name)
             self.stats["baseline_blocks"] += 1
-            tbs.append(self._install_baseline(block, emitted, flags))
+            tbs.append(self._install_baseline(block, emitted, flags, fetch))
         if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)
             return self._translate_baseline(pc, flags)
         return tbs
@@ -630,13 +631,15 @@ class TbCache:
         if self.log.enabled("tier"):
             self.log.write("baseline: code arena full, translations flushed\n")
 
-    def _translate_ahead(self, pc: int, flags: int, limit: int | None = None
-                         ) -> list[Block]:
+    def _translate_ahead(self, pc: int, flags: int, limit: int | None = None,
+                         fetch: Callable[[int, int], bytes] | None = None) -> list[Block]:
         """The block at pc and, ahead of time, the blocks its direct exits reach,
         breadth first, up to ``limit`` (default ``max_region_blocks``) on at most
         MAX_REGION_PAGES pages (speculative translations that fail are skipped; a
-        failure at pc is the guest's)."""
-        fetch = self._fetch_for(flags)
+        failure at pc is the guest's), read through ``fetch`` (default: a new
+        :meth:`_fetch_for`)."""
+        if fetch is None:
+            fetch = self._fetch_for(flags)
         first, self._pretranslated = self._pretranslated, None
         if first is None or first.pc != pc:
             first = self._translate(pc, flags, fetch)
@@ -812,18 +815,17 @@ class TbCache:
                     link(tb, n, target)
         return tbs
 
-    def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
-                          ) -> TranslationBlock:
+    def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int,
+                          fetch: Callable[[int, int], bytes]) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
         straight from the emitted addresses (no metadata record, no symbol names)."""
         targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
         if self.baseline_cache is not None and not self.breakpoints:
-            # (the bytes now, fetched as translation did: stored with the code, and
-            # what stands for it even if it is invalidated and they change later)
-            fetch = self.fetch if self.addressing is None \
-                else self.addressing.code_reader(flags)
+            # (the bytes now, through the translation's reader — its pages found
+            # already —: stored with the code, and what it stands for even if it is
+            # invalidated and they change later)
             try:
                 guest = b"".join([fetch(s, e - s) for s, e in block.guest_ranges])
             except GuestFault:
