@@ -164,6 +164,8 @@ def test_values_are_found_at_any_offset_and_overlaps_are_refused() -> None:
     a, b = 0x7F12_3456_7000, 0x7F12_3456_8000
     code = b"\x90" * 3 + struct.pack("<Q", a) + b"\x90" + struct.pack("<Q", b)
     assert _find_values(code, {a: "a", b: "b"}) == [(3, "a"), (12, "b")]
+    # (a block's own values apart from the process's, found all the same)
+    assert _find_values(code, {a: "a"}, {b: "b"}) == [(3, "a"), (12, "b")]
     # Two candidates sharing bytes: which one is real cannot be told.
     overlapping = struct.pack("<Q", a) + struct.pack("<Q", a)[:4]
     c = struct.unpack_from("<Q", overlapping, 4)[0]

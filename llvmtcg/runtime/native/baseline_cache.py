@@ -610,6 +610,7 @@ class BaselineBlockCache:
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
         pools = self.codegen.pool_ranges()
+        tops = _tops(relocatable)
         new: list[CachedBlock] = []
         hot = self.codegen.hot_threshold
         capture = self._capture
@@ -622,7 +623,7 @@ class BaselineBlockCache:
                 self.stats["unrun"] += 1
                 continue
             block = capture(tb, ctypes.string_at(tb.entry, size), _jumps(tb), constants,
-                            guest, relocatable, pools)
+                            guest, relocatable, tops, pools)
             if block is None:
                 self.stats["skipped"] += 1
                 continue
@@ -631,7 +632,7 @@ class BaselineBlockCache:
         for f in freed.values():
             # (of an arena reset since: its constant pools are gone, unchecked)
             block = capture(f.tb, f.code, f.jumps, f.constants, f.guest, relocatable,
-                            pools) if f.generation == generation else None
+                            tops, pools) if f.generation == generation else None
             if block is None:
                 self.stats["skipped"] += 1
                 continue
@@ -667,7 +668,7 @@ class BaselineBlockCache:
 
     def _capture(self, tb: InstalledBlock, emitted: bytes, jumps: list[tuple[int, int]],
                  constants: frozenset[int], guest: bytes, relocatable: dict[int, str],
-                 pools: list[tuple[int, int]]) -> CachedBlock | None:
+                 tops: frozenset[bytes], pools: list[tuple[int, int]]) -> CachedBlock | None:
         """The record of an emitted block: its code (``emitted``, as it was at
         ``tb.entry``, with the direct jumps ``jumps``: exit slot n -> offset of the
         rel32 or -1) made relocatable, or None when that would be ambiguous."""
@@ -682,12 +683,13 @@ class BaselineBlockCache:
             local[tb.counter] = f"{_LOCAL}counter"
         if tb.target_cell:
             local[tb.target_cell] = f"{_LOCAL}targets"
-        if local.keys() & relocatable.keys():
+        process = relocatable.keys()
+        if not process.isdisjoint(local):
             return None  # (the block's data where a process value is: cannot be)
-        table = {**relocatable, **local}
-        if constants & table.keys():
+        if constants and not (process.isdisjoint(constants)
+                              and local.keys().isdisjoint(constants)):
             return None  # (a guest constant looks like a host address here)
-        relocations = _find_values(code, table)
+        relocations = _find_values(code, relocatable, local, tops)
         if relocations is None or any(not name for _, name in relocations) \
                 or (pools and _refers_to(code, tb.entry, pools)):
             return None  # (ambiguous, or a constant pool placed by this process)
@@ -806,23 +808,39 @@ _NO_TARGETS = b"\xff" * (8 * INDIRECT_TARGETS)  # (an empty indirect-target prof
 _PAGE_MASK = abi.PAGE_MASK
 
 
-def _find_values(code: bytes | bytearray, table: dict[int, str]
+def _tops(values: Iterable[int]) -> frozenset[bytes]:
+    """The distinct top three bytes (little-endian) of 64-bit ``values``."""
+    return frozenset(((value >> 40) & 0xFF_FFFF).to_bytes(3, "little") for value in values)
+
+
+def _find_values(code: bytes | bytearray, table: dict[int, str],
+                 local: dict[int, str] | None = None, tops: frozenset[bytes] | None = None
                  ) -> list[tuple[int, str]] | None:
     """(offset, name) of every 8 bytes of ``code`` (at any offset) whose value is in
-    ``table``; None if two of them overlap (which one is real is unknown).
+    ``local`` (looked up first) or ``table``; None if two of them overlap (which one
+    is real is unknown). ``tops``: ``_tops(table)``, when the caller made it once for
+    many blocks (a save: hundreds of process values, tens of thousands of blocks).
 
     Candidates are found by their top three bytes (a few distinct ones: host addresses
     share them), searched for in C by ``bytes.find``; only those are unpacked."""
     found = []
     n = len(code)
     unpack = _Q.unpack_from
-    for top in {value >> 40 for value in table}:
-        pattern = (top & 0xFF_FFFF).to_bytes(3, "little")
+    if tops is None:
+        tops = _tops(table)
+    if local:
+        tops = tops | _tops(local)
+    else:
+        local = {}
+    for pattern in tops:
         position = code.find(pattern, 5)
         while position >= 0:
             offset = position - 5
             if offset + 8 <= n:
-                name = table.get(unpack(code, offset)[0])
+                value = unpack(code, offset)[0]
+                name = local.get(value)
+                if name is None:
+                    name = table.get(value)
                 if name is not None:
                     found.append((offset, name))
             position = code.find(pattern, position + 1)
