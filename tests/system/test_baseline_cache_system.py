@@ -2,7 +2,8 @@
 a second run of the same bare-metal programs (M, S and U mode, paging, code rewritten
 and reached through an alias) places its stored blocks and computes what the first
 run did. Blocks are keyed by virtual pc, the flags (privilege, MMU state) and the guest
-bytes, which are read back through the blocks' physical ranges when saving."""
+bytes (fetched when the block is emitted), not by physical page: the same code loaded
+on another physical page is placed there."""
 
 from __future__ import annotations
 

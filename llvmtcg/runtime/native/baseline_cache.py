@@ -32,6 +32,10 @@ A block is not stored when that would be ambiguous: a guest constant of the bloc
 to one of those values, two candidates overlapping, or a PC-relative reference near a
 constant pool (those pools are placed per process).
 
+Blocks are stored if they are still valid at the save, or if they ran and were then
+invalidated (their code copied out at the invalidation: code a kernel frees after boot,
+pages reused): either way with the guest bytes fetched when they were emitted.
+
 Writes go to a temporary file renamed into place, so concurrent processes see one
 complete file or the other (the last writer's blocks win); a file is bounded by
 ``max_bytes`` (blocks this run did not use are dropped first), and the code cache's
