@@ -624,6 +624,8 @@ class TbCache:
     def flush_arena(self) -> None:
         """The baseline arena is full: drop every translation and start again (QEMU's
         tb_flush). Only at a safe point (no native frame running)."""
+        if self.baseline_cache is not None:
+            self.baseline_cache.note_arena_reset()  # (before: nothing to copy out)
         self.flush()
         self.baseline.arena.reset()
         self.baseline.reset()

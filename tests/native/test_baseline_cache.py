@@ -232,6 +232,30 @@ def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> Non
     assert a0 == 5000 and stats["stale"] >= 1
 
 
+def test_an_arena_reset_copies_nothing_out_and_the_rest_is_stored(tmp_path: Path) -> None:
+    # 1,024 blocks (addi a0, a0, 1; j next) in a 64 KiB arena: it is reset on the
+    # way. The blocks from before a reset are dropped, not copied out (their constant
+    # pools are gone); those after it are stored and placed by the next run.
+    words = [0x00150513, 0x0040006F] * 1024  # addi a0, a0, 1; jal zero, +4
+    image = struct.pack(f"<{len(words)}I", *words)
+    end = CODE + len(image)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
+                             program="chain", arena_size=1 << 16)
+    results = []
+    for _ in range(2):
+        with Emulator("riscv64", options=options) as emu:
+            emu.mem_map(CODE, 0x3000)
+            emu.mem_write(CODE, image)
+            emu.emu_start(CODE, end)
+            tbs = emu._cpu.tbs
+            assert emu.reg_read("a0") == 1024
+            results.append((tbs.stats["arena_flushes"], tbs.stats["baseline_blocks"],
+                            tbs.baseline_cache.stats["hits"], not tbs.baseline_cache._freed))
+    (flushes, emitted, hits, nothing_copied), (_, _, hits2, _) = results
+    assert flushes >= 1 and hits == 0 and nothing_copied
+    assert 0 < hits2 < emitted
+
+
 def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path) -> None:
     options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
                              program="prog")

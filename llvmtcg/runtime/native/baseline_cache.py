@@ -549,6 +549,14 @@ class BaselineBlockCache:
                 del self._freed[(tb.pc, tb.flags)]  # (the same block again: this one)
                 self._freed_bytes -= len(freed.code)
 
+    def note_arena_reset(self) -> None:
+        """The arena is about to be reset (every block invalidated, the constant pools
+        gone): nothing emitted so far is stored, as nothing of it can be checked at
+        the save any more (and copying out a whole arena would be work for nothing)."""
+        self._emitted.clear()
+        self._freed.clear()
+        self._freed_bytes = 0
+
     def note_invalidated(self, tb: InstalledBlock) -> None:
         """A block is being invalidated (before its code and data are given back): if
         it was emitted this run and ran, keep a copy of its code for the save. The
