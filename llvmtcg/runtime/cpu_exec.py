@@ -40,7 +40,7 @@ from llvmtcg.runtime.softmmu import (
     Softmmu,
     page_floor,
 )
-from llvmtcg.runtime.tbcache import TbCache, TranslationBlock
+from llvmtcg.runtime.tbcache import TbCache
 from llvmtcg.runtime.tiering import Tiering
 
 
@@ -385,17 +385,7 @@ class Cpu:
         if cache is None:
             return 0
         with self.tbs.lock:
-            return cache.save(self._guest_bytes_of)
-
-    def _guest_bytes_of(self, tb: TranslationBlock) -> bytes | None:
-        """The guest bytes a valid block was translated from (physical ranges in system
-        mode: the virtual mapping may have changed since; stores invalidate blocks)."""
-        try:
-            if tb.phys_ranges is None:
-                return b"".join(self.softmmu.fetch(s, e - s) for s, e in tb.ranges)
-            return b"".join(self.memory.read(s, e - s) for s, e in tb.phys_ranges)
-        except Exception:  # noqa: BLE001 - unmapped meanwhile: not stored
-            return None
+            return cache.save()
 
     def close(self) -> None:
         callbacks.unregister(self)

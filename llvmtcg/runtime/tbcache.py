@@ -604,7 +604,8 @@ class TbCache:
         baseline = self.baseline
         blocks = []
         limit = min(self.max_region_blocks, BASELINE_REGION_BLOCKS)
-        for block in self._translate_ahead(pc, flags, limit):
+        fetch = self._fetch_for(flags)  # (also what _install_baseline reads again)
+        for block in self._translate_ahead(pc, flags, limit, fetch):
             try:
                 blocks.append((block, baseline.prepare(block)))
             except Unsupported as exc:
@@ -642,7 +643,7 @@ class TbCache:
             if self.jit.perf_map:
                 self.jit.perf_map_entry(emitted.entry, emitted.size, block.name)
             self.stats["baseline_blocks"] += 1
-            tbs.append(self._install_baseline(block, emitted, flags))
+            tbs.append(self._install_baseline(block, emitted, flags, fetch))
         if not tbs or tbs[0].pc != pc:  # (pc's block was flushed: emit it again)
             return self._translate_baseline(pc, flags)
         return tbs
@@ -650,6 +651,8 @@ class TbCache:
     def flush_arena(self) -> None:
         """The baseline arena is full: drop every translation and start again (QEMU's
         tb_flush). Only at a safe point (no native frame running)."""
+        if self.baseline_cache is not None:
+            self.baseline_cache.note_arena_reset()  # (before: nothing to copy out)
         self.flush()
         self.baseline.arena.reset()
         self.baseline.reset()
@@ -657,13 +660,15 @@ class TbCache:
         if self.log.enabled("tier"):
             self.log.write("baseline: code arena full, translations flushed\n")
 
-    def _translate_ahead(self, pc: int, flags: int, limit: int | None = None
-                         ) -> list[Block]:
+    def _translate_ahead(self, pc: int, flags: int, limit: int | None = None,
+                         fetch: Callable[[int, int], bytes] | None = None) -> list[Block]:
         """The block at pc and, ahead of time, the blocks its direct exits reach,
         breadth first, up to ``limit`` (default ``max_region_blocks``) on at most
         MAX_REGION_PAGES pages (speculative translations that fail are skipped; a
-        failure at pc is the guest's)."""
-        fetch = self._fetch_for(flags)
+        failure at pc is the guest's), read through ``fetch`` (default: a new
+        :meth:`_fetch_for`)."""
+        if fetch is None:
+            fetch = self._fetch_for(flags)
         first, self._pretranslated = self._pretranslated, None
         if first is None or first.pc != pc:
             first = self._translate(pc, flags, fetch)
@@ -839,15 +844,22 @@ class TbCache:
                     link(tb, n, target)
         return tbs
 
-    def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int
-                          ) -> TranslationBlock:
+    def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int,
+                          fetch: Callable[[int, int], bytes]) -> TranslationBlock:
         """Install a baseline block: what :meth:`_install` does for a compiled module,
         straight from the emitted addresses (no metadata record, no symbol names)."""
         targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
         if self.baseline_cache is not None and not self.breakpoints:
-            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block))
+            # (the bytes now, through the translation's reader — its pages found
+            # already —: stored with the code, and what it stands for even if it is
+            # invalidated and they change later)
+            try:
+                guest = b"".join([fetch(s, e - s) for s, e in block.guest_ranges])
+            except GuestFault:
+                return tb  # (unreadable now: not stored; cannot be, just translated)
+            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block), guest)
         return tb
 
     def _install_emitted(self, pc: int, name: str, ranges: list[tuple[int, int]],
@@ -1122,6 +1134,10 @@ class TbCache:
         if not tb.valid:
             return
         tb.valid = False
+        if self.baseline_cache is not None:
+            # (a block emitted this run and run is stored even so: its code is copied
+            # out now, before it is released)
+            self.baseline_cache.note_invalidated(tb)
         for src, n in list(tb.incoming):
             self._unlink_exit(src, n)
         tb.incoming.clear()

@@ -48,10 +48,10 @@ def code(step: int = 3) -> bytes:
     return struct.pack(f"<{len(words)}I", *words)
 
 
-def run(cache: Path, program: str | None = "prog", step: int = 3, n: int = 1000
-        ) -> tuple[int, int, dict[str, float]]:
+def run(cache: Path, program: str | None = "prog", step: int = 3, n: int = 1000,
+        hot_threshold: int = 0) -> tuple[int, int, dict[str, float]]:
     """Run the loop in a fresh emulator; (a0, a2, the block cache's counters)."""
-    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+    options = RuntimeOptions(tier_sync=True, hot_threshold=hot_threshold, cache_dir=cache,
                              program=program)
     with Emulator("riscv64", options=options) as emu:
         emu.mem_map(CODE, 0x1000)
@@ -164,6 +164,8 @@ def test_values_are_found_at_any_offset_and_overlaps_are_refused() -> None:
     a, b = 0x7F12_3456_7000, 0x7F12_3456_8000
     code = b"\x90" * 3 + struct.pack("<Q", a) + b"\x90" + struct.pack("<Q", b)
     assert _find_values(code, {a: "a", b: "b"}) == [(3, "a"), (12, "b")]
+    # (a block's own values apart from the process's, found all the same)
+    assert _find_values(code, {a: "a"}, {b: "b"}) == [(3, "a"), (12, "b")]
     # Two candidates sharing bytes: which one is real cannot be told.
     overlapping = struct.pack("<Q", a) + struct.pack("<Q", a)[:4]
     c = struct.unpack_from("<Q", overlapping, 4)[0]
@@ -179,20 +181,79 @@ def test_pc_relative_references_to_constant_pools_are_seen() -> None:
 
 
 def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> None:
+    # Code rewritten and translated again and again at a few pcs: what is kept for the
+    # save is the valid blocks and, per (pc, flags), the last invalidated one that ran.
     class Block:
         valid = True
+        entry = 0
+        slots: dict[int, int] = {}  # noqa: RUF012
+        counter = counter_start = 0  # (no HOT counter: counted as run)
 
-    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=None)
+        def __init__(self, pc: int) -> None:
+            self.pc, self.flags = pc, 0
+
+    class Codegen:
+        hot_threshold = 0
+        arena = type("Arena", (), {"generation": 0})
+
+    cache = BaselineBlockCache(tmp_path, "fingerprint", "prog", codegen=Codegen())
     kept = []
     for i in range(50_000):
-        block = Block()
-        cache.note_emitted(block, 0, ())
+        block = Block(CODE + 4 * (i % 100))
+        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
         if i % 10:
             block.valid = False  # (rewritten code: retranslated many times)
+            cache.note_invalidated(block)
         else:
             kept.append(block)
-    assert len(cache._emitted) <= 2 * len(kept) + 4096
-    assert {id(b) for b, _, _ in cache._emitted} >= {id(b) for b in kept[:-500]}
+    assert set(cache._emitted) == set(kept)
+    assert len(cache._freed) == 90  # (the pcs whose last version was invalidated)
+
+
+def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> None:
+    # Code freed after it ran (a kernel's init text) is stored all the same: a later
+    # run that has the same bytes there places it; one that has others does not.
+    hot = 1 << 30  # (blocks with HOT counters: those never entered are not stored)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=hot, cache_dir=tmp_path,
+                             program="prog")
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, code())
+        emu.reg_write("a1", 1000)
+        emu.emu_start(CODE, END)
+        emitted = emu._cpu.tbs.stats["baseline_blocks"]
+        emu.mem_write(CODE, bytes(len(code())))  # (the code freed: invalidated)
+        assert not list(emu._cpu.tbs.blocks())
+    assert emitted >= 2
+    a0, a2, stats = run(tmp_path, hot_threshold=hot)
+    assert (a0, a2) == (3000, 0x123456789)
+    assert stats["hits"] == emitted and stats["saves"] == 0  # (nothing new to store)
+    a0, _, stats = run(tmp_path, step=5, hot_threshold=hot)
+    assert a0 == 5000 and stats["stale"] >= 1
+
+
+def test_an_arena_reset_copies_nothing_out_and_the_rest_is_stored(tmp_path: Path) -> None:
+    # 1,024 blocks (addi a0, a0, 1; j next) in a 64 KiB arena: it is reset on the
+    # way. The blocks from before a reset are dropped, not copied out (their constant
+    # pools are gone); those after it are stored and placed by the next run.
+    words = [0x00150513, 0x0040006F] * 1024  # addi a0, a0, 1; jal zero, +4
+    image = struct.pack(f"<{len(words)}I", *words)
+    end = CODE + len(image)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
+                             program="chain", arena_size=1 << 16)
+    results = []
+    for _ in range(2):
+        with Emulator("riscv64", options=options) as emu:
+            emu.mem_map(CODE, 0x3000)
+            emu.mem_write(CODE, image)
+            emu.emu_start(CODE, end)
+            tbs = emu._cpu.tbs
+            assert emu.reg_read("a0") == 1024
+            results.append((tbs.stats["arena_flushes"], tbs.stats["baseline_blocks"],
+                            tbs.baseline_cache.stats["hits"], not tbs.baseline_cache._freed))
+    (flushes, emitted, hits, nothing_copied), (_, _, hits2, _) = results
+    assert flushes >= 1 and hits == 0 and nothing_copied
+    assert 0 < hits2 < emitted
 
 
 def test_a_save_merges_with_what_another_process_saved_meanwhile(tmp_path: Path) -> None:

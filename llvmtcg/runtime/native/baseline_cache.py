@@ -32,6 +32,10 @@ A block is not stored when that would be ambiguous: a guest constant of the bloc
 to one of those values, two candidates overlapping, or a PC-relative reference near a
 constant pool (those pools are placed per process).
 
+Blocks are stored if they are still valid at the save, or if they ran and were then
+invalidated (their code copied out at the invalidation: code a kernel frees after boot,
+pages reused): either way with the guest bytes fetched when they were emitted.
+
 Writes go to a temporary file renamed into place, so concurrent processes see one
 complete file or the other (the last writer's blocks win); a file is bounded by
 ``max_bytes`` (blocks this run did not use are dropped first), and the code cache's
@@ -83,7 +87,6 @@ _H = struct.Struct("<H")
 _U64 = ctypes.c_uint64
 _WIDE = 1 << 32  # per-process values below this must be equal in the loading process
 _MASK64 = (1 << 64) - 1
-_PRUNE_MIN = 4096
 _CONST = TempKind.CONST
 
 
@@ -210,8 +213,16 @@ class BaselineBlockCache:
         self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
         self._values: dict[str, int | None] = {}  # value name -> this process's value
-        self._emitted: list[tuple[InstalledBlock, int, frozenset[int]]] = []
-        self._prune_at = _PRUNE_MIN
+        # Blocks emitted this run and still valid: block -> (code size, wide guest
+        # constants, the guest bytes it was translated from).
+        self._emitted: dict[InstalledBlock, tuple[int, frozenset[int], bytes]] = {}
+        # Blocks emitted this run, run, then invalidated (their guest bytes written or
+        # freed: a kernel's init code, a program's pages reused), copied out before
+        # their code goes (see note_invalidated), at most one per (pc, flags): stored
+        # at the save like the valid ones. Without them a Linux boot's 3.6k init-text
+        # blocks were emitted again by every warm boot.
+        self._freed: dict[tuple[int, int], _Freed] = {}
+        self._freed_bytes = 0
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> None:
@@ -525,34 +536,65 @@ class BaselineBlockCache:
         return placed
 
     # -- writing -------------------------------------------------------------------------
-    def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
+    def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
+                     guest: bytes) -> None:
         """A block was emitted this run (``size`` bytes of code; ``constants``: the
-        64-bit values of its guest constants and pcs at least 2**32): store it at the
-        next :meth:`save` if it is still valid then."""
-        emitted = self._emitted
-        emitted.append((tb, size, frozenset(constants)))
-        if len(emitted) >= self._prune_at:
-            # Blocks invalidated since (rewritten code, an arena flush) are not saved:
-            # dropped now and then, so a program that keeps translating does not keep
-            # every block it ever had alive (amortised: the list at most doubles).
-            emitted[:] = [entry for entry in emitted if entry[0].valid]
-            self._prune_at = max(2 * len(emitted), _PRUNE_MIN)
+        64-bit values of its guest constants and pcs at least 2**32; ``guest``: the
+        guest bytes it was translated from): store it at the next :meth:`save` if it is
+        still valid then, or if it ran before it was invalidated."""
+        self._emitted[tb] = (size, frozenset(constants), guest)
+        if self._freed:
+            freed = self._freed.get((tb.pc, tb.flags))
+            if freed is not None and freed.guest == guest:
+                del self._freed[(tb.pc, tb.flags)]  # (the same block again: this one)
+                self._freed_bytes -= len(freed.code)
 
-    def save(self, read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
-        """Write the file again if this run emitted blocks: the new ones still valid
-        and the stored ones (those used this run first, within ``max_bytes``). Best
-        effort (a read-only or full disk is not an error). ``read_guest`` gives a
-        block's guest bytes now (None: not readable). Returns the blocks written."""
-        if not self._emitted:
+    def note_arena_reset(self) -> None:
+        """The arena is about to be reset (every block invalidated, the constant pools
+        gone): nothing emitted so far is stored, as nothing of it can be checked at
+        the save any more (and copying out a whole arena would be work for nothing)."""
+        self._emitted.clear()
+        self._freed.clear()
+        self._freed_bytes = 0
+
+    def note_invalidated(self, tb: InstalledBlock) -> None:
+        """A block is being invalidated (before its code and data are given back): if
+        it was emitted this run and ran, keep a copy of its code for the save. The
+        guest bytes recorded at emission are what the copy stands for, whatever the
+        guest writes there later (a store invalidates before it writes, DMA may not)."""
+        entry = self._emitted.pop(tb, None)
+        if entry is None:
+            return
+        size, constants, guest = entry
+        if tb.counter and tb.counter_start == self.codegen.hot_threshold \
+                and not tb.executions():
+            return  # (translated ahead, never entered: see _save)
+        if self._freed_bytes + size > self.max_bytes:
+            return  # (a program that keeps making code: the file could not hold it)
+        key = (tb.pc, tb.flags)
+        old = self._freed.get(key)
+        if old is not None:
+            self._freed_bytes -= len(old.code)
+        self._freed[key] = _Freed(tb, constants, guest, ctypes.string_at(tb.entry, size),
+                                  _jumps(tb), self.codegen.arena.generation)
+        self._freed_bytes += size
+
+    def save(self) -> int:
+        """Write the file again if this run emitted blocks not stored yet: the new ones
+        still valid or that ran before they were invalidated, and the stored ones
+        (those used this run first, within ``max_bytes``). Best effort (a read-only or
+        full disk is not an error). Returns the blocks written (0: none)."""
+        if not self._emitted and not self._freed:
             return 0
-        emitted, self._emitted = self._emitted, []
+        emitted, self._emitted = self._emitted, {}
+        freed, self._freed, self._freed_bytes = self._freed, {}, 0
         # Thousands of small acyclic records: with the collector on, their allocations
         # set off full collections of the whole (large, after translating) heap, which
         # took 2/3 of the time.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._save(emitted, read_guest)
+            return self._save(emitted, freed)
         finally:
             if collecting:
                 gc.enable()
@@ -564,8 +606,8 @@ class BaselineBlockCache:
             return None
         return layout[0], layout[1], bytes(self._records[layout[11]:layout[12]])
 
-    def _save(self, emitted: list[tuple[InstalledBlock, int, frozenset[int]]],
-              read_guest: Callable[[InstalledBlock], bytes | None]) -> int:
+    def _save(self, emitted: dict[InstalledBlock, tuple[int, frozenset[int], bytes]],
+              freed: dict[tuple[int, int], _Freed]) -> int:
         if self._table is not None and self._changed():
             # Another process (or hart) saved since: merge with that (what this run
             # used, found by key: the block numbers are the old file's).
@@ -580,65 +622,89 @@ class BaselineBlockCache:
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
         pools = self.codegen.pool_ranges()
+        tops = _tops(relocatable)
         new: list[CachedBlock] = []
         hot = self.codegen.hot_threshold
-        for tb, size, constants in emitted:
+        capture = self._capture
+        for tb, (size, constants, guest) in emitted.items():
+            if not tb.valid:
+                continue  # (invalidated without note_invalidated: not known to have run)
             if tb.counter and tb.counter_start == hot and not tb.executions():
                 # Translated ahead of a miss, never entered (a third of glibc start-up's
                 # blocks): placing it next time would be work for nothing.
                 self.stats["unrun"] += 1
                 continue
-            block = self._capture(tb, size, constants, relocatable, pools, read_guest) \
-                if tb.valid else None
+            block = capture(tb, ctypes.string_at(tb.entry, size), _jumps(tb), constants,
+                            guest, relocatable, tops, pools)
             if block is None:
-                self.stats["skipped"] += tb.valid
+                self.stats["skipped"] += 1
                 continue
             new.append(block)
-        # A stored block of the same (pc, flags, guest bytes) as a new one is replaced.
-        seen = {(b.pc, b.flags, bytes(b.guest)) for b in new}
-        pcs = {(pc, flags) for pc, flags, _ in seen}
-        replaced = set()
+        generation = self.codegen.arena.generation
+        for f in freed.values():
+            # (of an arena reset since: its constant pools are gone, unchecked)
+            block = capture(f.tb, f.code, f.jumps, f.constants, f.guest, relocatable,
+                            tops, pools) if f.generation == generation else None
+            if block is None:
+                self.stats["skipped"] += 1
+                continue
+            new.append(block)
+        # A new block of the same (pc, flags, guest bytes) as a stored one is the same
+        # block (it was re-emitted, e.g. after an invalidation of its page): not written
+        # again, unless the stored one could not be placed here (it is replaced).
+        keys = {(b.pc, b.flags): None for b in new}
+        stored: dict[tuple[int, int, bytes], int] = {}
         for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(self._table)):
-            if (pc, flags) in pcs:
+            if (pc, flags) in keys:
                 key = self._key(i)
-                if key in seen:
-                    replaced.add(i)
-                    if i not in self._unplaceable:
-                        seen.discard(key)  # (the same block: nothing new)
-        if not seen:
+                if key is not None:
+                    stored[key] = i
+        replaced = set()
+        unique = []
+        seen = set()
+        for block in new:
+            key = (block.pc, block.flags, bytes(block.guest))
+            if key in seen:
+                continue  # (emitted, invalidated, emitted again: once)
+            seen.add(key)
+            i = stored.get(key)
+            if i is not None:
+                if i not in self._unplaceable:
+                    continue
+                replaced.add(i)
+            unique.append(block)
+        if not unique:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
-        self._write(new, replaced, fixed)
+        self._write(unique, replaced, fixed)
         return self.stats["stored"]
 
-    def _capture(self, tb: InstalledBlock, size: int, constants: frozenset[int],
-                 relocatable: dict[int, str], pools: list[tuple[int, int]],
-                 read_guest: Callable[[InstalledBlock], bytes | None]) -> CachedBlock | None:
-        code = bytearray(ctypes.string_at(tb.entry, size))
-        jumps = []
+    def _capture(self, tb: InstalledBlock, emitted: bytes, jumps: list[tuple[int, int]],
+                 constants: frozenset[int], guest: bytes, relocatable: dict[int, str],
+                 tops: frozenset[bytes], pools: list[tuple[int, int]]) -> CachedBlock | None:
+        """The record of an emitted block: its code (``emitted``, as it was at
+        ``tb.entry``, with the direct jumps ``jumps``: exit slot n -> offset of the
+        rel32 or -1) made relocatable, or None when that would be ambiguous."""
+        code = bytearray(emitted)
         local: dict[int, str] = {}
-        for i, (n, slot) in enumerate(sorted(tb.slots.items())):
-            jump = BaselineCodegen.jump_of(slot)
-            offset = jump - tb.entry if jump else -1
-            if jump:  # (unlinked, as emitted: a jump to the next instruction)
-                code[offset:offset + 4] = bytes(4)
-            jumps.append((n, offset))
+        for i, (_, slot) in enumerate(sorted(tb.slots.items())):
             local[slot] = f"{_LOCAL}slot{i}"
+        for _, offset in jumps:
+            if offset >= 0:  # (unlinked, as emitted: a jump to the next instruction)
+                code[offset:offset + 4] = bytes(4)
         if tb.counter:
             local[tb.counter] = f"{_LOCAL}counter"
         if tb.target_cell:
             local[tb.target_cell] = f"{_LOCAL}targets"
-        if local.keys() & relocatable.keys():
+        process = relocatable.keys()
+        if not process.isdisjoint(local):
             return None  # (the block's data where a process value is: cannot be)
-        table = {**relocatable, **local}
-        if constants & table.keys():
+        if constants and not (process.isdisjoint(constants)
+                              and local.keys().isdisjoint(constants)):
             return None  # (a guest constant looks like a host address here)
-        relocations = _find_values(code, table)
+        relocations = _find_values(code, relocatable, local, tops)
         if relocations is None or any(not name for _, name in relocations) \
                 or (pools and _refers_to(code, tb.entry, pools)):
             return None  # (ambiguous, or a constant pool placed by this process)
-        guest = read_guest(tb)
-        if guest is None:
-            return None
         return CachedBlock(tb.pc, tb.flags, tuple(tuple(r) for r in tb.ranges), guest,
                            bytes(code), tuple(relocations), tuple(jumps),
                            tuple(sorted(tb.direct_targets.items())), tb.n_insns,
@@ -700,6 +766,28 @@ class BaselineBlockCache:
         self.stats["saves"] += 1
 
 
+@dataclass(slots=True)
+class _Freed:
+    """An emitted block copied out when it was invalidated (note_invalidated)."""
+
+    tb: InstalledBlock  # (its fields: the code and data they point to are gone)
+    constants: frozenset[int]
+    guest: bytes
+    code: bytes
+    jumps: list[tuple[int, int]]  # exit slot n -> offset of its direct jump's rel32, -1
+    generation: int  # the arena's: an arena reset since drops it (its pools are gone)
+
+
+def _jumps(tb: InstalledBlock) -> list[tuple[int, int]]:
+    """(exit slot n, offset of its direct jump's rel32 in the code or -1) of an emitted
+    block whose data is still there, in slot order."""
+    out = []
+    for n, slot in sorted(tb.slots.items()):
+        jump = BaselineCodegen.jump_of(slot)
+        out.append((n, jump - tb.entry if jump else -1))
+    return out
+
+
 def _stamp(st: os.stat_result) -> tuple[int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -732,23 +820,39 @@ _NO_TARGETS = b"\xff" * (8 * INDIRECT_TARGETS)  # (an empty indirect-target prof
 _PAGE_MASK = abi.PAGE_MASK
 
 
-def _find_values(code: bytes | bytearray, table: dict[int, str]
+def _tops(values: Iterable[int]) -> frozenset[bytes]:
+    """The distinct top three bytes (little-endian) of 64-bit ``values``."""
+    return frozenset(((value >> 40) & 0xFF_FFFF).to_bytes(3, "little") for value in values)
+
+
+def _find_values(code: bytes | bytearray, table: dict[int, str],
+                 local: dict[int, str] | None = None, tops: frozenset[bytes] | None = None
                  ) -> list[tuple[int, str]] | None:
     """(offset, name) of every 8 bytes of ``code`` (at any offset) whose value is in
-    ``table``; None if two of them overlap (which one is real is unknown).
+    ``local`` (looked up first) or ``table``; None if two of them overlap (which one
+    is real is unknown). ``tops``: ``_tops(table)``, when the caller made it once for
+    many blocks (a save: hundreds of process values, tens of thousands of blocks).
 
     Candidates are found by their top three bytes (a few distinct ones: host addresses
     share them), searched for in C by ``bytes.find``; only those are unpacked."""
     found = []
     n = len(code)
     unpack = _Q.unpack_from
-    for top in {value >> 40 for value in table}:
-        pattern = (top & 0xFF_FFFF).to_bytes(3, "little")
+    if tops is None:
+        tops = _tops(table)
+    if local:
+        tops = tops | _tops(local)
+    else:
+        local = {}
+    for pattern in tops:
         position = code.find(pattern, 5)
         while position >= 0:
             offset = position - 5
             if offset + 8 <= n:
-                name = table.get(unpack(code, offset)[0])
+                value = unpack(code, offset)[0]
+                name = local.get(value)
+                if name is None:
+                    name = table.get(value)
                 if name is not None:
                     found.append((offset, name))
             position = code.find(pattern, position + 1)
