@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -74,19 +74,27 @@ class NetdevPeer:
         self.id = netdev_id
         self.link_up = True
         self._receive: Callable[[bytes], None] | None = None
+        self._receive_batch: Callable[[Sequence[bytes]], None] | None = None
         self._peer_link: Callable[[bool], None] | None = None
         self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
         self._loop: Loop | None = None
+        # Inside a backend's round (_collect): frames for the guest gather here and go
+        # to the peer together at its end (one used-buffer notification for a burst).
+        self._collecting = False
+        self._outbox: list[bytes] = []
 
     @property
     def connected(self) -> bool:
         return self._receive is not None
 
     def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
-        """Frames for the guest go to ``receive`` (on the loop's thread); ``set_link``
+                set_link: Callable[[bool], None] | None = None, *,
+                receive_batch: Callable[[Sequence[bytes]], None] | None = None) -> None:
+        """Frames for the guest go to ``receive`` (on the loop's thread), or the frames
+        of one round together to ``receive_batch`` when the peer has it; ``set_link``
         follows this backend's link state."""
         self._receive = receive
+        self._receive_batch = receive_batch
         self._peer_link = set_link
 
     def set_link(self, up: bool) -> None:
@@ -105,11 +113,42 @@ class NetdevPeer:
         was dropped (link down, no peer). On the loop's thread."""
         if not self.link_up or self._receive is None:
             return False
+        if self._collecting:
+            self._outbox.append(frame)
+            return True
         if self._loop is not None and not self._loop.running:
             self._held.append(frame)
             return True
         self._receive(frame)
         return True
+
+    def _collect(self, work: Callable[[], object]) -> None:
+        """Run ``work`` (a call into the backend's network stack, which may produce
+        frames for the guest) and then hand the peer every frame it produced, in
+        order. On the loop's thread; nested calls deliver at the outermost end."""
+        if self._collecting:
+            work()
+            return
+        self._collecting = True
+        try:
+            work()
+        finally:
+            self._collecting = False
+            frames, self._outbox = self._outbox, []
+            if frames:
+                self._deliver(frames)
+
+    def _deliver(self, frames: list[bytes]) -> None:
+        receive = self._receive
+        if receive is None or not self.link_up:
+            return  # (unplugged or switched off meanwhile: dropped, as at the source)
+        if self._loop is not None and not self._loop.running:
+            self._held.extend(frames)
+        elif self._receive_batch is not None:
+            self._receive_batch(frames)
+        else:
+            for frame in frames:
+                receive(frame)
 
     def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
         if event == "RESUME":
@@ -193,7 +232,8 @@ class _GuestfwdFrontend:
         return self.room
 
     def receive(self, data: bytes) -> None:
-        self.netdev.slirp.socket_recv(self.server, self.port, data)
+        self.netdev._collect(
+            lambda: self.netdev.slirp.socket_recv(self.server, self.port, data))
         self.refresh()
         self.netdev._request_poll()
 
@@ -267,7 +307,7 @@ class UserNetdev(NetdevPeer):
         if not self.link_up:
             return
         self.stats["frames_in"] += 1
-        self.slirp.input(frame)
+        self._collect(lambda: self.slirp.input(frame))
         # A new connection or datagram may have opened a socket: watch it.
         self._request_poll()
 
@@ -387,9 +427,10 @@ class UserNetdev(NetdevPeer):
             for entry in entries:
                 poller.register(entry.fd, _poll_mask(entry.events))
             ready = dict(poller.poll(0))
-            self.slirp.pollfds_poll([_slirp_revents(ready.get(e.fd, 0)) for e in entries])
+            revents = [_slirp_revents(ready.get(e.fd, 0)) for e in entries]
         else:
-            self.slirp.pollfds_poll([])
+            revents = []
+        self._collect(lambda: self.slirp.pollfds_poll(revents))
         entries, timeout_ms = self.slirp.pollfds_fill()
         self._arm(entries)
         for frontend in self._guestfwd_frontends:
@@ -454,7 +495,7 @@ class UserNetdev(NetdevPeer):
         def expired() -> None:  # I/O thread
             def run() -> None:  # loop thread
                 if self._slirp_timers.get(handle) == generation and self._epoll is not None:
-                    self.slirp.handle_timer(handle)
+                    self._collect(lambda: self.slirp.handle_timer(handle))
                     self._request_poll()
             loop.post(run)
 
