@@ -32,6 +32,7 @@ from launcher.net.slirp import (
     SLIRP_POLL_IN,
     SLIRP_POLL_OUT,
     SLIRP_POLL_PRI,
+    PollEntry,
     Slirp,
     SlirpConfig,
 )
@@ -275,6 +276,7 @@ class UserNetdev(NetdevPeer):
         self.config = config
         self._epoll: select.epoll | None = None
         self._armed: dict[int, int] = {}  # fd -> epoll mask registered
+        self._entries: list[PollEntry] = []  # the last pollfds_fill's, in its order
         self._poll_posted = False
         self._timer_due: float | None = None  # host monotonic time of the poll wake-up
         self._slirp_timers: dict[int, int] = {}  # slirp timer -> generation
@@ -307,9 +309,16 @@ class UserNetdev(NetdevPeer):
         if not self.link_up:
             return
         self.stats["frames_in"] += 1
-        self._collect(lambda: self.slirp.input(frame))
-        # A new connection or datagram may have opened a socket: watch it.
-        self._request_poll()
+        self._collect(lambda: self._input(frame))
+
+    def _input(self, frame: bytes) -> None:
+        self.slirp.input(frame)
+        # Then a poll round here and now: the frame may have opened a socket, or (an
+        # ACK) made room in a connection's buffer for what its host socket holds. Run
+        # inline rather than posted, it costs the guest no exit, and what it reads
+        # reaches the NIC with the frames the input produced.
+        if self._epoll is not None:
+            self._poll_round()
 
     def _to_guest(self, frame: bytes) -> bool:
         if not super()._to_guest(frame):
@@ -421,7 +430,11 @@ class UserNetdev(NetdevPeer):
         if self._epoll is None:
             return
         self.stats["rounds"] += 1
-        entries, _ = self.slirp.pollfds_fill()
+        # The sockets of the last fill (the one that armed the epoll set), as QEMU's
+        # main loop fills before it waits and polls after: slirp asks only for the
+        # revents of sockets it listed then (a socket opened since has no index yet,
+        # one closed since is not asked for).
+        entries = self._entries
         if entries:
             poller = select.poll()
             for entry in entries:
@@ -431,8 +444,8 @@ class UserNetdev(NetdevPeer):
         else:
             revents = []
         self._collect(lambda: self.slirp.pollfds_poll(revents))
-        entries, timeout_ms = self.slirp.pollfds_fill()
-        self._arm(entries)
+        self._entries, timeout_ms = self.slirp.pollfds_fill()
+        self._arm(self._entries)
         for frontend in self._guestfwd_frontends:
             frontend.refresh()  # the guest's window may have opened
         for chardev in self.chardevs:
