@@ -204,6 +204,15 @@ class Virtqueue:
         return False
 
     def _walk(self, head: int) -> Chain:
+        # Most chains are one direct descriptor (a receive buffer, a transmitted frame
+        # with its header in front): taken without the general walk.
+        addr, length, flags, _ = _DESC.unpack(
+            self.ram.read(self.desc + DESC_SIZE * head, DESC_SIZE))
+        if length and not flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT):
+            buffers = (Buffer(addr, length),)
+            if flags & VIRTQ_DESC_F_WRITE:
+                return Chain(head, (), buffers, self.ram)
+            return Chain(head, buffers, (), self.ram)
         readable: list[Buffer] = []
         writable: list[Buffer] = []
         table, table_size = self.desc, self.size
