@@ -38,6 +38,10 @@ from launcher.net.slirp import (
 )
 
 HELD_FRAMES = 1024
+# Poll rounds one _poll_round runs back to back while slirp's sockets are ready: a
+# bound on the time the guest waits meanwhile (each round moves at most a socket
+# buffer's worth per connection).
+INLINE_ROUNDS = 8
 
 
 class Loop(Protocol):
@@ -281,7 +285,7 @@ class UserNetdev(NetdevPeer):
         self._timer_due: float | None = None  # host monotonic time of the poll wake-up
         self._slirp_timers: dict[int, int] = {}  # slirp timer -> generation
         self._early_timers: dict[int, int] = {}  # timers set before start: handle -> ms
-        self.stats = {"rounds": 0, "frames_in": 0, "frames_out": 0}
+        self.stats = {"rounds": 0, "posted": 0, "frames_in": 0, "frames_out": 0}
         self.slirp = Slirp(config, self._to_guest, time.monotonic_ns, self._timer_mod,
                            self._request_poll, guest_error)
         self.forwards: list[HostForward] = []
@@ -411,6 +415,7 @@ class UserNetdev(NetdevPeer):
         if self._loop is None or self._poll_posted:
             return
         self._poll_posted = True
+        self.stats["posted"] += 1
         self._loop.post(self._poll_round)
 
     def _on_ready(self) -> None:
@@ -429,22 +434,22 @@ class UserNetdev(NetdevPeer):
         self._poll_posted = False
         if self._epoll is None:
             return
-        self.stats["rounds"] += 1
         # The sockets of the last fill (the one that armed the epoll set), as QEMU's
         # main loop fills before it waits and polls after: slirp asks only for the
         # revents of sockets it listed then (a socket opened since has no index yet,
         # one closed since is not asked for).
-        entries = self._entries
-        if entries:
-            poller = select.poll()
-            for entry in entries:
-                poller.register(entry.fd, _poll_mask(entry.events))
-            ready = dict(poller.poll(0))
-            revents = [_slirp_revents(ready.get(e.fd, 0)) for e in entries]
-        else:
-            revents = []
-        self._collect(lambda: self.slirp.pollfds_poll(revents))
-        self._entries, timeout_ms = self.slirp.pollfds_fill()
+        revents = self._readiness(self._entries)
+        for _ in range(INLINE_ROUNDS):
+            self.stats["rounds"] += 1
+            self._collect(lambda ready=revents: self.slirp.pollfds_poll(ready))
+            self._entries, timeout_ms = self.slirp.pollfds_fill()
+            # A socket ready already (in a bulk transfer: the host's, once slirp's
+            # buffer has room again) is served by another round now. Arming it would
+            # wake the I/O thread at once, only for it to take the GIL and post the
+            # round that a kick and a CPU exit later does the same.
+            revents = self._readiness(self._entries)
+            if not any(revents):
+                break
         self._arm(self._entries)
         for frontend in self._guestfwd_frontends:
             frontend.refresh()  # the guest's window may have opened
@@ -452,6 +457,17 @@ class UserNetdev(NetdevPeer):
             chardev.accept_input()
         if timeout_ms != NO_TIMEOUT:
             self._wake_after(timeout_ms / 1000)
+
+    @staticmethod
+    def _readiness(entries: list[PollEntry]) -> list[int]:
+        """The SLIRP_POLL_* revents of ``entries`` now (a zero-timeout poll)."""
+        if not entries:
+            return []
+        poller = select.poll()
+        for entry in entries:
+            poller.register(entry.fd, _poll_mask(entry.events))
+        ready = dict(poller.poll(0))
+        return [_slirp_revents(ready.get(e.fd, 0)) for e in entries]
 
     def _arm(self, entries: list) -> None:
         epoll = self._epoll
