@@ -132,7 +132,7 @@ def _build_net(props: Mapping[str, str], backends: Backends) -> VirtioDevice:
         raise DeviceOptionError(f"Property 'virtio-net-device.netdev' can't take value "
                                 f"'{netdev_id}', it's in use")
     nic = VirtioNet(mac, backend, host_mtu=host_mtu, multiqueue=multiqueue)
-    backend.connect(nic.receive, nic.set_link)
+    backend.connect(nic.receive, nic.set_link, receive_batch=nic.receive_batch)
     return nic
 
 

@@ -26,7 +26,7 @@ import logging
 import re
 import struct
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from devices.base import GuestRam, StateError, StateValue
@@ -123,9 +123,11 @@ class NetBackend(NetPeer, Protocol):
         ...
 
     def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
+                set_link: Callable[[bool], None] | None = None, *,
+                receive_batch: Callable[[Sequence[bytes]], None] | None = None) -> None:
         """Frames for the NIC go to ``receive``; ``set_link`` switches the NIC's link
-        when the backend's is switched (QEMU's set_link on a netdev)."""
+        when the backend's is switched (QEMU's set_link on a netdev); frames the backend
+        produces together may go to ``receive_batch`` at once."""
         ...
 
 
@@ -282,18 +284,30 @@ class VirtioNet:
     def receive(self, frame: bytes) -> None:
         """A frame for the guest: into the receive queue now, or held until the driver
         posts buffers (dropped while the link is down or the driver is not ready)."""
-        if not self.link_up or self._transport is None:
+        self.receive_batch((frame,))
+
+    def receive_batch(self, frames: Sequence[bytes]) -> None:
+        """Frames for the guest, in order, as :meth:`receive` each, with one used-buffer
+        notification decision for all (a backend hands over what one of its rounds
+        produced: the driver is told once, as when the device batches used buffers)."""
+        if not self.link_up or self._transport is None or not frames:
             return
         if self._pending:
-            self._hold(frame)
+            for frame in frames:
+                self._hold(frame)
             return
-        delivered = [False]
+        delivered = 0
 
         def action(queue: Virtqueue) -> None:
-            delivered[0] = self._deliver(queue, frame)
+            nonlocal delivered
+            deliver = self._deliver
+            for frame in frames:
+                if not deliver(queue, frame):
+                    return
+                delivered += 1
 
         self._transport.complete(RX_QUEUE, action)
-        if not delivered[0]:
+        for frame in frames[delivered:]:
             self._hold(frame)
 
     def _hold(self, frame: bytes) -> None:
@@ -311,6 +325,19 @@ class VirtioNet:
         when the driver has not posted enough of them yet."""
         total = NET_HDR_SIZE + len(frame)
         mergeable = bool(self.negotiated & VIRTIO_NET_F_MRG_RXBUF)
+        if not self._rx_chains:
+            # The usual case: no chain left over, and the next one holds the frame.
+            chain = queue.pop()
+            if chain is None:
+                return False
+            room = chain.writable_length
+            if room == 0:
+                raise VirtioError("virtio-net receive buffer that is not device-writable")
+            if room >= total:
+                written = chain.write(0, NET_HDR.pack(0, 0, 0, 0, 0, 0, 1) + frame)
+                queue.push(chain, written)
+                return True
+            self._rx_chains.append(chain)
         # Take chains until the frame fits (one chain without MRG_RXBUF).
         room = sum(c.writable_length for c in self._rx_chains)
         while room < total and (mergeable or not self._rx_chains):

@@ -11,6 +11,7 @@ virtio_error does; they never escape into the emulator.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +31,6 @@ MAX_QUEUE_SIZE = 32768  # the spec's limit for split queues (16-bit indices, pow
 MAX_CHAIN_BYTES = 1 << 32  # "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes"
 
 _DESC = struct.Struct("<QIHH")
-_USED_ELEM = struct.Struct("<II")
 
 
 # A bus master's access to guest-physical memory that is not RAM: GuestRam implementations
@@ -132,10 +132,18 @@ class Virtqueue:
         self.features = features
         self.interrupt = interrupt
         self.last_avail_idx = 0
-        # Entries past last_avail_idx known to be available since the driver's avail
-        # idx was last read: taken without reading it again (QEMU's shadow_avail_idx).
-        self._known_available = 0
+        # The heads of the entries past last_avail_idx known to be available since the
+        # driver's avail idx was last read (QEMU's shadow_avail_idx): taken without
+        # reading the idx again. Their ring slots are read in one access with the idx:
+        # the driver wrote them before it moved the idx and may not rewrite them until
+        # the device has used them.
+        self._avail_heads: deque[int] = deque()
         self.used_idx = 0
+        # Used elements pushed and not written yet: (head, written) from the ring slot of
+        # used idx _used_start on. They are written with the used idx, in one access per
+        # contiguous run (the driver cannot see them before the idx moves anyway).
+        self._used_pending: list[int] = []
+        self._used_start = 0
         self._published_used_idx = 0  # the used idx the driver can see in RAM
         self._unsignalled = False  # used entries written since the last notification check
         self._signalled_used = 0
@@ -157,16 +165,16 @@ class Virtqueue:
 
     def pop(self) -> Chain | None:
         """The next available descriptor chain, or None when the ring is empty."""
-        if not self._known_available and not self._read_avail_idx():
+        heads = self._avail_heads
+        if not heads and not self._read_avail_idx():
             return None
-        slot = self.last_avail_idx % self.size
-        head = self._u16(self.driver + 4 + 2 * slot)
+        head = heads[0]
         if head >= self.size:
             raise VirtioError(f"driver made descriptor {head} available on a queue of "
                               f"{self.size}")
         chain = self._walk(head)
+        heads.popleft()
         self.last_avail_idx = (self.last_avail_idx + 1) & 0xFFFF
-        self._known_available -= 1
         return chain
 
     def _read_avail_idx(self) -> bool:
@@ -179,8 +187,13 @@ class Virtqueue:
         if pending > self.size:
             raise VirtioError(f"driver moved the available index from {self.last_avail_idx} "
                               f"to {avail_idx} on a queue of {self.size}")
-        self._known_available = pending
         if pending:
+            slot, size, ring = self.last_avail_idx % self.size, self.size, self.driver + 4
+            first = min(pending, size - slot)  # up to the ring's end, then from its start
+            data = self.ram.read(ring + 2 * slot, 2 * first)
+            if first < pending:
+                data += self.ram.read(ring, 2 * (pending - first))
+            self._avail_heads.extend(struct.unpack(f"<{pending}H", data))
             return True
         if self._event_idx:
             self._put_u16(self.device + 4 + 8 * self.size, self.last_avail_idx)
@@ -191,6 +204,15 @@ class Virtqueue:
         return False
 
     def _walk(self, head: int) -> Chain:
+        # Most chains are one direct descriptor (a receive buffer, a transmitted frame
+        # with its header in front): taken without the general walk.
+        addr, length, flags, _ = _DESC.unpack(
+            self.ram.read(self.desc + DESC_SIZE * head, DESC_SIZE))
+        if length and not flags & (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_INDIRECT):
+            buffers = (Buffer(addr, length),)
+            if flags & VIRTQ_DESC_F_WRITE:
+                return Chain(head, (), buffers, self.ram)
+            return Chain(head, buffers, (), self.ram)
         readable: list[Buffer] = []
         writable: list[Buffer] = []
         table, table_size = self.desc, self.size
@@ -246,14 +268,28 @@ class Virtqueue:
     def push(self, chain: Chain, written: int) -> None:
         """Puts ``chain`` on the used ring; ``written`` is the number of bytes the device
         wrote from the start of its writable buffers."""
-        slot = self.used_idx % self.size
-        self.ram.write(self.device + 4 + 8 * slot, _USED_ELEM.pack(chain.head, written))
+        pending = self._used_pending
+        if not pending:
+            self._used_start = self.used_idx
+        pending += (chain.head, written)
         self.used_idx = (self.used_idx + 1) & 0xFFFF
         self._unsignalled = True
 
     def flush_used(self) -> None:
-        """Publishes the used idx: the driver sees every entry pushed so far (once per
-        batch of pushes, as QEMU's virtqueue_flush after virtqueue_fill)."""
+        """Writes the used elements pushed so far and publishes the used idx: the driver
+        sees them all (once per batch of pushes, as QEMU's virtqueue_flush after
+        virtqueue_fill)."""
+        pending = self._used_pending
+        if pending:
+            count, size = len(pending) // 2, self.size
+            slot = self._used_start % size
+            first = min(count, size - slot)  # up to the ring's end, then from its start
+            elems = struct.pack(f"<{2 * count}I", *pending)
+            ring = self.device + 4
+            self.ram.write(ring + 8 * slot, elems if first == count else elems[:8 * first])
+            if first < count:
+                self.ram.write(ring, elems[8 * first:])
+            pending.clear()
         if self._published_used_idx != self.used_idx:
             self._put_u16(self.device + 2, self.used_idx)
             self._published_used_idx = self.used_idx

@@ -3,7 +3,7 @@ closed at exit; and QEMU's hub for the legacy ``-net`` options."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from launcher.net.options import NetPlan, check_nic_model
 from launcher.net.stream import SocketNetdev
@@ -23,8 +23,9 @@ class HubPort:
         return self._receive is not None
 
     def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
-        self._receive = receive
+                set_link: Callable[[bool], None] | None = None, *,
+                receive_batch: Callable[[Sequence[bytes]], None] | None = None) -> None:
+        self._receive = receive  # (a hub passes frames on one at a time)
 
     def send(self, frame: bytes) -> None:
         for port in self.hub.ports:

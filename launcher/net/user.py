@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,11 +32,16 @@ from launcher.net.slirp import (
     SLIRP_POLL_IN,
     SLIRP_POLL_OUT,
     SLIRP_POLL_PRI,
+    PollEntry,
     Slirp,
     SlirpConfig,
 )
 
 HELD_FRAMES = 1024
+# Poll rounds one _poll_round runs back to back while slirp's sockets are ready: a
+# bound on the time the guest waits meanwhile (each round moves at most a socket
+# buffer's worth per connection).
+INLINE_ROUNDS = 8
 
 
 class Loop(Protocol):
@@ -74,19 +79,27 @@ class NetdevPeer:
         self.id = netdev_id
         self.link_up = True
         self._receive: Callable[[bytes], None] | None = None
+        self._receive_batch: Callable[[Sequence[bytes]], None] | None = None
         self._peer_link: Callable[[bool], None] | None = None
         self._held: deque[bytes] = deque(maxlen=HELD_FRAMES)
         self._loop: Loop | None = None
+        # Inside a backend's round (_collect): frames for the guest gather here and go
+        # to the peer together at its end (one used-buffer notification for a burst).
+        self._collecting = False
+        self._outbox: list[bytes] = []
 
     @property
     def connected(self) -> bool:
         return self._receive is not None
 
     def connect(self, receive: Callable[[bytes], None],
-                set_link: Callable[[bool], None] | None = None) -> None:
-        """Frames for the guest go to ``receive`` (on the loop's thread); ``set_link``
+                set_link: Callable[[bool], None] | None = None, *,
+                receive_batch: Callable[[Sequence[bytes]], None] | None = None) -> None:
+        """Frames for the guest go to ``receive`` (on the loop's thread), or the frames
+        of one round together to ``receive_batch`` when the peer has it; ``set_link``
         follows this backend's link state."""
         self._receive = receive
+        self._receive_batch = receive_batch
         self._peer_link = set_link
 
     def set_link(self, up: bool) -> None:
@@ -105,11 +118,42 @@ class NetdevPeer:
         was dropped (link down, no peer). On the loop's thread."""
         if not self.link_up or self._receive is None:
             return False
+        if self._collecting:
+            self._outbox.append(frame)
+            return True
         if self._loop is not None and not self._loop.running:
             self._held.append(frame)
             return True
         self._receive(frame)
         return True
+
+    def _collect(self, work: Callable[[], object]) -> None:
+        """Run ``work`` (a call into the backend's network stack, which may produce
+        frames for the guest) and then hand the peer every frame it produced, in
+        order. On the loop's thread; nested calls deliver at the outermost end."""
+        if self._collecting:
+            work()
+            return
+        self._collecting = True
+        try:
+            work()
+        finally:
+            self._collecting = False
+            frames, self._outbox = self._outbox, []
+            if frames:
+                self._deliver(frames)
+
+    def _deliver(self, frames: list[bytes]) -> None:
+        receive = self._receive
+        if receive is None or not self.link_up:
+            return  # (unplugged or switched off meanwhile: dropped, as at the source)
+        if self._loop is not None and not self._loop.running:
+            self._held.extend(frames)
+        elif self._receive_batch is not None:
+            self._receive_batch(frames)
+        else:
+            for frame in frames:
+                receive(frame)
 
     def _on_event(self, event: str, _data: dict[str, object] | None) -> None:
         if event == "RESUME":
@@ -193,7 +237,8 @@ class _GuestfwdFrontend:
         return self.room
 
     def receive(self, data: bytes) -> None:
-        self.netdev.slirp.socket_recv(self.server, self.port, data)
+        self.netdev._collect(
+            lambda: self.netdev.slirp.socket_recv(self.server, self.port, data))
         self.refresh()
         self.netdev._request_poll()
 
@@ -235,11 +280,12 @@ class UserNetdev(NetdevPeer):
         self.config = config
         self._epoll: select.epoll | None = None
         self._armed: dict[int, int] = {}  # fd -> epoll mask registered
+        self._entries: list[PollEntry] = []  # the last pollfds_fill's, in its order
         self._poll_posted = False
         self._timer_due: float | None = None  # host monotonic time of the poll wake-up
         self._slirp_timers: dict[int, int] = {}  # slirp timer -> generation
         self._early_timers: dict[int, int] = {}  # timers set before start: handle -> ms
-        self.stats = {"rounds": 0, "frames_in": 0, "frames_out": 0}
+        self.stats = {"rounds": 0, "posted": 0, "frames_in": 0, "frames_out": 0}
         self.slirp = Slirp(config, self._to_guest, time.monotonic_ns, self._timer_mod,
                            self._request_poll, guest_error)
         self.forwards: list[HostForward] = []
@@ -267,9 +313,16 @@ class UserNetdev(NetdevPeer):
         if not self.link_up:
             return
         self.stats["frames_in"] += 1
+        self._collect(lambda: self._input(frame))
+
+    def _input(self, frame: bytes) -> None:
         self.slirp.input(frame)
-        # A new connection or datagram may have opened a socket: watch it.
-        self._request_poll()
+        # Then a poll round here and now: the frame may have opened a socket, or (an
+        # ACK) made room in a connection's buffer for what its host socket holds. Run
+        # inline rather than posted, it costs the guest no exit, and what it reads
+        # reaches the NIC with the frames the input produced.
+        if self._epoll is not None:
+            self._poll_round()
 
     def _to_guest(self, frame: bytes) -> bool:
         if not super()._to_guest(frame):
@@ -362,6 +415,7 @@ class UserNetdev(NetdevPeer):
         if self._loop is None or self._poll_posted:
             return
         self._poll_posted = True
+        self.stats["posted"] += 1
         self._loop.post(self._poll_round)
 
     def _on_ready(self) -> None:
@@ -380,24 +434,40 @@ class UserNetdev(NetdevPeer):
         self._poll_posted = False
         if self._epoll is None:
             return
-        self.stats["rounds"] += 1
-        entries, _ = self.slirp.pollfds_fill()
-        if entries:
-            poller = select.poll()
-            for entry in entries:
-                poller.register(entry.fd, _poll_mask(entry.events))
-            ready = dict(poller.poll(0))
-            self.slirp.pollfds_poll([_slirp_revents(ready.get(e.fd, 0)) for e in entries])
-        else:
-            self.slirp.pollfds_poll([])
-        entries, timeout_ms = self.slirp.pollfds_fill()
-        self._arm(entries)
+        # The sockets of the last fill (the one that armed the epoll set), as QEMU's
+        # main loop fills before it waits and polls after: slirp asks only for the
+        # revents of sockets it listed then (a socket opened since has no index yet,
+        # one closed since is not asked for).
+        revents = self._readiness(self._entries)
+        for _ in range(INLINE_ROUNDS):
+            self.stats["rounds"] += 1
+            self._collect(lambda ready=revents: self.slirp.pollfds_poll(ready))
+            self._entries, timeout_ms = self.slirp.pollfds_fill()
+            # A socket ready already (in a bulk transfer: the host's, once slirp's
+            # buffer has room again) is served by another round now. Arming it would
+            # wake the I/O thread at once, only for it to take the GIL and post the
+            # round that a kick and a CPU exit later does the same.
+            revents = self._readiness(self._entries)
+            if not any(revents):
+                break
+        self._arm(self._entries)
         for frontend in self._guestfwd_frontends:
             frontend.refresh()  # the guest's window may have opened
         for chardev in self.chardevs:
             chardev.accept_input()
         if timeout_ms != NO_TIMEOUT:
             self._wake_after(timeout_ms / 1000)
+
+    @staticmethod
+    def _readiness(entries: list[PollEntry]) -> list[int]:
+        """The SLIRP_POLL_* revents of ``entries`` now (a zero-timeout poll)."""
+        if not entries:
+            return []
+        poller = select.poll()
+        for entry in entries:
+            poller.register(entry.fd, _poll_mask(entry.events))
+        ready = dict(poller.poll(0))
+        return [_slirp_revents(ready.get(e.fd, 0)) for e in entries]
 
     def _arm(self, entries: list) -> None:
         epoll = self._epoll
@@ -454,7 +524,7 @@ class UserNetdev(NetdevPeer):
         def expired() -> None:  # I/O thread
             def run() -> None:  # loop thread
                 if self._slirp_timers.get(handle) == generation and self._epoll is not None:
-                    self.slirp.handle_timer(handle)
+                    self._collect(lambda: self.slirp.handle_timer(handle))
                     self._request_poll()
             loop.post(run)
 

@@ -678,13 +678,14 @@ def _start(target: Target, machine: Machine, plan: _Plan, consoles: Consoles,
         with _Signals(target, loop, consoles, err):
             return loop.run(reset=options.loadvm is None)
     finally:
-        _write_counters(debugged, loop)
+        _write_counters(debugged, loop, network)
 
 
 STATS_ENV = "LLVMTCG_STATS"
 
 
-def _write_counters(debugged, loop: MachineLoop) -> None:  # debugged: machines.gdb.GdbHart
+def _write_counters(debugged, loop: MachineLoop,  # debugged: machines.gdb.GdbHart
+                    network: NetBackends | None = None) -> None:
     """Append the run's counters as one JSON line to ``$LLVMTCG_STATS`` (as llvmtcg-user
     does; bench/boot reads them): per hart the runtime's (translation, exits by reason,
     lookups) and the privileged model's (CSR helper calls, traps, interrupts, TLB fills,
@@ -701,6 +702,8 @@ def _write_counters(debugged, loop: MachineLoop) -> None:  # debugged: machines.
         "pid": os.getpid(), "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "loop": dict(loop.stats),
         "harts": [hart.translated.counters() for hart in debugged.harts]}
+    if network is not None:  # (poll rounds, frames each way: bench/io's network runs)
+        record["net"] = {user.id: dict(user.stats) for user in network.users}
     try:
         with open(path, "a") as f:
             f.write(json.dumps(record, default=str) + "\n")

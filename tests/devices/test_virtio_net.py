@@ -189,6 +189,38 @@ def test_event_idx_suppresses_rx_interrupts() -> None:
     assert nic.irq.level
 
 
+def test_a_batch_is_received_in_order_with_one_notification() -> None:
+    nic = Nic()
+    queue = nic.slot.queue(RX_QUEUE)
+    notified = []
+    queue.interrupt = lambda: notified.append(queue.used_idx)
+    requests = nic.post_rx(1526, count=2)
+    nic.rx.set_used_event(0xFFFF)  # (the first use after setup notifies anyway)
+    nic.device.receive_batch([FRAME, FRAME[::-1], FRAME[:20]])
+    # The two buffers are used and published together, with one notification; the
+    # third frame waits for a buffer.
+    assert notified == [2]
+    used = nic.rx.take_used()
+    assert [head for head, _ in used] == [r.head for r in requests]
+    assert [nic.rx.read_in(r)[NET_HDR_SIZE:NET_HDR_SIZE + 20] for r in requests] == [
+        FRAME[:20], FRAME[::-1][:20]]
+    assert nic.device.pending_frames == 1
+    nic.device.receive_batch([FRAME])  # behind the held one
+    assert nic.device.pending_frames == 2
+    later = nic.post_rx(1526, count=2)  # the kick delivers them, in order
+    assert nic.device.pending_frames == 0
+    assert [nic.rx.read_in(r)[NET_HDR_SIZE:NET_HDR_SIZE + 20] for r in later] == [
+        FRAME[:20], FRAME[:20]]
+    assert nic.rx.read_in(later[0])[NET_HDR_SIZE + 20:NET_HDR_SIZE + 21] == b"\xaa"
+    # used_event outside the batch's entries: no notification for it.
+    nic.rx.take_used()
+    nic.post_rx(1526, count=2)
+    nic.rx.set_used_event(10)
+    notified.clear()
+    nic.device.receive_batch([FRAME, FRAME])
+    assert notified == []
+
+
 def test_mac_parsing_and_qemu_defaults() -> None:
     assert parse_mac("52:54:00:12:34:56") == bytes.fromhex("525400123456")
     assert parse_mac("1-2-3-4-5-6") == bytes(range(1, 7))

@@ -192,3 +192,27 @@ def test_frames_wait_while_the_vm_is_stopped_and_the_link_follows_set_link() -> 
     assert seen == {"stopped": 0, "running": 1, "link down": 1}
     assert frames.parse_arp(received[0])[0] == 2
     assert links == [False]
+
+
+def test_frames_from_one_slirp_call_reach_the_nic_together_in_order() -> None:
+    """What one call into slirp produces (an ACK's burst of segments, a socket read)
+    goes to the NIC's receive_batch once the call returns, so that slirp is never
+    re-entered from its own output callback and the NIC notifies once per burst."""
+    netdev = UserNetdev("n0", SlirpConfig())
+    batches: list[list[bytes]] = []
+    single: list[bytes] = []
+    netdev.connect(single.append, receive_batch=lambda fs: batches.append(list(fs)))
+    try:
+        def burst() -> None:
+            for target in ("10.0.2.2", "10.0.2.3"):
+                netdev.slirp.input(frames.arp_request("10.0.2.15", target))
+            assert batches == []  # (nothing delivered inside the call)
+        netdev._collect(burst)
+        ((first, second),) = batches
+        assert [frames.parse_arp(f)[2] for f in (first, second)] == ["10.0.2.2", "10.0.2.3"]
+        assert single == []
+        netdev.send(frames.arp_request("10.0.2.15", "10.0.2.2"))  # a guest frame: one call
+        assert len(batches) == 2 and len(batches[1]) == 1
+        assert netdev.stats["frames_out"] == 3
+    finally:
+        netdev.close()
