@@ -750,28 +750,41 @@ class TbCache:
                         ) -> list[TranslationBlock]:
         """Install stored blocks placed together: what :meth:`_install_emitted` does
         for each, with what they share found once — in system mode, the physical page
-        of their guest page (one MMU lookup, not two per block) and its code-page tag."""
+        of their guest page (one MMU lookup, not two per block) and its code-page tag —
+        and :meth:`_insert` inlined (their pcs have no block for ``flags`` yet, mostly:
+        ``select`` leaves installed pcs out), their native-table entries put at once."""
         addressing = self.addressing
         generation = self.baseline.arena.generation
         hot = self.lowering.hot_threshold
         perf_map = self.jit.perf_map
-        unique = self._unique
-        insert = self._insert
+        names = self._names
+        by_pc, by_slot, by_page = self.by_pc, self.by_slot, self.by_page
+        page_spans, regions = self._page_spans, self.regions
+        native = self.native_lookup
+        page_size = abi.PAGE_SIZE
         mmu_index = addressing.fetch_mmu_index(flags) if addressing is not None else 0
         phys_pages: dict[int, int] = {}  # guest page -> physical page (system mode)
+        puts: list[tuple[int, int, int]] = []  # (pc, entry, code page): the native table's
         tbs = []
+        insns = 0
         for block in placed:
             pc = block.pc
-            name = unique(f"tb_{pc:x}")
+            # (_unique: a block placed again after invalidation gets a new name)
+            name = f"tb_{pc:x}"
+            count = names.get(name, 0)
+            names[name] = count + 1
+            if count:
+                name = f"{name}.{count}"
             if perf_map:
                 self.jit.perf_map_entry(block.entry, block.size, name)
             ranges = block.ranges
+            page = pc & _PAGE_MASK
+            start, end = ranges[0]
+            one_page = len(ranges) == 1 and page <= start and end <= page + page_size
             phys_pc = phys_ranges = None
-            code_page = NO_CODE_PAGE
+            code_page: int | None = NO_CODE_PAGE
             if addressing is not None:
-                page = pc & _PAGE_MASK
-                start, end = ranges[0]
-                if len(ranges) == 1 and page <= start and end <= page + abi.PAGE_SIZE:
+                if one_page:
                     phys_page = phys_pages.get(page)
                     if phys_page is None:  # (looked up at pc: the check is pc's)
                         phys_page = phys_pages[page] = \
@@ -779,6 +792,7 @@ class TbCache:
                     phys_pc = phys_page + (pc - page)
                     phys_ranges = ((phys_page + (start - page), phys_page + (end - page)),)
                     code_page = phys_page | mmu_index
+                    page = phys_page  # (code pages are tracked physically)
                 else:  # (its bytes are on two pages)
                     phys_pc = addressing.phys_addr(pc, flags)
                     phys_ranges = self._phys_ranges(ranges, flags)
@@ -792,15 +806,56 @@ class TbCache:
                 tb.counter = block.counter
                 tb.counter_start = hot
                 tb.target_cell = block.targets
-            insert(tb, code_page)
+            # -- _insert --
+            if pc in by_pc:  # (another variant: flags or physical page)
+                old = self.lookup(pc, flags, phys_pc)
+                if old is not None:
+                    self.invalidate(old)
+                tb.variant = by_pc.get(pc)
+            by_pc[pc] = tb
+            for n, slot in block.slots.items():
+                by_slot[slot] = (tb, n)
+            for code_at in (page,) if one_page else tb.pages():
+                if page_spans:
+                    page_spans.pop(code_at, None)
+                holders = by_page.get(code_at)
+                if not holders:
+                    if holders is None:
+                        holders = by_page[code_at] = set()
+                    for hook in self.new_code_page:
+                        hook(code_at)
+                holders.add(tb)
+            if native:
+                region = regions.get(pc)
+                if region is None or region.flags != flags:
+                    puts.append((pc, block.entry, self._code_page(tb)
+                                 if code_page is None else code_page))
+            insns += block.n_insns
             tbs.append(tb)
-        # Their direct exits linked, as translate_region links others': to one of
-        # these, at the physical page just looked up (it is fetchable: placed), else
-        # through _target's MMU lookup.
+        if puts:
+            self.lookup_table.put_many(flags, puts)
+        self.stats["translated"] += len(tbs)
+        self.stats["insns_translated"] += insns
+        # Their direct exits linked, as translate_region links others': those to one
+        # another linked by place() already (recorded here, as link() records them),
+        # the others to code at their destination, at the physical page just looked up
+        # when it is one of these (it is fetchable: placed), else through _target's
+        # MMU lookup.
         best, link = self.best, self.link
         placed_pcs = {tb.pc for tb in tbs}
-        for tb in tbs:
-            for n, dest in tb.direct_targets.items():
+        links = 0
+        for block, tb in zip(placed, tbs, strict=True):
+            exits = tb.direct_targets
+            if block.linked:
+                for n, index in block.linked:
+                    dst = tbs[index]
+                    tb.linked[n] = dst
+                    dst.incoming.append((tb, n))
+                links += len(block.linked)
+                if len(block.linked) == len(exits):
+                    continue
+                exits = {n: dest for n, dest in exits.items() if n not in tb.linked}
+            for n, dest in exits.items():
                 if addressing is None:
                     target = best(dest, flags)
                 else:
@@ -810,6 +865,7 @@ class TbCache:
                         else best(dest, flags, phys_page + (dest - page))
                 if target is not None:
                     link(tb, n, target)
+        self.stats["links"] += links
         return tbs
 
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int

@@ -164,6 +164,9 @@ class PlacedBlock:
     counter: int  # HOT counter, 0: none
     targets: int  # indirect-target profile, 0: none
     exits: dict[int, int]
+    # Direct exits place() linked already, to blocks placed with it: (slot n, index
+    # of the destination in the list place() returned). Installing records the links.
+    linked: tuple[tuple[int, int], ...] = ()
 
 
 class BaselineBlockCache:
@@ -447,7 +450,10 @@ class BaselineBlockCache:
         """Copy the stored blocks ``blocks`` (of :meth:`select`) into the arena with
         this process's values written in, all in one piece of code and one of data:
         what emitting them would have given. A block a value of which has no meaning
-        here is left out (all of them, if the first one).
+        here is left out (all of them, if the first one). Their direct exits to one
+        another are linked (body to body, as ``TbCache.link`` links baseline blocks)
+        before the code is written, when the destination's bytes are on its pc's page
+        (system mode links others with more care): ``PlacedBlock.linked``.
 
         Raises:
             ArenaFull: no room (nothing was allocated).
@@ -479,6 +485,7 @@ class BaselineBlockCache:
         data = bytearray(data_size)
         used = self._used
         placed = []
+        jump_sites: list[list[tuple[int, int, int]]] = []  # (see _link_placed)
         values = self._resolved
         local_slots, counter_index, targets_index = self._locals
         iter_relocations = _RELOCATION.iter_unpack
@@ -522,12 +529,15 @@ class BaselineBlockCache:
                 continue
             used[i] = 1
             slots = {}
+            sites = []
             k = data_at
             for n, offset in _JUMP.iter_unpack(records[jumps:jumps + _JUMP.size * n_jumps]):
                 slots[n] = data_base + k
                 if offset >= 0:
                     pack(data, k + 8, entry + offset)
+                sites.append((n, k, code_at + offset if offset >= 0 else -1))
                 k += 16
+            jump_sites.append(sites)
             if hot:
                 _I32.pack_into(data, k, hot)
                 if targets:
@@ -539,11 +549,45 @@ class BaselineBlockCache:
                 pc, tuple(_RANGE.iter_unpack(records[tables:relocations])), n_insns,
                 return_pc if bits & 1 else None, entry, size, slots, counter, targets,
                 dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))))
+        if len(placed) > 1:
+            self._link_placed(placed, jump_sites, code, code_base, data, data_base)
         arena.write(code_base, code)
         if data_size:
             arena.write(data_base, data)
         self.stats["hits"] += len(placed)
         return placed
+
+    def _link_placed(self, placed: list[PlacedBlock],
+                     jump_sites: list[list[tuple[int, int, int]]], code: bytearray,
+                     code_base: int, data: bytearray, data_base: int) -> None:
+        """Link the direct exits of ``placed`` that reach one another in the chunks
+        about to be written (``jump_sites``: per block, (slot n, slot's offset in the
+        data, its direct jump's rel32 offset in the code or -1)): the slot holds the
+        destination's body, the jump jumps there."""
+        body_offset = self.codegen.body_offset
+        page_mask, page_size = _PAGE_MASK, abi.PAGE_SIZE
+        where = {}
+        for index, block in enumerate(placed):
+            ranges = block.ranges
+            pc = block.pc
+            page = pc & page_mask
+            if len(ranges) == 1 and page <= ranges[0][0] and ranges[0][1] <= page + page_size:
+                where[pc] = index
+        pack, pack32 = _Q.pack_into, _I32.pack_into
+        for block, sites in zip(placed, jump_sites, strict=True):
+            exits = block.exits
+            linked = []
+            for n, slot_at, jump_at in sites:
+                index = where.get(exits.get(n, -1))
+                if index is None:
+                    continue
+                body = placed[index].entry + body_offset
+                pack(data, slot_at, body)
+                if jump_at >= 0:
+                    pack32(code, jump_at, body - (code_base + jump_at + 4))
+                linked.append((n, index))
+            if linked:
+                block.linked = tuple(linked)
 
     # -- writing -------------------------------------------------------------------------
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
