@@ -209,6 +209,13 @@ class NativeLookup:
         if self.tracks_pages:
             self._by_page.setdefault(pc >> abi.PAGE_BITS, set()).add(key)
 
+    def reserve(self, count: int) -> None:
+        """Make room for ``count`` more entries now, while the table is small: growing
+        copies every entry (in Python), and a warm run placing tens of thousands of
+        stored blocks grew it several times, ~0.1 s of a Linux boot."""
+        if 2 * (self._table.used + count) > (1 << self._table.bits):
+            self._rebuild(len(self._slots) + count)
+
     def put_many(self, flags: int, entries: list[tuple[int, int, int]]) -> None:
         """:meth:`put` of every (pc, fn, code page) of ``entries`` for ``flags`` (a page
         of stored blocks placed at once): the table grown once for all of them, then

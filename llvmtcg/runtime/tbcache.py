@@ -319,6 +319,7 @@ class TbCache:
         # check: there an entry holds only for the generation (the TLB contents) it
         # was written in, and ``get`` writes it again for the current one.
         self.lookup_table = NativeLookup(track_pages=addressing is not None)
+        self._table_reserved = False  # (see _load_baseline)
         self.native_lookup = True
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
@@ -735,6 +736,10 @@ class TbCache:
                                MAX_STORED_AHEAD)
         if not numbers:
             return None
+        if not self._table_reserved:
+            # (the file's blocks are mostly placed: the native table sized for them once)
+            self._table_reserved = True
+            self.lookup_table.reserve(cache.stats["file_blocks"])
         try:
             placed = cache.place(numbers)
         except ArenaFull:

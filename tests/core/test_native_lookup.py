@@ -323,3 +323,18 @@ def test_put_many_writes_what_put_writes() -> None:
     assert sorted(many.pcs_on_page(0x10000)) == sorted(one.pcs_on_page(0x10000))
     many.drop(0x10004, 3)
     assert many.get(0x10004, 3) is None and len(many) == 5000
+
+
+def test_a_reserved_table_does_not_grow_while_filled() -> None:
+    table = NativeLookup()
+    table.put(0x1000, 0, 1)
+    table.reserve(20_000)
+    grown = table._table
+    assert len(table.retired) == 1 and table.get(0x1000, 0) == 1
+    table.put_many(0, [(0x2000 + 4 * i, i, 0) for i in range(10_000)])
+    for i in range(10_000, 20_000):
+        table.put(0x2000 + 4 * i, i, 0)
+    assert table._table is grown and len(table) == 20_001
+    assert table.get(0x2000 + 4 * 19_999, 0) == 19_999
+    table.reserve(100)  # (room already: nothing copied)
+    assert table._table is grown
