@@ -333,7 +333,7 @@ def test_a_reserved_table_does_not_grow_while_filled() -> None:
     assert len(table.retired) == 1 and table.get(0x1000, 0) == 1
     table.put_many(0, [(0x2000 + 4 * i, i, 0) for i in range(10_000)])
     for i in range(10_000, 20_000):
-        table.put(0x2000 + 4 * i, i, 0)
+        table.put(0x2000 + 4 * i, 0, i)
     assert table._table is grown and len(table) == 20_001
     assert table.get(0x2000 + 4 * 19_999, 0) == 19_999
     table.reserve(100)  # (room already: nothing copied)
