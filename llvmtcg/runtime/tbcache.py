@@ -731,8 +731,9 @@ class TbCache:
         exits reach: BaselineBlockCache.select), placed in one piece and installed
         without the frontend or emission; None if pc's is not stored."""
         cache = self.baseline_cache
+        by_pc, lookup = self.by_pc, self.lookup
         numbers = cache.select(pc, flags, self._fetch_for(flags),
-                               lambda dest: self.lookup(dest, flags) is not None,
+                               lambda dest: dest in by_pc and lookup(dest, flags) is not None,
                                MAX_STORED_AHEAD)
         if not numbers:
             return None
