@@ -485,7 +485,10 @@ class BaselineBlockCache:
         data = bytearray(data_size)
         used = self._used
         placed = []
-        jump_sites: list[list[tuple[int, int, int]]] = []  # (see _link_placed)
+        # The exits, and the blocks they may be linked to: see _link_placed.
+        sites: list[tuple[int, int, int, int]] = []
+        where: dict[int, int] = {}
+        page_mask, page_size = _PAGE_MASK, abi.PAGE_SIZE
         values = self._resolved
         local_slots, counter_index, targets_index = self._locals
         iter_relocations = _RELOCATION.iter_unpack
@@ -529,15 +532,16 @@ class BaselineBlockCache:
                 continue
             used[i] = 1
             slots = {}
-            sites = []
             k = data_at
+            number = len(placed)
             for n, offset in _JUMP.iter_unpack(records[jumps:jumps + _JUMP.size * n_jumps]):
                 slots[n] = data_base + k
                 if offset >= 0:
                     pack(data, k + 8, entry + offset)
-                sites.append((n, k, code_at + offset if offset >= 0 else -1))
+                    sites.append((number, n, k, code_at + offset))
+                else:
+                    sites.append((number, n, k, -1))
                 k += 16
-            jump_sites.append(sites)
             if hot:
                 _I32.pack_into(data, k, hot)
                 if targets:
@@ -545,49 +549,50 @@ class BaselineBlockCache:
             start = jumps + _JUMP.size * n_jumps
             # (tuples: tuples of ints are untracked by the collector after its first
             # look, a list would be scanned by every full pass for the block's life)
+            ranges = tuple(_RANGE.iter_unpack(records[tables:relocations]))
+            if n_ranges == 1:
+                page = pc & page_mask
+                if page <= ranges[0][0] and ranges[0][1] <= page + page_size:
+                    where[pc] = number
             placed.append(PlacedBlock(
-                pc, tuple(_RANGE.iter_unpack(records[tables:relocations])), n_insns,
-                return_pc if bits & 1 else None, entry, size, slots, counter, targets,
+                pc, ranges, n_insns, return_pc if bits & 1 else None, entry, size, slots,
+                counter, targets,
                 dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))))
-        if len(placed) > 1:
-            self._link_placed(placed, jump_sites, code, code_base, data, data_base)
+        if len(where) > 1:
+            self._link_placed(placed, where, sites, code, code_base, data)
         arena.write(code_base, code)
         if data_size:
             arena.write(data_base, data)
         self.stats["hits"] += len(placed)
         return placed
 
-    def _link_placed(self, placed: list[PlacedBlock],
-                     jump_sites: list[list[tuple[int, int, int]]], code: bytearray,
-                     code_base: int, data: bytearray, data_base: int) -> None:
+    def _link_placed(self, placed: list[PlacedBlock], where: dict[int, int],
+                     sites: list[tuple[int, int, int, int]], code: bytearray,
+                     code_base: int, data: bytearray) -> None:
         """Link the direct exits of ``placed`` that reach one another in the chunks
-        about to be written (``jump_sites``: per block, (slot n, slot's offset in the
-        data, its direct jump's rel32 offset in the code or -1)): the slot holds the
-        destination's body, the jump jumps there."""
+        about to be written: ``sites`` are their exits (block number, slot n, the
+        slot's offset in the data, its direct jump's rel32 offset in the code or -1),
+        ``where`` the blocks that may be linked to (pc -> block number: those whose
+        bytes are on their pc's page). The slot holds the destination's body, the
+        jump jumps there."""
         body_offset = self.codegen.body_offset
-        page_mask, page_size = _PAGE_MASK, abi.PAGE_SIZE
-        where = {}
-        for index, block in enumerate(placed):
-            ranges = block.ranges
-            pc = block.pc
-            page = pc & page_mask
-            if len(ranges) == 1 and page <= ranges[0][0] and ranges[0][1] <= page + page_size:
-                where[pc] = index
         pack, pack32 = _Q.pack_into, _I32.pack_into
-        for block, sites in zip(placed, jump_sites, strict=True):
-            exits = block.exits
-            linked = []
-            for n, slot_at, jump_at in sites:
-                index = where.get(exits.get(n, -1))
-                if index is None:
-                    continue
-                body = placed[index].entry + body_offset
-                pack(data, slot_at, body)
-                if jump_at >= 0:
-                    pack32(code, jump_at, body - (code_base + jump_at + 4))
-                linked.append((n, index))
-            if linked:
-                block.linked = tuple(linked)
+        linked: dict[int, list[tuple[int, int]]] = {}
+        for number, n, slot_at, jump_at in sites:
+            index = where.get(placed[number].exits.get(n, -1))
+            if index is None:
+                continue
+            body = placed[index].entry + body_offset
+            pack(data, slot_at, body)
+            if jump_at >= 0:
+                pack32(code, jump_at, body - (code_base + jump_at + 4))
+            links = linked.get(number)
+            if links is None:
+                linked[number] = [(n, index)]
+            else:
+                links.append((n, index))
+        for number, links in linked.items():
+            placed[number].linked = tuple(links)
 
     # -- writing -------------------------------------------------------------------------
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int]) -> None:
