@@ -105,7 +105,10 @@ class TranslationBlock(CompiledCode):
     counter: int = 0  # address of the execution counter (an i32 counting down), or 0
     counter_start: int = 0  # the counter's value when it was last armed
     target_cell: int = 0  # address of recent indirect-jump targets (i64 array), or 0
-    regions: list[HotRegion] = field(default_factory=list)  # installed regions covering it
+    # Installed regions covering it (a tuple, replaced when it changes: most blocks
+    # never have one, and an empty list per block was one more object for every full
+    # pass of the cycle collector to scan)
+    regions: tuple[HotRegion, ...] = ()
     # The next block at the same pc translated for other flags or another physical
     # page (a hash chain, like QEMU's qht bucket): by_pc holds the first.
     variant: TranslationBlock | None = None
@@ -940,7 +943,7 @@ class TbCache:
             self.invalidate(old)
         self.regions[head.pc] = region
         for m in members:
-            m.regions.append(region)
+            m.regions = (*m.regions, region)
         for n, slot in region.slots.items():
             self.by_slot[slot] = (region, n)
         for src, n in list(head.incoming):
@@ -1160,7 +1163,7 @@ class TbCache:
         if isinstance(tb, HotRegion):
             self._retire_region(tb)
             return
-        for region in list(tb.regions):
+        for region in tb.regions:  # (retiring one replaces the tuple, not this one)
             self.invalidate(region)
         self._unchain(tb)
         self.lookup_table.drop(tb.pc, tb.flags, tb.entry)
@@ -1202,7 +1205,7 @@ class TbCache:
             del self.regions[region.pc]
         for m in region.members:
             if region in m.regions:
-                m.regions.remove(region)
+                m.regions = tuple(r for r in m.regions if r is not region)
         # Lookups of the head's pc get the head block again (if it is still valid).
         head = region.members[0] if region.members else None
         if self.native_lookup and head is not None and head.valid \
