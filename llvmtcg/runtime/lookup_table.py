@@ -214,7 +214,10 @@ class NativeLookup:
         copies every entry (in Python), and a warm run placing tens of thousands of
         stored blocks grew it several times, ~0.1 s of a Linux boot."""
         if 2 * (self._table.used + count) > (1 << self._table.bits):
-            self._rebuild(len(self._slots) + count)
+            # (no larger than growing one entry at a time would make it: at most half
+            # full once they are in, as put keeps it; a larger table is more cache
+            # misses for the probe)
+            self._rebuild(len(self._slots) + count, 2)
 
     def put_many(self, flags: int, entries: list[tuple[int, int, int]]) -> None:
         """:meth:`put` of every (pc, fn, code page) of ``entries`` for ``flags`` (a page
@@ -281,9 +284,10 @@ class NativeLookup:
         self._by_page.clear()
         self._swap(_Table(MIN_BITS))
 
-    def _rebuild(self, live: int) -> None:
+    def _rebuild(self, live: int, room: int = 4) -> None:
+        """Copy the entries into a new table of at least ``room`` x ``live`` entries."""
         bits = MIN_BITS
-        while (1 << bits) < 4 * live:
+        while (1 << bits) < room * live:
             bits += 1
         old = self._table
         table = _Table(bits)
