@@ -105,7 +105,10 @@ class TranslationBlock(CompiledCode):
     counter: int = 0  # address of the execution counter (an i32 counting down), or 0
     counter_start: int = 0  # the counter's value when it was last armed
     target_cell: int = 0  # address of recent indirect-jump targets (i64 array), or 0
-    regions: list[HotRegion] = field(default_factory=list)  # installed regions covering it
+    # Installed regions covering it (a tuple, replaced when it changes: most blocks
+    # never have one, and an empty list per block was one more object for every full
+    # pass of the cycle collector to scan)
+    regions: tuple[HotRegion, ...] = ()
     # The next block at the same pc translated for other flags or another physical
     # page (a hash chain, like QEMU's qht bucket): by_pc holds the first.
     variant: TranslationBlock | None = None
@@ -346,6 +349,7 @@ class TbCache:
         # check: there an entry holds only for the generation (the TLB contents) it
         # was written in, and ``get`` writes it again for the current one.
         self.lookup_table = NativeLookup(track_pages=addressing is not None)
+        self._table_reserved = False  # (see _load_baseline)
         self.native_lookup = True
         self._names: dict[str, int] = {}
         self._pretranslated: Block | None = None  # (the baseline declined it)
@@ -762,11 +766,16 @@ class TbCache:
         exits reach: BaselineBlockCache.select), placed in one piece and installed
         without the frontend or emission; None if pc's is not stored."""
         cache = self.baseline_cache
+        by_pc, lookup = self.by_pc, self.lookup
         numbers = cache.select(pc, flags, self._fetch_for(flags),
-                               lambda dest: self.lookup(dest, flags) is not None,
+                               lambda dest: dest in by_pc and lookup(dest, flags) is not None,
                                MAX_STORED_AHEAD)
         if not numbers:
             return None
+        if not self._table_reserved:
+            # (the file's blocks are mostly placed: the native table sized for them once)
+            self._table_reserved = True
+            self.lookup_table.reserve(cache.stats["file_blocks"])
         try:
             placed = cache.place(numbers)
         except ArenaFull:
@@ -782,28 +791,41 @@ class TbCache:
                         ) -> list[TranslationBlock]:
         """Install stored blocks placed together: what :meth:`_install_emitted` does
         for each, with what they share found once — in system mode, the physical page
-        of their guest page (one MMU lookup, not two per block) and its code-page tag."""
+        of their guest page (one MMU lookup, not two per block) and its code-page tag —
+        and :meth:`_insert` inlined (their pcs have no block for ``flags`` yet, mostly:
+        ``select`` leaves installed pcs out), their native-table entries put at once."""
         addressing = self.addressing
         generation = self.baseline.arena.generation
         hot = self.lowering.hot_threshold
         perf_map = self.jit.perf_map
-        unique = self._unique
-        insert = self._insert
+        names = self._names
+        by_pc, by_slot, by_page = self.by_pc, self.by_slot, self.by_page
+        page_spans, regions = self._page_spans, self.regions
+        native = self.native_lookup
+        page_size = abi.PAGE_SIZE
         mmu_index = addressing.fetch_mmu_index(flags) if addressing is not None else 0
         phys_pages: dict[int, int] = {}  # guest page -> physical page (system mode)
+        puts: list[tuple[int, int, int]] = []  # (pc, entry, code page): the native table's
         tbs = []
+        insns = 0
         for block in placed:
             pc = block.pc
-            name = unique(f"tb_{pc:x}")
+            # (_unique: a block placed again after invalidation gets a new name)
+            name = f"tb_{pc:x}"
+            count = names.get(name, 0)
+            names[name] = count + 1
+            if count:
+                name = f"{name}.{count}"
             if perf_map:
                 self.jit.perf_map_entry(block.entry, block.size, name)
             ranges = block.ranges
+            page = pc & _PAGE_MASK
+            start, end = ranges[0]
+            one_page = len(ranges) == 1 and page <= start and end <= page + page_size
             phys_pc = phys_ranges = None
-            code_page = NO_CODE_PAGE
+            code_page: int | None = NO_CODE_PAGE
             if addressing is not None:
-                page = pc & _PAGE_MASK
-                start, end = ranges[0]
-                if len(ranges) == 1 and page <= start and end <= page + abi.PAGE_SIZE:
+                if one_page:
                     phys_page = phys_pages.get(page)
                     if phys_page is None:  # (looked up at pc: the check is pc's)
                         phys_page = phys_pages[page] = \
@@ -811,6 +833,7 @@ class TbCache:
                     phys_pc = phys_page + (pc - page)
                     phys_ranges = ((phys_page + (start - page), phys_page + (end - page)),)
                     code_page = phys_page | mmu_index
+                    page = phys_page  # (code pages are tracked physically)
                 else:  # (its bytes are on two pages)
                     phys_pc = addressing.phys_addr(pc, flags)
                     phys_ranges = self._phys_ranges(ranges, flags)
@@ -824,15 +847,56 @@ class TbCache:
                 tb.counter = block.counter
                 tb.counter_start = hot
                 tb.target_cell = block.targets
-            insert(tb, code_page)
+            # -- _insert --
+            if pc in by_pc:  # (another variant: flags or physical page)
+                old = self.lookup(pc, flags, phys_pc)
+                if old is not None:
+                    self.invalidate(old)
+                tb.variant = by_pc.get(pc)
+            by_pc[pc] = tb
+            for n, slot in block.slots.items():
+                by_slot[slot] = (tb, n)
+            for code_at in (page,) if one_page else tb.pages():
+                if page_spans:
+                    page_spans.pop(code_at, None)
+                holders = by_page.get(code_at)
+                if not holders:
+                    if holders is None:
+                        holders = by_page[code_at] = set()
+                    for hook in self.new_code_page:
+                        hook(code_at)
+                holders.add(tb)
+            if native:
+                region = regions.get(pc)
+                if region is None or region.flags != flags:
+                    puts.append((pc, block.entry, self._code_page(tb)
+                                 if code_page is None else code_page))
+            insns += block.n_insns
             tbs.append(tb)
-        # Their direct exits linked, as translate_region links others': to one of
-        # these, at the physical page just looked up (it is fetchable: placed), else
-        # through _target's MMU lookup.
+        if puts:
+            self.lookup_table.put_many(flags, puts)
+        self.stats["translated"] += len(tbs)
+        self.stats["insns_translated"] += insns
+        # Their direct exits linked, as translate_region links others': those to one
+        # another linked by place() already (recorded here, as link() records them),
+        # the others to code at their destination, at the physical page just looked up
+        # when it is one of these (it is fetchable: placed), else through _target's
+        # MMU lookup.
         best, link = self.best, self.link
         placed_pcs = {tb.pc for tb in tbs}
-        for tb in tbs:
-            for n, dest in tb.direct_targets.items():
+        links = 0
+        for block, tb in zip(placed, tbs, strict=True):
+            exits = tb.direct_targets
+            if block.linked:
+                for n, index in block.linked:
+                    dst = tbs[index]
+                    tb.linked[n] = dst
+                    dst.incoming.append((tb, n))
+                links += len(block.linked)
+                if len(block.linked) == len(exits):
+                    continue
+                exits = {n: dest for n, dest in exits.items() if n not in tb.linked}
+            for n, dest in exits.items():
                 if addressing is None:
                     target = best(dest, flags)
                 else:
@@ -842,6 +906,7 @@ class TbCache:
                         else best(dest, flags, phys_page + (dest - page))
                 if target is not None:
                     link(tb, n, target)
+        self.stats["links"] += links
         return tbs
 
     def _install_baseline(self, block: Block, emitted: EmittedBlock, flags: int,
@@ -917,7 +982,7 @@ class TbCache:
             self.invalidate(old)
         self.regions[head.pc] = region
         for m in members:
-            m.regions.append(region)
+            m.regions = (*m.regions, region)
         for n, slot in region.slots.items():
             self.by_slot[slot] = (region, n)
         for src, n in list(head.incoming):
@@ -1149,7 +1214,7 @@ class TbCache:
         if isinstance(tb, HotRegion):
             self._retire_region(tb)
             return
-        for region in list(tb.regions):
+        for region in tb.regions:  # (retiring one replaces the tuple, not this one)
             self.invalidate(region)
         self._unchain(tb)
         self.lookup_table.drop(tb.pc, tb.flags, tb.entry)
@@ -1192,7 +1257,7 @@ class TbCache:
             del self.regions[region.pc]
         for m in region.members:
             if region in m.regions:
-                m.regions.remove(region)
+                m.regions = tuple(r for r in m.regions if r is not region)
         # Lookups of the head's pc get the head block again (if it is still valid).
         head = region.members[0] if region.members else None
         if self.native_lookup and head is not None and head.valid \

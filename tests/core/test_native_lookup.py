@@ -316,3 +316,50 @@ def test_without_a_page_index_a_page_flush_empties_the_whole_jump_cache() -> Non
     cpu.tlb_flush_page(0x5000)
     assert set(cpu.jump_cache[0::3]) == {EMPTY_PC}
     run_conflicting(cpu, 200)
+
+
+def test_put_many_writes_what_put_writes() -> None:
+    # (a page of stored blocks placed at once: a batch that grows the table, with a
+    # key entered already, overwritten in place)
+    one, many = NativeLookup(), NativeLookup()
+    for table in (one, many):
+        table.put(0x2000, 3, 11, 0x5000)
+    entries = [(0x10000 + 4 * i, 100 + i, 0x7000 | (i % 2)) for i in range(5000)]
+    entries.append((0x2000, 12, 0x6000))
+    for pc, fn, page in entries:
+        one.put(pc, 3, fn, page)
+    many.put_many(3, entries)
+    assert len(one) == len(many) == 5000 + 1
+    assert many.get(0x2000, 3) == 12 and many.get(0x10000, 4) is None
+    for pc, fn, _ in entries:
+        assert many.get(pc, 3) == one.get(pc, 3) == (12 if pc == 0x2000 else fn)
+    # The same entries (what the probe reads: pc, fn, flags, generation, code page
+    # tag), each where the probe looks for it, and the same page index.
+    def entries_of(table: NativeLookup) -> set[tuple[int, ...]]:
+        words = table._table.words
+        out = set()
+        for (pc, flags), index in table._slots.items():
+            base = 2 + 5 * index
+            assert words[base] == pc and words[base + 2] == flags
+            out.add(tuple(words[base:base + 5]))
+        return out
+
+    assert entries_of(many) == entries_of(one)
+    assert sorted(many.pcs_on_page(0x10000)) == sorted(one.pcs_on_page(0x10000))
+    many.drop(0x10004, 3)
+    assert many.get(0x10004, 3) is None and len(many) == 5000
+
+
+def test_a_reserved_table_does_not_grow_while_filled() -> None:
+    table = NativeLookup()
+    table.put(0x1000, 0, 1)
+    table.reserve(20_000)
+    grown = table._table
+    assert len(table.retired) == 1 and table.get(0x1000, 0) == 1
+    table.put_many(0, [(0x2000 + 4 * i, i, 0) for i in range(10_000)])
+    for i in range(10_000, 20_000):
+        table.put(0x2000 + 4 * i, 0, i)
+    assert table._table is grown and len(table) == 20_001
+    assert table.get(0x2000 + 4 * 19_999, 0) == 19_999
+    table.reserve(100)  # (room already: nothing copied)
+    assert table._table is grown

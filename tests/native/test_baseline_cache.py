@@ -10,6 +10,7 @@ runs llvmtcg-user processes.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import struct
 from pathlib import Path
@@ -371,3 +372,48 @@ def test_a_block_needing_a_value_unknown_here_is_emitted_instead(tmp_path: Path)
     assert (a0, a2) == (3000, 0x123456789)
     assert stats["hits"] == 0 and stats["corrupt"] == 0 and stats["saves"] == 1
     assert run(tmp_path)[2]["hits"] >= 2  # (the emitted blocks replaced them)
+
+
+def test_blocks_placed_together_come_linked_and_unlink_when_invalidated(
+        tmp_path: Path) -> None:
+    from llvmtcg.runtime.native.baseline import BaselineCodegen
+
+    run(tmp_path)
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=tmp_path,
+                             program="prog")
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, code())
+        emu.reg_write("a1", 1000)
+        emu.emu_start(CODE, END)
+        assert (emu.reg_read("a0"), emu.reg_read("a2")) == (3000, 0x123456789)
+        tbs = emu._cpu.tbs
+        assert tbs.stats["baseline_blocks"] == 0 and tbs.stats["cache_loads"] == 1
+        blocks = {tb.pc: tb for tb in tbs.blocks()}
+        body = tbs.baseline.body_offset
+        links = [(src, n, dst) for src in blocks.values()
+                 for n, dst in src.linked.items()]
+        # place() linked the loop to itself and to what follows it (in the chunks it
+        # wrote): the slot holds the destination's body and so does the direct jump,
+        # and the links are recorded as TbCache.link records them.
+        assert len(links) >= 2
+        for src, n, dst in links:
+            assert dst is blocks[src.direct_targets[n]]
+            assert (src, n) in dst.incoming
+            slot = src.slots[n]
+            assert ctypes.c_uint64.from_address(slot).value == dst.entry + body
+            jump = BaselineCodegen.jump_of(slot)
+            if jump:
+                rel = ctypes.c_int32.from_address(jump).value
+                assert jump + 4 + rel == dst.entry + body
+        # Invalidating a destination undoes the links into it.
+        src, n, dst = links[0]
+        tbs.invalidate(dst)
+        slot = src.slots[n]
+        assert ctypes.c_uint64.from_address(slot).value == 0 and n not in src.linked
+        jump = BaselineCodegen.jump_of(slot)
+        assert not jump or ctypes.c_int32.from_address(jump).value == 0
+        # ...and the code still computes the same.
+        emu.reg_write("a1", 10)
+        emu.emu_start(CODE, END)
+        assert (emu.reg_read("a0"), emu.reg_read("a2")) == (30, 0x123456789)

@@ -167,6 +167,9 @@ class PlacedBlock:
     counter: int  # HOT counter, 0: none
     targets: int  # indirect-target profile, 0: none
     exits: dict[int, int]
+    # Direct exits place() linked already, to blocks placed with it: (slot n, index
+    # of the destination in the list place() returned). Installing records the links.
+    linked: tuple[tuple[int, int], ...] = ()
 
 
 class BaselineBlockCache:
@@ -206,9 +209,12 @@ class BaselineBlockCache:
         self._groups: dict[tuple[int, int], list[int]] = {}
         self._names: list[str] = []
         # Per value name index: this process's value (resolved when first needed: an
-        # import cell may compile a memory accessor), None (no meaning here),
-        # _UNRESOLVED, or a negative _LOCAL_CODES code for a block's own data.
+        # import cell may compile a memory accessor), None (no meaning here), or
+        # _UNRESOLVED; at the indexes of a block's own data (``_locals``: exit slots
+        # (slot k, index), HOT counter, profile; -1: not named), what place() writes
+        # for the block being placed.
         self._resolved: list[int | None | object] = []
+        self._locals: tuple[tuple[tuple[int, int], ...], int, int] = ((), -1, -1)
         self._used = bytearray()  # per block number: placed this run
         self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
@@ -259,6 +265,7 @@ class BaselineBlockCache:
         self._table, self._records, self._count = memoryview(b""), memoryview(b""), 0
         self._first, self._next, self._groups = {}, array("i"), {}
         self._names, self._resolved, self._used = [], [], bytearray()
+        self._locals = ((), -1, -1)
         self._unplaceable = set()
 
     def _forget_file(self) -> None:
@@ -301,7 +308,8 @@ class BaselineBlockCache:
         self._table, self._records, self._count = table, body[records_start:], count
         self._first, self._next, self._groups = first, chain, groups
         self._names = names
-        self._resolved = [_LOCAL_CODES.get(name, _UNRESOLVED) for name in names]
+        self._resolved = [None if name in _LOCAL_NAMES else _UNRESOLVED for name in names]
+        self._locals = _local_indexes(names)
         self._used = bytearray(count)
 
     def _layout(self, i: int) -> tuple[int, ...] | None:
@@ -430,17 +438,38 @@ class BaselineBlockCache:
         value = self._resolved[index] = self._value(self._names[index])
         return value
 
+    def _relocate_slowly(self, code: bytearray, code_at: int, relocations: memoryview
+                         ) -> bool:
+        """:meth:`place`'s relocation of one block again, after a value that was not an
+        int: names not resolved yet are resolved (once a process); False if a value
+        has no meaning here (None: the block is left out) or the record is malformed
+        (a name the file does not have, a slot the block does not have)."""
+        values = self._resolved
+        try:
+            for offset, index in _RELOCATION.iter_unpack(relocations):
+                value = values[index]
+                if value is _UNRESOLVED:
+                    value = self._resolve(index)
+                if type(value) is not int:
+                    return False
+                _Q.pack_into(code, code_at + offset, value)
+        except (IndexError, struct.error):
+            return False
+        return True
+
     def place(self, blocks: list[tuple[int, ...]]) -> list[PlacedBlock]:
         """Copy the stored blocks ``blocks`` (of :meth:`select`) into the arena with
         this process's values written in, all in one piece of code and one of data:
         what emitting them would have given. A block a value of which has no meaning
-        here is left out (all of them, if the first one).
+        here is left out (all of them, if the first one). Their direct exits to one
+        another are linked (body to body, as ``TbCache.link`` links baseline blocks)
+        before the code is written, when the destination's bytes are on its pc's page
+        (system mode links others with more care): ``PlacedBlock.linked``.
 
         Raises:
             ArenaFull: no room (nothing was allocated).
         """
         records = self._records
-        resolved = self._resolved
         hot = self.codegen.hot_threshold
         pack = _Q.pack_into
         # Where each block's code and data go in the two chunks: code 16-aligned (as
@@ -467,6 +496,13 @@ class BaselineBlockCache:
         data = bytearray(data_size)
         used = self._used
         placed = []
+        # The exits, and the blocks they may be linked to: see _link_placed.
+        sites: list[tuple[int, int, int, int]] = []
+        where: dict[int, int] = {}
+        page_mask, page_size = _PAGE_MASK, abi.PAGE_SIZE
+        values = self._resolved
+        local_slots, counter_index, targets_index = self._locals
+        iter_relocations = _RELOCATION.iter_unpack
         for layout, (code_at, data_at) in zip(blocks, at, strict=True):
             (pc, _, _, n_insns, return_pc, bits, n_ranges, n_relocations, n_jumps,
              n_targets, tables, _, start, size, i) = layout
@@ -478,29 +514,24 @@ class BaselineBlockCache:
                 if bits & 2:
                     targets = counter + 8
             code[code_at:code_at + size] = records[start:start + size]
+            # The block's own data where its local names are in ``values`` (the
+            # process values', resolved once each, are there already), then one
+            # pack per relocation: an unresolved or meaningless value (not an int)
+            # makes pack_into raise, and the slow path below sorts it out.
+            for k, index in local_slots:
+                values[index] = address + 16 * k if k < n_jumps else None
+            if counter_index >= 0:
+                values[counter_index] = counter
+            if targets_index >= 0:
+                values[targets_index] = targets
             relocations = tables + _RANGE.size * n_ranges
             jumps = relocations + _RELOCATION.size * n_relocations
             ok = True
             try:
-                for offset, index in _RELOCATION.iter_unpack(records[relocations:jumps]):
-                    value = resolved[index]
-                    if value is _UNRESOLVED:
-                        value = self._resolve(index)
-                    if value is None or value < _TARGETS_CODE:
-                        ok = False  # (a value with no meaning here)
-                        break
-                    if value < 0:  # (the block's own data: see _LOCAL_CODES)
-                        k = ~value
-                        if k < 64:
-                            if k >= n_jumps:
-                                ok = False  # (a slot the block does not have: malformed)
-                                break
-                            value = address + 16 * k
-                        else:
-                            value = counter if value == _COUNTER_CODE else targets
-                    pack(code, code_at + offset, value)
-            except IndexError:  # (a value name the file does not have: malformed)
-                ok = False
+                for offset, index in iter_relocations(records[relocations:jumps]):
+                    pack(code, code_at + offset, values[index])
+            except (struct.error, IndexError):
+                ok = self._relocate_slowly(code, code_at, records[relocations:jumps])
             if not ok:
                 self._unplaceable.add(i)  # (a save replaces it with the block emitted)
                 code[code_at:code_at + size] = bytes(size)  # (never entered)
@@ -513,10 +544,14 @@ class BaselineBlockCache:
             used[i] = 1
             slots = {}
             k = data_at
+            number = len(placed)
             for n, offset in _JUMP.iter_unpack(records[jumps:jumps + _JUMP.size * n_jumps]):
                 slots[n] = data_base + k
                 if offset >= 0:
                     pack(data, k + 8, entry + offset)
+                    sites.append((number, n, k, code_at + offset))
+                else:
+                    sites.append((number, n, k, -1))
                 k += 16
             if hot:
                 _I32.pack_into(data, k, hot)
@@ -525,15 +560,50 @@ class BaselineBlockCache:
             start = jumps + _JUMP.size * n_jumps
             # (tuples: tuples of ints are untracked by the collector after its first
             # look, a list would be scanned by every full pass for the block's life)
+            ranges = tuple(_RANGE.iter_unpack(records[tables:relocations]))
+            if n_ranges == 1:
+                page = pc & page_mask
+                if page <= ranges[0][0] and ranges[0][1] <= page + page_size:
+                    where[pc] = number
             placed.append(PlacedBlock(
-                pc, tuple(_RANGE.iter_unpack(records[tables:relocations])), n_insns,
-                return_pc if bits & 1 else None, entry, size, slots, counter, targets,
+                pc, ranges, n_insns, return_pc if bits & 1 else None, entry, size, slots,
+                counter, targets,
                 dict(_TARGET.iter_unpack(records[start:start + _TARGET.size * n_targets]))))
+        if len(where) > 1:
+            self._link_placed(placed, where, sites, code, code_base, data)
         arena.write(code_base, code)
         if data_size:
             arena.write(data_base, data)
         self.stats["hits"] += len(placed)
         return placed
+
+    def _link_placed(self, placed: list[PlacedBlock], where: dict[int, int],
+                     sites: list[tuple[int, int, int, int]], code: bytearray,
+                     code_base: int, data: bytearray) -> None:
+        """Link the direct exits of ``placed`` that reach one another in the chunks
+        about to be written: ``sites`` are their exits (block number, slot n, the
+        slot's offset in the data, its direct jump's rel32 offset in the code or -1),
+        ``where`` the blocks that may be linked to (pc -> block number: those whose
+        bytes are on their pc's page). The slot holds the destination's body, the
+        jump jumps there."""
+        body_offset = self.codegen.body_offset
+        pack, pack32 = _Q.pack_into, _I32.pack_into
+        linked: dict[int, list[tuple[int, int]]] = {}
+        for number, n, slot_at, jump_at in sites:
+            index = where.get(placed[number].exits.get(n, -1))
+            if index is None:
+                continue
+            body = placed[index].entry + body_offset
+            pack(data, slot_at, body)
+            if jump_at >= 0:
+                pack32(code, jump_at, body - (code_base + jump_at + 4))
+            links = linked.get(number)
+            if links is None:
+                linked[number] = [(n, index)]
+            else:
+                links.append((n, index))
+        for number, links in linked.items():
+            placed[number].linked = tuple(links)
 
     # -- writing -------------------------------------------------------------------------
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
@@ -808,14 +878,23 @@ def wide_values(block: Block) -> list[int]:
 
 
 _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
-# What :meth:`BaselineBlockCache.place` writes for a local value, as a code in the
-# resolved-values table (process values are never negative): ~k for exit slot k (in
-# slot order), ~64 for the HOT counter, ~65 for the target profile. (A block has at
-# most a few exit slots; more than 64 is not a block the codegen emits.)
-_COUNTER_CODE, _TARGETS_CODE = ~64, ~65
-_LOCAL_CODES = {f"{_LOCAL}counter": _COUNTER_CODE, f"{_LOCAL}targets": _TARGETS_CODE,
-                **{f"{_LOCAL}slot{i}": ~i for i in range(64)}}
+# The local value names: exit slot k (in slot order), the HOT counter, the target
+# profile. (A block has at most a few exit slots; more than 64 is not a block the
+# codegen emits.)
+_LOCAL_NAMES = frozenset({f"{_LOCAL}counter", f"{_LOCAL}targets",
+                          *(f"{_LOCAL}slot{i}" for i in range(64))})
 _UNRESOLVED = object()  # (a value name not looked up in this process yet)
+
+
+def _local_indexes(names: list[str]) -> tuple[tuple[tuple[int, int], ...], int, int]:
+    """Where the block-local value names are in ``names``: ((slot k, index), ...),
+    the HOT counter's index and the profile's (-1: not there)."""
+    index = {name: i for i, name in enumerate(names)}
+    slots = tuple((k, index[f"{_LOCAL}slot{k}"]) for k in range(64)
+                  if f"{_LOCAL}slot{k}" in index)
+    return (slots, index.get(f"{_LOCAL}counter", -1), index.get(f"{_LOCAL}targets", -1))
+
+
 _NO_TARGETS = b"\xff" * (8 * INDIRECT_TARGETS)  # (an empty indirect-target profile)
 _PAGE_MASK = abi.PAGE_MASK
 
