@@ -107,13 +107,6 @@ _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
 _SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
-# What prepare does with an op beyond keying its shape, by opcode (one dict lookup per
-# op): emitted by emit itself, a label and a destination as holes (only the slot
-# number in the key), a literal shift count (in the key), an indirect exit.
-_SELF, _DEST, _COUNT, _INDIRECT = "self", "dest", "count", "indirect"
-_PREPARE_SPECIAL = {**dict.fromkeys(LITERAL_COUNT_OPS, _COUNT),
-                    "lookup_and_goto_ptr": _INDIRECT,
-                    **dict.fromkeys(_DEST_ARGS, _DEST), **dict.fromkeys(_SELF_EMITTED, _SELF)}
 ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process constant)
 # A block's body starts this aligned after its entry adapter (padded with NOPs), so a
 # body address has TAIL_JUMP_TAG's bits clear (BaselineCodegen.chain_value).
@@ -866,26 +859,24 @@ class BaselineCodegen:
         missing = []
         exits: dict[int, int] = {}
         indirect = False
-        ops = block.ops
-        takes, stores = acc_plan(ops)
-        special = _PREPARE_SPECIAL
-        for op, take, store in zip(ops, takes, stores, strict=True):
-            name, outputs, inputs, args = op
-            how = special.get(name)
-            if how is not None:  # (most ops are not special: one dict miss)
-                if how is _SELF:
-                    append(None)
-                    continue
-                if how is _DEST:
-                    if name == "goto_tb":
-                        exits[args[0]] = args[1]  # (the last goto_tb of a slot wins)
-                    args = args[:1]
-                elif how is _COUNT:
-                    if inputs[1].kind is _CONST:
-                        args = inputs[1].value  # (its stencil has the count: literal_input)
-                else:  # lookup_and_goto_ptr
+        takes, stores = acc_plan(block.ops)
+        for op, take, store in zip(block.ops, takes, stores, strict=True):
+            name = op.name
+            if name in _SELF_EMITTED:
+                append(None)
+                continue
+            if name in _DEST_ARGS:
+                args = op.args[:1]
+                if name == "goto_tb":
+                    exits[op.args[0]] = op.args[1]  # (the last goto_tb of a slot wins)
+            elif name in LITERAL_COUNT_OPS and op.inputs[1].kind is _CONST:
+                args = op.inputs[1].value  # (its stencil has the count: literal_input)
+            else:
+                if name == "lookup_and_goto_ptr":
                     indirect = True
-            key = (name, args, *map(_SHAPE, outputs), take, store, *map(_SHAPE, inputs))
+                args = op.args
+            key = (name, args, *map(_SHAPE, op.outputs), take, store,
+                   *map(_SHAPE, op.inputs))
             emitter = by_key.get(key)
             if emitter is None:
                 missing.append((len(emitters), key, op, take, store))
