@@ -507,52 +507,47 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
       ``lw a5; addw a5,a5,a7`` stores a5 once);
     - a block local whose one read is the very next op's, from %acc (``addw``'s sum
       before its sign extension)."""
-    # (Per op of every block translated: ~12 µs of a system-mode block's ~150 µs
-    # before it was written for CPython's sake — the result lists made once,
-    # insn_start skipped first, %acc's name and kind kept in locals, the common
-    # "no input is %acc" case an identity test first.)
-    n_ops = len(ops)
-    takes: list[int | None] = [None] * n_ops
-    stores: list[bool] = [True] * n_ops
-    acc = acc_name = acc_kind = None
+    takes: list[int | None] = []
+    stores: list[bool] = []
+    acc = None
     producer = -1  # the op whose result %acc holds, while no other op came after it
     local_reads: dict[str, int] | None = None  # reads of each local in the block
     # i64 globals written and not stored yet, by CPU-state offset (globals of other
     # names may overlap them: AArch64's q[n] is v[2n] and v[2n+1]):
     # offset -> (the op that wrote it, the last op index that may overwrite it).
     pending: dict[int, tuple[int, int]] = {}
-    acc_ops, pure_ops = _ACC_OPS, _PURE_ACC_OPS
-    for index, (name, outputs, inputs, _args) in enumerate(ops):
-        if name == "insn_start":
-            continue  # (no input, no output: %acc and the pending stores go on)
+    for index, op in enumerate(ops):
+        name = op.name
+        inputs = op.inputs
         take = None
-        is_acc_op = name in acc_ops
-        if acc is not None and is_acc_op:
+        if acc is not None and name in _ACC_OPS:
+            acc_name, acc_kind = acc.name, acc.kind
             uses = 0
             for i, t in enumerate(inputs):
                 if t is acc or (t.name == acc_name and t.kind is acc_kind):
                     uses += 1
                     if take is None:
                         take = i
-            if take is not None:
-                takes[index] = take
-                if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
-                    if local_reads is None:
-                        local_reads = _local_reads(ops)
-                    if local_reads[acc_name] == 1:
-                        stores[producer] = False
+            if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
+                if local_reads is None:
+                    local_reads = _local_reads(ops)
+                if local_reads[acc_name] == 1:
+                    stores[producer] = False
+        takes.append(take)
+        stores.append(True)
+        if name == "insn_start":
+            continue
         if pending:
-            if name in pure_ops:
+            if name in _PURE_ACC_OPS:
                 for i, t in enumerate(inputs):
                     if t.kind is _GLOBAL:
-                        start = t.offset
-                        end = start + t.type.bits // 8
+                        start, end = t.offset, t.offset + t.type.bits // 8
                         for offset in [o for o in pending if o < end and start < o + 8]:
                             # Only the very next op may read it, from %acc.
                             if i != take or offset != start \
                                     or pending[offset][0] != producer:
                                 del pending[offset]
-                for t in outputs:
+                for t in op.outputs:
                     if t.kind is _GLOBAL and t.type is I64:
                         written = pending.pop(t.offset, None)
                         if written is not None and index <= written[1]:
@@ -560,18 +555,18 @@ def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
             else:
                 pending.clear()
         producer = -1
+        outputs = op.outputs
         if len(outputs) == 1 and outputs[0].type is I64:
             acc = outputs[0]  # (its stencil gives it)
-            acc_name, acc_kind = acc.name, acc.kind
-            if is_acc_op:
+            if name in _ACC_OPS:
                 producer = index
-                if acc_kind is _GLOBAL:
+                if acc.kind is _GLOBAL:
                     pending[acc.offset] = (index, index + _OVERWRITE_WINDOW)
-        elif acc is not None and (not is_acc_op
-                                  or any(t.name == acc_name or t.type is V128
+        elif acc is not None and (name not in _ACC_OPS
+                                  or any(t.name == acc.name or t.type is V128
                                          for t in outputs)):
             # (a v128 output — a 16-byte qemu_ld — may overlap the i64 %acc holds)
-            acc = acc_name = acc_kind = None
+            acc = None
     return takes, stores
 
 
