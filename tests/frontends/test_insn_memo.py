@@ -116,3 +116,54 @@ def test_replayed_blocks_equal_translated_ones_system_mode():
             flags = (int(priv) | int(priv) << TbFlags.MMU_IDX_SHIFT
                      | int(fs) << TbFlags.FS_SHIFT | (TbFlags.PAGING if priv != Priv.M else 0))
             _compare(True, flags)
+
+
+def _system_flags() -> list[int]:
+    return [int(priv) | int(priv) << TbFlags.MMU_IDX_SHIFT | int(fs) << TbFlags.FS_SHIFT
+            | (TbFlags.PAGING if priv != Priv.M else 0)
+            for priv in (Priv.M, Priv.S, Priv.U)
+            for fs in (FsState.OFF, FsState.CLEAN, FsState.DIRTY)]
+
+
+@needs_cross
+def test_one_frontend_across_flags_values_translates_each_as_without_memo():
+    """Recordings are shared between flags values only for words whose translation
+    reads no flags: one frontend meeting the snippet under every privilege and FS
+    state, interleaved, gives what a memo-less frontend gives under each."""
+    code = assemble(SNIPPET)
+    fetch = _fetcher(code)
+    with_memo = RiscvFrontend(CpuModel(), system=True)
+    without = RiscvFrontend(CpuModel(), system=True, memo=False)
+    for _ in range(3):
+        for flags in _system_flags():
+            for pc in _starts(code):
+                assert _text(with_memo, pc, fetch, flags) == _text(without, pc, fetch, flags)
+
+
+@needs_cross
+def test_a_word_that_reads_no_flags_is_recorded_once_for_every_flags_value():
+    code = assemble("add a0, a1, a2\nld a3, 16(a4)\nfadd.d fa0, fa1, fa2\ncsrr a0, sstatus\n")
+    fetch = _fetcher(code)
+    starts = _starts(code)[:4]  # (assemble appends an ebreak)
+    add, ld, fadd, csrr = (int.from_bytes(code[pc - CODE:end - CODE], "little")
+                           for pc, end in zip(starts, _starts(code)[1:5], strict=True))
+    frontend = RiscvFrontend(CpuModel(), system=True)
+    s_mode = _system_flags()[5]  # S, FS Clean
+    u_mode = _system_flags()[8]  # U, FS Dirty: another MMU index, no sstatus access
+    for pc in starts:  # (met twice under S: recorded)
+        frontend.translate(pc, fetch, flags=s_mode)
+        frontend.translate(pc, fetch, flags=s_mode)
+    shared = frontend._shared
+    assert type(shared[add]) is Recording  # (the test is not vacuous)
+    # Loads and stores carry the MMU index, FP instructions depend on FS, CSR
+    # accesses on the privilege: their IR is per flags value.
+    assert shared[ld] is None and shared[fadd] is None and shared[csrr] is None
+    block = frontend.translate(CODE, fetch, flags=u_mode)
+    assert frontend._memos[u_mode][add] is shared[add]  # (U's first sight: replayed)
+    without = RiscvFrontend(CpuModel(), system=True, memo=False)
+    assert str(block) == str(without.translate(CODE, fetch, flags=u_mode))
+    # The load under U mode has U's MMU index, not S's.
+    ld_u = str(frontend.translate(starts[1], fetch, flags=u_mode))
+    ld_s = str(frontend.translate(starts[1], fetch, flags=s_mode))
+    assert ld_u != ld_s
+    assert ld_u == str(without.translate(starts[1], fetch, flags=u_mode))

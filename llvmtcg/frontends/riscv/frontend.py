@@ -62,15 +62,29 @@ _new_op = tuple.__new__  # (as Builder does: a named tuple's constructor is Pyth
 _TERMINATORS = frozenset(name for name, op in OPS.items() if op.is_terminator)
 _MEMO_LIMIT = 1 << 16  # words per memo (bounded: system mode meets many flags values)
 _PC, _NEXT_PC, _BLOCK_PC = DisasContext.pc, DisasContext.next_pc, DisasContext.block_pc
+_FLAGS = DisasContext.flags
 
 
 class _TrackedContext(DisasContext):
     """A translation context that notes when a translator reads an address (the
     instruction's, the next one's or the block's; ``address_read``): the IR of such
-    an instruction depends on where it is, so the memo does not record it. (The
-    block's context becomes one while an instruction is recorded: the same slots.)"""
+    an instruction depends on where it is, so the memo does not record it. And when
+    it reads the translation flags (``flags_read``: privilege, MMU index, FS, paging,
+    read through ``flags`` by ``priv``, ``mem_idx``, ``has_ext`` of F/D and the
+    privileged translators): the IR of an instruction that did not is the same under
+    every flags value, so its recording serves them all. (The block's context becomes
+    one while an instruction is recorded: the same slots.)"""
 
     __slots__ = ()
+
+    @property
+    def flags(self) -> int:
+        self.flags_read = True
+        return _FLAGS.__get__(self)
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        _FLAGS.__set__(self, value)
 
     @property
     def pc(self) -> int:
@@ -138,6 +152,15 @@ class RiscvFrontend:
         # Per translation flags: instruction word -> its recorded IR (replayed instead
         # of decoding and translating it again), or None when it cannot be recorded.
         self._memos: dict[int, dict[int, Recording | None]] = {}
+        # Across flags values: instruction word -> its recording when its translation
+        # read no flags (most instructions: the same IR in M, S and U mode, at every
+        # MMU index and FS state), _SEEN_ONCE when met once under some flags, None
+        # when its IR depends on the flags (loads and stores: their MMU index) or on
+        # its address. A flags value's memo takes the recording from here at its first
+        # sight of the word, so code met under several flags values (OpenSBI in M mode
+        # with FS Off and Dirty; user space with FS Clean and Dirty; the kernel before
+        # and after paging) is decoded and translated once, not once per value.
+        self._shared: dict[int, Recording | object | None] = {}
         # Per translation flags: whether FS is Initial or Clean (the first FP
         # instruction marks it Dirty). (FS takes 4 values: a few flags values a run.)
         self._fs_clean: dict[int, bool] = {}
@@ -145,6 +168,7 @@ class RiscvFrontend:
     def clear_memo(self) -> None:
         """Forget every recorded instruction (benchmarks measure first translations)."""
         self._memos.clear()
+        self._shared.clear()
 
     @property
     def decoder(self) -> RiscvDecoder:
@@ -173,6 +197,10 @@ class RiscvFrontend:
         if memo is None or len(memo) >= _MEMO_LIMIT:
             memo = self._memos[flags] = {}
         memo_get = memo.get
+        shared = self._shared
+        if len(shared) >= _MEMO_LIMIT:
+            shared.clear()
+        shared_get = shared.get
         starts = [] if log is not None and log.enabled("in_asm") else None
         # The addresses are kept here and written to ctx (through the slots: no
         # tracking) only when a translator runs.
@@ -215,6 +243,14 @@ class RiscvFrontend:
             # The memo serves blocks whose translation state is still the initial one
             # (a dynamic rounding mode check makes later FP instructions differ).
             recorded = memo_get(insn, _UNSEEN) if use_memo and not ctx.frm_checked else None
+            if recorded is _UNSEEN:  # (this flags value's first sight: other values'?)
+                other = shared_get(insn, _UNSEEN)
+                if type(other) is Recording:
+                    recorded = memo[insn] = other
+                elif other is _UNSEEN:
+                    shared[insn] = _SEEN_ONCE
+                elif other is _SEEN_ONCE:
+                    recorded = _SEEN_ONCE  # (met under another value: record it now)
             if type(recorded) is Recording:
                 recorded.replay(b)
                 translated = True
@@ -227,12 +263,14 @@ class RiscvFrontend:
                 if recorded is _SEEN_ONCE:  # (record it: note what it reads)
                     first_local, first_label = len(block.locals), block.n_labels
                     first_label_used = len(b._labels_used)  # noqa: SLF001
-                    ctx.address_read = False
+                    ctx.address_read = ctx.flags_read = False
                     ctx.__class__ = _TrackedContext
                     translated = (dispatch32 if length == 4 else dispatch16)(ctx, insn)
                     ctx.__class__ = DisasContext
-                    memo[insn] = _recording(ctx, next_pc, first_op, first_local, first_label,
-                                            first_label_used) if translated else None
+                    recording = memo[insn] = _recording(
+                        ctx, next_pc, first_op, first_local, first_label,
+                        first_label_used) if translated else None
+                    shared[insn] = None if ctx.flags_read else recording
                 else:
                     translated = (dispatch32 if length == 4 else dispatch16)(ctx, insn)
                 next_pc = get_next_pc(ctx)

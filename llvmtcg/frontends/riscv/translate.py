@@ -60,6 +60,7 @@ class DisasContext:
     flags: int = 0
     block_pc: int = 0  # the first instruction's address (for the same-page chaining rule)
     address_read: bool = False  # (set by the frontend's memo: see frontend._TrackedContext)
+    flags_read: bool = False  # (likewise: the translation read ``flags``)
 
     def has_ext(self, ext: str) -> bool:
         if ext in ("f", "d") and self.system and TbFlags.fs(self.flags) == FsState.OFF:
