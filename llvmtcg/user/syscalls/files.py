@@ -2,9 +2,10 @@
 
 Guest fds are host fds. Most calls pass straight to the host with guest buffers
 translated to host addresses (after checking the guest may access them): the generic
-ABI shares open flags (arm64 has four of its own: ``UserArch.open_flags_to_host``), errno values, ``struct statx``, ``linux_dirent64``, ``termios``,
-``statfs``, ``flock``, ``iovec`` and ``timespec`` with x86-64. ``struct stat`` differs and
-is converted.
+ABI shares open flags (arm64 numbers four of them differently:
+``UserArch.open_flags_to_host``), errno values, ``struct statx``, ``linux_dirent64``,
+``termios``, ``statfs``, ``flock``, ``iovec`` and ``timespec`` with x86-64.
+``struct stat`` differs and is converted.
 """
 
 from __future__ import annotations
