@@ -8,7 +8,7 @@
  * every file (force_o_largefile) and llvmtcg-user reports it as arm64 Linux does;
  * qemu-aarch64 on an x86-64 host drops it (its host O_LARGEFILE is 0). The host's
  * O_LARGEFILE (0100000) passed through untranslated would still show, as O_NOFOLLOW.
- * Run in an empty scratch directory. */
+ * Run in a scratch directory; it removes what it made, for the next run. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -81,5 +81,8 @@ int main(void)
     fcntl(fd, F_SETFL, O_NONBLOCK | O_APPEND);
     printf("F_SETFL O_NONBLOCK|O_APPEND: F_GETFL %#o\n", fcntl(fd, F_GETFL) & ~LARGEFILE);
     close(fd);
-    return 0;
+    unlink("d/link");
+    unlink("d/file");
+    rmdir("d/sub");
+    return rmdir("d") != 0;
 }
