@@ -48,18 +48,15 @@ def compare_debian(sysroot: DebianSysroot, prog: Path, args: list[str], cwd: Pat
                    stdin: bytes | None = None) -> Run:
     """Run ``prog`` under both emulators with ``-L sysroot`` in a fresh copy of the tree;
     stdout, stderr and the exit status must agree."""
-    runs = []
+    # Both trees first, so that each run sees the same parent directory (ls -la).
     for emulator in ("llvmtcg", "qemu"):
-        work = cwd / emulator
-        work.mkdir()
-        make_tree(work)
-        if emulator == "llvmtcg":
-            runs.append(run_llvmtcg(prog, args, options=["-L", str(sysroot.root), *EMULATOR_ONLY],
-                                    cwd=work, env=ENV, stdin=stdin))
-        else:
-            runs.append(run_qemu(prog, args, options=["-L", str(sysroot.root)], cwd=work,
-                                 env=ENV, stdin=stdin))
-    ours, reference = runs
+        (cwd / emulator).mkdir()
+        make_tree(cwd / emulator)
+    os.utime(cwd, (MTIME, MTIME))
+    ours = run_llvmtcg(prog, args, options=["-L", str(sysroot.root), *EMULATOR_ONLY],
+                       cwd=cwd / "llvmtcg", env=ENV, stdin=stdin)
+    reference = run_qemu(prog, args, options=["-L", str(sysroot.root)], cwd=cwd / "qemu",
+                         env=ENV, stdin=stdin)
     assert (ours.stdout, ours.stderr, ours.returncode) == (
         reference.stdout, reference.stderr, reference.returncode), (
         f"{prog.name} {' '.join(args)}: llvmtcg-user and qemu-aarch64 differ\n"
@@ -68,7 +65,7 @@ def compare_debian(sysroot: DebianSysroot, prog: Path, args: list[str], cwd: Pat
 
 
 COREUTILS = [
-    ("ls", ["-l", "--time-style=+%Y-%m-%d %H:%M:%S", "-a"], None, b"fruit.txt -> "),
+    ("ls", ["-l", "--time-style=+%Y-%m-%d %H:%M:%S", "-a"], None, b"link -> fruit.txt"),
     ("ls", ["-lRn", "--full-time", "--color=always"], None, b"./sub:"),
     ("sort", ["-t", "a", "-k", "2", "fruit.txt", "-"], b"cherry\nkiwi\n", b"banana"),
     ("sha256sum", ["fruit.txt", "bytes.bin"], None, b"  bytes.bin"),
@@ -81,7 +78,7 @@ COREUTILS = [
     ("expr", ["7", "*", "6", "+", "1", ":", "4"], None, None),
     ("expr", ["substr", "coreutils", "5", "5"], None, b"utils"),
     ("stat", ["-c", "%n %s %a %F %Y %h", "fruit.txt", "sub", "link"], None, b"symbolic link"),
-    ("factor", ["1234567890123", "18446744073709551557"], None, b"3 3 47 14593 200257"),
+    ("factor", ["1234567890123", "18446744073709551557"], None, b"1234567890123: 3 3541 116216501"),
     ("printf", ["%.3f|%x|%-5s|%e\\n", "3.14159", "255", "ok", "1e-300"], None, b"3.142|ff"),
     ("du", ["-ab", "."], None, b"./sub/note"),
     ("od", ["-A", "x", "-t", "x1z", "-N", "32", "bytes.bin"], None, b"000020"),
@@ -157,4 +154,4 @@ def test_python3(sysroot, tmp_path):
     assert out.returncode == 1
     assert out.stdout.startswith(b"linux aarch64 little 9223372036854775807")
     assert b"caught at 5 Exception" in out.stdout
-    assert out.stderr.endswith(b"__main__.Oops: the end\n")
+    assert out.stderr.endswith(b"\nOops: the end\n")
