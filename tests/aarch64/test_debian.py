@@ -155,3 +155,72 @@ def test_python3(sysroot, tmp_path):
     assert out.stdout.startswith(b"linux aarch64 little 9223372036854775807")
     assert b"caught at 5 Exception" in out.stdout
     assert out.stderr.endswith(b"\nOops: the end\n")
+
+
+# The process, thread and host-interface side of the runtime, in one python3 -I run:
+# threads, fork, a child program, signals, sockets, mmap, pipes, ctypes calling glibc,
+# the C extension modules of libpython3.X-stdlib (sqlite3, lzma, bz2, _hashlib),
+# /proc/self, rlimits, sysconf, errno values and deep recursion.
+PYTHON_SYSTEM_PROGRAM = r"""
+import os, sys, threading, queue, subprocess, signal, select, socket, mmap, tempfile
+import ctypes, sqlite3, lzma, bz2, hashlib, resource, platform, fcntl, errno, random
+print(sys.argv, sys.flags.isolated, os.readlink("/proc/self/exe") == sys.executable)
+print(open("/proc/self/cmdline", "rb").read().split(b"\0")[1:3], os.uname().machine)
+r = []
+def work(i): r.append(sum(range(i * 10000)))
+ts = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+[t.start() for t in ts]; [t.join() for t in ts]; print(sorted(r))
+q = queue.Queue(); threading.Thread(target=lambda: q.put("from thread")).start()
+print(q.get(timeout=30))
+print(subprocess.run(["/bin/echo", "child"], capture_output=True).stdout)
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+print("fork", os.waitpid(pid, 0)[1] >> 8)
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s)); os.kill(os.getpid(), signal.SIGUSR1)
+print("signal", got)
+a, b = socket.socketpair(); a.sendall(b"ping")
+print(select.select([b], [], [], 5)[0] == [b], b.recv(10))
+with tempfile.TemporaryFile() as f:
+    f.write(b"x" * 8192); f.flush()
+    m = mmap.mmap(f.fileno(), 8192); print(m[:4], len(m)); m.close()
+rd, wr = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+print("pipe2", os.get_blocking(rd), os.get_inheritable(wr))
+try:
+    os.read(rd, 1)
+except BlockingIOError as e:
+    print("EAGAIN", e.errno)
+fd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+print("dirfd", fcntl.fcntl(fd, fcntl.F_GETFD), sorted(os.listdir(fd)))
+for path, mode in (("/nonexistent/x", "r"), (".", "w")):
+    try:
+        open(path, mode)
+    except OSError as e:
+        print("errno", e.errno, errno.errorcode[e.errno], e.strerror)
+print("ctypes", ctypes.CDLL(None).strlen(b"hello"))
+con = sqlite3.connect(":memory:"); con.execute("create table t(x)")
+con.executemany("insert into t values (?)", [(i,) for i in range(100)])
+print("sqlite", con.execute("select sum(x), avg(x) from t").fetchone())
+print(lzma.decompress(lzma.compress(b"abc" * 100))[:6],
+      bz2.decompress(bz2.compress(b"xyz" * 100))[:6])
+print(hashlib.sha3_256(b"x").hexdigest()[:16], hashlib.new("sha512", b"x").hexdigest()[:16])
+print(resource.getrlimit(resource.RLIMIT_NOFILE), platform.libc_ver(), platform.architecture())
+print(os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_CLK_TCK"))
+random.seed(42); print(random.random(), random.sample(range(100), 5))
+def rec(n): return rec(n + 1)
+try:
+    rec(0)
+except RecursionError as e:
+    print("recursion", e)
+print(len(bytearray(50 * 1024 * 1024)), "done")
+"""
+
+
+def test_python3_system(sysroot, tmp_path):
+    out = compare_debian(sysroot, sysroot.python, ["-I", "-c", PYTHON_SYSTEM_PROGRAM, "a1", "b 2"],
+                         tmp_path)
+    assert out.stdout.startswith(b"['-c', 'a1', 'b 2'] 1 True\n")
+    for line in (b"from thread", b"b'child\\n'", b"fork 7", b"signal [10]", b"True b'ping'",
+                 b"pipe2 False False", b"ctypes 5", b"sqlite (4950, 49.5)", b"done"):
+        assert line in out.stdout
