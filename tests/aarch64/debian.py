@@ -6,12 +6,14 @@ they depend on, fetched with ``apt-get download`` and unpacked with ``dpkg-deb -
 Nothing is committed. The sysroot is cached under $LLVMTCG_TEST_CACHE (default
 $XDG_CACHE_HOME/llvmtcg-tests or ~/.cache/llvmtcg-tests) in a directory named after a
 hash of the exact package versions, so a second test run downloads nothing and a Debian
-update makes a new one.
+update makes a new one; the resolved versions are remembered while apt's lists are
+unchanged.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -137,13 +139,46 @@ def _build(packages: list[tuple[str, str]], target: Path) -> None:
             shutil.rmtree(work)
 
 
+def _apt_state() -> str | None:
+    """A fingerprint of what apt resolves from: its package lists and dpkg's
+    architectures; None when there are no lists to fingerprint."""
+    lists = sorted(Path("/var/lib/apt/lists").glob("*Packages*"))
+    if not lists:
+        return None
+    state = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in lists]
+    arch = Path("/var/lib/dpkg/arch")
+    state.append(("arch", arch.read_text() if arch.exists() else ""))
+    return hashlib.sha256(repr(state).encode()).hexdigest()
+
+
+def _resolve_cached() -> list[tuple[str, str]]:
+    """:func:`resolve_packages`, remembered while apt's lists are unchanged: its three
+    apt-cache runs take 3-10 s of a loaded machine."""
+    state = _apt_state()
+    memo = test_cache_dir() / f"debian-{ARCH}-packages.json"
+    if state is not None and memo.exists():
+        try:
+            saved = json.loads(memo.read_text())
+            if saved.get("apt_state") == state:
+                return [tuple(p) for p in saved["packages"]]
+        except (ValueError, KeyError, TypeError):
+            pass  # unreadable: resolve again
+    packages = resolve_packages()
+    if state is not None:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        temp = memo.with_suffix(f".{os.getpid()}.tmp")
+        temp.write_text(json.dumps({"apt_state": state, "packages": packages}))
+        temp.replace(memo)
+    return packages
+
+
 def debian_sysroot() -> DebianSysroot:
     """The cached sysroot for this machine's package versions (made on first use).
 
     Raises:
         SysrootUnavailable: apt cannot resolve or download the packages.
     """
-    packages = resolve_packages()
+    packages = _resolve_cached()
     pinned = tuple(f"{name}={version}" for name, version in packages)
     key = hashlib.sha256("\n".join(pinned).encode()).hexdigest()[:16]
     target = test_cache_dir() / f"debian-{ARCH}-sysroot-{key}"
