@@ -102,6 +102,12 @@ def test_open_flags(build_dir, tmp_path):
     assert b"opendir d: ok, 5 entries" in out.stdout
     assert b"O_NOFOLLOW on a symlink: errno Too many levels of symbolic links" in out.stdout
     assert b"pipe2 O_DIRECT: reads 2 3" in out.stdout
+    # -strace names them by their arm64 meaning too.
+    from tests.user.support import run_llvmtcg
+
+    traced = run_llvmtcg(build(build_dir, "openflags.c"), [], options=["-strace"], cwd=tmp_path)
+    assert b'openat(AT_FDCWD,"d",O_RDONLY|O_NONBLOCK|O_DIRECTORY|O_CLOEXEC' in traced.stderr
+    assert b'openat(AT_FDCWD,"d/link",O_RDONLY|O_NOFOLLOW' in traced.stderr
 
 
 def test_environment_is_the_emulators(build_dir, tmp_path):
