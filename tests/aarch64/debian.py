@@ -3,8 +3,8 @@ the Debian release this machine runs: coreutils and python3.X-minimal (with
 libpython3.X-stdlib), their interpreter ld-linux-aarch64.so.1 and every shared library
 they depend on, fetched with ``apt-get download`` and unpacked with ``dpkg-deb -x``.
 
-Nothing is committed. The sysroot is cached under $LLVMTCG_TEST_CACHE (default
-$XDG_CACHE_HOME/llvmtcg-tests or ~/.cache/llvmtcg-tests) in a directory named after a
+Nothing is committed. The sysroot is cached with the other test-time guest programs
+(``$LLVMTCG_TOOL_CACHE``, default ~/.cache/llvmtcg-guest-tools) in a directory named after a
 hash of the exact package versions, so a second test run downloads nothing and a Debian
 update makes a new one; the resolved versions are remembered while apt's lists are
 unchanged.
@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.user.debian_tools import cache_root
 
 ARCH = "arm64"
 # Packages the Depends closure reaches that hold no library these programs load
@@ -48,16 +50,6 @@ class DebianSysroot:
             if path.exists():
                 return path
         raise FileNotFoundError(f"{name} is in no bin directory of {self.root}")
-
-
-def test_cache_dir() -> Path:
-    if "LLVMTCG_TEST_CACHE" in os.environ:
-        return Path(os.environ["LLVMTCG_TEST_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "llvmtcg-tests"
-
-
-test_cache_dir.__test__ = False  # not a pytest test
 
 
 def _apt(*args: str) -> str:
@@ -155,7 +147,7 @@ def _resolve_cached() -> list[tuple[str, str]]:
     """:func:`resolve_packages`, remembered while apt's lists are unchanged: its three
     apt-cache runs take 3-10 s of a loaded machine."""
     state = _apt_state()
-    memo = test_cache_dir() / f"debian-{ARCH}-packages.json"
+    memo = cache_root() / f"debian-{ARCH}-packages.json"
     if state is not None and memo.exists():
         try:
             saved = json.loads(memo.read_text())
@@ -181,7 +173,7 @@ def debian_sysroot() -> DebianSysroot:
     packages = _resolve_cached()
     pinned = tuple(f"{name}={version}" for name, version in packages)
     key = hashlib.sha256("\n".join(pinned).encode()).hexdigest()[:16]
-    target = test_cache_dir() / f"debian-{ARCH}-sysroot-{key}"
+    target = cache_root() / f"debian-{ARCH}-sysroot-{key}"
     if not target.exists():
         _build(packages, target)
     root = target / "root"
