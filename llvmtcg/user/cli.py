@@ -275,7 +275,7 @@ def _run_program(prog: str, args: list[str], *, sysroot, set_env, unset_env, arg
     )
     from llvmtcg.user.signals import SignalState, setup_host_signals
 
-    envp = [k + b"=" + v for k, v in os.environb.items()]
+    envp = _host_environment()
     ignored: set[int] = set()
     if reentry is not None:  # a guest execve: its environment comes through a file
         envp, ignored = _read_reentry(*reentry)
@@ -394,6 +394,24 @@ def _write_counters(process) -> None:
             f.write(json.dumps({"pid": os.getpid(), **process.cpu.counters()}) + "\n")
     except (OSError, TypeError, ValueError):
         pass
+
+
+def _host_environment() -> list[bytes]:
+    """The guest's environment: this process's, without what CPython's start-up added.
+    With LANG=C (or no locale) and no LC_ALL, CPython sets LC_CTYPE=C.UTF-8 in its own
+    environment (PEP 538 locale coercion); qemu's guests do not get it, and with it
+    Debian's coreutils quote in UTF-8. /proc/self/environ still holds the strings
+    execve passed: an LC_CTYPE missing there is the interpreter's."""
+    env = dict(os.environb)
+    if b"LC_CTYPE" in env:
+        try:
+            with open("/proc/self/environ", "rb") as f:
+                initial = f.read().split(b"\0")
+        except OSError:
+            initial = None
+        if initial is not None and not any(e.startswith(b"LC_CTYPE=") for e in initial):
+            del env[b"LC_CTYPE"]
+    return [k + b"=" + v for k, v in env.items()]
 
 
 def _edit_environment(envp: list[bytes], set_env: list[str], unset_env: list[str]) \

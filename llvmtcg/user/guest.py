@@ -105,6 +105,14 @@ class GuestProcess(GuestMemoryView, Protocol):
         there (for calls that look files up)."""
         ...
 
+    def open_flags_to_host(self, flags: int) -> int:
+        """The host's O_* bits for the guest's ``flags`` (arm64 numbers four differently)."""
+        ...
+
+    def open_flags_to_guest(self, flags: int) -> int:
+        """The guest's O_* bits for the host's ``flags`` (F_GETFL)."""
+        ...
+
     def reexec_options(self) -> list[str]:
         """The emulator options a guest execve passes on to the new emulator."""
         ...

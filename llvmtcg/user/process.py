@@ -258,6 +258,12 @@ class Process:
     def reexec_options(self) -> list[str]:
         return self.config.reexec_options()
 
+    def open_flags_to_host(self, flags: int) -> int:
+        return self.user_arch.open_flags_to_host(flags)
+
+    def open_flags_to_guest(self, flags: int) -> int:
+        return self.user_arch.open_flags_to_guest(flags)
+
     def set_stack_pointer(self, sp: int) -> None:
         self.arch.reg_write(self.cpu.state, self.user_arch.stack_pointer, sp)
 

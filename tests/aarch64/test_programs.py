@@ -95,6 +95,33 @@ def test_udf_and_brk_signals(build_dir, args, status):
         assert b"after brk x0 105" in out.stdout
 
 
+def test_open_flags(build_dir, tmp_path):
+    """arm64's O_DIRECTORY, O_NOFOLLOW, O_DIRECT and O_LARGEFILE are not the host's:
+    opendir, O_NOFOLLOW on a symlink, pipe2(O_DIRECT) and F_GETFL/F_SETFL."""
+    out = compare(build(build_dir, "openflags.c"), cwd=tmp_path)
+    assert b"opendir d: ok, 5 entries" in out.stdout
+    assert b"O_NOFOLLOW on a symlink: errno Too many levels of symbolic links" in out.stdout
+    assert b"pipe2 O_DIRECT: reads 2 3" in out.stdout
+    # -strace names them by their arm64 meaning too.
+    from tests.user.support import run_llvmtcg
+
+    traced = run_llvmtcg(build(build_dir, "openflags.c"), [], options=["-strace"], cwd=tmp_path)
+    assert b'openat(AT_FDCWD,"d",O_RDONLY|O_NONBLOCK|O_DIRECTORY|O_CLOEXEC' in traced.stderr
+    assert b'openat(AT_FDCWD,"d/link",O_RDONLY|O_NOFOLLOW' in traced.stderr
+
+
+def test_environment_is_the_emulators(build_dir, tmp_path):
+    """The guest gets the environment the emulator was started with: with LANG=C,
+    CPython adds LC_CTYPE=C.UTF-8 to its own (PEP 538), which must not reach the guest."""
+    from tests.user.support import run_llvmtcg
+
+    env = {"PATH": "/usr/bin:/bin", "LANG": "C", "A": "1"}
+    out = run_llvmtcg(build(build_dir, "environ.c"), [], options=["-U", "PYTHONPATH",
+                      "-U", "LLVMTCG_CACHE_DIR"], cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.describe()
+    assert out.stdout.splitlines() == [b"PATH=/usr/bin:/bin", b"LANG=C", b"A=1"]
+
+
 @pytest.fixture(scope="module")
 def busybox(tmp_path_factory):
     path = fetch_busybox(tmp_path_factory.mktemp("busybox-arm64"))

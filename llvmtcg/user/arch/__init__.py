@@ -53,6 +53,18 @@ class UserArch(abc.ABC):
     thread_pointer: ClassVar[enum.IntEnum]
     signal_frame_size: ClassVar[int]
     sigreturn_code: ClassVar[bytes]
+    # Open flags (O_*) whose bits differ from the host's (x86-64, which has the
+    # asm-generic values riscv64 shares): (guest bit, host bit) pairs. arm64 swaps
+    # O_DIRECTORY/O_NOFOLLOW with O_DIRECT/O_LARGEFILE (QEMU's fcntl_flags_tbl).
+    open_flag_bits: ClassVar[tuple[tuple[int, int], ...]] = ()
+
+    def open_flags_to_host(self, flags: int) -> int:
+        """The host's spelling of the guest's O_* ``flags`` (open, pipe2, F_SETFL)."""
+        return _swap_bits(flags, self.open_flag_bits, 0, 1)
+
+    def open_flags_to_guest(self, flags: int) -> int:
+        """The guest's spelling of the host's O_* ``flags`` (F_GETFL)."""
+        return _swap_bits(flags, self.open_flag_bits, 1, 0)
 
     @abc.abstractmethod
     def make_arch(self, cpu: str | None = None) -> GuestArch:
@@ -113,6 +125,19 @@ class UserArch(abc.ABC):
         Raises:
             BadSignalFrame: a field the kernel checks is wrong.
         """
+
+
+def _swap_bits(value: int, pairs: tuple[tuple[int, int], ...], src: int, dst: int) -> int:
+    """``value`` with each pair's ``src`` bit moved to its ``dst`` bit."""
+    if not pairs:
+        return value
+    out = value
+    for pair in pairs:
+        out &= ~pair[src]
+    for pair in pairs:
+        if value & pair[src]:
+            out |= pair[dst]
+    return out
 
 
 # The start of the rt_sigframe of Linux's 64-bit asm-generic ABIs (riscv64, arm64):

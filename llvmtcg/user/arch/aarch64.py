@@ -59,6 +59,12 @@ class Aarch64User(UserArch):
     signal_frame_size = _FRAME_SIZE
     # movz x8, #139; svc #0
     sigreturn_code = struct.pack("<II", 0xD280_0000 | _NR_RT_SIGRETURN << 5 | 8, 0xD400_0001)
+    # arch/arm64/include/uapi/asm/fcntl.h: O_DIRECTORY 040000, O_NOFOLLOW 0100000,
+    # O_DIRECT 0200000, O_LARGEFILE 0400000 (the generic ones, in that order: 0200000,
+    # 0400000, 040000, 0100000). glibc's opendir passes O_DIRECTORY, which the host
+    # would read as O_DIRECT (EINVAL on tmpfs and overlay directories).
+    open_flag_bits = ((0o40000, 0o200000), (0o100000, 0o400000),
+                      (0o200000, 0o40000), (0o400000, 0o100000))
 
     def make_arch(self, cpu: str | None = None) -> Aarch64Arch:
         return Aarch64Arch(CpuModel.parse(cpu) if cpu is not None else CpuModel())

@@ -2,9 +2,10 @@
 
 Guest fds are host fds. Most calls pass straight to the host with guest buffers
 translated to host addresses (after checking the guest may access them): the generic
-ABI shares open flags, errno values, ``struct statx``, ``linux_dirent64``, ``termios``,
-``statfs``, ``flock``, ``iovec`` and ``timespec`` with x86-64. ``struct stat`` differs and
-is converted.
+ABI shares open flags (arm64 numbers four of them differently:
+``UserArch.open_flags_to_host``), errno values, ``struct statx``, ``linux_dirent64``,
+``termios``, ``statfs``, ``flock``, ``iovec`` and ``timespec`` with x86-64.
+``struct stat`` differs and is converted.
 """
 
 from __future__ import annotations
@@ -180,6 +181,7 @@ def sys_splice(proc: GuestProcess, fd_in, off_in, fd_out, off_out, length, flags
 @syscall("openat", "dirfd path oflags mode")
 def sys_openat(proc: GuestProcess, dirfd, pathname, flags, mode):
     path = proc.read_path(pathname)
+    flags = proc.open_flags_to_host(flags)
     entry = _own_proc(proc, dirfd, path)
     if entry == TASK_DIR:
         fd = host.call("openat", dirfd, path, flags, mode)
@@ -224,7 +226,7 @@ def sys_dup3(proc: GuestProcess, old, new, flags):
 def sys_pipe2(proc: GuestProcess, fds, flags):
     proc.check(fds, 8, Access.WRITE)
     buf, addr = host.buffer(8)
-    result = host.call("pipe2", addr, flags)
+    result = host.call("pipe2", addr, proc.open_flags_to_host(flags))
     if result == 0:
         proc.write(fds, buf.raw[:8])
     return result
@@ -238,7 +240,12 @@ def sys_fcntl(proc: GuestProcess, fd, cmd, arg):
         new = host.call("fcntl", fd, cmd, arg)
         proc.procfs.duplicated(fd, new)
         return new
-    if cmd in (1, 2, 3, 4, 8, 9, 10, 11, 1024, 1025, 1026, 1031, 1032, 1033, 1034):
+    if cmd == 3:  # F_GETFL
+        result = host.call("fcntl", fd, cmd, arg)
+        return result if result < 0 else proc.open_flags_to_guest(result)
+    if cmd == 4:  # F_SETFL
+        return host.call("fcntl", fd, cmd, proc.open_flags_to_host(arg))
+    if cmd in (1, 2, 8, 9, 10, 11, 1024, 1025, 1026, 1031, 1032, 1033, 1034):
         return host.call("fcntl", fd, cmd, arg)
     return -errno.EINVAL
 
@@ -630,7 +637,8 @@ def sys_name_to_handle_at(proc: GuestProcess, dirfd, pathname, handle, mount_id,
 @syscall("open_by_handle_at", "fd ptr oflags")
 def sys_open_by_handle_at(proc: GuestProcess, mount_fd, handle, flags):
     size = min(proc.read_u32(handle), _MAX_HANDLE_SZ)
-    return host.call("open_by_handle_at", mount_fd, proc.check(handle, 8 + size), flags)
+    return host.call("open_by_handle_at", mount_fd, proc.check(handle, 8 + size),
+                     proc.open_flags_to_host(flags))
 
 
 # -- mounts (root's business, as on Linux) -------------------------------------------------

@@ -69,6 +69,8 @@ class Traced(Protocol):
 
     def read_str(self, addr: int, limit: int = ...) -> bytes: ...
 
+    def open_flags_to_host(self, flags: int) -> int: ...
+
 
 class Strace:
     """Writes syscall traces (to the -D file or stderr)."""
@@ -106,8 +108,8 @@ class Strace:
                     return '"' + proc.read_str(value, 4096).decode("utf-8", "replace") + '"'
                 except GuestFault:
                     return f"0x{value:016x}"
-            case "oflags":
-                return open_flags(value)
+            case "oflags":  # named by their host (asm-generic) values: arm64's differ
+                return open_flags(proc.open_flags_to_host(value))
             case "mode":
                 return f"0{value & 0o7777:o}"
             case "prot":
