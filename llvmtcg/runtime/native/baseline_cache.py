@@ -28,9 +28,12 @@ never a crash.
 The relocations are found when the file is written, by looking for this process's
 values in the code (emitted code holds host addresses only as 64-bit immediates: import
 cells, arena constants and the block's data; constant pools are reached PC-relative).
-A block is not stored when that would be ambiguous: a guest constant of the block equal
-to one of those values, two candidates overlapping, or a PC-relative reference near a
-constant pool (those pools are placed per process).
+PC-relative references to constant pools (vector shuffle masks, FP constants: the
+stencils' pools are placed per process) are relocations too, named by the pool's bytes
+(``pool.<hex>@<offset>``): the loading process places one copy of each such pool and
+writes the rel32 to it. A block is not stored when that would be ambiguous: a guest
+constant of the block equal to one of those values, two candidates overlapping, or 4
+bytes reading as a rel32 near a pool that is not a RIP-relative operand into it.
 
 Writes go to a temporary file renamed into place, so concurrent processes see one
 complete file or the other (the last writer's blocks win); a file is bounded by
@@ -47,7 +50,7 @@ import json
 import os
 import struct
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -204,8 +207,11 @@ class BaselineBlockCache:
         self._names: list[str] = []
         # Per value name index: this process's value (resolved when first needed: an
         # import cell may compile a memory accessor), None (no meaning here),
-        # _UNRESOLVED, or a negative _LOCAL_CODES code for a block's own data.
+        # _UNRESOLVED, a negative _LOCAL_CODES code for a block's own data, or ~address
+        # of a constant pool's copy (see _resolve).
         self._resolved: list[int | None | object] = []
+        self._pool_indexes: list[int] = []  # value names resolved to pool copies
+        self._pool_generation: int | None = None  # (codegen.generation at resolving)
         self._used = bytearray()  # per block number: placed this run
         self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
@@ -248,6 +254,7 @@ class BaselineBlockCache:
         self._table, self._records, self._count = memoryview(b""), memoryview(b""), 0
         self._first, self._next, self._groups = {}, array("i"), {}
         self._names, self._resolved, self._used = [], [], bytearray()
+        self._pool_indexes = []
         self._unplaceable = set()
 
     def _forget_file(self) -> None:
@@ -416,7 +423,23 @@ class BaselineBlockCache:
         return self._values[name]
 
     def _resolve(self, index: int) -> int | None:
-        value = self._resolved[index] = self._value(self._names[index])
+        name = self._names[index]
+        if name.startswith(_POOL):
+            # A constant pool reached PC-relative: the address of this process's copy
+            # of its bytes (plus the offset used) as ~address, a code place() tells
+            # from the block's own data (_LOCAL_CODES) by its size. (Not kept in
+            # _values: the copies go with an arena reset, see place.)
+            hexbytes, _, offset = name[len(_POOL):].rpartition("@")
+            try:
+                address = self.codegen.pool_copy(bytes.fromhex(hexbytes)) + int(offset)
+            except ValueError:
+                value = None  # (malformed)
+            else:
+                value = ~address
+                self._pool_indexes.append(index)
+        else:
+            value = self._value(name)
+        self._resolved[index] = value
         return value
 
     def place(self, blocks: list[tuple[int, ...]]) -> list[PlacedBlock]:
@@ -428,6 +451,12 @@ class BaselineBlockCache:
         Raises:
             ArenaFull: no room (nothing was allocated).
         """
+        if self._pool_generation != self.codegen.generation:
+            # The arena was reset since pool copies were placed: place them again.
+            for index in self._pool_indexes:
+                self._resolved[index] = _UNRESOLVED
+            self._pool_indexes = []
+            self._pool_generation = self.codegen.generation
         records = self._records
         resolved = self._resolved
         hot = self.codegen.hot_threshold
@@ -475,16 +504,19 @@ class BaselineBlockCache:
                     value = resolved[index]
                     if value is _UNRESOLVED:
                         value = self._resolve(index)
-                    if value is None or value < _TARGETS_CODE:
+                    if value is None:
                         ok = False  # (a value with no meaning here)
                         break
-                    if value < 0:  # (the block's own data: see _LOCAL_CODES)
+                    if value < 0:  # (the block's own data: see _LOCAL_CODES; or a pool)
                         k = ~value
                         if k < 64:
                             if k >= n_jumps:
                                 ok = False  # (a slot the block does not have: malformed)
                                 break
                             value = address + 16 * k
+                        elif value < _TARGETS_CODE:  # (a pool copy at k: a rel32 field)
+                            _I32.pack_into(code, code_at + offset, k - (entry + offset + 4))
+                            continue
                         else:
                             value = counter if value == _COUNTER_CODE else targets
                     pack(code, code_at + offset, value)
@@ -579,7 +611,7 @@ class BaselineBlockCache:
         values = self.codegen.process_values()
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
-        pools = self.codegen.pool_ranges()
+        pools = self.codegen.pools()
         new: list[CachedBlock] = []
         hot = self.codegen.hot_threshold
         for tb, size, constants in emitted:
@@ -611,7 +643,7 @@ class BaselineBlockCache:
         return self.stats["stored"]
 
     def _capture(self, tb: InstalledBlock, size: int, constants: frozenset[int],
-                 relocatable: dict[int, str], pools: list[tuple[int, int]],
+                 relocatable: dict[int, str], pools: list[tuple[int, bytes]],
                  read_guest: Callable[[InstalledBlock], bytes | None]) -> CachedBlock | None:
         code = bytearray(ctypes.string_at(tb.entry, size))
         jumps = []
@@ -633,9 +665,17 @@ class BaselineBlockCache:
         if constants & table.keys():
             return None  # (a guest constant looks like a host address here)
         relocations = _find_values(code, table)
-        if relocations is None or any(not name for _, name in relocations) \
-                or (pools and _refers_to(code, tb.entry, pools)):
-            return None  # (ambiguous, or a constant pool placed by this process)
+        if relocations is None or any(not name for _, name in relocations):
+            return None  # (ambiguous)
+        if pools:
+            pc_relative = _pool_references(code, tb.entry, pools)
+            if pc_relative is None:
+                return None  # (4 bytes near a pool that are not a reference into it)
+            if pc_relative:
+                relocations = sorted(relocations + pc_relative)
+                if any(b[0] < a[0] + (4 if a[1].startswith(_POOL) else 8)
+                       for a, b in zip(relocations, relocations[1:], strict=False)):
+                    return None  # (a rel32 field overlapping another relocation)
         guest = read_guest(tb)
         if guest is None:
             return None
@@ -719,6 +759,7 @@ def wide_values(block: Block) -> list[int]:
     return out
 
 
+_POOL = "pool."  # value names of constant pools (by their bytes), reached by rel32
 _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
 # What :meth:`BaselineBlockCache.place` writes for a local value, as a code in the
 # resolved-values table (process values are never negative): ~k for exit slot k (in
@@ -761,8 +802,37 @@ def _find_values(code: bytes | bytearray, table: dict[int, str]
 
 def _refers_to(code: bytes | bytearray, address: int, ranges: list[tuple[int, int]]) -> bool:
     """Whether any 4 bytes of ``code`` (placed at ``address``), read as a rel32
-    displacement, point into one of ``ranges`` (conservative: a false match only keeps
-    a block out of the file).
+    displacement, point into one of ``ranges``."""
+    return any(_rel32_fields(code, address, ranges))
+
+
+def _pool_references(code: bytes | bytearray, address: int, pools: list[tuple[int, bytes]]
+                     ) -> list[tuple[int, str]] | None:
+    """The relocations (offset, ``pool.<hex>@<offset in the pool>``) of the rel32
+    fields of ``code`` (placed at ``address``) that reach one of ``pools`` ((address,
+    bytes) placed by this process); None when some 4 bytes read as a rel32 reach near
+    a pool (64 bytes either side: any PC-relative addend) but are not a RIP-relative
+    operand into one (the ModRM byte before a disp32 is mod 00, r/m 101): which they
+    are cannot be told, so the block is not stored (a false match only costs that)."""
+    found = {}
+    for offset, target in _rel32_fields(code, address,
+                                        [(start - 64, start + len(data) + 64)
+                                         for start, data in pools]):
+        for start, data in pools:
+            if start <= target < start + len(data):
+                break
+        else:
+            return None
+        if offset < 1 or code[offset - 1] & 0xC7 != 0x05:
+            return None
+        found[offset] = f"{_POOL}{data.hex()}@{target - start}"
+    return sorted(found.items())
+
+
+def _rel32_fields(code: bytes | bytearray, address: int, ranges: list[tuple[int, int]]
+                  ) -> Iterator[tuple[int, int]]:
+    """(offset, target) of every 4 bytes of ``code`` (placed at ``address``) that,
+    read as a rel32 displacement, point into one of ``ranges``.
 
     A field at offset o reaching [start, end) holds a displacement in [start - (address
     + o + 4), end - (address + o + 4)): over the block's offsets, a span whose top 16
@@ -782,6 +852,5 @@ def _refers_to(code: bytes | bytearray, address: int, ranges: list[tuple[int, in
                 if offset + 4 <= n:
                     target = address + offset + 4 + unpack(code, offset)[0]
                     if start <= target < end:
-                        return True
+                        yield offset, target
                 position = code.find(pattern, position + 1)
-    return False
