@@ -35,6 +35,12 @@ VECTOR_INT = tuple("""
 VECTOR_LONG = tuple("""
     sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v""".split())
 
+# One vperm (narrowing, reversing, extracting), vctpop; the de-interleaving structure
+# loads and stores (a wide access and vperms when it stays on one page).
+VECTOR_PERMUTE = tuple("""
+    xtn_v shrn_v rshrn_v ext_v rev16_v rev32_v rev64_v cnt_v""".split())
+VECTOR_LDST = ("simd_ldst_multi", "simd_ldst_multi_p")
+
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
@@ -46,8 +52,9 @@ def _patterns(names: tuple[str, ...]) -> list:
     return [known[n] for n in names if n in known]
 
 
-@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG],
-                         ids=["fp", "fp_compare", "int", "long"])
+@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG,
+                                   VECTOR_PERMUTE, VECTOR_LDST],
+                         ids=["fp", "fp_compare", "int", "long", "permute", "ldst"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"

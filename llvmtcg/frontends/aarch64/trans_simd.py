@@ -16,6 +16,7 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
 from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
 from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
+from llvmtcg.ir.ops import pack_permute
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
 _REPLICATE = (0x0101_0101_0101_0101, 0x0001_0001_0001_0001, 0x0000_0001_0000_0001, 1)
@@ -409,7 +410,6 @@ trans_sqshlu_v = _shift("sqshlu")
 trans_sqshl_imm_v = _shift("sqshl_imm")
 trans_uqshl_imm_v = _shift("uqshl_imm")
 trans_sqshrun_v = _shift("sqshrun", narrow=True)
-trans_rshrn_v = _shift("rshrn", narrow=True)
 trans_sqrshrun_v = _shift("sqrshrun", narrow=True)
 trans_sqshrn_v = _shift("sqshrn", narrow=True)
 trans_uqshrn_v = _shift("uqshrn", narrow=True)
@@ -667,22 +667,8 @@ def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
 
 
 def trans_cnt_v(ctx: DisasContext, a) -> bool:
-    """CNT: population count of each byte (the classic SWAR sum of bit pairs, nibbles,
-    bytes)."""
-    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-        b = ctx.builder
-        x, y = ctx.temp(), ctx.temp()
-        b.shr(y, n, const(I64, 1))
-        b.and_(y, y, const(I64, 0x5555_5555_5555_5555))
-        b.sub(x, n, y)
-        b.shr(y, x, const(I64, 2))
-        b.and_(y, y, const(I64, 0x3333_3333_3333_3333))
-        b.and_(x, x, const(I64, 0x3333_3333_3333_3333))
-        b.add(x, x, y)
-        b.shr(y, x, const(I64, 4))
-        b.add(x, x, y)
-        b.and_(t, x, const(I64, 0x0F0F_0F0F_0F0F_0F0F))
-    return gen_halves(ctx, a, emit)
+    """CNT: population count of each byte (vpopcntb, or pshufb of a nibble table)."""
+    return gen_vector(ctx, a, "vctpop", size=0, unary=True)
 
 
 def trans_dup_gp(ctx: DisasContext, a) -> bool:
@@ -869,113 +855,78 @@ trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
 trans_uminv_v = _across_lanes(_pick(Cond.LTU))
 
 
-def _narrow(ctx: DisasContext, a, size: int, shift: int) -> bool:
-    """XTN/SHRN (and the "2" forms): each wide lane shifted right by ``shift`` and
-    truncated, the halves' lanes packed (SWAR) into Vd's lower (upper) half."""
-    b = ctx.builder
-    esize = 8 << size  # of the narrow lanes
-    keep = const(I64, _REPLICATE[size + 1] * ((1 << esize) - 1))
-    packed = []
-    for h in range(2):
-        x = ctx.temp()
-        b.shr(x, V[2 * a.rn + h], const(I64, shift))
-        b.and_(x, x, keep)
-        width = esize
-        while width < 32:  # pull each lane next to its neighbour: 4x16 -> 2x32 -> 1x64
-            y = ctx.temp()
-            b.shr(y, x, const(I64, width))
-            b.or_(x, x, y)
-            width *= 2
-            b.and_(x, x, const(I64, _REPLICATE[width.bit_length() - 3] * ((1 << width) - 1)))
-        packed.append(x)
-    result = ctx.temp()
-    b.deposit(result, packed[0], packed[1], 32, 32)
+def permute(ctx: DisasContext, dst: Temp, a: Temp, b: Temp, size: int, oprsz: int,
+            indexes: list[int]) -> None:
+    """dst = lanes ``indexes`` (of ``8 << size`` bits) of the 32 bytes a:b (a first)."""
+    ctx.builder.vector("vperm", dst, (a, b), size, oprsz, pack_permute(indexes))
+
+
+def _narrow(ctx: DisasContext, a, size: int, wide: Temp) -> bool:
+    """XTN/SHRN/RSHRN (and the "2" forms): the lanes of ``wide`` (of twice ``size``)
+    truncated into Vd's lower half (upper half: Q, the lower one kept), one vperm of
+    the even narrow lanes."""
+    half = 8 >> size  # narrow lanes per 64 bits
     if a.q:
-        b.mov(V[2 * a.rd + 1], result)
+        whole = 16 >> size
+        permute(ctx, VQ[a.rd], VQ[a.rd], wide, size, 16,
+                [*range(half), *(whole + 2 * i for i in range(half))])
     else:
-        b.mov(V[2 * a.rd], result)
-        b.movi(V[2 * a.rd + 1], 0)
+        permute(ctx, VQ[a.rd], wide, wide, size, 8, [2 * i for i in range(half)])
     return True
 
 
 def trans_xtn_v(ctx: DisasContext, a) -> bool:
-    return a.size < 3 and _narrow(ctx, a, a.size, 0)
+    return a.size < 3 and _narrow(ctx, a, a.size, VQ[a.rn])
 
 
-def trans_shrn_v(ctx: DisasContext, a) -> bool:
-    immh = a.imm >> 3
-    if not 0 < immh < 8:
-        return False
-    _, right, _ = shift_geometry(a.imm)
-    return _narrow(ctx, a, immh.bit_length() - 1, right)
+def _shift_right_narrow(rounding: bool):
+    """SHRN/RSHRN{2}: each wide lane (plus 1 << (shift - 1) for RSHRN, wrapping: the
+    bits kept, shift .. shift + esize, are below the wide lane's top) shifted right
+    and narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if not 0 < immh < 8:
+            return False
+        b = ctx.builder
+        _, right, _ = shift_geometry(a.imm)
+        size = immh.bit_length() - 1
+        source = VQ[a.rn]
+        if rounding:
+            bias, source = b.temp(V128), b.temp(V128)
+            b.vector("vdup", bias, (const(I64, 1 << (right - 1)),), size + 1, 16)
+            b.vector("vadd", source, (VQ[a.rn], bias), size + 1, 16)
+        wide = b.temp(V128)
+        b.vector("vshri", wide, (source,), size + 1, 16, right)
+        return _narrow(ctx, a, size, wide)
+    return trans
 
 
-def _funnel(ctx: DisasContext, low: Temp, high: Temp, shift: int) -> Temp:
-    """Bits [shift, shift + 64) of high:low."""
-    if shift == 0:
-        return low
-    b = ctx.builder
-    t, u = ctx.temp(), ctx.temp()
-    b.shr(t, low, const(I64, shift))
-    b.shl(u, high, const(I64, 64 - shift))
-    b.or_(t, t, u)
-    return t
+trans_shrn_v = _shift_right_narrow(False)
+trans_rshrn_v = _shift_right_narrow(True)
 
 
 def trans_ext_v(ctx: DisasContext, a) -> bool:
-    """EXT: bytes imm.. of Vm:Vn (Vn the low end), as funnel shifts of the halves."""
+    """EXT: bytes imm.. of Vm:Vn (Vn the low end; of their low halves for Q=0)."""
     if not a.q and a.imm >= 8:
         return False
-    b = ctx.builder
-    shift = (a.imm % 8) * 8
     if a.q:
-        words = [V[2 * a.rn], V[2 * a.rn + 1], V[2 * a.rm], V[2 * a.rm + 1]]
-        w = a.imm // 8
-        low = _funnel(ctx, words[w], words[w + 1], shift)
-        high = _funnel(ctx, words[w + 1], words[w + 2], shift)
-        t_low, t_high = ctx.temp(), ctx.temp()
-        b.mov(t_low, low)
-        b.mov(t_high, high)
-        b.mov(V[2 * a.rd], t_low)
-        b.mov(V[2 * a.rd + 1], t_high)
-    else:
-        t = ctx.temp()
-        b.mov(t, _funnel(ctx, V[2 * a.rn], V[2 * a.rm], shift))
-        b.mov(V[2 * a.rd], t)
-        b.movi(V[2 * a.rd + 1], 0)
+        indexes = [a.imm + i for i in range(16)]
+    else:  # (Vm's low half is bytes 16.. of the pair)
+        indexes = [k if k < 8 else k + 8 for k in range(a.imm, a.imm + 8)]
+    permute(ctx, VQ[a.rd], VQ[a.rn], VQ[a.rm], 0, 16 if a.q else 8, indexes)
     return True
 
 
-def _swap_within(ctx: DisasContext, t: Temp, x: Temp, width: int) -> None:
-    """t = x with each pair of adjacent ``width``-bit fields swapped."""
-    b = ctx.builder
-    if width == 32:
-        b.rotl(t, x, const(I64, 32))
-        return
-    mask = const(I64, _REPLICATE[(2 * width).bit_length() - 4] * ((1 << width) - 1))
-    low, high = ctx.temp(), ctx.temp()
-    b.and_(low, x, mask)
-    b.shl(low, low, const(I64, width))
-    b.shr(high, x, const(I64, width))
-    b.and_(high, high, mask)
-    b.or_(t, low, high)
-
-
 def _reverse(container: int):
-    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit, as
-    swaps of ever smaller fields (the widest first)."""
+    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit."""
     def trans(ctx: DisasContext, a) -> bool:
         esize = 8 << a.size
         if esize >= container:
             return False
-
-        def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-            ctx.builder.mov(t, n)
-            width = container // 2
-            while width >= esize:
-                _swap_within(ctx, t, t, width)
-                width //= 2
-        return gen_halves(ctx, a, emit)
+        per, oprsz = container // esize, 16 if a.q else 8
+        indexes = [i // per * per + per - 1 - i % per for i in range(oprsz * 8 // esize)]
+        permute(ctx, VQ[a.rd], VQ[a.rn], VQ[a.rn], a.size, oprsz, indexes)
+        return True
     return trans
 
 
