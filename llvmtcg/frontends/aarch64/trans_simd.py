@@ -15,6 +15,7 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
 )
 from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
 from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
+from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.ops import pack_permute
 
@@ -143,6 +144,19 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, i * reg_bytes + half * 8))
                 _lane_access(ctx, bool(a.l), vt, 3, half, addr)
     else:
+        done = None
+        if a.q or a.l:  # (ST3 of 8-byte registers, 24 bytes, stays element by element)
+            # One wide access and vperms when the structures are on one page (then the
+            # first access faults if any does, before a register or byte is written,
+            # as element by element); across a page, element by element, as qemu
+            # (a fault there leaves the elements before it loaded or stored).
+            slow, done = b.label(), b.label()
+            in_page = ctx.temp()
+            b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
+            b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
+            (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
+            b.br(done)
+            b.set_label(slow)
         esize_bytes = 1 << a.sizev
         offset = 0
         for element in range(reg_bytes // esize_bytes):
@@ -151,11 +165,84 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, offset))
                 _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
                 offset += esize_bytes
+        if done is not None:
+            b.set_label(done)
     if a.l and not a.q:
         for i in range(regs):
             b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
     _post_index(ctx, a, base, regs * reg_bytes)
     return True
+
+
+def _gather(ctx: DisasContext, dst: Temp, sources: list[Temp], size: int, oprsz: int,
+            want: list[tuple[int, int]]) -> None:
+    """dst = lanes ``want`` ((source, lane) each) of the v128 ``sources``, as a tree of
+    vperms of two (each step gathers the lanes its two inputs hold)."""
+    whole = 16 >> size
+    used = sorted({k for k, _ in want})
+    # (temp, {(source, lane): where it is in temp}) per partial result
+    items = [(sources[k], {(k, lane): lane for lane in range(whole)}) for k in used]
+    if len(items) == 1:
+        items.append(items[0])
+    while len(items) > 1:
+        (x, at_x), (y, at_y) = items[0], items[1]
+        last = len(items) == 2
+        indexes, at = [], {}
+        for position, lane in enumerate(want):
+            if lane in at_x:
+                indexes.append(at_x[lane])
+            elif lane in at_y:
+                indexes.append(whole + at_y[lane])
+            else:
+                indexes.append(0)  # (not here yet: a later step puts it in)
+                continue
+            at[lane] = position
+        out = dst if last else ctx.builder.temp(V128)
+        permute(ctx, out, x, y, size, oprsz if last else 16, indexes)
+        items[:2] = [(out, at)]
+
+
+def _load_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
+    """LD2-LD4 (multiple structures) on one page: the selem * reg_bytes bytes loaded
+    (16 at a time, an 8-byte tail for LD3 of 8-byte registers), then each register's
+    elements gathered from them."""
+    b = ctx.builder
+    size, total = a.sizev, selem * reg_bytes
+    chunks = []
+    for offset in range(0, total, 16):
+        addr, chunk = ctx.temp(), b.temp(V128)
+        b.add(addr, base, const(I64, offset))
+        if total - offset >= 16:
+            b.qemu_ld(chunk, addr, MemOp(3), ctx.mem_idx)
+        else:
+            tail = ctx.temp()
+            b.qemu_ld(tail, addr, MemOp(3), ctx.mem_idx)
+            b.vector("vdup", chunk, (tail,), 3, 8)
+        chunks.append(chunk)
+    per_chunk, count = 16 >> size, reg_bytes >> size
+    for r in range(selem):  # (reading the loaded bytes only: no fault from here on)
+        flat = [j * selem + r for j in range(count)]
+        _gather(ctx, VQ[(a.rt + r) % 32], chunks, size, reg_bytes,
+                [(f // per_chunk, f % per_chunk) for f in flat])
+
+
+def _store_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
+    """ST2-ST4 (multiple structures) of 16-byte registers on one page: each 16 bytes
+    of the interleaved structures gathered from the registers, then stored."""
+    b = ctx.builder
+    size = a.sizev
+    per_chunk = 16 >> size
+    regs = [VQ[(a.rt + r) % 32] for r in range(selem)]
+    chunks = []
+    for k in range(selem * reg_bytes // 16):
+        flat = [k * per_chunk + lane for lane in range(per_chunk)]
+        chunk = b.temp(V128)
+        _gather(ctx, chunk, regs, size, 16, [(f % selem, f // selem) for f in flat])
+        chunks.append(chunk)
+    for k, chunk in enumerate(chunks):
+        addr = ctx.temp()
+        b.add(addr, base, const(I64, 16 * k))
+        b.qemu_st(chunk, addr, MemOp(3), ctx.mem_idx)
 
 
 def trans_simd_ldst_single(ctx: DisasContext, a) -> bool:
