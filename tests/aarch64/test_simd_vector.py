@@ -19,12 +19,13 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
-             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v")
+             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v", "fcvtzu_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
                      "fcmge0_v", "fcmgt0_v", "fcmle0_v", "fcmlt0_v", "fmax_v", "fmin_v",
-                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v")
+                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v",
+                     "fmaxv_v", "fminv_v", "fmaxnmv_v", "fminnmv_v")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
@@ -72,24 +73,31 @@ def _f64(x: float) -> int:
     return int.from_bytes(struct.pack("<d", x), "little")
 
 
-# Lanes at the edge of the vector conversion's range (|x| < 2**(esize-1)): the largest
-# that fits, 2**(esize-1) and its negative (which fits, through the lane path), past
-# them, a NaN, fractions (Inexact).
-_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0]
-_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5]
+# Lanes at the edge of the vector conversions' range (|x| < 2**(esize-1), and above -1
+# for FCVTZU): the largest that fits, 2**(esize-1) and its negative (which fits,
+# through the lane path), past them, a NaN, fractions (Inexact), -1 and just above it.
+_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0,
+            -1.0, -0.99999994, -0.0, 1e-40]
+_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5, -1.0,
+            -0.9999999999999999, -0.0]
 
 
 @pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
-def test_fcvtzs_vector_range_edges(harness, tmp_path, fpcr) -> None:
+def test_fcvtz_vector_range_edges(harness, tmp_path, fpcr) -> None:
     singles = [_f32(x) for x in _SINGLES] + [0x7FC0_0000, 0x7F80_0001]
     doubles = [_f64(x) for x in _DOUBLES] + [0x7FF8_0000_0000_0000]
     vectors = [(singles[i] | singles[i + 1] << 32, singles[i + 2] | singles[i + 3] << 32)
                for i in range(0, len(singles) - 3, 2)]
     vectors += [(doubles[i], doubles[i + 1]) for i in range(len(doubles) - 1)]
     vectors += [(_f32(1.5) | _f32(-2.5) << 32, _f32(100.25) | _f32(7.0) << 32),
-                (_f64(1.5), _f64(-2.5))]
+                (_f64(1.5), _f64(-2.5)),
+                (_f32(0.5) | _f32(-0.75) << 32, _f32(4e9) | _f32(2.0) << 32),
+                (_f32(0.5) | _f32(-0.75) << 32, _f32(1e9) | _f32(2.0) << 32),
+                (_f64(-0.5), _f64(3.25)), (_f64(1e18), _f64(-0.0))]
     cases = []
-    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820):
+    # FCVTZS and FCVTZU .4S, .2D, .2S
+    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820, 0x6EA1_B820, 0x6EE1_B820,
+                 0x2EA1_B820):
         for low, high in vectors:
             halves = [0] * 64
             halves[2], halves[3] = low, high
@@ -113,3 +121,26 @@ def test_llvm_block_comes_from_the_code_cache(tmp_path) -> None:
                      (tmp_path / "stats.json").read_text().splitlines())
     assert first["tb"]["llvm_blocks"] > 0
     assert second["tb"]["llvm_blocks"] == 0 and second["cache"]["hits"] > 0
+
+
+@pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
+def test_float_across_lanes(harness, tmp_path, fpcr) -> None:
+    """FMAXV/FMINV/FMAXNMV/FMINNMV S0, V1.4S: the vector path (no NaN lane, FZ clear)
+    over signed zeros, infinities, denormals and ties; the lane path for NaN lanes and
+    under FZ."""
+    lanes = [[1.5, -2.0, 7.25, 7.0], [-0.0, 0.0, -0.0, -0.0], [0.0, -0.0, 0.0, 0.0],
+             [float("-inf"), -1e38, 3.0, float("inf")], [1e-40, -1e-40, 2e-45, -3e-42],
+             [-5.0, -5.0, -5.0, -5.0], [3.0, 1.0, 4.0, 1.0], [-1e-39, 0.0, -0.0, 1e-39]]
+    vectors = [[_f32(x) for x in four] for four in lanes]
+    vectors += [[_f32(1.0), 0x7FC0_0000, _f32(2.0), _f32(-3.0)],
+                [0x7F80_0001, _f32(1.0), _f32(-1.0), 0xFFC0_0001]]
+    cases = []
+    for insn in (0x6E30_F820, 0x6EB0_F820, 0x6E30_C820, 0x6EB0_C820):
+        for v in vectors:
+            halves = [0x1234_5678_9ABC_DEF0] * 64
+            halves[2], halves[3] = v[0] | v[1] << 32, v[2] | v[3] << 32
+            packed = random_insns.TEST.pack(insn, 0, 0, fpcr, *[0] * 31,
+                                            random_insns.SP_OFFSET, *halves)
+            cases.append(random_insns.Case("fmaxv_v", insn, packed))
+    differences = run_both(harness, tmp_path, cases)
+    assert not differences, "\n".join(differences[:10])
