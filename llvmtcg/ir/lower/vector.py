@@ -208,9 +208,9 @@ def _permute(em: Emitter, op: Op) -> None:
 def _uzp_bytes(em: Emitter, op: Op) -> None:
     """UZP1/UZP2 of bytes (ADDP/UMAXP/UMINP of bytes are made of them: glibc's string
     routines) without a constant pool: as a byte shufflevector LLVM picks a pshufb or
-    vpermt2b mask from memory, and a baseline block whose stencil has a pool is not
-    kept in the baseline block cache (the pool is placed per process), so every warm
-    start translated those blocks again. The odd bytes are the words shifted right by
+    vpermt2b mask from memory (written when the baseline block cache could not store
+    blocks reaching a pool; it relocates them now, but a register op still beats a
+    load). The odd bytes are the words shifted right by
     8, packed with packuswb (no lane above 255: no saturation); the even bytes are a
     plain even-lane shuffle (vpmovwb on AVX-512 hosts). For oprsz 8 both low halves
     go into one vector first (the result's high half is zero)."""
