@@ -376,3 +376,9 @@ def test_pool_references_are_relocations_unless_ambiguous() -> None:
     assert _pool_references(other, address, [(pool, data)]) is None
     past = b"\xf2\x0f\x10\x05" + struct.pack("<i", pool + 40 - (address + 8)) + b"\x90"
     assert _pool_references(past, address, [(pool, data)]) is None
+    # cmpps xmm0, [rip + pool], 1: the displacement is from the immediate's end, so
+    # from the field's end it reaches 1 byte before the pool; but not when that byte
+    # is another pool's (which one it is cannot be told).
+    cmpps = b"\x0f\xc2\x05" + struct.pack("<i", pool - (address + 8)) + b"\x01"
+    assert _pool_references(cmpps, address, [(pool, data)]) == [(3, f"pool.{data.hex()}@-1")]
+    assert _pool_references(cmpps, address, [(pool, data), (pool - 32, data)]) is None

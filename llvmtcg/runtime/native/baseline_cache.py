@@ -812,19 +812,22 @@ def _pool_references(code: bytes | bytearray, address: int, pools: list[tuple[in
     fields of ``code`` (placed at ``address``) that reach one of ``pools`` ((address,
     bytes) placed by this process); None when some 4 bytes read as a rel32 reach near
     a pool (64 bytes either side: any PC-relative addend) but are not a RIP-relative
-    operand into one (the ModRM byte before a disp32 is mod 00, r/m 101): which they
-    are cannot be told, so the block is not stored (a false match only costs that)."""
+    operand into one pool (the ModRM byte before a disp32 is mod 00, r/m 101): which
+    they are cannot be told, so the block is not stored (a false match only costs
+    that). The offset is from the field's end, as the displacement is: an immediate
+    after it (cmpps, vpternlogd ..) makes it up to 4 less than the real one's."""
     found = {}
     for offset, target in _rel32_fields(code, address,
                                         [(start - 64, start + len(data) + 64)
                                          for start, data in pools]):
-        for start, data in pools:
-            if start <= target < start + len(data):
-                break
-        else:
+        # (An immediate after the field moves the real target up by its size, one
+        # byte for the SSE/AVX forms: the pool whose bytes the target is in, or up to
+        # 4 bytes before. The displacement is relocated the same way whatever it is.)
+        reached = [(start, data) for start, data in pools
+                   if start - 4 <= target < start + len(data)]
+        if len(reached) != 1 or offset < 1 or code[offset - 1] & 0xC7 != 0x05:
             return None
-        if offset < 1 or code[offset - 1] & 0xC7 != 0x05:
-            return None
+        start, data = reached[0]
         found[offset] = f"{_POOL}{data.hex()}@{target - start}"
     return sorted(found.items())
 
