@@ -19,7 +19,8 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
-             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v", "fcvtzu_v")
+             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v", "fcvtzu_v", "fcvtns_v", "fcvtnu_v",
+             "fcvtms_v", "fcvtmu_v", "fcvtps_v", "fcvtpu_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
@@ -83,7 +84,7 @@ _DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5, 
 
 
 @pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
-def test_fcvtz_vector_range_edges(harness, tmp_path, fpcr) -> None:
+def test_fcvt_to_int_vector_range_edges(harness, tmp_path, fpcr) -> None:
     singles = [_f32(x) for x in _SINGLES] + [0x7FC0_0000, 0x7F80_0001]
     doubles = [_f64(x) for x in _DOUBLES] + [0x7FF8_0000_0000_0000]
     vectors = [(singles[i] | singles[i + 1] << 32, singles[i + 2] | singles[i + 3] << 32)
@@ -93,11 +94,18 @@ def test_fcvtz_vector_range_edges(harness, tmp_path, fpcr) -> None:
                 (_f64(1.5), _f64(-2.5)),
                 (_f32(0.5) | _f32(-0.75) << 32, _f32(4e9) | _f32(2.0) << 32),
                 (_f32(0.5) | _f32(-0.75) << 32, _f32(1e9) | _f32(2.0) << 32),
-                (_f64(-0.5), _f64(3.25)), (_f64(1e18), _f64(-0.0))]
+                (_f64(-0.5), _f64(3.25)), (_f64(1e18), _f64(-0.0)),
+                # the rounding forms' range (2**22, 2**51), ties, denormals
+                (_f32(2.5) | _f32(-3.5) << 32, _f32(4194303.5) | _f32(-0.0) << 32),
+                (_f32(0.5) | _f32(1e-40) << 32, _f32(4194304.0) | _f32(1.25) << 32),
+                (_f32(-0.5) | _f32(-1e-40) << 32, _f32(-4194303.0) | _f32(8.75) << 32),
+                (_f64(2.5), _f64(-2251799813685247.5)), (_f64(-0.5), _f64(5e-324)),
+                (_f64(2251799813685248.0), _f64(0.5)), (_f64(1.5), _f64(7.0))]
     cases = []
-    # FCVTZS and FCVTZU .4S, .2D, .2S
+    # FCVTZS and FCVTZU .4S, .2D, .2S; FCVTNS/NU/MS/MU/PS/PU of several arrangements
     for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820, 0x6EA1_B820, 0x6EE1_B820,
-                 0x2EA1_B820):
+                 0x2EA1_B820, 0x4E21_A820, 0x6E21_A820, 0x4E61_B820, 0x2E21_B820,
+                 0x0EA1_A820, 0x6EE1_A820, 0x4E61_A820, 0x6EA1_A820):
         for low, high in vectors:
             halves = [0] * 64
             halves[2], halves[3] = low, high

@@ -717,6 +717,60 @@ trans_fcvtzs_v = _truncate_vector(True)
 trans_fcvtzu_v = _truncate_vector(False)
 
 
+def _round_vector(name: str, mode: RoundingMode, signed: bool):
+    """FCVTNS/NU, FCVTMS/MU, FCVTPS/PU (vector, integer): when FZ is clear and every
+    lane is in range — magnitude below 2**(mantissa-1), and not below -0 for the
+    unsigned forms (quiet compares: a NaN is in no range) — each lane rounded to an
+    integral value in ``mode`` as (x + 1.5*2**mantissa) - 1.5*2**mantissa (the sum is
+    in the binade of unit spacing, so it rounds x's fraction away in that mode and is
+    inexact exactly when x is not integral: Arm's only exception here; the difference
+    is exact), then converted exactly by vftosi. Otherwise the lane path (larger
+    values, NaN, saturation, ties away from zero: no x86 mode, FZ)."""
+    lane_op = CONVERSIONS[name]
+
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+            b.vector("vdup", limit, (const(I64, (bias + fmt.mantissa - 1) << fmt.mantissa),),
+                     vece, 16)
+            b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+            if not signed:
+                zero, above = b.temp(V128), b.temp(V128)
+                b.vector("vdup", zero, (ZERO,), vece, 16)
+                b.vector("vfcmp", above, (zero, VQ[a.rn]), vece, oprsz, FCond.QLE)
+                b.vector("vand", fits, (fits, above), vece, oprsz)
+            b.vector("vnot", out, (fits,), vece, oprsz)
+            some_out = b.temp(I64)
+            b.vector("vany", some_out, (out,), vece, oprsz)
+            b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+            magic, shifted, rounded = (b.temp(V128) for _ in range(3))
+            # 1.5 * 2**mantissa: exponent bias + mantissa, the fraction's top bit set.
+            b.vector("vdup", magic, (const(I64, (bias + fmt.mantissa) << fmt.mantissa
+                                           | 1 << (fmt.mantissa - 1)),), vece, 16)
+            b.vector("vfadd", shifted, (VQ[a.rn], magic), vece, oprsz, mode)
+            b.vector("vfsub", rounded, (shifted, magic), vece, oprsz, mode)
+            b.vector("vftosi", VQ[a.rd], (rounded,), vece, oprsz)
+        return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(ctx, a, lane_op))
+    return trans
+
+
+for _name, _mode in (("n", RoundingMode.RNE), ("m", RoundingMode.RDN),
+                     ("p", RoundingMode.RUP)):
+    for _signed in (True, False):
+        _conversion = f"fcvt{_name}{'s' if _signed else 'u'}"
+        globals()[f"trans_{_conversion}_v"] = _round_vector(_conversion, _mode, _signed)
+
+
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
 def _pairwise_scalar(op: LaneOp):
     def trans(ctx: DisasContext, a) -> bool:
