@@ -31,11 +31,13 @@ VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
-    ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v""".split())
+    ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v abs_v neg_v cmgt0_v cmge0_v
+    cmle0_v cmlt0_v""".split())
 # Widening (the halves' lanes extended by ZIP with their sign copies or zeros) and the
 # bitwise selects.
 VECTOR_LONG = tuple("""
-    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v""".split())
+    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v
+    saddl_v uaddl_v saddw_v uaddw_v ssubl_v usubl_v ssubw_v usubw_v""".split())
 
 # One vperm (narrowing, reversing, extracting), vctpop; the de-interleaving structure
 # loads and stores (a wide access and vperms when it stays on one page).

@@ -329,18 +329,45 @@ def _long(name: str):
     return trans
 
 
-trans_saddl_v = _long("saddl")
-trans_uaddl_v = _long("uaddl")
-trans_saddw_v = _long("saddw")
-trans_uaddw_v = _long("uaddw")
-trans_ssubl_v = _long("ssubl")
-trans_usubl_v = _long("usubl")
-trans_cmgt0_v = _same("cmgt0")
-trans_cmge0_v = _same("cmge0")
-trans_cmle0_v = _same("cmle0")
-trans_cmlt0_v = _same("cmlt0")
-trans_abs_v = _same("abs")
-trans_neg_v = _same("neg")
+def _add_long(name: str, signed: bool, wide: bool):
+    """SADDL/UADDL/SSUBL/USUBL{2} (both operands' lower (upper: Q) half lanes widened,
+    see _widen) and SADDW/UADDW/SSUBW/USUBW{2} (Vn already wide): one 2x-wide vadd or
+    vsub."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        n = VQ[a.rn] if wide else _widen(ctx, VQ[a.rn], a.size, a.q, signed)
+        m = _widen(ctx, VQ[a.rm], a.size, a.q, signed)
+        ctx.builder.vector(name, VQ[a.rd], (n, m), a.size + 1, 16)
+        return True
+    return trans
+
+
+trans_saddl_v = _add_long("vadd", True, False)
+trans_uaddl_v = _add_long("vadd", False, False)
+trans_saddw_v = _add_long("vadd", True, True)
+trans_uaddw_v = _add_long("vadd", False, True)
+trans_ssubl_v = _add_long("vsub", True, False)
+trans_usubl_v = _add_long("vsub", False, False)
+
+
+def _compare_zero(cond: Cond):
+    """CMGT/CMGE/CMLE/CMLT #0: a signed vcmp of Vn with zero."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        zero = ctx.builder.temp(V128)
+        ctx.builder.vector("vdup", zero, (ZERO,), 0, 16)
+        ctx.builder.vector("vcmp", VQ[a.rd], (VQ[a.rn], zero), a.size, 16 if a.q else 8,
+                           cond)
+        return True
+    return trans
+
+
+trans_cmgt0_v = _compare_zero(Cond.GT)
+trans_cmge0_v = _compare_zero(Cond.GE)
+trans_cmle0_v = _compare_zero(Cond.LE)
+trans_cmlt0_v = _compare_zero(Cond.LT)
 
 
 def trans_rbit_v(ctx: DisasContext, a) -> bool:
@@ -454,8 +481,8 @@ def _doubling(name: str):
 
 trans_sqdmulh_v = _doubling("sqdmulh")
 trans_sqrdmulh_v = _doubling("sqrdmulh")
-trans_ssubw_v = _long("ssubw")
-trans_usubw_v = _long("usubw")
+trans_ssubw_v = _add_long("vsub", True, True)
+trans_usubw_v = _add_long("vsub", False, True)
 trans_addhn_v = _long("addhn")
 trans_raddhn_v = _long("raddhn")
 trans_subhn_v = _long("subhn")
@@ -726,6 +753,8 @@ trans_bit_v = _bitwise_select("bit")
 trans_bif_v = _bitwise_select("bif")
 
 
+trans_abs_v = _vector("vabs", unary=True)  # (the most negative lane is itself)
+trans_neg_v = _vector("vneg", unary=True)
 trans_add_v = _vector("vadd")
 trans_sub_v = _vector("vsub")
 trans_cmeq_v = _vector("vcmp", Cond.EQ)
