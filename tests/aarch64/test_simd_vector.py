@@ -32,7 +32,8 @@ VECTOR_INT = tuple("""
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
     ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v abs_v neg_v cmgt0_v cmge0_v
-    cmle0_v cmlt0_v""".split())
+    cmle0_v cmlt0_v shadd_v uhadd_v srhadd_v urhadd_v shsub_v uhsub_v srshr_v urshr_v
+    srsra_v ursra_v""".split())
 # Widening (the halves' lanes extended by ZIP with their sign copies or zeros) and the
 # bitwise selects.
 VECTOR_LONG = tuple("""

@@ -420,12 +420,38 @@ trans_sli_v = _shift("sli")
 
 # -- saturating, halving, accumulating, long and narrow forms --------------------------------
 
-trans_shadd_v = _same("shadd", allow_2d=False)
-trans_uhadd_v = _same("uhadd", allow_2d=False)
-trans_srhadd_v = _same("srhadd", allow_2d=False)
-trans_urhadd_v = _same("urhadd", allow_2d=False)
-trans_shsub_v = _same("shsub", allow_2d=False)
-trans_uhsub_v = _same("uhsub", allow_2d=False)
+def _halving(kind: str, signed: bool):
+    """SHADD/UHADD, SRHADD/URHADD, SHSUB/UHSUB: (a op b [+ 1]) >> 1 of the unbounded
+    sum or difference, without widening, from a + b = 2(a & b) + (a ^ b) = 2(a | b) -
+    (a ^ b) and a - b = (a ^ b) - 2(~a & b): (a & b) + (a ^ b) / 2, (a | b) - (a ^ b) /
+    2 and (a ^ b) / 2 - (~a & b), the halving an arithmetic (signed) or logical shift."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, oprsz = ctx.builder, 16 if a.q else 8
+        n, m = VQ[a.rn], VQ[a.rm]
+        diff, half, base = b.temp(V128), b.temp(V128), b.temp(V128)
+        b.vector("vxor", diff, (n, m), a.size, 16)
+        b.vector("vsari" if signed else "vshri", half, (diff,), a.size, 16, 1)
+        if kind == "add":
+            b.vector("vand", base, (n, m), a.size, 16)
+            b.vector("vadd", VQ[a.rd], (base, half), a.size, oprsz)
+        elif kind == "round":
+            b.vector("vor", base, (n, m), a.size, 16)
+            b.vector("vsub", VQ[a.rd], (base, half), a.size, oprsz)
+        else:
+            b.vector("vandc", base, (m, n), a.size, 16)
+            b.vector("vsub", VQ[a.rd], (half, base), a.size, oprsz)
+        return True
+    return trans
+
+
+trans_shadd_v = _halving("add", True)
+trans_uhadd_v = _halving("add", False)
+trans_srhadd_v = _halving("round", True)
+trans_urhadd_v = _halving("round", False)
+trans_shsub_v = _halving("sub", True)
+trans_uhsub_v = _halving("sub", False)
 FPSR = GLOBALS["fpsr"]
 
 
@@ -516,10 +542,39 @@ trans_uaddlp_v = _long("uaddlp")
 trans_sadalp_v = _long("sadalp")
 trans_uadalp_v = _long("uadalp")
 
-trans_srshr_v = _shift("srshr")
-trans_urshr_v = _shift("urshr")
-trans_srsra_v = _shift("srsra")
-trans_ursra_v = _shift("ursra")
+def _rounding_shift_right(signed: bool, accumulate: bool):
+    """SRSHR/URSHR/SRSRA/URSRA: (x + 2**(shift-1)) >> shift of the unbounded lane as
+    (x >> shift) + bit shift-1 of x (a shift by esize: 0, or the sign copies for the
+    signed form), added to Vd's lane for the accumulating forms."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if immh == 0 or (immh >= 8 and not a.q):
+            return False
+        b = ctx.builder
+        esize, right, _ = shift_geometry(a.imm)
+        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
+        shifted, bit, one, rounded = (b.temp(V128) for _ in range(4))
+        if right < esize or signed:
+            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, 16,
+                     min(right, esize - 1))
+        else:
+            b.vector("vdup", shifted, (ZERO,), size, 16)
+        b.vector("vshri", bit, (VQ[a.rn],), size, 16, right - 1)
+        b.vector("vdup", one, (const(I64, 1),), size, 16)
+        b.vector("vand", bit, (bit, one), size, 16)
+        if accumulate:
+            b.vector("vadd", rounded, (shifted, bit), size, 16)
+            b.vector("vadd", VQ[a.rd], (rounded, VQ[a.rd]), size, oprsz)
+        else:
+            b.vector("vadd", VQ[a.rd], (shifted, bit), size, oprsz)
+        return True
+    return trans
+
+
+trans_srshr_v = _rounding_shift_right(True, False)
+trans_urshr_v = _rounding_shift_right(False, False)
+trans_srsra_v = _rounding_shift_right(True, True)
+trans_ursra_v = _rounding_shift_right(False, True)
 trans_sqshlu_v = _shift("sqshlu")
 trans_sqshl_imm_v = _shift("sqshl_imm")
 trans_uqshl_imm_v = _shift("uqshl_imm")
