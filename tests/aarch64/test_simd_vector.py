@@ -43,7 +43,8 @@ VECTOR_LONG = tuple("""
 # One vperm (narrowing, reversing, extracting), vctpop; the de-interleaving structure
 # loads and stores (a wide access and vperms when it stays on one page).
 VECTOR_PERMUTE = tuple("""
-    xtn_v shrn_v rshrn_v ext_v rev16_v rev32_v rev64_v cnt_v""".split())
+    xtn_v shrn_v rshrn_v ext_v rev16_v rev32_v rev64_v cnt_v addhn_v raddhn_v subhn_v
+    rsubhn_v sqxtn_v uqxtn_v sqxtun_v""".split())
 VECTOR_LDST = ("simd_ldst_multi", "simd_ldst_multi_p")
 
 

@@ -509,10 +509,6 @@ trans_sqdmulh_v = _doubling("sqdmulh")
 trans_sqrdmulh_v = _doubling("sqrdmulh")
 trans_ssubw_v = _add_long("vsub", True, True)
 trans_usubw_v = _add_long("vsub", False, True)
-trans_addhn_v = _long("addhn")
-trans_raddhn_v = _long("raddhn")
-trans_subhn_v = _long("subhn")
-trans_rsubhn_v = _long("rsubhn")
 trans_sabal_v = _long("sabal")
 trans_uabal_v = _long("uabal")
 trans_sabdl_v = _long("sabdl")
@@ -527,9 +523,6 @@ def trans_pmull_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
 
 
-trans_sqxtun_v = _long("sqxtun")
-trans_sqxtn_v = _long("sqxtn")
-trans_uqxtn_v = _long("uqxtn")
 trans_shll_v = _long("shll")
 trans_suqadd_v = _same("suqadd")
 trans_usqadd_v = _same("usqadd")
@@ -1074,6 +1067,64 @@ def _shift_right_narrow(rounding: bool):
 
 trans_shrn_v = _shift_right_narrow(False)
 trans_rshrn_v = _shift_right_narrow(True)
+
+
+def _narrow_high(name: str, rounding: bool):
+    """ADDHN/SUBHN/RADDHN/RSUBHN{2}: the high halves of the wide lanes' sums
+    (differences), plus 1 << (esize - 1) first for the rounding forms (wrapping: the
+    bits kept are below the wide lane's top), narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, esize = ctx.builder, 8 << a.size
+        total, wide = b.temp(V128), b.temp(V128)
+        b.vector(name, total, (VQ[a.rn], VQ[a.rm]), a.size + 1, 16)
+        if rounding:
+            bias = b.temp(V128)
+            b.vector("vdup", bias, (const(I64, 1 << (esize - 1)),), a.size + 1, 16)
+            b.vector("vadd", total, (total, bias), a.size + 1, 16)
+        b.vector("vshri", wide, (total,), a.size + 1, 16, esize)
+        return _narrow(ctx, a, a.size, wide)
+    return trans
+
+
+trans_addhn_v = _narrow_high("vadd", False)
+trans_raddhn_v = _narrow_high("vadd", True)
+trans_subhn_v = _narrow_high("vsub", False)
+trans_rsubhn_v = _narrow_high("vsub", True)
+
+
+def _saturating_narrow(kind: str):
+    """SQXTN/UQXTN/SQXTUN{2}: each wide lane clamped to the narrow range (signed,
+    unsigned, signed to unsigned), FPSR.QC set when some lane was clamped, narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, esize, wide_size = ctx.builder, 8 << a.size, a.size + 1
+        clamped, bound = b.temp(V128), b.temp(V128)
+        if kind == "uqxtn":
+            b.vector("vdup", bound, (const(I64, (1 << esize) - 1),), wide_size, 16)
+            b.vector("vumin", clamped, (VQ[a.rn], bound), wide_size, 16)
+        else:
+            low, high = (-(1 << (esize - 1)), (1 << (esize - 1)) - 1) if kind == "sqxtn" \
+                else (0, (1 << esize) - 1)
+            b.vector("vdup", bound, (const(I64, high),), wide_size, 16)
+            b.vector("vsmin", clamped, (VQ[a.rn], bound), wide_size, 16)
+            b.vector("vdup", bound, (const(I64, low & M64),), wide_size, 16)
+            b.vector("vsmax", clamped, (clamped, bound), wide_size, 16)
+        changed, clipped, qc = b.temp(V128), b.temp(I64), b.temp(I32)
+        b.vector("vxor", changed, (clamped, VQ[a.rn]), wide_size, 16)
+        b.vector("vany", clipped, (changed,), wide_size, 16)
+        b.extr_i64_i32(qc, clipped)
+        b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+        b.or_(FPSR, FPSR, qc)
+        return _narrow(ctx, a, a.size, clamped)
+    return trans
+
+
+trans_sqxtn_v = _saturating_narrow("sqxtn")
+trans_uqxtn_v = _saturating_narrow("uqxtn")
+trans_sqxtun_v = _saturating_narrow("sqxtun")
 
 
 def trans_ext_v(ctx: DisasContext, a) -> bool:
