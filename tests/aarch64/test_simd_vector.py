@@ -33,7 +33,7 @@ VECTOR_INT = tuple("""
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
     ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v abs_v neg_v cmgt0_v cmge0_v
     cmle0_v cmlt0_v shadd_v uhadd_v srhadd_v urhadd_v shsub_v uhsub_v srshr_v urshr_v
-    srsra_v ursra_v""".split())
+    srsra_v ursra_v dup_s ins_elem""".split())
 # Widening (the halves' lanes extended by ZIP with their sign copies or zeros) and the
 # bitwise selects.
 VECTOR_LONG = tuple("""

@@ -399,7 +399,22 @@ def trans_smov(ctx: DisasContext, a) -> bool:
 
 
 def trans_ins_elem(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ins_elem", _copy_size(a) is not None)
+    """INS (element; MOV Vd.T[i], Vn.T[j]): one element of Vn into Vd's lane i, the
+    rest of Vd kept."""
+    size = _copy_size(a)
+    if size is None:
+        return False
+    imm5, imm4 = a.imm & 31, a.imm >> 5
+    value = ctx.temp()
+    ctx.builder.mov(value, _lane_source(ctx, a.rn, size, imm4 >> size))
+    esize = 8 << size
+    bit = (imm5 >> (size + 1)) * esize
+    half = V[2 * a.rd + bit // 64]
+    if size == 3:
+        ctx.builder.mov(half, value)
+    else:
+        ctx.builder.deposit(half, half, value, bit % 64, esize)
+    return True
 
 
 def _shift(name: str, narrow: bool = False):
@@ -632,7 +647,15 @@ trans_uqxtn_s = _scalar("uqxtn", _NARROW)
 
 
 def trans_dup_s(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "dup_scalar", _copy_size(a) is not None, scalar=True)
+    """DUP (element, scalar; MOV Dd, Vn.D[1]): Vd = the element, zero-extended."""
+    size = _copy_size(a)
+    if size is None:
+        return False
+    value = ctx.temp()
+    ctx.builder.mov(value, _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1)))
+    ctx.builder.mov(V[2 * a.rd], value)
+    ctx.builder.movi(V[2 * a.rd + 1], 0)
+    return True
 
 
 def _shift_s(name: str, kind: str):
