@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from llvmtcg.ir.block import Block, Op
-from llvmtcg.ir.ops import OPS, VECTOR_I64_TEMPS, ExitReason
+from llvmtcg.ir.ops import OPS, VECTOR_I64_TEMPS, ExitReason, unpack_permute
 from llvmtcg.ir.types import (
     I32,
     I64,
@@ -394,6 +394,10 @@ class _VectorOps:
             raise IRError(f"{name}: count {args[:1]!r} not below the lane width {esize}")
         elif name == "vdupe" and not (args and 0 <= args[0] < 128 // esize):
             raise IRError(f"vdupe: lane {args[:1]!r} out of range")
+        elif name == "vperm" and not (
+                args and type(args[0]) is int and 0 <= args[0] < 1 << oprsz * 8 // esize * 8
+                and max(unpack_permute(args[0], oprsz * 8 // esize)) < 256 // esize):
+            raise IRError(f"vperm: lane indexes {args[:1]!r} out of range")
         elif name == "vtbl" and vece != 0:
             raise IRError("vtbl: the lanes are bytes (vece 0)")
         elif name == "vftosi" and vece not in (2, 3):

@@ -61,6 +61,11 @@ Like the scalar ops they are defined for every input:
   ``index`` (arg) of the source;
 * ``vmov``: a copy (oprsz 8 clears the high half);
 * ``vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2``: Arm's permutes of two vectors;
+* ``vperm``: any permute of two vectors: lane i (of oprsz) = lane ``mask[i]`` of the
+  32-byte concatenation of the *whole* inputs (a's ``16 >> vece`` lanes first, then
+  b's); the arg ``mask`` packs the indexes 8 bits each, lane i's in bits 8i..8i+7
+  (``pack_permute``). Arm's XTN, REV, EXT and the LDn/STn (de-)interleaves;
+* ``vctpop``: each lane's population count;
 * ``vtbl``: inputs table, indices, fallback (byte lanes, vece 0): lane i = byte
   ``indices[i]`` of the whole 16-byte table if below 16, else ``fallback[i]`` (one
   step of Arm's TBL/TBX; longer tables chain steps with the indices less 16);
@@ -180,7 +185,8 @@ OPS: dict[str, OpDef] = {
     **_defs("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax", 1, 2, 2, _V),
     **_defs("vssadd vusadd vsssub vussub", 1, 2, 2, _V),
     **_defs("vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2", 1, 2, 2, _V),
-    **_defs("vneg vnot vabs vmov", 1, 1, 2, _V),
+    **_defs("vneg vnot vabs vmov vctpop", 1, 1, 2, _V),
+    **_defs("vperm", 1, 2, 3, _V),  # args: vece, oprsz, packed lane indexes
     **_defs("vcmp", 1, 2, 3, _V),  # args: vece, oprsz, cond
     **_defs("vshli vshri vsari vdupe", 1, 1, 3, _V),  # args: vece, oprsz, count / index
     **_defs("vdup", 1, 1, 2, _V),  # input: i64
@@ -206,6 +212,16 @@ OPS: dict[str, OpDef] = {
     "exit_tb": OpDef("exit_tb", 0, 0, 1, _END),  # args: ExitReason
     "lookup_and_goto_ptr": OpDef("lookup_and_goto_ptr", 0, 0, 0, _END),
 }
+
+
+def pack_permute(indexes: list[int] | tuple[int, ...]) -> int:
+    """``vperm``'s mask argument: lane i's index in bits 8i..8i+7."""
+    return sum(index << (8 * i) for i, index in enumerate(indexes))
+
+
+def unpack_permute(mask: int, count: int) -> list[int]:
+    """The ``count`` lane indexes of ``vperm``'s mask argument."""
+    return [mask >> (8 * i) & 0xFF for i in range(count)]
 
 
 # The i64 temps of vector ops (outputs then inputs, by position); every other is v128.

@@ -64,7 +64,8 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
     "call": (str,), "insn_start": (int,), "goto_tb": (int, int), "exit_tb": (ExitReason,),
     # Vector ops: vece, oprsz, then their own.
     **{name: (int, int, *{"vcmp": (Cond,), "vshli": (int,), "vshri": (int,), "vsari": (int,),
-                          "vdupe": (int,), "vfadd": (RoundingMode,), "vfsub": (RoundingMode,),
+                          "vdupe": (int,), "vperm": (int,), "vfadd": (RoundingMode,),
+                          "vfsub": (RoundingMode,),
                           "vfmul": (RoundingMode,), "vfdiv": (RoundingMode,),
                           "vfma": (RoundingMode,), "vitof": (RoundingMode,),
                           "vutof": (RoundingMode,), "vfcmp": (FCond,),

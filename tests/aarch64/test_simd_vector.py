@@ -19,21 +19,33 @@ pytestmark = [needs_cc, needs_qemu]
 
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
-             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v")
+             "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v", "fcvtzu_v", "fcvtns_v", "fcvtnu_v",
+             "fcvtms_v", "fcvtmu_v", "fcvtps_v", "fcvtpu_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
                      "fcmge0_v", "fcmgt0_v", "fcmle0_v", "fcmlt0_v", "fmax_v", "fmin_v",
-                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v")
+                     "fmaxnm_v", "fminnm_v", "fmaxp_v", "fminp_v", "fmaxnmp_v", "fminnmp_v",
+                     "fmaxv_v", "fminv_v", "fmaxnmv_v", "fminnmv_v")
 VECTOR_INT = tuple("""
     add_v sub_v and_v orr_v eor_v bic_v not_v cmeq_v cmeq0_v cmtst_v cmgt_v cmhi_v cmge_v
     cmhs_v umax_v umin_v smax_v smin_v mul_v mla_v mls_v addp_v umaxp_v uminp_v smaxp_v
     sminp_v zip1_v zip2_v uzp1_v uzp2_v trn1_v trn2_v dup_elem tbl_v tbx_v shl_v sshr_v
-    ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v""".split())
+    ushr_v ssra_v usra_v uqadd_v sqadd_v uqsub_v sqsub_v abs_v neg_v cmgt0_v cmge0_v
+    cmle0_v cmlt0_v shadd_v uhadd_v srhadd_v urhadd_v shsub_v uhsub_v srshr_v urshr_v
+    srsra_v ursra_v dup_s ins_elem""".split())
 # Widening (the halves' lanes extended by ZIP with their sign copies or zeros) and the
 # bitwise selects.
 VECTOR_LONG = tuple("""
-    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v""".split())
+    sshll_v ushll_v smull_v umull_v smlal_v umlal_v smlsl_v umlsl_v bsl_v bit_v bif_v
+    saddl_v uaddl_v saddw_v uaddw_v ssubl_v usubl_v ssubw_v usubw_v""".split())
+
+# One vperm (narrowing, reversing, extracting), vctpop; the de-interleaving structure
+# loads and stores (a wide access and vperms when it stays on one page).
+VECTOR_PERMUTE = tuple("""
+    xtn_v shrn_v rshrn_v ext_v rev16_v rev32_v rev64_v cnt_v addhn_v raddhn_v subhn_v
+    rsubhn_v sqxtn_v uqxtn_v sqxtun_v""".split())
+VECTOR_LDST = ("simd_ldst_multi", "simd_ldst_multi_p")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +58,9 @@ def _patterns(names: tuple[str, ...]) -> list:
     return [known[n] for n in names if n in known]
 
 
-@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG],
-                         ids=["fp", "fp_compare", "int", "long"])
+@pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG,
+                                   VECTOR_PERMUTE, VECTOR_LDST],
+                         ids=["fp", "fp_compare", "int", "long", "permute", "ldst"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"
@@ -65,24 +78,38 @@ def _f64(x: float) -> int:
     return int.from_bytes(struct.pack("<d", x), "little")
 
 
-# Lanes at the edge of the vector conversion's range (|x| < 2**(esize-1)): the largest
-# that fits, 2**(esize-1) and its negative (which fits, through the lane path), past
-# them, a NaN, fractions (Inexact).
-_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0]
-_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5]
+# Lanes at the edge of the vector conversions' range (|x| < 2**(esize-1), and above -1
+# for FCVTZU): the largest that fits, 2**(esize-1) and its negative (which fits,
+# through the lane path), past them, a NaN, fractions (Inexact), -1 and just above it.
+_SINGLES = [2147483520.0, 2.0 ** 31, -(2.0 ** 31), -2147483904.0, 0.5, -7.75, 3e9, 1.0,
+            -1.0, -0.99999994, -0.0, 1e-40]
+_DOUBLES = [9223372036854774784.0, 2.0 ** 63, -(2.0 ** 63), -1e19, -0.25, 12.5, -1.0,
+            -0.9999999999999999, -0.0]
 
 
 @pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
-def test_fcvtzs_vector_range_edges(harness, tmp_path, fpcr) -> None:
+def test_fcvt_to_int_vector_range_edges(harness, tmp_path, fpcr) -> None:
     singles = [_f32(x) for x in _SINGLES] + [0x7FC0_0000, 0x7F80_0001]
     doubles = [_f64(x) for x in _DOUBLES] + [0x7FF8_0000_0000_0000]
     vectors = [(singles[i] | singles[i + 1] << 32, singles[i + 2] | singles[i + 3] << 32)
                for i in range(0, len(singles) - 3, 2)]
     vectors += [(doubles[i], doubles[i + 1]) for i in range(len(doubles) - 1)]
     vectors += [(_f32(1.5) | _f32(-2.5) << 32, _f32(100.25) | _f32(7.0) << 32),
-                (_f64(1.5), _f64(-2.5))]
+                (_f64(1.5), _f64(-2.5)),
+                (_f32(0.5) | _f32(-0.75) << 32, _f32(4e9) | _f32(2.0) << 32),
+                (_f32(0.5) | _f32(-0.75) << 32, _f32(1e9) | _f32(2.0) << 32),
+                (_f64(-0.5), _f64(3.25)), (_f64(1e18), _f64(-0.0)),
+                # the rounding forms' range (2**22, 2**51), ties, denormals
+                (_f32(2.5) | _f32(-3.5) << 32, _f32(4194303.5) | _f32(-0.0) << 32),
+                (_f32(0.5) | _f32(1e-40) << 32, _f32(4194304.0) | _f32(1.25) << 32),
+                (_f32(-0.5) | _f32(-1e-40) << 32, _f32(-4194303.0) | _f32(8.75) << 32),
+                (_f64(2.5), _f64(-2251799813685247.5)), (_f64(-0.5), _f64(5e-324)),
+                (_f64(2251799813685248.0), _f64(0.5)), (_f64(1.5), _f64(7.0))]
     cases = []
-    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820):
+    # FCVTZS and FCVTZU .4S, .2D, .2S; FCVTNS/NU/MS/MU/PS/PU of several arrangements
+    for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820, 0x6EA1_B820, 0x6EE1_B820,
+                 0x2EA1_B820, 0x4E21_A820, 0x6E21_A820, 0x4E61_B820, 0x2E21_B820,
+                 0x0EA1_A820, 0x6EE1_A820, 0x4E61_A820, 0x6EA1_A820):
         for low, high in vectors:
             halves = [0] * 64
             halves[2], halves[3] = low, high
@@ -106,3 +133,26 @@ def test_llvm_block_comes_from_the_code_cache(tmp_path) -> None:
                      (tmp_path / "stats.json").read_text().splitlines())
     assert first["tb"]["llvm_blocks"] > 0
     assert second["tb"]["llvm_blocks"] == 0 and second["cache"]["hits"] > 0
+
+
+@pytest.mark.parametrize("fpcr", [0, 1 << 24], ids=["nofz", "fz"])
+def test_float_across_lanes(harness, tmp_path, fpcr) -> None:
+    """FMAXV/FMINV/FMAXNMV/FMINNMV S0, V1.4S: the vector path (no NaN lane, FZ clear)
+    over signed zeros, infinities, denormals and ties; the lane path for NaN lanes and
+    under FZ."""
+    lanes = [[1.5, -2.0, 7.25, 7.0], [-0.0, 0.0, -0.0, -0.0], [0.0, -0.0, 0.0, 0.0],
+             [float("-inf"), -1e38, 3.0, float("inf")], [1e-40, -1e-40, 2e-45, -3e-42],
+             [-5.0, -5.0, -5.0, -5.0], [3.0, 1.0, 4.0, 1.0], [-1e-39, 0.0, -0.0, 1e-39]]
+    vectors = [[_f32(x) for x in four] for four in lanes]
+    vectors += [[_f32(1.0), 0x7FC0_0000, _f32(2.0), _f32(-3.0)],
+                [0x7F80_0001, _f32(1.0), _f32(-1.0), 0xFFC0_0001]]
+    cases = []
+    for insn in (0x6E30_F820, 0x6EB0_F820, 0x6E30_C820, 0x6EB0_C820):
+        for v in vectors:
+            halves = [0x1234_5678_9ABC_DEF0] * 64
+            halves[2], halves[3] = v[0] | v[1] << 32, v[2] | v[3] << 32
+            packed = random_insns.TEST.pack(insn, 0, 0, fpcr, *[0] * 31,
+                                            random_insns.SP_OFFSET, *halves)
+            cases.append(random_insns.Case("fmaxv_v", insn, packed))
+    differences = run_both(harness, tmp_path, cases)
+    assert not differences, "\n".join(differences[:10])

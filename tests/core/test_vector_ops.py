@@ -26,6 +26,7 @@ from llvmtcg.ir import (
     RoundingMode,
     Temp,
 )
+from llvmtcg.ir.ops import pack_permute
 from llvmtcg.ir.parse import parse_block
 from llvmtcg.ir.types import TempKind
 from llvmtcg.runtime import softfloat as sf
@@ -175,6 +176,31 @@ def test_permutes(machine, name: str, vece: int, oprsz: int) -> None:
             odd = name == "vtrn2"
             want = [x for i in range(half) for x in (n[2 * i + odd], m[2 * i + odd])]
         assert run(n_val, m_val)[0] == join(want, bits)
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (1, 8), (2, 16),
+                                             (3, 16), (3, 8)])
+def test_any_permute(machine, vece: int, oprsz: int) -> None:
+    bits = 8 << vece
+    count, whole = oprsz * 8 // bits, 128 // bits
+    rng = random.Random(vece * 100 + oprsz)
+    masks = [[rng.randrange(2 * whole) for _ in range(count)] for _ in range(4)]
+    masks += [list(range(count)), [2 * whole - 1] * count]
+    for indexes in masks:
+        run = kernel(machine, lambda b, i=indexes: b.vector("vperm", Q[0], (Q[1], Q[2]),
+                                                            vece, oprsz, pack_permute(i)))
+        for a_val, b_val in itertools.product(_vectors(bits, 2), repeat=2):
+            both = split(a_val, bits, whole) + split(b_val, bits, whole)
+            assert run(a_val, b_val)[0] == join([both[i] for i in indexes], bits)
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (2, 8), (3, 16)])
+def test_population_count(machine, vece: int, oprsz: int) -> None:
+    bits = 8 << vece
+    count = oprsz * 8 // bits
+    run = kernel(machine, lambda b: b.vector("vctpop", Q[0], (Q[1],), vece, oprsz))
+    for v in _vectors(bits, 4):
+        assert run(v)[0] == join([bin(x).count("1") for x in split(v, bits, count)], bits)
 
 
 @pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (1, 8), (2, 16), (3, 16), (3, 8)])
@@ -360,6 +386,7 @@ def test_text_round_trips() -> None:
     b.vector("vfma", Q[3], (t, Q[1], Q[2]), 3, 16, RoundingMode.DYN)
     b.vector("vdup", t, (b.glob("r[6]"),), 1, 16)
     b.vector("vfanynan", b.glob("r[0]"), (t,), 2, 16)
+    b.vector("vperm", t, (t, Q[1]), 1, 8, pack_permute([7, 0, 15, 3]))
     b.exit_tb(ExitReason.HALT)
     block = b.finish()
     text = str(block)
@@ -381,6 +408,10 @@ def test_text_round_trips() -> None:
     (lambda b: b.vector("vdupe", Q[0], (Q[1],), 3, 16, 2), "out of range"),
     (lambda b: b.vector("vcmp", Q[0], (Q[1], Q[2]), 0, 16, "eq"), "not a Cond"),
     (lambda b: b.vector("vtbl", Q[0], (Q[1], Q[2], Q[3]), 1, 16), "bytes"),
+    (lambda b: b.vector("vperm", Q[0], (Q[1], Q[2]), 2, 16, pack_permute([0, 1, 2, 8])),
+     "out of range"),
+    (lambda b: b.vector("vperm", Q[0], (Q[1], Q[2]), 2, 8, pack_permute([0, 1, 2])),
+     "out of range"),
 ])
 def test_builder_rejects_malformed_vector_ops(call, message: str) -> None:
     b = Builder(0x1000, LAYOUT.globals())
@@ -444,6 +475,8 @@ def test_every_vector_op_is_a_baseline_stencil() -> None:
                 args = (FCond.LE,)
             elif name in ("vshli", "vshri", "vsari", "vdupe"):
                 args = (1,)
+            elif name == "vperm":
+                args = (pack_permute([31 - i for i in range(16)]),)
             elif vece == 2 and name not in ("vfanynan", "vftosi"):
                 args = (RoundingMode.RUP,)
             n_in = definition.n_in

@@ -22,7 +22,7 @@ from llvmtcg.ir import (
 )
 from llvmtcg.ir.cpu_layout import CpuLayout
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
-from llvmtcg.ir.ops import OPS
+from llvmtcg.ir.ops import OPS, pack_permute
 from llvmtcg.ir.parse import ARG_KINDS, IRParseError, parse_block, parse_blocks
 
 LAYOUT = CpuLayout([("r", I64, 4), ("w", I32, 2)])
@@ -91,7 +91,8 @@ def every_op_block() -> Block:
     for name in ("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax vssadd "
                  "vusadd vsssub vussub vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2").split():
         b.vector(name, v, (u, v), 1, 16)
-    for name in "vneg vnot vabs vmov".split():
+    b.vector("vperm", v, (u, v), 0, 16, pack_permute([31 - i for i in range(16)]))
+    for name in "vneg vnot vabs vmov vctpop".split():
         b.vector(name, u, (v,), 0, 8)
     b.vector("vcmp", v, (u, v), 3, 16, Cond.LEU)
     for name in "vshli vshri vsari vdupe".split():

@@ -25,6 +25,7 @@ from llvmtcg.runtime.native.baseline_cache import (
     MAGIC,
     BaselineBlockCache,
     _find_values,
+    _pool_references,
     _refers_to,
 )
 
@@ -417,3 +418,74 @@ def test_blocks_placed_together_come_linked_and_unlink_when_invalidated(
         emu.reg_write("a1", 10)
         emu.emu_start(CODE, END)
         assert (emu.reg_read("a0"), emu.reg_read("a2")) == (30, 0x123456789)
+
+
+# Float conversions whose stencils reach constant pools (the conversion bounds).
+POOL_CODE = [
+    0xF2058053,  # fmv.d.x ft0, a1
+    0xC2201553,  # fcvt.l.d a0, ft0, rtz
+    0xC2301653,  # fcvt.lu.d a2, ft0, rtz
+    0xC20076D3,  # fcvt.w.d a3, ft0
+    0xD035F0D3,  # fcvt.s.lu ft1, a1
+    0xE0008753,  # fmv.x.w a4, ft1
+    0x00000013,  # end: nop
+]
+
+
+def run_pools(cache: Path | None, x: float, flush: bool = False
+              ) -> tuple[list[int], dict[str, float], int]:
+    """The conversions of x in a fresh emulator: (a0, a2, a3, a4), the block cache's
+    counters, blocks emitted. ``flush``: run, flush the arena (the pools placed go
+    with it), run again."""
+    options = RuntimeOptions(tier_sync=True, hot_threshold=0, cache_dir=cache,
+                             program="pools" if cache else None)
+    end = CODE + 4 * (len(POOL_CODE) - 1)
+    with Emulator("riscv64", options=options) as emu:
+        emu.mem_map(CODE, 0x1000)
+        emu.mem_write(CODE, struct.pack(f"<{len(POOL_CODE)}I", *POOL_CODE))
+        for _ in range(2 if flush else 1):
+            emu.reg_write("a1", struct.unpack("<Q", struct.pack("<d", x))[0])
+            emu.emu_start(CODE, end)
+            if flush:
+                emu._cpu.tbs.flush_arena()
+                flush = False
+        out = [emu.reg_read(r) for r in ("a0", "a2", "a3", "a4")]
+        block_cache = emu._cpu.tbs.baseline_cache
+        emitted = emu._cpu.tbs.stats["baseline_blocks"]
+    return out, dict(block_cache.stats) if block_cache is not None else {}, emitted
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_blocks_reaching_constant_pools_are_stored_and_relocated(tmp_path: Path,
+                                                                 flush: bool) -> None:
+    # The first run stores the block (it reaches the conversions' constant pools
+    # PC-relative); later runs place it with those fields aimed at their own copy of
+    # the pools, and convert other values as the block emitted afresh does.
+    _, stats, _ = run_pools(tmp_path, 1e19)
+    assert stats["stored"] == 1 and stats["skipped"] == 0
+    for x in (1e19, -2.5, 3.75e9, float("nan"), -1e30, 12345.5):
+        expected = run_pools(None, x)[0]
+        out, stats, emitted = run_pools(tmp_path, x, flush=flush)
+        assert out == expected, x
+        assert stats["hits"] == 1 + flush and emitted == 0
+
+
+def test_pool_references_are_relocations_unless_ambiguous() -> None:
+    address, pool = 0x7F00_0000_0000, 0x7F00_0010_0000
+    data = bytes(range(32))
+    # movsd xmm0, [rip + pool + 16]: F2 0F 10 05 disp32 (ModRM 05: RIP-relative)
+    code = b"\xf2\x0f\x10\x05" + struct.pack("<i", pool + 16 - (address + 8)) + b"\x90"
+    assert _pool_references(code, address, [(pool, data)]) == [(4, f"pool.{data.hex()}@16")]
+    assert _pool_references(b"\x90" * 16, address, [(pool, data)]) == []
+    # The same displacement after a ModRM that is not RIP-relative, or aimed just
+    # past the pool's bytes: not known to be a reference, so not stored.
+    other = b"\xf2\x0f\x10\x04" + code[4:]
+    assert _pool_references(other, address, [(pool, data)]) is None
+    past = b"\xf2\x0f\x10\x05" + struct.pack("<i", pool + 40 - (address + 8)) + b"\x90"
+    assert _pool_references(past, address, [(pool, data)]) is None
+    # cmpps xmm0, [rip + pool], 1: the displacement is from the immediate's end, so
+    # from the field's end it reaches 1 byte before the pool; but not when that byte
+    # is another pool's (which one it is cannot be told).
+    cmpps = b"\x0f\xc2\x05" + struct.pack("<i", pool - (address + 8)) + b"\x01"
+    assert _pool_references(cmpps, address, [(pool, data)]) == [(3, f"pool.{data.hex()}@-1")]
+    assert _pool_references(cmpps, address, [(pool, data), (pool - 32, data)]) is None

@@ -38,6 +38,7 @@ from llvmtcg.frontends.aarch64.trans_fp import (
 )
 from llvmtcg.frontends.aarch64.translate import VQ, ZERO, DisasContext, V, gen_accrue_fflags
 from llvmtcg.ir import I32, I64, V128, Builder, Cond, Label, Temp, const
+from llvmtcg.ir.ops import pack_permute
 from llvmtcg.ir.types import FCond, FFlag, RoundingMode
 
 DYN = RoundingMode.DYN
@@ -668,35 +669,106 @@ trans_scvtf_v = _from_int_vector(True)
 trans_ucvtf_v = _from_int_vector(False)
 
 
-def trans_fcvtzs_v(ctx: DisasContext, a) -> bool:
-    """FCVTZS (vector, integer): when FZ is clear and every lane's magnitude is below
-    2**(esize-1) (a quiet compare: a NaN is not), one truncating vector conversion,
-    whose only possible exception is Inexact, as Arm's. Otherwise the lane path
-    (saturation, NaN to 0, Invalid, FZ's flushing); the compare raised Invalid only for
-    a signalling NaN, which the lane path raises too."""
-    shape = _format(a, False)
-    if shape is None:
-        return False
-    fmt, count = shape
-    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
-
-    def vector_path(lanes: Label) -> None:
-        b = ctx.builder
-        sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
-        b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-        b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
-        # 2**(esize-1) as a float: the exponent field of bias + esize - 1, no fraction.
+def _truncate_vector(signed: bool):
+    """FCVTZS/FCVTZU (vector, integer): when FZ is clear and every lane is in range —
+    magnitude below 2**(esize-1) for FCVTZS; above -1 and below 2**(esize-1) for
+    FCVTZU, where a lane in (-1, 0] truncates to the 0 the signed conversion gives —
+    (quiet compares: a NaN is in no range), one truncating vector conversion, whose only
+    possible exception is Inexact, as Arm's. Otherwise the lane path (saturation, NaN
+    to 0, Invalid, FZ's flushing); the compares raised Invalid only for a signalling
+    NaN, which the lane path raises too."""
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
         bias = (fmt.exp_mask >> fmt.mantissa) >> 1
-        b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
-                 vece, 16)
-        b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
-        b.vector("vnot", out, (fits,), vece, oprsz)
-        some_out = b.temp(I64)
-        b.vector("vany", some_out, (out,), vece, oprsz)
-        b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
-        b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
-    return gen_unless_fz(ctx, vector_path,
-                         lambda: gen_lanes(ctx, a, CONVERSIONS["fcvtzs"]))
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            limit, fits, out = (b.temp(V128) for _ in range(3))
+            # 2**(esize-1) as a float: the exponent field of bias + esize - 1.
+            b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
+                     vece, 16)
+            if signed:
+                sign, magnitude = b.temp(V128), b.temp(V128)
+                b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+                b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+                b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+            else:
+                minus_one, above = b.temp(V128), b.temp(V128)
+                b.vector("vdup", minus_one, (const(I64, fmt.sign | bias << fmt.mantissa),),
+                         vece, 16)
+                b.vector("vfcmp", fits, (VQ[a.rn], limit), vece, oprsz, FCond.QLT)
+                b.vector("vfcmp", above, (minus_one, VQ[a.rn]), vece, oprsz, FCond.QLT)
+                b.vector("vand", fits, (fits, above), vece, oprsz)
+            b.vector("vnot", out, (fits,), vece, oprsz)
+            some_out = b.temp(I64)
+            b.vector("vany", some_out, (out,), vece, oprsz)
+            b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+            b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
+        return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(
+            ctx, a, CONVERSIONS["fcvtzs" if signed else "fcvtzu"]))
+    return trans
+
+
+trans_fcvtzs_v = _truncate_vector(True)
+trans_fcvtzu_v = _truncate_vector(False)
+
+
+def _round_vector(name: str, mode: RoundingMode, signed: bool):
+    """FCVTNS/NU, FCVTMS/MU, FCVTPS/PU (vector, integer): when FZ is clear and every
+    lane is in range — magnitude below 2**(mantissa-1), and not below -0 for the
+    unsigned forms (quiet compares: a NaN is in no range) — each lane rounded to an
+    integral value in ``mode`` as (x + 1.5*2**mantissa) - 1.5*2**mantissa (the sum is
+    in the binade of unit spacing, so it rounds x's fraction away in that mode and is
+    inexact exactly when x is not integral: Arm's only exception here; the difference
+    is exact), then converted exactly by vftosi. Otherwise the lane path (larger
+    values, NaN, saturation, ties away from zero: no x86 mode, FZ)."""
+    lane_op = CONVERSIONS[name]
+
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+            b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+            b.vector("vdup", limit, (const(I64, (bias + fmt.mantissa - 1) << fmt.mantissa),),
+                     vece, 16)
+            b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+            if not signed:
+                zero, above = b.temp(V128), b.temp(V128)
+                b.vector("vdup", zero, (ZERO,), vece, 16)
+                b.vector("vfcmp", above, (zero, VQ[a.rn]), vece, oprsz, FCond.QLE)
+                b.vector("vand", fits, (fits, above), vece, oprsz)
+            b.vector("vnot", out, (fits,), vece, oprsz)
+            some_out = b.temp(I64)
+            b.vector("vany", some_out, (out,), vece, oprsz)
+            b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+            magic, shifted, rounded = (b.temp(V128) for _ in range(3))
+            # 1.5 * 2**mantissa: exponent bias + mantissa, the fraction's top bit set.
+            b.vector("vdup", magic, (const(I64, (bias + fmt.mantissa) << fmt.mantissa
+                                           | 1 << (fmt.mantissa - 1)),), vece, 16)
+            b.vector("vfadd", shifted, (VQ[a.rn], magic), vece, oprsz, mode)
+            b.vector("vfsub", rounded, (shifted, magic), vece, oprsz, mode)
+            b.vector("vftosi", VQ[a.rd], (rounded,), vece, oprsz)
+        return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(ctx, a, lane_op))
+    return trans
+
+
+for _name, _mode in (("n", RoundingMode.RNE), ("m", RoundingMode.RDN),
+                     ("p", RoundingMode.RUP)):
+    for _signed in (True, False):
+        _conversion = f"fcvt{_name}{'s' if _signed else 'u'}"
+        globals()[f"trans_{_conversion}_v"] = _round_vector(_conversion, _mode, _signed)
 
 
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
@@ -743,10 +815,39 @@ def _across(op: LaneOp):
     return trans
 
 
-trans_fmaxnmv_v = _across(FMAXNM)
-trans_fmaxv_v = _across(FMAX)
-trans_fminnmv_v = _across(FMINNM)
-trans_fminv_v = _across(FMIN)
+def _across_vector(name: str, lane_op: LaneOp):
+    """FMAXV/FMINV/FMAXNMV/FMINNMV: without NaN lanes and FZ, the largest (smallest)
+    lane in the floats' order with -0 < +0, raising nothing (as _vector_minmax): two
+    vsmax/vsmin steps over order keys, each against the lanes swapped by a vperm. A
+    NaN lane or FPCR.FZ takes the lane path (Arm's Reduce tree)."""
+    lane_path = _across(lane_op)
+
+    def trans(ctx: DisasContext, a) -> bool:
+        if not a.q or a.size & 1:
+            return False
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            nan = b.temp(I64)
+            b.vector("vfanynan", nan, (VQ[a.rn],), 2, 16)
+            b.brcond(Cond.NE, nan, const(I64, 0), lanes)
+            acc = _order_keys(ctx, VQ[a.rn], 2)
+            for swap in ([2, 3, 0, 1], [1, 0, 3, 2]):
+                other, picked = b.temp(V128), b.temp(V128)
+                b.vector("vperm", other, (acc, acc), 2, 16, pack_permute(swap))
+                b.vector(name, picked, (acc, other), 2, 16)
+                acc = picked
+            low = b.temp(V128)
+            b.vector("vdup", low, (const(I64, 0xFFFF_FFFF),), 3, 8)  # (lane 0 only)
+            b.vector("vand", VQ[a.rd], (_order_keys(ctx, acc, 2), low), 0, 16)
+        return gen_unless_fz(ctx, vector_path, lambda: lane_path(ctx, a))
+    return trans
+
+
+trans_fmaxnmv_v = _across_vector("vsmax", FMAXNM)
+trans_fmaxv_v = _across_vector("vsmax", FMAX)
+trans_fminnmv_v = _across_vector("vsmin", FMINNM)
+trans_fminv_v = _across_vector("vsmin", FMIN)
 
 
 # Long and narrow conversions between single and double precision.

@@ -15,7 +15,9 @@ from llvmtcg.frontends.aarch64.simd_lanes import (
 )
 from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
 from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
+from llvmtcg.ir.cpu_layout import PAGE_SIZE
 from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
+from llvmtcg.ir.ops import pack_permute
 
 SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
 _REPLICATE = (0x0101_0101_0101_0101, 0x0001_0001_0001_0001, 0x0000_0001_0000_0001, 1)
@@ -142,6 +144,19 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, i * reg_bytes + half * 8))
                 _lane_access(ctx, bool(a.l), vt, 3, half, addr)
     else:
+        done = None
+        if a.q or a.l:  # (ST3 of 8-byte registers, 24 bytes, stays element by element)
+            # One wide access and vperms when the structures are on one page (then the
+            # first access faults if any does, before a register or byte is written,
+            # as element by element); across a page, element by element, as qemu
+            # (a fault there leaves the elements before it loaded or stored).
+            slow, done = b.label(), b.label()
+            in_page = ctx.temp()
+            b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
+            b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
+            (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
+            b.br(done)
+            b.set_label(slow)
         esize_bytes = 1 << a.sizev
         offset = 0
         for element in range(reg_bytes // esize_bytes):
@@ -150,11 +165,84 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, offset))
                 _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
                 offset += esize_bytes
+        if done is not None:
+            b.set_label(done)
     if a.l and not a.q:
         for i in range(regs):
             b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
     _post_index(ctx, a, base, regs * reg_bytes)
     return True
+
+
+def _gather(ctx: DisasContext, dst: Temp, sources: list[Temp], size: int, oprsz: int,
+            want: list[tuple[int, int]]) -> None:
+    """dst = lanes ``want`` ((source, lane) each) of the v128 ``sources``, as a tree of
+    vperms of two (each step gathers the lanes its two inputs hold)."""
+    whole = 16 >> size
+    used = sorted({k for k, _ in want})
+    # (temp, {(source, lane): where it is in temp}) per partial result
+    items = [(sources[k], {(k, lane): lane for lane in range(whole)}) for k in used]
+    if len(items) == 1:
+        items.append(items[0])
+    while len(items) > 1:
+        (x, at_x), (y, at_y) = items[0], items[1]
+        last = len(items) == 2
+        indexes, at = [], {}
+        for position, lane in enumerate(want):
+            if lane in at_x:
+                indexes.append(at_x[lane])
+            elif lane in at_y:
+                indexes.append(whole + at_y[lane])
+            else:
+                indexes.append(0)  # (not here yet: a later step puts it in)
+                continue
+            at[lane] = position
+        out = dst if last else ctx.builder.temp(V128)
+        permute(ctx, out, x, y, size, oprsz if last else 16, indexes)
+        items[:2] = [(out, at)]
+
+
+def _load_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
+    """LD2-LD4 (multiple structures) on one page: the selem * reg_bytes bytes loaded
+    (16 at a time, an 8-byte tail for LD3 of 8-byte registers), then each register's
+    elements gathered from them."""
+    b = ctx.builder
+    size, total = a.sizev, selem * reg_bytes
+    chunks = []
+    for offset in range(0, total, 16):
+        addr, chunk = ctx.temp(), b.temp(V128)
+        b.add(addr, base, const(I64, offset))
+        if total - offset >= 16:
+            b.qemu_ld(chunk, addr, MemOp(3), ctx.mem_idx)
+        else:
+            tail = ctx.temp()
+            b.qemu_ld(tail, addr, MemOp(3), ctx.mem_idx)
+            b.vector("vdup", chunk, (tail,), 3, 8)
+        chunks.append(chunk)
+    per_chunk, count = 16 >> size, reg_bytes >> size
+    for r in range(selem):  # (reading the loaded bytes only: no fault from here on)
+        flat = [j * selem + r for j in range(count)]
+        _gather(ctx, VQ[(a.rt + r) % 32], chunks, size, reg_bytes,
+                [(f // per_chunk, f % per_chunk) for f in flat])
+
+
+def _store_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
+    """ST2-ST4 (multiple structures) of 16-byte registers on one page: each 16 bytes
+    of the interleaved structures gathered from the registers, then stored."""
+    b = ctx.builder
+    size = a.sizev
+    per_chunk = 16 >> size
+    regs = [VQ[(a.rt + r) % 32] for r in range(selem)]
+    chunks = []
+    for k in range(selem * reg_bytes // 16):
+        flat = [k * per_chunk + lane for lane in range(per_chunk)]
+        chunk = b.temp(V128)
+        _gather(ctx, chunk, regs, size, 16, [(f % selem, f // selem) for f in flat])
+        chunks.append(chunk)
+    for k, chunk in enumerate(chunks):
+        addr = ctx.temp()
+        b.add(addr, base, const(I64, 16 * k))
+        b.qemu_st(chunk, addr, MemOp(3), ctx.mem_idx)
 
 
 def trans_simd_ldst_single(ctx: DisasContext, a) -> bool:
@@ -241,18 +329,45 @@ def _long(name: str):
     return trans
 
 
-trans_saddl_v = _long("saddl")
-trans_uaddl_v = _long("uaddl")
-trans_saddw_v = _long("saddw")
-trans_uaddw_v = _long("uaddw")
-trans_ssubl_v = _long("ssubl")
-trans_usubl_v = _long("usubl")
-trans_cmgt0_v = _same("cmgt0")
-trans_cmge0_v = _same("cmge0")
-trans_cmle0_v = _same("cmle0")
-trans_cmlt0_v = _same("cmlt0")
-trans_abs_v = _same("abs")
-trans_neg_v = _same("neg")
+def _add_long(name: str, signed: bool, wide: bool):
+    """SADDL/UADDL/SSUBL/USUBL{2} (both operands' lower (upper: Q) half lanes widened,
+    see _widen) and SADDW/UADDW/SSUBW/USUBW{2} (Vn already wide): one 2x-wide vadd or
+    vsub."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        n = VQ[a.rn] if wide else _widen(ctx, VQ[a.rn], a.size, a.q, signed)
+        m = _widen(ctx, VQ[a.rm], a.size, a.q, signed)
+        ctx.builder.vector(name, VQ[a.rd], (n, m), a.size + 1, 16)
+        return True
+    return trans
+
+
+trans_saddl_v = _add_long("vadd", True, False)
+trans_uaddl_v = _add_long("vadd", False, False)
+trans_saddw_v = _add_long("vadd", True, True)
+trans_uaddw_v = _add_long("vadd", False, True)
+trans_ssubl_v = _add_long("vsub", True, False)
+trans_usubl_v = _add_long("vsub", False, False)
+
+
+def _compare_zero(cond: Cond):
+    """CMGT/CMGE/CMLE/CMLT #0: a signed vcmp of Vn with zero."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3 and not a.q:
+            return False
+        zero = ctx.builder.temp(V128)
+        ctx.builder.vector("vdup", zero, (ZERO,), 0, 16)
+        ctx.builder.vector("vcmp", VQ[a.rd], (VQ[a.rn], zero), a.size, 16 if a.q else 8,
+                           cond)
+        return True
+    return trans
+
+
+trans_cmgt0_v = _compare_zero(Cond.GT)
+trans_cmge0_v = _compare_zero(Cond.GE)
+trans_cmle0_v = _compare_zero(Cond.LE)
+trans_cmlt0_v = _compare_zero(Cond.LT)
 
 
 def trans_rbit_v(ctx: DisasContext, a) -> bool:
@@ -284,7 +399,22 @@ def trans_smov(ctx: DisasContext, a) -> bool:
 
 
 def trans_ins_elem(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "ins_elem", _copy_size(a) is not None)
+    """INS (element; MOV Vd.T[i], Vn.T[j]): one element of Vn into Vd's lane i, the
+    rest of Vd kept."""
+    size = _copy_size(a)
+    if size is None:
+        return False
+    imm5, imm4 = a.imm & 31, a.imm >> 5
+    value = ctx.temp()
+    ctx.builder.mov(value, _lane_source(ctx, a.rn, size, imm4 >> size))
+    esize = 8 << size
+    bit = (imm5 >> (size + 1)) * esize
+    half = V[2 * a.rd + bit // 64]
+    if size == 3:
+        ctx.builder.mov(half, value)
+    else:
+        ctx.builder.deposit(half, half, value, bit % 64, esize)
+    return True
 
 
 def _shift(name: str, narrow: bool = False):
@@ -305,12 +435,38 @@ trans_sli_v = _shift("sli")
 
 # -- saturating, halving, accumulating, long and narrow forms --------------------------------
 
-trans_shadd_v = _same("shadd", allow_2d=False)
-trans_uhadd_v = _same("uhadd", allow_2d=False)
-trans_srhadd_v = _same("srhadd", allow_2d=False)
-trans_urhadd_v = _same("urhadd", allow_2d=False)
-trans_shsub_v = _same("shsub", allow_2d=False)
-trans_uhsub_v = _same("uhsub", allow_2d=False)
+def _halving(kind: str, signed: bool):
+    """SHADD/UHADD, SRHADD/URHADD, SHSUB/UHSUB: (a op b [+ 1]) >> 1 of the unbounded
+    sum or difference, without widening, from a + b = 2(a & b) + (a ^ b) = 2(a | b) -
+    (a ^ b) and a - b = (a ^ b) - 2(~a & b): (a & b) + (a ^ b) / 2, (a | b) - (a ^ b) /
+    2 and (a ^ b) / 2 - (~a & b), the halving an arithmetic (signed) or logical shift."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, oprsz = ctx.builder, 16 if a.q else 8
+        n, m = VQ[a.rn], VQ[a.rm]
+        diff, half, base = b.temp(V128), b.temp(V128), b.temp(V128)
+        b.vector("vxor", diff, (n, m), a.size, 16)
+        b.vector("vsari" if signed else "vshri", half, (diff,), a.size, 16, 1)
+        if kind == "add":
+            b.vector("vand", base, (n, m), a.size, 16)
+            b.vector("vadd", VQ[a.rd], (base, half), a.size, oprsz)
+        elif kind == "round":
+            b.vector("vor", base, (n, m), a.size, 16)
+            b.vector("vsub", VQ[a.rd], (base, half), a.size, oprsz)
+        else:
+            b.vector("vandc", base, (m, n), a.size, 16)
+            b.vector("vsub", VQ[a.rd], (half, base), a.size, oprsz)
+        return True
+    return trans
+
+
+trans_shadd_v = _halving("add", True)
+trans_uhadd_v = _halving("add", False)
+trans_srhadd_v = _halving("round", True)
+trans_urhadd_v = _halving("round", False)
+trans_shsub_v = _halving("sub", True)
+trans_uhsub_v = _halving("sub", False)
 FPSR = GLOBALS["fpsr"]
 
 
@@ -366,12 +522,8 @@ def _doubling(name: str):
 
 trans_sqdmulh_v = _doubling("sqdmulh")
 trans_sqrdmulh_v = _doubling("sqrdmulh")
-trans_ssubw_v = _long("ssubw")
-trans_usubw_v = _long("usubw")
-trans_addhn_v = _long("addhn")
-trans_raddhn_v = _long("raddhn")
-trans_subhn_v = _long("subhn")
-trans_rsubhn_v = _long("rsubhn")
+trans_ssubw_v = _add_long("vsub", True, True)
+trans_usubw_v = _add_long("vsub", False, True)
 trans_sabal_v = _long("sabal")
 trans_uabal_v = _long("uabal")
 trans_sabdl_v = _long("sabdl")
@@ -386,9 +538,6 @@ def trans_pmull_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
 
 
-trans_sqxtun_v = _long("sqxtun")
-trans_sqxtn_v = _long("sqxtn")
-trans_uqxtn_v = _long("uqxtn")
 trans_shll_v = _long("shll")
 trans_suqadd_v = _same("suqadd")
 trans_usqadd_v = _same("usqadd")
@@ -401,15 +550,43 @@ trans_uaddlp_v = _long("uaddlp")
 trans_sadalp_v = _long("sadalp")
 trans_uadalp_v = _long("uadalp")
 
-trans_srshr_v = _shift("srshr")
-trans_urshr_v = _shift("urshr")
-trans_srsra_v = _shift("srsra")
-trans_ursra_v = _shift("ursra")
+def _rounding_shift_right(signed: bool, accumulate: bool):
+    """SRSHR/URSHR/SRSRA/URSRA: (x + 2**(shift-1)) >> shift of the unbounded lane as
+    (x >> shift) + bit shift-1 of x (a shift by esize: 0, or the sign copies for the
+    signed form), added to Vd's lane for the accumulating forms."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if immh == 0 or (immh >= 8 and not a.q):
+            return False
+        b = ctx.builder
+        esize, right, _ = shift_geometry(a.imm)
+        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
+        shifted, bit, one, rounded = (b.temp(V128) for _ in range(4))
+        if right < esize or signed:
+            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, 16,
+                     min(right, esize - 1))
+        else:
+            b.vector("vdup", shifted, (ZERO,), size, 16)
+        b.vector("vshri", bit, (VQ[a.rn],), size, 16, right - 1)
+        b.vector("vdup", one, (const(I64, 1),), size, 16)
+        b.vector("vand", bit, (bit, one), size, 16)
+        if accumulate:
+            b.vector("vadd", rounded, (shifted, bit), size, 16)
+            b.vector("vadd", VQ[a.rd], (rounded, VQ[a.rd]), size, oprsz)
+        else:
+            b.vector("vadd", VQ[a.rd], (shifted, bit), size, oprsz)
+        return True
+    return trans
+
+
+trans_srshr_v = _rounding_shift_right(True, False)
+trans_urshr_v = _rounding_shift_right(False, False)
+trans_srsra_v = _rounding_shift_right(True, True)
+trans_ursra_v = _rounding_shift_right(False, True)
 trans_sqshlu_v = _shift("sqshlu")
 trans_sqshl_imm_v = _shift("sqshl_imm")
 trans_uqshl_imm_v = _shift("uqshl_imm")
 trans_sqshrun_v = _shift("sqshrun", narrow=True)
-trans_rshrn_v = _shift("rshrn", narrow=True)
 trans_sqrshrun_v = _shift("sqrshrun", narrow=True)
 trans_sqshrn_v = _shift("sqshrn", narrow=True)
 trans_uqshrn_v = _shift("uqshrn", narrow=True)
@@ -470,7 +647,15 @@ trans_uqxtn_s = _scalar("uqxtn", _NARROW)
 
 
 def trans_dup_s(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "dup_scalar", _copy_size(a) is not None, scalar=True)
+    """DUP (element, scalar; MOV Dd, Vn.D[1]): Vd = the element, zero-extended."""
+    size = _copy_size(a)
+    if size is None:
+        return False
+    value = ctx.temp()
+    ctx.builder.mov(value, _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1)))
+    ctx.builder.mov(V[2 * a.rd], value)
+    ctx.builder.movi(V[2 * a.rd + 1], 0)
+    return True
 
 
 def _shift_s(name: str, kind: str):
@@ -639,6 +824,8 @@ trans_bit_v = _bitwise_select("bit")
 trans_bif_v = _bitwise_select("bif")
 
 
+trans_abs_v = _vector("vabs", unary=True)  # (the most negative lane is itself)
+trans_neg_v = _vector("vneg", unary=True)
 trans_add_v = _vector("vadd")
 trans_sub_v = _vector("vsub")
 trans_cmeq_v = _vector("vcmp", Cond.EQ)
@@ -667,22 +854,8 @@ def trans_cmeq0_v(ctx: DisasContext, a) -> bool:
 
 
 def trans_cnt_v(ctx: DisasContext, a) -> bool:
-    """CNT: population count of each byte (the classic SWAR sum of bit pairs, nibbles,
-    bytes)."""
-    def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-        b = ctx.builder
-        x, y = ctx.temp(), ctx.temp()
-        b.shr(y, n, const(I64, 1))
-        b.and_(y, y, const(I64, 0x5555_5555_5555_5555))
-        b.sub(x, n, y)
-        b.shr(y, x, const(I64, 2))
-        b.and_(y, y, const(I64, 0x3333_3333_3333_3333))
-        b.and_(x, x, const(I64, 0x3333_3333_3333_3333))
-        b.add(x, x, y)
-        b.shr(y, x, const(I64, 4))
-        b.add(x, x, y)
-        b.and_(t, x, const(I64, 0x0F0F_0F0F_0F0F_0F0F))
-    return gen_halves(ctx, a, emit)
+    """CNT: population count of each byte (vpopcntb, or pshufb of a nibble table)."""
+    return gen_vector(ctx, a, "vctpop", size=0, unary=True)
 
 
 def trans_dup_gp(ctx: DisasContext, a) -> bool:
@@ -869,113 +1042,136 @@ trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
 trans_uminv_v = _across_lanes(_pick(Cond.LTU))
 
 
-def _narrow(ctx: DisasContext, a, size: int, shift: int) -> bool:
-    """XTN/SHRN (and the "2" forms): each wide lane shifted right by ``shift`` and
-    truncated, the halves' lanes packed (SWAR) into Vd's lower (upper) half."""
-    b = ctx.builder
-    esize = 8 << size  # of the narrow lanes
-    keep = const(I64, _REPLICATE[size + 1] * ((1 << esize) - 1))
-    packed = []
-    for h in range(2):
-        x = ctx.temp()
-        b.shr(x, V[2 * a.rn + h], const(I64, shift))
-        b.and_(x, x, keep)
-        width = esize
-        while width < 32:  # pull each lane next to its neighbour: 4x16 -> 2x32 -> 1x64
-            y = ctx.temp()
-            b.shr(y, x, const(I64, width))
-            b.or_(x, x, y)
-            width *= 2
-            b.and_(x, x, const(I64, _REPLICATE[width.bit_length() - 3] * ((1 << width) - 1)))
-        packed.append(x)
-    result = ctx.temp()
-    b.deposit(result, packed[0], packed[1], 32, 32)
+def permute(ctx: DisasContext, dst: Temp, a: Temp, b: Temp, size: int, oprsz: int,
+            indexes: list[int]) -> None:
+    """dst = lanes ``indexes`` (of ``8 << size`` bits) of the 32 bytes a:b (a first)."""
+    ctx.builder.vector("vperm", dst, (a, b), size, oprsz, pack_permute(indexes))
+
+
+def _narrow(ctx: DisasContext, a, size: int, wide: Temp) -> bool:
+    """XTN/SHRN/RSHRN (and the "2" forms): the lanes of ``wide`` (of twice ``size``)
+    truncated into Vd's lower half (upper half: Q, the lower one kept), one vperm of
+    the even narrow lanes."""
+    half = 8 >> size  # narrow lanes per 64 bits
     if a.q:
-        b.mov(V[2 * a.rd + 1], result)
+        whole = 16 >> size
+        permute(ctx, VQ[a.rd], VQ[a.rd], wide, size, 16,
+                [*range(half), *(whole + 2 * i for i in range(half))])
     else:
-        b.mov(V[2 * a.rd], result)
-        b.movi(V[2 * a.rd + 1], 0)
+        permute(ctx, VQ[a.rd], wide, wide, size, 8, [2 * i for i in range(half)])
     return True
 
 
 def trans_xtn_v(ctx: DisasContext, a) -> bool:
-    return a.size < 3 and _narrow(ctx, a, a.size, 0)
+    return a.size < 3 and _narrow(ctx, a, a.size, VQ[a.rn])
 
 
-def trans_shrn_v(ctx: DisasContext, a) -> bool:
-    immh = a.imm >> 3
-    if not 0 < immh < 8:
-        return False
-    _, right, _ = shift_geometry(a.imm)
-    return _narrow(ctx, a, immh.bit_length() - 1, right)
+def _shift_right_narrow(rounding: bool):
+    """SHRN/RSHRN{2}: each wide lane (plus 1 << (shift - 1) for RSHRN, wrapping: the
+    bits kept, shift .. shift + esize, are below the wide lane's top) shifted right
+    and narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if not 0 < immh < 8:
+            return False
+        b = ctx.builder
+        _, right, _ = shift_geometry(a.imm)
+        size = immh.bit_length() - 1
+        source = VQ[a.rn]
+        if rounding:
+            bias, source = b.temp(V128), b.temp(V128)
+            b.vector("vdup", bias, (const(I64, 1 << (right - 1)),), size + 1, 16)
+            b.vector("vadd", source, (VQ[a.rn], bias), size + 1, 16)
+        wide = b.temp(V128)
+        b.vector("vshri", wide, (source,), size + 1, 16, right)
+        return _narrow(ctx, a, size, wide)
+    return trans
 
 
-def _funnel(ctx: DisasContext, low: Temp, high: Temp, shift: int) -> Temp:
-    """Bits [shift, shift + 64) of high:low."""
-    if shift == 0:
-        return low
-    b = ctx.builder
-    t, u = ctx.temp(), ctx.temp()
-    b.shr(t, low, const(I64, shift))
-    b.shl(u, high, const(I64, 64 - shift))
-    b.or_(t, t, u)
-    return t
+trans_shrn_v = _shift_right_narrow(False)
+trans_rshrn_v = _shift_right_narrow(True)
+
+
+def _narrow_high(name: str, rounding: bool):
+    """ADDHN/SUBHN/RADDHN/RSUBHN{2}: the high halves of the wide lanes' sums
+    (differences), plus 1 << (esize - 1) first for the rounding forms (wrapping: the
+    bits kept are below the wide lane's top), narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, esize = ctx.builder, 8 << a.size
+        total, wide = b.temp(V128), b.temp(V128)
+        b.vector(name, total, (VQ[a.rn], VQ[a.rm]), a.size + 1, 16)
+        if rounding:
+            bias = b.temp(V128)
+            b.vector("vdup", bias, (const(I64, 1 << (esize - 1)),), a.size + 1, 16)
+            b.vector("vadd", total, (total, bias), a.size + 1, 16)
+        b.vector("vshri", wide, (total,), a.size + 1, 16, esize)
+        return _narrow(ctx, a, a.size, wide)
+    return trans
+
+
+trans_addhn_v = _narrow_high("vadd", False)
+trans_raddhn_v = _narrow_high("vadd", True)
+trans_subhn_v = _narrow_high("vsub", False)
+trans_rsubhn_v = _narrow_high("vsub", True)
+
+
+def _saturating_narrow(kind: str):
+    """SQXTN/UQXTN/SQXTUN{2}: each wide lane clamped to the narrow range (signed,
+    unsigned, signed to unsigned), FPSR.QC set when some lane was clamped, narrowed."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        b, esize, wide_size = ctx.builder, 8 << a.size, a.size + 1
+        clamped, bound = b.temp(V128), b.temp(V128)
+        if kind == "uqxtn":
+            b.vector("vdup", bound, (const(I64, (1 << esize) - 1),), wide_size, 16)
+            b.vector("vumin", clamped, (VQ[a.rn], bound), wide_size, 16)
+        else:
+            low, high = (-(1 << (esize - 1)), (1 << (esize - 1)) - 1) if kind == "sqxtn" \
+                else (0, (1 << esize) - 1)
+            b.vector("vdup", bound, (const(I64, high),), wide_size, 16)
+            b.vector("vsmin", clamped, (VQ[a.rn], bound), wide_size, 16)
+            b.vector("vdup", bound, (const(I64, low & M64),), wide_size, 16)
+            b.vector("vsmax", clamped, (clamped, bound), wide_size, 16)
+        changed, clipped, qc = b.temp(V128), b.temp(I64), b.temp(I32)
+        b.vector("vxor", changed, (clamped, VQ[a.rn]), wide_size, 16)
+        b.vector("vany", clipped, (changed,), wide_size, 16)
+        b.extr_i64_i32(qc, clipped)
+        b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+        b.or_(FPSR, FPSR, qc)
+        return _narrow(ctx, a, a.size, clamped)
+    return trans
+
+
+trans_sqxtn_v = _saturating_narrow("sqxtn")
+trans_uqxtn_v = _saturating_narrow("uqxtn")
+trans_sqxtun_v = _saturating_narrow("sqxtun")
 
 
 def trans_ext_v(ctx: DisasContext, a) -> bool:
-    """EXT: bytes imm.. of Vm:Vn (Vn the low end), as funnel shifts of the halves."""
+    """EXT: bytes imm.. of Vm:Vn (Vn the low end; of their low halves for Q=0)."""
     if not a.q and a.imm >= 8:
         return False
-    b = ctx.builder
-    shift = (a.imm % 8) * 8
     if a.q:
-        words = [V[2 * a.rn], V[2 * a.rn + 1], V[2 * a.rm], V[2 * a.rm + 1]]
-        w = a.imm // 8
-        low = _funnel(ctx, words[w], words[w + 1], shift)
-        high = _funnel(ctx, words[w + 1], words[w + 2], shift)
-        t_low, t_high = ctx.temp(), ctx.temp()
-        b.mov(t_low, low)
-        b.mov(t_high, high)
-        b.mov(V[2 * a.rd], t_low)
-        b.mov(V[2 * a.rd + 1], t_high)
-    else:
-        t = ctx.temp()
-        b.mov(t, _funnel(ctx, V[2 * a.rn], V[2 * a.rm], shift))
-        b.mov(V[2 * a.rd], t)
-        b.movi(V[2 * a.rd + 1], 0)
+        indexes = [a.imm + i for i in range(16)]
+    else:  # (Vm's low half is bytes 16.. of the pair)
+        indexes = [k if k < 8 else k + 8 for k in range(a.imm, a.imm + 8)]
+    permute(ctx, VQ[a.rd], VQ[a.rn], VQ[a.rm], 0, 16 if a.q else 8, indexes)
     return True
 
 
-def _swap_within(ctx: DisasContext, t: Temp, x: Temp, width: int) -> None:
-    """t = x with each pair of adjacent ``width``-bit fields swapped."""
-    b = ctx.builder
-    if width == 32:
-        b.rotl(t, x, const(I64, 32))
-        return
-    mask = const(I64, _REPLICATE[(2 * width).bit_length() - 4] * ((1 << width) - 1))
-    low, high = ctx.temp(), ctx.temp()
-    b.and_(low, x, mask)
-    b.shl(low, low, const(I64, width))
-    b.shr(high, x, const(I64, width))
-    b.and_(high, high, mask)
-    b.or_(t, low, high)
-
-
 def _reverse(container: int):
-    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit, as
-    swaps of ever smaller fields (the widest first)."""
+    """REV64/REV32/REV16: the elements reversed within each ``container``-bit unit."""
     def trans(ctx: DisasContext, a) -> bool:
         esize = 8 << a.size
         if esize >= container:
             return False
-
-        def emit(ctx: DisasContext, t: Temp, n: Temp, m: Temp, d: Temp) -> None:
-            ctx.builder.mov(t, n)
-            width = container // 2
-            while width >= esize:
-                _swap_within(ctx, t, t, width)
-                width //= 2
-        return gen_halves(ctx, a, emit)
+        per, oprsz = container // esize, 16 if a.q else 8
+        indexes = [i // per * per + per - 1 - i % per for i in range(oprsz * 8 // esize)]
+        permute(ctx, VQ[a.rd], VQ[a.rn], VQ[a.rn], a.size, oprsz, indexes)
+        return True
     return trans
 
 

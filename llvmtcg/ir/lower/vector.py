@@ -17,6 +17,7 @@ from llvmtcg.ir.lower.emitter import Emitter
 from llvmtcg.ir.lower.floating import _FCMP, _raise_host_flags, _rounded
 from llvmtcg.ir.lower.integer import ICMP
 from llvmtcg.ir.lower.rule import RuleSet
+from llvmtcg.ir.ops import unpack_permute
 
 RULES = RuleSet("vector")
 rule = RULES.rule
@@ -207,9 +208,9 @@ def _permute(em: Emitter, op: Op) -> None:
 def _uzp_bytes(em: Emitter, op: Op) -> None:
     """UZP1/UZP2 of bytes (ADDP/UMAXP/UMINP of bytes are made of them: glibc's string
     routines) without a constant pool: as a byte shufflevector LLVM picks a pshufb or
-    vpermt2b mask from memory, and a baseline block whose stencil has a pool is not
-    kept in the baseline block cache (the pool is placed per process), so every warm
-    start translated those blocks again. The odd bytes are the words shifted right by
+    vpermt2b mask from memory (written when the baseline block cache could not store
+    blocks reaching a pool; it relocates them now, but a register op still beats a
+    load). The odd bytes are the words shifted right by
     8, packed with packuswb (no lane above 255: no saturation); the even bytes are a
     plain even-lane shuffle (vpmovwb on AVX-512 hosts). For oprsz 8 both low halves
     go into one vector first (the result's high half is zero)."""
@@ -239,6 +240,29 @@ def _uzp_bytes(em: Emitter, op: Op) -> None:
         r = em.value(f"call {ty} @llvm.x86.sse2.packuswb.128(<8 x i16> {words[0]}, "
                      f"<8 x i16> {words[1]}){em.call_attrs}")
     em.write(op.outputs[0], em.value(f"bitcast {ty} {r} to {V128}"))
+
+
+@rule("vperm")
+def _vperm(em: Emitter, op: Op) -> None:
+    # One shufflevector of the whole inputs' lanes (as a byte shuffle LLVM may take a
+    # pshufb/vpermt2b mask from a constant pool: such baseline blocks are stored all the
+    # same, baseline_cache relocates their pool references).
+    vece, oprsz, mask = op.args
+    count = lane_type(vece, oprsz)[1]
+    a, b = (lanes(em, em.read(t), vece, 16) for t in op.inputs)
+    ty = lane_type(vece, 16)[0]
+    indexes = ", ".join(f"i32 {i}" for i in unpack_permute(mask, count))
+    _result(em, op, em.value(f"shufflevector {ty} {a}, {ty} {b}, <{count} x i32> "
+                             f"<{indexes}>"))
+
+
+@rule("vctpop")
+def _vctpop(em: Emitter, op: Op) -> None:
+    vece, oprsz = op.args
+    ty = lane_type(vece, oprsz)[0]
+    (a,) = _inputs(em, op)
+    _result(em, op, em.value(f"call {ty} @llvm.ctpop.{_vector_suffix(vece, oprsz)}({ty} {a})"
+                             f"{em.call_attrs}"))
 
 
 @rule("vtbl")

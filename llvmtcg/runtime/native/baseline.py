@@ -730,6 +730,11 @@ class BaselineCodegen:
         self._by_name: dict[str, Callable[..., bool]] = {}
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
+        # Constant pools placed in the arena's data zone, bytes -> address: one copy of
+        # each (stencils compiled in one batch share a pool section; stored blocks
+        # reach the same copies, see pool_copy).
+        self._pool_copies: dict[bytes, int] = {}
+        self.generation = 0  # (reset() counts: pools placed before it are gone)
         self._pc_offset = self.layout.offset("pc")
         self._fixed: tuple | None = None  # see _fixed_emitters
         entry_size = len(library.stencils["entry"].code)
@@ -762,6 +767,8 @@ class BaselineCodegen:
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
         self._by_name = {}
+        self._pool_copies = {}
+        self.generation += 1
 
     def _cell(self, symbol: str) -> int:
         """Address of a cell holding ``symbol``'s address (stencils call through it)."""
@@ -796,9 +803,7 @@ class BaselineCodegen:
                 pool = _pool(operand.name)
                 address = placed.get(pool)
                 if address is None:
-                    data = self.library.rodata[(name, pool)]
-                    address = placed[pool] = self.arena.alloc_data(max(len(data), 1), 64)
-                    self.arena.write(address, data)
+                    address = placed[pool] = self.pool_copy(self.library.rodata[(name, pool)])
                 pools.append(address + int(operand.name.split(".")[2]))
             else:
                 plan.append(_plan(operand.name))
@@ -1036,6 +1041,26 @@ class BaselineCodegen:
         the offset used), [start, end) wide enough for any PC-relative addend."""
         return [(address - 64, address + 64) for bound in self._bound.values()
                 for address in bound.pools]
+
+    def pools(self) -> list[tuple[int, bytes]]:
+        """(address, bytes) of every constant pool the stencils bound so far placed."""
+        return [(address, data) for data, address in self._pool_copies.items()]
+
+    def pool_copy(self, data: bytes) -> int:
+        """The address of the copy of constant-pool bytes ``data`` in the data zone
+        (placed once per process and arena reset, 64-byte aligned). Stencils reach
+        their pools there, and so do stored blocks that reached a pool in the process
+        that emitted them (baseline_cache relocates their rel32 fields).
+
+        Raises:
+            ArenaFull: no room in the data zone.
+        """
+        address = self._pool_copies.get(data)
+        if address is None:
+            address = self.arena.alloc_data(max(len(data), 1), 64)
+            self.arena.write(address, data)
+            self._pool_copies[data] = address
+        return address
 
     def layout_key(self) -> tuple:
         """What placed code relies on beyond the translator fingerprint: the entry

@@ -28,9 +28,12 @@ never a crash.
 The relocations are found when the file is written, by looking for this process's
 values in the code (emitted code holds host addresses only as 64-bit immediates: import
 cells, arena constants and the block's data; constant pools are reached PC-relative).
-A block is not stored when that would be ambiguous: a guest constant of the block equal
-to one of those values, two candidates overlapping, or a PC-relative reference near a
-constant pool (those pools are placed per process).
+PC-relative references to constant pools (vector shuffle masks, FP constants: the
+stencils' pools are placed per process) are relocations too, named by the pool's bytes
+(``pool.<hex>@<offset>``): the loading process places one copy of each such pool and
+writes the rel32 to it. A block is not stored when that would be ambiguous: a guest
+constant of the block equal to one of those values, two candidates overlapping, or 4
+bytes reading as a rel32 near a pool that is not a RIP-relative operand into it.
 
 Blocks are stored if they are still valid at the save, or if they ran and were then
 invalidated (their code copied out at the invalidation: code a kernel frees after boot,
@@ -51,10 +54,10 @@ import json
 import os
 import struct
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from llvmtcg.ir import cpu_layout as abi
 from llvmtcg.ir.block import Block
@@ -209,12 +212,14 @@ class BaselineBlockCache:
         self._groups: dict[tuple[int, int], list[int]] = {}
         self._names: list[str] = []
         # Per value name index: this process's value (resolved when first needed: an
-        # import cell may compile a memory accessor), None (no meaning here), or
-        # _UNRESOLVED; at the indexes of a block's own data (``_locals``: exit slots
+        # import cell may compile a memory accessor), None (no meaning here),
+        # _UNRESOLVED, or a _PoolCopy (a constant pool's copy, see _resolve); at the indexes of a block's own data (``_locals``: exit slots
         # (slot k, index), HOT counter, profile; -1: not named), what place() writes
         # for the block being placed.
         self._resolved: list[int | None | object] = []
         self._locals: tuple[tuple[tuple[int, int], ...], int, int] = ((), -1, -1)
+        self._pool_indexes: list[int] = []  # value names resolved to pool copies
+        self._pool_generation: int | None = None  # (codegen.generation at resolving)
         self._used = bytearray()  # per block number: placed this run
         self._unplaceable: set[int] = set()  # block numbers place() had to leave out
         self._stamp: tuple[int, int, int] | None = None  # the file as read (see _changed)
@@ -266,6 +271,7 @@ class BaselineBlockCache:
         self._first, self._next, self._groups = {}, array("i"), {}
         self._names, self._resolved, self._used = [], [], bytearray()
         self._locals = ((), -1, -1)
+        self._pool_indexes = []
         self._unplaceable = set()
 
     def _forget_file(self) -> None:
@@ -434,22 +440,43 @@ class BaselineBlockCache:
             self._values[name] = value
         return self._values[name]
 
-    def _resolve(self, index: int) -> int | None:
-        value = self._resolved[index] = self._value(self._names[index])
+    def _resolve(self, index: int) -> int | _PoolCopy | None:
+        name = self._names[index]
+        if name.startswith(_POOL):
+            # A constant pool reached PC-relative: this process's copy of its bytes
+            # (plus the offset used), written as a rel32 by _relocate_slowly (not an
+            # int, so place()'s one-pack-per-relocation loop hands the block over to
+            # it). Not kept in _values: the copies go with an arena reset, see place.
+            hexbytes, _, offset = name[len(_POOL):].rpartition("@")
+            try:
+                value = _PoolCopy(self.codegen.pool_copy(bytes.fromhex(hexbytes))
+                                  + int(offset))
+            except ValueError:
+                value = None  # (malformed)
+            else:
+                self._pool_indexes.append(index)
+        else:
+            value = self._value(name)
+        self._resolved[index] = value
         return value
 
-    def _relocate_slowly(self, code: bytearray, code_at: int, relocations: memoryview
-                         ) -> bool:
-        """:meth:`place`'s relocation of one block again, after a value that was not an
-        int: names not resolved yet are resolved (once a process); False if a value
-        has no meaning here (None: the block is left out) or the record is malformed
-        (a name the file does not have, a slot the block does not have)."""
+    def _relocate_slowly(self, code: bytearray, code_at: int, entry: int,
+                         relocations: memoryview) -> bool:
+        """:meth:`place`'s relocation of one block (to run at ``entry``) again, after a
+        value that was not an int: names not resolved yet are resolved (once a
+        process), constant pools' rel32 fields written; False if a value has no
+        meaning here (None: the block is left out) or the record is malformed (a name
+        the file does not have, a slot the block does not have)."""
         values = self._resolved
         try:
             for offset, index in _RELOCATION.iter_unpack(relocations):
                 value = values[index]
                 if value is _UNRESOLVED:
                     value = self._resolve(index)
+                if type(value) is _PoolCopy:
+                    _I32.pack_into(code, code_at + offset,
+                                   value.address - (entry + offset + 4))
+                    continue
                 if type(value) is not int:
                     return False
                 _Q.pack_into(code, code_at + offset, value)
@@ -469,6 +496,12 @@ class BaselineBlockCache:
         Raises:
             ArenaFull: no room (nothing was allocated).
         """
+        if self._pool_generation != self.codegen.generation:
+            # The arena was reset since pool copies were placed: place them again.
+            for index in self._pool_indexes:
+                self._resolved[index] = _UNRESOLVED
+            self._pool_indexes = []
+            self._pool_generation = self.codegen.generation
         records = self._records
         hot = self.codegen.hot_threshold
         pack = _Q.pack_into
@@ -531,7 +564,8 @@ class BaselineBlockCache:
                 for offset, index in iter_relocations(records[relocations:jumps]):
                     pack(code, code_at + offset, values[index])
             except (struct.error, IndexError):
-                ok = self._relocate_slowly(code, code_at, records[relocations:jumps])
+                ok = self._relocate_slowly(code, code_at, entry,
+                                            records[relocations:jumps])
             if not ok:
                 self._unplaceable.add(i)  # (a save replaces it with the block emitted)
                 code[code_at:code_at + size] = bytes(size)  # (never entered)
@@ -691,7 +725,7 @@ class BaselineBlockCache:
         values = self.codegen.process_values()
         relocatable = {v: name for v, name in values.items() if v >= _WIDE}
         fixed = sorted((name, v) for v, name in values.items() if v < _WIDE)
-        pools = self.codegen.pool_ranges()
+        pools = self.codegen.pools()
         tops = _tops(relocatable)
         new: list[CachedBlock] = []
         hot = self.codegen.hot_threshold
@@ -750,7 +784,8 @@ class BaselineBlockCache:
 
     def _capture(self, tb: InstalledBlock, emitted: bytes, jumps: list[tuple[int, int]],
                  constants: frozenset[int], guest: bytes, relocatable: dict[int, str],
-                 tops: frozenset[bytes], pools: list[tuple[int, int]]) -> CachedBlock | None:
+                 tops: frozenset[bytes], pools: list[tuple[int, bytes]]
+                 ) -> CachedBlock | None:
         """The record of an emitted block: its code (``emitted``, as it was at
         ``tb.entry``, with the direct jumps ``jumps``: exit slot n -> offset of the
         rel32 or -1) made relocatable, or None when that would be ambiguous."""
@@ -772,9 +807,17 @@ class BaselineBlockCache:
                               and local.keys().isdisjoint(constants)):
             return None  # (a guest constant looks like a host address here)
         relocations = _find_values(code, relocatable, local, tops)
-        if relocations is None or any(not name for _, name in relocations) \
-                or (pools and _refers_to(code, tb.entry, pools)):
-            return None  # (ambiguous, or a constant pool placed by this process)
+        if relocations is None or any(not name for _, name in relocations):
+            return None  # (ambiguous)
+        if pools:
+            pc_relative = _pool_references(code, tb.entry, pools)
+            if pc_relative is None:
+                return None  # (4 bytes near a pool that are not a reference into it)
+            if pc_relative:
+                relocations = sorted(relocations + pc_relative)
+                if any(b[0] < a[0] + (4 if a[1].startswith(_POOL) else 8)
+                       for a, b in zip(relocations, relocations[1:], strict=False)):
+                    return None  # (a rel32 field overlapping another relocation)
         return CachedBlock(tb.pc, tb.flags, tuple(tuple(r) for r in tb.ranges), guest,
                            bytes(code), tuple(relocations), tuple(jumps),
                            tuple(sorted(tb.direct_targets.items())), tb.n_insns,
@@ -877,6 +920,7 @@ def wide_values(block: Block) -> list[int]:
     return out
 
 
+_POOL = "pool."  # value names of constant pools (by their bytes), reached by rel32
 _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
 # The local value names: exit slot k (in slot order), the HOT counter, the target
 # profile. (A block has at most a few exit slots; more than 64 is not a block the
@@ -884,6 +928,13 @@ _LOCAL = "block."  # value names of a block's own data (slots, counter, profile)
 _LOCAL_NAMES = frozenset({f"{_LOCAL}counter", f"{_LOCAL}targets",
                           *(f"{_LOCAL}slot{i}" for i in range(64))})
 _UNRESOLVED = object()  # (a value name not looked up in this process yet)
+
+
+class _PoolCopy(NamedTuple):
+    """A constant pool's value in the resolved-values list: where this process's copy
+    of the pool's bytes is (plus the offset the block uses), reached by a rel32."""
+
+    address: int
 
 
 def _local_indexes(names: list[str]) -> tuple[tuple[tuple[int, int], ...], int, int]:
@@ -944,8 +995,40 @@ def _find_values(code: bytes | bytearray, table: dict[int, str],
 
 def _refers_to(code: bytes | bytearray, address: int, ranges: list[tuple[int, int]]) -> bool:
     """Whether any 4 bytes of ``code`` (placed at ``address``), read as a rel32
-    displacement, point into one of ``ranges`` (conservative: a false match only keeps
-    a block out of the file).
+    displacement, point into one of ``ranges``."""
+    return any(_rel32_fields(code, address, ranges))
+
+
+def _pool_references(code: bytes | bytearray, address: int, pools: list[tuple[int, bytes]]
+                     ) -> list[tuple[int, str]] | None:
+    """The relocations (offset, ``pool.<hex>@<offset in the pool>``) of the rel32
+    fields of ``code`` (placed at ``address``) that reach one of ``pools`` ((address,
+    bytes) placed by this process); None when some 4 bytes read as a rel32 reach near
+    a pool (64 bytes either side: any PC-relative addend) but are not a RIP-relative
+    operand into one pool (the ModRM byte before a disp32 is mod 00, r/m 101): which
+    they are cannot be told, so the block is not stored (a false match only costs
+    that). The offset is from the field's end, as the displacement is: an immediate
+    after it (cmpps, vpternlogd ..) makes it up to 4 less than the real one's."""
+    found = {}
+    for offset, target in _rel32_fields(code, address,
+                                        [(start - 64, start + len(data) + 64)
+                                         for start, data in pools]):
+        # (An immediate after the field moves the real target up by its size, one
+        # byte for the SSE/AVX forms: the pool whose bytes the target is in, or up to
+        # 4 bytes before. The displacement is relocated the same way whatever it is.)
+        reached = [(start, data) for start, data in pools
+                   if start - 4 <= target < start + len(data)]
+        if len(reached) != 1 or offset < 1 or code[offset - 1] & 0xC7 != 0x05:
+            return None
+        start, data = reached[0]
+        found[offset] = f"{_POOL}{data.hex()}@{target - start}"
+    return sorted(found.items())
+
+
+def _rel32_fields(code: bytes | bytearray, address: int, ranges: list[tuple[int, int]]
+                  ) -> Iterator[tuple[int, int]]:
+    """(offset, target) of every 4 bytes of ``code`` (placed at ``address``) that,
+    read as a rel32 displacement, point into one of ``ranges``.
 
     A field at offset o reaching [start, end) holds a displacement in [start - (address
     + o + 4), end - (address + o + 4)): over the block's offsets, a span whose top 16
@@ -965,6 +1048,5 @@ def _refers_to(code: bytes | bytearray, address: int, ranges: list[tuple[int, in
                 if offset + 4 <= n:
                     target = address + offset + 4 + unpack(code, offset)[0]
                     if start <= target < end:
-                        return True
+                        yield offset, target
                 position = code.find(pattern, position + 1)
-    return False

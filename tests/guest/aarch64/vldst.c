@@ -1,23 +1,32 @@
 /* 128-bit loads and stores of SIMD&FP registers in every addressing mode: LDR/STR Q
  * (unsigned offset, unscaled, pre/post-index, register offset, literal), LDP/STP/LDNP/STNP
- * Q, LD1/ST1 of one to four whole registers (offset and post-index); at every offset
- * around a page boundary, and the faults of accesses that run into a read-only or an
- * inaccessible page (the fault address, and for stores what landed). */
+ * Q, LD1/ST1 of one to four whole registers (offset and post-index), LD2-LD4/ST2-ST4
+ * (multiple structures); at every offset around a page boundary, and the faults of
+ * accesses that run into a read-only or an inaccessible page (the fault address, for
+ * stores what landed, for structure loads the registers at the fault). */
+#include <asm/sigcontext.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 static uint8_t *buf;  /* page 0, 1: read/write; page 2: read-only; page 3: no access */
 static long page;
 static sigjmp_buf env;
 static volatile uintptr_t fault_addr;
+static volatile uint64_t fault_v[8];  /* v0-v3 at the fault, from the signal frame */
 
 static void on_segv(int sig, siginfo_t *info, void *uc) {
-    (void)sig, (void)uc;
+    (void)sig;
+    struct fpsimd_context *f = (void *)((ucontext_t *)uc)->uc_mcontext.__reserved;
+    for (int i = 0; i < 4; i++) {
+        fault_v[2 * i] = f->head.magic == FPSIMD_MAGIC ? (uint64_t)f->vregs[i] : 0;
+        fault_v[2 * i + 1] = f->head.magic == FPSIMD_MAGIC ? (uint64_t)(f->vregs[i] >> 64) : 0;
+    }
     fault_addr = (uintptr_t)info->si_addr;
     siglongjmp(env, 1);
 }
@@ -115,6 +124,50 @@ static void pairs_and_ld1(long k) {
     show("st1", (long)(x - q), q - 64, 144);
 }
 
+/* LD2-LD4 and ST2-ST4 of every register size, 8-byte and 16-byte registers, around the
+ * page boundary (k bytes before it): crossing it for small k. */
+static void structures(long k) {
+    uint8_t *p = buf + page - k;
+    uint8_t *q = buf + page / 2;
+    uint8_t *x;
+    Regs r;
+    __asm__ volatile(CLOB "ld2 {v0.16b, v1.16b}, [%[p]]\n add x9, %[p], #8\n ld2 {v2.4h, v3.4h}, [x9]"
+                     READ : OUT(r) : [p] "r"(p - 16) : VREGS, "x9");
+    show_regs("ld2", k, &r);
+    __asm__ volatile(CLOB "ld2 {v0.2d, v1.2d}, [%[p]]\n ld2 {v2.2s, v3.2s}, [%[p]]" READ
+                     : OUT(r) : [p] "r"(p - 8) : VREGS);
+    show_regs("ld2-d", k, &r);
+    __asm__ volatile(CLOB "ld3 {v0.8h, v1.8h, v2.8h}, [%[p]]" READ
+                     : OUT(r) : [p] "r"(p - 24) : VREGS);
+    show_regs("ld3", k, &r);
+    __asm__ volatile(CLOB "ld3 {v1.8b, v2.8b, v3.8b}, [%[p]]\n add x9, %[p], #3\n"
+                     "ld3 {v0.4s-v2.4s}, [x9]" READ : OUT(r) : [p] "r"(p - 12) : VREGS, "x9");
+    show_regs("ld3-b", k, &r);
+    __asm__ volatile(CLOB "ld4 {v0.4s, v1.4s, v2.4s, v3.4s}, [%[p]]" READ
+                     : OUT(r) : [p] "r"(p - 32) : VREGS);
+    show_regs("ld4", k, &r);
+    __asm__ volatile(CLOB "ld4 {v0.16b-v3.16b}, [%[p]]\n add x9, %[p], #5\n ld4 {v0.8b-v3.8b}, [x9]"
+                     READ : OUT(r) : [p] "r"(p - 40) : VREGS, "x9");
+    show_regs("ld4-b", k, &r);
+    x = p - 16;
+    __asm__ volatile(CLOB "ld2 {v0.8h, v1.8h}, [%[x]], #32\n ld4 {v0.4h-v3.4h}, [%[x]], %[s]"
+                     READ : OUT(r), [x] "+r"(x) : [s] "r"(-40L) : VREGS);
+    show_regs("ldn-idx", (long)(x - p), &r);
+    memset(q - 64, 0, 160);
+    __asm__ volatile(CLOB "ldr q0, [%[p], #-32]\n ldr q1, [%[p], #-16]\n ldr q2, [%[p]]\n"
+                     "ldr q3, [%[p], #16]\n add x9, %[q], #-64\n st2 {v0.16b, v1.16b}, [x9]\n"
+                     "add x9, %[q], #-30\n st3 {v1.4s-v3.4s}, [x9]\n"
+                     "add x9, %[q], #19\n st4 {v0.8h-v3.8h}, [x9]\n"
+                     "add x9, %[q], #85\n st3 {v0.8b-v2.8b}, [x9]\n"
+                     "add x9, %[q], #64\n movi v4.16b, #0x77\n st4 {v1.2s-v4.2s}, [x9]" READ
+                     : OUT(r) : [p] "r"(p), [q] "r"(q) : VREGS, "v4", "x9");
+    show("stn", k, q - 64, 160);
+    x = p - 16;
+    __asm__ volatile(CLOB "st2 {v2.8h, v3.8h}, [%[x]]\n sub x9, %[x], #32\n st4 {v0.2d-v3.2d}, [x9]"
+                     READ : OUT(r) : [x] "r"(x) : VREGS, "x9");
+    show("stn-edge", k, p - 48, 96);
+}
+
 static void literal(void) {
     Regs r;
     __asm__ volatile(CLOB "b 2f\n .balign 16\n 1: .quad 0x0123456789abcdef\n"
@@ -135,6 +188,15 @@ static void literal(void) {
         }                                                                        \
     } while (0)
 
+#define TRY_V(name, where, insn, addr)                                           \
+    do {                                                                         \
+        TRY(name, where, insn, addr);                                            \
+        printf("%s %ld regs:", name, (long)(where));                             \
+        for (int i = 0; i < 8; i++)                                              \
+            printf(" %016llx", fault_addr ? (unsigned long long)fault_v[i] : 0ULL); \
+        printf("\n");                                                            \
+    } while (0)
+
 static void faults(void) {
     struct sigaction sa = {0};
     sa.sa_sigaction = on_segv;
@@ -152,6 +214,19 @@ static void faults(void) {
         TRY("st1-ro", k, "st1 {v0.16b, v1.16b}, [%0]", ro - 16);
         show("ro-edge", k, buf + 2 * page - 32, 48);
     }
+    /* Structures running from a readable page into an inaccessible one (loads) and
+     * from a writable page into a read-only one (stores): a fault mid-structure. */
+    for (long k = 0; k <= 33; k += 3) {
+        uint8_t *end = buf + 3 * page - k, *ro = buf + 2 * page - k;
+        TRY_V("ld2-none", k, "ld2 {v0.8h, v1.8h}, [%0]", end - 16);
+        TRY_V("ld3-none", k, "ld3 {v0.16b-v2.16b}, [%0]", end - 24);
+        TRY_V("ld4-none", k, "ld4 {v0.2s-v3.2s}, [%0]", end - 16);
+        fill();
+        TRY("st2-ro", k, "st2 {v0.4s, v1.4s}, [%0]", ro - 16);
+        TRY("st4-ro", k, "st4 {v0.16b-v3.16b}, [%0]", ro - 48);
+        TRY("st3-ro", k, "st3 {v1.8b-v3.8b}, [%0]", ro - 12);
+        show("ro-structs", k, buf + 2 * page - 64, 64);
+    }
 }
 
 int main(void) {
@@ -165,6 +240,7 @@ int main(void) {
         fill();
         single_registers(k);
         pairs_and_ld1(k);
+        structures(k);
     }
     literal();
     faults();
