@@ -213,9 +213,10 @@ class BaselineBlockCache:
         self._names: list[str] = []
         # Per value name index: this process's value (resolved when first needed: an
         # import cell may compile a memory accessor), None (no meaning here),
-        # _UNRESOLVED, or a _PoolCopy (a constant pool's copy, see _resolve); at the indexes of a block's own data (``_locals``: exit slots
-        # (slot k, index), HOT counter, profile; -1: not named), what place() writes
-        # for the block being placed.
+        # _UNRESOLVED, or a _PoolCopy (a constant pool's copy, see _resolve); at the
+        # indexes of a block's own data (``_locals``: exit slots (slot k, index), HOT
+        # counter, profile; -1: not named), what place() writes for the block being
+        # placed.
         self._resolved: list[int | None | object] = []
         self._locals: tuple[tuple[tuple[int, int], ...], int, int] = ((), -1, -1)
         self._pool_indexes: list[int] = []  # value names resolved to pool copies
