@@ -565,6 +565,9 @@ class BaselineBlockCache:
                 for offset, index in iter_relocations(records[relocations:jumps]):
                     pack(code, code_at + offset, values[index])
             except (struct.error, IndexError):
+                # (pack_into zeroes its 8 bytes before it fails: the slow path starts
+                # again from the stored bytes, as a pool's rel32 field is 4 of them)
+                code[code_at:code_at + size] = records[start:start + size]
                 ok = self._relocate_slowly(code, code_at, entry,
                                             records[relocations:jumps])
             if not ok:
