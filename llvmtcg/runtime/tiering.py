@@ -39,6 +39,7 @@ from llvmtcg.ir.lower import Lowering
 from llvmtcg.log import Log
 from llvmtcg.runtime.codecache import CachedHotRegion, CachedRegionPlan
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
+from llvmtcg.runtime.host_fds import FD_GATE
 from llvmtcg.runtime.jit import CompileError, ObjectCompiler, llvmlite_lock
 from llvmtcg.runtime.tbcache import MAX_REGION_PAGES, HotRegion, TbCache, TranslationBlock
 
@@ -563,6 +564,7 @@ class _BackgroundCompiler:
         # that took minutes).
         self.may_compile = threading.Event()
         self.may_compile.set()
+        self.first_compile = True
         self.thread = threading.Thread(target=self._run, name="llvmtcg-tier", daemon=True)
         self.thread.start()
 
@@ -593,7 +595,16 @@ class _BackgroundCompiler:
                 time.sleep(min(wait, 0.1))
             plan = tiering._take_plan()
             if plan is not None and not self.stopped and not tiering.closed:
-                tiering._delivered(tiering._build(plan, self.compiler))
+                if self.first_compile:
+                    # It imports llvmlite and initialises LLVM, which open files: not
+                    # while a guest call makes a descriptor (see host_fds).
+                    self.first_compile = False
+                    with FD_GATE.emulator_files():
+                        built = tiering._build(plan, self.compiler)
+                else:
+                    built = tiering._build(plan, self.compiler)
+                tiering._delivered(built)
+                del built
             del tiering
 
     def stop(self) -> None:

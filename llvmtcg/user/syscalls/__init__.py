@@ -18,6 +18,7 @@ import errno as errno_mod
 from typing import TYPE_CHECKING
 
 from llvmtcg.runtime.exits import GuestFault
+from llvmtcg.runtime.host_fds import FD_GATE
 from llvmtcg.user.syscalls.numbers import ABSENT, NAMES
 from llvmtcg.user.syscalls.table import TABLE, SyscallDef, SyscallError, strerror, syscall
 
@@ -29,6 +30,16 @@ __all__ = ["TABLE", "SyscallDef", "SyscallError", "dispatch", "load_handlers", "
 
 
 _WARNED: set[int] = set()  # unimplemented numbers already reported under -d unimp
+
+# The calls that make a host file descriptor the guest sees (fcntl: F_DUPFD): they
+# pass the gate, so a file the emulator opens on another thread meanwhile does not
+# take the number Linux would give the guest (see llvmtcg.runtime.host_fds).
+_MAKE_FDS = frozenset({
+    "accept", "accept4", "dup", "dup3", "epoll_create1", "eventfd2", "fanotify_init",
+    "fcntl", "inotify_init1", "memfd_create", "mq_open", "open_by_handle_at", "openat",
+    "openat2", "pidfd_getfd", "pidfd_open", "pipe2", "signalfd4", "socket", "socketpair",
+    "timerfd_create", "perf_event_open", "userfaultfd", "open_tree", "fsopen", "fsmount",
+})
 
 
 def dispatch(proc: GuestProcess, nr: int, args: tuple[int, ...]) -> int:
@@ -47,7 +58,11 @@ def dispatch(proc: GuestProcess, nr: int, args: tuple[int, ...]) -> int:
     if strace is not None and entry.ret == "noreturn":
         strace.write(prefix + "\n")
     try:
-        result = entry.handler(proc, *call_args)
+        if entry.name in _MAKE_FDS:
+            with FD_GATE.guest_call():
+                result = entry.handler(proc, *call_args)
+        else:
+            result = entry.handler(proc, *call_args)
     except SyscallError as e:
         result = -e.errno
     except GuestFault:
