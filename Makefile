@@ -1,5 +1,7 @@
-# `make test` sets up a fresh machine (apt + pip) and runs the whole test suite, the slow
-# tests (Linux boots, network and disk acceptance, long differential runs) included.
+# `make test` sets up a fresh machine (apt + pip) and runs the whole test suite, then the
+# slow tests of system mode and aarch64 (Linux boots, network and disk acceptance, long
+# differential runs: ~3 min); `make test-slow` runs every slow test (user-mode fork and
+# thread stress too).
 # `make run` installs llvmtcg and runs the example riscv64 program (examples/).
 PYTHON ?= python3
 
@@ -10,7 +12,7 @@ setup:
 
 test: setup
 	$(PYTHON) -m pytest -q
-	$(PYTHON) -m pytest -q -m slow   # Linux boots and long runs: ~3 min more
+	$(PYTHON) -m pytest -q -m slow tests/system tests/net tests/gdbstub tests/bench tests/aarch64 tests/accel
 	$(PYTHON) -m ruff check .
 
 test-slow: setup
