@@ -669,6 +669,16 @@ trans_scvtf_v = _from_int_vector(True)
 trans_ucvtf_v = _from_int_vector(False)
 
 
+def _to_lanes_unless_all(ctx: DisasContext, fits: Temp, vece: int, oprsz: int,
+                         lanes: Label) -> None:
+    """Branch to ``lanes`` unless every lane of the compare mask ``fits`` is set."""
+    b = ctx.builder
+    out, some_out = b.temp(V128), b.temp(I64)
+    b.vector("vnot", out, (fits,), vece, oprsz)
+    b.vector("vany", some_out, (out,), vece, oprsz)
+    b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+
+
 def _truncate_vector(signed: bool):
     """FCVTZS/FCVTZU (vector, integer): when FZ is clear and every lane is in range —
     magnitude below 2**(esize-1) for FCVTZS; above -1 and below 2**(esize-1) for
@@ -687,7 +697,7 @@ def _truncate_vector(signed: bool):
 
         def vector_path(lanes: Label) -> None:
             b = ctx.builder
-            limit, fits, out = (b.temp(V128) for _ in range(3))
+            limit, fits = b.temp(V128), b.temp(V128)
             # 2**(esize-1) as a float: the exponent field of bias + esize - 1.
             b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
                      vece, 16)
@@ -703,10 +713,7 @@ def _truncate_vector(signed: bool):
                 b.vector("vfcmp", fits, (VQ[a.rn], limit), vece, oprsz, FCond.QLT)
                 b.vector("vfcmp", above, (minus_one, VQ[a.rn]), vece, oprsz, FCond.QLT)
                 b.vector("vand", fits, (fits, above), vece, oprsz)
-            b.vector("vnot", out, (fits,), vece, oprsz)
-            some_out = b.temp(I64)
-            b.vector("vany", some_out, (out,), vece, oprsz)
-            b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+            _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
             b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
         return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(
             ctx, a, CONVERSIONS["fcvtzs" if signed else "fcvtzu"]))
@@ -738,7 +745,7 @@ def _round_vector(name: str, mode: RoundingMode, signed: bool):
 
         def vector_path(lanes: Label) -> None:
             b = ctx.builder
-            sign, magnitude, limit, fits, out = (b.temp(V128) for _ in range(5))
+            sign, magnitude, limit, fits = (b.temp(V128) for _ in range(4))
             b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
             b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
             b.vector("vdup", limit, (const(I64, (bias + fmt.mantissa - 1) << fmt.mantissa),),
@@ -749,10 +756,7 @@ def _round_vector(name: str, mode: RoundingMode, signed: bool):
                 b.vector("vdup", zero, (ZERO,), vece, 16)
                 b.vector("vfcmp", above, (zero, VQ[a.rn]), vece, oprsz, FCond.QLE)
                 b.vector("vand", fits, (fits, above), vece, oprsz)
-            b.vector("vnot", out, (fits,), vece, oprsz)
-            some_out = b.temp(I64)
-            b.vector("vany", some_out, (out,), vece, oprsz)
-            b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
+            _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
             magic, shifted, rounded = (b.temp(V128) for _ in range(3))
             # 1.5 * 2**mantissa: exponent bias + mantissa, the fraction's top bit set.
             b.vector("vdup", magic, (const(I64, (bias + fmt.mantissa) << fmt.mantissa

@@ -550,23 +550,39 @@ trans_uaddlp_v = _long("uaddlp")
 trans_sadalp_v = _long("sadalp")
 trans_uadalp_v = _long("uadalp")
 
+def _shifted_right(ctx: DisasContext, a, signed: bool, full: bool
+                   ) -> tuple[Temp, int, int, int] | None:
+    """Vn's lanes shifted right by the immediate's 1..esize (by esize: all sign bits,
+    or zero), as (temp, esize, shift, oprsz); None for an unallocated immh. ``full``:
+    computed over all 16 bytes, else over the operation's size (bytes above it zero)."""
+    immh = a.imm >> 3
+    if immh == 0 or (immh >= 8 and not a.q):
+        return None
+    b = ctx.builder
+    esize, right, _ = shift_geometry(a.imm)
+    size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
+    width = 16 if full else oprsz
+    shifted = b.temp(V128)
+    if right < esize or signed:  # (an arithmetic shift by esize is one by esize-1)
+        b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, width,
+                 min(right, esize - 1))
+    else:
+        b.vector("vdup", shifted, (ZERO,), size, width)
+    return shifted, esize, right, oprsz
+
+
 def _rounding_shift_right(signed: bool, accumulate: bool):
     """SRSHR/URSHR/SRSRA/URSRA: (x + 2**(shift-1)) >> shift of the unbounded lane as
     (x >> shift) + bit shift-1 of x (a shift by esize: 0, or the sign copies for the
     signed form), added to Vd's lane for the accumulating forms."""
     def trans(ctx: DisasContext, a) -> bool:
-        immh = a.imm >> 3
-        if immh == 0 or (immh >= 8 and not a.q):
+        found = _shifted_right(ctx, a, signed, full=True)
+        if found is None:
             return False
+        shifted, esize, right, oprsz = found
         b = ctx.builder
-        esize, right, _ = shift_geometry(a.imm)
-        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
-        shifted, bit, one, rounded = (b.temp(V128) for _ in range(4))
-        if right < esize or signed:
-            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, 16,
-                     min(right, esize - 1))
-        else:
-            b.vector("vdup", shifted, (ZERO,), size, 16)
+        size = esize.bit_length() - 4
+        bit, one, rounded = (b.temp(V128) for _ in range(3))
         b.vector("vshri", bit, (VQ[a.rn],), size, 16, right - 1)
         b.vector("vdup", one, (const(I64, 1),), size, 16)
         b.vector("vand", bit, (bit, one), size, 16)
@@ -1291,18 +1307,12 @@ def _shift_right(signed: bool, accumulate: bool):
     """SSHR/USHR/SSRA/USRA: each lane shifted right by 1..esize (esize: all sign bits,
     or zero), added to Vd's lane for the accumulating forms."""
     def trans(ctx: DisasContext, a) -> bool:
-        immh = a.imm >> 3
-        if immh == 0 or (immh >= 8 and not a.q):
+        found = _shifted_right(ctx, a, signed, full=False)
+        if found is None:
             return False
+        shifted, esize, _, oprsz = found
         b = ctx.builder
-        esize, right, _ = shift_geometry(a.imm)
-        size, oprsz = esize.bit_length() - 4, 16 if a.q else 8
-        shifted = b.temp(V128)
-        if right < esize or signed:  # (an arithmetic shift by esize is one by esize-1)
-            b.vector("vsari" if signed else "vshri", shifted, (VQ[a.rn],), size, oprsz,
-                     min(right, esize - 1))
-        else:
-            b.vector("vdup", shifted, (ZERO,), size, oprsz)
+        size = esize.bit_length() - 4
         if accumulate:
             b.vector("vadd", VQ[a.rd], (shifted, VQ[a.rd]), size, oprsz)
         else:
