@@ -41,6 +41,7 @@ from typing import Protocol
 
 from devices.base import TimerHandle, VirtualClock
 from machines.cpu import Idle, SystemCpu
+from machines.timerfd import MonotonicTimerFd
 
 
 class MachineClock(VirtualClock):
@@ -149,6 +150,9 @@ class SerialInput:
         return len(self._pending)
 
 
+_DEADLINE = object()  # the selector key data of the deadline timerfd
+
+
 class _Watcher(threading.Thread):
     """The I/O thread: sleeps in select() until a watched fd is readable, a timer
     deadline passes, or it is notified, and kicks the CPU for each of them."""
@@ -176,6 +180,17 @@ class _Watcher(threading.Thread):
         self._always_ready: dict[int, Callable[[], None]] = {}
         self.kicked_for: int | None = None  # the deadline already kicked for
         self.waiting_for: int | None = None  # the deadline select() waits for
+        # A clock that follows CLOCK_MONOTONIC is watched through a timerfd: a new earlier
+        # deadline re-arms it from the CPU's thread without waking this one (otherwise
+        # select()'s timeout is the deadline, and an earlier one needs a wake-up).
+        self._deadline_timer: MonotonicTimerFd | None = None
+        if loop.clock.host_epoch_ns() is not None:
+            try:
+                self._deadline_timer = MonotonicTimerFd()
+            except OSError:
+                pass
+            else:
+                self.selector.register(self._deadline_timer.fd, selectors.EVENT_READ, _DEADLINE)
 
     # Selector changes are made on this thread only (the selector is not thread-safe):
     # from another thread they are queued and the thread is notified.
@@ -252,15 +267,49 @@ class _Watcher(threading.Thread):
             pass  # the pipe is full: a wake-up is already pending
 
     def earlier_timer(self, deadline: int) -> None:
+        if self._deadline_timer is not None:
+            self._arm(deadline)
+            return
         waiting = self.waiting_for
         if waiting is None or deadline < waiting:
             self.notify()
 
+    def watch_next(self) -> None:
+        """The deadline this thread kicked the CPU for has fired: watch the next one."""
+        deadline = self.loop.clock.next_deadline()
+        if deadline is None:
+            return  # (the next set_timer arms or notifies: any deadline is earlier)
+        if self._deadline_timer is not None:
+            self._arm(deadline)
+        else:
+            self.notify()
+
+    def _arm(self, deadline: int) -> None:
+        epoch = self.loop.clock.host_epoch_ns()
+        if epoch is not None:
+            self._deadline_timer.arm_before(epoch + deadline)
+
+    def _deadline_expired(self) -> None:
+        """The timerfd fired: kick the CPU if the earliest deadline is due (once per
+        deadline: the loop fires it and calls watch_next), else re-arm for it."""
+        self._deadline_timer.expired()
+        clock = self.loop.clock
+        deadline = clock.next_deadline()
+        if deadline is None:
+            return
+        if clock.now_ns() < deadline:
+            self._arm(deadline)
+        elif self.kicked_for is None or deadline > self.kicked_for:
+            self.kicked_for = deadline
+            self.loop.kick()
+
     def run(self) -> None:
         clock = self.loop.clock
+        if self._deadline_timer is not None:
+            self.watch_next()  # timers armed before the loop started
         while not self.stopping:
             self._apply_changes()
-            deadline = clock.next_deadline()
+            deadline = None if self._deadline_timer is not None else clock.next_deadline()
             if deadline is not None and self.kicked_for is not None and deadline <= self.kicked_for:
                 deadline = None  # already kicked: the loop will fire it and notify us
             self.waiting_for = deadline
@@ -281,6 +330,9 @@ class _Watcher(threading.Thread):
             for key, mask in events:
                 if key.data is None:
                     self._drain_notify()
+                    continue
+                if key.data is _DEADLINE:
+                    self._deadline_expired()
                     continue
                 fd = key.data
                 if mask & selectors.EVENT_READ and fd in self._readers:
@@ -313,6 +365,8 @@ class _Watcher(threading.Thread):
         self.selector.close()
         os.close(self._notify_r)
         os.close(self._notify_w)
+        if self._deadline_timer is not None:
+            self._deadline_timer.close()
 
 
 _CONTINUE = object()  # a request was handled and the loop goes on
@@ -534,9 +588,7 @@ class MachineLoop:
         watcher = self._watcher
         if watcher is not None and watcher.kicked_for is not None:
             watcher.kicked_for = None  # the kicked-for deadline has fired: watch the next
-            if self.clock.next_deadline() is not None:
-                watcher.notify()  # (with none, the next set_timer notifies: it waits
-                # for nothing, so any deadline is earlier)
+            watcher.watch_next()
         return acted
 
     def _sleep(self) -> None:
