@@ -27,42 +27,44 @@ import sys
 # (the frozen import machinery, loaded already: importlib.util would cost ~10 ms)
 from _frozen_importlib_external import MAGIC_NUMBER
 
-_FILE = os.path.join(os.path.dirname(__file__), "__pycache__",
-                     f"dataclass-methods.{sys.implementation.cache_tag}.marshal")
+FILE = os.path.join(os.path.dirname(__file__), "__pycache__",
+                    f"dataclass-methods.{sys.implementation.cache_tag}.marshal")
 # An entry per distinct source; a file past this many (sources of classes since
 # changed) is rewritten with this process's entries only.
 _MAX_ENTRIES = 4096
 
 _code: dict[str, object] = {}  # method source -> code object
 _used: set[str] = set()
-_compiled = 0  # sources compiled by this process (not in the file)
-_installed = False
+_path: str | None = None  # the file read (None: not installed)
+compiled = 0  # method sources this process compiled (not found in the file)
+_saved = 0  # ... of which the file has the first _saved
 
 
 def _exec(source: object, globals: dict | None = None, locals: dict | None = None) -> None:
     """``exec`` for ``dataclasses``: a source string runs as the code compiled from it
     once (``dont_inherit``: compiled as ``dataclasses``' own ``exec`` compiles it, not
     with this module's ``__future__`` flags)."""
-    global _compiled
+    global compiled
     if type(source) is not str:
         builtins.exec(source, globals, locals)
         return
     code = _code.get(source)
     if code is None:
         code = _code[source] = compile(source, "<string>", "exec", dont_inherit=True)
-        _compiled += 1
+        compiled += 1
     _used.add(source)
     builtins.exec(code, globals, locals)
 
 
-def install() -> None:
-    """Make ``dataclasses`` run the kept code (read now). Idempotent."""
-    global _installed
-    if _installed:
+def install(path: str = FILE) -> None:
+    """Make ``dataclasses`` run the code kept in ``path`` (read now; the tests name
+    another file). Once a process: later calls change nothing."""
+    global _path
+    if _path is not None:
         return
-    _installed = True
+    _path = path
     try:
-        with open(_FILE, "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
         if data[:len(MAGIC_NUMBER)] == MAGIC_NUMBER:
             table = marshal.loads(memoryview(data)[len(MAGIC_NUMBER):])
@@ -77,20 +79,21 @@ def install() -> None:
 def save() -> None:
     """Write the kept code if this process compiled any (best effort: temporary file
     renamed into place, so concurrent processes leave one whole file)."""
-    global _compiled
-    if not _compiled or sys.dont_write_bytecode:
+    global _saved
+    path = _path
+    if path is None or compiled == _saved or sys.dont_write_bytecode:
         return
-    _compiled = 0
+    _saved = compiled
     table = dict(_code)  # (a copy: another thread may be making a class)
     if len(table) > _MAX_ENTRIES:
         table = {source: table[source] for source in set(_used) if source in table}
-    temporary = f"{_FILE}.{os.getpid()}.tmp"
+    temporary = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(_FILE), exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(temporary, "wb") as f:
             f.write(MAGIC_NUMBER)
             marshal.dump(table, f)
-        os.replace(temporary, _FILE)
+        os.replace(temporary, path)
     except (OSError, ValueError):
         try:
             os.unlink(temporary)

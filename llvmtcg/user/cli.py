@@ -399,7 +399,9 @@ def _write_counters(process) -> None:
 
     try:
         with open(path, "a") as f:
-            f.write(json.dumps({"pid": os.getpid(), **process.cpu.counters()}) + "\n")
+            f.write(json.dumps({"pid": os.getpid(), **process.cpu.counters(),
+                                "dataclass_methods_compiled": dataclass_code.compiled})
+                    + "\n")
     except (OSError, TypeError, ValueError):
         pass
 
