@@ -484,12 +484,14 @@ def main(argv: list[str] | None = None) -> None:
     global _collector_paused
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv[:_prog_index(argv)]
+    if gc.isenabled():
+        # (before importing the runtime too: its imports set off ~30 young collections
+        # of the start-up heap, ~5 ms)
+        gc.disable()
+        _collector_paused = True
     from llvmtcg.runtime.run_loop import tenure_survivors
 
     tenure_survivors()  # (one emulator for the process's life: see its doc)
-    if gc.isenabled():
-        gc.disable()
-        _collector_paused = True
     try:
         run(argv)
     except UsageError as e:
