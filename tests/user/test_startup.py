@@ -162,3 +162,23 @@ def test_a_warm_run_compiles_no_dataclass_method(guest_build: Path, tmp_path: Pa
 
     first, second = (json.loads(line) for line in stats.read_text().splitlines())
     assert second["dataclass_methods_compiled"] == 0
+
+
+def test_the_runtime_is_imported_with_the_collector_paused() -> None:
+    # Importing the runtime makes tens of thousands of long-lived objects: with the
+    # collector running, ~20 young collections scan them (cli.main pauses it first).
+    code = (
+        "import gc, sys\n"
+        "from llvmtcg.user import cli\n"
+        "seen = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(1))\n"
+        "try:\n"
+        "    cli.main(['-version'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "assert 'llvmtcg.runtime.run_loop' in sys.modules\n"
+        "print(len(seen))\n")
+    r = subprocess.run([sys.executable, "-c", code], env={**TEST_ENV, "PYTHONPATH": str(REPO)},
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split()[-1] == "0"
