@@ -380,7 +380,10 @@ def _save_translations(process) -> None:
     """Keep the baseline blocks this run emitted for the program's next run (best
     effort: the cache is an optimisation, and the guest has already exited), and the
     code of the dataclass methods this process compiled (:mod:`llvmtcg.dataclass_code`)."""
-    dataclass_code.save()
+    try:
+        dataclass_code.save()
+    except Exception:  # noqa: BLE001 - never turn a guest's exit into an error
+        pass
     if process is None:
         return
     try:
