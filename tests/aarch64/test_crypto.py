@@ -170,7 +170,7 @@ def machine(request, host):
 def test_crypto_op_matches_reference(machine, name: str) -> None:
     n_in = OPS[name].n_in
     run = kernel(machine, lambda b: b.vector(name, Q[0], tuple(Q[1:1 + n_in]), 0, 16))
-    for operands in _operands(hash(name) & 0xFFFF, 40):
+    for operands in _operands(sorted(_REFERENCE).index(name), 40):
         got, _ = run(*operands[:n_in])
         want = _REFERENCE[name](*operands[:n_in])
         assert got == want, f"{name}{tuple(hex(v) for v in operands[:n_in])}: {got:#x}"
