@@ -315,3 +315,26 @@ def test_sha256_of_a_megabyte_matches_hashlib(tmp_path) -> None:
     out = run_llvmtcg(prog, ["sha256", str(size)], env=TEST_ENV)
     assert out.returncode == 0, out.describe()
     assert out.stdout.decode() == f"sha256 {hashlib.sha256(_guest_buffer(size)).hexdigest()}\n"
+
+
+@needs_qemu
+@pytest.mark.slow
+def test_debian_openssl_hashes_through_the_crypto_extension() -> None:
+    """Debian's Python hashlib (OpenSSL's libcrypto, which takes its SHA-1/SHA-256
+    instruction paths from HWCAP) hashes a megabyte as the host does."""
+    from tests.aarch64.debian import SysrootUnavailable, debian_sysroot
+    from tests.aarch64.test_debian import EMULATOR_ONLY, ENV
+    try:
+        sysroot = debian_sysroot()
+    except SysrootUnavailable as e:
+        pytest.skip(f"no Debian arm64 sysroot: {e}")
+    script = ("import hashlib\n"
+              "data = bytes(range(256)) * 4096\n"
+              "for name in ('sha256', 'sha1', 'sha224'):\n"
+              "    print(name, hashlib.new(name, data).hexdigest())\n")
+    out = run_llvmtcg(sysroot.python, ["-c", script],
+                      options=["-L", str(sysroot.root), *EMULATOR_ONLY], env=ENV)
+    assert out.returncode == 0, out.describe()
+    data = bytes(range(256)) * 4096
+    assert out.stdout.decode().splitlines() == [
+        f"{name} {hashlib.new(name, data).hexdigest()}" for name in ("sha256", "sha1", "sha224")]
