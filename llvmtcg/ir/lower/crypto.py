@@ -18,7 +18,7 @@ zero key (the inverse ShiftRows/SubBytes of one cancel the other's).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cache
 
 from llvmtcg.ir.block import Op
 from llvmtcg.ir.lower.emitter import Emitter
@@ -32,13 +32,19 @@ B16 = "<16 x i8>"
 W4 = "<4 x i32>"
 
 
-@dataclass(frozen=True, slots=True)
 class HostCrypto:
-    """Which x86 crypto instructions the lowering may use."""
+    """Which x86 crypto instructions the lowering may use. (A plain class: this module
+    is imported at every start, where making a dataclass costs about a millisecond.)"""
 
-    aes: bool  # AES-NI
-    pclmul: bool  # PCLMULQDQ
-    sha: bool  # SHA-NI (with SSE4.1's pshufd/pblendw, which every SHA-NI CPU has)
+    __slots__ = ("aes", "pclmul", "sha")
+
+    def __init__(self, aes: bool, pclmul: bool, sha: bool) -> None:
+        self.aes = aes  # AES-NI
+        self.pclmul = pclmul  # PCLMULQDQ
+        self.sha = sha  # SHA-NI (with SSE4.1's pshufd/pblendw, which every SHA-NI CPU has)
+
+    def __repr__(self) -> str:
+        return f"HostCrypto(aes={self.aes}, pclmul={self.pclmul}, sha={self.sha})"
 
     @classmethod
     def detect(cls) -> HostCrypto:
@@ -118,9 +124,11 @@ _SHIFT_ROWS = [r + 4 * ((c + r) % 4) for c in range(4) for r in range(4)]
 _INV_SHIFT_ROWS = [r + 4 * ((c - r) % 4) for c in range(4) for r in range(4)]
 
 
-def _sboxes() -> tuple[bytes, bytes]:
+@cache
+def sboxes() -> tuple[bytes, bytes]:
     """AES's S-box and its inverse (FIPS-197 5.1.1: the inverse in GF(2^8), then the
-    affine map), made here so the IR layer does not reach into a frontend."""
+    affine map), made here so the IR layer does not reach into a frontend; on first use
+    (only the portable rules need them)."""
     def times3(a: int) -> int:
         return a ^ ((a << 1) ^ (0x11B if a & 0x80 else 0))
     power, log = [0] * 255, [0] * 256
@@ -139,9 +147,6 @@ def _sboxes() -> tuple[bytes, bytes]:
     for x, s in enumerate(sbox):
         inverse[s] = x
     return bytes(sbox), bytes(inverse)
-
-
-SBOX, INV_SBOX = _sboxes()
 
 
 def _sub_bytes(em: Emitter, state: str, table: bytes) -> str:
@@ -192,7 +197,7 @@ def _aes_round(em: Emitter, op: Op) -> None:
     else:
         rows = _shuffle(em, B16, _as(em, state, B16), "poison",
                         _SHIFT_ROWS if encrypt else _INV_SHIFT_ROWS)
-        result = _back(em, _sub_bytes(em, rows, SBOX if encrypt else INV_SBOX), B16)
+        result = _back(em, _sub_bytes(em, rows, sboxes()[0 if encrypt else 1]), B16)
     em.write(op.outputs[0], result)
 
 
