@@ -153,7 +153,7 @@ def _sub_bytes(em: Emitter, state: str, table: bytes) -> str:
     """Each byte of ``state`` (<16 x i8>) looked up in ``table``: one element of a
     constant <256 x i8> per byte (LLVM makes it a constant pool: the baseline places
     it as a stencil's pool)."""
-    constant = f"<{', '.join(f'i8 {to_i8(b)}' for b in table)}>"
+    constant = f"<{', '.join(f'i8 {_i8(b)}' for b in table)}>"
     result = "poison"
     for i in range(16):
         byte = em.value(f"extractelement {B16} {state}, i32 {i}")
@@ -163,7 +163,7 @@ def _sub_bytes(em: Emitter, state: str, table: bytes) -> str:
     return result
 
 
-def to_i8(b: int) -> int:
+def _i8(b: int) -> int:
     return b - 256 if b > 127 else b
 
 
