@@ -357,6 +357,9 @@ class _FloatOps:
 _VECTOR_FP = frozenset({"vfadd", "vfsub", "vfmul", "vfdiv", "vfma", "vfsqrt", "vitof",
                         "vutof"})
 _VECTOR_COUNTED = frozenset({"vshli", "vshri", "vsari"})
+_VECTOR_CRYPTO = frozenset({"vaese", "vaesd", "vaesmc", "vaesimc", "vsha1c", "vsha1p",
+                            "vsha1m", "vsha1su1", "vsha256h", "vsha256h2", "vsha256su0",
+                            "vsha256su1"})
 
 
 class _VectorOps:
@@ -400,6 +403,12 @@ class _VectorOps:
             raise IRError(f"vperm: lane indexes {args[:1]!r} out of range")
         elif name == "vtbl" and vece != 0:
             raise IRError("vtbl: the lanes are bytes (vece 0)")
+        elif name in _VECTOR_CRYPTO and (vece, oprsz) != (0, 16):
+            raise IRError(f"{name}: whole registers of bytes (vece 0, oprsz 16)")
+        elif name == "vpmull" and (vece not in (0, 3) or oprsz != 16
+                                   or not (args and args[0] in (0, 1))):
+            raise IRError(f"vpmull: vece 0 or 3, oprsz 16 and a half (0, 1), not "
+                          f"vece={vece} oprsz={oprsz} {args[:1]!r}")
         elif name == "vftosi" and vece not in (2, 3):
             raise IRError(f"vftosi: float lanes are 32 or 64 bits, not {esize}")
         elif name == "vfcmp" and (vece not in (2, 3) or not (args and isinstance(args[0],

@@ -86,6 +86,18 @@ Like the scalar ops they are defined for every input:
 * ``vfanynan``: dst (i64) = 1 if some lane (of oprsz) is a NaN, else 0; no exceptions;
 * ``vany``: dst (i64) = 1 if some lane (of oprsz) is not zero, else 0.
 
+The Armv8 cryptographic extension's data operations, on whole v128 values (vece 0,
+oprsz 16; ``frontends/aarch64/crypto.py`` is their reference: inputs d, n[, m] in
+that order). Lowered with AES-NI, PCLMULQDQ and SHA-NI when the host has them, else
+with portable IR (``ir/lower/crypto.py``):
+
+* ``vaese vaesd`` (d, n), ``vaesmc vaesimc`` (n): Arm's AESE, AESD, AESMC, AESIMC;
+* ``vsha1c vsha1p vsha1m`` (d, n, m), ``vsha1su1`` (d, n): SHA1C/P/M, SHA1SU1;
+* ``vsha256h vsha256h2 vsha256su1`` (d, n, m), ``vsha256su0`` (d, n);
+* ``vpmull`` (args: vece, oprsz, high): the carry-less widening product of the low
+  (high: 1, the high) 64-bit halves' lanes of two vectors: vece 0, eight 8x8 -> 16-bit
+  products; vece 3, one 64x64 -> 128-bit product (Arm's PMULL/PMULL2).
+
 Two ops reach the host FP environment itself, for guest instructions that read or write
 the guest's FP status and control (fflags/frm/fcsr, FPSR/FPCR) without a helper:
 
@@ -197,6 +209,11 @@ OPS: dict[str, OpDef] = {
     **_defs("vfcmp", 1, 2, 3, _VFP),  # args: vece, oprsz, FCond
     **_defs("vftosi", 1, 1, 2, _VFP),
     **_defs("vfanynan vany", 1, 1, 2, _V),  # output: i64
+    # The crypto extension (semantics above): args vece 0, oprsz 16.
+    **_defs("vaese vaesd vsha1su1 vsha256su0", 1, 2, 2, _V),
+    **_defs("vaesmc vaesimc", 1, 1, 2, _V),
+    **_defs("vsha1c vsha1p vsha1m vsha256h vsha256h2 vsha256su1", 1, 3, 2, _V),
+    **_defs("vpmull", 1, 2, 3, _V),  # args: vece, oprsz, high
     **_defs("fpenv_flags", 1, 0, 0, _FX),
     **_defs("fpenv_round", 0, 1, 0, _FX),
     # Host memory at a raw address (instrumentation the embedding API inserts: coverage

@@ -69,7 +69,7 @@ ARG_KINDS: dict[str, tuple[type, ...]] = {
                           "vfmul": (RoundingMode,), "vfdiv": (RoundingMode,),
                           "vfma": (RoundingMode,), "vitof": (RoundingMode,),
                           "vutof": (RoundingMode,), "vfcmp": (FCond,),
-                          "vfsqrt": (RoundingMode,)}.get(name, ()))
+                          "vfsqrt": (RoundingMode,), "vpmull": (int,)}.get(name, ()))
        for name, definition in OPS.items() if definition.is_vector},
 }
 

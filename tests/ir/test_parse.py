@@ -109,6 +109,13 @@ def every_op_block() -> Block:
     b.vector("vftosi", v, (u,), 2, 16)
     b.vector("vfanynan", x, (v,), 2, 16)
     b.vector("vany", x, (v,), 1, 8)
+    for name in "vaese vaesd vsha1su1 vsha256su0".split():
+        b.vector(name, v, (u, v), 0, 16)
+    b.vector("vaesmc", v, (u,), 0, 16)
+    b.vector("vaesimc", u, (v,), 0, 16)
+    for name in "vsha1c vsha1p vsha1m vsha256h vsha256h2 vsha256su1".split():
+        b.vector(name, u, (v, u, v), 0, 16)
+    b.vector("vpmull", v, (u, v), 3, 16, 1)
     b.call("h", [n], [r0, const(I32, 3)])
     b.call("v", [], [])
     skip, done = b.label(), b.label()

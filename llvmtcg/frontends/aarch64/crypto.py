@@ -1,6 +1,8 @@
 """The Armv8 cryptographic extension's AES, SHA-1 and SHA-256 instructions as pure
 functions of 128-bit register values (Arm ARM pseudocode: AESSubBytes, AESMixColumns,
-SHA1hash, SHA256hash, ...). The lane helper (simd_lanes.py) runs them."""
+SHA1hash, SHA256hash, ...): the reference the native forms are tested against
+(tests/aarch64/test_crypto.py). Guest code runs the vector ops of ir/lower/crypto.py
+(trans_simd.py emits them); simd_lanes.py still names these for its lane table."""
 
 from __future__ import annotations
 

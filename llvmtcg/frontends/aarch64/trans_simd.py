@@ -534,8 +534,12 @@ trans_sqdmull_v = _doubling("sqdmull")
 
 
 def trans_pmull_v(ctx: DisasContext, a) -> bool:
-    """PMULL of bytes, or of doublewords (the crypto extension's 64x64 -> 128)."""
-    return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
+    """PMULL{2} of bytes, or of doublewords (the crypto extension's 64x64 -> 128): one
+    vpmull of the low (PMULL2: high) halves."""
+    if not (a.size == 0 or (a.size == 3 and ctx.model.has_crypto)):
+        return False
+    ctx.builder.vector("vpmull", VQ[a.rd], (VQ[a.rn], VQ[a.rm]), a.size, 16, a.q)
+    return True
 
 
 trans_shll_v = _long("shll")
@@ -740,27 +744,62 @@ trans_sqrdmulh_elem_s = _elem("sqrdmulh_elem", scalar=True)
 
 
 # -- the cryptographic extension --------------------------------------------------------------
+#
+# Each instruction is one vector op of Vd (as read before it is written), Vn and Vm
+# (ir/lower/crypto.py: AES-NI, SHA-NI and PCLMULQDQ on hosts with them, portable IR
+# otherwise; crypto.py is the reference). SHA1H and SHA1SU0 are a few scalar ops.
 
-def _crypto(name: str):
+def _crypto(op: str, sources: str):
     def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, ctx.model.has_crypto)
+        if not ctx.model.has_crypto:
+            return False
+        regs = {"d": a.rd, "n": a.rn, "m": getattr(a, "rm", 0)}
+        ctx.builder.vector(op, VQ[a.rd], tuple(VQ[regs[s]] for s in sources), 0, 16)
+        return True
     return trans
 
 
-trans_aese = _crypto("aese")
-trans_aesd = _crypto("aesd")
-trans_aesmc = _crypto("aesmc")
-trans_aesimc = _crypto("aesimc")
-trans_sha1c = _crypto("sha1c")
-trans_sha1p = _crypto("sha1p")
-trans_sha1m = _crypto("sha1m")
-trans_sha1su0 = _crypto("sha1su0")
-trans_sha256h = _crypto("sha256h")
-trans_sha256h2 = _crypto("sha256h2")
-trans_sha256su1 = _crypto("sha256su1")
-trans_sha1h = _crypto("sha1h")
-trans_sha1su1 = _crypto("sha1su1")
-trans_sha256su0 = _crypto("sha256su0")
+trans_aese = _crypto("vaese", "dn")
+trans_aesd = _crypto("vaesd", "dn")
+trans_aesmc = _crypto("vaesmc", "n")
+trans_aesimc = _crypto("vaesimc", "n")
+trans_sha1c = _crypto("vsha1c", "dnm")
+trans_sha1p = _crypto("vsha1p", "dnm")
+trans_sha1m = _crypto("vsha1m", "dnm")
+trans_sha256h = _crypto("vsha256h", "dnm")
+trans_sha256h2 = _crypto("vsha256h2", "dnm")
+trans_sha256su1 = _crypto("vsha256su1", "dnm")
+trans_sha1su1 = _crypto("vsha1su1", "dn")
+trans_sha256su0 = _crypto("vsha256su0", "dn")
+
+
+def trans_sha1h(ctx: DisasContext, a) -> bool:
+    """SHA1H: Vn's word 0 rotated left by 30, zero-extended to the whole register."""
+    if not ctx.model.has_crypto:
+        return False
+    b = ctx.builder
+    word = b.temp(I32)
+    b.extr_i64_i32(word, V[2 * a.rn])
+    b.rotl(word, word, const(I32, 30))
+    b.ext_i32_i64(V[2 * a.rd], word, signed=False)
+    b.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def trans_sha1su0(ctx: DisasContext, a) -> bool:
+    """SHA1SU0: (Vn's low doubleword : Vd's high one) ^ Vd ^ Vm, by doublewords."""
+    if not ctx.model.has_crypto:
+        return False
+    b = ctx.builder
+    d_lo, d_hi, n_lo = V[2 * a.rd], V[2 * a.rd + 1], V[2 * a.rn]
+    lo, hi = ctx.temp(), ctx.temp()
+    b.xor(lo, d_lo, d_hi)
+    b.xor(lo, lo, V[2 * a.rm])
+    b.xor(hi, n_lo, d_hi)
+    b.xor(hi, hi, V[2 * a.rm + 1])
+    b.mov(d_lo, lo)
+    b.mov(d_hi, hi)
+    return True
 
 
 # -- inline forms of the common operations --------------------------------------------------

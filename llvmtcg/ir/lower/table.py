@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from llvmtcg.ir.block import Block
 from llvmtcg.ir.lower.control import RULES as CONTROL_RULES
+from llvmtcg.ir.lower.crypto import RULES as CRYPTO_RULES
 from llvmtcg.ir.lower.emitter import Emitter, LoweringError
 from llvmtcg.ir.lower.floating import RULES as FLOAT_RULES
 from llvmtcg.ir.lower.integer import RULES as INTEGER_RULES
@@ -12,7 +13,8 @@ from llvmtcg.ir.lower.memory import RULES as MEMORY_RULES
 from llvmtcg.ir.lower.rule import RuleTable
 from llvmtcg.ir.lower.vector import RULES as VECTOR_RULES
 
-TABLE = RuleTable([INTEGER_RULES, CONTROL_RULES, MEMORY_RULES, FLOAT_RULES, VECTOR_RULES])
+TABLE = RuleTable([INTEGER_RULES, CONTROL_RULES, MEMORY_RULES, FLOAT_RULES, VECTOR_RULES,
+                    CRYPTO_RULES])
 
 
 def lower_ops(em: Emitter, block: Block, table: RuleTable = TABLE) -> None:
