@@ -916,7 +916,8 @@ class TbCache:
         targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
-        if self.baseline_cache is not None and not self.breakpoints:
+        if self.baseline_cache is not None and not self.breakpoints \
+                and self.baseline_cache.stores(block.pc, flags):
             # (the bytes now, through the translation's reader — its pages found
             # already —: stored with the code, and what it stands for even if it is
             # invalidated and they change later)

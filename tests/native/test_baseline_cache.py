@@ -23,6 +23,8 @@ from llvmtcg.runtime.native.baseline_cache import (
     FILE_PREFIX,
     FORMAT_VERSION,
     MAGIC,
+    MAX_VERSIONS,
+    REWRITTEN_LIMIT,
     BaselineBlockCache,
     _find_values,
     _pool_references,
@@ -112,6 +114,29 @@ def test_changed_guest_code_is_a_miss_never_the_stored_block(tmp_path: Path) -> 
     assert run(tmp_path, step=3)[0] == 3000
     a0, _, stats = run(tmp_path, step=5)
     assert a0 == 5000 and stats["hits"] >= 2
+
+
+def _versions(cache: Path, pc: int) -> int:
+    """Stored blocks at pc in the program's file."""
+    data = block_file(cache).read_bytes()
+    _, _, meta_size = struct.unpack_from("<8sII", data)
+    count = json.loads(data[16:16 + meta_size])["blocks"]
+    table = data[16 + meta_size:16 + meta_size + 20 * count]
+    return sum(entry[0] == pc for entry in struct.iter_unpack("<QIII", table))
+
+
+def test_a_pc_keeps_a_bounded_number_of_versions(tmp_path: Path) -> None:
+    # Runs that leave other code at the loop each time: each version compared at every
+    # later miss there, so the file keeps MAX_VERSIONS of them, the first ones.
+    for step in range(1, MAX_VERSIONS + 3):
+        a0, _, stats = run(tmp_path, step=step)
+        assert a0 == 1000 * step
+    # (the blocks at CODE and CODE + 4 both hold the word that changes)
+    assert _versions(tmp_path, CODE) == _versions(tmp_path, CODE + 4) == MAX_VERSIONS
+    assert stats["versions_full"] == 2
+    assert run(tmp_path, step=1)[2]["hits"] >= 2
+    a0, _, stats = run(tmp_path, step=MAX_VERSIONS + 2)  # (not stored: translated)
+    assert a0 == 1000 * (MAX_VERSIONS + 2) and stats["hits"] < 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "index"])
@@ -209,7 +234,24 @@ def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> 
         else:
             kept.append(block)
     assert set(cache._emitted) == set(kept)
-    assert len(cache._freed) == 90  # (the pcs whose last version was invalidated)
+    # The 90 pcs invalidated were so hundreds of times: rewritten code, none of their
+    # versions is kept, none looked up in the file, none stored from now on.
+    assert not cache._freed
+    assert not cache.stores(CODE + 4, 0) and cache.stores(CODE, 0)  # (CODE: never)
+    # A pc invalidated fewer times keeps its last version that ran.
+    for i in range(REWRITTEN_LIMIT - 1):
+        block = Block(CODE - 4)
+        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
+        assert cache.stores(CODE - 4, 0)
+        block.valid = False
+        cache.note_invalidated(block)
+    assert list(cache._freed) == [(CODE - 4, 0)]
+    assert cache._freed[(CODE - 4, 0)].guest == (REWRITTEN_LIMIT - 2).to_bytes(4, "little")
+    block = Block(CODE - 4)
+    cache.note_emitted(block, 0, (), b"last")
+    block.valid = False
+    cache.note_invalidated(block)  # (the REWRITTEN_LIMIT-th: now rewritten code)
+    assert not cache._freed and not cache.stores(CODE - 4, 0)
 
 
 def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> None:

@@ -73,6 +73,17 @@ MAGIC = b"LLVMTCGK"
 FORMAT_VERSION = 2
 FILE_PREFIX = "b."
 DEFAULT_MAX_BYTES = 32 << 20
+# Code invalidated this many times at one (pc, flags) in a run is *rewritten code* (a
+# guest JIT, self-modifying code): from then on this run stores none of its versions
+# and looks none up in the file. What it will be next run is unknowable, each stored
+# version costs every later miss at that pc a comparison, and copying each version
+# out at its invalidation cost every rewrite (bench/programs/smc.c: 100k versions).
+REWRITTEN_LIMIT = 3
+# Versions of one (pc, flags) the file keeps: a save adds no more beyond this (a
+# program run with other inputs may leave other code at a pc each time; every version
+# is compared at each miss there, so an unbounded chain made those misses slower with
+# every run).
+MAX_VERSIONS = 4
 # The file: header; metadata (JSON: codegen layout, fixed values, value names, block
 # count); the block table (one entry per block); the records; a SHA-256 of the rest.
 _HEADER = struct.Struct("<8sII")  # magic, format version, metadata length
@@ -194,10 +205,12 @@ class BaselineBlockCache:
         # file_blocks: blocks in the file read; hits: placed from it; stale: a block
         # recorded at a pc looked up whose guest bytes differ now; stored: blocks
         # written; skipped: emitted blocks not stored (ambiguous relocation, unreadable
-        # code); unrun: emitted ahead of time and never entered (with HOT counters: not
-        # stored); groups: guest pages whose stored blocks were placed together
+        # code); versions_full: new blocks not stored, their (pc, flags) having
+        # MAX_VERSIONS stored already; unrun: emitted ahead of time and never entered
+        # (with HOT counters: not stored); groups: guest pages whose stored blocks were
+        # placed together
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
-                      "skipped": 0, "unrun": 0, "saves": 0, "groups": 0,
+                      "skipped": 0, "unrun": 0, "saves": 0, "groups": 0, "versions_full": 0,
                       "load_seconds": 0.0}
         # The file read (None: not read yet): its block table and records, and indexes
         # over the table made once — block numbers by pc (the first, then a chain
@@ -235,6 +248,9 @@ class BaselineBlockCache:
         # blocks were emitted again by every warm boot.
         self._freed: dict[tuple[int, int], _Freed] = {}
         self._freed_bytes = 0
+        # Invalidations this run per (pc, flags) of blocks emitted or placed, up to
+        # REWRITTEN_LIMIT (then the key is rewritten code: see there).
+        self._invalidations: dict[tuple[int, int], int] = {}
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> None:
@@ -365,6 +381,8 @@ class BaselineBlockCache:
         by :meth:`_layout`; None if there is none."""
         self._read()
         i = self._first.get(pc, -1)
+        if i < 0 or self._invalidations.get((pc, flags), 0) >= REWRITTEN_LIMIT:
+            return None  # (rewritten code: see REWRITTEN_LIMIT)
         chain = self._next
         while i >= 0:
             layout = self._layout(i)
@@ -644,6 +662,12 @@ class BaselineBlockCache:
             placed[number].linked = tuple(links)
 
     # -- writing -------------------------------------------------------------------------
+    def stores(self, pc: int, flags: int) -> bool:
+        """Whether a block emitted at (pc, flags) now may be stored (not rewritten
+        code, see REWRITTEN_LIMIT): if not, :meth:`note_emitted` need not be called
+        (nor its guest bytes fetched)."""
+        return self._invalidations.get((pc, flags), 0) < REWRITTEN_LIMIT
+
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
                      guest: bytes) -> None:
         """A block was emitted this run (``size`` bytes of code; ``constants``: the
@@ -671,6 +695,16 @@ class BaselineBlockCache:
         guest bytes recorded at emission are what the copy stands for, whatever the
         guest writes there later (a store invalidates before it writes, DMA may not)."""
         entry = self._emitted.pop(tb, None)
+        key = (tb.pc, tb.flags)
+        count = self._invalidations.get(key, 0) + 1
+        if count >= REWRITTEN_LIMIT:
+            if count == REWRITTEN_LIMIT:  # (once: later ones are not even counted)
+                self._invalidations[key] = count
+                freed = self._freed.pop(key, None)  # (its versions: none stored)
+                if freed is not None:
+                    self._freed_bytes -= len(freed.code)
+            return
+        self._invalidations[key] = count
         if entry is None:
             return
         size, constants, guest = entry
@@ -679,7 +713,6 @@ class BaselineBlockCache:
             return  # (translated ahead, never entered: see _save)
         if self._freed_bytes + size > self.max_bytes:
             return  # (a program that keeps making code: the file could not hold it)
-        key = (tb.pc, tb.flags)
         old = self._freed.get(key)
         if old is not None:
             self._freed_bytes -= len(old.code)
@@ -760,13 +793,16 @@ class BaselineBlockCache:
         # A new block of the same (pc, flags, guest bytes) as a stored one is the same
         # block (it was re-emitted, e.g. after an invalidation of its page): not written
         # again, unless the stored one could not be placed here (it is replaced).
+        # At most MAX_VERSIONS per (pc, flags): beyond that a new one is not added.
         keys = {(b.pc, b.flags): None for b in new}
         stored: dict[tuple[int, int, bytes], int] = {}
+        versions: dict[tuple[int, int], int] = {}
         for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(self._table)):
             if (pc, flags) in keys:
                 key = self._key(i)
                 if key is not None:
                     stored[key] = i
+                    versions[pc, flags] = versions.get((pc, flags), 0) + 1
         replaced = set()
         unique = []
         seen = set()
@@ -780,6 +816,12 @@ class BaselineBlockCache:
                 if i not in self._unplaceable:
                     continue
                 replaced.add(i)
+            else:
+                count = versions.get((block.pc, block.flags), 0)
+                if count >= MAX_VERSIONS:
+                    self.stats["versions_full"] += 1
+                    continue
+                versions[block.pc, block.flags] = count + 1
             unique.append(block)
         if not unique:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
