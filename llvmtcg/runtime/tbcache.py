@@ -229,6 +229,8 @@ MEMO_GIVE_UP = 16
 
 
 _PAGE_MASK = abi.PAGE_MASK
+# A store to a code page with at most this many blocks tests each (no PageIndex).
+_SCAN_HOLDERS = 4
 # A jump cache page flush with more pcs to clear than this empties the whole cache.
 _JMP_CACHE_CLEAR_ALL = 16
 
@@ -1418,6 +1420,11 @@ class TbCache:
                     continue
                 index = page_spans.get(page)
                 if index is None:
+                    if len(holders) <= _SCAN_HOLDERS:
+                        # (a few blocks: each tested, no index made — a page whose one
+                        # block is rewritten again and again made one every store)
+                        victims.update([tb for tb in holders if tb.overlaps(start, end)])
+                        continue
                     index = page_spans[page] = _page_index(page, holders)
                 victims.update(index.overlapping(start, end))
             rewritten = self._rewritten
