@@ -234,24 +234,33 @@ def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> 
         else:
             kept.append(block)
     assert set(cache._emitted) == set(kept)
-    # The 90 pcs invalidated were so hundreds of times: rewritten code, none of their
-    # versions is kept, none looked up in the file, none stored from now on.
+    # The 90 pcs invalidated got new bytes hundreds of times: rewritten code, none of
+    # their versions is kept, none looked up in the file, none stored from now on.
     assert not cache._freed
     assert not cache.stores(CODE + 4, 0) and cache.stores(CODE, 0)  # (CODE: never)
-    # A pc invalidated fewer times keeps its last version that ran.
-    for i in range(REWRITTEN_LIMIT - 1):
+    # Code invalidated and emitted again with the same bytes, many times (a program's
+    # pages reused by its next run under a kernel): not rewritten code; its last
+    # version that ran is kept.
+    for _ in range(10):
         block = Block(CODE - 4)
-        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
+        cache.note_emitted(block, 0, (), b"same")
         assert cache.stores(CODE - 4, 0)
         block.valid = False
         cache.note_invalidated(block)
     assert list(cache._freed) == [(CODE - 4, 0)]
-    assert cache._freed[(CODE - 4, 0)].guest == (REWRITTEN_LIMIT - 2).to_bytes(4, "little")
+    # New bytes after an invalidation, REWRITTEN_LIMIT distinct ones (b"same" was the
+    # first): rewritten code.
+    for i in range(REWRITTEN_LIMIT - 2):
+        block = Block(CODE - 4)
+        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
+        assert cache.stores(CODE - 4, 0) and block in cache._emitted
+        block.valid = False
+        cache.note_invalidated(block)
+        assert cache._freed[(CODE - 4, 0)].guest == i.to_bytes(4, "little")
     block = Block(CODE - 4)
     cache.note_emitted(block, 0, (), b"last")
-    block.valid = False
-    cache.note_invalidated(block)  # (the REWRITTEN_LIMIT-th: now rewritten code)
-    assert not cache._freed and not cache.stores(CODE - 4, 0)
+    assert not cache.stores(CODE - 4, 0) and block not in cache._emitted
+    assert not cache._freed
 
 
 def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> None:

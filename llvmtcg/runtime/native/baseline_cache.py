@@ -73,11 +73,14 @@ MAGIC = b"LLVMTCGK"
 FORMAT_VERSION = 2
 FILE_PREFIX = "b."
 DEFAULT_MAX_BYTES = 32 << 20
-# Code invalidated this many times at one (pc, flags) in a run is *rewritten code* (a
-# guest JIT, self-modifying code): from then on this run stores none of its versions
-# and looks none up in the file. What it will be next run is unknowable, each stored
-# version costs every later miss at that pc a comparison, and copying each version
-# out at its invalidation cost every rewrite (bench/programs/smc.c: 100k versions).
+# A (pc, flags) whose code, once invalidated, is emitted again with this many distinct
+# contents in a run is *rewritten code* (a guest JIT, self-modifying code): from then
+# on this run stores none of its versions and looks none up in the file. What it will
+# be next run is unknowable, each stored version costs every later miss at that pc a
+# comparison, and copying each version out at its invalidation cost every rewrite
+# (bench/programs/smc.c: 100k versions). Code invalidated and emitted again with the
+# same bytes (a program's pages reused by its next run under a kernel, code patched
+# and patched back) is not: its versions are few and come back.
 REWRITTEN_LIMIT = 3
 # Versions of one (pc, flags) the file keeps: a save adds no more beyond this (a
 # program run with other inputs may leave other code at a pc each time; every version
@@ -248,9 +251,10 @@ class BaselineBlockCache:
         # blocks were emitted again by every warm boot.
         self._freed: dict[tuple[int, int], _Freed] = {}
         self._freed_bytes = 0
-        # Invalidations this run per (pc, flags) of blocks emitted or placed, up to
-        # REWRITTEN_LIMIT (then the key is rewritten code: see there).
-        self._invalidations: dict[tuple[int, int], int] = {}
+        # Per (pc, flags) whose block was invalidated this run: the hashes of the guest
+        # bytes emitted there since, or None once they are REWRITTEN_LIMIT (the key is
+        # rewritten code, see there).
+        self._rewrites: dict[tuple[int, int], set[int] | None] = {}
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> None:
@@ -381,7 +385,7 @@ class BaselineBlockCache:
         by :meth:`_layout`; None if there is none."""
         self._read()
         i = self._first.get(pc, -1)
-        if i < 0 or self._invalidations.get((pc, flags), 0) >= REWRITTEN_LIMIT:
+        if i < 0 or (self._rewrites and self._rewrites.get((pc, flags), ()) is None):
             return None  # (rewritten code: see REWRITTEN_LIMIT)
         chain = self._next
         while i >= 0:
@@ -666,7 +670,7 @@ class BaselineBlockCache:
         """Whether a block emitted at (pc, flags) now may be stored (not rewritten
         code, see REWRITTEN_LIMIT): if not, :meth:`note_emitted` need not be called
         (nor its guest bytes fetched)."""
-        return self._invalidations.get((pc, flags), 0) < REWRITTEN_LIMIT
+        return not self._rewrites or self._rewrites.get((pc, flags), ()) is not None
 
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
                      guest: bytes) -> None:
@@ -674,6 +678,13 @@ class BaselineBlockCache:
         64-bit values of its guest constants and pcs at least 2**32; ``guest``: the
         guest bytes it was translated from): store it at the next :meth:`save` if it is
         still valid then, or if it ran before it was invalidated."""
+        if self._rewrites:
+            contents = self._rewrites.get((tb.pc, tb.flags))
+            if contents is not None:  # (invalidated before: new bytes there again?)
+                contents.add(hash(guest))
+                if len(contents) >= REWRITTEN_LIMIT:
+                    self._rewritten((tb.pc, tb.flags))
+                    return
         self._emitted[tb] = (size, frozenset(constants), guest)
         if self._freed:
             freed = self._freed.get((tb.pc, tb.flags))
@@ -696,15 +707,11 @@ class BaselineBlockCache:
         guest writes there later (a store invalidates before it writes, DMA may not)."""
         entry = self._emitted.pop(tb, None)
         key = (tb.pc, tb.flags)
-        count = self._invalidations.get(key, 0) + 1
-        if count >= REWRITTEN_LIMIT:
-            if count == REWRITTEN_LIMIT:  # (once: later ones are not even counted)
-                self._invalidations[key] = count
-                freed = self._freed.pop(key, None)  # (its versions: none stored)
-                if freed is not None:
-                    self._freed_bytes -= len(freed.code)
-            return
-        self._invalidations[key] = count
+        contents = self._rewrites.get(key, ())
+        if contents is None:
+            return  # (rewritten code: nothing of it stored)
+        if contents == ():
+            self._rewrites[key] = set()
         if entry is None:
             return
         size, constants, guest = entry
@@ -719,6 +726,13 @@ class BaselineBlockCache:
         self._freed[key] = _Freed(tb, constants, guest, ctypes.string_at(tb.entry, size),
                                   _jumps(tb), self.codegen.arena.generation)
         self._freed_bytes += size
+
+    def _rewritten(self, key: tuple[int, int]) -> None:
+        """(pc, flags) ``key`` is rewritten code: drop what is held of it."""
+        self._rewrites[key] = None
+        freed = self._freed.pop(key, None)
+        if freed is not None:
+            self._freed_bytes -= len(freed.code)
 
     def save(self) -> int:
         """Write the file again if this run emitted blocks not stored yet: the new ones
