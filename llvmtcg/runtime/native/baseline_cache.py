@@ -81,12 +81,12 @@ DEFAULT_MAX_BYTES = 32 << 20
 # (bench/programs/smc.c: 100k versions). Code invalidated and emitted again with the
 # same bytes (a program's pages reused by its next run under a kernel, code patched
 # and patched back) is not: its versions are few and come back.
-REWRITTEN_LIMIT = 3
+REWRITTEN_LIMIT = 16
 # Versions of one (pc, flags) the file keeps: a save adds no more beyond this (a
 # program run with other inputs may leave other code at a pc each time; every version
 # is compared at each miss there, so an unbounded chain made those misses slower with
 # every run).
-MAX_VERSIONS = 4
+MAX_VERSIONS = 16
 # The file: header; metadata (JSON: codegen layout, fixed values, value names, block
 # count); the block table (one entry per block); the records; a SHA-256 of the rest.
 _HEADER = struct.Struct("<8sII")  # magic, format version, metadata length
@@ -209,11 +209,13 @@ class BaselineBlockCache:
         # recorded at a pc looked up whose guest bytes differ now; stored: blocks
         # written; skipped: emitted blocks not stored (ambiguous relocation, unreadable
         # code); versions_full: new blocks not stored, their (pc, flags) having
-        # MAX_VERSIONS stored already; unrun: emitted ahead of time and never entered
+        # MAX_VERSIONS stored already; rewritten: (pc, flags) found to be rewritten
+        # code (REWRITTEN_LIMIT); unrun: emitted ahead of time and never entered
         # (with HOT counters: not stored); groups: guest pages whose stored blocks were
         # placed together
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
                       "skipped": 0, "unrun": 0, "saves": 0, "groups": 0, "versions_full": 0,
+                      "rewritten": 0,
                       "load_seconds": 0.0}
         # The file read (None: not read yet): its block table and records, and indexes
         # over the table made once — block numbers by pc (the first, then a chain
@@ -360,17 +362,25 @@ class BaselineBlockCache:
         return (pc, flags, offset, n_insns, return_pc, bits, n_ranges, n_relocations,
                 n_jumps, n_targets, tables, guest, code, code_size, i)
 
-    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes]) -> bool:
+    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes],
+                 fetched: dict[tuple[int, int], bytes] | None = None) -> bool:
         """Whether the guest bytes of the block laid out so are there now. (Fetched
         per block, as translation fetches them, even when its page's other blocks are
         compared too: one fetch of the whole page would check the guest's permission
-        at the page's start only, and a PMP entry may split a page.)"""
+        at the page's start only, and a PMP entry may split a page. ``fetched``: the
+        bytes of single ranges fetched already for this lookup, the versions of one pc
+        mostly having the same.)"""
         records = self._records
         tables, n_ranges = layout[10], layout[6]
         try:
             if n_ranges == 1:
                 start, end = _RANGE.unpack_from(records, tables)
-                current = fetch(start, end - start)
+                if fetched is None:
+                    current = fetch(start, end - start)
+                else:
+                    current = fetched.get((start, end))
+                    if current is None:
+                        current = fetched[start, end] = fetch(start, end - start)
             else:
                 current = b"".join(fetch(s, e - s) for s, e in _RANGE.iter_unpack(
                     records[tables:tables + _RANGE.size * n_ranges]))
@@ -388,12 +398,13 @@ class BaselineBlockCache:
         if i < 0 or (self._rewrites and self._rewrites.get((pc, flags), ()) is None):
             return None  # (rewritten code: see REWRITTEN_LIMIT)
         chain = self._next
+        fetched: dict[tuple[int, int], bytes] = {}
         while i >= 0:
             layout = self._layout(i)
             if layout is None:
                 self.stats["corrupt"] += 1
             elif layout[1] == flags:
-                if self._matches(layout, fetch):
+                if self._matches(layout, fetch, fetched):
                     return layout
                 self.stats["stale"] += 1
             i = chain[i]
@@ -730,6 +741,7 @@ class BaselineBlockCache:
     def _rewritten(self, key: tuple[int, int]) -> None:
         """(pc, flags) ``key`` is rewritten code: drop what is held of it."""
         self._rewrites[key] = None
+        self.stats["rewritten"] += 1
         freed = self._freed.pop(key, None)
         if freed is not None:
             self._freed_bytes -= len(freed.code)
