@@ -326,9 +326,12 @@ class Cpu:
             cpu.state.request_exit()
 
     def _code_page_added(self, page: int) -> None:
-        # Stores to a code page must take every CPU's slow path (TLB_NOTDIRTY).
+        # Stores to a code page must take every CPU's slow path (TLB_NOTDIRTY): set in
+        # place on an entry that has the page writable (its slow stores then need no
+        # walk: a rewrite loop walked at every rewrite when the entry was flushed);
+        # refills set it (Softmmu.fill).
         for cpu in list(self.group):
-            cpu.state.tlb_flush_page(page)
+            cpu.state.tlb_protect_page(page)
 
     def _start_baseline(self, layout: CpuLayout, count_insns: bool, cached: bool) -> None:
         """The baseline tier: stencils of this translator (user mode: flat memory,

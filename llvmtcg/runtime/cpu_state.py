@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import ctypes
 
-from llvmtcg.ir.cpu_layout import PAGE_BITS, TLB_ENTRY_SIZE, TLB_INVALID, CpuLayout
+from llvmtcg.ir.cpu_layout import (
+    PAGE_BITS,
+    PAGE_MASK,
+    TLB_ENTRY_SIZE,
+    TLB_INVALID,
+    TLB_NOTDIRTY,
+    CpuLayout,
+)
 from llvmtcg.ir.types import I32
 
 SCRATCH_SLOTS = 512  # block locals of a baseline block (runtime/native/baseline.py)
@@ -126,6 +133,18 @@ class CpuState:
         for table in self._tlb_tables:
             i = table + index
             words[i] = words[i + 1] = words[i + 2] = TLB_INVALID
+
+    def tlb_protect_page(self, vaddr: int) -> None:
+        """Set TLB_NOTDIRTY on the write tag of the page at ``vaddr`` where an entry
+        holds it writable and clean (every MMU index), so its stores take the slow
+        path, which then uses the entry without a walk; its reads and fetches stay
+        fast (QEMU's tlb_reset_dirty). Other entries are not the page's, or slow."""
+        words = self._tlb_words
+        index = ((vaddr >> PAGE_BITS) & self._tlb_index_mask) * 4 + 1  # (the write tag)
+        page = vaddr & PAGE_MASK
+        for table in self._tlb_tables:
+            if words[table + index] == page:
+                words[table + index] = page | TLB_NOTDIRTY
 
     def tlb_entry(self, mmu_idx: int, vaddr: int) -> tuple[int, int, int, int]:
         """(addr_read, addr_write, addr_code, addend) of the entry vaddr maps to."""

@@ -589,7 +589,15 @@ class Softmmu:
             self._smc_next = phys + size
             self._smc_victims += code.invalidate_range(phys, end)
             if not code.page_has_code(page):
-                self.fill(addr, Access.WRITE, mmu_idx)
+                # The entry is current (it was, or was just filled): clear its flag in
+                # place rather than walking again (a rewrite loop paid two fills a
+                # rewrite). A watched page keeps it: its stores stay slow.
+                write_tag = _u64_at(entry + _ADDR_WRITE)
+                vpage = addr & _PAGE_FLOOR
+                if write_tag.value == vpage | _NOTDIRTY and vpage not in self.watch_pages:
+                    write_tag.value = vpage
+                else:
+                    self.fill(addr, Access.WRITE, mmu_idx)
                 if end != phys + size:
                     # The run's next slow store is on the next page (this one's are
                     # fast now): when it starts there, it goes on (Linux frees its

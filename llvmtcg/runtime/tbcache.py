@@ -33,7 +33,7 @@ from llvmtcg.ir.lower import (
     slot_symbol,
     target_symbol,
 )
-from llvmtcg.log import Log
+from llvmtcg.log import TRANSLATION_LOG_ITEMS, Log
 from llvmtcg.runtime.codecache import BlockMeta, CodeCache
 from llvmtcg.runtime.exits import Access, FaultKind, GuestFault, MemFault
 from llvmtcg.runtime.jit import CompiledModule, JitEngine
@@ -218,9 +218,19 @@ MAX_STORED_AHEAD = 64
 # (hello: 432 of 1316). Measured (CPU s, medians, the 2-core host under load): cold
 # Linux boot 8 -> 1 block: 15.3 -> 11.7 s (2: 13.9); cold hello 0.68 -> 0.61 s.
 BASELINE_REGION_BLOCKS = 1
+# The content memo (user mode, see TbCache._memo_take): invalidated baseline blocks
+# kept, code and data, with the guest bytes they were translated from, at most this
+# many in all and MEMO_VERSIONS per (pc, flags); a (pc, flags) whose lookups miss
+# MEMO_GIVE_UP times in a row (code rewritten with new bytes each time) is no longer
+# memoised.
+MEMO_BLOCKS = 64
+MEMO_VERSIONS = 4
+MEMO_GIVE_UP = 16
 
 
 _PAGE_MASK = abi.PAGE_MASK
+# A store to a code page with at most this many blocks tests each (no PageIndex).
+_SCAN_HOLDERS = 4
 # A jump cache page flush with more pcs to clear than this empties the whole cache.
 _JMP_CACHE_CLEAR_ALL = 16
 
@@ -321,6 +331,15 @@ class TbCache:
         self._page_spans: dict[int, PageIndex] = {}
         self.pending_release: list[CompiledModule] = []
         self.pending_chunks: list[TranslationBlock] = []  # invalidated baseline blocks
+        # The content memo (see _memo_take). Per (pc, flags) whose baseline block was
+        # invalidated by a write (invalidate_range): its memo lookups that missed in a
+        # row (-1: given up, MEMO_GIVE_UP). The guest bytes of valid blocks emitted
+        # at those (recorded at emission). Invalidated ones kept, by (pc, flags),
+        # oldest first (the dict's order: least recently hit first), and as a set.
+        self._rewritten: dict[tuple[int, int], int] = {}
+        self._memo_bytes: dict[TranslationBlock, bytes] = {}
+        self._memo: dict[tuple[int, int], list[tuple[bytes, TranslationBlock]]] = {}
+        self._memo_held: set[TranslationBlock] = set()
         # Debugger breakpoints (guest pcs): no block is translated across one or
         # starting at one, so reaching one always returns to the run loop (see
         # ``RunLoop.breakpoints``). The code cache is not used while any is set.
@@ -362,7 +381,8 @@ class TbCache:
                       # the code cache): guest instructions and seconds spent.
                       "compiled_insns": 0, "compile_seconds": 0.0,
                       "cache_loads": 0, "cache_load_seconds": 0.0,
-                      "baseline_blocks": 0, "llvm_blocks": 0, "arena_flushes": 0}
+                      "baseline_blocks": 0, "llvm_blocks": 0, "arena_flushes": 0,
+                      "memo_hits": 0}
 
     @property
     def lookup_cell(self) -> int:
@@ -499,6 +519,8 @@ class TbCache:
                   and self.addressing is None and not self.breakpoints)
         tbs = self._load_cached(pc) if cached and self.baseline is None else None
         linked = False  # (stored baseline blocks come linked: _install_placed)
+        if tbs is None and self._memo and not self.breakpoints:
+            tbs = self._memo_take(pc, flags)
         if tbs is None and self.baseline_cache is not None and not self.breakpoints:
             tbs = self._load_baseline(pc, flags)
             linked = tbs is not None
@@ -658,6 +680,7 @@ class TbCache:
         if self.baseline_cache is not None:
             self.baseline_cache.note_arena_reset()  # (before: nothing to copy out)
         self.flush()
+        self._memo_forget()  # (its chunks go with the arena)
         self.baseline.arena.reset()
         self.baseline.reset()
         self.stats["arena_flushes"] += 1
@@ -916,7 +939,12 @@ class TbCache:
         targets = emitted.exits  # (goto_tb slot -> destination, found by prepare)
         tb = self._install_emitted(block.pc, block.name, block.guest_ranges, targets,
                                    block.n_insns, block.return_pc, emitted, flags)
-        if self.baseline_cache is not None and not self.breakpoints:
+        if self.breakpoints:
+            return tb
+        cache = self.baseline_cache
+        store = cache is not None and cache.stores(block.pc, flags)
+        memo = self._rewritten.get((block.pc, flags), -1) >= 0
+        if store or memo:
             # (the bytes now, through the translation's reader — its pages found
             # already —: stored with the code, and what it stands for even if it is
             # invalidated and they change later)
@@ -924,7 +952,10 @@ class TbCache:
                 guest = b"".join([fetch(s, e - s) for s, e in block.guest_ranges])
             except GuestFault:
                 return tb  # (unreadable now: not stored; cannot be, just translated)
-            self.baseline_cache.note_emitted(tb, emitted.size, wide_values(block), guest)
+            if store:
+                cache.note_emitted(tb, emitted.size, wide_values(block), guest)
+            if memo:
+                self._memo_bytes[tb] = guest
         return tb
 
     def _install_emitted(self, pc: int, name: str, ranges: list[tuple[int, int]],
@@ -1236,6 +1267,10 @@ class TbCache:
             self.pending_release.append(module)  # (the run loop's cue for a safe point)
             if type(module) is ArenaCode:
                 self.pending_chunks.append(tb)
+                if self._memo_bytes:
+                    guest = self._memo_bytes.pop(tb, None)
+                    if guest is not None:
+                        self._memo_put(guest, tb)
 
     def _unchain(self, tb: TranslationBlock) -> None:
         """Remove tb from its pc's chain of variants."""
@@ -1273,6 +1308,102 @@ class TbCache:
         for hook in self.region_retired:
             hook(region)
 
+    # -- the content memo ------------------------------------------------------------------
+    # Code rewritten in place often comes back byte for byte (a guest JIT emitting the
+    # same stub again, code patched and patched back, a library mapped again where it
+    # was): the same bytes at the same pc under the same flags translate to the same
+    # code (the premise of the persistent baseline cache too), so a miss there takes
+    # the invalidated block back, code and data, instead of translating again. QEMU
+    # does not; it is legal because the bytes are compared whole, every range of the
+    # block, through the translation's fetch (unmapped or non-executable code never
+    # matches). Only blocks at (pc, flags) once invalidated by a write record their
+    # bytes (one fetch at emission): code never rewritten pays nothing.
+    def _memo_put(self, guest: bytes, tb: TranslationBlock) -> None:
+        """Keep invalidated ``tb`` (its chunks not given back) for its bytes ``guest``."""
+        key = (tb.pc, tb.flags)
+        if self._rewritten.get(key, -1) < 0:
+            self.pending_chunks.append(tb)  # (given up meanwhile: freed after all)
+            return
+        entries = self._memo.pop(key, None) or []
+        self._memo[key] = entries  # (last: most recently used)
+        entries.append((guest, tb))
+        self._memo_held.add(tb)
+        if len(entries) > MEMO_VERSIONS:
+            self._memo_drop(entries.pop(0)[1])
+        while len(self._memo_held) > MEMO_BLOCKS:
+            oldest_key = next(iter(self._memo))
+            oldest = self._memo[oldest_key]
+            self._memo_drop(oldest.pop(0)[1])
+            if not oldest:
+                del self._memo[oldest_key]
+
+    def _memo_drop(self, tb: TranslationBlock) -> None:
+        self._memo_held.discard(tb)
+        self.pending_chunks.append(tb)  # (freed at the next release_pending)
+
+    def _memo_forget(self) -> None:
+        """Drop the memo (the arena is being reset: its chunks go with it)."""
+        self._memo.clear()
+        self._memo_held.clear()
+        self._memo_bytes.clear()
+
+    def _memo_take(self, pc: int, flags: int) -> list[TranslationBlock] | None:
+        """The block at (pc, flags) taken back from the memo, installed (its direct
+        exits unlinked, its HOT counter armed again) if the guest bytes at its ranges
+        are the ones it was translated from; else None (translate)."""
+        key = (pc, flags)
+        entries = self._memo.get(key)
+        if entries is None or not self.log.items.isdisjoint(TRANSLATION_LOG_ITEMS):
+            return None  # (-d in_asm and the like show every translation)
+        fetch = self.fetch
+        fetched: dict[tuple[tuple[int, int], ...], bytes] = {}
+        found = None
+        for i, (guest, tb) in enumerate(entries):
+            ranges = tuple(tb.ranges)
+            current = fetched.get(ranges)
+            if current is None:
+                try:
+                    current = fetched[ranges] = b"".join([fetch(s, e - s)
+                                                          for s, e in ranges])
+                except Exception:  # noqa: BLE001 - not fetchable now: translating raises
+                    return None
+            if current == guest:
+                found = i
+                break
+        if found is None:
+            misses = self._rewritten.get(key, 0) + 1
+            if misses < MEMO_GIVE_UP:
+                self._rewritten[key] = misses
+            else:  # (new bytes every time: stop recording and comparing them)
+                self._rewritten[key] = -1
+                for _, tb in self._memo.pop(key):
+                    self._memo_drop(tb)
+            return None
+        guest, tb = entries.pop(found)
+        if not entries:
+            del self._memo[key]
+        self._memo_held.discard(tb)
+        if tb.module.generation != self.baseline.arena.generation:
+            return None  # (cannot be: an arena reset empties the memo)
+        self._rewritten[key] = 0
+        baseline = self.baseline
+        for slot in tb.slots.values():
+            if ctypes.c_uint64.from_address(slot).value:  # (linked before it was invalidated)
+                jump = baseline.jump_of(slot)
+                if jump:
+                    baseline.patch_jump(jump, None)
+                _write_pointer(slot, 0)
+        if tb.counter:
+            tb.arm_counter(self.lowering.hot_threshold)
+        if tb.target_cell:
+            ctypes.memset(tb.target_cell, 0xFF, 8 * INDIRECT_TARGETS)
+        tb.valid = True
+        tb.module.live_blocks = 1
+        self._insert(tb)
+        self._memo_bytes[tb] = guest
+        self.stats["memo_hits"] += 1
+        return [tb]
+
     def page_has_code(self, page: int) -> bool:
         return page in self.by_page
 
@@ -1289,10 +1420,18 @@ class TbCache:
                     continue
                 index = page_spans.get(page)
                 if index is None:
+                    if len(holders) <= _SCAN_HOLDERS:
+                        # (a few blocks: each tested, no index made — a page whose one
+                        # block is rewritten again and again made one every store)
+                        victims.update([tb for tb in holders if tb.overlaps(start, end)])
+                        continue
                     index = page_spans[page] = _page_index(page, holders)
                 victims.update(index.overlapping(start, end))
+            rewritten = self._rewritten
             for tb in victims:
                 self.invalidate(tb)
+                if self.addressing is None and type(tb.module) is ArenaCode:
+                    rewritten.setdefault((tb.pc, tb.flags), 0)  # (memoised from now on)
             return len(victims)
 
     def flush(self) -> None:
@@ -1317,8 +1456,11 @@ class TbCache:
         baseline = self.baseline
         if baseline is not None and not self.in_native:
             generation = baseline.arena.generation
-            for tb in freed:
-                if tb.module.generation == generation:
+            held = self._memo_held
+            # (once each: a block the memo gave back and took again is listed twice)
+            for tb in dict.fromkeys(freed) if held else freed:
+                if tb.module.generation == generation and not tb.valid \
+                        and tb not in held:
                     baseline.free(tb.entry, tb.module.size, tb.slots, tb.counter,
                                   tb.target_cell)
         self.stats["released_modules"] += released

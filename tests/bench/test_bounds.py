@@ -55,6 +55,25 @@ def test_memory_stays_flat_while_code_is_rewritten(tmp_path: Path) -> None:
     assert (many - few) * 1024 / 1000 < 8192, f"{few} KiB -> {many} KiB"
 
 
+def test_rewritten_code_is_not_stored_run_after_run(tmp_path: Path) -> None:
+    """Runs of the rewrite loop with other counts leave other code at the rewritten
+    pc at the end: none of its versions goes to the persistent cache (each was compared
+    at every later miss there, and each run wrote the file again), and every output is
+    qemu's."""
+    smc = build("smc", tmp_path)
+    stats = tmp_path / "stats.json"
+    env = {"LLVMTCG_CACHE_DIR": str(tmp_path / "cache"), "LLVMTCG_STATS": str(stats)}
+    for n in ("300", "400", "500"):
+        out = peak_rss_kb(smc, n, env=env)[1]
+        assert out == subprocess.run(["qemu-riscv64", str(smc), n], capture_output=True,
+                                     check=True).stdout
+    runs = [json.loads(line)["baseline_cache"] for line in stats.read_text().splitlines()]
+    assert runs[0]["saves"] == 1
+    for later in runs[1:]:
+        assert later["saves"] == 0 and later["stale"] == 0, runs
+        assert later["hits"] == later["file_blocks"] == runs[1]["file_blocks"], runs
+
+
 @pytest.mark.slow  # three runs with background compiles: a minute or more when loaded
 def test_a_second_warm_run_compiles_no_region(tmp_path: Path) -> None:
     """Run 1 fills the cache, run 2 may add regions its own timing formed; run 3 finds

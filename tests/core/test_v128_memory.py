@@ -198,7 +198,9 @@ def test_a_16_byte_store_into_translated_code_invalidates_it(tier: str) -> None:
         b.set_label(done)
         halt_at(b, CODE + 4)
 
-    fe.blocks[smc] = (generated, 4)
+    # (8 bytes: its guest bytes must hold the byte it reads, as a frontend's fetches
+    # do — what it stands for is compared when code comes back, see TbCache._memo_take)
+    fe.blocks[smc] = (generated, 8)
     cpu = make_cpu(fe, **TIERS[tier])
     cpu.memory.protect(DATA, 0x10000, Perm.RWX)
     cpu.memory.write(smc, bytes(4) + b"\x05")

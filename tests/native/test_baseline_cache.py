@@ -23,6 +23,8 @@ from llvmtcg.runtime.native.baseline_cache import (
     FILE_PREFIX,
     FORMAT_VERSION,
     MAGIC,
+    MAX_VERSIONS,
+    REWRITTEN_LIMIT,
     BaselineBlockCache,
     _find_values,
     _pool_references,
@@ -112,6 +114,29 @@ def test_changed_guest_code_is_a_miss_never_the_stored_block(tmp_path: Path) -> 
     assert run(tmp_path, step=3)[0] == 3000
     a0, _, stats = run(tmp_path, step=5)
     assert a0 == 5000 and stats["hits"] >= 2
+
+
+def _versions(cache: Path, pc: int) -> int:
+    """Stored blocks at pc in the program's file."""
+    data = block_file(cache).read_bytes()
+    _, _, meta_size = struct.unpack_from("<8sII", data)
+    count = json.loads(data[16:16 + meta_size])["blocks"]
+    table = data[16 + meta_size:16 + meta_size + 20 * count]
+    return sum(entry[0] == pc for entry in struct.iter_unpack("<QIII", table))
+
+
+def test_a_pc_keeps_a_bounded_number_of_versions(tmp_path: Path) -> None:
+    # Runs that leave other code at the loop each time: each version compared at every
+    # later miss there, so the file keeps MAX_VERSIONS of them, the first ones.
+    for step in range(1, MAX_VERSIONS + 3):
+        a0, _, stats = run(tmp_path, step=step)
+        assert a0 == 1000 * step
+    # (the blocks at CODE and CODE + 4 both hold the word that changes)
+    assert _versions(tmp_path, CODE) == _versions(tmp_path, CODE + 4) == MAX_VERSIONS
+    assert stats["versions_full"] == 2
+    assert run(tmp_path, step=1)[2]["hits"] >= 2
+    a0, _, stats = run(tmp_path, step=MAX_VERSIONS + 2)  # (not stored: translated)
+    assert a0 == 1000 * (MAX_VERSIONS + 2) and stats["hits"] < 2
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "empty", "index"])
@@ -209,7 +234,33 @@ def test_blocks_invalidated_before_saving_are_not_kept_alive(tmp_path: Path) -> 
         else:
             kept.append(block)
     assert set(cache._emitted) == set(kept)
-    assert len(cache._freed) == 90  # (the pcs whose last version was invalidated)
+    # The 90 pcs invalidated got new bytes hundreds of times: rewritten code, none of
+    # their versions is kept, none looked up in the file, none stored from now on.
+    assert not cache._freed
+    assert not cache.stores(CODE + 4, 0) and cache.stores(CODE, 0)  # (CODE: never)
+    # Code invalidated and emitted again with the same bytes, many times (a program's
+    # pages reused by its next run under a kernel): not rewritten code; its last
+    # version that ran is kept.
+    for _ in range(10):
+        block = Block(CODE - 4)
+        cache.note_emitted(block, 0, (), b"same")
+        assert cache.stores(CODE - 4, 0)
+        block.valid = False
+        cache.note_invalidated(block)
+    assert list(cache._freed) == [(CODE - 4, 0)]
+    # New bytes after an invalidation, REWRITTEN_LIMIT distinct ones (b"same" was the
+    # first): rewritten code.
+    for i in range(REWRITTEN_LIMIT - 2):
+        block = Block(CODE - 4)
+        cache.note_emitted(block, 0, (), i.to_bytes(4, "little"))
+        assert cache.stores(CODE - 4, 0) and block in cache._emitted
+        block.valid = False
+        cache.note_invalidated(block)
+        assert cache._freed[(CODE - 4, 0)].guest == i.to_bytes(4, "little")
+    block = Block(CODE - 4)
+    cache.note_emitted(block, 0, (), b"last")
+    assert not cache.stores(CODE - 4, 0) and block not in cache._emitted
+    assert not cache._freed
 
 
 def test_blocks_that_ran_then_were_invalidated_are_stored(tmp_path: Path) -> None:

@@ -50,9 +50,14 @@ def test_rewriting_code_keeps_the_arena_and_tables_the_same_size() -> None:
     warm = (arena.code_used, arena.data_used, len(tbs.by_slot), len(tbs.by_page),
             len(tbs.lookup_table), len(tbs.by_pc))
     before = fe.translations.count(SMC)
+    fills = cpu.softmmu.stats["fills"]
     _run(cpu, 3000)
     tbs.release_pending()
     assert fe.translations.count(SMC) - before == 3000  # one translation per rewrite
+    # No walk per rewrite: the page's TLB entry gets TLB_NOTDIRTY in place when the page
+    # gets code again (it was flushed: a walk at each store), and is made clean in
+    # place when the store leaves the page without code (it was refilled: another).
+    assert cpu.softmmu.stats["fills"] - fills <= 10, cpu.softmmu.stats
     assert tbs.stats["invalidated"] >= 3000 and tbs.stats["arena_flushes"] == 0
     assert (arena.code_used, arena.data_used, len(tbs.by_slot), len(tbs.by_page),
             len(tbs.lookup_table), len(tbs.by_pc)) == warm
@@ -103,3 +108,46 @@ def test_page_index_finds_the_blocks_a_range_overlaps() -> None:
     assert found(0x2000, 0x2008) == {id(e)}  # (the part on the next page)
     a.valid = False
     assert found(0x1038, 0x1041) == {id(b)}
+
+
+def test_code_rewritten_back_to_earlier_bytes_is_taken_back_from_the_memo() -> None:
+    """Rewrites cycling through four contents: once the memo holds the four
+    translations, each miss takes one back (bytes compared) instead of translating;
+    each runs as the bytes are now (r2's sum), the links it had in its last life undone
+    and made again, and the arena and tables stay the same size (held chunks are not
+    freed, taken-back ones not freed twice)."""
+    fe = HandFrontend()
+
+    @fe.define(CODE)
+    def _(b: Builder) -> None:
+        b.insn_start(CODE)
+        b.add(R[0], R[0], c64(1))
+        b.and_(R[3], R[0], c64(3))
+        b.qemu_st(R[3], c64(SMC), MemOp(0))
+        b.goto_tb(0, SMC)
+
+    define_byte_adder(fe, lambda: cpu, SMC)
+    cpu = make_cpu(fe)
+    cpu.memory.protect(DATA, 0x10000, Perm.RWX)
+    tbs = cpu.tbs
+    arena = tbs.baseline.arena
+
+    def run(rewrites: int) -> None:
+        cpu.state.set("r", 0, 0)
+        cpu.state.set("r", 0, 2)
+        cpu.state.set("r", rewrites, 1)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT
+        assert cpu.state.get("r", 2) == sum(i & 3 for i in range(1, rewrites + 1))
+
+    run(50)
+    tbs.release_pending()
+    warm = (arena.code_used, arena.data_used, len(tbs.by_slot), len(tbs.by_page),
+            len(tbs.lookup_table), len(tbs.by_pc))
+    before, hits = fe.translations.count(SMC), tbs.stats["memo_hits"]
+    run(3000)
+    tbs.release_pending()
+    assert fe.translations.count(SMC) == before  # (all four were in the memo)
+    assert tbs.stats["memo_hits"] - hits >= 3000
+    assert (arena.code_used, arena.data_used, len(tbs.by_slot), len(tbs.by_page),
+            len(tbs.lookup_table), len(tbs.by_pc)) == warm

@@ -73,6 +73,20 @@ MAGIC = b"LLVMTCGK"
 FORMAT_VERSION = 2
 FILE_PREFIX = "b."
 DEFAULT_MAX_BYTES = 32 << 20
+# A (pc, flags) whose code, once invalidated, is emitted again with this many distinct
+# contents in a run is *rewritten code* (a guest JIT, self-modifying code): from then
+# on this run stores none of its versions and looks none up in the file. What it will
+# be next run is unknowable, each stored version costs every later miss at that pc a
+# comparison, and copying each version out at its invalidation cost every rewrite
+# (bench/programs/smc.c: 100k versions). Code invalidated and emitted again with the
+# same bytes (a program's pages reused by its next run under a kernel, code patched
+# and patched back) is not: its versions are few and come back.
+REWRITTEN_LIMIT = 16
+# Versions of one (pc, flags) the file keeps: a save adds no more beyond this (a
+# program run with other inputs may leave other code at a pc each time; every version
+# is compared at each miss there, so an unbounded chain made those misses slower with
+# every run).
+MAX_VERSIONS = 16
 # The file: header; metadata (JSON: codegen layout, fixed values, value names, block
 # count); the block table (one entry per block); the records; a SHA-256 of the rest.
 _HEADER = struct.Struct("<8sII")  # magic, format version, metadata length
@@ -194,10 +208,14 @@ class BaselineBlockCache:
         # file_blocks: blocks in the file read; hits: placed from it; stale: a block
         # recorded at a pc looked up whose guest bytes differ now; stored: blocks
         # written; skipped: emitted blocks not stored (ambiguous relocation, unreadable
-        # code); unrun: emitted ahead of time and never entered (with HOT counters: not
-        # stored); groups: guest pages whose stored blocks were placed together
+        # code); versions_full: new blocks not stored, their (pc, flags) having
+        # MAX_VERSIONS stored already; rewritten: (pc, flags) found to be rewritten
+        # code (REWRITTEN_LIMIT); unrun: emitted ahead of time and never entered
+        # (with HOT counters: not stored); groups: guest pages whose stored blocks were
+        # placed together
         self.stats = {"file_blocks": 0, "hits": 0, "stale": 0, "corrupt": 0, "stored": 0,
-                      "skipped": 0, "unrun": 0, "saves": 0, "groups": 0,
+                      "skipped": 0, "unrun": 0, "saves": 0, "groups": 0, "versions_full": 0,
+                      "rewritten": 0,
                       "load_seconds": 0.0}
         # The file read (None: not read yet): its block table and records, and indexes
         # over the table made once — block numbers by pc (the first, then a chain
@@ -235,6 +253,10 @@ class BaselineBlockCache:
         # blocks were emitted again by every warm boot.
         self._freed: dict[tuple[int, int], _Freed] = {}
         self._freed_bytes = 0
+        # Per (pc, flags) whose block was invalidated this run: the hashes of the guest
+        # bytes emitted there since, or None once they are REWRITTEN_LIMIT (the key is
+        # rewritten code, see there).
+        self._rewrites: dict[tuple[int, int], set[int] | None] = {}
 
     # -- reading -------------------------------------------------------------------------
     def _read(self) -> None:
@@ -340,17 +362,25 @@ class BaselineBlockCache:
         return (pc, flags, offset, n_insns, return_pc, bits, n_ranges, n_relocations,
                 n_jumps, n_targets, tables, guest, code, code_size, i)
 
-    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes]) -> bool:
+    def _matches(self, layout: tuple[int, ...], fetch: Callable[[int, int], bytes],
+                 fetched: dict[tuple[int, int], bytes] | None = None) -> bool:
         """Whether the guest bytes of the block laid out so are there now. (Fetched
         per block, as translation fetches them, even when its page's other blocks are
         compared too: one fetch of the whole page would check the guest's permission
-        at the page's start only, and a PMP entry may split a page.)"""
+        at the page's start only, and a PMP entry may split a page. ``fetched``: the
+        bytes of single ranges fetched already for this lookup, the versions of one pc
+        mostly having the same.)"""
         records = self._records
         tables, n_ranges = layout[10], layout[6]
         try:
             if n_ranges == 1:
                 start, end = _RANGE.unpack_from(records, tables)
-                current = fetch(start, end - start)
+                if fetched is None:
+                    current = fetch(start, end - start)
+                else:
+                    current = fetched.get((start, end))
+                    if current is None:
+                        current = fetched[start, end] = fetch(start, end - start)
             else:
                 current = b"".join(fetch(s, e - s) for s, e in _RANGE.iter_unpack(
                     records[tables:tables + _RANGE.size * n_ranges]))
@@ -365,13 +395,16 @@ class BaselineBlockCache:
         by :meth:`_layout`; None if there is none."""
         self._read()
         i = self._first.get(pc, -1)
+        if i < 0 or (self._rewrites and self._rewrites.get((pc, flags), ()) is None):
+            return None  # (rewritten code: see REWRITTEN_LIMIT)
         chain = self._next
+        fetched: dict[tuple[int, int], bytes] = {}
         while i >= 0:
             layout = self._layout(i)
             if layout is None:
                 self.stats["corrupt"] += 1
             elif layout[1] == flags:
-                if self._matches(layout, fetch):
+                if self._matches(layout, fetch, fetched):
                     return layout
                 self.stats["stale"] += 1
             i = chain[i]
@@ -644,12 +677,25 @@ class BaselineBlockCache:
             placed[number].linked = tuple(links)
 
     # -- writing -------------------------------------------------------------------------
+    def stores(self, pc: int, flags: int) -> bool:
+        """Whether a block emitted at (pc, flags) now may be stored (not rewritten
+        code, see REWRITTEN_LIMIT): if not, :meth:`note_emitted` need not be called
+        (nor its guest bytes fetched)."""
+        return not self._rewrites or self._rewrites.get((pc, flags), ()) is not None
+
     def note_emitted(self, tb: InstalledBlock, size: int, constants: Iterable[int],
                      guest: bytes) -> None:
         """A block was emitted this run (``size`` bytes of code; ``constants``: the
         64-bit values of its guest constants and pcs at least 2**32; ``guest``: the
         guest bytes it was translated from): store it at the next :meth:`save` if it is
         still valid then, or if it ran before it was invalidated."""
+        if self._rewrites:
+            contents = self._rewrites.get((tb.pc, tb.flags))
+            if contents is not None:  # (invalidated before: new bytes there again?)
+                contents.add(hash(guest))
+                if len(contents) >= REWRITTEN_LIMIT:
+                    self._rewritten((tb.pc, tb.flags))
+                    return
         self._emitted[tb] = (size, frozenset(constants), guest)
         if self._freed:
             freed = self._freed.get((tb.pc, tb.flags))
@@ -671,6 +717,12 @@ class BaselineBlockCache:
         guest bytes recorded at emission are what the copy stands for, whatever the
         guest writes there later (a store invalidates before it writes, DMA may not)."""
         entry = self._emitted.pop(tb, None)
+        key = (tb.pc, tb.flags)
+        contents = self._rewrites.get(key, ())
+        if contents is None:
+            return  # (rewritten code: nothing of it stored)
+        if contents == ():
+            self._rewrites[key] = set()
         if entry is None:
             return
         size, constants, guest = entry
@@ -679,13 +731,20 @@ class BaselineBlockCache:
             return  # (translated ahead, never entered: see _save)
         if self._freed_bytes + size > self.max_bytes:
             return  # (a program that keeps making code: the file could not hold it)
-        key = (tb.pc, tb.flags)
         old = self._freed.get(key)
         if old is not None:
             self._freed_bytes -= len(old.code)
         self._freed[key] = _Freed(tb, constants, guest, ctypes.string_at(tb.entry, size),
                                   _jumps(tb), self.codegen.arena.generation)
         self._freed_bytes += size
+
+    def _rewritten(self, key: tuple[int, int]) -> None:
+        """(pc, flags) ``key`` is rewritten code: drop what is held of it."""
+        self._rewrites[key] = None
+        self.stats["rewritten"] += 1
+        freed = self._freed.pop(key, None)
+        if freed is not None:
+            self._freed_bytes -= len(freed.code)
 
     def save(self) -> int:
         """Write the file again if this run emitted blocks not stored yet: the new ones
@@ -760,13 +819,16 @@ class BaselineBlockCache:
         # A new block of the same (pc, flags, guest bytes) as a stored one is the same
         # block (it was re-emitted, e.g. after an invalidation of its page): not written
         # again, unless the stored one could not be placed here (it is replaced).
+        # At most MAX_VERSIONS per (pc, flags): beyond that a new one is not added.
         keys = {(b.pc, b.flags): None for b in new}
         stored: dict[tuple[int, int, bytes], int] = {}
+        versions: dict[tuple[int, int], int] = {}
         for i, (pc, flags, _, _) in enumerate(_ENTRY.iter_unpack(self._table)):
             if (pc, flags) in keys:
                 key = self._key(i)
                 if key is not None:
                     stored[key] = i
+                    versions[pc, flags] = versions.get((pc, flags), 0) + 1
         replaced = set()
         unique = []
         seen = set()
@@ -780,6 +842,12 @@ class BaselineBlockCache:
                 if i not in self._unplaceable:
                     continue
                 replaced.add(i)
+            else:
+                count = versions.get((block.pc, block.flags), 0)
+                if count >= MAX_VERSIONS:
+                    self.stats["versions_full"] += 1
+                    continue
+                versions[block.pc, block.flags] = count + 1
             unique.append(block)
         if not unique:
             return 0  # (nothing new: blocks re-emitted because they cannot be stored)
