@@ -102,6 +102,10 @@ class EmulatorFiles:
         self._thread: threading.Thread | None = None
         self._jobs = None  # a queue.SimpleQueue, with the thread
         self._start_lock = threading.Lock()
+        # Held while the thread runs a job; a fork waits for it (a job may import a
+        # module, e.g. tempfile for a write: a child inheriting its import lock held
+        # would wait forever at its own import).
+        self._busy = threading.Lock()
         self._private: bool | None = None  # whether unshare worked (None: not tried)
         self.calls = 0  # calls run on the private thread (tests, stats)
 
@@ -154,13 +158,20 @@ class EmulatorFiles:
         jobs = self._jobs
         while True:
             fn, args, box, done = jobs.get()
-            try:
-                box[:] = (True, fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller
-                box[:] = (False, exc)
-            self.calls += 1
+            with self._busy:
+                try:
+                    box[:] = (True, fn(*args))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    box[:] = (False, exc)
+                self.calls += 1
             done.release()
             del fn, args, box, done
+
+    def _before_fork(self) -> None:
+        self._busy.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._busy.release()
 
 
 def _private_descriptor_table() -> bool:
@@ -187,4 +198,6 @@ def _private_descriptor_table() -> bool:
 
 EMULATOR_FILES = EmulatorFiles()
 # The child of a fork has one thread, and not the private one (started again on demand).
-os.register_at_fork(after_in_child=EMULATOR_FILES._reset)
+os.register_at_fork(before=EMULATOR_FILES._before_fork,
+                    after_in_parent=EMULATOR_FILES._after_fork_in_parent,
+                    after_in_child=EMULATOR_FILES._reset)
