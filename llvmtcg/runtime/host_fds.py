@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -145,7 +146,14 @@ class EmulatorFiles:
                 ready = threading.Event()
                 thread = threading.Thread(target=self._serve, args=(ready,),
                                           name="llvmtcg-files", daemon=True)
-                thread.start()
+                # Process signals go to the guest's threads, never here (as for the
+                # compile thread: see llvmtcg.user.host_signals): it starts with every
+                # signal blocked and keeps them so.
+                old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+                try:
+                    thread.start()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
                 ready.wait()
                 self._thread = thread
             return self._thread

@@ -161,3 +161,14 @@ def test_code_cache_file_work_goes_through_emulator_files(tmp_path, monkeypatch)
     cache.store_module("k", b"object")
     assert CodeCache(tmp_path, "fp").lookup_module("k") == b"object"
     assert EMULATOR_FILES.calls - before >= 2
+
+
+def test_emulator_files_thread_takes_no_signal() -> None:
+    """Process signals are the guest threads' (their blocking calls must see them):
+    the private-table thread has every signal blocked."""
+    import signal
+
+    files = EmulatorFiles()
+    files.guest_threads_started()
+    blocked = files.run(signal.pthread_sigmask, signal.SIG_BLOCK, [])
+    assert set(signal.valid_signals()) - set(blocked) <= {signal.SIGKILL, signal.SIGSTOP}
