@@ -12,7 +12,7 @@ setup:
 
 test: setup
 	$(PYTHON) -m pytest -q
-	$(PYTHON) -m pytest -q -m slow tests/system tests/net tests/gdbstub tests/bench tests/aarch64 tests/accel
+	$(PYTHON) -m pytest -q -m slow tests/system tests/net tests/gdbstub tests/bench tests/aarch64 tests/accel tests/user
 	$(PYTHON) -m ruff check .
 
 test-slow: setup

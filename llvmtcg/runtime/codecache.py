@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llvmtcg.runtime.cachefile import replace_file
+from llvmtcg.runtime.host_fds import EMULATOR_FILES
 from llvmtcg.runtime.jit import code_identity
 
 MAGIC = b"LLVMTCG1"
@@ -221,7 +222,7 @@ class CodeCache:
         if self._index is None:
             index: dict[tuple[str, int], list[str]] = {}
             try:
-                names = os.listdir(self.dir)
+                names = _files(os.listdir, self.dir)
             except OSError:
                 names = []
             for name in names:
@@ -324,11 +325,7 @@ class CodeCache:
         if known is not None:
             return known
         try:
-            with open(self.dir / name, "rb") as f:
-                magic, meta_len = _HEADER.unpack(f.read(_HEADER.size))
-                if magic != MAGIC:
-                    raise ValueError("bad header")
-                meta = json.loads(f.read(meta_len))
+            meta = json.loads(_files(_read_meta, self.dir / name))
             if "ranges" in meta:
                 found = tuple(tuple(r) for r in meta["ranges"])
             else:
@@ -351,7 +348,7 @@ class CodeCache:
         path = self.dir / name
         self.stats["reads"] += 1
         try:
-            data = path.read_bytes()
+            data = _files(path.read_bytes)
             magic, meta_len = _HEADER.unpack_from(data)
             if magic != MAGIC or len(data) < _HEADER.size + meta_len + 32:
                 raise ValueError("bad header or truncated")
@@ -459,13 +456,13 @@ class CodeCache:
         """Write an entry; its size in bytes, 0 if it could not be written."""
         meta = json.dumps(meta_data).encode()
         body = _HEADER.pack(MAGIC, len(meta)) + meta + obj
-        if not replace_file(self.dir / name, (body,), checksum=True):
+        if not _files(replace_file, self.dir / name, (body,), True):
             return 0
         return len(body) + 32
 
     def _count_bytes(self) -> int:
         total = 0
-        for path in self.root.glob("*/*"):
+        for path in _files(_glob_entries, self.root):
             try:
                 total += path.stat().st_size
             except OSError:
@@ -477,7 +474,7 @@ class CodeCache:
         holds at most ``target`` bytes (default: max_bytes)."""
         limit = self.max_bytes if target is None else target
         files = []
-        for path in self.root.glob("*/*"):
+        for path in _files(_glob_entries, self.root):
             try:
                 st = path.stat()
             except OSError:
@@ -499,6 +496,24 @@ class CodeCache:
             self.stats[counter] = self.stats.get(counter, 0) + 1
             if path.parent == self.dir:
                 self._forget(path.name)
+
+
+# The cache's file work goes through EMULATOR_FILES: once the guest has a second
+# thread, on a thread whose descriptors are not the guest's (see host_fds).
+_files = EMULATOR_FILES.run
+
+
+def _read_meta(path: Path) -> bytes:
+    """An entry's metadata (JSON bytes), read without the rest of it."""
+    with open(path, "rb") as f:
+        magic, meta_len = _HEADER.unpack(f.read(_HEADER.size))
+        if magic != MAGIC:
+            raise ValueError("bad header")
+        return f.read(meta_len)
+
+
+def _glob_entries(root: Path) -> list[Path]:
+    return list(root.glob("*/*"))
 
 
 def _entry_key(name: str) -> tuple[str, int] | None:

@@ -564,6 +564,13 @@ class _BackgroundCompiler:
         # that took minutes).
         self.may_compile = threading.Event()
         self.may_compile.set()
+        # Held for a whole job (take a plan, translate its members, lower, compile,
+        # deliver), which a fork waits for, not just for the compile: translating and
+        # lowering take locks too (the frontend's, made on first use, and the import
+        # locks of the modules it imports then; the lowering's caches), and a child that
+        # inherited one held by this thread (which it does not have) waited for it
+        # forever at its first translation.
+        self.busy = threading.Lock()
         self.first_compile = True
         self.thread = threading.Thread(target=self._run, name="llvmtcg-tier", daemon=True)
         self.thread.start()
@@ -593,19 +600,26 @@ class _BackgroundCompiler:
                     tiering.stats["budget_waits"] += 1
                     waited = True
                 time.sleep(min(wait, 0.1))
-            plan = tiering._take_plan()
-            if plan is not None and not self.stopped and not tiering.closed:
-                if self.first_compile:
-                    # It imports llvmlite and initialises LLVM, which open files: not
-                    # while a guest call makes a descriptor (see host_fds).
-                    self.first_compile = False
-                    with FD_GATE.emulator_files():
-                        built = tiering._build(plan, self.compiler)
-                else:
-                    built = tiering._build(plan, self.compiler)
-                tiering._delivered(built)
-                del built
+            if self.first_compile:
+                # It imports llvmlite and initialises LLVM, which open files: not while
+                # a guest call makes a descriptor (see host_fds). (The gate before the
+                # job lock: a guest call blocked in accept() must not hold up a fork.)
+                with FD_GATE.emulator_files():
+                    self.first_compile = not self._job(tiering)
+            else:
+                self._job(tiering)
             del tiering
+
+    def _job(self, tiering: Tiering) -> bool:
+        """Compile ``tiering``'s next plan, if it has one; whether it had."""
+        with self.busy:
+            plan = tiering._take_plan()
+            if plan is None or self.stopped or tiering.closed:
+                return False
+            built = tiering._build(plan, self.compiler)
+            tiering._delivered(built)
+            del built
+            return True
 
     def stop(self) -> None:
         """Let no compile start or run on (at exit: LLVM's static destructors must not
@@ -666,6 +680,7 @@ def _before_fork() -> None:
     global _held_llvmlite_lock
     if _worker is not None:
         _worker.may_compile.clear()
+        _worker.busy.acquire()
         _worker.compiler.lock.acquire()
         _held_llvmlite_lock = llvmlite_lock()
         _held_llvmlite_lock.acquire()
@@ -678,6 +693,7 @@ def _release_fork_locks() -> None:
         _held_llvmlite_lock = None
     if _worker is not None:
         _worker.compiler.lock.release()
+        _worker.busy.release()
         _worker.may_compile.set()
 
 

@@ -41,6 +41,7 @@ from llvmtcg.runtime.exits import (
     GuestFault,
     MemFault,
 )
+from llvmtcg.runtime.host_fds import EMULATOR_FILES
 from llvmtcg.runtime.softmmu import GuestMemory, page_floor
 from llvmtcg.user import host, syscalls
 from llvmtcg.user.arch import BadSignalFrame, user_arch
@@ -536,6 +537,9 @@ class Process:
             child.set_stack_pointer(newsp)
         if flags & CLONE_SETTLS:
             child.set_thread_pointer(tls)
+        # From now on a run loop's file work (code-cache reads) could race this
+        # thread's opens: it moves to a private descriptor table (see host_fds).
+        EMULATOR_FILES.guest_threads_started()
         started = threading.Event()
         thread = threading.Thread(target=child._thread_main, name="llvmtcg-guest",
                                   args=(flags, parent_tid, child_tid, started), daemon=True)

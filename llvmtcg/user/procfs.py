@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from llvmtcg.runtime.exits import Access, GuestFault
+from llvmtcg.runtime.host_fds import EMULATOR_FILES
 from llvmtcg.user.mm import AddressSpace
 
 AT_FDCWD = -100
@@ -247,8 +248,8 @@ class ProcFs:
             + struct.pack("<QQ", 0, 0)
 
     def _stat(self, proc: GuestProcess) -> bytes:
-        with open("/proc/self/stat", "rb") as f:
-            host_line = f.read().decode()
+        # (emulator file work: off the guest's descriptor table once it has threads)
+        host_line = EMULATOR_FILES.run(_read_host_file, "/proc/self/stat").decode()
         head, _, tail = host_line.rpartition(")")
         pid = head.split(" (", 1)[0]
         fields = tail.split()  # fields 3.. (state onwards)
@@ -281,6 +282,11 @@ def _fd_path(dirfd: int) -> str | None:
         return os.readlink(f"/proc/self/fd/{_signed(dirfd)}")
     except OSError:
         return None
+
+
+def _read_host_file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def _memfd(name: str, flags: int) -> int:

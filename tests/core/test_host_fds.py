@@ -6,7 +6,7 @@ import os
 import threading
 import time
 
-from llvmtcg.runtime.host_fds import FdGate
+from llvmtcg.runtime.host_fds import EmulatorFiles, FdGate
 from llvmtcg.user.syscalls import _MAKE_FDS
 
 
@@ -91,3 +91,84 @@ def test_the_descriptor_making_calls_pass_the_gate() -> None:
                  "eventfd2", "memfd_create", "fcntl"):
         assert name in _MAKE_FDS
     assert "read" not in _MAKE_FDS and "close" not in _MAKE_FDS
+
+
+def test_emulator_files_of_a_threaded_guest_never_take_a_guest_number(tmp_path) -> None:
+    """Once the guest has a second thread, the emulator's file work runs on a thread
+    with a private descriptor table: a guest open while the emulator holds a file
+    open still gets the lowest free number (with the work on the guest's table it got
+    the next one)."""
+    files = EmulatorFiles()
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    assert files.run(threading.current_thread) is threading.current_thread()  # (alone)
+    files.guest_threads_started()
+    lowest = os.open(path, os.O_RDONLY)
+    os.close(lowest)
+    opened = threading.Event()
+    guest_opened = threading.Event()
+    got: list[int] = []
+
+    def emulator_work() -> bytes:
+        with open(path, "rb") as f:
+            opened.set()
+            assert guest_opened.wait(5)
+            return f.read()
+
+    def guest() -> None:
+        assert opened.wait(5)
+        got.append(os.open(path, os.O_RDONLY))
+        guest_opened.set()
+
+    guest_thread = threading.Thread(target=guest)
+    guest_thread.start()
+    assert files.run(emulator_work) == b"x"
+    guest_thread.join(5)
+    assert got == [lowest]
+    os.close(got[0])
+    assert files.calls == 1
+    assert files.run(threading.current_thread) is not threading.current_thread()
+
+
+def test_emulator_files_thread_keeps_no_copy_of_the_guests_descriptors() -> None:
+    """unshare copies the table: the copies are closed, so a pipe the guest closes
+    reads EOF (a copy of its write end would keep the reader waiting), and an error
+    in the work is raised in the caller."""
+    files = EmulatorFiles()
+    r, w = os.pipe()
+    files.guest_threads_started()
+    assert not files.run(os.path.exists, f"/proc/thread-self/fd/{w}")
+    os.close(w)
+    assert os.read(r, 1) == b""
+    os.close(r)
+    try:
+        files.run(os.fstat, r)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("fstat of a closed descriptor succeeded")
+
+
+def test_code_cache_file_work_goes_through_emulator_files(tmp_path, monkeypatch) -> None:
+    """The code cache's reads and writes are emulator file work (run loops of every
+    guest thread do them)."""
+    from llvmtcg.runtime.codecache import CodeCache
+    from llvmtcg.runtime.host_fds import EMULATOR_FILES
+
+    monkeypatch.setattr(EMULATOR_FILES, "shared", True)
+    before = EMULATOR_FILES.calls
+    cache = CodeCache(tmp_path, "fp")
+    cache.store_module("k", b"object")
+    assert CodeCache(tmp_path, "fp").lookup_module("k") == b"object"
+    assert EMULATOR_FILES.calls - before >= 2
+
+
+def test_emulator_files_thread_takes_no_signal() -> None:
+    """Process signals are the guest threads' (their blocking calls must see them):
+    the private-table thread has every signal blocked."""
+    import signal
+
+    files = EmulatorFiles()
+    files.guest_threads_started()
+    blocked = files.run(signal.pthread_sigmask, signal.SIG_BLOCK, [])
+    assert set(signal.valid_signals()) - set(blocked) <= {signal.SIGKILL, signal.SIGSTOP}

@@ -72,3 +72,18 @@ def test_access_racing_munmap(guest_build, tmp_path):
     reference = run_qemu(prog, cwd=fresh_dir(tmp_path, "qemu"))
     assert_same(ours, reference, "munmap race")
     assert ours.returncode == 0, ours.describe()
+
+
+def test_guest_fds_stay_the_lowest_while_run_loops_use_the_code_cache(guest_build, tmp_path):
+    """A threaded guest opens /dev/null over and over (it must get 3 every time, as on
+    Linux) while its other threads' hot loops turn into regions: their run loops write
+    the code cache (a cold cache), then read it (warm). The emulator's cache files are
+    never numbered in the guest's table."""
+    prog = build(guest_build, "fdrace.c", "pthread")
+    env = {**TEST_ENV, "LLVMTCG_HOT_THRESHOLD": "20",
+           "LLVMTCG_CACHE_DIR": str(tmp_path / "cache")}
+    reference = run_qemu(prog, cwd=fresh_dir(tmp_path, "qemu"))
+    assert reference.stdout == b"opens not given the lowest free descriptor: 0\n"
+    for run in ("cold", "warm"):
+        ours = run_llvmtcg(prog, cwd=fresh_dir(tmp_path, run), env=env)
+        assert_same(ours, reference, f"fdrace ({run} cache)")
