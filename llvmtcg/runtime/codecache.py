@@ -180,6 +180,9 @@ class CachedRegionPlan:
     members: tuple[int, ...]  # pcs of the member blocks, head first
     ranges: tuple[tuple[int, int], ...]  # the guest bytes of all members
     indirect_targets: tuple[int, ...]  # targets its indirect jumps branch to directly
+    # Times a run queued it for a compile (the tiering gives up on a plan queued this
+    # often that never became a compiled region: see Tiering.max_plan_queued).
+    queued: int = 0
 
     @property
     def pc(self) -> int:
@@ -398,12 +401,14 @@ class CodeCache:
                           read: Callable[[int, int], bytes]) -> None:
         """Write a hot region's plan (best effort; tiny, and no object code)."""
         meta = {"region_plan": list(plan.members), "ranges": [list(r) for r in plan.ranges],
-                "indirect_targets": list(plan.indirect_targets)}
+                "indirect_targets": list(plan.indirect_targets), "queued": plan.queued}
         stores = self.stats["stores"]  # ("stores" counts code)
         self._store("p", plan.pc, plan.ranges, meta, b"", read)
         if self.stats["stores"] != stores:
             self.stats["stores"] = stores
-            self.stats["plan_stores"] = self.stats.get("plan_stores", 0) + 1
+            # (a plan stored again, its queued count raised, is not a new plan)
+            counter = "plan_stores" if plan.queued <= 1 else "plan_requeued"
+            self.stats[counter] = self.stats.get(counter, 0) + 1
 
     def lookup_accessor(self, name: str) -> bytes | None:
         """The object code of the memory accessor ``name`` (not keyed by guest code: it
@@ -519,7 +524,7 @@ def _region_from(meta: dict, obj: bytes) -> CachedRegion:
 
 def _region_plan_from(meta: dict, obj: bytes) -> CachedRegionPlan:
     return CachedRegionPlan(tuple(meta["region_plan"]), tuple(tuple(r) for r in meta["ranges"]),
-                            tuple(meta["indirect_targets"]))
+                            tuple(meta["indirect_targets"]), meta.get("queued", 0))
 
 
 def _hot_region_from(meta: dict, obj: bytes) -> CachedHotRegion:

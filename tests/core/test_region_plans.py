@@ -131,3 +131,22 @@ def test_queued_regions_whose_head_went_cold_are_dropped() -> None:
         assert CODE + 8 in cpu.tbs.regions
     finally:
         cpu.close()
+
+
+def test_a_plan_queued_twice_and_never_compiled_is_given_up(tmp_path: Path) -> None:
+    # Runs that end with the region still queued (no compile budget here; in real runs,
+    # a hot set costing more compile time than a run's budget): each queues it again,
+    # and the cache would never converge. After max_plan_queued (2) such runs, the head
+    # stays in the cheap tier and nothing is queued.
+    for queued in (1, 2):
+        run = run_branchy(tmp_path, taken=True, compile_now=False)
+        assert run.tier["regions_compiled"] == 0 and run.tier["plans_spent"] == 0
+        assert run.tier["plans_reused"] == queued - 1
+        plans = [p for p in tmp_path.glob("*/p*") if not p.name.endswith(".tmp")]
+        assert len(plans) == 1  # the same plan, its count raised
+    run = run_branchy(tmp_path, taken=True, compile_now=True)
+    assert run.tier["plans_spent"] == 1
+    assert run.tier["regions_compiled"] == 0 and run.region is None
+    # Other code at the head is another plan: it gets its own two tries.
+    run = run_branchy(tmp_path / "other", taken=True, compile_now=True)
+    assert run.tier["regions_compiled"] == 1 and run.tier["plans_spent"] == 0
