@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     from llvmtcg.arch import GuestArch
 
 
+# Seconds of the compile grant that a region loaded from the code cache stands for (about
+# a region's compile: 20-250 ms, more for the largest).
+GRANT_PER_LOADED = 0.25
+
+
 @dataclass(eq=False)
 class RegionPlan:
     """A region chosen for compilation: its member blocks (head first) and a snapshot
@@ -119,7 +124,9 @@ class Tiering:
             that share from it; the grant lets a program's first hot loops compile at
             once). Guest CPU time is the process's CPU time less the compiles': on a
             loaded host, where the guest gets less than a core, compiling slows down
-            with it (measured against wall time it took 40% of a run's CPU).
+            with it (measured against wall time it took 40% of a run's CPU). Each
+            region loaded from the code cache takes ``GRANT_PER_LOADED`` off the grant
+            (a program run before: its first hot loops are cached).
         max_queue: regions waiting to be compiled at most; a block turning hot while
             the queue is full is re-armed with a longer count (still hot then: queued).
         cold_after: seconds a queued region may wait; past that, if its head ran fewer
@@ -298,7 +305,13 @@ class Tiering:
 
     def _over_budget(self) -> float:
         """Seconds the compile thread must wait before compiling for this CPU again."""
-        allowed = self.budget_grant + self.budget_share * (_guest_cpu() - self.started_cpu)
+        # The grant is for a program's first hot loops. A run that finds its regions in
+        # the code cache is a program run before (its first hot loops are there), and
+        # what it compiles is the rest of a hot set, which the share pays for: each
+        # region loaded takes GRANT_PER_LOADED off the grant (a few regions shared with
+        # other programs, libc's, say, leave most of it).
+        grant = max(0.0, self.budget_grant - GRANT_PER_LOADED * self.stats["regions_loaded"])
+        allowed = grant + self.budget_share * (_guest_cpu() - self.started_cpu)
         if self.compile_cpu < allowed:
             return 0.0
         if self.budget_share <= 0:
