@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llvmtcg.ir import Builder, Cond, ExitReason
+from llvmtcg.runtime.tiering import GRANT_PER_LOADED
 from tests.core.support import CODE, HandFrontend, R, c64, halt_at, make_cpu
 from tests.core.test_tiering import two_loops, wait_for
 
@@ -150,3 +151,28 @@ def test_a_plan_queued_twice_and_never_compiled_is_given_up(tmp_path: Path) -> N
     # Other code at the head is another plan: it gets its own two tries.
     run = run_branchy(tmp_path / "other", taken=True, compile_now=True)
     assert run.tier["regions_compiled"] == 1 and run.tier["plans_spent"] == 0
+
+
+def test_regions_from_the_code_cache_take_from_the_compile_grant(tmp_path: Path) -> None:
+    run_branchy(tmp_path, taken=True, compile_now=True)  # its region goes to the cache
+    fe = HandFrontend()
+    branchy_loop(fe)
+    cpu = make_cpu(fe, cache_dir=tmp_path, hot_threshold=100)
+    tiering = cpu.tiering
+    try:
+        cpu.memory.protect(CODE, 0x1000, 7)
+        cpu.memory.write(CODE, bytes(range(16)))
+        # As if this run had compiled for nearly the whole grant, with no share.
+        tiering.budget_share = 0.0
+        tiering.compile_cpu = tiering.budget_grant - GRANT_PER_LOADED / 2
+        assert tiering._over_budget() == 0.0  # a new program: the grant is there
+        cpu.state.set("r", 10_000, 1)
+        cpu.state.set("r", 1, 2)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT
+        assert tiering.stats["regions_loaded"] == 1
+        # A program run before (its hot loop came from the cache): less grant, and
+        # what the compiler spent is past it.
+        assert tiering._over_budget() == float("inf")
+    finally:
+        cpu.close()
