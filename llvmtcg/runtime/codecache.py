@@ -213,6 +213,10 @@ class CodeCache:
         self._index: dict[tuple[str, int], list[str]] | None = None
         self._pages: dict[int, set[int]] = {}  # guest page -> first pcs of block entries
         self._ranges: dict[str, tuple[tuple[int, int], ...]] = {}  # entry -> its ranges
+        # Member pc -> (plan entry, its ranges) of plans queued at least ``limit`` times,
+        # read once per process (see spent_plan_covers).
+        self._spent_members: dict[int, list[tuple[str, tuple[tuple[int, int], ...]]]] | None \
+            = None
         # Bytes in the cache root as last counted plus what this process stored since
         # (None: not counted yet); the directory is walked again only when this passes
         # max_bytes, not every few stores (a walk costs a stat per entry).
@@ -288,6 +292,44 @@ class CodeCache:
         if plan is not None:
             self.stats["plan_hits"] = self.stats.get("plan_hits", 0) + 1
         return plan
+
+    def spent_plan_covers(self, pc: int, read: Callable[[int, int], bytes],
+                          limit: int) -> bool:
+        """Whether the block at ``pc`` is a member of a plan (headed elsewhere) that
+        runs queued at least ``limit`` times, for the guest bytes there now. The plans'
+        metadata is read once per process, at the first call (~50 us a plan)."""
+        if self._spent_members is None:
+            found: dict[int, list[tuple[str, tuple[tuple[int, int], ...]]]] = {}
+            for (kind, _), names in list(self._entries().items()):
+                if kind != "p":
+                    continue
+                for name in names:
+                    meta = self._meta(name)
+                    if meta is None or meta.get("queued", 0) < limit:
+                        continue
+                    ranges = tuple(tuple(r) for r in meta["ranges"])
+                    for member in meta["region_plan"][1:]:
+                        found.setdefault(member, []).append((name, ranges))
+            self._spent_members = found
+        for name, ranges in self._spent_members.get(pc, ()):
+            try:
+                if name.endswith("." + self.digest(ranges, read)):
+                    return True
+            except Exception:  # noqa: BLE001 - the guest code is not there any more
+                continue
+        return False
+
+    def _meta(self, name: str) -> dict | None:
+        """An entry's metadata alone (unverified: a hint, never code), None if unreadable."""
+        try:
+            with open(self.dir / name, "rb") as f:
+                magic, meta_len = _HEADER.unpack(f.read(_HEADER.size))
+                if magic != MAGIC:
+                    return None
+                meta = json.loads(f.read(meta_len))
+        except (OSError, ValueError, struct.error):
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def _lookup(self, kind, pc, read, build, ranges):
         # Entries for one pc differ in their guest bytes (code rewritten at the same

@@ -183,6 +183,7 @@ class Tiering:
                       "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
                       "compile_errors": 0, "regions_dropped": 0, "regions_cold": 0,
                       "queue_full": 0, "plans_reused": 0, "plans_spent": 0,
+                      "plans_spent_covered": 0,
                       "region_load_seconds": 0.0,
                       "region_member_seconds": 0.0,
                       "budget_waits": 0, "compile_cpu": 0.0,
@@ -220,6 +221,14 @@ class Tiering:
         # formed the same way again: its blocks do not depend on the timing of compiles
         # and installs, so neither does its cache key.
         plan = self._planned(tb)
+        if plan is None and self.tbs.code_cache is not None and \
+                self.tbs.code_cache.spent_plan_covers(pc, self.tbs.fetch,
+                                                      self.max_plan_queued):
+            # Inside a region given up on in earlier runs (its head may not have turned
+            # hot yet in this one): a plan of its own would start the same again.
+            self.stats["plans_spent_covered"] += 1
+            self.spent[pc] = tb
+            return
         if plan is None:
             members = self._collect(tb)
             if self._mostly_pending(members):

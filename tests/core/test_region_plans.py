@@ -50,7 +50,7 @@ class Run:
     region: list[int] | None  # members of the region installed at CODE
 
 
-def run_branchy(cache_dir: Path, taken: bool, compile_now: bool) -> Run:
+def run_branchy(cache_dir: Path, taken: bool, compile_now: bool, start: int = CODE) -> Run:
     """One 'process' of branchy_loop; compile_now: compile regions at once (else the
     background compiler gets no budget: regions are planned, never compiled)."""
     fe = HandFrontend()
@@ -62,7 +62,7 @@ def run_branchy(cache_dir: Path, taken: bool, compile_now: bool) -> Run:
         cpu.tiering.budget_share, cpu.tiering.budget_grant = 0.0, 0.0
     cpu.state.set("r", 10_000, 1)
     cpu.state.set("r", int(taken), 2)
-    cpu.pc = CODE
+    cpu.pc = start
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.state.get("r", 3) == (10_000 if taken else 0)
     region = cpu.tbs.regions.get(CODE)
@@ -148,6 +148,11 @@ def test_a_plan_queued_twice_and_never_compiled_is_given_up(tmp_path: Path) -> N
     run = run_branchy(tmp_path, taken=True, compile_now=True)
     assert run.tier["plans_spent"] == 1
     assert run.tier["regions_compiled"] == 0 and run.region is None
+    # Entered at CODE+8, a member of that plan, which then turns hot first: not the
+    # head of a region of its own either (that region would be given up in turn).
+    run = run_branchy(tmp_path, taken=True, compile_now=True, start=CODE + 8)
+    assert run.tier["plans_spent_covered"] == 1
+    assert run.tier["regions_compiled"] == 0 and not run.region
     # Other code at the head is another plan: it gets its own two tries.
     run = run_branchy(tmp_path / "other", taken=True, compile_now=True)
     assert run.tier["regions_compiled"] == 1 and run.tier["plans_spent"] == 0
