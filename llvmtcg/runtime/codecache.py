@@ -23,6 +23,7 @@ grows past ``max_bytes`` the least recently used entries are evicted.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -213,10 +214,11 @@ class CodeCache:
         self._index: dict[tuple[str, int], list[str]] | None = None
         self._pages: dict[int, set[int]] = {}  # guest page -> first pcs of block entries
         self._ranges: dict[str, tuple[tuple[int, int], ...]] = {}  # entry -> its ranges
-        # Member pc -> (plan entry, its ranges) of plans queued at least ``limit`` times,
-        # read once per process (see spent_plan_covers).
-        self._spent_members: dict[int, list[tuple[str, tuple[tuple[int, int], ...]]]] | None \
-            = None
+        # For spent_plan_covers: the plans' head pcs, sorted (made once per process), and
+        # each plan entry's members, ranges and queued count (read once, when near).
+        self._plan_heads: list[int] | None = None
+        self._plan_meta: dict[str, tuple[frozenset[int], tuple[tuple[int, int], ...], int]
+                              | None] = {}
         # Bytes in the cache root as last counted plus what this process stored since
         # (None: not counted yet); the directory is walked again only when this passes
         # max_bytes, not every few stores (a walk costs a stat per entry).
@@ -295,28 +297,34 @@ class CodeCache:
 
     def spent_plan_covers(self, pc: int, read: Callable[[int, int], bytes],
                           limit: int) -> bool:
-        """Whether the block at ``pc`` is a member of a plan (headed elsewhere) that
-        runs queued at least ``limit`` times, for the guest bytes there now. The plans'
-        metadata is read once per process, at the first call (~50 us a plan)."""
-        if self._spent_members is None:
-            found: dict[int, list[tuple[str, tuple[tuple[int, int], ...]]]] = {}
-            for (kind, _), names in list(self._entries().items()):
-                if kind != "p":
-                    continue
-                for name in names:
+        """Whether the block at ``pc`` is a member of a plan (headed elsewhere, within
+        ``PLAN_WINDOW`` bytes) that runs queued at least ``limit`` times, for the guest
+        bytes there now. Each plan's metadata is read once per process, when a block
+        near its head is asked about (~50 us a plan; a cache shared by many programs
+        holds thousands)."""
+        if self._plan_heads is None:
+            self._plan_heads = sorted(pc for kind, pc in self._entries() if kind == "p")
+        heads = self._plan_heads
+        entries = self._entries()
+        for i in range(bisect.bisect_left(heads, pc - PLAN_WINDOW),
+                       bisect.bisect_right(heads, pc + PLAN_WINDOW)):
+            for name in list(entries.get(("p", heads[i]), ())):
+                if name not in self._plan_meta:
                     meta = self._meta(name)
-                    if meta is None or meta.get("queued", 0) < limit:
-                        continue
-                    ranges = tuple(tuple(r) for r in meta["ranges"])
-                    for member in meta["region_plan"][1:]:
-                        found.setdefault(member, []).append((name, ranges))
-            self._spent_members = found
-        for name, ranges in self._spent_members.get(pc, ()):
-            try:
-                if name.endswith("." + self.digest(ranges, read)):
-                    return True
-            except Exception:  # noqa: BLE001 - the guest code is not there any more
-                continue
+                    try:
+                        self._plan_meta[name] = None if meta is None else (
+                            frozenset(meta["region_plan"][1:]),
+                            tuple(tuple(r) for r in meta["ranges"]), meta.get("queued", 0))
+                    except (KeyError, TypeError):
+                        self._plan_meta[name] = None
+                known = self._plan_meta[name]
+                if known is None or known[2] < limit or pc not in known[0]:
+                    continue
+                try:
+                    if name.endswith("." + self.digest(known[1], read)):
+                        return True
+                except Exception:  # noqa: BLE001 - the guest code is not there any more
+                    continue
         return False
 
     def _meta(self, name: str) -> dict | None:
@@ -546,6 +554,11 @@ class CodeCache:
             self.stats[counter] = self.stats.get(counter, 0) + 1
             if path.parent == self.dir:
                 self._forget(path.name)
+
+
+# How far from a block spent_plan_covers looks for the heads of plans that may cover it
+# (a region's members are near its head, but for calls into other code).
+PLAN_WINDOW = 64 << 10
 
 
 def _entry_key(name: str) -> tuple[str, int] | None:
