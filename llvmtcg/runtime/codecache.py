@@ -23,6 +23,7 @@ grows past ``max_bytes`` the least recently used entries are evicted.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
@@ -181,6 +182,9 @@ class CachedRegionPlan:
     members: tuple[int, ...]  # pcs of the member blocks, head first
     ranges: tuple[tuple[int, int], ...]  # the guest bytes of all members
     indirect_targets: tuple[int, ...]  # targets its indirect jumps branch to directly
+    # Times a run queued it for a compile (the tiering gives up on a plan queued this
+    # often that never became a compiled region: see Tiering.max_plan_queued).
+    queued: int = 0
 
     @property
     def pc(self) -> int:
@@ -211,6 +215,11 @@ class CodeCache:
         self._index: dict[tuple[str, int], list[str]] | None = None
         self._pages: dict[int, set[int]] = {}  # guest page -> first pcs of block entries
         self._ranges: dict[str, tuple[tuple[int, int], ...]] = {}  # entry -> its ranges
+        # For spent_plan_covers: the plans' head pcs, sorted (made once per process), and
+        # each plan entry's members, ranges and queued count (read once, when near).
+        self._plan_heads: list[int] | None = None
+        self._plan_meta: dict[str, tuple[frozenset[int], tuple[tuple[int, int], ...], int]
+                              | None] = {}
         # Bytes in the cache root as last counted plus what this process stored since
         # (None: not counted yet); the directory is walked again only when this passes
         # max_bytes, not every few stores (a walk costs a stat per entry).
@@ -286,6 +295,46 @@ class CodeCache:
         if plan is not None:
             self.stats["plan_hits"] = self.stats.get("plan_hits", 0) + 1
         return plan
+
+    def spent_plan_covers(self, pc: int, read: Callable[[int, int], bytes],
+                          limit: int) -> bool:
+        """Whether the block at ``pc`` is a member of a plan (headed elsewhere, within
+        ``PLAN_WINDOW`` bytes) that runs queued at least ``limit`` times, for the guest
+        bytes there now. Each plan's metadata is read once per process, when a block
+        near its head is asked about (~50 us a plan; a cache shared by many programs
+        holds thousands)."""
+        if self._plan_heads is None:
+            self._plan_heads = sorted(pc for kind, pc in self._entries() if kind == "p")
+        heads = self._plan_heads
+        entries = self._entries()
+        for i in range(bisect.bisect_left(heads, pc - PLAN_WINDOW),
+                       bisect.bisect_right(heads, pc + PLAN_WINDOW)):
+            for name in list(entries.get(("p", heads[i]), ())):
+                if name not in self._plan_meta:
+                    meta = self._meta(name)
+                    try:
+                        self._plan_meta[name] = None if meta is None else (
+                            frozenset(meta["region_plan"][1:]),
+                            tuple(tuple(r) for r in meta["ranges"]), meta.get("queued", 0))
+                    except (KeyError, TypeError):
+                        self._plan_meta[name] = None
+                known = self._plan_meta[name]
+                if known is None or known[2] < limit or pc not in known[0]:
+                    continue
+                try:
+                    if name.endswith("." + self.digest(known[1], read)):
+                        return True
+                except Exception:  # noqa: BLE001 - the guest code is not there any more
+                    continue
+        return False
+
+    def _meta(self, name: str) -> dict | None:
+        """An entry's metadata alone (unverified: a hint, never code), None if unreadable."""
+        try:
+            meta = json.loads(_files(_read_meta, self.dir / name))
+        except (OSError, ValueError, struct.error):
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def _lookup(self, kind, pc, read, build, ranges):
         # Entries for one pc differ in their guest bytes (code rewritten at the same
@@ -395,12 +444,14 @@ class CodeCache:
                           read: Callable[[int, int], bytes]) -> None:
         """Write a hot region's plan (best effort; tiny, and no object code)."""
         meta = {"region_plan": list(plan.members), "ranges": [list(r) for r in plan.ranges],
-                "indirect_targets": list(plan.indirect_targets)}
+                "indirect_targets": list(plan.indirect_targets), "queued": plan.queued}
         stores = self.stats["stores"]  # ("stores" counts code)
         self._store("p", plan.pc, plan.ranges, meta, b"", read)
         if self.stats["stores"] != stores:
             self.stats["stores"] = stores
-            self.stats["plan_stores"] = self.stats.get("plan_stores", 0) + 1
+            # (a plan stored again, its queued count raised, is not a new plan)
+            counter = "plan_stores" if plan.queued <= 1 else "plan_requeued"
+            self.stats[counter] = self.stats.get(counter, 0) + 1
 
     def lookup_accessor(self, name: str) -> bytes | None:
         """The object code of the memory accessor ``name`` (not keyed by guest code: it
@@ -516,6 +567,11 @@ def _glob_entries(root: Path) -> list[Path]:
     return list(root.glob("*/*"))
 
 
+# How far from a block spent_plan_covers looks for the heads of plans that may cover it
+# (a region's members are near its head, but for calls into other code).
+PLAN_WINDOW = 64 << 10
+
+
 def _entry_key(name: str) -> tuple[str, int] | None:
     head, dot, _ = name.partition(".")
     if not dot or name.endswith(".tmp"):
@@ -534,7 +590,7 @@ def _region_from(meta: dict, obj: bytes) -> CachedRegion:
 
 def _region_plan_from(meta: dict, obj: bytes) -> CachedRegionPlan:
     return CachedRegionPlan(tuple(meta["region_plan"]), tuple(tuple(r) for r in meta["ranges"]),
-                            tuple(meta["indirect_targets"]))
+                            tuple(meta["indirect_targets"]), meta.get("queued", 0))
 
 
 def _hot_region_from(meta: dict, obj: bytes) -> CachedHotRegion:

@@ -47,6 +47,11 @@ if TYPE_CHECKING:
     from llvmtcg.arch import GuestArch
 
 
+# Seconds of the compile grant that a region loaded from the code cache stands for (about
+# a region's compile: 20-250 ms, more for the largest).
+GRANT_PER_LOADED = 0.25
+
+
 @dataclass(eq=False)
 class RegionPlan:
     """A region chosen for compilation: its member blocks (head first) and a snapshot
@@ -56,6 +61,7 @@ class RegionPlan:
     members: list[TranslationBlock]
     code: list[tuple[int, bytes]]
     indirect_targets: set[int] = field(default_factory=set)  # seen at members' jumps
+    queued: int = 0  # times runs queued it before (its plan in the code cache says)
     # When it was queued and its head's count then (the compile thread drops plans
     # whose head has hardly run since: retired or rarely entered code).
     queued_at: float = 0.0
@@ -118,19 +124,27 @@ class Tiering:
             that share from it; the grant lets a program's first hot loops compile at
             once). Guest CPU time is the process's CPU time less the compiles': on a
             loaded host, where the guest gets less than a core, compiling slows down
-            with it (measured against wall time it took 40% of a run's CPU).
+            with it (measured against wall time it took 40% of a run's CPU). Each
+            region loaded from the code cache takes ``GRANT_PER_LOADED`` off the grant
+            (a program run before: its first hot loops are cached).
         max_queue: regions waiting to be compiled at most; a block turning hot while
             the queue is full is re-armed with a longer count (still hot then: queued).
         cold_after: seconds a queued region may wait; past that, if its head ran fewer
             than ``hot_threshold`` times since it was queued, it is dropped, not compiled
             (the head is re-armed: still hot later, it comes back).
+        max_plan_queued: times a region's plan may be queued, over every run sharing the
+            code cache (counted in the plan's entry), without a compiled region coming
+            of it (the budget ran out, the run ended, its head went cold); then its head
+            is left to the cheap tier. Without a bound a program whose hot set costs more
+            compile time than one run's budget compiled in every run, never converging.
     """
 
     def __init__(self, tbs: TbCache, arch: GuestArch, lowering: Lowering,
                  request_exit: Callable[[], None], sync: bool = False,
                  log: Log | None = None, max_blocks: int = 64, max_insns: int = 256,
                  budget_share: float = 0.25, budget_grant: float = 2.0,
-                 max_queue: int = 256, cold_after: float = 2.0) -> None:
+                 max_queue: int = 256, cold_after: float = 2.0,
+                 max_plan_queued: int = 2) -> None:
         self.tbs = tbs
         self.arch = arch
         self.lowering = lowering
@@ -154,6 +168,11 @@ class Tiering:
         self.budget_grant = budget_grant
         self.max_queue = max_queue
         self.cold_after = cold_after
+        self.max_plan_queued = max_plan_queued
+        # Blocks of plans given up on (pc -> block; a block translated again at the pc
+        # is other code): they do not head regions of their own either, or every block
+        # of a loop whose region was given up would try in turn.
+        self.spent: dict[int, TranslationBlock] = {}
         self.started_cpu = _guest_cpu()
         # Plans submitted and not yet taken by the compile thread (it takes the hottest
         # first); shared with that thread, under queue_lock.
@@ -163,7 +182,9 @@ class Tiering:
         self.stats = {"hot": 0, "deferred": 0, "regions_compiled": 0, "regions_loaded": 0,
                       "regions_installed": 0, "regions_discarded": 0, "regions_retired": 0,
                       "compile_errors": 0, "regions_dropped": 0, "regions_cold": 0,
-                      "queue_full": 0, "plans_reused": 0, "region_load_seconds": 0.0,
+                      "queue_full": 0, "plans_reused": 0, "plans_spent": 0,
+                      "plans_spent_covered": 0,
+                      "region_load_seconds": 0.0,
                       "region_member_seconds": 0.0,
                       "budget_waits": 0, "compile_cpu": 0.0,
                       "compile_seconds": 0.0, "region_blocks": 0, "region_insns": 0}
@@ -179,6 +200,8 @@ class Tiering:
             return
         if pc in self.pending_members:
             return  # the region on its way covers it (its install re-arms the counter)
+        if self.spent.get(pc) is tb:
+            return  # in a region given up on (see max_plan_queued)
         # (CPU time of this thread: on a loaded host wall time says little)
         load_start = time.thread_time()
         loaded = self._install_cached(pc)
@@ -192,24 +215,44 @@ class Tiering:
             # full — compiles slower than code turns hot — made thousands of them.)
             self.stats["queue_full"] += 1
             waits = self.queue_full_at[pc] = self.queue_full_at.get(pc, 0) + 1
-            tb.arm_counter(self.threshold << min(2 * waits, 16))
+            tb.arm_counter(_counter(self.threshold << min(2 * waits, 16)))
             return
         # A region formed at this head before (in this process or an earlier run) is
         # formed the same way again: its blocks do not depend on the timing of compiles
         # and installs, so neither does its cache key.
         plan = self._planned(tb)
+        if plan is None and self.tbs.code_cache is not None and \
+                self.tbs.code_cache.spent_plan_covers(pc, self.tbs.fetch,
+                                                      self.max_plan_queued):
+            # Inside a region given up on in earlier runs (its head may not have turned
+            # hot yet in this one): a plan of its own would start the same again.
+            self.stats["plans_spent_covered"] += 1
+            self.spent[pc] = tb
+            return
         if plan is None:
-            plan = self._collect(tb)
-            if plan is None:
-                return
-            if self._mostly_pending(plan):
+            members = self._collect(tb)
+            if self._mostly_pending(members):
                 # Another way into code a region on its way mostly covers: see whether
                 # it stays hot once that region runs (and, if so, give it its own).
+                # (Decided before the members' bytes are fetched: most HOT exits of a
+                # large program end here.)
                 self.deferred[pc] = self.deferred.get(pc, 0) + 1
-                tb.arm_counter(self.threshold << min(3 * self.deferred[pc], 24))
+                tb.arm_counter(_counter(self.threshold << min(3 * self.deferred[pc], 24)))
                 self.stats["deferred"] += 1
                 return
-            self._store_plan(plan)
+            plan = self._plan(members)
+            if plan is None:
+                return
+        elif plan.queued >= self.max_plan_queued:
+            # Queued that often, never compiled: its compile costs more than the runs
+            # can spare (or its head does not stay hot). The cheap code keeps it; the
+            # head asks again only after a very long count.
+            self.stats["plans_spent"] += 1
+            for m in plan.members:
+                self.spent[m.pc] = m
+            return
+        plan.queued += 1
+        self._store_plan(plan)
         self._add_pending(plan)
         if self.log.enabled("tier"):
             inside = ", ".join(r.name for r in tb.regions)
@@ -235,6 +278,7 @@ class Tiering:
         self.closed = True
         self.pending.clear()
         self.pending_members.clear()
+        self.spent.clear()
         self.ready.clear()
         with self.queue_lock:
             self.queued.clear()
@@ -270,7 +314,13 @@ class Tiering:
 
     def _over_budget(self) -> float:
         """Seconds the compile thread must wait before compiling for this CPU again."""
-        allowed = self.budget_grant + self.budget_share * (_guest_cpu() - self.started_cpu)
+        # The grant is for a program's first hot loops. A run that finds its regions in
+        # the code cache is a program run before (its first hot loops are there), and
+        # what it compiles is the rest of a hot set, which the share pays for: each
+        # region loaded takes GRANT_PER_LOADED off the grant (a few regions shared with
+        # other programs, libc's, say, leave most of it).
+        grant = max(0.0, self.budget_grant - GRANT_PER_LOADED * self.stats["regions_loaded"])
+        allowed = grant + self.budget_share * (_guest_cpu() - self.started_cpu)
         if self.compile_cpu < allowed:
             return 0.0
         if self.budget_share <= 0:
@@ -278,7 +328,8 @@ class Tiering:
         return (self.compile_cpu - allowed) / self.budget_share + 0.01
 
     # -- region formation ------------------------------------------------------------------
-    def _collect(self, head: TranslationBlock) -> RegionPlan | None:
+    def _collect(self, head: TranslationBlock) -> list[TranslationBlock]:
+        """The blocks of a region headed by ``head``, head first."""
         members = [head]
         pages = head.pages()
         seen = {head.pc}
@@ -309,6 +360,11 @@ class Tiering:
             pages |= tb.pages()
             insns += tb.n_insns
             queue_.extend(_successors(tb))
+        return members
+
+    def _plan(self, members: list[TranslationBlock]) -> RegionPlan | None:
+        """A region of ``members`` with a snapshot of their guest bytes (None: the code
+        cannot be fetched any more)."""
         try:
             code = [(start, self.tbs.fetch(start, end - start))
                     for tb in members for start, end in tb.ranges]
@@ -316,14 +372,14 @@ class Tiering:
             return None
         self._names += 1
         targets = {t for m in members for t in m.indirect_targets()}
-        return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code, targets)
+        return RegionPlan(f"rg_{members[0].pc:x}.{self._names}", members, code, targets)
 
     def _store_plan(self, plan: RegionPlan) -> None:
         if self.tbs.code_cache is not None:
             self.tbs.code_cache.store_region_plan(CachedRegionPlan(
                 tuple(m.pc for m in plan.members),
                 tuple(sorted({r for m in plan.members for r in m.ranges})),
-                tuple(sorted(plan.indirect_targets))), self.tbs.fetch)
+                tuple(sorted(plan.indirect_targets)), plan.queued), self.tbs.fetch)
 
     def _planned(self, head: TranslationBlock) -> RegionPlan | None:
         """The region headed by ``head`` as an earlier run formed it (its plan in the
@@ -344,7 +400,7 @@ class Tiering:
         self._names += 1
         self.stats["plans_reused"] += 1
         return RegionPlan(f"rg_{head.pc:x}.{self._names}", members, code,
-                          set(cached.indirect_targets))
+                          set(cached.indirect_targets), queued=cached.queued)
 
     def _members(self, pcs: tuple[int, ...], ranges: tuple[tuple[int, int], ...],
                  what: str) -> list[TranslationBlock] | None:
@@ -427,9 +483,9 @@ class Tiering:
             else:
                 del self.pending_members[m]
 
-    def _mostly_pending(self, plan: RegionPlan) -> bool:
-        inside = sum(1 for m in plan.members if m.pc in self.pending_members)
-        return len(plan.members) > 1 and inside * 2 >= len(plan.members)
+    def _mostly_pending(self, members: list[TranslationBlock]) -> bool:
+        inside = sum(1 for m in members if m.pc in self.pending_members)
+        return len(members) > 1 and inside * 2 >= len(members)
 
     def _build(self, plan: RegionPlan, compiler: ObjectCompiler) -> RegionCode:
         """Translate, lower and compile a region (on the compile thread)."""
@@ -519,6 +575,11 @@ class Tiering:
         head = region.members[0]
         if head.valid and retired < 4:  # hot again later: promote again, with backoff
             head.arm_counter(self.threshold << (2 * retired))
+
+
+def _counter(value: int) -> int:
+    """A count for ``TranslationBlock.arm_counter`` (an int32 in native memory)."""
+    return min(value, 0x7FFF_FFFF)
 
 
 def _successors(tb: TranslationBlock) -> list[int]:

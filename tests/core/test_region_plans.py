@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llvmtcg.ir import Builder, Cond, ExitReason
+from llvmtcg.runtime.tiering import GRANT_PER_LOADED
 from tests.core.support import CODE, HandFrontend, R, c64, halt_at, make_cpu
 from tests.core.test_tiering import two_loops, wait_for
 
@@ -49,7 +50,7 @@ class Run:
     region: list[int] | None  # members of the region installed at CODE
 
 
-def run_branchy(cache_dir: Path, taken: bool, compile_now: bool) -> Run:
+def run_branchy(cache_dir: Path, taken: bool, compile_now: bool, start: int = CODE) -> Run:
     """One 'process' of branchy_loop; compile_now: compile regions at once (else the
     background compiler gets no budget: regions are planned, never compiled)."""
     fe = HandFrontend()
@@ -61,7 +62,7 @@ def run_branchy(cache_dir: Path, taken: bool, compile_now: bool) -> Run:
         cpu.tiering.budget_share, cpu.tiering.budget_grant = 0.0, 0.0
     cpu.state.set("r", 10_000, 1)
     cpu.state.set("r", int(taken), 2)
-    cpu.pc = CODE
+    cpu.pc = start
     assert cpu.run().reason is ExitReason.HALT
     assert cpu.state.get("r", 3) == (10_000 if taken else 0)
     region = cpu.tbs.regions.get(CODE)
@@ -129,5 +130,54 @@ def test_queued_regions_whose_head_went_cold_are_dropped() -> None:
         assert tiering.stats["regions_cold"] == 1 and tiering.stats["regions_compiled"] == 1
         assert CODE not in tiering.pending and CODE not in cpu.tbs.regions
         assert CODE + 8 in cpu.tbs.regions
+    finally:
+        cpu.close()
+
+
+def test_a_plan_queued_twice_and_never_compiled_is_given_up(tmp_path: Path) -> None:
+    # Runs that end with the region still queued (no compile budget here; in real runs,
+    # a hot set costing more compile time than a run's budget): each queues it again,
+    # and the cache would never converge. After max_plan_queued (2) such runs, the head
+    # stays in the cheap tier and nothing is queued.
+    for queued in (1, 2):
+        run = run_branchy(tmp_path, taken=True, compile_now=False)
+        assert run.tier["regions_compiled"] == 0 and run.tier["plans_spent"] == 0
+        assert run.tier["plans_reused"] == queued - 1
+        plans = [p for p in tmp_path.glob("*/p*") if not p.name.endswith(".tmp")]
+        assert len(plans) == 1  # the same plan, its count raised
+    run = run_branchy(tmp_path, taken=True, compile_now=True)
+    assert run.tier["plans_spent"] == 1
+    assert run.tier["regions_compiled"] == 0 and run.region is None
+    # Entered at CODE+8, a member of that plan, which then turns hot first: not the
+    # head of a region of its own either (that region would be given up in turn).
+    run = run_branchy(tmp_path, taken=True, compile_now=True, start=CODE + 8)
+    assert run.tier["plans_spent_covered"] == 1
+    assert run.tier["regions_compiled"] == 0 and not run.region
+    # Other code at the head is another plan: it gets its own two tries.
+    run = run_branchy(tmp_path / "other", taken=True, compile_now=True)
+    assert run.tier["regions_compiled"] == 1 and run.tier["plans_spent"] == 0
+
+
+def test_regions_from_the_code_cache_take_from_the_compile_grant(tmp_path: Path) -> None:
+    run_branchy(tmp_path, taken=True, compile_now=True)  # its region goes to the cache
+    fe = HandFrontend()
+    branchy_loop(fe)
+    cpu = make_cpu(fe, cache_dir=tmp_path, hot_threshold=100)
+    tiering = cpu.tiering
+    try:
+        cpu.memory.protect(CODE, 0x1000, 7)
+        cpu.memory.write(CODE, bytes(range(16)))
+        # As if this run had compiled for nearly the whole grant, with no share.
+        tiering.budget_share = 0.0
+        tiering.compile_cpu = tiering.budget_grant - GRANT_PER_LOADED / 2
+        assert tiering._over_budget() == 0.0  # a new program: the grant is there
+        cpu.state.set("r", 10_000, 1)
+        cpu.state.set("r", 1, 2)
+        cpu.pc = CODE
+        assert cpu.run().reason is ExitReason.HALT
+        assert tiering.stats["regions_loaded"] == 1
+        # A program run before (its hot loop came from the cache): less grant, and
+        # what the compiler spent is past it.
+        assert tiering._over_budget() == float("inf")
     finally:
         cpu.close()
