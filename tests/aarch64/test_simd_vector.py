@@ -46,6 +46,30 @@ VECTOR_PERMUTE = tuple("""
     xtn_v shrn_v rshrn_v ext_v rev16_v rev32_v rev64_v cnt_v addhn_v raddhn_v subhn_v
     rsubhn_v sqxtn_v uqxtn_v sqxtun_v""".split())
 VECTOR_LDST = ("simd_ldst_multi", "simd_ldst_multi_p")
+# The last lane-helper classes moved onto vector ops: shifts by register, saturating
+# shifts (immediate, narrowing), the doubling multiplies, by element, absolute
+# differences, pairwise long adds, CLZ/CLS, SQABS/SQNEG, SRI/SLI, RBIT, SHLL, SMOV,
+# the across-lanes long sums, and the AdvSIMD scalar forms.
+VECTOR_SHIFT = tuple("""
+    sshl_v ushl_v srshl_v urshl_v sqshl_v uqshl_v sqrshl_v uqrshl_v sshl_s ushl_s
+    srshl_s urshl_s sqshl_s uqshl_s sqrshl_s uqrshl_s sqshl_imm_v uqshl_imm_v sqshlu_v
+    sqshl_imm_s uqshl_imm_s sqshlu_s sqshrn_v sqrshrn_v uqshrn_v uqrshrn_v sqshrun_v
+    sqrshrun_v sqshrn_s sqrshrn_s uqshrn_s uqrshrn_s sqshrun_s sqrshrun_s sri_v sli_v
+    sri_s sli_s""".split())
+VECTOR_MULTIPLY = tuple("""
+    sqdmulh_v sqrdmulh_v sqdmulh_s sqrdmulh_s sqdmull_v sqdmlal_v sqdmlsl_v sqdmull_s
+    sqdmlal_s sqdmlsl_s mul_elem mla_elem mls_elem smull_elem umull_elem smlal_elem
+    umlal_elem smlsl_elem umlsl_elem sqdmulh_elem sqrdmulh_elem sqdmulh_elem_s
+    sqrdmulh_elem_s sqdmull_elem sqdmlal_elem sqdmlsl_elem sqdmull_elem_s sqdmlal_elem_s
+    sqdmlsl_elem_s""".split())
+VECTOR_MISC = tuple("""
+    sabd_v uabd_v saba_v uaba_v sabdl_v uabdl_v sabal_v uabal_v saddlp_v uaddlp_v
+    sadalp_v uadalp_v shll_v clz_v cls_v sqabs_v sqneg_v sqabs_s sqneg_s rbit_v smov
+    saddlv_v uaddlv_v addp_s sqadd_s uqadd_s sqsub_s uqsub_s sqxtn_s uqxtn_s sqxtun_s""".split())
+VECTOR_SCALAR_D = tuple("""
+    cmgt_s cmhi_s cmge_s cmhs_s add_s sub_s cmtst_s cmeq_s cmgt0_s cmge0_s cmeq0_s cmle0_s
+    cmlt0_s abs_s neg_s sshr_s ushr_s ssra_s usra_s srshr_s urshr_s srsra_s ursra_s shl_s
+    """.split())
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +83,10 @@ def _patterns(names: tuple[str, ...]) -> list:
 
 
 @pytest.mark.parametrize("names", [VECTOR_FP, VECTOR_FP_COMPARE, VECTOR_INT, VECTOR_LONG,
-                                   VECTOR_PERMUTE, VECTOR_LDST],
-                         ids=["fp", "fp_compare", "int", "long", "permute", "ldst"])
+                                   VECTOR_PERMUTE, VECTOR_LDST, VECTOR_SHIFT,
+                                   VECTOR_MULTIPLY, VECTOR_MISC, VECTOR_SCALAR_D],
+                         ids=["fp", "fp_compare", "int", "long", "permute", "ldst", "shift",
+                              "multiply", "misc", "scalar_d"])
 def test_vector_instructions_match_qemu(harness, tmp_path, names) -> None:
     patterns = _patterns(names)
     assert len(patterns) >= len(names) // 2, "the pattern names changed"
