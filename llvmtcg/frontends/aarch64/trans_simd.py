@@ -144,19 +144,17 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, i * reg_bytes + half * 8))
                 _lane_access(ctx, bool(a.l), vt, 3, half, addr)
     else:
-        done = None
-        if a.q or a.l:  # (ST3 of 8-byte registers, 24 bytes, stays element by element)
-            # One wide access and vperms when the structures are on one page (then the
-            # first access faults if any does, before a register or byte is written,
-            # as element by element); across a page, element by element, as qemu
-            # (a fault there leaves the elements before it loaded or stored).
-            slow, done = b.label(), b.label()
-            in_page = ctx.temp()
-            b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
-            b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
-            (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
-            b.br(done)
-            b.set_label(slow)
+        # One wide access and vperms when the structures are on one page (then the
+        # first access faults if any does, before a register or byte is written,
+        # as element by element); across a page, element by element, as qemu
+        # (a fault there leaves the elements before it loaded or stored).
+        slow, done = b.label(), b.label()
+        in_page = ctx.temp()
+        b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
+        b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
+        (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
+        b.br(done)
+        b.set_label(slow)
         esize_bytes = 1 << a.sizev
         offset = 0
         for element in range(reg_bytes // esize_bytes):
@@ -165,8 +163,7 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, offset))
                 _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
                 offset += esize_bytes
-        if done is not None:
-            b.set_label(done)
+        b.set_label(done)
     if a.l and not a.q:
         for i in range(regs):
             b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
@@ -227,21 +224,23 @@ def _load_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: in
 
 
 def _store_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
-    """ST2-ST4 (multiple structures) of 16-byte registers on one page: each 16 bytes
-    of the interleaved structures gathered from the registers, then stored."""
+    """ST2-ST4 (multiple structures) on one page: each 16 bytes of the interleaved
+    structures gathered from the registers, then stored; the 24 bytes of ST3 of 8-byte
+    registers as bytes 0-15 and 8-23 (the overlap stored twice, with the same bytes)."""
     b = ctx.builder
     size = a.sizev
-    per_chunk = 16 >> size
+    per_chunk, total = 16 >> size, selem * reg_bytes
     regs = [VQ[(a.rt + r) % 32] for r in range(selem)]
+    offsets = list(range(0, total - 15, 16)) + ([total - 16] if total % 16 else [])
     chunks = []
-    for k in range(selem * reg_bytes // 16):
-        flat = [k * per_chunk + lane for lane in range(per_chunk)]
+    for offset in offsets:
+        flat = [(offset >> size) + lane for lane in range(per_chunk)]
         chunk = b.temp(V128)
         _gather(ctx, chunk, regs, size, 16, [(f % selem, f // selem) for f in flat])
         chunks.append(chunk)
-    for k, chunk in enumerate(chunks):
+    for offset, chunk in zip(offsets, chunks, strict=True):
         addr = ctx.temp()
-        b.add(addr, base, const(I64, 16 * k))
+        b.add(addr, base, const(I64, offset))
         b.qemu_st(chunk, addr, MemOp(3), ctx.mem_idx)
 
 
