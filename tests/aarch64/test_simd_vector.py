@@ -20,7 +20,7 @@ pytestmark = [needs_cc, needs_qemu]
 VECTOR_FP = ("fabs_v", "fneg_v", "fadd_v", "fsub_v", "fmul_v", "fdiv_v", "fmla_v",
              "fmls_v", "fmla_elem", "fmls_elem", "fmul_elem", "scvtf_v", "ucvtf_v",
              "faddp_v", "faddp_s", "fsqrt_v", "fcvtzs_v", "fcvtzu_v", "fcvtns_v", "fcvtnu_v",
-             "fcvtms_v", "fcvtmu_v", "fcvtps_v", "fcvtpu_v")
+             "fcvtms_v", "fcvtmu_v", "fcvtps_v", "fcvtpu_v", "fcvtas_v", "fcvtau_v")
 # Compares (cmpps/cmppd) and min/max (integer order keys): the lane path under FZ,
 # and for min/max with a NaN operand.
 VECTOR_FP_COMPARE = ("fcmeq_v", "fcmge_v", "fcmgt_v", "facge_v", "facgt_v", "fcmeq0_v",
@@ -130,12 +130,20 @@ def test_fcvt_to_int_vector_range_edges(harness, tmp_path, fpcr) -> None:
                 (_f32(0.5) | _f32(1e-40) << 32, _f32(4194304.0) | _f32(1.25) << 32),
                 (_f32(-0.5) | _f32(-1e-40) << 32, _f32(-4194303.0) | _f32(8.75) << 32),
                 (_f64(2.5), _f64(-2251799813685247.5)), (_f64(-0.5), _f64(5e-324)),
-                (_f64(2251799813685248.0), _f64(0.5)), (_f64(1.5), _f64(7.0))]
+                (_f64(2251799813685248.0), _f64(0.5)), (_f64(1.5), _f64(7.0)),
+                # ties away (FCVTAS/AU): just below and at a half, -0.5 (FCVTAU: -1)
+                (_f32(0.49999997) | _f32(-0.49999997) << 32,
+                 _f32(-1.5) | _f32(8388607.5) << 32),
+                (_f32(-0.4) | _f32(0.5) << 32, _f32(2.5) | _f32(3.5) << 32),
+                (_f64(0.49999999999999994), _f64(-0.5)), (_f64(-0.3), _f64(4503599627370495.5))]
     cases = []
     # FCVTZS and FCVTZU .4S, .2D, .2S; FCVTNS/NU/MS/MU/PS/PU of several arrangements
     for insn in (0x4EA1_B820, 0x4EE1_B820, 0x0EA1_B820, 0x6EA1_B820, 0x6EE1_B820,
                  0x2EA1_B820, 0x4E21_A820, 0x6E21_A820, 0x4E61_B820, 0x2E21_B820,
-                 0x0EA1_A820, 0x6EE1_A820, 0x4E61_A820, 0x6EA1_A820):
+                 0x0EA1_A820, 0x6EE1_A820, 0x4E61_A820, 0x6EA1_A820,
+                 # FCVTAS/FCVTAU .4S, .2D, .2S
+                 0x4E21_C820, 0x4E61_C820, 0x0E21_C820, 0x6E21_C820, 0x6E61_C820,
+                 0x2E21_C820):
         for low, high in vectors:
             halves = [0] * 64
             halves[2], halves[3] = low, high
