@@ -310,12 +310,6 @@ def gen_simd(ctx: DisasContext, a, name: str, legal: bool = True, *,
     return True
 
 
-def _same(name: str, allow_2d: bool = True):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size < 3 or (a.q and allow_2d))
-    return trans
-
-
 def _add_long(name: str, signed: bool, wide: bool):
     """SADDL/UADDL/SSUBL/USUBL{2} (both operands' lower (upper: Q) half lanes widened,
     see _widen) and SADDW/UADDW/SSUBW/USUBW{2} (Vn already wide): one 2x-wide vadd or
@@ -446,9 +440,6 @@ trans_sqsub_v = _saturating("vsssub", "vsub")
 trans_uqsub_v = _saturating("vussub", "vsub")
 
 
-def trans_pmul_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "pmul", a.size == 0)
-
 
 trans_ssubw_v = _add_long("vsub", True, True)
 trans_usubw_v = _add_long("vsub", False, True)
@@ -459,8 +450,6 @@ def trans_pmull_v(ctx: DisasContext, a) -> bool:
     return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
 
 
-trans_suqadd_v = _same("suqadd")
-trans_usqadd_v = _same("usqadd")
 
 def _shifted_right(ctx: DisasContext, a, signed: bool, full: bool
                    ) -> tuple[Temp, int, int, int] | None:
@@ -514,16 +503,6 @@ trans_ursra_v = _rounding_shift_right(False, True)
 
 
 # -- the AdvSIMD scalar forms: one lane of the vector operation ------------------------------
-
-def _scalar(name: str, sizes: tuple[int, ...] = (0, 1, 2, 3)):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size in sizes, scalar=True)
-    return trans
-
-
-trans_suqadd_s = _scalar("suqadd")
-trans_usqadd_s = _scalar("usqadd")
-
 
 def trans_dup_s(ctx: DisasContext, a) -> bool:
     """DUP (element, scalar; MOV Dd, Vn.D[1]): Vd = the element, zero-extended."""
@@ -1763,3 +1742,59 @@ def _add_long_across(signed: bool):
 
 trans_saddlv_v = _add_long_across(True)
 trans_uaddlv_v = _add_long_across(False)
+
+
+# SUQADD/USQADD: an accumulator of the other signedness.
+
+def _mixed_saturating_add(signed_d: bool) -> Core:
+    """SUQADD: signed Vd + unsigned Vn, which can only overflow upwards: MAX where Vn >
+    MAX - Vd (unsigned: exact); USQADD: unsigned Vd + signed Vn: UMAX where Vn >= 0 and
+    Vn > UMAX - Vd (~Vd), 0 where Vn < 0 and Vd < -Vn (unsigned: -MIN is 2**(e-1)).
+    QC where either clamped."""
+    def core(ctx: DisasContext, size: int, oprsz: int, n: Temp, m: Temp, d: Temp) -> Temp:
+        e = 8 << size
+        wrapped = _vop(ctx, "vadd", (d, n), size)
+        if signed_d:
+            room = _vop(ctx, "vsub", (_splat(ctx, (1 << (e - 1)) - 1, size), d), size)
+            over = _vop(ctx, "vcmp", (n, room), size, 16, Cond.GTU)
+            result = _select(ctx, over, _splat(ctx, (1 << (e - 1)) - 1, size), wrapped)
+            lost = over
+        else:
+            negative = _vop(ctx, "vcmp", (n, _splat(ctx, 0, size)), size, 16, Cond.LT)
+            over = _vop(ctx, "vcmp", (n, _vop(ctx, "vnot", (d,), size)), size, 16, Cond.GTU)
+            over = _vop(ctx, "vandc", (over, negative), size)
+            under = _vop(ctx, "vcmp", (d, _vop(ctx, "vneg", (n,), size)), size, 16,
+                         Cond.LTU)
+            under = _vop(ctx, "vand", (under, negative), size)
+            result = _select(ctx, over, _splat(ctx, (1 << e) - 1, size), wrapped)
+            result = _vop(ctx, "vandc", (result, under), size)
+            lost = _vop(ctx, "vor", (over, under), size)
+        _accrue_qc(ctx, lost, size, oprsz)
+        return result
+    return core
+
+
+trans_suqadd_v = _vector3(_mixed_saturating_add(True))
+trans_usqadd_v = _vector3(_mixed_saturating_add(False))
+trans_suqadd_s = _scalar3(_mixed_saturating_add(True), (0, 1, 2, 3), reads_m=False,
+                          reads_d=True)
+trans_usqadd_s = _scalar3(_mixed_saturating_add(False), (0, 1, 2, 3), reads_m=False,
+                          reads_d=True)
+
+
+def _polynomial_multiply(ctx: DisasContext, size: int, oprsz: int, x: Temp, y: Temp,
+                         d: Temp) -> Temp:
+    """PMUL (bytes): the carry-less product's low 8 bits, as the XOR of x << i over the
+    bits i of y (each bit made a byte mask by shifting it to the top and back
+    arithmetically)."""
+    product = None
+    for i in range(8):
+        mask = y if i == 7 else _vop(ctx, "vshli", (y,), 0, 16, 7 - i)
+        mask = _vop(ctx, "vsari", (mask,), 0, 16, 7)
+        term = _vop(ctx, "vand", (x if i == 0 else _vop(ctx, "vshli", (x,), 0, 16, i), mask),
+                    0)
+        product = term if product is None else _vop(ctx, "vxor", (product, term), 0)
+    return product
+
+
+trans_pmul_v = _vector3(_polynomial_multiply, sizes=(0,))
