@@ -6,6 +6,7 @@ the vector forms hand to the lane-by-lane generators are covered too."""
 from __future__ import annotations
 
 import json
+import random
 import struct
 
 import pytest
@@ -191,3 +192,38 @@ def test_float_across_lanes(harness, tmp_path, fpcr) -> None:
             cases.append(random_insns.Case("fmaxv_v", insn, packed))
     differences = run_both(harness, tmp_path, cases)
     assert not differences, "\n".join(differences[:10])
+
+
+# Lane values at the saturation and shift-count edges: the most negative and positive
+# lanes of every size, -1, 0, 1, and bytes that are shift counts of 0, +-1, +-(esize-1),
+# +-esize, +-(esize+1) and -128 for each size (the low byte of a lane is its count).
+_EDGE_BYTES = (0x00, 0x01, 0xFF, 0x7F, 0x80, 0x07, 0x08, 0x09, 0xF9, 0xF8, 0xF7, 0x0F, 0x10,
+               0x11, 0xF1, 0xF0, 0xEF, 0x1F, 0x20, 0x21, 0xE1, 0xE0, 0xDF, 0x3F, 0x40, 0x41,
+               0xC1, 0xC0, 0xBF)
+_EDGE_HALVES = (0x8000_0000_0000_0000, 0x7FFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF_FFFF_FFFF, 0, 1,
+                0x8000_0000_8000_0000, 0x7FFF_FFFF_7FFF_FFFF, 0x8000_8000_8000_8000,
+                0x7FFF_7FFF_7FFF_7FFF, 0x8080_8080_8080_8080, 0x7F7F_7F7F_7F7F_7F7F,
+                0x0001_0001_0001_0001, 0xFFFF_0001_8000_7FFF, 0x4000_0000_C000_0000)
+
+
+def _edge_half(rng) -> int:
+    if rng.random() < 0.5:
+        return rng.choice(_EDGE_HALVES)
+    return sum(rng.choice(_EDGE_BYTES) << (8 * i) for i in range(8))
+
+
+@pytest.mark.parametrize("names", [VECTOR_SHIFT, VECTOR_MULTIPLY, VECTOR_MISC],
+                         ids=["shift", "multiply", "misc"])
+def test_saturation_and_shift_count_edges(harness, tmp_path, names) -> None:
+    """The saturating forms (FPSR.QC), the doubling multiplies of the most negative
+    lanes, and shifts by register by counts at and past the lane width, both signs."""
+    rng = random.Random(16)
+    cases = []
+    for case in random_insns.generate(16, 30 * len(names), patterns=_patterns(names)):
+        fields = list(random_insns.TEST.unpack(case.packed))
+        fields[-64:] = [_edge_half(rng) for _ in range(64)]
+        cases.append(random_insns.Case(case.pattern, case.insn,
+                                       random_insns.TEST.pack(*fields)))
+    differences = run_both(harness, tmp_path, cases)
+    assert not differences, (f"{len(differences)} of {len(cases)} differ:\n"
+                             + "\n".join(differences[:20]))
