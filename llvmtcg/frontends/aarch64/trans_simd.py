@@ -1,5 +1,6 @@
-"""FP/SIMD register moves, AdvSIMD structure loads/stores (inline IR) and AdvSIMD data
-processing (checked here, run by the ``aarch64_simd`` helper: simd_lanes.py)."""
+"""FP/SIMD register moves, AdvSIMD structure loads/stores and the integer AdvSIMD data
+processing: vector IR ops (host SSE/AVX) or inline IR on the 64-bit halves; only the
+cryptographic extension and PMULL run in the ``aarch64_simd`` helper (simd_lanes.py)."""
 
 from __future__ import annotations
 
