@@ -815,8 +815,10 @@ def _round_away_vector(signed: bool):
             _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
             truncated, back, fraction, up, down, result = (b.temp(V128) for _ in range(6))
             b.vector("vftosi", truncated, (VQ[a.rn],), vece, oprsz)
-            b.vector("vitof", back, (truncated,), vece, oprsz, RoundingMode.RNE)
-            b.vector("vfsub", fraction, (VQ[a.rn], back), vece, oprsz, RoundingMode.RNE)
+            # (both exact: any rounding mode gives them, so FPCR's, with no switch; x - x
+            # is -0 rounding down, which compares as +0)
+            b.vector("vitof", back, (truncated,), vece, oprsz, DYN)
+            b.vector("vfsub", fraction, (VQ[a.rn], back), vece, oprsz, DYN)
             b.vector("vfcmp", up, (half, fraction), vece, oprsz, FCond.QLE)
             b.vector("vfcmp", down, (fraction, minus_half), vece, oprsz, FCond.QLE)
             b.vector("vsub", result, (truncated, up), vece, oprsz)  # (a set mask is -1)
