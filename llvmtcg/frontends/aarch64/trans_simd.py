@@ -441,7 +441,6 @@ trans_sqsub_v = _saturating("vsssub", "vsub")
 trans_uqsub_v = _saturating("vussub", "vsub")
 
 
-
 trans_ssubw_v = _add_long("vsub", True, True)
 trans_usubw_v = _add_long("vsub", False, True)
 
@@ -449,7 +448,6 @@ trans_usubw_v = _add_long("vsub", False, True)
 def trans_pmull_v(ctx: DisasContext, a) -> bool:
     """PMULL of bytes, or of doublewords (the crypto extension's 64x64 -> 128)."""
     return gen_simd(ctx, a, "pmull", a.size == 0 or (a.size == 3 and ctx.model.has_crypto))
-
 
 
 def _shifted_right(ctx: DisasContext, a, signed: bool, full: bool
@@ -725,24 +723,6 @@ def trans_dup_elem(ctx: DisasContext, a) -> bool:
     return True
 
 
-# Lane by lane in IR: each lane extracted, combined, deposited into the result halves.
-LaneFn = Callable[[DisasContext, Temp, Temp, int], Temp]
-
-
-def _pick(cond: Cond) -> LaneFn:
-    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-        t = ctx.temp()
-        ctx.builder.movcond(cond, t, x, y, x, y)
-        return t
-    return fn
-
-
-def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-    t = ctx.temp()
-    ctx.builder.add(t, x, y)
-    return t
-
-
 trans_cmgt_v = _vector("vcmp", Cond.GT)
 trans_cmge_v = _vector("vcmp", Cond.GE)
 trans_cmhi_v = _vector("vcmp", Cond.GTU)
@@ -781,32 +761,6 @@ trans_smaxp_v = _pairwise("vsmax", allow_2d=False)
 trans_sminp_v = _pairwise("vsmin", allow_2d=False)
 trans_umaxp_v = _pairwise("vumax", allow_2d=False)
 trans_uminp_v = _pairwise("vumin", allow_2d=False)
-
-
-def _across_lanes(fn: LaneFn, signed: bool = False):
-    """ADDV/SMAXV/UMAXV/SMINV/UMINV: the lanes reduced into lane 0 of Vd."""
-    def trans(ctx: DisasContext, a) -> bool:
-        if not (a.size < 2 or (a.size == 2 and a.q)):
-            return False
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        lanes = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
-        acc = lanes[0]
-        for lane in lanes[1:]:
-            acc = fn(ctx, acc, lane, esize)
-        result = ctx.temp()
-        ctx.builder.extract(result, acc, 0, esize)
-        ctx.builder.mov(V[2 * a.rd], result)
-        ctx.builder.movi(V[2 * a.rd + 1], 0)
-        return True
-    return trans
-
-
-trans_addv_v = _across_lanes(_add_lanes)
-trans_smaxv_v = _across_lanes(_pick(Cond.GT), signed=True)
-trans_sminv_v = _across_lanes(_pick(Cond.LT), signed=True)
-trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
-trans_uminv_v = _across_lanes(_pick(Cond.LTU))
 
 
 def permute(ctx: DisasContext, dst: Temp, a: Temp, b: Temp, size: int, oprsz: int,
@@ -1799,3 +1753,29 @@ def _polynomial_multiply(ctx: DisasContext, size: int, oprsz: int, x: Temp, y: T
 
 
 trans_pmul_v = _vector3(_polynomial_multiply, sizes=(0,))
+
+
+def _reduce(name: str):
+    """ADDV/SMAXV/SMINV/UMAXV/UMINV: log2(lanes) steps of the op with the upper half
+    of the lanes still in play moved down (vperm), then lane 0 alone into Vd."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not (a.size < 2 or (a.size == 2 and a.q)):
+            return False
+        whole = 16 >> a.size
+        count, acc = (16 if a.q else 8) >> a.size, VQ[a.rn]
+        while count > 1:
+            count //= 2
+            upper = ctx.builder.temp(V128)
+            permute(ctx, upper, acc, acc, a.size, 16,
+                    [count + i for i in range(count)] + [0] * (whole - count))
+            acc = _vop(ctx, name, (acc, upper), a.size)
+        ctx.builder.vector("vmov", VQ[a.rd], (_isolate(ctx, acc, a.size),), 0, 8)
+        return True
+    return trans
+
+
+trans_addv_v = _reduce("vadd")
+trans_smaxv_v = _reduce("vsmax")
+trans_sminv_v = _reduce("vsmin")
+trans_umaxv_v = _reduce("vumax")
+trans_uminv_v = _reduce("vumin")
