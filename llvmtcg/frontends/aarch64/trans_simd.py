@@ -1677,20 +1677,18 @@ def trans_addp_s(ctx: DisasContext, a) -> bool:
 
 
 def _add_long_across(signed: bool):
-    """SADDLV/UADDLV: the lanes extended and summed into a lane twice as wide."""
+    """SADDLV/UADDLV: adjacent lanes extended and added into lanes twice as wide (as
+    SADDLP/UADDLP), then those summed (see _reduced): the sum of all lanes, which fits
+    the wide lane."""
     def trans(ctx: DisasContext, a) -> bool:
         if not (a.size < 2 or (a.size == 2 and a.q)):
             return False
-        count = (128 if a.q else 64) >> (3 + a.size)
-        lanes = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
-        total = ctx.temp()
-        ctx.builder.add(total, lanes[0], lanes[1])
-        for lane in lanes[2:]:
-            ctx.builder.add(total, total, lane)
-        if a.size < 2:
-            ctx.builder.extract(total, total, 0, 16 << a.size)
-        ctx.builder.mov(V[2 * a.rd], total)
-        ctx.builder.movi(V[2 * a.rd + 1], 0)
+        e, wide = 8 << a.size, a.size + 1
+        down = "vsari" if signed else "vshri"
+        low = _vop(ctx, down, (_vop(ctx, "vshli", (VQ[a.rn],), wide, 16, e),), wide, 16, e)
+        pairs = _vop(ctx, "vadd", (low, _vop(ctx, down, (VQ[a.rn],), wide, 16, e)), wide)
+        result = _reduced(ctx, "vadd", pairs, wide, (16 if a.q else 8) >> wide)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 8)
         return True
     return trans
 
@@ -1755,21 +1753,27 @@ def _polynomial_multiply(ctx: DisasContext, size: int, oprsz: int, x: Temp, y: T
 trans_pmul_v = _vector3(_polynomial_multiply, sizes=(0,))
 
 
+def _reduced(ctx: DisasContext, name: str, acc: Temp, size: int, count: int) -> Temp:
+    """Lane 0 (the rest zero) = the op over the first ``count`` lanes of ``acc``:
+    log2(count) steps of the op with the upper half of the lanes still in play moved
+    down (vperm)."""
+    whole = 16 >> size
+    while count > 1:
+        count //= 2
+        upper = ctx.builder.temp(V128)
+        permute(ctx, upper, acc, acc, size, 16,
+                [count + i for i in range(count)] + [0] * (whole - count))
+        acc = _vop(ctx, name, (acc, upper), size)
+    return _isolate(ctx, acc, size)
+
+
 def _reduce(name: str):
-    """ADDV/SMAXV/SMINV/UMAXV/UMINV: log2(lanes) steps of the op with the upper half
-    of the lanes still in play moved down (vperm), then lane 0 alone into Vd."""
+    """ADDV/SMAXV/SMINV/UMAXV/UMINV: the lanes reduced into lane 0 of Vd."""
     def trans(ctx: DisasContext, a) -> bool:
         if not (a.size < 2 or (a.size == 2 and a.q)):
             return False
-        whole = 16 >> a.size
-        count, acc = (16 if a.q else 8) >> a.size, VQ[a.rn]
-        while count > 1:
-            count //= 2
-            upper = ctx.builder.temp(V128)
-            permute(ctx, upper, acc, acc, a.size, 16,
-                    [count + i for i in range(count)] + [0] * (whole - count))
-            acc = _vop(ctx, name, (acc, upper), a.size)
-        ctx.builder.vector("vmov", VQ[a.rd], (_isolate(ctx, acc, a.size),), 0, 8)
+        result = _reduced(ctx, name, VQ[a.rn], a.size, (16 if a.q else 8) >> a.size)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 8)
         return True
     return trans
 
