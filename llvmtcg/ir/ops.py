@@ -65,7 +65,11 @@ Like the scalar ops they are defined for every input:
   32-byte concatenation of the *whole* inputs (a's ``16 >> vece`` lanes first, then
   b's); the arg ``mask`` packs the indexes 8 bits each, lane i's in bits 8i..8i+7
   (``pack_permute``). Arm's XTN, REV, EXT and the LDn/STn (de-)interleaves;
-* ``vctpop``: each lane's population count;
+* ``vctpop``: each lane's population count; ``vclz``: each lane's count of leading
+  zero bits (the lane width for 0); ``vbitrev``: each lane's bits reversed;
+* ``vshlv vshrv vsarv``: each lane of a shifted left (logically, arithmetically right)
+  by the same lane of b, read as an unsigned count: a count of the lane width or more
+  gives 0 (vsarv: the copies of the sign bit);
 * ``vtbl``: inputs table, indices, fallback (byte lanes, vece 0): lane i = byte
   ``indices[i]`` of the whole 16-byte table if below 16, else ``fallback[i]`` (one
   step of Arm's TBL/TBX; longer tables chain steps with the indices less 16);
@@ -197,7 +201,8 @@ OPS: dict[str, OpDef] = {
     **_defs("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax", 1, 2, 2, _V),
     **_defs("vssadd vusadd vsssub vussub", 1, 2, 2, _V),
     **_defs("vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2", 1, 2, 2, _V),
-    **_defs("vneg vnot vabs vmov vctpop", 1, 1, 2, _V),
+    **_defs("vneg vnot vabs vmov vctpop vclz vbitrev", 1, 1, 2, _V),
+    **_defs("vshlv vshrv vsarv", 1, 2, 2, _V),
     **_defs("vperm", 1, 2, 3, _V),  # args: vece, oprsz, packed lane indexes
     **_defs("vcmp", 1, 2, 3, _V),  # args: vece, oprsz, cond
     **_defs("vshli vshri vsari vdupe", 1, 1, 3, _V),  # args: vece, oprsz, count / index

@@ -513,3 +513,45 @@ def test_an_i64_half_read_after_a_vector_write_sees_the_vector_result(tier: str)
     assert cpu.run().reason is ExitReason.HALT
     assert (cpu.state.get("r", 0), cpu.state.get("r", 2), cpu.state.get("r", 3)) == (
         111, 111, 220)
+
+
+def _clz(x: int, bits: int) -> int:
+    return bits - x.bit_length()
+
+
+def _bitrev(x: int, bits: int) -> int:
+    return int(f"{x:0{bits}b}"[::-1], 2)
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (0, 8), (1, 16), (2, 8), (3, 16)])
+@pytest.mark.parametrize("name", ["vclz", "vbitrev"])
+def test_leading_zeros_and_bit_reverse(machine, name: str, vece: int, oprsz: int) -> None:
+    bits = 8 << vece
+    ref = _clz if name == "vclz" else _bitrev
+    run = kernel(machine, lambda b: b.vector(name, Q[0], (Q[1],), vece, oprsz))
+    _check_lanes(run, lambda a: ref(a, bits), vece, oprsz, 1)
+    assert run(0)[0] == (join([bits] * (oprsz * 8 // bits), bits) if name == "vclz" else 0)
+
+
+@pytest.mark.parametrize(("vece", "oprsz"), [(0, 16), (1, 8), (1, 16), (2, 16), (3, 16),
+                                             (3, 8)])
+@pytest.mark.parametrize("name", ["vshlv", "vshrv", "vsarv"])
+def test_variable_shift_lanes(machine, name: str, vece: int, oprsz: int) -> None:
+    """Each lane by its own count: below the width, the width, above it (and counts
+    whose low bits alone would be in range)."""
+    bits = 8 << vece
+    count = oprsz * 8 // bits
+    run = kernel(machine, lambda b: b.vector(name, Q[0], (Q[1], Q[2]), vece, oprsz))
+    ref = {"vshlv": lambda a, c: a << c if c < bits else 0,
+           "vshrv": lambda a, c: a >> c if c < bits else 0,
+           "vsarv": lambda a, c: signed(a, bits) >> min(c, bits - 1)}[name]
+    rng = random.Random(vece * 10 + oprsz)
+    choices = [0, 1, bits - 1, bits, bits + 1, 2 * bits, (1 << bits) - 1, 1 << (bits - 1)]
+    for value in _vectors(bits, 6):
+        for _ in range(4):
+            counts = [rng.choice(choices + [rng.randrange(bits)] * 4)
+                      & ((1 << bits) - 1) for _ in range(128 // bits)]
+            c_val = join(counts, bits)
+            want = join([ref(a, c) for a, c in zip(split(value, bits, count),
+                                                     counts[:count], strict=True)], bits)
+            assert hex(run(value, c_val)[0]) == hex(want), (hex(value), counts)

@@ -89,10 +89,11 @@ def every_op_block() -> Block:
     b.fpenv_round(n)
     v, u = b.temp(V128), b.temp(V128)
     for name in ("vadd vsub vmul vand vor vxor vandc vsmin vsmax vumin vumax vssadd "
-                 "vusadd vsssub vussub vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2").split():
+                 "vusadd vsssub vussub vzip1 vzip2 vuzp1 vuzp2 vtrn1 vtrn2 vshlv vshrv "
+                 "vsarv").split():
         b.vector(name, v, (u, v), 1, 16)
     b.vector("vperm", v, (u, v), 0, 16, pack_permute([31 - i for i in range(16)]))
-    for name in "vneg vnot vabs vmov vctpop".split():
+    for name in "vneg vnot vabs vmov vctpop vclz vbitrev".split():
         b.vector(name, u, (v,), 0, 8)
     b.vector("vcmp", v, (u, v), 3, 16, Cond.LEU)
     for name in "vshli vshri vsari vdupe".split():

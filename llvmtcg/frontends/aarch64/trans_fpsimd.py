@@ -775,6 +775,62 @@ for _name, _mode in (("n", RoundingMode.RNE), ("m", RoundingMode.RDN),
         globals()[f"trans_{_conversion}_v"] = _round_vector(_conversion, _mode, _signed)
 
 
+def _round_away_vector(signed: bool):
+    """FCVTAS/FCVTAU (vector, integer): ties away from zero, which x86 has no mode for.
+    When FZ is clear and every lane is in range — magnitude below 2**(esize-1) for
+    FCVTAS; above -0.5 and below 2**(esize-1) for FCVTAU (-0.5 rounds to -1:
+    saturation) — each lane truncated by vftosi (Inexact exactly when the lane is not
+    integral: Arm's only exception here), the fraction x - trunc(x) taken (exact: no
+    exception) and compared with +-0.5 (quiet compares, no NaN in range), and the
+    truncation moved one away from zero where the fraction is at least a half.
+    Otherwise the lane path (saturation, NaN, Invalid, FZ)."""
+    lane_op = CONVERSIONS["fcvtas" if signed else "fcvtau"]
+
+    def trans(ctx: DisasContext, a) -> bool:
+        shape = _format(a, False)
+        if shape is None:
+            return False
+        fmt, count = shape
+        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        bias = (fmt.exp_mask >> fmt.mantissa) >> 1
+        half_bits = (bias - 1) << fmt.mantissa
+
+        def vector_path(lanes: Label) -> None:
+            b = ctx.builder
+            limit, fits, half, minus_half = (b.temp(V128) for _ in range(4))
+            b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
+                     vece, 16)
+            b.vector("vdup", half, (const(I64, half_bits),), vece, 16)
+            b.vector("vdup", minus_half, (const(I64, fmt.sign | half_bits),), vece, 16)
+            if signed:
+                sign, magnitude = b.temp(V128), b.temp(V128)
+                b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+                b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+                b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+            else:
+                above = b.temp(V128)
+                b.vector("vfcmp", fits, (VQ[a.rn], limit), vece, oprsz, FCond.QLT)
+                b.vector("vfcmp", above, (minus_half, VQ[a.rn]), vece, oprsz, FCond.QLT)
+                b.vector("vand", fits, (fits, above), vece, oprsz)
+            _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
+            truncated, back, fraction, up, down, result = (b.temp(V128) for _ in range(6))
+            b.vector("vftosi", truncated, (VQ[a.rn],), vece, oprsz)
+            # (both exact: any rounding mode gives them, so FPCR's, with no switch; x - x
+            # is -0 rounding down, which compares as +0)
+            b.vector("vitof", back, (truncated,), vece, oprsz, DYN)
+            b.vector("vfsub", fraction, (VQ[a.rn], back), vece, oprsz, DYN)
+            b.vector("vfcmp", up, (half, fraction), vece, oprsz, FCond.QLE)
+            b.vector("vfcmp", down, (fraction, minus_half), vece, oprsz, FCond.QLE)
+            b.vector("vsub", result, (truncated, up), vece, oprsz)  # (a set mask is -1)
+            b.vector("vadd", VQ[a.rd], (result, down), vece, oprsz)
+        return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(ctx, a, lane_op))
+    return trans
+
+
+trans_fcvtas_v = _round_away_vector(True)
+trans_fcvtau_v = _round_away_vector(False)
+
+
 # Scalar pairwise: the two lanes of Vn (singles from its low half, doubles from all).
 def _pairwise_scalar(op: LaneOp):
     def trans(ctx: DisasContext, a) -> bool:

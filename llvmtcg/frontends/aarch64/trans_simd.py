@@ -1,5 +1,6 @@
-"""FP/SIMD register moves, AdvSIMD structure loads/stores (inline IR) and AdvSIMD data
-processing (checked here, run by the ``aarch64_simd`` helper: simd_lanes.py)."""
+"""FP/SIMD register moves, AdvSIMD structure loads/stores and the integer AdvSIMD data
+processing: vector IR ops (host SSE/AVX) or inline IR on the 64-bit halves; only the
+cryptographic extension and PMULL run in the ``aarch64_simd`` helper (simd_lanes.py)."""
 
 from __future__ import annotations
 
@@ -144,19 +145,17 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, i * reg_bytes + half * 8))
                 _lane_access(ctx, bool(a.l), vt, 3, half, addr)
     else:
-        done = None
-        if a.q or a.l:  # (ST3 of 8-byte registers, 24 bytes, stays element by element)
-            # One wide access and vperms when the structures are on one page (then the
-            # first access faults if any does, before a register or byte is written,
-            # as element by element); across a page, element by element, as qemu
-            # (a fault there leaves the elements before it loaded or stored).
-            slow, done = b.label(), b.label()
-            in_page = ctx.temp()
-            b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
-            b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
-            (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
-            b.br(done)
-            b.set_label(slow)
+        # One wide access and vperms when the structures are on one page (then the
+        # first access faults if any does, before a register or byte is written,
+        # as element by element); across a page, element by element, as qemu
+        # (a fault there leaves the elements before it loaded or stored).
+        slow, done = b.label(), b.label()
+        in_page = ctx.temp()
+        b.and_(in_page, base, const(I64, PAGE_SIZE - 1))
+        b.brcond(Cond.GTU, in_page, const(I64, PAGE_SIZE - selem * reg_bytes), slow)
+        (_load_structures if a.l else _store_structures)(ctx, a, base, selem, reg_bytes)
+        b.br(done)
+        b.set_label(slow)
         esize_bytes = 1 << a.sizev
         offset = 0
         for element in range(reg_bytes // esize_bytes):
@@ -165,8 +164,7 @@ def trans_simd_ldst_multi(ctx: DisasContext, a) -> bool:
                 b.add(addr, base, const(I64, offset))
                 _lane_access(ctx, bool(a.l), (a.rt + r) % 32, a.sizev, element, addr)
                 offset += esize_bytes
-        if done is not None:
-            b.set_label(done)
+        b.set_label(done)
     if a.l and not a.q:
         for i in range(regs):
             b.movi(V[2 * ((a.rt + i) % 32) + 1], 0)
@@ -227,21 +225,23 @@ def _load_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: in
 
 
 def _store_structures(ctx: DisasContext, a, base: Temp, selem: int, reg_bytes: int) -> None:
-    """ST2-ST4 (multiple structures) of 16-byte registers on one page: each 16 bytes
-    of the interleaved structures gathered from the registers, then stored."""
+    """ST2-ST4 (multiple structures) on one page: each 16 bytes of the interleaved
+    structures gathered from the registers, then stored; the 24 bytes of ST3 of 8-byte
+    registers as bytes 0-15 and 8-23 (the overlap stored twice, with the same bytes)."""
     b = ctx.builder
     size = a.sizev
-    per_chunk = 16 >> size
+    per_chunk, total = 16 >> size, selem * reg_bytes
     regs = [VQ[(a.rt + r) % 32] for r in range(selem)]
+    offsets = list(range(0, total - 15, 16)) + ([total - 16] if total % 16 else [])
     chunks = []
-    for k in range(selem * reg_bytes // 16):
-        flat = [k * per_chunk + lane for lane in range(per_chunk)]
+    for offset in offsets:
+        flat = [(offset >> size) + lane for lane in range(per_chunk)]
         chunk = b.temp(V128)
         _gather(ctx, chunk, regs, size, 16, [(f % selem, f // selem) for f in flat])
         chunks.append(chunk)
-    for k, chunk in enumerate(chunks):
+    for offset, chunk in zip(offsets, chunks, strict=True):
         addr = ctx.temp()
-        b.add(addr, base, const(I64, 16 * k))
+        b.add(addr, base, const(I64, offset))
         b.qemu_st(chunk, addr, MemOp(3), ctx.mem_idx)
 
 
@@ -311,24 +311,6 @@ def gen_simd(ctx: DisasContext, a, name: str, legal: bool = True, *,
     return True
 
 
-def _same(name: str, allow_2d: bool = True):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size < 3 or (a.q and allow_2d))
-    return trans
-
-
-def _bytes(name: str):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name)
-    return trans
-
-
-def _long(name: str):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size < 3)
-    return trans
-
-
 def _add_long(name: str, signed: bool, wide: bool):
     """SADDL/UADDL/SSUBL/USUBL{2} (both operands' lower (upper: Q) half lanes widened,
     see _widen) and SADDW/UADDW/SSUBW/USUBW{2} (Vn already wide): one 2x-wide vadd or
@@ -370,32 +352,9 @@ trans_cmle0_v = _compare_zero(Cond.LE)
 trans_cmlt0_v = _compare_zero(Cond.LT)
 
 
-def trans_rbit_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "rbit", size=0)  # bytes (the encoding's size is 01)
-
-
-def _across(name: str):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size < 2 or (a.size == 2 and a.q))
-    return trans
-
-
-trans_saddlv_v = _across("saddlv")
-trans_uaddlv_v = _across("uaddlv")
-
-
-def trans_addp_s(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "addp_s")
-
-
 def _copy_size(a) -> int | None:
     imm5 = a.imm & 31
     return None if imm5 & 15 == 0 else (imm5 & -imm5).bit_length() - 1
-
-
-def trans_smov(ctx: DisasContext, a) -> bool:
-    size = _copy_size(a)
-    return gen_simd(ctx, a, "smov", size is not None and size < (3 if a.q else 2))
 
 
 def trans_ins_elem(ctx: DisasContext, a) -> bool:
@@ -415,22 +374,6 @@ def trans_ins_elem(ctx: DisasContext, a) -> bool:
     else:
         ctx.builder.deposit(half, half, value, bit % 64, esize)
     return True
-
-
-def _shift(name: str, narrow: bool = False):
-    def trans(ctx: DisasContext, a) -> bool:
-        immh = a.imm >> 3
-        if narrow:
-            legal = 0 < immh < 8
-        else:
-            legal = immh != 0 and (immh < 8 or a.q)
-        return gen_simd(ctx, a, name, legal)
-    return trans
-
-
-trans_sri_v = _shift("sri")
-trans_sli_v = _shift("sli")
-
 
 
 # -- saturating, halving, accumulating, long and narrow forms --------------------------------
@@ -496,41 +439,10 @@ trans_sqadd_v = _saturating("vssadd", "vadd")
 trans_uqadd_v = _saturating("vusadd", "vadd")
 trans_sqsub_v = _saturating("vsssub", "vsub")
 trans_uqsub_v = _saturating("vussub", "vsub")
-trans_sshl_v = _same("sshl")
-trans_ushl_v = _same("ushl")
-trans_sqshl_v = _same("sqshl")
-trans_uqshl_v = _same("uqshl")
-trans_srshl_v = _same("srshl")
-trans_urshl_v = _same("urshl")
-trans_sqrshl_v = _same("sqrshl")
-trans_uqrshl_v = _same("uqrshl")
-trans_sabd_v = _same("sabd", allow_2d=False)
-trans_uabd_v = _same("uabd", allow_2d=False)
-trans_saba_v = _same("saba", allow_2d=False)
-trans_uaba_v = _same("uaba", allow_2d=False)
 
 
-def trans_pmul_v(ctx: DisasContext, a) -> bool:
-    return gen_simd(ctx, a, "pmul", a.size == 0)
-
-
-def _doubling(name: str):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size in (1, 2))
-    return trans
-
-
-trans_sqdmulh_v = _doubling("sqdmulh")
-trans_sqrdmulh_v = _doubling("sqrdmulh")
 trans_ssubw_v = _add_long("vsub", True, True)
 trans_usubw_v = _add_long("vsub", False, True)
-trans_sabal_v = _long("sabal")
-trans_uabal_v = _long("uabal")
-trans_sabdl_v = _long("sabdl")
-trans_uabdl_v = _long("uabdl")
-trans_sqdmlal_v = _doubling("sqdmlal")
-trans_sqdmlsl_v = _doubling("sqdmlsl")
-trans_sqdmull_v = _doubling("sqdmull")
 
 
 def trans_pmull_v(ctx: DisasContext, a) -> bool:
@@ -541,18 +453,6 @@ def trans_pmull_v(ctx: DisasContext, a) -> bool:
     ctx.builder.vector("vpmull", VQ[a.rd], (VQ[a.rn], VQ[a.rm]), a.size, 16, a.q)
     return True
 
-
-trans_shll_v = _long("shll")
-trans_suqadd_v = _same("suqadd")
-trans_usqadd_v = _same("usqadd")
-trans_cls_v = _same("cls", allow_2d=False)
-trans_clz_v = _same("clz", allow_2d=False)
-trans_sqabs_v = _same("sqabs")
-trans_sqneg_v = _same("sqneg")
-trans_saddlp_v = _long("saddlp")
-trans_uaddlp_v = _long("uaddlp")
-trans_sadalp_v = _long("sadalp")
-trans_uadalp_v = _long("uadalp")
 
 def _shifted_right(ctx: DisasContext, a, signed: bool, full: bool
                    ) -> tuple[Temp, int, int, int] | None:
@@ -603,68 +503,9 @@ trans_srshr_v = _rounding_shift_right(True, False)
 trans_urshr_v = _rounding_shift_right(False, False)
 trans_srsra_v = _rounding_shift_right(True, True)
 trans_ursra_v = _rounding_shift_right(False, True)
-trans_sqshlu_v = _shift("sqshlu")
-trans_sqshl_imm_v = _shift("sqshl_imm")
-trans_uqshl_imm_v = _shift("uqshl_imm")
-trans_sqshrun_v = _shift("sqshrun", narrow=True)
-trans_sqrshrun_v = _shift("sqrshrun", narrow=True)
-trans_sqshrn_v = _shift("sqshrn", narrow=True)
-trans_uqshrn_v = _shift("uqshrn", narrow=True)
-trans_sqrshrn_v = _shift("sqrshrn", narrow=True)
-trans_uqrshrn_v = _shift("uqrshrn", narrow=True)
 
 
 # -- the AdvSIMD scalar forms: one lane of the vector operation ------------------------------
-
-def _scalar(name: str, sizes: tuple[int, ...] = (0, 1, 2, 3)):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size in sizes, scalar=True)
-    return trans
-
-
-_D_ONLY = (3,)
-_HS = (1, 2)
-_NARROW = (0, 1, 2)
-trans_sqadd_s = _scalar("sqadd")
-trans_uqadd_s = _scalar("uqadd")
-trans_sqsub_s = _scalar("sqsub")
-trans_uqsub_s = _scalar("uqsub")
-trans_cmgt_s = _scalar("cmgt", _D_ONLY)
-trans_cmhi_s = _scalar("cmhi", _D_ONLY)
-trans_cmge_s = _scalar("cmge", _D_ONLY)
-trans_cmhs_s = _scalar("cmhs", _D_ONLY)
-trans_sshl_s = _scalar("sshl", _D_ONLY)
-trans_ushl_s = _scalar("ushl", _D_ONLY)
-trans_sqshl_s = _scalar("sqshl")
-trans_uqshl_s = _scalar("uqshl")
-trans_srshl_s = _scalar("srshl", _D_ONLY)
-trans_urshl_s = _scalar("urshl", _D_ONLY)
-trans_sqrshl_s = _scalar("sqrshl")
-trans_uqrshl_s = _scalar("uqrshl")
-trans_add_s = _scalar("add", _D_ONLY)
-trans_sub_s = _scalar("sub", _D_ONLY)
-trans_cmtst_s = _scalar("cmtst", _D_ONLY)
-trans_cmeq_s = _scalar("cmeq", _D_ONLY)
-trans_sqdmulh_s = _scalar("sqdmulh", _HS)
-trans_sqrdmulh_s = _scalar("sqrdmulh", _HS)
-trans_sqdmlal_s = _scalar("sqdmlal", _HS)
-trans_sqdmlsl_s = _scalar("sqdmlsl", _HS)
-trans_sqdmull_s = _scalar("sqdmull", _HS)
-trans_suqadd_s = _scalar("suqadd")
-trans_usqadd_s = _scalar("usqadd")
-trans_sqabs_s = _scalar("sqabs")
-trans_sqneg_s = _scalar("sqneg")
-trans_cmgt0_s = _scalar("cmgt0", _D_ONLY)
-trans_cmge0_s = _scalar("cmge0", _D_ONLY)
-trans_cmeq0_s = _scalar("cmeq0", _D_ONLY)
-trans_cmle0_s = _scalar("cmle0", _D_ONLY)
-trans_cmlt0_s = _scalar("cmlt0", _D_ONLY)
-trans_abs_s = _scalar("abs", _D_ONLY)
-trans_neg_s = _scalar("neg", _D_ONLY)
-trans_sqxtun_s = _scalar("sqxtun", _NARROW)
-trans_sqxtn_s = _scalar("sqxtn", _NARROW)
-trans_uqxtn_s = _scalar("uqxtn", _NARROW)
-
 
 def trans_dup_s(ctx: DisasContext, a) -> bool:
     """DUP (element, scalar; MOV Dd, Vn.D[1]): Vd = the element, zero-extended."""
@@ -678,70 +519,7 @@ def trans_dup_s(ctx: DisasContext, a) -> bool:
     return True
 
 
-def _shift_s(name: str, kind: str):
-    """Scalar shifts by immediate: D only (``d``), any size (``any``) or narrowing."""
-    def trans(ctx: DisasContext, a) -> bool:
-        immh = a.imm >> 3
-        if kind == "d":
-            legal = immh >= 8
-        elif kind == "any":
-            legal = immh != 0
-        else:
-            legal = 0 < immh < 8
-        return gen_simd(ctx, a, name, legal, scalar=True)
-    return trans
-
-
-trans_sshr_s = _shift_s("sshr", "d")
-trans_ushr_s = _shift_s("ushr", "d")
-trans_ssra_s = _shift_s("ssra", "d")
-trans_usra_s = _shift_s("usra", "d")
-trans_srshr_s = _shift_s("srshr", "d")
-trans_urshr_s = _shift_s("urshr", "d")
-trans_srsra_s = _shift_s("srsra", "d")
-trans_ursra_s = _shift_s("ursra", "d")
-trans_sri_s = _shift_s("sri", "d")
-trans_shl_s = _shift_s("shl", "d")
-trans_sli_s = _shift_s("sli", "d")
-trans_sqshlu_s = _shift_s("sqshlu", "any")
-trans_sqshl_imm_s = _shift_s("sqshl_imm", "any")
-trans_uqshl_imm_s = _shift_s("uqshl_imm", "any")
-trans_sqshrun_s = _shift_s("sqshrun", "narrow")
-trans_sqrshrun_s = _shift_s("sqrshrun", "narrow")
-trans_sqshrn_s = _shift_s("sqshrn", "narrow")
-trans_uqshrn_s = _shift_s("uqshrn", "narrow")
-trans_sqrshrn_s = _shift_s("sqrshrn", "narrow")
-trans_uqrshrn_s = _shift_s("uqrshrn", "narrow")
-
-
 # -- by element ----------------------------------------------------------------------------
-
-def _elem(name: str, long: bool = False, scalar: bool = False, sizes=(1, 2)):
-    def trans(ctx: DisasContext, a) -> bool:
-        return gen_simd(ctx, a, name, a.size in sizes, scalar=scalar)
-    return trans
-
-
-trans_mla_elem = _elem("mla_elem")
-trans_mls_elem = _elem("mls_elem")
-trans_mul_elem = _elem("mul_elem")
-trans_smlal_elem = _elem("smlal_elem")
-trans_umlal_elem = _elem("umlal_elem")
-trans_smlsl_elem = _elem("smlsl_elem")
-trans_umlsl_elem = _elem("umlsl_elem")
-trans_smull_elem = _elem("smull_elem")
-trans_umull_elem = _elem("umull_elem")
-trans_sqdmlal_elem = _elem("sqdmlal_elem")
-trans_sqdmlsl_elem = _elem("sqdmlsl_elem")
-trans_sqdmull_elem = _elem("sqdmull_elem")
-trans_sqdmulh_elem = _elem("sqdmulh_elem")
-trans_sqrdmulh_elem = _elem("sqrdmulh_elem")
-trans_sqdmlal_elem_s = _elem("sqdmlal_elem", scalar=True)
-trans_sqdmlsl_elem_s = _elem("sqdmlsl_elem", scalar=True)
-trans_sqdmull_elem_s = _elem("sqdmull_elem", scalar=True)
-trans_sqdmulh_elem_s = _elem("sqdmulh_elem", scalar=True)
-trans_sqrdmulh_elem_s = _elem("sqrdmulh_elem", scalar=True)
-
 
 # -- the cryptographic extension --------------------------------------------------------------
 #
@@ -984,53 +762,6 @@ def trans_dup_elem(ctx: DisasContext, a) -> bool:
     return True
 
 
-
-# Lane by lane in IR: each lane extracted, combined, deposited into the result halves.
-LaneFn = Callable[[DisasContext, Temp, Temp, int], Temp]
-
-
-def _assemble(ctx: DisasContext, rd: int, lanes: list[Temp], esize: int,
-              clear_upper: bool = True) -> None:
-    """Vd = the lanes (zero above them when clear_upper)."""
-    b = ctx.builder
-    per_half = 64 // esize
-    halves = []
-    for h in range(0, len(lanes), per_half):
-        t = ctx.temp()
-        if esize == 64:
-            b.mov(t, lanes[h])
-        else:
-            b.movi(t, 0)
-            for i, lane in enumerate(lanes[h:h + per_half]):
-                b.deposit(t, t, lane, i * esize, esize)
-        halves.append(t)
-    b.mov(V[2 * rd], halves[0])
-    if len(halves) == 2:
-        b.mov(V[2 * rd + 1], halves[1])
-    elif clear_upper:
-        b.movi(V[2 * rd + 1], 0)
-
-
-
-
-def _pick(cond: Cond) -> LaneFn:
-    def fn(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-        t = ctx.temp()
-        ctx.builder.movcond(cond, t, x, y, x, y)
-        return t
-    return fn
-
-
-
-
-def _add_lanes(ctx: DisasContext, x: Temp, y: Temp, esize: int) -> Temp:
-    t = ctx.temp()
-    ctx.builder.add(t, x, y)
-    return t
-
-
-
-
 trans_cmgt_v = _vector("vcmp", Cond.GT)
 trans_cmge_v = _vector("vcmp", Cond.GE)
 trans_cmhi_v = _vector("vcmp", Cond.GTU)
@@ -1069,32 +800,6 @@ trans_smaxp_v = _pairwise("vsmax", allow_2d=False)
 trans_sminp_v = _pairwise("vsmin", allow_2d=False)
 trans_umaxp_v = _pairwise("vumax", allow_2d=False)
 trans_uminp_v = _pairwise("vumin", allow_2d=False)
-
-
-def _across_lanes(fn: LaneFn, signed: bool = False):
-    """ADDV/SMAXV/UMAXV/SMINV/UMINV: the lanes reduced into lane 0 of Vd."""
-    def trans(ctx: DisasContext, a) -> bool:
-        if not (a.size < 2 or (a.size == 2 and a.q)):
-            return False
-        esize = 8 << a.size
-        count = (128 if a.q else 64) // esize
-        lanes = [_lane_source(ctx, a.rn, a.size, i, signed) for i in range(count)]
-        acc = lanes[0]
-        for lane in lanes[1:]:
-            acc = fn(ctx, acc, lane, esize)
-        result = ctx.temp()
-        ctx.builder.extract(result, acc, 0, esize)
-        ctx.builder.mov(V[2 * a.rd], result)
-        ctx.builder.movi(V[2 * a.rd + 1], 0)
-        return True
-    return trans
-
-
-trans_addv_v = _across_lanes(_add_lanes)
-trans_smaxv_v = _across_lanes(_pick(Cond.GT), signed=True)
-trans_sminv_v = _across_lanes(_pick(Cond.LT), signed=True)
-trans_umaxv_v = _across_lanes(_pick(Cond.GTU))
-trans_uminv_v = _across_lanes(_pick(Cond.LTU))
 
 
 def permute(ctx: DisasContext, dst: Temp, a: Temp, b: Temp, size: int, oprsz: int,
@@ -1172,31 +877,35 @@ trans_subhn_v = _narrow_high("vsub", False)
 trans_rsubhn_v = _narrow_high("vsub", True)
 
 
+def _clamp_narrow(ctx: DisasContext, a, size: int, wide: Temp, kind: str) -> bool:
+    """The lanes of ``wide`` (of twice ``size``) clamped to the narrow range (sqxtn:
+    signed, uqxtn: unsigned, sqxtun: signed to unsigned), FPSR.QC set when some lane
+    was clamped, narrowed into Vd (see _narrow)."""
+    b, esize, wide_size = ctx.builder, 8 << size, size + 1
+    clamped, bound = b.temp(V128), b.temp(V128)
+    if kind == "uqxtn":
+        b.vector("vdup", bound, (const(I64, (1 << esize) - 1),), wide_size, 16)
+        b.vector("vumin", clamped, (wide, bound), wide_size, 16)
+    else:
+        low, high = (-(1 << (esize - 1)), (1 << (esize - 1)) - 1) if kind == "sqxtn" \
+            else (0, (1 << esize) - 1)
+        b.vector("vdup", bound, (const(I64, high),), wide_size, 16)
+        b.vector("vsmin", clamped, (wide, bound), wide_size, 16)
+        b.vector("vdup", bound, (const(I64, low & M64),), wide_size, 16)
+        b.vector("vsmax", clamped, (clamped, bound), wide_size, 16)
+    changed, clipped, qc = b.temp(V128), b.temp(I64), b.temp(I32)
+    b.vector("vxor", changed, (clamped, wide), wide_size, 16)
+    b.vector("vany", clipped, (changed,), wide_size, 16)
+    b.extr_i64_i32(qc, clipped)
+    b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+    b.or_(FPSR, FPSR, qc)
+    return _narrow(ctx, a, size, clamped)
+
+
 def _saturating_narrow(kind: str):
-    """SQXTN/UQXTN/SQXTUN{2}: each wide lane clamped to the narrow range (signed,
-    unsigned, signed to unsigned), FPSR.QC set when some lane was clamped, narrowed."""
+    """SQXTN/UQXTN/SQXTUN{2}: each wide lane of Vn clamped and narrowed."""
     def trans(ctx: DisasContext, a) -> bool:
-        if a.size == 3:
-            return False
-        b, esize, wide_size = ctx.builder, 8 << a.size, a.size + 1
-        clamped, bound = b.temp(V128), b.temp(V128)
-        if kind == "uqxtn":
-            b.vector("vdup", bound, (const(I64, (1 << esize) - 1),), wide_size, 16)
-            b.vector("vumin", clamped, (VQ[a.rn], bound), wide_size, 16)
-        else:
-            low, high = (-(1 << (esize - 1)), (1 << (esize - 1)) - 1) if kind == "sqxtn" \
-                else (0, (1 << esize) - 1)
-            b.vector("vdup", bound, (const(I64, high),), wide_size, 16)
-            b.vector("vsmin", clamped, (VQ[a.rn], bound), wide_size, 16)
-            b.vector("vdup", bound, (const(I64, low & M64),), wide_size, 16)
-            b.vector("vsmax", clamped, (clamped, bound), wide_size, 16)
-        changed, clipped, qc = b.temp(V128), b.temp(I64), b.temp(I32)
-        b.vector("vxor", changed, (clamped, VQ[a.rn]), wide_size, 16)
-        b.vector("vany", clipped, (changed,), wide_size, 16)
-        b.extr_i64_i32(qc, clipped)
-        b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
-        b.or_(FPSR, FPSR, qc)
-        return _narrow(ctx, a, a.size, clamped)
+        return a.size != 3 and _clamp_narrow(ctx, a, a.size, VQ[a.rn], kind)
     return trans
 
 
@@ -1270,11 +979,6 @@ trans_tbx_v = _table_lookup(True)
 
 # Multiplies, shifts by immediate, widening and permutes, lane by lane in IR (what
 # gcc -O3 vectorised loops use most; the rest of their families stay in the helper).
-
-def _lanes(ctx: DisasContext, reg: int, size: int, count: int, first: int = 0,
-           signed: bool = False) -> list[Temp]:
-    return [_lane_source(ctx, reg, size, first + i, signed) for i in range(count)]
-
 
 def _multiply(accumulate: int):
     """MUL, MLA (accumulate 1), MLS (-1): Vd[i] (+/-)= Vn[i] * Vm[i], modulo the lane."""
@@ -1399,11 +1103,722 @@ trans_sshll_v = _shift_left_long(True)
 trans_ushll_v = _shift_left_long(False)
 
 
-
-
 trans_uzp1_v = _vector("vuzp1")
 trans_uzp2_v = _vector("vuzp2")
 trans_trn1_v = _vector("vtrn1")
 trans_trn2_v = _vector("vtrn2")
 trans_zip1_v = _vector("vzip1")
 trans_zip2_v = _vector("vzip2")
+
+
+# -- the rest of the integer set on vector ops ------------------------------------------------
+#
+# Saturating shifts, shifts by register, by-element, absolute differences, pairwise
+# long adds, the doubling multiplies, CLZ/CLS, SQABS/SQNEG, SRI/SLI and the AdvSIMD
+# scalar forms: vector IR ops, so none of them calls the lane helper any more. The
+# cores compute on all 16 bytes (integer lanes: no side effects) and take FPSR.QC from
+# the lanes of the operation's size only; the caller writes Vd with oprsz (8: the
+# upper half cleared). A scalar form runs the vector core on copies of its operands
+# with lane 0 kept and the other lanes zero (every core gives 0 and no saturation
+# for zero lanes), so the result's other lanes are zero as Arm writes them.
+
+Core = Callable[[DisasContext, int, int, Temp, Temp, Temp], Temp]
+
+
+def _vop(ctx: DisasContext, name: str, sources: tuple[Temp, ...], size: int,
+         oprsz: int = 16, *args: object) -> Temp:
+    t = ctx.builder.temp(V128)
+    ctx.builder.vector(name, t, sources, size, oprsz, *args)
+    return t
+
+
+def _splat(ctx: DisasContext, value: int, size: int) -> Temp:
+    return _vop(ctx, "vdup", (const(I64, value & M64),), size)
+
+
+def _select(ctx: DisasContext, mask: Temp, yes: Temp, no: Temp) -> Temp:
+    """Lanes of ``yes`` where ``mask`` is set, else of ``no`` (no ^ ((yes ^ no) & mask))."""
+    diff = _vop(ctx, "vxor", (yes, no), 0)
+    return _vop(ctx, "vxor", (no, _vop(ctx, "vand", (diff, mask), 0)), 0)
+
+
+def _accrue_qc(ctx: DisasContext, changed: Temp, size: int, oprsz: int) -> None:
+    """FPSR.QC |= some lane (of oprsz) of ``changed`` is not zero (it saturated)."""
+    b = ctx.builder
+    clipped, qc = b.temp(I64), b.temp(I32)
+    b.vector("vany", clipped, (changed,), size, oprsz)
+    b.extr_i64_i32(qc, clipped)
+    b.shl(qc, qc, const(I32, simd_lanes.QC.bit_length() - 1))
+    b.or_(FPSR, FPSR, qc)
+
+
+def _isolate(ctx: DisasContext, src: Temp, size: int) -> Temp:
+    """Lane 0 of ``src``, every other lane zero (the scalar forms' operand)."""
+    if size == 3:
+        return _vop(ctx, "vmov", (src,), 0, 8)
+    zero = _splat(ctx, 0, 0)
+    whole = 16 >> size
+    t = ctx.builder.temp(V128)
+    permute(ctx, t, src, zero, size, 8, [0] + [whole] * (whole // 2 - 1))
+    return t
+
+
+def _signed_limits(size: int) -> tuple[int, int]:
+    e = 8 << size
+    return -(1 << (e - 1)) & M64, (1 << (e - 1)) - 1
+
+
+def _saturated_value(ctx: DisasContext, x: Temp, size: int, signed: bool) -> Temp:
+    """The value a lane saturates to on overflow away from zero: MAX, or MIN for a
+    negative signed lane (MAX ^ the sign copies)."""
+    e = 8 << size
+    if not signed:
+        return _splat(ctx, (1 << e) - 1, size)
+    sign = _vop(ctx, "vsari", (x,), size, 16, e - 1)
+    return _vop(ctx, "vxor", (_splat(ctx, (1 << (e - 1)) - 1, size), sign), size)
+
+
+def _vector3(core: Core, allow_2d: bool = True, sizes: tuple[int, ...] = (0, 1, 2, 3)):
+    """A three-same (or two-register) vector translator of ``core``."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in sizes or (a.size == 3 and not (a.q and allow_2d)):
+            return False
+        oprsz = 16 if a.q else 8
+        result = core(ctx, a.size, oprsz, VQ[a.rn], VQ[a.rm], VQ[a.rd])
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, oprsz)
+        return True
+    return trans
+
+
+def _scalar3(core: Core, sizes: tuple[int, ...], reads_m: bool = True,
+             reads_d: bool = False):
+    """The AdvSIMD scalar form of ``core``: lane 0 of the operands (see above)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in sizes:
+            return False
+        n = _isolate(ctx, VQ[a.rn], a.size)
+        m = _isolate(ctx, VQ[a.rm], a.size) if reads_m else n
+        d = _isolate(ctx, VQ[a.rd], a.size) if reads_d else n
+        result = core(ctx, a.size, 8, n, m, d)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 8)
+        return True
+    return trans
+
+
+def _scalar_d(vector_trans, shift: bool = False):
+    """An AdvSIMD scalar form of doublewords only: the vector translator's .2D form
+    (lane 1 computed too, then cleared with the upper half)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        legal = a.imm >> 3 >= 8 if shift else a.size == 3
+        if not legal or not vector_trans(ctx, a._replace(q=1)):
+            return False
+        ctx.builder.movi(V[2 * a.rd + 1], 0)
+        return True
+    return trans
+
+
+# Saturating add and subtract (vector forms above, with _saturating).
+
+def _saturating_core(name: str, wrapping: str) -> Core:
+    def core(ctx: DisasContext, size: int, oprsz: int, n: Temp, m: Temp, d: Temp) -> Temp:
+        result = _vop(ctx, name, (n, m), size)
+        wrapped = _vop(ctx, wrapping, (n, m), size)
+        _accrue_qc(ctx, _vop(ctx, "vxor", (result, wrapped), size), size, oprsz)
+        return result
+    return core
+
+
+trans_sqadd_s = _scalar3(_saturating_core("vssadd", "vadd"), (0, 1, 2, 3))
+trans_uqadd_s = _scalar3(_saturating_core("vusadd", "vadd"), (0, 1, 2, 3))
+trans_sqsub_s = _scalar3(_saturating_core("vsssub", "vsub"), (0, 1, 2, 3))
+trans_uqsub_s = _scalar3(_saturating_core("vussub", "vsub"), (0, 1, 2, 3))
+
+
+# Shifts by register: SSHL/USHL, SRSHL/URSHL, SQSHL/UQSHL, SQRSHL/UQRSHL.
+
+def _shift_by_register(signed: bool, rounding: bool, saturating: bool) -> Core:
+    """Each lane shifted by the signed low byte of Vm's lane: left for a count >= 0
+    (a count of esize or more gives 0, or saturates), right for a negative one (the
+    sign copies, or 0, past esize; the rounding forms add the last bit shifted out,
+    which keeps the unbounded (x + 2**(n-1)) >> n exact). The saturating forms clamp
+    a left shift that lost bits (shifting back differs) to MAX (MIN for a negative
+    signed lane), setting QC; a right shift never saturates."""
+    def core(ctx: DisasContext, size: int, oprsz: int, x: Temp, m: Temp, d: Temp) -> Temp:
+        e = 8 << size
+        count = m
+        if size:
+            count = _vop(ctx, "vsari", (_vop(ctx, "vshli", (m,), size, 16, e - 8),), size,
+                         16, e - 8)
+        right_op = "vsarv" if signed else "vshrv"
+        left = _vop(ctx, "vshlv", (x, count), size)
+        negated = _vop(ctx, "vneg", (count,), size)
+        right = _vop(ctx, right_op, (x, negated), size)
+        if rounding:
+            one = _splat(ctx, 1, size)
+            below = _vop(ctx, right_op, (x, _vop(ctx, "vsub", (negated, one), size)), size)
+            right = _vop(ctx, "vadd", (right, _vop(ctx, "vand", (below, one), size)), size)
+        is_right = _vop(ctx, "vcmp", (count, _splat(ctx, 0, size)), size, 16, Cond.LT)
+        if saturating:
+            back = _vop(ctx, right_op, (left, count), size)
+            lost = _vop(ctx, "vcmp", (back, x), size, 16, Cond.NE)
+            lost = _vop(ctx, "vandc", (lost, is_right), size)
+            left = _select(ctx, lost, _saturated_value(ctx, x, size, signed), left)
+            _accrue_qc(ctx, lost, size, oprsz)
+        return _select(ctx, is_right, right, left)
+    return core
+
+
+for _name, _signed, _rounding, _sat in (
+        ("sshl", True, False, False), ("ushl", False, False, False),
+        ("srshl", True, True, False), ("urshl", False, True, False),
+        ("sqshl", True, False, True), ("uqshl", False, False, True),
+        ("sqrshl", True, True, True), ("uqrshl", False, True, True)):
+    _core = _shift_by_register(_signed, _rounding, _sat)
+    globals()[f"trans_{_name}_v"] = _vector3(_core)
+    globals()[f"trans_{_name}_s"] = (_scalar3(_core, (0, 1, 2, 3)) if _sat
+                                     else _scalar_d(globals()[f"trans_{_name}_v"]))
+
+
+# Saturating shifts left by immediate: SQSHL/UQSHL/SQSHLU (vector and scalar).
+
+def _saturating_shift_left(kind: str):
+    """Each lane shifted left by the immediate, saturated where shifting back differs
+    (bits or the sign were lost); SQSHLU also clamps a negative lane to 0."""
+    def trans(ctx: DisasContext, a, scalar: bool = False) -> bool:
+        immh = a.imm >> 3
+        if immh == 0 or (immh >= 8 and not a.q and not scalar):
+            return False
+        esize, _, left = shift_geometry(a.imm)
+        size = esize.bit_length() - 4
+        oprsz = 8 if scalar else 16 if a.q else 8
+        x = _isolate(ctx, VQ[a.rn], size) if scalar else VQ[a.rn]
+        shifted = _vop(ctx, "vshli", (x,), size, 16, left)
+        back = _vop(ctx, "vsari" if kind == "sqshl" else "vshri", (shifted,), size, 16, left)
+        lost = _vop(ctx, "vcmp", (back, x), size, 16, Cond.NE)
+        result = _select(ctx, lost, _saturated_value(ctx, x, size, kind == "sqshl"), shifted)
+        if kind == "sqshlu":
+            negative = _vop(ctx, "vcmp", (x, _splat(ctx, 0, size)), size, 16, Cond.LT)
+            result = _vop(ctx, "vandc", (result, negative), size)
+            lost = _vop(ctx, "vor", (lost, negative), size)
+        _accrue_qc(ctx, lost, size, oprsz)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, oprsz)
+        return True
+    return trans
+
+
+def _scalar_form(vector_trans):
+    def trans(ctx: DisasContext, a) -> bool:
+        return vector_trans(ctx, a, scalar=True)
+    return trans
+
+
+trans_sqshl_imm_v = _saturating_shift_left("sqshl")
+trans_uqshl_imm_v = _saturating_shift_left("uqshl")
+trans_sqshlu_v = _saturating_shift_left("sqshlu")
+trans_sqshl_imm_s = _scalar_form(trans_sqshl_imm_v)
+trans_uqshl_imm_s = _scalar_form(trans_uqshl_imm_v)
+trans_sqshlu_s = _scalar_form(trans_sqshlu_v)
+
+
+# Saturating narrowing: SQXTN/UQXTN/SQXTUN (scalar) and the shifts right narrow
+# SQSHRN/UQSHRN/SQRSHRN/UQRSHRN/SQSHRUN/SQRSHRUN (vector and scalar).
+
+def _scalar_narrow(kind: str):
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        return _clamp_narrow(ctx, a, a.size, _isolate(ctx, VQ[a.rn], a.size + 1), kind)
+    return trans
+
+
+trans_sqxtn_s = _scalar_narrow("sqxtn")
+trans_uqxtn_s = _scalar_narrow("uqxtn")
+trans_sqxtun_s = _scalar_narrow("sqxtun")
+
+
+def _saturating_shift_narrow(kind: str, rounding: bool):
+    """Each wide lane shifted right (arithmetically for the signed sources; the
+    rounding forms add the last bit shifted out: no overflow of the wide lane), then
+    clamped and narrowed as SQXTN/UQXTN/SQXTUN."""
+    signed = kind != "uqxtn"
+
+    def trans(ctx: DisasContext, a, scalar: bool = False) -> bool:
+        immh = a.imm >> 3
+        if not 0 < immh < 8:
+            return False
+        _, right, _ = shift_geometry(a.imm)
+        size = immh.bit_length() - 1
+        wide = size + 1
+        x = _isolate(ctx, VQ[a.rn], wide) if scalar else VQ[a.rn]
+        shifted = _vop(ctx, "vsari" if signed else "vshri", (x,), wide, 16, right)
+        if rounding:
+            bit = _vop(ctx, "vshri", (x,), wide, 16, right - 1)
+            bit = _vop(ctx, "vand", (bit, _splat(ctx, 1, wide)), wide)
+            shifted = _vop(ctx, "vadd", (shifted, bit), wide)
+        return _clamp_narrow(ctx, a._replace(q=0) if scalar else a, size, shifted, kind)
+    return trans
+
+
+for _name, _kind, _rounding in (("sqshrn", "sqxtn", False), ("sqrshrn", "sqxtn", True),
+                                ("uqshrn", "uqxtn", False), ("uqrshrn", "uqxtn", True),
+                                ("sqshrun", "sqxtun", False), ("sqrshrun", "sqxtun", True)):
+    globals()[f"trans_{_name}_v"] = _saturating_shift_narrow(_kind, _rounding)
+    globals()[f"trans_{_name}_s"] = _scalar_form(globals()[f"trans_{_name}_v"])
+
+
+# The doubling multiplies: SQDMULH/SQRDMULH, SQDMULL/SQDMLAL/SQDMLSL.
+
+def _doubling_high_core(rounding: bool) -> Core:
+    """(2·n·m [+ 2**(e-1)]) >> e of each lane pair, as (n·m [+ 2**(e-2)]) >> (e-1) of
+    the lanes widened (exact in 2e bits); only MIN·MIN overflows: clamped to MAX, QC."""
+    def core(ctx: DisasContext, size: int, oprsz: int, n: Temp, m: Temp, d: Temp) -> Temp:
+        e, wide = 8 << size, size + 1
+        bound = _splat(ctx, (1 << (e - 1)) - 1, wide)
+        halves, lost = [], None
+        for upper in ((False, True) if oprsz == 16 else (False,)):
+            product = _vop(ctx, "vmul", (_widen(ctx, n, size, upper, True),
+                                         _widen(ctx, m, size, upper, True)), wide)
+            if rounding:
+                product = _vop(ctx, "vadd", (product, _splat(ctx, 1 << (e - 2), wide)), wide)
+            high = _vop(ctx, "vsari", (product,), wide, 16, e - 1)
+            clamped = _vop(ctx, "vsmin", (high, bound), wide)
+            changed = _vop(ctx, "vxor", (high, clamped), wide)
+            lost = changed if lost is None else _vop(ctx, "vor", (lost, changed), wide)
+            halves.append(clamped)
+        _accrue_qc(ctx, lost, wide, 16)
+        narrowed = ctx.builder.temp(V128)  # (the low half of each wide lane)
+        permute(ctx, narrowed, halves[0], halves[-1], size, oprsz,
+                [2 * i for i in range(oprsz >> size)])
+        return narrowed
+    return core
+
+
+def _doubling_long(accumulate: int):
+    """SQDMULL/SQDMLAL/SQDMLSL{2}: the lanes of the lower (upper: Q) halves widened
+    and multiplied (exact), doubled with a saturating add (MIN·MIN overflows), then
+    added to (subtracted from) Vd's wide lanes saturating; QC from either step."""
+    def trans(ctx: DisasContext, a, scalar: bool = False, m: Temp | None = None) -> bool:
+        if a.size not in (1, 2):
+            return False
+        wide, upper = a.size + 1, bool(a.q) and not scalar
+        n = _isolate(ctx, VQ[a.rn], a.size) if scalar else VQ[a.rn]
+        if m is None:
+            m = _isolate(ctx, VQ[a.rm], a.size) if scalar else VQ[a.rm]
+        product = _vop(ctx, "vmul", (_widen(ctx, n, a.size, upper, True),
+                                     _widen(ctx, m, a.size, upper, True)), wide)
+        doubled = _vop(ctx, "vssadd", (product, product), wide)
+        lost = _vop(ctx, "vxor", (doubled, _vop(ctx, "vadd", (product, product), wide)), wide)
+        result = doubled
+        if accumulate:
+            d = _isolate(ctx, VQ[a.rd], wide) if scalar else VQ[a.rd]
+            sat, wrap = ("vssadd", "vadd") if accumulate > 0 else ("vsssub", "vsub")
+            result = _vop(ctx, sat, (d, doubled), wide)
+            changed = _vop(ctx, "vxor", (result, _vop(ctx, wrap, (d, doubled), wide)), wide)
+            lost = _vop(ctx, "vor", (lost, changed), wide)
+        _accrue_qc(ctx, lost, wide, 16)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 16)
+        return True
+    return trans
+
+
+trans_sqdmulh_v = _vector3(_doubling_high_core(False), sizes=(1, 2))
+trans_sqrdmulh_v = _vector3(_doubling_high_core(True), sizes=(1, 2))
+trans_sqdmulh_s = _scalar3(_doubling_high_core(False), (1, 2))
+trans_sqrdmulh_s = _scalar3(_doubling_high_core(True), (1, 2))
+trans_sqdmull_v = _doubling_long(0)
+trans_sqdmlal_v = _doubling_long(1)
+trans_sqdmlsl_v = _doubling_long(-1)
+trans_sqdmull_s = _scalar_form(trans_sqdmull_v)
+trans_sqdmlal_s = _scalar_form(trans_sqdmlal_v)
+trans_sqdmlsl_s = _scalar_form(trans_sqdmlsl_v)
+
+
+# By element: Vm's lane broadcast (vdupe), then the vector form.
+
+def _element(ctx: DisasContext, a) -> Temp:
+    reg, index = simd_lanes.element_index(a)
+    return _vop(ctx, "vdupe", (VQ[reg],), a.size, 16, index)
+
+
+def _multiply_element(accumulate: int):
+    """MUL/MLA/MLS (by element)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in (1, 2):
+            return False
+        oprsz = 16 if a.q else 8
+        product = _vop(ctx, "vmul", (VQ[a.rn], _element(ctx, a)), a.size)
+        if accumulate:
+            product = _vop(ctx, "vadd" if accumulate > 0 else "vsub", (VQ[a.rd], product),
+                           a.size)
+        ctx.builder.vector("vmov", VQ[a.rd], (product,), 0, oprsz)
+        return True
+    return trans
+
+
+def _multiply_long_element(signed: bool, accumulate: int):
+    """SMULL/UMULL/SMLAL/UMLAL/SMLSL/UMLSL{2} (by element)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in (1, 2):
+            return False
+        wide = a.size + 1
+        product = _vop(ctx, "vmul", (_widen(ctx, VQ[a.rn], a.size, bool(a.q), signed),
+                                     _widen(ctx, _element(ctx, a), a.size, False, signed)),
+                       wide)
+        if accumulate:
+            product = _vop(ctx, "vadd" if accumulate > 0 else "vsub", (VQ[a.rd], product),
+                           wide)
+        ctx.builder.vector("vmov", VQ[a.rd], (product,), 0, 16)
+        return True
+    return trans
+
+
+def _doubling_high_element(rounding: bool, scalar: bool = False):
+    core = _doubling_high_core(rounding)
+
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in (1, 2):
+            return False
+        oprsz = 8 if scalar or not a.q else 16
+        n = _isolate(ctx, VQ[a.rn], a.size) if scalar else VQ[a.rn]
+        result = core(ctx, a.size, oprsz, n, _element(ctx, a), n)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, oprsz)
+        return True
+    return trans
+
+
+def _doubling_long_element(accumulate: int, scalar: bool = False):
+    long_trans = _doubling_long(accumulate)
+
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size not in (1, 2):
+            return False
+        return long_trans(ctx, a, scalar=scalar, m=_element(ctx, a))
+    return trans
+
+
+trans_mul_elem = _multiply_element(0)
+trans_mla_elem = _multiply_element(1)
+trans_mls_elem = _multiply_element(-1)
+trans_smull_elem = _multiply_long_element(True, 0)
+trans_umull_elem = _multiply_long_element(False, 0)
+trans_smlal_elem = _multiply_long_element(True, 1)
+trans_umlal_elem = _multiply_long_element(False, 1)
+trans_smlsl_elem = _multiply_long_element(True, -1)
+trans_umlsl_elem = _multiply_long_element(False, -1)
+trans_sqdmulh_elem = _doubling_high_element(False)
+trans_sqrdmulh_elem = _doubling_high_element(True)
+trans_sqdmulh_elem_s = _doubling_high_element(False, scalar=True)
+trans_sqrdmulh_elem_s = _doubling_high_element(True, scalar=True)
+trans_sqdmull_elem = _doubling_long_element(0)
+trans_sqdmlal_elem = _doubling_long_element(1)
+trans_sqdmlsl_elem = _doubling_long_element(-1)
+trans_sqdmull_elem_s = _doubling_long_element(0, scalar=True)
+trans_sqdmlal_elem_s = _doubling_long_element(1, scalar=True)
+trans_sqdmlsl_elem_s = _doubling_long_element(-1, scalar=True)
+
+
+# Absolute differences: SABD/UABD/SABA/UABA and the long SABDL/UABDL/SABAL/UABAL.
+
+def _absolute_difference(ctx: DisasContext, n: Temp, m: Temp, size: int,
+                         signed: bool) -> Temp:
+    """|n - m| of each lane pair as max - min (the difference fits the lane unsigned)."""
+    high = _vop(ctx, "vsmax" if signed else "vumax", (n, m), size)
+    low = _vop(ctx, "vsmin" if signed else "vumin", (n, m), size)
+    return _vop(ctx, "vsub", (high, low), size)
+
+
+def _abd_core(signed: bool, accumulate: bool) -> Core:
+    def core(ctx: DisasContext, size: int, oprsz: int, n: Temp, m: Temp, d: Temp) -> Temp:
+        diff = _absolute_difference(ctx, n, m, size, signed)
+        return _vop(ctx, "vadd", (d, diff), size) if accumulate else diff
+    return core
+
+
+def _abd_long(signed: bool, accumulate: bool):
+    """The lanes' absolute differences zero-extended (see _widen) from the lower (upper:
+    Q) half, added to Vd's wide lanes for SABAL/UABAL."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        diff = _absolute_difference(ctx, VQ[a.rn], VQ[a.rm], a.size, signed)
+        result = _widen(ctx, diff, a.size, bool(a.q), False)
+        if accumulate:
+            result = _vop(ctx, "vadd", (VQ[a.rd], result), a.size + 1)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 16)
+        return True
+    return trans
+
+
+trans_sabd_v = _vector3(_abd_core(True, False), allow_2d=False)
+trans_uabd_v = _vector3(_abd_core(False, False), allow_2d=False)
+trans_saba_v = _vector3(_abd_core(True, True), allow_2d=False)
+trans_uaba_v = _vector3(_abd_core(False, True), allow_2d=False)
+trans_sabdl_v = _abd_long(True, False)
+trans_uabdl_v = _abd_long(False, False)
+trans_sabal_v = _abd_long(True, True)
+trans_uabal_v = _abd_long(False, True)
+
+
+# Pairwise long adds, SHLL, CLZ/CLS, SQABS/SQNEG, RBIT.
+
+def _pairwise_long(signed: bool, accumulate: bool):
+    """SADDLP/UADDLP/SADALP/UADALP: each wide lane's two halves extended (the low one
+    shifted up and back down, the high one shifted down) and added (to Vd's lane)."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if a.size == 3:
+            return False
+        e, wide = 8 << a.size, a.size + 1
+        down = "vsari" if signed else "vshri"
+        low = _vop(ctx, down, (_vop(ctx, "vshli", (VQ[a.rn],), wide, 16, e),), wide, 16, e)
+        high = _vop(ctx, down, (VQ[a.rn],), wide, 16, e)
+        total = _vop(ctx, "vadd", (low, high), wide)
+        if accumulate:
+            total = _vop(ctx, "vadd", (total, VQ[a.rd]), wide)
+        ctx.builder.vector("vmov", VQ[a.rd], (total,), 0, 16 if a.q else 8)
+        return True
+    return trans
+
+
+trans_saddlp_v = _pairwise_long(True, False)
+trans_uaddlp_v = _pairwise_long(False, False)
+trans_sadalp_v = _pairwise_long(True, True)
+trans_uadalp_v = _pairwise_long(False, True)
+
+
+def trans_shll_v(ctx: DisasContext, a) -> bool:
+    """SHLL{2} (shift left long by the element size): ZIP of zeros with the lower
+    (upper) half's lanes puts each lane in the top half of a wide lane."""
+    if a.size == 3:
+        return False
+    ctx.builder.vector("vzip2" if a.q else "vzip1", VQ[a.rd],
+                       (_splat(ctx, 0, 0), VQ[a.rn]), a.size, 16)
+    return True
+
+
+def _count_leading(sign: bool) -> Core:
+    """CLZ; CLS as CLZ(x ^ (x >> 1 arithmetic)) - 1 (the bits that equal the sign)."""
+    def core(ctx: DisasContext, size: int, oprsz: int, x: Temp, m: Temp, d: Temp) -> Temp:
+        if not sign:
+            return _vop(ctx, "vclz", (x,), size)
+        flipped = _vop(ctx, "vxor", (x, _vop(ctx, "vsari", (x,), size, 16, 1)), size)
+        return _vop(ctx, "vsub", (_vop(ctx, "vclz", (flipped,), size), _splat(ctx, 1, size)),
+                    size)
+    return core
+
+
+trans_clz_v = _vector3(_count_leading(False), allow_2d=False)
+trans_cls_v = _vector3(_count_leading(True), allow_2d=False)
+
+
+def _saturating_unary(absolute: bool) -> Core:
+    """SQNEG: 0 - x saturating; SQABS: max(x, SQNEG x); QC where it differs from the
+    wrapping NEG/ABS (only for the most negative lane)."""
+    def core(ctx: DisasContext, size: int, oprsz: int, x: Temp, m: Temp, d: Temp) -> Temp:
+        negated = _vop(ctx, "vsssub", (_splat(ctx, 0, size), x), size)
+        if absolute:
+            result = _vop(ctx, "vsmax", (x, negated), size)
+            wrapped = _vop(ctx, "vabs", (x,), size)
+        else:
+            result, wrapped = negated, _vop(ctx, "vneg", (x,), size)
+        _accrue_qc(ctx, _vop(ctx, "vxor", (result, wrapped), size), size, oprsz)
+        return result
+    return core
+
+
+trans_sqabs_v = _vector3(_saturating_unary(True))
+trans_sqneg_v = _vector3(_saturating_unary(False))
+trans_sqabs_s = _scalar3(_saturating_unary(True), (0, 1, 2, 3), reads_m=False)
+trans_sqneg_s = _scalar3(_saturating_unary(False), (0, 1, 2, 3), reads_m=False)
+
+
+def trans_rbit_v(ctx: DisasContext, a) -> bool:
+    return gen_vector(ctx, a, "vbitrev", size=0, unary=True)  # (the encoding's size is 01)
+
+
+# Shift and insert: SRI/SLI (vector; scalar of doublewords).
+
+def _shift_insert(right_shift: bool):
+    """SRI: Vd's top bits (those the shifted lane does not cover) kept, the lane shifted
+    right by 1..esize inserted below them; SLI: the low bits kept, shifted left by
+    0..esize-1 above."""
+    def trans(ctx: DisasContext, a) -> bool:
+        immh = a.imm >> 3
+        if immh == 0 or (immh >= 8 and not a.q):
+            return False
+        esize, right, left = shift_geometry(a.imm)
+        size, mask = esize.bit_length() - 4, (1 << esize) - 1
+        if right_shift:
+            keep = ~(mask >> right) & mask if right < esize else mask
+            shifted = (_vop(ctx, "vshri", (VQ[a.rn],), size, 16, right) if right < esize
+                       else _splat(ctx, 0, 0))
+        else:
+            keep = (1 << left) - 1
+            shifted = _vop(ctx, "vshli", (VQ[a.rn],), size, 16, left)
+        kept = _vop(ctx, "vand", (VQ[a.rd], _splat(ctx, keep, size)), size)
+        ctx.builder.vector("vor", VQ[a.rd], (kept, shifted), size, 16 if a.q else 8)
+        return True
+    return trans
+
+
+trans_sri_v = _shift_insert(True)
+trans_sli_v = _shift_insert(False)
+
+
+# The AdvSIMD scalar forms of doublewords only: the .2D vector form, lane 1 cleared.
+
+trans_cmgt_s = _scalar_d(trans_cmgt_v)
+trans_cmhi_s = _scalar_d(trans_cmhi_v)
+trans_cmge_s = _scalar_d(trans_cmge_v)
+trans_cmhs_s = _scalar_d(trans_cmhs_v)
+trans_add_s = _scalar_d(trans_add_v)
+trans_sub_s = _scalar_d(trans_sub_v)
+trans_cmtst_s = _scalar_d(trans_cmtst_v)
+trans_cmeq_s = _scalar_d(trans_cmeq_v)
+trans_cmgt0_s = _scalar_d(trans_cmgt0_v)
+trans_cmge0_s = _scalar_d(trans_cmge0_v)
+trans_cmeq0_s = _scalar_d(trans_cmeq0_v)
+trans_cmle0_s = _scalar_d(trans_cmle0_v)
+trans_cmlt0_s = _scalar_d(trans_cmlt0_v)
+trans_abs_s = _scalar_d(trans_abs_v)
+trans_neg_s = _scalar_d(trans_neg_v)
+trans_sshr_s = _scalar_d(trans_sshr_v, shift=True)
+trans_ushr_s = _scalar_d(trans_ushr_v, shift=True)
+trans_ssra_s = _scalar_d(trans_ssra_v, shift=True)
+trans_usra_s = _scalar_d(trans_usra_v, shift=True)
+trans_srshr_s = _scalar_d(trans_srshr_v, shift=True)
+trans_urshr_s = _scalar_d(trans_urshr_v, shift=True)
+trans_srsra_s = _scalar_d(trans_srsra_v, shift=True)
+trans_ursra_s = _scalar_d(trans_ursra_v, shift=True)
+trans_sri_s = _scalar_d(trans_sri_v, shift=True)
+trans_shl_s = _scalar_d(trans_shl_v, shift=True)
+trans_sli_s = _scalar_d(trans_sli_v, shift=True)
+
+
+# Moves and sums in IR on the 64-bit halves.
+
+def trans_smov(ctx: DisasContext, a) -> bool:
+    """SMOV: an element sign-extended into Wd (zero above) or Xd."""
+    size = _copy_size(a)
+    if size is None or size >= (3 if a.q else 2):
+        return False
+    value = _lane_source(ctx, a.rn, size, (a.imm & 31) >> (size + 1), signed=True)
+    ctx.set_x(a.rd, value, a.q)
+    return True
+
+
+def trans_addp_s(ctx: DisasContext, a) -> bool:
+    """ADDP (scalar): Dd = the sum of Vn's two doublewords."""
+    total = ctx.temp()
+    ctx.builder.add(total, V[2 * a.rn], V[2 * a.rn + 1])
+    ctx.builder.mov(V[2 * a.rd], total)
+    ctx.builder.movi(V[2 * a.rd + 1], 0)
+    return True
+
+
+def _add_long_across(signed: bool):
+    """SADDLV/UADDLV: adjacent lanes extended and added into lanes twice as wide (as
+    SADDLP/UADDLP), then those summed (see _reduced): the sum of all lanes, which fits
+    the wide lane."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not (a.size < 2 or (a.size == 2 and a.q)):
+            return False
+        e, wide = 8 << a.size, a.size + 1
+        down = "vsari" if signed else "vshri"
+        low = _vop(ctx, down, (_vop(ctx, "vshli", (VQ[a.rn],), wide, 16, e),), wide, 16, e)
+        pairs = _vop(ctx, "vadd", (low, _vop(ctx, down, (VQ[a.rn],), wide, 16, e)), wide)
+        result = _reduced(ctx, "vadd", pairs, wide, (16 if a.q else 8) >> wide)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 8)
+        return True
+    return trans
+
+
+trans_saddlv_v = _add_long_across(True)
+trans_uaddlv_v = _add_long_across(False)
+
+
+# SUQADD/USQADD: an accumulator of the other signedness.
+
+def _mixed_saturating_add(signed_d: bool) -> Core:
+    """SUQADD: signed Vd + unsigned Vn, which can only overflow upwards: MAX where Vn >
+    MAX - Vd (unsigned: exact); USQADD: unsigned Vd + signed Vn: UMAX where Vn >= 0 and
+    Vn > UMAX - Vd (~Vd), 0 where Vn < 0 and Vd < -Vn (unsigned: -MIN is 2**(e-1)).
+    QC where either clamped."""
+    def core(ctx: DisasContext, size: int, oprsz: int, n: Temp, m: Temp, d: Temp) -> Temp:
+        e = 8 << size
+        wrapped = _vop(ctx, "vadd", (d, n), size)
+        if signed_d:
+            room = _vop(ctx, "vsub", (_splat(ctx, (1 << (e - 1)) - 1, size), d), size)
+            over = _vop(ctx, "vcmp", (n, room), size, 16, Cond.GTU)
+            result = _select(ctx, over, _splat(ctx, (1 << (e - 1)) - 1, size), wrapped)
+            lost = over
+        else:
+            negative = _vop(ctx, "vcmp", (n, _splat(ctx, 0, size)), size, 16, Cond.LT)
+            over = _vop(ctx, "vcmp", (n, _vop(ctx, "vnot", (d,), size)), size, 16, Cond.GTU)
+            over = _vop(ctx, "vandc", (over, negative), size)
+            under = _vop(ctx, "vcmp", (d, _vop(ctx, "vneg", (n,), size)), size, 16,
+                         Cond.LTU)
+            under = _vop(ctx, "vand", (under, negative), size)
+            result = _select(ctx, over, _splat(ctx, (1 << e) - 1, size), wrapped)
+            result = _vop(ctx, "vandc", (result, under), size)
+            lost = _vop(ctx, "vor", (over, under), size)
+        _accrue_qc(ctx, lost, size, oprsz)
+        return result
+    return core
+
+
+trans_suqadd_v = _vector3(_mixed_saturating_add(True))
+trans_usqadd_v = _vector3(_mixed_saturating_add(False))
+trans_suqadd_s = _scalar3(_mixed_saturating_add(True), (0, 1, 2, 3), reads_m=False,
+                          reads_d=True)
+trans_usqadd_s = _scalar3(_mixed_saturating_add(False), (0, 1, 2, 3), reads_m=False,
+                          reads_d=True)
+
+
+def _polynomial_multiply(ctx: DisasContext, size: int, oprsz: int, x: Temp, y: Temp,
+                         d: Temp) -> Temp:
+    """PMUL (bytes): the carry-less product's low 8 bits, as the XOR of x << i over the
+    bits i of y (each bit made a byte mask by shifting it to the top and back
+    arithmetically)."""
+    product = None
+    for i in range(8):
+        mask = y if i == 7 else _vop(ctx, "vshli", (y,), 0, 16, 7 - i)
+        mask = _vop(ctx, "vsari", (mask,), 0, 16, 7)
+        term = _vop(ctx, "vand", (x if i == 0 else _vop(ctx, "vshli", (x,), 0, 16, i), mask),
+                    0)
+        product = term if product is None else _vop(ctx, "vxor", (product, term), 0)
+    return product
+
+
+trans_pmul_v = _vector3(_polynomial_multiply, sizes=(0,))
+
+
+def _reduced(ctx: DisasContext, name: str, acc: Temp, size: int, count: int) -> Temp:
+    """Lane 0 (the rest zero) = the op over the first ``count`` lanes of ``acc``:
+    log2(count) steps of the op with the upper half of the lanes still in play moved
+    down (vperm)."""
+    whole = 16 >> size
+    while count > 1:
+        count //= 2
+        upper = ctx.builder.temp(V128)
+        permute(ctx, upper, acc, acc, size, 16,
+                [count + i for i in range(count)] + [0] * (whole - count))
+        acc = _vop(ctx, name, (acc, upper), size)
+    return _isolate(ctx, acc, size)
+
+
+def _reduce(name: str):
+    """ADDV/SMAXV/SMINV/UMAXV/UMINV: the lanes reduced into lane 0 of Vd."""
+    def trans(ctx: DisasContext, a) -> bool:
+        if not (a.size < 2 or (a.size == 2 and a.q)):
+            return False
+        result = _reduced(ctx, name, VQ[a.rn], a.size, (16 if a.q else 8) >> a.size)
+        ctx.builder.vector("vmov", VQ[a.rd], (result,), 0, 8)
+        return True
+    return trans
+
+
+trans_addv_v = _reduce("vadd")
+trans_smaxv_v = _reduce("vsmax")
+trans_sminv_v = _reduce("vsmin")
+trans_umaxv_v = _reduce("vumax")
+trans_uminv_v = _reduce("vumin")

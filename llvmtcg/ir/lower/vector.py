@@ -265,6 +265,41 @@ def _vctpop(em: Emitter, op: Op) -> None:
                              f"{em.call_attrs}"))
 
 
+@rule("vclz", "vbitrev")
+def _vclz(em: Emitter, op: Op) -> None:
+    # (ctlz with i1 false: a zero lane gives the lane width, not poison)
+    vece, oprsz = op.args
+    ty = lane_type(vece, oprsz)[0]
+    (a,) = _inputs(em, op)
+    suffix = _vector_suffix(vece, oprsz)
+    call = (f"@llvm.ctlz.{suffix}({ty} {a}, i1 false)" if op.name == "vclz"
+            else f"@llvm.bitreverse.{suffix}({ty} {a})")
+    _result(em, op, em.value(f"call {ty} {call}{em.call_attrs}"))
+
+
+@rule("vshlv", "vshrv", "vsarv")
+def _variable_shift(em: Emitter, op: Op) -> None:
+    # LLVM's shift by a lane of the lane width or more is poison: the count is clamped
+    # to width - 1 (an arithmetic shift by that is the sign copies), and the logical
+    # shifts select 0 where it was out of range (AVX2/AVX-512's vpsllv/vpsrlv give 0
+    # there themselves: LLVM folds the select into them).
+    vece, oprsz = op.args
+    ty, count, _ = lane_type(vece, oprsz)
+    a, b = _inputs(em, op)
+    top = _splat(vece, oprsz, (8 << vece) - 1)
+    clamped = em.value(f"call {ty} @llvm.umin.{_vector_suffix(vece, oprsz)}({ty} {b}, "
+                       f"{ty} {top}){em.call_attrs}")
+    shifted = em.value(f"{_VSHIFT[op.name]} {ty} {a}, {clamped}")
+    if op.name != "vsarv":
+        inside = em.value(f"icmp ule {ty} {b}, {top}")
+        shifted = em.value(f"select <{count} x i1> {inside}, {ty} {shifted}, {ty} "
+                           "zeroinitializer")
+    _result(em, op, shifted)
+
+
+_VSHIFT = {"vshlv": "shl", "vshrv": "lshr", "vsarv": "ashr"}
+
+
 @rule("vtbl")
 def _vtbl(em: Emitter, op: Op) -> None:
     # pshufb picks table[index & 15] (zero where bit 7 is set); indices of 16 and more
