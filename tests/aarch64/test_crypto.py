@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from llvmtcg.frontends.aarch64 import crypto, simd_lanes
+from llvmtcg.frontends.aarch64 import crypto
 from llvmtcg.ir import Builder, IRError
 from llvmtcg.ir.lower import crypto as crypto_rules
 from llvmtcg.ir.ops import OPS
@@ -127,8 +127,8 @@ _REFERENCE = {
 def _pmull_reference(vece: int, high: int, n: int, m: int) -> int:
     n, m = n >> (64 * high) & (1 << 64) - 1, m >> (64 * high) & (1 << 64) - 1
     if vece == 3:
-        return simd_lanes.clmul(n, m)
-    return sum(simd_lanes.clmul(n >> (8 * i) & 0xFF, m >> (8 * i) & 0xFF) << (16 * i)
+        return crypto.clmul(n, m)
+    return sum(crypto.clmul(n >> (8 * i) & 0xFF, m >> (8 * i) & 0xFF) << (16 * i)
                for i in range(8))
 
 
@@ -260,7 +260,7 @@ def _ghash_reference(data: bytes) -> bytes:
     h = 0x884CFA59CA342B2E << 64 | 0x66E94BD4EF8A2C3B
     x = 0
     for i in range(0, len(data) - 15, 16):
-        p = simd_lanes.clmul(x ^ int.from_bytes(data[i:i + 16], "little"), h)
+        p = crypto.clmul(x ^ int.from_bytes(data[i:i + 16], "little"), h)
         for bit in range(255, 127, -1):
             if p >> bit & 1:
                 p ^= (1 << 128 | 0x87) << (bit - 128)
@@ -273,8 +273,8 @@ def _pmull8_reference(data: bytes) -> bytes:
     for i in range(0, len(data) - 15, 16):
         v = data[i:i + 16]
         w = v[3:] + b"\x5b" * 3
-        acc = [a ^ simd_lanes.clmul(v[j], w[j]) for j, a in enumerate(acc)]
-        acc = [(a + simd_lanes.clmul(v[8 + j], w[8 + j])) & 0xFFFF for j, a in enumerate(acc)]
+        acc = [a ^ crypto.clmul(v[j], w[j]) for j, a in enumerate(acc)]
+        acc = [(a + crypto.clmul(v[8 + j], w[8 + j])) & 0xFFFF for j, a in enumerate(acc)]
     return b"".join(a.to_bytes(2, "little") for a in acc)
 
 

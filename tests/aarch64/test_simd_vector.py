@@ -66,7 +66,8 @@ VECTOR_MULTIPLY = tuple("""
 VECTOR_MISC = tuple("""
     sabd_v uabd_v saba_v uaba_v sabdl_v uabdl_v sabal_v uabal_v saddlp_v uaddlp_v
     sadalp_v uadalp_v shll_v clz_v cls_v sqabs_v sqneg_v sqabs_s sqneg_s rbit_v smov
-    saddlv_v uaddlv_v addv_v smaxv_v sminv_v umaxv_v uminv_v addp_s sqadd_s uqadd_s sqsub_s uqsub_s sqxtn_s uqxtn_s sqxtun_s
+    saddlv_v uaddlv_v addv_v smaxv_v sminv_v umaxv_v uminv_v addp_s sqadd_s uqadd_s sqsub_s
+    uqsub_s sqxtn_s uqxtn_s sqxtun_s
     suqadd_v usqadd_v suqadd_s usqadd_s pmul_v""".split())
 VECTOR_SCALAR_D = tuple("""
     cmgt_s cmhi_s cmge_s cmhs_s add_s sub_s cmtst_s cmeq_s cmgt0_s cmge0_s cmeq0_s cmle0_s

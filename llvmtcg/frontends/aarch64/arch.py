@@ -11,7 +11,7 @@ import enum
 
 from llvmtcg.arch import GuestArch, register_arch
 from llvmtcg.arch.contract import DebugFeature, DebugRegister, ExceptionEvents
-from llvmtcg.frontends.aarch64 import estimate, fp16, trans_branch, trans_dp, trans_simd
+from llvmtcg.frontends.aarch64 import estimate, fp16, trans_branch, trans_dp
 from llvmtcg.frontends.aarch64.cpu import (
     LAYOUT,
     MMU_USER,
@@ -98,7 +98,6 @@ class Aarch64Arch(GuestArch):
         registry = HelperRegistry()
         trans_branch.register_helpers(registry)
         trans_dp.register_helpers(registry)
-        trans_simd.register_helpers(registry)
         fp16.register_helpers(registry)
         estimate.register_helpers(registry)
         return registry

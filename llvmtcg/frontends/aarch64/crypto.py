@@ -193,3 +193,14 @@ def sha256su1(d: int, n: int, m: int) -> int:
         elt = _ror(source, 17) ^ _ror(source, 19) ^ (source >> 10)
         result[e] = (elt + _word(d, e) + _word(t0, e)) & M32
     return sum(w << (32 * e) for e, w in enumerate(result))
+
+
+def clmul(x: int, y: int) -> int:
+    """Carry-less (polynomial) product: PMULL's reference, per lane pair."""
+    result = 0
+    while y:
+        if y & 1:
+            result ^= x
+        x <<= 1
+        y >>= 1
+    return result

@@ -1,6 +1,5 @@
 """FP/SIMD register moves, AdvSIMD structure loads/stores and the integer AdvSIMD data
-processing: vector IR ops (host SSE/AVX) or inline IR on the 64-bit halves; only the
-cryptographic extension and PMULL run in the ``aarch64_simd`` helper (simd_lanes.py)."""
+processing: vector IR ops (host SSE/AVX) or inline IR on the 64-bit halves."""
 
 from __future__ import annotations
 
@@ -9,27 +8,15 @@ from collections.abc import Callable
 from llvmtcg.frontends.aarch64 import simd_lanes
 from llvmtcg.frontends.aarch64.simd_lanes import (
     M64,
-    OPERATION_INDEX,
-    SimdArgs,
     expand_imm,
     shift_geometry,
 )
 from llvmtcg.frontends.aarch64.translate import GLOBALS, VQ, ZERO, DisasContext, V
 from llvmtcg.ir import I32, I64, V128, Cond, MemOp, Temp, const
 from llvmtcg.ir.cpu_layout import PAGE_SIZE
-from llvmtcg.ir.helper_decl import HelperDecl, HelperFlag
 from llvmtcg.ir.ops import pack_permute
 
-SIMD_HELPER = HelperDecl("aarch64_simd", None, (I64, I64), HelperFlag.TAKES_CPU)
 _REPLICATE = (0x0101_0101_0101_0101, 0x0001_0001_0001_0001, 0x0000_0001_0000_0001, 1)
-
-
-def register_helpers(registry) -> None:
-    registry.register(SIMD_HELPER, simd_helper)
-
-
-def simd_helper(cpu, index: int, packed: int) -> None:
-    simd_lanes.run_operation(cpu.state, index, packed)
 
 
 # -- register moves ---------------------------------------------------------------------------
@@ -297,19 +284,6 @@ def _single_lane(a, scale: int) -> tuple[int, int] | None:
 
 
 # -- AdvSIMD data processing ------------------------------------------------------------------
-
-def gen_simd(ctx: DisasContext, a, name: str, legal: bool = True, *,
-             size: int | None = None, scalar: bool = False) -> bool:
-    """Run lane operation ``name`` on the decoded operands (False when not legal);
-    ``scalar``: the AdvSIMD scalar form (one lane)."""
-    if not legal:
-        return False
-    args = SimdArgs(0 if scalar else a.q, a.size if size is None else size, a.rm, a.rn,
-                    a.rd, a.imm, int(scalar))
-    ctx.builder.call(SIMD_HELPER.name, (), (const(I64, OPERATION_INDEX[name]),
-                                            const(I64, args.pack())))
-    return True
-
 
 def _add_long(name: str, signed: bool, wide: bool):
     """SADDL/UADDL/SSUBL/USUBL{2} (both operands' lower (upper: Q) half lanes widened,
