@@ -87,11 +87,6 @@ class Block:
     # The block ends with a call returning to this pc (a hint for hot regions, which
     # keep a call's continuation with the call: see Builder.call_returns_to).
     return_pc: int | None = None
-    # Instructions whose ops a frontend replayed from its memo (ir/recording.py):
-    # (the ops list they were appended to, ((index of the first op, recording, locals
-    # before it), ...)), so the baseline reuses the code it emitted for them. Stale
-    # once ``ops`` is replaced (instrumentation rewrites it): the list is compared.
-    replays: tuple | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.name:

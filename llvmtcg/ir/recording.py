@@ -20,7 +20,7 @@ _LOCAL = TempKind.LOCAL
 _new_op = tuple.__new__
 
 
-@dataclass(slots=True, eq=False)  # (by identity: the baseline keys its code by it)
+@dataclass(slots=True)
 class Recording:
     """Ops of one instruction as it was first translated, in a block that then had
     ``local_base`` locals and ``label_base`` labels.

@@ -202,7 +202,6 @@ class RiscvFrontend:
             shared.clear()
         shared_get = shared.get
         starts = [] if log is not None and log.enabled("in_asm") else None
-        replays: list = []  # (see Block.replays)
         # The addresses are kept here and written to ctx (through the slots: no
         # tracking) only when a translator runs.
         set_pc, set_next_pc, get_next_pc = _PC.__set__, _NEXT_PC.__set__, _NEXT_PC.__get__
@@ -253,7 +252,6 @@ class RiscvFrontend:
                 elif other is _SEEN_ONCE:
                     recorded = _SEEN_ONCE  # (met under another value: record it now)
             if type(recorded) is Recording:
-                replays.append((first_op, recorded, len(block.locals)))
                 recorded.replay(b)
                 translated = True
             else:
@@ -292,8 +290,6 @@ class RiscvFrontend:
                 break
         block = b.finish()
         block.guest_size = insn_pc - pc
-        if replays:
-            block.replays = (block.ops, replays)
         if starts is not None:
             code = b"".join(insn.to_bytes(length, "little") for insn, length in starts)
             log.write(self.disassemble(code, pc))

@@ -106,7 +106,6 @@ _LAYOUT_CONSTANTS = frozenset({ARENA_SIZE, ARENA_BODY, ARENA_OUTSIDE})
 _EXCEPTION = int(ExitReason.EXCEPTION)
 _I32 = ctypes.c_int32
 _U64 = ctypes.c_uint64
-_S32 = struct.Struct("<i")
 _SHAPE = operator.attrgetter("shape")  # (Temp.shape: width and whether a constant)
 ARENA_ENTRIES = "arena.entries"  # the entry adapter's counter cell (a process constant)
 # A block's body starts this aligned after its entry adapter (padded with NOPs), so a
@@ -493,14 +492,6 @@ _OVERWRITE_WINDOW = 6
 
 
 def acc_plan(ops: list[Op]) -> tuple[list[int | None], list[bool]]:
-    """:func:`_acc_plan` of a whole block (%acc holds nothing known at its start)."""
-    takes, stores, _ = _acc_plan(ops, None, [None, ops])
-    return takes, stores
-
-
-def _acc_plan(ops: list[Op], acc: Temp | None, reads: list,
-              starts: dict[int, Temp | None] | None = None
-              ) -> tuple[list[int | None], list[bool], Temp | None]:
     """For each op, the input its stencil takes from %acc (the register the previous
     stencil left its i64 result in), or None: the first input that is the temp %acc
     holds at that point. %acc holds nothing known at a label (several predecessors)
@@ -515,18 +506,12 @@ def _acc_plan(ops: list[Op], acc: Temp | None, reads: list,
       the very next op, from %acc (``slli a4,a4,13; xor a4,a4,a6`` stores a4 once;
       ``lw a5; addw a5,a5,a7`` stores a5 once);
     - a block local whose one read is the very next op's, from %acc (``addw``'s sum
-      before its sign extension).
-
-    Only within one guest instruction (an ``insn_start`` ends what is pending), so an
-    instruction's plan depends on the ops before it only through ``acc``, the temp
-    %acc holds when ``ops`` start; returned with the temp it holds after them.
-    ``reads``: [each local's reads in the block or None, the block's ops] (``ops``
-    may be a part of them; the count is made once per block, when needed).
-    ``starts``, if given, gets what %acc holds after each ``insn_start``, by the index
-    of the op after it."""
+      before its sign extension)."""
     takes: list[int | None] = []
     stores: list[bool] = []
+    acc = None
     producer = -1  # the op whose result %acc holds, while no other op came after it
+    local_reads: dict[str, int] | None = None  # reads of each local in the block
     # i64 globals written and not stored yet, by CPU-state offset (globals of other
     # names may overlap them: AArch64's q[n] is v[2n] and v[2n+1]):
     # offset -> (the op that wrote it, the last op index that may overwrite it).
@@ -544,23 +529,13 @@ def _acc_plan(ops: list[Op], acc: Temp | None, reads: list,
                     if take is None:
                         take = i
             if producer >= 0 and uses == 1 and acc_kind is _LOCAL:
-                local_reads = reads[0]
                 if local_reads is None:
-                    local_reads = reads[0] = _local_reads(reads[1])
+                    local_reads = _local_reads(ops)
                 if local_reads[acc_name] == 1:
                     stores[producer] = False
         takes.append(take)
         stores.append(True)
         if name == "insn_start":
-            # Each guest instruction's stores are its own (the plan drops a store
-            # only for an overwrite within the same instruction), and so is a local's
-            # producer: an instruction's code depends on its neighbours only through
-            # what %acc holds at its start, so it can be recorded and reused as a
-            # piece (see BaselineCodegen.prepare).
-            pending.clear()
-            producer = -1
-            if starts is not None:
-                starts[index + 1] = acc
             continue
         if pending:
             if name in _PURE_ACC_OPS:
@@ -592,7 +567,7 @@ def _acc_plan(ops: list[Op], acc: Temp | None, reads: list,
                                          for t in outputs)):
             # (a v128 output — a 16-byte qemu_ld — may overlap the i64 %acc holds)
             acc = None
-    return takes, stores, acc
+    return takes, stores
 
 
 def _local_reads(ops: list[Op]) -> dict[str, int]:
@@ -602,7 +577,6 @@ def _local_reads(ops: list[Op]) -> dict[str, int]:
             if t.kind is _LOCAL:
                 reads[t.name] = reads.get(t.name, 0) + 1
     return reads
-
 
 class _StencilParts(NamedTuple):
     """A bound stencil's bytes and remaining holes, as ``stencils.emitter_body`` reads
@@ -697,36 +671,6 @@ def _op_emitter(bound: _Bound, op: Op, codes: dict[str, types.CodeType]
     return types.FunctionType(code, env, "emit_op")
 
 
-# A replayed instruction right after one of these is emitted as ops (code after a jump
-# is skipped up to a label, which a piece cannot tell).
-_DEAD_AFTER = frozenset({"br", *_TERMINATOR})
-_PIECES_LIMIT = 1 << 16  # pieces per codegen (each holds its code: bounded memory)
-
-
-def _piece_emitter(code: bytes, fault_jumps: tuple[tuple[int, int], ...],
-                   other_jumps: tuple[tuple[int, object, int], ...], falls: bool
-                   ) -> Callable[..., bool]:
-    """An op emitter (same signature) that appends one instruction's recorded code
-    (see BaselineCodegen._piece): its jumps to the instruction's fault exit go to the
-    block's exit for ``pc``, the others (constant pools) are kept as they were."""
-    def emit_piece(asm, op, lo, labels, faults, pc, slots, counter, targets) -> bool:
-        buffer = asm.code
-        base = len(buffer)
-        buffer += code
-        if fault_jumps:
-            label = faults.get(pc)
-            if label is None:
-                label = faults[pc] = Label()
-            jumps = asm.jumps
-            for at, addend in fault_jumps:
-                jumps.append((base + at, label, addend))
-        for at, target, addend in other_jumps:
-            asm.jumps.append((base + at, target, addend))
-        asm.falls_through = falls
-        return False
-    return emit_piece
-
-
 @dataclass(slots=True)
 class Prepared:
     """A block ready to emit (:meth:`BaselineCodegen.prepare`): the emitter of each op
@@ -736,11 +680,6 @@ class Prepared:
     emitters: list[Callable[..., bool] | None]
     exits: dict[int, int]
     indirect: bool
-    ops: list[Op]  # (what the emitters emit: a piece stands for its instruction's ops)
-    # Replayed instructions emitted as ops, whose code emit records as a piece:
-    # (index of its first op in ``ops``, index after its last, its piece's key), in
-    # order.
-    captures: tuple | list = ()
 
 
 @dataclass(slots=True)
@@ -789,12 +728,6 @@ class BaselineCodegen:
         # stencil name -> its op emitter (keys of several constant values, a shift's
         # count aside, share one stencil)
         self._by_name: dict[str, Callable[..., bool]] = {}
-        # Reuse the code of instructions the frontend replayed (see prepare).
-        self.pieces = True
-        # (recording, its locals' scratch offset, the global %acc holds that it names
-        # or None) -> (its emitter, the temp %acc holds after it): see _piece
-        self._pieces: dict[tuple, Callable[..., bool]] = {}
-        self._piece_names: dict[object, frozenset[str]] = {}  # recording -> globals
         self._cells: dict[str, int] = {}
         self._cell_arrays: list[ctypes.Array] = []
         # Constant pools placed in the arena's data zone, bytes -> address: one copy of
@@ -834,8 +767,6 @@ class BaselineCodegen:
         self._bound = {k: b for k, b in self._bound.items() if not b.pools}
         self._by_key = {}
         self._by_name = {}
-        self._pieces = {}  # (their bytes may reach constant pools)
-        self._piece_names = {}
         self._pool_copies = {}
         self.generation += 1
 
@@ -916,94 +847,20 @@ class BaselineCodegen:
         stencil takes from %acc and whether it stores its result (both are part of
         its shape); one more pass selects the emitters and finds the exits.
 
-        An instruction the frontend replayed from its memo (``Block.replays``) is one
-        *piece*: the code emitted for its ops the first time, reused (see
-        :meth:`_piece`) — the same bytes, without selecting or emitting its ops again.
-
         Raises:
             Unsupported: one cannot be a stencil, or the block has too many locals.
         """
         if len(block.locals) > SCRATCH_SLOTS // 2 and \
                 sum(_local_slots(t) for t in block.locals) > SCRATCH_SLOTS:
             raise Unsupported(f"{block.name}: {len(block.locals)} locals")
-        ops = block.ops
-        emitters: list[Callable[..., bool] | None] = []
-        exits: dict[int, int] = {}
-        replays = block.replays
-        if replays is None or replays[0] is not ops or not self.pieces:
-            takes, stores, _ = _acc_plan(ops, None, [None, ops])
-            indirect = self._select(block.name, ops, takes, stores, emitters, exits)
-            return Prepared(emitters, exits, indirect, ops, ())
-        # The plan of the whole block (each instruction's own but for what %acc holds
-        # at its start: starts), then a replayed instruction whose code was emitted
-        # before under the same plan is that code, its piece; the others are emitted
-        # as ops, and emit keeps the code of replayed ones as pieces (captures).
-        starts: dict[int, Temp | None] = {}
-        takes, stores, _ = _acc_plan(ops, None, [None, ops], starts)
-        out: list[Op] = []  # (ops, a piece's ops as its first one)
-        captures = []  # (see Prepared)
-        pieces = self._pieces
-        if len(pieces) >= _PIECES_LIMIT:
-            pieces.clear()
-            self._piece_names.clear()
-        one_slot = len(block.locals) <= SCRATCH_SLOTS // 2 and \
-            all(t.type is not V128 for t in block.locals)
-        select = self._select
-        position = 0  # (ops before it have emitters)
-        indirect = False
-        for first, recording, n_locals in replays[1]:
-            if first >= 2 and ops[first - 2].name in _DEAD_AFTER:
-                continue  # (emitted as ops: code after a jump is skipped to a label)
-            names = self._piece_names.get(recording)
-            if names is None:
-                names = self._piece_names[recording] = frozenset(
-                    t.name for op in recording.ops for t in (*op.inputs, *op.outputs)
-                    if t.kind is _GLOBAL)
-            acc = starts[first]
-            key_acc = acc.name if acc is not None and acc.name in names \
-                and acc.kind is _GLOBAL else None
-            if not recording.locals_:
-                base = 0
-            elif one_slot:
-                base = self.scratch_offset + 8 * n_locals
-            else:
-                base = self.scratch_offset + 8 * sum(
-                    _local_slots(t) for t in block.locals[:n_locals])
-            key = (recording, base, key_acc)
-            piece = pieces.get(key)
-            if piece is None:
-                end = first + len(recording.ops)
-                captures.append((len(out) + first - position, len(out) + end - position,
-                                 key))
-                continue  # (emitted as ops, with the ops around it)
-            if first > position:
-                indirect |= select(block.name, ops[position:first],
-                                   takes[position:first], stores[position:first],
-                                   emitters, exits)
-                out += ops[position:first]
-            out.append(ops[first])
-            emitters.append(piece)
-            position = first + len(recording.ops)
-        if position:
-            if position < len(ops):
-                indirect |= select(block.name, ops[position:], takes[position:],
-                                   stores[position:], emitters, exits)
-                out += ops[position:]
-        else:
-            indirect = select(block.name, ops, takes, stores, emitters, exits)
-            out = ops
-        return Prepared(emitters, exits, indirect, out, captures)
-
-    def _select(self, name: str, ops: list[Op], takes: list[int | None],
-                stores: list[bool], emitters: list, exits: dict[int, int]) -> bool:
-        """Append the emitter of each op of ``ops`` to ``emitters`` (as planned:
-        ``takes``, ``stores``), and their ``goto_tb`` exits to ``exits``; whether one
-        is an indirect jump."""
         by_key = self._by_key
+        emitters: list[Callable[..., bool] | None] = []
         append = emitters.append
         missing = []
+        exits: dict[int, int] = {}
         indirect = False
-        for op, take, store in zip(ops, takes, stores, strict=True):
+        takes, stores = acc_plan(block.ops)
+        for op, take, store in zip(block.ops, takes, stores, strict=True):
             name = op.name
             if name in _SELF_EMITTED:
                 append(None)
@@ -1031,7 +888,7 @@ class BaselineCodegen:
                 if emitter is None:
                     name = stencil_name(shape_key(op, take, store))
                     if name in self.library.unsupported:
-                        raise Unsupported(f"{name}: no stencil for "
+                        raise Unsupported(f"{block.name}: no stencil for "
                                           f"{shape_key(op, take, store)}")
                     emitter = self._by_name.get(name)
                     if emitter is None:
@@ -1040,7 +897,7 @@ class BaselineCodegen:
                     by_key[key] = emitter
                 emitters[i] = emitter
             self.library.store_emitters()
-        return indirect
+        return Prepared(emitters, exits, indirect)
 
     def emit(self, block: Block, prepared: Prepared) -> EmittedBlock:
         """Emit ``block`` with the emitters :meth:`prepare` chose into the arena.
@@ -1073,23 +930,7 @@ class BaselineCodegen:
         insn_pc = block.pc
         dead = False
         jumps: dict[int, int] = {}  # slot n -> offset of its direct jump's rel32
-        captures = prepared.captures
-        n_captures = len(captures)
-        at = captures[0][0] if captures else -1  # (the next capture's start or end)
-        capturing = None
-        done = 0
-        for index, (op, emit_op) in enumerate(zip(prepared.ops, prepared.emitters,
-                                                  strict=True)):
-            if index == at:
-                if capturing is not None:
-                    self._capture(asm, capturing, dead, faults, insn_pc)
-                    capturing = None
-                    done += 1
-                if done < n_captures and captures[done][0] == index:
-                    capturing = (captures[done], len(asm.code), len(asm.jumps), dead)
-                    at = captures[done][1]
-                elif done < n_captures:
-                    at = captures[done][0]
+        for op, emit_op in zip(block.ops, prepared.emitters, strict=True):
             if emit_op is not None:
                 if not dead:
                     if op.name == "goto_tb" and op.args[0] not in jumps:
@@ -1121,8 +962,6 @@ class BaselineCodegen:
                     label = labels[index] = Label()
                 goto(asm, label)
                 dead = True
-        if capturing is not None:
-            self._capture(asm, capturing, dead, faults, insn_pc)
         for pc, label in faults.items():
             asm.bind(label)
             exit_stencil(asm, pc, _EXCEPTION)
@@ -1130,32 +969,6 @@ class BaselineCodegen:
         for n, offset in jumps.items():
             _U64.from_address(slots[n] + 8).value = entry + offset
         return EmittedBlock(entry, len(asm.code), slots, counter, targets, prepared.exits)
-
-    def _capture(self, asm: Assembler, capturing: tuple, dead: bool,
-                 faults: dict[int, Label], insn_pc: int) -> None:
-        """Keep the code just emitted for a replayed instruction (``capturing``: its
-        capture, see Prepared, and where its code and jumps started, whether it was
-        emitted after a jump) as its piece: the bytes, its jumps to its fault exit
-        (the block's exit for its pc, where it is reused) and to constant pools
-        (absolute); jumps to its own labels are relative and fixed here."""
-        (_, _, key), start, first_jump, was_dead = capturing
-        if dead or was_dead:
-            return  # (code skipped to a label: not the instruction's code)
-        code = asm.code[start:]
-        fault = faults.get(insn_pc)
-        fault_jumps, other_jumps = [], []
-        for at, target, addend in asm.jumps[first_jump:]:
-            at -= start
-            if target is fault:
-                fault_jumps.append((at, addend))
-            elif type(target) is Label:  # (its own: relative, fixed now)
-                if target.offset is None or target.offset < start:
-                    return
-                _S32.pack_into(code, at, target.offset - start + addend - at)
-            else:
-                other_jumps.append((at, target, addend))
-        self._pieces[key] = _piece_emitter(bytes(code), tuple(fault_jumps),
-                                           tuple(other_jumps), asm.falls_through)
 
     def block_data(self, slot_numbers: list[int], indirect: bool
                    ) -> tuple[dict[int, int], int, int]:
