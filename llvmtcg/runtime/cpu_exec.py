@@ -32,6 +32,8 @@ from llvmtcg.runtime.native.baseline import BaselineCodegen, library_for
 from llvmtcg.runtime.native.baseline_cache import BaselineBlockCache
 from llvmtcg.runtime.physmem import BusError
 from llvmtcg.runtime.run_loop import ExecStats, RunLoop
+from llvmtcg.runtime.softmmu import _ADDEND as _TLB_ADDEND  # (a TLB entry's layout)
+from llvmtcg.runtime.softmmu import _ADDR_CODE as _TLB_ADDR_CODE
 from llvmtcg.runtime.softmmu import (
     GuestMemory,
     MmioHandler,
@@ -103,6 +105,10 @@ _ACCESS_PERM = {Access.READ: Perm.R, Access.WRITE: Perm.W, Access.FETCH: Perm.X}
 # away starts a range of its own, and how many there may be before they collapse.
 _PAGE_FLOOR = ~(PAGE_SIZE - 1)
 _string_at = ctypes.string_at
+_u64_at = ctypes.c_uint64.from_address
+# Bytes a code reader reads from a page at once (a block's instructions: ~20 bytes on
+# average in a Linux boot; reading 64 costs what reading 4 does).
+_CODE_WINDOW = 64
 _LARGE_PAGE_SPAN = 1 << 30
 _MAX_LARGE_PAGE_RANGES = 8
 
@@ -444,25 +450,43 @@ class Cpu:
     def code_reader(self, flags: int) -> Callable[[int, int], bytes]:
         """:meth:`fetch` at ``flags`` for one translation, which fetches each guest
         instruction (~5 a block; a Linux boot ~220k fetches, each through the TLB in
-        Python): once a fetch left the page's TLB code entry covering it — all of the
-        page is executable RAM: no PMP entry splits it (the TLB caches no such page),
-        not MMIO — later fetches on that page read its host bytes directly. Valid while
+        Python): where the page's TLB code entry covers it — all of the page is
+        executable RAM: no PMP entry splits it (the TLB caches no such page), not MMIO —
+        the page's host bytes are read directly (the first fetch of a page tests the
+        entry itself, the softmmu's own hit test; a miss goes through the softmmu,
+        which fills it), :data:`_CODE_WINDOW` bytes at a time (to the page's end at
+        most): the next instructions of the block are slices of that read. Valid while
         the reader's translation runs: nothing changes guest mappings meanwhile."""
         mmu_idx = self.arch.fetch_mmu_index(flags)
         softmmu = self.softmmu
-        fetch, mem_base, tlb_entry = softmmu.fetch, softmmu.mem_base, self.state.tlb_entry
+        fetch, mem_base = softmmu.fetch, softmmu.mem_base
+        entry_address = softmmu._tlb_entry_address  # noqa: SLF001 - the softmmu's TLB
         pages: dict[int, int] = {}  # guest page -> host address of its first byte
+        start = -1  # the guest address of window's first byte
+        window = b""
 
         def read(addr: int, size: int) -> bytes:
+            nonlocal start, window
+            offset = addr - start
+            if offset >= 0 and offset + size <= len(window):
+                return window[offset:offset + size]
             page = addr & _PAGE_FLOOR
             host = pages.get(page)
-            if host is not None and (addr - page) + size <= PAGE_SIZE:
-                return _string_at(host + (addr - page), size)
-            data = fetch(addr, size, mmu_idx)
-            code, addend = tlb_entry(mmu_idx, addr)[2:]
-            if code == page:  # (the softmmu's own TLB hit test for code)
-                pages[page] = mem_base + ((page + addend) & 0xFFFF_FFFF_FFFF_FFFF)
-            return data
+            if host is None:
+                entry = entry_address(mmu_idx, addr)
+                if _u64_at(entry + _TLB_ADDR_CODE).value != page:
+                    data = fetch(addr, size, mmu_idx)  # (fills the entry, or raises)
+                    if _u64_at(entry + _TLB_ADDR_CODE).value != page:
+                        return data  # (not cacheable: every fetch through the softmmu)
+                host = pages[page] = mem_base + (
+                    (page + _u64_at(entry + _TLB_ADDEND).value) & 0xFFFF_FFFF_FFFF_FFFF)
+            offset = addr - page
+            if offset + size > PAGE_SIZE:
+                return fetch(addr, size, mmu_idx)  # (across pages: the softmmu's own)
+            window = _string_at(host + offset,
+                                max(size, min(_CODE_WINDOW, PAGE_SIZE - offset)))
+            start = addr
+            return window[:size]
         return read
 
     def phys_addr(self, vaddr: int, flags: int) -> int:
