@@ -1,6 +1,6 @@
 # `make test` sets up a fresh machine (apt + pip) and runs the whole test suite, then the
 # slow tests of system mode, aarch64 and user mode (Linux boots, network and disk
-# acceptance, long differential runs, the fork and thread stress: ~5-8 min); `make
+# acceptance, long differential runs, the fork and thread stress: ~2 min idle); `make
 # test-slow` runs every slow test, in every directory.
 # `make run` installs llvmtcg and runs the example riscv64 program (examples/).
 PYTHON ?= python3
