@@ -90,6 +90,16 @@ def _format(a, scalar: bool) -> tuple[_Format, int] | None:
     return fmt, (128 if a.q else 64) // fmt.bits
 
 
+def _vector_shape(a) -> tuple[_Format, int, int] | None:
+    """(lane format, vece, oprsz) of the vector form, for the vector ops; None where
+    unallocated."""
+    shape = _format(a, False)
+    if shape is None:
+        return None
+    fmt, count = shape
+    return fmt, (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+
+
 def gen_lanes(ctx: DisasContext, a, op: LaneOp, scalar: bool = False) -> bool:
     """Vd[i] = op(Vn[i], Vm[i], Vd[i]) for every lane."""
     shape = _format(a, scalar)
@@ -111,11 +121,10 @@ def gen_vector_fast(ctx: DisasContext, a, name: str, lane_path: Callable[[], boo
     same exceptions again (the flags are cumulative), so the guest sees exactly what
     the lane path alone gives. ``element``: Vm's lane (reg, index) broadcast;
     ``negate``: Vn negated first (FMLS)."""
-    shape = _format(a, False)
+    shape = _vector_shape(a)
     if shape is None:
         return False
-    fmt, count = shape
-    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+    fmt, vece, oprsz = shape
 
     def sources() -> tuple[Temp, ...]:
         b = ctx.builder
@@ -484,11 +493,10 @@ def _vector_minmax(name: str, lane_op: LaneOp, pairwise: bool = False):
     FMAXNM differs) or FPCR.FZ (denormals are zeros) takes the lane path. Pairwise
     (FMAXP..): of UZP1 and UZP2 of Vn:Vm."""
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        fmt, vece, oprsz = shape
 
         def vector_path(lanes: Label) -> None:
             b = ctx.builder
@@ -521,17 +529,18 @@ trans_fminnmp_v = _vector_minmax("vsmin", FMINNM, pairwise=True)
 trans_fmla_v = _fast("vfma", _fmla)
 trans_fmls_v = _fast("vfma", _fmls, negate=True)
 trans_fabd_v = _vector(_fabd)
+
+
 def _vector_compare(cond: FCond, lane_op: LaneOp, swap: bool = False,
                     absolute: bool = False, zero: bool = False):
     """FCMEQ/FCMGE/FCMGT/FACGE/FACGT and the compares with zero (vector): one vfcmp
     (cmpps/cmppd: the same invalid rules as Arm's quiet EQ and signalling GE/GT), the
     lane path when FPCR.FZ is set (denormal operands are zeros, with IDC)."""
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        fmt, vece, oprsz = shape
 
         def vector_path(lanes: Label) -> None:
             b = ctx.builder
@@ -555,14 +564,15 @@ trans_fcmge_v = _vector_compare(FCond.LE, FCMGE, swap=True)
 trans_fcmgt_v = _vector_compare(FCond.LT, FCMGT, swap=True)
 trans_facge_v = _vector_compare(FCond.LE, FACGE, swap=True, absolute=True)
 trans_facgt_v = _vector_compare(FCond.LT, FACGT, swap=True, absolute=True)
+
+
 def trans_faddp_v(ctx: DisasContext, a) -> bool:
     """FADDP (vector): UZP1 + UZP2 of Vn:Vm (the first and second of each pair) added
     as one vector op (the lane path where FZ is set or a sum is a NaN)."""
-    shape = _format(a, False)
+    shape = _vector_shape(a)
     if shape is None:
         return False
-    fmt, count = shape
-    vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+    fmt, vece, oprsz = shape
 
     def sources() -> tuple[Temp, ...]:
         b = ctx.builder
@@ -600,33 +610,36 @@ CONVERSIONS = {
     "fcvtzs": _to_int(RoundingMode.RTZ, True), "fcvtzu": _to_int(RoundingMode.RTZ, False),
     "scvtf": _from_int(True), "ucvtf": _from_int(False),
 }
+
+
 def _sign_bit(name: str):
     """FABS/FNEG vector: the sign bits cleared (vandc) or flipped (vxor); no exceptions
     and no NaN processing (as the lane forms), so always the vector op."""
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        b, vece = ctx.builder, (3 if fmt is DOUBLE else 2)
+        fmt, vece, oprsz = shape
+        b = ctx.builder
         sign = b.temp(V128)
         b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-        b.vector(name, VQ[a.rd], (VQ[a.rn], sign), vece, count * fmt.bits // 8)
+        b.vector(name, VQ[a.rd], (VQ[a.rn], sign), vece, oprsz)
         return True
     return trans
 
 
 trans_fabs_v = _sign_bit("vandc")
 trans_fneg_v = _sign_bit("vxor")
+
+
 def trans_fsqrt_v(ctx: DisasContext, a) -> bool:
     """FSQRT (vector): sqrtps/sqrtpd, the lane path under FZ or for a NaN result (a
     NaN or negative operand). A root is never tiny: no Underflow to work out."""
-    shape = _format(a, False)
+    shape = _vector_shape(a)
     if shape is None:
         return False
-    fmt, count = shape
-    return gen_vector_or_lanes(ctx, "vfsqrt", 3 if fmt is DOUBLE else 2,
-                               count * fmt.bits // 8, VQ[a.rd], lambda: (VQ[a.rn],),
+    _, vece, oprsz = shape
+    return gen_vector_or_lanes(ctx, "vfsqrt", vece, oprsz, VQ[a.rd], lambda: (VQ[a.rn],),
                                lambda: gen_lanes(ctx, a, _unary(gen_fp_sqrt)))
 trans_frintn_v = _vector(_frint(RoundingMode.RNE))
 trans_frintm_v = _vector(_frint(RoundingMode.RDN))
@@ -655,12 +668,12 @@ def _from_int_vector(signed: bool):
     Exact as the lane path: integers are never NaNs, never denormal results (FZ has
     nothing to flush) and raise only Inexact, which the host raises too."""
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        ctx.builder.vector("vitof" if signed else "vutof", VQ[a.rd], (VQ[a.rn],),
-                           3 if fmt is DOUBLE else 2, count * fmt.bits // 8, DYN)
+        _, vece, oprsz = shape
+        ctx.builder.vector("vitof" if signed else "vutof", VQ[a.rd], (VQ[a.rn],), vece,
+                           oprsz, DYN)
         return True
     return trans
 
@@ -679,6 +692,26 @@ def _to_lanes_unless_all(ctx: DisasContext, fits: Temp, vece: int, oprsz: int,
     b.brcond(Cond.NE, some_out, const(I64, 0), lanes)
 
 
+def _magnitude_below(ctx: DisasContext, fits: Temp, x: Temp, limit: Temp, fmt: _Format,
+                     vece: int, oprsz: int) -> None:
+    """fits = |x| < limit per lane (a quiet compare: a NaN lane is not below)."""
+    b = ctx.builder
+    sign, magnitude = b.temp(V128), b.temp(V128)
+    b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
+    b.vector("vandc", magnitude, (x, sign), vece, 16)
+    b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+
+
+def _strictly_between(ctx: DisasContext, fits: Temp, low: Temp, x: Temp, limit: Temp,
+                      vece: int, oprsz: int) -> None:
+    """fits = low < x < limit per lane (quiet compares: a NaN lane is not between)."""
+    b = ctx.builder
+    above = b.temp(V128)
+    b.vector("vfcmp", fits, (x, limit), vece, oprsz, FCond.QLT)
+    b.vector("vfcmp", above, (low, x), vece, oprsz, FCond.QLT)
+    b.vector("vand", fits, (fits, above), vece, oprsz)
+
+
 def _truncate_vector(signed: bool):
     """FCVTZS/FCVTZU (vector, integer): when FZ is clear and every lane is in range —
     magnitude below 2**(esize-1) for FCVTZS; above -1 and below 2**(esize-1) for
@@ -688,11 +721,10 @@ def _truncate_vector(signed: bool):
     to 0, Invalid, FZ's flushing); the compares raised Invalid only for a signalling
     NaN, which the lane path raises too."""
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        fmt, vece, oprsz = shape
         bias = (fmt.exp_mask >> fmt.mantissa) >> 1
 
         def vector_path(lanes: Label) -> None:
@@ -702,17 +734,12 @@ def _truncate_vector(signed: bool):
             b.vector("vdup", limit, (const(I64, (bias + fmt.bits - 1) << fmt.mantissa),),
                      vece, 16)
             if signed:
-                sign, magnitude = b.temp(V128), b.temp(V128)
-                b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-                b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
-                b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+                _magnitude_below(ctx, fits, VQ[a.rn], limit, fmt, vece, oprsz)
             else:
-                minus_one, above = b.temp(V128), b.temp(V128)
+                minus_one = b.temp(V128)
                 b.vector("vdup", minus_one, (const(I64, fmt.sign | bias << fmt.mantissa),),
                          vece, 16)
-                b.vector("vfcmp", fits, (VQ[a.rn], limit), vece, oprsz, FCond.QLT)
-                b.vector("vfcmp", above, (minus_one, VQ[a.rn]), vece, oprsz, FCond.QLT)
-                b.vector("vand", fits, (fits, above), vece, oprsz)
+                _strictly_between(ctx, fits, minus_one, VQ[a.rn], limit, vece, oprsz)
             _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
             b.vector("vftosi", VQ[a.rd], (VQ[a.rn],), vece, oprsz)
         return gen_unless_fz(ctx, vector_path, lambda: gen_lanes(
@@ -736,21 +763,18 @@ def _round_vector(name: str, mode: RoundingMode, signed: bool):
     lane_op = CONVERSIONS[name]
 
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        fmt, vece, oprsz = shape
         bias = (fmt.exp_mask >> fmt.mantissa) >> 1
 
         def vector_path(lanes: Label) -> None:
             b = ctx.builder
-            sign, magnitude, limit, fits = (b.temp(V128) for _ in range(4))
-            b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-            b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
+            limit, fits = b.temp(V128), b.temp(V128)
             b.vector("vdup", limit, (const(I64, (bias + fmt.mantissa - 1) << fmt.mantissa),),
                      vece, 16)
-            b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+            _magnitude_below(ctx, fits, VQ[a.rn], limit, fmt, vece, oprsz)
             if not signed:
                 zero, above = b.temp(V128), b.temp(V128)
                 b.vector("vdup", zero, (ZERO,), vece, 16)
@@ -787,11 +811,10 @@ def _round_away_vector(signed: bool):
     lane_op = CONVERSIONS["fcvtas" if signed else "fcvtau"]
 
     def trans(ctx: DisasContext, a) -> bool:
-        shape = _format(a, False)
+        shape = _vector_shape(a)
         if shape is None:
             return False
-        fmt, count = shape
-        vece, oprsz = (3 if fmt is DOUBLE else 2), count * fmt.bits // 8
+        fmt, vece, oprsz = shape
         bias = (fmt.exp_mask >> fmt.mantissa) >> 1
         half_bits = (bias - 1) << fmt.mantissa
 
@@ -803,15 +826,9 @@ def _round_away_vector(signed: bool):
             b.vector("vdup", half, (const(I64, half_bits),), vece, 16)
             b.vector("vdup", minus_half, (const(I64, fmt.sign | half_bits),), vece, 16)
             if signed:
-                sign, magnitude = b.temp(V128), b.temp(V128)
-                b.vector("vdup", sign, (const(I64, fmt.sign),), vece, 16)
-                b.vector("vandc", magnitude, (VQ[a.rn], sign), vece, 16)
-                b.vector("vfcmp", fits, (magnitude, limit), vece, oprsz, FCond.QLT)
+                _magnitude_below(ctx, fits, VQ[a.rn], limit, fmt, vece, oprsz)
             else:
-                above = b.temp(V128)
-                b.vector("vfcmp", fits, (VQ[a.rn], limit), vece, oprsz, FCond.QLT)
-                b.vector("vfcmp", above, (minus_half, VQ[a.rn]), vece, oprsz, FCond.QLT)
-                b.vector("vand", fits, (fits, above), vece, oprsz)
+                _strictly_between(ctx, fits, minus_half, VQ[a.rn], limit, vece, oprsz)
             _to_lanes_unless_all(ctx, fits, vece, oprsz, lanes)
             truncated, back, fraction, up, down, result = (b.temp(V128) for _ in range(6))
             b.vector("vftosi", truncated, (VQ[a.rn],), vece, oprsz)
